@@ -1,0 +1,153 @@
+// Error codes and the reply envelope shared by the edge and the hub.
+//
+// Every failure that crosses a boundary (HTTP, MQTT, a card, a file) carries one stable string code
+// from ERROR_CODES. The code is what clients and tests match on; the message is for people. Codes are
+// translated to HTTP status and problem JSON (RFC 9457) in one place, at the hub's HTTP boundary.
+
+/** Every stable error code, with the HTTP status it maps to and a short title. */
+export const ERROR_CODES = {
+  // Generic request problems
+  bad_request: { status: 400, title: 'The request is malformed' },
+  validation_failed: { status: 400, title: 'The request does not match its schema' },
+  unsupported_media_type: { status: 415, title: 'The content type is not accepted here' },
+  payload_too_large: { status: 413, title: 'The request body is too large' },
+  not_found: { status: 404, title: 'No such resource' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  unauthorized: { status: 401, title: 'Authentication is required' },
+  forbidden: { status: 403, title: 'Not allowed' },
+  conflict: { status: 409, title: 'The request conflicts with the current state' },
+  internal: { status: 500, title: 'Internal error' },
+  unavailable: { status: 503, title: 'Temporarily unavailable' },
+
+  // Challenges
+  challenge_unknown: { status: 400, title: 'The challenge was never issued, or has been used' },
+  challenge_expired: { status: 400, title: 'The challenge has expired' },
+  challenge_replayed: { status: 400, title: 'The challenge has already been used' },
+
+  // Certificates (JPKI user authentication)
+  cert_malformed: { status: 400, title: 'The certificate is not valid DER' },
+  cert_unknown_issuer: { status: 422, title: 'The certificate was not issued by a configured JPKI trust anchor' },
+  cert_chain_broken: { status: 422, title: 'The certificate signature does not verify against its issuer' },
+  cert_expired: { status: 422, title: 'The certificate has expired' },
+  cert_not_yet_valid: { status: 422, title: 'The certificate is not yet valid' },
+  cert_revoked: { status: 422, title: 'The certificate has been revoked' },
+  cert_revocation_unknown: { status: 503, title: 'The revocation status of the certificate could not be determined' },
+  cert_key_usage: { status: 422, title: 'The certificate key usage is not digitalSignature only' },
+  cert_policy: { status: 422, title: 'The certificate does not carry the JPKI user-authentication policy' },
+  cert_key_type: { status: 422, title: 'The certificate key is not RSA-2048' },
+  signature_invalid: { status: 422, title: 'The signature does not verify over the challenge' },
+  signature_malformed: { status: 400, title: 'The signature is not of the expected form' },
+
+  // MyKey IDs
+  mykey_id_malformed: { status: 400, title: 'A MyKey ID is 8 characters from the MyKey alphabet' },
+  mykey_id_taken: { status: 409, title: 'That MyKey ID is already in use' },
+  mykey_id_not_found: { status: 404, title: 'No MyKey ID is bound to this certificate' },
+  mykey_id_invalidated: { status: 409, title: 'The MyKey ID has been invalidated' },
+  mykey_id_suspended: { status: 409, title: 'The MyKey ID is suspended' },
+  carry_over_same_certificate: { status: 409, title: 'The new certificate is the one already bound' },
+  carry_over_new_cert_bound: { status: 409, title: 'The new certificate is already bound to another MyKey ID' },
+
+  // CRLs
+  crl_malformed: { status: 400, title: 'The CRL is not valid DER' },
+  crl_unknown_issuer: { status: 422, title: 'The CRL was not issued by a configured trust anchor' },
+  crl_signature_invalid: { status: 422, title: 'The CRL signature does not verify' },
+  crl_stale: { status: 422, title: 'The CRL is older than the one already applied' },
+  crl_fetch_failed: { status: 502, title: 'The CRL could not be fetched' },
+
+  // Card and reader (edge)
+  card_removed: { status: 409, title: 'The card was taken away' },
+  card_error: { status: 502, title: 'The card answered with an error' },
+  card_response_malformed: { status: 502, title: 'The card answered with a malformed response' },
+  apdu_refused: { status: 403, title: 'The APDU is outside the reader allowlist' },
+  pin_wrong: { status: 403, title: 'The PIN is wrong' },
+  pin_blocked: { status: 403, title: 'The PIN is blocked' },
+  reader_unavailable: { status: 503, title: 'No reader is available' },
+  timeout: { status: 504, title: 'The operation timed out' },
+
+  // Config
+  config_invalid: { status: 500, title: 'The configuration is invalid' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+/** A stable error code. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** True when `code` is one of ERROR_CODES. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
+/**
+ * The one error class of the platform: a stable code, a human message, optional details that are
+ * safe to show (never keys, PINs or full identifiers), and the underlying cause.
+ */
+export class MyKeyError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: Record<string, unknown>;
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message ?? ERROR_CODES[code].title, { cause: options?.cause });
+    this.name = 'MyKeyError';
+    this.code = code;
+    this.details = options?.details;
+  }
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+/** Problem details (RFC 9457) as the hub sends them; `code` is the stable error code. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail?: string;
+  instance?: string;
+  /** Echo of the request's transaction id, when it had one. */
+  transaction?: string;
+  /** Per-field problems for validation errors. */
+  errors?: { path: string; message: string }[];
+}
+
+/** The problem type URI for a code. */
+export function problemType(code: ErrorCode): string {
+  return `urn:mykey:error:${code}`;
+}
+
+/** Builds problem JSON for an error code. */
+export function toProblem(code: ErrorCode, detail?: string, extra?: Partial<Problem>): Problem {
+  const def = ERROR_CODES[code];
+  return { type: problemType(code), title: def.title, status: def.status, code, ...(detail ? { detail } : {}), ...extra };
+}
+
+/**
+ * The reply envelope used on request/response channels (MQTT commands, edge-local sockets): every
+ * reply echoes the request's transaction id and is either ok with data or not ok with an error.
+ */
+export type Reply<T> =
+  | { transaction?: string; ok: true; data: T }
+  | { transaction?: string; ok: false; error: { code: ErrorCode; message: string } };
+
+/** Builds a successful reply. */
+export function okReply<T>(data: T, transaction?: string): Reply<T> {
+  return transaction === undefined ? { ok: true, data } : { transaction, ok: true, data };
+}
+
+/** Builds a failed reply from an error (a MyKeyError keeps its code; anything else is `internal`). */
+export function errorReply(err: unknown, transaction?: string): Reply<never> {
+  const code: ErrorCode = err instanceof MyKeyError ? err.code : 'internal';
+  const message = err instanceof MyKeyError ? err.message : ERROR_CODES.internal.title;
+  return transaction === undefined ? { ok: false, error: { code, message } } : { transaction, ok: false, error: { code, message } };
+}
+
+/** A check's expected outcome: a value, or a failure with its code. Used where failure is normal. */
+export type Result<T, C extends ErrorCode = ErrorCode> = { ok: true; value: T } | { ok: false; code: C; message: string };
+
+/** Successful result. */
+export const ok = <T>(value: T): { ok: true; value: T } => ({ ok: true, value });
+/** Failed result. */
+export const fail = <C extends ErrorCode>(code: C, message?: string): { ok: false; code: C; message: string } => ({
+  ok: false,
+  code,
+  message: message ?? ERROR_CODES[code].title,
+});

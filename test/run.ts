@@ -1,0 +1,119 @@
+// Runs every test file under test/ in its own Node.js process (uvu inside), so that a test which
+// leaves a socket, a native handle or a child process behind cannot hang or poison the others.
+//
+//   npm test                      every file
+//   npm test -- hub/mykey         only files whose path contains "hub/mykey"
+//
+// Files whose name contains `.serial.` share one resource (the vpcd reader slots, fixed ports) and
+// never run at the same time as each other. Each file has a time limit (TEST_FILE_TIMEOUT_S, 300 s by
+// default); a file that overruns is killed and counted as failed, with its output shown.
+// The last line is the plain summary `N passed, N failed`.
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const testDir = join(root, 'test');
+const filters = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const timeoutMs = Number(process.env.TEST_FILE_TIMEOUT_S ?? 300) * 1000;
+const workers = Math.max(1, Number(process.env.TEST_WORKERS ?? Math.min(2, cpus().length)));
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) {
+      if (name === 'fixtures' || name === 'helpers') continue;
+      out.push(...walk(p));
+    } else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+interface Result { file: string; passed: number; failed: number; skipped: number; ms: number; output: string; ok: boolean }
+
+function runFile(file: string): Promise<Result> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      cwd: root,
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      // Anything the file started in its own process group goes with it.
+      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+      const num = (label: string) => {
+        const m = output.match(new RegExp(`${label}:\\s+(\\d+)`));
+        return m ? Number(m[1]) : 0;
+      };
+      const total = num('Total');
+      const passed = num('Passed');
+      const skipped = num('Skipped');
+      let failed = Math.max(0, total - passed - skipped);
+      const ok = code === 0 && !timedOut && total > 0 && failed === 0;
+      if (!ok && failed === 0) failed = 1;
+      if (timedOut) output += `\n[run] killed after ${timeoutMs / 1000}s: the file did not finish in time\n`;
+      if (total === 0 && code === 0) output += '\n[run] the file ran no test\n';
+      resolve({ file, passed, failed, skipped, ms: Date.now() - started, output, ok });
+    });
+  });
+}
+
+async function main() {
+  let files = walk(testDir);
+  if (filters.length) files = files.filter((f) => filters.some((x) => relative(testDir, f).includes(x)));
+  if (files.length === 0) {
+    console.error('no test files matched');
+    process.exit(1);
+  }
+  const queue = [...files];
+  const results: Result[] = [];
+  let serialBusy = false;
+  const isSerial = (f: string) => f.includes('.serial.');
+
+  async function lane() {
+    for (;;) {
+      const i = queue.findIndex((f) => !(isSerial(f) && serialBusy));
+      if (i < 0) {
+        if (queue.length === 0) return;
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      const [file] = queue.splice(i, 1);
+      const serial = isSerial(file);
+      if (serial) serialBusy = true;
+      const r = await runFile(file);
+      if (serial) serialBusy = false;
+      results.push(r);
+      const name = relative(root, file);
+      const mark = r.ok ? 'ok  ' : 'FAIL';
+      console.log(`${mark} ${name}  (${r.passed} passed${r.failed ? `, ${r.failed} failed` : ''}, ${(r.ms / 1000).toFixed(1)}s)`);
+      if (!r.ok || process.env.TEST_VERBOSE) console.log(r.output.replace(/^/gm, '     | '));
+    }
+  }
+  await Promise.all(Array.from({ length: workers }, lane));
+  const passed = results.reduce((a, r) => a + r.passed, 0);
+  const failed = results.reduce((a, r) => a + r.failed, 0);
+  const skipped = results.reduce((a, r) => a + r.skipped, 0);
+  console.log('');
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
