@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   cert_key_usage: { status: 422, title: 'The certificate key usage is not digitalSignature only' },
   cert_policy: { status: 422, title: 'The certificate does not carry the JPKI user-authentication policy' },
   cert_key_type: { status: 422, title: 'The certificate key is not RSA-2048' },
+  cert_critical_extension: { status: 422, title: 'The certificate has a critical extension the hub does not understand' },
   signature_invalid: { status: 422, title: 'The signature does not verify over the challenge' },
   signature_malformed: { status: 400, title: 'The signature is not of the expected form' },
 
@@ -45,6 +46,7 @@ export const ERROR_CODES = {
   mykey_id_not_found: { status: 404, title: 'No MyKey ID is bound to this certificate' },
   mykey_id_invalidated: { status: 409, title: 'The MyKey ID has been invalidated' },
   mykey_id_suspended: { status: 409, title: 'The MyKey ID is suspended' },
+  cert_superseded: { status: 409, title: 'The certificate was replaced by a newer one bound to the same MyKey ID' },
   carry_over_same_certificate: { status: 409, title: 'The new certificate is the one already bound' },
   carry_over_new_cert_bound: { status: 409, title: 'The new certificate is already bound to another MyKey ID' },
 

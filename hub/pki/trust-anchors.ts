@@ -1,0 +1,62 @@
+// JPKI trust anchors: the self-signed CA certificates the hub accepts user-authentication
+// certificates from. Several may be live at once (CA key rollover), possibly with the same DN.
+import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { MyKeyError } from '../../shared/errors.ts';
+import { certificatesFromPem, digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
+import { toHex } from './der.ts';
+
+/** A configured trust anchor. */
+export interface TrustAnchor {
+  /** Where it came from (file name), for logs and the console. */
+  label: string;
+  cert: ParsedCertificate;
+  publicKey: KeyObject;
+  /** sha256 of the subject Name DER, hex: the key under which its certificates and CRLs are filed. */
+  issuerKey: string;
+}
+
+/** Hash of a Name's DER under which certificates and CRLs of that issuer are filed. */
+export function issuerKeyOf(nameDer: Uint8Array): string {
+  return createHash('sha256').update(nameDer).digest('hex').slice(0, 32);
+}
+
+/** Builds a trust anchor from a CA certificate's DER, checking it is a self-signed CA. */
+export function trustAnchorFromDer(der: Uint8Array, label: string): TrustAnchor {
+  const parsed = parseCertificate(der);
+  if (!parsed.ok) throw new MyKeyError('config_invalid', `trust anchor ${label}: ${parsed.message}`);
+  const cert = parsed.value;
+  if (!cert.basicConstraintsCa) throw new MyKeyError('config_invalid', `trust anchor ${label} is not a CA certificate`);
+  if (cert.keyUsage && !cert.keyUsage.has('keyCertSign')) {
+    throw new MyKeyError('config_invalid', `trust anchor ${label} may not sign certificates (keyUsage lacks keyCertSign)`);
+  }
+  const publicKey = createPublicKey({ key: Buffer.from(cert.spkiDer), format: 'der', type: 'spki' });
+  const digest = digestForSignatureOid(cert.signatureAlgorithmOid);
+  if (!digest || !cryptoVerify(digest, cert.tbs, publicKey, cert.signature)) {
+    throw new MyKeyError('config_invalid', `trust anchor ${label} is not a valid self-signed certificate`);
+  }
+  return { label, cert, publicKey, issuerKey: issuerKeyOf(cert.subjectDer) };
+}
+
+/** Loads trust anchors from PEM (bundles allowed) or DER files. */
+export function loadTrustAnchors(paths: string[]): TrustAnchor[] {
+  const out: TrustAnchor[] = [];
+  for (const path of paths) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      throw new MyKeyError('config_invalid', `trust anchor ${path} cannot be read`, { cause: e });
+    }
+    const text = bytes.toString('latin1');
+    const ders = text.includes('-----BEGIN CERTIFICATE-----') ? certificatesFromPem(text) : [new Uint8Array(bytes)];
+    if (ders.length === 0) throw new MyKeyError('config_invalid', `trust anchor ${path} holds no certificate`);
+    ders.forEach((der, i) => out.push(trustAnchorFromDer(der, ders.length > 1 ? `${path}#${i + 1}` : path)));
+  }
+  return out;
+}
+
+/** A short, stable fingerprint of an anchor for logs: sha256 of its certificate, first 16 hex digits. */
+export function anchorFingerprint(a: TrustAnchor): string {
+  return toHex(createHash('sha256').update(a.cert.der).digest()).slice(0, 16);
+}

@@ -1,0 +1,40 @@
+// Opens the hub's SQLite database (better-sqlite3) and applies migrations. Only hub/store talks to SQLite.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { MIGRATIONS } from './migrations.ts';
+
+export type Db = Database.Database;
+
+export interface OpenOptions {
+  /**
+   * 'NORMAL' (default): in WAL mode a commit is in the OS before the call returns, so an acknowledged
+   * write survives a crash or `kill -9` of the hub; the last commits may be lost on power failure.
+   * 'FULL': also fsyncs every commit, surviving power failure at a cost in throughput.
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+/** Opens (creating if needed) the database at `path` (':memory:' for tests) and migrates it. */
+export function openDatabase(path: string, opts: OpenOptions = {}): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  const done = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+  for (const m of MIGRATIONS) {
+    if (done.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+    })();
+  }
+}

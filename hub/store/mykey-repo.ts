@@ -1,0 +1,190 @@
+// Repository of MyKey IDs and the certificates bound to them. Every method that changes state runs
+// in one transaction and appends its lifecycle event in the same transaction.
+import type { Db } from './db.ts';
+
+export type MyKeyStatus = 'active' | 'suspended' | 'invalidated';
+export type BindingState = 'current' | 'carried_over' | 'ended';
+
+export interface MyKeyRow {
+  id: string;
+  status: MyKeyStatus;
+  status_reason: string | null;
+  created_at: number;
+  status_changed_at: number;
+}
+
+export interface BindingRow {
+  id: number;
+  mykey_id: string;
+  state: BindingState;
+  fingerprint: string;
+  issuer_key: string;
+  serial_hex: string;
+  subject_cn: string | null;
+  not_after: number;
+  bound_at: number;
+  unbound_at: number | null;
+  revoked_at: number | null;
+  revocation_reason: string | null;
+}
+
+/** What the hub knows of a certificate when it binds it. */
+export interface CertIdentity {
+  fingerprint: string;
+  issuerKey: string;
+  serialHex: string;
+  subjectCn?: string;
+  notAfter: number;
+}
+
+export type MyKeyEventKind = 'created' | 'id_changed' | 'suspended' | 'resumed' | 'invalidated' | 'carried_over';
+
+export interface MyKeyEvent {
+  seq: number;
+  mykey_id: string;
+  kind: MyKeyEventKind;
+  reason: string | null;
+  detail: string | null;
+  at: number;
+}
+
+/** Thrown inside a transaction when a candidate id collides; the caller retries with another. */
+export class IdTakenError extends Error {}
+
+export function createMyKeyRepo(db: Db) {
+  const q = {
+    getId: db.prepare<[string], MyKeyRow>('SELECT * FROM mykey_ids WHERE id = ?'),
+    idUsed: db
+      .prepare<[string, string], number>('SELECT 1 FROM mykey_ids WHERE id = ? UNION ALL SELECT 1 FROM retired_mykey_ids WHERE id = ?')
+      .pluck(),
+    insertId: db.prepare('INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, NULL, ?, ?)'),
+    setStatus: db.prepare('UPDATE mykey_ids SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ?'),
+    bindingByFingerprint: db.prepare<[string], BindingRow>(
+      "SELECT * FROM cert_bindings WHERE fingerprint = ? ORDER BY (state = 'current') DESC, id DESC LIMIT 1",
+    ),
+    liveBindingBySerial: db.prepare<[string, string], BindingRow>(
+      "SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended'",
+    ),
+    currentBinding: db.prepare<[string], BindingRow>("SELECT * FROM cert_bindings WHERE mykey_id = ? AND state = 'current'"),
+    bindingsOf: db.prepare<[string], BindingRow>('SELECT * FROM cert_bindings WHERE mykey_id = ? ORDER BY id'),
+    insertBinding: db.prepare(
+      `INSERT INTO cert_bindings (mykey_id, state, fingerprint, issuer_key, serial_hex, subject_cn, not_after, bound_at)
+       VALUES (?, 'current', ?, ?, ?, ?, ?, ?)`,
+    ),
+    endBinding: db.prepare('UPDATE cert_bindings SET state = ?, unbound_at = ? WHERE id = ?'),
+    moveBindings: db.prepare('UPDATE cert_bindings SET mykey_id = ? WHERE mykey_id = ?'),
+    copyId: db.prepare('INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, ?, ?, ?)'),
+    deleteId: db.prepare('DELETE FROM mykey_ids WHERE id = ?'),
+    retire: db.prepare('INSERT INTO retired_mykey_ids (id, retired_at) VALUES (?, ?)'),
+    event: db.prepare('INSERT INTO mykey_events (mykey_id, kind, reason, detail, at) VALUES (?, ?, ?, ?, ?)'),
+    markRevoked: db.prepare('UPDATE cert_bindings SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL'),
+    unrevokedByIssuer: db.prepare<[string], { id: number; mykey_id: string; state: BindingState; serial_hex: string }>(
+      "SELECT id, mykey_id, state, serial_hex FROM cert_bindings WHERE issuer_key = ? AND revoked_at IS NULL AND state <> 'ended'",
+    ),
+    eventsAfter: db.prepare<[number, number], MyKeyEvent>('SELECT * FROM mykey_events WHERE seq > ? ORDER BY seq LIMIT ?'),
+    counts: db.prepare<[], { status: MyKeyStatus; n: number }>('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status'),
+  };
+
+  const addEvent = (id: string, kind: MyKeyEventKind, at: number, reason?: string | null, detail?: unknown) =>
+    q.event.run(id, kind, reason ?? null, detail === undefined ? null : JSON.stringify(detail), at);
+
+  return {
+    get: (id: string): MyKeyRow | undefined => q.getId.get(id),
+    isIdUsed: (id: string): boolean => q.idUsed.get(id, id) !== undefined,
+    bindingByFingerprint: (fp: string): BindingRow | undefined => q.bindingByFingerprint.get(fp),
+    liveBindingBySerial: (issuerKey: string, serialHex: string): BindingRow | undefined => q.liveBindingBySerial.get(issuerKey, serialHex),
+    currentBinding: (id: string): BindingRow | undefined => q.currentBinding.get(id),
+    bindingsOf: (id: string): BindingRow[] => q.bindingsOf.all(id),
+    counts(): Record<MyKeyStatus, number> {
+      const out: Record<MyKeyStatus, number> = { active: 0, suspended: 0, invalidated: 0 };
+      for (const r of q.counts.all()) out[r.status] = r.n;
+      return out;
+    },
+    eventsAfter: (seq: number, limit = 1000): MyKeyEvent[] => q.eventsAfter.all(seq, limit),
+
+    /**
+     * Creates a MyKey ID bound to a certificate, or returns the one already bound to it. The check
+     * and the insert run in one transaction, so two concurrent registrations of one certificate
+     * cannot make two MyKey IDs. `candidate` is called until it yields a free id.
+     */
+    createOrGet: db.transaction(
+      (cert: CertIdentity, candidate: () => string, now: number): { row: MyKeyRow; created: boolean } | { superseded: true } => {
+        const existing = q.liveBindingBySerial.get(cert.issuerKey, cert.serialHex);
+        if (existing) {
+          if (existing.state === 'carried_over') return { superseded: true };
+          return { row: q.getId.get(existing.mykey_id)!, created: false };
+        }
+        let id = candidate();
+        for (let tries = 0; q.idUsed.get(id, id) !== undefined; tries++) {
+          if (tries > 50) throw new Error('could not find a free MyKey ID');
+          id = candidate();
+        }
+        q.insertId.run(id, 'active', now, now);
+        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
+        addEvent(id, 'created', now);
+        return { row: q.getId.get(id)!, created: true };
+      },
+    ),
+
+    /** Moves a MyKey ID to a new free id; the old id is retired forever. */
+    changeId: db.transaction((oldId: string, newId: string, now: number): void => {
+      if (q.idUsed.get(newId, newId) !== undefined) throw new IdTakenError(newId);
+      // SQLite cannot defer the foreign key here, so: new row, move bindings, drop old row.
+      const row = q.getId.get(oldId)!;
+      q.copyId.run(newId, row.status, row.status_reason, row.created_at, row.status_changed_at);
+      q.moveBindings.run(newId, oldId);
+      q.deleteId.run(oldId);
+      q.retire.run(oldId, now);
+      addEvent(newId, 'id_changed', now, null, { from: oldId });
+    }),
+
+    /** The holder invalidates their MyKey ID: it ends, its bindings end, the id is never reused. */
+    invalidate: db.transaction((id: string, now: number): void => {
+      q.setStatus.run('invalidated', 'holder', now, id);
+      const cur = q.currentBinding.get(id);
+      if (cur) q.endBinding.run('ended', now, cur.id);
+      addEvent(id, 'invalidated', now, 'holder');
+    }),
+
+    /** Binds a new certificate in place of the current one; a MyKey ID suspended as `superseded` resumes. */
+    carryOver: db.transaction((id: string, cert: CertIdentity, now: number): { resumed: boolean } => {
+      const cur = q.currentBinding.get(id);
+      if (cur) q.endBinding.run('carried_over', now, cur.id);
+      q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
+      addEvent(id, 'carried_over', now, null, { serial: cert.serialHex });
+      const row = q.getId.get(id)!;
+      if (row.status === 'suspended') {
+        q.setStatus.run('active', null, now, id);
+        addEvent(id, 'resumed', now, 'carried_over');
+        return { resumed: true };
+      }
+      return { resumed: false };
+    }),
+
+    /** Bindings of an issuer not yet known to be revoked: what a new CRL is matched against. */
+    unrevokedBindings: (issuerKey: string) => q.unrevokedByIssuer.iterate(issuerKey),
+
+    /**
+     * Records revocations found in a CRL, in one transaction: each binding is marked revoked, and a
+     * MyKey ID whose current certificate was revoked is suspended with the RFC 5280 reason.
+     */
+    applyRevocations: db.transaction(
+      (hits: { bindingId: number; mykeyId: string; state: BindingState; revokedAt: number; reason: string }[], now: number) => {
+        let suspended = 0;
+        for (const h of hits) {
+          if (q.markRevoked.run(h.revokedAt, h.reason, h.bindingId).changes === 0) continue;
+          if (h.state !== 'current') continue;
+          const row = q.getId.get(h.mykeyId);
+          if (row?.status === 'active') {
+            q.setStatus.run('suspended', h.reason, now, h.mykeyId);
+            addEvent(h.mykeyId, 'suspended', now, h.reason);
+            suspended++;
+          }
+        }
+        return suspended;
+      },
+    ),
+  };
+}
+
+export type MyKeyRepo = ReturnType<typeof createMyKeyRepo>;
