@@ -1,0 +1,59 @@
+// The hub's configuration schema. Every key has a default that runs the hub on one machine; env
+// overrides are MYKEY_HUB_<SECTION>_<KEY> (for example MYKEY_HUB_HTTP_PORT=8080).
+import { Type, type Static } from '@sinclair/typebox';
+import { loadConfig } from '../shared/config.ts';
+
+const RateLimit = Type.Object(
+  {
+    perSecond: Type.Number({ minimum: 0.01, default: 20, description: 'sustained requests per second per client address' }),
+    burst: Type.Integer({ minimum: 1, default: 100, description: 'requests allowed at once' }),
+  },
+  { default: {} },
+);
+
+export const HubConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ default: './data', description: 'where the database and fetched CRLs live' }),
+    http: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+        maxBodyBytes: Type.Integer({ minimum: 1024, default: 65536 }),
+      },
+      { default: {} },
+    ),
+    store: Type.Object(
+      {
+        path: Type.String({ default: '', description: 'SQLite file; empty means <dataDir>/hub.sqlite' }),
+        synchronous: Type.Union([Type.Literal('NORMAL'), Type.Literal('FULL')], {
+          default: 'NORMAL',
+          description: 'NORMAL survives a crash or kill -9 of the hub; FULL also survives power loss',
+        }),
+      },
+      { default: {} },
+    ),
+    jpki: Type.Object(
+      {
+        trustAnchors: Type.Array(Type.String(), { default: [], description: 'JPKI user-authentication CA certificates (PEM or DER files)' }),
+        requireRevocationStatus: Type.Boolean({ default: true, description: 'refuse a proof when revocation status is unknown' }),
+        challengeTtlSeconds: Type.Integer({ minimum: 10, maximum: 3600, default: 120 }),
+        ocspUrl: Type.String({ default: '', description: 'OCSP responder; empty for none' }),
+        ocspTimeoutMs: Type.Integer({ minimum: 100, default: 3000 }),
+        crlSources: Type.Array(Type.String(), { default: [], description: 'CRL URLs fetched on a schedule' }),
+        crlIntervalSeconds: Type.Integer({ minimum: 10, default: 3600 }),
+        crlGraceHours: Type.Number({ minimum: 0, default: 24, description: 'how long a CRL is trusted after its nextUpdate' }),
+        crlMaxBytes: Type.Integer({ minimum: 1024, default: 512 * 1024 * 1024 }),
+      },
+      { default: {} },
+    ),
+    rateLimits: Type.Object({ challenge: RateLimit, register: RateLimit }, { default: {} }),
+  },
+  { additionalProperties: false },
+);
+
+export type HubConfig = Static<typeof HubConfigSchema>;
+
+/** Loads the hub config from a file, the environment and overrides; all errors at once. */
+export function loadHubConfig(opts: { file?: string; overrides?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): HubConfig {
+  return loadConfig(HubConfigSchema, { ...opts, envPrefix: 'MYKEY_HUB' });
+}

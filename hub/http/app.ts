@@ -1,0 +1,38 @@
+// The hub's Hono app: common middleware, one router per feature, OpenAPI, problem JSON for every error.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
+import { createOpenApi } from './openapi.ts';
+import { errorHandler, problem } from './problem.ts';
+import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
+
+export interface AppDeps extends MyKeyRoutesDeps {
+  version: string;
+  maxBodyBytes?: number;
+  log: (msg: string, err?: unknown) => void;
+  health: () => Record<string, unknown>;
+}
+
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  const api = createOpenApi({
+    title: 'MyKey Platform hub',
+    version: deps.version,
+    description: 'JPKI-backed MyKey IDs, service links and revocation. Errors are problem JSON (RFC 9457) with a stable `code`.',
+  });
+  app.use('*', secureHeaders());
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: deps.maxBodyBytes ?? 64 * 1024,
+      onError: (c) => problem(c, 'payload_too_large', `the body is larger than ${deps.maxBodyBytes ?? 64 * 1024} bytes`),
+    }),
+  );
+  app.onError(errorHandler(deps.log));
+  app.notFound((c) => problem(c, 'not_found', `no route ${c.req.method} ${c.req.path}`));
+
+  app.get('/healthz', (c) => c.json({ ok: true, version: deps.version, ...deps.health() }));
+  mountMyKeyRoutes(app, api, deps);
+  app.get('/openapi.json', (c) => c.json(api.document()));
+  return app;
+}

@@ -1,0 +1,169 @@
+// HTTP routes of the MyKey ID lifecycle.
+import type { Hono } from 'hono';
+import {
+  CarryOverRequest,
+  ChallengeRequest,
+  ChallengeResponse,
+  ChangeIdRequest,
+  HolderRequest,
+  HolderView,
+  RegisterResponse,
+} from '../../shared/messages.ts';
+import type { ErrorCode } from '../../shared/errors.ts';
+import type { ChallengeStore } from '../mykey/challenges.ts';
+import type { MyKeyService } from '../mykey/service.ts';
+import type { OpenApi } from './openapi.ts';
+import { problem } from './problem.ts';
+import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
+import { jsonBody } from './validate.ts';
+
+const PROOF_ERRORS: ErrorCode[] = [
+  'bad_request',
+  'validation_failed',
+  'unsupported_media_type',
+  'payload_too_large',
+  'rate_limited',
+  'challenge_unknown',
+  'challenge_expired',
+  'challenge_replayed',
+  'cert_malformed',
+  'cert_unknown_issuer',
+  'cert_chain_broken',
+  'cert_expired',
+  'cert_not_yet_valid',
+  'cert_revoked',
+  'cert_revocation_unknown',
+  'cert_key_usage',
+  'cert_policy',
+  'cert_key_type',
+  'cert_critical_extension',
+  'signature_invalid',
+  'signature_malformed',
+];
+
+export interface MyKeyRoutesDeps {
+  service: MyKeyService;
+  challenges: ChallengeStore;
+  rateLimits: { challenge: RateLimitOptions; register: RateLimitOptions };
+}
+
+export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challenges, rateLimits }: MyKeyRoutesDeps): void {
+  const tag = 'MyKey ID';
+  const challengeLimit = rateLimit(rateLimits.challenge);
+  const registerLimit = rateLimit(rateLimits.register);
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/challenges',
+      tag,
+      summary: 'Issue a one-time challenge for the card to sign',
+      description: 'Valid once, for one purpose, for a short time. The card signs the challenge bytes with its user-authentication key (PIN).',
+      request: ChallengeRequest,
+      responses: { 201: { description: 'the challenge', schema: ChallengeResponse } },
+      errors: ['validation_failed', 'unsupported_media_type', 'rate_limited', 'unavailable'],
+    },
+    challengeLimit,
+    jsonBody(ChallengeRequest),
+    (c) => {
+      const issued = challenges.issue(c.get('body').purpose);
+      if (!issued) return problem(c, 'unavailable', 'too many outstanding challenges; try again shortly');
+      return c.json({ challenge: issued.challenge, expiresAt: new Date(issued.expiresAt).toISOString() }, 201);
+    },
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/mykey-ids',
+      tag,
+      summary: 'Create a MyKey ID (or get the one this certificate already has)',
+      description:
+        'The hub verifies the certificate to the configured JPKI trust anchors (chain, validity, key usage, policy), its revocation (CRL, OCSP) and the signature over the challenge. 201 when created, 200 when the certificate already had a MyKey ID.',
+      request: HolderRequest,
+      responses: { 201: { description: 'created', schema: RegisterResponse }, 200: { description: 'already registered', schema: RegisterResponse } },
+      errors: [...PROOF_ERRORS, 'cert_superseded'],
+    },
+    registerLimit,
+    jsonBody(HolderRequest),
+    async (c) => {
+      const r = await service.register(c.get('body').proof);
+      return c.json(r, r.created ? 201 : 200);
+    },
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/holder/status',
+      tag,
+      summary: "Read the holder's MyKey ID, its status and certificate history",
+      request: HolderRequest,
+      responses: { 200: { description: 'the MyKey ID', schema: HolderView } },
+      errors: [...PROOF_ERRORS, 'mykey_id_not_found', 'cert_superseded'],
+    },
+    registerLimit,
+    jsonBody(HolderRequest),
+    async (c) => c.json(await service.status(c.get('body').proof)),
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/holder/mykey-id',
+      tag,
+      summary: 'Choose another free MyKey ID',
+      description: 'The old MyKey ID is retired and never assigned again.',
+      request: ChangeIdRequest,
+      responses: { 200: { description: 'the MyKey ID after the change', schema: HolderView } },
+      errors: [...PROOF_ERRORS, 'mykey_id_malformed', 'mykey_id_taken', 'mykey_id_not_found', 'mykey_id_suspended', 'mykey_id_invalidated'],
+    },
+    registerLimit,
+    jsonBody(ChangeIdRequest),
+    async (c) => {
+      const b = c.get('body');
+      return c.json(await service.changeId(b.proof, b.mykeyId));
+    },
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/holder/invalidate',
+      tag,
+      summary: 'Invalidate the MyKey ID',
+      request: HolderRequest,
+      responses: { 200: { description: 'the invalidated MyKey ID', schema: HolderView } },
+      errors: [...PROOF_ERRORS, 'mykey_id_not_found', 'mykey_id_invalidated'],
+    },
+    registerLimit,
+    jsonBody(HolderRequest),
+    async (c) => c.json(await service.invalidate(c.get('body').proof)),
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/holder/carry-over',
+      tag,
+      summary: 'Carry the MyKey ID over to a renewed certificate or a new card',
+      description:
+        'Proofs from both cards: `proof` with the new certificate, `previous.proof` with the one currently bound (which may have expired or been revoked as superseded, not for a loss).',
+      request: CarryOverRequest,
+      responses: { 200: { description: 'the MyKey ID after the carry-over', schema: HolderView } },
+      errors: [...PROOF_ERRORS, 'mykey_id_not_found', 'mykey_id_invalidated', 'mykey_id_suspended', 'carry_over_same_certificate', 'carry_over_new_cert_bound', 'cert_superseded'],
+    },
+    registerLimit,
+    jsonBody(CarryOverRequest),
+    async (c) => {
+      const b = c.get('body');
+      return c.json(await service.carryOver(b.proof, b.previous.proof));
+    },
+  );
+}

@@ -1,0 +1,153 @@
+// The hub: wires config, store, PKI, features, HTTP and schedulers. Nothing else lives here.
+//
+//   tsx hub/main.ts [--config hub.json]
+import { serve, type ServerType } from '@hono/node-server';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MyKeyError } from '../shared/errors.ts';
+import { createLogger, type Logger } from '../shared/log.ts';
+import { loadHubConfig, type HubConfig } from './config.ts';
+import { createApp } from './http/app.ts';
+import { createChallengeStore } from './mykey/challenges.ts';
+import { createMyKeyService } from './mykey/service.ts';
+import { createOcspQuery } from './pki/ocsp-client.ts';
+import { loadTrustAnchors, type TrustAnchor } from './pki/trust-anchors.ts';
+import { createRevocationChecker } from './revocation/checker.ts';
+import { createCrlManager } from './revocation/crl-manager.ts';
+import { openDatabase } from './store/db.ts';
+import { createMyKeyRepo } from './store/mykey-repo.ts';
+import { createRevocationRepo } from './store/revocation-repo.ts';
+
+export const HUB_VERSION = '0.1.0';
+
+export interface HubOptions {
+  log?: Logger;
+  /** Trust anchors given directly (development mode, tests) in addition to config files. */
+  anchors?: TrustAnchor[];
+  now?: () => Date;
+}
+
+/** Assembles a hub from a config. `start()` listens and starts schedulers; `stop()` undoes both. */
+export function createHub(config: HubConfig, opts: HubOptions = {}) {
+  const log = opts.log ?? createLogger('hub');
+  const now = opts.now ?? (() => new Date());
+  const anchors = [...(opts.anchors ?? []), ...loadTrustAnchors(config.jpki.trustAnchors)];
+  if (anchors.length === 0) log.warn('no JPKI trust anchors configured: every registration will be refused (cert_unknown_issuer)');
+
+  const dbPath = config.store.path || join(config.dataDir, 'hub.sqlite');
+  const db = openDatabase(dbPath, { synchronous: config.store.synchronous });
+  const mykeys = createMyKeyRepo(db);
+  const revocations = createRevocationRepo(db);
+  const crlManager = createCrlManager({
+    dataDir: config.dataDir,
+    anchors: () => anchors,
+    mykeys,
+    revocations,
+    log: log.child('revocation'),
+    now,
+    maxBytes: config.jpki.crlMaxBytes,
+  });
+  crlManager.loadSaved();
+  const revocation = createRevocationChecker({
+    crls: crlManager.crls,
+    ocsp: config.jpki.ocspUrl ? createOcspQuery({ url: config.jpki.ocspUrl, timeoutMs: config.jpki.ocspTimeoutMs }) : undefined,
+    crlGraceMs: config.jpki.crlGraceHours * 3600_000,
+  });
+  const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, random: randomBytes, now: () => now().getTime() });
+  const service = createMyKeyService({
+    repo: mykeys,
+    challenges,
+    anchors: () => anchors,
+    revocation,
+    now,
+    random: randomBytes,
+    requireRevocationStatus: config.jpki.requireRevocationStatus,
+  });
+  const httpLog = log.child('http');
+  const app = createApp({
+    version: HUB_VERSION,
+    service,
+    challenges,
+    rateLimits: config.rateLimits,
+    maxBodyBytes: config.http.maxBodyBytes,
+    log: (msg, err) => httpLog.error(msg, { error: err }),
+    health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
+  });
+
+  let server: ServerType | undefined;
+  return {
+    config,
+    app,
+    db,
+    mykeys,
+    revocations,
+    crlManager,
+    service,
+    anchors,
+    /** Listens on the configured address; resolves with the bound port. */
+    start(): Promise<{ port: number; url: string }> {
+      crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
+      return new Promise((res, rej) => {
+        server = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, (info) => {
+          const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
+          const url = `http://${host}:${info.port}`;
+          log.info('hub listening', { url, anchors: anchors.length, db: dbPath });
+          res({ port: info.port, url });
+        });
+        server.once('error', rej);
+      });
+    },
+    async stop(): Promise<void> {
+      crlManager.stop();
+      if (server) {
+        const s = server;
+        server = undefined;
+        await new Promise<void>((r) => {
+          (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+          s.close(() => r());
+        });
+      }
+      db.close();
+    },
+  };
+}
+
+export type Hub = ReturnType<typeof createHub>;
+
+function parseArgs(argv: string[]): { config?: string } {
+  const out: { config?: string } = {};
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--config') out.config = argv[++i];
+    else if (argv[i] === '--help' || argv[i] === '-h') {
+      console.log('usage: tsx hub/main.ts [--config hub.json]\nEnvironment overrides: MYKEY_HUB_<SECTION>_<KEY>, e.g. MYKEY_HUB_HTTP_PORT=8080');
+      process.exit(0);
+    } else throw new MyKeyError('config_invalid', `unknown argument ${argv[i]}`);
+  }
+  return out;
+}
+
+/** Runs a hub until SIGINT/SIGTERM. */
+export async function runHub(config: HubConfig, opts: HubOptions = {}) {
+  const log = opts.log ?? createLogger('hub');
+  const hub = createHub(config, { ...opts, log });
+  await hub.start();
+  const shutdown = async (sig: string) => {
+    log.info('stopping', { signal: sig });
+    await hub.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  return hub;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    const args = parseArgs(process.argv.slice(2));
+    await runHub(loadHubConfig({ file: args.config }));
+  } catch (e) {
+    console.error(e instanceof MyKeyError ? e.message : e);
+    process.exit(1);
+  }
+}

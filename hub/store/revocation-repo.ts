@@ -1,0 +1,51 @@
+// Repository of applied CRLs (one per issuer) and of revocation runs (what each check found).
+import type { Db } from './db.ts';
+
+export interface CrlStateRow {
+  issuer_key: string;
+  crl_number: string | null;
+  this_update: number;
+  next_update: number | null;
+  entries: number;
+  source: string;
+  file: string;
+  applied_at: number;
+}
+
+export interface RevocationRunRow {
+  id: number;
+  source: string;
+  started_at: number;
+  finished_at: number;
+  ok: number;
+  crl_number: string | null;
+  entries: number | null;
+  matched: number | null;
+  newly_suspended: number | null;
+  duration_ms: number;
+  error: string | null;
+}
+
+export function createRevocationRepo(db: Db) {
+  const q = {
+    state: db.prepare<[string], CrlStateRow>('SELECT * FROM crl_state WHERE issuer_key = ?'),
+    allStates: db.prepare<[], CrlStateRow>('SELECT * FROM crl_state ORDER BY issuer_key'),
+    upsert: db.prepare(`INSERT INTO crl_state (issuer_key, crl_number, this_update, next_update, entries, source, file, applied_at)
+      VALUES (@issuer_key, @crl_number, @this_update, @next_update, @entries, @source, @file, @applied_at)
+      ON CONFLICT (issuer_key) DO UPDATE SET crl_number = excluded.crl_number, this_update = excluded.this_update,
+        next_update = excluded.next_update, entries = excluded.entries, source = excluded.source, file = excluded.file,
+        applied_at = excluded.applied_at`),
+    run: db.prepare(`INSERT INTO revocation_runs (source, started_at, finished_at, ok, crl_number, entries, matched, newly_suspended, duration_ms, error)
+      VALUES (@source, @started_at, @finished_at, @ok, @crl_number, @entries, @matched, @newly_suspended, @duration_ms, @error)`),
+    runs: db.prepare<[number], RevocationRunRow>('SELECT * FROM revocation_runs ORDER BY id DESC LIMIT ?'),
+  };
+  return {
+    state: (issuerKey: string): CrlStateRow | undefined => q.state.get(issuerKey),
+    states: (): CrlStateRow[] => q.allStates.all(),
+    saveState: (row: CrlStateRow): void => void q.upsert.run(row),
+    recordRun: (row: Omit<RevocationRunRow, 'id'>): number => Number(q.run.run(row).lastInsertRowid),
+    recentRuns: (limit = 50): RevocationRunRow[] => q.runs.all(limit),
+  };
+}
+
+export type RevocationRepo = ReturnType<typeof createRevocationRepo>;

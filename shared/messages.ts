@@ -1,0 +1,108 @@
+// Schemas of the HTTP bodies (and, as they land, MQTT payloads) on the wire, with the TypeScript
+// types derived from them. The hub validates with these and publishes them as OpenAPI; the edge and
+// the tools build requests with the same types. JSON Schema via TypeBox.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { MYKEY_ID_PATTERN } from './ids.ts';
+
+const base64 = (description: string, maxLength: number) =>
+  Type.String({ description, pattern: '^[A-Za-z0-9+/_-]+={0,2}$', minLength: 4, maxLength });
+
+/** POST /v1/challenges */
+export const ChallengeRequest = Type.Object(
+  {
+    purpose: Type.Union([Type.Literal('register'), Type.Literal('holder')], {
+      description: '`register` to create a MyKey ID, `holder` for the holder operations',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type ChallengeRequest = Static<typeof ChallengeRequest>;
+
+export const ChallengeResponse = Type.Object({
+  challenge: Type.String({ description: 'base64url; the card signs these bytes (SIGN over DigestInfo(SHA-256(challenge)))' }),
+  expiresAt: Type.String({ format: 'date-time' }),
+});
+export type ChallengeResponse = Static<typeof ChallengeResponse>;
+
+/** A JPKI proof of possession of the card. */
+export const Proof = Type.Object(
+  {
+    challenge: Type.String({ description: 'a challenge issued by this hub (base64url)', minLength: 16, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' }),
+    certificate: base64('the user-authentication certificate (利用者証明用電子証明書), DER in base64', 16384),
+    signature: base64("the card's signature over the challenge bytes (RSASSA-PKCS1-v1_5 with SHA-256), base64", 2048),
+  },
+  { additionalProperties: false },
+);
+export type Proof = Static<typeof Proof>;
+
+export const MyKeyStatus = Type.Union([Type.Literal('active'), Type.Literal('suspended'), Type.Literal('invalidated')]);
+
+export const RegisterResponse = Type.Object({
+  mykeyId: Type.String({ pattern: MYKEY_ID_PATTERN }),
+  status: MyKeyStatus,
+  created: Type.Boolean({ description: 'false when the certificate already had this MyKey ID' }),
+});
+export type RegisterResponse = Static<typeof RegisterResponse>;
+
+export const HolderView = Type.Object({
+  mykeyId: Type.String({ pattern: MYKEY_ID_PATTERN }),
+  status: MyKeyStatus,
+  statusReason: Type.Union([Type.String(), Type.Null()], { description: 'RFC 5280 reason of a suspension, or `holder`' }),
+  createdAt: Type.String({ format: 'date-time' }),
+  certificates: Type.Array(
+    Type.Object({
+      serial: Type.String({ description: 'certificate serial, lower-case hex' }),
+      state: Type.Union([Type.Literal('current'), Type.Literal('carried_over'), Type.Literal('ended')]),
+      boundAt: Type.String({ format: 'date-time' }),
+      unboundAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+      notAfter: Type.String({ format: 'date-time' }),
+      revoked: Type.Union([Type.Object({ at: Type.String({ format: 'date-time' }), reason: Type.String() }), Type.Null()]),
+    }),
+  ),
+});
+export type HolderView = Static<typeof HolderView>;
+
+export const HolderRequest = Type.Object({ proof: Proof }, { additionalProperties: false });
+export type HolderRequest = Static<typeof HolderRequest>;
+
+export const ChangeIdRequest = Type.Object(
+  { proof: Proof, mykeyId: Type.String({ description: 'the wanted MyKey ID; spaces and hyphens are ignored', minLength: 8, maxLength: 16 }) },
+  { additionalProperties: false },
+);
+export type ChangeIdRequest = Static<typeof ChangeIdRequest>;
+
+export const CarryOverRequest = Type.Object(
+  {
+    proof: Proof,
+    previous: Type.Object(
+      { proof: Proof },
+      { additionalProperties: false, description: 'proof made with the previous card (its certificate may have expired or been superseded)' },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CarryOverRequest = Static<typeof CarryOverRequest>;
+
+/** Problem details (RFC 9457) with the stable code. */
+export const ProblemSchema = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  code: Type.String(),
+  detail: Type.Optional(Type.String()),
+  instance: Type.Optional(Type.String()),
+  errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+});
+
+/** Every schema by name, for OpenAPI components. */
+export const SCHEMAS: Record<string, TSchema> = {
+  ChallengeRequest,
+  ChallengeResponse,
+  Proof,
+  RegisterResponse,
+  HolderView,
+  HolderRequest,
+  ChangeIdRequest,
+  CarryOverRequest,
+  Problem: ProblemSchema,
+};

@@ -1,0 +1,79 @@
+// Test helpers for the hub: a temporary hub with a JPKI-like test CA, and proofs made the way a card
+// makes them (SIGN over DigestInfo(SHA-256(challenge))).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestCa, generateRsaKeyPair, issueUserAuthCert, signLikeCard, toPem, type CryptoKeyPair, type IssuedCert, type TestCa } from '../../provisioning/test-ca/ca.ts';
+import { loadHubConfig } from '../../hub/config.ts';
+import { createHub, type Hub } from '../../hub/main.ts';
+import { silentLogger } from '../../shared/log.ts';
+import type { Proof } from '../../shared/messages.ts';
+
+export interface TestHub {
+  hub: Hub;
+  ca: TestCa;
+  dir: string;
+  request(path: string, body?: unknown, init?: RequestInit): Promise<Response>;
+  proof(cert: IssuedCert, purpose?: 'register' | 'holder'): Promise<Proof>;
+  close(): Promise<void>;
+}
+
+/** Makes a hub over a temp directory that trusts a fresh test CA (or the ones given). */
+export async function startTestHub(opts: { ca?: TestCa; extraCas?: TestCa[]; overrides?: Record<string, unknown>; now?: () => Date } = {}): Promise<TestHub> {
+  const ca = opts.ca ?? (await createTestCa());
+  const dir = mkdtempSync(join(tmpdir(), 'mykey-hub-'));
+  const anchorFiles = [ca, ...(opts.extraCas ?? [])].map((c, i) => {
+    const p = join(dir, `anchor-${i}.pem`);
+    writeFileSync(p, toPem(c.certDer, 'CERTIFICATE'));
+    return p;
+  });
+  const config = loadHubConfig({
+    env: {},
+    overrides: {
+      dataDir: dir,
+      http: { port: 0 },
+      jpki: { trustAnchors: anchorFiles, requireRevocationStatus: false },
+      rateLimits: { challenge: { perSecond: 10_000, burst: 10_000 }, register: { perSecond: 10_000, burst: 10_000 } },
+      ...opts.overrides,
+    },
+  });
+  const hub = createHub(config, { log: silentLogger, now: opts.now });
+  const request = (path: string, body?: unknown, init: RequestInit = {}) =>
+    Promise.resolve(
+      hub.app.request(path, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+        ...init,
+      }),
+    );
+  return {
+    hub,
+    ca,
+    dir,
+    request,
+    async proof(cert, purpose = 'register') {
+      const res = await request('/v1/challenges', { purpose });
+      if (res.status !== 201) throw new Error(`challenge: ${res.status} ${await res.text()}`);
+      const { challenge } = (await res.json()) as { challenge: string };
+      const sig = await signLikeCard(cert.keyPair.privateKey, new Uint8Array(Buffer.from(challenge, 'base64url')));
+      return { challenge, certificate: Buffer.from(cert.certDer).toString('base64'), signature: Buffer.from(sig).toString('base64') };
+    },
+    async close() {
+      await hub.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let sharedKeys: CryptoKeyPair | undefined;
+/** One RSA key pair reused across certificates where the key itself is not what a test is about. */
+export async function sharedKeyPair(): Promise<CryptoKeyPair> {
+  sharedKeys ??= await generateRsaKeyPair();
+  return sharedKeys;
+}
+
+/** Issues a user-authentication certificate with the shared key pair. */
+export async function issue(ca: TestCa, opts: Parameters<typeof issueUserAuthCert>[1] = {}): Promise<IssuedCert> {
+  return issueUserAuthCert(ca, { keyPair: await sharedKeyPair(), ...opts });
+}
