@@ -1,0 +1,57 @@
+// Reading whole transparent EFs that hold one DER object (the JPKI certificates), the way JPKI
+// middleware does (CARD.md): READ BINARY the first 4 bytes `30 82 LL LL`, take LL LL + 4 as the size,
+// then read the rest in 256-byte chunks with the exact remainder last.
+import { MyKeyError } from '../../shared/errors.ts';
+import { readBinary, selectByName, selectEf } from './apdu.ts';
+import { CERT_MAX_BYTES, CERT_MIN_BYTES, hasCertificateShape, parseSequenceHeader } from './der.ts';
+import { SW, swError } from './status-words.ts';
+import type { CardSession } from './transport.ts';
+
+/** Largest READ BINARY chunk of a short APDU (Le 00). */
+export const READ_CHUNK = 256;
+
+/** Selects an application by its exact AID; throws card_error (6A82 included) when it is not there. */
+export async function selectApplication(session: CardSession, aid: Uint8Array, what: string): Promise<void> {
+  const r = await session.transmit(selectByName(aid));
+  if (r.sw !== SW.ok) throw swError(r.sw, `SELECT ${what}`);
+}
+
+/** Selects an EF of the current application; throws card_error when it is not there. */
+export async function selectFile(session: CardSession, fid: number, what: string): Promise<void> {
+  const r = await session.transmit(selectEf(fid));
+  if (r.sw !== SW.ok) throw swError(r.sw, `SELECT EF ${what}`);
+}
+
+/** READ BINARY of exactly `length` bytes at `offset`; anything shorter or longer is malformed. */
+export async function readExactly(session: CardSession, offset: number, length: number, what: string): Promise<Uint8Array> {
+  const r = await session.transmit(readBinary(offset, length));
+  if (r.sw !== SW.ok) throw swError(r.sw, `READ BINARY ${what}`);
+  if (r.data.length !== length) {
+    throw new MyKeyError('card_response_malformed', `READ BINARY ${what}: asked ${length} bytes at ${offset}, card sent ${r.data.length}`);
+  }
+  return r.data;
+}
+
+/**
+ * Reads the X.509 certificate in the currently selected EF. The size comes from the card, so it is
+ * bounded (CERT_MIN_BYTES..CERT_MAX_BYTES) before any further read, and the result must have the
+ * outer shape of a Certificate; otherwise card_response_malformed.
+ */
+export async function readCertificateFile(session: CardSession, what: string): Promise<Uint8Array> {
+  const head = await readExactly(session, 0, 4, what);
+  const parsed = parseSequenceHeader(head);
+  if (!parsed.ok) throw new MyKeyError('card_response_malformed', `${what}: not a DER certificate (${parsed.reason})`);
+  const total = parsed.header.totalLength;
+  if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) {
+    throw new MyKeyError('card_response_malformed', `${what}: certificate size ${total} is outside ${CERT_MIN_BYTES}..${CERT_MAX_BYTES} bytes`);
+  }
+  const out = new Uint8Array(total);
+  out.set(head);
+  for (let offset = head.length; offset < total; ) {
+    const n = Math.min(READ_CHUNK, total - offset);
+    out.set(await readExactly(session, offset, n, what), offset);
+    offset += n;
+  }
+  if (!hasCertificateShape(out)) throw new MyKeyError('card_response_malformed', `${what}: the bytes read are not shaped like an X.509 certificate`);
+  return out;
+}

@@ -1,0 +1,37 @@
+// The project's own MyKey card application (CARD.md): AID F0 4D 59 4B 45 59 01, EF 0001 = the MyKey
+// ID as 8 ASCII bytes, readable without PIN. The area may be missing (no application: the common
+// case), present but never reserved (SELECT EF gives 6A82), reserved but unwritten (8 zero bytes).
+import { MYKEY_AID, MYKEY_EF } from '../../shared/card.ts';
+import { isMyKeyId, MYKEY_ID_LENGTH, type MyKeyId } from '../../shared/ids.ts';
+import { readBinary, selectByName, selectEf } from './apdu.ts';
+import { MyKeyError } from '../../shared/errors.ts';
+import { SW, swError } from './status-words.ts';
+import type { CardSession } from './transport.ts';
+
+/** What the card's MyKey area holds. `malformed`: written, but not a well-formed MyKey ID. */
+export type MyKeyArea =
+  | { state: 'written'; mykeyId: MyKeyId }
+  | { state: 'absent' | 'unreserved' | 'unwritten' | 'malformed' };
+
+/** Reads the MyKey area without a PIN. Outcomes other than a transport or card failure are results. */
+export function readMyKeyArea(session: CardSession): Promise<MyKeyArea> {
+  return session.run(() => readArea(session));
+}
+
+async function readArea(session: CardSession): Promise<MyKeyArea> {
+  const app = await session.transmit(selectByName(MYKEY_AID));
+  if (app.sw === SW.fileNotFound) return { state: 'absent' };
+  if (app.sw !== SW.ok) throw swError(app.sw, 'SELECT MyKey application');
+  const ef = await session.transmit(selectEf(MYKEY_EF.mykeyId));
+  if (ef.sw === SW.fileNotFound) return { state: 'unreserved' };
+  if (ef.sw !== SW.ok) throw swError(ef.sw, 'SELECT EF 0001 (MyKey ID)');
+  const r = await session.transmit(readBinary(0, MYKEY_ID_LENGTH));
+  if (r.sw !== SW.ok) throw swError(r.sw, 'READ BINARY MyKey ID');
+  if (r.data.length !== MYKEY_ID_LENGTH) {
+    throw new MyKeyError('card_response_malformed', `READ BINARY MyKey ID: expected ${MYKEY_ID_LENGTH} bytes, card sent ${r.data.length}`);
+  }
+  if (r.data.every((b) => b === 0)) return { state: 'unwritten' };
+  let text = '';
+  for (const b of r.data) text += String.fromCharCode(b);
+  return isMyKeyId(text) ? { state: 'written', mykeyId: text } : { state: 'malformed' };
+}

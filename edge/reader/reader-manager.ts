@@ -1,0 +1,339 @@
+// The ReaderManager: the only part of the edge that talks to PC/SC. It watches readers come and go
+// (hot-plug), turns PC/SC state bits into typed card events, hands out guarded card sessions, and
+// reopens the PC/SC context forever when pcscd goes away. The constructor only assigns; start() and
+// stop() act; stop() releases every native handle so a process can exit.
+import { MyKeyError } from '../../shared/errors.ts';
+import { consoleReaderLog, type ReaderLog } from './log.ts';
+import { cardTransitions, SCARD_DISPOSITION, SCARD_PROTOCOL, SCARD_SHARE, SCARD_STATE } from './pcsc-state.ts';
+import { nativePcsc, type PcscContext, type PcscFactory, type PcscReader } from './pcsc-port.ts';
+import { TypedEvents } from './typed-events.ts';
+import { CardSession, DEFAULT_APDU_TIMEOUT_MS, DEFAULT_REMOVAL_GRACE_MS, mapPcscError, type ApduTraceHook, type RawCard } from './transport.ts';
+
+/** Events of the ReaderManager. */
+export interface ReaderEvents {
+  'reader-added': { reader: string };
+  'reader-removed': { reader: string };
+  'card-present': { reader: string; atr: Uint8Array };
+  'card-removed': { reader: string };
+  error: { error: Error; reader?: string };
+}
+
+/** Options of the ReaderManager; every field has a default. */
+export interface ReaderManagerOptions {
+  /** PC/SC context factory (the real pcsclite by default; a test double in unit tests). */
+  pcsc?: PcscFactory;
+  log?: ReaderLog;
+  /** First delay before reopening PC/SC after a failure, ms; doubles up to maxReconnectDelayMs. */
+  reconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
+  /**
+   * SCardConnect share mode. Exclusive by default: another process talking to the card between our
+   * APDUs could change the current selection behind the guard's back.
+   */
+  shareMode?: 'exclusive' | 'shared';
+  /** Time limit of one APDU exchange and of connect/disconnect, ms. */
+  apduTimeoutMs?: number;
+  /** Trace hook given to every session (tests). */
+  onApdu?: ApduTraceHook;
+  /** How long a failed exchange waits for the reader to report the card gone, ms (default 1000). */
+  removalGraceMs?: number;
+  /** Only readers whose name passes are used (all by default). */
+  readerFilter?: (name: string) => boolean;
+}
+
+/** Options of one card connection. */
+export interface ConnectOptions {
+  /** The municipal writer role (GET CHALLENGE, EXTERNAL AUTHENTICATE, CREATE FILE, UPDATE BINARY). */
+  writer?: boolean;
+  onApdu?: ApduTraceHook;
+  timeoutMs?: number;
+  /** How long a failed exchange waits for the reader to report the card gone, ms. */
+  removalGraceMs?: number;
+}
+
+interface ReaderEntry {
+  readonly name: string;
+  readonly handle: PcscReader;
+  state: number;
+  atr: Uint8Array | undefined;
+  /** Increments on each card-present, so a connect can tell the card it started with has left. */
+  touch: number;
+  session: CardSession | undefined;
+}
+
+const noop = () => {};
+
+function deferClose(close: () => void): void {
+  setImmediate(() => {
+    try {
+      close();
+    } catch {
+      // already closed
+    }
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new MyKeyError('timeout', `${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
+/** Watches PC/SC readers and cards; the edge's one door to pcsclite. */
+export class ReaderManager {
+  readonly events: TypedEvents<ReaderEvents>;
+  readonly #factory: PcscFactory;
+  readonly #log: ReaderLog;
+  readonly #firstDelay: number;
+  readonly #maxDelay: number;
+  readonly #share: number;
+  readonly #timeoutMs: number;
+  readonly #onApdu?: ApduTraceHook;
+  readonly #filter: (name: string) => boolean;
+  readonly #graceMs: number;
+  #ctx: PcscContext | undefined;
+  #generation = 0;
+  #running = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #delay: number;
+  readonly #readers = new Map<string, ReaderEntry>();
+
+  constructor(options: ReaderManagerOptions = {}) {
+    this.#factory = options.pcsc ?? nativePcsc;
+    this.#log = options.log ?? consoleReaderLog;
+    this.#firstDelay = options.reconnectDelayMs ?? 500;
+    this.#maxDelay = options.maxReconnectDelayMs ?? 10_000;
+    this.#delay = this.#firstDelay;
+    this.#share = options.shareMode === 'shared' ? SCARD_SHARE.SHARED : SCARD_SHARE.EXCLUSIVE;
+    this.#timeoutMs = options.apduTimeoutMs ?? DEFAULT_APDU_TIMEOUT_MS;
+    this.#onApdu = options.onApdu;
+    this.#filter = options.readerFilter ?? (() => true);
+    this.#graceMs = options.removalGraceMs ?? DEFAULT_REMOVAL_GRACE_MS;
+    this.events = new TypedEvents<ReaderEvents>(this.#log, 'reader manager');
+  }
+
+  /** Shorthand for events.on. */
+  on<K extends keyof ReaderEvents>(event: K, listener: (payload: ReaderEvents[K]) => unknown): () => void {
+    return this.events.on(event, listener);
+  }
+
+  /** Opens PC/SC and starts watching. Idempotent. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#open();
+  }
+
+  /** Closes every session and native handle. Listeners stay registered (their owners remove them). */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    await Promise.all([...this.#readers.values()].map((e) => e.session?.close()));
+    this.#teardown(false);
+    await new Promise((resolve) => setImmediate(resolve)); // the deferred native closes have run
+  }
+
+  /** True between start() and stop(). */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Names of the readers now attached. */
+  readers(): string[] {
+    return [...this.#readers.keys()];
+  }
+
+  /** True when a card is on `reader`. */
+  isCardPresent(reader: string): boolean {
+    const e = this.#readers.get(reader);
+    return !!e && (e.state & SCARD_STATE.PRESENT) !== 0;
+  }
+
+  /**
+   * Connects to the card on `reader` and returns a guarded session. One session per reader: a session
+   * still open there is closed first. Close the session when done.
+   */
+  async connect(reader: string, options: ConnectOptions = {}): Promise<CardSession> {
+    const entry = this.#readers.get(reader);
+    if (!entry) throw new MyKeyError('reader_unavailable', `no reader named ${JSON.stringify(reader)}`);
+    if (!(entry.state & SCARD_STATE.PRESENT)) throw new MyKeyError('card_removed', `${reader}: no card on the reader`);
+    const touch = entry.touch;
+    if (entry.session && !entry.session.closed) await entry.session.close();
+    const handle = entry.handle;
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    if (handle.connected) {
+      // A connection left from a card that was taken away; pcsclite would otherwise reuse it silently.
+      await withTimeout(new Promise<void>((res) => handle.disconnect(SCARD_DISPOSITION.LEAVE, () => res())), timeoutMs, `${reader}: disconnect`).catch(noop);
+    }
+    const protocol = await withTimeout(
+      new Promise<number>((resolve, reject) =>
+        handle.connect({ share_mode: this.#share, protocol: SCARD_PROTOCOL.T0 | SCARD_PROTOCOL.T1 }, (err, p) => (err ? reject(err) : resolve(p))),
+      ),
+      timeoutMs,
+      `${reader}: connect`,
+    ).catch((err) => {
+      throw mapPcscError(err, `${reader}: connect`);
+    });
+    const raw: RawCard = {
+      transmit: (apdu, maxLen) =>
+        new Promise((resolve, reject) => {
+          handle.transmit(Buffer.from(apdu.buffer, apdu.byteOffset, apdu.byteLength), maxLen, protocol, (err, resp) => {
+            if (err) reject(err);
+            else resolve(new Uint8Array(resp.buffer, resp.byteOffset, resp.byteLength));
+          });
+        }),
+      close: ({ reset }) =>
+        new Promise((resolve) => handle.disconnect(reset ? SCARD_DISPOSITION.RESET : SCARD_DISPOSITION.LEAVE, () => resolve())),
+    };
+    const session = new CardSession(raw, {
+      guard: { writer: options.writer },
+      timeoutMs,
+      onApdu: options.onApdu ?? this.#onApdu,
+      reader,
+      probeRemoval: (withinMs) => this.#cardLeft(entry, touch, withinMs),
+      removalGraceMs: options.removalGraceMs ?? this.#graceMs,
+    });
+    entry.session = session;
+    if (entry.touch !== touch || !(entry.state & SCARD_STATE.PRESENT) || this.#readers.get(reader) !== entry) {
+      // The card left (or was replaced) while we connected.
+      session.markRemoved();
+      await session.close();
+      throw new MyKeyError('card_removed', `${reader}: the card was taken away`);
+    }
+    return session;
+  }
+
+  /** Resolves true once the card of touch `touch` has left `entry` (now, or within `withinMs`). */
+  #cardLeft(entry: ReaderEntry, touch: number, withinMs: number): Promise<boolean> {
+    const left = () => this.#readers.get(entry.name) !== entry || entry.touch !== touch || !(entry.state & SCARD_STATE.PRESENT);
+    if (left()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (v: boolean) => {
+        clearTimeout(timer);
+        offCard();
+        offReader();
+        resolve(v);
+      };
+      const timer = setTimeout(() => done(left()), withinMs);
+      const offCard = this.events.on('card-removed', (e) => e.reader === entry.name && done(true));
+      const offReader = this.events.on('reader-removed', (e) => e.reader === entry.name && done(true));
+    });
+  }
+
+  #open(): void {
+    if (!this.#running) return;
+    const gen = ++this.#generation;
+    let ctx: PcscContext;
+    try {
+      ctx = this.#factory();
+    } catch (err) {
+      this.#failed(new MyKeyError('reader_unavailable', 'PC/SC is not available (is pcscd running?)', { cause: err }));
+      this.#scheduleReopen();
+      return;
+    }
+    this.#ctx = ctx;
+    ctx.on('error', (err: Error) => {
+      if (gen !== this.#generation) return; // our own close, or an old context
+      this.#failed(mapPcscError(err, 'PC/SC'));
+      this.#teardown(true);
+      this.#scheduleReopen();
+    });
+    ctx.on('reader', (handle: PcscReader) => {
+      if (gen !== this.#generation || !this.#filter(handle.name)) {
+        handle.on('error', noop);
+        deferClose(() => handle.close()); // an unclosed reader keeps a native thread and the event loop alive
+        return;
+      }
+      this.#addReader(handle, gen);
+    });
+  }
+
+  #addReader(handle: PcscReader, gen: number): void {
+    const name = handle.name;
+    const old = this.#readers.get(name);
+    if (old) this.#dropReader(old, true);
+    const entry: ReaderEntry = { name, handle, state: SCARD_STATE.UNAWARE, atr: undefined, touch: 0, session: undefined };
+    this.#readers.set(name, entry);
+    this.#delay = this.#firstDelay; // PC/SC answers again
+    handle.on('error', (err: Error) => {
+      if (gen !== this.#generation) return;
+      this.#failed(mapPcscError(err, name), name);
+    });
+    handle.on('status', (s) => {
+      if (gen !== this.#generation || this.#readers.get(name) !== entry) return;
+      this.#onStatus(entry, s.state, s.atr);
+    });
+    handle.on('end', () => {
+      if (gen !== this.#generation || this.#readers.get(name) !== entry) return;
+      this.#dropReader(entry, true);
+    });
+    this.#log.debug('reader added', { reader: name });
+    this.events.emit('reader-added', { reader: name });
+  }
+
+  #onStatus(entry: ReaderEntry, state: number, atr: Uint8Array | undefined): void {
+    const prev = entry.state;
+    entry.state = state;
+    for (const t of cardTransitions(prev, state)) {
+      if (t === 'removed') {
+        entry.atr = undefined;
+        entry.session?.markRemoved();
+        this.events.emit('card-removed', { reader: entry.name });
+      } else if (t === 'present') {
+        entry.touch++;
+        entry.atr = atr ? Uint8Array.from(atr) : new Uint8Array(0);
+        this.events.emit('card-present', { reader: entry.name, atr: entry.atr });
+      } else {
+        this.#failed(new MyKeyError('card_error', `${entry.name}: a card is on the reader but does not answer (mute)`), entry.name);
+      }
+    }
+  }
+
+  #dropReader(entry: ReaderEntry, announce: boolean): void {
+    this.#readers.delete(entry.name);
+    const hadCard = (entry.state & SCARD_STATE.PRESENT) !== 0;
+    entry.session?.markRemoved();
+    entry.session?.close().catch(noop);
+    entry.handle.removeAllListeners();
+    entry.handle.on('error', noop); // pcsclite emits late errors; an EventEmitter without a listener would throw
+    // pcsclite calls 'status' and 'end' listeners while holding the reader's mutex, and close() takes
+    // that mutex: closing from inside such a callback would deadlock, so close on the next turn.
+    deferClose(() => entry.handle.close());
+    if (announce) {
+      if (hadCard) this.events.emit('card-removed', { reader: entry.name });
+      this.events.emit('reader-removed', { reader: entry.name });
+    }
+  }
+
+  #teardown(announce: boolean): void {
+    this.#generation++; // every listener of the old context is now stale
+    for (const entry of [...this.#readers.values()]) this.#dropReader(entry, announce);
+    const ctx = this.#ctx;
+    this.#ctx = undefined;
+    if (ctx) {
+      ctx.removeAllListeners();
+      ctx.on('error', noop);
+      deferClose(() => ctx.close());
+    }
+  }
+
+  #scheduleReopen(): void {
+    if (!this.#running || this.#retryTimer) return;
+    const delay = this.#delay;
+    this.#delay = Math.min(this.#maxDelay, this.#delay * 2);
+    this.#log.debug('reopening PC/SC', { delayMs: delay });
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#open();
+    }, delay);
+  }
+
+  #failed(error: Error, reader?: string): void {
+    if (this.events.listenerCount('error') === 0) this.#log.warn(error.message, reader ? { reader } : undefined);
+    this.events.emit('error', reader ? { error, reader } : { error });
+  }
+}
