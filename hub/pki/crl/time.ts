@@ -1,0 +1,75 @@
+// RFC 5280 5.1.2.4 / 4.1.2.5: CRL times are UTCTime `YYMMDDHHMMSSZ` (YY >= 50 means 19YY, else 20YY)
+// or GeneralizedTime `YYYYMMDDHHMMSSZ`, always in UTC (Z), with seconds and without fractions.
+import { T } from './der-cursor.ts';
+
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function d2(b: Uint8Array, i: number): number {
+  const hi = b[i] - 0x30;
+  const lo = b[i + 1] - 0x30;
+  // A non-digit makes the pair negative or >= 100 (unsigned compare below catches both).
+  if (hi >>> 0 > 9 || lo >>> 0 > 9) return -1;
+  return hi * 10 + lo;
+}
+
+/**
+ * Milliseconds since the epoch of a UTCTime or GeneralizedTime value at [body, body + len), or NaN
+ * when the tag, length, digits or ranges are wrong. Cheap enough to call once per CRL entry.
+ */
+export function timeToMs(b: Uint8Array, tag: number, body: number, len: number): number {
+  let year: number;
+  let p: number;
+  if (tag === T.UTCTime) {
+    if (len !== 13) return NaN;
+    const yy = d2(b, body);
+    if (yy < 0) return NaN;
+    year = yy >= 50 ? 1900 + yy : 2000 + yy;
+    p = body + 2;
+  } else if (tag === T.GeneralizedTime) {
+    if (len !== 15) return NaN;
+    const c = d2(b, body);
+    const yy = d2(b, body + 2);
+    if (c < 0 || yy < 0) return NaN;
+    year = c * 100 + yy;
+    p = body + 4;
+  } else return NaN;
+  const mo = d2(b, p);
+  const d = d2(b, p + 2);
+  const h = d2(b, p + 4);
+  const mi = d2(b, p + 6);
+  const s = d2(b, p + 8);
+  if (b[p + 10] !== 0x5a /* Z */) return NaN;
+  if (mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) return NaN;
+  const leap = mo === 2 && (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? 1 : 0;
+  if (d > DAYS[mo - 1] + leap) return NaN;
+  return Date.UTC(year, mo - 1, d, h, mi, s);
+}
+
+/** True when the value is a well-formed CRL time; the same checks as timeToMs without the Date math. */
+export function isValidTime(b: Uint8Array, tag: number, body: number, len: number): boolean {
+  let p: number;
+  let year: number;
+  if (tag === T.UTCTime) {
+    if (len !== 13) return false;
+    const yy = d2(b, body);
+    if (yy < 0) return false;
+    year = yy >= 50 ? 1900 + yy : 2000 + yy;
+    p = body + 2;
+  } else if (tag === T.GeneralizedTime) {
+    if (len !== 15) return false;
+    const c = d2(b, body);
+    const yy = d2(b, body + 2);
+    if (c < 0 || yy < 0) return false;
+    year = c * 100 + yy;
+    p = body + 4;
+  } else return false;
+  const mo = d2(b, p);
+  const d = d2(b, p + 2);
+  const h = d2(b, p + 4);
+  const mi = d2(b, p + 6);
+  const s = d2(b, p + 8);
+  if (b[p + 10] !== 0x5a) return false;
+  if (mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) return false;
+  const leap = mo === 2 && (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? 1 : 0;
+  return d <= DAYS[mo - 1] + leap;
+}

@@ -1,0 +1,205 @@
+// The test CA's CRL writer: v2 CRLs of any size (RFC 5280 5.1), DER written straight into one
+// preallocated buffer, so a million entries take seconds, not the minutes and gigabytes a generic
+// ASN.1 object model needs. Signed with WebCrypto RSASSA-PKCS1-v1_5.
+import { webcrypto } from 'node:crypto';
+import { MyKeyError } from '../../shared/errors.ts';
+import { CRL_REASONS, type CrlReason } from '../../shared/revocation.ts';
+
+/** One revoked certificate to list. `unspecified` (or no reason) writes no reasonCode (RFC 5280 5.3.1). */
+export interface CrlWriterEntry {
+  serial: bigint;
+  revokedAt: Date;
+  reason?: CrlReason;
+}
+
+/** What writeCrl needs. */
+export interface WriteCrlOptions {
+  /** The issuer Name, full DER TLV (the CA certificate's subject). */
+  issuerNameDer: Uint8Array;
+  /** RSASSA-PKCS1-v1_5 private key, SHA-256 (SHA-384 and SHA-512 also work). */
+  signingKey: webcrypto.CryptoKey;
+  thisUpdate: Date;
+  nextUpdate?: Date;
+  crlNumber: bigint;
+  /** keyIdentifier for the authorityKeyIdentifier extension. */
+  authorityKeyId?: Uint8Array;
+  /** Makes a delta CRL: the deltaCRLIndicator extension (critical) carrying this BaseCRLNumber. */
+  baseCrlNumber?: bigint;
+  entries: Iterable<CrlWriterEntry>;
+}
+
+// sha{256,384,512}WithRSAEncryption AlgorithmIdentifiers with NULL parameters (RFC 4055 5).
+const RSA_ALG: Record<string, number[]> = {
+  'SHA-256': [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00],
+  'SHA-384': [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c, 0x05, 0x00],
+  'SHA-512': [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d, 0x05, 0x00],
+};
+
+/** A growable byte buffer that DER is written into. */
+class Out {
+  buf: Uint8Array;
+  n = 0;
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+  }
+  room(k: number): void {
+    if (this.n + k <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.n + k) size *= 2;
+    const b = new Uint8Array(size);
+    b.set(this.buf.subarray(0, this.n));
+    this.buf = b;
+  }
+  bytes(b: ArrayLike<number>): void {
+    this.room(b.length);
+    this.buf.set(b, this.n);
+    this.n += b.length;
+  }
+  /** Tag and definite length (X.690 8.1.3, minimal). */
+  header(tag: number, len: number): void {
+    this.room(6);
+    const b = this.buf;
+    b[this.n++] = tag;
+    if (len < 0x80) b[this.n++] = len;
+    else {
+      const k = len < 0x100 ? 1 : len < 0x10000 ? 2 : len < 0x1000000 ? 3 : 4;
+      b[this.n++] = 0x80 | k;
+      for (let i = k - 1; i >= 0; i--) b[this.n++] = (len / 2 ** (8 * i)) & 0xff;
+    }
+  }
+}
+
+function headerLength(len: number): number {
+  return len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : len < 0x1000000 ? 5 : 6;
+}
+
+/** INTEGER content of a non-negative bigint (X.690 8.3: minimal, a 00 in front of a high bit). */
+function uintBytes(v: bigint, what: string): Uint8Array {
+  if (typeof v !== 'bigint' || v < 0n) throw new MyKeyError('validation_failed', `${what}: expected a non-negative bigint`);
+  let h = v.toString(16);
+  if (h.length % 2) h = '0' + h;
+  const high = parseInt(h.slice(0, 2), 16) >= 0x80 ? 1 : 0;
+  const out = new Uint8Array(h.length / 2 + high);
+  for (let i = 0; i < h.length / 2; i++) out[i + high] = parseInt(h.substr(i * 2, 2), 16);
+  return out;
+}
+
+function tlv(tag: number, content: ArrayLike<number>): Uint8Array {
+  const o = new Out(content.length + 6);
+  o.header(tag, content.length);
+  o.bytes(content);
+  return o.buf.subarray(0, o.n);
+}
+
+function concat(...parts: ArrayLike<number>[]): Uint8Array {
+  const o = new Out(parts.reduce((a, p) => a + p.length, 0) || 1);
+  for (const p of parts) o.bytes(p);
+  return o.buf.subarray(0, o.n);
+}
+
+/** RFC 5280 5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050 (and before 1950). */
+function timeTlv(d: Date, what: string): Uint8Array {
+  const ms = d instanceof Date ? d.getTime() : NaN;
+  if (!Number.isFinite(ms)) throw new MyKeyError('validation_failed', `${what}: not a valid Date`);
+  const y = d.getUTCFullYear();
+  if (y < 0 || y > 9999) throw new MyKeyError('validation_failed', `${what}: year out of range`);
+  const p2 = (n: number) => String(n).padStart(2, '0');
+  const rest = p2(d.getUTCMonth() + 1) + p2(d.getUTCDate()) + p2(d.getUTCHours()) + p2(d.getUTCMinutes()) + p2(d.getUTCSeconds()) + 'Z';
+  const utc = y >= 1950 && y < 2050;
+  const s = (utc ? p2(y % 100) : String(y).padStart(4, '0')) + rest;
+  return tlv(utc ? 0x17 : 0x18, Buffer.from(s, 'latin1'));
+}
+
+const OID = (...b: number[]) => tlv(0x06, b);
+function extension(oid: Uint8Array, critical: boolean, value: Uint8Array): Uint8Array {
+  return tlv(0x30, concat(oid, critical ? [0x01, 0x01, 0xff] : [], tlv(0x04, value)));
+}
+
+// reasonCode entry extension for each reason: SEQUENCE { OID 2.5.29.21, OCTET STRING { ENUMERATED } }.
+const REASON_EXT = new Map<number, Uint8Array>();
+for (const code of Object.values(CRL_REASONS)) {
+  REASON_EXT.set(code, tlv(0x30, extension(OID(0x55, 0x1d, 0x15), false, Uint8Array.of(0x0a, 0x01, code))));
+}
+
+/** Writes and signs a v2 CRL; returns its DER. */
+export async function writeCrl(opts: WriteCrlOptions): Promise<Uint8Array> {
+  const hashName = (opts.signingKey.algorithm as webcrypto.RsaHashedKeyAlgorithm).hash?.name;
+  const alg = RSA_ALG[hashName];
+  if (opts.signingKey.algorithm.name !== 'RSASSA-PKCS1-v1_5' || alg === undefined) {
+    throw new MyKeyError('validation_failed', 'writeCrl: signingKey must be RSASSA-PKCS1-v1_5 with SHA-256, SHA-384 or SHA-512');
+  }
+  const sigLen = Math.ceil((opts.signingKey.algorithm as webcrypto.RsaHashedKeyAlgorithm).modulusLength / 8);
+
+  // revokedCertificates content, one entry after another.
+  const list = new Out(1 << 20);
+  let lastMs = NaN;
+  let lastTime: Uint8Array = new Uint8Array(0);
+  let count = 0;
+  for (const e of opts.entries) {
+    const serial = uintBytes(e.serial, 'entry serial');
+    const ms = e.revokedAt instanceof Date ? e.revokedAt.getTime() : NaN;
+    if (ms !== lastMs) {
+      lastTime = timeTlv(e.revokedAt, 'entry revokedAt');
+      lastMs = ms;
+    }
+    let ext: Uint8Array | undefined;
+    if (e.reason !== undefined && e.reason !== 'unspecified') {
+      ext = REASON_EXT.get(CRL_REASONS[e.reason]);
+      if (ext === undefined) throw new MyKeyError('validation_failed', 'entry reason: unknown');
+    }
+    const serialTlv = headerLength(serial.length) + serial.length;
+    const len = serialTlv + lastTime.length + (ext ? ext.length : 0);
+    list.room(len + 6);
+    list.header(0x30, len);
+    list.header(0x02, serial.length);
+    list.buf.set(serial, list.n);
+    list.n += serial.length;
+    list.buf.set(lastTime, list.n);
+    list.n += lastTime.length;
+    if (ext) {
+      list.buf.set(ext, list.n);
+      list.n += ext.length;
+    }
+    count++;
+  }
+
+  // crlExtensions: cRLNumber (5.2.3), authorityKeyIdentifier (5.2.1), deltaCRLIndicator (5.2.4).
+  const exts: Uint8Array[] = [];
+  if (opts.authorityKeyId) exts.push(extension(OID(0x55, 0x1d, 0x23), false, tlv(0x30, tlv(0x80, opts.authorityKeyId))));
+  exts.push(extension(OID(0x55, 0x1d, 0x14), false, tlv(0x02, uintBytes(opts.crlNumber, 'crlNumber'))));
+  if (opts.baseCrlNumber !== undefined) exts.push(extension(OID(0x55, 0x1d, 0x1b), true, tlv(0x02, uintBytes(opts.baseCrlNumber, 'baseCrlNumber'))));
+
+  const head = concat(
+    [0x02, 0x01, 0x01], // version v2
+    alg,
+    opts.issuerNameDer,
+    timeTlv(opts.thisUpdate, 'thisUpdate'),
+    opts.nextUpdate ? timeTlv(opts.nextUpdate, 'nextUpdate') : [],
+  );
+  const listHeader = new Out(8);
+  if (count > 0) listHeader.header(0x30, list.n);
+  const tail = tlv(0xa0, tlv(0x30, concat(...exts)));
+  const tbsContent = head.length + listHeader.n + list.n + tail.length;
+  const tbsLen = headerLength(tbsContent) + tbsContent;
+  const bitLen = sigLen + 1;
+  const outerContent = tbsLen + alg.length + headerLength(bitLen) + bitLen;
+
+  // The whole CertificateList in one buffer; tbsCertList is signed in place.
+  const out = new Out(headerLength(outerContent) + outerContent);
+  out.header(0x30, outerContent);
+  const tbsStart = out.n;
+  out.header(0x30, tbsContent);
+  out.bytes(head);
+  out.bytes(listHeader.buf.subarray(0, listHeader.n));
+  out.bytes(list.buf.subarray(0, list.n));
+  list.buf = new Uint8Array(0);
+  out.bytes(tail);
+  const tbs = out.buf.subarray(tbsStart, out.n);
+  const sig = new Uint8Array(await webcrypto.subtle.sign({ name: 'RSASSA-PKCS1-v1_5' }, opts.signingKey, tbs));
+  if (sig.length !== sigLen) throw new MyKeyError('internal', 'writeCrl: unexpected signature length');
+  out.bytes(alg);
+  out.header(0x03, bitLen);
+  out.bytes([0]);
+  out.bytes(sig);
+  return out.buf.subarray(0, out.n);
+}
