@@ -1,0 +1,82 @@
+// The touch pipeline: on every card-present, connect, read the identity, hand it on, disconnect.
+// It emits `identity` {reader, identity, ms} or `touch-failed` {reader, code, message, ms}; ms runs
+// from the card-present event to the identity being ready. Nothing here records who touched when.
+import { MyKeyError, type ErrorCode } from '../../shared/errors.ts';
+import { readIdentity as defaultReadIdentity, type CardIdentity } from './identity.ts';
+import { consoleReaderLog, type ReaderLog } from './log.ts';
+import type { ReaderManager } from './reader-manager.ts';
+import type { CardSession } from './transport.ts';
+import { TypedEvents } from './typed-events.ts';
+
+/** Events of the touch pipeline. */
+export interface TouchEvents {
+  identity: { reader: string; identity: CardIdentity; ms: number };
+  'touch-failed': { reader: string; code: ErrorCode; message: string; ms: number };
+}
+
+/** Options of the touch pipeline. */
+export interface TouchPipelineOptions {
+  /** What a touch reads (readIdentity by default). */
+  readIdentity?: (session: CardSession) => Promise<CardIdentity>;
+  log?: ReaderLog;
+  /** Clock in ms (performance.now by default). */
+  now?: () => number;
+}
+
+/** Turns card-present events of a ReaderManager into identity events. */
+export class TouchPipeline {
+  readonly events: TypedEvents<TouchEvents>;
+  readonly #manager: ReaderManager;
+  readonly #read: (session: CardSession) => Promise<CardIdentity>;
+  readonly #log: ReaderLog;
+  readonly #now: () => number;
+  #off: (() => void) | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(manager: ReaderManager, options: TouchPipelineOptions = {}) {
+    this.#manager = manager;
+    this.#read = options.readIdentity ?? defaultReadIdentity;
+    this.#log = options.log ?? consoleReaderLog;
+    this.#now = options.now ?? (() => performance.now());
+    this.events = new TypedEvents<TouchEvents>(this.#log, 'touch pipeline');
+  }
+
+  /** Shorthand for events.on. */
+  on<K extends keyof TouchEvents>(event: K, listener: (payload: TouchEvents[K]) => unknown): () => void {
+    return this.events.on(event, listener);
+  }
+
+  /** Starts listening for touches (the manager is started by its owner). */
+  start(): void {
+    if (this.#off) return;
+    this.#off = this.#manager.on('card-present', ({ reader }) => {
+      const p = this.#touch(reader);
+      this.#inFlight.add(p);
+      p.finally(() => this.#inFlight.delete(p));
+    });
+  }
+
+  /** Stops listening and waits for touches in progress to finish. */
+  async stop(): Promise<void> {
+    this.#off?.();
+    this.#off = undefined;
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  async #touch(reader: string): Promise<void> {
+    const t0 = this.#now();
+    let session: CardSession | undefined;
+    try {
+      session = await this.#manager.connect(reader);
+      const identity = await this.#read(session);
+      this.events.emit('identity', { reader, identity, ms: this.#now() - t0 });
+    } catch (err) {
+      const e = err instanceof MyKeyError ? err : new MyKeyError('internal', 'the touch failed unexpectedly', { cause: err });
+      if (!(err instanceof MyKeyError)) this.#log.error('touch failed unexpectedly', { reader, error: String(err) });
+      else this.#log.debug('touch failed', { reader, code: e.code });
+      this.events.emit('touch-failed', { reader, code: e.code, message: e.message, ms: this.#now() - t0 });
+    } finally {
+      await session?.close();
+    }
+  }
+}

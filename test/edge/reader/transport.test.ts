@@ -1,0 +1,136 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MyKeyError } from '../../../shared/errors.ts';
+import { fromHex, toHex } from '../../../edge/reader/apdu.ts';
+import { CardSession, mapPcscError, pcscCode } from '../../../edge/reader/transport.ts';
+import { scriptedCard } from './helpers/fake-card.ts';
+
+const SELECT_JPKI = '00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01';
+const SELECT_000A = '00 A4 02 0C 02 00 0A';
+
+async function rejects(p: Promise<unknown>, code: string): Promise<MyKeyError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.instance(e, MyKeyError);
+    assert.is((e as MyKeyError).code, code, (e as Error).message);
+    return e as MyKeyError;
+  }
+  throw new Error(`expected a rejection with ${code}`);
+}
+
+/** A card where JPKI and EF 000A select fine; `read` answers READ BINARY. */
+function jpkiCard(read: (h: string) => string | Error | Promise<string>) {
+  return scriptedCard((h) => (h === SELECT_JPKI || h === SELECT_000A ? '90 00' : read(h)));
+}
+async function onCert(s: CardSession) {
+  await s.transmit(fromHex(SELECT_JPKI));
+  await s.transmit(fromHex(SELECT_000A));
+}
+
+test('61xx is collected with GET RESPONSE into one response', async () => {
+  const raw = jpkiCard((h) => (h === '00 B0 00 00 04' ? '30 82 61 02' : h === '00 C0 00 00 02' ? '04 6D 90 00' : '6D 00'));
+  const s = new CardSession(raw);
+  await onCert(s);
+  const r = await s.transmit(fromHex('00 B0 00 00 04'));
+  assert.is(toHex(r.data), '30 82 04 6D');
+  assert.is(r.sw, 0x9000);
+});
+
+test('6Cxx is resent once with the exact Le', async () => {
+  const raw = jpkiCard((h) => (h === '00 B0 00 00 10' ? '6C 04' : h === '00 B0 00 00 04' ? '30 82 04 6D 90 00' : '6D 00'));
+  const s = new CardSession(raw);
+  await onCert(s);
+  const r = await s.transmit(fromHex('00 B0 00 00 10'));
+  assert.is(toHex(r.data), '30 82 04 6D');
+  assert.equal(raw.sent.slice(-2), ['00 B0 00 00 10', '00 B0 00 00 04']);
+});
+
+test('a card that keeps answering 61xx is malformed, not an endless loop', async () => {
+  const raw = jpkiCard(() => '00 61 01');
+  const s = new CardSession(raw);
+  await onCert(s);
+  await rejects(s.transmit(fromHex('00 B0 00 00 01')), 'card_response_malformed');
+  assert.ok(raw.sent.length < 40);
+});
+
+test('a refused APDU never reaches the card', async () => {
+  const raw = scriptedCard(() => '90 00');
+  const s = new CardSession(raw);
+  await rejects(s.transmit(fromHex('00 A4 04 0C 03 D3 92 10')), 'apdu_refused');
+  await rejects(s.transmit(fromHex('00 B0 81 00 00')), 'apdu_refused');
+  assert.equal(raw.sent, []);
+});
+
+test('a PC/SC "card removed" error becomes card_removed, and later commands fail the same way without the card', async () => {
+  let n = 0;
+  const raw = scriptedCard(() => (n++ === 0 ? '90 00' : new Error('SCardTransmit error: Card was removed.(0x80100069)')));
+  const s = new CardSession(raw);
+  await s.transmit(fromHex(SELECT_JPKI));
+  await rejects(s.transmit(fromHex(SELECT_000A)), 'card_removed');
+  const before = raw.sent.length;
+  await rejects(s.transmit(fromHex(SELECT_JPKI)), 'card_removed');
+  assert.is(raw.sent.length, before);
+});
+
+test('an exchange without an answer times out', async () => {
+  const raw = scriptedCard(() => new Promise<string>(() => {}));
+  const s = new CardSession(raw, { timeoutMs: 30 });
+  await rejects(s.transmit(fromHex(SELECT_JPKI)), 'timeout');
+});
+
+test('the trace hook sees every exchange, GET RESPONSE included, and cannot break it', async () => {
+  const raw = jpkiCard((h) => (h === '00 B0 00 00 04' ? '30 82 61 02' : '04 6D 90 00'));
+  const seen: string[] = [];
+  const s = new CardSession(raw, {
+    onApdu: (a, r) => {
+      seen.push(`${toHex(a)} -> ${toHex(r)}`);
+      throw new Error('a broken hook');
+    },
+  });
+  await onCert(s);
+  await s.transmit(fromHex('00 B0 00 00 04'));
+  assert.equal(seen, [`${SELECT_JPKI} -> 90 00`, `${SELECT_000A} -> 90 00`, '00 B0 00 00 04 -> 30 82 61 02', '00 C0 00 00 02 -> 04 6D 90 00']);
+});
+
+test('run() turns a failure into card_removed when the reader then reports the card gone', async () => {
+  const raw = jpkiCard(() => '');
+  const gone = new CardSession(raw, { probeRemoval: async () => true });
+  await onCert(gone);
+  const e = await rejects(gone.run(() => gone.transmit(fromHex('00 B0 00 00 04'))), 'card_removed');
+  assert.is((e.cause as MyKeyError).code, 'card_response_malformed');
+  const stays = new CardSession(raw, { probeRemoval: async () => false });
+  await onCert(stays);
+  await rejects(stays.run(() => stays.transmit(fromHex('00 B0 00 00 04'))), 'card_response_malformed');
+});
+
+test('closing resets the card only when a PIN was presented', async () => {
+  const raw = scriptedCard(() => '90 00');
+  const a = new CardSession(raw);
+  await a.transmit(fromHex(SELECT_JPKI));
+  await a.close();
+  const b = new CardSession(raw);
+  await b.transmit(fromHex(SELECT_JPKI));
+  await b.transmit(fromHex('00 A4 02 0C 02 00 18'));
+  await b.transmit(fromHex('00 20 00 80 04 31 32 33 34'));
+  await b.close();
+  assert.equal(raw.closes, [{ reset: false }, { reset: true }]);
+  await rejects(b.transmit(fromHex(SELECT_JPKI)), 'card_error');
+});
+
+test('PC/SC return codes map to stable error codes', () => {
+  const cases: [string, string][] = [
+    ['SCardTransmit error: Card was removed.(0x80100069)', 'card_removed'],
+    ['SCardConnect error: No smart card inserted.(0x8010000C)', 'card_removed'],
+    ['SCardTransmit error: Card was reset.(0x80100068)', 'card_removed'],
+    ['Card Reader not connected', 'card_removed'],
+    ['SCardEstablishContext error: Service not available.(0x8010001D)', 'reader_unavailable'],
+    ['SCardTransmit error: Transaction failed.(0x80100016)', 'card_error'],
+    ['SCardConnect error: Sharing violation.(0x8010000B)', 'card_error'],
+  ];
+  for (const [msg, code] of cases) assert.is(mapPcscError(new Error(msg), 'x').code, code, msg);
+  assert.is(pcscCode(new Error('x (0x80100069)')), 0x80100069);
+  assert.is(pcscCode(new Error('no code')), undefined);
+});
+
+test.run();
