@@ -18,6 +18,7 @@ import { createCrlManager } from './revocation/crl-manager.ts';
 import { openDatabase } from './store/db.ts';
 import { createMyKeyRepo } from './store/mykey-repo.ts';
 import { createRevocationRepo } from './store/revocation-repo.ts';
+import { createWriteBatcher } from './store/write-batcher.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -55,8 +56,10 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
   const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, random: randomBytes, now: () => now().getTime() });
+  const batcher = createWriteBatcher(db);
   const service = createMyKeyService({
     repo: mykeys,
+    write: batcher.write,
     challenges,
     anchors: () => anchors,
     revocation,

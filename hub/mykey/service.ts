@@ -27,6 +27,8 @@ export interface MyKeyServiceDeps {
   revocation: RevocationChecker;
   now: () => Date;
   random: (n: number) => Uint8Array;
+  /** Runs a store write in the next group commit (hub/store/write-batcher.ts); resolves once durable. */
+  write: <T>(fn: () => T) => Promise<T>;
   /** Refuse when revocation status cannot be determined (no fresh CRL, no OCSP answer). Default true. */
   requireRevocationStatus?: boolean;
 }
@@ -134,7 +136,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
     /** Creates the MyKey ID for a certificate, or returns the one it already has. */
     async register(proof: Proof): Promise<{ mykeyId: MyKeyId; status: MyKeyRow['status']; created: boolean }> {
       const p = await prove(proof, 'register');
-      const r = repo.createOrGet(p.identity, () => randomMyKeyId(deps.random), deps.now().getTime());
+      const r = await deps.write(() => repo.createOrGet(p.identity, () => randomMyKeyId(deps.random), deps.now().getTime()));
       if ('superseded' in r) throw new MyKeyError('cert_superseded');
       return { mykeyId: r.row.id, status: r.row.status, created: r.created };
     },
@@ -154,7 +156,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
       if (row.status !== 'active') throw new MyKeyError(row.status === 'invalidated' ? 'mykey_id_invalidated' : 'mykey_id_suspended');
       if (newId === row.id) return view(row);
       try {
-        repo.changeId(row.id, newId, deps.now().getTime());
+        await deps.write(() => repo.changeId(row.id, newId, deps.now().getTime()));
       } catch (e) {
         if (e instanceof IdTakenError) throw new MyKeyError('mykey_id_taken');
         throw e;
@@ -167,7 +169,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
       const p = await prove(proof, 'holder');
       const { row } = currentOf(p);
       if (row.status === 'invalidated') throw new MyKeyError('mykey_id_invalidated');
-      repo.invalidate(row.id, deps.now().getTime());
+      await deps.write(() => repo.invalidate(row.id, deps.now().getTime()));
       return view(repo.get(row.id)!);
     },
 
@@ -186,7 +188,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
         throw new MyKeyError('mykey_id_suspended', `the MyKey ID is suspended (${row.status_reason}); it cannot be carried over`);
       }
       if (repo.liveBindingBySerial(next.identity.issuerKey, next.identity.serialHex)) throw new MyKeyError('carry_over_new_cert_bound');
-      repo.carryOver(row.id, next.identity, deps.now().getTime());
+      await deps.write(() => repo.carryOver(row.id, next.identity, deps.now().getTime()));
       return view(repo.get(row.id)!);
     },
   };

@@ -58,7 +58,7 @@ test('every registration acknowledged before kill -9 is there after a restart', 
 
   let hub = await startHub(configPath);
   child = hub.proc;
-  const proofs = [];
+  const proofs: Awaited<ReturnType<typeof proofFor>>[] = [];
   for (const c of certs) proofs.push(await proofFor(hub.url, c));
 
   const acknowledged = new Map<number, string>();
