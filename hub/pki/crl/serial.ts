@@ -40,7 +40,8 @@ function hexToBytes(hex: string): Uint8Array {
 
 /**
  * The minimal INTEGER content bytes of a serial given as a bigint, as hex (a positive magnitude, any
- * case, optional `0x` prefix, optional `:` or blank separators, leading zeros allowed), or as INTEGER
+ * case, optional `0x` prefix, optional `:` or blank separators, leading zeros allowed, `-` in front for
+ * the negative serials of non-conforming CAs), or as INTEGER
  * content bytes. Throws MyKeyError(validation_failed) on anything else: a malformed key must not read
  * as "not revoked".
  */
@@ -58,8 +59,12 @@ export function serialKey(serial: bigint | string | Uint8Array): Uint8Array {
   }
   if (typeof serial === 'string') {
     let s = serial.trim().replace(/[:\s]/g, '');
+    const negative = s.startsWith('-');
+    if (negative) s = s.slice(1);
     if (s.startsWith('0x') || s.startsWith('0X')) s = s.slice(2);
     if (s.length === 0 || !/^[0-9a-fA-F]+$/.test(s)) throw new MyKeyError('validation_failed', 'serial: expected hex digits');
+    // A `-` in front, as serialHex writes a negative serial (RFC 5280 4.1.2.2 forbids them; CAs erred).
+    if (negative) return serialKey(-BigInt('0x' + s));
     const mag = hexToBytes(s);
     const full = mag[0] & 0x80 ? prepend0(mag) : mag;
     return full.subarray(minimalStart(full, 0, full.length));

@@ -20,6 +20,17 @@ export function tlv(tag: number, ...content: ArrayLike<number>[]): Uint8Array {
   return out;
 }
 
+/** The parts one after another (for long lists, which a spread argument cannot hold). */
+export function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
 export const seq = (...c: ArrayLike<number>[]) => tlv(0x30, ...c);
 export const set = (...c: ArrayLike<number>[]) => tlv(0x31, ...c);
 export const octets = (...c: ArrayLike<number>[]) => tlv(0x04, ...c);
@@ -48,7 +59,7 @@ export function crl(parts: { version?: boolean; entries?: Uint8Array[]; nextUpda
     NAME,
     parts.thisUpdate ?? utc('260101000000Z'),
     parts.nextUpdate ?? [],
-    parts.entries ? seq(...parts.entries) : [],
+    parts.entries ? seq(concat(parts.entries)) : [],
     parts.extensions ? tlv(0xa0, seq(...parts.extensions)) : [],
   );
   return seq(tbs, SHA256_RSA, tlv(0x03, [0, 1, 2, 3, 4]));
