@@ -25,7 +25,7 @@ export interface VpcdSlotOptions {
   log?: SlotLog;
   /** Re-arm TCP_QUICKACK after every read (default true; false only to measure the difference). */
   quickAck?: boolean;
-  /** How long insert() waits for vpcd to accept the connection (default 3000 ms). */
+  /** How long insert() waits for vpcd to take the card (default 5000 ms). */
   connectTimeoutMs?: number;
   /** Called when the card leaves the slot for any reason other than remove(). */
   onRemoved?: (reason: 'fault' | 'peer-closed' | 'error') => void;
@@ -46,6 +46,8 @@ export class VpcdSlot {
   /** Messages are answered strictly in order, even when a fault delays one. */
   private queue: Promise<void> = Promise.resolve();
   private removing = false;
+  /** Set while insert() waits for vpcd's first message. */
+  private accepted: (() => void) | undefined;
   /** Counts for diagnostics: APDUs answered, control messages seen. */
   readonly stats = { apdus: 0, controls: 0, quickAcks: 0 };
 
@@ -54,7 +56,7 @@ export class VpcdSlot {
     this.port = opts.port ?? VPCD_BASE_PORT + (opts.slot ?? 0);
     this.log = opts.log ?? ((level, msg) => (level === 'warn' ? console.warn(`[vpcd-slot] ${msg}`) : undefined));
     this.quickAck = opts.quickAck ?? true;
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.onRemoved = opts.onRemoved;
   }
 
@@ -62,25 +64,44 @@ export class VpcdSlot {
     return this.socket !== null;
   }
 
-  /** Connects to vpcd: the reader sees the card arrive. Resolves once connected. */
+  /**
+   * Connects to vpcd: the reader sees the card arrive. Resolves once vpcd has accepted the card and
+   * spoken to it (asked for the ATR or powered it), not merely when TCP connected: a connection can sit
+   * in the listen backlog while vpcd still believes the previous card is there.
+   */
   insert(card: VirtualCard): Promise<void> {
     if (this.socket) return Promise.reject(new MyKeyError('conflict', 'a card is already in this slot'));
     return new Promise<void>((resolve, reject) => {
       const socket = connect({ host: this.host, port: this.port, noDelay: true });
-      const timer = setTimeout(() => {
+      let connected = false;
+      const fail = (err: MyKeyError) => {
+        clearTimeout(timer);
+        this.accepted = undefined;
+        this.removing = true;
         socket.destroy();
-        reject(this.unavailable(new Error(`no connection within ${this.connectTimeoutMs} ms`)));
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        fail(
+          connected
+            ? new MyKeyError('reader_unavailable', `vpcd on ${this.host}:${this.port} did not take the card within ${this.connectTimeoutMs} ms (is another card in this slot?)`)
+            : this.unavailable(new Error(`no connection within ${this.connectTimeoutMs} ms`)),
+        );
       }, this.connectTimeoutMs);
       socket.once('error', (err) => {
-        clearTimeout(timer);
-        socket.destroy();
-        reject(this.unavailable(err));
+        if (!connected) fail(this.unavailable(err));
       });
       socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
+        connected = true;
+        this.accepted = () => {
+          clearTimeout(timer);
+          this.accepted = undefined;
+          resolve();
+        };
         this.attach(socket, card);
-        resolve();
+      });
+      socket.once('close', () => {
+        if (this.accepted) fail(new MyKeyError('reader_unavailable', `vpcd on ${this.host}:${this.port} closed the connection before taking the card`));
       });
     });
   }
@@ -109,6 +130,9 @@ export class VpcdSlot {
     this.card = card;
     this.pending = Buffer.alloc(0);
     this.removing = false;
+    // A contactless card is powered by the field the moment it arrives. pcscd may also miss a quick
+    // remove-and-insert between two polls and keep treating the slot as powered, so do not wait for 01.
+    card.powerOn();
     socket.setNoDelay(true);
     let arm: (() => boolean) | null = null;
     if (this.quickAck) {
@@ -129,6 +153,7 @@ export class VpcdSlot {
     });
     socket.on('close', () => {
       const byUs = this.removing;
+      if (this.socket !== socket) return;
       this.socket = null;
       this.card = null;
       this.pending = Buffer.alloc(0);
@@ -153,6 +178,7 @@ export class VpcdSlot {
     const socket = this.socket;
     if (!card || !socket || socket.destroyed) return;
     if (msg.length === 0) return;
+    this.accepted?.();
     if (msg.length === 1) {
       this.stats.controls++;
       switch (msg[0]) {
