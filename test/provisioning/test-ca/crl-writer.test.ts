@@ -1,0 +1,128 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes, webcrypto } from 'node:crypto';
+import { MyKeyError } from '../../../shared/errors.ts';
+import { CRL_REASONS, type CrlReason } from '../../../shared/revocation.ts';
+import { writeCrl, type CrlWriterEntry } from '../../../provisioning/test-ca/crl-writer.ts';
+import { crlIssuerFromCertificate, keyIdOf, loadCrl, parseCrl } from '../../../hub/pki/crl/index.ts';
+import { makeOpensslCa, readOpensslCrlText } from '../../hub/pki/crl/helpers/openssl-ca.ts';
+
+const ca = makeOpensslCa({ subject: '/C=JP/O=JPKI/OU=JPKI for user authentication/OU=Japan Agency for Local Authority Information Systems' });
+const key = await ca.webCryptoKey();
+const issuerResult = crlIssuerFromCertificate(ca.caPem, 'test CA');
+if (!issuerResult.ok) throw new Error(issuerResult.message);
+const issuer = issuerResult.value;
+const aki = keyIdOf(issuer.publicKey)!;
+const reasons = Object.keys(CRL_REASONS) as CrlReason[];
+const base = { issuerNameDer: issuer.nameDer, signingKey: key, crlNumber: 77n, authorityKeyId: aki };
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex').toUpperCase();
+}
+
+test('writes a CRL that openssl verifies and that parses back to the same entries', async () => {
+  const entries: CrlWriterEntry[] = Array.from({ length: 500 }, (_, i) => ({
+    serial: BigInt('0x' + randomBytes(16).toString('hex')) | (i % 2 ? 1n << 127n : 0n),
+    revokedAt: new Date(Date.UTC(2026, 5, 1, 0, 0, i)),
+    reason: reasons[i % reasons.length],
+  }));
+  entries.push({ serial: 1n, revokedAt: new Date(Date.UTC(2026, 0, 1)) });
+  const thisUpdate = new Date(Date.UTC(2026, 10, 25, 9, 0, 0));
+  const nextUpdate = new Date(Date.UTC(2026, 10, 26, 9, 0, 0));
+  const der = await writeCrl({ ...base, thisUpdate, nextUpdate, entries });
+  assert.ok(ca.opensslVerifies(der), 'openssl crl -CAfile says verify OK');
+
+  const text = readOpensslCrlText(ca.crlText(der));
+  assert.is(text.crlNumber, 77n);
+  assert.is(text.authorityKeyId, hex(aki));
+  assert.equal(text.lastUpdate, thisUpdate);
+  assert.equal(text.nextUpdate, nextUpdate);
+  assert.is(text.entries.length, entries.length);
+
+  const r = loadCrl(der, [issuer]);
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.is(r.value.crl.crlNumber, 77n);
+  assert.is(hex(r.value.crl.authorityKeyId!), hex(aki));
+  assert.equal(r.value.crl.thisUpdate, thisUpdate);
+  assert.is(r.value.crl.isDelta, false);
+  const got = [...r.value.index.entries()];
+  assert.equal(got, text.entries.map(({ serialHex, revokedAt, reason }) => ({ serialHex, revokedAt, reason })));
+  for (const e of entries) {
+    assert.equal(r.value.index.lookup(e.serial), { revokedAt: e.revokedAt, reason: e.reason ?? 'unspecified' });
+  }
+});
+
+test('writes no reasonCode for unspecified (RFC 5280 5.3.1)', async () => {
+  const der = await writeCrl({ ...base, thisUpdate: new Date(), entries: [{ serial: 5n, revokedAt: new Date(), reason: 'unspecified' }, { serial: 6n, revokedAt: new Date() }] });
+  assert.ok(ca.opensslVerifies(der));
+  assert.not.match(ca.crlText(der), /Reason Code/);
+});
+
+test('uses UTCTime through 2049 and GeneralizedTime from 2050 (RFC 5280 5.1.2.4)', async () => {
+  const in2049 = new Date(Date.UTC(2049, 11, 31, 23, 59, 59));
+  const in2050 = new Date(Date.UTC(2050, 0, 1, 0, 0, 0));
+  const der = await writeCrl({ ...base, thisUpdate: in2049, nextUpdate: in2050, entries: [{ serial: 9n, revokedAt: in2050, reason: 'keyCompromise' }] });
+  const b = Buffer.from(der);
+  assert.ok(b.includes(Buffer.from('\x17\x0d491231235959Z', 'latin1')));
+  assert.ok(b.includes(Buffer.from('\x18\x0f20500101000000Z', 'latin1')));
+  assert.ok(ca.opensslVerifies(der));
+  const r = loadCrl(der, [issuer]);
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.equal(r.value.crl.thisUpdate, in2049);
+  assert.equal(r.value.crl.nextUpdate, in2050);
+  assert.equal(r.value.index.lookup(9n), { revokedAt: in2050, reason: 'keyCompromise' });
+});
+
+test('writes an empty CRL without a revokedCertificates field', async () => {
+  const der = await writeCrl({ ...base, thisUpdate: new Date(), entries: [] });
+  assert.ok(ca.opensslVerifies(der));
+  assert.match(ca.crlText(der), /No Revoked Certificates/);
+  const p = parseCrl(der);
+  assert.ok(p.ok && p.value.entryCount === 0);
+});
+
+test('writes a delta CRL', async () => {
+  const der = await writeCrl({ ...base, crlNumber: 80n, baseCrlNumber: 77n, thisUpdate: new Date(), entries: [{ serial: 3n, revokedAt: new Date(), reason: 'removeFromCRL' }] });
+  assert.ok(ca.opensslVerifies(der));
+  assert.is(readOpensslCrlText(ca.crlText(der)).deltaCrlIndicator, 77n);
+  const r = loadCrl(der, [issuer]);
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.is(r.value.crl.isDelta, true);
+  assert.is(r.value.crl.baseCrlNumber, 77n);
+  assert.is(r.value.index.lookup(3n)?.reason, 'removeFromCRL');
+});
+
+test('writes long lists with long-form lengths that openssl accepts', async () => {
+  const entries = Array.from({ length: 20_000 }, (_, i) => ({ serial: BigInt(i + 1) << 64n, revokedAt: new Date(Date.UTC(2026, 0, 1) + i * 1000), reason: 'superseded' as const }));
+  const der = await writeCrl({ ...base, thisUpdate: new Date(), entries });
+  assert.ok(ca.opensslVerifies(der));
+  const r = loadCrl(der, [issuer]);
+  assert.ok(r.ok && r.value.index.size === 20_000);
+});
+
+test('refuses negative serials, invalid dates and keys that are not RSA PKCS#1 v1.5', async () => {
+  const bad: [string, Parameters<typeof writeCrl>[0]][] = [
+    ['negative serial', { ...base, thisUpdate: new Date(), entries: [{ serial: -1n, revokedAt: new Date() }] }],
+    ['invalid revokedAt', { ...base, thisUpdate: new Date(), entries: [{ serial: 1n, revokedAt: new Date(NaN) }] }],
+    ['invalid thisUpdate', { ...base, thisUpdate: new Date(NaN), entries: [] }],
+    ['negative crlNumber', { ...base, crlNumber: -5n, thisUpdate: new Date(), entries: [] }],
+  ];
+  const ec = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+  bad.push(['an ECDSA key', { ...base, signingKey: ec.privateKey, thisUpdate: new Date(), entries: [] }]);
+  for (const [name, opts] of bad) {
+    try {
+      await writeCrl(opts);
+      assert.unreachable(name);
+    } catch (err) {
+      assert.instance(err, MyKeyError, name);
+      assert.is((err as MyKeyError).code, 'validation_failed', name);
+    }
+  }
+});
+
+test.after(() => ca.cleanup());
+
+test.run();
