@@ -79,6 +79,10 @@ export class VpcdSlot {
         this.accepted = undefined;
         this.removing = true;
         socket.destroy();
+        if (this.socket === socket) {
+          this.socket = null;
+          this.card = null;
+        }
         reject(err);
       };
       const timer = setTimeout(() => {
