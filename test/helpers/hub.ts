@@ -29,13 +29,15 @@ export async function startTestHub(opts: { ca?: TestCa; extraCas?: TestCa[]; ove
   });
   const config = loadHubConfig({
     env: {},
-    overrides: {
-      dataDir: dir,
-      http: { port: 0 },
-      jpki: { trustAnchors: anchorFiles, requireRevocationStatus: false },
-      rateLimits: { challenge: { perSecond: 10_000, burst: 10_000 }, register: { perSecond: 10_000, burst: 10_000 } },
-      ...opts.overrides,
-    },
+    overrides: merge(
+      {
+        dataDir: dir,
+        http: { port: 0 },
+        jpki: { trustAnchors: anchorFiles, requireRevocationStatus: false },
+        rateLimits: { challenge: { perSecond: 10_000, burst: 10_000 }, register: { perSecond: 10_000, burst: 10_000 } },
+      },
+      opts.overrides ?? {},
+    ),
   });
   const hub = createHub(config, { log: silentLogger, now: opts.now });
   const request = (path: string, body?: unknown, init: RequestInit = {}) =>
@@ -64,6 +66,15 @@ export async function startTestHub(opts: { ca?: TestCa; extraCas?: TestCa[]; ove
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    out[k] = cur && v && typeof cur === 'object' && typeof v === 'object' && !Array.isArray(v) ? merge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
 }
 
 let sharedKeys: CryptoKeyPair | undefined;
