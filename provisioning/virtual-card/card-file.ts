@@ -178,6 +178,7 @@ export async function loadCardFile(path: string): Promise<CardFile> {
  * either the old or the new file, never half of one.
  */
 export async function saveCardFile(path: string, card: CardFile): Promise<void> {
+  // Concurrent saves may finish in any order; use cardFilePersister to keep the newest.
   parseCardFile(card, 'card to save');
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
@@ -187,6 +188,38 @@ export async function saveCardFile(path: string, card: CardFile): Promise<void> 
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * Keeps a card file on disk in step with a running VirtualCard: pass `onChange` to the card. Writes
+ * run one at a time and only the newest state is written, so a burst of changes ends with the last
+ * one on disk. `flush()` resolves when everything handed over so far is written.
+ */
+export function cardFilePersister(path: string, onError: (err: unknown) => void = (e) => console.error(e)) {
+  let latest: CardFile | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let busy = false;
+  const pump = async (): Promise<void> => {
+    busy = true;
+    try {
+      while (latest) {
+        const next = latest;
+        latest = undefined;
+        await saveCardFile(path, next).catch(onError);
+      }
+    } finally {
+      busy = false;
+    }
+  };
+  return {
+    onChange(f: CardFile): void {
+      latest = f;
+      if (!busy) running = pump();
+    },
+    async flush(): Promise<void> {
+      while (busy || latest) await (busy ? running : (running = pump()));
+    },
+  };
 }
 
 /** The MyKey ID stored in the card's area as ASCII, or undefined when not reserved or not written. */
