@@ -1,0 +1,106 @@
+// The holder's side of the MyKey ID lifecycle from a terminal, for development and demos: what the
+// home PC web app does with a card, done with a test certificate and key file (or, with --ca-dir, a
+// new test "card" issued by the development test CA).
+//
+//   tsx provisioning/register-cli.ts register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F)
+//   tsx provisioning/register-cli.ts status     --hub URL --cert F --key F
+//   tsx provisioning/register-cli.ts change-id  --hub URL --cert F --key F --mykey-id NEWID
+//   tsx provisioning/register-cli.ts invalidate --hub URL --cert F --key F
+//   tsx provisioning/register-cli.ts carry-over --hub URL --cert NEW --key NEW --previous-cert OLD --previous-key OLD
+import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { exportPkcs8, fromPem, toPem } from './test-ca/ca.ts';
+import { openCaDir } from './test-ca/store.ts';
+
+const USAGE = `usage:
+  register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F)
+  status     --hub URL --cert F --key F
+  change-id  --hub URL --cert F --key F --mykey-id NEWID
+  invalidate --hub URL --cert F --key F
+  carry-over --hub URL --cert NEW --key NEW --previous-cert OLD --previous-key OLD`;
+
+interface Card {
+  certDer: Uint8Array;
+  key: KeyObject;
+}
+
+function fail(msg: string): never {
+  console.error(msg);
+  process.exit(1);
+}
+
+function loadCard(certPath?: string, keyPath?: string): Card {
+  if (!certPath || !keyPath) fail(`--cert and --key are required\n${USAGE}`);
+  try {
+    return { certDer: fromPem(readFileSync(certPath, 'utf8')), key: createPrivateKey(readFileSync(keyPath, 'utf8')) };
+  } catch (e) {
+    fail(`cannot read the certificate or key: ${(e as Error).message}`);
+  }
+}
+
+async function call(hub: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, hub), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  } catch (e) {
+    fail(`the hub at ${hub} cannot be reached: ${(e as Error).message}`);
+  }
+  return { status: res.status, body: await res.json().catch(() => ({})) };
+}
+
+/** Asks the hub for a challenge and signs it as the card's SIGN would. */
+async function proof(hub: string, card: Card, purpose: 'register' | 'holder') {
+  const ch = await call(hub, '/v1/challenges', { purpose });
+  if (ch.status !== 201) fail(`challenge refused: ${ch.body.code ?? ch.status} ${ch.body.detail ?? ''}`);
+  const signature = sign('sha256', Buffer.from(ch.body.challenge, 'base64url'), card.key);
+  return { challenge: ch.body.challenge, certificate: Buffer.from(card.certDer).toString('base64'), signature: signature.toString('base64') };
+}
+
+function show(r: { status: number; body: any }) {
+  if (r.status >= 400) fail(`refused: ${r.body.code} (${r.status}) ${r.body.detail ?? r.body.title ?? ''}`);
+  const b = r.body;
+  console.log(`MyKey ID: ${b.mykeyId.slice(0, 4)}-${b.mykeyId.slice(4)}  status: ${b.status}${b.statusReason ? ` (${b.statusReason})` : ''}${b.created !== undefined ? (b.created ? '  (created)' : '  (already registered)') : ''}`);
+  for (const c of b.certificates ?? []) console.log(`  certificate ${c.serial}  ${c.state}  bound ${c.boundAt}${c.revoked ? `  revoked: ${c.revoked.reason}` : ''}`);
+}
+
+async function main() {
+  const [cmd, ...rest] = process.argv.slice(2);
+  const opt: Record<string, string> = {};
+  for (let i = 0; i < rest.length; i++) {
+    if (!rest[i].startsWith('--') || i + 1 >= rest.length) fail(`unexpected argument ${rest[i]}\n${USAGE}`);
+    opt[rest[i].slice(2)] = rest[++i];
+  }
+  const hub = opt.hub ?? 'http://127.0.0.1:8080';
+  switch (cmd) {
+    case 'register': {
+      let card: Card;
+      if (opt['ca-dir']) {
+        const ca = await openCaDir(opt['ca-dir']);
+        const issued = await ca.issue();
+        const name = opt.out ?? 'holder';
+        writeFileSync(`${name}.cert.pem`, toPem(issued.certDer, 'CERTIFICATE'));
+        writeFileSync(`${name}.key.pem`, toPem(await exportPkcs8(issued.keyPair.privateKey), 'PRIVATE KEY'), { mode: 0o600 });
+        chmodSync(`${name}.key.pem`, 0o600);
+        console.log(`issued a test user-authentication certificate ${issued.serialHex}: ${name}.cert.pem, ${name}.key.pem`);
+        card = loadCard(`${name}.cert.pem`, `${name}.key.pem`);
+      } else card = loadCard(opt.cert, opt.key);
+      return show(await call(hub, '/v1/mykey-ids', { proof: await proof(hub, card, 'register') }));
+    }
+    case 'status':
+      return show(await call(hub, '/v1/holder/status', { proof: await proof(hub, loadCard(opt.cert, opt.key), 'holder') }));
+    case 'change-id':
+      if (!opt['mykey-id']) fail(`--mykey-id is required\n${USAGE}`);
+      return show(await call(hub, '/v1/holder/mykey-id', { proof: await proof(hub, loadCard(opt.cert, opt.key), 'holder'), mykeyId: opt['mykey-id'] }));
+    case 'invalidate':
+      return show(await call(hub, '/v1/holder/invalidate', { proof: await proof(hub, loadCard(opt.cert, opt.key), 'holder') }));
+    case 'carry-over': {
+      const next = loadCard(opt.cert, opt.key);
+      const prev = loadCard(opt['previous-cert'], opt['previous-key']);
+      return show(await call(hub, '/v1/holder/carry-over', { proof: await proof(hub, next, 'holder'), previous: { proof: await proof(hub, prev, 'holder') } }));
+    }
+    default:
+      fail(USAGE);
+  }
+}
+
+main().catch((e) => fail(String(e?.stack ?? e)));
