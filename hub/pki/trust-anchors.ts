@@ -3,6 +3,7 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { MyKeyError } from '../../shared/errors.ts';
+import { issuerKeyOf } from '../../shared/cert-identity.ts';
 import { certificatesFromPem, digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
 import { toHex } from './der.ts';
 
@@ -16,10 +17,7 @@ export interface TrustAnchor {
   issuerKey: string;
 }
 
-/** Hash of a Name's DER under which certificates and CRLs of that issuer are filed. */
-export function issuerKeyOf(nameDer: Uint8Array): string {
-  return createHash('sha256').update(nameDer).digest('hex').slice(0, 32);
-}
+export { issuerKeyOf };
 
 /** Builds a trust anchor from a CA certificate's DER, checking it is a self-signed CA. */
 export function trustAnchorFromDer(der: Uint8Array, label: string): TrustAnchor {
