@@ -1,0 +1,78 @@
+// Schema of MyKey IDs, certificate bindings and revocation (migration versions 1-99).
+import type { Migration } from '../migrations.ts';
+
+export const MYKEY_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'mykey ids, certificate bindings, revocation',
+    sql: `
+      CREATE TABLE mykey_ids (
+        id                TEXT PRIMARY KEY,
+        status            TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'invalidated')),
+        status_reason     TEXT,
+        created_at        INTEGER NOT NULL,
+        status_changed_at INTEGER NOT NULL
+      );
+      -- MyKey IDs given up by a change of id: never assigned again, so a stale cache or a card's
+      -- MyKey area can never point at someone else.
+      CREATE TABLE retired_mykey_ids (
+        id         TEXT PRIMARY KEY,
+        retired_at INTEGER NOT NULL
+      );
+      -- The history of certificates bound to each MyKey ID. state: current (the one in use),
+      -- carried_over (replaced by a renewed certificate or new card), ended (the MyKey ID was invalidated).
+      CREATE TABLE cert_bindings (
+        id                INTEGER PRIMARY KEY,
+        mykey_id          TEXT NOT NULL REFERENCES mykey_ids (id),
+        state             TEXT NOT NULL CHECK (state IN ('current', 'carried_over', 'ended')),
+        fingerprint       TEXT NOT NULL,
+        issuer_key        TEXT NOT NULL,
+        serial_hex        TEXT NOT NULL,
+        subject_cn        TEXT,
+        not_after         INTEGER NOT NULL,
+        bound_at          INTEGER NOT NULL,
+        unbound_at        INTEGER,
+        revoked_at        INTEGER,
+        revocation_reason TEXT
+      );
+      CREATE UNIQUE INDEX cert_bindings_one_current ON cert_bindings (mykey_id) WHERE state = 'current';
+      CREATE UNIQUE INDEX cert_bindings_live_serial ON cert_bindings (issuer_key, serial_hex) WHERE state <> 'ended';
+      CREATE INDEX cert_bindings_fingerprint ON cert_bindings (fingerprint);
+      CREATE INDEX cert_bindings_mykey ON cert_bindings (mykey_id);
+      -- Lifecycle changes of MyKey IDs (never lookups): the feed that the per-service change logs and
+      -- the console read.
+      CREATE TABLE mykey_events (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        mykey_id TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        reason   TEXT,
+        detail   TEXT,
+        at       INTEGER NOT NULL
+      );
+      -- The CRL last applied per issuer (issuer_key = hash of the issuer Name).
+      CREATE TABLE crl_state (
+        issuer_key  TEXT PRIMARY KEY,
+        crl_number  TEXT,
+        this_update INTEGER NOT NULL,
+        next_update INTEGER,
+        entries     INTEGER NOT NULL,
+        source      TEXT NOT NULL,
+        file        TEXT NOT NULL,
+        applied_at  INTEGER NOT NULL
+      );
+      CREATE TABLE revocation_runs (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        source          TEXT NOT NULL,
+        started_at      INTEGER NOT NULL,
+        finished_at     INTEGER NOT NULL,
+        ok              INTEGER NOT NULL,
+        crl_number      TEXT,
+        entries         INTEGER,
+        matched         INTEGER,
+        newly_suspended INTEGER,
+        duration_ms     INTEGER NOT NULL,
+        error           TEXT
+      );
+    `,
+  },
+];
