@@ -55,6 +55,45 @@ class Out {
     this.buf.set(b, this.n);
     this.n += b.length;
   }
+  /**
+   * INTEGER TLV of a non-negative bigint (X.690 8.3: minimal, 00 in front of a high bit), written
+   * from its hex digits without an intermediate array.
+   */
+  uint(v: bigint): void {
+    const h = v.toString(16);
+    const odd = h.length & 1;
+    const nbytes = (h.length + odd) >> 1;
+    const first = odd ? NIB[h.charCodeAt(0)] : (NIB[h.charCodeAt(0)] << 4) | NIB[h.charCodeAt(1)];
+    const pad = first >= 0x80 ? 1 : 0;
+    this.header(0x02, nbytes + pad);
+    this.room(nbytes + pad);
+    const b = this.buf;
+    let n = this.n;
+    if (pad) b[n++] = 0;
+    b[n++] = first;
+    for (let i = odd ? 1 : 2; i < h.length; i += 2) b[n++] = (NIB[h.charCodeAt(i)] << 4) | NIB[h.charCodeAt(i + 1)];
+    this.n = n;
+  }
+  /** RFC 5280 5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050 (and before 1950). */
+  time(d: Date): void {
+    const y = d.getUTCFullYear();
+    const utc = y >= 1950 && y < 2050;
+    this.room(17);
+    const b = this.buf;
+    let n = this.n;
+    b[n++] = utc ? 0x17 : 0x18;
+    b[n++] = utc ? 13 : 15;
+    if (!utc) {
+      b[n++] = 0x30 + Math.floor(y / 1000);
+      b[n++] = 0x30 + (Math.floor(y / 100) % 10);
+    }
+    for (const v of [y % 100, d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()]) {
+      b[n++] = 0x30 + Math.floor(v / 10);
+      b[n++] = 0x30 + (v % 10);
+    }
+    b[n++] = 0x5a; // Z
+    this.n = n;
+  }
   /** Tag and definite length (X.690 8.1.3, minimal). */
   header(tag: number, len: number): void {
     this.room(6);
@@ -68,6 +107,10 @@ class Out {
     }
   }
 }
+
+// Hex digit -> value.
+const NIB = new Uint8Array(128);
+for (let i = 0; i < 16; i++) NIB['0123456789abcdef'.charCodeAt(i)] = i;
 
 function headerLength(len: number): number {
   return len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : len < 0x1000000 ? 5 : 6;
@@ -97,17 +140,19 @@ function concat(...parts: ArrayLike<number>[]): Uint8Array {
   return o.buf.subarray(0, o.n);
 }
 
-/** RFC 5280 5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050 (and before 1950). */
+/** A Time TLV (RFC 5280 5.1.2.4) of a valid Date. */
 function timeTlv(d: Date, what: string): Uint8Array {
+  checkDate(d, what);
+  const o = new Out(17);
+  o.time(d);
+  return o.buf.subarray(0, o.n);
+}
+
+function checkDate(d: Date, what: string): void {
   const ms = d instanceof Date ? d.getTime() : NaN;
   if (!Number.isFinite(ms)) throw new MyKeyError('validation_failed', `${what}: not a valid Date`);
   const y = d.getUTCFullYear();
   if (y < 0 || y > 9999) throw new MyKeyError('validation_failed', `${what}: year out of range`);
-  const p2 = (n: number) => String(n).padStart(2, '0');
-  const rest = p2(d.getUTCMonth() + 1) + p2(d.getUTCDate()) + p2(d.getUTCHours()) + p2(d.getUTCMinutes()) + p2(d.getUTCSeconds()) + 'Z';
-  const utc = y >= 1950 && y < 2050;
-  const s = (utc ? p2(y % 100) : String(y).padStart(4, '0')) + rest;
-  return tlv(utc ? 0x17 : 0x18, Buffer.from(s, 'latin1'));
 }
 
 const OID = (...b: number[]) => tlv(0x06, b);
@@ -133,32 +178,38 @@ export async function writeCrl(opts: WriteCrlOptions): Promise<Uint8Array> {
   // revokedCertificates content, one entry after another.
   const list = new Out(1 << 20);
   let lastMs = NaN;
-  let lastTime: Uint8Array = new Uint8Array(0);
   let count = 0;
+  // Each entry is written with a placeholder one-byte length, then fixed up: the serial's size is
+  // only known once written. Entries of 128 bytes or more (serials of 90+ bytes) move up to make
+  // room for a long-form length.
   for (const e of opts.entries) {
-    const serial = uintBytes(e.serial, 'entry serial');
-    const ms = e.revokedAt instanceof Date ? e.revokedAt.getTime() : NaN;
-    if (ms !== lastMs) {
-      lastTime = timeTlv(e.revokedAt, 'entry revokedAt');
-      lastMs = ms;
+    const serial = e.serial;
+    if (typeof serial !== 'bigint' || serial < 0n) throw new MyKeyError('validation_failed', 'entry serial: expected a non-negative bigint');
+    const d = e.revokedAt;
+    if (!(d instanceof Date) || d.getTime() !== lastMs) {
+      checkDate(d, 'entry revokedAt');
+      lastMs = d.getTime();
     }
     let ext: Uint8Array | undefined;
     if (e.reason !== undefined && e.reason !== 'unspecified') {
       ext = REASON_EXT.get(CRL_REASONS[e.reason]);
       if (ext === undefined) throw new MyKeyError('validation_failed', 'entry reason: unknown');
     }
-    const serialTlv = headerLength(serial.length) + serial.length;
-    const len = serialTlv + lastTime.length + (ext ? ext.length : 0);
-    list.room(len + 6);
-    list.header(0x30, len);
-    list.header(0x02, serial.length);
-    list.buf.set(serial, list.n);
-    list.n += serial.length;
-    list.buf.set(lastTime, list.n);
-    list.n += lastTime.length;
-    if (ext) {
-      list.buf.set(ext, list.n);
-      list.n += ext.length;
+    list.room(2);
+    const start = list.n;
+    list.n += 2;
+    list.uint(serial);
+    list.time(d);
+    if (ext) list.bytes(ext);
+    const len = list.n - start - 2;
+    if (len < 0x80) {
+      list.buf[start] = 0x30;
+      list.buf[start + 1] = len;
+    } else {
+      const body = list.buf.slice(start + 2, list.n);
+      list.n = start;
+      list.header(0x30, len);
+      list.bytes(body);
     }
     count++;
   }

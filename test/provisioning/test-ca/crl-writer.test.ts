@@ -103,6 +103,17 @@ test('writes long lists with long-form lengths that openssl accepts', async () =
   assert.ok(r.ok && r.value.index.size === 20_000);
 });
 
+test('writes serials of any length, from 0 to 120 bytes (long-form entry lengths)', async () => {
+  const serials = [0n, 1n, 0x7fn, 0x80n, 0xffn, 0x100n, (1n << 159n) + 12345n, (1n << 959n) | 1n];
+  const der = await writeCrl({ ...base, thisUpdate: new Date(), entries: serials.map((serial) => ({ serial, revokedAt: new Date(Date.UTC(2030, 0, 1)), reason: 'keyCompromise' as const })) });
+  assert.ok(ca.opensslVerifies(der));
+  const r = loadCrl(der, [issuer]);
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  for (const s of serials) assert.is(r.value.index.lookup(s)?.reason, 'keyCompromise', s.toString(16));
+  assert.equal([...r.value.index.entries()].map((e) => BigInt('0x' + e.serialHex)), serials);
+});
+
 test('refuses negative serials, invalid dates and keys that are not RSA PKCS#1 v1.5', async () => {
   const bad: [string, Parameters<typeof writeCrl>[0]][] = [
     ['negative serial', { ...base, thisUpdate: new Date(), entries: [{ serial: -1n, revokedAt: new Date() }] }],
