@@ -64,6 +64,8 @@ export interface PublishCrlOptions {
   nextUpdate?: Date;
   /** Random revoked serials added after the real ones, to make CRLs of realistic size. */
   extraRandomEntries?: number;
+  /** Called as random entries are generated (every entry; filter in the callback). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface CaDir {
@@ -151,7 +153,7 @@ function readRevoked(dir: string): RevokedRecord[] {
 // Reasons spread over the random filler entries, roughly as in a real CRL (renewals dominate).
 const FILLER_REASONS: CrlReason[] = ['superseded', 'superseded', 'cessationOfOperation', 'keyCompromise', 'affiliationChanged', 'unspecified'];
 
-function* fillerEntries(n: number, thisUpdate: Date): Generator<{ serial: bigint; revokedAt: Date; reason: CrlReason }> {
+function* fillerEntries(n: number, thisUpdate: Date, onProgress?: (done: number, total: number) => void): Generator<{ serial: bigint; revokedAt: Date; reason: CrlReason }> {
   const span = 5 * 365 * 24 * 3600; // revocations spread over the last five years
   const base = Math.floor(thisUpdate.getTime() / 1000);
   for (let i = 0; i < n; i++) {
@@ -162,6 +164,7 @@ function* fillerEntries(n: number, thisUpdate: Date): Generator<{ serial: bigint
       revokedAt: new Date((base - randomInt(60, span)) * 1000),
       reason: FILLER_REASONS[randomInt(FILLER_REASONS.length)],
     };
+    onProgress?.(i + 1, n);
   }
 }
 
@@ -245,7 +248,7 @@ export async function openCaDir(dir: string): Promise<CaDir> {
         const real = readRevoked(dir).map((r) => ({ serial: parseSerialHex(r.serial)!, revokedAt: new Date(r.revokedAt), reason: r.reason }));
         function* entries() {
           yield* real;
-          yield* fillerEntries(extra, thisUpdate);
+          yield* fillerEntries(extra, thisUpdate, opts.onProgress);
         }
         const der = await writeCrl({
           issuerNameDer: ca.nameDer,
