@@ -62,6 +62,7 @@ function pidAlive(pid: number): boolean {
 export async function lockVpcdSlots(timeoutMs = 180_000): Promise<void> {
   if (lockHeld) return;
   const deadline = Date.now() + timeoutMs;
+  let told = false;
   for (;;) {
     try {
       const fd = openSync(VPCD_LOCK_PATH, 'wx');
@@ -94,6 +95,10 @@ export async function lockVpcdSlots(timeoutMs = 180_000): Promise<void> {
       continue;
     }
     if (Date.now() > deadline) throw new Error(`the vpcd slots are held by process ${owner} (${VPCD_LOCK_PATH})`);
+    if (!told) {
+      told = true;
+      console.log(`[pcsc] waiting for the vpcd slots, held by process ${owner} (${VPCD_LOCK_PATH})`);
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
 }
