@@ -16,12 +16,16 @@ export function minimalStart(b: Uint8Array, start: number, end: number): number 
   return s;
 }
 
+// Per-process start value of the hash: serials that collide on purpose in one process do not in
+// another, so a crafted list cannot count on piling every entry into one bucket.
+const SEED = (0x811c9dc5 ^ Math.floor(Math.random() * 0x100000000)) | 0;
+
 /**
- * Hash of the INTEGER bytes in [s, e) (already minimal): FNV-1a, then the murmur3 finalizer so
- * that sequential serials spread over the whole range.
+ * Hash of the INTEGER bytes in [s, e) (already minimal): FNV-1a from a per-process seed, then the
+ * murmur3 finalizer so that sequential serials spread over the whole range.
  */
 export function hashSerial(b: Uint8Array, s: number, e: number): number {
-  let h = 0x811c9dc5 | 0;
+  let h = SEED;
   for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 0x01000193);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
