@@ -29,8 +29,9 @@ export const T = {
 } as const;
 
 /**
- * Reads one TLV header at a time. `read()` returns the tag; after it, `tag`, `start` (first header byte), `body` (first
- * value byte) and `end` (one past the value) describe the element; the caller moves on with `end`.
+ * Reads one TLV header at a time. `read()` returns the tag; after it, `tag`, `start` (first header
+ * byte), `body` (first value byte) and `end` (one past the value) describe the element; the caller
+ * moves on with `end`.
  * Only DER is accepted: single-byte tags (X.509 needs no others), definite lengths, minimal
  * long-form lengths (X.690 10.1), and lengths that fit inside the enclosing element.
  */

@@ -193,8 +193,7 @@ interface Header extends CrlLayout {
 }
 
 function readTimeAt(c: DerCursor, pos: number, limit: number, what: string): number {
-  let tg = 0;
-  tg = c.read(pos, limit);
+  const tg = c.read(pos, limit);
   const ms = timeToMs(c.buf, tg, c.body, c.end - c.body);
   if (Number.isNaN(ms)) throw new CrlDerError(`${what}: bad Time`, pos);
   return ms;
