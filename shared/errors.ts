@@ -67,6 +67,13 @@ export const ERROR_CODES = {
   reader_unavailable: { status: 503, title: 'No reader is available' },
   timeout: { status: 504, title: 'The operation timed out' },
 
+  // Edge devices and the broker
+  csr_invalid: { status: 400, title: 'The certificate signing request is malformed, unsigned or of an unsupported key type' },
+  device_unknown: { status: 404, title: 'No edge device is enrolled with this identity or certificate' },
+  device_revoked: { status: 403, title: 'The edge device or its certificate has been revoked' },
+  device_id_mismatch: { status: 403, title: 'The client id is not the edge id of the device certificate' },
+  topic_forbidden: { status: 403, title: 'The topic is outside what this client may publish or subscribe to' },
+
   // Config
   config_invalid: { status: 500, title: 'The configuration is invalid' },
 } as const satisfies Record<string, { status: number; title: string }>;
