@@ -1,7 +1,7 @@
 // The real pcsclite binding pointed at a PC/SC socket where no pcscd listens (libpcsclite reads
 // PCSCLITE_CSOCK_NAME when the manager first loads it in start(), so this process never touches the
-// machine's pcscd): the manager
-// reports reader_unavailable, keeps retrying with back-off, and stop() ends everything so the process exits.
+// machine's pcscd): the manager reports reader_unavailable, keeps retrying with back-off, and stop()
+// ends everything so the process exits.
 process.env.PCSCLITE_CSOCK_NAME = `/tmp/mykey-no-pcscd-${process.pid}.comm`;
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
