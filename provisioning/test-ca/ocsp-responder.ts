@@ -10,7 +10,9 @@ import { CRL_REASONS, type CrlReason } from '../../shared/revocation.ts';
 import { OID, integerValue, issueOcspResponderCert, type CryptoKey, type CryptoKeyPair, type TestCa } from './ca.ts';
 
 /** What the responder says about one serial: revoked (with time and reason), good (undefined) or 'unknown'. */
-export type OcspStatusLookup = (serial: bigint) => { revokedAt: Date; reason: CrlReason } | undefined | 'unknown';
+export type OcspStatus = { revokedAt: Date; reason: CrlReason } | undefined | 'unknown';
+/** Looks a serial up; may be async (a database). A throw or rejection answers internalError. */
+export type OcspStatusLookup = (serial: bigint) => OcspStatus | Promise<OcspStatus>;
 
 export interface OcspResponderOptions {
   ca: TestCa;
@@ -63,7 +65,7 @@ export function ocspErrorResponse(status: Exclude<keyof typeof OCSP_RESPONSE_STA
 }
 
 /** RFC 6960 4.2.1 CertStatus, with the context tags written out because PKI.js leaves it as `any`. */
-function certStatus(s: { revokedAt: Date; reason: CrlReason } | undefined | 'unknown'): asn1js.BaseBlock {
+function certStatus(s: OcspStatus): asn1js.BaseBlock {
   if (s === undefined) return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 } }); // good [0] IMPLICIT NULL
   if (s === 'unknown') return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 2 } }); // unknown [2] IMPLICIT NULL
   // revoked [1] IMPLICIT RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL }
@@ -107,7 +109,7 @@ export async function answerOcspRequest(
     for (const r of req.tbsRequest.requestList) {
       const id = r.reqCert;
       const hash = HASHES[id.hashAlgorithm.algorithmId];
-      let st: ReturnType<OcspStatusLookup> = 'unknown';
+      let st: OcspStatus = 'unknown';
       // A CertID names the issuer by hashes of its name and key (RFC 6960 4.1.1); one that is not
       // this CA's gets `unknown`, as does a hash algorithm we do not know.
       if (hash) {
@@ -117,7 +119,7 @@ export async function answerOcspRequest(
           Buffer.from(id.issuerNameHash.valueBlock.valueHexView).equals(nameHash) &&
           Buffer.from(id.issuerKeyHash.valueBlock.valueHexView).equals(keyHash)
         ) {
-          st = ctx.status(integerValue(id.serialNumber));
+          st = await ctx.status(integerValue(id.serialNumber));
         }
       }
       responses.push(
