@@ -1,0 +1,53 @@
+// Enrollment and revocation of edge devices: the device CA issues, the device repo records, and the
+// broker is told at once when a device is revoked so its connection ends immediately.
+import { fail, ok, type Result } from '../../shared/errors.ts';
+import type { DeviceRepo } from '../store/device-repo.ts';
+import type { DeviceCa, IssuedDeviceCertificate } from './device-ca.ts';
+
+export interface DeviceEnrollmentDeps {
+  deviceCa: DeviceCa;
+  devices: DeviceRepo;
+  now?: () => Date;
+  /** Called after a revocation is committed (the broker's disconnectEdge). A throw is not fatal. */
+  onRevoked?: (edgeId: string) => void;
+}
+
+export interface EnrolledDevice extends IssuedDeviceCertificate {
+  edgeId: string;
+  serviceId: string;
+  /** The device CA certificate, for the edge to verify the broker with. */
+  caPem: string;
+}
+
+export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date(), onRevoked }: DeviceEnrollmentDeps) {
+  return {
+    /**
+     * Issues a certificate for the edge from its CSR and records it; a re-enrollment supersedes (and
+     * revokes) the edge's previous certificate. Authorizing the enrollment is the caller's job.
+     */
+    async enroll(csrDer: Uint8Array, req: { edgeId: string; serviceId: string; validityDays: number }): Promise<Result<EnrolledDevice, 'csr_invalid' | 'validation_failed'>> {
+      const issued = await deviceCa.issueDeviceCertificate(csrDer, req);
+      if (!issued.ok) return issued;
+      const c = issued.value;
+      devices.enroll({ edgeId: req.edgeId, serviceId: req.serviceId, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() }, now().getTime());
+      // A re-enrolled edge still connected with its old certificate must come back with the new one.
+      onRevoked?.(req.edgeId);
+      return ok({ ...c, edgeId: req.edgeId, serviceId: req.serviceId, caPem: deviceCa.certPem });
+    },
+
+    /** Revokes the edge's device certificate; the broker refuses it from now on and drops its connection. */
+    revoke(edgeId: string, reason: string): Result<true, 'device_unknown' | 'device_revoked'> {
+      const row = devices.get(edgeId);
+      if (!row) return fail('device_unknown');
+      if (!devices.revoke(edgeId, reason.slice(0, 64), now().getTime())) return fail('device_revoked', 'the device is already revoked');
+      try {
+        onRevoked?.(edgeId);
+      } catch {
+        // The repo already refuses the device at its next CONNECT; the disconnect is best effort.
+      }
+      return ok(true);
+    },
+  };
+}
+
+export type DeviceEnrollment = ReturnType<typeof createDeviceEnrollment>;

@@ -1,0 +1,144 @@
+// Repository of enrolled edge devices: their current device certificate, revocation, and what their
+// last status said (online, last seen, applied sequence, version, health, lag). Lag samples feed the
+// console's chart and are capped per edge. Nothing here records touches or usage.
+import type { Db } from './db.ts';
+import { LAG_SAMPLES_PER_EDGE } from './schema/devices.ts';
+
+export type DeviceStatus = 'active' | 'revoked';
+
+export interface DeviceRow {
+  edge_id: string;
+  service_id: string;
+  cert_serial: string;
+  cert_fingerprint: string;
+  not_after: number;
+  status: DeviceStatus;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+  enrolled_at: number;
+  last_seen_at: number | null;
+  version: string | null;
+  applied_seq: number;
+  health: string | null;
+  online: number;
+  lag: number | null;
+}
+
+export interface LagSample {
+  at: number;
+  applied_seq: number;
+  lag: number;
+}
+
+/** A device certificate as the repo records it. */
+export interface DeviceCertRecord {
+  edgeId: string;
+  serviceId: string;
+  /** Serial as lowercase hex. */
+  certSerial: string;
+  /** SHA-256 of the certificate DER, lowercase hex. */
+  certFingerprint: string;
+  notAfter: number;
+}
+
+/** What an edge's status message says, as recorded. */
+export interface DeviceStatusUpdate {
+  online: boolean;
+  appliedSeq: number;
+  version: string;
+  health: string;
+  lag: number;
+  at: number;
+}
+
+export function createDeviceRepo(db: Db, opts: { lagSamplesPerEdge?: number } = {}) {
+  const cap = opts.lagSamplesPerEdge ?? LAG_SAMPLES_PER_EDGE;
+  const q = {
+    get: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE edge_id = ?'),
+    byFingerprint: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE cert_fingerprint = ?'),
+    certRevoked: db.prepare<[string], number>('SELECT 1 FROM device_cert_revocations WHERE cert_fingerprint = ?').pluck(),
+    insert: db.prepare(
+      `INSERT INTO devices (edge_id, service_id, cert_serial, cert_fingerprint, not_after, status, enrolled_at)
+       VALUES (?, ?, ?, ?, ?, 'active', ?)`,
+    ),
+    replaceCert: db.prepare(
+      `UPDATE devices SET service_id = ?, cert_serial = ?, cert_fingerprint = ?, not_after = ?, status = 'active',
+         revoked_at = NULL, revoked_reason = NULL, enrolled_at = ?, applied_seq = 0, lag = NULL WHERE edge_id = ?`,
+    ),
+    revokeCert: db.prepare(
+      'INSERT OR IGNORE INTO device_cert_revocations (cert_fingerprint, cert_serial, edge_id, revoked_at, reason) VALUES (?, ?, ?, ?, ?)',
+    ),
+    revoke: db.prepare("UPDATE devices SET status = 'revoked', revoked_at = ?, revoked_reason = ?, online = 0 WHERE edge_id = ? AND status = 'active'"),
+    status: db.prepare('UPDATE devices SET online = ?, last_seen_at = ?, applied_seq = ?, version = ?, health = ?, lag = ? WHERE edge_id = ?'),
+    seen: db.prepare('UPDATE devices SET online = 1, last_seen_at = ? WHERE edge_id = ?'),
+    offline: db.prepare('UPDATE devices SET online = 0, last_seen_at = ? WHERE edge_id = ? AND online = 1'),
+    allOffline: db.prepare('UPDATE devices SET online = 0 WHERE online = 1'),
+    list: db.prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY service_id, edge_id'),
+    listService: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE service_id = ? ORDER BY edge_id'),
+    addSample: db.prepare('INSERT INTO edge_lag_samples (edge_id, at, applied_seq, lag) VALUES (?, ?, ?, ?)'),
+    trimSamples: db.prepare(
+      `DELETE FROM edge_lag_samples WHERE edge_id = ? AND id <= (
+         SELECT id FROM edge_lag_samples WHERE edge_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+    ),
+    samples: db.prepare<[string], LagSample>('SELECT at, applied_seq, lag FROM edge_lag_samples WHERE edge_id = ? ORDER BY id'),
+    counts: db.prepare<[], { status: DeviceStatus; online: number; n: number }>('SELECT status, online, COUNT(*) AS n FROM devices GROUP BY status, online'),
+  };
+
+  return {
+    get: (edgeId: string): DeviceRow | undefined => q.get.get(edgeId),
+    byFingerprint: (fingerprint: string): DeviceRow | undefined => q.byFingerprint.get(fingerprint),
+    /** True when this certificate was revoked or superseded by a later enrollment. */
+    isCertRevoked: (fingerprint: string): boolean => q.certRevoked.get(fingerprint) === 1,
+
+    /**
+     * Records a newly issued device certificate. A re-enrollment replaces the edge's certificate and
+     * revokes the one it had (reason 'superseded'), so an old or stolen certificate stops working.
+     */
+    enroll: db.transaction((rec: DeviceCertRecord, at: number): void => {
+      const prev = q.get.get(rec.edgeId);
+      if (!prev) {
+        q.insert.run(rec.edgeId, rec.serviceId, rec.certSerial, rec.certFingerprint, rec.notAfter, at);
+        return;
+      }
+      if (prev.cert_fingerprint !== rec.certFingerprint) q.revokeCert.run(prev.cert_fingerprint, prev.cert_serial, prev.edge_id, at, 'superseded');
+      q.replaceCert.run(rec.serviceId, rec.certSerial, rec.certFingerprint, rec.notAfter, at, rec.edgeId);
+    }),
+
+    /** Revokes an edge's device (and its current certificate). False when unknown or already revoked. */
+    revoke: db.transaction((edgeId: string, reason: string, at: number): boolean => {
+      const row = q.get.get(edgeId);
+      if (!row || row.status === 'revoked') return false;
+      q.revoke.run(at, reason, edgeId);
+      q.revokeCert.run(row.cert_fingerprint, row.cert_serial, edgeId, at, reason);
+      return true;
+    }),
+
+    /** Records what an edge's status message said; with `sample`, also a lag sample (capped per edge). */
+    recordStatus: db.transaction((edgeId: string, s: DeviceStatusUpdate, sample: boolean): void => {
+      q.status.run(s.online ? 1 : 0, s.at, s.appliedSeq, s.version, s.health, s.lag, edgeId);
+      if (sample) {
+        q.addSample.run(edgeId, s.at, s.appliedSeq, s.lag);
+        q.trimSamples.run(edgeId, edgeId, cap);
+      }
+    }),
+    /** A connection of the edge was accepted. */
+    markSeen: (edgeId: string, at: number): void => void q.seen.run(at, edgeId),
+    /** The edge's connection ended (without a will, or before any status). */
+    markOffline: (edgeId: string, at: number): void => void q.offline.run(at, edgeId),
+    /** Nobody is connected when the broker starts. */
+    markAllOffline: (): void => void q.allOffline.run(),
+
+    list: (serviceId?: string): DeviceRow[] => (serviceId === undefined ? q.list.all() : q.listService.all(serviceId)),
+    lagHistory: (edgeId: string): LagSample[] => q.samples.all(edgeId),
+    counts(): { active: number; revoked: number; online: number } {
+      const out = { active: 0, revoked: 0, online: 0 };
+      for (const r of q.counts.all()) {
+        out[r.status] += r.n;
+        if (r.online) out.online += r.n;
+      }
+      return out;
+    },
+  };
+}
+
+export type DeviceRepo = ReturnType<typeof createDeviceRepo>;
