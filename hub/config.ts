@@ -47,6 +47,18 @@ export const HubConfigSchema = Type.Object(
       { default: {} },
     ),
     rateLimits: Type.Object({ challenge: RateLimit, register: RateLimit }, { default: {} }),
+    admin: Type.Object(
+      { token: Type.String({ default: '', description: 'bearer token of the operator API; empty disables it (set MYKEY_HUB_ADMIN_TOKEN)' }) },
+      { default: {} },
+    ),
+    webhooks: Type.Object(
+      {
+        timeoutMs: Type.Integer({ minimum: 100, default: 5000 }),
+        baseDelayMs: Type.Integer({ minimum: 10, default: 1000, description: 'first retry delay; doubles per attempt' }),
+        maxDelayMs: Type.Integer({ minimum: 100, default: 3_600_000 }),
+      },
+      { default: {} },
+    ),
   },
   { additionalProperties: false },
 );

@@ -19,6 +19,10 @@ import { openDatabase } from './store/db.ts';
 import { createMyKeyRepo } from './store/mykey-repo.ts';
 import { createRevocationRepo } from './store/revocation-repo.ts';
 import { createWriteBatcher } from './store/write-batcher.ts';
+import { createLinkRepo } from './store/link-repo.ts';
+import { createLinks } from './links/links.ts';
+import { createOutboxPublisher } from './links/outbox-publisher.ts';
+import { createWebhookSender } from './notify/webhooks.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -56,7 +60,26 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
   const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, random: randomBytes, now: () => now().getTime() });
-  const batcher = createWriteBatcher(db);
+  const linkRepo = createLinkRepo(db);
+  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox') });
+  const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks });
+  const links = createLinks({
+    db,
+    repo: linkRepo,
+    mykeys,
+    now: () => now().getTime(),
+    onOutbox: () => {
+      outbox.kick();
+      webhooks.kick();
+    },
+  });
+  const batcher = createWriteBatcher(db, {
+    // Lifecycle changes may have appended change-log entries in the batch.
+    afterCommit: () => {
+      outbox.kick();
+      webhooks.kick();
+    },
+  });
   const service = createMyKeyService({
     repo: mykeys,
     write: batcher.write,
@@ -72,6 +95,10 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     version: HUB_VERSION,
     service,
     challenges,
+    links,
+    linkRepo,
+    linksOf: links.linksOf,
+    adminToken: () => config.admin.token,
     rateLimits: config.rateLimits,
     maxBodyBytes: config.http.maxBodyBytes,
     log: (msg, err) => httpLog.error(msg, { error: err }),
@@ -88,9 +115,14 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     crlManager,
     service,
     anchors,
+    links,
+    linkRepo,
+    outbox,
+    webhooks,
     /** Listens on the configured address; resolves with the bound port. */
     start(): Promise<{ port: number; url: string }> {
       crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
+      webhooks.start();
       return new Promise((res, rej) => {
         server = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, (info) => {
           const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
@@ -103,6 +135,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     },
     async stop(): Promise<void> {
       crlManager.stop();
+      webhooks.stop();
+      outbox.stop();
       if (server) {
         const s = server;
         server = undefined;

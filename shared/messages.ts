@@ -2,7 +2,7 @@
 // types derived from them. The hub validates with these and publishes them as OpenAPI; the edge and
 // the tools build requests with the same types. JSON Schema via TypeBox.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { MYKEY_ID_PATTERN } from './ids.ts';
+import { MYKEY_ID_PATTERN, SERVICE_ID_PATTERN, SERVICE_USER_ID_PATTERN } from './ids.ts';
 
 const base64 = (description: string, maxLength: number) =>
   Type.String({ description, pattern: '^[A-Za-z0-9+/_-]+={0,2}$', minLength: 4, maxLength });
@@ -59,6 +59,17 @@ export const HolderView = Type.Object({
       revoked: Type.Union([Type.Object({ at: Type.String({ format: 'date-time' }), reason: Type.String() }), Type.Null()]),
     }),
   ),
+  links: Type.Optional(
+    Type.Array(
+      Type.Object({
+        serviceId: Type.String(),
+        serviceName: Type.String(),
+        serviceUserId: Type.String(),
+        state: Type.Union([Type.Literal('active'), Type.Literal('suspended')]),
+        linkedAt: Type.String({ format: 'date-time' }),
+      }),
+    ),
+  ),
 });
 export type HolderView = Static<typeof HolderView>;
 
@@ -83,6 +94,62 @@ export const CarryOverRequest = Type.Object(
 );
 export type CarryOverRequest = Static<typeof CarryOverRequest>;
 
+/** POST /v1/admin/services */
+export const CreateServiceRequest = Type.Object(
+  {
+    id: Type.String({ pattern: SERVICE_ID_PATTERN, description: 'lower-case slug, e.g. `library`' }),
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    webhookUrl: Type.Optional(Type.String({ format: 'uri', pattern: '^https?://', maxLength: 500 })),
+    requireHolderProof: Type.Optional(Type.Boolean({ description: 'counter links need the holder to sign with the PIN' })),
+  },
+  { additionalProperties: false },
+);
+export type CreateServiceRequest = Static<typeof CreateServiceRequest>;
+
+export const ServiceView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  status: Type.String(),
+  headSeq: Type.Integer(),
+  webhookUrl: Type.Union([Type.String(), Type.Null()]),
+  webhookSecret: Type.Optional(Type.String({ description: 'shown once, when set' })),
+  links: Type.Optional(Type.Object({ active: Type.Integer(), suspended: Type.Integer() })),
+  webhook: Type.Optional(Type.Object({ pending: Type.Integer(), delivered: Type.Integer(), oldestPendingAt: Type.Union([Type.String(), Type.Null()]), lastError: Type.Union([Type.String(), Type.Null()]) })),
+});
+export type ServiceView = Static<typeof ServiceView>;
+
+export const CredentialRequest = Type.Object({ label: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false });
+export const CredentialCreated = Type.Object({ id: Type.String(), token: Type.String({ description: 'Bearer token for the service API; shown only once' }) });
+
+export const WebhookRequest = Type.Object(
+  { url: Type.Union([Type.String({ format: 'uri', pattern: '^https?://', maxLength: 500 }), Type.Null()]) },
+  { additionalProperties: false },
+);
+
+/** POST /v1/services/{serviceId}/links (the service's business system, server to server) */
+export const LinkRequest = Type.Object(
+  {
+    mykeyId: Type.String({ pattern: MYKEY_ID_PATTERN }),
+    serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN, description: "the service's own ID for the person (library card number)" }),
+  },
+  { additionalProperties: false },
+);
+export type LinkRequest = Static<typeof LinkRequest>;
+
+export const LinkResponse = Type.Object({
+  serviceId: Type.String(),
+  serviceUserId: Type.String(),
+  seq: Type.Union([Type.Integer(), Type.Null()], { description: 'change-log sequence of the change; null when nothing changed' }),
+  replaced: Type.Optional(Type.String({ description: 'the service ID this MyKey ID had before, now unlinked' })),
+});
+export type LinkResponse = Static<typeof LinkResponse>;
+
+export const HolderUnlinkRequest = Type.Object(
+  { proof: Proof, serviceId: Type.String({ pattern: SERVICE_ID_PATTERN }) },
+  { additionalProperties: false },
+);
+export type HolderUnlinkRequest = Static<typeof HolderUnlinkRequest>;
+
 /** Problem details (RFC 9457) with the stable code. */
 export const ProblemSchema = Type.Object({
   type: Type.String(),
@@ -104,5 +171,13 @@ export const SCHEMAS: Record<string, TSchema> = {
   HolderRequest,
   ChangeIdRequest,
   CarryOverRequest,
+  CreateServiceRequest,
+  ServiceView,
+  CredentialRequest,
+  CredentialCreated,
+  WebhookRequest,
+  LinkRequest,
+  LinkResponse,
+  HolderUnlinkRequest,
   Problem: ProblemSchema,
 };

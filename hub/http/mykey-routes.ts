@@ -43,11 +43,14 @@ const PROOF_ERRORS: ErrorCode[] = [
 
 export interface MyKeyRoutesDeps {
   service: MyKeyService;
+  /** The services a MyKey ID is linked with, added to the holder's view. */
+  linksOf?: (mykeyId: string) => NonNullable<import('../../shared/messages.ts').HolderView['links']>;
   challenges: ChallengeStore;
   rateLimits: { challenge: RateLimitOptions; register: RateLimitOptions };
 }
 
-export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challenges, rateLimits }: MyKeyRoutesDeps): void {
+export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challenges, rateLimits, linksOf }: MyKeyRoutesDeps): void {
+  const withLinks = <V extends { mykeyId: string }>(v: V) => (linksOf ? { ...v, links: linksOf(v.mykeyId) } : v);
   const tag = 'MyKey ID';
   const challengeLimit = rateLimit(rateLimits.challenge);
   const registerLimit = rateLimit(rateLimits.register);
@@ -107,7 +110,7 @@ export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challe
     },
     registerLimit,
     jsonBody(HolderRequest),
-    async (c) => c.json(await service.status(c.get('body').proof)),
+    async (c) => c.json(withLinks(await service.status(c.get('body').proof))),
   );
 
   api.route(
@@ -126,7 +129,7 @@ export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challe
     jsonBody(ChangeIdRequest),
     async (c) => {
       const b = c.get('body');
-      return c.json(await service.changeId(b.proof, b.mykeyId));
+      return c.json(withLinks(await service.changeId(b.proof, b.mykeyId)));
     },
   );
 
@@ -143,7 +146,7 @@ export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challe
     },
     registerLimit,
     jsonBody(HolderRequest),
-    async (c) => c.json(await service.invalidate(c.get('body').proof)),
+    async (c) => c.json(withLinks(await service.invalidate(c.get('body').proof))),
   );
 
   api.route(
@@ -163,7 +166,7 @@ export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challe
     jsonBody(CarryOverRequest),
     async (c) => {
       const b = c.get('body');
-      return c.json(await service.carryOver(b.proof, b.previous.proof));
+      return c.json(withLinks(await service.carryOver(b.proof, b.previous.proof)));
     },
   );
 }

@@ -48,6 +48,24 @@ export interface MyKeyEvent {
   at: number;
 }
 
+/** A lifecycle change, as listeners see it inside the transaction that makes it. */
+export interface MyKeyLifecycleEvent {
+  mykeyId: string;
+  kind: MyKeyEventKind;
+  reason: string | null;
+  at: number;
+  /** id_changed: the old id. carried_over: the previous and the new certificate. */
+  from?: string;
+  previousCert?: { issuerKey: string; serialHex: string };
+  newCert?: { issuerKey: string; serialHex: string };
+}
+
+/**
+ * Runs inside the transaction of the change: what it writes commits or rolls back with it. The
+ * links feature uses this to append its change-log entries atomically with the lifecycle change.
+ */
+export type MyKeyLifecycleListener = (e: MyKeyLifecycleEvent) => void;
+
 /** Thrown inside a transaction when a candidate id collides; the caller retries with another. */
 export class IdTakenError extends Error {}
 
@@ -85,10 +103,24 @@ export function createMyKeyRepo(db: Db) {
     counts: db.prepare<[], { status: MyKeyStatus; n: number }>('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status'),
   };
 
-  const addEvent = (id: string, kind: MyKeyEventKind, at: number, reason?: string | null, detail?: unknown) =>
+  const listeners: MyKeyLifecycleListener[] = [];
+  const addEvent = (id: string, kind: MyKeyEventKind, at: number, reason?: string | null, extra: Partial<MyKeyLifecycleEvent> = {}) => {
+    const detail = extra.from ? { from: extra.from } : extra.newCert ? { serial: extra.newCert.serialHex } : undefined;
     q.event.run(id, kind, reason ?? null, detail === undefined ? null : JSON.stringify(detail), at);
+    const e: MyKeyLifecycleEvent = { mykeyId: id, kind, reason: reason ?? null, at, ...extra };
+    for (const l of listeners) l(e);
+  };
 
   return {
+    /** Adds a listener called inside every lifecycle transaction (see MyKeyLifecycleListener). */
+    onLifecycle(l: MyKeyLifecycleListener): void {
+      listeners.push(l);
+    },
+    /** The current certificate identity of a MyKey ID (issuer key and serial), if any. */
+    currentCert(id: string): { issuerKey: string; serialHex: string } | undefined {
+      const b = q.currentBinding.get(id);
+      return b ? { issuerKey: b.issuer_key, serialHex: b.serial_hex } : undefined;
+    },
     get: (id: string): MyKeyRow | undefined => q.getId.get(id),
     isIdUsed: (id: string): boolean => q.idUsed.get(id, id) !== undefined,
     bindingByFingerprint: (fp: string): BindingRow | undefined => q.bindingByFingerprint.get(fp),
@@ -151,7 +183,10 @@ export function createMyKeyRepo(db: Db) {
       const cur = q.currentBinding.get(id);
       if (cur) q.endBinding.run('carried_over', now, cur.id);
       q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
-      addEvent(id, 'carried_over', now, null, { serial: cert.serialHex });
+      addEvent(id, 'carried_over', now, null, {
+        previousCert: cur ? { issuerKey: cur.issuer_key, serialHex: cur.serial_hex } : undefined,
+        newCert: { issuerKey: cert.issuerKey, serialHex: cert.serialHex },
+      });
       const row = q.getId.get(id)!;
       if (row.status === 'suspended') {
         q.setStatus.run('active', null, now, id);

@@ -11,7 +11,7 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-export function createWriteBatcher(db: Db, { maxBatch = 256 }: { maxBatch?: number } = {}) {
+export function createWriteBatcher(db: Db, { maxBatch = 256, afterCommit }: { maxBatch?: number; afterCommit?: () => void } = {}) {
   let queue: Pending[] = [];
   let scheduled = false;
 
@@ -36,6 +36,7 @@ export function createWriteBatcher(db: Db, { maxBatch = 256 }: { maxBatch?: numb
       return;
     }
     batch.forEach((p, i) => (results[i].ok ? p.resolve(results[i].value) : p.reject(results[i].value)));
+    afterCommit?.();
   };
 
   return {

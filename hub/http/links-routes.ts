@@ -1,0 +1,196 @@
+// HTTP routes of services and links: the operator's service management, the services' business
+// systems (server to server) and the holder's own unlinking.
+import type { Hono } from 'hono';
+import type { ErrorCode } from '../../shared/errors.ts';
+import {
+  CreateServiceRequest,
+  CredentialCreated,
+  CredentialRequest,
+  HolderUnlinkRequest,
+  HolderView,
+  LinkRequest,
+  LinkResponse,
+  ServiceView,
+  WebhookRequest,
+} from '../../shared/messages.ts';
+import type { Links } from '../links/links.ts';
+import type { MyKeyService } from '../mykey/service.ts';
+import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
+import { adminAuth, serviceAuth } from './auth.ts';
+import type { OpenApi } from './openapi.ts';
+import { problem } from './problem.ts';
+import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
+import { jsonBody } from './validate.ts';
+
+export interface LinksRoutesDeps {
+  links: Links;
+  linkRepo: LinkRepo;
+  service: MyKeyService;
+  adminToken: () => string;
+  rateLimits: { register: RateLimitOptions };
+}
+
+const BODY_ERRORS: ErrorCode[] = ['bad_request', 'validation_failed', 'unsupported_media_type', 'payload_too_large'];
+
+export function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhookSecret?: string } = {}): ServiceView {
+  const counts = repo.linkCounts().filter((r) => r.service_id === s.id);
+  const h = repo.webhookHealth(s.id);
+  return {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    headSeq: s.head_seq,
+    webhookUrl: s.webhook_url,
+    ...extra,
+    links: { active: counts.find((c) => c.state === 'active')?.n ?? 0, suspended: counts.find((c) => c.state === 'suspended')?.n ?? 0 },
+    webhook: { pending: h.pending ?? 0, delivered: h.delivered ?? 0, oldestPendingAt: h.oldest ? new Date(h.oldest).toISOString() : null, lastError: h.last_error },
+  };
+}
+
+export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutesDeps): void {
+  const { links, linkRepo } = deps;
+  const admin = adminAuth(deps.adminToken);
+  const svc = serviceAuth((t) => links.authenticate(t));
+
+  api.route(
+    app,
+    {
+      method: 'get',
+      path: '/v1/admin/services',
+      tag: 'Operator',
+      summary: 'List services with link counts and webhook health',
+      responses: { 200: { description: 'services', schema: ServiceView } },
+      errors: ['unauthorized', 'forbidden'],
+    },
+    admin,
+    (c) => c.json(links.services().map((s) => serviceView(linkRepo, s))),
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/admin/services',
+      tag: 'Operator',
+      summary: 'Create a service (a library, a museum, a shopping street)',
+      request: CreateServiceRequest,
+      responses: { 201: { description: 'created; webhookSecret is shown once', schema: ServiceView } },
+      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'conflict'],
+    },
+    admin,
+    jsonBody(CreateServiceRequest),
+    (c) => {
+      const b = c.get('body');
+      const r = links.createService(b);
+      return c.json(serviceView(linkRepo, r.service, { webhookSecret: r.webhookSecret }), 201);
+    },
+  );
+
+  api.route(
+    app,
+    {
+      method: 'put',
+      path: '/v1/admin/services/{serviceId}/webhook',
+      tag: 'Operator',
+      summary: "Set or clear a service's webhook; a new signing secret is returned once",
+      request: WebhookRequest,
+      responses: { 200: { description: 'the service', schema: ServiceView } },
+      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found'],
+    },
+    admin,
+    jsonBody(WebhookRequest),
+    (c) => {
+      const r = links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
+      return c.json(serviceView(linkRepo, links.service(c.req.param('serviceId')!)!, r));
+    },
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/admin/services/{serviceId}/credentials',
+      tag: 'Operator',
+      summary: "Issue an API credential for the service's business system (the token is shown once)",
+      request: CredentialRequest,
+      responses: { 201: { description: 'the credential', schema: CredentialCreated } },
+      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found'],
+    },
+    admin,
+    jsonBody(CredentialRequest),
+    (c) => c.json(links.issueCredential(c.req.param('serviceId')!, c.get('body').label), 201),
+  );
+
+  api.route(
+    app,
+    {
+      method: 'delete',
+      path: '/v1/admin/services/{serviceId}/credentials/{credentialId}',
+      tag: 'Operator',
+      summary: 'Revoke an API credential',
+      responses: { 204: { description: 'revoked' } },
+      errors: ['unauthorized', 'forbidden', 'not_found'],
+    },
+    admin,
+    (c) => (links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!) ? c.body(null, 204) : problem(c, 'not_found', 'no such active credential')),
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/services/{serviceId}/links',
+      tag: 'Service',
+      summary: 'Link a service ID to a MyKey ID (linking again replaces the previous service ID)',
+      request: LinkRequest,
+      responses: { 201: { description: 'linked', schema: LinkResponse }, 200: { description: 'already linked so', schema: LinkResponse } },
+      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found', 'mykey_id_malformed', 'mykey_id_not_found', 'mykey_id_suspended', 'mykey_id_invalidated'],
+    },
+    svc,
+    jsonBody(LinkRequest),
+    (c) => {
+      const b = c.get('body');
+      const r = links.link({ serviceId: c.req.param('serviceId')!, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${c.get('credentialId')}` });
+      const body: LinkResponse = { serviceId: c.req.param('serviceId')!, serviceUserId: b.serviceUserId, seq: r.entry?.seq ?? null, ...(r.replaced ? { replaced: r.replaced } : {}) };
+      return c.json(body, r.unchanged ? 200 : 201);
+    },
+  );
+
+  api.route(
+    app,
+    {
+      method: 'delete',
+      path: '/v1/services/{serviceId}/links/{serviceUserId}',
+      tag: 'Service',
+      summary: 'Cancel a service ID: unlinked everywhere, edges purge it',
+      responses: { 200: { description: 'unlinked', schema: LinkResponse } },
+      errors: ['unauthorized', 'forbidden', 'not_found'],
+    },
+    svc,
+    (c) => {
+      const r = links.unlink({ serviceId: c.req.param('serviceId')!, serviceUserId: c.req.param('serviceUserId')!, by: `api:${c.get('credentialId')}`, reason: 'cancelled_by_service' });
+      return c.json({ serviceId: r.link.service_id, serviceUserId: r.link.service_user_id, seq: r.entry.seq } satisfies LinkResponse);
+    },
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/holder/unlink',
+      tag: 'MyKey ID',
+      summary: 'The holder unlinks a service',
+      request: HolderUnlinkRequest,
+      responses: { 200: { description: 'the MyKey ID after the change', schema: HolderView } },
+      errors: [...BODY_ERRORS, 'rate_limited', 'challenge_unknown', 'challenge_expired', 'challenge_replayed', 'cert_revoked', 'signature_invalid', 'mykey_id_not_found', 'not_found'],
+    },
+    rateLimit(deps.rateLimits.register),
+    jsonBody(HolderUnlinkRequest),
+    async (c) => {
+      const b = c.get('body');
+      const before = await deps.service.status(b.proof);
+      links.unlink({ serviceId: b.serviceId, mykeyId: before.mykeyId, by: 'holder', reason: 'unlinked_by_holder' });
+      return c.json({ ...before, links: links.linksOf(before.mykeyId) });
+    },
+  );
+}

@@ -1,0 +1,288 @@
+// Services and links: the meeting place of MyKey IDs and service IDs.
+//
+// Every change of a link is, in one transaction: the link row, the service's change-log entry (next
+// seq), the MQTT outbox row that carries it to the service's edges, and, where the service has a
+// webhook, the signed notice (失効連絡) in the webhook outbox. Changes of a MyKey ID itself (suspension
+// by a CRL, resumption, invalidation, carry-over, change of id) reach here through the MyKey
+// repository's lifecycle listener, inside the transaction that makes them.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { MyKeyError } from '../../shared/errors.ts';
+import { certIdentity } from '../../shared/cert-identity.ts';
+import { isMyKeyId, isServiceId } from '../../shared/ids.ts';
+import { keyedId, type ChangeEntry, type ChangeKind, type Snapshot } from '../../shared/sync.ts';
+import { serviceLogTopic } from '../../shared/topics.ts';
+import type { Db } from '../store/db.ts';
+import type { LinkRepo, LinkRow, ServiceRow } from '../store/link-repo.ts';
+import type { MyKeyLifecycleEvent, MyKeyRepo } from '../store/mykey-repo.ts';
+
+/** What a service's business system is told (webhook body). Never the MyKey ID: the service ID is its key. */
+export interface ServiceNotice {
+  id: string;
+  type: 'link.created' | 'link.replaced' | 'link.unlinked' | 'link.suspended' | 'link.resumed';
+  serviceId: string;
+  serviceUserId: string;
+  reason?: string;
+  seq: number;
+  at: string;
+}
+
+export interface LinksDeps {
+  db: Db;
+  repo: LinkRepo;
+  mykeys: MyKeyRepo;
+  now?: () => number;
+  /** Called after a transaction that wrote outbox rows has committed. */
+  onOutbox?: () => void;
+}
+
+const SERVICE_USER_ID = /^[\x21-\x7e]{1,64}$/;
+
+function hashSecret(secret: string): string {
+  // API secrets are 32 random bytes: a plain hash is enough (no password to stretch).
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export function createLinks(deps: LinksDeps) {
+  const { db, repo, mykeys } = deps;
+  const now = deps.now ?? Date.now;
+  let wroteOutbox = false;
+
+  function requireService(serviceId: string): ServiceRow {
+    const s = repo.service(serviceId);
+    if (!s) throw new MyKeyError('not_found', `no service ${serviceId}`);
+    if (s.status !== 'active') throw new MyKeyError('forbidden', `service ${serviceId} is disabled`);
+    return s;
+  }
+
+  /** The keyed identities of a MyKey ID for one service: by MyKey ID and by its current certificate. */
+  function keysOf(s: ServiceRow, mykeyId: string, cert = mykeys.currentCert(mykeyId)): string[] {
+    const keys = [keyedId(s.sync_secret, 'mykey', mykeyId)];
+    if (cert) keys.push(keyedId(s.sync_secret, 'cert', certIdentity(cert.issuerKey, cert.serialHex)));
+    return keys;
+  }
+
+  /** Appends one change-log entry with its outbox rows. Must run inside a transaction. */
+  function append(
+    s: ServiceRow,
+    c: { kind: ChangeKind; mykeyId: string; serviceUserId: string | null; by: string; remove: string[]; set?: ChangeEntry['set']; reason?: string; notice?: ServiceNotice['type'] },
+  ): ChangeEntry {
+    const at = now();
+    const seq = repo.nextSeq(s.id);
+    const entry: ChangeEntry = {
+      seq,
+      kind: c.kind,
+      at: new Date(at).toISOString(),
+      remove: [...new Set(c.remove)],
+      ...(c.set ? { set: c.set } : {}),
+      ...(c.reason ? { reason: c.reason } : {}),
+    };
+    const json = JSON.stringify(entry);
+    repo.insertChange({ service_id: s.id, seq, kind: c.kind, mykey_id: c.mykeyId, service_user_id: c.serviceUserId, by: c.by, entry: json, at });
+    repo.insertMqtt(serviceLogTopic(s.id), json, at);
+    if (c.notice && c.serviceUserId && s.webhook_url) {
+      const notice: ServiceNotice = {
+        id: `${s.id}-${seq}`,
+        type: c.notice,
+        serviceId: s.id,
+        serviceUserId: c.serviceUserId,
+        ...(c.reason ? { reason: c.reason } : {}),
+        seq,
+        at: entry.at,
+      };
+      repo.insertWebhook(s.id, JSON.stringify(notice), at);
+    }
+    wroteOutbox = true;
+    return entry;
+  }
+
+  /** Runs a write transaction and tells the outbox publishers afterwards. */
+  function tx<T>(fn: () => T): T {
+    const r = db.transaction(fn)();
+    if (wroteOutbox) {
+      wroteOutbox = false;
+      deps.onOutbox?.();
+    }
+    return r;
+  }
+
+  // A MyKey ID's own changes fan out to every service it is linked with.
+  mykeys.onLifecycle((e: MyKeyLifecycleEvent) => {
+    if (e.kind === 'id_changed' && e.from) {
+      const links = repo.linksOfMyKey(e.from);
+      repo.renameMyKey(e.from, e.mykeyId);
+      for (const l of links) {
+        const s = repo.service(l.service_id)!;
+        const oldKey = keyedId(s.sync_secret, 'mykey', e.from);
+        append(s, {
+          kind: 'id_changed',
+          mykeyId: e.mykeyId,
+          serviceUserId: l.service_user_id,
+          by: 'holder',
+          remove: l.state === 'active' ? [oldKey, ...keysOf(s, e.mykeyId)] : [oldKey],
+          set: l.state === 'active' ? { keys: keysOf(s, e.mykeyId), serviceUserId: l.service_user_id } : undefined,
+        });
+      }
+      return;
+    }
+    for (const l of repo.linksOfMyKey(e.mykeyId)) {
+      const s = repo.service(l.service_id)!;
+      switch (e.kind) {
+        case 'suspended':
+          if (l.state !== 'active') break;
+          repo.setLinkState(s.id, e.mykeyId, 'suspended');
+          append(s, { kind: 'suspend', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'hub:revocation', remove: keysOf(s, e.mykeyId), reason: e.reason ?? undefined, notice: 'link.suspended' });
+          break;
+        case 'resumed':
+          if (l.state !== 'suspended') break;
+          repo.setLinkState(s.id, e.mykeyId, 'active');
+          append(s, {
+            kind: 'resume',
+            mykeyId: e.mykeyId,
+            serviceUserId: l.service_user_id,
+            by: 'hub',
+            remove: [],
+            set: { keys: keysOf(s, e.mykeyId), serviceUserId: l.service_user_id },
+            reason: e.reason ?? undefined,
+            notice: 'link.resumed',
+          });
+          break;
+        case 'invalidated':
+          repo.deleteLink(s.id, e.mykeyId);
+          append(s, { kind: 'unlink', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'holder', remove: keysOf(s, e.mykeyId, e.previousCert ?? mykeys.currentCert(e.mykeyId)), reason: 'invalidated', notice: 'link.unlinked' });
+          break;
+        case 'carried_over': {
+          const oldKeys = e.previousCert ? keysOf(s, e.mykeyId, e.previousCert) : [];
+          append(s, {
+            kind: 'carry_over',
+            mykeyId: e.mykeyId,
+            serviceUserId: l.service_user_id,
+            by: 'holder',
+            remove: oldKeys,
+            set: l.state === 'active' ? { keys: keysOf(s, e.mykeyId, e.newCert), serviceUserId: l.service_user_id } : undefined,
+          });
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  });
+
+  return {
+    /** Creates a service with its sync secret (and webhook secret when a webhook is given). */
+    createService(input: { id: string; name: string; webhookUrl?: string; requireHolderProof?: boolean }): { service: ServiceRow; webhookSecret?: string } {
+      if (!isServiceId(input.id)) throw new MyKeyError('validation_failed', 'a service id is 2-32 lower-case letters, digits and hyphens, starting with a letter');
+      if (repo.service(input.id)) throw new MyKeyError('conflict', `service ${input.id} exists`);
+      const webhookSecret = input.webhookUrl ? randomBytes(32) : null;
+      repo.insertService({
+        id: input.id,
+        name: input.name,
+        sync_secret: randomBytes(32),
+        webhook_url: input.webhookUrl ?? null,
+        webhook_secret: webhookSecret,
+        require_holder_proof: input.requireHolderProof ? 1 : 0,
+        created_at: now(),
+      });
+      return { service: repo.service(input.id)!, webhookSecret: webhookSecret?.toString('base64url') };
+    },
+
+    /** Sets or clears a service's webhook; returns the new signing secret. */
+    setWebhook(serviceId: string, url: string | null): { webhookSecret?: string } {
+      requireService(serviceId);
+      const secret = url ? randomBytes(32) : null;
+      repo.updateWebhook(serviceId, url, secret);
+      return { webhookSecret: secret?.toString('base64url') };
+    },
+
+    /** Issues an API credential for a service's business system; the token is shown only now. */
+    issueCredential(serviceId: string, label: string): { id: string; token: string } {
+      requireService(serviceId);
+      const id = `cred_${randomBytes(6).toString('hex')}`;
+      const secret = randomBytes(32).toString('base64url');
+      repo.insertCredential(id, serviceId, label, hashSecret(secret), now());
+      return { id, token: `mk_${id}.${secret}` };
+    },
+
+    revokeCredential(serviceId: string, credentialId: string): boolean {
+      return repo.revokeCredential(serviceId, credentialId, now());
+    },
+
+    /** The service a bearer token belongs to, or undefined. Constant-time on the secret. */
+    authenticate(token: string): { serviceId: string; credentialId: string } | undefined {
+      const m = /^mk_(cred_[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/.exec(token);
+      if (!m) return undefined;
+      const cred = repo.credential(m[1]);
+      if (!cred || cred.revoked_at !== null) return undefined;
+      const a = Buffer.from(cred.secret_hash, 'hex');
+      const b = Buffer.from(hashSecret(m[2]), 'hex');
+      return a.length === b.length && timingSafeEqual(a, b) ? { serviceId: cred.service_id, credentialId: cred.id } : undefined;
+    },
+
+    /**
+     * Links a service ID to a MyKey ID for a service. Linking again replaces: the previous service ID
+     * of that MyKey ID, and the MyKey ID the service ID was linked to before, are unlinked everywhere.
+     */
+    link(input: { serviceId: string; mykeyId: string; serviceUserId: string; by: string }): { entry?: ChangeEntry; replaced?: string; unchanged?: true } {
+      if (!isMyKeyId(input.mykeyId)) throw new MyKeyError('mykey_id_malformed');
+      if (!SERVICE_USER_ID.test(input.serviceUserId)) throw new MyKeyError('validation_failed', 'a service ID is 1-64 printable ASCII characters');
+      return tx(() => {
+        const s = requireService(input.serviceId);
+        const m = mykeys.get(input.mykeyId);
+        if (!m) throw new MyKeyError('mykey_id_not_found', 'no such MyKey ID');
+        if (m.status !== 'active') throw new MyKeyError(m.status === 'invalidated' ? 'mykey_id_invalidated' : 'mykey_id_suspended');
+        const current = repo.link(s.id, input.mykeyId);
+        if (current?.service_user_id === input.serviceUserId && current.state === 'active') return { unchanged: true };
+        // The service ID was someone else's: that link ends.
+        const other = repo.linkByUser(s.id, input.serviceUserId);
+        if (other && other.mykey_id !== input.mykeyId) {
+          repo.deleteLink(s.id, other.mykey_id);
+          append(s, { kind: 'unlink', mykeyId: other.mykey_id, serviceUserId: other.service_user_id, by: input.by, remove: keysOf(s, other.mykey_id), reason: 'service_id_relinked', notice: 'link.unlinked' });
+        }
+        if (current) {
+          append(s, { kind: 'unlink', mykeyId: input.mykeyId, serviceUserId: current.service_user_id, by: input.by, remove: keysOf(s, input.mykeyId), reason: 'replaced', notice: 'link.replaced' });
+        }
+        repo.upsertLink(s.id, input.mykeyId, input.serviceUserId, now(), input.by);
+        const keys = keysOf(s, input.mykeyId);
+        const entry = append(s, { kind: 'link', mykeyId: input.mykeyId, serviceUserId: input.serviceUserId, by: input.by, remove: keys, set: { keys, serviceUserId: input.serviceUserId }, notice: 'link.created' });
+        return { entry, replaced: current?.service_user_id };
+      });
+    },
+
+    /** Ends a link, found by MyKey ID or by service ID. */
+    unlink(input: { serviceId: string; mykeyId?: string; serviceUserId?: string; by: string; reason: string }): { entry: ChangeEntry; link: LinkRow } {
+      return tx(() => {
+        const s = requireService(input.serviceId);
+        const l = input.mykeyId ? repo.link(s.id, input.mykeyId) : input.serviceUserId ? repo.linkByUser(s.id, input.serviceUserId) : undefined;
+        if (!l) throw new MyKeyError('not_found', 'no such link');
+        repo.deleteLink(s.id, l.mykey_id);
+        const entry = append(s, { kind: 'unlink', mykeyId: l.mykey_id, serviceUserId: l.service_user_id, by: input.by, remove: keysOf(s, l.mykey_id), reason: input.reason, notice: 'link.unlinked' });
+        return { entry, link: l };
+      });
+    },
+
+    /** The links of a MyKey ID (for its holder). */
+    linksOf: (mykeyId: string) => repo.linksOfMyKey(mykeyId).map((l) => ({ serviceId: l.service_id, serviceName: repo.service(l.service_id)?.name ?? l.service_id, serviceUserId: l.service_user_id, state: l.state, linkedAt: new Date(l.linked_at).toISOString() })),
+
+    /** The service's current mappings at its head seq, for an edge that is new or saw a gap. */
+    snapshot(serviceId: string): Snapshot {
+      return db.transaction(() => {
+        const s = requireService(serviceId);
+        const entries: [string, string][] = [];
+        for (const l of repo.activeLinksOfService(s.id)) for (const k of keysOf(s, l.mykey_id)) entries.push([k, l.service_user_id]);
+        return { serviceId: s.id, seq: s.head_seq, generatedAt: new Date(now()).toISOString(), entries };
+      })();
+    },
+
+    /** Change-log entries after `seq` (at most `limit`). */
+    changesAfter(serviceId: string, seq: number, limit = 1000): ChangeEntry[] {
+      requireService(serviceId);
+      return repo.changesAfter(serviceId, seq, limit).map((e) => JSON.parse(e) as ChangeEntry);
+    },
+
+    headSeq: (serviceId: string): number => repo.service(serviceId)?.head_seq ?? 0,
+    service: (id: string) => repo.service(id),
+    services: () => repo.services(),
+  };
+}
+
+export type Links = ReturnType<typeof createLinks>;
