@@ -135,7 +135,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     },
     async stop(): Promise<void> {
       crlManager.stop();
-      webhooks.stop();
+      await webhooks.stop();
       outbox.stop();
       if (server) {
         const s = server;

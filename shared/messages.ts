@@ -1,8 +1,14 @@
 // Schemas of the HTTP bodies (and, as they land, MQTT payloads) on the wire, with the TypeScript
 // types derived from them. The hub validates with these and publishes them as OpenAPI; the edge and
 // the tools build requests with the same types. JSON Schema via TypeBox.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { MYKEY_ID_PATTERN, SERVICE_ID_PATTERN, SERVICE_USER_ID_PATTERN } from './ids.ts';
+
+// String formats used by the schemas (TypeBox checks only formats registered here).
+if (!FormatRegistry.Has('uri')) FormatRegistry.Set('uri', (v) => URL.canParse(v));
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', (v) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(v) && !Number.isNaN(Date.parse(v)));
+}
 
 const base64 = (description: string, maxLength: number) =>
   Type.String({ description, pattern: '^[A-Za-z0-9+/_-]+={0,2}$', minLength: 4, maxLength });

@@ -37,62 +37,68 @@ export function createWebhookSender(o: WebhookSenderOptions) {
   const now = o.now ?? Date.now;
   const doFetch = o.fetchImpl ?? fetch;
   let timer: NodeJS.Timeout | undefined;
-  let running = false;
+  let current: Promise<number> | undefined;
+  let stopped = false;
 
-  async function deliverDue(): Promise<number> {
-    if (running) return 0;
-    running = true;
+  /** Delivers what is due; a call while a round runs joins that round. */
+  function deliverDue(): Promise<number> {
+    if (stopped) return Promise.resolve(0);
+    current ??= round().finally(() => (current = undefined));
+    return current;
+  }
+
+  async function round(): Promise<number> {
     let delivered = 0;
-    try {
-      const due = o.repo.dueWebhooks(now());
-      await Promise.all(
-        due.map(async (row) => {
-          const s = o.repo.service(row.service_id);
-          if (!s?.webhook_url || !s.webhook_secret) {
-            o.repo.webhookFailed(row.id, now() + (o.maxDelayMs ?? 3600_000), 'the service has no webhook configured');
-            return;
-          }
-          const t = Math.floor(now() / 1000);
-          try {
-            const res = await doFetch(s.webhook_url, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json', 'x-mykey-signature': signWebhook(s.webhook_secret, row.event, t) },
-              body: row.event,
-              signal: AbortSignal.timeout(o.timeoutMs ?? 5000),
-              redirect: 'error',
-            });
-            await res.arrayBuffer().catch(() => undefined);
-            if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
-            o.repo.webhookDelivered(row.id, now());
-            delivered++;
-          } catch (e) {
-            const delay = Math.min(o.maxDelayMs ?? 3600_000, (o.baseDelayMs ?? 1000) * 2 ** Math.min(row.attempts, 20));
-            const jitter = Math.floor(Math.random() * delay * 0.2);
-            o.repo.webhookFailed(row.id, now() + delay + jitter, (e as Error).message);
-            o.log.warn('webhook delivery failed', { service: row.service_id, attempt: row.attempts + 1, error: (e as Error).message });
-          }
-        }),
-      );
-    } finally {
-      running = false;
-    }
+    const due = o.repo.dueWebhooks(now());
+    await Promise.all(
+      due.map(async (row) => {
+        const s = o.repo.service(row.service_id);
+        if (!s?.webhook_url || !s.webhook_secret) {
+          o.repo.webhookFailed(row.id, now() + (o.maxDelayMs ?? 3600_000), 'the service has no webhook configured');
+          return;
+        }
+        const t = Math.floor(now() / 1000);
+        try {
+          const res = await doFetch(s.webhook_url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-mykey-signature': signWebhook(s.webhook_secret, row.event, t) },
+            body: row.event,
+            signal: AbortSignal.timeout(o.timeoutMs ?? 5000),
+            redirect: 'error',
+          });
+          await res.arrayBuffer().catch(() => undefined);
+          if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
+          o.repo.webhookDelivered(row.id, now());
+          delivered++;
+        } catch (e) {
+          if (stopped) return;
+          const delay = Math.min(o.maxDelayMs ?? 3600_000, (o.baseDelayMs ?? 1000) * 2 ** Math.min(row.attempts, 20));
+          const jitter = Math.floor(Math.random() * delay * 0.2);
+          o.repo.webhookFailed(row.id, now() + delay + jitter, (e as Error).message);
+          o.log.warn('webhook delivery failed', { service: row.service_id, attempt: row.attempts + 1, error: (e as Error).message });
+        }
+      }),
+    );
     // In-order delivery: a delivered notice may have made the next one of its service due.
-    if (delivered > 0) delivered += await deliverDue();
+    if (delivered > 0 && !stopped) delivered += await round();
     return delivered;
   }
 
   return {
     deliverDue,
     kick(): void {
-      void deliverDue();
+      deliverDue().catch((e) => o.log.error('webhook round failed', { error: e }));
     },
     start(): void {
-      timer = setInterval(() => void deliverDue(), o.pollMs ?? 1000);
+      timer = setInterval(() => this.kick(), o.pollMs ?? 1000);
       timer.unref();
-      void deliverDue();
+      this.kick();
     },
-    stop(): void {
+    /** Stops the schedule and waits for a round in flight, so nothing writes after the store closes. */
+    async stop(): Promise<void> {
+      stopped = true;
       clearInterval(timer);
+      await current?.catch(() => undefined);
     },
   };
 }

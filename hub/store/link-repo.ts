@@ -93,11 +93,11 @@ export function createLinkRepo(db: Db) {
     ),
     webhookDelivered: db.prepare('UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?'),
     webhookFailed: db.prepare('UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?'),
-    webhookHealth: db.prepare<[string], { pending: number; oldest: number | null; last_error: string | null; delivered: number }>(
+    webhookHealth: db.prepare<[{ id: string }], { pending: number; oldest: number | null; last_error: string | null; delivered: number }>(
       `SELECT SUM(delivered_at IS NULL) AS pending, MIN(CASE WHEN delivered_at IS NULL THEN created_at END) AS oldest,
-              (SELECT last_error FROM webhook_outbox WHERE service_id = ?1 AND delivered_at IS NULL ORDER BY id LIMIT 1) AS last_error,
+              (SELECT last_error FROM webhook_outbox WHERE service_id = @id AND delivered_at IS NULL ORDER BY id LIMIT 1) AS last_error,
               SUM(delivered_at IS NOT NULL) AS delivered
-       FROM webhook_outbox WHERE service_id = ?1`,
+       FROM webhook_outbox WHERE service_id = @id`,
     ),
     linkCounts: db.prepare<[], { service_id: string; state: string; n: number }>('SELECT service_id, state, COUNT(*) AS n FROM links GROUP BY service_id, state'),
   };
@@ -128,7 +128,7 @@ export function createLinkRepo(db: Db) {
     dueWebhooks: (now: number, limit = 50): WebhookRow[] => q.dueWebhooks.all(now, limit),
     webhookDelivered: (id: number, at: number) => q.webhookDelivered.run(at, id),
     webhookFailed: (id: number, next: number, error: string) => q.webhookFailed.run(next, error.slice(0, 500), id),
-    webhookHealth: (serviceId: string) => q.webhookHealth.get(serviceId)!,
+    webhookHealth: (serviceId: string) => q.webhookHealth.get({ id: serviceId })!,
     linkCounts: () => q.linkCounts.all(),
   };
 }
