@@ -1,0 +1,170 @@
+// The device API: what an enrolled edge asks the hub over HTTPS with its device certificate (mutual
+// TLS against the hub's device CA). Its sync secret, snapshots and missed change-log entries of its
+// own service, and the counter registration of a link (サービスID登録).
+import type { Context, Hono, MiddlewareHandler } from 'hono';
+import { Type } from '@sinclair/typebox';
+import type { TLSSocket } from 'node:tls';
+import { MyKeyError } from '../../shared/errors.ts';
+import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
+import { MYKEY_ID_PATTERN, SERVICE_USER_ID_PATTERN } from '../../shared/ids.ts';
+import { LinkResponse, Proof } from '../../shared/messages.ts';
+import { Snapshot } from '../../shared/sync.ts';
+import { identityFromPeerCertificate } from '../broker/identity.ts';
+import type { Links } from '../links/links.ts';
+import type { MyKeyService } from '../mykey/service.ts';
+import { parseCertificate } from '../pki/certificate.ts';
+import type { DeviceRepo } from '../store/device-repo.ts';
+import type { MyKeyRepo } from '../store/mykey-repo.ts';
+import type { OpenApi } from './openapi.ts';
+import { problem } from './problem.ts';
+import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
+import { jsonBody } from './validate.ts';
+
+/** Who is asking: an enrolled, active device. */
+export interface DeviceCaller {
+  edgeId: string;
+  serviceId: string;
+}
+
+/** Finds the caller of a request; the default reads the verified TLS client certificate. */
+export type DeviceResolver = (c: Context) => DeviceCaller | undefined;
+
+/** Reads the device from the TLS peer certificate (the TLS layer verified it against the device CA). */
+export function tlsDeviceResolver(devices: DeviceRepo): DeviceResolver {
+  return (c) => {
+    const socket = (c.env as { incoming?: { socket?: TLSSocket } } | undefined)?.incoming?.socket;
+    if (!socket || typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
+    const id = identityFromPeerCertificate(socket.getPeerCertificate());
+    if (!id.ok) return undefined;
+    const row = devices.get(id.value.edgeId);
+    // The certificate must be the one on record for an active device (a revoked or replaced one is refused).
+    if (!row || row.status !== 'active' || row.cert_fingerprint !== id.value.fingerprint || row.service_id !== id.value.serviceId) return undefined;
+    return { edgeId: row.edge_id, serviceId: row.service_id };
+  };
+}
+
+export const DeviceConfig = Type.Object({ edgeId: Type.String(), serviceId: Type.String(), syncSecret: Type.String({ description: 'base64url; HMAC key of the keyed identities' }) });
+export const DeviceChanges = Type.Object({ headSeq: Type.Integer(), entries: Type.Array(Type.Unknown(), { description: 'ChangeEntry objects (shared/sync.ts)' }) });
+export const CounterLinkRequest = Type.Object(
+  {
+    identity: Type.Union([
+      Type.Object({ mykeyId: Type.String({ pattern: MYKEY_ID_PATTERN }) }, { additionalProperties: false }),
+      Type.Object({ certificate: Type.String({ pattern: '^[A-Za-z0-9+/_-]+={0,2}$', maxLength: 16384, description: 'user-authentication certificate read from the card, base64 DER' }) }, { additionalProperties: false }),
+    ]),
+    serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN }),
+    proof: Type.Optional(Proof),
+  },
+  { additionalProperties: false },
+);
+
+export interface DeviceRoutesDeps {
+  links: Links;
+  mykeys: MyKeyRepo;
+  service: MyKeyService;
+  resolveDevice: DeviceResolver;
+  rateLimits: { register: RateLimitOptions };
+}
+
+export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRoutesDeps): void {
+  const { links, mykeys } = deps;
+  const tag = 'Device';
+  const device: MiddlewareHandler<{ Variables: { device: DeviceCaller } }> = async (c, next) => {
+    const d = deps.resolveDevice(c);
+    if (!d) return problem(c, 'unauthorized', 'a valid, enrolled device certificate is required');
+    c.set('device', d);
+    await next();
+  };
+
+  api.route(
+    app,
+    { method: 'get', path: '/v1/device/config', tag, summary: "The device's service and its sync secret", responses: { 200: { description: 'config', schema: DeviceConfig } }, errors: ['unauthorized'] },
+    device,
+    (c) => {
+      const d = c.get('device');
+      const s = links.service(d.serviceId);
+      if (!s) return problem(c, 'not_found', 'the device service no longer exists');
+      return c.json({ edgeId: d.edgeId, serviceId: d.serviceId, syncSecret: s.sync_secret.toString('base64url') });
+    },
+  );
+
+  api.route(
+    app,
+    { method: 'get', path: '/v1/device/snapshot', tag, summary: "A snapshot of the device's service at its head sequence", responses: { 200: { description: 'snapshot', schema: Snapshot } }, errors: ['unauthorized'] },
+    device,
+    (c) => c.json(links.snapshot(c.get('device').serviceId)),
+  );
+
+  api.route(
+    app,
+    {
+      method: 'get',
+      path: '/v1/device/changes',
+      tag,
+      summary: 'Change-log entries after a sequence number (query: after, limit <= 1000)',
+      responses: { 200: { description: 'entries', schema: DeviceChanges } },
+      errors: ['unauthorized', 'validation_failed'],
+    },
+    device,
+    (c) => {
+      const after = Number(c.req.query('after') ?? '0');
+      const limit = Math.min(1000, Number(c.req.query('limit') ?? '1000'));
+      if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1) {
+        return problem(c, 'validation_failed', 'after must be an integer >= 0 and limit 1..1000');
+      }
+      const serviceId = c.get('device').serviceId;
+      return c.json({ headSeq: links.headSeq(serviceId), entries: links.changesAfter(serviceId, after, limit) });
+    },
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/device/links',
+      tag,
+      summary: 'Counter registration: link the service ID presented at the counter to the MyKey ID of the touched card',
+      description:
+        'The identity is what the edge read off the card: the MyKey ID from the MyKey application, or the user-authentication certificate. Services that require the holder\'s consent also need `proof`: the card\'s signature (after the PIN) over a `holder` challenge, made with the same certificate.',
+      request: CounterLinkRequest,
+      responses: { 201: { description: 'linked', schema: LinkResponse }, 200: { description: 'already linked so', schema: LinkResponse } },
+      errors: ['unauthorized', 'validation_failed', 'mykey_id_not_found', 'mykey_id_suspended', 'mykey_id_invalidated', 'cert_malformed', 'forbidden', 'signature_invalid'],
+    },
+    device,
+    rateLimit(deps.rateLimits.register),
+    jsonBody(CounterLinkRequest),
+    async (c) => {
+      const d = c.get('device');
+      const b = c.get('body');
+      const s = links.service(d.serviceId);
+      if (!s) return problem(c, 'not_found', 'the device service no longer exists');
+      let mykeyId: string;
+      let proofCert: { issuerKey: string; serialHex: string } | undefined;
+      if (b.proof) {
+        const proven = await deps.service.prove(b.proof, 'holder');
+        proofCert = { issuerKey: proven.identity.issuerKey, serialHex: proven.identity.serialHex };
+      } else if (s.require_holder_proof) {
+        throw new MyKeyError('forbidden', 'this service requires the holder to confirm with the PIN (proof)');
+      }
+      if ('mykeyId' in b.identity) {
+        mykeyId = b.identity.mykeyId;
+        // With a proof, it must be the proof card's MyKey ID.
+        if (proofCert) {
+          const bound = mykeys.liveBindingBySerial(proofCert.issuerKey, proofCert.serialHex);
+          if (bound?.mykey_id !== mykeyId) throw new MyKeyError('forbidden', 'the proof was made with another card');
+        }
+      } else {
+        const parsed = parseCertificate(new Uint8Array(Buffer.from(b.identity.certificate, 'base64')));
+        if (!parsed.ok) throw new MyKeyError(parsed.code, parsed.message);
+        const issuerKey = issuerKeyOf(parsed.value.issuerDer);
+        if (proofCert && certIdentity(proofCert.issuerKey, proofCert.serialHex) !== certIdentity(issuerKey, parsed.value.serialHex)) {
+          throw new MyKeyError('forbidden', 'the proof was made with another card');
+        }
+        const bound = mykeys.liveBindingBySerial(issuerKey, parsed.value.serialHex);
+        if (!bound || bound.state !== 'current') throw new MyKeyError('mykey_id_not_found', 'this card has no MyKey ID yet; register one first');
+        mykeyId = bound.mykey_id;
+      }
+      const r = links.link({ serviceId: d.serviceId, mykeyId, serviceUserId: b.serviceUserId, by: `edge:${d.edgeId}` });
+      return c.json({ serviceId: d.serviceId, serviceUserId: b.serviceUserId, seq: r.entry?.seq ?? null, ...(r.replaced ? { replaced: r.replaced } : {}) }, r.unchanged ? 200 : 201);
+    },
+  );
+}
