@@ -16,9 +16,9 @@ export const HubConfigSchema = Type.Object(
     dataDir: Type.String({ default: './data', description: 'where the database and fetched CRLs live' }),
     http: Type.Object(
       {
-        host: Type.String({ default: '127.0.0.1' }),
-        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
-        maxBodyBytes: Type.Integer({ minimum: 1024, default: 65536 }),
+        host: Type.String({ default: '127.0.0.1', description: 'address of the HTTP API and console' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: '0 picks a free port' }),
+        maxBodyBytes: Type.Integer({ minimum: 1024, default: 65536, description: 'larger request bodies get 413 payload_too_large' }),
       },
       { default: {} },
     ),
@@ -36,13 +36,13 @@ export const HubConfigSchema = Type.Object(
       {
         trustAnchors: Type.Array(Type.String(), { default: [], description: 'JPKI user-authentication CA certificates (PEM or DER files)' }),
         requireRevocationStatus: Type.Boolean({ default: true, description: 'refuse a proof when revocation status is unknown' }),
-        challengeTtlSeconds: Type.Integer({ minimum: 10, maximum: 3600, default: 120 }),
+        challengeTtlSeconds: Type.Integer({ minimum: 10, maximum: 3600, default: 120, description: 'how long a challenge may be signed and used' }),
         ocspUrl: Type.String({ default: '', description: 'OCSP responder; empty for none' }),
-        ocspTimeoutMs: Type.Integer({ minimum: 100, default: 3000 }),
+        ocspTimeoutMs: Type.Integer({ minimum: 100, default: 3000, description: 'after this the CRL answers alone' }),
         crlSources: Type.Array(Type.String(), { default: [], description: 'CRL URLs fetched on a schedule' }),
-        crlIntervalSeconds: Type.Integer({ minimum: 10, default: 3600 }),
+        crlIntervalSeconds: Type.Integer({ minimum: 10, default: 3600, description: 'how often each CRL source is fetched (定期的な失効確認)' }),
         crlGraceHours: Type.Number({ minimum: 0, default: 24, description: 'how long a CRL is trusted after its nextUpdate' }),
-        crlMaxBytes: Type.Integer({ minimum: 1024, default: 512 * 1024 * 1024 }),
+        crlMaxBytes: Type.Integer({ minimum: 1024, default: 512 * 1024 * 1024, description: 'a larger CRL download is refused' }),
       },
       { default: {} },
     ),
@@ -53,9 +53,9 @@ export const HubConfigSchema = Type.Object(
     ),
     webhooks: Type.Object(
       {
-        timeoutMs: Type.Integer({ minimum: 100, default: 5000 }),
+        timeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'per webhook delivery attempt' }),
         baseDelayMs: Type.Integer({ minimum: 10, default: 1000, description: 'first retry delay; doubles per attempt' }),
-        maxDelayMs: Type.Integer({ minimum: 100, default: 3_600_000 }),
+        maxDelayMs: Type.Integer({ minimum: 100, default: 3_600_000, description: 'longest wait between retries' }),
       },
       { default: {} },
     ),

@@ -88,3 +88,29 @@ export function loadConfig<S extends TSchema>(schema: S, opts: LoadConfigOptions
   }
   return merged as Static<S>;
 }
+
+/** One documented config key. */
+export interface ConfigKey {
+  path: string;
+  env: string;
+  type: string;
+  default: unknown;
+  description: string;
+}
+
+/** Every leaf of a config schema with its env variable, default and description (for docs). */
+export function describeConfig(schema: TSchema, prefix: string, path: string[] = []): ConfigKey[] {
+  const out: ConfigKey[] = [];
+  const props = (schema as { properties?: Record<string, TSchema> }).properties ?? {};
+  for (const [key, sub] of Object.entries(props)) {
+    const p = [...path, key];
+    const s = sub as { type?: string; properties?: unknown; default?: unknown; description?: string; anyOf?: { const?: unknown }[] };
+    if (s.type === 'object' && s.properties) {
+      out.push(...describeConfig(sub, prefix, p));
+      continue;
+    }
+    const type = s.anyOf ? s.anyOf.map((a) => JSON.stringify(a.const)).join(' | ') : s.type === 'array' ? 'list' : (s.type ?? 'value');
+    out.push({ path: p.join('.'), env: envName(prefix, p), type, default: s.default, description: s.description ?? '' });
+  }
+  return out;
+}
