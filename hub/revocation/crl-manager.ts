@@ -69,6 +69,11 @@ export function createCrlManager(deps: CrlManagerDeps) {
     const t0 = performance.now();
     try {
       const { crl, index, issuer } = parse(der, (d, t) => onProgress?.('parse', d, t));
+      if (crl.unknownCriticalEntryExtensions > 0) {
+        // RFC 5280 5.3: such entries cannot be fully understood; they are still treated as revoked
+        // (the safe side for a holder's MyKey ID is a suspension an operator can review).
+        deps.log.warn('CRL has entries with unknown critical extensions', { source, count: crl.unknownCriticalEntryExtensions });
+      }
       const issuerKey = issuerKeyOf(crl.issuerNameDer);
       const prev = deps.revocations.state(issuerKey);
       // RFC 5280 5.2.3: CRL numbers increase; an older CRL must not undo a newer one.
