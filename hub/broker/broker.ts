@@ -1,0 +1,243 @@
+// The hub's embedded MQTT broker: aedes (MQTT 3.1.1) behind a TLS listener that demands a device
+// certificate from the hub's device CA, with hooks that deny by default (hooks/), edge status
+// recorded in the device repo, and a way to drop a revoked edge at once.
+//
+// Sessions and in-flight QoS 1 messages live in aedes' in-memory persistence: a hub restart loses
+// them. That is by design: every change-log entry is stored before it is published, and an edge
+// that reconnects compares its applied sequence with the log and catches up (missing entries, or a
+// snapshot), so nothing depends on the broker remembering a session across restarts.
+//
+// An optional plain listener exists for development; it binds only a loopback address and trusts
+// the client id of an enrolled device (no certificate). It is off unless configured.
+import { Aedes, type Client } from 'aedes';
+import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { MyKeyError, type ErrorCode } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import { MAX_SYNC_PAYLOAD_BYTES } from '../../shared/sync.ts';
+import { parseTopic } from '../../shared/topics.ts';
+import type { DeviceRepo } from '../store/device-repo.ts';
+import { createBrokerContext } from './context.ts';
+import { authenticateHook } from './hooks/authenticate.ts';
+import { authorizeForwardHook } from './hooks/authorize-forward.ts';
+import { authorizePublishHook } from './hooks/authorize-publish.ts';
+import { authorizeSubscribeHook } from './hooks/authorize-subscribe.ts';
+import { preConnectHook } from './hooks/pre-connect.ts';
+import { publishedHook } from './hooks/published.ts';
+
+export interface BrokerOptions {
+  /** The device CA certificate (PEM): the only issuer whose client certificates are accepted. */
+  deviceCa: { certPem: string };
+  devices: DeviceRepo;
+  log: Logger;
+  tls: { host: string; port: number; serverCert: string; serverKey: string };
+  /** Development only: a listener without TLS; refused unless `host` is a loopback address. */
+  plain?: { host: string; port: number };
+  /** The head sequence of a service's change log (lag = head - applied). */
+  headSeq: (serviceId: string) => number;
+  now?: () => number;
+  /** Minimum interval between lag samples of one edge while its lag is unchanged. Default 60 s. */
+  lagSampleIntervalMs?: number;
+  /** aedes tuning; see docs/Aedes.md. */
+  aedes?: { concurrency?: number; drainTimeout?: number; connectTimeout?: number };
+}
+
+export interface PublishOptions {
+  qos?: 0 | 1;
+  retain?: boolean;
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+// TLS verification results (OpenSSL X509_V_ERR_*, as Node names them in authorizationError) to codes.
+function tlsRefusalCode(reason: string): ErrorCode {
+  if (reason === 'CERT_HAS_EXPIRED') return 'cert_expired';
+  if (reason === 'CERT_NOT_YET_VALID') return 'cert_not_yet_valid';
+  if (reason === 'CERT_REVOKED') return 'cert_revoked';
+  if (/ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY|CERT_SIGNATURE_FAILURE/.test(reason)) return 'cert_unknown_issuer';
+  return 'unauthorized';
+}
+
+export function createBroker(opts: BrokerOptions) {
+  const log = opts.log;
+  const now = opts.now ?? Date.now;
+  const ctx = createBrokerContext(opts.devices, log, now);
+  /** The live connection of each authenticated edge. */
+  const connected = new Map<string, Client>();
+  let aedes: Aedes | undefined;
+  let tlsServer: TlsServer | undefined;
+  let plainServer: NetServer | undefined;
+
+  if (opts.plain && !isLoopback(opts.plain.host)) {
+    throw new MyKeyError('config_invalid', `the plain MQTT listener may only bind a loopback address, not ${opts.plain.host}`);
+  }
+
+  function listen(server: NetServer | TlsServer, host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  function closeServer(server: NetServer | TlsServer | undefined): Promise<void> {
+    return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+
+  return {
+    /** Starts aedes and the listeners; resolves with the bound ports. */
+    async start(): Promise<{ tlsPort: number; plainPort?: number }> {
+      const a = await Aedes.createBroker({
+        concurrency: opts.aedes?.concurrency ?? 1000,
+        drainTimeout: opts.aedes?.drainTimeout ?? 30_000,
+        connectTimeout: opts.aedes?.connectTimeout ?? 10_000,
+        // Topics of the protocol have 5 levels; nothing legitimate is deeper.
+        maxTopicLevels: 16,
+        preConnect: preConnectHook(ctx),
+        authenticate: authenticateHook(ctx),
+        authorizeSubscribe: authorizeSubscribeHook(ctx),
+        authorizePublish: authorizePublishHook(ctx),
+        authorizeForward: authorizeForwardHook(ctx),
+        published: publishedHook(ctx, opts.headSeq, opts.lagSampleIntervalMs ?? 60_000),
+      });
+      aedes = a;
+      opts.devices.markAllOffline();
+
+      a.on('client', (client) => {
+        const id = ctx.identities.get(client);
+        if (!id) return;
+        // A revocation committed between authenticate and registration must still win.
+        const row = opts.devices.get(id.edgeId);
+        if (!row || row.status !== 'active') {
+          ctx.refuse('device_revoked', 'revoked while connecting', { edgeId: id.edgeId });
+          client.close();
+          return;
+        }
+        connected.set(id.edgeId, client);
+        opts.devices.markSeen(id.edgeId, now());
+      });
+      a.on('clientDisconnect', (client) => {
+        const id = ctx.identities.get(client);
+        // A takeover by a new connection of the same edge [MQTT-3.1.4-2] must not mark it offline.
+        if (!id || connected.get(id.edgeId) !== client) return;
+        connected.delete(id.edgeId);
+        try {
+          opts.devices.markOffline(id.edgeId, now());
+        } catch (err) {
+          log.error('marking an edge offline failed', { edgeId: id.edgeId, error: err });
+        }
+      });
+      a.on('clientError', (client, err) => log.debug('client error', { clientId: client?.id, error: err.message }));
+      a.on('connectionError', (client, err) => log.debug('connection error', { error: err.message }));
+
+      // TLS: only certificates of the device CA pass. The handshake requests and verifies the client
+      // certificate against the device CA alone; a socket that fails verification is destroyed in
+      // the secureConnection callback before aedes sees a byte of it, so an unknown party never
+      // reaches the MQTT parser. (This is rejectUnauthorized done by hand: Node's own destroys the
+      // socket silently, and every refusal here must be logged with its code.)
+      const tls = createTlsServer(
+        {
+          key: opts.tls.serverKey,
+          cert: opts.tls.serverCert,
+          ca: [opts.deviceCa.certPem],
+          requestCert: true,
+          rejectUnauthorized: false,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: 10_000,
+        },
+        (socket: TLSSocket) => {
+          if (!socket.authorized) {
+            const reason = String(socket.authorizationError ?? 'no client certificate');
+            ctx.refuse(tlsRefusalCode(reason), 'TLS client certificate', { reason, remote: socket.remoteAddress });
+            socket.destroy();
+            return;
+          }
+          // Fan-out latency: small change-log messages must not wait for Nagle.
+          socket.setNoDelay(true);
+          a.handle(socket);
+        },
+      );
+      // Handshakes that fail before any certificate (scanners, resets, protocol errors).
+      tls.on('tlsClientError', (err: Error) => log.debug('TLS handshake failed', { error: err.message }));
+      tlsServer = tls;
+      const tlsPort = await listen(tls, opts.tls.host, opts.tls.port);
+
+      let plainPort: number | undefined;
+      if (opts.plain) {
+        const plain = createNetServer((socket: Socket) => {
+          socket.setNoDelay(true);
+          ctx.plainConnections.add(socket);
+          a.handle(socket);
+        });
+        plainServer = plain;
+        plainPort = await listen(plain, opts.plain.host, opts.plain.port);
+        log.warn('plain MQTT listener enabled (development only): client ids of enrolled devices are trusted without a certificate', {
+          host: opts.plain.host,
+          port: plainPort,
+        });
+      }
+      log.info('broker listening', { tlsPort, plainPort });
+      return plainPort === undefined ? { tlsPort } : { tlsPort, plainPort };
+    },
+
+    /** Stops listening and disconnects everyone. */
+    async stop(): Promise<void> {
+      const a = aedes;
+      aedes = undefined;
+      const closing = [closeServer(tlsServer), closeServer(plainServer)];
+      tlsServer = plainServer = undefined;
+      if (a) await new Promise<void>((r) => a.close(() => r()));
+      await Promise.all(closing);
+      connected.clear();
+    },
+
+    /**
+     * Publishes on a protocol topic on behalf of the hub (the change log, commands). Resolves once
+     * aedes has queued it for every subscriber (stored for persistent sessions at QoS 1).
+     */
+    publish(topic: string, payload: Buffer | string, o: PublishOptions = {}): Promise<void> {
+      const a = aedes;
+      if (!a) return Promise.reject(new MyKeyError('unavailable', 'the broker is not running'));
+      if (!parseTopic(topic)) return Promise.reject(new MyKeyError('topic_forbidden', 'not a protocol topic'));
+      const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
+      if (buf.byteLength > MAX_SYNC_PAYLOAD_BYTES) return Promise.reject(new MyKeyError('payload_too_large'));
+      return new Promise((resolve, reject) => {
+        a.publish({ cmd: 'publish', topic, payload: buf, qos: o.qos ?? 1, retain: o.retain ?? false, dup: false }, (err) => (err ? reject(err) : resolve()));
+      });
+    },
+
+    /** Drops the edge's connection now (after a revocation). True when it was connected. */
+    disconnectEdge(edgeId: string): boolean {
+      const client = connected.get(edgeId) ?? (aedes ? (aedes as unknown as { clients: Record<string, Client> }).clients[edgeId] : undefined);
+      if (!client) return false;
+      connected.delete(edgeId);
+      // MQTT 3.1.1 has no server DISCONNECT: closing the network connection is the way [MQTT-3.14].
+      client.close();
+      try {
+        opts.devices.markOffline(edgeId, now());
+      } catch (err) {
+        log.error('marking an edge offline failed', { edgeId, error: err });
+      }
+      log.info('edge disconnected by the hub', { edgeId });
+      return true;
+    },
+
+    /** Edge ids with a live, authenticated connection. */
+    connectedEdges(): string[] {
+      return [...connected.keys()];
+    },
+
+    /** Refusals since start, by stable code (for the console and tests). */
+    refusals(): Record<string, number> {
+      return Object.fromEntries(ctx.refusals);
+    },
+  };
+}
+
+export type Broker = ReturnType<typeof createBroker>;
