@@ -1,6 +1,7 @@
 // authorizeSubscribe: an edge subscribes to its service's change log and its own command topic,
 // named exactly; anything else gets the SUBACK failure return code 0x80 (MQTT 3.1.1 3.9.3) and the
-// connection stays up. Granted QoS is at most 1 [MQTT-3.8.4-6]: the protocol is QoS 1.
+// connection stays up. The hub publishes at QoS 1, and a message is delivered at the lower of its
+// own QoS and the granted one (MQTT 3.1.1 3.8.4), so a QoS 2 request never costs a QoS 2 flow.
 import type { Client, Subscription } from 'aedes';
 import { canSubscribe } from '../acl.ts';
 import type { BrokerContext } from '../context.ts';
@@ -17,6 +18,6 @@ export function authorizeSubscribeHook(ctx: BrokerContext) {
       ctx.refuse(r.code, `subscribe: ${r.message}`, { edgeId: id.edgeId, topic: sub.topic });
       return done(null, null);
     }
-    done(null, sub.qos > 1 ? { ...sub, qos: 1 } : sub);
+    done(null, sub);
   };
 }
