@@ -1,6 +1,5 @@
 // The hub's Hono app: common middleware, one router per feature, OpenAPI, problem JSON for every error.
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import { createOpenApi } from './openapi.ts';
 import { errorHandler, problem } from './problem.ts';
@@ -22,13 +21,12 @@ export function createApp(deps: AppDeps): Hono {
     description: 'JPKI-backed MyKey IDs, service links and revocation. Errors are problem JSON (RFC 9457) with a stable `code`.',
   });
   app.use('*', secureHeaders());
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.maxBodyBytes ?? 64 * 1024,
-      onError: (c) => problem(c, 'payload_too_large', `the body is larger than ${deps.maxBodyBytes ?? 64 * 1024} bytes`),
-    }),
-  );
+  // The body size limit is enforced where bodies are read (http/validate.ts), without building a
+  // WHATWG Request per request; this only passes the configured limit down.
+  app.use('*', async (c, next) => {
+    c.set('maxBodyBytes' as never, (deps.maxBodyBytes ?? 64 * 1024) as never);
+    await next();
+  });
   app.onError(errorHandler(deps.log));
   app.notFound((c) => problem(c, 'not_found', `no route ${c.req.method} ${c.req.path}`));
 

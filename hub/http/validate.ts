@@ -3,6 +3,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { IncomingMessage } from 'node:http';
 import { MyKeyError } from '../../shared/errors.ts';
 import { problem } from './problem.ts';
 
@@ -24,16 +25,51 @@ export function schemaErrors(schema: TSchema, value: unknown): { path: string; m
   return [...checker.Errors(value)].slice(0, 20).map((e) => ({ path: e.path || '/', message: e.message }));
 }
 
+/** Thrown by readBodyText when a body is larger than allowed. */
+class BodyTooLarge extends Error {}
+
+/**
+ * The request body as text, at most `maxBytes`. Under @hono/node-server it reads the Node request
+ * stream directly: building a WHATWG Request and its body stream (what `c.req.text()` does) costs more
+ * than the rest of a registration's HTTP handling. Elsewhere (in-process `app.request()`) it reads the
+ * Request. Either way the limit holds with or without Content-Length.
+ */
+export async function readBodyText(c: Context, maxBytes: number): Promise<string> {
+  const declared = c.req.header('content-length');
+  if (declared !== undefined && Number(declared) > maxBytes) throw new BodyTooLarge();
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const source: AsyncIterable<Uint8Array> | null =
+    incoming && !incoming.readableEnded && incoming.readableFlowing === null ? incoming : ((c.req.raw.body as unknown as AsyncIterable<Uint8Array> | null) ?? null);
+  if (!source) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of source) {
+    size += chunk.length;
+    if (size > maxBytes) throw new BodyTooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
 /** Middleware: parses and validates the JSON body; handlers read it with `c.get('body')`. */
-export function jsonBody<S extends TSchema>(schema: S): MiddlewareHandler<{ Variables: { body: Static<S> } }> {
+export function jsonBody<S extends TSchema>(schema: S, { maxBytes = 64 * 1024 }: { maxBytes?: number } = {}): MiddlewareHandler<{ Variables: { body: Static<S> } }> {
   return async (c, next) => {
     const type = c.req.header('content-type') ?? '';
     if (!/^application\/json\s*(;|$)/i.test(type)) {
       return problem(c, 'unsupported_media_type', `send application/json, not ${type || 'no content type'}`);
     }
+    // The app sets the configured limit as a context variable (hub/http/app.ts).
+    const limit = ((c.var as Record<string, unknown>).maxBodyBytes as number | undefined) ?? maxBytes;
+    let text: string;
+    try {
+      text = await readBodyText(c, limit);
+    } catch (e) {
+      if (e instanceof BodyTooLarge) return problem(c, 'payload_too_large', `the body is larger than ${limit} bytes`);
+      return problem(c, 'bad_request', 'the body could not be read');
+    }
     let value: unknown;
     try {
-      value = JSON.parse(await c.req.text());
+      value = JSON.parse(text);
     } catch {
       return problem(c, 'bad_request', 'the body is not valid JSON');
     }
