@@ -74,6 +74,9 @@ export const ERROR_CODES = {
   device_id_mismatch: { status: 403, title: 'The client id is not the edge id of the device certificate' },
   topic_forbidden: { status: 403, title: 'The topic is outside what this client may publish or subscribe to' },
 
+  // Edge state on disk
+  state_corrupt: { status: 500, title: 'Stored edge state is corrupt or unreadable' },
+
   // Config
   config_invalid: { status: 500, title: 'The configuration is invalid' },
 } as const satisfies Record<string, { status: number; title: string }>;
