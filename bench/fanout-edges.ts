@@ -1,0 +1,100 @@
+// Child process of the fan-out benchmark: a slice of the 1,000 edges, each an mqtt.js client over TLS
+// with its own device certificate, connected the way a real edge is (client id = edge id, clean=false,
+// a will on its status topic, subscribed at QoS 1 to its service log and its command topic, one
+// retained status on connect). For every change-log entry it reports when the last of its edges had it.
+//
+// Clock: arrival times are performance.timeOrigin + performance.now(), the same wall clock with
+// sub-millisecond resolution in every process on this machine, so the parent can subtract its own.
+//
+// Parent -> child: { type: 'connect', port, caPem, credsFile, from, to, service }, { type: 'disconnect' }, { type: 'exit' }
+// Child -> parent: { type: 'ready', connected, expected, ms }, { type: 'got', seq, max, min, count }, { type: 'disconnected' }
+import mqtt, { type MqttClient } from 'mqtt';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { edgeCommandTopic, edgeStatusTopic, serviceLogTopic } from '../shared/topics.ts';
+
+interface Creds { edgeId: string; serviceId: string; certPem: string; keyPem: string }
+type Msg =
+  | { type: 'connect'; port: number; caPem: string; credsFile: string; from: number; to: number; service: string }
+  | { type: 'disconnect' }
+  | { type: 'exit' };
+
+const send = (m: unknown) => process.send!(m);
+const wall = () => performance.timeOrigin + performance.now();
+
+let clients: MqttClient[] = [];
+let arrivals = new Map<number, { count: number; max: number; min: number }>();
+let expected = 0;
+
+function statusOf(c: Creds, online: boolean): string {
+  return JSON.stringify({ edgeId: c.edgeId, serviceId: c.serviceId, online, appliedSeq: 0, version: 'bench', health: 'ok', at: new Date().toISOString() });
+}
+
+async function connectOne(c: Creds, port: number, caPem: string, service: string): Promise<MqttClient> {
+  const client = await mqtt.connectAsync({
+    protocol: 'mqtts',
+    host: '127.0.0.1',
+    port,
+    protocolVersion: 4,
+    clientId: c.edgeId,
+    clean: false,
+    keepalive: 60,
+    reconnectPeriod: 0,
+    connectTimeout: 30_000,
+    ca: caPem,
+    cert: c.certPem,
+    key: c.keyPem,
+    will: { topic: edgeStatusTopic(c.edgeId), payload: Buffer.from(statusOf(c, false)), qos: 1, retain: true },
+  });
+  const log = serviceLogTopic(c.serviceId);
+  const track = c.serviceId === service;
+  client.on('message', (topic, payload) => {
+    const t = wall();
+    if (topic !== log || !track) return;
+    const seq = (JSON.parse(payload.toString()) as { seq: number }).seq;
+    let a = arrivals.get(seq);
+    if (!a) arrivals.set(seq, (a = { count: 0, max: 0, min: Infinity }));
+    a.count++;
+    if (t > a.max) a.max = t;
+    if (t < a.min) a.min = t;
+    if (a.count === expected) {
+      send({ type: 'got', seq, max: a.max, min: a.min, count: a.count });
+      arrivals.delete(seq);
+    }
+  });
+  await client.subscribeAsync([log, edgeCommandTopic(c.edgeId)], { qos: 1 });
+  await client.publishAsync(edgeStatusTopic(c.edgeId), statusOf(c, true), { qos: 1, retain: true });
+  return client;
+}
+
+process.on('message', async (m: Msg) => {
+  if (m.type === 'connect') {
+    const all = JSON.parse(readFileSync(m.credsFile, 'utf8')) as Creds[];
+    const mine = all.slice(m.from, m.to);
+    expected = mine.filter((c) => c.serviceId === m.service).length;
+    arrivals = new Map();
+    const t0 = performance.now();
+    let next = 0;
+    // A bounded number of handshakes at a time, as a fleet coming back after an outage would not be.
+    const worker = async () => {
+      while (next < mine.length) {
+        const c = mine[next++];
+        clients.push(await connectOne(c, m.port, m.caPem, m.service));
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: 16 }, worker));
+      send({ type: 'ready', connected: clients.length, expected, ms: performance.now() - t0 });
+    } catch (e) {
+      send({ type: 'error', error: String(e) });
+    }
+  } else if (m.type === 'disconnect') {
+    await Promise.all(clients.map((c) => c.endAsync().catch(() => undefined)));
+    clients = [];
+    send({ type: 'disconnected' });
+  } else if (m.type === 'exit') {
+    for (const c of clients) c.end(true);
+    process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));
