@@ -66,8 +66,7 @@ export function createBroker(opts: BrokerOptions) {
   const log = opts.log;
   const now = opts.now ?? Date.now;
   const ctx = createBrokerContext(opts.devices, log, now);
-  /** The live connection of each authenticated edge. */
-  const connected = new Map<string, Client>();
+  const connected = ctx.connected;
   let aedes: Aedes | undefined;
   let tlsServer: TlsServer | undefined;
   let plainServer: NetServer | undefined;

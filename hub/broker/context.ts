@@ -19,6 +19,8 @@ export interface BrokerContext {
   now: () => number;
   /** Identity of every connection that passed authenticate. */
   identities: WeakMap<Client, EdgeIdentity>;
+  /** The live, registered connection of each edge. */
+  connected: Map<string, Client>;
   /** The will of each CONNECT, kept from preConnect until authenticate has checked it. */
   wills: WeakMap<Client, WillPacket | undefined>;
   /** Connections from the development plain listener (no certificate). */
@@ -37,6 +39,7 @@ export function createBrokerContext(devices: DeviceRepo, log: Logger, now: () =>
     log,
     now,
     identities: new WeakMap(),
+    connected: new Map(),
     wills: new WeakMap(),
     plainConnections: new WeakSet(),
     refusals,

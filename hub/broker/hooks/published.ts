@@ -12,7 +12,11 @@ export function publishedHook(ctx: BrokerContext, headSeq: (serviceId: string) =
     if (id && packet.topic === id.topics.status) {
       // authorizePublish has validated it; parsing again keeps the hooks independent.
       const s = checkStatusPayload(id, packet.payload as Buffer);
-      if (s.ok) {
+      // The will of a connection that a newer one of the same edge replaced [MQTT-3.1.4-2] says
+      // "offline" about an edge that is online: it is not recorded.
+      const current = ctx.connected.get(id.edgeId);
+      const superseded = current !== undefined && current !== client;
+      if (s.ok && !superseded) {
         try {
           const at = ctx.now();
           const lag = Math.max(0, headSeq(id.serviceId) - s.value.appliedSeq);

@@ -59,6 +59,18 @@ test('a second connection of the same edge takes over without marking it offline
   second.end(true);
 });
 
+test('the will of a replaced connection does not mark the edge offline', async () => {
+  const edge = await f.enroll('edge-h', 'library');
+  const will = { topic: edgeStatusTopic('edge-h'), payload: Buffer.from(JSON.stringify(status(edge, { online: false }))), qos: 1 as const, retain: true };
+  const first = await f.connect(edge, { will });
+  const gone = closed(first);
+  const second = await f.connect(edge, { will });
+  await gone;
+  await new Promise((r) => setTimeout(r, 150));
+  assert.is(f.devices.get('edge-h')?.online, 1);
+  second.end(true);
+});
+
 test('revoking a connected device disconnects it at once and it cannot come back', async () => {
   const edge = await f.enroll('edge-e', 'library');
   const other = await f.enroll('edge-f', 'library');
