@@ -74,6 +74,11 @@ export const ERROR_CODES = {
   device_id_mismatch: { status: 403, title: 'The client id is not the edge id of the device certificate' },
   topic_forbidden: { status: 403, title: 'The topic is outside what this client may publish or subscribe to' },
 
+  // Enrollment tokens (one-time, issued in the console for a service and an edge id)
+  enrollment_token_invalid: { status: 401, title: 'The enrollment token is unknown, revoked or for another edge id' },
+  enrollment_token_expired: { status: 401, title: 'The enrollment token has expired; issue a new one in the console' },
+  enrollment_token_used: { status: 409, title: 'The enrollment token has already been used; issue a new one in the console' },
+
   // Edge state on disk
   state_corrupt: { status: 500, title: 'Stored edge state is corrupt or unreadable' },
 
