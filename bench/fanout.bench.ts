@@ -1,12 +1,11 @@
 // Revocation fan-out: 1,000 edges of one service (plus a few of another), mqtt.js clients over TLS
 // with their own device certificates in child processes (bench/fanout-edges.ts), subscribed as real
-// edges are. A revocation becomes one change-log entry (a ChangeEntry of kind 'suspend'); the time
-// measured is from just before the hub hands it to the broker to the moment the last edge has it.
+// edges are. Each revocation is a service cancelling one of its service IDs through the hub's links
+// (hub/links/links.ts): one transaction writes the change-log entry and its outbox row, and the
+// outbox publisher hands it to the broker. The time measured runs from just before that transaction
+// to the moment the last edge has the entry (wall clock shared by the processes).
 // The same fan-out then runs through Mosquitto (Debian package) with the same certificates, the same
-// TLS and the same client processes, the hub publishing as an MQTT client as it would there.
-//
-// Until the per-service change log lands, the clock starts just before broker.publish() of the
-// serialized entry (committing through the change log adds one SQLite transaction in front).
+// TLS and the same client processes, the same commit and outbox, the hub publishing as an MQTT client.
 //
 //   npx tsx bench/run.ts fanout
 //   FANOUT_EDGES=200 FANOUT_RUNS=20 npx tsx bench/fanout.bench.ts     (a quicker look)
@@ -24,11 +23,15 @@ import { edgeIdentity } from '../hub/broker/identity.ts';
 import { mosquittoConfig } from '../hub/broker/mosquitto-config.ts';
 import { createDeviceCsr, openDeviceCa } from '../hub/pki/device-ca.ts';
 import { openDatabase } from '../hub/store/db.ts';
+import { randomBytes } from 'node:crypto';
+import { createLinks } from '../hub/links/links.ts';
+import { createOutboxPublisher, type Publish } from '../hub/links/outbox-publisher.ts';
 import { createDeviceRepo } from '../hub/store/device-repo.ts';
+import { createLinkRepo } from '../hub/store/link-repo.ts';
+import { createMyKeyRepo } from '../hub/store/mykey-repo.ts';
 import { DEVICE_MIGRATIONS } from '../hub/store/schema/devices.ts';
+import { randomMyKeyId } from '../shared/ids.ts';
 import { createLogger } from '../shared/log.ts';
-import type { ChangeEntry } from '../shared/sync.ts';
-import { serviceLogTopic } from '../shared/topics.ts';
 import { benchMain, percentile, progress, round } from './lib.ts';
 
 const EDGES = Number(process.env.FANOUT_EDGES ?? 1000);
@@ -129,21 +132,45 @@ class Edges {
   }
 }
 
-function entry(seq: number): string {
-  const e: ChangeEntry = { seq, kind: 'suspend', at: new Date().toISOString(), remove: ['q1w2e3r4t5y6u7i8o9p0aa', 'ZXCVBNMasdfghjkl_-1234'], reason: 'jpki_revoked' };
-  return JSON.stringify(e);
+/** The hub's side: links, change log and outbox over the bench database. */
+function createRevoker(db: ReturnType<typeof openDatabase>, count: number) {
+  const linkRepo = createLinkRepo(db);
+  const mykeys = createMyKeyRepo(db);
+  const outbox = createOutboxPublisher({ repo: linkRepo, log: createLogger('bench-outbox', { level: 'error' }) });
+  const links = createLinks({ db, repo: linkRepo, mykeys, onOutbox: () => outbox.kick() });
+  links.createService({ id: SERVICE, name: 'Town library' });
+  const serviceUserIds: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const serialHex = randomBytes(8).toString('hex');
+    const r = mykeys.createOrGet({ fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), serialHex, notAfter: Date.now() + 1e10 }, () => randomMyKeyId(randomBytes), Date.now());
+    if (!('row' in r)) throw new Error('could not create a MyKey ID');
+    const serviceUserId = `LIB-${String(i).padStart(6, '0')}`;
+    links.link({ serviceId: SERVICE, mykeyId: r.row.id, serviceUserId, by: 'bench' });
+    serviceUserIds.push(serviceUserId);
+  }
+  let next = 0;
+  return {
+    /** Where the outbox publishes. Entries written before now (the links above) go out first. */
+    async attach(publish: Publish): Promise<void> {
+      outbox.attach(publish);
+      await outbox.drain();
+    },
+    /** The service cancels one service ID: commit (entry + outbox) and hand-off; returns the entry's seq. */
+    revoke(): number {
+      const { entry } = links.unlink({ serviceId: SERVICE, serviceUserId: serviceUserIds[next++], by: 'service', reason: 'cancelled' });
+      return entry.seq;
+    },
+    stop: () => outbox.stop(),
+  };
 }
 
-async function measure(label: string, edges: Edges, publish: (topic: string, payload: string) => Promise<void>): Promise<number[]> {
+async function measure(label: string, edges: Edges, revoke: () => number): Promise<number[]> {
   const sample: number[] = [];
-  const topic = serviceLogTopic(SERVICE);
-  for (let seq = 1; seq <= WARMUP + RUNS; seq++) {
-    const payload = entry(seq);
-    const arrived = edges.waitFor(seq);
+  for (let i = 1; i <= WARMUP + RUNS; i++) {
     const t0 = wall();
-    await publish(topic, payload);
-    const { last } = await arrived;
-    if (seq > WARMUP) sample.push(last - t0);
+    const seq = revoke();
+    const { last } = await edges.waitFor(seq);
+    if (i > WARMUP) sample.push(last - t0);
     await new Promise((r) => setTimeout(r, GAP_MS));
   }
   progress(`${label}: p50 ${round(percentile(sample, 50), 2)} ms, p99 ${round(percentile(sample, 99), 2)} ms, max ${round(Math.max(...sample), 2)} ms over ${sample.length} revocations`);
@@ -175,6 +202,7 @@ benchMain(async () => {
     const db = openDatabase(join(dir, 'hub.sqlite'));
     if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'devices'").get()) for (const m of DEVICE_MIGRATIONS) db.exec(m.sql);
     const devices = createDeviceRepo(db);
+    const revoker = createRevoker(db, 2 * (WARMUP + RUNS));
     const ids: Array<[string, string]> = [];
     for (let i = 0; i < EDGES; i++) ids.push([`edge-${String(i).padStart(4, '0')}`, SERVICE]);
     for (let i = 0; i < OTHER_EDGES; i++) ids.push([`museum-edge-${String(i).padStart(3, '0')}`, 'museum']);
@@ -209,13 +237,16 @@ benchMain(async () => {
       headSeq: () => 0,
     });
     const { tlsPort } = await broker.start();
+    await revoker.attach((topic, payload) => broker.publish(topic, payload, { qos: 1 }));
+    (globalThis as { gc?: () => void }).gc?.();
+    const baseMb = process.memoryUsage().rss / 2 ** 20;
     let c = await edges.connect(tlsPort, ca.certPem, credsFile, creds.length);
     progress(`aedes: ${c.connected} edges connected in ${Math.round(c.ms)} ms (${c.expected} of ${SERVICE})`);
     if (c.connected !== creds.length || broker.connectedEdges().length !== creds.length) throw new Error(`only ${broker.connectedEdges().length} edges connected`);
-    const hubSample = await measure('aedes', edges, (topic, payload) => broker.publish(topic, payload, { qos: 1 }));
+    const hubSample = await measure('aedes', edges, revoker.revoke);
     (globalThis as { gc?: () => void }).gc?.();
     const rssMb = process.memoryUsage().rss / 2 ** 20;
-    progress(`hub RSS with ${broker.connectedEdges().length} edges connected: ${round(rssMb, 1)} MB`);
+    progress(`hub RSS with ${broker.connectedEdges().length} edges connected: ${round(rssMb, 1)} MB (${round(baseMb, 1)} MB before they connected)`);
     await edges.disconnect();
     await broker.stop();
 
@@ -252,13 +283,15 @@ benchMain(async () => {
       key: hubCsr.keyPem,
       reconnectPeriod: 0,
     });
+    await revoker.attach(async (topic, payload) => {
+      await hub.publishAsync(topic, payload, { qos: 1 });
+    });
     c = await edges.connect(port, ca.certPem, credsFile, creds.length);
     progress(`mosquitto: ${c.connected} edges connected in ${Math.round(c.ms)} ms`);
-    const mqSample = await measure('mosquitto', edges, async (topic, payload) => {
-      hub.publish(topic, payload, { qos: 1 });
-    });
+    const mqSample = await measure('mosquitto', edges, revoker.revoke);
     await edges.disconnect();
     hub.end(true);
+    revoker.stop();
     edges.exit();
     db.close();
 
