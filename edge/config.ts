@@ -1,0 +1,131 @@
+// The edge agent's configuration schema. Validated once at start-up with every problem reported at
+// once (shared/config.ts); env overrides are MYKEY_EDGE_<SECTION>_<KEY> (e.g. MYKEY_EDGE_KIOSK_PORT).
+// Keys without a default (edge id, service, hub and broker URLs, device certificate) must be given.
+import { Type, type Static } from '@sinclair/typebox';
+import { loadConfig } from '../shared/config.ts';
+import { EDGE_ID_PATTERN, SERVICE_ID_PATTERN } from '../shared/ids.ts';
+import '../shared/messages.ts'; // registers the `uri` string format
+import { OUTCOMES } from './handoff/outcomes.ts';
+
+const Outcome = Type.Union(OUTCOMES.map((o) => Type.Literal(o)));
+
+const WebhookTarget = Type.Object(
+  {
+    type: Type.Literal('webhook'),
+    url: Type.String({ format: 'uri', pattern: '^https?://', description: "the business system's endpoint; receives one JSON POST per touch" }),
+    timeoutMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 3000, description: 'per attempt' }),
+    retries: Type.Integer({ minimum: 0, maximum: 20, default: 3, description: 'attempts after the first' }),
+    backoffMs: Type.Integer({ minimum: 10, default: 200, description: 'first retry delay; doubles per retry, with jitter' }),
+    maxQueue: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'pending deliveries held in memory; the oldest is dropped beyond' }),
+    secret: Type.String({ default: '', description: 'when set, X-MyKey-Signature: sha256=<HMAC of the body> is sent' }),
+    outcomes: Type.Array(Outcome, { default: ['linked', 'degraded'], description: 'which touch outcomes are sent' }),
+    includeMyKeyId: Type.Boolean({ default: false, description: "also send the card's MyKey ID (privacy: off unless the target needs it)" }),
+  },
+  { additionalProperties: false },
+);
+
+const StdoutTarget = Type.Object(
+  {
+    type: Type.Literal('stdout'),
+    outcomes: Type.Array(Outcome, { default: [...OUTCOMES] }),
+    includeMyKeyId: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false },
+);
+
+const SocketTarget = Type.Object(
+  {
+    type: Type.Literal('socket'),
+    path: Type.String({ minLength: 1, maxLength: 100, description: 'Unix socket the edge listens on; every connected program gets JSON lines' }),
+    outcomes: Type.Array(Outcome, { default: [...OUTCOMES] }),
+    includeMyKeyId: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false },
+);
+
+/** One hand-off target from the config. */
+export const HandoffTargetConfig = Type.Union([WebhookTarget, StdoutTarget, SocketTarget]);
+export type HandoffTargetConfig = Static<typeof HandoffTargetConfig>;
+export type WebhookTargetConfig = Static<typeof WebhookTarget>;
+export type SocketTargetConfig = Static<typeof SocketTarget>;
+export type StdoutTargetConfig = Static<typeof StdoutTarget>;
+
+export const EdgeConfigSchema = Type.Object(
+  {
+    edgeId: Type.String({ pattern: EDGE_ID_PATTERN, description: "this reader's id, as in its device certificate" }),
+    serviceId: Type.String({ pattern: SERVICE_ID_PATTERN, description: 'the service this edge serves, as in its device certificate' }),
+    storeId: Type.String({ default: '', maxLength: 64, description: 'the store or counter, sent to hand-off targets that want it' }),
+    hub: Type.Object(
+      { url: Type.String({ format: 'uri', pattern: '^https?://', description: 'the hub device API (https with the device certificate)' }) },
+      { additionalProperties: false },
+    ),
+    broker: Type.Object(
+      { url: Type.String({ format: 'uri', pattern: '^mqtts?://', description: "the hub's MQTT broker" }) },
+      { additionalProperties: false },
+    ),
+    tls: Type.Object(
+      {
+        cert: Type.String({ minLength: 1, description: 'device certificate (PEM)' }),
+        key: Type.String({ minLength: 1, description: 'device private key (PEM)' }),
+        ca: Type.String({ minLength: 1, description: "the hub's CA certificate (PEM)" }),
+      },
+      { additionalProperties: false },
+    ),
+    stateDir: Type.String({ default: './edge-state', description: 'cache checkpoint, journal and counters (lowdb)' }),
+    readers: Type.Object(
+      {
+        include: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'reader name patterns (* wildcard, case-insensitive); empty: every reader' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    handoff: Type.Object(
+      { targets: Type.Array(HandoffTargetConfig, { default: [{ type: 'stdout' }], maxItems: 16, description: 'where touch results go; several at once' }) },
+      { default: {}, additionalProperties: false },
+    ),
+    staleness: Type.Object(
+      {
+        maxSeconds: Type.Integer({ minimum: 60, default: 86_400, description: 'longest time without contact with the hub before the edge is stale' }),
+        policy: Type.Union([Type.Literal('refuse'), Type.Literal('answer-with-warning')], {
+          default: 'refuse',
+          description: 'when stale (or the clock is unsure): refuse to answer, or answer and say the answer may be out of date',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    kiosk: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        host: Type.String({ default: '127.0.0.1', description: 'the counter tablet page; keep it on loopback or a private link' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8088, description: '0 picks a free port' }),
+        language: Type.Union([Type.Literal('ja'), Type.Literal('en')], { default: 'ja', description: 'the page language until someone switches it' }),
+        resultSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 8, description: 'how long a result stays on the page before "touch your card" returns' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    registration: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'counter registration (サービスID登録) from the kiosk page or the socket' }),
+        requireHolderProof: Type.Boolean({ default: false, description: 'ask the holder for the PIN and send a card signature with every link' }),
+        socketPath: Type.String({ default: '', maxLength: 100, description: 'Unix socket taking registration commands (JSON lines); empty: none' }),
+        stepSeconds: Type.Integer({ minimum: 10, maximum: 600, default: 120, description: 'a registration step not finished in this time is abandoned' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    logLevel: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], { default: 'info' }),
+  },
+  { additionalProperties: false },
+);
+
+export type EdgeConfig = Static<typeof EdgeConfigSchema>;
+
+/** Loads the edge config from a file, the environment (MYKEY_EDGE_*) and overrides; all errors at once. */
+export function loadEdgeConfig(opts: { file?: string; overrides?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): EdgeConfig {
+  return loadConfig(EdgeConfigSchema, { ...opts, envPrefix: 'MYKEY_EDGE' });
+}
+
+/** A reader filter from name patterns (`*` matches anything; case-insensitive); no patterns: all. */
+export function readerFilter(patterns: readonly string[]): (name: string) => boolean {
+  if (patterns.length === 0) return () => true;
+  const res = patterns.map((p) => new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i'));
+  return (name) => res.some((re) => re.test(name));
+}

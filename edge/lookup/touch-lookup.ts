@@ -1,0 +1,101 @@
+// The touch-and-go path as a whole: an identity read off a card becomes a decision (decide.ts) and a
+// touch result handed to the targets, and the aggregate counters move. Synchronous from identity to
+// dispatch: no PIN, no network, no await. Nothing about the touch is kept once it is handed over.
+import { randomUUID } from 'node:crypto';
+import type { EdgeCounters } from '../../shared/sync.ts';
+import type { TouchResult } from '../handoff/types.ts';
+import { decide, type HealthView, type LookupDecision, type MappingCache, type StalenessPolicy, type TouchIdentity } from './decide.ts';
+
+export interface TouchLookupDeps {
+  cache: MappingCache;
+  /** The service's sync secret, once known. */
+  secret: () => Uint8Array | undefined;
+  /** The sync layer's health at this moment. */
+  health: () => HealthView;
+  policy: StalenessPolicy;
+  handoff: { dispatch(result: TouchResult): void };
+  context: { serviceId: string; edgeId: string; storeId?: string };
+  /** Wall clock in ms (Date.now by default). */
+  now?: () => number;
+  /** Random touch id (randomUUID by default). */
+  randomId?: () => string;
+}
+
+/** Aggregate counters of the touch path: the shared EdgeCounters plus the degraded answers. */
+export type TouchCounters = EdgeCounters & { degraded: number };
+
+export class TouchLookup {
+  readonly #d: TouchLookupDeps;
+  readonly #now: () => number;
+  readonly #randomId: () => string;
+  readonly #counters: TouchCounters = { touches: 0, handoffs: 0, notLinked: 0, refused: 0, errors: 0, degraded: 0 };
+
+  constructor(deps: TouchLookupDeps) {
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#randomId = deps.randomId ?? randomUUID;
+  }
+
+  /** Decides one touch and hands the result over; returns both (the caller must not keep them). */
+  touch(reader: string, identity: TouchIdentity): { decision: LookupDecision; result: TouchResult } {
+    const now = this.#now();
+    const decision = decide({ identity, cache: this.#d.cache, secret: this.#d.secret(), health: this.#d.health(), now, policy: this.#d.policy });
+    const result = this.#result(reader, now, decision);
+    if (identity.kind === 'mykey') result.mykeyId = identity.mykeyId;
+    this.#count(decision);
+    this.#d.handoff.dispatch(result);
+    return { decision, result };
+  }
+
+  /** A touch whose card could not be read: counted and shown, with the error code only. */
+  touchFailed(reader: string, code: string): TouchResult {
+    this.#counters.touches++;
+    this.#counters.errors++;
+    const result: TouchResult = { ...this.#base(reader, this.#now()), outcome: 'refused', reason: code };
+    this.#d.handoff.dispatch(result);
+    return result;
+  }
+
+  /** Aggregate counters since start. */
+  counters(): TouchCounters {
+    return { ...this.#counters };
+  }
+
+  #base(reader: string, now: number): Omit<TouchResult, 'outcome'> {
+    const { serviceId, edgeId, storeId } = this.#d.context;
+    return { transaction: this.#randomId(), serviceId, edgeId, ...(storeId ? { storeId } : {}), reader, at: new Date(now).toISOString() };
+  }
+
+  #result(reader: string, now: number, d: LookupDecision): TouchResult {
+    const base = this.#base(reader, now);
+    switch (d.outcome) {
+      case 'linked':
+        return { ...base, outcome: 'linked', serviceUserId: d.serviceUserId };
+      case 'not_linked':
+        return { ...base, outcome: 'not_linked' };
+      case 'refused':
+        return { ...base, outcome: 'refused', reason: d.reason };
+      case 'degraded':
+        return {
+          ...base,
+          outcome: 'degraded',
+          reason: d.reason,
+          answer: d.answer.outcome,
+          ...(d.answer.outcome === 'linked' ? { serviceUserId: d.answer.serviceUserId } : {}),
+        };
+    }
+  }
+
+  #count(d: LookupDecision): void {
+    const c = this.#counters;
+    c.touches++;
+    if (d.outcome === 'linked') c.handoffs++;
+    else if (d.outcome === 'not_linked') c.notLinked++;
+    else if (d.outcome === 'refused') c.refused++;
+    else {
+      c.degraded++;
+      if (d.answer.outcome === 'linked') c.handoffs++;
+      else c.notLinked++;
+    }
+  }
+}
