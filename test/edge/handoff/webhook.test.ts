@@ -1,0 +1,170 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebhookTarget } from '../../../edge/handoff/webhook.ts';
+import type { TouchResult } from '../../../edge/handoff/types.ts';
+
+interface Received { headers: IncomingMessage['headers']; body: string }
+
+/** A business system on loopback; `respond` decides each answer (status, or 'hang'). */
+async function businessSystem(respond: (n: number) => number | 'hang'): Promise<{ url: string; got: Received[]; close(): Promise<void> }> {
+  const got: Received[] = [];
+  const hanging: ServerResponse[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      got.push({ headers: req.headers, body });
+      const r = respond(got.length);
+      if (r === 'hang') return void hanging.push(res);
+      res.writeHead(r, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/touch`,
+    got,
+    async close() {
+      for (const h of hanging) h.destroy();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+const result = (i: number, extra: Partial<TouchResult> = {}): TouchResult => ({
+  transaction: `t-${i}`,
+  outcome: 'linked',
+  serviceId: 'library',
+  edgeId: 'counter-1',
+  reader: 'Virtual PCD 00 00',
+  at: new Date(0).toISOString(),
+  serviceUserId: `LIB-${i}`,
+  mykeyId: 'B7NQ4KXW',
+  ...extra,
+});
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('posts the touch as JSON with the service ID and without the MyKey ID', async () => {
+  const bs = await businessSystem(() => 200);
+  const t = new WebhookTarget({ url: bs.url });
+  try {
+    t.deliver(result(1));
+    await until(() => t.stats().delivered === 1);
+    const body = JSON.parse(bs.got[0].body);
+    assert.is(body.serviceUserId, 'LIB-1');
+    assert.is(body.serviceId, 'library');
+    assert.is(body.mykeyId, undefined);
+    assert.not.ok(bs.got[0].body.includes('B7NQ4KXW'));
+    assert.is(bs.got[0].headers['content-type'], 'application/json');
+    assert.is(bs.got[0].headers['x-mykey-delivery'], 't-1');
+    assert.is(bs.got[0].headers['x-mykey-signature'], undefined);
+  } finally {
+    await t.stop();
+    await bs.close();
+  }
+});
+
+test('sends the MyKey ID only when configured, and signs the body when a secret is set', async () => {
+  const bs = await businessSystem(() => 204);
+  const t = new WebhookTarget({ url: bs.url, includeMyKeyId: true, secret: 's3cret' });
+  try {
+    t.deliver(result(2));
+    await until(() => t.stats().delivered === 1);
+    const { body, headers } = bs.got[0];
+    assert.is(JSON.parse(body).mykeyId, 'B7NQ4KXW');
+    assert.is(headers['x-mykey-signature'], `sha256=${createHmac('sha256', 's3cret').update(body).digest('hex')}`);
+  } finally {
+    await t.stop();
+    await bs.close();
+  }
+});
+
+test('retries server errors with backoff until the business system takes it', async () => {
+  const bs = await businessSystem((n) => (n < 3 ? 503 : 200));
+  const t = new WebhookTarget({ url: bs.url, retries: 3, backoffMs: 20, random: () => 0 });
+  try {
+    const t0 = Date.now();
+    t.deliver(result(3));
+    await until(() => t.stats().delivered === 1);
+    assert.ok(Date.now() - t0 >= 20 + 40, 'waited 20 ms then 40 ms between attempts');
+    assert.is(bs.got.length, 3);
+    assert.equal(new Set(bs.got.map((g) => g.headers['x-mykey-delivery'])), new Set(['t-3']));
+    assert.is(t.stats().retried, 2);
+  } finally {
+    await t.stop();
+    await bs.close();
+  }
+});
+
+test('gives up after the configured retries, and at once on a client error', async () => {
+  const bs = await businessSystem((n) => (n <= 3 ? 500 : 400));
+  const t = new WebhookTarget({ url: bs.url, retries: 2, backoffMs: 10 });
+  try {
+    t.deliver(result(4));
+    await until(() => t.stats().failed === 1);
+    assert.is(bs.got.length, 3);
+    t.deliver(result(5)); // 500 again (4th request)... then 400s
+    t.deliver(result(6));
+    await until(() => t.stats().failed === 3);
+    assert.is(t.pending, 0);
+  } finally {
+    await t.stop();
+    await bs.close();
+  }
+});
+
+test('times out an attempt that gets no answer and retries it', async () => {
+  const bs = await businessSystem((n) => (n === 1 ? 'hang' : 200));
+  const t = new WebhookTarget({ url: bs.url, timeoutMs: 100, retries: 1, backoffMs: 10 });
+  try {
+    t.deliver(result(7));
+    await until(() => t.stats().delivered === 1);
+    assert.is(bs.got.length, 2);
+  } finally {
+    await t.stop();
+    await bs.close();
+  }
+});
+
+test('never blocks the caller and bounds its queue, dropping the oldest', async () => {
+  const bs = await businessSystem(() => 'hang');
+  const t = new WebhookTarget({ url: bs.url, timeoutMs: 5000, concurrency: 1, maxQueue: 5, retries: 0 });
+  try {
+    const t0 = performance.now();
+    for (let i = 0; i < 50; i++) t.deliver(result(100 + i));
+    assert.ok(performance.now() - t0 < 200, 'deliver returns at once');
+    assert.is(t.pending, 5);
+    assert.is(t.stats().dropped, 45);
+  } finally {
+    await t.stop(50);
+    await bs.close();
+  }
+  assert.is(t.pending, 0);
+});
+
+test('a dead endpoint costs retries, not an exception', async () => {
+  const bs = await businessSystem(() => 200);
+  const url = bs.url;
+  await bs.close(); // nobody listens there now
+  const t = new WebhookTarget({ url, retries: 1, backoffMs: 10 });
+  try {
+    t.deliver(result(8));
+    await until(() => t.stats().failed === 1);
+    assert.is(t.stats().retried, 1);
+  } finally {
+    await t.stop();
+  }
+});
+
+test.run();
