@@ -47,6 +47,23 @@ export const HubConfigSchema = Type.Object(
       { default: {} },
     ),
     rateLimits: Type.Object({ challenge: RateLimit, register: RateLimit }, { default: {} }),
+    broker: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1', description: 'address of the MQTT over TLS listener for edges' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8883, description: 'MQTT over TLS (device certificates); 0 picks a free port' }),
+        plainPort: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'development only: a plain MQTT listener on 127.0.0.1; 0 is off' }),
+        serverNames: Type.Array(Type.String(), { default: [], description: 'extra DNS names or addresses in the broker and device API certificate' }),
+      },
+      { default: {} },
+    ),
+    devices: Type.Object(
+      {
+        httpsHost: Type.String({ default: '127.0.0.1', description: 'address of the device API (HTTPS, device certificates)' }),
+        httpsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'device API port; 0 picks a free port' }),
+        certValidityDays: Type.Integer({ minimum: 1, maximum: 3650, default: 365, description: 'validity of device certificates issued at enrollment' }),
+      },
+      { default: {} },
+    ),
     admin: Type.Object(
       { token: Type.String({ default: '', description: 'bearer token of the operator API; empty disables it (set MYKEY_HUB_ADMIN_TOKEN)' }) },
       { default: {} },

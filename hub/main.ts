@@ -2,6 +2,7 @@
 //
 //   tsx hub/main.ts [--config hub.json]
 import { serve, type ServerType } from '@hono/node-server';
+import { createServer as createHttpsServer } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,11 @@ import { createLinkRepo } from './store/link-repo.ts';
 import { createLinks } from './links/links.ts';
 import { createOutboxPublisher } from './links/outbox-publisher.ts';
 import { createWebhookSender } from './notify/webhooks.ts';
+import { createBroker, type Broker } from './broker/broker.ts';
+import { openDeviceCa, type DeviceCa } from './pki/device-ca.ts';
+import { createDeviceEnrollment, type DeviceEnrollment } from './pki/device-enrollment.ts';
+import { createDeviceRepo } from './store/device-repo.ts';
+import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -30,6 +36,8 @@ export interface HubOptions {
   log?: Logger;
   /** Trust anchors given directly (development mode, tests) in addition to config files. */
   anchors?: TrustAnchor[];
+  /** How the device API finds the calling device (default: the TLS client certificate). Tests only. */
+  resolveDevice?: DeviceResolver;
   now?: () => Date;
 }
 
@@ -61,6 +69,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
   const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, random: randomBytes, now: () => now().getTime() });
   const linkRepo = createLinkRepo(db);
+  const devices = createDeviceRepo(db);
   const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox') });
   const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks });
   const links = createLinks({
@@ -98,6 +107,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     links,
     linkRepo,
     linksOf: links.linksOf,
+    mykeys,
+    resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices),
     adminToken: () => config.admin.token,
     rateLimits: config.rateLimits,
     maxBodyBytes: config.http.maxBodyBytes,
@@ -106,6 +117,10 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
 
   let server: ServerType | undefined;
+  let deviceServer: ServerType | undefined;
+  let broker: Broker | undefined;
+  let deviceCa: DeviceCa | undefined;
+  let enrollment: DeviceEnrollment | undefined;
   return {
     config,
     app,
@@ -119,32 +134,75 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     linkRepo,
     outbox,
     webhooks,
-    /** Listens on the configured address; resolves with the bound port. */
-    start(): Promise<{ port: number; url: string }> {
+    devices,
+    get broker() {
+      return broker;
+    },
+    get deviceCa() {
+      return deviceCa;
+    },
+    get enrollment() {
+      return enrollment;
+    },
+    /** Bound addresses once started. */
+    addresses: {} as { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string },
+    /**
+     * Opens the device CA, starts the broker (MQTT over TLS) and the device API (HTTPS), then the
+     * HTTP API; resolves with the HTTP address once everything listens.
+     */
+    async start(): Promise<{ port: number; url: string }> {
+      const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
+      deviceCa = await openDeviceCa(join(config.dataDir, 'device-ca'), { now });
+      const creds = await deviceCa.serverCredentials(config.broker.serverNames);
+      const b = createBroker({
+        deviceCa,
+        devices,
+        log: log.child('broker'),
+        tls: { host: config.broker.host, port: config.broker.port, serverCert: creds.certPem, serverKey: creds.keyPem },
+        plain: config.broker.plainPort ? { host: '127.0.0.1', port: config.broker.plainPort } : undefined,
+        headSeq: (serviceId) => links.headSeq(serviceId),
+      });
+      const ports = await b.start();
+      broker = b;
+      enrollment = createDeviceEnrollment({ deviceCa, devices, now, onRevoked: (edgeId) => b.disconnectEdge(edgeId) });
+      this.addresses.mqtts = `mqtts://${hostOf(config.broker.host)}:${ports.tlsPort}`;
+      if (ports.plainPort) this.addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
+      outbox.attach((topic, payload) => b.publish(topic, payload, { qos: 1 }));
       crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
       webhooks.start();
-      return new Promise((res, rej) => {
-        server = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, (info) => {
-          const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
-          const url = `http://${host}:${info.port}`;
-          log.info('hub listening', { url, anchors: anchors.length, db: dbPath });
-          res({ port: info.port, url });
+      const listen = (opts: Parameters<typeof serve>[0]) =>
+        new Promise<{ s: ServerType; port: number }>((res, rej) => {
+          const s = serve(opts, (info) => res({ s, port: info.port }));
+          s.once('error', rej);
         });
-        server.once('error', rej);
+      const dev = await listen({
+        fetch: app.fetch,
+        hostname: config.devices.httpsHost,
+        port: config.devices.httpsPort,
+        createServer: createHttpsServer,
+        serverOptions: { key: creds.keyPem, cert: creds.certPem, ca: deviceCa.certPem, requestCert: true, rejectUnauthorized: true },
       });
+      deviceServer = dev.s;
+      this.addresses.deviceApi = `https://${hostOf(config.devices.httpsHost)}:${dev.port}`;
+      const main = await listen({ fetch: app.fetch, hostname: config.http.host, port: config.http.port });
+      server = main.s;
+      const url = `http://${hostOf(config.http.host)}:${main.port}`;
+      this.addresses.http = url;
+      log.info('hub listening', { url, deviceApi: this.addresses.deviceApi, mqtts: this.addresses.mqtts, anchors: anchors.length, db: dbPath });
+      return { port: main.port, url };
     },
     async stop(): Promise<void> {
       crlManager.stop();
       await webhooks.stop();
       outbox.stop();
-      if (server) {
-        const s = server;
-        server = undefined;
-        await new Promise<void>((r) => {
+      const close = (s: ServerType | undefined) =>
+        new Promise<void>((r) => {
+          if (!s) return r();
           (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
           s.close(() => r());
         });
-      }
+      await Promise.all([close(server), close(deviceServer), broker?.stop()]);
+      server = deviceServer = broker = undefined;
       db.close();
     },
   };

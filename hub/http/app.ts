@@ -5,8 +5,9 @@ import { createOpenApi } from './openapi.ts';
 import { errorHandler, problem } from './problem.ts';
 import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
+import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
 
-export interface AppDeps extends MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'> {
+export interface AppDeps extends MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'>, Omit<DeviceRoutesDeps, 'rateLimits'> {
   version: string;
   maxBodyBytes?: number;
   log: (msg: string, err?: unknown) => void;
@@ -33,6 +34,7 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/healthz', (c) => c.json({ ok: true, version: deps.version, ...deps.health() }));
   mountMyKeyRoutes(app, api, deps);
   mountLinksRoutes(app, api, deps);
+  mountDeviceRoutes(app, api, deps);
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }
