@@ -1,0 +1,126 @@
+// The hub as an edge sees it, through real sockets: enrolled with a device certificate, the edge
+// reads its config and snapshot over mutual TLS, links at the counter, and receives the change over
+// MQTT over TLS; a revoked device is refused.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { request as httpsRequest } from 'node:https';
+import mqtt from 'mqtt';
+import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
+import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
+import { keyedId, type ChangeEntry } from '../../shared/sync.ts';
+import { serviceLogTopic } from '../../shared/topics.ts';
+import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
+
+interface Ctx {
+  h: TestHub;
+  ca: TestCa;
+  edge: { certPem: string; keyPem: string; caPem: string };
+}
+const test = suite<Ctx>('device API', {} as Ctx);
+
+test.before(async (ctx) => {
+  ctx.ca = await createTestCa();
+  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  await ctx.h.hub.start();
+  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  const csr = await createDeviceCsr('lib-counter-1');
+  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
+  assert.ok(enrolled.ok);
+  if (!enrolled.ok) return;
+  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
+});
+test.after(async (ctx) => ctx.h.close());
+
+function deviceCall(ctx: Ctx, method: string, path: string, body?: unknown, creds = ctx.edge): Promise<{ status: number; body: any }> {
+  const url = new URL(path, ctx.h.hub.addresses.deviceApi);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      { method, ca: creds.caPem, cert: creds.certPem, key: creds.keyPem, headers: body ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
+test('an enrolled edge reads its config and snapshot over mutual TLS', async (ctx) => {
+  const cfg = await deviceCall(ctx, 'GET', '/v1/device/config');
+  assert.is(cfg.status, 200, JSON.stringify(cfg.body));
+  assert.is(cfg.body.edgeId, 'lib-counter-1');
+  assert.is(cfg.body.serviceId, 'library');
+  assert.is(Buffer.from(cfg.body.syncSecret, 'base64url').length, 32);
+  const snap = await deviceCall(ctx, 'GET', '/v1/device/snapshot');
+  assert.is(snap.status, 200);
+  assert.equal(snap.body.entries, []);
+});
+
+test('the device API refuses a client without a device certificate', async (ctx) => {
+  const url = new URL('/v1/device/config', ctx.h.hub.addresses.deviceApi);
+  const err = await new Promise<unknown>((resolve) => {
+    const req = httpsRequest(url, { ca: ctx.edge.caPem }, () => resolve(undefined));
+    req.on('error', resolve);
+    req.end();
+  });
+  assert.ok(err, 'the TLS handshake fails without a client certificate');
+  // The plain HTTP listener never authenticates a device.
+  const plain = await ctx.h.request('/v1/device/config');
+  assert.is(plain.status, 401);
+});
+
+test('a counter registration links the card and reaches the edge over MQTT', async (ctx) => {
+  const cert = await issue(ctx.ca);
+  const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
+  const mykeyId = ((await reg.json()) as { mykeyId: string }).mykeyId;
+
+  const client = await mqtt.connectAsync(ctx.h.hub.addresses.mqtts!, {
+    clientId: 'lib-counter-1',
+    ca: ctx.edge.caPem,
+    cert: ctx.edge.certPem,
+    key: ctx.edge.keyPem,
+    protocolVersion: 4,
+    clean: false,
+    reconnectPeriod: 0,
+  });
+  try {
+    const got = new Promise<ChangeEntry>((resolve) => client.on('message', (_t, p) => resolve(JSON.parse(p.toString()))));
+    await client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
+    // The holder touched the card (certificate mode) and presented library card L-77.
+    const r = await deviceCall(ctx, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId: 'L-77' });
+    assert.is(r.status, 201, JSON.stringify(r.body));
+    const entry = await got;
+    assert.is(entry.kind, 'link');
+    assert.is(entry.set?.serviceUserId, 'L-77');
+    const secret = ctx.h.hub.links.service('library')!.sync_secret;
+    assert.ok(entry.set?.keys.includes(keyedId(secret, 'mykey', mykeyId)));
+    // The edge can also catch up over HTTP.
+    const changes = await deviceCall(ctx, 'GET', `/v1/device/changes?after=0`);
+    assert.is(changes.body.headSeq, entry.seq);
+    assert.equal(changes.body.entries.at(-1), entry);
+    const bad = await deviceCall(ctx, 'GET', `/v1/device/changes?after=-1`);
+    assert.is(bad.status, 400);
+    // An unregistered card cannot be linked.
+    const stranger = await issue(ctx.ca);
+    const nf = await deviceCall(ctx, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(stranger.certDer).toString('base64') }, serviceUserId: 'L-78' });
+    assert.is(nf.status, 404);
+    assert.is(nf.body.code, 'mykey_id_not_found');
+  } finally {
+    await client.endAsync(true);
+  }
+});
+
+test('a revoked device is refused by the device API', async (ctx) => {
+  const csr = await createDeviceCsr('lib-counter-2');
+  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-2', serviceId: 'library', validityDays: 30 });
+  if (!e.ok) throw new Error(e.message);
+  const creds = { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
+  assert.is((await deviceCall(ctx, 'GET', '/v1/device/config', undefined, creds)).status, 200);
+  assert.ok(ctx.h.hub.enrollment!.revoke('lib-counter-2', 'decommissioned').ok);
+  assert.is((await deviceCall(ctx, 'GET', '/v1/device/config', undefined, creds)).status, 401);
+});
+
+test.run();
