@@ -6,7 +6,10 @@
 // Clock: arrival times are performance.timeOrigin + performance.now(), the same wall clock with
 // sub-millisecond resolution in every process on this machine, so the parent can subtract its own.
 //
-// Parent -> child: { type: 'connect', port, caPem, credsFile, from, to, service }, { type: 'disconnect' }, { type: 'exit' }
+// A child can hold its edges on two brokers at once (target 'aedes' and 'mosquitto'), so the parent
+// can alternate revocations between them and both see the same machine load.
+//
+// Parent -> child: { type: 'connect', target, port, caPem, credsFile, from, to, service }, { type: 'disconnect', target }, { type: 'exit' }
 // Child -> parent: { type: 'ready', connected, expected, ms }, { type: 'got', seq, max, min, count }, { type: 'disconnected' }
 import mqtt, { type MqttClient } from 'mqtt';
 import { readFileSync } from 'node:fs';
@@ -15,15 +18,15 @@ import { edgeCommandTopic, edgeStatusTopic, serviceLogTopic } from '../shared/to
 
 interface Creds { edgeId: string; serviceId: string; certPem: string; keyPem: string }
 type Msg =
-  | { type: 'connect'; port: number; caPem: string; credsFile: string; from: number; to: number; service: string }
-  | { type: 'disconnect' }
+  | { type: 'connect'; target: string; port: number; caPem: string; credsFile: string; from: number; to: number; service: string }
+  | { type: 'disconnect'; target: string }
   | { type: 'exit' };
 
 const send = (m: unknown) => process.send!(m);
 const wall = () => performance.timeOrigin + performance.now();
 
-let clients: MqttClient[] = [];
-let arrivals = new Map<number, { count: number; max: number; min: number }>();
+const clients = new Map<string, MqttClient[]>();
+const arrivals = new Map<number, { count: number; max: number; min: number }>();
 let expected = 0;
 
 function statusOf(c: Creds, online: boolean): string {
@@ -72,28 +75,29 @@ process.on('message', async (m: Msg) => {
     const all = JSON.parse(readFileSync(m.credsFile, 'utf8')) as Creds[];
     const mine = all.slice(m.from, m.to);
     expected = mine.filter((c) => c.serviceId === m.service).length;
-    arrivals = new Map();
+    const list: MqttClient[] = [];
+    clients.set(m.target, list);
     const t0 = performance.now();
     let next = 0;
     // A bounded number of handshakes at a time, as a fleet coming back after an outage would not be.
     const worker = async () => {
       while (next < mine.length) {
         const c = mine[next++];
-        clients.push(await connectOne(c, m.port, m.caPem, m.service));
+        list.push(await connectOne(c, m.port, m.caPem, m.service));
       }
     };
     try {
       await Promise.all(Array.from({ length: 16 }, worker));
-      send({ type: 'ready', connected: clients.length, expected, ms: performance.now() - t0 });
+      send({ type: 'ready', connected: list.length, expected, ms: performance.now() - t0 });
     } catch (e) {
       send({ type: 'error', error: String(e) });
     }
   } else if (m.type === 'disconnect') {
-    await Promise.all(clients.map((c) => c.endAsync().catch(() => undefined)));
-    clients = [];
+    await Promise.all((clients.get(m.target) ?? []).map((c) => c.endAsync().catch(() => undefined)));
+    clients.delete(m.target);
     send({ type: 'disconnected' });
   } else if (m.type === 'exit') {
-    for (const c of clients) c.end(true);
+    for (const list of clients.values()) for (const c of list) c.end(true);
     process.exit(0);
   }
 });

@@ -4,8 +4,10 @@
 // (hub/links/links.ts): one transaction writes the change-log entry and its outbox row, and the
 // outbox publisher hands it to the broker. The time measured runs from just before that transaction
 // to the moment the last edge has the entry (wall clock shared by the processes).
-// The same fan-out then runs through Mosquitto (Debian package) with the same certificates, the same
-// TLS and the same client processes, the same commit and outbox, the hub publishing as an MQTT client.
+// The same fan-out runs through Mosquitto (Debian package) with the same certificates, the same TLS,
+// the same client processes, the same commit and outbox, the hub publishing as an MQTT client. Every
+// edge is connected to both brokers at once and revocations alternate between them, so both see the
+// same load from whatever else runs on the machine.
 //
 //   npx tsx bench/run.ts fanout
 //   FANOUT_EDGES=200 FANOUT_RUNS=20 npx tsx bench/fanout.bench.ts     (a quicker look)
@@ -98,18 +100,17 @@ class Edges {
       this.waiters.set(type, q);
     });
   }
-  async connect(port: number, caPem: string, credsFile: string, total: number): Promise<{ connected: number; expected: number; ms: number }> {
+  async connect(target: 'aedes' | 'mosquitto', port: number, caPem: string, credsFile: string, total: number): Promise<{ connected: number; expected: number; ms: number }> {
     const per = Math.ceil(total / this.children.length);
     const readies = this.children.map(() => this.once('ready'));
-    this.children.forEach((c, i) => c.send({ type: 'connect', port, caPem, credsFile, from: i * per, to: Math.min(total, (i + 1) * per), service: SERVICE }));
+    this.children.forEach((c, i) => c.send({ type: 'connect', target, port, caPem, credsFile, from: i * per, to: Math.min(total, (i + 1) * per), service: SERVICE }));
     const rs = (await Promise.all(readies)) as Array<Extract<ChildMsg, { type: 'ready' }>>;
     this.expectingChildren = rs.filter((r) => r.expected > 0).length;
-    this.got.clear();
     return { connected: rs.reduce((s, r) => s + r.connected, 0), expected: rs.reduce((s, r) => s + r.expected, 0), ms: Math.max(...rs.map((r) => r.ms)) };
   }
-  async disconnect(): Promise<void> {
+  async disconnect(target: 'aedes' | 'mosquitto'): Promise<void> {
     const ds = this.children.map(() => this.once('disconnected'));
-    for (const c of this.children) c.send({ type: 'disconnect' });
+    for (const c of this.children) c.send({ type: 'disconnect', target });
     await Promise.all(ds);
   }
   /** Resolves with the arrival time of the last edge to get `seq`. */
@@ -164,17 +165,28 @@ function createRevoker(db: ReturnType<typeof openDatabase>, count: number) {
   };
 }
 
-async function measure(label: string, edges: Edges, revoke: () => number): Promise<number[]> {
-  const sample: number[] = [];
+interface Target {
+  label: 'aedes' | 'mosquitto';
+  publish: Publish;
+  sample: number[];
+}
+
+/** Alternates revocations between the brokers (order swapped every round); returns each one's sample. */
+async function measure(edges: Edges, revoker: ReturnType<typeof createRevoker>, targets: Target[]): Promise<void> {
   for (let i = 1; i <= WARMUP + RUNS; i++) {
-    const t0 = wall();
-    const seq = revoke();
-    const { last } = await edges.waitFor(seq);
-    if (i > WARMUP) sample.push(last - t0);
-    await new Promise((r) => setTimeout(r, GAP_MS));
+    const order = i % 2 ? targets : [...targets].reverse();
+    for (const t of order) {
+      await revoker.attach(t.publish);
+      const t0 = wall();
+      const seq = revoker.revoke();
+      const { last } = await edges.waitFor(seq);
+      if (i > WARMUP) t.sample.push(last - t0);
+      await new Promise((r) => setTimeout(r, GAP_MS));
+    }
   }
-  progress(`${label}: p50 ${round(percentile(sample, 50), 2)} ms, p99 ${round(percentile(sample, 99), 2)} ms, max ${round(Math.max(...sample), 2)} ms over ${sample.length} revocations`);
-  return sample;
+  for (const t of targets) {
+    progress(`${t.label}: p50 ${round(percentile(t.sample, 50), 2)} ms, p99 ${round(percentile(t.sample, 99), 2)} ms, max ${round(Math.max(...t.sample), 2)} ms over ${t.sample.length} revocations`);
+  }
 }
 
 function waitListening(port: number, ms: number): Promise<void> {
@@ -237,20 +249,24 @@ benchMain(async () => {
       headSeq: () => 0,
     });
     const { tlsPort } = await broker.start();
-    await revoker.attach((topic, payload) => broker.publish(topic, payload, { qos: 1 }));
+    const handOff: number[] = [];
+    const aedes: Target = {
+      label: 'aedes',
+      publish: async (topic, payload) => {
+        const t = performance.now();
+        await broker.publish(topic, payload, { qos: 1 });
+        handOff.push(performance.now() - t);
+      },
+      sample: [],
+    };
+    await revoker.attach(aedes.publish);
     (globalThis as { gc?: () => void }).gc?.();
     const baseMb = process.memoryUsage().rss / 2 ** 20;
-    let c = await edges.connect(tlsPort, ca.certPem, credsFile, creds.length);
+    let c = await edges.connect('aedes', tlsPort, ca.certPem, credsFile, creds.length);
     progress(`aedes: ${c.connected} edges connected in ${Math.round(c.ms)} ms (${c.expected} of ${SERVICE})`);
     if (c.connected !== creds.length || broker.connectedEdges().length !== creds.length) throw new Error(`only ${broker.connectedEdges().length} edges connected`);
-    const hubSample = await measure('aedes', edges, revoker.revoke);
-    (globalThis as { gc?: () => void }).gc?.();
-    const rssMb = process.memoryUsage().rss / 2 ** 20;
-    progress(`hub RSS with ${broker.connectedEdges().length} edges connected: ${round(rssMb, 1)} MB (${round(baseMb, 1)} MB before they connected)`);
-    await edges.disconnect();
-    await broker.stop();
 
-    // --- the same through Mosquitto -------------------------------------------------------------
+    // --- Mosquitto beside it ---------------------------------------------------------------------
     const port = await freePort();
     const file = (name: string, text: string) => {
       const p = join(dir, name);
@@ -270,7 +286,10 @@ benchMain(async () => {
       }),
     );
     // Mosquitto's own descriptor limit must cover every edge.
-    mosquitto = spawn('sh', ['-c', 'ulimit -n 65536 2>/dev/null; exec mosquitto -c "$0"', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+    mosquitto = spawn('sh', ['-c', 'ulimit -n 65536 2>/dev/null; exec mosquitto -c "$0"', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let mqErr = '';
+    mosquitto.stderr!.on('data', (d) => (mqErr = (mqErr + d).slice(-4096)));
+    mosquitto.once('exit', (code) => code && progress(`mosquitto exited with ${code}: ${mqErr}`));
     await waitListening(port, 5000);
     const hub = await mqtt.connectAsync({
       protocol: 'mqtts',
@@ -283,17 +302,30 @@ benchMain(async () => {
       key: hubCsr.keyPem,
       reconnectPeriod: 0,
     });
-    await revoker.attach(async (topic, payload) => {
-      await hub.publishAsync(topic, payload, { qos: 1 });
-    });
-    c = await edges.connect(port, ca.certPem, credsFile, creds.length);
+    const mq: Target = {
+      label: 'mosquitto',
+      publish: async (topic, payload) => {
+        await hub.publishAsync(topic, payload, { qos: 1 });
+      },
+      sample: [],
+    };
+    c = await edges.connect('mosquitto', port, ca.certPem, credsFile, creds.length);
     progress(`mosquitto: ${c.connected} edges connected in ${Math.round(c.ms)} ms`);
-    const mqSample = await measure('mosquitto', edges, revoker.revoke);
-    await edges.disconnect();
+
+    await measure(edges, revoker, [aedes, mq]);
+    progress(`aedes publish() until queued for every subscriber: p50 ${round(percentile(handOff.slice(-RUNS), 50), 2)} ms`);
+    (globalThis as { gc?: () => void }).gc?.();
+    const rssMb = process.memoryUsage().rss / 2 ** 20;
+    progress(`hub RSS with ${broker.connectedEdges().length} edges connected: ${round(rssMb, 1)} MB (${round(baseMb, 1)} MB before they connected)`);
+    await edges.disconnect('aedes');
+    await edges.disconnect('mosquitto');
+    await broker.stop();
     hub.end(true);
     revoker.stop();
     edges.exit();
     db.close();
+    const hubSample = aedes.sample;
+    const mqSample = mq.sample;
 
     const p99 = percentile(hubSample, 99);
     const mq99 = percentile(mqSample, 99);
