@@ -2,7 +2,7 @@
 // home PC web app does with a card, done with a test certificate and key file (or, with --ca-dir, a
 // new test "card" issued by the development test CA).
 //
-//   tsx provisioning/register-cli.ts register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F)
+//   tsx provisioning/register-cli.ts register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F | --reader [NAME] [--pin 1234])
 //   tsx provisioning/register-cli.ts status     --hub URL --cert F --key F
 //   tsx provisioning/register-cli.ts change-id  --hub URL --cert F --key F --mykey-id NEWID
 //   tsx provisioning/register-cli.ts invalidate --hub URL --cert F --key F
@@ -13,15 +13,60 @@ import { exportPkcs8, fromPem, toPem } from './test-ca/ca.ts';
 import { openCaDir } from './test-ca/store.ts';
 
 const USAGE = `usage:
-  register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F)
+  register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F | --reader NAME|any [--pin 1234])
   status     --hub URL --cert F --key F
   change-id  --hub URL --cert F --key F --mykey-id NEWID
   invalidate --hub URL --cert F --key F
   carry-over --hub URL --cert NEW --key NEW --previous-cert OLD --previous-key OLD`;
 
+/** What signs a challenge: a key file, or a real (or virtual) card through the edge's reader layer. */
 interface Card {
   certDer: Uint8Array;
-  key: KeyObject;
+  sign(challenge: Uint8Array): Promise<Uint8Array>;
+  close?(): Promise<void>;
+}
+
+function fileCard(certDer: Uint8Array, key: KeyObject): Card {
+  return { certDer, sign: async (ch) => sign('sha256', ch, key) };
+}
+
+/** Waits for a card on a reader and reads its user-authentication certificate; signs with the PIN. */
+async function readerCard(readerName: string, pin: string | undefined): Promise<Card> {
+  const { ReaderManager, readAuthCert, signChallenge, silentReaderLog } = await import('../edge/reader/index.ts');
+  const manager = new ReaderManager({ log: silentReaderLog });
+  manager.start();
+  const reader = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no card was touched within 60 s')), 60_000);
+    const found = (r: string) => {
+      if (readerName !== 'any' && r !== readerName) return;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    for (const r of manager.readers()) if (manager.isCardPresent(r)) found(r);
+    manager.on('card-present', ({ reader: r }) => found(r));
+    console.error(`touch the card on ${readerName === 'any' ? 'any reader' : readerName} ...`);
+  });
+  const session = await manager.connect(reader);
+  const certDer = await readAuthCert(session);
+  const thePin = pin ?? (await askPin());
+  return {
+    certDer,
+    sign: (ch) => signChallenge(session, thePin, ch),
+    async close() {
+      await session.close();
+      await manager.stop();
+    },
+  };
+}
+
+async function askPin(): Promise<string> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question('user-authentication PIN (4 digits): ')).trim();
+  } finally {
+    rl.close();
+  }
 }
 
 function fail(msg: string): never {
@@ -32,7 +77,7 @@ function fail(msg: string): never {
 function loadCard(certPath?: string, keyPath?: string): Card {
   if (!certPath || !keyPath) fail(`--cert and --key are required\n${USAGE}`);
   try {
-    return { certDer: fromPem(readFileSync(certPath, 'utf8')), key: createPrivateKey(readFileSync(keyPath, 'utf8')) };
+    return fileCard(fromPem(readFileSync(certPath, 'utf8')), createPrivateKey(readFileSync(keyPath, 'utf8')));
   } catch (e) {
     fail(`cannot read the certificate or key: ${(e as Error).message}`);
   }
@@ -52,8 +97,8 @@ async function call(hub: string, path: string, body: unknown): Promise<{ status:
 async function proof(hub: string, card: Card, purpose: 'register' | 'holder') {
   const ch = await call(hub, '/v1/challenges', { purpose });
   if (ch.status !== 201) fail(`challenge refused: ${ch.body.code ?? ch.status} ${ch.body.detail ?? ''}`);
-  const signature = sign('sha256', Buffer.from(ch.body.challenge, 'base64url'), card.key);
-  return { challenge: ch.body.challenge, certificate: Buffer.from(card.certDer).toString('base64'), signature: signature.toString('base64') };
+  const signature = await card.sign(new Uint8Array(Buffer.from(ch.body.challenge, 'base64url')));
+  return { challenge: ch.body.challenge, certificate: Buffer.from(card.certDer).toString('base64'), signature: Buffer.from(signature).toString('base64') };
 }
 
 function show(r: { status: number; body: any }) {
@@ -74,7 +119,14 @@ async function main() {
   switch (cmd) {
     case 'register': {
       let card: Card;
-      if (opt['ca-dir']) {
+      if (opt.reader) {
+        card = await readerCard(opt.reader, opt.pin);
+        try {
+          return show(await call(hub, '/v1/mykey-ids', { proof: await proof(hub, card, 'register') }));
+        } finally {
+          await card.close?.();
+        }
+      } else if (opt['ca-dir']) {
         const ca = await openCaDir(opt['ca-dir']);
         const issued = await ca.issue();
         const name = opt.out ?? 'holder';
@@ -103,4 +155,7 @@ async function main() {
   }
 }
 
-main().catch((e) => fail(String(e?.stack ?? e)));
+main().then(
+  () => process.exit(0),
+  (e) => fail(e?.code ? `${e.code}: ${e.message}` : String(e?.stack ?? e)),
+);
