@@ -42,7 +42,7 @@ test.before(async () => {
   page = await browser.newPage();
   page.setDefaultTimeout(5000);
   await page.goto(kiosk.url);
-  await page.waitForFunction(() => document.getElementById('title')?.textContent !== '');
+  await page.waitForFunction("document.getElementById('title').textContent !== ''");
 });
 
 test.after(async () => {
@@ -151,7 +151,7 @@ async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
 }
 
 async function waitText(id: string, expected: string): Promise<void> {
-  await page.waitForFunction(([i, e]) => document.getElementById(i)?.textContent === e, [id, expected] as const);
+  await page.waitForFunction(`document.getElementById(${JSON.stringify(id)}).textContent === ${JSON.stringify(expected)}`);
 }
 
 test.run();
