@@ -1,0 +1,85 @@
+// One-time enrollment tokens: an operator issues one for a service and an edge id; the technician's
+// provisioning script redeems it once, before it expires, for the edge's device certificate. Only a
+// hash of the secret is stored, so the database does not hold usable tokens.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { fail, MyKeyError, ok, type Result } from '../../shared/errors.ts';
+import { isEdgeId, isServiceId } from '../../shared/ids.ts';
+import type { ConsoleRepo, EnrollmentTokenRow } from '../store/console-repo.ts';
+
+export const DEFAULT_TOKEN_TTL_MS = 24 * 3600_000;
+/** The longest a token may live: a token is a key to a device certificate. */
+export const MAX_TOKEN_TTL_MS = 7 * 24 * 3600_000;
+
+export type TokenState = 'active' | 'used' | 'expired' | 'revoked';
+
+/** `mket_<12 hex id>.<43 base64url secret>` */
+export const ENROLLMENT_TOKEN_PATTERN = '^mket_[0-9a-f]{12}\\.[A-Za-z0-9_-]{43}$';
+const TOKEN_RE = new RegExp(ENROLLMENT_TOKEN_PATTERN);
+
+const hashSecret = (secret: string) => createHash('sha256').update(secret).digest('hex');
+
+export function tokenState(row: EnrollmentTokenRow, now: number): TokenState {
+  if (row.revoked_at !== null) return 'revoked';
+  if (row.used_at !== null) return 'used';
+  return row.expires_at <= now ? 'expired' : 'active';
+}
+
+export type TokenError = 'enrollment_token_invalid' | 'enrollment_token_expired' | 'enrollment_token_used';
+
+export function createEnrollmentTokens(deps: { repo: ConsoleRepo; now?: () => number; ttlMs?: number }) {
+  const { repo } = deps;
+  const now = deps.now ?? Date.now;
+  const defaultTtl = deps.ttlMs ?? DEFAULT_TOKEN_TTL_MS;
+
+  return {
+    /** Issues a token; the token text is returned only here. */
+    issue(input: { serviceId: string; edgeId: string; by: string; ttlMs?: number }): { id: string; token: string; expiresAt: number } {
+      if (!isServiceId(input.serviceId)) throw new MyKeyError('validation_failed', 'not a service id');
+      if (!isEdgeId(input.edgeId)) throw new MyKeyError('validation_failed', 'an edge id is 2-64 lower-case letters, digits and hyphens');
+      const ttl = input.ttlMs ?? defaultTtl;
+      if (!(ttl >= 60_000 && ttl <= MAX_TOKEN_TTL_MS)) throw new MyKeyError('validation_failed', 'a token lives between 1 minute and 7 days');
+      const id = randomBytes(6).toString('hex');
+      const secret = randomBytes(32).toString('base64url');
+      const t = now();
+      repo.insertToken({ id, secret_hash: hashSecret(secret), service_id: input.serviceId, edge_id: input.edgeId, created_by: input.by, created_at: t, expires_at: t + ttl });
+      return { id, token: `mket_${id}.${secret}`, expiresAt: t + ttl };
+    },
+
+    /**
+     * Claims a token for `edgeId`: afterwards it is used, and a second claim fails. The claim is
+     * undone with `release` when issuing the certificate fails, so the technician can try again.
+     */
+    claim(token: string, edgeId: string): Result<{ row: EnrollmentTokenRow; claimedAt: number }, TokenError> {
+      if (!TOKEN_RE.test(token)) return fail('enrollment_token_invalid', 'not an enrollment token');
+      const [head, secret] = token.split('.');
+      const row = repo.token(head.slice('mket_'.length));
+      const a = Buffer.from(row?.secret_hash ?? '0'.repeat(64), 'hex');
+      const b = Buffer.from(hashSecret(secret), 'hex');
+      if (!row || !timingSafeEqual(a, b)) return fail('enrollment_token_invalid', 'unknown enrollment token');
+      const t = now();
+      const state = tokenState(row, t);
+      if (state === 'revoked') return fail('enrollment_token_invalid', 'the enrollment token was revoked');
+      if (state === 'used') return fail('enrollment_token_used');
+      if (state === 'expired') return fail('enrollment_token_expired');
+      if (row.edge_id !== edgeId) return fail('enrollment_token_invalid', 'the enrollment token is for another edge id');
+      if (!repo.claimToken(row.id, t)) return fail('enrollment_token_used');
+      return ok({ row, claimedAt: t });
+    },
+
+    release(id: string, claimedAt: number): void {
+      repo.releaseToken(id, claimedAt);
+    },
+
+    /** Revokes an unused token. False when unknown, used or already revoked. */
+    revoke(id: string, by: string): boolean {
+      return repo.revokeToken(id, by, now());
+    },
+
+    list(serviceId?: string): (EnrollmentTokenRow & { state: TokenState })[] {
+      const t = now();
+      return repo.tokens(serviceId).map((r) => ({ ...r, state: tokenState(r, t) }));
+    },
+  };
+}
+
+export type EnrollmentTokens = ReturnType<typeof createEnrollmentTokens>;

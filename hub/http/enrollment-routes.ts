@@ -1,0 +1,134 @@
+// Redemption of one-time enrollment tokens: a technician's provisioning script sends the token, the
+// edge id and the edge's CSR, and gets the device certificate from the hub's device CA. Public (the
+// token is the credential) and rate-limited.
+import type { Hono } from 'hono';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { Type, type Static } from '@sinclair/typebox';
+import { EDGE_ID_PATTERN } from '../../shared/ids.ts';
+import { createEnrollmentTokens, ENROLLMENT_TOKEN_PATTERN, type EnrollmentTokens } from '../console/enrollment-tokens.ts';
+import { pemToDer } from '../pki/device-ca.ts';
+import type { DeviceEnrollment } from '../pki/device-enrollment.ts';
+import type { ConsoleRepo } from '../store/console-repo.ts';
+import type { LinkRepo } from '../store/link-repo.ts';
+import type { OpenApi } from './openapi.ts';
+import { problem } from './problem.ts';
+import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
+import { jsonBody } from './validate.ts';
+
+export const EnrollmentRequest = Type.Object(
+  {
+    token: Type.String({ pattern: ENROLLMENT_TOKEN_PATTERN, description: 'the one-time token issued in the console' }),
+    edgeId: Type.String({ pattern: EDGE_ID_PATTERN, description: 'must be the edge id the token was issued for' }),
+    csrPem: Type.String({ maxLength: 16384, description: 'PKCS#10 CSR (RFC 2986) of the edge key, PEM "CERTIFICATE REQUEST"; ECDSA P-256' }),
+  },
+  { additionalProperties: false },
+);
+export type EnrollmentRequest = Static<typeof EnrollmentRequest>;
+
+export const EnrollmentResponse = Type.Object({
+  certPem: Type.String({ description: 'the device certificate (CN = edge id, OU = service id, clientAuth)' }),
+  caPem: Type.String({ description: 'the device CA certificate: trust it for the broker and the hub device API' }),
+  serviceId: Type.String(),
+  edgeId: Type.String(),
+  notAfter: Type.String({ format: 'date-time' }),
+  brokerUrl: Type.Optional(Type.String({ description: 'where the edge connects with its certificate (mqtts://)' })),
+  hubUrl: Type.Optional(Type.String({ description: "the hub's device API" })),
+});
+export type EnrollmentResponse = Static<typeof EnrollmentResponse>;
+
+export interface EnrollmentRoutesDeps {
+  consoleRepo: ConsoleRepo;
+  linkRepo: LinkRepo;
+  /** Device enrollment (device CA + device repo); without it redemption answers 503. */
+  enrollment?: DeviceEnrollment;
+  /** Defaults to a token service over `consoleRepo`. */
+  tokens?: EnrollmentTokens;
+  deviceCertValidityDays?: number;
+  brokerUrl?: string;
+  hubUrl?: string;
+  /** Defaults: 1 per second per address, burst 10. */
+  rateLimit?: RateLimitOptions;
+  now?: () => number;
+}
+
+function clientAddress(c: Parameters<typeof getConnInfo>[0]): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown';
+  } catch {
+    return 'local';
+  }
+}
+
+export function mountEnrollmentRoutes(app: Hono<any>, api: OpenApi, deps: EnrollmentRoutesDeps): void {
+  const now = deps.now ?? Date.now;
+  const tokens = deps.tokens ?? createEnrollmentTokens({ repo: deps.consoleRepo, now });
+
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/enrollments',
+      tag: 'Provisioning',
+      summary: 'Redeem a one-time enrollment token for a device certificate',
+      description:
+        'The token was issued in the operator console for one service and one edge id. It works once, until it expires; a failed certificate issue (bad CSR) leaves it unused.',
+      request: EnrollmentRequest,
+      responses: { 201: { description: 'the device certificate and where to connect', schema: EnrollmentResponse } },
+      errors: ['bad_request', 'validation_failed', 'unsupported_media_type', 'payload_too_large', 'rate_limited', 'enrollment_token_invalid', 'enrollment_token_expired', 'enrollment_token_used', 'csr_invalid', 'forbidden', 'unavailable'],
+    },
+    rateLimit({ perSecond: 1, burst: 10, ...deps.rateLimit }),
+    jsonBody(EnrollmentRequest),
+    async (c) => {
+      const b = c.get('body') as EnrollmentRequest;
+      if (!deps.enrollment) return problem(c, 'unavailable', 'device enrollment is not configured on this hub');
+      let csrDer: Uint8Array;
+      try {
+        csrDer = pemToDer(b.csrPem, 'CERTIFICATE REQUEST');
+      } catch {
+        return problem(c, 'csr_invalid', 'csrPem holds no "CERTIFICATE REQUEST" PEM block');
+      }
+      const claimed = tokens.claim(b.token, b.edgeId);
+      const address = clientAddress(c);
+      if (!claimed.ok) {
+        deps.consoleRepo.audit({ at: now(), actor: `edge:${b.edgeId}`, action: 'enrollment.redeem', target: b.token.slice(0, 17), outcome: claimed.code, detail: { address } });
+        return problem(c, claimed.code, claimed.message);
+      }
+      const { row, claimedAt } = claimed.value;
+      const service = deps.linkRepo.service(row.service_id);
+      if (!service || service.status !== 'active') {
+        tokens.release(row.id, claimedAt);
+        return problem(c, 'forbidden', `service ${row.service_id} is not active`);
+      }
+      let r: Awaited<ReturnType<DeviceEnrollment['enroll']>>;
+      try {
+        r = await deps.enrollment.enroll(csrDer, { edgeId: row.edge_id, serviceId: row.service_id, validityDays: deps.deviceCertValidityDays ?? 365 });
+      } catch (e) {
+        tokens.release(row.id, claimedAt);
+        throw e;
+      }
+      if (!r.ok) {
+        tokens.release(row.id, claimedAt);
+        deps.consoleRepo.audit({ at: now(), actor: `edge:${row.edge_id}`, action: 'enrollment.redeem', target: `mket_${row.id}`, service_id: row.service_id, outcome: r.code, detail: { address } });
+        return problem(c, r.code, r.message);
+      }
+      deps.consoleRepo.audit({
+        at: now(),
+        actor: `edge:${row.edge_id}`,
+        action: 'enrollment.redeem',
+        target: `mket_${row.id}`,
+        service_id: row.service_id,
+        detail: { address, certSerial: r.value.serialHex.slice(0, 8), issuedBy: row.created_by },
+      });
+      const body: EnrollmentResponse = {
+        certPem: r.value.certPem,
+        caPem: r.value.caPem,
+        serviceId: row.service_id,
+        edgeId: row.edge_id,
+        notAfter: r.value.notAfter.toISOString(),
+        ...(deps.brokerUrl ? { brokerUrl: deps.brokerUrl } : {}),
+        ...(deps.hubUrl ? { hubUrl: deps.hubUrl } : {}),
+      };
+      return c.json(body, 201, { 'cache-control': 'no-store' });
+    },
+  );
+}

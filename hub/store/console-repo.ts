@@ -1,0 +1,171 @@
+// Repository of the operator console: operators, sessions, sign-in failure counters, enrollment
+// tokens and the audit log. Plain statements; policy (lockout thresholds, expiry, roles) lives in
+// hub/console.
+import type { Db } from './db.ts';
+import { CONSOLE_MIGRATIONS } from './schema/console.ts';
+
+export type OperatorRole = 'operator' | 'service_admin';
+
+export interface OperatorRow {
+  name: string;
+  role: OperatorRole;
+  service_id: string | null;
+  password_hash: string;
+  disabled: number;
+  created_at: number;
+  last_sign_in_at: number | null;
+}
+
+export interface SessionRow {
+  id_hash: string;
+  operator: string;
+  csrf_token: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+}
+
+export interface FailureRow {
+  kind: 'account' | 'address';
+  key: string;
+  failures: number;
+  window_start: number;
+  locked_until: number | null;
+}
+
+export interface EnrollmentTokenRow {
+  id: string;
+  secret_hash: string;
+  service_id: string;
+  edge_id: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  revoked_at: number | null;
+  revoked_by: string | null;
+}
+
+export interface AuditRow {
+  id: number;
+  at: number;
+  actor: string;
+  role: string | null;
+  action: string;
+  target: string | null;
+  service_id: string | null;
+  outcome: string;
+  detail: string | null;
+}
+
+export type AuditInput = Omit<AuditRow, 'id' | 'outcome' | 'detail' | 'role' | 'target' | 'service_id'> &
+  Partial<Pick<AuditRow, 'role' | 'target' | 'service_id' | 'outcome'>> & { detail?: Record<string, unknown> };
+
+/**
+ * Applies the console migrations on their own (until they are part of hub/store/migrations.ts, after
+ * which this finds them applied and does nothing).
+ */
+export function migrateConsole(db: Db): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  const done = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+  for (const m of CONSOLE_MIGRATIONS) {
+    if (done.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+    })();
+  }
+}
+
+export function createConsoleRepo(db: Db) {
+  const q = {
+    operator: db.prepare<[string], OperatorRow>('SELECT * FROM console_operators WHERE name = ?'),
+    operators: db.prepare<[], OperatorRow>('SELECT * FROM console_operators ORDER BY name'),
+    insertOperator: db.prepare('INSERT INTO console_operators (name, role, service_id, password_hash, created_at) VALUES (?, ?, ?, ?, ?)'),
+    setPassword: db.prepare('UPDATE console_operators SET password_hash = ? WHERE name = ?'),
+    setDisabled: db.prepare('UPDATE console_operators SET disabled = ? WHERE name = ?'),
+    signedIn: db.prepare('UPDATE console_operators SET last_sign_in_at = ? WHERE name = ?'),
+
+    insertSession: db.prepare('INSERT INTO console_sessions (id_hash, operator, csrf_token, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    session: db.prepare<[string], SessionRow>('SELECT * FROM console_sessions WHERE id_hash = ?'),
+    touchSession: db.prepare('UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ?'),
+    deleteSession: db.prepare('DELETE FROM console_sessions WHERE id_hash = ?'),
+    deleteSessionsOf: db.prepare('DELETE FROM console_sessions WHERE operator = ?'),
+    purgeSessions: db.prepare('DELETE FROM console_sessions WHERE expires_at <= ?'),
+
+    failure: db.prepare<[string, string], FailureRow>('SELECT * FROM console_sign_in_failures WHERE kind = ? AND key = ?'),
+    upsertFailure: db.prepare(
+      `INSERT INTO console_sign_in_failures (kind, key, failures, window_start, locked_until) VALUES (@kind, @key, @failures, @window_start, @locked_until)
+       ON CONFLICT (kind, key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start, locked_until = excluded.locked_until`,
+    ),
+    clearFailure: db.prepare('DELETE FROM console_sign_in_failures WHERE kind = ? AND key = ?'),
+
+    insertToken: db.prepare(
+      'INSERT INTO enrollment_tokens (id, secret_hash, service_id, edge_id, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    token: db.prepare<[string], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE id = ?'),
+    tokens: db.prepare<[number], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens ORDER BY created_at DESC, id LIMIT ?'),
+    tokensOf: db.prepare<[string, number], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE service_id = ? ORDER BY created_at DESC, id LIMIT ?'),
+    // The claim is one statement, so two redemptions of one token cannot both succeed.
+    claimToken: db.prepare('UPDATE enrollment_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?'),
+    releaseToken: db.prepare('UPDATE enrollment_tokens SET used_at = NULL WHERE id = ? AND used_at = ?'),
+    revokeToken: db.prepare('UPDATE enrollment_tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL'),
+
+    audit: db.prepare(
+      'INSERT INTO audit_log (at, actor, role, action, target, service_id, outcome, detail) VALUES (@at, @actor, @role, @action, @target, @service_id, @outcome, @detail)',
+    ),
+    auditPage: db.prepare<[number, number], AuditRow>('SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?'),
+    auditPageOf: db.prepare<[string, number, number], AuditRow>('SELECT * FROM audit_log WHERE service_id = ? AND id < ? ORDER BY id DESC LIMIT ?'),
+  };
+
+  return {
+    operator: (name: string): OperatorRow | undefined => q.operator.get(name),
+    operators: (): OperatorRow[] => q.operators.all(),
+    insertOperator: (o: { name: string; role: OperatorRole; serviceId: string | null; passwordHash: string; at: number }) =>
+      void q.insertOperator.run(o.name, o.role, o.serviceId, o.passwordHash, o.at),
+    setPassword: (name: string, hash: string): boolean => q.setPassword.run(hash, name).changes > 0,
+    setDisabled: (name: string, disabled: boolean): boolean => q.setDisabled.run(disabled ? 1 : 0, name).changes > 0,
+    markSignedIn: (name: string, at: number) => void q.signedIn.run(at, name),
+
+    insertSession: (s: SessionRow) => void q.insertSession.run(s.id_hash, s.operator, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at),
+    session: (idHash: string): SessionRow | undefined => q.session.get(idHash),
+    touchSession: (idHash: string, at: number) => void q.touchSession.run(at, idHash),
+    deleteSession: (idHash: string) => void q.deleteSession.run(idHash),
+    deleteSessionsOf: (operator: string): number => q.deleteSessionsOf.run(operator).changes,
+    purgeSessions: (now: number): number => q.purgeSessions.run(now).changes,
+
+    failure: (kind: FailureRow['kind'], key: string): FailureRow | undefined => q.failure.get(kind, key),
+    saveFailure: (row: FailureRow) => void q.upsertFailure.run(row),
+    clearFailure: (kind: FailureRow['kind'], key: string) => void q.clearFailure.run(kind, key),
+
+    insertToken: (t: Pick<EnrollmentTokenRow, 'id' | 'secret_hash' | 'service_id' | 'edge_id' | 'created_by' | 'created_at' | 'expires_at'>) =>
+      void q.insertToken.run(t.id, t.secret_hash, t.service_id, t.edge_id, t.created_by, t.created_at, t.expires_at),
+    token: (id: string): EnrollmentTokenRow | undefined => q.token.get(id),
+    tokens: (serviceId?: string, limit = 200): EnrollmentTokenRow[] => (serviceId === undefined ? q.tokens.all(limit) : q.tokensOf.all(serviceId, limit)),
+    claimToken: (id: string, now: number): boolean => q.claimToken.run(now, id, now).changes === 1,
+    releaseToken: (id: string, claimedAt: number) => void q.releaseToken.run(id, claimedAt),
+    revokeToken: (id: string, by: string, at: number): boolean => q.revokeToken.run(at, by, id).changes === 1,
+
+    audit: (e: AuditInput): number =>
+      Number(
+        q.audit.run({
+          at: e.at,
+          actor: e.actor,
+          role: e.role ?? null,
+          action: e.action,
+          target: e.target ?? null,
+          service_id: e.service_id ?? null,
+          outcome: e.outcome ?? 'ok',
+          detail: e.detail ? JSON.stringify(e.detail) : null,
+        }).lastInsertRowid,
+      ),
+    /** Newest first, before the id `before` (paging); only one service's entries when given. */
+    auditLog: (opts: { serviceId?: string; before?: number; limit?: number } = {}): AuditRow[] => {
+      const before = opts.before ?? Number.MAX_SAFE_INTEGER;
+      const limit = opts.limit ?? 100;
+      return opts.serviceId === undefined ? q.auditPage.all(before, limit) : q.auditPageOf.all(opts.serviceId, before, limit);
+    },
+  };
+}
+
+export type ConsoleRepo = ReturnType<typeof createConsoleRepo>;

@@ -1,0 +1,73 @@
+// Schema of the operator console: operators, their sessions, sign-in failure counters, enrollment
+// tokens for new edges, and the append-only audit log (migration versions 300-399).
+import type { Migration } from '../migrations.ts';
+
+export const CONSOLE_MIGRATIONS: Migration[] = [
+  {
+    version: 300,
+    name: 'console operators, sessions, sign-in failures, enrollment tokens, audit log',
+    sql: `
+      -- role 'operator' sees and manages everything; 'service_admin' only the service in service_id.
+      CREATE TABLE console_operators (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('operator', 'service_admin')),
+        service_id    TEXT,
+        -- scrypt$<log2 N>$<r>$<p>$<salt b64url>$<key b64url> (hub/console/password.ts)
+        password_hash TEXT NOT NULL,
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL,
+        last_sign_in_at INTEGER,
+        CHECK ((role = 'service_admin') = (service_id IS NOT NULL))
+      );
+      -- Server-side sessions. Only a hash of the cookie value is kept; the CSRF token is bound to the
+      -- session (synchronizer token pattern).
+      CREATE TABLE console_sessions (
+        id_hash       TEXT PRIMARY KEY,
+        operator      TEXT NOT NULL REFERENCES console_operators (name),
+        csrf_token    TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL
+      );
+      CREATE INDEX console_sessions_operator ON console_sessions (operator);
+      -- Failed sign-ins per account name and per client address, for lockout.
+      CREATE TABLE console_sign_in_failures (
+        kind          TEXT NOT NULL CHECK (kind IN ('account', 'address')),
+        key           TEXT NOT NULL,
+        failures      INTEGER NOT NULL,
+        window_start  INTEGER NOT NULL,
+        locked_until  INTEGER,
+        PRIMARY KEY (kind, key)
+      );
+      -- One-time enrollment tokens: bound to a service and an edge id, expiring, stored hashed.
+      CREATE TABLE enrollment_tokens (
+        id            TEXT PRIMARY KEY,
+        secret_hash   TEXT NOT NULL,
+        service_id    TEXT NOT NULL REFERENCES services (id),
+        edge_id       TEXT NOT NULL,
+        created_by    TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        used_at       INTEGER,
+        revoked_at    INTEGER,
+        revoked_by    TEXT
+      );
+      CREATE INDEX enrollment_tokens_service ON enrollment_tokens (service_id, created_at);
+      -- Every operator action: who, what, when, on what. Append-only (the triggers refuse changes).
+      CREATE TABLE audit_log (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        at            INTEGER NOT NULL,
+        actor         TEXT NOT NULL,
+        role          TEXT,
+        action        TEXT NOT NULL,
+        target        TEXT,
+        service_id    TEXT,
+        outcome       TEXT NOT NULL DEFAULT 'ok',
+        detail        TEXT
+      );
+      CREATE INDEX audit_log_service ON audit_log (service_id, id);
+      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    `,
+  },
+];
