@@ -60,6 +60,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     log: log.child('revocation'),
     now,
     maxBytes: config.jpki.crlMaxBytes,
+    afterSuspend: () => kickOutboxes(),
   });
   crlManager.loadSaved();
   const revocation = createRevocationChecker({
@@ -77,18 +78,14 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     repo: linkRepo,
     mykeys,
     now: () => now().getTime(),
-    onOutbox: () => {
-      outbox.kick();
-      webhooks.kick();
-    },
+    onOutbox: () => kickOutboxes(),
   });
-  const batcher = createWriteBatcher(db, {
-    // Lifecycle changes may have appended change-log entries in the batch.
-    afterCommit: () => {
-      outbox.kick();
-      webhooks.kick();
-    },
-  });
+  // Lifecycle changes in a batch may have appended change-log entries.
+  const batcher = createWriteBatcher(db, { afterCommit: () => kickOutboxes() });
+  function kickOutboxes() {
+    outbox.kick();
+    webhooks.kick();
+  }
   const service = createMyKeyService({
     repo: mykeys,
     write: batcher.write,

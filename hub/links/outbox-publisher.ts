@@ -6,12 +6,13 @@ import type { LinkRepo } from '../store/link-repo.ts';
 
 export type Publish = (topic: string, payload: string) => Promise<void>;
 
-export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publish?: Publish; retryMs?: number }) {
+export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publish?: Publish; retryMs?: number; sweepMs?: number }) {
   let publish = deps.publish;
   let running = false;
   let again = false;
   let retry: NodeJS.Timeout | undefined;
   let stopped = false;
+  let sweep: NodeJS.Timeout | undefined;
 
   async function drain(): Promise<void> {
     if (running) {
@@ -33,6 +34,7 @@ export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publi
         }
       } while (again);
     } catch (e) {
+      if (stopped) return;
       deps.log.warn('outbox publish failed; will retry', { error: e });
       clearTimeout(retry);
       retry = setTimeout(() => void drain(), deps.retryMs ?? 1000);
@@ -47,6 +49,9 @@ export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publi
     attach(p: Publish): void {
       publish = p;
       void drain();
+      // A safety net: rows written by a path that did not kick are published within a few seconds.
+      sweep = setInterval(() => void drain(), deps.sweepMs ?? 2000);
+      sweep.unref();
     },
     /** Called after a transaction wrote outbox rows. */
     kick(): void {
@@ -56,6 +61,7 @@ export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publi
     stop(): void {
       stopped = true;
       clearTimeout(retry);
+      clearInterval(sweep);
     },
   };
 }

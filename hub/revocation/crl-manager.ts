@@ -36,6 +36,8 @@ export interface CrlManagerDeps {
   now?: () => Date;
   fetchTimeoutMs?: number;
   maxBytes?: number;
+  /** Called after suspensions were committed (their change-log entries wait in the outboxes). */
+  afterSuspend?: () => void;
 }
 
 function atomicWrite(path: string, data: Uint8Array) {
@@ -96,6 +98,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         if (++scanned % 100_000 === 0) onProgress?.('match', scanned, 0);
       }
       const newlySuspended = deps.mykeys.applyRevocations(hits, now().getTime());
+      if (newlySuspended > 0) deps.afterSuspend?.();
       deps.revocations.saveState({
         issuer_key: issuerKey,
         crl_number: crl.crlNumber?.toString() ?? null,

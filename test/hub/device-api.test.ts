@@ -113,6 +113,38 @@ test('a counter registration links the card and reaches the edge over MQTT', asy
   }
 });
 
+test('a CRL revocation of a linked card reaches the edge as a suspension', async (ctx) => {
+  const cert = await issue(ctx.ca);
+  const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
+  assert.is(reg.status, 201);
+  const linked = await deviceCall(ctx, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId: 'L-99' });
+  assert.is(linked.status, 201);
+  const client = await mqtt.connectAsync(ctx.h.hub.addresses.mqtts!, { clientId: 'lib-counter-1', ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, protocolVersion: 4, clean: true, reconnectPeriod: 0 });
+  try {
+    const got = new Promise<ChangeEntry>((resolve) => client.on('message', (_t, p) => {
+      const e = JSON.parse(p.toString()) as ChangeEntry;
+      if (e.kind === 'suspend') resolve(e);
+    }));
+    await client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
+    const { writeCrl } = await import('../../provisioning/test-ca/crl-writer.ts');
+    const der = await writeCrl({
+      issuerNameDer: ctx.ca.nameDer,
+      signingKey: ctx.ca.keyPair.privateKey,
+      thisUpdate: new Date(),
+      nextUpdate: new Date(Date.now() + 86400_000),
+      crlNumber: 1n,
+      entries: [{ serial: cert.serial, revokedAt: new Date(), reason: 'keyCompromise' }],
+    });
+    const run = ctx.h.hub.crlManager.apply(der, 'test');
+    assert.is(run.newlySuspended, 1);
+    const e = await got;
+    assert.is(e.reason, 'keyCompromise');
+    assert.ok(e.remove.length >= 1);
+  } finally {
+    await client.endAsync(true);
+  }
+});
+
 test('a revoked device is refused by the device API', async (ctx) => {
   const csr = await createDeviceCsr('lib-counter-2');
   const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-2', serviceId: 'library', validityDays: 30 });
