@@ -31,6 +31,8 @@ const result = (extra: Partial<TouchResult>): TouchResult => ({
   ...extra,
 });
 
+/** The page's document, typed just enough (the test compiles without DOM types, and the page's CSP rules out string predicates). */
+type Doc = { document: { getElementById(i: string): { textContent: string | null } | null } };
 const text = (id: string) => page.locator(`#${id}`).textContent();
 
 test.before(async () => {
@@ -42,7 +44,7 @@ test.before(async () => {
   page = await browser.newPage();
   page.setDefaultTimeout(5000);
   await page.goto(kiosk.url);
-  await page.waitForFunction("document.getElementById('title').textContent !== ''");
+  await page.waitForFunction(() => (globalThis as unknown as Doc).document.getElementById('title')?.textContent !== '');
 });
 
 test.after(async () => {
@@ -151,7 +153,7 @@ async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
 }
 
 async function waitText(id: string, expected: string): Promise<void> {
-  await page.waitForFunction(`document.getElementById(${JSON.stringify(id)}).textContent === ${JSON.stringify(expected)}`);
+  await page.waitForFunction(([i, e]) => (globalThis as unknown as Doc).document.getElementById(i)?.textContent === e, [id, expected] as const);
 }
 
 test.run();
