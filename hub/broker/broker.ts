@@ -38,6 +38,8 @@ export interface BrokerOptions {
   now?: () => number;
   /** Minimum interval between lag samples of one edge while its lag is unchanged. Default 60 s. */
   lagSampleIntervalMs?: number;
+  /** How often connections are checked for certificates that expired since the handshake. Default 60 s. */
+  expirySweepMs?: number;
   /** aedes tuning; see docs/Aedes.md. */
   aedes?: { concurrency?: number; drainTimeout?: number; connectTimeout?: number };
 }
@@ -70,6 +72,7 @@ export function createBroker(opts: BrokerOptions) {
   let aedes: Aedes | undefined;
   let tlsServer: TlsServer | undefined;
   let plainServer: NetServer | undefined;
+  let expirySweep: NodeJS.Timeout | undefined;
 
   if (opts.plain && !isLoopback(opts.plain.host)) {
     throw new MyKeyError('config_invalid', `the plain MQTT listener may only bind a loopback address, not ${opts.plain.host}`);
@@ -181,6 +184,20 @@ export function createBroker(opts: BrokerOptions) {
           port: plainPort,
         });
       }
+      // A certificate that expires during a long-lived connection ends that connection: TLS checked
+      // validity only at the handshake.
+      expirySweep = setInterval(() => {
+        const t = now();
+        for (const [edgeId, client] of connected) {
+          const id = ctx.identities.get(client);
+          if (id && id.notAfter <= t) {
+            ctx.refuse('cert_expired', 'device certificate expired while connected', { edgeId });
+            connected.delete(edgeId);
+            client.close();
+          }
+        }
+      }, opts.expirySweepMs ?? 60_000);
+      expirySweep.unref();
       log.info('broker listening', { tlsPort, plainPort });
       return plainPort === undefined ? { tlsPort } : { tlsPort, plainPort };
     },
@@ -189,6 +206,7 @@ export function createBroker(opts: BrokerOptions) {
     async stop(): Promise<void> {
       const a = aedes;
       aedes = undefined;
+      clearInterval(expirySweep);
       const closing = [closeServer(tlsServer), closeServer(plainServer)];
       tlsServer = plainServer = undefined;
       if (a) await new Promise<void>((r) => a.close(() => r()));

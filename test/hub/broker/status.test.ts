@@ -93,6 +93,33 @@ test('revoking a connected device disconnects it at once and it cannot come back
   o.end(true);
 });
 
+test('a connection whose certificate expires while connected is closed by the sweep', async () => {
+  const { createBroker } = await import('../../../hub/broker/broker.ts');
+  const server = await f.ca.serverCredentials();
+  let clock = Date.now();
+  const b = createBroker({
+    deviceCa: f.ca,
+    devices: f.devices,
+    log: (await import('../../../shared/log.ts')).silentLogger,
+    tls: { host: '127.0.0.1', port: 0, serverCert: server.certPem, serverKey: server.keyPem },
+    headSeq: () => 0,
+    now: () => clock,
+    expirySweepMs: 50,
+  });
+  const { tlsPort } = await b.start();
+  try {
+    const edge = await f.enroll('edge-i', 'library', { validityDays: 1 });
+    const c = await f.connect(edge, { port: tlsPort });
+    const gone = closed(c, 2000);
+    clock += 2 * 86400_000;
+    await gone;
+    assert.equal(b.connectedEdges(), []);
+    assert.is(b.refusals().cert_expired, 1);
+  } finally {
+    await b.stop();
+  }
+});
+
 test('lag samples are kept per edge up to the cap', async () => {
   const { createDeviceRepo } = await import('../../../hub/store/device-repo.ts');
   const repo = createDeviceRepo(f.db, { lagSamplesPerEdge: 5 });
