@@ -1,0 +1,139 @@
+// Enrollment tokens end to end over HTTP: issued for a service and an edge id, redeemed once for a
+// device certificate from a CSR, refused when reused, expired, revoked or for another edge; a bad CSR
+// leaves the token usable.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { X509Certificate } from 'node:crypto';
+import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
+import { startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
+
+const test = suite('enrollment tokens');
+const clock = { t: Date.parse('2026-11-25T09:00:00Z') };
+let h: ConsoleHub;
+let csrPem: string;
+
+test.before(async () => {
+  h = await startConsoleHub({ clock });
+  h.th.hub.links.createService({ id: 'library', name: 'Library' });
+  csrPem = derToPem((await createDeviceCsr('library-01')).csrDer, 'CERTIFICATE REQUEST');
+});
+test.after(() => h.close());
+
+const redeem = async (body: unknown) => {
+  const res = await h.th.request('/v1/enrollments', body);
+  return { status: res.status, body: (await res.json()) as any };
+};
+
+test('a token is redeemed once for a device certificate of its service and edge id; a second use fails', async () => {
+  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-01', by: 'ops' });
+  assert.match(t.token, /^mket_[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$/);
+  assert.is(t.expiresAt - clock.t, 24 * 3600_000);
+  // Only a hash is stored.
+  assert.not.ok(JSON.stringify(h.th.hub.db.prepare('SELECT * FROM enrollment_tokens').all()).includes(t.token.split('.')[1]));
+  const r = await redeem({ token: t.token, edgeId: 'library-01', csrPem });
+  assert.is(r.status, 201, JSON.stringify(r.body));
+  assert.is(r.body.serviceId, 'library');
+  assert.is(r.body.edgeId, 'library-01');
+  assert.is(r.body.brokerUrl, 'mqtts://hub.example:8883');
+  assert.is(r.body.hubUrl, 'https://hub.example');
+  const cert = new X509Certificate(r.body.certPem);
+  assert.match(cert.subject, /CN=library-01/);
+  assert.match(cert.subject, /OU=library/);
+  assert.ok(cert.verify(new X509Certificate(r.body.caPem).publicKey));
+  const dev = h.devices.get('library-01')!;
+  assert.is(dev.service_id, 'library');
+  assert.is(dev.status, 'active');
+  const again = await redeem({ token: t.token, edgeId: 'library-01', csrPem });
+  assert.is(again.status, 409);
+  assert.is(again.body.code, 'enrollment_token_used');
+  const audit = h.repo.auditLog().filter((a) => a.action === 'enrollment.redeem');
+  assert.equal(
+    audit.map((a) => [a.actor, a.outcome]),
+    [
+      ['edge:library-01', 'enrollment_token_used'],
+      ['edge:library-01', 'ok'],
+    ],
+  );
+  assert.is(h.tokens.list('library').find((x) => x.id === t.id)!.state, 'used');
+});
+
+test('an expired token is refused with its own code', async () => {
+  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-02', by: 'ops', ttlMs: 3600_000 });
+  clock.t += 3600_000;
+  const r = await redeem({ token: t.token, edgeId: 'library-02', csrPem });
+  assert.is(r.status, 401);
+  assert.is(r.body.code, 'enrollment_token_expired');
+  assert.is(h.tokens.list().find((x) => x.id === t.id)!.state, 'expired');
+});
+
+test('a token is refused for another edge id, when revoked, when unknown or forged', async () => {
+  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-03', by: 'ops' });
+  const other = await redeem({ token: t.token, edgeId: 'library-04', csrPem });
+  assert.is(other.status, 401);
+  assert.is(other.body.code, 'enrollment_token_invalid');
+  assert.match(other.body.detail, 'another edge id');
+  const forged = await redeem({ token: `${t.token.slice(0, 18)}${'A'.repeat(43)}`, edgeId: 'library-03', csrPem });
+  assert.is(forged.body.code, 'enrollment_token_invalid');
+  const unknown = await redeem({ token: `mket_000000000000.${'A'.repeat(43)}`, edgeId: 'library-03', csrPem });
+  assert.is(unknown.body.code, 'enrollment_token_invalid');
+  assert.ok(h.tokens.revoke(t.id, 'ops'));
+  assert.not.ok(h.tokens.revoke(t.id, 'ops'));
+  const revoked = await redeem({ token: t.token, edgeId: 'library-03', csrPem });
+  assert.is(revoked.body.code, 'enrollment_token_invalid');
+  assert.match(revoked.body.detail, 'revoked');
+  assert.is(h.devices.get('library-03'), undefined);
+});
+
+test('a bad CSR is refused and leaves the token usable for a good one', async () => {
+  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-05', by: 'ops' });
+  const noPem = await redeem({ token: t.token, edgeId: 'library-05', csrPem: 'hello' });
+  assert.is(noPem.status, 400);
+  assert.is(noPem.body.code, 'csr_invalid');
+  const garbage = await redeem({ token: t.token, edgeId: 'library-05', csrPem: derToPem(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]), 'CERTIFICATE REQUEST') });
+  assert.is(garbage.body.code, 'csr_invalid');
+  const good = await redeem({ token: t.token, edgeId: 'library-05', csrPem });
+  assert.is(good.status, 201);
+});
+
+test('malformed requests are refused by the schema', async () => {
+  assert.is((await redeem({ token: 'x', edgeId: 'library-01', csrPem })).body.code, 'validation_failed');
+  assert.is((await redeem({ token: `mket_000000000000.${'A'.repeat(43)}`, edgeId: 'Bad Edge', csrPem })).body.code, 'validation_failed');
+  assert.is((await redeem({ token: `mket_000000000000.${'A'.repeat(43)}`, edgeId: 'e1x', csrPem, extra: 1 })).body.code, 'validation_failed');
+});
+
+test('two redemptions of one token at once: exactly one gets a certificate', async () => {
+  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-06', by: 'ops' });
+  const rs = await Promise.all([1, 2, 3].map(() => redeem({ token: t.token, edgeId: 'library-06', csrPem })));
+  assert.equal(rs.map((r) => r.status).sort(), [201, 409, 409]);
+});
+
+test('issuing checks the service id, edge id and lifetime', () => {
+  assert.throws(() => h.tokens.issue({ serviceId: 'library', edgeId: 'Bad Edge', by: 'ops' }), /edge id/);
+  assert.throws(() => h.tokens.issue({ serviceId: 'library', edgeId: 'ok-edge', by: 'ops', ttlMs: 8 * 86400_000 }), /7 days/);
+});
+
+test('the route is documented in OpenAPI with its error codes', () => {
+  const doc = h.api.document() as any;
+  const op = doc.paths['/v1/enrollments'].post;
+  assert.ok(op);
+  assert.is(op.tags[0], 'Provisioning');
+  assert.ok(op.responses['201']);
+  assert.match(op.responses['409'].description, 'enrollment_token_used');
+  assert.match(op.responses['401'].description, 'enrollment_token_expired');
+});
+
+test('without device enrollment configured the route says so', async () => {
+  const { Hono } = await import('hono');
+  const { mountEnrollmentRoutes } = await import('../../../hub/http/enrollment-routes.ts');
+  const { createOpenApi } = await import('../../../hub/http/openapi.ts');
+  const app = new Hono();
+  mountEnrollmentRoutes(app, createOpenApi({ title: 't', version: '0' }), { consoleRepo: h.repo, linkRepo: h.th.hub.linkRepo });
+  const res = await app.request('/v1/enrollments', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token: `mket_000000000000.${'A'.repeat(43)}`, edgeId: 'e1x', csrPem }),
+  });
+  assert.is(res.status, 503);
+});
+
+test.run();

@@ -1,0 +1,127 @@
+// A test hub with the console and the enrollment route mounted the way hub/main.ts is meant to
+// (device repo, device CA and enrollment made here until the hub wires them), a cookie-keeping
+// in-process client, and operators made through the CLI code path.
+import { join } from 'node:path';
+import { createConsoleAuth } from '../../../../hub/console/auth.ts';
+import { runConsoleCli } from '../../../../hub/console/cli.ts';
+import { createEnrollmentTokens } from '../../../../hub/console/enrollment-tokens.ts';
+import { mountConsole, type ConsoleDeps } from '../../../../hub/console/mount.tsx';
+import { mountEnrollmentRoutes } from '../../../../hub/http/enrollment-routes.ts';
+import { createOpenApi } from '../../../../hub/http/openapi.ts';
+import { openDeviceCa } from '../../../../hub/pki/device-ca.ts';
+import { createDeviceEnrollment } from '../../../../hub/pki/device-enrollment.ts';
+import { createConsoleRepo, migrateConsole } from '../../../../hub/store/console-repo.ts';
+import { createDeviceRepo } from '../../../../hub/store/device-repo.ts';
+import { startTestHub, type TestHub } from '../../../helpers/hub.ts';
+
+export const PASSWORD = 'correct horse battery staple';
+
+export interface ConsoleHub {
+  th: TestHub;
+  repo: ReturnType<typeof createConsoleRepo>;
+  devices: ReturnType<typeof createDeviceRepo>;
+  enrollment: ReturnType<typeof createDeviceEnrollment>;
+  tokens: ReturnType<typeof createEnrollmentTokens>;
+  auth: ReturnType<typeof createConsoleAuth>;
+  api: ReturnType<typeof createOpenApi>;
+  addOperator(name: string, role: 'operator' | 'service-admin', service?: string, password?: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** `clock.t` is the time the hub and the console see (ms); tests move it. */
+export async function startConsoleHub(opts: { clock?: { t: number }; console?: Partial<ConsoleDeps> } = {}): Promise<ConsoleHub> {
+  const clock = opts.clock;
+  const th = await startTestHub(clock ? { now: () => new Date(clock.t) } : {});
+  const now = () => (clock ? clock.t : Date.now());
+  const db = th.hub.db;
+  migrateConsole(db);
+  const repo = createConsoleRepo(db);
+  const devices = createDeviceRepo(db);
+  const deviceCa = await openDeviceCa(join(th.dir, 'device-ca'));
+  const enrollment = createDeviceEnrollment({ deviceCa, devices, now: () => new Date(now()) });
+  const tokens = createEnrollmentTokens({ repo, now });
+  const { auth } = mountConsole(th.hub.app, {
+    repo,
+    links: th.hub.links,
+    linkRepo: th.hub.linkRepo,
+    mykeys: th.hub.mykeys,
+    revocations: th.hub.revocations,
+    devices,
+    enrollment,
+    tokens,
+    now,
+    ...opts.console,
+  });
+  const api = createOpenApi({ title: 'test', version: '0' });
+  mountEnrollmentRoutes(th.hub.app, api, {
+    consoleRepo: repo,
+    linkRepo: th.hub.linkRepo,
+    enrollment,
+    tokens,
+    brokerUrl: 'mqtts://hub.example:8883',
+    hubUrl: 'https://hub.example',
+    rateLimit: { perSecond: 1000, burst: 1000 },
+    now,
+  });
+  return {
+    th,
+    repo,
+    devices,
+    enrollment,
+    tokens,
+    auth,
+    api,
+    async addOperator(name, role, service, password = PASSWORD) {
+      const out: string[] = [];
+      const code = await runConsoleCli(['add-operator', name, '--role', role, ...(service ? ['--service', service] : [])], db, {
+        out: (l) => out.push(l),
+        readPassword: async () => password,
+      });
+      if (code !== 0) throw new Error(out.join('\n'));
+    },
+    close: () => th.close(),
+  };
+}
+
+/** An in-process browser stand-in: keeps cookies, sends Origin, finds the CSRF token in pages. */
+export function client(h: ConsoleHub, origin = 'http://localhost') {
+  const jar = new Map<string, string>();
+  let csrf = '';
+  async function send(path: string, init: RequestInit = {}): Promise<{ status: number; text: string; headers: Headers; location: string | null }> {
+    const headers = new Headers(init.headers);
+    if (jar.size) headers.set('cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '));
+    const res = await h.th.hub.app.request(path, { ...init, headers, redirect: 'manual' });
+    for (const line of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = line.split(';');
+      const i = pair.indexOf('=');
+      const k = pair.slice(0, i).trim();
+      const v = pair.slice(i + 1).trim();
+      if (!v || attrs.some((a) => /max-age=0$/i.test(a.trim()))) jar.delete(k);
+      else jar.set(k, v);
+    }
+    const text = await res.text();
+    const m = /name="_csrf" value="([^"]+)"/.exec(text);
+    if (m) csrf = m[1];
+    return { status: res.status, text, headers: res.headers, location: res.headers.get('location') };
+  }
+  return {
+    jar,
+    get csrf() {
+      return csrf;
+    },
+    get: (path: string) => send(path),
+    post: (path: string, fields: Record<string, string>, o: { origin?: string | null; csrf?: string | null } = {}) => {
+      const body = new URLSearchParams(fields);
+      const token = o.csrf === undefined ? csrf : o.csrf;
+      if (token !== null) body.set('_csrf', token);
+      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+      const ori = o.origin === undefined ? origin : o.origin;
+      if (ori !== null) headers.origin = ori;
+      return send(path, { method: 'POST', body: body.toString(), headers });
+    },
+    async signIn(name: string, password = PASSWORD) {
+      await send('/console/login');
+      return this.post('/console/login', { name, password });
+    },
+  };
+}
