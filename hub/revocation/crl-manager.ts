@@ -56,6 +56,21 @@ export function createCrlManager(deps: CrlManagerDeps) {
   const crls = new Map<string, LoadedCrl>();
   const timers: NodeJS.Timeout[] = [];
 
+  function recordFailure(source: string, startedAt: number, durationMs: number, error: string) {
+    deps.revocations.recordRun({
+      source,
+      started_at: startedAt,
+      finished_at: now().getTime(),
+      ok: 0,
+      crl_number: null,
+      entries: null,
+      matched: null,
+      newly_suspended: null,
+      duration_ms: Math.round(durationMs),
+      error,
+    });
+  }
+
   const issuers = (): CrlIssuer[] => deps.anchors().map((a) => ({ nameDer: a.cert.subjectDer, publicKey: a.publicKey, label: a.label }));
 
   function parse(der: Uint8Array, onProgress?: (done: number, total: number) => void) {
@@ -144,18 +159,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       return summary;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
-      deps.revocations.recordRun({
-        source,
-        started_at: started.getTime(),
-        finished_at: now().getTime(),
-        ok: 0,
-        crl_number: null,
-        entries: null,
-        matched: null,
-        newly_suspended: null,
-        duration_ms: Math.round(performance.now() - t0),
-        error: message,
-      });
+      recordFailure(source, started.getTime(), performance.now() - t0, message);
       deps.log.warn('CRL not applied', { source, error: message });
       throw e;
     }
@@ -180,18 +184,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       der = new Uint8Array(Buffer.concat(chunks, total));
     } catch (e) {
       const err = new MyKeyError('crl_fetch_failed', `fetching ${url} failed: ${(e as Error).message}`, { cause: e });
-      deps.revocations.recordRun({
-        source: url,
-        started_at: now().getTime(),
-        finished_at: now().getTime(),
-        ok: 0,
-        crl_number: null,
-        entries: null,
-        matched: null,
-        newly_suspended: null,
-        duration_ms: 0,
-        error: err.message,
-      });
+      recordFailure(url, now().getTime(), 0, err.message);
       deps.log.warn('CRL fetch failed', { url, error: err.message });
       throw err;
     }
