@@ -167,6 +167,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
 
   /** Fetches a CRL over HTTP with a timeout and a size bound, then applies it. */
   async function fetchAndApply(url: string): Promise<RevocationRunSummary> {
+    const startedAt = now().getTime();
+    const t0 = performance.now();
     let der: Uint8Array;
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(deps.fetchTimeoutMs ?? 60_000) });
@@ -184,7 +186,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       der = new Uint8Array(Buffer.concat(chunks, total));
     } catch (e) {
       const err = new MyKeyError('crl_fetch_failed', `fetching ${url} failed: ${(e as Error).message}`, { cause: e });
-      recordFailure(url, now().getTime(), 0, err.message);
+      recordFailure(url, startedAt, performance.now() - t0, err.message);
       deps.log.warn('CRL fetch failed', { url, error: err.message });
       throw err;
     }
