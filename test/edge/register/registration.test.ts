@@ -1,0 +1,258 @@
+// Counter registration against a real hub over mutual TLS with an enrolled device certificate: the
+// card's MyKey ID or certificate, the service card number, and the holder's proof where the service
+// wants it. The card's signing is done with the test key (the PC/SC path is in the serial test).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
+import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
+import { MyKeyError } from '../../../shared/errors.ts';
+import { createLogger } from '../../../shared/log.ts';
+import { certIdentity, issuerKeyOf } from '../../../shared/cert-identity.ts';
+import { keyedId } from '../../../shared/sync.ts';
+import { CommandSocket, HttpDeviceApi, RegistrationFlow, type HolderSigner, type RegistrationView } from '../../../edge/register/index.ts';
+import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+
+interface Ctx {
+  h: TestHub;
+  ca: TestCa;
+  api: HttpDeviceApi;
+  proofApi: HttpDeviceApi;
+  dir: string;
+  logs: string[];
+}
+const test = suite<Ctx>('counter registration', {} as Ctx);
+
+async function enrolledApi(ctx: Ctx, edgeId: string, serviceId: string): Promise<HttpDeviceApi> {
+  const csr = await createDeviceCsr(edgeId);
+  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
+  if (!enrolled.ok) throw new Error(enrolled.message);
+  return new HttpDeviceApi({ hubUrl: ctx.h.hub.addresses.deviceApi!, tls: { ca: enrolled.value.caPem, cert: enrolled.value.certPem, key: csr.keyPem } });
+}
+
+test.before(async (ctx) => {
+  ctx.ca = await createTestCa();
+  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  await ctx.h.hub.start();
+  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
+  ctx.api = await enrolledApi(ctx, 'lib-counter-1', 'library');
+  ctx.proofApi = await enrolledApi(ctx, 'pts-counter-1', 'points');
+  ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-register-'));
+  ctx.logs = [];
+});
+test.after(async (ctx) => {
+  await ctx.h.close();
+  rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+async function registered(ctx: Ctx): Promise<{ cert: IssuedCert; mykeyId: string }> {
+  const cert = await issue(ctx.ca);
+  const res = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
+  assert.is(res.status, 201);
+  return { cert, mykeyId: ((await res.json()) as { mykeyId: string }).mykeyId };
+}
+
+/** A card signer with the test key; PIN 1234, 3 tries. */
+function testSigner(cert: IssuedCert): HolderSigner & { tries: number } {
+  const s = {
+    tries: 3,
+    async sign(_reader: string, pin: string, challenge: Uint8Array) {
+      if (pin !== '1234') {
+        s.tries--;
+        throw new MyKeyError(s.tries === 0 ? 'pin_blocked' : 'pin_wrong', 'wrong', { details: { triesLeft: s.tries } });
+      }
+      return { certDer: cert.certDer, signature: await signLikeCard(cert.keyPair.privateKey, challenge) };
+    },
+  };
+  return s;
+}
+
+function flowOf(ctx: Ctx, opts: Partial<ConstructorParameters<typeof RegistrationFlow>[0]> = {}): { flow: RegistrationFlow; steps: RegistrationView[] } {
+  const log = createLogger('test', { level: 'debug', write: (l) => ctx.logs.push(l) });
+  const flow = new RegistrationFlow({ api: ctx.api, log, resultMs: 200, ...opts });
+  const steps: RegistrationView[] = [];
+  flow.on((v) => steps.push(v));
+  return { flow, steps };
+}
+
+async function until(flow: RegistrationFlow, step: RegistrationView['step'], ms = 5000): Promise<RegistrationView> {
+  const end = Date.now() + ms;
+  while (flow.view().step !== step) {
+    if (Date.now() > end) throw new Error(`flow is at ${JSON.stringify(flow.view())}, expected ${step}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return flow.view();
+}
+
+function mapped(ctx: Ctx, serviceId: string): Map<string, string> {
+  return new Map(ctx.h.hub.links.snapshot(serviceId).entries);
+}
+
+test('links the MyKey ID read off the card to the service card number', async (ctx) => {
+  const { mykeyId } = await registered(ctx);
+  const { flow, steps } = flowOf(ctx);
+  assert.ok(flow.start().ok);
+  assert.ok(flow.wantsCard);
+  flow.cardTouched('Virtual PCD 00 00', { kind: 'mykey', mykeyId });
+  assert.is(flow.view().step, 'service_user_id');
+  assert.ok(flow.serviceUserId(' LIB-000123 ').ok);
+  const done = await until(flow, 'done');
+  assert.equal(done, { step: 'done', serviceUserId: 'LIB-000123', replaced: false });
+  assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'sending', 'done']);
+  const secret = ctx.h.hub.links.service('library')!.sync_secret;
+  assert.is(mapped(ctx, 'library').get(keyedId(secret, 'mykey', mykeyId)), 'LIB-000123');
+  await until(flow, 'off');
+  await flow.stop();
+});
+
+test('links by certificate, and the hub files the certificate key too', async (ctx) => {
+  const { cert } = await registered(ctx);
+  const { flow } = flowOf(ctx);
+  flow.start();
+  flow.cardTouched('r', { kind: 'cert', certDer: cert.certDer });
+  flow.serviceUserId('LIB-000124');
+  await until(flow, 'done');
+  const secret = ctx.h.hub.links.service('library')!.sync_secret;
+  assert.is(mapped(ctx, 'library').get(keyedId(secret, 'cert', certIdentity(issuerKeyOf(ctx.ca.nameDer), cert.serialHex))), 'LIB-000124');
+  await flow.stop();
+});
+
+test('goes straight to the number when registration starts right after a "not linked" touch', async (ctx) => {
+  const { mykeyId } = await registered(ctx);
+  const { flow } = flowOf(ctx);
+  flow.offer('r', { kind: 'mykey', mykeyId }, 5000);
+  flow.start();
+  assert.is(flow.view().step, 'service_user_id');
+  flow.cancel();
+  flow.offer('r', { kind: 'mykey', mykeyId }, 5000);
+  flow.forgetOffer(); // another touch came in between
+  flow.start();
+  assert.is(flow.view().step, 'touch');
+  await flow.stop();
+});
+
+test('asks for the PIN when the service requires the holder, and retries a wrong PIN', async (ctx) => {
+  const { cert, mykeyId } = await registered(ctx);
+  const signer = testSigner(cert);
+  const { flow } = flowOf(ctx, { api: ctx.proofApi, signer });
+  flow.start();
+  flow.cardTouched('r', { kind: 'mykey', mykeyId });
+  flow.serviceUserId('PT-5');
+  await until(flow, 'pin'); // the hub said forbidden without a proof
+  assert.is(flow.pin('12').ok, false, 'a PIN that is not 4 digits never reaches the card');
+  assert.is(signer.tries, 3);
+  flow.pin('9999');
+  await until(flow, 'sending').catch(() => undefined);
+  const wrong = await waitFor(flow, (v) => v.step === 'pin' && v.retry === 'pin_wrong');
+  assert.equal(wrong, { step: 'pin', retry: 'pin_wrong', triesLeft: 2 });
+  flow.pin('1234');
+  await until(flow, 'done');
+  const secret = ctx.h.hub.links.service('points')!.sync_secret;
+  assert.is(mapped(ctx, 'points').get(keyedId(secret, 'mykey', mykeyId)), 'PT-5');
+  assert.not.ok(ctx.logs.join('\n').includes('1234'), 'the PIN is never logged');
+  assert.not.ok(ctx.logs.join('\n').includes('9999'), 'the PIN is never logged');
+  await flow.stop();
+});
+
+test('with requireHolderProof asks for the PIN before the first call, and a blocked PIN ends it', async (ctx) => {
+  const { cert, mykeyId } = await registered(ctx);
+  const signer = testSigner(cert);
+  signer.tries = 1;
+  const { flow } = flowOf(ctx, { signer, requireHolderProof: true });
+  flow.start();
+  flow.cardTouched('r', { kind: 'mykey', mykeyId });
+  flow.serviceUserId('LIB-1');
+  assert.is(flow.view().step, 'pin');
+  flow.pin('0000');
+  const failed = await until(flow, 'failed');
+  assert.equal(failed, { step: 'failed', code: 'pin_blocked' });
+  await until(flow, 'off');
+  await flow.stop();
+});
+
+test('a card without a MyKey ID fails with the hub code, and a bad number is refused', async (ctx) => {
+  const stranger = await issue(ctx.ca);
+  const { flow } = flowOf(ctx);
+  flow.start();
+  flow.cardTouched('r', { kind: 'cert', certDer: stranger.certDer });
+  const bad = flow.serviceUserId('has space');
+  assert.is(bad.ok, false);
+  if (!bad.ok) assert.is(bad.code, 'validation_failed');
+  assert.is(flow.view().step, 'service_user_id');
+  flow.serviceUserId('LIB-2');
+  assert.equal(await until(flow, 'failed'), { step: 'failed', code: 'mykey_id_not_found' });
+  await flow.stop();
+});
+
+test('an unfinished step times out and forgets the card', async (ctx) => {
+  const { flow, steps } = flowOf(ctx, { stepMs: 100, resultMs: 50 });
+  flow.start();
+  flow.cardTouched('r', { kind: 'mykey', mykeyId: 'B7NQ4KXW' });
+  assert.equal(await until(flow, 'failed'), { step: 'failed', code: 'timeout' });
+  await until(flow, 'off');
+  assert.is(flow.serviceUserId('LIB-3').ok, false, 'nothing is held any more');
+  assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'failed', 'off']);
+  await flow.stop();
+});
+
+test('a local program drives registration over the command socket', async (ctx) => {
+  const { mykeyId } = await registered(ctx);
+  const { flow } = flowOf(ctx);
+  const path = join(ctx.dir, 'register.sock');
+  const socket = new CommandSocket({ path, flow });
+  await socket.start();
+  const conn = createConnection(path);
+  const lines: any[] = [];
+  let buf = '';
+  conn.on('data', (d) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+  });
+  const reply = async (tx: string) => {
+    const end = Date.now() + 3000;
+    for (;;) {
+      const r = lines.find((l) => l.transaction === tx);
+      if (r) return r;
+      if (Date.now() > end) throw new Error(`no reply ${tx}`);
+      await new Promise((res) => setTimeout(res, 5));
+    }
+  };
+  try {
+    await new Promise((r) => conn.once('connect', r));
+    conn.write(JSON.stringify({ transaction: 'a', command: 'start' }) + '\n');
+    assert.equal((await reply('a')).data, { step: 'touch' });
+    flow.cardTouched('r', { kind: 'mykey', mykeyId });
+    conn.write(JSON.stringify({ transaction: 'b', command: 'service-user-id', value: 'LIB-SOCK-1' }) + '\n');
+    assert.is((await reply('b')).ok, true);
+    await until(flow, 'done');
+    conn.write(JSON.stringify({ transaction: 'c', command: 'pin', value: '1234' }) + '\n');
+    assert.is((await reply('c')).error.code, 'conflict');
+    conn.write('not json\n');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(lines.some((l) => l.ok === false && l.error.code === 'bad_request'));
+    assert.ok(lines.some((l) => l.event === 'registration' && l.view.step === 'done'), 'changes are pushed');
+  } finally {
+    conn.destroy();
+    await socket.stop();
+    await flow.stop();
+  }
+});
+
+async function waitFor(flow: RegistrationFlow, pred: (v: RegistrationView) => boolean, ms = 5000): Promise<RegistrationView> {
+  const end = Date.now() + ms;
+  while (!pred(flow.view())) {
+    if (Date.now() > end) throw new Error(`flow is at ${JSON.stringify(flow.view())}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return flow.view();
+}
+
+test.run();
