@@ -16,3 +16,4 @@ export {
 } from './decide.ts';
 export { certFields, certIdentityOf } from './cert-key.ts';
 export { TouchLookup, type TouchLookupDeps, type TouchCounters } from './touch-lookup.ts';
+export { TouchDesk, type TouchSource, type RegistrationSink } from './touch-desk.ts';

@@ -19,6 +19,8 @@ export interface TouchLookupDeps {
   now?: () => number;
   /** Random touch id (randomUUID by default). */
   randomId?: () => string;
+  /** Also told of every counter step (the persistent aggregate counters in the state directory). */
+  onCount?: (name: keyof EdgeCounters) => void;
 }
 
 /** Aggregate counters of the touch path: the shared EdgeCounters plus the degraded answers. */
@@ -49,8 +51,8 @@ export class TouchLookup {
 
   /** A touch whose card could not be read: counted and shown, with the error code only. */
   touchFailed(reader: string, code: string): TouchResult {
-    this.#counters.touches++;
-    this.#counters.errors++;
+    this.#step('touches');
+    this.#step('errors');
     const result: TouchResult = { ...this.#base(reader, this.#now()), outcome: 'refused', reason: code };
     this.#d.handoff.dispatch(result);
     return result;
@@ -87,15 +89,18 @@ export class TouchLookup {
   }
 
   #count(d: LookupDecision): void {
-    const c = this.#counters;
-    c.touches++;
-    if (d.outcome === 'linked') c.handoffs++;
-    else if (d.outcome === 'not_linked') c.notLinked++;
-    else if (d.outcome === 'refused') c.refused++;
+    this.#step('touches');
+    if (d.outcome === 'linked') this.#step('handoffs');
+    else if (d.outcome === 'not_linked') this.#step('notLinked');
+    else if (d.outcome === 'refused') this.#step('refused');
     else {
-      c.degraded++;
-      if (d.answer.outcome === 'linked') c.handoffs++;
-      else c.notLinked++;
+      this.#counters.degraded++;
+      this.#step(d.answer.outcome === 'linked' ? 'handoffs' : 'notLinked');
     }
+  }
+
+  #step(name: keyof EdgeCounters): void {
+    this.#counters[name]++;
+    this.#d.onCount?.(name);
   }
 }
