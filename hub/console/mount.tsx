@@ -140,6 +140,24 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
     return html(c, <Bare m={v.m} lang={v.lang} title="404" back={CONSOLE_BASE}><div class="card"><h1>404</h1><p>{v.m.common.notFound}</p><p><a href={CONSOLE_BASE}>← {v.m.nav.overview}</a></p></div></Bare>, 404);
   }
 
+  // Results of a form post (a secret shown once among them) wait here for the page the post
+  // redirects to (Post/Redirect/Get), so a reload never repeats the action. Memory only: a secret
+  // not yet seen when the hub restarts is gone, and the operator issues another.
+  const flashes = new Map<string, unknown>();
+  function redirectWith(c: C, path: string, flash: unknown): Response {
+    const key = c.get('session').idHash;
+    flashes.delete(key);
+    if (flashes.size >= 1000) flashes.delete(flashes.keys().next().value!);
+    flashes.set(key, flash);
+    return c.redirect(path, 303);
+  }
+  function takeFlash(c: C): unknown {
+    const key = c.get('session').idHash;
+    const f = flashes.get(key);
+    flashes.delete(key);
+    return f;
+  }
+
   /** A human message for an expected failure of an action. */
   const failure = (e: unknown) => (e instanceof MyKeyError ? e.message : 'internal error');
 
@@ -227,6 +245,7 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
 
   r.post('/logout', (c) => {
     audit(c, 'sign_out', { serviceId: c.get('session').operator.serviceId });
+    flashes.delete(c.get('session').idHash);
     auth.signOut(c.get('session'));
     deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_BASE });
     return c.redirect(`${CONSOLE_BASE}/login?bye=1`, 303);
@@ -286,14 +305,14 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
           {res.webhookSecret && <ShownSecret v={v} value={res.webhookSecret} />}
         </Flash>
       );
-      return html(c, <ServicePage v={v} s={serviceView(linkRepo, res.service) as ServiceItem} credentials={[]} flash={flash} />, 201);
+      return redirectWith(c, `${CONSOLE_BASE}/services/${input.id}`, flash);
     } catch (e) {
       audit(c, 'service.create', { target: input.id.slice(0, 32), outcome: e instanceof MyKeyError ? e.code : 'error' });
       return html(c, <ServicesPage v={v} services={serviceList(c)} canCreate flash={<Flash kind="bad">{failure(e)}</Flash>} />, e instanceof MyKeyError ? e.status : 500);
     }
   });
 
-  function servicePage(c: C, id: string, flash?: unknown, status = 200) {
+  function servicePage(c: C, id: string, flash: unknown = takeFlash(c), status = 200) {
     const s = linkRepo.service(id)!;
     return html(c, <ServicePage v={view(c)} s={serviceView(linkRepo, s) as ServiceItem} credentials={linkRepo.credentials(id)} flash={flash as never} />, status);
   }
@@ -320,7 +339,7 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
       try {
         const cred = links.issueCredential(id, label);
         audit(c, 'credential.issue', { target: cred.id, serviceId: id, detail: { label } });
-        return servicePage(c, id, issuedCredentialFlash(view(c), cred.token), 201);
+        return redirectWith(c, `${CONSOLE_BASE}/services/${id}`, issuedCredentialFlash(view(c), cred.token));
       } catch (e) {
         audit(c, 'credential.issue', { serviceId: id, outcome: e instanceof MyKeyError ? e.code : 'error' });
         return servicePage(c, id, <Flash kind="bad">{failure(e)}</Flash>, 400);
@@ -347,9 +366,9 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
       try {
         const res = links.setWebhook(id, url || null);
         audit(c, 'webhook.set', { target: id, serviceId: id, detail: { cleared: !url } });
-        return servicePage(
+        return redirectWith(
           c,
-          id,
+          `${CONSOLE_BASE}/services/${id}`,
           <Flash kind="ok">
             <b>{v.m.services.webhookSaved}</b>
             {res.webhookSecret && <ShownSecret v={v} value={res.webhookSecret} />}
@@ -389,7 +408,7 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
   });
 
   // Enrollment tokens
-  function enrollmentsPage(c: C, flash?: unknown, status = 200) {
+  function enrollmentsPage(c: C, flash: unknown = takeFlash(c), status = 200) {
     const own = c.get('session').operator.serviceId;
     const services = links
       .services()
@@ -411,7 +430,7 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
       if (!Number.isInteger(hours) || hours < 1 || hours > 168) throw new MyKeyError('validation_failed', 'a token is valid for 1 to 168 hours');
       const t = tokens.issue({ serviceId, edgeId, by: c.get('session').operator.name, ttlMs: hours * 3600_000 });
       audit(c, 'enrollment.issue', { target: `mket_${t.id}`, serviceId, detail: { edgeId, hours } });
-      return enrollmentsPage(c, issuedTokenFlash(view(c), { token: t.token, edgeId, serviceId, expiresAt: t.expiresAt }), 201);
+      return redirectWith(c, `${CONSOLE_BASE}/enrollments`, issuedTokenFlash(view(c), { token: t.token, edgeId, serviceId, expiresAt: t.expiresAt }));
     } catch (e) {
       audit(c, 'enrollment.issue', { serviceId, outcome: e instanceof MyKeyError ? e.code : 'error', detail: { edgeId: edgeId.slice(0, 64) } });
       return enrollmentsPage(c, <Flash kind="bad">{failure(e)}</Flash>, 400);

@@ -94,7 +94,7 @@ export function EdgePage({ v, d, samples, flash }: { v: View; d: DeviceRow; samp
       <div class="grid">
         <section class="card">
           <h2>{m.common.status}</h2>
-          <table>
+          <table class="kv">
             <tbody>
               <tr>
                 <th>{m.common.service}</th>
@@ -134,8 +134,8 @@ export function EdgePage({ v, d, samples, flash }: { v: View; d: DeviceRow; samp
           </table>
         </section>
         <section class="card">
-          <h2>{e.certExpires}</h2>
-          <table>
+          <h2>{e.certificate}</h2>
+          <table class="kv">
             <tbody>
               <tr>
                 <th>{e.enrolled}</th>

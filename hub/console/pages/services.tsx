@@ -130,10 +130,16 @@ export function ServicePage({ v, s, credentials, flash }: { v: View; s: ServiceI
         </section>
         <section class="card" data-testid="webhook-health">
           <h2>{t.webhook}</h2>
-          <div class="mono">{s.webhookUrl ?? '—'}</div>
-          <p>
-            <WebhookHealth v={v} s={s} />
-          </p>
+          {s.webhookUrl ? (
+            <div>
+              <div class="mono">{s.webhookUrl}</div>
+              <p>
+                <WebhookHealth v={v} s={s} />
+              </p>
+            </div>
+          ) : (
+            <p class="empty">{t.noWebhook}</p>
+          )}
           {s.webhook.lastError && (
             <div class="note">
               {t.lastError}: <span class="mono">{s.webhook.lastError}</span>

@@ -83,7 +83,8 @@ test('state-changing forms are refused without the session CSRF token or from an
   assert.is(noOrigin.status, 403);
   assert.is(h.th.hub.linkRepo.service('csrf-a'), undefined);
   const ok = await c.post('/console/services', { id: 'csrf-a', name: 'A' });
-  assert.is(ok.status, 201);
+  assert.is(ok.status, 303);
+  assert.is(ok.location, '/console/services/csrf-a');
   assert.ok(h.th.hub.linkRepo.service('csrf-a'));
   // Another session's token does not work either: tokens are bound to their session.
   const other = client(h);
@@ -180,7 +181,7 @@ test('a service administrator sees and manages only their own service', async ()
   assert.is((await c.post('/console/services/museum/credentials', { label: 'x' })).status, 403);
   assert.is((await c.post('/console/services', { id: 'mine', name: 'Mine' })).status, 403);
   const own = await c.post('/console/services/library/credentials', { label: 'pos' });
-  assert.is(own.status, 201);
+  assert.is(own.status, 303);
   // An edge of another service is not theirs either.
   h.devices.enroll({ edgeId: 'museum-edge', serviceId: 'museum', certSerial: '01', certFingerprint: 'f'.repeat(64), notAfter: clock.t + 86400_000 }, clock.t);
   assert.is((await c.get('/console/edges/museum-edge')).status, 403);
@@ -197,13 +198,22 @@ test('every operator action is audited, and the audit log cannot be changed', as
   const c = client(h);
   await c.signIn('ops');
   await c.get('/console/services');
-  assert.is((await c.post('/console/services', { id: 'audited', name: 'Audited', webhookUrl: 'https://example.invalid/hook' })).status, 201);
-  const issued = await c.post('/console/services/audited/credentials', { label: 'till' });
+  const created = await c.post('/console/services', { id: 'audited', name: 'Audited', webhookUrl: 'https://example.invalid/hook' });
+  assert.is(created.status, 303);
+  // The webhook secret is shown once, on the page the post leads to, and not again.
+  const first = await c.get(created.location!);
+  assert.match(first.text, 'data-testid="webhook-secret"');
+  assert.not.match((await c.get(created.location!)).text, 'data-testid="webhook-secret"');
+  const posted = await c.post('/console/services/audited/credentials', { label: 'till' });
+  assert.is(posted.status, 303);
+  const issued = await c.get(posted.location!);
+  assert.match(issued.text, /data-testid="issued-token">mk_cred_/);
   const credId = /cred_[0-9a-f]{12}/.exec(issued.text)![0];
   assert.is((await c.post(`/console/services/audited/credentials/${credId}/revoke`, {})).status, 303);
-  assert.is((await c.post('/console/services/audited/webhook', { url: '' })).status, 200);
-  const tok = await c.post('/console/enrollments', { serviceId: 'audited', edgeId: 'audited-01', hours: '24' });
-  assert.is(tok.status, 201);
+  assert.is((await c.post('/console/services/audited/webhook', { url: '' })).status, 303);
+  const issuedTok = await c.post('/console/enrollments', { serviceId: 'audited', edgeId: 'audited-01', hours: '24' });
+  assert.is(issuedTok.status, 303);
+  const tok = await c.get(issuedTok.location!);
   const tokenId = /data-token="([0-9a-f]{12})"/.exec(tok.text)![1];
   assert.is((await c.post(`/console/enrollments/${tokenId}/revoke`, {})).status, 303);
   await c.post('/console/logout', {});

@@ -12,6 +12,7 @@ import { openDeviceCa } from '../../../../hub/pki/device-ca.ts';
 import { createDeviceEnrollment } from '../../../../hub/pki/device-enrollment.ts';
 import { createConsoleRepo, migrateConsole } from '../../../../hub/store/console-repo.ts';
 import { createDeviceRepo } from '../../../../hub/store/device-repo.ts';
+import type { TestCa } from '../../../../provisioning/test-ca/ca.ts';
 import { startTestHub, type TestHub } from '../../../helpers/hub.ts';
 
 export const PASSWORD = 'correct horse battery staple';
@@ -29,9 +30,9 @@ export interface ConsoleHub {
 }
 
 /** `clock.t` is the time the hub and the console see (ms); tests move it. */
-export async function startConsoleHub(opts: { clock?: { t: number }; console?: Partial<ConsoleDeps> } = {}): Promise<ConsoleHub> {
+export async function startConsoleHub(opts: { clock?: { t: number }; console?: Partial<ConsoleDeps>; ca?: TestCa } = {}): Promise<ConsoleHub> {
   const clock = opts.clock;
-  const th = await startTestHub(clock ? { now: () => new Date(clock.t) } : {});
+  const th = await startTestHub({ ca: opts.ca, ...(clock ? { now: () => new Date(clock.t) } : {}) });
   const now = () => (clock ? clock.t : Date.now());
   const db = th.hub.db;
   migrateConsole(db);
