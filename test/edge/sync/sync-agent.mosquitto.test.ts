@@ -1,0 +1,3 @@
+import { defineSyncTests } from './helpers/sync-suite.ts';
+
+defineSyncTests('mosquitto');
