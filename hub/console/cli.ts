@@ -49,6 +49,10 @@ export async function runConsoleCli(argv: string[], db: Db, io: CliIo): Promise<
     return 2;
   };
 
+  if (!['add-operator', 'set-password', 'disable-operator', 'enable-operator', 'list-operators'].includes(cmd ?? '')) {
+    io.out(USAGE);
+    return cmd === '--help' || cmd === '-h' ? 0 : 2;
+  }
   if (cmd === 'list-operators') {
     for (const o of repo.operators()) io.out(`${o.name}\t${o.role}${o.service_id ? `\t${o.service_id}` : ''}${o.disabled ? '\tdisabled' : ''}`);
     return 0;

@@ -52,6 +52,12 @@ export interface ConsoleDeps {
   session?: Partial<SessionPolicy>;
   /** Largest accepted form body. */
   maxFormBytes?: number;
+  /**
+   * Behind a reverse proxy every request comes from the proxy: take the client address for the
+   * per-address lockout from the last X-Forwarded-For entry (the one the proxy added). Only set this
+   * when the hub is reachable through the proxy alone.
+   */
+  trustForwardedFor?: boolean;
 }
 
 const SESSION_COOKIE = 'mk_session';
@@ -66,7 +72,11 @@ const CSS = readFileSync(new URL('./console.css', import.meta.url), 'utf8');
 type Env = { Variables: { session: ActiveSession; form: URLSearchParams; lang: Lang } };
 type C = Context<Env>;
 
-function clientAddress(c: Context): string {
+function clientAddress(c: Context, trustForwardedFor = false): string {
+  if (trustForwardedFor) {
+    const last = c.req.header('x-forwarded-for')?.split(',').pop()?.trim();
+    if (last) return last.slice(0, 64);
+  }
   try {
     return getConnInfo(c).remote.address ?? 'unknown';
   } catch {
@@ -204,7 +214,8 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
       return signInForm(c, 403, { error: m.common.csrf });
     }
     const name = (form.get('name') ?? '').slice(0, 64);
-    const address = clientAddress(c);
+    const address = clientAddress(c, deps.trustForwardedFor);
+    const previous = auth.resolve(getCookie(c, SESSION_COOKIE));
     const res = await auth.signIn(name, (form.get('password') ?? '').slice(0, 1024), address);
     const actor = name.trim().toLowerCase() || '(empty)';
     if (!res.ok) {
@@ -215,6 +226,8 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
       }
       return signInForm(c, 401, { name, error: m.signIn.invalid });
     }
+    // A sign-in replaces any session this browser had (no session fixation, no orphans).
+    if (previous) auth.signOut(previous);
     repo.audit({ at: now(), actor: res.session.operator.name, role: res.session.operator.role, action: 'sign_in', service_id: res.session.operator.serviceId ?? null, detail: { address } });
     deleteCookie(c, LOGIN_COOKIE, { path: CONSOLE_BASE });
     setCookie(c, SESSION_COOKIE, res.token, cookieOpts(c));

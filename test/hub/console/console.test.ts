@@ -132,6 +132,28 @@ test('an address locks after repeated failures across account names, with an Eng
   assert.is((await c.post('/console/login', { name: 'ops', password: PASSWORD })).status, 303);
 });
 
+test('behind a proxy the lockout counts the forwarded client address, not the proxy', async () => {
+  const px = await startConsoleHub({ clock, console: { trustForwardedFor: true, lockout: { addressFailures: 3 } } });
+  try {
+    await px.addOperator('ops', 'operator');
+    const attempt = async (name: string, xff: string) => {
+      const c = client(px);
+      await c.get('/console/login');
+      const body = new URLSearchParams({ name, password: 'wrong wrong wrong', _csrf: c.csrf });
+      const res = await px.th.hub.app.request('/console/login', {
+        method: 'POST',
+        body: body.toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost', cookie: `mk_login=${c.jar.get('mk_login')}`, 'x-forwarded-for': xff },
+      });
+      return res.status;
+    };
+    assert.equal([await attempt('a1', '10.0.0.9, 192.0.2.1'), await attempt('a2', '192.0.2.1'), await attempt('a3', '192.0.2.1')], [401, 401, 429]);
+    assert.is(await attempt('b1', '192.0.2.2'), 401);
+  } finally {
+    await px.close();
+  }
+});
+
 test('a session ends after 30 idle minutes and after 12 hours in any case; sign-out ends it at once', async () => {
   const c = client(h);
   await c.signIn('ops');
