@@ -398,7 +398,8 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
   r.get('/edges', (c) => {
     const own = c.get('session').operator.serviceId;
     const list = deps.devices?.list(own) ?? [];
-    const samples = new Map<string, LagSample[]>(list.map((d) => [d.edge_id, deps.devices!.lagHistory(d.edge_id)]));
+    // Sparklines show the newest samples only; the edge's own page has the whole history.
+    const samples = new Map<string, LagSample[]>(list.map((d) => [d.edge_id, deps.devices!.lagHistory(d.edge_id).slice(-40)]));
     return html(c, <EdgesPage v={view(c)} edges={list} samples={samples} enabled={!!deps.devices} />);
   });
 
