@@ -111,30 +111,43 @@ export function createBroker(opts: BrokerOptions) {
       aedes = a;
       opts.devices.markAllOffline();
 
-      a.on('client', (client) => {
-        const id = ctx.identities.get(client);
-        if (!id) return;
-        // A revocation committed between authenticate and registration must still win.
-        const row = opts.devices.get(id.edgeId);
-        if (!row || row.status !== 'active') {
-          ctx.refuse('device_revoked', 'revoked while connecting', { edgeId: id.edgeId });
-          client.close();
-          return;
-        }
-        connected.set(id.edgeId, client);
-        opts.devices.markSeen(id.edgeId, now());
-      });
-      a.on('clientDisconnect', (client) => {
-        const id = ctx.identities.get(client);
-        // A takeover by a new connection of the same edge [MQTT-3.1.4-2] must not mark it offline.
-        if (!id || connected.get(id.edgeId) !== client) return;
-        connected.delete(id.edgeId);
+      // Listeners never throw into aedes: a failing store is logged and the broker carries on.
+      const guarded = <A extends unknown[]>(what: string, fn: (...args: A) => void) => (...args: A) => {
         try {
-          opts.devices.markOffline(id.edgeId, now());
+          fn(...args);
         } catch (err) {
-          log.error('marking an edge offline failed', { edgeId: id.edgeId, error: err });
+          log.error(`${what} failed`, { error: err });
         }
-      });
+      };
+      a.on(
+        'client',
+        guarded('registering an edge connection', (client: Client) => {
+          const id = ctx.identities.get(client);
+          if (!id) return;
+          // A revocation committed between authenticate and registration must still win.
+          const row = opts.devices.get(id.edgeId);
+          if (!row || row.status !== 'active') {
+            ctx.refuse('device_revoked', 'revoked while connecting', { edgeId: id.edgeId });
+            client.close();
+            return;
+          }
+          connected.set(id.edgeId, client);
+          opts.devices.markSeen(id.edgeId, now());
+        }),
+      );
+      a.on(
+        'clientDisconnect',
+        guarded('marking an edge offline', (client: Client) => {
+          const id = ctx.identities.get(client);
+          // A takeover by a new connection of the same edge [MQTT-3.1.4-2] must not mark it offline.
+          if (!id || connected.get(id.edgeId) !== client) return;
+          connected.delete(id.edgeId);
+          opts.devices.markOffline(id.edgeId, now());
+        }),
+      );
+      // aedes emits 'error' for persistence failures; unhandled, that would end the process.
+      // (The typings omit the event; aedes is an EventEmitter all the same.)
+      (a as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error('broker error', { error: err }));
       a.on('clientError', (client, err) => log.debug('client error', { clientId: client?.id, error: err.message }));
       a.on('connectionError', (client, err) => log.debug('connection error', { error: err.message }));
 
