@@ -1,0 +1,479 @@
+// Enrollment, rotation and decommission of an edge reader, as functions over options and adapters
+// (the command line in cli.ts only parses). Every step prints its progress; a failed step says what to
+// fix; running a command again is safe: a good enrollment is kept (unless `force`), a key whose CSR
+// was sent but not answered is reused, and decommission of an already wiped machine does nothing.
+import { readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { loadEdgeConfig, type EdgeConfig } from '../../edge/config.ts';
+import { MyKeyError } from '../../shared/errors.ts';
+import { isEdgeId } from '../../shared/ids.ts';
+import { certFacts, certMatchesKey, createCsr, generateDeviceKey, importDeviceKey, issuedBy } from './device-key.ts';
+import { redeemToken, selfRevoke, type DeviceTls, type EnrollmentAnswer } from './hub-client.ts';
+import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
+import { createSteps, needsFix, type StepContext } from './progress.ts';
+import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
+import {
+  ensureDir,
+  exists,
+  FILE_MODE,
+  KEY_MODE,
+  readEnrollmentRecord,
+  readIfExists,
+  removeIfExists,
+  stateLayout,
+  writeFileAtomic,
+  type EnrollmentRecord,
+  type StateLayout,
+} from './state-dir.ts';
+import { execCommand, installCommands, installUnit, removeCommands, renderUnit, runAll, UNIT_DIR, UNIT_NAME, type Exec } from './systemd.ts';
+
+/** Adapters, replaceable in tests. */
+export interface EnrollDeps {
+  /** Progress lines (stderr in the CLI). */
+  write: (line: string) => void;
+  /** Readers the reader layer sees, filtered by patterns. */
+  listReaders?: (patterns: readonly string[]) => Promise<string[]>;
+  exec?: Exec;
+  unitDir?: string;
+  now?: () => Date;
+  /** Revokes the device at the hub; default: the device API's self-revocation over mutual TLS. */
+  revoke?: (ctx: { record: EnrollmentRecord; tls: DeviceTls }) => Promise<'revoked' | 'already-refused' | 'no-route'>;
+  timeoutMs?: number;
+}
+
+export interface EnrollOptions {
+  hubUrl: string;
+  token?: string;
+  edgeId: string;
+  stateDir: string;
+  /** Do not touch systemd: print the unit and the commands. */
+  dryRun?: boolean;
+  /** Enroll again even when a good enrollment is present. */
+  force?: boolean;
+  /** Reader name patterns (edge config readers.include). */
+  readers?: string[];
+  /** Where the device API and broker are, when the hub does not say (or to override it). */
+  deviceApiUrl?: string;
+  brokerUrl?: string;
+}
+
+export interface EnrollResult {
+  record: EnrollmentRecord;
+  /** True when an existing enrollment was kept. */
+  kept: boolean;
+  unit: string;
+}
+
+/** What to do about the codes the hub answers an enrollment with. */
+export function redeemHint(e: unknown): string | undefined {
+  if (!(e instanceof MyKeyError)) return undefined;
+  switch (e.code) {
+    case 'enrollment_token_invalid':
+      return 'check that --edge-id is the edge id the token was issued for (console: Enrollment tokens), or issue a new token';
+    case 'enrollment_token_expired':
+      return 'issue a new enrollment token for this edge in the console (Enrollment tokens) and run again with --token';
+    case 'enrollment_token_used':
+      return 'a token works once: issue a new one in the console and run again with --token';
+    case 'forbidden':
+      return 'the service of this token is not active at the hub: ask the hub operator';
+    case 'rate_limited':
+      return 'wait a minute, then run again';
+    case 'unavailable':
+    case 'timeout':
+      return 'check --hub (the hub HTTP address), the network and the hub; try: curl <hub>/healthz';
+    case 'csr_invalid':
+      return 'the hub refused the certificate request; delete <state-dir>/tls/pending-key.pem and run again';
+    case 'validation_failed':
+      return 'check the --edge-id (2-64 lower-case letters, digits, hyphens) and --token as issued in the console';
+    case 'unauthorized':
+    case 'device_revoked':
+      return 'the hub no longer accepts this device certificate: enroll again with a new token (--force --token)';
+    default:
+      return undefined;
+  }
+}
+
+function tlsOf(layout: StateLayout): DeviceTls | undefined {
+  const cert = readIfExists(layout.cert);
+  const key = readIfExists(layout.key);
+  const ca = readIfExists(layout.ca);
+  return cert && key && ca ? { cert, key, ca } : undefined;
+}
+
+/** Checks that the state directory holds a usable enrollment of `edgeId`; a reason when it does not. */
+export function existingEnrollment(layout: StateLayout, edgeId: string | undefined, now: Date): { ok: true; record: EnrollmentRecord; tls: DeviceTls } | { ok: false; reason: string; foreign?: string } {
+  const record = readEnrollmentRecord(layout);
+  if (!record) return { ok: false, reason: 'no enrollment here yet' };
+  if (edgeId && record.edgeId !== edgeId) return { ok: false, reason: `this state directory belongs to edge ${record.edgeId}`, foreign: record.edgeId };
+  const tls = tlsOf(layout);
+  if (!tls) return { ok: false, reason: 'key, certificate or CA file missing' };
+  if (!certMatchesKey(tls.cert, tls.key)) return { ok: false, reason: 'the certificate does not belong to the device key' };
+  if (!issuedBy(tls.cert, tls.ca)) return { ok: false, reason: 'the certificate was not issued by the stored CA certificate' };
+  const facts = certFacts(tls.cert);
+  if (facts.commonName !== record.edgeId) return { ok: false, reason: `the certificate names ${String(facts.commonName)}, not ${record.edgeId}` };
+  if (facts.notAfter.getTime() <= now.getTime()) return { ok: false, reason: `the certificate expired on ${facts.notAfter.toISOString()}` };
+  return { ok: true, record, tls };
+}
+
+const DEFAULT_DEVICE_API_PORT = 8443;
+const DEFAULT_BROKER_PORT = 8883;
+
+/** Where the edge talks to: flag > hub's answer > the hub's defaults on the hub's host name. */
+export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?: string }, answer?: Pick<EnrollmentAnswer, 'hubUrl' | 'brokerUrl'>) {
+  const host = new URL(o.hubUrl).hostname;
+  return {
+    deviceApiUrl: o.deviceApiUrl ?? answer?.hubUrl ?? `https://${host}:${DEFAULT_DEVICE_API_PORT}`,
+    brokerUrl: o.brokerUrl ?? answer?.brokerUrl ?? `mqtts://${host}:${DEFAULT_BROKER_PORT}`,
+  };
+}
+
+/** The edge agent's config: identity and TLS from the enrollment; anything else kept from the existing file. */
+export function buildEdgeConfig(layout: StateLayout, record: EnrollmentRecord, readers: string[] | undefined): { json: Record<string, unknown>; config: EdgeConfig } {
+  let existing: Record<string, unknown> = {};
+  const text = readIfExists(layout.config);
+  if (text) {
+    try {
+      const v = JSON.parse(text) as unknown;
+      if (v && typeof v === 'object' && !Array.isArray(v)) existing = v as Record<string, unknown>;
+    } catch {
+      // A broken file is replaced; its settings are lost, which the step reports.
+    }
+  }
+  const json: Record<string, unknown> = {
+    ...existing,
+    edgeId: record.edgeId,
+    serviceId: record.serviceId,
+    hub: { url: record.deviceApiUrl },
+    broker: { url: record.brokerUrl },
+    tls: { cert: layout.cert, key: layout.key, ca: layout.ca },
+    stateDir: layout.data,
+  };
+  if (readers !== undefined) json.readers = { include: readers };
+  // Validated against the agent's own schema (all problems at once), with the agent's defaults.
+  const config = loadEdgeConfig({ overrides: json, env: {} });
+  return { json, config };
+}
+
+function unitFor(layout: StateLayout, edgeId: string): string {
+  return renderUnit({ edgeId, configPath: layout.config, stateDir: layout.dir });
+}
+
+async function systemdStep(c: StepContext, unit: string, dryRun: boolean | undefined, deps: EnrollDeps): Promise<void> {
+  if (dryRun) {
+    c.note(`dry run: would write ${deps.unitDir ?? UNIT_DIR}/${UNIT_NAME}:`);
+    for (const line of unit.trimEnd().split('\n')) c.note(`  | ${line}`);
+    c.note('dry run: would run:');
+    for (const cmd of installCommands()) c.note(`  $ ${cmd.join(' ')}`);
+    c.ok('systemd unit printed (dry run)');
+    return;
+  }
+  const path = await installUnit(unit, { unitDir: deps.unitDir, exec: deps.exec });
+  c.ok(`${path} installed; ${UNIT_NAME} enabled and running`);
+}
+
+async function selfTest(c: StepContext, record: EnrollmentRecord, tls: DeviceTls, readers: string[], deps: EnrollDeps): Promise<void> {
+  const list = deps.listReaders ?? listReaders;
+  const r = await checkReaders(readers, list);
+  if (!r.ok) throw needsFix('reader_unavailable', r.detail, r.fix);
+  c.ok(r.detail);
+  c.ok(await checkHub(record.hubUrl, deps.timeoutMs));
+  c.ok(await checkDeviceApi(record.deviceApiUrl, tls, record, deps.timeoutMs));
+  c.ok(await checkBroker(record.brokerUrl, record.edgeId, tls, deps.timeoutMs));
+  c.ok(await checkSnapshot(record.deviceApiUrl, tls, deps.timeoutMs));
+}
+
+/** Writes the certificate, key, CA, config and (last) the enrollment record. */
+function commitEnrollment(layout: StateLayout, keyPem: string, answer: EnrollmentAnswer, o: { hubUrl: string; deviceApiUrl: string; brokerUrl: string }, now: Date): EnrollmentRecord {
+  ensureDir(layout.dir);
+  ensureDir(layout.tls);
+  ensureDir(layout.data);
+  writeFileAtomic(layout.ca, answer.caPem, FILE_MODE);
+  writeFileAtomic(layout.key, keyPem, KEY_MODE);
+  writeFileAtomic(layout.cert, answer.certPem, FILE_MODE);
+  removeIfExists(layout.pendingKey);
+  const facts = certFacts(answer.certPem);
+  return {
+    version: 1,
+    edgeId: answer.edgeId,
+    serviceId: answer.serviceId,
+    hubUrl: o.hubUrl,
+    deviceApiUrl: o.deviceApiUrl,
+    brokerUrl: o.brokerUrl,
+    enrolledAt: now.toISOString(),
+    notAfter: facts.notAfter.toISOString(),
+    certFingerprint: facts.fingerprint256,
+  };
+}
+
+/** Checks the hub's answer against what was asked before anything is written. */
+function checkAnswer(answer: EnrollmentAnswer, keyPem: string, edgeId: string): void {
+  if (answer.edgeId !== edgeId) throw new MyKeyError('device_id_mismatch', `the hub issued a certificate for ${answer.edgeId}, not ${edgeId}`);
+  if (!certMatchesKey(answer.certPem, keyPem)) throw new MyKeyError('validation_failed', 'the certificate from the hub does not carry this device key');
+  if (!issuedBy(answer.certPem, answer.caPem)) throw new MyKeyError('validation_failed', 'the certificate from the hub is not signed by the CA certificate it sent');
+  if (certFacts(answer.certPem).commonName !== edgeId) throw new MyKeyError('validation_failed', 'the certificate from the hub does not name this edge');
+}
+
+/** A key for the CSR: the pending one from an unanswered attempt, or a new one (written 0600 first). */
+async function pendingKey(layout: StateLayout, c: StepContext): Promise<{ keyPem: string; keyPair: Awaited<ReturnType<typeof importDeviceKey>> }> {
+  ensureDir(layout.dir);
+  ensureDir(layout.tls);
+  const old = readIfExists(layout.pendingKey);
+  if (old) {
+    try {
+      const keyPair = await importDeviceKey(old);
+      c.ok(`reusing the key of an unfinished attempt (${layout.pendingKey})`);
+      return { keyPem: old, keyPair };
+    } catch {
+      c.warn('the pending key is unreadable; making a new one');
+    }
+  }
+  const k = await generateDeviceKey();
+  writeFileAtomic(layout.pendingKey, k.keyPem, KEY_MODE);
+  c.ok(`new ECDSA P-256 device key (${layout.pendingKey}, mode 0600)`);
+  return k;
+}
+
+/** Enrolls this machine as edge `edgeId`. Throws StepFailed (already printed) on the first failed step. */
+export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<EnrollResult> {
+  const now = deps.now ?? (() => new Date());
+  const layout = stateLayout(o.stateDir);
+  const readers = o.readers ?? [];
+  const steps = createSteps(deps.write, 7, redeemHint);
+
+  await steps.step('Checking prerequisites', async (c) => {
+    if (!isEdgeId(o.edgeId)) throw needsFix('validation_failed', `"${o.edgeId}" is not an edge id`, 'an edge id is 2-64 lower-case letters, digits and hyphens, as issued with the token');
+    for (const r of [checkNode(), checkPcscd()]) {
+      if (!r.ok) throw needsFix('unavailable', r.detail, r.fix);
+      c.ok(r.detail);
+    }
+    const r = await checkReaders(readers, deps.listReaders ?? listReaders);
+    if (!r.ok) throw needsFix('reader_unavailable', r.detail, r.fix);
+    c.ok(r.detail);
+  });
+
+  const found = await steps.step('Looking for an existing enrollment', (c) => {
+    const e = existingEnrollment(layout, o.edgeId, now());
+    if (!e.ok && e.foreign && !o.force) {
+      throw needsFix('conflict', `${layout.dir} holds the enrollment of edge ${e.foreign}`, `decommission ${e.foreign} first, use another --state-dir, or pass --force to replace it`);
+    }
+    if (e.ok && !o.force) {
+      c.ok(`edge ${e.record.edgeId} of ${e.record.serviceId} is enrolled (certificate valid until ${e.record.notAfter}); kept — pass --force to enroll again`);
+      return e;
+    }
+    c.note(e.ok ? 'a good enrollment is present; --force: enrolling again' : `${e.reason}: enrolling`);
+    return undefined;
+  });
+
+  let record: EnrollmentRecord;
+  let tls: DeviceTls;
+  if (found) {
+    await steps.step('Device key and certificate request', (c) => c.ok('skipped: the existing device key is kept'));
+    await steps.step('Redeeming the enrollment token', (c) => c.ok('skipped: already enrolled (the token, if given, stays unused)'));
+    record = { ...found.record, hubUrl: o.hubUrl, ...endpoints({ hubUrl: o.hubUrl, deviceApiUrl: o.deviceApiUrl ?? found.record.deviceApiUrl, brokerUrl: o.brokerUrl ?? found.record.brokerUrl }) };
+    tls = found.tls;
+  } else {
+    const key = await steps.step('Device key and certificate request', async (c) => {
+      const k = await pendingKey(layout, c);
+      const csrPem = await createCsr(o.edgeId, k.keyPair);
+      c.ok(`PKCS#10 request for CN=${o.edgeId}`);
+      return { keyPem: k.keyPem, csrPem };
+    });
+    const answer = await steps.step('Redeeming the enrollment token', async (c) => {
+      if (!o.token) throw needsFix('bad_request', 'no enrollment token given', 'issue a token for this edge id in the console (Enrollment tokens) and pass it with --token');
+      const a = await redeemToken(o.hubUrl, { token: o.token, edgeId: o.edgeId, csrPem: key.csrPem }, deps.timeoutMs);
+      checkAnswer(a, key.keyPem, o.edgeId);
+      c.ok(`device certificate for ${a.edgeId} of service ${a.serviceId}${a.notAfter ? `, valid until ${a.notAfter}` : ''}`);
+      return a;
+    });
+    const where = endpoints(o, answer);
+    record = commitEnrollment(layout, key.keyPem, answer, { hubUrl: o.hubUrl, ...where }, now());
+    tls = { cert: answer.certPem, key: key.keyPem, ca: answer.caPem };
+  }
+
+  await steps.step('Writing the edge configuration', (c) => {
+    const { json } = buildEdgeConfig(layout, record, o.readers);
+    writeFileAtomic(layout.config, JSON.stringify(json, null, 2) + '\n', 0o640);
+    writeFileAtomic(layout.enrollment, JSON.stringify(record, null, 2) + '\n', FILE_MODE);
+    c.ok(`${layout.config} (device API ${record.deviceApiUrl}, broker ${record.brokerUrl})`);
+    c.ok(`keys in ${layout.tls} (device key mode 0600)`);
+  });
+
+  // The self-test runs before the service starts: it connects with the edge's own client id, so a
+  // running agent would lose its session to it (MQTT-3.1.4-2), and a service is started only with a
+  // configuration that has passed.
+  await steps.step('Self-test', (c) => selfTest(c, record, tls, readers, deps));
+
+  const unit = unitFor(layout, record.edgeId);
+  await steps.step(o.dryRun ? 'System service (dry run)' : 'System service', (c) => systemdStep(c, unit, o.dryRun, deps));
+  deps.write(`enrolled: edge ${record.edgeId}, service ${record.serviceId}, certificate valid until ${record.notAfter}`);
+  return { record, kept: !!found, unit };
+}
+
+export interface RotateOptions {
+  stateDir: string;
+  token?: string;
+  /** Defaults to the hub of the enrollment record. */
+  hubUrl?: string;
+  dryRun?: boolean;
+  readers?: string[];
+}
+
+/**
+ * Rotates the device certificate: a new key and CSR, redeemed with a fresh one-time token issued for
+ * the same edge id (the hub supersedes, and so revokes, the previous certificate at once). The old
+ * files are kept in tls/previous until the new certificate has passed the self-test.
+ */
+export async function rotate(o: RotateOptions, deps: EnrollDeps): Promise<EnrollmentRecord> {
+  const now = deps.now ?? (() => new Date());
+  const layout = stateLayout(o.stateDir);
+  const steps = createSteps(deps.write, 5, redeemHint);
+  const current = await steps.step('Reading the current enrollment', (c) => {
+    const e = existingEnrollment(layout, undefined, new Date(0));
+    if (!e.ok) throw needsFix('not_found', `no usable enrollment in ${layout.dir}: ${e.reason}`, 'enroll this machine first (enroll --hub ... --token ... --edge-id ...)');
+    const days = Math.floor((Date.parse(e.record.notAfter) - now().getTime()) / 86_400_000);
+    c.ok(`edge ${e.record.edgeId} of ${e.record.serviceId}; certificate valid until ${e.record.notAfter} (${days < 0 ? 'expired' : `${days} days left`})`);
+    return e;
+  });
+  const hubUrl = o.hubUrl ?? current.record.hubUrl;
+  const key = await steps.step('New device key and certificate request', async (c) => {
+    const k = await pendingKey(layout, c);
+    return { keyPem: k.keyPem, csrPem: await createCsr(current.record.edgeId, k.keyPair) };
+  });
+  const answer = await steps.step('Redeeming the rotation token', async (c) => {
+    if (!o.token) throw needsFix('bad_request', 'no enrollment token given', `issue a token for edge ${current.record.edgeId} in the console and pass it with --token`);
+    const a = await redeemToken(hubUrl, { token: o.token, edgeId: current.record.edgeId, csrPem: key.csrPem }, deps.timeoutMs);
+    checkAnswer(a, key.keyPem, current.record.edgeId);
+    c.ok(`new certificate${a.notAfter ? ` valid until ${a.notAfter}` : ''}; the hub has superseded the previous one`);
+    return a;
+  });
+  const record = await steps.step('Replacing the files', (c) => {
+    ensureDir(layout.previous);
+    writeFileAtomic(`${layout.previous}/device-key.pem`, current.tls.key, KEY_MODE);
+    writeFileAtomic(`${layout.previous}/device-cert.pem`, current.tls.cert, FILE_MODE);
+    const r = commitEnrollment(layout, key.keyPem, answer, { hubUrl, deviceApiUrl: current.record.deviceApiUrl, brokerUrl: current.record.brokerUrl }, now());
+    const { json } = buildEdgeConfig(layout, r, o.readers);
+    writeFileAtomic(layout.config, JSON.stringify(json, null, 2) + '\n', 0o640);
+    writeFileAtomic(layout.enrollment, JSON.stringify(r, null, 2) + '\n', FILE_MODE);
+    c.ok(`new key and certificate in ${layout.tls}; previous ones in ${layout.previous} until the self-test passes`);
+    return r;
+  });
+  await steps.step('Self-test and restart', async (c) => {
+    await selfTest(c, record, { cert: answer.certPem, key: key.keyPem, ca: answer.caPem }, o.readers ?? [], deps);
+    rmSync(layout.previous, { recursive: true, force: true });
+    c.ok('previous key and certificate removed');
+    const restart = [['systemctl', 'restart', UNIT_NAME]];
+    if (o.dryRun) c.note(`dry run: would run: ${restart[0].join(' ')}`);
+    else {
+      await runAll(restart, deps.exec ?? execCommand);
+      c.ok(`${UNIT_NAME} restarted with the new certificate`);
+    }
+  });
+  deps.write(`rotated: edge ${record.edgeId}, certificate valid until ${record.notAfter}`);
+  return record;
+}
+
+export interface DecommissionOptions {
+  stateDir: string;
+  dryRun?: boolean;
+  /** The device was revoked another way (the console): skip the hub call, still check the broker. */
+  alreadyRevoked?: boolean;
+  reason?: string;
+}
+
+/** The default revocation: the device API's self-revocation route over mutual TLS. */
+async function revokeOverDeviceApi({ record, tls }: { record: EnrollmentRecord; tls: DeviceTls }, reason: string, timeoutMs?: number): Promise<'revoked' | 'already-refused' | 'no-route'> {
+  try {
+    return (await selfRevoke(record.deviceApiUrl, tls, reason, timeoutMs)) ? 'revoked' : 'no-route';
+  } catch (e) {
+    // A revoked certificate is refused by the device API itself: that is the goal.
+    if (e instanceof MyKeyError && (e.code === 'unauthorized' || e.code === 'device_revoked')) return 'already-refused';
+    throw e;
+  }
+}
+
+/** Revokes the device at the hub, checks the broker refuses it, removes the service and wipes the state. */
+export async function decommission(o: DecommissionOptions, deps: EnrollDeps): Promise<void> {
+  const layout = stateLayout(o.stateDir);
+  const steps = createSteps(deps.write, 4, redeemHint);
+  const current = await steps.step('Reading the enrollment', (c) => {
+    const record = readEnrollmentRecord(layout);
+    const tls = tlsOf(layout);
+    if (!record || !tls) {
+      c.note(`no complete enrollment in ${layout.dir}: nothing to revoke from this machine`);
+      return undefined;
+    }
+    c.ok(`edge ${record.edgeId} of ${record.serviceId}`);
+    return { record, tls };
+  });
+
+  await steps.step('Revoking at the hub and checking the broker refuses the device', async (c) => {
+    if (!current) return c.note('skipped');
+    if (o.alreadyRevoked) c.note('--already-revoked: not asking the hub');
+    else {
+      const r = await (deps.revoke ?? ((x) => revokeOverDeviceApi(x, o.reason ?? 'decommissioned', deps.timeoutMs)))(current);
+      if (r === 'no-route') {
+        throw needsFix('not_found', 'this hub has no device self-revocation route (POST /v1/device/revoke)', `revoke edge ${current.record.edgeId} in the console (Edges, Revoke), then run decommission again with --already-revoked`);
+      }
+      c.ok(r === 'revoked' ? `the hub revoked ${current.record.edgeId}` : 'the hub already refuses this certificate');
+    }
+    const v = await connectDevice(current.record.brokerUrl, current.record.edgeId, current.tls, deps.timeoutMs);
+    if (v.accepted) {
+      await v.client.endAsync(true).catch(() => undefined);
+      throw needsFix('conflict', `the broker still accepts ${current.record.edgeId}`, `revoke the edge in the console (Edges, Revoke) and run decommission again with --already-revoked`);
+    }
+    c.ok(`the broker refuses the certificate (${v.reason})`);
+  });
+
+  await steps.step(o.dryRun ? 'Removing the system service (dry run)' : 'Removing the system service', async (c) => {
+    const unitPath = `${deps.unitDir ?? UNIT_DIR}/${UNIT_NAME}`;
+    if (o.dryRun) {
+      for (const cmd of removeCommands()) c.note(`dry run: would run: ${cmd.join(' ')}`);
+      c.note(`dry run: would remove ${unitPath}`);
+      return;
+    }
+    if (!exists(unitPath)) return c.ok(`${UNIT_NAME} is not installed`);
+    const exec = deps.exec ?? execCommand;
+    await runAll(removeCommands().slice(0, 1), exec);
+    removeIfExists(unitPath);
+    await runAll(removeCommands().slice(1), exec);
+    c.ok(`${UNIT_NAME} stopped, disabled and removed`);
+  });
+
+  await steps.step('Wiping the local state', (c) => {
+    // Keys first: if this is interrupted, what is left holds no secret.
+    for (const p of [layout.key, layout.pendingKey]) removeIfExists(p);
+    rmSync(layout.previous, { recursive: true, force: true });
+    for (const p of [layout.cert, layout.ca, layout.config]) removeIfExists(p);
+    rmSync(layout.data, { recursive: true, force: true });
+    removeIfExists(layout.enrollment);
+    for (const d of [layout.tls, layout.dir]) {
+      try {
+        if (readdirSync(d).length === 0) rmdirSync(d);
+      } catch {
+        // Already gone, or holds files that are not ours: left as they are.
+      }
+    }
+    c.ok(exists(layout.dir) ? `${layout.dir}: enrollment files removed (other files left)` : `${layout.dir} removed`);
+  });
+  deps.write(current ? `decommissioned: edge ${current.record.edgeId}` : 'decommissioned: nothing was enrolled here');
+}
+
+/** A short account of the enrollment in a state directory (for a technician or a timer). */
+export function status(stateDir: string, now = new Date()): { lines: string[]; ok: boolean; daysLeft?: number } {
+  const layout = stateLayout(stateDir);
+  const e = existingEnrollment(layout, undefined, now);
+  if (!e.ok) return { lines: [`${layout.dir}: ${e.reason}`], ok: false };
+  const daysLeft = Math.floor((Date.parse(e.record.notAfter) - now.getTime()) / 86_400_000);
+  return {
+    ok: true,
+    daysLeft,
+    lines: [
+      `edge        ${e.record.edgeId}`,
+      `service     ${e.record.serviceId}`,
+      `hub         ${e.record.hubUrl}`,
+      `device API  ${e.record.deviceApiUrl}`,
+      `broker      ${e.record.brokerUrl}`,
+      `enrolled    ${e.record.enrolledAt}`,
+      `valid until ${e.record.notAfter} (${daysLeft} days left)`,
+    ],
+  };
+}

@@ -1,0 +1,108 @@
+// The edge agent as a supervised system service ("firmware-style"): starts on boot after pcscd and
+// the network, restarts on failure forever. A dry run prints the unit and the commands instead, so
+// the rest of enrollment can run (and be tested) on a machine without systemd.
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MyKeyError } from '../../shared/errors.ts';
+import { writeFileAtomic } from './state-dir.ts';
+
+export const UNIT_NAME = 'mykey-edge.service';
+export const UNIT_DIR = '/etc/systemd/system';
+
+/** The repository this tool runs from (the edge agent lives beside it). */
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface UnitOptions {
+  edgeId: string;
+  configPath: string;
+  stateDir: string;
+  /** Absolute path of node (default: the one running this tool). */
+  node?: string;
+  repoRoot?: string;
+}
+
+/** systemd.unit(5) text for the edge agent. */
+export function renderUnit(o: UnitOptions): string {
+  const node = o.node ?? process.execPath;
+  const root = o.repoRoot ?? REPO_ROOT;
+  const q = (s: string) => (/[\s"\\]/.test(s) ? `"${s.replace(/["\\]/g, '\\$&')}"` : s);
+  return `# Installed by provisioning/enroll (edge ${o.edgeId}). Re-running enroll rewrites this file.
+[Unit]
+Description=MyKey edge agent (${o.edgeId})
+Wants=network-online.target pcscd.socket
+After=pcscd.service pcscd.socket network-online.target time-sync.target
+# Restart forever: a shop reader has nobody to press a button.
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+WorkingDirectory=${q(root)}
+ExecStart=${q(node)} --import tsx ${q(join(root, 'edge', 'main.ts'))} --config ${q(o.configPath)}
+Environment=NODE_ENV=production
+Restart=always
+RestartSec=3
+# The agent writes only its state directory.
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=read-only
+PrivateTmp=yes
+ReadWritePaths=${q(o.stateDir)}
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+/** The systemctl invocations that install and (re)start the unit. */
+export function installCommands(): string[][] {
+  return [
+    ['systemctl', 'daemon-reload'],
+    ['systemctl', 'enable', UNIT_NAME],
+    // restart, not start: a second enrollment (new certificate, new config) must take effect.
+    ['systemctl', 'restart', UNIT_NAME],
+    ['systemctl', 'is-active', UNIT_NAME],
+  ];
+}
+
+/** The systemctl invocations that stop and remove the unit (decommission). */
+export function removeCommands(): string[][] {
+  return [
+    ['systemctl', 'disable', '--now', UNIT_NAME],
+    ['systemctl', 'daemon-reload'],
+  ];
+}
+
+export type Exec = (cmd: string, args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
+
+/** Runs a command without a shell; never rejects on a non-zero exit. */
+export const execCommand: Exec = (cmd, args) =>
+  new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 127) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && !stdout ? err.message : '')) });
+    });
+  });
+
+/** Writes the unit and runs the commands; a failing command throws with what it printed. */
+export async function installUnit(unitText: string, opts: { unitDir?: string; exec?: Exec } = {}): Promise<string> {
+  const path = join(opts.unitDir ?? UNIT_DIR, UNIT_NAME);
+  try {
+    writeFileAtomic(path, unitText, 0o644);
+  } catch (e) {
+    throw new MyKeyError('forbidden', `cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e, details: { fix: 'run enroll as root (sudo), or use --dry-run and install the unit yourself' } });
+  }
+  await runAll(installCommands(), opts.exec ?? execCommand);
+  return path;
+}
+
+/** Runs the commands in order; stops at the first failure. */
+export async function runAll(cmds: string[][], exec: Exec): Promise<void> {
+  for (const [cmd, ...args] of cmds) {
+    const r = await exec(cmd, args);
+    if (r.code !== 0) {
+      const fix = r.code === 127 ? 'this machine has no systemctl: run with --dry-run and start the agent another way' : `see: journalctl -u ${UNIT_NAME} -n 50`;
+      throw new MyKeyError('unavailable', `${cmd} ${args.join(' ')} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`, { details: { fix } });
+    }
+  }
+}
