@@ -38,8 +38,8 @@ export interface ConsoleDeps {
   revocations: RevocationRepo;
   /** Edge devices; without them the edge pages are empty. */
   devices?: DeviceRepo;
-  /** Device enrollment, for revoking a device's certificate from its page. */
-  enrollment?: DeviceEnrollment;
+  /** Device enrollment, for revoking a device's certificate from its page (or a getter: the hub makes it in start()). */
+  enrollment?: DeviceEnrollment | (() => DeviceEnrollment | undefined);
   /** Shared with the enrollment routes; defaults to one over `repo`. */
   tokens?: EnrollmentTokens;
   log?: Logger;
@@ -414,9 +414,10 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
   r.post('/edges/:edge/revoke', async (c) => {
     const id = c.req.param('edge');
     const d = isEdgeId(id) ? deps.devices?.get(id) : undefined;
-    if (!d || !deps.enrollment) return isOperator(c) ? notFound(c) : forbidden(c, 'device.revoke', id.slice(0, 64));
+    const enrollment = typeof deps.enrollment === 'function' ? deps.enrollment() : deps.enrollment;
+    if (!d || !enrollment) return isOperator(c) ? notFound(c) : forbidden(c, 'device.revoke', id.slice(0, 64));
     if (!mayManage(c, d.service_id)) return forbidden(c, 'device.revoke', id);
-    const res = deps.enrollment.revoke(id, `console:${c.get('session').operator.name}`);
+    const res = enrollment.revoke(id, `console:${c.get('session').operator.name}`);
     audit(c, 'device.revoke', { target: id, serviceId: d.service_id, outcome: res.ok ? 'ok' : res.code });
     return c.redirect(`${CONSOLE_BASE}/edges/${id}`, 303);
   });

@@ -39,13 +39,18 @@ export type EnrollmentResponse = Static<typeof EnrollmentResponse>;
 export interface EnrollmentRoutesDeps {
   consoleRepo: ConsoleRepo;
   linkRepo: LinkRepo;
-  /** Device enrollment (device CA + device repo); without it redemption answers 503. */
-  enrollment?: DeviceEnrollment;
+  /**
+   * Device enrollment (device CA + device repo), or a getter for it (the hub opens its device CA in
+   * `start()`); while there is none, redemption answers 503 unavailable.
+   */
+  enrollment?: DeviceEnrollment | (() => DeviceEnrollment | undefined);
   /** Defaults to a token service over `consoleRepo`. */
   tokens?: EnrollmentTokens;
   deviceCertValidityDays?: number;
-  brokerUrl?: string;
-  hubUrl?: string;
+  /** Where an enrolled edge connects (mqtts://...); a getter when known only after start. */
+  brokerUrl?: string | (() => string | undefined);
+  /** The hub's device API base URL; a getter when known only after start. */
+  hubUrl?: string | (() => string | undefined);
   /** Defaults: 1 per second per address, burst 10. */
   rateLimit?: RateLimitOptions;
   now?: () => number;
@@ -80,7 +85,8 @@ export function mountEnrollmentRoutes(app: Hono<any>, api: OpenApi, deps: Enroll
     jsonBody(EnrollmentRequest),
     async (c) => {
       const b = c.get('body') as EnrollmentRequest;
-      if (!deps.enrollment) return problem(c, 'unavailable', 'device enrollment is not configured on this hub');
+      const enrollment = typeof deps.enrollment === 'function' ? deps.enrollment() : deps.enrollment;
+      if (!enrollment) return problem(c, 'unavailable', 'device enrollment is not available on this hub yet');
       let csrDer: Uint8Array;
       try {
         csrDer = pemToDer(b.csrPem, 'CERTIFICATE REQUEST');
@@ -101,7 +107,7 @@ export function mountEnrollmentRoutes(app: Hono<any>, api: OpenApi, deps: Enroll
       }
       let r: Awaited<ReturnType<DeviceEnrollment['enroll']>>;
       try {
-        r = await deps.enrollment.enroll(csrDer, { edgeId: row.edge_id, serviceId: row.service_id, validityDays: deps.deviceCertValidityDays ?? 365 });
+        r = await enrollment.enroll(csrDer, { edgeId: row.edge_id, serviceId: row.service_id, validityDays: deps.deviceCertValidityDays ?? 365 });
       } catch (e) {
         tokens.release(row.id, claimedAt);
         throw e;
@@ -119,14 +125,16 @@ export function mountEnrollmentRoutes(app: Hono<any>, api: OpenApi, deps: Enroll
         service_id: row.service_id,
         detail: { address, certSerial: r.value.serialHex.slice(0, 8), issuedBy: row.created_by },
       });
+      const brokerUrl = typeof deps.brokerUrl === 'function' ? deps.brokerUrl() : deps.brokerUrl;
+      const hubUrl = typeof deps.hubUrl === 'function' ? deps.hubUrl() : deps.hubUrl;
       const body: EnrollmentResponse = {
         certPem: r.value.certPem,
         caPem: r.value.caPem,
         serviceId: row.service_id,
         edgeId: row.edge_id,
         notAfter: r.value.notAfter.toISOString(),
-        ...(deps.brokerUrl ? { brokerUrl: deps.brokerUrl } : {}),
-        ...(deps.hubUrl ? { hubUrl: deps.hubUrl } : {}),
+        ...(brokerUrl ? { brokerUrl } : {}),
+        ...(hubUrl ? { hubUrl } : {}),
       };
       return c.json(body, 201, { 'cache-control': 'no-store' });
     },

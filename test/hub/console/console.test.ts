@@ -216,6 +216,26 @@ test('a service administrator sees and manages only their own service', async ()
   assert.ok(actions().includes('lib-admin enrollment.issue forbidden'));
 });
 
+test('an operator revokes an edge device certificate from its page', async () => {
+  h.devices.enroll({ edgeId: 'worn-out-01', serviceId: 'library', certSerial: '0a', certFingerprint: 'a'.repeat(64), notAfter: clock.t + 86400_000 }, clock.t);
+  const admin = client(h);
+  await admin.signIn('lib-admin');
+  assert.is((await admin.get('/console/edges/worn-out-01')).status, 200); // their service's edge
+  const c = client(h);
+  await c.signIn('ops');
+  const page = await c.get('/console/edges/worn-out-01');
+  assert.match(page.text, '/console/edges/worn-out-01/revoke');
+  const r = await c.post('/console/edges/worn-out-01/revoke', {});
+  assert.is(r.status, 303);
+  assert.is(h.devices.get('worn-out-01')!.status, 'revoked');
+  assert.ok(h.devices.isCertRevoked('a'.repeat(64)));
+  assert.match((await c.get('/console/edges/worn-out-01')).text, '失効済み');
+  assert.ok(actions().includes('ops device.revoke ok'));
+  // Revoking again changes nothing and says so in the audit.
+  await c.post('/console/edges/worn-out-01/revoke', {});
+  assert.ok(actions().includes('ops device.revoke device_revoked'));
+});
+
 test('every operator action is audited, and the audit log cannot be changed', async () => {
   const c = client(h);
   await c.signIn('ops');

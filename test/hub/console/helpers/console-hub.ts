@@ -11,7 +11,7 @@ import { createOpenApi } from '../../../../hub/http/openapi.ts';
 import { openDeviceCa } from '../../../../hub/pki/device-ca.ts';
 import { createDeviceEnrollment } from '../../../../hub/pki/device-enrollment.ts';
 import { createConsoleRepo, migrateConsole } from '../../../../hub/store/console-repo.ts';
-import { createDeviceRepo } from '../../../../hub/store/device-repo.ts';
+import type { DeviceRepo } from '../../../../hub/store/device-repo.ts';
 import type { TestCa } from '../../../../provisioning/test-ca/ca.ts';
 import { startTestHub, type TestHub } from '../../../helpers/hub.ts';
 
@@ -20,7 +20,7 @@ export const PASSWORD = 'correct horse battery staple';
 export interface ConsoleHub {
   th: TestHub;
   repo: ReturnType<typeof createConsoleRepo>;
-  devices: ReturnType<typeof createDeviceRepo>;
+  devices: DeviceRepo;
   enrollment: ReturnType<typeof createDeviceEnrollment>;
   tokens: ReturnType<typeof createEnrollmentTokens>;
   auth: ReturnType<typeof createConsoleAuth>;
@@ -37,7 +37,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
   const db = th.hub.db;
   migrateConsole(db);
   const repo = createConsoleRepo(db);
-  const devices = createDeviceRepo(db);
+  const devices = th.hub.devices;
   const deviceCa = await openDeviceCa(join(th.dir, 'device-ca'));
   const enrollment = createDeviceEnrollment({ deviceCa, devices, now: () => new Date(now()) });
   const tokens = createEnrollmentTokens({ repo, now });
