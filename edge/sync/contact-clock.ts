@@ -51,7 +51,7 @@ export class ContactClock {
   #skewed = false;
 
   constructor(opts: ContactClockOptions) {
-    this.#o = { maxSkewMs: 5 * 60_000, jumpToleranceMs: 5000, ...opts };
+    this.#o = { ...opts, maxSkewMs: opts.maxSkewMs ?? 5 * 60_000, jumpToleranceMs: opts.jumpToleranceMs ?? 5000 };
     this.#lastContactWall = opts.lastContactWall;
     this.#last = opts.now();
     this.#startMono = this.#last.mono;

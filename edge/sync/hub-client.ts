@@ -115,17 +115,23 @@ export class HubClient {
     });
     return new Promise((resolve, reject) => {
       const failed = (e: unknown) => reject(e instanceof MyKeyError ? e : new MyKeyError('unavailable', `hub unreachable: ${(e as Error).message}`, { cause: e }));
-      req.on('timeout', () => req.destroy(new MyKeyError('timeout', 'hub did not answer in time')));
+      req.on('timeout', () => {
+        reject(new MyKeyError('timeout', 'hub did not answer in time'));
+        req.destroy();
+      });
       req.on('error', failed);
       req.on('response', (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         let n = 0;
         res.on('data', (c: Buffer) => {
           n += c.length;
-          if (n > maxBytes) req.destroy(new MyKeyError('payload_too_large', `hub body above ${maxBytes} bytes`));
-          else chunks.push(c);
+          if (n > maxBytes) {
+            reject(new MyKeyError('payload_too_large', `hub body above ${maxBytes} bytes`));
+            req.destroy();
+          } else chunks.push(c);
         });
         res.on('error', failed);
+        res.on('aborted', () => failed(new Error('response aborted')));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), date: res.headers.date }));
       });
       req.end();

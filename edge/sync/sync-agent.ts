@@ -128,6 +128,7 @@ export class SyncAgent {
   #catchUpFailed = false;
   #health: Health = 'degraded';
   #running = false;
+  #sessionUp = false;
   #stopping = false;
   #timers = new Set<NodeJS.Timeout>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -314,6 +315,7 @@ export class SyncAgent {
     client.on('connect', (connack) => {
       if (client !== this.#client) return;
       this.#stats.connects++;
+      this.#sessionUp = true;
       this.#reconnectBackoff.reset();
       this.#contact();
       this.#log.info('connected to the broker', { sessionPresent: connack.sessionPresent });
@@ -331,8 +333,11 @@ export class SyncAgent {
     });
     client.on('close', () => {
       if (client !== this.#client) return;
-      this.#contact(); // the session was up until now
-      this.events.emit('disconnected', {});
+      if (this.#sessionUp) {
+        this.#sessionUp = false;
+        this.#contact(); // the session was up until now
+        this.events.emit('disconnected', {});
+      }
       this.#judgeHealth();
       if (this.#stopping) return;
       const delay = this.#reconnectBackoff.next();
@@ -553,7 +558,9 @@ export class SyncAgent {
   #judgeHealth(): void {
     const a = this.#clock.assess(this.connected);
     let h: Health;
-    if (a.verdict === 'stale') h = 'stale';
+    // Never in contact and nothing cached: there is nothing to be stale about yet, only missing.
+    if (a.verdict === 'stale' && a.ageMs === undefined && !this.#cache.synced) h = 'degraded';
+    else if (a.verdict === 'stale') h = 'stale';
     else if (a.verdict === 'clock_unsure' || a.clockReason) h = 'clock_unsure';
     else if (!this.#cache.synced || this.#catchUpFailed) h = 'degraded';
     else h = this.#o.extraHealth?.() ?? 'ok';

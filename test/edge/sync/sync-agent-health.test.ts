@@ -1,0 +1,136 @@
+// The agent's health, events and lifecycle, against aedes and the fake hub.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EdgeCache } from '../../../edge/cache/edge-cache.ts';
+import { EdgeState } from '../../../edge/state/edge-state.ts';
+import { SyncAgent, type SyncAgentOptions } from '../../../edge/sync/sync-agent.ts';
+import { createLogger } from '../../../shared/log.ts';
+import { edgeCommandTopic } from '../../../shared/topics.ts';
+import { startBroker, type TestBroker } from './helpers/brokers.ts';
+import { FakeHub } from './helpers/fake-hub.ts';
+import { waitFor } from './helpers/sync-suite.ts';
+
+interface Ctx {
+  broker: TestBroker;
+  hub: FakeHub;
+  dir: string;
+  lines: string[];
+  stops: (() => Promise<void>)[];
+}
+const test = suite<Ctx>('sync agent health and lifecycle', {} as Ctx);
+
+test.before.each(async (ctx) => {
+  ctx.broker = await startBroker('aedes');
+  ctx.hub = new FakeHub({ brokerUrl: ctx.broker.url });
+  await ctx.hub.start();
+  ctx.dir = mkdtempSync(join(tmpdir(), 'sync-health-'));
+  ctx.lines = [];
+  ctx.stops = [];
+});
+
+test.after.each(async (ctx) => {
+  for (const s of ctx.stops) await s();
+  await ctx.hub.stop();
+  await ctx.broker.stop();
+  rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+async function agentOn(ctx: Ctx, extra: Partial<SyncAgentOptions> = {}) {
+  const log = createLogger('t', { level: 'info', write: (l) => ctx.lines.push(l) });
+  const cache = new EdgeCache();
+  const state = new EdgeState({ dir: ctx.dir, log });
+  await state.open(cache);
+  const agent = new SyncAgent({ hubUrl: ctx.hub.url, brokerUrl: ctx.broker.url, state, cache, version: 't', log, backoff: { minMs: 50, maxMs: 200 }, healthIntervalMs: 30, ...extra });
+  ctx.stops.push(async () => {
+    await agent.stop();
+    await state.close();
+  });
+  return { agent, cache, state };
+}
+
+test('goes stale when out of touch longer than allowed, and back to ok on contact', async (ctx) => {
+  const { agent, cache } = await agentOn(ctx, { maxStalenessMs: 300 });
+  const healths: string[] = [];
+  let stale = 0;
+  agent.events.on('health', (h) => void healths.push(h.health));
+  agent.events.on('stale', () => void stale++);
+  await agent.start();
+  await waitFor('ok', () => agent.health() === 'ok' && cache.synced);
+  ctx.hub.down = true;
+  await ctx.broker.stop();
+  await waitFor('stale', () => agent.health() === 'stale', 5000);
+  assert.is(stale, 1);
+  assert.ok(agent.contact().ageMs! > 300);
+  ctx.hub.down = false;
+  await ctx.broker.restart(0);
+  await waitFor('ok again', () => agent.health() === 'ok', 5000);
+  // (possibly through `degraded` while the failed catch-up is retried)
+  assert.is(healths.at(-1), 'ok');
+  assert.ok(healths.lastIndexOf('stale') >= 0 && healths.lastIndexOf('stale') < healths.length - 1);
+});
+
+test('says clock_unsure when the clock reads before the build date, or far from the hub Date', async (ctx) => {
+  const a = await agentOn(ctx, { notBeforeMs: Date.now() + 365 * 86_400_000 });
+  await a.agent.start();
+  await waitFor('clock_unsure', () => a.agent.health() === 'clock_unsure' && a.cache.synced);
+  assert.is(a.agent.status().health, 'clock_unsure');
+  await ctx.stops.pop()!();
+
+  ctx.hub.dateOffsetMs = 2 * 3_600_000;
+  const b = await agentOn(ctx);
+  await b.agent.start();
+  await b.agent.catchUp();
+  await waitFor('clock_unsure (skew)', () => b.agent.health() === 'clock_unsure');
+  assert.is(b.agent.contact().clockReason, 'hub_skew');
+});
+
+test('is degraded until it has a snapshot, and waits for the hub on a first start', async (ctx) => {
+  ctx.hub.down = true;
+  const { agent, cache } = await agentOn(ctx);
+  await agent.start();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(cache.synced, false);
+  assert.ok(['degraded', 'stale'].includes(agent.health()));
+  assert.ok(ctx.lines.some((l) => l.includes('device config not available yet')));
+  ctx.hub.link('PPPP2222', 'F-1');
+  ctx.hub.down = false;
+  await waitFor('synced', () => cache.synced && agent.health() === 'ok', 5000);
+  assert.is(cache.lookupMyKey('PPPP2222'), 'F-1');
+});
+
+test('logs a throwing listener and carries on', async (ctx) => {
+  const { agent, cache } = await agentOn(ctx);
+  let later = 0;
+  agent.events.on('applied', () => {
+    throw new Error('listener bug');
+  });
+  agent.events.on('applied', () => void later++);
+  await agent.start();
+  await waitFor('connected', () => agent.connected && cache.synced);
+  await agent.catchUp();
+  ctx.hub.link('QQQQ2222', 'T-1');
+  ctx.hub.link('QQQQ2223', 'T-2');
+  await waitFor('applied twice', () => later === 2);
+  assert.is(cache.lookupMyKey('QQQQ2223'), 'T-2');
+  assert.ok(ctx.lines.some((l) => l.includes("a 'applied' listener failed")));
+});
+
+test('wipes its state and stops when decommissioned', async (ctx) => {
+  ctx.hub.link('RRRR2222', 'D-1');
+  const { agent, cache, state } = await agentOn(ctx);
+  let decommissioned = false;
+  agent.events.on('decommissioned', () => void (decommissioned = true));
+  await agent.start();
+  await waitFor('connected', () => agent.connected && cache.synced && cache.size === 1);
+  await ctx.hub.raw(JSON.stringify({ transaction: 'tx-d', command: 'decommission' }), edgeCommandTopic(ctx.hub.edgeId));
+  await waitFor('decommissioned', () => decommissioned);
+  assert.is(cache.size, 0);
+  assert.is(state.identity(), undefined);
+  assert.is(agent.connected, false);
+  assert.not.ok(readdirSync(ctx.dir).includes('checkpoint.json'));
+});
+
+test.run();
