@@ -12,6 +12,7 @@
 import { Aedes, type Client } from 'aedes';
 import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { MyKeyError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { MAX_SYNC_PAYLOAD_BYTES } from '../../shared/sync.ts';
@@ -65,6 +66,11 @@ function tlsRefusalCode(reason: string): ErrorCode {
 }
 
 export function createBroker(opts: BrokerOptions) {
+  const caCert = new X509Certificate(opts.deviceCa.certPem);
+  const signedByDeviceCa = (socket: TLSSocket): boolean => {
+    const peer = socket.getPeerX509Certificate();
+    return peer !== undefined && peer.checkIssued(caCert) && peer.verify(caCert.publicKey);
+  };
   const log = opts.log;
   const now = opts.now ?? Date.now;
   const ctx = createBrokerContext(opts.devices, log, now);
@@ -155,7 +161,8 @@ export function createBroker(opts: BrokerOptions) {
       // certificate against the device CA alone; a socket that fails verification is destroyed in
       // the secureConnection callback before aedes sees a byte of it, so an unknown party never
       // reaches the MQTT parser. (This is rejectUnauthorized done by hand: Node's own destroys the
-      // socket silently, and every refusal here must be logged with its code.)
+      // socket silently, and every refusal here must be logged with its code.) The one exception is
+      // a device certificate of ours that is expired or not yet valid: its CONNECT gets CONNACK 5.
       const tls = createTlsServer(
         {
           key: opts.tls.serverKey,
@@ -169,9 +176,19 @@ export function createBroker(opts: BrokerOptions) {
         (socket: TLSSocket) => {
           if (!socket.authorized) {
             const reason = String(socket.authorizationError ?? 'no client certificate');
-            ctx.refuse(tlsRefusalCode(reason), 'TLS client certificate', { reason, remote: socket.remoteAddress });
-            socket.destroy();
-            return;
+            let code = tlsRefusalCode(reason);
+            // Only a certificate the device CA itself signed may go on to be refused at CONNACK for
+            // its dates. OpenSSL reports the last verification error, so a stranger's expired
+            // certificate also says CERT_HAS_EXPIRED: the signature is checked here.
+            if (code === 'cert_expired' || code === 'cert_not_yet_valid') {
+              if (signedByDeviceCa(socket)) ctx.outOfValidity.set(socket, code);
+              else code = 'cert_unknown_issuer';
+            }
+            if (!ctx.outOfValidity.has(socket)) {
+              ctx.refuse(code, 'TLS client certificate', { reason, remote: socket.remoteAddress });
+              socket.destroy();
+              return;
+            }
           }
           // Fan-out latency: small change-log messages must not wait for Nagle.
           socket.setNoDelay(true);

@@ -25,6 +25,11 @@ export interface BrokerContext {
   wills: WeakMap<Client, WillPacket | undefined>;
   /** Connections from the development plain listener (no certificate). */
   plainConnections: WeakSet<object>;
+  /**
+   * TLS connections whose certificate the device CA signed but whose validity period excludes now:
+   * let through to CONNECT only to be refused with CONNACK 5, so the edge learns to re-enroll.
+   */
+  outOfValidity: WeakMap<object, 'cert_expired' | 'cert_not_yet_valid'>;
   /** Logs a refusal (`warn`, with its code) and counts it; the broker carries on serving the others. */
   refuse(code: ErrorCode, what: string, fields?: Record<string, unknown>): void;
   /** Refusals so far, by code. */
@@ -42,6 +47,7 @@ export function createBrokerContext(devices: DeviceRepo, log: Logger, now: () =>
     connected: new Map(),
     wills: new WeakMap(),
     plainConnections: new WeakSet(),
+    outOfValidity: new WeakMap(),
     refusals,
     refuse(code, what, fields) {
       refusals.set(code, (refusals.get(code) ?? 0) + 1);

@@ -2,9 +2,10 @@
 // current certificate is the one presented, whose client id is its edge id, and whose will is its
 // own status. Everything else is refused with a CONNACK return code (MQTT 3.1.1 3.2.2.3):
 //   2 identifier rejected  the client id is not the certificate's edge id [MQTT-3.1.3-9]
-//   5 not authorized       unknown, revoked, superseded or expired certificate; a foreign will
-// and the server closes the connection after the CONNACK [MQTT-3.2.2-5]. Chain and validity were
-// already checked by TLS against the device CA; the repo decides revocation.
+//   5 not authorized       unknown, revoked, superseded, expired or not yet valid certificate; a
+//                          foreign will
+// and the server closes the connection after the CONNACK [MQTT-3.2.2-5]. The chain was checked by
+// TLS against the device CA (strangers never get here); the repo decides revocation.
 import type { AuthenticateError, Client } from 'aedes';
 import type { TLSSocket } from 'node:tls';
 import type { ErrorCode } from '../../../shared/errors.ts';
@@ -35,9 +36,13 @@ export function authenticateHook(ctx: BrokerContext) {
       if (row.status !== 'active') return refuse('device_revoked', NOT_AUTHORIZED, 'device revoked', { edgeId: id.edgeId });
     } else {
       const sock = client.conn as TLSSocket;
-      // rejectUnauthorized already closed unverified handshakes; this is the belt to those braces.
-      if (typeof sock.getPeerCertificate !== 'function' || !sock.authorized) return refuse('unauthorized', NOT_AUTHORIZED, 'no verified client certificate');
+      if (typeof sock.getPeerCertificate !== 'function') return refuse('unauthorized', NOT_AUTHORIZED, 'no client certificate');
       const r = identityFromPeerCertificate(sock.getPeerCertificate(false));
+      // A device certificate of ours outside its validity period: told so, so it can re-enroll.
+      const invalid = ctx.outOfValidity.get(sock);
+      if (invalid) return refuse(invalid, NOT_AUTHORIZED, 'device certificate outside its validity period', { edgeId: r.ok ? r.value.edgeId : undefined });
+      // Unverified handshakes were closed before aedes saw them; this is the belt to those braces.
+      if (!sock.authorized) return refuse('unauthorized', NOT_AUTHORIZED, 'no verified client certificate');
       if (!r.ok) return refuse(r.code, NOT_AUTHORIZED, r.message);
       id = r.value;
       // MQTT 3.1.1 3.1.3.1: the Server may restrict client ids; ours is the certificate's edge id.

@@ -40,13 +40,30 @@ test('a certificate from an unknown CA is refused at the TLS handshake', async (
   assert.ok(codes().includes('cert_unknown_issuer'), JSON.stringify(f.logs));
 });
 
-test('an expired certificate is refused at the TLS handshake', async () => {
+test('an expired device certificate is refused with CONNACK 5 (so the edge knows to re-enroll)', async () => {
   const past = await openDeviceCa(join(f.dir, 'device-ca'), { now: () => new Date(Date.now() - 3 * 24 * 3600_000) });
   const edge = await f.enroll('edge-expired', 'library', { ca: past, validityDays: 1 });
   const r = await f.refusedConnect(edge);
+  assert.is(r.returnCode, 5);
+  assert.ok(codes().includes('cert_expired'), JSON.stringify(codes()));
+});
+
+test('a device certificate that is not yet valid is refused with CONNACK 5', async () => {
+  const future = await openDeviceCa(join(f.dir, 'device-ca'), { now: () => new Date(Date.now() + 3 * 24 * 3600_000) });
+  const edge = await f.enroll('edge-future', 'library', { ca: future, validityDays: 30 });
+  const r = await f.refusedConnect(edge);
+  assert.is(r.returnCode, 5);
+  assert.ok(codes().includes('cert_not_yet_valid'), JSON.stringify(codes()));
+});
+
+test('an expired certificate from an unknown CA is still closed at the TLS handshake', async () => {
+  const before = codes().filter((c) => c === 'cert_unknown_issuer').length;
+  const other = await openDeviceCa(join(f.dir, 'other-old-ca'), { now: () => new Date(Date.now() - 3 * 24 * 3600_000) });
+  const edge = await f.enroll('edge-stranger', 'library', { ca: other, validityDays: 1 });
+  const r = await f.refusedConnect(edge);
   assert.is(r.returnCode, undefined);
   await new Promise((res) => setTimeout(res, 50));
-  assert.ok(codes().includes('cert_expired'), JSON.stringify(codes()));
+  assert.is(codes().filter((c) => c === 'cert_unknown_issuer').length, before + 1, JSON.stringify(codes()));
 });
 
 test('a revoked device is refused with CONNACK 5 (not authorized)', async () => {
