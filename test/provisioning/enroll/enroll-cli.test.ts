@@ -1,0 +1,48 @@
+// The enrollment command as a technician runs it: a separate process, the readers listed through the
+// real pcscd, a real hub, systemd as a dry run.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requirePcscd } from '../../helpers/pcsc.ts';
+import { startEnrollHub } from './helpers/enroll-hub.ts';
+
+await requirePcscd({ lock: false }); // only lists readers; never touches a card or a slot
+
+function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'provisioning/enroll/cli.ts', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.resume();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stderr });
+    });
+  });
+}
+
+test('enroll --dry-run in its own process finds the vpcd readers and passes the self-test', async () => {
+  const h = await startEnrollHub();
+  const dir = mkdtempSync(join(tmpdir(), 'mykey-enroll-cli-'));
+  try {
+    const r = await runCli(['enroll', '--hub', h.http, '--edge-id', 'kiosk-7', '--state-dir', join(dir, 'state'), '--readers', 'Virtual PCD*', '--dry-run'], {
+      MYKEY_ENROLL_TOKEN: h.issueToken('kiosk-7'),
+    });
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stderr, /ok {4}readers?: Virtual PCD 00 0[01]/);
+    assert.match(r.stderr, /first snapshot of library/);
+    assert.match(r.stderr, /enrolled: edge kiosk-7, service library/);
+    const st = await runCli(['status', '--state-dir', join(dir, 'state')]);
+    assert.is(st.code, 0, st.stderr);
+  } finally {
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
