@@ -30,7 +30,7 @@ test.before(async () => {
   h = await startConsoleHub({ ca: caDir.ca });
   await h.addOperator('ops', 'operator');
   await new Promise<void>((res) => {
-    server = serve({ fetch: h.th.hub.app.fetch, hostname: '127.0.0.1', port: 0 }, (info) => {
+    server = serve({ fetch: h.app.fetch, hostname: '127.0.0.1', port: 0 }, (info) => {
       url = `http://127.0.0.1:${info.port}`;
       res();
     });

@@ -53,7 +53,7 @@ test('a wrong password is refused, the right one signs in with an HttpOnly SameS
 });
 
 test('the session cookie is Secure when the console is served over https', async () => {
-  const res = await h.th.hub.app.request('https://hub.example/console/login');
+  const res = await h.app.request('https://hub.example/console/login');
   const login = res.headers.getSetCookie().find((l) => l.startsWith('mk_login='))!;
   assert.match(login, /Secure/);
   assert.match(login, /HttpOnly/);
@@ -140,7 +140,7 @@ test('behind a proxy the lockout counts the forwarded client address, not the pr
       const c = client(px);
       await c.get('/console/login');
       const body = new URLSearchParams({ name, password: 'wrong wrong wrong', _csrf: c.csrf });
-      const res = await px.th.hub.app.request('/console/login', {
+      const res = await px.app.request('/console/login', {
         method: 'POST',
         body: body.toString(),
         headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost', cookie: `mk_login=${c.jar.get('mk_login')}`, 'x-forwarded-for': xff },

@@ -20,7 +20,7 @@ test.before(async () => {
 test.after(() => h.close());
 
 const redeem = async (body: unknown) => {
-  const res = await h.th.request('/v1/enrollments', body);
+  const res = await h.app.request('/v1/enrollments', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as any };
 };
 

@@ -1,6 +1,7 @@
-// A test hub with the console and the enrollment route mounted the way hub/main.ts is meant to
-// (device repo, device CA and enrollment made here until the hub wires them), a cookie-keeping
-// in-process client, and operators made through the CLI code path.
+// A test hub whose repositories back a console and an enrollment route mounted on an app of the
+// test's own (so the test chooses lockout, clock and device CA whether or not hub/main.ts mounts them
+// too), a cookie-keeping in-process client, and operators made through the CLI code path.
+import { Hono } from 'hono';
 import { join } from 'node:path';
 import { createConsoleAuth } from '../../../../hub/console/auth.ts';
 import { runConsoleCli } from '../../../../hub/console/cli.ts';
@@ -8,6 +9,7 @@ import { createEnrollmentTokens } from '../../../../hub/console/enrollment-token
 import { mountConsole, type ConsoleDeps } from '../../../../hub/console/mount.tsx';
 import { mountEnrollmentRoutes } from '../../../../hub/http/enrollment-routes.ts';
 import { createOpenApi } from '../../../../hub/http/openapi.ts';
+import { errorHandler } from '../../../../hub/http/problem.ts';
 import { openDeviceCa } from '../../../../hub/pki/device-ca.ts';
 import { createDeviceEnrollment } from '../../../../hub/pki/device-enrollment.ts';
 import { createConsoleRepo, migrateConsole } from '../../../../hub/store/console-repo.ts';
@@ -19,6 +21,8 @@ export const PASSWORD = 'correct horse battery staple';
 
 export interface ConsoleHub {
   th: TestHub;
+  /** The app with the console and POST /v1/enrollments (the hub's own API stays on th.hub.app). */
+  app: Hono;
   repo: ReturnType<typeof createConsoleRepo>;
   devices: DeviceRepo;
   enrollment: ReturnType<typeof createDeviceEnrollment>;
@@ -41,7 +45,9 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
   const deviceCa = await openDeviceCa(join(th.dir, 'device-ca'));
   const enrollment = createDeviceEnrollment({ deviceCa, devices, now: () => new Date(now()) });
   const tokens = createEnrollmentTokens({ repo, now });
-  const { auth } = mountConsole(th.hub.app, {
+  const app = new Hono();
+  app.onError(errorHandler(() => undefined));
+  const { auth } = mountConsole(app, {
     repo,
     links: th.hub.links,
     linkRepo: th.hub.linkRepo,
@@ -54,7 +60,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
     ...opts.console,
   });
   const api = createOpenApi({ title: 'test', version: '0' });
-  mountEnrollmentRoutes(th.hub.app, api, {
+  mountEnrollmentRoutes(app, api, {
     consoleRepo: repo,
     linkRepo: th.hub.linkRepo,
     enrollment,
@@ -66,6 +72,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
   });
   return {
     th,
+    app,
     repo,
     devices,
     enrollment,
@@ -91,7 +98,7 @@ export function client(h: ConsoleHub, origin = 'http://localhost') {
   async function send(path: string, init: RequestInit = {}): Promise<{ status: number; text: string; headers: Headers; location: string | null }> {
     const headers = new Headers(init.headers);
     if (jar.size) headers.set('cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '));
-    const res = await h.th.hub.app.request(path, { ...init, headers, redirect: 'manual' });
+    const res = await h.app.request(path, { ...init, headers, redirect: 'manual' });
     for (const line of res.headers.getSetCookie()) {
       const [pair, ...attrs] = line.split(';');
       const i = pair.indexOf('=');
