@@ -58,6 +58,8 @@ test('signs in after a wrong password, in Japanese by default', async () => {
   await page.goto(`${url}/console`);
   assert.match(page.url(), /\/console\/login$/);
   assert.is(await page.getAttribute('html', 'lang'), 'ja');
+  mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: join(shots, 'sign-in-ja.png') });
   await page.fill('input[name=name]', 'ops');
   await page.fill('input[name=password]', 'not the password at all');
   await page.click('button[type=submit]');

@@ -282,6 +282,17 @@ test('every operator action is audited, and the audit log cannot be changed', as
   assert.not.ok(JSON.stringify(h.repo.auditLog({ limit: 1000 })).includes(token.split('.')[1]));
 });
 
+test('what operators type is escaped in pages, and unknown console paths answer 404', async () => {
+  const c = client(h);
+  await c.signIn('ops');
+  await c.get('/console/services');
+  const r = await c.post('/console/services', { id: 'escaped', name: '<img src=x onerror=alert(1)>' });
+  const page = await c.get(r.location!);
+  assert.not.match(page.text, '<img src=x');
+  assert.match(page.text, '&lt;img src=x onerror=alert(1)&gt;');
+  assert.is((await c.get('/console/no/such/page')).status, 404);
+});
+
 test('the language switch sets a cookie and only redirects back into the console', async () => {
   const c = client(h);
   const r = await c.get('/console/lang/en?next=/console/login');
