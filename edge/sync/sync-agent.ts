@@ -6,7 +6,8 @@
 //   exponential backoff and jitter (edge/sync/backoff.ts). The will is the retained status with
 //   `online: false`, so the hub learns of a dead edge from the broker.
 // - Ordering: every change to the cache runs on one queue. A live entry at appliedSeq + 1 is applied
-//   and made durable (journal fdatasync) before its PUBACK; duplicates and replays are ignored; a gap
+//   before its PUBACK and journalled by group commit (one fdatasync per burst); duplicates and
+//   replays are ignored; a gap
 //   starts a catch-up through /changes, and a snapshot when the hub no longer has the missing
 //   entries or when the cache has nothing to build on (first start, corrupt state, new secret).
 //   After every (re)connect, and every `pollMs`, the agent catches up anyway: the broker may have lost
@@ -37,7 +38,7 @@ export type Health = EdgeStatus['health'];
 
 /** Events of the agent. */
 export interface SyncEvents {
-  /** An entry was applied (and is durable). */
+  /** An entry was applied; emitted once it is also in the journal. */
   applied: { seq: number; kind: ChangeEntry['kind']; purged: number; set: number; source: 'live' | 'catch-up' };
   /** An applied entry removed mappings: they are gone from the cache. */
   purged: { seq: number; kind: ChangeEntry['kind']; keys: number };
@@ -129,6 +130,9 @@ export class SyncAgent {
   #health: Health = 'degraded';
   #running = false;
   #sessionUp = false;
+  #pending: { e: ChangeEntry; purged: number; set: number }[] = [];
+  #flushScheduled = false;
+  #flushing: Promise<void> = Promise.resolve();
   #stopping = false;
   #timers = new Set<NodeJS.Timeout>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -194,6 +198,7 @@ export class SyncAgent {
       client.on('error', () => undefined);
     }
     await this.#work.catch(() => undefined);
+    await this.#flushPending().catch(() => undefined);
     await this.#state.flush().catch(() => undefined);
     this.events.emit('disconnected', { reason: 'stopped' });
   }
@@ -302,7 +307,7 @@ export class SyncAgent {
     };
     const client = mqtt.connect(this.#o.brokerUrl, opts);
     this.#client = client;
-    // PUBACK goes out only once this resolves: a live entry is durable before the broker forgets it.
+    // PUBACK goes out once this resolves: the entry is in the cache (and on its way to the journal).
     client.handleMessage = (packet: IPublishPacket, done: (err?: Error) => void) => {
       this.#onPublish(packet).then(
         () => done(),
@@ -430,8 +435,29 @@ export class SyncAgent {
       await this.#catchUpNow('gap');
       return;
     }
-    await this.#persist([e]);
-    this.#announce(e, r.purged, r.set, 'live');
+    // Group commit: live entries are journalled together once the current burst has been read, so a
+    // burst costs one fdatasync, not one per entry. PUBACK does not wait for it: an entry lost from
+    // the journal by a crash in that window is fetched again by the catch-up after restart.
+    this.#pending.push({ e, purged: r.purged, set: r.set });
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        this.#flushPending();
+      });
+    }
+  }
+
+  // Issues the journal write of pending live entries now, so that it is ordered before any state
+  // write that follows (catch-up pages, checkpoints); announces them once durable.
+  #flushPending(): Promise<void> {
+    if (this.#pending.length === 0) return this.#flushing;
+    const batch = this.#pending.splice(0);
+    const p = this.#persist(batch.map((b) => b.e)).then(() => {
+      for (const b of batch) this.#announce(b.e, b.purged, b.set, 'live');
+    });
+    this.#flushing = p;
+    return p;
   }
 
   async #persist(entries: ChangeEntry[]): Promise<void> {
@@ -464,6 +490,7 @@ export class SyncAgent {
   // Runs on the queue. Errors are logged and retried with backoff, never thrown.
   async #catchUpNow(reason: string): Promise<void> {
     this.#stats.catchUps++;
+    void this.#flushPending();
     try {
       const limit = this.#o.pageSize ?? 1000;
       for (let guard = 0; guard < 100_000; guard++) {
@@ -530,6 +557,7 @@ export class SyncAgent {
   }
 
   async #snapshotNow(): Promise<void> {
+    void this.#flushPending();
     const t0 = performance.now();
     const { value: snap, hubDate } = await this.#hub.snapshot();
     this.#contact(hubDate);
