@@ -64,6 +64,31 @@ export const HubConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    console: Type.Object(
+      {
+        secureCookies: Type.Union([Type.Literal('auto'), Type.Boolean()], { default: 'auto', description: "mark console cookies Secure: 'auto' when the request came over https" }),
+        origins: Type.Array(Type.String(), { default: [], description: 'public origins (https://hub.example.jp) allowed to post console forms, when a proxy changes scheme or host' }),
+        trustForwardedFor: Type.Boolean({ default: false, description: 'take the sign-in lockout address from X-Forwarded-For (only behind a proxy)' }),
+        sessionIdleMinutes: Type.Integer({ minimum: 1, maximum: 1440, default: 30, description: 'a console session unused this long ends' }),
+        sessionMaxHours: Type.Integer({ minimum: 1, maximum: 168, default: 12, description: 'a console session ends this long after sign-in' }),
+      },
+      { default: {} },
+    ),
+    enrollment: Type.Object(
+      {
+        tokenTtlHours: Type.Integer({ minimum: 1, maximum: 168, default: 24, description: 'default lifetime of a one-time enrollment token' }),
+        brokerUrl: Type.String({ default: '', description: 'broker URL told to enrolled edges; empty: the bound mqtts address' }),
+        hubUrl: Type.String({ default: '', description: 'device API URL told to enrolled edges; empty: the bound device API address' }),
+        rateLimit: Type.Object(
+          {
+            perSecond: Type.Number({ minimum: 0.01, default: 1, description: 'sustained redemptions per second per client address' }),
+            burst: Type.Integer({ minimum: 1, default: 10, description: 'redemptions allowed at once' }),
+          },
+          { default: {} },
+        ),
+      },
+      { default: {} },
+    ),
     admin: Type.Object(
       { token: Type.String({ default: '', description: 'bearer token of the operator API; empty disables it (set MYKEY_HUB_ADMIN_TOKEN)' }) },
       { default: {} },

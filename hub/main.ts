@@ -28,6 +28,9 @@ import { createBroker, type Broker } from './broker/broker.ts';
 import { openDeviceCa, type DeviceCa } from './pki/device-ca.ts';
 import { createDeviceEnrollment, type DeviceEnrollment } from './pki/device-enrollment.ts';
 import { createDeviceRepo } from './store/device-repo.ts';
+import { createConsoleRepo } from './store/console-repo.ts';
+import { createEnrollmentTokens } from './console/enrollment-tokens.ts';
+import { mountConsole } from './console/mount.tsx';
 import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
 
 export const HUB_VERSION = '0.1.0';
@@ -96,8 +99,23 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     random: randomBytes,
     requireRevocationStatus: config.jpki.requireRevocationStatus,
   });
+  const consoleRepo = createConsoleRepo(db);
+  const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
+  let enrollment: DeviceEnrollment | undefined;
+  const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string } = {};
   const httpLog = log.child('http');
   const app = createApp({
+    enrollments: {
+      consoleRepo,
+      linkRepo,
+      tokens: enrollmentTokens,
+      enrollment: () => enrollment,
+      deviceCertValidityDays: config.devices.certValidityDays,
+      brokerUrl: () => config.enrollment.brokerUrl || addresses.mqtts,
+      hubUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
+      rateLimit: config.enrollment.rateLimit,
+      now: () => now().getTime(),
+    },
     version: HUB_VERSION,
     service,
     challenges,
@@ -113,11 +131,27 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
   });
 
+  mountConsole(app, {
+    repo: consoleRepo,
+    links,
+    linkRepo,
+    mykeys,
+    revocations,
+    devices,
+    enrollment: () => enrollment,
+    tokens: enrollmentTokens,
+    log: log.child('console'),
+    now: () => now().getTime(),
+    secureCookies: config.console.secureCookies,
+    origins: config.console.origins,
+    trustForwardedFor: config.console.trustForwardedFor,
+    session: { idleMs: config.console.sessionIdleMinutes * 60_000, maxMs: config.console.sessionMaxHours * 3600_000 },
+  });
+
   let server: ServerType | undefined;
   let deviceServer: ServerType | undefined;
   let broker: Broker | undefined;
   let deviceCa: DeviceCa | undefined;
-  let enrollment: DeviceEnrollment | undefined;
   return {
     config,
     app,
@@ -142,7 +176,9 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       return enrollment;
     },
     /** Bound addresses once started. */
-    addresses: {} as { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string },
+    addresses,
+    consoleRepo,
+    enrollmentTokens,
     /**
      * Opens the device CA, starts the broker (MQTT over TLS) and the device API (HTTPS), then the
      * HTTP API; resolves with the HTTP address once everything listens.

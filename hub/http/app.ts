@@ -6,12 +6,15 @@ import { errorHandler, problem } from './problem.ts';
 import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
 import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
+import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from './enrollment-routes.ts';
 
 export interface AppDeps extends MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'>, Omit<DeviceRoutesDeps, 'rateLimits'> {
   version: string;
   maxBodyBytes?: number;
   log: (msg: string, err?: unknown) => void;
   health: () => Record<string, unknown>;
+  /** One-time enrollment token redemption (POST /v1/enrollments). */
+  enrollments?: EnrollmentRoutesDeps;
 }
 
 export function createApp(deps: AppDeps): Hono {
@@ -35,6 +38,7 @@ export function createApp(deps: AppDeps): Hono {
   mountMyKeyRoutes(app, api, deps);
   mountLinksRoutes(app, api, deps);
   mountDeviceRoutes(app, api, deps);
+  if (deps.enrollments) mountEnrollmentRoutes(app, api, deps.enrollments);
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }
