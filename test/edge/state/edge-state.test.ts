@@ -140,6 +140,28 @@ test('drops the cache when the hub gives another service or a new secret', async
   await a.state.close();
 });
 
+test('folds the journal into a checkpoint after a while even below the entry count', async () => {
+  const dir = tmp();
+  const cache = new EdgeCache();
+  const state = new EdgeState({ dir, compactEveryEntries: 1000, compactEveryMs: 100 });
+  await state.open(cache);
+  cache.replace(new KeyIndex(), 0);
+  await state.checkpoint();
+  for (let s = 1; s <= 5; s++) {
+    cache.apply(entryFor(s));
+    await state.recordApplied([entryFor(s)]);
+  }
+  assert.is(state.journalCount, 5);
+  const until = Date.now() + 3000;
+  while (state.journalCount > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  assert.is(state.journalCount, 0);
+  await state.close();
+  const b = await reopen(dir);
+  assert.is(b.report.replayed, 0);
+  assert.is(b.cache.appliedSeq, 5);
+  await b.state.close();
+});
+
 test('keeps no record of touches: only mappings, counters, identity and last contact are on disk', async () => {
   const dir = tmp();
   const a = await seeded(dir, 30, { compactEveryEntries: 10 });

@@ -1,14 +1,15 @@
 // The agent's health, events and lifecycle, against aedes and the fake hub.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import mqtt from 'mqtt';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EdgeCache } from '../../../edge/cache/edge-cache.ts';
 import { EdgeState } from '../../../edge/state/edge-state.ts';
 import { SyncAgent, type SyncAgentOptions } from '../../../edge/sync/sync-agent.ts';
 import { createLogger } from '../../../shared/log.ts';
-import { edgeCommandTopic } from '../../../shared/topics.ts';
+import { edgeCommandTopic, edgeStatusTopic } from '../../../shared/topics.ts';
 import { startBroker, type TestBroker } from './helpers/brokers.ts';
 import { FakeHub } from './helpers/fake-hub.ts';
 import { waitFor } from './helpers/sync-suite.ts';
@@ -131,6 +132,41 @@ test('wipes its state and stops when decommissioned', async (ctx) => {
   assert.is(state.identity(), undefined);
   assert.is(agent.connected, false);
   assert.not.ok(readdirSync(ctx.dir).includes('checkpoint.json'));
+});
+
+test('republishes its retained status periodically', async (ctx) => {
+  const { agent, cache } = await agentOn(ctx, { statusIntervalMs: 100 });
+  await agent.start();
+  await waitFor('connected', () => agent.connected && cache.synced);
+  await agent.catchUp();
+  const c = await mqtt.connectAsync(ctx.broker.url, { clientId: 'watcher', protocolVersion: 4 });
+  const got: number[] = [];
+  c.on('message', () => void got.push(Date.now()));
+  await c.subscribeAsync(edgeStatusTopic(ctx.hub.edgeId), { qos: 1 });
+  await waitFor('several statuses', () => got.length >= 4, 3000);
+  await c.endAsync(true);
+});
+
+test('rebuilds from a fresh snapshot when its checkpoint is corrupt', async (ctx) => {
+  for (let i = 0; i < 5; i++) ctx.hub.link(`SSSS${i + 2}222`, `C-${i}`);
+  const a = await agentOn(ctx);
+  await a.agent.start();
+  await waitFor('synced', () => a.cache.appliedSeq === 5);
+  await a.agent.catchUp();
+  await ctx.stops.pop()!();
+  const cp = join(ctx.dir, 'checkpoint.json');
+  const buf = readFileSync(cp);
+  buf[buf.length - 3] ^= 0x20;
+  writeFileSync(cp, buf);
+  ctx.hub.unlink('SSSS2222');
+  const b = await agentOn(ctx);
+  assert.is(b.cache.synced, false);
+  assert.ok(ctx.lines.some((l) => l.includes('checkpoint is corrupt') && l.includes('rebuilt from a fresh snapshot')));
+  await b.agent.start();
+  await waitFor('rebuilt', () => b.cache.synced && b.cache.appliedSeq === 6);
+  assert.is(ctx.hub.requests.snapshot, 2);
+  assert.is(b.cache.lookupMyKey('SSSS2222'), undefined);
+  assert.is(b.cache.lookupMyKey('SSSS3222'), 'C-1');
 });
 
 test.run();
