@@ -4,7 +4,8 @@
 // sources (see README, "Configuration").
 //
 //   npm start [-- --config hub.json]
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { loadHubConfig } from '../hub/config.ts';
@@ -46,10 +47,18 @@ async function main() {
   const revokedNow = (serial: bigint) => caStore.revoked().find((e) => e.serial === serial);
   const ocsp = await startOcspResponder({ ca: caStore.ca, status: (serial) => revokedNow(serial), host: '127.0.0.1', port: 0 });
 
+  // The operator API needs a token; development mode makes one (kept in the data directory).
+  const tokenFile = join(dataDir, 'dev-admin-token');
+  if (!base.admin.token && !existsSync(tokenFile)) {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(tokenFile, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  }
+  const adminToken = base.admin.token || readFileSync(tokenFile, 'utf8').trim();
   const config = loadHubConfig({
     file: configFile,
     overrides: {
       dataDir,
+      admin: { token: adminToken },
       jpki: {
         ...base.jpki,
         trustAnchors: [...base.jpki.trustAnchors, join(caDir, 'ca.pem')],
@@ -65,6 +74,8 @@ async function main() {
     `CRL: ${crlUrl} (fetched every ${config.jpki.crlIntervalSeconds}s)   OCSP: ${ocsp.url}`,
     'Register a MyKey ID with a test certificate:',
     `  npx tsx provisioning/register-cli.ts register --hub http://${config.http.host}:${config.http.port} --ca-dir ${caDir} --out me`,
+    `Operator API token (Authorization: Bearer): ${adminToken === base.admin.token ? '(from your config)' : `${tokenFile}`}`,
+    `Console: http://${config.http.host}:${config.http.port}/console  (first operator: npx tsx hub/console/cli.ts add-operator <name> --role operator)`,
   ]);
   const hub = await runHub(config, { log: createLogger('hub') });
   const stopDev = () => {
