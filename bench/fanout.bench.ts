@@ -1,9 +1,10 @@
 // Revocation fan-out: 1,000 edges of one service (plus a few of another), mqtt.js clients over TLS
 // with their own device certificates in child processes (bench/fanout-edges.ts), subscribed as real
-// edges are. Each revocation is a service cancelling one of its service IDs through the hub's links
-// (hub/links/links.ts): one transaction writes the change-log entry and its outbox row, and the
-// outbox publisher hands it to the broker. The time measured runs from just before that transaction
-// to the moment the last edge has the entry (wall clock shared by the processes).
+// edges are. The hub runs in its own process (bench/fanout-hub.ts: device repo, links with their
+// change log and outbox, the embedded broker), so its RSS is its own. Each revocation is a service
+// cancelling one of its service IDs: one transaction writes the change-log entry and its outbox row,
+// and the outbox hands it to the broker. The time runs from just before that transaction to the
+// moment the last edge has the entry (wall clock shared by the processes on this machine).
 // The same fan-out runs through Mosquitto (Debian package) with the same certificates, the same TLS,
 // the same client processes, the same commit and outbox, the hub publishing as an MQTT client. Every
 // edge is connected to both brokers at once and revocations alternate between them, so both see the
@@ -12,28 +13,19 @@
 //   npx tsx bench/run.ts fanout
 //   FANOUT_EDGES=200 FANOUT_RUNS=20 npx tsx bench/fanout.bench.ts     (a quicker look)
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import mqtt from 'mqtt';
 import { mosquittoAcl } from '../hub/broker/acl.ts';
-import { createBroker } from '../hub/broker/broker.ts';
 import { edgeIdentity } from '../hub/broker/identity.ts';
 import { mosquittoConfig } from '../hub/broker/mosquitto-config.ts';
 import { createDeviceCsr, openDeviceCa } from '../hub/pki/device-ca.ts';
 import { openDatabase } from '../hub/store/db.ts';
-import { randomBytes } from 'node:crypto';
-import { createLinks } from '../hub/links/links.ts';
-import { createOutboxPublisher, type Publish } from '../hub/links/outbox-publisher.ts';
 import { createDeviceRepo } from '../hub/store/device-repo.ts';
-import { createLinkRepo } from '../hub/store/link-repo.ts';
-import { createMyKeyRepo } from '../hub/store/mykey-repo.ts';
 import { DEVICE_MIGRATIONS } from '../hub/store/schema/devices.ts';
-import { randomMyKeyId } from '../shared/ids.ts';
-import { createLogger } from '../shared/log.ts';
 import { benchMain, percentile, progress, round } from './lib.ts';
 
 const EDGES = Number(process.env.FANOUT_EDGES ?? 1000);
@@ -65,12 +57,40 @@ function freePort(): Promise<number> {
   });
 }
 
-/** A child running a slice of the edges, with its file-descriptor limit raised for its sockets. */
-function startChild(): ChildProcess {
-  return fork(join(here, 'fanout-edges.ts'), [], {
-    execArgv: ['--import', 'tsx'],
+/** A child process of the benchmark (`--expose-gc` so RSS is read after a collection). */
+function startChild(file: string): ChildProcess {
+  return fork(join(here, file), [], {
+    execArgv: ['--expose-gc', '--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+}
+
+type HubMsg =
+  | { type: 'started'; tlsPort: number }
+  | { type: 'attached' }
+  | { type: 'revoked'; seq: number; t0: number; target: string }
+  | { type: 'stats'; rssMb: number; connected: number; handOffP50: number }
+  | { type: 'stopped' }
+  | { type: 'error'; error: string };
+
+/** Request/reply over the hub child's IPC channel (one request at a time). */
+class Hub {
+  private pending?: { resolve: (m: HubMsg) => void; reject: (e: Error) => void };
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (m: HubMsg) => {
+      const p = this.pending;
+      this.pending = undefined;
+      if (m.type === 'error') p?.reject(new Error(`hub: ${m.error}`));
+      else p?.resolve(m);
+    });
+    child.on('exit', (code) => this.pending?.reject(new Error(`hub exited with ${code}`)));
+  }
+  ask<T extends HubMsg['type']>(msg: Record<string, unknown>): Promise<Extract<HubMsg, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve: resolve as (m: HubMsg) => void, reject };
+      this.child.send(msg);
+    });
+  }
 }
 
 class Edges {
@@ -134,60 +154,46 @@ class Edges {
   }
 }
 
-/** The hub's side: links, change log and outbox over the bench database. */
-function createRevoker(db: ReturnType<typeof openDatabase>, count: number) {
-  const linkRepo = createLinkRepo(db);
-  const mykeys = createMyKeyRepo(db);
-  const outbox = createOutboxPublisher({ repo: linkRepo, log: createLogger('bench-outbox', { level: 'error' }) });
-  const links = createLinks({ db, repo: linkRepo, mykeys, onOutbox: () => outbox.kick() });
-  links.createService({ id: SERVICE, name: 'Town library' });
-  const serviceUserIds: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const serialHex = randomBytes(8).toString('hex');
-    const r = mykeys.createOrGet({ fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), serialHex, notAfter: Date.now() + 1e10 }, () => randomMyKeyId(randomBytes), Date.now());
-    if (!('row' in r)) throw new Error('could not create a MyKey ID');
-    const serviceUserId = `LIB-${String(i).padStart(6, '0')}`;
-    links.link({ serviceId: SERVICE, mykeyId: r.row.id, serviceUserId, by: 'bench' });
-    serviceUserIds.push(serviceUserId);
-  }
-  let next = 0;
-  return {
-    /** Where the outbox publishes. Entries written before now (the links above) go out first. */
-    async attach(publish: Publish): Promise<void> {
-      outbox.attach(publish);
-      await outbox.drain();
-    },
-    /** The service cancels one service ID: commit (entry + outbox) and hand-off; returns the entry's seq. */
-    revoke(): number {
-      const { entry } = links.unlink({ serviceId: SERVICE, serviceUserId: serviceUserIds[next++], by: 'service', reason: 'cancelled' });
-      return entry.seq;
-    },
-    stop: () => outbox.stop(),
-  };
-}
-
 interface Target {
   label: 'aedes' | 'mosquitto';
-  publish: Publish;
+  attach: Record<string, unknown>;
   sample: number[];
+  /** Processes whose CPU time a fan-out through this broker costs (the hub; Mosquitto too). */
+  pids: number[];
+  cpuMs: number;
 }
 
-/** Alternates revocations between the brokers (order swapped every round); returns each one's sample. */
-async function measure(edges: Edges, revoker: ReturnType<typeof createRevoker>, targets: Target[]): Promise<void> {
+/** CPU time (user + system) of a process so far, in ms, from /proc (Linux); 0 elsewhere. */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces): utime and stime are fields 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** Alternates revocations between the brokers (order swapped every round); fills each one's sample. */
+async function measure(edges: Edges, hub: Hub, targets: Target[]): Promise<void> {
   for (let i = 1; i <= WARMUP + RUNS; i++) {
     const order = i % 2 ? targets : [...targets].reverse();
     for (const t of order) {
-      await revoker.attach(t.publish);
-      const t0 = wall();
-      const seq = revoker.revoke();
+      await hub.ask<'attached'>({ type: 'attach', ...t.attach });
+      const cpu0 = t.pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
+      const { seq, t0 } = await hub.ask<'revoked'>({ type: 'revoke' });
       const { last } = await edges.waitFor(seq);
       if (i > WARMUP) t.sample.push(last - t0);
+      // The gap lets the PUBACKs settle; their handling is part of the fan-out's cost.
       await new Promise((r) => setTimeout(r, GAP_MS));
+      if (i > WARMUP) t.cpuMs += t.pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0) - cpu0;
     }
   }
   for (const t of targets) {
     const slowest = [...t.sample].sort((a, b) => b - a).slice(0, 5).map((x) => Math.round(x));
-    progress(`${t.label}: p50 ${round(percentile(t.sample, 50), 2)} ms, p99 ${round(percentile(t.sample, 99), 2)} ms over ${t.sample.length} revocations; slowest ${slowest.join(', ')} ms`);
+    progress(`${t.label}: p50 ${round(percentile(t.sample, 50), 2)} ms, p99 ${round(percentile(t.sample, 99), 2)} ms over ${t.sample.length} revocations; slowest ${slowest.join(', ')} ms; broker-side CPU ${round(t.cpuMs / t.sample.length, 1)} ms per revocation`);
     if (process.env.FANOUT_TRACE) progress(`${t.label} in order: ${t.sample.map((x) => Math.round(x)).join(' ')}`);
   }
 }
@@ -217,7 +223,6 @@ benchMain(async () => {
     const db = openDatabase(join(dir, 'hub.sqlite'));
     if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'devices'").get()) for (const m of DEVICE_MIGRATIONS) db.exec(m.sql);
     const devices = createDeviceRepo(db);
-    const revoker = createRevoker(db, 2 * (WARMUP + RUNS));
     const ids: Array<[string, string]> = [];
     for (let i = 0; i < EDGES; i++) ids.push([`edge-${String(i).padStart(4, '0')}`, SERVICE]);
     for (let i = 0; i < OTHER_EDGES; i++) ids.push([`museum-edge-${String(i).padStart(3, '0')}`, 'museum']);
@@ -232,6 +237,7 @@ benchMain(async () => {
       devices.enroll({ edgeId, serviceId, certSerial: r.value.serialHex, certFingerprint: r.value.fingerprint, notAfter: r.value.notAfter.getTime() }, Date.now());
       creds.push({ edgeId, serviceId, certPem: r.value.certPem, keyPem });
     }
+    db.close();
     const hubCsr = await createDeviceCsr('mykey-hub');
     const hubCert = await ca.issueDeviceCertificate(hubCsr.csrDer, { edgeId: 'mykey-hub', serviceId: 'hub', validityDays: 2 });
     if (!hubCert.ok) throw new Error(hubCert.message);
@@ -240,34 +246,19 @@ benchMain(async () => {
     writeFileSync(credsFile, JSON.stringify(creds), { mode: 0o600 });
     const server = await ca.serverCredentials();
 
-    for (let i = 0; i < CHILDREN; i++) children.push(startChild());
-    const edges = new Edges(children);
-
-    // --- the hub's embedded aedes broker -------------------------------------------------------
-    const broker = createBroker({
-      deviceCa: ca,
-      devices,
-      log: createLogger('bench-broker', { level: 'error' }),
-      tls: { host: '127.0.0.1', port: 0, serverCert: server.certPem, serverKey: server.keyPem },
-      headSeq: () => 0,
-    });
-    const { tlsPort } = await broker.start();
-    const handOff: number[] = [];
-    const aedes: Target = {
-      label: 'aedes',
-      publish: async (topic, payload) => {
-        const t = performance.now();
-        await broker.publish(topic, payload, { qos: 1 });
-        handOff.push(performance.now() - t);
-      },
-      sample: [],
-    };
-    await revoker.attach(aedes.publish);
-    (globalThis as { gc?: () => void }).gc?.();
-    const baseMb = process.memoryUsage().rss / 2 ** 20;
+    // --- the hub, with its embedded aedes broker, in its own process -------------------------------
+    const hubChild = startChild('fanout-hub.ts');
+    children.push(hubChild);
+    const hub = new Hub(hubChild);
+    const { tlsPort } = await hub.ask<'started'>({ type: 'start', dir, service: SERVICE, revocations: 2 * (WARMUP + RUNS) });
+    await hub.ask<'attached'>({ type: 'attach', target: 'aedes' });
+    const base = await hub.ask<'stats'>({ type: 'stats' });
+    for (let i = 0; i < CHILDREN; i++) children.push(startChild('fanout-edges.ts'));
+    const edges = new Edges(children.slice(1));
     let c = await edges.connect('aedes', tlsPort, ca.certPem, credsFile, creds.length);
     progress(`aedes: ${c.connected} edges connected in ${Math.round(c.ms)} ms (${c.expected} of ${SERVICE})`);
-    if (c.connected !== creds.length || broker.connectedEdges().length !== creds.length) throw new Error(`only ${broker.connectedEdges().length} edges connected`);
+    const connected = await hub.ask<'stats'>({ type: 'stats' });
+    if (c.connected !== creds.length || connected.connected !== creds.length) throw new Error(`only ${connected.connected} edges connected`);
 
     // --- Mosquitto beside it ---------------------------------------------------------------------
     const port = await freePort();
@@ -294,39 +285,20 @@ benchMain(async () => {
     mosquitto.stderr!.on('data', (d) => (mqErr = (mqErr + d).slice(-4096)));
     mosquitto.once('exit', (code) => code && progress(`mosquitto exited with ${code}: ${mqErr}`));
     await waitListening(port, 5000);
-    const hub = await mqtt.connectAsync({
-      protocol: 'mqtts',
-      host: '127.0.0.1',
-      port,
-      protocolVersion: 4,
-      clientId: 'mykey-hub',
-      ca: ca.certPem,
-      cert: hubCert.value.certPem,
-      key: hubCsr.keyPem,
-      reconnectPeriod: 0,
-    });
-    const mq: Target = {
-      label: 'mosquitto',
-      publish: async (topic, payload) => {
-        await hub.publishAsync(topic, payload, { qos: 1 });
-      },
-      sample: [],
-    };
     c = await edges.connect('mosquitto', port, ca.certPem, credsFile, creds.length);
     progress(`mosquitto: ${c.connected} edges connected in ${Math.round(c.ms)} ms`);
 
-    await measure(edges, revoker, [aedes, mq]);
-    progress(`aedes publish() until queued for every subscriber: p50 ${round(percentile(handOff.slice(-RUNS), 50), 2)} ms`);
-    (globalThis as { gc?: () => void }).gc?.();
-    const rssMb = process.memoryUsage().rss / 2 ** 20;
-    progress(`hub RSS with ${broker.connectedEdges().length} edges connected: ${round(rssMb, 1)} MB (${round(baseMb, 1)} MB before they connected)`);
+    const aedes: Target = { label: 'aedes', attach: { target: 'aedes' }, sample: [], pids: [hubChild.pid!], cpuMs: 0 };
+    const mq: Target = { label: 'mosquitto', attach: { target: 'mosquitto', port, certPem: hubCert.value.certPem, keyPem: hubCsr.keyPem }, sample: [], pids: [hubChild.pid!, mosquitto.pid!], cpuMs: 0 };
+    await measure(edges, hub, [aedes, mq]);
+    const after = await hub.ask<'stats'>({ type: 'stats' });
+    const rssMb = after.rssMb;
+    progress(`aedes publish() until written to every subscriber: p50 ${round(after.handOffP50, 2)} ms`);
+    progress(`hub RSS with ${after.connected} edges connected: ${round(rssMb, 1)} MB (${round(base.rssMb, 1)} MB before they connected)`);
     await edges.disconnect('aedes');
     await edges.disconnect('mosquitto');
-    await broker.stop();
-    hub.end(true);
-    revoker.stop();
+    await hub.ask<'stopped'>({ type: 'stop' });
     edges.exit();
-    db.close();
     const hubSample = aedes.sample;
     const mqSample = mq.sample;
 

@@ -1,0 +1,121 @@
+// Child process of the fan-out benchmark: the hub's side alone, so its RSS is the hub's own. It runs
+// the device repo, the links with their change log and outbox, and the embedded broker; the outbox
+// publishes either into aedes (in process) or, as a hub in front of a stock broker would, through an
+// MQTT client to Mosquitto. Each revocation is a service cancelling one service ID: the clock starts
+// just before that transaction (wall clock, shared by the processes on this machine).
+//
+// Parent -> hub: { type: 'start', dir, services }, { type: 'attach', target, port?, certPem?, keyPem? },
+//                { type: 'revoke' }, { type: 'stats' }, { type: 'stop' }
+// Hub -> parent: { type: 'started', tlsPort }, { type: 'attached' }, { type: 'revoked', seq, t0, target },
+//                { type: 'stats', rssMb, connected, handOffP50 }, { type: 'stopped' }
+import mqtt, { type MqttClient } from 'mqtt';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createBroker, type Broker } from '../hub/broker/broker.ts';
+import { createLinks } from '../hub/links/links.ts';
+import { createOutboxPublisher, type Publish } from '../hub/links/outbox-publisher.ts';
+import { openDeviceCa } from '../hub/pki/device-ca.ts';
+import { openDatabase } from '../hub/store/db.ts';
+import { createDeviceRepo } from '../hub/store/device-repo.ts';
+import { createLinkRepo } from '../hub/store/link-repo.ts';
+import { createMyKeyRepo } from '../hub/store/mykey-repo.ts';
+import { randomMyKeyId } from '../shared/ids.ts';
+import { createLogger } from '../shared/log.ts';
+import { percentile } from './lib.ts';
+
+type Msg =
+  | { type: 'start'; dir: string; service: string; revocations: number }
+  | { type: 'attach'; target: 'aedes' | 'mosquitto'; port?: number; certPem?: string; keyPem?: string }
+  | { type: 'revoke' }
+  | { type: 'stats' }
+  | { type: 'stop' };
+
+const send = (m: unknown) => process.send!(m);
+const wall = () => performance.timeOrigin + performance.now();
+
+let broker: Broker | undefined;
+let db: ReturnType<typeof openDatabase> | undefined;
+let outbox: ReturnType<typeof createOutboxPublisher> | undefined;
+let revoke: (() => number) | undefined;
+let mq: MqttClient | undefined;
+let caPem = '';
+let target: 'aedes' | 'mosquitto' = 'aedes';
+const handOff: number[] = [];
+
+process.on('message', async (m: Msg) => {
+  try {
+    if (m.type === 'start') {
+      const ca = await openDeviceCa(join(m.dir, 'device-ca'));
+      caPem = ca.certPem;
+      db = openDatabase(join(m.dir, 'hub.sqlite'));
+      const devices = createDeviceRepo(db);
+      const linkRepo = createLinkRepo(db);
+      const mykeys = createMyKeyRepo(db);
+      outbox = createOutboxPublisher({ repo: linkRepo, log: createLogger('bench-outbox', { level: 'error' }) });
+      const links = createLinks({ db, repo: linkRepo, mykeys, onOutbox: () => outbox!.kick() });
+      links.createService({ id: m.service, name: 'Town library' });
+      const serviceUserIds: string[] = [];
+      for (let i = 0; i < m.revocations; i++) {
+        const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
+        const r = mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
+        if (!('row' in r)) throw new Error('could not create a MyKey ID');
+        const serviceUserId = `LIB-${String(i).padStart(6, '0')}`;
+        links.link({ serviceId: m.service, mykeyId: r.row.id, serviceUserId, by: 'bench' });
+        serviceUserIds.push(serviceUserId);
+      }
+      let next = 0;
+      revoke = () => links.unlink({ serviceId: m.service, serviceUserId: serviceUserIds[next++], by: 'service', reason: 'cancelled' }).entry.seq;
+      const server = await ca.serverCredentials();
+      broker = createBroker({
+        deviceCa: ca,
+        devices,
+        log: createLogger('bench-broker', { level: 'error' }),
+        tls: { host: '127.0.0.1', port: 0, serverCert: server.certPem, serverKey: server.keyPem },
+        headSeq: (s) => links.headSeq(s),
+      });
+      const { tlsPort } = await broker.start();
+      send({ type: 'started', tlsPort });
+    } else if (m.type === 'attach') {
+      let publish: Publish;
+      if (m.target === 'aedes') {
+        const b = broker!;
+        publish = async (topic, payload) => {
+          const t = performance.now();
+          await b.publish(topic, payload, { qos: 1 });
+          handOff.push(performance.now() - t);
+        };
+      } else {
+        mq ??= await mqtt.connectAsync({ protocol: 'mqtts', host: '127.0.0.1', port: m.port, protocolVersion: 4, clientId: 'mykey-hub', ca: caPem, cert: m.certPem, key: m.keyPem, reconnectPeriod: 0 });
+        const client = mq;
+        publish = async (topic, payload) => {
+          await client.publishAsync(topic, payload, { qos: 1 });
+        };
+      }
+      target = m.target;
+      outbox!.attach(publish);
+      // Entries written before (the links made at start) go out first.
+      await outbox!.drain();
+      send({ type: 'attached' });
+    } else if (m.type === 'revoke') {
+      const t0 = wall();
+      const seq = revoke!();
+      send({ type: 'revoked', seq, t0, target });
+    } else if (m.type === 'stats') {
+      (globalThis as { gc?: () => void }).gc?.();
+      send({ type: 'stats', rssMb: process.memoryUsage().rss / 2 ** 20, connected: broker?.connectedEdges().length ?? 0, handOffP50: percentile(handOff, 50) });
+      // The next figure covers what happens from now on.
+      handOff.length = 0;
+    } else if (m.type === 'stop') {
+      outbox?.stop();
+      mq?.end(true);
+      await broker?.stop();
+      db?.close();
+      send({ type: 'stopped' });
+      process.exit(0);
+    }
+  } catch (e) {
+    send({ type: 'error', error: String((e as Error).stack ?? e) });
+  }
+});
+process.on('disconnect', () => process.exit(0));
