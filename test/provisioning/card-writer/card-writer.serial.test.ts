@@ -1,0 +1,230 @@
+// The municipal counter's MyKey write through the real stack: VirtualCard -> vpcd -> pcscd ->
+// pcsclite -> the edge's ReaderManager (writer role) -> provisioning/card-writer.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MyKeyError } from '../../../shared/errors.ts';
+import { ReaderManager, readIdentity, silentReaderLog, type ReaderEvents } from '../../../edge/reader/index.ts';
+import { createTestCa } from '../../../provisioning/test-ca/ca.ts';
+import { makeCardFile, mykeyIdOf, type CardFile } from '../../../provisioning/virtual-card/card-file.ts';
+import { VirtualCard, type CardFaults } from '../../../provisioning/virtual-card/card.ts';
+import { VpcdSlot } from '../../../provisioning/virtual-card/vpcd-slot.ts';
+import { main } from '../../../provisioning/card-writer/cli.ts';
+import { writeMyKey } from '../../../provisioning/card-writer/write-mykey.ts';
+import { requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
+
+await requirePcscd();
+
+const READER = vpcdReaderName(0);
+const KEY_HEX = '4d'.repeat(32);
+const KEY = Uint8Array.from(Buffer.from(KEY_HEX, 'hex'));
+const ca = await createTestCa({ label: 'card-writer' });
+const blank = await makeCardFile({ ca, writeKeyHex: KEY_HEX }); // MyKey application, area not reserved
+const noApp = await makeCardFile({ ca, withMyKeyApp: false, writeKeyHex: KEY_HEX });
+
+interface Ctx {
+  manager: ReaderManager;
+  slot: VpcdSlot;
+}
+const test = suite<Ctx>('card writer', {} as Ctx);
+
+function next<K extends keyof ReaderEvents>(m: ReaderManager, name: K, ms = 5000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${name} within ${ms} ms`));
+    }, ms);
+    const off = m.on(name, (e) => {
+      if ((e as { reader?: string }).reader !== READER) return;
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+  });
+}
+
+test.before(async (ctx) => {
+  ctx.manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
+  ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });
+  const added = next(ctx.manager, 'reader-added');
+  ctx.manager.start();
+  await added;
+});
+test.after(async (ctx) => {
+  await ctx.slot.remove().catch(() => {});
+  await ctx.manager.stop();
+});
+
+/** Inserts a card made from `file` (kept up to date from the card's own changes), runs `fn`, removes it. */
+async function withCard<T>(ctx: Ctx, file: CardFile, fn: (card: VirtualCard) => Promise<T>, faults?: CardFaults): Promise<T> {
+  const card = new VirtualCard(file, { faults, onChange: (f) => Object.assign(file, f) });
+  const present = next(ctx.manager, 'card-present');
+  await ctx.slot.insert(card);
+  await present;
+  try {
+    return await fn(card);
+  } finally {
+    if (ctx.manager.isCardPresent(READER)) {
+      const gone = next(ctx.manager, 'card-removed');
+      await ctx.slot.remove();
+      await gone;
+    } else await ctx.slot.remove();
+  }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (e) {
+    return e instanceof MyKeyError ? e.code : `not a MyKeyError: ${String(e)}`;
+  }
+}
+
+/** True when the card ever saw a SELECT by name other than the MyKey AID (JPKI or a My Number application). */
+function selectedOtherApps(card: VirtualCard): string[] {
+  return card.trace.filter((t) => t.apdu.startsWith('00a404') && !t.apdu.includes('f04d594b455901')).map((t) => t.apdu);
+}
+
+test('reserves the area, writes the MyKey ID, reads it back; a touch then yields kind mykey', async (ctx) => {
+  const file = structuredClone(blank);
+  await withCard(ctx, file, async (card) => {
+    const s = await ctx.manager.connect(READER, { writer: true });
+    try {
+      const r = await writeMyKey(s, { mykeyId: 'K7M3QX9B', writeKey: KEY });
+      assert.equal(r, { outcome: 'written', mykeyId: 'K7M3QX9B', reserved: true });
+    } finally {
+      await s.close();
+    }
+    // An ordinary (non-writer) session, as an edge's touch uses.
+    const touch = await ctx.manager.connect(READER);
+    try {
+      assert.equal(await readIdentity(touch), { kind: 'mykey', mykeyId: 'K7M3QX9B' });
+    } finally {
+      await touch.close();
+    }
+    assert.equal(selectedOtherApps(card), [], 'only the MyKey application was selected');
+    assert.ok(card.trace.some((t) => t.apdu.startsWith('00e00000020001')), 'CREATE FILE reserved EF 0001');
+  });
+  assert.is(mykeyIdOf(file), 'K7M3QX9B');
+});
+
+test('a wrong write key is refused and nothing is reserved or written', async (ctx) => {
+  const file = structuredClone(blank);
+  await withCard(ctx, file, async () => {
+    const s = await ctx.manager.connect(READER, { writer: true });
+    try {
+      assert.is(await codeOf(writeMyKey(s, { mykeyId: 'K7M3QX9B', writeKey: new Uint8Array(32).fill(1) })), 'unauthorized');
+    } finally {
+      await s.close();
+    }
+  });
+  assert.is(file.mykey.idArea.reserved, false);
+  assert.is(mykeyIdOf(file), undefined);
+});
+
+test('writing the same ID again changes nothing; a different ID needs replace', async (ctx) => {
+  const file = structuredClone(blank);
+  await withCard(ctx, file, async () => {
+    const s = await ctx.manager.connect(READER, { writer: true });
+    try {
+      assert.is((await writeMyKey(s, { mykeyId: 'K7M3QX9B', writeKey: KEY })).outcome, 'written');
+      assert.equal(await writeMyKey(s, { mykeyId: 'K7M3QX9B', writeKey: KEY }), { outcome: 'unchanged', mykeyId: 'K7M3QX9B' });
+      assert.is(await codeOf(writeMyKey(s, { mykeyId: 'ABCDEFGH', writeKey: KEY })), 'conflict');
+      const r = await writeMyKey(s, { mykeyId: 'ABCDEFGH', writeKey: KEY, replace: true });
+      assert.equal(r, { outcome: 'written', mykeyId: 'ABCDEFGH', reserved: false, previous: 'K7M3QX9B' });
+    } finally {
+      await s.close();
+    }
+  });
+  assert.is(mykeyIdOf(file), 'ABCDEFGH');
+});
+
+test('a card without the MyKey application is refused with not_found, and a malformed ID never reaches the card', async (ctx) => {
+  await withCard(ctx, structuredClone(noApp), async (card) => {
+    const s = await ctx.manager.connect(READER, { writer: true });
+    try {
+      assert.is(await codeOf(writeMyKey(s, { mykeyId: 'K7M3QX9B', writeKey: KEY })), 'not_found');
+      const before = card.trace.length;
+      assert.is(await codeOf(writeMyKey(s, { mykeyId: 'K7M3QX9O', writeKey: KEY })), 'mykey_id_malformed');
+      assert.is(card.trace.length, before);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('the writer role does not open the My Number applications: the guard refuses before the card sees it', async (ctx) => {
+  await withCard(ctx, structuredClone(blank), async (card) => {
+    const s = await ctx.manager.connect(READER, { writer: true });
+    try {
+      // 券面事項入力補助AP, by its full name and by a prefix.
+      const full = Uint8Array.from(Buffer.from('00a4040c0ad3921000310001010408', 'hex'));
+      const prefix = Uint8Array.from(Buffer.from('00a4040c04d3921000', 'hex'));
+      assert.is(await codeOf(s.transmit(full)), 'apdu_refused');
+      assert.is(await codeOf(s.transmit(prefix)), 'apdu_refused');
+      // Write commands outside the MyKey application are refused too.
+      assert.is(await codeOf(s.transmit(Uint8Array.from([0x00, 0x84, 0x00, 0x00, 0x08]))), 'apdu_refused');
+    } finally {
+      await s.close();
+    }
+    assert.is(card.trace.length, 0, 'nothing reached the card');
+  });
+});
+
+test('a card taken away mid-write gives card_removed; the next try on the same card completes', async (ctx) => {
+  const file = structuredClone(blank);
+  // SELECT AP, SELECT EF (6A82), SELECT AP, GET CHALLENGE, EXTERNAL AUTHENTICATE, then gone before CREATE FILE.
+  await withCard(
+    ctx,
+    file,
+    async () => {
+      const s = await ctx.manager.connect(READER, { writer: true, removalGraceMs: 1500 });
+      try {
+        assert.is(await codeOf(writeMyKey(s, { mykeyId: 'K7M3QX9B', writeKey: KEY })), 'card_removed');
+      } finally {
+        await s.close();
+      }
+    },
+    { removeAfterApdus: 5 },
+  );
+  assert.is(mykeyIdOf(file), undefined);
+  await withCard(ctx, file, async () => {
+    const s = await ctx.manager.connect(READER, { writer: true });
+    try {
+      assert.is((await writeMyKey(s, { mykeyId: 'K7M3QX9B', writeKey: KEY })).outcome, 'written');
+    } finally {
+      await s.close();
+    }
+  });
+  assert.is(mykeyIdOf(file), 'K7M3QX9B');
+});
+
+test('the command line writes through the reader and explains a wrong key; bad input is a usage error', async (ctx) => {
+  await ctx.manager.stop(); // the command opens its own reader manager, as at a counter
+  try {
+    const file = structuredClone(blank);
+    const card = new VirtualCard(file, { onChange: (f) => Object.assign(file, f) });
+    await ctx.slot.insert(card);
+    const lines: string[] = [];
+    const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), env: {} };
+    const wrong = await main(['write-mykey', '--reader', READER, '--mykey-id', 'k7m3-qx9b', '--write-key', '00'.repeat(32), '--wait', '5'], io);
+    assert.is(wrong, 1, lines.join('\n'));
+    assert.match(lines.join('\n'), /refused the write key/);
+    const code = await main(['write-mykey', '--reader', READER, '--mykey-id', 'k7m3-qx9b', '--wait', '5'], { ...io, env: { MYKEY_WRITE_KEY: KEY_HEX } });
+    assert.is(code, 0, lines.join('\n'));
+    assert.match(lines.join('\n'), /wrote MyKey ID K7M3-QX9B \(area reserved\); read back and verified/);
+    assert.is(mykeyIdOf(file), 'K7M3QX9B');
+    assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'I1O0L', '--write-key', KEY_HEX], io), 2);
+    assert.match(lines.join('\n'), /is not a MyKey ID/);
+    assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'K7M3QX9B', '--write-key', 'abc'], io), 2);
+    assert.is(await main(['write-mykey', '--reader', 'No Such Reader', '--mykey-id', 'K7M3QX9B', '--write-key', KEY_HEX, '--wait', '1'], io), 1);
+    assert.match(lines.join('\n'), /no reader named "No Such Reader"/);
+  } finally {
+    await ctx.slot.remove().catch(() => {});
+    const added = next(ctx.manager, 'reader-added');
+    ctx.manager.start();
+    await added;
+  }
+});
+
+test.run();
