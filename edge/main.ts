@@ -1,0 +1,233 @@
+// The edge agent: wires config, state, cache, reader, sync, lookup, hand-off, registration and the
+// kiosk page; nothing else. `start()` brings the parts up in order (state first, so the cache answers
+// from disk before the network is back), `stop()` takes them down in reverse; SIGTERM and SIGINT stop
+// it cleanly.
+//
+//   tsx edge/main.ts --config edge.json        (env overrides: MYKEY_EDGE_<SECTION>_<KEY>)
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MyKeyError } from '../shared/errors.ts';
+import { createLogger, type Logger, type LogLevel } from '../shared/log.ts';
+import { EdgeCache } from './cache/index.ts';
+import { loadEdgeConfig, readerFilter, type EdgeConfig } from './config.ts';
+import { Handoff, targetsFromConfig } from './handoff/index.ts';
+import { KioskServer, type KioskHealth } from './kiosk/index.ts';
+import { TouchDesk, TouchLookup, type HealthView } from './lookup/index.ts';
+import { ReaderManager, TouchPipeline, type PcscFactory } from './reader/index.ts';
+import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
+import { EdgeState } from './state/index.ts';
+import { SyncAgent } from './sync/index.ts';
+
+export const EDGE_VERSION = '0.1.0';
+
+export interface EdgeAgentOptions {
+  log?: Logger;
+  /** PC/SC factory (tests); the real pcsclite by default. */
+  pcsc?: PcscFactory;
+}
+
+/** Reads the TLS files named in the config; every missing or unreadable file is reported at once. */
+function readTls(config: EdgeConfig): { ca: Buffer; cert: Buffer; key: Buffer } {
+  const errors: string[] = [];
+  const read = (key: 'ca' | 'cert' | 'key') => {
+    try {
+      return readFileSync(config.tls[key]);
+    } catch (e) {
+      errors.push(`/tls/${key}: cannot read ${config.tls[key]} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      return Buffer.alloc(0);
+    }
+  };
+  const tls = { ca: read('ca'), cert: read('cert'), key: read('key') };
+  if (errors.length) throw new MyKeyError('config_invalid', `invalid configuration:\n  - ${errors.join('\n  - ')}`, { details: { errors } });
+  return tls;
+}
+
+/** Assembles an edge agent from a config. The constructor-like part only builds; start() acts. */
+export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {}) {
+  const log = opts.log ?? createLogger('edge', { level: config.logLevel as LogLevel });
+  const tls = readTls(config);
+  const maxStalenessMs = config.staleness.maxSeconds * 1000;
+
+  const cache = new EdgeCache();
+  const state = new EdgeState({ dir: config.stateDir, log: log.child('state') });
+  const sync = new SyncAgent({
+    hubUrl: config.hub.url,
+    brokerUrl: config.broker.url,
+    tls,
+    state,
+    cache,
+    version: EDGE_VERSION,
+    maxStalenessMs,
+    log: log.child('sync'),
+    extraHealth: () => (manager.running && manager.readers().length === 0 ? 'reader_missing' : undefined),
+  });
+
+  const manager = new ReaderManager({ log: log.child('reader'), readerFilter: readerFilter(config.readers.include), pcsc: opts.pcsc });
+  const pipeline = new TouchPipeline(manager, { log: log.child('touch') });
+
+  // The sync secret is decoded once per value the hub gives.
+  let secretText: string | undefined;
+  let secret: Uint8Array | undefined;
+  const currentSecret = () => {
+    const text = state.identity()?.syncSecret;
+    if (text !== secretText) {
+      secretText = text;
+      secret = text ? new Uint8Array(Buffer.from(text, 'base64url')) : undefined;
+    }
+    return secret;
+  };
+  const health = (): HealthView => {
+    const c = sync.contact();
+    const now = Date.now();
+    if (c.verdict === 'clock_unsure') return { state: 'clock_unsure', lastContactMs: undefined };
+    const lastContactMs = c.ageMs !== undefined ? now - c.ageMs : c.verdict === 'fresh' ? now : undefined;
+    return { state: c.verdict === 'stale' ? 'stale' : 'ok', lastContactMs };
+  };
+  const kioskHealth = (): KioskHealth => {
+    if (!cache.synced) return 'not_synced';
+    const h = sync.health();
+    return h === 'reader_missing' ? 'ok' : h;
+  };
+
+  const handoff = new Handoff(targetsFromConfig(config.handoff.targets, { log: log.child('handoff') }), { log: log.child('handoff') });
+  const registration = config.registration.enabled
+    ? new RegistrationFlow({
+        api: new HttpDeviceApi({ hubUrl: config.hub.url, tls }),
+        signer: readerSigner(manager),
+        requireHolderProof: config.registration.requireHolderProof,
+        stepMs: config.registration.stepSeconds * 1000,
+        resultMs: config.kiosk.resultSeconds * 1000,
+        log: log.child('register'),
+      })
+    : undefined;
+  const commands = registration && config.registration.socketPath ? new CommandSocket({ path: config.registration.socketPath, flow: registration, log: log.child('register') }) : undefined;
+  const kiosk = config.kiosk.enabled
+    ? new KioskServer({
+        host: config.kiosk.host,
+        port: config.kiosk.port,
+        language: config.kiosk.language,
+        resultMs: config.kiosk.resultSeconds * 1000,
+        health: kioskHealth,
+        registration,
+        log: log.child('kiosk'),
+      })
+    : undefined;
+  if (kiosk) {
+    handoff.add(kiosk);
+    registration?.on((v) => kiosk.showRegistration(v));
+  }
+
+  const lookup = new TouchLookup({
+    cache,
+    secret: currentSecret,
+    health,
+    policy: { maxStalenessMs, whenStale: config.staleness.policy },
+    handoff,
+    context: { serviceId: config.serviceId, edgeId: config.edgeId, storeId: config.storeId || undefined },
+    onCount: (name) => state.count(name),
+  });
+  const desk = new TouchDesk({ source: pipeline, lookup, registration, log: log.child('touch') });
+
+  let started = false;
+  return {
+    config,
+    cache,
+    state,
+    sync,
+    manager,
+    handoff,
+    kiosk,
+    registration,
+    lookup,
+    async start(): Promise<void> {
+      if (started) return;
+      started = true;
+      const report = await state.open(cache);
+      const id = state.identity();
+      if (id && (id.edgeId !== config.edgeId || id.serviceId !== config.serviceId)) {
+        log.warn('the state directory belongs to another edge or service; the hub config will replace it', { stateService: id.serviceId });
+      }
+      await handoff.start();
+      await commands?.start();
+      await kiosk?.start();
+      desk.start();
+      pipeline.start();
+      manager.start();
+      await sync.start();
+      log.info('edge agent started', {
+        edgeId: config.edgeId,
+        serviceId: config.serviceId,
+        mappings: report.mappings,
+        appliedSeq: report.appliedSeq,
+        kiosk: kiosk ? kiosk.url : null,
+        targets: handoff.targets.map((t) => t.name),
+      });
+    },
+    async stop(): Promise<void> {
+      if (!started) return;
+      started = false;
+      desk.stop();
+      await pipeline.stop();
+      await manager.stop();
+      await registration?.stop();
+      await commands?.stop();
+      await sync.stop();
+      await handoff.stop(); // includes the kiosk page
+      await state.close();
+      log.info('edge agent stopped', { ...lookup.counters() });
+    },
+  };
+}
+
+export type EdgeAgent = ReturnType<typeof createEdgeAgent>;
+
+function parseArgs(argv: string[]): { config?: string } {
+  const out: { config?: string } = {};
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--config') out.config = argv[++i];
+    else if (argv[i] === '--help' || argv[i] === '-h') {
+      console.log('usage: tsx edge/main.ts --config edge.json\nEnvironment overrides: MYKEY_EDGE_<SECTION>_<KEY>, e.g. MYKEY_EDGE_KIOSK_PORT=8088');
+      process.exit(0);
+    } else throw new MyKeyError('config_invalid', `unknown argument ${argv[i]}`);
+  }
+  return out;
+}
+
+/** Runs an edge agent until SIGTERM or SIGINT. */
+export async function runEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {}): Promise<EdgeAgent> {
+  const log = opts.log ?? createLogger('edge', { level: config.logLevel as LogLevel });
+  const agent = createEdgeAgent(config, { ...opts, log });
+  let stopping = false;
+  const shutdown = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal: sig });
+    const force = setTimeout(() => {
+      log.error('stop took too long; exiting');
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    try {
+      await agent.stop();
+      process.exit(0);
+    } catch (e) {
+      log.error('stop failed', { error: e });
+      process.exit(1);
+    }
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  await agent.start();
+  return agent;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    const args = parseArgs(process.argv.slice(2));
+    await runEdgeAgent(loadEdgeConfig({ file: args.config }));
+  } catch (e) {
+    console.error(e instanceof MyKeyError ? e.message : e);
+    process.exit(1);
+  }
+}
