@@ -5,11 +5,11 @@
 // - Session: clientId = edgeId, clean session off, QoS 1, keepalive; reconnects forever with
 //   exponential backoff and jitter (edge/sync/backoff.ts). The will is the retained status with
 //   `online: false`, so the hub learns of a dead edge from the broker.
-// - Ordering: every change to the cache runs on one queue. A live entry at appliedSeq + 1 is applied
-//   before its PUBACK and journalled by group commit (one fdatasync per burst); duplicates and
-//   replays are ignored; a gap
-//   starts a catch-up through /changes, and a snapshot when the hub no longer has the missing
-//   entries or when the cache has nothing to build on (first start, corrupt state, new secret).
+// - Ordering: every change to the cache runs on one queue. A live entry is validated and queued
+//   before its PUBACK; at appliedSeq + 1 it is applied and journalled by group commit (one fdatasync
+//   per burst); duplicates and replays are ignored; a gap starts a catch-up through /changes, and
+//   a snapshot when the hub no longer has the missing entries or when the cache has nothing to
+//   build on (first start, corrupt state, new secret).
 //   After every (re)connect, and every `pollMs`, the agent catches up anyway: the broker may have lost
 //   the session (a restart, a broker without persistence), the hub's log never does.
 // - Bad payloads (oversized, not JSON, not the schema) are dropped with a logged code; nothing a
@@ -108,6 +108,9 @@ export interface SyncStats {
   connects: number;
 }
 
+/** Live entries waiting to be applied, at most; beyond, the catch-up brings them. */
+const MAX_INBOX = 10_000;
+
 const DEFAULT_NOT_BEFORE = Date.parse('2026-01-01T00:00:00Z');
 
 export class SyncAgent {
@@ -132,6 +135,7 @@ export class SyncAgent {
   #sessionUp = false;
   #pending: { e: ChangeEntry; purged: number; set: number }[] = [];
   #flushScheduled = false;
+  #inbox = 0;
   #flushing: Promise<void> = Promise.resolve();
   #stopping = false;
   #timers = new Set<NodeJS.Timeout>();
@@ -307,15 +311,16 @@ export class SyncAgent {
     };
     const client = mqtt.connect(this.#o.brokerUrl, opts);
     this.#client = client;
-    // PUBACK goes out once this resolves: the entry is in the cache (and on its way to the journal).
+    // mqtt.js reads incoming packets one at a time and waits for this callback (PINGRESP too), so it
+    // must not wait for a catch-up: entries are validated and queued, and PUBACK goes out at once.
+    // An entry queued but not yet applied when the process dies is fetched again by the catch-up.
     client.handleMessage = (packet: IPublishPacket, done: (err?: Error) => void) => {
-      this.#onPublish(packet).then(
-        () => done(),
-        (e) => {
-          this.#log.error('message handling failed', { code: codeOf(e) });
-          done();
-        },
-      );
+      try {
+        this.#onPublish(packet);
+      } catch (e) {
+        this.#log.error('message handling failed', { code: codeOf(e) });
+      }
+      done();
     };
     client.on('connect', (connack) => {
       if (client !== this.#client) return;
@@ -364,7 +369,7 @@ export class SyncAgent {
     return { topic: edgeStatusTopic(id.edgeId), payload: Buffer.from(JSON.stringify(this.status(false))), qos: 1, retain: true };
   }
 
-  async #onPublish(packet: IPublishPacket): Promise<void> {
+  #onPublish(packet: IPublishPacket): void {
     const id = this.#identity;
     const topic = packet.topic;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
@@ -373,7 +378,17 @@ export class SyncAgent {
     if (t.kind === 'service-log' && t.serviceId === id.serviceId) {
       const v = checkEntryPayload(payload);
       if (!v.ok) return this.#drop(v.code, topic, v.message);
-      return this.#enqueue(() => this.#applyLive(v.value));
+      if (this.#inbox >= MAX_INBOX) {
+        // A flood faster than the cache takes it: let the hub's log carry the rest.
+        this.#requestCatchUp('inbox full');
+        return;
+      }
+      this.#inbox++;
+      void this.#enqueue(() => {
+        this.#inbox--;
+        return this.#applyLive(v.value);
+      });
+      return;
     }
     if (t.kind === 'edge-command' && t.edgeId === id.edgeId) {
       const v = checkCommandPayload(payload);
