@@ -11,6 +11,8 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createBroker, type Broker } from '../hub/broker/broker.ts';
 import { createLinks } from '../hub/links/links.ts';
@@ -42,6 +44,8 @@ let mq: MqttClient | undefined;
 let caPem = '';
 let target: 'aedes' | 'mosquitto' = 'aedes';
 const handOff: number[] = [];
+// FANOUT_PROFILE=<file>: a CPU profile of the hub from the first revocation to the next stats.
+let profiler: Session | undefined;
 
 process.on('message', async (m: Msg) => {
   try {
@@ -98,10 +102,21 @@ process.on('message', async (m: Msg) => {
       await outbox!.drain();
       send({ type: 'attached' });
     } else if (m.type === 'revoke') {
+      if (process.env.FANOUT_PROFILE && !profiler) {
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.start');
+      }
       const t0 = wall();
       const seq = revoke!();
       send({ type: 'revoked', seq, t0, target });
     } else if (m.type === 'stats') {
+      if (profiler) {
+        const { profile } = await profiler.post('Profiler.stop');
+        writeFileSync(process.env.FANOUT_PROFILE!, JSON.stringify(profile));
+        profiler.disconnect();
+      }
       (globalThis as { gc?: () => void }).gc?.();
       send({ type: 'stats', rssMb: process.memoryUsage().rss / 2 ** 20, connected: broker?.connectedEdges().length ?? 0, handOffP50: percentile(handOff, 50) });
       // The next figure covers what happens from now on.
