@@ -68,10 +68,15 @@ export class EdgeCache {
     return this.#index.get(keyedId(this.#secret, 'mykey', mykeyId));
   }
 
-  /** Lookup by certificate (certificate mode): issuer key (shared/cert-identity.ts) and serial in hex. */
+  /**
+   * Lookup by certificate (certificate mode): issuer key (shared/cert-identity.ts) and serial in hex.
+   * The hub writes serials as whole bytes, so an odd-length hex (a bigint's toString(16)) gets its
+   * leading zero back first.
+   */
   lookupCert(issuerKey: string, serialHex: string): string | undefined {
     if (!this.#secret) return undefined;
-    return this.#index.get(keyedId(this.#secret, 'cert', certIdentity(issuerKey, serialHex)));
+    const hex = serialHex.length % 2 ? `0${serialHex}` : serialHex;
+    return this.#index.get(keyedId(this.#secret, 'cert', certIdentity(issuerKey, hex)));
   }
 
   /**

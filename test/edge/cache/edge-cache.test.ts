@@ -64,6 +64,9 @@ test('looks up by MyKey ID and by certificate with the service secret', () => {
   assert.is(cache.lookupMyKey('ABCD2345'), 'LIB-0042');
   assert.is(cache.lookupMyKey('ABCD2346'), undefined);
   assert.is(cache.lookupCert(issuer, '000A1B'), 'LIB-0042'); // serial canonicalised: case, leading zeros
+  const kOdd = keyedId(secret, 'cert', certIdentity(issuer, '0abc'));
+  cache.apply(entry(2, [], [[kOdd], 'LIB-0043']));
+  assert.is(cache.lookupCert(issuer, 'abc'), 'LIB-0043'); // odd-length hex is whole bytes with a leading zero
   assert.is(cache.get(kCert), 'LIB-0042');
 });
 
