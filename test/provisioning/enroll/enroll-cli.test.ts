@@ -1,5 +1,6 @@
 // The enrollment command as a technician runs it: a separate process, the readers listed through the
-// real pcscd, a real hub, systemd as a dry run.
+// real pcscd, a real hub, systemd as a dry run; then the edge agent started exactly as the printed
+// unit's ExecStart says comes online at the hub with the files enrollment wrote.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
@@ -26,7 +27,7 @@ function runCli(args: string[], env: Record<string, string> = {}): Promise<{ cod
   });
 }
 
-test('enroll --dry-run in its own process finds the vpcd readers and passes the self-test', async () => {
+test('enroll --dry-run in its own process finds the vpcd readers, passes the self-test, and the unit command runs the agent online', async () => {
   const h = await startEnrollHub();
   const dir = mkdtempSync(join(tmpdir(), 'mykey-enroll-cli-'));
   try {
@@ -39,6 +40,33 @@ test('enroll --dry-run in its own process finds the vpcd readers and passes the 
     assert.match(r.stderr, /enrolled: edge kiosk-7, service library/);
     const st = await runCli(['status', '--state-dir', join(dir, 'state')]);
     assert.is(st.code, 0, st.stderr);
+
+    // ExecStart=<node> --import tsx <repo>/edge/main.ts --config <state>/edge.json, from WorkingDirectory.
+    const exec = /\| ExecStart=(.*)/.exec(r.stderr)![1].split(' ');
+    const cwd = /\| WorkingDirectory=(.*)/.exec(r.stderr)![1];
+    const agent = spawn(exec[0], exec.slice(1), {
+      cwd,
+      // No reader (it would take cards from other tests' slots) and no kiosk port; the rest as enrolled.
+      env: { ...process.env, MYKEY_EDGE_READERS_INCLUDE: 'none-such-reader', MYKEY_EDGE_KIOSK_ENABLED: 'false', MYKEY_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let agentErr = '';
+    agent.stderr.on('data', (d) => (agentErr += d));
+    const exited = new Promise<number | null>((res) => agent.on('close', (c) => res(c)));
+    try {
+      const until = Date.now() + 30_000;
+      for (;;) {
+        const row = h.th.hub.devices.get('kiosk-7');
+        if (row?.online === 1 && row.version) break;
+        if (Date.now() > until || agent.exitCode !== null) throw new Error(`the agent did not come online: ${agentErr.slice(-2000)}`);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    } finally {
+      agent.kill('SIGTERM');
+      const killer = setTimeout(() => agent.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(killer);
+    }
   } finally {
     await h.close();
     rmSync(dir, { recursive: true, force: true });
