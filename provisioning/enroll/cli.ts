@@ -10,7 +10,7 @@
 // Progress goes to stderr. Exit codes: 0 done, 1 a step failed (it says what to fix), 2 usage.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decommission, enroll, rotate, status, type EnrollDeps } from './enroll.ts';
+import { decommission, enroll, rotate, ROTATE_WARN_DAYS, status, type EnrollDeps } from './enroll.ts';
 import { StepFailed } from './progress.ts';
 
 const USAGE = `usage:
@@ -89,7 +89,7 @@ export async function main(argv: string[], deps: Partial<EnrollDeps> = {}, env: 
       case 'status': {
         const s = status(need('--state-dir'), deps.now?.());
         for (const l of s.lines) process.stdout.write(l + '\n');
-        const warn = Number(str('--warn-days') ?? 30);
+        const warn = Number(str('--warn-days') ?? ROTATE_WARN_DAYS);
         if (s.ok && s.daysLeft !== undefined && s.daysLeft < warn) {
           write(`the certificate expires in ${s.daysLeft} days: issue a token in the console and run rotate`);
           return 1;

@@ -114,6 +114,9 @@ export function existingEnrollment(layout: StateLayout, edgeId: string | undefin
   return { ok: true, record, tls };
 }
 
+/** Below this many days left, enroll and status say it is time to rotate. */
+export const ROTATE_WARN_DAYS = 30;
+
 const DEFAULT_DEVICE_API_PORT = 8443;
 const DEFAULT_BROKER_PORT = 8883;
 
@@ -257,6 +260,8 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
     }
     if (e.ok && !o.force) {
       c.ok(`edge ${e.record.edgeId} of ${e.record.serviceId} is enrolled (certificate valid until ${e.record.notAfter}); kept — pass --force to enroll again`);
+      const days = Math.floor((Date.parse(e.record.notAfter) - now().getTime()) / 86_400_000);
+      if (days < ROTATE_WARN_DAYS) c.warn(`the certificate expires in ${days} days: issue a token in the console and run rotate`);
       return e;
     }
     c.note(e.ok ? 'a good enrollment is present; --force: enrolling again' : `${e.reason}: enrolling`);

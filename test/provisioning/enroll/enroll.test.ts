@@ -3,7 +3,10 @@
 // decommission. Readers are listed by a stand-in here; enroll-cli.test.ts lists them through pcscd.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEdgeConfig } from '../../../edge/config.ts';
@@ -71,7 +74,6 @@ test('running it again keeps the enrollment, does not need the token, and keeps 
   const L = stateLayout(dir);
   const keyBefore = readFileSync(L.key, 'utf8');
   const certBefore = readFileSync(L.cert, 'utf8');
-  const { writeFileSync } = await import('node:fs');
   const edited = JSON.parse(readFileSync(L.config, 'utf8'));
   edited.storeId = 'main-branch';
   writeFileSync(L.config, JSON.stringify(edited));
@@ -180,6 +182,43 @@ test('decommission without a revocation route at the hub says to revoke in the c
   const r2 = await run(['decommission', '--state-dir', dir, '--dry-run', '--already-revoked']);
   assert.is(r2.code, 0, r2.out);
   assert.not.ok(existsSync(stateLayout(dir).dir));
+});
+
+test('decommission by default asks the device API to revoke the device over mutual TLS (POST /v1/device/revoke)', async (ctx) => {
+  // A stand-in for the route the hub does not have yet: an HTTPS server with the hub's own device API
+  // credentials that revokes the calling device, as the route would.
+  const dir = join(ctx.root, 'counter-5');
+  assert.is((await run(['enroll', '--hub', ctx.h.http, '--token', ctx.h.issueToken('lib-counter-5'), '--edge-id', 'lib-counter-5', '--state-dir', dir, '--dry-run'])).code, 0);
+  const hub = ctx.h.th.hub;
+  const creds = await hub.deviceCa!.serverCredentials();
+  const calls: { edgeId: string; body: string }[] = [];
+  const server = createHttpsServer({ key: creds.keyPem, cert: creds.certPem, ca: hub.deviceCa!.certPem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const edgeId = (req.socket as TLSSocket).getPeerCertificate().subject.CN as string;
+      if (req.method !== 'POST' || req.url !== '/v1/device/revoke') return res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"not_found"}');
+      calls.push({ edgeId, body });
+      const r = hub.enrollment!.revoke(edgeId, 'self');
+      res.writeHead(r.ok ? 200 : 401, { 'content-type': 'application/json' }).end(JSON.stringify(r.ok ? { edgeId } : { code: 'unauthorized' }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const L = stateLayout(dir);
+    const record = JSON.parse(readFileSync(L.enrollment, 'utf8'));
+    record.deviceApiUrl = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    writeFileSync(L.enrollment, JSON.stringify(record));
+    const r = await run(['decommission', '--state-dir', dir, '--dry-run', '--reason', 'moved to the new branch']);
+    assert.is(r.code, 0, r.out);
+    assert.equal(calls, [{ edgeId: 'lib-counter-5', body: JSON.stringify({ reason: 'moved to the new branch' }) }]);
+    assert.match(r.out, /the hub revoked lib-counter-5/);
+    assert.is(hub.devices.get('lib-counter-5')?.status, 'revoked');
+    assert.not.ok(existsSync(L.dir));
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
 });
 
 test.run();
