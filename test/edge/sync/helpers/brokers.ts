@@ -47,6 +47,13 @@ export async function startBroker(kind: BrokerKind): Promise<TestBroker> {
   return kind === 'aedes' ? startAedes() : startMosquitto();
 }
 
+/** TLS files for a Mosquitto listener that demands client certificates from `cafile`. */
+export interface MosquittoTls {
+  cafile: string;
+  certfile: string;
+  keyfile: string;
+}
+
 async function startAedes(): Promise<TestBroker> {
   let port = 0;
   let aedes: Aedes | undefined;
@@ -85,12 +92,15 @@ async function startAedes(): Promise<TestBroker> {
   };
 }
 
-async function startMosquitto(): Promise<TestBroker> {
+export async function startMosquitto(tls?: MosquittoTls): Promise<TestBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'mosq-'));
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
   // MQTT 3.1.1 clients, no persistence: a restart forgets every session (the hard case).
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ''].join('\n'));
+  const tlsLines = tls
+    ? [`cafile ${tls.cafile}`, `certfile ${tls.certfile}`, `keyfile ${tls.keyfile}`, 'require_certificate true', 'use_identity_as_username true', 'allow_anonymous false']
+    : ['allow_anonymous true'];
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, ...tlsLines, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ''].join('\n'));
   let proc: ChildProcess | undefined;
   let log = '';
   const up = async () => {
@@ -111,7 +121,7 @@ async function startMosquitto(): Promise<TestBroker> {
   await up();
   return {
     kind: 'mosquitto',
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     port,
     async restart(downMs = 200) {
       await down();

@@ -4,7 +4,8 @@
 // log topic. Knobs let tests lose publications, prune old entries and skew the Date header.
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { keyedId, type ChangeEntry, type Snapshot } from '../../../../shared/sync.ts';
 import { serviceLogTopic } from '../../../../shared/topics.ts';
@@ -13,6 +14,8 @@ export interface FakeHubOptions {
   edgeId?: string;
   serviceId?: string;
   brokerUrl?: string;
+  /** Serve HTTPS demanding a client certificate from `ca`; `client` is what the hub's own MQTT client presents. */
+  tls?: { key: string; cert: string; ca: string; client?: { key: string; cert: string } };
 }
 
 export class FakeHub {
@@ -35,11 +38,13 @@ export class FakeHub {
   #server: Server | undefined;
   #mqtt: MqttClient | undefined;
   #brokerUrl: string | undefined;
+  #tls: FakeHubOptions['tls'];
 
   constructor(o: FakeHubOptions = {}) {
     this.edgeId = o.edgeId ?? 'edge-test-1';
     this.serviceId = o.serviceId ?? 'library';
     this.#brokerUrl = o.brokerUrl;
+    this.#tls = o.tls;
   }
 
   key(mykeyId: string): string {
@@ -51,7 +56,7 @@ export class FakeHub {
   }
 
   async start(): Promise<void> {
-    this.#server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       const url = new URL(req.url ?? '/', 'http://x');
       const send = (status: number, body: unknown) => {
         const data = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
@@ -75,11 +80,14 @@ export class FakeHub {
         return send(200, { headSeq: this.headSeq, entries: this.log.slice(from, from + limit) });
       }
       send(404, { code: 'not_found' });
-    });
+    };
+    const t = this.#tls;
+    this.#server = t ? createHttpsServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: true }, handler) : createServer(handler);
     await new Promise<void>((r) => this.#server!.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    this.url = `${t ? 'https' : 'http'}://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
     if (this.#brokerUrl) {
-      this.#mqtt = mqtt.connect(this.#brokerUrl, { clientId: `hub-${randomBytes(4).toString('hex')}`, protocolVersion: 4, reconnectPeriod: 200, clean: true });
+      const clientTls = t?.client ? { ca: t.ca, key: t.client.key, cert: t.client.cert } : {};
+      this.#mqtt = mqtt.connect(this.#brokerUrl, { clientId: `hub-${randomBytes(4).toString('hex')}`, protocolVersion: 4, reconnectPeriod: 200, clean: true, ...clientTls });
       this.#mqtt.on('error', () => undefined);
       await new Promise<void>((r) => this.#mqtt!.once('connect', () => r()));
     }
