@@ -169,7 +169,11 @@ export class SyncAgent {
     this.#running = true;
     this.#stopping = false;
     this.#identity = this.#state.identity();
-    this.#every(this.#o.healthIntervalMs ?? 5000, () => this.#judgeHealth());
+    this.#every(this.#o.healthIntervalMs ?? 5000, () => {
+      // A quiet session is still contact; keep the recorded time current for after a power cut.
+      if (this.connected) this.#contact();
+      this.#judgeHealth();
+    });
     this.#every(this.#o.statusIntervalMs ?? 60_000, () => this.#publishStatus());
     this.#every(this.#o.pollMs ?? 5 * 60_000, () => this.#requestCatchUp('poll'));
     this.#judgeHealth();
@@ -192,6 +196,7 @@ export class SyncAgent {
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#statusDue);
     const client = this.#client;
+    if (client?.connected) this.#contact();
     this.#client = undefined;
     if (client) {
       if (client.connected && this.#identity) {
@@ -479,9 +484,13 @@ export class SyncAgent {
     try {
       await this.#state.recordApplied(entries);
     } catch (e) {
-      // The cache is right; only its durability suffered. A checkpoint is tried next time.
-      this.#log.error('journal write failed', { code: codeOf(e), error: e });
+      // The cache is right; only its durability suffered. A full checkpoint covers these entries.
+      this.#log.error('journal write failed; trying a checkpoint', { code: codeOf(e), error: e });
       this.#catchUpFailed = true;
+      await this.#state.checkpoint().then(
+        () => void (this.#catchUpFailed = false),
+        (e2) => this.#log.error('checkpoint failed too: state on disk is behind the cache', { code: codeOf(e2), error: e2 }),
+      );
     }
   }
 
