@@ -13,6 +13,7 @@ import { EdgeState } from '../../../edge/state/edge-state.ts';
 import { SyncAgent, type SyncEvents } from '../../../edge/sync/sync-agent.ts';
 import { issuerKeyOf } from '../../../shared/cert-identity.ts';
 import { createLogger } from '../../../shared/log.ts';
+import { edgeCommandTopic } from '../../../shared/topics.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { waitFor } from './helpers/sync-suite.ts';
 
@@ -115,6 +116,16 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16)), undefined);
     assert.is(cache.lookupMyKey(second.mykeyId), 'L-2');
     await waitFor('purge event', () => purged.some((p) => p.kind === 'suspend'));
+
+    // A resync command from the hub: answered on the reply topic, which the hub's ACL lets through
+    // (an unauthorised publish would cost the edge its connection).
+    const before = agent.stats();
+    await ctx.h.hub.broker!.publish(edgeCommandTopic('lib-counter-1'), JSON.stringify({ transaction: 'tx-1', command: 'resync' }));
+    await waitFor('resynced', () => agent.stats().snapshots === before.snapshots + 1, 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(agent.connected);
+    assert.is(agent.stats().connects, before.connects, 'the reply did not cost the connection');
+    assert.is(cache.lookupMyKey(second.mykeyId), 'L-2');
   } finally {
     await agent.stop();
     await state.close();
