@@ -251,6 +251,7 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
     const r = await checkReaders(readers, deps.listReaders ?? listReaders);
     if (!r.ok) throw needsFix('reader_unavailable', r.detail, r.fix);
     c.ok(r.detail);
+    unitFor(layout, o.edgeId); // paths a unit cannot carry fail here, before the token is spent
   });
 
   const found = await steps.step('Looking for an existing enrollment', (c) => {
@@ -307,8 +308,11 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
   // configuration that has passed.
   await steps.step('Self-test', (c) => selfTest(c, record, tls, readers, deps));
 
-  const unit = unitFor(layout, record.edgeId);
-  await steps.step(o.dryRun ? 'System service (dry run)' : 'System service', (c) => systemdStep(c, unit, o.dryRun, deps));
+  const unit = await steps.step(o.dryRun ? 'System service (dry run)' : 'System service', async (c) => {
+    const text = unitFor(layout, record.edgeId);
+    await systemdStep(c, text, o.dryRun, deps);
+    return text;
+  });
   deps.write(`enrolled: edge ${record.edgeId}, service ${record.serviceId}, certificate valid until ${record.notAfter}`);
   return { record, kept: !!found, unit };
 }

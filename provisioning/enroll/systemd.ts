@@ -26,7 +26,12 @@ export interface UnitOptions {
 export function renderUnit(o: UnitOptions): string {
   const node = o.node ?? process.execPath;
   const root = o.repoRoot ?? REPO_ROOT;
-  const q = (s: string) => (/[\s"\\]/.test(s) ? `"${s.replace(/["\\]/g, '\\$&')}"` : s);
+  for (const p of [node, root, o.configPath, o.stateDir]) {
+    // WorkingDirectory= and ReadWritePaths= take paths unquoted (systemd.exec(5)): keep them plain.
+    if (/[\s"'\\]/.test(p)) throw new MyKeyError('validation_failed', `the path ${JSON.stringify(p)} has spaces or quotes, which a systemd unit cannot carry here`, { details: { fix: 'use a state directory (and checkout) path without spaces, e.g. /var/lib/mykey-edge' } });
+  }
+  // systemd.unit(5) "Specifiers": a literal % is written %%.
+  const q = (s: string) => s.replace(/%/g, '%%');
   return `# Installed by provisioning/enroll (edge ${o.edgeId}). Re-running enroll rewrites this file.
 [Unit]
 Description=MyKey edge agent (${o.edgeId})

@@ -184,6 +184,45 @@ test('decommission without a revocation route at the hub says to revoke in the c
   assert.not.ok(existsSync(stateLayout(dir).dir));
 });
 
+test('without --dry-run the unit is written and systemctl runs in order; decommission disables and removes it', async (ctx) => {
+  const dir = join(ctx.root, 'counter-6');
+  const unitDir = mkdtempSync(join(ctx.root, 'units-'));
+  const ran: string[] = [];
+  const exec: EnrollDeps['exec'] = async (cmd, args) => {
+    ran.push([cmd, ...args].join(' '));
+    return { code: 0, stdout: args[0] === 'is-active' ? 'active\n' : '', stderr: '' };
+  };
+  const r = await run(['enroll', '--hub', ctx.h.http, '--token', ctx.h.issueToken('lib-counter-6'), '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec, unitDir });
+  assert.is(r.code, 0, r.out);
+  assert.equal(ran, ['systemctl daemon-reload', 'systemctl enable mykey-edge.service', 'systemctl restart mykey-edge.service', 'systemctl is-active mykey-edge.service']);
+  const unitPath = join(unitDir, 'mykey-edge.service');
+  assert.is(modeOf(unitPath), 0o644);
+  assert.match(readFileSync(unitPath, 'utf8'), /\[Service\][\s\S]*Restart=always[\s\S]*ReadWritePaths=.*counter-6/);
+
+  // A failing systemctl is a failed step that says where to look.
+  const failing: EnrollDeps['exec'] = async (cmd, args) => ({ code: args[0] === 'restart' ? 1 : 0, stdout: '', stderr: 'Job for mykey-edge.service failed.' });
+  const again = await run(['enroll', '--hub', ctx.h.http, '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec: failing, unitDir });
+  assert.is(again.code, 1);
+  assert.match(again.out, /systemctl restart mykey-edge\.service failed \(exit 1\): Job for mykey-edge\.service failed\./);
+  assert.match(again.out, /fix:\s+see: journalctl -u mykey-edge\.service/);
+
+  ran.length = 0;
+  const revoke: EnrollDeps['revoke'] = async ({ record }) => (ctx.h.th.hub.enrollment!.revoke(record.edgeId, 'test').ok ? 'revoked' : 'already-refused');
+  const d = await run(['decommission', '--state-dir', dir], { exec, unitDir, revoke });
+  assert.is(d.code, 0, d.out);
+  assert.equal(ran, ['systemctl disable --now mykey-edge.service', 'systemctl daemon-reload']);
+  assert.not.ok(existsSync(unitPath));
+});
+
+test('a state directory path with spaces is refused before the token is spent', async (ctx) => {
+  const token = ctx.h.issueToken('lib-counter-7');
+  const r = await run(['enroll', '--hub', ctx.h.http, '--token', token, '--edge-id', 'lib-counter-7', '--state-dir', join(ctx.root, 'has space'), '--dry-run']);
+  assert.is(r.code, 1);
+  assert.match(r.out, /\[1\/7\][\s\S]*has spaces or quotes/);
+  const ok = await run(['enroll', '--hub', ctx.h.http, '--token', token, '--edge-id', 'lib-counter-7', '--state-dir', join(ctx.root, 'c7'), '--dry-run']);
+  assert.is(ok.code, 0, ok.out);
+});
+
 test('decommission by default asks the device API to revoke the device over mutual TLS (POST /v1/device/revoke)', async (ctx) => {
   // A stand-in for the route the hub does not have yet: an HTTPS server with the hub's own device API
   // credentials that revokes the calling device, as the route would.
