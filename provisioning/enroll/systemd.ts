@@ -47,7 +47,8 @@ ExecStart=${q(node)} --import tsx ${q(join(root, 'edge', 'main.ts'))} --config $
 Environment=NODE_ENV=production
 Restart=always
 RestartSec=3
-# The agent writes only its state directory.
+# The agent writes only its state directory, and /run/mykey-edge for hand-off and registration sockets.
+RuntimeDirectory=mykey-edge
 NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=read-only
