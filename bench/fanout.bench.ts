@@ -255,8 +255,9 @@ benchMain(async () => {
     const base = await hub.ask<'stats'>({ type: 'stats' });
     for (let i = 0; i < CHILDREN; i++) children.push(startChild('fanout-edges.ts'));
     const edges = new Edges(children.slice(1));
+    let cpu0 = cpuMsOf(hubChild.pid!);
     let c = await edges.connect('aedes', tlsPort, ca.certPem, credsFile, creds.length);
-    progress(`aedes: ${c.connected} edges connected in ${Math.round(c.ms)} ms (${c.expected} of ${SERVICE})`);
+    progress(`aedes: ${c.connected} edges connected in ${Math.round(c.ms)} ms (${c.expected} of ${SERVICE}); hub CPU ${Math.round(cpuMsOf(hubChild.pid!) - cpu0)} ms`);
     const connected = await hub.ask<'stats'>({ type: 'stats' });
     if (c.connected !== creds.length || connected.connected !== creds.length) throw new Error(`only ${connected.connected} edges connected`);
 
@@ -285,8 +286,9 @@ benchMain(async () => {
     mosquitto.stderr!.on('data', (d) => (mqErr = (mqErr + d).slice(-4096)));
     mosquitto.once('exit', (code) => code && progress(`mosquitto exited with ${code}: ${mqErr}`));
     await waitListening(port, 5000);
+    cpu0 = cpuMsOf(mosquitto.pid!);
     c = await edges.connect('mosquitto', port, ca.certPem, credsFile, creds.length);
-    progress(`mosquitto: ${c.connected} edges connected in ${Math.round(c.ms)} ms`);
+    progress(`mosquitto: ${c.connected} edges connected in ${Math.round(c.ms)} ms; mosquitto CPU ${Math.round(cpuMsOf(mosquitto.pid!) - cpu0)} ms`);
 
     const aedes: Target = { label: 'aedes', attach: { target: 'aedes' }, sample: [], pids: [hubChild.pid!], cpuMs: 0 };
     const mq: Target = { label: 'mosquitto', attach: { target: 'mosquitto', port, certPem: hubCert.value.certPem, keyPem: hubCsr.keyPem }, sample: [], pids: [hubChild.pid!, mosquitto.pid!], cpuMs: 0 };

@@ -22,6 +22,12 @@ export function authorizePublishHook(ctx: BrokerContext) {
     if (topic.value === 'status') {
       const s = checkStatusPayload(id, payload);
       if (!s.ok) return refuse(s.code, s.message);
+      // Edges publish their status retained (and as their will) so that a stock broker keeps it for
+      // whoever watches. Here the hub itself is that watcher: the published hook records the status
+      // in the device repo, and no edge may subscribe to status topics. Keeping a retained copy per
+      // edge would make every SUBSCRIBE scan them all (aedes matches retained messages against each
+      // new subscription), which grows with the square of the fleet, so it is not kept.
+      packet.retain = false;
     } else {
       if (packet.retain) return refuse('validation_failed', 'replies are not retained');
       const r = checkReplyPayload(payload);
