@@ -5,7 +5,7 @@
 // just before that transaction (wall clock, shared by the processes on this machine).
 //
 // Parent -> hub: { type: 'start', dir, services }, { type: 'attach', target, port?, certPem?, keyPem? },
-//                { type: 'revoke' }, { type: 'stats' }, { type: 'stop' }
+//                { type: 'revoke', count? }, { type: 'stats' }, { type: 'stop' }
 // Hub -> parent: { type: 'started', tlsPort }, { type: 'attached' }, { type: 'revoked', seq, t0, target },
 //                { type: 'stats', rssMb, connected, handOffP50 }, { type: 'stopped' }
 import mqtt, { type MqttClient } from 'mqtt';
@@ -29,7 +29,7 @@ import { percentile } from './lib.ts';
 type Msg =
   | { type: 'start'; dir: string; service: string; revocations: number }
   | { type: 'attach'; target: 'aedes' | 'mosquitto'; port?: number; certPem?: string; keyPem?: string }
-  | { type: 'revoke' }
+  | { type: 'revoke'; count?: number }
   | { type: 'stats' }
   | { type: 'stop' };
 
@@ -108,8 +108,10 @@ process.on('message', async (m: Msg) => {
         await profiler.post('Profiler.enable');
         await profiler.post('Profiler.start');
       }
+      // `count` > 1: a burst, as a CRL run suspending many MyKey IDs makes; each is its own commit.
       const t0 = wall();
-      const seq = revoke!();
+      let seq = 0;
+      for (let i = 0; i < (m.count ?? 1); i++) seq = revoke!();
       send({ type: 'revoked', seq, t0, target });
     } else if (m.type === 'stats') {
       if (profiler) {

@@ -33,6 +33,8 @@ const OTHER_EDGES = Number(process.env.FANOUT_OTHER_EDGES ?? 24);
 const CHILDREN = Number(process.env.FANOUT_CHILDREN ?? 3);
 const RUNS = Number(process.env.FANOUT_RUNS ?? 100);
 const WARMUP = 5;
+/** Revocations committed back to back, as a CRL run that suspends many MyKey IDs makes them. */
+const BURST = Number(process.env.FANOUT_BURST ?? 20);
 // Long enough for the PUBACKs of one fan-out to settle before the next starts.
 const GAP_MS = 100;
 const SERVICE = 'library';
@@ -250,7 +252,7 @@ benchMain(async () => {
     const hubChild = startChild('fanout-hub.ts');
     children.push(hubChild);
     const hub = new Hub(hubChild);
-    const { tlsPort } = await hub.ask<'started'>({ type: 'start', dir, service: SERVICE, revocations: 2 * (WARMUP + RUNS) });
+    const { tlsPort } = await hub.ask<'started'>({ type: 'start', dir, service: SERVICE, revocations: 2 * (WARMUP + RUNS + BURST) });
     await hub.ask<'attached'>({ type: 'attach', target: 'aedes' });
     const base = await hub.ask<'stats'>({ type: 'stats' });
     for (let i = 0; i < CHILDREN; i++) children.push(startChild('fanout-edges.ts'));
@@ -293,6 +295,15 @@ benchMain(async () => {
     const aedes: Target = { label: 'aedes', attach: { target: 'aedes' }, sample: [], pids: [hubChild.pid!], cpuMs: 0 };
     const mq: Target = { label: 'mosquitto', attach: { target: 'mosquitto', port, certPem: hubCert.value.certPem, keyPem: hubCsr.keyPem }, sample: [], pids: [hubChild.pid!, mosquitto.pid!], cpuMs: 0 };
     await measure(edges, hub, [aedes, mq]);
+    const bursts: Record<string, number> = {};
+    for (const t of [aedes, mq]) {
+      await hub.ask<'attached'>({ type: 'attach', ...t.attach });
+      const { seq, t0: b0 } = await hub.ask<'revoked'>({ type: 'revoke', count: BURST });
+      const { last } = await edges.waitFor(seq, 120_000);
+      bursts[t.label] = last - b0;
+      progress(`${t.label}: a burst of ${BURST} revocations reached every edge in ${Math.round(bursts[t.label])} ms`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     const after = await hub.ask<'stats'>({ type: 'stats' });
     const rssMb = after.rssMb;
     progress(`aedes publish() until written to every subscriber: p50 ${round(after.handOffP50, 2)} ms`);
@@ -314,6 +325,8 @@ benchMain(async () => {
       [`mosquitto_fanout_${n}_p50_ms`]: { value: round(percentile(mqSample, 50), 2), unit: 'ms' },
       [`mosquitto_fanout_${n}_p99_ms`]: { value: round(mq99, 2), unit: 'ms' },
       [`hub_rss_${n}_edges_mb`]: { value: round(rssMb, 1), unit: 'MB' },
+      [`fanout_${n}_burst_${BURST}_ms`]: { value: round(bursts.aedes, 1), unit: 'ms' },
+      [`mosquitto_fanout_${n}_burst_${BURST}_ms`]: { value: round(bursts.mosquitto, 1), unit: 'ms' },
     };
   } finally {
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');
