@@ -112,7 +112,7 @@ process.on('message', async (m: Msg) => {
       const t0 = wall();
       let seq = 0;
       for (let i = 0; i < (m.count ?? 1); i++) seq = revoke!();
-      send({ type: 'revoked', seq, t0, target });
+      send({ type: 'revoked', seq, t0, target, commitMs: wall() - t0 });
     } else if (m.type === 'stats') {
       if (profiler) {
         const { profile } = await profiler.post('Profiler.stop');
