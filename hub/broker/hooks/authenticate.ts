@@ -23,7 +23,8 @@ function refusal(returnCode: number, message: string): AuthenticateError {
 export function authenticateHook(ctx: BrokerContext) {
   return (client: Client, username: string | undefined, _password: Buffer | undefined, done: (err: AuthenticateError | null, ok: boolean | null) => void): void => {
     const refuse = (code: ErrorCode, returnCode: number, what: string, fields: Record<string, unknown> = {}) => {
-      ctx.refuse(code, what, { clientId: client.id, returnCode, ...fields });
+      // The client id is the peer's own text (up to 64 KiB in MQTT): only its start is logged.
+      ctx.refuse(code, what, { clientId: String(client.id ?? '').slice(0, 64), returnCode, ...fields });
       done(refusal(returnCode, what), false);
     };
     let id: EdgeIdentity;
@@ -64,6 +65,8 @@ export function authenticateHook(ctx: BrokerContext) {
       if (will.topic !== id.topics.status || will.qos > 1) return refuse('topic_forbidden', NOT_AUTHORIZED, 'will outside the edge status topic', { edgeId: id.edgeId });
       const s = checkStatusPayload(id, will.payload);
       if (!s.ok) return refuse(s.code, NOT_AUTHORIZED, `will payload: ${s.message}`, { edgeId: id.edgeId });
+      // The will is what the hub records when the edge vanishes: it must say so.
+      if (s.value.online) return refuse('validation_failed', NOT_AUTHORIZED, 'a will must report the edge offline', { edgeId: id.edgeId });
     }
     ctx.identities.set(client, id);
     done(null, true);

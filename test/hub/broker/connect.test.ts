@@ -97,12 +97,16 @@ test('an edge claiming another edge id is refused with CONNACK 2 (identifier rej
   assert.ok(codes().includes('device_id_mismatch'));
 });
 
-test('a will on another topic, or speaking for another edge, is refused with CONNACK 5', async () => {
+test('a will on another topic, speaking for another edge, saying online or not a status is refused with CONNACK 5', async () => {
   const edge = await f.enroll('edge-will', 'library');
   const other = { ...edge, edgeId: 'edge-good' };
   let r = await f.refusedConnect(edge, { will: { topic: edgeStatusTopic('edge-good'), payload: Buffer.from(JSON.stringify(status(other, { online: false }))), qos: 1, retain: true } });
   assert.is(r.returnCode, 5);
   r = await f.refusedConnect(edge, { will: { topic: edgeStatusTopic('edge-will'), payload: Buffer.from(JSON.stringify(status(other, { online: false }))), qos: 1, retain: true } });
+  assert.is(r.returnCode, 5);
+  r = await f.refusedConnect(edge, { will: { topic: edgeStatusTopic('edge-will'), payload: Buffer.from(JSON.stringify(status(edge, { online: true }))), qos: 1, retain: true } });
+  assert.is(r.returnCode, 5);
+  r = await f.refusedConnect(edge, { will: { topic: edgeStatusTopic('edge-will'), payload: Buffer.from('offline'), qos: 1, retain: true } });
   assert.is(r.returnCode, 5);
   const c = await f.connect(edge, { will: { topic: edgeStatusTopic('edge-will'), payload: Buffer.from(JSON.stringify(status(edge, { online: false }))), qos: 1, retain: true } });
   c.end(true);
