@@ -6,7 +6,7 @@ import { MyKeyError } from '../../shared/errors.ts';
 import { consoleReaderLog, type ReaderLog } from './log.ts';
 import { cardTransitions, SCARD_DISPOSITION, SCARD_PROTOCOL, SCARD_SHARE, SCARD_STATE } from './pcsc-state.ts';
 import { nativePcsc, type PcscContext, type PcscFactory, type PcscReader } from './pcsc-port.ts';
-import { TypedEvents } from './typed-events.ts';
+import { TypedEvents } from '../../shared/typed-events.ts';
 import { CardSession, DEFAULT_APDU_TIMEOUT_MS, DEFAULT_REMOVAL_GRACE_MS, mapPcscError, type ApduTraceHook, type RawCard } from './transport.ts';
 
 /** Events of the ReaderManager. */

@@ -6,7 +6,7 @@ import { readIdentity as defaultReadIdentity, type CardIdentity } from './identi
 import { consoleReaderLog, type ReaderLog } from './log.ts';
 import type { ReaderManager } from './reader-manager.ts';
 import type { CardSession } from './transport.ts';
-import { TypedEvents } from './typed-events.ts';
+import { TypedEvents } from '../../shared/typed-events.ts';
 
 /** Events of the touch pipeline. */
 export interface TouchEvents {

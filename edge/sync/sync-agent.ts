@@ -32,7 +32,7 @@ import { Backoff } from './backoff.ts';
 import { ContactClock, type ContactAssessment } from './contact-clock.ts';
 import { HubClient, type TlsMaterial } from './hub-client.ts';
 import { checkCommandPayload, checkEntryPayload } from './payloads.ts';
-import { TypedEvents } from './typed-events.ts';
+import { TypedEvents } from '../../shared/typed-events.ts';
 
 export type Health = EdgeStatus['health'];
 
@@ -148,7 +148,7 @@ export class SyncAgent {
     this.#log = opts.log ?? silentLogger;
     this.#state = opts.state;
     this.#cache = opts.cache;
-    this.events = new TypedEvents<SyncEvents>(this.#log);
+    this.events = new TypedEvents<SyncEvents>(this.#log, 'sync');
     this.#hub = new HubClient({ hubUrl: opts.hubUrl, tls: opts.tls, fetch: opts.fetch });
     this.#now = opts.now ?? Date.now;
     this.#mono = opts.monoNow ?? (() => performance.now());

@@ -1,17 +1,21 @@
-// Typed events whose listeners cannot crash the emitter: a listener that throws (or whose promise
-// rejects) is logged and the other listeners still run. `on` returns the unsubscribe function so an
-// owner can remove exactly its own listeners on stop().
-import type { ReaderLog } from './log.ts';
+// Typed events whose listeners cannot crash the emitter (STYLE.md habit 5): a listener that throws
+// (or whose promise rejects) is logged and the other listeners still run. `on` returns the function
+// that removes the listener, so an owner removes exactly its own on stop().
+
+/** What failed listeners are reported through (shared/log.ts Logger and the reader's log fit). */
+export interface ListenerFailureLog {
+  error(msg: string, meta?: Record<string, unknown>): void;
+}
 
 type Listener<T> = (payload: T) => unknown;
 
 /** A small typed event emitter: event name -> payload type. */
 export class TypedEvents<M extends { [K in keyof M]: unknown }> {
   readonly #listeners = new Map<keyof M, Set<Listener<never>>>();
-  readonly #log: ReaderLog;
+  readonly #log: ListenerFailureLog;
   readonly #name: string;
 
-  constructor(log: ReaderLog, name: string) {
+  constructor(log: ListenerFailureLog, name = 'events') {
     this.#log = log;
     this.#name = name;
   }
