@@ -9,6 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import mqtt from 'mqtt';
+import { edgeStatusTopic } from '../../../shared/topics.ts';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { initCaDir, type CaDir } from '../../../provisioning/test-ca/store.ts';
 import { sharedKeyPair } from '../../helpers/hub.ts';
@@ -108,9 +110,11 @@ test('issues an enrollment token; redeeming it enrolls the edge, which then show
   await page.screenshot({ path: join(shots, 'enrollments-ja.png'), fullPage: true });
 
   // The technician's side: a CSR from the new device, over real HTTP.
-  const csrPem = derToPem((await createDeviceCsr('library-main-01')).csrDer, 'CERTIFICATE REQUEST');
+  const csr = await createDeviceCsr('library-main-01');
+  const csrPem = derToPem(csr.csrDer, 'CERTIFICATE REQUEST');
   const res = await fetch(`${url}/v1/enrollments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, edgeId: 'library-main-01', csrPem }) });
   assert.is(res.status, 201);
+  const enrolled = (await res.json()) as { certPem: string; caPem: string };
   const again = await fetch(`${url}/v1/enrollments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, edgeId: 'library-main-01', csrPem }) });
   assert.is(again.status, 409);
 
@@ -119,7 +123,27 @@ test('issues an enrollment token; redeeming it enrolls the edge, which then show
   await page.click('nav >> text=エッジ端末');
   assert.match((await page.locator('tr[data-edge="library-main-01"]').textContent())!, 'オフライン');
 
-  // The edge connects and reports its status the way the broker records it.
+  // The edge connects to the hub's broker over TLS with its new certificate and reports its status.
+  await h.th.hub.start();
+  const edge = await mqtt.connectAsync(h.th.hub.addresses.mqtts!, {
+    clientId: 'library-main-01',
+    ca: enrolled.caPem,
+    cert: enrolled.certPem,
+    key: csr.keyPem,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    will: { topic: edgeStatusTopic('library-main-01'), payload: Buffer.from(JSON.stringify({ edgeId: 'library-main-01', serviceId: 'library', online: false, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() })), qos: 1, retain: true },
+  });
+  await edge.publishAsync(
+    edgeStatusTopic('library-main-01'),
+    JSON.stringify({ edgeId: 'library-main-01', serviceId: 'library', online: true, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() }),
+    { qos: 1, retain: true },
+  );
+  for (let i = 0; i < 100 && !h.devices.get('library-main-01')?.online; i++) await new Promise((r) => setTimeout(r, 50));
+  await page.reload();
+  assert.match((await page.locator('tr[data-edge="library-main-01"]').textContent())!, 'オンライン');
+
+  // Its lag history, as the broker samples it over the last 40 minutes.
   const t0 = Date.now() - 40 * 60_000;
   const lags = [0, 0, 3, 12, 7, 2, 0, 0, 5, 1, 0];
   lags.forEach((lag, i) => h.devices.recordStatus('library-main-01', { online: true, appliedSeq: 10 + i, version: '0.1.0', health: 'ok', lag, at: t0 + i * 4 * 60_000 }, true));
@@ -131,6 +155,11 @@ test('issues an enrollment token; redeeming it enrolls the edge, which then show
   assert.is(await page.locator('tr[data-edge="library-main-01"] svg.spark path.line').count(), 1);
   await page.click('a:text("library-main-01")');
   assert.is(await page.locator('main svg.chart:not(.spark) path.line').count(), 1);
+  // Its connection drops: the will takes it offline.
+  await edge.endAsync(true);
+  for (let i = 0; i < 100 && h.devices.get('library-main-01')?.online; i++) await new Promise((r) => setTimeout(r, 50));
+  await page.click('nav >> text=エッジ端末');
+  assert.match((await page.locator('tr[data-edge="library-main-01"]').textContent())!, 'オフライン');
 });
 
 test('a CRL applied through the CRL manager shows as a revocation run with what it suspended', async () => {
