@@ -94,7 +94,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
   const registration = config.registration.enabled
     ? new RegistrationFlow({
         api: new HttpDeviceApi({ hubUrl: config.hub.url, tls }),
-        signer: readerSigner(manager),
+        signer: readerSigner(manager, { pause: pipeline }),
         requireHolderProof: config.registration.requireHolderProof,
         stepMs: config.registration.stepSeconds * 1000,
         resultMs: config.kiosk.resultSeconds * 1000,

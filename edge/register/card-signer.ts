@@ -9,17 +9,31 @@ export interface HolderSigner {
   sign(reader: string, pin: string, challenge: Uint8Array): Promise<{ certDer: Uint8Array; signature: Uint8Array }>;
 }
 
-/** The signer over the reader layer. */
-export function readerSigner(manager: Pick<ReaderManager, 'connect'>): HolderSigner {
+/** Something that reads touches and must keep off the card while it signs (the TouchPipeline). */
+export interface Pausable {
+  stop(): Promise<void>;
+  start(): void;
+}
+
+/**
+ * The signer over the reader layer. `pause` (the touch pipeline) is stopped for the signing: a
+ * card-present seen meanwhile must not open its own session, which would close the signing one.
+ */
+export function readerSigner(manager: Pick<ReaderManager, 'connect'>, opts: { pause?: Pausable } = {}): HolderSigner {
   return {
     async sign(reader, pin, challenge) {
-      const session = await manager.connect(reader);
+      await opts.pause?.stop();
       try {
-        const certDer = await readAuthCert(session);
-        const signature = await signChallenge(session, pin, challenge);
-        return { certDer, signature };
+        const session = await manager.connect(reader);
+        try {
+          const certDer = await readAuthCert(session);
+          const signature = await signChallenge(session, pin, challenge);
+          return { certDer, signature };
+        } finally {
+          await session.close();
+        }
       } finally {
-        await session.close();
+        opts.pause?.start();
       }
     },
   };

@@ -104,7 +104,7 @@ test.before(async (ctx) => {
   const enrolled = await ctx.hub.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'pts-counter-1', serviceId: 'points', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);
   const api = new HttpDeviceApi({ hubUrl: ctx.hub.hub.addresses.deviceApi!, tls: { ca: enrolled.value.caPem, cert: enrolled.value.certPem, key: csr.keyPem } });
-  ctx.flow = new RegistrationFlow({ api, signer: readerSigner(ctx.manager), resultMs: 60_000 });
+  ctx.flow = new RegistrationFlow({ api, signer: readerSigner(ctx.manager, { pause: ctx.pipeline }), resultMs: 60_000 });
   ctx.desk = new TouchDesk({ source: ctx.pipeline, lookup: ctx.lookup, registration: ctx.flow });
   const added = new Promise<void>((r) => ctx.manager.on('reader-added', (e) => e.reader === READER && r()));
   ctx.desk.start();
@@ -225,7 +225,14 @@ test("registers at the counter with the card's own PIN and signature, then the c
   assert.ok(ctx.flow.serviceUserId('PT-000777').ok);
   await step(ctx.flow, (v) => v.step === 'pin' && v.retry === undefined, 'the PIN step');
   assert.ok(ctx.flow.pin('9999').ok);
-  assert.equal(await step(ctx.flow, (v) => v.step === 'pin' && v.retry !== undefined, 'the wrong PIN'), { step: 'pin', retry: 'pin_wrong', triesLeft: 2 });
+  let wrong = await step(ctx.flow, (v) => v.step === 'pin' && v.retry !== undefined, 'the wrong PIN');
+  if (wrong.step === 'pin' && wrong.retry === 'card_removed') {
+    // pcscd can report the card gone and back under load; the flow then asks again, as it should.
+    console.log('note: the reader reported the card gone during the PIN step; entering it again');
+    assert.ok(ctx.flow.pin('9999').ok);
+    wrong = await step(ctx.flow, (v) => v.step === 'pin' && v.retry === 'pin_wrong', 'the wrong PIN');
+  }
+  assert.equal(wrong, { step: 'pin', retry: 'pin_wrong', triesLeft: 2 });
   assert.ok(ctx.flow.pin('1234').ok);
   assert.equal(await step(ctx.flow, (v) => v.step === 'done' || v.step === 'failed', 'the link'), { step: 'done', serviceUserId: 'PT-000777', replaced: false });
   await takeAway(ctx);
