@@ -116,5 +116,7 @@ export async function main(argv: string[], deps: Partial<EnrollDeps> = {}, env: 
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.exitCode = await main(process.argv.slice(2));
+  const code = await main(process.argv.slice(2));
+  // A PC/SC handle stopped right after it opened can keep a native thread alive; the tool is done.
+  process.stdout.write('', () => process.exit(code));
 }

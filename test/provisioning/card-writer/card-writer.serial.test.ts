@@ -2,6 +2,7 @@
 // pcsclite -> the edge's ReaderManager (writer role) -> provisioning/card-writer.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { MyKeyError } from '../../../shared/errors.ts';
 import { ReaderManager, readIdentity, silentReaderLog, type ReaderEvents } from '../../../edge/reader/index.ts';
 import { createTestCa } from '../../../provisioning/test-ca/ca.ts';
@@ -199,32 +200,43 @@ test('a card taken away mid-write gives card_removed; the next try on the same c
   assert.is(mykeyIdOf(file), 'K7M3QX9B');
 });
 
+/** Runs the card writer as a clerk does: its own process, its own reader manager. */
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'provisioning/card-writer/cli.ts', ...args], { env: { ...process.env, MYKEY_WRITE_KEY: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (d) => (text += d));
+    child.stderr.on('data', (d) => (text += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, text });
+    });
+  });
+}
+
 test('the command line writes through the reader and explains a wrong key; bad input is a usage error', async (ctx) => {
-  await ctx.manager.stop(); // the command opens its own reader manager, as at a counter
-  try {
-    const file = structuredClone(blank);
-    const card = new VirtualCard(file, { onChange: (f) => Object.assign(file, f) });
-    await ctx.slot.insert(card);
-    const lines: string[] = [];
-    const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), env: {} };
-    const wrong = await main(['write-mykey', '--reader', READER, '--mykey-id', 'k7m3-qx9b', '--write-key', '00'.repeat(32), '--wait', '5'], io);
-    assert.is(wrong, 1, lines.join('\n'));
-    assert.match(lines.join('\n'), /refused the write key/);
-    const code = await main(['write-mykey', '--reader', READER, '--mykey-id', 'k7m3-qx9b', '--wait', '5'], { ...io, env: { MYKEY_WRITE_KEY: KEY_HEX } });
-    assert.is(code, 0, lines.join('\n'));
-    assert.match(lines.join('\n'), /wrote MyKey ID K7M3-QX9B \(area reserved\); read back and verified/);
-    assert.is(mykeyIdOf(file), 'K7M3QX9B');
-    assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'I1O0L', '--write-key', KEY_HEX], io), 2);
-    assert.match(lines.join('\n'), /is not a MyKey ID/);
-    assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'K7M3QX9B', '--write-key', 'abc'], io), 2);
-    assert.is(await main(['write-mykey', '--reader', 'No Such Reader', '--mykey-id', 'K7M3QX9B', '--write-key', KEY_HEX, '--wait', '1'], io), 1);
-    assert.match(lines.join('\n'), /no reader named "No Such Reader"/);
-  } finally {
-    await ctx.slot.remove().catch(() => {});
-    const added = next(ctx.manager, 'reader-added');
-    ctx.manager.start();
-    await added;
-  }
+  const file = structuredClone(blank);
+  await withCard(ctx, file, async () => {
+    const wrong = await cli(['write-mykey', '--reader', READER, '--mykey-id', 'k7m3-qx9b', '--write-key', '00'.repeat(32), '--wait', '5']);
+    assert.is(wrong.code, 1, wrong.text);
+    assert.match(wrong.text, /refused the write key/);
+    const good = await cli(['write-mykey', '--reader', READER, '--mykey-id', 'k7m3-qx9b', '--wait', '5'], { MYKEY_WRITE_KEY: KEY_HEX });
+    assert.is(good.code, 0, good.text);
+    assert.match(good.text, /wrote MyKey ID K7M3-QX9B \(area reserved\); read back and verified/);
+    const missing = await cli(['write-mykey', '--reader', 'No Such Reader', '--mykey-id', 'K7M3QX9B', '--write-key', KEY_HEX, '--wait', '2']);
+    assert.is(missing.code, 1);
+    assert.match(missing.text, /no reader named "No Such Reader"/);
+  });
+  assert.is(mykeyIdOf(file), 'K7M3QX9B');
+  const lines: string[] = [];
+  const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), env: {} };
+  // Usage errors are found before any reader is opened.
+  assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'I1O0L', '--write-key', KEY_HEX], io), 2);
+  assert.match(lines.join('\n'), /is not a MyKey ID/);
+  assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'K7M3QX9B', '--write-key', 'abc'], io), 2);
+  assert.match(lines.join('\n'), /32 bytes in hex/);
 });
 
 test.run();
