@@ -1,8 +1,11 @@
 // The edge agent's configuration schema. Validated once at start-up with every problem reported at
 // once (shared/config.ts); env overrides are MYKEY_EDGE_<SECTION>_<KEY> (e.g. MYKEY_EDGE_KIOSK_PORT).
 // Keys without a default (edge id, service, hub and broker URLs, device certificate) must be given.
-import { Type, type Static } from '@sinclair/typebox';
+import { readFileSync } from 'node:fs';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { loadConfig } from '../shared/config.ts';
+import { MyKeyError } from '../shared/errors.ts';
 import { EDGE_ID_PATTERN, SERVICE_ID_PATTERN } from '../shared/ids.ts';
 import '../shared/messages.ts'; // registers the `uri` string format
 import { OUTCOMES } from './handoff/outcomes.ts';
@@ -120,7 +123,42 @@ export type EdgeConfig = Static<typeof EdgeConfigSchema>;
 
 /** Loads the edge config from a file, the environment (MYKEY_EDGE_*) and overrides; all errors at once. */
 export function loadEdgeConfig(opts: { file?: string; overrides?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): EdgeConfig {
-  return loadConfig(EdgeConfigSchema, { ...opts, envPrefix: 'MYKEY_EDGE' });
+  try {
+    return loadConfig(EdgeConfigSchema, { ...opts, envPrefix: 'MYKEY_EDGE' });
+  } catch (e) {
+    throw explainTargets(e, opts);
+  }
+}
+
+const TARGET_SCHEMAS: Record<string, TSchema> = { webhook: WebhookTarget, stdout: StdoutTarget, socket: SocketTarget };
+
+/**
+ * A hand-off target that matches no member of the union only gets "Expected union value"; this adds
+ * what is wrong with it against the schema its `type` names.
+ */
+function explainTargets(e: unknown, opts: { file?: string; overrides?: Record<string, unknown> }): unknown {
+  if (!(e instanceof MyKeyError) || e.code !== 'config_invalid') return e;
+  const errors = [...((e.details?.errors as string[] | undefined) ?? [])];
+  const targetsOf = (v: unknown): unknown => (v as { handoff?: { targets?: unknown } } | undefined)?.handoff?.targets;
+  let targets = targetsOf(opts.overrides);
+  if (targets === undefined && opts.file) {
+    try {
+      targets = targetsOf(JSON.parse(readFileSync(opts.file, 'utf8')));
+    } catch {
+      // the file's own problem is already listed
+    }
+  }
+  if (!Array.isArray(targets)) return e;
+  targets.forEach((t, i) => {
+    const type = (t as { type?: unknown } | null)?.type;
+    const schema = typeof type === 'string' ? TARGET_SCHEMAS[type] : undefined;
+    if (!schema) {
+      errors.push(`/handoff/targets/${i}/type: one of ${Object.keys(TARGET_SCHEMAS).join(', ')}`);
+      return;
+    }
+    for (const err of Value.Errors(schema, Value.Default(schema, Value.Clone(t)))) errors.push(`/handoff/targets/${i}${err.path}: ${err.message}`);
+  });
+  return new MyKeyError('config_invalid', `invalid configuration:\n  - ${errors.join('\n  - ')}`, { details: { errors } });
 }
 
 /** A reader filter from name patterns (`*` matches anything; case-insensitive); no patterns: all. */

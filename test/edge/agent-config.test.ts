@@ -59,7 +59,14 @@ test('reports every problem at once', () => {
     }),
   );
   const text = p.join('\n');
-  for (const where of ['MYKEY_EDGE_KIOSK_PORT', '/edgeId', '/broker/url', '/staleness/maxSeconds', '/staleness/policy', '/handoff/targets/0']) assert.ok(text.includes(where), `mentions ${where}`);
+  for (const where of ['MYKEY_EDGE_KIOSK_PORT', '/edgeId', '/broker/url', '/staleness/maxSeconds', '/staleness/policy', '/handoff/targets/0/timeoutMs']) assert.ok(text.includes(where), `mentions ${where}`);
+});
+
+test('says what is wrong inside a hand-off target, by its type', () => {
+  const p = problems(() => loadEdgeConfig({ env: {}, overrides: { ...minimal, handoff: { targets: [{ type: 'socket' }, { type: 'fax' }, { type: 'webhook', url: 'ftp://x' }] } } }));
+  assert.ok(p.includes('/handoff/targets/0/path: Expected required property'), p.join('\n'));
+  assert.ok(p.includes('/handoff/targets/1/type: one of webhook, stdout, socket'));
+  assert.ok(p.some((x) => x.startsWith('/handoff/targets/2/url:')));
 });
 
 test('refuses to build an agent whose certificate files cannot be read, naming each', () => {
