@@ -34,10 +34,18 @@ function walk(dir: string): string[] {
 
 interface Result { file: string; passed: number; failed: number; skipped: number; ms: number; output: string; ok: boolean }
 
+// Serial files also take a machine-wide lock (flock), so two runs on one machine (two checkouts, a
+// developer's run beside CI's) never share the vpcd reader slots or fixed ports at once.
+const SERIAL_LOCK = process.env.MYKEY_SERIAL_LOCK ?? '/tmp/mykey-serial-tests.lock';
+
 function runFile(file: string): Promise<Result> {
   const started = Date.now();
+  const serial = file.includes('.serial.');
+  const [cmd, args] = serial
+    ? ['flock', [SERIAL_LOCK, process.execPath, '--import', 'tsx', file]]
+    : [process.execPath, ['--import', 'tsx', file]];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    const child = spawn(cmd, args, {
       cwd: root,
       env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
