@@ -4,7 +4,8 @@
 //   tsx hub/cli.ts crl-import <file.crl> [--config hub.json]
 //   tsx hub/cli.ts crl-fetch  <url>      [--config hub.json]
 //   tsx hub/cli.ts revocation-runs       [--config hub.json]
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { MyKeyError } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
 import { loadHubConfig } from './config.ts';
@@ -31,6 +32,19 @@ function printSummary(s: RevocationRunSummary) {
   for (const [k, v] of rows) console.log(`  ${k.padEnd(33)} ${v}`);
 }
 
+/**
+ * The hub's config, as the running hub has it. A data directory made by `npm start` (development mode)
+ * holds its test JPKI CA in dev-jpki/; the development hub trusts it, so the CLI does too (and says
+ * so), or the README's walk-through could not fetch that hub's CRL.
+ */
+function loadCliConfig(file: string | undefined) {
+  const base = loadHubConfig({ file });
+  const devCa = join(resolve(base.dataDir), 'dev-jpki', 'ca.pem');
+  if (!existsSync(devCa) || base.jpki.trustAnchors.includes(devCa)) return base;
+  process.stderr.write(`development data directory: trusting its test JPKI CA ${devCa}, as npm start does\n`);
+  return loadHubConfig({ file, overrides: { jpki: { ...base.jpki, trustAnchors: [...base.jpki.trustAnchors, devCa] } } });
+}
+
 async function main(argv: string[]) {
   const [cmd, ...rest] = argv;
   let config: string | undefined;
@@ -43,7 +57,7 @@ async function main(argv: string[]) {
     console.log(USAGE);
     return 0;
   }
-  const hub = createHub(loadHubConfig({ file: config }), { log: createLogger('hub', { level: 'warn' }) });
+  const hub = createHub(loadCliConfig(config), { log: createLogger('hub', { level: 'warn' }) });
   try {
     switch (cmd) {
       case 'crl-import': {
