@@ -4,18 +4,23 @@
 //   tsx hub/cli.ts crl-import <file.crl> [--config hub.json]
 //   tsx hub/cli.ts crl-fetch  <url>      [--config hub.json]
 //   tsx hub/cli.ts revocation-runs       [--config hub.json]
+//   tsx hub/cli.ts backup  <dir>         [--config hub.json]
+//   tsx hub/cli.ts restore <dir> [--force] [--config hub.json]
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MyKeyError } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
 import { loadHubConfig } from './config.ts';
-import { createHub } from './main.ts';
+import { createHub, HUB_VERSION } from './main.ts';
 import type { RevocationRunSummary } from './revocation/crl-manager.ts';
+import { backupHub, restoreHub, type BackupProgress } from './store/backup.ts';
 
 const USAGE = `usage:
   tsx hub/cli.ts crl-import <file.crl> [--config hub.json]   verify, index and match a CRL file (DER or PEM)
   tsx hub/cli.ts crl-fetch <url> [--config hub.json]         fetch a CRL now and apply it
-  tsx hub/cli.ts revocation-runs [--config hub.json]         the last revocation runs`;
+  tsx hub/cli.ts revocation-runs [--config hub.json]         the last revocation runs
+  tsx hub/cli.ts backup <dir> [--config hub.json]            online backup (database, device CA, CRLs) into a new directory
+  tsx hub/cli.ts restore <dir> [--force] [--config hub.json] restore a backup into the configured data directory (hub stopped)`;
 
 function printSummary(s: RevocationRunSummary) {
   const rows: [string, string][] = [
@@ -48,15 +53,18 @@ function loadCliConfig(file: string | undefined) {
 async function main(argv: string[]) {
   const [cmd, ...rest] = argv;
   let config: string | undefined;
+  let force = false;
   const args: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--config') config = rest[++i];
+    else if (rest[i] === '--force') force = true;
     else args.push(rest[i]);
   }
   if (!cmd || cmd === '--help' || cmd === '-h') {
     console.log(USAGE);
     return 0;
   }
+  if (cmd === 'backup' || cmd === 'restore') return backupOrRestore(cmd, args, loadHubConfig({ file: config }), force);
   const hub = createHub(loadCliConfig(config), { log: createLogger('hub', { level: 'warn' }) });
   try {
     switch (cmd) {
@@ -100,6 +108,32 @@ async function main(argv: string[]) {
   } finally {
     await hub.stop();
   }
+}
+
+/** Progress on standard error, one line per phase and tenth. */
+function progressPrinter(): BackupProgress {
+  const last = new Map<string, number>();
+  return (phase, done, total) => {
+    const tenth = total ? Math.floor((done / total) * 10) : 10;
+    if (last.get(phase) === tenth) return;
+    last.set(phase, tenth);
+    process.stderr.write(`  ${phase} ${tenth * 10}% (${done.toLocaleString('en')} of ${total.toLocaleString('en')})\n`);
+  };
+}
+
+async function backupOrRestore(cmd: 'backup' | 'restore', args: string[], config: ReturnType<typeof loadHubConfig>, force: boolean): Promise<number> {
+  if (args.length !== 1) throw new MyKeyError('bad_request', `${cmd} takes one directory\n${USAGE}`);
+  const dataDir = resolve(config.dataDir);
+  const dbPath = config.store.path || join(dataDir, 'hub.sqlite');
+  if (cmd === 'backup') {
+    const m = await backupHub({ dbPath, dataDir, outDir: resolve(args[0]), hubVersion: HUB_VERSION, progress: progressPrinter() });
+    const bytes = m.files.reduce((a, f) => a + f.bytes, 0);
+    console.log(`backup written to ${resolve(args[0])}: ${m.files.length} files, ${(bytes / 1e6).toFixed(1)} MB, schema ${m.schemaVersion}`);
+    return 0;
+  }
+  const m = restoreHub({ backupDir: resolve(args[0]), dbPath, dataDir, force, progress: progressPrinter() });
+  console.log(`restored the backup of ${m.createdAt} (hub ${m.hubVersion}, schema ${m.schemaVersion}) into ${dataDir}`);
+  return 0;
 }
 
 main(process.argv.slice(2)).then(
