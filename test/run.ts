@@ -7,7 +7,8 @@
 // Files whose name contains `.serial.` share one resource (the vpcd reader slots, fixed ports) and
 // never run at the same time as each other. Each file has a time limit (TEST_FILE_TIMEOUT_S, 300 s by
 // default); a file that overruns is killed and counted as failed, with its output shown.
-// The last line is the plain summary `N passed, N failed`.
+// The last line is the plain summary `N passed, N failed, N skipped` (a test whose tool is missing is
+// skipped, never passed: test/helpers/requires.ts).
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -122,7 +123,7 @@ async function main() {
       results.push(r);
       const name = relative(root, file);
       const mark = r.ok ? 'ok  ' : 'FAIL';
-      console.log(`${mark} ${name}  (${r.passed} passed${r.failed ? `, ${r.failed} failed` : ''}, ${(r.ms / 1000).toFixed(1)}s)`);
+      console.log(`${mark} ${name}  (${r.passed} passed${r.failed ? `, ${r.failed} failed` : ''}${r.skipped ? `, ${r.skipped} skipped` : ''}, ${(r.ms / 1000).toFixed(1)}s)`);
       if (!r.ok || process.env.TEST_VERBOSE) console.log(r.output.replace(/^/gm, '     | '));
     }
   }
@@ -131,7 +132,7 @@ async function main() {
   const failed = results.reduce((a, r) => a + r.failed, 0);
   const skipped = results.reduce((a, r) => a + r.skipped, 0);
   console.log('');
-  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exit(failed > 0 ? 1 : 0);
 }
 

@@ -13,6 +13,7 @@ import { createDeviceCsr, openDeviceCa, type DeviceCa } from '../../../hub/pki/d
 import { edgeCommandTopic, edgeStatusTopic, serviceLogTopic } from '../../../shared/topics.ts';
 import { nextMessage, status, type EdgeCreds } from './helpers/fixture.ts';
 import { startMosquitto, type RunningMosquitto } from './helpers/mosquitto.ts';
+import { testIf } from '../../helpers/requires.ts';
 
 let haveMosquitto = true;
 try {
@@ -69,8 +70,7 @@ test.after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('an edge receives its service log and commands through Mosquitto, and reports its status', async () => {
-  if (!haveMosquitto) return console.warn('mosquitto not installed: skipped');
+testIf(haveMosquitto, 'mosquitto is not installed')('an edge receives its service log and commands through Mosquitto, and reports its status', async () => {
   const hub = await connect(creds.hub);
   await hub.subscribeAsync(edgeStatusTopic('edge-a'), { qos: 1 });
   const a = await connect(creds.a, { will: { topic: edgeStatusTopic('edge-a'), payload: Buffer.from(JSON.stringify(status(creds.a, { online: false }))), qos: 1, retain: true } });

@@ -17,6 +17,7 @@ import { VirtualCard } from '../../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../../provisioning/virtual-card/vpcd-slot.ts';
 import { fromHex, toHex } from '../../../provisioning/virtual-card/apdu.ts';
 import { PcscClient, requirePcscd, vpcdReaderName, withCard } from '../../helpers/pcsc.ts';
+import { testIf } from '../../helpers/requires.ts';
 
 const run = promisify(execFile);
 await requirePcscd();
@@ -138,11 +139,7 @@ test("OpenSC's JPKI driver lists the certificates and reads the user-authenticat
 });
 
 const PKCS11 = '/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so';
-test("OpenSC's PKCS#11 module signs with the card after the PIN, and openssl verifies it", async () => {
-  if (!existsSync(PKCS11)) {
-    console.log(`[vpcd] skipped: no ${PKCS11}`);
-    return;
-  }
+testIf(existsSync(PKCS11), `no ${PKCS11}`)("OpenSC's PKCS#11 module signs with the card after the PIN, and openssl verifies it", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vcard-'));
   try {
     writeFileSync(join(dir, 'msg'), 'challenge from the hub');
