@@ -5,6 +5,7 @@ import type { HandoffTargetConfig } from '../config.ts';
 import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { SocketTarget, StreamTarget } from './json-lines.ts';
+import { KeyboardTarget } from './keyboard/keyboard-target.ts';
 import { OUTCOMES, type Outcome } from './outcomes.ts';
 import type { HandoffTarget, TouchResult } from './types.ts';
 import { WebhookTarget } from './webhook.ts';
@@ -76,6 +77,8 @@ export function targetsFromConfig(configs: readonly HandoffTargetConfig[], opts:
         return { target: new StreamTarget({ includeMyKeyId: c.includeMyKeyId, out: opts.stdout as never, name: `stdout#${i}` }), outcomes: c.outcomes };
       case 'socket':
         return { target: new SocketTarget({ path: c.path, includeMyKeyId: c.includeMyKeyId, name: `socket#${i}`, log: opts.log }), outcomes: c.outcomes };
+      case 'keyboard':
+        return { target: new KeyboardTarget({ ...c, name: `keyboard#${i}`, log: opts.log }), outcomes: c.outcomes };
     }
   });
 }
