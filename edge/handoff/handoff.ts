@@ -5,7 +5,7 @@ import type { HandoffTargetConfig } from '../config.ts';
 import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { SocketTarget, StreamTarget } from './json-lines.ts';
-import { KeyboardTarget } from './keyboard/keyboard-target.ts';
+import { KeyboardTarget, type KeyboardTargetOptions } from './keyboard/keyboard-target.ts';
 import { OUTCOMES, type Outcome } from './outcomes.ts';
 import type { HandoffTarget, TouchResult } from './types.ts';
 import { WebhookTarget } from './webhook.ts';
@@ -65,7 +65,10 @@ export class Handoff {
 }
 
 /** Builds the configured targets (the kiosk page target is added by the agent when it runs one). */
-export function targetsFromConfig(configs: readonly HandoffTargetConfig[], opts: { log?: Logger; stdout?: NodeJS.WritableStream } = {}): RoutedTarget[] {
+export function targetsFromConfig(
+  configs: readonly HandoffTargetConfig[],
+  opts: { log?: Logger; stdout?: NodeJS.WritableStream; /** keyboard targets: what a config cannot set (the ioctl, in tests) */ keyboard?: Pick<KeyboardTargetOptions, 'ioctl' | 'settleMs'> } = {},
+): RoutedTarget[] {
   return configs.map((c, i) => {
     switch (c.type) {
       case 'webhook':
@@ -78,7 +81,7 @@ export function targetsFromConfig(configs: readonly HandoffTargetConfig[], opts:
       case 'socket':
         return { target: new SocketTarget({ path: c.path, includeMyKeyId: c.includeMyKeyId, name: `socket#${i}`, log: opts.log }), outcomes: c.outcomes };
       case 'keyboard':
-        return { target: new KeyboardTarget({ ...c, name: `keyboard#${i}`, log: opts.log }), outcomes: c.outcomes };
+        return { target: new KeyboardTarget({ ...c, ...opts.keyboard, name: `keyboard#${i}`, log: opts.log }), outcomes: c.outcomes };
     }
   });
 }

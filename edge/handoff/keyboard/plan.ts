@@ -49,10 +49,10 @@ export function charactersAllowedBy(pattern: string): string[] {
   return out;
 }
 
-/** How a character is named in an error: `'¥' (U+00A5)`. */
+/** How a character is named in an error: `'¥' (U+00A5)`, or `(U+3000)` for an invisible one. */
 export function describeCharacter(ch: string): string {
   const cp = ch.codePointAt(0) ?? 0;
-  const shown = cp < 0x21 || cp === 0x7f ? '' : `'${ch}' `;
+  const shown = /[\p{Z}\p{C}]/u.test(ch) ? '' : `'${ch}' `; // a space or control character would show as nothing
   return `${shown}(U+${cp.toString(16).toUpperCase().padStart(4, '0')})`;
 }
 

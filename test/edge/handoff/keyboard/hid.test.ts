@@ -1,0 +1,162 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadEdgeConfig } from '../../../../edge/config.ts';
+import { keyDownReport } from '../../../../edge/handoff/keyboard/hid-report.ts';
+import { strokeOf } from '../../../../edge/handoff/keyboard/layouts.ts';
+import { charactersAllowedBy, keyboardPlanProblems } from '../../../../edge/handoff/keyboard/plan.ts';
+import { MyKeyError } from '../../../../shared/errors.ts';
+import { SERVICE_USER_ID_PATTERN } from '../../../../shared/ids.ts';
+import { decodeHidReports, ENTER, MINIMAL_CONFIG, TAB, throughHandoff, touch } from './decoders.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mykey-hid-'));
+let n = 0;
+/** A regular file standing in for /dev/hidg0 (the target never creates the device file itself). */
+function fakeHidg(): string {
+  const p = join(dir, `hidg${n++}`);
+  writeFileSync(p, '');
+  return p;
+}
+
+/** Every character a service user ID may hold, as the service's pattern says. */
+const ALLOWED = charactersAllowedBy(SERVICE_USER_ID_PATTERN);
+/** The same, cut into IDs no longer than the pattern allows (64). */
+const IDS = [ALLOWED.slice(0, 47).join(''), ALLOWED.slice(47).join('')];
+
+function configProblems(target: Record<string, unknown>): string[] {
+  try {
+    loadEdgeConfig({ overrides: { ...MINIMAL_CONFIG, handoff: { targets: [target] } }, env: {} });
+  } catch (e) {
+    assert.instance(e, MyKeyError);
+    assert.is((e as MyKeyError).code, 'config_invalid');
+    return (e as MyKeyError).details?.errors as string[];
+  }
+  return [];
+}
+
+test('the service user ID pattern allows the 94 printable ASCII characters', () => {
+  assert.is(ALLOWED.length, 94);
+  assert.is(ALLOWED[0], '!');
+  assert.is(ALLOWED[93], '~');
+  for (const id of IDS) assert.ok(new RegExp(SERVICE_USER_ID_PATTERN).test(id));
+});
+
+for (const layout of ['jis', 'us'] as const) {
+  test(`types every character a service user ID may hold on a ${layout} host, through the hand-off, with an Enter after each`, async () => {
+    const device = fakeHidg();
+    const kb = await throughHandoff({ type: 'keyboard', device, layout, keyDelayMs: 0 }, IDS.map((id) => touch(id)));
+    assert.equal(kb.stats().typed, 2);
+    const text = decodeHidReports(readFileSync(device), layout);
+    assert.is(text, IDS.map((id) => id + ENTER).join(''));
+  });
+}
+
+test('a character typed for one layout decodes as another character on the other: the layout must match the host', () => {
+  // The shifted characters that sit on different keys on JIS and US keyboards.
+  for (const ch of ['@', '"', ':', '_', '=', '+', '(', ')', "'", '*', '~', '^', '&', '`', '[', ']', '{', '}', '\\', '|']) {
+    const jis = keyDownReport(strokeOf('jis', ch)!);
+    const us = keyDownReport(strokeOf('us', ch)!);
+    assert.is(decodeHidReports(Buffer.concat([jis, Buffer.alloc(8)]), 'jis'), ch, `jis ${ch}`);
+    assert.is(decodeHidReports(Buffer.concat([us, Buffer.alloc(8)]), 'us'), ch, `us ${ch}`);
+    assert.not.equal(jis, us, `${ch} is a different key (or shift) on JIS and US`);
+  }
+});
+
+test('types the prefix and suffix keys and texts around the ID', async () => {
+  const cases: Array<[prefix: unknown[], suffix: unknown[], expect: string]> = [
+    [[], [], 'LIB-0042'],
+    [['tab'], ['enter'], `${TAB}LIB-0042${ENTER}`],
+    [[{ text: ';' }], [{ text: '?' }, 'enter'], `;LIB-0042?${ENTER}`],
+    [['escape', { text: 'ID:' }], ['tab', 'tab'], `\x1bID:LIB-0042${TAB}${TAB}`],
+  ];
+  for (const [prefix, suffix, expect] of cases) {
+    for (const layout of ['jis', 'us'] as const) {
+      const device = fakeHidg();
+      await throughHandoff({ type: 'keyboard', device, layout, prefix, suffix, keyDelayMs: 0 }, [touch('LIB-0042')]);
+      assert.is(decodeHidReports(readFileSync(device), layout), expect, `${layout} ${JSON.stringify(prefix)} ${JSON.stringify(suffix)}`);
+    }
+  }
+});
+
+test('a doubled character is two presses with a key-up between them', async () => {
+  const device = fakeHidg();
+  await throughHandoff({ type: 'keyboard', device, layout: 'us', suffix: [], keyDelayMs: 0 }, [touch('AA11')]);
+  const bytes = readFileSync(device);
+  assert.is(bytes.length, 8 * 8); // 4 keys, each a down and an up report
+  assert.is(decodeHidReports(bytes, 'us'), 'AA11');
+  assert.equal([...bytes.subarray(0, 8)], [0x02, 0, 0x04, 0, 0, 0, 0, 0]); // Left Shift + a
+  assert.equal([...bytes.subarray(8, 16)], [0, 0, 0, 0, 0, 0, 0, 0]);
+});
+
+test('types only linked and degraded touches that carry an ID; refused and not-linked touches type nothing', async () => {
+  const device = fakeHidg();
+  const kb = await throughHandoff({ type: 'keyboard', device, layout: 'jis', keyDelayMs: 0, outcomes: ['linked', 'degraded'] }, [
+    touch(undefined, 'not_linked'),
+    touch(undefined, 'refused'),
+    touch('P-1', 'degraded'),
+    touch(undefined, 'degraded'),
+    touch('P-2', 'linked'),
+  ]);
+  assert.is(decodeHidReports(readFileSync(device), 'jis'), `P-1${ENTER}P-2${ENTER}`);
+  assert.is(kb.stats().typed, 2);
+  assert.is(kb.stats().skipped, 1); // the degraded touch without an ID; the other two were never routed
+});
+
+test('refuses at configuration time a prefix or suffix text the layout cannot type, naming the character and the layout', () => {
+  const table: Array<[target: Record<string, unknown>, expect: RegExp]> = [
+    [{ type: 'keyboard', layout: 'us', prefix: [{ text: '¥' }] }, /\/handoff\/targets\/0\/prefix\/0\/text: the us layout cannot type '¥' \(U\+00A5\)/],
+    [{ type: 'keyboard', layout: 'jis', suffix: ['tab', { text: 'é' }] }, /\/handoff\/targets\/0\/suffix\/1\/text: the jis layout cannot type 'é' \(U\+00E9\)/],
+    [{ type: 'keyboard', layout: 'jis', prefix: [{ text: '図書館' }] }, /the jis layout cannot type '図' \(U\+56F3\), '書' \(U\+66F8\), '館' \(U\+9928\)/],
+    [{ type: 'keyboard', backend: 'uinput', layout: 'us', suffix: [{ text: '\u3000' }] }, /the us layout cannot type \(U\+3000\)/],
+  ];
+  for (const [target, expect] of table) {
+    const p = configProblems(target);
+    assert.is(p.length, 1, JSON.stringify(p));
+    assert.match(p[0], expect);
+  }
+});
+
+test('refuses at configuration time a layout that cannot type a character the service user IDs may hold', () => {
+  // Today every ID character is typable on both layouts; a wider ID pattern (as a service might one
+  // day allow) with a character no key types is refused before the agent starts, naming it.
+  for (const layout of ['jis', 'us'] as const) assert.equal(keyboardPlanProblems({ layout, prefix: [], suffix: ['enter'] }, '/handoff/targets/0', SERVICE_USER_ID_PATTERN), []);
+  const wider = '^[\\x20-\\x7e\\u00a5\\u3042]{1,64}$';
+  const p = keyboardPlanProblems({ layout: 'jis', prefix: [], suffix: [] }, '/handoff/targets/2', wider);
+  assert.is(p.length, 1);
+  assert.match(p[0], "/handoff/targets/2/layout: the jis layout cannot type '¥' (U+00A5), 'あ' (U+3042), which service user IDs may contain");
+});
+
+test('refuses a keyboard target with an unknown key, layout or backend, with the reason', () => {
+  const p = configProblems({ type: 'keyboard', layout: 'dvorak', backend: 'bluetooth', suffix: ['return'], keyDelayMs: -1 });
+  const text = p.join('\n');
+  assert.match(text, '/handoff/targets/0/layout');
+  assert.match(text, '/handoff/targets/0/backend');
+  assert.match(text, '/handoff/targets/0/suffix/0');
+  assert.match(text, '/handoff/targets/0/keyDelayMs');
+});
+
+test('fills the keyboard defaults: hid on /dev/hidg0, JIS, Enter after the ID', () => {
+  const c = loadEdgeConfig({ overrides: { ...MINIMAL_CONFIG, handoff: { targets: [{ type: 'keyboard' }] } }, env: {} });
+  assert.equal(c.handoff.targets[0], { type: 'keyboard', backend: 'hid', device: '', layout: 'jis', prefix: [], suffix: ['enter'], keyDelayMs: 10, outcomes: ['linked', 'degraded'] });
+});
+
+test('a device missing at start is not fatal: the target types once it appears', async () => {
+  const device = join(dir, 'hidg-late');
+  const { KeyboardTarget } = await import('../../../../edge/handoff/keyboard/keyboard-target.ts');
+  const kb = new KeyboardTarget({ device, layout: 'us', keyDelayMs: 0 });
+  await kb.start(); // logs and carries on
+  kb.deliver(touch('X1'));
+  await kb.idle();
+  assert.is(kb.stats().failed, 1);
+  writeFileSync(device, ''); // the gadget is set up
+  kb.deliver(touch('X2'));
+  await kb.idle();
+  await kb.stop();
+  assert.is(decodeHidReports(readFileSync(device), 'us'), `X2${ENTER}`);
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test.run();
