@@ -54,8 +54,9 @@ const US_ROWS: readonly Row[] = [
 
 // JIS X 6002 layout (106/109-key) as Windows' kbd106 and X11's `jp` map it. 0x35 is 半角/全角 (an
 // input-method toggle): never pressed. 0x32 (HUT "Non-US # and ~") is the む key, `]`/`}` on JIS.
-// `\` is typed with the ろ key (International1, 0x87), which gives a backslash on Windows, X11 and
-// macOS alike; the ¥ key (International3, 0x89) is only used shifted, for `|`.
+// `\` is typed with the ろ key (International1, 0x87): a backslash on Windows (kbd106: VK_OEM_102)
+// and X11 (jp: <AB11> backslash underscore); the ¥ key (International3, 0x89) is only used shifted,
+// for `|` (<AE13> backslash bar). A Mac set to JIS maps these keys differently and is not supported.
 const JIS_ROWS: readonly Row[] = [
   [0x1e, '1', '!'], [0x1f, '2', '"'], [0x20, '3', '#'], [0x21, '4', '$'], [0x22, '5', '%'],
   [0x23, '6', '&'], [0x24, '7', "'"], [0x25, '8', '('], [0x26, '9', ')'], [0x27, '0', ''],
