@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEdgeConfig } from '../../../../edge/config.ts';
@@ -155,6 +156,43 @@ test('a device missing at start is not fatal: the target types once it appears',
   await kb.idle();
   await kb.stop();
   assert.is(decodeHidReports(readFileSync(device), 'us'), `X2${ENTER}`);
+});
+
+test('a host that stops taking reports cannot hang the agent: the write gives up, the next touch types', async () => {
+  // A FIFO whose buffer the test has filled stands in for a gadget whose host no longer polls: the
+  // non-blocking write gets EAGAIN, as /dev/hidg0 does then.
+  const fifo = join(dir, 'hidg-fifo');
+  execFileSync('mkfifo', [fifo]);
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const filler = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  let filled = 0;
+  try {
+    for (;;) filled += writeSync(filler, Buffer.alloc(4096, 0xee));
+  } catch (e) {
+    assert.is((e as NodeJS.ErrnoException).code, 'EAGAIN');
+  }
+  closeSync(filler);
+  const { KeyboardTarget } = await import('../../../../edge/handoff/keyboard/keyboard-target.ts');
+  const kb = new KeyboardTarget({ device: fifo, layout: 'jis', keyDelayMs: 0, writeTimeoutMs: 150 });
+  await kb.start();
+  const t0 = performance.now();
+  kb.deliver(touch('STUCK-1'));
+  assert.ok(performance.now() - t0 < 50, 'deliver() returns at once');
+  await kb.idle();
+  assert.is(kb.stats().failed, 1);
+  assert.is(kb.stats().typed, 0);
+  // The host polls again: the buffer drains, and the next touch is typed whole.
+  const drained = Buffer.alloc(filled);
+  let got = 0;
+  while (got < filled) got += readSync(reader, drained, got, filled - got, null);
+  kb.deliver(touch('OK-2'));
+  await kb.idle();
+  await kb.stop();
+  const rest = Buffer.alloc(4096);
+  const n = readSync(reader, rest, 0, rest.length, null);
+  closeSync(reader);
+  assert.is(decodeHidReports(rest.subarray(0, n), 'jis'), `OK-2${ENTER}`);
+  assert.is(kb.stats().typed, 1);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
