@@ -60,7 +60,7 @@ const KeyboardTarget = Type.Object(
       default: 'hid',
       description: 'hid: a USB HID gadget plugged into the counter PC (provisioning/hid-gadget); uinput: a virtual keyboard on this machine',
     }),
-    device: Type.String({ default: '', maxLength: 200, description: 'empty: /dev/hidg0 (hid) or /dev/uinput (uinput)' }),
+    device: Type.String({ default: '', maxLength: 200, pattern: '^(/.*)?$', description: 'an absolute path to a character device; empty: /dev/hidg0 (hid) or /dev/uinput (uinput)' }),
     layout: Type.Union(LAYOUTS.map((l) => Type.Literal(l)), { default: 'jis', description: "the counter PC's keyboard layout setting: jis (106/109-key) or us" }),
     prefix: Type.Array(KeyboardKey, { default: [], maxItems: 8, description: 'keys typed before the ID: enter, tab, escape or { "text": "..." }' }),
     suffix: Type.Array(KeyboardKey, { default: ['enter'], maxItems: 8, description: 'keys typed after the ID; [] for none' }),

@@ -67,7 +67,7 @@ export class Handoff {
 /** Builds the configured targets (the kiosk page target is added by the agent when it runs one). */
 export function targetsFromConfig(
   configs: readonly HandoffTargetConfig[],
-  opts: { log?: Logger; stdout?: NodeJS.WritableStream; /** keyboard targets: what a config cannot set (the ioctl, in tests) */ keyboard?: Pick<KeyboardTargetOptions, 'ioctl' | 'settleMs'> } = {},
+  opts: { log?: Logger; stdout?: NodeJS.WritableStream; /** keyboard targets: what a config cannot set (tests: a recording ioctl, files for devices) */ keyboard?: Pick<KeyboardTargetOptions, 'ioctl' | 'settleMs' | 'anyFile'> } = {},
 ): RoutedTarget[] {
   return configs.map((c, i) => {
     switch (c.type) {

@@ -47,6 +47,11 @@ export interface KeyboardTargetOptions {
   settleMs?: number;
   /** uinput: the ioctl (tests record the calls; libc's through koffi by default). */
   ioctl?: Ioctl;
+  /**
+   * Write to a device path that is not a character device (tests: a file or FIFO standing in for
+   * /dev/hidg0). Off by default, so a mistyped path never has key reports written over a file.
+   */
+  anyFile?: boolean;
   name?: string;
   log?: Logger;
   now?: () => number;
@@ -70,6 +75,7 @@ export class KeyboardTarget implements HandoffTarget {
   readonly #writeTimeoutMs: number;
   readonly #settleMs: number;
   readonly #ioctl: Ioctl | undefined;
+  readonly #anyFile: boolean;
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #queue: Job[] = [];
@@ -96,6 +102,7 @@ export class KeyboardTarget implements HandoffTarget {
     this.#writeTimeoutMs = opts.writeTimeoutMs ?? 1000;
     this.#settleMs = opts.settleMs ?? 500;
     this.#ioctl = opts.ioctl;
+    this.#anyFile = opts.anyFile ?? false;
     this.#log = opts.log ?? silentLogger;
     this.#now = opts.now ?? Date.now;
   }
@@ -221,6 +228,7 @@ export class KeyboardTarget implements HandoffTarget {
     // holding a libuv thread. No O_CREAT: a missing /dev/hidg0 must not become a regular file.
     const h = await open(this.device, constants.O_WRONLY | constants.O_NONBLOCK);
     try {
+      if (!this.#anyFile && !(await h.stat()).isCharacterDevice()) throw new Error(`${this.device} is not a character device (a HID gadget or uinput)`);
       if (this.backend === 'uinput') {
         const ioctl = this.#ioctl ?? systemIoctl();
         for (const [request, arg] of uinputCreateCalls(allLinuxKeys(), UINPUT_DEVICE_NAME)) ioctl(h.fd, request, arg);

@@ -184,7 +184,7 @@ export const MINIMAL_CONFIG = {
  */
 export async function throughHandoff(target: Record<string, unknown>, touches: readonly TouchResult[], keyboard?: Pick<KeyboardTargetOptions, 'ioctl' | 'settleMs'>): Promise<KeyboardTarget> {
   const config = loadEdgeConfig({ overrides: { ...MINIMAL_CONFIG, handoff: { targets: [target] } }, env: {} });
-  const handoff = new Handoff(targetsFromConfig(config.handoff.targets, { keyboard }));
+  const handoff = new Handoff(targetsFromConfig(config.handoff.targets, { keyboard: { ...keyboard, anyFile: true } }));
   const kb = handoff.targets[0] as KeyboardTarget;
   await handoff.start();
   for (const t of touches) {

@@ -146,7 +146,7 @@ test('fills the keyboard defaults: hid on /dev/hidg0, JIS, Enter after the ID', 
 test('a device missing at start is not fatal: the target types once it appears', async () => {
   const device = join(dir, 'hidg-late');
   const { KeyboardTarget } = await import('../../../../edge/handoff/keyboard/keyboard-target.ts');
-  const kb = new KeyboardTarget({ device, layout: 'us', keyDelayMs: 0 });
+  const kb = new KeyboardTarget({ anyFile: true, device, layout: 'us', keyDelayMs: 0 });
   await kb.start(); // logs and carries on
   kb.deliver(touch('X1'));
   await kb.idle();
@@ -156,6 +156,20 @@ test('a device missing at start is not fatal: the target types once it appears',
   await kb.idle();
   await kb.stop();
   assert.is(decodeHidReports(readFileSync(device), 'us'), `X2${ENTER}`);
+});
+
+test('never writes key reports over a file that is not a character device (a mistyped path)', async () => {
+  const file = join(dir, 'precious.txt');
+  writeFileSync(file, 'keep me');
+  const { KeyboardTarget } = await import('../../../../edge/handoff/keyboard/keyboard-target.ts');
+  const kb = new KeyboardTarget({ device: file, layout: 'us', keyDelayMs: 0 });
+  await kb.start();
+  kb.deliver(touch('X1'));
+  await kb.idle();
+  await kb.stop();
+  assert.is(kb.stats().failed, 1);
+  assert.is(readFileSync(file, 'utf8'), 'keep me');
+  assert.match(configProblems({ type: 'keyboard', device: 'dev/hidg0' }).join('\n'), '/handoff/targets/0/device');
 });
 
 test('a host that stops taking reports cannot hang the agent: the write gives up, the next touch types', async () => {
@@ -173,7 +187,7 @@ test('a host that stops taking reports cannot hang the agent: the write gives up
   }
   closeSync(filler);
   const { KeyboardTarget } = await import('../../../../edge/handoff/keyboard/keyboard-target.ts');
-  const kb = new KeyboardTarget({ device: fifo, layout: 'jis', keyDelayMs: 0, writeTimeoutMs: 150 });
+  const kb = new KeyboardTarget({ anyFile: true, device: fifo, layout: 'jis', keyDelayMs: 0, writeTimeoutMs: 150 });
   await kb.start();
   const t0 = performance.now();
   kb.deliver(touch('STUCK-1'));

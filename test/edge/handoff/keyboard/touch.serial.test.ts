@@ -68,7 +68,7 @@ test.before(async (ctx) => {
     },
   });
   ctx.ioctls = [];
-  ctx.handoff = new Handoff(targetsFromConfig(config.handoff.targets, { keyboard: { settleMs: 0, ioctl: (_fd, request) => void ctx.ioctls.push(request) } }));
+  ctx.handoff = new Handoff(targetsFromConfig(config.handoff.targets, { keyboard: { anyFile: true, settleMs: 0, ioctl: (_fd, request) => void ctx.ioctls.push(request) } }));
   await ctx.handoff.start();
   const lookup = new TouchLookup({
     cache,

@@ -107,7 +107,7 @@ test('a device that fails its ioctls is reported and retried at the next touch',
     u.ioctl(fd, r, a);
   };
   const { KeyboardTarget } = await import('../../../../edge/handoff/keyboard/keyboard-target.ts');
-  const kb = new KeyboardTarget({ backend: 'uinput', device: u.device, layout: 'us', keyDelayMs: 0, ioctl, settleMs: 0 });
+  const kb = new KeyboardTarget({ anyFile: true, backend: 'uinput', device: u.device, layout: 'us', keyDelayMs: 0, ioctl, settleMs: 0 });
   await kb.start();
   kb.deliver(touch('A'));
   await kb.idle();
