@@ -193,7 +193,11 @@ function explainTargets(e: unknown, opts: { file?: string; overrides?: Record<st
       errors.push(`/handoff/targets/${i}/type: one of ${Object.keys(TARGET_SCHEMAS).join(', ')}`);
       return;
     }
-    for (const err of Value.Errors(schema, Value.Default(schema, Value.Clone(t)))) errors.push(`/handoff/targets/${i}${err.path}: ${err.message}`);
+    const filled = Value.Default(schema, Value.Clone(t));
+    const before = errors.length;
+    for (const err of Value.Errors(schema, filled)) errors.push(`/handoff/targets/${i}${err.path}: ${err.message}`);
+    // a well-formed keyboard target's layout check, so that it is reported with the other problems
+    if (type === 'keyboard' && errors.length === before) errors.push(...keyboardPlanProblems(filled as KeyboardTargetConfig, `/handoff/targets/${i}`, SERVICE_USER_ID_PATTERN));
   });
   return new MyKeyError('config_invalid', `invalid configuration:\n  - ${errors.join('\n  - ')}`, { details: { errors } });
 }

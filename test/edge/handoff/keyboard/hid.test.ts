@@ -129,6 +129,21 @@ test('refuses at configuration time a layout that cannot type a character the se
   assert.match(p[0], "/handoff/targets/2/layout: the jis layout cannot type '¥' (U+00A5), 'あ' (U+3042), which service user IDs may contain");
 });
 
+test('reports a layout problem together with the other configuration problems', () => {
+  const p = configProblems({ type: 'keyboard', layout: 'us', prefix: [{ text: '€' }] });
+  assert.is(p.length, 1);
+  const all = (() => {
+    try {
+      loadEdgeConfig({ overrides: { ...MINIMAL_CONFIG, edgeId: 'Bad Id', handoff: { targets: [{ type: 'keyboard', layout: 'us', prefix: [{ text: '€' }] }] } }, env: {} });
+    } catch (e) {
+      return (e as MyKeyError).details?.errors as string[];
+    }
+    return [];
+  })();
+  assert.ok(all.some((x) => x.startsWith('/edgeId')), all.join('\n'));
+  assert.ok(all.some((x) => x.includes("the us layout cannot type '€' (U+20AC)")), all.join('\n'));
+});
+
 test('refuses a keyboard target with an unknown key, layout or backend, with the reason', () => {
   const p = configProblems({ type: 'keyboard', layout: 'dvorak', backend: 'bluetooth', suffix: ['return'], keyDelayMs: -1 });
   const text = p.join('\n');
