@@ -75,7 +75,7 @@ if [ ! -d "$G/functions/$FUNCTION" ]; then
   echo 1 >"$G/functions/$FUNCTION/protocol"      # HID 1.11 4.3: 1 = keyboard
   echo 1 >"$G/functions/$FUNCTION/subclass"      # HID 1.11 4.2: 1 = boot interface
   echo 8 >"$G/functions/$FUNCTION/report_length" # modifiers, reserved, six keys
-  # The host's LED reports (Caps Lock...) then come by SET_REPORT on ep0 and overwrite each other,
+  # With no_out_endpoint the host's LED reports (Caps Lock...) come by SET_REPORT on ep0 and overwrite each other,
   # instead of queueing on an interrupt OUT endpoint nobody reads (f_hid of recent kernels; older ones
   # lack the attribute and keep the endpoint, which only holds up the host's LED updates).
   if [ -e "$G/functions/$FUNCTION/no_out_endpoint" ]; then echo 1 >"$G/functions/$FUNCTION/no_out_endpoint"; fi
