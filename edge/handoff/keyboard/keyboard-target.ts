@@ -81,7 +81,8 @@ export class KeyboardTarget implements HandoffTarget {
   readonly #queue: Job[] = [];
   #handle: FileHandle | undefined;
   #opening: Promise<FileHandle> | undefined;
-  #running: Promise<void> | undefined;
+  #running: Promise<void> = Promise.resolve();
+  #draining = false;
   #stopped = false;
   readonly #stats = { typed: 0, keys: 0, skipped: 0, dropped: 0, expired: 0, untypable: 0, failed: 0, opened: 0 };
 
@@ -135,12 +136,15 @@ export class KeyboardTarget implements HandoffTarget {
       return;
     }
     this.#queue.push({ strokes: [...this.#prefix, ...strokes, ...this.#suffix], queuedAt: this.#now() });
-    this.#running ??= this.#drain().finally(() => (this.#running = undefined));
+    if (!this.#draining) {
+      this.#draining = true; // set and cleared synchronously, so a touch never waits in a queue nobody drains
+      this.#running = this.#drain();
+    }
   }
 
   /** Resolves when everything queued has been typed (or dropped). */
   async idle(): Promise<void> {
-    while (this.#running) await this.#running;
+    while (this.#draining) await this.#running;
   }
 
   stats(): Record<string, number> {
@@ -157,20 +161,25 @@ export class KeyboardTarget implements HandoffTarget {
   }
 
   async #drain(): Promise<void> {
-    for (let job = this.#queue.shift(); job; job = this.#queue.shift()) {
-      if (this.#now() - job.queuedAt > this.#maxWaitMs) {
-        this.#stats.expired++;
-        continue;
+    try {
+      for (let job = this.#queue.shift(); job; job = this.#queue.shift()) {
+        if (this.#now() - job.queuedAt > this.#maxWaitMs) {
+          this.#stats.expired++;
+          continue;
+        }
+        try {
+          const h = await this.#open();
+          await this.#type(h, job.strokes);
+          this.#stats.typed++;
+        } catch (err) {
+          this.#stats.failed++;
+          this.#log.error('typing on the keyboard device failed', { target: this.name, device: this.device, error: err });
+          await this.#close();
+        }
       }
-      try {
-        const h = await this.#open();
-        await this.#type(h, job.strokes);
-        this.#stats.typed++;
-      } catch (err) {
-        this.#stats.failed++;
-        this.#log.error('typing on the keyboard device failed', { target: this.name, device: this.device, error: err });
-        await this.#close();
-      }
+    } finally {
+      // In the same turn as the shift that found the queue empty: no await between the two.
+      this.#draining = false;
     }
   }
 

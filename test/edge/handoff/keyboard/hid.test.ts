@@ -81,6 +81,20 @@ test('types the prefix and suffix keys and texts around the ID', async () => {
   }
 });
 
+test('touches in quick succession are typed one after another, never interleaved; beyond the queue they are dropped', async () => {
+  const device = fakeHidg();
+  const { KeyboardTarget } = await import('../../../../edge/handoff/keyboard/keyboard-target.ts');
+  const kb = new KeyboardTarget({ anyFile: true, device, layout: 'jis', keyDelayMs: 1, maxQueue: 4 });
+  await kb.start();
+  for (let i = 1; i <= 6; i++) kb.deliver(touch(`ID-${i}`)); // one being typed, four waiting, one dropped
+  await kb.idle();
+  kb.deliver(touch('ID-7')); // after the queue ran dry, a new touch starts it again
+  await kb.idle();
+  await kb.stop();
+  assert.is(decodeHidReports(readFileSync(device), 'jis'), ['ID-1', 'ID-2', 'ID-3', 'ID-4', 'ID-5', 'ID-7'].map((id) => id + ENTER).join(''));
+  assert.equal([kb.stats().typed, kb.stats().dropped], [6, 1]);
+});
+
 test('a doubled character is two presses with a key-up between them', async () => {
   const device = fakeHidg();
   await throughHandoff({ type: 'keyboard', device, layout: 'us', suffix: [], keyDelayMs: 0 }, [touch('AA11')]);
