@@ -95,6 +95,21 @@ test('touches in quick succession are typed one after another, never interleaved
   assert.equal([kb.stats().typed, kb.stats().dropped], [6, 1]);
 });
 
+test('an ID that waited too long is dropped, not typed late into whatever has the focus by then', async () => {
+  const device = fakeHidg();
+  let clock = 0;
+  const { KeyboardTarget } = await import('../../../../edge/handoff/keyboard/keyboard-target.ts');
+  const kb = new KeyboardTarget({ anyFile: true, device, layout: 'us', keyDelayMs: 0, maxWaitMs: 5000, now: () => clock });
+  await kb.start();
+  kb.deliver(touch('FIRST'));
+  kb.deliver(touch('LATE'));
+  clock = 6000; // the first took (as far as the target can tell) six seconds to type
+  await kb.idle();
+  await kb.stop();
+  assert.is(decodeHidReports(readFileSync(device), 'us'), `FIRST${ENTER}`);
+  assert.equal([kb.stats().typed, kb.stats().expired], [1, 1]);
+});
+
 test('a doubled character is two presses with a key-up between them', async () => {
   const device = fakeHidg();
   await throughHandoff({ type: 'keyboard', device, layout: 'us', suffix: [], keyDelayMs: 0 }, [touch('AA11')]);
