@@ -6,8 +6,10 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { loadConfig } from '../shared/config.ts';
 import { MyKeyError } from '../shared/errors.ts';
-import { EDGE_ID_PATTERN, SERVICE_ID_PATTERN } from '../shared/ids.ts';
+import { EDGE_ID_PATTERN, SERVICE_ID_PATTERN, SERVICE_USER_ID_PATTERN } from '../shared/ids.ts';
 import '../shared/messages.ts'; // registers the `uri` string format
+import { LAYOUTS, NAMED_KEYS } from './handoff/keyboard/layouts.ts';
+import { keyboardPlanProblems } from './handoff/keyboard/plan.ts';
 import { OUTCOMES } from './handoff/outcomes.ts';
 
 const Outcome = Type.Union(OUTCOMES.map((o) => Type.Literal(o)));
@@ -46,8 +48,34 @@ const SocketTarget = Type.Object(
   { additionalProperties: false },
 );
 
+// Hand-off as a USB keyboard (edge/handoff/keyboard): types the service user ID like a barcode scanner.
+const KeyboardKey = Type.Union([
+  ...Object.keys(NAMED_KEYS).map((k) => Type.Literal(k as keyof typeof NAMED_KEYS)),
+  Type.Object({ text: Type.String({ minLength: 1, maxLength: 32 }) }, { additionalProperties: false }),
+]);
+const KeyboardTarget = Type.Object(
+  {
+    type: Type.Literal('keyboard'),
+    backend: Type.Union([Type.Literal('hid'), Type.Literal('uinput')], {
+      default: 'hid',
+      description: 'hid: a USB HID gadget plugged into the counter PC (provisioning/hid-gadget); uinput: a virtual keyboard on this machine',
+    }),
+    device: Type.String({ default: '', maxLength: 200, pattern: '^(/.*)?$', description: 'an absolute path to a character device; empty: /dev/hidg0 (hid) or /dev/uinput (uinput)' }),
+    layout: Type.Union(LAYOUTS.map((l) => Type.Literal(l)), { default: 'jis', description: "the counter PC's keyboard layout setting: jis (106/109-key) or us" }),
+    prefix: Type.Array(KeyboardKey, { default: [], maxItems: 8, description: 'keys typed before the ID: enter, tab, escape or { "text": "..." }' }),
+    suffix: Type.Array(KeyboardKey, { default: ['enter'], maxItems: 8, description: 'keys typed after the ID; [] for none' }),
+    keyDelayMs: Type.Integer({ minimum: 0, maximum: 1000, default: 10, description: 'pause after each key-down and key-up' }),
+    outcomes: Type.Array(Type.Union([Type.Literal('linked'), Type.Literal('degraded')]), {
+      default: ['linked', 'degraded'],
+      description: 'which touch outcomes are typed (only those that carry a service user ID)',
+    }),
+  },
+  { additionalProperties: false },
+);
+
 /** One hand-off target from the config. */
-export const HandoffTargetConfig = Type.Union([WebhookTarget, StdoutTarget, SocketTarget]);
+export const HandoffTargetConfig = Type.Union([WebhookTarget, StdoutTarget, SocketTarget, KeyboardTarget]);
+export type KeyboardTargetConfig = Static<typeof KeyboardTarget>;
 export type HandoffTargetConfig = Static<typeof HandoffTargetConfig>;
 export type WebhookTargetConfig = Static<typeof WebhookTarget>;
 export type SocketTargetConfig = Static<typeof SocketTarget>;
@@ -123,14 +151,23 @@ export type EdgeConfig = Static<typeof EdgeConfigSchema>;
 
 /** Loads the edge config from a file, the environment (MYKEY_EDGE_*) and overrides; all errors at once. */
 export function loadEdgeConfig(opts: { file?: string; overrides?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): EdgeConfig {
+  let config: EdgeConfig;
   try {
-    return loadConfig(EdgeConfigSchema, { ...opts, envPrefix: 'MYKEY_EDGE' });
+    config = loadConfig(EdgeConfigSchema, { ...opts, envPrefix: 'MYKEY_EDGE' });
   } catch (e) {
     throw explainTargets(e, opts);
   }
+  checkKeyboardTargets(config);
+  return config;
 }
 
-const TARGET_SCHEMAS: Record<string, TSchema> = { webhook: WebhookTarget, stdout: StdoutTarget, socket: SocketTarget };
+/** A keyboard target whose layout cannot type a character a service user ID may hold is refused now, not at the counter. */
+function checkKeyboardTargets(config: EdgeConfig): void {
+  const errors = config.handoff.targets.flatMap((t, i) => (t.type === 'keyboard' ? keyboardPlanProblems(t, `/handoff/targets/${i}`, SERVICE_USER_ID_PATTERN) : []));
+  if (errors.length) throw new MyKeyError('config_invalid', `invalid configuration:\n  - ${errors.join('\n  - ')}`, { details: { errors } });
+}
+
+const TARGET_SCHEMAS: Record<string, TSchema> = { webhook: WebhookTarget, stdout: StdoutTarget, socket: SocketTarget, keyboard: KeyboardTarget };
 
 /**
  * A hand-off target that matches no member of the union only gets "Expected union value"; this adds
@@ -156,7 +193,11 @@ function explainTargets(e: unknown, opts: { file?: string; overrides?: Record<st
       errors.push(`/handoff/targets/${i}/type: one of ${Object.keys(TARGET_SCHEMAS).join(', ')}`);
       return;
     }
-    for (const err of Value.Errors(schema, Value.Default(schema, Value.Clone(t)))) errors.push(`/handoff/targets/${i}${err.path}: ${err.message}`);
+    const filled = Value.Default(schema, Value.Clone(t));
+    const before = errors.length;
+    for (const err of Value.Errors(schema, filled)) errors.push(`/handoff/targets/${i}${err.path}: ${err.message}`);
+    // a well-formed keyboard target's layout check, so that it is reported with the other problems
+    if (type === 'keyboard' && errors.length === before) errors.push(...keyboardPlanProblems(filled as KeyboardTargetConfig, `/handoff/targets/${i}`, SERVICE_USER_ID_PATTERN));
   });
   return new MyKeyError('config_invalid', `invalid configuration:\n  - ${errors.join('\n  - ')}`, { details: { errors } });
 }

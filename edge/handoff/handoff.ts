@@ -5,6 +5,7 @@ import type { HandoffTargetConfig } from '../config.ts';
 import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { SocketTarget, StreamTarget } from './json-lines.ts';
+import { KeyboardTarget, type KeyboardTargetOptions } from './keyboard/keyboard-target.ts';
 import { OUTCOMES, type Outcome } from './outcomes.ts';
 import type { HandoffTarget, TouchResult } from './types.ts';
 import { WebhookTarget } from './webhook.ts';
@@ -64,7 +65,10 @@ export class Handoff {
 }
 
 /** Builds the configured targets (the kiosk page target is added by the agent when it runs one). */
-export function targetsFromConfig(configs: readonly HandoffTargetConfig[], opts: { log?: Logger; stdout?: NodeJS.WritableStream } = {}): RoutedTarget[] {
+export function targetsFromConfig(
+  configs: readonly HandoffTargetConfig[],
+  opts: { log?: Logger; stdout?: NodeJS.WritableStream; /** keyboard targets: what a config cannot set (tests: a recording ioctl, files for devices) */ keyboard?: Pick<KeyboardTargetOptions, 'ioctl' | 'settleMs' | 'anyFile'> } = {},
+): RoutedTarget[] {
   return configs.map((c, i) => {
     switch (c.type) {
       case 'webhook':
@@ -76,6 +80,8 @@ export function targetsFromConfig(configs: readonly HandoffTargetConfig[], opts:
         return { target: new StreamTarget({ includeMyKeyId: c.includeMyKeyId, out: opts.stdout as never, name: `stdout#${i}` }), outcomes: c.outcomes };
       case 'socket':
         return { target: new SocketTarget({ path: c.path, includeMyKeyId: c.includeMyKeyId, name: `socket#${i}`, log: opts.log }), outcomes: c.outcomes };
+      case 'keyboard':
+        return { target: new KeyboardTarget({ ...c, ...opts.keyboard, name: `keyboard#${i}`, log: opts.log }), outcomes: c.outcomes };
     }
   });
 }

@@ -4,3 +4,4 @@ export { WebhookTarget, type WebhookTargetOptions } from './webhook.ts';
 export { StreamTarget, SocketTarget, removeStaleSocket } from './json-lines.ts';
 export { OUTCOMES, type Outcome } from './outcomes.ts';
 export { payloadOf, type HandoffTarget, type TouchResult } from './types.ts';
+export { KeyboardTarget, type KeyboardTargetOptions } from './keyboard/index.ts';
