@@ -44,7 +44,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
   const devices = th.hub.devices;
   const deviceCa = await openDeviceCa(join(th.dir, 'device-ca'));
   const enrollment = createDeviceEnrollment({ deviceCa, devices, now: () => new Date(now()) });
-  const tokens = createEnrollmentTokens({ repo, now });
+  const tokens = createEnrollmentTokens({ repo, now, devices });
   const app = new Hono();
   app.onError(errorHandler(() => undefined));
   const { auth } = mountConsole(app, {
@@ -56,6 +56,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
     devices,
     enrollment,
     tokens,
+    deviceApiUrl: 'https://hub.example:8443',
     now,
     ...opts.console,
   });
