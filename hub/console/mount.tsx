@@ -488,7 +488,9 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
     try {
       if (!Number.isInteger(hours) || hours < 1 || hours > 168) throw new MyKeyError('validation_failed', 'a token is valid for 1 to 168 hours');
       const t = tokens.issue({ serviceId, edgeId, by: c.get('session').operator.name, ttlMs: hours * 3600_000, allowRevoked });
-      audit(c, 'enrollment.issue', { target: `mket_${t.id}`, serviceId, detail: { edgeId, hours, ...(allowRevoked ? { allowRevoked } : {}) } });
+      // An operator's permission to take over a revoked edge id of another service is shown to that service too.
+      const from = allowRevoked ? deps.devices?.get(edgeId)?.service_id : undefined;
+      audit(c, 'enrollment.issue', { target: `mket_${t.id}`, serviceId, ownerServiceId: from !== serviceId ? from : null, detail: { edgeId, hours, ...(allowRevoked ? { allowRevoked } : {}) } });
       return redirectWith(c, `${CONSOLE_BASE}/enrollments`, issuedTokenFlash(view(c), { token: t.token, edgeId, serviceId, expiresAt: t.expiresAt }, enrollTarget()));
     } catch (e) {
       if (e instanceof MyKeyError && (e.code === 'edge_enrolled_elsewhere' || e.code === 'edge_service_move' || e.code === 'device_reenroll_revoked')) {
