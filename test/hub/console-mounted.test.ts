@@ -1,7 +1,10 @@
 // The hub as started serves the operator console and the enrollment endpoint (wiring in hub/main.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { X509Certificate } from 'node:crypto';
+import { runConsoleCli } from '../../hub/console/cli.ts';
 import { startTestHub } from '../helpers/hub.ts';
+import { client, PASSWORD } from './console/helpers/console-hub.ts';
 
 test('the started hub serves the console sign-in page and documents enrollment', async () => {
   const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
@@ -16,6 +19,27 @@ test('the started hub serves the console sign-in page and documents enrollment',
     assert.ok(doc.paths['/v1/enrollments']);
     const bad = await fetch(`${url}/v1/enrollments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'nope', edgeId: 'e-1', csrPem: 'x' }) });
     assert.ok(bad.status >= 400 && bad.status < 500);
+  } finally {
+    await h.close();
+  }
+});
+
+test('the started hub shows its device CA fingerprint and device API URL in the enroll command', async () => {
+  const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  try {
+    const { url } = await h.hub.start();
+    h.hub.links.createService({ id: 'library', name: 'Library' });
+    const code = await runConsoleCli(['add-operator', 'ops', '--role', 'operator'], h.hub.db, { out: () => {}, readPassword: async () => PASSWORD });
+    assert.is(code, 0);
+    const c = client(h.hub, undefined, url);
+    assert.is((await c.signIn('ops')).status, 303);
+    await c.get('/console/enrollments');
+    const r = await c.post('/console/enrollments', { serviceId: 'library', edgeId: 'library-01', hours: '1' });
+    assert.is(r.status, 303);
+    const page = await c.get(r.location!);
+    const fp = new X509Certificate(h.hub.deviceCa!.certPem).fingerprint256;
+    const command = /data-testid="enroll-command">([^<]+)</.exec(page.text)?.[1];
+    assert.is(command, `npx tsx provisioning/enroll/cli.ts enroll --hub ${h.hub.addresses.deviceApi} --ca-fingerprint ${fp} --edge-id library-01 --state-dir /var/lib/mykey-edge`);
   } finally {
     await h.close();
   }

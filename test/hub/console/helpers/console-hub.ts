@@ -113,7 +113,7 @@ export async function serveConsoleHub(h: ConsoleHub, hostname = '127.0.0.1'): Pr
  * A browser stand-in: keeps cookies, sends Origin, finds the CSRF token in pages. In process, or over
  * a real socket when `url` is given (then Origin is that URL's origin).
  */
-export function client(h: ConsoleHub, origin = 'http://localhost', url?: string) {
+export function client(h: Pick<ConsoleHub, 'app'>, origin = 'http://localhost', url?: string) {
   if (url) origin = new URL(url).origin;
   const jar = new Map<string, string>();
   let csrf = '';
