@@ -97,6 +97,7 @@ export function createDeviceRepo(db: Db, opts: { lagSamplesPerEdge?: number } = 
       `DELETE FROM edge_lag_samples WHERE edge_id = ? AND id <= (
          SELECT id FROM edge_lag_samples WHERE edge_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
     ),
+    clearSamples: db.prepare('DELETE FROM edge_lag_samples WHERE edge_id = ?'),
     samples: db.prepare<[string], LagSample>('SELECT at, applied_seq, lag FROM edge_lag_samples WHERE edge_id = ? ORDER BY id'),
     counts: db.prepare<[], { status: DeviceStatus; online: number; n: number }>('SELECT status, online, COUNT(*) AS n FROM devices GROUP BY status, online'),
   };
@@ -122,6 +123,8 @@ export function createDeviceRepo(db: Db, opts: { lagSamplesPerEdge?: number } = 
       const conflict = enrollConflict(prev, rec.serviceId, opts.allowRevoked);
       if (conflict) return conflict;
       if (prev.cert_fingerprint !== rec.certFingerprint) q.revokeCert.run(prev.cert_fingerprint, prev.cert_serial, prev.edge_id, at, 'superseded');
+      // A moved edge (an operator's permission) does not carry the old service's lag history along.
+      if (prev.service_id !== rec.serviceId) q.clearSamples.run(rec.edgeId);
       q.replaceCert.run(rec.serviceId, rec.certSerial, rec.certFingerprint, rec.notAfter, at, rec.edgeId);
       return undefined;
     }),

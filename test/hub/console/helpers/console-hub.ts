@@ -34,9 +34,9 @@ export interface ConsoleHub {
 }
 
 /** `clock.t` is the time the hub and the console see (ms); tests move it. */
-export async function startConsoleHub(opts: { clock?: { t: number }; console?: Partial<ConsoleDeps>; ca?: TestCa } = {}): Promise<ConsoleHub> {
+export async function startConsoleHub(opts: { clock?: { t: number }; console?: Partial<ConsoleDeps>; ca?: TestCa; overrides?: Record<string, unknown> } = {}): Promise<ConsoleHub> {
   const clock = opts.clock;
-  const th = await startTestHub({ ca: opts.ca, ...(clock ? { now: () => new Date(clock.t) } : {}) });
+  const th = await startTestHub({ ca: opts.ca, overrides: opts.overrides, ...(clock ? { now: () => new Date(clock.t) } : {}) });
   const now = () => (clock ? clock.t : Date.now());
   const db = th.hub.db;
   migrateConsole(db);
