@@ -114,7 +114,7 @@ export function createConsoleAuth(deps: { repo: ConsoleRepo; now?: () => number;
     return { c, prev: f, lockedNow: false };
   }
 
-  /** A successful attempt gives its count back (a lock it set is undone: nobody was refused by it yet). */
+  /** A successful attempt gives its count back; a lock its own count set is undone (the right password was given). */
   function refund(r: Reserved): void {
     if (r.c.kind === 'account_address' || (r.lockedNow && !r.prev)) return repo.clearFailure(r.c.kind, r.c.key);
     if (r.lockedNow) return repo.saveFailure(r.prev!);
