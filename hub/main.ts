@@ -100,7 +100,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     requireRevocationStatus: config.jpki.requireRevocationStatus,
   });
   const consoleRepo = createConsoleRepo(db);
-  const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
+  const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
   const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string } = {};
   const httpLog = log.child('http');
@@ -140,6 +140,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     devices,
     enrollment: () => enrollment,
     tokens: enrollmentTokens,
+    deviceApiUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
     log: log.child('console'),
     now: () => now().getTime(),
     secureCookies: config.console.secureCookies,

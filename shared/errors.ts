@@ -84,6 +84,12 @@ export const ERROR_CODES = {
 
   // Config
   config_invalid: { status: 500, title: 'The configuration is invalid' },
+
+  // Console and service admins (trust hardening): an edge belongs to one service
+  edge_enrolled_elsewhere: { status: 403, title: 'The edge id is enrolled in another service; that service or a platform operator must revoke it first' },
+  edge_service_move: { status: 403, title: "Moving an edge to another service needs a platform operator's explicit permission on the token" },
+  device_reenroll_revoked: { status: 403, title: "The edge device was revoked; enrolling it again needs a platform operator's explicit permission on the token" },
+  reenroll_needs_operator: { status: 403, title: 'Only a platform operator may allow enrolling a revoked edge id again' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

@@ -3,15 +3,30 @@
 // console repository; cookies and forms are the HTTP layer's business (hub/console/mount.tsx).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ConsoleRepo, FailureRow, OperatorRole, OperatorRow, SessionRow } from '../store/console-repo.ts';
+import { addressKey } from './address-key.ts';
 import { dummyHash, verifyPassword } from './password.ts';
 
+/**
+ * Sign-in limits. Every attempt is counted before its password hash runs (so parallel guesses cannot
+ * outrun the limit) and refunded when it succeeds. Three counters: one account name from one client
+ * address, one address over all names, one name over all addresses. Locks of an address (and of a
+ * name from an address) double with each repeat, up to `maxLockMs`; a lock of a name over all
+ * addresses never grows, so nobody can lock an operator out for long, and the operator signs in from
+ * another address meanwhile (a stranger at one address reaches that address's limits long before
+ * the name's).
+ */
 export interface LockoutPolicy {
-  /** Failures of one account name within the window that lock it. */
+  /** Attempts at one account name from one client address within the window that lock that name for that address. */
   accountFailures: number;
-  /** Failures from one client address within the window that lock the address. */
+  /** Attempts from one client address (IPv4 address, IPv6 /64) within the window, whatever the names, that lock the address. */
   addressFailures: number;
+  /** Attempts at one account name from all addresses within the window that lock the name everywhere, for `lockMs` only. */
+  accountTotalFailures: number;
   windowMs: number;
+  /** The first lock; each further lock of the same address, or name from that address, is twice as long. */
   lockMs: number;
+  /** The longest lock; strikes are forgotten once a lock has been over this long. */
+  maxLockMs: number;
 }
 
 export interface SessionPolicy {
@@ -21,7 +36,14 @@ export interface SessionPolicy {
   maxMs: number;
 }
 
-export const DEFAULT_LOCKOUT: LockoutPolicy = { accountFailures: 5, addressFailures: 20, windowMs: 15 * 60_000, lockMs: 15 * 60_000 };
+export const DEFAULT_LOCKOUT: LockoutPolicy = {
+  accountFailures: 5,
+  addressFailures: 20,
+  accountTotalFailures: 100,
+  windowMs: 15 * 60_000,
+  lockMs: 15 * 60_000,
+  maxLockMs: 24 * 3600_000,
+};
 export const DEFAULT_SESSION: SessionPolicy = { idleMs: 30 * 60_000, maxMs: 12 * 3600_000 };
 
 /** Who is signed in, as the pages see it. */
@@ -66,44 +88,77 @@ export function createConsoleAuth(deps: { repo: ConsoleRepo; now?: () => number;
   const lockout = { ...DEFAULT_LOCKOUT, ...deps.lockout };
   const policy = { ...DEFAULT_SESSION, ...deps.session };
 
-  function lockedUntil(kind: FailureRow['kind'], key: string, t: number): number | undefined {
-    const f = repo.failure(kind, key);
+  type Counter = { kind: FailureRow['kind']; key: string; limit: number; escalate: boolean };
+  /** What a reservation changed, to undo on success. */
+  type Reserved = { c: Counter; prev: FailureRow | undefined; lockedNow: boolean };
+
+  function lockedUntil(c: Counter, t: number): number | undefined {
+    const f = repo.failure(c.kind, c.key);
     return f?.locked_until && f.locked_until > t ? f.locked_until : undefined;
   }
 
-  function recordFailure(kind: FailureRow['kind'], key: string, limit: number, t: number): number | undefined {
-    const f = repo.failure(kind, key);
-    const fresh = !f || t - f.window_start > lockout.windowMs || (f.locked_until !== null && f.locked_until <= t);
-    const failures = fresh ? 1 : f.failures + 1;
-    const locked = failures >= limit ? t + lockout.lockMs : null;
-    repo.saveFailure({ kind, key, failures: locked ? 0 : failures, window_start: fresh ? t : f.window_start, locked_until: locked });
-    return locked ?? undefined;
+  /** Counts one attempt; the attempt that reaches the limit locks the counter (and is still checked). */
+  function reserve(c: Counter, t: number): Reserved {
+    const f = repo.failure(c.kind, c.key);
+    // A quiet day after the last lock ended forgets the strikes.
+    const strikes = f && !(f.locked_until !== null && t - f.locked_until > lockout.maxLockMs) ? f.strikes : 0;
+    // A new window after the old one ran out, or once a lock has ended.
+    const fresh = !f || t - f.window_start >= lockout.windowMs || (f.locked_until !== null && f.locked_until <= t && f.window_start < f.locked_until);
+    const failures = (fresh ? 0 : f.failures) + 1;
+    if (failures >= c.limit) {
+      const lockFor = c.escalate ? Math.min(lockout.maxLockMs, lockout.lockMs * 2 ** Math.min(strikes, 30)) : lockout.lockMs;
+      repo.saveFailure({ kind: c.kind, key: c.key, failures: 0, window_start: t, locked_until: t + lockFor, strikes: strikes + 1 });
+      return { c, prev: f, lockedNow: true };
+    }
+    repo.saveFailure({ kind: c.kind, key: c.key, failures, window_start: fresh ? t : f.window_start, locked_until: f?.locked_until ?? null, strikes });
+    return { c, prev: f, lockedNow: false };
   }
+
+  /** A successful attempt gives its count back; a lock its own count set is undone (the right password was given). */
+  function refund(r: Reserved): void {
+    if (r.c.kind === 'account_address' || (r.lockedNow && !r.prev)) return repo.clearFailure(r.c.kind, r.c.key);
+    if (r.lockedNow) return repo.saveFailure(r.prev!);
+    const f = repo.failure(r.c.kind, r.c.key);
+    if (f) repo.saveFailure({ ...f, failures: Math.max(0, f.failures - 1) });
+  }
+
+  let attempts = 0;
 
   return {
     lockout,
     policy,
 
     /**
-     * Checks a name and password. Locked accounts and addresses are refused before the password is
-     * looked at; an unknown or disabled name costs the same scrypt as a wrong password.
+     * Checks a name and password from a client address. The attempt is counted (and locks refused)
+     * synchronously, before the password hash is awaited, so no number of parallel guesses gets more
+     * hash checks than the limits allow. An unknown or disabled name costs the same scrypt as a
+     * wrong password.
      */
     async signIn(name: string, password: string, address: string): Promise<SignInResult> {
       const account = name.trim().toLowerCase();
+      const where = addressKey(address);
+      const counters: Counter[] = [
+        { kind: 'account_address', key: `${account}\n${where}`, limit: lockout.accountFailures, escalate: true },
+        { kind: 'address', key: where, limit: lockout.addressFailures, escalate: true },
+        { kind: 'account', key: account, limit: lockout.accountTotalFailures, escalate: false },
+      ];
       const t0 = now();
-      const until = Math.max(lockedUntil('account', account, t0) ?? 0, lockedUntil('address', address, t0) ?? 0);
-      if (until) return { ok: false, reason: 'locked', until };
+      const admitted = repo.atomically(() => {
+        const until = Math.max(...counters.map((c) => lockedUntil(c, t0) ?? 0));
+        if (until) return { until };
+        if (++attempts % 100 === 0) repo.purgeFailures(t0 - lockout.windowMs, t0 - lockout.maxLockMs);
+        return { reserved: counters.map((c) => reserve(c, t0)) };
+      });
+      if (admitted.until !== undefined) return { ok: false, reason: 'locked', until: admitted.until };
       const row = repo.operator(account);
       const usable = row && !row.disabled;
       const good = await verifyPassword(password, usable ? row.password_hash : await dummyHash());
       const t = now();
       if (!good || !usable) {
-        const a = recordFailure('account', account, lockout.accountFailures, t);
-        const b = recordFailure('address', address, lockout.addressFailures, t);
-        const lockedTill = Math.max(a ?? 0, b ?? 0);
+        const lockedTill = Math.max(...counters.map((c) => lockedUntil(c, t) ?? 0));
         return lockedTill ? { ok: false, reason: 'locked', until: lockedTill } : { ok: false, reason: 'invalid' };
       }
-      repo.clearFailure('account', account);
+      repo.atomically(() => admitted.reserved.forEach(refund));
       repo.markSignedIn(row.name, t);
       repo.purgeSessions(t);
       const token = randomBytes(32).toString('base64url');

@@ -121,6 +121,20 @@ const ja = {
     issued: '登録トークンを発行しました',
     state: { active: '未使用', used: '使用済み', expired: '期限切れ', revoked: '失効' },
     tokenId: 'トークンID',
+    allowRevoked: '失効済み端末の再登録を許可（運用者のみ）',
+    allowRevokedHint: '失効した端末IDをもう一度登録するとき、または端末を別のサービスへ移すときに使います。端末は先に元のサービスで失効させてください。',
+    allowRevokedShort: '再登録許可',
+    caFingerprint: 'ハブの端末CA証明書のフィンガープリント（SHA-256）',
+    caFingerprintHint: '技術者は登録時にこの値を照合します。トークンと一緒に、別の経路（電話や紙）で伝えてください。',
+    caUnavailable: '端末CAがまだ起動していません。ハブの起動後にこのページを開き直してください。',
+    command: '登録コマンド（端末で実行）',
+    commandHint: 'トークンは環境変数 MYKEY_ENROLL_TOKEN で渡します（シェル履歴に残しません）。',
+    refused: {
+      edge_enrolled_elsewhere: 'この端末IDは別のサービスで登録済みです。そのサービスの端末を奪うことはできません。先にそのサービス（またはプラットフォーム運用者）が失効させる必要があります。',
+      edge_service_move: 'この端末IDは別のサービスの失効済み端末です。サービス間の移動にはプラットフォーム運用者の許可が必要です。',
+      device_reenroll_revoked: 'この端末IDの端末は失効済みです。再登録にはプラットフォーム運用者の許可が必要です。',
+      reenroll_needs_operator: '失効済み端末の再登録を許可できるのはプラットフォーム運用者だけです。',
+    },
   },
   revocations: {
     title: '失効確認の実行履歴',
@@ -146,6 +160,8 @@ const ja = {
     target: '対象',
     outcome: '結果',
     older: 'さらに古い記録',
+    ownerService: '対象の所有サービス',
+    concernsYou: '他サービスからの操作（拒否）',
   },
 };
 
@@ -268,6 +284,20 @@ const en: Dict = {
     issued: 'Enrollment token issued',
     state: { active: 'unused', used: 'used', expired: 'expired', revoked: 'revoked' },
     tokenId: 'Token ID',
+    allowRevoked: 'Allow re-enrolling a revoked device (operators only)',
+    allowRevokedHint: 'For enrolling a revoked edge id again, or moving an edge to another service. Revoke the device in its service first.',
+    allowRevokedShort: 're-enrollment allowed',
+    caFingerprint: "SHA-256 fingerprint of the hub's device CA certificate",
+    caFingerprintHint: 'The technician checks it when enrolling. Pass it on with the token, over another channel (phone, paper).',
+    caUnavailable: 'The device CA has not started yet. Open this page again once the hub is up.',
+    command: 'Enroll command (run it on the device)',
+    commandHint: 'The token goes in the MYKEY_ENROLL_TOKEN environment variable (kept out of the shell history).',
+    refused: {
+      edge_enrolled_elsewhere: 'This edge id is enrolled in another service. Its device cannot be taken over; that service (or a platform operator) must revoke it first.',
+      edge_service_move: "This edge id belongs to a revoked device of another service. Moving it between services needs a platform operator's permission.",
+      device_reenroll_revoked: "This edge id's device was revoked. Enrolling it again needs a platform operator's permission.",
+      reenroll_needs_operator: 'Only a platform operator may allow re-enrolling a revoked device.',
+    },
   },
   revocations: {
     title: 'Revocation runs',
@@ -293,6 +323,8 @@ const en: Dict = {
     target: 'Target',
     outcome: 'Outcome',
     older: 'Older entries',
+    ownerService: 'Owner of the target',
+    concernsYou: 'attempt from another service (refused)',
   },
 };
 

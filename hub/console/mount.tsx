@@ -5,7 +5,7 @@ import type { Context, Hono } from 'hono';
 import { Hono as HonoApp } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { MyKeyError } from '../../shared/errors.ts';
 import { isEdgeId, isServiceId } from '../../shared/ids.ts';
@@ -25,7 +25,7 @@ import { isLang, messages, when, type Lang } from './i18n.ts';
 import { Bare, CONSOLE_BASE, Flash, SignInPage, type View } from './layout.tsx';
 import { AuditPage } from './pages/audit.tsx';
 import { EdgePage, EdgesPage } from './pages/edges.tsx';
-import { EnrollmentsPage, issuedTokenFlash } from './pages/enrollments.tsx';
+import { EnrollmentsPage, issuedTokenFlash, type EnrollTarget } from './pages/enrollments.tsx';
 import { OverviewPage, type OverviewData } from './pages/overview.tsx';
 import { RevocationsPage } from './pages/revocations.tsx';
 import { issuedCredentialFlash, ServicePage, ServicesPage, type ServiceItem } from './pages/services.tsx';
@@ -40,8 +40,13 @@ export interface ConsoleDeps {
   devices?: DeviceRepo;
   /** Device enrollment, for revoking a device's certificate from its page (or a getter: the hub makes it in start()). */
   enrollment?: DeviceEnrollment | (() => DeviceEnrollment | undefined);
-  /** Shared with the enrollment routes; defaults to one over `repo`. */
+  /** Shared with the enrollment routes; defaults to one over `repo` and `devices`. */
   tokens?: EnrollmentTokens;
+  /**
+   * The device API URL a technician enrolls against (the hub's enrollment.hubUrl, or its bound device
+   * API address), shown with the device CA fingerprint in the ready-to-paste enroll command.
+   */
+  deviceApiUrl?: string | (() => string | undefined);
   log?: Logger;
   now?: () => number;
   /** Mark cookies Secure: true, false, or 'auto' (when the request came over https). Default 'auto'. */
@@ -94,7 +99,7 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
   const now = deps.now ?? Date.now;
   const log = deps.log ?? silentLogger;
   const auth = createConsoleAuth({ repo, now, lockout: deps.lockout, session: deps.session });
-  const tokens = deps.tokens ?? createEnrollmentTokens({ repo, now });
+  const tokens = deps.tokens ?? createEnrollmentTokens({ repo, now, devices: deps.devices });
   const maxFormBytes = deps.maxFormBytes ?? 16 * 1024;
   const r = new HonoApp<Env>();
 
@@ -130,9 +135,19 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
     return { m: messages(lang), lang, op: s.operator, csrf: s.csrfToken, path: c.req.path, now: now() };
   }
 
-  function audit(c: C, action: string, e: { target?: string; serviceId?: string | null; outcome?: string; detail?: Record<string, unknown> } = {}) {
+  function audit(c: C, action: string, e: { target?: string; serviceId?: string | null; ownerServiceId?: string | null; outcome?: string; detail?: Record<string, unknown> } = {}) {
     const op = c.get('session')?.operator;
-    repo.audit({ at: now(), actor: op?.name ?? 'anonymous', role: op?.role ?? null, action, target: e.target, service_id: e.serviceId ?? null, outcome: e.outcome, detail: e.detail });
+    repo.audit({
+      at: now(),
+      actor: op?.name ?? 'anonymous',
+      role: op?.role ?? null,
+      action,
+      target: e.target,
+      service_id: e.serviceId ?? null,
+      owner_service_id: e.ownerServiceId ?? null,
+      outcome: e.outcome,
+      detail: e.detail,
+    });
   }
 
   const isOperator = (c: C) => c.get('session').operator.role === 'operator';
@@ -423,13 +438,36 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
   });
 
   // Enrollment tokens
+  let fingerprintOf: { pem: string; fingerprint: string } | undefined;
+  /** The device API URL and the device CA fingerprint (node's fingerprint256 form), once the hub has them. */
+  function enrollTarget(): EnrollTarget {
+    const enrollment = typeof deps.enrollment === 'function' ? deps.enrollment() : deps.enrollment;
+    const hubUrl = typeof deps.deviceApiUrl === 'function' ? deps.deviceApiUrl() : deps.deviceApiUrl;
+    const pem = enrollment?.caPem;
+    if (pem && fingerprintOf?.pem !== pem) fingerprintOf = { pem, fingerprint: new X509Certificate(pem).fingerprint256 };
+    return { ...(hubUrl ? { hubUrl } : {}), ...(pem ? { caFingerprint: fingerprintOf!.fingerprint } : {}) };
+  }
+
   function enrollmentsPage(c: C, flash: unknown = takeFlash(c), status = 200) {
     const own = c.get('session').operator.serviceId;
     const services = links
       .services()
       .filter((s) => s.status === 'active' && mayManage(c, s.id))
       .map((s) => ({ id: s.id, name: s.name }));
-    return html(c, <EnrollmentsPage v={view(c)} tokens={tokens.list(own)} services={services} flash={flash as never} />, status);
+    return html(c, <EnrollmentsPage v={view(c)} tokens={tokens.list(own)} services={services} target={enrollTarget()} flash={flash as never} />, status);
+  }
+
+  /** A refused enrollment action: 403 with its code on the page. */
+  function refusedEnrollment(c: C, code: 'edge_enrolled_elsewhere' | 'edge_service_move' | 'device_reenroll_revoked' | 'reenroll_needs_operator') {
+    return enrollmentsPage(
+      c,
+      <Flash kind="bad">
+        <span data-testid="refused" data-code={code}>
+          {view(c).m.enrollments.refused[code]}
+        </span>
+      </Flash>,
+      403,
+    );
   }
 
   r.get('/enrollments', (c) => enrollmentsPage(c));
@@ -439,14 +477,28 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
     const serviceId = (f.get('serviceId') ?? '').trim();
     const edgeId = (f.get('edgeId') ?? '').trim();
     const hours = Number(f.get('hours') ?? '24');
+    const allowRevoked = f.get('allowRevoked') === '1';
     if (!isServiceId(serviceId) || !linkRepo.service(serviceId)) return isOperator(c) ? enrollmentsPage(c, <Flash kind="bad">no such service</Flash>, 400) : forbidden(c, 'enrollment.issue', serviceId.slice(0, 32));
     if (!mayManage(c, serviceId)) return forbidden(c, 'enrollment.issue', serviceId);
+    // Bringing a revoked device back (or moving one between services) is a platform operator's call.
+    if (allowRevoked && !isOperator(c)) {
+      audit(c, 'enrollment.issue', { serviceId, outcome: 'reenroll_needs_operator', detail: { edgeId: edgeId.slice(0, 64), allowRevoked } });
+      return refusedEnrollment(c, 'reenroll_needs_operator');
+    }
     try {
       if (!Number.isInteger(hours) || hours < 1 || hours > 168) throw new MyKeyError('validation_failed', 'a token is valid for 1 to 168 hours');
-      const t = tokens.issue({ serviceId, edgeId, by: c.get('session').operator.name, ttlMs: hours * 3600_000 });
-      audit(c, 'enrollment.issue', { target: `mket_${t.id}`, serviceId, detail: { edgeId, hours } });
-      return redirectWith(c, `${CONSOLE_BASE}/enrollments`, issuedTokenFlash(view(c), { token: t.token, edgeId, serviceId, expiresAt: t.expiresAt }));
+      const t = tokens.issue({ serviceId, edgeId, by: c.get('session').operator.name, ttlMs: hours * 3600_000, allowRevoked });
+      // An operator's permission to take over a revoked edge id of another service is shown to that service too.
+      const from = allowRevoked ? deps.devices?.get(edgeId)?.service_id : undefined;
+      audit(c, 'enrollment.issue', { target: `mket_${t.id}`, serviceId, ownerServiceId: from !== serviceId ? from : null, detail: { edgeId, hours, ...(allowRevoked ? { allowRevoked } : {}) } });
+      return redirectWith(c, `${CONSOLE_BASE}/enrollments`, issuedTokenFlash(view(c), { token: t.token, edgeId, serviceId, expiresAt: t.expiresAt }, enrollTarget()));
     } catch (e) {
+      if (e instanceof MyKeyError && (e.code === 'edge_enrolled_elsewhere' || e.code === 'edge_service_move' || e.code === 'device_reenroll_revoked')) {
+        // Filed under the actor's service and shown to the service that owns the edge as well.
+        const owner = typeof e.details?.ownerServiceId === 'string' ? e.details.ownerServiceId : null;
+        audit(c, 'enrollment.issue', { target: edgeId, serviceId, ownerServiceId: owner !== serviceId ? owner : null, outcome: e.code, detail: { edgeId } });
+        return refusedEnrollment(c, e.code);
+      }
       audit(c, 'enrollment.issue', { serviceId, outcome: e instanceof MyKeyError ? e.code : 'error', detail: { edgeId: edgeId.slice(0, 64) } });
       return enrollmentsPage(c, <Flash kind="bad">{failure(e)}</Flash>, 400);
     }

@@ -79,7 +79,7 @@ export function mountEnrollmentRoutes(app: Hono<any>, api: OpenApi, deps: Enroll
         'The token was issued in the operator console for one service and one edge id. It works once, until it expires; a failed certificate issue (bad CSR) leaves it unused.',
       request: EnrollmentRequest,
       responses: { 201: { description: 'the device certificate and where to connect', schema: EnrollmentResponse } },
-      errors: ['bad_request', 'validation_failed', 'unsupported_media_type', 'payload_too_large', 'rate_limited', 'enrollment_token_invalid', 'enrollment_token_expired', 'enrollment_token_used', 'csr_invalid', 'forbidden', 'unavailable'],
+      errors: ['bad_request', 'validation_failed', 'unsupported_media_type', 'payload_too_large', 'rate_limited', 'enrollment_token_invalid', 'enrollment_token_expired', 'enrollment_token_used', 'csr_invalid', 'forbidden', 'unavailable', 'edge_enrolled_elsewhere', 'edge_service_move', 'device_reenroll_revoked'],
     },
     rateLimit({ perSecond: 1, burst: 10, ...deps.rateLimit }),
     jsonBody(EnrollmentRequest),
@@ -107,7 +107,7 @@ export function mountEnrollmentRoutes(app: Hono<any>, api: OpenApi, deps: Enroll
       }
       let r: Awaited<ReturnType<DeviceEnrollment['enroll']>>;
       try {
-        r = await enrollment.enroll(csrDer, { edgeId: row.edge_id, serviceId: row.service_id, validityDays: deps.deviceCertValidityDays ?? 365 });
+        r = await enrollment.enroll(csrDer, { edgeId: row.edge_id, serviceId: row.service_id, validityDays: deps.deviceCertValidityDays ?? 365, allowRevoked: row.allow_revoked === 1 });
       } catch (e) {
         tokens.release(row.id, claimedAt);
         throw e;

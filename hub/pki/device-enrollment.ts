@@ -1,7 +1,7 @@
 // Enrollment and revocation of edge devices: the device CA issues, the device repo records, and the
 // broker is told at once when a device is revoked so its connection ends immediately.
-import { fail, ok, type Result } from '../../shared/errors.ts';
-import type { DeviceRepo } from '../store/device-repo.ts';
+import { ERROR_CODES, fail, ok, type Result } from '../../shared/errors.ts';
+import { enrollConflict, type DeviceRepo, type EnrollConflict } from '../store/device-repo.ts';
 import type { DeviceCa, IssuedDeviceCertificate } from './device-ca.ts';
 
 export interface DeviceEnrollmentDeps {
@@ -21,15 +21,35 @@ export interface EnrolledDevice extends IssuedDeviceCertificate {
 
 export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date(), onRevoked }: DeviceEnrollmentDeps) {
   return {
+    /** The device CA certificate (PEM) edges are told to trust. */
+    get caPem(): string {
+      return deviceCa.certPem;
+    },
+
     /**
      * Issues a certificate for the edge from its CSR and records it; a re-enrollment supersedes (and
-     * revokes) the edge's previous certificate. Authorizing the enrollment is the caller's job.
+     * revokes) the edge's previous certificate. Authorizing the token is the caller's job; that an edge
+     * stays in its service is checked here, before a certificate is issued and again atomically when it
+     * is recorded: a live device of another service is never taken over, and a revoked device comes
+     * back only with `allowRevoked` (a platform operator's explicit permission on the token).
      */
-    async enroll(csrDer: Uint8Array, req: { edgeId: string; serviceId: string; validityDays: number }): Promise<Result<EnrolledDevice, 'csr_invalid' | 'validation_failed'>> {
+    async enroll(
+      csrDer: Uint8Array,
+      req: { edgeId: string; serviceId: string; validityDays: number; allowRevoked?: boolean },
+    ): Promise<Result<EnrolledDevice, 'csr_invalid' | 'validation_failed' | EnrollConflict>> {
+      const before = enrollConflict(devices.get(req.edgeId), req.serviceId, req.allowRevoked);
+      if (before) return fail(before, ERROR_CODES[before].title);
       const issued = await deviceCa.issueDeviceCertificate(csrDer, req);
       if (!issued.ok) return issued;
       const c = issued.value;
-      devices.enroll({ edgeId: req.edgeId, serviceId: req.serviceId, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() }, now().getTime());
+      const conflict = devices.enroll(
+        { edgeId: req.edgeId, serviceId: req.serviceId, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() },
+        now().getTime(),
+        { allowRevoked: req.allowRevoked },
+      );
+      // Another enrollment of this edge id won the race while the certificate was being made; the
+      // certificate just issued is recorded nowhere, so the broker never accepts it.
+      if (conflict) return fail(conflict, ERROR_CODES[conflict].title);
       // A re-enrolled edge still connected with its old certificate must come back with the new one.
       onRevoked?.(req.edgeId);
       return ok({ ...c, edgeId: req.edgeId, serviceId: req.serviceId, caPem: deviceCa.certPem });

@@ -25,12 +25,18 @@ export interface SessionRow {
   expires_at: number;
 }
 
+/**
+ * Sign-in attempt counters: `account` (one name, all addresses), `address` (one client address or
+ * IPv6 /64, all names), `account_address` (one name from one address).
+ */
 export interface FailureRow {
-  kind: 'account' | 'address';
+  kind: 'account' | 'address' | 'account_address';
   key: string;
   failures: number;
   window_start: number;
   locked_until: number | null;
+  /** Locks so far (the back-off exponent). */
+  strikes: number;
 }
 
 export interface EnrollmentTokenRow {
@@ -44,6 +50,8 @@ export interface EnrollmentTokenRow {
   used_at: number | null;
   revoked_at: number | null;
   revoked_by: string | null;
+  /** 1 when a platform operator allowed this token to enroll an edge id whose device was revoked. */
+  allow_revoked: number;
 }
 
 export interface AuditRow {
@@ -56,10 +64,12 @@ export interface AuditRow {
   service_id: string | null;
   outcome: string;
   detail: string | null;
+  /** The service that owns the target when it is not `service_id` (a refused cross-service attempt); it sees the entry too. */
+  owner_service_id: string | null;
 }
 
-export type AuditInput = Omit<AuditRow, 'id' | 'outcome' | 'detail' | 'role' | 'target' | 'service_id'> &
-  Partial<Pick<AuditRow, 'role' | 'target' | 'service_id' | 'outcome'>> & { detail?: Record<string, unknown> };
+export type AuditInput = Omit<AuditRow, 'id' | 'outcome' | 'detail' | 'role' | 'target' | 'service_id' | 'owner_service_id'> &
+  Partial<Pick<AuditRow, 'role' | 'target' | 'service_id' | 'outcome' | 'owner_service_id'>> & { detail?: Record<string, unknown> };
 
 /**
  * Applies the console migrations on their own (until they are part of hub/store/migrations.ts, after
@@ -95,13 +105,14 @@ export function createConsoleRepo(db: Db) {
 
     failure: db.prepare<[string, string], FailureRow>('SELECT * FROM console_sign_in_failures WHERE kind = ? AND key = ?'),
     upsertFailure: db.prepare(
-      `INSERT INTO console_sign_in_failures (kind, key, failures, window_start, locked_until) VALUES (@kind, @key, @failures, @window_start, @locked_until)
-       ON CONFLICT (kind, key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start, locked_until = excluded.locked_until`,
+      `INSERT INTO console_sign_in_failures (kind, key, failures, window_start, locked_until, strikes) VALUES (@kind, @key, @failures, @window_start, @locked_until, @strikes)
+       ON CONFLICT (kind, key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start, locked_until = excluded.locked_until, strikes = excluded.strikes`,
     ),
     clearFailure: db.prepare('DELETE FROM console_sign_in_failures WHERE kind = ? AND key = ?'),
+    purgeFailures: db.prepare('DELETE FROM console_sign_in_failures WHERE window_start < ? AND (locked_until IS NULL OR locked_until < ?)'),
 
     insertToken: db.prepare(
-      'INSERT INTO enrollment_tokens (id, secret_hash, service_id, edge_id, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO enrollment_tokens (id, secret_hash, service_id, edge_id, created_by, created_at, expires_at, allow_revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     token: db.prepare<[string], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE id = ?'),
     tokens: db.prepare<[number], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens ORDER BY created_at DESC, id LIMIT ?'),
@@ -112,10 +123,16 @@ export function createConsoleRepo(db: Db) {
     revokeToken: db.prepare('UPDATE enrollment_tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL'),
 
     audit: db.prepare(
-      'INSERT INTO audit_log (at, actor, role, action, target, service_id, outcome, detail) VALUES (@at, @actor, @role, @action, @target, @service_id, @outcome, @detail)',
+      'INSERT INTO audit_log (at, actor, role, action, target, service_id, outcome, detail, owner_service_id) VALUES (@at, @actor, @role, @action, @target, @service_id, @outcome, @detail, @owner_service_id)',
     ),
     auditPage: db.prepare<[number, number], AuditRow>('SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?'),
-    auditPageOf: db.prepare<[string, number, number], AuditRow>('SELECT * FROM audit_log WHERE service_id = ? AND id < ? ORDER BY id DESC LIMIT ?'),
+    // A service sees its own entries and the refused attempts of others on what it owns.
+    auditPageOf: db.prepare<{ s: string; before: number; limit: number }, AuditRow>(
+      `SELECT * FROM (
+         SELECT * FROM audit_log WHERE service_id = @s AND id < @before
+         UNION SELECT * FROM audit_log WHERE owner_service_id = @s AND id < @before
+       ) ORDER BY id DESC LIMIT @limit`,
+    ),
   };
 
   return {
@@ -137,9 +154,13 @@ export function createConsoleRepo(db: Db) {
     failure: (kind: FailureRow['kind'], key: string): FailureRow | undefined => q.failure.get(kind, key),
     saveFailure: (row: FailureRow) => void q.upsertFailure.run(row),
     clearFailure: (kind: FailureRow['kind'], key: string) => void q.clearFailure.run(kind, key),
+    /** Forgets counters whose window ended before `windowStartBefore` and that hold no lock at `now`. */
+    purgeFailures: (windowStartBefore: number, now: number): number => q.purgeFailures.run(windowStartBefore, now).changes,
+    /** Runs `fn` in one transaction (several counters updated as one write). */
+    atomically: <T>(fn: () => T): T => db.transaction(fn)(),
 
-    insertToken: (t: Pick<EnrollmentTokenRow, 'id' | 'secret_hash' | 'service_id' | 'edge_id' | 'created_by' | 'created_at' | 'expires_at'>) =>
-      void q.insertToken.run(t.id, t.secret_hash, t.service_id, t.edge_id, t.created_by, t.created_at, t.expires_at),
+    insertToken: (t: Pick<EnrollmentTokenRow, 'id' | 'secret_hash' | 'service_id' | 'edge_id' | 'created_by' | 'created_at' | 'expires_at'> & { allow_revoked?: boolean }) =>
+      void q.insertToken.run(t.id, t.secret_hash, t.service_id, t.edge_id, t.created_by, t.created_at, t.expires_at, t.allow_revoked ? 1 : 0),
     token: (id: string): EnrollmentTokenRow | undefined => q.token.get(id),
     tokens: (serviceId?: string, limit = 200): EnrollmentTokenRow[] => (serviceId === undefined ? q.tokens.all(limit) : q.tokensOf.all(serviceId, limit)),
     claimToken: (id: string, now: number): boolean => q.claimToken.run(now, id, now).changes === 1,
@@ -157,13 +178,14 @@ export function createConsoleRepo(db: Db) {
           service_id: e.service_id ?? null,
           outcome: e.outcome ?? 'ok',
           detail: e.detail ? JSON.stringify(e.detail) : null,
+          owner_service_id: e.owner_service_id ?? null,
         }).lastInsertRowid,
       ),
     /** Newest first, before the id `before` (paging); only one service's entries when given. */
     auditLog: (opts: { serviceId?: string; before?: number; limit?: number } = {}): AuditRow[] => {
       const before = opts.before ?? Number.MAX_SAFE_INTEGER;
       const limit = opts.limit ?? 100;
-      return opts.serviceId === undefined ? q.auditPage.all(before, limit) : q.auditPageOf.all(opts.serviceId, before, limit);
+      return opts.serviceId === undefined ? q.auditPage.all(before, limit) : q.auditPageOf.all({ s: opts.serviceId, before, limit });
     },
   };
 }

@@ -51,6 +51,23 @@ export interface DeviceStatusUpdate {
   at: number;
 }
 
+/** Why an enrollment of an edge id for a service is refused (see `enrollConflict`). */
+export type EnrollConflict = 'edge_enrolled_elsewhere' | 'edge_service_move' | 'device_reenroll_revoked';
+
+/**
+ * Whether enrolling `serviceId`'s device under an edge id that already has a device row is allowed.
+ * An edge belongs to one service: a live device of another service is never taken over (that would
+ * cut it off and replace its certificate), and a revoked device comes back, in its own service or in
+ * another, only with a platform operator's explicit permission (`allowRevoked`). Re-enrolling a live
+ * device of the same service (a replaced SD card, a new key) supersedes its certificate as before.
+ */
+export function enrollConflict(prev: Pick<DeviceRow, 'service_id' | 'status'> | undefined, serviceId: string, allowRevoked = false): EnrollConflict | undefined {
+  if (!prev) return undefined;
+  if (prev.status === 'active') return prev.service_id === serviceId ? undefined : 'edge_enrolled_elsewhere';
+  if (allowRevoked) return undefined;
+  return prev.service_id === serviceId ? 'device_reenroll_revoked' : 'edge_service_move';
+}
+
 export function createDeviceRepo(db: Db, opts: { lagSamplesPerEdge?: number } = {}) {
   const cap = opts.lagSamplesPerEdge ?? LAG_SAMPLES_PER_EDGE;
   const q = {
@@ -80,6 +97,7 @@ export function createDeviceRepo(db: Db, opts: { lagSamplesPerEdge?: number } = 
       `DELETE FROM edge_lag_samples WHERE edge_id = ? AND id <= (
          SELECT id FROM edge_lag_samples WHERE edge_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
     ),
+    clearSamples: db.prepare('DELETE FROM edge_lag_samples WHERE edge_id = ?'),
     samples: db.prepare<[string], LagSample>('SELECT at, applied_seq, lag FROM edge_lag_samples WHERE edge_id = ? ORDER BY id'),
     counts: db.prepare<[], { status: DeviceStatus; online: number; n: number }>('SELECT status, online, COUNT(*) AS n FROM devices GROUP BY status, online'),
   };
@@ -93,15 +111,22 @@ export function createDeviceRepo(db: Db, opts: { lagSamplesPerEdge?: number } = 
     /**
      * Records a newly issued device certificate. A re-enrollment replaces the edge's certificate and
      * revokes the one it had (reason 'superseded'), so an old or stolen certificate stops working.
+     * The service check (`enrollConflict`) runs inside the same transaction as the write, so two
+     * redemptions racing for one edge id cannot slip past it; on a conflict nothing changes.
      */
-    enroll: db.transaction((rec: DeviceCertRecord, at: number): void => {
+    enroll: db.transaction((rec: DeviceCertRecord, at: number, opts: { allowRevoked?: boolean } = {}): EnrollConflict | undefined => {
       const prev = q.get.get(rec.edgeId);
       if (!prev) {
         q.insert.run(rec.edgeId, rec.serviceId, rec.certSerial, rec.certFingerprint, rec.notAfter, at);
-        return;
+        return undefined;
       }
+      const conflict = enrollConflict(prev, rec.serviceId, opts.allowRevoked);
+      if (conflict) return conflict;
       if (prev.cert_fingerprint !== rec.certFingerprint) q.revokeCert.run(prev.cert_fingerprint, prev.cert_serial, prev.edge_id, at, 'superseded');
+      // A moved edge (an operator's permission) does not carry the old service's lag history along.
+      if (prev.service_id !== rec.serviceId) q.clearSamples.run(rec.edgeId);
       q.replaceCert.run(rec.serviceId, rec.certSerial, rec.certFingerprint, rec.notAfter, at, rec.edgeId);
+      return undefined;
     }),
 
     /** Revokes an edge's device (and its current certificate). False when unknown or already revoked. */

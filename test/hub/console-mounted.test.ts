@@ -1,7 +1,11 @@
 // The hub as started serves the operator console and the enrollment endpoint (wiring in hub/main.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { X509Certificate } from 'node:crypto';
+import { runConsoleCli } from '../../hub/console/cli.ts';
+import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { startTestHub } from '../helpers/hub.ts';
+import { client, PASSWORD } from './console/helpers/console-hub.ts';
 
 test('the started hub serves the console sign-in page and documents enrollment', async () => {
   const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
@@ -16,6 +20,55 @@ test('the started hub serves the console sign-in page and documents enrollment',
     assert.ok(doc.paths['/v1/enrollments']);
     const bad = await fetch(`${url}/v1/enrollments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'nope', edgeId: 'e-1', csrPem: 'x' }) });
     assert.ok(bad.status >= 400 && bad.status < 500);
+  } finally {
+    await h.close();
+  }
+});
+
+test('the started hub shows its device CA fingerprint and device API URL in the enroll command', async () => {
+  const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  try {
+    const { url } = await h.hub.start();
+    h.hub.links.createService({ id: 'library', name: 'Library' });
+    const code = await runConsoleCli(['add-operator', 'ops', '--role', 'operator'], h.hub.db, { out: () => {}, readPassword: async () => PASSWORD });
+    assert.is(code, 0);
+    const c = client(h.hub, undefined, url);
+    assert.is((await c.signIn('ops')).status, 303);
+    await c.get('/console/enrollments');
+    const r = await c.post('/console/enrollments', { serviceId: 'library', edgeId: 'library-01', hours: '1' });
+    assert.is(r.status, 303);
+    const page = await c.get(r.location!);
+    const fp = new X509Certificate(h.hub.deviceCa!.certPem).fingerprint256;
+    const command = /data-testid="enroll-command">([^<]+)</.exec(page.text)?.[1];
+    assert.is(command, `npx tsx provisioning/enroll/cli.ts enroll --hub ${h.hub.addresses.deviceApi} --ca-fingerprint ${fp} --edge-id library-01 --state-dir /var/lib/mykey-edge`);
+  } finally {
+    await h.close();
+  }
+});
+
+test("in the started hub a service admin cannot issue a token for another service's edge, and that service sees the attempt", async () => {
+  const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  try {
+    const { url } = await h.hub.start();
+    h.hub.links.createService({ id: 'library', name: 'Library' });
+    h.hub.links.createService({ id: 'museum', name: 'Museum' });
+    for (const [name, service] of [['lib-admin', 'library'], ['mus-admin', 'museum']]) {
+      assert.is(await runConsoleCli(['add-operator', name, '--role', 'service-admin', '--service', service], h.hub.db, { out: () => {}, readPassword: async () => PASSWORD }), 0);
+    }
+    const csr = await createDeviceCsr('museum-gate-1');
+    const enrolled = await h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'museum-gate-1', serviceId: 'museum', validityDays: 30 });
+    assert.ok(enrolled.ok);
+    const lib = client(h.hub, undefined, url);
+    assert.is((await lib.signIn('lib-admin')).status, 303);
+    await lib.get('/console/enrollments');
+    const r = await lib.post('/console/enrollments', { serviceId: 'library', edgeId: 'museum-gate-1', hours: '1' });
+    assert.is(r.status, 403);
+    assert.match(r.text, 'data-code="edge_enrolled_elsewhere"');
+    assert.is(h.hub.devices.get('museum-gate-1')!.service_id, 'museum');
+    const mus = client(h.hub, undefined, url);
+    assert.is((await mus.signIn('mus-admin')).status, 303);
+    const audit = await mus.get('/console/audit');
+    assert.match(audit.text, /lib-admin[\s\S]*edge_enrolled_elsewhere/);
   } finally {
     await h.close();
   }

@@ -8,15 +8,46 @@ import { when } from '../i18n.ts';
 
 const STATE_KIND: Record<TokenState, 'ok' | 'off' | 'warn' | 'bad'> = { active: 'ok', used: 'off', expired: 'warn', revoked: 'bad' };
 
+/** Where and how a technician enrolls: the device API URL and the device CA fingerprint, when known. */
+export interface EnrollTarget {
+  hubUrl?: string;
+  /** SHA-256 of the device CA certificate, uppercase hex pairs with colons (node's X509Certificate.fingerprint256). */
+  caFingerprint?: string;
+}
+
+/** The command the technician pastes on the device (the token travels in MYKEY_ENROLL_TOKEN). */
+export function enrollCommand(target: EnrollTarget, edgeId: string, stateDir = '/var/lib/mykey-edge'): string {
+  return `npx tsx provisioning/enroll/cli.ts enroll --hub ${target.hubUrl ?? '<device API URL>'} --ca-fingerprint ${target.caFingerprint ?? '<fingerprint>'} --edge-id ${edgeId} --state-dir ${stateDir}`;
+}
+
+function CaFingerprint({ v, target }: { v: View; target: EnrollTarget }) {
+  const e = v.m.enrollments;
+  return (
+    <div>
+      <b>{e.caFingerprint}</b>
+      {target.caFingerprint ? (
+        <code class="mono" data-testid="ca-fingerprint">
+          {target.caFingerprint}
+        </code>
+      ) : (
+        <p class="note">{e.caUnavailable}</p>
+      )}
+      <small class="hint">{e.caFingerprintHint}</small>
+    </div>
+  );
+}
+
 export function EnrollmentsPage({
   v,
   tokens,
   services,
+  target,
   flash,
 }: {
   v: View;
   tokens: (EnrollmentTokenRow & { state: TokenState })[];
   services: { id: string; name: string }[];
+  target: EnrollTarget;
   flash?: Child;
 }) {
   const { m } = v;
@@ -27,6 +58,7 @@ export function EnrollmentsPage({
       {flash}
       <section class="card">
         <h2>{e.issueTitle}</h2>
+        <CaFingerprint v={v} target={target} />
         {services.length === 0 ? (
           <p class="empty">{m.common.none}</p>
         ) : (
@@ -50,6 +82,11 @@ export function EnrollmentsPage({
               {e.validity}
               <input type="number" name="hours" value="24" min={1} max={168} required />
             </label>
+            {v.op.role === 'operator' && (
+              <label title={e.allowRevokedHint}>
+                <input type="checkbox" name="allowRevoked" value="1" /> {e.allowRevoked}
+              </label>
+            )}
             <button type="submit" data-testid="issue-enrollment">
               {m.common.issue}
             </button>
@@ -79,7 +116,15 @@ export function EnrollmentsPage({
                   <tr data-token={t.id}>
                     <td class="mono">mket_{t.id}</td>
                     <td class="mono">{t.service_id}</td>
-                    <td class="mono">{t.edge_id}</td>
+                    <td class="mono">
+                      {t.edge_id}
+                      {t.allow_revoked === 1 && (
+                        <>
+                          {' '}
+                          <Badge kind="warn">{e.allowRevokedShort}</Badge>
+                        </>
+                      )}
+                    </td>
                     <td>
                       <Badge kind={STATE_KIND[t.state]}>{e.state[t.state]}</Badge>
                     </td>
@@ -109,7 +154,7 @@ export function EnrollmentsPage({
   );
 }
 
-export function issuedTokenFlash(v: View, t: { token: string; edgeId: string; serviceId: string; expiresAt: number }) {
+export function issuedTokenFlash(v: View, t: { token: string; edgeId: string; serviceId: string; expiresAt: number }, target: EnrollTarget) {
   const e = v.m.enrollments;
   return (
     <Flash kind="ok">
@@ -118,6 +163,14 @@ export function issuedTokenFlash(v: View, t: { token: string; edgeId: string; se
         {t.serviceId} / {t.edgeId} · {v.m.common.expires} {when(t.expiresAt)}
       </span>
       <ShownOnce v={v} label={m(v)} value={t.token} testid="issued-enrollment-token" />
+      <CaFingerprint v={v} target={target} />
+      <div>
+        <b>{e.command}</b>
+        <code class="secret" data-testid="enroll-command">
+          {enrollCommand(target, t.edgeId)}
+        </code>
+        <small class="hint">{e.commandHint}</small>
+      </div>
     </Flash>
   );
 }

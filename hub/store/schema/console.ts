@@ -70,4 +70,30 @@ export const CONSOLE_MIGRATIONS: Migration[] = [
       CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
     `,
   },
+  {
+    version: 301,
+    name: 'console trust hardening: operator-allowed re-enrollment, audit entries for the owning service, sign-in limits before the hash',
+    sql: `
+      -- Set only by a platform operator: the token may enroll an edge id whose device was revoked
+      -- (in its own service, or, so moved, in another). Without it such a redemption is refused.
+      ALTER TABLE enrollment_tokens ADD COLUMN allow_revoked INTEGER NOT NULL DEFAULT 0;
+      -- A refused attempt on something of another service (an edge id it owns) is filed under the
+      -- actor's service (service_id) and shown as well to the owner (owner_service_id).
+      ALTER TABLE audit_log ADD COLUMN owner_service_id TEXT;
+      CREATE INDEX audit_log_owner ON audit_log (owner_service_id, id);
+      -- Sign-in attempts are counted before the password hash runs, per account name and address
+      -- (account_address), per client address (IPv4 address or IPv6 /64) and per account name over all
+      -- addresses. strikes: locks so far, for the back-off. The old counters are only transient state.
+      DROP TABLE console_sign_in_failures;
+      CREATE TABLE console_sign_in_failures (
+        kind          TEXT NOT NULL CHECK (kind IN ('account', 'address', 'account_address')),
+        key           TEXT NOT NULL,
+        failures      INTEGER NOT NULL,
+        window_start  INTEGER NOT NULL,
+        locked_until  INTEGER,
+        strikes       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (kind, key)
+      );
+    `,
+  },
 ];

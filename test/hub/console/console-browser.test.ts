@@ -29,7 +29,8 @@ const shots = process.env.CONSOLE_SCREENSHOTS ?? join(tmpdir(), 'mykey-console-s
 test.before(async () => {
   caTmp = mkdtempSync(join(tmpdir(), 'mykey-console-ca-'));
   caDir = await initCaDir(join(caTmp, 'ca'));
-  h = await startConsoleHub({ ca: caDir.ca });
+  // Ports chosen by the system: other hubs on this machine may hold the default broker port.
+  h = await startConsoleHub({ ca: caDir.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await h.addOperator('ops', 'operator');
   await new Promise<void>((res) => {
     server = serve({ fetch: h.app.fetch, hostname: '127.0.0.1', port: 0 }, (info) => {

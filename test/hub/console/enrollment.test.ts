@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
-import { startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
+import { client, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
 
 const test = suite('enrollment tokens');
 const clock = { t: Date.parse('2026-11-25T09:00:00Z') };
@@ -105,6 +105,29 @@ test('two redemptions of one token at once: exactly one gets a certificate', asy
   const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-06', by: 'ops' });
   const rs = await Promise.all([1, 2, 3].map(() => redeem({ token: t.token, edgeId: 'library-06', csrPem })));
   assert.equal(rs.map((r) => r.status).sort(), [201, 409, 409]);
+});
+
+test('the token page shows the device CA fingerprint and the enroll command beside an issued token', async () => {
+  await h.addOperator('fp-ops', 'operator');
+  const c = client(h);
+  await c.signIn('fp-ops');
+  const fp = new X509Certificate(h.enrollment.caPem).fingerprint256;
+  assert.match(fp, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  const page = await c.get('/console/enrollments');
+  assert.match(page.text, `data-testid="ca-fingerprint">${fp}<`);
+  const r = await c.post('/console/enrollments', { serviceId: 'library', edgeId: 'library-07', hours: '24' });
+  assert.is(r.status, 303);
+  const issued = await c.get(r.location!);
+  const command = /data-testid="enroll-command">([^<]+)</.exec(issued.text)?.[1];
+  assert.is(command, `npx tsx provisioning/enroll/cli.ts enroll --hub https://hub.example:8443 --ca-fingerprint ${fp} --edge-id library-07 --state-dir /var/lib/mykey-edge`);
+  // The fingerprint is the one of the CA certificate a redemption hands out.
+  const token = /data-testid="issued-enrollment-token">([^<]+)</.exec(issued.text)![1];
+  const redeemed = await redeem({ token, edgeId: 'library-07', csrPem });
+  assert.is(redeemed.status, 201);
+  assert.is(new X509Certificate(redeemed.body.caPem).fingerprint256, fp);
+  // In English too.
+  await c.get('/console/lang/en?next=/console/enrollments');
+  assert.match((await c.get('/console/enrollments')).text, "SHA-256 fingerprint of the hub's device CA certificate".replace("'", '&#39;'));
 });
 
 test('issuing checks the service id, edge id and lifetime', () => {

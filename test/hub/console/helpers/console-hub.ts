@@ -34,9 +34,9 @@ export interface ConsoleHub {
 }
 
 /** `clock.t` is the time the hub and the console see (ms); tests move it. */
-export async function startConsoleHub(opts: { clock?: { t: number }; console?: Partial<ConsoleDeps>; ca?: TestCa } = {}): Promise<ConsoleHub> {
+export async function startConsoleHub(opts: { clock?: { t: number }; console?: Partial<ConsoleDeps>; ca?: TestCa; overrides?: Record<string, unknown> } = {}): Promise<ConsoleHub> {
   const clock = opts.clock;
-  const th = await startTestHub({ ca: opts.ca, ...(clock ? { now: () => new Date(clock.t) } : {}) });
+  const th = await startTestHub({ ca: opts.ca, overrides: opts.overrides, ...(clock ? { now: () => new Date(clock.t) } : {}) });
   const now = () => (clock ? clock.t : Date.now());
   const db = th.hub.db;
   migrateConsole(db);
@@ -44,7 +44,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
   const devices = th.hub.devices;
   const deviceCa = await openDeviceCa(join(th.dir, 'device-ca'));
   const enrollment = createDeviceEnrollment({ deviceCa, devices, now: () => new Date(now()) });
-  const tokens = createEnrollmentTokens({ repo, now });
+  const tokens = createEnrollmentTokens({ repo, now, devices });
   const app = new Hono();
   app.onError(errorHandler(() => undefined));
   const { auth } = mountConsole(app, {
@@ -56,6 +56,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
     devices,
     enrollment,
     tokens,
+    deviceApiUrl: 'https://hub.example:8443',
     now,
     ...opts.console,
   });
@@ -91,14 +92,35 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
   };
 }
 
-/** An in-process browser stand-in: keeps cookies, sends Origin, finds the CSRF token in pages. */
-export function client(h: ConsoleHub, origin = 'http://localhost') {
+/** Serves the test app on a loopback socket (`hostname` '::' takes both 127.0.0.1 and ::1). */
+export async function serveConsoleHub(h: ConsoleHub, hostname = '127.0.0.1'): Promise<{ url: string; close(): Promise<void> }> {
+  const { serve } = await import('@hono/node-server');
+  return new Promise((res) => {
+    const server = serve({ fetch: h.app.fetch, hostname, port: 0 }, (info) => {
+      res({
+        url: `http://${hostname.includes(':') ? `[${hostname === '::' ? '::1' : hostname}]` : hostname}:${info.port}`,
+        close: () =>
+          new Promise<void>((r) => {
+            (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+/**
+ * A browser stand-in: keeps cookies, sends Origin, finds the CSRF token in pages. In process, or over
+ * a real socket when `url` is given (then Origin is that URL's origin).
+ */
+export function client(h: Pick<ConsoleHub, 'app'>, origin = 'http://localhost', url?: string) {
+  if (url) origin = new URL(url).origin;
   const jar = new Map<string, string>();
   let csrf = '';
   async function send(path: string, init: RequestInit = {}): Promise<{ status: number; text: string; headers: Headers; location: string | null }> {
     const headers = new Headers(init.headers);
     if (jar.size) headers.set('cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '));
-    const res = await h.app.request(path, { ...init, headers, redirect: 'manual' });
+    const res = url ? await fetch(new URL(path, url), { ...init, headers, redirect: 'manual' }) : await h.app.request(path, { ...init, headers, redirect: 'manual' });
     for (const line of res.headers.getSetCookie()) {
       const [pair, ...attrs] = line.split(';');
       const i = pair.indexOf('=');
