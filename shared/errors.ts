@@ -84,6 +84,14 @@ export const ERROR_CODES = {
 
   // Config
   config_invalid: { status: 500, title: 'The configuration is invalid' },
+
+  // Trust hardening (proofs): challenges bound to one operation, quotas, links that cannot be stolen
+  challenge_operation_mismatch: { status: 400, title: 'The challenge was issued for another operation' },
+  challenge_parameters_mismatch: { status: 400, title: 'The challenge was issued for the same operation with other parameters' },
+  challenge_device_mismatch: { status: 403, title: 'The challenge was issued to another device' },
+  challenge_quota_exceeded: { status: 429, title: 'Too many outstanding challenges from this client' },
+  holder_proof_required: { status: 403, title: "The holder's proof (card signature after the PIN) is required for this link" },
+  service_user_id_taken: { status: 409, title: 'The service ID is linked to another MyKey ID; only the service itself can move it' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */
