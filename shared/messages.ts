@@ -117,7 +117,7 @@ export const CreateServiceRequest = Type.Object(
     id: Type.String({ pattern: SERVICE_ID_PATTERN, description: 'lower-case slug, e.g. `library`' }),
     name: Type.String({ minLength: 1, maxLength: 100 }),
     webhookUrl: Type.Optional(Type.String({ format: 'uri', pattern: '^https?://', maxLength: 500 })),
-    requireHolderProof: Type.Optional(Type.Boolean({ description: 'counter links need the holder to sign with the PIN' })),
+    requireHolderProof: Type.Optional(Type.Boolean({ description: 'counter links need the holder to sign with the PIN (default true)' })),
   },
   { additionalProperties: false },
 );
