@@ -208,4 +208,17 @@ test('each proof is accepted by its own operation: the counter link from the edg
   assert.equal(un.body.links, []);
 });
 
+test('the OpenAPI description names the bound challenges and their mismatch codes', async (ctx) => {
+  const doc = (await (await fetch(new URL('/openapi.json', ctx.h.hub.addresses.http))).json()) as { paths: Record<string, any> };
+  assert.ok(doc.paths['/v1/device/challenges']?.post);
+  const text = (p: string) => JSON.stringify(doc.paths[p].post);
+  for (const p of ['/v1/holder/status', '/v1/holder/mykey-id', '/v1/holder/invalidate', '/v1/holder/carry-over', '/v1/holder/unlink', '/v1/mykey-ids']) {
+    assert.match(text(p), 'challenge_operation_mismatch', p);
+    assert.match(text(p), 'challenge_parameters_mismatch', p);
+  }
+  assert.match(text('/v1/device/links'), 'challenge_device_mismatch');
+  assert.match(text('/v1/challenges'), 'challenge_quota_exceeded');
+  assert.match(JSON.stringify(doc), 'carry_over');
+});
+
 test.run();
