@@ -5,7 +5,7 @@ import { loadConfig } from '../shared/config.ts';
 
 const RateLimit = Type.Object(
   {
-    perSecond: Type.Number({ minimum: 0.01, default: 20, description: 'sustained requests per second per client address' }),
+    perSecond: Type.Number({ minimum: 0.01, default: 20, description: 'sustained requests per second per client (IPv4 address or IPv6 /64)' }),
     burst: Type.Integer({ minimum: 1, default: 100, description: 'requests allowed at once' }),
   },
   { default: {} },
@@ -37,6 +37,7 @@ export const HubConfigSchema = Type.Object(
         trustAnchors: Type.Array(Type.String(), { default: [], description: 'JPKI user-authentication CA certificates (PEM or DER files)' }),
         requireRevocationStatus: Type.Boolean({ default: true, description: 'refuse a proof when revocation status is unknown' }),
         challengeTtlSeconds: Type.Integer({ minimum: 10, maximum: 3600, default: 120, description: 'how long a challenge may be signed and used' }),
+        challengesPerClient: Type.Integer({ minimum: 1, maximum: 100_000, default: 256, description: 'unused challenges one client (IPv4 address, IPv6 /64, edge) may hold at once' }),
         ocspUrl: Type.String({ default: '', description: 'OCSP responder; empty for none' }),
         ocspTimeoutMs: Type.Integer({ minimum: 100, default: 3000, description: 'after this the CRL answers alone' }),
         crlSources: Type.Array(Type.String(), { default: [], description: 'CRL URLs fetched on a schedule' }),

@@ -71,7 +71,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     ocsp: config.jpki.ocspUrl ? createOcspQuery({ url: config.jpki.ocspUrl, timeoutMs: config.jpki.ocspTimeoutMs }) : undefined,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
-  const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, random: randomBytes, now: () => now().getTime() });
+  const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() });
   const linkRepo = createLinkRepo(db);
   const devices = createDeviceRepo(db);
   const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox') });
@@ -124,6 +124,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     linksOf: links.linksOf,
     mykeys,
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices),
+    audit: (e) => void consoleRepo.audit(e),
     adminToken: () => config.admin.token,
     rateLimits: config.rateLimits,
     maxBodyBytes: config.http.maxBodyBytes,

@@ -9,6 +9,7 @@
 //   tsx provisioning/register-cli.ts carry-over --hub URL --cert NEW --key NEW --previous-cert OLD --previous-key OLD
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import type { ChallengeRequest } from '../shared/messages.ts';
 import { exportPkcs8, fromPem, toPem } from './test-ca/ca.ts';
 import { openCaDir } from './test-ca/store.ts';
 
@@ -93,9 +94,12 @@ async function call(hub: string, path: string, body: unknown): Promise<{ status:
   return { status: res.status, body: await res.json().catch(() => ({})) };
 }
 
-/** Asks the hub for a challenge and signs it as the card's SIGN would. */
-async function proof(hub: string, card: Card, purpose: 'register' | 'holder') {
-  const ch = await call(hub, '/v1/challenges', { purpose });
+/**
+ * Asks the hub for a challenge for one operation (and its parameters; the hub accepts the proof for
+ * exactly that) and signs it as the card's SIGN would.
+ */
+async function proof(hub: string, card: Card, binding: ChallengeRequest) {
+  const ch = await call(hub, '/v1/challenges', binding);
   if (ch.status !== 201) fail(`challenge refused: ${ch.body.code ?? ch.status} ${ch.body.detail ?? ''}`);
   const signature = await card.sign(new Uint8Array(Buffer.from(ch.body.challenge, 'base64url')));
   return { challenge: ch.body.challenge, certificate: Buffer.from(card.certDer).toString('base64'), signature: Buffer.from(signature).toString('base64') };
@@ -122,7 +126,7 @@ async function main() {
       if (opt.reader) {
         card = await readerCard(opt.reader, opt.pin);
         try {
-          return show(await call(hub, '/v1/mykey-ids', { proof: await proof(hub, card, 'register') }));
+          return show(await call(hub, '/v1/mykey-ids', { proof: await proof(hub, card, { purpose: 'register' }) }));
         } finally {
           await card.close?.();
         }
@@ -136,19 +140,24 @@ async function main() {
         console.log(`issued a test user-authentication certificate ${issued.serialHex}: ${name}.cert.pem, ${name}.key.pem`);
         card = loadCard(`${name}.cert.pem`, `${name}.key.pem`);
       } else card = loadCard(opt.cert, opt.key);
-      return show(await call(hub, '/v1/mykey-ids', { proof: await proof(hub, card, 'register') }));
+      return show(await call(hub, '/v1/mykey-ids', { proof: await proof(hub, card, { purpose: 'register' }) }));
     }
     case 'status':
-      return show(await call(hub, '/v1/holder/status', { proof: await proof(hub, loadCard(opt.cert, opt.key), 'holder') }));
+      return show(await call(hub, '/v1/holder/status', { proof: await proof(hub, loadCard(opt.cert, opt.key), { purpose: 'status' }) }));
     case 'change-id':
       if (!opt['mykey-id']) fail(`--mykey-id is required\n${USAGE}`);
-      return show(await call(hub, '/v1/holder/mykey-id', { proof: await proof(hub, loadCard(opt.cert, opt.key), 'holder'), mykeyId: opt['mykey-id'] }));
+      return show(await call(hub, '/v1/holder/mykey-id', { proof: await proof(hub, loadCard(opt.cert, opt.key), { purpose: 'change_id', mykeyId: opt['mykey-id'] }), mykeyId: opt['mykey-id'] }));
     case 'invalidate':
-      return show(await call(hub, '/v1/holder/invalidate', { proof: await proof(hub, loadCard(opt.cert, opt.key), 'holder') }));
+      return show(await call(hub, '/v1/holder/invalidate', { proof: await proof(hub, loadCard(opt.cert, opt.key), { purpose: 'invalidate' }) }));
     case 'carry-over': {
       const next = loadCard(opt.cert, opt.key);
       const prev = loadCard(opt['previous-cert'], opt['previous-key']);
-      return show(await call(hub, '/v1/holder/carry-over', { proof: await proof(hub, next, 'holder'), previous: { proof: await proof(hub, prev, 'holder') } }));
+      return show(
+        await call(hub, '/v1/holder/carry-over', {
+          proof: await proof(hub, next, { purpose: 'carry_over', role: 'new' }),
+          previous: { proof: await proof(hub, prev, { purpose: 'carry_over', role: 'previous' }) },
+        }),
+      );
     }
     default:
       fail(USAGE);

@@ -90,6 +90,13 @@ export const ERROR_CODES = {
   edge_service_move: { status: 403, title: "Moving an edge to another service needs a platform operator's explicit permission on the token" },
   device_reenroll_revoked: { status: 403, title: "The edge device was revoked; enrolling it again needs a platform operator's explicit permission on the token" },
   reenroll_needs_operator: { status: 403, title: 'Only a platform operator may allow enrolling a revoked edge id again' },
+  // Trust hardening (proofs): challenges bound to one operation, quotas, links that cannot be stolen
+  challenge_operation_mismatch: { status: 400, title: 'The challenge was issued for another operation' },
+  challenge_parameters_mismatch: { status: 400, title: 'The challenge was issued for the same operation with other parameters' },
+  challenge_device_mismatch: { status: 403, title: 'The challenge was issued to another device' },
+  challenge_quota_exceeded: { status: 429, title: 'Too many outstanding challenges from this client' },
+  holder_proof_required: { status: 403, title: "The holder's proof (card signature after the PIN) is required for this link" },
+  service_user_id_taken: { status: 409, title: 'The service ID is linked to another MyKey ID; only the service itself can move it' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

@@ -13,12 +13,23 @@ if (!FormatRegistry.Has('date-time')) {
 const base64 = (description: string, maxLength: number) =>
   Type.String({ description, pattern: '^[A-Za-z0-9+/_-]+={0,2}$', minLength: 4, maxLength });
 
-/** POST /v1/challenges */
+/**
+ * POST /v1/challenges: a challenge for one operation and its parameters; a proof made over it is
+ * accepted by that operation only (hub/mykey/challenges.ts). Counter links ask the device API instead
+ * (POST /v1/device/challenges), which binds the challenge to the asking device too.
+ */
 export const ChallengeRequest = Type.Object(
   {
-    purpose: Type.Union([Type.Literal('register'), Type.Literal('holder')], {
-      description: '`register` to create a MyKey ID, `holder` for the holder operations',
-    }),
+    purpose: Type.Union(
+      [Type.Literal('register'), Type.Literal('status'), Type.Literal('change_id'), Type.Literal('invalidate'), Type.Literal('carry_over'), Type.Literal('unlink')],
+      {
+        description:
+          'the one operation the proof is for: `register` (POST /v1/mykey-ids), `status`, `change_id` (with `mykeyId`), `invalidate`, `carry_over` (with `role`), `unlink` (with `serviceId`)',
+      },
+    ),
+    mykeyId: Type.Optional(Type.String({ description: '`change_id` only: the MyKey ID that will be asked for', minLength: 8, maxLength: 16 })),
+    role: Type.Optional(Type.Union([Type.Literal('previous'), Type.Literal('new')], { description: '`carry_over` only: which card signs (the one bound now, or the new one)' })),
+    serviceId: Type.Optional(Type.String({ pattern: SERVICE_ID_PATTERN, description: '`unlink` only: the service to unlink' })),
   },
   { additionalProperties: false },
 );
@@ -106,7 +117,7 @@ export const CreateServiceRequest = Type.Object(
     id: Type.String({ pattern: SERVICE_ID_PATTERN, description: 'lower-case slug, e.g. `library`' }),
     name: Type.String({ minLength: 1, maxLength: 100 }),
     webhookUrl: Type.Optional(Type.String({ format: 'uri', pattern: '^https?://', maxLength: 500 })),
-    requireHolderProof: Type.Optional(Type.Boolean({ description: 'counter links need the holder to sign with the PIN' })),
+    requireHolderProof: Type.Optional(Type.Boolean({ description: 'counter links need the holder to sign with the PIN (default true)' })),
   },
   { additionalProperties: false },
 );
@@ -118,6 +129,7 @@ export const ServiceView = Type.Object({
   status: Type.String(),
   headSeq: Type.Integer(),
   webhookUrl: Type.Union([Type.String(), Type.Null()]),
+  requireHolderProof: Type.Optional(Type.Boolean({ description: "counter links need the holder's card signature after the PIN" })),
   webhookSecret: Type.Optional(Type.String({ description: 'shown once, when set' })),
   links: Type.Optional(Type.Object({ active: Type.Integer(), suspended: Type.Integer() })),
   webhook: Type.Optional(Type.Object({ pending: Type.Integer(), delivered: Type.Integer(), oldestPendingAt: Type.Union([Type.String(), Type.Null()]), lastError: Type.Union([Type.String(), Type.Null()]) })),
@@ -137,6 +149,12 @@ export const LinkRequest = Type.Object(
   {
     mykeyId: Type.String({ pattern: MYKEY_ID_PATTERN }),
     serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN, description: "the service's own ID for the person (library card number)" }),
+    move: Type.Optional(
+      Type.Boolean({
+        description:
+          'the service moves a service ID that is linked to another MyKey ID (its own decision, recorded in the audit log); without it such a link is refused with service_user_id_taken',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -147,6 +165,7 @@ export const LinkResponse = Type.Object({
   serviceUserId: Type.String(),
   seq: Type.Union([Type.Integer(), Type.Null()], { description: 'change-log sequence of the change; null when nothing changed' }),
   replaced: Type.Optional(Type.String({ description: 'the service ID this MyKey ID had before, now unlinked' })),
+  moved: Type.Optional(Type.Boolean({ description: 'true when the service ID was moved here from another MyKey ID (move: true)' })),
 });
 export type LinkResponse = Static<typeof LinkResponse>;
 

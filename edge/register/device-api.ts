@@ -1,8 +1,11 @@
 // The two hub calls of counter registration, over the device API (mutual TLS with the device
 // certificate; plain HTTP only for loopback tests):
 //
-//   POST {hub}/v1/challenges    { purpose: 'holder' }                  -> 201 { challenge, expiresAt }
-//   POST {hub}/v1/device/links  { identity, serviceUserId, proof? }   -> 201/200 LinkResponse
+//   POST {hub}/v1/device/challenges { serviceUserId }                  -> 201 { challenge, expiresAt }
+//   POST {hub}/v1/device/links      { identity, serviceUserId, proof? } -> 201/200 LinkResponse
+//
+// The challenge is bound by the hub to this device, its service and that service ID: the holder's
+// proof over it is good for that one link only.
 //
 // Answers are size-limited and checked; a problem answer becomes a MyKeyError with the hub's code.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
@@ -23,7 +26,8 @@ export interface CounterLink {
 
 /** The hub as the registration flow needs it. */
 export interface DeviceApi {
-  holderChallenge(): Promise<{ challenge: string; expiresAt: string }>;
+  /** A challenge for the holder's proof of one counter link (of `serviceUserId`, from this device). */
+  counterChallenge(serviceUserId: string): Promise<{ challenge: string; expiresAt: string }>;
   link(body: CounterLink): Promise<LinkResponse>;
 }
 
@@ -55,8 +59,8 @@ export class HttpDeviceApi implements DeviceApi {
     this.#o = opts;
   }
 
-  async holderChallenge(): Promise<{ challenge: string; expiresAt: string }> {
-    const r = await this.#post('v1/challenges', { purpose: 'holder' });
+  async counterChallenge(serviceUserId: string): Promise<{ challenge: string; expiresAt: string }> {
+    const r = await this.#post('v1/device/challenges', { serviceUserId });
     if (r.status !== 201 || !Value.Check(ChallengeResponse, r.json)) throw this.#failure(r, 'challenge');
     return r.json;
   }

@@ -1,7 +1,8 @@
 // Counter registration (サービスID登録): the holder touches the My Number Card, the service card's
 // number is given (typed or scanned on the kiosk page, or sent on the command socket), and the edge
 // asks the hub to link it (POST /v1/device/links). Where the holder's consent must be proven, the
-// holder enters the PIN and the card signs a hub `holder` challenge; the proof goes with the link.
+// holder enters the PIN and the card signs a hub challenge bound to this device and this service ID
+// (POST /v1/device/challenges); the proof goes with the link.
 //
 // The card's identity is held in memory only while the registration runs, and dropped when it ends,
 // times out or is cancelled. The PIN is passed straight to the card and never kept, logged or shown.
@@ -180,7 +181,7 @@ export class RegistrationFlow {
       card.identity.kind === 'mykey' ? { mykeyId: card.identity.mykeyId } : { certificate: Buffer.from(card.identity.certDer).toString('base64') };
     const body: CounterLink = { identity, serviceUserId };
     try {
-      if (pin !== undefined) body.proof = await this.#proof(card.reader, pin);
+      if (pin !== undefined) body.proof = await this.#proof(card.reader, pin, serviceUserId);
       if (epoch !== this.#epoch) return;
       const r = await this.#o.api.link(body);
       if (epoch !== this.#epoch) return;
@@ -198,7 +199,7 @@ export class RegistrationFlow {
         this.#go({ step: 'pin', retry: 'pin_wrong', ...(Number.isInteger(triesLeft) ? { triesLeft } : {}) });
       } else if (pin !== undefined && CARD_RETRY_CODES.has(code)) {
         this.#go({ step: 'pin', retry: code === 'card_removed' ? 'card_removed' : 'card_error' });
-      } else if (pin === undefined && code === 'forbidden' && this.#o.signer) {
+      } else if (pin === undefined && code === 'holder_proof_required' && this.#o.signer) {
         // The service wants the holder's consent: ask for the PIN and send again with the proof.
         this.#go({ step: 'pin' });
       } else {
@@ -208,10 +209,10 @@ export class RegistrationFlow {
     }
   }
 
-  async #proof(reader: string, pin: string): Promise<Proof> {
+  async #proof(reader: string, pin: string, serviceUserId: string): Promise<Proof> {
     const signer = this.#o.signer;
     if (!signer) throw new MyKeyError('internal', 'no card signer is configured');
-    const { challenge } = await this.#o.api.holderChallenge();
+    const { challenge } = await this.#o.api.counterChallenge(serviceUserId);
     const { certDer, signature } = await signer.sign(reader, pin, new Uint8Array(Buffer.from(challenge, 'base64url')));
     return { challenge, certificate: Buffer.from(certDer).toString('base64'), signature: Buffer.from(signature).toString('base64') };
   }

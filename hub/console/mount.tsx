@@ -385,6 +385,18 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
     }),
   );
 
+  // Trust hardening (proofs): the per-service "holder proof at the counter" setting, audited.
+  r.post(
+    '/services/:id/holder-proof',
+    serviceAction('service.holder_proof', (c, id) => {
+      const v = c.get('form').get('required');
+      if (v !== '0' && v !== '1') return servicePage(c, id, <Flash kind="bad">required must be 0 or 1</Flash>, 400);
+      links.setRequireHolderProof(id, v === '1');
+      audit(c, 'service.holder_proof', { target: id, serviceId: id, detail: { required: v === '1' } });
+      return c.redirect(`${CONSOLE_BASE}/services/${id}`, 303);
+    }),
+  );
+
   r.post(
     '/services/:id/webhook',
     serviceAction('webhook.set', (c, id) => {

@@ -7,10 +7,11 @@ import type { TLSSocket } from 'node:tls';
 import { MyKeyError } from '../../shared/errors.ts';
 import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
 import { MYKEY_ID_PATTERN, SERVICE_USER_ID_PATTERN } from '../../shared/ids.ts';
-import { LinkResponse, Proof } from '../../shared/messages.ts';
+import { ChallengeResponse, LinkResponse, Proof } from '../../shared/messages.ts';
 import { Snapshot } from '../../shared/sync.ts';
 import { identityFromPeerCertificate } from '../broker/identity.ts';
 import type { Links } from '../links/links.ts';
+import type { ChallengeBinding, ChallengeStore } from '../mykey/challenges.ts';
 import type { MyKeyService } from '../mykey/service.ts';
 import { parseCertificate } from '../pki/certificate.ts';
 import type { DeviceRepo } from '../store/device-repo.ts';
@@ -57,7 +58,19 @@ export const CounterLinkRequest = Type.Object(
   { additionalProperties: false },
 );
 
+/** POST /v1/device/challenges: a challenge for one counter link, bound to the asking device. */
+export const CounterChallengeRequest = Type.Object(
+  { serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN, description: 'the service ID the holder is about to link' }) },
+  { additionalProperties: false },
+);
+
+/** What a counter-link proof is bound to: this operation, the device's service and edge, the service ID. */
+export function counterLinkBinding(d: DeviceCaller, serviceUserId: string): ChallengeBinding {
+  return { operation: 'counter_link', params: { serviceId: d.serviceId, serviceUserId }, device: d.edgeId };
+}
+
 export interface DeviceRoutesDeps {
+  challenges: ChallengeStore;
   links: Links;
   mykeys: MyKeyRepo;
   service: MyKeyService;
@@ -120,14 +133,56 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
     app,
     {
       method: 'post',
+      path: '/v1/device/challenges',
+      tag,
+      summary: 'A one-time challenge for the holder to sign (PIN) for one counter link',
+      description:
+        "Bound to this device (its certificate's edge id), its service and the service ID given: the proof made over it is accepted by POST /v1/device/links from this device for that service ID only (challenge_device_mismatch, challenge_parameters_mismatch, challenge_operation_mismatch otherwise).",
+      request: CounterChallengeRequest,
+      responses: { 201: { description: 'the challenge', schema: ChallengeResponse } },
+      errors: ['unauthorized', 'validation_failed', 'rate_limited', 'challenge_quota_exceeded', 'unavailable'],
+    },
+    device,
+    rateLimit(deps.rateLimits.register),
+    jsonBody(CounterChallengeRequest),
+    (c) => {
+      const d = c.get('device');
+      // The quota is the device's own: edges behind one address never share it.
+      const issued = deps.challenges.issue(counterLinkBinding(d, c.get('body').serviceUserId), `edge:${d.edgeId}`);
+      if (!issued.ok) return problem(c, issued.code, issued.message);
+      return c.json({ challenge: issued.value.challenge, expiresAt: new Date(issued.value.expiresAt).toISOString() }, 201);
+    },
+  );
+
+  api.route(
+    app,
+    {
+      method: 'post',
       path: '/v1/device/links',
       tag,
       summary: 'Counter registration: link the service ID presented at the counter to the MyKey ID of the touched card',
       description:
-        'The identity is what the edge read off the card: the MyKey ID from the MyKey application, or the user-authentication certificate. Services that require the holder\'s consent also need `proof`: the card\'s signature (after the PIN) over a `holder` challenge, made with the same certificate.',
+        "The identity is what the edge read off the card: the MyKey ID from the MyKey application, or the user-authentication certificate. A bare MyKey ID (anyone can read or type one) is never linked without `proof`, and services that require the holder's consent (the default) need it always: the card's signature (after the PIN) over a challenge from POST /v1/device/challenges for this service ID, made with the same card. A service ID linked to another MyKey ID is never moved from the counter (service_user_id_taken).",
       request: CounterLinkRequest,
       responses: { 201: { description: 'linked', schema: LinkResponse }, 200: { description: 'already linked so', schema: LinkResponse } },
-      errors: ['unauthorized', 'validation_failed', 'mykey_id_not_found', 'mykey_id_suspended', 'mykey_id_invalidated', 'cert_malformed', 'forbidden', 'signature_invalid'],
+      errors: [
+        'unauthorized',
+        'validation_failed',
+        'mykey_id_not_found',
+        'mykey_id_suspended',
+        'mykey_id_invalidated',
+        'cert_malformed',
+        'forbidden',
+        'signature_invalid',
+        'holder_proof_required',
+        'service_user_id_taken',
+        'challenge_unknown',
+        'challenge_expired',
+        'challenge_replayed',
+        'challenge_operation_mismatch',
+        'challenge_parameters_mismatch',
+        'challenge_device_mismatch',
+      ],
     },
     device,
     rateLimit(deps.rateLimits.register),
@@ -140,10 +195,13 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
       let mykeyId: string;
       let proofCert: { issuerKey: string; serialHex: string } | undefined;
       if (b.proof) {
-        const proven = await deps.service.prove(b.proof, 'holder');
+        const proven = await deps.service.prove(b.proof, counterLinkBinding(d, b.serviceUserId));
         proofCert = { issuerKey: proven.identity.issuerKey, serialHex: proven.identity.serialHex };
       } else if (s.require_holder_proof) {
-        throw new MyKeyError('forbidden', 'this service requires the holder to confirm with the PIN (proof)');
+        throw new MyKeyError('holder_proof_required', 'this service requires the holder to confirm with the PIN (proof)');
+      } else if ('mykeyId' in b.identity) {
+        // A MyKey ID is readable off any card and can be typed by anyone: on its own it proves nothing.
+        throw new MyKeyError('holder_proof_required', 'a MyKey ID alone is never linked; send the holder\'s proof or the card\'s certificate');
       }
       if ('mykeyId' in b.identity) {
         mykeyId = b.identity.mykeyId;

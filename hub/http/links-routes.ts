@@ -15,6 +15,7 @@ import {
 } from '../../shared/messages.ts';
 import type { Links } from '../links/links.ts';
 import type { MyKeyService } from '../mykey/service.ts';
+import type { AuditInput } from '../store/console-repo.ts';
 import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
 import { adminAuth, serviceAuth } from './auth.ts';
 import type { OpenApi } from './openapi.ts';
@@ -28,6 +29,8 @@ export interface LinksRoutesDeps {
   service: MyKeyService;
   adminToken: () => string;
   rateLimits: { register: RateLimitOptions };
+  /** Records a service's explicit decisions (a moved service ID) in the audit log. */
+  audit?: (e: AuditInput) => void;
 }
 
 const BODY_ERRORS: ErrorCode[] = ['bad_request', 'validation_failed', 'unsupported_media_type', 'payload_too_large'];
@@ -41,6 +44,7 @@ export function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhookSecre
     status: s.status,
     headSeq: s.head_seq,
     webhookUrl: s.webhook_url,
+    requireHolderProof: s.require_holder_proof === 1,
     ...extra,
     links: { active: counts.find((c) => c.state === 'active')?.n ?? 0, suspended: counts.find((c) => c.state === 'suspended')?.n ?? 0 },
     webhook: { pending: h.pending ?? 0, delivered: h.delivered ?? 0, oldestPendingAt: h.oldest ? new Date(h.oldest).toISOString() : null, lastError: h.last_error },
@@ -142,16 +146,29 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
       path: '/v1/services/{serviceId}/links',
       tag: 'Service',
       summary: 'Link a service ID to a MyKey ID (linking again replaces the previous service ID)',
+      description:
+        'A service ID already linked to another MyKey ID is refused (service_user_id_taken) unless the request says `move: true`: the service moves it, and the move is recorded in the audit log.',
       request: LinkRequest,
       responses: { 201: { description: 'linked', schema: LinkResponse }, 200: { description: 'already linked so', schema: LinkResponse } },
-      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found', 'mykey_id_malformed', 'mykey_id_not_found', 'mykey_id_suspended', 'mykey_id_invalidated'],
+      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found', 'mykey_id_malformed', 'mykey_id_not_found', 'mykey_id_suspended', 'mykey_id_invalidated', 'service_user_id_taken'],
     },
     svc,
     jsonBody(LinkRequest),
     (c) => {
       const b = c.get('body');
-      const r = links.link({ serviceId: c.req.param('serviceId')!, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${c.get('credentialId')}` });
-      const body: LinkResponse = { serviceId: c.req.param('serviceId')!, serviceUserId: b.serviceUserId, seq: r.entry?.seq ?? null, ...(r.replaced ? { replaced: r.replaced } : {}) };
+      const serviceId = c.req.param('serviceId')!;
+      const credentialId = c.get('credentialId');
+      const r = links.link({ serviceId, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${credentialId}`, move: b.move === true });
+      // The service's own decision to move a service ID is audited (who: its credential). The IDs
+      // themselves stay in the change log only.
+      if (r.moved) deps.audit?.({ at: Date.now(), actor: `api:${credentialId}`, role: 'service', action: 'link.move', target: credentialId, service_id: serviceId, detail: { seq: r.entry?.seq ?? null } });
+      const body: LinkResponse = {
+        serviceId,
+        serviceUserId: b.serviceUserId,
+        seq: r.entry?.seq ?? null,
+        ...(r.replaced ? { replaced: r.replaced } : {}),
+        ...(r.moved ? { moved: true } : {}),
+      };
       return c.json(body, r.unchanged ? 200 : 201);
     },
   );
@@ -182,13 +199,26 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
       summary: 'The holder unlinks a service',
       request: HolderUnlinkRequest,
       responses: { 200: { description: 'the MyKey ID after the change', schema: HolderView } },
-      errors: [...BODY_ERRORS, 'rate_limited', 'challenge_unknown', 'challenge_expired', 'challenge_replayed', 'cert_revoked', 'signature_invalid', 'mykey_id_not_found', 'not_found'],
+      description: 'The proof is made over an `unlink` challenge for this service (POST /v1/challenges with purpose `unlink` and `serviceId`).',
+      errors: [
+        ...BODY_ERRORS,
+        'rate_limited',
+        'challenge_unknown',
+        'challenge_expired',
+        'challenge_replayed',
+        'challenge_operation_mismatch',
+        'challenge_parameters_mismatch',
+        'cert_revoked',
+        'signature_invalid',
+        'mykey_id_not_found',
+        'not_found',
+      ],
     },
     rateLimit(deps.rateLimits.register),
     jsonBody(HolderUnlinkRequest),
     async (c) => {
       const b = c.get('body');
-      const before = await deps.service.status(b.proof);
+      const before = await deps.service.forUnlink(b.proof, b.serviceId);
       links.unlink({ serviceId: b.serviceId, mykeyId: before.mykeyId, by: 'holder', reason: 'unlinked_by_holder' });
       return c.json({ ...before, links: links.linksOf(before.mykeyId) });
     },

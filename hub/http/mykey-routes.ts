@@ -9,12 +9,13 @@ import {
   HolderView,
   RegisterResponse,
 } from '../../shared/messages.ts';
-import type { ErrorCode } from '../../shared/errors.ts';
-import type { ChallengeStore } from '../mykey/challenges.ts';
+import { MyKeyError, type ErrorCode } from '../../shared/errors.ts';
+import { normalizeMyKeyId } from '../../shared/ids.ts';
+import type { ChallengeBinding, ChallengeStore } from '../mykey/challenges.ts';
 import type { MyKeyService } from '../mykey/service.ts';
 import type { OpenApi } from './openapi.ts';
 import { problem } from './problem.ts';
-import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
+import { clientKey, rateLimit, type RateLimitOptions } from './rate-limit.ts';
 import { jsonBody } from './validate.ts';
 
 const PROOF_ERRORS: ErrorCode[] = [
@@ -26,6 +27,8 @@ const PROOF_ERRORS: ErrorCode[] = [
   'challenge_unknown',
   'challenge_expired',
   'challenge_replayed',
+  'challenge_operation_mismatch',
+  'challenge_parameters_mismatch',
   'cert_malformed',
   'cert_unknown_issuer',
   'cert_chain_broken',
@@ -49,6 +52,36 @@ export interface MyKeyRoutesDeps {
   rateLimits: { challenge: RateLimitOptions; register: RateLimitOptions };
 }
 
+/**
+ * What a challenge request binds the challenge to: the operation and exactly the parameters that
+ * operation takes (a parameter given for another operation is refused, not ignored).
+ */
+export function bindingOf(b: ChallengeRequest): ChallengeBinding {
+  const extra = (allowed: string[]) => {
+    for (const k of ['mykeyId', 'role', 'serviceId'] as const) {
+      if (b[k] !== undefined && !allowed.includes(k)) throw new MyKeyError('validation_failed', `${k} is not a parameter of ${b.purpose}`);
+    }
+    for (const k of allowed) if (b[k as keyof ChallengeRequest] === undefined) throw new MyKeyError('validation_failed', `${b.purpose} needs ${k}`);
+  };
+  switch (b.purpose) {
+    case 'change_id': {
+      extra(['mykeyId']);
+      const mykeyId = normalizeMyKeyId(b.mykeyId!);
+      if (!mykeyId) throw new MyKeyError('mykey_id_malformed');
+      return { operation: 'change_id', params: { mykeyId } };
+    }
+    case 'carry_over':
+      extra(['role']);
+      return { operation: 'carry_over', params: { role: b.role! } };
+    case 'unlink':
+      extra(['serviceId']);
+      return { operation: 'unlink', params: { serviceId: b.serviceId! } };
+    default:
+      extra([]);
+      return { operation: b.purpose };
+  }
+}
+
 export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challenges, rateLimits, linksOf }: MyKeyRoutesDeps): void {
   const withLinks = <V extends { mykeyId: string }>(v: V) => (linksOf ? { ...v, links: linksOf(v.mykeyId) } : v);
   const tag = 'MyKey ID';
@@ -62,17 +95,18 @@ export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challe
       path: '/v1/challenges',
       tag,
       summary: 'Issue a one-time challenge for the card to sign',
-      description: 'Valid once, for one purpose, for a short time. The card signs the challenge bytes with its user-authentication key (PIN).',
+      description:
+        'Valid once, for a short time, for one operation and its parameters: a proof over it is refused by any other operation (challenge_operation_mismatch) or with other parameters (challenge_parameters_mismatch). The card signs the challenge bytes with its user-authentication key (PIN). Each client (IPv4 address or IPv6 /64) may hold a bounded number of unused challenges (challenge_quota_exceeded).',
       request: ChallengeRequest,
       responses: { 201: { description: 'the challenge', schema: ChallengeResponse } },
-      errors: ['validation_failed', 'unsupported_media_type', 'rate_limited', 'unavailable'],
+      errors: ['validation_failed', 'unsupported_media_type', 'rate_limited', 'mykey_id_malformed', 'challenge_quota_exceeded', 'unavailable'],
     },
     challengeLimit,
     jsonBody(ChallengeRequest),
     (c) => {
-      const issued = challenges.issue(c.get('body').purpose);
-      if (!issued) return problem(c, 'unavailable', 'too many outstanding challenges; try again shortly');
-      return c.json({ challenge: issued.challenge, expiresAt: new Date(issued.expiresAt).toISOString() }, 201);
+      const issued = challenges.issue(bindingOf(c.get('body')), clientKey(c));
+      if (!issued.ok) return problem(c, issued.code, issued.message);
+      return c.json({ challenge: issued.value.challenge, expiresAt: new Date(issued.value.expiresAt).toISOString() }, 201);
     },
   );
 

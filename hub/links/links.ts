@@ -169,7 +169,10 @@ export function createLinks(deps: LinksDeps) {
   });
 
   return {
-    /** Creates a service with its sync secret (and webhook secret when a webhook is given). */
+    /**
+     * Creates a service with its sync secret (and webhook secret when a webhook is given). Counter
+     * links need the holder's proof unless the service is created (or later set) without it.
+     */
     createService(input: { id: string; name: string; webhookUrl?: string; requireHolderProof?: boolean }): { service: ServiceRow; webhookSecret?: string } {
       if (!isServiceId(input.id)) throw new MyKeyError('validation_failed', 'a service id is 2-32 lower-case letters, digits and hyphens, starting with a letter');
       if (repo.service(input.id)) throw new MyKeyError('conflict', `service ${input.id} exists`);
@@ -180,7 +183,7 @@ export function createLinks(deps: LinksDeps) {
         sync_secret: randomBytes(32),
         webhook_url: input.webhookUrl ?? null,
         webhook_secret: webhookSecret,
-        require_holder_proof: input.requireHolderProof ? 1 : 0,
+        require_holder_proof: input.requireHolderProof === false ? 0 : 1,
         created_at: now(),
       });
       return { service: repo.service(input.id)!, webhookSecret: webhookSecret?.toString('base64url') };
@@ -192,6 +195,12 @@ export function createLinks(deps: LinksDeps) {
       const secret = url ? randomBytes(32) : null;
       repo.updateWebhook(serviceId, url, secret);
       return { webhookSecret: secret?.toString('base64url') };
+    },
+
+    /** Sets whether counter links of the service need the holder's proof (the caller audits it). */
+    setRequireHolderProof(serviceId: string, on: boolean): void {
+      requireService(serviceId);
+      repo.setRequireHolderProof(serviceId, on);
     },
 
     /** Issues an API credential for a service's business system; the token is shown only now. */
@@ -219,10 +228,18 @@ export function createLinks(deps: LinksDeps) {
     },
 
     /**
-     * Links a service ID to a MyKey ID for a service. Linking again replaces: the previous service ID
-     * of that MyKey ID, and the MyKey ID the service ID was linked to before, are unlinked everywhere.
+     * Links a service ID to a MyKey ID for a service. Linking again replaces the previous service ID of
+     * that MyKey ID (unlinked everywhere). A service ID linked to another MyKey ID is never moved
+     * silently (a counter link with one's own card and someone else's card number would steal it):
+     * it is refused with service_user_id_taken, unless the service itself moves it (`move`, only from
+     * the authenticated service API, which audits it).
      */
-    link(input: { serviceId: string; mykeyId: string; serviceUserId: string; by: string }): { entry?: ChangeEntry; replaced?: string; unchanged?: true } {
+    link(input: { serviceId: string; mykeyId: string; serviceUserId: string; by: string; move?: boolean }): {
+      entry?: ChangeEntry;
+      replaced?: string;
+      moved?: true;
+      unchanged?: true;
+    } {
       if (!isMyKeyId(input.mykeyId)) throw new MyKeyError('mykey_id_malformed');
       if (!SERVICE_USER_ID.test(input.serviceUserId)) throw new MyKeyError('validation_failed', 'a service ID is 1-64 printable ASCII characters');
       return tx(() => {
@@ -232,11 +249,13 @@ export function createLinks(deps: LinksDeps) {
         if (m.status !== 'active') throw new MyKeyError(m.status === 'invalidated' ? 'mykey_id_invalidated' : 'mykey_id_suspended');
         const current = repo.link(s.id, input.mykeyId);
         if (current?.service_user_id === input.serviceUserId && current.state === 'active') return { unchanged: true };
-        // The service ID was someone else's: that link ends.
+        // The service ID is someone else's: only the service's explicit move ends that link.
         const other = repo.linkByUser(s.id, input.serviceUserId);
-        if (other && other.mykey_id !== input.mykeyId) {
+        const moved = !!other && other.mykey_id !== input.mykeyId;
+        if (other && moved) {
+          if (!input.move) throw new MyKeyError('service_user_id_taken', 'this service ID is linked to another MyKey ID; the service can move it through its API (move: true)');
           repo.deleteLink(s.id, other.mykey_id);
-          append(s, { kind: 'unlink', mykeyId: other.mykey_id, serviceUserId: other.service_user_id, by: input.by, remove: keysOf(s, other.mykey_id), reason: 'service_id_relinked', notice: 'link.unlinked' });
+          append(s, { kind: 'unlink', mykeyId: other.mykey_id, serviceUserId: other.service_user_id, by: input.by, remove: keysOf(s, other.mykey_id), reason: 'moved_by_service', notice: 'link.unlinked' });
         }
         if (current) {
           append(s, { kind: 'unlink', mykeyId: input.mykeyId, serviceUserId: current.service_user_id, by: input.by, remove: keysOf(s, input.mykeyId), reason: 'replaced', notice: 'link.replaced' });
@@ -244,7 +263,7 @@ export function createLinks(deps: LinksDeps) {
         repo.upsertLink(s.id, input.mykeyId, input.serviceUserId, now(), input.by);
         const keys = keysOf(s, input.mykeyId);
         const entry = append(s, { kind: 'link', mykeyId: input.mykeyId, serviceUserId: input.serviceUserId, by: input.by, remove: keys, set: { keys, serviceUserId: input.serviceUserId }, notice: 'link.created' });
-        return { entry, replaced: current?.service_user_id };
+        return { entry, replaced: current?.service_user_id, ...(moved ? { moved: true as const } : {}) };
       });
     },
 

@@ -8,7 +8,7 @@ import type { TrustAnchor } from '../pki/trust-anchors.ts';
 import { checkUserCertificate, verifyChallengeSignature, type CheckedCertificate } from '../pki/user-cert.ts';
 import type { RevocationChecker, RevocationVerdict } from '../revocation/checker.ts';
 import { IdTakenError, type BindingRow, type CertIdentity, type MyKeyRepo, type MyKeyRow } from '../store/mykey-repo.ts';
-import type { ChallengePurpose, ChallengeStore } from './challenges.ts';
+import type { ChallengeBinding, ChallengeStore } from './challenges.ts';
 
 /** A JPKI proof of possession: a hub challenge, the user-authentication certificate, the card's signature. */
 export interface Proof {
@@ -61,19 +61,20 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
   const requireRevocation = deps.requireRevocationStatus ?? true;
 
   /**
-   * Verifies a proof. Cheap checks first and the network (OCSP) last. The challenge is consumed
-   * before the certificate is looked at, so a challenge is never good for a second try.
+   * Verifies a proof for one operation (and its parameters and device, see challenges.ts). Cheap
+   * checks first and the network (OCSP) last. The challenge is consumed before the certificate is
+   * looked at, so a challenge is never good for a second try.
    */
   async function prove(
     proof: Proof,
-    purpose: ChallengePurpose,
+    binding: ChallengeBinding,
     opts: { allowExpired?: boolean; allowRevokedReasons?: (r: CrlReason) => boolean } = {},
   ): Promise<Proven> {
     const certDer = decodeB64(proof.certificate, 'cert_malformed', 'certificate');
     if (!certDer.ok) throw err(certDer);
     const sig = decodeB64(proof.signature, 'signature_malformed', 'signature');
     if (!sig.ok) throw err(sig);
-    const challenge = challenges.consume(proof.challenge, purpose);
+    const challenge = challenges.consume(proof.challenge, binding);
     if (!challenge.ok) throw err(challenge);
     const now = deps.now();
     const checked = checkUserCertificate(certDer.value, deps.anchors(), { now, allowExpired: opts.allowExpired });
@@ -135,7 +136,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
 
     /** Creates the MyKey ID for a certificate, or returns the one it already has. */
     async register(proof: Proof): Promise<{ mykeyId: MyKeyId; status: MyKeyRow['status']; created: boolean }> {
-      const p = await prove(proof, 'register');
+      const p = await prove(proof, { operation: 'register' });
       const r = await deps.write(() => repo.createOrGet(p.identity, () => randomMyKeyId(deps.random), deps.now().getTime()));
       if ('superseded' in r) throw new MyKeyError('cert_superseded');
       return { mykeyId: r.row.id, status: r.row.status, created: r.created };
@@ -143,7 +144,13 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
 
     /** The holder reads their MyKey ID's status and certificate history. */
     async status(proof: Proof): Promise<HolderView> {
-      const p = await prove(proof, 'holder');
+      const p = await prove(proof, { operation: 'status' });
+      return view(currentOf(p).row);
+    },
+
+    /** The holder's MyKey ID, proven for the holder's unlinking of one service. */
+    async forUnlink(proof: Proof, serviceId: string): Promise<HolderView> {
+      const p = await prove(proof, { operation: 'unlink', params: { serviceId } });
       return view(currentOf(p).row);
     },
 
@@ -151,7 +158,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
     async changeId(proof: Proof, wanted: string): Promise<HolderView> {
       const newId = normalizeMyKeyId(wanted);
       if (!newId) throw new MyKeyError('mykey_id_malformed');
-      const p = await prove(proof, 'holder');
+      const p = await prove(proof, { operation: 'change_id', params: { mykeyId: newId } });
       const { row } = currentOf(p);
       if (row.status !== 'active') throw new MyKeyError(row.status === 'invalidated' ? 'mykey_id_invalidated' : 'mykey_id_suspended');
       if (newId === row.id) return view(row);
@@ -166,7 +173,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
 
     /** The holder invalidates their MyKey ID. */
     async invalidate(proof: Proof): Promise<HolderView> {
-      const p = await prove(proof, 'holder');
+      const p = await prove(proof, { operation: 'invalidate' });
       const { row } = currentOf(p);
       if (row.status === 'invalidated') throw new MyKeyError('mykey_id_invalidated');
       await deps.write(() => repo.invalidate(row.id, deps.now().getTime()));
@@ -179,8 +186,8 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
      * have expired or been revoked as superseded (renewal) but not for a loss such as keyCompromise.
      */
     async carryOver(newProof: Proof, previousProof: Proof): Promise<HolderView> {
-      const prev = await prove(previousProof, 'holder', { allowExpired: true, allowRevokedReasons: (r) => !isLossReason(r) });
-      const next = await prove(newProof, 'holder');
+      const prev = await prove(previousProof, { operation: 'carry_over', params: { role: 'previous' } }, { allowExpired: true, allowRevokedReasons: (r) => !isLossReason(r) });
+      const next = await prove(newProof, { operation: 'carry_over', params: { role: 'new' } });
       if (prev.identity.fingerprint === next.identity.fingerprint) throw new MyKeyError('carry_over_same_certificate');
       const { row } = currentOf(prev);
       if (row.status === 'invalidated') throw new MyKeyError('mykey_id_invalidated');

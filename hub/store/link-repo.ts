@@ -54,6 +54,7 @@ export function createLinkRepo(db: Db) {
        VALUES (@id, @name, 'active', @sync_secret, @webhook_url, @webhook_secret, @require_holder_proof, 0, @created_at)`,
     ),
     updateWebhook: db.prepare('UPDATE services SET webhook_url = ?, webhook_secret = ? WHERE id = ?'),
+    setRequireHolderProof: db.prepare('UPDATE services SET require_holder_proof = ? WHERE id = ?'),
     bumpSeq: db.prepare<[string], { head_seq: number }>('UPDATE services SET head_seq = head_seq + 1 WHERE id = ? RETURNING head_seq'),
     insertCredential: db.prepare('INSERT INTO service_credentials (id, service_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)'),
     credential: db.prepare<[string], { id: string; service_id: string; secret_hash: string; revoked_at: number | null }>(
@@ -106,6 +107,7 @@ export function createLinkRepo(db: Db) {
     services: (): ServiceRow[] => q.services.all(),
     insertService: (row: Omit<ServiceRow, 'status' | 'head_seq'>) => q.insertService.run({ ...row }),
     updateWebhook: (id: string, url: string | null, secret: Buffer | null) => q.updateWebhook.run(url, secret, id),
+    setRequireHolderProof: (id: string, on: boolean) => q.setRequireHolderProof.run(on ? 1 : 0, id),
     nextSeq: (serviceId: string): number => q.bumpSeq.get(serviceId)!.head_seq,
     insertCredential: (id: string, serviceId: string, label: string, hash: string, at: number) => q.insertCredential.run(id, serviceId, label, hash, at),
     credential: (id: string) => q.credential.get(id),

@@ -273,6 +273,10 @@ async function main(): Promise<number> {
       await slots[0].insert(residents.hanako.card);
       await waitFor('the card at the counter', () => flow.view().step === 'service_user_id');
       flow.serviceUserId('L-0001');
+      // The library (like every service by default) wants the holder's consent: Hanako enters her PIN,
+      // and her card signs a challenge the hub bound to this reader and this library card number.
+      await waitFor('the PIN step', () => ['pin', 'done', 'failed'].includes(flow.view().step));
+      if (flow.view().step === 'pin') flow.pin('1234');
       await waitFor('the hub to confirm the link', () => ['done', 'failed'].includes(flow.view().step));
       const v = flow.view();
       await slots[0].remove();

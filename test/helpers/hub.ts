@@ -7,14 +7,15 @@ import { createTestCa, generateRsaKeyPair, issueUserAuthCert, signLikeCard, toPe
 import { loadHubConfig } from '../../hub/config.ts';
 import { createHub, type Hub } from '../../hub/main.ts';
 import { silentLogger } from '../../shared/log.ts';
-import type { Proof } from '../../shared/messages.ts';
+import type { ChallengeRequest, Proof } from '../../shared/messages.ts';
 
 export interface TestHub {
   hub: Hub;
   ca: TestCa;
   dir: string;
   request(path: string, body?: unknown, init?: RequestInit): Promise<Response>;
-  proof(cert: IssuedCert, purpose?: 'register' | 'holder'): Promise<Proof>;
+  /** A proof for one operation: its challenge request, or just the operation when it takes no parameters. */
+  proof(cert: IssuedCert, purpose?: ChallengeRequest | ChallengeRequest['purpose']): Promise<Proof>;
   close(): Promise<void>;
 }
 
@@ -55,7 +56,7 @@ export async function startTestHub(opts: { ca?: TestCa; extraCas?: TestCa[]; ove
     dir,
     request,
     async proof(cert, purpose = 'register') {
-      const res = await request('/v1/challenges', { purpose });
+      const res = await request('/v1/challenges', typeof purpose === 'string' ? { purpose } : purpose);
       if (res.status !== 201) throw new Error(`challenge: ${res.status} ${await res.text()}`);
       const { challenge } = (await res.json()) as { challenge: string };
       const sig = await signLikeCard(cert.keyPair.privateKey, new Uint8Array(Buffer.from(challenge, 'base64url')));

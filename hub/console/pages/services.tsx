@@ -201,6 +201,8 @@ export function ServicePage({ v, s, credentials, flash }: { v: View; s: ServiceI
         </form>
       </section>
 
+      <HolderProofSetting v={v} s={s} base={base} />
+
       <section class="card">
         <h2>{t.webhookUrl}</h2>
         <form method="post" action={`${base}/webhook`} class="form-row">
@@ -217,6 +219,32 @@ export function ServicePage({ v, s, credentials, flash }: { v: View; s: ServiceI
         <a href="/console/services">← {m.common.back}</a>
       </p>
     </Layout>
+  );
+}
+
+/** The per-service setting "holder proof at the counter" (on by default; changing it is audited). */
+function HolderProofSetting({ v, s, base }: { v: View; s: ServiceItem; base: string }) {
+  const ja = v.lang === 'ja';
+  const on = s.requireHolderProof !== false;
+  return (
+    <section class="card" data-testid="holder-proof">
+      <h2>{ja ? '窓口での本人確認（暗証番号）' : 'Holder proof at the counter'}</h2>
+      <p>
+        {on ? <Badge kind="ok">{ja ? '必要' : 'required'}</Badge> : <Badge kind="warn">{ja ? '不要（カードのタッチのみ）' : 'not required (card touch only)'}</Badge>}
+      </p>
+      <form method="post" action={`${base}/holder-proof`} class="form-row">
+        <Csrf v={v} />
+        <input type="hidden" name="required" value={on ? '0' : '1'} />
+        <button type="submit" class={on ? 'danger' : ''} data-testid="toggle-holder-proof">
+          {on ? (ja ? '不要にする' : 'Stop requiring it') : ja ? '必要にする' : 'Require it'}
+        </button>
+      </form>
+      <p class="note">
+        {ja
+          ? '必要のとき、窓口での連携には利用者の暗証番号による署名が要ります。不要でも、マイキーIDだけでの連携と、他の人に連携済みのサービスIDの付け替えはできません。変更は監査ログに残ります。'
+          : "When required, a counter link needs the holder's card signature after the PIN. Even when not, a MyKey ID alone never links, and a service ID linked to someone else is never moved at the counter. Changes are recorded in the audit log."}
+      </p>
+    </section>
   );
 }
 

@@ -75,4 +75,12 @@ export const LINK_MIGRATIONS: Migration[] = [
       CREATE INDEX webhook_outbox_pending ON webhook_outbox (service_id, id) WHERE delivered_at IS NULL;
     `,
   },
+  {
+    // Trust hardening: the holder's proof at the counter is on by default. Services made before this
+    // had it off only because that was the old default (no one chose it), so they are turned on; an
+    // operator who wants possession only turns it off on the service page (audited).
+    version: 101,
+    name: 'holder proof at the counter on by default',
+    sql: `UPDATE services SET require_holder_proof = 1;`,
+  },
 ];

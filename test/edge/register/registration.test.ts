@@ -37,7 +37,8 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa();
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  // The library chose possession only (no PIN) for links by certificate; a bare MyKey ID still needs the PIN.
+  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
   ctx.api = await enrolledApi(ctx, 'lib-counter-1', 'library');
   ctx.proofApi = await enrolledApi(ctx, 'pts-counter-1', 'points');
@@ -92,17 +93,19 @@ function mapped(ctx: Ctx, serviceId: string): Map<string, string> {
   return new Map(ctx.h.hub.links.snapshot(serviceId).entries);
 }
 
-test('links the MyKey ID read off the card to the service card number', async (ctx) => {
-  const { mykeyId } = await registered(ctx);
-  const { flow, steps } = flowOf(ctx);
+test('links the MyKey ID read off the card to the service card number once the holder enters the PIN', async (ctx) => {
+  const { cert, mykeyId } = await registered(ctx);
+  const { flow, steps } = flowOf(ctx, { signer: testSigner(cert) });
   assert.ok(flow.start().ok);
   assert.ok(flow.wantsCard);
   flow.cardTouched('Virtual PCD 00 00', { kind: 'mykey', mykeyId });
   assert.is(flow.view().step, 'service_user_id');
   assert.ok(flow.serviceUserId(' LIB-000123 ').ok);
+  await until(flow, 'pin'); // a bare MyKey ID is never linked: the hub answered holder_proof_required
+  flow.pin('1234');
   const done = await until(flow, 'done');
   assert.equal(done, { step: 'done', serviceUserId: 'LIB-000123', replaced: false });
-  assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'sending', 'done']);
+  assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'sending', 'pin', 'sending', 'done']);
   const secret = ctx.h.hub.links.service('library')!.sync_secret;
   assert.is(mapped(ctx, 'library').get(keyedId(secret, 'mykey', mykeyId)), 'LIB-000123');
   await until(flow, 'off');
@@ -200,7 +203,7 @@ test('an unfinished step times out and forgets the card', async (ctx) => {
 });
 
 test('a local program drives registration over the command socket', async (ctx) => {
-  const { mykeyId } = await registered(ctx);
+  const { cert } = await registered(ctx);
   const { flow } = flowOf(ctx);
   const path = join(ctx.dir, 'register.sock');
   const socket = new CommandSocket({ path, flow });
@@ -229,7 +232,7 @@ test('a local program drives registration over the command socket', async (ctx) 
     await new Promise((r) => conn.once('connect', r));
     conn.write(JSON.stringify({ transaction: 'a', command: 'start' }) + '\n');
     assert.equal((await reply('a')).data, { step: 'touch' });
-    flow.cardTouched('r', { kind: 'mykey', mykeyId });
+    flow.cardTouched('r', { kind: 'cert', certDer: cert.certDer });
     conn.write(JSON.stringify({ transaction: 'b', command: 'service-user-id', value: 'LIB-SOCK-1' }) + '\n');
     assert.is((await reply('b')).ok, true);
     await until(flow, 'done');

@@ -104,13 +104,13 @@ test('a service links, relinks (replacing) and cancels service IDs; every change
   assert.not.match(JSON.stringify(entries), a.mykeyId);
 });
 
-test('a service ID moved to another MyKey ID is unlinked from the first', async (ctx) => {
+test('a service ID the service moves to another MyKey ID (move: true) is unlinked from the first', async (ctx) => {
   const { h } = ctx;
   const s = await newService(ctx, false);
   const a = await newMyKey(ctx);
   const b = await newMyKey(ctx);
   await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: a.mykeyId, serviceUserId: 'P-9' });
-  await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: b.mykeyId, serviceUserId: 'P-9' });
+  await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: b.mykeyId, serviceUserId: 'P-9', move: true });
   const snap = h.hub.links.snapshot(s.id);
   const svc = h.hub.links.service(s.id)!;
   const keyA = keyedId(svc.sync_secret, 'mykey', a.mykeyId);
@@ -182,13 +182,13 @@ test('the holder sees and removes links with a JPKI proof; invalidation unlinks 
   const a = await newMyKey(ctx);
   await api(h, 'POST', `/v1/services/${s1.id}/links`, s1.token, { mykeyId: a.mykeyId, serviceUserId: 'H1' });
   await api(h, 'POST', `/v1/services/${s2.id}/links`, s2.token, { mykeyId: a.mykeyId, serviceUserId: 'H2' });
-  const st = await h.request('/v1/holder/status', { proof: await h.proof(a.cert, 'holder') });
+  const st = await h.request('/v1/holder/status', { proof: await h.proof(a.cert, 'status') });
   const view = (await st.json()) as { links: { serviceId: string; serviceUserId: string }[] };
   assert.equal(view.links.map((l) => l.serviceUserId), ['H1', 'H2']);
-  const un = await h.request('/v1/holder/unlink', { proof: await h.proof(a.cert, 'holder'), serviceId: s1.id });
+  const un = await h.request('/v1/holder/unlink', { proof: await h.proof(a.cert, { purpose: 'unlink', serviceId: s1.id }), serviceId: s1.id });
   assert.is(un.status, 200);
   assert.equal(((await un.json()) as typeof view).links.map((l) => l.serviceId), [s2.id]);
-  await h.request('/v1/holder/invalidate', { proof: await h.proof(a.cert, 'holder') });
+  await h.request('/v1/holder/invalidate', { proof: await h.proof(a.cert, 'invalidate') });
   assert.is(log(h, s2.id).at(-1)!.kind, 'unlink');
   assert.is(h.hub.links.linksOf(a.mykeyId).length, 0);
 });
@@ -199,7 +199,7 @@ test('a change of MyKey ID rekeys every linked service', async (ctx) => {
   const a = await newMyKey(ctx);
   await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: a.mykeyId, serviceUserId: 'R1' });
   const wanted = a.mykeyId === 'ZZZZZZZZ' ? 'YYYYYYYY' : 'ZZZZZZZZ';
-  const r = await h.request('/v1/holder/mykey-id', { proof: await h.proof(a.cert, 'holder'), mykeyId: wanted });
+  const r = await h.request('/v1/holder/mykey-id', { proof: await h.proof(a.cert, { purpose: 'change_id', mykeyId: wanted }), mykeyId: wanted });
   assert.is(r.status, 200, await r.clone().text());
   const svc = h.hub.links.service(s.id)!;
   const map = new Map(h.hub.links.snapshot(s.id).entries);

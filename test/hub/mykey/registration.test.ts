@@ -145,10 +145,10 @@ const badCases: { name: string; status: number; code: string; make: (ctx: { h: T
     },
   },
   {
-    name: 'a challenge issued for another purpose',
+    name: 'a challenge issued for another operation',
     status: 400,
-    code: 'challenge_unknown',
-    make: async ({ h, ca }) => ({ body: { proof: await h.proof(await issue(ca), 'holder') } }),
+    code: 'challenge_operation_mismatch',
+    make: async ({ h, ca }) => ({ body: { proof: await h.proof(await issue(ca), 'status') } }),
   },
   {
     name: 'an oversized body',

@@ -94,7 +94,7 @@ test('superseded is not a loss: the holder carries the MyKey ID over and it resu
     await ctx.caDir.revoke(old.serialHex, 'superseded');
     await h.hub.crlManager.fetchAndApply(ctx.crlUrl);
     assert.is(statusOf(h, mykeyId).status, 'suspended');
-    const r = await call(h, '/v1/holder/carry-over', { proof: await h.proof(renewed, 'holder'), previous: { proof: await h.proof(old, 'holder') } });
+    const r = await call(h, '/v1/holder/carry-over', { proof: await h.proof(renewed, { purpose: 'carry_over', role: 'new' }), previous: { proof: await h.proof(old, { purpose: 'carry_over', role: 'previous' }) } });
     assert.is(r.status, 200, JSON.stringify(r.body));
     assert.is(r.body.status, 'active');
     assert.is(r.body.certificates[0].revoked.reason, 'superseded');
@@ -112,7 +112,7 @@ test('a MyKey ID suspended for a loss cannot be carried over', async (ctx) => {
     const renewed = await ctx.caDir.issue({ keyPair: await generateRsaKeyPair() });
     await ctx.caDir.revoke(old.serialHex, 'keyCompromise');
     await h.hub.crlManager.fetchAndApply(ctx.crlUrl);
-    const r = await call(h, '/v1/holder/carry-over', { proof: await h.proof(renewed, 'holder'), previous: { proof: await h.proof(old, 'holder') } });
+    const r = await call(h, '/v1/holder/carry-over', { proof: await h.proof(renewed, { purpose: 'carry_over', role: 'new' }), previous: { proof: await h.proof(old, { purpose: 'carry_over', role: 'previous' }) } });
     assert.is(r.status, 422);
     assert.is(r.body.code, 'cert_revoked');
   } finally {

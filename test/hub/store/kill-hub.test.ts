@@ -49,7 +49,8 @@ test('every registration acknowledged before kill -9 is there after a restart', 
     JSON.stringify({
       dataDir: join(dir, 'data'),
       http: { port: 0 },
-      jpki: { trustAnchors: [join(dir, 'anchor.pem')], requireRevocationStatus: false, challengeTtlSeconds: 600 },
+      // One client stands for 400 holders here: lift the per-client quota of outstanding challenges.
+      jpki: { trustAnchors: [join(dir, 'anchor.pem')], requireRevocationStatus: false, challengeTtlSeconds: 600, challengesPerClient: 1000 },
       rateLimits: { challenge: { perSecond: 100000, burst: 100000 }, register: { perSecond: 100000, burst: 100000 } },
     }),
   );
