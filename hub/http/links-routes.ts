@@ -182,7 +182,7 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
       summary: 'The holder unlinks a service',
       request: HolderUnlinkRequest,
       responses: { 200: { description: 'the MyKey ID after the change', schema: HolderView } },
-      errors: [...BODY_ERRORS, 'rate_limited', 'challenge_unknown', 'challenge_expired', 'challenge_replayed', 'cert_revoked', 'signature_invalid', 'mykey_id_not_found', 'not_found'],
+      errors: [...BODY_ERRORS, 'rate_limited', 'challenge_unknown', 'challenge_expired', 'challenge_replayed', 'cert_revoked', 'cert_revoked_superseded', 'signature_invalid', 'mykey_id_not_found', 'not_found'],
     },
     rateLimit(deps.rateLimits.register),
     jsonBody(HolderUnlinkRequest),
