@@ -15,7 +15,7 @@
 //      issuerUniqueID  [1]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      subjectUniqueID [2]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      extensions      [3]  EXPLICIT Extensions OPTIONAL }
-import { DerError, TAG, bytesOf, children, decodeOid, decodeTime, expectTlv, readTlv, serialHexOf, valueOf, type Tlv } from './der.ts';
+import { DerError, TAG, bytesEqual, bytesOf, children, decodeOid, decodeTime, expectTlv, readTlv, serialHexOf, valueOf, type Tlv } from './der.ts';
 import { fail, ok, type Result } from '../../shared/errors.ts';
 
 /** RFC 5280 4.2.1.3 KeyUsage bit names, in bit order. */
@@ -210,8 +210,14 @@ export function parseCertificateOrThrow(der: Uint8Array): ParsedCertificate {
   if (!nb || !na) throw new DerError('bad Validity', validityT.start);
   const innerAlg = parseAlgorithmOid(der, sigAlgT);
   const outerAlg = parseAlgorithmOid(der, algT);
-  // RFC 5280 4.1.1.2: the two algorithm identifiers must match.
-  if (innerAlg !== outerAlg) throw new DerError('signature algorithm mismatch between TBS and certificate', algT.start);
+  // RFC 5280 4.1.1.2: signatureAlgorithm "MUST contain the same algorithm identifier as the signature
+  // field": the whole AlgorithmIdentifier, parameters included, so nothing outside the signed bytes
+  // can be altered and still make a certificate with another fingerprint.
+  if (innerAlg !== outerAlg || !bytesEqual(bytesOf(der, sigAlgT), bytesOf(der, algT))) {
+    throw new DerError('signature algorithm mismatch between TBS and certificate', algT.start);
+  }
+  // X.690 8.6.2.2: a signature is a whole number of octets; unused bits would be unsigned malleability.
+  if (sigT.tag === TAG.BIT_STRING && sigT.end > sigT.valueStart && der[sigT.valueStart] !== 0) throw new DerError('signature BIT STRING with unused bits', sigT.start);
   const [spkiAlgT] = children(der, spkiT);
   if (!spkiAlgT) throw new DerError('bad SubjectPublicKeyInfo', spkiT.start);
   const publicKeyAlgorithmOid = parseAlgorithmOid(der, spkiAlgT);
