@@ -49,6 +49,8 @@ export interface OcspForgery {
   /** null leaves nextUpdate out. */
   nextUpdate?: Date | null;
   producedAt?: Date;
+  /** Echoes this nonce instead of the request's. */
+  nonce?: Uint8Array;
 }
 
 export interface OcspResponder {
@@ -158,7 +160,10 @@ export async function answerOcspRequest(
         }),
       );
     }
-    const nonce = req.tbsRequest.requestExtensions?.find((e) => e.extnID === OID.ocspNonce);
+    const asked = req.tbsRequest.requestExtensions?.find((e) => e.extnID === OID.ocspNonce);
+    const nonce = forge?.nonce
+      ? new pkijs.Extension({ extnID: OID.ocspNonce, critical: false, extnValue: new asn1js.OctetString({ valueHex: buf(forge.nonce) }).toBER(false) })
+      : asked;
     const signer = forge?.signer ? forgedSigner(forge.signer) : ctx.signer;
     const tbs = new pkijs.ResponseData({
       responderID: new asn1js.OctetString({ valueHex: buf(signer.keyHash) }),

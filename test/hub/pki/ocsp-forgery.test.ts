@@ -189,6 +189,8 @@ const FORGERIES: { name: string; forge: (ctx: Ctx) => OcspForgery; code: string 
     forge: (ctx) => ({ status: 'good', signer: { key: ctx.otherCa.keyPair.privateKey, certDers: [ctx.otherCa.certDer] } }),
     code: 'ocsp_responder_unauthorized',
   },
+  { name: 'an answer echoing another nonce', forge: () => ({ status: 'good', nonce: new Uint8Array(randomBytes(16)) }), code: 'ocsp_nonce_mismatch' },
+  { name: 'an "unknown" certStatus', forge: () => ({ status: 'unknown' }), code: 'ocsp_cert_unknown' },
   { name: 'thisUpdate an hour in the future', forge: () => ({ status: 'good', thisUpdate: new Date(Date.now() + HOUR), producedAt: new Date() }), code: 'ocsp_not_yet_valid' },
   {
     name: 'an old answer without nextUpdate, replayed two hours later',
