@@ -398,6 +398,25 @@ export function evaluateOcspResponse(der: Uint8Array, input: OcspCheckInput): Si
   return single.status;
 }
 
+/** Reads a response body, giving up (and cancelling the stream) past `limit` bytes, chunked or not. */
+async function readBounded(res: Response, limit: number): Promise<Uint8Array | 'too-large'> {
+  if (!res.body) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      return 'too-large';
+    }
+    chunks.push(value);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
 /** Builds the OCSP query used by the revocation checker. Failures are `unknown` verdicts, never throws. */
 export function createOcspQuery(opts: OcspClientOptions) {
   const skewMs = opts.clockSkewMs ?? 5 * 60_000;
@@ -429,8 +448,9 @@ export function createOcspQuery(opts: OcspClientOptions) {
       if (!res.ok) return refused('ocsp_unavailable', `the responder answered HTTP ${res.status}`);
       const declared = Number(res.headers.get('content-length') ?? '0');
       if (declared > maxBytes) return refused('ocsp_malformed', 'the response is too large');
-      body = new Uint8Array(await res.arrayBuffer());
-      if (body.byteLength > maxBytes) return refused('ocsp_malformed', 'the response is too large');
+      const read = await readBounded(res, maxBytes);
+      if (read === 'too-large') return refused('ocsp_malformed', 'the response is too large');
+      body = read;
     } catch (e) {
       return refused('ocsp_unavailable', `the responder is unreachable: ${(e as Error).message}`);
     }
