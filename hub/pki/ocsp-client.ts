@@ -318,7 +318,7 @@ function publicKeyOf(c: ParsedCertificate): KeyObject | undefined {
  * holder's certificate, a revoked certificate's own key, another CA's responder: all refused.
  */
 function authorizeSigner(basic: NonNullable<ParsedOcspResponse['basic']>, issuer: CheckedCertificate['anchor'], now: Date, skewMs: number): void {
-  if (verifySignature(basic.signatureAlgorithmOid, basic.tbs, issuer.publicKey, basic.signature)) return;
+  if (verifySignature(basic.signatureAlgorithmOid, basic.tbs, issuer.publicKey, basic.signature)) return checkResponderId(basic, issuer.cert);
   let why: string | undefined;
   for (const der of basic.certs) {
     const parsed = parseCertificate(der);
@@ -335,11 +335,23 @@ function authorizeSigner(basic: NonNullable<ParsedOcspResponse['basic']>, issuer
     else if (c.keyUsage && !c.keyUsage.has('digitalSignature')) why = 'the responder certificate key usage lacks digitalSignature';
     else if (c.notBefore.getTime() > now.getTime() + skewMs) why = 'the responder certificate is not yet valid';
     else if (c.notAfter.getTime() < now.getTime()) why = 'the responder certificate has expired';
-    else return;
+    else return checkResponderId(basic, c);
     throw new OcspRejected('ocsp_responder_unauthorized', why);
   }
   // No certificate that may sign for this CA made the signature.
   throw new OcspRejected('ocsp_signature_invalid', 'the response signature verifies with neither the CA key nor a certificate it carries');
+}
+
+/** RFC 6960 4.2.2.3: the ResponderID names the signer, by its subject Name or SHA-1 of its key. */
+function checkResponderId(basic: NonNullable<ParsedOcspResponse['basic']>, signer: ParsedCertificate): void {
+  const id = basic.responderId;
+  let named = false;
+  try {
+    named = 'byName' in id ? bytesEqual(id.byName, signer.subjectDer) : bytesEqual(id.byKey, createHash('sha1').update(subjectPublicKeyBits(signer)).digest());
+  } catch {
+    named = false; // a key whose bits cannot be found names nobody
+  }
+  if (!named) throw new OcspRejected('ocsp_responder_unauthorized', 'the ResponderID does not name the certificate that signed the response');
 }
 
 function sameCertId(a: CertId, b: CertId): string | undefined {

@@ -51,6 +51,8 @@ export interface OcspForgery {
   producedAt?: Date;
   /** Echoes this nonce instead of the request's. */
   nonce?: Uint8Array;
+  /** ResponderID byKey with this hash instead of the signer's. */
+  responderKeyHash?: Uint8Array;
 }
 
 export interface OcspResponder {
@@ -166,7 +168,7 @@ export async function answerOcspRequest(
       : asked;
     const signer = forge?.signer ? forgedSigner(forge.signer) : ctx.signer;
     const tbs = new pkijs.ResponseData({
-      responderID: new asn1js.OctetString({ valueHex: buf(signer.keyHash) }),
+      responderID: new asn1js.OctetString({ valueHex: buf(forge?.responderKeyHash ?? signer.keyHash) }),
       producedAt: forge?.producedAt ? wholeSeconds(forge.producedAt) : now,
       responses,
       ...(nonce ? { responseExtensions: [new pkijs.Extension({ extnID: OID.ocspNonce, critical: false, extnValue: buf(nonce.extnValue.valueBlock.valueHexView) })] } : {}),

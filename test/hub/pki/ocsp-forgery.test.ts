@@ -136,13 +136,13 @@ test('an honest responder: a good certificate registers, the revoked one is refu
   }
 });
 
-const sha1Zero = () => new Uint8Array(randomBytes(20));
+const sha1Random = () => new Uint8Array(randomBytes(20));
 
 /** Each forged answer, what it changes, and the code it must get. All claim "good" for the revoked certificate. */
 const FORGERIES: { name: string; forge: (ctx: Ctx) => OcspForgery; code: string }[] = [
   { name: 'a CertID with another hash algorithm (SHA-256)', forge: () => ({ status: 'good', certId: { hashAlgorithmOid: '2.16.840.1.101.3.4.2.1' } }), code: 'ocsp_certid_mismatch' },
-  { name: 'a CertID with another issuerNameHash', forge: () => ({ status: 'good', certId: { issuerNameHash: sha1Zero() } }), code: 'ocsp_certid_mismatch' },
-  { name: 'a CertID with another issuerKeyHash', forge: () => ({ status: 'good', certId: { issuerKeyHash: sha1Zero() } }), code: 'ocsp_certid_mismatch' },
+  { name: 'a CertID with another issuerNameHash', forge: () => ({ status: 'good', certId: { issuerNameHash: sha1Random() } }), code: 'ocsp_certid_mismatch' },
+  { name: 'a CertID with another issuerKeyHash', forge: () => ({ status: 'good', certId: { issuerKeyHash: sha1Random() } }), code: 'ocsp_certid_mismatch' },
   { name: 'a CertID with another serial (a good certificate\'s)', forge: (ctx) => ({ status: 'good', certId: { serial: ctx.good.serial } }), code: 'ocsp_certid_mismatch' },
   {
     name: 'a holder\'s certificate posing as the issuer, signed with its key',
@@ -189,6 +189,7 @@ const FORGERIES: { name: string; forge: (ctx: Ctx) => OcspForgery; code: string 
     forge: (ctx) => ({ status: 'good', signer: { key: ctx.otherCa.keyPair.privateKey, certDers: [ctx.otherCa.certDer] } }),
     code: 'ocsp_responder_unauthorized',
   },
+  { name: 'a CA-signed answer whose ResponderID names another key', forge: () => ({ status: 'good', responderKeyHash: sha1Random() }), code: 'ocsp_responder_unauthorized' },
   { name: 'an answer echoing another nonce', forge: () => ({ status: 'good', nonce: new Uint8Array(randomBytes(16)) }), code: 'ocsp_nonce_mismatch' },
   { name: 'an "unknown" certStatus', forge: () => ({ status: 'unknown' }), code: 'ocsp_cert_unknown' },
   { name: 'thisUpdate an hour in the future', forge: () => ({ status: 'good', thisUpdate: new Date(Date.now() + HOUR), producedAt: new Date() }), code: 'ocsp_not_yet_valid' },
