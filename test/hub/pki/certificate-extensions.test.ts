@@ -15,6 +15,15 @@ interface Ctx {
   h: TestHub;
   url: string;
 }
+/** The members of hub replies these tests read (problem JSON or a challenge). */
+interface Reply {
+  code?: string;
+  detail?: string;
+  reason?: string;
+  ocsp?: string;
+  challenge?: string;
+}
+
 const test = suite<Ctx>('certificate extensions', {} as Ctx);
 
 const oid = (...b: number[]) => tlv(TAG.OID, Uint8Array.from(b));
@@ -49,7 +58,7 @@ test.after(async (ctx) => {
 
 async function post(url: string, body: unknown) {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(20_000) });
-  return { status: res.status, body: (await res.json()) as Record<string, any> };
+  return { status: res.status, body: (await res.json()) as Reply };
 }
 
 for (const c of CASES) {
@@ -58,7 +67,7 @@ for (const c of CASES) {
     const parsed = parseCertificate(der);
     if (c.code === 'cert_malformed') assert.is(parsed.ok, false);
     const ch = await post(`${ctx.url}/v1/challenges`, { purpose: 'register' });
-    const sig = await signLikeCard(ctx.cert.keyPair.privateKey, new Uint8Array(Buffer.from(ch.body.challenge, 'base64url')));
+    const sig = await signLikeCard(ctx.cert.keyPair.privateKey, new Uint8Array(Buffer.from(ch.body.challenge ?? '', 'base64url')));
     const r = await post(`${ctx.url}/v1/mykey-ids`, {
       proof: { challenge: ch.body.challenge, certificate: Buffer.from(der).toString('base64'), signature: Buffer.from(sig).toString('base64') },
     });
