@@ -53,6 +53,8 @@ export interface OcspForgery {
   nonce?: Uint8Array;
   /** ResponderID byKey with this hash instead of the signer's. */
   responderKeyHash?: Uint8Array;
+  /** Rewrites the finished DER answer (a fuzzer's mutation). */
+  rewrite?: (der: Uint8Array) => Uint8Array;
 }
 
 export interface OcspResponder {
@@ -182,7 +184,8 @@ export async function answerOcspRequest(
         response: new asn1js.OctetString({ valueHex: basic.toSchema().toBER(false) }),
       }),
     });
-    return new Uint8Array(res.toSchema().toBER(false));
+    const der = new Uint8Array(res.toSchema().toBER(false));
+    return forge?.rewrite ? forge.rewrite(der) : der;
   } catch {
     return ocspErrorResponse('internalError');
   }

@@ -3,14 +3,15 @@
 // parser (ocsp-client.ts), each with thousands of mutations of real DER from the test CA. A parser
 // may refuse (DerError, a Result, an OcspRejected) but never throw anything else; and a sample of
 // mutated certificates goes through the HTTP registration route, which always answers a 4xx with a
-// stable code. The seed is printed; rerun with FUZZ_SEED=<seed> to reproduce a failure.
+// stable code, and a sample of mutated OCSP answers reaches a real registration as an ocsp_* code.
+// The seed is printed; rerun with FUZZ_SEED=<seed> to reproduce a failure.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, generateRsaKeyPair, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { answerOcspRequest, ocspSigner } from '../../../provisioning/test-ca/ocsp-responder.ts';
+import { answerOcspRequest, ocspSigner, startOcspResponder } from '../../../provisioning/test-ca/ocsp-responder.ts';
 import { parseCertificate, parseCertificateOrThrow } from '../../../hub/pki/certificate.ts';
 import { DerError } from '../../../hub/pki/der.ts';
 import { createDeviceCsr, openDeviceCa, type DeviceCa } from '../../../hub/pki/device-ca.ts';
@@ -154,6 +155,46 @@ test('mutated certificates sent to the HTTP registration route always get a 4xx 
     console.log('registration codes for mutated certificates:', Object.fromEntries(seen));
   } finally {
     await h.close();
+  }
+});
+
+test('mutated OCSP answers during HTTP registrations never make a 500: the refusal names the ocsp_* code', async (ctx) => {
+  const r = prng(SEED + 8);
+  let last: { orig: Uint8Array; mutated: Uint8Array } | undefined;
+  const rewrite = (orig: Uint8Array) => {
+    last = { orig, mutated: mutate(orig, walk(orig), r).bytes };
+    return last.mutated;
+  };
+  const ocsp = await startOcspResponder({ ca: ctx.ca, status: () => undefined, forge: { rewrite } });
+  const h = await startTestHub({ ca: ctx.ca, overrides: { jpki: { requireRevocationStatus: true, ocspUrl: ocsp.url }, broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  try {
+    const { url } = await h.hub.start();
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(20_000) });
+      return { status: res.status, body: (await res.json()) as { code?: string; ocsp?: string; challenge?: string } };
+    };
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 100; i++) {
+      const ch = await post('/v1/challenges', { purpose: 'register' });
+      const sig = await signLikeCard(ctx.cert.keyPair.privateKey, new Uint8Array(Buffer.from(ch.body.challenge ?? '', 'base64url')));
+      const res = await post('/v1/mykey-ids', { proof: { challenge: ch.body.challenge, certificate: Buffer.from(ctx.cert.certDer).toString('base64'), signature: Buffer.from(sig).toString('base64') } });
+      const where = `seed ${SEED + 8}, registration ${i}: ${res.status} ${JSON.stringify(res.body)}`;
+      if (res.status === 200 || res.status === 201) {
+        // Only a mutation outside the signed bytes (the certificates shipped along) leaves a valid answer.
+        const a = parseOcspResponseOrThrow(last!.mutated).basic!;
+        const b = parseOcspResponseOrThrow(last!.orig).basic!;
+        assert.ok(Buffer.from(a.tbs).equals(Buffer.from(b.tbs)) && Buffer.from(a.signature).equals(Buffer.from(b.signature)), where);
+        continue;
+      }
+      assert.is(res.status, 503, where);
+      assert.is(res.body.code, 'cert_revocation_unknown', where);
+      assert.ok(isErrorCode(res.body.ocsp) && res.body.ocsp.startsWith('ocsp_'), where);
+      seen.set(res.body.ocsp!, (seen.get(res.body.ocsp!) ?? 0) + 1);
+    }
+    console.log('OCSP codes for mutated answers:', Object.fromEntries(seen));
+  } finally {
+    await h.close();
+    await ocsp.close();
   }
 });
 
