@@ -97,6 +97,17 @@ export const ERROR_CODES = {
   challenge_quota_exceeded: { status: 429, title: 'Too many outstanding challenges from this client' },
   holder_proof_required: { status: 403, title: "The holder's proof (card signature after the PIN) is required for this link" },
   service_user_id_taken: { status: 409, title: 'The service ID is linked to another MyKey ID; only the service itself can move it' },
+  // Trust hardening: OCSP answers the hub refused (RFC 6960), and revocation reasons with their own code
+  cert_revoked_superseded: { status: 422, title: 'The certificate has been revoked as superseded (replaced by a renewed certificate)' },
+  ocsp_unavailable: { status: 502, title: 'The OCSP responder could not be reached or answered an error' },
+  ocsp_malformed: { status: 502, title: 'The OCSP response is not a valid DER basic response' },
+  ocsp_signature_invalid: { status: 502, title: 'The OCSP response signature does not verify' },
+  ocsp_responder_unauthorized: { status: 502, title: 'The OCSP response is not signed by the issuing CA or a responder it delegated' },
+  ocsp_certid_mismatch: { status: 502, title: 'The OCSP response does not answer for the certificate that was asked about' },
+  ocsp_nonce_mismatch: { status: 502, title: 'The OCSP response nonce is not the one sent' },
+  ocsp_not_yet_valid: { status: 502, title: 'The OCSP response is dated in the future' },
+  ocsp_stale: { status: 502, title: 'The OCSP response is too old' },
+  ocsp_cert_unknown: { status: 502, title: 'The OCSP responder does not know the certificate' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */
@@ -137,6 +148,10 @@ export interface Problem {
   transaction?: string;
   /** Per-field problems for validation errors. */
   errors?: { path: string; message: string }[];
+  /** RFC 5280 5.3.1 CRLReason name, when a certificate was refused as revoked. */
+  reason?: string;
+  /** The code of the OCSP answer the hub refused, when revocation status was unknown because of it. */
+  ocsp?: ErrorCode;
 }
 
 /** The problem type URI for a code. */

@@ -184,6 +184,8 @@ export const ProblemSchema = Type.Object({
   detail: Type.Optional(Type.String()),
   instance: Type.Optional(Type.String()),
   errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  reason: Type.Optional(Type.String({ description: 'RFC 5280 CRLReason name, when a certificate is refused as revoked (cert_revoked, cert_revoked_superseded)' })),
+  ocsp: Type.Optional(Type.String({ description: 'the ocsp_* code of the OCSP answer the hub refused, when revocation status is unknown because of it' })),
 });
 
 /** Every schema by name, for OpenAPI components. */

@@ -209,6 +209,7 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
         'challenge_operation_mismatch',
         'challenge_parameters_mismatch',
         'cert_revoked',
+        'cert_revoked_superseded',
         'signature_invalid',
         'mykey_id_not_found',
         'not_found',

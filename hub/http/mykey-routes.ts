@@ -35,6 +35,7 @@ const PROOF_ERRORS: ErrorCode[] = [
   'cert_expired',
   'cert_not_yet_valid',
   'cert_revoked',
+  'cert_revoked_superseded',
   'cert_revocation_unknown',
   'cert_key_usage',
   'cert_policy',

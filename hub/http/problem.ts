@@ -1,7 +1,8 @@
 // The one place where error codes become HTTP: problem JSON (RFC 9457) with the stable code.
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { MyKeyError, toProblem, type ErrorCode, type Problem } from '../../shared/errors.ts';
+import { MyKeyError, isErrorCode, toProblem, type ErrorCode, type Problem } from '../../shared/errors.ts';
+import { CRL_REASONS } from '../../shared/revocation.ts';
 
 /** Sends problem JSON for a code. */
 export function problem(c: Context, code: ErrorCode, detail?: string, extra?: Partial<Problem>, headers?: Record<string, string>): Response {
@@ -9,10 +10,28 @@ export function problem(c: Context, code: ErrorCode, detail?: string, extra?: Pa
   return c.json(body, body.status as 400, { 'content-type': 'application/problem+json', ...headers });
 }
 
+/**
+ * The details of an error that travel as problem members: only the named, safe ones (RFC 9457 3.2
+ * extension members), each checked, so nothing else a thrower put in `details` leaks out.
+ */
+export function problemFields(err: MyKeyError): Partial<Problem> {
+  const out: Partial<Problem> = {};
+  const reason = err.details?.reason;
+  // RFC 5280 5.3.1 CRLReason of a refused revoked certificate.
+  if (typeof reason === 'string' && crlReasonFromName(reason)) out.reason = reason;
+  const ocsp = err.details?.ocsp;
+  if (isErrorCode(ocsp) && ocsp.startsWith('ocsp_')) out.ocsp = ocsp;
+  return out;
+}
+
+function crlReasonFromName(name: string): boolean {
+  return Object.hasOwn(CRL_REASONS, name);
+}
+
 /** Hono onError: MyKeyErrors keep their code; anything unexpected is logged and becomes `internal`. */
 export function errorHandler(log: (msg: string, err: unknown) => void) {
   return (err: Error, c: Context): Response => {
-    if (err instanceof MyKeyError) return problem(c, err.code, err.message);
+    if (err instanceof MyKeyError) return problem(c, err.code, err.message, problemFields(err));
     if (err instanceof HTTPException) {
       const code: ErrorCode = err.status === 413 ? 'payload_too_large' : err.status === 404 ? 'not_found' : err.status === 401 ? 'unauthorized' : 'bad_request';
       return problem(c, code, err.message || undefined);

@@ -83,12 +83,12 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
     if (!sigOk.ok) throw err(sigOk);
     const revocation = await deps.revocation.check(checked.value, now);
     if (revocation.status === 'revoked' && !(revocation.reason && opts.allowRevokedReasons?.(revocation.reason))) {
-      throw new MyKeyError('cert_revoked', `the certificate was revoked (${revocation.reason ?? 'unspecified'}) at ${revocation.revokedAt?.toISOString() ?? 'an unknown time'}`, {
+      throw new MyKeyError(revocation.reason === 'superseded' ? 'cert_revoked_superseded' : 'cert_revoked', `the certificate was revoked (${revocation.reason ?? 'unspecified'}) at ${revocation.revokedAt?.toISOString() ?? 'an unknown time'}`, {
         details: { reason: revocation.reason },
       });
     }
     if (revocation.status === 'unknown' && requireRevocation) {
-      throw new MyKeyError('cert_revocation_unknown', `revocation status unknown: ${revocation.detail ?? 'no source'}`);
+      throw new MyKeyError('cert_revocation_unknown', `revocation status unknown: ${revocation.detail ?? 'no source'}`, { details: { ocsp: revocation.ocspCode } });
     }
     const c = checked.value.cert;
     return {

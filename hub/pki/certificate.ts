@@ -15,7 +15,7 @@
 //      issuerUniqueID  [1]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      subjectUniqueID [2]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      extensions      [3]  EXPLICIT Extensions OPTIONAL }
-import { DerError, TAG, bytesOf, children, decodeOid, decodeTime, expectTlv, readTlv, serialHexOf, valueOf, type Tlv } from './der.ts';
+import { DerError, TAG, bytesEqual, bytesOf, children, decodeOid, decodeTime, expectTlv, readTlv, serialHexOf, valueOf, type Tlv } from './der.ts';
 import { fail, ok, type Result } from '../../shared/errors.ts';
 
 /** RFC 5280 4.2.1.3 KeyUsage bit names, in bit order. */
@@ -89,6 +89,8 @@ export interface ParsedCertificate {
   basicConstraintsCa: boolean;
   subjectKeyId?: Uint8Array;
   authorityKeyId?: Uint8Array;
+  /** RFC 5280 4.2.1.12 extKeyUsage purposes (OIDs), when the extension is present. */
+  extKeyUsage?: string[];
   /** OIDs of critical extensions this hub does not understand. */
   unknownCriticalExtensions: string[];
   /** Subject common name, when present (JPKI puts the opaque issuance serial there). */
@@ -96,6 +98,7 @@ export interface ParsedCertificate {
 }
 
 function parseAlgorithmOid(buf: Uint8Array, t: Tlv): string {
+  if (t.tag !== TAG.SEQUENCE) throw new DerError('bad AlgorithmIdentifier', t.start);
   const seq = children(buf, t);
   if (seq.length < 1 || seq[0].tag !== TAG.OID) throw new DerError('bad AlgorithmIdentifier', t.start);
   return decodeOid(valueOf(buf, seq[0]));
@@ -142,6 +145,15 @@ function parseAuthorityKeyId(buf: Uint8Array, octets: Tlv): Uint8Array | undefin
   return undefined;
 }
 
+function parseExtKeyUsage(buf: Uint8Array, octets: Tlv): string[] {
+  // ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId (OBJECT IDENTIFIER)
+  const seq = expectTlv(buf, octets.valueStart, TAG.SEQUENCE, octets.end, 'ExtKeyUsageSyntax');
+  return children(buf, seq).map((p) => {
+    if (p.tag !== TAG.OID) throw new DerError('bad KeyPurposeId', p.start);
+    return decodeOid(valueOf(buf, p));
+  });
+}
+
 function parseCommonName(buf: Uint8Array, name: Tlv): string | undefined {
   for (const rdn of children(buf, name)) {
     for (const atv of children(buf, rdn)) {
@@ -170,14 +182,17 @@ function parseRsaPublicKey(buf: Uint8Array, spki: Tlv): { der: Uint8Array; bits:
 /** Parses a DER certificate. Malformed input is a cert_malformed result with the offset. */
 export function parseCertificate(der: Uint8Array): Result<ParsedCertificate, 'cert_malformed'> {
   try {
-    return ok(parseOrThrow(der));
+    return ok(parseCertificateOrThrow(der));
   } catch (e) {
     if (e instanceof DerError) return fail('cert_malformed', `certificate is not valid DER: ${e.message}`);
-    throw e;
+    // Input from outside never turns into a 500: a parser bug is still a malformed certificate here.
+    // The fuzz test (test/hub/pki/fuzz.test.ts) calls parseCertificateOrThrow to catch such bugs.
+    return fail('cert_malformed', 'certificate could not be parsed');
   }
 }
 
-function parseOrThrow(der: Uint8Array): ParsedCertificate {
+/** Parses a DER certificate; every malformation throws DerError (anything else is a bug). */
+export function parseCertificateOrThrow(der: Uint8Array): ParsedCertificate {
   const cert = expectTlv(der, 0, TAG.SEQUENCE, der.length, 'Certificate');
   if (cert.end !== der.length) throw new DerError('trailing bytes after the certificate', cert.end);
   const [tbsT, algT, sigT, ...rest] = children(der, cert);
@@ -195,8 +210,14 @@ function parseOrThrow(der: Uint8Array): ParsedCertificate {
   if (!nb || !na) throw new DerError('bad Validity', validityT.start);
   const innerAlg = parseAlgorithmOid(der, sigAlgT);
   const outerAlg = parseAlgorithmOid(der, algT);
-  // RFC 5280 4.1.1.2: the two algorithm identifiers must match.
-  if (innerAlg !== outerAlg) throw new DerError('signature algorithm mismatch between TBS and certificate', algT.start);
+  // RFC 5280 4.1.1.2: signatureAlgorithm "MUST contain the same algorithm identifier as the signature
+  // field": the whole AlgorithmIdentifier, parameters included, so nothing outside the signed bytes
+  // can be altered and still make a certificate with another fingerprint.
+  if (innerAlg !== outerAlg || !bytesEqual(bytesOf(der, sigAlgT), bytesOf(der, algT))) {
+    throw new DerError('signature algorithm mismatch between TBS and certificate', algT.start);
+  }
+  // X.690 8.6.2.2: a signature is a whole number of octets; unused bits would be unsigned malleability.
+  if (sigT.tag === TAG.BIT_STRING && sigT.end > sigT.valueStart && der[sigT.valueStart] !== 0) throw new DerError('signature BIT STRING with unused bits', sigT.start);
   const [spkiAlgT] = children(der, spkiT);
   if (!spkiAlgT) throw new DerError('bad SubjectPublicKeyInfo', spkiT.start);
   const publicKeyAlgorithmOid = parseAlgorithmOid(der, spkiAlgT);
@@ -230,7 +251,11 @@ function parseOrThrow(der: Uint8Array): ParsedCertificate {
     const seq = expectTlv(der, extsT.valueStart, TAG.SEQUENCE, extsT.end, 'Extensions');
     const seen = new Set<string>();
     for (const ext of children(der, seq)) {
+      // Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+      if (ext.tag !== TAG.SEQUENCE) throw new DerError('bad Extension', ext.start);
       const parts = children(der, ext);
+      if (parts.length < 2 || parts.length > 3 || parts[0].tag !== TAG.OID) throw new DerError('bad Extension', ext.start);
+      if (parts.length === 3 && (parts[1].tag !== TAG.BOOLEAN || parts[1].end - parts[1].valueStart !== 1)) throw new DerError('bad Extension critical flag', parts[1].start);
       const oid = decodeOid(valueOf(der, parts[0]));
       // RFC 5280 4.2: a certificate must not include more than one instance of an extension.
       if (seen.has(oid)) throw new DerError(`duplicate extension ${oid}`, ext.start);
@@ -253,6 +278,9 @@ function parseOrThrow(der: Uint8Array): ParsedCertificate {
           break;
         case OID.authorityKeyIdentifier:
           out.authorityKeyId = parseAuthorityKeyId(der, octets);
+          break;
+        case OID.extKeyUsage:
+          out.extKeyUsage = parseExtKeyUsage(der, octets);
           break;
         default:
           if (critical && !KNOWN_EXTENSIONS.has(oid)) out.unknownCriticalExtensions.push(oid);

@@ -104,9 +104,15 @@ export function decodeOid(v: Uint8Array): string {
   return parts.join('.');
 }
 
-/** Decodes UTCTime or GeneralizedTime (RFC 5280 4.1.2.5: Zulu, seconds present). */
-export function decodeTime(buf: Uint8Array, t: Tlv): Date {
-  const s = String.fromCharCode(...buf.subarray(t.valueStart, t.end));
+/**
+ * Decodes UTCTime or GeneralizedTime (RFC 5280 4.1.2.5: Zulu, seconds present). With
+ * `fraction`, a GeneralizedTime may carry fractional seconds (X.690 11.7, as OCSP responders write).
+ */
+export function decodeTime(buf: Uint8Array, t: Tlv, opts: { fraction?: boolean } = {}): Date {
+  // The longest valid form is a GeneralizedTime with a fraction; anything longer is not a time (and a
+  // spread of a huge value would overflow the stack).
+  if (t.end - t.valueStart > 32) throw new DerError('time value too long', t.start);
+  const s = Buffer.from(buf.buffer, buf.byteOffset + t.valueStart, t.end - t.valueStart).toString('latin1');
   let m: RegExpMatchArray | null;
   let year: number;
   if (t.tag === TAG.UTCTime) {
@@ -115,11 +121,15 @@ export function decodeTime(buf: Uint8Array, t: Tlv): Date {
     const yy = Number(m[1]);
     year = yy >= 50 ? 1900 + yy : 2000 + yy; // RFC 5280 4.1.2.5.1
   } else if (t.tag === TAG.GeneralizedTime) {
-    m = s.match(/^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/);
+    m = opts.fraction ? s.match(/^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,9}))?Z$/) : s.match(/^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/);
     if (!m) throw new DerError('bad GeneralizedTime', t.start);
     year = Number(m[1]);
   } else throw new DerError('expected a time', t.start);
-  const d = new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+  const [mon, day, hh, mm, ss] = [Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])];
+  // Date.UTC would roll month 13 or second 61 over silently; a time out of range is malformed.
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) throw new DerError('time out of range', t.start);
+  const ms = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
+  const d = new Date(Date.UTC(year, mon - 1, day, hh, mm, ss, ms));
   if (Number.isNaN(d.getTime())) throw new DerError('invalid date', t.start);
   return d;
 }

@@ -346,7 +346,14 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
       } catch {
         return fail('csr_invalid', 'not a DER PKCS#10 certification request');
       }
-      if (!keyAcceptable(csr.subjectPublicKeyInfo)) return fail('csr_invalid', 'the key must be ECDSA P-256 or RSA of at least 2048 bits');
+      let acceptable = false;
+      try {
+        // PKI.js decodes the key lazily (parsedKey): a malformed key throws here, and is refused.
+        acceptable = keyAcceptable(csr.subjectPublicKeyInfo);
+      } catch {
+        acceptable = false;
+      }
+      if (!acceptable) return fail('csr_invalid', 'the key must be ECDSA P-256 or RSA of at least 2048 bits');
       let signed = false;
       try {
         // RFC 2986 3: the signature over certificationRequestInfo proves possession of the key.

@@ -1,106 +1,479 @@
-// OCSP client (RFC 6960) for registration-time revocation checks, with pkijs: a request with a
-// nonce, POSTed to the configured responder, the response verified (signed by the CA or a delegated
-// responder with id-kp-OCSPSigning), the nonce and freshness checked.
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
-import { webcrypto } from 'node:crypto';
-import { crlReasonFromCode } from '../../shared/revocation.ts';
+// OCSP client (RFC 6960) for registration-time revocation checks: a request for exactly one CertID
+// with a nonce, POSTed to the configured responder, and the answer accepted only when
+//   - it answers for that very CertID (hash algorithm, issuerNameHash, issuerKeyHash, serial; 4.1.1),
+//   - it is signed by the issuing CA itself or by a responder the CA delegated directly with
+//     id-kp-OCSPSigning (4.2.2.2): issued and signed by the CA, valid now, not a CA certificate,
+//   - it is fresh: thisUpdate not in the future, nextUpdate not passed, and without nextUpdate no
+//     older than a maximum age (so an old "good" cannot be replayed forever; 4.2.2.1),
+//   - the nonce, when echoed, is ours (4.4.1).
+// Anything else is an `unknown` verdict with a stable code saying why; the client never throws.
+//
+// The response is read with the hub's own bounds-checked DER reader (der.ts), not PKI.js, so a
+// malformed answer is a DerError at a known offset and nothing else.
+import { createHash, createPublicKey, randomBytes, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import type { ErrorCode } from '../../shared/errors.ts';
+import { silentLogger, type Logger } from '../../shared/log.ts';
+import { crlReasonFromCode, type CrlReason } from '../../shared/revocation.ts';
 import type { RevocationVerdict } from '../revocation/checker.ts';
+import { digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
+import { DerError, TAG, bytesEqual, bytesOf, children, decodeOid, decodeTime, expectTlv, readTlv, valueOf, type Tlv } from './der.ts';
 import type { CheckedCertificate } from './user-cert.ts';
 
-const NONCE_OID = '1.3.6.1.5.5.7.48.1.2';
-const BASIC_OID = '1.3.6.1.5.5.7.48.1.1';
+/** Why an OCSP answer was not used: one stable code each (shared/errors.ts). */
+export type OcspRejectCode = Extract<
+  ErrorCode,
+  | 'ocsp_unavailable'
+  | 'ocsp_malformed'
+  | 'ocsp_signature_invalid'
+  | 'ocsp_responder_unauthorized'
+  | 'ocsp_certid_mismatch'
+  | 'ocsp_nonce_mismatch'
+  | 'ocsp_not_yet_valid'
+  | 'ocsp_stale'
+  | 'ocsp_cert_unknown'
+>;
 
-let engineSet = false;
-function ensureEngine() {
-  if (engineSet) return;
-  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: "node", crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]["crypto"] }));
-  engineSet = true;
-}
-
-function toArrayBuffer(b: Uint8Array): ArrayBuffer {
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-}
+export const OCSP_OID = {
+  nonce: '1.3.6.1.5.5.7.48.1.2',
+  basic: '1.3.6.1.5.5.7.48.1.1',
+  ocspSigning: '1.3.6.1.5.5.7.3.9',
+  sha1: '1.3.14.3.2.26',
+} as const;
 
 export interface OcspClientOptions {
   url: string;
   timeoutMs?: number;
-  /** How far the responder's clock may be ahead or a response may be past nextUpdate. */
+  /** How far the responder's clock may be ahead, or an answer past its nextUpdate (default 5 minutes). */
   clockSkewMs?: number;
+  /** Without nextUpdate, an answer older than this (from thisUpdate) is stale (default 1 hour). */
+  maxAgeMs?: number;
+  /** Largest response accepted, in bytes. */
+  maxResponseBytes?: number;
   fetchImpl?: typeof fetch;
+  log?: Logger;
+}
+
+/** The CertID of RFC 6960 4.1.1, as the hub asks it and as a SingleResponse must repeat it. */
+export interface CertId {
+  hashAlgorithmOid: string;
+  issuerNameHash: Uint8Array;
+  issuerKeyHash: Uint8Array;
+  /** Content bytes of the serialNumber INTEGER. */
+  serial: Uint8Array;
+}
+
+/** One SingleResponse, decoded. */
+export interface SingleResponse {
+  certId: CertId;
+  status: { kind: 'good' } | { kind: 'revoked'; revokedAt: Date; reason?: CrlReason } | { kind: 'unknown' };
+  thisUpdate: Date;
+  nextUpdate?: Date;
+}
+
+/** A decoded OCSPResponse; `basic` only when responseStatus is successful. */
+export interface ParsedOcspResponse {
+  responseStatus: number;
+  basic?: {
+    /** DER of tbsResponseData, exactly as signed. */
+    tbs: Uint8Array;
+    responderId: { byName: Uint8Array } | { byKey: Uint8Array };
+    producedAt: Date;
+    responses: SingleResponse[];
+    nonce?: Uint8Array;
+    signatureAlgorithmOid: string;
+    signature: Uint8Array;
+    certs: Uint8Array[];
+  };
+}
+
+// --- DER writing for the request (X.690 definite lengths) ---
+
+function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
+  const len = content.reduce((n, c) => n + c.length, 0);
+  const head = len < 0x80 ? [tag, len] : len < 0x100 ? [tag, 0x81, len] : [tag, 0x82, len >> 8, len & 0xff];
+  return new Uint8Array(Buffer.concat([Uint8Array.from(head), ...content]));
+}
+
+const SHA1_ALGORITHM = tlv(TAG.SEQUENCE, tlv(TAG.OID, Uint8Array.from([0x2b, 0x0e, 0x03, 0x02, 0x1a])), tlv(TAG.NULL));
+
+/** The CertID for a certificate under its CA (SHA-1, as RFC 6960 4.1.1 and RFC 5019 profile it). */
+export function certIdFor(cert: ParsedCertificate, issuer: ParsedCertificate): CertId {
+  return {
+    hashAlgorithmOid: OCSP_OID.sha1,
+    // The hash of the issuer's distinguished name, DER-encoded: the issuer field of the certificate.
+    issuerNameHash: new Uint8Array(createHash('sha1').update(cert.issuerDer).digest()),
+    // The hash of the issuer's public key: the subjectPublicKey BIT STRING value without tag, length
+    // and unused-bits octet.
+    issuerKeyHash: new Uint8Array(createHash('sha1').update(subjectPublicKeyBits(issuer)).digest()),
+    serial: cert.serial,
+  };
+}
+
+function subjectPublicKeyBits(c: ParsedCertificate): Uint8Array {
+  const spki = readTlv(c.spkiDer, 0);
+  const [, bits] = children(c.spkiDer, spki);
+  if (!bits || bits.tag !== TAG.BIT_STRING || bits.end - bits.valueStart < 1) throw new DerError('bad subjectPublicKey', spki.start);
+  return c.spkiDer.subarray(bits.valueStart + 1, bits.end);
+}
+
+/**
+ * OCSPRequest ::= SEQUENCE { tbsRequest TBSRequest, optionalSignature [0] EXPLICIT Signature OPTIONAL }
+ * TBSRequest ::= SEQUENCE { version [0] EXPLICIT Version DEFAULT v1, requestorName [1] ... OPTIONAL,
+ *                           requestList SEQUENCE OF Request, requestExtensions [2] EXPLICIT Extensions OPTIONAL }
+ * Request ::= SEQUENCE { reqCert CertID, singleRequestExtensions [0] EXPLICIT Extensions OPTIONAL }
+ */
+export function encodeOcspRequest(id: CertId, nonce: Uint8Array): Uint8Array {
+  if (id.hashAlgorithmOid !== OCSP_OID.sha1) throw new RangeError('only SHA-1 CertIDs are written');
+  const certId = tlv(TAG.SEQUENCE, SHA1_ALGORITHM, tlv(TAG.OCTET_STRING, id.issuerNameHash), tlv(TAG.OCTET_STRING, id.issuerKeyHash), tlv(TAG.INTEGER, id.serial));
+  // RFC 8954 2.1: the nonce extension's value is an OCTET STRING of 1 to 32 octets.
+  const nonceExt = tlv(TAG.SEQUENCE, tlv(TAG.OID, Uint8Array.from([0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02])), tlv(TAG.OCTET_STRING, tlv(TAG.OCTET_STRING, nonce)));
+  const tbs = tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, certId)), tlv(TAG.ctx(2), tlv(TAG.SEQUENCE, nonceExt)));
+  return tlv(TAG.SEQUENCE, tbs);
+}
+
+// --- DER reading of the response ---
+
+function parseCertId(buf: Uint8Array, t: Tlv): CertId {
+  // CertID ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier, issuerNameHash OCTET STRING,
+  //                       issuerKeyHash OCTET STRING, serialNumber CertificateSerialNumber }
+  if (t.tag !== TAG.SEQUENCE) throw new DerError('bad CertID', t.start);
+  const [alg, nameHash, keyHash, serial, ...rest] = children(buf, t);
+  if (!serial || rest.length || alg.tag !== TAG.SEQUENCE || nameHash.tag !== TAG.OCTET_STRING || keyHash.tag !== TAG.OCTET_STRING || serial.tag !== TAG.INTEGER) {
+    throw new DerError('bad CertID', t.start);
+  }
+  const [oid] = children(buf, alg);
+  if (!oid || oid.tag !== TAG.OID) throw new DerError('bad hashAlgorithm', alg.start);
+  if (serial.end === serial.valueStart) throw new DerError('empty serialNumber', serial.start);
+  return { hashAlgorithmOid: decodeOid(valueOf(buf, oid)), issuerNameHash: valueOf(buf, nameHash), issuerKeyHash: valueOf(buf, keyHash), serial: valueOf(buf, serial) };
+}
+
+function generalizedTime(buf: Uint8Array, t: Tlv | undefined, what: string): Date {
+  if (!t || t.tag !== TAG.GeneralizedTime) throw new DerError(`bad ${what}`, t?.start ?? 0);
+  return decodeTime(buf, t, { fraction: true });
+}
+
+function parseSingleResponse(buf: Uint8Array, t: Tlv): SingleResponse {
+  // SingleResponse ::= SEQUENCE { certID CertID, certStatus CertStatus, thisUpdate GeneralizedTime,
+  //                               nextUpdate [0] EXPLICIT GeneralizedTime OPTIONAL,
+  //                               singleExtensions [1] EXPLICIT Extensions OPTIONAL }
+  if (t.tag !== TAG.SEQUENCE) throw new DerError('bad SingleResponse', t.start);
+  const [idT, statusT, thisT, ...opt] = children(buf, t);
+  if (!thisT) throw new DerError('SingleResponse is missing fields', t.start);
+  const certId = parseCertId(buf, idT);
+  let status: SingleResponse['status'];
+  // CertStatus ::= CHOICE { good [0] IMPLICIT NULL, revoked [1] IMPLICIT RevokedInfo, unknown [2] IMPLICIT UnknownInfo }
+  if (statusT.tag === 0x80 && statusT.end === statusT.valueStart) status = { kind: 'good' };
+  else if (statusT.tag === 0x82 && statusT.end === statusT.valueStart) status = { kind: 'unknown' };
+  else if (statusT.tag === TAG.ctx(1)) {
+    // RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL }
+    const [timeT, reasonT, ...more] = children(buf, statusT);
+    if (more.length) throw new DerError('bad RevokedInfo', statusT.start);
+    const revokedAt = generalizedTime(buf, timeT, 'revocationTime');
+    let reason: CrlReason | undefined;
+    if (reasonT) {
+      if (reasonT.tag !== TAG.ctx(0)) throw new DerError('bad revocationReason', reasonT.start);
+      const e = expectTlv(buf, reasonT.valueStart, TAG.ENUMERATED, reasonT.end, 'CRLReason');
+      if (e.end - e.valueStart !== 1) throw new DerError('bad CRLReason', e.start);
+      reason = crlReasonFromCode(buf[e.valueStart]);
+      if (!reason) throw new DerError('unknown CRLReason', e.start);
+    }
+    status = { kind: 'revoked', revokedAt, ...(reason ? { reason } : {}) };
+  } else throw new DerError('bad CertStatus', statusT.start);
+  const thisUpdate = generalizedTime(buf, thisT, 'thisUpdate');
+  let nextUpdate: Date | undefined;
+  for (const o of opt) {
+    if (o.tag === TAG.ctx(0) && nextUpdate === undefined) nextUpdate = generalizedTime(buf, readTlv(buf, o.valueStart, o.end), 'nextUpdate');
+    else if (o.tag !== TAG.ctx(1)) throw new DerError('bad SingleResponse field', o.start);
+  }
+  return { certId, status, thisUpdate, ...(nextUpdate ? { nextUpdate } : {}) };
+}
+
+function findNonce(buf: Uint8Array, exts: Tlv): Uint8Array | undefined {
+  const seq = expectTlv(buf, exts.valueStart, TAG.SEQUENCE, exts.end, 'Extensions');
+  for (const ext of children(buf, seq)) {
+    const parts = ext.tag === TAG.SEQUENCE ? children(buf, ext) : [];
+    if (parts.length < 2 || parts[0].tag !== TAG.OID) throw new DerError('bad Extension', ext.start);
+    const octets = parts[parts.length - 1];
+    if (octets.tag !== TAG.OCTET_STRING) throw new DerError('bad extnValue', octets.start);
+    if (decodeOid(valueOf(buf, parts[0])) !== OCSP_OID.nonce) continue;
+    // RFC 8954 2.1: extnValue holds an OCTET STRING; some responders echo the raw value instead.
+    const v = valueOf(buf, octets);
+    try {
+      const inner = readTlv(v, 0);
+      if (inner.tag === TAG.OCTET_STRING && inner.end === v.length) return valueOf(v, inner);
+    } catch {
+      // not wrapped
+    }
+    return v;
+  }
+  return undefined;
+}
+
+/** Decodes a DER OCSPResponse (RFC 6960 4.2.1). Throws DerError for anything malformed. */
+export function parseOcspResponseOrThrow(der: Uint8Array): ParsedOcspResponse {
+  // OCSPResponse ::= SEQUENCE { responseStatus OCSPResponseStatus, responseBytes [0] EXPLICIT ResponseBytes OPTIONAL }
+  const top = expectTlv(der, 0, TAG.SEQUENCE, der.length, 'OCSPResponse');
+  if (top.end !== der.length) throw new DerError('trailing bytes after the OCSPResponse', top.end);
+  const [statusT, bytesT, ...rest] = children(der, top);
+  if (!statusT || statusT.tag !== TAG.ENUMERATED || statusT.end - statusT.valueStart !== 1 || rest.length) throw new DerError('bad OCSPResponse', top.start);
+  const responseStatus = der[statusT.valueStart];
+  if (responseStatus !== 0) return { responseStatus };
+  if (!bytesT || bytesT.tag !== TAG.ctx(0)) throw new DerError('a successful response without responseBytes', top.start);
+  // ResponseBytes ::= SEQUENCE { responseType OBJECT IDENTIFIER, response OCTET STRING }
+  const rb = expectTlv(der, bytesT.valueStart, TAG.SEQUENCE, bytesT.end, 'ResponseBytes');
+  const [typeT, respT] = children(der, rb);
+  if (!respT || typeT.tag !== TAG.OID || respT.tag !== TAG.OCTET_STRING) throw new DerError('bad ResponseBytes', rb.start);
+  if (decodeOid(valueOf(der, typeT)) !== OCSP_OID.basic) throw new DerError('not a basic OCSP response', typeT.start);
+  const b = valueOf(der, respT);
+  // BasicOCSPResponse ::= SEQUENCE { tbsResponseData ResponseData, signatureAlgorithm AlgorithmIdentifier,
+  //                                  signature BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
+  const basicT = expectTlv(b, 0, TAG.SEQUENCE, b.length, 'BasicOCSPResponse');
+  if (basicT.end !== b.length) throw new DerError('trailing bytes after the BasicOCSPResponse', basicT.end);
+  const [tbsT, algT, sigT, certsT, ...more] = children(b, basicT);
+  if (!sigT || more.length || tbsT.tag !== TAG.SEQUENCE || algT.tag !== TAG.SEQUENCE || sigT.tag !== TAG.BIT_STRING || sigT.end - sigT.valueStart < 1) {
+    throw new DerError('bad BasicOCSPResponse', basicT.start);
+  }
+  if (b[sigT.valueStart] !== 0) throw new DerError('signature BIT STRING with unused bits', sigT.start);
+  const [algOid] = children(b, algT);
+  if (!algOid || algOid.tag !== TAG.OID) throw new DerError('bad signatureAlgorithm', algT.start);
+  const certs: Uint8Array[] = [];
+  if (certsT) {
+    if (certsT.tag !== TAG.ctx(0)) throw new DerError('bad certs', certsT.start);
+    const seq = expectTlv(b, certsT.valueStart, TAG.SEQUENCE, certsT.end, 'certs');
+    for (const c of children(b, seq)) certs.push(bytesOf(b, c));
+  }
+  // ResponseData ::= SEQUENCE { version [0] EXPLICIT Version DEFAULT v1, responderID ResponderID,
+  //                             producedAt GeneralizedTime, responses SEQUENCE OF SingleResponse,
+  //                             responseExtensions [1] EXPLICIT Extensions OPTIONAL }
+  const f = children(b, tbsT);
+  let i = 0;
+  if (f[i]?.tag === TAG.ctx(0)) {
+    const v = expectTlv(b, f[i].valueStart, TAG.INTEGER, f[i].end, 'version');
+    if (v.end - v.valueStart !== 1 || b[v.valueStart] !== 0) throw new DerError('unsupported ResponseData version', v.start);
+    i++;
+  }
+  const [ridT, producedT, responsesT, extsT, ...extra] = f.slice(i);
+  if (!responsesT || extra.length || responsesT.tag !== TAG.SEQUENCE) throw new DerError('bad ResponseData', tbsT.start);
+  // ResponderID ::= CHOICE { byName [1] Name, byKey [2] KeyHash }
+  let responderId: { byName: Uint8Array } | { byKey: Uint8Array };
+  if (ridT.tag === TAG.ctx(1)) responderId = { byName: bytesOf(b, expectTlv(b, ridT.valueStart, TAG.SEQUENCE, ridT.end, 'responder Name')) };
+  else if (ridT.tag === TAG.ctx(2)) responderId = { byKey: valueOf(b, expectTlv(b, ridT.valueStart, TAG.OCTET_STRING, ridT.end, 'responder KeyHash')) };
+  else throw new DerError('bad ResponderID', ridT.start);
+  const producedAt = generalizedTime(b, producedT, 'producedAt');
+  const responses = children(b, responsesT).map((r) => parseSingleResponse(b, r));
+  let nonce: Uint8Array | undefined;
+  if (extsT) {
+    if (extsT.tag !== TAG.ctx(1)) throw new DerError('bad responseExtensions', extsT.start);
+    nonce = findNonce(b, extsT);
+  }
+  return {
+    responseStatus,
+    basic: {
+      tbs: bytesOf(b, tbsT),
+      responderId,
+      producedAt,
+      responses,
+      ...(nonce ? { nonce } : {}),
+      signatureAlgorithmOid: decodeOid(valueOf(b, algOid)),
+      signature: b.subarray(sigT.valueStart + 1, sigT.end),
+      certs,
+    },
+  };
+}
+
+// --- Verification ---
+
+/** An OCSP answer the hub refused, with its stable code and a message without serials. */
+export class OcspRejected extends Error {
+  readonly code: OcspRejectCode;
+  constructor(code: OcspRejectCode, message: string) {
+    super(message);
+    this.name = 'OcspRejected';
+    this.code = code;
+  }
+}
+
+function verifySignature(oid: string, data: Uint8Array, key: KeyObject, sig: Uint8Array): boolean {
+  const digest = digestForSignatureOid(oid);
+  if (!digest) return false;
+  try {
+    return cryptoVerify(digest, data, key, sig);
+  } catch {
+    return false;
+  }
+}
+
+function publicKeyOf(c: ParsedCertificate): KeyObject | undefined {
+  try {
+    return createPublicKey({ key: Buffer.from(c.spkiDer), format: 'der', type: 'spki' });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Who signed the response, and may they (RFC 6960 4.2.2.2): the CA that issued the certificate in
+ * question, or a certificate in `certs` that this CA issued directly (its signature verifies with
+ * the CA key), that carries id-kp-OCSPSigning, is valid now and is not itself a CA certificate. A
+ * holder's certificate, a revoked certificate's own key, another CA's responder: all refused.
+ */
+function authorizeSigner(basic: NonNullable<ParsedOcspResponse['basic']>, issuer: CheckedCertificate['anchor'], now: Date, skewMs: number): void {
+  if (verifySignature(basic.signatureAlgorithmOid, basic.tbs, issuer.publicKey, basic.signature)) return checkResponderId(basic, issuer.cert);
+  let why: string | undefined;
+  for (const der of basic.certs) {
+    const parsed = parseCertificate(der);
+    if (!parsed.ok) continue;
+    const c = parsed.value;
+    const key = publicKeyOf(c);
+    if (!key || !verifySignature(basic.signatureAlgorithmOid, basic.tbs, key, basic.signature)) continue;
+    // This certificate's key made the signature: is it a responder the CA delegated?
+    const issuedByCa =
+      bytesEqual(c.issuerDer, issuer.cert.subjectDer) && digestForSignatureOid(c.signatureAlgorithmOid) !== undefined && verifySignature(c.signatureAlgorithmOid, c.tbs, issuer.publicKey, c.signature);
+    if (!issuedByCa) why = 'the responder certificate was not issued by the certificate\'s CA';
+    else if (!c.extKeyUsage?.includes(OCSP_OID.ocspSigning)) why = 'the responder certificate lacks id-kp-OCSPSigning';
+    else if (c.basicConstraintsCa) why = 'the responder certificate is a CA certificate';
+    else if (c.keyUsage && !c.keyUsage.has('digitalSignature')) why = 'the responder certificate key usage lacks digitalSignature';
+    else if (c.notBefore.getTime() > now.getTime() + skewMs) why = 'the responder certificate is not yet valid';
+    else if (c.notAfter.getTime() < now.getTime()) why = 'the responder certificate has expired';
+    else return checkResponderId(basic, c);
+    throw new OcspRejected('ocsp_responder_unauthorized', why);
+  }
+  // No certificate that may sign for this CA made the signature.
+  throw new OcspRejected('ocsp_signature_invalid', 'the response signature verifies with neither the CA key nor a certificate it carries');
+}
+
+/** RFC 6960 4.2.2.3: the ResponderID names the signer, by its subject Name or SHA-1 of its key. */
+function checkResponderId(basic: NonNullable<ParsedOcspResponse['basic']>, signer: ParsedCertificate): void {
+  const id = basic.responderId;
+  let named = false;
+  try {
+    named = 'byName' in id ? bytesEqual(id.byName, signer.subjectDer) : bytesEqual(id.byKey, createHash('sha1').update(subjectPublicKeyBits(signer)).digest());
+  } catch {
+    named = false; // a key whose bits cannot be found names nobody
+  }
+  if (!named) throw new OcspRejected('ocsp_responder_unauthorized', 'the ResponderID does not name the certificate that signed the response');
+}
+
+function sameCertId(a: CertId, b: CertId): string | undefined {
+  if (a.hashAlgorithmOid !== b.hashAlgorithmOid) return 'hash algorithm';
+  if (!bytesEqual(a.issuerNameHash, b.issuerNameHash)) return 'issuerNameHash';
+  if (!bytesEqual(a.issuerKeyHash, b.issuerKeyHash)) return 'issuerKeyHash';
+  // The serial as the certificate encodes it (DER INTEGER content is unique, X.690 8.3.2).
+  if (!bytesEqual(a.serial, b.serial)) return 'serialNumber';
+  return undefined;
+}
+
+export interface OcspCheckInput {
+  /** The CertID the hub asked about. */
+  asked: CertId;
+  /** The nonce the hub sent. */
+  nonce: Uint8Array;
+  issuer: CheckedCertificate['anchor'];
+  now: Date;
+  skewMs: number;
+  maxAgeMs: number;
+}
+
+/**
+ * Decides what a DER OCSP response says about the certificate asked about, or throws OcspRejected.
+ * Pure over data and `now`: the HTTP shell below and the tests call it.
+ */
+export function evaluateOcspResponse(der: Uint8Array, input: OcspCheckInput): SingleResponse['status'] {
+  let parsed: ParsedOcspResponse;
+  try {
+    parsed = parseOcspResponseOrThrow(der);
+  } catch (e) {
+    throw new OcspRejected('ocsp_malformed', e instanceof DerError ? `the response is not valid DER: ${e.message}` : 'the response could not be parsed');
+  }
+  if (parsed.responseStatus !== 0 || !parsed.basic) throw new OcspRejected('ocsp_unavailable', `the responder answered responseStatus ${parsed.responseStatus}`);
+  const basic = parsed.basic;
+  authorizeSigner(basic, input.issuer, input.now, input.skewMs);
+  if (basic.nonce && !bytesEqual(basic.nonce, input.nonce)) throw new OcspRejected('ocsp_nonce_mismatch', 'the response nonce is not the one sent');
+  // RFC 6960 4.2.2.3 / 4.1.1: the SingleResponse must name exactly the CertID requested.
+  let nearest: string | undefined;
+  const single = basic.responses.find((r) => {
+    const diff = sameCertId(r.certId, input.asked);
+    if (diff && (!nearest || diff !== 'serialNumber')) nearest = diff;
+    return diff === undefined;
+  });
+  if (!single) throw new OcspRejected('ocsp_certid_mismatch', `no answer for the CertID asked about (${nearest ? `${nearest} differs` : 'no responses'})`);
+  const now = input.now.getTime();
+  // RFC 6960 4.2.2.1: thisUpdate after the local time is not valid; nextUpdate before it is stale.
+  if (single.thisUpdate.getTime() > now + input.skewMs) throw new OcspRejected('ocsp_not_yet_valid', `thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
+  if (basic.producedAt.getTime() > now + input.skewMs) throw new OcspRejected('ocsp_not_yet_valid', `producedAt ${basic.producedAt.toISOString()} is in the future`);
+  if (single.nextUpdate) {
+    if (single.nextUpdate.getTime() + input.skewMs < now) throw new OcspRejected('ocsp_stale', `nextUpdate ${single.nextUpdate.toISOString()} has passed`);
+  } else if (single.thisUpdate.getTime() + input.maxAgeMs < now) {
+    throw new OcspRejected('ocsp_stale', `no nextUpdate and thisUpdate ${single.thisUpdate.toISOString()} is older than ${Math.round(input.maxAgeMs / 1000)} s`);
+  }
+  if (single.status.kind === 'unknown') throw new OcspRejected('ocsp_cert_unknown', 'the responder does not know the certificate');
+  return single.status;
+}
+
+/** Reads a response body, giving up (and cancelling the stream) past `limit` bytes, chunked or not. */
+async function readBounded(res: Response, limit: number): Promise<Uint8Array | 'too-large'> {
+  if (!res.body) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      return 'too-large';
+    }
+    chunks.push(value);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
 }
 
 /** Builds the OCSP query used by the revocation checker. Failures are `unknown` verdicts, never throws. */
 export function createOcspQuery(opts: OcspClientOptions) {
-  const skew = opts.clockSkewMs ?? 5 * 60_000;
+  const skewMs = opts.clockSkewMs ?? 5 * 60_000;
+  const maxAgeMs = opts.maxAgeMs ?? 3600_000;
+  const maxBytes = opts.maxResponseBytes ?? 64 * 1024;
   const doFetch = opts.fetchImpl ?? fetch;
+  const log = opts.log ?? silentLogger;
+  const refused = (code: OcspRejectCode, detail: string): RevocationVerdict => {
+    // No serial here (no usage history): the code and why are enough to see an attack or a broken responder.
+    log.warn('OCSP answer not used', { code, why: detail });
+    return { status: 'unknown', source: 'ocsp', detail: `OCSP ${code}: ${detail}`, ocspCode: code };
+  };
   return async (checked: CheckedCertificate, now: Date): Promise<RevocationVerdict> => {
-    ensureEngine();
-    const unknown = (detail: string): RevocationVerdict => ({ status: 'unknown', source: 'ocsp', detail });
-    const cert = pkijs.Certificate.fromBER(toArrayBuffer(checked.cert.der));
-    const issuer = pkijs.Certificate.fromBER(toArrayBuffer(checked.anchor.cert.der));
-    const req = new pkijs.OCSPRequest();
-    await req.createForCertificate(cert, { hashAlgorithm: 'SHA-1', issuerCertificate: issuer });
-    const nonce = webcrypto.getRandomValues(new Uint8Array(16));
-    req.tbsRequest.requestExtensions = [
-      new pkijs.Extension({ extnID: NONCE_OID, extnValue: new asn1js.OctetString({ valueHex: nonce }).toBER() }),
-    ];
-    let body: ArrayBuffer;
+    let asked: CertId;
+    try {
+      asked = certIdFor(checked.cert, checked.anchor.cert);
+    } catch {
+      return refused('ocsp_malformed', 'the CA public key cannot be hashed for a CertID');
+    }
+    const nonce = new Uint8Array(randomBytes(16));
+    let body: Uint8Array;
     try {
       const res = await doFetch(opts.url, {
         method: 'POST',
         headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response' },
-        body: new Uint8Array(req.toSchema(true).toBER()),
+        body: encodeOcspRequest(asked, nonce),
         signal: AbortSignal.timeout(opts.timeoutMs ?? 3000),
       });
-      if (!res.ok) return unknown(`OCSP responder answered HTTP ${res.status}`);
-      body = await res.arrayBuffer();
-      if (body.byteLength > 64 * 1024) return unknown('OCSP response too large');
+      if (!res.ok) return refused('ocsp_unavailable', `the responder answered HTTP ${res.status}`);
+      const declared = Number(res.headers.get('content-length') ?? '0');
+      if (declared > maxBytes) return refused('ocsp_malformed', 'the response is too large');
+      const read = await readBounded(res, maxBytes);
+      if (read === 'too-large') return refused('ocsp_malformed', 'the response is too large');
+      body = read;
     } catch (e) {
-      return unknown(`OCSP responder unreachable: ${(e as Error).message}`);
+      return refused('ocsp_unavailable', `the responder is unreachable: ${(e as Error).message}`);
     }
     try {
-      const resp = pkijs.OCSPResponse.fromBER(body);
-      const status = resp.responseStatus.valueBlock.valueDec;
-      if (status !== 0) return unknown(`OCSP responseStatus ${status}`);
-      if (!resp.responseBytes || resp.responseBytes.responseType !== BASIC_OID) return unknown('OCSP response is not a basic response');
-      const basic = pkijs.BasicOCSPResponse.fromBER(resp.responseBytes.response.valueBlock.valueHexView);
-      // RFC 6960 4.2.2.2: signed by the CA itself or a responder it delegated with id-kp-OCSPSigning.
-      const verified = await basic.verify({ trustedCerts: [issuer] }).catch(() => false);
-      if (!verified) return unknown('OCSP response signature does not verify');
-      const ext = basic.tbsResponseData.responseExtensions?.find((e) => e.extnID === NONCE_OID);
-      if (ext) {
-        const inner = asn1js.fromBER(ext.extnValue.valueBlock.valueHexView);
-        const got = inner.offset !== -1 && inner.result instanceof asn1js.OctetString ? new Uint8Array(inner.result.valueBlock.valueHexView) : new Uint8Array(ext.extnValue.valueBlock.valueHexView);
-        if (Buffer.compare(Buffer.from(got), Buffer.from(nonce)) !== 0) return unknown('OCSP nonce mismatch');
-      }
-      const serialHex = checked.cert.serialHex;
-      const single = basic.tbsResponseData.responses.find((r) => {
-        const h = Buffer.from(r.certID.serialNumber.valueBlock.valueHexView).toString('hex').replace(/^(00)+(?=.)/, '');
-        return h === serialHex;
-      });
-      if (!single) return unknown('OCSP response does not cover this certificate');
-      const thisUpdate = single.thisUpdate.getTime();
-      if (thisUpdate > now.getTime() + skew) return unknown('OCSP response is from the future');
-      if (single.nextUpdate && single.nextUpdate.getTime() + skew < now.getTime()) return unknown('OCSP response is stale');
-      const cs = single.certStatus as asn1js.BaseBlock & { idBlock: { tagClass: number; tagNumber: number }; valueBlock: { value?: asn1js.BaseBlock[] } };
-      switch (cs.idBlock.tagNumber) {
-        case 0:
-          return { status: 'good', source: 'ocsp' };
-        case 1: {
-          // RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL }
-          const parts = cs.valueBlock.value ?? [];
-          const time = parts[0] instanceof asn1js.GeneralizedTime ? parts[0].toDate() : undefined;
-          const reasonBlock = parts[1] as (asn1js.BaseBlock & { valueBlock: { value?: asn1js.BaseBlock[] } }) | undefined;
-          const enumerated = reasonBlock?.valueBlock.value?.[0];
-          const code = enumerated instanceof asn1js.Enumerated ? enumerated.valueBlock.valueDec : 0;
-          return { status: 'revoked', source: 'ocsp', revokedAt: time, reason: crlReasonFromCode(code) ?? 'unspecified' };
-        }
-        default:
-          return unknown('OCSP responder does not know this certificate');
-      }
+      const st = evaluateOcspResponse(body, { asked, nonce, issuer: checked.anchor, now, skewMs, maxAgeMs });
+      if (st.kind === 'good') return { status: 'good', source: 'ocsp' };
+      if (st.kind === 'revoked') return { status: 'revoked', source: 'ocsp', revokedAt: st.revokedAt, reason: st.reason ?? 'unspecified' };
+      return refused('ocsp_cert_unknown', 'the responder does not know the certificate');
     } catch (e) {
-      return unknown(`OCSP response malformed: ${(e as Error).message}`);
+      if (e instanceof OcspRejected) return refused(e.code, e.message);
+      return refused('ocsp_malformed', 'the response could not be evaluated');
     }
   };
 }

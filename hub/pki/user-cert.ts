@@ -61,7 +61,7 @@ export function checkUserCertificate(
   const ordered = cert.authorityKeyId
     ? [...named].sort((a, b) => Number(!sameKeyId(b, cert)) - Number(!sameKeyId(a, cert)))
     : named;
-  const anchor = ordered.find((a) => cryptoVerify(digest, cert.tbs, a.publicKey, cert.signature));
+  const anchor = ordered.find((a) => verifyQuietly(() => cryptoVerify(digest, cert.tbs, a.publicKey, cert.signature)));
   if (!anchor) return fail('cert_chain_broken', 'the certificate signature does not verify against any configured anchor with its issuer name');
 
   // RFC 5280 6.1.3 (a)(2): the certificate validity period includes the current time.
@@ -96,6 +96,15 @@ export function checkUserCertificate(
   return ok({ cert, anchor, fingerprint });
 }
 
+/** A verification that throws (a key or signature OpenSSL cannot read) is a failed verification. */
+function verifyQuietly(f: () => boolean): boolean {
+  try {
+    return f();
+  } catch {
+    return false;
+  }
+}
+
 function sameKeyId(a: TrustAnchor, cert: ParsedCertificate): boolean {
   return !!a.cert.subjectKeyId && !!cert.authorityKeyId && bytesEqual(a.cert.subjectKeyId, cert.authorityKeyId);
 }
@@ -114,6 +123,9 @@ export function verifyChallengeSignature(
     return fail('signature_malformed', `the signature must be ${modulusBytes} bytes, got ${signature.length}`);
   }
   // PKCS#1 DER import is ~25x cheaper in Node than SPKI, which matters at thousands per second.
-  const okSig = cryptoVerify('sha256', challenge, { key: Buffer.from(cert.rsaPublicKeyDer), format: 'der', type: 'pkcs1' }, signature);
+  // A key that parsed as far as the modulus may still be refused by OpenSSL: that is a bad signature
+  // check, not a crash.
+  const rsaKey = cert.rsaPublicKeyDer;
+  const okSig = verifyQuietly(() => cryptoVerify('sha256', challenge, { key: Buffer.from(rsaKey), format: 'der', type: 'pkcs1' }, signature));
   return okSig ? ok(undefined) : fail('signature_invalid', 'the signature does not verify over this challenge with the certificate key');
 }

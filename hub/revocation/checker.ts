@@ -1,5 +1,6 @@
 // Revocation status of a certificate at registration time (登録時の失効確認): the latest verified
 // CRL of its issuer held in memory, and OCSP where configured.
+import type { ErrorCode } from '../../shared/errors.ts';
 import type { CrlReason } from '../../shared/revocation.ts';
 import type { CheckedCertificate } from '../pki/user-cert.ts';
 
@@ -10,6 +11,8 @@ export interface RevocationVerdict {
   revokedAt?: Date;
   source: 'crl' | 'ocsp' | 'none';
   detail?: string;
+  /** Why an OCSP answer was not used (an ocsp_* code), when one was asked for and refused. */
+  ocspCode?: ErrorCode;
 }
 
 /** Answers revocation questions; implementations must not throw for expected failures. */
@@ -39,8 +42,10 @@ export interface CombinedCheckerOptions {
 }
 
 /**
- * OCSP first where configured (freshest), falling back to the CRL; a revoked answer from either wins.
- * Without a usable source the verdict is `unknown`, and the caller decides whether that refuses.
+ * The CRL first, then OCSP where configured (freshest). A revoked answer from either wins: an OCSP
+ * "good" never overrides a CRL "revoked" (a forged or replayed answer must not undo a revocation).
+ * Without a usable source the verdict is `unknown`, carrying why each source failed (the OCSP code
+ * included), and the caller decides whether that refuses.
  */
 export function createRevocationChecker({ crls, ocsp, crlGraceMs = 24 * 3600_000 }: CombinedCheckerOptions): RevocationChecker {
   return {
@@ -57,9 +62,16 @@ export function createRevocationChecker({ crls, ocsp, crlGraceMs = 24 * 3600_000
       };
       const crlVerdict = fromCrl();
       if (crlVerdict.status === 'revoked' || !ocsp) return crlVerdict;
-      const o = await ocsp(cert, now).catch((e): RevocationVerdict => ({ status: 'unknown', source: 'ocsp', detail: String(e?.message ?? e) }));
+      const o = await ocsp(cert, now).catch((e): RevocationVerdict => ({ status: 'unknown', source: 'ocsp', detail: String(e?.message ?? e), ocspCode: 'ocsp_unavailable' }));
       if (o.status !== 'unknown') return o;
-      return crlVerdict;
+      if (crlVerdict.status === 'good') return crlVerdict;
+      // Neither source answers: say why for both, so the refusal names the OCSP reason too.
+      return {
+        status: 'unknown',
+        source: o.source,
+        detail: `${crlVerdict.detail ?? 'no CRL answer'}; ${o.detail ?? 'no OCSP answer'}`,
+        ...(o.ocspCode ? { ocspCode: o.ocspCode } : {}),
+      };
     },
   };
 }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CRL_REASONS, type CrlReason } from '../../shared/revocation.ts';
-import { OID, integerValue, issueOcspResponderCert, type CryptoKey, type CryptoKeyPair, type TestCa } from './ca.ts';
+import { OID, integerBytes, integerValue, issueOcspResponderCert, type CryptoKey, type CryptoKeyPair, type TestCa } from './ca.ts';
 
 /** What the responder says about one serial: revoked (with time and reason), good (undefined) or 'unknown'. */
 export type OcspStatus = { revokedAt: Date; reason: CrlReason } | undefined | 'unknown';
@@ -27,6 +27,34 @@ export interface OcspResponderOptions {
   validitySeconds?: number;
   /** Largest request accepted, in bytes (default 16 KiB). */
   maxRequestBytes?: number;
+  /**
+   * TEST ONLY: forge the answers (wrong CertID fields, another signer, bent times). A function is
+   * asked at each request, so one responder can forge differently from test to test.
+   */
+  forge?: OcspForgery | (() => OcspForgery | undefined);
+}
+
+/**
+ * TEST ONLY. What a forging responder changes in otherwise ordinary answers, to show that a client
+ * refuses them (RFC 6960 4.2.2.2 signer authorization, 4.1.1 CertID, 4.2.2.1 freshness).
+ */
+export interface OcspForgery {
+  /** Replaces fields of each answered CertID (the request's CertID otherwise). */
+  certId?: { hashAlgorithmOid?: string; issuerNameHash?: Uint8Array; issuerKeyHash?: Uint8Array; serial?: bigint };
+  /** Answers this status whatever the lookup says. */
+  status?: 'good' | 'unknown' | { revokedAt: Date; reason: CrlReason };
+  /** Signs with this key and ships these certificates (e.g. a holder's certificate posing as a responder). */
+  signer?: { key: CryptoKey; certDers: Uint8Array[] };
+  thisUpdate?: Date;
+  /** null leaves nextUpdate out. */
+  nextUpdate?: Date | null;
+  producedAt?: Date;
+  /** Echoes this nonce instead of the request's. */
+  nonce?: Uint8Array;
+  /** ResponderID byKey with this hash instead of the signer's. */
+  responderKeyHash?: Uint8Array;
+  /** Rewrites the finished DER answer (a fuzzer's mutation). */
+  rewrite?: (der: Uint8Array) => Uint8Array;
 }
 
 export interface OcspResponder {
@@ -91,8 +119,9 @@ interface Signer {
  */
 export async function answerOcspRequest(
   reqDer: Uint8Array,
-  ctx: { ca: TestCa; status: OcspStatusLookup; signer: Signer; now?: Date; validitySeconds?: number },
+  ctx: { ca: TestCa; status: OcspStatusLookup; signer: Signer; now?: Date; validitySeconds?: number; forge?: OcspForgery },
 ): Promise<Uint8Array> {
+  const forge = ctx.forge;
   let req: pkijs.OCSPRequest;
   try {
     req = pkijs.OCSPRequest.fromBER(buf(reqDer));
@@ -122,24 +151,32 @@ export async function answerOcspRequest(
           st = await ctx.status(integerValue(id.serialNumber));
         }
       }
+      if (forge?.status !== undefined) st = forge.status === 'good' ? undefined : forge.status;
+      const thisUpdate = forge?.thisUpdate ? wholeSeconds(forge.thisUpdate) : now;
+      const nextUpdate =
+        forge?.nextUpdate === null ? undefined : forge?.nextUpdate ? wholeSeconds(forge.nextUpdate) : validity > 0 ? new Date(thisUpdate.getTime() + validity * 1000) : undefined;
       responses.push(
         new pkijs.SingleResponse({
-          certID: id,
+          certID: forge?.certId ? forgedCertId(id, forge.certId) : id,
           certStatus: certStatus(st),
-          thisUpdate: now,
-          ...(validity > 0 ? { nextUpdate: new Date(now.getTime() + validity * 1000) } : {}),
+          thisUpdate,
+          ...(nextUpdate ? { nextUpdate } : {}),
         }),
       );
     }
-    const nonce = req.tbsRequest.requestExtensions?.find((e) => e.extnID === OID.ocspNonce);
+    const asked = req.tbsRequest.requestExtensions?.find((e) => e.extnID === OID.ocspNonce);
+    const nonce = forge?.nonce
+      ? new pkijs.Extension({ extnID: OID.ocspNonce, critical: false, extnValue: new asn1js.OctetString({ valueHex: buf(forge.nonce) }).toBER(false) })
+      : asked;
+    const signer = forge?.signer ? forgedSigner(forge.signer) : ctx.signer;
     const tbs = new pkijs.ResponseData({
-      responderID: new asn1js.OctetString({ valueHex: buf(ctx.signer.keyHash) }),
-      producedAt: now,
+      responderID: new asn1js.OctetString({ valueHex: buf(forge?.responderKeyHash ?? signer.keyHash) }),
+      producedAt: forge?.producedAt ? wholeSeconds(forge.producedAt) : now,
       responses,
       ...(nonce ? { responseExtensions: [new pkijs.Extension({ extnID: OID.ocspNonce, critical: false, extnValue: buf(nonce.extnValue.valueBlock.valueHexView) })] } : {}),
     });
-    const basic = new pkijs.BasicOCSPResponse({ tbsResponseData: tbs, certs: ctx.signer.certs });
-    await basic.sign(ctx.signer.key, 'SHA-256');
+    const basic = new pkijs.BasicOCSPResponse({ tbsResponseData: tbs, ...(signer.certs.length ? { certs: signer.certs } : {}) });
+    await basic.sign(signer.key, 'SHA-256');
     const res = new pkijs.OCSPResponse({
       responseStatus: new asn1js.Enumerated({ value: OCSP_RESPONSE_STATUS.successful }),
       responseBytes: new pkijs.ResponseBytes({
@@ -147,10 +184,39 @@ export async function answerOcspRequest(
         response: new asn1js.OctetString({ valueHex: basic.toSchema().toBER(false) }),
       }),
     });
-    return new Uint8Array(res.toSchema().toBER(false));
+    const der = new Uint8Array(res.toSchema().toBER(false));
+    return forge?.rewrite ? forge.rewrite(der) : der;
   } catch {
     return ocspErrorResponse('internalError');
   }
+}
+
+/** TEST ONLY: a CertID with some fields replaced. */
+function forgedCertId(id: pkijs.CertID, f: NonNullable<OcspForgery['certId']>): pkijs.CertID {
+  return new pkijs.CertID({
+    hashAlgorithm: f.hashAlgorithmOid ? new pkijs.AlgorithmIdentifier({ algorithmId: f.hashAlgorithmOid, algorithmParams: new asn1js.Null() }) : id.hashAlgorithm,
+    issuerNameHash: f.issuerNameHash ? new asn1js.OctetString({ valueHex: buf(f.issuerNameHash) }) : id.issuerNameHash,
+    issuerKeyHash: f.issuerKeyHash ? new asn1js.OctetString({ valueHex: buf(f.issuerKeyHash) }) : id.issuerKeyHash,
+    serialNumber: f.serial !== undefined ? new asn1js.Integer({ valueHex: buf(integerBytes(f.serial)) }) : id.serialNumber,
+  });
+}
+
+/** TEST ONLY: a signer from a key and the certificates to ship (ResponderID byKey of the first, if any). */
+function forgedSigner(f: NonNullable<OcspForgery['signer']>): Signer {
+  return {
+    key: f.key,
+    keyHash: f.certDers[0] ? keyHashOf(f.certDers[0]) : new Uint8Array(20),
+    certs: f.certDers.map((d) => pkijs.Certificate.fromBER(buf(d))),
+  };
+}
+
+/** TEST ONLY: SHA-1 of a certificate's subject Name and of its public key bits, as a CertID names an issuer. */
+export function issuerHashesOf(certDer: Uint8Array): { issuerNameHash: Uint8Array; issuerKeyHash: Uint8Array } {
+  const cert = pkijs.Certificate.fromBER(buf(certDer));
+  return {
+    issuerNameHash: new Uint8Array(createHash('sha1').update(new Uint8Array(cert.subject.toSchema().toBER(false))).digest()),
+    issuerKeyHash: keyHashOf(certDer),
+  };
 }
 
 function keyHashOf(certDer: Uint8Array): Uint8Array {
@@ -192,7 +258,8 @@ function send(res: ServerResponse, status: number, body?: Uint8Array, headers: R
 export async function startOcspResponder(opts: OcspResponderOptions): Promise<OcspResponder> {
   const { ca, status, host = '127.0.0.1', port = 0, responder = 'ca', validitySeconds, maxRequestBytes = 16 * 1024 } = opts;
   const signer = await ocspSigner(ca, responder, opts.responderKeyPair);
-  const answer = (der: Uint8Array) => answerOcspRequest(der, { ca, status, signer, validitySeconds });
+  const answer = (der: Uint8Array) =>
+    answerOcspRequest(der, { ca, status, signer, validitySeconds, forge: typeof opts.forge === 'function' ? opts.forge() : opts.forge });
 
   const server = createServer((req, res) => {
     void (async () => {
