@@ -91,7 +91,7 @@ async function post(url: string, body: unknown): Promise<{ status: number; body:
 }
 
 /** A proof made the way a card makes it, over HTTP. */
-async function proof(h: Hub, cert: IssuedCert, purpose: 'register' | 'holder' = 'register') {
+async function proof(h: Hub, cert: IssuedCert, purpose: 'register' | 'status' = 'register') {
   const ch = await post(`${h.url}/v1/challenges`, { purpose });
   assert.is(ch.status, 201, JSON.stringify(ch.body));
   const sig = await signLikeCard(cert.keyPair.privateKey, new Uint8Array(Buffer.from(ch.body.challenge ?? '', 'base64url')));
@@ -274,7 +274,7 @@ test('a holder proof with a certificate since revoked as superseded gets cert_re
   const r = await register(ctx.missing, renewedAway);
   assert.ok(r.status === 201 || r.status === 200, JSON.stringify(r.body));
   ctx.truth.set(renewedAway.serial, { revokedAt: new Date(Date.now() - 60_000), reason: 'superseded' });
-  const s = await post(`${ctx.missing.url}/v1/holder/status`, { proof: await proof(ctx.missing, renewedAway, 'holder') });
+  const s = await post(`${ctx.missing.url}/v1/holder/status`, { proof: await proof(ctx.missing, renewedAway, 'status') });
   assert.is(s.status, 422, JSON.stringify(s.body));
   assert.is(s.body.code, 'cert_revoked_superseded');
   assert.is(s.body.reason, 'superseded');
