@@ -140,4 +140,30 @@ test('refuses negative serials, invalid dates and keys that are not RSA PKCS#1 v
 
 test.after(() => ca.cleanup());
 
+
+test('writes scoped, critical-extension and entry-extension CRLs that openssl reads as such, and the hub refuses each with its code', async () => {
+  const thisUpdate = new Date(Date.now() - 60_000);
+  const cases: [string, Parameters<typeof writeCrl>[0], RegExp[], string][] = [
+    ['IDP with a distribution point, user certificates, some reasons', {
+      ...base, thisUpdate, crlNumber: 90n, entries: [],
+      issuingDistributionPoint: { distributionPointUri: 'http://crl.example/part1.crl', onlyContainsUserCerts: true, onlySomeReasons: [1, 3] },
+    }, [/Issuing Distribution Point: critical/, /URI:http:\/\/crl\.example\/part1\.crl/, /Only User Certificates/, /Only Some Reasons:\s*\n?\s*Key Compromise, Affiliation Changed/], 'crl_scope_unsupported'],
+    ['IDP indirect and CA-only', { ...base, thisUpdate, crlNumber: 91n, entries: [], issuingDistributionPoint: { onlyContainsCACerts: true, indirectCRL: true } },
+      [/Only CA Certificates/, /Indirect CRL/], 'crl_scope_unsupported'],
+    ['an unknown critical CRL extension', { ...base, thisUpdate, crlNumber: 92n, entries: [], extensions: [{ oid: '1.3.6.1.4.1.99999.1', critical: true, value: Uint8Array.of(5, 0) }] },
+      [/1\.3\.6\.1\.4\.1\.99999\.1: critical/], 'crl_critical_extension'],
+    ['an entry with an unknown critical extension', {
+      ...base, thisUpdate, crlNumber: 93n, entries: [{ serial: 5n, revokedAt: thisUpdate, reason: 'keyCompromise', extensions: [{ oid: '1.3.6.1.4.1.99999.2', critical: true, value: Uint8Array.of(5, 0) }] }],
+    }, [/Key Compromise/, /1\.3\.6\.1\.4\.1\.99999\.2: critical/], 'crl_critical_extension'],
+  ];
+  for (const [what, opts, patterns, code] of cases) {
+    const der = await writeCrl(opts);
+    assert.ok(ca.opensslVerifies(der), `${what}: openssl verifies`);
+    const text = ca.crlText(der);
+    for (const p of patterns) assert.match(text, p, `${what}: ${p}`);
+    const r = loadCrl(der, [issuer]);
+    assert.is(r.ok ? 'ok' : r.code, code, what);
+  }
+});
+
 test.run();
