@@ -105,6 +105,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
     }
   }
   let filled = false;
+  /** Saved CRL files (path@thisUpdate) that could not be loaded: warned about once. */
+  const unusableSaved = new Set<string>();
 
   /** Parses, verifies and checks a CRL (load.ts); a refusal is a MyKeyError with its own code. */
   function parse(der: Uint8Array, onProgress?: (done: number, total: number) => void) {
@@ -261,16 +263,28 @@ export function createCrlManager(deps: CrlManagerDeps) {
       for (const s of deps.revocations.states()) {
         // Rows are keyed by issuer key id (older rows by name hash; the re-parse below finds the key).
         if (crls.has(s.issuer_key) && crls.get(s.issuer_key)!.thisUpdate.getTime() >= s.this_update) continue;
+        // A saved CRL refused once (say a partial CRL applied by an earlier version) is not re-read
+        // every poll; a new CRL of its issuer replaces the row and is read again.
+        const mark = `${s.file}@${s.this_update}`;
+        if (unusableSaved.has(mark)) continue;
         if (!existsSync(s.file)) {
           deps.log.warn('saved CRL file is missing', { file: s.file });
+          unusableSaved.add(mark);
           continue;
         }
         try {
           const { crl, index, issuer } = parse(new Uint8Array(readFileSync(s.file)));
+          if (s.issuer_key !== issuer.keyId) {
+            // Filed under the issuer name hash by an earlier version: file it under the key it verified with.
+            const cur = deps.revocations.state(issuer.keyId);
+            if (!cur || cur.this_update < s.this_update) deps.revocations.saveState({ ...s, issuer_key: issuer.keyId });
+            deps.revocations.dropState(s.issuer_key);
+          }
           const have = crls.get(issuer.keyId);
           if (have && have.thisUpdate.getTime() >= crl.thisUpdate.getTime()) continue;
           crls.set(issuer.keyId, loaded(issuer.keyId, crl, index));
         } catch (e) {
+          unusableSaved.add(mark);
           deps.log.warn('saved CRL could not be loaded', { file: s.file, code: codeOf(e), error: (e as Error).message });
         }
       }

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, rollOverTestCa, toPem } from '../../../provisioning/test-ca/ca.ts';
@@ -36,6 +36,14 @@ test('bindings from before migration 2 get their issuer key id where the name ha
     };
     bind('SOLO0001', issuerKeyOf(solo.nameDer), '0a01', 'f1');
     bind('ROLL0001', issuerKeyOf(old.nameDer), '0b02', 'f2');
+    // The CRL state as the previous version filed it: under the issuer name hash.
+    const soloCrl = await writeCrl({
+      issuerNameDer: solo.nameDer, signingKey: solo.keyPair.privateKey, thisUpdate: new Date(Date.now() - 60_000), crlNumber: 7n, authorityKeyId: solo.subjectKeyId, entries: [],
+    });
+    mkdirSync(join(dir, 'crl'));
+    const soloFile = join(dir, 'crl', `${issuerKeyOf(solo.nameDer)}.crl`);
+    writeFileSync(soloFile, soloCrl);
+    raw.prepare('INSERT INTO crl_state VALUES (?, ?, ?, NULL, 0, ?, ?, 0)').run(issuerKeyOf(solo.nameDer), '7', Date.now() - 60_000, 'earlier', soloFile);
     raw.close();
 
     const anchors = [solo, old, next].map((c, i) => {
@@ -48,6 +56,10 @@ test('bindings from before migration 2 get their issuer key id where the name ha
       const keyIdOf = (id: string) => (hub.db.prepare('SELECT issuer_key_id FROM cert_bindings WHERE mykey_id = ?').pluck().get(id) as string);
       assert.is(keyIdOf('SOLO0001'), Buffer.from(solo.subjectKeyId).toString('hex'));
       assert.is(keyIdOf('ROLL0001'), '');
+      // The saved CRL is loaded and re-filed under its issuer's key.
+      const soloKey = Buffer.from(solo.subjectKeyId).toString('hex');
+      assert.ok(hub.crlManager.crls.has(soloKey));
+      assert.equal(hub.revocations.states().map((r) => [r.issuer_key, r.crl_number]), [[soloKey, '7']]);
       // An unknown-key row is found by its own certificate only, never by the serial under another key.
       const name = issuerKeyOf(old.nameDer);
       const nextKey = Buffer.from(next.subjectKeyId).toString('hex');
