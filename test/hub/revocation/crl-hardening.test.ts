@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { rollOverTestCa, createTestCa, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { writeCrl, type CrlWriterEntry, type WriteCrlOptions } from '../../../provisioning/test-ca/crl-writer.ts';
 import type { CrlReason } from '../../../shared/revocation.ts';
+import { createLogger } from '../../../shared/log.ts';
+import { createCrlManager } from '../../../hub/revocation/crl-manager.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 
 interface Ctx {
@@ -203,6 +205,30 @@ test('a CRL already past nextUpdate plus grace is applied with a warning in the 
     assert.is(out.status, 0, out.stderr);
     assert.match(out.stdout, /FAIL .*refused: crl_delta_unsupported: a delta CRL/);
     assert.match(out.stdout, /ok .*warning: the CRL was already past its nextUpdate/);
+  } finally {
+    await h.close();
+  }
+});
+
+test('the log warns of a late CRL and says why a CRL was refused, with no serial in it', async (ctx) => {
+  const h = await hubOf(ctx);
+  try {
+    const lines: string[] = [];
+    // The hub's own CRL manager code over the same stores, with a logger the test can read.
+    const manager = createCrlManager({
+      dataDir: h.dir, anchors: () => h.hub.anchors, mykeys: h.hub.mykeys, revocations: h.hub.revocations,
+      log: createLogger('revocation', { level: 'info', json: true, write: (l) => lines.push(l) }),
+    });
+    const cert = await issue(ctx.old);
+    await register(h, cert);
+    ctx.serve = await crlOf(ctx.old, [revoked(cert)], { thisUpdate: new Date(Date.now() - 72 * HOUR), nextUpdate: new Date(Date.now() - 48 * HOUR) });
+    await manager.fetchAndApply(ctx.url);
+    ctx.serve = await crlOf(ctx.old, [revoked(cert)], { issuingDistributionPoint: { indirectCRL: true } });
+    await manager.fetchAndApply(ctx.url).catch(() => undefined);
+    const logged = lines.map((l) => JSON.parse(l) as { level: string; msg: string; code?: string });
+    assert.ok(logged.some((l) => l.level === 'warn' && l.msg === 'CRL already past its nextUpdate'), lines.join('\n'));
+    assert.ok(logged.some((l) => l.level === 'warn' && l.msg === 'CRL not applied' && l.code === 'crl_scope_unsupported'), lines.join('\n'));
+    for (const l of lines) assert.not.match(l, new RegExp(cert.serialHex, 'i'));
   } finally {
     await h.close();
   }
