@@ -8,7 +8,7 @@ import { createPrivateKey, sign } from 'node:crypto';
 import { createTestCa, exportPkcs8 } from '../../../../provisioning/test-ca/ca.ts';
 import { writeCrl, type CrlWriterEntry } from '../../../../provisioning/test-ca/crl-writer.ts';
 import { crlIssuerFromCertificate, indexCrl, loadCrl, parseCrl, type LoadCrlCode } from '../../../../hub/pki/crl/index.ts';
-import { canonicalName } from '../../../../hub/pki/crl/name.ts';
+import { canonicalName, namesMatch } from '../../../../hub/pki/crl/name.ts';
 import { CRL_REASONS, type CrlReason } from '../../../../shared/revocation.ts';
 
 const seed = Number(process.env.CRL_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32));
@@ -191,6 +191,20 @@ test(`mutated tbsCertLists signed again never crash the checks after the signatu
   }
   console.log('re-signed CRL fuzz outcomes:', Object.fromEntries([...tally].sort()));
   assert.ok((tally.get('ok') ?? 0) > 0, 'some mutants still load');
+});
+
+test('mutated Names never make the name rule throw', () => {
+  const names = [ca.nameDer, issuer.value.nameDer];
+  for (let i = 0; i < Math.max(1, Math.floor(ROUNDS / 4)); i++) {
+    const n = mutate(names[int(names.length)]);
+    try {
+      const same = namesMatch(n, ca.nameDer);
+      assert.type(same, 'boolean');
+      canonicalName(n);
+    } catch (e) {
+      throw new Error(`the name rule threw ${(e as Error)?.message} (round ${i}, seed ${seed}, name ${Buffer.from(n).toString('hex')})`);
+    }
+  }
 });
 
 test('the unmutated seeds load or are refused as the test CA wrote them', () => {
