@@ -61,7 +61,7 @@ process.on('message', async (m: Msg) => {
       links.createService({ id: m.service, name: 'Town library' });
       const serviceUserIds: string[] = [];
       for (let i = 0; i < m.revocations; i++) {
-        const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
+        const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
         const r = mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
         if (!('row' in r)) throw new Error('could not create a MyKey ID');
         const serviceUserId = `LIB-${String(i).padStart(6, '0')}`;

@@ -34,6 +34,7 @@ function printSummary(s: RevocationRunSummary) {
     ['MyKey IDs suspended', String(s.newlySuspended)],
     ['duration', `${s.durationMs} ms`],
   ];
+  if (s.warning) rows.push(['WARNING', s.warning]);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(33)} ${v}`);
 }
 
@@ -97,7 +98,9 @@ async function main(argv: string[]) {
       case 'revocation-runs': {
         for (const r of hub.revocations.recentRuns(20)) {
           console.log(
-            `${new Date(r.started_at).toISOString()}  ${r.ok ? 'ok  ' : 'FAIL'}  ${r.source}  entries=${r.entries ?? '-'} matched=${r.matched ?? '-'} suspended=${r.newly_suspended ?? '-'} ${r.duration_ms}ms${r.error ? `  ${r.error}` : ''}`,
+            `${new Date(r.started_at).toISOString()}  ${r.ok ? 'ok  ' : 'FAIL'}  ${r.source}  entries=${r.entries ?? '-'} matched=${r.matched ?? '-'} suspended=${r.newly_suspended ?? '-'} ${r.duration_ms}ms` +
+              // A refusal says why (its code leads the error); an applied run may carry a warning.
+              `${r.error ? `  refused: ${r.error}` : ''}${r.warning ? `  warning: ${r.warning}` : ''}`,
           );
         }
         return 0;

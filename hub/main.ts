@@ -63,6 +63,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     log: log.child('revocation'),
     now,
     maxBytes: config.jpki.crlMaxBytes,
+    crlGraceMs: config.jpki.crlGraceHours * 3600_000,
     afterSuspend: () => kickOutboxes(),
   });
   crlManager.loadSaved();

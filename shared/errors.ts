@@ -108,6 +108,11 @@ export const ERROR_CODES = {
   ocsp_not_yet_valid: { status: 502, title: 'The OCSP response is dated in the future' },
   ocsp_stale: { status: 502, title: 'The OCSP response is too old' },
   ocsp_cert_unknown: { status: 502, title: 'The OCSP responder does not know the certificate' },
+  // Trust hardening: revocation through CRLs (RFC 5280 5.2, 5.3)
+  crl_scope_unsupported: { status: 422, title: 'The CRL covers only part of its issuer\'s certificates (issuingDistributionPoint) and cannot stand for the full CRL' },
+  crl_delta_unsupported: { status: 422, title: 'A delta CRL cannot stand for the full CRL' },
+  crl_critical_extension: { status: 422, title: 'The CRL or one of its entries carries a critical extension the hub cannot process' },
+  crl_not_yet_valid: { status: 422, title: 'The CRL\'s thisUpdate is in the future' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

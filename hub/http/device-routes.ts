@@ -15,7 +15,7 @@ import type { ChallengeBinding, ChallengeStore } from '../mykey/challenges.ts';
 import type { MyKeyService } from '../mykey/service.ts';
 import { parseCertificate } from '../pki/certificate.ts';
 import type { DeviceRepo } from '../store/device-repo.ts';
-import type { MyKeyRepo } from '../store/mykey-repo.ts';
+import type { CertIdentity, MyKeyRepo } from '../store/mykey-repo.ts';
 import type { OpenApi } from './openapi.ts';
 import { problem } from './problem.ts';
 import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
@@ -193,10 +193,10 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
       const s = links.service(d.serviceId);
       if (!s) return problem(c, 'not_found', 'the device service no longer exists');
       let mykeyId: string;
-      let proofCert: { issuerKey: string; serialHex: string } | undefined;
+      let proofCert: CertIdentity | undefined;
       if (b.proof) {
         const proven = await deps.service.prove(b.proof, counterLinkBinding(d, b.serviceUserId));
-        proofCert = { issuerKey: proven.identity.issuerKey, serialHex: proven.identity.serialHex };
+        proofCert = proven.identity;
       } else if (s.require_holder_proof) {
         throw new MyKeyError('holder_proof_required', 'this service requires the holder to confirm with the PIN (proof)');
       } else if ('mykeyId' in b.identity) {
@@ -207,7 +207,8 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
         mykeyId = b.identity.mykeyId;
         // With a proof, it must be the proof card's MyKey ID.
         if (proofCert) {
-          const bound = mykeys.liveBindingBySerial(proofCert.issuerKey, proofCert.serialHex);
+          // By issuing key too: under a CA key rollover a serial may be bound twice under one name.
+          const bound = mykeys.liveBindingOfCert(proofCert);
           if (bound?.mykey_id !== mykeyId) throw new MyKeyError('forbidden', 'the proof was made with another card');
         }
       } else {

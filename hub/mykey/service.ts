@@ -97,6 +97,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
       identity: {
         fingerprint: checked.value.fingerprint,
         issuerKey: checked.value.anchor.issuerKey,
+        issuerKeyId: checked.value.anchor.keyId,
         serialHex: c.serialHex,
         subjectCn: c.subjectCn,
         notAfter: c.notAfter.getTime(),
@@ -105,7 +106,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
   }
 
   function currentOf(p: Proven): { row: MyKeyRow; binding: BindingRow } {
-    const binding = repo.liveBindingBySerial(p.identity.issuerKey, p.identity.serialHex);
+    const binding = repo.liveBindingOfCert(p.identity);
     if (!binding) throw new MyKeyError('mykey_id_not_found');
     if (binding.state === 'carried_over') throw new MyKeyError('cert_superseded');
     const row = repo.get(binding.mykey_id);
@@ -194,7 +195,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
       if (row.status === 'suspended' && row.status_reason && isLossReason(row.status_reason as CrlReason)) {
         throw new MyKeyError('mykey_id_suspended', `the MyKey ID is suspended (${row.status_reason}); it cannot be carried over`);
       }
-      if (repo.liveBindingBySerial(next.identity.issuerKey, next.identity.serialHex)) throw new MyKeyError('carry_over_new_cert_bound');
+      if (repo.liveBindingOfCert(next.identity)) throw new MyKeyError('carry_over_new_cert_bound');
       await deps.write(() => repo.carryOver(row.id, next.identity, deps.now().getTime()));
       return view(repo.get(row.id)!);
     },

@@ -6,6 +6,7 @@ import { MyKeyError } from '../../shared/errors.ts';
 import { issuerKeyOf } from '../../shared/cert-identity.ts';
 import { certificatesFromPem, digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
 import { toHex } from './der.ts';
+import { issuerKeyIdOf } from './crl/issuer.ts';
 
 /** A configured trust anchor. */
 export interface TrustAnchor {
@@ -13,8 +14,17 @@ export interface TrustAnchor {
   label: string;
   cert: ParsedCertificate;
   publicKey: KeyObject;
-  /** sha256 of the subject Name DER, hex: the key under which its certificates and CRLs are filed. */
+  /**
+   * sha256 of the subject Name DER, hex: the name part of a bound certificate's identity (edges key
+   * certificate-mode touches with it). Shared by every key of a CA that rolled its key over.
+   */
   issuerKey: string;
+  /**
+   * The anchor's key identifier, hex (subjectKeyIdentifier, else SHA-1 of the public key bits; see
+   * issuerKeyIdOf): what CRLs and bound certificates are filed under, so each CRL applies only to
+   * certificates signed by its own key.
+   */
+  keyId: string;
 }
 
 export { issuerKeyOf };
@@ -33,7 +43,7 @@ export function trustAnchorFromDer(der: Uint8Array, label: string): TrustAnchor 
   if (!digest || !cryptoVerify(digest, cert.tbs, publicKey, cert.signature)) {
     throw new MyKeyError('config_invalid', `trust anchor ${label} is not a valid self-signed certificate`);
   }
-  return { label, cert, publicKey, issuerKey: issuerKeyOf(cert.subjectDer) };
+  return { label, cert, publicKey, issuerKey: issuerKeyOf(cert.subjectDer), keyId: issuerKeyIdOf(publicKey, cert.subjectKeyId) };
 }
 
 /** Loads trust anchors from PEM (bundles allowed) or DER files. */

@@ -6,6 +6,7 @@ import { fail, ok, type Result } from '../../shared/errors.ts';
 import { JPKI_AUTH_POLICY_OID } from '../../shared/card.ts';
 import { OID, digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
 import { bytesEqual } from './der.ts';
+import { namesMatch } from './crl/name.ts';
 import type { TrustAnchor } from './trust-anchors.ts';
 
 /** A certificate that passed the profile and chain checks. */
@@ -52,7 +53,8 @@ export function checkUserCertificate(
 
   // Candidates: anchors whose subject is the certificate's issuer. With key rollover several share
   // a DN; the authority key identifier, when both sides have one, narrows the choice.
-  const named = anchors.filter((a) => bytesEqual(a.cert.subjectDer, cert.issuerDer));
+  // RFC 5280 7.1 name matching, the hub's one rule (crl/name.ts).
+  const named = anchors.filter((a) => namesMatch(a.cert.subjectDer, cert.issuerDer));
   if (named.length === 0) return fail('cert_unknown_issuer', 'the certificate issuer is not a configured JPKI trust anchor');
   const digest = digestForSignatureOid(cert.signatureAlgorithmOid);
   if (!digest || cert.signatureAlgorithmOid === OID.ecdsaWithSHA256) {

@@ -34,7 +34,7 @@ export interface LoadedCrl {
 export type OcspQuery = (cert: CheckedCertificate, now: Date) => Promise<RevocationVerdict>;
 
 export interface CombinedCheckerOptions {
-  /** Current CRL per issuer key. */
+  /** Current CRL per issuer key id (TrustAnchor.keyId). */
   crls: Map<string, LoadedCrl>;
   ocsp?: OcspQuery;
   /** A CRL is still trusted this long after its nextUpdate (JPKI publishes on a schedule; fetches can lag). */
@@ -51,7 +51,7 @@ export function createRevocationChecker({ crls, ocsp, crlGraceMs = 24 * 3600_000
   return {
     async check(cert, now) {
       const fromCrl = (): RevocationVerdict => {
-        const crl = crls.get(cert.anchor.issuerKey);
+        const crl = crls.get(cert.anchor.keyId);
         if (!crl) return { status: 'unknown', source: 'none', detail: 'no CRL loaded for this issuer' };
         const hit = crl.lookup(cert.cert.serialHex);
         if (hit) return { status: 'revoked', reason: hit.reason, revokedAt: hit.revokedAt, source: 'crl' };

@@ -1,12 +1,14 @@
 // Periodic revocation checks (定期的な失効確認): CRLs are fetched from the configured sources (or
 // imported by hand), verified against the trust anchors, kept in memory for registration checks,
 // saved for restarts, and matched against every bound certificate; a newly revoked current
-// certificate suspends its MyKey ID with its RFC 5280 reason.
+// certificate suspends its MyKey ID with its RFC 5280 reason. Everything is keyed by the issuer's KEY
+// (TrustAnchor.keyId), not its name: during a CA key rollover two anchors share a name, and each
+// CRL applies only to the certificates its own key signed. Only a full CRL is applied (load.ts).
 import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { MyKeyError } from '../../shared/errors.ts';
+import { MyKeyError, isErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { loadCrl, type CrlIssuer } from '../pki/crl/index.ts';
+import { loadCrl, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
 import { issuerKeyOf, type TrustAnchor } from '../pki/trust-anchors.ts';
 import type { MyKeyRepo } from '../store/mykey-repo.ts';
 import type { RevocationRepo } from '../store/revocation-repo.ts';
@@ -16,6 +18,8 @@ import type { LoadedCrl } from './checker.ts';
 export interface RevocationRunSummary {
   source: string;
   issuer: string;
+  /** The key id of the issuer whose key verified the CRL (TrustAnchor.keyId). */
+  issuerKeyId: string;
   crlNumber?: string;
   thisUpdate: string;
   nextUpdate?: string;
@@ -25,6 +29,8 @@ export interface RevocationRunSummary {
   /** MyKey IDs suspended by this run. */
   newlySuspended: number;
   durationMs: number;
+  /** Set when the CRL was applied but an operator should look (it was already past nextUpdate plus grace). */
+  warning?: string;
 }
 
 export interface CrlManagerDeps {
@@ -36,6 +42,10 @@ export interface CrlManagerDeps {
   now?: () => Date;
   fetchTimeoutMs?: number;
   maxBytes?: number;
+  /** A CRL fetched after its nextUpdate plus this is applied with a warning (jpki.crlGraceHours); default 24 h. */
+  crlGraceMs?: number;
+  /** How far a CRL's thisUpdate may lie in the future before it is refused (crl_not_yet_valid); default 5 min. */
+  clockSkewMs?: number;
   /** Called after suspensions were committed (their change-log entries wait in the outboxes). */
   afterSuspend?: () => void;
 }
@@ -51,12 +61,16 @@ function atomicWrite(path: string, data: Uint8Array) {
 
 export function createCrlManager(deps: CrlManagerDeps) {
   const now = deps.now ?? (() => new Date());
+  const grace = deps.crlGraceMs ?? 24 * 3600_000;
   const crlDir = join(deps.dataDir, 'crl');
   /** The current CRL of each issuer, for registration checks. */
   const crls = new Map<string, LoadedCrl>();
   const timers: NodeJS.Timeout[] = [];
 
-  function recordFailure(source: string, startedAt: number, durationMs: number, error: string) {
+  /** The stable code of a failure: the MyKeyError's, else internal. */
+  const codeOf = (e: unknown): string => (e instanceof MyKeyError && isErrorCode(e.code) ? e.code : 'internal');
+
+  function recordFailure(source: string, startedAt: number, durationMs: number, code: string, message: string) {
     deps.revocations.recordRun({
       source,
       started_at: startedAt,
@@ -67,17 +81,49 @@ export function createCrlManager(deps: CrlManagerDeps) {
       matched: null,
       newly_suspended: null,
       duration_ms: Math.round(durationMs),
-      error,
+      // The code leads the message, so every place that shows the error shows why (console, CLI).
+      error: `${code}: ${message}`,
+      code,
     });
   }
 
-  const issuers = (): CrlIssuer[] => deps.anchors().map((a) => ({ nameDer: a.cert.subjectDer, publicKey: a.publicKey, label: a.label }));
+  const issuers = (): CrlIssuer[] => deps.anchors().map((a) => ({ nameDer: a.cert.subjectDer, publicKey: a.publicKey, keyId: a.keyId, label: a.label }));
 
+  /** How many anchors share each issuer name (hash): more than one means a key rollover under one name. */
+  function anchorsPerName(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const a of deps.anchors()) m.set(a.issuerKey, (m.get(a.issuerKey) ?? 0) + 1);
+    return m;
+  }
+
+  /** Records the issuer key id of bindings made before it was recorded (see fillIssuerKeyIds). */
+  function fillKeyIds(): void {
+    const r = deps.mykeys.fillIssuerKeyIds(deps.anchors());
+    if (r.filled > 0) deps.log.info('issuer key ids recorded for earlier bindings', { filled: r.filled });
+    if (r.unknown > 0) {
+      deps.log.warn('bindings whose issuing CA key is unknown: they are matched against the CRLs of every key of their issuer name', { count: r.unknown });
+    }
+  }
+  let filled = false;
+  /** Saved CRL files (path@thisUpdate) that could not be loaded: warned about once. */
+  const unusableSaved = new Set<string>();
+
+  /** Parses, verifies and checks a CRL (load.ts); a refusal is a MyKeyError with its own code. */
   function parse(der: Uint8Array, onProgress?: (done: number, total: number) => void) {
-    const r = loadCrl(der, issuers(), { onProgress });
+    const r = loadCrl(der, issuers(), { onProgress, now: now(), clockSkewMs: deps.clockSkewMs });
     if (!r.ok) throw new MyKeyError(r.code, r.message);
-    if (r.value.crl.isDelta) throw new MyKeyError('crl_malformed', 'delta CRLs are not supported; configure the full CRL');
     return r.value;
+  }
+
+  function loaded(keyId: string, crl: VerifiedCrl['crl'], index: VerifiedCrl['index']): LoadedCrl {
+    return {
+      issuerKey: keyId,
+      thisUpdate: crl.thisUpdate,
+      nextUpdate: crl.nextUpdate,
+      crlNumber: crl.crlNumber,
+      size: index.size,
+      lookup: (serialHex) => index.lookup(serialHex),
+    };
   }
 
   /** Verifies, indexes, persists and matches a CRL. */
@@ -85,14 +131,18 @@ export function createCrlManager(deps: CrlManagerDeps) {
     const started = now();
     const t0 = performance.now();
     try {
-      const { crl, index, issuer } = parse(der, (d, t) => onProgress?.('parse', d, t));
-      if (crl.unknownCriticalEntryExtensions > 0) {
-        // RFC 5280 5.3: such entries cannot be fully understood; they are still treated as revoked
-        // (the safe side for a holder's MyKey ID is a suspension an operator can review).
-        deps.log.warn('CRL has entries with unknown critical extensions', { source, count: crl.unknownCriticalEntryExtensions });
+      if (!filled) {
+        fillKeyIds();
+        filled = true;
       }
-      const issuerKey = issuerKeyOf(crl.issuerNameDer);
-      const prev = deps.revocations.state(issuerKey);
+      const { crl, index, issuer } = parse(der, (d, t) => onProgress?.('parse', d, t));
+      const keyId = issuer.keyId;
+      const nameKey = issuerKeyOf(issuer.nameDer);
+      const soleKeyOfName = (anchorsPerName().get(nameKey) ?? 0) <= 1;
+      // crl_state rows written before key ids were recorded are filed under the name hash; such a row
+      // stands for this key only when no other anchor has the name.
+      const legacy = soleKeyOfName ? deps.revocations.state(nameKey) : undefined;
+      const prev = deps.revocations.state(keyId) ?? legacy;
       // RFC 5280 5.2.3: CRL numbers increase; an older CRL must not undo a newer one.
       if (prev?.crl_number && crl.crlNumber !== undefined && crl.crlNumber < BigInt(prev.crl_number)) {
         throw new MyKeyError('crl_stale', `CRL number ${crl.crlNumber} is older than the applied ${prev.crl_number}`);
@@ -101,21 +151,30 @@ export function createCrlManager(deps: CrlManagerDeps) {
         throw new MyKeyError('crl_stale', `CRL of ${crl.thisUpdate.toISOString()} is older than the applied one`);
       }
       mkdirSync(crlDir, { recursive: true });
-      const file = join(crlDir, `${issuerKey}.crl`);
+      const file = join(crlDir, `${keyId}.crl`);
       atomicWrite(file, der);
 
-      // Match every bound certificate of this issuer that is not yet known revoked.
+      let warning: string | undefined;
+      if (crl.nextUpdate && crl.nextUpdate.getTime() + grace < now().getTime()) {
+        // Still applied (what it lists is revoked), but registration checks read it as unknown.
+        warning = `the CRL was already past its nextUpdate (${crl.nextUpdate.toISOString()}) plus ${Math.round(grace / 3600_000)} h of grace when applied`;
+        deps.log.warn('CRL already past its nextUpdate', { source, issuer: issuer.label ?? keyId, nextUpdate: crl.nextUpdate.toISOString() });
+      }
+
+      // Match every bound certificate of this issuer key that is not yet known revoked (and rows
+      // whose key is unknown, under this issuer name).
       const hits: Parameters<MyKeyRepo['applyRevocations']>[0] = [];
       let scanned = 0;
-      for (const b of deps.mykeys.unrevokedBindings(issuerKey)) {
+      for (const b of deps.mykeys.unrevokedBindings(keyId, nameKey)) {
         const hit = index.lookup(b.serial_hex);
         if (hit) hits.push({ bindingId: b.id, mykeyId: b.mykey_id, state: b.state, revokedAt: hit.revokedAt.getTime(), reason: hit.reason });
         if (++scanned % 100_000 === 0) onProgress?.('match', scanned, 0);
       }
       const newlySuspended = deps.mykeys.applyRevocations(hits, now().getTime());
       if (newlySuspended > 0) deps.afterSuspend?.();
+      if (legacy !== undefined) deps.revocations.dropState(nameKey);
       deps.revocations.saveState({
-        issuer_key: issuerKey,
+        issuer_key: keyId,
         crl_number: crl.crlNumber?.toString() ?? null,
         this_update: crl.thisUpdate.getTime(),
         next_update: crl.nextUpdate?.getTime() ?? null,
@@ -124,17 +183,11 @@ export function createCrlManager(deps: CrlManagerDeps) {
         file,
         applied_at: now().getTime(),
       });
-      crls.set(issuerKey, {
-        issuerKey,
-        thisUpdate: crl.thisUpdate,
-        nextUpdate: crl.nextUpdate,
-        crlNumber: crl.crlNumber,
-        size: index.size,
-        lookup: (serialHex) => index.lookup(serialHex),
-      });
+      crls.set(keyId, loaded(keyId, crl, index));
       const summary: RevocationRunSummary = {
         source,
-        issuer: issuer.label ?? issuerKey,
+        issuer: issuer.label ?? keyId,
+        issuerKeyId: keyId,
         crlNumber: crl.crlNumber?.toString(),
         thisUpdate: crl.thisUpdate.toISOString(),
         nextUpdate: crl.nextUpdate?.toISOString(),
@@ -143,6 +196,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         newlySuspended,
         durationMs: Math.round(performance.now() - t0),
       };
+      if (warning !== undefined) summary.warning = warning;
       deps.revocations.recordRun({
         source,
         started_at: started.getTime(),
@@ -154,13 +208,15 @@ export function createCrlManager(deps: CrlManagerDeps) {
         newly_suspended: newlySuspended,
         duration_ms: summary.durationMs,
         error: null,
+        warning: warning ?? null,
       });
       deps.log.info('CRL applied', { ...summary });
       return summary;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
-      recordFailure(source, started.getTime(), performance.now() - t0, message);
-      deps.log.warn('CRL not applied', { source, error: message });
+      const code = codeOf(e);
+      recordFailure(source, started.getTime(), performance.now() - t0, code, message);
+      deps.log.warn('CRL not applied', { source, code, error: message });
       throw e;
     }
   }
@@ -186,8 +242,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
       der = new Uint8Array(Buffer.concat(chunks, total));
     } catch (e) {
       const err = new MyKeyError('crl_fetch_failed', `fetching ${url} failed: ${(e as Error).message}`, { cause: e });
-      recordFailure(url, startedAt, performance.now() - t0, err.message);
-      deps.log.warn('CRL fetch failed', { url, error: err.message });
+      recordFailure(url, startedAt, performance.now() - t0, err.code, err.message);
+      deps.log.warn('CRL fetch failed', { url, code: err.code, error: err.message });
       throw err;
     }
     return apply(der, url);
@@ -200,24 +256,36 @@ export function createCrlManager(deps: CrlManagerDeps) {
 
     /** Loads the CRLs saved by earlier runs, so registration checks work right after a restart. */
     loadSaved(): void {
+      if (!filled) {
+        fillKeyIds();
+        filled = true;
+      }
       for (const s of deps.revocations.states()) {
+        // Rows are keyed by issuer key id (older rows by name hash; the re-parse below finds the key).
         if (crls.has(s.issuer_key) && crls.get(s.issuer_key)!.thisUpdate.getTime() >= s.this_update) continue;
+        // A saved CRL refused once (say a partial CRL applied by an earlier version) is not re-read
+        // every poll; a new CRL of its issuer replaces the row and is read again.
+        const mark = `${s.file}@${s.this_update}`;
+        if (unusableSaved.has(mark)) continue;
         if (!existsSync(s.file)) {
           deps.log.warn('saved CRL file is missing', { file: s.file });
+          unusableSaved.add(mark);
           continue;
         }
         try {
-          const { crl, index } = parse(new Uint8Array(readFileSync(s.file)));
-          crls.set(s.issuer_key, {
-            issuerKey: s.issuer_key,
-            thisUpdate: crl.thisUpdate,
-            nextUpdate: crl.nextUpdate,
-            crlNumber: crl.crlNumber,
-            size: index.size,
-            lookup: (serialHex) => index.lookup(serialHex),
-          });
+          const { crl, index, issuer } = parse(new Uint8Array(readFileSync(s.file)));
+          if (s.issuer_key !== issuer.keyId) {
+            // Filed under the issuer name hash by an earlier version: file it under the key it verified with.
+            const cur = deps.revocations.state(issuer.keyId);
+            if (!cur || cur.this_update < s.this_update) deps.revocations.saveState({ ...s, issuer_key: issuer.keyId });
+            deps.revocations.dropState(s.issuer_key);
+          }
+          const have = crls.get(issuer.keyId);
+          if (have && have.thisUpdate.getTime() >= crl.thisUpdate.getTime()) continue;
+          crls.set(issuer.keyId, loaded(issuer.keyId, crl, index));
         } catch (e) {
-          deps.log.warn('saved CRL could not be loaded', { file: s.file, error: (e as Error).message });
+          unusableSaved.add(mark);
+          deps.log.warn('saved CRL could not be loaded', { file: s.file, code: codeOf(e), error: (e as Error).message });
         }
       }
     },

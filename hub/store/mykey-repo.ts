@@ -19,6 +19,8 @@ export interface BindingRow {
   state: BindingState;
   fingerprint: string;
   issuer_key: string;
+  /** The issuing anchor's key id (TrustAnchor.keyId); '' for a row bound before it was recorded and not yet filled in. */
+  issuer_key_id: string;
   serial_hex: string;
   subject_cn: string | null;
   not_after: number;
@@ -31,7 +33,10 @@ export interface BindingRow {
 /** What the hub knows of a certificate when it binds it. */
 export interface CertIdentity {
   fingerprint: string;
+  /** Hash of the issuer Name (shared/cert-identity.ts): the name part of the identity edges see. */
   issuerKey: string;
+  /** Key id of the trust anchor whose key signed the certificate (TrustAnchor.keyId). */
+  issuerKeyId: string;
   serialHex: string;
   subjectCn?: string;
   notAfter: number;
@@ -66,6 +71,14 @@ export interface MyKeyLifecycleEvent {
  */
 export type MyKeyLifecycleListener = (e: MyKeyLifecycleEvent) => void;
 
+/** A binding as a CRL is matched against it. */
+export interface UnrevokedBinding {
+  id: number;
+  mykey_id: string;
+  state: BindingState;
+  serial_hex: string;
+}
+
 /** Thrown inside a transaction when a candidate id collides; the caller retries with another. */
 export class IdTakenError extends Error {}
 
@@ -80,14 +93,21 @@ export function createMyKeyRepo(db: Db) {
     bindingByFingerprint: db.prepare<[string], BindingRow>(
       "SELECT * FROM cert_bindings WHERE fingerprint = ? ORDER BY (state = 'current') DESC, id DESC LIMIT 1",
     ),
-    liveBindingBySerial: db.prepare<[string, string], BindingRow>(
-      "SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended'",
+    liveBindingsBySerial: db.prepare<[string, string], BindingRow>(
+      "SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended' LIMIT 2",
+    ),
+    // The binding of this very certificate: same issuer name, same issuing key, same serial. A row
+    // whose key id is not yet known ('') matches only the same certificate (fingerprint), so a serial
+    // reused under another key never finds it.
+    liveBindingOfCert: db.prepare<[string, string, string, string], BindingRow>(
+      `SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended'
+         AND (issuer_key_id = ? OR (issuer_key_id = '' AND fingerprint = ?)) ORDER BY issuer_key_id DESC LIMIT 1`,
     ),
     currentBinding: db.prepare<[string], BindingRow>("SELECT * FROM cert_bindings WHERE mykey_id = ? AND state = 'current'"),
     bindingsOf: db.prepare<[string], BindingRow>('SELECT * FROM cert_bindings WHERE mykey_id = ? ORDER BY id'),
     insertBinding: db.prepare(
-      `INSERT INTO cert_bindings (mykey_id, state, fingerprint, issuer_key, serial_hex, subject_cn, not_after, bound_at)
-       VALUES (?, 'current', ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO cert_bindings (mykey_id, state, fingerprint, issuer_key, issuer_key_id, serial_hex, subject_cn, not_after, bound_at)
+       VALUES (?, 'current', ?, ?, ?, ?, ?, ?, ?)`,
     ),
     endBinding: db.prepare('UPDATE cert_bindings SET state = ?, unbound_at = ? WHERE id = ?'),
     moveBindings: db.prepare('UPDATE cert_bindings SET mykey_id = ? WHERE mykey_id = ?'),
@@ -96,9 +116,14 @@ export function createMyKeyRepo(db: Db) {
     retire: db.prepare('INSERT INTO retired_mykey_ids (id, retired_at) VALUES (?, ?)'),
     event: db.prepare('INSERT INTO mykey_events (mykey_id, kind, reason, detail, at) VALUES (?, ?, ?, ?, ?)'),
     markRevoked: db.prepare('UPDATE cert_bindings SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL'),
-    unrevokedByIssuer: db.prepare<[string], { id: number; mykey_id: string; state: BindingState; serial_hex: string }>(
-      "SELECT id, mykey_id, state, serial_hex FROM cert_bindings WHERE issuer_key = ? AND revoked_at IS NULL AND state <> 'ended'",
+    unrevokedByKey: db.prepare<[string], UnrevokedBinding>(
+      "SELECT id, mykey_id, state, serial_hex FROM cert_bindings WHERE issuer_key_id = ? AND revoked_at IS NULL AND state <> 'ended'",
     ),
+    unrevokedUnknownKey: db.prepare<[string], UnrevokedBinding>(
+      "SELECT id, mykey_id, state, serial_hex FROM cert_bindings WHERE issuer_key = ? AND issuer_key_id = '' AND revoked_at IS NULL AND state <> 'ended'",
+    ),
+    fillKeyId: db.prepare("UPDATE cert_bindings SET issuer_key_id = ? WHERE issuer_key = ? AND issuer_key_id = ''"),
+    unknownKeyCount: db.prepare<[], number>("SELECT COUNT(*) FROM cert_bindings WHERE issuer_key_id = '' AND state <> 'ended'").pluck(),
     eventsAfter: db.prepare<[number, number], MyKeyEvent>('SELECT * FROM mykey_events WHERE seq > ? ORDER BY seq LIMIT ?'),
     counts: db.prepare<[], { status: MyKeyStatus; n: number }>('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status'),
   };
@@ -124,7 +149,18 @@ export function createMyKeyRepo(db: Db) {
     get: (id: string): MyKeyRow | undefined => q.getId.get(id),
     isIdUsed: (id: string): boolean => q.idUsed.get(id, id) !== undefined,
     bindingByFingerprint: (fp: string): BindingRow | undefined => q.bindingByFingerprint.get(fp),
-    liveBindingBySerial: (issuerKey: string, serialHex: string): BindingRow | undefined => q.liveBindingBySerial.get(issuerKey, serialHex),
+    /**
+     * The live binding of an issuer name and serial, when there is exactly one. Two CA keys under one
+     * name may each have issued the serial: then this is ambiguous and gives undefined; callers that
+     * know the issuing key use liveBindingOfCert.
+     */
+    liveBindingBySerial(issuerKey: string, serialHex: string): BindingRow | undefined {
+      const rows = q.liveBindingsBySerial.all(issuerKey, serialHex);
+      return rows.length === 1 ? rows[0] : undefined;
+    },
+    /** The live binding of this certificate, matched by issuer name, issuing key and serial. */
+    liveBindingOfCert: (cert: CertIdentity): BindingRow | undefined =>
+      q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.fingerprint),
     currentBinding: (id: string): BindingRow | undefined => q.currentBinding.get(id),
     bindingsOf: (id: string): BindingRow[] => q.bindingsOf.all(id),
     counts(): Record<MyKeyStatus, number> {
@@ -141,7 +177,7 @@ export function createMyKeyRepo(db: Db) {
      */
     createOrGet: db.transaction(
       (cert: CertIdentity, candidate: () => string, now: number): { row: MyKeyRow; created: boolean } | { superseded: true } => {
-        const existing = q.liveBindingBySerial.get(cert.issuerKey, cert.serialHex);
+        const existing = q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.fingerprint);
         if (existing) {
           if (existing.state === 'carried_over') return { superseded: true };
           return { row: q.getId.get(existing.mykey_id)!, created: false };
@@ -152,7 +188,7 @@ export function createMyKeyRepo(db: Db) {
           id = candidate();
         }
         q.insertId.run(id, 'active', now, now);
-        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
+        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
         addEvent(id, 'created', now);
         return { row: q.getId.get(id)!, created: true };
       },
@@ -182,7 +218,7 @@ export function createMyKeyRepo(db: Db) {
     carryOver: db.transaction((id: string, cert: CertIdentity, now: number): { resumed: boolean } => {
       const cur = q.currentBinding.get(id);
       if (cur) q.endBinding.run('carried_over', now, cur.id);
-      q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
+      q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
       addEvent(id, 'carried_over', now, null, {
         previousCert: cur ? { issuerKey: cur.issuer_key, serialHex: cur.serial_hex } : undefined,
         newCert: { issuerKey: cert.issuerKey, serialHex: cert.serialHex },
@@ -196,8 +232,28 @@ export function createMyKeyRepo(db: Db) {
       return { resumed: false };
     }),
 
-    /** Bindings of an issuer not yet known to be revoked: what a new CRL is matched against. */
-    unrevokedBindings: (issuerKey: string) => q.unrevokedByIssuer.iterate(issuerKey),
+    /**
+     * Bindings of an issuer key not yet known to be revoked: what a new CRL of that key is matched
+     * against. With `legacyIssuerKey`, also the rows of that issuer name whose key id is still
+     * unknown (bound before key ids were recorded, under a name several anchors share).
+     */
+    *unrevokedBindings(issuerKeyId: string, legacyIssuerKey?: string): Generator<UnrevokedBinding> {
+      yield* q.unrevokedByKey.iterate(issuerKeyId);
+      if (legacyIssuerKey !== undefined) yield* q.unrevokedUnknownKey.iterate(legacyIssuerKey);
+    },
+
+    /**
+     * Fills in the issuer key id of rows bound before it was recorded, for every issuer name that
+     * exactly one anchor has (with several, which key signed a row cannot be told from the row).
+     * Returns how many rows were filled and how many stay unknown.
+     */
+    fillIssuerKeyIds: db.transaction((anchors: readonly { issuerKey: string; keyId: string }[]): { filled: number; unknown: number } => {
+      const byName = new Map<string, Set<string>>();
+      for (const a of anchors) byName.set(a.issuerKey, (byName.get(a.issuerKey) ?? new Set()).add(a.keyId));
+      let filled = 0;
+      for (const [issuerKey, ids] of byName) if (ids.size === 1) filled += q.fillKeyId.run([...ids][0], issuerKey).changes;
+      return { filled, unknown: q.unknownKeyCount.get() ?? 0 };
+    }),
 
     /**
      * Records revocations found in a CRL, in one transaction: each binding is marked revoked, and a

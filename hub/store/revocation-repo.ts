@@ -1,4 +1,4 @@
-// Repository of applied CRLs (one per issuer) and of revocation runs (what each check found).
+// Repository of applied CRLs (one per issuer key: crl_state.issuer_key holds TrustAnchor.keyId) and of revocation runs (what each check found).
 import type { Db } from './db.ts';
 
 export interface CrlStateRow {
@@ -24,7 +24,14 @@ export interface RevocationRunRow {
   newly_suspended: number | null;
   duration_ms: number;
   error: string | null;
+  /** The error code of a refused run (e.g. crl_scope_unsupported); null when it was applied. */
+  code: string | null;
+  /** Something an operator should know about an applied run (e.g. the CRL was already past nextUpdate). */
+  warning: string | null;
 }
+
+/** What recordRun takes: a run row without its id; code and warning may be left out. */
+export type NewRevocationRun = Omit<RevocationRunRow, 'id' | 'code' | 'warning'> & { code?: string | null; warning?: string | null };
 
 export function createRevocationRepo(db: Db) {
   const q = {
@@ -35,15 +42,18 @@ export function createRevocationRepo(db: Db) {
       ON CONFLICT (issuer_key) DO UPDATE SET crl_number = excluded.crl_number, this_update = excluded.this_update,
         next_update = excluded.next_update, entries = excluded.entries, source = excluded.source, file = excluded.file,
         applied_at = excluded.applied_at`),
-    run: db.prepare(`INSERT INTO revocation_runs (source, started_at, finished_at, ok, crl_number, entries, matched, newly_suspended, duration_ms, error)
-      VALUES (@source, @started_at, @finished_at, @ok, @crl_number, @entries, @matched, @newly_suspended, @duration_ms, @error)`),
+    run: db.prepare(`INSERT INTO revocation_runs (source, started_at, finished_at, ok, crl_number, entries, matched, newly_suspended, duration_ms, error, code, warning)
+      VALUES (@source, @started_at, @finished_at, @ok, @crl_number, @entries, @matched, @newly_suspended, @duration_ms, @error, @code, @warning)`),
+    dropState: db.prepare('DELETE FROM crl_state WHERE issuer_key = ?'),
     runs: db.prepare<[number], RevocationRunRow>('SELECT * FROM revocation_runs ORDER BY id DESC LIMIT ?'),
   };
   return {
     state: (issuerKey: string): CrlStateRow | undefined => q.state.get(issuerKey),
     states: (): CrlStateRow[] => q.allStates.all(),
     saveState: (row: CrlStateRow): void => void q.upsert.run(row),
-    recordRun: (row: Omit<RevocationRunRow, 'id'>): number => Number(q.run.run(row).lastInsertRowid),
+    /** Forgets the state filed under a key (a row of an earlier version, filed under the issuer name hash). */
+    dropState: (issuerKey: string): void => void q.dropState.run(issuerKey),
+    recordRun: (row: NewRevocationRun): number => Number(q.run.run({ ...row, code: row.code ?? null, warning: row.warning ?? null }).lastInsertRowid),
     recentRuns: (limit = 50): RevocationRunRow[] => q.runs.all(limit),
   };
 }

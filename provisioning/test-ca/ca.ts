@@ -267,12 +267,14 @@ function parseName(der: Uint8Array): pkijs.RelativeDistinguishedNames {
 }
 
 /** Creates a self-signed JPKI-like CA (RFC 5280 profile of CARD.md). */
-export async function createTestCa(opts: { label?: string; ouSuffix?: string; notBefore?: Date; notAfter?: Date; keyPair?: CryptoKeyPair } = {}): Promise<TestCa> {
+export async function createTestCa(
+  opts: { label?: string; ouSuffix?: string; notBefore?: Date; notAfter?: Date; keyPair?: CryptoKeyPair; nameDer?: Uint8Array } = {},
+): Promise<TestCa> {
   const label = opts.label ?? 'jpki-auth';
   const keyPair = opts.keyPair ?? (await generateRsaKeyPair(2048));
   const notBefore = opts.notBefore ?? new Date(Date.now() - 24 * 3600_000);
   const notAfter = opts.notAfter ?? new Date(notBefore.getTime() + 20 * 365.25 * 24 * 3600_000);
-  const name = buildName(testCaDn(opts.ouSuffix));
+  const name = opts.nameDer ? parseName(opts.nameDer) : buildName(testCaDn(opts.ouSuffix));
 
   const cert = new pkijs.Certificate();
   cert.version = 2;
@@ -297,6 +299,17 @@ export async function createTestCa(opts: { label?: string; ouSuffix?: string; no
     keyPair,
     subjectKeyId: ski,
   };
+}
+
+/**
+ * A CA key rollover: a new self-signed CA certificate with a fresh key under exactly the same subject
+ * Name bytes as `ca`. Both stay live (as JPKI's do while old certificates run out); certificates and
+ * CRLs of each are told apart only by key (authorityKeyIdentifier, signature).
+ */
+export async function rollOverTestCa(ca: TestCa, opts: { label?: string; keyPair?: CryptoKeyPair } = {}): Promise<TestCa> {
+  const next = await createTestCa({ label: opts.label ?? `${ca.label}-next`, keyPair: opts.keyPair, nameDer: ca.nameDer });
+  if (Buffer.compare(Buffer.from(next.nameDer), Buffer.from(ca.nameDer)) !== 0) throw new Error('rolled-over CA name differs');
+  return next;
 }
 
 interface Profile {

@@ -10,6 +10,29 @@ export interface CrlWriterEntry {
   serial: bigint;
   revokedAt: Date;
   reason?: CrlReason;
+  /** Further entry extensions (RFC 5280 5.3), e.g. a critical one the hub cannot process. */
+  extensions?: readonly CrlWriterExtension[];
+}
+
+/** An extension written as given: OID in dotted form, critical flag, extnValue content DER. */
+export interface CrlWriterExtension {
+  oid: string;
+  critical: boolean;
+  value: Uint8Array;
+}
+
+/**
+ * The issuingDistributionPoint of a partitioned or otherwise scoped CRL (RFC 5280 5.2.5), written
+ * critical as the RFC requires. `distributionPointUri` becomes fullName [0] { uniformResourceIdentifier }.
+ */
+export interface CrlWriterScope {
+  distributionPointUri?: string;
+  onlyContainsUserCerts?: boolean;
+  onlyContainsCACerts?: boolean;
+  /** ReasonFlags bits set (RFC 5280 4.2.1.13: 1 keyCompromise ... 8 aACompromise). */
+  onlySomeReasons?: number[];
+  indirectCRL?: boolean;
+  onlyContainsAttributeCerts?: boolean;
 }
 
 /** What writeCrl needs. */
@@ -25,6 +48,10 @@ export interface WriteCrlOptions {
   authorityKeyId?: Uint8Array;
   /** Makes a delta CRL: the deltaCRLIndicator extension (critical) carrying this BaseCRLNumber. */
   baseCrlNumber?: bigint;
+  /** Scopes the CRL with an issuingDistributionPoint extension (critical). */
+  issuingDistributionPoint?: CrlWriterScope;
+  /** Further CRL extensions, written after the others (e.g. an unknown critical one). */
+  extensions?: readonly CrlWriterExtension[];
   entries: Iterable<CrlWriterEntry>;
 }
 
@@ -160,6 +187,45 @@ function extension(oid: Uint8Array, critical: boolean, value: Uint8Array): Uint8
   return tlv(0x30, concat(oid, critical ? [0x01, 0x01, 0xff] : [], tlv(0x04, value)));
 }
 
+/** An OID TLV from dotted form (X.690 8.19). */
+function oidTlv(dotted: string): Uint8Array {
+  const arcs = dotted.split('.').map((a) => BigInt(a));
+  if (arcs.length < 2 || arcs[0] > 2n) throw new MyKeyError('validation_failed', `bad OID ${dotted}`);
+  const out: number[] = [];
+  const push = (v: bigint) => {
+    const groups = [Number(v & 0x7fn)];
+    for (v >>= 7n; v > 0n; v >>= 7n) groups.unshift(Number(v & 0x7fn) | 0x80);
+    out.push(...groups);
+  };
+  push(arcs[0] * 40n + arcs[1]);
+  for (const a of arcs.slice(2)) push(a);
+  return tlv(0x06, out);
+}
+
+function customExtension(x: CrlWriterExtension): Uint8Array {
+  return extension(oidTlv(x.oid), x.critical, x.value);
+}
+
+/** IssuingDistributionPoint ::= SEQUENCE { [0] DistributionPointName, [1]..[5] } (RFC 5280 5.2.5), DER. */
+function idpValue(s: CrlWriterScope): Uint8Array {
+  const parts: Uint8Array[] = [];
+  // distributionPoint [0] { fullName [0] GeneralNames { uniformResourceIdentifier [6] IA5String } }
+  if (s.distributionPointUri !== undefined) parts.push(tlv(0xa0, tlv(0xa0, tlv(0x86, Buffer.from(s.distributionPointUri, 'ascii')))));
+  const flag = (tag: number, on: boolean | undefined) => on && parts.push(tlv(tag, [0xff]));
+  flag(0x81, s.onlyContainsUserCerts);
+  flag(0x82, s.onlyContainsCACerts);
+  if (s.onlySomeReasons !== undefined) {
+    // ReasonFlags ::= BIT STRING, named bits: DER drops trailing zero bits (X.690 11.2.2).
+    const max = Math.max(...s.onlySomeReasons);
+    const bytes = new Uint8Array(Math.floor(max / 8) + 1);
+    for (const b of s.onlySomeReasons) bytes[b >> 3] |= 0x80 >> (b & 7);
+    parts.push(tlv(0x83, [7 - (max & 7), ...bytes]));
+  }
+  flag(0x84, s.indirectCRL);
+  flag(0x85, s.onlyContainsAttributeCerts);
+  return tlv(0x30, concat(...parts));
+}
+
 // reasonCode entry extension for each reason: SEQUENCE { OID 2.5.29.21, OCTET STRING { ENUMERATED } }.
 const REASON_EXT = new Map<number, Uint8Array>();
 for (const code of Object.values(CRL_REASONS)) {
@@ -195,6 +261,11 @@ export async function writeCrl(opts: WriteCrlOptions): Promise<Uint8Array> {
       ext = REASON_EXT.get(CRL_REASONS[e.reason]);
       if (ext === undefined) throw new MyKeyError('validation_failed', 'entry reason: unknown');
     }
+    if (e.extensions !== undefined && e.extensions.length > 0) {
+      // REASON_EXT is a whole Extensions SEQUENCE; rebuild it with the extra extensions after reasonCode.
+      const inner = ext ? ext.subarray(2) : new Uint8Array(0);
+      ext = tlv(0x30, concat(inner, ...e.extensions.map(customExtension)));
+    }
     list.room(2);
     const start = list.n;
     list.n += 2;
@@ -219,6 +290,8 @@ export async function writeCrl(opts: WriteCrlOptions): Promise<Uint8Array> {
   if (opts.authorityKeyId) exts.push(extension(OID(0x55, 0x1d, 0x23), false, tlv(0x30, tlv(0x80, opts.authorityKeyId))));
   exts.push(extension(OID(0x55, 0x1d, 0x14), false, tlv(0x02, uintBytes(opts.crlNumber, 'crlNumber'))));
   if (opts.baseCrlNumber !== undefined) exts.push(extension(OID(0x55, 0x1d, 0x1b), true, tlv(0x02, uintBytes(opts.baseCrlNumber, 'baseCrlNumber'))));
+  if (opts.issuingDistributionPoint !== undefined) exts.push(extension(OID(0x55, 0x1d, 0x1c), true, idpValue(opts.issuingDistributionPoint)));
+  for (const x of opts.extensions ?? []) exts.push(customExtension(x));
 
   const head = concat(
     [0x02, 0x01, 0x01], // version v2

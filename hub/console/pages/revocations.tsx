@@ -39,7 +39,8 @@ export function RevocationsPage({ v, runs, crls }: { v: View; runs: RevocationRu
                     <td class="num">{x.matched === null ? '—' : String(x.matched)}</td>
                     <td class="num">{x.newly_suspended === null ? '—' : String(x.newly_suspended)}</td>
                     <td class="num">{x.duration_ms < 1000 ? `${x.duration_ms} ms` : duration(x.duration_ms, m)}</td>
-                    <td class="note">{x.error ?? ''}</td>
+                    {/* A refusal's error leads with its code; an applied run may carry a warning (a late CRL). */}
+                    <td class="note">{x.error ?? (x.warning ? `⚠ ${x.warning}` : '')}</td>
                   </tr>
                 ))}
               </tbody>

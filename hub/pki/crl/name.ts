@@ -1,39 +1,26 @@
-// Issuer name matching for CRLs. RFC 5280 7.1 compares Names attribute by attribute after LDAP
-// string preparation (RFC 4518): case folded, white space collapsed, whatever the string type. A
-// simplified form of that is done here after an exact DER comparison fails.
+// Name comparison, the one rule the hub uses wherever two X.500 Names are compared (CRL issuer to
+// trust anchor, certificate issuer to trust anchor). RFC 5280 7.1: attribute values of type
+// PrintableString or UTF8String are compared after string preparation (RFC 4518: case folded,
+// insignificant white space removed, inner runs of white space collapsed to one); values of any
+// other type are compared as exact bytes (tag and value). RDNs are compared as sets of attributes.
 import { CrlDerError, DerCursor, T } from './der-cursor.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-const utf16be = new TextDecoder('utf-16be', { fatal: true });
 
+/** The value of a PrintableString or UTF8String as text; undefined for any other type (compared exactly). */
 function decodeString(tag: number, v: Uint8Array): string | undefined {
   try {
-    switch (tag) {
-      case 0x0c: // UTF8String
-        return utf8.decode(v);
-      case 0x13: // PrintableString
-      case 0x16: // IA5String
-      case 0x1a: // VisibleString
-      case 0x14: // TeletexString (treated as Latin-1, as most software does)
-        return Buffer.from(v).toString('latin1');
-      case 0x1e: // BMPString
-        return utf16be.decode(v);
-      case 0x1c: { // UniversalString (UTF-32BE)
-        if (v.length % 4) return undefined;
-        let s = '';
-        for (let i = 0; i < v.length; i += 4) s += String.fromCodePoint(((v[i] << 24) | (v[i + 1] << 16) | (v[i + 2] << 8) | v[i + 3]) >>> 0);
-        return s;
-      }
-      default:
-        return undefined;
-    }
+    if (tag === 0x0c) return utf8.decode(v); // UTF8String
+    if (tag === 0x13) return Buffer.from(v).toString('latin1'); // PrintableString (a subset of ASCII)
+    return undefined;
   } catch {
     return undefined;
   }
 }
 
+/** RFC 4518 string preparation, simplified: NFKC, case folding, white space trimmed and collapsed. */
 function prep(s: string): string {
-  return s.normalize('NFKC').trim().replace(/\s+/g, ' ').toLowerCase();
+  return s.normalize('NFKC').toLowerCase().normalize('NFKC').trim().replace(/\s+/g, ' ');
 }
 
 /** A comparison key for a Name DER (the full SEQUENCE TLV), or undefined when it is malformed. */
@@ -55,6 +42,7 @@ export function canonicalName(der: Uint8Array): string | undefined {
         c.expect(T.OID, c.body, ae, 'attribute type');
         const type = Buffer.from(der.subarray(c.body, c.end)).toString('hex');
         c.read(c.end, ae);
+        if (c.end !== ae) return undefined;
         const str = decodeString(c.tag, der.subarray(c.body, c.end));
         const value = str === undefined ? '#' + Buffer.from(der.subarray(c.start, c.end)).toString('hex') : JSON.stringify(prep(str));
         atvs.push(`${type}=${value}`);
@@ -77,7 +65,7 @@ export function sameDer(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** RFC 5280 7.1 name equality, simplified: exact DER, or equal attribute by attribute after folding. */
+/** RFC 5280 7.1 name equality: exact DER, or equal attribute by attribute under the rule above. */
 export function namesMatch(a: Uint8Array, b: Uint8Array): boolean {
   if (sameDer(a, b)) return true;
   const ca = canonicalName(a);

@@ -42,6 +42,13 @@ export interface ParsedCrl {
   baseCrlNumber?: bigint;
   /** issuingDistributionPoint extension value (RFC 5280 5.2.5), undecoded; the scope of a partitioned CRL. */
   issuingDistributionPoint?: Uint8Array;
+  /** The issuingDistributionPoint decoded (RFC 5280 5.2.5), when present. */
+  scope?: CrlScope;
+  /**
+   * CRL extensions marked critical that this engine does not process, as dotted OIDs. RFC 5280 5.2:
+   * such a CRL MUST NOT be used to determine revocation status; loadCrl refuses it.
+   */
+  unknownCriticalExtensions: string[];
   /** 1 or 2 (the version field is absent in v1). */
   version: 1 | 2;
   /**
@@ -50,6 +57,27 @@ export interface ParsedCrl {
    * that cannot process them must not rely on the CRL, so callers should look at this count.
    */
   unknownCriticalEntryExtensions: number;
+}
+
+/**
+ * The scope a CRL declares in its issuingDistributionPoint (RFC 5280 5.2.5):
+ *   IssuingDistributionPoint ::= SEQUENCE {
+ *     distributionPoint          [0] DistributionPointName OPTIONAL,
+ *     onlyContainsUserCerts      [1] BOOLEAN DEFAULT FALSE,
+ *     onlyContainsCACerts        [2] BOOLEAN DEFAULT FALSE,
+ *     onlySomeReasons            [3] ReasonFlags OPTIONAL,
+ *     indirectCRL                [4] BOOLEAN DEFAULT FALSE,
+ *     onlyContainsAttributeCerts [5] BOOLEAN DEFAULT FALSE }
+ */
+export interface CrlScope {
+  /** A distribution point name is present: the CRL covers only certificates naming that point. */
+  distributionPoint: boolean;
+  onlyContainsUserCerts: boolean;
+  onlyContainsCACerts: boolean;
+  /** onlySomeReasons is present: the CRL lists only revocations for some reasons. */
+  onlySomeReasons: boolean;
+  indirectCRL: boolean;
+  onlyContainsAttributeCerts: boolean;
 }
 
 // Extension OIDs as value bytes (2.5.29.x is 55 1D x).
@@ -190,6 +218,42 @@ interface Header extends CrlLayout {
   baseCrlNumber?: bigint;
   aki?: Uint8Array;
   idp?: Uint8Array;
+  scope?: CrlScope;
+  unknownCritical: string[];
+}
+
+/** Decodes an issuingDistributionPoint SEQUENCE body in [start, end) (RFC 5280 5.2.5). */
+function readScope(c: DerCursor, start: number, end: number): CrlScope {
+  const b = c.buf;
+  const scope: CrlScope = {
+    distributionPoint: false, onlyContainsUserCerts: false, onlyContainsCACerts: false,
+    onlySomeReasons: false, indirectCRL: false, onlyContainsAttributeCerts: false,
+  };
+  let last = -1;
+  let p = start;
+  while (p < end) {
+    const tg = c.read(p, end);
+    const n = tg & 0x1f;
+    // Fields in order, each at most once (DER, X.690 10.x; SEQUENCE components keep their order).
+    if ((tg & 0xc0) !== 0x80 || n > 5 || n <= last) throw new CrlDerError('issuingDistributionPoint: unexpected field', p);
+    last = n;
+    if (n === 0) {
+      if (tg !== 0xa0) throw new CrlDerError('issuingDistributionPoint: distributionPoint must be constructed', p);
+      scope.distributionPoint = true;
+    } else if (n === 3) {
+      if (tg !== 0x83 || c.end === c.body) throw new CrlDerError('issuingDistributionPoint: bad onlySomeReasons', p);
+      scope.onlySomeReasons = true;
+    } else {
+      // BOOLEAN DEFAULT FALSE: DER leaves a FALSE default out (X.690 11.5), so only TRUE may appear.
+      if (tg !== (0x80 | n) || c.end - c.body !== 1 || b[c.body] !== 0xff) throw new CrlDerError('issuingDistributionPoint: bad BOOLEAN', p);
+      if (n === 1) scope.onlyContainsUserCerts = true;
+      else if (n === 2) scope.onlyContainsCACerts = true;
+      else if (n === 4) scope.indirectCRL = true;
+      else scope.onlyContainsAttributeCerts = true;
+    }
+    p = c.end;
+  }
+  return scope;
 }
 
 function readTimeAt(c: DerCursor, pos: number, limit: number, what: string): number {
@@ -245,7 +309,6 @@ function readCrlExtensions(c: DerCursor, h: Header, start: number, end: number):
     if (tg !== T.OCTET_STRING || c.end !== xe) throw new CrlDerError('CRL extension: expected OCTET STRING value', c.start);
     const vs = c.body;
     const ve = c.end;
-    const at = c.start;
     switch (oid) {
       case '2.5.29.20': {
         c.expect(T.INTEGER, vs, ve, 'cRLNumber');
@@ -278,6 +341,7 @@ function readCrlExtensions(c: DerCursor, h: Header, start: number, end: number):
         c.expect(T.SEQUENCE, vs, ve, 'issuingDistributionPoint');
         if (c.end !== ve) throw new CrlDerError('issuingDistributionPoint: extra data', c.end);
         h.idp = b.subarray(vs, ve);
+        h.scope = readScope(c, c.body, c.end);
         break;
       // issuerAltName, freshestCRL, authorityInfoAccess: informational here.
       case '2.5.29.18':
@@ -286,7 +350,8 @@ function readCrlExtensions(c: DerCursor, h: Header, start: number, end: number):
         break;
       default:
         // RFC 5280 5.2: a CRL with a critical extension the application cannot process MUST NOT be used.
-        if (critical) throw new CrlDerError(`unsupported critical CRL extension ${oid}`, at);
+        // Recorded here and refused by loadCrl with its own code (crl_critical_extension).
+        if (critical) h.unknownCritical.push(oid);
     }
     p = xe;
   }
@@ -339,6 +404,7 @@ function readHeader(der: Uint8Array): Header {
   p = c.end;
   const h: Header = {
     der, tbsStart, tbsEnd, listStart: 0, listEnd: 0, issuerStart, issuerEnd, thisUpdate, version, sigOid, sigStart, sigEnd,
+    unknownCritical: [],
   };
   if (p < tbsEnd && (der[p] === T.UTCTime || der[p] === T.GeneralizedTime)) {
     h.nextUpdate = readTimeAt(c, p, tbsEnd, 'nextUpdate');
@@ -420,12 +486,14 @@ export function parseCrl(derOrPem: Uint8Array): Result<ParsedCrl, 'crl_malformed
       isDelta: h.baseCrlNumber !== undefined,
       version: h.version,
       unknownCriticalEntryExtensions: stats.unknownCritical,
+      unknownCriticalExtensions: h.unknownCritical,
     };
     if (h.nextUpdate !== undefined) crl.nextUpdate = new Date(h.nextUpdate);
     if (h.crlNumber !== undefined) crl.crlNumber = h.crlNumber;
     if (h.baseCrlNumber !== undefined) crl.baseCrlNumber = h.baseCrlNumber;
     if (h.aki !== undefined) crl.authorityKeyId = h.aki;
     if (h.idp !== undefined) crl.issuingDistributionPoint = h.idp;
+    if (h.scope !== undefined) crl.scope = h.scope;
     prepared.set(crl, {
       der, listStart: h.listStart, listEnd: h.listEnd,
       offs: sink.offs.subarray(0, stats.count), hashes: sink.hashes.subarray(0, stats.count),

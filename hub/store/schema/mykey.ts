@@ -75,4 +75,25 @@ export const MYKEY_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'certificate bindings and CRL state keyed by the issuer key; why a revocation run refused',
+    sql: `
+      -- The key identifier of the trust anchor whose key signed the certificate (hex: its
+      -- subjectKeyIdentifier, else SHA-1 of its public key). Two live CA keys may share one name
+      -- (a rollover), and a serial is unique only per key: CRLs are matched per key, and a serial
+      -- reused under a new key never finds another holder's binding. '' = not yet known: rows bound
+      -- before this migration; the CRL manager fills them in at start from the configured anchors
+      -- (where exactly one anchor has the row's issuer name).
+      ALTER TABLE cert_bindings ADD COLUMN issuer_key_id TEXT NOT NULL DEFAULT '';
+      DROP INDEX cert_bindings_live_serial;
+      CREATE UNIQUE INDEX cert_bindings_live_serial ON cert_bindings (issuer_key, issuer_key_id, serial_hex) WHERE state <> 'ended';
+      CREATE INDEX cert_bindings_issuer_key_id ON cert_bindings (issuer_key_id);
+      -- crl_state.issuer_key from now on holds the issuer key id (rows of earlier versions keep the
+      -- name hash until their issuer's next CRL is applied). The error code of a refused run, and a
+      -- warning of an applied one (a CRL already past nextUpdate).
+      ALTER TABLE revocation_runs ADD COLUMN code TEXT;
+      ALTER TABLE revocation_runs ADD COLUMN warning TEXT;
+    `,
+  },
 ];

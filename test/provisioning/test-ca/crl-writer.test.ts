@@ -4,7 +4,7 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import { MyKeyError } from '../../../shared/errors.ts';
 import { CRL_REASONS, type CrlReason } from '../../../shared/revocation.ts';
 import { writeCrl, type CrlWriterEntry } from '../../../provisioning/test-ca/crl-writer.ts';
-import { crlIssuerFromCertificate, keyIdOf, loadCrl, parseCrl } from '../../../hub/pki/crl/index.ts';
+import { crlIssuerFromCertificate, indexCrl, keyIdOf, loadCrl, parseCrl } from '../../../hub/pki/crl/index.ts';
 import { makeOpensslCa, readOpensslCrlText } from '../../hub/pki/crl/helpers/openssl-ca.ts';
 
 const ca = makeOpensslCa({ subject: '/C=JP/O=JPKI/OU=JPKI for user authentication/OU=Japan Agency for Local Authority Information Systems' });
@@ -87,12 +87,16 @@ test('writes a delta CRL', async () => {
   const der = await writeCrl({ ...base, crlNumber: 80n, baseCrlNumber: 77n, thisUpdate: new Date(), entries: [{ serial: 3n, revokedAt: new Date(), reason: 'removeFromCRL' }] });
   assert.ok(ca.opensslVerifies(der));
   assert.is(readOpensslCrlText(ca.crlText(der)).deltaCrlIndicator, 77n);
+  // A delta CRL is never taken for a full one (RFC 5280 5.2.4): loadCrl refuses it with its own code.
   const r = loadCrl(der, [issuer]);
-  assert.ok(r.ok);
-  if (!r.ok) return;
-  assert.is(r.value.crl.isDelta, true);
-  assert.is(r.value.crl.baseCrlNumber, 77n);
-  assert.is(r.value.index.lookup(3n)?.reason, 'removeFromCRL');
+  assert.is(r.ok ? 'ok' : r.code, 'crl_delta_unsupported');
+  const p = parseCrl(der);
+  assert.ok(p.ok);
+  if (!p.ok) return;
+  assert.is(p.value.isDelta, true);
+  assert.is(p.value.baseCrlNumber, 77n);
+  const idx = indexCrl(p.value);
+  assert.is(idx.ok && idx.value.lookup(3n)?.reason, 'removeFromCRL');
 });
 
 test('writes long lists with long-form lengths that openssl accepts', async () => {
@@ -135,5 +139,31 @@ test('refuses negative serials, invalid dates and keys that are not RSA PKCS#1 v
 });
 
 test.after(() => ca.cleanup());
+
+
+test('writes scoped, critical-extension and entry-extension CRLs that openssl reads as such, and the hub refuses each with its code', async () => {
+  const thisUpdate = new Date(Date.now() - 60_000);
+  const cases: [string, Parameters<typeof writeCrl>[0], RegExp[], string][] = [
+    ['IDP with a distribution point, user certificates, some reasons', {
+      ...base, thisUpdate, crlNumber: 90n, entries: [],
+      issuingDistributionPoint: { distributionPointUri: 'http://crl.example/part1.crl', onlyContainsUserCerts: true, onlySomeReasons: [1, 3] },
+    }, [/Issuing Distribution Point: critical/, /URI:http:\/\/crl\.example\/part1\.crl/, /Only User Certificates/, /Only Some Reasons:\s*\n?\s*Key Compromise, Affiliation Changed/], 'crl_scope_unsupported'],
+    ['IDP indirect and CA-only', { ...base, thisUpdate, crlNumber: 91n, entries: [], issuingDistributionPoint: { onlyContainsCACerts: true, indirectCRL: true } },
+      [/Only CA Certificates/, /Indirect CRL/], 'crl_scope_unsupported'],
+    ['an unknown critical CRL extension', { ...base, thisUpdate, crlNumber: 92n, entries: [], extensions: [{ oid: '1.3.6.1.4.1.99999.1', critical: true, value: Uint8Array.of(5, 0) }] },
+      [/1\.3\.6\.1\.4\.1\.99999\.1: critical/], 'crl_critical_extension'],
+    ['an entry with an unknown critical extension', {
+      ...base, thisUpdate, crlNumber: 93n, entries: [{ serial: 5n, revokedAt: thisUpdate, reason: 'keyCompromise', extensions: [{ oid: '1.3.6.1.4.1.99999.2', critical: true, value: Uint8Array.of(5, 0) }] }],
+    }, [/Key Compromise/, /1\.3\.6\.1\.4\.1\.99999\.2: critical/], 'crl_critical_extension'],
+  ];
+  for (const [what, opts, patterns, code] of cases) {
+    const der = await writeCrl(opts);
+    assert.ok(ca.opensslVerifies(der), `${what}: openssl verifies`);
+    const text = ca.crlText(der);
+    for (const p of patterns) assert.match(text, p, `${what}: ${p}`);
+    const r = loadCrl(der, [issuer]);
+    assert.is(r.ok ? 'ok' : r.code, code, what);
+  }
+});
 
 test.run();

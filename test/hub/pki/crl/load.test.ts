@@ -108,4 +108,27 @@ test('crlIssuerFromCertificate refuses what is not a certificate', () => {
   if (!r.ok) assert.is(r.code, 'cert_malformed');
 });
 
+test('an issuer is keyed by its subjectKeyIdentifier, the same for the CRL engine and the trust anchors; a CRL is filed under the key that verified it', async () => {
+  const { createTestCa, rollOverTestCa } = await import('../../../../provisioning/test-ca/ca.ts');
+  const { writeCrl } = await import('../../../../provisioning/test-ca/crl-writer.ts');
+  const { trustAnchorFromDer } = await import('../../../../hub/pki/trust-anchors.ts');
+  const a = await createTestCa({ label: 'a' });
+  const b = await rollOverTestCa(a, { label: 'b' });
+  const issuers = [a, b].map((ca) => {
+    const i = crlIssuerFromCertificate(ca.certDer, ca.label);
+    if (!i.ok) throw new Error(i.message);
+    assert.is(i.value.keyId, Buffer.from(ca.subjectKeyId).toString('hex'));
+    assert.is(trustAnchorFromDer(ca.certDer, ca.label).keyId, i.value.keyId);
+    return i.value;
+  });
+  // b's CRL, without an authorityKeyIdentifier: found by trying both keys of the name; filed under b's.
+  const der = await writeCrl({ issuerNameDer: b.nameDer, signingKey: b.keyPair.privateKey, thisUpdate: new Date(), crlNumber: 1n, entries: [] });
+  const r = loadCrl(der, issuers);
+  assert.ok(r.ok && r.value.issuer.keyId === issuers[1].keyId);
+  // With an authorityKeyIdentifier naming a's key but signed by b: b's, by the signature.
+  const lying = await writeCrl({ issuerNameDer: b.nameDer, signingKey: b.keyPair.privateKey, thisUpdate: new Date(), crlNumber: 2n, authorityKeyId: a.subjectKeyId, entries: [] });
+  const r2 = loadCrl(lying, issuers);
+  assert.ok(r2.ok && r2.value.issuer.keyId === issuers[1].keyId);
+});
+
 test.run();
