@@ -123,6 +123,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     links,
     mykeys,
     service,
+    challenges,
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices),
     rateLimits: config.rateLimits,
     enrollments: {

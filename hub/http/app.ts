@@ -11,6 +11,10 @@ import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
 import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
 import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from './enrollment-routes.ts';
+import { ChallengeRequest, ChallengeResponse } from '../../shared/messages.ts';
+import type { ChallengeStore } from '../mykey/challenges.ts';
+import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
+import { jsonBody } from './validate.ts';
 
 interface CommonDeps {
   version: string;
@@ -26,6 +30,9 @@ export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRo
 export interface DeviceAppDeps extends CommonDeps, DeviceRoutesDeps {
   /** One-time enrollment token redemption (POST /v1/enrollments). */
   enrollments?: EnrollmentRoutesDeps;
+  /** Holder challenges asked by enrolled edges (counter registration with the PIN). */
+  challenges: ChallengeStore;
+  rateLimits: DeviceRoutesDeps['rateLimits'] & { challenge: RateLimitOptions };
 }
 
 function baseApp(deps: CommonDeps, title: string, description: string): { app: Hono; api: OpenApi } {
@@ -72,6 +79,35 @@ export function createDeviceApp(deps: DeviceAppDeps): Hono {
   // Liveness only: counts and other details stay on the operator's side.
   app.get('/healthz', (c) => c.json({ ok: true, version: deps.version }));
   mountDeviceRoutes(app, api, deps);
+  // The edge asks for the holder's challenge at the counter here (edge/register/device-api.ts). Only an
+  // enrolled device, and only the `holder` purpose: registration challenges belong to the public app.
+  api.route(
+    app,
+    {
+      method: 'post',
+      path: '/v1/challenges',
+      tag: 'Device',
+      summary: "A one-time challenge for the holder's card to sign at the counter (purpose holder)",
+      request: ChallengeRequest,
+      responses: { 201: { description: 'the challenge', schema: ChallengeResponse } },
+      errors: ['device_cert_required', 'unauthorized', 'validation_failed', 'forbidden', 'rate_limited', 'unavailable'],
+    },
+    async (c, next) => {
+      const d = deps.resolveDevice(c);
+      if (!d) return problem(c, 'unauthorized', 'a valid, enrolled device certificate is required');
+      if ('refused' in d) return problem(c, d.refused, d.message);
+      await next();
+    },
+    rateLimit(deps.rateLimits.challenge),
+    jsonBody(ChallengeRequest),
+    (c) => {
+      const { purpose } = c.get('body') as ChallengeRequest;
+      if (purpose !== 'holder') return problem(c, 'forbidden', 'devices ask for holder challenges only');
+      const issued = deps.challenges.issue(purpose);
+      if (!issued) return problem(c, 'unavailable', 'too many outstanding challenges; try again shortly');
+      return c.json({ challenge: issued.challenge, expiresAt: new Date(issued.expiresAt).toISOString() }, 201);
+    },
+  );
   if (deps.enrollments) mountEnrollmentRoutes(app, api, deps.enrollments);
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;

@@ -76,9 +76,14 @@ test('the device listener refuses the console sign-in, the operator API and hold
     ['POST', '/console/login', { body: 'username=ops&password=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }],
     ['GET', '/v1/admin/services', { headers: { authorization: `Bearer ${ADMIN}` } }],
     ['POST', '/v1/admin/services', { body: JSON.stringify({ id: 'evil', name: 'Evil' }), headers: { ...json, authorization: `Bearer ${ADMIN}` } }],
-    ['POST', '/v1/challenges', { body: JSON.stringify({ purpose: 'register' }), headers: json }],
+    ['POST', '/v1/admin/services/library/credentials', { body: JSON.stringify({ label: 'x' }), headers: { ...json, authorization: `Bearer ${ADMIN}` } }],
     ['POST', '/v1/mykey-ids', { body: '{}', headers: json }],
-    ['GET', '/v1/services/library/links', {}],
+    ['POST', '/v1/holder/status', { body: '{}', headers: json }],
+    ['POST', '/v1/holder/mykey-id', { body: '{}', headers: json }],
+    ['POST', '/v1/holder/invalidate', { body: '{}', headers: json }],
+    ['POST', '/v1/holder/carry-over', { body: '{}', headers: json }],
+    ['POST', '/v1/holder/unlink', { body: '{}', headers: json }],
+    ['POST', '/v1/services/library/links', { body: '{}', headers: json }],
   ];
   for (const [method, path, init] of attacks) {
     const r = await deviceCall(ctx, method, path, ctx.edge, init);
@@ -86,6 +91,15 @@ test('the device listener refuses the console sign-in, the operator API and hold
     assert.is(r.body.code, 'not_found', `${method} ${path}`);
   }
   assert.is(ctx.h.hub.linkRepo.service('evil'), undefined);
+  // The one challenge a device may ask for is the holder's (counter registration); a registration
+  // challenge is the public app's.
+  const reg = await deviceCall(ctx, 'POST', '/v1/challenges', ctx.edge, { body: JSON.stringify({ purpose: 'register' }), headers: json });
+  assert.is(reg.status, 403);
+  assert.is(reg.body.code, 'forbidden');
+  const holder = await deviceCall(ctx, 'POST', '/v1/challenges', ctx.edge, { body: JSON.stringify({ purpose: 'holder' }), headers: json });
+  assert.is(holder.status, 201);
+  const anon = await deviceCall(ctx, 'POST', '/v1/challenges', { caPem: ctx.edge.caPem }, { body: JSON.stringify({ purpose: 'holder' }), headers: json });
+  assert.is(anon.body.code, 'device_cert_required');
   // The same bearer token works where it belongs: on the public listener.
   const pub = await fetch(`${ctx.h.hub.addresses.http}/v1/admin/services`, { headers: { authorization: `Bearer ${ADMIN}` } });
   assert.is(pub.status, 200);
@@ -110,7 +124,7 @@ test('each listener documents only its own routes', async (ctx) => {
   const dev = await deviceCall(ctx, 'GET', '/openapi.json', { caPem: ctx.edge.caPem });
   assert.is(dev.status, 200);
   const paths = Object.keys(dev.body.paths as Record<string, unknown>).sort();
-  assert.equal(paths, ['/v1/device/changes', '/v1/device/config', '/v1/device/links', '/v1/device/snapshot', '/v1/enrollments']);
+  assert.equal(paths, ['/v1/challenges', '/v1/device/changes', '/v1/device/config', '/v1/device/links', '/v1/device/snapshot', '/v1/enrollments']);
   assert.match(dev.body.paths['/v1/device/config'].get.responses['401'].description, 'device_cert_required');
 });
 
