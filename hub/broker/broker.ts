@@ -67,6 +67,22 @@ export interface PublishOptions {
   retain?: boolean;
 }
 
+/**
+ * The tuning options the hub gives aedes. Each is an option of the installed aedes (1.x,
+ * `defaultOptions` in node_modules/aedes/aedes.js; a test checks): aedes copies unknown keys without a
+ * word, so an option it does not have would protect nothing. aedes has no packet-size option: that
+ * limit is packet-guard.ts.
+ */
+export function aedesTuning(opts: Pick<BrokerOptions, 'aedes'>) {
+  return {
+    concurrency: opts.aedes?.concurrency ?? 1000,
+    drainTimeout: opts.aedes?.drainTimeout ?? 30_000,
+    connectTimeout: opts.aedes?.connectTimeout ?? 10_000,
+    // Topics of the protocol have 5 levels; nothing legitimate is deeper.
+    maxTopicLevels: 16,
+  };
+}
+
 /** True for 127.0.0.0/8, ::1 and localhost. */
 export function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
@@ -135,11 +151,7 @@ export function createBroker(opts: BrokerOptions) {
     /** Starts aedes and the listeners; resolves with the bound ports. */
     async start(): Promise<{ tlsPort: number; plainPort?: number }> {
       const a = await Aedes.createBroker({
-        concurrency: opts.aedes?.concurrency ?? 1000,
-        drainTimeout: opts.aedes?.drainTimeout ?? 30_000,
-        connectTimeout: opts.aedes?.connectTimeout ?? 10_000,
-        // Topics of the protocol have 5 levels; nothing legitimate is deeper.
-        maxTopicLevels: 16,
+        ...aedesTuning(opts),
         preConnect: preConnectHook(ctx),
         authenticate: authenticateHook(ctx),
         authorizeSubscribe: authorizeSubscribeHook(ctx),
