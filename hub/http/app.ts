@@ -81,6 +81,8 @@ export function createDeviceApp(deps: DeviceAppDeps): Hono {
   mountDeviceRoutes(app, api, deps);
   // The edge asks for the holder's challenge at the counter here (edge/register/device-api.ts). Only an
   // enrolled device, and only the `holder` purpose: registration challenges belong to the public app.
+  // Once edges ask for device-bound challenges at /v1/device/challenges (device-routes.ts), this
+  // route has no caller left and goes.
   api.route(
     app,
     {
