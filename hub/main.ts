@@ -3,13 +3,13 @@
 //   tsx hub/main.ts [--config hub.json]
 import { serve, type ServerType } from '@hono/node-server';
 import { createServer as createHttpsServer } from 'node:https';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../shared/errors.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { loadHubConfig, type HubConfig } from './config.ts';
-import { createApp } from './http/app.ts';
+import { createDeviceApp, createPublicApp } from './http/app.ts';
 import { createChallengeStore } from './mykey/challenges.ts';
 import { createMyKeyService } from './mykey/service.ts';
 import { createOcspQuery } from './pki/ocsp-client.ts';
@@ -105,7 +105,29 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   let enrollment: DeviceEnrollment | undefined;
   const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string } = {};
   const httpLog = log.child('http');
-  const app = createApp({
+  const common = { version: HUB_VERSION, maxBodyBytes: config.http.maxBodyBytes, log: (msg: string, err?: unknown) => httpLog.error(msg, { error: err }) };
+  // One app per listener: the public listener never answers device routes or enrollment, and the
+  // device listener never answers the holders' routes, the services' or operator API, or the console.
+  const app = createPublicApp({
+    ...common,
+    service,
+    challenges,
+    links,
+    linkRepo,
+    linksOf: links.linksOf,
+    audit: (e) => void consoleRepo.audit(e),
+    adminToken: () => config.admin.token,
+    rateLimits: config.rateLimits,
+    health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
+  });
+  const deviceApp = createDeviceApp({
+    ...common,
+    links,
+    mykeys,
+    service,
+    challenges,
+    resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices),
+    rateLimits: config.rateLimits,
     enrollments: {
       consoleRepo,
       linkRepo,
@@ -117,20 +139,6 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       rateLimit: config.enrollment.rateLimit,
       now: () => now().getTime(),
     },
-    version: HUB_VERSION,
-    service,
-    challenges,
-    links,
-    linkRepo,
-    linksOf: links.linksOf,
-    mykeys,
-    resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices),
-    audit: (e) => void consoleRepo.audit(e),
-    adminToken: () => config.admin.token,
-    rateLimits: config.rateLimits,
-    maxBodyBytes: config.http.maxBodyBytes,
-    log: (msg, err) => httpLog.error(msg, { error: err }),
-    health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
   });
 
   mountConsole(app, {
@@ -157,7 +165,10 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   let deviceCa: DeviceCa | undefined;
   return {
     config,
+    /** The public app (plain HTTP listener): holders, services, operator API, console. */
     app,
+    /** The device app (device mutual-TLS listener): device API and enrollment redemption. */
+    deviceApp,
     db,
     mykeys,
     revocations,
@@ -174,6 +185,14 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     },
     get deviceCa() {
       return deviceCa;
+    },
+    /**
+     * SHA-256 fingerprint of the device CA certificate as node's `X509Certificate.fingerprint256`
+     * gives it (upper-case hex pairs with colons): what a technician passes to the enrollment tool
+     * as --ca-fingerprint. Undefined before start.
+     */
+    get deviceCaFingerprint(): string | undefined {
+      return deviceCa ? new X509Certificate(deviceCa.certPem).fingerprint256 : undefined;
     },
     get enrollment() {
       return enrollment;
@@ -211,12 +230,23 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
           const s = serve(opts, (info) => res({ s, port: info.port }));
           s.once('error', rej);
         });
+      // The client certificate is requested but not required at the handshake: enrollment redemption
+      // comes from a tool that has no certificate yet. Every device route checks the verified
+      // certificate itself (device-routes.ts, device_cert_required). The chain sent includes the
+      // device CA so the enrollment tool can pin it by fingerprint before it sends the token.
       const dev = await listen({
-        fetch: app.fetch,
+        fetch: deviceApp.fetch,
         hostname: config.devices.httpsHost,
         port: config.devices.httpsPort,
         createServer: createHttpsServer,
-        serverOptions: { key: creds.keyPem, cert: creds.certPem, ca: deviceCa.certPem, requestCert: true, rejectUnauthorized: true },
+        serverOptions: {
+          key: creds.keyPem,
+          cert: `${creds.certPem.trim()}\n${deviceCa.certPem.trim()}\n`,
+          ca: deviceCa.certPem,
+          requestCert: true,
+          rejectUnauthorized: false,
+          minVersion: 'TLSv1.2',
+        },
       });
       deviceServer = dev.s;
       this.addresses.deviceApi = `https://${hostOf(config.devices.httpsHost)}:${dev.port}`;
@@ -224,7 +254,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       server = main.s;
       const url = `http://${hostOf(config.http.host)}:${main.port}`;
       this.addresses.http = url;
-      log.info('hub listening', { url, deviceApi: this.addresses.deviceApi, mqtts: this.addresses.mqtts, anchors: anchors.length, db: dbPath });
+      log.info('hub listening', { url, deviceApi: this.addresses.deviceApi, mqtts: this.addresses.mqtts, anchors: anchors.length, db: dbPath, deviceCaFingerprint: this.deviceCaFingerprint });
       return { port: main.port, url };
     },
     async stop(): Promise<void> {

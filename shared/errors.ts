@@ -113,6 +113,12 @@ export const ERROR_CODES = {
   crl_delta_unsupported: { status: 422, title: 'A delta CRL cannot stand for the full CRL' },
   crl_critical_extension: { status: 422, title: 'The CRL or one of its entries carries a critical extension the hub cannot process' },
   crl_not_yet_valid: { status: 422, title: 'The CRL\'s thisUpdate is in the future' },
+  // Trust hardening: transport and listeners (device listener, enrollment over pinned TLS, broker packet limit)
+  device_cert_required: { status: 401, title: 'A device certificate verified against the hub device CA is required (mutual TLS)' },
+  insecure_transport: { status: 400, title: 'The enrollment token is only sent over TLS (plain http:// only to a loopback address)' },
+  hub_ca_mismatch: { status: 502, title: "The hub's TLS certificate does not chain to the device CA pinned by --ca-fingerprint" },
+  mqtt_packet_too_large: { status: 413, title: 'The MQTT packet announces a remaining length over the broker limit' },
+  mqtt_packet_malformed: { status: 400, title: 'The MQTT fixed header is malformed (remaining length over 4 bytes)' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

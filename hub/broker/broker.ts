@@ -24,6 +24,7 @@ import { authorizeForwardHook } from './hooks/authorize-forward.ts';
 import { authorizePublishHook } from './hooks/authorize-publish.ts';
 import { authorizeSubscribeHook } from './hooks/authorize-subscribe.ts';
 import { preConnectHook } from './hooks/pre-connect.ts';
+import { guardPacketSize } from './packet-guard.ts';
 import { publishedHook } from './hooks/published.ts';
 
 export interface BrokerOptions {
@@ -41,13 +42,45 @@ export interface BrokerOptions {
   lagSampleIntervalMs?: number;
   /** How often connections are checked for certificates that expired since the handshake. Default 60 s. */
   expirySweepMs?: number;
-  /** aedes tuning; see docs/Aedes.md. */
+  /**
+   * aedes tuning (options of aedes 1.x, node_modules/aedes/aedes.js defaultOptions): concurrency of
+   * its message queue, how long a write may wait for a slow client to drain, and how long a
+   * connection may stay without a CONNECT.
+   */
   aedes?: { concurrency?: number; drainTimeout?: number; connectTimeout?: number };
+  /**
+   * The largest MQTT remaining length accepted from a client, checked at each fixed header before the
+   * packet is read (packet-guard.ts). Default MAX_MQTT_PACKET_BYTES.
+   */
+  maxPacketBytes?: number;
 }
+
+/**
+ * Largest remaining length of a packet from an edge: the largest payload of the protocol plus room
+ * for a topic, a packet id or a CONNECT's fields (client id, will topic). Anything bigger is refused
+ * at its fixed header; the payload limit itself is checked in authorizePublish.
+ */
+export const MAX_MQTT_PACKET_BYTES = MAX_SYNC_PAYLOAD_BYTES + 4096;
 
 export interface PublishOptions {
   qos?: 0 | 1;
   retain?: boolean;
+}
+
+/**
+ * The tuning options the hub gives aedes. Each is an option of the installed aedes (1.x,
+ * `defaultOptions` in node_modules/aedes/aedes.js; a test checks): aedes copies unknown keys without a
+ * word, so an option it does not have would protect nothing. aedes has no packet-size option: that
+ * limit is packet-guard.ts.
+ */
+export function aedesTuning(opts: Pick<BrokerOptions, 'aedes'>) {
+  return {
+    concurrency: opts.aedes?.concurrency ?? 1000,
+    drainTimeout: opts.aedes?.drainTimeout ?? 30_000,
+    connectTimeout: opts.aedes?.connectTimeout ?? 10_000,
+    // Topics of the protocol have 5 levels; nothing legitimate is deeper.
+    maxTopicLevels: 16,
+  };
 }
 
 /** True for 127.0.0.0/8, ::1 and localhost. */
@@ -84,6 +117,22 @@ export function createBroker(opts: BrokerOptions) {
     throw new MyKeyError('config_invalid', `the plain MQTT listener may only bind a loopback address, not ${opts.plain.host}`);
   }
 
+  const maxPacketBytes = opts.maxPacketBytes ?? MAX_MQTT_PACKET_BYTES;
+  /** Hands a connection to aedes behind the packet-size guard. */
+  function handle(a: Aedes, socket: Socket): void {
+    guardPacketSize(socket, maxPacketBytes, (v) => {
+      const client = (socket as unknown as { client?: Client }).client;
+      const id = client ? ctx.identities.get(client) : undefined;
+      ctx.refuse(v.code, v.code === 'mqtt_packet_too_large' ? 'MQTT packet over the size limit' : 'malformed MQTT fixed header', {
+        packetType: v.packetType,
+        ...(v.code === 'mqtt_packet_too_large' ? { announcedAtLeast: v.atLeast, limit: maxPacketBytes } : {}),
+        ...(id ? { edgeId: id.edgeId } : {}),
+        remote: socket.remoteAddress,
+      });
+    });
+    a.handle(socket);
+  }
+
   function listen(server: NetServer | TlsServer, host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -102,11 +151,7 @@ export function createBroker(opts: BrokerOptions) {
     /** Starts aedes and the listeners; resolves with the bound ports. */
     async start(): Promise<{ tlsPort: number; plainPort?: number }> {
       const a = await Aedes.createBroker({
-        concurrency: opts.aedes?.concurrency ?? 1000,
-        drainTimeout: opts.aedes?.drainTimeout ?? 30_000,
-        connectTimeout: opts.aedes?.connectTimeout ?? 10_000,
-        // Topics of the protocol have 5 levels; nothing legitimate is deeper.
-        maxTopicLevels: 16,
+        ...aedesTuning(opts),
         preConnect: preConnectHook(ctx),
         authenticate: authenticateHook(ctx),
         authorizeSubscribe: authorizeSubscribeHook(ctx),
@@ -192,7 +237,7 @@ export function createBroker(opts: BrokerOptions) {
           }
           // Fan-out latency: small change-log messages must not wait for Nagle.
           socket.setNoDelay(true);
-          a.handle(socket);
+          handle(a, socket);
         },
       );
       // Handshakes that fail before any certificate (scanners, resets, protocol errors).
@@ -205,7 +250,7 @@ export function createBroker(opts: BrokerOptions) {
         const plain = createNetServer((socket: Socket) => {
           socket.setNoDelay(true);
           ctx.plainConnections.add(socket);
-          a.handle(socket);
+          handle(a, socket);
         });
         plainServer = plain;
         plainPort = await listen(plain, opts.plain.host, opts.plain.port);

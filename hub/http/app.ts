@@ -1,29 +1,36 @@
-// The hub's Hono app: common middleware, one router per feature, OpenAPI, problem JSON for every error.
+// The hub's two Hono apps, one per listener, so that nothing answers on a listener it was not meant
+// for: the public app (holders, services' business systems, the operator API and console, behind
+// the plain HTTP listener or a TLS-terminating proxy) and the device app (the device API and
+// enrollment redemption, behind the device mutual-TLS listener). Each has its own OpenAPI document,
+// the common middleware and problem JSON for every error.
 import { Hono } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
-import { createOpenApi } from './openapi.ts';
+import { createOpenApi, type OpenApi } from './openapi.ts';
 import { errorHandler, problem } from './problem.ts';
 import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
 import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
 import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from './enrollment-routes.ts';
 
-export interface AppDeps extends MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'>, Omit<DeviceRoutesDeps, 'rateLimits'> {
+interface CommonDeps {
   version: string;
   maxBodyBytes?: number;
   log: (msg: string, err?: unknown) => void;
+}
+
+export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'> {
+  rateLimits: MyKeyRoutesDeps['rateLimits'] & LinksRoutesDeps['rateLimits'];
   health: () => Record<string, unknown>;
+}
+
+export interface DeviceAppDeps extends CommonDeps, DeviceRoutesDeps {
   /** One-time enrollment token redemption (POST /v1/enrollments). */
   enrollments?: EnrollmentRoutesDeps;
 }
 
-export function createApp(deps: AppDeps): Hono {
+function baseApp(deps: CommonDeps, title: string, description: string): { app: Hono; api: OpenApi } {
   const app = new Hono();
-  const api = createOpenApi({
-    title: 'MyKey Platform hub',
-    version: deps.version,
-    description: 'JPKI-backed MyKey IDs, service links and revocation. Errors are problem JSON (RFC 9457) with a stable `code`.',
-  });
+  const api = createOpenApi({ title, version: deps.version, description });
   app.use('*', secureHeaders());
   // The body size limit is enforced where bodies are read (http/validate.ts), without building a
   // WHATWG Request per request; this only passes the configured limit down.
@@ -33,10 +40,37 @@ export function createApp(deps: AppDeps): Hono {
   });
   app.onError(errorHandler(deps.log));
   app.notFound((c) => problem(c, 'not_found', `no route ${c.req.method} ${c.req.path}`));
+  return { app, api };
+}
 
+/** The public app: holders' routes, the services' API, the operator API (the console mounts on it too). */
+export function createPublicApp(deps: PublicAppDeps): Hono {
+  const { app, api } = baseApp(
+    deps,
+    'MyKey Platform hub',
+    'JPKI-backed MyKey IDs, service links and revocation. Errors are problem JSON (RFC 9457) with a stable `code`. The device API and enrollment redemption are served on the device listener only (mutual TLS), with their own document.',
+  );
   app.get('/healthz', (c) => c.json({ ok: true, version: deps.version, ...deps.health() }));
   mountMyKeyRoutes(app, api, deps);
   mountLinksRoutes(app, api, deps);
+  app.get('/openapi.json', (c) => c.json(api.document()));
+  return app;
+}
+
+/**
+ * The device app, served only on the device listener (HTTPS that requests a client certificate from
+ * the device CA). Device routes demand a verified device certificate themselves (device-routes.ts);
+ * enrollment redemption is the one route without one: the technician's tool has no certificate yet
+ * and authenticates with the one-time token, over TLS whose CA it pinned by fingerprint.
+ */
+export function createDeviceApp(deps: DeviceAppDeps): Hono {
+  const { app, api } = baseApp(
+    deps,
+    'MyKey Platform hub: device API',
+    'What enrolled edges ask the hub over mutual TLS with their device certificate, and enrollment redemption. Errors are problem JSON (RFC 9457) with a stable `code`.',
+  );
+  // Liveness only: counts and other details stay on the operator's side.
+  app.get('/healthz', (c) => c.json({ ok: true, version: deps.version }));
   mountDeviceRoutes(app, api, deps);
   if (deps.enrollments) mountEnrollmentRoutes(app, api, deps.enrollments);
   app.get('/openapi.json', (c) => c.json(api.document()));

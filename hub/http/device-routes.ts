@@ -27,16 +27,25 @@ export interface DeviceCaller {
   serviceId: string;
 }
 
-/** Finds the caller of a request; the default reads the verified TLS client certificate. */
-export type DeviceResolver = (c: Context) => DeviceCaller | undefined;
+/**
+ * Finds the caller of a request; the default reads the verified TLS client certificate. A refusal
+ * carries its code: no verified device certificate at all, or one the hub no longer accepts.
+ */
+export type DeviceResolver = (c: Context) => DeviceCaller | { refused: 'device_cert_required' | 'unauthorized'; message: string } | undefined;
 
-/** Reads the device from the TLS peer certificate (the TLS layer verified it against the device CA). */
+/**
+ * Reads the device from the TLS peer certificate. The device listener requests a client certificate
+ * but does not reject a connection without one (enrollment redemption has none yet), so every device
+ * route checks here that the TLS layer verified a certificate against the device CA.
+ */
 export function tlsDeviceResolver(devices: DeviceRepo): DeviceResolver {
   return (c) => {
     const socket = (c.env as { incoming?: { socket?: TLSSocket } } | undefined)?.incoming?.socket;
-    if (!socket || typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
+    if (!socket || typeof socket.getPeerCertificate !== 'function' || !socket.authorized) {
+      return { refused: 'device_cert_required', message: 'a device certificate verified against the hub device CA is required (mutual TLS)' };
+    }
     const id = identityFromPeerCertificate(socket.getPeerCertificate());
-    if (!id.ok) return undefined;
+    if (!id.ok) return { refused: 'device_cert_required', message: `the client certificate is not a device certificate (${id.code})` };
     const row = devices.get(id.value.edgeId);
     // The certificate must be the one on record for an active device (a revoked or replaced one is refused).
     if (!row || row.status !== 'active' || row.cert_fingerprint !== id.value.fingerprint || row.service_id !== id.value.serviceId) return undefined;
@@ -84,13 +93,14 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
   const device: MiddlewareHandler<{ Variables: { device: DeviceCaller } }> = async (c, next) => {
     const d = deps.resolveDevice(c);
     if (!d) return problem(c, 'unauthorized', 'a valid, enrolled device certificate is required');
+    if ('refused' in d) return problem(c, d.refused, d.message);
     c.set('device', d);
     await next();
   };
 
   api.route(
     app,
-    { method: 'get', path: '/v1/device/config', tag, summary: "The device's service and its sync secret", responses: { 200: { description: 'config', schema: DeviceConfig } }, errors: ['unauthorized'] },
+    { method: 'get', path: '/v1/device/config', tag, summary: "The device's service and its sync secret", responses: { 200: { description: 'config', schema: DeviceConfig } }, errors: ['device_cert_required', 'unauthorized'] },
     device,
     (c) => {
       const d = c.get('device');
@@ -102,7 +112,7 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
 
   api.route(
     app,
-    { method: 'get', path: '/v1/device/snapshot', tag, summary: "A snapshot of the device's service at its head sequence", responses: { 200: { description: 'snapshot', schema: Snapshot } }, errors: ['unauthorized'] },
+    { method: 'get', path: '/v1/device/snapshot', tag, summary: "A snapshot of the device's service at its head sequence", responses: { 200: { description: 'snapshot', schema: Snapshot } }, errors: ['device_cert_required', 'unauthorized'] },
     device,
     (c) => c.json(links.snapshot(c.get('device').serviceId)),
   );
@@ -115,7 +125,7 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
       tag,
       summary: 'Change-log entries after a sequence number (query: after, limit <= 1000)',
       responses: { 200: { description: 'entries', schema: DeviceChanges } },
-      errors: ['unauthorized', 'validation_failed'],
+      errors: ['device_cert_required', 'unauthorized', 'validation_failed'],
     },
     device,
     (c) => {

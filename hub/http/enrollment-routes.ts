@@ -1,6 +1,8 @@
 // Redemption of one-time enrollment tokens: a technician's provisioning script sends the token, the
-// edge id and the edge's CSR, and gets the device certificate from the hub's device CA. Public (the
-// token is the credential) and rate-limited.
+// edge id and the edge's CSR, and gets the device certificate from the hub's device CA. Served on the
+// device listener only (hub/http/app.ts createDeviceApp), over TLS whose device CA the script pinned
+// by fingerprint before sending the token; no client certificate is needed (the token is the
+// credential). Rate-limited.
 import type { Hono } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { Type, type Static } from '@sinclair/typebox';

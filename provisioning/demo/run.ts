@@ -25,6 +25,7 @@ import { VirtualCard } from '../virtual-card/card.ts';
 import { VpcdSlot } from '../virtual-card/vpcd-slot.ts';
 import { writeMyKey, parseWriteKey } from '../card-writer/write-mykey.ts';
 import { createCsr, generateDeviceKey } from '../enroll/device-key.ts';
+import { redeemToken } from '../enroll/hub-client.ts';
 
 const quiet = process.argv.includes('--quiet');
 const READERS = ['Virtual PCD 00 00', 'Virtual PCD 00 01'] as const;
@@ -233,8 +234,9 @@ async function main(): Promise<number> {
         const key = await generateDeviceKey();
         const csrPem = await createCsr(p.edgeId, key.keyPair);
         const token = hub!.enrollmentTokens.issue({ serviceId: p.serviceId, edgeId: p.edgeId, by: 'demo' });
-        const r = await http('POST', '/v1/enrollments', { token: token.token, edgeId: p.edgeId, csrPem });
-        if (r.status !== 201) throw new Error(`enrollment of ${p.edgeId}: ${JSON.stringify(r.body)}`);
+        // As the enrollment tool does it: over TLS to the device API, pinned to the device CA
+        // fingerprint the console shows beside the token (a refusal throws with its code).
+        const r = { body: await redeemToken(hub!.addresses.deviceApi!, { token: token.token, edgeId: p.edgeId, csrPem }, { caFingerprint: hub!.deviceCaFingerprint! }) };
         const edir = join(dir, p.edgeId);
         const cfgFiles = { cert: join(dir, `${p.edgeId}.pem`), key: join(dir, `${p.edgeId}.key`), ca: join(dir, `${p.edgeId}-ca.pem`) };
         writeFileSync(cfgFiles.cert, r.body.certPem);

@@ -1,6 +1,6 @@
 // The technician's enrollment tool, one command per machine:
 //
-//   tsx provisioning/enroll/cli.ts enroll --hub URL --token T --edge-id ID --state-dir DIR
+//   tsx provisioning/enroll/cli.ts enroll --hub https://HUB:8443 --ca-fingerprint FP --token T --edge-id ID --state-dir DIR
 //                                         [--readers 'ACS*,Sony*'] [--device-api URL] [--broker URL] [--dry-run] [--force]
 //   tsx provisioning/enroll/cli.ts rotate --state-dir DIR --token T [--hub URL] [--dry-run]
 //   tsx provisioning/enroll/cli.ts decommission --state-dir DIR [--already-revoked] [--dry-run]
@@ -14,15 +14,17 @@ import { decommission, enroll, rotate, ROTATE_WARN_DAYS, status, type EnrollDeps
 import { StepFailed } from './progress.ts';
 
 const USAGE = `usage:
-  enroll       --hub URL --token T --edge-id ID --state-dir DIR [--readers P1,P2] [--device-api URL] [--broker URL] [--dry-run] [--force]
+  enroll       --hub https://HUB:8443 --ca-fingerprint FP --token T --edge-id ID --state-dir DIR [--readers P1,P2] [--device-api URL] [--broker URL] [--dry-run] [--force]
   rotate       --state-dir DIR --token T [--hub URL] [--readers P1,P2] [--dry-run]
   decommission --state-dir DIR [--already-revoked] [--reason TEXT] [--dry-run]
   status       --state-dir DIR [--warn-days N]
 --dry-run prints the systemd unit and systemctl commands instead of running them.
+--hub is the hub device API; the token goes only over TLS to the device CA whose SHA-256 fingerprint
+--ca-fingerprint gives (shown in the console beside the token; colons and case do not matter).
 The token may be given in MYKEY_ENROLL_TOKEN instead of --token.`;
 
 const FLAGS = new Set(['--dry-run', '--force', '--already-revoked', '--help', '-h']);
-const VALUES = new Set(['--hub', '--token', '--edge-id', '--state-dir', '--readers', '--device-api', '--broker', '--reason', '--warn-days']);
+const VALUES = new Set(['--hub', '--ca-fingerprint', '--token', '--edge-id', '--state-dir', '--readers', '--device-api', '--broker', '--reason', '--warn-days']);
 
 class UsageError extends Error {}
 
@@ -68,6 +70,7 @@ export async function main(argv: string[], deps: Partial<EnrollDeps> = {}, env: 
         await enroll(
           {
             hubUrl: need('--hub'),
+            caFingerprint: str('--ca-fingerprint'),
             token: str('--token') ?? env.MYKEY_ENROLL_TOKEN,
             edgeId: need('--edge-id'),
             stateDir: need('--state-dir'),

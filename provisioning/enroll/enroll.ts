@@ -7,7 +7,7 @@ import { loadEdgeConfig, type EdgeConfig } from '../../edge/config.ts';
 import { MyKeyError } from '../../shared/errors.ts';
 import { isEdgeId } from '../../shared/ids.ts';
 import { certFacts, certMatchesKey, createCsr, generateDeviceKey, importDeviceKey, issuedBy } from './device-key.ts';
-import { redeemToken, selfRevoke, type DeviceTls, type EnrollmentAnswer } from './hub-client.ts';
+import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, selfRevoke, type DeviceTls, type EnrollmentAnswer } from './hub-client.ts';
 import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
 import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
@@ -41,7 +41,13 @@ export interface EnrollDeps {
 }
 
 export interface EnrollOptions {
+  /** The hub's device API (https://), where the token is redeemed; http:// only to a loopback address. */
   hubUrl: string;
+  /**
+   * SHA-256 fingerprint of the hub's device CA, as the console shows it beside the token: the only CA
+   * the token is sent to. Required for https://.
+   */
+  caFingerprint?: string;
   token?: string;
   edgeId: string;
   stateDir: string;
@@ -79,7 +85,11 @@ export function redeemHint(e: unknown): string | undefined {
       return 'wait a minute, then run again';
     case 'unavailable':
     case 'timeout':
-      return 'check --hub (the hub HTTP address), the network and the hub; try: curl <hub>/healthz';
+      return 'check --hub (the hub device API, https://<hub>:8443), the network and the hub; try: curl -k <hub>/healthz';
+    case 'insecure_transport':
+      return 'pass the hub device API as --hub https://<hub>:8443 and the device CA fingerprint shown in the console as --ca-fingerprint';
+    case 'hub_ca_mismatch':
+      return 'compare --ca-fingerprint with the one the console shows beside the token; if they match, something between this machine and the hub presents another certificate: do not enroll over this network, tell the hub operator';
     case 'csr_invalid':
       return 'the hub refused the certificate request; delete <state-dir>/tls/pending-key.pem and run again';
     case 'validation_failed':
@@ -120,11 +130,15 @@ export const ROTATE_WARN_DAYS = 30;
 const DEFAULT_DEVICE_API_PORT = 8443;
 const DEFAULT_BROKER_PORT = 8883;
 
-/** Where the edge talks to: flag > hub's answer > the hub's defaults on the hub's host name. */
+/**
+ * Where the edge talks to: flag > hub's answer > the defaults (--hub itself when it is the https://
+ * device API, else the hub's default ports on the hub's host name).
+ */
 export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?: string }, answer?: Pick<EnrollmentAnswer, 'hubUrl' | 'brokerUrl'>) {
-  const host = new URL(o.hubUrl).hostname;
+  const hub = new URL(o.hubUrl);
+  const host = hub.hostname;
   return {
-    deviceApiUrl: o.deviceApiUrl ?? answer?.hubUrl ?? `https://${host}:${DEFAULT_DEVICE_API_PORT}`,
+    deviceApiUrl: o.deviceApiUrl ?? answer?.hubUrl ?? (hub.protocol === 'https:' ? hub.origin : `https://${host}:${DEFAULT_DEVICE_API_PORT}`),
     brokerUrl: o.brokerUrl ?? answer?.brokerUrl ?? `mqtts://${host}:${DEFAULT_BROKER_PORT}`,
   };
 }
@@ -178,7 +192,7 @@ async function selfTest(c: StepContext, record: EnrollmentRecord, tls: DeviceTls
   const r = await checkReaders(readers, list);
   if (!r.ok) throw needsFix('reader_unavailable', r.detail, r.fix);
   c.ok(r.detail);
-  c.ok(await checkHub(record.hubUrl, deps.timeoutMs));
+  c.ok(await checkHub(record.hubUrl, deps.timeoutMs, tls.ca));
   c.ok(await checkDeviceApi(record.deviceApiUrl, tls, record, deps.timeoutMs));
   c.ok(await checkBroker(record.brokerUrl, record.edgeId, tls, deps.timeoutMs));
   c.ok(await checkSnapshot(record.deviceApiUrl, tls, deps.timeoutMs));
@@ -244,6 +258,12 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
 
   await steps.step('Checking prerequisites', async (c) => {
     if (!isEdgeId(o.edgeId)) throw needsFix('validation_failed', `"${o.edgeId}" is not an edge id`, 'an edge id is 2-64 lower-case letters, digits and hyphens, as issued with the token');
+    // Where the token may go is settled before anything else: TLS to a pinned CA, or loopback.
+    const hub = checkEnrollmentUrl(o.hubUrl);
+    if (o.caFingerprint) normalizeFingerprint(o.caFingerprint);
+    else if (hub.protocol === 'https:') {
+      throw needsFix('validation_failed', 'no --ca-fingerprint given', 'pass the device CA fingerprint the console shows beside the token: --ca-fingerprint AB:CD:…');
+    } else c.warn(`${hub.origin} is plain http on this machine: the hub's CA is taken from its answer, unpinned`);
     for (const r of [checkNode(), checkPcscd()]) {
       if (!r.ok) throw needsFix('unavailable', r.detail, r.fix);
       c.ok(r.detail);
@@ -285,7 +305,7 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
     });
     const answer = await steps.step('Redeeming the enrollment token', async (c) => {
       if (!o.token) throw needsFix('bad_request', 'no enrollment token given', 'issue a token for this edge id in the console (Enrollment tokens) and pass it with --token');
-      const a = await redeemToken(o.hubUrl, { token: o.token, edgeId: o.edgeId, csrPem: key.csrPem }, deps.timeoutMs);
+      const a = await redeemToken(o.hubUrl, { token: o.token, edgeId: o.edgeId, csrPem: key.csrPem }, { caFingerprint: o.caFingerprint, timeoutMs: deps.timeoutMs });
       checkAnswer(a, key.keyPem, o.edgeId);
       c.ok(`device certificate for ${a.edgeId} of service ${a.serviceId}${a.notAfter ? `, valid until ${a.notAfter}` : ''}`);
       return a;
@@ -320,7 +340,7 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
 export interface RotateOptions {
   stateDir: string;
   token?: string;
-  /** Defaults to the hub of the enrollment record. */
+  /** Defaults to the device API of the enrollment record; the stored device CA is the one trusted. */
   hubUrl?: string;
   dryRun?: boolean;
   readers?: string[];
@@ -342,14 +362,15 @@ export async function rotate(o: RotateOptions, deps: EnrollDeps): Promise<Enroll
     c.ok(`edge ${e.record.edgeId} of ${e.record.serviceId}; certificate valid until ${e.record.notAfter} (${days < 0 ? 'expired' : `${days} days left`})`);
     return e;
   });
-  const hubUrl = o.hubUrl ?? current.record.hubUrl;
+  // Redemption lives on the device API, trusted through the CA certificate kept at enrollment.
+  const hubUrl = o.hubUrl ?? current.record.deviceApiUrl;
   const key = await steps.step('New device key and certificate request', async (c) => {
     const k = await pendingKey(layout, c);
     return { keyPem: k.keyPem, csrPem: await createCsr(current.record.edgeId, k.keyPair) };
   });
   const answer = await steps.step('Redeeming the rotation token', async (c) => {
     if (!o.token) throw needsFix('bad_request', 'no enrollment token given', `issue a token for edge ${current.record.edgeId} in the console and pass it with --token`);
-    const a = await redeemToken(hubUrl, { token: o.token, edgeId: current.record.edgeId, csrPem: key.csrPem }, deps.timeoutMs);
+    const a = await redeemToken(hubUrl, { token: o.token, edgeId: current.record.edgeId, csrPem: key.csrPem }, { caPem: current.tls.ca, timeoutMs: deps.timeoutMs });
     checkAnswer(a, key.keyPem, current.record.edgeId);
     c.ok(`new certificate${a.notAfter ? ` valid until ${a.notAfter}` : ''}; the hub has superseded the previous one`);
     return a;

@@ -1,7 +1,11 @@
-// What the provisioning tools say to the hub: the public enrollment route (the token is the
-// credential), the health route, and the device API over mutual TLS with the device certificate.
+// What the provisioning tools say to the hub: enrollment redemption on the device listener (the
+// token is the credential, sent only over TLS to the device CA the technician pinned by its
+// fingerprint), the health route, and the device API over mutual TLS with the device certificate.
 // Every answer is validated here; failures become MyKeyError with the hub's stable code.
+import { X509Certificate } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { isErrorCode, MyKeyError, type ErrorCode } from '../../shared/errors.ts';
@@ -29,11 +33,105 @@ export interface DeviceTls {
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
+// OpenSSL verification failures (as Node names them) and a host name the certificate does not carry:
+// the server is not the hub whose CA this tool trusts.
+const TLS_TRUST_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 function unreachable(url: string, e: unknown): MyKeyError {
   const c = (e as { cause?: { code?: string; message?: string }; code?: string; message?: string }) ?? {};
   const why = c.cause?.code ?? c.code ?? c.cause?.message ?? c.message ?? String(e);
   if ((e as { name?: string })?.name === 'TimeoutError' || why === 'ETIMEDOUT') return new MyKeyError('timeout', `no answer from ${url} in time`, { cause: e });
+  if (TLS_TRUST_ERRORS.has(why)) return new MyKeyError('hub_ca_mismatch', `${url} presented a certificate that does not chain to the trusted hub device CA (${why})`, { cause: e });
   return new MyKeyError('unavailable', `cannot reach ${url} (${why})`, { cause: e });
+}
+
+/** True for localhost, 127.0.0.0/8 and ::1 (as URL host names spell them). */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
+}
+
+/**
+ * A SHA-256 certificate fingerprint in the form of node's `X509Certificate.fingerprint256` (upper-case
+ * hex pairs joined by colons), from that form, lower case, or bare hex. Throws validation_failed.
+ */
+export function normalizeFingerprint(fp: string): string {
+  const hex = fp.replace(/[:\s]/g, '').toUpperCase();
+  if (!/^[0-9A-F]{64}$/.test(hex)) throw new MyKeyError('validation_failed', 'a CA fingerprint is 64 hex digits (SHA-256), optionally in pairs joined by colons');
+  return hex.match(/../g)!.join(':');
+}
+
+/**
+ * Checks where an enrollment token may go before anything is sent: https:// (the caller pins the CA),
+ * or http:// to a loopback address only (a local tunnel or a development hub). Throws
+ * insecure_transport, or validation_failed for anything that is not an http(s) URL.
+ */
+export function checkEnrollmentUrl(hubUrl: string): URL {
+  let url: URL;
+  try {
+    url = new URL(hubUrl);
+  } catch {
+    throw new MyKeyError('validation_failed', `--hub is not a URL: ${hubUrl}`);
+  }
+  if (url.protocol === 'https:') return url;
+  if (url.protocol === 'http:') {
+    if (isLoopbackHost(url.hostname)) return url;
+    throw new MyKeyError('insecure_transport', `refusing to send the enrollment token over plain http:// to ${url.host}: give the hub device API as https://${url.hostname}:8443 with --ca-fingerprint`);
+  }
+  throw new MyKeyError('validation_failed', `--hub must be an https:// URL (got ${url.protocol})`);
+}
+
+/**
+ * Opens a TLS connection to `url` without trusting anything yet, reads the certificate chain the
+ * server presents and returns the certificate in it whose SHA-256 fingerprint is `fingerprint`
+ * (PEM). Nothing is sent over the connection. Throws hub_ca_mismatch when no certificate of the
+ * chain has that fingerprint.
+ */
+export function fetchPinnedCa(url: URL, fingerprint: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string> {
+  const want = normalizeFingerprint(fingerprint);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({
+      host,
+      port: Number(url.port || 443),
+      ...(isIP(host) ? {} : { servername: host }),
+      // Trust is decided below, by the pinned fingerprint; then the request itself verifies the whole
+      // chain and the host name against the pinned CA alone.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      timeout: timeoutMs,
+    });
+    const done = (err: MyKeyError | undefined, pem?: string) => {
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(pem!);
+    };
+    socket.once('secureConnect', () => {
+      const seen: string[] = [];
+      let c: PeerCertificate | undefined = socket.getPeerCertificate(true);
+      for (let depth = 0; c && c.raw && depth < 8; depth++) {
+        const x = new X509Certificate(c.raw);
+        if (x.fingerprint256 === want) return done(undefined, x.toString());
+        seen.push(x.fingerprint256);
+        const next: PeerCertificate | undefined = (c as { issuerCertificate?: PeerCertificate }).issuerCertificate;
+        if (!next || next === c || next.raw?.equals(c.raw)) break;
+        c = next;
+      }
+      done(new MyKeyError('hub_ca_mismatch', `${url.origin} presented no certificate with the pinned fingerprint ${want} (its chain: ${seen.map((f) => f.slice(0, 11)).join(', ') || 'empty'}); the token was not sent`));
+    });
+    socket.once('timeout', () => done(new MyKeyError('timeout', `no TLS handshake with ${url.origin} in time`)));
+    socket.once('error', (e) => done(unreachable(url.origin, e)));
+  });
 }
 
 /** Turns a problem JSON body (RFC 9457 with `code`) into a MyKeyError. */
@@ -50,17 +148,43 @@ export function problemError(status: number, text: string, what: string): MyKeyE
   return new MyKeyError(code, `${what}: HTTP ${status} ${code}${detail ? `: ${detail}` : ''}`, { details: { status } });
 }
 
-/** Redeems a one-time enrollment token for the device certificate. */
-export async function redeemToken(hubUrl: string, body: { token: string; edgeId: string; csrPem: string }, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<EnrollmentAnswer> {
-  const url = new URL('/v1/enrollments', hubUrl).toString();
-  let res: Response;
-  try {
-    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    throw unreachable(url, e);
+/** How the enrollment request trusts the hub: a pinned CA fingerprint, or a CA certificate kept from before. */
+export interface RedeemTrust {
+  /** SHA-256 fingerprint of the hub's device CA (as shown in the console beside the token). */
+  caFingerprint?: string;
+  /** The device CA certificate stored at the last enrollment (rotation). */
+  caPem?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Redeems a one-time enrollment token for the device certificate. Over https:// the token is sent only
+ * after the hub's chain was found to end at the pinned CA, and only over a connection verified
+ * against that CA alone; plain http:// only to a loopback address. The answer's CA must be the pinned
+ * one. Throws insecure_transport or hub_ca_mismatch before the token leaves this machine.
+ */
+export async function redeemToken(hubUrl: string, body: { token: string; edgeId: string; csrPem: string }, trust: RedeemTrust = {}): Promise<EnrollmentAnswer> {
+  const base = checkEnrollmentUrl(hubUrl);
+  const url = new URL('/v1/enrollments', base);
+  const timeoutMs = trust.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const pinned = trust.caFingerprint ? normalizeFingerprint(trust.caFingerprint) : trust.caPem ? new X509Certificate(trust.caPem).fingerprint256 : undefined;
+  let status: number;
+  let text: string;
+  if (url.protocol === 'https:') {
+    if (!pinned) throw new MyKeyError('validation_failed', 'an https:// hub needs --ca-fingerprint (the device CA fingerprint shown in the console beside the token)');
+    const ca = trust.caPem ?? (await fetchPinnedCa(url, pinned, timeoutMs));
+    ({ status, text } = await httpsCall(url, { ca }, 'POST', body, timeoutMs));
+  } else {
+    let res: Response;
+    try {
+      res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    } catch (e) {
+      throw unreachable(url.toString(), e);
+    }
+    status = res.status;
+    text = await res.text();
   }
-  const text = await res.text();
-  if (res.status !== 201) throw problemError(res.status, text, 'the hub refused the enrollment');
+  if (status !== 201) throw problemError(status, text, 'the hub refused the enrollment');
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -71,20 +195,29 @@ export async function redeemToken(hubUrl: string, body: { token: string; edgeId:
     const first = [...Value.Errors(EnrollmentAnswer, v)][0];
     throw new MyKeyError('validation_failed', `the hub's enrollment answer does not match its schema (${first?.path || '/'}: ${first?.message})`);
   }
+  if (pinned && new X509Certificate(v.caPem).fingerprint256 !== pinned) {
+    throw new MyKeyError('hub_ca_mismatch', `the hub answered with a device CA other than the pinned ${pinned}`);
+  }
   return v;
 }
 
-/** GET /healthz on the hub's HTTP API: resolves with the hub's version. */
-export async function hubHealth(hubUrl: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ version?: string }> {
-  const url = new URL('/healthz', hubUrl).toString();
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    throw unreachable(url, e);
+/** GET /healthz on the hub (over https:// verified against `ca`): resolves with the hub's version. */
+export async function hubHealth(hubUrl: string, timeoutMs = DEFAULT_TIMEOUT_MS, ca?: string): Promise<{ version?: string }> {
+  const url = new URL('/healthz', hubUrl);
+  let status: number;
+  let text: string;
+  if (url.protocol === 'https:' && ca) ({ status, text } = await httpsCall(url, { ca }, 'GET', undefined, timeoutMs));
+  else {
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    } catch (e) {
+      throw unreachable(url.toString(), e);
+    }
+    status = res.status;
+    text = await res.text();
   }
-  const text = await res.text();
-  if (!res.ok) throw problemError(res.status, text, 'hub health');
+  if (status < 200 || status > 299) throw problemError(status, text, 'hub health');
   try {
     const v = JSON.parse(text) as { version?: unknown };
     return { version: typeof v.version === 'string' ? v.version : undefined };
@@ -93,10 +226,8 @@ export async function hubHealth(hubUrl: string, timeoutMs = DEFAULT_TIMEOUT_MS):
   }
 }
 
-/** One request to the device API over mutual TLS; resolves with the status and the body text. */
-export function deviceRequest(deviceApiUrl: string, tls: DeviceTls, method: string, path: string, body?: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ status: number; text: string }> {
-  const url = new URL(path, deviceApiUrl);
-  if (url.protocol !== 'https:') return Promise.reject(new MyKeyError('validation_failed', `the device API must be https:// (got ${url.protocol})`));
+/** One HTTPS request trusting `tls.ca` alone (with a client certificate when given): status and body text. */
+function httpsCall(url: URL, tls: { ca: string; cert?: string; key?: string }, method: string, body: unknown, timeoutMs: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = httpsRequest(
@@ -121,6 +252,13 @@ export function deviceRequest(deviceApiUrl: string, tls: DeviceTls, method: stri
     req.on('error', (e) => reject(unreachable(url.origin, e)));
     req.end(payload);
   });
+}
+
+/** One request to the device API over mutual TLS; resolves with the status and the body text. */
+export function deviceRequest(deviceApiUrl: string, tls: DeviceTls, method: string, path: string, body?: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ status: number; text: string }> {
+  const url = new URL(path, deviceApiUrl);
+  if (url.protocol !== 'https:') return Promise.reject(new MyKeyError('validation_failed', `the device API must be https:// (got ${url.protocol})`));
+  return httpsCall(url, tls, method, body, timeoutMs);
 }
 
 /** The first snapshot of the device's service, validated against the shared schema. */

@@ -86,8 +86,9 @@ export async function checkDeviceApi(deviceApiUrl: string, tls: DeviceTls, expec
   return `device API ${deviceApiUrl} knows ${expect.edgeId} (${expect.serviceId})`;
 }
 
-export async function checkHub(hubUrl: string, timeoutMs?: number): Promise<string> {
-  const h = await hubHealth(hubUrl, timeoutMs);
+/** GET /healthz on the hub (the device API, verified against the device CA `ca`). */
+export async function checkHub(hubUrl: string, timeoutMs?: number, ca?: string): Promise<string> {
+  const h = await hubHealth(hubUrl, timeoutMs, ca);
   return `hub ${hubUrl} answers${h.version ? ` (version ${h.version})` : ''}`;
 }
 

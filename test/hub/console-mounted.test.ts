@@ -16,10 +16,12 @@ test('the started hub serves the console sign-in page and documents enrollment',
     const signIn = await fetch(new URL(res.headers.get('location') ?? '/console', url));
     assert.is(signIn.status, 200);
     assert.match(await signIn.text(), /<form/);
-    const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    // Enrollment redemption lives on the device listener (TLS, CA pinned by the enrollment tool), not here.
+    const doc = (await (await h.hub.deviceApp.request('/openapi.json')).json()) as { paths: Record<string, unknown> };
     assert.ok(doc.paths['/v1/enrollments']);
-    const bad = await fetch(`${url}/v1/enrollments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'nope', edgeId: 'e-1', csrPem: 'x' }) });
+    const bad = await h.hub.deviceApp.request('/v1/enrollments', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'nope', edgeId: 'e-1', csrPem: 'x' }) });
     assert.ok(bad.status >= 400 && bad.status < 500);
+    assert.is((await fetch(`${url}/v1/enrollments`, { method: 'POST' })).status, 404);
   } finally {
     await h.close();
   }

@@ -31,7 +31,7 @@ test('enroll --dry-run in its own process finds the vpcd readers, passes the sel
   const h = await startEnrollHub();
   const dir = mkdtempSync(join(tmpdir(), 'mykey-enroll-cli-'));
   try {
-    const r = await runCli(['enroll', '--hub', h.http, '--edge-id', 'kiosk-7', '--state-dir', join(dir, 'state'), '--readers', 'Virtual PCD*', '--dry-run'], {
+    const r = await runCli(['enroll', ...h.hubArgs, '--edge-id', 'kiosk-7', '--state-dir', join(dir, 'state'), '--readers', 'Virtual PCD*', '--dry-run'], {
       MYKEY_ENROLL_TOKEN: h.issueToken('kiosk-7'),
     });
     assert.is(r.code, 0, r.stderr);

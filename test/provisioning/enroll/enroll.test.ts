@@ -40,7 +40,7 @@ async function run(argv: string[], extra: Partial<EnrollDeps> = {}): Promise<{ c
 test('enrolls in one command: key 0600, certificate, CA, a valid edge config, self-test passed, unit printed', async (ctx) => {
   const dir = join(ctx.root, 'counter-1');
   const token = ctx.h.issueToken('lib-counter-1');
-  const r = await run(['enroll', '--hub', ctx.h.http, '--token', token, '--edge-id', 'lib-counter-1', '--state-dir', dir, '--dry-run', '--readers', 'Test Reader*']);
+  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', token, '--edge-id', 'lib-counter-1', '--state-dir', dir, '--dry-run', '--readers', 'Test Reader*']);
   assert.is(r.code, 0, r.out);
   const L = stateLayout(dir);
   assert.is(modeOf(L.dir), 0o700);
@@ -77,7 +77,7 @@ test('running it again keeps the enrollment, does not need the token, and keeps 
   const edited = JSON.parse(readFileSync(L.config, 'utf8'));
   edited.storeId = 'main-branch';
   writeFileSync(L.config, JSON.stringify(edited));
-  const r = await run(['enroll', '--hub', ctx.h.http, '--edge-id', 'lib-counter-1', '--state-dir', dir, '--dry-run']);
+  const r = await run(['enroll', ...ctx.h.hubArgs, '--edge-id', 'lib-counter-1', '--state-dir', dir, '--dry-run']);
   assert.is(r.code, 0, r.out);
   assert.match(r.out, /kept/);
   assert.is(readFileSync(L.key, 'utf8'), keyBefore);
@@ -89,7 +89,7 @@ test('running it again keeps the enrollment, does not need the token, and keeps 
 test('a bad token stops at the redemption with its code and what to do, and a retry reuses the pending key', async (ctx) => {
   const dir = join(ctx.root, 'counter-2');
   const bad = `mket_000000000000.${'A'.repeat(43)}`;
-  const r = await run(['enroll', '--hub', ctx.h.http, '--token', bad, '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
+  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', bad, '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
   assert.is(r.code, 1);
   assert.match(r.out, /FAIL .*enrollment_token_invalid/);
   assert.match(r.out, /fix:\s+.*--edge-id/);
@@ -98,18 +98,18 @@ test('a bad token stops at the redemption with its code and what to do, and a re
   assert.not.ok(existsSync(L.enrollment));
   assert.is(modeOf(L.pendingKey), 0o600);
   // A token issued for another edge id is refused the same way.
-  const other = await run(['enroll', '--hub', ctx.h.http, '--token', ctx.h.issueToken('lib-counter-9'), '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
+  const other = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-9'), '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
   assert.is(other.code, 1);
   assert.match(other.out, /enrollment_token_invalid/);
   const pending = readFileSync(L.pendingKey, 'utf8');
-  const good = await run(['enroll', '--hub', ctx.h.http, '--token', ctx.h.issueToken('lib-counter-2'), '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
+  const good = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-2'), '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
   assert.is(good.code, 0, good.out);
   assert.match(good.out, /reusing the key of an unfinished attempt/);
   assert.is(readFileSync(L.key, 'utf8'), pending);
   // A used token says so.
   const used = ctx.h.issueToken('lib-counter-3');
-  assert.is((await run(['enroll', '--hub', ctx.h.http, '--token', used, '--edge-id', 'lib-counter-3', '--state-dir', join(ctx.root, 'c3'), '--dry-run'])).code, 0);
-  const again = await run(['enroll', '--hub', ctx.h.http, '--token', used, '--edge-id', 'lib-counter-3', '--state-dir', join(ctx.root, 'c3b'), '--dry-run']);
+  assert.is((await run(['enroll', ...ctx.h.hubArgs, '--token', used, '--edge-id', 'lib-counter-3', '--state-dir', join(ctx.root, 'c3'), '--dry-run'])).code, 0);
+  const again = await run(['enroll', ...ctx.h.hubArgs, '--token', used, '--edge-id', 'lib-counter-3', '--state-dir', join(ctx.root, 'c3b'), '--dry-run']);
   assert.is(again.code, 1);
   assert.match(again.out, /enrollment_token_used/);
   assert.match(again.out, /fix:\s+a token works once/);
@@ -120,14 +120,14 @@ test('an unreachable hub and a missing token are told apart, each with its fix',
   assert.is(noHub.code, 1);
   assert.match(noHub.out, /cannot reach http:\/\/127\.0\.0\.1:9.*\(unavailable\)/);
   assert.match(noHub.out, /fix:\s+check --hub/);
-  const noToken = await run(['enroll', '--hub', ctx.h.http, '--edge-id', 'lib-counter-4', '--state-dir', join(ctx.root, 'c4'), '--dry-run']);
+  const noToken = await run(['enroll', ...ctx.h.hubArgs, '--edge-id', 'lib-counter-4', '--state-dir', join(ctx.root, 'c4'), '--dry-run']);
   assert.is(noToken.code, 1);
   assert.match(noToken.out, /no enrollment token given/);
-  const noReader = await run(['enroll', '--hub', ctx.h.http, '--edge-id', 'lib-counter-4', '--state-dir', join(ctx.root, 'c4'), '--dry-run'], { listReaders: async () => [] });
+  const noReader = await run(['enroll', ...ctx.h.hubArgs, '--edge-id', 'lib-counter-4', '--state-dir', join(ctx.root, 'c4'), '--dry-run'], { listReaders: async () => [] });
   assert.is(noReader.code, 1);
   assert.match(noReader.out, /no card reader is visible/);
   assert.match(noReader.out, /fix:\s+plug the USB contactless reader in/);
-  const usage = await run(['enroll', '--hub', ctx.h.http]);
+  const usage = await run(['enroll', ...ctx.h.hubArgs]);
   assert.is(usage.code, 2);
 });
 
@@ -192,7 +192,7 @@ test('without --dry-run the unit is written and systemctl runs in order; decommi
     ran.push([cmd, ...args].join(' '));
     return { code: 0, stdout: args[0] === 'is-active' ? 'active\n' : '', stderr: '' };
   };
-  const r = await run(['enroll', '--hub', ctx.h.http, '--token', ctx.h.issueToken('lib-counter-6'), '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec, unitDir });
+  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-6'), '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec, unitDir });
   assert.is(r.code, 0, r.out);
   assert.equal(ran, ['systemctl daemon-reload', 'systemctl enable mykey-edge.service', 'systemctl restart mykey-edge.service', 'systemctl is-active mykey-edge.service']);
   const unitPath = join(unitDir, 'mykey-edge.service');
@@ -201,7 +201,7 @@ test('without --dry-run the unit is written and systemctl runs in order; decommi
 
   // A failing systemctl is a failed step that says where to look.
   const failing: EnrollDeps['exec'] = async (cmd, args) => ({ code: args[0] === 'restart' ? 1 : 0, stdout: '', stderr: 'Job for mykey-edge.service failed.' });
-  const again = await run(['enroll', '--hub', ctx.h.http, '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec: failing, unitDir });
+  const again = await run(['enroll', ...ctx.h.hubArgs, '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec: failing, unitDir });
   assert.is(again.code, 1);
   assert.match(again.out, /systemctl restart mykey-edge\.service failed \(exit 1\): Job for mykey-edge\.service failed\./);
   assert.match(again.out, /fix:\s+see: journalctl -u mykey-edge\.service/);
@@ -216,10 +216,10 @@ test('without --dry-run the unit is written and systemctl runs in order; decommi
 
 test('a state directory path with spaces is refused before the token is spent', async (ctx) => {
   const token = ctx.h.issueToken('lib-counter-7');
-  const r = await run(['enroll', '--hub', ctx.h.http, '--token', token, '--edge-id', 'lib-counter-7', '--state-dir', join(ctx.root, 'has space'), '--dry-run']);
+  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', token, '--edge-id', 'lib-counter-7', '--state-dir', join(ctx.root, 'has space'), '--dry-run']);
   assert.is(r.code, 1);
   assert.match(r.out, /\[1\/7\][\s\S]*has spaces or quotes/);
-  const ok = await run(['enroll', '--hub', ctx.h.http, '--token', token, '--edge-id', 'lib-counter-7', '--state-dir', join(ctx.root, 'c7'), '--dry-run']);
+  const ok = await run(['enroll', ...ctx.h.hubArgs, '--token', token, '--edge-id', 'lib-counter-7', '--state-dir', join(ctx.root, 'c7'), '--dry-run']);
   assert.is(ok.code, 0, ok.out);
 });
 
@@ -227,7 +227,7 @@ test('decommission by default asks the device API to revoke the device over mutu
   // A stand-in for the route the hub does not have yet: an HTTPS server with the hub's own device API
   // credentials that revokes the calling device, as the route would.
   const dir = join(ctx.root, 'counter-5');
-  assert.is((await run(['enroll', '--hub', ctx.h.http, '--token', ctx.h.issueToken('lib-counter-5'), '--edge-id', 'lib-counter-5', '--state-dir', dir, '--dry-run'])).code, 0);
+  assert.is((await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-5'), '--edge-id', 'lib-counter-5', '--state-dir', dir, '--dry-run'])).code, 0);
   const hub = ctx.h.th.hub;
   const creds = await hub.deviceCa!.serverCredentials();
   const calls: { edgeId: string; body: string }[] = [];

@@ -1,10 +1,17 @@
-// A real hub for the provisioning tests (HTTP API with the enrollment route, device API over mutual
-// TLS, MQTT over TLS) and a token issuer: the hub's own one-time tokens, as the console issues them.
+// A real hub for the provisioning tests (HTTP API, device API over mutual TLS with the enrollment
+// route, MQTT over TLS) and a token issuer: the hub's own one-time tokens, as the console issues them.
 import { startTestHub, type TestHub } from '../../../helpers/hub.ts';
 
 export interface EnrollHub {
   th: TestHub;
+  /** The public HTTP API. */
   http: string;
+  /** The device API (https://), where tokens are redeemed. */
+  deviceApi: string;
+  /** The device CA fingerprint, as the console shows it beside a token. */
+  fingerprint: string;
+  /** `--hub <device API> --ca-fingerprint <fingerprint>` for the enroll command line. */
+  hubArgs: string[];
   /** Issues a one-time enrollment token for `edgeId` of `serviceId`. */
   issueToken(edgeId: string, serviceId?: string): string;
   close(): Promise<void>;
@@ -25,6 +32,9 @@ export async function startEnrollHub(opts: { serviceId?: string } = {}): Promise
   return {
     th,
     http: url,
+    deviceApi: th.hub.addresses.deviceApi!,
+    fingerprint: th.hub.deviceCaFingerprint!,
+    hubArgs: ['--hub', th.hub.addresses.deviceApi!, '--ca-fingerprint', th.hub.deviceCaFingerprint!],
     issueToken: (edgeId, sid = serviceId) => th.hub.enrollmentTokens.issue({ serviceId: sid, edgeId, by: 'test' }).token,
     close: () => th.close(),
   };
