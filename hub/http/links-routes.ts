@@ -148,8 +148,9 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
     },
     svc,
     jsonBody(LinkRequest),
-    (c) => {
+    async (c) => {
       const b = c.get('body');
+      await links.prepareKeys(c.req.param('serviceId')!, b.mykeyId); // keyed identities derived off the event loop
       const r = links.link({ serviceId: c.req.param('serviceId')!, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${c.get('credentialId')}` });
       const body: LinkResponse = { serviceId: c.req.param('serviceId')!, serviceUserId: b.serviceUserId, seq: r.entry?.seq ?? null, ...(r.replaced ? { replaced: r.replaced } : {}) };
       return c.json(body, r.unchanged ? 200 : 201);
