@@ -61,6 +61,11 @@ export class TouchLookup {
     return { decision, result };
   }
 
+  /** Resolves once every touch given so far is decided and handed over. */
+  idle(): Promise<void> {
+    return this.#queue.then(() => undefined);
+  }
+
   /** A touch whose card could not be read: counted and shown, with the error code only. */
   touchFailed(reader: string, code: string): TouchResult {
     this.#step('touches');
