@@ -19,7 +19,8 @@ const { config } = buildEdgeConfig(layout, record, undefined);
 const agent = createEdgeAgent({ ...config, kiosk: { ...config.kiosk, port: 0 }, staleness: { ...config.staleness, policy: 'answer-with-warning' } });
 await agent.start();
 const secret = new Uint8Array(32).fill(7);
-agent.cache.setSecret(secret);
+// As if the hub's device config had come: the service's sync secret.
+await agent.state.setIdentity({ edgeId: 'lib-counter-9', serviceId: 'library', syncSecret: Buffer.from(secret).toString('base64url') });
 const index = new KeyIndex();
 index.set(await keyedIdentity(secret, 'mykey', 'B7NQ4KXW'), 'LIB-778899');
 agent.cache.replace(index, 1);
