@@ -98,6 +98,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     now,
     random: randomBytes,
     requireRevocationStatus: config.jpki.requireRevocationStatus,
+    prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
   });
   const consoleRepo = createConsoleRepo(db);
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });

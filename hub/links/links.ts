@@ -334,6 +334,21 @@ export function createLinks(deps: LinksDeps) {
     },
 
     /**
+     * Derives and stores, off the event loop, the keys a change of a MyKey ID (a new MyKey ID, a new
+     * certificate) will need in every service it is linked with; call before the change. Never fails.
+     */
+    async prepareLifecycleKeys(mykeyId: string, next: { mykeyId?: string; cert?: { issuerKey: string; serialHex: string } }): Promise<void> {
+      const idents: Ident[] = [
+        ...(next.mykeyId ? [{ kind: 'mykey' as const, value: next.mykeyId }] : []),
+        ...(next.cert ? [{ kind: 'cert' as const, value: certIdentity(next.cert.issuerKey, next.cert.serialHex) }] : []),
+      ];
+      for (const l of repo.linksOfMyKey(mykeyId)) {
+        const s = repo.service(l.service_id);
+        if (s) await deriveAhead(s, schemeOf(s), idents).catch(() => undefined);
+      }
+    },
+
+    /**
      * Moves a service to the current derivation: every linked identity's key is derived on the libuv
      * pool and stored, then, in one transaction, the service switches and a `rekey` entry tells its
      * edges to fetch a snapshot under the new keys. Returns false when it was already there.

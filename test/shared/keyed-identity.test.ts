@@ -165,6 +165,12 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
     links.unlink({ serviceId: 'museum', mykeyId: a.mykeyId, by: 'test', reason: 'cancelled' });
     await waitFor('purged', () => cache.get(scryptKey) === undefined, 10_000);
     assert.equal(await touch(a.mykeyId), { outcome: 'not_linked' });
+    // The holder chooses another MyKey ID: its key is derived ahead too, and the edge follows.
+    const changed = await ctx.h.request('/v1/holder/mykey-id', { proof: await ctx.h.proof(b.cert, 'holder'), mykeyId: 'W7WQ4KXM' });
+    assert.is(changed.status, 200, await changed.clone().text());
+    await waitFor('the new MyKey ID at the edge', () => cache.get(keyedIdentitySync(secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', 10_000);
+    assert.equal(await touch('W7WQ4KXM'), { outcome: 'linked', serviceUserId: 'M-2' });
+    assert.equal(await touch(b.mykeyId), { outcome: 'not_linked' });
     const derived = links.keyStats().derived;
     const snap = links.snapshot('museum');
     assert.is(snap.keyScheme, 'scrypt-v2');
