@@ -65,6 +65,7 @@ process.on('message', async (m: Msg) => {
         const r = mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
         if (!('row' in r)) throw new Error('could not create a MyKey ID');
         const serviceUserId = `LIB-${String(i).padStart(6, '0')}`;
+        await links.prepareKeys(m.service, r.row.id); // as the link routes do: scrypt on the libuv pool
         links.link({ serviceId: m.service, mykeyId: r.row.id, serviceUserId, by: 'bench' });
         serviceUserIds.push(serviceUserId);
       }

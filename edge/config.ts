@@ -35,7 +35,7 @@ const StdoutTarget = Type.Object(
     outcomes: Type.Array(Outcome, { default: [...OUTCOMES] }),
     includeMyKeyId: Type.Boolean({ default: false }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'opt-in: one JSON line per touch on standard output (under systemd: the journal, a persistent per-touch record)' },
 );
 
 const SocketTarget = Type.Object(
@@ -110,7 +110,16 @@ export const EdgeConfigSchema = Type.Object(
       { default: {}, additionalProperties: false },
     ),
     handoff: Type.Object(
-      { targets: Type.Array(HandoffTargetConfig, { default: [{ type: 'stdout' }], maxItems: 16, description: 'where touch results go; several at once' }) },
+      {
+        // No usage history (MISSION.md): the default keeps no per-touch record anywhere persistent. The
+        // kiosk page (in memory) is added by the agent; stdout under systemd is the journal, so a
+        // JSON-lines stdout target is opt-in.
+        targets: Type.Array(HandoffTargetConfig, {
+          default: [],
+          maxItems: 16,
+          description: 'where touch results go, besides the kiosk page; several at once. Default none. A stdout target writes one JSON line per touch, which under systemd lands in the journal: opt-in only',
+        }),
+      },
       { default: {}, additionalProperties: false },
     ),
     staleness: Type.Object(

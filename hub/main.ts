@@ -99,6 +99,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     now,
     random: randomBytes,
     requireRevocationStatus: config.jpki.requireRevocationStatus,
+    prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
   });
   const consoleRepo = createConsoleRepo(db);
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
@@ -225,6 +226,11 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       outbox.attach((topic, payload) => b.publish(topic, payload, { qos: 1 }));
       crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
       webhooks.start();
+      // Services still on the legacy keyed identities move to the memory-hard one (shared/sync.ts).
+      void links.rekeyAll().then(
+        (moved) => moved.length > 0 && log.info('services moved to the memory-hard key derivation', { services: moved.length }),
+        (e) => log.warn('re-keying stopped; it resumes at the next start', { error: e }),
+      );
       const listen = (opts: Parameters<typeof serve>[0]) =>
         new Promise<{ s: ServerType; port: number }>((res, rej) => {
           const s = serve(opts, (info) => res({ s, port: info.port }));

@@ -9,20 +9,41 @@
 // - Applying an entry is: delete every key in `remove`, then map every key in `set.keys` to
 //   `set.serviceUserId`. That makes every entry idempotent and order-checkable.
 //
-// Keys: an edge never receives MyKey IDs or certificate serials in clear, only keyed identities:
-// HMAC-SHA256 under the service's sync secret of `mykey:<MyKey ID>` or `cert:<issuerKey>:<serial>`,
-// truncated to 128 bits, base64url. The edge computes the same from what it reads off the card.
-// (Someone holding a stolen edge's secret can still test guesses one at a time; the secret is per
-// service and rotated by the hub.)
-import { createHmac } from 'node:crypto';
+// Keys: an edge never receives MyKey IDs or certificate serials in clear, only keyed identities of
+// `mykey:<MyKey ID>` or `cert:<issuerKey>:<serial>` under the service's sync secret, 128 bits,
+// base64url. The edge computes the same from what it reads off the card. Two derivations
+// (`keyScheme`), said by every snapshot and change-log entry (absent: the legacy one):
+// - `hmac-sha256` (legacy): HMAC-SHA256(secret, identity). Every edge of a service holds the secret,
+//   and there are only 31^8 = 8.5e11 MyKey IDs: one stolen reader lets a GPU test them all in minutes
+//   and learn every linked MyKey ID of its service.
+// - `scrypt-v2`: scrypt(identity, salt = secret, N = 2^14, r = 8, p = 1) (RFC 7914), 16 MiB per
+//   guess. With the secret alone, each guess costs the whole derivation. hashcat 6.2.6 mode 8900
+//   runs exactly these parameters at 7,126 H/s on an RTX 4090 (Chick3nman's published benchmark), so
+//   enumerating 31^8 for one service takes 8.5e11 / 7126 = 1.2e8 s, about 3.8 GPU-years (some
+//   33,000 GPU-hours, around US$13,000 at US$0.40 an hour), per service, since the salt is the
+//   service's own secret. A touch pays one derivation (bench/keyed-identity.bench.ts,
+//   touch_keyed_identity_us); the hub derives once per (service, identity) off the event loop and
+//   stores the result (hub/links).
+// A service moves from one to the other with a `rekey` entry: the edge applies it, then fetches a
+// snapshot under the new derivation. Until then an edge looks a touch up under both.
+import { createHmac, scrypt, scryptSync } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { EDGE_ID_PATTERN, SERVICE_ID_PATTERN, SERVICE_USER_ID_PATTERN } from './ids.ts';
 
 /** Kinds of change-log entries (what happened; the effect is always `remove` then `set`). */
-export const CHANGE_KINDS = ['link', 'unlink', 'suspend', 'resume', 'carry_over', 'id_changed'] as const;
+export const CHANGE_KINDS = ['link', 'unlink', 'suspend', 'resume', 'carry_over', 'id_changed', 'rekey'] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
-const Key = Type.String({ pattern: '^[A-Za-z0-9_-]{22}$', description: 'keyed identity (HMAC-SHA256, 128 bits, base64url)' });
+const Key = Type.String({ pattern: '^[A-Za-z0-9_-]{22}$', description: 'keyed identity (128 bits, base64url)' });
+
+/** Derivations of keyed identities, oldest first (see the header comment). */
+export const KEY_SCHEMES = ['hmac-sha256', 'scrypt-v2'] as const;
+export type KeyScheme = (typeof KEY_SCHEMES)[number];
+/** What a payload without `keyScheme` uses. */
+export const LEGACY_KEY_SCHEME: KeyScheme = 'hmac-sha256';
+/** What the hub moves every service to. */
+export const CURRENT_KEY_SCHEME: KeyScheme = 'scrypt-v2';
+const KeySchemeField = Type.Union(KEY_SCHEMES.map((k) => Type.Literal(k)), { description: 'derivation of the keys; absent: hmac-sha256' });
 
 /** One change-log entry of a service. */
 export const ChangeEntry = Type.Object(
@@ -35,6 +56,7 @@ export const ChangeEntry = Type.Object(
       Type.Object({ keys: Type.Array(Key, { minItems: 1, maxItems: 64 }), serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN }) }, { additionalProperties: false }),
     ),
     reason: Type.Optional(Type.String({ maxLength: 64 })),
+    keyScheme: Type.Optional(KeySchemeField),
   },
   { additionalProperties: false },
 );
@@ -47,6 +69,7 @@ export const Snapshot = Type.Object(
     seq: Type.Integer({ minimum: 0 }),
     generatedAt: Type.String({ format: 'date-time' }),
     entries: Type.Array(Type.Tuple([Key, Type.String({ pattern: SERVICE_USER_ID_PATTERN })])),
+    keyScheme: Type.Optional(KeySchemeField),
   },
   { additionalProperties: false },
 );
@@ -94,9 +117,29 @@ export type EdgeCommand = Static<typeof EdgeCommand>;
 /** Largest MQTT payload either side accepts on protocol topics. */
 export const MAX_SYNC_PAYLOAD_BYTES = 64 * 1024;
 
-/** Keyed identity of a MyKey ID or a certificate for a service (see the header comment). */
+/** Legacy keyed identity (`hmac-sha256`) of a MyKey ID or a certificate for a service. */
 export function keyedId(secret: Uint8Array, kind: 'mykey' | 'cert', value: string): string {
   return createHmac('sha256', secret).update(`${kind}:${value}`).digest().subarray(0, 16).toString('base64url');
+}
+
+/** scrypt cost of `scrypt-v2` (RFC 7914): 128 * N * r = 16 MiB of memory per derivation. */
+export const SCRYPT_V2 = { N: 2 ** 14, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+
+/**
+ * Keyed identity under `scheme` (default: the current, memory-hard one). Async: scrypt runs on the
+ * libuv thread pool, never on the event loop.
+ */
+export function keyedIdentity(secret: Uint8Array, kind: 'mykey' | 'cert', value: string, scheme: KeyScheme = CURRENT_KEY_SCHEME): Promise<string> {
+  if (scheme === 'hmac-sha256') return Promise.resolve(keyedId(secret, kind, value));
+  return new Promise((resolve, reject) =>
+    scrypt(`${kind}:${value}`, secret, 16, SCRYPT_V2, (err, key) => (err ? reject(err) : resolve(key.toString('base64url')))),
+  );
+}
+
+/** The same, blocking: only where a caller cannot wait (the hub's rare fallback inside a transaction). */
+export function keyedIdentitySync(secret: Uint8Array, kind: 'mykey' | 'cert', value: string, scheme: KeyScheme = CURRENT_KEY_SCHEME): string {
+  if (scheme === 'hmac-sha256') return keyedId(secret, kind, value);
+  return scryptSync(`${kind}:${value}`, secret, 16, SCRYPT_V2).toString('base64url');
 }
 
 /** Applies one entry to a map of key -> service user id; returns false when it is not the next one. */

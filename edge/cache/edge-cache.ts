@@ -2,9 +2,9 @@
 // service's sync secret to turn what a card says into keyed identities (shared/sync.ts). Applying a
 // change-log entry follows shared/sync.ts applyEntry exactly: remove every key, then set every key.
 //
-// Pure apart from the HMAC: persistence (edge/state) and the hub session (edge/sync) drive it.
+// Pure apart from the key derivation: persistence (edge/state) and the hub session (edge/sync) drive it.
 import { certIdentity } from '../../shared/cert-identity.ts';
-import { keyedId, type ChangeEntry } from '../../shared/sync.ts';
+import { keyedIdentitySync, KEY_SCHEMES, type ChangeEntry } from '../../shared/sync.ts';
 import { KeyIndex, type PackedPairs } from './key-index.ts';
 
 /** Outcome of applying one entry. */
@@ -62,10 +62,19 @@ export class EdgeCache {
     return this.#index.get(key);
   }
 
+  /** Lookup under every derivation (shared/sync.ts); blocking, so not the touch path (edge/lookup). */
+  #lookup(kind: 'mykey' | 'cert', value: string): string | undefined {
+    if (!this.#secret) return undefined;
+    for (const scheme of KEY_SCHEMES) {
+      const hit = this.#index.get(keyedIdentitySync(this.#secret, kind, value, scheme));
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+
   /** Lookup by MyKey ID (read from the card). Undefined when unmapped or when the secret is unknown. */
   lookupMyKey(mykeyId: string): string | undefined {
-    if (!this.#secret) return undefined;
-    return this.#index.get(keyedId(this.#secret, 'mykey', mykeyId));
+    return this.#lookup('mykey', mykeyId);
   }
 
   /**
@@ -74,9 +83,8 @@ export class EdgeCache {
    * leading zero back first.
    */
   lookupCert(issuerKey: string, serialHex: string): string | undefined {
-    if (!this.#secret) return undefined;
     const hex = serialHex.length % 2 ? `0${serialHex}` : serialHex;
-    return this.#index.get(keyedId(this.#secret, 'cert', certIdentity(issuerKey, hex)));
+    return this.#lookup('cert', certIdentity(issuerKey, hex));
   }
 
   /**

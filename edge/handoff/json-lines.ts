@@ -8,7 +8,10 @@ import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { payloadOf, type HandoffTarget, type TouchResult } from './types.ts';
 
-/** JSON lines on a stream (process.stdout by default). */
+/**
+ * JSON lines on a stream (process.stdout by default). Opt-in only, never a default: under the systemd
+ * unit standard output is the journal, and a line per touch there is a usage history (MISSION.md).
+ */
 export class StreamTarget implements HandoffTarget {
   readonly name: string;
   readonly #out: Writable;

@@ -47,8 +47,14 @@ export type LookupDecision =
 export interface LookupInput {
   identity: TouchIdentity;
   cache: MappingCache;
-  /** The service's sync secret (HMAC key of the keyed identities); undefined until the hub gave it. */
+  /** The service's sync secret (key of the keyed identities); undefined until the hub gave it. */
   secret: Uint8Array | undefined;
+  /**
+   * The touched card's keyed identity under the memory-hard derivation, derived before the decision
+   * (edge/lookup/touch-keys.ts; scrypt is too slow for this pure function to run). The legacy HMAC key
+   * from `secret` is looked up too, so a cache of either derivation answers during a change.
+   */
+  keys?: readonly string[];
   health: HealthView;
   /** Wall-clock ms now. */
   now: number;
@@ -71,7 +77,7 @@ export function freshness(health: HealthView, now: number, maxStalenessMs: numbe
   return 'fresh';
 }
 
-/** The keyed identity of a touched card under the service secret, or undefined when unreadable. */
+/** The legacy (HMAC) keyed identity of a touched card under the service secret, or undefined when unreadable. */
 export function identityKey(secret: Uint8Array, identity: TouchIdentity): string | undefined {
   if (identity.kind === 'mykey') return keyedId(secret, 'mykey', identity.mykeyId);
   const id = certIdentityOf(identity.certDer);
@@ -86,7 +92,9 @@ export function decide(input: LookupInput): LookupDecision {
   if (fresh !== 'fresh' && input.policy.whenStale === 'refuse') return { outcome: 'refused', reason: fresh };
   const key = identityKey(secret, input.identity);
   if (key === undefined) return { outcome: 'refused', reason: 'unreadable_identity' };
-  const serviceUserId = cache.get(key);
+  let serviceUserId: string | undefined;
+  for (const k of input.keys ?? []) if ((serviceUserId = cache.get(k)) !== undefined) break;
+  serviceUserId ??= cache.get(key);
   const answer: Answer = serviceUserId === undefined ? { outcome: 'not_linked' } : { outcome: 'linked', serviceUserId };
   if (fresh === 'fresh') return answer;
   return { outcome: 'degraded', reason: fresh, answer, lastContactMs: input.health.lastContactMs };

@@ -15,5 +15,6 @@ export {
   type TouchIdentity,
 } from './decide.ts';
 export { certFields, certIdentityOf } from './cert-key.ts';
+export { touchKeys } from './touch-keys.ts';
 export { TouchLookup, type TouchLookupDeps, type TouchCounters } from './touch-lookup.ts';
 export { TouchDesk, type TouchSource, type RegistrationSink } from './touch-desk.ts';

@@ -62,9 +62,13 @@ export class TouchDesk {
       return;
     }
     reg?.forgetOffer();
-    const { decision } = this.#lookup.touch(reader, identity);
-    if (decision.outcome === 'not_linked') reg?.offer(reader, identity);
-    this.#log.debug('touch', { outcome: decision.outcome });
+    this.#lookup.touch(reader, identity).then(
+      ({ decision }) => {
+        if (decision.outcome === 'not_linked' && !reg?.active) reg?.offer(reader, identity);
+        this.#log.debug('touch', { outcome: decision.outcome });
+      },
+      (err) => this.#log.error('touch lookup failed', { error: err }),
+    );
   }
 
   #failed(reader: string, code: string): void {

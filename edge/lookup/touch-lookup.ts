@@ -1,9 +1,12 @@
 // The touch-and-go path as a whole: an identity read off a card becomes a decision (decide.ts) and a
-// touch result handed to the targets, and the aggregate counters move. Synchronous from identity to
-// dispatch: no PIN, no network, no await. Nothing about the touch is kept once it is handed over.
+// touch result handed to the targets, and the aggregate counters move. No PIN, no network: the one
+// wait is the keyed identity's derivation (scrypt on the libuv pool, edge/lookup/touch-keys.ts).
+// Touches are decided one after another, in the order they came. Nothing about the touch is kept
+// once it is handed over.
 import { randomUUID } from 'node:crypto';
 import type { EdgeCounters } from '../../shared/sync.ts';
 import type { TouchResult } from '../handoff/types.ts';
+import { touchKeys } from './touch-keys.ts';
 import { decide, type HealthView, type LookupDecision, type MappingCache, type StalenessPolicy, type TouchIdentity } from './decide.ts';
 
 export interface TouchLookupDeps {
@@ -31,6 +34,7 @@ export class TouchLookup {
   readonly #now: () => number;
   readonly #randomId: () => string;
   readonly #counters: TouchCounters = { touches: 0, handoffs: 0, notLinked: 0, refused: 0, errors: 0, degraded: 0 };
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(deps: TouchLookupDeps) {
     this.#d = deps;
@@ -38,15 +42,28 @@ export class TouchLookup {
     this.#randomId = deps.randomId ?? randomUUID;
   }
 
-  /** Decides one touch and hands the result over; returns both (the caller must not keep them). */
-  touch(reader: string, identity: TouchIdentity): { decision: LookupDecision; result: TouchResult } {
+  /** Decides one touch and hands the result over; resolves to both (the caller must not keep them). */
+  touch(reader: string, identity: TouchIdentity): Promise<{ decision: LookupDecision; result: TouchResult }> {
     const now = this.#now();
-    const decision = decide({ identity, cache: this.#d.cache, secret: this.#d.secret(), health: this.#d.health(), now, policy: this.#d.policy });
+    const run = this.#queue.then(() => this.#touch(reader, identity, now));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #touch(reader: string, identity: TouchIdentity, now: number): Promise<{ decision: LookupDecision; result: TouchResult }> {
+    const secret = this.#d.secret();
+    const keys = secret && this.#d.cache.synced ? await touchKeys(secret, identity) : undefined;
+    const decision = decide({ identity, cache: this.#d.cache, secret, keys, health: this.#d.health(), now, policy: this.#d.policy });
     const result = this.#result(reader, now, decision);
     if (identity.kind === 'mykey') result.mykeyId = identity.mykeyId;
     this.#count(decision);
     this.#d.handoff.dispatch(result);
     return { decision, result };
+  }
+
+  /** Resolves once every touch given so far is decided and handed over. */
+  idle(): Promise<void> {
+    return this.#queue.then(() => undefined);
   }
 
   /** A touch whose card could not be read: counted and shown, with the error code only. */

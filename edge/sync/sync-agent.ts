@@ -498,6 +498,8 @@ export class SyncAgent {
     this.#stats.applied++;
     this.events.emit('applied', { seq: e.seq, kind: e.kind, purged, set, source });
     if (purged > 0) this.events.emit('purged', { seq: e.seq, kind: e.kind, keys: purged });
+    // The service moved to another key derivation (shared/sync.ts): its keys come again in a snapshot.
+    if (e.kind === 'rekey') void this.resync().catch((err) => this.#log.warn('re-key snapshot failed; the catch-up retries', { code: codeOf(err) }));
     this.#statusSoon();
   }
 

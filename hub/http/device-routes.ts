@@ -232,6 +232,7 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
         if (!bound || bound.state !== 'current') throw new MyKeyError('mykey_id_not_found', 'this card has no MyKey ID yet; register one first');
         mykeyId = bound.mykey_id;
       }
+      await links.prepareKeys(d.serviceId, mykeyId); // keyed identities derived off the event loop
       const r = links.link({ serviceId: d.serviceId, mykeyId, serviceUserId: b.serviceUserId, by: `edge:${d.edgeId}` });
       return c.json({ serviceId: d.serviceId, serviceUserId: b.serviceUserId, seq: r.entry?.seq ?? null, ...(r.replaced ? { replaced: r.replaced } : {}) }, r.unchanged ? 200 : 201);
     },

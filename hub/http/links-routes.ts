@@ -154,10 +154,11 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
     },
     svc,
     jsonBody(LinkRequest),
-    (c) => {
+    async (c) => {
       const b = c.get('body');
       const serviceId = c.req.param('serviceId')!;
       const credentialId = c.get('credentialId');
+      await links.prepareKeys(serviceId, b.mykeyId); // keyed identities derived off the event loop
       const r = links.link({ serviceId, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${credentialId}`, move: b.move === true });
       // The service's own decision to move a service ID is audited (who: its credential). The IDs
       // themselves stay in the change log only.

@@ -9,7 +9,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { MyKeyError } from '../../shared/errors.ts';
 import { certIdentity } from '../../shared/cert-identity.ts';
 import { isMyKeyId, isServiceId } from '../../shared/ids.ts';
-import { keyedId, type ChangeEntry, type ChangeKind, type Snapshot } from '../../shared/sync.ts';
+import { CURRENT_KEY_SCHEME, keyedIdentity, keyedIdentitySync, LEGACY_KEY_SCHEME, type ChangeEntry, type ChangeKind, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
 import type { Db } from '../store/db.ts';
 import type { LinkRepo, LinkRow, ServiceRow } from '../store/link-repo.ts';
@@ -54,12 +54,54 @@ export function createLinks(deps: LinksDeps) {
     return s;
   }
 
+  // ---- keyed identities (shared/sync.ts) ----------------------------------------------------------
+  // A memory-hard key is derived once per (service, identity), on the libuv pool (prepareKeys before a
+  // link, rekeyService for a whole service), and stored; keysOf only reads it. A key not derived ahead
+  // (a carry-over or a change of MyKey ID, inside the MyKey repository's transaction) is derived there,
+  // blocking, once, and stored too.
+  const keyStats = { derived: 0, derivedBlocking: 0 };
+  const schemeOf = (s: ServiceRow): KeyScheme => s.key_scheme ?? LEGACY_KEY_SCHEME;
+  type Ident = { kind: 'mykey' | 'cert'; value: string };
+  const identsOf = (mykeyId: string, cert = mykeys.currentCert(mykeyId)): Ident[] => [
+    { kind: 'mykey', value: mykeyId },
+    ...(cert ? [{ kind: 'cert' as const, value: certIdentity(cert.issuerKey, cert.serialHex) }] : []),
+  ];
+
+  function derived(s: ServiceRow, kind: 'mykey' | 'cert', value: string): string {
+    const scheme = schemeOf(s);
+    if (scheme === 'hmac-sha256') return keyedIdentitySync(s.sync_secret, kind, value, scheme);
+    const identity = `${kind}:${value}`;
+    const stored = repo.storedKey(s.id, scheme, identity);
+    if (stored !== undefined) return stored;
+    keyStats.derivedBlocking++;
+    const key = keyedIdentitySync(s.sync_secret, kind, value, scheme);
+    repo.insertKey(s.id, scheme, identity, key);
+    return key;
+  }
+
+  /** Derives on the libuv pool and stores every key of `idents` not stored yet, `parallel` at a time. */
+  async function deriveAhead(s: ServiceRow, scheme: KeyScheme, idents: Ident[], parallel = 2): Promise<void> {
+    if (scheme === 'hmac-sha256') return;
+    const todo = idents.filter((i) => repo.storedKey(s.id, scheme, `${i.kind}:${i.value}`) === undefined);
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        const i = todo[next++];
+        const key = await keyedIdentity(s.sync_secret, i.kind, i.value, scheme);
+        repo.insertKey(s.id, scheme, `${i.kind}:${i.value}`, key);
+        keyStats.derived++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, todo.length) }, worker));
+  }
+
   /** The keyed identities of a MyKey ID for one service: by MyKey ID and by its current certificate. */
   function keysOf(s: ServiceRow, mykeyId: string, cert = mykeys.currentCert(mykeyId)): string[] {
-    const keys = [keyedId(s.sync_secret, 'mykey', mykeyId)];
-    if (cert) keys.push(keyedId(s.sync_secret, 'cert', certIdentity(cert.issuerKey, cert.serialHex)));
-    return keys;
+    return identsOf(mykeyId, cert).map((i) => derived(s, i.kind, i.value));
   }
+
+  /** What entries and snapshots of a service say about their keys (nothing: the legacy derivation). */
+  const schemeField = (s: ServiceRow): { keyScheme?: KeyScheme } => (schemeOf(s) === LEGACY_KEY_SCHEME ? {} : { keyScheme: schemeOf(s) });
 
   /** Appends one change-log entry with its outbox rows. Must run inside a transaction. */
   function append(
@@ -75,6 +117,7 @@ export function createLinks(deps: LinksDeps) {
       remove: [...new Set(c.remove)],
       ...(c.set ? { set: c.set } : {}),
       ...(c.reason ? { reason: c.reason } : {}),
+      ...schemeField(s),
     };
     const json = JSON.stringify(entry);
     repo.insertChange({ service_id: s.id, seq, kind: c.kind, mykey_id: c.mykeyId, service_user_id: c.serviceUserId, by: c.by, entry: json, at });
@@ -112,7 +155,7 @@ export function createLinks(deps: LinksDeps) {
       repo.renameMyKey(e.from, e.mykeyId);
       for (const l of links) {
         const s = repo.service(l.service_id)!;
-        const oldKey = keyedId(s.sync_secret, 'mykey', e.from);
+        const oldKey = derived(s, 'mykey', e.from);
         append(s, {
           kind: 'id_changed',
           mykeyId: e.mykeyId,
@@ -186,6 +229,7 @@ export function createLinks(deps: LinksDeps) {
         require_holder_proof: input.requireHolderProof === false ? 0 : 1,
         created_at: now(),
       });
+      repo.setKeyScheme(input.id, CURRENT_KEY_SCHEME); // a new service has no edges on the legacy keys
       return { service: repo.service(input.id)!, webhookSecret: webhookSecret?.toString('base64url') };
     },
 
@@ -288,7 +332,7 @@ export function createLinks(deps: LinksDeps) {
         const s = requireService(serviceId);
         const entries: [string, string][] = [];
         for (const l of repo.activeLinksOfService(s.id)) for (const k of keysOf(s, l.mykey_id)) entries.push([k, l.service_user_id]);
-        return { serviceId: s.id, seq: s.head_seq, generatedAt: new Date(now()).toISOString(), entries };
+        return { serviceId: s.id, seq: s.head_seq, generatedAt: new Date(now()).toISOString(), entries, ...schemeField(s) };
       })();
     },
 
@@ -297,6 +341,67 @@ export function createLinks(deps: LinksDeps) {
       requireService(serviceId);
       return repo.changesAfter(serviceId, seq, limit).map((e) => JSON.parse(e) as ChangeEntry);
     },
+
+    /**
+     * Derives and stores, off the event loop, the keys a link of this MyKey ID with this service
+     * will need; call before link(). Never fails: link() validates and reports.
+     */
+    async prepareKeys(serviceId: string, mykeyId: string): Promise<void> {
+      const s = repo.service(serviceId);
+      if (!s || !isMyKeyId(mykeyId)) return;
+      await deriveAhead(s, schemeOf(s), identsOf(mykeyId)).catch(() => undefined);
+    },
+
+    /**
+     * Derives and stores, off the event loop, the keys a change of a MyKey ID (a new MyKey ID, a new
+     * certificate) will need in every service it is linked with; call before the change. Never fails.
+     */
+    async prepareLifecycleKeys(mykeyId: string, next: { mykeyId?: string; cert?: { issuerKey: string; serialHex: string } }): Promise<void> {
+      const idents: Ident[] = [
+        ...(next.mykeyId ? [{ kind: 'mykey' as const, value: next.mykeyId }] : []),
+        ...(next.cert ? [{ kind: 'cert' as const, value: certIdentity(next.cert.issuerKey, next.cert.serialHex) }] : []),
+      ];
+      for (const l of repo.linksOfMyKey(mykeyId)) {
+        const s = repo.service(l.service_id);
+        if (s) await deriveAhead(s, schemeOf(s), idents).catch(() => undefined);
+      }
+    },
+
+    /**
+     * Moves a service to the current derivation: every linked identity's key is derived on the libuv
+     * pool and stored, then, in one transaction, the service switches and a `rekey` entry tells its
+     * edges to fetch a snapshot under the new keys. Returns false when it was already there.
+     */
+    async rekeyService(serviceId: string): Promise<boolean> {
+      const first = repo.service(serviceId);
+      if (!first || schemeOf(first) === CURRENT_KEY_SCHEME) return false;
+      // Links made meanwhile are derived in the next round; the few left are derived in the switch.
+      for (let round = 0; round < 3; round++) {
+        const s = repo.service(serviceId)!;
+        const idents = repo.linkedMyKeys(s.id).flatMap((m) => identsOf(m));
+        const before = keyStats.derived;
+        await deriveAhead(s, CURRENT_KEY_SCHEME, idents);
+        if (keyStats.derived === before) break;
+      }
+      return tx(() => {
+        const s = repo.service(serviceId)!;
+        if (schemeOf(s) === CURRENT_KEY_SCHEME) return false;
+        repo.setKeyScheme(s.id, CURRENT_KEY_SCHEME);
+        const moved: ServiceRow = { ...s, key_scheme: CURRENT_KEY_SCHEME };
+        if (s.head_seq > 0) append(moved, { kind: 'rekey', mykeyId: '', serviceUserId: null, by: 'hub', remove: [], reason: CURRENT_KEY_SCHEME });
+        return true;
+      });
+    },
+
+    /** Moves every service still on the legacy derivation (at start-up); returns the ids moved. */
+    async rekeyAll(): Promise<string[]> {
+      const moved: string[] = [];
+      for (const s of repo.services()) if (s.status === 'active' && schemeOf(s) !== CURRENT_KEY_SCHEME && (await this.rekeyService(s.id))) moved.push(s.id);
+      return moved;
+    },
+
+    /** Aggregate counts of key derivations since start. */
+    keyStats: () => ({ ...keyStats }),
 
     headSeq: (serviceId: string): number => repo.service(serviceId)?.head_seq ?? 0,
     service: (id: string) => repo.service(id),

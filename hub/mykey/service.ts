@@ -31,6 +31,8 @@ export interface MyKeyServiceDeps {
   write: <T>(fn: () => T) => Promise<T>;
   /** Refuse when revocation status cannot be determined (no fresh CRL, no OCSP answer). Default true. */
   requireRevocationStatus?: boolean;
+  /** Derives the keyed identities a change will need, off the event loop, before its write (hub/links). */
+  prepareKeys?: (mykeyId: string, next: { mykeyId?: string; cert?: { issuerKey: string; serialHex: string } }) => Promise<void>;
 }
 
 interface Proven {
@@ -163,6 +165,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
       const { row } = currentOf(p);
       if (row.status !== 'active') throw new MyKeyError(row.status === 'invalidated' ? 'mykey_id_invalidated' : 'mykey_id_suspended');
       if (newId === row.id) return view(row);
+      await deps.prepareKeys?.(row.id, { mykeyId: newId });
       try {
         await deps.write(() => repo.changeId(row.id, newId, deps.now().getTime()));
       } catch (e) {
@@ -196,6 +199,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
         throw new MyKeyError('mykey_id_suspended', `the MyKey ID is suspended (${row.status_reason}); it cannot be carried over`);
       }
       if (repo.liveBindingOfCert(next.identity)) throw new MyKeyError('carry_over_new_cert_bound');
+      await deps.prepareKeys?.(row.id, { cert: next.identity });
       await deps.write(() => repo.carryOver(row.id, next.identity, deps.now().getTime()));
       return view(repo.get(row.id)!);
     },

@@ -1,5 +1,6 @@
 // Repository of services, credentials, links, the per-service change log and the two outboxes.
 // Plain statements; the transactions that combine them live in hub/links.
+import type { KeyScheme } from '../../shared/sync.ts';
 import type { Db } from './db.ts';
 
 export interface ServiceRow {
@@ -12,6 +13,8 @@ export interface ServiceRow {
   require_holder_proof: number;
   head_seq: number;
   created_at: number;
+  /** Derivation of the keyed identities its edges get (shared/sync.ts). */
+  key_scheme: KeyScheme;
 }
 
 export interface LinkRow {
@@ -101,11 +104,16 @@ export function createLinkRepo(db: Db) {
        FROM webhook_outbox WHERE service_id = @id`,
     ),
     linkCounts: db.prepare<[], { service_id: string; state: string; n: number }>('SELECT service_id, state, COUNT(*) AS n FROM links GROUP BY service_id, state'),
+    // keyed identities (shared/sync.ts)
+    setKeyScheme: db.prepare('UPDATE services SET key_scheme = ? WHERE id = ?'),
+    storedKey: db.prepare<[string, string, string], { key: string }>('SELECT key FROM service_keys WHERE service_id = ? AND scheme = ? AND identity = ?'),
+    insertKey: db.prepare('INSERT OR IGNORE INTO service_keys (service_id, scheme, identity, key) VALUES (?, ?, ?, ?)'),
+    linkedMyKeys: db.prepare<[string], { mykey_id: string }>('SELECT mykey_id FROM links WHERE service_id = ?'),
   };
   return {
     service: (id: string): ServiceRow | undefined => q.service.get(id),
     services: (): ServiceRow[] => q.services.all(),
-    insertService: (row: Omit<ServiceRow, 'status' | 'head_seq'>) => q.insertService.run({ ...row }),
+    insertService: (row: Omit<ServiceRow, 'status' | 'head_seq' | 'key_scheme'>) => q.insertService.run({ ...row }),
     updateWebhook: (id: string, url: string | null, secret: Buffer | null) => q.updateWebhook.run(url, secret, id),
     setRequireHolderProof: (id: string, on: boolean) => q.setRequireHolderProof.run(on ? 1 : 0, id),
     nextSeq: (serviceId: string): number => q.bumpSeq.get(serviceId)!.head_seq,
@@ -132,6 +140,11 @@ export function createLinkRepo(db: Db) {
     webhookFailed: (id: number, next: number, error: string) => q.webhookFailed.run(next, error.slice(0, 500), id),
     webhookHealth: (serviceId: string) => q.webhookHealth.get({ id: serviceId })!,
     linkCounts: () => q.linkCounts.all(),
+    setKeyScheme: (serviceId: string, scheme: KeyScheme) => q.setKeyScheme.run(scheme, serviceId),
+    storedKey: (serviceId: string, scheme: KeyScheme, identity: string): string | undefined => q.storedKey.get(serviceId, scheme, identity)?.key,
+    insertKey: (serviceId: string, scheme: KeyScheme, identity: string, key: string) => q.insertKey.run(serviceId, scheme, identity, key),
+    /** MyKey IDs linked with a service, in any state. */
+    linkedMyKeys: (serviceId: string): string[] => q.linkedMyKeys.all(serviceId).map((r) => r.mykey_id),
   };
 }
 

@@ -362,6 +362,8 @@ async function main(): Promise<number> {
     say(`\nThe demo stopped at a failed step.${(e as Error).stack && !quiet ? `\n${(e as Error).stack}` : ''}`);
     return 1;
   } finally {
+    // For test/privacy-logs.serial.test.ts: every identifier the story used, to search the logs for.
+    if (process.env.MYKEY_DEMO_IDENTIFIERS) writeFileSync(process.env.MYKEY_DEMO_IDENTIFIERS, JSON.stringify(Object.values(residents).map((r) => ({ mykeyId: r.mykeyId, cert: r.file.jpki.authCert }))));
     for (const s of slots) await s.remove().catch(() => {});
     for (const a of agents) await a.stop().catch(() => {});
     await hub?.stop().catch(() => {});

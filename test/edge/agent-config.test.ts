@@ -37,7 +37,7 @@ test('fills every default from a minimal file', () => {
   assert.is(c.staleness.maxSeconds, 86_400);
   assert.is(c.kiosk.language, 'ja');
   assert.is(c.kiosk.host, '127.0.0.1');
-  assert.equal(c.handoff.targets, [{ type: 'stdout', outcomes: ['linked', 'not_linked', 'refused', 'degraded'], includeMyKeyId: false }]);
+  assert.equal(c.handoff.targets, []); // no usage history: stdout (the journal under systemd) is opt-in
   assert.equal(c.readers.include, []);
 });
 

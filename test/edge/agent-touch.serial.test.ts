@@ -13,7 +13,7 @@ import { VirtualCard } from '../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../provisioning/virtual-card/vpcd-slot.ts';
 import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
-import { keyedId } from '../../shared/sync.ts';
+import { keyedId, keyedIdentitySync } from '../../shared/sync.ts';
 import { EdgeCache, KeyIndex } from '../../edge/cache/index.ts';
 import { Handoff, WebhookTarget, type TouchResult } from '../../edge/handoff/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from '../../edge/lookup/index.ts';
@@ -239,9 +239,9 @@ test("registers at the counter with the card's own PIN and signature, then the c
 
   const secret = ctx.hub.hub.links.service('points')!.sync_secret;
   const entries = new Map(ctx.hub.hub.links.snapshot('points').entries);
-  assert.is(entries.get(keyedId(secret, 'mykey', mykeyId)), 'PT-000777');
+  assert.is(entries.get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'PT-000777');
   const certDer = new Uint8Array(Buffer.from(ctx.cards.stranger.jpki.authCert, 'base64'));
-  assert.is(entries.get(keyedId(secret, 'cert', certIdentityOfDer(ctx.ca, certDer))), 'PT-000777');
+  assert.is(entries.get(keyedIdentitySync(secret, 'cert', certIdentityOfDer(ctx.ca, certDer))), 'PT-000777');
   ctx.flow.cancel();
 });
 

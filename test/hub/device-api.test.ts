@@ -7,7 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import mqtt from 'mqtt';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
-import { keyedId, type ChangeEntry } from '../../shared/sync.ts';
+import { keyedIdentitySync, type ChangeEntry } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
 
@@ -104,7 +104,7 @@ test('a counter registration links the card and reaches the edge over MQTT', asy
     assert.is(entry.kind, 'link');
     assert.is(entry.set?.serviceUserId, 'L-77');
     const secret = ctx.h.hub.links.service('library')!.sync_secret;
-    assert.ok(entry.set?.keys.includes(keyedId(secret, 'mykey', mykeyId)));
+    assert.ok(entry.set?.keys.includes(keyedIdentitySync(secret, 'mykey', mykeyId)));
     // The edge can also catch up over HTTP.
     const changes = await deviceCall(ctx, 'GET', `/v1/device/changes?after=0`);
     assert.is(changes.body.headSeq, entry.seq);

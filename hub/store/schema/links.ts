@@ -83,4 +83,21 @@ export const LINK_MIGRATIONS: Migration[] = [
     name: 'holder proof at the counter on by default',
     sql: `UPDATE services SET require_holder_proof = 1;`,
   },
+  {
+    // Keyed identities (shared/sync.ts): which derivation each service's edges use, and the
+    // memory-hard keys derived once per (service, identity), so neither a snapshot nor a change ever
+    // derives a whole service again. A service moves to the current derivation with a `rekey` entry.
+    version: 150,
+    name: 'keyed identity derivation per service, stored derived keys',
+    sql: `
+      ALTER TABLE services ADD COLUMN key_scheme TEXT NOT NULL DEFAULT 'hmac-sha256';
+      CREATE TABLE service_keys (
+        service_id TEXT NOT NULL,
+        scheme     TEXT NOT NULL,
+        identity   TEXT NOT NULL,  -- mykey:<MyKey ID> or cert:<issuerKey>:<serial>
+        key        TEXT NOT NULL,
+        PRIMARY KEY (service_id, scheme, identity)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -48,9 +48,10 @@ function setup() {
   return { sent, counted, lookup, reg, src, desk };
 }
 
-test('hands a linked touch over with the service ID and the store, keeping the MyKey ID internal', () => {
-  const { sent, counted, src } = setup();
+test('hands a linked touch over with the service ID and the store, keeping the MyKey ID internal', async () => {
+  const { sent, counted, src, lookup } = setup();
   src.fire('identity', { reader: 'r1', identity: { kind: 'mykey', mykeyId: 'B7NQ4KXW' } });
+  await lookup.idle(); // the keyed identity is derived on the libuv pool
   assert.is(sent.length, 1);
   assert.equal(
     { ...sent[0], at: undefined },
@@ -59,9 +60,10 @@ test('hands a linked touch over with the service ID and the store, keeping the M
   assert.equal(counted, ['touches', 'handoffs']);
 });
 
-test('offers a not-linked card to registration, and forgets it at the next touch', () => {
+test('offers a not-linked card to registration, and forgets it at the next touch', async () => {
   const { sent, reg, src, lookup } = setup();
   src.fire('identity', { reader: 'r1', identity: { kind: 'mykey', mykeyId: 'ZZZZ2222' } });
+  await lookup.idle();
   assert.is(sent[0].outcome, 'not_linked');
   assert.equal(reg.calls, ['forget', 'offer:mykey']);
   src.fire('touch-failed', { reader: 'r1', code: 'card_removed' });

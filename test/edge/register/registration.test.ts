@@ -12,7 +12,7 @@ import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { MyKeyError } from '../../../shared/errors.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { certIdentity, issuerKeyOf } from '../../../shared/cert-identity.ts';
-import { keyedId } from '../../../shared/sync.ts';
+import { keyedIdentitySync } from '../../../shared/sync.ts';
 import { CommandSocket, HttpDeviceApi, RegistrationFlow, type HolderSigner, type RegistrationView } from '../../../edge/register/index.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 
@@ -107,7 +107,7 @@ test('links the MyKey ID read off the card to the service card number once the h
   assert.equal(done, { step: 'done', serviceUserId: 'LIB-000123', replaced: false });
   assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'sending', 'pin', 'sending', 'done']);
   const secret = ctx.h.hub.links.service('library')!.sync_secret;
-  assert.is(mapped(ctx, 'library').get(keyedId(secret, 'mykey', mykeyId)), 'LIB-000123');
+  assert.is(mapped(ctx, 'library').get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'LIB-000123');
   await until(flow, 'off');
   await flow.stop();
 });
@@ -120,7 +120,7 @@ test('links by certificate, and the hub files the certificate key too', async (c
   flow.serviceUserId('LIB-000124');
   await until(flow, 'done');
   const secret = ctx.h.hub.links.service('library')!.sync_secret;
-  assert.is(mapped(ctx, 'library').get(keyedId(secret, 'cert', certIdentity(issuerKeyOf(ctx.ca.nameDer), cert.serialHex))), 'LIB-000124');
+  assert.is(mapped(ctx, 'library').get(keyedIdentitySync(secret, 'cert', certIdentity(issuerKeyOf(ctx.ca.nameDer), cert.serialHex))), 'LIB-000124');
   await flow.stop();
 });
 
@@ -155,7 +155,7 @@ test('asks for the PIN when the service requires the holder, and retries a wrong
   flow.pin('1234');
   await until(flow, 'done');
   const secret = ctx.h.hub.links.service('points')!.sync_secret;
-  assert.is(mapped(ctx, 'points').get(keyedId(secret, 'mykey', mykeyId)), 'PT-5');
+  assert.is(mapped(ctx, 'points').get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'PT-5');
   assert.not.ok(ctx.logs.join('\n').includes('1234'), 'the PIN is never logged');
   assert.not.ok(ctx.logs.join('\n').includes('9999'), 'the PIN is never logged');
   await flow.stop();

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
 import { createTestCa, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { applyEntry, keyedId, type ChangeEntry } from '../../../shared/sync.ts';
+import { applyEntry, keyedIdentitySync, type ChangeEntry } from '../../../shared/sync.ts';
 import { certIdentity } from '../../../shared/cert-identity.ts';
 import { serviceLogTopic } from '../../../shared/topics.ts';
 import { verifyWebhook } from '../../../hub/notify/webhooks.ts';
@@ -113,8 +113,8 @@ test('a service ID the service moves to another MyKey ID (move: true) is unlinke
   await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: b.mykeyId, serviceUserId: 'P-9', move: true });
   const snap = h.hub.links.snapshot(s.id);
   const svc = h.hub.links.service(s.id)!;
-  const keyA = keyedId(svc.sync_secret, 'mykey', a.mykeyId);
-  const keyB = keyedId(svc.sync_secret, 'mykey', b.mykeyId);
+  const keyA = keyedIdentitySync(svc.sync_secret, 'mykey', a.mykeyId);
+  const keyB = keyedIdentitySync(svc.sync_secret, 'mykey', b.mykeyId);
   const map = new Map(snap.entries);
   assert.is(map.get(keyA), undefined);
   assert.is(map.get(keyB), 'P-9');
@@ -128,7 +128,7 @@ test('snapshots carry both keyed identities: by MyKey ID and by the current cert
   await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: a.mykeyId, serviceUserId: 'C-1' });
   const svc = h.hub.links.service(s.id)!;
   const cert = h.hub.mykeys.currentCert(a.mykeyId)!;
-  const certKey = keyedId(svc.sync_secret, 'cert', certIdentity(cert.issuerKey, cert.serialHex));
+  const certKey = keyedIdentitySync(svc.sync_secret, 'cert', certIdentity(cert.issuerKey, cert.serialHex));
   const map = new Map(h.hub.links.snapshot(s.id).entries);
   assert.is(map.get(certKey), 'C-1');
   assert.is(map.size, 2);
@@ -203,8 +203,8 @@ test('a change of MyKey ID rekeys every linked service', async (ctx) => {
   assert.is(r.status, 200, await r.clone().text());
   const svc = h.hub.links.service(s.id)!;
   const map = new Map(h.hub.links.snapshot(s.id).entries);
-  assert.is(map.get(keyedId(svc.sync_secret, 'mykey', wanted)), 'R1');
-  assert.is(map.get(keyedId(svc.sync_secret, 'mykey', a.mykeyId)), undefined);
+  assert.is(map.get(keyedIdentitySync(svc.sync_secret, 'mykey', wanted)), 'R1');
+  assert.is(map.get(keyedIdentitySync(svc.sync_secret, 'mykey', a.mykeyId)), undefined);
   assert.is(log(h, s.id).at(-1)!.kind, 'id_changed');
 });
 

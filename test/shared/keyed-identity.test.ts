@@ -1,0 +1,185 @@
+// Keyed identities (shared/sync.ts): the memory-hard derivation that makes a stolen edge's service
+// secret useless for enumerating MyKey IDs, its place in the sync contract, and a service's move from
+// the legacy HMAC keys to it, through the real hub, device API over mutual TLS and MQTT over TLS.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHmac, scryptSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
+import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
+import { EdgeCache } from '../../edge/cache/edge-cache.ts';
+import { EdgeState } from '../../edge/state/edge-state.ts';
+import { SyncAgent } from '../../edge/sync/sync-agent.ts';
+import { checkEntryPayload, checkSnapshot } from '../../edge/sync/payloads.ts';
+import { TouchLookup, type LookupDecision } from '../../edge/lookup/index.ts';
+import { silentLogger } from '../../shared/log.ts';
+import { keyedId, keyedIdentity, keyedIdentitySync, SCRYPT_V2, type ChangeEntry } from '../../shared/sync.ts';
+import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { waitFor } from '../edge/sync/helpers/sync-suite.ts';
+
+const secret = new Uint8Array(32).fill(9);
+
+const unit = suite('keyed identities');
+
+unit('with the service secret alone, testing one guess costs the whole scrypt derivation', async () => {
+  const key = await keyedIdentity(secret, 'mykey', 'B7NQ4KXW');
+  // What an attacker with a stolen edge's secret would compute cheaply: plain HMAC does not match.
+  assert.is.not(key, keyedId(secret, 'mykey', 'B7NQ4KXW'));
+  assert.is.not(key, createHmac('sha256', secret).update('mykey:B7NQ4KXW').digest().subarray(0, 16).toString('base64url'));
+  // Nor does a cheaper scrypt: only the full N = 2^14, r = 8 derivation (16 MiB per guess) matches.
+  assert.is.not(key, scryptSync('mykey:B7NQ4KXW', secret, 16, { N: 2 ** 10, r: 8, p: 1 }).toString('base64url'));
+  assert.is(key, scryptSync('mykey:B7NQ4KXW', secret, 16, { N: 2 ** 14, r: 8, p: 1 }).toString('base64url'));
+  assert.is(128 * SCRYPT_V2.N * SCRYPT_V2.r, 16 * 1024 * 1024);
+  // Salted by the service's own secret: another service's key of the same MyKey ID differs.
+  assert.is.not(key, await keyedIdentity(new Uint8Array(32).fill(8), 'mykey', 'B7NQ4KXW'));
+  assert.is(keyedIdentitySync(secret, 'mykey', 'B7NQ4KXW'), key);
+  assert.is(await keyedIdentity(secret, 'mykey', 'B7NQ4KXW', 'hmac-sha256'), keyedId(secret, 'mykey', 'B7NQ4KXW'));
+});
+
+unit('an old-format entry (no keyScheme) still validates and applies; an unknown derivation is refused', async () => {
+  const legacy = { seq: 1, kind: 'link', at: '2026-11-25T12:00:00Z', remove: [], set: { keys: [keyedId(secret, 'mykey', 'B7NQ4KXW')], serviceUserId: 'LIB-1' } };
+  const r = checkEntryPayload(Buffer.from(JSON.stringify(legacy)));
+  assert.ok(r.ok);
+  const cache = new EdgeCache({ secret });
+  cache.replace(new (await import('../../edge/cache/key-index.ts')).KeyIndex(), 0);
+  assert.is(cache.apply(r.value as ChangeEntry).result, 'applied');
+  assert.is(cache.lookupMyKey('B7NQ4KXW'), 'LIB-1');
+  const current = { ...legacy, seq: 2, keyScheme: 'scrypt-v2', set: { keys: [await keyedIdentity(secret, 'mykey', 'Q9RT5HZC')], serviceUserId: 'LIB-2' } };
+  const r2 = checkEntryPayload(Buffer.from(JSON.stringify(current)));
+  assert.ok(r2.ok);
+  assert.is(cache.apply(r2.value as ChangeEntry).result, 'applied');
+  assert.is(cache.lookupMyKey('Q9RT5HZC'), 'LIB-2');
+  const bad = checkEntryPayload(Buffer.from(JSON.stringify({ ...legacy, keyScheme: 'md5' })));
+  assert.is(bad.ok ? 'ok' : bad.code, 'validation_failed');
+  assert.ok(checkSnapshot({ serviceId: 'library', seq: 0, generatedAt: '2026-11-25T12:00:00Z', entries: [] }).ok, 'a snapshot without keyScheme');
+});
+
+unit.run();
+
+interface Ctx {
+  h: TestHub;
+  ca: TestCa;
+  edge: { certPem: string; keyPem: string; caPem: string };
+  dir: string;
+}
+const hub = suite<Ctx>('a service moves to the memory-hard keys', {} as Ctx);
+
+hub.before(async (ctx) => {
+  ctx.ca = await createTestCa();
+  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  await ctx.h.hub.start();
+  ctx.h.hub.links.createService({ id: 'museum', name: 'Town museum' });
+  // A service from before the change: its edges hold HMAC keys.
+  ctx.h.hub.linkRepo.setKeyScheme('museum', 'hmac-sha256');
+  const csr = await createDeviceCsr('museum-gate-1');
+  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'museum-gate-1', serviceId: 'museum', validityDays: 30 });
+  if (!enrolled.ok) throw new Error(enrolled.message);
+  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
+  ctx.dir = mkdtempSync(join(tmpdir(), 'keyed-identity-'));
+});
+hub.after(async (ctx) => {
+  await ctx.h.close();
+  rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+function counterLink(ctx: Ctx, certDer: Uint8Array, serviceUserId: string): Promise<number> {
+  const url = new URL('/v1/device/links', ctx.h.hub.addresses.deviceApi);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: 'POST', ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId }));
+  });
+}
+
+async function registered(ctx: Ctx) {
+  const cert = await issue(ctx.ca);
+  const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
+  if (reg.status !== 201) throw new Error(`register: ${reg.status}`);
+  const { mykeyId } = (await reg.json()) as { mykeyId: string };
+  return { cert, mykeyId };
+}
+
+hub('an edge on the legacy keys follows the re-key, and still links, touches and purges', async (ctx) => {
+  const links = ctx.h.hub.links;
+  const a = await registered(ctx);
+  assert.is(await counterLink(ctx, a.cert.certDer, 'M-1'), 201);
+  const [legacyEntry] = links.changesAfter('museum', 0);
+  assert.is(legacyEntry.keyScheme, undefined, 'the legacy service still writes old-format entries');
+  const secretOf = () => links.service('museum')!.sync_secret;
+  assert.ok(legacyEntry.set!.keys.includes(keyedId(secretOf(), 'mykey', a.mykeyId)));
+
+  const cache = new EdgeCache();
+  const state = new EdgeState({ dir: ctx.dir, log: silentLogger });
+  await state.open(cache);
+  const agent = new SyncAgent({
+    hubUrl: ctx.h.hub.addresses.deviceApi!,
+    brokerUrl: ctx.h.hub.addresses.mqtts!,
+    tls: { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem },
+    state,
+    cache,
+    version: '0.1.0-rekey',
+    backoff: { minMs: 100, maxMs: 500 },
+  });
+  const lookup = new TouchLookup({
+    cache,
+    secret: () => (state.identity() ? new Uint8Array(Buffer.from(state.identity()!.syncSecret, 'base64url')) : undefined),
+    health: () => ({ state: 'ok', lastContactMs: Date.now() }),
+    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
+    handoff: { dispatch: () => undefined },
+    context: { serviceId: 'museum', edgeId: 'museum-gate-1' },
+  });
+  const touch = async (mykeyId: string): Promise<LookupDecision> => (await lookup.touch('gate', { kind: 'mykey', mykeyId })).decision;
+  const snapshots: number[] = [];
+  agent.events.on('snapshot', (s) => void snapshots.push(s.seq));
+  try {
+    await agent.start();
+    await waitFor('synced and connected', () => cache.synced && agent.connected, 15_000);
+    await agent.catchUp();
+    assert.equal(await touch(a.mykeyId), { outcome: 'linked', serviceUserId: 'M-1' }, 'a touch on the legacy keys');
+
+    // The hub moves the service: keys derived on the libuv pool, then one `rekey` entry.
+    assert.is(await links.rekeyService('museum'), true);
+    assert.is(await links.rekeyService('museum'), false, 'only once');
+    const head = links.headSeq('museum');
+    const rekey = links.changesAfter('museum', head - 1)[0];
+    assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v2']);
+    await waitFor('the edge fetched the new snapshot', () => snapshots.includes(head), 10_000);
+    const scryptKey = await keyedIdentity(secretOf(), 'mykey', a.mykeyId);
+    assert.is(cache.get(scryptKey), 'M-1');
+    assert.is(cache.get(keyedId(secretOf(), 'mykey', a.mykeyId)), undefined, 'no HMAC key left on the edge');
+    assert.equal(await touch(a.mykeyId), { outcome: 'linked', serviceUserId: 'M-1' }, 'a touch on the new keys');
+
+    // New links come with new keys; an unlink purges them; the hub never derived in a transaction
+    // or for a snapshot: every key was derived once, ahead, and stored.
+    const b = await registered(ctx);
+    assert.is(await counterLink(ctx, b.cert.certDer, 'M-2'), 201);
+    assert.is(links.changesAfter('museum', head)[0].keyScheme, 'scrypt-v2');
+    await waitFor('live link', () => cache.get(keyedIdentitySync(secretOf(), 'mykey', b.mykeyId)) === 'M-2', 10_000);
+    assert.equal(await touch(b.mykeyId), { outcome: 'linked', serviceUserId: 'M-2' });
+    links.unlink({ serviceId: 'museum', mykeyId: a.mykeyId, by: 'test', reason: 'cancelled' });
+    await waitFor('purged', () => cache.get(scryptKey) === undefined, 10_000);
+    assert.equal(await touch(a.mykeyId), { outcome: 'not_linked' });
+    // The holder chooses another MyKey ID: its key is derived ahead too, and the edge follows.
+    const changed = await ctx.h.request('/v1/holder/mykey-id', { proof: await ctx.h.proof(b.cert, { purpose: 'change_id', mykeyId: 'W7WQ4KXM' }), mykeyId: 'W7WQ4KXM' });
+    assert.is(changed.status, 200, await changed.clone().text());
+    await waitFor('the new MyKey ID at the edge', () => cache.get(keyedIdentitySync(secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', 10_000);
+    assert.equal(await touch('W7WQ4KXM'), { outcome: 'linked', serviceUserId: 'M-2' });
+    assert.equal(await touch(b.mykeyId), { outcome: 'not_linked' });
+    const derived = links.keyStats().derived;
+    const snap = links.snapshot('museum');
+    assert.is(snap.keyScheme, 'scrypt-v2');
+    assert.is(snap.entries.length, 2, 'M-2 by MyKey ID and by certificate');
+    assert.equal(links.keyStats(), { derived, derivedBlocking: 0 }, 'a snapshot derives nothing');
+  } finally {
+    await agent.stop();
+    await state.close();
+  }
+});
+
+hub.run();
