@@ -91,14 +91,14 @@ test('the device listener refuses the console sign-in, the operator API and hold
     assert.is(r.body.code, 'not_found', `${method} ${path}`);
   }
   assert.is(ctx.h.hub.linkRepo.service('evil'), undefined);
-  // The one challenge a device may ask for is the holder's (counter registration); a registration
-  // challenge is the public app's.
+  // Challenges on the device listener are bound to the asking device (/v1/device/challenges); the public
+  // challenge route is not there at all, and the device route wants a device certificate.
   const reg = await deviceCall(ctx, 'POST', '/v1/challenges', ctx.edge, { body: JSON.stringify({ purpose: 'register' }), headers: json });
-  assert.is(reg.status, 403);
-  assert.is(reg.body.code, 'forbidden');
-  const holder = await deviceCall(ctx, 'POST', '/v1/challenges', ctx.edge, { body: JSON.stringify({ purpose: 'holder' }), headers: json });
-  assert.is(holder.status, 201);
-  const anon = await deviceCall(ctx, 'POST', '/v1/challenges', { caPem: ctx.edge.caPem }, { body: JSON.stringify({ purpose: 'holder' }), headers: json });
+  assert.is(reg.status, 404);
+  assert.is(reg.body.code, 'not_found');
+  const counter = await deviceCall(ctx, 'POST', '/v1/device/challenges', ctx.edge, { body: JSON.stringify({ serviceUserId: 'L-1' }), headers: json });
+  assert.is(counter.status, 201, JSON.stringify(counter.body));
+  const anon = await deviceCall(ctx, 'POST', '/v1/device/challenges', { caPem: ctx.edge.caPem }, { body: JSON.stringify({ serviceUserId: 'L-1' }), headers: json });
   assert.is(anon.body.code, 'device_cert_required');
   // The same bearer token works where it belongs: on the public listener.
   const pub = await fetch(`${ctx.h.hub.addresses.http}/v1/admin/services`, { headers: { authorization: `Bearer ${ADMIN}` } });
@@ -124,7 +124,7 @@ test('each listener documents only its own routes', async (ctx) => {
   const dev = await deviceCall(ctx, 'GET', '/openapi.json', { caPem: ctx.edge.caPem });
   assert.is(dev.status, 200);
   const paths = Object.keys(dev.body.paths as Record<string, unknown>).sort();
-  assert.equal(paths, ['/v1/challenges', '/v1/device/changes', '/v1/device/config', '/v1/device/links', '/v1/device/snapshot', '/v1/enrollments']);
+  assert.equal(paths, ['/v1/device/challenges', '/v1/device/changes', '/v1/device/config', '/v1/device/links', '/v1/device/snapshot', '/v1/enrollments']);
   assert.match(dev.body.paths['/v1/device/config'].get.responses['401'].description, 'device_cert_required');
 });
 

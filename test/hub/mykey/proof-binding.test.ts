@@ -189,8 +189,11 @@ test('the public challenge endpoint refuses counter links and parameters an oper
     const r = await post(ctx, '/v1/challenges', body);
     assert.is(r.body?.code, code, JSON.stringify(body));
   }
-  // Counter-link challenges come from the device API only: without a device certificate, no.
-  assert.is((await post(ctx, '/v1/device/challenges', { serviceUserId: 'L-1' })).status, 401);
+  // Counter-link challenges come from the device API only: the public listener does not know the route,
+  // and the device listener refuses a caller without a device certificate.
+  assert.is((await post(ctx, '/v1/device/challenges', { serviceUserId: 'L-1' })).status, 404);
+  const anon = await ctx.h.hub.deviceApp.request('/v1/device/challenges', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ serviceUserId: 'L-1' }) });
+  assert.is(anon.status, 401);
 });
 
 test('each proof is accepted by its own operation: the counter link from the edge that asked, then the holder sees it', async (ctx) => {
@@ -210,8 +213,9 @@ test('each proof is accepted by its own operation: the counter link from the edg
 
 test('the OpenAPI description names the bound challenges and their mismatch codes', async (ctx) => {
   const doc = (await (await fetch(new URL('/openapi.json', ctx.h.hub.addresses.http))).json()) as { paths: Record<string, any> };
-  assert.ok(doc.paths['/v1/device/challenges']?.post);
-  const text = (p: string) => JSON.stringify(doc.paths[p].post);
+  const device = (await (await ctx.h.hub.deviceApp.request('/openapi.json')).json()) as { paths: Record<string, any> };
+  assert.ok(device.paths['/v1/device/challenges']?.post);
+  const text = (p: string) => JSON.stringify((doc.paths[p] ?? device.paths[p]).post);
   for (const p of ['/v1/holder/status', '/v1/holder/mykey-id', '/v1/holder/invalidate', '/v1/holder/carry-over', '/v1/holder/unlink', '/v1/mykey-ids']) {
     assert.match(text(p), 'challenge_operation_mismatch', p);
     assert.match(text(p), 'challenge_parameters_mismatch', p);
