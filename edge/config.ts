@@ -98,7 +98,9 @@ export const EdgeConfigSchema = Type.Object(
     kiosk: Type.Object(
       {
         enabled: Type.Boolean({ default: true }),
-        host: Type.String({ default: '127.0.0.1', description: 'the counter tablet page; keep it on loopback or a private link' }),
+        host: Type.String({ default: '127.0.0.1', description: 'the counter tablet page; loopback by default. Any other address requires the token' }),
+        token: Type.String({ default: '', maxLength: 200, description: 'token every browser must present (once in the URL, then a cookie); empty and host not loopback: one is generated and printed once at start' }),
+        allowedHosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { default: [], maxItems: 16, description: 'more host names the tablet uses to reach the page (the Host header is checked: DNS rebinding guard)' }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8088, description: '0 picks a free port' }),
         language: Type.Union([Type.Literal('ja'), Type.Literal('en')], { default: 'ja', description: 'the page language until someone switches it' }),
         resultSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 8, description: 'how long a result stays on the page before "touch your card" returns' }),
