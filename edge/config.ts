@@ -20,7 +20,7 @@ const WebhookTarget = Type.Object(
     retries: Type.Integer({ minimum: 0, maximum: 20, default: 3, description: 'attempts after the first' }),
     backoffMs: Type.Integer({ minimum: 10, default: 200, description: 'first retry delay; doubles per retry, with jitter' }),
     maxQueue: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'pending deliveries held in memory; the oldest is dropped beyond' }),
-    secret: Type.String({ default: '', description: 'when set, X-MyKey-Signature: sha256=<HMAC of the body> is sent' }),
+    secret: Type.String({ default: '', description: 'when set, each POST is signed: webhook-id, webhook-timestamp, webhook-signature (shared/webhook-signature.ts, as the hub signs)' }),
     outcomes: Type.Array(Outcome, { default: ['linked', 'degraded'], description: 'which touch outcomes are sent' }),
     includeMyKeyId: Type.Boolean({ default: false, description: "also send the card's MyKey ID (privacy: off unless the target needs it)" }),
   },

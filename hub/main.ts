@@ -125,6 +125,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     mykeys,
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices),
     adminToken: () => config.admin.token,
+    webhookUrlPolicy: config.webhooks,
     rateLimits: config.rateLimits,
     maxBodyBytes: config.http.maxBodyBytes,
     log: (msg, err) => httpLog.error(msg, { error: err }),
@@ -132,6 +133,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
 
   mountConsole(app, {
+    webhookUrlPolicy: config.webhooks,
     repo: consoleRepo,
     links,
     linkRepo,
