@@ -21,11 +21,11 @@ const MAX_ID_LENGTH = 128;
 const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /** The three headers of a signed delivery. */
-export interface WebhookSignatureHeaders {
+export type WebhookSignatureHeaders = {
   'webhook-id': string;
   'webhook-timestamp': string;
   'webhook-signature': string;
-}
+};
 
 /** A fresh message id (`msg_` and 18 random bytes), for senders without one of their own. */
 export function newWebhookId(): string {
