@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { request } from 'node:http';
+import { chromium } from 'playwright-core';
 import { KioskServer, type ActionReply, type KioskActions } from '../../../edge/kiosk/index.ts';
 
 const calls: string[] = [];
@@ -157,6 +158,26 @@ test('a LAN binding prints its generated token once; the URL carries it once, th
   await lan.start();
   assert.is(printed.length, 1, 'printed once, also across a restart');
   assert.is((await send(lan.url, '/api/view', { headers: { host: `127.0.0.1:${new URL(lan.url).port}`, cookie: jar } })).status, 200, 'the cookie stays good');
+});
+
+test('a real browser opens the LAN page with the token once, then works live on the cookie alone', async () => {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  try {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(5000);
+    const pageUrl = lan.pageUrl.replace('0.0.0.0', '127.0.0.1');
+    await page.goto(pageUrl);
+    assert.not.match(page.url(), 'token=', 'the token is gone from the address bar');
+    await page.waitForSelector('main[data-outcome="idle"]');
+    lan.deliver({ transaction: 't', outcome: 'linked', serviceId: 'library', edgeId: 'e', reader: 'r', at: new Date().toISOString(), serviceUserId: 'LIB-42' });
+    await page.waitForSelector('main[data-outcome="linked"]');
+    assert.is(await page.locator('#value').textContent(), 'LIB-42', 'the event stream runs on the cookie');
+    const other = await browser.newPage();
+    const res = await other.goto(new URL(pageUrl).origin.replace('127.0.0.1', 'localhost') + '/');
+    assert.is(res?.status(), 401, 'another origin (no cookie there) is asked for the token');
+  } finally {
+    await browser.close();
+  }
 });
 
 test('a configured token is required even on loopback', async () => {
