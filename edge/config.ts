@@ -22,7 +22,7 @@ const WebhookTarget = Type.Object(
     retries: Type.Integer({ minimum: 0, maximum: 20, default: 3, description: 'attempts after the first' }),
     backoffMs: Type.Integer({ minimum: 10, default: 200, description: 'first retry delay; doubles per retry, with jitter' }),
     maxQueue: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'pending deliveries held in memory; the oldest is dropped beyond' }),
-    secret: Type.String({ default: '', description: 'when set, X-MyKey-Signature: sha256=<HMAC of the body> is sent' }),
+    secret: Type.String({ default: '', description: 'when set, each POST is signed: webhook-id, webhook-timestamp, webhook-signature (shared/webhook-signature.ts, as the hub signs)' }),
     outcomes: Type.Array(Outcome, { default: ['linked', 'degraded'], description: 'which touch outcomes are sent' }),
     includeMyKeyId: Type.Boolean({ default: false, description: "also send the card's MyKey ID (privacy: off unless the target needs it)" }),
   },
@@ -135,7 +135,9 @@ export const EdgeConfigSchema = Type.Object(
     kiosk: Type.Object(
       {
         enabled: Type.Boolean({ default: true }),
-        host: Type.String({ default: '127.0.0.1', description: 'the counter tablet page; keep it on loopback or a private link' }),
+        host: Type.String({ default: '127.0.0.1', description: 'the counter tablet page; loopback by default. Any other address requires the token' }),
+        token: Type.String({ default: '', maxLength: 200, description: 'token every browser must present (once in the URL, then a cookie); empty and host not loopback: one is generated and printed once at start' }),
+        allowedHosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { default: [], maxItems: 16, description: 'more host names the tablet uses to reach the page (the Host header is checked: DNS rebinding guard)' }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8088, description: '0 picks a free port' }),
         language: Type.Union([Type.Literal('ja'), Type.Literal('en')], { default: 'ja', description: 'the page language until someone switches it' }),
         resultSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 8, description: 'how long a result stays on the page before "touch your card" returns' }),

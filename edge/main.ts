@@ -105,6 +105,8 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
   const kiosk = config.kiosk.enabled
     ? new KioskServer({
         host: config.kiosk.host,
+        token: config.kiosk.token,
+        allowedHosts: config.kiosk.allowedHosts,
         port: config.kiosk.port,
         language: config.kiosk.language,
         resultMs: config.kiosk.resultSeconds * 1000,

@@ -100,6 +100,11 @@ export const HubConfigSchema = Type.Object(
         timeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'per webhook delivery attempt' }),
         baseDelayMs: Type.Integer({ minimum: 10, default: 1000, description: 'first retry delay; doubles per attempt' }),
         maxDelayMs: Type.Integer({ minimum: 100, default: 3_600_000, description: 'longest wait between retries' }),
+        allowPrivateTargets: Type.Boolean({
+          default: false,
+          description: 'allow webhook URLs on loopback, link-local, private, unspecified and multicast addresses (and plain http to them); checked when set and at every delivery',
+        }),
+        allowHttp: Type.Boolean({ default: false, description: 'development only: allow plain http webhook URLs to any address' }),
       },
       { default: {} },
     ),

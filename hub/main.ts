@@ -118,6 +118,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     linksOf: links.linksOf,
     audit: (e) => void consoleRepo.audit(e),
     adminToken: () => config.admin.token,
+    webhookUrlPolicy: config.webhooks,
     rateLimits: config.rateLimits,
     health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
   });
@@ -143,6 +144,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
 
   mountConsole(app, {
+    webhookUrlPolicy: config.webhooks,
     repo: consoleRepo,
     links,
     linkRepo,

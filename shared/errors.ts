@@ -119,6 +119,18 @@ export const ERROR_CODES = {
   hub_ca_mismatch: { status: 502, title: "The hub's TLS certificate does not chain to the device CA pinned by --ca-fingerprint" },
   mqtt_packet_too_large: { status: 413, title: 'The MQTT packet announces a remaining length over the broker limit' },
   mqtt_packet_malformed: { status: 400, title: 'The MQTT fixed header is malformed (remaining length over 4 bytes)' },
+  // Trust hardening (edgesec): kiosk page, exclusive card access, webhook signatures and targets
+  kiosk_host_refused: { status: 403, title: 'The Host header names no address the kiosk page is served under (DNS rebinding guard)' },
+  kiosk_origin_refused: { status: 403, title: 'The request comes from another origin than the kiosk page' },
+  kiosk_token_required: { status: 401, title: 'The kiosk page is served beyond loopback; open its link with the token once' },
+  kiosk_token_invalid: { status: 403, title: 'The kiosk token is wrong' },
+  reader_busy: { status: 409, title: 'Another program holds the card; the reader could not get it exclusively' },
+  webhook_signature_invalid: { status: 401, title: 'The webhook signature is missing, malformed or does not verify' },
+  webhook_timestamp_invalid: { status: 401, title: 'The webhook timestamp is missing or outside the accepted window' },
+  webhook_replayed: { status: 409, title: 'The webhook id has been seen before (replay)' },
+  webhook_url_insecure: { status: 422, title: 'The webhook URL must use https (http only where the operator allows it)' },
+  webhook_url_private: { status: 422, title: 'The webhook URL points at a loopback, link-local, private, unspecified or multicast address' },
+  webhook_url_invalid: { status: 422, title: 'The webhook URL is not an absolute http(s) URL without credentials' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

@@ -3,8 +3,8 @@
 // deliver() queues and returns, so a slow or dead business system never holds up the next touch.
 // The queue is memory only on purpose: a touch result must not outlive the moment (no usage history),
 // and a lending desk that was down for minutes wants the holder to touch again, not a late replay.
-import { createHmac } from 'node:crypto';
 import type { Logger } from '../../shared/log.ts';
+import { newWebhookId, signWebhook } from '../../shared/webhook-signature.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { payloadOf, type HandoffTarget, type TouchResult } from './types.ts';
 
@@ -21,7 +21,10 @@ export interface WebhookTargetOptions {
   maxQueue?: number;
   /** Deliveries at the same time. */
   concurrency?: number;
-  /** HMAC-SHA256 key for the X-MyKey-Signature header; empty or absent: unsigned. */
+  /**
+   * Signing secret (shared/webhook-signature.ts: webhook-id, webhook-timestamp, webhook-signature, the
+   * scheme the hub's notices use too); empty or absent: unsigned.
+   */
   secret?: string;
   includeMyKeyId?: boolean;
   name?: string;
@@ -34,6 +37,8 @@ export interface WebhookTargetOptions {
 interface Job {
   body: string;
   delivery: string;
+  /** The webhook-id: the same on every retry of this touch, so a receiver can drop a repeat. */
+  id: string;
   attempt: number;
 }
 
@@ -81,7 +86,8 @@ export class WebhookTarget implements HandoffTarget {
     if (this.#stopped) return;
     const body = JSON.stringify(payloadOf(result, { includeMyKeyId: this.#o.includeMyKeyId }));
     this.#stats.queued++;
-    this.#queue.push({ body, delivery: result.transaction, attempt: 0 });
+    const id = /^[A-Za-z0-9_.:-]{1,128}$/.test(result.transaction) ? result.transaction : newWebhookId();
+    this.#queue.push({ body, delivery: result.transaction, id, attempt: 0 });
     while (this.pending > this.#o.maxQueue && this.#queue.length > 0) {
       this.#queue.shift();
       this.#stats.dropped++;
@@ -123,7 +129,8 @@ export class WebhookTarget implements HandoffTarget {
 
   async #attempt(job: Job, ctl: AbortController): Promise<void> {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-mykey-delivery': job.delivery };
-    if (this.#o.secret) headers['x-mykey-signature'] = `sha256=${createHmac('sha256', this.#o.secret).update(job.body).digest('hex')}`;
+    // Signed per attempt: the timestamp is the attempt's, so a receiver's 5-minute window holds for retries.
+    if (this.#o.secret) Object.assign(headers, signWebhook(this.#o.secret, job.body, { id: job.id }));
     const timer = setTimeout(() => ctl.abort(), this.#o.timeoutMs);
     let retry: boolean;
     let why: string;

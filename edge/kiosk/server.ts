@@ -2,8 +2,10 @@
 // Events. It is a hand-off target (it shows each touch result for a few seconds, then "touch your
 // card" again) and the front of the counter registration flow (its buttons and fields post to
 // /api/register/*). It keeps only the current screen: no list of earlier touches exists anywhere.
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
@@ -12,6 +14,7 @@ import type { RegistrationView } from '../register/view.ts';
 import { KIOSK_CSS, kioskHtml, kioskJs } from './page.ts';
 import type { Language } from './messages.ts';
 import { resultView, type KioskHealth, type KioskView } from './view.ts';
+import { guardRequest, isLoopbackHost, KIOSK_TOKEN_PARAM, type GuardPolicy, type GuardVerdict } from './request-guard.ts';
 
 /** What an action of the page answers. */
 export type ActionReply = { ok: true } | { ok: false; code: ErrorCode; message: string };
@@ -25,7 +28,14 @@ export interface KioskActions {
 }
 
 export interface KioskServerOptions {
+  /** The address to listen on; loopback by default. Anything else requires a token. */
   host?: string;
+  /** The token browsers must present; when empty and host is not loopback, one is generated at start. */
+  token?: string;
+  /** More host names the tablet may use to reach the page (e.g. a DNS name on the LAN). */
+  allowedHosts?: readonly string[];
+  /** Where a generated token's link is printed, once (stderr by default: stdout may carry JSON lines). */
+  print?: (line: string) => void;
   port?: number;
   language?: Language;
   /** How long a touch result stays on the page, ms. */
@@ -47,7 +57,13 @@ const SECURITY_HEADERS = {
 
 export class KioskServer implements HandoffTarget {
   readonly name = 'kiosk';
-  readonly #o: Required<Omit<KioskServerOptions, 'registration' | 'log'>>;
+  readonly #o: Required<Omit<KioskServerOptions, 'registration' | 'log' | 'token' | 'allowedHosts' | 'print'>>;
+  readonly #configuredToken: string | undefined;
+  readonly #allowedHosts: readonly string[];
+  readonly #print: (line: string) => void;
+  #policy: GuardPolicy | undefined;
+  #generatedToken: string | undefined;
+  #printed = false;
   readonly #actions: KioskActions | undefined;
   readonly #log: Logger;
   readonly #clients = new Set<ServerResponse>();
@@ -70,6 +86,9 @@ export class KioskServer implements HandoffTarget {
       health: opts.health ?? (() => 'ok'),
       healthPollMs: opts.healthPollMs ?? 2000,
     };
+    this.#configuredToken = opts.token ? opts.token : undefined;
+    this.#allowedHosts = (opts.allowedHosts ?? []).map((h) => h.toLowerCase().replace(/^\[|\]$/g, ''));
+    this.#print = opts.print ?? ((line) => process.stderr.write(`${line}\n`));
     this.#actions = opts.registration;
     this.#log = opts.log ?? silentLogger;
     this.#js = kioskJs();
@@ -83,6 +102,12 @@ export class KioskServer implements HandoffTarget {
     return `http://${host}:${a.port}`;
   }
 
+  /** The URL to open once on the tablet: the base URL, with the token when one is required. */
+  get pageUrl(): string {
+    const token = this.#policy?.token;
+    return token === undefined ? `${this.url}/` : `${this.url}/?${KIOSK_TOKEN_PARAM}=${encodeURIComponent(token)}`;
+  }
+
   async start(): Promise<void> {
     if (this.#server) return;
     const server = createServer((req, res) => void this.#handle(req, res).catch((err) => {
@@ -90,6 +115,8 @@ export class KioskServer implements HandoffTarget {
       if (!res.headersSent) res.writeHead(500).end();
       else res.destroy();
     }));
+    // The page has no WebSocket; an upgrade is answered (guard first, so a foreign one gets its own code) and closed.
+    server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.#refuseUpgrade(req, socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.#o.port, this.#o.host, () => {
@@ -98,6 +125,12 @@ export class KioskServer implements HandoffTarget {
       });
     });
     this.#server = server;
+    this.#policy = this.#guardPolicy(server);
+    if (this.#policy.token !== undefined && this.#configuredToken === undefined && !this.#printed) {
+      this.#printed = true;
+      // Printed once, never logged: the log may be shipped elsewhere.
+      this.#print(`kiosk page (open this link once on the counter tablet; it then keeps the token in a cookie): ${this.#printableUrl()}`);
+    }
     this.#health = this.#o.health();
     this.#healthTimer = setInterval(() => this.refreshHealth(), this.#o.healthPollMs);
     this.#healthTimer.unref();
@@ -114,6 +147,7 @@ export class KioskServer implements HandoffTarget {
     clearTimeout(this.#resultTimer);
     const server = this.#server;
     this.#server = undefined;
+    this.#policy = undefined;
     for (const c of this.#clients) c.end();
     this.#clients.clear();
     if (server) {
@@ -170,7 +204,50 @@ export class KioskServer implements HandoffTarget {
     for (const c of this.#clients) c.write(frame);
   }
 
+  #guardPolicy(server: Server): GuardPolicy {
+    const a = server.address() as AddressInfo;
+    const hosts = new Set<string>(['localhost', '127.0.0.1', '::1', ...this.#allowedHosts]);
+    const bound = a.address.toLowerCase();
+    if (bound === '0.0.0.0' || bound === '::') {
+      // Every interface: the page is served under each of this machine's addresses.
+      for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) hosts.add(i.address.toLowerCase());
+    } else hosts.add(bound);
+    const needsToken = this.#configuredToken !== undefined || !isLoopbackHost(this.#o.host);
+    // A generated token lives as long as this server object: a restart of the page keeps the tablet's cookie good.
+    if (needsToken && this.#configuredToken === undefined) this.#generatedToken ??= randomBytes(18).toString('base64url');
+    const token = needsToken ? (this.#configuredToken ?? this.#generatedToken) : undefined;
+    return token === undefined ? { hosts, port: a.port } : { hosts, port: a.port, token };
+  }
+
+  #printableUrl(): string {
+    const a = this.#server?.address() as AddressInfo;
+    if (a.address !== '0.0.0.0' && a.address !== '::') return this.pageUrl;
+    const lan = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === 'IPv4');
+    return this.pageUrl.replace(/^http:\/\/[^/]+/, `http://${lan?.address ?? '<this-host>'}:${a.port}`);
+  }
+
+  #check(req: IncomingMessage): GuardVerdict {
+    const policy = this.#policy;
+    if (!policy) return { ok: false, status: 403, code: 'kiosk_host_refused', message: 'the kiosk page is not running' };
+    return guardRequest({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, policy);
+  }
+
+  #refuseUpgrade(req: IncomingMessage, socket: Socket): void {
+    const v = this.#check(req);
+    const [status, body] = v.ok ? [404, { ok: false, code: 'not_found', message: 'no WebSocket here' }] : [v.status, { ok: false, code: v.code, message: v.message }];
+    const text = JSON.stringify(body);
+    socket.on('error', () => undefined);
+    socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Forbidden'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const verdict = this.#check(req);
+    if (!verdict.ok) return send(res, verdict.status, 'application/json', JSON.stringify({ ok: false, code: verdict.code, message: verdict.message }));
+    if (verdict.redirectTo !== undefined) {
+      // The token leaves the address bar (and the history) at once; from now on the cookie carries it.
+      res.writeHead(303, { ...SECURITY_HEADERS, location: verdict.redirectTo, 'set-cookie': verdict.setCookie ?? '', 'content-length': 0 }).end();
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://kiosk');
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
@@ -203,8 +280,6 @@ export class KioskServer implements HandoffTarget {
     const reply = (status: number, r: ActionReply) => send(res, status, 'application/json', JSON.stringify(r));
     // JSON only: a cross-site form cannot send it without a CORS preflight, which this server never grants.
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return reply(415, { ok: false, code: 'unsupported_media_type', message: 'send application/json' });
-    const origin = req.headers.origin;
-    if (origin !== undefined && origin !== `http://${req.headers.host}`) return reply(403, { ok: false, code: 'forbidden', message: 'cross-origin request' });
     const actions = this.#actions;
     if (!actions) return reply(404, { ok: false, code: 'not_found', message: 'registration is not enabled here' });
     const body = await readBody(req);

@@ -7,7 +7,7 @@ import { consoleReaderLog, type ReaderLog } from './log.ts';
 import { cardTransitions, SCARD_DISPOSITION, SCARD_PROTOCOL, SCARD_SHARE, SCARD_STATE } from './pcsc-state.ts';
 import { nativePcsc, type PcscContext, type PcscFactory, type PcscReader } from './pcsc-port.ts';
 import { TypedEvents } from '../../shared/typed-events.ts';
-import { CardSession, DEFAULT_APDU_TIMEOUT_MS, DEFAULT_REMOVAL_GRACE_MS, mapPcscError, type ApduTraceHook, type RawCard } from './transport.ts';
+import { CardSession, DEFAULT_APDU_TIMEOUT_MS, DEFAULT_REMOVAL_GRACE_MS, mapPcscError, pcscCode, type ApduTraceHook, type RawCard } from './transport.ts';
 
 /** Events of the ReaderManager. */
 export interface ReaderEvents {
@@ -26,11 +26,6 @@ export interface ReaderManagerOptions {
   /** First delay before reopening PC/SC after a failure, ms; doubles up to maxReconnectDelayMs. */
   reconnectDelayMs?: number;
   maxReconnectDelayMs?: number;
-  /**
-   * SCardConnect share mode. Exclusive by default: another process talking to the card between our
-   * APDUs could change the current selection behind the guard's back.
-   */
-  shareMode?: 'exclusive' | 'shared';
   /** Time limit of one APDU exchange and of connect/disconnect, ms. */
   apduTimeoutMs?: number;
   /** Trace hook given to every session (tests). */
@@ -59,9 +54,13 @@ interface ReaderEntry {
   /** Increments on each card-present, so a connect can tell the card it started with has left. */
   touch: number;
   session: CardSession | undefined;
+  /** True once the handle reported a status: its native status thread is in its loop (closeReaderHandle). */
+  watching: boolean;
 }
 
 const noop = () => {};
+/** pcsclite.h: another context holds the card in a mode that excludes ours. */
+const SCARD_E_SHARING_VIOLATION = 0x8010000b;
 
 function deferClose(close: () => void): void {
   setImmediate(() => {
@@ -70,6 +69,47 @@ function deferClose(close: () => void): void {
     } catch {
       // already closed
     }
+  });
+}
+
+/**
+ * Closes a pcsclite reader handle so that nothing of it outlives the close. pcsclite's CardReader
+ * runs a status thread that first opens its own PC/SC context and then loops in SCardGetStatusChange;
+ * close() sets a stop flag and cancels that call. A thread that has not reached its loop yet sees the
+ * flag and ends without waking the event loop, so the handle's uv_async is never closed and the
+ * process never exits (the lingering handle after a stop right after a start, or of a reader the
+ * filter skips). The first status report proves the thread is in its loop; only then is it closed.
+ * Never from inside a 'status' or 'end' listener: pcsclite calls them holding the reader's mutex, and
+ * close() takes it.
+ */
+function closeReaderHandle(handle: PcscReader, watching: boolean): Promise<void> {
+  // pcsclite's own '_end' listener stays: it keeps the context's list of readers right.
+  for (const e of ['status', 'end', 'error']) handle.removeAllListeners(e);
+  handle.on('error', noop); // pcsclite emits late errors; an EventEmitter without a listener would throw
+  return new Promise((resolve) => {
+    const close = () => {
+      clearTimeout(giveUp);
+      try {
+        handle.close();
+      } catch {
+        // already closed
+      }
+      resolve();
+    };
+    // A thread that never reports (it cannot reach pcscd) is closed anyway after a while.
+    const giveUp = setTimeout(close, watching ? 0 : 2000);
+    if (watching) return;
+    let once = false;
+    const later = () => {
+      if (once) return;
+      once = true;
+      clearTimeout(giveUp);
+      // A little later still: the thread goes from its report back into SCardGetStatusChange.
+      setTimeout(close, 20);
+    };
+    handle.on('status', later);
+    handle.on('end', later);
+    handle.on('error', later);
   });
 }
 
@@ -88,7 +128,6 @@ export class ReaderManager {
   readonly #log: ReaderLog;
   readonly #firstDelay: number;
   readonly #maxDelay: number;
-  readonly #share: number;
   readonly #timeoutMs: number;
   readonly #onApdu?: ApduTraceHook;
   readonly #filter: (name: string) => boolean;
@@ -99,6 +138,8 @@ export class ReaderManager {
   #retryTimer: NodeJS.Timeout | undefined;
   #delay: number;
   readonly #readers = new Map<string, ReaderEntry>();
+  /** Native closes not done yet; stop() waits for them. */
+  readonly #pendingCloses = new Set<Promise<void>>();
 
   constructor(options: ReaderManagerOptions = {}) {
     this.#factory = options.pcsc ?? nativePcsc;
@@ -106,7 +147,6 @@ export class ReaderManager {
     this.#firstDelay = options.reconnectDelayMs ?? 500;
     this.#maxDelay = options.maxReconnectDelayMs ?? 10_000;
     this.#delay = this.#firstDelay;
-    this.#share = options.shareMode === 'shared' ? SCARD_SHARE.SHARED : SCARD_SHARE.EXCLUSIVE;
     this.#timeoutMs = options.apduTimeoutMs ?? DEFAULT_APDU_TIMEOUT_MS;
     this.#onApdu = options.onApdu;
     this.#filter = options.readerFilter ?? (() => true);
@@ -135,6 +175,7 @@ export class ReaderManager {
     await Promise.all([...this.#readers.values()].map((e) => e.session?.close()));
     this.#teardown(false);
     await new Promise((resolve) => setImmediate(resolve)); // the deferred native closes have run
+    await Promise.all([...this.#pendingCloses]);
   }
 
   /** True between start() and stop(). */
@@ -169,13 +210,17 @@ export class ReaderManager {
       // A connection left from a card that was taken away; pcsclite would otherwise reuse it silently.
       await withTimeout(new Promise<void>((res) => handle.disconnect(SCARD_DISPOSITION.LEAVE, () => res())), timeoutMs, `${reader}: disconnect`).catch(noop);
     }
+    // Always SCARD_SHARE_EXCLUSIVE, for the whole session (a touch read, PIN + signature, a certificate
+    // read): another PC/SC client that could send APDUs between ours could SELECT another application
+    // behind the guard's back, or use the PIN we verified. pcscd refuses it a connection meanwhile.
     const protocol = await withTimeout(
       new Promise<number>((resolve, reject) =>
-        handle.connect({ share_mode: this.#share, protocol: SCARD_PROTOCOL.T0 | SCARD_PROTOCOL.T1 }, (err, p) => (err ? reject(err) : resolve(p))),
+        handle.connect({ share_mode: SCARD_SHARE.EXCLUSIVE, protocol: SCARD_PROTOCOL.T0 | SCARD_PROTOCOL.T1 }, (err, p) => (err ? reject(err) : resolve(p))),
       ),
       timeoutMs,
       `${reader}: connect`,
     ).catch((err) => {
+      if (pcscCode(err) === SCARD_E_SHARING_VIOLATION) throw new MyKeyError('reader_busy', `${reader}: another program holds the card`, { cause: err });
       throw mapPcscError(err, `${reader}: connect`);
     });
     const raw: RawCard = {
@@ -244,8 +289,7 @@ export class ReaderManager {
     });
     ctx.on('reader', (handle: PcscReader) => {
       if (gen !== this.#generation || !this.#filter(handle.name)) {
-        handle.on('error', noop);
-        deferClose(() => handle.close()); // an unclosed reader keeps a native thread and the event loop alive
+        this.#closing(closeReaderHandle(handle, false)); // an unclosed reader keeps a native thread and the event loop alive
         return;
       }
       this.#addReader(handle, gen);
@@ -256,7 +300,7 @@ export class ReaderManager {
     const name = handle.name;
     const old = this.#readers.get(name);
     if (old) this.#dropReader(old, true);
-    const entry: ReaderEntry = { name, handle, state: SCARD_STATE.UNAWARE, atr: undefined, touch: 0, session: undefined };
+    const entry: ReaderEntry = { name, handle, state: SCARD_STATE.UNAWARE, atr: undefined, touch: 0, session: undefined, watching: false };
     this.#readers.set(name, entry);
     this.#delay = this.#firstDelay; // PC/SC answers again
     handle.on('error', (err: Error) => {
@@ -264,6 +308,7 @@ export class ReaderManager {
       this.#failed(mapPcscError(err, name), name);
     });
     handle.on('status', (s) => {
+      entry.watching = true;
       if (gen !== this.#generation || this.#readers.get(name) !== entry) return;
       this.#onStatus(entry, s.state, s.atr);
     });
@@ -298,11 +343,7 @@ export class ReaderManager {
     const hadCard = (entry.state & SCARD_STATE.PRESENT) !== 0;
     entry.session?.markRemoved();
     entry.session?.close().catch(noop);
-    entry.handle.removeAllListeners();
-    entry.handle.on('error', noop); // pcsclite emits late errors; an EventEmitter without a listener would throw
-    // pcsclite calls 'status' and 'end' listeners while holding the reader's mutex, and close() takes
-    // that mutex: closing from inside such a callback would deadlock, so close on the next turn.
-    deferClose(() => entry.handle.close());
+    this.#closing(closeReaderHandle(entry.handle, entry.watching));
     if (announce) {
       if (hadCard) this.events.emit('card-removed', { reader: entry.name });
       this.events.emit('reader-removed', { reader: entry.name });
@@ -319,6 +360,11 @@ export class ReaderManager {
       ctx.on('error', noop);
       deferClose(() => ctx.close());
     }
+  }
+
+  #closing(p: Promise<void>): void {
+    this.#pendingCloses.add(p);
+    void p.then(() => this.#pendingCloses.delete(p));
   }
 
   #scheduleReopen(): void {

@@ -29,8 +29,11 @@ import { EnrollmentsPage, issuedTokenFlash, type EnrollTarget } from './pages/en
 import { OverviewPage, type OverviewData } from './pages/overview.tsx';
 import { RevocationsPage } from './pages/revocations.tsx';
 import { issuedCredentialFlash, ServicePage, ServicesPage, type ServiceItem } from './pages/services.tsx';
+import { checkWebhookUrl, type WebhookUrlPolicy } from '../notify/url-policy.ts';
 
 export interface ConsoleDeps {
+  /** Which webhook targets the operator allows (hub config `webhooks`); strict when absent. */
+  webhookUrlPolicy?: WebhookUrlPolicy;
   repo: ConsoleRepo;
   links: Links;
   linkRepo: LinkRepo;
@@ -325,6 +328,7 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
     try {
       if (!input.name) throw new MyKeyError('validation_failed', 'a name is required');
       if (input.webhookUrl && !/^https?:\/\/\S+$/.test(input.webhookUrl)) throw new MyKeyError('validation_failed', 'the webhook URL must be http(s)');
+      if (input.webhookUrl) checkWebhookUrl(input.webhookUrl, deps.webhookUrlPolicy);
       const res = links.createService(input);
       audit(c, 'service.create', { target: input.id, serviceId: input.id, detail: { name: input.name, webhook: !!input.webhookUrl } });
       const flash = (
@@ -404,6 +408,7 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
       const v = view(c);
       if (url && !/^https?:\/\/\S{1,2000}$/.test(url)) return servicePage(c, id, <Flash kind="bad">the webhook URL must be http(s)</Flash>, 400);
       try {
+        if (url) checkWebhookUrl(url, deps.webhookUrlPolicy);
         const res = links.setWebhook(id, url || null);
         audit(c, 'webhook.set', { target: id, serviceId: id, detail: { cleared: !url } });
         return redirectWith(

@@ -17,6 +17,7 @@ import type { Links } from '../links/links.ts';
 import type { MyKeyService } from '../mykey/service.ts';
 import type { AuditInput } from '../store/console-repo.ts';
 import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
+import { checkWebhookUrl, type WebhookUrlPolicy } from '../notify/url-policy.ts';
 import { adminAuth, serviceAuth } from './auth.ts';
 import type { OpenApi } from './openapi.ts';
 import { problem } from './problem.ts';
@@ -31,6 +32,8 @@ export interface LinksRoutesDeps {
   rateLimits: { register: RateLimitOptions };
   /** Records a service's explicit decisions (a moved service ID) in the audit log. */
   audit?: (e: AuditInput) => void;
+  /** Which webhook targets the operator allows (hub config `webhooks`); strict when absent. */
+  webhookUrlPolicy?: WebhookUrlPolicy;
 }
 
 const BODY_ERRORS: ErrorCode[] = ['bad_request', 'validation_failed', 'unsupported_media_type', 'payload_too_large'];
@@ -79,12 +82,13 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
       summary: 'Create a service (a library, a museum, a shopping street)',
       request: CreateServiceRequest,
       responses: { 201: { description: 'created; webhookSecret is shown once', schema: ServiceView } },
-      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'conflict'],
+      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'conflict', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
     },
     admin,
     jsonBody(CreateServiceRequest),
     (c) => {
       const b = c.get('body');
+      if (b.webhookUrl) checkWebhookUrl(b.webhookUrl, deps.webhookUrlPolicy);
       const r = links.createService(b);
       return c.json(serviceView(linkRepo, r.service, { webhookSecret: r.webhookSecret }), 201);
     },
@@ -99,11 +103,12 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
       summary: "Set or clear a service's webhook; a new signing secret is returned once",
       request: WebhookRequest,
       responses: { 200: { description: 'the service', schema: ServiceView } },
-      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found'],
+      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
     },
     admin,
     jsonBody(WebhookRequest),
     (c) => {
+      if (c.get('body').url) checkWebhookUrl(c.get('body').url!, deps.webhookUrlPolicy);
       const r = links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
       return c.json(serviceView(linkRepo, links.service(c.req.param('serviceId')!)!, r));
     },

@@ -1,25 +1,17 @@
 // Signed webhook notices (失効連絡) to services' business systems, from a durable outbox: retried
 // with exponential backoff, in order per service, never lost across hub restarts.
 //
-// Each POST carries the notice as JSON and `X-MyKey-Signature: t=<unix seconds>,v1=<hex>` where v1 is
-// HMAC-SHA256 under the service's webhook secret of `<t>.<body>`. Receivers check the signature and
-// that t is recent, and use the notice id to ignore a repeat.
-import { createHmac } from 'node:crypto';
+// Each POST carries the notice as JSON, signed as every webhook of the platform is
+// (shared/webhook-signature.ts: webhook-id, webhook-timestamp, webhook-signature over
+// `id.timestamp.body` under the service's webhook secret as the console showed it). The id is the
+// same on every retry of a notice, so a receiver can ignore a repeat. The target is checked against
+// the URL policy at every delivery, on the address the name resolves to (url-policy.ts).
+import { MyKeyError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { signWebhook } from '../../shared/webhook-signature.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
-
-/** Signature header value for a body. */
-export function signWebhook(secret: Uint8Array, body: string, t: number): string {
-  return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
-}
-
-/** Checks a signature header (receivers' side; used by tests and the demo's library system). */
-export function verifyWebhook(secret: Uint8Array, body: string, header: string, nowS: number, toleranceS = 300): boolean {
-  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
-  if (!m || Math.abs(nowS - Number(m[1])) > toleranceS) return false;
-  const expected = createHmac('sha256', secret).update(`${m[1]}.${body}`).digest('hex');
-  return expected === m[2];
-}
+import { postTo } from './post.ts';
+import { checkWebhookUrl, resolveWebhookTarget, STRICT_WEBHOOK_POLICY, type WebhookLookup, type WebhookUrlPolicy } from './url-policy.ts';
 
 export interface WebhookSenderOptions {
   repo: LinkRepo;
@@ -30,12 +22,19 @@ export interface WebhookSenderOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   pollMs?: number;
-  fetchImpl?: typeof fetch;
+  /** Which targets are allowed (hub config webhooks.allowPrivateTargets / allowHttp); strict by default. */
+  allowPrivateTargets?: boolean;
+  allowHttp?: boolean;
+  /** DNS for delivery-time checks (tests give their own). */
+  lookup?: WebhookLookup;
 }
 
 export function createWebhookSender(o: WebhookSenderOptions) {
   const now = o.now ?? Date.now;
-  const doFetch = o.fetchImpl ?? fetch;
+  const policy: WebhookUrlPolicy = {
+    allowPrivateTargets: o.allowPrivateTargets ?? STRICT_WEBHOOK_POLICY.allowPrivateTargets,
+    allowHttp: o.allowHttp ?? STRICT_WEBHOOK_POLICY.allowHttp,
+  };
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<number> | undefined;
   let stopped = false;
@@ -57,25 +56,24 @@ export function createWebhookSender(o: WebhookSenderOptions) {
           o.repo.webhookFailed(row.id, now() + (o.maxDelayMs ?? 3600_000), 'the service has no webhook configured');
           return;
         }
-        const t = Math.floor(now() / 1000);
         try {
-          const res = await doFetch(s.webhook_url, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', 'x-mykey-signature': signWebhook(s.webhook_secret, row.event, t) },
-            body: row.event,
-            signal: AbortSignal.timeout(o.timeoutMs ?? 5000),
-            redirect: 'error',
-          });
-          await res.arrayBuffer().catch(() => undefined);
-          if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
+          // Checked again now: the policy may have tightened since the URL was set, and the name may
+          // resolve elsewhere than it did (DNS rebinding). The connection goes to the checked address.
+          const url = checkWebhookUrl(s.webhook_url, policy);
+          const to = await resolveWebhookTarget(url, policy, o.lookup);
+          const headers = { 'content-type': 'application/json', ...signWebhook(s.webhook_secret.toString('base64url'), row.event, { id: `mykey-notice-${row.id}`, nowMs: now() }) };
+          const status = await postTo(url, to, headers, row.event, o.timeoutMs ?? 5000);
+          if (status < 200 || status >= 300) throw new Error(`HTTP ${status}`);
           o.repo.webhookDelivered(row.id, now());
           delivered++;
         } catch (e) {
           if (stopped) return;
           const delay = Math.min(o.maxDelayMs ?? 3600_000, (o.baseDelayMs ?? 1000) * 2 ** Math.min(row.attempts, 20));
           const jitter = Math.floor(Math.random() * delay * 0.2);
-          o.repo.webhookFailed(row.id, now() + delay + jitter, (e as Error).message);
-          o.log.warn('webhook delivery failed', { service: row.service_id, attempt: row.attempts + 1, error: (e as Error).message });
+          // The code leads the recorded error, so the console and the operator API show why (webhook_url_private...).
+          const why = e instanceof MyKeyError ? `${e.code}: ${e.message}` : (e as Error).message;
+          o.repo.webhookFailed(row.id, now() + delay + jitter, why);
+          o.log.warn('webhook delivery failed', { service: row.service_id, attempt: row.attempts + 1, error: why });
         }
       }),
     );

@@ -157,7 +157,7 @@ async function main(): Promise<number> {
           devices: { httpsPort: 0 },
           admin: { token: ADMIN },
           jpki: { trustAnchors: [join(dir, 'jpki.pem')] },
-          webhooks: { baseDelayMs: 100 },
+          webhooks: { baseDelayMs: 100, allowPrivateTargets: true }, // the demo's business systems listen on loopback
         },
       });
       hub = createHub(config, { log: quiet ? silentLogger : createLogger('hub', { level: 'warn' }) });
