@@ -66,10 +66,13 @@ async function main() {
         crlIntervalSeconds: Math.min(base.jpki.crlIntervalSeconds, 60),
         ocspUrl: base.jpki.ocspUrl || ocsp.url,
       },
+      // A developer's business system listens on this machine: webhooks to loopback over http are
+      // allowed here, never by a production config's defaults.
+      webhooks: { ...base.webhooks, allowHttp: true, allowPrivateTargets: true },
     },
   });
   banner([
-    'DEVELOPMENT MODE: this hub trusts a generated TEST JPKI, not J-LIS.',
+    'DEVELOPMENT MODE: this hub trusts a generated TEST JPKI, not J-LIS, and sends webhooks to loopback over http.',
     `test CA: ${caDir}`,
     `CRL: ${crlUrl} (fetched every ${config.jpki.crlIntervalSeconds}s)   OCSP: ${ocsp.url}`,
     'Register a MyKey ID with a test certificate:',
