@@ -65,7 +65,6 @@ export const PACKAGES: PackageSpec[] = [
       'virtual-card': 'provisioning/virtual-card/cli.ts',
       'card-writer': 'provisioning/card-writer/cli.ts',
       import: 'provisioning/import/cli.ts',
-      demo: 'provisioning/demo/run.ts',
     },
     dependencies: ['better-sqlite3', 'pcsclite'],
     optionalDependencies: ['koffi'],
@@ -183,13 +182,13 @@ export interface BuildResult {
   files: string[];
 }
 
-/** Builds every package of PACKAGES into `outDir` (wiped first). */
-export async function buildAll(outDir = join(ROOT, 'dist')): Promise<BuildResult> {
+/** Builds every package of PACKAGES (or those whose dir is in `only`) into `outDir` (wiped first). */
+export async function buildAll(outDir = join(ROOT, 'dist'), only?: string[]): Promise<BuildResult> {
   const rootPkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; engines?: Record<string, string>; allowScripts?: Record<string, boolean> };
   const rootLock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as Lockfile;
   rmSync(outDir, { recursive: true, force: true });
   const files: string[] = [];
-  for (const pkg of PACKAGES) {
+  for (const pkg of PACKAGES.filter((p) => !only || only.includes(p.dir))) {
     const dir = join(outDir, pkg.dir);
     mkdirSync(dir, { recursive: true });
     for (const [out, src] of Object.entries(pkg.entries)) {
