@@ -103,6 +103,8 @@ export interface RunningEdge {
   child: ChildProcess;
   /** stderr so far (the agent logs there). */
   log(): string;
+  /** stdout so far (the `stdout` hand-off target writes JSON lines there). */
+  out(): string;
   /** Resolves with ms since spawn when a log line matches; rejects on exit or timeout. */
   until(pattern: RegExp, timeoutMs?: number): Promise<number>;
   stop(): Promise<number | null>;
@@ -118,9 +120,10 @@ export function spawnEdge(pkgDir: string, configFile: string, opts: { user?: str
   const started = performance.now();
   const child = spawn(cmd, argv as string[], { cwd: pkgDir, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' } });
   let err = '';
+  let out = '';
   let exited: number | null | undefined;
   const waiters = new Set<() => void>();
-  child.stdout!.resume();
+  child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => {
     err += d;
     for (const w of waiters) w();
@@ -132,6 +135,7 @@ export function spawnEdge(pkgDir: string, configFile: string, opts: { user?: str
   return {
     child,
     log: () => err,
+    out: () => out,
     until(pattern, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
