@@ -2,9 +2,11 @@
 // bundled by esbuild into one ESM file; native modules (pcsclite, better-sqlite3, koffi) stay external
 // and are installed by npm next to the bundles. Three folders come out:
 //
-//   dist/hub/    the hub and its operator CLIs; package.json + lockfile list better-sqlite3 only
+//   dist/hub/    the hub and its operator CLIs; package.json + lockfile list better-sqlite3 only;
+//                service/ holds provisioning/hub-service (systemd unit, nginx site, example config)
 //   dist/edge/   the reader agent and the enrollment CLI; package.json + lockfile list pcsclite
-//                (koffi, for the uinput keyboard hand-off only, is an optional dependency)
+//                (koffi, for the uinput keyboard hand-off only, is an optional dependency);
+//                service/ holds provisioning/edge-service (unit, polkit and udev rules)
 //   dist/tools/  development and counter tools (dev hub, test CA, virtual card, register, card
 //                writer, CSV import); run from a checkout, whose node_modules they use
 //
@@ -13,7 +15,7 @@
 //
 //   npm run build            (tsx scripts/build.ts [--out dist])
 import { build, type Plugin } from 'esbuild';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,6 +34,8 @@ export interface PackageSpec {
   entries: Record<string, string>;
   dependencies: string[];
   optionalDependencies: string[];
+  /** Folder in the package -> folder of the repository copied into it (service files, docs). */
+  extras: Record<string, string>;
 }
 
 /** What is built. The test and the bench read this table, so an entry added here is checked too. */
@@ -43,6 +47,7 @@ export const PACKAGES: PackageSpec[] = [
     entries: { main: 'hub/main.ts', cli: 'hub/cli.ts', 'console-cli': 'hub/console/cli.ts' },
     dependencies: ['better-sqlite3'],
     optionalDependencies: [],
+    extras: { service: 'provisioning/hub-service' },
   },
   {
     dir: 'edge',
@@ -53,6 +58,7 @@ export const PACKAGES: PackageSpec[] = [
     // Only the uinput keyboard back end (edge/handoff/keyboard/uinput.ts) loads koffi, and only when
     // configured; `npm ci --omit=dev --omit=optional` leaves it out.
     optionalDependencies: ['koffi'],
+    extras: { service: 'provisioning/edge-service' },
   },
   {
     dir: 'tools',
@@ -68,6 +74,7 @@ export const PACKAGES: PackageSpec[] = [
     },
     dependencies: ['better-sqlite3', 'pcsclite'],
     optionalDependencies: ['koffi'],
+    extras: {},
   },
 ];
 
@@ -226,6 +233,10 @@ export async function buildAll(outDir = join(ROOT, 'dist'), only?: string[]): Pr
       ...(pkg.optionalDependencies.length ? { optionalDependencies: exact(pkg.optionalDependencies) } : {}),
       allowScripts: Object.fromEntries(Object.entries(rootPkg.allowScripts ?? {}).filter(([k]) => k in versions)),
     };
+    for (const [to, from] of Object.entries(pkg.extras)) {
+      cpSync(join(ROOT, from), join(dir, to), { recursive: true });
+      files.push(relative(outDir, join(dir, to)) + '/');
+    }
     writeFileSync(join(dir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
     writeFileSync(join(dir, 'package-lock.json'), JSON.stringify(lock, null, 2) + '\n');
     files.push(relative(outDir, join(dir, 'package.json')), relative(outDir, join(dir, 'package-lock.json')));

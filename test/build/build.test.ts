@@ -28,10 +28,10 @@ test.after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-test('writes one JavaScript file per entry point, and a package.json and lockfile per package', () => {
+test('writes one JavaScript file per entry point, a package.json and lockfile per package, and its service files', () => {
   for (const pkg of PACKAGES) {
     const files = readdirSync(join(dist, pkg.dir)).sort();
-    const expected = [...Object.keys(pkg.entries).map((e) => `${e}.js`), 'package-lock.json', 'package.json'].sort();
+    const expected = [...Object.keys(pkg.entries).map((e) => `${e}.js`), ...Object.keys(pkg.extras), 'package-lock.json', 'package.json'].sort();
     assert.equal(files, expected, pkg.dir);
   }
 });
