@@ -61,6 +61,14 @@ test('keeps the native modules out of the bundles and lists exactly them, pinned
   for (const absent of ['aedes', 'better-sqlite3', 'hono', 'pkijs', 'mqtt', 'tsx', 'typescript']) assert.not.ok(edgeLock.includes(`node_modules/${absent}`), `edge lock has no ${absent}`);
 });
 
+test('the edge agent bundle carries none of the hub (no aedes, hono, pkijs, better-sqlite3)', () => {
+  // esbuild marks each bundled module with a `// <path>/node_modules/<package>/<file>` comment line.
+  const js = readFileSync(join(dist, 'edge', 'main.js'), 'utf8');
+  const bundled = (pkg: string) => new RegExp(`^// (?:\\S*/)?node_modules/${pkg.replace('/', '\\/')}/`, 'm').test(js);
+  for (const hub of ['aedes', 'hono', '@hono/node-server', 'pkijs', 'better-sqlite3']) assert.not.ok(bundled(hub), hub);
+  assert.ok(bundled('mqtt'), 'the marker comments are there (mqtt is bundled)');
+});
+
 for (const pkg of PACKAGES) {
   for (const e of Object.keys(pkg.entries)) {
     const name = `${pkg.dir}/${e}`;
