@@ -38,11 +38,11 @@ interface CaDirLike {
 }
 
 async function openCaDirIfAvailable(dir: string): Promise<CaDirLike> {
-  // Loaded by URL so this CLI still type-checks and runs (with the PEM trio) where the store is absent.
-  const storeUrl = new URL('../test-ca/store.ts', import.meta.url);
+  // Loaded on demand so the PEM-trio path never loads the test CA; a literal path so the build
+  // (scripts/build.ts) bundles it.
   let mod: { openCaDir?: (dir: string) => Promise<CaDirLike> };
   try {
-    mod = (await import(storeUrl.href)) as typeof mod;
+    mod = (await import('../test-ca/store.ts')) as typeof mod;
   } catch (cause) {
     throw new MyKeyError('unavailable', 'provisioning/test-ca/store.ts is not available: use --cert/--key/--ca-cert', { cause });
   }
