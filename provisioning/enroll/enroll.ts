@@ -24,7 +24,7 @@ import {
   type EnrollmentRecord,
   type StateLayout,
 } from './state-dir.ts';
-import { execCommand, installCommands, installUnit, removeCommands, renderUnit, runAll, UNIT_DIR, UNIT_NAME, type Exec } from './systemd.ts';
+import { EDGE_USER, execCommand, installCommands, installUnit, removeCommands, renderUnit, runAll, UNIT_DIR, UNIT_NAME, type Exec } from './systemd.ts';
 
 /** Adapters, replaceable in tests. */
 export interface EnrollDeps {
@@ -174,16 +174,17 @@ function unitFor(layout: StateLayout, edgeId: string): string {
   return renderUnit({ edgeId, configPath: layout.config, stateDir: layout.dir });
 }
 
-async function systemdStep(c: StepContext, unit: string, dryRun: boolean | undefined, deps: EnrollDeps): Promise<void> {
+async function systemdStep(c: StepContext, unit: string, dryRun: boolean | undefined, deps: EnrollDeps, stateDir: string): Promise<void> {
   if (dryRun) {
     c.note(`dry run: would write ${deps.unitDir ?? UNIT_DIR}/${UNIT_NAME}:`);
     for (const line of unit.trimEnd().split('\n')) c.note(`  | ${line}`);
     c.note('dry run: would run:');
+    c.note(`  $ useradd --system ${EDGE_USER} (unless it exists); chown -R ${EDGE_USER}:${EDGE_USER} ${stateDir}`);
     for (const cmd of installCommands()) c.note(`  $ ${cmd.join(' ')}`);
     c.ok('systemd unit printed (dry run)');
     return;
   }
-  const path = await installUnit(unit, { unitDir: deps.unitDir, exec: deps.exec });
+  const path = await installUnit(unit, { unitDir: deps.unitDir, exec: deps.exec, stateDir });
   c.ok(`${path} installed; ${UNIT_NAME} enabled and running`);
 }
 
@@ -330,7 +331,7 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
 
   const unit = await steps.step(o.dryRun ? 'System service (dry run)' : 'System service', async (c) => {
     const text = unitFor(layout, record.edgeId);
-    await systemdStep(c, text, o.dryRun, deps);
+    await systemdStep(c, text, o.dryRun, deps, layout.dir);
     return text;
   });
   deps.write(`enrolled: edge ${record.edgeId}, service ${record.serviceId}, certificate valid until ${record.notAfter}`);

@@ -2,12 +2,15 @@
 // the network, restarts on failure forever. A dry run prints the unit and the commands instead, so
 // the rest of enrollment can run (and be tested) on a machine without systemd.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../../shared/errors.ts';
 import { writeFileAtomic } from './state-dir.ts';
 
 export const UNIT_NAME = 'mykey-edge.service';
+/** The unprivileged system user the agent runs as (pcscd access: provisioning/edge-service/). */
+export const EDGE_USER = 'mykey-edge';
 export const UNIT_DIR = '/etc/systemd/system';
 
 /** The repository this tool runs from (the edge agent lives beside it). */
@@ -20,12 +23,26 @@ export interface UnitOptions {
   /** Absolute path of node (default: the one running this tool). */
   node?: string;
   repoRoot?: string;
+  /**
+   * The built agent (`dist/edge/main.js`, installed with `npm ci --omit=dev`) to run with plain node.
+   * Default: the main.js beside this tool when it runs from the build, else none (a source checkout:
+   * the agent runs through tsx, for development).
+   */
+  builtMain?: string;
+}
+
+/** The built agent beside the running tool (dist/edge/enroll.js -> dist/edge/main.js), if any. */
+export function builtAgentBeside(script = process.argv[1] ?? ''): string | undefined {
+  const main = join(dirname(script), 'main.js');
+  return script.endsWith('.js') && existsSync(main) ? main : undefined;
 }
 
 /** systemd.unit(5) text for the edge agent. */
 export function renderUnit(o: UnitOptions): string {
   const node = o.node ?? process.execPath;
-  const root = o.repoRoot ?? REPO_ROOT;
+  const built = o.builtMain ?? (o.repoRoot ? undefined : builtAgentBeside());
+  const root = built ? dirname(built) : (o.repoRoot ?? REPO_ROOT);
+  const exec = built ? `${node} ${built}` : `${node} --import tsx ${join(root, 'edge', 'main.ts')}`;
   for (const p of [node, root, o.configPath, o.stateDir]) {
     // WorkingDirectory= and ReadWritePaths= take paths unquoted (systemd.exec(5)): keep them plain.
     if (/[\s"'\\]/.test(p)) throw new MyKeyError('validation_failed', `the path ${JSON.stringify(p)} has spaces or quotes, which a systemd unit cannot carry here`, { details: { fix: 'use a state directory (and checkout) path without spaces, e.g. /var/lib/mykey-edge' } });
@@ -42,17 +59,29 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=simple
+# Its own unprivileged user (enroll creates it and hands it the state directory).
+User=${EDGE_USER}
+Group=${EDGE_USER}
 WorkingDirectory=${q(root)}
-ExecStart=${q(node)} --import tsx ${q(join(root, 'edge', 'main.ts'))} --config ${q(o.configPath)}
+ExecStart=${q(exec)} --config ${q(o.configPath)}
 Environment=NODE_ENV=production
 Restart=always
 RestartSec=3
 # The agent writes only its state directory, and /run/mykey-edge for hand-off and registration sockets.
-RuntimeDirectory=mykey-edge
+RuntimeDirectory=${EDGE_USER}
 NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
 ProtectSystem=strict
 ProtectHome=read-only
 PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+UMask=0077
 ReadWritePaths=${q(o.stateDir)}
 
 [Install]
@@ -90,14 +119,27 @@ export const execCommand: Exec = (cmd, args) =>
     });
   });
 
+/**
+ * The commands that give the agent its own system user and hand it the state directory: `useradd` only
+ * when `id` does not know the user yet.
+ */
+export async function ensureEdgeUser(stateDir: string, exec: Exec): Promise<void> {
+  const known = await exec('id', ['-u', EDGE_USER]);
+  const cmds: string[][] = [];
+  if (known.code !== 0) cmds.push(['useradd', '--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', EDGE_USER]);
+  cmds.push(['chown', '-R', `${EDGE_USER}:${EDGE_USER}`, stateDir]);
+  await runAll(cmds, exec);
+}
+
 /** Writes the unit and runs the commands; a failing command throws with what it printed. */
-export async function installUnit(unitText: string, opts: { unitDir?: string; exec?: Exec } = {}): Promise<string> {
+export async function installUnit(unitText: string, opts: { unitDir?: string; exec?: Exec; stateDir?: string } = {}): Promise<string> {
   const path = join(opts.unitDir ?? UNIT_DIR, UNIT_NAME);
   try {
     writeFileAtomic(path, unitText, 0o644);
   } catch (e) {
     throw new MyKeyError('forbidden', `cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e, details: { fix: 'run enroll as root (sudo), or use --dry-run and install the unit yourself' } });
   }
+  if (opts.stateDir) await ensureEdgeUser(opts.stateDir, opts.exec ?? execCommand);
   await runAll(installCommands(), opts.exec ?? execCommand);
   return path;
 }

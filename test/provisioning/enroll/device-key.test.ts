@@ -72,6 +72,11 @@ test('the unit escapes % and refuses paths with spaces', () => {
   const unit = renderUnit({ edgeId: 'e1', configPath: '/var/lib/my%key/edge.json', stateDir: '/var/lib/my%key', node: '/usr/bin/node', repoRoot: '/opt/mykey' });
   assert.match(unit, /--config \/var\/lib\/my%%key\/edge\.json/);
   assert.match(unit, /ExecStart=\/usr\/bin\/node --import tsx \/opt\/mykey\/edge\/main\.ts/);
+  // From the build the agent runs with plain node, from its package folder, as its own user.
+  const built = renderUnit({ edgeId: 'e1', configPath: '/var/lib/mykey-edge/edge.json', stateDir: '/var/lib/mykey-edge', node: '/usr/bin/node', builtMain: '/opt/mykey-edge/main.js' });
+  assert.match(built, /\nWorkingDirectory=\/opt\/mykey-edge\nExecStart=\/usr\/bin\/node \/opt\/mykey-edge\/main\.js --config \/var\/lib\/mykey-edge\/edge\.json\n/);
+  assert.match(built, /\nUser=mykey-edge\n/);
+  assert.not.match(built, /tsx/);
   assert.throws(() => renderUnit({ edgeId: 'e1', configPath: '/a b/edge.json', stateDir: '/a b', node: '/usr/bin/node', repoRoot: '/opt/mykey' }), /spaces or quotes/);
 });
 

@@ -194,8 +194,17 @@ test('without --dry-run the unit is written and systemctl runs in order; decommi
   };
   const r = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-6'), '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec, unitDir });
   assert.is(r.code, 0, r.out);
-  assert.equal(ran, ['systemctl daemon-reload', 'systemctl enable mykey-edge.service', 'systemctl restart mykey-edge.service', 'systemctl is-active mykey-edge.service']);
+  // The stand-in `id` knows the user (exit 0), so no useradd; the state directory goes to the agent's user.
+  assert.equal(ran, [
+    'id -u mykey-edge',
+    `chown -R mykey-edge:mykey-edge ${dir}`,
+    'systemctl daemon-reload',
+    'systemctl enable mykey-edge.service',
+    'systemctl restart mykey-edge.service',
+    'systemctl is-active mykey-edge.service',
+  ]);
   const unitPath = join(unitDir, 'mykey-edge.service');
+  assert.match(readFileSync(unitPath, 'utf8'), /\nUser=mykey-edge\nGroup=mykey-edge\n/);
   assert.is(modeOf(unitPath), 0o644);
   assert.match(readFileSync(unitPath, 'utf8'), /\[Service\][\s\S]*Restart=always[\s\S]*ReadWritePaths=.*counter-6/);
 
