@@ -45,9 +45,14 @@ async function main(): Promise<void> {
   }
   console.log(`open ${companion.server.pageUrl}`);
   console.log('(this link is for this browser session only; press Ctrl+C to stop)');
-  const stop = () => void companion.stop().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return; // a second Ctrl+C while the reader closes
+    stopping = true;
+    void companion.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 void main();
