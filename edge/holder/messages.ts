@@ -66,6 +66,12 @@ const ja = {
   carry_over_new_cert_bound: '新しいカードにはすでに別のマイキーIDがあります。',
   carry_over_same_certificate: '1枚目と2枚目が同じ証明書です。新しいカードを使ってください。',
   timeout: 'カードが応答しません。カードを置き直してもう一度実行してください。',
+  cert_superseded: 'このカードの電子証明書は新しいものに置き換わっています。新しいカードを使ってください。',
+  cert_revoked_superseded: 'このカードの電子証明書は更新されて失効しています。新しいカードを使ってください(引き継ぎでは1枚目に使えます)。',
+  cert_unknown_issuer: 'このカードの電子証明書は、このマイキープラットフォームでは使えません。',
+  challenge_expired: '時間がかかりすぎました。もう一度実行してください。',
+  signature_invalid: 'カードの署名を確かめられませんでした。もう一度実行してください。',
+  companion_unreachable: 'このパソコンのマイキー連携プログラムが止まっています。起動し直してください。',
   unknown_error: 'うまくいきませんでした({code})。何も変更していない可能性があります。状態を見て確かめてください。',
 };
 
@@ -135,6 +141,12 @@ const en: Record<MessageKey, string> = {
   carry_over_new_cert_bound: 'The new card already has another MyKey ID.',
   carry_over_same_certificate: 'Both cards carry the same certificate. Use the new card.',
   timeout: 'The card does not answer. Put it back on the reader and try again.',
+  cert_superseded: 'The certificate on this card has been replaced by a newer one. Use the new card.',
+  cert_revoked_superseded: 'The certificate on this card was renewed and revoked. Use the new card (it can still sign as the old card in a carry-over).',
+  cert_unknown_issuer: 'The certificate on this card cannot be used with this MyKey Platform.',
+  challenge_expired: 'That took too long. Please try again.',
+  signature_invalid: "The card's signature could not be verified. Please try again.",
+  companion_unreachable: 'The MyKey companion on this PC has stopped. Start it again.',
   unknown_error: 'That did not work ({code}). Something may not have changed; see the status to check.',
 };
 
