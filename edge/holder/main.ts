@@ -35,7 +35,16 @@ async function main(): Promise<void> {
     console.error(`--lang is ja or en\n${USAGE}`);
     process.exit(2);
   }
-  let companion: HolderCompanion;
+  let companion: HolderCompanion | undefined;
+  let stopping = false;
+  // Installed before anything is printed: whoever reads the link may stop us at once.
+  const stop = () => {
+    if (stopping) return; // a second Ctrl+C while the reader closes
+    stopping = true;
+    void (companion?.stop() ?? Promise.resolve()).then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   try {
     companion = new HolderCompanion({ hub: values.hub, port, language: values.lang, reader: values.reader, log: createLogger('holder') });
     await companion.start();
@@ -43,16 +52,9 @@ async function main(): Promise<void> {
     console.error(e instanceof MyKeyError ? `${e.code}: ${e.message}` : String(e));
     process.exit(1);
   }
+  if (stopping) return;
   console.log(`open ${companion.server.pageUrl}`);
   console.log('(this link is for this browser session only; press Ctrl+C to stop)');
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return; // a second Ctrl+C while the reader closes
-    stopping = true;
-    void companion.stop().then(() => process.exit(0));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
 }
 
 void main();
