@@ -351,6 +351,26 @@ test('a page of another origin cannot drive the companion (not even a no-cors PO
   }
 });
 
+test("a page of the hub's own origin may call the companion with the session token (CORS for that origin only)", async () => {
+  const p = await browser.newPage();
+  await p.goto(`${hubUrl}/healthz`);
+  const base = companion.server.url;
+  const token = companion.server.token;
+  // No named functions inside evaluate: the test transpiler would wrap them in a helper the page lacks.
+  const withToken = await p.evaluate(
+    ([url, t]) =>
+      fetch(`${url}/api/state`, { headers: { 'x-mykey-holder-token': t } }).then(
+        (r) => r.json().then((j) => `${r.status} readers=${(j as { readers?: number }).readers}`),
+        () => 'blocked',
+      ),
+    [base, token] as const,
+  );
+  const without = await p.evaluate((url) => fetch(`${url}/api/state`).then((r) => `status ${r.status}`, () => 'blocked'), base);
+  assert.is(withToken, '200 readers=1');
+  assert.is(without, 'blocked', 'without the token the answer carries no CORS grant');
+  await p.close();
+});
+
 test('the PIN is never logged, and the signing PIN (EF 001B) and its key (EF 001A) are never selected', () => {
   const hexPin = Buffer.from(PIN).toString('hex');
   for (const l of logs) {
