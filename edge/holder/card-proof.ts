@@ -41,7 +41,7 @@ export interface ProveOptions {
   reader?: string;
   pin: string;
   binding: ChallengeRequest;
-  challenge: (binding: ChallengeRequest) => Promise<{ text: string; bytes: Uint8Array }>;
+  challenge: (binding: ChallengeRequest) => Promise<{ text: string; bytes: Uint8Array; expiresAt?: number }>;
   /** Refuses the card before the PIN is used (the carry-over's "not the same card again"). */
   acceptCert?: (certDer: Uint8Array) => void;
 }
@@ -50,7 +50,7 @@ export interface ProveOptions {
  * Makes one proof. The hub is asked first, so an unreachable hub costs no PIN try; the card's
  * session is exclusive from the certificate read to the signature and closed whatever happens.
  */
-export async function proveWithCard(o: ProveOptions): Promise<{ proof: Proof; certDer: Uint8Array }> {
+export async function proveWithCard(o: ProveOptions): Promise<{ proof: Proof; certDer: Uint8Array; expiresAt?: number }> {
   const pin = checkPin(o.pin);
   const state = readerState(o.readers, o.reader);
   if (state.problem) throw new MyKeyError(state.problem);
@@ -71,6 +71,7 @@ export async function proveWithCard(o: ProveOptions): Promise<{ proof: Proof; ce
     const signature = await signChallenge(session, pin, challenge.bytes);
     return {
       certDer,
+      expiresAt: challenge.expiresAt,
       proof: { challenge: challenge.text, certificate: Buffer.from(certDer).toString('base64'), signature: Buffer.from(signature).toString('base64') },
     };
   } finally {

@@ -92,8 +92,12 @@ export class HolderFlows {
       }
       case 'carry_over_previous': {
         this.#previous = undefined;
-        const { proof, certDer } = await prove({ purpose: 'carry_over', role: 'previous' });
-        const until = (this.#o.now ?? Date.now)() + (this.#o.carryOverMs ?? 110_000);
+        const { proof, certDer, expiresAt } = await prove({ purpose: 'carry_over', role: 'previous' });
+        // Kept no longer than the hub will accept its challenge (less a margin for the second card). The
+        // hub's expiry is in the hub's clock: one that looks already past (a PC clock ahead) is ignored.
+        const now = (this.#o.now ?? Date.now)();
+        const hubLimit = expiresAt !== undefined && expiresAt - 5_000 > now ? expiresAt - 5_000 : Infinity;
+        const until = Math.min(now + (this.#o.carryOverMs ?? 110_000), hubLimit);
         this.#previous = { proof, certHash: hashOf(certDer), until };
         return { step: 'carry_over_new_card' };
       }

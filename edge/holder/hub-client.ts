@@ -34,11 +34,11 @@ export class HolderHubClient {
     return this.#base.origin;
   }
 
-  /** Asks for a challenge bound to `binding`; returns its bytes and the base64url text. */
-  async challenge(binding: ChallengeRequest): Promise<{ text: string; bytes: Uint8Array }> {
+  /** Asks for a challenge bound to `binding`; returns its bytes, the base64url text and when it expires (ms). */
+  async challenge(binding: ChallengeRequest): Promise<{ text: string; bytes: Uint8Array; expiresAt?: number }> {
     const body = await this.#post('/v1/challenges', binding, 201);
     if (!Value.Check(ChallengeResponse, body)) throw new MyKeyError('bad_request', 'the hub answered a challenge request with an unexpected body');
-    return { text: body.challenge, bytes: new Uint8Array(Buffer.from(body.challenge, 'base64url')) };
+    return { text: body.challenge, bytes: new Uint8Array(Buffer.from(body.challenge, 'base64url')), expiresAt: Date.parse(body.expiresAt) };
   }
 
   /** Sends the operation with its proof(s); returns the MyKey ID as the hub now has it. */
