@@ -47,7 +47,7 @@ const ja = {
   bad_request: '暗証番号は数字4桁です。',
   card_removed: 'カードが途中で外されました。何も変更していません。カードを置いてもう一度実行してください。',
   holder_no_reader: 'カードリーダーが見つかりません。接続を確かめてください。',
-  holder_two_readers: 'カードリーダーが複数つながっています。使うもの1台だけにしてください。',
+  holder_two_readers: 'カードリーダーが複数つながっています。使うもの1台だけにしてください(または --reader でリーダーを指定して起動し直してください)。',
   holder_no_card: 'カードリーダーにカードを置いてください。',
   holder_no_jpki:
     'このカードには利用者証明用電子証明書がありません。マイナンバーカードか、電子証明書が発行・更新されているかを確かめてください(市区町村の窓口)。',
@@ -122,7 +122,7 @@ const en: Record<MessageKey, string> = {
   bad_request: 'The PIN is 4 digits.',
   card_removed: 'The card was taken away. Nothing was changed. Put it back and try again.',
   holder_no_reader: 'No card reader was found. Check its cable.',
-  holder_two_readers: 'More than one card reader is connected. Keep only the one you use.',
+  holder_two_readers: 'More than one card reader is connected. Keep only the one you use (or start the companion with --reader NAME).',
   holder_no_card: 'Put your card on the card reader.',
   holder_no_jpki:
     'This card has no user-authentication certificate. Is it a My Number Card, and was its certificate issued or renewed (municipal counter)?',
