@@ -2,19 +2,25 @@
 // home PC web app does with a card, done with a test certificate and key file (or, with --ca-dir, a
 // new test "card" issued by the development test CA).
 //
-//   tsx provisioning/register-cli.ts register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F | --reader [NAME] [--pin 1234])
+//   tsx provisioning/register-cli.ts register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F | --reader [NAME])
 //   tsx provisioning/register-cli.ts status     --hub URL --cert F --key F
 //   tsx provisioning/register-cli.ts change-id  --hub URL --cert F --key F --mykey-id NEWID
 //   tsx provisioning/register-cli.ts invalidate --hub URL --cert F --key F
 //   tsx provisioning/register-cli.ts carry-over --hub URL --cert NEW --key NEW --previous-cert OLD --previous-key OLD
+//
+// With --reader the user-authentication PIN is asked for (echo off), or read from standard input
+// (`echo 1234 | ... --reader any`); never from the command line. For the holder at home there is
+// edge/holder (a page in the browser).
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import type { ChallengeRequest } from '../shared/messages.ts';
 import { exportPkcs8, fromPem, toPem } from './test-ca/ca.ts';
 import { openCaDir } from './test-ca/store.ts';
+import { readSecretLine, refuseSecretArgument } from './secret-input.ts';
 
 const USAGE = `usage:
-  register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F | --reader NAME|any [--pin 1234])
+  register   --hub URL (--ca-dir DIR [--out NAME] | --cert F --key F | --reader NAME|any)
+             (with --reader the PIN is asked for, or read from standard input)
   status     --hub URL --cert F --key F
   change-id  --hub URL --cert F --key F --mykey-id NEWID
   invalidate --hub URL --cert F --key F
@@ -32,7 +38,7 @@ function fileCard(certDer: Uint8Array, key: KeyObject): Card {
 }
 
 /** Waits for a card on a reader and reads its user-authentication certificate; signs with the PIN. */
-async function readerCard(readerName: string, pin: string | undefined): Promise<Card> {
+async function readerCard(readerName: string): Promise<Card> {
   const { ReaderManager, readAuthCert, signChallenge, silentReaderLog } = await import('../edge/reader/index.ts');
   const manager = new ReaderManager({ log: silentReaderLog });
   manager.start();
@@ -49,7 +55,7 @@ async function readerCard(readerName: string, pin: string | undefined): Promise<
   });
   const session = await manager.connect(reader);
   const certDer = await readAuthCert(session);
-  const thePin = pin ?? (await askPin());
+  const thePin = await readSecretLine('user-authentication PIN (4 digits): ');
   return {
     certDer,
     sign: (ch) => signChallenge(session, thePin, ch),
@@ -58,16 +64,6 @@ async function readerCard(readerName: string, pin: string | undefined): Promise<
       await manager.stop();
     },
   };
-}
-
-async function askPin(): Promise<string> {
-  const { createInterface } = await import('node:readline/promises');
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return (await rl.question('user-authentication PIN (4 digits): ')).trim();
-  } finally {
-    rl.close();
-  }
 }
 
 function fail(msg: string): never {
@@ -114,6 +110,8 @@ function show(r: { status: number; body: any }) {
 
 async function main() {
   const [cmd, ...rest] = process.argv.slice(2);
+  const refused = refuseSecretArgument(rest, ['--pin']);
+  if (refused) fail(refused);
   const opt: Record<string, string> = {};
   for (let i = 0; i < rest.length; i++) {
     if (!rest[i].startsWith('--') || i + 1 >= rest.length) fail(`unexpected argument ${rest[i]}\n${USAGE}`);
@@ -124,7 +122,7 @@ async function main() {
     case 'register': {
       let card: Card;
       if (opt.reader) {
-        card = await readerCard(opt.reader, opt.pin);
+        card = await readerCard(opt.reader);
         try {
           return show(await call(hub, '/v1/mykey-ids', { proof: await proof(hub, card, { purpose: 'register' }) }));
         } finally {

@@ -131,6 +131,19 @@ export const ERROR_CODES = {
   webhook_url_insecure: { status: 422, title: 'The webhook URL must use https (http only where the operator allows it)' },
   webhook_url_private: { status: 422, title: 'The webhook URL points at a loopback, link-local, private, unspecified or multicast address' },
   webhook_url_invalid: { status: 422, title: 'The webhook URL is not an absolute http(s) URL without credentials' },
+  // The holder's home companion (edge/holder)
+  holder_host_refused: { status: 403, title: 'The Host header names no loopback address the home companion is served under (DNS rebinding guard)' },
+  holder_origin_refused: { status: 403, title: "The request comes from neither the companion's own page nor the hub's configured origin" },
+  holder_token_required: { status: 401, title: "Open the companion's link (with its token) once; API calls carry the session token" },
+  holder_token_invalid: { status: 403, title: "The home companion's session token is wrong" },
+  holder_no_reader: { status: 409, title: 'No card reader is connected' },
+  holder_two_readers: { status: 409, title: 'More than one card reader is connected; keep only one (or name it with --reader)' },
+  holder_no_card: { status: 409, title: 'No card is on the reader' },
+  holder_no_jpki: { status: 422, title: 'The card has no JPKI user-authentication certificate (not a My Number Card, or none issued)' },
+  holder_busy: { status: 409, title: 'Another card operation is under way in the companion' },
+  holder_same_card: { status: 409, title: 'This is the card already used for the previous proof; put the new card on the reader' },
+  holder_step_missing: { status: 409, title: 'The previous card has not signed yet (or its proof expired); start the carry-over again' },
+  hub_unreachable: { status: 502, title: 'The hub cannot be reached' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

@@ -1,11 +1,13 @@
 // The municipal counter's MyKey writer: writes a holder's MyKey ID into the MyKey area of their card,
 // only at their request, through the edge's reader layer in the writer role.
 //
-//   tsx provisioning/card-writer/cli.ts write-mykey --reader NAME --mykey-id ID (--write-key HEX | --write-key-file F) [--replace] [--wait S]
+//   tsx provisioning/card-writer/cli.ts write-mykey --reader NAME --mykey-id ID [--write-key - | --write-key-file F] [--replace] [--wait S]
 //   tsx provisioning/card-writer/cli.ts list-readers
 //
-// The write key may also come from MYKEY_WRITE_KEY (keeps it out of `ps`). Exit codes: 0 written (or
-// already there), 1 failed (the message says why), 2 usage.
+// The write key is a secret: it comes from MYKEY_WRITE_KEY, a file, or standard input (`--write-key -`,
+// asked for with the echo off on a terminal), never from the command line, where `ps` shows it to
+// every user of the machine. Exit codes: 0 written (or already there), 1 failed (the message says
+// why), 2 usage.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,11 +15,13 @@ import { MyKeyError } from '../../shared/errors.ts';
 import { formatMyKeyId } from '../../shared/ids.ts';
 import { ReaderManager, silentReaderLog, type ReaderManagerOptions } from '../../edge/reader/index.ts';
 import { parseMyKeyId, parseWriteKey, writeMyKey } from './write-mykey.ts';
+import { readSecretLine, type SecretInput } from '../secret-input.ts';
 
 const USAGE = `usage:
-  write-mykey --reader NAME --mykey-id ID (--write-key HEX | --write-key-file FILE) [--replace] [--wait SECONDS]
+  write-mykey --reader NAME --mykey-id ID [--write-key - | --write-key-file FILE] [--replace] [--wait SECONDS]
   list-readers
-The write key (32 bytes, hex) may also be given in MYKEY_WRITE_KEY.`;
+The write key (32 bytes, hex) comes from MYKEY_WRITE_KEY, --write-key-file, or standard input with
+--write-key - (asked for on a terminal); never on the command line.`;
 
 /** What to tell the clerk for each failure code. */
 export function advice(e: unknown): string {
@@ -45,6 +49,8 @@ export interface CardWriterIo {
   err: (line: string) => void;
   env?: NodeJS.ProcessEnv;
   readers?: ReaderManagerOptions;
+  /** Standard input, for `--write-key -` (process.stdin by default). */
+  stdin?: SecretInput['input'];
 }
 
 function parse(argv: string[]): Map<string, string | true> {
@@ -116,8 +122,13 @@ export async function main(argv: string[], io: CardWriterIo = { out: (l) => proc
       if (!idText) throw new MyKeyError('bad_request', 'write-mykey needs --mykey-id');
       mykeyId = parseMyKeyId(idText);
       const keyFile = get('--write-key-file');
-      const keyText = get('--write-key') ?? (keyFile ? readFileSync(keyFile, 'utf8') : env.MYKEY_WRITE_KEY);
-      if (!keyText) throw new MyKeyError('bad_request', 'write-mykey needs --write-key, --write-key-file or MYKEY_WRITE_KEY');
+      const keyArg = get('--write-key');
+      if (keyArg !== undefined && keyArg !== '-') {
+        throw new MyKeyError('bad_request', '--write-key takes no key on the command line (ps shows it to every user): use --write-key - (standard input), --write-key-file or MYKEY_WRITE_KEY');
+      }
+      const keyText =
+        keyArg === '-' ? await readSecretLine('write key (64 hex digits): ', { input: io.stdin }) : keyFile ? readFileSync(keyFile, 'utf8') : env.MYKEY_WRITE_KEY;
+      if (!keyText) throw new MyKeyError('bad_request', 'write-mykey needs MYKEY_WRITE_KEY, --write-key-file or --write-key - (standard input)');
       writeKey = parseWriteKey(keyText);
       const w = get('--wait');
       if (w !== undefined) {

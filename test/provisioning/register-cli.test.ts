@@ -52,4 +52,11 @@ test('register, status, change-id, carry-over and invalidate each work with a pr
   assert.match(inv.out, 'status: invalidated');
 });
 
+test('a PIN on the command line is refused before anything else (ps shows arguments to every user)', async ({ h }) => {
+  const r = await cli(['register', '--hub', h.hub.addresses.http!, '--reader', 'any', '--pin', '1234']);
+  assert.is.not(r.code, 0);
+  assert.match(r.out, /--pin is not accepted/);
+  assert.not.ok(r.out.includes('touch the card'), 'no reader was opened');
+});
+
 test.run();

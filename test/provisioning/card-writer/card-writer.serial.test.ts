@@ -201,12 +201,13 @@ test('a card taken away mid-write gives card_removed; the next try on the same c
 });
 
 /** Runs the card writer as a clerk does: its own process, its own reader manager. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; text: string }> {
+function cli(args: string[], env: Record<string, string> = {}, stdin?: string): Promise<{ code: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'provisioning/card-writer/cli.ts', ...args], { env: { ...process.env, MYKEY_WRITE_KEY: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'provisioning/card-writer/cli.ts', ...args], { env: { ...process.env, MYKEY_WRITE_KEY: '', ...env }, stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (stdin !== undefined) child.stdin!.end(stdin);
     let text = '';
-    child.stdout.on('data', (d) => (text += d));
-    child.stderr.on('data', (d) => (text += d));
+    child.stdout!.on('data', (d) => (text += d));
+    child.stderr!.on('data', (d) => (text += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -219,24 +220,32 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: 
 test('the command line writes through the reader and explains a wrong key; bad input is a usage error', async (ctx) => {
   const file = structuredClone(blank);
   await withCard(ctx, file, async () => {
-    const wrong = await cli(['write-mykey', '--reader', READER, '--mykey-id', 'k7m3-qx9b', '--write-key', '00'.repeat(32), '--wait', '5']);
+    const wrong = await cli(['write-mykey', '--reader', READER, '--mykey-id', 'k7m3-qx9b', '--write-key', '-', '--wait', '5'], {}, `${'00'.repeat(32)}\n`);
     assert.is(wrong.code, 1, wrong.text);
     assert.match(wrong.text, /refused the write key/);
     const good = await cli(['write-mykey', '--reader', READER, '--mykey-id', 'k7m3-qx9b', '--wait', '5'], { MYKEY_WRITE_KEY: KEY_HEX });
     assert.is(good.code, 0, good.text);
     assert.match(good.text, /wrote MyKey ID K7M3-QX9B \(area reserved\); read back and verified/);
-    const missing = await cli(['write-mykey', '--reader', 'No Such Reader', '--mykey-id', 'K7M3QX9B', '--write-key', KEY_HEX, '--wait', '2']);
+    const missing = await cli(['write-mykey', '--reader', 'No Such Reader', '--mykey-id', 'K7M3QX9B', '--wait', '2'], { MYKEY_WRITE_KEY: KEY_HEX });
     assert.is(missing.code, 1);
     assert.match(missing.text, /no reader named "No Such Reader"/);
   });
   assert.is(mykeyIdOf(file), 'K7M3QX9B');
   const lines: string[] = [];
-  const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), env: {} };
+  const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), env: { MYKEY_WRITE_KEY: KEY_HEX } };
   // Usage errors are found before any reader is opened.
-  assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'I1O0L', '--write-key', KEY_HEX], io), 2);
+  assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'I1O0L'], io), 2);
   assert.match(lines.join('\n'), /is not a MyKey ID/);
-  assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'K7M3QX9B', '--write-key', 'abc'], io), 2);
+  assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'K7M3QX9B'], { ...io, env: { MYKEY_WRITE_KEY: 'abc' } }), 2);
   assert.match(lines.join('\n'), /32 bytes in hex/);
+});
+
+test('the write key is never taken from the command line (ps shows arguments to every user)', async () => {
+  const lines: string[] = [];
+  const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), env: {} };
+  assert.is(await main(['write-mykey', '--reader', READER, '--mykey-id', 'K7M3QX9B', '--write-key', KEY_HEX], io), 2);
+  assert.match(lines.join('\n'), /takes no key on the command line/);
+  assert.not.ok(lines.join('\n').includes(KEY_HEX), 'the refusal does not echo the key');
 });
 
 test.run();
