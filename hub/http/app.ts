@@ -11,16 +11,22 @@ import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
 import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
 import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from './enrollment-routes.ts';
+import { accessLog, type AccessLogOptions } from '../metrics/access-log.ts';
+import { mountScrapeRoute, type ScrapeRouteDeps } from '../metrics/scrape-route.ts';
 
 interface CommonDeps {
   version: string;
   maxBodyBytes?: number;
   log: (msg: string, err?: unknown) => void;
+  /** The access log and HTTP metrics (hub/metrics/access-log.ts). */
+  accessLog?: Omit<AccessLogOptions, 'app'>;
 }
 
 export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'> {
   rateLimits: MyKeyRoutesDeps['rateLimits'] & LinksRoutesDeps['rateLimits'];
   health: () => Record<string, unknown>;
+  /** GET /metrics for a Prometheus scraper (hub/metrics/scrape-route.ts). */
+  metrics?: ScrapeRouteDeps;
 }
 
 export interface DeviceAppDeps extends CommonDeps, DeviceRoutesDeps {
@@ -28,9 +34,10 @@ export interface DeviceAppDeps extends CommonDeps, DeviceRoutesDeps {
   enrollments?: EnrollmentRoutesDeps;
 }
 
-function baseApp(deps: CommonDeps, title: string, description: string): { app: Hono; api: OpenApi } {
+function baseApp(deps: CommonDeps, name: 'public' | 'device', title: string, description: string): { app: Hono; api: OpenApi } {
   const app = new Hono();
   const api = createOpenApi({ title, version: deps.version, description });
+  app.use('*', accessLog({ app: name, ...deps.accessLog }));
   app.use('*', secureHeaders());
   // The body size limit is enforced where bodies are read (http/validate.ts), without building a
   // WHATWG Request per request; this only passes the configured limit down.
@@ -47,12 +54,14 @@ function baseApp(deps: CommonDeps, title: string, description: string): { app: H
 export function createPublicApp(deps: PublicAppDeps): Hono {
   const { app, api } = baseApp(
     deps,
+    'public',
     'MyKey Platform hub',
     'JPKI-backed MyKey IDs, service links and revocation. Errors are problem JSON (RFC 9457) with a stable `code`. The device API and enrollment redemption are served on the device listener only (mutual TLS), with their own document.',
   );
   app.get('/healthz', (c) => c.json({ ok: true, version: deps.version, ...deps.health() }));
   mountMyKeyRoutes(app, api, deps);
   mountLinksRoutes(app, api, deps);
+  if (deps.metrics) mountScrapeRoute(app, deps.metrics);
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }
@@ -66,6 +75,7 @@ export function createPublicApp(deps: PublicAppDeps): Hono {
 export function createDeviceApp(deps: DeviceAppDeps): Hono {
   const { app, api } = baseApp(
     deps,
+    'device',
     'MyKey Platform hub: device API',
     'What enrolled edges ask the hub over mutual TLS with their device certificate, and enrollment redemption. Errors are problem JSON (RFC 9457) with a stable `code`.',
   );
