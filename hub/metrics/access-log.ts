@@ -6,9 +6,12 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import type { Logger } from '../../shared/log.ts';
 
-/** The pattern of the route that answered, or `unmatched` when only middleware ran (a 404). */
+/**
+ * The pattern of the route whose handler answered, read after `next()` (Hono leaves routeIndex at
+ * the last handler it dispatched), or `unmatched` when only catch-all middleware ran (a 404).
+ */
 export function routePattern(c: Context): string {
-  const p = routePath(c, -1);
+  const p = routePath(c);
   return p === '' || p === '*' || p === '/*' ? 'unmatched' : p;
 }
 

@@ -174,6 +174,10 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
   const head = ctx.h.hub.links.headSeq('library');
   await waitFor('the hub has the edge online at the head', () => ctx.h.hub.devices.get(EDGE_ID)?.online === 1 && ctx.h.hub.devices.get(EDGE_ID)?.applied_seq === head, 15_000);
 
+  // A path that no route has, holding an identifier: counted as unmatched, the path nowhere.
+  const someId = [...ctx.needles].find((n) => /^[0-9A-Z]{8}$/.test(n))!;
+  assert.is((await ctx.h.request(`/v1/mykey-ids/${someId}`)).status, 404);
+
   // No token, a wrong token: refused. The scrape token: the text.
   assert.is((await ctx.h.request('/metrics')).status, 401);
   assert.is((await ctx.h.request('/metrics', undefined, { headers: { authorization: `Bearer ${ADMIN}` } })).status, 401, 'the operator token is not the scrape token');
@@ -200,6 +204,8 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
   assert.match(text, /# TYPE mykey_hub_webhook_backlog gauge/);
   assert.match(text, /# TYPE mykey_hub_webhook_oldest_pending_seconds gauge/);
   assert.ok((sample(text, 'mykey_hub_http_requests_total', 'app="public",method="POST",route="/v1/mykey-ids",status="201"') ?? 0) >= 2);
+  assert.ok((sample(text, 'mykey_hub_http_requests_total', 'app="public",method="GET",route="unmatched",status="404"') ?? 0) >= 1);
+  assert.is(sample(text, 'mykey_hub_http_requests_total', 'app="public",method="GET",route="/metrics",status="401"'), 2);
   assert.ok((sample(text, 'mykey_hub_http_requests_total', 'app="device",method="POST",route="/v1/device/links",status="201"') ?? 0) >= 1);
 
   const leaks = [...ctx.needles].filter((n) => n.length >= 5 && text.includes(n));
