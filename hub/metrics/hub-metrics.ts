@@ -51,7 +51,7 @@ export function createHubMetrics(deps: HubMetricsDeps) {
   });
   const refusals = new Counter({
     name: 'mykey_hub_registration_refusals_total',
-    help: 'MyKey ID registrations refused, by stable error code (shared/errors.ts)',
+    help: 'MyKey ID registrations refused once the request was read (challenge, certificate, revocation, signature), by stable error code (shared/errors.ts); malformed or rate-limited requests are in mykey_hub_http_requests_total',
     labelNames: ['code'] as const,
     registers,
   });
