@@ -88,11 +88,18 @@ test.before(async (ctx) => {
       broker: { port: 0 },
       devices: { httpsPort: 0 },
       jpki: { crlSources: [ctx.crlUrl] },
+      webhooks: { allowPrivateTargets: true, allowHttp: true, baseDelayMs: 60_000 },
     },
   });
   await ctx.h.hub.start();
   await waitFor('the CRL source applied', () => ctx.h.hub.crlManager.crls.size === 1, 10_000);
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  // The library's business system is down: its notices wait in the webhook outbox.
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const hookUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/hook?key=${CRL_KEY}`;
+  await new Promise((r) => closed.close(r));
+  ctx.needles.add(hookUrl);
+  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false, webhookUrl: hookUrl });
   const csr = await createDeviceCsr(EDGE_ID);
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: EDGE_ID, serviceId: 'library', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);
@@ -201,8 +208,8 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
   for (const q of ['0.5', '0.9', '0.99', '1']) assert.is(sample(text, 'mykey_hub_fanout_lag_entries', `quantile="${q}"`), 0, q);
   assert.is(sample(text, 'mykey_hub_fanout_lag_max_entries', 'service="library"'), 0);
   assert.ok(sample(text, 'mykey_hub_outbox_depth') !== undefined);
-  assert.match(text, /# TYPE mykey_hub_webhook_backlog gauge/);
-  assert.match(text, /# TYPE mykey_hub_webhook_oldest_pending_seconds gauge/);
+  assert.is(sample(text, 'mykey_hub_webhook_backlog', 'service="library"'), 1, 'the link.created notice waits');
+  assert.ok((sample(text, 'mykey_hub_webhook_oldest_pending_seconds', 'service="library"') ?? -1) >= 0);
   assert.ok((sample(text, 'mykey_hub_http_requests_total', 'app="public",method="POST",route="/v1/mykey-ids",status="201"') ?? 0) >= 2);
   assert.ok((sample(text, 'mykey_hub_http_requests_total', 'app="public",method="GET",route="unmatched",status="404"') ?? 0) >= 1);
   assert.is(sample(text, 'mykey_hub_http_requests_total', 'app="public",method="GET",route="/metrics",status="401"'), 2);
