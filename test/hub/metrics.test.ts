@@ -20,6 +20,7 @@ import { EdgeCache } from '../../edge/cache/edge-cache.ts';
 import { EdgeState } from '../../edge/state/edge-state.ts';
 import { SyncAgent } from '../../edge/sync/sync-agent.ts';
 import { formatMyKeyId } from '../../shared/ids.ts';
+import { quantile } from '../../hub/metrics/hub-metrics.ts';
 import { silentLogger, tapLogs, type LogRecord } from '../../shared/log.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { waitFor } from '../edge/sync/helpers/sync-suite.ts';
@@ -242,6 +243,14 @@ test('the access log line of a route whose path holds identifiers carries its pa
   const loud = ctx.records.filter((x) => x.level !== 'debug');
   const leaks = loud.flatMap((x) => [...ctx.needles].filter((n) => n.length >= 5 && x.line.includes(n)).map((n) => `${n} in ${x.line}`));
   assert.equal(leaks, []);
+});
+
+test('fan-out lag quantiles are nearest-rank over the online edges', () => {
+  const lags = [0, 0, 0, 1, 1, 2, 3, 5, 8, 400];
+  const table: [number, number][] = [[0.5, 1], [0.9, 8], [0.99, 400], [1, 400], [0, 0]];
+  for (const [q, want] of table) assert.is(quantile(lags, q), want, String(q));
+  assert.is(quantile([], 0.5), 0, 'no online edge: no lag');
+  assert.is(quantile([7], 0.5), 7);
 });
 
 test('an empty metrics.token serves no /metrics at all', async () => {
