@@ -118,16 +118,13 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   let enrollment: DeviceEnrollment | undefined;
   const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string } = {};
   const httpLog = log.child('http');
-  const common = {
-    version: HUB_VERSION,
-    maxBodyBytes: config.http.maxBodyBytes,
-    log: (msg: string, err?: unknown) => httpLog.error(msg, { error: err }),
-    accessLog: { log: httpLog.child('access'), observe: metrics.observeHttp },
-  };
+  const common = { version: HUB_VERSION, maxBodyBytes: config.http.maxBodyBytes, log: (msg: string, err?: unknown) => httpLog.error(msg, { error: err }) };
+  const accessLog = { log: httpLog.child('access'), observe: metrics.observeHttp };
   // One app per listener: the public listener never answers device routes or enrollment, and the
   // device listener never answers the holders' routes, the services' or operator API, or the console.
   const app = createPublicApp({
     ...common,
+    accessLog: { app: 'public', ...accessLog },
     service,
     challenges,
     links,
@@ -142,6 +139,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
   const deviceApp = createDeviceApp({
     ...common,
+    accessLog: { app: 'device', ...accessLog },
     links,
     mykeys,
     service,

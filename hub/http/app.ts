@@ -19,7 +19,7 @@ interface CommonDeps {
   maxBodyBytes?: number;
   log: (msg: string, err?: unknown) => void;
   /** The access log and HTTP metrics (hub/metrics/access-log.ts). */
-  accessLog?: Omit<AccessLogOptions, 'app'>;
+  accessLog?: AccessLogOptions;
 }
 
 export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'> {
@@ -34,10 +34,10 @@ export interface DeviceAppDeps extends CommonDeps, DeviceRoutesDeps {
   enrollments?: EnrollmentRoutesDeps;
 }
 
-function baseApp(deps: CommonDeps, name: 'public' | 'device', title: string, description: string): { app: Hono; api: OpenApi } {
+function baseApp(deps: CommonDeps, title: string, description: string): { app: Hono; api: OpenApi } {
   const app = new Hono();
   const api = createOpenApi({ title, version: deps.version, description });
-  app.use('*', accessLog({ app: name, ...deps.accessLog }));
+  if (deps.accessLog) app.use('*', accessLog(deps.accessLog));
   app.use('*', secureHeaders());
   // The body size limit is enforced where bodies are read (http/validate.ts), without building a
   // WHATWG Request per request; this only passes the configured limit down.
@@ -54,7 +54,6 @@ function baseApp(deps: CommonDeps, name: 'public' | 'device', title: string, des
 export function createPublicApp(deps: PublicAppDeps): Hono {
   const { app, api } = baseApp(
     deps,
-    'public',
     'MyKey Platform hub',
     'JPKI-backed MyKey IDs, service links and revocation. Errors are problem JSON (RFC 9457) with a stable `code`. The device API and enrollment redemption are served on the device listener only (mutual TLS), with their own document.',
   );
@@ -75,7 +74,6 @@ export function createPublicApp(deps: PublicAppDeps): Hono {
 export function createDeviceApp(deps: DeviceAppDeps): Hono {
   const { app, api } = baseApp(
     deps,
-    'device',
     'MyKey Platform hub: device API',
     'What enrolled edges ask the hub over mutual TLS with their device certificate, and enrollment redemption. Errors are problem JSON (RFC 9457) with a stable `code`.',
   );
