@@ -27,7 +27,7 @@ function startHub(configPath: string): Promise<{ proc: ChildProcess; port: numbe
     const extra = (process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const proc = spawn(process.execPath, [...extra, '--import', 'tsx', 'hub/main.ts', '--config', configPath], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, MYKEY_LOG_LEVEL: 'info' },
+      env: { ...process.env, MYKEY_LOG_LEVEL: 'info', MYKEY_LOG_FORMAT: 'pretty' },
     });
     let err = '';
     proc.stderr!.on('data', (d) => {

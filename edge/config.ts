@@ -153,6 +153,12 @@ export const EdgeConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    metrics: Type.Object(
+      {
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'Prometheus text at http://127.0.0.1:<port>/metrics (loopback only: touches by outcome in aggregate, contact age, cache size); 0: off' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     logLevel: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], { default: 'info' }),
   },
   { additionalProperties: false },

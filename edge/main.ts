@@ -18,6 +18,7 @@ import { ReaderManager, TouchPipeline, type PcscFactory } from './reader/index.t
 import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
+import { createEdgeMetrics } from './metrics.ts';
 
 export const EDGE_VERSION = '0.1.0';
 
@@ -25,6 +26,8 @@ export interface EdgeAgentOptions {
   log?: Logger;
   /** PC/SC factory (tests); the real pcsclite by default. */
   pcsc?: PcscFactory;
+  /** Also export the process metrics (memory, CPU, event loop) when metrics.port is set; runEdgeAgent sets it. */
+  processMetrics?: boolean;
 }
 
 /** Reads the TLS files named in the config; every missing or unreadable file is reported at once. */
@@ -129,6 +132,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     context: { serviceId: config.serviceId, edgeId: config.edgeId, storeId: config.storeId || undefined },
     onCount: (name) => state.count(name),
   });
+  const metrics = createEdgeMetrics({ touches: () => lookup.counters(), sync, cache, processMetrics: opts.processMetrics });
   const desk = new TouchDesk({ source: pipeline, lookup, registration, log: log.child('touch') });
 
   let started = false;
@@ -142,6 +146,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     kiosk,
     registration,
     lookup,
+    metrics,
     async start(): Promise<void> {
       if (started) return;
       started = true;
@@ -157,12 +162,14 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       pipeline.start();
       manager.start();
       await sync.start();
+      const metricsUrl = config.metrics.port ? await metrics.listen(config.metrics.port) : null;
       log.info('edge agent started', {
         edgeId: config.edgeId,
         serviceId: config.serviceId,
         mappings: report.mappings,
         appliedSeq: report.appliedSeq,
         kiosk: kiosk ? kiosk.url : null,
+        metrics: metricsUrl,
         targets: handoff.targets.map((t) => t.name),
       });
     },
@@ -170,6 +177,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       if (!started) return;
       started = false;
       desk.stop();
+      await metrics.close();
       await pipeline.stop();
       await manager.stop();
       await registration?.stop();
@@ -199,7 +207,7 @@ function parseArgs(argv: string[]): { config?: string } {
 /** Runs an edge agent until SIGTERM or SIGINT. */
 export async function runEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {}): Promise<EdgeAgent> {
   const log = opts.log ?? createLogger('edge', { level: config.logLevel as LogLevel });
-  const agent = createEdgeAgent(config, { ...opts, log });
+  const agent = createEdgeAgent(config, { processMetrics: true, ...opts, log });
   let stopping = false;
   const shutdown = async (sig: string) => {
     if (stopping) return;

@@ -95,6 +95,15 @@ export const HubConfigSchema = Type.Object(
       { token: Type.String({ default: '', description: 'bearer token of the operator API; empty disables it (set MYKEY_HUB_ADMIN_TOKEN)' }) },
       { default: {} },
     ),
+    metrics: Type.Object(
+      {
+        token: Type.String({
+          default: '',
+          description: 'bearer token of GET /metrics (Prometheus text) on the public listener, for the scraper only (not the operator token); empty: no /metrics',
+        }),
+      },
+      { default: {} },
+    ),
     webhooks: Type.Object(
       {
         timeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'per webhook delivery attempt' }),

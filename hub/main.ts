@@ -32,6 +32,7 @@ import { createConsoleRepo } from './store/console-repo.ts';
 import { createEnrollmentTokens } from './console/enrollment-tokens.ts';
 import { mountConsole } from './console/mount.tsx';
 import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
+import { createHubMetrics } from './metrics/hub-metrics.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -42,6 +43,8 @@ export interface HubOptions {
   /** How the device API finds the calling device (default: the TLS client certificate). Tests only. */
   resolveDevice?: DeviceResolver;
   now?: () => Date;
+  /** Also export the process metrics (CPU, memory, event loop) at /metrics; runHub sets it. */
+  processMetrics?: boolean;
 }
 
 /** Assembles a hub from a config. `start()` listens and starts schedulers; `stop()` undoes both. */
@@ -54,7 +57,16 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   const dbPath = config.store.path || join(config.dataDir, 'hub.sqlite');
   const db = openDatabase(dbPath, { synchronous: config.store.synchronous });
   const mykeys = createMyKeyRepo(db);
-  const revocations = createRevocationRepo(db);
+  const metrics = createHubMetrics({
+    db,
+    devices: () => devices.list(),
+    headSeq: (serviceId) => links.headSeq(serviceId),
+    crls: () => crlManager.crls,
+    crlSources: () => config.jpki.crlSources,
+    now: () => now().getTime(),
+    processMetrics: opts.processMetrics,
+  });
+  const revocations = metrics.instrumentRevocations(createRevocationRepo(db));
   const crlManager = createCrlManager({
     dataDir: config.dataDir,
     anchors: () => anchors,
@@ -90,7 +102,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     outbox.kick();
     webhooks.kick();
   }
-  const service = createMyKeyService({
+  const service = metrics.instrumentService(createMyKeyService({
     repo: mykeys,
     write: batcher.write,
     challenges,
@@ -100,17 +112,19 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     random: randomBytes,
     requireRevocationStatus: config.jpki.requireRevocationStatus,
     prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
-  });
+  }));
   const consoleRepo = createConsoleRepo(db);
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
   const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string } = {};
   const httpLog = log.child('http');
   const common = { version: HUB_VERSION, maxBodyBytes: config.http.maxBodyBytes, log: (msg: string, err?: unknown) => httpLog.error(msg, { error: err }) };
+  const accessLog = { log: httpLog.child('access'), observe: metrics.observeHttp };
   // One app per listener: the public listener never answers device routes or enrollment, and the
   // device listener never answers the holders' routes, the services' or operator API, or the console.
   const app = createPublicApp({
     ...common,
+    accessLog: { app: 'public', ...accessLog },
     service,
     challenges,
     links,
@@ -121,9 +135,11 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     webhookUrlPolicy: config.webhooks,
     rateLimits: config.rateLimits,
     health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
+    metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
   });
   const deviceApp = createDeviceApp({
     ...common,
+    accessLog: { app: 'device', ...accessLog },
     links,
     mykeys,
     service,
@@ -183,6 +199,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     outbox,
     webhooks,
     devices,
+    /** The hub's own Prometheus registry (hub/metrics). */
+    metrics,
     get broker() {
       return broker;
     },
@@ -299,7 +317,7 @@ function parseArgs(argv: string[]): { config?: string } {
 /** Runs a hub until SIGINT/SIGTERM. */
 export async function runHub(config: HubConfig, opts: HubOptions = {}) {
   const log = opts.log ?? createLogger('hub');
-  const hub = createHub(config, { ...opts, log });
+  const hub = createHub(config, { processMetrics: true, ...opts, log });
   await hub.start();
   const shutdown = async (sig: string) => {
     log.info('stopping', { signal: sig });

@@ -11,16 +11,22 @@ import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
 import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
 import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from './enrollment-routes.ts';
+import { accessLog, type AccessLogOptions } from '../metrics/access-log.ts';
+import { mountScrapeRoute, type ScrapeRouteDeps } from '../metrics/scrape-route.ts';
 
 interface CommonDeps {
   version: string;
   maxBodyBytes?: number;
   log: (msg: string, err?: unknown) => void;
+  /** The access log and HTTP metrics (hub/metrics/access-log.ts). */
+  accessLog?: AccessLogOptions;
 }
 
 export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'> {
   rateLimits: MyKeyRoutesDeps['rateLimits'] & LinksRoutesDeps['rateLimits'];
   health: () => Record<string, unknown>;
+  /** GET /metrics for a Prometheus scraper (hub/metrics/scrape-route.ts). */
+  metrics?: ScrapeRouteDeps;
 }
 
 export interface DeviceAppDeps extends CommonDeps, DeviceRoutesDeps {
@@ -31,6 +37,7 @@ export interface DeviceAppDeps extends CommonDeps, DeviceRoutesDeps {
 function baseApp(deps: CommonDeps, title: string, description: string): { app: Hono; api: OpenApi } {
   const app = new Hono();
   const api = createOpenApi({ title, version: deps.version, description });
+  if (deps.accessLog) app.use('*', accessLog(deps.accessLog));
   app.use('*', secureHeaders());
   // The body size limit is enforced where bodies are read (http/validate.ts), without building a
   // WHATWG Request per request; this only passes the configured limit down.
@@ -53,6 +60,7 @@ export function createPublicApp(deps: PublicAppDeps): Hono {
   app.get('/healthz', (c) => c.json({ ok: true, version: deps.version, ...deps.health() }));
   mountMyKeyRoutes(app, api, deps);
   mountLinksRoutes(app, api, deps);
+  if (deps.metrics) mountScrapeRoute(app, deps.metrics);
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }

@@ -2,7 +2,7 @@
 // and a tap sees every record, even of a logger whose level drops it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createLogger, silentLogger, tapLogs, type LogRecord } from '../../shared/log.ts';
+import { createLogger, logFormatIsJson, silentLogger, tapLogs, type LogRecord } from '../../shared/log.ts';
 
 test('redacts MyKey IDs, service IDs and serials passed as fields, at every level and in both formats', () => {
   for (const json of [false, true]) {
@@ -24,6 +24,41 @@ test('a tap sees every record, whatever the logger level, until removed', () => 
   silentLogger.info('after');
   assert.equal(seen.map((r) => [r.level, r.name]), [['info', 'silent.edge'], ['debug', 'hub']]);
   assert.match(seen[0].line, /snapshot applied/);
+});
+
+test('a JSON line is one pino record: level label, time, name, message, fields, identifiers and secrets redacted even one level down', () => {
+  const lines: string[] = [];
+  const log = createLogger('hub', { level: 'info', json: true, write: (l) => void lines.push(l) }).child('http');
+  log.info('request', { mykeyId: 'B7NQ4KXW', serviceUserId: 'LIB-000123', serial: '0a1b2c3d', serialHex: '0a1b2c3d', pin: '1234', token: 'tok-SECRET', password: 'hunter22', nested: { mykeyId: 'Q9RT5HZC', serialHex: 'ffee01', kept: 1 }, status: 200, error: new Error('boom') });
+  assert.is(lines.length, 1);
+  const rec = JSON.parse(lines[0]) as Record<string, unknown>;
+  assert.is(rec.level, 'info');
+  assert.is(rec.name, 'hub.http');
+  assert.is(rec.msg, 'request');
+  assert.ok(!Number.isNaN(Date.parse(String(rec.time))), 'an ISO time');
+  assert.is(rec.status, 200);
+  for (const k of ['mykeyId', 'serviceUserId', 'serial', 'serialHex', 'pin', 'token', 'password']) assert.is(rec[k], '[redacted]', k);
+  assert.equal(rec.nested, { mykeyId: '[redacted]', serialHex: '[redacted]', kept: 1 });
+  assert.equal(rec.error, { error: 'boom' });
+  for (const s of ['B7NQ4KXW', 'LIB-000123', '0a1b2c3d', '1234', 'tok-SECRET', 'hunter22', 'Q9RT5HZC', 'ffee01']) assert.not.ok(lines[0].includes(s), s);
+});
+
+test('the human form keeps the old shape: time, level, name: message and the fields', () => {
+  const lines: string[] = [];
+  createLogger('edge', { level: 'debug', json: false, write: (l) => void lines.push(l) }).child('sync').warn('out of touch', { ageMs: 5, token: 'x-SECRET' });
+  assert.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z warn  edge\.sync: out of touch \{"ageMs":5,"token":"\[redacted\]"\}$/);
+});
+
+test('JSON lines in production, the human form on a terminal or in development, MYKEY_LOG_FORMAT decides first', () => {
+  const table: [NodeJS.ProcessEnv, boolean, boolean][] = [
+    [{}, false, true],
+    [{ NODE_ENV: 'production' }, false, true],
+    [{}, true, false],
+    [{ NODE_ENV: 'development' }, false, false],
+    [{ MYKEY_LOG_FORMAT: 'json' }, true, true],
+    [{ MYKEY_LOG_FORMAT: 'pretty' }, false, false],
+  ];
+  for (const [env, tty, json] of table) assert.is(logFormatIsJson(env, tty), json, JSON.stringify({ env, tty }));
 });
 
 test.run();

@@ -14,7 +14,7 @@ let child: ChildProcess | undefined;
 
 function startHub(configPath: string): Promise<{ proc: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'hub/main.ts', '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'hub/main.ts', '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MYKEY_LOG_FORMAT: 'pretty' } });
     let err = '';
     const timer = setTimeout(() => reject(new Error(`hub did not start: ${err}`)), 20_000);
     proc.stderr!.on('data', (d) => {
