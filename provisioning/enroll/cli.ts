@@ -10,7 +10,8 @@
 // Progress goes to stderr. Exit codes: 0 done, 1 a step failed (it says what to fix), 2 usage.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decommission, enroll, rotate, ROTATE_WARN_DAYS, status, type EnrollDeps } from './enroll.ts';
+import { enroll, ROTATE_WARN_DAYS, status, type EnrollDeps } from './enroll.ts';
+import { decommission, rotate } from './lifecycle.ts';
 import { StepFailed } from './progress.ts';
 
 const USAGE = `usage:
