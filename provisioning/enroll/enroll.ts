@@ -9,10 +9,9 @@ import { certFacts, certMatchesKey, createCsr, generateDeviceKey, importDeviceKe
 import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, type DeviceTls, type EnrollmentAnswer } from './hub-client.ts';
 import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
-import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
+import { checkBroker, checkDeviceApi, checkHub, checkSnapshot } from './self-test.ts';
 import {
   ensureDir,
-  exists,
   FILE_MODE,
   KEY_MODE,
   readEnrollmentRecord,
@@ -23,7 +22,7 @@ import {
   type EnrollmentRecord,
   type StateLayout,
 } from './state-dir.ts';
-import { execCommand, installCommands, installUnit, removeCommands, renderUnit, runAll, UNIT_DIR, UNIT_NAME, type Exec } from './systemd.ts';
+import { installCommands, installUnit, renderUnit, UNIT_DIR, UNIT_NAME, type Exec } from './systemd.ts';
 
 /** Adapters, replaceable in tests. */
 export interface EnrollDeps {
@@ -281,7 +280,7 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
     if (e.ok && !o.force) {
       c.ok(`edge ${e.record.edgeId} of ${e.record.serviceId} is enrolled (certificate valid until ${e.record.notAfter}); kept — pass --force to enroll again`);
       const days = Math.floor((Date.parse(e.record.notAfter) - now().getTime()) / 86_400_000);
-      if (days < ROTATE_WARN_DAYS) c.warn(`the certificate expires in ${days} days: issue a token in the console and run rotate`);
+      if (days < ROTATE_WARN_DAYS) c.warn(`the certificate expires in ${days} days: run rotate (no token is needed while it is valid)`);
       return e;
     }
     c.note(e.ok ? 'a good enrollment is present; --force: enrolling again' : `${e.reason}: enrolling`);
