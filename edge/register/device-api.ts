@@ -8,6 +8,7 @@
 // proof over it is good for that one link only. Answers are size-capped and schema-checked; a problem
 // answer becomes a MyKeyError with the hub's code (shared/hub-client.ts).
 import type { CounterLinkRequest, LinkIdentity as SharedLinkIdentity } from '../../shared/device-api.ts';
+import { MyKeyError } from '../../shared/errors.ts';
 import { HubHttpClient, type HubTls } from '../../shared/hub-client.ts';
 import { ChallengeResponse, LinkResponse } from '../../shared/messages.ts';
 
@@ -42,12 +43,25 @@ export class HttpDeviceApi implements DeviceApi {
   }
 
   async counterChallenge(serviceUserId: string): Promise<ChallengeResponse> {
-    const r = await this.#http.call({ method: 'POST', path: 'v1/device/challenges', body: { serviceUserId }, expect: [201], schema: ChallengeResponse, what: 'challenge' });
+    const r = await hubCall(this.#http.call({ method: 'POST', path: 'v1/device/challenges', body: { serviceUserId }, expect: [201], schema: ChallengeResponse, what: 'challenge' }));
     return r.value;
   }
 
   async link(body: CounterLink): Promise<LinkResponse> {
-    const r = await this.#http.call({ method: 'POST', path: 'v1/device/links', body, expect: [200, 201], schema: LinkResponse, what: 'link' });
+    const r = await hubCall(this.#http.call({ method: 'POST', path: 'v1/device/links', body, expect: [200, 201], schema: LinkResponse, what: 'link' }));
     return r.value;
+  }
+}
+
+/**
+ * The registration flow reads `timeout` as the card's (it asks for the card again, registration.ts
+ * CARD_RETRY_CODES); a hub that does not answer in time is `unavailable` to it, as it always was.
+ */
+async function hubCall<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof MyKeyError && e.code === 'timeout') throw new MyKeyError('unavailable', e.message, { cause: e });
+    throw e;
   }
 }
