@@ -91,7 +91,7 @@ export function createRouter(api: OpenApi, auth: Authenticators = {}, { maxBodyB
     if (kind === 'public') return [];
     const mw = auth[kind];
     if (!mw) throw new Error(`no authenticator for ${kind} routes`);
-    return [mw as MiddlewareHandler];
+    return [mw];
   };
   return {
     /** Registers a route: auth, rate limit and body validation first, then the handler. */
