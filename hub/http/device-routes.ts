@@ -28,8 +28,6 @@ import { createRouter, type BodyLimit, type DeviceCaller } from './router.ts';
 
 export { tlsDeviceResolver, type DeviceResolver } from './device-auth.ts';
 export type { DeviceCaller };
-// The request schemas moved to the shared contract; named here still for older imports.
-export { CounterChallengeRequest, CounterLinkRequest, DeviceConfig } from '../../shared/device-api.ts';
 
 /** What a counter-link proof is bound to: this operation, the device's service and edge, the service ID. */
 export function counterLinkBinding(d: DeviceCaller, serviceUserId: string): ChallengeBinding {

@@ -16,9 +16,6 @@ import { problem } from './problem.ts';
 import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
 import { createRouter, type BodyLimit } from './router.ts';
 
-// The bodies are the shared contract's (shared/device-api.ts); named here still for older imports.
-export { EnrollmentRequest, EnrollmentResponse } from '../../shared/device-api.ts';
-
 export interface EnrollmentRoutesDeps extends BodyLimit {
   consoleRepo: ConsoleRepo;
   linkRepo: LinkRepo;

@@ -128,7 +128,13 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       const c = issued.value;
       drop(edgeId);
       const until = now().getTime() + rotationOverlapMs;
-      const timer = setTimeout(() => commit(edgeId), rotationOverlapMs);
+      const timer = setTimeout(() => {
+        try {
+          commit(edgeId);
+        } catch {
+          // The store is gone (the hub stopped): the rotation is forgotten, as on a restart.
+        }
+      }, rotationOverlapMs);
       timer.unref?.();
       pending.set(edgeId, { rec: { edgeId, serviceId: row.service_id, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() }, until, timer });
       return ok({ ...c, edgeId, serviceId: row.service_id, caPem: deviceCa.certPem, overlapUntil: new Date(until) });

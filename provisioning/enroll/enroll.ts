@@ -6,7 +6,8 @@ import { loadEdgeConfig, type EdgeConfig } from '../../edge/config.ts';
 import { MyKeyError } from '../../shared/errors.ts';
 import { isEdgeId } from '../../shared/ids.ts';
 import { certFacts, certMatchesKey, createCsr, generateDeviceKey, importDeviceKey, issuedBy } from './device-key.ts';
-import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, type DeviceTls, type EnrollmentAnswer } from './hub-client.ts';
+import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, type DeviceTls } from './hub-client.ts';
+import type { EnrollmentResponse } from '../../shared/device-api.ts';
 import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
 import { checkBroker, checkDeviceApi, checkHub, checkSnapshot } from './self-test.ts';
@@ -132,7 +133,7 @@ const DEFAULT_BROKER_PORT = 8883;
  * Where the edge talks to: flag > hub's answer > the defaults (--hub itself when it is the https://
  * device API, else the hub's default ports on the hub's host name).
  */
-export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?: string }, answer?: Pick<EnrollmentAnswer, 'hubUrl' | 'brokerUrl'>) {
+export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?: string }, answer?: Pick<EnrollmentResponse, 'hubUrl' | 'brokerUrl'>) {
   const hub = new URL(o.hubUrl);
   const host = hub.hostname;
   return {
@@ -197,7 +198,7 @@ export async function selfTest(c: StepContext, record: EnrollmentRecord, tls: De
 }
 
 /** Writes the certificate, key, CA, config and (last) the enrollment record. */
-export function commitEnrollment(layout: StateLayout, keyPem: string, answer: EnrollmentAnswer, o: { hubUrl: string; deviceApiUrl: string; brokerUrl: string }, now: Date): EnrollmentRecord {
+export function commitEnrollment(layout: StateLayout, keyPem: string, answer: EnrollmentResponse, o: { hubUrl: string; deviceApiUrl: string; brokerUrl: string }, now: Date): EnrollmentRecord {
   ensureDir(layout.dir);
   ensureDir(layout.tls);
   ensureDir(layout.data);
@@ -220,7 +221,7 @@ export function commitEnrollment(layout: StateLayout, keyPem: string, answer: En
 }
 
 /** Checks the hub's answer against what was asked before anything is written. */
-export function checkAnswer(answer: EnrollmentAnswer, keyPem: string, edgeId: string): void {
+export function checkAnswer(answer: EnrollmentResponse, keyPem: string, edgeId: string): void {
   if (answer.edgeId !== edgeId) throw new MyKeyError('device_id_mismatch', `the hub issued a certificate for ${answer.edgeId}, not ${edgeId}`);
   if (!certMatchesKey(answer.certPem, keyPem)) throw new MyKeyError('validation_failed', 'the certificate from the hub does not carry this device key');
   if (!issuedBy(answer.certPem, answer.caPem)) throw new MyKeyError('validation_failed', 'the certificate from the hub is not signed by the CA certificate it sent');

@@ -20,10 +20,6 @@ import { Snapshot } from '../../shared/sync.ts';
 
 export { problemError };
 
-/** The hub's answer to POST /v1/enrollments (201): the shared contract's EnrollmentResponse. */
-export const EnrollmentAnswer = EnrollmentResponse;
-export type EnrollmentAnswer = EnrollmentResponse;
-
 /** The device credentials for mutual TLS (PEM text). */
 export interface DeviceTls {
   cert: string;
@@ -130,7 +126,7 @@ export interface RedeemTrust {
  * against that CA alone; plain http:// only to a loopback address. The answer's CA must be the pinned
  * one. Throws insecure_transport or hub_ca_mismatch before the token leaves this machine.
  */
-export async function redeemToken(hubUrl: string, body: EnrollmentRequest, trust: RedeemTrust = {}): Promise<EnrollmentAnswer> {
+export async function redeemToken(hubUrl: string, body: EnrollmentRequest, trust: RedeemTrust = {}): Promise<EnrollmentResponse> {
   const base = checkEnrollmentUrl(hubUrl);
   const timeoutMs = trust.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const pinned = trust.caFingerprint ? normalizeFingerprint(trust.caFingerprint) : trust.caPem ? new X509Certificate(trust.caPem).fingerprint256 : undefined;

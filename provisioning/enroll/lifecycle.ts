@@ -10,7 +10,8 @@ import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { MyKeyError } from '../../shared/errors.ts';
 import { createCsr } from './device-key.ts';
 import { checkAnswer, commitEnrollment, buildEdgeConfig, existingEnrollment, pendingKey, redeemHint, selfTest, tlsOf, type EnrollDeps } from './enroll.ts';
-import { redeemToken, rotateOverDeviceApi, selfRevoke, type DeviceTls, type EnrollmentAnswer } from './hub-client.ts';
+import { redeemToken, rotateOverDeviceApi, selfRevoke, type DeviceTls } from './hub-client.ts';
+import type { EnrollmentResponse } from '../../shared/device-api.ts';
 import { createSteps, needsFix } from './progress.ts';
 import { connectDevice } from './self-test.ts';
 import { ensureDir, exists, FILE_MODE, KEY_MODE, readEnrollmentRecord, removeIfExists, stateLayout, writeFileAtomic, type EnrollmentRecord } from './state-dir.ts';
@@ -34,7 +35,7 @@ export interface RotateOptions {
 export async function rotate(o: RotateOptions, deps: EnrollDeps): Promise<EnrollmentRecord> {
   const now = deps.now ?? (() => new Date());
   const layout = stateLayout(o.stateDir);
-  const steps = createSteps(deps.write, 5, rotateHint);
+  const steps = createSteps(deps.write, 5, o.token ? redeemHint : rotateHint);
   const current = await steps.step('Reading the current enrollment', (c) => {
     const e = existingEnrollment(layout, undefined, new Date(0));
     if (!e.ok) throw needsFix('not_found', `no usable enrollment in ${layout.dir}: ${e.reason}`, 'enroll this machine first (enroll --hub ... --token ... --edge-id ...)');
@@ -48,9 +49,9 @@ export async function rotate(o: RotateOptions, deps: EnrollDeps): Promise<Enroll
     const k = await pendingKey(layout, c);
     return { keyPem: k.keyPem, csrPem: await createCsr(current.record.edgeId, k.keyPair) };
   });
-  const answer = await steps.step(o.token ? 'Redeeming the rotation token' : 'Asking the hub for a new certificate', async (c): Promise<EnrollmentAnswer> => {
+  const answer = await steps.step(o.token ? 'Redeeming the rotation token' : 'Asking the hub for a new certificate', async (c): Promise<EnrollmentResponse> => {
     const edgeId = current.record.edgeId;
-    let a: EnrollmentAnswer;
+    let a: EnrollmentResponse;
     if (o.token) {
       a = await redeemToken(hubUrl, { token: o.token, edgeId, csrPem: key.csrPem }, { caPem: current.tls.ca, timeoutMs: deps.timeoutMs });
     } else {
@@ -99,11 +100,12 @@ export interface DecommissionOptions {
   reason?: string;
 }
 
-/** What to do about a refused rotation without a token. */
+/** What to do about a refused rotation or revocation over the device API. */
 function rotateHint(e: unknown): string | undefined {
   if (e instanceof MyKeyError && (e.code === 'unauthorized' || e.code === 'device_revoked' || e.code === 'device_cert_required')) {
     return 'the hub no longer accepts the current certificate: issue a token for this edge in the console and run rotate with --token';
   }
+  if (e instanceof MyKeyError && e.code === 'validation_failed') return "the hub's answer does not match this tool's contract: check that the tool and the hub are the same version";
   return redeemHint(e);
 }
 
@@ -121,7 +123,7 @@ async function revokeOverDeviceApi({ record, tls }: { record: EnrollmentRecord; 
 /** Revokes the device at the hub, checks the broker refuses it, removes the service and wipes the state. */
 export async function decommission(o: DecommissionOptions, deps: EnrollDeps): Promise<void> {
   const layout = stateLayout(o.stateDir);
-  const steps = createSteps(deps.write, 4, redeemHint);
+  const steps = createSteps(deps.write, 4, rotateHint);
   const current = await steps.step('Reading the enrollment', (c) => {
     const record = readEnrollmentRecord(layout);
     const tls = tlsOf(layout);
