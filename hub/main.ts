@@ -144,7 +144,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     mykeys,
     service,
     challenges,
-    resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices),
+    resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices, () => enrollment),
     rateLimits: config.rateLimits,
     enrollments: {
       consoleRepo,

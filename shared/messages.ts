@@ -1,6 +1,7 @@
 // Schemas of the HTTP bodies (and, as they land, MQTT payloads) on the wire, with the TypeScript
 // types derived from them. The hub validates with these and publishes them as OpenAPI; the edge and
-// the tools build requests with the same types. JSON Schema via TypeBox.
+// the tools build requests with the same types. JSON Schema via TypeBox. The device API's bodies
+// (what edges and the provisioning tools exchange with the device listener) are in device-api.ts.
 import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { MYKEY_ID_PATTERN, SERVICE_ID_PATTERN, SERVICE_USER_ID_PATTERN } from './ids.ts';
 

@@ -1,30 +1,18 @@
 // Validation of everything the edge receives from the hub, compiled once: MQTT payloads (size,
 // JSON, schema) and the device HTTP API's bodies. Bad input is a Result with a stable code, never
 // an exception, so one bad message cannot stop the session.
-import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox';
+import { FormatRegistry, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { fail, ok, type Result } from '../../shared/errors.ts';
-import { EDGE_ID_PATTERN, SERVICE_ID_PATTERN } from '../../shared/ids.ts';
+import { ChangesPage, DeviceConfig } from '../../shared/device-api.ts';
 import { ChangeEntry, EdgeCommand, MAX_SYNC_PAYLOAD_BYTES, Snapshot } from '../../shared/sync.ts';
 
 // RFC 3339 5.6 date-time, as the sync schemas declare it (TypeBox checks formats only once registered).
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
 if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => DATE_TIME.test(v) && Number.isFinite(Date.parse(v)));
 
-/** GET /v1/device/config */
-export const DeviceConfig = Type.Object({
-  edgeId: Type.String({ pattern: EDGE_ID_PATTERN }),
-  serviceId: Type.String({ pattern: SERVICE_ID_PATTERN }),
-  syncSecret: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'base64url of 32 bytes' }),
-});
-export type DeviceConfig = Static<typeof DeviceConfig>;
-
-/** GET /v1/device/changes?after=N&limit=M */
-export const ChangesPage = Type.Object({
-  headSeq: Type.Integer({ minimum: 0 }),
-  entries: Type.Array(ChangeEntry),
-});
-export type ChangesPage = Static<typeof ChangesPage>;
+// The device API bodies live in the shared contract; re-exported for the edge's older imports.
+export { ChangesPage, DeviceConfig } from '../../shared/device-api.ts';
 
 type Code = 'payload_too_large' | 'validation_failed';
 

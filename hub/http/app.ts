@@ -5,7 +5,7 @@
 // the common middleware and problem JSON for every error.
 import { Hono } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
-import { createOpenApi, type OpenApi } from './openapi.ts';
+import { createOpenApi, DEVICE_SCHEMAS, PUBLIC_SCHEMAS, type OpenApi } from './openapi.ts';
 import { errorHandler, problem } from './problem.ts';
 import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
@@ -29,22 +29,21 @@ export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRo
   metrics?: ScrapeRouteDeps;
 }
 
-export interface DeviceAppDeps extends CommonDeps, DeviceRoutesDeps {
-  /** One-time enrollment token redemption (POST /v1/enrollments). */
+export interface DeviceAppDeps extends CommonDeps, Omit<DeviceRoutesDeps, 'lifecycle'> {
+  /**
+   * One-time enrollment token redemption (POST /v1/enrollments); its device enrollment, audit log
+   * and certificate validity also serve the device's self-revocation and rotation.
+   */
   enrollments?: EnrollmentRoutesDeps;
 }
 
-function baseApp(deps: CommonDeps, title: string, description: string): { app: Hono; api: OpenApi } {
+// The body size limit (deps.maxBodyBytes) is enforced where bodies are read (http/validate.ts),
+// without building a WHATWG Request per request: each route set gets it with its deps.
+function baseApp(deps: CommonDeps, title: string, description: string, schemas: typeof PUBLIC_SCHEMAS): { app: Hono; api: OpenApi } {
   const app = new Hono();
-  const api = createOpenApi({ title, version: deps.version, description });
+  const api = createOpenApi({ title, version: deps.version, description }, schemas);
   if (deps.accessLog) app.use('*', accessLog(deps.accessLog));
   app.use('*', secureHeaders());
-  // The body size limit is enforced where bodies are read (http/validate.ts), without building a
-  // WHATWG Request per request; this only passes the configured limit down.
-  app.use('*', async (c, next) => {
-    c.set('maxBodyBytes' as never, (deps.maxBodyBytes ?? 64 * 1024) as never);
-    await next();
-  });
   app.onError(errorHandler(deps.log));
   app.notFound((c) => problem(c, 'not_found', `no route ${c.req.method} ${c.req.path}`));
   return { app, api };
@@ -56,6 +55,7 @@ export function createPublicApp(deps: PublicAppDeps): Hono {
     deps,
     'MyKey Platform hub',
     'JPKI-backed MyKey IDs, service links and revocation. Errors are problem JSON (RFC 9457) with a stable `code`. The device API and enrollment redemption are served on the device listener only (mutual TLS), with their own document.',
+    PUBLIC_SCHEMAS,
   );
   app.get('/healthz', (c) => c.json({ ok: true, version: deps.version, ...deps.health() }));
   mountMyKeyRoutes(app, api, deps);
@@ -76,11 +76,21 @@ export function createDeviceApp(deps: DeviceAppDeps): Hono {
     deps,
     'MyKey Platform hub: device API',
     'What enrolled edges ask the hub over mutual TLS with their device certificate, and enrollment redemption. Errors are problem JSON (RFC 9457) with a stable `code`.',
+    DEVICE_SCHEMAS,
   );
   // Liveness only: counts and other details stay on the operator's side.
   app.get('/healthz', (c) => c.json({ ok: true, version: deps.version }));
-  mountDeviceRoutes(app, api, deps);
-  if (deps.enrollments) mountEnrollmentRoutes(app, api, deps.enrollments);
+  const e = deps.enrollments;
+  mountDeviceRoutes(app, api, {
+    ...deps,
+    lifecycle: e && {
+      enrollment: () => (typeof e.enrollment === 'function' ? e.enrollment() : e.enrollment),
+      audit: (entry) => void e.consoleRepo.audit(entry),
+      certValidityDays: e.deviceCertValidityDays,
+      now: e.now,
+    },
+  });
+  if (e) mountEnrollmentRoutes(app, api, { maxBodyBytes: deps.maxBodyBytes, ...e });
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }

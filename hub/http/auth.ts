@@ -1,7 +1,9 @@
-// Bearer authentication for the operator (admin) API and the services' business systems.
+// Bearer authentication for the operator (admin) API and the services' business systems: the
+// `operator` and `service` auth kinds of hub/http/router.ts (device certificates: device-auth.ts).
 import type { MiddlewareHandler } from 'hono';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { problem } from './problem.ts';
+import type { AuthVariables, HubEnv } from './router.ts';
 
 function bearer(header: string | undefined): string | undefined {
   const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
@@ -22,9 +24,9 @@ export function adminAuth(token: () => string): MiddlewareHandler {
 }
 
 /** Service API: the token must belong to the service named in the path. */
-export function serviceAuth(authenticate: (token: string) => { serviceId: string; credentialId: string } | undefined): MiddlewareHandler<{
-  Variables: { credentialId: string };
-}> {
+export function serviceAuth(
+  authenticate: (token: string) => { serviceId: string; credentialId: string } | undefined,
+): MiddlewareHandler<{ Bindings: HubEnv['Bindings']; Variables: AuthVariables['service'] }> {
   return async (c, next) => {
     const token = bearer(c.req.header('authorization'));
     const who = token ? authenticate(token) : undefined;

@@ -1,183 +1,129 @@
 // The device API: what an enrolled edge asks the hub over HTTPS with its device certificate (mutual
 // TLS against the hub's device CA). Its sync secret, snapshots and missed change-log entries of its
-// own service, and the counter registration of a link (サービスID登録).
-import type { Context, Hono, MiddlewareHandler } from 'hono';
-import { Type } from '@sinclair/typebox';
-import type { TLSSocket } from 'node:tls';
+// own service, the counter registration of a link (サービスID登録), and its own lifecycle: rotating
+// its certificate and revoking itself (device-lifecycle-routes.ts). Bodies: shared/device-api.ts.
+import type { Env, Hono } from 'hono';
+import {
+  ChangesPage,
+  CounterChallengeRequest,
+  CounterLinkRequest,
+  DeviceConfig,
+  MAX_CHANGES_PAGE,
+} from '../../shared/device-api.ts';
 import { MyKeyError } from '../../shared/errors.ts';
 import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
-import { MYKEY_ID_PATTERN, SERVICE_USER_ID_PATTERN } from '../../shared/ids.ts';
-import { ChallengeResponse, LinkResponse, Proof } from '../../shared/messages.ts';
+import { ChallengeResponse, LinkResponse } from '../../shared/messages.ts';
 import { Snapshot } from '../../shared/sync.ts';
-import { identityFromPeerCertificate } from '../broker/identity.ts';
 import type { Links } from '../links/links.ts';
 import type { ChallengeBinding, ChallengeStore } from '../mykey/challenges.ts';
 import type { MyKeyService } from '../mykey/service.ts';
 import { parseCertificate } from '../pki/certificate.ts';
-import type { DeviceRepo } from '../store/device-repo.ts';
 import type { CertIdentity, MyKeyRepo } from '../store/mykey-repo.ts';
+import { deviceAuth, type DeviceResolver } from './device-auth.ts';
+import { mountDeviceLifecycleRoutes, type DeviceLifecycleDeps } from './device-lifecycle-routes.ts';
 import type { OpenApi } from './openapi.ts';
 import { problem } from './problem.ts';
 import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
-import { jsonBody } from './validate.ts';
+import { createRouter, type BodyLimit, type DeviceCaller } from './router.ts';
 
-/** Who is asking: an enrolled, active device. */
-export interface DeviceCaller {
-  edgeId: string;
-  serviceId: string;
-}
-
-/**
- * Finds the caller of a request; the default reads the verified TLS client certificate. A refusal
- * carries its code: no verified device certificate at all, or one the hub no longer accepts.
- */
-export type DeviceResolver = (c: Context) => DeviceCaller | { refused: 'device_cert_required' | 'unauthorized'; message: string } | undefined;
-
-/**
- * Reads the device from the TLS peer certificate. The device listener requests a client certificate
- * but does not reject a connection without one (enrollment redemption has none yet), so every device
- * route checks here that the TLS layer verified a certificate against the device CA.
- */
-export function tlsDeviceResolver(devices: DeviceRepo): DeviceResolver {
-  return (c) => {
-    const socket = (c.env as { incoming?: { socket?: TLSSocket } } | undefined)?.incoming?.socket;
-    if (!socket || typeof socket.getPeerCertificate !== 'function' || !socket.authorized) {
-      return { refused: 'device_cert_required', message: 'a device certificate verified against the hub device CA is required (mutual TLS)' };
-    }
-    const id = identityFromPeerCertificate(socket.getPeerCertificate());
-    if (!id.ok) return { refused: 'device_cert_required', message: `the client certificate is not a device certificate (${id.code})` };
-    const row = devices.get(id.value.edgeId);
-    // The certificate must be the one on record for an active device (a revoked or replaced one is refused).
-    if (!row || row.status !== 'active' || row.cert_fingerprint !== id.value.fingerprint || row.service_id !== id.value.serviceId) return undefined;
-    return { edgeId: row.edge_id, serviceId: row.service_id };
-  };
-}
-
-export const DeviceConfig = Type.Object({ edgeId: Type.String(), serviceId: Type.String(), syncSecret: Type.String({ description: 'base64url; HMAC key of the keyed identities' }) });
-export const DeviceChanges = Type.Object({ headSeq: Type.Integer(), entries: Type.Array(Type.Unknown(), { description: 'ChangeEntry objects (shared/sync.ts)' }) });
-export const CounterLinkRequest = Type.Object(
-  {
-    identity: Type.Union([
-      Type.Object({ mykeyId: Type.String({ pattern: MYKEY_ID_PATTERN }) }, { additionalProperties: false }),
-      Type.Object({ certificate: Type.String({ pattern: '^[A-Za-z0-9+/_-]+={0,2}$', maxLength: 16384, description: 'user-authentication certificate read from the card, base64 DER' }) }, { additionalProperties: false }),
-    ]),
-    serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN }),
-    proof: Type.Optional(Proof),
-  },
-  { additionalProperties: false },
-);
-
-/** POST /v1/device/challenges: a challenge for one counter link, bound to the asking device. */
-export const CounterChallengeRequest = Type.Object(
-  { serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN, description: 'the service ID the holder is about to link' }) },
-  { additionalProperties: false },
-);
+export { tlsDeviceResolver, type DeviceResolver } from './device-auth.ts';
+export type { DeviceCaller };
 
 /** What a counter-link proof is bound to: this operation, the device's service and edge, the service ID. */
 export function counterLinkBinding(d: DeviceCaller, serviceUserId: string): ChallengeBinding {
   return { operation: 'counter_link', params: { serviceId: d.serviceId, serviceUserId }, device: d.edgeId };
 }
 
-export interface DeviceRoutesDeps {
+export interface DeviceRoutesDeps extends BodyLimit {
   challenges: ChallengeStore;
   links: Links;
   mykeys: MyKeyRepo;
   service: MyKeyService;
   resolveDevice: DeviceResolver;
   rateLimits: { register: RateLimitOptions };
+  /** Self-revocation and rotation; without it those routes answer 503 unavailable. */
+  lifecycle?: DeviceLifecycleDeps;
 }
 
-export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRoutesDeps): void {
+export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps: DeviceRoutesDeps): void {
   const { links, mykeys } = deps;
   const tag = 'Device';
-  const device: MiddlewareHandler<{ Variables: { device: DeviceCaller } }> = async (c, next) => {
-    const d = deps.resolveDevice(c);
-    if (!d) return problem(c, 'unauthorized', 'a valid, enrolled device certificate is required');
-    if ('refused' in d) return problem(c, d.refused, d.message);
-    c.set('device', d);
-    await next();
-  };
+  const r = createRouter(api, { device: deviceAuth(deps.resolveDevice) }, { maxBodyBytes: deps.maxBodyBytes });
+  const registerLimit = rateLimit(deps.rateLimits.register);
 
-  api.route(
-    app,
-    { method: 'get', path: '/v1/device/config', tag, summary: "The device's service and its sync secret", responses: { 200: { description: 'config', schema: DeviceConfig } }, errors: ['device_cert_required', 'unauthorized'] },
-    device,
+  r.route(
+    { method: 'get', path: '/v1/device/config', tag, auth: 'device', summary: "The device's service and its sync secret", responses: { 200: { description: 'config', schema: DeviceConfig } }, errors: ['not_found'] },
     (c) => {
       const d = c.get('device');
       const s = links.service(d.serviceId);
       if (!s) return problem(c, 'not_found', 'the device service no longer exists');
-      return c.json({ edgeId: d.edgeId, serviceId: d.serviceId, syncSecret: s.sync_secret.toString('base64url') });
+      return c.json({ edgeId: d.edgeId, serviceId: d.serviceId, syncSecret: s.sync_secret.toString('base64url') } satisfies DeviceConfig);
     },
   );
 
-  api.route(
-    app,
-    { method: 'get', path: '/v1/device/snapshot', tag, summary: "A snapshot of the device's service at its head sequence", responses: { 200: { description: 'snapshot', schema: Snapshot } }, errors: ['device_cert_required', 'unauthorized'] },
-    device,
-    (c) => c.json(links.snapshot(c.get('device').serviceId)),
+  r.route(
+    { method: 'get', path: '/v1/device/snapshot', tag, auth: 'device', summary: "A snapshot of the device's service at its head sequence", responses: { 200: { description: 'snapshot', schema: Snapshot } } },
+    (c) => c.json(links.snapshot(c.get('device').serviceId) satisfies Snapshot),
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'get',
       path: '/v1/device/changes',
       tag,
-      summary: 'Change-log entries after a sequence number (query: after, limit <= 1000)',
-      responses: { 200: { description: 'entries', schema: DeviceChanges } },
-      errors: ['device_cert_required', 'unauthorized', 'validation_failed'],
+      auth: 'device',
+      summary: `Change-log entries after a sequence number (query: after, limit <= ${MAX_CHANGES_PAGE})`,
+      responses: { 200: { description: 'entries', schema: ChangesPage } },
+      errors: ['validation_failed'],
     },
-    device,
     (c) => {
       const after = Number(c.req.query('after') ?? '0');
-      const limit = Math.min(1000, Number(c.req.query('limit') ?? '1000'));
+      const limit = Math.min(MAX_CHANGES_PAGE, Number(c.req.query('limit') ?? String(MAX_CHANGES_PAGE)));
       if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1) {
-        return problem(c, 'validation_failed', 'after must be an integer >= 0 and limit 1..1000');
+        return problem(c, 'validation_failed', `after must be an integer >= 0 and limit 1..${MAX_CHANGES_PAGE}`);
       }
       const serviceId = c.get('device').serviceId;
-      return c.json({ headSeq: links.headSeq(serviceId), entries: links.changesAfter(serviceId, after, limit) });
+      return c.json({ headSeq: links.headSeq(serviceId), entries: links.changesAfter(serviceId, after, limit) } satisfies ChangesPage);
     },
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/device/challenges',
       tag,
+      auth: 'device',
       summary: 'A one-time challenge for the holder to sign (PIN) for one counter link',
       description:
         "Bound to this device (its certificate's edge id), its service and the service ID given: the proof made over it is accepted by POST /v1/device/links from this device for that service ID only (challenge_device_mismatch, challenge_parameters_mismatch, challenge_operation_mismatch otherwise).",
-      request: CounterChallengeRequest,
+      body: CounterChallengeRequest,
+      rateLimit: registerLimit,
       responses: { 201: { description: 'the challenge', schema: ChallengeResponse } },
-      errors: ['unauthorized', 'validation_failed', 'rate_limited', 'challenge_quota_exceeded', 'unavailable'],
+      errors: ['challenge_quota_exceeded', 'unavailable'],
     },
-    device,
-    rateLimit(deps.rateLimits.register),
-    jsonBody(CounterChallengeRequest),
     (c) => {
       const d = c.get('device');
       // The quota is the device's own: edges behind one address never share it.
       const issued = deps.challenges.issue(counterLinkBinding(d, c.get('body').serviceUserId), `edge:${d.edgeId}`);
       if (!issued.ok) return problem(c, issued.code, issued.message);
-      return c.json({ challenge: issued.value.challenge, expiresAt: new Date(issued.value.expiresAt).toISOString() }, 201);
+      return c.json({ challenge: issued.value.challenge, expiresAt: new Date(issued.value.expiresAt).toISOString() } satisfies ChallengeResponse, 201);
     },
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/device/links',
       tag,
+      auth: 'device',
       summary: 'Counter registration: link the service ID presented at the counter to the MyKey ID of the touched card',
       description:
         "The identity is what the edge read off the card: the MyKey ID from the MyKey application, or the user-authentication certificate. A bare MyKey ID (anyone can read or type one) is never linked without `proof`, and services that require the holder's consent (the default) need it always: the card's signature (after the PIN) over a challenge from POST /v1/device/challenges for this service ID, made with the same card. A service ID linked to another MyKey ID is never moved from the counter (service_user_id_taken).",
-      request: CounterLinkRequest,
+      body: CounterLinkRequest,
+      rateLimit: registerLimit,
       responses: { 201: { description: 'linked', schema: LinkResponse }, 200: { description: 'already linked so', schema: LinkResponse } },
       errors: [
-        'unauthorized',
-        'validation_failed',
+        'not_found',
         'mykey_id_not_found',
         'mykey_id_suspended',
         'mykey_id_invalidated',
@@ -194,9 +140,6 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
         'challenge_device_mismatch',
       ],
     },
-    device,
-    rateLimit(deps.rateLimits.register),
-    jsonBody(CounterLinkRequest),
     async (c) => {
       const d = c.get('device');
       const b = c.get('body');
@@ -233,8 +176,12 @@ export function mountDeviceRoutes(app: Hono<any>, api: OpenApi, deps: DeviceRout
         mykeyId = bound.mykey_id;
       }
       await links.prepareKeys(d.serviceId, mykeyId); // keyed identities derived off the event loop
-      const r = links.link({ serviceId: d.serviceId, mykeyId, serviceUserId: b.serviceUserId, by: `edge:${d.edgeId}` });
-      return c.json({ serviceId: d.serviceId, serviceUserId: b.serviceUserId, seq: r.entry?.seq ?? null, ...(r.replaced ? { replaced: r.replaced } : {}) }, r.unchanged ? 200 : 201);
+      const res = links.link({ serviceId: d.serviceId, mykeyId, serviceUserId: b.serviceUserId, by: `edge:${d.edgeId}` });
+      const body: LinkResponse = { serviceId: d.serviceId, serviceUserId: b.serviceUserId, seq: res.entry?.seq ?? null, ...(res.replaced ? { replaced: res.replaced } : {}) };
+      return c.json(body, res.unchanged ? 200 : 201);
     },
   );
+
+  mountDeviceLifecycleRoutes(r, deps.lifecycle, registerLimit);
+  r.mount(app);
 }

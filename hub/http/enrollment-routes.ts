@@ -3,11 +3,10 @@
 // device listener only (hub/http/app.ts createDeviceApp), over TLS whose device CA the script pinned
 // by fingerprint before sending the token; no client certificate is needed (the token is the
 // credential). Rate-limited.
-import type { Hono } from 'hono';
+import type { Env, Hono } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { Type, type Static } from '@sinclair/typebox';
-import { EDGE_ID_PATTERN } from '../../shared/ids.ts';
-import { createEnrollmentTokens, ENROLLMENT_TOKEN_PATTERN, type EnrollmentTokens } from '../console/enrollment-tokens.ts';
+import { EnrollmentRequest, EnrollmentResponse } from '../../shared/device-api.ts';
+import { createEnrollmentTokens, type EnrollmentTokens } from '../console/enrollment-tokens.ts';
 import { pemToDer } from '../pki/device-ca.ts';
 import type { DeviceEnrollment } from '../pki/device-enrollment.ts';
 import type { ConsoleRepo } from '../store/console-repo.ts';
@@ -15,30 +14,9 @@ import type { LinkRepo } from '../store/link-repo.ts';
 import type { OpenApi } from './openapi.ts';
 import { problem } from './problem.ts';
 import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
-import { jsonBody } from './validate.ts';
+import { createRouter, type BodyLimit } from './router.ts';
 
-export const EnrollmentRequest = Type.Object(
-  {
-    token: Type.String({ pattern: ENROLLMENT_TOKEN_PATTERN, description: 'the one-time token issued in the console' }),
-    edgeId: Type.String({ pattern: EDGE_ID_PATTERN, description: 'must be the edge id the token was issued for' }),
-    csrPem: Type.String({ maxLength: 16384, description: 'PKCS#10 CSR (RFC 2986) of the edge key, PEM "CERTIFICATE REQUEST"; ECDSA P-256' }),
-  },
-  { additionalProperties: false },
-);
-export type EnrollmentRequest = Static<typeof EnrollmentRequest>;
-
-export const EnrollmentResponse = Type.Object({
-  certPem: Type.String({ description: 'the device certificate (CN = edge id, OU = service id, clientAuth)' }),
-  caPem: Type.String({ description: 'the device CA certificate: trust it for the broker and the hub device API' }),
-  serviceId: Type.String(),
-  edgeId: Type.String(),
-  notAfter: Type.String({ format: 'date-time' }),
-  brokerUrl: Type.Optional(Type.String({ description: 'where the edge connects with its certificate (mqtts://)' })),
-  hubUrl: Type.Optional(Type.String({ description: "the hub's device API" })),
-});
-export type EnrollmentResponse = Static<typeof EnrollmentResponse>;
-
-export interface EnrollmentRoutesDeps {
+export interface EnrollmentRoutesDeps extends BodyLimit {
   consoleRepo: ConsoleRepo;
   linkRepo: LinkRepo;
   /**
@@ -66,27 +44,27 @@ function clientAddress(c: Parameters<typeof getConnInfo>[0]): string {
   }
 }
 
-export function mountEnrollmentRoutes(app: Hono<any>, api: OpenApi, deps: EnrollmentRoutesDeps): void {
+export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps: EnrollmentRoutesDeps): void {
   const now = deps.now ?? Date.now;
   const tokens = deps.tokens ?? createEnrollmentTokens({ repo: deps.consoleRepo, now });
+  const r = createRouter(api, {}, { maxBodyBytes: deps.maxBodyBytes });
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/enrollments',
       tag: 'Provisioning',
+      auth: 'public',
+      body: EnrollmentRequest,
+      rateLimit: rateLimit({ perSecond: 1, burst: 10, ...deps.rateLimit }),
       summary: 'Redeem a one-time enrollment token for a device certificate',
       description:
         'The token was issued in the operator console for one service and one edge id. It works once, until it expires; a failed certificate issue (bad CSR) leaves it unused.',
-      request: EnrollmentRequest,
       responses: { 201: { description: 'the device certificate and where to connect', schema: EnrollmentResponse } },
-      errors: ['bad_request', 'validation_failed', 'unsupported_media_type', 'payload_too_large', 'rate_limited', 'enrollment_token_invalid', 'enrollment_token_expired', 'enrollment_token_used', 'csr_invalid', 'forbidden', 'unavailable', 'edge_enrolled_elsewhere', 'edge_service_move', 'device_reenroll_revoked'],
+      errors: ['enrollment_token_invalid', 'enrollment_token_expired', 'enrollment_token_used', 'csr_invalid', 'forbidden', 'unavailable', 'edge_enrolled_elsewhere', 'edge_service_move', 'device_reenroll_revoked'],
     },
-    rateLimit({ perSecond: 1, burst: 10, ...deps.rateLimit }),
-    jsonBody(EnrollmentRequest),
     async (c) => {
-      const b = c.get('body') as EnrollmentRequest;
+      const b = c.get('body');
       const enrollment = typeof deps.enrollment === 'function' ? deps.enrollment() : deps.enrollment;
       if (!enrollment) return problem(c, 'unavailable', 'device enrollment is not available on this hub yet');
       let csrDer: Uint8Array;
@@ -141,4 +119,5 @@ export function mountEnrollmentRoutes(app: Hono<any>, api: OpenApi, deps: Enroll
       return c.json(body, 201, { 'cache-control': 'no-store' });
     },
   );
+  r.mount(app);
 }

@@ -1,7 +1,6 @@
 // HTTP routes of services and links: the operator's service management, the services' business
 // systems (server to server) and the holder's own unlinking.
-import type { Hono } from 'hono';
-import type { ErrorCode } from '../../shared/errors.ts';
+import type { Env, Hono } from 'hono';
 import {
   CreateServiceRequest,
   CredentialCreated,
@@ -22,9 +21,9 @@ import { adminAuth, serviceAuth } from './auth.ts';
 import type { OpenApi } from './openapi.ts';
 import { problem } from './problem.ts';
 import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
-import { jsonBody } from './validate.ts';
+import { createRouter, type BodyLimit } from './router.ts';
 
-export interface LinksRoutesDeps {
+export interface LinksRoutesDeps extends BodyLimit {
   links: Links;
   linkRepo: LinkRepo;
   service: MyKeyService;
@@ -35,8 +34,6 @@ export interface LinksRoutesDeps {
   /** Which webhook targets the operator allows (hub config `webhooks`); strict when absent. */
   webhookUrlPolicy?: WebhookUrlPolicy;
 }
-
-const BODY_ERRORS: ErrorCode[] = ['bad_request', 'validation_failed', 'unsupported_media_type', 'payload_too_large'];
 
 export function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhookSecret?: string } = {}): ServiceView {
   const counts = repo.linkCounts().filter((r) => r.service_id === s.id);
@@ -54,38 +51,33 @@ export function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhookSecre
   };
 }
 
-export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutesDeps): void {
+export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps: LinksRoutesDeps): void {
   const { links, linkRepo } = deps;
-  const admin = adminAuth(deps.adminToken);
-  const svc = serviceAuth((t) => links.authenticate(t));
+  const r = createRouter(api, { operator: adminAuth(deps.adminToken), service: serviceAuth((t) => links.authenticate(t)) }, { maxBodyBytes: deps.maxBodyBytes });
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'get',
       path: '/v1/admin/services',
       tag: 'Operator',
+      auth: 'operator',
       summary: 'List services with link counts and webhook health',
       responses: { 200: { description: 'services', schema: ServiceView } },
-      errors: ['unauthorized', 'forbidden'],
-    },
-    admin,
+          },
     (c) => c.json(links.services().map((s) => serviceView(linkRepo, s))),
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/admin/services',
       tag: 'Operator',
+      auth: 'operator',
       summary: 'Create a service (a library, a museum, a shopping street)',
-      request: CreateServiceRequest,
+      body: CreateServiceRequest,
       responses: { 201: { description: 'created; webhookSecret is shown once', schema: ServiceView } },
-      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'conflict', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
+      errors: ['conflict', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
     },
-    admin,
-    jsonBody(CreateServiceRequest),
     (c) => {
       const b = c.get('body');
       if (b.webhookUrl) checkWebhookUrl(b.webhookUrl, deps.webhookUrlPolicy);
@@ -94,19 +86,17 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
     },
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'put',
       path: '/v1/admin/services/{serviceId}/webhook',
       tag: 'Operator',
+      auth: 'operator',
       summary: "Set or clear a service's webhook; a new signing secret is returned once",
-      request: WebhookRequest,
+      body: WebhookRequest,
       responses: { 200: { description: 'the service', schema: ServiceView } },
-      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
+      errors: ['not_found', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
     },
-    admin,
-    jsonBody(WebhookRequest),
     (c) => {
       if (c.get('body').url) checkWebhookUrl(c.get('body').url!, deps.webhookUrlPolicy);
       const r = links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
@@ -114,51 +104,46 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
     },
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/admin/services/{serviceId}/credentials',
       tag: 'Operator',
+      auth: 'operator',
       summary: "Issue an API credential for the service's business system (the token is shown once)",
-      request: CredentialRequest,
+      body: CredentialRequest,
       responses: { 201: { description: 'the credential', schema: CredentialCreated } },
-      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found'],
+      errors: ['not_found'],
     },
-    admin,
-    jsonBody(CredentialRequest),
     (c) => c.json(links.issueCredential(c.req.param('serviceId')!, c.get('body').label), 201),
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'delete',
       path: '/v1/admin/services/{serviceId}/credentials/{credentialId}',
       tag: 'Operator',
+      auth: 'operator',
       summary: 'Revoke an API credential',
       responses: { 204: { description: 'revoked' } },
-      errors: ['unauthorized', 'forbidden', 'not_found'],
+      errors: ['not_found'],
     },
-    admin,
     (c) => (links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!) ? c.body(null, 204) : problem(c, 'not_found', 'no such active credential')),
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/services/{serviceId}/links',
       tag: 'Service',
+      auth: 'service',
       summary: 'Link a service ID to a MyKey ID (linking again replaces the previous service ID)',
       description:
         'A service ID already linked to another MyKey ID is refused (service_user_id_taken) unless the request says `move: true`: the service moves it, and the move is recorded in the audit log.',
-      request: LinkRequest,
+      body: LinkRequest,
       responses: { 201: { description: 'linked', schema: LinkResponse }, 200: { description: 'already linked so', schema: LinkResponse } },
-      errors: [...BODY_ERRORS, 'unauthorized', 'forbidden', 'not_found', 'mykey_id_malformed', 'mykey_id_not_found', 'mykey_id_suspended', 'mykey_id_invalidated', 'service_user_id_taken'],
+      errors: ['not_found', 'mykey_id_malformed', 'mykey_id_not_found', 'mykey_id_suspended', 'mykey_id_invalidated', 'service_user_id_taken'],
     },
-    svc,
-    jsonBody(LinkRequest),
     async (c) => {
       const b = c.get('body');
       const serviceId = c.req.param('serviceId')!;
@@ -179,36 +164,34 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
     },
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'delete',
       path: '/v1/services/{serviceId}/links/{serviceUserId}',
       tag: 'Service',
+      auth: 'service',
       summary: 'Cancel a service ID: unlinked everywhere, edges purge it',
       responses: { 200: { description: 'unlinked', schema: LinkResponse } },
-      errors: ['unauthorized', 'forbidden', 'not_found'],
+      errors: ['not_found'],
     },
-    svc,
     (c) => {
       const r = links.unlink({ serviceId: c.req.param('serviceId')!, serviceUserId: c.req.param('serviceUserId')!, by: `api:${c.get('credentialId')}`, reason: 'cancelled_by_service' });
       return c.json({ serviceId: r.link.service_id, serviceUserId: r.link.service_user_id, seq: r.entry.seq } satisfies LinkResponse);
     },
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/holder/unlink',
       tag: 'MyKey ID',
+      auth: 'public',
       summary: 'The holder unlinks a service',
-      request: HolderUnlinkRequest,
+      body: HolderUnlinkRequest,
+      rateLimit: rateLimit(deps.rateLimits.register),
       responses: { 200: { description: 'the MyKey ID after the change', schema: HolderView } },
       description: 'The proof is made over an `unlink` challenge for this service (POST /v1/challenges with purpose `unlink` and `serviceId`).',
       errors: [
-        ...BODY_ERRORS,
-        'rate_limited',
         'challenge_unknown',
         'challenge_expired',
         'challenge_replayed',
@@ -221,8 +204,6 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
         'not_found',
       ],
     },
-    rateLimit(deps.rateLimits.register),
-    jsonBody(HolderUnlinkRequest),
     async (c) => {
       const b = c.get('body');
       const before = await deps.service.forUnlink(b.proof, b.serviceId);
@@ -230,4 +211,5 @@ export function mountLinksRoutes(app: Hono<any>, api: OpenApi, deps: LinksRoutes
       return c.json({ ...before, links: links.linksOf(before.mykeyId) });
     },
   );
+  r.mount(app);
 }

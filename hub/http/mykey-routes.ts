@@ -1,5 +1,5 @@
 // HTTP routes of the MyKey ID lifecycle.
-import type { Hono } from 'hono';
+import type { Env, Hono } from 'hono';
 import {
   CarryOverRequest,
   ChallengeRequest,
@@ -16,14 +16,10 @@ import type { MyKeyService } from '../mykey/service.ts';
 import type { OpenApi } from './openapi.ts';
 import { problem } from './problem.ts';
 import { clientKey, rateLimit, type RateLimitOptions } from './rate-limit.ts';
-import { jsonBody } from './validate.ts';
+import { createRouter, type BodyLimit } from './router.ts';
 
+/** What a JPKI proof can be refused for (body and rate-limit errors are added by the registrar). */
 const PROOF_ERRORS: ErrorCode[] = [
-  'bad_request',
-  'validation_failed',
-  'unsupported_media_type',
-  'payload_too_large',
-  'rate_limited',
   'challenge_unknown',
   'challenge_expired',
   'challenge_replayed',
@@ -45,7 +41,7 @@ const PROOF_ERRORS: ErrorCode[] = [
   'signature_malformed',
 ];
 
-export interface MyKeyRoutesDeps {
+export interface MyKeyRoutesDeps extends BodyLimit {
   service: MyKeyService;
   /** The services a MyKey ID is linked with, added to the holder's view. */
   linksOf?: (mykeyId: string) => NonNullable<import('../../shared/messages.ts').HolderView['links']>;
@@ -83,27 +79,27 @@ export function bindingOf(b: ChallengeRequest): ChallengeBinding {
   }
 }
 
-export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challenges, rateLimits, linksOf }: MyKeyRoutesDeps): void {
+export function mountMyKeyRoutes<E extends Env>(app: Hono<E>, api: OpenApi, { service, challenges, rateLimits, linksOf, maxBodyBytes }: MyKeyRoutesDeps): void {
   const withLinks = <V extends { mykeyId: string }>(v: V) => (linksOf ? { ...v, links: linksOf(v.mykeyId) } : v);
   const tag = 'MyKey ID';
   const challengeLimit = rateLimit(rateLimits.challenge);
   const registerLimit = rateLimit(rateLimits.register);
+  const r = createRouter(api, {}, { maxBodyBytes });
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/challenges',
       tag,
+      auth: 'public',
       summary: 'Issue a one-time challenge for the card to sign',
       description:
         'Valid once, for a short time, for one operation and its parameters: a proof over it is refused by any other operation (challenge_operation_mismatch) or with other parameters (challenge_parameters_mismatch). The card signs the challenge bytes with its user-authentication key (PIN). Each client (IPv4 address or IPv6 /64) may hold a bounded number of unused challenges (challenge_quota_exceeded).',
-      request: ChallengeRequest,
+      body: ChallengeRequest,
+      rateLimit: challengeLimit,
       responses: { 201: { description: 'the challenge', schema: ChallengeResponse } },
-      errors: ['validation_failed', 'unsupported_media_type', 'rate_limited', 'mykey_id_malformed', 'challenge_quota_exceeded', 'unavailable'],
+      errors: ['mykey_id_malformed', 'challenge_quota_exceeded', 'unavailable'],
     },
-    challengeLimit,
-    jsonBody(ChallengeRequest),
     (c) => {
       const issued = challenges.issue(bindingOf(c.get('body')), clientKey(c));
       if (!issued.ok) return problem(c, issued.code, issued.message);
@@ -111,97 +107,93 @@ export function mountMyKeyRoutes(app: Hono<any>, api: OpenApi, { service, challe
     },
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/mykey-ids',
       tag,
+      auth: 'public',
       summary: 'Create a MyKey ID (or get the one this certificate already has)',
       description:
         'The hub verifies the certificate to the configured JPKI trust anchors (chain, validity, key usage, policy), its revocation (CRL, OCSP) and the signature over the challenge. 201 when created, 200 when the certificate already had a MyKey ID.',
-      request: HolderRequest,
+      body: HolderRequest,
+      rateLimit: registerLimit,
       responses: { 201: { description: 'created', schema: RegisterResponse }, 200: { description: 'already registered', schema: RegisterResponse } },
       errors: [...PROOF_ERRORS, 'cert_superseded'],
     },
-    registerLimit,
-    jsonBody(HolderRequest),
     async (c) => {
       const r = await service.register(c.get('body').proof);
       return c.json(r, r.created ? 201 : 200);
     },
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/holder/status',
       tag,
+      auth: 'public',
       summary: "Read the holder's MyKey ID, its status and certificate history",
-      request: HolderRequest,
+      body: HolderRequest,
+      rateLimit: registerLimit,
       responses: { 200: { description: 'the MyKey ID', schema: HolderView } },
       errors: [...PROOF_ERRORS, 'mykey_id_not_found', 'cert_superseded'],
     },
-    registerLimit,
-    jsonBody(HolderRequest),
     async (c) => c.json(withLinks(await service.status(c.get('body').proof))),
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/holder/mykey-id',
       tag,
+      auth: 'public',
       summary: 'Choose another free MyKey ID',
       description: 'The old MyKey ID is retired and never assigned again.',
-      request: ChangeIdRequest,
+      body: ChangeIdRequest,
+      rateLimit: registerLimit,
       responses: { 200: { description: 'the MyKey ID after the change', schema: HolderView } },
       errors: [...PROOF_ERRORS, 'mykey_id_malformed', 'mykey_id_taken', 'mykey_id_not_found', 'mykey_id_suspended', 'mykey_id_invalidated'],
     },
-    registerLimit,
-    jsonBody(ChangeIdRequest),
     async (c) => {
       const b = c.get('body');
       return c.json(withLinks(await service.changeId(b.proof, b.mykeyId)));
     },
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/holder/invalidate',
       tag,
+      auth: 'public',
       summary: 'Invalidate the MyKey ID',
-      request: HolderRequest,
+      body: HolderRequest,
+      rateLimit: registerLimit,
       responses: { 200: { description: 'the invalidated MyKey ID', schema: HolderView } },
       errors: [...PROOF_ERRORS, 'mykey_id_not_found', 'mykey_id_invalidated'],
     },
-    registerLimit,
-    jsonBody(HolderRequest),
     async (c) => c.json(withLinks(await service.invalidate(c.get('body').proof))),
   );
 
-  api.route(
-    app,
+  r.route(
     {
       method: 'post',
       path: '/v1/holder/carry-over',
       tag,
+      auth: 'public',
       summary: 'Carry the MyKey ID over to a renewed certificate or a new card',
       description:
         'Proofs from both cards: `proof` with the new certificate, `previous.proof` with the one currently bound (which may have expired or been revoked as superseded, not for a loss).',
-      request: CarryOverRequest,
+      body: CarryOverRequest,
+      rateLimit: registerLimit,
       responses: { 200: { description: 'the MyKey ID after the carry-over', schema: HolderView } },
       errors: [...PROOF_ERRORS, 'mykey_id_not_found', 'mykey_id_invalidated', 'mykey_id_suspended', 'carry_over_same_certificate', 'carry_over_new_cert_bound', 'cert_superseded'],
     },
-    registerLimit,
-    jsonBody(CarryOverRequest),
     async (c) => {
       const b = c.get('body');
       return c.json(withLinks(await service.carryOver(b.proof, b.previous.proof)));
     },
   );
+  r.mount(app);
 }

@@ -1,11 +1,13 @@
-// Routes are declared once, with their schemas, and become both Hono handlers and the OpenAPI 3.1
-// document served at /openapi.json, so the document cannot drift from what the hub accepts.
-import type { Hono, MiddlewareHandler, Handler, Env } from 'hono';
+// The OpenAPI 3.1 document served at /openapi.json. Routes are declared once (hub/http/router.ts)
+// and become both Hono handlers and entries here, so the document cannot drift from what the hub
+// accepts.
 import type { TSchema } from '@sinclair/typebox';
+import { DEVICE_SCHEMAS } from '../../shared/device-api.ts';
 import { ERROR_CODES, type ErrorCode } from '../../shared/errors.ts';
-import { SCHEMAS } from '../../shared/messages.ts';
+import { ProblemSchema, SCHEMAS } from '../../shared/messages.ts';
 
-export interface RouteSpec {
+/** How a route appears in the document. */
+export interface RouteDoc {
   method: 'get' | 'post' | 'put' | 'delete';
   path: string;
   summary: string;
@@ -14,20 +16,24 @@ export interface RouteSpec {
   request?: TSchema;
   responses: Record<number, { description: string; schema?: TSchema }>;
   /** Error codes this route can answer with (documented as problem JSON). */
-  errors?: ErrorCode[];
+  errors?: readonly ErrorCode[];
 }
 
-export function createOpenApi(info: { title: string; version: string; description?: string }) {
-  const specs: RouteSpec[] = [];
-  const nameOf = new Map<TSchema, string>(Object.entries(SCHEMAS).map(([k, v]) => [v, k]));
+/** The named schemas of the public app's document (the device app names DEVICE_SCHEMAS). */
+export const PUBLIC_SCHEMAS: Record<string, TSchema> = SCHEMAS;
+export { DEVICE_SCHEMAS };
+
+/** A document; `schemas` are the named components routes refer to (problem JSON is always there). */
+export function createOpenApi(info: { title: string; version: string; description?: string }, schemas: Record<string, TSchema> = PUBLIC_SCHEMAS) {
+  const specs: RouteDoc[] = [];
+  const components: Record<string, TSchema> = { ...schemas, Problem: ProblemSchema };
+  const nameOf = new Map<TSchema, string>(Object.entries(components).map(([k, v]) => [v, k]));
   const ref = (s: TSchema) => (nameOf.has(s) ? { $ref: `#/components/schemas/${nameOf.get(s)}` } : s);
 
   return {
-    /** Registers a route on the app and in the document. */
-    route<E extends Env>(app: Hono<E>, spec: RouteSpec, ...handlers: (MiddlewareHandler<any> | Handler<any>)[]): void {
-      specs.push(spec);
-      const honoPath = spec.path.replace(/\{(\w+)\}/g, ':$1');
-      (app as any)[spec.method](honoPath, ...handlers);
+    /** Adds a route to the document (hub/http/router.ts registers the handler). */
+    add(doc: RouteDoc): void {
+      specs.push(doc);
     },
     /** The OpenAPI 3.1 document. */
     document(): Record<string, unknown> {
@@ -62,7 +68,7 @@ export function createOpenApi(info: { title: string; version: string; descriptio
         info,
         paths,
         components: {
-          schemas: SCHEMAS,
+          schemas: components,
           'x-error-codes': Object.fromEntries(Object.entries(ERROR_CODES).map(([k, v]) => [k, v])),
         },
       };

@@ -3,9 +3,12 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { IncomingMessage } from 'node:http';
 import { MyKeyError } from '../../shared/errors.ts';
 import { problem } from './problem.ts';
+import type { HubEnv } from './router.ts';
+
+/** The body limit when the hub's config does not set one (http.maxBodyBytes). */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
 const compiled = new WeakMap<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
 
@@ -25,6 +28,11 @@ export function schemaErrors(schema: TSchema, value: unknown): { path: string; m
   return [...checker.Errors(value)].slice(0, 20).map((e) => ({ path: e.path || '/', message: e.message }));
 }
 
+/** The node-server request behind a context, when there is one (not in-process `app.request()`). */
+function incomingOf(env: unknown): HubEnv['Bindings']['incoming'] {
+  return env !== null && typeof env === 'object' && 'incoming' in env ? (env as HubEnv['Bindings']).incoming : undefined;
+}
+
 /** Thrown by readBodyText when a body is larger than allowed. */
 class BodyTooLarge extends Error {}
 
@@ -34,10 +42,10 @@ class BodyTooLarge extends Error {}
  * than the rest of a registration's HTTP handling. Elsewhere (in-process `app.request()`) it reads the
  * Request. Either way the limit holds with or without Content-Length.
  */
-export async function readBodyText(c: Context, maxBytes: number): Promise<string> {
+export async function readBodyText(c: Pick<Context, 'env' | 'req'>, maxBytes: number): Promise<string> {
   const declared = c.req.header('content-length');
   if (declared !== undefined && Number(declared) > maxBytes) throw new BodyTooLarge();
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const incoming = incomingOf(c.env);
   const source: AsyncIterable<Uint8Array> | null =
     incoming && !incoming.readableEnded && incoming.readableFlowing === null ? incoming : ((c.req.raw.body as unknown as AsyncIterable<Uint8Array> | null) ?? null);
   if (!source) return '';
@@ -52,14 +60,16 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<string
 }
 
 /** Middleware: parses and validates the JSON body; handlers read it with `c.get('body')`. */
-export function jsonBody<S extends TSchema>(schema: S, { maxBytes = 64 * 1024 }: { maxBytes?: number } = {}): MiddlewareHandler<{ Variables: { body: Static<S> } }> {
+export function jsonBody<S extends TSchema>(
+  schema: S,
+  { maxBytes = DEFAULT_MAX_BODY_BYTES }: { maxBytes?: number } = {},
+): MiddlewareHandler<{ Bindings: HubEnv['Bindings']; Variables: { body: Static<S> } }> {
   return async (c, next) => {
     const type = c.req.header('content-type') ?? '';
     if (!/^application\/json\s*(;|$)/i.test(type)) {
       return problem(c, 'unsupported_media_type', `send application/json, not ${type || 'no content type'}`);
     }
-    // The app sets the configured limit as a context variable (hub/http/app.ts).
-    const limit = ((c.var as Record<string, unknown>).maxBodyBytes as number | undefined) ?? maxBytes;
+    const limit = maxBytes;
     let text: string;
     try {
       text = await readBodyText(c, limit);

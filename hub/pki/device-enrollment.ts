@@ -1,7 +1,15 @@
-// Enrollment and revocation of edge devices: the device CA issues, the device repo records, and the
-// broker is told at once when a device is revoked so its connection ends immediately.
+// Enrollment, rotation and revocation of edge devices: the device CA issues, the device repo records,
+// and the broker is told at once when a device is revoked so its connection ends immediately.
+//
+// Rotation (POST /v1/device/rotate) needs no token: the device asks with its current certificate over
+// mutual TLS and gets a new one for a new key. The new certificate is held as pending, and the
+// current one stays the device's, until the new one is first presented on the device API (the
+// enrollment tool's self-test does that at once) or the overlap passes, whichever comes first; then
+// the new one is recorded and the old one superseded (revoked), and the broker drops a session still
+// on the old one. A pending rotation lives in memory: a hub restart forgets it and the current
+// certificate simply stays valid (the device rotates again).
 import { ERROR_CODES, fail, ok, type Result } from '../../shared/errors.ts';
-import { enrollConflict, type DeviceRepo, type EnrollConflict } from '../store/device-repo.ts';
+import { enrollConflict, type DeviceCertRecord, type DeviceRepo, type EnrollConflict } from '../store/device-repo.ts';
 import type { DeviceCa, IssuedDeviceCertificate } from './device-ca.ts';
 
 export interface DeviceEnrollmentDeps {
@@ -10,6 +18,17 @@ export interface DeviceEnrollmentDeps {
   now?: () => Date;
   /** Called after a revocation is committed (the broker's disconnectEdge). A throw is not fatal. */
   onRevoked?: (edgeId: string) => void;
+  /** How long the current certificate stays valid after a rotation was issued. Default 10 minutes. */
+  rotationOverlapMs?: number;
+}
+
+/** The default overlap of a rotation (see the header comment). */
+export const ROTATION_OVERLAP_MS = 10 * 60_000;
+
+interface PendingRotation {
+  rec: DeviceCertRecord;
+  until: number;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 export interface EnrolledDevice extends IssuedDeviceCertificate {
@@ -19,7 +38,32 @@ export interface EnrolledDevice extends IssuedDeviceCertificate {
   caPem: string;
 }
 
-export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date(), onRevoked }: DeviceEnrollmentDeps) {
+export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date(), onRevoked, rotationOverlapMs = ROTATION_OVERLAP_MS }: DeviceEnrollmentDeps) {
+  const pending = new Map<string, PendingRotation>();
+  const drop = (edgeId: string) => {
+    const p = pending.get(edgeId);
+    if (p) clearTimeout(p.timer);
+    pending.delete(edgeId);
+  };
+  const disconnect = (edgeId: string) => {
+    try {
+      onRevoked?.(edgeId);
+    } catch {
+      // The repo already refuses the old certificate at its next CONNECT; the disconnect is best effort.
+    }
+  };
+  /** Records the pending certificate as the device's (superseding the old one). */
+  const commit = (edgeId: string): boolean => {
+    const p = pending.get(edgeId);
+    if (!p) return false;
+    drop(edgeId);
+    const row = devices.get(edgeId);
+    // Revoked (or moved) meanwhile: the rotation is void.
+    if (!row || row.status !== 'active' || row.service_id !== p.rec.serviceId) return false;
+    if (devices.enroll(p.rec, now().getTime())) return false;
+    disconnect(edgeId);
+    return true;
+  };
   return {
     /** The device CA certificate (PEM) edges are told to trust. */
     get caPem(): string {
@@ -50,6 +94,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       // Another enrollment of this edge id won the race while the certificate was being made; the
       // certificate just issued is recorded nowhere, so the broker never accepts it.
       if (conflict) return fail(conflict, ERROR_CODES[conflict].title);
+      drop(req.edgeId); // a token enrollment overrides a rotation in flight
       // A re-enrolled edge still connected with its old certificate must come back with the new one.
       onRevoked?.(req.edgeId);
       return ok({ ...c, edgeId: req.edgeId, serviceId: req.serviceId, caPem: deviceCa.certPem });
@@ -57,15 +102,56 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
 
     /** Revokes the edge's device certificate; the broker refuses it from now on and drops its connection. */
     revoke(edgeId: string, reason: string): Result<true, 'device_unknown' | 'device_revoked'> {
+      drop(edgeId); // a rotation in flight dies with the device
       const row = devices.get(edgeId);
       if (!row) return fail('device_unknown');
       if (!devices.revoke(edgeId, reason.slice(0, 64), now().getTime())) return fail('device_revoked', 'the device is already revoked');
-      try {
-        onRevoked?.(edgeId);
-      } catch {
-        // The repo already refuses the device at its next CONNECT; the disconnect is best effort.
-      }
+      disconnect(edgeId);
       return ok(true);
+    },
+
+    /**
+     * Issues a new certificate for an active device from a CSR of its new key, without a token: the
+     * caller has proven the current certificate over mutual TLS. The new one is pending until it is
+     * used (`usePending`) or the overlap passes; a second rotation replaces a pending one.
+     */
+    async rotate(
+      edgeId: string,
+      csrDer: Uint8Array,
+      validityDays: number,
+    ): Promise<Result<EnrolledDevice & { overlapUntil: Date }, 'csr_invalid' | 'validation_failed' | 'device_unknown' | 'device_revoked'>> {
+      const row = devices.get(edgeId);
+      if (!row) return fail('device_unknown');
+      if (row.status !== 'active') return fail('device_revoked', 'the device is revoked');
+      const issued = await deviceCa.issueDeviceCertificate(csrDer, { edgeId, serviceId: row.service_id, validityDays });
+      if (!issued.ok) return issued;
+      const c = issued.value;
+      drop(edgeId);
+      const until = now().getTime() + rotationOverlapMs;
+      const timer = setTimeout(() => {
+        try {
+          commit(edgeId);
+        } catch {
+          // The store is gone (the hub stopped): the rotation is forgotten, as on a restart.
+        }
+      }, rotationOverlapMs);
+      timer.unref?.();
+      pending.set(edgeId, { rec: { edgeId, serviceId: row.service_id, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() }, until, timer });
+      return ok({ ...c, edgeId, serviceId: row.service_id, caPem: deviceCa.certPem, overlapUntil: new Date(until) });
+    },
+
+    /**
+     * A device presented `fingerprint` (SHA-256 of the DER, lower-case hex): when it is the edge's
+     * pending rotation, the rotation is completed now and true is returned.
+     */
+    usePending(edgeId: string, fingerprint: string): boolean {
+      const p = pending.get(edgeId);
+      return !!p && p.rec.certFingerprint === fingerprint && commit(edgeId);
+    },
+
+    /** Forgets pending rotations and their timers (hub stop). */
+    stop(): void {
+      for (const id of [...pending.keys()]) drop(id);
     },
   };
 }

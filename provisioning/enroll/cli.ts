@@ -2,7 +2,7 @@
 //
 //   tsx provisioning/enroll/cli.ts enroll --hub https://HUB:8443 --ca-fingerprint FP --token T --edge-id ID --state-dir DIR
 //                                         [--readers 'ACS*,Sony*'] [--device-api URL] [--broker URL] [--dry-run] [--force]
-//   tsx provisioning/enroll/cli.ts rotate --state-dir DIR --token T [--hub URL] [--dry-run]
+//   tsx provisioning/enroll/cli.ts rotate --state-dir DIR [--token T] [--hub URL] [--dry-run]
 //   tsx provisioning/enroll/cli.ts decommission --state-dir DIR [--already-revoked] [--dry-run]
 //   tsx provisioning/enroll/cli.ts status --state-dir DIR [--warn-days N]
 //
@@ -10,17 +10,19 @@
 // Progress goes to stderr. Exit codes: 0 done, 1 a step failed (it says what to fix), 2 usage.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decommission, enroll, rotate, ROTATE_WARN_DAYS, status, type EnrollDeps } from './enroll.ts';
+import { enroll, ROTATE_WARN_DAYS, status, type EnrollDeps } from './enroll.ts';
+import { decommission, rotate } from './lifecycle.ts';
 import { StepFailed } from './progress.ts';
 
 const USAGE = `usage:
   enroll       --hub https://HUB:8443 --ca-fingerprint FP --token T --edge-id ID --state-dir DIR [--readers P1,P2] [--device-api URL] [--broker URL] [--dry-run] [--force]
-  rotate       --state-dir DIR --token T [--hub URL] [--readers P1,P2] [--dry-run]
+  rotate       --state-dir DIR [--token T] [--hub URL] [--readers P1,P2] [--dry-run]
   decommission --state-dir DIR [--already-revoked] [--reason TEXT] [--dry-run]
   status       --state-dir DIR [--warn-days N]
 --dry-run prints the systemd unit and systemctl commands instead of running them.
 --hub is the hub device API; the token goes only over TLS to the device CA whose SHA-256 fingerprint
 --ca-fingerprint gives (shown in the console beside the token; colons and case do not matter).
+rotate needs a token only when the certificate has expired or was revoked.
 The token may be given in MYKEY_ENROLL_TOKEN instead of --token.`;
 
 const FLAGS = new Set(['--dry-run', '--force', '--already-revoked', '--help', '-h']);
@@ -94,7 +96,7 @@ export async function main(argv: string[], deps: Partial<EnrollDeps> = {}, env: 
         for (const l of s.lines) process.stdout.write(l + '\n');
         const warn = Number(str('--warn-days') ?? ROTATE_WARN_DAYS);
         if (s.ok && s.daysLeft !== undefined && s.daysLeft < warn) {
-          write(`the certificate expires in ${s.daysLeft} days: issue a token in the console and run rotate`);
+          write(`the certificate expires in ${s.daysLeft} days: run rotate (no token is needed while it is valid)`);
           return 1;
         }
         return s.ok ? 0 : 1;

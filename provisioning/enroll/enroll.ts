@@ -1,19 +1,18 @@
-// Enrollment, rotation and decommission of an edge reader, as functions over options and adapters
-// (the command line in cli.ts only parses). Every step prints its progress; a failed step says what to
+// Enrollment of an edge reader, as functions over options and adapters (the command line in cli.ts
+// only parses; rotation and decommission are in lifecycle.ts). Every step prints its progress; a failed step says what to
 // fix; running a command again is safe: a good enrollment is kept (unless `force`), a key whose CSR
 // was sent but not answered is reused, and decommission of an already wiped machine does nothing.
-import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { loadEdgeConfig, type EdgeConfig } from '../../edge/config.ts';
 import { MyKeyError } from '../../shared/errors.ts';
 import { isEdgeId } from '../../shared/ids.ts';
 import { certFacts, certMatchesKey, createCsr, generateDeviceKey, importDeviceKey, issuedBy } from './device-key.ts';
-import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, selfRevoke, type DeviceTls, type EnrollmentAnswer } from './hub-client.ts';
+import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, type DeviceTls } from './hub-client.ts';
+import type { EnrollmentResponse } from '../../shared/device-api.ts';
 import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
-import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
+import { checkBroker, checkDeviceApi, checkHub, checkSnapshot } from './self-test.ts';
 import {
   ensureDir,
-  exists,
   FILE_MODE,
   KEY_MODE,
   readEnrollmentRecord,
@@ -24,7 +23,7 @@ import {
   type EnrollmentRecord,
   type StateLayout,
 } from './state-dir.ts';
-import { EDGE_USER, execCommand, installCommands, installUnit, removeCommands, renderUnit, runAll, UNIT_DIR, UNIT_NAME, type Exec } from './systemd.ts';
+import { EDGE_USER, installCommands, installUnit, renderUnit, UNIT_DIR, UNIT_NAME, type Exec } from './systemd.ts';
 
 /** Adapters, replaceable in tests. */
 export interface EnrollDeps {
@@ -102,7 +101,7 @@ export function redeemHint(e: unknown): string | undefined {
   }
 }
 
-function tlsOf(layout: StateLayout): DeviceTls | undefined {
+export function tlsOf(layout: StateLayout): DeviceTls | undefined {
   const cert = readIfExists(layout.cert);
   const key = readIfExists(layout.key);
   const ca = readIfExists(layout.ca);
@@ -134,7 +133,7 @@ const DEFAULT_BROKER_PORT = 8883;
  * Where the edge talks to: flag > hub's answer > the defaults (--hub itself when it is the https://
  * device API, else the hub's default ports on the hub's host name).
  */
-export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?: string }, answer?: Pick<EnrollmentAnswer, 'hubUrl' | 'brokerUrl'>) {
+export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?: string }, answer?: Pick<EnrollmentResponse, 'hubUrl' | 'brokerUrl'>) {
   const hub = new URL(o.hubUrl);
   const host = hub.hostname;
   return {
@@ -188,7 +187,7 @@ async function systemdStep(c: StepContext, unit: string, dryRun: boolean | undef
   c.ok(`${path} installed; ${UNIT_NAME} enabled and running`);
 }
 
-async function selfTest(c: StepContext, record: EnrollmentRecord, tls: DeviceTls, readers: string[], deps: EnrollDeps): Promise<void> {
+export async function selfTest(c: StepContext, record: EnrollmentRecord, tls: DeviceTls, readers: string[], deps: EnrollDeps): Promise<void> {
   const list = deps.listReaders ?? listReaders;
   const r = await checkReaders(readers, list);
   if (!r.ok) throw needsFix('reader_unavailable', r.detail, r.fix);
@@ -200,7 +199,7 @@ async function selfTest(c: StepContext, record: EnrollmentRecord, tls: DeviceTls
 }
 
 /** Writes the certificate, key, CA, config and (last) the enrollment record. */
-function commitEnrollment(layout: StateLayout, keyPem: string, answer: EnrollmentAnswer, o: { hubUrl: string; deviceApiUrl: string; brokerUrl: string }, now: Date): EnrollmentRecord {
+export function commitEnrollment(layout: StateLayout, keyPem: string, answer: EnrollmentResponse, o: { hubUrl: string; deviceApiUrl: string; brokerUrl: string }, now: Date): EnrollmentRecord {
   ensureDir(layout.dir);
   ensureDir(layout.tls);
   ensureDir(layout.data);
@@ -223,7 +222,7 @@ function commitEnrollment(layout: StateLayout, keyPem: string, answer: Enrollmen
 }
 
 /** Checks the hub's answer against what was asked before anything is written. */
-function checkAnswer(answer: EnrollmentAnswer, keyPem: string, edgeId: string): void {
+export function checkAnswer(answer: EnrollmentResponse, keyPem: string, edgeId: string): void {
   if (answer.edgeId !== edgeId) throw new MyKeyError('device_id_mismatch', `the hub issued a certificate for ${answer.edgeId}, not ${edgeId}`);
   if (!certMatchesKey(answer.certPem, keyPem)) throw new MyKeyError('validation_failed', 'the certificate from the hub does not carry this device key');
   if (!issuedBy(answer.certPem, answer.caPem)) throw new MyKeyError('validation_failed', 'the certificate from the hub is not signed by the CA certificate it sent');
@@ -231,7 +230,7 @@ function checkAnswer(answer: EnrollmentAnswer, keyPem: string, edgeId: string): 
 }
 
 /** A key for the CSR: the pending one from an unanswered attempt, or a new one (written 0600 first). */
-async function pendingKey(layout: StateLayout, c: StepContext): Promise<{ keyPem: string; keyPair: Awaited<ReturnType<typeof importDeviceKey>> }> {
+export async function pendingKey(layout: StateLayout, c: StepContext): Promise<{ keyPem: string; keyPair: Awaited<ReturnType<typeof importDeviceKey>> }> {
   ensureDir(layout.dir);
   ensureDir(layout.tls);
   const old = readIfExists(layout.pendingKey);
@@ -283,7 +282,7 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
     if (e.ok && !o.force) {
       c.ok(`edge ${e.record.edgeId} of ${e.record.serviceId} is enrolled (certificate valid until ${e.record.notAfter}); kept — pass --force to enroll again`);
       const days = Math.floor((Date.parse(e.record.notAfter) - now().getTime()) / 86_400_000);
-      if (days < ROTATE_WARN_DAYS) c.warn(`the certificate expires in ${days} days: issue a token in the console and run rotate`);
+      if (days < ROTATE_WARN_DAYS) c.warn(`the certificate expires in ${days} days: run rotate (no token is needed while it is valid)`);
       return e;
     }
     c.note(e.ok ? 'a good enrollment is present; --force: enrolling again' : `${e.reason}: enrolling`);
@@ -336,156 +335,6 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
   });
   deps.write(`enrolled: edge ${record.edgeId}, service ${record.serviceId}, certificate valid until ${record.notAfter}`);
   return { record, kept: !!found, unit };
-}
-
-export interface RotateOptions {
-  stateDir: string;
-  token?: string;
-  /** Defaults to the device API of the enrollment record; the stored device CA is the one trusted. */
-  hubUrl?: string;
-  dryRun?: boolean;
-  readers?: string[];
-}
-
-/**
- * Rotates the device certificate: a new key and CSR, redeemed with a fresh one-time token issued for
- * the same edge id (the hub supersedes, and so revokes, the previous certificate at once). The old
- * files are kept in tls/previous until the new certificate has passed the self-test.
- */
-export async function rotate(o: RotateOptions, deps: EnrollDeps): Promise<EnrollmentRecord> {
-  const now = deps.now ?? (() => new Date());
-  const layout = stateLayout(o.stateDir);
-  const steps = createSteps(deps.write, 5, redeemHint);
-  const current = await steps.step('Reading the current enrollment', (c) => {
-    const e = existingEnrollment(layout, undefined, new Date(0));
-    if (!e.ok) throw needsFix('not_found', `no usable enrollment in ${layout.dir}: ${e.reason}`, 'enroll this machine first (enroll --hub ... --token ... --edge-id ...)');
-    const days = Math.floor((Date.parse(e.record.notAfter) - now().getTime()) / 86_400_000);
-    c.ok(`edge ${e.record.edgeId} of ${e.record.serviceId}; certificate valid until ${e.record.notAfter} (${days < 0 ? 'expired' : `${days} days left`})`);
-    return e;
-  });
-  // Redemption lives on the device API, trusted through the CA certificate kept at enrollment.
-  const hubUrl = o.hubUrl ?? current.record.deviceApiUrl;
-  const key = await steps.step('New device key and certificate request', async (c) => {
-    const k = await pendingKey(layout, c);
-    return { keyPem: k.keyPem, csrPem: await createCsr(current.record.edgeId, k.keyPair) };
-  });
-  const answer = await steps.step('Redeeming the rotation token', async (c) => {
-    if (!o.token) throw needsFix('bad_request', 'no enrollment token given', `issue a token for edge ${current.record.edgeId} in the console and pass it with --token`);
-    const a = await redeemToken(hubUrl, { token: o.token, edgeId: current.record.edgeId, csrPem: key.csrPem }, { caPem: current.tls.ca, timeoutMs: deps.timeoutMs });
-    checkAnswer(a, key.keyPem, current.record.edgeId);
-    c.ok(`new certificate${a.notAfter ? ` valid until ${a.notAfter}` : ''}; the hub has superseded the previous one`);
-    return a;
-  });
-  const record = await steps.step('Replacing the files', (c) => {
-    ensureDir(layout.previous);
-    writeFileAtomic(`${layout.previous}/device-key.pem`, current.tls.key, KEY_MODE);
-    writeFileAtomic(`${layout.previous}/device-cert.pem`, current.tls.cert, FILE_MODE);
-    const r = commitEnrollment(layout, key.keyPem, answer, { hubUrl, deviceApiUrl: current.record.deviceApiUrl, brokerUrl: current.record.brokerUrl }, now());
-    const { json } = buildEdgeConfig(layout, r, o.readers);
-    writeFileAtomic(layout.config, JSON.stringify(json, null, 2) + '\n', 0o640);
-    writeFileAtomic(layout.enrollment, JSON.stringify(r, null, 2) + '\n', FILE_MODE);
-    c.ok(`new key and certificate in ${layout.tls}; previous ones in ${layout.previous} until the self-test passes`);
-    return r;
-  });
-  await steps.step('Self-test and restart', async (c) => {
-    await selfTest(c, record, { cert: answer.certPem, key: key.keyPem, ca: answer.caPem }, o.readers ?? [], deps);
-    rmSync(layout.previous, { recursive: true, force: true });
-    c.ok('previous key and certificate removed');
-    const restart = [['systemctl', 'restart', UNIT_NAME]];
-    if (o.dryRun) c.note(`dry run: would run: ${restart[0].join(' ')}`);
-    else {
-      await runAll(restart, deps.exec ?? execCommand);
-      c.ok(`${UNIT_NAME} restarted with the new certificate`);
-    }
-  });
-  deps.write(`rotated: edge ${record.edgeId}, certificate valid until ${record.notAfter}`);
-  return record;
-}
-
-export interface DecommissionOptions {
-  stateDir: string;
-  dryRun?: boolean;
-  /** The device was revoked another way (the console): skip the hub call, still check the broker. */
-  alreadyRevoked?: boolean;
-  reason?: string;
-}
-
-/** The default revocation: the device API's self-revocation route over mutual TLS. */
-async function revokeOverDeviceApi({ record, tls }: { record: EnrollmentRecord; tls: DeviceTls }, reason: string, timeoutMs?: number): Promise<'revoked' | 'already-refused' | 'no-route'> {
-  try {
-    return (await selfRevoke(record.deviceApiUrl, tls, reason, timeoutMs)) ? 'revoked' : 'no-route';
-  } catch (e) {
-    // A revoked certificate is refused by the device API itself: that is the goal.
-    if (e instanceof MyKeyError && (e.code === 'unauthorized' || e.code === 'device_revoked')) return 'already-refused';
-    throw e;
-  }
-}
-
-/** Revokes the device at the hub, checks the broker refuses it, removes the service and wipes the state. */
-export async function decommission(o: DecommissionOptions, deps: EnrollDeps): Promise<void> {
-  const layout = stateLayout(o.stateDir);
-  const steps = createSteps(deps.write, 4, redeemHint);
-  const current = await steps.step('Reading the enrollment', (c) => {
-    const record = readEnrollmentRecord(layout);
-    const tls = tlsOf(layout);
-    if (!record || !tls) {
-      c.note(`no complete enrollment in ${layout.dir}: nothing to revoke from this machine`);
-      return undefined;
-    }
-    c.ok(`edge ${record.edgeId} of ${record.serviceId}`);
-    return { record, tls };
-  });
-
-  await steps.step('Revoking at the hub and checking the broker refuses the device', async (c) => {
-    if (!current) return c.note('skipped');
-    if (o.alreadyRevoked) c.note('--already-revoked: not asking the hub');
-    else {
-      const r = await (deps.revoke ?? ((x) => revokeOverDeviceApi(x, o.reason ?? 'decommissioned', deps.timeoutMs)))(current);
-      if (r === 'no-route') {
-        throw needsFix('not_found', 'this hub has no device self-revocation route (POST /v1/device/revoke)', `revoke edge ${current.record.edgeId} in the console (Edges, Revoke), then run decommission again with --already-revoked`);
-      }
-      c.ok(r === 'revoked' ? `the hub revoked ${current.record.edgeId}` : 'the hub already refuses this certificate');
-    }
-    const v = await connectDevice(current.record.brokerUrl, current.record.edgeId, current.tls, deps.timeoutMs);
-    if (v.accepted) {
-      await v.client.endAsync(true).catch(() => undefined);
-      throw needsFix('conflict', `the broker still accepts ${current.record.edgeId}`, `revoke the edge in the console (Edges, Revoke) and run decommission again with --already-revoked`);
-    }
-    c.ok(`the broker refuses the certificate (${v.reason})`);
-  });
-
-  await steps.step(o.dryRun ? 'Removing the system service (dry run)' : 'Removing the system service', async (c) => {
-    const unitPath = `${deps.unitDir ?? UNIT_DIR}/${UNIT_NAME}`;
-    if (o.dryRun) {
-      for (const cmd of removeCommands()) c.note(`dry run: would run: ${cmd.join(' ')}`);
-      c.note(`dry run: would remove ${unitPath}`);
-      return;
-    }
-    if (!exists(unitPath)) return c.ok(`${UNIT_NAME} is not installed`);
-    const exec = deps.exec ?? execCommand;
-    await runAll(removeCommands().slice(0, 1), exec);
-    removeIfExists(unitPath);
-    await runAll(removeCommands().slice(1), exec);
-    c.ok(`${UNIT_NAME} stopped, disabled and removed`);
-  });
-
-  await steps.step('Wiping the local state', (c) => {
-    // Keys first: if this is interrupted, what is left holds no secret.
-    for (const p of [layout.key, layout.pendingKey]) removeIfExists(p);
-    rmSync(layout.previous, { recursive: true, force: true });
-    for (const p of [layout.cert, layout.ca, layout.config]) removeIfExists(p);
-    rmSync(layout.data, { recursive: true, force: true });
-    removeIfExists(layout.enrollment);
-    for (const d of [layout.tls, layout.dir]) {
-      try {
-        if (readdirSync(d).length === 0) rmdirSync(d);
-      } catch {
-        // Already gone, or holds files that are not ours: left as they are.
-      }
-    }
-    c.ok(exists(layout.dir) ? `${layout.dir}: enrollment files removed (other files left)` : `${layout.dir} removed`);
-  });
-  deps.write(current ? `decommissioned: edge ${current.record.edgeId}` : 'decommissioned: nothing was enrolled here');
 }
 
 /** A short account of the enrollment in a state directory (for a technician or a timer). */

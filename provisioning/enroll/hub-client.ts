@@ -1,28 +1,24 @@
-// What the provisioning tools say to the hub: enrollment redemption on the device listener (the
-// token is the credential, sent only over TLS to the device CA the technician pinned by its
-// fingerprint), the health route, and the device API over mutual TLS with the device certificate.
-// Every answer is validated here; failures become MyKeyError with the hub's stable code.
+// What the provisioning tools say to the hub, over the one shared hub client (shared/hub-client.ts):
+// enrollment redemption on the device listener (the token is the credential, sent only over TLS to
+// the device CA the technician pinned by its fingerprint), the health route, and the device API over
+// mutual TLS with the device certificate (config, snapshot, rotation, self-revocation). Bodies are
+// the shared contract's (shared/device-api.ts); failures are MyKeyErrors with the hub's codes.
 import { X509Certificate } from 'node:crypto';
-import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
-import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
-import { isErrorCode, MyKeyError, type ErrorCode } from '../../shared/errors.ts';
-import { EDGE_ID_PATTERN, SERVICE_ID_PATTERN } from '../../shared/ids.ts';
+import { Type } from '@sinclair/typebox';
+import {
+  DeviceConfig,
+  DeviceRevokeResponse,
+  DeviceRotateResponse,
+  EnrollmentResponse,
+  type EnrollmentRequest,
+} from '../../shared/device-api.ts';
+import { MyKeyError } from '../../shared/errors.ts';
+import { HubHttpClient, problemError, transportError } from '../../shared/hub-client.ts';
 import { Snapshot } from '../../shared/sync.ts';
 
-/** The hub's answer to POST /v1/enrollments (201). */
-export const EnrollmentAnswer = Type.Object({
-  certPem: Type.String({ pattern: '-----BEGIN CERTIFICATE-----' }),
-  caPem: Type.String({ pattern: '-----BEGIN CERTIFICATE-----' }),
-  serviceId: Type.String({ pattern: SERVICE_ID_PATTERN }),
-  edgeId: Type.String({ pattern: EDGE_ID_PATTERN }),
-  notAfter: Type.Optional(Type.String()),
-  brokerUrl: Type.Optional(Type.String({ pattern: '^mqtts?://' })),
-  hubUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
-});
-export type EnrollmentAnswer = Static<typeof EnrollmentAnswer>;
+export { problemError };
 
 /** The device credentials for mutual TLS (PEM text). */
 export interface DeviceTls {
@@ -32,28 +28,9 @@ export interface DeviceTls {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-
-// OpenSSL verification failures (as Node names them) and a host name the certificate does not carry:
-// the server is not the hub whose CA this tool trusts.
-const TLS_TRUST_ERRORS = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-function unreachable(url: string, e: unknown): MyKeyError {
-  const c = (e as { cause?: { code?: string; message?: string }; code?: string; message?: string }) ?? {};
-  const why = c.cause?.code ?? c.code ?? c.cause?.message ?? c.message ?? String(e);
-  if ((e as { name?: string })?.name === 'TimeoutError' || why === 'ETIMEDOUT') return new MyKeyError('timeout', `no answer from ${url} in time`, { cause: e });
-  if (TLS_TRUST_ERRORS.has(why)) return new MyKeyError('hub_ca_mismatch', `${url} presented a certificate that does not chain to the trusted hub device CA (${why})`, { cause: e });
-  return new MyKeyError('unavailable', `cannot reach ${url} (${why})`, { cause: e });
-}
+// Every answer here is a certificate or two, or a small JSON object; a snapshot can be large.
+const MAX_ANSWER_BYTES = 256 * 1024;
+const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 
 /** True for localhost, 127.0.0.0/8 and ::1 (as URL host names spell them). */
 export function isLoopbackHost(hostname: string): boolean {
@@ -130,22 +107,8 @@ export function fetchPinnedCa(url: URL, fingerprint: string, timeoutMs = DEFAULT
       done(new MyKeyError('hub_ca_mismatch', `${url.origin} presented no certificate with the pinned fingerprint ${want} (its chain: ${seen.map((f) => f.slice(0, 11)).join(', ') || 'empty'}); the token was not sent`));
     });
     socket.once('timeout', () => done(new MyKeyError('timeout', `no TLS handshake with ${url.origin} in time`)));
-    socket.once('error', (e) => done(unreachable(url.origin, e)));
+    socket.once('error', (e) => done(transportError(url.origin, e)));
   });
-}
-
-/** Turns a problem JSON body (RFC 9457 with `code`) into a MyKeyError. */
-export function problemError(status: number, text: string, what: string): MyKeyError {
-  let code: ErrorCode = status === 404 ? 'not_found' : status >= 500 ? 'unavailable' : 'bad_request';
-  let detail = '';
-  try {
-    const p = JSON.parse(text) as { code?: unknown; detail?: unknown; title?: unknown };
-    if (isErrorCode(p.code)) code = p.code;
-    detail = typeof p.detail === 'string' ? p.detail : typeof p.title === 'string' ? p.title : '';
-  } catch {
-    detail = text.slice(0, 200);
-  }
-  return new MyKeyError(code, `${what}: HTTP ${status} ${code}${detail ? `: ${detail}` : ''}`, { details: { status } });
 }
 
 /** How the enrollment request trusts the hub: a pinned CA fingerprint, or a CA certificate kept from before. */
@@ -163,131 +126,77 @@ export interface RedeemTrust {
  * against that CA alone; plain http:// only to a loopback address. The answer's CA must be the pinned
  * one. Throws insecure_transport or hub_ca_mismatch before the token leaves this machine.
  */
-export async function redeemToken(hubUrl: string, body: { token: string; edgeId: string; csrPem: string }, trust: RedeemTrust = {}): Promise<EnrollmentAnswer> {
+export async function redeemToken(hubUrl: string, body: EnrollmentRequest, trust: RedeemTrust = {}): Promise<EnrollmentResponse> {
   const base = checkEnrollmentUrl(hubUrl);
-  const url = new URL('/v1/enrollments', base);
   const timeoutMs = trust.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const pinned = trust.caFingerprint ? normalizeFingerprint(trust.caFingerprint) : trust.caPem ? new X509Certificate(trust.caPem).fingerprint256 : undefined;
-  let status: number;
-  let text: string;
-  if (url.protocol === 'https:') {
+  let ca: string | undefined;
+  if (base.protocol === 'https:') {
     if (!pinned) throw new MyKeyError('validation_failed', 'an https:// hub needs --ca-fingerprint (the device CA fingerprint shown in the console beside the token)');
-    const ca = trust.caPem ?? (await fetchPinnedCa(url, pinned, timeoutMs));
-    ({ status, text } = await httpsCall(url, { ca }, 'POST', body, timeoutMs));
-  } else {
-    let res: Response;
-    try {
-      res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
-    } catch (e) {
-      throw unreachable(url.toString(), e);
-    }
-    status = res.status;
-    text = await res.text();
+    // The pin is checked on a connection that carries nothing; only then is the token sent, over a
+    // connection verified against the pinned CA alone.
+    ca = trust.caPem ?? (await fetchPinnedCa(base, pinned, timeoutMs));
   }
-  if (status !== 201) throw problemError(status, text, 'the hub refused the enrollment');
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    throw new MyKeyError('bad_request', 'the hub answered the enrollment with something that is not JSON');
-  }
-  if (!Value.Check(EnrollmentAnswer, v)) {
-    const first = [...Value.Errors(EnrollmentAnswer, v)][0];
-    throw new MyKeyError('validation_failed', `the hub's enrollment answer does not match its schema (${first?.path || '/'}: ${first?.message})`);
-  }
-  if (pinned && new X509Certificate(v.caPem).fingerprint256 !== pinned) {
+  const hub = new HubHttpClient({ baseUrl: base.origin, tls: ca ? { ca } : undefined, timeoutMs, maxBytes: MAX_ANSWER_BYTES });
+  const r = await hub.call({ method: 'POST', path: '/v1/enrollments', body, expect: [201], schema: EnrollmentResponse, what: 'the hub refused the enrollment' });
+  if (pinned && new X509Certificate(r.value.caPem).fingerprint256 !== pinned) {
     throw new MyKeyError('hub_ca_mismatch', `the hub answered with a device CA other than the pinned ${pinned}`);
   }
-  return v;
+  return r.value;
 }
+
+const Health = Type.Object({ version: Type.Optional(Type.String({ maxLength: 64 })) });
 
 /** GET /healthz on the hub (over https:// verified against `ca`): resolves with the hub's version. */
 export async function hubHealth(hubUrl: string, timeoutMs = DEFAULT_TIMEOUT_MS, ca?: string): Promise<{ version?: string }> {
-  const url = new URL('/healthz', hubUrl);
-  let status: number;
-  let text: string;
-  if (url.protocol === 'https:' && ca) ({ status, text } = await httpsCall(url, { ca }, 'GET', undefined, timeoutMs));
-  else {
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    } catch (e) {
-      throw unreachable(url.toString(), e);
-    }
-    status = res.status;
-    text = await res.text();
-  }
-  if (status < 200 || status > 299) throw problemError(status, text, 'hub health');
-  try {
-    const v = JSON.parse(text) as { version?: unknown };
-    return { version: typeof v.version === 'string' ? v.version : undefined };
-  } catch {
-    return {};
-  }
+  const hub = new HubHttpClient({ baseUrl: new URL(hubUrl).origin, tls: ca ? { ca } : undefined, timeoutMs, maxBytes: MAX_ANSWER_BYTES });
+  const r = await hub.call({ method: 'GET', path: '/healthz', schema: Health, what: 'hub health' });
+  return { version: r.value.version };
 }
 
-/** One HTTPS request trusting `tls.ca` alone (with a client certificate when given): status and body text. */
-function httpsCall(url: URL, tls: { ca: string; cert?: string; key?: string }, method: string, body: unknown, timeoutMs: number): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = httpsRequest(
-      url,
-      {
-        method,
-        ca: tls.ca,
-        cert: tls.cert,
-        key: tls.key,
-        timeout: timeoutMs,
-        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on('error', (e) => reject(unreachable(url.origin, e)));
-      },
-    );
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
-    req.on('error', (e) => reject(unreachable(url.origin, e)));
-    req.end(payload);
-  });
+/** The device API over mutual TLS with the device certificate (https:// only). */
+export function deviceClient(deviceApiUrl: string, tls: DeviceTls, timeoutMs = DEFAULT_TIMEOUT_MS, maxBytes = MAX_ANSWER_BYTES): HubHttpClient {
+  const url = new URL(deviceApiUrl);
+  if (url.protocol !== 'https:') throw new MyKeyError('validation_failed', `the device API must be https:// (got ${url.protocol})`);
+  return new HubHttpClient({ baseUrl: url.origin, tls, timeoutMs, maxBytes });
 }
 
-/** One request to the device API over mutual TLS; resolves with the status and the body text. */
-export function deviceRequest(deviceApiUrl: string, tls: DeviceTls, method: string, path: string, body?: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ status: number; text: string }> {
-  const url = new URL(path, deviceApiUrl);
-  if (url.protocol !== 'https:') return Promise.reject(new MyKeyError('validation_failed', `the device API must be https:// (got ${url.protocol})`));
-  return httpsCall(url, tls, method, body, timeoutMs);
+/** GET /v1/device/config: who the hub knows this certificate as. */
+export async function fetchDeviceConfig(deviceApiUrl: string, tls: DeviceTls, timeoutMs?: number): Promise<DeviceConfig> {
+  return (await deviceClient(deviceApiUrl, tls, timeoutMs).call({ method: 'GET', path: '/v1/device/config', schema: DeviceConfig, what: 'device API' })).value;
 }
 
 /** The first snapshot of the device's service, validated against the shared schema. */
 export async function fetchSnapshot(deviceApiUrl: string, tls: DeviceTls, timeoutMs?: number): Promise<Snapshot> {
-  const r = await deviceRequest(deviceApiUrl, tls, 'GET', '/v1/device/snapshot', undefined, timeoutMs);
-  if (r.status !== 200) throw problemError(r.status, r.text, 'snapshot');
-  let v: unknown;
-  try {
-    v = JSON.parse(r.text);
-  } catch {
-    throw new MyKeyError('bad_request', 'the snapshot is not JSON');
+  const hub = deviceClient(deviceApiUrl, tls, timeoutMs, MAX_SNAPSHOT_BYTES);
+  return (await hub.call({ method: 'GET', path: '/v1/device/snapshot', schema: Snapshot, what: 'snapshot' })).value;
+}
+
+/**
+ * Asks the hub for a new certificate for a new key with the current one (POST /v1/device/rotate over
+ * mutual TLS): no token while the current certificate is valid.
+ */
+export async function rotateOverDeviceApi(deviceApiUrl: string, tls: DeviceTls, csrPem: string, timeoutMs?: number): Promise<DeviceRotateResponse> {
+  const hub = deviceClient(deviceApiUrl, tls, timeoutMs);
+  const r = await hub.call({ method: 'POST', path: '/v1/device/rotate', body: { csrPem }, expect: [201], schema: DeviceRotateResponse, what: 'certificate rotation' });
+  if (new X509Certificate(r.value.caPem).fingerprint256 !== new X509Certificate(tls.ca).fingerprint256) {
+    throw new MyKeyError('hub_ca_mismatch', 'the hub answered the rotation with a device CA other than the one stored at enrollment');
   }
-  if (!Value.Check(Snapshot, v)) throw new MyKeyError('validation_failed', 'the snapshot does not match the shared Snapshot schema');
-  return v;
+  return r.value;
 }
 
 /**
  * Asks the hub to revoke this device's own certificate: POST /v1/device/revoke over mutual TLS with
  * `{ reason }`. Only the holder of the device key can do this, which is what a technician at the
- * device has. Resolves false when the hub has no such route (404/405).
+ * device has. Resolves false when the hub has no such route (404/405 without another code).
  */
 export async function selfRevoke(deviceApiUrl: string, tls: DeviceTls, reason: string, timeoutMs?: number): Promise<boolean> {
-  const r = await deviceRequest(deviceApiUrl, tls, 'POST', '/v1/device/revoke', { reason }, timeoutMs);
-  if (r.status === 200 || r.status === 204) return true;
-  if (r.status === 404 || r.status === 405) {
-    // A problem body with a code other than not_found means the route exists and refused.
-    const e = problemError(r.status, r.text, 'device revocation');
-    if (e.code === 'not_found' || e.code === 'method_not_allowed') return false;
+  try {
+    await deviceClient(deviceApiUrl, tls, timeoutMs).call({ method: 'POST', path: '/v1/device/revoke', body: { reason: reason.slice(0, 64) }, schema: DeviceRevokeResponse, what: 'device revocation' });
+    return true;
+  } catch (e) {
+    // A problem body with a code other than these means the route exists and refused.
+    if (e instanceof MyKeyError && (e.code === 'not_found' || e.code === 'method_not_allowed')) return false;
     throw e;
   }
-  throw problemError(r.status, r.text, 'device revocation');
 }

@@ -4,7 +4,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { MyKeyError } from '../../shared/errors.ts';
 import { edgeCommandTopic } from '../../shared/topics.ts';
-import { deviceRequest, fetchSnapshot, hubHealth, problemError, type DeviceTls } from './hub-client.ts';
+import { fetchDeviceConfig, fetchSnapshot, hubHealth, type DeviceTls } from './hub-client.ts';
 
 const CONNACK_REASONS: Record<number, string> = {
   // MQTT 3.1.1 3.2.2.3 connect return codes.
@@ -72,16 +72,9 @@ export async function checkBroker(brokerUrl: string, edgeId: string, tls: Device
 
 /** GET /v1/device/config over mutual TLS: the hub knows this device as `edgeId` of `serviceId`. */
 export async function checkDeviceApi(deviceApiUrl: string, tls: DeviceTls, expect: { edgeId: string; serviceId: string }, timeoutMs?: number): Promise<string> {
-  const r = await deviceRequest(deviceApiUrl, tls, 'GET', '/v1/device/config', undefined, timeoutMs);
-  if (r.status !== 200) throw problemError(r.status, r.text, 'device API');
-  let body: { edgeId?: unknown; serviceId?: unknown };
-  try {
-    body = JSON.parse(r.text) as typeof body;
-  } catch {
-    throw new MyKeyError('bad_request', 'the device API config answer is not JSON');
-  }
+  const body = await fetchDeviceConfig(deviceApiUrl, tls, timeoutMs);
   if (body.edgeId !== expect.edgeId || body.serviceId !== expect.serviceId) {
-    throw new MyKeyError('device_id_mismatch', `the hub knows this certificate as ${String(body.edgeId)} of ${String(body.serviceId)}, not ${expect.edgeId} of ${expect.serviceId}`);
+    throw new MyKeyError('device_id_mismatch', `the hub knows this certificate as ${body.edgeId} of ${body.serviceId}, not ${expect.edgeId} of ${expect.serviceId}`);
   }
   return `device API ${deviceApiUrl} knows ${expect.edgeId} (${expect.serviceId})`;
 }

@@ -59,6 +59,21 @@ test('refuses bodies that are not the schema, not JSON, too large, or error stat
   assert.is(await code(new HubClient({ hubUrl: 'http://127.0.0.1:1' }).config()), 'unavailable');
 });
 
+test('a changes page is checked entry by entry against the shared ChangeEntry rules', async () => {
+  const hub = new HubClient({ hubUrl: url });
+  const table: [string, unknown, string][] = [
+    ['a good entry', { headSeq: 4, entries: [{ seq: 4, kind: 'unlink', at: '2026-06-01T12:00:00Z', remove: [KEY] }] }, 'resolved'],
+    ['an unknown kind', { headSeq: 4, entries: [{ seq: 4, kind: 'drop_all', at: '2026-06-01T12:00:00Z', remove: [] }] }, 'validation_failed'],
+    ['a key in clear', { headSeq: 4, entries: [{ seq: 4, kind: 'unlink', at: '2026-06-01T12:00:00Z', remove: ['4QG7CSUQ'] }] }, 'validation_failed'],
+    ['seq 0', { headSeq: 4, entries: [{ seq: 0, kind: 'unlink', at: '2026-06-01T12:00:00Z', remove: [KEY] }] }, 'validation_failed'],
+    ['a negative head', { headSeq: -1, entries: [] }, 'validation_failed'],
+  ];
+  for (const [name, body, want] of table) {
+    routes.set('/v1/device/changes', { status: 200, body: JSON.stringify(body) });
+    assert.is(await code(hub.changes(3, 1000)), want, name);
+  }
+});
+
 test('uses an injected fetch instead of its own transport', async () => {
   const seen: string[] = [];
   const fetch = (async (u: URL | string) => {

@@ -6,7 +6,6 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEdgeConfig } from '../../../edge/config.ts';
@@ -145,7 +144,7 @@ test('rotation gets a new key and certificate with a fresh token; the old certif
   assert.not.ok(v.accepted, 'the superseded certificate is refused');
 });
 
-test('decommission revokes at the hub, sees the broker refuse the device, and wipes the state; again, it does nothing', async (ctx) => {
+test('decommission revokes the device at the hub over mutual TLS, sees the broker refuse it, and wipes the state; again, it does nothing', async (ctx) => {
   const dir = join(ctx.root, 'counter-2');
   const L = stateLayout(dir);
   const creds = { cert: readFileSync(L.cert, 'utf8'), key: readFileSync(L.key, 'utf8'), ca: readFileSync(L.ca, 'utf8') };
@@ -153,13 +152,13 @@ test('decommission revokes at the hub, sees the broker refuse the device, and wi
   assert.ok(before.accepted);
   if (before.accepted) {
     const dropped = new Promise<void>((res) => before.client.once('close', () => res()));
-    // The hub has no HTTP revocation route for devices yet: the in-process call stands in for it.
-    const revoke: EnrollDeps['revoke'] = async ({ record }) => {
-      const res = ctx.h.th.hub.enrollment!.revoke(record.edgeId, 'decommissioned');
-      return res.ok ? 'revoked' : 'already-refused';
-    };
-    const r = await run(['decommission', '--state-dir', dir, '--dry-run'], { revoke });
+    // The real route: POST /v1/device/revoke over mutual TLS with the device's own certificate.
+    const r = await run(['decommission', '--state-dir', dir, '--dry-run', '--reason', 'moved to the new branch']);
     assert.is(r.code, 0, r.out);
+    assert.match(r.out, /the hub revoked lib-counter-2/);
+    const row = ctx.h.th.hub.devices.get('lib-counter-2');
+    assert.is(row?.status, 'revoked');
+    assert.is(row?.revoked_reason, 'self: moved to the new branch');
     assert.match(r.out, /the broker refuses the certificate \(CONNACK 5/);
     assert.match(r.out, /would run: systemctl disable --now mykey-edge\.service/);
     await dropped; // the connected session was closed by the revocation
@@ -171,17 +170,33 @@ test('decommission revokes at the hub, sees the broker refuse the device, and wi
   assert.match(again.out, /nothing to revoke/);
 });
 
-test('decommission without a revocation route at the hub says to revoke in the console', async (ctx) => {
+test('decommission against a hub without the self-revocation route says to revoke in the console', async (ctx) => {
+  // An older hub: its device API answers every path with 404 not_found.
   const dir = join(ctx.root, 'c3');
-  const r = await run(['decommission', '--state-dir', dir, '--dry-run']);
-  assert.is(r.code, 1);
-  assert.match(r.out, /no device self-revocation route/);
-  assert.match(r.out, /fix:\s+revoke edge lib-counter-3 in the console.*--already-revoked/);
-  assert.ok(existsSync(stateLayout(dir).key), 'nothing is wiped before the hub refuses the device');
-  ctx.h.th.hub.enrollment!.revoke('lib-counter-3', 'console');
-  const r2 = await run(['decommission', '--state-dir', dir, '--dry-run', '--already-revoked']);
-  assert.is(r2.code, 0, r2.out);
-  assert.not.ok(existsSync(stateLayout(dir).dir));
+  const hub = ctx.h.th.hub;
+  const creds = await hub.deviceCa!.serverCredentials();
+  const server = createHttpsServer({ key: creds.keyPem, cert: creds.certPem, ca: hub.deviceCa!.certPem, requestCert: true, rejectUnauthorized: true }, (_req, res) =>
+    res.writeHead(404, { 'content-type': 'application/problem+json' }).end('{"code":"not_found","status":404}'),
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const L = stateLayout(dir);
+    const record = JSON.parse(readFileSync(L.enrollment, 'utf8'));
+    record.deviceApiUrl = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    writeFileSync(L.enrollment, JSON.stringify(record));
+    const r = await run(['decommission', '--state-dir', dir, '--dry-run']);
+    assert.is(r.code, 1);
+    assert.match(r.out, /no device self-revocation route/);
+    assert.match(r.out, /fix:\s+revoke edge lib-counter-3 in the console.*--already-revoked/);
+    assert.ok(existsSync(L.key), 'nothing is wiped before the hub refuses the device');
+    hub.enrollment!.revoke('lib-counter-3', 'console');
+    const r2 = await run(['decommission', '--state-dir', dir, '--dry-run', '--already-revoked']);
+    assert.is(r2.code, 0, r2.out);
+    assert.not.ok(existsSync(L.dir));
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
 });
 
 test('without --dry-run the unit is written and systemctl runs in order; decommission disables and removes it', async (ctx) => {
@@ -230,43 +245,6 @@ test('a state directory path with spaces is refused before the token is spent', 
   assert.match(r.out, /\[1\/7\][\s\S]*has spaces or quotes/);
   const ok = await run(['enroll', ...ctx.h.hubArgs, '--token', token, '--edge-id', 'lib-counter-7', '--state-dir', join(ctx.root, 'c7'), '--dry-run']);
   assert.is(ok.code, 0, ok.out);
-});
-
-test('decommission by default asks the device API to revoke the device over mutual TLS (POST /v1/device/revoke)', async (ctx) => {
-  // A stand-in for the route the hub does not have yet: an HTTPS server with the hub's own device API
-  // credentials that revokes the calling device, as the route would.
-  const dir = join(ctx.root, 'counter-5');
-  assert.is((await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-5'), '--edge-id', 'lib-counter-5', '--state-dir', dir, '--dry-run'])).code, 0);
-  const hub = ctx.h.th.hub;
-  const creds = await hub.deviceCa!.serverCredentials();
-  const calls: { edgeId: string; body: string }[] = [];
-  const server = createHttpsServer({ key: creds.keyPem, cert: creds.certPem, ca: hub.deviceCa!.certPem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      const edgeId = (req.socket as TLSSocket).getPeerCertificate().subject.CN as string;
-      if (req.method !== 'POST' || req.url !== '/v1/device/revoke') return res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"not_found"}');
-      calls.push({ edgeId, body });
-      const r = hub.enrollment!.revoke(edgeId, 'self');
-      res.writeHead(r.ok ? 200 : 401, { 'content-type': 'application/json' }).end(JSON.stringify(r.ok ? { edgeId } : { code: 'unauthorized' }));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  try {
-    const L = stateLayout(dir);
-    const record = JSON.parse(readFileSync(L.enrollment, 'utf8'));
-    record.deviceApiUrl = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    writeFileSync(L.enrollment, JSON.stringify(record));
-    const r = await run(['decommission', '--state-dir', dir, '--dry-run', '--reason', 'moved to the new branch']);
-    assert.is(r.code, 0, r.out);
-    assert.equal(calls, [{ edgeId: 'lib-counter-5', body: JSON.stringify({ reason: 'moved to the new branch' }) }]);
-    assert.match(r.out, /the hub revoked lib-counter-5/);
-    assert.is(hub.devices.get('lib-counter-5')?.status, 'revoked');
-    assert.not.ok(existsSync(L.dir));
-  } finally {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  }
 });
 
 test.run();
