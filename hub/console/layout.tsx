@@ -95,7 +95,7 @@ export function Layout({ v, title, children }: { v: View; title: string; childre
           <h1>{title}</h1>
           {children}
         </main>
-        <footer>{v.lang === 'ja' ? '時刻は日本時間（JST）で表示しています。' : 'Times are shown in Japan Standard Time (JST).'}</footer>
+        <footer>{m.misc.footer}</footer>
       </body>
     </html>
   );
