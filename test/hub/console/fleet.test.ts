@@ -55,9 +55,9 @@ async function enrollAndConnect(edgeId: string, status?: { health: string; versi
   return edge;
 }
 
-async function shoot(name: string) {
+async function shoot(name: string, fullPage = true) {
   mkdirSync(shots, { recursive: true });
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage });
 }
 
 test.before(async () => {
@@ -236,9 +236,12 @@ test('every page in both languages, and the edge list on a phone (screenshots)',
   await page.goto(`${url}/console/edges`);
   const overflow = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth') as number;
   assert.ok(overflow <= 1, `the edge list fits a phone (overflow ${overflow}px)`);
-  await shoot('edges-phone-en');
+  await shoot('edges-phone-en', false);
+  await page.goto(`${url}/console/edges/lib-degraded`);
+  await shoot('edge-phone-en', false);
   await page.setViewportSize({ width: 820, height: 1180 });
-  await shoot('edges-tablet-en');
+  await page.goto(`${url}/console`);
+  await shoot('overview-tablet-en', false);
 });
 
 test.run();

@@ -30,7 +30,7 @@ export function AuditPage({ v, rows, older, filter, errors }: { v: View; rows: A
       <p class="lead">{a.intro}</p>
       {errors && <Flash kind="bad">{m.errors.fix}</Flash>}
       <section class="card">
-        <form method="get" action="/console/audit" class="form-row" data-testid="audit-filter">
+        <form method="get" action="/console/audit" class="form-row filters" data-testid="audit-filter">
           <Field v={v} f={fs} name="actor" label={m.fields.actor} maxlength={64} />
           <Field v={v} f={fs} name="action" label={m.fields.action} maxlength={64} placeholder="device.revoke" />
           {v.op.role === 'operator' && <Field v={v} f={fs} name="service" label={m.fields.service} maxlength={32} />}
@@ -39,7 +39,7 @@ export function AuditPage({ v, rows, older, filter, errors }: { v: View; rows: A
           <label>
             <span>&nbsp;</span>
             <button type="submit">{m.list.apply}</button>
-            <small class="hint">
+            <small class="reset">
               <a href="/console/audit">{m.list.reset}</a>
             </small>
           </label>

@@ -71,7 +71,7 @@ export function EdgesPage(p: EdgesPageProps) {
     <Layout v={v} title={e.title}>
       {p.errors && <Flash kind="bad">{m.errors.fix}</Flash>}
       <section class="card">
-        <form method="get" action="/console/edges" class="form-row" data-testid="edge-filter">
+        <form method="get" action="/console/edges" class="form-row filters" data-testid="edge-filter">
           <Field v={v} f={{ raw: f, errors: p.errors }} name="q" label={m.list.search} maxlength={64} placeholder="library-" />
           {v.op.role === 'operator' && (
             <Field v={v} name="service" label={m.common.service} f={{ errors: p.errors }}>
@@ -126,7 +126,7 @@ export function EdgesPage(p: EdgesPageProps) {
             <button type="submit" data-testid="apply-filter">
               {m.list.apply}
             </button>
-            <small class="hint">
+            <small class="reset">
               <a href="/console/edges">{m.list.reset}</a>
             </small>
           </label>
