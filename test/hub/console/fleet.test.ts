@@ -223,6 +223,42 @@ test("the operator API's actions are in the audit log, filtered by actor, action
   assert.not.match(none.text, 'data-audit-id');
 });
 
+test('a refused form says why in Japanese and keeps what was typed', async () => {
+  const c = client(h);
+  await c.signIn('ops');
+  await c.get('/console/services');
+  const r = await c.post('/console/services', { id: 'Bad Id!', name: '港区立図書館', webhookUrl: 'ftp://x' });
+  assert.is(r.status, 400);
+  assert.match(r.text, '入力内容を確認してください。');
+  assert.match(r.text, 'data-testid="error-id"');
+  assert.match(r.text, 'data-testid="error-webhookUrl"');
+  assert.not.match(r.text, 'data-testid="error-name"');
+  assert.match(r.text, 'value="港区立図書館"');
+  assert.match(r.text, 'value="Bad Id!"');
+  const dup = await c.post('/console/services', { id: 'library', name: 'Again', webhookUrl: '' });
+  assert.is(dup.status, 409);
+  assert.match(dup.text, '同じIDのものが既にあります。');
+});
+
+test('an enrollment token warns when its edge id is enrolled or has an unused token, and the list says when each was used and by which edge', async () => {
+  const c = client(h);
+  await c.signIn('ops');
+  await c.get('/console/enrollments');
+  await c.post('/console/enrollments', { serviceId: 'library', edgeId: 'lib-ok', hours: '2' });
+  const first = await c.get('/console/enrollments');
+  assert.match(first.text, 'data-warning="enrolled"');
+  assert.not.match(first.text, 'data-warning="unused"');
+  await c.post('/console/enrollments', { serviceId: 'library', edgeId: 'lib-ok', hours: '2' });
+  const second = await c.get('/console/enrollments');
+  assert.match(second.text, 'data-warning="unused"');
+  await c.post('/console/enrollments', { serviceId: 'library', edgeId: 'lib-brand-new', hours: '2' });
+  assert.not.match((await c.get('/console/enrollments')).text, 'data-testid="issue-warnings"');
+  // Used tokens (the ones the edges above enrolled with) say when, and for which edge.
+  assert.match(second.text, /data-testid="used">[^<]*lib-degraded/);
+  const audit = await c.get('/console/audit?action=enrollment.issue');
+  assert.match(audit.text, 'edgeId=lib-ok');
+});
+
 test('every page in both languages, and the edge list on a phone (screenshots)', async () => {
   for (const lang of ['ja', 'en'] as const) {
     await page.goto(`${url}/console/lang/${lang}?next=/console`);

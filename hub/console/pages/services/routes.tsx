@@ -51,7 +51,8 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
   function servicePage(c: C, id: string, flash: unknown = x.takeFlash(c), status = 200, form?: FormState) {
     const s = linkRepo.service(id)!;
     const readers = deps.devices?.page({ serviceId: id, state: 'all', limit: 200 }).rows ?? [];
-    return x.html(c, <ServicePage v={x.view(c)} s={serviceView(linkRepo, s) as ServiceItem} credentials={linkRepo.credentials(id)} readers={readers} flash={flash as never} form={form} />, status);
+    const latest = deps.devices?.versions()[0]?.version;
+    return x.html(c, <ServicePage v={x.view(c)} s={serviceView(linkRepo, s) as ServiceItem} credentials={linkRepo.credentials(id)} readers={readers} latest={latest} flash={flash as never} form={form} />, status);
   }
 
   /** Runs a service action after the role and existence checks. */

@@ -102,7 +102,7 @@ export function ServicesPage({ v, services, flash, canCreate, form }: { v: View;
   );
 }
 
-export function ServicePage({ v, s, credentials, readers, flash, form }: { v: View; s: ServiceItem; credentials: CredentialItem[]; readers: DeviceRow[]; flash?: Child; form?: FormState }) {
+export function ServicePage({ v, s, credentials, readers, latest, flash, form }: { v: View; s: ServiceItem; credentials: CredentialItem[]; readers: DeviceRow[]; latest?: string; flash?: Child; form?: FormState }) {
   const { m } = v;
   const t = m.services;
   const base = `/console/services/${s.id}`;
@@ -183,7 +183,7 @@ export function ServicePage({ v, s, credentials, readers, flash, form }: { v: Vi
           empty={m.hints.noReaders}
           columns={[
             { label: m.edges.edgeId, mono: true, cell: (d) => <a href={`/console/edges/${d.edge_id}`}>{d.edge_id}</a> },
-            { label: m.edges.health, cell: (d) => <StateBadge v={v} d={d} /> },
+            { label: m.edges.health, cell: (d) => <StateBadge v={v} d={d} latest={latest} /> },
             { label: m.edges.lastSeen, cell: (d) => <Ago v={v} at={d.last_seen_at} /> },
             { label: m.edges.version, mono: true, cell: (d) => d.version ?? '—' },
           ]}
