@@ -28,12 +28,23 @@ export async function html(c: Context, node: unknown, status = 200): Promise<Res
   return c.html(`<!DOCTYPE html>${await (node as Promise<string> | string)}`, status as 200);
 }
 
-/** A human message, in the operator's language, for an expected failure of an action. */
-export function failure(m: Messages, e: unknown): string {
+/**
+ * A human message, in the operator's language, for an expected failure of an action, with the hub's
+ * technical detail (its stable code and message) beneath it for a support request.
+ */
+export function failure(m: Messages, e: unknown) {
   if (!(e instanceof MyKeyError)) return m.errors.internal;
   const known = m.errors as unknown as Record<string, unknown>;
   const text = known[e.code];
-  return typeof text === 'string' ? text : m.errors.other(e.code);
+  return (
+    <>
+      <span data-code={e.code}>{typeof text === 'string' ? text : m.errors.other(e.code)}</span>
+      <br />
+      <small class="note">
+        {e.code}: {e.message}
+      </small>
+    </>
+  );
 }
 
 export function createConsoleContext(deps: ConsoleDeps, parts: { auth: ConsoleAuth; tokens: EnrollmentTokens; now: () => number; log: Logger }) {
