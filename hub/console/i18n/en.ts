@@ -169,6 +169,7 @@ export const en: typeof ja = {
     ownerService: 'Owner of the target',
     concernsYou: 'attempt from another service (refused)',
     detail: 'Detail',
+    ok: 'ok',
   },
 
   states: { ok: 'ok', degraded: 'degraded', stale: 'stale', clock_unsure: 'clock unsure', reader_missing: 'reader missing', offline: 'offline', revoked: 'revoked', outdated: 'outdated version', all: 'all (revoked too)', current: 'in service (not revoked)' },

@@ -168,6 +168,7 @@ export const ja = {
     ownerService: '対象の所有サービス',
     concernsYou: '他サービスからの操作（拒否）',
     detail: '詳細',
+    ok: '成功',
   },
 
   states: { ok: '正常', degraded: '機能低下', stale: '同期が古い', clock_unsure: '時刻不確か', reader_missing: 'リーダーなし', offline: 'オフライン', revoked: '失効済み', outdated: '旧バージョン', all: 'すべて（失効済みを含む）', current: '稼働中（失効済みを除く）' },

@@ -205,6 +205,22 @@ test('10,000 edges are filtered, searched, sorted, paged and exported on the ser
   assert.is(await page.locator('table[data-testid=edges] tbody tr').first().getAttribute('data-edge'), 'bulk-00050');
 });
 
+test("a service administrator's list, counts and export hold their own service's edges only, whatever the URL asks", async () => {
+  await h.addOperator('bulk-admin', 'service-admin', 'bulk');
+  const c = client(h);
+  await c.signIn('bulk-admin');
+  const list = await c.get('/console/edges?service=library&q=lib-');
+  assert.is(list.status, 200);
+  assert.not.match(list.text, 'data-edge="lib-');
+  const csv = await c.get('/console/edges.csv?service=library&state=all');
+  assert.not.match(csv.text, 'lib-');
+  assert.is(csv.text.trim().split('\r\n').length, 1 + 10_000);
+  const other = await c.get('/console/edges/lib-ok');
+  assert.is(other.status, 403);
+  const overview = await c.get('/console');
+  assert.match(overview.text, /data-testid="count-offline"[^>]*>[\s\S]*?<b>2500<\/b>/);
+});
+
 test("the operator API's actions are in the audit log, filtered by actor, action and service", async () => {
   const api = (method: string, path: string, body?: unknown) =>
     h.th.hub.app.request(path, { method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -72,7 +72,7 @@ export function AuditPage({ v, rows, older, filter, errors }: { v: View; rows: A
                 </>
               ),
             },
-            { label: a.outcome, cell: (r) => (r.outcome === 'ok' ? <Badge kind="ok">ok</Badge> : <Badge kind="bad">{r.outcome}</Badge>) },
+            { label: a.outcome, cell: (r) => (r.outcome === 'ok' ? <Badge kind="ok">{a.ok}</Badge> : <Badge kind="bad">{r.outcome}</Badge>) },
             { label: a.detail, cell: (r) => <Detail json={r.detail} /> },
           ]}
         />
