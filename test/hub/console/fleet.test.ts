@@ -101,6 +101,7 @@ const STATES = [
   ['lib-stale', 'stale', '1.2.0'],
   ['lib-clock', 'clock_unsure', '1.2.0'],
   ['lib-old', 'ok', '1.1.9'],
+  ['lib-noreader', 'reader_missing', '1.2.0'],
   ['lib-gone', 'ok', '1.2.0'],
 ] as const;
 
@@ -115,6 +116,7 @@ test('each state an edge reports over MQTT shows on the overview and in the list
   assert.is(await count('degraded'), '1');
   assert.is(await count('stale'), '1');
   assert.is(await count('clock_unsure'), '1');
+  assert.is(await count('reader_missing'), '1');
   assert.is(await count('offline'), '1');
   assert.is(await count('outdated'), '1');
   await shoot('overview-ja');
@@ -237,6 +239,30 @@ test("the operator API's actions are in the audit log, filtered by actor, action
   assert.match(family.text, '>credential.revoke<');
   const none = await c.get('/console/audit?from=2001-01-01&to=2001-01-02');
   assert.not.match(none.text, 'data-audit-id');
+});
+
+test('revoking a credential or a token asks for a reason too, and says what happened', async () => {
+  const c = client(h);
+  await c.signIn('ops');
+  const cred = h.th.hub.links.issueCredential('library', 'till');
+  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'lib-spare', by: 'ops' });
+  for (const [confirmPath, back, check] of [
+    [`/console/services/library/credentials/${cred.id}/revoke`, '/console/services/library', () => h.th.hub.linkRepo.credentials('library').find((k) => k.id === cred.id)!.revoked_at !== null],
+    [`/console/enrollments/${t.id}/revoke`, '/console/enrollments', () => h.repo.token(t.id)!.revoked_at !== null],
+  ] as const) {
+    const confirm = await c.get(confirmPath);
+    assert.is(confirm.status, 200);
+    assert.match(confirm.text, 'data-testid="confirm"');
+    const bare = await c.post(confirmPath, { reason: 'x' });
+    assert.is(bare.status, 400);
+    assert.match(bare.text, '>x</textarea>'); // what was typed comes back
+    assert.is(check(), false);
+    const done = await c.post(confirmPath, { reason: 'no longer used' });
+    assert.is(done.status, 303);
+    assert.is(done.location, back);
+    assert.is(check(), true);
+    assert.match((await c.get(back)).text, 'data-testid="done"');
+  }
 });
 
 test('a refused form says why in Japanese and keeps what was typed', async () => {
