@@ -55,7 +55,7 @@ export function mountEdgeRoutes(r: ConsoleApp, x: ConsoleContext): void {
 
   r.get('/edges.csv', async (c) => {
     const l = listQuery(c);
-    if (l.errors) return c.text('bad filter', 400);
+    if (l.errors) return c.text(x.view(c).m.errors.fix, 400);
     const res = deps.devices?.page({ ...l.q, limit: 100_000, offset: 0 }) ?? { rows: [], total: 0 };
     x.audit(c, 'edges.export', { serviceId: l.q.serviceId ?? null, detail: { rows: res.rows.length, state: l.q.state ?? null } });
     return c.body(edgesCsv(res.rows, l.health?.latest), 200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="edges.csv"' });
