@@ -63,7 +63,13 @@ async function shoot(name: string, fullPage = true) {
 test.before(async () => {
   caTmp = mkdtempSync(join(tmpdir(), 'mykey-fleet-ca-'));
   const caDir = await initCaDir(join(caTmp, 'ca'));
-  h = await startConsoleHub({ ca: caDir.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: ADMIN } } });
+  // The console revokes through the hub's own device enrollment, which drops the edge's connection
+  // at once (so aedes publishes the edge's will, the message this test wants ignored).
+  h = await startConsoleHub({
+    ca: caDir.ca,
+    overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: ADMIN } },
+    console: { enrollment: () => h?.th.hub.enrollment },
+  });
   await h.addOperator('ops', 'operator');
   h.th.hub.links.createService({ id: 'library', name: 'City Library' });
   h.th.hub.links.createService({ id: 'bulk', name: 'Bulk' });
@@ -156,7 +162,12 @@ test('revoking an edge asks for a reason on a confirmation page, says what happe
   assert.is(await page.getByTestId('revoked-by').textContent(), 'ops');
   assert.is(await page.getByTestId('revoked-reason').textContent(), 'stolen from the branch');
   await shoot('edge-revoked-ja');
-  await sleep(300); // the will of the cut connection reaches the broker
+  // The hub cut the connection: the edge's client sees it close, and aedes publishes its will.
+  const gone = edges[STATES.findIndex(([id]) => id === 'lib-gone')];
+  for (let i = 0; i < 100 && gone.connected; i++) await sleep(50);
+  assert.is(gone.connected, false);
+  assert.not.ok(h.th.hub.broker!.connectedEdges().includes('lib-gone'));
+  await sleep(300); // the will reaches the published hook
   const after = h.devices.get('lib-gone')!;
   assert.is(after.state, 'revoked');
   assert.is(after.online, 0);
