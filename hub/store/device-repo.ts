@@ -148,6 +148,10 @@ export function createDeviceRepo(db: Db, opts: { lagSamplesPerEdge?: number } = 
     counts: db.prepare<[], { status: DeviceStatus; online: number; n: number }>('SELECT status, online, COUNT(*) AS n FROM devices GROUP BY status, online'),
     stateCounts: db.prepare<[], { state: EdgeState; n: number }>('SELECT state, COUNT(*) AS n FROM devices GROUP BY state'),
     stateCountsOf: db.prepare<[string], { state: EdgeState; n: number }>('SELECT state, COUNT(*) AS n FROM devices WHERE service_id = ? GROUP BY state'),
+    lag: db.prepare<[], { behind: number; max: number | null }>("SELECT COUNT(*) FILTER (WHERE lag > 0) AS behind, MAX(lag) AS max FROM devices WHERE state <> 'revoked' AND state <> 'offline'"),
+    lagOf: db.prepare<[string], { behind: number; max: number | null }>(
+      "SELECT COUNT(*) FILTER (WHERE lag > 0) AS behind, MAX(lag) AS max FROM devices WHERE service_id = ? AND state <> 'revoked' AND state <> 'offline'",
+    ),
     versions: db.prepare<[], { version: string; n: number }>("SELECT version, COUNT(*) AS n FROM devices WHERE status = 'active' AND version IS NOT NULL GROUP BY version"),
     versionsOf: db.prepare<[string], { version: string; n: number }>(
       "SELECT version, COUNT(*) AS n FROM devices WHERE service_id = ? AND status = 'active' AND version IS NOT NULL GROUP BY version",
@@ -259,6 +263,11 @@ export function createDeviceRepo(db: Db, opts: { lagSamplesPerEdge?: number } = 
       const out = Object.fromEntries(EDGE_STATES.map((s) => [s, 0])) as Record<EdgeState, number>;
       for (const r of serviceId === undefined ? q.stateCounts.all() : q.stateCountsOf.all(serviceId)) if (r.state in out) out[r.state] += r.n;
       return out;
+    },
+    /** Connected edges behind their service's change log, and the largest lag among them. */
+    lagSummary(serviceId?: string): { behind: number; max: number } {
+      const r = serviceId === undefined ? q.lag.get() : q.lagOf.get(serviceId);
+      return { behind: r?.behind ?? 0, max: r?.max ?? 0 };
     },
     /** Versions that active edges report, newest first, with how many edges run each. */
     versions(serviceId?: string): { version: string; n: number }[] {

@@ -57,6 +57,8 @@ export const en: typeof ja = {
     online: 'Online',
     offline: 'Offline',
     revoked: 'Revoked',
+    behind: 'behind in sync',
+    maxLag: (n: number) => `at most ${n} entries`,
     revocation: 'Revocation status',
     lastRun: 'Last run',
     crlAge: 'CRL age',

@@ -56,6 +56,8 @@ export const ja = {
     online: 'オンライン',
     offline: 'オフライン',
     revoked: '失効済み',
+    behind: '同期の遅れ',
+    maxLag: (n: number) => `最大 ${n} 件`,
     revocation: '失効確認の状況',
     lastRun: '最終実行',
     crlAge: 'CRLの経過時間',

@@ -125,6 +125,7 @@ test('each state an edge reports over MQTT shows on the overview and in the list
   assert.is(await count('reader_missing'), '1');
   assert.is(await count('offline'), '1');
   assert.is(await count('outdated'), '1');
+  assert.is(await count('behind'), '0'); // nothing in the library's change log yet: every edge is in sync
   await shoot('overview-ja');
   await page.getByTestId('count-degraded').click();
   assert.match(page.url(), /state=degraded/);
@@ -212,6 +213,11 @@ test('10,000 edges are filtered, searched, sorted, paged and exported on the ser
   const csv = await c.get('/console/edges.csv?service=bulk&state=degraded');
   assert.is(csv.headers.get('content-type'), 'text/csv; charset=utf-8');
   assert.is(csv.text.trim().split('\r\n').length, 1 + h.devices.page({ serviceId: 'bulk', state: 'degraded' }).total);
+  // The overview counts the connected edges behind their change log, and the largest lag.
+  let behind = 0;
+  for (let i = 0; i < 10_000; i++) if (i % 4 !== 0 && i % 7 !== 0) behind++;
+  const overview = await c.get('/console');
+  assert.match(overview.text, new RegExp(`data-testid="count-behind"[^>]*>[\\s\\S]*?<b>${behind}</b>`));
   await page.goto(`${url}/console/edges?service=bulk`);
   await page.getByTestId('next-page').click();
   assert.match(page.url(), /page=2/);

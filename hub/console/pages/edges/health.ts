@@ -9,6 +9,8 @@ export interface FleetHealth {
   latest?: string;
   /** Edges not revoked. */
   inService: number;
+  /** Connected edges behind their service's change log, and the largest lag among them. */
+  lag: { behind: number; max: number };
 }
 
 /** Which badge colour a state gets. */
@@ -29,5 +31,5 @@ export function fleetHealth(devices: DeviceRepo, serviceId?: string): FleetHealt
   const latest = versions[0]?.version;
   const outdated = versions.slice(1).reduce((a, row) => a + row.n, 0);
   const inService = EDGE_STATES.filter((s) => s !== 'revoked').reduce((a, s) => a + states[s], 0);
-  return { states, outdated, latest, inService };
+  return { states, outdated, latest, inService, lag: devices.lagSummary(serviceId) };
 }

@@ -218,6 +218,12 @@ function FleetCard({ v, h }: { v: View; h: FleetHealth }) {
             </li>
           ))}
           <li>
+            <a href={'/console/edges?sort=lag&dir=desc'} data-testid="count-behind">
+              <Badge kind={h.lag.behind === 0 ? 'off' : h.lag.max < 50 ? 'warn' : 'bad'}>{m.overview.behind}</Badge> <b>{String(h.lag.behind)}</b>
+              {h.lag.behind > 0 && <span class="note"> ({m.overview.maxLag(h.lag.max)})</span>}
+            </a>
+          </li>
+          <li>
             <a href="/console/edges?state=outdated" data-state="outdated" data-testid="count-outdated" title={h.latest ? `${m.edges.version} < ${h.latest}` : undefined}>
               <Badge kind={h.outdated === 0 ? 'off' : 'warn'}>{m.states.outdated}</Badge> <b>{String(h.outdated)}</b>
             </a>
