@@ -67,7 +67,9 @@ export const DEVICE_MIGRATIONS: Migration[] = [
              ELSE health END) VIRTUAL;
       CREATE INDEX devices_state ON devices (state, edge_id);
       CREATE INDEX devices_service_state ON devices (service_id, state, edge_id);
-      CREATE INDEX devices_version ON devices (version);
+      -- Versions of active edges (the filter's choices, the newest for 'outdated'): covering indexes.
+      CREATE INDEX devices_version ON devices (status, version);
+      CREATE INDEX devices_service_version ON devices (service_id, status, version);
       CREATE INDEX devices_last_seen ON devices (last_seen_at);
     `,
   },

@@ -7,7 +7,6 @@ import { ConfirmPage } from '../../components/revoke.tsx';
 import type { C, ConsoleApp, ConsoleContext } from '../../context.tsx';
 import { EdgeQuery, parseFields, ReasonForm } from '../../forms.ts';
 import { Flash } from '../../layout.tsx';
-import { fleetHealth } from './health.ts';
 import { edgesCsv } from './csv.ts';
 import { EdgePage, EdgesPage } from './view.tsx';
 
@@ -22,7 +21,8 @@ export function mountEdgeRoutes(r: ConsoleApp, x: ConsoleContext): void {
     const raw = p.raw;
     const f = p.ok ? p.value : { service: '', state: '', version: '', q: '', sort: '', dir: '', page: '' };
     const own = c.get('session').operator.serviceId;
-    const health = deps.devices ? fleetHealth(deps.devices, own ?? (f.service || undefined)) : undefined;
+    // Versions newest first: the newest is what `outdated` compares with, all are the filter's choices.
+    const versions = deps.devices?.versions(own ?? (f.service || undefined)).map((row) => row.version) ?? [];
     const q: EdgeListQuery = {
       serviceId: own ?? (f.service || undefined),
       state: (f.state || undefined) as EdgeListQuery['state'],
@@ -30,9 +30,9 @@ export function mountEdgeRoutes(r: ConsoleApp, x: ConsoleContext): void {
       search: f.q || undefined,
       sort: (f.sort || 'edge') as EdgeSort,
       desc: f.dir === 'desc',
-      latest: health?.latest,
+      latest: versions[0],
     };
-    return { q, raw, errors: p.ok ? undefined : p.errors, page: Math.max(1, Number(f.page) || 1), health };
+    return { q, raw, errors: p.ok ? undefined : p.errors, page: Math.max(1, Number(f.page) || 1), versions, latest: versions[0] };
   }
 
   r.get('/edges', async (c) => {
@@ -45,10 +45,11 @@ export function mountEdgeRoutes(r: ConsoleApp, x: ConsoleContext): void {
       .services()
       .filter((s) => x.mayManage(c, s.id))
       .map((s) => s.id);
-    const versions = deps.devices?.versions(l.q.serviceId).map((row) => row.version) ?? [];
+    // An empty page of an empty fleet says how to enroll the first edge; otherwise, to reset the filter.
+    const fleetEmpty = res.total === 0 && (deps.devices?.page({ serviceId: l.q.serviceId, state: 'all', limit: 0 }).total ?? 0) === 0;
     return x.html(
       c,
-      <EdgesPage v={v} rows={res.rows} total={res.total} page={l.page} perPage={EDGES_PER_PAGE} samples={samples} filter={l.raw} errors={l.errors} services={services} versions={versions} health={l.health} />,
+      <EdgesPage v={v} rows={res.rows} total={res.total} page={l.page} perPage={EDGES_PER_PAGE} samples={samples} filter={l.raw} errors={l.errors} services={services} versions={l.versions} latest={l.latest} fleetEmpty={fleetEmpty} />,
       l.errors ? 400 : 200,
     );
   });
@@ -58,7 +59,7 @@ export function mountEdgeRoutes(r: ConsoleApp, x: ConsoleContext): void {
     if (l.errors) return c.text(x.view(c).m.errors.fix, 400);
     const res = deps.devices?.page({ ...l.q, limit: 100_000, offset: 0 }) ?? { rows: [], total: 0 };
     x.audit(c, 'edges.export', { serviceId: l.q.serviceId ?? null, detail: { rows: res.rows.length, state: l.q.state ?? null } });
-    return c.body(edgesCsv(res.rows, l.health?.latest), 200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="edges.csv"' });
+    return c.body(edgesCsv(res.rows, l.latest), 200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="edges.csv"' });
   });
 
   /** The edge of the URL, when this person may manage it; otherwise the response to send. */
@@ -73,8 +74,8 @@ export function mountEdgeRoutes(r: ConsoleApp, x: ConsoleContext): void {
   r.get('/edges/:edge', async (c) => {
     const e = edgeOf(c, 'edge.view');
     if (!e.d) return e.res;
-    const health = fleetHealth(deps.devices!, e.d.service_id);
-    return x.html(c, <EdgePage v={x.view(c)} d={e.d} samples={deps.devices!.lagHistory(e.d.edge_id)} latest={health.latest} flash={x.takeFlash(c) as never} />);
+    const latest = deps.devices!.versions(e.d.service_id)[0]?.version;
+    return x.html(c, <EdgePage v={x.view(c)} d={e.d} samples={deps.devices!.lagHistory(e.d.edge_id)} latest={latest} flash={x.takeFlash(c) as never} />);
   });
 
   function confirmPage(c: C, id: string, status = 200, reason = '', error = false) {

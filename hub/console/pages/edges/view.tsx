@@ -11,7 +11,7 @@ import type { FieldErrors } from '../../forms.ts';
 import { when } from '../../i18n.ts';
 import { LagChart } from '../../lag-chart.tsx';
 import { Ago, Badge, Flash, Layout, type View } from '../../layout.tsx';
-import { STATE_KIND, type FleetHealth } from './health.ts';
+import { STATE_KIND } from './health.ts';
 
 const isOutdated = (d: DeviceRow, latest?: string) => d.status === 'active' && !!latest && d.version !== null && compareVersions(d.version, latest) < 0;
 
@@ -47,7 +47,10 @@ export interface EdgesPageProps {
   errors?: FieldErrors;
   services: string[];
   versions: string[];
-  health?: FleetHealth;
+  /** The newest version in the fleet (older ones are flagged). */
+  latest?: string;
+  /** No edge at all (not even revoked): the empty list says how to enroll the first. */
+  fleetEmpty: boolean;
 }
 
 const STATE_CHOICES = ['', 'ok', 'degraded', 'stale', 'clock_unsure', 'reader_missing', 'offline', 'outdated', 'revoked', 'all'] as const;
@@ -66,7 +69,6 @@ export function EdgesPage(p: EdgesPageProps) {
   const from = p.total === 0 ? 0 : (p.page - 1) * p.perPage + 1;
   const to = Math.min(p.total, p.page * p.perPage);
   const sortLabel: Record<(typeof SORTS)[number], string> = { edge: e.edgeId, service: m.common.service, state: e.health, last_seen: e.lastSeen, lag: e.lag, version: e.version };
-  const fleetEmpty = p.health !== undefined && p.health.inService === 0 && p.health.states.revoked === 0;
   return (
     <Layout v={v} title={e.title}>
       {p.errors && <Flash kind="bad">{m.errors.fix}</Flash>}
@@ -142,12 +144,12 @@ export function EdgesPage(p: EdgesPageProps) {
         <DataTable
           testid="edges"
           rows={p.rows}
-          empty={fleetEmpty ? m.hints.noEdges : m.list.noMatch}
+          empty={p.fleetEmpty ? m.hints.noEdges : m.list.noMatch}
           rowAttrs={(d) => ({ 'data-edge': d.edge_id, 'data-state': d.state })}
           columns={[
             { label: e.edgeId, mono: true, cell: (d) => <a href={`/console/edges/${d.edge_id}`}>{d.edge_id}</a> },
             { label: m.common.service, mono: true, cell: (d) => d.service_id },
-            { label: e.health, cell: (d) => <StateBadge v={v} d={d} latest={p.health?.latest} /> },
+            { label: e.health, cell: (d) => <StateBadge v={v} d={d} latest={p.latest} /> },
             { label: e.lastSeen, cell: (d) => <Ago v={v} at={d.last_seen_at} /> },
             { label: e.version, mono: true, cell: (d) => d.version ?? '—' },
             { label: e.appliedSeq, num: true, cell: (d) => String(d.applied_seq) },
