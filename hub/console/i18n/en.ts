@@ -250,6 +250,8 @@ export const en: typeof ja = {
   },
   hints: {
     noServices: 'No service yet. Create the first one (a library, say) with the form below.',
+    noServicesOverview: 'No service yet. Create the first one under Services →',
+    noWebhook: 'No webhook is set. To receive revocation notices in the business system, set one under "Webhook URL" below.',
     noServicesAdmin: 'You manage no service. Ask a platform operator.',
     noEdges: 'No edge yet. Issue an enrollment token under "Enrollment tokens" and ask a technician to enroll the reader.',
     noTokens: 'No enrollment token issued. Issue one with the form above.',

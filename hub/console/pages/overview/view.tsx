@@ -79,7 +79,7 @@ export function OverviewPage({ v, d }: { v: View; d: OverviewData }) {
       <section class="card">
         <h2>{o.linksPerService}</h2>
         {d.services.length === 0 ? (
-          <p class="empty">{v.op.role === 'operator' ? m.hints.noServices : m.hints.noServicesAdmin}</p>
+          <p class="empty">{v.op.role === 'operator' ? <a href="/console/services">{m.hints.noServicesOverview}</a> : m.hints.noServicesAdmin}</p>
         ) : (
           <div class="table-wrap">
             <table data-testid="links-per-service">

@@ -11,7 +11,7 @@ export function RevocationsPage({ v, runs, crls }: { v: View; runs: RevocationRu
     <Layout v={v} title={r.title}>
       <section class="card">
         {runs.length === 0 ? (
-          <p class="empty">{m.overview.noRuns}</p>
+          <p class="empty">{m.hints.noRuns}</p>
         ) : (
           <div class="table-wrap">
             <table data-testid="revocation-runs">

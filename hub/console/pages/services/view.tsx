@@ -131,7 +131,7 @@ export function ServicePage({ v, s, credentials, readers, latest, flash, form }:
               </p>
             </div>
           ) : (
-            <p class="empty">{t.noWebhook}</p>
+            <p class="empty">{m.hints.noWebhook}</p>
           )}
           {s.webhook.lastError && (
             <div class="note">
