@@ -54,7 +54,8 @@ export function createConsoleContext(deps: ConsoleDeps, parts: { auth: ConsoleAu
   function view(c: C): View {
     const s = c.get('session');
     const lang = c.get('lang');
-    return { m: messages(lang), lang, op: s.operator, csrf: s.csrfToken, path: c.req.path, now: now() };
+    const search = new URL(c.req.url).search;
+    return { m: messages(lang), lang, op: s.operator, csrf: s.csrfToken, path: c.req.path, back: c.req.method === 'GET' ? c.req.path + search : c.req.path, now: now() };
   }
 
   function audit(c: C, action: string, e: AuditEntry = {}) {

@@ -133,6 +133,11 @@ test('each state an edge reports over MQTT shows on the overview and in the list
   assert.equal(rows, ['lib-degraded']);
   await page.getByTestId('count-degraded').count(); // (the list page has no counts; nothing to click)
   await page.goto(`${url}/console/edges?state=outdated`);
+  await page.getByTestId('lang-switch').click(); // the switch keeps the filter
+  assert.match(page.url(), /\/console\/edges\?state=outdated$/);
+  assert.is(await page.getAttribute('html', 'lang'), 'en');
+  await page.goto(`${url}/console/lang/ja?next=/console`);
+  await page.goto(`${url}/console/edges?state=outdated`);
   assert.equal(await page.locator('table[data-testid=edges] tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-edge'))), ['lib-old']);
   await page.goto(`${url}/console/edges`);
   for (const [id, label] of [['lib-stale', '同期が古い'], ['lib-clock', '時刻不確か'], ['lib-never', 'オフライン'], ['lib-old', '旧バージョン']]) {
