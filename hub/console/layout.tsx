@@ -11,6 +11,8 @@ export interface View {
   csrf: string;
   /** The path of this page (for the language switch's way back and the current tab). */
   path: string;
+  /** The path with its query (a filtered list), where the language switch comes back to. */
+  back?: string;
   now: number;
 }
 
@@ -68,7 +70,7 @@ export function Layout({ v, title, children }: { v: View; title: string; childre
                 {m.role[v.op.role]}
                 {v.op.serviceId ? ` · ${v.op.serviceId}` : ''}
               </span>
-              <a class="lang" href={langHref(v.lang, v.path)} hreflang={v.lang === 'ja' ? 'en' : 'ja'} data-testid="lang-switch">
+              <a class="lang" href={langHref(v.lang, v.back ?? v.path)} hreflang={v.lang === 'ja' ? 'en' : 'ja'} data-testid="lang-switch">
                 {m.switchTo}
               </a>
               <form method="post" action={`${CONSOLE_BASE}/logout`}>
@@ -95,7 +97,7 @@ export function Layout({ v, title, children }: { v: View; title: string; childre
           <h1>{title}</h1>
           {children}
         </main>
-        <footer>{v.lang === 'ja' ? '時刻は日本時間（JST）で表示しています。' : 'Times are shown in Japan Standard Time (JST).'}</footer>
+        <footer>{m.misc.footer}</footer>
       </body>
     </html>
   );

@@ -82,6 +82,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       const b = c.get('body');
       if (b.webhookUrl) checkWebhookUrl(b.webhookUrl, deps.webhookUrlPolicy);
       const r = links.createService(b);
+      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.create', target: r.service.id, service_id: r.service.id, detail: { name: r.service.name, webhook: !!b.webhookUrl, via: 'api' } });
       return c.json(serviceView(linkRepo, r.service, { webhookSecret: r.webhookSecret }), 201);
     },
   );
@@ -100,6 +101,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
     (c) => {
       if (c.get('body').url) checkWebhookUrl(c.get('body').url!, deps.webhookUrlPolicy);
       const r = links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
+      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'webhook.set', target: c.req.param('serviceId')!, service_id: c.req.param('serviceId')!, detail: { cleared: !c.get('body').url, via: 'api' } });
       return c.json(serviceView(linkRepo, links.service(c.req.param('serviceId')!)!, r));
     },
   );
@@ -115,7 +117,11 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 201: { description: 'the credential', schema: CredentialCreated } },
       errors: ['not_found'],
     },
-    (c) => c.json(links.issueCredential(c.req.param('serviceId')!, c.get('body').label), 201),
+    (c) => {
+      const cred = links.issueCredential(c.req.param('serviceId')!, c.get('body').label);
+      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.issue', target: cred.id, service_id: c.req.param('serviceId')!, detail: { label: c.get('body').label, via: 'api' } });
+      return c.json(cred, 201);
+    },
   );
 
   r.route(
@@ -128,7 +134,11 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 204: { description: 'revoked' } },
       errors: ['not_found'],
     },
-    (c) => (links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!) ? c.body(null, 204) : problem(c, 'not_found', 'no such active credential')),
+    (c) => {
+      const done = links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!);
+      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.revoke', target: c.req.param('credentialId')!.slice(0, 32), service_id: c.req.param('serviceId')!.slice(0, 32), outcome: done ? 'ok' : 'not_found', detail: { via: 'api' } });
+      return done ? c.body(null, 204) : problem(c, 'not_found', 'no such active credential');
+    },
   );
 
   r.route(

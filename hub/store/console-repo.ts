@@ -68,6 +68,19 @@ export interface AuditRow {
   owner_service_id: string | null;
 }
 
+export interface AuditFilter {
+  /** The signed-in service administrator's service: only its entries. */
+  serviceId?: string;
+  before?: number;
+  limit?: number;
+  actor?: string;
+  /** An action, or its family (`device` for `device.revoke`). */
+  action?: string;
+  service?: string;
+  from?: number;
+  to?: number;
+}
+
 export type AuditInput = Omit<AuditRow, 'id' | 'outcome' | 'detail' | 'role' | 'target' | 'service_id' | 'owner_service_id'> &
   Partial<Pick<AuditRow, 'role' | 'target' | 'service_id' | 'outcome' | 'owner_service_id'>> & { detail?: Record<string, unknown> };
 
@@ -120,6 +133,7 @@ export function createConsoleRepo(db: Db) {
     // The claim is one statement, so two redemptions of one token cannot both succeed.
     claimToken: db.prepare('UPDATE enrollment_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?'),
     releaseToken: db.prepare('UPDATE enrollment_tokens SET used_at = NULL WHERE id = ? AND used_at = ?'),
+    unusedTokensFor: db.prepare<[string, number], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE edge_id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at'),
     revokeToken: db.prepare('UPDATE enrollment_tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL'),
 
     audit: db.prepare(
@@ -135,6 +149,7 @@ export function createConsoleRepo(db: Db) {
     ),
   };
 
+  const auditStatements = new Map<string, ReturnType<typeof db.prepare<Record<string, unknown>, AuditRow>>>();
   return {
     operator: (name: string): OperatorRow | undefined => q.operator.get(name),
     operators: (): OperatorRow[] => q.operators.all(),
@@ -165,6 +180,8 @@ export function createConsoleRepo(db: Db) {
     tokens: (serviceId?: string, limit = 200): EnrollmentTokenRow[] => (serviceId === undefined ? q.tokens.all(limit) : q.tokensOf.all(serviceId, limit)),
     claimToken: (id: string, now: number): boolean => q.claimToken.run(now, id, now).changes === 1,
     releaseToken: (id: string, claimedAt: number) => void q.releaseToken.run(id, claimedAt),
+    /** Tokens for this edge id (in any service) that could still be redeemed at `now`. */
+    unusedTokensFor: (edgeId: string, now: number): EnrollmentTokenRow[] => q.unusedTokensFor.all(edgeId, now),
     revokeToken: (id: string, by: string, at: number): boolean => q.revokeToken.run(at, by, id).changes === 1,
 
     audit: (e: AuditInput): number =>
@@ -181,12 +198,40 @@ export function createConsoleRepo(db: Db) {
           owner_service_id: e.owner_service_id ?? null,
         }).lastInsertRowid,
       ),
-    /** Newest first, before the id `before` (paging); only one service's entries when given. */
-    auditLog: (opts: { serviceId?: string; before?: number; limit?: number } = {}): AuditRow[] => {
+    /**
+     * Newest first, before the id `before` (keyset paging); only one service's entries when given
+     * (with the refused attempts of others on what it owns); filtered by actor, action, the service
+     * acted on, and time [from, to).
+     */
+    auditLog: (opts: AuditFilter = {}): AuditRow[] => {
       const before = opts.before ?? Number.MAX_SAFE_INTEGER;
       const limit = opts.limit ?? 100;
-      return opts.serviceId === undefined ? q.auditPage.all(before, limit) : q.auditPageOf.all({ s: opts.serviceId, before, limit });
+      const filtered = opts.actor || opts.action || opts.service || opts.from !== undefined || opts.to !== undefined;
+      if (!filtered) return opts.serviceId === undefined ? q.auditPage.all(before, limit) : q.auditPageOf.all({ s: opts.serviceId, before, limit });
+      const parts = ['id < @before'];
+      if (opts.serviceId !== undefined) parts.push('(service_id = @own OR owner_service_id = @own)');
+      if (opts.actor) parts.push('actor = @actor');
+      if (opts.action) parts.push("(action = @action OR action LIKE @actionPrefix ESCAPE '\\')");
+      if (opts.service) parts.push('(service_id = @service OR owner_service_id = @service)');
+      if (opts.from !== undefined) parts.push('at >= @from');
+      if (opts.to !== undefined) parts.push('at < @to');
+      const sql = `SELECT * FROM audit_log WHERE ${parts.join(' AND ')} ORDER BY id DESC LIMIT @limit`;
+      let st = auditStatements.get(sql);
+      if (!st) auditStatements.set(sql, (st = db.prepare<Record<string, unknown>, AuditRow>(sql)));
+      return st.all({
+        before,
+        limit,
+        own: opts.serviceId ?? null,
+        actor: opts.actor ?? null,
+        action: opts.action ?? null,
+        // "device" finds device.revoke and device.*: a prefix up to a dot.
+        actionPrefix: opts.action ? `${opts.action.replace(/[\\%_]/g, (c) => `\\${c}`)}.%` : null,
+        service: opts.service ?? null,
+        from: opts.from ?? null,
+        to: opts.to ?? null,
+      });
     },
+
   };
 }
 

@@ -1,6 +1,8 @@
 // published: an accepted status from an edge (or its will) updates the device repo: online, last
 // seen, applied sequence, version, health, and lag = the service's head sequence - applied. Lag is
-// sampled for the console chart at most once per interval per edge (and whenever it changes).
+// sampled for the console chart at most once per interval per edge (and whenever it changes). The
+// repo records the status of an active device only: the will that aedes publishes for a connection
+// the hub cut off after revoking the device says nothing true about it (device-repo recordStatus).
 import type { AedesPublishPacket, Client } from 'aedes';
 import type { BrokerContext } from '../context.ts';
 import { checkStatusPayload } from '../payloads.ts';

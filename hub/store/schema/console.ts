@@ -96,4 +96,13 @@ export const CONSOLE_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 302,
+    name: 'console at fleet scale: enrollment tokens by edge id',
+    sql: `
+      -- Issuing a token warns when the edge id already has an unused one.
+      CREATE INDEX enrollment_tokens_edge ON enrollment_tokens (edge_id, used_at, revoked_at);
+      CREATE INDEX audit_log_actor ON audit_log (actor, id);
+    `,
+  },
 ];

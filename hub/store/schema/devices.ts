@@ -51,4 +51,26 @@ export const DEVICE_MIGRATIONS: Migration[] = [
       CREATE INDEX edge_lag_samples_edge ON edge_lag_samples (edge_id, id);
     `,
   },
+  {
+    version: 201,
+    name: 'edge fleet state: who revoked a device, a derived state column and indexes for paged lists',
+    sql: `
+      -- Who revoked the device (an operator's name, or the API), beside when and why.
+      ALTER TABLE devices ADD COLUMN revoked_by TEXT;
+      -- One state per edge for the console's filters and counts: revoked, offline, or what the
+      -- edge's own retained status says about its health (ok, degraded, stale, clock_unsure,
+      -- reader_missing). Virtual: computed on read, indexed below.
+      ALTER TABLE devices ADD COLUMN state TEXT GENERATED ALWAYS AS (
+        CASE WHEN status = 'revoked' THEN 'revoked'
+             WHEN online = 0 THEN 'offline'
+             WHEN health IS NULL OR health = 'ok' THEN 'ok'
+             ELSE health END) VIRTUAL;
+      CREATE INDEX devices_state ON devices (state, edge_id);
+      CREATE INDEX devices_service_state ON devices (service_id, state, edge_id);
+      -- Versions of active edges (the filter's choices, the newest for 'outdated'): covering indexes.
+      CREATE INDEX devices_version ON devices (status, version);
+      CREATE INDEX devices_service_version ON devices (service_id, status, version);
+      CREATE INDEX devices_last_seen ON devices (last_seen_at);
+    `,
+  },
 ];

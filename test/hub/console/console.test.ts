@@ -225,14 +225,14 @@ test('an operator revokes an edge device certificate from its page', async () =>
   await c.signIn('ops');
   const page = await c.get('/console/edges/worn-out-01');
   assert.match(page.text, '/console/edges/worn-out-01/revoke');
-  const r = await c.post('/console/edges/worn-out-01/revoke', {});
+  const r = await c.post('/console/edges/worn-out-01/revoke', { reason: 'worn out in a test' });
   assert.is(r.status, 303);
   assert.is(h.devices.get('worn-out-01')!.status, 'revoked');
   assert.ok(h.devices.isCertRevoked('a'.repeat(64)));
   assert.match((await c.get('/console/edges/worn-out-01')).text, '失効済み');
   assert.ok(actions().includes('ops device.revoke ok'));
   // Revoking again changes nothing and says so in the audit.
-  await c.post('/console/edges/worn-out-01/revoke', {});
+  await c.post('/console/edges/worn-out-01/revoke', { reason: 'worn out in a test' });
   assert.ok(actions().includes('ops device.revoke device_revoked'));
 });
 
@@ -251,13 +251,13 @@ test('every operator action is audited, and the audit log cannot be changed', as
   const issued = await c.get(posted.location!);
   assert.match(issued.text, /data-testid="issued-token">mk_cred_/);
   const credId = /cred_[0-9a-f]{12}/.exec(issued.text)![0];
-  assert.is((await c.post(`/console/services/audited/credentials/${credId}/revoke`, {})).status, 303);
+  assert.is((await c.post(`/console/services/audited/credentials/${credId}/revoke`, { reason: 'retired in a test' })).status, 303);
   assert.is((await c.post('/console/services/audited/webhook', { url: '' })).status, 303);
   const issuedTok = await c.post('/console/enrollments', { serviceId: 'audited', edgeId: 'audited-01', hours: '24' });
   assert.is(issuedTok.status, 303);
   const tok = await c.get(issuedTok.location!);
   const tokenId = /data-token="([0-9a-f]{12})"/.exec(tok.text)![1];
-  assert.is((await c.post(`/console/enrollments/${tokenId}/revoke`, {})).status, 303);
+  assert.is((await c.post(`/console/enrollments/${tokenId}/revoke`, { reason: 'retired in a test' })).status, 303);
   await c.post('/console/logout', {});
   const mine = h.repo
     .auditLog({ limit: 1000 })

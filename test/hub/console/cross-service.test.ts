@@ -126,14 +126,14 @@ test('moving a revoked edge of another service is refused with edge_service_move
   assert.is(early.status, 403, 'live: refused at issue');
   // museum retires the device; the library admin tries to pick the edge id up.
   await mus.get('/console/edges/museum-gate-3');
-  assert.is((await mus.post('/console/edges/museum-gate-3/revoke', {})).status, 303);
+  assert.is((await mus.post('/console/edges/museum-gate-3/revoke', { reason: 'worn out in a test' })).status, 303);
   assert.is(h.devices.get('museum-gate-3')!.status, 'revoked');
   assert.equal(await issue(lib, 'library', 'museum-gate-3'), { status: 403, code: 'edge_service_move' });
   // A token of library's issued while the edge was free, redeemed after museum's device was revoked.
   const t = await issue(lib, 'library', 'museum-gate-9');
   await enrollForMuseum('museum-gate-9');
   await mus.get('/console/edges/museum-gate-9');
-  await mus.post('/console/edges/museum-gate-9/revoke', {});
+  await mus.post('/console/edges/museum-gate-9/revoke', { reason: 'worn out in a test' });
   const r = await redeem(t.token!, 'museum-gate-9');
   assert.is(r.status, 403);
   assert.is(r.body.code, 'edge_service_move');
@@ -148,7 +148,7 @@ test('re-activating a revoked device is refused with device_reenroll_revoked; on
   await enrollForMuseum('museum-gate-4');
   const pending = await issue(mus, 'museum', 'museum-gate-4');
   await mus.get('/console/edges/museum-gate-4');
-  await mus.post('/console/edges/museum-gate-4/revoke', {});
+  await mus.post('/console/edges/museum-gate-4/revoke', { reason: 'worn out in a test' });
   const revoked = h.devices.get('museum-gate-4')!;
   // At issue, at redemption of a token issued before the revocation, and with a forged permission.
   assert.equal(await issue(mus, 'museum', 'museum-gate-4'), { status: 403, code: 'device_reenroll_revoked' });

@@ -1,8 +1,13 @@
 // Services: the list with link counts and webhook health, creating one, and one service's API
 // credentials (issue, revoke; the token is shown once) and webhook.
 import type { Child } from 'hono/jsx';
-import type { ServiceView } from '../../../shared/messages.ts';
-import { Ago, Badge, Csrf, Flash, Layout, ShownOnce, type View } from '../layout.tsx';
+import type { ServiceView } from '../../../../shared/messages.ts';
+import type { DeviceRow } from '../../../store/device-repo.ts';
+import { DataTable } from '../../components/data-table.tsx';
+import { Field, type FormState } from '../../components/field.tsx';
+import { RevokeButton } from '../../components/revoke.tsx';
+import { Ago, Badge, Csrf, Flash, Layout, ShownOnce, type View } from '../../layout.tsx';
+import { StateBadge } from '../edges/view.tsx';
 
 /** A service as the hub's API shows it, with its counts and webhook health present. */
 export type ServiceItem = ServiceView & { links: NonNullable<ServiceView['links']>; webhook: NonNullable<ServiceView['webhook']> };
@@ -32,7 +37,7 @@ function WebhookHealth({ v, s }: { v: View; s: ServiceItem }) {
   );
 }
 
-export function ServicesPage({ v, services, flash, canCreate }: { v: View; services: ServiceItem[]; flash?: Child; canCreate: boolean }) {
+export function ServicesPage({ v, services, flash, canCreate, form }: { v: View; services: ServiceItem[]; flash?: Child; canCreate: boolean; form?: FormState }) {
   const { m } = v;
   const s = m.services;
   return (
@@ -40,10 +45,10 @@ export function ServicesPage({ v, services, flash, canCreate }: { v: View; servi
       {flash}
       <section class="card">
         {services.length === 0 ? (
-          <p class="empty">{m.common.none}</p>
+          <p class="empty">{canCreate ? m.hints.noServices : m.hints.noServicesAdmin}</p>
         ) : (
           <div class="table-wrap">
-            <table data-testid="services">
+            <table data-testid="services" class="stack">
               <thead>
                 <tr>
                   <th>{s.id}</th>
@@ -80,21 +85,9 @@ export function ServicesPage({ v, services, flash, canCreate }: { v: View; servi
           <h2>{s.createTitle}</h2>
           <form method="post" action="/console/services" class="form-row">
             <Csrf v={v} />
-            <label>
-              {s.id}
-              <input type="text" name="id" required pattern="[a-z][a-z0-9\-]{1,31}" maxlength={32} />
-              <small class="hint">{s.idHint}</small>
-            </label>
-            <label>
-              {s.name}
-              <input type="text" name="name" required maxlength={100} />
-              <small class="hint">&nbsp;</small>
-            </label>
-            <label>
-              {s.webhookUrl}
-              <input type="url" name="webhookUrl" placeholder="https://" />
-              <small class="hint">&nbsp;</small>
-            </label>
+            <Field v={v} f={form} name="id" label={s.id} hint={s.idHint} required pattern="[a-z][a-z0-9\-]{1,31}" maxlength={32} />
+            <Field v={v} f={form} name="name" label={s.name} required maxlength={100} />
+            <Field v={v} f={form} name="webhookUrl" label={s.webhookUrl} type="url" placeholder="https://" />
             <label>
               <span>&nbsp;</span>
               <button type="submit" data-testid="create-service">
@@ -109,7 +102,7 @@ export function ServicesPage({ v, services, flash, canCreate }: { v: View; servi
   );
 }
 
-export function ServicePage({ v, s, credentials, flash }: { v: View; s: ServiceItem; credentials: CredentialItem[]; flash?: Child }) {
+export function ServicePage({ v, s, credentials, readers, latest, flash, form }: { v: View; s: ServiceItem; credentials: CredentialItem[]; readers: DeviceRow[]; latest?: string; flash?: Child; form?: FormState }) {
   const { m } = v;
   const t = m.services;
   const base = `/console/services/${s.id}`;
@@ -138,7 +131,7 @@ export function ServicePage({ v, s, credentials, flash }: { v: View; s: ServiceI
               </p>
             </div>
           ) : (
-            <p class="empty">{t.noWebhook}</p>
+            <p class="empty">{m.hints.noWebhook}</p>
           )}
           {s.webhook.lastError && (
             <div class="note">
@@ -150,51 +143,21 @@ export function ServicePage({ v, s, credentials, flash }: { v: View; s: ServiceI
 
       <section class="card">
         <h2>{t.credentials}</h2>
-        {credentials.length === 0 ? (
-          <p class="empty">{m.common.none}</p>
-        ) : (
-          <div class="table-wrap">
-            <table data-testid="credentials">
-              <thead>
-                <tr>
-                  <th>ID</th>
-                  <th>{t.label}</th>
-                  <th>{m.common.created}</th>
-                  <th>{m.common.status}</th>
-                  <th></th>
-                </tr>
-              </thead>
-              <tbody>
-                {credentials.map((c) => (
-                  <tr>
-                    <td class="mono">{c.id}</td>
-                    <td>{c.label}</td>
-                    <td>
-                      <Ago v={v} at={c.created_at} />
-                    </td>
-                    <td>{c.revoked_at ? <Badge kind="off">{t.revoked}</Badge> : <Badge kind="ok">{t.activeState}</Badge>}</td>
-                    <td>
-                      {!c.revoked_at && (
-                        <form method="post" action={`${base}/credentials/${c.id}/revoke`} class="inline">
-                          <Csrf v={v} />
-                          <button class="danger" type="submit">
-                            {m.common.revoke}
-                          </button>
-                        </form>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          testid="credentials"
+          rows={credentials}
+          empty={m.hints.noCredentials}
+          columns={[
+            { label: m.misc.credentialId, mono: true, cell: (c) => c.id },
+            { label: t.label, cell: (c) => c.label },
+            { label: m.common.created, cell: (c) => <Ago v={v} at={c.created_at} /> },
+            { label: m.common.status, cell: (c) => (c.revoked_at ? <Badge kind="off">{t.revoked}</Badge> : <Badge kind="ok">{t.activeState}</Badge>) },
+            { label: '', cell: (c) => !c.revoked_at && <RevokeButton v={v} href={`${base}/credentials/${c.id}/revoke`} /> },
+          ]}
+        />
         <form method="post" action={`${base}/credentials`} class="form-row">
           <Csrf v={v} />
-          <label>
-            {t.label}
-            <input type="text" name="label" required maxlength={64} placeholder="pos-1" />
-          </label>
+          <Field v={v} f={form} name="label" label={t.label} required maxlength={64} placeholder="pos-1" />
           <button type="submit" data-testid="issue-credential">
             {t.issueCredential}
           </button>
@@ -207,13 +170,24 @@ export function ServicePage({ v, s, credentials, flash }: { v: View; s: ServiceI
         <h2>{t.webhookUrl}</h2>
         <form method="post" action={`${base}/webhook`} class="form-row">
           <Csrf v={v} />
-          <label>
-            URL
-            <input type="url" name="url" value={s.webhookUrl ?? ''} placeholder="https://" />
-          </label>
+          <Field v={v} f={form} name="url" label={m.fields.url} type="url" value={s.webhookUrl ?? ''} placeholder="https://" />
           <button type="submit">{m.common.save}</button>
         </form>
-        <p class="note">{v.lang === 'ja' ? 'URLを空にして保存するとWebhookを解除します。保存のたびに新しい署名用シークレットを発行します。' : 'Save an empty URL to clear the webhook. Each save issues a new signing secret.'}</p>
+        <p class="note">{m.misc.webhookClearHint}</p>
+      </section>
+      <section class="card">
+        <h2>{t.readers}</h2>
+        <DataTable
+          testid="readers"
+          rows={readers}
+          empty={m.hints.noReaders}
+          columns={[
+            { label: m.edges.edgeId, mono: true, cell: (d) => <a href={`/console/edges/${d.edge_id}`}>{d.edge_id}</a> },
+            { label: m.edges.health, cell: (d) => <StateBadge v={v} d={d} latest={latest} /> },
+            { label: m.edges.lastSeen, cell: (d) => <Ago v={v} at={d.last_seen_at} /> },
+            { label: m.edges.version, mono: true, cell: (d) => d.version ?? '—' },
+          ]}
+        />
       </section>
       <p>
         <a href="/console/services">← {m.common.back}</a>
@@ -224,26 +198,20 @@ export function ServicePage({ v, s, credentials, flash }: { v: View; s: ServiceI
 
 /** The per-service setting "holder proof at the counter" (on by default; changing it is audited). */
 function HolderProofSetting({ v, s, base }: { v: View; s: ServiceItem; base: string }) {
-  const ja = v.lang === 'ja';
+  const t = v.m.misc;
   const on = s.requireHolderProof !== false;
   return (
     <section class="card" data-testid="holder-proof">
-      <h2>{ja ? '窓口での本人確認（暗証番号）' : 'Holder proof at the counter'}</h2>
-      <p>
-        {on ? <Badge kind="ok">{ja ? '必要' : 'required'}</Badge> : <Badge kind="warn">{ja ? '不要（カードのタッチのみ）' : 'not required (card touch only)'}</Badge>}
-      </p>
+      <h2>{t.holderProof}</h2>
+      <p>{on ? <Badge kind="ok">{t.holderRequired}</Badge> : <Badge kind="warn">{t.holderNotRequired}</Badge>}</p>
       <form method="post" action={`${base}/holder-proof`} class="form-row">
         <Csrf v={v} />
         <input type="hidden" name="required" value={on ? '0' : '1'} />
         <button type="submit" class={on ? 'danger' : ''} data-testid="toggle-holder-proof">
-          {on ? (ja ? '不要にする' : 'Stop requiring it') : ja ? '必要にする' : 'Require it'}
+          {on ? t.holderStop : t.holderRequire}
         </button>
       </form>
-      <p class="note">
-        {ja
-          ? '必要のとき、窓口での連携には利用者の暗証番号による署名が要ります。不要でも、マイキーIDだけでの連携と、他の人に連携済みのサービスIDの付け替えはできません。変更は監査ログに残ります。'
-          : "When required, a counter link needs the holder's card signature after the PIN. Even when not, a MyKey ID alone never links, and a service ID linked to someone else is never moved at the counter. Changes are recorded in the audit log."}
-      </p>
+      <p class="note">{t.holderNote}</p>
     </section>
   );
 }

@@ -1,10 +1,16 @@
 // Enrollment tokens: issue one for a service and an edge id (shown once), list them with their
 // state, revoke an unused one.
 import type { Child } from 'hono/jsx';
-import type { EnrollmentTokenRow } from '../../store/console-repo.ts';
-import type { TokenState } from '../enrollment-tokens.ts';
-import { Ago, Badge, Csrf, Flash, Layout, ShownOnce, type View } from '../layout.tsx';
-import { when } from '../i18n.ts';
+import type { EnrollmentTokenRow } from '../../../store/console-repo.ts';
+import type { TokenState } from '../../enrollment-tokens.ts';
+import { DataTable } from '../../components/data-table.tsx';
+import { Field, type FormState } from '../../components/field.tsx';
+import { RevokeButton } from '../../components/revoke.tsx';
+import { Ago, Badge, Csrf, Flash, Layout, ShownOnce, type View } from '../../layout.tsx';
+
+/** Said beside a newly issued token: the edge id is enrolled already, or has unused tokens. */
+export type IssueWarning = { kind: 'enrolled'; serviceId: string; revoked: boolean } | { kind: 'unused'; ids: string[] };
+import { when } from '../../i18n.ts';
 
 const STATE_KIND: Record<TokenState, 'ok' | 'off' | 'warn' | 'bad'> = { active: 'ok', used: 'off', expired: 'warn', revoked: 'bad' };
 
@@ -43,7 +49,9 @@ export function EnrollmentsPage({
   services,
   target,
   flash,
+  form,
 }: {
+  form?: FormState;
   v: View;
   tokens: (EnrollmentTokenRow & { state: TokenState })[];
   services: { id: string; name: string }[];
@@ -60,28 +68,21 @@ export function EnrollmentsPage({
         <h2>{e.issueTitle}</h2>
         <CaFingerprint v={v} target={target} />
         {services.length === 0 ? (
-          <p class="empty">{m.common.none}</p>
+          <p class="empty">{m.hints.noTokenServices}</p>
         ) : (
           <form method="post" action="/console/enrollments" class="form-row">
             <Csrf v={v} />
-            <label>
-              {m.common.service}
+            <Field v={v} f={form} name="serviceId" label={m.common.service}>
               <select name="serviceId" required>
                 {services.map((s) => (
-                  <option value={s.id}>
+                  <option value={s.id} selected={form?.raw?.serviceId === s.id}>
                     {s.name} ({s.id})
                   </option>
                 ))}
               </select>
-            </label>
-            <label>
-              {e.edgeId}
-              <input type="text" name="edgeId" required pattern="[a-z0-9][a-z0-9\-]{1,63}" maxlength={64} placeholder="library-main-01" />
-            </label>
-            <label>
-              {e.validity}
-              <input type="number" name="hours" value="24" min={1} max={168} required />
-            </label>
+            </Field>
+            <Field v={v} f={form} name="edgeId" label={e.edgeId} required pattern="[a-z0-9][a-z0-9\-]{1,63}" maxlength={64} placeholder="library-main-01" />
+            <Field v={v} f={form} name="hours" label={e.validity} type="number" value="24" min={1} max={168} required />
             {v.op.role === 'operator' && (
               <label title={e.allowRevokedHint}>
                 <input type="checkbox" name="allowRevoked" value="1" /> {e.allowRevoked}
@@ -94,75 +95,59 @@ export function EnrollmentsPage({
         )}
       </section>
       <section class="card">
-        {tokens.length === 0 ? (
-          <p class="empty">{m.common.none}</p>
-        ) : (
-          <div class="table-wrap">
-            <table data-testid="enrollment-tokens">
-              <thead>
-                <tr>
-                  <th>{e.tokenId}</th>
-                  <th>{m.common.service}</th>
-                  <th>{e.edgeId}</th>
-                  <th>{m.common.status}</th>
-                  <th>{m.common.created}</th>
-                  <th>{m.common.expires}</th>
-                  <th>{m.common.by}</th>
-                  <th></th>
-                </tr>
-              </thead>
-              <tbody>
-                {tokens.map((t) => (
-                  <tr data-token={t.id}>
-                    <td class="mono">mket_{t.id}</td>
-                    <td class="mono">{t.service_id}</td>
-                    <td class="mono">
-                      {t.edge_id}
-                      {t.allow_revoked === 1 && (
-                        <>
-                          {' '}
-                          <Badge kind="warn">{e.allowRevokedShort}</Badge>
-                        </>
-                      )}
-                    </td>
-                    <td>
-                      <Badge kind={STATE_KIND[t.state]}>{e.state[t.state]}</Badge>
-                    </td>
-                    <td>
-                      <Ago v={v} at={t.created_at} />
-                    </td>
-                    <td>{when(t.expires_at)}</td>
-                    <td>{t.created_by}</td>
-                    <td>
-                      {t.state === 'active' && (
-                        <form method="post" action={`/console/enrollments/${t.id}/revoke`} class="inline">
-                          <Csrf v={v} />
-                          <button class="danger" type="submit">
-                            {m.common.revoke}
-                          </button>
-                        </form>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          testid="enrollment-tokens"
+          rows={tokens}
+          empty={m.hints.noTokens}
+          rowAttrs={(t) => ({ 'data-token': t.id })}
+          columns={[
+            { label: e.tokenId, mono: true, cell: (t) => `mket_${t.id}` },
+            { label: m.common.service, mono: true, cell: (t) => t.service_id },
+            {
+              label: e.edgeId,
+              mono: true,
+              cell: (t) => (
+                <>
+                  {t.edge_id}
+                  {t.allow_revoked === 1 && (
+                    <>
+                      {' '}
+                      <Badge kind="warn">{e.allowRevokedShort}</Badge>
+                    </>
+                  )}
+                </>
+              ),
+            },
+            { label: m.common.status, cell: (t) => <Badge kind={STATE_KIND[t.state]}>{e.state[t.state]}</Badge> },
+            { label: m.common.created, cell: (t) => <Ago v={v} at={t.created_at} /> },
+            { label: m.common.expires, cell: (t) => when(t.expires_at) },
+            { label: e.usedAt, cell: (t) => (t.used_at === null ? '—' : <span data-testid="used">{e.usedBy(when(t.used_at), t.edge_id)}</span>) },
+            { label: m.common.by, cell: (t) => t.created_by },
+            { label: '', cell: (t) => t.state === 'active' && <RevokeButton v={v} href={`/console/enrollments/${t.id}/revoke`} /> },
+          ]}
+        />
       </section>
     </Layout>
   );
 }
 
-export function issuedTokenFlash(v: View, t: { token: string; edgeId: string; serviceId: string; expiresAt: number }, target: EnrollTarget) {
+export function issuedTokenFlash(v: View, t: { token: string; edgeId: string; serviceId: string; expiresAt: number }, target: EnrollTarget, warnings: IssueWarning[] = []) {
   const e = v.m.enrollments;
   return (
+    <>
+      {warnings.length > 0 && (
+        <div class="flash warn" role="alert" data-testid="issue-warnings">
+          {warnings.map((w) => (
+            <p data-warning={w.kind}>{w.kind === 'enrolled' ? e.warnEnrolled(t.edgeId, w.serviceId, w.revoked) : e.warnUnused(t.edgeId, w.ids.join(', '))}</p>
+          ))}
+        </div>
+      )}
     <Flash kind="ok">
       <b>{e.issued}</b>{' '}
       <span class="note">
         {t.serviceId} / {t.edgeId} · {v.m.common.expires} {when(t.expiresAt)}
       </span>
-      <ShownOnce v={v} label={m(v)} value={t.token} testid="issued-enrollment-token" />
+      <ShownOnce v={v} label={v.m.misc.handToTechnician} value={t.token} testid="issued-enrollment-token" />
       <CaFingerprint v={v} target={target} />
       <div>
         <b>{e.command}</b>
@@ -172,7 +157,6 @@ export function issuedTokenFlash(v: View, t: { token: string; edgeId: string; se
         <small class="hint">{e.commandHint}</small>
       </div>
     </Flash>
+    </>
   );
 }
-
-const m = (v: View) => (v.lang === 'ja' ? 'トークン（技術者に渡してください）' : 'Token (hand it to the technician)');

@@ -1,8 +1,8 @@
 // Revocation runs (定期的な失効確認): source, time, entries, matches, newly suspended, duration, error;
 // and the CRLs currently applied.
-import type { CrlStateRow, RevocationRunRow } from '../../store/revocation-repo.ts';
-import { Badge, Layout, type View } from '../layout.tsx';
-import { duration, when } from '../i18n.ts';
+import type { CrlStateRow, RevocationRunRow } from '../../../store/revocation-repo.ts';
+import { Badge, Layout, type View } from '../../layout.tsx';
+import { duration, when } from '../../i18n.ts';
 
 export function RevocationsPage({ v, runs, crls }: { v: View; runs: RevocationRunRow[]; crls: CrlStateRow[] }) {
   const { m } = v;
@@ -11,7 +11,7 @@ export function RevocationsPage({ v, runs, crls }: { v: View; runs: RevocationRu
     <Layout v={v} title={r.title}>
       <section class="card">
         {runs.length === 0 ? (
-          <p class="empty">{m.overview.noRuns}</p>
+          <p class="empty">{m.hints.noRuns}</p>
         ) : (
           <div class="table-wrap">
             <table data-testid="revocation-runs">

@@ -1,15 +1,17 @@
 // Overview: MyKey IDs by status, links per service, edges online and offline, and the revocation
 // status (last run per source, age of each applied CRL). Counts only: there is no usage history.
-import type { CrlStateRow, RevocationRunRow } from '../../store/revocation-repo.ts';
-import { duration } from '../i18n.ts';
-import { Ago, Badge, Layout, type View } from '../layout.tsx';
+import type { CrlStateRow, RevocationRunRow } from '../../../store/revocation-repo.ts';
+import { EDGE_STATES } from '../../../store/device-repo.ts';
+import { STATE_KIND, type FleetHealth } from '../edges/health.ts';
+import { duration } from '../../i18n.ts';
+import { Ago, Badge, Layout, type View } from '../../layout.tsx';
 
 export interface OverviewData {
   /** Platform-wide; absent for a service administrator. */
   mykeyIds?: { active: number; suspended: number; invalidated: number };
   services: { id: string; name: string; active: number; suspended: number }[];
   /** Absent when the hub has no device repository. */
-  edges?: { online: number; offline: number; revoked: number };
+  edges?: FleetHealth;
   /** The newest run of each source; absent for a service administrator. */
   lastRuns?: RevocationRunRow[];
   crls?: CrlStateRow[];
@@ -71,45 +73,13 @@ export function OverviewPage({ v, d }: { v: View; d: OverviewData }) {
             </div>
           </section>
         )}
-        {d.edges && (
-          <section class="card" data-testid="edge-counts">
-            <h2>{o.edges}</h2>
-            <div class="stat">
-              <span class="n">{String(d.edges.online)}</span>
-              <span class="of">
-                / {String(d.edges.online + d.edges.offline)} {o.online}
-              </span>
-            </div>
-            <Bar
-              parts={[
-                { n: d.edges.online, kind: 'ok' },
-                { n: d.edges.offline, kind: 'off' },
-              ]}
-            />
-            <div class="legend">
-              <span>
-                <i class="ok" />
-                {o.online} {String(d.edges.online)}
-              </span>
-              <span>
-                <i class="off" />
-                {o.offline} {String(d.edges.offline)}
-              </span>
-              {d.edges.revoked > 0 && (
-                <span>
-                  <i class="bad" />
-                  {o.revoked} {String(d.edges.revoked)}
-                </span>
-              )}
-            </div>
-          </section>
-        )}
+        {d.edges && <FleetCard v={v} h={d.edges} />}
       </div>
 
       <section class="card">
         <h2>{o.linksPerService}</h2>
         {d.services.length === 0 ? (
-          <p class="empty">{m.common.none}</p>
+          <p class="empty">{v.op.role === 'operator' ? <a href="/console/services">{m.hints.noServicesOverview}</a> : m.hints.noServicesAdmin}</p>
         ) : (
           <div class="table-wrap">
             <table data-testid="links-per-service">
@@ -149,7 +119,7 @@ export function OverviewPage({ v, d }: { v: View; d: OverviewData }) {
         <section class="card" data-testid="revocation-status">
           <h2>{o.revocation}</h2>
           {d.lastRuns.length === 0 ? (
-            <p class="empty">{o.noRuns}</p>
+            <p class="empty">{m.hints.noRuns}</p>
           ) : (
             <div class="table-wrap">
               <table>
@@ -219,5 +189,47 @@ export function OverviewPage({ v, d }: { v: View; d: OverviewData }) {
       )}
       <p class="note">{o.noUsage}</p>
     </Layout>
+  );
+}
+
+/** Edges by state; each count links to the edge list filtered by it. */
+function FleetCard({ v, h }: { v: View; h: FleetHealth }) {
+  const { m } = v;
+  const shown = EDGE_STATES.filter((s) => s !== 'revoked');
+  return (
+    <section class="card" data-testid="edge-counts">
+      <h2>{m.overview.edges}</h2>
+      <div class="stat">
+        <span class="n">{String(h.states.ok)}</span>
+        <span class="of">
+          / {String(h.inService)} {m.states.ok}
+        </span>
+      </div>
+      <Bar parts={shown.map((s) => ({ n: h.states[s], kind: STATE_KIND[s] }))} />
+      {h.inService === 0 && h.states.revoked === 0 ? (
+        <p class="empty">{m.hints.noEdges}</p>
+      ) : (
+        <ul class="state-counts">
+          {[...shown, 'revoked' as const].map((s) => (
+            <li>
+              <a href={`/console/edges?state=${s}`} data-state={s} data-testid={`count-${s}`}>
+                <Badge kind={h.states[s] === 0 ? 'off' : STATE_KIND[s]}>{m.states[s]}</Badge> <b>{String(h.states[s])}</b>
+              </a>
+            </li>
+          ))}
+          <li>
+            <a href={'/console/edges?sort=lag&dir=desc'} data-testid="count-behind">
+              <Badge kind={h.lag.behind === 0 ? 'off' : h.lag.max < 50 ? 'warn' : 'bad'}>{m.overview.behind}</Badge> <b>{String(h.lag.behind)}</b>
+              {h.lag.behind > 0 && <span class="note"> ({m.overview.maxLag(h.lag.max)})</span>}
+            </a>
+          </li>
+          <li>
+            <a href="/console/edges?state=outdated" data-state="outdated" data-testid="count-outdated" title={h.latest ? `${m.edges.version} < ${h.latest}` : undefined}>
+              <Badge kind={h.outdated === 0 ? 'off' : 'warn'}>{m.states.outdated}</Badge> <b>{String(h.outdated)}</b>
+            </a>
+          </li>
+        </ul>
+      )}
+    </section>
   );
 }
