@@ -15,6 +15,8 @@ import { createLogger } from '../shared/log.ts';
 import { startOcspResponder } from './test-ca/ocsp-responder.ts';
 import { initCaDir, openCaDir } from './test-ca/store.ts';
 
+// Development mode: human-readable log lines (shared/log.ts) unless MYKEY_LOG_FORMAT says otherwise.
+process.env.NODE_ENV ??= 'development';
 const log = createLogger('dev');
 
 function banner(lines: string[]) {

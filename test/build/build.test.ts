@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAll, PACKAGES, ROOT } from '../../scripts/build.ts';
 import { openTempDir } from './edge-fixture.ts';
+import { listeningUrl } from '../helpers/hub-log.ts';
 
 const work = openTempDir('mykey-build-');
 const dist = join(work, 'dist');
@@ -96,11 +97,11 @@ test('node dist/tools/dev-hub.js starts a development hub on free ports and stop
   child.stderr.on('data', (d) => (err += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const until = Date.now() + 30_000;
-  while (!/hub listening \{"url":"(http:[^"]+)"/.test(err)) {
+  while (!listeningUrl(err)) {
     if (Date.now() > until || child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const url = /hub listening \{"url":"(http:[^"]+)"/.exec(err)?.[1];
+  const url = listeningUrl(err);
   try {
     assert.ok(url, `the dev hub did not come up:\n${err}`);
     const res = await fetch(`${url}/healthz`);

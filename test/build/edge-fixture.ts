@@ -170,4 +170,5 @@ export function spawnEdge(pkgDir: string, configFile: string, opts: { user?: str
 }
 
 /** The log line of an agent whose reader layer is up and whose sync is current. */
-export const EDGE_READY = /health changed \{"health":"ok"/;
+/** The agent's `health changed` line with health ok, as a human-readable or a JSON log line. */
+export const EDGE_READY = /health changed \{"health":"ok"|"health":"ok"[^\n]*"msg":"health changed"/;

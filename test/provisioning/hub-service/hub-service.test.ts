@@ -18,6 +18,7 @@ import { buildAll, ROOT } from '../../../scripts/build.ts';
 import { createTestCa, toPem } from '../../../provisioning/test-ca/ca.ts';
 import { testIf } from '../../helpers/requires.ts';
 import { openTempDir } from '../../build/edge-fixture.ts';
+import { listeningUrl } from '../../helpers/hub-log.ts';
 
 const HERE = join(ROOT, 'provisioning', 'hub-service');
 const USER = 'mykey-hub';
@@ -147,9 +148,9 @@ test.before(async () => {
   const env = { PATH: '/usr/bin:/bin', HOME: '/nonexistent', NODE_ENV: 'production', MYKEY_HUB_ADMIN_TOKEN: 'service-test-admin-token-0123456789' };
   ctx.hub = spawn('setpriv', asHub([join(ctx.work, 'dist', 'hub', 'main.js'), '--config', configFile]), { cwd: ctx.dataDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
   ctx.hub.stderr!.on('data', (d) => (ctx.hubLog += d));
-  const listening = /hub listening \{"url":"(http:\/\/127\.0\.0\.1:\d+)"/;
-  await waitFor('the hub', () => listening.test(ctx.hubLog) || ctx.hub!.exitCode !== null, 30_000, () => ctx.hubLog);
-  ctx.hubUrl = listening.exec(ctx.hubLog)?.[1] ?? '';
+  // The production hub logs JSON lines (stderr is not a terminal): the address is in its `hub listening` line.
+  await waitFor('the hub', () => listeningUrl(ctx.hubLog) !== undefined || ctx.hub!.exitCode !== null, 30_000, () => ctx.hubLog);
+  ctx.hubUrl = listeningUrl(ctx.hubLog) ?? '';
   assert.ok(ctx.hubUrl, ctx.hubLog);
 
   // The first operator, with the built console CLI, as the hub's user, password on stdin.
