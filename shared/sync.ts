@@ -24,6 +24,14 @@
 //   service's own secret. A touch pays one derivation (bench/keyed-identity.bench.ts,
 //   touch_keyed_identity_us); the hub derives once per (service, identity) off the event loop and
 //   stores the result (hub/links).
+// Messages on a service's log topic (shared/topics.ts), two forms while a fleet upgrades:
+// - v1: one ChangeEntry as the whole payload (what every edge understands);
+// - v2: a ChangeBatch `{ v: 2, entries: [...] }`, entries in order with consecutive seqs, the whole
+//   payload at most MAX_SYNC_PAYLOAD_BYTES. The seq rules above apply entry by entry, so a gap inside
+//   or between batches and a batch seen twice are handled as for single entries. One batch costs the
+//   broker one write per edge instead of one per entry (bench/fanout.bench.ts, fanout_burst_10k_ms).
+//   The hub sends a lone entry as v1, so an edge not yet upgraded misses only bursts, and catches
+//   up on them through the change log.
 // A service moves from one to the other with a `rekey` entry: the edge applies it, then fetches a
 // snapshot under the new derivation. Until then an edge looks a touch up under both.
 import { createHmac, scrypt, scryptSync } from 'node:crypto';
@@ -61,6 +69,66 @@ export const ChangeEntry = Type.Object(
   { additionalProperties: false },
 );
 export type ChangeEntry = Static<typeof ChangeEntry>;
+
+/** Version tag of a batched change-log message. */
+export const CHANGE_BATCH_VERSION = 2;
+
+/** Most entries in one batch: a suspension is ~170 bytes, so 64 KiB holds a few hundred anyway. */
+export const MAX_BATCH_ENTRIES = 2000;
+
+/** Several change-log entries of one service in one message (v2), consecutive seqs in order. */
+export const ChangeBatch = Type.Object(
+  {
+    v: Type.Literal(CHANGE_BATCH_VERSION),
+    entries: Type.Array(ChangeEntry, { minItems: 1, maxItems: MAX_BATCH_ENTRIES }),
+  },
+  { additionalProperties: false },
+);
+export type ChangeBatch = Static<typeof ChangeBatch>;
+
+/** What a log-topic message may be: one entry (v1) or a batch (v2). */
+export const LogMessage = Type.Union([ChangeEntry, ChangeBatch]);
+export type LogMessage = Static<typeof LogMessage>;
+
+/** The entries a log-topic message carries, in order. */
+export function entriesOf(m: LogMessage): ChangeEntry[] {
+  return 'v' in m ? m.entries : [m];
+}
+
+/** True when a batch's seqs are consecutive and increasing (the schema cannot say so). */
+export function batchIsConsecutive(entries: readonly { seq: number }[]): boolean {
+  for (let i = 1; i < entries.length; i++) if (entries[i].seq !== entries[0].seq + i) return false;
+  return true;
+}
+
+const BATCH_HEAD = `{"v":${CHANGE_BATCH_VERSION},"entries":[`;
+const BATCH_TAIL = ']}';
+
+/**
+ * Packs serialized entries (JSON of ChangeEntry, in seq order) into log-topic payloads: runs of
+ * consecutive seqs become v2 batches of at most `maxBytes` bytes and `MAX_BATCH_ENTRIES` entries; a
+ * run of one stays a v1 entry. Pure: no parsing beyond each entry's seq, which the caller gives.
+ */
+export function packLogMessages(items: readonly { seq: number; json: string }[], maxBytes = MAX_SYNC_PAYLOAD_BYTES): { payload: string; count: number; firstSeq: number }[] {
+  const out: { payload: string; count: number; firstSeq: number }[] = [];
+  let run: { seq: number; json: string }[] = [];
+  let bytes = 0;
+  const close = () => {
+    if (run.length === 0) return;
+    out.push({ payload: run.length === 1 ? run[0].json : BATCH_HEAD + run.map((r) => r.json).join(',') + BATCH_TAIL, count: run.length, firstSeq: run[0].seq });
+    run = [];
+  };
+  for (const it of items) {
+    const size = Buffer.byteLength(it.json) + 1;
+    const last = run.at(-1);
+    if (last && (it.seq !== last.seq + 1 || run.length >= MAX_BATCH_ENTRIES || BATCH_HEAD.length + bytes + size + BATCH_TAIL.length > maxBytes)) close();
+    if (run.length === 0) bytes = 0;
+    run.push(it);
+    bytes += size;
+  }
+  close();
+  return out;
+}
 
 /** A service's mappings at one sequence number: `[key, serviceUserId]` pairs. */
 export const Snapshot = Type.Object(

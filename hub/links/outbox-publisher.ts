@@ -1,18 +1,82 @@
 // Publishes the MQTT outbox: change-log entries are stored before they are published, and a row
 // leaves the outbox only once the broker has taken it. After a crash, whatever was left is published
 // on start; edges ignore what they already applied (seq), so a second publication is harmless.
+//
+// What is pending is coalesced per topic: runs of consecutive seqs go out as v2 batches under the
+// broker's packet limit (shared/sync.ts packLogMessages), a lone entry as v1. A CRL run that suspends
+// thousands of MyKey IDs thus costs the broker one write per edge per ~64 KiB, not one per entry.
+// Order within a topic is kept: messages of one topic are published one after the other.
 import type { Logger } from '../../shared/log.ts';
+import { MAX_SYNC_PAYLOAD_BYTES, packLogMessages } from '../../shared/sync.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
 
 export type Publish = (topic: string, payload: string) => Promise<void>;
 
-export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publish?: Publish; retryMs?: number; sweepMs?: number }) {
+export interface OutboxPublisherOptions {
+  repo: LinkRepo;
+  log: Logger;
+  publish?: Publish;
+  retryMs?: number;
+  sweepMs?: number;
+  /** Rows read per round. */
+  pageRows?: number;
+  /** Largest batched payload; default the protocol's limit. */
+  maxBatchBytes?: number;
+  /** Batch consecutive entries (v2); false: one v1 message per entry, as before batching. */
+  batch?: boolean;
+}
+
+type Row = { id: number; topic: string; payload: string };
+
+/** One message to publish and the outbox rows it carries. */
+export interface OutboxMessage {
+  topic: string;
+  payload: string;
+  ids: number[];
+}
+
+/** Groups rows (in id order) by topic and packs each topic's run into messages, order kept per topic. */
+export function coalesce(rows: readonly Row[], maxBytes = MAX_SYNC_PAYLOAD_BYTES): OutboxMessage[] {
+  const byTopic = new Map<string, { seq: number; json: string; id: number }[]>();
+  const out: OutboxMessage[] = [];
+  for (const r of rows) {
+    const seq = seqOf(r.payload);
+    if (seq === undefined) {
+      // Not an entry (nothing writes such rows today): published as it is, alone.
+      out.push({ topic: r.topic, payload: r.payload, ids: [r.id] });
+      continue;
+    }
+    let list = byTopic.get(r.topic);
+    if (!list) byTopic.set(r.topic, (list = []));
+    list.push({ seq, json: r.payload, id: r.id });
+  }
+  for (const [topic, list] of byTopic) {
+    let at = 0;
+    for (const m of packLogMessages(list, maxBytes)) {
+      out.push({ topic, payload: m.payload, ids: list.slice(at, at + m.count).map((x) => x.id) });
+      at += m.count;
+    }
+  }
+  return out;
+}
+
+function seqOf(payload: string): number | undefined {
+  try {
+    const v = JSON.parse(payload) as { seq?: unknown };
+    return typeof v?.seq === 'number' && Number.isInteger(v.seq) ? v.seq : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   let publish = deps.publish;
   let running = false;
   let again = false;
   let retry: NodeJS.Timeout | undefined;
   let stopped = false;
   let sweep: NodeJS.Timeout | undefined;
+  const stats = { messages: 0, entries: 0 };
 
   async function drain(): Promise<void> {
     if (running) {
@@ -25,12 +89,26 @@ export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publi
       do {
         again = false;
         for (;;) {
-          const rows = deps.repo.pendingMqtt(500);
+          const rows = deps.repo.pendingMqtt(deps.pageRows ?? 5000);
           if (rows.length === 0) break;
-          for (const r of rows) {
-            await publish(r.topic, r.payload);
-            deps.repo.deleteMqtt(r.id);
+          const messages = deps.batch === false ? rows.map((r) => ({ topic: r.topic, payload: r.payload, ids: [r.id] })) : coalesce(rows, deps.maxBatchBytes);
+          // Topics are independent: each goes in its own chain, in order within it.
+          const chains = new Map<string, OutboxMessage[]>();
+          for (const m of messages) {
+            let c = chains.get(m.topic);
+            if (!c) chains.set(m.topic, (c = []));
+            c.push(m);
           }
+          await Promise.all(
+            [...chains.values()].map(async (chain) => {
+              for (const m of chain) {
+                await publish!(m.topic, m.payload);
+                deps.repo.deleteMqttMany(m.ids);
+                stats.messages++;
+                stats.entries += m.ids.length;
+              }
+            }),
+          );
         }
       } while (again);
     } catch (e) {
@@ -50,6 +128,7 @@ export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publi
       publish = p;
       void drain();
       // A safety net: rows written by a path that did not kick are published within a few seconds.
+      clearInterval(sweep);
       sweep = setInterval(() => void drain(), deps.sweepMs ?? 2000);
       sweep.unref();
     },
@@ -58,6 +137,8 @@ export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publi
       void drain();
     },
     drain,
+    /** Messages and entries published since start. */
+    stats: () => ({ ...stats }),
     stop(): void {
       stopped = true;
       clearTimeout(retry);

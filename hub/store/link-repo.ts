@@ -134,6 +134,10 @@ export function createLinkRepo(db: Db) {
     insertMqtt: (topic: string, payload: string, at: number) => q.insertMqtt.run(topic, payload, at),
     pendingMqtt: (limit = 500) => q.pendingMqtt.all(limit),
     deleteMqtt: (id: number) => q.deleteMqtt.run(id),
+    /** Deletes the rows one published (batched) message carried, in one transaction. */
+    deleteMqttMany: db.transaction((ids: readonly number[]) => {
+      for (const id of ids) q.deleteMqtt.run(id);
+    }),
     insertWebhook: (serviceId: string, event: string, at: number) => q.insertWebhook.run(serviceId, event, at, at),
     dueWebhooks: (now: number, limit = 50): WebhookRow[] => q.dueWebhooks.all(now, limit),
     webhookDelivered: (id: number, at: number) => q.webhookDelivered.run(at, id),
