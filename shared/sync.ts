@@ -119,12 +119,12 @@ export function packLogMessages(items: readonly { seq: number; json: string }[],
     run = [];
   };
   for (const it of items) {
-    const size = Buffer.byteLength(it.json) + 1;
+    const len = Buffer.byteLength(it.json);
     const last = run.at(-1);
-    if (last && (it.seq !== last.seq + 1 || run.length >= MAX_BATCH_ENTRIES || BATCH_HEAD.length + bytes + size + BATCH_TAIL.length > maxBytes)) close();
-    if (run.length === 0) bytes = 0;
+    // bytes: the entries of the run so far with the commas between them.
+    if (last && (it.seq !== last.seq + 1 || run.length >= MAX_BATCH_ENTRIES || BATCH_HEAD.length + bytes + 1 + len + BATCH_TAIL.length > maxBytes)) close();
+    bytes = run.length === 0 ? len : bytes + 1 + len;
     run.push(it);
-    bytes += size;
   }
   close();
   return out;

@@ -78,13 +78,21 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   let sweep: NodeJS.Timeout | undefined;
   const stats = { messages: 0, entries: 0 };
 
-  async function drain(): Promise<void> {
+  let current: Promise<void> = Promise.resolve();
+
+  /** Publishes what is pending; a call while a round runs makes it go round again, and waits for it. */
+  function drain(): Promise<void> {
     if (running) {
       again = true;
-      return;
+      return current;
     }
-    if (!publish || stopped) return;
+    if (!publish || stopped) return Promise.resolve();
     running = true;
+    current = round();
+    return current;
+  }
+
+  async function round(): Promise<void> {
     try {
       do {
         again = false;

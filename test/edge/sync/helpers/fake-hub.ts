@@ -119,6 +119,11 @@ export class FakeHub {
     await this.#mqtt!.publishAsync(topic, payload, { qos: 1 });
   }
 
+  /** Publishes entries as one batched message (v2), as the hub's outbox coalesces a burst. */
+  async batch(entries: ChangeEntry[]): Promise<void> {
+    await this.raw(JSON.stringify({ v: 2, entries }));
+  }
+
   async republish(e: ChangeEntry): Promise<void> {
     await this.raw(JSON.stringify(e));
   }
