@@ -26,10 +26,12 @@
 //   stores the result (hub/links).
 // Messages on a service's log topic (shared/topics.ts), two forms while a fleet upgrades:
 // - v1: one ChangeEntry as the whole payload (what every edge understands);
-// - v2: a ChangeBatch `{ v: 2, entries: [...] }`, entries in order with consecutive seqs, the whole
-//   payload at most MAX_SYNC_PAYLOAD_BYTES. The seq rules above apply entry by entry, so a gap inside
-//   or between batches and a batch seen twice are handled as for single entries. One batch costs the
-//   broker one write per edge instead of one per entry (bench/fanout.bench.ts, fanout_burst_10k_ms).
+// - v2: a ChangeBatch `{ v: 2, seq, kind, at, entries: [...] }`: consecutive entries from `seq` on,
+//   written compactly (no seq per entry, `kind` and `at` only where they change: a suspension takes
+//   ~60 bytes instead of ~150), the whole payload at most MAX_SYNC_PAYLOAD_BYTES. The seq rules above
+//   apply entry by entry, so a gap between batches and a batch seen twice are handled as for single
+//   entries. One batch costs the broker one write per edge instead of one per entry, and the bytes
+//   (TLS to every edge) are what a burst costs (bench/fanout.bench.ts, fanout_burst_10k_ms).
 //   The hub sends a lone entry as v1, so an edge not yet upgraded misses only bursts, and catches
 //   up on them through the change log.
 // A service moves from one to the other with a `rekey` entry: the edge applies it, then fetches a
@@ -73,14 +75,45 @@ export type ChangeEntry = Static<typeof ChangeEntry>;
 /** Version tag of a batched change-log message. */
 export const CHANGE_BATCH_VERSION = 2;
 
-/** Most entries in one batch: a suspension is ~170 bytes, so 64 KiB holds a few hundred anyway. */
+/** Most entries in one batch: a suspension takes ~60 bytes in a batch, so 64 KiB holds ~1,000. */
 export const MAX_BATCH_ENTRIES = 2000;
 
-/** Several change-log entries of one service in one message (v2), consecutive seqs in order. */
+const KindField = Type.Union(CHANGE_KINDS.map((k) => Type.Literal(k)));
+const DateTime = Type.String({ format: 'date-time' });
+const SetField = Type.Object(
+  { keys: Type.Array(Key, { minItems: 1, maxItems: 64 }), serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN }) },
+  { additionalProperties: false },
+);
+
+/** An entry inside a batch: no seq (implied by its place), `kind` and `at` only where they change. */
+export const BatchEntry = Type.Object(
+  {
+    kind: Type.Optional(KindField),
+    at: Type.Optional(DateTime),
+    remove: Type.Array(Key, { maxItems: 64 }),
+    set: Type.Optional(SetField),
+    reason: Type.Optional(Type.String({ maxLength: 64 })),
+    keyScheme: Type.Optional(KeySchemeField),
+  },
+  { additionalProperties: false },
+);
+export type BatchEntry = Static<typeof BatchEntry>;
+
+/**
+ * Several change-log entries of one service in one message (v2). Entry i has seq `seq + i`, so seqs
+ * are consecutive by construction. `kind` and `at` carry over from the previous entry (the first
+ * takes the batch's); `reason` and `keyScheme`, when the batch states them, hold for every entry
+ * that does not state its own. The expanded entries (expandBatch) are exactly the log's entries.
+ */
 export const ChangeBatch = Type.Object(
   {
     v: Type.Literal(CHANGE_BATCH_VERSION),
-    entries: Type.Array(ChangeEntry, { minItems: 1, maxItems: MAX_BATCH_ENTRIES }),
+    seq: Type.Integer({ minimum: 1, description: 'seq of the first entry' }),
+    kind: KindField,
+    at: DateTime,
+    reason: Type.Optional(Type.String({ maxLength: 64 })),
+    keyScheme: Type.Optional(KeySchemeField),
+    entries: Type.Array(BatchEntry, { minItems: 1, maxItems: MAX_BATCH_ENTRIES }),
   },
   { additionalProperties: false },
 );
@@ -90,43 +123,81 @@ export type ChangeBatch = Static<typeof ChangeBatch>;
 export const LogMessage = Type.Union([ChangeEntry, ChangeBatch]);
 export type LogMessage = Static<typeof LogMessage>;
 
+/** The full entries of a batch, in order. */
+export function expandBatch(b: ChangeBatch): ChangeEntry[] {
+  let kind = b.kind;
+  let at = b.at;
+  return b.entries.map((e, i) => {
+    kind = e.kind ?? kind;
+    at = e.at ?? at;
+    const reason = e.reason ?? b.reason;
+    const keyScheme = e.keyScheme ?? b.keyScheme;
+    return {
+      seq: b.seq + i,
+      kind,
+      at,
+      remove: e.remove,
+      ...(e.set ? { set: e.set } : {}),
+      ...(reason !== undefined ? { reason } : {}),
+      ...(keyScheme !== undefined ? { keyScheme } : {}),
+    };
+  });
+}
+
 /** The entries a log-topic message carries, in order. */
 export function entriesOf(m: LogMessage): ChangeEntry[] {
-  return 'v' in m ? m.entries : [m];
+  return 'v' in m ? expandBatch(m) : [m];
 }
-
-/** True when a batch's seqs are consecutive and increasing (the schema cannot say so). */
-export function batchIsConsecutive(entries: readonly { seq: number }[]): boolean {
-  for (let i = 1; i < entries.length; i++) if (entries[i].seq !== entries[0].seq + i) return false;
-  return true;
-}
-
-const BATCH_HEAD = `{"v":${CHANGE_BATCH_VERSION},"entries":[`;
-const BATCH_TAIL = ']}';
 
 /**
- * Packs serialized entries (JSON of ChangeEntry, in seq order) into log-topic payloads: runs of
- * consecutive seqs become v2 batches of at most `maxBytes` bytes and `MAX_BATCH_ENTRIES` entries; a
- * run of one stays a v1 entry. Pure: no parsing beyond each entry's seq, which the caller gives.
+ * Packs entries (in seq order) into log-topic payloads: runs of consecutive seqs become v2 batches
+ * of at most `maxBytes` bytes and MAX_BATCH_ENTRIES entries; a run of one stays a v1 entry (what an
+ * edge not yet upgraded understands). `json` is the entry as stored, reused for a lone entry. Pure.
  */
-export function packLogMessages(items: readonly { seq: number; json: string }[], maxBytes = MAX_SYNC_PAYLOAD_BYTES): { payload: string; count: number; firstSeq: number }[] {
-  const out: { payload: string; count: number; firstSeq: number }[] = [];
-  let run: { seq: number; json: string }[] = [];
-  let bytes = 0;
-  const close = () => {
-    if (run.length === 0) return;
-    out.push({ payload: run.length === 1 ? run[0].json : BATCH_HEAD + run.map((r) => r.json).join(',') + BATCH_TAIL, count: run.length, firstSeq: run[0].seq });
-    run = [];
-  };
-  for (const it of items) {
-    const len = Buffer.byteLength(it.json);
-    const last = run.at(-1);
-    // bytes: the entries of the run so far with the commas between them.
-    if (last && (it.seq !== last.seq + 1 || run.length >= MAX_BATCH_ENTRIES || BATCH_HEAD.length + bytes + 1 + len + BATCH_TAIL.length > maxBytes)) close();
-    bytes = run.length === 0 ? len : bytes + 1 + len;
-    run.push(it);
+export function packLogMessages(items: readonly { entry: ChangeEntry; json: string }[], maxBytes = MAX_SYNC_PAYLOAD_BYTES): { payload: string; count: number }[] {
+  const out: { payload: string; count: number }[] = [];
+  let i = 0;
+  while (i < items.length) {
+    const first = items[i].entry;
+    const head = JSON.stringify({
+      v: CHANGE_BATCH_VERSION,
+      seq: first.seq,
+      kind: first.kind,
+      at: first.at,
+      ...(first.reason !== undefined ? { reason: first.reason } : {}),
+      ...(first.keyScheme !== undefined ? { keyScheme: first.keyScheme } : {}),
+    });
+    const prefix = `${head.slice(0, -1)},"entries":[`;
+    const parts: string[] = [];
+    let bytes = Buffer.byteLength(prefix) + 2; // + "]}"
+    let kind = first.kind;
+    let at = first.at;
+    let j = i;
+    for (; j < items.length && parts.length < MAX_BATCH_ENTRIES; j++) {
+      const e = items[j].entry;
+      if (e.seq !== first.seq + (j - i)) break;
+      // An entry without a reason (or key scheme) cannot sit in a batch that states one for all.
+      if ((first.reason !== undefined && e.reason === undefined) || (first.keyScheme !== undefined && e.keyScheme === undefined)) break;
+      const c: BatchEntry = {
+        ...(e.kind !== kind ? { kind: e.kind } : {}),
+        ...(e.at !== at ? { at: e.at } : {}),
+        remove: e.remove,
+        ...(e.set ? { set: e.set } : {}),
+        ...(e.reason !== first.reason ? { reason: e.reason } : {}),
+        ...(e.keyScheme !== first.keyScheme ? { keyScheme: e.keyScheme } : {}),
+      };
+      const json = JSON.stringify(c);
+      const size = Buffer.byteLength(json) + (parts.length > 0 ? 1 : 0);
+      if (parts.length > 0 && bytes + size > maxBytes) break;
+      parts.push(json);
+      bytes += size;
+      kind = e.kind;
+      at = e.at;
+    }
+    if (parts.length === 1) out.push({ payload: items[i].json, count: 1 });
+    else out.push({ payload: `${prefix}${parts.join(',')}]}`, count: parts.length });
+    i += parts.length;
   }
-  close();
   return out;
 }
 

@@ -7,7 +7,7 @@
 // thousands of MyKey IDs thus costs the broker one write per edge per ~64 KiB, not one per entry.
 // Order within a topic is kept: messages of one topic are published one after the other.
 import type { Logger } from '../../shared/log.ts';
-import { MAX_SYNC_PAYLOAD_BYTES, packLogMessages } from '../../shared/sync.ts';
+import { MAX_SYNC_PAYLOAD_BYTES, packLogMessages, type ChangeEntry } from '../../shared/sync.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
 
 export type Publish = (topic: string, payload: string) => Promise<void>;
@@ -37,18 +37,18 @@ export interface OutboxMessage {
 
 /** Groups rows (in id order) by topic and packs each topic's run into messages, order kept per topic. */
 export function coalesce(rows: readonly Row[], maxBytes = MAX_SYNC_PAYLOAD_BYTES): OutboxMessage[] {
-  const byTopic = new Map<string, { seq: number; json: string; id: number }[]>();
+  const byTopic = new Map<string, { entry: ChangeEntry; json: string; id: number }[]>();
   const out: OutboxMessage[] = [];
   for (const r of rows) {
-    const seq = seqOf(r.payload);
-    if (seq === undefined) {
+    const entry = entryOf(r.payload);
+    if (entry === undefined) {
       // Not an entry (nothing writes such rows today): published as it is, alone.
       out.push({ topic: r.topic, payload: r.payload, ids: [r.id] });
       continue;
     }
     let list = byTopic.get(r.topic);
     if (!list) byTopic.set(r.topic, (list = []));
-    list.push({ seq, json: r.payload, id: r.id });
+    list.push({ entry, json: r.payload, id: r.id });
   }
   for (const [topic, list] of byTopic) {
     let at = 0;
@@ -60,10 +60,11 @@ export function coalesce(rows: readonly Row[], maxBytes = MAX_SYNC_PAYLOAD_BYTES
   return out;
 }
 
-function seqOf(payload: string): number | undefined {
+// The hub wrote these rows itself (links.ts append): a shape check is enough to tell them apart.
+function entryOf(payload: string): ChangeEntry | undefined {
   try {
-    const v = JSON.parse(payload) as { seq?: unknown };
-    return typeof v?.seq === 'number' && Number.isInteger(v.seq) ? v.seq : undefined;
+    const v = JSON.parse(payload) as Partial<ChangeEntry> | null;
+    return v && Number.isInteger(v.seq) && typeof v.kind === 'string' && typeof v.at === 'string' && Array.isArray(v.remove) ? (v as ChangeEntry) : undefined;
   } catch {
     return undefined;
   }

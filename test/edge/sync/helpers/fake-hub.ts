@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { keyedId, type ChangeEntry, type Snapshot } from '../../../../shared/sync.ts';
+import { keyedId, packLogMessages, type ChangeEntry, type Snapshot } from '../../../../shared/sync.ts';
 import { serviceLogTopic } from '../../../../shared/topics.ts';
 
 export interface FakeHubOptions {
@@ -119,9 +119,9 @@ export class FakeHub {
     await this.#mqtt!.publishAsync(topic, payload, { qos: 1 });
   }
 
-  /** Publishes entries as one batched message (v2), as the hub's outbox coalesces a burst. */
+  /** Publishes consecutive entries as batched messages (v2), as the hub's outbox coalesces a burst. */
   async batch(entries: ChangeEntry[]): Promise<void> {
-    await this.raw(JSON.stringify({ v: 2, entries }));
+    for (const m of packLogMessages(entries.map((entry) => ({ entry, json: JSON.stringify(entry) })), Infinity)) await this.raw(m.payload);
   }
 
   async republish(e: ChangeEntry): Promise<void> {
