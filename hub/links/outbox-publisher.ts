@@ -24,6 +24,8 @@ export interface OutboxPublisherOptions {
   maxBatchBytes?: number;
   /** Batch consecutive entries (v2); false: one v1 message per entry, as before batching. */
   batch?: boolean;
+  /** Told after each round that published something (hub/fanout.ts `published`). */
+  onPublished?: (e: { messages: number; entries: number }) => void;
 }
 
 type Row = { id: number; topic: string; payload: string };
@@ -94,6 +96,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   }
 
   async function round(): Promise<void> {
+    const before = { ...stats };
     try {
       do {
         again = false;
@@ -128,6 +131,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
       retry.unref();
     } finally {
       running = false;
+      if (stats.messages > before.messages) deps.onPublished?.({ messages: stats.messages - before.messages, entries: stats.entries - before.entries });
     }
   }
 

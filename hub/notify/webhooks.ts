@@ -35,6 +35,8 @@ export interface WebhookSenderOptions {
   batchSize?: number;
   /** Batches of one service in flight at once. Default 4. */
   inFlight?: number;
+  /** Told of every acknowledged request (hub/fanout.ts `notified`). */
+  onNotified?: (e: { notices: number }) => void;
 }
 
 /** The body of a batch: `type` tells it from a lone notice (whose types are `link.*`). */
@@ -104,6 +106,7 @@ export function createWebhookSender(o: WebhookSenderOptions) {
           const status = await postTo(target.url, target.to, headers, body, o.timeoutMs ?? 5000);
           if (status < 200 || status >= 300) throw new Error(`HTTP ${status}`);
           o.repo.webhooksDelivered(batch.map((r) => r.id), now());
+          o.onNotified?.({ notices: batch.length });
           return batch.length;
         } catch (e) {
           failed(serviceId, batch, e);
