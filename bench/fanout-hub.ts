@@ -77,7 +77,7 @@ process.on('message', async (m: Msg) => {
       const links = createLinks({ db, repo: linkRepo, mykeys, onOutbox: () => hold || outbox!.kick() });
       links.createService({ id: m.service, name: 'Town library' });
       const serviceUserIds: string[] = [];
-      for (let i = 0; i < m.revocations; i++) {
+      const linkOne = (i: number) => {
         const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
         const r = mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
         if (!('row' in r)) throw new Error('could not create a MyKey ID');
@@ -87,7 +87,12 @@ process.on('message', async (m: Msg) => {
         for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) linkRepo.insertKey(m.service, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
         links.link({ serviceId: m.service, mykeyId: r.row.id, serviceUserId, by: 'bench' });
         serviceUserIds.push(serviceUserId);
-      }
+      };
+      // Set up in transactions of 1,000 links (tens of thousands of single commits take minutes here).
+      const setup = db.transaction((from: number, to: number) => {
+        for (let i = from; i < to; i++) linkOne(i);
+      });
+      for (let i = 0; i < m.revocations; i += 1000) setup(i, Math.min(m.revocations, i + 1000));
       let next = 0;
       revoke = () => links.unlink({ serviceId: m.service, serviceUserId: serviceUserIds[next++], by: 'service', reason: 'cancelled' }).entry.seq;
       // One transaction, as a CRL run commits its suspensions; the outbox is told once, after it.
