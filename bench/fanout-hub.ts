@@ -4,10 +4,13 @@
 // MQTT client to Mosquitto. Each revocation is a service cancelling one service ID: the clock starts
 // just before that transaction (wall clock, shared by the processes on this machine).
 //
+// A burst (`burst`) is a CRL run's worth of suspensions committed in one transaction, as the CRL
+// manager commits them; the outbox then coalesces them into batched log messages (shared/sync.ts).
+//
 // Parent -> hub: { type: 'start', dir, services }, { type: 'attach', target, port?, certPem?, keyPem? },
-//                { type: 'revoke', count? }, { type: 'stats' }, { type: 'stop' }
-// Hub -> parent: { type: 'started', tlsPort }, { type: 'attached' }, { type: 'revoked', seq, t0, target },
-//                { type: 'stats', rssMb, connected, handOffP50 }, { type: 'stopped' }
+//                { type: 'revoke', count? }, { type: 'burst', count }, { type: 'stats' }, { type: 'stop' }
+// Hub -> parent: { type: 'started', tlsPort }, { type: 'attached' }, { type: 'revoked', seq, t0, target, commitMs, publishedMs? },
+//                { type: 'stats', rssMb, connected, handOffP50, messages, entries }, { type: 'stopped' }
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -22,7 +25,9 @@ import { openDatabase } from '../hub/store/db.ts';
 import { createDeviceRepo } from '../hub/store/device-repo.ts';
 import { createLinkRepo } from '../hub/store/link-repo.ts';
 import { createMyKeyRepo } from '../hub/store/mykey-repo.ts';
+import { certIdentity } from '../shared/cert-identity.ts';
 import { randomMyKeyId } from '../shared/ids.ts';
+import { CURRENT_KEY_SCHEME } from '../shared/sync.ts';
 import { createLogger } from '../shared/log.ts';
 import { percentile } from './lib.ts';
 
@@ -30,6 +35,7 @@ type Msg =
   | { type: 'start'; dir: string; service: string; revocations: number }
   | { type: 'attach'; target: 'aedes' | 'mosquitto'; port?: number; certPem?: string; keyPem?: string }
   | { type: 'revoke'; count?: number }
+  | { type: 'burst'; count: number }
   | { type: 'stats' }
   | { type: 'stop' };
 
@@ -40,12 +46,23 @@ let broker: Broker | undefined;
 let db: ReturnType<typeof openDatabase> | undefined;
 let outbox: ReturnType<typeof createOutboxPublisher> | undefined;
 let revoke: (() => number) | undefined;
+let burst: ((count: number) => number) | undefined;
+let hold = false;
 let mq: MqttClient | undefined;
 let caPem = '';
 let target: 'aedes' | 'mosquitto' = 'aedes';
 const handOff: number[] = [];
 // FANOUT_PROFILE=<file>: a CPU profile of the hub from the first revocation to the next stats.
 let profiler: Session | undefined;
+
+// FANOUT_PROFILE_AT=burst: from the first CRL-run burst instead.
+async function startProfile(): Promise<void> {
+  if (profiler) return;
+  profiler = new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.start');
+}
 
 process.on('message', async (m: Msg) => {
   try {
@@ -57,20 +74,41 @@ process.on('message', async (m: Msg) => {
       const linkRepo = createLinkRepo(db);
       const mykeys = createMyKeyRepo(db);
       outbox = createOutboxPublisher({ repo: linkRepo, log: createLogger('bench-outbox', { level: 'error' }) });
-      const links = createLinks({ db, repo: linkRepo, mykeys, onOutbox: () => outbox!.kick() });
+      const links = createLinks({ db, repo: linkRepo, mykeys, onOutbox: () => hold || outbox!.kick() });
       links.createService({ id: m.service, name: 'Town library' });
       const serviceUserIds: string[] = [];
-      for (let i = 0; i < m.revocations; i++) {
+      const linkOne = (i: number) => {
         const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
         const r = mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
         if (!('row' in r)) throw new Error('could not create a MyKey ID');
         const serviceUserId = `LIB-${String(i).padStart(6, '0')}`;
-        await links.prepareKeys(m.service, r.row.id); // as the link routes do: scrypt on the libuv pool
+        // The keyed identities are stored ahead, as prepareKeys stores them after its scrypt runs on
+        // the libuv pool (random here: the bench measures the fan-out, not the derivation).
+        for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) linkRepo.insertKey(m.service, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
         links.link({ serviceId: m.service, mykeyId: r.row.id, serviceUserId, by: 'bench' });
         serviceUserIds.push(serviceUserId);
-      }
+      };
+      // Set up in transactions of 1,000 links (tens of thousands of single commits take minutes here).
+      const setup = db.transaction((from: number, to: number) => {
+        for (let i = from; i < to; i++) linkOne(i);
+      });
+      for (let i = 0; i < m.revocations; i += 1000) setup(i, Math.min(m.revocations, i + 1000));
       let next = 0;
       revoke = () => links.unlink({ serviceId: m.service, serviceUserId: serviceUserIds[next++], by: 'service', reason: 'cancelled' }).entry.seq;
+      // One transaction, as a CRL run commits its suspensions; the outbox is told once, after it.
+      burst = (count) => {
+        hold = true;
+        try {
+          return db!.transaction(() => {
+            let seq = 0;
+            for (let i = 0; i < count; i++) seq = revoke!();
+            return seq;
+          })();
+        } finally {
+          hold = false;
+          outbox!.kick();
+        }
+      };
       const server = await ca.serverCredentials();
       broker = createBroker({
         deviceCa: ca,
@@ -103,17 +141,19 @@ process.on('message', async (m: Msg) => {
       await outbox!.drain();
       send({ type: 'attached' });
     } else if (m.type === 'revoke') {
-      if (process.env.FANOUT_PROFILE && !profiler) {
-        profiler = new Session();
-        profiler.connect();
-        await profiler.post('Profiler.enable');
-        await profiler.post('Profiler.start');
-      }
+      if (process.env.FANOUT_PROFILE && process.env.FANOUT_PROFILE_AT !== 'burst') await startProfile();
       // `count` > 1: a burst, as a CRL run suspending many MyKey IDs makes; each is its own commit.
       const t0 = wall();
       let seq = 0;
       for (let i = 0; i < (m.count ?? 1); i++) seq = revoke!();
       send({ type: 'revoked', seq, t0, target, commitMs: wall() - t0 });
+    } else if (m.type === 'burst') {
+      if (process.env.FANOUT_PROFILE && process.env.FANOUT_PROFILE_AT === 'burst') await startProfile();
+      const t0 = wall();
+      const seq = burst!(m.count);
+      const commitMs = wall() - t0;
+      await outbox!.drain(); // the broker has taken every message (aedes: written to every edge)
+      send({ type: 'revoked', seq, t0, target, commitMs, publishedMs: wall() - t0 });
     } else if (m.type === 'stats') {
       if (profiler) {
         const { profile } = await profiler.post('Profiler.stop');
@@ -121,7 +161,7 @@ process.on('message', async (m: Msg) => {
         profiler.disconnect();
       }
       (globalThis as { gc?: () => void }).gc?.();
-      send({ type: 'stats', rssMb: process.memoryUsage().rss / 2 ** 20, connected: broker?.connectedEdges().length ?? 0, handOffP50: percentile(handOff, 50) });
+      send({ type: 'stats', rssMb: process.memoryUsage().rss / 2 ** 20, connected: broker?.connectedEdges().length ?? 0, handOffP50: percentile(handOff, 50), ...outbox!.stats() });
       // The next figure covers what happens from now on.
       handOff.length = 0;
     } else if (m.type === 'stop') {

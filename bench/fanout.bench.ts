@@ -9,12 +9,17 @@
 // the same client processes, the same commit and outbox, the hub publishing as an MQTT client. Every
 // edge is connected to both brokers at once and revocations alternate between them, so both see the
 // same load from whatever else runs on the machine. Then a burst of 20 revocations committed back to
-// back (a CRL run) goes to every edge through each broker. Also reported (progress lines): the CPU
-// time of each broker side per revocation and per 1,000-edge reconnect, read from /proc.
+// back (a CRL run) goes to every edge through each broker. Then a CRL run of 10,000 suspensions,
+// committed in one transaction as the CRL manager commits them: the outbox coalesces the entries into
+// batched log messages (v2, shared/sync.ts, at most 64 KiB each) and the time runs from just before
+// that transaction until every edge has the last entry (the commit's own time is a progress line).
+// Also reported (progress lines): the CPU time of each broker side per revocation and per 1,000-edge
+// reconnect, read from /proc.
 //
 // Metrics: fanout_1000_p50_ms, fanout_1000_p99_ms (aedes in the hub), mosquitto_fanout_1000_p50_ms,
 // mosquitto_fanout_1000_p99_ms, hub_rss_1000_edges_mb (the hub process with every edge connected),
-// fanout_1000_burst_20_ms, mosquitto_fanout_1000_burst_20_ms. p99 of 100 revocations is the second
+// fanout_1000_burst_20_ms, mosquitto_fanout_1000_burst_20_ms, fanout_burst_10k_ms,
+// mosquitto_fanout_burst_10k_ms (at 1,000 edges; *_after_commit_ms: the same less the commit). p99 of 100 revocations is the second
 // slowest. Descriptors: the hub and Mosquitto each hold a socket per edge, so every process of the
 // benchmark is started under `ulimit -n 65536` (or the hard limit).
 //
@@ -43,6 +48,8 @@ const RUNS = Number(process.env.FANOUT_RUNS ?? 100);
 const WARMUP = 5;
 /** Revocations committed back to back, as a CRL run that suspends many MyKey IDs makes them. */
 const BURST = Number(process.env.FANOUT_BURST ?? 20);
+/** Suspensions of one CRL run, committed in one transaction. */
+const BIG_BURST = Number(process.env.FANOUT_BIG_BURST ?? 10_000);
 // Long enough for the PUBACKs of one fan-out to settle before the next starts.
 const GAP_MS = 100;
 const SERVICE = 'library';
@@ -81,8 +88,8 @@ function startChild(file: string): ChildProcess {
 type HubMsg =
   | { type: 'started'; tlsPort: number }
   | { type: 'attached' }
-  | { type: 'revoked'; seq: number; t0: number; target: string; commitMs: number }
-  | { type: 'stats'; rssMb: number; connected: number; handOffP50: number }
+  | { type: 'revoked'; seq: number; t0: number; target: string; commitMs: number; publishedMs?: number }
+  | { type: 'stats'; rssMb: number; connected: number; handOffP50: number; messages: number; entries: number }
   | { type: 'stopped' }
   | { type: 'error'; error: string };
 
@@ -271,7 +278,7 @@ benchMain(async () => {
     const hubChild = startChild('fanout-hub.ts');
     children.push(hubChild);
     const hub = new Hub(hubChild);
-    const { tlsPort } = await hub.ask<'started'>({ type: 'start', dir, service: SERVICE, revocations: 2 * (WARMUP + RUNS + BURST) });
+    const { tlsPort } = await hub.ask<'started'>({ type: 'start', dir, service: SERVICE, revocations: 2 * (WARMUP + RUNS + BURST + BIG_BURST) });
     await hub.ask<'attached'>({ type: 'attach', target: 'aedes' });
     const base = await hub.ask<'stats'>({ type: 'stats' });
     for (let i = 0; i < CHILDREN; i++) children.push(startChild('fanout-edges.ts'));
@@ -323,6 +330,24 @@ benchMain(async () => {
       progress(`${t.label}: a burst of ${BURST} revocations reached every edge in ${Math.round(bursts[t.label])} ms`);
       await new Promise((r) => setTimeout(r, 500));
     }
+    const big: Record<string, number> = {};
+    const bigAfterCommit: Record<string, number> = {};
+    for (const t of [aedes, mq]) {
+      await hub.ask<'attached'>({ type: 'attach', ...t.attach });
+      const before = await hub.ask<'stats'>({ type: 'stats' });
+      const cpu0 = t.pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
+      const { seq, t0: b0, commitMs, publishedMs } = await hub.ask<'revoked'>({ type: 'burst', count: BIG_BURST });
+      const { last } = await edges.waitFor(seq, 300_000);
+      big[t.label] = last - b0;
+      bigAfterCommit[t.label] = last - b0 - commitMs;
+      await new Promise((r) => setTimeout(r, 500));
+      const cpu = t.pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0) - cpu0;
+      const now = await hub.ask<'stats'>({ type: 'stats' });
+      progress(
+        `${t.label}: a CRL run of ${BIG_BURST} suspensions reached every edge in ${Math.round(big[t.label])} ms (commit ${Math.round(commitMs)} ms, all taken by the broker at ${Math.round(publishedMs ?? NaN)} ms; ` +
+          `${now.messages - before.messages} messages for ${now.entries - before.entries} entries; broker-side CPU ${Math.round(cpu)} ms)`,
+      );
+    }
     const after = await hub.ask<'stats'>({ type: 'stats' });
     const rssMb = after.rssMb;
     progress(`aedes publish() until written to every subscriber: p50 ${round(after.handOffP50, 2)} ms`);
@@ -346,6 +371,11 @@ benchMain(async () => {
       [`hub_rss_${n}_edges_mb`]: { value: round(rssMb, 1), unit: 'MB' },
       [`fanout_${n}_burst_${BURST}_ms`]: { value: round(bursts.aedes, 1), unit: 'ms' },
       [`mosquitto_fanout_${n}_burst_${BURST}_ms`]: { value: round(bursts.mosquitto, 1), unit: 'ms' },
+      [EDGES === 1000 && BIG_BURST === 10_000 ? 'fanout_burst_10k_ms' : `fanout_${n}_burst_${BIG_BURST}_ms`]: { value: round(big.aedes, 1), unit: 'ms' },
+      [EDGES === 1000 && BIG_BURST === 10_000 ? 'mosquitto_fanout_burst_10k_ms' : `mosquitto_fanout_${n}_burst_${BIG_BURST}_ms`]: { value: round(big.mosquitto, 1), unit: 'ms' },
+      // The same without the CRL run's own commit: from the committed entries to the last edge.
+      [EDGES === 1000 && BIG_BURST === 10_000 ? 'fanout_burst_10k_after_commit_ms' : `fanout_${n}_burst_${BIG_BURST}_after_commit_ms`]: { value: round(bigAfterCommit.aedes, 1), unit: 'ms' },
+      [EDGES === 1000 && BIG_BURST === 10_000 ? 'mosquitto_fanout_burst_10k_after_commit_ms' : `mosquitto_fanout_${n}_burst_${BIG_BURST}_after_commit_ms`]: { value: round(bigAfterCommit.mosquitto, 1), unit: 'ms' },
     };
   } finally {
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');

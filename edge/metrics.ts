@@ -29,7 +29,7 @@ const OUTCOMES: [keyof TouchCounters, string][] = [
   ['degraded', 'degraded'],
 ];
 const HEALTH: Health[] = ['ok', 'degraded', 'stale', 'clock_unsure', 'reader_missing'];
-const SYNC_EVENTS: (keyof SyncStats)[] = ['applied', 'duplicates', 'gaps', 'snapshots', 'catchUps', 'dropped', 'connects'];
+const SYNC_EVENTS: (keyof SyncStats)[] = ['applied', 'duplicates', 'gaps', 'snapshots', 'catchUps', 'dropped', 'connects', 'batches'];
 
 export function createEdgeMetrics(deps: EdgeMetricsDeps) {
   const registry = new Registry();

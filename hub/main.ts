@@ -25,6 +25,7 @@ import { createLinks } from './links/links.ts';
 import { createOutboxPublisher } from './links/outbox-publisher.ts';
 import { createWebhookSender } from './notify/webhooks.ts';
 import { createBroker, type Broker } from './broker/broker.ts';
+import { createFanoutBus, wireFanout } from './fanout.ts';
 import { openDeviceCa, type DeviceCa } from './pki/device-ca.ts';
 import { createDeviceEnrollment, type DeviceEnrollment } from './pki/device-enrollment.ts';
 import { createDeviceRepo } from './store/device-repo.ts';
@@ -66,6 +67,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     now: () => now().getTime(),
     processMetrics: opts.processMetrics,
   });
+  // Revocation fan-out is one chain of events (hub/fanout.ts): parts emit, the chain is wired below.
+  const fanout = createFanoutBus(log.child('fanout'));
   const revocations = metrics.instrumentRevocations(createRevocationRepo(db));
   const crlManager = createCrlManager({
     dataDir: config.dataDir,
@@ -76,7 +79,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     now,
     maxBytes: config.jpki.crlMaxBytes,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
-    afterSuspend: () => kickOutboxes(),
+    afterSuspend: () => fanout.emit('suspended', { source: 'crl' }),
   });
   crlManager.loadSaved();
   const revocation = createRevocationChecker({
@@ -87,21 +90,19 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() });
   const linkRepo = createLinkRepo(db);
   const devices = createDeviceRepo(db);
-  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox') });
-  const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks });
+  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), onPublished: (e) => fanout.emit('published', e) });
+  const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, onNotified: (e) => fanout.emit('notified', e) });
   const links = createLinks({
     db,
     repo: linkRepo,
     mykeys,
     now: () => now().getTime(),
-    onOutbox: () => kickOutboxes(),
+    onOutbox: () => fanout.emit('outboxWritten', { source: 'links' }),
   });
   // Lifecycle changes in a batch may have appended change-log entries.
-  const batcher = createWriteBatcher(db, { afterCommit: () => kickOutboxes() });
-  function kickOutboxes() {
-    outbox.kick();
-    webhooks.kick();
-  }
+  const batcher = createWriteBatcher(db, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
+  let broker: Broker | undefined;
+  const unwireFanout = wireFanout(fanout, { log: log.child('fanout'), outbox, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId) });
   const service = metrics.instrumentService(createMyKeyService({
     repo: mykeys,
     write: batcher.write,
@@ -180,7 +181,6 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
 
   let server: ServerType | undefined;
   let deviceServer: ServerType | undefined;
-  let broker: Broker | undefined;
   let deviceCa: DeviceCa | undefined;
   return {
     config,
@@ -198,6 +198,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     linkRepo,
     outbox,
     webhooks,
+    /** Events of the revocation fan-out (hub/fanout.ts). */
+    fanout,
     devices,
     /** The hub's own Prometheus registry (hub/metrics). */
     metrics,
@@ -240,7 +242,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       });
       const ports = await b.start();
       broker = b;
-      enrollment = createDeviceEnrollment({ deviceCa, devices, now, onRevoked: (edgeId) => b.disconnectEdge(edgeId) });
+      enrollment = createDeviceEnrollment({ deviceCa, devices, now, onRevoked: (edgeId) => fanout.emit('deviceRevoked', { edgeId }) });
       this.addresses.mqtts = `mqtts://${hostOf(config.broker.host)}:${ports.tlsPort}`;
       if (ports.plainPort) this.addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
       outbox.attach((topic, payload) => b.publish(topic, payload, { qos: 1 }));
@@ -285,6 +287,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     },
     async stop(): Promise<void> {
       crlManager.stop();
+      unwireFanout();
       await webhooks.stop();
       outbox.stop();
       const close = (s: ServerType | undefined) =>

@@ -24,6 +24,16 @@
 //   service's own secret. A touch pays one derivation (bench/keyed-identity.bench.ts,
 //   touch_keyed_identity_us); the hub derives once per (service, identity) off the event loop and
 //   stores the result (hub/links).
+// Messages on a service's log topic (shared/topics.ts), two forms while a fleet upgrades:
+// - v1: one ChangeEntry as the whole payload (what every edge understands);
+// - v2: a ChangeBatch `{ v: 2, seq, kind, at, entries: [...] }`: consecutive entries from `seq` on,
+//   written compactly (no seq per entry, `kind` and `at` only where they change: a suspension takes
+//   ~60 bytes instead of ~150), the whole payload at most MAX_SYNC_PAYLOAD_BYTES. The seq rules above
+//   apply entry by entry, so a gap between batches and a batch seen twice are handled as for single
+//   entries. One batch costs the broker one write per edge instead of one per entry, and the bytes
+//   (TLS to every edge) are what a burst costs (bench/fanout.bench.ts, fanout_burst_10k_ms).
+//   The hub sends a lone entry as v1, so an edge not yet upgraded misses only bursts, and catches
+//   up on them through the change log.
 // A service moves from one to the other with a `rekey` entry: the edge applies it, then fetches a
 // snapshot under the new derivation. Until then an edge looks a touch up under both.
 import { createHmac, scrypt, scryptSync } from 'node:crypto';
@@ -61,6 +71,135 @@ export const ChangeEntry = Type.Object(
   { additionalProperties: false },
 );
 export type ChangeEntry = Static<typeof ChangeEntry>;
+
+/** Version tag of a batched change-log message. */
+export const CHANGE_BATCH_VERSION = 2;
+
+/** Most entries in one batch: a suspension takes ~60 bytes in a batch, so 64 KiB holds ~1,000. */
+export const MAX_BATCH_ENTRIES = 2000;
+
+const KindField = Type.Union(CHANGE_KINDS.map((k) => Type.Literal(k)));
+const DateTime = Type.String({ format: 'date-time' });
+const SetField = Type.Object(
+  { keys: Type.Array(Key, { minItems: 1, maxItems: 64 }), serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN }) },
+  { additionalProperties: false },
+);
+
+/** An entry inside a batch: no seq (implied by its place), `kind` and `at` only where they change. */
+export const BatchEntry = Type.Object(
+  {
+    kind: Type.Optional(KindField),
+    at: Type.Optional(DateTime),
+    remove: Type.Array(Key, { maxItems: 64 }),
+    set: Type.Optional(SetField),
+    reason: Type.Optional(Type.String({ maxLength: 64 })),
+    keyScheme: Type.Optional(KeySchemeField),
+  },
+  { additionalProperties: false },
+);
+export type BatchEntry = Static<typeof BatchEntry>;
+
+/**
+ * Several change-log entries of one service in one message (v2). Entry i has seq `seq + i`, so seqs
+ * are consecutive by construction. `kind` and `at` carry over from the previous entry (the first
+ * takes the batch's); `reason` and `keyScheme`, when the batch states them, hold for every entry
+ * that does not state its own. The expanded entries (expandBatch) are exactly the log's entries.
+ */
+export const ChangeBatch = Type.Object(
+  {
+    v: Type.Literal(CHANGE_BATCH_VERSION),
+    seq: Type.Integer({ minimum: 1, description: 'seq of the first entry' }),
+    kind: KindField,
+    at: DateTime,
+    reason: Type.Optional(Type.String({ maxLength: 64 })),
+    keyScheme: Type.Optional(KeySchemeField),
+    entries: Type.Array(BatchEntry, { minItems: 1, maxItems: MAX_BATCH_ENTRIES }),
+  },
+  { additionalProperties: false },
+);
+export type ChangeBatch = Static<typeof ChangeBatch>;
+
+/** What a log-topic message may be: one entry (v1) or a batch (v2). */
+export const LogMessage = Type.Union([ChangeEntry, ChangeBatch]);
+export type LogMessage = Static<typeof LogMessage>;
+
+/** The full entries of a batch, in order. */
+export function expandBatch(b: ChangeBatch): ChangeEntry[] {
+  let kind = b.kind;
+  let at = b.at;
+  return b.entries.map((e, i) => {
+    kind = e.kind ?? kind;
+    at = e.at ?? at;
+    const reason = e.reason ?? b.reason;
+    const keyScheme = e.keyScheme ?? b.keyScheme;
+    return {
+      seq: b.seq + i,
+      kind,
+      at,
+      remove: e.remove,
+      ...(e.set ? { set: e.set } : {}),
+      ...(reason !== undefined ? { reason } : {}),
+      ...(keyScheme !== undefined ? { keyScheme } : {}),
+    };
+  });
+}
+
+/** The entries a log-topic message carries, in order. */
+export function entriesOf(m: LogMessage): ChangeEntry[] {
+  return 'v' in m ? expandBatch(m) : [m];
+}
+
+/**
+ * Packs entries (in seq order) into log-topic payloads: runs of consecutive seqs become v2 batches
+ * of at most `maxBytes` bytes and MAX_BATCH_ENTRIES entries; a run of one stays a v1 entry (what an
+ * edge not yet upgraded understands). `json` is the entry as stored, reused for a lone entry. Pure.
+ */
+export function packLogMessages(items: readonly { entry: ChangeEntry; json: string }[], maxBytes = MAX_SYNC_PAYLOAD_BYTES): { payload: string; count: number }[] {
+  const out: { payload: string; count: number }[] = [];
+  let i = 0;
+  while (i < items.length) {
+    const first = items[i].entry;
+    const head = JSON.stringify({
+      v: CHANGE_BATCH_VERSION,
+      seq: first.seq,
+      kind: first.kind,
+      at: first.at,
+      ...(first.reason !== undefined ? { reason: first.reason } : {}),
+      ...(first.keyScheme !== undefined ? { keyScheme: first.keyScheme } : {}),
+    });
+    const prefix = `${head.slice(0, -1)},"entries":[`;
+    const parts: string[] = [];
+    let bytes = Buffer.byteLength(prefix) + 2; // + "]}"
+    let kind = first.kind;
+    let at = first.at;
+    let j = i;
+    for (; j < items.length && parts.length < MAX_BATCH_ENTRIES; j++) {
+      const e = items[j].entry;
+      if (e.seq !== first.seq + (j - i)) break;
+      // An entry without a reason (or key scheme) cannot sit in a batch that states one for all.
+      if ((first.reason !== undefined && e.reason === undefined) || (first.keyScheme !== undefined && e.keyScheme === undefined)) break;
+      const c: BatchEntry = {
+        ...(e.kind !== kind ? { kind: e.kind } : {}),
+        ...(e.at !== at ? { at: e.at } : {}),
+        remove: e.remove,
+        ...(e.set ? { set: e.set } : {}),
+        ...(e.reason !== first.reason ? { reason: e.reason } : {}),
+        ...(e.keyScheme !== first.keyScheme ? { keyScheme: e.keyScheme } : {}),
+      };
+      const json = JSON.stringify(c);
+      const size = Buffer.byteLength(json) + (parts.length > 0 ? 1 : 0);
+      if (parts.length > 0 && bytes + size > maxBytes) break;
+      parts.push(json);
+      bytes += size;
+      kind = e.kind;
+      at = e.at;
+    }
+    if (parts.length === 1) out.push({ payload: items[i].json, count: 1 });
+    else out.push({ payload: `${prefix}${parts.join(',')}]}`, count: parts.length });
+    i += parts.length;
+  }
+  return out;
+}
 
 /** A service's mappings at one sequence number: `[key, serviceUserId]` pairs. */
 export const Snapshot = Type.Object(

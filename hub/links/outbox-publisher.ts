@@ -1,36 +1,126 @@
 // Publishes the MQTT outbox: change-log entries are stored before they are published, and a row
 // leaves the outbox only once the broker has taken it. After a crash, whatever was left is published
 // on start; edges ignore what they already applied (seq), so a second publication is harmless.
+//
+// What is pending is coalesced per topic: runs of consecutive seqs go out as v2 batches under the
+// broker's packet limit (shared/sync.ts packLogMessages), a lone entry as v1. A CRL run that suspends
+// thousands of MyKey IDs thus costs the broker one write per edge per ~64 KiB, not one per entry.
+// Order within a topic is kept: messages of one topic are published one after the other.
 import type { Logger } from '../../shared/log.ts';
+import { MAX_SYNC_PAYLOAD_BYTES, packLogMessages, type ChangeEntry } from '../../shared/sync.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
 
 export type Publish = (topic: string, payload: string) => Promise<void>;
 
-export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publish?: Publish; retryMs?: number; sweepMs?: number }) {
+export interface OutboxPublisherOptions {
+  repo: LinkRepo;
+  log: Logger;
+  publish?: Publish;
+  retryMs?: number;
+  sweepMs?: number;
+  /** Rows read per round. */
+  pageRows?: number;
+  /** Largest batched payload; default the protocol's limit. */
+  maxBatchBytes?: number;
+  /** Batch consecutive entries (v2); false: one v1 message per entry, as before batching. */
+  batch?: boolean;
+  /** Told after each round that published something (hub/fanout.ts `published`). */
+  onPublished?: (e: { messages: number; entries: number }) => void;
+}
+
+type Row = { id: number; topic: string; payload: string };
+
+/** One message to publish and the outbox rows it carries. */
+export interface OutboxMessage {
+  topic: string;
+  payload: string;
+  ids: number[];
+}
+
+/** Groups rows (in id order) by topic and packs each topic's run into messages, order kept per topic. */
+export function coalesce(rows: readonly Row[], maxBytes = MAX_SYNC_PAYLOAD_BYTES): OutboxMessage[] {
+  const byTopic = new Map<string, { entry: ChangeEntry; json: string; id: number }[]>();
+  const out: OutboxMessage[] = [];
+  for (const r of rows) {
+    const entry = entryOf(r.payload);
+    if (entry === undefined) {
+      // Not an entry (nothing writes such rows today): published as it is, alone.
+      out.push({ topic: r.topic, payload: r.payload, ids: [r.id] });
+      continue;
+    }
+    let list = byTopic.get(r.topic);
+    if (!list) byTopic.set(r.topic, (list = []));
+    list.push({ entry, json: r.payload, id: r.id });
+  }
+  for (const [topic, list] of byTopic) {
+    let at = 0;
+    for (const m of packLogMessages(list, maxBytes)) {
+      out.push({ topic, payload: m.payload, ids: list.slice(at, at + m.count).map((x) => x.id) });
+      at += m.count;
+    }
+  }
+  return out;
+}
+
+// The hub wrote these rows itself (links.ts append): a shape check is enough to tell them apart.
+function entryOf(payload: string): ChangeEntry | undefined {
+  try {
+    const v = JSON.parse(payload) as Partial<ChangeEntry> | null;
+    return v && Number.isInteger(v.seq) && typeof v.kind === 'string' && typeof v.at === 'string' && Array.isArray(v.remove) ? (v as ChangeEntry) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   let publish = deps.publish;
   let running = false;
   let again = false;
   let retry: NodeJS.Timeout | undefined;
   let stopped = false;
   let sweep: NodeJS.Timeout | undefined;
+  const stats = { messages: 0, entries: 0 };
 
-  async function drain(): Promise<void> {
+  let current: Promise<void> = Promise.resolve();
+
+  /** Publishes what is pending; a call while a round runs makes it go round again, and waits for it. */
+  function drain(): Promise<void> {
     if (running) {
       again = true;
-      return;
+      return current;
     }
-    if (!publish || stopped) return;
+    if (!publish || stopped) return Promise.resolve();
     running = true;
+    current = round();
+    return current;
+  }
+
+  async function round(): Promise<void> {
+    const before = { ...stats };
     try {
       do {
         again = false;
         for (;;) {
-          const rows = deps.repo.pendingMqtt(500);
+          const rows = deps.repo.pendingMqtt(deps.pageRows ?? 5000);
           if (rows.length === 0) break;
-          for (const r of rows) {
-            await publish(r.topic, r.payload);
-            deps.repo.deleteMqtt(r.id);
+          const messages = deps.batch === false ? rows.map((r) => ({ topic: r.topic, payload: r.payload, ids: [r.id] })) : coalesce(rows, deps.maxBatchBytes);
+          // Topics are independent: each goes in its own chain, in order within it.
+          const chains = new Map<string, OutboxMessage[]>();
+          for (const m of messages) {
+            let c = chains.get(m.topic);
+            if (!c) chains.set(m.topic, (c = []));
+            c.push(m);
           }
+          await Promise.all(
+            [...chains.values()].map(async (chain) => {
+              for (const m of chain) {
+                await publish!(m.topic, m.payload);
+                deps.repo.deleteMqttMany(m.ids);
+                stats.messages++;
+                stats.entries += m.ids.length;
+              }
+            }),
+          );
         }
       } while (again);
     } catch (e) {
@@ -41,6 +131,7 @@ export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publi
       retry.unref();
     } finally {
       running = false;
+      if (stats.messages > before.messages) deps.onPublished?.({ messages: stats.messages - before.messages, entries: stats.entries - before.entries });
     }
   }
 
@@ -50,6 +141,7 @@ export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publi
       publish = p;
       void drain();
       // A safety net: rows written by a path that did not kick are published within a few seconds.
+      clearInterval(sweep);
       sweep = setInterval(() => void drain(), deps.sweepMs ?? 2000);
       sweep.unref();
     },
@@ -58,6 +150,8 @@ export function createOutboxPublisher(deps: { repo: LinkRepo; log: Logger; publi
       void drain();
     },
     drain,
+    /** Messages and entries published since start. */
+    stats: () => ({ ...stats }),
     stop(): void {
       stopped = true;
       clearTimeout(retry);

@@ -1,17 +1,21 @@
 // Signed webhook notices (失効連絡) to services' business systems, from a durable outbox: retried
-// with exponential backoff, in order per service, never lost across hub restarts.
+// with exponential backoff, oldest first per service, never lost across hub restarts.
 //
-// Each POST carries the notice as JSON, signed as every webhook of the platform is
-// (shared/webhook-signature.ts: webhook-id, webhook-timestamp, webhook-signature over
-// `id.timestamp.body` under the service's webhook secret as the console showed it). The id is the
-// same on every retry of a notice, so a receiver can ignore a repeat. The target is checked against
-// the URL policy at every delivery, on the address the name resolves to (url-policy.ts).
+// Each POST is signed as every webhook of the platform is (shared/webhook-signature.ts: webhook-id,
+// webhook-timestamp, webhook-signature over `id.timestamp.body` under the service's webhook secret as
+// the console showed it). A lone pending notice goes as the notice itself (webhook-id
+// `mykey-notice-<n>`, the same on every retry); when several are pending they go in batches
+// (NoticeBatch below, webhook-id `mykey-notices-<first>-<last>`), several batches of a service in
+// flight at once, so a CRL run's thousands of notices cost a few dozen round trips, not one each.
+// Every notice keeps its own `id` and `seq`: a receiver ignores a notice it has seen and orders by
+// `seq` (batches in flight together may arrive in any order). The target is checked against the URL
+// policy at every delivery, on the address the name resolves to (url-policy.ts).
 import { MyKeyError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { signWebhook } from '../../shared/webhook-signature.ts';
-import type { LinkRepo } from '../store/link-repo.ts';
+import type { LinkRepo, WebhookRow } from '../store/link-repo.ts';
 import { postTo } from './post.ts';
-import { checkWebhookUrl, resolveWebhookTarget, STRICT_WEBHOOK_POLICY, type WebhookLookup, type WebhookUrlPolicy } from './url-policy.ts';
+import { checkWebhookUrl, resolveWebhookTarget, STRICT_WEBHOOK_POLICY, type ResolvedAddress, type WebhookLookup, type WebhookUrlPolicy } from './url-policy.ts';
 
 export interface WebhookSenderOptions {
   repo: LinkRepo;
@@ -27,6 +31,18 @@ export interface WebhookSenderOptions {
   allowHttp?: boolean;
   /** DNS for delivery-time checks (tests give their own). */
   lookup?: WebhookLookup;
+  /** Notices per batch. Default 500 (about 100 KB of JSON). */
+  batchSize?: number;
+  /** Batches of one service in flight at once. Default 4. */
+  inFlight?: number;
+  /** Told of every acknowledged request (hub/fanout.ts `notified`). */
+  onNotified?: (e: { notices: number }) => void;
+}
+
+/** The body of a batch: `type` tells it from a lone notice (whose types are `link.*`). */
+export interface NoticeBatch {
+  type: 'notices';
+  notices: unknown[];
 }
 
 export function createWebhookSender(o: WebhookSenderOptions) {
@@ -48,38 +64,68 @@ export function createWebhookSender(o: WebhookSenderOptions) {
 
   async function round(): Promise<number> {
     let delivered = 0;
+    // The oldest undelivered notice of each service, when it is due: that service's turn.
     const due = o.repo.dueWebhooks(now());
-    await Promise.all(
-      due.map(async (row) => {
-        const s = o.repo.service(row.service_id);
-        if (!s?.webhook_url || !s.webhook_secret) {
-          o.repo.webhookFailed(row.id, now() + (o.maxDelayMs ?? 3600_000), 'the service has no webhook configured');
-          return;
-        }
+    const counts = await Promise.all(due.map((first) => deliverService(first.service_id)));
+    for (const c of counts) delivered += c;
+    // A delivered batch may have left more of its service due.
+    if (delivered > 0 && !stopped) delivered += await round();
+    return delivered;
+  }
+
+  /** Sends up to `inFlight` batches of one service's oldest notices at once; returns notices delivered. */
+  async function deliverService(serviceId: string): Promise<number> {
+    const size = Math.max(1, o.batchSize ?? 500);
+    const rows = o.repo.pendingWebhooks(serviceId, size * Math.max(1, o.inFlight ?? 4));
+    if (rows.length === 0) return 0;
+    const s = o.repo.service(serviceId);
+    if (!s?.webhook_url || !s.webhook_secret) {
+      o.repo.webhooksFailed(rows.map((r) => r.id), now() + (o.maxDelayMs ?? 3600_000), 'the service has no webhook configured');
+      return 0;
+    }
+    const batches: WebhookRow[][] = [];
+    for (let i = 0; i < rows.length; i += size) batches.push(rows.slice(i, i + size));
+    let target: { url: URL; to: ResolvedAddress };
+    try {
+      // Checked again now: the policy may have tightened since the URL was set, and the name may
+      // resolve elsewhere than it did (DNS rebinding). The connection goes to the checked address.
+      const url = checkWebhookUrl(s.webhook_url, policy);
+      target = { url, to: await resolveWebhookTarget(url, policy, o.lookup) };
+    } catch (e) {
+      failed(serviceId, rows, e);
+      return 0;
+    }
+    const secret = s.webhook_secret.toString('base64url');
+    const sent = await Promise.all(
+      batches.map(async (batch) => {
+        const single = batch.length === 1;
+        const body = single ? batch[0].event : `{"type":"notices","notices":[${batch.map((r) => r.event).join(',')}]}`;
+        const id = single ? `mykey-notice-${batch[0].id}` : `mykey-notices-${batch[0].id}-${batch.at(-1)!.id}`;
         try {
-          // Checked again now: the policy may have tightened since the URL was set, and the name may
-          // resolve elsewhere than it did (DNS rebinding). The connection goes to the checked address.
-          const url = checkWebhookUrl(s.webhook_url, policy);
-          const to = await resolveWebhookTarget(url, policy, o.lookup);
-          const headers = { 'content-type': 'application/json', ...signWebhook(s.webhook_secret.toString('base64url'), row.event, { id: `mykey-notice-${row.id}`, nowMs: now() }) };
-          const status = await postTo(url, to, headers, row.event, o.timeoutMs ?? 5000);
+          const headers = { 'content-type': 'application/json', ...signWebhook(secret, body, { id, nowMs: now() }) };
+          const status = await postTo(target.url, target.to, headers, body, o.timeoutMs ?? 5000);
           if (status < 200 || status >= 300) throw new Error(`HTTP ${status}`);
-          o.repo.webhookDelivered(row.id, now());
-          delivered++;
+          o.repo.webhooksDelivered(batch.map((r) => r.id), now());
+          o.onNotified?.({ notices: batch.length });
+          return batch.length;
         } catch (e) {
-          if (stopped) return;
-          const delay = Math.min(o.maxDelayMs ?? 3600_000, (o.baseDelayMs ?? 1000) * 2 ** Math.min(row.attempts, 20));
-          const jitter = Math.floor(Math.random() * delay * 0.2);
-          // The code leads the recorded error, so the console and the operator API show why (webhook_url_private...).
-          const why = e instanceof MyKeyError ? `${e.code}: ${e.message}` : (e as Error).message;
-          o.repo.webhookFailed(row.id, now() + delay + jitter, why);
-          o.log.warn('webhook delivery failed', { service: row.service_id, attempt: row.attempts + 1, error: why });
+          failed(serviceId, batch, e);
+          return 0;
         }
       }),
     );
-    // In-order delivery: a delivered notice may have made the next one of its service due.
-    if (delivered > 0 && !stopped) delivered += await round();
-    return delivered;
+    return sent.reduce((a, b) => a + b, 0);
+  }
+
+  function failed(serviceId: string, rows: WebhookRow[], e: unknown): void {
+    if (stopped) return;
+    const attempts = rows[0].attempts;
+    const delay = Math.min(o.maxDelayMs ?? 3600_000, (o.baseDelayMs ?? 1000) * 2 ** Math.min(attempts, 20));
+    const jitter = Math.floor(Math.random() * delay * 0.2);
+    // The code leads the recorded error, so the console and the operator API show why (webhook_url_private...).
+    const why = e instanceof MyKeyError ? `${e.code}: ${e.message}` : (e as Error).message;
+    o.repo.webhooksFailed(rows.map((r) => r.id), now() + delay + jitter, why);
+    o.log.warn('webhook delivery failed', { service: serviceId, notices: rows.length, attempt: attempts + 1, error: why });
   }
 
   return {

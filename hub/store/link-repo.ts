@@ -95,6 +95,7 @@ export function createLinkRepo(db: Db) {
        JOIN (SELECT service_id, MIN(id) AS id FROM webhook_outbox WHERE delivered_at IS NULL GROUP BY service_id) f ON f.id = w.id
        WHERE w.next_attempt_at <= ? ORDER BY w.id LIMIT ?`,
     ),
+    pendingWebhooks: db.prepare<[string, number], WebhookRow>('SELECT * FROM webhook_outbox WHERE service_id = ? AND delivered_at IS NULL ORDER BY id LIMIT ?'),
     webhookDelivered: db.prepare('UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?'),
     webhookFailed: db.prepare('UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?'),
     webhookHealth: db.prepare<[{ id: string }], { pending: number; oldest: number | null; last_error: string | null; delivered: number }>(
@@ -134,10 +135,24 @@ export function createLinkRepo(db: Db) {
     insertMqtt: (topic: string, payload: string, at: number) => q.insertMqtt.run(topic, payload, at),
     pendingMqtt: (limit = 500) => q.pendingMqtt.all(limit),
     deleteMqtt: (id: number) => q.deleteMqtt.run(id),
+    /** Deletes the rows one published (batched) message carried, in one transaction. */
+    deleteMqttMany: db.transaction((ids: readonly number[]) => {
+      for (const id of ids) q.deleteMqtt.run(id);
+    }),
     insertWebhook: (serviceId: string, event: string, at: number) => q.insertWebhook.run(serviceId, event, at, at),
     dueWebhooks: (now: number, limit = 50): WebhookRow[] => q.dueWebhooks.all(now, limit),
     webhookDelivered: (id: number, at: number) => q.webhookDelivered.run(at, id),
     webhookFailed: (id: number, next: number, error: string) => q.webhookFailed.run(next, error.slice(0, 500), id),
+    /** A service's undelivered notices, oldest first (batched delivery, hub/notify). */
+    pendingWebhooks: (serviceId: string, limit: number): WebhookRow[] => q.pendingWebhooks.all(serviceId, limit),
+    /** Marks the notices of one delivered batch, in one transaction. */
+    webhooksDelivered: db.transaction((ids: readonly number[], at: number) => {
+      for (const id of ids) q.webhookDelivered.run(at, id);
+    }),
+    /** Records a failed attempt of every notice of one batch, in one transaction. */
+    webhooksFailed: db.transaction((ids: readonly number[], next: number, error: string) => {
+      for (const id of ids) q.webhookFailed.run(next, error.slice(0, 500), id);
+    }),
     webhookHealth: (serviceId: string) => q.webhookHealth.get({ id: serviceId })!,
     linkCounts: () => q.linkCounts.all(),
     setKeyScheme: (serviceId: string, scheme: KeyScheme) => q.setKeyScheme.run(scheme, serviceId),

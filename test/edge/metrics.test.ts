@@ -35,7 +35,7 @@ test('serves touch outcomes, contact age, sync state and cache size on loopback,
     handoff: { dispatch: () => undefined },
     context: { serviceId: 'library', edgeId: EDGE_ID },
   });
-  const stats: SyncStats = { applied: 1, duplicates: 0, gaps: 0, snapshots: 1, catchUps: 2, dropped: 0, connects: 1 };
+  const stats: SyncStats = { applied: 1, duplicates: 0, gaps: 0, snapshots: 1, catchUps: 2, dropped: 0, connects: 1, batches: 0 };
   let contact: ContactAssessment = { verdict: 'fresh', ageMs: 0 };
   let connected = true;
   let health: Health = 'ok';

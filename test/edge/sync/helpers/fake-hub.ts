@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { keyedId, type ChangeEntry, type Snapshot } from '../../../../shared/sync.ts';
+import { keyedId, packLogMessages, type ChangeEntry, type Snapshot } from '../../../../shared/sync.ts';
 import { serviceLogTopic } from '../../../../shared/topics.ts';
 
 export interface FakeHubOptions {
@@ -117,6 +117,11 @@ export class FakeHub {
   /** Publishes raw bytes (or an old entry again) on a topic. */
   async raw(payload: string | Buffer, topic = serviceLogTopic(this.serviceId)): Promise<void> {
     await this.#mqtt!.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  /** Publishes consecutive entries as batched messages (v2), as the hub's outbox coalesces a burst. */
+  async batch(entries: ChangeEntry[]): Promise<void> {
+    for (const m of packLogMessages(entries.map((entry) => ({ entry, json: JSON.stringify(entry) })), Infinity)) await this.raw(m.payload);
   }
 
   async republish(e: ChangeEntry): Promise<void> {

@@ -1,0 +1,52 @@
+// Revocation fan-out as one chain of typed events (shared/typed-events.ts), wired here and nowhere
+// else: a CRL run suspends MyKey IDs, or a link changes, and the transaction that did it has written
+// change-log entries with their MQTT and webhook outbox rows (`suspended`, `outboxWritten`); the
+// outbox hands them to the broker, batched (`published`); the services' business systems
+// acknowledge their notices (`notified`). A revoked device certificate drops its edge's session
+// (`deviceRevoked`). Emitters only say what happened; the reactions are the listeners below. A
+// listener that throws is logged, never fatal, and the events carry counts, never an ID of a person.
+import type { Logger } from '../shared/log.ts';
+import { TypedEvents, type ListenerFailureLog } from '../shared/typed-events.ts';
+
+export interface FanoutEvents {
+  /** A CRL run suspended MyKey IDs; their entries are in the outbox, committed. */
+  suspended: { source: 'crl' };
+  /** A transaction committed change-log entries and their outbox rows. */
+  outboxWritten: { source: 'links' | 'lifecycle' | 'crl' };
+  /** The broker took change-log messages (a batch counts once, with its entries). */
+  published: { messages: number; entries: number };
+  /** A service's business system acknowledged notices. */
+  notified: { notices: number };
+  /** A device certificate was revoked: its edge must lose its MQTT session now. */
+  deviceRevoked: { edgeId: string };
+}
+
+export type FanoutBus = TypedEvents<FanoutEvents>;
+
+/** The bus; created first, so that every part can be given its `emit` before the chain is wired. */
+export function createFanoutBus(log: ListenerFailureLog): FanoutBus {
+  return new TypedEvents<FanoutEvents>(log, 'fanout');
+}
+
+export interface FanoutParts {
+  log: Logger;
+  outbox: { kick(): void };
+  webhooks: { kick(): void };
+  /** Drops an edge's session (the broker, once started). */
+  disconnectEdge: (edgeId: string) => void;
+}
+
+/** Subscribes the outbox, the webhooks and the broker to the chain; returns the function that unsubscribes them. */
+export function wireFanout(bus: FanoutBus, p: FanoutParts): () => void {
+  const offs = [
+    bus.on('suspended', () => bus.emit('outboxWritten', { source: 'crl' })),
+    bus.on('outboxWritten', () => {
+      p.outbox.kick();
+      p.webhooks.kick();
+    }),
+    bus.on('published', (e) => p.log.debug('change-log messages published', e)),
+    bus.on('notified', (e) => p.log.debug('notices acknowledged', e)),
+    bus.on('deviceRevoked', ({ edgeId }) => p.disconnectEdge(edgeId)),
+  ];
+  return () => offs.forEach((off) => off());
+}

@@ -1,0 +1,140 @@
+// The MQTT outbox coalesces what is pending into batched log messages (v2, shared/sync.ts): runs of
+// consecutive seqs of one topic, under the broker's packet limit, in order; a lone entry stays v1.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkLogPayload } from '../../../edge/sync/log-message.ts';
+import { createLinks } from '../../../hub/links/links.ts';
+import { coalesce, createOutboxPublisher } from '../../../hub/links/outbox-publisher.ts';
+import { openDatabase, type Db } from '../../../hub/store/db.ts';
+import { createLinkRepo, type LinkRepo } from '../../../hub/store/link-repo.ts';
+import { createMyKeyRepo } from '../../../hub/store/mykey-repo.ts';
+import { certIdentity } from '../../../shared/cert-identity.ts';
+import { randomMyKeyId } from '../../../shared/ids.ts';
+import { createLogger } from '../../../shared/log.ts';
+import { CURRENT_KEY_SCHEME, entriesOf, LogMessage, MAX_SYNC_PAYLOAD_BYTES, type ChangeEntry } from '../../../shared/sync.ts';
+import { serviceLogTopic } from '../../../shared/topics.ts';
+
+interface Ctx {
+  dir: string;
+  db: Db;
+  repo: LinkRepo;
+  links: ReturnType<typeof createLinks>;
+  mykeys: ReturnType<typeof createMyKeyRepo>;
+}
+const test = suite<Ctx>('MQTT outbox batching', {} as Ctx);
+const log = createLogger('outbox-test', { level: 'silent' });
+
+test.before.each((ctx) => {
+  ctx.dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+  ctx.db = openDatabase(join(ctx.dir, 'hub.sqlite'));
+  ctx.repo = createLinkRepo(ctx.db);
+  ctx.mykeys = createMyKeyRepo(ctx.db);
+  ctx.links = createLinks({ db: ctx.db, repo: ctx.repo, mykeys: ctx.mykeys });
+});
+test.after.each((ctx) => {
+  ctx.db.close();
+  rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+/** Links `count` new MyKey IDs; their keyed identities are stored ahead (random), as prepareKeys would. */
+function linked(ctx: Ctx, serviceId: string, count: number): string[] {
+  const users: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
+    const r = ctx.mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
+    if (!('row' in r)) throw new Error('no MyKey ID');
+    for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) ctx.repo.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+    const serviceUserId = `U-${String(i).padStart(6, '0')}`;
+    ctx.links.link({ serviceId, mykeyId: r.row.id, serviceUserId, by: 'test' });
+    users.push(serviceUserId);
+  }
+  return users;
+}
+
+test('a burst goes out as batches under the packet limit, every entry once and in order', async (ctx) => {
+  ctx.links.createService({ id: 'library', name: 'Library' });
+  const users = linked(ctx, 'library', 1500);
+  for (const u of users) ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  const published: { topic: string; payload: string }[] = [];
+  const outbox = createOutboxPublisher({ repo: ctx.repo, log });
+  outbox.attach(async (topic, payload) => void published.push({ topic, payload }));
+  await outbox.drain();
+  outbox.stop();
+  assert.is(ctx.repo.pendingMqtt().length, 0);
+  const seqs: number[] = [];
+  for (const p of published) {
+    assert.ok(Buffer.byteLength(p.payload) <= MAX_SYNC_PAYLOAD_BYTES, 'under the packet limit');
+    // What an edge makes of it (edge/sync/log-message.ts): schema, consecutive seqs.
+    const v = checkLogPayload(Buffer.from(p.payload));
+    assert.ok(v.ok, v.ok ? '' : v.message);
+    if (v.ok) seqs.push(...v.value.map((e: ChangeEntry) => e.seq));
+  }
+  assert.equal(seqs, Array.from({ length: 3000 }, (_, i) => i + 1));
+  assert.ok(published.length <= 8, `${published.length} messages for 3,000 entries`);
+  assert.equal(outbox.stats(), { messages: published.length, entries: 3000 });
+});
+
+test('a lone entry goes out as a v1 entry, which edges not yet upgraded understand', async (ctx) => {
+  ctx.links.createService({ id: 'library', name: 'Library' });
+  const published: string[] = [];
+  const outbox = createOutboxPublisher({ repo: ctx.repo, log });
+  outbox.attach(async (_topic, payload) => void published.push(payload));
+  await outbox.drain();
+  const [u] = linked(ctx, 'library', 1);
+  await outbox.drain();
+  ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  await outbox.drain();
+  outbox.stop();
+  assert.equal(published.map((p) => (JSON.parse(p) as ChangeEntry).seq), [1, 2]);
+});
+
+test('a failed publication keeps its rows; the retry sends them again, nothing lost', async (ctx) => {
+  ctx.links.createService({ id: 'library', name: 'Library' });
+  linked(ctx, 'library', 50);
+  let fail = true;
+  const seqs: number[] = [];
+  const outbox = createOutboxPublisher({ repo: ctx.repo, log, retryMs: 10_000 });
+  outbox.attach(async (_t, payload) => {
+    if (fail) throw new Error('broker down');
+    seqs.push(...entriesOf(JSON.parse(payload) as LogMessage).map((e) => e.seq));
+  });
+  await outbox.drain();
+  assert.is(ctx.repo.pendingMqtt().length, 50);
+  fail = false;
+  await outbox.drain();
+  outbox.stop();
+  assert.equal(seqs, Array.from({ length: 50 }, (_, i) => i + 1));
+  assert.is(ctx.repo.pendingMqtt().length, 0);
+});
+
+test('coalescing keeps topics apart, splits at a hole in the seqs and at the size bound', () => {
+  const a = serviceLogTopic('library');
+  const b = serviceLogTopic('museum');
+  const e = (seq: number) => JSON.stringify({ seq, kind: 'suspend', at: '2026-01-01T00:00:00.000Z', remove: ['A'.repeat(22)] });
+  const rows = [
+    { id: 1, topic: a, payload: e(1) },
+    { id: 2, topic: b, payload: e(7) },
+    { id: 3, topic: a, payload: e(2) },
+    { id: 4, topic: b, payload: e(8) },
+    { id: 5, topic: a, payload: e(4) }, // a hole: 3 is missing
+    { id: 6, topic: a, payload: e(5) },
+  ];
+  const out = coalesce(rows);
+  const view = out.map((m) => ({ topic: m.topic, ids: m.ids, seqs: entriesOf(JSON.parse(m.payload) as LogMessage).map((x) => x.seq) }));
+  assert.equal(view, [
+    { topic: a, ids: [1, 3], seqs: [1, 2] },
+    { topic: a, ids: [5, 6], seqs: [4, 5] },
+    { topic: b, ids: [2, 4], seqs: [7, 8] },
+  ]);
+  // A bound that holds two entries: three messages of 2, 2 and 1 for five entries, each under it.
+  const five = [1, 2, 3, 4, 5].map((seq) => ({ id: seq, topic: a, payload: e(seq) }));
+  const two = coalesce(five.slice(0, 2))[0].payload.length;
+  assert.equal(coalesce(five, two).map((m) => m.ids.length), [2, 2, 1]);
+  assert.ok(coalesce(five, two).every((m) => m.payload.length <= two));
+});
+
+test.run();
