@@ -32,6 +32,9 @@ import { createConsoleRepo } from './store/console-repo.ts';
 import { createEnrollmentTokens } from './console/enrollment-tokens.ts';
 import { mountConsole } from './console/mount.tsx';
 import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
+import { createReleaseRepo } from './store/release-repo.ts';
+import { createReleases } from './releases/releases.ts';
+import { parseReleasePublicKey } from '../shared/release.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -104,6 +107,15 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   const consoleRepo = createConsoleRepo(db);
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
+  const releaseRepo = createReleaseRepo(db);
+  const releaseKeys = config.releases.publicKeys.map((k, i) => {
+    try {
+      return parseReleasePublicKey(k);
+    } catch (e) {
+      throw new MyKeyError('config_invalid', `invalid configuration:\n  - /releases/publicKeys/${i}: not an Ed25519 public key`, { cause: e });
+    }
+  });
+  const releases = createReleases({ repo: releaseRepo, dir: join(config.dataDir, 'releases'), keys: () => releaseKeys, now: () => now().getTime(), log: log.child('releases') });
   const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string } = {};
   const httpLog = log.child('http');
   const common = { version: HUB_VERSION, maxBodyBytes: config.http.maxBodyBytes, log: (msg: string, err?: unknown) => httpLog.error(msg, { error: err }) };
@@ -121,6 +133,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     webhookUrlPolicy: config.webhooks,
     rateLimits: config.rateLimits,
     health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
+    releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
   });
   const deviceApp = createDeviceApp({
     ...common,
@@ -130,6 +143,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     challenges,
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices),
     rateLimits: config.rateLimits,
+    releases: { releases },
     enrollments: {
       consoleRepo,
       linkRepo,
@@ -183,6 +197,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     outbox,
     webhooks,
     devices,
+    releases,
+    releaseRepo,
     get broker() {
       return broker;
     },

@@ -11,6 +11,7 @@ import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
 import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
 import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from './enrollment-routes.ts';
+import { mountReleaseDeviceRoutes, mountReleaseRoutes, type ReleaseDeviceRoutesDeps, type ReleaseRoutesDeps } from '../releases/routes.ts';
 
 interface CommonDeps {
   version: string;
@@ -21,11 +22,15 @@ interface CommonDeps {
 export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'> {
   rateLimits: MyKeyRoutesDeps['rateLimits'] & LinksRoutesDeps['rateLimits'];
   health: () => Record<string, unknown>;
+  /** Signed edge releases and rollouts (operator API). */
+  releases?: ReleaseRoutesDeps;
 }
 
 export interface DeviceAppDeps extends CommonDeps, DeviceRoutesDeps {
   /** One-time enrollment token redemption (POST /v1/enrollments). */
   enrollments?: EnrollmentRoutesDeps;
+  /** Update offers, bundles and reports. */
+  releases?: Omit<ReleaseDeviceRoutesDeps, 'resolveDevice'>;
 }
 
 function baseApp(deps: CommonDeps, title: string, description: string): { app: Hono; api: OpenApi } {
@@ -53,6 +58,7 @@ export function createPublicApp(deps: PublicAppDeps): Hono {
   app.get('/healthz', (c) => c.json({ ok: true, version: deps.version, ...deps.health() }));
   mountMyKeyRoutes(app, api, deps);
   mountLinksRoutes(app, api, deps);
+  if (deps.releases) mountReleaseRoutes(app, api, deps.releases);
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }
@@ -73,6 +79,7 @@ export function createDeviceApp(deps: DeviceAppDeps): Hono {
   app.get('/healthz', (c) => c.json({ ok: true, version: deps.version }));
   mountDeviceRoutes(app, api, deps);
   if (deps.enrollments) mountEnrollmentRoutes(app, api, deps.enrollments);
+  if (deps.releases) mountReleaseDeviceRoutes(app, api, { ...deps.releases, resolveDevice: deps.resolveDevice });
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }
