@@ -18,6 +18,7 @@ import { ReaderManager, TouchPipeline, type PcscFactory } from './reader/index.t
 import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
+import { createAgentUpdater } from './update/agent-updater.ts';
 
 export const EDGE_VERSION = '0.1.0';
 
@@ -130,9 +131,18 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     onCount: (name) => state.count(name),
   });
   const desk = new TouchDesk({ source: pipeline, lookup, registration, log: log.child('touch') });
+  const updater = createAgentUpdater(config, {
+    tls,
+    version: EDGE_VERSION,
+    online: () => sync.connected && cache.synced,
+    readerUp: () => manager.running,
+    lookup: () => void cache.lookupMyKey('AAAAAAAA'),
+    stop: () => agent.stop(),
+    log: log.child('update'),
+  });
 
   let started = false;
-  return {
+  const agent = {
     config,
     cache,
     state,
@@ -157,6 +167,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       pipeline.start();
       manager.start();
       await sync.start();
+      void updater?.start();
       log.info('edge agent started', {
         edgeId: config.edgeId,
         serviceId: config.serviceId,
@@ -169,6 +180,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     async stop(): Promise<void> {
       if (!started) return;
       started = false;
+      updater?.stop();
       desk.stop();
       await pipeline.stop();
       await manager.stop();
@@ -180,6 +192,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       log.info('edge agent stopped', { ...lookup.counters() });
     },
   };
+  return agent;
 }
 
 export type EdgeAgent = ReturnType<typeof createEdgeAgent>;
