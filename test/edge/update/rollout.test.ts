@@ -85,7 +85,7 @@ test('a broken release (its self-test fails) is rolled back by every edge that t
     return v.body.state === 'halted' ? v.body : undefined;
   });
   assert.ok(halted.failures >= 2);
-  assert.match(halted.haltedReason, /update_self_test_failed/);
+  assert.match(halted.haltedReason, /update_self_test_failed/, JSON.stringify(halted));
   // Every edge that took the release went back by itself; none runs it, and none is offered it again.
   await until('every edge runs 1.1.0 again', async () => (ctx.edges.every((e) => e.current() === '1.1.0') ? true : undefined));
   await new Promise((res) => setTimeout(res, 800));
