@@ -152,7 +152,11 @@ export class Updater {
         rmSync(part, { force: true });
         return void (await this.#refuse(s, m.version, e.code, e.message));
       }
-      throw e; // retried at the next check, from where it stopped
+      // Transient: said to the hub (not counted as a failure) and resumed at the next check from the
+      // bytes already on disk; nothing is unpacked from a partial bundle.
+      const code = e instanceof MyKeyError ? e.code : 'release_download_incomplete';
+      await this.#report({ state: 'downloading', version: m.version, code, reason: (e as Error).message.slice(0, 300) }).catch(() => undefined);
+      throw e;
     }
 
     onStep?.('verify', m.version);
