@@ -164,10 +164,11 @@ export class StandInEdge {
 }
 
 /** A TCP relay in front of the device API: optionally throttled, optionally cutting the first N connections after some bytes. */
-export function startRelay(target: string, o: { bytesPerTick?: number; cutAfter?: number; cuts?: number } = {}): Promise<{ url: string; close: () => Promise<void>; set: (p: { bytesPerTick?: number; cuts?: number }) => void }> {
+export function startRelay(target: string, o: { bytesPerTick?: number; cutAfter?: number; cuts?: number } = {}): Promise<{ url: string; close: () => Promise<void>; set: (p: { bytesPerTick?: number; cuts?: number }) => void; relayed: () => number }> {
   const t = new URL(target);
   const opts = { ...o };
   const sockets = new Set<Socket>();
+  let total = 0;
   const server: Server = createServer((client) => {
     const upstream = connect(Number(t.port), t.hostname.replace(/^\[|\]$/g, ''));
     sockets.add(client).add(upstream);
@@ -185,6 +186,7 @@ export function startRelay(target: string, o: { bytesPerTick?: number; cutAfter?
         if (part.length < b.length) queue.unshift(b.subarray(part.length));
         budget -= part.length;
         sent += part.length;
+        total += part.length;
         if (cutThis && sent >= opts.cutAfter!) {
           client.write(part.subarray(0, part.length - (sent - opts.cutAfter!)));
           client.destroy();
@@ -215,6 +217,7 @@ export function startRelay(target: string, o: { bytesPerTick?: number; cutAfter?
       res({
         url: `https://127.0.0.1:${port}`,
         set: (p) => Object.assign(opts, p),
+        relayed: () => total,
         close: () =>
           new Promise<void>((r) => {
             for (const s of sockets) s.destroy();
