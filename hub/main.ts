@@ -165,6 +165,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     mykeys,
     revocations,
     devices,
+    releases: { releases, repo: releaseRepo },
     enrollment: () => enrollment,
     tokens: enrollmentTokens,
     deviceApiUrl: () => config.enrollment.hubUrl || addresses.deviceApi,

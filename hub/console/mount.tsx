@@ -30,8 +30,11 @@ import { OverviewPage, type OverviewData } from './pages/overview.tsx';
 import { RevocationsPage } from './pages/revocations.tsx';
 import { issuedCredentialFlash, ServicePage, ServicesPage, type ServiceItem } from './pages/services.tsx';
 import { checkWebhookUrl, type WebhookUrlPolicy } from '../notify/url-policy.ts';
+import { mountReleasesPage, type ReleasesPageDeps } from './pages/releases.tsx';
 
 export interface ConsoleDeps {
+  /** Signed edge releases and rollouts (pages/releases.tsx). */
+  releases?: ReleasesPageDeps;
   /** Which webhook targets the operator allows (hub config `webhooks`); strict when absent. */
   webhookUrlPolicy?: WebhookUrlPolicy;
   repo: ConsoleRepo;
@@ -544,6 +547,7 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
     return html(c, <AuditPage v={view(c)} rows={rows} older={rows.length === 100 ? rows[rows.length - 1].id : undefined} />);
   });
 
+  if (deps.releases) mountReleasesPage(r, deps.releases, { view, html, isOperator, audit, forbidden });
   r.all('*', (c) => notFound(c));
 
   app.route(CONSOLE_BASE, r);
