@@ -152,6 +152,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       deviceCertValidityDays: config.devices.certValidityDays,
       brokerUrl: () => config.enrollment.brokerUrl || addresses.mqtts,
       hubUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
+      releaseKey: config.releases.publicKeys[0],
       rateLimit: config.enrollment.rateLimit,
       now: () => now().getTime(),
     },

@@ -2,8 +2,9 @@
 // and the update state file. Each is replaced by rename(2) after an fsync, so a power cut leaves the
 // old or the new, never half of either.
 //
-//   <root>/boot.js                 the launcher systemd runs (edge/update/boot.ts); not replaced by updates
-//   <root>/main.js ...             the factory install (what enrollment installed)
+//   <install>/boot.js, main.js ... the launcher (edge/update/boot.ts) and the factory install, read-only
+//                                  to the agent; <root> is the agent's updates folder (by default
+//                                  <install>/updates; the enrolled unit uses <state dir>/updates):
 //   <root>/releases/<version>/     each installed release, unpacked beside the others
 //   <root>/current -> releases/<v> the release that runs; absent: the factory install runs
 //   <root>/update-state.json       the update in trial, the last outcome, versions never to retry

@@ -35,6 +35,7 @@ export const EnrollmentResponse = Type.Object({
   notAfter: Type.String({ format: 'date-time' }),
   brokerUrl: Type.Optional(Type.String({ description: 'where the edge connects with its certificate (mqtts://)' })),
   hubUrl: Type.Optional(Type.String({ description: "the hub's device API" })),
+  releaseKey: Type.Optional(Type.String({ description: 'the Ed25519 release public key edge updates are signed with (hub releases.publicKeys, the first)' })),
 });
 export type EnrollmentResponse = Static<typeof EnrollmentResponse>;
 
@@ -53,6 +54,8 @@ export interface EnrollmentRoutesDeps {
   brokerUrl?: string | (() => string | undefined);
   /** The hub's device API base URL; a getter when known only after start. */
   hubUrl?: string | (() => string | undefined);
+  /** The release public key told to enrolled edges (signed updates), if any. */
+  releaseKey?: string;
   /** Defaults: 1 per second per address, burst 10. */
   rateLimit?: RateLimitOptions;
   now?: () => number;
@@ -137,6 +140,7 @@ export function mountEnrollmentRoutes(app: Hono<any>, api: OpenApi, deps: Enroll
         notAfter: r.value.notAfter.toISOString(),
         ...(brokerUrl ? { brokerUrl } : {}),
         ...(hubUrl ? { hubUrl } : {}),
+        ...(deps.releaseKey ? { releaseKey: deps.releaseKey } : {}),
       };
       return c.json(body, 201, { 'cache-control': 'no-store' });
     },

@@ -10,6 +10,7 @@ import { certFacts, certMatchesKey, createCsr, generateDeviceKey, importDeviceKe
 import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, selfRevoke, type DeviceTls, type EnrollmentAnswer } from './hub-client.ts';
 import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
+import { parseReleasePublicKey } from '../../shared/release.ts';
 import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
 import {
   ensureDir,
@@ -60,6 +61,8 @@ export interface EnrollOptions {
   /** Where the device API and broker are, when the hub does not say (or to override it). */
   deviceApiUrl?: string;
   brokerUrl?: string;
+  /** The release public key updates must be signed with (edge config updates.releaseKey); default: the one the hub gives. */
+  releaseKey?: string;
 }
 
 export interface EnrollResult {
@@ -144,7 +147,7 @@ export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?
 }
 
 /** The edge agent's config: identity and TLS from the enrollment; anything else kept from the existing file. */
-export function buildEdgeConfig(layout: StateLayout, record: EnrollmentRecord, readers: string[] | undefined): { json: Record<string, unknown>; config: EdgeConfig } {
+export function buildEdgeConfig(layout: StateLayout, record: EnrollmentRecord, readers: string[] | undefined, releaseKey?: string): { json: Record<string, unknown>; config: EdgeConfig } {
   let existing: Record<string, unknown> = {};
   const text = readIfExists(layout.config);
   if (text) {
@@ -165,6 +168,7 @@ export function buildEdgeConfig(layout: StateLayout, record: EnrollmentRecord, r
     stateDir: layout.data,
   };
   if (readers !== undefined) json.readers = { include: readers };
+  if (releaseKey) json.updates = { ...(existing.updates as Record<string, unknown> | undefined), releaseKey };
   // Validated against the agent's own schema (all problems at once), with the agent's defaults.
   const config = loadEdgeConfig({ overrides: json, env: {} });
   return { json, config };
@@ -292,6 +296,7 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
 
   let record: EnrollmentRecord;
   let tls: DeviceTls;
+  let releaseKey = o.releaseKey;
   if (found) {
     await steps.step('Device key and certificate request', (c) => c.ok('skipped: the existing device key is kept'));
     await steps.step('Redeeming the enrollment token', (c) => c.ok('skipped: already enrolled (the token, if given, stays unused)'));
@@ -312,12 +317,22 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
       return a;
     });
     const where = endpoints(o, answer);
+    // The hub's release key (signed edge updates) unless the technician gave one (edge/update).
+    const told = (answer as { releaseKey?: unknown }).releaseKey;
+    releaseKey ??= typeof told === 'string' ? told : undefined;
     record = commitEnrollment(layout, key.keyPem, answer, { hubUrl: o.hubUrl, ...where }, now());
     tls = { cert: answer.certPem, key: key.keyPem, ca: answer.caPem };
   }
 
   await steps.step('Writing the edge configuration', (c) => {
-    const { json } = buildEdgeConfig(layout, record, o.readers);
+    if (releaseKey) {
+      try {
+        parseReleasePublicKey(releaseKey);
+      } catch {
+        throw needsFix('validation_failed', 'the release key is not an Ed25519 public key', 'pass the one line `provisioning/release/cli.ts keygen` printed (base64 SubjectPublicKeyInfo)');
+      }
+    }
+    const { json } = buildEdgeConfig(layout, record, o.readers, releaseKey);
     writeFileAtomic(layout.config, JSON.stringify(json, null, 2) + '\n', 0o640);
     writeFileAtomic(layout.enrollment, JSON.stringify(record, null, 2) + '\n', FILE_MODE);
     c.ok(`${layout.config} (device API ${record.deviceApiUrl}, broker ${record.brokerUrl})`);

@@ -82,14 +82,14 @@ export class StandInEdge {
     const configPath = join(tlsDir, 'stand-in.json');
     const edge = new StandInEdge(root, o.edgeId, configPath);
     edge.configure({
-      root,
+      root: join(root, 'updates'),
       hubUrl: o.hubUrl ?? o.hub.addresses.deviceApi,
       tls: { ca: join(tlsDir, 'ca.pem'), cert: join(tlsDir, 'cert.pem'), key: join(tlsDir, 'key.pem') },
       serviceId: o.serviceId,
       releaseKey: o.releaseKey,
       factoryVersion: '1.0.0',
       checkMs: 150,
-      selfTestMs: o.selfTestMs ?? 3000,
+      selfTestMs: o.selfTestMs ?? 6000,
       pauseAt: o.pauseAt,
     });
     return edge;
@@ -156,7 +156,7 @@ export class StandInEdge {
   /** The release `current` points at; null: the factory install. */
   current(): string | null {
     try {
-      return readlinkSync(join(this.root, 'current')).split('/').pop()!;
+      return readlinkSync(join(this.root, 'updates', 'current')).split('/').pop()!;
     } catch {
       return null;
     }

@@ -64,8 +64,8 @@ async function settled(ctx: Ctx, e: StandInEdge): Promise<void> {
 /** What a working install looks like after a cut: `current` names a complete release, no scratch left behind once settled. */
 function assertWhole(e: StandInEdge) {
   const cur = e.current();
-  if (cur) assert.ok(existsSync(join(e.root, 'releases', cur, 'main.js')), 'current points at a complete release');
-  assert.not.ok(readdirSync(join(e.root, 'releases')).some((n) => n.endsWith('.partial')), 'no half-unpacked folder is kept');
+  if (cur) assert.ok(existsSync(join(e.root, 'updates', 'releases', cur, 'main.js')), 'current points at a complete release');
+  assert.not.ok(readdirSync(join(e.root, 'updates', 'releases')).some((n) => n.endsWith('.partial')), 'no half-unpacked folder is kept');
 }
 
 const STEPS: UpdateStep[] = ['verify', 'unpack', 'switch', 'restart', 'self_test'];
@@ -95,7 +95,7 @@ test('a power cut mid-download resumes from the bytes on disk (Range) and instal
   const e = await StandInEdge.create({ hub: ctx.h.hub, work: ctx.work, edgeId: 'cut-download', serviceId: 'library', built: ctx.built, releaseKey: ctx.keys.publicKeyLine, hubUrl: relay.url });
   ctx.edges.push(e);
   e.start();
-  const part = join(e.root, 'downloads', '1.1.0.part');
+  const part = join(e.root, 'updates', 'downloads', '1.1.0.part');
   const deadline = Date.now() + 30_000;
   while (!(existsSync(part) && statSync(part).size > 300_000)) {
     if (Date.now() > deadline) throw new Error('the download never started');
@@ -138,7 +138,7 @@ test('a download cut off midway is retried with Range and completes; one that ne
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.is(f.current(), null, 'still the factory install');
-  assert.not.ok(existsSync(join(f.root, 'releases', '1.1.0')), 'nothing installed from a partial bundle');
+  assert.not.ok(existsSync(join(f.root, 'updates', 'releases', '1.1.0')), 'nothing installed from a partial bundle');
 });
 
 test.run();
