@@ -1,20 +1,22 @@
 // A release bundle: a POSIX ustar archive (POSIX.1-1988 / IEEE 1003.1 "ustar Interchange Format") of
 // a folder's regular files and folders, sorted by path with fixed owner and times so the same folder
 // always gives the same bytes (and the same digest). Links and special files are never packed.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 
 const BLOCK = 512;
 
 /** Every file and folder under `dir`, as POSIX relative paths, sorted. */
-function walk(dir: string, rel = ''): { path: string; dir: boolean; mode: number }[] {
+function walk(dir: string, skip: (rel: string) => boolean, rel = ''): { path: string; dir: boolean; mode: number }[] {
   const out: { path: string; dir: boolean; mode: number }[] = [];
   for (const name of readdirSync(join(dir, rel)).sort()) {
     const r = rel ? posix.join(rel, name) : name;
-    const st = statSync(join(dir, r));
+    if (skip(r)) continue;
+    // lstat: a symbolic link is neither followed nor packed.
+    const st = lstatSync(join(dir, r));
     if (st.isDirectory()) {
       out.push({ path: r, dir: true, mode: 0o755 });
-      out.push(...walk(dir, r));
+      out.push(...walk(dir, skip, r));
     } else if (st.isFile()) out.push({ path: r, dir: false, mode: st.mode & 0o111 ? 0o755 : 0o644 });
   }
   return out;
@@ -53,10 +55,14 @@ export function ustarHeader(path: string, size: number, type: '0' | '5', mode: n
   return h;
 }
 
-/** Packs a folder into a ustar archive (the folder's contents at the archive's top level). */
-export function packFolder(dir: string): Buffer {
+/**
+ * Packs a folder into a ustar archive (the folder's contents at the archive's top level). `skip`
+ * leaves out paths (relative, POSIX); node_modules is always left out: a release carries its bundles,
+ * and its native modules are the ones installed on the reader.
+ */
+export function packFolder(dir: string, skip: (rel: string) => boolean = () => false): Buffer {
   const parts: Buffer[] = [];
-  for (const e of walk(dir)) {
+  for (const e of walk(dir, (r) => r === 'node_modules' || r.endsWith('/node_modules') || skip(r))) {
     if (e.dir) {
       parts.push(ustarHeader(`${e.path}/`, 0, '5', e.mode));
       continue;

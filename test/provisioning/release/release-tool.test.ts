@@ -11,6 +11,8 @@ import { generateReleaseKeys, manifestFor, signManifest } from '../../../provisi
 import { packFolder, ustarHeader } from '../../../provisioning/release/tar.ts';
 import { runReleaseCli } from '../../../provisioning/release/cli.ts';
 import { readTar } from '../../../edge/update/untar.ts';
+import { makeRelease } from '../../../scripts/release.ts';
+import { symlinkSync } from 'node:fs';
 import { compareVersions, parseReleasePublicKey, verifySignedRelease } from '../../../shared/release.ts';
 
 const test = suite('release tool');
@@ -100,6 +102,24 @@ test('the CLI makes a key pair, signs a bundle and verifies it; a changed bundle
   // A release key is never overwritten.
   assert.throws(() => runReleaseCli(['keygen', '--out', dir]), /never overwritten/);
   rmSync(dir, { recursive: true });
+});
+
+test('npm run release packs dist/edge without node_modules or links, and signs it when given the key', () => {
+  const dist = mkdtempSync(join(tmpdir(), 'mykey-rel-dist-'));
+  const edge = join(dist, 'edge');
+  mkdirSync(join(edge, 'node_modules', 'pcsclite'), { recursive: true });
+  writeFileSync(join(edge, 'main.js'), 'x');
+  writeFileSync(join(edge, 'boot.js'), 'y');
+  writeFileSync(join(edge, 'node_modules', 'pcsclite', 'index.js'), 'native');
+  symlinkSync('/etc/passwd', join(edge, 'link'));
+  const k = generateReleaseKeys();
+  const r = makeRelease({ version: '3.1.4', dist, keyPem: k.privateKeyPem, services: ['library'] });
+  const entries = readTar(readFileSync(r.bundle));
+  assert.equal(entries.ok && entries.value.map((e) => e.path), ['boot.js', 'main.js']);
+  const v = verifySignedRelease(JSON.parse(readFileSync(r.signed!, 'utf8')), [parseReleasePublicKey(k.publicKeyLine)]);
+  assert.is(v.ok && v.value.version, '3.1.4');
+  assert.throws(() => makeRelease({ version: '3.1', dist }), /x\.y\.z/);
+  rmSync(dist, { recursive: true });
 });
 
 test.run();
