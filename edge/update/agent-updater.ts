@@ -3,6 +3,7 @@
 // reader layer up, one lookup answered through the cache.
 import type { Logger } from '../../shared/log.ts';
 import { parseReleasePublicKey } from '../../shared/release.ts';
+import { join } from 'node:path';
 import { MyKeyError } from '../../shared/errors.ts';
 import type { EdgeConfig } from '../config.ts';
 import { createLayout } from './layout.ts';
@@ -50,5 +51,6 @@ export function createAgentUpdater(config: EdgeConfig, parts: AgentParts): Updat
       ),
     restart: (code) => void parts.stop().finally(() => process.exit(code)),
     log: parts.log,
+    nodeModules: process.env.MYKEY_EDGE_INSTALL_DIR ? join(process.env.MYKEY_EDGE_INSTALL_DIR, 'node_modules') : undefined,
   });
 }

@@ -21,6 +21,8 @@ export async function boot(installDir: string, updatesDir = join(installDir, 'up
   const state = settleAtBoot(layout);
   // The agent finds its release folder through the updates.dir config key (env override).
   process.env.MYKEY_EDGE_UPDATES_DIR ??= updatesDir;
+  // Releases link the factory install's node_modules (native modules are not in the bundles).
+  process.env.MYKEY_EDGE_INSTALL_DIR = installDir;
   const entryName = opts.entry ?? 'main.js';
   const version = layout.currentVersion();
   let target = join(installDir, entryName);

@@ -4,7 +4,8 @@
 // release updates from, a bundle whose size or SHA-256 is not the signed one, an archive that is not
 // plain files inside its folder.
 import { createHash, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { fail, ok, type Result } from '../../shared/errors.ts';
 import { compareVersions, releaseIsForService, verifySignedRelease, type ReleaseManifest } from '../../shared/release.ts';
 import type { Layout } from './layout.ts';
@@ -44,7 +45,7 @@ export function readVerifiedBundle(file: string, m: ReleaseManifest): Result<Buf
  * first, every file fsynced, then renamed into place, so releases/<version> exists only complete. A
  * folder already there is a finished earlier install (a power cut after the rename) and is kept.
  */
-export function installBeside(layout: Layout, version: string, bundle: Buffer, entry = 'main.js'): Result<string, 'release_bundle_invalid'> {
+export function installBeside(layout: Layout, version: string, bundle: Buffer, entry = 'main.js', nodeModules?: string): Result<string, 'release_bundle_invalid'> {
   const dir = layout.releaseDir(version);
   if (existsSync(dir)) return ok(dir);
   const entries = readTar(bundle);
@@ -53,6 +54,9 @@ export function installBeside(layout: Layout, version: string, bundle: Buffer, e
   const scratch = `${dir}.partial`;
   rmSync(scratch, { recursive: true, force: true });
   writeEntries(entries.value, scratch);
+  // The bundles leave native modules (pcsclite) outside; a release in the updates folder finds the
+  // ones installed with the factory package through this link (made here, never taken from the bundle).
+  if (nodeModules && !existsSync(join(scratch, 'node_modules'))) symlinkSync(nodeModules, join(scratch, 'node_modules'));
   layout.fsyncDir(scratch);
   renameSync(scratch, dir);
   layout.fsyncDir(layout.paths.releases);

@@ -34,6 +34,8 @@ export interface UpdaterOptions {
   /** Called as each step begins. */
   onStep?: (step: UpdateStep, version: string) => void;
   download?: { attempts?: number; delayMs?: number };
+  /** The factory install's node_modules, linked into each release (native modules stay outside the bundles). */
+  nodeModules?: string;
 }
 
 export class Updater {
@@ -168,7 +170,7 @@ export class Updater {
 
     onStep?.('unpack', m.version);
     await this.#report({ state: 'installing', version: m.version });
-    const installed = installBeside(layout, m.version, bundle.value);
+    const installed = installBeside(layout, m.version, bundle.value, 'main.js', this.#o.nodeModules);
     if (!installed.ok) return void (await this.#refuse(s, m.version, installed.code, installed.message));
 
     onStep?.('switch', m.version);

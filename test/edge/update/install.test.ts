@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPrivateKey } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readlinkSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkRelease, installBeside } from '../../../edge/update/install.ts';
@@ -43,7 +43,8 @@ test('a bundle without the agent entry is refused; a finished install is kept as
   const r = installBeside(l, '1.0.1', packFolder(src));
   assert.is(r.ok ? 'ok' : r.code, 'release_bundle_invalid');
   writeFileSync(join(src, 'main.js'), '');
-  assert.ok(installBeside(l, '1.0.1', packFolder(src)).ok);
+  assert.ok(installBeside(l, '1.0.1', packFolder(src), 'main.js', '/opt/mykey-edge/node_modules').ok);
+  assert.is(readlinkSync(join(l.releaseDir('1.0.1'), 'node_modules')), '/opt/mykey-edge/node_modules', 'the factory node_modules is linked in');
   rmSync(root, { recursive: true });
   rmSync(src, { recursive: true });
 });
