@@ -18,7 +18,7 @@ import { ReaderManager, TouchPipeline, type PcscFactory } from './reader/index.t
 import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
-import { createAgentUpdater } from './update/agent-updater.ts';
+import { createAgentUpdater, runningRelease } from './update/agent-updater.ts';
 
 export const EDGE_VERSION = '0.1.0';
 
@@ -58,7 +58,8 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     tls,
     state,
     cache,
-    version: EDGE_VERSION,
+    // The signed release it runs (edge/update), or the factory version.
+    version: runningRelease(config) ?? EDGE_VERSION,
     maxStalenessMs,
     log: log.child('sync'),
     extraHealth: () => (manager.running && manager.readers().length === 0 ? 'reader_missing' : undefined),

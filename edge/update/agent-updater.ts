@@ -22,6 +22,11 @@ export interface AgentParts {
   log: Logger;
 }
 
+/** The release the agent runs from the updates folder (what it reports as its version), if any. */
+export function runningRelease(config: EdgeConfig): string | undefined {
+  return config.updates.dir ? (createLayout(config.updates.dir).currentVersion() ?? undefined) : undefined;
+}
+
 /** The agent's updater, or undefined when updates are off (no release key, or not run from the launcher). */
 export function createAgentUpdater(config: EdgeConfig, parts: AgentParts): Updater | undefined {
   const u = config.updates;

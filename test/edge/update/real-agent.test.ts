@@ -117,6 +117,10 @@ test('the built agent installs a signed release of itself, restarts into it and 
   const s = await edgeReaches(ctx, (x) => x.running === '0.2.0' && x.state === 'installed', 'installed');
   assert.is(s.code, null);
   assert.is(current(ctx), '0.2.0');
+  // Its status (the console's edge list) names the release it runs.
+  const deadline = Date.now() + 20_000;
+  while (ctx.h.hub.devices.get('lib-real')?.version !== '0.2.0' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  assert.is(ctx.h.hub.devices.get('lib-real')?.version, '0.2.0');
 });
 
 test('a release that crashes at load is rolled back by the launcher and reported as update_crashed', async (ctx) => {
