@@ -11,6 +11,16 @@ import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, selfRevoke, type
 import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
 import { parseReleasePublicKey } from '../../shared/release.ts';
+
+/** A key the agent will accept (a bad key told by the hub is left out rather than stop the agent). */
+const isReleaseKey = (k: string) => {
+  try {
+    parseReleasePublicKey(k);
+    return true;
+  } catch {
+    return false;
+  }
+};
 import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
 import {
   ensureDir,
@@ -263,6 +273,14 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
 
   await steps.step('Checking prerequisites', async (c) => {
     if (!isEdgeId(o.edgeId)) throw needsFix('validation_failed', `"${o.edgeId}" is not an edge id`, 'an edge id is 2-64 lower-case letters, digits and hyphens, as issued with the token');
+    // Checked before the token is spent.
+    if (o.releaseKey) {
+      try {
+        parseReleasePublicKey(o.releaseKey);
+      } catch {
+        throw needsFix('validation_failed', 'the release key is not an Ed25519 public key', 'pass the one line `provisioning/release/cli.ts keygen` printed (base64 SubjectPublicKeyInfo)');
+      }
+    }
     // Where the token may go is settled before anything else: TLS to a pinned CA, or loopback.
     const hub = checkEnrollmentUrl(o.hubUrl);
     if (o.caFingerprint) normalizeFingerprint(o.caFingerprint);
@@ -319,19 +337,12 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
     const where = endpoints(o, answer);
     // The hub's release key (signed edge updates) unless the technician gave one (edge/update).
     const told = (answer as { releaseKey?: unknown }).releaseKey;
-    releaseKey ??= typeof told === 'string' ? told : undefined;
+    releaseKey ??= typeof told === 'string' && isReleaseKey(told) ? told : undefined;
     record = commitEnrollment(layout, key.keyPem, answer, { hubUrl: o.hubUrl, ...where }, now());
     tls = { cert: answer.certPem, key: key.keyPem, ca: answer.caPem };
   }
 
   await steps.step('Writing the edge configuration', (c) => {
-    if (releaseKey) {
-      try {
-        parseReleasePublicKey(releaseKey);
-      } catch {
-        throw needsFix('validation_failed', 'the release key is not an Ed25519 public key', 'pass the one line `provisioning/release/cli.ts keygen` printed (base64 SubjectPublicKeyInfo)');
-      }
-    }
     const { json } = buildEdgeConfig(layout, record, o.readers, releaseKey);
     writeFileAtomic(layout.config, JSON.stringify(json, null, 2) + '\n', 0o640);
     writeFileAtomic(layout.enrollment, JSON.stringify(record, null, 2) + '\n', FILE_MODE);
