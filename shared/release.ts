@@ -66,6 +66,16 @@ export function parseReleasePublicKey(text: string): KeyObject {
   return key;
 }
 
+/** True when `text` is an Ed25519 public key in one of the forms parseReleasePublicKey reads. */
+export function isReleasePublicKey(text: string): boolean {
+  try {
+    parseReleasePublicKey(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The key id: the first 8 bytes of SHA-256 over the SubjectPublicKeyInfo DER, hex. */
 export function releaseKeyId(key: KeyObject): string {
   return createHash('sha256').update(key.export({ format: 'der', type: 'spki' })).digest('hex').slice(0, 16);

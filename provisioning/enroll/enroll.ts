@@ -10,17 +10,7 @@ import { certFacts, certMatchesKey, createCsr, generateDeviceKey, importDeviceKe
 import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, selfRevoke, type DeviceTls, type EnrollmentAnswer } from './hub-client.ts';
 import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
-import { parseReleasePublicKey } from '../../shared/release.ts';
-
-/** A key the agent will accept (a bad key told by the hub is left out rather than stop the agent). */
-const isReleaseKey = (k: string) => {
-  try {
-    parseReleasePublicKey(k);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { isReleasePublicKey } from '../../shared/release.ts';
 import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
 import {
   ensureDir,
@@ -274,12 +264,8 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
   await steps.step('Checking prerequisites', async (c) => {
     if (!isEdgeId(o.edgeId)) throw needsFix('validation_failed', `"${o.edgeId}" is not an edge id`, 'an edge id is 2-64 lower-case letters, digits and hyphens, as issued with the token');
     // Checked before the token is spent.
-    if (o.releaseKey) {
-      try {
-        parseReleasePublicKey(o.releaseKey);
-      } catch {
-        throw needsFix('validation_failed', 'the release key is not an Ed25519 public key', 'pass the one line `provisioning/release/cli.ts keygen` printed (base64 SubjectPublicKeyInfo)');
-      }
+    if (o.releaseKey && !isReleasePublicKey(o.releaseKey)) {
+      throw needsFix('validation_failed', 'the release key is not an Ed25519 public key', 'pass the one line `provisioning/release/cli.ts keygen` printed (base64 SubjectPublicKeyInfo)');
     }
     // Where the token may go is settled before anything else: TLS to a pinned CA, or loopback.
     const hub = checkEnrollmentUrl(o.hubUrl);
@@ -337,7 +323,7 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
     const where = endpoints(o, answer);
     // The hub's release key (signed edge updates) unless the technician gave one (edge/update).
     const told = (answer as { releaseKey?: unknown }).releaseKey;
-    releaseKey ??= typeof told === 'string' && isReleaseKey(told) ? told : undefined;
+    releaseKey ??= typeof told === 'string' && isReleasePublicKey(told) ? told : undefined; // a bad key told is left out rather than stop the agent
     record = commitEnrollment(layout, key.keyPem, answer, { hubUrl: o.hubUrl, ...where }, now());
     tls = { cert: answer.certPem, key: key.keyPem, ca: answer.caPem };
   }
