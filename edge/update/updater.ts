@@ -64,9 +64,10 @@ export class Updater {
     const tick = async () => {
       if (this.#stopped) return;
       await this.check().catch((e) => this.#o.log.warn('update check failed', { code: e instanceof MyKeyError ? e.code : undefined, error: (e as Error).message }));
-      if (!this.#stopped) this.#timer = setTimeout(() => void tick(), this.#o.checkMs);
+      // ±25 %: a fleet restarted together (a hub outage, a power cut in a town) does not ask at once.
+      if (!this.#stopped) this.#timer = setTimeout(() => void tick(), this.#o.checkMs * (0.75 + Math.random() / 2));
     };
-    void tick();
+    this.#timer = setTimeout(() => void tick(), Math.random() * Math.min(this.#o.checkMs / 4, 30_000));
   }
 
   stop(): void {
