@@ -39,15 +39,15 @@ async function op(ctx: Ctx, method: string, path: string, body?: unknown, header
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-function device(ctx: Ctx, path: string, headers: Record<string, string> = {}, creds: Partial<Ctx['edge']> = ctx.edge): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+function device(ctx: Ctx, path: string, headers: Record<string, string> = {}, creds: Partial<Ctx['edge']> = ctx.edge, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(new URL(path, ctx.h.hub.addresses.deviceApi), { ca: ctx.edge.caPem, cert: creds.certPem, key: creds.keyPem, headers }, (res) => {
+    const req = httpsRequest(new URL(path, ctx.h.hub.addresses.deviceApi), { method: body === undefined ? 'GET' : 'POST', ca: ctx.edge.caPem, cert: creds.certPem, key: creds.keyPem, headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (d: Buffer) => chunks.push(d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 
@@ -115,6 +115,20 @@ test('a halted rollout offers nothing; a rollout halts itself at its failure thr
   assert.is(v.state, 'halted');
   assert.match(v.haltedReason, /release_digest_mismatch/);
   assert.is(v.edgeStates[0].code, 'release_digest_mismatch');
+});
+
+test('an edge reports its update state over mutual TLS; a malformed report is refused', async (ctx) => {
+  const good = await device(ctx, '/v1/device/update', {}, ctx.edge, JSON.stringify({ running: '1.0.1', state: 'installed', version: '1.0.1' }));
+  assert.is(good.status, 204);
+  assert.is(ctx.h.hub.releaseRepo.edge('lib-1')?.state, 'installed');
+  for (const bad of [{ running: 'latest', state: 'installed' }, { running: '1.0.1', state: 'pwned' }, { running: '1.0.1', state: 'refused', code: 'Not A Code' }, { running: '1.0.1', state: 'idle', extra: 1 }]) {
+    const r = await device(ctx, '/v1/device/update', {}, ctx.edge, JSON.stringify(bad));
+    assert.is(r.status, 400, JSON.stringify(bad));
+    assert.is(JSON.parse(r.body.toString()).code, 'validation_failed');
+  }
+  const anon = await device(ctx, '/v1/device/update', {}, {}, JSON.stringify({ running: '1.0.1', state: 'failed' }));
+  assert.is(JSON.parse(anon.body.toString()).code, 'device_cert_required');
+  assert.is(ctx.h.hub.releaseRepo.edge('lib-1')?.state, 'installed');
 });
 
 test('a percentage rollout picks a stable share of the edges', () => {
