@@ -1,7 +1,7 @@
 // What an edge refuses, through the real stack, each with its own code reported to the hub and the
 // running version kept: a bundle altered on the hub's disk, a manifest altered in the hub's store,
 // a release signed by a key the edge does not trust, a downgrade not marked as allowed, a release
-// that cannot update from the running version. The hub's own checks are bypassed in the store where
+// that cannot update from the running version, a release for another service. The hub's own checks are bypassed in the store where
 // they would stop the attack first: the edge trusts the release key, not the hub.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -115,6 +115,12 @@ test('a release for another service is never offered, and cannot be rolled out t
   await new Promise((res) => setTimeout(res, 700));
   assert.is.not(ctx.h.hub.releaseRepo.edge('lib-guard')?.version, '1.4.0');
   assert.is(ctx.edge.current(), null);
+});
+
+test("a release for another service offered anyway (the hub's store altered) is refused as release_wrong_service", async (ctx) => {
+  await upload(ctx.h.hub, TOKEN, makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.4.1', keys: ctx.keys, services: ['museum'] }));
+  ctx.h.hub.db.prepare("UPDATE releases SET services = '[\"*\"]' WHERE version = ?").run('1.4.1');
+  await refusedWith(ctx, '1.4.1', rollOut(ctx, '1.4.1'), 'release_wrong_service');
 });
 
 test.run();
