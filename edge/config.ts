@@ -159,6 +159,15 @@ export const EdgeConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    updates: Type.Object(
+      {
+        releaseKey: Type.String({ default: '', maxLength: 4096, description: 'the Ed25519 release public key (base64 SubjectPublicKeyInfo) releases must be signed with; empty: updates off. Written by enroll' }),
+        dir: Type.String({ default: '', maxLength: 200, description: 'the install folder holding releases/ and current (edge/update/layout.ts); the launcher boot.js sets it; empty: updates off' }),
+        checkSeconds: Type.Integer({ minimum: 5, maximum: 86_400, default: 900, description: 'how often the hub is asked for a release' }),
+        selfTestSeconds: Type.Integer({ minimum: 5, maximum: 3600, default: 120, description: 'a new version not through its self-test (online, reader up, a lookup) in this time is rolled back' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     logLevel: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], { default: 'info' }),
   },
   { additionalProperties: false },

@@ -19,6 +19,7 @@ import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
 import { createEdgeMetrics } from './metrics.ts';
+import { createAgentUpdater, runningRelease } from './update/agent-updater.ts';
 
 export const EDGE_VERSION = '0.1.0';
 
@@ -60,7 +61,8 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     tls,
     state,
     cache,
-    version: EDGE_VERSION,
+    // The signed release it runs (edge/update), or the factory version.
+    version: runningRelease(config) ?? EDGE_VERSION,
     maxStalenessMs,
     log: log.child('sync'),
     extraHealth: () => (manager.running && manager.readers().length === 0 ? 'reader_missing' : undefined),
@@ -134,9 +136,18 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
   });
   const metrics = createEdgeMetrics({ touches: () => lookup.counters(), sync, cache, processMetrics: opts.processMetrics });
   const desk = new TouchDesk({ source: pipeline, lookup, registration, log: log.child('touch') });
+  const updater = createAgentUpdater(config, {
+    tls,
+    version: EDGE_VERSION,
+    online: () => sync.connected && cache.synced,
+    readerUp: () => manager.running,
+    lookup: () => void cache.lookupMyKey('AAAAAAAA'),
+    stop: () => agent.stop(),
+    log: log.child('update'),
+  });
 
   let started = false;
-  return {
+  const agent = {
     config,
     cache,
     state,
@@ -163,6 +174,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       manager.start();
       await sync.start();
       const metricsUrl = config.metrics.port ? await metrics.listen(config.metrics.port) : null;
+      void updater?.start();
       log.info('edge agent started', {
         edgeId: config.edgeId,
         serviceId: config.serviceId,
@@ -176,6 +188,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     async stop(): Promise<void> {
       if (!started) return;
       started = false;
+      updater?.stop();
       desk.stop();
       await metrics.close();
       await pipeline.stop();
@@ -188,6 +201,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       log.info('edge agent stopped', { ...lookup.counters() });
     },
   };
+  return agent;
 }
 
 export type EdgeAgent = ReturnType<typeof createEdgeAgent>;

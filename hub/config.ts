@@ -91,6 +91,15 @@ export const HubConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    releases: Type.Object(
+      {
+        publicKeys: Type.Array(Type.String({ minLength: 40, maxLength: 4096 }), {
+          default: [],
+          description: 'Ed25519 release public keys (base64 SubjectPublicKeyInfo, as `provisioning/release/cli.ts keygen` prints); an uploaded release must be signed by one. The private key is never on the hub',
+        }),
+      },
+      { default: {} },
+    ),
     admin: Type.Object(
       { token: Type.String({ default: '', description: 'bearer token of the operator API; empty disables it (set MYKEY_HUB_ADMIN_TOKEN)' }) },
       { default: {} },

@@ -34,6 +34,9 @@ import { createEnrollmentTokens } from './console/enrollment-tokens.ts';
 import { mountConsole } from './console/mount.tsx';
 import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
 import { createHubMetrics } from './metrics/hub-metrics.ts';
+import { createReleaseRepo } from './store/release-repo.ts';
+import { createReleases } from './releases/releases.ts';
+import { parseReleasePublicKey } from '../shared/release.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -117,6 +120,15 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   const consoleRepo = createConsoleRepo(db);
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
+  const releaseRepo = createReleaseRepo(db);
+  const releaseKeys = config.releases.publicKeys.map((k, i) => {
+    try {
+      return parseReleasePublicKey(k);
+    } catch (e) {
+      throw new MyKeyError('config_invalid', `invalid configuration:\n  - /releases/publicKeys/${i}: not an Ed25519 public key`, { cause: e });
+    }
+  });
+  const releases = createReleases({ repo: releaseRepo, dir: join(config.dataDir, 'releases'), keys: () => releaseKeys, now: () => now().getTime(), log: log.child('releases') });
   const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string } = {};
   const httpLog = log.child('http');
   const common = { version: HUB_VERSION, maxBodyBytes: config.http.maxBodyBytes, log: (msg: string, err?: unknown) => httpLog.error(msg, { error: err }) };
@@ -137,6 +149,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     rateLimits: config.rateLimits,
     health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
     metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
+    releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
   });
   const deviceApp = createDeviceApp({
     ...common,
@@ -147,6 +160,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     challenges,
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices, () => enrollment),
     rateLimits: config.rateLimits,
+    releases: { releases },
     enrollments: {
       consoleRepo,
       linkRepo,
@@ -155,6 +169,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       deviceCertValidityDays: config.devices.certValidityDays,
       brokerUrl: () => config.enrollment.brokerUrl || addresses.mqtts,
       hubUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
+      releaseKey: config.releases.publicKeys[0],
       rateLimit: config.enrollment.rateLimit,
       now: () => now().getTime(),
     },
@@ -168,6 +183,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     mykeys,
     revocations,
     devices,
+    releases: { releases, repo: releaseRepo },
     enrollment: () => enrollment,
     tokens: enrollmentTokens,
     deviceApiUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
@@ -203,6 +219,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     devices,
     /** The hub's own Prometheus registry (hub/metrics). */
     metrics,
+    releases,
+    releaseRepo,
     get broker() {
       return broker;
     },

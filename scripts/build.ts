@@ -53,7 +53,7 @@ export const PACKAGES: PackageSpec[] = [
     dir: 'edge',
     name: 'mykey-edge',
     description: 'MyKey Platform edge reader agent (built): node main.js --config edge.json',
-    entries: { main: 'edge/main.ts', enroll: 'provisioning/enroll/cli.ts' },
+    entries: { main: 'edge/main.ts', enroll: 'provisioning/enroll/cli.ts', boot: 'edge/update/boot.ts' },
     dependencies: ['pcsclite'],
     // Only the uinput keyboard back end (edge/handoff/keyboard/uinput.ts) loads koffi, and only when
     // configured; `npm ci --omit=dev --omit=optional` leaves it out.

@@ -81,6 +81,7 @@ export const EnrollmentResponse = Type.Object({
   ...issuedFields,
   brokerUrl: Type.Optional(Type.String({ pattern: '^mqtts?://', description: 'where the edge connects with its certificate (mqtts://)' })),
   hubUrl: Type.Optional(Type.String({ pattern: '^https?://', description: "the hub's device API" })),
+  releaseKey: Type.Optional(Type.String({ maxLength: 4096, description: 'the Ed25519 release public key edge updates are signed with (hub releases.publicKeys, the first)' })),
 });
 export type EnrollmentResponse = Static<typeof EnrollmentResponse>;
 

@@ -144,6 +144,23 @@ export const ERROR_CODES = {
   holder_same_card: { status: 409, title: 'This is the card already used for the previous proof; put the new card on the reader' },
   holder_step_missing: { status: 409, title: 'The previous card has not signed yet (or its proof expired); start the carry-over again' },
   hub_unreachable: { status: 502, title: 'The hub cannot be reached' },
+  // Signed edge updates (updates): releases, rollouts, and what an edge refuses or rolls back from
+  release_manifest_invalid: { status: 400, title: 'The release manifest is malformed' },
+  release_signature_invalid: { status: 422, title: 'The release is unsigned, signed by an unknown key, or its manifest was altered' },
+  release_digest_mismatch: { status: 422, title: 'The release bundle does not match the SHA-256 digest in its signed manifest' },
+  release_size_mismatch: { status: 422, title: 'The release bundle is not the size its signed manifest gives' },
+  release_bundle_invalid: { status: 422, title: 'The release bundle is not a tar archive of plain files inside its folder' },
+  release_downgrade_refused: { status: 409, title: 'The release is older than the running version and not marked as a downgrade' },
+  release_wrong_service: { status: 422, title: 'The release targets another service' },
+  release_min_version: { status: 409, title: 'The running version is older than the oldest the release can update from' },
+  release_exists: { status: 409, title: 'A release with this version is already stored' },
+  release_not_found: { status: 404, title: 'No such release, or its bundle is not uploaded yet' },
+  release_download_incomplete: { status: 502, title: 'The release download was cut off and could not be completed' },
+  range_not_satisfiable: { status: 416, title: 'The requested byte range is outside the bundle' },
+  rollout_not_found: { status: 404, title: 'No such rollout' },
+  update_self_test_failed: { status: 500, title: 'The new version failed its self-test; the edge rolled back' },
+  update_self_test_timeout: { status: 504, title: 'The new version did not pass its self-test in time; the edge rolled back' },
+  update_crashed: { status: 500, title: 'The new version stopped before it passed its self-test; the edge rolled back' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

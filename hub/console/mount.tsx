@@ -24,8 +24,11 @@ import { mountOverviewRoutes } from './pages/overview/routes.tsx';
 import { mountRevocationRoutes } from './pages/revocations/routes.tsx';
 import { mountServiceRoutes } from './pages/services/routes.tsx';
 import { mountSessionRoutes } from './session-routes.tsx';
+import { mountReleasesPage, type ReleasesPageDeps } from './pages/releases.tsx';
 
 export interface ConsoleDeps {
+  /** Signed edge releases and rollouts (pages/releases.tsx). */
+  releases?: ReleasesPageDeps;
   /** Which webhook targets the operator allows (hub config `webhooks`); strict when absent. */
   webhookUrlPolicy?: WebhookUrlPolicy;
   repo: ConsoleRepo;
@@ -77,6 +80,7 @@ export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: Console
   mountEnrollmentRoutes(r, x);
   mountRevocationRoutes(r, x);
   mountAuditRoutes(r, x);
+  if (deps.releases) mountReleasesPage(r, deps.releases, x);
   r.all('*', (c) => x.notFound(c));
   app.route(CONSOLE_BASE, r);
   return { auth, tokens };

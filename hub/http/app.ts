@@ -13,6 +13,7 @@ import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
 import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from './enrollment-routes.ts';
 import { accessLog, type AccessLogOptions } from '../metrics/access-log.ts';
 import { mountScrapeRoute, type ScrapeRouteDeps } from '../metrics/scrape-route.ts';
+import { mountReleaseDeviceRoutes, mountReleaseRoutes, type ReleaseDeviceRoutesDeps, type ReleaseRoutesDeps } from '../releases/routes.ts';
 
 interface CommonDeps {
   version: string;
@@ -27,6 +28,8 @@ export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRo
   health: () => Record<string, unknown>;
   /** GET /metrics for a Prometheus scraper (hub/metrics/scrape-route.ts). */
   metrics?: ScrapeRouteDeps;
+  /** Signed edge releases and rollouts (operator API). */
+  releases?: ReleaseRoutesDeps;
 }
 
 export interface DeviceAppDeps extends CommonDeps, Omit<DeviceRoutesDeps, 'lifecycle'> {
@@ -35,6 +38,8 @@ export interface DeviceAppDeps extends CommonDeps, Omit<DeviceRoutesDeps, 'lifec
    * and certificate validity also serve the device's self-revocation and rotation.
    */
   enrollments?: EnrollmentRoutesDeps;
+  /** Update offers, bundles and reports. */
+  releases?: Omit<ReleaseDeviceRoutesDeps, 'resolveDevice'>;
 }
 
 // The body size limit (deps.maxBodyBytes) is enforced where bodies are read (http/validate.ts),
@@ -61,6 +66,7 @@ export function createPublicApp(deps: PublicAppDeps): Hono {
   mountMyKeyRoutes(app, api, deps);
   mountLinksRoutes(app, api, deps);
   if (deps.metrics) mountScrapeRoute(app, deps.metrics);
+  if (deps.releases) mountReleaseRoutes(app, api, { maxBodyBytes: deps.maxBodyBytes, ...deps.releases });
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }
@@ -91,6 +97,7 @@ export function createDeviceApp(deps: DeviceAppDeps): Hono {
     },
   });
   if (e) mountEnrollmentRoutes(app, api, { maxBodyBytes: deps.maxBodyBytes, ...e });
+  if (deps.releases) mountReleaseDeviceRoutes(app, api, { maxBodyBytes: deps.maxBodyBytes, ...deps.releases, resolveDevice: deps.resolveDevice });
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }

@@ -31,6 +31,8 @@ export interface EnrollmentRoutesDeps extends BodyLimit {
   brokerUrl?: string | (() => string | undefined);
   /** The hub's device API base URL; a getter when known only after start. */
   hubUrl?: string | (() => string | undefined);
+  /** The release public key told to enrolled edges (signed updates), if any. */
+  releaseKey?: string;
   /** Defaults: 1 per second per address, burst 10. */
   rateLimit?: RateLimitOptions;
   now?: () => number;
@@ -115,6 +117,7 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
         notAfter: r.value.notAfter.toISOString(),
         ...(brokerUrl ? { brokerUrl } : {}),
         ...(hubUrl ? { hubUrl } : {}),
+        ...(deps.releaseKey ? { releaseKey: deps.releaseKey } : {}),
       };
       return c.json(body, 201, { 'cache-control': 'no-store' });
     },

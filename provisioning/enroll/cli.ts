@@ -15,7 +15,7 @@ import { decommission, rotate } from './lifecycle.ts';
 import { StepFailed } from './progress.ts';
 
 const USAGE = `usage:
-  enroll       --hub https://HUB:8443 --ca-fingerprint FP --token T --edge-id ID --state-dir DIR [--readers P1,P2] [--device-api URL] [--broker URL] [--dry-run] [--force]
+  enroll       --hub https://HUB:8443 --ca-fingerprint FP --token T --edge-id ID --state-dir DIR [--readers P1,P2] [--device-api URL] [--broker URL] [--release-key KEY] [--dry-run] [--force]
   rotate       --state-dir DIR [--token T] [--hub URL] [--readers P1,P2] [--dry-run]
   decommission --state-dir DIR [--already-revoked] [--reason TEXT] [--dry-run]
   status       --state-dir DIR [--warn-days N]
@@ -26,7 +26,7 @@ rotate needs a token only when the certificate has expired or was revoked.
 The token may be given in MYKEY_ENROLL_TOKEN instead of --token.`;
 
 const FLAGS = new Set(['--dry-run', '--force', '--already-revoked', '--help', '-h']);
-const VALUES = new Set(['--hub', '--ca-fingerprint', '--token', '--edge-id', '--state-dir', '--readers', '--device-api', '--broker', '--reason', '--warn-days']);
+const VALUES = new Set(['--hub', '--ca-fingerprint', '--token', '--edge-id', '--state-dir', '--readers', '--device-api', '--broker', '--reason', '--warn-days', '--release-key']);
 
 class UsageError extends Error {}
 
@@ -79,6 +79,7 @@ export async function main(argv: string[], deps: Partial<EnrollDeps> = {}, env: 
             readers: list('--readers'),
             deviceApiUrl: str('--device-api'),
             brokerUrl: str('--broker'),
+            releaseKey: str('--release-key'),
             dryRun: opts.has('--dry-run'),
             force: opts.has('--force'),
           },

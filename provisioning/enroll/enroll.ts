@@ -10,7 +10,8 @@ import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, type DeviceTls }
 import type { EnrollmentResponse } from '../../shared/device-api.ts';
 import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
-import { checkBroker, checkDeviceApi, checkHub, checkSnapshot } from './self-test.ts';
+import { isReleasePublicKey } from '../../shared/release.ts';
+import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
 import {
   ensureDir,
   FILE_MODE,
@@ -59,6 +60,8 @@ export interface EnrollOptions {
   /** Where the device API and broker are, when the hub does not say (or to override it). */
   deviceApiUrl?: string;
   brokerUrl?: string;
+  /** The release public key updates must be signed with (edge config updates.releaseKey); default: the one the hub gives. */
+  releaseKey?: string;
 }
 
 export interface EnrollResult {
@@ -143,7 +146,7 @@ export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?
 }
 
 /** The edge agent's config: identity and TLS from the enrollment; anything else kept from the existing file. */
-export function buildEdgeConfig(layout: StateLayout, record: EnrollmentRecord, readers: string[] | undefined): { json: Record<string, unknown>; config: EdgeConfig } {
+export function buildEdgeConfig(layout: StateLayout, record: EnrollmentRecord, readers: string[] | undefined, releaseKey?: string): { json: Record<string, unknown>; config: EdgeConfig } {
   let existing: Record<string, unknown> = {};
   const text = readIfExists(layout.config);
   if (text) {
@@ -164,6 +167,7 @@ export function buildEdgeConfig(layout: StateLayout, record: EnrollmentRecord, r
     stateDir: layout.data,
   };
   if (readers !== undefined) json.readers = { include: readers };
+  if (releaseKey) json.updates = { ...(existing.updates as Record<string, unknown> | undefined), releaseKey };
   // Validated against the agent's own schema (all problems at once), with the agent's defaults.
   const config = loadEdgeConfig({ overrides: json, env: {} });
   return { json, config };
@@ -258,6 +262,10 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
 
   await steps.step('Checking prerequisites', async (c) => {
     if (!isEdgeId(o.edgeId)) throw needsFix('validation_failed', `"${o.edgeId}" is not an edge id`, 'an edge id is 2-64 lower-case letters, digits and hyphens, as issued with the token');
+    // Checked before the token is spent.
+    if (o.releaseKey && !isReleasePublicKey(o.releaseKey)) {
+      throw needsFix('validation_failed', 'the release key is not an Ed25519 public key', 'pass the one line `provisioning/release/cli.ts keygen` printed (base64 SubjectPublicKeyInfo)');
+    }
     // Where the token may go is settled before anything else: TLS to a pinned CA, or loopback.
     const hub = checkEnrollmentUrl(o.hubUrl);
     if (o.caFingerprint) normalizeFingerprint(o.caFingerprint);
@@ -291,6 +299,7 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
 
   let record: EnrollmentRecord;
   let tls: DeviceTls;
+  let releaseKey = o.releaseKey;
   if (found) {
     await steps.step('Device key and certificate request', (c) => c.ok('skipped: the existing device key is kept'));
     await steps.step('Redeeming the enrollment token', (c) => c.ok('skipped: already enrolled (the token, if given, stays unused)'));
@@ -311,12 +320,15 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
       return a;
     });
     const where = endpoints(o, answer);
+    // The hub's release key (signed edge updates) unless the technician gave one (edge/update).
+    const told = (answer as { releaseKey?: unknown }).releaseKey;
+    releaseKey ??= typeof told === 'string' && isReleasePublicKey(told) ? told : undefined; // a bad key told is left out rather than stop the agent
     record = commitEnrollment(layout, key.keyPem, answer, { hubUrl: o.hubUrl, ...where }, now());
     tls = { cert: answer.certPem, key: key.keyPem, ca: answer.caPem };
   }
 
   await steps.step('Writing the edge configuration', (c) => {
-    const { json } = buildEdgeConfig(layout, record, o.readers);
+    const { json } = buildEdgeConfig(layout, record, o.readers, releaseKey);
     writeFileAtomic(layout.config, JSON.stringify(json, null, 2) + '\n', 0o640);
     writeFileAtomic(layout.enrollment, JSON.stringify(record, null, 2) + '\n', FILE_MODE);
     c.ok(`${layout.config} (device API ${record.deviceApiUrl}, broker ${record.brokerUrl})`);

@@ -42,7 +42,11 @@ export function renderUnit(o: UnitOptions): string {
   const node = o.node ?? process.execPath;
   const built = o.builtMain ?? (o.repoRoot ? undefined : builtAgentBeside());
   const root = built ? dirname(built) : (o.repoRoot ?? REPO_ROOT);
-  const exec = built ? `${node} ${built}` : `${node} --import tsx ${join(root, 'edge', 'main.ts')}`;
+  // The launcher beside the built agent (edge/update/boot.ts) runs the release `current` points at and
+  // rolls back a bad update; releases go to the state directory (writable by the agent), while the
+  // install folder with the launcher stays read-only to it.
+  const boot = built && existsSync(join(root, 'boot.js')) ? join(root, 'boot.js') : undefined;
+  const exec = boot ? `${node} ${boot} --updates-dir ${join(o.stateDir, 'updates')}` : built ? `${node} ${built}` : `${node} --import tsx ${join(root, 'edge', 'main.ts')}`;
   for (const p of [node, root, o.configPath, o.stateDir]) {
     // WorkingDirectory= and ReadWritePaths= take paths unquoted (systemd.exec(5)): keep them plain.
     if (/[\s"'\\]/.test(p)) throw new MyKeyError('validation_failed', `the path ${JSON.stringify(p)} has spaces or quotes, which a systemd unit cannot carry here`, { details: { fix: 'use a state directory (and checkout) path without spaces, e.g. /var/lib/mykey-edge' } });

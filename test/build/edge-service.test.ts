@@ -61,7 +61,8 @@ test('the unit runs the built agent as mykey-edge with its state directory', () 
   const unit = readFileSync(join(HERE, 'mykey-edge.service'), 'utf8');
   const edge = PACKAGES.find((p) => p.dir === 'edge')!;
   assert.ok('main' in edge.entries, 'the edge package has main.js');
-  assert.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/mykey-edge\/main\.js --config \/etc\/mykey-edge\/edge\.json$/m);
+  assert.ok('boot' in edge.entries, 'the edge package has boot.js (the update launcher)');
+  assert.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/mykey-edge\/boot\.js --updates-dir \/var\/lib\/mykey-edge\/updates --config \/etc\/mykey-edge\/edge\.json$/m);
   assert.match(unit, /^User=mykey-edge$/m);
   assert.match(unit, /^StateDirectory=mykey-edge$/m);
   assert.match(unit, /^NoNewPrivileges=yes$/m);

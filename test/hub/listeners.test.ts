@@ -124,7 +124,8 @@ test('each listener documents only its own routes', async (ctx) => {
   const dev = await deviceCall(ctx, 'GET', '/openapi.json', { caPem: ctx.edge.caPem });
   assert.is(dev.status, 200);
   const paths = Object.keys(dev.body.paths as Record<string, unknown>).sort();
-  assert.equal(paths, ['/v1/device/challenges', '/v1/device/changes', '/v1/device/config', '/v1/device/links', '/v1/device/revoke', '/v1/device/rotate', '/v1/device/snapshot', '/v1/enrollments']);
+  assert.equal(paths, ['/v1/device/challenges', '/v1/device/changes', '/v1/device/config', '/v1/device/links', '/v1/device/releases/{version}/bundle', '/v1/device/revoke', '/v1/device/rotate', '/v1/device/snapshot', '/v1/device/update', '/v1/enrollments']);
+  assert.not.ok(Object.keys(dev.body.paths as Record<string, unknown>).some((p) => p.startsWith('/v1/admin')), 'release uploads and rollouts stay on the public listener');
   assert.match(dev.body.paths['/v1/device/config'].get.responses['401'].description, 'device_cert_required');
 });
 

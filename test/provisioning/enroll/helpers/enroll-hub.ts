@@ -17,13 +17,14 @@ export interface EnrollHub {
   close(): Promise<void>;
 }
 
-export async function startEnrollHub(opts: { serviceId?: string } = {}): Promise<EnrollHub> {
+export async function startEnrollHub(opts: { serviceId?: string; overrides?: Record<string, unknown> } = {}): Promise<EnrollHub> {
   const th = await startTestHub({
     overrides: {
       broker: { port: 0 },
       devices: { httpsPort: 0 },
       // Every test enrolls from 127.0.0.1, many times a second.
       enrollment: { rateLimit: { perSecond: 1000, burst: 1000 } },
+      ...opts.overrides,
     },
   });
   const { url } = await th.hub.start();
