@@ -15,7 +15,11 @@
 //      issuerUniqueID  [1]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      subjectUniqueID [2]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      extensions      [3]  EXPLICIT Extensions OPTIONAL }
-import { DerError, TAG, bytesEqual, bytesOf, children, decodeOid, decodeTime, expectTlv, readTlv, serialHexOf, valueOf, type Tlv } from './der.ts';
+import { DerError, TAG, bytesEqual, bytesOf, children, expectTlv, readTlv, valueOf, type Tlv } from '../../shared/asn1/der.ts';
+import { serialHexOf } from '../../shared/asn1/integer.ts';
+import { decodeOid } from '../../shared/asn1/oid.ts';
+import { fromPem, looksLikePem, pemBlocks } from '../../shared/asn1/pem.ts';
+import { decodeTime } from '../../shared/asn1/time.ts';
 import { fail, ok, type Result } from '../../shared/errors.ts';
 
 /** RFC 5280 4.2.1.3 KeyUsage bit names, in bit order. */
@@ -306,22 +310,16 @@ export function digestForSignatureOid(oid: string): 'sha256' | 'sha384' | 'sha51
   }
 }
 
-/** Reads a certificate from DER or PEM bytes. */
+/**
+ * Reads a certificate from DER or PEM bytes (the first CERTIFICATE block, RFC 7468 5.1). Throws
+ * DerError when PEM text holds no block or a malformed one.
+ */
 export function certificateBytes(input: Uint8Array | string): Uint8Array {
-  const text = typeof input === 'string' ? input : looksLikePem(input) ? Buffer.from(input).toString('latin1') : undefined;
-  if (text === undefined) return input as Uint8Array;
-  const m = text.match(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/);
-  if (!m) return Buffer.from(text, 'latin1');
-  return new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
+  if (typeof input === 'string' || looksLikePem(input)) return fromPem(input, 'CERTIFICATE');
+  return input;
 }
 
-/** Splits a PEM bundle into DER certificates. */
+/** Splits a PEM bundle into DER certificates; throws DerError on a malformed block. */
 export function certificatesFromPem(text: string): Uint8Array[] {
-  return [...text.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map(
-    (m) => new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64')),
-  );
-}
-
-function looksLikePem(b: Uint8Array): boolean {
-  return b.length > 10 && b[0] === 0x2d && Buffer.from(b.subarray(0, 10)).toString('latin1') === '-----BEGIN';
+  return pemBlocks(text, 'CERTIFICATE');
 }

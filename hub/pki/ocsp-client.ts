@@ -8,7 +8,7 @@
 //   - the nonce, when echoed, is ours (4.4.1).
 // Anything else is an `unknown` verdict with a stable code saying why; the client never throws.
 //
-// The response is read with the hub's own bounds-checked DER reader (der.ts), not PKI.js, so a
+// The response is read with the platform's bounds-checked DER toolkit (shared/asn1), not PKI.js, so a
 // malformed answer is a DerError at a known offset and nothing else.
 import { createHash, createPublicKey, randomBytes, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import type { ErrorCode } from '../../shared/errors.ts';
@@ -16,7 +16,9 @@ import { silentLogger, type Logger } from '../../shared/log.ts';
 import { crlReasonFromCode, type CrlReason } from '../../shared/revocation.ts';
 import type { RevocationVerdict } from '../revocation/checker.ts';
 import { digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
-import { DerError, TAG, bytesEqual, bytesOf, children, decodeOid, decodeTime, expectTlv, readTlv, valueOf, type Tlv } from './der.ts';
+import { DerError, TAG, bytesEqual, bytesOf, children, expectTlv, readTlv, valueOf, type Tlv } from '../../shared/asn1/der.ts';
+import { decodeOid } from '../../shared/asn1/oid.ts';
+import { decodeTime } from '../../shared/asn1/time.ts';
 import type { CheckedCertificate } from './user-cert.ts';
 
 /** Why an OCSP answer was not used: one stable code each (shared/errors.ts). */

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { parseCertificate } from '../../../hub/pki/certificate.ts';
-import { TAG, children, readTlv } from '../../../hub/pki/der.ts';
+import { TAG, children, readTlv } from '../../../shared/asn1/der.ts';
 import { editExtensions, resign, tlv } from '../../helpers/der-edit.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 
