@@ -1,4 +1,5 @@
-// JPKI-verified registrations per second over HTTP (register_per_s).
+// JPKI-verified registrations per second over HTTP: with revocation from the CRL alone
+// (register_per_s), and with OCSP on as well (register_ocsp_per_s), in the same run.
 //
 // The hub runs in its own process, as in production, with the production defaults for checks:
 // chain to the trust anchor, validity, key usage, policy, revocation against a loaded CRL of 100,000
@@ -8,6 +9,11 @@
 // Challenges are fetched and signed before the clock starts: on a real card the signing happens on
 // the card, and a load generator that signed on this 2-core machine would measure its own RSA signing
 // (~0.4 ms each) rather than the hub. Challenge issuance is measured separately (challenge_per_s).
+//
+// With OCSP on, the test CA's responder (provisioning/test-ca/ocsp-responder.ts) runs in its own
+// process and a second hub (fresh data directory, same certificates) asks it about every
+// certificate on top of the CRL check: each registration is a certificate the hub has never asked
+// about, so the hub's answer cache never hits and every registration costs one OCSP round trip.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { KeyObject, sign as cryptoSign } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -21,6 +27,35 @@ import { jsonPost, runLoad } from './http-load.ts';
 
 const N = Number(process.env.BENCH_REGISTER_N ?? 8000);
 const CONCURRENCY = Number(process.env.BENCH_REGISTER_CONCURRENCY ?? 48);
+
+function startResponder(caDir: string): Promise<{ proc: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/ocsp-responder-child.ts', caDir, process.env.BENCH_OCSP_RESPONDER ?? 'ca'], {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    });
+    let out = '';
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = out.match(/OCSP_URL (\S+)/);
+      if (m) resolve({ proc, url: m[1] });
+    });
+    proc.once('exit', (code) => reject(new Error(`OCSP responder exited ${code}`)));
+  });
+}
+
+function answeredBy(proc: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    proc.once('message', (m) => resolve((m as { answered: number }).answered));
+    proc.send('count');
+  });
+}
+
+async function stopHub(hub: { proc: ChildProcess }): Promise<void> {
+  // SIGINT lets a profiled hub write its profile; SIGKILL if it does not go.
+  hub.proc.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 1500));
+  hub.proc.kill('SIGKILL');
+}
 
 function startHub(configPath: string): Promise<{ proc: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
@@ -42,6 +77,7 @@ function startHub(configPath: string): Promise<{ proc: ChildProcess; port: numbe
 benchMain(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-bench-reg-'));
   let hub: { proc: ChildProcess; port: number } | undefined;
+  let responder: { proc: ChildProcess; url: string } | undefined;
   const crlServer = createServer();
   try {
     const caDir = await initCaDir(join(dir, 'ca'));
@@ -63,64 +99,78 @@ benchMain(async () => {
     }
     const privateKeys = keys.map((k) => KeyObject.from(k.privateKey));
 
-    const configPath = join(dir, 'hub.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        dataDir: join(dir, 'data'),
-        http: { port: 0 },
-        // One loopback client stands for N holders here: lift the per-client quota of outstanding challenges.
-        jpki: { trustAnchors: [join(dir, 'anchor.pem')], crlSources: [crlUrl], challengeTtlSeconds: 3600, challengesPerClient: 100_000 },
-        rateLimits: { challenge: { perSecond: 1e6, burst: 1e6 }, register: { perSecond: 1e6, burst: 1e6 } },
-      }),
-    );
-    hub = await startHub(configPath);
-    const port = hub.port;
-    // Wait until the hub has fetched and applied the CRL (registration needs revocation status).
-    for (let i = 0; i < 100; i++) {
-      const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { crls: number };
-      if (health.crls >= 1) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-
-    progress(`fetching ${N} challenges`);
-    const ch = await runLoad(port, Array.from({ length: N }, () => jsonPost('/v1/challenges', '{"purpose":"register"}')), CONCURRENCY, { keepBodies: true });
-    if (ch.statuses.some((s) => s !== 201)) throw new Error(`challenges failed: ${[...new Set(ch.statuses)].join(',')}`);
-    const challenges = ch.bodies.map((b) => JSON.parse(b).challenge as string);
-    const challengeMs = ch.ms;
-
-    progress('signing them as the cards would');
-    const requests = challenges.map((c, i) =>
-      jsonPost(
-        '/v1/mykey-ids',
+    // One registration phase: a hub with this config, N challenges, N signed proofs, N registrations.
+    const phase = async (name: string, jpkiExtra: Record<string, unknown>) => {
+      const configPath = join(dir, `${name}.json`);
+      writeFileSync(
+        configPath,
         JSON.stringify({
-          proof: {
-            challenge: c,
-            certificate: Buffer.from(certs[i].certDer).toString('base64'),
-            signature: cryptoSign('sha256', Buffer.from(c, 'base64url'), privateKeys[i % privateKeys.length]).toString('base64'),
-          },
+          dataDir: join(dir, `data-${name}`),
+          http: { port: 0 },
+          // Free ports for the broker and the device API: nothing else on the machine is disturbed.
+          broker: { port: 0 },
+          devices: { httpsPort: 0 },
+          // One loopback client stands for N holders here: lift the per-client quota of outstanding challenges.
+          jpki: { trustAnchors: [join(dir, 'anchor.pem')], crlSources: [crlUrl], challengeTtlSeconds: 3600, challengesPerClient: 100_000, ...jpkiExtra },
+          rateLimits: { challenge: { perSecond: 1e6, burst: 1e6 }, register: { perSecond: 1e6, burst: 1e6 } },
         }),
-      ),
-    );
+      );
+      hub = await startHub(configPath);
+      const port = hub.port;
+      // Wait until the hub has fetched and applied the CRL (registration needs revocation status).
+      for (let i = 0; i < 100; i++) {
+        const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { crls: number };
+        if (health.crls >= 1) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
 
-    progress(`registering ${N} MyKey IDs over ${CONCURRENCY} connections`);
-    const reg = await runLoad(port, requests, CONCURRENCY);
-    const registerMs = reg.ms;
-    const created = reg.statuses.filter((s) => s === 201).length;
-    if (created !== N) throw new Error(`only ${created} of ${N} registrations were created: ${[...new Set(reg.statuses)].join(',')}`);
-    const perS = N / (registerMs / 1000);
-    progress(`register: ${round(perS, 0)}/s over ${N} in ${round(registerMs, 0)} ms; challenges: ${round(N / (challengeMs / 1000), 0)}/s`);
+      progress(`${name}: fetching ${N} challenges`);
+      const ch = await runLoad(port, Array.from({ length: N }, () => jsonPost('/v1/challenges', '{"purpose":"register"}')), CONCURRENCY, { keepBodies: true });
+      if (ch.statuses.some((s) => s !== 201)) throw new Error(`challenges failed: ${[...new Set(ch.statuses)].join(',')}`);
+      const challenges = ch.bodies.map((b) => JSON.parse(b).challenge as string);
+
+      progress(`${name}: signing them as the cards would`);
+      const requests = challenges.map((c, i) =>
+        jsonPost(
+          '/v1/mykey-ids',
+          JSON.stringify({
+            proof: {
+              challenge: c,
+              certificate: Buffer.from(certs[i].certDer).toString('base64'),
+              signature: cryptoSign('sha256', Buffer.from(c, 'base64url'), privateKeys[i % privateKeys.length]).toString('base64'),
+            },
+          }),
+        ),
+      );
+
+      progress(`${name}: registering ${N} MyKey IDs over ${CONCURRENCY} connections`);
+      const reg = await runLoad(port, requests, CONCURRENCY, { keepBodies: true });
+      const created = reg.statuses.filter((s) => s === 201).length;
+      if (created !== N) {
+        const bad = reg.statuses.findIndex((s) => s !== 201);
+        throw new Error(`${name}: only ${created} of ${N} registrations were created: ${[...new Set(reg.statuses)].join(',')}; first refusal: ${reg.bodies[bad]}`);
+      }
+      await stopHub(hub);
+      hub = undefined;
+      const perS = N / (reg.ms / 1000);
+      progress(`${name}: ${round(perS, 0)}/s over ${N} in ${round(reg.ms, 0)} ms; challenges: ${round(N / (ch.ms / 1000), 0)}/s`);
+      return { perS, challengePerS: N / (ch.ms / 1000) };
+    };
+
+    const plain = await phase('crl', {});
+    responder = await startResponder(join(dir, 'ca'));
+    const withOcsp = await phase('ocsp', { ocspUrl: responder.url });
+    const answered = await answeredBy(responder.proc);
+    // Every registration must have been answered by the responder, or the figure is not OCSP's.
+    if (answered < N) throw new Error(`the OCSP responder answered ${answered} requests for ${N} registrations`);
     return {
-      register_per_s: { value: round(perS, 0), unit: 'registrations/s' },
-      challenge_per_s: { value: round(N / (challengeMs / 1000), 0), unit: 'challenges/s' },
+      register_per_s: { value: round(plain.perS, 0), unit: 'registrations/s' },
+      register_ocsp_per_s: { value: round(withOcsp.perS, 0), unit: 'registrations/s' },
+      challenge_per_s: { value: round(plain.challengePerS, 0), unit: 'challenges/s' },
     };
   } finally {
-    if (hub) {
-      // SIGINT lets a profiled hub write its profile; SIGKILL if it does not go.
-      hub.proc.kill('SIGINT');
-      await new Promise((r) => setTimeout(r, 1500));
-      hub.proc.kill('SIGKILL');
-    }
+    if (hub) await stopHub(hub);
+    responder?.proc.kill('SIGTERM');
     crlServer.close();
     rmSync(dir, { recursive: true, force: true });
   }
