@@ -8,9 +8,19 @@
 //   - the nonce, when echoed, is ours (4.4.1).
 // Anything else is an `unknown` verdict with a stable code saying why; the client never throws.
 //
+// At registration load the hub asks thousands of times a second, so the cost per answer is kept
+// small: the issuer's key hash and KeyObject are made once, a delegated responder certificate is
+// checked once per certificate, signatures are verified with node:crypto directly, requests go out
+// over keep-alive node:http, and a verified answer is kept per (issuer key, serial) while it is fresh
+// (an OCSP answer is public data). A cached answer never outlives its nextUpdate, the maximum age or
+// the cache lifetime, and never overrides a CRL "revoked": the checker asks OCSP only after the CRL
+// (hub/revocation/checker.ts).
+//
 // The response is read with the platform's bounds-checked DER toolkit (shared/asn1), not PKI.js, so a
 // malformed answer is a DerError at a known offset and nothing else.
 import { createHash, createPublicKey, randomBytes, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { ErrorCode } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { crlReasonFromCode, type CrlReason } from '../../shared/revocation.ts';
@@ -51,6 +61,14 @@ export interface OcspClientOptions {
   maxAgeMs?: number;
   /** Largest response accepted, in bytes. */
   maxResponseBytes?: number;
+  /**
+   * How long a verified answer is reused for the same (issuer key, serial), at most; never past its
+   * nextUpdate, nor past thisUpdate + maxAgeMs without one. 0 asks the responder every time.
+   */
+  cacheMs?: number;
+  /** Most answers kept (oldest dropped first). */
+  cacheEntries?: number;
+  /** Another HTTP client (tests); node:http(s) with keep-alive otherwise. */
   fetchImpl?: typeof fetch;
   log?: Logger;
 }
@@ -98,6 +116,17 @@ function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
 
 const SHA1_ALGORITHM = tlv(TAG.SEQUENCE, tlv(TAG.OID, Uint8Array.from([0x2b, 0x0e, 0x03, 0x02, 0x1a])), tlv(TAG.NULL));
 
+/** SHA-1 of a certificate's subjectPublicKey bits, made once per parsed certificate (anchors live long). */
+const keyHashes = new WeakMap<ParsedCertificate, Uint8Array>();
+function keyHashOf(c: ParsedCertificate): Uint8Array {
+  let h = keyHashes.get(c);
+  if (!h) {
+    h = new Uint8Array(createHash('sha1').update(subjectPublicKeyBits(c)).digest());
+    keyHashes.set(c, h);
+  }
+  return h;
+}
+
 /** The CertID for a certificate under its CA (SHA-1, as RFC 6960 4.1.1 and RFC 5019 profile it). */
 export function certIdFor(cert: ParsedCertificate, issuer: ParsedCertificate): CertId {
   return {
@@ -106,7 +135,7 @@ export function certIdFor(cert: ParsedCertificate, issuer: ParsedCertificate): C
     issuerNameHash: new Uint8Array(createHash('sha1').update(cert.issuerDer).digest()),
     // The hash of the issuer's public key: the subjectPublicKey BIT STRING value without tag, length
     // and unused-bits octet.
-    issuerKeyHash: new Uint8Array(createHash('sha1').update(subjectPublicKeyBits(issuer)).digest()),
+    issuerKeyHash: keyHashOf(issuer),
     serial: cert.serial,
   };
 }
@@ -319,22 +348,55 @@ function publicKeyOf(c: ParsedCertificate): KeyObject | undefined {
  * the CA key), that carries id-kp-OCSPSigning, is valid now and is not itself a CA certificate. A
  * holder's certificate, a revoked certificate's own key, another CA's responder: all refused.
  */
+/** A responder certificate as checked once: parsed, its key, and why the CA's delegation fails (if it does). */
+interface ResponderCert {
+  cert: ParsedCertificate;
+  key: KeyObject | undefined;
+  /** Why it may not sign for this CA regardless of time, or undefined when it may (RFC 6960 4.2.2.2). */
+  refusal?: string;
+}
+// Per trust anchor, the certificates responders shipped, by their DER (as latin1): one parse, one
+// signature check by the CA, per responder certificate and not per answer. Bounded; a flood of
+// distinct certificates only costs what it would without the cache.
+const responderCerts = new WeakMap<CheckedCertificate['anchor'], Map<string, ResponderCert | null>>();
+const RESPONDER_CERTS_KEPT = 64;
+
+function responderCert(der: Uint8Array, issuer: CheckedCertificate['anchor']): ResponderCert | null {
+  let m = responderCerts.get(issuer);
+  if (!m) {
+    m = new Map();
+    responderCerts.set(issuer, m);
+  }
+  const id = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('latin1');
+  const seen = m.get(id);
+  if (seen !== undefined) return seen;
+  const parsed = parseCertificate(der);
+  let out: ResponderCert | null = null;
+  if (parsed.ok) {
+    const c = parsed.value;
+    const issuedByCa =
+      bytesEqual(c.issuerDer, issuer.cert.subjectDer) && digestForSignatureOid(c.signatureAlgorithmOid) !== undefined && verifySignature(c.signatureAlgorithmOid, c.tbs, issuer.publicKey, c.signature);
+    let refusal: string | undefined;
+    if (!issuedByCa) refusal = 'the responder certificate was not issued by the certificate\'s CA';
+    else if (!c.extKeyUsage?.includes(OCSP_OID.ocspSigning)) refusal = 'the responder certificate lacks id-kp-OCSPSigning';
+    else if (c.basicConstraintsCa) refusal = 'the responder certificate is a CA certificate';
+    else if (c.keyUsage && !c.keyUsage.has('digitalSignature')) refusal = 'the responder certificate key usage lacks digitalSignature';
+    out = { cert: c, key: publicKeyOf(c), ...(refusal ? { refusal } : {}) };
+  }
+  if (m.size >= RESPONDER_CERTS_KEPT) m.delete(m.keys().next().value as string);
+  m.set(id, out);
+  return out;
+}
+
 function authorizeSigner(basic: NonNullable<ParsedOcspResponse['basic']>, issuer: CheckedCertificate['anchor'], now: Date, skewMs: number): void {
   if (verifySignature(basic.signatureAlgorithmOid, basic.tbs, issuer.publicKey, basic.signature)) return checkResponderId(basic, issuer.cert);
   let why: string | undefined;
   for (const der of basic.certs) {
-    const parsed = parseCertificate(der);
-    if (!parsed.ok) continue;
-    const c = parsed.value;
-    const key = publicKeyOf(c);
-    if (!key || !verifySignature(basic.signatureAlgorithmOid, basic.tbs, key, basic.signature)) continue;
-    // This certificate's key made the signature: is it a responder the CA delegated?
-    const issuedByCa =
-      bytesEqual(c.issuerDer, issuer.cert.subjectDer) && digestForSignatureOid(c.signatureAlgorithmOid) !== undefined && verifySignature(c.signatureAlgorithmOid, c.tbs, issuer.publicKey, c.signature);
-    if (!issuedByCa) why = 'the responder certificate was not issued by the certificate\'s CA';
-    else if (!c.extKeyUsage?.includes(OCSP_OID.ocspSigning)) why = 'the responder certificate lacks id-kp-OCSPSigning';
-    else if (c.basicConstraintsCa) why = 'the responder certificate is a CA certificate';
-    else if (c.keyUsage && !c.keyUsage.has('digitalSignature')) why = 'the responder certificate key usage lacks digitalSignature';
+    const r = responderCert(der, issuer);
+    if (!r || !r.key || !verifySignature(basic.signatureAlgorithmOid, basic.tbs, r.key, basic.signature)) continue;
+    // This certificate's key made the signature: is it a responder the CA delegated, valid now?
+    const c = r.cert;
+    if (r.refusal) why = r.refusal;
     else if (c.notBefore.getTime() > now.getTime() + skewMs) why = 'the responder certificate is not yet valid';
     else if (c.notAfter.getTime() < now.getTime()) why = 'the responder certificate has expired';
     else return checkResponderId(basic, c);
@@ -349,7 +411,7 @@ function checkResponderId(basic: NonNullable<ParsedOcspResponse['basic']>, signe
   const id = basic.responderId;
   let named = false;
   try {
-    named = 'byName' in id ? bytesEqual(id.byName, signer.subjectDer) : bytesEqual(id.byKey, createHash('sha1').update(subjectPublicKeyBits(signer)).digest());
+    named = 'byName' in id ? bytesEqual(id.byName, signer.subjectDer) : bytesEqual(id.byKey, keyHashOf(signer));
   } catch {
     named = false; // a key whose bits cannot be found names nobody
   }
@@ -381,6 +443,11 @@ export interface OcspCheckInput {
  * Pure over data and `now`: the HTTP shell below and the tests call it.
  */
 export function evaluateOcspResponse(der: Uint8Array, input: OcspCheckInput): SingleResponse['status'] {
+  return evaluateOcspAnswer(der, input).status;
+}
+
+/** As evaluateOcspResponse, with the accepted SingleResponse whole (its times decide how long it may be reused). */
+export function evaluateOcspAnswer(der: Uint8Array, input: OcspCheckInput): SingleResponse {
   let parsed: ParsedOcspResponse;
   try {
     parsed = parseOcspResponseOrThrow(der);
@@ -409,7 +476,7 @@ export function evaluateOcspResponse(der: Uint8Array, input: OcspCheckInput): Si
     throw new OcspRejected('ocsp_stale', `no nextUpdate and thisUpdate ${single.thisUpdate.toISOString()} is older than ${Math.round(input.maxAgeMs / 1000)} s`);
   }
   if (single.status.kind === 'unknown') throw new OcspRejected('ocsp_cert_unknown', 'the responder does not know the certificate');
-  return single.status;
+  return single;
 }
 
 /** Reads a response body, giving up (and cancelling the stream) past `limit` bytes, chunked or not. */
@@ -431,51 +498,174 @@ async function readBounded(res: Response, limit: number): Promise<Uint8Array | '
   return new Uint8Array(Buffer.concat(chunks));
 }
 
+/** What one POST to the responder gave: an HTTP status and the body, or why there is none. */
+type Posted = { status: number; body: Uint8Array } | { failed: 'too-large' } | { failed: 'unreachable'; why: string };
+type PostOcsp = (body: Uint8Array) => Promise<Posted>;
+
+/** POSTs with a fetch implementation (tests give their own). */
+function postWithFetch(url: string, doFetch: typeof fetch, timeoutMs: number, maxBytes: number): PostOcsp {
+  return async (body) => {
+    try {
+      const res = await doFetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response' },
+        body,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      if (!res.ok) return { status: res.status, body: new Uint8Array(0) };
+      const declared = Number(res.headers.get('content-length') ?? '0');
+      if (declared > maxBytes) return { failed: 'too-large' };
+      const read = await readBounded(res, maxBytes);
+      return read === 'too-large' ? { failed: 'too-large' } : { status: res.status, body: read };
+    } catch (e) {
+      return { failed: 'unreachable', why: (e as Error).message };
+    }
+  };
+}
+
+/**
+ * POSTs over node:http(s) on keep-alive connections: several times cheaper per request than fetch,
+ * which matters when every registration asks the responder. The whole exchange is bounded by the
+ * timeout, the body by maxBytes (declared or streamed).
+ */
+function postWithNodeHttp(url: string, timeoutMs: number, maxBytes: number): PostOcsp {
+  const u = new URL(url);
+  const https = u.protocol === 'https:';
+  const agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
+  const send = https ? httpsRequest : httpRequest;
+  return (body) =>
+    new Promise<Posted>((resolve) => {
+      let settled = false;
+      const done = (p: Posted) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(p);
+      };
+      const req = send(u, {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response', 'content-length': String(body.length) },
+      });
+      const timer = setTimeout(() => {
+        req.destroy();
+        done({ failed: 'unreachable', why: `no answer within ${timeoutMs} ms` });
+      }, timeoutMs);
+      req.on('error', (e) => done({ failed: 'unreachable', why: e.message }));
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        if (status < 200 || status > 299) {
+          res.resume();
+          return done({ status, body: new Uint8Array(0) });
+        }
+        if (Number(res.headers['content-length'] ?? '0') > maxBytes) {
+          req.destroy();
+          return done({ failed: 'too-large' });
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) {
+            req.destroy();
+            done({ failed: 'too-large' });
+          } else chunks.push(c);
+        });
+        res.on('end', () => {
+          const b = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+          done({ status, body: new Uint8Array(b.buffer, b.byteOffset, b.byteLength) });
+        });
+        res.on('error', (e) => done({ failed: 'unreachable', why: e.message }));
+      });
+      req.end(body);
+    });
+}
+
+/** A verified answer kept for reuse, and until when (epoch ms) it may be. */
+interface CachedAnswer {
+  status: { kind: 'good' } | { kind: 'revoked'; revokedAt: Date; reason?: CrlReason };
+  /** Not before this (the answer's thisUpdate less the skew): a clock set back does not reuse it. */
+  from: number;
+  until: number;
+}
+
+/**
+ * Verified answers by (issuer key hash, serial). Entries leave when they expire (at lookup) or,
+ * when full, oldest first; a Map keeps insertion order, so that costs nothing extra.
+ */
+export class OcspAnswerCache {
+  private readonly m = new Map<string, CachedAnswer>();
+  constructor(private readonly maxEntries: number) {}
+  static key(id: CertId): string {
+    return `${Buffer.from(id.issuerKeyHash).toString('hex')}:${Buffer.from(id.serial).toString('hex')}`;
+  }
+  get(key: string, now: number): CachedAnswer['status'] | undefined {
+    const e = this.m.get(key);
+    if (!e) return undefined;
+    if (now >= e.until || now < e.from) {
+      this.m.delete(key);
+      return undefined;
+    }
+    return e.status;
+  }
+  set(key: string, value: CachedAnswer): void {
+    if (this.maxEntries <= 0) return;
+    this.m.delete(key);
+    if (this.m.size >= this.maxEntries) this.m.delete(this.m.keys().next().value as string);
+    this.m.set(key, value);
+  }
+  get size(): number {
+    return this.m.size;
+  }
+}
+
 /** Builds the OCSP query used by the revocation checker. Failures are `unknown` verdicts, never throws. */
 export function createOcspQuery(opts: OcspClientOptions) {
   const skewMs = opts.clockSkewMs ?? 5 * 60_000;
   const maxAgeMs = opts.maxAgeMs ?? 3600_000;
   const maxBytes = opts.maxResponseBytes ?? 64 * 1024;
-  const doFetch = opts.fetchImpl ?? fetch;
+  const timeoutMs = opts.timeoutMs ?? 3000;
+  const cacheMs = opts.cacheMs ?? 0;
+  const cache = new OcspAnswerCache(cacheMs > 0 ? (opts.cacheEntries ?? 100_000) : 0);
+  const post = opts.fetchImpl ? postWithFetch(opts.url, opts.fetchImpl, timeoutMs, maxBytes) : postWithNodeHttp(opts.url, timeoutMs, maxBytes);
   const log = opts.log ?? silentLogger;
   const refused = (code: OcspRejectCode, detail: string): RevocationVerdict => {
     // No serial here (no usage history): the code and why are enough to see an attack or a broken responder.
     log.warn('OCSP answer not used', { code, why: detail });
     return { status: 'unknown', source: 'ocsp', detail: `OCSP ${code}: ${detail}`, ocspCode: code };
   };
-  return async (checked: CheckedCertificate, now: Date): Promise<RevocationVerdict> => {
+  const verdictOf = (st: CachedAnswer['status']): RevocationVerdict =>
+    st.kind === 'good' ? { status: 'good', source: 'ocsp' } : { status: 'revoked', source: 'ocsp', revokedAt: st.revokedAt, reason: st.reason ?? 'unspecified' };
+  const query = async (checked: CheckedCertificate, now: Date): Promise<RevocationVerdict> => {
     let asked: CertId;
     try {
       asked = certIdFor(checked.cert, checked.anchor.cert);
     } catch {
       return refused('ocsp_malformed', 'the CA public key cannot be hashed for a CertID');
     }
+    const key = OcspAnswerCache.key(asked);
+    const hit = cache.get(key, now.getTime());
+    if (hit) return verdictOf(hit);
     const nonce = new Uint8Array(randomBytes(16));
-    let body: Uint8Array;
-    try {
-      const res = await doFetch(opts.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response' },
-        body: encodeOcspRequest(asked, nonce),
-        signal: AbortSignal.timeout(opts.timeoutMs ?? 3000),
-      });
-      if (!res.ok) return refused('ocsp_unavailable', `the responder answered HTTP ${res.status}`);
-      const declared = Number(res.headers.get('content-length') ?? '0');
-      if (declared > maxBytes) return refused('ocsp_malformed', 'the response is too large');
-      const read = await readBounded(res, maxBytes);
-      if (read === 'too-large') return refused('ocsp_malformed', 'the response is too large');
-      body = read;
-    } catch (e) {
-      return refused('ocsp_unavailable', `the responder is unreachable: ${(e as Error).message}`);
+    const posted = await post(encodeOcspRequest(asked, nonce));
+    if ('failed' in posted) {
+      return posted.failed === 'too-large' ? refused('ocsp_malformed', 'the response is too large') : refused('ocsp_unavailable', `the responder is unreachable: ${posted.why}`);
     }
+    if (posted.status < 200 || posted.status > 299) return refused('ocsp_unavailable', `the responder answered HTTP ${posted.status}`);
     try {
-      const st = evaluateOcspResponse(body, { asked, nonce, issuer: checked.anchor, now, skewMs, maxAgeMs });
-      if (st.kind === 'good') return { status: 'good', source: 'ocsp' };
-      if (st.kind === 'revoked') return { status: 'revoked', source: 'ocsp', revokedAt: st.revokedAt, reason: st.reason ?? 'unspecified' };
-      return refused('ocsp_cert_unknown', 'the responder does not know the certificate');
+      const single = evaluateOcspAnswer(posted.body, { asked, nonce, issuer: checked.anchor, now, skewMs, maxAgeMs });
+      const st = single.status;
+      if (st.kind === 'unknown') return refused('ocsp_cert_unknown', 'the responder does not know the certificate');
+      // Reused while fresh: never past nextUpdate, nor past thisUpdate + maxAge without one, nor
+      // longer than the cache lifetime from now.
+      const fresh = single.nextUpdate ? single.nextUpdate.getTime() : single.thisUpdate.getTime() + maxAgeMs;
+      const until = Math.min(fresh, now.getTime() + cacheMs);
+      if (cacheMs > 0 && until > now.getTime()) cache.set(key, { status: st, from: single.thisUpdate.getTime() - skewMs, until });
+      return verdictOf(st);
     } catch (e) {
       if (e instanceof OcspRejected) return refused(e.code, e.message);
       return refused('ocsp_malformed', 'the response could not be evaluated');
     }
   };
+  return Object.assign(query, { cache });
 }

@@ -66,7 +66,8 @@ function ext(extnID: string, critical: boolean, value: { toSchema(): asn1js.AsnT
 async function hubFor(ctx: Ctx, extra: Record<string, unknown> = {}): Promise<Hub> {
   const th = await startTestHub({
     ca: ctx.ca,
-    overrides: { jpki: { requireRevocationStatus: true, ocspUrl: ctx.ocsp.url, crlGraceHours: 0, ...extra }, broker: { port: 0 }, devices: { httpsPort: 0 } },
+    // No answer cache: every registration here must reach the (forging) responder.
+    overrides: { jpki: { requireRevocationStatus: true, ocspUrl: ctx.ocsp.url, ocspCacheSeconds: 0, crlGraceHours: 0, ...extra }, broker: { port: 0 }, devices: { httpsPort: 0 } },
   });
   const { url } = await th.hub.start();
   return { th, url };
