@@ -1,0 +1,139 @@
+// The OCSP client's answer cache, against the test CA's responder on loopback: a verified answer is
+// reused for the same certificate while it is fresh and never longer (nextUpdate, the maximum age,
+// the cache lifetime, a clock set back), refused answers are never kept, and a cached "good" never
+// overrides a CRL "revoked".
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createTestCa, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
+import { startOcspResponder, type OcspForgery, type OcspResponder } from '../../../provisioning/test-ca/ocsp-responder.ts';
+import { createOcspQuery } from '../../../hub/pki/ocsp-client.ts';
+import { trustAnchorFromDer } from '../../../hub/pki/trust-anchors.ts';
+import { checkUserCertificate, type CheckedCertificate } from '../../../hub/pki/user-cert.ts';
+import { createRevocationChecker, type LoadedCrl } from '../../../hub/revocation/checker.ts';
+import { issue } from '../../helpers/hub.ts';
+
+interface Ctx {
+  ca: TestCa;
+  certs: IssuedCert[];
+  checked: CheckedCertificate[];
+  asked: number;
+  forge?: OcspForgery;
+  hourly: OcspResponder;
+  noNextUpdate: OcspResponder;
+}
+const test = suite<Ctx>('OCSP answer cache', {} as Ctx);
+const MIN = 60_000;
+
+test.before(async (ctx) => {
+  ctx.ca = await createTestCa();
+  ctx.certs = [await issue(ctx.ca), await issue(ctx.ca)];
+  const anchors = [trustAnchorFromDer(ctx.ca.certDer, 'ca')];
+  ctx.checked = ctx.certs.map((c) => {
+    const r = checkUserCertificate(c.certDer, anchors, { now: new Date() });
+    if (!r.ok) throw new Error(r.message);
+    return r.value;
+  });
+  ctx.asked = 0;
+  const status = () => {
+    ctx.asked++;
+    return undefined;
+  };
+  ctx.hourly = await startOcspResponder({ ca: ctx.ca, status, validitySeconds: 3600, forge: () => ctx.forge });
+  ctx.noNextUpdate = await startOcspResponder({ ca: ctx.ca, status, validitySeconds: 0 });
+});
+test.after(async (ctx) => {
+  await ctx.hourly?.close();
+  await ctx.noNextUpdate?.close();
+});
+test.before.each((ctx) => {
+  ctx.asked = 0;
+  ctx.forge = undefined;
+});
+
+test('a verified answer is reused for the same certificate, and not for another', async (ctx) => {
+  const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: 10 * MIN });
+  const now = new Date();
+  for (let i = 0; i < 3; i++) assert.equal(await q(ctx.checked[0], now), { status: 'good', source: 'ocsp' });
+  assert.is(ctx.asked, 1);
+  assert.equal(await q(ctx.checked[1], now), { status: 'good', source: 'ocsp' });
+  assert.is(ctx.asked, 2);
+  assert.is(q.cache.size, 2);
+});
+
+test('without a cache lifetime every check asks the responder', async (ctx) => {
+  const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: 0 });
+  const now = new Date();
+  await q(ctx.checked[0], now);
+  await q(ctx.checked[0], now);
+  assert.is(ctx.asked, 2);
+});
+
+test('a cached answer never outlives its nextUpdate, whatever the cache lifetime', async (ctx) => {
+  ctx.forge = { nextUpdate: new Date(Date.now() + 2 * MIN) };
+  const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: 24 * 60 * MIN });
+  const now = Date.now();
+  await q(ctx.checked[0], new Date(now));
+  await q(ctx.checked[0], new Date(now + MIN));
+  assert.is(ctx.asked, 1, 'reused before nextUpdate');
+  ctx.forge = undefined;
+  await q(ctx.checked[0], new Date(now + 2 * MIN + 1000));
+  assert.is(ctx.asked, 2, 'asked again after nextUpdate');
+});
+
+test('an answer without nextUpdate is reused no longer than the maximum age from its thisUpdate', async (ctx) => {
+  const q = createOcspQuery({ url: ctx.noNextUpdate.url, cacheMs: 24 * 60 * MIN, maxAgeMs: 5 * MIN });
+  const now = Date.now();
+  await q(ctx.checked[0], new Date(now));
+  await q(ctx.checked[0], new Date(now + 4 * MIN));
+  assert.is(ctx.asked, 1);
+  await q(ctx.checked[0], new Date(now + 5 * MIN + 1000));
+  assert.is(ctx.asked, 2);
+});
+
+test('the cache lifetime bounds reuse, and a clock set back does not reuse an answer', async (ctx) => {
+  const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: MIN });
+  const now = Date.now();
+  await q(ctx.checked[0], new Date(now));
+  await q(ctx.checked[0], new Date(now + MIN + 1000));
+  assert.is(ctx.asked, 2, 'asked again after the cache lifetime');
+  await q(ctx.checked[0], new Date(now - 60 * MIN));
+  assert.is(ctx.asked, 3, 'asked again when now is before the answer (less the skew)');
+});
+
+test('a refused answer is never kept: the next check asks again', async (ctx) => {
+  const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: 10 * MIN });
+  ctx.forge = { certId: { issuerKeyHash: new Uint8Array(20) } };
+  const v = await q(ctx.checked[0], new Date());
+  assert.is(v.ocspCode, 'ocsp_certid_mismatch');
+  ctx.forge = { status: 'unknown' };
+  assert.is((await q(ctx.checked[0], new Date())).ocspCode, 'ocsp_cert_unknown');
+  ctx.forge = undefined;
+  assert.equal(await q(ctx.checked[0], new Date()), { status: 'good', source: 'ocsp' });
+  assert.is(ctx.asked, 3);
+  assert.is(q.cache.size, 1);
+});
+
+test('a cached OCSP "good" never overrides a CRL "revoked"', async (ctx) => {
+  const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: 10 * MIN });
+  const c = ctx.checked[0];
+  const now = new Date();
+  const revokedAt = new Date(now.getTime() - MIN);
+  let listed = false;
+  const crl: LoadedCrl = {
+    issuerKey: c.anchor.keyId,
+    thisUpdate: new Date(now.getTime() - MIN),
+    nextUpdate: new Date(now.getTime() + 60 * MIN),
+    size: 1,
+    lookup: (serialHex) => (listed && serialHex === c.cert.serialHex ? { revokedAt, reason: 'keyCompromise' } : undefined),
+  };
+  const checker = createRevocationChecker({ crls: new Map([[c.anchor.keyId, crl]]), ocsp: q });
+  assert.equal(await checker.check(c, now), { status: 'good', source: 'ocsp' });
+  assert.is(q.cache.size, 1, 'the good answer is cached');
+  listed = true; // the next CRL lists it
+  const v = await checker.check(c, now);
+  assert.is(v.status, 'revoked');
+  assert.is(v.source, 'crl');
+  assert.is(v.reason, 'keyCompromise');
+});
+
+test.run();
