@@ -68,6 +68,12 @@ export interface OcspClientOptions {
   cacheMs?: number;
   /** Most answers kept (oldest dropped first). */
   cacheEntries?: number;
+  /**
+   * Most CertIDs asked in one request. Checks that arrive together (in one turn of the event loop)
+   * for certificates of the same CA share one request, one nonce and one signed answer (RFC 6960
+   * 4.1.1 requestList); 1 asks for each certificate alone.
+   */
+  batchMax?: number;
   /** Another HTTP client (tests); node:http(s) with keep-alive otherwise. */
   fetchImpl?: typeof fetch;
   log?: Logger;
@@ -110,6 +116,7 @@ export interface ParsedOcspResponse {
 
 function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
   const len = content.reduce((n, c) => n + c.length, 0);
+  if (len > 0xffff) throw new RangeError('an OCSP request over 64 KiB is not written');
   const head = len < 0x80 ? [tag, len] : len < 0x100 ? [tag, 0x81, len] : [tag, 0x82, len >> 8, len & 0xff];
   return new Uint8Array(Buffer.concat([Uint8Array.from(head), ...content]));
 }
@@ -152,13 +159,17 @@ function subjectPublicKeyBits(c: ParsedCertificate): Uint8Array {
  * TBSRequest ::= SEQUENCE { version [0] EXPLICIT Version DEFAULT v1, requestorName [1] ... OPTIONAL,
  *                           requestList SEQUENCE OF Request, requestExtensions [2] EXPLICIT Extensions OPTIONAL }
  * Request ::= SEQUENCE { reqCert CertID, singleRequestExtensions [0] EXPLICIT Extensions OPTIONAL }
+ * One CertID, or several under one nonce (RFC 6960 4.1.1: requestList is a SEQUENCE OF Request).
  */
-export function encodeOcspRequest(id: CertId, nonce: Uint8Array): Uint8Array {
-  if (id.hashAlgorithmOid !== OCSP_OID.sha1) throw new RangeError('only SHA-1 CertIDs are written');
-  const certId = tlv(TAG.SEQUENCE, SHA1_ALGORITHM, tlv(TAG.OCTET_STRING, id.issuerNameHash), tlv(TAG.OCTET_STRING, id.issuerKeyHash), tlv(TAG.INTEGER, id.serial));
+export function encodeOcspRequest(ids: CertId | readonly CertId[], nonce: Uint8Array): Uint8Array {
+  const list = Array.isArray(ids) ? (ids as readonly CertId[]) : [ids as CertId];
+  const requests = list.map((id) => {
+    if (id.hashAlgorithmOid !== OCSP_OID.sha1) throw new RangeError('only SHA-1 CertIDs are written');
+    return tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, SHA1_ALGORITHM, tlv(TAG.OCTET_STRING, id.issuerNameHash), tlv(TAG.OCTET_STRING, id.issuerKeyHash), tlv(TAG.INTEGER, id.serial)));
+  });
   // RFC 8954 2.1: the nonce extension's value is an OCTET STRING of 1 to 32 octets.
   const nonceExt = tlv(TAG.SEQUENCE, tlv(TAG.OID, Uint8Array.from([0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02])), tlv(TAG.OCTET_STRING, tlv(TAG.OCTET_STRING, nonce)));
-  const tbs = tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, certId)), tlv(TAG.ctx(2), tlv(TAG.SEQUENCE, nonceExt)));
+  const tbs = tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, ...requests), tlv(TAG.ctx(2), tlv(TAG.SEQUENCE, nonceExt)));
   return tlv(TAG.SEQUENCE, tbs);
 }
 
@@ -448,6 +459,14 @@ export function evaluateOcspResponse(der: Uint8Array, input: OcspCheckInput): Si
 
 /** As evaluateOcspResponse, with the accepted SingleResponse whole (its times decide how long it may be reused). */
 export function evaluateOcspAnswer(der: Uint8Array, input: OcspCheckInput): SingleResponse {
+  return answerFor(verifyOcspResponse(der, input), input);
+}
+
+/**
+ * Parses a DER OCSP response and checks what holds for the whole of it: a successful status, a
+ * signer the CA authorized (RFC 6960 4.2.2.2) and, when echoed, our nonce (4.4.1). Throws OcspRejected.
+ */
+export function verifyOcspResponse(der: Uint8Array, input: Pick<OcspCheckInput, 'nonce' | 'issuer' | 'now' | 'skewMs'>): VerifiedOcspResponse {
   let parsed: ParsedOcspResponse;
   try {
     parsed = parseOcspResponseOrThrow(der);
@@ -458,7 +477,17 @@ export function evaluateOcspAnswer(der: Uint8Array, input: OcspCheckInput): Sing
   const basic = parsed.basic;
   authorizeSigner(basic, input.issuer, input.now, input.skewMs);
   if (basic.nonce && !bytesEqual(basic.nonce, input.nonce)) throw new OcspRejected('ocsp_nonce_mismatch', 'the response nonce is not the one sent');
-  // RFC 6960 4.2.2.3 / 4.1.1: the SingleResponse must name exactly the CertID requested.
+  return basic;
+}
+
+/** A BasicOCSPResponse whose signer and nonce verifyOcspResponse accepted. */
+export type VerifiedOcspResponse = NonNullable<ParsedOcspResponse['basic']>;
+
+/**
+ * The answer a verified response gives for one CertID, if it names exactly that CertID (RFC 6960
+ * 4.1.1, 4.2.2.3) and is fresh at `now` (4.2.2.1). Throws OcspRejected.
+ */
+export function answerFor(basic: VerifiedOcspResponse, input: Pick<OcspCheckInput, 'asked' | 'now' | 'skewMs' | 'maxAgeMs'>): SingleResponse {
   let nearest: string | undefined;
   const single = basic.responses.find((r) => {
     const diff = sameCertId(r.certId, input.asked);
@@ -636,6 +665,67 @@ export function createOcspQuery(opts: OcspClientOptions) {
   };
   const verdictOf = (st: CachedAnswer['status']): RevocationVerdict =>
     st.kind === 'good' ? { status: 'good', source: 'ocsp' } : { status: 'revoked', source: 'ocsp', revokedAt: st.revokedAt, reason: st.reason ?? 'unspecified' };
+  const batchMax = Math.max(1, opts.batchMax ?? 32);
+
+  interface Waiter {
+    asked: CertId;
+    key: string;
+    now: Date;
+    resolve: (v: RevocationVerdict) => void;
+  }
+  type Anchor = CheckedCertificate['anchor'];
+  // Checks waiting for the next request, per CA; and the one check in flight per certificate, which
+  // a second check of the same certificate joins rather than asking again.
+  const pending = new Map<Anchor, Waiter[]>();
+  const inFlight = new Map<string, Promise<RevocationVerdict>>();
+
+  const send = async (issuer: Anchor, batch: Waiter[]): Promise<void> => {
+    const all = (v: RevocationVerdict) => batch.forEach((w) => w.resolve(v));
+    const nonce = new Uint8Array(randomBytes(16));
+    let request: Uint8Array;
+    try {
+      request = encodeOcspRequest(batch.map((w) => w.asked), nonce);
+    } catch {
+      return all(refused('ocsp_malformed', 'the request cannot be written'));
+    }
+    const posted = await post(request);
+    if ('failed' in posted) {
+      return all(posted.failed === 'too-large' ? refused('ocsp_malformed', 'the response is too large') : refused('ocsp_unavailable', `the responder is unreachable: ${posted.why}`));
+    }
+    if (posted.status < 200 || posted.status > 299) return all(refused('ocsp_unavailable', `the responder answered HTTP ${posted.status}`));
+    let basic: VerifiedOcspResponse;
+    try {
+      // The signer is judged at the time of the first check in the batch; they are microseconds apart.
+      basic = verifyOcspResponse(posted.body, { nonce, issuer, now: batch[0].now, skewMs });
+    } catch (e) {
+      return all(e instanceof OcspRejected ? refused(e.code, e.message) : refused('ocsp_malformed', 'the response could not be evaluated'));
+    }
+    for (const w of batch) {
+      try {
+        const single = answerFor(basic, { asked: w.asked, now: w.now, skewMs, maxAgeMs });
+        const st = single.status;
+        if (st.kind === 'unknown') {
+          w.resolve(refused('ocsp_cert_unknown', 'the responder does not know the certificate'));
+          continue;
+        }
+        // Reused while fresh: never past nextUpdate, nor past thisUpdate + maxAge without one, nor
+        // longer than the cache lifetime from now.
+        const t = w.now.getTime();
+        const fresh = single.nextUpdate ? single.nextUpdate.getTime() : single.thisUpdate.getTime() + maxAgeMs;
+        const until = Math.min(fresh, t + cacheMs);
+        if (cacheMs > 0 && until > t) cache.set(w.key, { status: st, from: single.thisUpdate.getTime() - skewMs, until });
+        w.resolve(verdictOf(st));
+      } catch (e) {
+        w.resolve(e instanceof OcspRejected ? refused(e.code, e.message) : refused('ocsp_malformed', 'the response could not be evaluated'));
+      }
+    }
+  };
+
+  const flush = (issuer: Anchor, batch: Waiter[]) => {
+    if (pending.get(issuer) === batch) pending.delete(issuer);
+    void send(issuer, batch).catch(() => batch.forEach((w) => w.resolve(refused('ocsp_malformed', 'the response could not be evaluated'))));
+  };
+
   const query = async (checked: CheckedCertificate, now: Date): Promise<RevocationVerdict> => {
     let asked: CertId;
     try {
@@ -646,26 +736,26 @@ export function createOcspQuery(opts: OcspClientOptions) {
     const key = OcspAnswerCache.key(asked);
     const hit = cache.get(key, now.getTime());
     if (hit) return verdictOf(hit);
-    const nonce = new Uint8Array(randomBytes(16));
-    const posted = await post(encodeOcspRequest(asked, nonce));
-    if ('failed' in posted) {
-      return posted.failed === 'too-large' ? refused('ocsp_malformed', 'the response is too large') : refused('ocsp_unavailable', `the responder is unreachable: ${posted.why}`);
-    }
-    if (posted.status < 200 || posted.status > 299) return refused('ocsp_unavailable', `the responder answered HTTP ${posted.status}`);
-    try {
-      const single = evaluateOcspAnswer(posted.body, { asked, nonce, issuer: checked.anchor, now, skewMs, maxAgeMs });
-      const st = single.status;
-      if (st.kind === 'unknown') return refused('ocsp_cert_unknown', 'the responder does not know the certificate');
-      // Reused while fresh: never past nextUpdate, nor past thisUpdate + maxAge without one, nor
-      // longer than the cache lifetime from now.
-      const fresh = single.nextUpdate ? single.nextUpdate.getTime() : single.thisUpdate.getTime() + maxAgeMs;
-      const until = Math.min(fresh, now.getTime() + cacheMs);
-      if (cacheMs > 0 && until > now.getTime()) cache.set(key, { status: st, from: single.thisUpdate.getTime() - skewMs, until });
-      return verdictOf(st);
-    } catch (e) {
-      if (e instanceof OcspRejected) return refused(e.code, e.message);
-      return refused('ocsp_malformed', 'the response could not be evaluated');
-    }
+    const joined = inFlight.get(key);
+    if (joined) return joined;
+    const issuer = checked.anchor;
+    const p = new Promise<RevocationVerdict>((resolve) => {
+      let batch = pending.get(issuer);
+      if (!batch) {
+        const b: Waiter[] = [];
+        batch = b;
+        pending.set(issuer, b);
+        // Everything that asks in this turn of the event loop goes in one request.
+        setImmediate(() => {
+          if (pending.get(issuer) === b) flush(issuer, b);
+        });
+      }
+      batch.push({ asked, key, now, resolve });
+      if (batch.length >= batchMax) flush(issuer, batch);
+    });
+    inFlight.set(key, p);
+    void p.then(() => inFlight.delete(key));
+    return p;
   };
   return Object.assign(query, { cache });
 }

@@ -1,7 +1,8 @@
-// The OCSP client's answer cache, against the test CA's responder on loopback: a verified answer is
-// reused for the same certificate while it is fresh and never longer (nextUpdate, the maximum age,
-// the cache lifetime, a clock set back), refused answers are never kept, and a cached "good" never
-// overrides a CRL "revoked".
+// The OCSP client's answer cache and request batching, against the test CA's responder on loopback:
+// a verified answer is reused for the same certificate while it is fresh and never longer (nextUpdate,
+// the maximum age, the cache lifetime, a clock set back), refused answers are never kept, a cached
+// "good" never overrides a CRL "revoked", and checks that arrive together share one request while
+// each gets its own certificate's answer.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestCa, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
@@ -15,6 +16,7 @@ import { issue } from '../../helpers/hub.ts';
 interface Ctx {
   ca: TestCa;
   certs: IssuedCert[];
+  revokedSerial: bigint;
   checked: CheckedCertificate[];
   asked: number;
   forge?: OcspForgery;
@@ -26,7 +28,8 @@ const MIN = 60_000;
 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa();
-  ctx.certs = [await issue(ctx.ca), await issue(ctx.ca)];
+  ctx.certs = [await issue(ctx.ca), await issue(ctx.ca), await issue(ctx.ca), await issue(ctx.ca)];
+  ctx.revokedSerial = ctx.certs[3].serial;
   const anchors = [trustAnchorFromDer(ctx.ca.certDer, 'ca')];
   ctx.checked = ctx.certs.map((c) => {
     const r = checkUserCertificate(c.certDer, anchors, { now: new Date() });
@@ -34,9 +37,9 @@ test.before(async (ctx) => {
     return r.value;
   });
   ctx.asked = 0;
-  const status = () => {
+  const status = (serial: bigint) => {
     ctx.asked++;
-    return undefined;
+    return serial === ctx.revokedSerial ? { revokedAt: new Date(Date.now() - MIN), reason: 'keyCompromise' as const } : undefined;
   };
   ctx.hourly = await startOcspResponder({ ca: ctx.ca, status, validitySeconds: 3600, forge: () => ctx.forge });
   ctx.noNextUpdate = await startOcspResponder({ ca: ctx.ca, status, validitySeconds: 0 });
@@ -134,6 +137,36 @@ test('a cached OCSP "good" never overrides a CRL "revoked"', async (ctx) => {
   assert.is(v.status, 'revoked');
   assert.is(v.source, 'crl');
   assert.is(v.reason, 'keyCompromise');
+});
+
+test('checks that arrive together share one request and one signed answer, each with its own verdict', async (ctx) => {
+  let requests = 0;
+  const counting: typeof fetch = (input, init) => {
+    requests++;
+    return fetch(input, init);
+  };
+  const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: 0, fetchImpl: counting });
+  const now = new Date();
+  const verdicts = await Promise.all([q(ctx.checked[0], now), q(ctx.checked[1], now), q(ctx.checked[2], now), q(ctx.checked[3], now), q(ctx.checked[0], now)]);
+  assert.is(requests, 1, 'one request for the lot');
+  assert.is(ctx.asked, 4, 'four certificates asked about; the repeated one joined the first');
+  for (const v of [verdicts[0], verdicts[1], verdicts[2], verdicts[4]]) assert.equal(v, { status: 'good', source: 'ocsp' });
+  assert.is(verdicts[3].status, 'revoked');
+  assert.is(verdicts[3].reason, 'keyCompromise');
+  // batchMax bounds a request; one at a time when asked for.
+  const single = createOcspQuery({ url: ctx.hourly.url, cacheMs: 0, fetchImpl: counting, batchMax: 1 });
+  requests = 0;
+  await Promise.all([single(ctx.checked[0], now), single(ctx.checked[1], now)]);
+  assert.is(requests, 2);
+});
+
+test('a forged answer to a batch is refused for every certificate in it', async (ctx) => {
+  ctx.forge = { nonce: new Uint8Array(16).fill(7) };
+  const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: 10 * MIN });
+  const now = new Date();
+  const verdicts = await Promise.all([q(ctx.checked[0], now), q(ctx.checked[1], now)]);
+  for (const v of verdicts) assert.is(v.ocspCode, 'ocsp_nonce_mismatch');
+  assert.is(q.cache.size, 0);
 });
 
 test.run();
