@@ -27,7 +27,7 @@ import { crlReasonFromCode, type CrlReason } from '../../shared/revocation.ts';
 import type { RevocationVerdict } from '../revocation/checker.ts';
 import { digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
 import { DerError, TAG, bytesEqual, bytesOf, children, expectTlv, readTlv, valueOf, type Tlv } from '../../shared/asn1/der.ts';
-import { decodeOid } from '../../shared/asn1/oid.ts';
+import { oidToString } from '../../shared/asn1/oid.ts';
 import { decodeTime } from '../../shared/asn1/time.ts';
 import type { CheckedCertificate } from './user-cert.ts';
 
@@ -186,7 +186,7 @@ function parseCertId(buf: Uint8Array, t: Tlv): CertId {
   const [oid] = children(buf, alg);
   if (!oid || oid.tag !== TAG.OID) throw new DerError('bad hashAlgorithm', alg.start);
   if (serial.end === serial.valueStart) throw new DerError('empty serialNumber', serial.start);
-  return { hashAlgorithmOid: decodeOid(valueOf(buf, oid)), issuerNameHash: valueOf(buf, nameHash), issuerKeyHash: valueOf(buf, keyHash), serial: valueOf(buf, serial) };
+  return { hashAlgorithmOid: oidToString(buf, oid.valueStart, oid.end), issuerNameHash: valueOf(buf, nameHash), issuerKeyHash: valueOf(buf, keyHash), serial: valueOf(buf, serial) };
 }
 
 function generalizedTime(buf: Uint8Array, t: Tlv | undefined, what: string): Date {
@@ -237,7 +237,7 @@ function findNonce(buf: Uint8Array, exts: Tlv): Uint8Array | undefined {
     if (parts.length < 2 || parts[0].tag !== TAG.OID) throw new DerError('bad Extension', ext.start);
     const octets = parts[parts.length - 1];
     if (octets.tag !== TAG.OCTET_STRING) throw new DerError('bad extnValue', octets.start);
-    if (decodeOid(valueOf(buf, parts[0])) !== OCSP_OID.nonce) continue;
+    if (oidToString(buf, parts[0].valueStart, parts[0].end) !== OCSP_OID.nonce) continue;
     // RFC 8954 2.1: extnValue holds an OCTET STRING; some responders echo the raw value instead.
     const v = valueOf(buf, octets);
     try {
@@ -265,7 +265,7 @@ export function parseOcspResponseOrThrow(der: Uint8Array): ParsedOcspResponse {
   const rb = expectTlv(der, bytesT.valueStart, TAG.SEQUENCE, bytesT.end, 'ResponseBytes');
   const [typeT, respT] = children(der, rb);
   if (!respT || typeT.tag !== TAG.OID || respT.tag !== TAG.OCTET_STRING) throw new DerError('bad ResponseBytes', rb.start);
-  if (decodeOid(valueOf(der, typeT)) !== OCSP_OID.basic) throw new DerError('not a basic OCSP response', typeT.start);
+  if (oidToString(der, typeT.valueStart, typeT.end) !== OCSP_OID.basic) throw new DerError('not a basic OCSP response', typeT.start);
   const b = valueOf(der, respT);
   // BasicOCSPResponse ::= SEQUENCE { tbsResponseData ResponseData, signatureAlgorithm AlgorithmIdentifier,
   //                                  signature BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
@@ -316,7 +316,7 @@ export function parseOcspResponseOrThrow(der: Uint8Array): ParsedOcspResponse {
       producedAt,
       responses,
       ...(nonce ? { nonce } : {}),
-      signatureAlgorithmOid: decodeOid(valueOf(b, algOid)),
+      signatureAlgorithmOid: oidToString(b, algOid.valueStart, algOid.end),
       signature: b.subarray(sigT.valueStart + 1, sigT.end),
       certs,
     },
