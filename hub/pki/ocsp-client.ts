@@ -665,7 +665,15 @@ export function createOcspQuery(opts: OcspClientOptions) {
   };
   const verdictOf = (st: CachedAnswer['status']): RevocationVerdict =>
     st.kind === 'good' ? { status: 'good', source: 'ocsp' } : { status: 'revoked', source: 'ocsp', revokedAt: st.revokedAt, reason: st.reason ?? 'unspecified' };
-  const batchMax = Math.max(1, opts.batchMax ?? 32);
+  let batchMax = Math.max(1, opts.batchMax ?? 32);
+  // RFC 5019 2.1.1 (the lightweight profile large responders follow) allows one Request per
+  // OCSPRequest. A responder that refuses or half-answers a request for several certificates is
+  // asked one certificate at a time from then on, and the checks in that batch are asked again.
+  const askSingly = (issuer: CheckedCertificate['anchor'], waiters: Waiter[]) => {
+    if (batchMax > 1) log.warn('OCSP responder does not answer requests for several certificates; asking one at a time');
+    batchMax = 1;
+    for (const w of waiters) flush(issuer, [w]);
+  };
 
   interface Waiter {
     asked: CertId;
@@ -679,7 +687,8 @@ export function createOcspQuery(opts: OcspClientOptions) {
   const pending = new Map<Anchor, Waiter[]>();
   const inFlight = new Map<string, Promise<RevocationVerdict>>();
 
-  const send = async (issuer: Anchor, batch: Waiter[]): Promise<void> => {
+  const send = async (issuer: Anchor, asked: Waiter[]): Promise<void> => {
+    let batch = asked;
     const all = (v: RevocationVerdict) => batch.forEach((w) => w.resolve(v));
     const nonce = new Uint8Array(randomBytes(16));
     let request: Uint8Array;
@@ -692,13 +701,27 @@ export function createOcspQuery(opts: OcspClientOptions) {
     if ('failed' in posted) {
       return all(posted.failed === 'too-large' ? refused('ocsp_malformed', 'the response is too large') : refused('ocsp_unavailable', `the responder is unreachable: ${posted.why}`));
     }
-    if (posted.status < 200 || posted.status > 299) return all(refused('ocsp_unavailable', `the responder answered HTTP ${posted.status}`));
+    const several = batch.length > 1;
+    if (posted.status < 200 || posted.status > 299) {
+      if (several && posted.status >= 400 && posted.status < 500) return askSingly(issuer, batch);
+      return all(refused('ocsp_unavailable', `the responder answered HTTP ${posted.status}`));
+    }
     let basic: VerifiedOcspResponse;
     try {
       // The signer is judged at the time of the first check in the batch; they are microseconds apart.
       basic = verifyOcspResponse(posted.body, { nonce, issuer, now: batch[0].now, skewMs });
     } catch (e) {
+      // responseStatus malformedRequest or unauthorized to several CertIDs: try them one by one.
+      if (several && e instanceof OcspRejected && e.code === 'ocsp_unavailable') return askSingly(issuer, batch);
       return all(e instanceof OcspRejected ? refused(e.code, e.message) : refused('ocsp_malformed', 'the response could not be evaluated'));
+    }
+    // A signed answer naming fewer certificates than asked: the ones it leaves out are asked alone.
+    if (several && basic.responses.length < batch.length) {
+      const missing = batch.filter((w) => !basic.responses.some((r) => sameCertId(r.certId, w.asked) === undefined));
+      if (missing.length) {
+        askSingly(issuer, missing);
+        batch = batch.filter((w) => !missing.includes(w));
+      }
     }
     for (const w of batch) {
       try {

@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestCa, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { startOcspResponder, type OcspForgery, type OcspResponder } from '../../../provisioning/test-ca/ocsp-responder.ts';
+import { ocspErrorResponse, startOcspResponder, type OcspForgery, type OcspResponder } from '../../../provisioning/test-ca/ocsp-responder.ts';
 import { createOcspQuery } from '../../../hub/pki/ocsp-client.ts';
 import { trustAnchorFromDer } from '../../../hub/pki/trust-anchors.ts';
 import { checkUserCertificate, type CheckedCertificate } from '../../../hub/pki/user-cert.ts';
@@ -158,6 +158,36 @@ test('checks that arrive together share one request and one signed answer, each 
   requests = 0;
   await Promise.all([single(ctx.checked[0], now), single(ctx.checked[1], now)]);
   assert.is(requests, 2);
+});
+
+test('a responder that takes one certificate per request (RFC 5019 2.1.1) is then asked one at a time', async (ctx) => {
+  const SHA1_OID = Buffer.from('06052b0e03021a', 'hex');
+  const certIdsIn = (body: Uint8Array) => {
+    let n = 0;
+    for (let at = Buffer.from(body).indexOf(SHA1_OID); at >= 0; at = Buffer.from(body).indexOf(SHA1_OID, at + 1)) n++;
+    return n;
+  };
+  let requests = 0;
+  let refusedSeveral = 0;
+  const lightweight: typeof fetch = async (input, init) => {
+    requests++;
+    if (certIdsIn(init?.body as Uint8Array) > 1) {
+      refusedSeveral++;
+      return new Response(Buffer.from(ocspErrorResponse('malformedRequest')), { status: 200, headers: { 'content-type': 'application/ocsp-response' } });
+    }
+    return fetch(input, init);
+  };
+  const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: 0, fetchImpl: lightweight });
+  const now = new Date();
+  const first = await Promise.all([q(ctx.checked[0], now), q(ctx.checked[1], now), q(ctx.checked[3], now)]);
+  assert.equal(first.map((v) => v.status), ['good', 'good', 'revoked']);
+  assert.is(refusedSeveral, 1);
+  assert.is(requests, 4, 'one refused batch, then each alone');
+  requests = 0;
+  const again = await Promise.all([q(ctx.checked[0], now), q(ctx.checked[1], now)]);
+  assert.equal(again.map((v) => v.status), ['good', 'good']);
+  assert.is(requests, 2, 'no batch is tried again');
+  assert.is(refusedSeveral, 1);
 });
 
 test('a forged answer to a batch is refused for every certificate in it', async (ctx) => {
