@@ -74,6 +74,11 @@ export interface OcspClientOptions {
    * 4.1.1 requestList); 1 asks for each certificate alone.
    */
   batchMax?: number;
+  /**
+   * Most requests in flight to the responder per CA. Checks arriving meanwhile wait and go together
+   * in the next request, so a slow round trip makes bigger requests rather than more of them.
+   */
+  maxInFlight?: number;
   /** Another HTTP client (tests); node:http(s) with keep-alive otherwise. */
   fetchImpl?: typeof fetch;
   log?: Logger;
@@ -666,14 +671,7 @@ export function createOcspQuery(opts: OcspClientOptions) {
   const verdictOf = (st: CachedAnswer['status']): RevocationVerdict =>
     st.kind === 'good' ? { status: 'good', source: 'ocsp' } : { status: 'revoked', source: 'ocsp', revokedAt: st.revokedAt, reason: st.reason ?? 'unspecified' };
   let batchMax = Math.max(1, opts.batchMax ?? 32);
-  // RFC 5019 2.1.1 (the lightweight profile large responders follow) allows one Request per
-  // OCSPRequest. A responder that refuses or half-answers a request for several certificates is
-  // asked one certificate at a time from then on, and the checks in that batch are asked again.
-  const askSingly = (issuer: CheckedCertificate['anchor'], waiters: Waiter[]) => {
-    if (batchMax > 1) log.warn('OCSP responder does not answer requests for several certificates; asking one at a time');
-    batchMax = 1;
-    for (const w of waiters) flush(issuer, [w]);
-  };
+  const maxInFlight = Math.max(1, opts.maxInFlight ?? 4);
 
   interface Waiter {
     asked: CertId;
@@ -682,10 +680,51 @@ export function createOcspQuery(opts: OcspClientOptions) {
     resolve: (v: RevocationVerdict) => void;
   }
   type Anchor = CheckedCertificate['anchor'];
-  // Checks waiting for the next request, per CA; and the one check in flight per certificate, which
-  // a second check of the same certificate joins rather than asking again.
-  const pending = new Map<Anchor, Waiter[]>();
+  // Per CA: the checks waiting for a request, how many requests are in flight, and whether a pump is
+  // scheduled; and the one check in flight per certificate, which a second check of it joins.
+  const queues = new Map<Anchor, { waiting: Waiter[]; inFlight: number; scheduled: boolean }>();
   const inFlight = new Map<string, Promise<RevocationVerdict>>();
+
+  const queueOf = (issuer: Anchor) => {
+    let q = queues.get(issuer);
+    if (!q) {
+      q = { waiting: [], inFlight: 0, scheduled: false };
+      queues.set(issuer, q);
+    }
+    return q;
+  };
+  // Everything that asks in one turn of the event loop goes in one request (up to batchMax), while
+  // fewer than maxInFlight requests are out.
+  const schedule = (issuer: Anchor) => {
+    const q = queueOf(issuer);
+    if (q.scheduled) return;
+    q.scheduled = true;
+    setImmediate(() => pump(issuer));
+  };
+  const pump = (issuer: Anchor) => {
+    const q = queueOf(issuer);
+    q.scheduled = false;
+    while (q.inFlight < maxInFlight && q.waiting.length > 0) {
+      const batch = q.waiting.splice(0, batchMax);
+      q.inFlight++;
+      void send(issuer, batch)
+        .catch(() => batch.forEach((w) => w.resolve(refused('ocsp_malformed', 'the response could not be evaluated'))))
+        .finally(() => {
+          q.inFlight--;
+          if (q.waiting.length > 0) schedule(issuer);
+          else if (q.inFlight === 0) queues.delete(issuer);
+        });
+    }
+  };
+  // RFC 5019 2.1.1 (the lightweight profile large responders follow) allows one Request per
+  // OCSPRequest. A responder that refuses or half-answers a request for several certificates is
+  // asked one certificate at a time from then on, and the checks in that batch are asked again.
+  const askSingly = (issuer: Anchor, waiters: Waiter[]) => {
+    if (batchMax > 1) log.warn('OCSP responder does not answer requests for several certificates; asking one at a time');
+    batchMax = 1;
+    queueOf(issuer).waiting.unshift(...waiters);
+    schedule(issuer);
+  };
 
   const send = async (issuer: Anchor, asked: Waiter[]): Promise<void> => {
     let batch = asked;
@@ -744,11 +783,6 @@ export function createOcspQuery(opts: OcspClientOptions) {
     }
   };
 
-  const flush = (issuer: Anchor, batch: Waiter[]) => {
-    if (pending.get(issuer) === batch) pending.delete(issuer);
-    void send(issuer, batch).catch(() => batch.forEach((w) => w.resolve(refused('ocsp_malformed', 'the response could not be evaluated'))));
-  };
-
   const query = async (checked: CheckedCertificate, now: Date): Promise<RevocationVerdict> => {
     let asked: CertId;
     try {
@@ -763,18 +797,8 @@ export function createOcspQuery(opts: OcspClientOptions) {
     if (joined) return joined;
     const issuer = checked.anchor;
     const p = new Promise<RevocationVerdict>((resolve) => {
-      let batch = pending.get(issuer);
-      if (!batch) {
-        const b: Waiter[] = [];
-        batch = b;
-        pending.set(issuer, b);
-        // Everything that asks in this turn of the event loop goes in one request.
-        setImmediate(() => {
-          if (pending.get(issuer) === b) flush(issuer, b);
-        });
-      }
-      batch.push({ asked, key, now, resolve });
-      if (batch.length >= batchMax) flush(issuer, batch);
+      queueOf(issuer).waiting.push({ asked, key, now, resolve });
+      schedule(issuer);
     });
     inFlight.set(key, p);
     void p.then(() => inFlight.delete(key));
