@@ -41,6 +41,7 @@ export const HubConfigSchema = Type.Object(
         ocspUrl: Type.String({ default: '', description: 'OCSP responder; empty for none' }),
         ocspTimeoutMs: Type.Integer({ minimum: 100, default: 3000, description: 'after this the CRL answers alone' }),
         ocspMaxAgeSeconds: Type.Integer({ minimum: 60, default: 3600, description: 'an OCSP answer without nextUpdate is stale this long after its thisUpdate (no replay of old answers)' }),
+        ocspCacheSeconds: Type.Integer({ minimum: 0, maximum: 86400, default: 300, description: 'a verified OCSP answer is reused this long for the same certificate, never past its nextUpdate or the max age; 0 asks every time' }),
         crlSources: Type.Array(Type.String(), { default: [], description: 'CRL URLs fetched on a schedule' }),
         crlIntervalSeconds: Type.Integer({ minimum: 10, default: 3600, description: 'how often each CRL source is fetched (定期的な失効確認)' }),
         crlGraceHours: Type.Number({ minimum: 0, default: 24, description: 'how long a CRL is trusted after its nextUpdate' }),

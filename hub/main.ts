@@ -87,7 +87,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   crlManager.loadSaved();
   const revocation = createRevocationChecker({
     crls: crlManager.crls,
-    ocsp: config.jpki.ocspUrl ? createOcspQuery({ url: config.jpki.ocspUrl, timeoutMs: config.jpki.ocspTimeoutMs, maxAgeMs: config.jpki.ocspMaxAgeSeconds * 1000, log: log.child('ocsp') }) : undefined,
+    ocsp: config.jpki.ocspUrl ? createOcspQuery({ url: config.jpki.ocspUrl, timeoutMs: config.jpki.ocspTimeoutMs, maxAgeMs: config.jpki.ocspMaxAgeSeconds * 1000, cacheMs: config.jpki.ocspCacheSeconds * 1000, log: log.child('ocsp') }) : undefined,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
   const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() });

@@ -15,7 +15,11 @@
 //      issuerUniqueID  [1]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      subjectUniqueID [2]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      extensions      [3]  EXPLICIT Extensions OPTIONAL }
-import { DerError, TAG, bytesEqual, bytesOf, children, decodeOid, decodeTime, expectTlv, readTlv, serialHexOf, valueOf, type Tlv } from './der.ts';
+import { DerError, TAG, bytesEqual, bytesOf, children, expectTlv, readTlv, valueOf, type Tlv } from '../../shared/asn1/der.ts';
+import { serialHexOf } from '../../shared/asn1/integer.ts';
+import { oidToString } from '../../shared/asn1/oid.ts';
+import { fromPem, looksLikePem, pemBlocks } from '../../shared/asn1/pem.ts';
+import { decodeTime } from '../../shared/asn1/time.ts';
 import { fail, ok, type Result } from '../../shared/errors.ts';
 
 /** RFC 5280 4.2.1.3 KeyUsage bit names, in bit order. */
@@ -101,7 +105,7 @@ function parseAlgorithmOid(buf: Uint8Array, t: Tlv): string {
   if (t.tag !== TAG.SEQUENCE) throw new DerError('bad AlgorithmIdentifier', t.start);
   const seq = children(buf, t);
   if (seq.length < 1 || seq[0].tag !== TAG.OID) throw new DerError('bad AlgorithmIdentifier', t.start);
-  return decodeOid(valueOf(buf, seq[0]));
+  return oidToString(buf, seq[0].valueStart, seq[0].end);
 }
 
 function bitStringBytes(buf: Uint8Array, t: Tlv): Uint8Array {
@@ -128,7 +132,7 @@ function parsePolicies(buf: Uint8Array, octets: Tlv): string[] {
   return children(buf, seq).map((pi) => {
     const first = readTlv(buf, pi.valueStart, pi.end);
     if (pi.tag !== TAG.SEQUENCE || first.tag !== TAG.OID) throw new DerError('bad PolicyInformation', pi.start);
-    return decodeOid(valueOf(buf, first));
+    return oidToString(buf, first.valueStart, first.end);
   });
 }
 
@@ -150,7 +154,7 @@ function parseExtKeyUsage(buf: Uint8Array, octets: Tlv): string[] {
   const seq = expectTlv(buf, octets.valueStart, TAG.SEQUENCE, octets.end, 'ExtKeyUsageSyntax');
   return children(buf, seq).map((p) => {
     if (p.tag !== TAG.OID) throw new DerError('bad KeyPurposeId', p.start);
-    return decodeOid(valueOf(buf, p));
+    return oidToString(buf, p.valueStart, p.end);
   });
 }
 
@@ -158,7 +162,7 @@ function parseCommonName(buf: Uint8Array, name: Tlv): string | undefined {
   for (const rdn of children(buf, name)) {
     for (const atv of children(buf, rdn)) {
       const [type, value] = children(buf, atv);
-      if (type && value && type.tag === TAG.OID && decodeOid(valueOf(buf, type)) === OID.commonName) {
+      if (type && value && type.tag === TAG.OID && oidToString(buf, type.valueStart, type.end) === OID.commonName) {
         return Buffer.from(valueOf(buf, value)).toString('utf8');
       }
     }
@@ -256,7 +260,7 @@ export function parseCertificateOrThrow(der: Uint8Array): ParsedCertificate {
       const parts = children(der, ext);
       if (parts.length < 2 || parts.length > 3 || parts[0].tag !== TAG.OID) throw new DerError('bad Extension', ext.start);
       if (parts.length === 3 && (parts[1].tag !== TAG.BOOLEAN || parts[1].end - parts[1].valueStart !== 1)) throw new DerError('bad Extension critical flag', parts[1].start);
-      const oid = decodeOid(valueOf(der, parts[0]));
+      const oid = oidToString(der, parts[0].valueStart, parts[0].end);
       // RFC 5280 4.2: a certificate must not include more than one instance of an extension.
       if (seen.has(oid)) throw new DerError(`duplicate extension ${oid}`, ext.start);
       seen.add(oid);
@@ -306,22 +310,16 @@ export function digestForSignatureOid(oid: string): 'sha256' | 'sha384' | 'sha51
   }
 }
 
-/** Reads a certificate from DER or PEM bytes. */
+/**
+ * Reads a certificate from DER or PEM bytes (the first CERTIFICATE block, RFC 7468 5.1). Throws
+ * DerError when PEM text holds no block or a malformed one.
+ */
 export function certificateBytes(input: Uint8Array | string): Uint8Array {
-  const text = typeof input === 'string' ? input : looksLikePem(input) ? Buffer.from(input).toString('latin1') : undefined;
-  if (text === undefined) return input as Uint8Array;
-  const m = text.match(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/);
-  if (!m) return Buffer.from(text, 'latin1');
-  return new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
+  if (typeof input === 'string' || looksLikePem(input)) return fromPem(input, 'CERTIFICATE');
+  return input;
 }
 
-/** Splits a PEM bundle into DER certificates. */
+/** Splits a PEM bundle into DER certificates; throws DerError on a malformed block. */
 export function certificatesFromPem(text: string): Uint8Array[] {
-  return [...text.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map(
-    (m) => new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64')),
-  );
-}
-
-function looksLikePem(b: Uint8Array): boolean {
-  return b.length > 10 && b[0] === 0x2d && Buffer.from(b.subarray(0, 10)).toString('latin1') === '-----BEGIN';
+  return pemBlocks(text, 'CERTIFICATE');
 }

@@ -27,6 +27,7 @@ import { createHash, randomBytes, type webcrypto } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { fromPem, toPem } from '../../shared/asn1/pem.ts';
 import { fail, ok, type Result } from '../../shared/errors.ts';
 import { isEdgeId, isServiceId } from '../../shared/ids.ts';
 
@@ -98,18 +99,8 @@ export interface DeviceCa {
   serverCredentials(names?: string[], validityDays?: number): Promise<ServerCredentials>;
 }
 
-/** PEM text of DER bytes (RFC 7468). */
-export function derToPem(der: Uint8Array, label: string): string {
-  const lines = Buffer.from(der).toString('base64').match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
-}
-
-/** DER bytes of the first PEM block with this label. */
-export function pemToDer(pem: string, label: string): Uint8Array {
-  const m = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`).exec(pem);
-  if (!m) throw new TypeError(`no ${label} PEM block`);
-  return new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
-}
+/** PEM text of DER bytes, and the DER of the first block with a label (RFC 7468): the shared toolkit's. */
+export { toPem as derToPem, fromPem as pemToDer };
 
 /** SHA-256 of DER bytes, lowercase hex: the fingerprint the device repo files certificates under. */
 export function certFingerprint(der: Uint8Array): string {
@@ -180,7 +171,7 @@ async function generateKeyPair(): Promise<webcrypto.CryptoKeyPair> {
 }
 
 async function pkcs8Pem(key: CryptoKey): Promise<string> {
-  return derToPem(new Uint8Array(await subtle.exportKey('pkcs8', key)), 'PRIVATE KEY');
+  return toPem(new Uint8Array(await subtle.exportKey('pkcs8', key)), 'PRIVATE KEY');
 }
 
 /** Checks that a CSR's key is ECDSA P-256 or RSA of at least 2048 bits. */
@@ -227,12 +218,12 @@ async function createCaFiles(dir: string, now: Date): Promise<void> {
   // The key goes first: a certificate without its key would be useless, a key without a
   // certificate is simply replaced on the next start.
   writeAtomic(join(dir, 'ca-key.pem'), await pkcs8Pem(keys.privateKey), 0o600);
-  writeAtomic(join(dir, 'ca-cert.pem'), derToPem(new Uint8Array(cert.toSchema(true).toBER(false)), 'CERTIFICATE'), 0o644);
+  writeAtomic(join(dir, 'ca-cert.pem'), toPem(new Uint8Array(cert.toSchema(true).toBER(false)), 'CERTIFICATE'), 0o644);
 }
 
 async function loadCa(dir: string): Promise<CaState> {
-  const certDer = pemToDer(readFileSync(join(dir, 'ca-cert.pem'), 'utf8'), 'CERTIFICATE');
-  const keyDer = pemToDer(readFileSync(join(dir, 'ca-key.pem'), 'utf8'), 'PRIVATE KEY');
+  const certDer = fromPem(readFileSync(join(dir, 'ca-cert.pem'), 'utf8'), 'CERTIFICATE');
+  const keyDer = fromPem(readFileSync(join(dir, 'ca-key.pem'), 'utf8'), 'PRIVATE KEY');
   const privateKey = await subtle.importKey('pkcs8', keyDer, EC_P256, false, ['sign']);
   const cert = pkijs.Certificate.fromBER(ab(certDer));
   return { cert, certDer, privateKey, keyId: keyIdOf(cert.subjectPublicKeyInfo) };
@@ -247,7 +238,7 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (!existsSync(join(dir, 'ca-cert.pem')) || !existsSync(join(dir, 'ca-key.pem'))) await createCaFiles(dir, now());
   const ca = await loadCa(dir);
-  const certPem = derToPem(ca.certDer, 'CERTIFICATE');
+  const certPem = toPem(ca.certDer, 'CERTIFICATE');
 
   async function issue(
     subject: pkijs.RelativeDistinguishedNames,
@@ -278,7 +269,7 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
     const certDer = new Uint8Array(cert.toSchema(true).toBER(false));
     return {
       certDer,
-      certPem: derToPem(certDer, 'CERTIFICATE'),
+      certPem: toPem(certDer, 'CERTIFICATE'),
       serialHex: serialHexOf(serial),
       fingerprint: certFingerprint(certDer),
       notBefore: cert.notBefore.value,

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { MyKeyError } from '../../shared/errors.ts';
 import { issuerKeyOf } from '../../shared/cert-identity.ts';
 import { certificatesFromPem, digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
-import { toHex } from './der.ts';
+import { toHex } from '../../shared/asn1/der.ts';
 import { issuerKeyIdOf } from './crl/issuer.ts';
 
 /** A configured trust anchor. */
@@ -57,7 +57,12 @@ export function loadTrustAnchors(paths: string[]): TrustAnchor[] {
       throw new MyKeyError('config_invalid', `trust anchor ${path} cannot be read`, { cause: e });
     }
     const text = bytes.toString('latin1');
-    const ders = text.includes('-----BEGIN CERTIFICATE-----') ? certificatesFromPem(text) : [new Uint8Array(bytes)];
+    let ders: Uint8Array[];
+    try {
+      ders = text.includes('-----BEGIN CERTIFICATE-----') ? certificatesFromPem(text) : [new Uint8Array(bytes)];
+    } catch (e) {
+      throw new MyKeyError('config_invalid', `trust anchor ${path} holds a malformed PEM block`, { cause: e });
+    }
     if (ders.length === 0) throw new MyKeyError('config_invalid', `trust anchor ${path} holds no certificate`);
     ders.forEach((der, i) => out.push(trustAnchorFromDer(der, ders.length > 1 ? `${path}#${i + 1}` : path)));
   }

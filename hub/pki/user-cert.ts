@@ -5,7 +5,7 @@ import { createHash, verify as cryptoVerify } from 'node:crypto';
 import { fail, ok, type Result } from '../../shared/errors.ts';
 import { JPKI_AUTH_POLICY_OID } from '../../shared/card.ts';
 import { OID, digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
-import { bytesEqual } from './der.ts';
+import { bytesEqual } from '../../shared/asn1/der.ts';
 import { namesMatch } from './crl/name.ts';
 import type { TrustAnchor } from './trust-anchors.ts';
 

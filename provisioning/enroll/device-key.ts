@@ -4,17 +4,15 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { createPrivateKey, createPublicKey, webcrypto, X509Certificate } from 'node:crypto';
+import { toPem } from '../../shared/asn1/pem.ts';
 import { isEdgeId } from '../../shared/ids.ts';
 import { MyKeyError } from '../../shared/errors.ts';
 
 const EC_P256: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 const OID_COMMON_NAME = '2.5.4.3';
 
-/** PEM armour (RFC 7468): base64 in 64-character lines. */
-export function toPem(der: Uint8Array, label: string): string {
-  const b64 = Buffer.from(der).toString('base64');
-  return `-----BEGIN ${label}-----\n${b64.replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END ${label}-----\n`;
-}
+/** PEM armour (RFC 7468): base64 in 64-character lines; the platform's one encoder. */
+export { toPem };
 
 /** A new device key pair; the private key as PKCS#8 PEM ("PRIVATE KEY"). */
 export async function generateDeviceKey(): Promise<{ keyPair: webcrypto.CryptoKeyPair; keyPem: string }> {

@@ -6,6 +6,7 @@ import * as pkijs from 'pkijs';
 import { createHash, createPrivateKey, privateEncrypt, constants as cryptoConstants, randomBytes, randomInt } from 'node:crypto';
 import type { webcrypto } from 'node:crypto';
 import { JPKI_AUTH_CA_DN, JPKI_AUTH_POLICY_OID, JPKI_SIGN_POLICY_OID } from '../../shared/card.ts';
+import { toPem as sharedToPem } from '../../shared/asn1/pem.ts';
 
 // The project compiles without the DOM lib, so WebCrypto's types come from node:crypto.
 export type CryptoKey = webcrypto.CryptoKey;
@@ -125,11 +126,9 @@ export async function signDigestInfo(privateKey: CryptoKey, digestInfo: Uint8Arr
   return new Uint8Array(privateEncrypt({ key, padding: cryptoConstants.RSA_PKCS1_PADDING }, digestInfo));
 }
 
-/** PEM text for DER bytes (RFC 7468). */
+/** PEM text for DER bytes (RFC 7468): the platform's one encoder (shared/asn1/pem.ts). */
 export function toPem(der: Uint8Array, label: 'CERTIFICATE' | 'X509 CRL' | 'PRIVATE KEY'): string {
-  const b64 = Buffer.from(der).toString('base64');
-  const lines = b64.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+  return sharedToPem(der, label);
 }
 
 /** DER bytes of the first PEM block in the text; throws on text without one. */

@@ -1,13 +1,18 @@
 // An OCSP responder (RFC 6960) for the test CA, over HTTP on loopback: POST with
 // application/ocsp-request, or GET {url}/{base64 of the request} (RFC 6960 appendix A.1).
 // Responses are signed by the CA itself or by a delegated responder certificate (RFC 6960 4.2.2.2).
+//
+// Requests are read and answers written as DER by hand, answers signed with node:crypto, and the CA's
+// name and key hashes computed once per hash algorithm: at registration load the hub asks thousands
+// of times a second, and PKI.js parsing and building plus WebCrypto signing cost ~20x more per answer.
+// The reader and writer are the test CA's own (a test double shares no code with the client it tests).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHash } from 'node:crypto';
+import { KeyObject, createHash, sign as cryptoSign } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CRL_REASONS, type CrlReason } from '../../shared/revocation.ts';
-import { OID, integerBytes, integerValue, issueOcspResponderCert, type CryptoKey, type CryptoKeyPair, type TestCa } from './ca.ts';
+import { OID, integerBytes, issueOcspResponderCert, type CryptoKey, type CryptoKeyPair, type TestCa } from './ca.ts';
 
 /** What the responder says about one serial: revoked (with time and reason), good (undefined) or 'unknown'. */
 export type OcspStatus = { revokedAt: Date; reason: CrlReason } | undefined | 'unknown';
@@ -88,29 +93,84 @@ function buf(u: Uint8Array | ArrayBuffer): ArrayBuffer {
 
 /** An OCSPResponse with only a status (no responseBytes), for every non-successful answer. */
 export function ocspErrorResponse(status: Exclude<keyof typeof OCSP_RESPONSE_STATUS, 'successful'>): Uint8Array {
-  const res = new pkijs.OCSPResponse({ responseStatus: new asn1js.Enumerated({ value: OCSP_RESPONSE_STATUS[status] }) });
-  return new Uint8Array(res.toSchema().toBER(false));
+  // OCSPResponse ::= SEQUENCE { responseStatus OCSPResponseStatus (ENUMERATED), responseBytes [0] EXPLICIT OPTIONAL }
+  return der(0x30, der(0x0a, Uint8Array.of(OCSP_RESPONSE_STATUS[status])));
 }
 
-/** RFC 6960 4.2.1 CertStatus, with the context tags written out because PKI.js leaves it as `any`. */
-function certStatus(s: OcspStatus): asn1js.BaseBlock {
-  if (s === undefined) return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 } }); // good [0] IMPLICIT NULL
-  if (s === 'unknown') return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 2 } }); // unknown [2] IMPLICIT NULL
-  // revoked [1] IMPLICIT RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL }
-  return new asn1js.Constructed({
-    idBlock: { tagClass: 3, tagNumber: 1 },
-    value: [
-      new asn1js.GeneralizedTime({ valueDate: wholeSeconds(s.revokedAt) }),
-      new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [new asn1js.Enumerated({ value: CRL_REASONS[s.reason] })] }),
-    ],
-  });
+// --- DER writing (X.690 definite lengths, fewest length octets) ---
+
+function der(tag: number, ...content: Uint8Array[]): Uint8Array {
+  let len = 0;
+  for (const c of content) len += c.length;
+  const head = len < 0x80 ? [tag, len] : len < 0x100 ? [tag, 0x81, len] : len < 0x10000 ? [tag, 0x82, len >> 8, len & 0xff] : [tag, 0x83, len >> 16, (len >> 8) & 0xff, len & 0xff];
+  const out = new Uint8Array(head.length + len);
+  out.set(head, 0);
+  let at = head.length;
+  for (const c of content) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** GeneralizedTime `YYYYMMDDHHMMSSZ` of a whole-second Date (RFC 6960 4.2.2.1 times, X.690 11.7). */
+function generalizedTime(d: Date): Uint8Array {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  const s = `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
+  return der(0x18, Buffer.from(s, 'latin1'));
+}
+
+const oidDer = (dotted: string) => new Uint8Array(new asn1js.ObjectIdentifier({ value: dotted }).toBER(false));
+const NONCE_OID = oidDer(OID.ocspNonce);
+const BASIC_OID = oidDer(ID_PKIX_OCSP_BASIC);
+/** AlgorithmIdentifier of the response signature: sha256WithRSAEncryption (NULL parameters, RFC 4055) or ecdsa-with-SHA256 (none, RFC 5758). */
+const SIG_ALG = {
+  rsa: der(0x30, oidDer('1.2.840.113549.1.1.11'), der(0x05)),
+  ec: der(0x30, oidDer('1.2.840.10045.4.3.2')),
+};
+
+/** The node:crypto key of a WebCrypto private key, made once per key. */
+const nodeKeys = new WeakMap<CryptoKey, KeyObject>();
+function nodeKeyOf(key: CryptoKey): KeyObject {
+  let k = nodeKeys.get(key);
+  if (!k) {
+    k = KeyObject.from(key);
+    nodeKeys.set(key, k);
+  }
+  return k;
+}
+
+/** SHA-x of the CA's subject Name and of its public key bits, per hash algorithm, computed once per CA. */
+const caHashes = new WeakMap<TestCa, Map<string, { nameHash: Buffer; keyHash: Buffer }>>();
+function caHashesFor(ca: TestCa, hash: string): { nameHash: Buffer; keyHash: Buffer } {
+  let m = caHashes.get(ca);
+  if (!m) {
+    m = new Map();
+    caHashes.set(ca, m);
+  }
+  let h = m.get(hash);
+  if (!h) {
+    const caKeyBits = pkijs.Certificate.fromBER(buf(ca.certDer)).subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView;
+    h = { nameHash: createHash(hash).update(ca.nameDer).digest(), keyHash: createHash(hash).update(caKeyBits).digest() };
+    m.set(hash, h);
+  }
+  return h;
+}
+
+/** RFC 6960 4.2.1 CertStatus ::= CHOICE { good [0] IMPLICIT NULL, revoked [1] IMPLICIT RevokedInfo, unknown [2] IMPLICIT UnknownInfo }. */
+function certStatus(s: OcspStatus): Uint8Array {
+  if (s === undefined) return der(0x80);
+  if (s === 'unknown') return der(0x82);
+  // RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime, revocationReason [0] EXPLICIT CRLReason OPTIONAL }
+  return der(0xa1, generalizedTime(wholeSeconds(s.revokedAt)), der(0xa0, der(0x0a, Uint8Array.of(CRL_REASONS[s.reason]))));
 }
 
 interface Signer {
   key: CryptoKey;
   /** RFC 6960 4.2.2.3 ResponderID byKey: SHA-1 of the responder's public key bits. */
   keyHash: Uint8Array;
-  certs: pkijs.Certificate[];
+  /** Certificates shipped in the response (DER). */
+  certs: Uint8Array[];
 }
 
 /**
@@ -122,83 +182,170 @@ export async function answerOcspRequest(
   ctx: { ca: TestCa; status: OcspStatusLookup; signer: Signer; now?: Date; validitySeconds?: number; forge?: OcspForgery },
 ): Promise<Uint8Array> {
   const forge = ctx.forge;
-  let req: pkijs.OCSPRequest;
+  let req: ReadRequest;
   try {
-    req = pkijs.OCSPRequest.fromBER(buf(reqDer));
-    if (req.tbsRequest.requestList.length === 0) return ocspErrorResponse('malformedRequest');
+    req = readRequest(reqDer);
+    if (req.certIds.length === 0) return ocspErrorResponse('malformedRequest');
   } catch {
     return ocspErrorResponse('malformedRequest');
   }
   try {
     const now = wholeSeconds(ctx.now ?? new Date());
     const validity = ctx.validitySeconds ?? 3600;
-    const caCert = pkijs.Certificate.fromBER(buf(ctx.ca.certDer));
-    const caKeyBits = caCert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView;
-    const responses: pkijs.SingleResponse[] = [];
-    for (const r of req.tbsRequest.requestList) {
-      const id = r.reqCert;
-      const hash = HASHES[id.hashAlgorithm.algorithmId];
+    const responses: Uint8Array[] = [];
+    for (const id of req.certIds) {
+      const hash = HASHES[id.hashOid];
       let st: OcspStatus = 'unknown';
       // A CertID names the issuer by hashes of its name and key (RFC 6960 4.1.1); one that is not
       // this CA's gets `unknown`, as does a hash algorithm we do not know.
       if (hash) {
-        const nameHash = createHash(hash).update(ctx.ca.nameDer).digest();
-        const keyHash = createHash(hash).update(caKeyBits).digest();
-        if (
-          Buffer.from(id.issuerNameHash.valueBlock.valueHexView).equals(nameHash) &&
-          Buffer.from(id.issuerKeyHash.valueBlock.valueHexView).equals(keyHash)
-        ) {
-          st = await ctx.status(integerValue(id.serialNumber));
-        }
+        const { nameHash, keyHash } = caHashesFor(ctx.ca, hash);
+        if (nameHash.equals(id.issuerNameHash) && keyHash.equals(id.issuerKeyHash)) st = await ctx.status(id.serial);
       }
       if (forge?.status !== undefined) st = forge.status === 'good' ? undefined : forge.status;
       const thisUpdate = forge?.thisUpdate ? wholeSeconds(forge.thisUpdate) : now;
       const nextUpdate =
         forge?.nextUpdate === null ? undefined : forge?.nextUpdate ? wholeSeconds(forge.nextUpdate) : validity > 0 ? new Date(thisUpdate.getTime() + validity * 1000) : undefined;
-      responses.push(
-        new pkijs.SingleResponse({
-          certID: forge?.certId ? forgedCertId(id, forge.certId) : id,
-          certStatus: certStatus(st),
-          thisUpdate,
-          ...(nextUpdate ? { nextUpdate } : {}),
-        }),
-      );
+      // SingleResponse ::= SEQUENCE { certID CertID, certStatus CertStatus, thisUpdate GeneralizedTime,
+      //                               nextUpdate [0] EXPLICIT GeneralizedTime OPTIONAL, ... }
+      // The CertID goes back exactly as it was asked, unless a forger bends it.
+      const certId = forge?.certId ? forgedCertId(id, forge.certId) : id.der;
+      responses.push(der(0x30, certId, certStatus(st), generalizedTime(thisUpdate), ...(nextUpdate ? [der(0xa0, generalizedTime(nextUpdate))] : [])));
     }
-    const asked = req.tbsRequest.requestExtensions?.find((e) => e.extnID === OID.ocspNonce);
-    const nonce = forge?.nonce
-      ? new pkijs.Extension({ extnID: OID.ocspNonce, critical: false, extnValue: new asn1js.OctetString({ valueHex: buf(forge.nonce) }).toBER(false) })
-      : asked;
+    // Extension ::= SEQUENCE { extnID, critical DEFAULT FALSE, extnValue OCTET STRING }; the nonce's
+    // extnValue is echoed as asked (RFC 8954 2.1), or replaced by a forger's.
+    const nonceValue = forge?.nonce ? der(0x04, forge.nonce) : req.nonceExtnValue;
     const signer = forge?.signer ? forgedSigner(forge.signer) : ctx.signer;
-    const tbs = new pkijs.ResponseData({
-      responderID: new asn1js.OctetString({ valueHex: buf(forge?.responderKeyHash ?? signer.keyHash) }),
-      producedAt: forge?.producedAt ? wholeSeconds(forge.producedAt) : now,
-      responses,
-      ...(nonce ? { responseExtensions: [new pkijs.Extension({ extnID: OID.ocspNonce, critical: false, extnValue: buf(nonce.extnValue.valueBlock.valueHexView) })] } : {}),
-    });
-    const basic = new pkijs.BasicOCSPResponse({ tbsResponseData: tbs, ...(signer.certs.length ? { certs: signer.certs } : {}) });
-    await basic.sign(signer.key, 'SHA-256');
-    const res = new pkijs.OCSPResponse({
-      responseStatus: new asn1js.Enumerated({ value: OCSP_RESPONSE_STATUS.successful }),
-      responseBytes: new pkijs.ResponseBytes({
-        responseType: ID_PKIX_OCSP_BASIC,
-        response: new asn1js.OctetString({ valueHex: basic.toSchema().toBER(false) }),
-      }),
-    });
-    const der = new Uint8Array(res.toSchema().toBER(false));
-    return forge?.rewrite ? forge.rewrite(der) : der;
+    // ResponseData ::= SEQUENCE { version [0] DEFAULT v1, responderID ResponderID (byKey [2] KeyHash),
+    //   producedAt GeneralizedTime, responses SEQUENCE OF SingleResponse, responseExtensions [1] EXPLICIT Extensions OPTIONAL }
+    const tbs = der(
+      0x30,
+      der(0xa2, der(0x04, forge?.responderKeyHash ?? signer.keyHash)),
+      generalizedTime(forge?.producedAt ? wholeSeconds(forge.producedAt) : now),
+      der(0x30, ...responses),
+      ...(nonceValue ? [der(0xa1, der(0x30, der(0x30, NONCE_OID, der(0x04, nonceValue))))] : []),
+    );
+    const key = nodeKeyOf(signer.key);
+    const ec = key.asymmetricKeyType === 'ec';
+    const signature = cryptoSign('sha256', tbs, ec ? { key, dsaEncoding: 'der' } : key);
+    // BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
+    const basic = der(
+      0x30,
+      tbs,
+      ec ? SIG_ALG.ec : SIG_ALG.rsa,
+      der(0x03, Uint8Array.of(0), signature),
+      ...(signer.certs.length ? [der(0xa0, der(0x30, ...signer.certs))] : []),
+    );
+    // OCSPResponse ::= SEQUENCE { responseStatus, responseBytes [0] EXPLICIT SEQUENCE { responseType OID, response OCTET STRING } }
+    const res = der(0x30, der(0x0a, Uint8Array.of(OCSP_RESPONSE_STATUS.successful)), der(0xa0, der(0x30, BASIC_OID, der(0x04, basic))));
+    return forge?.rewrite ? forge.rewrite(res) : res;
   } catch {
     return ocspErrorResponse('internalError');
   }
 }
 
+// --- Reading the request: the responder's own small reader (a test double shares no code with the
+// client it tests). Any surprise throws and the caller answers malformedRequest. ---
+
+interface ReqCertId {
+  /** The CertID TLV as asked. */
+  der: Uint8Array;
+  hashOid: string;
+  issuerNameHash: Uint8Array;
+  issuerKeyHash: Uint8Array;
+  serial: bigint;
+}
+interface ReadRequest {
+  certIds: ReqCertId[];
+  /** extnValue contents of the nonce extension, when asked. */
+  nonceExtnValue?: Uint8Array;
+}
+interface Elem {
+  tag: number;
+  start: number;
+  body: number;
+  end: number;
+}
+
+/** The DER elements filling [from, to) of `b`; throws on anything that does not fit. */
+function elems(b: Uint8Array, from: number, to: number): Elem[] {
+  const out: Elem[] = [];
+  let p = from;
+  while (p < to) {
+    if (p + 2 > to || (b[p] & 0x1f) === 0x1f) throw new Error('bad header');
+    let len = b[p + 1];
+    let body = p + 2;
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      if (n === 0 || n > 3 || body + n > to) throw new Error('bad length');
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + b[body + i];
+      body += n;
+    }
+    if (body + len > to) throw new Error('overrun');
+    out.push({ tag: b[p], start: p, body, end: body + len });
+    p = body + len;
+  }
+  return out;
+}
+
+const HASH_OIDS = new Map(Object.keys(HASHES).map((o) => [Buffer.from(oidDer(o).subarray(2)).toString('hex'), o]));
+
+/**
+ * OCSPRequest ::= SEQUENCE { tbsRequest TBSRequest, optionalSignature [0] EXPLICIT Signature OPTIONAL }
+ * TBSRequest ::= SEQUENCE { version [0] EXPLICIT DEFAULT v1, requestorName [1] EXPLICIT OPTIONAL,
+ *                           requestList SEQUENCE OF Request, requestExtensions [2] EXPLICIT Extensions OPTIONAL }
+ * Request ::= SEQUENCE { reqCert CertID, singleRequestExtensions [0] EXPLICIT Extensions OPTIONAL }
+ * CertID ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier, issuerNameHash OCTET STRING, issuerKeyHash OCTET STRING, serialNumber INTEGER }
+ */
+function readRequest(b: Uint8Array): ReadRequest {
+  const [top, ...trailing] = elems(b, 0, b.length);
+  if (!top || trailing.length || top.tag !== 0x30) throw new Error('not an OCSPRequest');
+  const [tbs] = elems(b, top.body, top.end);
+  if (!tbs || tbs.tag !== 0x30) throw new Error('no tbsRequest');
+  const fields = elems(b, tbs.body, tbs.end).filter((f) => f.tag !== 0xa0 && f.tag !== 0xa1);
+  const [list, exts] = fields;
+  if (!list || list.tag !== 0x30) throw new Error('no requestList');
+  const out: ReadRequest = { certIds: [] };
+  for (const r of elems(b, list.body, list.end)) {
+    const [id] = elems(b, r.body, r.end);
+    const [alg, nameHash, keyHash, serial] = elems(b, id.body, id.end);
+    if (r.tag !== 0x30 || id.tag !== 0x30 || !serial || alg.tag !== 0x30 || nameHash.tag !== 0x04 || keyHash.tag !== 0x04 || serial.tag !== 0x02) throw new Error('bad CertID');
+    const [oid] = elems(b, alg.body, alg.end);
+    if (!oid || oid.tag !== 0x06) throw new Error('bad hashAlgorithm');
+    const serialHex = Buffer.from(b.subarray(serial.body, serial.end)).toString('hex');
+    out.certIds.push({
+      der: b.subarray(id.start, id.end),
+      hashOid: HASH_OIDS.get(Buffer.from(b.subarray(oid.body, oid.end)).toString('hex')) ?? 'unknown',
+      issuerNameHash: b.subarray(nameHash.body, nameHash.end),
+      issuerKeyHash: b.subarray(keyHash.body, keyHash.end),
+      serial: serialHex === '' ? 0n : BigInt(`0x${serialHex}`),
+    });
+  }
+  if (exts && exts.tag === 0xa2) {
+    const [seq] = elems(b, exts.body, exts.end);
+    for (const e of seq?.tag === 0x30 ? elems(b, seq.body, seq.end) : []) {
+      const parts = elems(b, e.body, e.end);
+      const value = parts[parts.length - 1];
+      if (parts[0]?.tag === 0x06 && Buffer.from(b.subarray(parts[0].start, parts[0].end)).equals(NONCE_OID) && value?.tag === 0x04) {
+        out.nonceExtnValue = b.subarray(value.body, value.end);
+      }
+    }
+  }
+  return out;
+}
+
 /** TEST ONLY: a CertID with some fields replaced. */
-function forgedCertId(id: pkijs.CertID, f: NonNullable<OcspForgery['certId']>): pkijs.CertID {
-  return new pkijs.CertID({
-    hashAlgorithm: f.hashAlgorithmOid ? new pkijs.AlgorithmIdentifier({ algorithmId: f.hashAlgorithmOid, algorithmParams: new asn1js.Null() }) : id.hashAlgorithm,
-    issuerNameHash: f.issuerNameHash ? new asn1js.OctetString({ valueHex: buf(f.issuerNameHash) }) : id.issuerNameHash,
-    issuerKeyHash: f.issuerKeyHash ? new asn1js.OctetString({ valueHex: buf(f.issuerKeyHash) }) : id.issuerKeyHash,
-    serialNumber: f.serial !== undefined ? new asn1js.Integer({ valueHex: buf(integerBytes(f.serial)) }) : id.serialNumber,
-  });
+function forgedCertId(id: ReqCertId, f: NonNullable<OcspForgery['certId']>): Uint8Array {
+  const b = id.der;
+  const [alg, , , serial] = elems(b, elems(b, 0, b.length)[0].body, b.length);
+  return der(
+    0x30,
+    f.hashAlgorithmOid ? der(0x30, oidDer(f.hashAlgorithmOid), der(0x05)) : b.subarray(alg.start, alg.end),
+    der(0x04, f.issuerNameHash ?? id.issuerNameHash),
+    der(0x04, f.issuerKeyHash ?? id.issuerKeyHash),
+    f.serial !== undefined ? der(0x02, integerBytes(f.serial)) : b.subarray(serial.start, serial.end),
+  );
 }
 
 /** TEST ONLY: a signer from a key and the certificates to ship (ResponderID byKey of the first, if any). */
@@ -206,7 +353,7 @@ function forgedSigner(f: NonNullable<OcspForgery['signer']>): Signer {
   return {
     key: f.key,
     keyHash: f.certDers[0] ? keyHashOf(f.certDers[0]) : new Uint8Array(20),
-    certs: f.certDers.map((d) => pkijs.Certificate.fromBER(buf(d))),
+    certs: f.certDers,
   };
 }
 
@@ -228,10 +375,10 @@ function keyHashOf(certDer: Uint8Array): Uint8Array {
 export async function ocspSigner(ca: TestCa, responder: 'ca' | 'delegated', responderKeyPair?: CryptoKeyPair): Promise<Signer & { responderCertDer?: Uint8Array }> {
   if (responder === 'ca') {
     // The CA certificate goes along so that clients which expect certs (PKI.js verify) find the signer.
-    return { key: ca.keyPair.privateKey, keyHash: keyHashOf(ca.certDer), certs: [pkijs.Certificate.fromBER(buf(ca.certDer))] };
+    return { key: ca.keyPair.privateKey, keyHash: keyHashOf(ca.certDer), certs: [ca.certDer] };
   }
   const rc = await issueOcspResponderCert(ca, responderKeyPair ? { keyPair: responderKeyPair } : {});
-  return { key: rc.keyPair.privateKey, keyHash: keyHashOf(rc.certDer), certs: [pkijs.Certificate.fromBER(buf(rc.certDer))], responderCertDer: rc.certDer };
+  return { key: rc.keyPair.privateKey, keyHash: keyHashOf(rc.certDer), certs: [rc.certDer], responderCertDer: rc.certDer };
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | 'too-large'> {

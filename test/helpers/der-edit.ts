@@ -3,7 +3,7 @@
 // applies to real DER (bit flips, truncations, length-byte edits, inserted and removed bytes).
 import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { webcrypto } from 'node:crypto';
-import { TAG, children, readTlv, type Tlv } from '../../hub/pki/der.ts';
+import { TAG, children, readTlv, type Tlv } from '../../shared/asn1/der.ts';
 
 /** A DER TLV with a definite length (X.690 8.1.3). */
 export function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {

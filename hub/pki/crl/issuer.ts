@@ -1,7 +1,7 @@
 // CRL issuers: the CA name and public key a CRL must name and verify against.
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { fail, ok, type Result } from '../../../shared/errors.ts';
-import { CrlDerError, DerCursor, T } from './der-cursor.ts';
+import { DerError as CrlDerError, DerCursor, TAG as T } from '../../../shared/asn1/der.ts';
 
 /** A CA that may sign CRLs. Several issuers may share one name (key rollover). */
 export interface CrlIssuer {

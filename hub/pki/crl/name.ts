@@ -3,7 +3,7 @@
 // PrintableString or UTF8String are compared after string preparation (RFC 4518: case folded,
 // insignificant white space removed, inner runs of white space collapsed to one); values of any
 // other type are compared as exact bytes (tag and value). RDNs are compared as sets of attributes.
-import { CrlDerError, DerCursor, T } from './der-cursor.ts';
+import { DerError as CrlDerError, DerCursor, TAG as T } from '../../../shared/asn1/der.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

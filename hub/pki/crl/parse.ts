@@ -14,10 +14,12 @@
 //     crlExtensions [0] EXPLICIT Extensions OPTIONAL }
 //   Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
 import { fail, ok, type Result } from '../../../shared/errors.ts';
-import { CrlDerError, DerCursor, T, bytesEqual, oidToString, readUnsigned } from './der-cursor.ts';
-import { decodePemCrl, looksLikePem } from './pem.ts';
-import { hashSerial, minimalStart } from './serial.ts';
-import { isValidTime, timeToMs } from './time.ts';
+import { DerError as CrlDerError, DerCursor, TAG as T, rangeEquals } from '../../../shared/asn1/der.ts';
+import { readUnsigned, minimalStart } from '../../../shared/asn1/integer.ts';
+import { oidToString } from '../../../shared/asn1/oid.ts';
+import { fromPem, looksLikePem } from '../../../shared/asn1/pem.ts';
+import { isValidTime, timeToMs } from '../../../shared/asn1/time.ts';
+import { hashSerial } from './serial.ts';
 
 /** A parsed CRL. Byte fields are views into `der`, which is the input (or the DER decoded from PEM). */
 export interface ParsedCrl {
@@ -391,7 +393,7 @@ function readHeader(der: Uint8Array): Header {
     tg = c.read(p, tbsEnd);
   }
   if (tg !== T.SEQUENCE) throw new CrlDerError('signature: expected AlgorithmIdentifier', p);
-  if (!bytesEqual(der, c.start, c.end, der.subarray(algStart, algEnd))) {
+  if (!rangeEquals(der, c.start, c.end, der.subarray(algStart, algEnd))) {
     throw new CrlDerError('signature differs from signatureAlgorithm (RFC 5280 5.1.1.2)', p);
   }
   p = c.end;
@@ -443,10 +445,10 @@ export interface PreparedEntries extends EntrySink {
 /** Keyed by the ParsedCrl object parseCrl returned; gone with it. */
 export const prepared = new WeakMap<ParsedCrl, PreparedEntries>();
 
-/** Turns input that may be PEM into DER, or throws CrlDerError. */
+/** Turns input that may be PEM (RFC 7468 `X509 CRL`) into DER, or throws CrlDerError. */
 function toDer(derOrPem: Uint8Array): Uint8Array {
   if (!(derOrPem instanceof Uint8Array)) throw new CrlDerError('input is not bytes', 0);
-  return looksLikePem(derOrPem) ? decodePemCrl(derOrPem) : derOrPem;
+  return looksLikePem(derOrPem) ? fromPem(derOrPem, 'X509 CRL') : derOrPem;
 }
 
 function malformed(err: unknown): { ok: false; code: 'crl_malformed'; message: string } {

@@ -1,20 +1,10 @@
 // Certificate serial numbers as the CRL index compares them. RFC 5280 4.1.2.2 makes a serial an
 // INTEGER, and INTEGERs compare by value: `00 80` and a sloppy `00 00 80` are the same number, so
 // keys are brought to the minimal two's-complement form (X.690 8.3.2) before hashing or comparing.
+import { minimalStart } from '../../../shared/asn1/integer.ts';
 import { MyKeyError } from '../../../shared/errors.ts';
 
-/** First byte of the minimal form of the INTEGER value in [start, end) (end - start >= 1). */
-export function minimalStart(b: Uint8Array, start: number, end: number): number {
-  let s = start;
-  while (end - s > 1) {
-    const x = b[s];
-    const y = b[s + 1];
-    // A leading 00 before a byte with the top bit clear, or FF before one with it set, is redundant.
-    if ((x === 0x00 && y < 0x80) || (x === 0xff && y >= 0x80)) s++;
-    else break;
-  }
-  return s;
-}
+export { minimalStart };
 
 // Per-process start value of the hash: serials that collide on purpose in one process do not in
 // another, so a crafted list cannot count on piling every entry into one bucket.

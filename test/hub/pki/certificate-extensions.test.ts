@@ -5,7 +5,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { parseCertificate } from '../../../hub/pki/certificate.ts';
-import { TAG, children, readTlv } from '../../../hub/pki/der.ts';
+import { TAG, children, readTlv } from '../../../shared/asn1/der.ts';
+import { encodeOid } from '../../../shared/asn1/oid.ts';
+import { JPKI_AUTH_POLICY_OID } from '../../../shared/card.ts';
 import { editExtensions, resign, tlv } from '../../helpers/der-edit.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 
@@ -33,6 +35,14 @@ const PRIVATE = oid(0x2a, 0x03, 0x04); // 1.2.3.4, unknown to the hub
 const TRUE = tlv(TAG.BOOLEAN, Uint8Array.from([0xff]));
 const EMPTY_OCTETS = tlv(TAG.OCTET_STRING);
 const isKeyUsage = (e: Uint8Array) => Buffer.from(e).includes(Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x0f]));
+const isPolicies = (e: Uint8Array) => Buffer.from(e).includes(Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x20]));
+// The JPKI policy OID with its second subidentifier (392 = 83 08) padded to 80 83 08: a lenient
+// decoder reads the same dotted OID, X.690 8.19.2 says it is no encoding at all.
+const paddedPolicy = (() => {
+  const v = encodeOid(JPKI_AUTH_POLICY_OID);
+  return Uint8Array.from([v[0], 0x80, ...v.subarray(1)]);
+})();
+const PADDED_POLICIES = tlv(TAG.SEQUENCE, oid(0x55, 0x1d, 0x20), tlv(TAG.OCTET_STRING, tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, tlv(TAG.OID, paddedPolicy)))));
 
 const CASES: { name: string; edit: (exts: Uint8Array[]) => Uint8Array[]; wrap?: (seq: Uint8Array) => Uint8Array; status: number; code?: string }[] = [
   { name: 'an empty Extension SEQUENCE among the extensions', edit: (e) => [...e, tlv(TAG.SEQUENCE)], status: 400, code: 'cert_malformed' },
@@ -41,6 +51,7 @@ const CASES: { name: string; edit: (exts: Uint8Array[]) => Uint8Array[]; wrap?: 
   { name: 'keyUsage with an empty extnValue', edit: (e) => e.map((x) => (isKeyUsage(x) ? tlv(TAG.SEQUENCE, KEY_USAGE, TRUE, EMPTY_OCTETS) : x)), status: 400, code: 'cert_malformed' },
   { name: 'an empty critical flag', edit: (e) => [...e, tlv(TAG.SEQUENCE, PRIVATE, tlv(TAG.BOOLEAN), EMPTY_OCTETS)], status: 400, code: 'cert_malformed' },
   { name: 'an unknown critical extension with an empty extnValue', edit: (e) => [...e, tlv(TAG.SEQUENCE, PRIVATE, TRUE, EMPTY_OCTETS)], status: 422, code: 'cert_critical_extension' },
+  { name: 'the JPKI policy OID spelt with a non-minimal arc', edit: (e) => e.map((x) => (isPolicies(x) ? PADDED_POLICIES : x)), status: 400, code: 'cert_malformed' },
   { name: 'an empty Extensions SEQUENCE (so no keyUsage)', edit: () => [], status: 422, code: 'cert_key_usage' },
   { name: 'an empty [3] extensions field', edit: (e) => e, wrap: () => new Uint8Array(0), status: 400, code: 'cert_malformed' },
   { name: 'an unknown non-critical extension with an empty extnValue (ignorable, RFC 5280 4.2)', edit: (e) => [...e, tlv(TAG.SEQUENCE, PRIVATE, EMPTY_OCTETS)], status: 201 },

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createTestCa, generateRsaKeyPair, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { answerOcspRequest, ocspSigner, startOcspResponder } from '../../../provisioning/test-ca/ocsp-responder.ts';
 import { parseCertificate, parseCertificateOrThrow } from '../../../hub/pki/certificate.ts';
-import { DerError } from '../../../hub/pki/der.ts';
+import { DerError } from '../../../shared/asn1/der.ts';
 import { createDeviceCsr, openDeviceCa, type DeviceCa } from '../../../hub/pki/device-ca.ts';
 import { OcspRejected, certIdFor, encodeOcspRequest, evaluateOcspResponse, parseOcspResponseOrThrow } from '../../../hub/pki/ocsp-client.ts';
 import { checkUserCertificate } from '../../../hub/pki/user-cert.ts';

@@ -21,7 +21,24 @@ import {
 import { writeCrl } from '../../../provisioning/test-ca/crl-writer.ts';
 import { issuerHashesOf, startOcspResponder, type OcspForgery, type OcspResponder } from '../../../provisioning/test-ca/ocsp-responder.ts';
 import type { CrlReason } from '../../../shared/revocation.ts';
+import { children, readTlv, type Tlv } from '../../../shared/asn1/der.ts';
+import { tlv } from '../../helpers/der-edit.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+
+/**
+ * An honest answer with its responseType OID (id-pkix-ocsp-basic, outside the signed bytes) spelt
+ * with its second arc padded: 2b 06 ... becomes 2b 80 06 ... A decoder that lets a subidentifier
+ * start with 0x80 reads the same OID; X.690 8.19.2 says it is not an encoding of any.
+ */
+function paddedResponseType(der: Uint8Array): Uint8Array {
+  const bytes = (t: Tlv) => der.subarray(t.start, t.end);
+  const [status, responseBytes] = children(der, readTlv(der, 0));
+  const rb = readTlv(der, responseBytes.valueStart);
+  const [typeT, responseT] = children(der, rb);
+  const v = der.subarray(typeT.valueStart, typeT.end);
+  const padded = Uint8Array.from([v[0], 0x80, ...v.subarray(1)]);
+  return tlv(0x30, bytes(status), tlv(0xa0, tlv(0x30, tlv(0x06, padded), bytes(responseT))));
+}
 
 interface Hub {
   th: TestHub;
@@ -66,7 +83,8 @@ function ext(extnID: string, critical: boolean, value: { toSchema(): asn1js.AsnT
 async function hubFor(ctx: Ctx, extra: Record<string, unknown> = {}): Promise<Hub> {
   const th = await startTestHub({
     ca: ctx.ca,
-    overrides: { jpki: { requireRevocationStatus: true, ocspUrl: ctx.ocsp.url, crlGraceHours: 0, ...extra }, broker: { port: 0 }, devices: { httpsPort: 0 } },
+    // No answer cache: every registration here must reach the (forging) responder.
+    overrides: { jpki: { requireRevocationStatus: true, ocspUrl: ctx.ocsp.url, ocspCacheSeconds: 0, crlGraceHours: 0, ...extra }, broker: { port: 0 }, devices: { httpsPort: 0 } },
   });
   const { url } = await th.hub.start();
   return { th, url };
@@ -192,6 +210,11 @@ const FORGERIES: { name: string; forge: (ctx: Ctx) => OcspForgery; code: string 
     name: 'a delegated responder that is a CA certificate',
     forge: (ctx) => ({ status: 'good', signer: { key: ctx.responders.caFlagged.keyPair.privateKey, certDers: [ctx.responders.caFlagged.certDer] } }),
     code: 'ocsp_responder_unauthorized',
+  },
+  {
+    name: 'a genuine "good" whose unsigned responseType OID has a non-minimal arc',
+    forge: () => ({ status: 'good', rewrite: paddedResponseType }),
+    code: 'ocsp_malformed',
   },
   {
     name: 'the other CA itself signing, its certificate shipped',
