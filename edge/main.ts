@@ -14,7 +14,7 @@ import { loadEdgeConfig, readerFilter, type EdgeConfig } from './config.ts';
 import { Handoff, targetsFromConfig } from './handoff/index.ts';
 import { KioskServer, type KioskHealth } from './kiosk/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from './lookup/index.ts';
-import { ReaderManager, TouchPipeline, type PcscFactory } from './reader/index.ts';
+import { ReaderHealer, ReaderManager, TouchPipeline, type PcscFactory, type UsbResetter } from './reader/index.ts';
 import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
@@ -25,6 +25,8 @@ export interface EdgeAgentOptions {
   log?: Logger;
   /** PC/SC factory (tests); the real pcsclite by default. */
   pcsc?: PcscFactory;
+  /** How a hung USB reader is reset (tests: a recorder); sysfs and USBDEVFS_RESET by default. */
+  usbReset?: UsbResetter;
 }
 
 /** Reads the TLS files named in the config; every missing or unreadable file is reported at once. */
@@ -61,10 +63,28 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     maxStalenessMs,
     log: log.child('sync'),
     extraHealth: () => (manager.running && manager.readers().length === 0 ? 'reader_missing' : undefined),
+    readerHealth: () => healer?.report(),
   });
 
   const manager = new ReaderManager({ log: log.child('reader'), readerFilter: readerFilter(config.readers.include), pcsc: opts.pcsc });
   const pipeline = new TouchPipeline(manager, { log: log.child('touch') });
+  const heal = config.readers.heal;
+  const healer = heal.enabled
+    ? new ReaderHealer(
+        { manager, touches: pipeline },
+        {
+          roots: { sys: heal.sysRoot, dev: heal.devRoot },
+          ...(opts.usbReset ? { reset: opts.usbReset } : {}),
+          pollMs: heal.pollSeconds * 1000,
+          missingMs: heal.missingSeconds * 1000,
+          failuresBeforeReset: heal.failuresBeforeReset,
+          maxResets: heal.maxResets,
+          backoffMs: heal.backoffSeconds * 1000,
+          technicianAfter: heal.technicianAfter,
+          log: log.child('reader-health'),
+        },
+      )
+    : undefined;
 
   // The sync secret is decoded once per value the hub gives.
   let secretText: string | undefined;
@@ -115,6 +135,10 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
         log: log.child('kiosk'),
       })
     : undefined;
+  healer?.on('state', ({ report, advice }) => {
+    kiosk?.showReader(report.state !== 'ok' && advice ? { state: report.state, advice } : undefined);
+    sync.statusChanged();
+  });
   if (kiosk) {
     handoff.add(kiosk);
     registration?.on((v) => kiosk.showRegistration(v));
@@ -138,6 +162,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     state,
     sync,
     manager,
+    healer,
     handoff,
     kiosk,
     registration,
@@ -156,6 +181,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       desk.start();
       pipeline.start();
       manager.start();
+      healer?.start();
       await sync.start();
       log.info('edge agent started', {
         edgeId: config.edgeId,
@@ -171,6 +197,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       started = false;
       desk.stop();
       await pipeline.stop();
+      await healer?.stop();
       await manager.stop();
       await registration?.stop();
       await commands?.stop();

@@ -5,13 +5,14 @@ import { MyKeyError, type ErrorCode } from '../../shared/errors.ts';
 import { readIdentity as defaultReadIdentity, type CardIdentity } from './identity.ts';
 import { consoleReaderLog, type ReaderLog } from './log.ts';
 import type { ReaderManager } from './reader-manager.ts';
-import type { CardSession } from './transport.ts';
+import { pcscCode, type CardSession } from './transport.ts';
 import { TypedEvents } from '../../shared/typed-events.ts';
 
 /** Events of the touch pipeline. */
 export interface TouchEvents {
   identity: { reader: string; identity: CardIdentity; ms: number };
-  'touch-failed': { reader: string; code: ErrorCode; message: string; ms: number };
+  /** `pcsc`: the PC/SC return code under the failure, when there is one (reader health tells a hung reader by it). */
+  'touch-failed': { reader: string; code: ErrorCode; message: string; ms: number; pcsc?: number };
 }
 
 /** Options of the touch pipeline. */
@@ -74,9 +75,19 @@ export class TouchPipeline {
       const e = err instanceof MyKeyError ? err : new MyKeyError('internal', 'the touch failed unexpectedly', { cause: err });
       if (!(err instanceof MyKeyError)) this.#log.error('touch failed unexpectedly', { reader, error: String(err) });
       else this.#log.debug('touch failed', { reader, code: e.code });
-      this.events.emit('touch-failed', { reader, code: e.code, message: e.message, ms: this.#now() - t0 });
+      const pcsc = pcscCodeIn(e);
+      this.events.emit('touch-failed', { reader, code: e.code, message: e.message, ms: this.#now() - t0, ...(pcsc !== undefined ? { pcsc } : {}) });
     } finally {
       await session?.close();
     }
   }
+}
+
+/** The first PC/SC return code in an error's cause chain. */
+function pcscCodeIn(err: unknown): number | undefined {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const c = pcscCode(e);
+    if (c !== undefined) return c;
+  }
+  return undefined;
 }

@@ -92,6 +92,8 @@ export interface SyncAgentOptions {
   pageSize?: number;
   /** Health of other parts (the reader) folded into the status when the sync itself is ok. */
   extraHealth?: () => Health | undefined;
+  /** The reader's health, carried in the status as `reader` (edge/reader/reader-health.ts). */
+  readerHealth?: () => EdgeStatus['reader'];
   /** Clocks (tests). */
   now?: () => number;
   monoNow?: () => number;
@@ -231,6 +233,7 @@ export class SyncAgent {
   /** The status document as it would be published now. */
   status(online = this.connected): EdgeStatus {
     const id = this.#identity;
+    const reader = this.#o.readerHealth?.();
     return {
       edgeId: id?.edgeId ?? 'unknown',
       serviceId: id?.serviceId ?? 'unknown',
@@ -240,7 +243,13 @@ export class SyncAgent {
       health: this.#health,
       at: new Date(this.#now()).toISOString(),
       counters: this.#state.counters(),
+      ...(reader ? { reader } : {}),
     };
+  }
+
+  /** Something the status carries changed outside the sync (the reader): publish it soon. */
+  statusChanged(): void {
+    this.#statusSoon();
   }
 
   /** Counts since start (tests, diagnostics). */
