@@ -5,7 +5,7 @@
 // - `port-power`: the hub port's sysfs `disable` 1 then 0 (a software unplug; what uhubctl does where
 //   the hub can switch port power). The only thing that brings back the ACR122U family.
 // Every path comes from UsbRoots and the ioctl is a parameter, so tests record calls in a temp dir.
-import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemIoctl, type Ioctl } from '../handoff/keyboard/uinput.ts';
 import { portDisablePath, usbDevicePath, type UsbReader, type UsbRoots } from './usb-readers.ts';
@@ -39,15 +39,16 @@ export function sysfsResetter(opts: SysfsResetterOptions = {}): UsbResetter {
     if (method === 'port-power') {
       const path = portDisablePath(reader.sysName, roots);
       if (!path || !existsSync(path)) throw new Error(`${reader.sysName}: its hub port has no disable switch`);
-      writeFileSync(path, '1');
+      writeFileSync(path, '1', { flag: 'r+' });
       await sleep(offMs);
-      writeFileSync(path, '0');
+      writeFileSync(path, '0', { flag: 'r+' });
       return;
     }
     const node = usbDevicePath(reader, roots);
     let ioctlError: unknown;
     try {
-      const fd = openSync(node, 'w');
+      // O_WRONLY without O_CREAT or O_TRUNC: usbfs wants write access; a missing node must stay missing.
+      const fd = openSync(node, constants.O_WRONLY);
       try {
         (opts.ioctl ?? systemIoctl())(fd, USBDEVFS_RESET, 0);
         return;
@@ -59,9 +60,9 @@ export function sysfsResetter(opts: SysfsResetterOptions = {}): UsbResetter {
     }
     const authorized = join(roots.sys ?? '/sys', 'bus/usb/devices', reader.sysName, 'authorized');
     try {
-      writeFileSync(authorized, '0');
+      writeFileSync(authorized, '0', { flag: 'r+' }); // r+: never create a file where sysfs has none
       await sleep(offMs);
-      writeFileSync(authorized, '1');
+      writeFileSync(authorized, '1', { flag: 'r+' });
     } catch (e) {
       throw new Error(`${reader.sysName}: USB reset failed (${(ioctlError as Error).message}; ${(e as Error).message})`, { cause: e });
     }
