@@ -69,10 +69,10 @@ test('without the device node, the reset de-authorizes and re-authorizes the dev
     await sysfsResetter({
       roots: usb.roots,
       ioctl: usb.ioctl,
-      sleep: async () => void writes.push(readFileSync(authorized, 'utf8')),
+      sleep: async () => void writes.push(readFileSync(authorized, 'utf8').trim()),
     })(r, 'usb-reset');
     assert.equal(writes, ['0']);
-    assert.is(readFileSync(authorized, 'utf8'), '1');
+    assert.is(readFileSync(authorized, 'utf8').trim(), '1');
     assert.equal(usb.ioctls, []);
   } finally {
     usb.close();
