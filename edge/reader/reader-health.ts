@@ -70,6 +70,7 @@ const READER_TROUBLE_PCSC = new Set([
   0x8010000a, // SCARD_E_TIMEOUT
 ]);
 const READER_TROUBLE_CODES = new Set(['timeout', 'card_error', 'reader_unavailable']);
+const REPORT_KEYS = ['state', 'resets', 'failedResets', 'model', 'usbId', 'kernelDriver'] as const satisfies ReadonlyArray<keyof ReaderHealth>;
 /** Kernel modules that take contactless readers away from pcscd (drivers/nfc). */
 export const KERNEL_NFC_DRIVERS = new Set(['pn533_usb', 'pn533', 'port100', 'nfc']);
 
@@ -299,7 +300,8 @@ export class ReaderHealer {
       // A kernel NFC module holds it: a reset hands it straight back to that module. Blacklist it.
       return this.#set({ state: 'needs_replug', ...base, kernelDriver: kernel });
     }
-    if (this.#attempts >= this.#o.maxResets) return this.#set({ state: 'needs_replug', ...base });
+    // At the limit, or past the point where only the technician helps: no more resets until a replug or a read.
+    if (this.#attempts >= this.#o.maxResets || this.#failedResets >= this.#o.technicianAfter) return this.#set({ state: 'needs_replug', ...base });
     const method = resetMethod(target, this.#attempts, this.#o.maxResets, this.#portSwitch(target));
     if (!method) return this.#set({ state: 'needs_replug', ...base });
     if (now < this.#nextResetAt) return this.#set({ state, ...base });
@@ -328,7 +330,7 @@ export class ReaderHealer {
   #set(report: ReaderHealth): void {
     const prev = this.#report;
     this.#report = report;
-    if (JSON.stringify(prev) === JSON.stringify(report)) return;
+    if (REPORT_KEYS.every((k) => prev[k] === report[k])) return;
     if (prev.state !== report.state) this.#log.warn('reader health changed', { state: report.state, previous: prev.state, resets: report.resets });
     this.events.emit('state', { report: { ...report }, advice: this.advice() });
   }
