@@ -162,6 +162,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     state,
     sync,
     manager,
+    pipeline,
     healer,
     handoff,
     kiosk,
