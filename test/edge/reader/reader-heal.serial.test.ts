@@ -36,8 +36,8 @@ interface Ctx {
   agent: EdgeAgent;
   file: CardFile;
   resets: ResetMethod[];
-  /** Statuses the hub recorded for the edge (health), in order. */
-  recorded: string[];
+  /** When the hub recorded a status of the edge (ms), in order. */
+  recorded: number[];
 }
 const test = suite<Ctx>('reader self-healing end to end', {} as Ctx);
 
@@ -64,19 +64,15 @@ async function touch(ctx: Ctx, faults: CardFaults): Promise<'identity' | 'failed
     offs.push(
       ctx.agent.pipeline.on('identity', (e) => e.reader === READER && end('identity')),
       ctx.agent.pipeline.on('touch-failed', (e) => {
-        if (process.env.HEAL_DEBUG) console.log('touch-failed', e.code, e.message);
         if (e.reader === READER) end('failed');
       }),
     );
   });
-  const t0 = Date.now();
-  if (process.env.HEAL_DEBUG) console.log('insert', JSON.stringify(faults));
   // A fresh slot per touch: a slot answers in order, so one still holding back a stalled answer would
   // hold back the next card's first messages too.
   ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });
   await ctx.slot.insert(new VirtualCard(ctx.file, { faults }));
   const outcome = await done;
-  if (process.env.HEAL_DEBUG) console.log('outcome', outcome, Date.now() - t0, 'present', ctx.agent.manager.isCardPresent(READER));
   const gone = new Promise<void>((r) => {
     if (!ctx.agent.manager.isCardPresent(READER)) return r();
     const off: () => void = ctx.agent.manager.on('card-removed', (e) => {
@@ -87,7 +83,6 @@ async function touch(ctx: Ctx, faults: CardFaults): Promise<'identity' | 'failed
   });
   await ctx.slot.remove();
   await gone;
-  if (process.env.HEAL_DEBUG) console.log('gone', Date.now() - t0);
   return outcome;
 }
 
@@ -108,10 +103,10 @@ test.before(async (ctx) => {
 
   // The hub's record of each accepted status (the broker validated it against EdgeStatus first).
   ctx.recorded = [];
-  const devices = ctx.h.hub.devices as unknown as { recordStatus: (id: string, s: { health: string }, sample: boolean) => unknown };
+  const devices = ctx.h.hub.devices as unknown as { recordStatus: (id: string, s: unknown, sample: boolean) => unknown };
   const record = devices.recordStatus.bind(devices);
   devices.recordStatus = (id, s, sample) => {
-    if (id === EDGE) ctx.recorded.push(s.health);
+    if (id === EDGE) ctx.recorded.push(Date.now());
     return record(id, s, sample);
   };
 
@@ -183,14 +178,26 @@ test('a reader that stops answering is reset on the USB bus, reported to the hub
   const v = await view(ctx);
   assert.equal(v.reader, { state: 'resetting', advice: 'wait' });
 
-  // The vpcd reader comes back: a card answers again.
-  assert.is(await touch(ctx, {}), 'identity');
-  await waitFor('ok again', () => ctx.agent.healer!.report().state === 'ok');
+  let okAt = 0;
+  ctx.agent.healer!.on('state', ({ report }) => {
+    if (report.state === 'ok') okAt = Date.now();
+  });
+  // The vpcd reader comes back: a card answers again. (vpcd is not re-enumerated by a reset as a USB
+  // reader is, so the stalled connection's own disconnect reaches pcscd a moment later: until then a
+  // new connection may get reader_busy, which is not counted as the reader's trouble.)
+  let back: 'identity' | 'failed' = 'failed';
+  for (let i = 0; i < 5 && back !== 'identity'; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 1000));
+    back = await touch(ctx, {});
+  }
+  assert.is(back, 'identity');
+  await waitFor('ok again', () => okAt > 0);
   assert.is(ctx.agent.sync.status().reader?.state, 'ok');
   assert.is(ctx.agent.sync.status().reader?.resets, 1);
   await waitFor('the page drops the reader message', async () => (await view(ctx)).reader === undefined);
-  const after = ctx.recorded.length;
-  await waitFor('the hub records the recovery', () => ctx.recorded.length > after, 10_000);
+  // The state change is published at once (not at the next periodic status): the hub records a status
+  // sent after the edge turned ok.
+  await waitFor('the hub records the recovery', () => ctx.recorded.some((t) => t >= okAt), 10_000);
   assert.equal(ctx.h.hub.broker!.refusals(), {});
 });
 
