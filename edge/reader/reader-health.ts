@@ -125,6 +125,7 @@ export class ReaderHealer {
   #settleUntil = 0;
   #okSince: number | undefined;
   #seenUsb = new Set<string>();
+  #startedAt = 0;
 
   constructor(sources: HealerSources, options: ReaderHealerOptions = {}) {
     this.#src = sources;
@@ -168,6 +169,7 @@ export class ReaderHealer {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#startedAt = this.#now();
     const m = this.#src.manager;
     this.#offs.push(
       m.on('reader-added', () => this.#readerBack()),
@@ -182,7 +184,9 @@ export class ReaderHealer {
       this.#offs.push(
         t.on('identity', () => this.#worked()),
         t.on('touch-failed', (e) => {
-          if (isReaderTrouble(e)) this.#trouble(e.reader);
+          // A card that answered a status word (a foreign card, say) was heard: the reader works.
+          if (e.answered) this.#worked();
+          else if (isReaderTrouble(e)) this.#trouble(e.reader);
         }),
       );
     }
@@ -275,6 +279,8 @@ export class ReaderHealer {
       }
       return this.#set({ state: 'ok', ...base });
     }
+    // Right after start PC/SC reports its readers one by one: no reader yet is not yet a missing one.
+    if (pcsc.length === 0 && now - this.#startedAt < this.#o.missingMs) return;
     this.#okSince = undefined;
     if (pcsc.length === 0) {
       if (!target) return this.#set({ state: 'missing', resets: base.resets, ...(base.failedResets ? { failedResets: base.failedResets } : {}) });

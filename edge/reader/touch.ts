@@ -11,8 +11,11 @@ import { TypedEvents } from '../../shared/typed-events.ts';
 /** Events of the touch pipeline. */
 export interface TouchEvents {
   identity: { reader: string; identity: CardIdentity; ms: number };
-  /** `pcsc`: the PC/SC return code under the failure, when there is one (reader health tells a hung reader by it). */
-  'touch-failed': { reader: string; code: ErrorCode; message: string; ms: number; pcsc?: number };
+  /**
+   * `pcsc`: the PC/SC return code under the failure, when there is one; `answered`: the card answered
+   * with a status word (a foreign card, a refusal), so the reader itself works. Reader health reads both.
+   */
+  'touch-failed': { reader: string; code: ErrorCode; message: string; ms: number; pcsc?: number; answered?: true };
 }
 
 /** Options of the touch pipeline. */
@@ -76,18 +79,24 @@ export class TouchPipeline {
       if (!(err instanceof MyKeyError)) this.#log.error('touch failed unexpectedly', { reader, error: String(err) });
       else this.#log.debug('touch failed', { reader, code: e.code });
       const pcsc = pcscCodeIn(e);
-      this.events.emit('touch-failed', { reader, code: e.code, message: e.message, ms: this.#now() - t0, ...(pcsc !== undefined ? { pcsc } : {}) });
+      const answered = inChain(e, (x) => ((x as MyKeyError).details?.sw !== undefined ? true : undefined)) ?? false;
+      this.events.emit('touch-failed', { reader, code: e.code, message: e.message, ms: this.#now() - t0, ...(pcsc !== undefined ? { pcsc } : {}), ...(answered ? { answered: true as const } : {}) });
     } finally {
       await session?.close();
     }
   }
 }
 
-/** The first PC/SC return code in an error's cause chain. */
-function pcscCodeIn(err: unknown): number | undefined {
+/** The first answer of `pick` along an error's cause chain. */
+function inChain<T>(err: unknown, pick: (e: unknown) => T | undefined): T | undefined {
   for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const c = pcscCode(e);
-    if (c !== undefined) return c;
+    const v = pick(e);
+    if (v !== undefined) return v;
   }
   return undefined;
+}
+
+/** The first PC/SC return code in an error's cause chain. */
+function pcscCodeIn(err: unknown): number | undefined {
+  return inChain(err, pcscCode);
 }

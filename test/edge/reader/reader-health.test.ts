@@ -12,6 +12,7 @@ import { silentReaderLog } from '../../../edge/reader/log.ts';
 import { SCARD_STATE as S } from '../../../edge/reader/pcsc-state.ts';
 import { ReaderHealer, isReaderTrouble, type ReaderAdvice, type ReaderHealerOptions } from '../../../edge/reader/reader-health.ts';
 import { ReaderManager } from '../../../edge/reader/reader-manager.ts';
+import { swError } from '../../../edge/reader/status-words.ts';
 import { TouchPipeline } from '../../../edge/reader/touch.ts';
 import { sysfsResetter, USBDEVFS_RESET, type UsbResetter } from '../../../edge/reader/usb-reset.ts';
 import type { CardIdentity } from '../../../edge/reader/identity.ts';
@@ -162,6 +163,26 @@ test('a reader that keeps failing is reset after failuresBeforeReset failures an
     await waitFor('ok', () => rg.healer.report().state === 'ok');
     assert.is(rg.healer.report().failedResets, undefined, 'a card read: the reset worked');
     assert.is(rg.healer.report().resets, 1);
+  } finally {
+    await rg.stop();
+  }
+});
+
+test('foreign cards that answer with a status word (a transit card, say) never get the reader reset', async () => {
+  const resets: string[] = [];
+  const rg = await rig({ reset: async (r) => void resets.push(r.sysName) }, (usb) => usb.plug(ACR1252));
+  try {
+    const r = rg.ctx.addReader(NAME);
+    r.status({ state: S.CHANGED | S.EMPTY });
+    rg.healer.start();
+    await waitFor('ok', () => rg.healer.report().state === 'ok');
+    rg.read.fail = new MyKeyError('card_response_malformed', 'not a My Number Card', { cause: swError(0x6a82, 'SELECT JPKI') });
+    for (let i = 0; i < 4; i++) await touch(r, rg);
+    rg.read.fail = swError(0x6a82, 'SELECT JPKI'); // card_error, but the card answered
+    for (let i = 0; i < 4; i++) await touch(r, rg);
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(resets, []);
+    assert.is(rg.healer.report().state, 'ok');
   } finally {
     await rg.stop();
   }
