@@ -116,6 +116,7 @@ export const EdgeConfigSchema = Type.Object(
             maxResets: Type.Integer({ minimum: 0, maximum: 20, default: 3, description: 'resets in a row before the page asks the shop to unplug and replug the reader' }),
             backoffSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 5, description: 'wait after a reset before the next; doubles each time' }),
             technicianAfter: Type.Integer({ minimum: 1, maximum: 100, default: 6, description: 'failed resets since the reader last worked before the page says "call the technician"' }),
+            report: Type.Boolean({ default: true, description: 'carry the reader health in the status (`reader`); false only for a hub older than that field, which refuses statuses carrying it' }),
             sysRoot: Type.String({ default: '/sys', pattern: '^/', description: 'where sysfs is (tests)' }),
             devRoot: Type.String({ default: '/dev', pattern: '^/', description: 'where /dev is (tests)' }),
           },

@@ -63,7 +63,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     maxStalenessMs,
     log: log.child('sync'),
     extraHealth: () => (manager.running && manager.readers().length === 0 ? 'reader_missing' : undefined),
-    readerHealth: () => healer?.report(),
+    readerHealth: () => (config.readers.heal.report ? healer?.report() : undefined),
   });
 
   const manager = new ReaderManager({ log: log.child('reader'), readerFilter: readerFilter(config.readers.include), pcsc: opts.pcsc });
