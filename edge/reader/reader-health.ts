@@ -244,7 +244,9 @@ export class ReaderHealer {
     void this.check();
   }
 
+  /** A reader (re)appeared in PC/SC: a fresh device, its earlier failures are not its own. */
   #readerBack(): void {
+    this.#failures = [];
     this.#settleUntil = 0;
     this.#missingSince = undefined;
     void this.check();
