@@ -106,6 +106,22 @@ export const EdgeConfigSchema = Type.Object(
     readers: Type.Object(
       {
         include: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'reader name patterns (* wildcard, case-insensitive); empty: every reader' }),
+        // A reader that heals itself (edge/reader/reader-health.ts): known USB readers that hang are reset.
+        heal: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: 'reset a known USB reader that is on the bus but missing from PC/SC, or stops answering' }),
+            pollSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 5, description: 'how often the USB bus is looked at' }),
+            missingSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'how long a reader may be on the USB bus but not in PC/SC before it is reset' }),
+            failuresBeforeReset: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'reader failures in a row (timeouts, unresponsive card, mute) before it is reset' }),
+            maxResets: Type.Integer({ minimum: 0, maximum: 20, default: 3, description: 'resets in a row before the page asks the shop to unplug and replug the reader' }),
+            backoffSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 5, description: 'wait after a reset before the next; doubles each time' }),
+            technicianAfter: Type.Integer({ minimum: 1, maximum: 100, default: 6, description: 'failed resets since the reader last worked before the page says "call the technician"' }),
+            report: Type.Boolean({ default: true, description: 'carry the reader health in the status (`reader`); false only for a hub older than that field, which refuses statuses carrying it' }),
+            sysRoot: Type.String({ default: '/sys', pattern: '^/', description: 'where sysfs is (tests)' }),
+            devRoot: Type.String({ default: '/dev', pattern: '^/', description: 'where /dev is (tests)' }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
       },
       { default: {}, additionalProperties: false },
     ),

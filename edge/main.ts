@@ -14,7 +14,7 @@ import { loadEdgeConfig, readerFilter, type EdgeConfig } from './config.ts';
 import { Handoff, targetsFromConfig } from './handoff/index.ts';
 import { KioskServer, type KioskHealth } from './kiosk/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from './lookup/index.ts';
-import { ReaderManager, TouchPipeline, type PcscFactory } from './reader/index.ts';
+import { ReaderHealer, ReaderManager, TouchPipeline, type PcscFactory, type UsbResetter } from './reader/index.ts';
 import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
@@ -29,6 +29,8 @@ export interface EdgeAgentOptions {
   pcsc?: PcscFactory;
   /** Also export the process metrics (memory, CPU, event loop) when metrics.port is set; runEdgeAgent sets it. */
   processMetrics?: boolean;
+  /** How a hung USB reader is reset (tests: a recorder); sysfs and USBDEVFS_RESET by default. */
+  usbReset?: UsbResetter;
 }
 
 /** Reads the TLS files named in the config; every missing or unreadable file is reported at once. */
@@ -66,10 +68,28 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     maxStalenessMs,
     log: log.child('sync'),
     extraHealth: () => (manager.running && manager.readers().length === 0 ? 'reader_missing' : undefined),
+    readerHealth: () => (config.readers.heal.report ? healer?.report() : undefined),
   });
 
   const manager = new ReaderManager({ log: log.child('reader'), readerFilter: readerFilter(config.readers.include), pcsc: opts.pcsc });
   const pipeline = new TouchPipeline(manager, { log: log.child('touch') });
+  const heal = config.readers.heal;
+  const healer = heal.enabled
+    ? new ReaderHealer(
+        { manager, touches: pipeline },
+        {
+          roots: { sys: heal.sysRoot, dev: heal.devRoot },
+          ...(opts.usbReset ? { reset: opts.usbReset } : {}),
+          pollMs: heal.pollSeconds * 1000,
+          missingMs: heal.missingSeconds * 1000,
+          failuresBeforeReset: heal.failuresBeforeReset,
+          maxResets: heal.maxResets,
+          backoffMs: heal.backoffSeconds * 1000,
+          technicianAfter: heal.technicianAfter,
+          log: log.child('reader-health'),
+        },
+      )
+    : undefined;
 
   // The sync secret is decoded once per value the hub gives.
   let secretText: string | undefined;
@@ -120,6 +140,10 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
         log: log.child('kiosk'),
       })
     : undefined;
+  healer?.on('state', ({ report, advice }) => {
+    kiosk?.showReader(report.state !== 'ok' && advice ? { state: report.state, advice } : undefined);
+    sync.statusChanged();
+  });
   if (kiosk) {
     handoff.add(kiosk);
     registration?.on((v) => kiosk.showRegistration(v));
@@ -153,6 +177,8 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     state,
     sync,
     manager,
+    pipeline,
+    healer,
     handoff,
     kiosk,
     registration,
@@ -172,6 +198,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       desk.start();
       pipeline.start();
       manager.start();
+      healer?.start();
       await sync.start();
       const metricsUrl = config.metrics.port ? await metrics.listen(config.metrics.port) : null;
       void updater?.start();
@@ -192,6 +219,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       desk.stop();
       await metrics.close();
       await pipeline.stop();
+      await healer?.stop();
       await manager.stop();
       await registration?.stop();
       await commands?.stop();

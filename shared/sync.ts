@@ -227,6 +227,25 @@ export const EdgeCounters = Type.Object(
 );
 export type EdgeCounters = Static<typeof EdgeCounters>;
 
+/**
+ * The card reader's health as the edge's self-healing sees it (edge/reader/reader-health.ts): `ok`,
+ * `missing` (on the USB bus but not in PC/SC, or not plugged in), `unresponsive` (in PC/SC but it
+ * stopped answering), `resetting` (a USB reset or port power cycle is under way), `needs_replug`
+ * (resets did not bring it back, or cannot: someone must unplug it and plug it back in).
+ */
+export const ReaderHealth = Type.Object(
+  {
+    state: Type.Union([Type.Literal('ok'), Type.Literal('missing'), Type.Literal('unresponsive'), Type.Literal('resetting'), Type.Literal('needs_replug')]),
+    resets: Type.Integer({ minimum: 0, description: 'USB resets or port power cycles since the agent started' }),
+    failedResets: Type.Optional(Type.Integer({ minimum: 0, description: 'resets since the reader last worked that did not bring it back' })),
+    model: Type.Optional(Type.String({ maxLength: 64, description: 'the known reader model on the USB bus, e.g. "ACS ACR1252U"' })),
+    usbId: Type.Optional(Type.String({ pattern: '^[0-9a-f]{4}:[0-9a-f]{4}$', description: 'USB vendor:product of that reader' })),
+    kernelDriver: Type.Optional(Type.String({ maxLength: 32, description: 'a kernel NFC module holding the reader instead of PC/SC (pn533_usb, port100): blacklist it (enroll --fix-nfc-modules)' })),
+  },
+  { additionalProperties: false },
+);
+export type ReaderHealth = Static<typeof ReaderHealth>;
+
 /** An edge's retained status; the same shape with `online: false` is its MQTT will. */
 export const EdgeStatus = Type.Object(
   {
@@ -238,6 +257,8 @@ export const EdgeStatus = Type.Object(
     health: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('stale'), Type.Literal('clock_unsure'), Type.Literal('reader_missing')]),
     at: Type.String({ format: 'date-time' }),
     counters: Type.Optional(EdgeCounters),
+    /** Optional (edges before it omit it); a hub older than it refuses statuses that carry it. */
+    reader: Type.Optional(ReaderHealth),
   },
   { additionalProperties: false },
 );

@@ -61,6 +61,7 @@ main[data-outcome="linked"] { background: #e3f6e8; }
 main[data-outcome="not_linked"] { background: #fff4dc; }
 main[data-outcome="refused"] { background: #fde4e4; }
 main[data-outcome="degraded"] { background: #fff0c2; }
+main[data-outcome="reader"] { background: #fde4e4; }
 form { display: flex; flex-direction: column; gap: .8rem; align-items: center; }
 label { font-size: 2rem; }
 input { font-size: 3rem; padding: .5rem 1rem; width: 14em; max-width: 90vw; text-align: center; border: 3px solid #333; border-radius: .6rem; }
@@ -117,6 +118,10 @@ function render() {
     else if (g.step === 'sending') sub = t('reg_sending');
     else if (g.step === 'done') { title = t('reg_done'); label = t('linked_label'); value = g.serviceUserId; sub = g.replaced ? t('reg_replaced') : ''; }
     else if (g.step === 'failed') { title = t('reg_failed'); sub = t('reg_failed_' + g.code) || ''; }
+  } else if (view.reader) {
+    // The reader does not work: say so, and what the shop can do, instead of "touch your card".
+    main.dataset.outcome = 'reader';
+    title = t('reader_title'); sub = t('reader_' + view.reader.advice);
   } else {
     main.dataset.outcome = 'idle';
     title = t('touch_title'); sub = t('touch_sub');

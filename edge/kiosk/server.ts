@@ -13,7 +13,7 @@ import type { HandoffTarget, TouchResult } from '../handoff/types.ts';
 import type { RegistrationView } from '../register/view.ts';
 import { KIOSK_CSS, kioskHtml, kioskJs } from './page.ts';
 import type { Language } from './messages.ts';
-import { resultView, type KioskHealth, type KioskView } from './view.ts';
+import { resultView, type KioskHealth, type KioskReaderView, type KioskView } from './view.ts';
 import { guardRequest, isLoopbackHost, KIOSK_TOKEN_PARAM, type GuardPolicy, type GuardVerdict } from './request-guard.ts';
 
 /** What an action of the page answers. */
@@ -73,6 +73,7 @@ export class KioskServer implements HandoffTarget {
   #resultTimer: NodeJS.Timeout | undefined;
   #register: RegistrationView = { step: 'off' };
   #health: KioskHealth = 'ok';
+  #reader: KioskReaderView | undefined;
   #healthTimer: NodeJS.Timeout | undefined;
   #keepAlive: NodeJS.Timeout | undefined;
   readonly #stats = { shown: 0, clients: 0 };
@@ -158,7 +159,7 @@ export class KioskServer implements HandoffTarget {
 
   /** The current view. */
   view(): KioskView {
-    const base = { health: this.#health, registrationEnabled: this.#actions !== undefined };
+    const base = { health: this.#health, registrationEnabled: this.#actions !== undefined, ...(this.#reader ? { reader: this.#reader } : {}) };
     if (this.#register.step !== 'off') return { screen: 'register', ...base, register: this.#register };
     if (this.#result) return { screen: 'result', ...base, result: this.#result };
     return { screen: 'idle', ...base };
@@ -184,6 +185,13 @@ export class KioskServer implements HandoffTarget {
       this.#result = undefined;
       clearTimeout(this.#resultTimer);
     }
+    this.#push();
+  }
+
+  /** Shows what the shop should do about the reader (undefined: it works again). */
+  showReader(view: KioskReaderView | undefined): void {
+    if (JSON.stringify(view) === JSON.stringify(this.#reader)) return;
+    this.#reader = view ? { state: view.state, advice: view.advice } : undefined;
     this.#push();
   }
 

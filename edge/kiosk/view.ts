@@ -6,6 +6,13 @@ import type { RegistrationView } from '../register/view.ts';
 /** Health shown as a banner. */
 export type KioskHealth = 'ok' | 'degraded' | 'stale' | 'clock_unsure' | 'not_synced';
 
+/** The reader's trouble as the page shows it (edge/reader/reader-health.ts); absent while it works. */
+export interface KioskReaderView {
+  state: 'missing' | 'unresponsive' | 'resetting' | 'needs_replug';
+  /** What the shop is asked to do. */
+  advice: 'wait' | 'connect' | 'replug' | 'technician';
+}
+
 /** What the page renders. */
 export interface KioskView {
   screen: 'idle' | 'result' | 'register';
@@ -20,6 +27,7 @@ export interface KioskView {
     canRegister: boolean;
   };
   register?: RegistrationView;
+  reader?: KioskReaderView;
 }
 
 /** The page view of a touch result (only what the page shows; never the MyKey ID). */

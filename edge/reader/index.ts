@@ -10,3 +10,6 @@ export { ApduGuard, checkApdu, nextGuardState, INITIAL_GUARD_STATE, type GuardOp
 export { sw, isOk, swMeaning, triesLeft, SW } from './status-words.ts';
 export { consoleReaderLog, silentReaderLog, type ReaderLog } from './log.ts';
 export type { PcscFactory } from './pcsc-port.ts';
+export { ReaderHealer, adviceFor, isReaderTrouble, type ReaderAdvice, type ReaderHealerEvents, type ReaderHealerOptions, type HealerSources } from './reader-health.ts';
+export { KNOWN_READERS, scanUsbReaders, knownReader, usbDevicePath, portDisablePath, type KnownReader, type UsbReader, type UsbRoots } from './usb-readers.ts';
+export { sysfsResetter, resetMethod, USBDEVFS_RESET, type ResetMethod, type UsbResetter } from './usb-reset.ts';

@@ -5,13 +5,17 @@ import { MyKeyError, type ErrorCode } from '../../shared/errors.ts';
 import { readIdentity as defaultReadIdentity, type CardIdentity } from './identity.ts';
 import { consoleReaderLog, type ReaderLog } from './log.ts';
 import type { ReaderManager } from './reader-manager.ts';
-import type { CardSession } from './transport.ts';
+import { pcscCode, type CardSession } from './transport.ts';
 import { TypedEvents } from '../../shared/typed-events.ts';
 
 /** Events of the touch pipeline. */
 export interface TouchEvents {
   identity: { reader: string; identity: CardIdentity; ms: number };
-  'touch-failed': { reader: string; code: ErrorCode; message: string; ms: number };
+  /**
+   * `pcsc`: the PC/SC return code under the failure, when there is one; `answered`: the card answered
+   * with a status word (a foreign card, a refusal), so the reader itself works. Reader health reads both.
+   */
+  'touch-failed': { reader: string; code: ErrorCode; message: string; ms: number; pcsc?: number; answered?: true };
 }
 
 /** Options of the touch pipeline. */
@@ -74,9 +78,25 @@ export class TouchPipeline {
       const e = err instanceof MyKeyError ? err : new MyKeyError('internal', 'the touch failed unexpectedly', { cause: err });
       if (!(err instanceof MyKeyError)) this.#log.error('touch failed unexpectedly', { reader, error: String(err) });
       else this.#log.debug('touch failed', { reader, code: e.code });
-      this.events.emit('touch-failed', { reader, code: e.code, message: e.message, ms: this.#now() - t0 });
+      const pcsc = pcscCodeIn(e);
+      const answered = inChain(e, (x) => ((x as MyKeyError).details?.sw !== undefined ? true : undefined)) ?? false;
+      this.events.emit('touch-failed', { reader, code: e.code, message: e.message, ms: this.#now() - t0, ...(pcsc !== undefined ? { pcsc } : {}), ...(answered ? { answered: true as const } : {}) });
     } finally {
       await session?.close();
     }
   }
+}
+
+/** The first answer of `pick` along an error's cause chain. */
+function inChain<T>(err: unknown, pick: (e: unknown) => T | undefined): T | undefined {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const v = pick(e);
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
+/** The first PC/SC return code in an error's cause chain. */
+function pcscCodeIn(err: unknown): number | undefined {
+  return inChain(err, pcscCode);
 }

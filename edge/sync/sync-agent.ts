@@ -67,6 +67,8 @@ export interface SyncAgentOptions {
   pageSize?: number;
   /** Health of other parts (the reader) folded into the status when the sync itself is ok. */
   extraHealth?: () => Health | undefined;
+  /** The reader's health, carried in the status as `reader` (edge/reader/reader-health.ts). */
+  readerHealth?: () => EdgeStatus['reader'];
   /** Clocks (tests). */
   now?: () => number;
   monoNow?: () => number;
@@ -216,7 +218,13 @@ export class SyncAgent {
 
   /** The status document as it would be published now. */
   status(online = this.connected): EdgeStatus {
-    return this.#health.status(online);
+    const reader = this.#o.readerHealth?.();
+    return { ...this.#health.status(online), ...(reader ? { reader } : {}) };
+  }
+
+  /** Something the status carries changed outside the sync (the reader): publish it soon. */
+  statusChanged(): void {
+    this.#statusSoon();
   }
 
   /** Counts since start (tests, diagnostics). */

@@ -20,12 +20,13 @@ const USAGE = `usage:
   decommission --state-dir DIR [--already-revoked] [--reason TEXT] [--dry-run]
   status       --state-dir DIR [--warn-days N]
 --dry-run prints the systemd unit and systemctl commands instead of running them.
+--fix-nfc-modules (enroll) blacklists and unloads the kernel NFC modules (pn533_usb, port100) that hold the reader.
 --hub is the hub device API; the token goes only over TLS to the device CA whose SHA-256 fingerprint
 --ca-fingerprint gives (shown in the console beside the token; colons and case do not matter).
 rotate needs a token only when the certificate has expired or was revoked.
 The token may be given in MYKEY_ENROLL_TOKEN instead of --token.`;
 
-const FLAGS = new Set(['--dry-run', '--force', '--already-revoked', '--help', '-h']);
+const FLAGS = new Set(['--dry-run', '--force', '--fix-nfc-modules', '--already-revoked', '--help', '-h']);
 const VALUES = new Set(['--hub', '--ca-fingerprint', '--token', '--edge-id', '--state-dir', '--readers', '--device-api', '--broker', '--reason', '--warn-days', '--release-key']);
 
 class UsageError extends Error {}
@@ -82,6 +83,7 @@ export async function main(argv: string[], deps: Partial<EnrollDeps> = {}, env: 
             releaseKey: str('--release-key'),
             dryRun: opts.has('--dry-run'),
             force: opts.has('--force'),
+            fixNfcModules: opts.has('--fix-nfc-modules'),
           },
           d,
         );

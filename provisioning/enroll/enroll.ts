@@ -8,7 +8,7 @@ import { isEdgeId } from '../../shared/ids.ts';
 import { certFacts, certMatchesKey, createCsr, generateDeviceKey, importDeviceKey, issuedBy } from './device-key.ts';
 import { checkEnrollmentUrl, normalizeFingerprint, redeemToken, type DeviceTls } from './hub-client.ts';
 import type { EnrollmentResponse } from '../../shared/device-api.ts';
-import { checkNode, checkPcscd, checkReaders, listReaders } from './prerequisites.ts';
+import { checkNfcModules, checkNode, checkPcscd, checkReaders, listReaders, type NfcModuleEnv } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
 import { isReleasePublicKey } from '../../shared/release.ts';
 import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
@@ -38,6 +38,8 @@ export interface EnrollDeps {
   /** Revokes the device at the hub; default: the device API's self-revocation over mutual TLS. */
   revoke?: (ctx: { record: EnrollmentRecord; tls: DeviceTls }) => Promise<'revoked' | 'already-refused' | 'no-route'>;
   timeoutMs?: number;
+  /** Root and modprobe runner of the kernel NFC module check (tests). */
+  nfc?: NfcModuleEnv;
 }
 
 export interface EnrollOptions {
@@ -57,6 +59,8 @@ export interface EnrollOptions {
   force?: boolean;
   /** Reader name patterns (edge config readers.include). */
   readers?: string[];
+  /** The technician consents to blacklisting and unloading the kernel NFC modules (--fix-nfc-modules). */
+  fixNfcModules?: boolean;
   /** Where the device API and broker are, when the hub does not say (or to override it). */
   deviceApiUrl?: string;
   brokerUrl?: string;
@@ -276,6 +280,10 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
       if (!r.ok) throw needsFix('unavailable', r.detail, r.fix);
       c.ok(r.detail);
     }
+    const nfc = await checkNfcModules({ ...deps.nfc, fix: o.fixNfcModules });
+    if (!nfc.ok) throw needsFix('reader_unavailable', nfc.detail, nfc.fix);
+    c.ok(nfc.detail);
+    if (nfc.warn) c.warn(nfc.warn);
     const r = await checkReaders(readers, deps.listReaders ?? listReaders);
     if (!r.ok) throw needsFix('reader_unavailable', r.detail, r.fix);
     c.ok(r.detail);

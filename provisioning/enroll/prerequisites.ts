@@ -1,9 +1,11 @@
 // What a fresh Raspberry Pi OS or Debian machine needs before an edge can run: Node.js 20 or later,
-// pcscd, and at least one reader that the edge's reader layer sees. Each check is a result with what
-// to do when it fails.
+// pcscd, no kernel NFC module holding the reader (nfc-modules.ts), and at least one reader that the
+// edge's reader layer sees. Each check is a result with what to do when it fails.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readerFilter } from '../../edge/config.ts';
 import { ReaderManager, silentReaderLog } from '../../edge/reader/index.ts';
+
+export { checkNfcModules, loadedNfcModules, readersHeldByKernel, nfcBlacklistText, NFC_BLACKLIST_PATH, CONFLICTING_NFC_MODULES, type NfcCheck, type NfcModuleEnv } from './nfc-modules.ts';
 
 /** The outcome of one check; `fix` says what the technician should do when it failed. */
 export type Check = { ok: true; detail: string } | { ok: false; detail: string; fix: string };
