@@ -144,6 +144,9 @@ export const ERROR_CODES = {
   holder_same_card: { status: 409, title: 'This is the card already used for the previous proof; put the new card on the reader' },
   holder_step_missing: { status: 409, title: 'The previous card has not signed yet (or its proof expired); start the carry-over again' },
   hub_unreachable: { status: 502, title: 'The hub cannot be reached' },
+  // Device CA rotation (hub/pki/device-ca.ts)
+  device_ca_retired: { status: 503, title: 'This device CA key has been retired by a rotation; the hub must be restarted to issue with the new one' },
+  device_ca_rotation_invalid: { status: 500, title: 'The device CA rotation could not be completed' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */
