@@ -122,8 +122,10 @@ export interface RetiredCa {
   /** SHA-256 of the retired CA certificate, lowercase hex. */
   fingerprint: string;
   certPem: string;
-  /** The successor's key certified by this CA (self-issued: same name). */
+  /** The successor's key certified by this CA (self-issued: same name); RFC 4210 5.3.13 "newWithOld". */
   crossPem: string;
+  /** This CA's key certified by the successor ("oldWithNew"): lets a chain walk from the cross certificate reach the new CA. */
+  reversePem: string;
   retiredAt: number;
   /** ms since the epoch: the last notAfter this CA signed; trusted for verification until then. */
   trustUntil: number;
@@ -290,7 +292,7 @@ export function readRetiredCas(dir: string): RetiredCa[] {
     if (!Array.isArray(v.cas)) return [];
     return v.cas.filter(
       (c): c is RetiredCa =>
-        !!c && typeof c === 'object' && typeof c.fingerprint === 'string' && typeof c.certPem === 'string' && typeof c.crossPem === 'string' && Number.isFinite(c.trustUntil) && Number.isFinite(c.retiredAt),
+        !!c && typeof c === 'object' && typeof c.fingerprint === 'string' && typeof c.certPem === 'string' && typeof c.crossPem === 'string' && typeof c.reversePem === 'string' && Number.isFinite(c.trustUntil) && Number.isFinite(c.retiredAt),
     );
   } catch {
     return [];
@@ -341,7 +343,7 @@ export interface DeviceCaRotation {
  * new CA at the next start. A hub running meanwhile refuses to issue with the retired key
  * (device_ca_retired) until it is restarted.
  */
-export async function rotateDeviceCa(dir: string, opts: { now?: () => Date } = {}): Promise<DeviceCaRotation> {
+export async function rotateDeviceCa(dir: string, opts: { now?: () => Date; leaked?: boolean } = {}): Promise<DeviceCaRotation> {
   const now = (opts.now ?? (() => new Date()))();
   if (!existsSync(join(dir, 'ca-cert.pem')) || !existsSync(join(dir, 'ca-key.pem'))) {
     throw new MyKeyError('device_ca_rotation_invalid', `no device CA in ${dir}: start the hub once to create it`);
@@ -355,9 +357,22 @@ export async function rotateDeviceCa(dir: string, opts: { now?: () => Date } = {
   const certDer = await caCertificate(name, keys.publicKey, keys, notBefore, new Date(now.getTime() + CA_VALIDITY_MS));
   // The old CA stays trusted as long as something it signed may still be presented.
   const trustUntil = Math.min(Math.max(issuedUntil(dir, oldFp), now.getTime()), old.cert.notAfter.value.getTime());
-  const crossDer = await caCertificate(name, keys.publicKey, old, notBefore, new Date(Math.max(trustUntil, now.getTime() + DAY_MS)));
-  const retired: RetiredCa = { fingerprint: oldFp, certPem: derToPem(old.certDer, 'CERTIFICATE'), crossPem: derToPem(crossDer, 'CERTIFICATE'), retiredAt: now.getTime(), trustUntil };
-  const others = readRetiredCas(dir).filter((c) => c.fingerprint !== oldFp && c.trustUntil > now.getTime());
+  const crossUntil = new Date(Math.max(trustUntil, now.getTime() + DAY_MS));
+  const crossDer = await caCertificate(name, keys.publicKey, old, notBefore, crossUntil);
+  const newKeyId = keyIdOf(pkijs.Certificate.fromBER(ab(certDer)).subjectPublicKeyInfo);
+  const oldPublic = await old.cert.getPublicKey();
+  const reverseDer = await caCertificate(name, oldPublic, { privateKey: keys.privateKey, keyId: newKeyId }, notBefore, crossUntil);
+  const retired: RetiredCa = {
+    fingerprint: oldFp,
+    certPem: derToPem(old.certDer, 'CERTIFICATE'),
+    crossPem: derToPem(crossDer, 'CERTIFICATE'),
+    reversePem: derToPem(reverseDer, 'CERTIFICATE'),
+    retiredAt: now.getTime(),
+    trustUntil,
+  };
+  // A leaked key is not trusted a moment longer: no entry, no cross certificates (every device must enroll again).
+  const others = opts.leaked ? [] : readRetiredCas(dir).filter((c) => c.fingerprint !== oldFp && c.trustUntil > now.getTime());
+  const entries = opts.leaked ? [] : [retired, ...others];
   const retiredDir = join(dir, 'retired');
   mkdirSync(retiredDir, { recursive: true, mode: 0o700 });
   const retiredKeyPath = join(retiredDir, `ca-key-${oldFp.slice(0, 16)}.pem`);
@@ -365,11 +380,11 @@ export async function rotateDeviceCa(dir: string, opts: { now?: () => Date } = {
   // Order for a power cut: the new key, the trust list, then the certificate as the commit mark
   // (finishRotation); an entry in retired.json for the still-current CA is ignored until then.
   writeAtomic(join(dir, 'ca-key.pem.next'), await pkcs8Pem(keys.privateKey), 0o600);
-  writeAtomic(join(dir, 'retired.json'), JSON.stringify({ version: 1, cas: [retired, ...others] }, null, 2) + '\n', 0o644);
+  writeAtomic(join(dir, 'retired.json'), JSON.stringify({ version: 1, cas: entries }, null, 2) + '\n', 0o644);
   writeAtomic(join(dir, 'ca-cert.pem.next'), derToPem(certDer, 'CERTIFICATE'), 0o644);
   finishRotation(dir);
   for (const f of ['server-names.json', 'server-cert.pem', 'server-key.pem', 'ca-issued.json']) rmSync(join(dir, f), { force: true });
-  return { retiredFingerprint: oldFp, fingerprint: certFingerprint(certDer), trustUntil: new Date(trustUntil), retiredKeyPath, certPem: derToPem(certDer, 'CERTIFICATE') };
+  return { retiredFingerprint: oldFp, fingerprint: certFingerprint(certDer), trustUntil: new Date(opts.leaked ? now.getTime() : trustUntil), retiredKeyPath, certPem: derToPem(certDer, 'CERTIFICATE') };
 }
 
 async function loadCa(dir: string, extractable = false): Promise<CaState> {
@@ -543,7 +558,14 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
     },
     serverCredentials,
     trustedPems: () => [certPem, ...inWindow().map((c) => c.certPem)],
-    chainPem: () => [...inWindow().map((c) => c.crossPem.trim()), certPem.trim()].join('\n') + '\n',
+    // Order matters to OpenSSL (the first matching issuer is taken): newWithOld first, so an edge
+    // trusting only the retired CA goes server -> newWithOld -> retired CA; then oldWithNew and the new
+    // CA, so a walk of the chain (the enrollment tool's fingerprint pin) reaches the new CA. Only the
+    // latest retired CA gets this path: rotate again only after its edges have renewed.
+    chainPem: () => {
+      const last = inWindow()[0];
+      return [...(last ? [last.crossPem.trim(), last.reversePem.trim()] : []), certPem.trim()].join('\n') + '\n';
+    },
     issuedByCurrent(certDer) {
       try {
         const c = new X509Certificate(certDer);
