@@ -18,6 +18,7 @@ import { ReaderManager, TouchPipeline, type PcscFactory } from './reader/index.t
 import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
+import { CertRenewer, recoverRenewal } from './renew/renewer.ts';
 import { createEdgeMetrics } from './metrics.ts';
 
 export const EDGE_VERSION = '0.1.0';
@@ -28,6 +29,8 @@ export interface EdgeAgentOptions {
   pcsc?: PcscFactory;
   /** Also export the process metrics (memory, CPU, event loop) when metrics.port is set; runEdgeAgent sets it. */
   processMetrics?: boolean;
+  /** How often the agent asks the hub whether its certificate must be renewed (edge/renew). Default 6 hours. */
+  renewIntervalMs?: number;
 }
 
 /** Reads the TLS files named in the config; every missing or unreadable file is reported at once. */
@@ -49,6 +52,9 @@ function readTls(config: EdgeConfig): { ca: Buffer; cert: Buffer; key: Buffer } 
 /** Assembles an edge agent from a config. The constructor-like part only builds; start() acts. */
 export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {}) {
   const log = opts.log ?? createLogger('edge', { level: config.logLevel as LogLevel });
+  // A certificate renewal cut short by a power cut is finished (or dropped) before the files are read.
+  const recovered = recoverRenewal(config.tls);
+  if (recovered !== 'none') log.warn('an interrupted certificate renewal was found', { outcome: recovered });
   const tls = readTls(config);
   const maxStalenessMs = config.staleness.maxSeconds * 1000;
 
@@ -135,6 +141,26 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
   const metrics = createEdgeMetrics({ touches: () => lookup.counters(), sync, cache, processMetrics: opts.processMetrics });
   const desk = new TouchDesk({ source: pipeline, lookup, registration, log: log.child('touch') });
 
+  // After a device CA rotation the hub asks for a new certificate (renewCertificate in the device
+  // config); the renewer gets one and the sync agent is restarted so the MQTT session and the HTTP
+  // calls use it (the same `tls` object, switched in place). Only over https: mutual TLS is what
+  // a renewal is authorized by.
+  const renewer = config.hub.url.startsWith('https:')
+    ? new CertRenewer({
+        hubUrl: config.hub.url,
+        edgeId: config.edgeId,
+        paths: config.tls,
+        tls,
+        intervalMs: opts.renewIntervalMs,
+        log: log.child('renew'),
+        onRenewed: async () => {
+          if (!started) return;
+          await sync.stop();
+          await sync.start();
+        },
+      })
+    : undefined;
+
   let started = false;
   return {
     config,
@@ -147,6 +173,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     registration,
     lookup,
     metrics,
+    renewer,
     async start(): Promise<void> {
       if (started) return;
       started = true;
@@ -162,6 +189,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       pipeline.start();
       manager.start();
       await sync.start();
+      renewer?.start();
       const metricsUrl = config.metrics.port ? await metrics.listen(config.metrics.port) : null;
       log.info('edge agent started', {
         edgeId: config.edgeId,
@@ -182,6 +210,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       await manager.stop();
       await registration?.stop();
       await commands?.stop();
+      await renewer?.stop();
       await sync.stop();
       await handoff.stop(); // includes the kiosk page
       await state.close();
