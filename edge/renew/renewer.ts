@@ -137,6 +137,12 @@ export class CertRenewer {
     tls.cert = answer.certPem;
     tls.key = keyPem;
     log.info('device certificate renewed', { notAfter: answer.notAfter });
+    // The first use on the device API makes the new certificate the device's (the hub supersedes the
+    // old one), so the broker knows it before the sync session reconnects. A failure here is not
+    // fatal: the sync agent's own first call does the same.
+    await this.#client()
+      .call({ method: 'GET', path: 'v1/device/config', schema: DeviceConfig, what: 'config' })
+      .catch((e: unknown) => log.warn('the renewed certificate was not confirmed yet', { code: e instanceof MyKeyError ? e.code : 'internal' }));
     try {
       await this.#o.onRenewed?.();
     } catch (e) {
