@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { loadHubConfig } from '../../../hub/config.ts';
@@ -14,11 +14,13 @@ import { createHub, type Hub } from '../../../hub/main.ts';
 import { createDeviceCsr, derToPem, openDeviceCa, readRetiredCas, rotateDeviceCa } from '../../../hub/pki/device-ca.ts';
 import { fetchPinnedCa } from '../../../provisioning/enroll/hub-client.ts';
 import { DeviceConfig, DeviceRotateResponse } from '../../../shared/device-api.ts';
-import { issuedBy } from '../../../shared/device-csr.ts';
+import { generateDeviceKey, issuedBy } from '../../../shared/device-csr.ts';
 import { MyKeyError } from '../../../shared/errors.ts';
 import { HubHttpClient, type HubTls } from '../../../shared/hub-client.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { runConsoleCli } from '../../../hub/console/cli.ts';
+import { client as consoleClient, PASSWORD } from '../console/helpers/console-hub.ts';
 
 interface Edge {
   edgeId: string;
@@ -153,9 +155,24 @@ test('a new enrollment is issued by the new CA, and the pinned fingerprint the t
   assert.is((await client(ctx.hub2, e.tls).call({ method: 'GET', path: '/v1/device/config', schema: DeviceConfig, what: 'config' })).value.edgeId, 'lib-rot-3');
 });
 
-test('a stranger CA that merely carries the same name is not trusted', async (ctx) => {
-  // Same subject, another key: the device CA name is no secret, the key identifier and signature decide.
+test("the console's token page shows the new CA fingerprint, not the retired one", async (ctx) => {
+  const hub = ctx.hub2;
+  const code = await runConsoleCli(['add-operator', 'rot-ops', '--role', 'operator'], hub.db, { out: () => {}, readPassword: async () => PASSWORD });
+  assert.is(code, 0);
+  const c = consoleClient({ app: hub.app });
+  await c.signIn('rot-ops');
+  const page = await c.get('/console/enrollments');
+  assert.match(page.text, `data-testid="ca-fingerprint">${hub.deviceCaFingerprint}<`);
+  assert.not.match(page.text, new X509Certificate(ctx.oldCaPem).fingerprint256);
+});
+
+test("a certificate naming the hub's CA as issuer but signed by another key is refused by the device API and the broker", async (ctx) => {
+  // The CA certificate is public: an impostor puts it beside a key of its own. Same issuer name, same
+  // authority key identifier; only the signature tells, and the TLS layer checks it.
   const dir = join(ctx.h.dir, 'impostor-ca');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'ca-cert.pem'), ctx.hub2.deviceCa!.certPem);
+  writeFileSync(join(dir, 'ca-key.pem'), (await generateDeviceKey()).keyPem);
   const impostor = await openDeviceCa(dir);
   const csr = await createDeviceCsr('lib-rot-1');
   const r = await impostor.issueDeviceCertificate(csr.csrDer, { edgeId: 'lib-rot-1', serviceId: 'library', validityDays: 1 });
@@ -181,7 +198,6 @@ test('a rotation cut short after its commit mark is finished at the next open; o
   const ca = await openDeviceCa(dir);
   const before = ca.certPem;
   // Before the mark: a stray next key alone is dropped, the CA is unchanged.
-  const { writeFileSync } = await import('node:fs');
   writeFileSync(join(dir, 'ca-key.pem.next'), 'partial');
   assert.is((await openDeviceCa(dir)).certPem, before);
   assert.not.ok(existsSync(join(dir, 'ca-key.pem.next')));
