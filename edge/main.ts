@@ -18,6 +18,7 @@ import { ReaderHealer, ReaderManager, TouchPipeline, type PcscFactory, type UsbR
 import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
+import { CertRenewer, recoverRenewal } from './renew/renewer.ts';
 import { createEdgeMetrics } from './metrics.ts';
 import { createAgentUpdater, runningRelease } from './update/agent-updater.ts';
 
@@ -31,6 +32,8 @@ export interface EdgeAgentOptions {
   processMetrics?: boolean;
   /** How a hung USB reader is reset (tests: a recorder); sysfs and USBDEVFS_RESET by default. */
   usbReset?: UsbResetter;
+  /** How often the agent asks the hub whether its certificate must be renewed (edge/renew). Default 6 hours. */
+  renewIntervalMs?: number;
 }
 
 /** Reads the TLS files named in the config; every missing or unreadable file is reported at once. */
@@ -52,6 +55,9 @@ function readTls(config: EdgeConfig): { ca: Buffer; cert: Buffer; key: Buffer } 
 /** Assembles an edge agent from a config. The constructor-like part only builds; start() acts. */
 export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {}) {
   const log = opts.log ?? createLogger('edge', { level: config.logLevel as LogLevel });
+  // A certificate renewal cut short by a power cut is finished (or dropped) before the files are read.
+  const recovered = recoverRenewal(config.tls);
+  if (recovered !== 'none') log.warn('an interrupted certificate renewal was found', { outcome: recovered });
   const tls = readTls(config);
   const maxStalenessMs = config.staleness.maxSeconds * 1000;
 
@@ -170,6 +176,26 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     log: log.child('update'),
   });
 
+  // After a device CA rotation the hub asks for a new certificate (renewCertificate in the device
+  // config); the renewer gets one and the sync agent is restarted so the MQTT session and the HTTP
+  // calls use it (the same `tls` object, switched in place). Only over https: mutual TLS is what
+  // a renewal is authorized by.
+  const renewer = config.hub.url.startsWith('https:')
+    ? new CertRenewer({
+        hubUrl: config.hub.url,
+        edgeId: config.edgeId,
+        paths: config.tls,
+        tls,
+        intervalMs: opts.renewIntervalMs,
+        log: log.child('renew'),
+        onRenewed: async () => {
+          if (!started) return;
+          await sync.stop();
+          await sync.start();
+        },
+      })
+    : undefined;
+
   let started = false;
   const agent = {
     config,
@@ -184,6 +210,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     registration,
     lookup,
     metrics,
+    renewer,
     async start(): Promise<void> {
       if (started) return;
       started = true;
@@ -200,6 +227,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       manager.start();
       healer?.start();
       await sync.start();
+      renewer?.start();
       const metricsUrl = config.metrics.port ? await metrics.listen(config.metrics.port) : null;
       void updater?.start();
       log.info('edge agent started', {
@@ -223,6 +251,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       await manager.stop();
       await registration?.stop();
       await commands?.stop();
+      await renewer?.stop();
       await sync.stop();
       await handoff.stop(); // includes the kiosk page
       await state.close();

@@ -6,6 +6,7 @@
 //   tsx hub/cli.ts revocation-runs       [--config hub.json]
 //   tsx hub/cli.ts backup  <dir>         [--config hub.json]
 //   tsx hub/cli.ts restore <dir> [--force] [--config hub.json]
+//   tsx hub/cli.ts device-ca rotate [--leaked] [--config hub.json]
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MyKeyError } from '../shared/errors.ts';
@@ -14,13 +15,17 @@ import { loadHubConfig } from './config.ts';
 import { createHub, HUB_VERSION } from './main.ts';
 import type { RevocationRunSummary } from './revocation/crl-manager.ts';
 import { backupHub, restoreHub, type BackupProgress } from './store/backup.ts';
+import { rotateDeviceCa } from './pki/device-ca.ts';
 
 const USAGE = `usage:
   tsx hub/cli.ts crl-import <file.crl> [--config hub.json]   verify, index and match a CRL file (DER or PEM)
   tsx hub/cli.ts crl-fetch <url> [--config hub.json]         fetch a CRL now and apply it
   tsx hub/cli.ts revocation-runs [--config hub.json]         the last revocation runs
   tsx hub/cli.ts backup <dir> [--config hub.json]            online backup (database, device CA, CRLs) into a new directory
-  tsx hub/cli.ts restore <dir> [--force] [--config hub.json] restore a backup into the configured data directory (hub stopped)`;
+  tsx hub/cli.ts restore <dir> [--force] [--config hub.json] restore a backup into the configured data directory (hub stopped)
+  tsx hub/cli.ts device-ca rotate [--leaked] [--config hub.json]
+                                                            a new device CA key; the old CA stays trusted until its last
+                                                            certificate expires (not with --leaked); restart the hub after`;
 
 function printSummary(s: RevocationRunSummary) {
   const rows: [string, string][] = [
@@ -55,10 +60,12 @@ async function main(argv: string[]) {
   const [cmd, ...rest] = argv;
   let config: string | undefined;
   let force = false;
+  let leaked = false;
   const args: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--config') config = rest[++i];
     else if (rest[i] === '--force') force = true;
+    else if (rest[i] === '--leaked') leaked = true;
     else args.push(rest[i]);
   }
   if (!cmd || cmd === '--help' || cmd === '-h') {
@@ -66,6 +73,7 @@ async function main(argv: string[]) {
     return 0;
   }
   if (cmd === 'backup' || cmd === 'restore') return backupOrRestore(cmd, args, loadHubConfig({ file: config }), force);
+  if (cmd === 'device-ca') return deviceCaCommand(args, loadHubConfig({ file: config }), leaked);
   const hub = createHub(loadCliConfig(config), { log: createLogger('hub', { level: 'warn' }) });
   try {
     switch (cmd) {
@@ -136,6 +144,23 @@ async function backupOrRestore(cmd: 'backup' | 'restore', args: string[], config
   }
   const m = restoreHub({ backupDir: resolve(args[0]), dbPath, dataDir, force, progress: progressPrinter() });
   console.log(`restored the backup of ${m.createdAt} (hub ${m.hubVersion}, schema ${m.schemaVersion}) into ${dataDir}`);
+  return 0;
+}
+
+/** `device-ca rotate`: see hub/pki/device-ca.ts and the key-safety guidance in hub/pki/README.md. */
+async function deviceCaCommand(args: string[], config: ReturnType<typeof loadHubConfig>, leaked: boolean): Promise<number> {
+  if (args.length !== 1 || args[0] !== 'rotate') throw new MyKeyError('bad_request', `device-ca takes one subcommand: rotate\n${USAGE}`);
+  const r = await rotateDeviceCa(join(resolve(config.dataDir), 'device-ca'), { leaked });
+  const fp = (hex: string) => hex.toUpperCase().match(/../g)!.join(':');
+  console.log(`new device CA: SHA-256 ${fp(r.fingerprint)} (new enrollment tokens show it)`);
+  console.log(`retired device CA: SHA-256 ${fp(r.retiredFingerprint)}`);
+  console.log(
+    leaked
+      ? 'the retired CA is NOT trusted any more: revoke every device in the console and enroll each again'
+      : `the retired CA stays trusted until ${r.trustUntil.toISOString()}; edges renew their certificates at their next contact`,
+  );
+  console.log(`the retired key was moved to ${r.retiredKeyPath}: archive it offline, then delete it`);
+  console.log('restart the hub now: until then it refuses to issue certificates with the retired key (device_ca_retired)');
   return 0;
 }
 

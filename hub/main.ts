@@ -159,6 +159,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     service,
     challenges,
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices, () => enrollment),
+    needsRenewal: (der) => !!deviceCa && !deviceCa.issuedByCurrent(der),
     rateLimits: config.rateLimits,
     releases: { releases },
     enrollments: {
@@ -254,7 +255,9 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
         deviceCa,
         devices,
         log: log.child('broker'),
-        tls: { host: config.broker.host, port: config.broker.port, serverCert: creds.certPem, serverKey: creds.keyPem },
+        // After a CA rotation the chain carries the cross certificates: an edge that still trusts only
+        // the retired CA verifies the broker through them (hub/pki/device-ca.ts).
+        tls: { host: config.broker.host, port: config.broker.port, serverCert: `${creds.certPem.trim()}\n${deviceCa.chainPem()}`, serverKey: creds.keyPem },
         plain: config.broker.plainPort ? { host: '127.0.0.1', port: config.broker.plainPort } : undefined,
         headSeq: (serviceId) => links.headSeq(serviceId),
       });
@@ -287,8 +290,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
         createServer: createHttpsServer,
         serverOptions: {
           key: creds.keyPem,
-          cert: `${creds.certPem.trim()}\n${deviceCa.certPem.trim()}\n`,
-          ca: deviceCa.certPem,
+          cert: `${creds.certPem.trim()}\n${deviceCa.chainPem()}`,
+          ca: deviceCa.trustedPems(),
           requestCert: true,
           rejectUnauthorized: false,
           minVersion: 'TLSv1.2',

@@ -20,6 +20,12 @@ export const DeviceConfig = Type.Object({
   edgeId: Type.String({ pattern: EDGE_ID_PATTERN }),
   serviceId: Type.String({ pattern: SERVICE_ID_PATTERN }),
   syncSecret: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'base64url of 32 bytes; the key of the keyed identities (shared/sync.ts)' }),
+  renewCertificate: Type.Optional(
+    Type.Boolean({
+      description:
+        'true when the certificate this request came with was issued by a retired device CA (a CA key rotation): it stays valid until it expires, but the edge should get a new one now through POST /v1/device/rotate and trust the caPem of that answer',
+    }),
+  ),
 });
 export type DeviceConfig = Static<typeof DeviceConfig>;
 

@@ -161,6 +161,9 @@ export const ERROR_CODES = {
   update_self_test_failed: { status: 500, title: 'The new version failed its self-test; the edge rolled back' },
   update_self_test_timeout: { status: 504, title: 'The new version did not pass its self-test in time; the edge rolled back' },
   update_crashed: { status: 500, title: 'The new version stopped before it passed its self-test; the edge rolled back' },
+  // Device CA rotation (hub/pki/device-ca.ts)
+  device_ca_retired: { status: 503, title: 'This device CA key has been retired by a rotation; the hub must be restarted to issue with the new one' },
+  device_ca_rotation_invalid: { status: 500, title: 'The device CA rotation could not be completed' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

@@ -29,7 +29,8 @@ import { publishedHook } from './hooks/published.ts';
 
 export interface BrokerOptions {
   /** The device CA certificate (PEM): the only issuer whose client certificates are accepted. */
-  deviceCa: { certPem: string };
+  /** The device CA; `trustedPems` adds the retired CAs still trusted after a rotation (hub/pki/device-ca.ts). */
+  deviceCa: { certPem: string; trustedPems?: () => string[] };
   devices: DeviceRepo;
   log: Logger;
   tls: { host: string; port: number; serverCert: string; serverKey: string };
@@ -99,10 +100,11 @@ function tlsRefusalCode(reason: string): ErrorCode {
 }
 
 export function createBroker(opts: BrokerOptions) {
-  const caCert = new X509Certificate(opts.deviceCa.certPem);
+  const trustedPems = opts.deviceCa.trustedPems?.() ?? [opts.deviceCa.certPem];
+  const caCerts = trustedPems.map((p) => new X509Certificate(p));
   const signedByDeviceCa = (socket: TLSSocket): boolean => {
     const peer = socket.getPeerX509Certificate();
-    return peer !== undefined && peer.checkIssued(caCert) && peer.verify(caCert.publicKey);
+    return peer !== undefined && caCerts.some((ca) => peer.checkIssued(ca) && peer.verify(ca.publicKey));
   };
   const log = opts.log;
   const now = opts.now ?? Date.now;
@@ -212,7 +214,7 @@ export function createBroker(opts: BrokerOptions) {
         {
           key: opts.tls.serverKey,
           cert: opts.tls.serverCert,
-          ca: [opts.deviceCa.certPem],
+          ca: trustedPems,
           requestCert: true,
           rejectUnauthorized: false,
           minVersion: 'TLSv1.2',

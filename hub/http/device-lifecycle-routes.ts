@@ -67,7 +67,7 @@ export function mountDeviceLifecycleRoutes(r: Router, deps: DeviceLifecycleDeps 
       body: DeviceRotateRequest,
       ...(limit ? { rateLimit: limit } : {}),
       responses: { 201: { description: 'the new certificate', schema: DeviceRotateResponse } },
-      errors: ['unavailable', 'csr_invalid', 'device_unknown', 'device_revoked'],
+      errors: ['unavailable', 'csr_invalid', 'device_unknown', 'device_revoked', 'device_ca_retired'],
     },
     async (c) => {
       const enrollment = deps?.enrollment();

@@ -3,6 +3,7 @@
 // own service, the counter registration of a link (サービスID登録), and its own lifecycle: rotating
 // its certificate and revoking itself (device-lifecycle-routes.ts). Bodies: shared/device-api.ts.
 import type { Env, Hono } from 'hono';
+import type { TLSSocket } from 'node:tls';
 import {
   ChangesPage,
   CounterChallengeRequest,
@@ -43,6 +44,8 @@ export interface DeviceRoutesDeps extends BodyLimit {
   rateLimits: { register: RateLimitOptions };
   /** Self-revocation and rotation; without it those routes answer 503 unavailable. */
   lifecycle?: DeviceLifecycleDeps;
+  /** True when a device certificate (DER) was issued by a retired device CA: the config answer asks for renewal. */
+  needsRenewal?: (certDer: Uint8Array) => boolean;
 }
 
 export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps: DeviceRoutesDeps): void {
@@ -57,7 +60,10 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
       const d = c.get('device');
       const s = links.service(d.serviceId);
       if (!s) return problem(c, 'not_found', 'the device service no longer exists');
-      return c.json({ edgeId: d.edgeId, serviceId: d.serviceId, syncSecret: s.sync_secret.toString('base64url') } satisfies DeviceConfig);
+      // After a device CA rotation the edge learns here, at its next contact, to renew its certificate.
+      const peer = (c.env?.incoming?.socket as TLSSocket | undefined)?.getPeerCertificate?.();
+      const renew = !!peer?.raw && deps.needsRenewal?.(new Uint8Array(peer.raw)) === true;
+      return c.json({ edgeId: d.edgeId, serviceId: d.serviceId, syncSecret: s.sync_secret.toString('base64url'), ...(renew ? { renewCertificate: true } : {}) } satisfies DeviceConfig);
     },
   );
 

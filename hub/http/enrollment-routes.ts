@@ -63,7 +63,7 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
       description:
         'The token was issued in the operator console for one service and one edge id. It works once, until it expires; a failed certificate issue (bad CSR) leaves it unused.',
       responses: { 201: { description: 'the device certificate and where to connect', schema: EnrollmentResponse } },
-      errors: ['enrollment_token_invalid', 'enrollment_token_expired', 'enrollment_token_used', 'csr_invalid', 'forbidden', 'unavailable', 'edge_enrolled_elsewhere', 'edge_service_move', 'device_reenroll_revoked'],
+      errors: ['enrollment_token_invalid', 'enrollment_token_expired', 'enrollment_token_used', 'csr_invalid', 'forbidden', 'unavailable', 'edge_enrolled_elsewhere', 'edge_service_move', 'device_reenroll_revoked', 'device_ca_retired'],
     },
     async (c) => {
       const b = c.get('body');

@@ -11,6 +11,19 @@
 //   ca-cert.pem      the self-signed CA certificate (edges pin it to verify the broker)
 //   server-key.pem   the broker's TLS key, PKCS#8 PEM, mode 0600
 //   server-cert.pem  the broker's TLS certificate, reissued when its names change or it nears expiry
+//   ca-issued.json   the latest notAfter this CA has signed (how long it must stay trusted once retired)
+//   retired.json     CAs retired by `rotateDeviceCa`: their certificates (never their keys), the
+//                    certificate of the successor's key signed by them (the "cross" certificate), and
+//                    until when they stay trusted (the last notAfter they signed)
+//   retired/         the retired CA keys, 0600, for the operator to archive offline and delete
+//
+// Rotation (`rotateDeviceCa`, `tsx hub/cli.ts device-ca rotate`): a new key under the SAME name, so
+// the cross certificate (new key, signed by the old key) is self-issued (RFC 5280 3.2, 6.1.4 (l)) and
+// does not count against the old root's pathLenConstraint 0; the authority key identifier tells the
+// two keys apart when a chain is built. The hub presents server certificate, cross certificates and
+// the current CA: an edge that trusts only the old CA reaches it through the cross certificate, one
+// that trusts the new CA stops at it (trusted first). Certificates of a retired CA stay accepted
+// until they expire; the device config answer asks their edges to renew (POST /v1/device/rotate).
 //
 // Device certificate profile (RFC 5280):
 //   subject      O=MyKey Platform devices, OU=<serviceId>, CN=<edgeId>
@@ -23,12 +36,12 @@
 // The subject and extensions of the CSR are ignored: the hub decides what a device is.
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { createHash, randomBytes, type webcrypto } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes, X509Certificate, type webcrypto } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { fromPem, toPem } from '../../shared/asn1/pem.ts';
-import { fail, ok, type Result } from '../../shared/errors.ts';
+import { fail, MyKeyError, ok, type Result } from '../../shared/errors.ts';
 import { isEdgeId, isServiceId } from '../../shared/ids.ts';
 
 type CryptoKey = webcrypto.CryptoKey;
@@ -91,12 +104,32 @@ export interface DeviceCa {
   readonly certDer: Uint8Array;
   readonly certPem: string;
   /** Verifies a PKCS#10 CSR (RFC 2986) and issues a client certificate for the edge. */
-  issueDeviceCertificate(csrDer: Uint8Array, req: DeviceCertRequest): Promise<Result<IssuedDeviceCertificate, 'csr_invalid' | 'validation_failed'>>;
+  issueDeviceCertificate(csrDer: Uint8Array, req: DeviceCertRequest): Promise<Result<IssuedDeviceCertificate, 'csr_invalid' | 'validation_failed' | 'device_ca_retired'>>;
   /**
    * The broker's server certificate for these names (SAN always has 127.0.0.1, ::1 and localhost),
    * kept in the CA directory and reissued when the names change or fewer than 30 days are left.
    */
   serverCredentials(names?: string[], validityDays?: number): Promise<ServerCredentials>;
+  /** The CA certificates TLS trusts for client certificates: the current one and the retired ones still in their window. */
+  trustedPems(): string[];
+  /** What the TLS listeners present after their server certificate: cross certificates, then the current CA. */
+  chainPem(): string;
+  /** True when the certificate (DER) was signed by the current CA's key: false means renew it. */
+  issuedByCurrent(certDer: Uint8Array): boolean;
+}
+
+/** A CA retired by a rotation (retired.json). */
+export interface RetiredCa {
+  /** SHA-256 of the retired CA certificate, lowercase hex. */
+  fingerprint: string;
+  certPem: string;
+  /** The successor's key certified by this CA (self-issued: same name); RFC 4210 5.3.13 "newWithOld". */
+  crossPem: string;
+  /** This CA's key certified by the successor ("oldWithNew"): lets a chain walk from the cross certificate reach the new CA. */
+  reversePem: string;
+  retiredAt: number;
+  /** ms since the epoch: the last notAfter this CA signed; trusted for verification until then. */
+  trustUntil: number;
 }
 
 /** PEM text of DER bytes, and the DER of the first block with a label (RFC 7468): the shared toolkit's. */
@@ -194,37 +227,161 @@ interface CaState {
   keyId: Uint8Array;
 }
 
+/**
+ * A CA certificate for `publicKey` under `name`, signed by `signer` (its own key: self-signed; the
+ * retiring CA's key: the cross certificate of a rotation).
+ */
+async function caCertificate(
+  name: pkijs.RelativeDistinguishedNames,
+  publicKey: CryptoKey,
+  signer: { privateKey: CryptoKey; keyId?: Uint8Array },
+  notBefore: Date,
+  notAfter: Date,
+): Promise<Uint8Array> {
+  const cert = new pkijs.Certificate();
+  cert.version = 2;
+  cert.serialNumber = new asn1js.Integer({ valueHex: ab(randomSerialBytes()) });
+  cert.issuer = name;
+  cert.subject = name;
+  cert.notBefore = certTime(notBefore);
+  cert.notAfter = certTime(notAfter);
+  await cert.subjectPublicKeyInfo.importKey(publicKey);
+  cert.extensions = [
+    // RFC 5280 4.2.1.9: CA:TRUE, pathLen 0 (it issues end entities only); 4.2.1.3 keyCertSign, cRLSign.
+    ext(OID.basicConstraints, true, new pkijs.BasicConstraints({ cA: true, pathLenConstraint: 0 }).toSchema()),
+    ext(OID.keyUsage, true, keyUsage([KU_KEY_CERT_SIGN, KU_CRL_SIGN])),
+    ext(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: ab(keyIdOf(cert.subjectPublicKeyInfo)) })),
+    // RFC 5280 4.2.1.1: the cross certificate names its signer's key; chain building needs it, as
+    // the old and the new CA carry the same name.
+    ...(signer.keyId
+      ? [ext(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: ab(signer.keyId) }) }).toSchema())]
+      : []),
+  ];
+  await cert.sign(signer.privateKey, 'SHA-256');
+  return new Uint8Array(cert.toSchema(true).toBER(false));
+}
+
 async function createCaFiles(dir: string, now: Date): Promise<void> {
   const keys = await generateKeyPair();
   const name = buildName([
     [OID.organizationName, 'MyKey Platform'],
     [OID.commonName, `MyKey Device CA ${randomBytes(4).toString('hex')}`],
   ]);
-  const cert = new pkijs.Certificate();
-  cert.version = 2;
-  cert.serialNumber = new asn1js.Integer({ valueHex: ab(randomSerialBytes()) });
-  cert.issuer = name;
-  cert.subject = name;
-  cert.notBefore = certTime(new Date(now.getTime() - SKEW_MS));
-  cert.notAfter = certTime(new Date(now.getTime() + 20 * 365 * DAY_MS));
-  await cert.subjectPublicKeyInfo.importKey(keys.publicKey);
-  cert.extensions = [
-    // RFC 5280 4.2.1.9: CA:TRUE, pathLen 0 (it issues end entities only); 4.2.1.3 keyCertSign, cRLSign.
-    ext(OID.basicConstraints, true, new pkijs.BasicConstraints({ cA: true, pathLenConstraint: 0 }).toSchema()),
-    ext(OID.keyUsage, true, keyUsage([KU_KEY_CERT_SIGN, KU_CRL_SIGN])),
-    ext(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: ab(keyIdOf(cert.subjectPublicKeyInfo)) })),
-  ];
-  await cert.sign(keys.privateKey, 'SHA-256');
+  const certDer = await caCertificate(name, keys.publicKey, keys, new Date(now.getTime() - SKEW_MS), new Date(now.getTime() + CA_VALIDITY_MS));
   // The key goes first: a certificate without its key would be useless, a key without a
   // certificate is simply replaced on the next start.
   writeAtomic(join(dir, 'ca-key.pem'), await pkcs8Pem(keys.privateKey), 0o600);
-  writeAtomic(join(dir, 'ca-cert.pem'), toPem(new Uint8Array(cert.toSchema(true).toBER(false)), 'CERTIFICATE'), 0o644);
+  writeAtomic(join(dir, 'ca-cert.pem'), toPem(certDer, 'CERTIFICATE'), 0o644);
 }
 
-async function loadCa(dir: string): Promise<CaState> {
+const CA_VALIDITY_MS = 20 * 365 * DAY_MS;
+
+/** retired.json, newest first; unreadable or absent: none. */
+export function readRetiredCas(dir: string): RetiredCa[] {
+  try {
+    const v = JSON.parse(readFileSync(join(dir, 'retired.json'), 'utf8')) as { cas?: unknown };
+    if (!Array.isArray(v.cas)) return [];
+    return v.cas.filter(
+      (c): c is RetiredCa =>
+        !!c && typeof c === 'object' && typeof c.fingerprint === 'string' && typeof c.certPem === 'string' && typeof c.crossPem === 'string' && typeof c.reversePem === 'string' && Number.isFinite(c.trustUntil) && Number.isFinite(c.retiredAt),
+    );
+  } catch {
+    return [];
+  }
+}
+
+/** The latest notAfter the CA with this fingerprint signed (ca-issued.json), or 0. */
+function issuedUntil(dir: string, fingerprint: string): number {
+  try {
+    const v = JSON.parse(readFileSync(join(dir, 'ca-issued.json'), 'utf8')) as { fingerprint?: unknown; notAfter?: unknown };
+    return v.fingerprint === fingerprint && typeof v.notAfter === 'number' ? v.notAfter : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Completes a rotation cut short (a power cut): `ca-cert.pem.next` is written last, after the
+ * successor's key and retired.json, so its presence means the rotation was decided.
+ */
+function finishRotation(dir: string): void {
+  const certNext = join(dir, 'ca-cert.pem.next');
+  const keyNext = join(dir, 'ca-key.pem.next');
+  if (existsSync(certNext)) {
+    if (existsSync(keyNext)) renameSync(keyNext, join(dir, 'ca-key.pem'));
+    renameSync(certNext, join(dir, 'ca-cert.pem'));
+  } else if (existsSync(keyNext)) {
+    rmSync(keyNext, { force: true });
+  }
+}
+
+export interface DeviceCaRotation {
+  /** SHA-256 (lowercase hex) of the retired and of the new CA certificate. */
+  retiredFingerprint: string;
+  fingerprint: string;
+  /** The retired CA stays trusted for verification until then (the last notAfter it signed). */
+  trustUntil: Date;
+  /** Where the retired key was moved: archive it offline, then delete it. */
+  retiredKeyPath: string;
+  certPem: string;
+}
+
+/**
+ * Rotates the device CA in `dir`: a new key and self-signed certificate under the same name become
+ * the issuer of every new certificate; the old certificate is kept as trusted (retired.json) until
+ * the last certificate it signed expires, with a cross certificate of the new key signed by the old
+ * one; the old key leaves ca-key.pem for retired/ (0600). The server certificate is reissued by the
+ * new CA at the next start. A hub running meanwhile refuses to issue with the retired key
+ * (device_ca_retired) until it is restarted.
+ */
+export async function rotateDeviceCa(dir: string, opts: { now?: () => Date; leaked?: boolean } = {}): Promise<DeviceCaRotation> {
+  const now = (opts.now ?? (() => new Date()))();
+  if (!existsSync(join(dir, 'ca-cert.pem')) || !existsSync(join(dir, 'ca-key.pem'))) {
+    throw new MyKeyError('device_ca_rotation_invalid', `no device CA in ${dir}: start the hub once to create it`);
+  }
+  finishRotation(dir);
+  const old = await loadCa(dir, true);
+  const oldFp = certFingerprint(old.certDer);
+  const keys = await generateKeyPair();
+  const name = old.cert.subject;
+  const notBefore = new Date(now.getTime() - SKEW_MS);
+  const certDer = await caCertificate(name, keys.publicKey, keys, notBefore, new Date(now.getTime() + CA_VALIDITY_MS));
+  // The old CA stays trusted as long as something it signed may still be presented.
+  const trustUntil = Math.min(Math.max(issuedUntil(dir, oldFp), now.getTime()), old.cert.notAfter.value.getTime());
+  const crossUntil = new Date(Math.max(trustUntil, now.getTime() + DAY_MS));
+  const crossDer = await caCertificate(name, keys.publicKey, old, notBefore, crossUntil);
+  const newKeyId = keyIdOf(pkijs.Certificate.fromBER(ab(certDer)).subjectPublicKeyInfo);
+  const oldPublic = await old.cert.getPublicKey();
+  const reverseDer = await caCertificate(name, oldPublic, { privateKey: keys.privateKey, keyId: newKeyId }, notBefore, crossUntil);
+  const retired: RetiredCa = {
+    fingerprint: oldFp,
+    certPem: toPem(old.certDer, 'CERTIFICATE'),
+    crossPem: toPem(crossDer, 'CERTIFICATE'),
+    reversePem: toPem(reverseDer, 'CERTIFICATE'),
+    retiredAt: now.getTime(),
+    trustUntil,
+  };
+  // A leaked key is not trusted a moment longer: no entry, no cross certificates (every device must enroll again).
+  const others = opts.leaked ? [] : readRetiredCas(dir).filter((c) => c.fingerprint !== oldFp && c.trustUntil > now.getTime());
+  const entries = opts.leaked ? [] : [retired, ...others];
+  const retiredDir = join(dir, 'retired');
+  mkdirSync(retiredDir, { recursive: true, mode: 0o700 });
+  const retiredKeyPath = join(retiredDir, `ca-key-${oldFp.slice(0, 16)}.pem`);
+  writeAtomic(retiredKeyPath, readFileSync(join(dir, 'ca-key.pem'), 'utf8'), 0o600);
+  // Order for a power cut: the new key, the trust list, then the certificate as the commit mark
+  // (finishRotation); an entry in retired.json for the still-current CA is ignored until then.
+  writeAtomic(join(dir, 'ca-key.pem.next'), await pkcs8Pem(keys.privateKey), 0o600);
+  writeAtomic(join(dir, 'retired.json'), JSON.stringify({ version: 1, cas: entries }, null, 2) + '\n', 0o644);
+  writeAtomic(join(dir, 'ca-cert.pem.next'), toPem(certDer, 'CERTIFICATE'), 0o644);
+  finishRotation(dir);
+  for (const f of ['server-names.json', 'server-cert.pem', 'server-key.pem', 'ca-issued.json']) rmSync(join(dir, f), { force: true });
+  return { retiredFingerprint: oldFp, fingerprint: certFingerprint(certDer), trustUntil: new Date(opts.leaked ? now.getTime() : trustUntil), retiredKeyPath, certPem: toPem(certDer, 'CERTIFICATE') };
+}
+
+async function loadCa(dir: string, extractable = false): Promise<CaState> {
   const certDer = fromPem(readFileSync(join(dir, 'ca-cert.pem'), 'utf8'), 'CERTIFICATE');
   const keyDer = fromPem(readFileSync(join(dir, 'ca-key.pem'), 'utf8'), 'PRIVATE KEY');
-  const privateKey = await subtle.importKey('pkcs8', keyDer, EC_P256, false, ['sign']);
+  const privateKey = await subtle.importKey('pkcs8', keyDer, EC_P256, extractable, ['sign']);
   const cert = pkijs.Certificate.fromBER(ab(certDer));
   return { cert, certDer, privateKey, keyId: keyIdOf(cert.subjectPublicKeyInfo) };
 }
@@ -236,9 +393,23 @@ async function loadCa(dir: string): Promise<CaState> {
 export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {}): Promise<DeviceCa> {
   const now = opts.now ?? (() => new Date());
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  finishRotation(dir);
   if (!existsSync(join(dir, 'ca-cert.pem')) || !existsSync(join(dir, 'ca-key.pem'))) await createCaFiles(dir, now());
   const ca = await loadCa(dir);
   const certPem = toPem(ca.certDer, 'CERTIFICATE');
+  const fingerprint = certFingerprint(ca.certDer);
+  const caX509 = new X509Certificate(ca.certDer);
+  const retired = readRetiredCas(dir).filter((c) => c.fingerprint !== fingerprint);
+  const inWindow = () => retired.filter((c) => c.trustUntil > now().getTime());
+  let lastIssued = issuedUntil(dir, fingerprint);
+  /** False once ca-cert.pem is no longer this CA (rotated under a running hub): nothing more is signed with this key. */
+  const stillCurrent = (): boolean => {
+    try {
+      return readFileSync(join(dir, 'ca-cert.pem'), 'utf8') === certPem;
+    } catch {
+      return false;
+    }
+  };
 
   async function issue(
     subject: pkijs.RelativeDistinguishedNames,
@@ -248,6 +419,7 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
     extra: pkijs.Extension[],
     eku: string,
   ): Promise<IssuedDeviceCertificate> {
+    if (!stillCurrent()) throw new MyKeyError('device_ca_retired', 'the device CA was rotated: restart the hub to issue with the new key');
     const serial = randomSerialBytes();
     const cert = new pkijs.Certificate();
     cert.version = 2;
@@ -267,6 +439,11 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
     ];
     await cert.sign(ca.privateKey, 'SHA-256');
     const certDer = new Uint8Array(cert.toSchema(true).toBER(false));
+    // How long this CA must stay trusted if it is retired: the last notAfter it signed.
+    if (cert.notAfter.value.getTime() > lastIssued) {
+      lastIssued = cert.notAfter.value.getTime();
+      writeAtomic(join(dir, 'ca-issued.json'), JSON.stringify({ fingerprint, notAfter: lastIssued }), 0o644);
+    }
     return {
       certDer,
       certPem: toPem(certDer, 'CERTIFICATE'),
@@ -284,7 +461,7 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
     const namesPath = join(dir, 'server-names.json');
     if (existsSync(keyPath) && existsSync(certPath) && existsSync(namesPath)) {
       const saved = JSON.parse(readFileSync(namesPath, 'utf8')) as { names: string[]; notAfter: number };
-      if (JSON.stringify(saved.names) === JSON.stringify(all) && saved.notAfter - now().getTime() > 30 * DAY_MS) {
+      if (JSON.stringify(saved.names) === JSON.stringify(all) && saved.notAfter - now().getTime() > 30 * DAY_MS && new X509Certificate(readFileSync(certPath)).checkIssued(caX509)) {
         return { keyPem: readFileSync(keyPath, 'utf8'), certPem: readFileSync(certPath, 'utf8'), notAfter: new Date(saved.notAfter), names: all };
       }
     }
@@ -353,6 +530,7 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
         signed = false;
       }
       if (!signed) return fail('csr_invalid', 'the CSR signature does not verify with its own key');
+      if (!stillCurrent()) return fail('device_ca_retired');
       const t = now();
       return ok(
         await issue(
@@ -370,6 +548,23 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
       );
     },
     serverCredentials,
+    trustedPems: () => [certPem, ...inWindow().map((c) => c.certPem)],
+    // Order matters to OpenSSL (the first matching issuer is taken): newWithOld first, so an edge
+    // trusting only the retired CA goes server -> newWithOld -> retired CA; then oldWithNew and the new
+    // CA, so a walk of the chain (the enrollment tool's fingerprint pin) reaches the new CA. Only the
+    // latest retired CA gets this path: rotate again only after its edges have renewed.
+    chainPem: () => {
+      const last = inWindow()[0];
+      return [...(last ? [last.crossPem.trim(), last.reversePem.trim()] : []), certPem.trim()].join('\n') + '\n';
+    },
+    issuedByCurrent(certDer) {
+      try {
+        const c = new X509Certificate(certDer);
+        return c.checkIssued(caX509) && c.verify(caX509.publicKey);
+      } catch {
+        return false;
+      }
+    },
   };
 }
 

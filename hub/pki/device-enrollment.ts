@@ -80,7 +80,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
     async enroll(
       csrDer: Uint8Array,
       req: { edgeId: string; serviceId: string; validityDays: number; allowRevoked?: boolean },
-    ): Promise<Result<EnrolledDevice, 'csr_invalid' | 'validation_failed' | EnrollConflict>> {
+    ): Promise<Result<EnrolledDevice, 'csr_invalid' | 'validation_failed' | 'device_ca_retired' | EnrollConflict>> {
       const before = enrollConflict(devices.get(req.edgeId), req.serviceId, req.allowRevoked);
       if (before) return fail(before, ERROR_CODES[before].title);
       const issued = await deviceCa.issueDeviceCertificate(csrDer, req);
@@ -119,7 +119,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       edgeId: string,
       csrDer: Uint8Array,
       validityDays: number,
-    ): Promise<Result<EnrolledDevice & { overlapUntil: Date }, 'csr_invalid' | 'validation_failed' | 'device_unknown' | 'device_revoked'>> {
+    ): Promise<Result<EnrolledDevice & { overlapUntil: Date }, 'csr_invalid' | 'validation_failed' | 'device_ca_retired' | 'device_unknown' | 'device_revoked'>> {
       const row = devices.get(edgeId);
       if (!row) return fail('device_unknown');
       if (row.status !== 'active') return fail('device_revoked', 'the device is revoked');
