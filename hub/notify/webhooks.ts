@@ -27,7 +27,14 @@ export interface WebhookSenderOptions {
   allowHttp?: boolean;
   /** DNS for delivery-time checks (tests give their own). */
   lookup?: WebhookLookup;
+  /** Delivered notices are deleted this many days after delivery (webhooks.retentionDays); default 7. */
+  retentionDays?: number;
+  /** How often delivered notices are pruned; default hourly. */
+  pruneEveryMs?: number;
 }
+
+/** Delivered notices deleted per transaction while pruning (each a short write). */
+const PRUNE_BATCH = 5000;
 
 export function createWebhookSender(o: WebhookSenderOptions) {
   const now = o.now ?? Date.now;
@@ -36,6 +43,7 @@ export function createWebhookSender(o: WebhookSenderOptions) {
     allowHttp: o.allowHttp ?? STRICT_WEBHOOK_POLICY.allowHttp,
   };
   let timer: NodeJS.Timeout | undefined;
+  let pruneTimer: NodeJS.Timeout | undefined;
   let current: Promise<number> | undefined;
   let stopped = false;
 
@@ -82,20 +90,47 @@ export function createWebhookSender(o: WebhookSenderOptions) {
     return delivered;
   }
 
+  /**
+   * Deletes notices delivered longer ago than the retention, in short batches with a turn of the
+   * event loop between them; returns how many. Delivered notices are only a receipt (the change log
+   * and the audit trail are the record), and kept forever they grow the outbox without bound.
+   */
+  async function pruneDelivered(): Promise<number> {
+    const before = now() - (o.retentionDays ?? 7) * 86_400_000;
+    let pruned = 0;
+    while (!stopped) {
+      const n = o.repo.pruneDelivered(before, PRUNE_BATCH);
+      pruned += n;
+      if (n < PRUNE_BATCH) break;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    return pruned;
+  }
+  const prune = () =>
+    void pruneDelivered().then(
+      (n) => n > 0 && o.log.debug('delivered webhook notices pruned', { count: n }),
+      (e) => o.log.warn('pruning delivered webhook notices failed; retried at the next pruning', { error: (e as Error).message }),
+    );
+
   return {
     deliverDue,
+    pruneDelivered,
     kick(): void {
       deliverDue().catch((e) => o.log.error('webhook round failed', { error: e }));
     },
     start(): void {
       timer = setInterval(() => this.kick(), o.pollMs ?? 1000);
       timer.unref();
+      pruneTimer = setInterval(prune, o.pruneEveryMs ?? 3600_000);
+      pruneTimer.unref();
+      prune();
       this.kick();
     },
     /** Stops the schedule and waits for a round in flight, so nothing writes after the store closes. */
     async stop(): Promise<void> {
       stopped = true;
       clearInterval(timer);
+      clearInterval(pruneTimer);
       await current?.catch(() => undefined);
     },
   };

@@ -10,7 +10,7 @@ import { MyKeyError, isErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { loadCrl, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
 import { issuerKeyOf, type TrustAnchor } from '../pki/trust-anchors.ts';
-import type { MyKeyRepo } from '../store/mykey-repo.ts';
+import type { BindingState, MyKeyRepo } from '../store/mykey-repo.ts';
 import type { RevocationRepo } from '../store/revocation-repo.ts';
 import type { LoadedCrl } from './checker.ts';
 
@@ -50,6 +50,17 @@ export interface CrlManagerDeps {
   afterSuspend?: () => void;
 }
 
+type Hit = Parameters<MyKeyRepo['applyRevocations']>[0][number];
+
+/** Revocations written per transaction: each holds the write lock for a few milliseconds. */
+const APPLY_CHUNK = 1000;
+/** CRL entries looked up in the bindings index between two turns of the event loop. */
+const LOOKUP_CHUNK = 2000;
+/** Rows between two progress reports of the match and apply phases. */
+const PROGRESS_EVERY = 100_000;
+/** Bindings read per page when every binding is matched. */
+const SCAN_PAGE = 20_000;
+
 function atomicWrite(path: string, data: Uint8Array) {
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, data);
@@ -65,6 +76,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
   const crlDir = join(deps.dataDir, 'crl');
   /** The current CRL of each issuer, for registration checks. */
   const crls = new Map<string, LoadedCrl>();
+  /** The index of each issuer key's applied CRL, what the next CRL of that key is compared with. */
+  const indexes = new Map<string, { index: VerifiedCrl['index']; thisUpdate: number; crlNumber?: string }>();
   const timers: NodeJS.Timeout[] = [];
 
   /** The stable code of a failure: the MyKeyError's, else internal. */
@@ -126,8 +139,18 @@ export function createCrlManager(deps: CrlManagerDeps) {
     };
   }
 
-  /** Verifies, indexes, persists and matches a CRL. */
-  function apply(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): RevocationRunSummary {
+  /**
+   * Verifies, indexes, matches and persists a CRL, as steps: the generator yields between chunks of
+   * work (a few milliseconds each, every write its own short BEGIN IMMEDIATE transaction), so a
+   * caller can let the event loop run between them (applyAsync) or run it through (apply).
+   *
+   * Matching does not read every binding. The bindings up to the previous run's mark were matched
+   * against the previous CRL of this key, so for them only the entries new since that CRL are
+   * looked up, through the index (issuer, key, serial); bindings made since the mark (registrations
+   * that raced the previous run included) are matched against the whole CRL. Without a usable
+   * previous CRL (the first run, a restart that could not reload it) every binding is matched, in pages.
+   */
+  function* steps(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Generator<void, RevocationRunSummary> {
     const started = now();
     const t0 = performance.now();
     try {
@@ -150,9 +173,6 @@ export function createCrlManager(deps: CrlManagerDeps) {
       if (!prev?.crl_number && prev && crl.thisUpdate.getTime() < prev.this_update) {
         throw new MyKeyError('crl_stale', `CRL of ${crl.thisUpdate.toISOString()} is older than the applied one`);
       }
-      mkdirSync(crlDir, { recursive: true });
-      const file = join(crlDir, `${keyId}.crl`);
-      atomicWrite(file, der);
 
       let warning: string | undefined;
       if (crl.nextUpdate && crl.nextUpdate.getTime() + grace < now().getTime()) {
@@ -160,30 +180,107 @@ export function createCrlManager(deps: CrlManagerDeps) {
         warning = `the CRL was already past its nextUpdate (${crl.nextUpdate.toISOString()}) plus ${Math.round(grace / 3600_000)} h of grace when applied`;
         deps.log.warn('CRL already past its nextUpdate', { source, issuer: issuer.label ?? keyId, nextUpdate: crl.nextUpdate.toISOString() });
       }
+      yield;
 
-      // Match every bound certificate of this issuer key that is not yet known revoked (and rows
-      // whose key is unknown, under this issuer name).
-      const hits: Parameters<MyKeyRepo['applyRevocations']>[0] = [];
-      let scanned = 0;
-      for (const b of deps.mykeys.unrevokedBindings(keyId, nameKey)) {
-        const hit = index.lookup(b.serial_hex);
-        if (hit) hits.push({ bindingId: b.id, mykeyId: b.mykey_id, state: b.state, revokedAt: hit.revokedAt.getTime(), reason: hit.reason });
-        if (++scanned % 100_000 === 0) onProgress?.('match', scanned, 0);
+      // What this run will have matched: every binding up to here. Read before matching, so a
+      // binding committed while the run goes on is after the mark and matched by the next run.
+      const mark = deps.mykeys.maxBindingId();
+      const prevMark = deps.revocations.mark(keyId);
+      const held = indexes.get(keyId);
+      const incremental =
+        prevMark !== undefined && held !== undefined && held.thisUpdate === prevMark.this_update && (held.crlNumber ?? null) === prevMark.crl_number;
+      const ours = (b: { issuer_key: string; issuer_key_id: string }) => b.issuer_key_id === keyId || (b.issuer_key_id === '' && b.issuer_key === nameKey);
+
+      // Progress of the unbounded phases, about every PROGRESS_EVERY rows (an import prints each).
+      const reported = new Map<string, number>();
+      const report = (phase: string, done: number) => {
+        const step = Math.floor(done / PROGRESS_EVERY);
+        if (step === reported.get(phase) || step === 0) return;
+        reported.set(phase, step);
+        onProgress?.(phase, done, 0);
+      };
+      const hits: Hit[] = [];
+      let newlySuspended = 0;
+      let applied = 0;
+      /** Writes the hits gathered so far in chunks, each its own short write transaction. */
+      function* flush(all: boolean): Generator<void> {
+        while (hits.length >= APPLY_CHUNK || (all && hits.length > 0)) {
+          const chunk = hits.splice(0, APPLY_CHUNK);
+          const n = deps.mykeys.applyRevocations.immediate(chunk, now().getTime());
+          newlySuspended += n;
+          applied += chunk.length;
+          if (n > 0) deps.afterSuspend?.();
+          report('apply', applied);
+          yield;
+        }
       }
-      const newlySuspended = deps.mykeys.applyRevocations(hits, now().getTime());
-      if (newlySuspended > 0) deps.afterSuspend?.();
-      if (legacy !== undefined) deps.revocations.dropState(nameKey);
-      deps.revocations.saveState({
-        issuer_key: keyId,
-        crl_number: crl.crlNumber?.toString() ?? null,
-        this_update: crl.thisUpdate.getTime(),
-        next_update: crl.nextUpdate?.getTime() ?? null,
-        entries: index.size,
-        source,
-        file,
-        applied_at: now().getTime(),
-      });
+      let matched = 0;
+      const hit = (b: { id: number; mykey_id: string; state: BindingState }, rev: { revokedAt: Date; reason: string }) => {
+        hits.push({ bindingId: b.id, mykeyId: b.mykey_id, state: b.state, revokedAt: rev.revokedAt.getTime(), reason: rev.reason });
+        matched++;
+      };
+      /** Matches bindings with an id above `from` against the whole CRL, a page at a time. */
+      function* matchAfter(from: number): Generator<void> {
+        let after = from;
+        let scanned = 0;
+        for (;;) {
+          const page = deps.mykeys.unrevokedAfter(after, SCAN_PAGE);
+          if (page.length === 0) break;
+          for (const b of page) {
+            if (!ours(b)) continue;
+            const rev = index.lookup(b.serial_hex);
+            if (rev) hit(b, rev);
+          }
+          after = page[page.length - 1].id;
+          scanned += page.length;
+          report('match', scanned);
+          yield* flush(false);
+          yield;
+        }
+      }
+
+      if (incremental) {
+        // Entries new since the CRL every binding up to the previous mark was matched against.
+        let looked = 0;
+        for (const e of index.entriesNotIn(held.index)) {
+          // Bindings keep serials as lower-case hex without leading zero bytes (hub/pki/der.ts).
+          for (const b of deps.mykeys.unrevokedBySerial(nameKey, keyId, e.serialHex.toLowerCase())) {
+            // Bindings after the previous mark are matched against the whole CRL below.
+            if (b.id <= prevMark.binding_mark) hit(b, e);
+          }
+          if (++looked % LOOKUP_CHUNK === 0) {
+            report('match', looked);
+            yield* flush(false);
+            yield;
+          }
+        }
+        yield* matchAfter(prevMark.binding_mark);
+      } else {
+        yield* matchAfter(0);
+      }
+      yield* flush(true);
+
+      // Persisted last: until the state and mark commit, the previous CRL stays the one on record
+      // (a run cut short is redone from it; marking a binding revoked twice changes nothing).
+      mkdirSync(crlDir, { recursive: true });
+      const file = join(crlDir, `${keyId}.crl`);
+      atomicWrite(file, der);
+      deps.revocations.saveApplied(
+        {
+          issuer_key: keyId,
+          crl_number: crl.crlNumber?.toString() ?? null,
+          this_update: crl.thisUpdate.getTime(),
+          next_update: crl.nextUpdate?.getTime() ?? null,
+          entries: index.size,
+          source,
+          file,
+          applied_at: now().getTime(),
+        },
+        { issuer_key: keyId, this_update: crl.thisUpdate.getTime(), crl_number: crl.crlNumber?.toString() ?? null, binding_mark: mark },
+        legacy !== undefined ? nameKey : undefined,
+      );
       crls.set(keyId, loaded(keyId, crl, index));
+      indexes.set(keyId, { index, thisUpdate: crl.thisUpdate.getTime(), crlNumber: crl.crlNumber?.toString() });
       const summary: RevocationRunSummary = {
         source,
         issuer: issuer.label ?? keyId,
@@ -192,7 +289,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         thisUpdate: crl.thisUpdate.toISOString(),
         nextUpdate: crl.nextUpdate?.toISOString(),
         entries: index.size,
-        matched: hits.length,
+        matched,
         newlySuspended,
         durationMs: Math.round(performance.now() - t0),
       };
@@ -210,15 +307,48 @@ export function createCrlManager(deps: CrlManagerDeps) {
         error: null,
         warning: warning ?? null,
       });
-      deps.log.info('CRL applied', { ...summary });
+      deps.log.info('CRL applied', { ...summary, incremental });
       return summary;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       const code = codeOf(e);
-      recordFailure(source, started.getTime(), performance.now() - t0, code, message);
+      try {
+        recordFailure(source, started.getTime(), performance.now() - t0, code, message);
+      } catch (re) {
+        deps.log.warn('revocation run could not be recorded', { error: (re as Error).message });
+      }
       deps.log.warn('CRL not applied', { source, code, error: message });
       throw e;
     }
+  }
+
+  /** Verifies, indexes, matches and persists a CRL in one go (the event loop waits: tests, tools). */
+  function apply(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): RevocationRunSummary {
+    const it = steps(der, source, onProgress);
+    for (;;) {
+      const r = it.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** Runs one at a time: two runs of one issuer must not interleave their marks. */
+  let queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * As apply, but gives the event loop a turn between chunks, so requests keep being answered while
+   * a large CRL is matched (scheduled runs, fetches and the import command use this).
+   */
+  function applyAsync(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Promise<RevocationRunSummary> {
+    const run = queue.then(async () => {
+      const it = steps(der, source, onProgress);
+      for (;;) {
+        const r = it.next();
+        if (r.done) return r.value;
+        await new Promise<void>((res) => setImmediate(res));
+      }
+    });
+    queue = run.catch(() => undefined);
+    return run;
   }
 
   /** Fetches a CRL over HTTP with a timeout and a size bound, then applies it. */
@@ -246,12 +376,13 @@ export function createCrlManager(deps: CrlManagerDeps) {
       deps.log.warn('CRL fetch failed', { url, code: err.code, error: err.message });
       throw err;
     }
-    return apply(der, url);
+    return applyAsync(der, url);
   }
 
   return {
     crls,
     apply,
+    applyAsync,
     fetchAndApply,
 
     /** Loads the CRLs saved by earlier runs, so registration checks work right after a restart. */
@@ -283,6 +414,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
           const have = crls.get(issuer.keyId);
           if (have && have.thisUpdate.getTime() >= crl.thisUpdate.getTime()) continue;
           crls.set(issuer.keyId, loaded(issuer.keyId, crl, index));
+          indexes.set(issuer.keyId, { index, thisUpdate: crl.thisUpdate.getTime(), crlNumber: crl.crlNumber?.toString() });
         } catch (e) {
           unusableSaved.add(mark);
           deps.log.warn('saved CRL could not be loaded', { file: s.file, code: codeOf(e), error: (e as Error).message });

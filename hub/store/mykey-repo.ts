@@ -125,7 +125,21 @@ export function createMyKeyRepo(db: Db) {
     fillKeyId: db.prepare("UPDATE cert_bindings SET issuer_key_id = ? WHERE issuer_key = ? AND issuer_key_id = ''"),
     unknownKeyCount: db.prepare<[], number>("SELECT COUNT(*) FROM cert_bindings WHERE issuer_key_id = '' AND state <> 'ended'").pluck(),
     eventsAfter: db.prepare<[number, number], MyKeyEvent>('SELECT * FROM mykey_events WHERE seq > ? ORDER BY seq LIMIT ?'),
-    counts: db.prepare<[], { status: MyKeyStatus; n: number }>('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status'),
+    // Kept by triggers (migration 20): three rows, whatever the number of MyKey IDs.
+    counts: db.prepare<[], { status: MyKeyStatus; n: number }>('SELECT status, n FROM mykey_counts'),
+    // A CRL entry's bound certificates, through cert_bindings_live_serial (issuer name, key id, serial):
+    // the issuing key's rows, and rows of that name whose key is not yet known.
+    unrevokedBySerial: db.prepare<[string, string, string], UnrevokedBinding & { issuer_key_id: string }>(
+      `SELECT id, mykey_id, state, serial_hex, issuer_key_id FROM cert_bindings
+        WHERE issuer_key = ? AND issuer_key_id IN (?, '') AND serial_hex = ? AND state <> 'ended' AND revoked_at IS NULL`,
+    ),
+    // Live unrevoked bindings by id, a page at a time (the rowid range, never the issuer index: the
+    // caller filters the few columns it needs).
+    unrevokedAfter: db.prepare<[number, number], UnrevokedBinding & { issuer_key: string; issuer_key_id: string }>(
+      `SELECT id, mykey_id, state, serial_hex, issuer_key, issuer_key_id FROM cert_bindings
+        WHERE id > ? AND revoked_at IS NULL AND state <> 'ended' ORDER BY id LIMIT ?`,
+    ),
+    maxBindingId: db.prepare<[], number>('SELECT COALESCE(MAX(id), 0) FROM cert_bindings').pluck(),
   };
 
   const listeners: MyKeyLifecycleListener[] = [];
@@ -169,6 +183,36 @@ export function createMyKeyRepo(db: Db) {
       return out;
     },
     eventsAfter: (seq: number, limit = 1000): MyKeyEvent[] => q.eventsAfter.all(seq, limit),
+
+    /**
+     * Unrevoked live bindings of the certificate with this serial under an issuer key (and rows of
+     * the issuer name whose key is not yet known): an index lookup, what a new CRL entry is matched
+     * with. `serialHex` in the bindings' form (lower-case hex, no leading zero bytes).
+     */
+    unrevokedBySerial: (issuerKey: string, issuerKeyId: string, serialHex: string): UnrevokedBinding[] =>
+      q.unrevokedBySerial.all(issuerKey, issuerKeyId, serialHex).map(({ issuer_key_id: _k, ...b }) => b),
+    /**
+     * One page of live unrevoked bindings with an id above `afterId`, in id order, of every issuer
+     * (the caller keeps those of its issuer): bindings made since a CRL was last matched, or a whole
+     * scan in pages that leave the event loop free between them.
+     */
+    unrevokedAfter: (afterId: number, limit: number) => q.unrevokedAfter.all(afterId, limit),
+    /** The highest binding id so far (0 when none): a CRL run's mark of what it has matched. */
+    maxBindingId: (): number => q.maxBindingId.get() ?? 0,
+
+    /**
+     * Registers many MyKey IDs at once, each bound to its certificate, in one transaction (imports,
+     * benchmarks): the same rows and events as createOrGet, without its per-call checks; an id or a
+     * certificate already present fails the whole batch.
+     */
+    bulkCreate: db.transaction((items: readonly { id: string; cert: CertIdentity }[], now: number): number => {
+      for (const { id, cert } of items) {
+        q.insertId.run(id, 'active', now, now);
+        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
+        addEvent(id, 'created', now);
+      }
+      return items.length;
+    }),
 
     /**
      * Creates a MyKey ID bound to a certificate, or returns the one already bound to it. The check
