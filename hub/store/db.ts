@@ -23,6 +23,9 @@ export function openDatabase(path: string, opts: OpenOptions = {}): Db {
   db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  // 64 MiB of page cache (the default is 2 MiB): at a million MyKey IDs the binding indexes are
+  // hundreds of megabytes, and each registration or CRL match touches a few random pages of them.
+  db.pragma('cache_size = -65536');
   migrate(db);
   return db;
 }
