@@ -234,7 +234,7 @@ benchMain(async () => {
       }
     };
     const clients = Array.from({ length: 4 }, client);
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 240_000;
     while (!applied.some((x) => x.matched > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     await new Promise((r) => setTimeout(r, 500));
     stop = true;

@@ -52,14 +52,14 @@ export interface CrlManagerDeps {
 
 type Hit = Parameters<MyKeyRepo['applyRevocations']>[0][number];
 
-/** Revocations written per transaction: each holds the write lock for a few milliseconds. */
-const APPLY_CHUNK = 1000;
-/** CRL entries looked up in the bindings index between two turns of the event loop. */
-const LOOKUP_CHUNK = 2000;
+/** Most revocations written per transaction (chunks are sized to take about SLICE_MS). */
+const APPLY_CHUNK = 2000;
+/** Synchronous work between two turns of the event loop, in milliseconds. */
+const SLICE_MS = 8;
 /** Rows between two progress reports of the match and apply phases. */
 const PROGRESS_EVERY = 100_000;
 /** Bindings read per page when every binding is matched. */
-const SCAN_PAGE = 20_000;
+const SCAN_PAGE = 2000;
 
 function atomicWrite(path: string, data: Uint8Array) {
   const tmp = `${path}.tmp`;
@@ -202,55 +202,76 @@ export function createCrlManager(deps: CrlManagerDeps) {
       const hits: Hit[] = [];
       let newlySuspended = 0;
       let applied = 0;
-      /** Writes the hits gathered so far in chunks, each its own short write transaction. */
-      function* flush(all: boolean): Generator<void> {
-        while (hits.length >= APPLY_CHUNK || (all && hits.length > 0)) {
-          const chunk = hits.splice(0, APPLY_CHUNK);
+      /**
+       * Writes the hits in chunks, each its own short write transaction, sized to take about
+       * SLICE_MS: the event loop (and another process waiting for the write lock) gets a turn between.
+       */
+      function* flush(): Generator<void> {
+        let size = 100;
+        for (let i = 0; i < hits.length; ) {
+          const chunk = hits.slice(i, i + size);
+          const t = performance.now();
           const n = deps.mykeys.applyRevocations.immediate(chunk, now().getTime());
+          const took = performance.now() - t;
+          size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (SLICE_MS / Math.max(took, 0.5)))));
+          i += chunk.length;
           newlySuspended += n;
-          applied += chunk.length;
           if (n > 0) deps.afterSuspend?.();
-          report('apply', applied);
+          report('apply', i);
           yield;
         }
       }
+      /** True once the current slice of synchronous work has run SLICE_MS; the caller yields. */
+      let sliceStart = performance.now();
+      const sliceUsed = (): boolean => {
+        if (performance.now() - sliceStart < SLICE_MS) return false;
+        sliceStart = performance.now();
+        return true;
+      };
       let matched = 0;
       const hit = (b: { id: number; mykey_id: string; state: BindingState }, rev: { revokedAt: Date; reason: string }) => {
         hits.push({ bindingId: b.id, mykeyId: b.mykey_id, state: b.state, revokedAt: rev.revokedAt.getTime(), reason: rev.reason });
         matched++;
       };
-      /** Matches bindings with an id above `from` against the whole CRL, a page at a time. */
+      /** Matches bindings with an id above `from` against the whole CRL, a page at a time (through the key index). */
       function* matchAfter(from: number): Generator<void> {
-        let after = from;
         let scanned = 0;
-        for (;;) {
-          const page = deps.mykeys.unrevokedAfter(after, SCAN_PAGE);
-          if (page.length === 0) break;
-          for (const b of page) {
-            if (!ours(b)) continue;
-            const rev = index.lookup(b.serial_hex);
-            if (rev) hit(b, rev);
+        // The issuing key's rows, then rows of this issuer name whose key is not yet known.
+        for (const [rowsKey, nameOnly] of [[keyId, false], ['', true]] as const) {
+          let after = from;
+          for (;;) {
+            const page = deps.mykeys.unrevokedOfKeyAfter(rowsKey, after, SCAN_PAGE);
+            if (page.length === 0) break;
+            for (const b of page) {
+              if (nameOnly && b.issuer_key !== nameKey) continue;
+              const rev = index.lookup(b.serial_hex);
+              if (rev) hit(b, rev);
+            }
+            after = page[page.length - 1].id;
+            scanned += page.length;
+            report('match', scanned);
+            sliceStart = performance.now();
+            yield;
           }
-          after = page[page.length - 1].id;
-          scanned += page.length;
-          report('match', scanned);
-          yield* flush(false);
-          yield;
         }
       }
 
+      const tMatch = performance.now();
       if (incremental) {
-        // Entries new since the CRL every binding up to the previous mark was matched against.
-        let looked = 0;
-        for (const e of index.entriesNotIn(held.index)) {
-          // Bindings keep serials as lower-case hex without leading zero bytes (hub/pki/der.ts).
-          for (const b of deps.mykeys.unrevokedBySerial(nameKey, keyId, e.serialHex.toLowerCase())) {
+        // Entries new since the CRL every binding up to the previous mark was matched against,
+        // looked up in serial order (neighbouring pages of the index, not a random walk over it).
+        // Bindings keep serials as lower-case hex without leading zero bytes (hub/pki/der.ts).
+        const fresh = Array.from(index.entriesNotIn(held.index), (e) => ({ serial: e.serialHex.toLowerCase(), revokedAt: e.revokedAt, reason: e.reason }));
+        fresh.sort((x, y) => (x.serial < y.serial ? -1 : x.serial > y.serial ? 1 : 0));
+        yield;
+        for (let i = 0; i < fresh.length; i++) {
+          const e = fresh[i];
+          for (const b of deps.mykeys.unrevokedBySerial(nameKey, keyId, e.serial)) {
             // Bindings after the previous mark are matched against the whole CRL below.
             if (b.id <= prevMark.binding_mark) hit(b, e);
           }
-          if (++looked % LOOKUP_CHUNK === 0) {
-            report('match', looked);
-            yield* flush(false);
+          if ((i & 63) === 63 && sliceUsed()) {
+            report('match', i + 1);
             yield;
           }
         }
@@ -258,7 +279,11 @@ export function createCrlManager(deps: CrlManagerDeps) {
       } else {
         yield* matchAfter(0);
       }
-      yield* flush(true);
+      // Written in binding order: each chunk's rows sit on neighbouring pages.
+      hits.sort((x, y) => x.bindingId - y.bindingId);
+      const tApply = performance.now();
+      yield* flush();
+      const tWrite = performance.now();
 
       // Persisted last: until the state and mark commit, the previous CRL stays the one on record
       // (a run cut short is redone from it; marking a binding revoked twice changes nothing).
@@ -307,7 +332,12 @@ export function createCrlManager(deps: CrlManagerDeps) {
         error: null,
         warning: warning ?? null,
       });
-      deps.log.info('CRL applied', { ...summary, incremental });
+      deps.log.info('CRL applied', {
+        ...summary,
+        incremental,
+        // Where the time went: parse, verify and index; matching; revocation writes; saving the CRL and its state.
+        phasesMs: { load: Math.round(tMatch - t0), match: Math.round(tApply - tMatch), apply: Math.round(tWrite - tApply), save: Math.round(performance.now() - tWrite) },
+      });
       return summary;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);

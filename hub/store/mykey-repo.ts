@@ -90,6 +90,7 @@ export function createMyKeyRepo(db: Db) {
       .pluck(),
     insertId: db.prepare('INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, NULL, ?, ?)'),
     setStatus: db.prepare('UPDATE mykey_ids SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ?'),
+    suspendIfActive: db.prepare("UPDATE mykey_ids SET status = 'suspended', status_reason = ?, status_changed_at = ? WHERE id = ? AND status = 'active'"),
     bindingByFingerprint: db.prepare<[string], BindingRow>(
       "SELECT * FROM cert_bindings WHERE fingerprint = ? ORDER BY (state = 'current') DESC, id DESC LIMIT 1",
     ),
@@ -133,11 +134,11 @@ export function createMyKeyRepo(db: Db) {
       `SELECT id, mykey_id, state, serial_hex, issuer_key_id FROM cert_bindings
         WHERE issuer_key = ? AND issuer_key_id IN (?, '') AND serial_hex = ? AND state <> 'ended' AND revoked_at IS NULL`,
     ),
-    // Live unrevoked bindings by id, a page at a time (the rowid range, never the issuer index: the
-    // caller filters the few columns it needs).
-    unrevokedAfter: db.prepare<[number, number], UnrevokedBinding & { issuer_key: string; issuer_key_id: string }>(
-      `SELECT id, mykey_id, state, serial_hex, issuer_key, issuer_key_id FROM cert_bindings
-        WHERE id > ? AND revoked_at IS NULL AND state <> 'ended' ORDER BY id LIMIT ?`,
+    // Live unrevoked bindings of one issuer key by id, a page at a time: a range of the key index
+    // (issuer_key_id, then rowid), so a page is one seek.
+    unrevokedOfKeyAfter: db.prepare<[string, number, number], UnrevokedBinding & { issuer_key: string }>(
+      `SELECT id, mykey_id, state, serial_hex, issuer_key FROM cert_bindings
+        WHERE issuer_key_id = ? AND id > ? AND revoked_at IS NULL AND state <> 'ended' ORDER BY id LIMIT ?`,
     ),
     maxBindingId: db.prepare<[], number>('SELECT COALESCE(MAX(id), 0) FROM cert_bindings').pluck(),
   };
@@ -192,11 +193,11 @@ export function createMyKeyRepo(db: Db) {
     unrevokedBySerial: (issuerKey: string, issuerKeyId: string, serialHex: string): UnrevokedBinding[] =>
       q.unrevokedBySerial.all(issuerKey, issuerKeyId, serialHex).map(({ issuer_key_id: _k, ...b }) => b),
     /**
-     * One page of live unrevoked bindings with an id above `afterId`, in id order, of every issuer
-     * (the caller keeps those of its issuer): bindings made since a CRL was last matched, or a whole
+     * One page of live unrevoked bindings of an issuer key ('' for rows whose key is not yet known)
+     * with an id above `afterId`, in id order: bindings made since a CRL was last matched, or a whole
      * scan in pages that leave the event loop free between them.
      */
-    unrevokedAfter: (afterId: number, limit: number) => q.unrevokedAfter.all(afterId, limit),
+    unrevokedOfKeyAfter: (issuerKeyId: string, afterId: number, limit: number) => q.unrevokedOfKeyAfter.all(issuerKeyId, afterId, limit),
     /** The highest binding id so far (0 when none): a CRL run's mark of what it has matched. */
     maxBindingId: (): number => q.maxBindingId.get() ?? 0,
 
@@ -309,9 +310,8 @@ export function createMyKeyRepo(db: Db) {
         for (const h of hits) {
           if (q.markRevoked.run(h.revokedAt, h.reason, h.bindingId).changes === 0) continue;
           if (h.state !== 'current') continue;
-          const row = q.getId.get(h.mykeyId);
-          if (row?.status === 'active') {
-            q.setStatus.run('suspended', h.reason, now, h.mykeyId);
+          // One statement: only an active MyKey ID is suspended (never an invalidated one).
+          if (q.suspendIfActive.run(h.reason, now, h.mykeyId).changes === 1) {
             addEvent(h.mykeyId, 'suspended', now, h.reason);
             suspended++;
           }
