@@ -112,12 +112,18 @@ export function createCrlManager(deps: CrlManagerDeps) {
   /** Records the issuer key id of bindings made before it was recorded (see fillIssuerKeyIds). */
   function fillKeyIds(): void {
     const r = deps.mykeys.fillIssuerKeyIds(deps.anchors());
+    legacyRows = r.unknown > 0;
     if (r.filled > 0) deps.log.info('issuer key ids recorded for earlier bindings', { filled: r.filled });
     if (r.unknown > 0) {
       deps.log.warn('bindings whose issuing CA key is unknown: they are matched against the CRLs of every key of their issuer name', { count: r.unknown });
     }
   }
   let filled = false;
+  /**
+   * Whether bindings without a key id remain after filling (only rows bound before key ids were
+   * recorded; every new binding has one): when none do, matching skips looking for them.
+   */
+  let legacyRows = true;
   /** Saved CRL files (path@thisUpdate) that could not be loaded: warned about once. */
   const unusableSaved = new Set<string>();
 
@@ -237,7 +243,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       function* matchAfter(from: number): Generator<void> {
         let scanned = 0;
         // The issuing key's rows, then rows of this issuer name whose key is not yet known.
-        for (const [rowsKey, nameOnly] of [[keyId, false], ['', true]] as const) {
+        for (const [rowsKey, nameOnly] of legacyRows ? ([[keyId, false], ['', true]] as const) : ([[keyId, false]] as const)) {
           let after = from;
           for (;;) {
             const page = deps.mykeys.unrevokedOfKeyAfter(rowsKey, after, SCAN_PAGE);
@@ -282,7 +288,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         yield;
         for (let i = 0; i < order.length; i++) {
           const e = fresh[order[i]];
-          for (const b of deps.mykeys.unrevokedBySerial(nameKey, keyId, e.serial)) {
+          for (const b of deps.mykeys.unrevokedBySerial(nameKey, keyId, e.serial, legacyRows)) {
             // Bindings after the previous mark are matched against the whole CRL below.
             if (b.id <= prevMark.binding_mark) hit(b, e);
           }
