@@ -64,7 +64,7 @@ test('the synchronous apply and the chunked one agree, and a restart keeps match
   const { h } = ctx;
   const serials = Array.from({ length: 2500 }, (_, i) => (0x5000_0000 + i).toString(16));
   h.hub.mykeys.bulkCreate(serials.map((s, i) => ({ id: `SYN${i}`, cert: certOf(h, s) })), Date.now());
-  // More revocations than one write chunk holds (1000): several short transactions.
+  // More revocations than one write chunk holds (chunks are sized to a few milliseconds): several short transactions.
   const listed = ['7fff0001', ...serials.slice(0, 2100)];
   const r = h.hub.crlManager.apply(await crl(ctx, listed), 'sync');
   assert.is(r.matched, 2100);
