@@ -195,7 +195,6 @@ export function createCrlManager(deps: CrlManagerDeps) {
       const held = indexes.get(keyId);
       const incremental =
         prevMark !== undefined && held !== undefined && held.thisUpdate === prevMark.this_update && (held.crlNumber ?? null) === prevMark.crl_number;
-      const ours = (b: { issuer_key: string; issuer_key_id: string }) => b.issuer_key_id === keyId || (b.issuer_key_id === '' && b.issuer_key === nameKey);
 
       // Progress of the unbounded phases, about every PROGRESS_EVERY rows (an import prints each).
       const reported = new Map<string, number>();
@@ -207,7 +206,6 @@ export function createCrlManager(deps: CrlManagerDeps) {
       };
       const hits: Hit[] = [];
       let newlySuspended = 0;
-      let applied = 0;
       /**
        * Writes the hits in chunks, each its own short write transaction, sized to take about
        * SLICE_MS: the event loop (and another process waiting for the write lock) gets a turn between.
