@@ -11,6 +11,8 @@
 //   request_p99_during_crl_ms     p99 latency of challenge and registration requests over HTTP to a hub
 //                                 process while its scheduled run applies a CRL revoking 100,000 more
 //                                 bound certificates                                          target <= 50
+//   (beside them: the CPU time of the two CRL runs, the event-loop delay during the 100k apply, and
+//   the request p99 before the hub's run began: on a shared machine wall time counts others' load too)
 //
 // The database lives in a temporary directory and is removed at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
