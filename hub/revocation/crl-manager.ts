@@ -475,7 +475,16 @@ export function createCrlManager(deps: CrlManagerDeps) {
     /** Fetches every source now and then every `intervalMs` (with jitter so hubs do not align). */
     start(sources: string[], intervalMs: number): void {
       for (const url of sources) {
-        const run = () => fetchAndApply(url).catch(() => undefined);
+        // A run still going when the next is due (a large CRL on a busy hub) is not joined by another
+        // download queued behind it: the next fetch waits for the following tick.
+        let running = false;
+        const run = () => {
+          if (running) return;
+          running = true;
+          void fetchAndApply(url)
+            .catch(() => undefined)
+            .finally(() => (running = false));
+        };
         void run();
         const t = setInterval(run, intervalMs + Math.floor(Math.random() * Math.min(intervalMs / 10, 60_000)));
         t.unref();
