@@ -87,7 +87,8 @@ async function main(argv: string[]) {
         }
         process.stderr.write(`importing ${args[0]} (${(der.length / 1e6).toFixed(1)} MB)\n`);
         let last = -1;
-        const summary = hub.crlManager.apply(der, `file:${args[0]}`, (phase, done, total) => {
+        // In chunks, each a short write transaction: a running hub keeps registering meanwhile.
+        const summary = await hub.crlManager.applyAsync(der, `file:${args[0]}`, (phase, done, total) => {
           const pct = total ? Math.floor((done / total) * 100) : -1;
           if (pct !== last && (pct % 10 === 0 || pct < 0)) {
             last = pct;

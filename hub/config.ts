@@ -124,6 +124,7 @@ export const HubConfigSchema = Type.Object(
           description: 'allow webhook URLs on loopback, link-local, private, unspecified and multicast addresses (and plain http to them); checked when set and at every delivery',
         }),
         allowHttp: Type.Boolean({ default: false, description: 'development only: allow plain http webhook URLs to any address' }),
+        retentionDays: Type.Number({ minimum: 0, default: 7, description: 'delivered webhook notices are deleted this long after delivery (0: at the next pruning); undelivered ones are kept' }),
       },
       { default: {} },
     ),

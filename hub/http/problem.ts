@@ -28,10 +28,25 @@ function crlReasonFromName(name: string): boolean {
   return Object.hasOwn(CRL_REASONS, name);
 }
 
-/** Hono onError: MyKeyErrors keep their code; anything unexpected is logged and becomes `internal`. */
+/** Seconds a client is told to wait (RFC 9110 10.2.3 Retry-After) when the store is busy. */
+const BUSY_RETRY_AFTER_S = '1';
+
+/** SQLite's "another connection holds the lock" (SQLITE_BUSY*, SQLITE_LOCKED*), wherever it came from. */
+function isStoreBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/**
+ * Hono onError: MyKeyErrors keep their code; a busy store (another process writing, say a CRL
+ * import) is 503 `unavailable` with Retry-After, a state to wait out rather than a server fault;
+ * anything else unexpected is logged and becomes `internal`.
+ */
 export function errorHandler(log: (msg: string, err: unknown) => void) {
   return (err: Error, c: Context): Response => {
+    if (err instanceof MyKeyError && err.code === 'unavailable') return problem(c, 'unavailable', err.message, {}, { 'retry-after': BUSY_RETRY_AFTER_S });
     if (err instanceof MyKeyError) return problem(c, err.code, err.message, problemFields(err));
+    if (isStoreBusy(err) || isStoreBusy(err?.cause)) return problem(c, 'unavailable', 'the store is busy; retry shortly', {}, { 'retry-after': BUSY_RETRY_AFTER_S });
     if (err instanceof HTTPException) {
       const code: ErrorCode = err.status === 413 ? 'payload_too_large' : err.status === 404 ? 'not_found' : err.status === 401 ? 'unauthorized' : 'bad_request';
       return problem(c, code, err.message || undefined);

@@ -380,7 +380,8 @@ export function createLinks(deps: LinksDeps) {
         const s = repo.service(serviceId)!;
         const idents = repo.linkedMyKeys(s.id).flatMap((m) => identsOf(m));
         const before = keyStats.derived;
-        await deriveAhead(s, CURRENT_KEY_SCHEME, idents);
+        // One derivation at a time: a large service takes long to move, but the hub keeps a core for requests.
+        await deriveAhead(s, CURRENT_KEY_SCHEME, idents, 1);
         if (keyStats.derived === before) break;
       }
       return tx(() => {

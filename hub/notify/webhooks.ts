@@ -37,6 +37,10 @@ export interface WebhookSenderOptions {
   inFlight?: number;
   /** Told of every acknowledged request (hub/fanout.ts `notified`). */
   onNotified?: (e: { notices: number }) => void;
+  /** Delivered notices are deleted this many days after delivery (webhooks.retentionDays); default 7. */
+  retentionDays?: number;
+  /** How often delivered notices are pruned; default hourly. */
+  pruneEveryMs?: number;
 }
 
 /** The body of a batch: `type` tells it from a lone notice (whose types are `link.*`). */
@@ -45,6 +49,9 @@ export interface NoticeBatch {
   notices: unknown[];
 }
 
+/** Delivered notices deleted per transaction while pruning (each a short write). */
+const PRUNE_BATCH = 5000;
+
 export function createWebhookSender(o: WebhookSenderOptions) {
   const now = o.now ?? Date.now;
   const policy: WebhookUrlPolicy = {
@@ -52,6 +59,7 @@ export function createWebhookSender(o: WebhookSenderOptions) {
     allowHttp: o.allowHttp ?? STRICT_WEBHOOK_POLICY.allowHttp,
   };
   let timer: NodeJS.Timeout | undefined;
+  let pruneTimer: NodeJS.Timeout | undefined;
   let current: Promise<number> | undefined;
   let stopped = false;
 
@@ -128,20 +136,47 @@ export function createWebhookSender(o: WebhookSenderOptions) {
     o.log.warn('webhook delivery failed', { service: serviceId, notices: rows.length, attempt: attempts + 1, error: why });
   }
 
+  /**
+   * Deletes notices delivered longer ago than the retention, in short batches with a turn of the
+   * event loop between them; returns how many. Delivered notices are only a receipt (the change log
+   * and the audit trail are the record), and kept forever they grow the outbox without bound.
+   */
+  async function pruneDelivered(): Promise<number> {
+    const before = now() - (o.retentionDays ?? 7) * 86_400_000;
+    let pruned = 0;
+    while (!stopped) {
+      const n = o.repo.pruneDelivered(before, PRUNE_BATCH);
+      pruned += n;
+      if (n < PRUNE_BATCH) break;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    return pruned;
+  }
+  const prune = () =>
+    void pruneDelivered().then(
+      (n) => n > 0 && o.log.debug('delivered webhook notices pruned', { count: n }),
+      (e) => o.log.warn('pruning delivered webhook notices failed; retried at the next pruning', { error: (e as Error).message }),
+    );
+
   return {
     deliverDue,
+    pruneDelivered,
     kick(): void {
       deliverDue().catch((e) => o.log.error('webhook round failed', { error: e }));
     },
     start(): void {
       timer = setInterval(() => this.kick(), o.pollMs ?? 1000);
       timer.unref();
+      pruneTimer = setInterval(prune, o.pruneEveryMs ?? 3600_000);
+      pruneTimer.unref();
+      prune();
       this.kick();
     },
     /** Stops the schedule and waits for a round in flight, so nothing writes after the store closes. */
     async stop(): Promise<void> {
       stopped = true;
       clearInterval(timer);
+      clearInterval(pruneTimer);
       await current?.catch(() => undefined);
     },
   };

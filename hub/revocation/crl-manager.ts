@@ -10,7 +10,7 @@ import { MyKeyError, isErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { loadCrl, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
 import { issuerKeyOf, type TrustAnchor } from '../pki/trust-anchors.ts';
-import type { MyKeyRepo } from '../store/mykey-repo.ts';
+import type { BindingState, MyKeyRepo } from '../store/mykey-repo.ts';
 import type { RevocationRepo } from '../store/revocation-repo.ts';
 import type { LoadedCrl } from './checker.ts';
 
@@ -50,6 +50,17 @@ export interface CrlManagerDeps {
   afterSuspend?: () => void;
 }
 
+type Hit = Parameters<MyKeyRepo['applyRevocations']>[0][number];
+
+/** Most revocations written per transaction (chunks are sized to take about SLICE_MS). */
+const APPLY_CHUNK = 2000;
+/** Synchronous work between two turns of the event loop, in milliseconds. */
+const SLICE_MS = 8;
+/** Rows between two progress reports of the match and apply phases. */
+const PROGRESS_EVERY = 100_000;
+/** Bindings read per page when every binding is matched. */
+const SCAN_PAGE = 2000;
+
 function atomicWrite(path: string, data: Uint8Array) {
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, data);
@@ -65,6 +76,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
   const crlDir = join(deps.dataDir, 'crl');
   /** The current CRL of each issuer, for registration checks. */
   const crls = new Map<string, LoadedCrl>();
+  /** The index of each issuer key's applied CRL, what the next CRL of that key is compared with. */
+  const indexes = new Map<string, { index: VerifiedCrl['index']; thisUpdate: number; crlNumber?: string }>();
   const timers: NodeJS.Timeout[] = [];
 
   /** The stable code of a failure: the MyKeyError's, else internal. */
@@ -99,12 +112,18 @@ export function createCrlManager(deps: CrlManagerDeps) {
   /** Records the issuer key id of bindings made before it was recorded (see fillIssuerKeyIds). */
   function fillKeyIds(): void {
     const r = deps.mykeys.fillIssuerKeyIds(deps.anchors());
+    legacyRows = r.unknown > 0;
     if (r.filled > 0) deps.log.info('issuer key ids recorded for earlier bindings', { filled: r.filled });
     if (r.unknown > 0) {
       deps.log.warn('bindings whose issuing CA key is unknown: they are matched against the CRLs of every key of their issuer name', { count: r.unknown });
     }
   }
   let filled = false;
+  /**
+   * Whether bindings without a key id remain after filling (only rows bound before key ids were
+   * recorded; every new binding has one): when none do, matching skips looking for them.
+   */
+  let legacyRows = true;
   /** Saved CRL files (path@thisUpdate) that could not be loaded: warned about once. */
   const unusableSaved = new Set<string>();
 
@@ -126,8 +145,18 @@ export function createCrlManager(deps: CrlManagerDeps) {
     };
   }
 
-  /** Verifies, indexes, persists and matches a CRL. */
-  function apply(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): RevocationRunSummary {
+  /**
+   * Verifies, indexes, matches and persists a CRL, as steps: the generator yields between chunks of
+   * work (a few milliseconds each, every write its own short BEGIN IMMEDIATE transaction), so a
+   * caller can let the event loop run between them (applyAsync) or run it through (apply).
+   *
+   * Matching does not read every binding. The bindings up to the previous run's mark were matched
+   * against the previous CRL of this key, so for them only the entries new since that CRL are
+   * looked up, through the index (issuer, key, serial); bindings made since the mark (registrations
+   * that raced the previous run included) are matched against the whole CRL. Without a usable
+   * previous CRL (the first run, a restart that could not reload it) every binding is matched, in pages.
+   */
+  function* steps(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Generator<void, RevocationRunSummary> {
     const started = now();
     const t0 = performance.now();
     try {
@@ -150,9 +179,6 @@ export function createCrlManager(deps: CrlManagerDeps) {
       if (!prev?.crl_number && prev && crl.thisUpdate.getTime() < prev.this_update) {
         throw new MyKeyError('crl_stale', `CRL of ${crl.thisUpdate.toISOString()} is older than the applied one`);
       }
-      mkdirSync(crlDir, { recursive: true });
-      const file = join(crlDir, `${keyId}.crl`);
-      atomicWrite(file, der);
 
       let warning: string | undefined;
       if (crl.nextUpdate && crl.nextUpdate.getTime() + grace < now().getTime()) {
@@ -160,30 +186,146 @@ export function createCrlManager(deps: CrlManagerDeps) {
         warning = `the CRL was already past its nextUpdate (${crl.nextUpdate.toISOString()}) plus ${Math.round(grace / 3600_000)} h of grace when applied`;
         deps.log.warn('CRL already past its nextUpdate', { source, issuer: issuer.label ?? keyId, nextUpdate: crl.nextUpdate.toISOString() });
       }
+      yield;
 
-      // Match every bound certificate of this issuer key that is not yet known revoked (and rows
-      // whose key is unknown, under this issuer name).
-      const hits: Parameters<MyKeyRepo['applyRevocations']>[0] = [];
-      let scanned = 0;
-      for (const b of deps.mykeys.unrevokedBindings(keyId, nameKey)) {
-        const hit = index.lookup(b.serial_hex);
-        if (hit) hits.push({ bindingId: b.id, mykeyId: b.mykey_id, state: b.state, revokedAt: hit.revokedAt.getTime(), reason: hit.reason });
-        if (++scanned % 100_000 === 0) onProgress?.('match', scanned, 0);
+      // What this run will have matched: every binding up to here. Read before matching, so a
+      // binding committed while the run goes on is after the mark and matched by the next run.
+      const mark = deps.mykeys.maxBindingId();
+      const prevMark = deps.revocations.mark(keyId);
+      const held = indexes.get(keyId);
+      const incremental =
+        prevMark !== undefined && held !== undefined && held.thisUpdate === prevMark.this_update && (held.crlNumber ?? null) === prevMark.crl_number;
+
+      // Progress of the unbounded phases, about every PROGRESS_EVERY rows (an import prints each).
+      const reported = new Map<string, number>();
+      const report = (phase: string, done: number) => {
+        const step = Math.floor(done / PROGRESS_EVERY);
+        if (step === reported.get(phase) || step === 0) return;
+        reported.set(phase, step);
+        onProgress?.(phase, done, 0);
+      };
+      const hits: Hit[] = [];
+      let newlySuspended = 0;
+      /**
+       * Writes the hits in chunks, each its own short write transaction, sized to take about
+       * SLICE_MS: the event loop (and another process waiting for the write lock) gets a turn between.
+       */
+      function* flush(): Generator<void> {
+        let size = 100;
+        for (let i = 0; i < hits.length; ) {
+          const chunk = hits.slice(i, i + size);
+          const t = performance.now();
+          const n = deps.mykeys.applyRevocations.immediate(chunk, now().getTime());
+          const took = performance.now() - t;
+          size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (SLICE_MS / Math.max(took, 0.5)))));
+          i += chunk.length;
+          newlySuspended += n;
+          if (n > 0) deps.afterSuspend?.();
+          report('apply', i);
+          yield;
+        }
       }
-      const newlySuspended = deps.mykeys.applyRevocations(hits, now().getTime());
-      if (newlySuspended > 0) deps.afterSuspend?.();
-      if (legacy !== undefined) deps.revocations.dropState(nameKey);
-      deps.revocations.saveState({
-        issuer_key: keyId,
-        crl_number: crl.crlNumber?.toString() ?? null,
-        this_update: crl.thisUpdate.getTime(),
-        next_update: crl.nextUpdate?.getTime() ?? null,
-        entries: index.size,
-        source,
-        file,
-        applied_at: now().getTime(),
-      });
+      /** True once the current slice of synchronous work has run SLICE_MS; the caller yields. */
+      let sliceStart = performance.now();
+      const sliceUsed = (): boolean => {
+        if (performance.now() - sliceStart < SLICE_MS) return false;
+        sliceStart = performance.now();
+        return true;
+      };
+      let matched = 0;
+      const hit = (b: { id: number; mykey_id: string; state: BindingState }, rev: { revokedAt: Date; reason: string }) => {
+        hits.push({ bindingId: b.id, mykeyId: b.mykey_id, state: b.state, revokedAt: rev.revokedAt.getTime(), reason: rev.reason });
+        matched++;
+      };
+      /** Matches bindings with an id above `from` against the whole CRL, a page at a time (through the key index). */
+      function* matchAfter(from: number): Generator<void> {
+        let scanned = 0;
+        // The issuing key's rows, then rows of this issuer name whose key is not yet known.
+        for (const [rowsKey, nameOnly] of legacyRows ? ([[keyId, false], ['', true]] as const) : ([[keyId, false]] as const)) {
+          let after = from;
+          for (;;) {
+            const page = deps.mykeys.unrevokedOfKeyAfter(rowsKey, after, SCAN_PAGE);
+            if (page.length === 0) break;
+            for (const b of page) {
+              if (nameOnly && b.issuer_key !== nameKey) continue;
+              const rev = index.lookup(b.serial_hex);
+              if (rev) hit(b, rev);
+            }
+            after = page[page.length - 1].id;
+            scanned += page.length;
+            report('match', scanned);
+            sliceStart = performance.now();
+            yield;
+          }
+        }
+      }
+
+      const tMatch = performance.now();
+      if (incremental) {
+        // Entries new since the CRL every binding up to the previous mark was matched against,
+        // looked up in serial order (neighbouring pages of the index, not a random walk over it).
+        // Bindings keep serials as lower-case hex without leading zero bytes (hub/pki/der.ts).
+        const fresh: { serial: string; revokedAt: Date; reason: string }[] = [];
+        for (const e of index.entriesNotIn(held.index)) {
+          fresh.push({ serial: e.serialHex.toLowerCase(), revokedAt: e.revokedAt, reason: e.reason });
+          if ((fresh.length & 255) === 0 && sliceUsed()) yield;
+        }
+        // Ordered by the serial's first 32 bits (what the index orders by first), as numbers in one
+        // typed-array sort: key * 2^20 + position stays exact in a double for up to 2^20 new entries a slice.
+        const order: number[] = [];
+        for (let from = 0; from < fresh.length; from += 1 << 20) {
+          const part = fresh.slice(from, from + (1 << 20));
+          const keys = new Float64Array(part.length);
+          for (let i = 0; i < part.length; i++) {
+            const top = parseInt(part[i].serial.slice(0, 8).padEnd(8, '0'), 16);
+            keys[i] = (top >= 0 ? top : 0) * 1048576 + i; // a negative serial (not RFC 5280) sorts first
+          }
+          keys.sort();
+          for (const k of keys) order.push(from + (k % 1048576));
+        }
+        yield;
+        for (let i = 0; i < order.length; i++) {
+          const e = fresh[order[i]];
+          for (const b of deps.mykeys.unrevokedBySerial(nameKey, keyId, e.serial, legacyRows)) {
+            // Bindings after the previous mark are matched against the whole CRL below.
+            if (b.id <= prevMark.binding_mark) hit(b, e);
+          }
+          if ((i & 63) === 63 && sliceUsed()) {
+            report('match', i + 1);
+            yield;
+          }
+        }
+        yield* matchAfter(prevMark.binding_mark);
+      } else {
+        yield* matchAfter(0);
+      }
+      // Written in binding order: each chunk's rows sit on neighbouring pages.
+      hits.sort((x, y) => x.bindingId - y.bindingId);
+      const tApply = performance.now();
+      yield* flush();
+      const tWrite = performance.now();
+
+      // Persisted last: until the state and mark commit, the previous CRL stays the one on record
+      // (a run cut short is redone from it; marking a binding revoked twice changes nothing).
+      mkdirSync(crlDir, { recursive: true });
+      const file = join(crlDir, `${keyId}.crl`);
+      atomicWrite(file, der);
+      deps.revocations.saveApplied(
+        {
+          issuer_key: keyId,
+          crl_number: crl.crlNumber?.toString() ?? null,
+          this_update: crl.thisUpdate.getTime(),
+          next_update: crl.nextUpdate?.getTime() ?? null,
+          entries: index.size,
+          source,
+          file,
+          applied_at: now().getTime(),
+        },
+        { issuer_key: keyId, this_update: crl.thisUpdate.getTime(), crl_number: crl.crlNumber?.toString() ?? null, binding_mark: mark },
+        legacy !== undefined ? nameKey : undefined,
+      );
       crls.set(keyId, loaded(keyId, crl, index));
+      indexes.set(keyId, { index, thisUpdate: crl.thisUpdate.getTime(), crlNumber: crl.crlNumber?.toString() });
       const summary: RevocationRunSummary = {
         source,
         issuer: issuer.label ?? keyId,
@@ -192,7 +334,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         thisUpdate: crl.thisUpdate.toISOString(),
         nextUpdate: crl.nextUpdate?.toISOString(),
         entries: index.size,
-        matched: hits.length,
+        matched,
         newlySuspended,
         durationMs: Math.round(performance.now() - t0),
       };
@@ -210,15 +352,53 @@ export function createCrlManager(deps: CrlManagerDeps) {
         error: null,
         warning: warning ?? null,
       });
-      deps.log.info('CRL applied', { ...summary });
+      deps.log.info('CRL applied', {
+        ...summary,
+        incremental,
+        // Where the time went: parse, verify and index; matching; revocation writes; saving the CRL and its state.
+        phasesMs: { load: Math.round(tMatch - t0), match: Math.round(tApply - tMatch), apply: Math.round(tWrite - tApply), save: Math.round(performance.now() - tWrite) },
+      });
       return summary;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       const code = codeOf(e);
-      recordFailure(source, started.getTime(), performance.now() - t0, code, message);
+      try {
+        recordFailure(source, started.getTime(), performance.now() - t0, code, message);
+      } catch (re) {
+        deps.log.warn('revocation run could not be recorded', { error: (re as Error).message });
+      }
       deps.log.warn('CRL not applied', { source, code, error: message });
       throw e;
     }
+  }
+
+  /** Verifies, indexes, matches and persists a CRL in one go (the event loop waits: tests, tools). */
+  function apply(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): RevocationRunSummary {
+    const it = steps(der, source, onProgress);
+    for (;;) {
+      const r = it.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** Runs one at a time: two runs of one issuer must not interleave their marks. */
+  let queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * As apply, but gives the event loop a turn between chunks, so requests keep being answered while
+   * a large CRL is matched (scheduled runs, fetches and the import command use this).
+   */
+  function applyAsync(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Promise<RevocationRunSummary> {
+    const run = queue.then(async () => {
+      const it = steps(der, source, onProgress);
+      for (;;) {
+        const r = it.next();
+        if (r.done) return r.value;
+        await new Promise<void>((res) => setImmediate(res));
+      }
+    });
+    queue = run.catch(() => undefined);
+    return run;
   }
 
   /** Fetches a CRL over HTTP with a timeout and a size bound, then applies it. */
@@ -246,12 +426,13 @@ export function createCrlManager(deps: CrlManagerDeps) {
       deps.log.warn('CRL fetch failed', { url, code: err.code, error: err.message });
       throw err;
     }
-    return apply(der, url);
+    return applyAsync(der, url);
   }
 
   return {
     crls,
     apply,
+    applyAsync,
     fetchAndApply,
 
     /** Loads the CRLs saved by earlier runs, so registration checks work right after a restart. */
@@ -283,6 +464,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
           const have = crls.get(issuer.keyId);
           if (have && have.thisUpdate.getTime() >= crl.thisUpdate.getTime()) continue;
           crls.set(issuer.keyId, loaded(issuer.keyId, crl, index));
+          indexes.set(issuer.keyId, { index, thisUpdate: crl.thisUpdate.getTime(), crlNumber: crl.crlNumber?.toString() });
         } catch (e) {
           unusableSaved.add(mark);
           deps.log.warn('saved CRL could not be loaded', { file: s.file, code: codeOf(e), error: (e as Error).message });
@@ -293,7 +475,16 @@ export function createCrlManager(deps: CrlManagerDeps) {
     /** Fetches every source now and then every `intervalMs` (with jitter so hubs do not align). */
     start(sources: string[], intervalMs: number): void {
       for (const url of sources) {
-        const run = () => fetchAndApply(url).catch(() => undefined);
+        // A run still going when the next is due (a large CRL on a busy hub) is not joined by another
+        // download queued behind it: the next fetch waits for the following tick.
+        let running = false;
+        const run = () => {
+          if (running) return;
+          running = true;
+          void fetchAndApply(url)
+            .catch(() => undefined)
+            .finally(() => (running = false));
+        };
         void run();
         const t = setInterval(run, intervalMs + Math.floor(Math.random() * Math.min(intervalMs / 10, 60_000)));
         t.unref();

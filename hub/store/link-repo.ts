@@ -98,13 +98,20 @@ export function createLinkRepo(db: Db) {
     pendingWebhooks: db.prepare<[string, number], WebhookRow>('SELECT * FROM webhook_outbox WHERE service_id = ? AND delivered_at IS NULL ORDER BY id LIMIT ?'),
     webhookDelivered: db.prepare('UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?'),
     webhookFailed: db.prepare('UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?'),
+    // Pending notices through the pending index, delivered ones from the counter (migration 160):
+    // neither reads a service's delivered history.
     webhookHealth: db.prepare<[{ id: string }], { pending: number; oldest: number | null; last_error: string | null; delivered: number }>(
-      `SELECT SUM(delivered_at IS NULL) AS pending, MIN(CASE WHEN delivered_at IS NULL THEN created_at END) AS oldest,
+      `SELECT COUNT(*) AS pending, MIN(created_at) AS oldest,
               (SELECT last_error FROM webhook_outbox WHERE service_id = @id AND delivered_at IS NULL ORDER BY id LIMIT 1) AS last_error,
-              SUM(delivered_at IS NOT NULL) AS delivered
-       FROM webhook_outbox WHERE service_id = @id`,
+              COALESCE((SELECT delivered FROM webhook_counts WHERE service_id = @id), 0) AS delivered
+       FROM webhook_outbox WHERE service_id = @id AND delivered_at IS NULL`,
     ),
-    linkCounts: db.prepare<[], { service_id: string; state: string; n: number }>('SELECT service_id, state, COUNT(*) AS n FROM links GROUP BY service_id, state'),
+    pruneDelivered: db.prepare<[number, number]>(
+      'DELETE FROM webhook_outbox WHERE id IN (SELECT id FROM webhook_outbox WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?)',
+    ),
+    // Kept by triggers (migration 160): a read of a few rows, whatever the number of links.
+    linkCounts: db.prepare<[], { service_id: string; state: string; n: number }>('SELECT service_id, state, n FROM link_counts WHERE n <> 0 ORDER BY service_id, state'),
+    linkCountsOf: db.prepare<[string], { state: string; n: number }>('SELECT state, n FROM link_counts WHERE service_id = ?'),
     // keyed identities (shared/sync.ts)
     setKeyScheme: db.prepare('UPDATE services SET key_scheme = ? WHERE id = ?'),
     storedKey: db.prepare<[string, string, string], { key: string }>('SELECT key FROM service_keys WHERE service_id = ? AND scheme = ? AND identity = ?'),
@@ -154,7 +161,19 @@ export function createLinkRepo(db: Db) {
       for (const id of ids) q.webhookFailed.run(next, error.slice(0, 500), id);
     }),
     webhookHealth: (serviceId: string) => q.webhookHealth.get({ id: serviceId })!,
+    /** Links per service and state, kept as links change (O(services), never a count of links). */
     linkCounts: () => q.linkCounts.all(),
+    /** Links of one service by state, kept as links change. */
+    linkCountsOf(serviceId: string): { active: number; suspended: number } {
+      const out = { active: 0, suspended: 0 };
+      for (const r of q.linkCountsOf.all(serviceId)) if (r.state === 'active' || r.state === 'suspended') out[r.state] = r.n;
+      return out;
+    },
+    /**
+     * Deletes up to `limit` notices delivered before `before` (retention, webhooks.retentionDays);
+     * returns how many. Undelivered notices are never pruned.
+     */
+    pruneDelivered: (before: number, limit = 5000): number => q.pruneDelivered.run(before, limit).changes,
     setKeyScheme: (serviceId: string, scheme: KeyScheme) => q.setKeyScheme.run(scheme, serviceId),
     storedKey: (serviceId: string, scheme: KeyScheme, identity: string): string | undefined => q.storedKey.get(serviceId, scheme, identity)?.key,
     insertKey: (serviceId: string, scheme: KeyScheme, identity: string, key: string) => q.insertKey.run(serviceId, scheme, identity, key),

@@ -90,6 +90,7 @@ export function createMyKeyRepo(db: Db) {
       .pluck(),
     insertId: db.prepare('INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, NULL, ?, ?)'),
     setStatus: db.prepare('UPDATE mykey_ids SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ?'),
+    suspendIfActive: db.prepare("UPDATE mykey_ids SET status = 'suspended', status_reason = ?, status_changed_at = ? WHERE id = ? AND status = 'active'"),
     bindingByFingerprint: db.prepare<[string], BindingRow>(
       "SELECT * FROM cert_bindings WHERE fingerprint = ? ORDER BY (state = 'current') DESC, id DESC LIMIT 1",
     ),
@@ -125,7 +126,26 @@ export function createMyKeyRepo(db: Db) {
     fillKeyId: db.prepare("UPDATE cert_bindings SET issuer_key_id = ? WHERE issuer_key = ? AND issuer_key_id = ''"),
     unknownKeyCount: db.prepare<[], number>("SELECT COUNT(*) FROM cert_bindings WHERE issuer_key_id = '' AND state <> 'ended'").pluck(),
     eventsAfter: db.prepare<[number, number], MyKeyEvent>('SELECT * FROM mykey_events WHERE seq > ? ORDER BY seq LIMIT ?'),
-    counts: db.prepare<[], { status: MyKeyStatus; n: number }>('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status'),
+    // Kept by triggers (migration 20): three rows, whatever the number of MyKey IDs.
+    counts: db.prepare<[], { status: MyKeyStatus; n: number }>('SELECT status, n FROM mykey_counts'),
+    // A CRL entry's bound certificates, through cert_bindings_live_serial (issuer name, key id, serial):
+    // the issuing key's rows, and rows of that name whose key is not yet known.
+    unrevokedBySerial: db.prepare<[string, string, string], UnrevokedBinding & { issuer_key_id: string }>(
+      `SELECT id, mykey_id, state, serial_hex, issuer_key_id FROM cert_bindings
+        WHERE issuer_key = ? AND issuer_key_id IN (?, '') AND serial_hex = ? AND state <> 'ended' AND revoked_at IS NULL`,
+    ),
+    // The same when no binding without a key id is left: one seek instead of two.
+    unrevokedBySerialOfKey: db.prepare<[string, string, string], UnrevokedBinding>(
+      `SELECT id, mykey_id, state, serial_hex FROM cert_bindings
+        WHERE issuer_key = ? AND issuer_key_id = ? AND serial_hex = ? AND state <> 'ended' AND revoked_at IS NULL`,
+    ),
+    // Live unrevoked bindings of one issuer key by id, a page at a time: a range of the key index
+    // (issuer_key_id, then rowid), so a page is one seek.
+    unrevokedOfKeyAfter: db.prepare<[string, number, number], UnrevokedBinding & { issuer_key: string }>(
+      `SELECT id, mykey_id, state, serial_hex, issuer_key FROM cert_bindings
+        WHERE issuer_key_id = ? AND id > ? AND revoked_at IS NULL AND state <> 'ended' ORDER BY id LIMIT ?`,
+    ),
+    maxBindingId: db.prepare<[], number>('SELECT COALESCE(MAX(id), 0) FROM cert_bindings').pluck(),
   };
 
   const listeners: MyKeyLifecycleListener[] = [];
@@ -169,6 +189,39 @@ export function createMyKeyRepo(db: Db) {
       return out;
     },
     eventsAfter: (seq: number, limit = 1000): MyKeyEvent[] => q.eventsAfter.all(seq, limit),
+
+    /**
+     * Unrevoked live bindings of the certificate with this serial under an issuer key (and rows of
+     * the issuer name whose key is not yet known): an index lookup, what a new CRL entry is matched
+     * with. `serialHex` in the bindings' form (lower-case hex, no leading zero bytes). Rows without a
+     * key id are left out when `withUnknownKey` is false (the caller knows there are none).
+     */
+    unrevokedBySerial: (issuerKey: string, issuerKeyId: string, serialHex: string, withUnknownKey = true): UnrevokedBinding[] =>
+      withUnknownKey
+        ? q.unrevokedBySerial.all(issuerKey, issuerKeyId, serialHex).map(({ issuer_key_id: _k, ...b }) => b)
+        : q.unrevokedBySerialOfKey.all(issuerKey, issuerKeyId, serialHex),
+    /**
+     * One page of live unrevoked bindings of an issuer key ('' for rows whose key is not yet known)
+     * with an id above `afterId`, in id order: bindings made since a CRL was last matched, or a whole
+     * scan in pages that leave the event loop free between them.
+     */
+    unrevokedOfKeyAfter: (issuerKeyId: string, afterId: number, limit: number) => q.unrevokedOfKeyAfter.all(issuerKeyId, afterId, limit),
+    /** The highest binding id so far (0 when none): a CRL run's mark of what it has matched. */
+    maxBindingId: (): number => q.maxBindingId.get() ?? 0,
+
+    /**
+     * Registers many MyKey IDs at once, each bound to its certificate, in one transaction (imports,
+     * benchmarks): the same rows and events as createOrGet, without its per-call checks; an id or a
+     * certificate already present fails the whole batch.
+     */
+    bulkCreate: db.transaction((items: readonly { id: string; cert: CertIdentity }[], now: number): number => {
+      for (const { id, cert } of items) {
+        q.insertId.run(id, 'active', now, now);
+        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
+        addEvent(id, 'created', now);
+      }
+      return items.length;
+    }),
 
     /**
      * Creates a MyKey ID bound to a certificate, or returns the one already bound to it. The check
@@ -265,9 +318,8 @@ export function createMyKeyRepo(db: Db) {
         for (const h of hits) {
           if (q.markRevoked.run(h.revokedAt, h.reason, h.bindingId).changes === 0) continue;
           if (h.state !== 'current') continue;
-          const row = q.getId.get(h.mykeyId);
-          if (row?.status === 'active') {
-            q.setStatus.run('suspended', h.reason, now, h.mykeyId);
+          // One statement: only an active MyKey ID is suspended (never an invalidated one).
+          if (q.suspendIfActive.run(h.reason, now, h.mykeyId).changes === 1) {
             addEvent(h.mykeyId, 'suspended', now, h.reason);
             suspended++;
           }

@@ -3,6 +3,13 @@
 // failing write rolls back alone; every caller is answered only after the shared COMMIT, so an
 // acknowledged write is as durable as one committed alone. Under load this turns a commit per
 // registration into a commit per batch, the largest cost of a registration.
+//
+// The transaction is taken with BEGIN IMMEDIATE: another process (the CRL import command) may be
+// writing, and a deferred transaction that read first and then tries to write fails at once with
+// SQLITE_BUSY when the other committed in between (its snapshot is stale; the busy timeout does not
+// apply). Taking the write lock first makes it wait its turn instead. A store still busy after the
+// busy timeout is retried a few times, then answered `unavailable` (503 with Retry-After), never 500.
+import { MyKeyError } from '../../shared/errors.ts';
 import type { Db } from './db.ts';
 
 interface Pending {
@@ -11,14 +18,25 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-export function createWriteBatcher(db: Db, { maxBatch = 256, afterCommit }: { maxBatch?: number; afterCommit?: () => void } = {}) {
+/** True for SQLite's "another connection holds the lock" errors (SQLITE_BUSY and its extended codes, SQLITE_LOCKED). */
+export function isBusyError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/** The error a caller gets when the store stayed busy: `unavailable`, with the SQLite error as cause. */
+export function busyUnavailable(e: unknown): MyKeyError {
+  return new MyKeyError('unavailable', 'the store is busy; retry shortly', { cause: e });
+}
+
+export function createWriteBatcher(
+  db: Db,
+  { maxBatch = 256, afterCommit, busyRetries = 3, busyRetryMs = 50 }: { maxBatch?: number; afterCommit?: () => void; busyRetries?: number; busyRetryMs?: number } = {},
+) {
   let queue: Pending[] = [];
   let scheduled = false;
 
-  const flush = () => {
-    scheduled = false;
-    const batch = queue;
-    queue = [];
+  const flush = (batch: Pending[], attempt: number) => {
     const results: { ok: boolean; value: unknown }[] = [];
     try {
       db.transaction(() => {
@@ -29,14 +47,26 @@ export function createWriteBatcher(db: Db, { maxBatch = 256, afterCommit }: { ma
             results.push({ ok: false, value: e });
           }
         }
-      })();
+      }).immediate();
     } catch (e) {
-      // The COMMIT itself failed: nothing of this batch is durable.
-      for (const p of batch) p.reject(e);
+      // BEGIN or COMMIT failed: nothing of this batch is durable.
+      if (isBusyError(e) && attempt < busyRetries) {
+        setTimeout(() => flush(batch, attempt + 1), busyRetryMs * (attempt + 1));
+        return;
+      }
+      const err = isBusyError(e) ? busyUnavailable(e) : e;
+      for (const p of batch) p.reject(err);
       return;
     }
-    batch.forEach((p, i) => (results[i].ok ? p.resolve(results[i].value) : p.reject(results[i].value)));
+    batch.forEach((p, i) => (results[i].ok ? p.resolve(results[i].value) : p.reject(isBusyError(results[i].value) ? busyUnavailable(results[i].value) : results[i].value)));
     afterCommit?.();
+  };
+
+  const flushQueue = () => {
+    scheduled = false;
+    const batch = queue;
+    queue = [];
+    if (batch.length > 0) flush(batch, 0);
   };
 
   return {
@@ -44,10 +74,10 @@ export function createWriteBatcher(db: Db, { maxBatch = 256, afterCommit }: { ma
     write<T>(fn: () => T): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         queue.push({ run: fn, resolve: resolve as (v: unknown) => void, reject });
-        if (queue.length >= maxBatch) flush();
+        if (queue.length >= maxBatch) flushQueue();
         else if (!scheduled) {
           scheduled = true;
-          setImmediate(flush);
+          setImmediate(flushQueue);
         }
       });
     },

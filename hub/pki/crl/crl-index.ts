@@ -35,6 +35,11 @@ export interface CrlIndex {
   lookup(serial: bigint | string | Uint8Array): CrlRevocation | undefined;
   /** Every distinct entry in CRL order. */
   entries(): IterableIterator<CrlEntry>;
+  /**
+   * The entries whose serial `other` does not list (what a CRL adds to the one before it), in no
+   * particular order. Serials compare by value, without decoding the entries both lists hold.
+   */
+  entriesNotIn(other: CrlIndex): IterableIterator<CrlEntry>;
 }
 
 /** Options of indexCrl. */
@@ -116,6 +121,23 @@ class BucketIndex implements CrlIndex {
         if (this.offs[r] !== p) continue;
       }
       yield this.decode(p);
+    }
+  }
+
+  *entriesNotIn(other: CrlIndex): IterableIterator<CrlEntry> {
+    const b = this.der;
+    for (let r = 0; r < this.offs.length; r++) {
+      const off = this.offs[r];
+      if (other instanceof BucketIndex) {
+        // Compared on the DER bytes of both CRLs: nothing is decoded for an entry both hold.
+        const si = bodyOf(b, off);
+        const se = endOf(b, si);
+        if (other.find(b, minimalStart(b, bodyOf(b, si), se), se) >= 0) continue;
+        yield this.decode(off);
+      } else {
+        const e = this.decode(off);
+        if (other.lookup(e.serialHex) === undefined) yield e;
+      }
     }
   }
 

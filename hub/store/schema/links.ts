@@ -100,4 +100,46 @@ export const LINK_MIGRATIONS: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    // National size: link counts per service and state, and delivered webhook notices per service,
+    // kept by triggers (the services page and the console never count whole tables); delivered
+    // notices are pruned after a retention (webhooks.retentionDays), through their own index.
+    version: 160,
+    name: 'link and webhook counts kept by triggers; delivered notices indexed for pruning',
+    sql: `
+      CREATE TABLE link_counts (
+        service_id TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        n          INTEGER NOT NULL,
+        PRIMARY KEY (service_id, state)
+      ) WITHOUT ROWID;
+      INSERT INTO link_counts (service_id, state, n) SELECT service_id, state, COUNT(*) FROM links GROUP BY service_id, state;
+      CREATE TRIGGER link_counts_insert AFTER INSERT ON links BEGIN
+        INSERT INTO link_counts (service_id, state, n) VALUES (NEW.service_id, NEW.state, 1)
+          ON CONFLICT (service_id, state) DO UPDATE SET n = n + 1;
+      END;
+      CREATE TRIGGER link_counts_delete AFTER DELETE ON links BEGIN
+        UPDATE link_counts SET n = n - 1 WHERE service_id = OLD.service_id AND state = OLD.state;
+      END;
+      CREATE TRIGGER link_counts_update AFTER UPDATE OF state, service_id ON links
+        WHEN OLD.state <> NEW.state OR OLD.service_id <> NEW.service_id BEGIN
+        UPDATE link_counts SET n = n - 1 WHERE service_id = OLD.service_id AND state = OLD.state;
+        INSERT INTO link_counts (service_id, state, n) VALUES (NEW.service_id, NEW.state, 1)
+          ON CONFLICT (service_id, state) DO UPDATE SET n = n + 1;
+      END;
+      -- Notices delivered so far per service (the pruned ones included).
+      CREATE TABLE webhook_counts (
+        service_id TEXT PRIMARY KEY,
+        delivered  INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      INSERT INTO webhook_counts (service_id, delivered)
+        SELECT service_id, COUNT(*) FROM webhook_outbox WHERE delivered_at IS NOT NULL GROUP BY service_id;
+      CREATE TRIGGER webhook_counts_delivered AFTER UPDATE OF delivered_at ON webhook_outbox
+        WHEN OLD.delivered_at IS NULL AND NEW.delivered_at IS NOT NULL BEGIN
+        INSERT INTO webhook_counts (service_id, delivered) VALUES (NEW.service_id, 1)
+          ON CONFLICT (service_id) DO UPDATE SET delivered = delivered + 1;
+      END;
+      CREATE INDEX webhook_outbox_delivered ON webhook_outbox (delivered_at) WHERE delivered_at IS NOT NULL;
+    `,
+  },
 ];

@@ -96,4 +96,36 @@ export const MYKEY_MIGRATIONS: Migration[] = [
       ALTER TABLE revocation_runs ADD COLUMN warning TEXT;
     `,
   },
+  {
+    // National size (one hub, a million MyKey IDs): counts kept as rows change, so /healthz and the
+    // console never count whole tables; and what a CRL run needs to match only what is new.
+    version: 20,
+    name: 'MyKey ID counts kept by triggers; CRL match marks',
+    sql: `
+      CREATE TABLE mykey_counts (
+        status TEXT PRIMARY KEY,
+        n      INTEGER NOT NULL
+      );
+      INSERT INTO mykey_counts (status, n) SELECT status, COUNT(*) FROM mykey_ids GROUP BY status;
+      CREATE TRIGGER mykey_counts_insert AFTER INSERT ON mykey_ids BEGIN
+        INSERT INTO mykey_counts (status, n) VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+      END;
+      CREATE TRIGGER mykey_counts_delete AFTER DELETE ON mykey_ids BEGIN
+        UPDATE mykey_counts SET n = n - 1 WHERE status = OLD.status;
+      END;
+      CREATE TRIGGER mykey_counts_update AFTER UPDATE OF status ON mykey_ids WHEN OLD.status <> NEW.status BEGIN
+        UPDATE mykey_counts SET n = n - 1 WHERE status = OLD.status;
+        INSERT INTO mykey_counts (status, n) VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+      END;
+      -- Per issuer key, the CRL every binding up to binding_mark (a cert_bindings.id) has been matched
+      -- against: the next CRL of that key is matched, for those bindings, only on its entries that
+      -- were not on this one; bindings after the mark are matched against the whole CRL.
+      CREATE TABLE crl_match_marks (
+        issuer_key   TEXT PRIMARY KEY,
+        this_update  INTEGER NOT NULL,
+        crl_number   TEXT,
+        binding_mark INTEGER NOT NULL
+      );
+    `,
+  },
 ];
