@@ -48,7 +48,10 @@ test('every registration acknowledged before kill -9 is there after a restart', 
     configPath,
     JSON.stringify({
       dataDir: join(dir, 'data'),
+      // Every listener on a free port: another hub on this machine may hold the defaults.
       http: { port: 0 },
+      broker: { port: 0 },
+      devices: { httpsPort: 0 },
       // One client stands for 400 holders here: lift the per-client quota of outstanding challenges.
       jpki: { trustAnchors: [join(dir, 'anchor.pem')], requireRevocationStatus: false, challengeTtlSeconds: 600, challengesPerClient: 1000 },
       rateLimits: { challenge: { perSecond: 100000, burst: 100000 }, register: { perSecond: 100000, burst: 100000 } },
