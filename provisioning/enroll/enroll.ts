@@ -25,6 +25,7 @@ import {
   type StateLayout,
 } from './state-dir.ts';
 import { EDGE_USER, installCommands, installUnit, renderUnit, UNIT_DIR, UNIT_NAME, type Exec } from './systemd.ts';
+import { UDEV_RULES_DIR, UDEV_RULES_NAME, udevReloadCommands } from './udev-rules.ts';
 
 /** Adapters, replaceable in tests. */
 export interface EnrollDeps {
@@ -34,6 +35,8 @@ export interface EnrollDeps {
   listReaders?: (patterns: readonly string[]) => Promise<string[]>;
   exec?: Exec;
   unitDir?: string;
+  /** Where the reader udev rule goes (default /etc/udev/rules.d). */
+  udevRulesDir?: string;
   now?: () => Date;
   /** Revokes the device at the hub; default: the device API's self-revocation over mutual TLS. */
   revoke?: (ctx: { record: EnrollmentRecord; tls: DeviceTls }) => Promise<'revoked' | 'already-refused' | 'no-route'>;
@@ -187,11 +190,13 @@ async function systemdStep(c: StepContext, unit: string, dryRun: boolean | undef
     for (const line of unit.trimEnd().split('\n')) c.note(`  | ${line}`);
     c.note('dry run: would run:');
     c.note(`  $ useradd --system ${EDGE_USER} (unless it exists); chown -R ${EDGE_USER}:${EDGE_USER} ${stateDir}`);
+    c.note(`  write ${deps.udevRulesDir ?? UDEV_RULES_DIR}/${UDEV_RULES_NAME} (the known readers' USB device nodes to group ${EDGE_USER}, for the reader healer's USB reset)`);
+    for (const cmd of udevReloadCommands()) c.note(`  $ ${cmd.join(' ')}`);
     for (const cmd of installCommands()) c.note(`  $ ${cmd.join(' ')}`);
     c.ok('systemd unit printed (dry run)');
     return;
   }
-  const path = await installUnit(unit, { unitDir: deps.unitDir, exec: deps.exec, stateDir });
+  const path = await installUnit(unit, { unitDir: deps.unitDir, udevRulesDir: deps.udevRulesDir, exec: deps.exec, stateDir });
   c.ok(`${path} installed; ${UNIT_NAME} enabled and running`);
 }
 

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../../shared/errors.ts';
 import { writeFileAtomic } from './state-dir.ts';
+import { renderReaderUdevRules, UDEV_RULES_DIR, UDEV_RULES_NAME, udevReloadCommands } from './udev-rules.ts';
 
 export const UNIT_NAME = 'mykey-edge.service';
 /** The unprivileged system user the agent runs as (pcscd access: provisioning/edge-service/). */
@@ -135,15 +136,40 @@ export async function ensureEdgeUser(stateDir: string, exec: Exec): Promise<void
   await runAll(cmds, exec);
 }
 
-/** Writes the unit and runs the commands; a failing command throws with what it printed. */
-export async function installUnit(unitText: string, opts: { unitDir?: string; exec?: Exec; stateDir?: string } = {}): Promise<string> {
-  const path = join(opts.unitDir ?? UNIT_DIR, UNIT_NAME);
+/** Writes a root-owned, world-readable system file; a refusal says to run as root. */
+function writeSystemFile(path: string, text: string): void {
   try {
-    writeFileAtomic(path, unitText, 0o644);
+    writeFileAtomic(path, text, 0o644);
   } catch (e) {
     throw new MyKeyError('forbidden', `cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e, details: { fix: 'run enroll as root (sudo), or use --dry-run and install the unit yourself' } });
   }
-  if (opts.stateDir) await ensureEdgeUser(opts.stateDir, opts.exec ?? execCommand);
+}
+
+/**
+ * Writes the udev rule that gives the agent's group write access to the known readers' USB device
+ * nodes (the healer's USBDEVFS_RESET, provisioning/edge-service/README.md), then has udev reload its
+ * rules and re-apply them to the devices already plugged in. Returns the path written.
+ */
+export async function installReaderUdevRules(opts: { udevRulesDir?: string; exec?: Exec } = {}): Promise<string> {
+  const path = join(opts.udevRulesDir ?? UDEV_RULES_DIR, UDEV_RULES_NAME);
+  writeSystemFile(path, renderReaderUdevRules());
+  await runAll(udevReloadCommands(), opts.exec ?? execCommand);
+  return path;
+}
+
+/**
+ * Writes the unit and runs the commands; a failing command throws with what it printed. With a state
+ * directory, the agent's user is created and handed it, and the reader udev rule is installed before
+ * the service (re)starts.
+ */
+export async function installUnit(unitText: string, opts: { unitDir?: string; udevRulesDir?: string; exec?: Exec; stateDir?: string } = {}): Promise<string> {
+  const path = join(opts.unitDir ?? UNIT_DIR, UNIT_NAME);
+  writeSystemFile(path, unitText);
+  if (opts.stateDir) {
+    await ensureEdgeUser(opts.stateDir, opts.exec ?? execCommand);
+    // After the user exists: udev resolves GROUP= to a group id when it loads the rules.
+    await installReaderUdevRules({ udevRulesDir: opts.udevRulesDir, exec: opts.exec });
+  }
   await runAll(installCommands(), opts.exec ?? execCommand);
   return path;
 }
@@ -153,7 +179,12 @@ export async function runAll(cmds: string[][], exec: Exec): Promise<void> {
   for (const [cmd, ...args] of cmds) {
     const r = await exec(cmd, args);
     if (r.code !== 0) {
-      const fix = r.code === 127 ? 'this machine has no systemctl: run with --dry-run and start the agent another way' : `see: journalctl -u ${UNIT_NAME} -n 50`;
+      const fix =
+        r.code === 127
+          ? `this machine has no ${cmd}: run with --dry-run and start the agent another way`
+          : cmd === 'udevadm'
+            ? 'see: journalctl -u systemd-udevd -n 50'
+            : `see: journalctl -u ${UNIT_NAME} -n 50`;
       throw new MyKeyError('unavailable', `${cmd} ${args.join(' ')} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`, { details: { fix } });
     }
   }

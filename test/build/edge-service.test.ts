@@ -1,6 +1,7 @@
 // The files that make the edge a service of its own user (provisioning/edge-service): the polkit rule
 // gives `mykey-edge`, and only it, the two pcsc-lite actions and nothing else; the reference unit runs
-// the built agent as that user and passes `systemd-analyze verify`.
+// the built agent as that user and passes `systemd-analyze verify`; the reader udev rule is exactly the
+// rendering of the known-readers table (so they never drift) and passes `udevadm verify`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -9,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { PACKAGES, ROOT } from '../../scripts/build.ts';
 import { testIf } from '../helpers/requires.ts';
+import { KNOWN_READERS } from '../../edge/reader/usb-readers.ts';
+import { renderReaderUdevRules, UDEV_RULES_NAME } from '../../provisioning/enroll/udev-rules.ts';
 
 const HERE = join(ROOT, 'provisioning', 'edge-service');
 const YES = { yes: true };
@@ -74,6 +77,26 @@ testIf(existsSync('/usr/bin/systemd-analyze'), 'needs systemd-analyze')('systemd
   const r = spawnSync('systemd-analyze', ['verify', unitForVerify(join(HERE, 'mykey-edge.service'))], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   assert.is(r.stderr.trim(), '', r.stderr);
+});
+
+test('the reader udev rule is the rendering of the known-readers table, one rule per reader', () => {
+  const committed = readFileSync(join(HERE, UDEV_RULES_NAME), 'utf8');
+  assert.is(committed, renderReaderUdevRules(), 'regenerate it: npx tsx provisioning/enroll/udev-rules.ts --write');
+  const rules = committed.split('\n').filter((l) => l && !l.startsWith('#'));
+  assert.is(rules.length, KNOWN_READERS.length);
+  for (const r of KNOWN_READERS) {
+    assert.ok(rules.includes(`SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}=="${r.vendorId}", ATTR{idProduct}=="${r.productId}", GROUP="mykey-edge", MODE="0660"`), r.model);
+  }
+  // Only device nodes: no RUN+=, no OWNER, no world write.
+  for (const l of rules) assert.not.match(l, /RUN|OWNER|MODE="0[0-7][0-7][2367]"/);
+});
+
+/** True when the installed udevadm has the `verify` command (systemd 254 and later). */
+const udevadmVerify = spawnSync('udevadm', ['verify', '--help'], { encoding: 'utf8' }).status === 0;
+
+testIf(udevadmVerify, 'needs udevadm verify (systemd 254+)')('udevadm verify accepts the reader udev rule', () => {
+  const r = spawnSync('udevadm', ['verify', '--resolve-names=never', join(HERE, UDEV_RULES_NAME)], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stdout + r.stderr);
 });
 
 test.run();

@@ -65,6 +65,8 @@ test('enrolls in one command: key 0600, certificate, CA, a valid edge config, se
   assert.match(r.out, /After=pcscd\.service pcscd\.socket network-online\.target/);
   assert.match(r.out, /ExecStart=.*--import tsx .*edge\/main\.ts --config .*counter-1\/edge\.json/);
   assert.match(r.out, /\$ systemctl enable mykey-edge\.service/);
+  // The reader udev rule, announced instead of written (nothing under /etc is touched in a dry run).
+  assert.match(r.out, /would run:[\s\S]*write \/etc\/udev\/rules\.d\/61-mykey-edge-readers\.rules[\s\S]*\$ udevadm control --reload-rules\n.*\$ udevadm trigger --subsystem-match=usb --action=change/);
   assert.not.match(r.out, new RegExp(token.slice(5)), 'the token is never printed');
 });
 
@@ -199,20 +201,25 @@ test('decommission against a hub without the self-revocation route says to revok
   }
 });
 
-test('without --dry-run the unit is written and systemctl runs in order; decommission disables and removes it', async (ctx) => {
+test('without --dry-run the unit and the reader udev rule are written and systemctl runs in order; decommission disables and removes the unit', async (ctx) => {
   const dir = join(ctx.root, 'counter-6');
   const unitDir = mkdtempSync(join(ctx.root, 'units-'));
+  const udevRulesDir = mkdtempSync(join(ctx.root, 'udev-'));
   const ran: string[] = [];
   const exec: EnrollDeps['exec'] = async (cmd, args) => {
     ran.push([cmd, ...args].join(' '));
     return { code: 0, stdout: args[0] === 'is-active' ? 'active\n' : '', stderr: '' };
   };
-  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-6'), '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec, unitDir });
+  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-6'), '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec, unitDir, udevRulesDir });
   assert.is(r.code, 0, r.out);
-  // The stand-in `id` knows the user (exit 0), so no useradd; the state directory goes to the agent's user.
+  // The stand-in `id` knows the user (exit 0), so no useradd; the state directory goes to the agent's
+  // user; udev reloads the reader rule and applies it to the readers already plugged in, before the
+  // service starts (so its first reset can open the device node).
   assert.equal(ran, [
     'id -u mykey-edge',
     `chown -R mykey-edge:mykey-edge ${dir}`,
+    'udevadm control --reload-rules',
+    'udevadm trigger --subsystem-match=usb --action=change',
     'systemctl daemon-reload',
     'systemctl enable mykey-edge.service',
     'systemctl restart mykey-edge.service',
@@ -222,17 +229,22 @@ test('without --dry-run the unit is written and systemctl runs in order; decommi
   assert.match(readFileSync(unitPath, 'utf8'), /\nUser=mykey-edge\nGroup=mykey-edge\n/);
   assert.is(modeOf(unitPath), 0o644);
   assert.match(readFileSync(unitPath, 'utf8'), /\[Service\][\s\S]*Restart=always[\s\S]*ReadWritePaths=.*counter-6/);
+  // The rule written is the one shipped in provisioning/edge-service, world-readable as udev wants.
+  const rulesPath = join(udevRulesDir, '61-mykey-edge-readers.rules');
+  assert.is(readFileSync(rulesPath, 'utf8'), readFileSync(join(import.meta.dirname, '../../../provisioning/edge-service/61-mykey-edge-readers.rules'), 'utf8'));
+  assert.is(modeOf(rulesPath), 0o644);
+  assert.match(readFileSync(rulesPath, 'utf8'), /^SUBSYSTEM=="usb", ENV\{DEVTYPE\}=="usb_device", ATTR\{idVendor\}=="072f", ATTR\{idProduct\}=="223b", GROUP="mykey-edge", MODE="0660"$/m);
 
   // A failing systemctl is a failed step that says where to look.
   const failing: EnrollDeps['exec'] = async (cmd, args) => ({ code: args[0] === 'restart' ? 1 : 0, stdout: '', stderr: 'Job for mykey-edge.service failed.' });
-  const again = await run(['enroll', ...ctx.h.hubArgs, '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec: failing, unitDir });
+  const again = await run(['enroll', ...ctx.h.hubArgs, '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec: failing, unitDir, udevRulesDir });
   assert.is(again.code, 1);
   assert.match(again.out, /systemctl restart mykey-edge\.service failed \(exit 1\): Job for mykey-edge\.service failed\./);
   assert.match(again.out, /fix:\s+see: journalctl -u mykey-edge\.service/);
 
   ran.length = 0;
   const revoke: EnrollDeps['revoke'] = async ({ record }) => (ctx.h.th.hub.enrollment!.revoke(record.edgeId, 'test').ok ? 'revoked' : 'already-refused');
-  const d = await run(['decommission', '--state-dir', dir], { exec, unitDir, revoke });
+  const d = await run(['decommission', '--state-dir', dir], { exec, unitDir, udevRulesDir, revoke });
   assert.is(d.code, 0, d.out);
   assert.equal(ran, ['systemctl disable --now mykey-edge.service', 'systemctl daemon-reload']);
   assert.not.ok(existsSync(unitPath));
