@@ -1,0 +1,220 @@
+// A real three-node RabbitMQ 3.10 cluster on loopback for tests: one own epmd on a free port (shared
+// by the three nodes), distinct node names, ports (AMQP, MQTT, MQTTS, management, Erlang
+// distribution) and mnesia/log directories per node, one Erlang cookie, the MQTT plugin with TLS
+// client-certificate login (CN = user name), and the HTTP auth backend pointed at the hub. Nodes
+// form the cluster at boot (classic_config peer discovery). Never a system service: everything lives
+// in a temp directory and is killed by `stop()`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const RABBIT_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server';
+export const rabbitAvailable = existsSync(RABBIT_SERVER) && existsSync('/usr/bin/epmd');
+
+export interface RabbitNode {
+  name: string;
+  amqp: number;
+  mqtt: number;
+  mqtts: number;
+  mgmt: number;
+  dist: number;
+  proc?: ChildProcess;
+}
+
+export interface RabbitCluster {
+  dir: string;
+  nodes: RabbitNode[];
+  admin: { user: string; pass: string };
+  /** Milliseconds from spawning the nodes to all three running and listening for MQTT. */
+  startMs: number;
+  mqttsUrl(i: number): string;
+  mqttUrl(i: number): string;
+  mgmtUrl(i: number): string;
+  /** kill -9 of one node's Erlang VM. */
+  kill(i: number): void;
+  /** Resident memory of each node's VM in MiB (from /proc). */
+  memoryMiB(): number[];
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const c = connect(port, '127.0.0.1');
+    c.once('connect', () => (c.destroy(), res(true)));
+    c.once('error', () => res(false));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startRabbitCluster(o: { caPem: string; certPem: string; keyPem: string; authBaseUrl: string; size?: number; timeoutMs?: number }): Promise<RabbitCluster> {
+  const size = o.size ?? 3;
+  const dir = mkdtempSync(join(tmpdir(), 'mykey-rabbit-'));
+  const tag = randomBytes(3).toString('hex');
+  const home = join(dir, 'home');
+  mkdirSync(home);
+  // One cookie for all nodes (and for nobody else).
+  writeFileSync(join(home, '.erlang.cookie'), randomBytes(20).toString('hex').toUpperCase());
+  chmodSync(join(home, '.erlang.cookie'), 0o400);
+  writeFileSync(join(dir, 'ca.pem'), o.caPem);
+  writeFileSync(join(dir, 'cert.pem'), o.certPem);
+  writeFileSync(join(dir, 'key.pem'), o.keyPem);
+  writeFileSync(join(dir, 'enabled_plugins'), '[rabbitmq_mqtt,rabbitmq_management,rabbitmq_auth_backend_http].\n');
+  writeFileSync(join(dir, 'empty-env.conf'), '');
+  const admin = { user: 'mykey-admin', pass: randomBytes(12).toString('hex') };
+  const epmdPort = await freePort();
+  const nodes: RabbitNode[] = [];
+  for (let i = 0; i < size; i++) {
+    nodes.push({ name: `mykey${i + 1}${tag}@localhost`, amqp: await freePort(), mqtt: await freePort(), mqtts: await freePort(), mgmt: await freePort(), dist: await freePort() });
+  }
+  const procs: ChildProcess[] = [];
+  const epmd = spawn('/usr/bin/epmd', ['-port', String(epmdPort), '-address', '127.0.0.1'], { stdio: 'ignore' });
+  procs.push(epmd);
+  const auth = o.authBaseUrl.replace(/\/$/, '');
+  const t0 = Date.now();
+  for (const [i, n] of nodes.entries()) {
+    const nd = join(dir, `n${i + 1}`);
+    mkdirSync(join(nd, 'log'), { recursive: true });
+    const conf = [
+      `listeners.tcp.default = 127.0.0.1:${n.amqp}`,
+      `mqtt.listeners.tcp.default = 127.0.0.1:${n.mqtt}`,
+      `mqtt.listeners.ssl.default = 127.0.0.1:${n.mqtts}`,
+      `management.tcp.ip = 127.0.0.1`,
+      `management.tcp.port = ${n.mgmt}`,
+      `ssl_options.cacertfile = ${join(dir, 'ca.pem')}`,
+      `ssl_options.certfile = ${join(dir, 'cert.pem')}`,
+      `ssl_options.keyfile = ${join(dir, 'key.pem')}`,
+      'ssl_options.verify = verify_peer',
+      'ssl_options.fail_if_no_peer_cert = true',
+      'mqtt.ssl_cert_login = true',
+      'ssl_cert_login_from = common_name',
+      'mqtt.allow_anonymous = false',
+      'mqtt.vhost = /',
+      'mqtt.exchange = amq.topic',
+      // A persistent session's queue must outlive the node it was made on (kill -9 of one of three).
+      'mqtt.durable_queue_type = quorum',
+      'auth_backends.1 = internal',
+      'auth_backends.2 = http',
+      'auth_http.http_method = post',
+      `auth_http.user_path = ${auth}/user`,
+      `auth_http.vhost_path = ${auth}/vhost`,
+      `auth_http.resource_path = ${auth}/resource`,
+      `auth_http.topic_path = ${auth}/topic`,
+      `default_user = ${admin.user}`,
+      `default_pass = ${admin.pass}`,
+      'default_user_tags.administrator = true',
+      'default_permissions.configure = .*',
+      'default_permissions.read = .*',
+      'default_permissions.write = .*',
+      'loopback_users = none',
+      'cluster_formation.peer_discovery_backend = classic_config',
+      ...nodes.map((m, j) => `cluster_formation.classic_config.nodes.${j + 1} = ${m.name}`),
+      'log.console = false',
+      'log.file.level = warning',
+      '',
+    ].join('\n');
+    writeFileSync(join(nd, 'rabbitmq.conf'), conf);
+    const env = {
+      ...process.env,
+      HOME: home,
+      ERL_EPMD_PORT: String(epmdPort),
+      RABBITMQ_NODENAME: n.name,
+      RABBITMQ_CONFIG_FILE: join(nd, 'rabbitmq.conf'),
+      RABBITMQ_ADVANCED_CONFIG_FILE: join(nd, 'advanced.config'),
+      RABBITMQ_CONF_ENV_FILE: join(dir, 'empty-env.conf'),
+      RABBITMQ_MNESIA_BASE: join(nd, 'mnesia'),
+      RABBITMQ_LOG_BASE: join(nd, 'log'),
+      RABBITMQ_PID_FILE: join(nd, 'pid'),
+      RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
+      RABBITMQ_DIST_PORT: String(n.dist),
+      // Schedulers sleep instead of spinning: the test machine is shared.
+      RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '+sbwt none +sbwtdcpu none +sbwtdio none',
+    };
+    const p = spawn(RABBIT_SERVER, [], { env, stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+    p.stderr?.on('data', () => {});
+    n.proc = p;
+    procs.push(p);
+  }
+  const mgmtUrl = (i: number) => `http://127.0.0.1:${nodes[i]!.mgmt}`;
+  const authz = 'Basic ' + Buffer.from(`${admin.user}:${admin.pass}`).toString('base64');
+  const deadline = Date.now() + (o.timeoutMs ?? 180_000);
+  const cluster: RabbitCluster = {
+    dir,
+    nodes,
+    admin,
+    startMs: 0,
+    mqttsUrl: (i) => `mqtts://127.0.0.1:${nodes[i]!.mqtts}`,
+    mqttUrl: (i) => `mqtt://127.0.0.1:${nodes[i]!.mqtt}`,
+    mgmtUrl,
+    kill(i) {
+      nodes[i]!.proc?.kill('SIGKILL');
+      // rabbitmq-server execs erl, so its pid is the VM; if a shell stayed in between, kill the VM too.
+      const pid = readPid(join(dir, `n${i + 1}`, 'pid'));
+      if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    },
+    memoryMiB() {
+      return nodes.map((_, i) => {
+        const pid = readPid(join(dir, `n${i + 1}`, 'pid'));
+        if (!pid) return 0;
+        try {
+          const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+          return m ? Math.round(Number(m[1]) / 1024) : 0;
+        } catch {
+          return 0;
+        }
+      });
+    },
+    async stop() {
+      for (const [i] of nodes.entries()) cluster.kill(i);
+      for (const p of procs) p.kill('SIGKILL');
+      await sleep(200);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`the RabbitMQ cluster did not start; logs in ${dir}`);
+      const exited = nodes.find((n) => n.proc?.exitCode !== null);
+      if (exited) throw new Error(`RabbitMQ node ${exited.name} exited (${exited.proc?.exitCode}); logs in ${dir}`);
+      await sleep(500);
+      try {
+        const res = await fetch(`${mgmtUrl(0)}/api/nodes`, { headers: { authorization: authz } });
+        if (!res.ok) continue;
+        const list = (await res.json()) as Array<{ name: string; running: boolean }>;
+        if (list.filter((n) => n.running).length < size) continue;
+        const open = await Promise.all(nodes.map((n) => portOpen(n.mqtts)));
+        if (open.every(Boolean)) break;
+      } catch {
+        /* not up yet */
+      }
+    }
+  } catch (e) {
+    await cluster.stop().catch(() => {});
+    throw e;
+  }
+  cluster.startMs = Date.now() - t0;
+  return cluster;
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    const n = Number(readFileSync(path, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
