@@ -33,6 +33,7 @@ import { createEnrollmentTokens } from './console/enrollment-tokens.ts';
 import { mountConsole } from './console/mount.tsx';
 import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
 import { createHubMetrics } from './metrics/hub-metrics.ts';
+import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -116,7 +117,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   const consoleRepo = createConsoleRepo(db);
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
-  const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string } = {};
+  const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string; brokerAuth?: string } = {};
   const httpLog = log.child('http');
   const common = { version: HUB_VERSION, maxBodyBytes: config.http.maxBodyBytes, log: (msg: string, err?: unknown) => httpLog.error(msg, { error: err }) };
   const accessLog = { log: httpLog.child('access'), observe: metrics.observeHttp };
@@ -182,6 +183,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   let deviceServer: ServerType | undefined;
   let broker: Broker | undefined;
   let deviceCa: DeviceCa | undefined;
+  let cluster: BrokerCluster | undefined;
   return {
     config,
     /** The public app (plain HTTP listener): holders, services, operator API, console. */
@@ -240,10 +242,25 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       });
       const ports = await b.start();
       broker = b;
-      enrollment = createDeviceEnrollment({ deviceCa, devices, now, onRevoked: (edgeId) => b.disconnectEdge(edgeId) });
+      // With a clustered broker (broker.external), the hub is its auth backend and publishes there;
+      // the embedded broker keeps serving edges that still point at it.
+      if (config.broker.external.urls.length > 0) {
+        cluster = await startBrokerCluster({ config, devices, deviceCaPem: deviceCa.certPem, log: log.child('broker-cluster') });
+        this.addresses.brokerAuth = cluster.authUrl;
+      }
+      const c = cluster;
+      enrollment = createDeviceEnrollment({
+        deviceCa,
+        devices,
+        now,
+        onRevoked: (edgeId) => {
+          b.disconnectEdge(edgeId);
+          c?.cutOff(edgeId);
+        },
+      });
       this.addresses.mqtts = `mqtts://${hostOf(config.broker.host)}:${ports.tlsPort}`;
       if (ports.plainPort) this.addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
-      outbox.attach((topic, payload) => b.publish(topic, payload, { qos: 1 }));
+      outbox.attach(c ? (topic, payload) => c.publish(topic, payload) : (topic, payload) => b.publish(topic, payload, { qos: 1 }));
       crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
       webhooks.start();
       // Services still on the legacy keyed identities move to the memory-hard one (shared/sync.ts).
@@ -293,8 +310,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
           (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
           s.close(() => r());
         });
-      await Promise.all([close(server), close(deviceServer), broker?.stop()]);
-      server = deviceServer = broker = undefined;
+      await Promise.all([close(server), close(deviceServer), broker?.stop(), cluster?.stop()]);
+      server = deviceServer = broker = cluster = undefined;
       db.close();
     },
   };

@@ -1,0 +1,78 @@
+// The hub's change-log publisher on a clustered broker: an MQTT 3.1.1 client (user name and
+// password of the hub user, which the hub's own auth backend checks) that fails over between the
+// cluster's nodes. `publish` resolves on PUBACK (QoS 1), so the outbox keeps a row until a node has
+// taken it; a node that dies mid-flight makes the publish fail, and the outbox retries.
+import mqtt, { type MqttClient } from 'mqtt';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../../shared/log.ts';
+
+export interface ExternalPublisherOptions {
+  urls: string[];
+  username: string;
+  password: string;
+  log: Logger;
+  /** PEM of the CA that signed the nodes' certificates (for mqtts:// URLs). */
+  ca?: string;
+  timeoutMs?: number;
+}
+
+export interface ExternalPublisher {
+  publish(topic: string, payload: Buffer | string): Promise<void>;
+  stop(): Promise<void>;
+  readonly connected: boolean;
+}
+
+/** mqtt.js `servers` for a list of URLs (it rotates through them on each connect). */
+export function brokerServers(urls: string[]): Array<{ host: string; port: number; protocol: 'mqtt' | 'mqtts' }> {
+  return urls.map((u) => {
+    const url = new URL(u);
+    if (url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') throw new Error(`not an MQTT URL: ${u}`);
+    const protocol = url.protocol === 'mqtts:' ? 'mqtts' : 'mqtt';
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (protocol === 'mqtts' ? 8883 : 1883)), protocol };
+  });
+}
+
+export function createExternalPublisher(o: ExternalPublisherOptions): ExternalPublisher {
+  if (o.urls.length === 0) throw new Error('broker.external.urls is empty');
+  const timeout = o.timeoutMs ?? 10_000;
+  const client: MqttClient = mqtt.connect(o.urls[0]!, {
+    servers: brokerServers(o.urls),
+    clientId: `${o.username}-${randomBytes(4).toString('hex')}`,
+    username: o.username,
+    password: o.password,
+    protocolVersion: 4,
+    clean: true,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    ...(o.ca ? { ca: o.ca } : {}),
+  });
+  let up = false;
+  client.on('connect', () => {
+    up = true;
+    o.log.info('connected to the broker cluster');
+  });
+  client.on('close', () => {
+    if (up) o.log.warn('broker cluster connection lost; reconnecting to the next node');
+    up = false;
+    // The next node's name is checked against its own certificate, not the first node's.
+    delete (client.options as { servername?: string }).servername;
+  });
+  client.on('error', (e) => o.log.warn('broker cluster connection error', { error: e.message }));
+  return {
+    get connected() {
+      return up;
+    },
+    publish(topic, payload) {
+      if (!up) return Promise.reject(new Error('not connected to the broker cluster'));
+      return new Promise((res, rej) => {
+        const t = setTimeout(() => rej(new Error('no PUBACK from the broker cluster')), timeout);
+        client.publish(topic, payload, { qos: 1 }, (err) => {
+          clearTimeout(t);
+          if (err) rej(err);
+          else res();
+        });
+      });
+    },
+    stop: () => new Promise<void>((r) => client.end(true, {}, () => r())),
+  };
+}
