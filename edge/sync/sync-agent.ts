@@ -20,6 +20,7 @@
 //
 // Constructors assign; start() and stop() act.
 import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 'mqtt';
+import { brokerServers } from '../config.ts';
 import { performance } from 'node:perf_hooks';
 import { errorReply, MyKeyError, okReply, type ErrorCode } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
@@ -59,8 +60,8 @@ export interface SyncEvents {
 export interface SyncAgentOptions {
   /** Base URL of the hub's device API. */
   hubUrl: string;
-  /** `mqtts://hub.example:8883` (or `mqtt://127.0.0.1:port` in tests). */
-  brokerUrl: string;
+  /** `mqtts://hub.example:8883` (or `mqtt://127.0.0.1:port` in tests); several: the nodes of a cluster, tried in turn. */
+  brokerUrl: string | readonly string[];
   /** Hub CA and the device certificate and key, for both the broker and the hub API. */
   tls?: TlsMaterial;
   /** Replaces the built-in HTTP transport of the hub API. */
@@ -314,7 +315,8 @@ export class SyncAgent {
       ...(tls.key ? { key: tls.key } : {}),
       rejectUnauthorized: true,
     };
-    const client = mqtt.connect(this.#o.brokerUrl, opts);
+    const urls = typeof this.#o.brokerUrl === 'string' ? [this.#o.brokerUrl] : this.#o.brokerUrl;
+    const client = mqtt.connect(urls[0]!, { ...opts, servers: brokerServers(urls) });
     this.#client = client;
     // mqtt.js reads incoming packets one at a time and waits for this callback (PINGRESP too), so it
     // must not wait for a catch-up: entries are validated and queued, and PUBACK goes out at once.
@@ -360,6 +362,8 @@ export class SyncAgent {
         this.#timers.delete(t);
         if (client !== this.#client || this.#stopping) return;
         client.options.will = this.#will();
+        // With several nodes, mqtt.js takes the next one; its name, not the first node's, is checked.
+        if (client.options.servers) delete client.options.servername;
         client.connect();
       }, delay);
       this.#timers.add(t);
