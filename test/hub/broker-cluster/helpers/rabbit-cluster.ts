@@ -61,10 +61,30 @@ function portOpen(port: number): Promise<boolean> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function startRabbitCluster(o: { caPem: string; certPem: string; keyPem: string; authBaseUrl: string; size?: number; timeoutMs?: number }): Promise<RabbitCluster> {
-  const size = o.size ?? 3;
+/** Names, ports and the admin user of a cluster, chosen before it starts (the hub's config needs them). */
+export interface RabbitPlan {
+  dir: string;
+  tag: string;
+  epmdPort: number;
+  nodes: RabbitNode[];
+  admin: { user: string; pass: string };
+}
+
+export async function planRabbitCluster(size = 3): Promise<RabbitPlan> {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-rabbit-'));
   const tag = randomBytes(3).toString('hex');
+  const admin = { user: 'mykey-admin', pass: randomBytes(12).toString('hex') };
+  const epmdPort = await freePort();
+  const nodes: RabbitNode[] = [];
+  for (let i = 0; i < size; i++) {
+    nodes.push({ name: `mykey${i + 1}${tag}@localhost`, amqp: await freePort(), mqtt: await freePort(), mqtts: await freePort(), mgmt: await freePort(), dist: await freePort() });
+  }
+  return { dir, tag, epmdPort, nodes, admin };
+}
+
+export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; certPem: string; keyPem: string; authBaseUrl: string; timeoutMs?: number }): Promise<RabbitCluster> {
+  const { dir, epmdPort, nodes, admin } = o.plan ?? (await planRabbitCluster());
+  const size = nodes.length;
   const home = join(dir, 'home');
   mkdirSync(home);
   // One cookie for all nodes (and for nobody else).
@@ -75,12 +95,6 @@ export async function startRabbitCluster(o: { caPem: string; certPem: string; ke
   writeFileSync(join(dir, 'key.pem'), o.keyPem);
   writeFileSync(join(dir, 'enabled_plugins'), '[rabbitmq_mqtt,rabbitmq_management,rabbitmq_auth_backend_http].\n');
   writeFileSync(join(dir, 'empty-env.conf'), '');
-  const admin = { user: 'mykey-admin', pass: randomBytes(12).toString('hex') };
-  const epmdPort = await freePort();
-  const nodes: RabbitNode[] = [];
-  for (let i = 0; i < size; i++) {
-    nodes.push({ name: `mykey${i + 1}${tag}@localhost`, amqp: await freePort(), mqtt: await freePort(), mqtts: await freePort(), mgmt: await freePort(), dist: await freePort() });
-  }
   const procs: ChildProcess[] = [];
   const epmd = spawn('/usr/bin/epmd', ['-port', String(epmdPort), '-address', '127.0.0.1'], { stdio: 'ignore' });
   procs.push(epmd);
