@@ -211,15 +211,26 @@ it('a certificate of another CA never gets past TLS', async (ctx) => {
   assert.is(res.returnCode, undefined, res.error);
 });
 
-it('subscribing to another service’s change log, or with a wildcard, gets the SUBACK failure code (topic_forbidden)', async (ctx) => {
+// RabbitMQ 3.10 answers a refused SUBSCRIBE by closing the connection (aedes answers SUBACK 0x80);
+// either way nothing of the other topic is delivered, and the decision is the hub's.
+async function refusedSubscribe(ctx: Ctx, filter: string): Promise<void> {
   const c = await connect(ctx, ctx.edges['lib-3']!, 0, { clean: true });
+  const got: string[] = [];
+  c.on('message', (t) => void got.push(t));
+  const gone = closed(c);
+  const granted = await c.subscribeAsync(filter, { qos: 1 }).then((g) => g[0]?.qos, () => 'closed' as const);
+  if (granted !== 'closed') {
+    assert.is(granted, 128);
+    await c.endAsync();
+  } else await gone;
+  assert.equal(got, []);
+}
+
+it('subscribing to another service’s change log, or with a wildcard, is refused by the hub (topic_forbidden)', async (ctx) => {
   const before = ctx.refusals.length;
-  const other = await c.subscribeAsync(serviceLogTopic('points'), { qos: 1 });
-  assert.is(other[0]?.qos, 128);
-  const wild = await c.subscribeAsync('mykey/v1/svc/+/log', { qos: 1 });
-  assert.is(wild[0]?.qos, 128);
+  await refusedSubscribe(ctx, serviceLogTopic('points'));
+  await refusedSubscribe(ctx, 'mykey/v1/svc/+/log');
   assert.ok(ctx.refusals.slice(before).filter((x) => x === 'topic_forbidden').length >= 2, ctx.refusals.join());
-  await c.endAsync();
 });
 
 it('publishing on another edge’s status topic costs the connection (topic_forbidden)', async (ctx) => {
