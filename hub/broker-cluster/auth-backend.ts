@@ -7,7 +7,7 @@
 // against the device CA.
 //
 //   POST /user      username[, password]                     who may connect
-//   POST /vhost     username, vhost, ip                      the one vhost `/`
+//   POST /vhost     username, vhost, ip, client_id           the one vhost `/`; client id = edge id
 //   POST /resource  username, vhost, resource, name, permission
 //                   the edge's own session queue, the MQTT exchange
 //   POST /topic     username, vhost, resource, name, permission, routing_key
@@ -95,9 +95,10 @@ export function createBrokerAuthApp(deps: BrokerAuthDeps): Hono {
         // The hub signs in with its password; a certificate login carries none.
         return typeof p.password === 'string' && sameSecret(p.password, deps.hubUser.password) ? 'allow' : refuse('unauthorized', 'hub user with a wrong password', u);
       }
-      // An edge logs in with its certificate only (EXTERNAL: no password). A password login under an
-      // edge's name would be a way around the certificate, so it is refused.
-      if (p.password !== undefined && p.password !== '') return refuse('unauthorized', 'password login under an edge name', u);
+      // An edge logs in with its certificate only: the broker then sends no password field at all. A
+      // password login under an edge's name (even an empty one, on any listener) would be a way
+      // around the certificate, so it is refused.
+      if ('password' in p) return refuse('unauthorized', 'password login under an edge name', u);
       if (!isEdgeId(u)) return refuse('device_unknown', 'not an edge id', u);
       const row = deps.devices.get(u);
       if (!row) return refuse('device_unknown', 'unknown device', u);
@@ -108,7 +109,13 @@ export function createBrokerAuthApp(deps: BrokerAuthDeps): Hono {
     app[method]('/vhost', decide((p) => {
       const u = p.username!;
       if (p.vhost !== '/') return refuse('unauthorized', 'other vhost', u);
-      return isHub(u) || activeEdge(u) ? 'allow' : refuse('device_revoked', 'vhost for an inactive device', u);
+      if (isHub(u)) return 'allow';
+      if (!activeEdge(u)) return refuse('device_revoked', 'vhost for an inactive device', u);
+      // MQTT 3.1.1 3.1.3.1: the Server may restrict client ids; ours is the certificate's edge id, as on
+      // the embedded broker. Without this, an edge could take over another's session [MQTT-3.1.4-2]
+      // and cut it off. RabbitMQ's MQTT plugin sends the client id with the vhost check (3.8+).
+      if (p.client_id !== u) return refuse('device_id_mismatch', 'client id is not the certificate edge id', u);
+      return 'allow';
     }));
 
     app[method]('/resource', decide((p) => {

@@ -211,6 +211,29 @@ it('a certificate of another CA never gets past TLS', async (ctx) => {
   assert.is(res.returnCode, undefined, res.error);
 });
 
+it('an edge using another edge’s client id is refused (device_id_mismatch) and the other keeps its session', async (ctx) => {
+  const victim = await connect(ctx, ctx.edges['lib-3']!, 1, { clean: true });
+  const before = ctx.refusals.length;
+  const res = await refusedConnect(ctx, ctx.edges['pts-1']!, 2, { clientId: 'lib-3', clean: true });
+  assert.ok(res.returnCode !== undefined && res.returnCode > 0, `CONNACK ${res.returnCode} ${res.error}`);
+  assert.ok(ctx.refusals.slice(before).includes('device_id_mismatch'), ctx.refusals.join());
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(victim.connected, 'the victim was not taken over');
+  await victim.endAsync();
+});
+
+it('a password login under an edge’s name on the plain listener is refused (no certificate, no entry)', async (ctx) => {
+  for (const password of ['', 'guess']) {
+    const before = ctx.refusals.length;
+    const res = await refusedConnect(ctx, ctx.edges['lib-1']!, 0, { protocol: 'mqtt', port: ctx.cluster.nodes[0]!.mqtt, cert: undefined, key: undefined, username: 'lib-1', password, clean: true });
+    assert.ok(res.returnCode === 4 || res.returnCode === 5, `CONNACK ${res.returnCode} ${res.error}`);
+    assert.ok(ctx.refusals.slice(before).includes('unauthorized'), ctx.refusals.join());
+  }
+  // Without a password at all, RabbitMQ refuses before asking the hub.
+  const res = await refusedConnect(ctx, ctx.edges['lib-1']!, 0, { protocol: 'mqtt', port: ctx.cluster.nodes[0]!.mqtt, cert: undefined, key: undefined, username: 'lib-1', clean: true });
+  assert.ok(res.returnCode === 4 || res.returnCode === 5, `CONNACK ${res.returnCode} ${res.error}`);
+});
+
 // RabbitMQ 3.10 answers a refused SUBSCRIBE by closing the connection (aedes answers SUBACK 0x80);
 // either way nothing of the other topic is delivered, and the decision is the hub's.
 async function refusedSubscribe(ctx: Ctx, filter: string): Promise<void> {

@@ -4,6 +4,7 @@
 // client-certificate login (CN = user name), and the HTTP auth backend pointed at the hub. Nodes
 // form the cluster at boot (classic_config peer discovery). Never a system service: everything lives
 // in a temp directory and is killed by `stop()`.
+import mqtt from 'mqtt';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -211,7 +212,12 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
         const list = (await res.json()) as Array<{ name: string; running: boolean }>;
         if (list.filter((n) => n.running).length < size) continue;
         const open = await Promise.all(nodes.map((n) => portOpen(n.mqtts)));
-        if (open.every(Boolean)) break;
+        if (!open.every(Boolean)) continue;
+        // The MQTT plugin tracks client ids in a Raft cluster of its own, which forms after the nodes
+        // run: until then a CONNECT gets 3 (server unavailable). The broker-internal admin signs in
+        // on every node (without the hub) to see it ready.
+        const ready = await Promise.all(nodes.map((n) => mqttReady(n.mqtt, admin)));
+        if (ready.every(Boolean)) break;
       } catch {
         /* not up yet */
       }
@@ -222,6 +228,16 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
   }
   cluster.startMs = Date.now() - t0;
   return cluster;
+}
+
+async function mqttReady(port: number, admin: { user: string; pass: string }): Promise<boolean> {
+  try {
+    const c = await mqtt.connectAsync({ host: '127.0.0.1', port, protocolVersion: 4, clientId: `probe-${randomBytes(4).toString('hex')}`, username: admin.user, password: admin.pass, reconnectPeriod: 0, connectTimeout: 3000 });
+    await c.endAsync();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function readPid(path: string): number | undefined {
