@@ -245,7 +245,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       // With a clustered broker (broker.external), the hub is its auth backend and publishes there;
       // the embedded broker keeps serving edges that still point at it.
       if (config.broker.external.urls.length > 0) {
-        cluster = await startBrokerCluster({ config, devices, deviceCaPem: deviceCa.certPem, log: log.child('broker-cluster') });
+        cluster = await startBrokerCluster({ config, devices, deviceCaPem: deviceCa.certPem, log: log.child('broker-cluster'), headSeq: (serviceId) => links.headSeq(serviceId), now: () => now().getTime() });
         this.addresses.brokerAuth = cluster.authUrl;
       }
       const c = cluster;

@@ -14,6 +14,8 @@ export interface ExternalPublisherOptions {
   /** PEM of the CA that signed the nodes' certificates (for mqtts:// URLs). */
   ca?: string;
   timeoutMs?: number;
+  /** Topic filters the hub reads (edge statuses), subscribed after every CONNACK, and their handler. */
+  subscribe?: { filters: string[]; onMessage(topic: string, payload: Buffer): void };
 }
 
 export interface ExternalPublisher {
@@ -50,6 +52,18 @@ export function createExternalPublisher(o: ExternalPublisherOptions): ExternalPu
   client.on('connect', () => {
     up = true;
     o.log.info('connected to the broker cluster');
+    if (o.subscribe) {
+      client.subscribe(o.subscribe.filters, { qos: 1 }, (err, granted) => {
+        if (err || granted?.some((g) => g.qos === 128)) o.log.error('the broker cluster refused the hub’s status subscription', { code: 'topic_forbidden', error: err?.message });
+      });
+    }
+  });
+  client.on('message', (topic, payload) => {
+    try {
+      o.subscribe?.onMessage(topic, payload);
+    } catch (e) {
+      o.log.error('handling a message from the broker cluster failed', { error: e });
+    }
   });
   client.on('close', () => {
     if (up) o.log.warn('broker cluster connection lost; reconnecting to the next node');

@@ -309,6 +309,9 @@ it('an edge with two broker URLs fails over when its node is killed with kill -9
     await waitFor('reconnected to the other node', () => agent.connected && agent.stats().connects > connects, 30_000);
     ids.push([await linked(ctx, 'F-5'), 'F-5']);
     await waitFor('every entry applied', () => ids.every(([m, s]) => cache.lookupMyKey(m) === s), 30_000);
+    // The hub reads the edge's status from the cluster: online, with every entry applied.
+    const head = ctx.h.hub.links.headSeq('library');
+    await waitFor('the hub has the status', () => ctx.h.hub.devices.get('lib-1')?.applied_seq === head && ctx.h.hub.devices.get('lib-1')?.online === 1, 15_000);
   } finally {
     await agent.stop();
     await state.close();
