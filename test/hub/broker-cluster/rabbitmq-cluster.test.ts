@@ -79,7 +79,11 @@ test.before(async (ctx) => {
   // The hub opens this same device CA at start; the nodes need its certificates first.
   ctx.deviceCa = await openDeviceCa(join(ctx.h.dir, 'device-ca'));
   const server = await ctx.deviceCa.serverCredentials();
-  ctx.cluster = await startRabbitCluster({ plan, caPem: ctx.deviceCa.certPem, certPem: server.certPem, keyPem: server.keyPem, authBaseUrl: `http://127.0.0.1:${authPort}` });
+  ctx.cluster = await startRabbitCluster({ plan, caPem: ctx.deviceCa.certPem, certPem: server.certPem, keyPem: server.keyPem, authBaseUrl: `http://127.0.0.1:${authPort}` }).catch((e: unknown) => {
+    // uvu reports a failing `before` as failed tests without the cause.
+    console.error(e);
+    throw e;
+  });
   console.log(`three-node RabbitMQ cluster up in ${ctx.cluster.startMs} ms; resident memory per node (MiB): ${ctx.cluster.memoryMiB().join(', ')}`);
   await ctx.h.hub.start();
   ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
