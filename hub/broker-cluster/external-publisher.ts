@@ -37,14 +37,18 @@ export function brokerServers(urls: string[]): Array<{ host: string; port: numbe
 export function createExternalPublisher(o: ExternalPublisherOptions): ExternalPublisher {
   if (o.urls.length === 0) throw new Error('broker.external.urls is empty');
   const timeout = o.timeoutMs ?? 10_000;
+  const clientId = () => `${o.username}-${randomBytes(4).toString('hex')}`;
   const client: MqttClient = mqtt.connect(o.urls[0]!, {
     servers: brokerServers(o.urls),
-    clientId: `${o.username}-${randomBytes(4).toString('hex')}`,
+    clientId: clientId(),
     username: o.username,
     password: o.password,
     protocolVersion: 4,
     clean: true,
     reconnectPeriod: 1000,
+    // Subscribed on every CONNACK below; mqtt.js's own resubscribe on top of it sent a second
+    // SUBSCRIBE for the same filter, and RabbitMQ 3.10 closed the connection each time.
+    resubscribe: false,
     connectTimeout: 10_000,
     ...(o.ca ? { ca: o.ca } : {}),
   });
@@ -54,7 +58,8 @@ export function createExternalPublisher(o: ExternalPublisherOptions): ExternalPu
     o.log.info('connected to the broker cluster');
     if (o.subscribe) {
       client.subscribe(o.subscribe.filters, { qos: 1 }, (err, granted) => {
-        if (err || granted?.some((g) => g.qos === 128)) o.log.error('the broker cluster refused the hub’s status subscription', { code: 'topic_forbidden', error: err?.message });
+        if (granted?.some((g) => g.qos === 128)) o.log.error('the broker cluster refused the hub’s status subscription', { code: 'topic_forbidden' });
+        else if (err) o.log.warn('the hub’s status subscription failed; it is made again at the next connection', { error: err.message });
       });
     }
   });
@@ -70,6 +75,9 @@ export function createExternalPublisher(o: ExternalPublisherOptions): ExternalPu
     up = false;
     // The next node's name is checked against its own certificate, not the first node's.
     delete (client.options as { servername?: string }).servername;
+    // A clean session under a new client id: the subscription queue of the old one may still be on
+    // record at a node that died, and declaring it again from another node closes the connection.
+    client.options.clientId = clientId();
   });
   client.on('error', (e) => o.log.warn('broker cluster connection error', { error: e.message }));
   return {

@@ -54,7 +54,8 @@ test.before(async (ctx) => {
   ctx.refusals = [];
   ctx.clients = new Set();
   tapLogs((r) => {
-    if (!r.name.includes('broker-cluster')) return;
+    if (!r.name.includes('broker-cluster') && !r.name.includes('outbox')) return;
+    if (process.env.TEST_LOG) console.error('HUBLOG', r.line.slice(0, 300));
     const rec = JSON.parse(r.line) as { msg?: string; code?: string };
     if (rec.msg?.startsWith('broker refused') && rec.code) ctx.refusals.push(rec.code);
   });
@@ -69,8 +70,9 @@ test.before(async (ctx) => {
     overrides: {
       broker: {
         port: 0,
-        // The hub publishes through node 3 first (node 1 is the one killed below), on loopback.
-        external: { urls: [mqttUrl(2), mqttUrl(1)], password: hubPassword, managementUrls: [mgmtUrl(2), mgmtUrl(1)], managementUser: plan.admin.user, managementPassword: plan.admin.pass },
+        // The hub publishes through node 1 first, on loopback: the kill -9 below takes it down with
+        // the edge's node, so both move to node 2.
+        external: { urls: [mqttUrl(0), mqttUrl(1)], password: hubPassword, managementUrls: [mgmtUrl(2), mgmtUrl(1)], managementUser: plan.admin.user, managementPassword: plan.admin.pass },
       },
       brokerAuth: { port: authPort },
       devices: { httpsPort: 0 },
@@ -285,7 +287,7 @@ it('a revoked device is cut off at once and refused afterwards (device_revoked)'
   assert.ok(ctx.refusals.slice(before).includes('device_revoked'), ctx.refusals.join());
 });
 
-it('an edge with two broker URLs fails over when its node is killed with kill -9 and misses no entry', async (ctx) => {
+it('an edge and the hub with two broker URLs fail over when their node is killed with kill -9, and the edge misses no entry', async (ctx) => {
   const e = ctx.edges['lib-1']!;
   const cache = new EdgeCache();
   const state = new EdgeState({ dir: join(ctx.dir, 'edge'), log });
@@ -299,6 +301,9 @@ it('an edge with two broker URLs fails over when its node is killed with kill -9
     version: '0.1.0-cluster',
     log,
     backoff: { minMs: 100, maxMs: 500 },
+    // The hub's status subscription is a clean session: what an edge said while the hub was moving
+    // to another node is gone, and the periodic status (60 s by default) tells it again.
+    statusIntervalMs: 500,
   });
   const ids: Array<[string, string]> = [];
   try {
@@ -313,6 +318,8 @@ it('an edge with two broker URLs fails over when its node is killed with kill -9
     await waitFor('reconnected to the other node', () => agent.connected && agent.stats().connects > connects, 30_000);
     ids.push([await linked(ctx, 'F-5'), 'F-5']);
     await waitFor('every entry applied', () => ids.every(([m, s]) => cache.lookupMyKey(m) === s), 30_000);
+    // The hub's publisher moved too: its outbox is empty, every entry was taken by a node.
+    await waitFor('the hub outbox drained', () => (ctx.h.hub.db.prepare('SELECT COUNT(*) AS n FROM mqtt_outbox').get() as { n: number }).n === 0, 15_000);
     // The hub reads the edge's status from the cluster: online, with every entry applied.
     const head = ctx.h.hub.links.headSeq('library');
     await waitFor('the hub has the status', () => ctx.h.hub.devices.get('lib-1')?.applied_seq === head && ctx.h.hub.devices.get('lib-1')?.online === 1, 15_000);

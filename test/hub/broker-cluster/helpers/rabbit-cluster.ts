@@ -7,7 +7,7 @@
 import mqtt from 'mqtt';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,15 +41,30 @@ export interface RabbitCluster {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+const taken = new Set<number>();
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((res) => {
     const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
   });
+}
+
+/**
+ * A free loopback port below the ephemeral range (Linux: 32768 and up). Port 0 would give an
+ * ephemeral one, which the nodes' own outgoing connections (Erlang distribution, the HTTP auth
+ * backend) may take before the node listens on it: eaddrinuse, seen in practice.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (taken.has(port)) continue;
+    if (await canListen(port)) {
+      taken.add(port);
+      return port;
+    }
+  }
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -161,8 +176,11 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
       // One scheduler per node, sleeping instead of spinning: three nodes share a small, busy machine.
       RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none',
     };
-    const p = spawn(RABBIT_SERVER, [], { env, stdio: ['ignore', 'ignore', 'pipe'], detached: false });
-    p.stderr?.on('data', () => {});
+    const p = spawn(RABBIT_SERVER, [], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    // What a node says before its log file opens (a port taken, a bad config) goes to that file too.
+    const early = join(nd, 'log', 'stdout.log');
+    p.stdout?.on('data', (d: Buffer) => appendFileSync(early, d));
+    p.stderr?.on('data', (d: Buffer) => appendFileSync(early, d));
     n.proc = p;
     procs.push(p);
   }
@@ -225,8 +243,10 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
       }
     }
   } catch (e) {
+    // The node logs go with the temp directory: their ends go into the error.
+    const tails = nodes.map((n, i) => `--- ${n.name}\n${logTail(join(dir, `n${i + 1}`, 'log'))}`).join('\n');
     await cluster.stop().catch(() => {});
-    throw e;
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n${tails}`);
   }
   cluster.startMs = Date.now() - t0;
   return cluster;
@@ -239,6 +259,16 @@ async function mqttReady(port: number, admin: { user: string; pass: string }): P
     return true;
   } catch {
     return false;
+  }
+}
+
+function logTail(logDir: string): string {
+  try {
+    return readdirSync(logDir)
+      .map((f) => `${f}: ${readFileSync(join(logDir, f), 'utf8').split('\n').slice(-15).join('\n')}`)
+      .join('\n');
+  } catch {
+    return '(no log)';
   }
 }
 
