@@ -91,7 +91,14 @@ export const EdgeConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     broker: Type.Object(
-      { url: Type.String({ format: 'uri', pattern: '^mqtts?://', description: "the hub's MQTT broker" }) },
+      {
+        url: Type.String({ format: 'uri', pattern: '^mqtts?://', description: "the hub's MQTT broker" }),
+        urls: Type.Array(Type.String({ format: 'uri', pattern: '^mqtts?://' }), {
+          default: [],
+          maxItems: 16,
+          description: 'the nodes of a clustered broker: url is tried first, then these in turn on each reconnect (failover)',
+        }),
+      },
       { additionalProperties: false },
     ),
     tls: Type.Object(
@@ -192,6 +199,24 @@ export const EdgeConfigSchema = Type.Object(
 export type EdgeConfig = Static<typeof EdgeConfigSchema>;
 
 /** Loads the edge config from a file, the environment (MYKEY_EDGE_*) and overrides; all errors at once. */
+/** Every broker URL of the config, `broker.url` first, without repeats. */
+export function brokerUrls(config: Pick<EdgeConfig, 'broker'>): string[] {
+  return [...new Set([config.broker.url, ...(config.broker.urls ?? [])])];
+}
+
+/**
+ * mqtt.js `servers` for a list of broker URLs: it takes the next one at each connect, so a
+ * reconnect after a node died goes to another node. Undefined for a single URL (plain connect).
+ */
+export function brokerServers(urls: readonly string[]): Array<{ host: string; port: number; protocol: 'mqtt' | 'mqtts' }> | undefined {
+  if (urls.length < 2) return undefined;
+  return urls.map((u) => {
+    const url = new URL(u);
+    const protocol = url.protocol === 'mqtt:' ? 'mqtt' : 'mqtts';
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (protocol === 'mqtts' ? 8883 : 1883)), protocol };
+  });
+}
+
 export function loadEdgeConfig(opts: { file?: string; overrides?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): EdgeConfig {
   let config: EdgeConfig;
   try {

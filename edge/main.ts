@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../shared/errors.ts';
 import { createLogger, type Logger, type LogLevel } from '../shared/log.ts';
 import { EdgeCache } from './cache/index.ts';
-import { loadEdgeConfig, readerFilter, type EdgeConfig } from './config.ts';
+import { brokerUrls, loadEdgeConfig, readerFilter, type EdgeConfig } from './config.ts';
 import { Handoff, targetsFromConfig } from './handoff/index.ts';
 import { KioskServer, type KioskHealth } from './kiosk/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from './lookup/index.ts';
@@ -65,7 +65,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
   const state = new EdgeState({ dir: config.stateDir, log: log.child('state') });
   const sync = new SyncAgent({
     hubUrl: config.hub.url,
-    brokerUrl: config.broker.url,
+    brokerUrl: brokerUrls(config),
     tls,
     state,
     cache,

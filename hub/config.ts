@@ -56,6 +56,28 @@ export const HubConfigSchema = Type.Object(
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8883, description: 'MQTT over TLS (device certificates); 0 picks a free port' }),
         plainPort: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'development only: a plain MQTT listener on 127.0.0.1; 0 is off' }),
         serverNames: Type.Array(Type.String(), { default: [], description: 'extra DNS names or addresses in the broker and device API certificate' }),
+        external: Type.Object(
+          {
+            urls: Type.Array(Type.String(), {
+              default: [],
+              description: 'MQTT URLs of the nodes of a clustered broker (RabbitMQ with its MQTT plugin); set: the hub publishes there instead of the embedded broker (hub/broker-cluster)',
+            }),
+            username: Type.String({ default: 'mykey_hub', description: 'the hub’s own user on the cluster (not an edge id: it holds an underscore)' }),
+            password: Type.String({ default: '', description: 'the hub user’s password, checked by the hub’s broker auth backend (set MYKEY_HUB_BROKER_EXTERNAL_PASSWORD)' }),
+            caFile: Type.String({ default: '', description: 'CA certificate (PEM) of the nodes for mqtts:// URLs; empty: the device CA' }),
+            managementUrls: Type.Array(Type.String(), { default: [], description: 'management HTTP API of the nodes, used to cut off a revoked device at once' }),
+            managementUser: Type.String({ default: '', description: 'management API user (a broker-internal administrator)' }),
+            managementPassword: Type.String({ default: '', description: 'management API password (set MYKEY_HUB_BROKER_EXTERNAL_MANAGEMENT_PASSWORD)' }),
+          },
+          { default: {} },
+        ),
+      },
+      { default: {} },
+    ),
+    brokerAuth: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1', description: 'address of the HTTP auth backend the clustered broker calls (only with broker.external.urls)' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8091, description: 'port of the broker auth backend; 0 picks a free port' }),
       },
       { default: {} },
     ),

@@ -37,6 +37,7 @@ import { createHubMetrics } from './metrics/hub-metrics.ts';
 import { createReleaseRepo } from './store/release-repo.ts';
 import { createReleases } from './releases/releases.ts';
 import { parseReleasePublicKey } from '../shared/release.ts';
+import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -129,7 +130,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     }
   });
   const releases = createReleases({ repo: releaseRepo, dir: join(config.dataDir, 'releases'), keys: () => releaseKeys, now: () => now().getTime(), log: log.child('releases') });
-  const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string } = {};
+  const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string; brokerAuth?: string } = {};
   const httpLog = log.child('http');
   const common = { version: HUB_VERSION, maxBodyBytes: config.http.maxBodyBytes, log: (msg: string, err?: unknown) => httpLog.error(msg, { error: err }) };
   const accessLog = { log: httpLog.child('access'), observe: metrics.observeHttp };
@@ -199,6 +200,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   let server: ServerType | undefined;
   let deviceServer: ServerType | undefined;
   let deviceCa: DeviceCa | undefined;
+  let cluster: BrokerCluster | undefined;
   return {
     config,
     /** The public app (plain HTTP listener): holders, services, operator API, console. */
@@ -263,10 +265,25 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       });
       const ports = await b.start();
       broker = b;
-      enrollment = createDeviceEnrollment({ deviceCa, devices, now, onRevoked: (edgeId) => fanout.emit('deviceRevoked', { edgeId }) });
+      // With a clustered broker (broker.external), the hub is its auth backend and publishes there;
+      // the embedded broker keeps serving edges that still point at it.
+      if (config.broker.external.urls.length > 0) {
+        cluster = await startBrokerCluster({ config, devices, deviceCaPem: deviceCa.certPem, log: log.child('broker-cluster'), headSeq: (serviceId) => links.headSeq(serviceId), now: () => now().getTime() });
+        this.addresses.brokerAuth = cluster.authUrl;
+      }
+      const c = cluster;
+      enrollment = createDeviceEnrollment({
+        deviceCa,
+        devices,
+        now,
+        onRevoked: (edgeId) => {
+          fanout.emit('deviceRevoked', { edgeId });
+          c?.cutOff(edgeId);
+        },
+      });
       this.addresses.mqtts = `mqtts://${hostOf(config.broker.host)}:${ports.tlsPort}`;
       if (ports.plainPort) this.addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
-      outbox.attach((topic, payload) => b.publish(topic, payload, { qos: 1 }));
+      outbox.attach(c ? (topic, payload) => c.publish(topic, payload) : (topic, payload) => b.publish(topic, payload, { qos: 1 }));
       crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
       webhooks.start();
       // Services still on the legacy keyed identities move to the memory-hard one (shared/sync.ts).
@@ -317,8 +334,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
           (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
           s.close(() => r());
         });
-      await Promise.all([close(server), close(deviceServer), broker?.stop()]);
-      server = deviceServer = broker = undefined;
+      await Promise.all([close(server), close(deviceServer), broker?.stop(), cluster?.stop()]);
+      server = deviceServer = broker = cluster = undefined;
       db.close();
     },
   };

@@ -7,12 +7,14 @@ import type { Logger } from '../../shared/log.ts';
 import type { EdgeStatus } from '../../shared/sync.ts';
 import { edgeCommandTopic, edgeStatusTopic, serviceLogTopic } from '../../shared/topics.ts';
 import type { DeviceIdentity } from '../state/edge-state.ts';
+import { brokerServers } from '../config.ts';
 import { Backoff } from './backoff.ts';
 import { codeOf } from './events.ts';
 import type { TlsMaterial } from './hub-client.ts';
 
 export interface SessionDeps {
-  brokerUrl: string;
+  /** One broker URL, or several nodes of a clustered broker (mqtt.js `servers`: the next on each reconnect). */
+  brokerUrl: string | readonly string[];
   tls?: TlsMaterial;
   keepaliveS?: number;
   backoff?: { minMs?: number; maxMs?: number };
@@ -107,7 +109,8 @@ export class MqttSession {
       ...(tls.key ? { key: tls.key } : {}),
       rejectUnauthorized: true,
     };
-    const client = mqtt.connect(this.#d.brokerUrl, opts);
+    const urls = typeof this.#d.brokerUrl === 'string' ? [this.#d.brokerUrl] : this.#d.brokerUrl;
+    const client = mqtt.connect(urls[0]!, { ...opts, servers: brokerServers(urls) });
     this.#client = client;
     const log = this.#d.log;
     // mqtt.js reads incoming packets one at a time and waits for this callback (PINGRESP too), so it
@@ -144,6 +147,8 @@ export class MqttSession {
         this.#timers.delete(t);
         if (client !== this.#client || this.#stopping) return;
         client.options.will = this.#will();
+        // With several nodes, mqtt.js takes the next one; its name, not the first node's, is checked.
+        if (client.options.servers) delete client.options.servername;
         client.connect();
       }, delay);
       this.#timers.add(t);

@@ -34,8 +34,8 @@ export type { SyncEvents, SyncStats } from './events.ts';
 export interface SyncAgentOptions {
   /** Base URL of the hub's device API. */
   hubUrl: string;
-  /** `mqtts://hub.example:8883` (or `mqtt://127.0.0.1:port` in tests). */
-  brokerUrl: string;
+  /** `mqtts://hub.example:8883` (or `mqtt://127.0.0.1:port` in tests); several: the nodes of a cluster, tried in turn. */
+  brokerUrl: string | readonly string[];
   /** Hub CA and the device certificate and key, for both the broker and the hub API. */
   tls?: TlsMaterial;
   /** Replaces the built-in HTTP transport of the hub API. */
