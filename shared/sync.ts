@@ -10,7 +10,7 @@
 //   `set.serviceUserId`. That makes every entry idempotent and order-checkable.
 //
 // Keys: an edge never receives MyKey IDs or certificate serials in clear, only keyed identities of
-// `mykey:<MyKey ID>` or `cert:<issuerKey>:<serial>` under the service's sync secret, 128 bits,
+// `mykey:<MyKey ID>` or `cert:<certificate identity>` (shared/cert-identity.ts) under the service's sync secret, 128 bits,
 // base64url. The edge computes the same from what it reads off the card. Two derivations
 // (`keyScheme`), said by every snapshot and change-log entry (absent: the legacy one):
 // - `hmac-sha256` (legacy): HMAC-SHA256(secret, identity). Every edge of a service holds the secret,
@@ -24,6 +24,11 @@
 //   service's own secret. A touch pays one derivation (bench/keyed-identity.bench.ts,
 //   touch_keyed_identity_us); the hub derives once per (service, identity) off the event loop and
 //   stores the result (hub/links).
+// - `scrypt-v3`: the same scrypt, but the certificate identity names the issuing KEY as well:
+//   `cert:<issuerKey>:<AKI keyIdentifier hex>:<serial>` (shared/cert-identity.ts certIdentityWithKey;
+//   the old form only for a certificate without an AKI). Under v2, a CA key rolled over under the same
+//   Name with a reused serial gave two holders one key, so a touch of one card could answer the
+//   other's service ID. MyKey-ID keys are the same under v2 and v3.
 // Messages on a service's log topic (shared/topics.ts), two forms while a fleet upgrades:
 // - v1: one ChangeEntry as the whole payload (what every edge understands);
 // - v2: a ChangeBatch `{ v: 2, seq, kind, at, entries: [...] }`: consecutive entries from `seq` on,
@@ -47,12 +52,14 @@ export type ChangeKind = (typeof CHANGE_KINDS)[number];
 const Key = Type.String({ pattern: '^[A-Za-z0-9_-]{22}$', description: 'keyed identity (128 bits, base64url)' });
 
 /** Derivations of keyed identities, oldest first (see the header comment). */
-export const KEY_SCHEMES = ['hmac-sha256', 'scrypt-v2'] as const;
+export const KEY_SCHEMES = ['hmac-sha256', 'scrypt-v2', 'scrypt-v3'] as const;
 export type KeyScheme = (typeof KEY_SCHEMES)[number];
 /** What a payload without `keyScheme` uses. */
 export const LEGACY_KEY_SCHEME: KeyScheme = 'hmac-sha256';
 /** What the hub moves every service to. */
-export const CURRENT_KEY_SCHEME: KeyScheme = 'scrypt-v2';
+export const CURRENT_KEY_SCHEME: KeyScheme = 'scrypt-v3';
+/** Whether a scheme's certificate identity includes the issuing key (shared/cert-identity.ts certIdentityWithKey). */
+export const schemeKeysCertIssuer = (scheme: KeyScheme): boolean => scheme === 'scrypt-v3';
 const KeySchemeField = Type.Union(KEY_SCHEMES.map((k) => Type.Literal(k)), { description: 'derivation of the keys; absent: hmac-sha256' });
 
 /** One change-log entry of a service. */
@@ -282,7 +289,7 @@ export function keyedId(secret: Uint8Array, kind: 'mykey' | 'cert', value: strin
   return createHmac('sha256', secret).update(`${kind}:${value}`).digest().subarray(0, 16).toString('base64url');
 }
 
-/** scrypt cost of `scrypt-v2` (RFC 7914): 128 * N * r = 16 MiB of memory per derivation. */
+/** scrypt cost of `scrypt-v2` and `scrypt-v3` (RFC 7914): 128 * N * r = 16 MiB of memory per derivation. */
 export const SCRYPT_V2 = { N: 2 ** 14, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 
 /**

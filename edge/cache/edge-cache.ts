@@ -3,8 +3,8 @@
 // change-log entry follows shared/sync.ts applyEntry exactly: remove every key, then set every key.
 //
 // Pure apart from the key derivation: persistence (edge/state) and the hub session (edge/sync) drive it.
-import { certIdentity } from '../../shared/cert-identity.ts';
-import { keyedIdentitySync, KEY_SCHEMES, type ChangeEntry } from '../../shared/sync.ts';
+import { certIdentity, certIdentityWithKey } from '../../shared/cert-identity.ts';
+import { keyedIdentitySync, KEY_SCHEMES, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type KeyScheme } from '../../shared/sync.ts';
 import { KeyIndex, type PackedPairs } from './key-index.ts';
 
 /** Outcome of applying one entry. */
@@ -21,6 +21,7 @@ export class EdgeCache {
   #appliedSeq = 0;
   #synced = false;
   #secret: Uint8Array | undefined;
+  #scheme: KeyScheme | undefined;
 
   constructor(opts: { secret?: Uint8Array } = {}) {
     this.#index = new KeyIndex();
@@ -35,6 +36,15 @@ export class EdgeCache {
   /** True once the cache holds a service's mappings (a snapshot or a checkpoint); false when new or wiped. */
   get synced(): boolean {
     return this.#synced;
+  }
+
+  /**
+   * The derivation every key held was made under (shared/sync.ts), as the last snapshot said;
+   * undefined when not known (a checkpoint restored, or a `rekey` or an entry of another derivation
+   * applied since the snapshot): then a touch is looked up under every derivation.
+   */
+  get scheme(): KeyScheme | undefined {
+    return this.#scheme;
   }
 
   /** Mappings held. */
@@ -62,11 +72,14 @@ export class EdgeCache {
     return this.#index.get(key);
   }
 
-  /** Lookup under every derivation (shared/sync.ts); blocking, so not the touch path (edge/lookup). */
-  #lookup(kind: 'mykey' | 'cert', value: string): string | undefined {
+  /**
+   * Lookup under the cache's derivation (every one when unknown; shared/sync.ts); blocking, so not
+   * the touch path (edge/lookup). `value` gives the identity a derivation uses.
+   */
+  #lookup(kind: 'mykey' | 'cert', value: (scheme: KeyScheme) => string): string | undefined {
     if (!this.#secret) return undefined;
-    for (const scheme of KEY_SCHEMES) {
-      const hit = this.#index.get(keyedIdentitySync(this.#secret, kind, value, scheme));
+    for (const scheme of this.#scheme ? [this.#scheme] : KEY_SCHEMES) {
+      const hit = this.#index.get(keyedIdentitySync(this.#secret, kind, value(scheme), scheme));
       if (hit !== undefined) return hit;
     }
     return undefined;
@@ -74,17 +87,18 @@ export class EdgeCache {
 
   /** Lookup by MyKey ID (read from the card). Undefined when unmapped or when the secret is unknown. */
   lookupMyKey(mykeyId: string): string | undefined {
-    return this.#lookup('mykey', mykeyId);
+    return this.#lookup('mykey', () => mykeyId);
   }
 
   /**
-   * Lookup by certificate (certificate mode): issuer key (shared/cert-identity.ts) and serial in hex.
+   * Lookup by certificate (certificate mode): issuer key (shared/cert-identity.ts), serial in hex and
+   * the certificate's AKI keyIdentifier in hex ('' or absent: none), which scrypt-v3 keys include.
    * The hub writes serials as whole bytes, so an odd-length hex (a bigint's toString(16)) gets its
    * leading zero back first.
    */
-  lookupCert(issuerKey: string, serialHex: string): string | undefined {
+  lookupCert(issuerKey: string, serialHex: string, aki = ''): string | undefined {
     const hex = serialHex.length % 2 ? `0${serialHex}` : serialHex;
-    return this.#lookup('cert', certIdentity(issuerKey, hex));
+    return this.#lookup('cert', (scheme) => (schemeKeysCertIssuer(scheme) ? certIdentityWithKey({ issuerKey, serialHex: hex, aki }) : certIdentity(issuerKey, hex)));
   }
 
   /**
@@ -94,6 +108,8 @@ export class EdgeCache {
   apply(e: ChangeEntry): ApplyOutcome {
     if (e.seq <= this.#appliedSeq) return { result: 'duplicate', purged: 0, set: 0 };
     if (e.seq !== this.#appliedSeq + 1) return { result: 'gap', purged: 0, set: 0 };
+    // A rekey, or keys of another derivation, leave keys of two derivations until the next snapshot.
+    if (e.kind === 'rekey' || (e.keyScheme ?? LEGACY_KEY_SCHEME) !== this.#scheme) this.#scheme = undefined;
     const index = this.#index;
     let removed = 0;
     for (const k of e.remove) if (index.delete(k)) removed++;
@@ -108,10 +124,14 @@ export class EdgeCache {
     return { result: 'applied', purged: removed - reset, set: e.set ? e.set.keys.length : 0 };
   }
 
-  /** Replaces every mapping at once (a snapshot or a checkpoint) at `seq`. Lookups never see a half state. */
-  replace(index: KeyIndex, seq: number): void {
+  /**
+   * Replaces every mapping at once (a snapshot or a checkpoint) at `seq`, all keyed under `scheme`
+   * (undefined: not known). Lookups never see a half state.
+   */
+  replace(index: KeyIndex, seq: number, scheme?: KeyScheme): void {
     this.#index = index;
     this.#appliedSeq = seq;
+    this.#scheme = scheme;
     this.#synced = true;
   }
 
@@ -119,6 +139,7 @@ export class EdgeCache {
   clear(): void {
     this.#index = new KeyIndex();
     this.#appliedSeq = 0;
+    this.#scheme = undefined;
     this.#synced = false;
   }
 

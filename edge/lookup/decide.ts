@@ -2,7 +2,7 @@
 // card, the local cache, the sync health and the clock. Pure: no PIN, no network, no I/O; the same
 // inputs give the same decision. A MyKey ID whose suspension or unlink has been applied is simply
 // absent from the cache (the change purged its keys), so it can only ever come out as not linked.
-import { keyedId } from '../../shared/sync.ts';
+import { keyedId, type KeyScheme } from '../../shared/sync.ts';
 import { certIdentityOf } from './cert-key.ts';
 
 /** What a touch yields, as far as the lookup cares (edge/reader's CardIdentity fits). */
@@ -13,6 +13,8 @@ export interface MappingCache {
   get(key: string): string | undefined;
   /** False until the cache holds a service's mappings (snapshot or checkpoint): a miss then means nothing. */
   readonly synced: boolean;
+  /** The derivation of every key held, when known (edge/cache EdgeCache.scheme); absent: any. */
+  readonly scheme?: KeyScheme | undefined;
 }
 
 /** The sync layer's view of its own health. */
@@ -80,7 +82,7 @@ export function freshness(health: HealthView, now: number, maxStalenessMs: numbe
 /** The legacy (HMAC) keyed identity of a touched card under the service secret, or undefined when unreadable. */
 export function identityKey(secret: Uint8Array, identity: TouchIdentity): string | undefined {
   if (identity.kind === 'mykey') return keyedId(secret, 'mykey', identity.mykeyId);
-  const id = certIdentityOf(identity.certDer);
+  const id = certIdentityOf(identity.certDer, 'hmac-sha256');
   return id.ok ? keyedId(secret, 'cert', id.value) : undefined;
 }
 
@@ -94,7 +96,9 @@ export function decide(input: LookupInput): LookupDecision {
   if (key === undefined) return { outcome: 'refused', reason: 'unreadable_identity' };
   let serviceUserId: string | undefined;
   for (const k of input.keys ?? []) if ((serviceUserId = cache.get(k)) !== undefined) break;
-  serviceUserId ??= cache.get(key);
+  // The legacy key only where the cache may hold legacy keys: under a memory-hard derivation it is
+  // never looked up (its certificate identity has no issuing key).
+  if (cache.scheme === undefined || cache.scheme === 'hmac-sha256') serviceUserId ??= cache.get(key);
   const answer: Answer = serviceUserId === undefined ? { outcome: 'not_linked' } : { outcome: 'linked', serviceUserId };
   if (fresh === 'fresh') return answer;
   return { outcome: 'degraded', reason: fresh, answer, lastContactMs: input.health.lastContactMs };

@@ -52,7 +52,7 @@ export class TouchLookup {
 
   async #touch(reader: string, identity: TouchIdentity, now: number): Promise<{ decision: LookupDecision; result: TouchResult }> {
     const secret = this.#d.secret();
-    const keys = secret && this.#d.cache.synced ? await touchKeys(secret, identity) : undefined;
+    const keys = secret && this.#d.cache.synced ? await touchKeys(secret, identity, this.#d.cache.scheme) : undefined;
     const decision = decide({ identity, cache: this.#d.cache, secret, keys, health: this.#d.health(), now, policy: this.#d.policy });
     const result = this.#result(reader, now, decision);
     if (identity.kind === 'mykey') result.mykeyId = identity.mykeyId;

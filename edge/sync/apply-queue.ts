@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { MyKeyError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import type { ChangeEntry } from '../../shared/sync.ts';
+import { LEGACY_KEY_SCHEME, type ChangeEntry } from '../../shared/sync.ts';
 import type { TypedEvents } from '../../shared/typed-events.ts';
 import type { EdgeCache } from '../cache/edge-cache.ts';
 import { KeyIndex } from '../cache/key-index.ts';
@@ -177,7 +177,7 @@ export class ApplyQueue {
     const index = new KeyIndex(snap.entries.length);
     for (const [k, u] of snap.entries) index.set(k, u); // schema-checked: cannot throw
     const before = cache.size;
-    cache.replace(index, snap.seq);
+    cache.replace(index, snap.seq, snap.keyScheme ?? LEGACY_KEY_SCHEME);
     await state.checkpoint();
     const ms = performance.now() - t0;
     this.#d.stats.snapshots++;

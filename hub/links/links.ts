@@ -7,9 +7,9 @@
 // repository's lifecycle listener, inside the transaction that makes them.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { MyKeyError } from '../../shared/errors.ts';
-import { certIdentity } from '../../shared/cert-identity.ts';
+import { certIdentity, certIdentityWithKey, type CertRef } from '../../shared/cert-identity.ts';
 import { isMyKeyId, isServiceId } from '../../shared/ids.ts';
-import { CURRENT_KEY_SCHEME, keyedIdentity, keyedIdentitySync, LEGACY_KEY_SCHEME, type ChangeEntry, type ChangeKind, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
+import { CURRENT_KEY_SCHEME, keyedIdentity, keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type ChangeKind, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
 import type { Db } from '../store/db.ts';
 import type { LinkRepo, LinkRow, ServiceRow } from '../store/link-repo.ts';
@@ -62,9 +62,13 @@ export function createLinks(deps: LinksDeps) {
   const keyStats = { derived: 0, derivedBlocking: 0 };
   const schemeOf = (s: ServiceRow): KeyScheme => s.key_scheme ?? LEGACY_KEY_SCHEME;
   type Ident = { kind: 'mykey' | 'cert'; value: string };
-  const identsOf = (mykeyId: string, cert = mykeys.currentCert(mykeyId)): Ident[] => [
+  // From scrypt-v3 on, a certificate is identified with its issuing key (its AKI), so a serial reused
+  // under a CA key rolled over under the same name is another identity (shared/cert-identity.ts). A
+  // service still on an older scheme keeps the old form its edges compute, until it is re-keyed.
+  const certValue = (c: CertRef, scheme: KeyScheme): string => (schemeKeysCertIssuer(scheme) ? certIdentityWithKey(c) : certIdentity(c.issuerKey, c.serialHex));
+  const identsOf = (mykeyId: string, scheme: KeyScheme, cert: CertRef | undefined = mykeys.currentCert(mykeyId)): Ident[] => [
     { kind: 'mykey', value: mykeyId },
-    ...(cert ? [{ kind: 'cert' as const, value: certIdentity(cert.issuerKey, cert.serialHex) }] : []),
+    ...(cert ? [{ kind: 'cert' as const, value: certValue(cert, scheme) }] : []),
   ];
 
   function derived(s: ServiceRow, kind: 'mykey' | 'cert', value: string): string {
@@ -96,8 +100,8 @@ export function createLinks(deps: LinksDeps) {
   }
 
   /** The keyed identities of a MyKey ID for one service: by MyKey ID and by its current certificate. */
-  function keysOf(s: ServiceRow, mykeyId: string, cert = mykeys.currentCert(mykeyId)): string[] {
-    return identsOf(mykeyId, cert).map((i) => derived(s, i.kind, i.value));
+  function keysOf(s: ServiceRow, mykeyId: string, cert: CertRef | undefined = mykeys.currentCert(mykeyId)): string[] {
+    return identsOf(mykeyId, schemeOf(s), cert).map((i) => derived(s, i.kind, i.value));
   }
 
   /** What entries and snapshots of a service say about their keys (nothing: the legacy derivation). */
@@ -349,26 +353,26 @@ export function createLinks(deps: LinksDeps) {
     async prepareKeys(serviceId: string, mykeyId: string): Promise<void> {
       const s = repo.service(serviceId);
       if (!s || !isMyKeyId(mykeyId)) return;
-      await deriveAhead(s, schemeOf(s), identsOf(mykeyId)).catch(() => undefined);
+      await deriveAhead(s, schemeOf(s), identsOf(mykeyId, schemeOf(s))).catch(() => undefined);
     },
 
     /**
      * Derives and stores, off the event loop, the keys a change of a MyKey ID (a new MyKey ID, a new
      * certificate) will need in every service it is linked with; call before the change. Never fails.
      */
-    async prepareLifecycleKeys(mykeyId: string, next: { mykeyId?: string; cert?: { issuerKey: string; serialHex: string } }): Promise<void> {
-      const idents: Ident[] = [
+    async prepareLifecycleKeys(mykeyId: string, next: { mykeyId?: string; cert?: CertRef }): Promise<void> {
+      const idents = (scheme: KeyScheme): Ident[] => [
         ...(next.mykeyId ? [{ kind: 'mykey' as const, value: next.mykeyId }] : []),
-        ...(next.cert ? [{ kind: 'cert' as const, value: certIdentity(next.cert.issuerKey, next.cert.serialHex) }] : []),
+        ...(next.cert ? [{ kind: 'cert' as const, value: certValue(next.cert, scheme) }] : []),
       ];
       for (const l of repo.linksOfMyKey(mykeyId)) {
         const s = repo.service(l.service_id);
-        if (s) await deriveAhead(s, schemeOf(s), idents).catch(() => undefined);
+        if (s) await deriveAhead(s, schemeOf(s), idents(schemeOf(s))).catch(() => undefined);
       }
     },
 
     /**
-     * Moves a service to the current derivation: every linked identity's key is derived on the libuv
+     * Moves a service on any older derivation (hmac-sha256, scrypt-v2) to the current one: every linked identity's key is derived on the libuv
      * pool and stored, then, in one transaction, the service switches and a `rekey` entry tells its
      * edges to fetch a snapshot under the new keys. Returns false when it was already there.
      */
@@ -378,7 +382,7 @@ export function createLinks(deps: LinksDeps) {
       // Links made meanwhile are derived in the next round; the few left are derived in the switch.
       for (let round = 0; round < 3; round++) {
         const s = repo.service(serviceId)!;
-        const idents = repo.linkedMyKeys(s.id).flatMap((m) => identsOf(m));
+        const idents = repo.linkedMyKeys(s.id).flatMap((m) => identsOf(m, CURRENT_KEY_SCHEME));
         const before = keyStats.derived;
         // One derivation at a time: a large service takes long to move, but the hub keeps a core for requests.
         await deriveAhead(s, CURRENT_KEY_SCHEME, idents, 1);
@@ -394,7 +398,7 @@ export function createLinks(deps: LinksDeps) {
       });
     },
 
-    /** Moves every service still on the legacy derivation (at start-up); returns the ids moved. */
+    /** Moves every service still on an older derivation (at start-up); returns the ids moved. */
     async rekeyAll(): Promise<string[]> {
       const moved: string[] = [];
       for (const s of repo.services()) if (s.status === 'active' && schemeOf(s) !== CURRENT_KEY_SCHEME && (await this.rekeyService(s.id))) moved.push(s.id);

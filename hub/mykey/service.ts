@@ -4,6 +4,7 @@
 import { MyKeyError, fail, ok, type ErrorCode, type Result } from '../../shared/errors.ts';
 import { normalizeMyKeyId, randomMyKeyId, type MyKeyId } from '../../shared/ids.ts';
 import { isLossReason, type CrlReason } from '../../shared/revocation.ts';
+import type { CertRef } from '../../shared/cert-identity.ts';
 import type { TrustAnchor } from '../pki/trust-anchors.ts';
 import { checkUserCertificate, verifyChallengeSignature, type CheckedCertificate } from '../pki/user-cert.ts';
 import type { RevocationChecker, RevocationVerdict } from '../revocation/checker.ts';
@@ -32,7 +33,7 @@ export interface MyKeyServiceDeps {
   /** Refuse when revocation status cannot be determined (no fresh CRL, no OCSP answer). Default true. */
   requireRevocationStatus?: boolean;
   /** Derives the keyed identities a change will need, off the event loop, before its write (hub/links). */
-  prepareKeys?: (mykeyId: string, next: { mykeyId?: string; cert?: { issuerKey: string; serialHex: string } }) => Promise<void>;
+  prepareKeys?: (mykeyId: string, next: { mykeyId?: string; cert?: CertRef }) => Promise<void>;
 }
 
 interface Proven {
@@ -101,6 +102,8 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
         issuerKey: checked.value.anchor.issuerKey,
         issuerKeyId: checked.value.anchor.keyId,
         serialHex: c.serialHex,
+        // The issuing key in the identity edges key certificate-mode touches with (shared/cert-identity.ts).
+        aki: c.authorityKeyId ? Buffer.from(c.authorityKeyId).toString('hex') : '',
         subjectCn: c.subjectCn,
         notAfter: c.notAfter.getTime(),
       },

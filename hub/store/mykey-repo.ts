@@ -1,5 +1,6 @@
 // Repository of MyKey IDs and the certificates bound to them. Every method that changes state runs
 // in one transaction and appends its lifecycle event in the same transaction.
+import type { CertRef } from '../../shared/cert-identity.ts';
 import type { Db } from './db.ts';
 
 export type MyKeyStatus = 'active' | 'suspended' | 'invalidated';
@@ -22,6 +23,8 @@ export interface BindingRow {
   /** The issuing anchor's key id (TrustAnchor.keyId); '' for a row bound before it was recorded and not yet filled in. */
   issuer_key_id: string;
   serial_hex: string;
+  /** The certificate's authorityKeyIdentifier keyIdentifier (hex); '' none; null not yet known (see schema version 3). */
+  cert_aki: string | null;
   subject_cn: string | null;
   not_after: number;
   bound_at: number;
@@ -38,6 +41,8 @@ export interface CertIdentity {
   /** Key id of the trust anchor whose key signed the certificate (TrustAnchor.keyId). */
   issuerKeyId: string;
   serialHex: string;
+  /** authorityKeyIdentifier keyIdentifier of the certificate (hex); absent or '' when it has none. */
+  aki?: string;
   subjectCn?: string;
   notAfter: number;
 }
@@ -61,8 +66,8 @@ export interface MyKeyLifecycleEvent {
   at: number;
   /** id_changed: the old id. carried_over: the previous and the new certificate. */
   from?: string;
-  previousCert?: { issuerKey: string; serialHex: string };
-  newCert?: { issuerKey: string; serialHex: string };
+  previousCert?: CertRef;
+  newCert?: CertRef;
 }
 
 /**
@@ -81,6 +86,11 @@ export interface UnrevokedBinding {
 
 /** Thrown inside a transaction when a candidate id collides; the caller retries with another. */
 export class IdTakenError extends Error {}
+
+/** A binding as its certificate identity needs it; an AKI not yet known falls back to the anchor key id it was filed under. */
+function refOf(b: BindingRow): CertRef {
+  return { issuerKey: b.issuer_key, serialHex: b.serial_hex, aki: b.cert_aki ?? b.issuer_key_id };
+}
 
 export function createMyKeyRepo(db: Db) {
   const q = {
@@ -107,8 +117,8 @@ export function createMyKeyRepo(db: Db) {
     currentBinding: db.prepare<[string], BindingRow>("SELECT * FROM cert_bindings WHERE mykey_id = ? AND state = 'current'"),
     bindingsOf: db.prepare<[string], BindingRow>('SELECT * FROM cert_bindings WHERE mykey_id = ? ORDER BY id'),
     insertBinding: db.prepare(
-      `INSERT INTO cert_bindings (mykey_id, state, fingerprint, issuer_key, issuer_key_id, serial_hex, subject_cn, not_after, bound_at)
-       VALUES (?, 'current', ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO cert_bindings (mykey_id, state, fingerprint, issuer_key, issuer_key_id, serial_hex, cert_aki, subject_cn, not_after, bound_at)
+       VALUES (?, 'current', ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     endBinding: db.prepare('UPDATE cert_bindings SET state = ?, unbound_at = ? WHERE id = ?'),
     moveBindings: db.prepare('UPDATE cert_bindings SET mykey_id = ? WHERE mykey_id = ?'),
@@ -123,7 +133,8 @@ export function createMyKeyRepo(db: Db) {
     unrevokedUnknownKey: db.prepare<[string], UnrevokedBinding>(
       "SELECT id, mykey_id, state, serial_hex FROM cert_bindings WHERE issuer_key = ? AND issuer_key_id = '' AND revoked_at IS NULL AND state <> 'ended'",
     ),
-    fillKeyId: db.prepare("UPDATE cert_bindings SET issuer_key_id = ? WHERE issuer_key = ? AND issuer_key_id = ''"),
+    // The AKI of such a row is not stored either: the anchor's key id is what it names (schema v3).
+    fillKeyId: db.prepare("UPDATE cert_bindings SET issuer_key_id = ?, cert_aki = COALESCE(cert_aki, ?) WHERE issuer_key = ? AND issuer_key_id = ''"),
     unknownKeyCount: db.prepare<[], number>("SELECT COUNT(*) FROM cert_bindings WHERE issuer_key_id = '' AND state <> 'ended'").pluck(),
     eventsAfter: db.prepare<[number, number], MyKeyEvent>('SELECT * FROM mykey_events WHERE seq > ? ORDER BY seq LIMIT ?'),
     // Kept by triggers (migration 20): three rows, whatever the number of MyKey IDs.
@@ -161,10 +172,10 @@ export function createMyKeyRepo(db: Db) {
     onLifecycle(l: MyKeyLifecycleListener): void {
       listeners.push(l);
     },
-    /** The current certificate identity of a MyKey ID (issuer key and serial), if any. */
-    currentCert(id: string): { issuerKey: string; serialHex: string } | undefined {
+    /** The current certificate of a MyKey ID (issuer key, serial, AKI), if any. */
+    currentCert(id: string): CertRef | undefined {
       const b = q.currentBinding.get(id);
-      return b ? { issuerKey: b.issuer_key, serialHex: b.serial_hex } : undefined;
+      return b ? refOf(b) : undefined;
     },
     get: (id: string): MyKeyRow | undefined => q.getId.get(id),
     isIdUsed: (id: string): boolean => q.idUsed.get(id, id) !== undefined,
@@ -241,7 +252,7 @@ export function createMyKeyRepo(db: Db) {
           id = candidate();
         }
         q.insertId.run(id, 'active', now, now);
-        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
+        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now);
         addEvent(id, 'created', now);
         return { row: q.getId.get(id)!, created: true };
       },
@@ -271,10 +282,10 @@ export function createMyKeyRepo(db: Db) {
     carryOver: db.transaction((id: string, cert: CertIdentity, now: number): { resumed: boolean } => {
       const cur = q.currentBinding.get(id);
       if (cur) q.endBinding.run('carried_over', now, cur.id);
-      q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
+      q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now);
       addEvent(id, 'carried_over', now, null, {
-        previousCert: cur ? { issuerKey: cur.issuer_key, serialHex: cur.serial_hex } : undefined,
-        newCert: { issuerKey: cert.issuerKey, serialHex: cert.serialHex },
+        previousCert: cur ? refOf(cur) : undefined,
+        newCert: { issuerKey: cert.issuerKey, serialHex: cert.serialHex, aki: cert.aki ?? '' },
       });
       const row = q.getId.get(id)!;
       if (row.status === 'suspended') {
@@ -304,7 +315,10 @@ export function createMyKeyRepo(db: Db) {
       const byName = new Map<string, Set<string>>();
       for (const a of anchors) byName.set(a.issuerKey, (byName.get(a.issuerKey) ?? new Set()).add(a.keyId));
       let filled = 0;
-      for (const [issuerKey, ids] of byName) if (ids.size === 1) filled += q.fillKeyId.run([...ids][0], issuerKey).changes;
+      for (const [issuerKey, ids] of byName) if (ids.size === 1) {
+        const keyId = [...ids][0];
+        filled += q.fillKeyId.run(keyId, keyId, issuerKey).changes;
+      }
       return { filled, unknown: q.unknownKeyCount.get() ?? 0 };
     }),
 

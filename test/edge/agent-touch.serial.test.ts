@@ -12,7 +12,7 @@ import { makeCardFile, type CardFile } from '../../provisioning/virtual-card/car
 import { VirtualCard } from '../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../provisioning/virtual-card/vpcd-slot.ts';
 import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
-import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
+import { certIdentity, issuerKeyOf, certIdentityWithKey } from '../../shared/cert-identity.ts';
 import { keyedId, keyedIdentitySync } from '../../shared/sync.ts';
 import { EdgeCache, KeyIndex } from '../../edge/cache/index.ts';
 import { Handoff, WebhookTarget, type TouchResult } from '../../edge/handoff/index.ts';
@@ -241,7 +241,10 @@ test("registers at the counter with the card's own PIN and signature, then the c
   const entries = new Map(ctx.hub.hub.links.snapshot('points').entries);
   assert.is(entries.get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'PT-000777');
   const certDer = new Uint8Array(Buffer.from(ctx.cards.stranger.jpki.authCert, 'base64'));
-  assert.is(entries.get(keyedIdentitySync(secret, 'cert', certIdentityOfDer(ctx.ca, certDer))), 'PT-000777');
+  // scrypt-v3: the certificate identity names the issuing key (the card certificate's AKI, the CA's SKI).
+  const serialHex = new X509Certificate(certDer).serialNumber;
+  const withKey = certIdentityWithKey({ issuerKey: issuerKeyOf(ctx.ca.nameDer), serialHex, aki: Buffer.from(ctx.ca.subjectKeyId).toString('hex') });
+  assert.is(entries.get(keyedIdentitySync(secret, 'cert', withKey)), 'PT-000777');
   ctx.flow.cancel();
 });
 

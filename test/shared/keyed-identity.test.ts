@@ -149,7 +149,7 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
     assert.is(await links.rekeyService('museum'), false, 'only once');
     const head = links.headSeq('museum');
     const rekey = links.changesAfter('museum', head - 1)[0];
-    assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v2']);
+    assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v3']);
     await waitFor('the edge fetched the new snapshot', () => snapshots.includes(head), 10_000);
     const scryptKey = await keyedIdentity(secretOf(), 'mykey', a.mykeyId);
     assert.is(cache.get(scryptKey), 'M-1');
@@ -160,7 +160,7 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
     // or for a snapshot: every key was derived once, ahead, and stored.
     const b = await registered(ctx);
     assert.is(await counterLink(ctx, b.cert.certDer, 'M-2'), 201);
-    assert.is(links.changesAfter('museum', head)[0].keyScheme, 'scrypt-v2');
+    assert.is(links.changesAfter('museum', head)[0].keyScheme, 'scrypt-v3');
     await waitFor('live link', () => cache.get(keyedIdentitySync(secretOf(), 'mykey', b.mykeyId)) === 'M-2', 10_000);
     assert.equal(await touch(b.mykeyId), { outcome: 'linked', serviceUserId: 'M-2' });
     links.unlink({ serviceId: 'museum', mykeyId: a.mykeyId, by: 'test', reason: 'cancelled' });
@@ -174,7 +174,7 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
     assert.equal(await touch(b.mykeyId), { outcome: 'not_linked' });
     const derived = links.keyStats().derived;
     const snap = links.snapshot('museum');
-    assert.is(snap.keyScheme, 'scrypt-v2');
+    assert.is(snap.keyScheme, 'scrypt-v3');
     assert.is(snap.entries.length, 2, 'M-2 by MyKey ID and by certificate');
     assert.equal(links.keyStats(), { derived, derivedBlocking: 0 }, 'a snapshot derives nothing');
   } finally {

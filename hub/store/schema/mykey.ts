@@ -128,4 +128,19 @@ export const MYKEY_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'the authorityKeyIdentifier of each bound certificate (the issuing key in the identity edges see)',
+    sql: `
+      -- The certificate's own authorityKeyIdentifier keyIdentifier (RFC 5280 4.2.1.1), lower-case hex;
+      -- '' when the certificate has none. It is part of the certificate identity edges key touches
+      -- with from key scheme scrypt-v3 on (shared/cert-identity.ts), so a serial reused under a rolled
+      -- over CA key never gives another holder's key. The certificate DER is not stored: rows bound
+      -- before this take the key id of the anchor they were filed under (its subjectKeyIdentifier,
+      -- which the AKI of a certificate it signed names); rows whose key id is still unknown stay NULL
+      -- until fillIssuerKeyIds fills both.
+      ALTER TABLE cert_bindings ADD COLUMN cert_aki TEXT;
+      UPDATE cert_bindings SET cert_aki = issuer_key_id WHERE issuer_key_id <> '';
+    `,
+  },
 ];

@@ -3,8 +3,8 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { EdgeCache } from '../../../edge/cache/edge-cache.ts';
 import { KeyIndex } from '../../../edge/cache/key-index.ts';
-import { certIdentity } from '../../../shared/cert-identity.ts';
-import { applyEntry, keyedId, type ChangeEntry } from '../../../shared/sync.ts';
+import { certIdentity, certIdentityWithKey } from '../../../shared/cert-identity.ts';
+import { applyEntry, keyedId, keyedIdentitySync, type ChangeEntry } from '../../../shared/sync.ts';
 
 const at = '2026-01-01T00:00:00Z';
 const entry = (seq: number, remove: string[], set?: [string[], string]): ChangeEntry => ({
@@ -85,6 +85,31 @@ test('replaces all mappings at once and clears', () => {
   assert.is(cache.synced, false);
   assert.is(cache.appliedSeq, 0);
   assert.is(cache.get(k), undefined);
+});
+
+test('a scrypt-v3 cache answers a certificate only with its issuing key; a rekey leaves the derivation unknown until the snapshot', () => {
+  const secret = new Uint8Array(32).fill(3);
+  const name = 'ab'.repeat(16);
+  const akiOld = '11'.repeat(20);
+  const akiNew = '22'.repeat(20);
+  // Holder A's certificate under the old CA key, filed by the hub with its AKI (scrypt-v3).
+  const index = new KeyIndex();
+  index.set(keyedIdentitySync(secret, 'cert', certIdentityWithKey({ issuerKey: name, serialHex: '4d79', aki: akiOld }), 'scrypt-v3'), 'A-1');
+  const cache = new EdgeCache({ secret });
+  cache.replace(index, 5, 'scrypt-v3');
+  assert.is(cache.scheme, 'scrypt-v3');
+  assert.is(cache.lookupCert(name, '4d79', akiOld), 'A-1');
+  // Holder B: same name, same serial, the new key.
+  assert.is(cache.lookupCert(name, '4d79', akiNew), undefined);
+  assert.is(cache.lookupCert(name, '4d79'), undefined);
+  // After a rekey the cache may hold keys of two derivations: every one is tried until the snapshot.
+  assert.is(cache.apply({ seq: 6, kind: 'rekey', at, remove: [], keyScheme: 'scrypt-v3' }).result, 'applied');
+  assert.is(cache.scheme, undefined);
+  assert.is(cache.lookupCert(name, '4d79', akiOld), 'A-1');
+  cache.replace(new KeyIndex(), 6, 'scrypt-v3');
+  assert.is(cache.scheme, 'scrypt-v3');
+  cache.clear();
+  assert.is(cache.scheme, undefined);
 });
 
 test.run();

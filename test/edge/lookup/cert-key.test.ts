@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
-import { certIdentity, issuerKeyOf } from '../../../shared/cert-identity.ts';
+import { certIdentity, certIdentityWithKey, issuerKeyOf } from '../../../shared/cert-identity.ts';
 import { createTestCa, issueUserAuthCert } from '../../../provisioning/test-ca/ca.ts';
 import { certFields, certIdentityOf } from '../../../edge/lookup/cert-key.ts';
 
@@ -16,8 +16,19 @@ test('finds the issuer Name and serial the hub files the certificate under', () 
     assert.is(r.value.issuerKey, issuerKeyOf(ca.nameDer));
     const serialFromNode = new X509Certificate(c.certDer).serialNumber.toLowerCase();
     assert.is(certIdentity(r.value.issuerKey, r.value.serialHex), certIdentity(issuerKeyOf(ca.nameDer), serialFromNode));
-    const id = certIdentityOf(c.certDer);
+    const id = certIdentityOf(c.certDer, 'scrypt-v2');
     assert.ok(id.ok && id.value === certIdentity(issuerKeyOf(ca.nameDer), c.serialHex));
+  }
+});
+
+test('reads the authorityKeyIdentifier keyIdentifier: from scrypt-v3 on, the identity names the issuing key', () => {
+  const ski = Buffer.from(ca.subjectKeyId).toString('hex');
+  for (const c of certs) {
+    const r = certFields(c.certDer);
+    assert.ok(r.ok && r.value.aki === ski);
+    const v3 = certIdentityOf(c.certDer, 'scrypt-v3');
+    assert.ok(v3.ok && v3.value === certIdentityWithKey({ issuerKey: issuerKeyOf(ca.nameDer), serialHex: c.serialHex, aki: ski }));
+    assert.ok(v3.ok && v3.value.split(':').length === 3);
   }
 });
 

@@ -11,7 +11,7 @@ import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../
 import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { MyKeyError } from '../../../shared/errors.ts';
 import { createLogger } from '../../../shared/log.ts';
-import { certIdentity, issuerKeyOf } from '../../../shared/cert-identity.ts';
+import { certIdentityWithKey, issuerKeyOf } from '../../../shared/cert-identity.ts';
 import { keyedIdentitySync } from '../../../shared/sync.ts';
 import { CommandSocket, HttpDeviceApi, RegistrationFlow, type HolderSigner, type RegistrationView } from '../../../edge/register/index.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
@@ -120,7 +120,9 @@ test('links by certificate, and the hub files the certificate key too', async (c
   flow.serviceUserId('LIB-000124');
   await until(flow, 'done');
   const secret = ctx.h.hub.links.service('library')!.sync_secret;
-  assert.is(mapped(ctx, 'library').get(keyedIdentitySync(secret, 'cert', certIdentity(issuerKeyOf(ctx.ca.nameDer), cert.serialHex))), 'LIB-000124');
+  // scrypt-v3: the certificate identity names the issuing key (its AKI, the CA's SKI).
+  const withKey = certIdentityWithKey({ issuerKey: issuerKeyOf(ctx.ca.nameDer), serialHex: cert.serialHex, aki: Buffer.from(ctx.ca.subjectKeyId).toString('hex') });
+  assert.is(mapped(ctx, 'library').get(keyedIdentitySync(secret, 'cert', withKey)), 'LIB-000124');
   await flow.stop();
 });
 

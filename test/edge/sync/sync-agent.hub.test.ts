@@ -89,7 +89,10 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     await agent.catchUp();
     assert.is(cache.lookupMyKey(first.mykeyId), 'L-1');
     const issuerKey = issuerKeyOf(ctx.ca.nameDer);
-    assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16)), 'L-1', 'certificate mode');
+    // scrypt-v3: the certificate's identity includes its AKI (the CA's subject key identifier).
+    const aki = Buffer.from(ctx.ca.subjectKeyId).toString('hex');
+    assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16), aki), 'L-1', 'certificate mode');
+    assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16)), undefined, 'never without the issuing key');
 
     // A second card linked at the counter arrives over MQTT.
     const second = await registered(ctx);
@@ -113,7 +116,7 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     });
     assert.is(ctx.h.hub.crlManager.apply(der, 'test').newlySuspended, 1);
     await waitFor('purged', () => cache.lookupMyKey(first.mykeyId) === undefined, 10_000);
-    assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16)), undefined);
+    assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16), aki), undefined);
     assert.is(cache.lookupMyKey(second.mykeyId), 'L-2');
     await waitFor('purge event', () => purged.some((p) => p.kind === 'suspend'));
 

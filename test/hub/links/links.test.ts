@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
 import { createTestCa, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { applyEntry, entriesOf, keyedIdentitySync, type ChangeEntry, type LogMessage } from '../../../shared/sync.ts';
-import { certIdentity } from '../../../shared/cert-identity.ts';
+import { certIdentityWithKey } from '../../../shared/cert-identity.ts';
 import { serviceLogTopic } from '../../../shared/topics.ts';
 import { verifyWebhook } from '../../../shared/webhook-signature.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
@@ -128,7 +128,9 @@ test('snapshots carry both keyed identities: by MyKey ID and by the current cert
   await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: a.mykeyId, serviceUserId: 'C-1' });
   const svc = h.hub.links.service(s.id)!;
   const cert = h.hub.mykeys.currentCert(a.mykeyId)!;
-  const certKey = keyedIdentitySync(svc.sync_secret, 'cert', certIdentity(cert.issuerKey, cert.serialHex));
+  // scrypt-v3: the certificate identity names the issuing key (its AKI), which the hub stored at registration.
+  assert.ok(cert.aki && /^[0-9a-f]+$/.test(cert.aki), 'the AKI of the registered certificate is stored');
+  const certKey = keyedIdentitySync(svc.sync_secret, 'cert', certIdentityWithKey(cert));
   const map = new Map(h.hub.links.snapshot(s.id).entries);
   assert.is(map.get(certKey), 'C-1');
   assert.is(map.size, 2);

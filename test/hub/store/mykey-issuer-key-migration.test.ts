@@ -22,11 +22,11 @@ test('bindings from before migration 2 get their issuer key id where the name ha
     const solo = await createTestCa({ label: 'solo', ouSuffix: ' solo' });
     const old = await createTestCa({ label: 'old' });
     const next = await rollOverTestCa(old, { label: 'next' });
-    // A database as the previous version left it: every migration but 2.
+    // A database as the previous version left it: every migration but 2 (and 3, which builds on it).
     const path = join(dir, 'hub.sqlite');
     const raw = new Database(path);
     raw.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    for (const m of MIGRATIONS.filter((x) => x.version !== 2)) {
+    for (const m of MIGRATIONS.filter((x) => x.version !== 2 && x.version !== 3)) {
       raw.exec(m.sql);
       raw.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 0);
     }
@@ -56,6 +56,11 @@ test('bindings from before migration 2 get their issuer key id where the name ha
       const keyIdOf = (id: string) => (hub.db.prepare('SELECT issuer_key_id FROM cert_bindings WHERE mykey_id = ?').pluck().get(id) as string);
       assert.is(keyIdOf('SOLO0001'), Buffer.from(solo.subjectKeyId).toString('hex'));
       assert.is(keyIdOf('ROLL0001'), '');
+      // Migration 3: the certificate's AKI is not stored for such rows; the anchor key id they are
+      // filed under stands in where it is known, and stays unknown (NULL) where it is not.
+      const akiOf = (id: string) => hub.db.prepare('SELECT cert_aki FROM cert_bindings WHERE mykey_id = ?').pluck().get(id);
+      assert.is(akiOf('SOLO0001'), Buffer.from(solo.subjectKeyId).toString('hex'));
+      assert.is(akiOf('ROLL0001'), null);
       // The saved CRL is loaded and re-filed under its issuer's key.
       const soloKey = Buffer.from(solo.subjectKeyId).toString('hex');
       assert.ok(hub.crlManager.crls.has(soloKey));
