@@ -228,7 +228,7 @@ export function createMyKeyRepo(db: Db) {
     bulkCreate: db.transaction((items: readonly { id: string; cert: CertIdentity }[], now: number): number => {
       for (const { id, cert } of items) {
         q.insertId.run(id, 'active', now, now);
-        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.subjectCn ?? null, cert.notAfter, now);
+        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now);
         addEvent(id, 'created', now);
       }
       return items.length;
