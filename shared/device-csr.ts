@@ -2,16 +2,16 @@
 // enrollment tool (provisioning/enroll) and the edge agent renewing its own certificate (edge/renew).
 // ECDSA P-256 (FIPS 186-4, RFC 5480), PKCS#10 (RFC 2986) signed with SHA-256, subject CN = the edge
 // id. The hub's device CA decides the certificate's subject and extensions; the CSR only proves
-// possession of the key. node:crypto (WebCrypto) and PKI.js only.
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
-import { createPrivateKey, createPublicKey, webcrypto, X509Certificate } from 'node:crypto';
+// possession of the key. node:crypto and the platform's DER writer only (no PKI.js on a reader).
+import { createPrivateKey, createPublicKey, KeyObject, sign, webcrypto, X509Certificate } from 'node:crypto';
+import { derBitString, derOid, derSequence, derSetOfOne, derSmallInt, derUtf8, tlv } from './asn1/write.ts';
 import { toPem } from './asn1/pem.ts';
 import { isEdgeId } from './ids.ts';
 import { MyKeyError } from './errors.ts';
 
 const EC_P256: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 const OID_COMMON_NAME = '2.5.4.3';
+const OID_ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 
 /** PEM armour (RFC 7468): the platform's one encoder (shared/asn1/pem.ts). */
 export { toPem };
@@ -44,12 +44,16 @@ export async function importDeviceKey(keyPem: string): Promise<webcrypto.CryptoK
 /** A PKCS#10 CSR for `edgeId`, signed by the key pair, as PEM ("CERTIFICATE REQUEST"). */
 export async function createCsr(edgeId: string, keyPair: webcrypto.CryptoKeyPair): Promise<string> {
   if (!isEdgeId(edgeId)) throw new MyKeyError('validation_failed', 'an edge id is 2-64 lower-case letters, digits and hyphens');
-  const csr = new pkijs.CertificationRequest();
-  // RFC 5280 4.1.2.6: the CN as UTF8String.
-  csr.subject.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: OID_COMMON_NAME, value: new asn1js.Utf8String({ value: edgeId }) }));
-  await csr.subjectPublicKeyInfo.importKey(keyPair.publicKey);
-  await csr.sign(keyPair.privateKey, 'SHA-256');
-  return toPem(new Uint8Array(csr.toSchema(true).toBER(false)), 'CERTIFICATE REQUEST');
+  const spki = new Uint8Array(await webcrypto.subtle.exportKey('spki', keyPair.publicKey));
+  // RFC 2986 4.1: CertificationRequestInfo ::= SEQUENCE { version INTEGER { v1(0) }, subject Name,
+  //   subjectPKInfo SubjectPublicKeyInfo, attributes [0] IMPLICIT SET OF Attribute }
+  // The subject is one RDN, the CN as UTF8String (RFC 5280 4.1.2.6); no attributes.
+  const subject = derSequence(derSetOfOne(derSequence(derOid(OID_COMMON_NAME), derUtf8(edgeId))));
+  const info = derSequence(derSmallInt(0), subject, spki, tlv(0xa0));
+  // RFC 5758 3.2: ecdsa-with-SHA256, parameters absent; the signature is the DER ECDSA-Sig-Value.
+  const signature = sign('sha256', info, KeyObject.from(keyPair.privateKey));
+  const csr = derSequence(info, derSequence(derOid(OID_ECDSA_WITH_SHA256)), derBitString(new Uint8Array(signature)));
+  return toPem(csr, 'CERTIFICATE REQUEST');
 }
 
 /** True when the certificate (PEM) carries the public key of the private key (PEM). */

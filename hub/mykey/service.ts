@@ -90,6 +90,18 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
         details: { reason: revocation.reason },
       });
     }
+    // A CRL applied by another process (hub/cli.ts crl-import or crl-fetch, another replica) has marked
+    // the binding in the store before this process loads that CRL itself: the stored verdict stands,
+    // and an OCSP "good" (perhaps cached) never overrides it.
+    const stored = repo.bindingByFingerprint(checked.value.fingerprint);
+    if (revocation.status !== 'revoked' && stored?.revoked_at != null) {
+      const reason = (stored.revocation_reason ?? 'unspecified') as CrlReason;
+      if (!opts.allowRevokedReasons?.(reason)) {
+        throw new MyKeyError(reason === 'superseded' ? 'cert_revoked_superseded' : 'cert_revoked', `the certificate was revoked (${reason}) at ${new Date(stored.revoked_at).toISOString()}`, {
+          details: { reason },
+        });
+      }
+    }
     if (revocation.status === 'unknown' && requireRevocation) {
       throw new MyKeyError('cert_revocation_unknown', `revocation status unknown: ${revocation.detail ?? 'no source'}`, { details: { ocsp: revocation.ocspCode } });
     }

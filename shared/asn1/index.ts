@@ -6,3 +6,4 @@ export * from './oid.ts';
 export * from './integer.ts';
 export * from './time.ts';
 export * from './pem.ts';
+export * from './write.ts';

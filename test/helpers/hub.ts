@@ -33,7 +33,10 @@ export async function startTestHub(opts: { ca?: TestCa; extraCas?: TestCa[]; ove
     overrides: merge(
       {
         dataDir: dir,
+        // Every listener on a free port: other hubs (other tests, a developer's npm start) may hold the defaults.
         http: { port: 0 },
+        broker: { port: 0 },
+        devices: { httpsPort: 0 },
         jpki: { trustAnchors: anchorFiles, requireRevocationStatus: false },
         rateLimits: { challenge: { perSecond: 10_000, burst: 10_000 }, register: { perSecond: 10_000, burst: 10_000 } },
       },
