@@ -10,12 +10,10 @@ import { join } from 'node:path';
 import { loadHubConfig } from '../../../hub/config.ts';
 import { createHub, type Hub } from '../../../hub/main.ts';
 import { rotateDeviceCa } from '../../../hub/pki/device-ca.ts';
-import { main } from '../../../provisioning/enroll/cli.ts';
-import type { EnrollDeps } from '../../../provisioning/enroll/enroll.ts';
 import { stateLayout } from '../../../provisioning/enroll/state-dir.ts';
 import { issuedBy } from '../../../shared/device-csr.ts';
 import { silentLogger } from '../../../shared/log.ts';
-import { startEnrollHub, type EnrollHub } from './helpers/enroll-hub.ts';
+import { runEnrollCli, startEnrollHub, type EnrollHub } from './helpers/enroll-hub.ts';
 
 interface Ctx {
   h: EnrollHub;
@@ -26,11 +24,7 @@ interface Ctx {
 }
 const test = suite<Ctx>('enrollment tool across a device CA rotation', {} as Ctx);
 
-async function run(argv: string[], extra: Partial<EnrollDeps> = {}): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const code = await main(argv, { write: (l) => lines.push(l), listReaders: async () => ['Test Reader 00'], timeoutMs: 5000, ...extra }, {});
-  return { code, out: lines.join('\n') };
-}
+const run = runEnrollCli;
 
 test.before(async (ctx) => {
   ctx.h = await startEnrollHub();

@@ -9,11 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEdgeConfig } from '../../../edge/config.ts';
-import { main } from '../../../provisioning/enroll/cli.ts';
 import { connectDevice } from '../../../provisioning/enroll/self-test.ts';
 import { modeOf, stateLayout } from '../../../provisioning/enroll/state-dir.ts';
 import type { EnrollDeps } from '../../../provisioning/enroll/enroll.ts';
-import { startEnrollHub, type EnrollHub } from './helpers/enroll-hub.ts';
+import { runEnrollCli, startEnrollHub, type EnrollHub } from './helpers/enroll-hub.ts';
 
 interface Ctx {
   h: EnrollHub;
@@ -30,11 +29,7 @@ test.after(async (ctx) => {
   rmSync(ctx.root, { recursive: true, force: true });
 });
 
-async function run(argv: string[], extra: Partial<EnrollDeps> = {}): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const code = await main(argv, { write: (l) => lines.push(l), listReaders: async () => ['Test Reader 00'], timeoutMs: 5000, ...extra }, {});
-  return { code, out: lines.join('\n') };
-}
+const run = runEnrollCli;
 
 test('enrolls in one command: key 0600, certificate, CA, a valid edge config, self-test passed, unit printed', async (ctx) => {
   const dir = join(ctx.root, 'counter-1');

@@ -9,14 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { createDeviceEnrollment } from '../../../hub/pki/device-enrollment.ts';
-import { main } from '../../../provisioning/enroll/cli.ts';
 import { certFacts } from '../../../provisioning/enroll/device-key.ts';
-import type { EnrollDeps } from '../../../provisioning/enroll/enroll.ts';
 import { fetchDeviceConfig, rotateOverDeviceApi, selfRevoke, type DeviceTls } from '../../../provisioning/enroll/hub-client.ts';
 import { connectDevice } from '../../../provisioning/enroll/self-test.ts';
 import { stateLayout, modeOf } from '../../../provisioning/enroll/state-dir.ts';
 import { MyKeyError } from '../../../shared/errors.ts';
-import { startEnrollHub, type EnrollHub } from './helpers/enroll-hub.ts';
+import { runEnrollCli, startEnrollHub, type EnrollHub } from './helpers/enroll-hub.ts';
 
 interface Ctx {
   h: EnrollHub;
@@ -33,11 +31,7 @@ test.after(async (ctx) => {
   rmSync(ctx.root, { recursive: true, force: true });
 });
 
-async function run(argv: string[], extra: Partial<EnrollDeps> = {}): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const code = await main(argv, { write: (l) => lines.push(l), listReaders: async () => ['Test Reader 00'], timeoutMs: 5000, ...extra }, {});
-  return { code, out: lines.join('\n') };
-}
+const run = runEnrollCli;
 
 async function enrolled(ctx: Ctx, edgeId: string): Promise<{ dir: string; tls: DeviceTls }> {
   const dir = join(ctx.root, edgeId);

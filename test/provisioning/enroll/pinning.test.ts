@@ -10,11 +10,9 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDeviceCa, createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
-import { main } from '../../../provisioning/enroll/cli.ts';
-import type { EnrollDeps } from '../../../provisioning/enroll/enroll.ts';
 import { normalizeFingerprint, redeemToken } from '../../../provisioning/enroll/hub-client.ts';
 import { MyKeyError } from '../../../shared/errors.ts';
-import { startEnrollHub, type EnrollHub } from './helpers/enroll-hub.ts';
+import { runEnrollCli, startEnrollHub, type EnrollHub } from './helpers/enroll-hub.ts';
 
 interface Ctx {
   h: EnrollHub;
@@ -31,11 +29,7 @@ test.after(async (ctx) => {
   rmSync(ctx.root, { recursive: true, force: true });
 });
 
-async function run(argv: string[], extra: Partial<EnrollDeps> = {}): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const code = await main(argv, { write: (l) => lines.push(l), listReaders: async () => ['Test Reader 00'], timeoutMs: 5000, ...extra }, {});
-  return { code, out: lines.join('\n') };
-}
+const run = runEnrollCli;
 
 /** A TLS server on 127.0.0.1 with the given chain; records every byte of application data it receives. */
 async function mitm(keyPem: string, chainPem: string): Promise<{ url: string; received: Buffer[]; connections: () => number; close: () => Promise<void> }> {

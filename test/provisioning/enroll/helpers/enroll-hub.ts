@@ -1,5 +1,7 @@
 // A real hub for the provisioning tests (HTTP API, device API over mutual TLS with the enrollment
 // route, MQTT over TLS) and a token issuer: the hub's own one-time tokens, as the console issues them.
+import { main } from '../../../../provisioning/enroll/cli.ts';
+import type { EnrollDeps } from '../../../../provisioning/enroll/enroll.ts';
 import { startTestHub, type TestHub } from '../../../helpers/hub.ts';
 
 export interface EnrollHub {
@@ -39,4 +41,14 @@ export async function startEnrollHub(opts: { serviceId?: string; overrides?: Rec
     issueToken: (edgeId, sid = serviceId) => th.hub.enrollmentTokens.issue({ serviceId: sid, edgeId, by: 'test' }).token,
     close: () => th.close(),
   };
+}
+
+/**
+ * Runs the enroll CLI in process (one reader, `Test Reader 00`; 5 s timeouts), collecting what it
+ * writes; `extra` replaces any of its dependencies (exec, unit and rules directories...).
+ */
+export async function runEnrollCli(argv: string[], extra: Partial<EnrollDeps> = {}): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const code = await main(argv, { write: (l) => lines.push(l), listReaders: async () => ['Test Reader 00'], timeoutMs: 5000, ...extra }, {});
+  return { code, out: lines.join('\n') };
 }
