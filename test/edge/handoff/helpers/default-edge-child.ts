@@ -16,7 +16,14 @@ for (const f of [layout.cert, layout.key, layout.ca]) writeFileSync(f, '-----BEG
 const record = { edgeId: 'lib-counter-9', serviceId: 'library', deviceApiUrl: 'http://127.0.0.1:9', brokerUrl: 'mqtt://127.0.0.1:9' } as EnrollmentRecord;
 const { config } = buildEdgeConfig(layout, record, undefined);
 // Answer while out of touch with the (absent) hub, so linked touches really hand a service ID over.
-const agent = createEdgeAgent({ ...config, kiosk: { ...config.kiosk, port: 0 }, staleness: { ...config.staleness, policy: 'answer-with-warning' } });
+// The touches are fed below; no PC/SC reader is watched (a virtual card another test inserts in the
+// machine's vpcd reader would otherwise count as a seventh touch).
+const agent = createEdgeAgent({
+  ...config,
+  readers: { ...config.readers, include: ['no reader in this test'] },
+  kiosk: { ...config.kiosk, port: 0 },
+  staleness: { ...config.staleness, policy: 'answer-with-warning' },
+});
 await agent.start();
 const secret = new Uint8Array(32).fill(7);
 // As if the hub's device config had come: the service's sync secret.
