@@ -10,7 +10,7 @@ import { errorHandler, problem } from './problem.ts';
 import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
 import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
-import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from './enrollment-routes.ts';
+import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from '../enrollment/redeem-routes.ts';
 import { accessLog, type AccessLogOptions } from '../metrics/access-log.ts';
 import { mountScrapeRoute, type ScrapeRouteDeps } from '../metrics/scrape-route.ts';
 import { mountReleaseDeviceRoutes, mountReleaseRoutes, type ReleaseDeviceRoutesDeps, type ReleaseRoutesDeps } from '../releases/routes.ts';

@@ -1,7 +1,7 @@
 // The device API: what an enrolled edge asks the hub over HTTPS with its device certificate (mutual
 // TLS against the hub's device CA). Its sync secret, snapshots and missed change-log entries of its
 // own service, the counter registration of a link (サービスID登録), and its own lifecycle: rotating
-// its certificate and revoking itself (device-lifecycle-routes.ts). Bodies: shared/device-api.ts.
+// its certificate and revoking itself (hub/enrollment/device-lifecycle-routes.ts). Bodies: shared/device-api.ts.
 import type { Env, Hono } from 'hono';
 import type { TLSSocket } from 'node:tls';
 import {
@@ -21,7 +21,7 @@ import type { MyKeyService } from '../mykey/service.ts';
 import { parseCertificate } from '../pki/certificate.ts';
 import type { CertIdentity, MyKeyRepo } from '../store/mykey-repo.ts';
 import { deviceAuth, type DeviceResolver } from './device-auth.ts';
-import { mountDeviceLifecycleRoutes, type DeviceLifecycleDeps } from './device-lifecycle-routes.ts';
+import { mountDeviceLifecycleRoutes, type DeviceLifecycleDeps } from '../enrollment/device-lifecycle-routes.ts';
 import type { OpenApi } from './openapi.ts';
 import { problem } from './problem.ts';
 import { rateLimit, type RateLimitOptions } from './rate-limit.ts';

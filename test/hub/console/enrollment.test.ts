@@ -147,7 +147,7 @@ test('the route is documented in OpenAPI with its error codes', () => {
 
 test('without device enrollment configured the route says so', async () => {
   const { Hono } = await import('hono');
-  const { mountEnrollmentRoutes } = await import('../../../hub/http/enrollment-routes.ts');
+  const { mountEnrollmentRoutes } = await import('../../../hub/enrollment/redeem-routes.ts');
   const { createOpenApi } = await import('../../../hub/http/openapi.ts');
   const app = new Hono();
   mountEnrollmentRoutes(app, createOpenApi({ title: 't', version: '0' }), { consoleRepo: h.repo, linkRepo: h.th.hub.linkRepo });

@@ -2,7 +2,7 @@
 // state, revoke an unused one.
 import type { Child } from 'hono/jsx';
 import type { EnrollmentTokenRow } from '../../../store/console-repo.ts';
-import type { TokenState } from '../../enrollment-tokens.ts';
+import type { TokenState } from '../../../enrollment/tokens.ts';
 import { DataTable } from '../../components/data-table.tsx';
 import { Field, type FormState } from '../../components/field.tsx';
 import { RevokeButton } from '../../components/revoke.tsx';

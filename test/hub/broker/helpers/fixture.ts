@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBroker, type Broker, type BrokerOptions } from '../../../../hub/broker/broker.ts';
 import { createDeviceCsr, openDeviceCa, type DeviceCa } from '../../../../hub/pki/device-ca.ts';
-import { createDeviceEnrollment, type DeviceEnrollment } from '../../../../hub/pki/device-enrollment.ts';
+import { createDeviceEnrollment, type DeviceEnrollment } from '../../../../hub/enrollment/device-enrollment.ts';
 import { openDatabase, type Db } from '../../../../hub/store/db.ts';
 import { createDeviceRepo, type DeviceRepo } from '../../../../hub/store/device-repo.ts';
 import { DEVICE_MIGRATIONS } from '../../../../hub/store/schema/devices.ts';

@@ -6,15 +6,15 @@
 import type { Env, Hono } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { EnrollmentRequest, EnrollmentResponse } from '../../shared/device-api.ts';
-import { createEnrollmentTokens, type EnrollmentTokens } from '../console/enrollment-tokens.ts';
+import { createEnrollmentTokens, type EnrollmentTokens } from './tokens.ts';
 import { pemToDer } from '../pki/device-ca.ts';
-import type { DeviceEnrollment } from '../pki/device-enrollment.ts';
+import type { DeviceEnrollment } from './device-enrollment.ts';
 import type { ConsoleRepo } from '../store/console-repo.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
-import type { OpenApi } from './openapi.ts';
-import { problem } from './problem.ts';
-import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
-import { createRouter, type BodyLimit } from './router.ts';
+import type { OpenApi } from '../http/openapi.ts';
+import { problem } from '../http/problem.ts';
+import { rateLimit, type RateLimitOptions } from '../http/rate-limit.ts';
+import { createRouter, type BodyLimit } from '../http/router.ts';
 
 export interface EnrollmentRoutesDeps extends BodyLimit {
   consoleRepo: ConsoleRepo;

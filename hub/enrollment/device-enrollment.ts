@@ -10,7 +10,7 @@
 // certificate simply stays valid (the device rotates again).
 import { ERROR_CODES, fail, ok, type Result } from '../../shared/errors.ts';
 import { enrollConflict, type DeviceCertRecord, type DeviceRepo, type EnrollConflict } from '../store/device-repo.ts';
-import type { DeviceCa, IssuedDeviceCertificate } from './device-ca.ts';
+import type { DeviceCa, IssuedDeviceCertificate } from '../pki/device-ca.ts';
 
 export interface DeviceEnrollmentDeps {
   deviceCa: DeviceCa;
