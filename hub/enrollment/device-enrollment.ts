@@ -9,6 +9,8 @@
 // on the old one. A pending rotation lives in memory: a hub restart forgets it and the current
 // certificate simply stays valid (the device rotates again).
 import { ERROR_CODES, fail, ok, type Result } from '../../shared/errors.ts';
+import type { Emitter } from '../../shared/typed-events.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import { enrollConflict, type DeviceCertRecord, type DeviceRepo, type EnrollConflict } from '../store/device-repo.ts';
 import type { DeviceCa, IssuedDeviceCertificate } from '../pki/device-ca.ts';
 
@@ -16,8 +18,11 @@ export interface DeviceEnrollmentDeps {
   deviceCa: DeviceCa;
   devices: DeviceRepo;
   now?: () => Date;
-  /** Called after a revocation is committed (the broker's disconnectEdge). A throw is not fatal. */
-  onRevoked?: (edgeId: string) => void;
+  /**
+   * Told `deviceRevoked` after a revocation or a superseded certificate is committed (hub/fanout.ts:
+   * the broker drops the edge's session).
+   */
+  events?: Emitter<FanoutEvents>;
   /** How long the current certificate stays valid after a rotation was issued. Default 10 minutes. */
   rotationOverlapMs?: number;
 }
@@ -38,20 +43,16 @@ export interface EnrolledDevice extends IssuedDeviceCertificate {
   caPem: string;
 }
 
-export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date(), onRevoked, rotationOverlapMs = ROTATION_OVERLAP_MS }: DeviceEnrollmentDeps) {
+export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date(), events, rotationOverlapMs = ROTATION_OVERLAP_MS }: DeviceEnrollmentDeps) {
   const pending = new Map<string, PendingRotation>();
   const drop = (edgeId: string) => {
     const p = pending.get(edgeId);
     if (p) clearTimeout(p.timer);
     pending.delete(edgeId);
   };
-  const disconnect = (edgeId: string) => {
-    try {
-      onRevoked?.(edgeId);
-    } catch {
-      // The repo already refuses the old certificate at its next CONNECT; the disconnect is best effort.
-    }
-  };
+  // The repo already refuses the old certificate at its next CONNECT; dropping the session at once is
+  // the listeners' job, and one that fails is logged by the bus, never thrown here.
+  const disconnect = (edgeId: string) => events?.emit('deviceRevoked', { edgeId });
   /** Records the pending certificate as the device's (superseding the old one). */
   const commit = (edgeId: string): boolean => {
     const p = pending.get(edgeId);
@@ -96,7 +97,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       if (conflict) return fail(conflict, ERROR_CODES[conflict].title);
       drop(req.edgeId); // a token enrollment overrides a rotation in flight
       // A re-enrolled edge still connected with its old certificate must come back with the new one.
-      onRevoked?.(req.edgeId);
+      disconnect(req.edgeId);
       return ok({ ...c, edgeId: req.edgeId, serviceId: req.serviceId, caPem: deviceCa.certPem });
     },
 

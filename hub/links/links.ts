@@ -11,6 +11,8 @@ import { certIdentity, certIdentityWithKey, type CertRef } from '../../shared/ce
 import { isMyKeyId, isServiceId } from '../../shared/ids.ts';
 import { CURRENT_KEY_SCHEME, keyedIdentity, keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type ChangeKind, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
+import type { Emitter } from '../../shared/typed-events.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import type { Db } from '../store/db.ts';
 import type { LinkRepo, LinkRow, ServiceRow } from '../store/link-repo.ts';
 import type { MyKeyLifecycleEvent, MyKeyRepo } from '../store/mykey-repo.ts';
@@ -31,8 +33,8 @@ export interface LinksDeps {
   repo: LinkRepo;
   mykeys: MyKeyRepo;
   now?: () => number;
-  /** Called after a transaction that wrote outbox rows has committed. */
-  onOutbox?: () => void;
+  /** Told `outboxWritten` after a transaction that wrote outbox rows has committed (hub/fanout.ts). */
+  events?: Emitter<FanoutEvents>;
 }
 
 const SERVICE_USER_ID = /^[\x21-\x7e]{1,64}$/;
@@ -147,7 +149,7 @@ export function createLinks(deps: LinksDeps) {
     const r = db.transaction(fn)();
     if (wroteOutbox) {
       wroteOutbox = false;
-      deps.onOutbox?.();
+      deps.events?.emit('outboxWritten', { source: 'links' });
     }
     return r;
   }

@@ -8,6 +8,8 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync
 import { join } from 'node:path';
 import { MyKeyError, isErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import type { Emitter } from '../../shared/typed-events.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import { loadCrl, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
 import { issuerKeyOf, type TrustAnchor } from '../pki/trust-anchors.ts';
 import type { BindingState, MyKeyRepo } from '../store/mykey-repo.ts';
@@ -46,8 +48,8 @@ export interface CrlManagerDeps {
   crlGraceMs?: number;
   /** How far a CRL's thisUpdate may lie in the future before it is refused (crl_not_yet_valid); default 5 min. */
   clockSkewMs?: number;
-  /** Called after suspensions were committed (their change-log entries wait in the outboxes). */
-  afterSuspend?: () => void;
+  /** Told `suspended` after suspensions were committed (their change-log entries wait in the outboxes). */
+  events?: Emitter<FanoutEvents>;
 }
 
 type Hit = Parameters<MyKeyRepo['applyRevocations']>[0][number];
@@ -220,7 +222,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
           size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (SLICE_MS / Math.max(took, 0.5)))));
           i += chunk.length;
           newlySuspended += n;
-          if (n > 0) deps.afterSuspend?.();
+          if (n > 0) deps.events?.emit('suspended', { source: 'crl' });
           report('apply', i);
           yield;
         }

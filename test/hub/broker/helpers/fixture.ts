@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createBroker, type Broker, type BrokerOptions } from '../../../../hub/broker/broker.ts';
 import { createDeviceCsr, openDeviceCa, type DeviceCa } from '../../../../hub/pki/device-ca.ts';
 import { createDeviceEnrollment, type DeviceEnrollment } from '../../../../hub/enrollment/device-enrollment.ts';
+import { createFanoutBus } from '../../../../hub/fanout.ts';
 import { openDatabase, type Db } from '../../../../hub/store/db.ts';
 import { createDeviceRepo, type DeviceRepo } from '../../../../hub/store/device-repo.ts';
 import { DEVICE_MIGRATIONS } from '../../../../hub/store/schema/devices.ts';
@@ -69,7 +70,10 @@ export async function startFixture(o: { plain?: boolean; brokerOptions?: Partial
     headSeq: (s) => heads.get(s) ?? 0,
     ...o.brokerOptions,
   });
-  const enrollment = createDeviceEnrollment({ deviceCa: ca, devices, onRevoked: (id) => broker.disconnectEdge(id) });
+  // The hub's chain for revoked devices (hub/fanout.ts): the broker drops the edge's session.
+  const events = createFanoutBus(log);
+  events.on('deviceRevoked', ({ edgeId }) => broker.disconnectEdge(edgeId));
+  const enrollment = createDeviceEnrollment({ deviceCa: ca, devices, events });
   const { tlsPort, plainPort } = await broker.start();
   const clients = new Set<MqttClient>();
 
