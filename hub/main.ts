@@ -6,7 +6,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../shared/errors.ts';
-import { createLifecycle, type Component } from '../shared/lifecycle.ts';
+import { component, createLifecycle } from '../shared/lifecycle.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { loadHubConfig, type HubConfig } from './config.ts';
 import { createDeviceApp, createPublicApp } from './http/app.ts';
@@ -350,11 +350,6 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       }
     },
   };
-}
-
-/** A component from its start and (when it holds something) its stop. */
-function component(name: string, start: () => Promise<void>, stop: () => Promise<void> = async () => undefined): Component {
-  return { name, start, stop };
 }
 
 export type Hub = ReturnType<typeof createHub>;

@@ -17,6 +17,11 @@ export interface Component {
   stop(): Promise<void>;
 }
 
+/** A component from its start and, when it holds something, its stop (default: nothing to release). */
+export function component(name: string, start: () => Promise<void>, stop: () => Promise<void> = async () => undefined): Component {
+  return { name, start, stop };
+}
+
 /** What the runner logs through (shared/log.ts Logger fits). */
 export interface LifecycleLog {
   info(msg: string, meta?: Record<string, unknown>): void;

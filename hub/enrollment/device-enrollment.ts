@@ -12,7 +12,7 @@ import { ERROR_CODES, fail, ok, type Result } from '../../shared/errors.ts';
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
 import { enrollConflict, type DeviceCertRecord, type DeviceRepo, type EnrollConflict } from '../store/device-repo.ts';
-import type { DeviceCa, IssuedDeviceCertificate } from '../pki/device-ca.ts';
+import { pemToDer, type DeviceCa, type IssuedDeviceCertificate } from '../pki/device-ca.ts';
 
 export interface DeviceEnrollmentDeps {
   deviceCa: DeviceCa;
@@ -26,6 +26,21 @@ export interface DeviceEnrollmentDeps {
   /** How long the current certificate stays valid after a rotation was issued. Default 10 minutes. */
   rotationOverlapMs?: number;
 }
+
+/** The refusal of a request body whose `csrPem` holds no certificate request. */
+export const CSR_PEM_MISSING = 'csrPem holds no "CERTIFICATE REQUEST" PEM block';
+
+/** The DER of the PKCS#10 request (RFC 2986) in `pem`, or undefined when it holds none (CSR_PEM_MISSING). */
+export function csrDerOf(pem: string): Uint8Array | undefined {
+  try {
+    return pemToDer(pem, 'CERTIFICATE REQUEST');
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the device repo records of an issued certificate. */
+const recordOf = (c: IssuedDeviceCertificate, edgeId: string, serviceId: string): DeviceCertRecord => ({ edgeId, serviceId, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() });
 
 /** The default overlap of a rotation (see the header comment). */
 export const ROTATION_OVERLAP_MS = 10 * 60_000;
@@ -88,7 +103,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       if (!issued.ok) return issued;
       const c = issued.value;
       const conflict = devices.enroll(
-        { edgeId: req.edgeId, serviceId: req.serviceId, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() },
+        recordOf(c, req.edgeId, req.serviceId),
         now().getTime(),
         { allowRevoked: req.allowRevoked },
       );
@@ -137,7 +152,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
         }
       }, rotationOverlapMs);
       timer.unref?.();
-      pending.set(edgeId, { rec: { edgeId, serviceId: row.service_id, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() }, until, timer });
+      pending.set(edgeId, { rec: recordOf(c, edgeId, row.service_id), until, timer });
       return ok({ ...c, edgeId, serviceId: row.service_id, caPem: deviceCa.certPem, overlapUntil: new Date(until) });
     },
 

@@ -7,8 +7,7 @@ import type { Env, Hono } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { EnrollmentRequest, EnrollmentResponse } from '../../shared/device-api.ts';
 import { createEnrollmentTokens, type EnrollmentTokens } from './tokens.ts';
-import { pemToDer } from '../pki/device-ca.ts';
-import type { DeviceEnrollment } from './device-enrollment.ts';
+import { csrDerOf, CSR_PEM_MISSING, type DeviceEnrollment } from './device-enrollment.ts';
 import type { ConsoleRepo } from '../store/console-repo.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
 import type { OpenApi } from '../http/openapi.ts';
@@ -69,12 +68,8 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
       const b = c.get('body');
       const enrollment = typeof deps.enrollment === 'function' ? deps.enrollment() : deps.enrollment;
       if (!enrollment) return problem(c, 'unavailable', 'device enrollment is not available on this hub yet');
-      let csrDer: Uint8Array;
-      try {
-        csrDer = pemToDer(b.csrPem, 'CERTIFICATE REQUEST');
-      } catch {
-        return problem(c, 'csr_invalid', 'csrPem holds no "CERTIFICATE REQUEST" PEM block');
-      }
+      const csrDer = csrDerOf(b.csrPem);
+      if (!csrDer) return problem(c, 'csr_invalid', CSR_PEM_MISSING);
       const claimed = tokens.claim(b.token, b.edgeId);
       const address = clientAddress(c);
       if (!claimed.ok) {
