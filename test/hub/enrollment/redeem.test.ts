@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
-import { client, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
+import { client, startConsoleHub, type ConsoleHub } from '../console/helpers/console-hub.ts';
 
 const test = suite('enrollment tokens');
 const clock = { t: Date.parse('2026-11-25T09:00:00Z') };

@@ -4,11 +4,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Type } from '@sinclair/typebox';
-import { createDeviceCsr, derToPem } from '../../hub/pki/device-ca.ts';
-import { DeviceRevokeResponse, DeviceRotateResponse } from '../../shared/device-api.ts';
-import { MyKeyError } from '../../shared/errors.ts';
-import { HubHttpClient, type HubTls } from '../../shared/hub-client.ts';
-import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
+import { DeviceRevokeResponse, DeviceRotateResponse } from '../../../shared/device-api.ts';
+import { MyKeyError } from '../../../shared/errors.ts';
+import { HubHttpClient, type HubTls } from '../../../shared/hub-client.ts';
+import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 
 interface Ctx {
   h: TestHub;
