@@ -10,7 +10,7 @@ import { component, createLifecycle } from '../shared/lifecycle.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { loadHubConfig, type HubConfig } from './config.ts';
 import { createDeviceApp, createPublicApp } from './http/app.ts';
-import { httpListener } from './http/listener.ts';
+import { httpListener, urlHost } from './http/listener.ts';
 import { createChallengeStore } from './mykey/challenges.ts';
 import { createMyKeyService } from './mykey/service.ts';
 import { createOcspQuery } from './pki/ocsp-client.ts';
@@ -203,8 +203,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     if (!deviceCa || !serverTls) throw new Error('the device CA is not open');
     return { ca: deviceCa, tls: serverTls };
   };
-  const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
-  const publicListener = httpListener('http-public', () => ({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }), (port) => (addresses.http = `http://${hostOf(config.http.host)}:${port}`));
+  const publicListener = httpListener('http-public', () => ({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }), (port) => (addresses.http = `http://${urlHost(config.http.host)}:${port}`));
   const lifecycle = createLifecycle(
     [
       component('device-ca', async () => {
@@ -222,7 +221,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
           const b = createBroker({ deviceCa: ca, devices, log: log.child('broker'), tls: { host: config.broker.host, port: config.broker.port, serverCert: tls.cert, serverKey: tls.key }, plain, headSeq: (serviceId) => links.headSeq(serviceId) });
           const ports = await b.start();
           broker = b;
-          addresses.mqtts = `mqtts://${hostOf(config.broker.host)}:${ports.tlsPort}`;
+          addresses.mqtts = `mqtts://${urlHost(config.broker.host)}:${ports.tlsPort}`;
           if (ports.plainPort) addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
         },
         async () => {
@@ -247,7 +246,13 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
               },
             ),
           ]),
-      component('device-enrollment', async () => void (enrollment = createDeviceEnrollment({ deviceCa: openCa().ca, devices, now, events: fanout })), async () => enrollment?.stop()),
+      component(
+        'device-enrollment',
+        async () => {
+          enrollment = createDeviceEnrollment({ deviceCa: openCa().ca, devices, now, events: fanout });
+        },
+        async () => enrollment?.stop(),
+      ),
       component(
         'outbox',
         async () => {
@@ -277,7 +282,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
           const serverOptions = { ...tls, ca: ca.trustedPems(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' as const };
           return { fetch: deviceApp.fetch, hostname: config.devices.httpsHost, port: config.devices.httpsPort, createServer: createHttpsServer, serverOptions };
         },
-        (port) => (addresses.deviceApi = `https://${hostOf(config.devices.httpsHost)}:${port}`),
+        (port) => (addresses.deviceApi = `https://${urlHost(config.devices.httpsHost)}:${port}`),
       ),
       publicListener,
     ],

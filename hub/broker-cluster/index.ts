@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../../shared/log.ts';
 import type { HubConfig } from '../config.ts';
-import { closeServer, listen } from '../http/listener.ts';
+import { closeServer, listen, urlHost } from '../http/listener.ts';
 import type { DeviceRepo } from '../store/device-repo.ts';
 import { createBrokerAuthApp } from './auth-backend.ts';
 import { createExternalPublisher } from './external-publisher.ts';
@@ -27,7 +27,6 @@ export async function startBrokerCluster(o: { config: HubConfig; devices: Device
   const app = createBrokerAuthApp({ devices: o.devices, log: o.log.child('auth'), hubUser: { username: ext.username, password: ext.password } });
   if (!ext.password) o.log.warn('broker.external.password is empty: the hub user is refused by its own auth backend and cannot publish');
   const { server, port } = await listen({ fetch: app.fetch, hostname: o.config.brokerAuth.host, port: o.config.brokerAuth.port });
-  const host = o.config.brokerAuth.host.includes(':') ? `[${o.config.brokerAuth.host}]` : o.config.brokerAuth.host;
   const publisher = createExternalPublisher({
     urls: ext.urls,
     username: ext.username,
@@ -39,7 +38,7 @@ export async function startBrokerCluster(o: { config: HubConfig; devices: Device
   const management = ext.managementUrls.length > 0 ? createRabbitManagement({ urls: ext.managementUrls, username: ext.managementUser, password: ext.managementPassword, log: o.log }) : undefined;
   if (!management) o.log.warn('broker.external.managementUrls is empty: a revoked device keeps its open cluster connection until it reconnects');
   return {
-    authUrl: `http://${host}:${port}`,
+    authUrl: `http://${urlHost(o.config.brokerAuth.host)}:${port}`,
     publish: (topic, payload) => publisher.publish(topic, payload),
     cutOff(edgeId) {
       management?.closeUserConnections(edgeId).catch(() => {

@@ -11,6 +11,9 @@ export interface HttpListener extends Component {
   readonly port: number | undefined;
 }
 
+/** A host as it stands in a URL: an IPv6 literal in brackets (RFC 3986 3.2.2). */
+export const urlHost = (host: string): string => (host.includes(':') ? `[${host}]` : host);
+
 /** Binds `options` and resolves with the server and its port. */
 export function listen(options: ListenOptions): Promise<{ server: ServerType; port: number }> {
   return new Promise((resolve, reject) => {
