@@ -1,5 +1,6 @@
 // Enrollment, rotation and revocation of edge devices: the device CA issues, the device repo records,
-// and the broker is told at once when a device is revoked so its connection ends immediately.
+// and `deviceRevoked` goes out on the fan-out bus (hub/fanout.ts) at once when a certificate is
+// revoked or superseded, so the brokers end its connection immediately.
 //
 // Rotation (POST /v1/device/rotate) needs no token: the device asks with its current certificate over
 // mutual TLS and gets a new one for a new key. The new certificate is held as pending, and the
