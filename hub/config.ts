@@ -103,6 +103,7 @@ export const HubConfigSchema = Type.Object(
       {
         tokenTtlHours: Type.Integer({ minimum: 1, maximum: 168, default: 24, description: 'default lifetime of a one-time enrollment token' }),
         brokerUrl: Type.String({ default: '', description: 'broker URL told to enrolled edges; empty: the bound mqtts address' }),
+        brokerUrls: Type.Array(Type.String({ pattern: '^mqtts?://' }), { default: [], description: 'further broker URLs told to enrolled edges (the other nodes of a broker cluster), which they fail over to' }),
         hubUrl: Type.String({ default: '', description: 'device API URL told to enrolled edges; empty: the bound device API address' }),
         rateLimit: Type.Object(
           {

@@ -167,6 +167,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       enrollment: () => enrollment,
       deviceCertValidityDays: config.devices.certValidityDays,
       brokerUrl: () => config.enrollment.brokerUrl || addresses.mqtts,
+      brokerUrls: config.enrollment.brokerUrls,
       hubUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
       releaseKey: config.releases.publicKeys[0],
       rateLimit: config.enrollment.rateLimit,

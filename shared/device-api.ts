@@ -86,6 +86,9 @@ const issuedFields = {
 export const EnrollmentResponse = Type.Object({
   ...issuedFields,
   brokerUrl: Type.Optional(Type.String({ pattern: '^mqtts?://', description: 'where the edge connects with its certificate (mqtts://)' })),
+  brokerUrls: Type.Optional(
+    Type.Array(Type.String({ pattern: '^mqtts?://', maxLength: 512 }), { maxItems: 16, description: 'the other nodes of a broker cluster, which the edge fails over to (edge config broker.urls)' }),
+  ),
   hubUrl: Type.Optional(Type.String({ pattern: '^https?://', description: "the hub's device API" })),
   releaseKey: Type.Optional(Type.String({ maxLength: 4096, description: 'the Ed25519 release public key edge updates are signed with (hub releases.publicKeys, the first)' })),
 });

@@ -28,6 +28,8 @@ export interface EnrollmentRoutesDeps extends BodyLimit {
   deviceCertValidityDays?: number;
   /** Where an enrolled edge connects (mqtts://...); a getter when known only after start. */
   brokerUrl?: string | (() => string | undefined);
+  /** Further broker URLs (the other nodes of a broker cluster) the edge fails over to. */
+  brokerUrls?: readonly string[];
   /** The hub's device API base URL; a getter when known only after start. */
   hubUrl?: string | (() => string | undefined);
   /** The release public key told to enrolled edges (signed updates), if any. */
@@ -111,6 +113,7 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
         edgeId: row.edge_id,
         notAfter: r.value.notAfter.toISOString(),
         ...(brokerUrl ? { brokerUrl } : {}),
+        ...(deps.brokerUrls?.length ? { brokerUrls: [...deps.brokerUrls] } : {}),
         ...(hubUrl ? { hubUrl } : {}),
         ...(deps.releaseKey ? { releaseKey: deps.releaseKey } : {}),
       };

@@ -35,6 +35,8 @@ test('a token is redeemed once for a device certificate of its service and edge 
   assert.is(r.body.serviceId, 'library');
   assert.is(r.body.edgeId, 'library-01');
   assert.is(r.body.brokerUrl, 'mqtts://hub.example:8883');
+  // The other nodes of a broker cluster, which the edge fails over to.
+  assert.equal(r.body.brokerUrls, ['mqtts://broker-2.example:8883', 'mqtts://broker-3.example:8883']);
   assert.is(r.body.hubUrl, 'https://hub.example');
   const cert = new X509Certificate(r.body.certPem);
   assert.match(cert.subject, /CN=library-01/);

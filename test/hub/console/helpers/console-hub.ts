@@ -67,6 +67,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
     enrollment,
     tokens,
     brokerUrl: 'mqtts://hub.example:8883',
+    brokerUrls: ['mqtts://broker-2.example:8883', 'mqtts://broker-3.example:8883'],
     hubUrl: 'https://hub.example',
     rateLimit: { perSecond: 1000, burst: 1000 },
     now,
