@@ -38,6 +38,7 @@ import { createReleaseRepo } from './store/release-repo.ts';
 import { createReleases } from './releases/releases.ts';
 import { parseReleasePublicKey } from '../shared/release.ts';
 import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
+import { createLinkage } from './linkage/index.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -118,6 +119,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     requireRevocationStatus: config.jpki.requireRevocationStatus,
     prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
   }));
+  // Certificate linkage files from the JPKI side (#14): carry-over of renewed certificates without a visit.
+  const linkage = createLinkage({ config, db, mykeys, anchors: () => anchors, crls: crlManager.crls, prepareKeys: (id, next) => links.prepareLifecycleKeys(id, next), afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }), now, log: log.child('linkage') });
   const consoleRepo = createConsoleRepo(db);
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
@@ -151,6 +154,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
     metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
     releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
+    linkage: { importer: linkage, adminToken: () => config.admin.token, maxBytes: config.jpki.linkageMaxBytes, audit: (e) => void consoleRepo.audit(e) },
   });
   const deviceApp = createDeviceApp({
     ...common,
@@ -224,6 +228,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     metrics,
     releases,
     releaseRepo,
+    linkage,
     get broker() {
       return broker;
     },
