@@ -7,7 +7,7 @@
 //   // file.bytes: the JSON Lines file; file.signature: the detached signature (base64 text)
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { serializeLinkageFile, type LinkageRecord } from '../../shared/linkage.ts';
-import type { IssueOptions, IssuedCert, TestCa } from './ca.ts';
+import type { CryptoKeyPair, IssueOptions, IssuedCert, TestCa } from './ca.ts';
 import type { CaDir } from './store.ts';
 
 /**
@@ -16,8 +16,13 @@ import type { CaDir } from './store.ts';
  * reason 4), as JPKI does at each five-yearly renewal. The CRL that lists it is the caller's next
  * `publishCrl`.
  */
-export async function renewCertificate(caDir: CaDir, old: IssuedCert, opts: { newKey?: boolean; revokedAt?: Date } & IssueOptions = {}): Promise<IssuedCert> {
+export async function renewCertificate(
+  caDir: CaDir,
+  old: { serialHex: string; keyPair?: CryptoKeyPair },
+  opts: { newKey?: boolean; revokedAt?: Date } & IssueOptions = {},
+): Promise<IssuedCert> {
   const { newKey, revokedAt, ...issue } = opts;
+  if (!newKey && !old.keyPair) throw new TypeError('renewing for the same key needs the old key pair');
   const next = await caDir.issue(newKey ? issue : { keyPair: old.keyPair, ...issue });
   await caDir.revoke(old.serialHex, 'superseded', revokedAt);
   return next;
