@@ -15,6 +15,7 @@ import { checkUserCertificate, type CheckedCertificate } from '../pki/user-cert.
 import type { Db } from '../store/db.ts';
 import type { LinkageRepo } from '../store/linkage-repo.ts';
 import type { MyKeyRepo } from '../store/mykey-repo.ts';
+import { busyUnavailable, isBusyError } from '../store/write-batcher.ts';
 import { parseLinkageFile, type LinkageLine, type LinkageSigner } from './parse.ts';
 
 export interface LinkageImporterDeps {
@@ -53,6 +54,10 @@ type Outcome = { kind: 'carried'; resumed: boolean } | { kind: 'already' } | { k
 const refused = (code: ErrorCode, message: string): Outcome => ({ kind: 'refused', code, message });
 
 const UNTRUSTED: readonly string[] = ['cert_unknown_issuer', 'cert_chain_broken'];
+/** Synchronous work between two turns of the event loop, in milliseconds. */
+const SLICE_MS = 8;
+/** Attempts of a record's write while another process holds the store's write lock (after its busy timeout). */
+const BUSY_RETRIES = 3;
 
 export function createLinkageImporter(deps: LinkageImporterDeps) {
   const now = deps.now ?? (() => new Date());
@@ -107,12 +112,18 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
       return { kind: 'carried', resumed: r.resumed };
     });
     let out: Outcome;
-    try {
-      out = write.immediate();
-    } catch (e) {
-      // cert_bindings_live_serial: the new certificate was bound by a registration meanwhile.
-      if (e instanceof Error && /UNIQUE constraint failed/.test(e.message)) return refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID');
-      throw e;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // BEGIN IMMEDIATE: another process (a CRL import, the hub beside this CLI) may be writing.
+        out = write.immediate();
+        break;
+      } catch (e) {
+        // cert_bindings_live_serial: the new certificate was bound by a registration meanwhile.
+        if (e instanceof Error && /UNIQUE constraint failed/.test(e.message)) return refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID');
+        if (!isBusyError(e)) throw e;
+        if (attempt >= BUSY_RETRIES) throw busyUnavailable(e);
+        await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+      }
     }
     if (out.kind === 'carried') deps.afterCommit?.();
     return out;
@@ -141,7 +152,13 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
         throw new MyKeyError('linkage_issuer_unknown', `no configured JPKI trust anchor has the key id ${header.issuer}`);
       }
       const report: LinkageReport = { file: { sha256, issuer: header.issuer, created: header.created, records: header.records, signer }, carried: [], alreadyCarried: [], refused: [], resumed: 0 };
+      let slice = performance.now();
       for (const l of lines) {
+        // A large file must not hold the event loop: requests are answered between slices.
+        if (performance.now() - slice > SLICE_MS) {
+          await new Promise<void>((r) => setImmediate(r));
+          slice = performance.now();
+        }
         const out = l.ok ? await applyLine(anchor, l, sha256) : refused(l.code, l.message);
         if (out.kind === 'carried') {
           report.carried.push(l.line);

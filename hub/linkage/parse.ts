@@ -147,7 +147,7 @@ export function parseLinkageFile(bytes: Uint8Array, signatureText: string | unde
   if (!signed.ok) return signed;
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes); // ignoreBOM: keep a BOM, so it is refused below
   } catch {
     return fail('linkage_file_malformed', 'the file is not UTF-8');
   }
