@@ -234,6 +234,19 @@ test('a MyKey ID suspended by a superseded CRL entry before the import resumes w
   assert.is(touch(ctx, c.cert), undefined);
 });
 
+test('a CRL run that matched the old certificate before the import cannot suspend after it', async (ctx) => {
+  const e = await holder(ctx, 'LIB-0045');
+  const before = ctx.h.hub.mykeys.currentBinding(e.mykeyId)!;
+  const next = await renewCertificate(ctx.caDir, e.cert);
+  const file = signed(ctx, [{ old: e.cert, next }]);
+  assert.equal((await importFile(ctx, file.bytes, file.signature)).body.carried, [2]);
+  // The run's write, with what it matched while the old binding was still current.
+  const n = ctx.h.hub.mykeys.applyRevocations([{ bindingId: before.id, mykeyId: e.mykeyId, state: 'current', revokedAt: Date.now(), reason: 'superseded' }], Date.now());
+  assert.is(n, 0);
+  assert.equal(statusOf(ctx, e.mykeyId), { status: 'active', status_reason: null });
+  assert.is(ctx.h.hub.mykeys.bindingByFingerprint(before.fingerprint)!.revocation_reason, 'superseded');
+});
+
 test('refused whole: no signature, a forged signer, a line tampered after signing, too large, a bad header, an unknown issuer', async (ctx) => {
   const d = await holder(ctx, 'LIB-0050');
   const next = await renewCertificate(ctx.caDir, d.cert);
