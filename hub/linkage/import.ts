@@ -90,7 +90,8 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
     }
     const revoked = deps.revokedNow?.(checked.value);
     if (revoked) return { done: refused('linkage_new_cert_revoked', `the new certificate is revoked (${revoked.reason})`) };
-    if (mykeys.liveBindingOfCert(identity)) return { done: refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID') };
+    // The exact (issuer name, issuing key, serial) of cert_bindings_live_serial: one index seek.
+    if (repo.liveBindingOfSerial(identity.issuerKey, identity.issuerKeyId, identity.serialHex)) return { done: refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID') };
     return { carry: { mykeyId: old.mykey_id, oldBindingId: old.id, identity } };
   }
 
