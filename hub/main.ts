@@ -188,6 +188,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     linkRepo,
     mykeys,
     revocations,
+    linkageImports: () => linkage.recentImports(50),
     devices,
     releases: { releases, repo: releaseRepo },
     enrollment: () => enrollment,

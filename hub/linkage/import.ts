@@ -173,6 +173,12 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
       return report;
     },
     recentImports: (limit?: number) => repo.recentImports(limit),
+    /** Records a file refused before it reached importFile (the API's body limit). */
+    recordRefused(source: string, code: ErrorCode): void {
+      const at = now().getTime();
+      repo.recordImport({ source, file_sha256: null, issuer: null, created: null, records: null, carried: null, already: null, refused: null, code, started_at: at, finished_at: at });
+      deps.log.warn('linkage file refused', { source, code });
+    },
   };
 }
 

@@ -60,7 +60,10 @@ export function mountLinkageRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
       try {
         bytes = await bodyBytes(c, deps.maxBytes);
       } catch (e) {
-        if (e instanceof TooLarge) return problem(c, 'linkage_file_too_large', `the file is larger than ${deps.maxBytes} bytes`);
+        if (e instanceof TooLarge) {
+          deps.importer.recordRefused('api', 'linkage_file_too_large');
+          return problem(c, 'linkage_file_too_large', `the file is larger than ${deps.maxBytes} bytes`);
+        }
         return problem(c, 'bad_request', 'the body could not be read');
       }
       try {

@@ -18,6 +18,8 @@ import { certFields } from '../../../edge/lookup/cert-key.ts';
 import type { ChangeEntry } from '../../../shared/sync.ts';
 import { serializeLinkageFile } from '../../../shared/linkage.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { client, PASSWORD } from '../console/helpers/console-hub.ts';
+import { runConsoleCli } from '../../../hub/console/cli.ts';
 
 const ADMIN = 'linkage-operator-token';
 
@@ -286,6 +288,17 @@ test('refused whole: no signature, a forged signer, a line tampered after signin
   // The genuine file carries.
   const r = await importFile(ctx, good.bytes, good.signature);
   assert.equal(r.body.carried, [2]);
+  // The operator sees the imports beside the revocation runs in the console, refusals with their code.
+  const code = await runConsoleCli(['add-operator', 'ops', '--role', 'operator'], ctx.h.hub.db, { out: () => undefined, readPassword: async () => PASSWORD });
+  assert.is(code, 0);
+  const c = client({ app: ctx.h.hub.app }, undefined, ctx.h.hub.addresses.http);
+  await c.get('/console/login');
+  assert.is((await c.post('/console/login', { name: 'ops', password: PASSWORD })).status, 303);
+  const page = await c.get('/console/revocations');
+  assert.is(page.status, 200);
+  const table = page.text.slice(page.text.indexOf('data-testid="linkage-imports"'));
+  assert.match(table, 'linkage_signature_invalid');
+  assert.match(table, 'linkage_file_too_large');
 });
 
 test('refused line by line, each with its code, while the good lines are carried', async (ctx) => {
