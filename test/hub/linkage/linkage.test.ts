@@ -364,4 +364,42 @@ test('refused line by line, each with its code, while the good lines are carried
   assert.is(touch(ctx, ok1Next), 'LIB-0060');
 });
 
+test('refused line by line: an expired or revoked new certificate, an old one carried elsewhere, an invalidated MyKey ID', async (ctx) => {
+  const expiring = await holder(ctx, 'LIB-0070');
+  const revoking = await holder(ctx, 'LIB-0071');
+  const moved = await holder(ctx, 'LIB-0072');
+  const gone = await holder(ctx, 'LIB-0073');
+  const expired = await ctx.caDir.issue({ notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
+  const revoked = await ctx.caDir.issue();
+  await ctx.caDir.revoke(revoked.serialHex, 'keyCompromise');
+  await ctx.h.hub.crlManager.fetchAndApply(ctx.crlUrl);
+  // `moved` was carried to one renewal by a first file; a second file names another.
+  const movedNext = await renewCertificate(ctx.caDir, moved.cert);
+  const first = signed(ctx, [{ old: moved.cert, next: movedNext }]);
+  assert.equal((await importFile(ctx, first.bytes, first.signature)).body.carried, [2]);
+  const elsewhere = await ctx.caDir.issue();
+  // `gone` was carried over, then its holder invalidated the MyKey ID.
+  const goneNext = await renewCertificate(ctx.caDir, gone.cert);
+  const second = signed(ctx, [{ old: gone.cert, next: goneNext }]);
+  assert.equal((await importFile(ctx, second.bytes, second.signature)).body.carried, [2]);
+  ctx.h.hub.mykeys.invalidate(gone.mykeyId, Date.now());
+  const goneOther = await ctx.caDir.issue();
+
+  const file = signed(ctx, [
+    { old: expiring.cert, next: expired }, // 2
+    { old: revoking.cert, next: revoked }, // 3
+    { old: moved.cert, next: elsewhere }, // 4
+    { old: gone.cert, next: goneOther }, // 5
+    { old: moved.cert, next: movedNext }, // 6: the old certificate of line 4 again
+  ]);
+  const r = await importFile(ctx, file.bytes, file.signature);
+  assert.is(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.carried, []);
+  assert.equal(r.body.alreadyCarried, []);
+  const codes = Object.fromEntries(r.body.refused.map((x: { line: number; code: string }) => [x.line, x.code]));
+  assert.equal(codes, { 2: 'linkage_new_cert_invalid', 3: 'linkage_new_cert_revoked', 4: 'linkage_old_superseded', 5: 'linkage_mykey_invalidated', 6: 'linkage_line_duplicate' });
+  assert.match(r.body.refused[0].message, 'cert_expired');
+  assert.is(ctx.h.hub.mykeys.currentBinding(moved.mykeyId)!.serial_hex, movedNext.serialHex);
+});
+
 test.run();
