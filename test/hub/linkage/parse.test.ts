@@ -85,4 +85,38 @@ test('bad lines are refused with their line numbers and codes; good lines pass',
   assert.match(r.value.sha256, /^[0-9a-f]{64}$/);
 });
 
+test('linkage signers are Ed25519 or ECDSA P-256 public keys or certificates; anything else stops the hub at start', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { generateKeyPairSync } = await import('node:crypto');
+  const { loadLinkageSigners } = await import('../../../hub/linkage/parse.ts');
+  const { MyKeyError } = await import('../../../shared/errors.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'mykey-linkage-signers-'));
+  try {
+    const file = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name));
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const good = loadLinkageSigners([file('ed.pem', ed.publicKeyPem), file('ec.pem', ec.publicKeyPem)]);
+    assert.equal(good.map((g) => g.key.asymmetricKeyType), ['ed25519', 'ec']);
+    for (const [name, paths] of [
+      ['an RSA key', [file('rsa.pem', rsa)]],
+      ['ECDSA on another curve', [file('p384.pem', p384)]],
+      ['not a key', [file('junk.pem', 'hello')]],
+      ['a missing file', [join(dir, 'missing.pem')]],
+    ] as const) {
+      try {
+        loadLinkageSigners(paths);
+        assert.unreachable(name);
+      } catch (e) {
+        assert.instance(e, MyKeyError, name);
+        assert.is((e as InstanceType<typeof MyKeyError>).code, 'config_invalid', name);
+        assert.match((e as Error).message, '/jpki/linkageSigners/0', name);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
