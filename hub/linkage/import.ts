@@ -64,16 +64,21 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
   const { mykeys, repo } = deps;
 
   /** Everything about a record that can be decided before its write; undefined: carry it. */
-  function check(anchor: TrustAnchor, l: Extract<LinkageLine, { ok: true }>, at: Date):
+  function check(anchor: TrustAnchor, l: Extract<LinkageLine, { ok: true }>, at: Date, known?: CheckedCertificate):
     | { done: Outcome }
-    | { carry: { mykeyId: string; oldBindingId: number; identity: ReturnType<typeof certIdentityOf> } } {
+    | { carry: { mykeyId: string; oldBindingId: number; identity: ReturnType<typeof certIdentityOf>; checked: CheckedCertificate } } {
     const old = repo.liveBindingOfSerial(anchor.issuerKey, anchor.keyId, l.oldSerial);
     if (!old) return { done: refused('linkage_old_unknown', 'no live MyKey ID is bound to this old serial under the file issuer') };
-    const checked = checkUserCertificate(l.certDer, deps.anchors(), { now: at });
-    if (!checked.ok) {
-      return { done: refused(UNTRUSTED.includes(checked.code) ? 'linkage_new_cert_untrusted' : 'linkage_new_cert_invalid', `${checked.code}: ${checked.message}`) };
+    // The certificate is checked once per record; the re-check inside the write (`known`) reads the store only.
+    let checkedCert = known;
+    if (!checkedCert) {
+      const checked = checkUserCertificate(l.certDer, deps.anchors(), { now: at });
+      if (!checked.ok) {
+        return { done: refused(UNTRUSTED.includes(checked.code) ? 'linkage_new_cert_untrusted' : 'linkage_new_cert_invalid', `${checked.code}: ${checked.message}`) };
+      }
+      checkedCert = checked.value;
     }
-    const identity = certIdentityOf(checked.value);
+    const identity = certIdentityOf(checkedCert);
     if (identity.serialHex !== l.newSerial) return { done: refused('linkage_serial_mismatch', 'the new serial is not the serial of the certificate on the line') };
     const row = mykeys.get(old.mykey_id);
     if (!row || row.status === 'invalidated') return { done: refused('linkage_mykey_invalidated', 'the MyKey ID was invalidated by its holder') };
@@ -88,11 +93,11 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
     if (row.status === 'suspended' && row.status_reason && isLossReason(row.status_reason as CrlReason)) {
       return { done: refused('linkage_old_lost', `the MyKey ID is suspended (${row.status_reason})`) };
     }
-    const revoked = deps.revokedNow?.(checked.value);
+    const revoked = deps.revokedNow?.(checkedCert);
     if (revoked) return { done: refused('linkage_new_cert_revoked', `the new certificate is revoked (${revoked.reason})`) };
     // The exact (issuer name, issuing key, serial) of cert_bindings_live_serial: one index seek.
     if (repo.liveBindingOfSerial(identity.issuerKey, identity.issuerKeyId, identity.serialHex)) return { done: refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID') };
-    return { carry: { mykeyId: old.mykey_id, oldBindingId: old.id, identity } };
+    return { carry: { mykeyId: old.mykey_id, oldBindingId: old.id, identity, checked: checkedCert } };
   }
 
   /** One record: checks, keys derived ahead, then the carry-over and its linkage row in one transaction. */
@@ -104,7 +109,7 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
     const write = deps.db.transaction((): Outcome => {
       // Checked again inside the write: the holder (or another import) may have moved the MyKey ID
       // while the keys were derived.
-      const again = check(anchor, l, now());
+      const again = check(anchor, l, now(), c.carry.checked);
       if ('done' in again) return again.done;
       if (again.carry.oldBindingId !== oldBindingId) return refused('linkage_old_superseded', 'the old binding changed during the import');
       const at = now().getTime();
