@@ -4,7 +4,7 @@
 //   tsx hub/cli.ts crl-import <file.crl> [--config hub.json]
 //   tsx hub/cli.ts crl-fetch  <url>      [--config hub.json]
 //   tsx hub/cli.ts revocation-runs       [--config hub.json]
-//   tsx hub/cli.ts linkage-import <file> <file.sig> [--config hub.json]
+//   tsx hub/cli.ts linkage-import <file> <file.sig> [--dry-run] [--config hub.json]
 //   tsx hub/cli.ts linkage-imports       [--config hub.json]
 //   tsx hub/cli.ts backup  <dir>         [--config hub.json]
 //   tsx hub/cli.ts restore <dir> [--force] [--config hub.json]
@@ -23,9 +23,10 @@ const USAGE = `usage:
   tsx hub/cli.ts crl-import <file.crl> [--config hub.json]   verify, index and match a CRL file (DER or PEM)
   tsx hub/cli.ts crl-fetch <url> [--config hub.json]         fetch a CRL now and apply it
   tsx hub/cli.ts revocation-runs [--config hub.json]         the last revocation runs
-  tsx hub/cli.ts linkage-import <file> <file.sig> [--config hub.json]
+  tsx hub/cli.ts linkage-import <file> <file.sig> [--dry-run] [--config hub.json]
                                                             import a signed certificate linkage file (新旧シリアル番号紐付け):
-                                                            re-binds MyKey IDs to renewed certificates; exit 2 if a line was refused
+                                                            re-binds MyKey IDs to renewed certificates; exit 2 if a line was refused;
+                                                            --dry-run: report what it would do, write nothing
   tsx hub/cli.ts linkage-imports [--config hub.json]         the last linkage imports
   tsx hub/cli.ts backup <dir> [--config hub.json]            online backup (database, device CA, CRLs) into a new directory
   tsx hub/cli.ts restore <dir> [--force] [--config hub.json] restore a backup into the configured data directory (hub stopped)
@@ -67,11 +68,13 @@ async function main(argv: string[]) {
   let config: string | undefined;
   let force = false;
   let leaked = false;
+  let dryRun = false;
   const args: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--config') config = rest[++i];
     else if (rest[i] === '--force') force = true;
     else if (rest[i] === '--leaked') leaked = true;
+    else if (rest[i] === '--dry-run') dryRun = true;
     else args.push(rest[i]);
   }
   if (!cmd || cmd === '--help' || cmd === '-h') {
@@ -121,7 +124,7 @@ async function main(argv: string[]) {
         return 0;
       }
       case 'linkage-import':
-        return await linkageImport(hub, args);
+        return await linkageImport(hub, args, dryRun);
       case 'linkage-imports': {
         for (const r of hub.linkage.recentImports(20)) {
           console.log(
@@ -139,7 +142,7 @@ async function main(argv: string[]) {
 }
 
 /** `linkage-import`: the file and its detached signature; the report on stdout, line by line. */
-async function linkageImport(hub: ReturnType<typeof createHub>, args: string[]): Promise<number> {
+async function linkageImport(hub: ReturnType<typeof createHub>, args: string[], dryRun: boolean): Promise<number> {
   if (args.length !== 2) throw new MyKeyError('bad_request', `linkage-import takes the file and its signature file\n${USAGE}`);
   const read = (path: string) => {
     try {
@@ -149,7 +152,8 @@ async function linkageImport(hub: ReturnType<typeof createHub>, args: string[]):
     }
   };
   const bytes = new Uint8Array(read(args[0]));
-  const r = await hub.linkage.importFile(bytes, read(args[1]).toString('latin1'), `file:${args[0]}`);
+  const r = await hub.linkage.importFile(bytes, read(args[1]).toString('latin1'), `file:${args[0]}`, { dryRun });
+  if (dryRun) console.log('DRY RUN: nothing was written; the counts say what an import would do');
   console.log(`linkage file ${args[0]} (sha256 ${r.file.sha256.slice(0, 16)}, issuer ${r.file.issuer}, created ${r.file.created}, signed by ${r.file.signer}):`);
   console.log(`  records ${r.file.records}, carried ${r.carried.length} (of which resumed ${r.resumed}), already carried ${r.alreadyCarried.length}, refused ${r.refused.length}`);
   for (const x of r.refused) console.log(`  line ${x.line}: ${x.code}: ${x.message}`);

@@ -47,6 +47,8 @@ export interface LinkageReport {
   refused: { line: number; code: ErrorCode; message: string }[];
   /** MyKey IDs that were suspended (superseded, by an earlier CRL run) and resumed with their carry-over. */
   resumed: number;
+  /** A dry run: what the file would do; nothing was written. */
+  dryRun?: true;
 }
 
 type Outcome = { kind: 'carried'; resumed: boolean } | { kind: 'already' } | { kind: 'refused'; code: ErrorCode; message: string };
@@ -101,10 +103,11 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
   }
 
   /** One record: checks, keys derived ahead, then the carry-over and its linkage row in one transaction. */
-  async function applyLine(anchor: TrustAnchor, l: Extract<LinkageLine, { ok: true }>, fileSha: string): Promise<Outcome> {
+  async function applyLine(anchor: TrustAnchor, l: Extract<LinkageLine, { ok: true }>, fileSha: string, dryRun: boolean): Promise<Outcome> {
     const c = check(anchor, l, now());
     if ('done' in c) return c.done;
     const { mykeyId, oldBindingId, identity } = c.carry;
+    if (dryRun) return { kind: 'carried', resumed: mykeys.get(mykeyId)?.status === 'suspended' };
     await deps.prepareKeys?.(mykeyId, { cert: identity });
     const write = deps.db.transaction((): Outcome => {
       // Checked again inside the write: the holder (or another import) may have moved the MyKey ID
@@ -140,7 +143,8 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
      * Imports a linkage file with its detached signature (base64 text). A whole-file refusal throws a
      * MyKeyError with its code (and is recorded); otherwise every line is reported.
      */
-    async importFile(bytes: Uint8Array, signatureText: string | undefined, source: string): Promise<LinkageReport> {
+    async importFile(bytes: Uint8Array, signatureText: string | undefined, source: string, opts: { dryRun?: boolean } = {}): Promise<LinkageReport> {
+      const dryRun = opts.dryRun === true;
       const startedAt = now().getTime();
       const record = (r: Partial<Parameters<LinkageRepo['recordImport']>[0]>) =>
         repo.recordImport({ source: source.slice(0, 200), file_sha256: null, issuer: null, created: null, records: null, carried: null, already: null, refused: null, code: null, started_at: startedAt, finished_at: now().getTime(), ...r });
@@ -165,13 +169,14 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
           await new Promise<void>((r) => setImmediate(r));
           slice = performance.now();
         }
-        const out = l.ok ? await applyLine(anchor, l, sha256) : refused(l.code, l.message);
+        const out = l.ok ? await applyLine(anchor, l, sha256, dryRun) : refused(l.code, l.message);
         if (out.kind === 'carried') {
           report.carried.push(l.line);
           if (out.resumed) report.resumed++;
         } else if (out.kind === 'already') report.alreadyCarried.push(l.line);
         else report.refused.push({ line: l.line, code: out.code, message: out.message });
       }
+      if (dryRun) return { ...report, dryRun: true };
       record({ file_sha256: sha256, issuer: header.issuer, created: header.created, records: header.records, carried: report.carried.length, already: report.alreadyCarried.length, refused: report.refused.length });
       // Counts only: no serial, no MyKey ID (README: no usage history, nothing personal in logs).
       deps.log.info('linkage file imported', { source, records: header.records, carried: report.carried.length, alreadyCarried: report.alreadyCarried.length, refused: report.refused.length, resumed: report.resumed });

@@ -52,7 +52,7 @@ export function mountLinkageRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
       auth: 'operator',
       summary:
         'Import a certificate linkage file (新旧シリアル番号紐付け; the body as signed, its detached signature in the mykey-linkage-signature header): each record re-binds a MyKey ID to its renewed certificate. The report lists the lines carried, already carried and refused (with their codes)',
-      responses: { 200: { description: 'the report: carried, alreadyCarried, refused (line, code, message), resumed' } },
+      responses: { 200: { description: 'the report: carried, alreadyCarried, refused (line, code, message), resumed; with ?dryRun=true what the file would do, nothing written' } },
       errors: ['linkage_signers_unconfigured', 'linkage_signature_missing', 'linkage_signature_invalid', 'linkage_file_too_large', 'linkage_file_malformed', 'linkage_issuer_unknown'],
     },
     async (c) => {
@@ -67,7 +67,9 @@ export function mountLinkageRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
         return problem(c, 'bad_request', 'the body could not be read');
       }
       try {
-        const report = await deps.importer.importFile(bytes, c.req.header(LINKAGE_SIGNATURE_HEADER), 'api');
+        const dryRun = c.req.query('dryRun') === 'true';
+        const report = await deps.importer.importFile(bytes, c.req.header(LINKAGE_SIGNATURE_HEADER), 'api', { dryRun });
+        if (dryRun) return c.json(report);
         deps.audit?.({
           at: Date.now(),
           actor: 'api:admin',

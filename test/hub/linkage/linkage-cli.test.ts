@@ -37,6 +37,10 @@ test('the test CA renews with a signed linkage file and the hub command carries 
     const config = join(dir, 'hub.json');
     writeFileSync(config, JSON.stringify({ dataDir: h.dir, jpki: { trustAnchors: h.hub.config.jpki.trustAnchors, linkageSigners: [join(dir, 'signer.pem.pub')] } }));
     const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'hub/cli.ts', ...args, '--config', config], { encoding: 'utf8', timeout: 120_000 });
+    const dry = cli('linkage-import', file, `${file}.sig`, '--dry-run');
+    assert.is(dry.status, 0, dry.stderr + dry.stdout);
+    assert.match(dry.stdout, /DRY RUN/);
+    assert.match(dry.stdout, /records 1, carried 1/);
     const first = cli('linkage-import', file, `${file}.sig`);
     assert.is(first.status, 0, first.stderr + first.stdout);
     assert.match(first.stdout, /records 1, carried 1 \(of which resumed 0\), already carried 0, refused 0/);

@@ -170,6 +170,15 @@ test('a renewal with a linkage file: the new card touches to the same service ID
   const renewed = await renewCertificate(ctx.caDir, a.cert); // same holder key; the old one revoked as superseded
   assert.is(touch(ctx, renewed), undefined); // the edge does not know the new card yet
   const file = signed(ctx, [{ old: a.cert, next: renewed }]);
+  // A dry run first: what the file would do, nothing written.
+  const dry = await http(ctx, '/v1/admin/linkage-imports?dryRun=true', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'mykey-linkage-signature': file.signature },
+    body: Buffer.from(file.bytes),
+  });
+  assert.is(dry.status, 200, JSON.stringify(dry.body));
+  assert.equal([dry.body.dryRun, dry.body.carried], [true, [2]]);
+  assert.is(ctx.h.hub.mykeys.currentBinding(a.mykeyId)!.serial_hex, a.cert.serialHex);
   const r = await importFile(ctx, file.bytes, file.signature);
   assert.is(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.carried, [2]);
