@@ -65,7 +65,7 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
   const now = deps.now ?? (() => new Date());
   const { mykeys, repo } = deps;
 
-  /** Everything about a record that can be decided before its write; undefined: carry it. */
+  /** Everything about a record that can be decided before its write: its final outcome, or what to carry. */
   function check(anchor: TrustAnchor, l: Extract<LinkageLine, { ok: true }>, at: Date, known?: CheckedCertificate):
     | { done: Outcome }
     | { carry: { mykeyId: string; oldBindingId: number; identity: ReturnType<typeof certIdentityOf>; checked: CheckedCertificate } } {
