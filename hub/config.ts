@@ -46,6 +46,11 @@ export const HubConfigSchema = Type.Object(
         crlIntervalSeconds: Type.Integer({ minimum: 10, default: 3600, description: 'how often each CRL source is fetched (定期的な失効確認)' }),
         crlGraceHours: Type.Number({ minimum: 0, default: 24, description: 'how long a CRL is trusted after its nextUpdate' }),
         crlMaxBytes: Type.Integer({ minimum: 1024, default: 512 * 1024 * 1024, description: 'a larger CRL download is refused' }),
+        linkageSigners: Type.Array(Type.String(), {
+          default: [],
+          description: 'public keys (PEM SubjectPublicKeyInfo) or certificates (PEM or DER) whose Ed25519 or ECDSA P-256 key signs certificate linkage files (hub/pki/README.md); empty: no linkage file is imported',
+        }),
+        linkageMaxBytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 256 * 1024 * 1024, description: 'a larger certificate linkage file is refused whole (linkage_file_too_large)' }),
       },
       { default: {} },
     ),

@@ -39,6 +39,7 @@ import { createReleaseRepo } from './store/release-repo.ts';
 import { createReleases } from './releases/releases.ts';
 import { parseReleasePublicKey } from '../shared/release.ts';
 import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
+import { createLinkage } from './linkage/index.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -115,6 +116,8 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     requireRevocationStatus: config.jpki.requireRevocationStatus,
     prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
   }));
+  // Certificate linkage files from the JPKI side (#14): carry-over of renewed certificates without a visit.
+  const linkage = createLinkage({ config, db, mykeys, anchors: () => anchors, crls: crlManager.crls, prepareKeys: (id, next) => links.prepareLifecycleKeys(id, next), afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }), now, log: log.child('linkage') });
   const consoleRepo = createConsoleRepo(db);
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
@@ -148,6 +151,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
     metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
     releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
+    linkage: { importer: linkage, adminToken: () => config.admin.token, maxBytes: config.jpki.linkageMaxBytes, audit: (e) => void consoleRepo.audit(e) },
   });
   const deviceApp = createDeviceApp({
     ...common,
@@ -182,6 +186,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     linkRepo,
     mykeys,
     revocations,
+    linkageImports: () => linkage.recentImports(50),
     devices,
     releases: { releases, repo: releaseRepo },
     enrollment: () => enrollment,
@@ -313,6 +318,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     metrics,
     releases,
     releaseRepo,
+    linkage,
     get broker() {
       return broker;
     },

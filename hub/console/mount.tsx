@@ -22,6 +22,7 @@ import { mountEdgeRoutes } from './pages/edges/routes.tsx';
 import { mountEnrollmentRoutes } from './pages/enrollments/routes.tsx';
 import { mountOverviewRoutes } from './pages/overview/routes.tsx';
 import { mountRevocationRoutes } from './pages/revocations/routes.tsx';
+import type { LinkageImportRow } from '../store/linkage-repo.ts';
 import { mountServiceRoutes } from './pages/services/routes.tsx';
 import { mountSessionRoutes } from './session-routes.tsx';
 import { mountReleasesPage, type ReleasesPageDeps } from './pages/releases.tsx';
@@ -36,6 +37,8 @@ export interface ConsoleDeps {
   linkRepo: LinkRepo;
   mykeys: MyKeyRepo;
   revocations: RevocationRepo;
+  /** The last certificate linkage imports (hub/linkage), shown with the revocation runs. */
+  linkageImports?: () => LinkageImportRow[];
   /** Edge devices; without them the edge pages are empty. */
   devices?: DeviceRepo;
   /** Device enrollment, for revoking a device's certificate from its page (or a getter: the hub makes it in start()). */

@@ -20,7 +20,7 @@ import type { MyKeyLifecycleEvent, MyKeyRepo } from '../store/mykey-repo.ts';
 /** What a service's business system is told (webhook body). Never the MyKey ID: the service ID is its key. */
 export interface ServiceNotice {
   id: string;
-  type: 'link.created' | 'link.replaced' | 'link.unlinked' | 'link.suspended' | 'link.resumed';
+  type: 'link.created' | 'link.replaced' | 'link.unlinked' | 'link.suspended' | 'link.resumed' | 'link.carried_over';
   serviceId: string;
   serviceUserId: string;
   reason?: string;
@@ -201,13 +201,20 @@ export function createLinks(deps: LinksDeps) {
           break;
         case 'carried_over': {
           const oldKeys = e.previousCert ? keysOf(s, e.mykeyId, e.previousCert) : [];
+          // A linkage record (hub/linkage) carries without the holder: the service is told, and a link
+          // suspended with its MyKey ID (superseded) resumes in this same entry; the `resumed` event
+          // that follows then finds the link active and adds nothing.
+          const linkage = e.via === 'linkage';
+          const resumes = linkage && e.resumes === true && l.state === 'suspended';
+          if (resumes) repo.setLinkState(s.id, e.mykeyId, 'active');
           append(s, {
             kind: 'carry_over',
             mykeyId: e.mykeyId,
             serviceUserId: l.service_user_id,
-            by: 'holder',
+            by: linkage ? 'hub:linkage' : 'holder',
             remove: oldKeys,
-            set: l.state === 'active' ? { keys: keysOf(s, e.mykeyId, e.newCert), serviceUserId: l.service_user_id } : undefined,
+            set: l.state === 'active' || resumes ? { keys: keysOf(s, e.mykeyId, e.newCert), serviceUserId: l.service_user_id } : undefined,
+            ...(linkage ? { reason: 'linkage', notice: resumes ? ('link.resumed' as const) : ('link.carried_over' as const) } : {}),
           });
           break;
         }

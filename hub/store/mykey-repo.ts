@@ -68,6 +68,9 @@ export interface MyKeyLifecycleEvent {
   from?: string;
   previousCert?: CertRef;
   newCert?: CertRef;
+  /** carried_over: made by a linkage record (hub/linkage), not the holder; `resumes`: a suspended MyKey ID resumes with it. */
+  via?: 'linkage';
+  resumes?: boolean;
 }
 
 /**
@@ -100,7 +103,11 @@ export function createMyKeyRepo(db: Db) {
       .pluck(),
     insertId: db.prepare('INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, NULL, ?, ?)'),
     setStatus: db.prepare('UPDATE mykey_ids SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ?'),
-    suspendIfActive: db.prepare("UPDATE mykey_ids SET status = 'suspended', status_reason = ?, status_changed_at = ? WHERE id = ? AND status = 'active'"),
+    // Only while the revoked binding is still the current one: a carry-over (the holder's, or a linkage
+    // record's) committed between a CRL run's match and its write keeps the MyKey ID active.
+    suspendIfActive: db.prepare(
+      "UPDATE mykey_ids SET status = 'suspended', status_reason = ?, status_changed_at = ? WHERE id = ? AND status = 'active' AND EXISTS (SELECT 1 FROM cert_bindings WHERE id = ? AND state = 'current')",
+    ),
     bindingByFingerprint: db.prepare<[string], BindingRow>(
       "SELECT * FROM cert_bindings WHERE fingerprint = ? ORDER BY (state = 'current') DESC, id DESC LIMIT 1",
     ),
@@ -110,9 +117,11 @@ export function createMyKeyRepo(db: Db) {
     // The binding of this very certificate: same issuer name, same issuing key, same serial. A row
     // whose key id is not yet known ('') matches only the same certificate (fingerprint), so a serial
     // reused under another key never finds it.
-    liveBindingOfCert: db.prepare<[string, string, string, string], BindingRow>(
-      `SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended'
-         AND (issuer_key_id = ? OR (issuer_key_id = '' AND fingerprint = ?)) ORDER BY issuer_key_id DESC LIMIT 1`,
+    // `issuer_key_id IN (?, '')` lets SQLite seek all three columns of cert_bindings_live_serial; with
+    // the OR alone it searched on issuer_key only: every binding of the issuer, per registration.
+    liveBindingOfCert: db.prepare<[string, string, string, string, string], BindingRow>(
+      `SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended' AND issuer_key_id IN (?, '')
+         AND (issuer_key_id = ? OR fingerprint = ?) ORDER BY issuer_key_id DESC LIMIT 1`,
     ),
     currentBinding: db.prepare<[string], BindingRow>("SELECT * FROM cert_bindings WHERE mykey_id = ? AND state = 'current'"),
     bindingsOf: db.prepare<[string], BindingRow>('SELECT * FROM cert_bindings WHERE mykey_id = ? ORDER BY id'),
@@ -191,7 +200,7 @@ export function createMyKeyRepo(db: Db) {
     },
     /** The live binding of this certificate, matched by issuer name, issuing key and serial. */
     liveBindingOfCert: (cert: CertIdentity): BindingRow | undefined =>
-      q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.fingerprint),
+      q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.issuerKeyId, cert.fingerprint),
     currentBinding: (id: string): BindingRow | undefined => q.currentBinding.get(id),
     bindingsOf: (id: string): BindingRow[] => q.bindingsOf.all(id),
     counts(): Record<MyKeyStatus, number> {
@@ -241,7 +250,7 @@ export function createMyKeyRepo(db: Db) {
      */
     createOrGet: db.transaction(
       (cert: CertIdentity, candidate: () => string, now: number): { row: MyKeyRow; created: boolean } | { superseded: true } => {
-        const existing = q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.fingerprint);
+        const existing = q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.issuerKeyId, cert.fingerprint);
         if (existing) {
           if (existing.state === 'carried_over') return { superseded: true };
           return { row: q.getId.get(existing.mykey_id)!, created: false };
@@ -278,22 +287,28 @@ export function createMyKeyRepo(db: Db) {
       addEvent(id, 'invalidated', now, 'holder');
     }),
 
-    /** Binds a new certificate in place of the current one; a MyKey ID suspended as `superseded` resumes. */
-    carryOver: db.transaction((id: string, cert: CertIdentity, now: number): { resumed: boolean } => {
+    /**
+     * Binds a new certificate in place of the current one; a MyKey ID suspended as `superseded` resumes.
+     * `via: 'linkage'` when a linkage record (hub/linkage), not the holder, carries it.
+     */
+    carryOver: db.transaction((id: string, cert: CertIdentity, now: number, via?: 'linkage'): { resumed: boolean; bindingId: number } => {
       const cur = q.currentBinding.get(id);
       if (cur) q.endBinding.run('carried_over', now, cur.id);
-      q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now);
-      addEvent(id, 'carried_over', now, null, {
+      const bindingId = Number(
+        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now).lastInsertRowid,
+      );
+      const resumes = q.getId.get(id)!.status === 'suspended';
+      addEvent(id, 'carried_over', now, via ?? null, {
         previousCert: cur ? refOf(cur) : undefined,
         newCert: { issuerKey: cert.issuerKey, serialHex: cert.serialHex, aki: cert.aki ?? '' },
+        ...(via ? { via, resumes } : {}),
       });
-      const row = q.getId.get(id)!;
-      if (row.status === 'suspended') {
+      if (resumes) {
         q.setStatus.run('active', null, now, id);
-        addEvent(id, 'resumed', now, 'carried_over');
-        return { resumed: true };
+        addEvent(id, 'resumed', now, via ?? 'carried_over');
+        return { resumed: true, bindingId };
       }
-      return { resumed: false };
+      return { resumed: false, bindingId };
     }),
 
     /**
@@ -333,7 +348,7 @@ export function createMyKeyRepo(db: Db) {
           if (q.markRevoked.run(h.revokedAt, h.reason, h.bindingId).changes === 0) continue;
           if (h.state !== 'current') continue;
           // One statement: only an active MyKey ID is suspended (never an invalidated one).
-          if (q.suspendIfActive.run(h.reason, now, h.mykeyId).changes === 1) {
+          if (q.suspendIfActive.run(h.reason, now, h.mykeyId, h.bindingId).changes === 1) {
             addEvent(h.mykeyId, 'suspended', now, h.reason);
             suspended++;
           }

@@ -158,6 +158,12 @@ export const en: typeof ja = {
     crls: 'Applied CRLs',
     crlNumber: 'CRL number',
     thisUpdate: 'Issued',
+    linkage: 'Certificate linkage imports (renewals carried over without a visit)',
+    noLinkage: 'No certificate linkage file has been imported.',
+    records: 'Records',
+    carried: 'Carried',
+    alreadyCarried: 'Already carried',
+    refused: 'Refused',
   },
   audit: {
     title: 'Audit log',

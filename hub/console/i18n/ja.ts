@@ -157,6 +157,12 @@ export const ja = {
     crls: '適用中のCRL',
     crlNumber: 'CRL番号',
     thisUpdate: '発行日時',
+    linkage: '新旧シリアル番号紐付けの取込み（来庁なしの引継ぎ）',
+    noLinkage: '新旧シリアル番号紐付けファイルはまだ取り込まれていません。',
+    records: '件数',
+    carried: '引継ぎ',
+    alreadyCarried: '引継ぎ済み',
+    refused: '拒否',
   },
   audit: {
     title: '監査ログ',
