@@ -8,7 +8,7 @@
 //
 // Who emits (each is given the bus as an Emitter, never a callback):
 //   suspended       hub/revocation/crl-manager.ts, after each committed chunk of suspensions
-//   outboxWritten   hub/links/links.ts after its transactions; hub/main.ts after each group commit
+//   outboxWritten   hub/links/links.ts after its transactions; hub/linkage after each carry-over; hub/main.ts after each group commit
 //                   of the write batcher (MyKey lifecycle changes append change-log entries)
 //   published       hub/links/outbox-publisher.ts, after each round that published something
 //   notified        hub/notify/webhooks.ts, for each acknowledged request
@@ -20,7 +20,7 @@ export interface FanoutEvents {
   /** A CRL run suspended MyKey IDs; their entries are in the outbox, committed. */
   suspended: { source: 'crl' };
   /** A transaction committed change-log entries and their outbox rows. */
-  outboxWritten: { source: 'links' | 'lifecycle' | 'crl' };
+  outboxWritten: { source: 'links' | 'lifecycle' | 'crl' | 'linkage' };
   /** The broker took change-log messages (a batch counts once, with its entries). */
   published: { messages: number; entries: number };
   /** A service's business system acknowledged notices. */

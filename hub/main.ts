@@ -117,7 +117,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
   }));
   // Certificate linkage files from the JPKI side (#14): carry-over of renewed certificates without a visit.
-  const linkage = createLinkage({ config, db, mykeys, anchors: () => anchors, crls: crlManager.crls, prepareKeys: (id, next) => links.prepareLifecycleKeys(id, next), afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }), now, log: log.child('linkage') });
+  const linkage = createLinkage({ config, db, mykeys, anchors: () => anchors, crls: crlManager.crls, prepareKeys: (id, next) => links.prepareLifecycleKeys(id, next), events: fanout, now, log: log.child('linkage') });
   const consoleRepo = createConsoleRepo(db);
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;

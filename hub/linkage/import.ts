@@ -5,6 +5,8 @@
 // superseded by linkage. A MyKey ID suspended as superseded by an earlier CRL run resumes in the same
 // transaction; a certificate revoked for a loss is never carried. Re-importing a file changes
 // nothing and reports its records as already carried.
+import type { Emitter } from '../../shared/typed-events.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import { MyKeyError, type ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { isLossReason, type CrlReason } from '../../shared/revocation.ts';
@@ -30,8 +32,8 @@ export interface LinkageImporterDeps {
   revokedNow?: (cert: CheckedCertificate) => { reason: CrlReason } | undefined;
   /** Derives the keyed identities the carry-over needs, off the event loop, before its write (hub/links). */
   prepareKeys?: (mykeyId: string, next: { cert?: CertRef }) => Promise<void>;
-  /** Called after a carry-over committed (its change-log entries wait in the outboxes). */
-  afterCommit?: () => void;
+  /** The fan-out chain (hub/fanout.ts): a committed carry-over has change-log entries waiting in the outboxes. */
+  events?: Emitter<FanoutEvents>;
   now?: () => Date;
   log: Logger;
 }
@@ -134,7 +136,7 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
         await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
       }
     }
-    if (out.kind === 'carried') deps.afterCommit?.();
+    if (out.kind === 'carried') deps.events?.emit('outboxWritten', { source: 'linkage' });
     return out;
   }
 

@@ -1,5 +1,7 @@
 // Certificate linkage files (新旧シリアル番号紐付け): the importer assembled from the hub's parts, so
 // hub/main.ts wires it in one line. See import.ts, parse.ts and hub/pki/README.md.
+import type { Emitter } from '../../shared/typed-events.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { HubConfig } from '../config.ts';
 import type { LoadedCrl } from '../revocation/checker.ts';
@@ -19,7 +21,7 @@ export interface LinkageParts {
   /** The CRLs the hub holds, per issuer key id (the CRL manager's). */
   crls: ReadonlyMap<string, LoadedCrl>;
   prepareKeys: (mykeyId: string, next: { cert?: CertRef }) => Promise<void>;
-  afterCommit: () => void;
+  events: Emitter<FanoutEvents>;
   now: () => Date;
   log: Logger;
 }
@@ -35,7 +37,7 @@ export function createLinkage(p: LinkageParts) {
     maxBytes: p.config.jpki.linkageMaxBytes,
     revokedNow: (c) => p.crls.get(c.anchor.keyId)?.lookup(c.cert.serialHex),
     prepareKeys: p.prepareKeys,
-    afterCommit: p.afterCommit,
+    events: p.events,
     now: p.now,
     log: p.log,
   });
