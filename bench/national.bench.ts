@@ -31,6 +31,7 @@ import { CURRENT_KEY_SCHEME } from '../shared/sync.ts';
 import { loadHubConfig } from '../hub/config.ts';
 import { createHub } from '../hub/main.ts';
 import type { CertIdentity } from '../hub/store/mykey-repo.ts';
+import { listeningUrl } from '../test/helpers/hub-log.ts';
 import { benchMain, percentile, progress, round } from './lib.ts';
 
 const IDS = Number(process.env.BENCH_NATIONAL_IDS ?? 1_000_000);
@@ -49,15 +50,35 @@ function serialOf(i: number, salt: Buffer): string {
   return b.toString('hex');
 }
 
+/** Extra node flags for the hub process, e.g. BENCH_NATIONAL_HUB_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const HUB_FLAGS = (process.env.BENCH_NATIONAL_HUB_FLAGS ?? '').split(' ').filter(Boolean);
+
+/** The fields of a log line, in either form the hub writes (JSON lines, or `... msg {fields}`). */
+function logFields(line: string, msg: string): Record<string, unknown> | undefined {
+  if (!line.includes(msg)) return undefined;
+  try {
+    const o = JSON.parse(line) as Record<string, unknown>;
+    return o.msg === msg ? o : undefined;
+  } catch {
+    const m = line.match(new RegExp(`${msg} (\\{.*\\})$`));
+    return m ? (JSON.parse(m[1]) as Record<string, unknown>) : undefined;
+  }
+}
+
 function startHub(configPath: string, onLine: (line: string) => void): Promise<{ proc: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'hub/main.ts', '--config', configPath], {
+    const proc = spawn(process.execPath, [...HUB_FLAGS, '--import', 'tsx', 'hub/main.ts', '--config', configPath], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, MYKEY_LOG_LEVEL: 'info' },
     });
     let err = '';
     let all = '';
     let resolved = false;
+    // The hub logs JSON lines when stderr is not a terminal (shared/log.ts): a bench that waited for
+    // the human form waited forever. A hub that does not listen in time fails the bench instead.
+    const timer = setTimeout(() => {
+      if (!resolved) reject(new Error(`the hub did not listen within 120 s: ${all}`));
+    }, 120_000);
     proc.stderr!.on('data', (d) => {
       err += d;
       all = (all + d).slice(-4000);
@@ -66,14 +87,18 @@ function startHub(configPath: string, onLine: (line: string) => void): Promise<{
         const line = err.slice(0, nl);
         err = err.slice(nl + 1);
         onLine(line);
-        const m = line.match(/hub listening \{"url":"http:\/\/127\.0\.0\.1:(\d+)"/);
-        if (m && !resolved) {
+        const url = resolved ? undefined : listeningUrl(line);
+        if (url) {
           resolved = true;
-          resolve({ proc, port: Number(m[1]) });
+          clearTimeout(timer);
+          resolve({ proc, port: Number(new URL(url).port) });
         }
       }
     });
-    proc.once('exit', (code) => reject(new Error(`hub exited ${code}: ${all}`)));
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`hub exited ${code}: ${all}`));
+    });
   });
 }
 
@@ -219,9 +244,9 @@ benchMain(async () => {
 
     const applied: { at: number; matched: number; durationMs: number }[] = [];
     child = await startHub(configPath, (line) => {
-      const m = line.match(/CRL applied (\{.*\})$/);
-      if (m) {
-        const s = JSON.parse(m[1]) as { matched: number; durationMs: number; phasesMs?: unknown };
+      const f = logFields(line, 'CRL applied');
+      if (f) {
+        const s = f as { matched: number; durationMs: number; phasesMs?: unknown };
         applied.push({ at: performance.timeOrigin + performance.now(), matched: s.matched, durationMs: s.durationMs });
         progress(`hub process: CRL applied, matched ${s.matched} in ${s.durationMs} ms, phases ${JSON.stringify(s.phasesMs)}`);
       }

@@ -102,6 +102,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     mykeys,
     now: () => now().getTime(),
     onOutbox: () => fanout.emit('outboxWritten', { source: 'links' }),
+    snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024,
   });
   // Lifecycle changes in a batch may have appended change-log entries.
   const batcher = createWriteBatcher(db, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
@@ -336,6 +337,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
         });
       await Promise.all([close(server), close(deviceServer), broker?.stop(), cluster?.stop()]);
       server = deviceServer = broker = cluster = undefined;
+      links.close();
       db.close();
     },
   };
