@@ -42,6 +42,9 @@ export interface SnapshotsDeps {
   sliceMs?: number;
 }
 
+/** Whether a serial (hex) is as shared/cert-identity.ts writes it: lower case, no leading zero bytes. */
+const isNormalSerial = (serial: string): boolean => /^[0-9a-f]+$/.test(serial) && !(serial.length > 2 && serial.startsWith('00'));
+
 /** Links read per page at first; the page then grows or shrinks to take about sliceMs. */
 const FIRST_PAGE = 500;
 const MAX_PAGE = 20_000;
@@ -80,15 +83,20 @@ export function createSnapshots(deps: SnapshotsDeps) {
   type Want = { ident: Ident; key: string | null; uid: string };
 
   /** The mappings of one page's links, in entry order (by MyKey ID, then by certificate). */
-  function wantedOf(scheme: KeyScheme, rows: SnapshotRow[]): Want[] {
+  function wantedOf(pages: SnapshotPages, scheme: KeyScheme, rows: SnapshotRow[]): Want[] {
     const out: Want[] = [];
-    for (const r of rows) {
-      out.push({ ident: { kind: 'mykey', value: r.mykey_id }, key: r.mkey, uid: r.service_user_id });
-      if (r.issuer_key !== null && r.serial_hex !== null) {
-        const value = keys.certValue({ issuerKey: r.issuer_key, serialHex: r.serial_hex, aki: r.cert_aki ?? r.issuer_key_id ?? '' }, scheme);
-        // The key the SQL identity found counts only when that identity is this one.
-        out.push({ ident: { kind: 'cert', value }, key: r.cident === value ? r.ckey : null, uid: r.service_user_id });
+    for (const [mykeyId, uid, mkey, cident, ckey] of rows) {
+      out.push({ ident: { kind: 'mykey', value: mykeyId }, key: mkey, uid });
+      if (cident === null) continue;
+      // The SQL identity is this one when the stored serial is in normal form (it always is: bindings
+      // keep serials so); otherwise the identity is made here, by the one rule, and its key looked up.
+      const serial = cident.slice(cident.lastIndexOf(':') + 1);
+      if (isNormalSerial(serial)) {
+        out.push({ ident: { kind: 'cert', value: cident }, key: ckey, uid });
+        continue;
       }
+      const c = pages.cert(mykeyId);
+      if (c) out.push({ ident: { kind: 'cert', value: keys.certValue({ issuerKey: c.issuer_key, serialHex: c.serial_hex, aki: c.cert_aki ?? c.issuer_key_id }, scheme) }, key: null, uid });
     }
     return out;
   }
@@ -98,7 +106,9 @@ export function createSnapshots(deps: SnapshotsDeps) {
     let json = '';
     for (const w of wanted) {
       const k = scheme === LEGACY_KEY_SCHEME ? keyedIdentitySync(s.sync_secret, w.ident.kind, w.ident.value, scheme) : (w.key ?? keys.derived(s, w.ident.kind, w.ident.value));
-      json += `${first ? '' : ','}["${k}",${JSON.stringify(w.uid)}]`;
+      // Service IDs are printable ASCII: only a quote or a backslash needs JSON's escaping.
+      const uid = w.uid.includes('"') || w.uid.includes('\\') ? JSON.stringify(w.uid) : `"${w.uid}"`;
+      json += `${first ? '' : ','}["${k}",${uid}]`;
       first = false;
     }
     return json;
@@ -121,14 +131,14 @@ export function createSnapshots(deps: SnapshotsDeps) {
       const t = performance.now();
       const rows = pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), after, size);
       if (rows.length === 0) break;
-      const wanted = wantedOf(scheme, rows);
+      const wanted = wantedOf(pages, scheme, rows);
       if (scheme !== LEGACY_KEY_SCHEME) {
         const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
         if (missing.length > 0) yield { s, scheme, idents: missing };
       }
       parts.push(Buffer.from(entriesJson(s, scheme, wanted, mappings === 0)));
       mappings += wanted.length;
-      after = rows[rows.length - 1].mykey_id;
+      after = rows[rows.length - 1][0];
       if (rows.length < size) break;
       const took = performance.now() - t;
       size = Math.max(100, Math.min(MAX_PAGE, Math.round(size * (sliceMs / Math.max(took, 0.5)))));

@@ -10,20 +10,20 @@ import Database from 'better-sqlite3';
 import type { Db } from './db.ts';
 import type { ServiceRow } from './link-repo.ts';
 
-/** One active link with what its keyed identities are made of. */
-export interface SnapshotRow {
-  mykey_id: string;
-  service_user_id: string;
-  /** The current certificate (absent when the MyKey ID has none). */
-  issuer_key: string | null;
-  serial_hex: string | null;
+/**
+ * One active link, as an array (better-sqlite3 raw rows: no object per row at half a million rows):
+ * MyKey ID, service ID, the stored key of `mykey:<id>` under the scheme asked for, the current
+ * certificate's identity as CERT_IDENTITY makes it (null: no current certificate) and the key stored
+ * under `cert:<that identity>` (null: none stored).
+ */
+export type SnapshotRow = [mykeyId: string, serviceUserId: string, mkey: string | null, cident: string | null, ckey: string | null];
+
+/** The current certificate of a MyKey ID as its identity needs it. */
+export interface SnapshotCert {
+  issuer_key: string;
+  serial_hex: string;
   cert_aki: string | null;
-  issuer_key_id: string | null;
-  /** The stored key of `mykey:<id>` under the scheme asked for, if stored. */
-  mkey: string | null;
-  /** The certificate identity the stored `ckey` was looked up by (see CERT_IDENTITY), and that key. */
-  cident: string | null;
-  ckey: string | null;
+  issuer_key_id: string;
 }
 
 // The certificate identity of shared/cert-identity.ts in SQL, for the join with the stored keys:
@@ -43,16 +43,18 @@ function statementsOf(conn: Db) {
     service: conn.prepare<[string], ServiceRow>('SELECT * FROM services WHERE id = ?'),
     // Links through their primary key (service_id, mykey_id); the current binding through
     // cert_bindings_mykey; each key through the primary key of service_keys.
-    page: conn.prepare<[{ service: string; scheme: string; withKey: number; after: string; limit: number }], SnapshotRow>(
-      `SELECT l.mykey_id, l.service_user_id, b.issuer_key, b.serial_hex, b.cert_aki, b.issuer_key_id,
-              km.key AS mkey, ${CERT_IDENTITY} AS cident, kc.key AS ckey
-         FROM links l
-         LEFT JOIN cert_bindings b ON b.mykey_id = l.mykey_id AND b.state = 'current'
-         LEFT JOIN service_keys km ON km.service_id = l.service_id AND km.scheme = @scheme AND km.identity = 'mykey:' || l.mykey_id
-         LEFT JOIN service_keys kc ON kc.service_id = l.service_id AND kc.scheme = @scheme AND kc.identity = 'cert:' || ${CERT_IDENTITY}
-        WHERE l.service_id = @service AND l.state = 'active' AND l.mykey_id > @after
-        ORDER BY l.mykey_id LIMIT @limit`,
-    ),
+    page: conn
+      .prepare<[{ service: string; scheme: string; withKey: number; after: string; limit: number }], SnapshotRow>(
+        `SELECT l.mykey_id, l.service_user_id, km.key, ${CERT_IDENTITY}, kc.key
+           FROM links l
+           LEFT JOIN cert_bindings b ON b.mykey_id = l.mykey_id AND b.state = 'current'
+           LEFT JOIN service_keys km ON km.service_id = l.service_id AND km.scheme = @scheme AND km.identity = 'mykey:' || l.mykey_id
+           LEFT JOIN service_keys kc ON kc.service_id = l.service_id AND kc.scheme = @scheme AND kc.identity = 'cert:' || ${CERT_IDENTITY}
+          WHERE l.service_id = @service AND l.state = 'active' AND l.mykey_id > @after
+          ORDER BY l.mykey_id LIMIT @limit`,
+      )
+      .raw(true),
+    cert: conn.prepare<[string], SnapshotCert>("SELECT issuer_key, serial_hex, cert_aki, issuer_key_id FROM cert_bindings WHERE mykey_id = ? AND state = 'current'"),
   };
 }
 
@@ -61,12 +63,15 @@ export interface SnapshotPages {
   service(id: string): ServiceRow | undefined;
   /** Up to `limit` active links of a service after `after` (MyKey ID order), with their stored keys under `scheme`. */
   page(serviceId: string, scheme: string, withKey: boolean, after: string, limit: number): SnapshotRow[];
+  /** The current certificate of a MyKey ID, in the same read (for an identity CERT_IDENTITY did not make as TypeScript does). */
+  cert(mykeyId: string): SnapshotCert | undefined;
 }
 
 function pagesOf(q: ReturnType<typeof statementsOf>): SnapshotPages {
   return {
     service: (id) => q.service.get(id),
     page: (serviceId, scheme, withKey, after, limit) => q.page.all({ service: serviceId, scheme, withKey: withKey ? 1 : 0, after, limit }),
+    cert: (mykeyId) => q.cert.get(mykeyId),
   };
 }
 
