@@ -130,9 +130,24 @@ export function* matchCrl(m: MatchInput): Generator<void, { hits: Hit[]; increme
   } else {
     yield* matchAfter(0);
   }
-  // Written in binding order: each chunk's rows sit on neighbouring pages.
-  hits.sort((x, y) => x.bindingId - y.bindingId);
-  return { hits, incremental };
+  yield;
+  return { hits: byBinding(hits), incremental };
+}
+
+/**
+ * The hits in binding order, so each written chunk's rows sit on neighbouring pages: as numbers in
+ * one typed-array sort (id * 2^21 + position, exact in a double for ids below 2^32), not a
+ * comparator over objects, which held the event loop for tens of milliseconds at 100,000 hits.
+ */
+function byBinding(hits: Hit[]): Hit[] {
+  const SPAN = 2 ** 21;
+  if (hits.length >= SPAN) return hits.sort((x, y) => x.bindingId - y.bindingId);
+  const keys = new Float64Array(hits.length);
+  for (let i = 0; i < hits.length; i++) keys[i] = hits[i].bindingId * SPAN + i;
+  keys.sort();
+  const out = new Array<Hit>(hits.length);
+  for (let i = 0; i < keys.length; i++) out[i] = hits[keys[i] % SPAN];
+  return out;
 }
 
 /**
