@@ -14,7 +14,7 @@ import type { LinkRepo, LinkRow, ServiceRow } from '../store/link-repo.ts';
 import type { MyKeyRepo } from '../store/mykey-repo.ts';
 import { createSnapshotRepo } from '../store/snapshot-repo.ts';
 import { createChangeLog } from './change-log.ts';
-import { createKeyedIdentities, type Ident } from './keyed-identities.ts';
+import { createKeyedIdentities, nextTurn, type Ident } from './keyed-identities.ts';
 import { createSnapshots, type SnapshotBody } from './snapshot.ts';
 
 export type { ServiceNotice } from './change-log.ts';
@@ -45,7 +45,8 @@ export function createLinks(deps: LinksDeps) {
   const { schemeOf, identsOf, certValue, deriveAhead, keysOf } = keys;
   const log = createChangeLog({ db, repo, mykeys, keys, now, onOutbox: deps.onOutbox });
   const { append, tx } = log;
-  const snapshots = createSnapshots({ db, repo, store: createSnapshotRepo(db), keys, now, cacheBytes: deps.snapshotCacheBytes });
+  const snapshotRepo = createSnapshotRepo(db);
+  const snapshots = createSnapshots({ db, repo, store: snapshotRepo, keys, now, cacheBytes: deps.snapshotCacheBytes });
 
   function requireService(serviceId: string): ServiceRow {
     const s = repo.service(serviceId);
@@ -226,8 +227,15 @@ export function createLinks(deps: LinksDeps) {
       // Links made meanwhile are derived in the next round; the few left are derived in the switch.
       for (let round = 0; round < 3; round++) {
         const s = repo.service(serviceId)!;
-        // Read a slice at a time: at start-up over a large service, requests are answered meanwhile.
-        const idents = await keys.identsOfMany(repo.linkedMyKeys(s.id), CURRENT_KEY_SCHEME);
+        // Read a page at a time: at start-up over a large service, requests are answered meanwhile.
+        const idents: Ident[] = [];
+        for (let after = ''; ; ) {
+          const ids = snapshotRepo.linkedMyKeysAfter(s.id, after, 1024);
+          if (ids.length === 0) break;
+          for (const i of await keys.identsOfMany(ids, CURRENT_KEY_SCHEME)) idents.push(i);
+          after = ids[ids.length - 1];
+          await nextTurn();
+        }
         const before = keys.stats.derived;
         // One derivation at a time: a large service takes long to move, but the hub keeps a core for requests.
         await deriveAhead(s, CURRENT_KEY_SCHEME, idents, 1);

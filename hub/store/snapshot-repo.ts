@@ -77,9 +77,12 @@ function pagesOf(q: ReturnType<typeof statementsOf>): SnapshotPages {
 
 export function createSnapshotRepo(db: Db) {
   const main = statementsOf(db);
+  const linkedAfter = db.prepare<[string, string, number], string>('SELECT mykey_id FROM links WHERE service_id = ? AND mykey_id > ? ORDER BY mykey_id LIMIT ?').pluck();
   let reader: { conn: Db; q: ReturnType<typeof statementsOf> } | undefined;
   let open = false;
   return {
+    /** MyKey IDs linked with a service in any state, after `after` in order, a page at a time (re-keying a whole service). */
+    linkedMyKeysAfter: (serviceId: string, after: string, limit: number): string[] => linkedAfter.all(serviceId, after, limit),
     /** Pages read through the hub's own connection: call inside one of its transactions, all at once. */
     direct: pagesOf(main),
     /** Whether a read may span turns of the event loop (a file database: a connection of its own). */
