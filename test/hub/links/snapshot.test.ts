@@ -7,6 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import { gunzipSync } from 'node:zlib';
 import { HubClient } from '../../../edge/sync/hub-client.ts';
 import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
+import { certIdentityWithKey } from '../../../shared/cert-identity.ts';
 import { CURRENT_KEY_SCHEME, keyedId, type Snapshot } from '../../../shared/sync.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 
@@ -110,6 +111,28 @@ test('a snapshot read over many turns of the event loop is one state at one head
   const next = await links.snapshotBody(SERVICE);
   assert.is(next.seq, seq + 1);
   assert.is(next.mappings, count + 1000);
+});
+
+test('a certificate whose serial is not stored in normal form is keyed by the one identity rule all the same', async (ctx) => {
+  const h = ctx.h;
+  const anchor = h.hub.anchors[0];
+  // Bindings keep serials in normal form; a row that does not (upper case, a leading zero byte)
+  // must not get a key under another identity than the edge computes from the card.
+  const cert = { fingerprint: 'fp-odd-serial', issuerKey: anchor.issuerKey, issuerKeyId: anchor.keyId, serialHex: '00AB12CD', aki: 'AA11', notAfter: Date.UTC(2030, 0, 1) };
+  h.hub.mykeys.bulkCreate([{ id: 'ODDSERIAL', cert }], Date.now());
+  const secret = h.hub.linkRepo.service(SERVICE)!.sync_secret;
+  const identity = certIdentityWithKey({ issuerKey: cert.issuerKey, serialHex: cert.serialHex, aki: cert.aki });
+  assert.is(identity, `${cert.issuerKey}:aa11:ab12cd`);
+  h.hub.db.transaction(() => {
+    h.hub.linkRepo.upsertLink(SERVICE, 'ODDSERIAL', 'LIB-ODD', Date.now(), 'test');
+    h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, 'mykey:ODDSERIAL', keyedId(secret, 'mykey', 'ODDSERIAL'));
+    h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, `cert:${identity}`, keyedId(secret, 'cert', identity));
+    h.hub.linkRepo.nextSeq(SERVICE);
+  })();
+  const map = new Map(JSON.parse((await h.hub.links.snapshotBody(SERVICE)).json.toString('utf8')).entries as [string, string][]);
+  assert.is(map.get(keyedId(secret, 'cert', identity)), 'LIB-ODD');
+  assert.is(map.get(keyedId(secret, 'mykey', 'ODDSERIAL')), 'LIB-ODD');
+  assert.is(h.hub.links.keyStats().derivedBlocking, 0, 'its stored key was found, none derived');
 });
 
 test.run();
