@@ -16,6 +16,7 @@ import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
 import { ChallengeResponse, LinkResponse } from '../../shared/messages.ts';
 import { Snapshot } from '../../shared/sync.ts';
 import type { Links } from '../links/links.ts';
+import type { Pieces } from '../links/snapshot.ts';
 import type { ChallengeBinding, ChallengeStore } from '../mykey/challenges.ts';
 import type { MyKeyService } from '../mykey/service.ts';
 import { parseCertificate } from '../pki/certificate.ts';
@@ -62,15 +63,13 @@ export function acceptsGzip(header: string | undefined): boolean {
   return star;
 }
 
-/** Bytes as a stream of 1 MiB slices, pulled as the socket drains: a large body is never one write. */
-function inSlices(bytes: Buffer): ReadableStream<Uint8Array> {
-  const SLICE = 1024 * 1024;
-  let at = 0;
+/** Pieces of a body as a stream, pulled as the socket drains: a large body is never one write. */
+function streamOf(pieces: Pieces): ReadableStream<Uint8Array> {
+  let i = 0;
   return new ReadableStream<Uint8Array>({
     pull(controller) {
-      if (at >= bytes.length) return controller.close();
-      controller.enqueue(bytes.subarray(at, at + SLICE));
-      at += SLICE;
+      if (i >= pieces.parts.length) return controller.close();
+      controller.enqueue(pieces.parts[i++]);
     },
   });
 }
@@ -107,10 +106,10 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
     async (c) => {
       const snap = await links.snapshotBody(c.get('device').serviceId);
       const zipped = acceptsGzip(c.req.header('accept-encoding'));
-      const bytes = zipped ? await snap.gzip() : snap.json;
-      return c.body(inSlices(bytes), 200, {
+      const pieces = zipped ? await snap.gzip() : snap.pieces;
+      return c.body(streamOf(pieces), 200, {
         'content-type': 'application/json',
-        'content-length': String(bytes.length),
+        'content-length': String(pieces.bytes),
         vary: 'Accept-Encoding',
         ...(zipped ? { 'content-encoding': 'gzip' } : {}),
       });

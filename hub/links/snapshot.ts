@@ -8,8 +8,7 @@
 // (a fleet re-syncing after a rekey) share one build, concurrent ones share the build in progress.
 // The gzip form (for an edge that accepts it) is made on the libuv pool, once per cached snapshot.
 // The body is the JSON of `Snapshot` (shared/sync.ts), the same fields in the same order as before.
-import { gzip as gzipCb } from 'node:zlib';
-import { promisify } from 'node:util';
+import { createGzip } from 'node:zlib';
 import { MyKeyError } from '../../shared/errors.ts';
 import { keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
 import type { Db } from '../store/db.ts';
@@ -17,7 +16,33 @@ import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
 import type { SnapshotPages, SnapshotRepo, SnapshotRow } from '../store/snapshot-repo.ts';
 import { nextTurn, type Ident, type KeyedIdentities } from './keyed-identities.ts';
 
-const gzip = promisify(gzipCb);
+/** Bytes kept as the pieces they were made in (a page of links each): never copied into one buffer on the event loop. */
+export interface Pieces {
+  parts: Buffer[];
+  bytes: number;
+}
+
+/** Compresses pieces through zlib on the libuv pool, a piece at a time. */
+function gzipPieces(src: Pieces): Promise<Pieces> {
+  return new Promise((resolve, reject) => {
+    // Keys are random: a fast level compresses them nearly as well as the default.
+    const z = createGzip({ level: 4 });
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    z.on('data', (d: Buffer) => {
+      parts.push(d);
+      bytes += d.length;
+    });
+    z.on('end', () => resolve({ parts, bytes }));
+    z.on('error', reject);
+    let i = 0;
+    const feed = () => {
+      while (i < src.parts.length) if (!z.write(src.parts[i++])) return void z.once('drain', feed);
+      z.end();
+    };
+    feed();
+  });
+}
 
 /** A built snapshot: its head seq and its JSON bytes; the gzip form on demand (shared, made once). */
 export interface SnapshotBody {
@@ -26,8 +51,11 @@ export interface SnapshotBody {
   keyScheme: KeyScheme;
   /** Mappings in it (two per link with a certificate). */
   mappings: number;
-  json: Buffer;
-  gzip(): Promise<Buffer>;
+  /** The JSON, in pieces (what the route streams). */
+  pieces: Pieces;
+  /** The JSON in one buffer (tests, tools: a copy). */
+  json(): Buffer;
+  gzip(): Promise<Pieces>;
 }
 
 export interface SnapshotsDeps {
@@ -145,19 +173,19 @@ export function createSnapshots(deps: SnapshotsDeps) {
       yield 'turn';
     }
     parts.push(Buffer.from(`]${scheme === LEGACY_KEY_SCHEME ? '' : `,"keyScheme":${JSON.stringify(scheme)}`}}`));
-    const json = Buffer.concat(parts);
-    let zipped: Promise<Buffer> | undefined;
+    const pieces: Pieces = { parts, bytes: parts.reduce((n, p) => n + p.length, 0) };
+    let zipped: Promise<Pieces> | undefined;
     const body: SnapshotBody = {
       serviceId: s.id,
       seq: s.head_seq,
       keyScheme: scheme,
       mappings,
-      json,
+      pieces,
+      json: () => Buffer.concat(parts, pieces.bytes),
       gzip: () => {
         if (!zipped) {
-          // Keys are random: a fast level compresses them nearly as well as the default.
-          zipped = gzip(json, { level: 4 });
-          void zipped.then((z) => account(body, z.length), () => undefined);
+          zipped = gzipPieces(pieces);
+          void zipped.then((z) => account(body, z.bytes), () => undefined);
         }
         return zipped;
       },
@@ -205,9 +233,9 @@ export function createSnapshots(deps: SnapshotsDeps) {
     const old = cache.get(body.serviceId);
     if (old && old.body.seq > body.seq) return; // a newer one was kept meanwhile
     drop(body.serviceId);
-    if (body.json.length > budget) return;
-    cache.set(body.serviceId, { body, bytes: body.json.length });
-    cachedBytes += body.json.length;
+    if (body.pieces.bytes > budget) return;
+    cache.set(body.serviceId, { body, bytes: body.pieces.bytes });
+    cachedBytes += body.pieces.bytes;
     evict(body.serviceId);
   }
 
@@ -276,7 +304,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
      */
     snapshot(serviceId: string): Snapshot {
       requireService(serviceId);
-      return JSON.parse(deps.db.transaction(() => readAtOnce(store.direct, serviceId))().json.toString('utf8')) as Snapshot;
+      return JSON.parse(deps.db.transaction(() => readAtOnce(store.direct, serviceId))().json().toString('utf8')) as Snapshot;
     },
 
     /** Counts since start: snapshots built, answered from the cache, and requests that shared a build. */

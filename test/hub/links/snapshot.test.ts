@@ -106,7 +106,7 @@ test('a snapshot read over many turns of the event loop is one state at one head
   const body = await building;
   assert.is(body.seq, seq);
   assert.is(body.mappings, count);
-  const parsed = JSON.parse(body.json.toString('utf8')) as Snapshot;
+  const parsed = JSON.parse(body.json().toString('utf8')) as Snapshot;
   assert.is(parsed.entries.length, count);
   const next = await links.snapshotBody(SERVICE);
   assert.is(next.seq, seq + 1);
@@ -129,7 +129,7 @@ test('a certificate whose serial is not stored in normal form is keyed by the on
     h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, `cert:${identity}`, keyedId(secret, 'cert', identity));
     h.hub.linkRepo.nextSeq(SERVICE);
   })();
-  const map = new Map(JSON.parse((await h.hub.links.snapshotBody(SERVICE)).json.toString('utf8')).entries as [string, string][]);
+  const map = new Map(JSON.parse((await h.hub.links.snapshotBody(SERVICE)).json().toString('utf8')).entries as [string, string][]);
   assert.is(map.get(keyedId(secret, 'cert', identity)), 'LIB-ODD');
   assert.is(map.get(keyedId(secret, 'mykey', 'ODDSERIAL')), 'LIB-ODD');
   assert.is(h.hub.links.keyStats().derivedBlocking, 0, 'its stored key was found, none derived');
