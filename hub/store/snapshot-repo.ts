@@ -5,7 +5,8 @@
 // consistent state at one head seq: its pages are read inside one read transaction of a connection of
 // its own (WAL: a reader sees the database as of its first read, while the hub's connection keeps
 // writing). A database in memory has no second connection: there the caller reads every page at once
-// inside one transaction of the hub's connection (`consistentAcrossTurns` false).
+// inside one transaction of the hub's connection (`readsAcrossTurns` false, `direct`). A PostgreSQL
+// store would read the pages inside one REPEATABLE READ transaction for the same guarantee.
 import Database from 'better-sqlite3';
 import type { Db } from './db.ts';
 import type { ServiceRow } from './link-repo.ts';
