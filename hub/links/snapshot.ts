@@ -10,11 +10,12 @@
 // The body is the JSON of `Snapshot` (shared/sync.ts), the same fields in the same order as before.
 import { createGzip } from 'node:zlib';
 import { MyKeyError } from '../../shared/errors.ts';
-import { keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
+import { keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
 import type { Db } from '../store/db.ts';
 import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
 import type { SnapshotPages, SnapshotRepo, SnapshotRow } from '../store/snapshot-repo.ts';
 import { nextTurn, type Ident, type KeyedIdentities } from './keyed-identities.ts';
+import { addedPiece, filterPiece, firstWithoutComma, foldChanges } from './snapshot-delta.ts';
 
 /** Bytes kept as the pieces they were made in (a page of links each): never copied into one buffer on the event loop. */
 export interface Pieces {
@@ -51,8 +52,10 @@ export interface SnapshotBody {
   keyScheme: KeyScheme;
   /** Mappings in it (two per link with a certificate). */
   mappings: number;
-  /** The JSON, in pieces (what the route streams). */
+  /** The JSON, in pieces (what the route streams): the head, `entryParts`, the tail. */
   pieces: Pieces;
+  /** The entries' JSON in pieces: what a later head's snapshot is made from (snapshot-delta.ts). */
+  entryParts: Buffer[];
   /** The JSON in one buffer (tests, tools: a copy). */
   json(): Buffer;
   gzip(): Promise<Pieces>;
@@ -76,9 +79,11 @@ const isNormalSerial = (serial: string): boolean => /^[0-9a-f]+$/.test(serial) &
 /** Links read per page at first; the page then grows or shrinks to take about sliceMs. */
 const FIRST_PAGE = 500;
 const MAX_PAGE = 20_000;
+/** Change-log entries a later snapshot is made from at most; further behind, it is read in full. */
+const MAX_DELTA_ENTRIES = 20_000;
 
 /** The JSON of a snapshot, written a page at a time: `{"serviceId":..,"seq":..,"generatedAt":..,"entries":[..]` + keyScheme. */
-function head(s: ServiceRow, generatedAt: string): string {
+function head(s: Pick<ServiceRow, 'id' | 'head_seq'>, generatedAt: string): string {
   return `${JSON.stringify({ serviceId: s.id, seq: s.head_seq, generatedAt }).slice(0, -1)},"entries":[`;
 }
 
@@ -98,7 +103,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
   const building = new Map<string, Promise<SnapshotBody>>();
   /** Snapshot reads run one at a time (one reader connection, one read transaction). */
   let queue: Promise<unknown> = Promise.resolve();
-  const stats = { builds: 0, hits: 0, shared: 0 };
+  const stats = { builds: 0, hits: 0, shared: 0, deltas: 0 };
 
   function requireService(serviceId: string): ServiceRow {
     const s = repo.service(serviceId);
@@ -151,7 +156,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
     const s = pages.service(serviceId);
     if (!s || s.status !== 'active') throw new MyKeyError('not_found', `no service ${serviceId}`);
     const scheme = keys.schemeOf(s);
-    const parts: Buffer[] = [Buffer.from(head(s, new Date(deps.now()).toISOString()))];
+    const parts: Buffer[] = [];
     let after = '';
     let size = FIRST_PAGE;
     let mappings = 0;
@@ -172,7 +177,16 @@ export function createSnapshots(deps: SnapshotsDeps) {
       size = Math.max(100, Math.min(MAX_PAGE, Math.round(size * (sliceMs / Math.max(took, 0.5)))));
       yield 'turn';
     }
-    parts.push(Buffer.from(`]${scheme === LEGACY_KEY_SCHEME ? '' : `,"keyScheme":${JSON.stringify(scheme)}`}}`));
+    return makeBody(s, scheme, parts, mappings);
+  }
+
+  /** A snapshot of a service at its head seq from its entries' JSON pieces: head and tail around them, gzip on demand. */
+  function makeBody(s: Pick<ServiceRow, 'id' | 'head_seq'>, scheme: KeyScheme, entryParts: Buffer[], mappings: number): SnapshotBody {
+    const parts = [
+      Buffer.from(head(s, new Date(deps.now()).toISOString())),
+      ...entryParts,
+      Buffer.from(`]${scheme === LEGACY_KEY_SCHEME ? '' : `,"keyScheme":${JSON.stringify(scheme)}`}}`),
+    ];
     const pieces: Pieces = { parts, bytes: parts.reduce((n, p) => n + p.length, 0) };
     let zipped: Promise<Pieces> | undefined;
     const body: SnapshotBody = {
@@ -181,6 +195,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
       keyScheme: scheme,
       mappings,
       pieces,
+      entryParts,
       json: () => Buffer.concat(parts, pieces.bytes),
       gzip: () => {
         if (!zipped) {
@@ -191,6 +206,43 @@ export function createSnapshots(deps: SnapshotsDeps) {
       },
     };
     return body;
+  }
+
+  /**
+   * The snapshot at `headSeq` made from a kept one and the change-log entries after it, a piece at a
+   * time between turns of the event loop; undefined when the log cannot say it (an entry missing,
+   * another key scheme, a re-key): the caller builds in full.
+   */
+  async function later(kept: SnapshotBody, headSeq: number): Promise<SnapshotBody | undefined> {
+    const entries: ChangeEntry[] = [];
+    for (let after = kept.seq; after < headSeq; ) {
+      const page = repo.changesAfter(kept.serviceId, after, Math.min(1000, headSeq - after));
+      if (page.length === 0) return undefined;
+      for (const json of page) {
+        const e = JSON.parse(json) as ChangeEntry;
+        if (e.seq !== after + 1 || e.kind === 'rekey' || (e.keyScheme ?? LEGACY_KEY_SCHEME) !== kept.keyScheme) return undefined;
+        entries.push(e);
+        after = e.seq;
+      }
+      await nextTurn();
+    }
+    const { touched, added } = foldChanges(entries);
+    const out: Buffer[] = [];
+    let mappings = 0;
+    let t = performance.now();
+    for (const p of kept.entryParts) {
+      const f = filterPiece(p, touched);
+      out.push(f.piece);
+      mappings += f.kept;
+      if (performance.now() - t >= sliceMs) {
+        await nextTurn();
+        t = performance.now();
+      }
+    }
+    out.push(addedPiece(added));
+    mappings += added.size;
+    stats.deltas++;
+    return makeBody({ id: kept.serviceId, head_seq: headSeq }, kept.keyScheme, firstWithoutComma(out), mappings);
   }
 
   /** Runs the steps at once (keys not stored are derived blocking): inside a transaction of the hub's connection. */
@@ -288,7 +340,9 @@ export function createSnapshots(deps: SnapshotsDeps) {
         stats.shared++;
         return under;
       }
-      const p = build(serviceId).then((body) => {
+      // From the kept snapshot and the log when it is not too far behind, else read in full.
+      const from = c && c.body.keyScheme === scheme && c.body.seq < s.head_seq && s.head_seq - c.body.seq <= MAX_DELTA_ENTRIES ? c.body : undefined;
+      const p = (async () => (from ? await later(from, s.head_seq).catch(() => undefined) : undefined) ?? (await build(serviceId)))().then((body) => {
         keep(body);
         return body;
       });
@@ -307,7 +361,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
       return JSON.parse(deps.db.transaction(() => readAtOnce(store.direct, serviceId))().json().toString('utf8')) as Snapshot;
     },
 
-    /** Counts since start: snapshots built, answered from the cache, and requests that shared a build. */
+    /** Counts since start: snapshots built (in full, from a kept one and the log), answered from the cache, requests that shared a build. */
     stats: () => ({ ...stats, cachedBytes, cached: cache.size }),
 
     /** Closes the reader connection. */
