@@ -4,6 +4,8 @@
 // certificate suspends its MyKey ID with its RFC 5280 reason. Everything is keyed by the issuer's KEY
 // (TrustAnchor.keyId), not its name: during a CA key rollover two anchors share a name, and each
 // CRL applies only to the certificates its own key signed. Only a full CRL is applied (load.ts).
+// This file holds the state and the runs' order; its parts are crl-match.ts (matching a CRL against
+// the bindings and writing the revocations, in slices) and crl-fetch.ts (download, atomic save).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MyKeyError, isErrorCode } from '../../shared/errors.ts';
