@@ -4,6 +4,7 @@
 //   change-log.ts        each change as one transaction: the link row, the change-log entry, the MQTT
 //                        and webhook outbox rows; a MyKey ID's own lifecycle changes fanned out likewise
 //   snapshot.ts          a service's mappings at its head seq, built in slices and kept per head seq
+//   snapshot-delta.ts    a later head's snapshot from the kept one and the change log between them
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { MyKeyError } from '../../shared/errors.ts';
 import type { CertRef } from '../../shared/cert-identity.ts';
