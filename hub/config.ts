@@ -91,6 +91,7 @@ export const HubConfigSchema = Type.Object(
         httpsHost: Type.String({ default: '127.0.0.1', description: 'address of the device API (HTTPS, device certificates)' }),
         httpsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'device API port; 0 picks a free port' }),
         certValidityDays: Type.Integer({ minimum: 1, maximum: 3650, default: 365, description: 'validity of device certificates issued at enrollment' }),
+        snapshotCacheMb: Type.Integer({ minimum: 0, maximum: 65536, default: 128, description: 'memory kept for built snapshots (JSON and gzip), so edges asking at the same head seq share one build; 0 keeps none' }),
       },
       { default: {} },
     ),

@@ -98,7 +98,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   const devices = createDeviceRepo(db);
   const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout });
   const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, events: fanout });
-  const links = createLinks({ db, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout });
+  const links = createLinks({ db, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout, snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024 });
   // Lifecycle changes in a batch may have appended change-log entries (the batcher is the store's, so
   // it keeps a plain hook; the event is the chain's).
   const batcher = createWriteBatcher(db, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
@@ -358,6 +358,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
         await lifecycle.stop();
       } finally {
         unwireFanout();
+        links.close();
         db.close();
       }
     },

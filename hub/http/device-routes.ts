@@ -16,6 +16,7 @@ import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
 import { ChallengeResponse, LinkResponse } from '../../shared/messages.ts';
 import { Snapshot } from '../../shared/sync.ts';
 import type { Links } from '../links/links.ts';
+import type { Pieces } from '../links/snapshot.ts';
 import type { ChallengeBinding, ChallengeStore } from '../mykey/challenges.ts';
 import type { MyKeyService } from '../mykey/service.ts';
 import { parseCertificate } from '../pki/certificate.ts';
@@ -48,6 +49,31 @@ export interface DeviceRoutesDeps extends BodyLimit {
   needsRenewal?: (certDer: Uint8Array) => boolean;
 }
 
+/** Whether an Accept-Encoding header accepts gzip (RFC 9110 12.5.3: `gzip`, `x-gzip` or `*`, with a q-value above 0). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  let star = false;
+  for (const part of header.split(',')) {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const accepted = q === undefined || Number(q.slice(2)) > 0;
+    if (coding === 'gzip' || coding === 'x-gzip') return accepted;
+    if (coding === '*') star = accepted;
+  }
+  return star;
+}
+
+/** Pieces of a body as a stream, pulled as the socket drains: a large body is never one write. */
+function streamOf(pieces: Pieces): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (i >= pieces.parts.length) return controller.close();
+      controller.enqueue(pieces.parts[i++]);
+    },
+  });
+}
+
 export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps: DeviceRoutesDeps): void {
   const { links, mykeys } = deps;
   const tag = 'Device';
@@ -68,8 +94,26 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
   );
 
   r.route(
-    { method: 'get', path: '/v1/device/snapshot', tag, auth: 'device', summary: "A snapshot of the device's service at its head sequence", responses: { 200: { description: 'snapshot', schema: Snapshot } } },
-    (c) => c.json(links.snapshot(c.get('device').serviceId) satisfies Snapshot),
+    {
+      method: 'get',
+      path: '/v1/device/snapshot',
+      tag,
+      auth: 'device',
+      summary: "A snapshot of the device's service at its head sequence",
+      description: 'gzip-encoded when the request accepts it (Accept-Encoding: gzip); built once per head sequence and shared by the edges that ask at it.',
+      responses: { 200: { description: 'snapshot', schema: Snapshot } },
+    },
+    async (c) => {
+      const snap = await links.snapshotBody(c.get('device').serviceId);
+      const zipped = acceptsGzip(c.req.header('accept-encoding'));
+      const pieces = zipped ? await snap.gzip() : snap.pieces;
+      return c.body(streamOf(pieces), 200, {
+        'content-type': 'application/json',
+        'content-length': String(pieces.bytes),
+        vary: 'Accept-Encoding',
+        ...(zipped ? { 'content-encoding': 'gzip' } : {}),
+      });
+    },
   );
 
   r.route(

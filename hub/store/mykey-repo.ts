@@ -116,12 +116,15 @@ export function createMyKeyRepo(db: Db) {
     ),
     // The binding of this very certificate: same issuer name, same issuing key, same serial. A row
     // whose key id is not yet known ('') matches only the same certificate (fingerprint), so a serial
-    // reused under another key never finds it.
-    // `issuer_key_id IN (?, '')` lets SQLite seek all three columns of cert_bindings_live_serial; with
-    // the OR alone it searched on issuer_key only: every binding of the issuer, per registration.
-    liveBindingOfCert: db.prepare<[string, string, string, string, string], BindingRow>(
-      `SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended' AND issuer_key_id IN (?, '')
-         AND (issuer_key_id = ? OR fingerprint = ?) ORDER BY issuer_key_id DESC LIMIT 1`,
+    // reused under another key never finds it. Two seeks of cert_bindings_live_serial (issuer name,
+    // key id, serial): written with an OR, SQLite used the index for the issuer name alone and read
+    // every binding of the issuer (a quarter of a second per registration at a million bindings).
+    liveBindingOfCert: db.prepare<{ issuerKey: string; serialHex: string; issuerKeyId: string; fingerprint: string }, BindingRow>(
+      `SELECT * FROM (
+         SELECT * FROM cert_bindings WHERE issuer_key = @issuerKey AND issuer_key_id = @issuerKeyId AND serial_hex = @serialHex AND state <> 'ended'
+         UNION ALL
+         SELECT * FROM cert_bindings WHERE issuer_key = @issuerKey AND issuer_key_id = '' AND serial_hex = @serialHex AND state <> 'ended' AND fingerprint = @fingerprint
+       ) ORDER BY issuer_key_id DESC LIMIT 1`,
     ),
     currentBinding: db.prepare<[string], BindingRow>("SELECT * FROM cert_bindings WHERE mykey_id = ? AND state = 'current'"),
     bindingsOf: db.prepare<[string], BindingRow>('SELECT * FROM cert_bindings WHERE mykey_id = ? ORDER BY id'),
@@ -200,7 +203,7 @@ export function createMyKeyRepo(db: Db) {
     },
     /** The live binding of this certificate, matched by issuer name, issuing key and serial. */
     liveBindingOfCert: (cert: CertIdentity): BindingRow | undefined =>
-      q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.issuerKeyId, cert.fingerprint),
+      q.liveBindingOfCert.get({ issuerKey: cert.issuerKey, serialHex: cert.serialHex, issuerKeyId: cert.issuerKeyId, fingerprint: cert.fingerprint }),
     currentBinding: (id: string): BindingRow | undefined => q.currentBinding.get(id),
     bindingsOf: (id: string): BindingRow[] => q.bindingsOf.all(id),
     counts(): Record<MyKeyStatus, number> {
@@ -250,7 +253,7 @@ export function createMyKeyRepo(db: Db) {
      */
     createOrGet: db.transaction(
       (cert: CertIdentity, candidate: () => string, now: number): { row: MyKeyRow; created: boolean } | { superseded: true } => {
-        const existing = q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.issuerKeyId, cert.fingerprint);
+        const existing = q.liveBindingOfCert.get({ issuerKey: cert.issuerKey, serialHex: cert.serialHex, issuerKeyId: cert.issuerKeyId, fingerprint: cert.fingerprint });
         if (existing) {
           if (existing.state === 'carried_over') return { superseded: true };
           return { row: q.getId.get(existing.mykey_id)!, created: false };
