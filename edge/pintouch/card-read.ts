@@ -23,6 +23,11 @@ export function pinTouchReadOf(identity: object): PinTouchRead | undefined {
   return extras.get(identity);
 }
 
+/** Attaches what a PIN-checked touch read to its identity object (readPinTouchIdentity; tests). */
+export function attachPinTouchRead(identity: object, read: PinTouchRead): void {
+  extras.set(identity, read);
+}
+
 /** Reads the identity, the certificate and the PIN's tries left in one session. */
 export function readPinTouchIdentity(session: CardSession): Promise<CardIdentity> {
   return session.run(async () => {
@@ -33,7 +38,7 @@ export function readPinTouchIdentity(session: CardSession): Promise<CardIdentity
       area.state === 'written'
         ? { kind: 'mykey', mykeyId: area.mykeyId }
         : { kind: 'cert', certDer, certSha256: createHash('sha256').update(certDer).digest('hex'), mykeyArea: area.state };
-    extras.set(identity, { certDer, pin });
+    attachPinTouchRead(identity, { certDer, pin });
     return identity;
   });
 }
