@@ -283,6 +283,22 @@ test('a blocked PIN is refused at the touch without a try, and the page says whe
   await takeAway(ctx);
 });
 
+test('three wrong PINs block it on the card: the third is refused as blocked, with tries shown before', async (ctx) => {
+  assert.is(await put(ctx, ctx.cards.alice), 'pin');
+  const tries: (number | undefined)[] = [];
+  for (let i = 0; i < 2; i++) {
+    const n = ctx.views.length;
+    assert.ok(ctx.flow.pin('0000').ok);
+    await waitUntil(() => ctx.views.slice(n).some((v) => v.step === 'pin' && v.retry === 'pin_wrong'), 'a wrong PIN');
+    const v = ctx.flow.view();
+    tries.push(v.step === 'pin' ? v.triesLeft : undefined);
+  }
+  assert.equal(tries, [2, 1]);
+  const r = await enter(ctx, '0000');
+  assert.equal([r.outcome, r.reason], ['refused', 'pin_blocked']);
+  await takeAway(ctx);
+});
+
 test('the card taken away while the PIN pad waits ends the touch (card_removed)', async (ctx) => {
   assert.is(await put(ctx, ctx.cards.alice), 'pin');
   const before = ctx.received.length;
