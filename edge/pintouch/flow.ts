@@ -31,6 +31,8 @@ import type { PinTouchView } from './view.ts';
 export interface PinTouchCards {
   connect(reader: string): Promise<CardSession>;
   on(event: 'card-removed', listener: (e: { reader: string }) => unknown): () => void;
+  /** Whether a card is on the reader now (a card gone before the flow started listening). */
+  isCardPresent?(reader: string): boolean;
 }
 
 /** The verdict of one PIN attempt, for benchmarks and metrics: never who, only how it ended and how long it took. */
@@ -132,6 +134,11 @@ export class PinTouchFlow {
   async begin(reader: string, identity: TouchIdentity): Promise<LookupDecision | undefined> {
     this.#end();
     const epoch = this.#epoch;
+    // The card taken away from here on (while the keys are derived, or the PIN pad waits) ends the
+    // touch; while the card signs, the exchange fails by itself and the late answer is dropped.
+    this.#offRemoved = this.#o.cards.on('card-removed', (e) => {
+      if (e.reader === reader && epoch === this.#epoch && this.#view.step !== 'checking') this.#settle(reader, refused('card_removed'), identity);
+    });
     const read = pinTouchReadOf(identity);
     if (!read) return void this.#settle(reader, refused('unreadable_identity'), identity);
     const anchors = this.#o.anchors();
@@ -151,12 +158,9 @@ export class PinTouchFlow {
     }
     if (b.verdict === 'unbound') return void this.#fail(reader, 'pin_touch_cert_unbound', identity);
     if (read.pin.state === 'blocked') return void this.#fail(reader, 'pin_blocked', identity);
+    if (this.#o.cards.isCardPresent?.(reader) === false) return void this.#settle(reader, refused('card_removed'), identity);
     this.#stats.pinTouches++;
     this.#pending = { reader, identity, cert: cert.value, certDer: read.certDer, identityKeys, certKeys };
-    // The card taken away while the PIN pad waits: the touch ends (put it back to start again).
-    this.#offRemoved = this.#o.cards.on('card-removed', (e) => {
-      if (e.reader === reader && this.#view.step === 'pin') this.#settle(reader, refused('card_removed'), identity);
-    });
     this.#go({ step: 'pin', ...(read.pin.state === 'open' ? { triesLeft: read.pin.triesLeft } : {}) });
     return undefined;
   }
