@@ -162,6 +162,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     challenges,
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices, () => enrollment),
     needsRenewal: (der) => !!deviceCa && !deviceCa.issuedByCurrent(der),
+    jpkiAnchors: () => anchors.map((a) => a.cert.der),
     rateLimits: config.rateLimits,
     releases: { releases },
     enrollments: {

@@ -182,6 +182,14 @@ export const ERROR_CODES = {
   linkage_new_cert_revoked: { status: 422, title: 'The new certificate of the linkage record is itself revoked' },
   linkage_serial_mismatch: { status: 422, title: 'The new serial of the linkage record is not the serial of its certificate' },
   linkage_new_cert_bound: { status: 409, title: 'The new certificate of the linkage record is already bound to another MyKey ID' },
+  // PIN-checked touch (#14)
+  pin_touch_cert_unbound: { status: 403, title: "The card's user-authentication certificate is not the one bound to the MyKey ID it carries" },
+  pin_touch_cert_untrusted: { status: 403, title: "The card's certificate was not issued by a JPKI trust anchor the edge holds, or is outside its validity" },
+  pin_touch_signature_invalid: { status: 403, title: "The card's signature does not verify against its certificate's key" },
+  pin_touch_replayed: { status: 403, title: "The signature is by the card's key but over another challenge (an old one replayed)" },
+  pin_touch_timeout: { status: 408, title: 'The PIN was not entered in time' },
+  pin_touch_cancelled: { status: 409, title: 'The PIN-checked touch was cancelled' },
+  pin_touch_unavailable: { status: 503, title: 'The edge holds no JPKI trust anchor to check a PIN-checked touch against' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

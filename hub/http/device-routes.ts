@@ -47,6 +47,11 @@ export interface DeviceRoutesDeps extends BodyLimit {
   lifecycle?: DeviceLifecycleDeps;
   /** True when a device certificate (DER) was issued by a retired device CA: the config answer asks for renewal. */
   needsRenewal?: (certDer: Uint8Array) => boolean;
+  /**
+   * The JPKI user-authentication CA certificates (DER) the hub trusts: sent in the device config so an
+   * edge checks a PIN-checked touch's certificate offline (#14).
+   */
+  jpkiAnchors?: () => readonly Uint8Array[];
 }
 
 /** Whether an Accept-Encoding header accepts gzip (RFC 9110 12.5.3: `gzip`, `x-gzip` or `*`, with a q-value above 0). */
@@ -89,7 +94,16 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
       // After a device CA rotation the edge learns here, at its next contact, to renew its certificate.
       const peer = (c.env?.incoming?.socket as TLSSocket | undefined)?.getPeerCertificate?.();
       const renew = !!peer?.raw && deps.needsRenewal?.(new Uint8Array(peer.raw)) === true;
-      return c.json({ edgeId: d.edgeId, serviceId: d.serviceId, syncSecret: s.sync_secret.toString('base64url'), ...(renew ? { renewCertificate: true } : {}) } satisfies DeviceConfig);
+      // PIN-checked touch (#14): the service's level, and the anchors the edge checks certificates against.
+      const anchors = (deps.jpkiAnchors?.() ?? []).slice(0, 16).map((der) => Buffer.from(der).toString('base64'));
+      return c.json({
+        edgeId: d.edgeId,
+        serviceId: d.serviceId,
+        syncSecret: s.sync_secret.toString('base64url'),
+        ...(renew ? { renewCertificate: true } : {}),
+        touchAssurance: s.touch_assurance ?? 'possession',
+        ...(anchors.length ? { jpkiAnchors: anchors } : {}),
+      } satisfies DeviceConfig);
     },
   );
 

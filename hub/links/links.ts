@@ -66,7 +66,7 @@ export function createLinks(deps: LinksDeps) {
      * Creates a service with its sync secret (and webhook secret when a webhook is given). Counter
      * links need the holder's proof unless the service is created (or later set) without it.
      */
-    createService(input: { id: string; name: string; webhookUrl?: string; requireHolderProof?: boolean }): { service: ServiceRow; webhookSecret?: string } {
+    createService(input: { id: string; name: string; webhookUrl?: string; requireHolderProof?: boolean; touchAssurance?: 'possession' | 'pin' }): { service: ServiceRow; webhookSecret?: string } {
       if (!isServiceId(input.id)) throw new MyKeyError('validation_failed', 'a service id is 2-32 lower-case letters, digits and hyphens, starting with a letter');
       if (repo.service(input.id)) throw new MyKeyError('conflict', `service ${input.id} exists`);
       const webhookSecret = input.webhookUrl ? randomBytes(32) : null;
@@ -80,6 +80,7 @@ export function createLinks(deps: LinksDeps) {
         created_at: now(),
       });
       repo.setKeyScheme(input.id, CURRENT_KEY_SCHEME); // a new service has no edges on the legacy keys
+      if (input.touchAssurance === 'pin') repo.setTouchAssurance(input.id, 'pin');
       return { service: repo.service(input.id)!, webhookSecret: webhookSecret?.toString('base64url') };
     },
 
@@ -95,6 +96,16 @@ export function createLinks(deps: LinksDeps) {
     setRequireHolderProof(serviceId: string, on: boolean): void {
       requireService(serviceId);
       repo.setRequireHolderProof(serviceId, on);
+    },
+
+    /**
+     * Sets what a touch at the service's readers proves (PIN-checked touch, #14); the caller audits it.
+     * Edges learn it with their device config (at start, on reconnect and at every catch-up poll).
+     */
+    setTouchAssurance(serviceId: string, level: 'possession' | 'pin'): void {
+      requireService(serviceId);
+      if (level !== 'possession' && level !== 'pin') throw new MyKeyError('validation_failed', "touch assurance is 'possession' or 'pin'");
+      repo.setTouchAssurance(serviceId, level);
     },
 
     /** Issues an API credential for a service's business system; the token is shown only now. */

@@ -15,6 +15,8 @@ export interface ServiceRow {
   created_at: number;
   /** Derivation of the keyed identities its edges get (shared/sync.ts). */
   key_scheme: KeyScheme;
+  /** What a touch at its readers proves (migration 175; PIN-checked touch, #14). */
+  touch_assurance: 'possession' | 'pin';
 }
 
 export interface LinkRow {
@@ -58,6 +60,7 @@ export function createLinkRepo(db: Db) {
     ),
     updateWebhook: db.prepare('UPDATE services SET webhook_url = ?, webhook_secret = ? WHERE id = ?'),
     setRequireHolderProof: db.prepare('UPDATE services SET require_holder_proof = ? WHERE id = ?'),
+    setTouchAssurance: db.prepare('UPDATE services SET touch_assurance = ? WHERE id = ?'),
     bumpSeq: db.prepare<[string], { head_seq: number }>('UPDATE services SET head_seq = head_seq + 1 WHERE id = ? RETURNING head_seq'),
     insertCredential: db.prepare('INSERT INTO service_credentials (id, service_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)'),
     credential: db.prepare<[string], { id: string; service_id: string; secret_hash: string; revoked_at: number | null }>(
@@ -121,9 +124,10 @@ export function createLinkRepo(db: Db) {
   return {
     service: (id: string): ServiceRow | undefined => q.service.get(id),
     services: (): ServiceRow[] => q.services.all(),
-    insertService: (row: Omit<ServiceRow, 'status' | 'head_seq' | 'key_scheme'>) => q.insertService.run({ ...row }),
+    insertService: (row: Omit<ServiceRow, 'status' | 'head_seq' | 'key_scheme' | 'touch_assurance'>) => q.insertService.run({ ...row }),
     updateWebhook: (id: string, url: string | null, secret: Buffer | null) => q.updateWebhook.run(url, secret, id),
     setRequireHolderProof: (id: string, on: boolean) => q.setRequireHolderProof.run(on ? 1 : 0, id),
+    setTouchAssurance: (id: string, level: 'possession' | 'pin') => q.setTouchAssurance.run(level, id),
     nextSeq: (serviceId: string): number => q.bumpSeq.get(serviceId)!.head_seq,
     insertCredential: (id: string, serviceId: string, label: string, hash: string, at: number) => q.insertCredential.run(id, serviceId, label, hash, at),
     credential: (id: string) => q.credential.get(id),

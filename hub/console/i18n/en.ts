@@ -279,5 +279,11 @@ export const en: typeof ja = {
     holderStop: 'Stop requiring it',
     holderRequire: 'Require it',
     holderNote: "When required, a counter link needs the holder's card signature after the PIN. Even when not, a MyKey ID alone never links, and a service ID linked to someone else is never moved at the counter. Changes are recorded in the audit log.",
+    touchAssurance: 'What a touch proves',
+    touchPossession: 'possession (no PIN)',
+    touchPin: 'PIN-checked (PIN and card signature)',
+    touchStopPin: 'Touch without PIN',
+    touchRequirePin: 'Require the PIN at every touch',
+    touchNote: "Possession: the reader answers to what anyone can read off the card. PIN-checked: the holder enters the 4-digit PIN on the reader's page and the card signs a fresh challenge, checked at the reader without network (point redemption, higher assurance). Readers learn it within their catch-up poll; readers too old to know it keep answering on possession, so upgrade them first. Changes are recorded in the audit log.",
   },
 };
