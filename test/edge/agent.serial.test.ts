@@ -24,6 +24,7 @@ import { createEdgeAgent, type EdgeAgent } from '../../edge/main.ts';
 import type { TouchResult } from '../../edge/handoff/index.ts';
 import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/polling.ts';
 
 const READER = vpcdReaderName(0);
 
@@ -38,14 +39,6 @@ interface Ctx {
   agent: EdgeAgent;
 }
 const test = suite<Ctx>('edge agent end to end', {} as Ctx);
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A card whose key we hold (so the hub registration can be signed like the card signs). */
 async function card(ctx: Ctx, keyPair: CryptoKeyPair, mykeyId?: string): Promise<{ file: CardFile; cert: IssuedCert }> {
@@ -65,7 +58,7 @@ async function touch(ctx: Ctx, file: CardFile, ms = 5000): Promise<TouchResult |
   const before = ctx.received.length;
   const touchesBefore = ctx.agent.lookup.counters().touches;
   await ctx.slot.insert(new VirtualCard(file));
-  await waitFor('the touch', () => ctx.agent.lookup.counters().touches > touchesBefore, ms);
+  await until(() => ctx.agent.lookup.counters().touches > touchesBefore, { what: 'the touch', timeoutMs: ms });
   await new Promise((r) => setTimeout(r, 100)); // a hand-off, if any, is on its way over loopback
   const gone = new Promise<void>((r) => {
     const off = ctx.agent.manager.on('card-removed', (e) => {
@@ -162,8 +155,8 @@ test('a linked card touched on the reader is handed over, revoked at the hub it 
 
   ctx.agent = createEdgeAgent(loadEdgeConfig({ file: ctx.configFile, env: {} }), { log: silentLogger });
   await ctx.agent.start();
-  await waitFor('synced and connected', () => ctx.agent.cache.synced && ctx.agent.sync.connected && ctx.agent.cache.size === 2, 15_000);
-  await waitFor('the reader', () => ctx.agent.manager.readers().includes(READER));
+  await until(() => ctx.agent.cache.synced && ctx.agent.sync.connected && ctx.agent.cache.size === 2, { what: 'synced and connected' });
+  await until(() => ctx.agent.manager.readers().includes(READER), { what: 'the reader' });
 
   const a = await touch(ctx, byMyKey.file);
   assert.equal([a?.outcome, a?.serviceUserId, a?.serviceId, a?.edgeId], ['linked', 'LIB-424242', 'library', 'lib-counter-1']);
@@ -195,7 +188,7 @@ test('a linked card touched on the reader is handed over, revoked at the hub it 
     entries: [{ serial: BigInt('0x' + new (await import('node:crypto')).X509Certificate(byCert.cert.certDer).serialNumber), revokedAt: new Date(), reason: 'keyCompromise' }],
   });
   assert.is(ctx.h.hub.crlManager.apply(crl, 'test').newlySuspended, 1);
-  await waitFor('the purge', () => ctx.agent.cache.size === 0, 10_000);
+  await until(() => ctx.agent.cache.size === 0, { what: 'the purge' });
   for (const f of [byMyKey.file, byCert.file]) {
     const r = await touch(ctx, f);
     assert.is(r?.outcome, 'not_linked', 'a suspended MyKey ID is never handed over');
@@ -215,7 +208,7 @@ test('tsx edge/main.ts runs from its config file and stops cleanly on SIGTERM', 
   child.stdout.resume();
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   try {
-    await waitFor('the agent to start', () => err.includes('edge agent started'), 20_000);
+    await until(() => err.includes('edge agent started'), { what: 'the agent to start' });
     child.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
     assert.is(code, 0, err);

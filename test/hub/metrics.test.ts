@@ -23,7 +23,7 @@ import { formatMyKeyId } from '../../shared/ids.ts';
 import { quantile } from '../../hub/metrics/hub-metrics.ts';
 import { silentLogger, tapLogs, type LogRecord } from '../../shared/log.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
-import { waitFor } from '../edge/sync/helpers/sync-suite.ts';
+import { until } from '../helpers/polling.ts';
 
 const ADMIN = 'admin-token-for-metrics-test';
 const SCRAPE = 'scrape-token-for-metrics-test';
@@ -93,7 +93,7 @@ test.before(async (ctx) => {
     },
   });
   await ctx.h.hub.start();
-  await waitFor('the CRL source applied', () => ctx.h.hub.crlManager.crls.size === 1, 10_000);
+  await until(() => ctx.h.hub.crlManager.crls.size === 1, { what: 'the CRL source applied' });
   // The library's business system is down: its notices wait in the webhook outbox.
   const closed = createServer();
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
@@ -180,7 +180,7 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
   });
   await ctx.agent.start();
   const head = ctx.h.hub.links.headSeq('library');
-  await waitFor('the hub has the edge online at the head', () => ctx.h.hub.devices.get(EDGE_ID)?.online === 1 && ctx.h.hub.devices.get(EDGE_ID)?.applied_seq === head, 15_000);
+  await until(() => ctx.h.hub.devices.get(EDGE_ID)?.online === 1 && ctx.h.hub.devices.get(EDGE_ID)?.applied_seq === head, { what: 'the hub has the edge online at the head' });
 
   // A path that no route has, holding an identifier: counted as unmatched, the path nowhere.
   const someId = [...ctx.needles].find((n) => /^[0-9A-Z]{8}$/.test(n))!;

@@ -18,7 +18,7 @@ import { certIdentityOf } from '../../edge/lookup/cert-key.ts';
 import { TouchLookup, type LookupDecision } from '../../edge/lookup/index.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
-import { waitFor } from '../edge/sync/helpers/sync-suite.ts';
+import { until } from '../helpers/polling.ts';
 
 interface Edge {
   tls: { ca: string; cert: string; key: string };
@@ -81,7 +81,7 @@ async function edgeOf(ctx: Ctx, serviceId: string, edgeId: string): Promise<Edge
   const edge: Edge = { tls, cache, state, agent, snapshots, touch: async (cert) => (await lookup.touch('desk', { kind: 'cert', certDer: cert.certDer })).decision };
   ctx.edges.push(edge);
   await agent.start();
-  await waitFor('synced and connected', () => cache.synced && agent.connected, 15_000);
+  await until(() => cache.synced && agent.connected, { what: 'synced and connected' });
   return edge;
 }
 
@@ -113,7 +113,7 @@ t('holder B\'s card under the new CA key, with holder A\'s serial, is not linked
   const aId = await register(ctx, a);
   assert.is(await counterLink(ctx, edge, a, 'LIB-A'), 201);
   await edge.agent.catchUp();
-  await waitFor('A linked at the edge', async () => (await edge.touch(a)).outcome === 'linked', 10_000);
+  await until(async () => (await edge.touch(a)).outcome === 'linked', { what: 'A linked at the edge' });
 
   // The CA key rolls over under the same name; the new key reuses A's serial for holder B.
   const b = await issue(ctx.next, { serial });
@@ -141,7 +141,7 @@ t('a service on scrypt-v2 is re-keyed at start (rekeyAll) and its edge follows: 
   await register(ctx, a);
   assert.is(await counterLink(ctx, edge, a, 'MUS-A'), 201);
   assert.is(links.changesAfter('museum', 0)[0].keyScheme, 'scrypt-v2');
-  await waitFor('A linked at the edge', async () => (await edge.touch(a)).outcome === 'linked', 10_000);
+  await until(async () => (await edge.touch(a)).outcome === 'linked', { what: 'A linked at the edge' });
   const b = await issue(ctx.next, { serial });
   await register(ctx, b);
   // Under scrypt-v2 the hole is open: exactly what the re-key closes.
@@ -154,7 +154,7 @@ t('a service on scrypt-v2 is re-keyed at start (rekeyAll) and its edge follows: 
   const head = links.headSeq('museum');
   const rekey = links.changesAfter('museum', head - 1)[0];
   assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v3']);
-  await waitFor('the edge fetched the new snapshot', () => edge.snapshots.includes(head) && edge.cache.scheme === 'scrypt-v3', 10_000);
+  await until(() => edge.snapshots.includes(head) && edge.cache.scheme === 'scrypt-v3', { what: 'the edge fetched the new snapshot' });
   assert.equal(await edge.touch(b), { outcome: 'not_linked' }, 'B no longer gets A\'s service ID');
   assert.equal(await edge.touch(a), { outcome: 'linked', serviceUserId: 'MUS-A' });
   assert.is(links.snapshot('museum').keyScheme, 'scrypt-v3');

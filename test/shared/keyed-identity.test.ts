@@ -18,7 +18,7 @@ import { TouchLookup, type LookupDecision } from '../../edge/lookup/index.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { keyedId, keyedIdentity, keyedIdentitySync, SCRYPT_V2, type ChangeEntry } from '../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
-import { waitFor } from '../edge/sync/helpers/sync-suite.ts';
+import { until } from '../helpers/polling.ts';
 
 const secret = new Uint8Array(32).fill(9);
 
@@ -140,7 +140,7 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
   agent.events.on('snapshot', (s) => void snapshots.push(s.seq));
   try {
     await agent.start();
-    await waitFor('synced and connected', () => cache.synced && agent.connected, 15_000);
+    await until(() => cache.synced && agent.connected, { what: 'synced and connected' });
     await agent.catchUp();
     assert.equal(await touch(a.mykeyId), { outcome: 'linked', serviceUserId: 'M-1' }, 'a touch on the legacy keys');
 
@@ -150,7 +150,7 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
     const head = links.headSeq('museum');
     const rekey = links.changesAfter('museum', head - 1)[0];
     assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v3']);
-    await waitFor('the edge fetched the new snapshot', () => snapshots.includes(head), 10_000);
+    await until(() => snapshots.includes(head), { what: 'the edge fetched the new snapshot' });
     const scryptKey = await keyedIdentity(secretOf(), 'mykey', a.mykeyId);
     assert.is(cache.get(scryptKey), 'M-1');
     assert.is(cache.get(keyedId(secretOf(), 'mykey', a.mykeyId)), undefined, 'no HMAC key left on the edge');
@@ -161,15 +161,15 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
     const b = await registered(ctx);
     assert.is(await counterLink(ctx, b.cert.certDer, 'M-2'), 201);
     assert.is(links.changesAfter('museum', head)[0].keyScheme, 'scrypt-v3');
-    await waitFor('live link', () => cache.get(keyedIdentitySync(secretOf(), 'mykey', b.mykeyId)) === 'M-2', 10_000);
+    await until(() => cache.get(keyedIdentitySync(secretOf(), 'mykey', b.mykeyId)) === 'M-2', { what: 'live link' });
     assert.equal(await touch(b.mykeyId), { outcome: 'linked', serviceUserId: 'M-2' });
     links.unlink({ serviceId: 'museum', mykeyId: a.mykeyId, by: 'test', reason: 'cancelled' });
-    await waitFor('purged', () => cache.get(scryptKey) === undefined, 10_000);
+    await until(() => cache.get(scryptKey) === undefined, { what: 'purged' });
     assert.equal(await touch(a.mykeyId), { outcome: 'not_linked' });
     // The holder chooses another MyKey ID: its key is derived ahead too, and the edge follows.
     const changed = await ctx.h.request('/v1/holder/mykey-id', { proof: await ctx.h.proof(b.cert, { purpose: 'change_id', mykeyId: 'W7WQ4KXM' }), mykeyId: 'W7WQ4KXM' });
     assert.is(changed.status, 200, await changed.clone().text());
-    await waitFor('the new MyKey ID at the edge', () => cache.get(keyedIdentitySync(secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', 10_000);
+    await until(() => cache.get(keyedIdentitySync(secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', { what: 'the new MyKey ID at the edge' });
     assert.equal(await touch('W7WQ4KXM'), { outcome: 'linked', serviceUserId: 'M-2' });
     assert.equal(await touch(b.mykeyId), { outcome: 'not_linked' });
     const derived = links.keyStats().derived;

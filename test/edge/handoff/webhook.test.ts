@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { WebhookTarget } from '../../../edge/handoff/webhook.ts';
 import type { TouchResult } from '../../../edge/handoff/types.ts';
+import { until } from '../../helpers/polling.ts';
 
 interface Received { headers: IncomingMessage['headers']; body: string }
 
@@ -46,14 +47,6 @@ const result = (i: number, extra: Partial<TouchResult> = {}): TouchResult => ({
   mykeyId: 'B7NQ4KXW',
   ...extra,
 });
-
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 test('posts the touch as JSON with the service ID and without the MyKey ID', async () => {
   const bs = await businessSystem(() => 200);

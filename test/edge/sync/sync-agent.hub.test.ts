@@ -15,7 +15,7 @@ import { issuerKeyOf } from '../../../shared/cert-identity.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { edgeCommandTopic } from '../../../shared/topics.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { waitFor } from './helpers/sync-suite.ts';
+import { until } from '../../helpers/polling.ts';
 
 interface Ctx {
   h: TestHub;
@@ -85,7 +85,7 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
   agent.events.on('purged', (p) => void purged.push(p));
   try {
     await agent.start();
-    await waitFor('synced and connected', () => cache.synced && agent.connected, 15_000);
+    await until(() => cache.synced && agent.connected, { what: 'synced and connected' });
     await agent.catchUp();
     assert.is(cache.lookupMyKey(first.mykeyId), 'L-1');
     const issuerKey = issuerKeyOf(ctx.ca.nameDer);
@@ -97,11 +97,11 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     // A second card linked at the counter arrives over MQTT.
     const second = await registered(ctx);
     assert.is(await counterLink(ctx, second.cert.certDer, 'L-2'), 201);
-    await waitFor('live link', () => cache.lookupMyKey(second.mykeyId) === 'L-2', 10_000);
+    await until(() => cache.lookupMyKey(second.mykeyId) === 'L-2', { what: 'live link' });
 
     // The hub sees the edge's retained status with its applied sequence.
     const head = ctx.h.hub.links.headSeq('library');
-    await waitFor('hub has the status', () => ctx.h.hub.devices.get('lib-counter-1')?.applied_seq === head && ctx.h.hub.devices.get('lib-counter-1')?.online === 1, 10_000);
+    await until(() => ctx.h.hub.devices.get('lib-counter-1')?.applied_seq === head && ctx.h.hub.devices.get('lib-counter-1')?.online === 1, { what: 'hub has the status' });
     assert.is(ctx.h.hub.devices.get('lib-counter-1')?.health, 'ok');
 
     // The first card is revoked: the CRL check suspends the MyKey ID and the edge purges it at once.
@@ -115,16 +115,16 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
       entries: [{ serial: first.cert.serial, revokedAt: new Date(), reason: 'keyCompromise' }],
     });
     assert.is(ctx.h.hub.crlManager.apply(der, 'test').newlySuspended, 1);
-    await waitFor('purged', () => cache.lookupMyKey(first.mykeyId) === undefined, 10_000);
+    await until(() => cache.lookupMyKey(first.mykeyId) === undefined, { what: 'purged' });
     assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16), aki), undefined);
     assert.is(cache.lookupMyKey(second.mykeyId), 'L-2');
-    await waitFor('purge event', () => purged.some((p) => p.kind === 'suspend'));
+    await until(() => purged.some((p) => p.kind === 'suspend'), { what: 'purge event' });
 
     // A resync command from the hub: answered on the reply topic, which the hub's ACL lets through
     // (an unauthorised publish would cost the edge its connection).
     const before = agent.stats();
     await ctx.h.hub.broker!.publish(edgeCommandTopic('lib-counter-1'), JSON.stringify({ transaction: 'tx-1', command: 'resync' }));
-    await waitFor('resynced', () => agent.stats().snapshots === before.snapshots + 1, 10_000);
+    await until(() => agent.stats().snapshots === before.snapshots + 1, { what: 'resynced' });
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(agent.connected);
     assert.is(agent.stats().connects, before.connects, 'the reply did not cost the connection');
@@ -133,7 +133,7 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     await agent.stop();
     await state.close();
   }
-  await waitFor('hub sees it offline', () => ctx.h.hub.devices.get('lib-counter-1')?.online === 0, 10_000);
+  await until(() => ctx.h.hub.devices.get('lib-counter-1')?.online === 0, { what: 'hub sees it offline' });
 });
 
 test.run();

@@ -20,7 +20,7 @@ import { createTestCa, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { createLogger, tapLogs } from '../../../shared/log.ts';
 import { edgeStatusTopic, serviceLogTopic } from '../../../shared/topics.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { waitFor } from '../../edge/sync/helpers/sync-suite.ts';
+import { until } from '../../helpers/polling.ts';
 import { freePort, planRabbitCluster, rabbitAvailable, startRabbitCluster, type RabbitCluster } from './helpers/rabbit-cluster.ts';
 
 interface Creds {
@@ -188,9 +188,9 @@ it('an enrolled edge connects to any node with its device certificate and gets i
   assert.is(granted[0]?.qos, 1);
   const got: string[] = [];
   c.on('message', (topic) => void got.push(topic));
-  await waitFor('the hub publisher is up', () => ctx.h.hub.outbox !== undefined, 1000);
+  await until(() => ctx.h.hub.outbox !== undefined, { what: 'the hub publisher is up' });
   await linked(ctx, 'L-100');
-  await waitFor('a change-log entry through the cluster', () => got.length > 0, 15_000);
+  await until(() => got.length > 0, { what: 'a change-log entry through the cluster' });
   assert.is(got[0], serviceLogTopic('library'));
   // Its own status, as the edge publishes it, passes the hub's rules (the connection stays up).
   await c.publishAsync(edgeStatusTopic('lib-1'), JSON.stringify({ edgeId: 'lib-1', serviceId: 'library', online: true, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() }), { qos: 1, retain: true });
@@ -308,21 +308,21 @@ it('an edge and the hub with two broker URLs fail over when their node is killed
   const ids: Array<[string, string]> = [];
   try {
     await agent.start();
-    await waitFor('synced and connected', () => cache.synced && agent.connected, 20_000);
+    await until(() => cache.synced && agent.connected, { what: 'synced and connected' });
     ids.push([await linked(ctx, 'F-1'), 'F-1']);
-    await waitFor('live entry before the kill', () => cache.lookupMyKey(ids[0]![0]) === 'F-1', 15_000);
+    await until(() => cache.lookupMyKey(ids[0]![0]) === 'F-1', { what: 'live entry before the kill' });
     const connects = agent.stats().connects;
     ctx.cluster.kill(0);
     // Entries appended while the edge's node is dead and the edge is moving to the other one.
     for (const n of [2, 3, 4]) ids.push([await linked(ctx, `F-${n}`), `F-${n}`]);
-    await waitFor('reconnected to the other node', () => agent.connected && agent.stats().connects > connects, 30_000);
+    await until(() => agent.connected && agent.stats().connects > connects, { what: 'reconnected to the other node' });
     ids.push([await linked(ctx, 'F-5'), 'F-5']);
-    await waitFor('every entry applied', () => ids.every(([m, s]) => cache.lookupMyKey(m) === s), 30_000);
+    await until(() => ids.every(([m, s]) => cache.lookupMyKey(m) === s), { what: 'every entry applied' });
     // The hub's publisher moved too: its outbox is empty, every entry was taken by a node.
-    await waitFor('the hub outbox drained', () => (ctx.h.hub.db.prepare('SELECT COUNT(*) AS n FROM mqtt_outbox').get() as { n: number }).n === 0, 15_000);
+    await until(() => (ctx.h.hub.db.prepare('SELECT COUNT(*) AS n FROM mqtt_outbox').get() as { n: number }).n === 0, { what: 'the hub outbox drained' });
     // The hub reads the edge's status from the cluster: online, with every entry applied.
     const head = ctx.h.hub.links.headSeq('library');
-    await waitFor('the hub has the status', () => ctx.h.hub.devices.get('lib-1')?.applied_seq === head && ctx.h.hub.devices.get('lib-1')?.online === 1, 15_000);
+    await until(() => ctx.h.hub.devices.get('lib-1')?.applied_seq === head && ctx.h.hub.devices.get('lib-1')?.online === 1, { what: 'the hub has the status' });
   } finally {
     await agent.stop();
     await state.close();

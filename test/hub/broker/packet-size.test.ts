@@ -10,7 +10,8 @@ import { aedesTuning, MAX_MQTT_PACKET_BYTES } from '../../../hub/broker/broker.t
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { edgeStatusTopic } from '../../../shared/topics.ts';
-import { startFixture, until, type EdgeCreds, type Fixture } from './helpers/fixture.ts';
+import { startFixture, type EdgeCreds, type Fixture } from './helpers/fixture.ts';
+import { until } from '../../helpers/polling.ts';
 
 let f: Fixture;
 test.before(async () => {
@@ -154,7 +155,7 @@ test('an enrolled edge announcing a 200 MB PUBLISH is cut off at the fixed heade
   }
   assert.ok(grew < 8 * MB, `memory grew by ${(grew / MB).toFixed(1)} MB`);
   assert.is(refusals('mqtt_packet_too_large') - before, 3);
-  await until(() => edges.every((e) => !f.broker.connectedEdges().includes(e.edgeId)), 3000, 'edges offline');
+  await until(() => edges.every((e) => !f.broker.connectedEdges().includes(e.edgeId)), { what: 'edges offline' });
   const line = f.logs.find((l) => l.code === 'mqtt_packet_too_large');
   assert.match(String(line?.edgeId), /^edge-big-[123]$/, 'logged with the edge id');
   assert.is(line?.packetType, 3);

@@ -19,6 +19,7 @@ import { createTestCa, toPem } from '../../../provisioning/test-ca/ca.ts';
 import { testIf } from '../../helpers/requires.ts';
 import { openTempDir } from '../../build/edge-fixture.ts';
 import { listeningUrl } from '../../helpers/hub-log.ts';
+import { until } from '../../helpers/polling.ts';
 
 const HERE = join(ROOT, 'provisioning', 'hub-service');
 const USER = 'mykey-hub';
@@ -73,14 +74,6 @@ async function freePort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 30_000, log = () => ''): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}\n${log()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 interface Reply {
@@ -149,7 +142,7 @@ test.before(async () => {
   ctx.hub = spawn('setpriv', asHub([join(ctx.work, 'dist', 'hub', 'main.js'), '--config', configFile]), { cwd: ctx.dataDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
   ctx.hub.stderr!.on('data', (d) => (ctx.hubLog += d));
   // The production hub logs JSON lines (stderr is not a terminal): the address is in its `hub listening` line.
-  await waitFor('the hub', () => listeningUrl(ctx.hubLog) !== undefined || ctx.hub!.exitCode !== null, 30_000, () => ctx.hubLog);
+  await until(() => listeningUrl(ctx.hubLog) !== undefined || ctx.hub!.exitCode !== null, { what: 'the hub', detail: () => ctx.hubLog });
   ctx.hubUrl = listeningUrl(ctx.hubLog) ?? '';
   assert.ok(ctx.hubUrl, ctx.hubLog);
 
@@ -189,17 +182,12 @@ test.before(async () => {
   sh(NGINX!, ['-t', '-q', '-p', prefix, '-c', join(prefix, 'nginx.conf')]);
   ctx.nginx = spawn(NGINX!, ['-p', prefix, '-c', join(prefix, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   ctx.nginx.stderr!.on('data', (d) => (ctx.nginxLog += d));
-  await waitFor('nginx', () => existsSync(join(prefix, 'nginx.pid')) || ctx.nginx!.exitCode !== null, 15_000, () => ctx.nginxLog);
-  const until = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await https('/healthz');
-      break;
-    } catch (e) {
-      if (Date.now() > until) throw new Error(`nginx does not answer: ${(e as Error).message}\n${ctx.nginxLog}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await until(() => existsSync(join(prefix, 'nginx.pid')) || ctx.nginx!.exitCode !== null, { what: 'nginx', detail: () => ctx.nginxLog });
+  let refused = '';
+  await until(
+    () => https('/healthz').then(() => true, (e: Error) => ((refused = e.message), false)),
+    { what: 'nginx to answer', intervalMs: 100, detail: () => `${refused}\n${ctx.nginxLog}` },
+  );
 });
 
 test.after(async () => {

@@ -177,11 +177,3 @@ export function nextMessage(c: MqttClient, topic: string, ms = 3000): Promise<Bu
   });
 }
 
-/** Waits until `cond()` holds (polling); rejects after `ms`. */
-export async function until(cond: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
