@@ -8,8 +8,6 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, generateRsaKeyPair, type CryptoKeyPair, type IssuedCert, type TestCa } from '../../provisioning/test-ca/ca.ts';
@@ -25,6 +23,7 @@ import type { TouchResult } from '../../edge/handoff/index.ts';
 import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 
 const READER = vpcdReaderName(0);
 
@@ -34,7 +33,7 @@ interface Ctx {
   dir: string;
   configFile: string;
   received: TouchResult[];
-  server: Server;
+  hook: WebhookReceiver;
   slot: VpcdSlot;
   agent: EdgeAgent;
 }
@@ -92,16 +91,11 @@ test.before(async (ctx) => {
   writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.value.caPem);
 
   ctx.received = [];
-  ctx.server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      ctx.received.push(JSON.parse(body));
-      res.writeHead(204).end();
-    });
+  ctx.hook = await startWebhookReceiver((r) => {
+    ctx.received.push(JSON.parse(r.body));
+    return 204;
   });
-  await new Promise<void>((r) => ctx.server.listen(0, '127.0.0.1', r));
-  const webhook = `http://127.0.0.1:${(ctx.server.address() as AddressInfo).port}/touch`;
+  const webhook = ctx.hook.url('/touch');
 
   const config = {
     edgeId: 'lib-counter-1',
@@ -124,8 +118,7 @@ test.after(async (ctx) => {
   await ctx.slot?.remove().catch(() => {});
   await ctx.agent?.stop();
   await ctx.h?.close();
-  ctx.server?.closeAllConnections();
-  await new Promise((r) => ctx.server?.close(r));
+  await ctx.hook?.close();
   rmSync(ctx.dir, { recursive: true, force: true });
   // Twice, on a busy machine, this file's process outlived its last test with no JS handle left (a
   // native one, not reproduced since). Say what is still referenced and end rather than hang the run.
