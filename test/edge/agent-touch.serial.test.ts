@@ -9,7 +9,6 @@ import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { makeCardFile, type CardFile } from '../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../provisioning/virtual-card/vpcd-slot.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { certIdentity, issuerKeyOf, certIdentityWithKey } from '../../shared/cert-identity.ts';
 import { keyedId, keyedIdentitySync } from '../../shared/sync.ts';
 import { EdgeCache, KeyIndex } from '../../edge/cache/index.ts';
@@ -21,6 +20,7 @@ import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const READER = vpcdReaderName(0);
 const SECRET = new Uint8Array(32).fill(3);
@@ -83,10 +83,8 @@ test.before(async (ctx) => {
   ctx.hub = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.hub.hub.start();
   ctx.hub.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
-  const csr = await createDeviceCsr('pts-counter-1');
-  const enrolled = await ctx.hub.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'pts-counter-1', serviceId: 'points', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  const api = new HttpDeviceApi({ hubUrl: ctx.hub.hub.addresses.deviceApi!, tls: { ca: enrolled.value.caPem, cert: enrolled.value.certPem, key: csr.keyPem } });
+  const { tls } = await enrollEdge(ctx.hub.hub, 'pts-counter-1', 'points');
+  const api = new HttpDeviceApi({ hubUrl: ctx.hub.hub.addresses.deviceApi!, tls });
   ctx.flow = new RegistrationFlow({ api, signer: readerSigner(ctx.manager, { pause: ctx.pipeline }), resultMs: 60_000 });
   ctx.desk = new TouchDesk({ source: ctx.pipeline, lookup: ctx.lookup, registration: ctx.flow });
   const added = new Promise<void>((r) => ctx.manager.on('reader-added', (e) => e.reader === READER && r()));

@@ -15,7 +15,6 @@ import { writeCrl } from '../../provisioning/test-ca/crl-writer.ts';
 import { makeCardFile, type CardFile } from '../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../provisioning/virtual-card/vpcd-slot.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { loadEdgeConfig } from '../../edge/config.ts';
 import { createEdgeAgent, type EdgeAgent } from '../../edge/main.ts';
@@ -24,6 +23,7 @@ import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const READER = vpcdReaderName(0);
 
@@ -82,13 +82,11 @@ test.before(async (ctx) => {
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
   ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
-  const csr = await createDeviceCsr('lib-counter-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
+  const enrolled = await enrollEdge(ctx.h.hub, 'lib-counter-1');
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-edge-agent-'));
-  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.value.certPem);
-  writeFileSync(join(ctx.dir, 'device.key'), csr.keyPem, { mode: 0o600 });
-  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.value.caPem);
+  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.certPem);
+  writeFileSync(join(ctx.dir, 'device.key'), enrolled.keyPem, { mode: 0o600 });
+  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.caPem);
 
   ctx.received = [];
   ctx.hook = await startWebhookReceiver((r) => {

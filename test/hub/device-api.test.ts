@@ -6,10 +6,10 @@ import * as assert from 'uvu/assert';
 import { request as httpsRequest } from 'node:https';
 import mqtt from 'mqtt';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { keyedIdentitySync, type ChangeEntry } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
-import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { issue, type TestHub } from '../helpers/hub.ts';
+import { enrollEdge, startHubWithEdge } from '../helpers/enrolled-edge.ts';
 
 interface Ctx {
   h: TestHub;
@@ -20,15 +20,8 @@ const test = suite<Ctx>('device API', {} as Ctx);
 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa();
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
-  await ctx.h.hub.start();
   // Possession only: links by the card's certificate without the PIN (the service's choice).
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  const csr = await createDeviceCsr('lib-counter-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
-  assert.ok(enrolled.ok);
-  if (!enrolled.ok) return;
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
+  ({ h: ctx.h, edge: ctx.edge } = await startHubWithEdge({ ca: ctx.ca, edgeId: 'lib-counter-1', service: { requireHolderProof: false } }));
 });
 test.after(async (ctx) => ctx.h.close());
 
@@ -154,10 +147,7 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
 });
 
 test('a revoked device is refused by the device API', async (ctx) => {
-  const csr = await createDeviceCsr('lib-counter-2');
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-2', serviceId: 'library', validityDays: 30 });
-  if (!e.ok) throw new Error(e.message);
-  const creds = { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
+  const creds = await enrollEdge(ctx.h.hub, 'lib-counter-2');
   assert.is((await deviceCall(ctx, 'GET', '/v1/device/config', undefined, creds)).status, 200);
   assert.ok(ctx.h.hub.enrollment!.revoke('lib-counter-2', 'decommissioned').ok);
   assert.is((await deviceCall(ctx, 'GET', '/v1/device/config', undefined, creds)).status, 401);

@@ -13,7 +13,6 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { createTestCa, type IssuedCert, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { writeCrl } from '../../provisioning/test-ca/crl-writer.ts';
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
@@ -24,6 +23,7 @@ import { quantile } from '../../hub/metrics/hub-metrics.ts';
 import { silentLogger, tapLogs, type LogRecord } from '../../shared/log.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const ADMIN = 'admin-token-for-metrics-test';
 const SCRAPE = 'scrape-token-for-metrics-test';
@@ -101,11 +101,9 @@ test.before(async (ctx) => {
   await new Promise((r) => closed.close(r));
   ctx.needles.add(hookUrl);
   ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false, webhookUrl: hookUrl });
-  const csr = await createDeviceCsr(EDGE_ID);
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: EDGE_ID, serviceId: 'library', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
-  for (const s of serialForms(new X509Certificate(enrolled.value.certPem).serialNumber)) ctx.needles.add(s);
+  const enrolled = await enrollEdge(ctx.h.hub, EDGE_ID);
+  ctx.edge = enrolled;
+  for (const s of serialForms(new X509Certificate(enrolled.certPem).serialNumber)) ctx.needles.add(s);
   ctx.dir = mkdtempSync(join(tmpdir(), 'hub-metrics-'));
 });
 

@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { createTestCa, rollOverTestCa, type IssuedCert, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
 import { EdgeState } from '../../edge/state/edge-state.ts';
@@ -19,6 +18,7 @@ import { TouchLookup, type LookupDecision } from '../../edge/lookup/index.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 interface Edge {
   tls: { ca: string; cert: string; key: string };
@@ -58,10 +58,7 @@ t.after(async (ctx) => {
 
 /** An edge of `serviceId`, enrolled, synced and connected. */
 async function edgeOf(ctx: Ctx, serviceId: string, edgeId: string): Promise<Edge> {
-  const csr = await createDeviceCsr(edgeId);
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  const tls = { ca: enrolled.value.caPem, cert: enrolled.value.certPem, key: csr.keyPem };
+  const { tls } = await enrollEdge(ctx.h.hub, edgeId, serviceId);
   const dir = mkdtempSync(join(tmpdir(), 'cert-key-rollover-'));
   ctx.dirs.push(dir);
   const cache = new EdgeCache();

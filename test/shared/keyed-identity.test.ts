@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
 import { EdgeState } from '../../edge/state/edge-state.ts';
@@ -19,6 +18,7 @@ import { silentLogger } from '../../shared/log.ts';
 import { keyedId, keyedIdentity, keyedIdentitySync, SCRYPT_V2, type ChangeEntry } from '../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const secret = new Uint8Array(32).fill(9);
 
@@ -75,10 +75,7 @@ hub.before(async (ctx) => {
   ctx.h.hub.links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });
   // A service from before the change: its edges hold HMAC keys.
   ctx.h.hub.linkRepo.setKeyScheme('museum', 'hmac-sha256');
-  const csr = await createDeviceCsr('museum-gate-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'museum-gate-1', serviceId: 'museum', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
+  ctx.edge = await enrollEdge(ctx.h.hub, 'museum-gate-1', 'museum');
   ctx.dir = mkdtempSync(join(tmpdir(), 'keyed-identity-'));
 });
 hub.after(async (ctx) => {

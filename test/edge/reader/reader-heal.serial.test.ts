@@ -13,7 +13,6 @@ import { createTestCa, generateRsaKeyPair, type TestCa } from '../../../provisio
 import { makeCardFile, type CardFile } from '../../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard, type CardFaults } from '../../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../../provisioning/virtual-card/vpcd-slot.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import type { EdgeStatus } from '../../../shared/sync.ts';
 import { loadEdgeConfig } from '../../../edge/config.ts';
@@ -24,6 +23,7 @@ import { requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { FakeUsb } from './helpers/fake-usb.ts';
 import { until } from '../../helpers/polling.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 const READER = vpcdReaderName(0);
 const EDGE = 'lib-counter-9';
@@ -85,13 +85,11 @@ test.before(async (ctx) => {
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
   ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
-  const csr = await createDeviceCsr(EDGE);
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: EDGE, serviceId: 'library', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
+  const enrolled = await enrollEdge(ctx.h.hub, EDGE);
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-reader-heal-'));
-  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.value.certPem);
-  writeFileSync(join(ctx.dir, 'device.key'), csr.keyPem, { mode: 0o600 });
-  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.value.caPem);
+  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.certPem);
+  writeFileSync(join(ctx.dir, 'device.key'), enrolled.keyPem, { mode: 0o600 });
+  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.caPem);
   ctx.file = await makeCardFile({ ca: ctx.ca, keyPair: await generateRsaKeyPair(), withMyKeyApp: false });
 
   // The hub's record of each accepted status (the broker validated it against EdgeStatus first).

@@ -8,7 +8,6 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { MyKeyError } from '../../../shared/errors.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { certIdentityWithKey, issuerKeyOf } from '../../../shared/cert-identity.ts';
@@ -16,6 +15,7 @@ import { keyedIdentitySync } from '../../../shared/sync.ts';
 import { CommandSocket, HttpDeviceApi, RegistrationFlow, type HolderSigner, type RegistrationView } from '../../../edge/register/index.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { until } from '../../helpers/polling.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Ctx {
   h: TestHub;
@@ -28,10 +28,8 @@ interface Ctx {
 const test = suite<Ctx>('counter registration', {} as Ctx);
 
 async function enrolledApi(ctx: Ctx, edgeId: string, serviceId: string): Promise<HttpDeviceApi> {
-  const csr = await createDeviceCsr(edgeId);
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  return new HttpDeviceApi({ hubUrl: ctx.h.hub.addresses.deviceApi!, tls: { ca: enrolled.value.caPem, cert: enrolled.value.certPem, key: csr.keyPem } });
+  const { tls } = await enrollEdge(ctx.h.hub, edgeId, serviceId);
+  return new HttpDeviceApi({ hubUrl: ctx.h.hub.addresses.deviceApi!, tls });
 }
 
 test.before(async (ctx) => {

@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { createTestCa, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { EdgeCache } from '../../../edge/cache/edge-cache.ts';
 import { EdgeState } from '../../../edge/state/edge-state.ts';
@@ -14,8 +13,9 @@ import { SyncAgent, type SyncEvents } from '../../../edge/sync/sync-agent.ts';
 import { issuerKeyOf } from '../../../shared/cert-identity.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { edgeCommandTopic } from '../../../shared/topics.ts';
-import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { issue, type TestHub } from '../../helpers/hub.ts';
 import { until } from '../../helpers/polling.ts';
+import { startHubWithEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Ctx {
   h: TestHub;
@@ -28,13 +28,7 @@ const log = createLogger('hub-sync-test', { level: (process.env.TEST_LOG as 'inf
 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa();
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
-  await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  const csr = await createDeviceCsr('lib-counter-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
+  ({ h: ctx.h, edge: ctx.edge } = await startHubWithEdge({ ca: ctx.ca, edgeId: 'lib-counter-1', service: { requireHolderProof: false } }));
   ctx.dir = mkdtempSync(join(tmpdir(), 'hub-sync-'));
 });
 test.after(async (ctx) => {

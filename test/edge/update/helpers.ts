@@ -6,13 +6,13 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSyn
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import type { Hub } from '../../../hub/main.ts';
 import { manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import { packFolder } from '../../../provisioning/release/tar.ts';
 import { createPrivateKey } from 'node:crypto';
 import type { SignedRelease } from '../../../shared/release.ts';
 import type { UpdateStep } from '../../../edge/update/updater.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 
@@ -71,14 +71,12 @@ export class StandInEdge {
     cpSync(o.built.boot, join(root, 'boot.js'));
     cpSync(o.built.main, join(root, 'main.js'));
     writeFileSync(join(root, 'selftest.json'), JSON.stringify({ pass: true }));
-    const csr = await createDeviceCsr(o.edgeId);
-    const e = await o.hub.enrollment!.enroll(csr.csrDer, { edgeId: o.edgeId, serviceId: o.serviceId, validityDays: 30 });
-    if (!e.ok) throw new Error(e.message);
+    const e = await enrollEdge(o.hub, o.edgeId, o.serviceId);
     const tlsDir = join(o.work, `${o.edgeId}-tls`);
     mkdirSync(tlsDir, { recursive: true });
-    writeFileSync(join(tlsDir, 'ca.pem'), e.value.caPem);
-    writeFileSync(join(tlsDir, 'cert.pem'), e.value.certPem);
-    writeFileSync(join(tlsDir, 'key.pem'), csr.keyPem);
+    writeFileSync(join(tlsDir, 'ca.pem'), e.caPem);
+    writeFileSync(join(tlsDir, 'cert.pem'), e.certPem);
+    writeFileSync(join(tlsDir, 'key.pem'), e.keyPem);
     const configPath = join(tlsDir, 'stand-in.json');
     const edge = new StandInEdge(root, o.edgeId, configPath);
     edge.configure({

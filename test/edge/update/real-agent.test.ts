@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPrivateKey } from 'node:crypto';
 import { buildAll } from '../../../scripts/build.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { generateReleaseKeys, manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import { packFolder } from '../../../provisioning/release/tar.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { upload } from './helpers.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 const TOKEN = 'operator-token-for-real-agent';
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -56,15 +56,12 @@ test.before(async (ctx) => {
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
   await ctx.h.hub.start();
   ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  const csr = await createDeviceCsr('lib-real');
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-real', serviceId: 'library', validityDays: 30 });
-  assert.ok(e.ok);
-  if (!e.ok) return;
+  const e = await enrollEdge(ctx.h.hub, 'lib-real');
   const tls = join(ctx.work, 'tls');
   mkdirSync(tls);
-  writeFileSync(join(tls, 'ca.pem'), e.value.caPem);
-  writeFileSync(join(tls, 'cert.pem'), e.value.certPem);
-  writeFileSync(join(tls, 'key.pem'), csr.keyPem);
+  writeFileSync(join(tls, 'ca.pem'), e.caPem);
+  writeFileSync(join(tls, 'cert.pem'), e.certPem);
+  writeFileSync(join(tls, 'key.pem'), e.keyPem);
   const config = join(ctx.work, 'edge.json');
   writeFileSync(
     config,

@@ -22,6 +22,7 @@ import { edgeStatusTopic, serviceLogTopic } from '../../../shared/topics.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { until } from '../../helpers/polling.ts';
 import { freePort, planRabbitCluster, rabbitAvailable, startRabbitCluster, type RabbitCluster } from './helpers/rabbit-cluster.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Creds {
   edgeId: string;
@@ -92,10 +93,8 @@ test.before(async (ctx) => {
   ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: false });
   ctx.edges = {};
   for (const [edgeId, serviceId] of [['lib-1', 'library'], ['lib-2', 'library'], ['lib-3', 'library'], ['pts-1', 'points']] as const) {
-    const csr = await createDeviceCsr(edgeId);
-    const r = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-    if (!r.ok) throw new Error(r.message);
-    ctx.edges[edgeId] = { edgeId, serviceId, certPem: r.value.certPem, keyPem: csr.keyPem };
+    const r = await enrollEdge(ctx.h.hub, edgeId, serviceId);
+    ctx.edges[edgeId] = { edgeId, serviceId, certPem: r.certPem, keyPem: r.keyPem };
   }
   ctx.dir = mkdtempSync(join(tmpdir(), 'cluster-sync-'));
 });

@@ -6,10 +6,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { request as httpsRequest } from 'node:https';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { createConsoleRepo, migrateConsole } from '../../../hub/store/console-repo.ts';
 import type { ChangeEntry } from '../../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Device {
   certPem: string;
@@ -48,10 +48,7 @@ function device(ctx: Ctx, edge: Device, path: string, body: unknown): Promise<{ 
 }
 
 async function enroll(ctx: Ctx, edgeId: string, serviceId: string): Promise<Device> {
-  const csr = await createDeviceCsr(edgeId);
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-  if (!e.ok) throw new Error(e.message);
-  return { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
+  return enrollEdge(ctx.h.hub, edgeId, serviceId);
 }
 
 async function person(ctx: Ctx): Promise<{ cert: IssuedCert; mykeyId: string }> {

@@ -7,9 +7,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { request as httpsRequest } from 'node:https';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import type { ChallengeRequest, Proof } from '../../../shared/messages.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Device {
   certPem: string;
@@ -46,10 +46,7 @@ function devicePost(ctx: Ctx, edge: Device, path: string, body: unknown): Promis
 }
 
 async function enroll(ctx: Ctx, edgeId: string, serviceId: string): Promise<Device> {
-  const csr = await createDeviceCsr(edgeId);
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-  if (!e.ok) throw new Error(e.message);
-  return { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
+  return enrollEdge(ctx.h.hub, edgeId, serviceId);
 }
 
 async function signed(cert: IssuedCert, challenge: string): Promise<Proof> {

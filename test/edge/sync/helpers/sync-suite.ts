@@ -12,7 +12,7 @@ import { EdgeState } from '../../../../edge/state/edge-state.ts';
 import { SyncAgent, type SyncEvents } from '../../../../edge/sync/sync-agent.ts';
 import { createLogger } from '../../../../shared/log.ts';
 import type { EdgeStatus } from '../../../../shared/sync.ts';
-import { edgeCommandTopic, edgeReplyTopic, edgeStatusTopic, serviceLogTopic } from '../../../../shared/topics.ts';
+import { edgeCommandTopic, edgeReplyTopic, edgeStatusTopic } from '../../../../shared/topics.ts';
 import { startBroker, type BrokerKind, type TestBroker } from './brokers.ts';
 import { FakeHub } from './fake-hub.ts';
 import { until } from '../../../helpers/polling.ts';
