@@ -1,6 +1,7 @@
 // An edge enrolled with a test hub, the way `mykey-enroll` leaves one: a key made on the edge, a
 // certificate from the hub's device CA for that key, and the CA the edge pins. For tests that speak
 // to the device API or the broker as an edge.
+import { request as httpsRequest } from 'node:https';
 import type { Hub } from '../../hub/main.ts';
 import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { startTestHub, type TestHub } from './hub.ts';
@@ -39,4 +40,39 @@ export async function startHubWithEdge(opts: { edgeId: string; service?: Partial
   const spec: ServiceSpec = { id: 'library', name: 'Town library', ...service };
   h.hub.links.createService(spec);
   return { h, edge: await enrollEdge(h.hub, edgeId, spec.id) };
+}
+
+/** The answer of the device API: status and parsed JSON body (undefined when empty). */
+export type DeviceAnswer = { status: number; body: any };
+
+/** One call to the hub's device API as `edge` (mutual TLS): a GET without a body, a JSON POST with one. */
+export function deviceRequest(hub: Hub, edge: Pick<EdgeTls, 'certPem' | 'keyPem' | 'caPem'>, method: string, path: string, body?: unknown): Promise<DeviceAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      new URL(path, hub.addresses.deviceApi),
+      { method, ca: edge.caPem, cert: edge.certPem, key: edge.keyPem, headers: body === undefined ? {} : { 'content-type': 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text || undefined;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            // not JSON: the text itself
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** A counter registration as edge/register makes it (the card's certificate and the service's number); the HTTP status. */
+export async function counterLink(hub: Hub, edge: Pick<EdgeTls, 'certPem' | 'keyPem' | 'caPem'>, certDer: Uint8Array, serviceUserId: string): Promise<number> {
+  const r = await deviceRequest(hub, edge, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId });
+  return r.status;
 }

@@ -92,3 +92,11 @@ export async function sharedKeyPair(): Promise<CryptoKeyPair> {
 export async function issue(ca: TestCa, opts: Parameters<typeof issueUserAuthCert>[1] = {}): Promise<IssuedCert> {
   return issueUserAuthCert(ca, { keyPair: await sharedKeyPair(), ...opts });
 }
+
+/** Registers the holder of `cert` (a fresh certificate of the hub's CA when absent); throws unless the hub answers 201. */
+export async function registerHolder(h: TestHub, cert?: IssuedCert): Promise<{ cert: IssuedCert; mykeyId: string }> {
+  const c = cert ?? (await issue(h.ca));
+  const reg = await h.request('/v1/mykey-ids', { proof: await h.proof(c) });
+  if (reg.status !== 201) throw new Error(`register: ${reg.status} ${await reg.text()}`);
+  return { cert: c, mykeyId: ((await reg.json()) as { mykeyId: string }).mykeyId };
+}

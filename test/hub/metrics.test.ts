@@ -9,7 +9,6 @@ import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +22,7 @@ import { quantile } from '../../hub/metrics/hub-metrics.ts';
 import { silentLogger, tapLogs, type LogRecord } from '../../shared/log.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
-import { enrollEdge } from '../helpers/enrolled-edge.ts';
+import { counterLink, enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const ADMIN = 'admin-token-for-metrics-test';
 const SCRAPE = 'scrape-token-for-metrics-test';
@@ -120,18 +119,6 @@ async function register(ctx: Ctx, cert: IssuedCert): Promise<Response> {
   return ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
 }
 
-function counterLink(ctx: Ctx, certDer: Uint8Array, serviceUserId: string): Promise<number> {
-  const url = new URL('/v1/device/links', ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: 'POST', ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId }));
-  });
-}
-
 /** The value of one sample line `name{labels} value`, or undefined. */
 function sample(text: string, name: string, labels = ''): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
@@ -162,7 +149,7 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
   assert.is(((await replay.json()) as { code: string }).code, 'challenge_replayed');
 
   // A counter link, then the edge syncs and reports itself online.
-  assert.is(await counterLink(ctx, a.certDer, SERVICE_USER_ID), 201);
+  assert.is(await counterLink(ctx.h.hub, ctx.edge, a.certDer, SERVICE_USER_ID), 201);
   const cache = new EdgeCache();
   ctx.state = new EdgeState({ dir: ctx.dir, log: silentLogger });
   await ctx.state.open(cache);

@@ -5,7 +5,6 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHmac, scryptSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
@@ -16,9 +15,9 @@ import { checkEntryPayload, checkSnapshot } from '../../edge/sync/payloads.ts';
 import { TouchLookup, type LookupDecision } from '../../edge/lookup/index.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { keyedId, keyedIdentity, keyedIdentitySync, SCRYPT_V2, type ChangeEntry } from '../../shared/sync.ts';
-import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { registerHolder, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
-import { enrollEdge } from '../helpers/enrolled-edge.ts';
+import { counterLink, enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const secret = new Uint8Array(32).fill(9);
 
@@ -83,30 +82,10 @@ hub.after(async (ctx) => {
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-function counterLink(ctx: Ctx, certDer: Uint8Array, serviceUserId: string): Promise<number> {
-  const url = new URL('/v1/device/links', ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: 'POST', ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId }));
-  });
-}
-
-async function registered(ctx: Ctx) {
-  const cert = await issue(ctx.ca);
-  const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
-  if (reg.status !== 201) throw new Error(`register: ${reg.status}`);
-  const { mykeyId } = (await reg.json()) as { mykeyId: string };
-  return { cert, mykeyId };
-}
-
 hub('an edge on the legacy keys follows the re-key, and still links, touches and purges', async (ctx) => {
   const links = ctx.h.hub.links;
-  const a = await registered(ctx);
-  assert.is(await counterLink(ctx, a.cert.certDer, 'M-1'), 201);
+  const a = await registerHolder(ctx.h);
+  assert.is(await counterLink(ctx.h.hub, ctx.edge, a.cert.certDer, 'M-1'), 201);
   const [legacyEntry] = links.changesAfter('museum', 0);
   assert.is(legacyEntry.keyScheme, undefined, 'the legacy service still writes old-format entries');
   const secretOf = () => links.service('museum')!.sync_secret;
@@ -155,8 +134,8 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
 
     // New links come with new keys; an unlink purges them; the hub never derived in a transaction
     // or for a snapshot: every key was derived once, ahead, and stored.
-    const b = await registered(ctx);
-    assert.is(await counterLink(ctx, b.cert.certDer, 'M-2'), 201);
+    const b = await registerHolder(ctx.h);
+    assert.is(await counterLink(ctx.h.hub, ctx.edge, b.cert.certDer, 'M-2'), 201);
     assert.is(links.changesAfter('museum', head)[0].keyScheme, 'scrypt-v3');
     await until(() => cache.get(keyedIdentitySync(secretOf(), 'mykey', b.mykeyId)) === 'M-2', { what: 'live link' });
     assert.equal(await touch(b.mykeyId), { outcome: 'linked', serviceUserId: 'M-2' });

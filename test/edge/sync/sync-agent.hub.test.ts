@@ -3,7 +3,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../../provisioning/test-ca/ca.ts';
@@ -13,9 +12,9 @@ import { SyncAgent, type SyncEvents } from '../../../edge/sync/sync-agent.ts';
 import { issuerKeyOf } from '../../../shared/cert-identity.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { edgeCommandTopic } from '../../../shared/topics.ts';
-import { issue, type TestHub } from '../../helpers/hub.ts';
+import { registerHolder, type TestHub } from '../../helpers/hub.ts';
 import { until } from '../../helpers/polling.ts';
-import { startHubWithEdge } from '../../helpers/enrolled-edge.ts';
+import { counterLink, startHubWithEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Ctx {
   h: TestHub;
@@ -36,31 +35,10 @@ test.after(async (ctx) => {
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-// A counter registration, as edge/register will make it: the card's certificate and the service card number.
-function counterLink(ctx: Ctx, certDer: Uint8Array, serviceUserId: string): Promise<number> {
-  const url = new URL('/v1/device/links', ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: 'POST', ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId }));
-  });
-}
-
-async function registered(ctx: Ctx) {
-  const cert = await issue(ctx.ca);
-  const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
-  if (reg.status !== 201) throw new Error(`register: ${reg.status}`);
-  const { mykeyId } = (await reg.json()) as { mykeyId: string };
-  return { cert, mykeyId };
-}
-
 test('syncs over mutual TLS, applies a counter link live and purges a CRL suspension', async (ctx) => {
   // One link before the edge starts: it comes with the snapshot.
-  const first = await registered(ctx);
-  assert.is(await counterLink(ctx, first.cert.certDer, 'L-1'), 201);
+  const first = await registerHolder(ctx.h);
+  assert.is(await counterLink(ctx.h.hub, ctx.edge, first.cert.certDer, 'L-1'), 201);
 
   const cache = new EdgeCache();
   const state = new EdgeState({ dir: ctx.dir, log });
@@ -89,8 +67,8 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16)), undefined, 'never without the issuing key');
 
     // A second card linked at the counter arrives over MQTT.
-    const second = await registered(ctx);
-    assert.is(await counterLink(ctx, second.cert.certDer, 'L-2'), 201);
+    const second = await registerHolder(ctx.h);
+    assert.is(await counterLink(ctx.h.hub, ctx.edge, second.cert.certDer, 'L-2'), 201);
     await until(() => cache.lookupMyKey(second.mykeyId) === 'L-2', { what: 'live link' });
 
     // The hub sees the edge's retained status with its applied sequence.

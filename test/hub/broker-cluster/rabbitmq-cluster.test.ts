@@ -9,7 +9,6 @@ import * as assert from 'uvu/assert';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EdgeCache } from '../../../edge/cache/edge-cache.ts';
@@ -22,7 +21,7 @@ import { edgeStatusTopic, serviceLogTopic } from '../../../shared/topics.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { until } from '../../helpers/polling.ts';
 import { freePort, planRabbitCluster, rabbitAvailable, startRabbitCluster, type RabbitCluster } from './helpers/rabbit-cluster.ts';
-import { enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { counterLink, enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Creds {
   edgeId: string;
@@ -154,26 +153,12 @@ function refusedConnect(ctx: Ctx, creds: Creds, node: number, over: Partial<ICli
   });
 }
 
-// A counter registration through the device API (the change log grows by one entry).
-function counterLink(ctx: Ctx, certDer: Uint8Array, serviceUserId: string): Promise<number> {
-  const e = ctx.edges['lib-1']!;
-  const url = new URL('/v1/device/links', ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: 'POST', ca: ctx.deviceCa.certPem, cert: e.certPem, key: e.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId }));
-  });
-}
-
 async function linked(ctx: Ctx, serviceUserId: string): Promise<string> {
   const cert = await issue(ctx.ca);
   const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
   if (reg.status !== 201) throw new Error(`register: ${reg.status}`);
   const { mykeyId } = (await reg.json()) as { mykeyId: string };
-  const s = await counterLink(ctx, cert.certDer, serviceUserId);
+  const s = await counterLink(ctx.h.hub, { ...ctx.edges['lib-1']!, caPem: ctx.deviceCa.certPem }, cert.certDer, serviceUserId);
   if (s !== 201) throw new Error(`link: ${s}`);
   return mykeyId;
 }
