@@ -11,7 +11,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, generateRsaKeyPair, type CryptoKeyPair, type IssuedCert, type TestCa } from '../../provisioning/test-ca/ca.ts';
-import { writeCrl } from '../../provisioning/test-ca/crl-writer.ts';
 import { makeCardFile, type CardFile } from '../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../provisioning/virtual-card/vpcd-slot.ts';
@@ -20,7 +19,7 @@ import { loadEdgeConfig } from '../../edge/config.ts';
 import { createEdgeAgent, type EdgeAgent } from '../../edge/main.ts';
 import type { TouchResult } from '../../edge/handoff/index.ts';
 import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
-import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { crlRevoking, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { enrollEdge } from '../helpers/enrolled-edge.ts';
@@ -170,14 +169,7 @@ test('a linked card touched on the reader is handed over, revoked at the hub it 
   assert.is(ctx.agent.state.counters().touches, 7, 'only the aggregate counters moved');
 
   // The card is revoked: the hub's CRL check suspends the MyKey ID, the edge purges at once.
-  const crl = await writeCrl({
-    issuerNameDer: ctx.ca.nameDer,
-    signingKey: ctx.ca.keyPair.privateKey,
-    thisUpdate: new Date(),
-    nextUpdate: new Date(Date.now() + 86_400_000),
-    crlNumber: 1n,
-    entries: [{ serial: BigInt('0x' + new (await import('node:crypto')).X509Certificate(byCert.cert.certDer).serialNumber), revokedAt: new Date(), reason: 'keyCompromise' }],
-  });
+  const crl = await crlRevoking(ctx.ca, [BigInt('0x' + new (await import('node:crypto')).X509Certificate(byCert.cert.certDer).serialNumber)]);
   assert.is(ctx.h.hub.crlManager.apply(crl, 'test').newlySuspended, 1);
   await until(() => ctx.agent.cache.size === 0, { what: 'the purge' });
   for (const f of [byMyKey.file, byCert.file]) {

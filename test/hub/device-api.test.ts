@@ -8,7 +8,7 @@ import mqtt from 'mqtt';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { keyedIdentitySync, type ChangeEntry } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
-import { issue, type TestHub } from '../helpers/hub.ts';
+import { crlRevoking, issue, type TestHub } from '../helpers/hub.ts';
 import { deviceRequest, enrollEdge, startHubWithEdge } from '../helpers/enrolled-edge.ts';
 
 interface Ctx {
@@ -110,15 +110,7 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
       if (e.kind === 'suspend') resolve(e);
     }));
     await client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
-    const { writeCrl } = await import('../../provisioning/test-ca/crl-writer.ts');
-    const der = await writeCrl({
-      issuerNameDer: ctx.ca.nameDer,
-      signingKey: ctx.ca.keyPair.privateKey,
-      thisUpdate: new Date(),
-      nextUpdate: new Date(Date.now() + 86400_000),
-      crlNumber: 1n,
-      entries: [{ serial: cert.serial, revokedAt: new Date(), reason: 'keyCompromise' }],
-    });
+    const der = await crlRevoking(ctx.ca, [cert.serial]);
     const run = ctx.h.hub.crlManager.apply(der, 'test');
     assert.is(run.newlySuspended, 1);
     const e = await got;

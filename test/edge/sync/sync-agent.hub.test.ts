@@ -12,7 +12,7 @@ import { SyncAgent, type SyncEvents } from '../../../edge/sync/sync-agent.ts';
 import { issuerKeyOf } from '../../../shared/cert-identity.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { edgeCommandTopic } from '../../../shared/topics.ts';
-import { registerHolder, type TestHub } from '../../helpers/hub.ts';
+import { crlRevoking, registerHolder, type TestHub } from '../../helpers/hub.ts';
 import { until } from '../../helpers/polling.ts';
 import { counterLink, startHubWithEdge } from '../../helpers/enrolled-edge.ts';
 
@@ -77,15 +77,7 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     assert.is(ctx.h.hub.devices.get('lib-counter-1')?.health, 'ok');
 
     // The first card is revoked: the CRL check suspends the MyKey ID and the edge purges it at once.
-    const { writeCrl } = await import('../../../provisioning/test-ca/crl-writer.ts');
-    const der = await writeCrl({
-      issuerNameDer: ctx.ca.nameDer,
-      signingKey: ctx.ca.keyPair.privateKey,
-      thisUpdate: new Date(),
-      nextUpdate: new Date(Date.now() + 86400_000),
-      crlNumber: 1n,
-      entries: [{ serial: first.cert.serial, revokedAt: new Date(), reason: 'keyCompromise' }],
-    });
+    const der = await crlRevoking(ctx.ca, [first.cert.serial]);
     assert.is(ctx.h.hub.crlManager.apply(der, 'test').newlySuspended, 1);
     await until(() => cache.lookupMyKey(first.mykeyId) === undefined, { what: 'purged' });
     assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16), aki), undefined);

@@ -13,6 +13,7 @@ import { createPrivateKey } from 'node:crypto';
 import type { SignedRelease } from '../../../shared/release.ts';
 import type { UpdateStep } from '../../../edge/update/updater.ts';
 import { enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 
@@ -224,4 +225,15 @@ export function startRelay(target: string, o: { bytesPerTick?: number; cutAfter?
       });
     }),
   );
+}
+
+/**
+ * A started hub that trusts `keys` for releases and takes the admin `token`, with the service
+ * `library` (possession at the counter), as every update test starts from.
+ */
+export async function startReleaseHub(keys: ReleaseKeyPair, token: string): Promise<TestHub> {
+  const h = await startTestHub({ overrides: { admin: { token }, releases: { publicKeys: [keys.publicKeyLine] } } });
+  await h.hub.start();
+  h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  return h;
 }

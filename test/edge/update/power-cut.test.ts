@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import type { UpdateStep } from '../../../edge/update/updater.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { buildStandIn, makeRelease, StandInEdge, startRelay, upload } from './helpers.ts';
+import { type TestHub } from '../../helpers/hub.ts';
+import { buildStandIn, makeRelease, StandInEdge, startRelay, upload, startReleaseHub } from './helpers.ts';
 
 const TOKEN = 'operator-token-for-power-cuts';
 const PAD = 1_500_000;
@@ -28,9 +28,7 @@ const test = suite<Ctx>('edge update power cuts', {} as Ctx);
 test.before(async (ctx) => {
   ctx.work = mkdtempSync(join(tmpdir(), 'mykey-powercut-'));
   ctx.keys = generateReleaseKeys();
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  ctx.h = await startReleaseHub(ctx.keys, TOKEN);
   ctx.built = await buildStandIn(join(ctx.work, 'built'));
   const rel = makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.1.0', keys: ctx.keys, padBytes: PAD });
   ctx.size = rel.bundle.length;

@@ -13,8 +13,8 @@ import { createPrivateKey } from 'node:crypto';
 import { buildAll } from '../../../scripts/build.ts';
 import { generateReleaseKeys, manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import { packFolder } from '../../../provisioning/release/tar.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { upload } from './helpers.ts';
+import { type TestHub } from '../../helpers/hub.ts';
+import { upload, startReleaseHub } from './helpers.ts';
 import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 const TOKEN = 'operator-token-for-real-agent';
@@ -53,9 +53,7 @@ test.before(async (ctx) => {
   // The checkout's node_modules stands in for `npm ci --omit=dev` (test/build covers that install).
   symlinkSync(join(ROOT, 'node_modules'), join(ctx.install, 'node_modules'));
   ctx.updates = join(ctx.work, 'var', 'updates');
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  ctx.h = await startReleaseHub(ctx.keys, TOKEN);
   const e = await enrollEdge(ctx.h.hub, 'lib-real');
   const tls = join(ctx.work, 'tls');
   mkdirSync(tls);

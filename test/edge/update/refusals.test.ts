@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { buildStandIn, makeRelease, StandInEdge, upload } from './helpers.ts';
+import { type TestHub } from '../../helpers/hub.ts';
+import { buildStandIn, makeRelease, StandInEdge, upload, startReleaseHub } from './helpers.ts';
 
 const TOKEN = 'operator-token-for-refusals';
 interface Ctx {
@@ -25,9 +25,7 @@ const test = suite<Ctx>('edge update refusals', {} as Ctx);
 test.before(async (ctx) => {
   ctx.work = mkdtempSync(join(tmpdir(), 'mykey-refusals-'));
   ctx.keys = generateReleaseKeys();
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  ctx.h = await startReleaseHub(ctx.keys, TOKEN);
   ctx.built = await buildStandIn(join(ctx.work, 'built'));
   ctx.edge = await StandInEdge.create({ hub: ctx.h.hub, work: ctx.work, edgeId: 'lib-guard', serviceId: 'library', built: ctx.built, releaseKey: ctx.keys.publicKeyLine });
   ctx.edge.start();

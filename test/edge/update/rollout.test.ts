@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { buildStandIn, makeRelease, StandInEdge, upload } from './helpers.ts';
+import { type TestHub } from '../../helpers/hub.ts';
+import { buildStandIn, makeRelease, StandInEdge, upload, startReleaseHub } from './helpers.ts';
 import { until } from '../../helpers/polling.ts';
 
 const TOKEN = 'operator-token-for-updates';
@@ -25,9 +25,7 @@ const test = suite<Ctx>('edge update rollout', {} as Ctx);
 test.before(async (ctx) => {
   ctx.work = mkdtempSync(join(tmpdir(), 'mykey-update-'));
   ctx.keys = generateReleaseKeys();
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  ctx.h = await startReleaseHub(ctx.keys, TOKEN);
   ctx.built = await buildStandIn(join(ctx.work, 'built'));
   ctx.edges = [];
   for (const id of ['lib-a', 'lib-b', 'lib-c']) {

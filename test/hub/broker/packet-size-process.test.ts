@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { varint } from './helpers/mqtt-wire.ts';
 
 const MB = 1024 * 1024;
 
@@ -50,17 +51,6 @@ test.after(async () => {
   await new Promise((r) => child.once('exit', r));
   rl.close();
 });
-
-const varint = (n: number) => {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-};
 const str = (s: string) => [0, Buffer.byteLength(s), ...Buffer.from(s)];
 
 async function session(e: Ready['edges'][number]): Promise<TLSSocket> {

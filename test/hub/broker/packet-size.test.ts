@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { edgeStatusTopic } from '../../../shared/topics.ts';
 import { startFixture, type EdgeCreds, type Fixture } from './helpers/fixture.ts';
 import { until } from '../../helpers/polling.ts';
+import { varint } from './helpers/mqtt-wire.ts';
 
 let f: Fixture;
 test.before(async () => {
@@ -24,17 +25,6 @@ test.after(async () => {
 const MB = 1024 * 1024;
 
 /** MQTT 3.1.1 2.2.3 remaining length encoding. */
-function varint(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
-
 /** MQTT 3.1.1 1.5.3: a UTF-8 string with its two-byte length. */
 const utf8 = (s: string) => [(Buffer.byteLength(s) >> 8) & 0xff, Buffer.byteLength(s) & 0xff, ...Buffer.from(s)];
 

@@ -8,13 +8,9 @@ import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../
 import { createConsoleRepo, migrateConsole } from '../../../hub/store/console-repo.ts';
 import type { ChangeEntry } from '../../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { deviceRequest, enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { deviceRequest, enrollEdge, type EdgeTls } from '../../helpers/enrolled-edge.ts';
 
-interface Device {
-  certPem: string;
-  keyPem: string;
-  caPem: string;
-}
+type Device = EdgeTls;
 interface Ctx {
   h: TestHub;
   ca: TestCa;

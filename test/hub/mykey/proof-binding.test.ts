@@ -8,13 +8,9 @@ import * as assert from 'uvu/assert';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import type { ChallengeRequest, Proof } from '../../../shared/messages.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { deviceRequest, enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { deviceRequest, enrollEdge, type EdgeTls } from '../../helpers/enrolled-edge.ts';
 
-interface Device {
-  certPem: string;
-  keyPem: string;
-  caPem: string;
-}
+type Device = EdgeTls;
 interface Ctx {
   h: TestHub;
   ca: TestCa;

@@ -8,11 +8,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { buildAll, ROOT } from '../../../scripts/build.ts';
 import { createTestCa, toPem } from '../../../provisioning/test-ca/ca.ts';
@@ -20,6 +19,7 @@ import { testIf } from '../../helpers/requires.ts';
 import { openTempDir } from '../../build/edge-fixture.ts';
 import { listeningUrl } from '../../helpers/hub-log.ts';
 import { until } from '../../helpers/polling.ts';
+import { unitForVerify } from '../../helpers/systemd.ts';
 
 const HERE = join(ROOT, 'provisioning', 'hub-service');
 const USER = 'mykey-hub';
@@ -54,18 +54,6 @@ function sh(cmd: string, args: string[], opts: { input?: string } = {}): string 
 function ensureUser(name: string): { uid: number; gid: number } {
   if (spawnSync('id', ['-u', name]).status !== 0) sh('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', name]);
   return { uid: Number(sh('id', ['-u', name])), gid: Number(sh('id', ['-g', name])) };
-}
-
-/**
- * The unit as shipped, or, where node is not /usr/bin/node (a CI image with another Node.js), a copy
- * naming this node: verify checks that ExecStart's program exists.
- */
-function unitForVerify(path: string): string {
-  if (existsSync('/usr/bin/node')) return path;
-  const dir = mkdtempSync(join(tmpdir(), 'mykey-unit-'));
-  const copy = join(dir, basename(path));
-  writeFileSync(copy, readFileSync(path, 'utf8').replaceAll('/usr/bin/node', process.execPath));
-  return copy;
 }
 
 async function freePort(): Promise<number> {
