@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { edgeStatusTopic } from '../../../shared/topics.ts';
 import { startFixture, type EdgeCreds, type Fixture } from './helpers/fixture.ts';
 import { until } from '../../helpers/polling.ts';
-import { varint } from './helpers/mqtt-wire.ts';
+import { stream, varint } from './helpers/mqtt-wire.ts';
 
 let f: Fixture;
 test.before(async () => {
@@ -55,37 +55,6 @@ async function session(creds: EdgeCreds): Promise<TLSSocket> {
   const a = await connack;
   assert.equal([...a.subarray(0, 4)], [0x20, 0x02, 0x00, 0x00], 'CONNACK accepted');
   return s;
-}
-
-/**
- * Writes `header`, then streams filler as fast as the socket takes it until the peer closes or
- * `cap` bytes went out. Resolves with what was sent after the header and how long it took.
- */
-function stream(s: TLSSocket, header: Buffer, cap: number): Promise<{ sent: number; ms: number; closed: boolean }> {
-  const t0 = Date.now();
-  const chunk = Buffer.alloc(64 * 1024, 0x41);
-  let sent = 0;
-  let closed = false;
-  return new Promise((resolve) => {
-    const finish = () => resolve({ sent, ms: Date.now() - t0, closed });
-    s.on('error', () => undefined);
-    s.once('close', () => {
-      closed = true;
-      finish();
-    });
-    s.write(header);
-    const pump = () => {
-      while (!closed && sent < cap) {
-        sent += chunk.length;
-        if (!s.write(chunk)) return void s.once('drain', pump);
-      }
-      if (!closed) {
-        s.destroy();
-        finish();
-      }
-    };
-    pump();
-  });
 }
 
 /** Samples the process's buffer memory while `work` runs; resolves with the peak growth in bytes. */
