@@ -13,11 +13,11 @@ import { EdgeCache } from '../../edge/cache/edge-cache.ts';
 import { EdgeState } from '../../edge/state/edge-state.ts';
 import { SyncAgent } from '../../edge/sync/sync-agent.ts';
 import { certIdentityOf } from '../../edge/lookup/cert-key.ts';
-import { TouchLookup, type LookupDecision } from '../../edge/lookup/index.ts';
-import { silentLogger } from '../../shared/log.ts';
+import { type LookupDecision } from '../../edge/lookup/index.ts';
 import { issue, registerHolder, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { counterLink, enrollEdge, type EdgeTls } from '../helpers/enrolled-edge.ts';
+import { edgeStack } from '../helpers/edge-stack.ts';
 
 interface Edge {
   creds: EdgeTls;
@@ -58,21 +58,9 @@ t.after(async (ctx) => {
 /** An edge of `serviceId`, enrolled, synced and connected. */
 async function edgeOf(ctx: Ctx, serviceId: string, edgeId: string): Promise<Edge> {
   const creds = await enrollEdge(ctx.h.hub, edgeId, serviceId);
-  const { tls } = creds;
   const dir = mkdtempSync(join(tmpdir(), 'cert-key-rollover-'));
   ctx.dirs.push(dir);
-  const cache = new EdgeCache();
-  const state = new EdgeState({ dir, log: silentLogger });
-  await state.open(cache);
-  const agent = new SyncAgent({ hubUrl: ctx.h.hub.addresses.deviceApi!, brokerUrl: ctx.h.hub.addresses.mqtts!, tls, state, cache, version: '0.1.0-certkey', backoff: { minMs: 100, maxMs: 500 } });
-  const lookup = new TouchLookup({
-    cache,
-    secret: () => (state.identity() ? new Uint8Array(Buffer.from(state.identity()!.syncSecret, 'base64url')) : undefined),
-    health: () => ({ state: 'ok', lastContactMs: Date.now() }),
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff: { dispatch: () => undefined },
-    context: { serviceId, edgeId },
-  });
+  const { cache, state, agent, lookup } = await edgeStack(ctx.h.hub, creds, { dir, version: '0.1.0-certkey' });
   const snapshots: number[] = [];
   agent.events.on('snapshot', (s) => void snapshots.push(s.seq));
   const edge: Edge = { creds, cache, state, agent, snapshots, touch: async (cert) => (await lookup.touch('desk', { kind: 'cert', certDer: cert.certDer })).decision };

@@ -9,15 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
-import { EdgeState } from '../../edge/state/edge-state.ts';
-import { SyncAgent } from '../../edge/sync/sync-agent.ts';
 import { checkEntryPayload, checkSnapshot } from '../../edge/sync/payloads.ts';
-import { TouchLookup, type LookupDecision } from '../../edge/lookup/index.ts';
-import { silentLogger } from '../../shared/log.ts';
+import { type LookupDecision } from '../../edge/lookup/index.ts';
 import { keyedId, keyedIdentity, keyedIdentitySync, SCRYPT_V2, type ChangeEntry } from '../../shared/sync.ts';
 import { registerHolder, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
-import { counterLink, enrollEdge } from '../helpers/enrolled-edge.ts';
+import { counterLink, enrollEdge, type EdgeTls } from '../helpers/enrolled-edge.ts';
+import { edgeStack } from '../helpers/edge-stack.ts';
 
 const secret = new Uint8Array(32).fill(9);
 
@@ -61,7 +59,7 @@ unit.run();
 interface Ctx {
   h: TestHub;
   ca: TestCa;
-  edge: { certPem: string; keyPem: string; caPem: string };
+  edge: EdgeTls;
   dir: string;
 }
 const hub = suite<Ctx>('a service moves to the memory-hard keys', {} as Ctx);
@@ -91,26 +89,7 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
   const secretOf = () => links.service('museum')!.sync_secret;
   assert.ok(legacyEntry.set!.keys.includes(keyedId(secretOf(), 'mykey', a.mykeyId)));
 
-  const cache = new EdgeCache();
-  const state = new EdgeState({ dir: ctx.dir, log: silentLogger });
-  await state.open(cache);
-  const agent = new SyncAgent({
-    hubUrl: ctx.h.hub.addresses.deviceApi!,
-    brokerUrl: ctx.h.hub.addresses.mqtts!,
-    tls: { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem },
-    state,
-    cache,
-    version: '0.1.0-rekey',
-    backoff: { minMs: 100, maxMs: 500 },
-  });
-  const lookup = new TouchLookup({
-    cache,
-    secret: () => (state.identity() ? new Uint8Array(Buffer.from(state.identity()!.syncSecret, 'base64url')) : undefined),
-    health: () => ({ state: 'ok', lastContactMs: Date.now() }),
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff: { dispatch: () => undefined },
-    context: { serviceId: 'museum', edgeId: 'museum-gate-1' },
-  });
+  const { cache, state, agent, lookup } = await edgeStack(ctx.h.hub, ctx.edge, { dir: ctx.dir, version: '0.1.0-rekey' });
   const touch = async (mykeyId: string): Promise<LookupDecision> => (await lookup.touch('gate', { kind: 'mykey', mykeyId })).decision;
   const snapshots: number[] = [];
   agent.events.on('snapshot', (s) => void snapshots.push(s.seq));

@@ -6,20 +6,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { EdgeCache } from '../../../edge/cache/edge-cache.ts';
-import { EdgeState } from '../../../edge/state/edge-state.ts';
-import { SyncAgent, type SyncEvents } from '../../../edge/sync/sync-agent.ts';
+import { type SyncEvents } from '../../../edge/sync/sync-agent.ts';
 import { issuerKeyOf } from '../../../shared/cert-identity.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { edgeCommandTopic } from '../../../shared/topics.ts';
 import { crlRevoking, registerHolder, type TestHub } from '../../helpers/hub.ts';
 import { until } from '../../helpers/polling.ts';
-import { counterLink, startHubWithEdge } from '../../helpers/enrolled-edge.ts';
+import { counterLink, startHubWithEdge, type EdgeTls } from '../../helpers/enrolled-edge.ts';
+import { edgeStack } from '../../helpers/edge-stack.ts';
 
 interface Ctx {
   h: TestHub;
   ca: TestCa;
-  edge: { certPem: string; keyPem: string; caPem: string };
+  edge: EdgeTls;
   dir: string;
 }
 const test = suite<Ctx>('sync agent against the hub', {} as Ctx);
@@ -40,19 +39,7 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
   const first = await registerHolder(ctx.h);
   assert.is(await counterLink(ctx.h.hub, ctx.edge, first.cert.certDer, 'L-1'), 201);
 
-  const cache = new EdgeCache();
-  const state = new EdgeState({ dir: ctx.dir, log });
-  await state.open(cache);
-  const agent = new SyncAgent({
-    hubUrl: ctx.h.hub.addresses.deviceApi!,
-    brokerUrl: ctx.h.hub.addresses.mqtts!,
-    tls: { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem },
-    state,
-    cache,
-    version: '0.1.0-e2e',
-    log,
-    backoff: { minMs: 100, maxMs: 500 },
-  });
+  const { cache, state, agent } = await edgeStack(ctx.h.hub, ctx.edge, { dir: ctx.dir, version: '0.1.0-e2e', log });
   const purged: SyncEvents['purged'][] = [];
   agent.events.on('purged', (p) => void purged.push(p));
   try {
