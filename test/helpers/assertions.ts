@@ -13,3 +13,13 @@ export async function rejectsWith(p: Promise<unknown>, code: string): Promise<My
   }
   throw new Error(`expected a rejection with ${code}`);
 }
+
+/** The MyKeyError code `p` rejects with, 'resolved', or what else it threw: for tables of refusals. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (e) {
+    return e instanceof MyKeyError ? e.code : `not a MyKeyError: ${String(e)}`;
+  }
+}

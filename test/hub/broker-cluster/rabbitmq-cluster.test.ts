@@ -22,6 +22,7 @@ import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { until } from '../../helpers/polling.ts';
 import { freePort, planRabbitCluster, rabbitAvailable, startRabbitCluster, type RabbitCluster } from './helpers/rabbit-cluster.ts';
 import { counterLink, enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { refusalOf } from '../broker/helpers/refusal.ts';
 
 interface Creds {
   edgeId: string;
@@ -132,25 +133,9 @@ async function connect(ctx: Ctx, creds: Creds, node: number, over: Partial<IClie
 
 /** Connects and expects a refusal: the CONNACK return code, or that the connection closed first. */
 function refusedConnect(ctx: Ctx, creds: Creds, node: number, over: Partial<IClientOptions> = {}): Promise<{ returnCode?: number; error: string }> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(options(ctx, creds, node, over));
-    ctx.clients.add(c);
-    const timer = setTimeout(() => reject(new Error('neither refused nor connected in 10 s')), 10_000);
-    c.once('connect', () => {
-      clearTimeout(timer);
-      reject(new Error('connected, but a refusal was expected'));
-    });
-    c.once('error', (err: Error & { code?: number | string }) => {
-      clearTimeout(timer);
-      c.end(true);
-      resolve({ returnCode: typeof err.code === 'number' ? err.code : undefined, error: err.message });
-    });
-    c.once('close', () => {
-      clearTimeout(timer);
-      c.end(true);
-      resolve({ error: 'closed before CONNACK' });
-    });
-  });
+  const c = mqtt.connect(options(ctx, creds, node, over));
+  ctx.clients.add(c);
+  return refusalOf(c);
 }
 
 async function linked(ctx: Ctx, serviceUserId: string): Promise<string> {
