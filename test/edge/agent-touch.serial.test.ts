@@ -16,7 +16,7 @@ import { Handoff, WebhookTarget, type TouchResult } from '../../edge/handoff/ind
 import { TouchDesk, TouchLookup, type HealthView } from '../../edge/lookup/index.ts';
 import { ReaderManager, TouchPipeline, silentReaderLog } from '../../edge/reader/index.ts';
 import { HttpDeviceApi, readerSigner, RegistrationFlow, type RegistrationView } from '../../edge/register/index.ts';
-import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
+import { requirePcscd, vpcdReaderName, startTouchDesk } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -87,12 +87,7 @@ test.before(async (ctx) => {
   const api = new HttpDeviceApi({ hubUrl: ctx.hub.hub.addresses.deviceApi!, tls });
   ctx.flow = new RegistrationFlow({ api, signer: readerSigner(ctx.manager, { pause: ctx.pipeline }), resultMs: 60_000 });
   ctx.desk = new TouchDesk({ source: ctx.pipeline, lookup: ctx.lookup, registration: ctx.flow });
-  const added = new Promise<void>((r) => ctx.manager.on('reader-added', (e) => e.reader === READER && r()));
-  ctx.desk.start();
-  ctx.pipeline.start();
-  ctx.manager.start();
-  await added;
-  if (ctx.manager.isCardPresent(READER)) throw new Error(`${READER} already holds a card`);
+  await startTouchDesk(ctx, READER);
 });
 
 test.after(async (ctx) => {

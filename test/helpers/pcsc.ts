@@ -12,6 +12,8 @@ import pcsclite from 'pcsclite';
 import type { CardFile } from '../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard, type VirtualCardOptions } from '../../provisioning/virtual-card/card.ts';
 import { VPCD_BASE_PORT, VpcdSlot, type VpcdSlotOptions } from '../../provisioning/virtual-card/vpcd-slot.ts';
+import type { TouchDesk } from '../../edge/lookup/index.ts';
+import type { ReaderManager, TouchPipeline } from '../../edge/reader/index.ts';
 
 /** The PC/SC reader name pcscd gives a vpcd slot (FRIENDLYNAME "Virtual PCD" in /etc/reader.conf.d/vpcd). */
 export function vpcdReaderName(slot: 0 | 1): string {
@@ -279,4 +281,17 @@ export async function withCard<T>(
   } finally {
     if (!opts.pcsc) pcsc.close();
   }
+}
+
+/**
+ * Starts a touch desk over the real reader stack (desk, then pipeline, then reader manager) and waits
+ * until `reader` is seen, refusing to go on when it already holds a card (another test's).
+ */
+export async function startTouchDesk(parts: { manager: ReaderManager; pipeline: TouchPipeline; desk: TouchDesk }, reader: string): Promise<void> {
+  const added = new Promise<void>((r) => parts.manager.on('reader-added', (e) => e.reader === reader && r()));
+  parts.desk.start();
+  parts.pipeline.start();
+  parts.manager.start();
+  await added;
+  if (parts.manager.isCardPresent(reader)) throw new Error(`${reader} already holds a card`);
 }

@@ -2,12 +2,13 @@
 // supervisor that restarts them like systemd's Restart=always, against a real hub over mutual TLS;
 // releases are real signed bundles; a TCP relay can throttle or cut the device API connection.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import type { Hub } from '../../../hub/main.ts';
-import { manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
+import { generateReleaseKeys, manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import { packFolder } from '../../../provisioning/release/tar.ts';
 import { createPrivateKey } from 'node:crypto';
 import type { SignedRelease } from '../../../shared/release.ts';
@@ -236,4 +237,12 @@ export async function startReleaseHub(keys: ReleaseKeyPair, token: string): Prom
   await h.hub.start();
   h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   return h;
+}
+
+/** What every stand-in update test starts from: a work folder, release keys, a release hub, the built stand-in edge. */
+export async function startUpdateBench(prefix: string, token: string): Promise<{ work: string; keys: ReleaseKeyPair; h: TestHub; built: { boot: string; main: string } }> {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  const keys = generateReleaseKeys();
+  const h = await startReleaseHub(keys, token);
+  return { work, keys, h, built: await buildStandIn(join(work, 'built')) };
 }

@@ -4,13 +4,12 @@
 // Range, never restarted from zero and never unpacked half.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
+import { type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import type { UpdateStep } from '../../../edge/update/updater.ts';
 import { type TestHub } from '../../helpers/hub.ts';
-import { buildStandIn, makeRelease, StandInEdge, startRelay, upload, startReleaseHub } from './helpers.ts';
+import { makeRelease, StandInEdge, startRelay, upload, startUpdateBench } from './helpers.ts';
 
 const TOKEN = 'operator-token-for-power-cuts';
 const PAD = 1_500_000;
@@ -26,10 +25,7 @@ interface Ctx {
 const test = suite<Ctx>('edge update power cuts', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.work = mkdtempSync(join(tmpdir(), 'mykey-powercut-'));
-  ctx.keys = generateReleaseKeys();
-  ctx.h = await startReleaseHub(ctx.keys, TOKEN);
-  ctx.built = await buildStandIn(join(ctx.work, 'built'));
+  Object.assign(ctx, await startUpdateBench('mykey-powercut-', TOKEN));
   const rel = makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.1.0', keys: ctx.keys, padBytes: PAD });
   ctx.size = rel.bundle.length;
   await upload(ctx.h.hub, TOKEN, rel);

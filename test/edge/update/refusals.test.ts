@@ -5,12 +5,10 @@
 // they would stop the attack first: the edge trusts the release key, not the hub.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import { type TestHub } from '../../helpers/hub.ts';
-import { buildStandIn, makeRelease, StandInEdge, upload, startReleaseHub } from './helpers.ts';
+import { makeRelease, StandInEdge, upload, startUpdateBench } from './helpers.ts';
 
 const TOKEN = 'operator-token-for-refusals';
 interface Ctx {
@@ -23,10 +21,7 @@ interface Ctx {
 const test = suite<Ctx>('edge update refusals', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.work = mkdtempSync(join(tmpdir(), 'mykey-refusals-'));
-  ctx.keys = generateReleaseKeys();
-  ctx.h = await startReleaseHub(ctx.keys, TOKEN);
-  ctx.built = await buildStandIn(join(ctx.work, 'built'));
+  Object.assign(ctx, await startUpdateBench('mykey-refusals-', TOKEN));
   ctx.edge = await StandInEdge.create({ hub: ctx.h.hub, work: ctx.work, edgeId: 'lib-guard', serviceId: 'library', built: ctx.built, releaseKey: ctx.keys.publicKeyLine });
   ctx.edge.start();
   await ctx.edge.waitFor((l) => l.event === 'running');

@@ -4,12 +4,10 @@
 // every edge that tried it and the rollout halts.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
+import { rmSync } from 'node:fs';
+import { type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import { type TestHub } from '../../helpers/hub.ts';
-import { buildStandIn, makeRelease, StandInEdge, upload, startReleaseHub } from './helpers.ts';
+import { makeRelease, StandInEdge, upload, startUpdateBench } from './helpers.ts';
 import { until } from '../../helpers/polling.ts';
 
 const TOKEN = 'operator-token-for-updates';
@@ -23,10 +21,7 @@ interface Ctx {
 const test = suite<Ctx>('edge update rollout', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.work = mkdtempSync(join(tmpdir(), 'mykey-update-'));
-  ctx.keys = generateReleaseKeys();
-  ctx.h = await startReleaseHub(ctx.keys, TOKEN);
-  ctx.built = await buildStandIn(join(ctx.work, 'built'));
+  Object.assign(ctx, await startUpdateBench('mykey-update-', TOKEN));
   ctx.edges = [];
   for (const id of ['lib-a', 'lib-b', 'lib-c']) {
     ctx.edges.push(await StandInEdge.create({ hub: ctx.h.hub, work: ctx.work, edgeId: id, serviceId: 'library', built: ctx.built, releaseKey: ctx.keys.publicKeyLine }));

@@ -19,7 +19,7 @@ import type { KeyboardTarget } from '../../../../edge/handoff/keyboard/keyboard-
 import { inputEventSize } from '../../../../edge/handoff/keyboard/input-event.ts';
 import { TouchDesk, TouchLookup } from '../../../../edge/lookup/index.ts';
 import { ReaderManager, TouchPipeline, silentReaderLog } from '../../../../edge/reader/index.ts';
-import { requirePcscd, vpcdReaderName } from '../../../helpers/pcsc.ts';
+import { requirePcscd, vpcdReaderName, startTouchDesk } from '../../../helpers/pcsc.ts';
 import { decodeHidReports, decodeInputEvents, ENTER, MINIMAL_CONFIG, TAB } from './decoders.ts';
 
 const READER = vpcdReaderName(0);
@@ -82,12 +82,7 @@ test.before(async (ctx) => {
   ctx.pipeline = new TouchPipeline(ctx.manager, { log: silentReaderLog });
   ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });
   ctx.desk = new TouchDesk({ source: ctx.pipeline, lookup });
-  const added = new Promise<void>((r) => ctx.manager.on('reader-added', (e) => e.reader === READER && r()));
-  ctx.desk.start();
-  ctx.pipeline.start();
-  ctx.manager.start();
-  await added;
-  if (ctx.manager.isCardPresent(READER)) throw new Error(`${READER} already holds a card`);
+  await startTouchDesk(ctx, READER);
 });
 
 test.after(async (ctx) => {
