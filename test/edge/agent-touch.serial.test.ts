@@ -16,7 +16,7 @@ import { Handoff, WebhookTarget, type TouchResult } from '../../edge/handoff/ind
 import { TouchDesk, TouchLookup, type HealthView } from '../../edge/lookup/index.ts';
 import { ReaderManager, TouchPipeline, silentReaderLog } from '../../edge/reader/index.ts';
 import { HttpDeviceApi, readerSigner, RegistrationFlow, type RegistrationView } from '../../edge/register/index.ts';
-import { requirePcscd, vpcdReaderName, startTouchDesk } from '../helpers/pcsc.ts';
+import { requirePcscd, vpcdReaderName, startTouchDesk, type TouchDeskParts } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -25,19 +25,16 @@ import { enrollEdge } from '../helpers/enrolled-edge.ts';
 const READER = vpcdReaderName(0);
 const SECRET = new Uint8Array(32).fill(3);
 
-interface Ctx {
+interface Ctx extends TouchDeskParts {
   ca: TestCa;
   cards: { mykey: CardFile; cert: CardFile; stranger: CardFile };
   received: TouchResult[];
   hook: WebhookReceiver;
   cache: EdgeCache;
   health: HealthView;
-  manager: ReaderManager;
-  pipeline: TouchPipeline;
   slot: VpcdSlot;
   lookup: TouchLookup;
   handoff: Handoff;
-  desk: TouchDesk;
   hub: TestHub;
   flow: RegistrationFlow;
 }

@@ -283,11 +283,18 @@ export async function withCard<T>(
   }
 }
 
+/** A touch desk over the real reader stack: PC/SC readers, the touch pipeline, the desk. */
+export interface TouchDeskParts {
+  manager: ReaderManager;
+  pipeline: TouchPipeline;
+  desk: TouchDesk;
+}
+
 /**
  * Starts a touch desk over the real reader stack (desk, then pipeline, then reader manager) and waits
  * until `reader` is seen, refusing to go on when it already holds a card (another test's).
  */
-export async function startTouchDesk(parts: { manager: ReaderManager; pipeline: TouchPipeline; desk: TouchDesk }, reader: string): Promise<void> {
+export async function startTouchDesk(parts: TouchDeskParts, reader: string): Promise<void> {
   const added = new Promise<void>((r) => parts.manager.on('reader-added', (e) => e.reader === reader && r()));
   parts.desk.start();
   parts.pipeline.start();

@@ -240,7 +240,15 @@ export async function startReleaseHub(keys: ReleaseKeyPair, token: string): Prom
 }
 
 /** What every stand-in update test starts from: a work folder, release keys, a release hub, the built stand-in edge. */
-export async function startUpdateBench(prefix: string, token: string): Promise<{ work: string; keys: ReleaseKeyPair; h: TestHub; built: { boot: string; main: string } }> {
+export interface UpdateBench {
+  h: TestHub;
+  work: string;
+  keys: ReleaseKeyPair;
+  built: { boot: string; main: string };
+}
+
+/** Makes an UpdateBench; the files go in a temp folder named with `prefix`. */
+export async function startUpdateBench(prefix: string, token: string): Promise<UpdateBench> {
   const work = mkdtempSync(join(tmpdir(), prefix));
   const keys = generateReleaseKeys();
   const h = await startReleaseHub(keys, token);

@@ -6,18 +6,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import type { UpdateStep } from '../../../edge/update/updater.ts';
-import { type TestHub } from '../../helpers/hub.ts';
-import { makeRelease, StandInEdge, startRelay, upload, startUpdateBench } from './helpers.ts';
+import { makeRelease, StandInEdge, startRelay, upload, startUpdateBench, type UpdateBench } from './helpers.ts';
 
 const TOKEN = 'operator-token-for-power-cuts';
 const PAD = 1_500_000;
-interface Ctx {
-  h: TestHub;
-  work: string;
-  keys: ReleaseKeyPair;
-  built: { boot: string; main: string };
+interface Ctx extends UpdateBench {
   edges: StandInEdge[];
   relays: { close: () => Promise<void> }[];
   size: number;

@@ -6,16 +6,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
-import { type TestHub } from '../../helpers/hub.ts';
-import { makeRelease, StandInEdge, upload, startUpdateBench } from './helpers.ts';
+import { generateReleaseKeys } from '../../../provisioning/release/sign.ts';
+import { makeRelease, StandInEdge, upload, startUpdateBench, type UpdateBench } from './helpers.ts';
 
 const TOKEN = 'operator-token-for-refusals';
-interface Ctx {
-  h: TestHub;
-  work: string;
-  keys: ReleaseKeyPair;
-  built: { boot: string; main: string };
+interface Ctx extends UpdateBench {
   edge: StandInEdge;
 }
 const test = suite<Ctx>('edge update refusals', {} as Ctx);

@@ -5,17 +5,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
-import { type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
-import { type TestHub } from '../../helpers/hub.ts';
-import { makeRelease, StandInEdge, upload, startUpdateBench } from './helpers.ts';
+import { makeRelease, StandInEdge, upload, startUpdateBench, type UpdateBench } from './helpers.ts';
 import { until } from '../../helpers/polling.ts';
 
 const TOKEN = 'operator-token-for-updates';
-interface Ctx {
-  h: TestHub;
-  work: string;
-  keys: ReleaseKeyPair;
-  built: { boot: string; main: string };
+interface Ctx extends UpdateBench {
   edges: StandInEdge[];
 }
 const test = suite<Ctx>('edge update rollout', {} as Ctx);

@@ -19,7 +19,7 @@ import type { KeyboardTarget } from '../../../../edge/handoff/keyboard/keyboard-
 import { inputEventSize } from '../../../../edge/handoff/keyboard/input-event.ts';
 import { TouchDesk, TouchLookup } from '../../../../edge/lookup/index.ts';
 import { ReaderManager, TouchPipeline, silentReaderLog } from '../../../../edge/reader/index.ts';
-import { requirePcscd, vpcdReaderName, startTouchDesk } from '../../../helpers/pcsc.ts';
+import { requirePcscd, vpcdReaderName, startTouchDesk, type TouchDeskParts } from '../../../helpers/pcsc.ts';
 import { decodeHidReports, decodeInputEvents, ENTER, MINIMAL_CONFIG, TAB } from './decoders.ts';
 
 const READER = vpcdReaderName(0);
@@ -27,16 +27,13 @@ const SECRET = new Uint8Array(32).fill(5);
 /** A library card number with the characters that sit on different keys on JIS and US keyboards. */
 const CARD_NUMBER = `L@"_:(*)~^'=+\\|{}[]\`&-9z`;
 
-interface Ctx {
+interface Ctx extends TouchDeskParts {
   dir: string;
   card: CardFile;
   hidg: string;
   uinput: string;
   ioctls: number[];
   handoff: Handoff;
-  manager: ReaderManager;
-  pipeline: TouchPipeline;
-  desk: TouchDesk;
   slot: VpcdSlot;
 }
 const test = suite<Ctx>('a touch typed as a keyboard', {} as Ctx);
