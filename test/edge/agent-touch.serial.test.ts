@@ -8,15 +8,13 @@ import { X509Certificate } from 'node:crypto';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { makeCardFile, type CardFile } from '../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../../provisioning/virtual-card/card.ts';
-import { VpcdSlot } from '../../provisioning/virtual-card/vpcd-slot.ts';
 import { certIdentity, issuerKeyOf, certIdentityWithKey } from '../../shared/cert-identity.ts';
 import { keyedId, keyedIdentitySync } from '../../shared/sync.ts';
 import { EdgeCache, KeyIndex } from '../../edge/cache/index.ts';
 import { Handoff, WebhookTarget, type TouchResult } from '../../edge/handoff/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from '../../edge/lookup/index.ts';
-import { ReaderManager, TouchPipeline, silentReaderLog } from '../../edge/reader/index.ts';
 import { HttpDeviceApi, readerSigner, RegistrationFlow, type RegistrationView } from '../../edge/register/index.ts';
-import { requirePcscd, vpcdReaderName, startTouchDesk, type TouchDeskParts } from '../helpers/pcsc.ts';
+import { requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -32,7 +30,6 @@ interface Ctx extends TouchDeskParts {
   hook: WebhookReceiver;
   cache: EdgeCache;
   health: HealthView;
-  slot: VpcdSlot;
   lookup: TouchLookup;
   handoff: Handoff;
   hub: TestHub;
@@ -73,9 +70,7 @@ test.before(async (ctx) => {
     handoff: ctx.handoff,
     context: { serviceId: 'library', edgeId: 'lib-counter-1' },
   });
-  ctx.manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
-  ctx.pipeline = new TouchPipeline(ctx.manager, { log: silentReaderLog });
-  ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });
+  Object.assign(ctx, touchReaderParts());
   // A hub whose `points` service wants the holder's PIN for counter links, and this edge enrolled there.
   ctx.hub = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.hub.hub.start();

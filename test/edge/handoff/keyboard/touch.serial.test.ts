@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCardFile, type CardFile } from '../../../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../../../../provisioning/virtual-card/card.ts';
-import { VpcdSlot } from '../../../../provisioning/virtual-card/vpcd-slot.ts';
 import { createTestCa } from '../../../../provisioning/test-ca/ca.ts';
 import { keyedId } from '../../../../shared/sync.ts';
 import { loadEdgeConfig } from '../../../../edge/config.ts';
@@ -18,8 +17,7 @@ import { Handoff, targetsFromConfig } from '../../../../edge/handoff/handoff.ts'
 import type { KeyboardTarget } from '../../../../edge/handoff/keyboard/keyboard-target.ts';
 import { inputEventSize } from '../../../../edge/handoff/keyboard/input-event.ts';
 import { TouchDesk, TouchLookup } from '../../../../edge/lookup/index.ts';
-import { ReaderManager, TouchPipeline, silentReaderLog } from '../../../../edge/reader/index.ts';
-import { requirePcscd, vpcdReaderName, startTouchDesk, type TouchDeskParts } from '../../../helpers/pcsc.ts';
+import { requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../../../helpers/pcsc.ts';
 import { decodeHidReports, decodeInputEvents, ENTER, MINIMAL_CONFIG, TAB } from './decoders.ts';
 
 const READER = vpcdReaderName(0);
@@ -34,7 +32,6 @@ interface Ctx extends TouchDeskParts {
   uinput: string;
   ioctls: number[];
   handoff: Handoff;
-  slot: VpcdSlot;
 }
 const test = suite<Ctx>('a touch typed as a keyboard', {} as Ctx);
 
@@ -75,9 +72,7 @@ test.before(async (ctx) => {
     handoff: ctx.handoff,
     context: { serviceId: 'library', edgeId: 'lib-counter-1' },
   });
-  ctx.manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
-  ctx.pipeline = new TouchPipeline(ctx.manager, { log: silentReaderLog });
-  ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });
+  Object.assign(ctx, touchReaderParts());
   ctx.desk = new TouchDesk({ source: ctx.pipeline, lookup });
   await startTouchDesk(ctx, READER);
 });
