@@ -16,6 +16,7 @@ import { packFolder } from '../../../provisioning/release/tar.ts';
 import { type TestHub } from '../../helpers/hub.ts';
 import { upload, startReleaseHub } from './helpers.ts';
 import { enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { until } from '../../helpers/polling.ts';
 
 const TOKEN = 'operator-token-for-real-agent';
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -87,13 +88,13 @@ test.after(async (ctx) => {
 });
 
 async function edgeReaches(ctx: Ctx, pred: (s: { running: string; state: string; code: string | null }) => boolean, what: string) {
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const s = ctx.h.hub.releaseRepo.edge('lib-real');
-    if (s && pred(s)) return s;
-    if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(s)}\n${ctx.output.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  return until(
+    () => {
+      const s = ctx.h.hub.releaseRepo.edge('lib-real');
+      return s && pred(s) && s;
+    },
+    { what, timeoutMs: 90_000, intervalMs: 250, detail: () => `${JSON.stringify(ctx.h.hub.releaseRepo.edge('lib-real'))}\n${ctx.output.slice(-3000)}` },
+  );
 }
 
 const current = (ctx: Ctx) => {
@@ -113,8 +114,7 @@ test('the built agent installs a signed release of itself, restarts into it and 
   assert.is(s.code, null);
   assert.is(current(ctx), '0.2.0');
   // Its status (the console's edge list) names the release it runs.
-  const deadline = Date.now() + 20_000;
-  while (ctx.h.hub.devices.get('lib-real')?.version !== '0.2.0' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  await until(() => ctx.h.hub.devices.get('lib-real')?.version === '0.2.0', { what: 'the status naming 0.2.0', intervalMs: 200 });
   assert.is(ctx.h.hub.devices.get('lib-real')?.version, '0.2.0');
 });
 

@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { generateReleaseKeys } from '../../../provisioning/release/sign.ts';
 import { makeRelease, StandInEdge, upload, startUpdateBench, type UpdateBench } from './helpers.ts';
+import { until } from '../../helpers/polling.ts';
 
 const TOKEN = 'operator-token-for-refusals';
 interface Ctx extends UpdateBench {
@@ -34,18 +35,16 @@ function rollOut(ctx: Ctx, version: string) {
 }
 
 async function refusedWith(ctx: Ctx, version: string, rolloutId: number, code: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const s = ctx.h.hub.releaseRepo.edge('lib-guard');
-    if (s?.version === version && s.state === 'refused') {
-      assert.is(s.code, code, JSON.stringify(s));
-      assert.is(s.running, '1.0.0', 'the running version is kept');
-      assert.ok(s.reason && s.reason.length > 0, 'with a reason');
-      break;
-    }
-    if (Date.now() > deadline) throw new Error(`no refusal of ${version}: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const s = await until(
+    () => {
+      const st = ctx.h.hub.releaseRepo.edge('lib-guard');
+      return st?.version === version && st.state === 'refused' && st;
+    },
+    { what: `the refusal of ${version}`, intervalMs: 100, detail: () => JSON.stringify(ctx.h.hub.releaseRepo.edge('lib-guard')) },
+  );
+  assert.is(s.code, code, JSON.stringify(s));
+  assert.is(s.running, '1.0.0', 'the running version is kept');
+  assert.ok(s.reason && s.reason.length > 0, 'with a reason');
   assert.is(ctx.edge.current(), null, 'nothing was switched to');
   // One refusal meets this rollout's threshold (maxFailures 1): it halts.
   assert.is(ctx.h.hub.releaseRepo.rollout(rolloutId)?.state, 'halted');
