@@ -77,9 +77,6 @@ const KeyboardTarget = Type.Object(
 export const HandoffTargetConfig = Type.Union([WebhookTarget, StdoutTarget, SocketTarget, KeyboardTarget]);
 export type KeyboardTargetConfig = Static<typeof KeyboardTarget>;
 export type HandoffTargetConfig = Static<typeof HandoffTargetConfig>;
-export type WebhookTargetConfig = Static<typeof WebhookTarget>;
-export type SocketTargetConfig = Static<typeof SocketTarget>;
-export type StdoutTargetConfig = Static<typeof StdoutTarget>;
 
 export const EdgeConfigSchema = Type.Object(
   {

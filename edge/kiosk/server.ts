@@ -15,7 +15,7 @@ import type { RegistrationView } from '../register/view.ts';
 import { KIOSK_CSS, kioskHtml, kioskJs } from './page.ts';
 import type { Language } from './messages.ts';
 import { resultView, type KioskHealth, type KioskReaderView, type KioskView } from './view.ts';
-import { guardRequest, isLoopbackHost, KIOSK_TOKEN_PARAM, type GuardPolicy, type GuardVerdict } from './request-guard.ts';
+import { guardRequest, isLoopbackHost, KIOSK_TOKEN_PARAM, MAX_BODY_BYTES, SECURITY_HEADERS, type GuardPolicy, type GuardVerdict } from './request-guard.ts';
 
 /** What an action of the page answers. */
 export type ActionReply = { ok: true } | { ok: false; code: ErrorCode; message: string };
@@ -55,14 +55,6 @@ export interface KioskServerOptions {
   pinTouch?: KioskPinActions;
   log?: Logger;
 }
-
-const MAX_BODY_BYTES = 1024;
-const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-};
 
 export class KioskServer implements HandoffTarget {
   readonly name = 'kiosk';

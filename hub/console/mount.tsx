@@ -2,7 +2,7 @@
 // per page under pages/). Every page needs a live session; every form post needs the session's CSRF
 // token and a same-origin Origin (or Referer) header. Service administrators see and manage only
 // their service.
-import type { Hono } from 'hono';
+import type { Env as HonoEnv, Hono } from 'hono';
 import { Hono as HonoApp } from 'hono';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { Links } from '../links/links.ts';
@@ -69,7 +69,7 @@ export interface ConsoleDeps {
 }
 
 /** Mounts the console on the hub's app; returns its sign-in and token services (for tests and the CLI). */
-export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: ConsoleAuth; tokens: EnrollmentTokens } {
+export function mountConsole<E extends HonoEnv>(app: Hono<E>, deps: ConsoleDeps): { auth: ConsoleAuth; tokens: EnrollmentTokens } {
   const now = deps.now ?? Date.now;
   const log = deps.log ?? silentLogger;
   const auth = createConsoleAuth({ repo: deps.repo, now, lockout: deps.lockout, session: deps.session });

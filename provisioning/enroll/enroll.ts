@@ -11,7 +11,7 @@ import type { EnrollmentResponse } from '../../shared/device-api.ts';
 import { checkNfcModules, checkNode, checkPcscd, checkReaders, listReaders, type NfcModuleEnv } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
 import { isReleasePublicKey } from '../../shared/release.ts';
-import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
+import { checkBroker, checkDeviceApi, checkHub, checkSnapshot } from './self-test.ts';
 import {
   ensureDir,
   FILE_MODE,

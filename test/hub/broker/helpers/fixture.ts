@@ -13,6 +13,7 @@ import { createDeviceRepo, type DeviceRepo } from '../../../../hub/store/device-
 import { DEVICE_MIGRATIONS } from '../../../../hub/store/schema/devices.ts';
 import { createLogger, type Logger } from '../../../../shared/log.ts';
 import type { EdgeStatus } from '../../../../shared/sync.ts';
+import { refusalOf } from './refusal.ts';
 
 /** Opens an in-memory hub database with the device schema (whether or not the hub's list has it yet). */
 export function openDeviceDb(): Db {
@@ -121,27 +122,9 @@ export async function startFixture(o: { plain?: boolean; brokerOptions?: Partial
       return c;
     },
     refusedConnect(creds, over) {
-      return new Promise((resolve, reject) => {
-        const c = mqtt.connect(options(creds, over));
-        clients.add(c);
-        const timer = setTimeout(() => reject(new Error('neither refused nor connected in 5 s')), 5000);
-        c.once('connect', () => {
-          clearTimeout(timer);
-          reject(new Error('connected, but a refusal was expected'));
-        });
-        c.once('error', (err: Error & { code?: number | string }) => {
-          clearTimeout(timer);
-          c.end(true);
-          resolve({ returnCode: typeof err.code === 'number' ? err.code : undefined, error: err.message });
-        });
-        // A TLS 1.3 server judges the client certificate after the client has finished its side of
-        // the handshake, so a refused certificate shows as the connection closing before CONNACK.
-        c.once('close', () => {
-          clearTimeout(timer);
-          c.end(true);
-          resolve({ returnCode: undefined, error: 'closed before CONNACK' });
-        });
-      });
+      const c = mqtt.connect(options(creds, over));
+      clients.add(c);
+      return refusalOf(c);
     },
     async close() {
       for (const c of clients) c.end(true);
@@ -181,11 +164,3 @@ export function nextMessage(c: MqttClient, topic: string, ms = 3000): Promise<Bu
   });
 }
 
-/** Waits until `cond()` holds (polling); rejects after `ms`. */
-export async function until(cond: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
