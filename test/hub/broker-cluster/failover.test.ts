@@ -8,6 +8,7 @@
 // catch-up fills), and the time to converge is printed. One cluster and fleet for the file.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { tapLogs } from '../../../shared/log.ts';
 import { rabbitAvailable } from './helpers/rabbit-cluster.ts';
 import { appliedProblem, linkMany, markOf, startFleet, startHubs, suspendInChunks, type ClusterHubs, type Fleet } from './helpers/failover-harness.ts';
 
@@ -28,6 +29,11 @@ const it = (name: string, fn: (ctx: Ctx) => Promise<void>) => {
   console.log(`skipped (rabbitmq-server is not installed): ${name}`);
   test.skip(name, fn);
 };
+// The hub's broker-cluster lines (refusals of the auth backend, the publisher moving), for a failure's report.
+const hubLines: string[] = [];
+tapLogs((r) => {
+  if (r.name.includes('broker-cluster') || r.name.includes('outbox')) hubLines.push(r.line.slice(0, 300)) > 60 && hubLines.shift();
+});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.before(async (ctx) => {
@@ -78,6 +84,8 @@ it('every edge converges to the head with each entry applied once and in order w
   while (!edges.every((e) => e.cache.appliedSeq === head && e.agent.connected)) {
     if (Date.now() > deadline) {
       const behind = edges.filter((e) => e.cache.appliedSeq !== head || !e.agent.connected);
+      console.error(`--- hub:\n${hubLines.join('\n')}`);
+      for (const e of behind.slice(0, 3)) console.error(`--- ${e.edgeId} (urls ${e.urls.join(' ')}):\n${e.log.join('\n')}`);
       assert.unreachable(`${behind.length} edges not at head ${head} and connected 150 s after the burst: ${behind.slice(0, 5).map((e) => `${e.edgeId}@${e.cache.appliedSeq}${e.agent.connected ? '' : ' (down)'}`).join(', ')}`);
     }
     await sleep(100);

@@ -18,7 +18,7 @@ import { createDeviceCsr, openDeviceCa, type DeviceCa } from '../../../../hub/pk
 import { createTestCa, type TestCa } from '../../../../provisioning/test-ca/ca.ts';
 import { certIdentity } from '../../../../shared/cert-identity.ts';
 import { randomMyKeyId } from '../../../../shared/ids.ts';
-import { silentLogger } from '../../../../shared/log.ts';
+import { createLogger } from '../../../../shared/log.ts';
 import { CURRENT_KEY_SCHEME } from '../../../../shared/sync.ts';
 import { startTestHub, type TestHub } from '../../../helpers/hub.ts';
 import { freePort, planRabbitCluster, startRabbitCluster, type RabbitCluster, type RabbitPlan } from './rabbit-cluster.ts';
@@ -156,6 +156,8 @@ export interface FleetEdge {
   snapshots: number[];
   /** The broker URLs it was given, in its order. */
   urls: string[];
+  /** Its last log lines (info and above), for the report of a failure. */
+  log: string[];
 }
 
 export interface Fleet {
@@ -195,7 +197,9 @@ export async function startFleet(h: TestHub, deviceCa: DeviceCa, o: { count: num
         const cache = new EdgeCache();
         const stateDir = join(dir, c.edgeId);
         mkdirSync(stateDir);
-        const state = new EdgeState({ dir: stateDir, log: silentLogger });
+        const lines: string[] = [];
+        const log = createLogger(c.edgeId, { level: 'info', json: true, write: (line) => void (lines.push(line.slice(0, 400)) > 40 && lines.shift()) });
+        const state = new EdgeState({ dir: stateDir, log });
         await state.open(cache);
         const urls = o.urlsFor(i);
         const agent = new SyncAgent({
@@ -205,10 +209,10 @@ export async function startFleet(h: TestHub, deviceCa: DeviceCa, o: { count: num
           state,
           cache,
           version: '0.1.0-failover',
-          log: silentLogger,
+          log,
           backoff: { minMs: 200, maxMs: 2000 },
         });
-        const e: FleetEdge = { edgeId: c.edgeId, agent, cache, state, applied: [], snapshots: [], urls };
+        const e: FleetEdge = { edgeId: c.edgeId, agent, cache, state, applied: [], snapshots: [], urls, log: lines };
         agent.events.on('applied', ({ seq }) => void e.applied.push(seq));
         agent.events.on('snapshot', ({ seq }) => void e.snapshots.push(seq));
         edges.push(e);

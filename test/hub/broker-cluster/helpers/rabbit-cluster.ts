@@ -116,7 +116,7 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
   procs.push(epmd);
   const auth = o.authBaseUrl.replace(/\/$/, '');
   const t0 = Date.now();
-  for (const [i, n] of nodes.entries()) {
+  const spawnNode = (i: number, n: RabbitNode) => {
     const nd = join(dir, `n${i + 1}`);
     mkdirSync(join(nd, 'log'), { recursive: true });
     const conf = [
@@ -183,7 +183,7 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
     p.stderr?.on('data', (d: Buffer) => appendFileSync(early, d));
     n.proc = p;
     procs.push(p);
-  }
+  };
   const mgmtUrl = (i: number) => `http://127.0.0.1:${nodes[i]!.mgmt}`;
   const authz = 'Basic ' + Buffer.from(`${admin.user}:${admin.pass}`).toString('base64');
   const deadline = Date.now() + (o.timeoutMs ?? 240_000);
@@ -221,6 +221,19 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
     },
   };
   try {
+    // One node after the other, each once it takes MQTT connections: the MQTT plugin's client-id
+    // tracker (a Raft cluster) takes one membership change at a time, and nodes joining it together
+    // were seen to be refused (`cluster_change_not_permitted`) and never to take an MQTT connection
+    // ("client ID registration timed out").
+    for (const [i, n] of nodes.entries()) {
+      spawnNode(i, n);
+      if (i === size - 1) break;
+      while (!(await mqttReady(n.mqtt, admin))) {
+        if (Date.now() > deadline) throw new Error(`RabbitMQ node ${n.name} did not start; logs in ${dir}`);
+        if (n.proc?.exitCode !== null) throw new Error(`RabbitMQ node ${n.name} exited (${n.proc?.exitCode}); logs in ${dir}`);
+        await sleep(500);
+      }
+    }
     for (;;) {
       if (Date.now() > deadline) throw new Error(`the RabbitMQ cluster did not start; logs in ${dir}`);
       const exited = nodes.find((n) => n.proc?.exitCode !== null);
