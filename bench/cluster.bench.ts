@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createDeviceCsr } from '../hub/pki/device-ca.ts';
-import { appliedProblem, linkMany, markOf, startFleet, startHubs, suspendInChunks } from '../test/hub/broker-cluster/helpers/failover-harness.ts';
+import { appliedProblem, linkMany, markOf, quorumSettled, startFleet, startHubs, suspendInChunks } from '../test/hub/broker-cluster/helpers/failover-harness.ts';
 import { rabbitAvailable } from '../test/hub/broker-cluster/helpers/rabbit-cluster.ts';
 import { benchMain, progress, round, type Metrics } from './lib.ts';
 
@@ -146,6 +146,7 @@ async function failover(): Promise<Metrics> {
     progress(`${FLEET} edges (edge/sync) synced and connected in ${Math.round(performance.now() - t)} ms`);
     const edges = fleet.edges;
     const marks = new Map(edges.map((e) => [e, markOf(e)]));
+    await quorumSettled(c, setup.plan.admin, FLEET, { timeoutMs: 300_000 });
     let killedAt = 0;
     const head = await suspendInChunks(h, SERVICE, ids, 100, async (k) => {
       if (k === Math.floor(BURST / 100 / 4) - 1) {

@@ -10,7 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tapLogs } from '../../../shared/log.ts';
 import { rabbitAvailable } from './helpers/rabbit-cluster.ts';
-import { appliedProblem, linkMany, markOf, startFleet, startHubs, suspendInChunks, type ClusterHubs, type Fleet } from './helpers/failover-harness.ts';
+import { appliedProblem, linkMany, markOf, quorumSettled, startFleet, startHubs, suspendInChunks, type ClusterHubs, type Fleet } from './helpers/failover-harness.ts';
 
 const EDGES = 100;
 const BURST = 2000;
@@ -69,6 +69,7 @@ it('every edge converges to the head with each entry applied once and in order w
   const victim = 0; // the first URL of a third of the edges, plus one, and the hub's first node
   const onVictim = edges.filter((e) => e.urls[0] === ctx.setup.cluster.mqttsUrl(victim)).length;
   const connects = new Map(edges.map((e) => [e, e.agent.stats().connects]));
+  const settleMs = await quorumSettled(ctx.setup.cluster, ctx.setup.plan.admin, EDGES);
   const t0 = Date.now();
   let killedAt = 0;
   const head = await suspendInChunks(h, SERVICE, ctx.ids, CHUNK, async (k) => {
@@ -99,7 +100,7 @@ it('every edge converges to the head with each entry applied once and in order w
   const stats = edges.map((e) => e.agent.stats());
   const sum = (k: keyof (typeof stats)[number]) => stats.reduce((s, x) => s + x[k], 0);
   console.log(
-    `failover: ${BURST} suspensions to ${EDGES} edges, node ${victim + 1} (first node of ${onVictim} edges and of the hub) killed after ${killedAt - t0} ms; ` +
+    `failover (sessions settled in ${settleMs} ms): ${BURST} suspensions to ${EDGES} edges, node ${victim + 1} (first node of ${onVictim} edges and of the hub) killed after ${killedAt - t0} ms; ` +
       `every edge at seq ${head} ${convergedAt - killedAt} ms after the kill (${convergedAt - t0} ms after the burst began); ` +
       `${moved} edges reconnected; duplicates ignored ${sum('duplicates')}, gaps caught up ${sum('gaps')}, catch-ups ${sum('catchUps')}`,
   );

@@ -231,6 +231,33 @@ export async function startFleet(h: TestHub, deviceCa: DeviceCa, o: { count: num
   }
 }
 
+/**
+ * Waits until the quorum queue of every one of `sessions` edge sessions has a leader and a member
+ * online on every node (management API of node `via`). A queue declared moments before a node is
+ * killed may not have started its members elsewhere yet: RabbitMQ 3.10 then leaves it without a
+ * quorum until that node returns, and its edge without a CONNACK ("connack timeout") meanwhile. A
+ * fleet's sessions are older than that in the field; a test kills a node only once they are settled.
+ */
+export async function quorumSettled(cluster: RabbitCluster, admin: { user: string; pass: string }, sessions: number, o: { via?: number; timeoutMs?: number } = {}): Promise<number> {
+  const t0 = Date.now();
+  const authz = 'Basic ' + Buffer.from(`${admin.user}:${admin.pass}`).toString('base64');
+  const size = cluster.nodes.length;
+  for (;;) {
+    try {
+      const res = await fetch(`${cluster.mgmtUrl(o.via ?? 1)}/api/queues/%2F?columns=name,type,members,online,leader`, { headers: { authorization: authz } });
+      if (res.ok) {
+        const qs = (await res.json()) as Array<{ name: string; type: string; members?: string[]; online?: string[]; leader?: string }>;
+        const ready = qs.filter((q) => q.type === 'quorum' && q.name.startsWith('mqtt-subscription-') && q.leader && q.members?.length === size && q.online?.length === size);
+        if (ready.length >= sessions) return Date.now() - t0;
+      }
+    } catch {
+      /* the node is busy: ask again */
+    }
+    if (Date.now() - t0 > (o.timeoutMs ?? 60_000)) throw new Error(`the quorum queues of ${sessions} sessions did not settle on ${size} nodes in time`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** Where an edge stands before a burst: its seq and how many entries it had announced. */
 export interface Mark { seq: number; announced: number; snapshots: number }
 export const markOf = (e: FleetEdge): Mark => ({ seq: e.cache.appliedSeq, announced: e.applied.length, snapshots: e.snapshots.length });
