@@ -16,7 +16,9 @@
 //                                 in order, or the benchmark fails), as test/hub/broker-cluster/failover.test.ts.
 //
 // Each part starts a cluster of its own (tens of seconds on a busy machine). CLUSTER_EDGES and
-// CLUSTER_BIG_BURST make a smaller run (other metric names then).
+// CLUSTER_BIG_BURST make a smaller run (other metric names then); CLUSTER_PART=burst or failover
+// runs one part; CLUSTER_PART=classic runs the burst with the sessions on classic queues (one copy of
+// a message per node instead of one per queue and replica, but a session dies with its node).
 //
 //   npx tsx bench/run.ts cluster
 //   CLUSTER_EDGES=300 npx tsx bench/cluster.bench.ts       (a quicker look)
@@ -68,9 +70,9 @@ function next(c: ChildProcess, type: string, ms: number): Promise<ChildMsg> {
   });
 }
 
-async function burstThroughCluster(): Promise<Metrics> {
+async function burstThroughCluster(queueType: 'quorum' | 'classic' = 'quorum'): Promise<Metrics> {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-cluster-bench-'));
-  const setup = await startHubs({ count: 1 });
+  const setup = await startHubs({ count: 1, sessionQueueType: queueType });
   const children: ChildProcess[] = [];
   try {
     const h = setup.hubs[0]!;
@@ -120,13 +122,13 @@ async function burstThroughCluster(): Promise<Metrics> {
     const commitMs = wall() - t0;
     if (seq !== head) throw new Error(`head ${seq}, expected ${head}`);
     // When the cluster had confirmed the last message to the hub (it waits for every edge's queue).
-    let takenMs = NaN;
-    void (async () => {
-      while (outboxRows() > 0) await sleep(20);
-      takenMs = wall() - t0;
+    const taken = (async () => {
+      for (const end = Date.now() + 300_000; outboxRows() > 0 && Date.now() < end; ) await sleep(20);
+      return outboxRows() > 0 ? NaN : wall() - t0;
     })();
     const got = await Promise.race([Promise.all(gots), sleep(300_000).then(() => undefined)]);
     if (!got) throw new Error(`not every edge had seq ${head} after 300 s`);
+    const takenMs = await taken;
     const ms = Math.max(...got.map((g) => g.max)) - t0;
     const first = Math.min(...got.map((g) => g.min)) - t0;
     const out = h.hub.outbox.stats();
@@ -134,7 +136,8 @@ async function burstThroughCluster(): Promise<Metrics> {
       `a CRL run of ${BIG_BURST} suspensions reached all ${EDGES} edges through the cluster in ${Math.round(ms)} ms (commit ${Math.round(commitMs)} ms, the first edge had the last entry at ${Math.round(first)} ms, ` +
         `all confirmed to the hub at ${Math.round(takenMs)} ms; ${out.messages - out0.messages} messages for ${out.entries - out0.entries} entries, published one at a time as the outbox does); node memory (MiB) ${c.memoryMiB().join(', ')}`,
     );
-    const name = EDGES === 1000 && BIG_BURST === 10_000 ? 'cluster_fanout_burst_10k_ms' : `cluster_fanout_${EDGES}_burst_${BIG_BURST}_ms`;
+    if (queueType === 'classic') progress('(sessions on classic queues: one copy per node, but a session does not outlive its node)');
+    const name = (queueType === 'classic' ? 'classic_' : '') + (EDGES === 1000 && BIG_BURST === 10_000 ? 'cluster_fanout_burst_10k_ms' : `cluster_fanout_${EDGES}_burst_${BIG_BURST}_ms`);
     return { [name]: { value: round(ms, 1), unit: 'ms' } };
   } finally {
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');
@@ -187,6 +190,8 @@ async function failover(): Promise<Metrics> {
 benchMain(async () => {
   if (!rabbitAvailable) throw new Error('rabbitmq-server is not installed (/usr/lib/rabbitmq/bin/rabbitmq-server)');
   const which = process.env.CLUSTER_PART;
+  // CLUSTER_PART=classic: the burst with sessions on classic queues instead (a comparison; not in the results).
+  if (which === 'classic') return burstThroughCluster('classic');
   return {
     ...(which === 'failover' ? {} : await burstThroughCluster()),
     ...(which === 'burst' ? {} : await failover()),

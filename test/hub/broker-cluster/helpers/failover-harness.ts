@@ -49,7 +49,7 @@ export interface ClusterHubs {
  * Starts the broker cluster and `count` hubs publishing to it (every node's URL, in order), with the
  * broker's HTTP auth backend on hub 0.
  */
-export async function startHubs(o: { count?: number; store?: HubStore; nodes?: number; clusterTimeoutMs?: number } = {}): Promise<ClusterHubs> {
+export async function startHubs(o: { count?: number; store?: HubStore; nodes?: number; clusterTimeoutMs?: number; sessionQueueType?: 'quorum' | 'classic' } = {}): Promise<ClusterHubs> {
   const count = o.count ?? 1;
   const store = o.store ?? sqliteStore;
   // REPLICAS: with a shared store (PostgreSQL), hubs 1.. start here with the same device CA (a copy
@@ -81,7 +81,7 @@ export async function startHubs(o: { count?: number; store?: HubStore; nodes?: n
     // The hub opens this same device CA at start; the nodes need its certificates first.
     const deviceCa = await openDeviceCa(join(hubs[0]!.dir, 'device-ca'));
     const server = await deviceCa.serverCredentials();
-    cluster = await startRabbitCluster({ plan, caPem: deviceCa.certPem, certPem: server.certPem, keyPem: server.keyPem, authBaseUrl: `http://127.0.0.1:${authPort}`, timeoutMs: o.clusterTimeoutMs });
+    cluster = await startRabbitCluster({ plan, caPem: deviceCa.certPem, certPem: server.certPem, keyPem: server.keyPem, authBaseUrl: `http://127.0.0.1:${authPort}`, timeoutMs: o.clusterTimeoutMs, sessionQueueType: o.sessionQueueType });
     for (const h of hubs) await h.hub.start();
     const c = cluster;
     return {

@@ -98,7 +98,7 @@ export async function planRabbitCluster(size = 3): Promise<RabbitPlan> {
   return { dir, tag, epmdPort, nodes, admin };
 }
 
-export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; certPem: string; keyPem: string; authBaseUrl: string; timeoutMs?: number }): Promise<RabbitCluster> {
+export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; certPem: string; keyPem: string; authBaseUrl: string; timeoutMs?: number; /** Queue type of persistent MQTT sessions (default quorum: they outlive a node). */ sessionQueueType?: 'quorum' | 'classic' }): Promise<RabbitCluster> {
   const { dir, epmdPort, nodes, admin } = o.plan ?? (await planRabbitCluster());
   const size = nodes.length;
   const home = join(dir, 'home');
@@ -136,7 +136,7 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
       'mqtt.vhost = /',
       'mqtt.exchange = amq.topic',
       // A persistent session's queue must outlive the node it was made on (kill -9 of one of three).
-      'mqtt.durable_queue_type = quorum',
+      `mqtt.durable_queue_type = ${o.sessionQueueType ?? 'quorum'}`,
       'auth_backends.1 = internal',
       'auth_backends.2 = http',
       'auth_http.http_method = post',
