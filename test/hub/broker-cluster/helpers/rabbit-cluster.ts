@@ -98,7 +98,7 @@ export async function planRabbitCluster(size = 3): Promise<RabbitPlan> {
   return { dir, tag, epmdPort, nodes, admin };
 }
 
-export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; certPem: string; keyPem: string; authBaseUrl: string; timeoutMs?: number }): Promise<RabbitCluster> {
+export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; certPem: string; keyPem: string; authBaseUrl: string; timeoutMs?: number; /** Queue type of persistent MQTT sessions (default quorum: they outlive a node). */ sessionQueueType?: 'quorum' | 'classic' }): Promise<RabbitCluster> {
   const { dir, epmdPort, nodes, admin } = o.plan ?? (await planRabbitCluster());
   const size = nodes.length;
   const home = join(dir, 'home');
@@ -116,7 +116,7 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
   procs.push(epmd);
   const auth = o.authBaseUrl.replace(/\/$/, '');
   const t0 = Date.now();
-  for (const [i, n] of nodes.entries()) {
+  const spawnNode = (i: number, n: RabbitNode) => {
     const nd = join(dir, `n${i + 1}`);
     mkdirSync(join(nd, 'log'), { recursive: true });
     const conf = [
@@ -136,7 +136,7 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
       'mqtt.vhost = /',
       'mqtt.exchange = amq.topic',
       // A persistent session's queue must outlive the node it was made on (kill -9 of one of three).
-      'mqtt.durable_queue_type = quorum',
+      `mqtt.durable_queue_type = ${o.sessionQueueType ?? 'quorum'}`,
       'auth_backends.1 = internal',
       'auth_backends.2 = http',
       'auth_http.http_method = post',
@@ -183,7 +183,7 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
     p.stderr?.on('data', (d: Buffer) => appendFileSync(early, d));
     n.proc = p;
     procs.push(p);
-  }
+  };
   const mgmtUrl = (i: number) => `http://127.0.0.1:${nodes[i]!.mgmt}`;
   const authz = 'Basic ' + Buffer.from(`${admin.user}:${admin.pass}`).toString('base64');
   const deadline = Date.now() + (o.timeoutMs ?? 240_000);
@@ -221,6 +221,19 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
     },
   };
   try {
+    // One node after the other, each once it takes MQTT connections: the MQTT plugin's client-id
+    // tracker (a Raft cluster) takes one membership change at a time, and nodes joining it together
+    // were seen to be refused (`cluster_change_not_permitted`) and never to take an MQTT connection
+    // ("client ID registration timed out").
+    for (const [i, n] of nodes.entries()) {
+      spawnNode(i, n);
+      if (i === size - 1) break;
+      while (!(await mqttReady(n.mqtt, admin))) {
+        if (Date.now() > deadline) throw new Error(`RabbitMQ node ${n.name} did not start; logs in ${dir}`);
+        if (n.proc?.exitCode !== null) throw new Error(`RabbitMQ node ${n.name} exited (${n.proc?.exitCode}); logs in ${dir}`);
+        await sleep(500);
+      }
+    }
     for (;;) {
       if (Date.now() > deadline) throw new Error(`the RabbitMQ cluster did not start; logs in ${dir}`);
       const exited = nodes.find((n) => n.proc?.exitCode !== null);
