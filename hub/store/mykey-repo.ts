@@ -109,10 +109,13 @@ export function createMyKeyRepo(db: Db) {
     ),
     // The binding of this very certificate: same issuer name, same issuing key, same serial. A row
     // whose key id is not yet known ('') matches only the same certificate (fingerprint), so a serial
-    // reused under another key never finds it.
-    liveBindingOfCert: db.prepare<[string, string, string, string], BindingRow>(
-      `SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended'
-         AND (issuer_key_id = ? OR (issuer_key_id = '' AND fingerprint = ?)) ORDER BY issuer_key_id DESC LIMIT 1`,
+    // reused under another key never finds it. Written as `issuer_key_id IN (key, '')` so that both
+    // cases are seeks on cert_bindings_live_serial (issuer_key, issuer_key_id, serial_hex); with the
+    // key id only inside an OR, SQLite used the index's first column alone and scanned every live
+    // binding of the issuer name on each registration.
+    liveBindingOfCert: db.prepare<[string, string, string, string, string], BindingRow>(
+      `SELECT * FROM cert_bindings WHERE issuer_key = ? AND issuer_key_id IN (?, '') AND serial_hex = ? AND state <> 'ended'
+         AND (issuer_key_id = ? OR fingerprint = ?) ORDER BY issuer_key_id DESC LIMIT 1`,
     ),
     currentBinding: db.prepare<[string], BindingRow>("SELECT * FROM cert_bindings WHERE mykey_id = ? AND state = 'current'"),
     bindingsOf: db.prepare<[string], BindingRow>('SELECT * FROM cert_bindings WHERE mykey_id = ? ORDER BY id'),
@@ -191,7 +194,7 @@ export function createMyKeyRepo(db: Db) {
     },
     /** The live binding of this certificate, matched by issuer name, issuing key and serial. */
     liveBindingOfCert: (cert: CertIdentity): BindingRow | undefined =>
-      q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.fingerprint),
+      q.liveBindingOfCert.get(cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.issuerKeyId, cert.fingerprint),
     currentBinding: (id: string): BindingRow | undefined => q.currentBinding.get(id),
     bindingsOf: (id: string): BindingRow[] => q.bindingsOf.all(id),
     counts(): Record<MyKeyStatus, number> {
@@ -241,7 +244,7 @@ export function createMyKeyRepo(db: Db) {
      */
     createOrGet: db.transaction(
       (cert: CertIdentity, candidate: () => string, now: number): { row: MyKeyRow; created: boolean } | { superseded: true } => {
-        const existing = q.liveBindingOfCert.get(cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.fingerprint);
+        const existing = q.liveBindingOfCert.get(cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.issuerKeyId, cert.fingerprint);
         if (existing) {
           if (existing.state === 'carried_over') return { superseded: true };
           return { row: q.getId.get(existing.mykey_id)!, created: false };
