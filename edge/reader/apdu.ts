@@ -40,14 +40,19 @@ export function parseApdu(bytes: Uint8Array): ApduParseResult {
   return { ok: false, reason: `Lc says ${lc} data byte(s) but the APDU carries ${bytes.length - 5}` };
 }
 
+const isByte = (b: number): boolean => Number.isInteger(b) && b >= 0 && b <= 255;
+
 /** Serializes a command APDU in the short form. Throws RangeError on values outside it (a programming error). */
 export function buildApdu(cla: number, ins: number, p1: number, p2: number, data?: Uint8Array, le?: number): Uint8Array {
-  for (const b of [cla, ins, p1, p2]) if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError('APDU header byte out of range');
+  if (!isByte(cla) || !isByte(ins) || !isByte(p1) || !isByte(p2)) throw new RangeError('APDU header byte out of range');
   const d = data ?? new Uint8Array(0);
   if (d.length > 255) throw new RangeError('short APDU data is at most 255 bytes');
   if (le !== undefined && (!Number.isInteger(le) || le < 1 || le > 256)) throw new RangeError('short APDU Le is 1..256');
   const out = new Uint8Array(4 + (d.length ? 1 + d.length : 0) + (le !== undefined ? 1 : 0));
-  out.set([cla, ins, p1, p2]);
+  out[0] = cla;
+  out[1] = ins;
+  out[2] = p1;
+  out[3] = p2;
   let i = 4;
   if (d.length) {
     out[i++] = d.length;
