@@ -162,9 +162,13 @@ process.on('message', async (m: Msg) => {
         const { profile } = await profiler.post('Profiler.stop');
         writeFileSync(process.env.FANOUT_PROFILE!, JSON.stringify(profile));
         profiler.disconnect();
+        // One profile per run: later stats requests (the bench asks after each burst) find none.
+        profiler = undefined;
+        delete process.env.FANOUT_PROFILE;
       }
       (globalThis as { gc?: () => void }).gc?.();
-      send({ type: 'stats', rssMb: process.memoryUsage().rss / 2 ** 20, connected: broker?.connectedEdges().length ?? 0, handOffP50: percentile(handOff, 50), ...outbox!.stats() });
+      const mem = process.memoryUsage();
+      send({ type: 'stats', rssMb: mem.rss / 2 ** 20, heapMb: mem.heapUsed / 2 ** 20, externalMb: mem.external / 2 ** 20, arrayBuffersMb: mem.arrayBuffers / 2 ** 20, connected: broker?.connectedEdges().length ?? 0, handOffP50: percentile(handOff, 50), ...outbox!.stats() });
       // The next figure covers what happens from now on.
       handOff.length = 0;
     } else if (m.type === 'stop') {

@@ -89,7 +89,7 @@ type HubMsg =
   | { type: 'started'; tlsPort: number }
   | { type: 'attached' }
   | { type: 'revoked'; seq: number; t0: number; target: string; commitMs: number; publishedMs?: number }
-  | { type: 'stats'; rssMb: number; connected: number; handOffP50: number; messages: number; entries: number }
+  | { type: 'stats'; rssMb: number; heapMb: number; externalMb: number; arrayBuffersMb: number; connected: number; handOffP50: number; messages: number; entries: number }
   | { type: 'stopped' }
   | { type: 'error'; error: string };
 
@@ -288,6 +288,8 @@ benchMain(async () => {
     progress(`aedes: ${c.connected} edges connected in ${Math.round(c.ms)} ms (${c.expected} of ${SERVICE}); hub CPU ${Math.round(cpuMsOf(hubChild.pid!) - cpu0)} ms`);
     const connected = await hub.ask<'stats'>({ type: 'stats' });
     if (c.connected !== creds.length || connected.connected !== creds.length) throw new Error(`only ${connected.connected} edges connected`);
+    const mem = (m: Extract<HubMsg, { type: 'stats' }>) => `RSS ${round(m.rssMb, 1)} MB (JS heap ${round(m.heapMb, 1)}, external ${round(m.externalMb, 1)} of which ArrayBuffers ${round(m.arrayBuffersMb, 1)})`;
+    progress(`hub with ${connected.connected} edges connected, before any fan-out: ${mem(connected)}; before they connected: ${mem(base)}`);
 
     // --- Mosquitto beside it ---------------------------------------------------------------------
     const port = await freePort();
@@ -351,7 +353,7 @@ benchMain(async () => {
     const after = await hub.ask<'stats'>({ type: 'stats' });
     const rssMb = after.rssMb;
     progress(`aedes publish() until written to every subscriber: p50 ${round(after.handOffP50, 2)} ms`);
-    progress(`hub RSS with ${after.connected} edges connected: ${round(rssMb, 1)} MB (${round(base.rssMb, 1)} MB before they connected)`);
+    progress(`hub RSS with ${after.connected} edges connected: ${round(rssMb, 1)} MB (${round(base.rssMb, 1)} MB before they connected); after the bursts: ${mem(after)}`);
     await edges.disconnect('aedes');
     await edges.disconnect('mosquitto');
     await hub.ask<'stopped'>({ type: 'stop' });

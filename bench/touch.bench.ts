@@ -38,7 +38,7 @@ class Floor {
   private readonly ctx = pcsclite();
   private reader: PcscReader | undefined;
   private state = 0;
-  private job: { apdus: Buffer[]; done: (tPresent: number) => void; fail: (e: unknown) => void } | undefined;
+  private job: { apdus: Buffer[]; done: (t: { tPresent: number; at: number }) => void; fail: (e: unknown) => void } | undefined;
   private removalWaiters: (() => void)[] = [];
   readonly ready: Promise<void>;
 
@@ -78,8 +78,11 @@ class Floor {
       let i = 0;
       const next = (): void => {
         if (i === job.apdus.length) {
-          job.done(tPresent);
-          r.disconnect(r.SCARD_LEAVE_CARD, () => {});
+          // The identity moment is now; the touch ends once the card is let go, as the reader
+          // layer's does (its session closes before the next touch): a card still held here made
+          // the next touch of the layer fail with reader_busy now and then.
+          const at = performance.now();
+          r.disconnect(r.SCARD_LEAVE_CARD, () => job.done({ tPresent, at }));
           return;
         }
         r.transmit(job.apdus[i++], 258, protocol, (e) => (e ? job.fail(e) : next()));
@@ -88,8 +91,8 @@ class Floor {
     });
   }
 
-  /** Arms the loop for the next card-present; resolves with that moment. */
-  arm(apdus: Buffer[]): Promise<number> {
+  /** Arms the loop for the next card-present; resolves with that moment and the one the last answer came. */
+  arm(apdus: Buffer[]): Promise<{ tPresent: number; at: number }> {
     return new Promise((done, fail) => (this.job = { apdus, done, fail }));
   }
 
@@ -164,8 +167,7 @@ benchMain(async () => {
     const done = floor.arm(apdus);
     const t0 = performance.now();
     await slot.insert(new VirtualCard(files[kind]));
-    const tPresent = await timeout(done, 5000, 'floor APDUs');
-    const at = performance.now();
+    const { tPresent, at } = await timeout(done, 5000, 'floor APDUs');
     await takeAway();
     return { total: at - t0, read: at - tPresent };
   }

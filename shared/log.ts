@@ -91,11 +91,39 @@ function human(jsonLine: string): string {
   return `${String(time)} ${String(level).padEnd(5)} ${String(name)}: ${String(msg)}${fields}`;
 }
 
+// The default destination, stderr, gets the lines of one turn of the event loop in one write: a hub
+// logs a line per request (the access log), and a write(2) per line, with the stream machinery
+// around it, cost more than the rest of a registration's logging. Order is kept; pending lines are
+// written at once past 64 KiB, and before the process exits ('exit' also follows an uncaught
+// exception), so a line is delayed by at most one turn and never lost to a normal or failing exit.
+let stderrPending = '';
+let stderrScheduled = false;
+let stderrExitHook = false;
+function flushStderr(): void {
+  stderrScheduled = false;
+  if (stderrPending === '') return;
+  const s = stderrPending;
+  stderrPending = '';
+  process.stderr.write(s);
+}
+function writeStderr(line: string): void {
+  stderrPending += line + '\n';
+  if (stderrPending.length >= 64 * 1024) return flushStderr();
+  if (stderrScheduled) return;
+  stderrScheduled = true;
+  // unref: pending lines never keep a process alive; the 'exit' hook writes them.
+  setImmediate(flushStderr).unref();
+  if (!stderrExitHook) {
+    stderrExitHook = true;
+    process.on('exit', flushStderr);
+  }
+}
+
 /** Creates a logger; the level comes from MYKEY_LOG_LEVEL when not given. */
 export function createLogger(name: string, opts: LoggerOptions = {}): Logger {
   const level = opts.level ?? ((process.env.MYKEY_LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const json = opts.json ?? logFormatIsJson();
-  const write = opts.write ?? ((line: string) => void process.stderr.write(line + '\n'));
+  const write = opts.write ?? writeStderr;
   // pino itself lets every level through: the level is applied below, so that a tap still sees the
   // records the level drops. pino writes to the destination synchronously, inside the call that
   // logs, so `pending` always belongs to the record being written.

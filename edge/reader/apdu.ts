@@ -24,26 +24,35 @@ export type ApduParseResult = { ok: true; apdu: CommandApdu } | { ok: false; rea
 export function parseApdu(bytes: Uint8Array): ApduParseResult {
   if (!(bytes instanceof Uint8Array)) return { ok: false, reason: 'APDU is not a byte array' };
   if (bytes.length < 4) return { ok: false, reason: `APDU of ${bytes.length} byte(s) is shorter than its 4-byte header` };
-  const [cla, ins, p1, p2] = bytes;
-  const head = { cla, ins, p1, p2 };
-  if (bytes.length === 4) return { ok: true, apdu: { ...head, data: new Uint8Array(0), le: undefined } };
-  if (bytes.length === 5) return { ok: true, apdu: { ...head, data: new Uint8Array(0), le: bytes[4] || 256 } };
+  // Indexed reads and one object literal: this runs for every APDU (destructuring a Uint8Array goes
+  // through its iterator). `data` is a copy, so the guard's view cannot change under it.
+  const cla = bytes[0];
+  const ins = bytes[1];
+  const p1 = bytes[2];
+  const p2 = bytes[3];
+  if (bytes.length === 4) return { ok: true, apdu: { cla, ins, p1, p2, data: new Uint8Array(0), le: undefined } };
+  if (bytes.length === 5) return { ok: true, apdu: { cla, ins, p1, p2, data: new Uint8Array(0), le: bytes[4] || 256 } };
   const lc = bytes[4];
   // Lc = 00 followed by more bytes is the extended-length form (ISO 7816-4 5.1), refused here.
   if (lc === 0) return { ok: false, reason: 'extended-length APDUs are not used with this card' };
-  if (bytes.length === 5 + lc) return { ok: true, apdu: { ...head, data: bytes.slice(5), le: undefined } };
-  if (bytes.length === 6 + lc) return { ok: true, apdu: { ...head, data: bytes.slice(5, 5 + lc), le: bytes[5 + lc] || 256 } };
+  if (bytes.length === 5 + lc) return { ok: true, apdu: { cla, ins, p1, p2, data: bytes.slice(5), le: undefined } };
+  if (bytes.length === 6 + lc) return { ok: true, apdu: { cla, ins, p1, p2, data: bytes.slice(5, 5 + lc), le: bytes[5 + lc] || 256 } };
   return { ok: false, reason: `Lc says ${lc} data byte(s) but the APDU carries ${bytes.length - 5}` };
 }
 
+const isByte = (b: number): boolean => Number.isInteger(b) && b >= 0 && b <= 255;
+
 /** Serializes a command APDU in the short form. Throws RangeError on values outside it (a programming error). */
 export function buildApdu(cla: number, ins: number, p1: number, p2: number, data?: Uint8Array, le?: number): Uint8Array {
-  for (const b of [cla, ins, p1, p2]) if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError('APDU header byte out of range');
+  if (!isByte(cla) || !isByte(ins) || !isByte(p1) || !isByte(p2)) throw new RangeError('APDU header byte out of range');
   const d = data ?? new Uint8Array(0);
   if (d.length > 255) throw new RangeError('short APDU data is at most 255 bytes');
   if (le !== undefined && (!Number.isInteger(le) || le < 1 || le > 256)) throw new RangeError('short APDU Le is 1..256');
   const out = new Uint8Array(4 + (d.length ? 1 + d.length : 0) + (le !== undefined ? 1 : 0));
-  out.set([cla, ins, p1, p2]);
+  out[0] = cla;
+  out[1] = ins;
+  out[2] = p1;
+  out[3] = p2;
   let i = 4;
   if (d.length) {
     out[i++] = d.length;

@@ -78,6 +78,7 @@ export const READABLE_EFS: Readonly<Record<Exclude<GuardApp, 'none'>, readonly n
 const JPKI_SIGN_DATA_LENGTH = SHA256_DIGEST_INFO_PREFIX.length + 32;
 
 const refuse = (rule: GuardRule, message: string): GuardVerdict => ({ ok: false, rule, message });
+const allowed = (kind: ApduKind, apdu: CommandApdu): GuardVerdict => ({ ok: true, kind, apdu });
 const fidHex = (fid: number) => fid.toString(16).toUpperCase().padStart(4, '0');
 
 function appOfName(name: Uint8Array): Exclude<GuardApp, 'none'> | undefined {
@@ -108,7 +109,6 @@ export function checkApdu(bytes: Uint8Array, state: GuardState, options: GuardOp
   if (!parsed.ok) return refuse('malformed', `malformed APDU: ${parsed.reason}`);
   const apdu = parsed.apdu;
   const { cla, ins, p1, p2, data, le } = apdu;
-  const allow = (kind: ApduKind): GuardVerdict => ({ ok: true, kind, apdu });
 
   // ISO 7816-4 5.4.1: CLA 00 is the interindustry class on the basic channel, no secure messaging, no
   // chaining. Other channels (01-03, 40-4F..) keep their own selection, so they would slip past the
@@ -127,7 +127,7 @@ export function checkApdu(bytes: Uint8Array, state: GuardState, options: GuardOp
         if (p2 === 0x0c && le !== undefined) return refuse('select-by-name', 'SELECT with P2 0C takes no Le');
         const app = appOfName(data);
         if (!app) return refuse('select-by-name', `SELECT by DF name is allowed only for the exact JPKI or MyKey AID (got ${data.length} byte name)`);
-        return allow('select-app');
+        return allowed('select-app', apdu);
       }
       if (p1 === 0x02) {
         if (p2 !== 0x0c || le !== undefined) return refuse('select-ef', 'SELECT EF must be 00 A4 02 0C 02 <fid> without Le');
@@ -135,7 +135,7 @@ export function checkApdu(bytes: Uint8Array, state: GuardState, options: GuardOp
         if (state.app === 'none') return refuse('select-ef', 'SELECT EF is allowed only after the JPKI or MyKey application is selected');
         const fid = (data[0] << 8) | data[1];
         if (!SELECTABLE_EFS[state.app].includes(fid)) return refuse('select-ef', `EF ${fidHex(fid)} is not on the allowlist of the ${state.app} application`);
-        return allow('select-ef');
+        return allowed('select-ef', apdu);
       }
       // P1 00/01/03 (by file id, child DF, parent), 08/09 (by path) would walk the file tree outside
       // the allowlist.
@@ -149,7 +149,7 @@ export function checkApdu(bytes: Uint8Array, state: GuardState, options: GuardOp
       if (data.length || le === undefined) return refuse('read-binary', 'READ BINARY takes no data and needs Le');
       if (state.app === 'none' || state.ef === undefined) return refuse('read-binary', 'READ BINARY needs a readable EF selected first');
       if (!READABLE_EFS[state.app].includes(state.ef)) return refuse('read-binary', `EF ${fidHex(state.ef)} of the ${state.app} application is not readable`);
-      return allow('read-binary');
+      return allowed('read-binary', apdu);
     }
 
     case INS.verify: {
@@ -158,7 +158,7 @@ export function checkApdu(bytes: Uint8Array, state: GuardState, options: GuardOp
       if (le !== undefined) return refuse('verify', 'VERIFY takes no Le');
       // No data: asks the tries left without using one (CARD.md). Data: the 4-digit auth PIN in ASCII.
       if (data.length !== 0 && !(data.length === 4 && isAsciiDigits(data))) return refuse('verify', 'VERIFY data must be a 4-digit PIN in ASCII');
-      return allow('verify');
+      return allowed('verify', apdu);
     }
 
     case INS.jpkiSign: {
@@ -168,27 +168,28 @@ export function checkApdu(bytes: Uint8Array, state: GuardState, options: GuardOp
         return refuse('sign', 'SIGN data must be a SHA-256 DigestInfo (RFC 8017 9.2): 19-byte prefix and a 32-byte digest');
       }
       if (le !== 256) return refuse('sign', 'SIGN must end with Le 00');
-      return allow('sign');
+      return allowed('sign', apdu);
     }
 
     case INS.getResponse: {
       if (p1 !== 0x00 || p2 !== 0x00 || data.length || le === undefined) return refuse('get-response', 'GET RESPONSE must be 00 C0 00 00 Le');
-      return allow('get-response');
+      return allowed('get-response', apdu);
     }
 
     case INS.getChallenge:
     case INS.externalAuthenticate:
     case INS.createFile:
     case INS.updateBinary:
-      return checkWriter(apdu, state, options, allow);
+      return checkWriter(apdu, state, options);
 
     default:
       return refuse('instruction', `INS ${ins.toString(16).padStart(2, '0')} is not on the allowlist`);
   }
 }
 
-function checkWriter(apdu: CommandApdu, state: GuardState, options: GuardOptions, allow: (k: ApduKind) => GuardVerdict): GuardVerdict {
+function checkWriter(apdu: CommandApdu, state: GuardState, options: GuardOptions): GuardVerdict {
   const { ins, p1, p2, data, le } = apdu;
+  const allow = (kind: ApduKind): GuardVerdict => allowed(kind, apdu);
   const name = { [INS.getChallenge]: 'GET CHALLENGE', [INS.externalAuthenticate]: 'EXTERNAL AUTHENTICATE', [INS.createFile]: 'CREATE FILE', [INS.updateBinary]: 'UPDATE BINARY' }[ins] ?? 'command';
   if (!options.writer) return refuse('writer-only', `${name} is allowed only for the municipal writer role`);
   if (state.app !== 'mykey') return refuse('writer-command', `${name} is allowed only inside the MyKey application`);

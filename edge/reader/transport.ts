@@ -181,10 +181,19 @@ export class CardSession {
    * serialized: concurrent callers wait their turn.
    */
   transmit(apdu: Uint8Array): Promise<ResponseApdu> {
-    const run = this.#queue.then(() => this.#exchange(apdu));
-    this.#queue = run.catch(() => undefined);
+    // The common case, one command at a time, starts at once: no turn of the queue before the guard
+    // and the card see it. A command that arrives while another runs waits for the queue as before.
+    const run = this.#pending === 0 ? this.#exchange(apdu) : this.#queue.then(() => this.#exchange(apdu));
+    this.#pending++;
+    this.#queue = run.then(this.#settled, this.#settled);
     return run;
   }
+
+  /** Commands sent and not yet answered (or failed). */
+  #pending = 0;
+  readonly #settled = (): void => {
+    this.#pending--;
+  };
 
   /** Marks the card as gone (the reader saw it leave): pending and later commands fail with card_removed. */
   markRemoved(): void {
@@ -240,11 +249,39 @@ export class CardSession {
     return { data, sw: status };
   }
 
+  /**
+   * One exchange with the time limit: a plain timer cleared by the answer, without Promise.race and
+   * its extra promises and turns per APDU (the reader layer's cost on top of PC/SC is mostly these).
+   */
+  #transmitWithin(apdu: Uint8Array): Promise<Uint8Array> {
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new MyKeyError('timeout', `${this.reader}: transmit: no answer from the card within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      let answer: Promise<Uint8Array>;
+      try {
+        answer = this.#raw.transmit(apdu, MAX_RESPONSE_LENGTH);
+      } catch (e) {
+        clearTimeout(timer);
+        reject(e);
+        return;
+      }
+      answer.then(
+        (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
+  }
+
   async #send(apdu: Uint8Array): Promise<Uint8Array> {
     if (this.#gone) throw this.#gone;
     let resp: Uint8Array;
     try {
-      resp = await withTimeout(this.#raw.transmit(apdu, MAX_RESPONSE_LENGTH), this.#timeoutMs, `${this.reader}: transmit`);
+      resp = await this.#transmitWithin(apdu);
     } catch (err) {
       const e = mapPcscError(err, `${this.reader}: transmit`);
       if (e.code === 'card_removed' || e.code === 'timeout') this.#gone ??= e.code === 'card_removed' ? e : new MyKeyError('card_error', `${this.reader}: the card stopped answering`, { cause: e });

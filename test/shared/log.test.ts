@@ -2,6 +2,8 @@
 // and a tap sees every record, even of a logger whose level drops it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createLogger, logFormatIsJson, silentLogger, tapLogs, type LogRecord } from '../../shared/log.ts';
 
 test('redacts MyKey IDs, service IDs and serials passed as fields, at every level and in both formats', () => {
@@ -60,5 +62,26 @@ test('JSON lines in production, the human form on a terminal or in development, 
   ];
   for (const [env, tty, json] of table) assert.is(logFormatIsJson(env, tty), json, JSON.stringify({ env, tty }));
 });
+
+// stderr gets the lines of one turn of the event loop in one write: none may be lost or reordered
+// when the process ends in that very turn, by process.exit or by an uncaught exception.
+for (const ending of ['exit', 'throw', 'return'] as const) {
+  test(`every stderr line is written, in order, when the process ends (${ending}) right after logging`, () => {
+    const logModule = fileURLToPath(new URL('../../shared/log.ts', import.meta.url));
+    const script = `
+      import { createLogger } from ${JSON.stringify(logModule)};
+      const log = createLogger('t', { json: true, level: 'info' });
+      for (let i = 0; i < 500; i++) log.info('line', { i });
+      process.stderr.write('');
+      ${ending === 'exit' ? 'process.exit(3);' : ending === 'throw' ? "throw new Error('boom');" : ''}
+    `;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('{'));
+    assert.is(lines.length, 500, r.stderr.slice(-500));
+    lines.forEach((l, i) => assert.is((JSON.parse(l) as { i: number }).i, i));
+    if (ending === 'exit') assert.is(r.status, 3);
+    if (ending === 'throw') assert.ok(r.stderr.includes('boom'));
+  });
+}
 
 test.run();

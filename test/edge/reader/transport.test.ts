@@ -123,4 +123,34 @@ test('PC/SC return codes map to stable error codes', () => {
   assert.is(pcscCode(new Error('no code')), undefined);
 });
 
+
+test('commands sent at once reach the card one at a time, in order, each through the guard', async () => {
+  // The card answers only when the test releases it, so the second command is sent while the first
+  // is still at the card: it must wait its turn, never overlap it.
+  const release: (() => void)[] = [];
+  let atCard = 0;
+  let most = 0;
+  const raw = scriptedCard(async () => {
+    atCard++;
+    most = Math.max(most, atCard);
+    await new Promise<void>((r) => release.push(r));
+    atCard--;
+    return '90 00';
+  });
+  const s = new CardSession(raw);
+  const first = s.transmit(fromHex(SELECT_JPKI));
+  const second = s.transmit(fromHex(SELECT_000A));
+  // A SELECT of a My Number application queued behind them is refused when its turn comes.
+  const refused = s.transmit(fromHex('00 A4 04 0C 0A D3 92 10 00 31 00 01 01 04 08'));
+  for (let i = 0; i < 50 && raw.sent.length < 2; i++) {
+    await new Promise((r) => setImmediate(r));
+    release.shift()?.();
+  }
+  assert.is((await first).sw, 0x9000);
+  assert.is((await second).sw, 0x9000);
+  await rejectsWith(refused, 'apdu_refused');
+  assert.equal(raw.sent, [SELECT_JPKI, SELECT_000A]);
+  assert.is(most, 1);
+});
+
 test.run();
