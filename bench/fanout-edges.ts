@@ -75,7 +75,10 @@ async function connectOne(c: Creds, port: number, caPem: string, service: string
     if (topic !== log || !track) return;
     const seq = lastSeq(payload);
     let a = arrivals.get(seq);
-    if (!a) arrivals.set(seq, (a = { count: 0, max: 0, min: Infinity }));
+    if (!a) {
+      a = { count: 0, max: 0, min: Infinity };
+      arrivals.set(seq, a);
+    }
     a.count++;
     if (t > a.max) a.max = t;
     if (t < a.min) a.min = t;

@@ -54,7 +54,6 @@ const BIG_BURST = Number(process.env.FANOUT_BIG_BURST ?? 10_000);
 const GAP_MS = 100;
 const SERVICE = 'library';
 const here = fileURLToPath(new URL('.', import.meta.url));
-const wall = () => performance.timeOrigin + performance.now();
 
 interface Creds { edgeId: string; serviceId: string; certPem: string; keyPem: string }
 type ChildMsg =
@@ -144,7 +143,7 @@ class Edges {
   async connect(target: 'aedes' | 'mosquitto', port: number, caPem: string, credsFile: string, total: number): Promise<{ connected: number; expected: number; ms: number }> {
     const per = Math.ceil(total / this.children.length);
     const readies = this.children.map(() => this.once('ready'));
-    this.children.forEach((c, i) => c.send({ type: 'connect', target, port, caPem, credsFile, from: i * per, to: Math.min(total, (i + 1) * per), service: SERVICE }));
+    this.children.forEach((c, i) => void c.send({ type: 'connect', target, port, caPem, credsFile, from: i * per, to: Math.min(total, (i + 1) * per), service: SERVICE }));
     const rs = (await Promise.all(readies)) as Array<Extract<ChildMsg, { type: 'ready' }>>;
     this.expectingChildren = rs.filter((r) => r.expected > 0).length;
     return { connected: rs.reduce((s, r) => s + r.connected, 0), expected: rs.reduce((s, r) => s + r.expected, 0), ms: Math.max(...rs.map((r) => r.ms)) };

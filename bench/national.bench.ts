@@ -96,6 +96,7 @@ function startHub(configPath: string, onLine: (line: string) => void): Promise<{
       err += d;
       all = (all + d).slice(-4000);
       let nl: number;
+      // biome-ignore lint/suspicious/noAssignInExpressions: the usual split-into-lines loop; the assignment is its condition
       while ((nl = err.indexOf('\n')) >= 0) {
         const line = err.slice(0, nl);
         err = err.slice(nl + 1);
@@ -262,7 +263,7 @@ benchMain(async () => {
 
     // --- CRL runs in process ----------------------------------------------------------------------
     const base = Date.now() - 3600_000;
-    const unbound: CrlWriterEntry[] = Array.from({ length: UNBOUND }, (_, i) => ({ serial: BigInt('0x' + randomBytes(16).toString('hex')), revokedAt: new Date(base), reason: 'superseded' }));
+    const unbound: CrlWriterEntry[] = Array.from({ length: UNBOUND }, () => ({ serial: BigInt('0x' + randomBytes(16).toString('hex')), revokedAt: new Date(base), reason: 'superseded' }));
     // Bound certificates revoked by CRL 2 (ids 600,000...) and by the CRL the hub process applies (700,000...).
     const bound = (from: number, n: number): CrlWriterEntry[] =>
       Array.from({ length: n }, (_, k) => ({ serial: BigInt('0x' + serialOf(from + k, salt)), revokedAt: new Date(base + 1000), reason: k % 3 ? 'superseded' : 'keyCompromise' }));

@@ -59,5 +59,7 @@ export function wireFanout(bus: FanoutBus, p: FanoutParts): () => void {
     bus.on('deviceRevoked', ({ edgeId }) => p.disconnectEdge(edgeId)),
     bus.on('deviceRevoked', ({ edgeId }) => p.cutOffEdge?.(edgeId)),
   ];
-  return () => offs.forEach((off) => off());
+  return () => {
+    for (const off of offs) off();
+  };
 }

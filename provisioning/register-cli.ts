@@ -80,14 +80,27 @@ function loadCard(certPath?: string, keyPath?: string): Card {
   }
 }
 
-async function call(hub: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
+/** What this tool reads of the hub's answers: problem JSON, a challenge, or a MyKey ID's record. */
+interface HubBody {
+  code?: string;
+  detail?: string;
+  title?: string;
+  challenge: string;
+  mykeyId: string;
+  status: string;
+  statusReason?: string;
+  created?: boolean;
+  certificates?: { serial: string; state: string; boundAt: string; revoked?: { reason: string } }[];
+}
+
+async function call(hub: string, path: string, body: unknown): Promise<{ status: number; body: HubBody }> {
   let res: Response;
   try {
     res = await fetch(new URL(path, hub), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   } catch (e) {
     fail(`the hub at ${hub} cannot be reached: ${(e as Error).message}`);
   }
-  return { status: res.status, body: await res.json().catch(() => ({})) };
+  return { status: res.status, body: (await res.json().catch(() => ({}))) as HubBody };
 }
 
 /**
@@ -101,7 +114,7 @@ async function proof(hub: string, card: Card, binding: ChallengeRequest) {
   return { challenge: ch.body.challenge, certificate: Buffer.from(card.certDer).toString('base64'), signature: Buffer.from(signature).toString('base64') };
 }
 
-function show(r: { status: number; body: any }) {
+function show(r: { status: number; body: HubBody }) {
   if (r.status >= 400) fail(`refused: ${r.body.code} (${r.status}) ${r.body.detail ?? r.body.title ?? ''}`);
   const b = r.body;
   console.log(`MyKey ID: ${b.mykeyId.slice(0, 4)}-${b.mykeyId.slice(4)}  status: ${b.status}${b.statusReason ? ` (${b.statusReason})` : ''}${b.created !== undefined ? (b.created ? '  (created)' : '  (already registered)') : ''}`);

@@ -111,7 +111,10 @@ export function transportError(where: string, e: unknown): MyKeyError {
 const checks = new WeakMap<TSchema, TypeCheck<TSchema>>();
 function checkerOf(schema: TSchema): TypeCheck<TSchema> {
   let c = checks.get(schema);
-  if (!c) checks.set(schema, (c = TypeCompiler.Compile(schema)));
+  if (!c) {
+    c = TypeCompiler.Compile(schema);
+    checks.set(schema, c);
+  }
   return c;
 }
 

@@ -31,7 +31,10 @@ export class TypedEvents<M extends { [K in keyof M]: unknown }> implements Emitt
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof M>(event: K, listener: Listener<M[K]>): () => void {
     let set = this.#listeners.get(event);
-    if (!set) this.#listeners.set(event, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(event, set);
+    }
     set.add(listener as Listener<never>);
     return () => this.off(event, listener);
   }

@@ -21,10 +21,10 @@ const SERVICE_USER_IDS = ['L-0001', 'P-123', 'P-456', 'P-124'];
 function forms(used: { mykeyId?: string; cert: string }[]): string[] {
   const out = new Set<string>(SERVICE_USER_IDS);
   for (const u of used) {
-    if (u.mykeyId) for (const f of [u.mykeyId, formatMyKeyId(u.mykeyId)]) [f, f.toLowerCase()].forEach((x) => out.add(x));
+    if (u.mykeyId) for (const f of [u.mykeyId, formatMyKeyId(u.mykeyId)]) [f, f.toLowerCase()].forEach((x) => void out.add(x));
     const hex = new X509Certificate(Buffer.from(u.cert, 'base64')).serialNumber; // upper-case hex
     const bare = hex.replace(/^0+/, '');
-    for (const h of [hex, bare]) [h, h.toLowerCase()].forEach((x) => out.add(x));
+    for (const h of [hex, bare]) [h, h.toLowerCase()].forEach((x) => void out.add(x));
     out.add(BigInt(`0x${hex}`).toString(10));
     out.add(hex.match(/../g)!.join(':').toLowerCase());
   }

@@ -69,6 +69,7 @@ export function targetsFromConfig(
   configs: readonly HandoffTargetConfig[],
   opts: { log?: Logger; stdout?: NodeJS.WritableStream; /** keyboard targets: what a config cannot set (tests: a recording ioctl, files for devices) */ keyboard?: Pick<KeyboardTargetOptions, 'ioctl' | 'settleMs' | 'anyFile'> } = {},
 ): RoutedTarget[] {
+  // biome-ignore lint/suspicious/useIterableCallbackReturn: the switch covers every target type of the validated config, and tsc checks it does (a missing case would make the callback return undefined)
   return configs.map((c, i) => {
     switch (c.type) {
       case 'webhook':

@@ -95,7 +95,10 @@ export function decide(input: LookupInput): LookupDecision {
   const key = identityKey(secret, input.identity);
   if (key === undefined) return { outcome: 'refused', reason: 'unreadable_identity' };
   let serviceUserId: string | undefined;
-  for (const k of input.keys ?? []) if ((serviceUserId = cache.get(k)) !== undefined) break;
+  for (const k of input.keys ?? []) {
+    serviceUserId = cache.get(k);
+    if (serviceUserId !== undefined) break;
+  }
   // The legacy key only where the cache may hold legacy keys: under a memory-hard derivation it is
   // never looked up (its certificate identity has no issuing key).
   if (cache.scheme === undefined || cache.scheme === 'hmac-sha256') serviceUserId ??= cache.get(key);

@@ -61,6 +61,7 @@ export class CommandSocket {
     sock.on('data', (chunk: string) => {
       buf += chunk;
       let i: number;
+      // biome-ignore lint/suspicious/noAssignInExpressions: the usual split-into-lines loop; the assignment is its condition
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i).trim();
         buf = buf.slice(i + 1);

@@ -251,7 +251,9 @@ export class ApplyQueue {
       log.error('journal write failed; trying a checkpoint', { code: codeOf(e), error: e });
       this.#catchUpFailed = true;
       await state.checkpoint().then(
-        () => void (this.#catchUpFailed = false),
+        () => {
+          this.#catchUpFailed = false;
+        },
         (e2) => log.error('checkpoint failed too: state on disk is behind the cache', { code: codeOf(e2), error: e2 }),
       );
     }

@@ -2,7 +2,7 @@
 // reply topic, echoing the transaction (one reply envelope, shared/errors.ts): `ping` answers the
 // applied seq, health and version; `resync` takes a fresh snapshot and catches up; `decommission`
 // answers, then wipes the state and stops the agent.
-import { errorReply, okReply } from '../../shared/errors.ts';
+import { errorReply, okReply, type Reply } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { EdgeCommand } from '../../shared/sync.ts';
 import { edgeReplyTopic } from '../../shared/topics.ts';
@@ -23,7 +23,7 @@ export interface CommandDeps {
 
 /** Runs one command and publishes its reply. Never throws. */
 export async function runCommand(c: EdgeCommand, d: CommandDeps): Promise<void> {
-  let reply;
+  let reply: Reply<unknown>;
   try {
     if (c.command === 'ping') reply = okReply({ appliedSeq: d.appliedSeq(), health: d.health(), version: d.version }, c.transaction);
     else if (c.command === 'resync') {

@@ -6,7 +6,7 @@ import type { Logger } from '../../shared/log.ts';
 import type { EdgeStatus } from '../../shared/sync.ts';
 import type { EdgeCache } from '../cache/edge-cache.ts';
 import type { DeviceIdentity, EdgeState } from '../state/edge-state.ts';
-import { ContactClock, type ContactAssessment } from './contact-clock.ts';
+import type { ContactClock, ContactAssessment } from './contact-clock.ts';
 
 export type Health = EdgeStatus['health'];
 

@@ -285,16 +285,16 @@ export class SyncAgent {
   #onMessage(topic: string, payload: Buffer): void {
     const id = this.#identity;
     const t = parseTopic(topic);
-    if (!id || !t) return this.#drop('topic_forbidden', topic);
+    if (!id || !t) return void this.#drop('topic_forbidden', topic);
     if (t.kind === 'service-log' && t.serviceId === id.serviceId) {
       const v = checkLogPayload(payload);
-      if (!v.ok) return this.#drop(v.code, topic, v.message);
+      if (!v.ok) return void this.#drop(v.code, topic, v.message);
       this.#queue.offer(v.value);
       return;
     }
     if (t.kind === 'edge-command' && t.edgeId === id.edgeId) {
       const v = checkCommandPayload(payload);
-      if (!v.ok) return this.#drop(v.code, topic, v.message);
+      if (!v.ok) return void this.#drop(v.code, topic, v.message);
       // Not on the queue itself: a resync waits for it, the command must not wait for the PUBACK.
       void runCommand(v.value, {
         log: this.#log,
@@ -314,7 +314,7 @@ export class SyncAgent {
       });
       return;
     }
-    return this.#drop('topic_forbidden', topic);
+    return void this.#drop('topic_forbidden', topic);
   }
 
   #drop(code: ErrorCode, topic: string, why?: string): void {

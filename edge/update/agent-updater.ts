@@ -4,6 +4,7 @@
 import type { Logger } from '../../shared/log.ts';
 import { parseReleasePublicKey } from '../../shared/release.ts';
 import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
 import { MyKeyError } from '../../shared/errors.ts';
 import type { EdgeConfig } from '../config.ts';
 import { createLayout } from './layout.ts';
@@ -31,7 +32,7 @@ export function runningRelease(config: EdgeConfig): string | undefined {
 export function createAgentUpdater(config: EdgeConfig, parts: AgentParts): Updater | undefined {
   const u = config.updates;
   if (!u.releaseKey || !u.dir) return undefined;
-  let key;
+  let key: KeyObject;
   try {
     key = parseReleasePublicKey(u.releaseKey);
   } catch (e) {
@@ -50,7 +51,13 @@ export function createAgentUpdater(config: EdgeConfig, parts: AgentParts): Updat
         [
           { name: 'online', run: parts.online },
           { name: 'reader', run: parts.readerUp },
-          { name: 'lookup', run: () => (parts.lookup(), true) },
+          {
+            name: 'lookup',
+            run: () => {
+              parts.lookup();
+              return true;
+            },
+          },
         ],
         ms,
       ),

@@ -202,7 +202,7 @@ export function createBroker(opts: BrokerOptions) {
       // (The typings omit the event; aedes is an EventEmitter all the same.)
       (a as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error('broker error', { error: err }));
       a.on('clientError', (client, err) => log.debug('client error', { clientId: client?.id, error: err.message }));
-      a.on('connectionError', (client, err) => log.debug('connection error', { error: err.message }));
+      a.on('connectionError', (_client, err) => log.debug('connection error', { error: err.message }));
 
       // TLS: only certificates of the device CA pass. The handshake requests and verifies the client
       // certificate against the device CA alone; a socket that fails verification is destroyed in

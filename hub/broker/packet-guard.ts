@@ -45,9 +45,15 @@ export function createFixedHeaderScanner(maxRemainingLength: number) {
           lengthBytes++;
           length += (b & 0x7f) * multiplier;
           multiplier *= 128;
-          if (length > maxRemainingLength) return (verdict = { ok: false, code: 'mqtt_packet_too_large', packetType, atLeast: length });
+          if (length > maxRemainingLength) {
+            verdict = { ok: false, code: 'mqtt_packet_too_large', packetType, atLeast: length };
+            return verdict;
+          }
           if (b & 0x80) {
-            if (lengthBytes === 4) return (verdict = { ok: false, code: 'mqtt_packet_malformed', packetType });
+            if (lengthBytes === 4) {
+              verdict = { ok: false, code: 'mqtt_packet_malformed', packetType };
+              return verdict;
+            }
           } else if (length === 0) state = 0;
           else {
             left = length;

@@ -115,7 +115,7 @@ export function createConsoleAuth(deps: { repo: ConsoleRepo; now?: () => number;
   }
 
   /** A successful attempt gives its count back; a lock its own count set is undone (the right password was given). */
-  function refund(r: Reserved): void {
+  function refund(r: Reserved) {
     if (r.c.kind === 'account_address' || (r.lockedNow && !r.prev)) return repo.clearFailure(r.c.kind, r.c.key);
     if (r.lockedNow) return repo.saveFailure(r.prev!);
     const f = repo.failure(r.c.kind, r.c.key);

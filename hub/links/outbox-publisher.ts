@@ -51,7 +51,10 @@ export function coalesce(rows: readonly Row[], maxBytes = MAX_SYNC_PAYLOAD_BYTES
       continue;
     }
     let list = byTopic.get(r.topic);
-    if (!list) byTopic.set(r.topic, (list = []));
+    if (!list) {
+      list = [];
+      byTopic.set(r.topic, list);
+    }
     list.push({ entry, json: r.payload, id: r.id });
   }
   for (const [topic, list] of byTopic) {
@@ -110,7 +113,10 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
           const chains = new Map<string, OutboxMessage[]>();
           for (const m of messages) {
             let c = chains.get(m.topic);
-            if (!c) chains.set(m.topic, (c = []));
+            if (!c) {
+              c = [];
+              chains.set(m.topic, c);
+            }
             c.push(m);
           }
           await Promise.all(

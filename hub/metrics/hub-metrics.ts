@@ -99,13 +99,17 @@ export function createHubMetrics(deps: HubMetricsDeps) {
       if (!d.online) continue;
       online.set(d.service_id, online.get(d.service_id)! + 1);
       let head = heads.get(d.service_id);
-      if (head === undefined) heads.set(d.service_id, (head = deps.headSeq(d.service_id)));
+      if (head === undefined) {
+        head = deps.headSeq(d.service_id);
+        heads.set(d.service_id, head);
+      }
       const lag = Math.max(0, head - d.applied_seq);
       lags.push(lag);
       maxLag.set(d.service_id, Math.max(maxLag.get(d.service_id) ?? 0, lag));
     }
     lags.sort((a, b) => a - b);
-    return (edgeSnapshot = { online, enrolled, lags, maxLag });
+    edgeSnapshot = { online, enrolled, lags, maxLag };
+    return edgeSnapshot;
   }
   new Gauge({
     name: 'mykey_hub_edges_online',

@@ -15,7 +15,7 @@
 //      issuerUniqueID  [1]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      subjectUniqueID [2]  IMPLICIT UniqueIdentifier OPTIONAL,
 //      extensions      [3]  EXPLICIT Extensions OPTIONAL }
-import { DerError, TAG, bytesEqual, bytesOf, children, expectTlv, readTlv, valueOf, type Tlv } from '../../shared/asn1/der.ts';
+import { DerError, TAG, bytesEqual, bytesOf, children, expectTlv, readTlv, valueBytes, type Tlv } from '../../shared/asn1/der.ts';
 import { serialHexOf } from '../../shared/asn1/integer.ts';
 import { oidToString } from '../../shared/asn1/oid.ts';
 import { pemBlocks } from '../../shared/asn1/pem.ts';
@@ -145,7 +145,7 @@ function parseBasicConstraintsCa(buf: Uint8Array, octets: Tlv): boolean {
 
 function parseAuthorityKeyId(buf: Uint8Array, octets: Tlv): Uint8Array | undefined {
   const seq = expectTlv(buf, octets.valueStart, TAG.SEQUENCE, octets.end, 'AuthorityKeyIdentifier');
-  for (const c of children(buf, seq)) if (c.tag === 0x80) return valueOf(buf, c);
+  for (const c of children(buf, seq)) if (c.tag === 0x80) return valueBytes(buf, c);
   return undefined;
 }
 
@@ -163,7 +163,7 @@ function parseCommonName(buf: Uint8Array, name: Tlv): string | undefined {
     for (const atv of children(buf, rdn)) {
       const [type, value] = children(buf, atv);
       if (type && value && type.tag === TAG.OID && oidToString(buf, type.valueStart, type.end) === OID.commonName) {
-        return Buffer.from(valueOf(buf, value)).toString('utf8');
+        return Buffer.from(valueBytes(buf, value)).toString('utf8');
       }
     }
   }
@@ -225,7 +225,7 @@ export function parseCertificateOrThrow(der: Uint8Array): ParsedCertificate {
   const [spkiAlgT] = children(der, spkiT);
   if (!spkiAlgT) throw new DerError('bad SubjectPublicKeyInfo', spkiT.start);
   const publicKeyAlgorithmOid = parseAlgorithmOid(der, spkiAlgT);
-  const serial = valueOf(der, serialT);
+  const serial = valueBytes(der, serialT);
 
   const out: ParsedCertificate = {
     der,
@@ -278,7 +278,7 @@ export function parseCertificateOrThrow(der: Uint8Array): ParsedCertificate {
           out.basicConstraintsCa = parseBasicConstraintsCa(der, octets);
           break;
         case OID.subjectKeyIdentifier:
-          out.subjectKeyId = valueOf(der, expectTlv(der, octets.valueStart, TAG.OCTET_STRING, octets.end, 'SKI'));
+          out.subjectKeyId = valueBytes(der, expectTlv(der, octets.valueStart, TAG.OCTET_STRING, octets.end, 'SKI'));
           break;
         case OID.authorityKeyIdentifier:
           out.authorityKeyId = parseAuthorityKeyId(der, octets);

@@ -154,7 +154,7 @@ export function createOcspQuery(opts: OcspClientOptions) {
       const batch = q.waiting.splice(0, batchMax);
       q.inFlight++;
       void send(issuer, batch)
-        .catch(() => batch.forEach((w) => w.resolve(refused('ocsp_malformed', 'the response could not be evaluated'))))
+        .catch(() => batch.forEach((w) => void w.resolve(refused('ocsp_malformed', 'the response could not be evaluated'))))
         .finally(() => {
           q.inFlight--;
           if (q.waiting.length > 0) schedule(issuer);
@@ -174,7 +174,7 @@ export function createOcspQuery(opts: OcspClientOptions) {
 
   const send = async (issuer: Anchor, asked: Waiter[]): Promise<void> => {
     let batch = asked;
-    const all = (v: RevocationVerdict) => batch.forEach((w) => w.resolve(v));
+    const all = (v: RevocationVerdict) => batch.forEach((w) => void w.resolve(v));
     const nonce = new Uint8Array(randomBytes(16));
     let request: Uint8Array;
     try {

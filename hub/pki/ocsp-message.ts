@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { crlReasonFromCode, type CrlReason } from '../../shared/revocation.ts';
 import type { ParsedCertificate } from './certificate.ts';
-import { DerError, TAG, bytesOf, children, expectTlv, readTlv, valueOf, type Tlv } from '../../shared/asn1/der.ts';
+import { DerError, TAG, bytesOf, children, expectTlv, readTlv, valueBytes, type Tlv } from '../../shared/asn1/der.ts';
 import { oidToString } from '../../shared/asn1/oid.ts';
 import { decodeTime } from '../../shared/asn1/time.ts';
 
@@ -123,7 +123,7 @@ function parseCertId(buf: Uint8Array, t: Tlv): CertId {
   const [oid] = children(buf, alg);
   if (!oid || oid.tag !== TAG.OID) throw new DerError('bad hashAlgorithm', alg.start);
   if (serial.end === serial.valueStart) throw new DerError('empty serialNumber', serial.start);
-  return { hashAlgorithmOid: oidToString(buf, oid.valueStart, oid.end), issuerNameHash: valueOf(buf, nameHash), issuerKeyHash: valueOf(buf, keyHash), serial: valueOf(buf, serial) };
+  return { hashAlgorithmOid: oidToString(buf, oid.valueStart, oid.end), issuerNameHash: valueBytes(buf, nameHash), issuerKeyHash: valueBytes(buf, keyHash), serial: valueBytes(buf, serial) };
 }
 
 function generalizedTime(buf: Uint8Array, t: Tlv | undefined, what: string): Date {
@@ -176,10 +176,10 @@ function findNonce(buf: Uint8Array, exts: Tlv): Uint8Array | undefined {
     if (octets.tag !== TAG.OCTET_STRING) throw new DerError('bad extnValue', octets.start);
     if (oidToString(buf, parts[0].valueStart, parts[0].end) !== OCSP_OID.nonce) continue;
     // RFC 8954 2.1: extnValue holds an OCTET STRING; some responders echo the raw value instead.
-    const v = valueOf(buf, octets);
+    const v = valueBytes(buf, octets);
     try {
       const inner = readTlv(v, 0);
-      if (inner.tag === TAG.OCTET_STRING && inner.end === v.length) return valueOf(v, inner);
+      if (inner.tag === TAG.OCTET_STRING && inner.end === v.length) return valueBytes(v, inner);
     } catch {
       // not wrapped
     }
@@ -203,7 +203,7 @@ export function parseOcspResponseOrThrow(der: Uint8Array): ParsedOcspResponse {
   const [typeT, respT] = children(der, rb);
   if (!respT || typeT.tag !== TAG.OID || respT.tag !== TAG.OCTET_STRING) throw new DerError('bad ResponseBytes', rb.start);
   if (oidToString(der, typeT.valueStart, typeT.end) !== OCSP_OID.basic) throw new DerError('not a basic OCSP response', typeT.start);
-  const b = valueOf(der, respT);
+  const b = valueBytes(der, respT);
   // BasicOCSPResponse ::= SEQUENCE { tbsResponseData ResponseData, signatureAlgorithm AlgorithmIdentifier,
   //                                  signature BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
   const basicT = expectTlv(b, 0, TAG.SEQUENCE, b.length, 'BasicOCSPResponse');
@@ -236,7 +236,7 @@ export function parseOcspResponseOrThrow(der: Uint8Array): ParsedOcspResponse {
   // ResponderID ::= CHOICE { byName [1] Name, byKey [2] KeyHash }
   let responderId: { byName: Uint8Array } | { byKey: Uint8Array };
   if (ridT.tag === TAG.ctx(1)) responderId = { byName: bytesOf(b, expectTlv(b, ridT.valueStart, TAG.SEQUENCE, ridT.end, 'responder Name')) };
-  else if (ridT.tag === TAG.ctx(2)) responderId = { byKey: valueOf(b, expectTlv(b, ridT.valueStart, TAG.OCTET_STRING, ridT.end, 'responder KeyHash')) };
+  else if (ridT.tag === TAG.ctx(2)) responderId = { byKey: valueBytes(b, expectTlv(b, ridT.valueStart, TAG.OCTET_STRING, ridT.end, 'responder KeyHash')) };
   else throw new DerError('bad ResponderID', ridT.start);
   const producedAt = generalizedTime(b, producedT, 'producedAt');
   const responses = children(b, responsesT).map((r) => parseSingleResponse(b, r));

@@ -99,7 +99,7 @@ function responderCert(der: Uint8Array, issuer: CheckedCertificate['anchor']): R
 }
 
 function authorizeSigner(basic: NonNullable<ParsedOcspResponse['basic']>, issuer: CheckedCertificate['anchor'], now: Date, skewMs: number): void {
-  if (verifySignature(basic.signatureAlgorithmOid, basic.tbs, issuer.publicKey, basic.signature)) return checkResponderId(basic, issuer.cert);
+  if (verifySignature(basic.signatureAlgorithmOid, basic.tbs, issuer.publicKey, basic.signature)) return void checkResponderId(basic, issuer.cert);
   let why: string | undefined;
   for (const der of basic.certs) {
     const r = responderCert(der, issuer);
@@ -109,7 +109,7 @@ function authorizeSigner(basic: NonNullable<ParsedOcspResponse['basic']>, issuer
     if (r.refusal) why = r.refusal;
     else if (c.notBefore.getTime() > now.getTime() + skewMs) why = 'the responder certificate is not yet valid';
     else if (c.notAfter.getTime() < now.getTime()) why = 'the responder certificate has expired';
-    else return checkResponderId(basic, c);
+    else return void checkResponderId(basic, c);
     throw new OcspRejected('ocsp_responder_unauthorized', why);
   }
   // No certificate that may sign for this CA made the signature.

@@ -63,7 +63,7 @@ export function loadTrustAnchors(paths: string[]): TrustAnchor[] {
       throw new MyKeyError('config_invalid', `trust anchor ${path} holds a malformed PEM block`, { cause: e });
     }
     if (ders.length === 0) throw new MyKeyError('config_invalid', `trust anchor ${path} holds no certificate`);
-    ders.forEach((der, i) => out.push(trustAnchorFromDer(der, ders.length > 1 ? `${path}#${i + 1}` : path)));
+    ders.forEach((der, i) => void out.push(trustAnchorFromDer(der, ders.length > 1 ? `${path}#${i + 1}` : path)));
   }
   return out;
 }

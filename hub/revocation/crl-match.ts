@@ -111,7 +111,7 @@ export function* matchCrl(m: MatchInput): Generator<void, { hits: Hit[]; increme
       const keys = new Float64Array(part.length);
       for (let i = 0; i < part.length; i++) {
         const top = parseInt(part[i].serial.slice(0, 8).padEnd(8, '0'), 16);
-        keys[i] = (top >= 0 ? top : 0) * 1048576 + i; // a negative serial (not RFC 5280) sorts first
+        keys[i] = Math.max(top, 0) * 1048576 + i; // a negative serial (not RFC 5280) sorts first
       }
       keys.sort();
       for (const k of keys) order.push(from + (k % 1048576));

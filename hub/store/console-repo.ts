@@ -217,7 +217,10 @@ export function createConsoleRepo(db: Db) {
       if (opts.to !== undefined) parts.push('at < @to');
       const sql = `SELECT * FROM audit_log WHERE ${parts.join(' AND ')} ORDER BY id DESC LIMIT @limit`;
       let st = auditStatements.get(sql);
-      if (!st) auditStatements.set(sql, (st = db.prepare<Record<string, unknown>, AuditRow>(sql)));
+      if (!st) {
+        st = db.prepare<Record<string, unknown>, AuditRow>(sql);
+        auditStatements.set(sql, st);
+      }
       return st.all({
         before,
         limit,

@@ -58,7 +58,7 @@ export function createWriteBatcher(
       for (const p of batch) p.reject(err);
       return;
     }
-    batch.forEach((p, i) => (results[i].ok ? p.resolve(results[i].value) : p.reject(isBusyError(results[i].value) ? busyUnavailable(results[i].value) : results[i].value)));
+    batch.forEach((p, i) => void (results[i].ok ? p.resolve(results[i].value) : p.reject(isBusyError(results[i].value) ? busyUnavailable(results[i].value) : results[i].value)));
     afterCommit?.();
   };
 

@@ -1,5 +1,5 @@
 // How the test CA writes and reads its numbers and files: PEM, serials as hex, DER INTEGER bytes.
-import * as asn1js from 'asn1js';
+import type * as asn1js from 'asn1js';
 import { randomBytes, randomInt } from 'node:crypto';
 import { toPem as sharedToPem } from '../../shared/asn1/pem.ts';
 

@@ -217,7 +217,10 @@ export function cardFilePersister(path: string, onError: (err: unknown) => void 
       if (!busy) running = pump();
     },
     async flush(): Promise<void> {
-      while (busy || latest) await (busy ? running : (running = pump()));
+      while (busy || latest) {
+        if (!busy) running = pump();
+        await running;
+      }
     },
   };
 }

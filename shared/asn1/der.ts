@@ -137,7 +137,7 @@ export function children(buf: Uint8Array, parent: Tlv): Tlv[] {
 }
 
 /** The value bytes of a TLV (a view). */
-export const valueOf = (buf: Uint8Array, t: Tlv): Uint8Array => buf.subarray(t.valueStart, t.end);
+export const valueBytes = (buf: Uint8Array, t: Tlv): Uint8Array => buf.subarray(t.valueStart, t.end);
 /** The whole TLV bytes (a view). */
 export const bytesOf = (buf: Uint8Array, t: Tlv): Uint8Array => buf.subarray(t.start, t.end);
 

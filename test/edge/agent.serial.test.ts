@@ -120,7 +120,7 @@ test.after(async (ctx) => {
   // Twice, on a busy machine, this file's process outlived its last test with no JS handle left (a
   // native one, not reproduced since). Say what is still referenced and end rather than hang the run.
   setTimeout(() => {
-    const libuv = (process.report?.getReport() as unknown as { libuv: { type: string; is_active: boolean; is_referenced: boolean }[] }).libuv;
+    const libuv = (process.report!.getReport() as unknown as { libuv: { type: string; is_active: boolean; is_referenced: boolean }[] }).libuv;
     console.error('[agent test] still running 10 s after the last test; referenced handles:', JSON.stringify(libuv.filter((h) => h.is_active && h.is_referenced).map((h) => h.type)));
     process.exit(process.exitCode ?? 0);
   }, 10_000).unref();

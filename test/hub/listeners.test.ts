@@ -10,7 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDeviceCa } from '../../hub/pki/device-ca.ts';
-import { type TestHub } from '../helpers/hub.ts';
+import type { TestHub } from '../helpers/hub.ts';
 import { startHubWithEdge } from '../helpers/enrolled-edge.ts';
 
 const ADMIN = 'admin-token-for-the-listener-test-0123456789';

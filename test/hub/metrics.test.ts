@@ -73,7 +73,7 @@ test.before(async (ctx) => {
     crlNumber: 1n,
     entries: [{ serial: ctx.revoked.serial, revokedAt: new Date(Date.now() - 120_000), reason: 'keyCompromise' }],
   });
-  ctx.crlServer = createServer((req, res) => {
+  ctx.crlServer = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/pkix-crl' });
     res.end(Buffer.from(der));
   });
@@ -135,7 +135,7 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
     const r = await register(ctx, cert);
     assert.is(r.status, status, await r.clone().text());
     const { mykeyId } = (await r.json()) as { mykeyId: string };
-    for (const f of [mykeyId, formatMyKeyId(mykeyId)]) [f, f.toLowerCase()].forEach((x) => ctx.needles.add(x));
+    for (const f of [mykeyId, formatMyKeyId(mykeyId)]) [f, f.toLowerCase()].forEach((x) => void ctx.needles.add(x));
   }
   // Refusals, each with its own code: the revoked certificate (from the fetched CRL), a foreign CA's
   // under the same name (the chain does not verify), a replayed challenge.

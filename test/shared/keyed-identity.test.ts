@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
 import { checkEntryPayload, checkSnapshot } from '../../edge/sync/payloads.ts';
-import { type LookupDecision } from '../../edge/lookup/index.ts';
+import type { LookupDecision } from '../../edge/lookup/index.ts';
 import { keyedId, keyedIdentity, keyedIdentitySync, SCRYPT_V2, type ChangeEntry } from '../../shared/sync.ts';
 import { registerHolder, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';

@@ -48,7 +48,7 @@ test('a JSON line is one pino record: level label, time, name, message, fields, 
 test('the human form keeps the old shape: time, level, name: message and the fields', () => {
   const lines: string[] = [];
   createLogger('edge', { level: 'debug', json: false, write: (l) => void lines.push(l) }).child('sync').warn('out of touch', { ageMs: 5, token: 'x-SECRET' });
-  assert.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z warn  edge\.sync: out of touch \{"ageMs":5,"token":"\[redacted\]"\}$/);
+  assert.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z warn {2}edge\.sync: out of touch \{"ageMs":5,"token":"\[redacted\]"\}$/);
 });
 
 test('JSON lines in production, the human form on a terminal or in development, MYKEY_LOG_FORMAT decides first', () => {

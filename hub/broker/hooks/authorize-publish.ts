@@ -14,14 +14,14 @@ export function authorizePublishHook(ctx: BrokerContext) {
       ctx.refuse(code, `publish: ${what}`, { edgeId: id?.edgeId, topic: packet.topic, bytes: packet.payload?.length });
       done(new Error(code));
     };
-    if (!id) return refuse('unauthorized', 'no identity (stale will or unauthenticated)');
+    if (!id) return void refuse('unauthorized', 'no identity (stale will or unauthenticated)');
     const topic = canPublish(id, packet.topic);
-    if (!topic.ok) return refuse(topic.code, topic.message);
-    if (packet.qos > 1) return refuse('validation_failed', 'QoS 2 is not part of the protocol');
+    if (!topic.ok) return void refuse(topic.code, topic.message);
+    if (packet.qos > 1) return void refuse('validation_failed', 'QoS 2 is not part of the protocol');
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (topic.value === 'status') {
       const s = checkStatusPayload(id, payload);
-      if (!s.ok) return refuse(s.code, s.message);
+      if (!s.ok) return void refuse(s.code, s.message);
       // Edges publish their status retained (and as their will) so that a stock broker keeps it for
       // whoever watches. Here the hub itself is that watcher: the published hook records the status
       // in the device repo, and no edge may subscribe to status topics. Keeping a retained copy per
@@ -29,9 +29,9 @@ export function authorizePublishHook(ctx: BrokerContext) {
       // new subscription), which grows with the square of the fleet, so it is not kept.
       packet.retain = false;
     } else {
-      if (packet.retain) return refuse('validation_failed', 'replies are not retained');
+      if (packet.retain) return void refuse('validation_failed', 'replies are not retained');
       const r = checkReplyPayload(payload);
-      if (!r.ok) return refuse(r.code, r.message);
+      if (!r.ok) return void refuse(r.code, r.message);
     }
     done(null);
   };

@@ -11,12 +11,12 @@ export function authorizeSubscribeHook(ctx: BrokerContext) {
     const id = ctx.identities.get(client);
     if (!id) {
       ctx.refuse('unauthorized', 'subscribe without an identity', { topic: sub.topic });
-      return done(null, null);
+      return void done(null, null);
     }
     const r = canSubscribe(id, sub.topic);
     if (!r.ok) {
       ctx.refuse(r.code, `subscribe: ${r.message}`, { edgeId: id.edgeId, topic: sub.topic });
-      return done(null, null);
+      return void done(null, null);
     }
     done(null, sub);
   };

@@ -18,6 +18,7 @@ export function Field({ v, name, label, f, hint, children, ...input }: { v: View
   const bad = !!f?.errors?.[name];
   const { value, ...rest } = input;
   return (
+    // biome-ignore lint/a11y/noLabelWithoutControl: the label wraps its control: the <input> below, or the <select> or <textarea> passed as children
     <label>
       {label}
       {children ?? <input type="text" name={name} {...rest} value={f?.raw?.[name] ?? (value as string | undefined) ?? ''} aria-invalid={bad ? 'true' : undefined} />}

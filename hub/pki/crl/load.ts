@@ -4,7 +4,7 @@
 // of its authorityKeyIdentifier), and is filed under that key's id, never under the name alone.
 import { fail, ok, type Result } from '../../../shared/errors.ts';
 import { indexCrl, type CrlIndex } from './crl-index.ts';
-import { type CrlIssuer } from './issuer.ts';
+import type { CrlIssuer } from './issuer.ts';
 import { namesMatch, sameDer } from './name.ts';
 import { parseCrl, type ParsedCrl } from './parse.ts';
 import { verifyCrlSignature } from './verify.ts';

@@ -18,7 +18,10 @@ const entry = (seq: number, remove: string[], set?: [string[], string]): ChangeE
 test('applies entries exactly as the shared reference semantics do, including duplicates and gaps', () => {
   const keys = Array.from({ length: 20 }, () => randomBytes(16).toString('base64url'));
   let seed = 7;
-  const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
   const log: ChangeEntry[] = [];
   for (let seq = 1; seq <= 400; seq++) {
     const remove = Array.from({ length: rnd(3) }, () => keys[rnd(keys.length)]);

@@ -70,7 +70,10 @@ test('agrees with a Map under a long random mix of sets and deletes in a crowded
   const model = new Map<string, string>();
   const keys = Array.from({ length: 200 }, (_, i) => key(i * 16)); // same low bits: similar words
   let seed = 12345;
-  const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
   for (let step = 0; step < 50_000; step++) {
     const k = keys[rnd(keys.length)];
     if (rnd(3) === 0) {
@@ -91,11 +94,11 @@ test('keeps every key findable when all keys collide into one home slot region',
   // 12 keys in a 16-slot table cannot avoid sharing homes; remove from the middle of the chains.
   const idx = new KeyIndex();
   const ks = Array.from({ length: 12 }, (_, i) => key(i));
-  ks.forEach((k, i) => idx.set(k, `v${i}`));
+  ks.forEach((k, i) => void idx.set(k, `v${i}`));
   for (let i = 0; i < ks.length; i += 2) assert.ok(idx.delete(ks[i]));
-  ks.forEach((k, i) => assert.is(idx.get(k), i % 2 ? `v${i}` : undefined));
+  ks.forEach((k, i) => void assert.is(idx.get(k), i % 2 ? `v${i}` : undefined));
   for (let i = 0; i < ks.length; i += 2) idx.set(ks[i], `w${i}`);
-  ks.forEach((k, i) => assert.is(idx.get(k), i % 2 ? `v${i}` : `w${i}`));
+  ks.forEach((k, i) => void assert.is(idx.get(k), i % 2 ? `v${i}` : `w${i}`));
 });
 
 test('packs and unpacks to the same mappings, sharing interned ids', () => {

@@ -33,6 +33,7 @@ async function listener(path: string): Promise<{ lines: unknown[]; sock: Socket;
   sock.on('data', (d) => {
     buf += d;
     let i: number;
+    // biome-ignore lint/suspicious/noAssignInExpressions: the usual split-into-lines loop; the assignment is its condition
     while ((i = buf.indexOf('\n')) >= 0) {
       lines.push(JSON.parse(buf.slice(0, i)));
       buf = buf.slice(i + 1);

@@ -58,7 +58,10 @@ test('refuses trailing bytes, wrong tags and indefinite lengths', () => {
 test('never throws on corrupted bytes', () => {
   const der = certs[2].certDer;
   let seed = 12345;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff;
+  };
   for (let i = 0; i < 2000; i++) {
     const copy = Uint8Array.from(der);
     for (let j = 0; j < 3; j++) copy[Math.floor(rnd() * 64)] = Math.floor(rnd() * 256);

@@ -15,7 +15,7 @@ function source() {
       listeners[ev].push(l);
       return () => (listeners[ev] = listeners[ev].filter((x) => x !== l));
     },
-    fire: (ev: string, e: unknown) => listeners[ev].forEach((l) => l(e)),
+    fire: (ev: string, e: unknown) => listeners[ev].forEach((l) => void l(e)),
   } as never;
   return src;
 }

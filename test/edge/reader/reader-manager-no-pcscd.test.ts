@@ -5,7 +5,7 @@
 process.env.PCSCLITE_CSOCK_NAME = `/tmp/mykey-no-pcscd-${process.pid}.comm`;
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MyKeyError } from '../../../shared/errors.ts';
+import type { MyKeyError } from '../../../shared/errors.ts';
 import { ReaderManager } from '../../../edge/reader/reader-manager.ts';
 import { silentReaderLog } from '../../../edge/reader/log.ts';
 

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MyKeyError } from '../../../shared/errors.ts';
+import type { MyKeyError } from '../../../shared/errors.ts';
 import { SCARD_STATE as S } from '../../../edge/reader/pcsc-state.ts';
 import { ReaderManager } from '../../../edge/reader/reader-manager.ts';
 import type { ReaderLog } from '../../../edge/reader/log.ts';

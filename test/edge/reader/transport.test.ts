@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MyKeyError } from '../../../shared/errors.ts';
+import type { MyKeyError } from '../../../shared/errors.ts';
 import { fromHex, toHex } from '../../../edge/reader/apdu.ts';
 import { CardSession, mapPcscError, pcscCode } from '../../../edge/reader/transport.ts';
 import { scriptedCard } from './helpers/fake-card.ts';

@@ -209,6 +209,7 @@ test('a local program drives registration over the command socket', async (ctx) 
   conn.on('data', (d) => {
     buf += d;
     let i: number;
+    // biome-ignore lint/suspicious/noAssignInExpressions: the usual split-into-lines loop; the assignment is its condition
     while ((i = buf.indexOf('\n')) >= 0) {
       lines.push(JSON.parse(buf.slice(0, i)));
       buf = buf.slice(i + 1);

@@ -178,7 +178,10 @@ test('survives kill -9 at random moments: reopens consistent every time, never l
   let lastSeq = 0;
   const rounds = Number(process.env.KILL_ROUNDS ?? 25);
   let seed = 99;
-  const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
   for (let round = 0; round < rounds; round++) {
     const p = spawn(process.execPath, ['--import', 'tsx', child, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -9,7 +9,14 @@ const HOUR = 3_600_000;
 
 function fakeClock(wall = NOW) {
   const c = { mono: 1000, wall };
-  return { c, now: (): ClockReading => ({ ...c }), advance: (ms: number) => ((c.mono += ms), (c.wall += ms)) };
+  return {
+    c,
+    now: (): ClockReading => ({ ...c }),
+    advance: (ms: number) => {
+      c.mono += ms;
+      c.wall += ms;
+    },
+  };
 }
 
 test('is fresh while connected and after recent contact, stale past the bound (monotonic)', () => {

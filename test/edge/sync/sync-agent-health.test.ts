@@ -123,7 +123,9 @@ test('wipes its state and stops when decommissioned', async (ctx) => {
   ctx.hub.link('RRRR2222', 'D-1');
   const { agent, cache, state } = await agentOn(ctx);
   let decommissioned = false;
-  agent.events.on('decommissioned', () => void (decommissioned = true));
+  agent.events.on('decommissioned', () => {
+    decommissioned = true;
+  });
   await agent.start();
   await until(() => agent.connected && cache.synced && cache.size === 1, { what: 'connected' });
   await ctx.hub.raw(JSON.stringify({ transaction: 'tx-d', command: 'decommission' }), edgeCommandTopic(ctx.hub.edgeId));

@@ -109,6 +109,7 @@ export class StandInEdge {
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let i: number;
+      // biome-ignore lint/suspicious/noAssignInExpressions: the usual split-into-lines loop; the assignment is its condition
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);

@@ -13,7 +13,7 @@ import { createPrivateKey } from 'node:crypto';
 import { buildAll } from '../../../scripts/build.ts';
 import { generateReleaseKeys, manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import { packFolder } from '../../../provisioning/release/tar.ts';
-import { type TestHub } from '../../helpers/hub.ts';
+import type { TestHub } from '../../helpers/hub.ts';
 import { upload, startReleaseHub } from './helpers.ts';
 import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 import { until } from '../../helpers/polling.ts';

@@ -15,7 +15,7 @@ import { createMyKeyRepo } from '../../../hub/store/mykey-repo.ts';
 import { certIdentity } from '../../../shared/cert-identity.ts';
 import { randomMyKeyId } from '../../../shared/ids.ts';
 import { createLogger } from '../../../shared/log.ts';
-import { CURRENT_KEY_SCHEME, entriesOf, LogMessage, MAX_SYNC_PAYLOAD_BYTES, type ChangeEntry } from '../../../shared/sync.ts';
+import { CURRENT_KEY_SCHEME, entriesOf, type LogMessage, MAX_SYNC_PAYLOAD_BYTES, type ChangeEntry } from '../../../shared/sync.ts';
 import { serviceLogTopic } from '../../../shared/topics.ts';
 
 interface Ctx {

@@ -4,7 +4,7 @@
 // signer authorization), and an OCSP "good" never undoes a CRL "revoked".
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as asn1js from 'asn1js';
+import type * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { randomBytes } from 'node:crypto';
 import {

@@ -7,7 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import { createPrivateKey } from 'node:crypto';
 import { rolloutBucket } from '../../../hub/releases/releases.ts';
 import { generateReleaseKeys, manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
-import { type TestHub } from '../../helpers/hub.ts';
+import type { TestHub } from '../../helpers/hub.ts';
 import { startHubWithEdge } from '../../helpers/enrolled-edge.ts';
 
 const TOKEN = 'operator-token-for-release-routes';

@@ -231,7 +231,7 @@ test('without --dry-run the unit and the reader udev rule are written and system
   assert.match(readFileSync(rulesPath, 'utf8'), /^SUBSYSTEM=="usb", ENV\{DEVTYPE\}=="usb_device", ATTR\{idVendor\}=="072f", ATTR\{idProduct\}=="223b", GROUP="mykey-edge", MODE="0660"$/m);
 
   // A failing systemctl is a failed step that says where to look.
-  const failing: EnrollDeps['exec'] = async (cmd, args) => ({ code: args[0] === 'restart' ? 1 : 0, stdout: '', stderr: 'Job for mykey-edge.service failed.' });
+  const failing: EnrollDeps['exec'] = async (_cmd, args) => ({ code: args[0] === 'restart' ? 1 : 0, stdout: '', stderr: 'Job for mykey-edge.service failed.' });
   const again = await run(['enroll', ...ctx.h.hubArgs, '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec: failing, unitDir, udevRulesDir });
   assert.is(again.code, 1);
   assert.match(again.out, /systemctl restart mykey-edge\.service failed \(exit 1\): Job for mykey-edge\.service failed\./);

@@ -173,7 +173,10 @@ test.before(async () => {
   await until(() => existsSync(join(prefix, 'nginx.pid')) || ctx.nginx!.exitCode !== null, { what: 'nginx', detail: () => ctx.nginxLog });
   let refused = '';
   await until(
-    () => https('/healthz').then(() => true, (e: Error) => ((refused = e.message), false)),
+    () => https('/healthz').then(() => true, (e: Error) => {
+      refused = e.message;
+      return false;
+    }),
     { what: 'nginx to answer', intervalMs: 100, detail: () => `${refused}\n${ctx.nginxLog}` },
   );
 });
@@ -243,7 +246,7 @@ t('the console signs in over https with Secure cookies, and the address audited 
 
 t('a console form posted from another origin is refused through the proxy', async () => {
   const page = await https('/console/login');
-  const csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1]!;
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)![1];
   const r = await https('/console/login', {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example', cookie: value(cookie(page, 'mk_login'))! },

@@ -31,11 +31,11 @@ class FakeVpcd {
       this.socket = s;
       s.on('data', (d: Buffer) => {
         this.buf = Buffer.concat([this.buf, d]);
-        this.waiters.splice(0).forEach((w) => w());
+        for (const w of this.waiters.splice(0)) w();
       });
       s.on('close', () => {
         this.closed = true;
-        this.waiters.splice(0).forEach((w) => w());
+        for (const w of this.waiters.splice(0)) w();
       });
       onConn(s);
     });

@@ -27,7 +27,9 @@ const HUT_US: Legends = {
   0x2d: ['-', '_'], 0x2e: ['=', '+'], 0x2f: ['[', '{'], 0x30: [']', '}'], 0x31: ['\\', '|'],
   0x33: [';', ':'], 0x34: ["'", '"'], 0x35: ['`', '~'], 0x36: [',', '<'], 0x37: ['.', '>'], 0x38: ['/', '?'],
 };
-'abcdefghijklmnopqrstuvwxyz'.split('').forEach((c, i) => (HUT_US[0x04 + i] = [c, c.toUpperCase()]));
+'abcdefghijklmnopqrstuvwxyz'.split('').forEach((c, i) => {
+  HUT_US[0x04 + i] = [c, c.toUpperCase()];
+});
 
 // The same key positions with the legends of a JIS 106/109 keyboard on a host set to Japanese
 // (Windows kbd106, X11 `jp`). Keys whose legend is the same as US are not repeated.

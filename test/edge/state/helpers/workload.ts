@@ -6,7 +6,8 @@ import type { ChangeEntry } from '../../../../shared/sync.ts';
 const KEYS = 400;
 const keyCache: string[] = [];
 export function keyOf(i: number): string {
-  return (keyCache[i] ??= createHash('sha256').update(`k${i}`).digest().subarray(0, 16).toString('base64url'));
+  keyCache[i] ??= createHash('sha256').update(`k${i}`).digest().subarray(0, 16).toString('base64url');
+  return keyCache[i];
 }
 
 export function entryFor(seq: number): ChangeEntry {

@@ -68,7 +68,10 @@ export function defineSyncTests(kind: BrokerKind): void {
     const agent = new SyncAgent({ hubUrl: ctx.hub.url, brokerUrl: ctx.broker.url, state, cache, version: '0.1.0-test', log, backoff: { minMs: 100, maxMs: 400 }, keepaliveS: 5, ...extra });
     const seen: { [K in keyof SyncEvents]?: SyncEvents[K][] } = {};
     for (const ev of ['applied', 'purged', 'snapshot', 'connected', 'disconnected', 'dropped', 'health'] as const) {
-      agent.events.on(ev, (p) => void (seen[ev] ??= [] as never[]).push(p as never));
+      agent.events.on(ev, (p) => {
+        seen[ev] ??= [] as never[];
+        seen[ev].push(p as never);
+      });
     }
     ctx.agents.push({ agent, state });
     await agent.start();
@@ -293,7 +296,8 @@ export function defineSyncTests(kind: BrokerKind): void {
       let err = '';
       p.stdout!.on('data', (d) => {
         buf += d;
-        let i;
+        let i: number;
+        // biome-ignore lint/suspicious/noAssignInExpressions: the usual split-into-lines loop; the assignment is its condition
         while ((i = buf.indexOf('\n')) >= 0) {
           lines.push(JSON.parse(buf.slice(0, i)));
           buf = buf.slice(i + 1);

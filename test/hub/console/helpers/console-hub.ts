@@ -3,7 +3,7 @@
 // too), a cookie-keeping in-process client, and operators made through the CLI code path.
 import { Hono } from 'hono';
 import { join } from 'node:path';
-import { createConsoleAuth } from '../../../../hub/console/auth.ts';
+import type { createConsoleAuth } from '../../../../hub/console/auth.ts';
 import { runConsoleCli } from '../../../../hub/console/cli.ts';
 import { createEnrollmentTokens } from '../../../../hub/enrollment/tokens.ts';
 import { mountConsole, type ConsoleDeps } from '../../../../hub/console/mount.tsx';
