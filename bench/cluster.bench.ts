@@ -102,7 +102,7 @@ async function burstThroughCluster(queueType: 'quorum' | 'classic' = 'quorum'): 
     t = performance.now();
     const readies = children.map((ch) => next(ch, 'ready', 600_000));
     // Child i's edges on node i: the cluster holds a third of the sessions on each node.
-    children.forEach((ch, i) => ch.send({ type: 'connect', target: 'rabbit', port: c.nodes[i]!.mqtts, caPem: setup.deviceCa.certPem, credsFile, from: i * per, to: Math.min(EDGES, (i + 1) * per), service: SERVICE }));
+    children.forEach((ch, i) => void ch.send({ type: 'connect', target: 'rabbit', port: c.nodes[i]!.mqtts, caPem: setup.deviceCa.certPem, credsFile, from: i * per, to: Math.min(EDGES, (i + 1) * per), service: SERVICE }));
     const rs = (await Promise.all(readies)) as Array<Extract<ChildMsg, { type: 'ready' }>>;
     const connected = rs.reduce((s, r) => s + r.connected, 0);
     progress(`${connected} edges connected through the cluster in ${Math.round(performance.now() - t)} ms; node memory (MiB) ${c.memoryMiB().join(', ')}`);

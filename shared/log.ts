@@ -108,7 +108,7 @@ function flushStderr(): void {
 }
 function writeStderr(line: string): void {
   stderrPending += line + '\n';
-  if (stderrPending.length >= 64 * 1024) return flushStderr();
+  if (stderrPending.length >= 64 * 1024) return void flushStderr();
   if (stderrScheduled) return;
   stderrScheduled = true;
   // unref: pending lines never keep a process alive; the 'exit' hook writes them.

@@ -78,7 +78,7 @@ for (const ending of ['exit', 'throw', 'return'] as const) {
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('{'));
     assert.is(lines.length, 500, r.stderr.slice(-500));
-    lines.forEach((l, i) => assert.is((JSON.parse(l) as { i: number }).i, i));
+    lines.forEach((l, i) => void assert.is((JSON.parse(l) as { i: number }).i, i));
     if (ending === 'exit') assert.is(r.status, 3);
     if (ending === 'throw') assert.ok(r.stderr.includes('boom'));
   });
