@@ -14,7 +14,7 @@ import { EdgeCache, KeyIndex } from '../../edge/cache/index.ts';
 import { Handoff, WebhookTarget, type TouchResult } from '../../edge/handoff/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from '../../edge/lookup/index.ts';
 import { HttpDeviceApi, readerSigner, RegistrationFlow, type RegistrationView } from '../../edge/register/index.ts';
-import { requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../helpers/pcsc.ts';
+import { removeCard, requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -101,34 +101,15 @@ function certIdentityOfDer(ca: TestCa, der: Uint8Array): string {
 /** Takes the card away and waits until the reader layer has seen it go. */
 async function takeAway(ctx: Ctx): Promise<void> {
   if (!ctx.manager.isCardPresent(READER)) return void (await ctx.slot.remove());
-  const gone = new Promise<void>((r) => {
-    const off = ctx.manager.on('card-removed', (e) => {
-      if (e.reader === READER) {
-        off();
-        r();
-      }
-    });
-  });
-  await ctx.slot.remove();
-  await gone;
+  await removeCard(ctx.manager, ctx.slot, READER);
 }
 
 /** Puts the card on the reader, waits for its hand-off, takes it away. */
 async function touch(ctx: Ctx, file: CardFile): Promise<TouchResult> {
   const before = ctx.received.length;
-  const removed = () => new Promise<void>((r) => {
-    const off = ctx.manager.on('card-removed', (e) => {
-      if (e.reader === READER) {
-        off();
-        r();
-      }
-    });
-  });
   await ctx.slot.insert(new VirtualCard(file));
   await until(() => ctx.received.length > before, { what: 'the hand-off' });
-  const gone = removed();
-  await ctx.slot.remove();
-  await gone;
+  await removeCard(ctx.manager, ctx.slot, READER);
   return ctx.received[before];
 }
 

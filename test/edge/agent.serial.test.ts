@@ -18,7 +18,7 @@ import { silentLogger } from '../../shared/log.ts';
 import { loadEdgeConfig } from '../../edge/config.ts';
 import { createEdgeAgent, type EdgeAgent } from '../../edge/main.ts';
 import type { TouchResult } from '../../edge/handoff/index.ts';
-import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
+import { removeCard, requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
 import { crlRevoking, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -58,16 +58,7 @@ async function touch(ctx: Ctx, file: CardFile, ms = 5000): Promise<TouchResult |
   await ctx.slot.insert(new VirtualCard(file));
   await until(() => ctx.agent.lookup.counters().touches > touchesBefore, { what: 'the touch', timeoutMs: ms });
   await new Promise((r) => setTimeout(r, 100)); // a hand-off, if any, is on its way over loopback
-  const gone = new Promise<void>((r) => {
-    const off = ctx.agent.manager.on('card-removed', (e) => {
-      if (e.reader === READER) {
-        off();
-        r();
-      }
-    });
-  });
-  await ctx.slot.remove();
-  await gone;
+  await removeCard(ctx.agent.manager, ctx.slot, READER);
   return ctx.received.length > before ? ctx.received[before] : undefined;
 }
 

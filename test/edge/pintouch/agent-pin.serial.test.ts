@@ -19,7 +19,7 @@ import { silentLogger, tapLogs } from '../../../shared/log.ts';
 import { loadEdgeConfig } from '../../../edge/config.ts';
 import { createEdgeAgent, type EdgeAgent } from '../../../edge/main.ts';
 import type { TouchResult } from '../../../edge/handoff/index.ts';
-import { requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
+import { removeCard, requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 
 const READER = vpcdReaderName(0);
@@ -131,16 +131,7 @@ test('a service set to PIN at the hub: the agent asks for the PIN on its kiosk p
     await waitFor('the hand-off', () => ctx.received.length > before);
     const r = ctx.received[before];
     assert.equal([r.outcome, r.serviceUserId, r.serviceId], ['linked', 'PT-424242', 'points']);
-    const gone = new Promise<void>((res) => {
-      const off = ctx.agent.manager.on('card-removed', (e) => {
-        if (e.reader === READER) {
-          off();
-          res();
-        }
-      });
-    });
-    await ctx.slot.remove();
-    await gone;
+    await removeCard(ctx.agent.manager, ctx.slot, READER);
   }
   assert.equal(ctx.agent.pinTouch.stats(), { pinTouches: 2, pinVerified: 2, pinFailures: 0 });
   const logged = ctx.logs.join('\n');
