@@ -22,7 +22,7 @@ import { removeCard, requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
 import { crlRevoking, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
-import { enrollEdge } from '../helpers/enrolled-edge.ts';
+import { agentConfig, enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const READER = vpcdReaderName(0);
 
@@ -74,9 +74,6 @@ test.before(async (ctx) => {
   ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   const enrolled = await enrollEdge(ctx.h.hub, 'lib-counter-1');
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-edge-agent-'));
-  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.certPem);
-  writeFileSync(join(ctx.dir, 'device.key'), enrolled.keyPem, { mode: 0o600 });
-  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.caPem);
 
   ctx.received = [];
   ctx.hook = await startWebhookReceiver((r) => {
@@ -85,18 +82,7 @@ test.before(async (ctx) => {
   });
   const webhook = ctx.hook.url('/touch');
 
-  const config = {
-    edgeId: 'lib-counter-1',
-    serviceId: 'library',
-    hub: { url: ctx.h.hub.addresses.deviceApi },
-    broker: { url: ctx.h.hub.addresses.mqtts },
-    tls: { cert: join(ctx.dir, 'device.pem'), key: join(ctx.dir, 'device.key'), ca: join(ctx.dir, 'hub-ca.pem') },
-    stateDir: join(ctx.dir, 'state'),
-    readers: { include: ['Virtual PCD 00 00'] },
-    handoff: { targets: [{ type: 'webhook', url: webhook, outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }] },
-    kiosk: { port: 0 },
-    logLevel: 'warn',
-  };
+  const config = agentConfig(ctx.h.hub, enrolled, { dir: ctx.dir, webhook, logLevel: 'warn' });
   ctx.configFile = join(ctx.dir, 'edge.json');
   writeFileSync(ctx.configFile, JSON.stringify(config, null, 2));
   ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });
