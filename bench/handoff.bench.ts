@@ -12,7 +12,8 @@ import { X509Certificate } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { benchMain, healthyLookup, percentile, progress, round, type Metrics } from './lib.ts';
+import { benchMain, percentile, progress, round, type Metrics } from './lib.ts';
+import { touchLookup } from '../test/helpers/edge-stack.ts';
 import { createTestCa } from '../provisioning/test-ca/ca.ts';
 import { makeCardFile } from '../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../provisioning/virtual-card/card.ts';
@@ -69,7 +70,7 @@ benchMain(async () => {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/touch`;
 
   const handoff = new Handoff([{ target: new WebhookTarget({ url, retries: 0 }), outcomes: ['linked'] }]);
-  const lookup = healthyLookup({ cache, secret: SECRET, handoff, context: { serviceId: 'library', edgeId: 'bench-counter' } });
+  const lookup = touchLookup({ cache, secret: () => SECRET, handoff, context: { serviceId: 'library', edgeId: 'bench-counter' } });
   const manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
   const pipeline = new TouchPipeline(manager, { log: silentReaderLog });
   const desk = new TouchDesk({ source: pipeline, lookup });

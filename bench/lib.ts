@@ -2,7 +2,6 @@
 // `benchMain(async () => metrics)`; bench/run.ts runs each in its own process (so RSS figures are the
 // benchmark's own) and merges the metrics into bench/results.json.
 import { performance } from 'node:perf_hooks';
-import { TouchLookup } from '../edge/lookup/index.ts';
 
 /** One measured figure. */
 export interface Metric { value: number; unit: string }
@@ -51,18 +50,4 @@ export function round(x: number, digits = 3): number {
 /** Logs progress to stderr (stdout carries the result line). */
 export function progress(msg: string): void {
   process.stderr.write(`  ${msg}\n`);
-}
-
-type LookupOptions = ConstructorParameters<typeof TouchLookup>[0];
-
-/** A touch lookup as on a healthy edge (the hub just heard from, staleness refused after an hour): the path the touch benches time. */
-export function healthyLookup(o: Pick<LookupOptions, 'cache' | 'handoff' | 'context'> & { secret: Uint8Array }): TouchLookup {
-  return new TouchLookup({
-    cache: o.cache,
-    secret: () => o.secret,
-    health: () => ({ state: 'ok', lastContactMs: Date.now() }),
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff: o.handoff,
-    context: o.context,
-  });
 }

@@ -9,7 +9,8 @@
 //   npm run bench -- pin-touch          (PIN_TOUCH_BENCH_TOUCHES, default 40)
 import { X509Certificate } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { benchMain, healthyLookup, percentile, progress, round, type Metrics } from './lib.ts';
+import { benchMain, percentile, progress, round, type Metrics } from './lib.ts';
+import { touchLookup } from '../test/helpers/edge-stack.ts';
 import { createTestCa } from '../provisioning/test-ca/ca.ts';
 import { makeCardFile } from '../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../provisioning/virtual-card/card.ts';
@@ -46,7 +47,7 @@ benchMain(async () => {
   const received: TouchResult[] = [];
   const recorder: HandoffTarget = { name: 'recorder', deliver: (r) => void received.push(r), stats: () => ({}) };
   const handoff = new Handoff([{ target: recorder, outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }]);
-  const lookup = healthyLookup({ cache, secret: SECRET, handoff, context: { serviceId: 'points', edgeId: 'bench' } });
+  const lookup = touchLookup({ cache, secret: () => SECRET, handoff, context: { serviceId: 'points', edgeId: 'bench' } });
   const manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
   const pipeline = new TouchPipeline(manager, { log: silentReaderLog, readIdentity: readPinTouchIdentity });
   const anchors = [new X509Certificate(ca.certDer)];

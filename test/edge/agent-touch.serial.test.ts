@@ -16,6 +16,7 @@ import { TouchDesk, TouchLookup, type HealthView } from '../../edge/lookup/index
 import { HttpDeviceApi, readerSigner, RegistrationFlow, type RegistrationView } from '../../edge/register/index.ts';
 import { removeCard, requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { touchLookup } from '../helpers/edge-stack.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { enrollEdge } from '../helpers/enrolled-edge.ts';
@@ -62,14 +63,7 @@ test.before(async (ctx) => {
   const url = ctx.hook.url('/touch');
 
   ctx.handoff = new Handoff([{ target: new WebhookTarget({ url, retries: 0 }), outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }]);
-  ctx.lookup = new TouchLookup({
-    cache: ctx.cache,
-    secret: () => SECRET,
-    health: () => ctx.health,
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff: ctx.handoff,
-    context: { serviceId: 'library', edgeId: 'lib-counter-1' },
-  });
+  ctx.lookup = touchLookup({ cache: ctx.cache, secret: () => SECRET, health: () => ctx.health, handoff: ctx.handoff, context: { serviceId: 'library', edgeId: 'lib-counter-1' } });
   Object.assign(ctx, touchReaderParts());
   // A hub whose `points` service wants the holder's PIN for counter links, and this edge enrolled there.
   ctx.hub = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });

@@ -19,6 +19,7 @@ import { certIdentityOf, TouchDesk, TouchLookup, type HealthView } from '../../.
 import { PinTouchFlow, readPinTouchIdentity, type PinTouchView, type PinVerdict } from '../../../edge/pintouch/index.ts';
 import { ReaderManager, TouchPipeline, silentReaderLog } from '../../../edge/reader/index.ts';
 import { removeCard, requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
+import { touchLookup } from '../../helpers/edge-stack.ts';
 import { until } from '../../helpers/polling.ts';
 
 const READER = vpcdReaderName(0);
@@ -102,14 +103,7 @@ test.before(async (ctx) => {
   ctx.received = [];
   const recorder: HandoffTarget = { name: 'recorder', deliver: (r) => void ctx.received.push(r), stats: () => ({}) };
   ctx.handoff = new Handoff([{ target: recorder, outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }]);
-  ctx.lookup = new TouchLookup({
-    cache: ctx.cache,
-    secret: () => SECRET,
-    health: () => ctx.health,
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff: ctx.handoff,
-    context: { serviceId: 'points', edgeId: 'pts-counter-1' },
-  });
+  ctx.lookup = touchLookup({ cache: ctx.cache, secret: () => SECRET, health: () => ctx.health, handoff: ctx.handoff, context: { serviceId: 'points', edgeId: 'pts-counter-1' } });
   ctx.manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
   ctx.pipeline = new TouchPipeline(ctx.manager, { log: silentReaderLog, readIdentity: readPinTouchIdentity });
   const anchors = [new X509Certificate(ctx.ca.certDer)];
