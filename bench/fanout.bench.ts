@@ -27,18 +27,17 @@
 //   FANOUT_EDGES=200 FANOUT_RUNS=20 npx tsx bench/fanout.bench.ts     (a quicker look)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { mosquittoAcl } from '../hub/broker/acl.ts';
 import { edgeIdentity } from '../hub/broker/identity.ts';
-import { mosquittoConfig } from '../hub/broker/mosquitto-config.ts';
 import { createDeviceCsr, openDeviceCa } from '../hub/pki/device-ca.ts';
 import { openDatabase } from '../hub/store/db.ts';
 import { createDeviceRepo } from '../hub/store/device-repo.ts';
 import { DEVICE_MIGRATIONS } from '../hub/store/schema/devices.ts';
+import { freePort, writeMosquittoConfig } from '../test/hub/broker/helpers/mosquitto.ts';
 import { benchMain, percentile, progress, round } from './lib.ts';
 
 const EDGES = Number(process.env.FANOUT_EDGES ?? 1000);
@@ -61,17 +60,6 @@ type ChildMsg =
   | { type: 'got'; seq: number; max: number; min: number; count: number }
   | { type: 'disconnected' }
   | { type: 'error'; error: string };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A child process of the benchmark (`--expose-gc` so RSS is read after a collection), started through
@@ -292,22 +280,17 @@ benchMain(async () => {
 
     // --- Mosquitto beside it ---------------------------------------------------------------------
     const port = await freePort();
-    const file = (name: string, text: string) => {
-      const p = join(dir, name);
-      writeFileSync(p, text, { mode: 0o600 });
-      return p;
-    };
-    const conf = file(
-      'mosquitto.conf',
-      mosquittoConfig({
-        host: '127.0.0.1',
-        port,
-        cafile: file('ca.pem', ca.certPem),
-        certfile: file('server.pem', server.certPem),
-        keyfile: file('server-key.pem', server.keyPem),
-        aclFile: file('acl', mosquittoAcl(creds.map((x) => edgeIdentity(x.edgeId, x.serviceId, '', Infinity)), 'mykey-hub')),
-        extra: [...(process.getuid?.() === 0 ? ['user root'] : []), 'max_connections -1'],
-      }),
+    const conf = writeMosquittoConfig(
+      {
+        dir,
+        caPem: ca.certPem,
+        serverCertPem: server.certPem,
+        serverKeyPem: server.keyPem,
+        edges: creds.map((x) => edgeIdentity(x.edgeId, x.serviceId, '', Infinity)),
+        hubUser: 'mykey-hub',
+        extra: ['max_connections -1'],
+      },
+      port,
     );
     // Mosquitto's own descriptor limit must cover every edge.
     mosquitto = spawn('sh', ['-c', 'ulimit -n 65536 2>/dev/null; exec mosquitto -c "$0"', conf], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -13,6 +13,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { benchMain, percentile, progress, round, type Metrics } from './lib.ts';
+import { touchLookup } from '../test/helpers/edge-stack.ts';
 import { createTestCa } from '../provisioning/test-ca/ca.ts';
 import { makeCardFile } from '../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../provisioning/virtual-card/card.ts';
@@ -21,7 +22,7 @@ import { certIdentity, issuerKeyOf } from '../shared/cert-identity.ts';
 import { keyedId } from '../shared/sync.ts';
 import { EdgeCache, KeyIndex } from '../edge/cache/index.ts';
 import { Handoff, WebhookTarget } from '../edge/handoff/index.ts';
-import { TouchDesk, TouchLookup } from '../edge/lookup/index.ts';
+import { TouchDesk } from '../edge/lookup/index.ts';
 import { ReaderManager, TouchPipeline, silentReaderLog } from '../edge/reader/index.ts';
 import { requirePcscd, vpcdReaderName } from '../test/helpers/pcsc.ts';
 
@@ -69,14 +70,7 @@ benchMain(async () => {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/touch`;
 
   const handoff = new Handoff([{ target: new WebhookTarget({ url, retries: 0 }), outcomes: ['linked'] }]);
-  const lookup = new TouchLookup({
-    cache,
-    secret: () => SECRET,
-    health: () => ({ state: 'ok', lastContactMs: Date.now() }),
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff,
-    context: { serviceId: 'library', edgeId: 'bench-counter' },
-  });
+  const lookup = touchLookup({ cache, secret: () => SECRET, handoff, context: { serviceId: 'library', edgeId: 'bench-counter' } });
   const manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
   const pipeline = new TouchPipeline(manager, { log: silentReaderLog });
   const desk = new TouchDesk({ source: pipeline, lookup });

@@ -10,6 +10,7 @@
 import { X509Certificate } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { benchMain, percentile, progress, round, type Metrics } from './lib.ts';
+import { touchLookup } from '../test/helpers/edge-stack.ts';
 import { createTestCa } from '../provisioning/test-ca/ca.ts';
 import { makeCardFile } from '../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../provisioning/virtual-card/card.ts';
@@ -17,28 +18,17 @@ import { VpcdSlot } from '../provisioning/virtual-card/vpcd-slot.ts';
 import { CURRENT_KEY_SCHEME, keyedIdentitySync } from '../shared/sync.ts';
 import { EdgeCache, KeyIndex } from '../edge/cache/index.ts';
 import { Handoff, type HandoffTarget, type TouchResult } from '../edge/handoff/index.ts';
-import { certIdentityOf, TouchDesk, TouchLookup } from '../edge/lookup/index.ts';
+import { certIdentityOf, TouchDesk } from '../edge/lookup/index.ts';
 import { PinTouchFlow, readPinTouchIdentity, type PinVerdict } from '../edge/pintouch/index.ts';
 import { ReaderManager, TouchPipeline, silentReaderLog } from '../edge/reader/index.ts';
 import { requirePcscd, vpcdReaderName } from '../test/helpers/pcsc.ts';
+import { until } from '../test/helpers/polling.ts';
 
 const TOUCHES = Math.max(1, Number(process.env.PIN_TOUCH_BENCH_TOUCHES ?? 40));
 const SLOT = 1 as const;
 const READER = vpcdReaderName(SLOT);
 const SECRET = new Uint8Array(32).fill(9);
 const MYKEY_ID = 'B7NQ4KXW';
-
-function waitUntil(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const end = Date.now() + ms;
-    const tick = () => {
-      if (cond()) return resolve();
-      if (Date.now() > end) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 1);
-    };
-    tick();
-  });
-}
 
 benchMain(async () => {
   await requirePcscd();
@@ -57,14 +47,7 @@ benchMain(async () => {
   const received: TouchResult[] = [];
   const recorder: HandoffTarget = { name: 'recorder', deliver: (r) => void received.push(r), stats: () => ({}) };
   const handoff = new Handoff([{ target: recorder, outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }]);
-  const lookup = new TouchLookup({
-    cache,
-    secret: () => SECRET,
-    health: () => ({ state: 'ok', lastContactMs: Date.now() }),
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff,
-    context: { serviceId: 'points', edgeId: 'bench' },
-  });
+  const lookup = touchLookup({ cache, secret: () => SECRET, handoff, context: { serviceId: 'points', edgeId: 'bench' } });
   const manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
   const pipeline = new TouchPipeline(manager, { log: silentReaderLog, readIdentity: readPinTouchIdentity });
   const anchors = [new X509Certificate(ca.certDer)];
@@ -98,12 +81,12 @@ benchMain(async () => {
   try {
     for (let i = 0; i < TOUCHES + 2; i++) {
       await slot.insert(new VirtualCard(file));
-      await waitUntil(() => flow.view().step === 'pin', 'the PIN pad');
+      await until(() => flow.view().step === 'pin', { what: 'the PIN pad', intervalMs: 1, timeoutMs: 10_000 });
       const before = received.length;
       const n = verdicts.length;
       const t0 = performance.now();
       if (!flow.pin('1234').ok) throw new Error('the flow did not take the PIN');
-      await waitUntil(() => verdicts.length > n && received.length > before, 'the verdict');
+      await until(() => verdicts.length > n && received.length > before, { what: 'the verdict', intervalMs: 1, timeoutMs: 10_000 });
       const wall = performance.now() - t0;
       const r = received[before];
       if (r.outcome !== 'linked' || r.serviceUserId !== 'PT-0001') throw new Error(`unexpected verdict ${JSON.stringify(r)}`);

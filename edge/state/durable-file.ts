@@ -8,24 +8,17 @@
 // file damaged by the card itself (not by a torn write, which the rename rules out) is detected on
 // read instead of being half-believed.
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Adapter } from 'lowdb';
+import { replaceFileAtomically } from '../../shared/atomic-file.ts';
 import { MyKeyError } from '../../shared/errors.ts';
 
 const MAGIC = 'MYKEY-STATE 1';
 
 /** Writes `data` to `path` atomically and durably (temp file, fsync, rename, fsync of the directory). */
 export async function writeFileDurably(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
+  await replaceFileAtomically(path, data, { tmp: join(dirname(path), `.${basename(path)}.${process.pid}.tmp`), mode: 0o600 });
   await syncDir(dirname(path));
 }
 

@@ -2,7 +2,7 @@
 // (a national CRL is hundreds of megabytes at most; more is refused before it is all read), and the
 // applied CRL saved for restarts, atomically (write beside, fsync, rename).
 import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { replaceFileAtomically } from '../../shared/atomic-file.ts';
 
 /** Downloads a CRL; throws a plain Error saying why (the caller records it as crl_fetch_failed). */
 export async function downloadCrl(url: string, o: { timeoutMs: number; maxBytes: number }): Promise<Uint8Array> {
@@ -35,13 +35,5 @@ export function atomicWrite(path: string, data: Uint8Array): void {
  * which a scheduled run must not take from the event loop.
  */
 export async function atomicWriteAsync(path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
+  await replaceFileAtomically(path, data, { tmp: `${path}.tmp` });
 }

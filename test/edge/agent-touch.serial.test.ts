@@ -14,8 +14,9 @@ import { EdgeCache, KeyIndex } from '../../edge/cache/index.ts';
 import { Handoff, WebhookTarget, type TouchResult } from '../../edge/handoff/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from '../../edge/lookup/index.ts';
 import { HttpDeviceApi, readerSigner, RegistrationFlow, type RegistrationView } from '../../edge/register/index.ts';
-import { requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../helpers/pcsc.ts';
+import { removeCard, requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { touchLookup } from '../helpers/edge-stack.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { enrollEdge } from '../helpers/enrolled-edge.ts';
@@ -62,14 +63,7 @@ test.before(async (ctx) => {
   const url = ctx.hook.url('/touch');
 
   ctx.handoff = new Handoff([{ target: new WebhookTarget({ url, retries: 0 }), outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }]);
-  ctx.lookup = new TouchLookup({
-    cache: ctx.cache,
-    secret: () => SECRET,
-    health: () => ctx.health,
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff: ctx.handoff,
-    context: { serviceId: 'library', edgeId: 'lib-counter-1' },
-  });
+  ctx.lookup = touchLookup({ cache: ctx.cache, secret: () => SECRET, health: () => ctx.health, handoff: ctx.handoff, context: { serviceId: 'library', edgeId: 'lib-counter-1' } });
   Object.assign(ctx, touchReaderParts());
   // A hub whose `points` service wants the holder's PIN for counter links, and this edge enrolled there.
   ctx.hub = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
@@ -101,34 +95,15 @@ function certIdentityOfDer(ca: TestCa, der: Uint8Array): string {
 /** Takes the card away and waits until the reader layer has seen it go. */
 async function takeAway(ctx: Ctx): Promise<void> {
   if (!ctx.manager.isCardPresent(READER)) return void (await ctx.slot.remove());
-  const gone = new Promise<void>((r) => {
-    const off = ctx.manager.on('card-removed', (e) => {
-      if (e.reader === READER) {
-        off();
-        r();
-      }
-    });
-  });
-  await ctx.slot.remove();
-  await gone;
+  await removeCard(ctx.manager, ctx.slot, READER);
 }
 
 /** Puts the card on the reader, waits for its hand-off, takes it away. */
 async function touch(ctx: Ctx, file: CardFile): Promise<TouchResult> {
   const before = ctx.received.length;
-  const removed = () => new Promise<void>((r) => {
-    const off = ctx.manager.on('card-removed', (e) => {
-      if (e.reader === READER) {
-        off();
-        r();
-      }
-    });
-  });
   await ctx.slot.insert(new VirtualCard(file));
   await until(() => ctx.received.length > before, { what: 'the hand-off' });
-  const gone = removed();
-  await ctx.slot.remove();
-  await gone;
+  await removeCard(ctx.manager, ctx.slot, READER);
   return ctx.received[before];
 }
 

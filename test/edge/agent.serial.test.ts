@@ -18,11 +18,11 @@ import { silentLogger } from '../../shared/log.ts';
 import { loadEdgeConfig } from '../../edge/config.ts';
 import { createEdgeAgent, type EdgeAgent } from '../../edge/main.ts';
 import type { TouchResult } from '../../edge/handoff/index.ts';
-import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
+import { removeCard, requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
 import { crlRevoking, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/polling.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
-import { enrollEdge } from '../helpers/enrolled-edge.ts';
+import { agentConfig, enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const READER = vpcdReaderName(0);
 
@@ -58,16 +58,7 @@ async function touch(ctx: Ctx, file: CardFile, ms = 5000): Promise<TouchResult |
   await ctx.slot.insert(new VirtualCard(file));
   await until(() => ctx.agent.lookup.counters().touches > touchesBefore, { what: 'the touch', timeoutMs: ms });
   await new Promise((r) => setTimeout(r, 100)); // a hand-off, if any, is on its way over loopback
-  const gone = new Promise<void>((r) => {
-    const off = ctx.agent.manager.on('card-removed', (e) => {
-      if (e.reader === READER) {
-        off();
-        r();
-      }
-    });
-  });
-  await ctx.slot.remove();
-  await gone;
+  await removeCard(ctx.agent.manager, ctx.slot, READER);
   return ctx.received.length > before ? ctx.received[before] : undefined;
 }
 
@@ -83,9 +74,6 @@ test.before(async (ctx) => {
   ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   const enrolled = await enrollEdge(ctx.h.hub, 'lib-counter-1');
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-edge-agent-'));
-  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.certPem);
-  writeFileSync(join(ctx.dir, 'device.key'), enrolled.keyPem, { mode: 0o600 });
-  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.caPem);
 
   ctx.received = [];
   ctx.hook = await startWebhookReceiver((r) => {
@@ -94,18 +82,7 @@ test.before(async (ctx) => {
   });
   const webhook = ctx.hook.url('/touch');
 
-  const config = {
-    edgeId: 'lib-counter-1',
-    serviceId: 'library',
-    hub: { url: ctx.h.hub.addresses.deviceApi },
-    broker: { url: ctx.h.hub.addresses.mqtts },
-    tls: { cert: join(ctx.dir, 'device.pem'), key: join(ctx.dir, 'device.key'), ca: join(ctx.dir, 'hub-ca.pem') },
-    stateDir: join(ctx.dir, 'state'),
-    readers: { include: ['Virtual PCD 00 00'] },
-    handoff: { targets: [{ type: 'webhook', url: webhook, outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }] },
-    kiosk: { port: 0 },
-    logLevel: 'warn',
-  };
+  const config = agentConfig(ctx.h.hub, enrolled, { dir: ctx.dir, webhook, logLevel: 'warn' });
   ctx.configFile = join(ctx.dir, 'edge.json');
   writeFileSync(ctx.configFile, JSON.stringify(config, null, 2));
   ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });

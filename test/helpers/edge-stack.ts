@@ -1,7 +1,7 @@
 // The sync side of an edge, as edge/main.ts assembles it, for tests that run it against a real hub:
 // a cache, its durable state, the sync agent (not started) and a touch lookup over the cache.
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
-import { TouchLookup } from '../../edge/lookup/index.ts';
+import { TouchLookup, type TouchLookupDeps } from '../../edge/lookup/index.ts';
 import { EdgeState } from '../../edge/state/edge-state.ts';
 import { SyncAgent } from '../../edge/sync/sync-agent.ts';
 import type { Hub } from '../../hub/main.ts';
@@ -33,13 +33,26 @@ export async function edgeStack(hub: Hub, edge: EdgeTls, opts: { dir: string; ve
     ...(opts.log ? { log: opts.log } : {}),
     backoff: { minMs: 100, maxMs: 500 },
   });
-  const lookup = new TouchLookup({
+  const lookup = touchLookup({
     cache,
     secret: () => (state.identity() ? new Uint8Array(Buffer.from(state.identity()!.syncSecret, 'base64url')) : undefined),
-    health: () => ({ state: 'ok', lastContactMs: Date.now() }),
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
     handoff: { dispatch: () => undefined },
     context: { serviceId: edge.serviceId, edgeId: edge.edgeId },
   });
   return { cache, state, agent, lookup };
+}
+
+/**
+ * A touch lookup with the staleness policy the tests and benches use (refuse a cache older than an
+ * hour), on a hub just heard from unless `health` says otherwise.
+ */
+export function touchLookup(o: Pick<TouchLookupDeps, 'cache' | 'secret' | 'handoff' | 'context'> & { health?: TouchLookupDeps['health'] }): TouchLookup {
+  return new TouchLookup({
+    cache: o.cache,
+    secret: o.secret,
+    health: o.health ?? (() => ({ state: 'ok', lastContactMs: Date.now() })),
+    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
+    handoff: o.handoff,
+    context: o.context,
+  });
 }

@@ -1,7 +1,9 @@
 // An edge enrolled with a test hub, the way `mykey-enroll` leaves one: a key made on the edge, a
 // certificate from the hub's device CA for that key, and the CA the edge pins. For tests that speak
 // to the device API or the broker as an edge.
+import { writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
 import type { Hub } from '../../hub/main.ts';
 import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { startTestHub, type TestHub } from './hub.ts';
@@ -25,6 +27,29 @@ export async function enrollEdge(hub: Hub, edgeId: string, serviceId = 'library'
   if (!enrolled.ok) throw new Error(`enrollment of ${edgeId} refused: ${enrolled.code} ${enrolled.message}`);
   const { certPem, caPem } = enrolled.value;
   return { edgeId, serviceId, certPem, keyPem: csr.keyPem, caPem, tls: { cert: certPem, key: csr.keyPem, ca: caPem } };
+}
+
+/**
+ * Writes `edge`'s TLS files into `o.dir` (as mykey-enroll leaves them) and returns the configuration of
+ * an edge agent for it against `hub`: the reader on vpcd slot 0, every outcome handed to `o.webhook`.
+ */
+export function agentConfig(hub: Hub, edge: Pick<EdgeTls, 'edgeId' | 'serviceId' | 'certPem' | 'keyPem' | 'caPem'>, o: { dir: string; webhook: string; logLevel: string }) {
+  const tls = { cert: join(o.dir, 'device.pem'), key: join(o.dir, 'device.key'), ca: join(o.dir, 'hub-ca.pem') };
+  writeFileSync(tls.cert, edge.certPem);
+  writeFileSync(tls.key, edge.keyPem, { mode: 0o600 });
+  writeFileSync(tls.ca, edge.caPem);
+  return {
+    edgeId: edge.edgeId,
+    serviceId: edge.serviceId,
+    hub: { url: hub.addresses.deviceApi },
+    broker: { url: hub.addresses.mqtts },
+    tls,
+    stateDir: join(o.dir, 'state'),
+    readers: { include: ['Virtual PCD 00 00'] },
+    handoff: { targets: [{ type: 'webhook', url: o.webhook, outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }] },
+    kiosk: { port: 0 },
+    logLevel: o.logLevel,
+  };
 }
 
 type ServiceSpec = Parameters<Hub['links']['createService']>[0];

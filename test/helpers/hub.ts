@@ -72,7 +72,8 @@ export async function startTestHub(opts: { ca?: TestCa; extraCas?: TestCa[]; ove
   };
 }
 
-function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+/** Deep merge of plain objects (arrays and scalars in `b` replace), as hub config overrides are layered. */
+export function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const cur = out[k];

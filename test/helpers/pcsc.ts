@@ -310,3 +310,20 @@ export async function startTouchDesk(parts: Omit<TouchDeskParts, 'slot'>, reader
   await added;
   if (parts.manager.isCardPresent(reader)) throw new Error(`${reader} already holds a card`);
 }
+
+/**
+ * Takes the card out of `slot` and waits until `manager` has seen it leave `reader`, so that the next
+ * insert is a new touch rather than one pcscd folds into the last.
+ */
+export async function removeCard(manager: ReaderManager, slot: VpcdSlot, reader: string): Promise<void> {
+  const gone = new Promise<void>((r) => {
+    const off = manager.on('card-removed', (e) => {
+      if (e.reader === reader) {
+        off();
+        r();
+      }
+    });
+  });
+  await slot.remove();
+  await gone;
+}

@@ -5,7 +5,7 @@
 // business system. No log record at any level holds the PIN; the state directory keeps the level.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,12 +14,12 @@ import { createTestCa, generateRsaKeyPair, type IssuedCert, type TestCa } from '
 import { makeCardFile } from '../../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../../provisioning/virtual-card/vpcd-slot.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { silentLogger, tapLogs } from '../../../shared/log.ts';
 import { loadEdgeConfig } from '../../../edge/config.ts';
 import { createEdgeAgent, type EdgeAgent } from '../../../edge/main.ts';
 import type { TouchResult } from '../../../edge/handoff/index.ts';
-import { requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
+import { removeCard, requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
+import { agentConfig, enrollEdge } from '../../helpers/enrolled-edge.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 
 const READER = vpcdReaderName(0);
@@ -55,13 +55,8 @@ test.before(async (ctx) => {
   await ctx.h.hub.start();
   ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points' });
   ctx.h.hub.links.setTouchAssurance('points', 'pin');
-  const csr = await createDeviceCsr('pts-counter-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'pts-counter-1', serviceId: 'points', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
+  const enrolled = await enrollEdge(ctx.h.hub, 'pts-counter-1', 'points');
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-edge-pin-'));
-  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.value.certPem);
-  writeFileSync(join(ctx.dir, 'device.key'), csr.keyPem, { mode: 0o600 });
-  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.value.caPem);
   ctx.received = [];
   ctx.server = createServer((req, res) => {
     let body = '';
@@ -73,21 +68,7 @@ test.before(async (ctx) => {
   });
   await new Promise<void>((r) => ctx.server.listen(0, '127.0.0.1', r));
   const webhook = `http://127.0.0.1:${(ctx.server.address() as AddressInfo).port}/touch`;
-  const config = loadEdgeConfig({
-    env: {},
-    overrides: {
-      edgeId: 'pts-counter-1',
-      serviceId: 'points',
-      hub: { url: ctx.h.hub.addresses.deviceApi },
-      broker: { url: ctx.h.hub.addresses.mqtts },
-      tls: { cert: join(ctx.dir, 'device.pem'), key: join(ctx.dir, 'device.key'), ca: join(ctx.dir, 'hub-ca.pem') },
-      stateDir: join(ctx.dir, 'state'),
-      readers: { include: ['Virtual PCD 00 00'] },
-      handoff: { targets: [{ type: 'webhook', url: webhook, outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }] },
-      kiosk: { port: 0 },
-      logLevel: 'debug',
-    },
-  });
+  const config = loadEdgeConfig({ env: {}, overrides: agentConfig(ctx.h.hub, enrolled, { dir: ctx.dir, webhook, logLevel: 'debug' }) });
   ctx.agent = createEdgeAgent(config, { log: silentLogger });
   ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });
 });
@@ -131,16 +112,7 @@ test('a service set to PIN at the hub: the agent asks for the PIN on its kiosk p
     await waitFor('the hand-off', () => ctx.received.length > before);
     const r = ctx.received[before];
     assert.equal([r.outcome, r.serviceUserId, r.serviceId], ['linked', 'PT-424242', 'points']);
-    const gone = new Promise<void>((res) => {
-      const off = ctx.agent.manager.on('card-removed', (e) => {
-        if (e.reader === READER) {
-          off();
-          res();
-        }
-      });
-    });
-    await ctx.slot.remove();
-    await gone;
+    await removeCard(ctx.agent.manager, ctx.slot, READER);
   }
   assert.equal(ctx.agent.pinTouch.stats(), { pinTouches: 2, pinVerified: 2, pinFailures: 0 });
   const logged = ctx.logs.join('\n');

@@ -18,7 +18,9 @@ import { MESSAGES } from '../../../edge/kiosk/messages.ts';
 import { certIdentityOf, TouchDesk, TouchLookup, type HealthView } from '../../../edge/lookup/index.ts';
 import { PinTouchFlow, readPinTouchIdentity, type PinTouchView, type PinVerdict } from '../../../edge/pintouch/index.ts';
 import { ReaderManager, TouchPipeline, silentReaderLog } from '../../../edge/reader/index.ts';
-import { requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
+import { removeCard, requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
+import { touchLookup } from '../../helpers/edge-stack.ts';
+import { until } from '../../helpers/polling.ts';
 
 const READER = vpcdReaderName(0);
 const SECRET = new Uint8Array(32).fill(7);
@@ -57,18 +59,6 @@ interface Ctx {
   page: Page;
 }
 const test = suite<Ctx>('PIN-checked touch', {} as Ctx);
-
-function waitUntil(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const end = Date.now() + ms;
-    const tick = () => {
-      if (cond()) return resolve();
-      if (Date.now() > end) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64');
 const certOf = (f: CardFile) => new Uint8Array(Buffer.from(f.jpki.authCert, 'base64'));
@@ -113,14 +103,7 @@ test.before(async (ctx) => {
   ctx.received = [];
   const recorder: HandoffTarget = { name: 'recorder', deliver: (r) => void ctx.received.push(r), stats: () => ({}) };
   ctx.handoff = new Handoff([{ target: recorder, outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }]);
-  ctx.lookup = new TouchLookup({
-    cache: ctx.cache,
-    secret: () => SECRET,
-    health: () => ctx.health,
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff: ctx.handoff,
-    context: { serviceId: 'points', edgeId: 'pts-counter-1' },
-  });
+  ctx.lookup = touchLookup({ cache: ctx.cache, secret: () => SECRET, health: () => ctx.health, handoff: ctx.handoff, context: { serviceId: 'points', edgeId: 'pts-counter-1' } });
   ctx.manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
   ctx.pipeline = new TouchPipeline(ctx.manager, { log: silentReaderLog, readIdentity: readPinTouchIdentity });
   const anchors = [new X509Certificate(ctx.ca.certDer)];
@@ -168,23 +151,14 @@ test.after(async (ctx) => {
 /** Takes the card away and waits until the reader layer has seen it go. */
 async function takeAway(ctx: Ctx): Promise<void> {
   if (!ctx.manager.isCardPresent(READER)) return void (await ctx.slot.remove());
-  const gone = new Promise<void>((r) => {
-    const off = ctx.manager.on('card-removed', (e) => {
-      if (e.reader === READER) {
-        off();
-        r();
-      }
-    });
-  });
-  await ctx.slot.remove();
-  await gone;
+  await removeCard(ctx.manager, ctx.slot, READER);
 }
 
 /** Puts a card on the reader; resolves when the flow shows the PIN pad or the touch was handed over. */
 async function put(ctx: Ctx, card: CardFile | VirtualCard): Promise<'pin' | TouchResult> {
   const before = ctx.received.length;
   await ctx.slot.insert(card instanceof VirtualCard ? card : new VirtualCard(card));
-  await waitUntil(() => ctx.flow.view().step === 'pin' || ctx.received.length > before, 'the PIN pad or a hand-off');
+  await until(() => ctx.flow.view().step === 'pin' || ctx.received.length > before, { what: 'the PIN pad or a hand-off', intervalMs: 5 });
   return ctx.received.length > before ? ctx.received[before] : 'pin';
 }
 
@@ -192,7 +166,7 @@ async function put(ctx: Ctx, card: CardFile | VirtualCard): Promise<'pin' | Touc
 async function enter(ctx: Ctx, pin: string): Promise<TouchResult> {
   const before = ctx.received.length;
   assert.ok(ctx.flow.pin(pin).ok);
-  await waitUntil(() => ctx.received.length > before, 'the verdict');
+  await until(() => ctx.received.length > before, { what: 'the verdict', intervalMs: 5 });
   return ctx.received[before];
 }
 
@@ -226,7 +200,7 @@ test('a wrong PIN on the pad shows the tries left, and the right one then passes
   assert.is(await put(ctx, ctx.cards.alice), 'pin');
   await ctx.page.waitForSelector('#pinpad:not([hidden])');
   await typeOnPad(ctx, '9999');
-  await waitUntil(() => { const v = ctx.flow.view(); return v.step === 'pin' && v.retry === 'pin_wrong'; }, 'the wrong PIN');
+  await until(() => { const v = ctx.flow.view(); return v.step === 'pin' && v.retry === 'pin_wrong'; }, { what: 'the wrong PIN', intervalMs: 5 });
   const wrong = ctx.flow.view();
   assert.equal(wrong, { step: 'pin', retry: 'pin_wrong', triesLeft: 2 });
   await ctx.page.waitForFunction((s) => (globalThis as unknown as { document: { getElementById(i: string): { textContent: string | null } | null } }).document.getElementById('sub')?.textContent === s, MESSAGES.en.pin_wrong.replace('{n}', '2'));
@@ -289,7 +263,7 @@ test('three wrong PINs block it on the card: the third is refused as blocked, wi
   for (let i = 0; i < 2; i++) {
     const n = ctx.views.length;
     assert.ok(ctx.flow.pin('0000').ok);
-    await waitUntil(() => ctx.views.slice(n).some((v) => v.step === 'pin' && v.retry === 'pin_wrong'), 'a wrong PIN');
+    await until(() => ctx.views.slice(n).some((v) => v.step === 'pin' && v.retry === 'pin_wrong'), { what: 'a wrong PIN', intervalMs: 5 });
     const v = ctx.flow.view();
     tries.push(v.step === 'pin' ? v.triesLeft : undefined);
   }
@@ -303,7 +277,7 @@ test('the card taken away while the PIN pad waits ends the touch (card_removed)'
   assert.is(await put(ctx, ctx.cards.alice), 'pin');
   const before = ctx.received.length;
   await takeAway(ctx);
-  await waitUntil(() => ctx.received.length > before, 'the refusal');
+  await until(() => ctx.received.length > before, { what: 'the refusal', intervalMs: 5 });
   assert.equal([ctx.received[before].outcome, ctx.received[before].reason], ['refused', 'card_removed']);
   assert.is(ctx.flow.view().step, 'off');
 });

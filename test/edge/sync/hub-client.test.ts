@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HubClient } from '../../../edge/sync/hub-client.ts';
-import { MyKeyError } from '../../../shared/errors.ts';
+import { codeOf } from '../../helpers/assertions.ts';
 
 const KEY = 'AAAAAAAAAAAAAAAAAAAAAA';
 let server: Server;
@@ -20,15 +20,6 @@ test.before(async () => {
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 test.after(() => new Promise<void>((r) => server.close(() => r())));
-
-const code = async (p: Promise<unknown>) => {
-  try {
-    await p;
-    return 'resolved';
-  } catch (e) {
-    return e instanceof MyKeyError ? e.code : `other: ${(e as Error).message}`;
-  }
-};
 
 test('reads config, snapshot and changes, with the hub Date header', async () => {
   routes.set('/v1/device/config', { status: 200, body: JSON.stringify({ edgeId: 'edge-1', serviceId: 'library', syncSecret: 'A'.repeat(43) }), date: 'Mon, 01 Jun 2026 12:00:00 GMT' });
@@ -52,11 +43,11 @@ test('refuses bodies that are not the schema, not JSON, too large, or error stat
   const hub = new HubClient({ hubUrl: url });
   for (const [name, r, want] of table) {
     routes.set('/v1/device/config', r);
-    assert.is(await code(hub.config()), want, name);
+    assert.is(await codeOf(hub.config()), want, name);
   }
   routes.set('/v1/device/snapshot', { status: 200, body: JSON.stringify({ serviceId: 'library', seq: 1, generatedAt: '2026-06-01T12:00:00Z', entries: [[KEY, 'x'.repeat(2000)]] }) });
-  assert.is(await code(new HubClient({ hubUrl: url, maxSnapshotBytes: 1000 }).snapshot()), 'payload_too_large');
-  assert.is(await code(new HubClient({ hubUrl: 'http://127.0.0.1:1' }).config()), 'unavailable');
+  assert.is(await codeOf(new HubClient({ hubUrl: url, maxSnapshotBytes: 1000 }).snapshot()), 'payload_too_large');
+  assert.is(await codeOf(new HubClient({ hubUrl: 'http://127.0.0.1:1' }).config()), 'unavailable');
 });
 
 test('a changes page is checked entry by entry against the shared ChangeEntry rules', async () => {
@@ -70,7 +61,7 @@ test('a changes page is checked entry by entry against the shared ChangeEntry ru
   ];
   for (const [name, body, want] of table) {
     routes.set('/v1/device/changes', { status: 200, body: JSON.stringify(body) });
-    assert.is(await code(hub.changes(3, 1000)), want, name);
+    assert.is(await codeOf(hub.changes(3, 1000)), want, name);
   }
 });
 

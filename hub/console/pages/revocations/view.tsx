@@ -2,6 +2,7 @@
 // and the CRLs currently applied.
 import type { CrlStateRow, RevocationRunRow } from '../../../store/revocation-repo.ts';
 import type { LinkageImportRow } from '../../../store/linkage-repo.ts';
+import { DataTable } from '../../components/data-table.tsx';
 import { Badge, Layout, type View } from '../../layout.tsx';
 import { duration, when } from '../../i18n.ts';
 
@@ -51,37 +52,26 @@ export function RevocationsPage({ v, runs, crls, imports = [] }: { v: View; runs
       </section>
       <section class="card">
         <h2>{r.crls}</h2>
-        {crls.length === 0 ? (
-          <p class="empty">{m.overview.noCrls}</p>
-        ) : (
-          <div class="table-wrap">
-            <table data-testid="crls">
-              <thead>
-                <tr>
-                  <th>{r.source}</th>
-                  <th>{r.crlNumber}</th>
-                  <th>{r.thisUpdate}</th>
-                  <th>{m.overview.nextUpdate}</th>
-                  <th class="num">{r.entries}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {crls.map((c) => (
-                  <tr>
-                    <td class="mono">{c.source}</td>
-                    <td class="mono">{c.crl_number ?? '—'}</td>
-                    <td>{when(c.this_update)}</td>
-                    <td>
-                      {c.next_update === null ? '—' : when(c.next_update)}{' '}
-                      {c.next_update !== null && c.next_update < v.now && <Badge kind="bad">{m.overview.overdue}</Badge>}
-                    </td>
-                    <td class="num">{String(c.entries)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          testid="crls"
+          rows={crls}
+          empty={m.overview.noCrls}
+          columns={[
+            { label: r.source, mono: true, cell: (c) => c.source },
+            { label: r.crlNumber, mono: true, cell: (c) => c.crl_number ?? '—' },
+            { label: r.thisUpdate, cell: (c) => when(c.this_update) },
+            {
+              label: m.overview.nextUpdate,
+              cell: (c) => (
+                <>
+                  {c.next_update === null ? '—' : when(c.next_update)}{' '}
+                  {c.next_update !== null && c.next_update < v.now && <Badge kind="bad">{m.overview.overdue}</Badge>}
+                </>
+              ),
+            },
+            { label: r.entries, num: true, cell: (c) => String(c.entries) },
+          ]}
+        />
       </section>
       {/* Certificate linkage files (hub/linkage): counts per import, a refused file with its code. */}
       <section class="card">

@@ -44,41 +44,27 @@ export function ServicesPage({ v, services, flash, canCreate, form }: { v: View;
     <Layout v={v} title={s.title}>
       {flash}
       <section class="card">
-        {services.length === 0 ? (
-          <p class="empty">{canCreate ? m.hints.noServices : m.hints.noServicesAdmin}</p>
-        ) : (
-          <div class="table-wrap">
-            <table data-testid="services" class="stack">
-              <thead>
-                <tr>
-                  <th>{s.id}</th>
-                  <th>{s.name}</th>
-                  <th>{m.common.status}</th>
-                  <th class="num">{s.links}</th>
-                  <th>{s.webhook}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {services.map((x) => (
-                  <tr>
-                    <td class="mono">
-                      <a href={`/console/services/${x.id}`}>{x.id}</a>
-                    </td>
-                    <td>{x.name}</td>
-                    <td>{x.status === 'active' ? <Badge kind="ok">{s.activeState}</Badge> : <Badge kind="off">{s.disabled}</Badge>}</td>
-                    <td class="num">
-                      {String(x.links.active)}
-                      {x.links.suspended > 0 && <span class="note"> (+{String(x.links.suspended)})</span>}
-                    </td>
-                    <td>
-                      <WebhookHealth v={v} s={x} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          testid="services"
+          rows={services}
+          empty={canCreate ? m.hints.noServices : m.hints.noServicesAdmin}
+          columns={[
+            { label: s.id, mono: true, cell: (x) => <a href={`/console/services/${x.id}`}>{x.id}</a> },
+            { label: s.name, cell: (x) => x.name },
+            { label: m.common.status, cell: (x) => (x.status === 'active' ? <Badge kind="ok">{s.activeState}</Badge> : <Badge kind="off">{s.disabled}</Badge>) },
+            {
+              label: s.links,
+              num: true,
+              cell: (x) => (
+                <>
+                  {String(x.links.active)}
+                  {x.links.suspended > 0 && <span class="note"> (+{String(x.links.suspended)})</span>}
+                </>
+              ),
+            },
+            { label: s.webhook, cell: (x) => <WebhookHealth v={v} s={x} /> },
+          ]}
+        />
       </section>
       {canCreate && (
         <section class="card">

@@ -20,7 +20,7 @@ import { certIdentity } from '../../../../shared/cert-identity.ts';
 import { randomMyKeyId } from '../../../../shared/ids.ts';
 import { createLogger } from '../../../../shared/log.ts';
 import { CURRENT_KEY_SCHEME } from '../../../../shared/sync.ts';
-import { startTestHub, type TestHub } from '../../../helpers/hub.ts';
+import { merge, startTestHub, type TestHub } from '../../../helpers/hub.ts';
 import { freePort, planRabbitCluster, startRabbitCluster, type RabbitCluster, type RabbitPlan } from './rabbit-cluster.ts';
 
 /** Where a hub keeps its data: configuration overrides for hub `i` (and what to close at the end). */
@@ -273,13 +273,4 @@ export function appliedProblem(e: FleetEdge, m: Mark, head: number): string | un
   if (since.length !== head - m.seq) return `${since.length} entries applied, ${head - m.seq} expected`;
   if (e.cache.appliedSeq !== head) return `appliedSeq ${e.cache.appliedSeq}, head ${head}`;
   return undefined;
-}
-
-function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const cur = out[k];
-    out[k] = cur && v && typeof cur === 'object' && typeof v === 'object' && !Array.isArray(v) ? merge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
 }

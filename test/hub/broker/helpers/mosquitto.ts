@@ -39,14 +39,25 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-export async function startMosquitto(o: { dir: string; caPem: string; serverCertPem: string; serverKeyPem: string; edges: EdgeIdentity[]; hubUser: string; extra?: string[] }): Promise<RunningMosquitto> {
-  const port = await freePort();
+/** What a Mosquitto needs on disk: its TLS material and the edges and hub user its ACL lets in. */
+export interface MosquittoFiles {
+  dir: string;
+  caPem: string;
+  serverCertPem: string;
+  serverKeyPem: string;
+  edges: EdgeIdentity[];
+  hubUser: string;
+  extra?: string[];
+}
+
+/** Writes a Mosquitto's config, TLS files and ACL into `o.dir` for a listener on `port`; returns the config's path. */
+export function writeMosquittoConfig(o: MosquittoFiles, port: number): string {
   const file = (name: string, text: string, mode = 0o644) => {
     const p = join(o.dir, name);
     writeFileSync(p, text, { mode });
     return p;
   };
-  const conf = file(
+  return file(
     'mosquitto.conf',
     mosquittoConfig({
       host: '127.0.0.1',
@@ -59,6 +70,11 @@ export async function startMosquitto(o: { dir: string; caPem: string; serverCert
       extra: [...(process.getuid?.() === 0 ? ['user root'] : []), ...(o.extra ?? [])],
     }),
   );
+}
+
+export async function startMosquitto(o: MosquittoFiles): Promise<RunningMosquitto> {
+  const port = await freePort();
+  const conf = writeMosquittoConfig(o, port);
   const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
