@@ -92,7 +92,7 @@ benchMain(async () => {
 
     // --- build ----------------------------------------------------------------------------------
     // Warnings, and the revocation runs' own log lines (their phase timings).
-    const hub = createHub(configFor(), { log: createLogger('bench-hub', { level: 'info' }) });
+    const hub = await createHub(configFor(), { log: createLogger('bench-hub', { level: 'info' }) });
     const anchor = hub.anchors[0];
     const salt = randomBytes(12);
     const t0 = performance.now();
@@ -102,35 +102,35 @@ benchMain(async () => {
         const serialHex = serialOf(i, salt);
         items.push({ id: `N${i.toString(36).toUpperCase().padStart(7, '0')}`, cert: { fingerprint: `fp${serialHex}`, issuerKey: anchor.issuerKey, issuerKeyId: anchor.keyId, serialHex, notAfter: Date.UTC(2030, 0, 1) } });
       }
-      hub.mykeys.bulkCreate(items, Date.now());
+      await hub.mykeys.bulkCreate(items, Date.now());
       if ((from + BATCH) % 200_000 === 0) progress(`${(from + BATCH).toLocaleString("en")} MyKey IDs bound (${Math.round(performance.now() - t0)} ms)`);
     }
     const now = Date.now();
-    hub.linkRepo.insertService({ id: 'national-library', name: 'National library', sync_secret: randomBytes(32), webhook_url: null, webhook_secret: null, require_holder_proof: 1, created_at: now });
+    await hub.linkRepo.insertService({ id: 'national-library', name: 'National library', sync_secret: randomBytes(32), webhook_url: null, webhook_secret: null, require_holder_proof: 1, created_at: now });
     // Already on the current keyed-identity derivation: a hub starting over a service on the legacy
     // one re-derives every linked identity (memory-hard), which is not what this measures.
-    hub.linkRepo.setKeyScheme('national-library', CURRENT_KEY_SCHEME);
-    hub.db.transaction(() => {
-      for (let i = 0; i < LINKS; i++) hub.linkRepo.upsertLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`, `L${i}`, now, 'bench');
-    })();
+    await hub.linkRepo.setKeyScheme('national-library', CURRENT_KEY_SCHEME);
+    await hub.store.sql.tx(async () => {
+      for (let i = 0; i < LINKS; i++) await hub.linkRepo.upsertLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`, `L${i}`, now, 'bench');
+    });
     const buildMs = performance.now() - t0;
     progress(`built ${IDS.toLocaleString('en')} MyKey IDs and ${LINKS.toLocaleString('en')} links in ${Math.round(buildMs)} ms`);
 
     // --- counts (console overview, /healthz) ------------------------------------------------------
-    const overview = () => ({
-      mykeys: hub.mykeys.counts(),
-      links: hub.linkRepo.linkCounts(),
-      library: hub.linkRepo.linkCountsOf('national-library'),
-      webhook: hub.linkRepo.webhookHealth('national-library'),
-      devices: hub.devices.counts(),
-      runs: hub.revocations.recentRuns(10),
+    const overview = async () => ({
+      mykeys: await hub.mykeys.counts(),
+      links: await hub.linkRepo.linkCounts(),
+      library: await hub.linkRepo.linkCountsOf('national-library'),
+      webhook: await hub.linkRepo.webhookHealth('national-library'),
+      devices: await hub.devices.counts(),
+      runs: await hub.revocations.recentRuns(10),
     });
-    const ov = overview();
+    const ov = await overview();
     if (ov.mykeys.active !== IDS || ov.library.active !== LINKS) throw new Error(`counts are wrong: ${JSON.stringify(ov.mykeys)} ${JSON.stringify(ov.library)}`);
     const overviewMs: number[] = [];
     for (let i = 0; i < 50; i++) {
       const a = performance.now();
-      overview();
+      await overview();
       overviewMs.push(performance.now() - a);
     }
 
@@ -178,12 +178,12 @@ benchMain(async () => {
     const checkCpuMs = cpuMs(process.cpuUsage(cpu));
     if (r3.matched !== 0) throw new Error(`CRL 3 matched ${r3.matched}`);
     progress(`CRL 3 (nothing new, ${r3.entries.toLocaleString('en')} entries): ${Math.round(checkMs)} ms (CPU ${Math.round(checkCpuMs)} ms)`);
-    if (hub.mykeys.counts().suspended !== REVOKE) throw new Error(`suspended count ${JSON.stringify(hub.mykeys.counts())}`);
+    if ((await hub.mykeys.counts()).suspended !== REVOKE) throw new Error(`suspended count ${JSON.stringify(await hub.mykeys.counts())}`);
     // The hub process below measures requests during a CRL run; a service with 500,000 links makes
     // its start-up busy with per-service keyed-identity work that is not what this measures.
-    hub.db.transaction(() => {
-      for (let i = 0; i < LINKS; i++) hub.linkRepo.deleteLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`);
-    })();
+    await hub.store.sql.tx(async () => {
+      for (let i = 0; i < LINKS; i++) await hub.linkRepo.deleteLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`);
+    });
     await hub.stop();
 
     // --- requests while the hub's own scheduled run applies a CRL -----------------------------------

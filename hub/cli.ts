@@ -72,9 +72,12 @@ async function main(argv: string[]) {
     console.log(USAGE);
     return 0;
   }
+  if ((cmd === 'backup' || cmd === 'restore') && loadHubConfig({ file: config }).store.url) {
+    throw new MyKeyError('bad_request', `${cmd} copies the SQLite file; a hub on PostgreSQL is backed up with PostgreSQL's own tools (pg_dump, base backups)`);
+  }
   if (cmd === 'backup' || cmd === 'restore') return backupOrRestore(cmd, args, loadHubConfig({ file: config }), force);
   if (cmd === 'device-ca') return deviceCaCommand(args, loadHubConfig({ file: config }), leaked);
-  const hub = createHub(loadCliConfig(config), { log: createLogger('hub', { level: 'warn' }) });
+  const hub = await createHub(loadCliConfig(config), { log: createLogger('hub', { level: 'warn' }) });
   try {
     switch (cmd) {
       case 'crl-import': {
@@ -105,7 +108,7 @@ async function main(argv: string[]) {
         return 0;
       }
       case 'revocation-runs': {
-        for (const r of hub.revocations.recentRuns(20)) {
+        for (const r of await hub.revocations.recentRuns(20)) {
           console.log(
             `${new Date(r.started_at).toISOString()}  ${r.ok ? 'ok  ' : 'FAIL'}  ${r.source}  entries=${r.entries ?? '-'} matched=${r.matched ?? '-'} suspended=${r.newly_suspended ?? '-'} ${r.duration_ms}ms` +
               // A refusal says why (its code leads the error); an applied run may carry a warning.

@@ -16,11 +16,8 @@ import { createOcspQuery } from './pki/ocsp-client.ts';
 import { loadTrustAnchors, type TrustAnchor } from './pki/trust-anchors.ts';
 import { createRevocationChecker } from './revocation/checker.ts';
 import { createCrlManager } from './revocation/crl-manager.ts';
-import { openDatabase } from './store/db.ts';
-import { createMyKeyRepo } from './store/mykey-repo.ts';
-import { createRevocationRepo } from './store/revocation-repo.ts';
+import { openStore } from './store/store.ts';
 import { createWriteBatcher } from './store/write-batcher.ts';
-import { createLinkRepo } from './store/link-repo.ts';
 import { createLinks } from './links/links.ts';
 import { createOutboxPublisher } from './links/outbox-publisher.ts';
 import { createWebhookSender } from './notify/webhooks.ts';
@@ -28,13 +25,10 @@ import { createBroker, type Broker } from './broker/broker.ts';
 import { createFanoutBus, wireFanout } from './fanout.ts';
 import { openDeviceCa, type DeviceCa } from './pki/device-ca.ts';
 import { createDeviceEnrollment, type DeviceEnrollment } from './pki/device-enrollment.ts';
-import { createDeviceRepo } from './store/device-repo.ts';
-import { createConsoleRepo } from './store/console-repo.ts';
 import { createEnrollmentTokens } from './console/enrollment-tokens.ts';
 import { mountConsole } from './console/mount.tsx';
 import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
 import { createHubMetrics } from './metrics/hub-metrics.ts';
-import { createReleaseRepo } from './store/release-repo.ts';
 import { createReleases } from './releases/releases.ts';
 import { parseReleasePublicKey } from '../shared/release.ts';
 import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
@@ -52,18 +46,17 @@ export interface HubOptions {
   processMetrics?: boolean;
 }
 
-/** Assembles a hub from a config. `start()` listens and starts schedulers; `stop()` undoes both. */
-export function createHub(config: HubConfig, opts: HubOptions = {}) {
+/** Assembles a hub from a config (opening and migrating its store). `start()` listens and starts schedulers; `stop()` undoes both. */
+export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   const log = opts.log ?? createLogger('hub');
   const now = opts.now ?? (() => new Date());
   const anchors = [...(opts.anchors ?? []), ...loadTrustAnchors(config.jpki.trustAnchors)];
   if (anchors.length === 0) log.warn('no JPKI trust anchors configured: every registration will be refused (cert_unknown_issuer)');
 
-  const dbPath = config.store.path || join(config.dataDir, 'hub.sqlite');
-  const db = openDatabase(dbPath, { synchronous: config.store.synchronous });
-  const mykeys = createMyKeyRepo(db);
+  const store = await openStore(config.store, config.dataDir);
+  const mykeys = store.mykeys;
   const metrics = createHubMetrics({
-    db,
+    sql: store.sql,
     devices: () => devices.list(),
     headSeq: (serviceId) => links.headSeq(serviceId),
     crls: () => crlManager.crls,
@@ -73,7 +66,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
   // Revocation fan-out is one chain of events (hub/fanout.ts): parts emit, the chain is wired below.
   const fanout = createFanoutBus(log.child('fanout'));
-  const revocations = metrics.instrumentRevocations(createRevocationRepo(db));
+  const revocations = metrics.instrumentRevocations(store.revocations);
   const crlManager = createCrlManager({
     dataDir: config.dataDir,
     anchors: () => anchors,
@@ -85,26 +78,26 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
     afterSuspend: () => fanout.emit('suspended', { source: 'crl' }),
   });
-  crlManager.loadSaved();
+  await crlManager.loadSaved();
   const revocation = createRevocationChecker({
     crls: crlManager.crls,
     ocsp: config.jpki.ocspUrl ? createOcspQuery({ url: config.jpki.ocspUrl, timeoutMs: config.jpki.ocspTimeoutMs, maxAgeMs: config.jpki.ocspMaxAgeSeconds * 1000, cacheMs: config.jpki.ocspCacheSeconds * 1000, log: log.child('ocsp') }) : undefined,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
   const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() });
-  const linkRepo = createLinkRepo(db);
-  const devices = createDeviceRepo(db);
+  const linkRepo = store.links;
+  const devices = store.devices;
   const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), onPublished: (e) => fanout.emit('published', e) });
   const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, onNotified: (e) => fanout.emit('notified', e) });
   const links = createLinks({
-    db,
+    sql: store.sql,
     repo: linkRepo,
     mykeys,
     now: () => now().getTime(),
     onOutbox: () => fanout.emit('outboxWritten', { source: 'links' }),
   });
   // Lifecycle changes in a batch may have appended change-log entries.
-  const batcher = createWriteBatcher(db, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
+  const batcher = createWriteBatcher(store.sql, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
   let broker: Broker | undefined;
   const unwireFanout = wireFanout(fanout, { log: log.child('fanout'), outbox, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId) });
   const service = metrics.instrumentService(createMyKeyService({
@@ -118,10 +111,10 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     requireRevocationStatus: config.jpki.requireRevocationStatus,
     prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
   }));
-  const consoleRepo = createConsoleRepo(db);
+  const consoleRepo = store.console;
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
-  const releaseRepo = createReleaseRepo(db);
+  const releaseRepo = store.releases;
   const releaseKeys = config.releases.publicKeys.map((k, i) => {
     try {
       return parseReleasePublicKey(k);
@@ -144,11 +137,11 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     links,
     linkRepo,
     linksOf: links.linksOf,
-    audit: (e) => void consoleRepo.audit(e),
+    audit: (e) => void consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err })),
     adminToken: () => config.admin.token,
     webhookUrlPolicy: config.webhooks,
     rateLimits: config.rateLimits,
-    health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
+    health: async () => ({ mykeyIds: await mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
     metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
     releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
   });
@@ -207,7 +200,12 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     app,
     /** The device app (device mutual-TLS listener): device API and enrollment redemption. */
     deviceApp,
-    db,
+    /** The repositories (SQLite or PostgreSQL). */
+    store,
+    /** The SQLite connection (SQLite stores only; tests and tools). */
+    get db() {
+      return store.db;
+    },
     mykeys,
     revocations,
     crlManager,
@@ -320,7 +318,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       server = main.s;
       const url = `http://${hostOf(config.http.host)}:${main.port}`;
       this.addresses.http = url;
-      log.info('hub listening', { url, deviceApi: this.addresses.deviceApi, mqtts: this.addresses.mqtts, anchors: anchors.length, db: dbPath, deviceCaFingerprint: this.deviceCaFingerprint });
+      log.info('hub listening', { url, deviceApi: this.addresses.deviceApi, mqtts: this.addresses.mqtts, anchors: anchors.length, db: store.location, deviceCaFingerprint: this.deviceCaFingerprint });
       return { port: main.port, url };
     },
     async stop(): Promise<void> {
@@ -336,12 +334,12 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
         });
       await Promise.all([close(server), close(deviceServer), broker?.stop(), cluster?.stop()]);
       server = deviceServer = broker = cluster = undefined;
-      db.close();
+      await store.close();
     },
   };
 }
 
-export type Hub = ReturnType<typeof createHub>;
+export type Hub = Awaited<ReturnType<typeof createHub>>;
 
 function parseArgs(argv: string[]): { config?: string } {
   const out: { config?: string } = {};
@@ -358,7 +356,7 @@ function parseArgs(argv: string[]): { config?: string } {
 /** Runs a hub until SIGINT/SIGTERM. */
 export async function runHub(config: HubConfig, opts: HubOptions = {}) {
   const log = opts.log ?? createLogger('hub');
-  const hub = createHub(config, { processMetrics: true, ...opts, log });
+  const hub = await createHub(config, { processMetrics: true, ...opts, log });
   await hub.start();
   const shutdown = async (sig: string) => {
     log.info('stopping', { signal: sig });

@@ -42,12 +42,12 @@ export function mountDeviceLifecycleRoutes(r: Router, deps: DeviceLifecycleDeps 
       responses: { 200: { description: 'revoked', schema: DeviceRevokeResponse } },
       errors: ['unavailable', 'device_revoked'],
     },
-    (c) => {
+    async (c) => {
       const enrollment = deps?.enrollment();
       if (!enrollment) return problem(c, 'unavailable', 'device enrollment is not available on this hub yet');
       const d = c.get('device');
       const reason = c.get('body').reason ?? 'decommissioned';
-      const res = enrollment.revoke(d.edgeId, `self: ${reason}`);
+      const res = await enrollment.revoke(d.edgeId, `self: ${reason}`);
       const at = now();
       deps?.audit?.({ at, actor: `edge:${d.edgeId}`, action: 'device.revoke', target: d.edgeId, service_id: d.serviceId, outcome: res.ok ? 'ok' : res.code, detail: { by: 'self', reason } });
       if (!res.ok) return problem(c, res.code, res.message);

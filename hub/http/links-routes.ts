@@ -35,9 +35,9 @@ export interface LinksRoutesDeps extends BodyLimit {
   webhookUrlPolicy?: WebhookUrlPolicy;
 }
 
-export function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhookSecret?: string } = {}): ServiceView {
-  const counts = repo.linkCounts().filter((r) => r.service_id === s.id);
-  const h = repo.webhookHealth(s.id);
+export async function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhookSecret?: string } = {}): Promise<ServiceView> {
+  const counts = (await repo.linkCounts()).filter((r) => r.service_id === s.id);
+  const h = await repo.webhookHealth(s.id);
   return {
     id: s.id,
     name: s.name,
@@ -64,7 +64,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       summary: 'List services with link counts and webhook health',
       responses: { 200: { description: 'services', schema: ServiceView } },
           },
-    (c) => c.json(links.services().map((s) => serviceView(linkRepo, s))),
+    async (c) => c.json(await Promise.all((await links.services()).map((s) => serviceView(linkRepo, s)))),
   );
 
   r.route(
@@ -78,12 +78,12 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 201: { description: 'created; webhookSecret is shown once', schema: ServiceView } },
       errors: ['conflict', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
     },
-    (c) => {
+    async (c) => {
       const b = c.get('body');
       if (b.webhookUrl) checkWebhookUrl(b.webhookUrl, deps.webhookUrlPolicy);
-      const r = links.createService(b);
+      const r = await links.createService(b);
       deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.create', target: r.service.id, service_id: r.service.id, detail: { name: r.service.name, webhook: !!b.webhookUrl, via: 'api' } });
-      return c.json(serviceView(linkRepo, r.service, { webhookSecret: r.webhookSecret }), 201);
+      return c.json(await serviceView(linkRepo, r.service, { webhookSecret: r.webhookSecret }), 201);
     },
   );
 
@@ -98,11 +98,11 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 200: { description: 'the service', schema: ServiceView } },
       errors: ['not_found', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
     },
-    (c) => {
+    async (c) => {
       if (c.get('body').url) checkWebhookUrl(c.get('body').url!, deps.webhookUrlPolicy);
-      const r = links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
+      const r = await links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
       deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'webhook.set', target: c.req.param('serviceId')!, service_id: c.req.param('serviceId')!, detail: { cleared: !c.get('body').url, via: 'api' } });
-      return c.json(serviceView(linkRepo, links.service(c.req.param('serviceId')!)!, r));
+      return c.json(await serviceView(linkRepo, (await links.service(c.req.param('serviceId')!))!, r));
     },
   );
 
@@ -117,8 +117,8 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 201: { description: 'the credential', schema: CredentialCreated } },
       errors: ['not_found'],
     },
-    (c) => {
-      const cred = links.issueCredential(c.req.param('serviceId')!, c.get('body').label);
+    async (c) => {
+      const cred = await links.issueCredential(c.req.param('serviceId')!, c.get('body').label);
       deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.issue', target: cred.id, service_id: c.req.param('serviceId')!, detail: { label: c.get('body').label, via: 'api' } });
       return c.json(cred, 201);
     },
@@ -134,8 +134,8 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 204: { description: 'revoked' } },
       errors: ['not_found'],
     },
-    (c) => {
-      const done = links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!);
+    async (c) => {
+      const done = await links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!);
       deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.revoke', target: c.req.param('credentialId')!.slice(0, 32), service_id: c.req.param('serviceId')!.slice(0, 32), outcome: done ? 'ok' : 'not_found', detail: { via: 'api' } });
       return done ? c.body(null, 204) : problem(c, 'not_found', 'no such active credential');
     },
@@ -159,7 +159,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       const serviceId = c.req.param('serviceId')!;
       const credentialId = c.get('credentialId');
       await links.prepareKeys(serviceId, b.mykeyId); // keyed identities derived off the event loop
-      const r = links.link({ serviceId, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${credentialId}`, move: b.move === true });
+      const r = await links.link({ serviceId, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${credentialId}`, move: b.move === true });
       // The service's own decision to move a service ID is audited (who: its credential). The IDs
       // themselves stay in the change log only.
       if (r.moved) deps.audit?.({ at: Date.now(), actor: `api:${credentialId}`, role: 'service', action: 'link.move', target: credentialId, service_id: serviceId, detail: { seq: r.entry?.seq ?? null } });
@@ -184,8 +184,8 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 200: { description: 'unlinked', schema: LinkResponse } },
       errors: ['not_found'],
     },
-    (c) => {
-      const r = links.unlink({ serviceId: c.req.param('serviceId')!, serviceUserId: c.req.param('serviceUserId')!, by: `api:${c.get('credentialId')}`, reason: 'cancelled_by_service' });
+    async (c) => {
+      const r = await links.unlink({ serviceId: c.req.param('serviceId')!, serviceUserId: c.req.param('serviceUserId')!, by: `api:${c.get('credentialId')}`, reason: 'cancelled_by_service' });
       return c.json({ serviceId: r.link.service_id, serviceUserId: r.link.service_user_id, seq: r.entry.seq } satisfies LinkResponse);
     },
   );
@@ -217,8 +217,8 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
     async (c) => {
       const b = c.get('body');
       const before = await deps.service.forUnlink(b.proof, b.serviceId);
-      links.unlink({ serviceId: b.serviceId, mykeyId: before.mykeyId, by: 'holder', reason: 'unlinked_by_holder' });
-      return c.json({ ...before, links: links.linksOf(before.mykeyId) });
+      await links.unlink({ serviceId: b.serviceId, mykeyId: before.mykeyId, by: 'holder', reason: 'unlinked_by_holder' });
+      return c.json({ ...before, links: await links.linksOf(before.mykeyId) });
     },
   );
   r.mount(app);

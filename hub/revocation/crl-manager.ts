@@ -83,8 +83,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
   /** The stable code of a failure: the MyKeyError's, else internal. */
   const codeOf = (e: unknown): string => (e instanceof MyKeyError && isErrorCode(e.code) ? e.code : 'internal');
 
-  function recordFailure(source: string, startedAt: number, durationMs: number, code: string, message: string) {
-    deps.revocations.recordRun({
+  async function recordFailure(source: string, startedAt: number, durationMs: number, code: string, message: string): Promise<void> {
+    await deps.revocations.recordRun({
       source,
       started_at: startedAt,
       finished_at: now().getTime(),
@@ -110,8 +110,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
   }
 
   /** Records the issuer key id of bindings made before it was recorded (see fillIssuerKeyIds). */
-  function fillKeyIds(): void {
-    const r = deps.mykeys.fillIssuerKeyIds(deps.anchors());
+  async function fillKeyIds(): Promise<void> {
+    const r = await deps.mykeys.fillIssuerKeyIds(deps.anchors());
     legacyRows = r.unknown > 0;
     if (r.filled > 0) deps.log.info('issuer key ids recorded for earlier bindings', { filled: r.filled });
     if (r.unknown > 0) {
@@ -156,12 +156,12 @@ export function createCrlManager(deps: CrlManagerDeps) {
    * that raced the previous run included) are matched against the whole CRL. Without a usable
    * previous CRL (the first run, a restart that could not reload it) every binding is matched, in pages.
    */
-  function* steps(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Generator<void, RevocationRunSummary> {
+  async function* steps(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): AsyncGenerator<void, RevocationRunSummary> {
     const started = now();
     const t0 = performance.now();
     try {
       if (!filled) {
-        fillKeyIds();
+        await fillKeyIds();
         filled = true;
       }
       const { crl, index, issuer } = parse(der, (d, t) => onProgress?.('parse', d, t));
@@ -170,8 +170,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
       const soleKeyOfName = (anchorsPerName().get(nameKey) ?? 0) <= 1;
       // crl_state rows written before key ids were recorded are filed under the name hash; such a row
       // stands for this key only when no other anchor has the name.
-      const legacy = soleKeyOfName ? deps.revocations.state(nameKey) : undefined;
-      const prev = deps.revocations.state(keyId) ?? legacy;
+      const legacy = soleKeyOfName ? await deps.revocations.state(nameKey) : undefined;
+      const prev = (await deps.revocations.state(keyId)) ?? legacy;
       // RFC 5280 5.2.3: CRL numbers increase; an older CRL must not undo a newer one.
       if (prev?.crl_number && crl.crlNumber !== undefined && crl.crlNumber < BigInt(prev.crl_number)) {
         throw new MyKeyError('crl_stale', `CRL number ${crl.crlNumber} is older than the applied ${prev.crl_number}`);
@@ -190,8 +190,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
 
       // What this run will have matched: every binding up to here. Read before matching, so a
       // binding committed while the run goes on is after the mark and matched by the next run.
-      const mark = deps.mykeys.maxBindingId();
-      const prevMark = deps.revocations.mark(keyId);
+      const mark = await deps.mykeys.maxBindingId();
+      const prevMark = await deps.revocations.mark(keyId);
       const held = indexes.get(keyId);
       const incremental =
         prevMark !== undefined && held !== undefined && held.thisUpdate === prevMark.this_update && (held.crlNumber ?? null) === prevMark.crl_number;
@@ -210,12 +210,12 @@ export function createCrlManager(deps: CrlManagerDeps) {
        * Writes the hits in chunks, each its own short write transaction, sized to take about
        * SLICE_MS: the event loop (and another process waiting for the write lock) gets a turn between.
        */
-      function* flush(): Generator<void> {
+      async function* flush(): AsyncGenerator<void> {
         let size = 100;
         for (let i = 0; i < hits.length; ) {
           const chunk = hits.slice(i, i + size);
           const t = performance.now();
-          const n = deps.mykeys.applyRevocations.immediate(chunk, now().getTime());
+          const n = await deps.mykeys.applyRevocations(chunk, now().getTime());
           const took = performance.now() - t;
           size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (SLICE_MS / Math.max(took, 0.5)))));
           i += chunk.length;
@@ -238,13 +238,13 @@ export function createCrlManager(deps: CrlManagerDeps) {
         matched++;
       };
       /** Matches bindings with an id above `from` against the whole CRL, a page at a time (through the key index). */
-      function* matchAfter(from: number): Generator<void> {
+      async function* matchAfter(from: number): AsyncGenerator<void> {
         let scanned = 0;
         // The issuing key's rows, then rows of this issuer name whose key is not yet known.
         for (const [rowsKey, nameOnly] of legacyRows ? ([[keyId, false], ['', true]] as const) : ([[keyId, false]] as const)) {
           let after = from;
           for (;;) {
-            const page = deps.mykeys.unrevokedOfKeyAfter(rowsKey, after, SCAN_PAGE);
+            const page = await deps.mykeys.unrevokedOfKeyAfter(rowsKey, after, SCAN_PAGE);
             if (page.length === 0) break;
             for (const b of page) {
               if (nameOnly && b.issuer_key !== nameKey) continue;
@@ -286,7 +286,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         yield;
         for (let i = 0; i < order.length; i++) {
           const e = fresh[order[i]];
-          for (const b of deps.mykeys.unrevokedBySerial(nameKey, keyId, e.serial, legacyRows)) {
+          for (const b of await deps.mykeys.unrevokedBySerial(nameKey, keyId, e.serial, legacyRows)) {
             // Bindings after the previous mark are matched against the whole CRL below.
             if (b.id <= prevMark.binding_mark) hit(b, e);
           }
@@ -310,7 +310,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       mkdirSync(crlDir, { recursive: true });
       const file = join(crlDir, `${keyId}.crl`);
       atomicWrite(file, der);
-      deps.revocations.saveApplied(
+      await deps.revocations.saveApplied(
         {
           issuer_key: keyId,
           crl_number: crl.crlNumber?.toString() ?? null,
@@ -339,7 +339,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         durationMs: Math.round(performance.now() - t0),
       };
       if (warning !== undefined) summary.warning = warning;
-      deps.revocations.recordRun({
+      await deps.revocations.recordRun({
         source,
         started_at: started.getTime(),
         finished_at: now().getTime(),
@@ -363,7 +363,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       const message = e instanceof Error ? e.message : String(e);
       const code = codeOf(e);
       try {
-        recordFailure(source, started.getTime(), performance.now() - t0, code, message);
+        await recordFailure(source, started.getTime(), performance.now() - t0, code, message);
       } catch (re) {
         deps.log.warn('revocation run could not be recorded', { error: (re as Error).message });
       }
@@ -373,10 +373,10 @@ export function createCrlManager(deps: CrlManagerDeps) {
   }
 
   /** Verifies, indexes, matches and persists a CRL in one go (the event loop waits: tests, tools). */
-  function apply(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): RevocationRunSummary {
+  async function apply(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Promise<RevocationRunSummary> {
     const it = steps(der, source, onProgress);
     for (;;) {
-      const r = it.next();
+      const r = await it.next();
       if (r.done) return r.value;
     }
   }
@@ -392,7 +392,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
     const run = queue.then(async () => {
       const it = steps(der, source, onProgress);
       for (;;) {
-        const r = it.next();
+        const r = await it.next();
         if (r.done) return r.value;
         await new Promise<void>((res) => setImmediate(res));
       }
@@ -422,7 +422,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       der = new Uint8Array(Buffer.concat(chunks, total));
     } catch (e) {
       const err = new MyKeyError('crl_fetch_failed', `fetching ${url} failed: ${(e as Error).message}`, { cause: e });
-      recordFailure(url, startedAt, performance.now() - t0, err.code, err.message);
+      await recordFailure(url, startedAt, performance.now() - t0, err.code, err.message);
       deps.log.warn('CRL fetch failed', { url, code: err.code, error: err.message });
       throw err;
     }
@@ -436,12 +436,12 @@ export function createCrlManager(deps: CrlManagerDeps) {
     fetchAndApply,
 
     /** Loads the CRLs saved by earlier runs, so registration checks work right after a restart. */
-    loadSaved(): void {
+    async loadSaved(): Promise<void> {
       if (!filled) {
-        fillKeyIds();
+        await fillKeyIds();
         filled = true;
       }
-      for (const s of deps.revocations.states()) {
+      for (const s of await deps.revocations.states()) {
         // Rows are keyed by issuer key id (older rows by name hash; the re-parse below finds the key).
         if (crls.has(s.issuer_key) && crls.get(s.issuer_key)!.thisUpdate.getTime() >= s.this_update) continue;
         // A saved CRL refused once (say a partial CRL applied by an earlier version) is not re-read
@@ -457,9 +457,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
           const { crl, index, issuer } = parse(new Uint8Array(readFileSync(s.file)));
           if (s.issuer_key !== issuer.keyId) {
             // Filed under the issuer name hash by an earlier version: file it under the key it verified with.
-            const cur = deps.revocations.state(issuer.keyId);
-            if (!cur || cur.this_update < s.this_update) deps.revocations.saveState({ ...s, issuer_key: issuer.keyId });
-            deps.revocations.dropState(s.issuer_key);
+            const cur = await deps.revocations.state(issuer.keyId);
+            if (!cur || cur.this_update < s.this_update) await deps.revocations.saveState({ ...s, issuer_key: issuer.keyId });
+            await deps.revocations.dropState(s.issuer_key);
           }
           const have = crls.get(issuer.keyId);
           if (have && have.thisUpdate.getTime() >= crl.thisUpdate.getTime()) continue;
@@ -491,7 +491,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         timers.push(t);
       }
       // A CRL imported by the operator command lands in the database; pick it up here.
-      const poll = setInterval(() => this.loadSaved(), 10_000);
+      const poll = setInterval(() => void this.loadSaved().catch((e) => deps.log.warn('saved CRLs could not be read', { error: (e as Error).message })), 10_000);
       poll.unref();
       timers.push(poll);
     },

@@ -73,7 +73,7 @@ export interface EdgeSite {
 export async function startEdgeSite(opts: { owner?: { uid: number; gid: number }; config?: Record<string, unknown> } = {}): Promise<EdgeSite> {
   const hub = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await hub.hub.start();
-  hub.hub.links.createService({ id: 'library', name: 'Town library' });
+  await hub.hub.links.createService({ id: 'library', name: 'Town library' });
   const csr = await createDeviceCsr('lib-counter-1');
   const enrolled = await hub.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);

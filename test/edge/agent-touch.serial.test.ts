@@ -99,7 +99,7 @@ test.before(async (ctx) => {
   // A hub whose `points` service wants the holder's PIN for counter links, and this edge enrolled there.
   ctx.hub = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.hub.hub.start();
-  ctx.hub.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
+  await ctx.hub.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
   const csr = await createDeviceCsr('pts-counter-1');
   const enrolled = await ctx.hub.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'pts-counter-1', serviceId: 'points', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);
@@ -237,8 +237,8 @@ test("registers at the counter with the card's own PIN and signature, then the c
   assert.equal(await step(ctx.flow, (v) => v.step === 'done' || v.step === 'failed', 'the link'), { step: 'done', serviceUserId: 'PT-000777', replaced: false });
   await takeAway(ctx);
 
-  const secret = ctx.hub.hub.links.service('points')!.sync_secret;
-  const entries = new Map(ctx.hub.hub.links.snapshot('points').entries);
+  const secret = (await ctx.hub.hub.links.service('points'))!.sync_secret;
+  const entries = new Map((await ctx.hub.hub.links.snapshot('points')).entries);
   assert.is(entries.get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'PT-000777');
   const certDer = new Uint8Array(Buffer.from(ctx.cards.stranger.jpki.authCert, 'base64'));
   // scrypt-v3: the certificate identity names the issuing key (the card certificate's AKI, the CA's SKI).

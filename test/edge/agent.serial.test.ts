@@ -89,7 +89,7 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa({ label: 'agent-e2e' });
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   const csr = await createDeviceCsr('lib-counter-1');
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);
@@ -158,7 +158,7 @@ test('a linked card touched on the reader is handed over, revoked at the hub it 
   const byCert = await card(ctx, keys);
   const mykeyId = await register(ctx, byCert.cert);
   const byMyKey = await card(ctx, keys, mykeyId); // the same person's card with the MyKey ID written
-  ctx.h.hub.links.link({ serviceId: 'library', mykeyId, serviceUserId: 'LIB-424242', by: 'test' });
+  await ctx.h.hub.links.link({ serviceId: 'library', mykeyId, serviceUserId: 'LIB-424242', by: 'test' });
 
   ctx.agent = createEdgeAgent(loadEdgeConfig({ file: ctx.configFile, env: {} }), { log: silentLogger });
   await ctx.agent.start();
@@ -194,7 +194,7 @@ test('a linked card touched on the reader is handed over, revoked at the hub it 
     crlNumber: 1n,
     entries: [{ serial: BigInt('0x' + new (await import('node:crypto')).X509Certificate(byCert.cert.certDer).serialNumber), revokedAt: new Date(), reason: 'keyCompromise' }],
   });
-  assert.is(ctx.h.hub.crlManager.apply(crl, 'test').newlySuspended, 1);
+  assert.is((await ctx.h.hub.crlManager.apply(crl, 'test')).newlySuspended, 1);
   await waitFor('the purge', () => ctx.agent.cache.size === 0, 10_000);
   for (const f of [byMyKey.file, byCert.file]) {
     const r = await touch(ctx, f);

@@ -43,7 +43,7 @@ export async function startTestHub(opts: { ca?: TestCa; extraCas?: TestCa[]; ove
       opts.overrides ?? {},
     ),
   });
-  const hub = createHub(config, { log: silentLogger, now: opts.now });
+  const hub = await createHub(config, { log: silentLogger, now: opts.now });
   const request = (path: string, body?: unknown, init: RequestInit = {}) =>
     Promise.resolve(
       hub.app.request(path, {

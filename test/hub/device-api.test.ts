@@ -23,7 +23,7 @@ test.before(async (ctx) => {
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
   // Possession only: links by the card's certificate without the PIN (the service's choice).
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   const csr = await createDeviceCsr('lib-counter-1');
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
   assert.ok(enrolled.ok);
@@ -103,7 +103,7 @@ test('a counter registration links the card and reaches the edge over MQTT', asy
     const entry = await got;
     assert.is(entry.kind, 'link');
     assert.is(entry.set?.serviceUserId, 'L-77');
-    const secret = ctx.h.hub.links.service('library')!.sync_secret;
+    const secret = (await ctx.h.hub.links.service('library'))!.sync_secret;
     assert.ok(entry.set?.keys.includes(keyedIdentitySync(secret, 'mykey', mykeyId)));
     // The edge can also catch up over HTTP.
     const changes = await deviceCall(ctx, 'GET', `/v1/device/changes?after=0`);
@@ -143,7 +143,7 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
       crlNumber: 1n,
       entries: [{ serial: cert.serial, revokedAt: new Date(), reason: 'keyCompromise' }],
     });
-    const run = ctx.h.hub.crlManager.apply(der, 'test');
+    const run = await ctx.h.hub.crlManager.apply(der, 'test');
     assert.is(run.newlySuspended, 1);
     const e = await got;
     assert.is(e.reason, 'keyCompromise');
@@ -159,7 +159,7 @@ test('a revoked device is refused by the device API', async (ctx) => {
   if (!e.ok) throw new Error(e.message);
   const creds = { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
   assert.is((await deviceCall(ctx, 'GET', '/v1/device/config', undefined, creds)).status, 200);
-  assert.ok(ctx.h.hub.enrollment!.revoke('lib-counter-2', 'decommissioned').ok);
+  assert.ok((await ctx.h.hub.enrollment!.revoke('lib-counter-2', 'decommissioned')).ok);
   assert.is((await deviceCall(ctx, 'GET', '/v1/device/config', undefined, creds)).status, 401);
 });
 

@@ -30,7 +30,7 @@ const test = suite<Ctx>('listeners', {} as Ctx);
 test.before(async (ctx) => {
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: ADMIN } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   const csr = await createDeviceCsr('lib-reader-1');
   const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-reader-1', serviceId: 'library', validityDays: 30 });
   if (!e.ok) throw new Error(e.message);
@@ -90,7 +90,7 @@ test('the device listener refuses the console sign-in, the operator API and hold
     assert.is(r.status, 404, `${method} ${path}: ${JSON.stringify(r.body)}`);
     assert.is(r.body.code, 'not_found', `${method} ${path}`);
   }
-  assert.is(ctx.h.hub.linkRepo.service('evil'), undefined);
+  assert.is(await ctx.h.hub.linkRepo.service('evil'), undefined);
   // Challenges on the device listener are bound to the asking device (/v1/device/challenges); the public
   // challenge route is not there at all, and the device route wants a device certificate.
   const reg = await deviceCall(ctx, 'POST', '/v1/challenges', ctx.edge, { body: JSON.stringify({ purpose: 'register' }), headers: json });

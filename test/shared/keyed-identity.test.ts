@@ -72,9 +72,9 @@ hub.before(async (ctx) => {
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
   // Possession at the counter (no PIN): the certificate read off the card links.
-  ctx.h.hub.links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });
   // A service from before the change: its edges hold HMAC keys.
-  ctx.h.hub.linkRepo.setKeyScheme('museum', 'hmac-sha256');
+  await ctx.h.hub.linkRepo.setKeyScheme('museum', 'hmac-sha256');
   const csr = await createDeviceCsr('museum-gate-1');
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'museum-gate-1', serviceId: 'museum', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);
@@ -110,10 +110,10 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
   const links = ctx.h.hub.links;
   const a = await registered(ctx);
   assert.is(await counterLink(ctx, a.cert.certDer, 'M-1'), 201);
-  const [legacyEntry] = links.changesAfter('museum', 0);
+  const [legacyEntry] = await links.changesAfter('museum', 0);
   assert.is(legacyEntry.keyScheme, undefined, 'the legacy service still writes old-format entries');
-  const secretOf = () => links.service('museum')!.sync_secret;
-  assert.ok(legacyEntry.set!.keys.includes(keyedId(secretOf(), 'mykey', a.mykeyId)));
+  const secretOf = async () => (await links.service('museum'))!.sync_secret;
+  assert.ok(legacyEntry.set!.keys.includes(keyedId(await secretOf(), 'mykey', a.mykeyId)));
 
   const cache = new EdgeCache();
   const state = new EdgeState({ dir: ctx.dir, log: silentLogger });
@@ -147,33 +147,33 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
     // The hub moves the service: keys derived on the libuv pool, then one `rekey` entry.
     assert.is(await links.rekeyService('museum'), true);
     assert.is(await links.rekeyService('museum'), false, 'only once');
-    const head = links.headSeq('museum');
-    const rekey = links.changesAfter('museum', head - 1)[0];
+    const head = await links.headSeq('museum');
+    const rekey = (await links.changesAfter('museum', head - 1))[0];
     assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v3']);
     await waitFor('the edge fetched the new snapshot', () => snapshots.includes(head), 10_000);
-    const scryptKey = await keyedIdentity(secretOf(), 'mykey', a.mykeyId);
+    const scryptKey = await keyedIdentity(await secretOf(), 'mykey', a.mykeyId);
     assert.is(cache.get(scryptKey), 'M-1');
-    assert.is(cache.get(keyedId(secretOf(), 'mykey', a.mykeyId)), undefined, 'no HMAC key left on the edge');
+    assert.is(cache.get(keyedId(await secretOf(), 'mykey', a.mykeyId)), undefined, 'no HMAC key left on the edge');
     assert.equal(await touch(a.mykeyId), { outcome: 'linked', serviceUserId: 'M-1' }, 'a touch on the new keys');
 
     // New links come with new keys; an unlink purges them; the hub never derived in a transaction
     // or for a snapshot: every key was derived once, ahead, and stored.
     const b = await registered(ctx);
     assert.is(await counterLink(ctx, b.cert.certDer, 'M-2'), 201);
-    assert.is(links.changesAfter('museum', head)[0].keyScheme, 'scrypt-v3');
-    await waitFor('live link', () => cache.get(keyedIdentitySync(secretOf(), 'mykey', b.mykeyId)) === 'M-2', 10_000);
+    assert.is((await links.changesAfter('museum', head))[0].keyScheme, 'scrypt-v3');
+    await waitFor('live link', async () => cache.get(keyedIdentitySync(await secretOf(), 'mykey', b.mykeyId)) === 'M-2', 10_000);
     assert.equal(await touch(b.mykeyId), { outcome: 'linked', serviceUserId: 'M-2' });
-    links.unlink({ serviceId: 'museum', mykeyId: a.mykeyId, by: 'test', reason: 'cancelled' });
+    await links.unlink({ serviceId: 'museum', mykeyId: a.mykeyId, by: 'test', reason: 'cancelled' });
     await waitFor('purged', () => cache.get(scryptKey) === undefined, 10_000);
     assert.equal(await touch(a.mykeyId), { outcome: 'not_linked' });
     // The holder chooses another MyKey ID: its key is derived ahead too, and the edge follows.
     const changed = await ctx.h.request('/v1/holder/mykey-id', { proof: await ctx.h.proof(b.cert, { purpose: 'change_id', mykeyId: 'W7WQ4KXM' }), mykeyId: 'W7WQ4KXM' });
     assert.is(changed.status, 200, await changed.clone().text());
-    await waitFor('the new MyKey ID at the edge', () => cache.get(keyedIdentitySync(secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', 10_000);
+    await waitFor('the new MyKey ID at the edge', async () => cache.get(keyedIdentitySync(await secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', 10_000);
     assert.equal(await touch('W7WQ4KXM'), { outcome: 'linked', serviceUserId: 'M-2' });
     assert.equal(await touch(b.mykeyId), { outcome: 'not_linked' });
     const derived = links.keyStats().derived;
-    const snap = links.snapshot('museum');
+    const snap = await links.snapshot('museum');
     assert.is(snap.keyScheme, 'scrypt-v3');
     assert.is(snap.entries.length, 2, 'M-2 by MyKey ID and by certificate');
     assert.equal(links.keyStats(), { derived, derivedBlocking: 0 }, 'a snapshot derives nothing');

@@ -22,6 +22,13 @@ function refusal(returnCode: number, message: string): AuthenticateError {
 
 export function authenticateHook(ctx: BrokerContext) {
   return (client: Client, username: string | undefined, _password: Buffer | undefined, done: (err: AuthenticateError | null, ok: boolean | null) => void): void => {
+    // The store answers asynchronously; a store that fails refuses the connection, never crashes the broker.
+    check(client, username, done).catch((err) => {
+      ctx.log.error('authenticating an edge failed', { error: err });
+      done(refusal(NOT_AUTHORIZED, 'the hub could not check the device'), false);
+    });
+  };
+  async function check(client: Client, username: string | undefined, done: (err: AuthenticateError | null, ok: boolean | null) => void): Promise<void> {
     const refuse = (code: ErrorCode, returnCode: number, what: string, fields: Record<string, unknown> = {}) => {
       // The client id is the peer's own text (up to 64 KiB in MQTT): only its start is logged.
       ctx.refuse(code, what, { clientId: String(client.id ?? '').slice(0, 64), returnCode, ...fields });
@@ -31,7 +38,7 @@ export function authenticateHook(ctx: BrokerContext) {
     if (ctx.plainConnections.has(client.conn)) {
       // Development listener on loopback only: no certificate, so the username names the device and
       // must equal the client id. Never enabled in production (see createBroker).
-      const row = username === client.id ? ctx.devices.get(client.id) : undefined;
+      const row = username === client.id ? await ctx.devices.get(client.id) : undefined;
       if (!row) return refuse('device_unknown', IDENTIFIER_REJECTED, 'plain connection for an unknown device');
       id = edgeIdentity(row.edge_id, row.service_id, '', Infinity);
       if (row.status !== 'active') return refuse('device_revoked', NOT_AUTHORIZED, 'device revoked', { edgeId: id.edgeId });
@@ -50,8 +57,8 @@ export function authenticateHook(ctx: BrokerContext) {
       if (client.id !== id.edgeId) return refuse('device_id_mismatch', IDENTIFIER_REJECTED, 'client id is not the certificate edge id', { edgeId: id.edgeId });
       // A resumed TLS session skips certificate validation, so validity is checked here as well.
       if (id.notAfter <= ctx.now()) return refuse('cert_expired', NOT_AUTHORIZED, 'device certificate expired', { edgeId: id.edgeId });
-      if (ctx.devices.isCertRevoked(id.fingerprint)) return refuse('device_revoked', NOT_AUTHORIZED, 'device certificate revoked', { edgeId: id.edgeId });
-      const row = ctx.devices.get(id.edgeId);
+      if (await ctx.devices.isCertRevoked(id.fingerprint)) return refuse('device_revoked', NOT_AUTHORIZED, 'device certificate revoked', { edgeId: id.edgeId });
+      const row = await ctx.devices.get(id.edgeId);
       if (!row || row.cert_fingerprint !== id.fingerprint || row.service_id !== id.serviceId) {
         return refuse('device_unknown', NOT_AUTHORIZED, 'certificate not on record for this edge', { edgeId: id.edgeId });
       }
@@ -70,5 +77,5 @@ export function authenticateHook(ctx: BrokerContext) {
     }
     ctx.identities.set(client, id);
     done(null, true);
-  };
+  }
 }

@@ -91,7 +91,7 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa({ label: 'reader-heal' });
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   const csr = await createDeviceCsr(EDGE);
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: EDGE, serviceId: 'library', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);

@@ -48,9 +48,9 @@ async function enrollFiles(hub: Hub, edgeId: string, dir: string) {
   return paths;
 }
 
-async function waitFor(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const until = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -59,7 +59,7 @@ async function waitFor(what: string, cond: () => boolean, ms = 15_000): Promise<
 test.before(async (ctx) => {
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   ctx.oldCaPem = ctx.h.hub.deviceCa!.certPem;
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-renew-'));
   ctx.paths = await enrollFiles(ctx.h.hub, 'lib-renew-1', ctx.dir);
@@ -69,7 +69,7 @@ test.before(async (ctx) => {
   await ctx.h.hub.stop();
   await rotateDeviceCa(join(ctx.h.dir, 'device-ca'));
   const c = ctx.h.hub.config;
-  ctx.hub2 = createHub(
+  ctx.hub2 = await createHub(
     loadHubConfig({ env: {}, overrides: { ...c, broker: { ...c.broker, port: Number(mqtts.port) }, devices: { ...c.devices, httpsPort: Number(api.port) } } }),
     { log: silentLogger },
   );
@@ -101,7 +101,7 @@ test("at its next contact the agent renews its certificate from the new CA, stor
   ctx.agent = createEdgeAgent(config, { log: silentLogger, pcsc: noPcsc, renewIntervalMs: 3600_000 });
   await ctx.agent.start();
   const fileFp = () => new X509Certificate(readFileSync(ctx.paths.cert)).fingerprint256.replace(/:/g, '').toLowerCase();
-  await waitFor('the renewed certificate on file and on record', () => issuedBy(readFileSync(ctx.paths.cert, 'utf8'), hub.deviceCa!.certPem) && hub.devices.get('lib-renew-1')?.cert_fingerprint === fileFp());
+  await waitFor('the renewed certificate on file and on record', async () => issuedBy(readFileSync(ctx.paths.cert, 'utf8'), hub.deviceCa!.certPem) && (await hub.devices.get('lib-renew-1'))?.cert_fingerprint === fileFp());
   await waitFor('the broker session with the renewed certificate', () => ctx.agent!.sync.connected && hub.broker!.connectedEdges().includes('lib-renew-1'));
   // The files: key and certificate belong together, the CA file is the new CA, the key is 0600, no pending key left.
   assert.ok(certMatchesKey(readFileSync(ctx.paths.cert, 'utf8'), readFileSync(ctx.paths.key, 'utf8')));
@@ -119,7 +119,7 @@ test('a renewal the hub refuses leaves the files as they were', async (ctx) => {
   const before = [readFileSync(paths.key, 'utf8'), readFileSync(paths.cert, 'utf8'), readFileSync(paths.ca, 'utf8')];
   const tls = { key: before[0], cert: before[1], ca: before[2] };
   const r = new CertRenewer({ hubUrl: hub.addresses.deviceApi!, edgeId: 'lib-renew-2', paths, tls, log: silentLogger });
-  hub.enrollment!.revoke('lib-renew-2', 'test');
+  await hub.enrollment!.revoke('lib-renew-2', 'test');
   const code = await r.renew().then(() => 'renewed', (e: { code?: string }) => e.code);
   assert.is(code, 'unauthorized');
   assert.equal([readFileSync(paths.key, 'utf8'), readFileSync(paths.cert, 'utf8'), readFileSync(paths.ca, 'utf8')], before);

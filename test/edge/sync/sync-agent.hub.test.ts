@@ -30,7 +30,7 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa();
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   const csr = await createDeviceCsr('lib-counter-1');
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);
@@ -100,9 +100,9 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     await waitFor('live link', () => cache.lookupMyKey(second.mykeyId) === 'L-2', 10_000);
 
     // The hub sees the edge's retained status with its applied sequence.
-    const head = ctx.h.hub.links.headSeq('library');
-    await waitFor('hub has the status', () => ctx.h.hub.devices.get('lib-counter-1')?.applied_seq === head && ctx.h.hub.devices.get('lib-counter-1')?.online === 1, 10_000);
-    assert.is(ctx.h.hub.devices.get('lib-counter-1')?.health, 'ok');
+    const head = await ctx.h.hub.links.headSeq('library');
+    await waitFor('hub has the status', async () => (await ctx.h.hub.devices.get('lib-counter-1'))?.applied_seq === head && (await ctx.h.hub.devices.get('lib-counter-1'))?.online === 1, 10_000);
+    assert.is((await ctx.h.hub.devices.get('lib-counter-1'))?.health, 'ok');
 
     // The first card is revoked: the CRL check suspends the MyKey ID and the edge purges it at once.
     const { writeCrl } = await import('../../../provisioning/test-ca/crl-writer.ts');
@@ -114,7 +114,7 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
       crlNumber: 1n,
       entries: [{ serial: first.cert.serial, revokedAt: new Date(), reason: 'keyCompromise' }],
     });
-    assert.is(ctx.h.hub.crlManager.apply(der, 'test').newlySuspended, 1);
+    assert.is((await ctx.h.hub.crlManager.apply(der, 'test')).newlySuspended, 1);
     await waitFor('purged', () => cache.lookupMyKey(first.mykeyId) === undefined, 10_000);
     assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16), aki), undefined);
     assert.is(cache.lookupMyKey(second.mykeyId), 'L-2');
@@ -133,7 +133,7 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     await agent.stop();
     await state.close();
   }
-  await waitFor('hub sees it offline', () => ctx.h.hub.devices.get('lib-counter-1')?.online === 0, 10_000);
+  await waitFor('hub sees it offline', async () => (await ctx.h.hub.devices.get('lib-counter-1'))?.online === 0, 10_000);
 });
 
 test.run();

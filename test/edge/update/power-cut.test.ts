@@ -30,7 +30,7 @@ test.before(async (ctx) => {
   ctx.keys = generateReleaseKeys();
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   ctx.built = await buildStandIn(join(ctx.work, 'built'));
   const rel = makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.1.0', keys: ctx.keys, padBytes: PAD });
   ctx.size = rel.bundle.length;
@@ -47,18 +47,18 @@ test.after(async (ctx) => {
   rmSync(ctx.work, { recursive: true, force: true });
 });
 
-function edgeState(ctx: Ctx, edgeId: string) {
-  return ctx.h.hub.releaseRepo.edge(edgeId);
+async function edgeState(ctx: Ctx, edgeId: string) {
+  return await ctx.h.hub.releaseRepo.edge(edgeId);
 }
 
 async function settled(ctx: Ctx, e: StandInEdge): Promise<void> {
   const deadline = Date.now() + 40_000;
   while (Date.now() < deadline) {
-    const s = edgeState(ctx, e.edgeId);
+    const s = await edgeState(ctx, e.edgeId);
     if (s && s.state === 'installed' && s.running === '1.1.0' && e.current() === '1.1.0') return;
     await new Promise((r) => setTimeout(r, 150));
   }
-  throw new Error(`${e.edgeId} did not settle: ${JSON.stringify(edgeState(ctx, e.edgeId))}, current ${e.current()}, exits ${JSON.stringify(e.exits)}, lines ${JSON.stringify(e.lines.slice(-6))}`);
+  throw new Error(`${e.edgeId} did not settle: ${JSON.stringify(await edgeState(ctx, e.edgeId))}, current ${e.current()}, exits ${JSON.stringify(e.exits)}, lines ${JSON.stringify(e.lines.slice(-6))}`);
 }
 
 /** What a working install looks like after a cut: `current` names a complete release, no scratch left behind once settled. */
@@ -128,7 +128,7 @@ test('a download cut off midway is retried with Range and completes; one that ne
   f.start();
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const s = edgeState(ctx, f.edgeId);
+    const s = await edgeState(ctx, f.edgeId);
     if (s?.code === 'release_download_incomplete') {
       assert.is(s.state, 'downloading');
       assert.is(s.running, '1.0.0');

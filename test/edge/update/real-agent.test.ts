@@ -55,7 +55,7 @@ test.before(async (ctx) => {
   ctx.updates = join(ctx.work, 'var', 'updates');
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   const csr = await createDeviceCsr('lib-real');
   const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-real', serviceId: 'library', validityDays: 30 });
   assert.ok(e.ok);
@@ -94,7 +94,7 @@ test.after(async (ctx) => {
 async function edgeReaches(ctx: Ctx, pred: (s: { running: string; state: string; code: string | null }) => boolean, what: string) {
   const deadline = Date.now() + 90_000;
   for (;;) {
-    const s = ctx.h.hub.releaseRepo.edge('lib-real');
+    const s = await ctx.h.hub.releaseRepo.edge('lib-real');
     if (s && pred(s)) return s;
     if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(s)}\n${ctx.output.slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 250));
@@ -112,15 +112,15 @@ const current = (ctx: Ctx) => {
 test('the built agent installs a signed release of itself, restarts into it and passes its own self-test', async (ctx) => {
   const bundle = packFolder(ctx.pkg);
   await upload(ctx.h.hub, TOKEN, { bundle, signed: signManifest(manifestFor(bundle, { version: '0.2.0', services: ['library'] }), createPrivateKey(ctx.keys.privateKeyPem)) });
-  const r = ctx.h.hub.releases.startRollout({ version: '0.2.0', serviceId: 'library' });
+  const r = await ctx.h.hub.releases.startRollout({ version: '0.2.0', serviceId: 'library' });
   assert.ok(r.ok);
   const s = await edgeReaches(ctx, (x) => x.running === '0.2.0' && x.state === 'installed', 'installed');
   assert.is(s.code, null);
   assert.is(current(ctx), '0.2.0');
   // Its status (the console's edge list) names the release it runs.
   const deadline = Date.now() + 20_000;
-  while (ctx.h.hub.devices.get('lib-real')?.version !== '0.2.0' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  assert.is(ctx.h.hub.devices.get('lib-real')?.version, '0.2.0');
+  while ((await ctx.h.hub.devices.get('lib-real'))?.version !== '0.2.0' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  assert.is((await ctx.h.hub.devices.get('lib-real'))?.version, '0.2.0');
 });
 
 test('a release that crashes at load is rolled back by the launcher and reported as update_crashed', async (ctx) => {
@@ -129,13 +129,13 @@ test('a release that crashes at load is rolled back by the launcher and reported
   writeFileSync(join(src, 'main.js'), "throw new Error('broken at load');\n");
   const bundle = packFolder(src);
   await upload(ctx.h.hub, TOKEN, { bundle, signed: signManifest(manifestFor(bundle, { version: '0.3.0' }), createPrivateKey(ctx.keys.privateKeyPem)) });
-  const r = ctx.h.hub.releases.startRollout({ version: '0.3.0', maxFailures: 1 });
+  const r = await ctx.h.hub.releases.startRollout({ version: '0.3.0', maxFailures: 1 });
   assert.ok(r.ok);
   const s = await edgeReaches(ctx, (x) => x.state === 'rolled_back', 'rolled back');
   assert.is(s.code, 'update_crashed');
   assert.is(s.running, '0.2.0');
   assert.is(current(ctx), '0.2.0');
-  assert.is(ctx.h.hub.releaseRepo.rollout(r.ok ? r.value.id : 0)?.state, 'halted');
+  assert.is((await ctx.h.hub.releaseRepo.rollout(r.ok ? r.value.id : 0))?.state, 'halted');
 });
 
 test.run();

@@ -26,7 +26,7 @@ test.before(async (ctx) => {
   ctx.keys = generateReleaseKeys();
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   ctx.built = await buildStandIn(join(ctx.work, 'built'));
   ctx.edges = [];
   for (const id of ['lib-a', 'lib-b', 'lib-c']) {

@@ -169,7 +169,7 @@ test('CRLs that are not the full CRL, carry critical extensions they cannot be r
       assert.ok(now.lookup(cleared.serialHex), name);
       assert.is((await register(h, cleared)).code, 'cert_revoked', name);
       // The run record says why.
-      const run = h.hub.revocations.recentRuns(1)[0];
+      const run = (await h.hub.revocations.recentRuns(1))[0];
       assert.is(run.ok, 0, name);
       assert.is(run.code, code, name);
       assert.ok(run.error?.startsWith(`${code}: `), `${name}: ${run.error}`);
@@ -194,7 +194,7 @@ test('a CRL already past nextUpdate plus grace is applied with a warning in the 
     const run = await h.hub.crlManager.fetchAndApply(ctx.url);
     assert.match(run.warning ?? '', /past its nextUpdate/);
     assert.is(statusOf(h, id), 'suspended:keyCompromise');
-    assert.match(h.hub.revocations.recentRuns(1)[0].warning ?? '', /past its nextUpdate/);
+    assert.match((await h.hub.revocations.recentRuns(1))[0].warning ?? '', /past its nextUpdate/);
     assert.is(await fetchCrl(ctx, h, await crlOf(ctx.old, [], { baseCrlNumber: 1n })), 'crl_delta_unsupported');
 
     // The operator command reads the same database.

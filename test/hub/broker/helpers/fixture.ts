@@ -66,7 +66,7 @@ export async function startFixture(o: { plain?: boolean; brokerOptions?: Partial
     log,
     tls: { host: '127.0.0.1', port: 0, serverCert: server.certPem, serverKey: server.keyPem },
     plain: o.plain ? { host: '127.0.0.1', port: 0 } : undefined,
-    headSeq: (s) => heads.get(s) ?? 0,
+    headSeq: async (s) => heads.get(s) ?? 0,
     ...o.brokerOptions,
   });
   const enrollment = createDeviceEnrollment({ deviceCa: ca, devices, onRevoked: (id) => broker.disconnectEdge(id) });
@@ -107,7 +107,7 @@ export async function startFixture(o: { plain?: boolean; brokerOptions?: Partial
       const r = await issuer.issueDeviceCertificate(csrDer, { edgeId, serviceId, validityDays: e.validityDays ?? 30 });
       if (!r.ok) throw new Error(r.message);
       if (e.record !== false) {
-        devices.enroll({ edgeId, serviceId, certSerial: r.value.serialHex, certFingerprint: r.value.fingerprint, notAfter: r.value.notAfter.getTime() }, Date.now());
+        await devices.enroll({ edgeId, serviceId, certSerial: r.value.serialHex, certFingerprint: r.value.fingerprint, notAfter: r.value.notAfter.getTime() }, Date.now());
       }
       return { edgeId, serviceId, certPem: r.value.certPem, keyPem };
     },
@@ -178,9 +178,9 @@ export function nextMessage(c: MqttClient, topic: string, ms = 3000): Promise<Bu
 }
 
 /** Waits until `cond()` holds (polling); rejects after `ms`. */
-export async function until(cond: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
+export async function until(cond: () => boolean | Promise<boolean>, ms = 3000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
