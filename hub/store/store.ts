@@ -18,6 +18,8 @@ export interface StoreConfig {
   synchronous: 'NORMAL' | 'FULL';
   /** postgres://user@host:port/database: PostgreSQL instead of SQLite; empty for SQLite. */
   url?: string;
+  /** PostgreSQL connections kept open. */
+  poolSize?: number;
 }
 
 export interface Store {
@@ -63,7 +65,7 @@ export function sqliteStore(db: Db, location = db.name): Store {
 export async function openStore(config: StoreConfig, dataDir: string): Promise<Store> {
   if (config.url) {
     const { openPostgresStore } = await import('./postgres.ts');
-    return openPostgresStore(config.url);
+    return openPostgresStore(config.url, { poolSize: config.poolSize });
   }
   const path = config.path || join(dataDir, 'hub.sqlite');
   return sqliteStore(openDatabase(path, { synchronous: config.synchronous }), path);
