@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../../shared/errors.ts';
 import { isServiceId } from '../../shared/ids.ts';
 import { loadHubConfig } from '../config.ts';
-import type { OperatorRole } from '../store/console-repo.ts';
+import { migrateConsole, type OperatorRole } from '../store/console-repo.ts';
 import type { Db } from '../store/db.ts';
 import { openStore, sqliteStore, type Store } from '../store/store.ts';
 import { hashPassword, passwordProblem } from './password.ts';
@@ -37,6 +37,8 @@ export interface CliIo {
 
 /** Runs one command against an open store (or a SQLite database); returns the process exit code. */
 export async function runConsoleCli(argv: string[], target: Store | Db, io: CliIo): Promise<number> {
+  // A bare SQLite database (tests) may predate the console's tables.
+  if (!('sql' in target)) migrateConsole(target);
   const store = 'sql' in target ? target : sqliteStore(target);
   const repo = store.console;
   const now = io.now ?? Date.now;

@@ -147,7 +147,7 @@ test('issues an enrollment token; redeeming it enrolls the edge, which then show
   // Its lag history, as the broker samples it over the last 40 minutes.
   const t0 = Date.now() - 40 * 60_000;
   const lags = [0, 0, 3, 12, 7, 2, 0, 0, 5, 1, 0];
-  lags.forEach(async (lag, i) => await h.devices.recordStatus('library-main-01', { online: true, appliedSeq: 10 + i, version: '0.1.0', health: 'ok', lag, at: t0 + i * 4 * 60_000 }, true));
+  for (const [i, lag] of lags.entries()) await h.devices.recordStatus('library-main-01', { online: true, appliedSeq: 10 + i, version: '0.1.0', health: 'ok', lag, at: t0 + i * 4 * 60_000 }, true);
   await h.devices.enroll({ edgeId: 'library-branch-02', serviceId: 'library', certSerial: '02', certFingerprint: 'e'.repeat(64), notAfter: Date.now() + 365 * 86400_000 }, Date.now());
   await page.reload();
   const row = (await page.locator('tr[data-edge="library-main-01"]').textContent())!;

@@ -114,7 +114,11 @@ const STATES = [
 test('each state an edge reports over MQTT shows on the overview and in the list, and each count opens the filtered list', async () => {
   for (const [id, health, version] of STATES) await enrollAndConnect(id, { health, version });
   await enrollAndConnect('lib-never'); // enrolled, never connected: offline
-  for (let i = 0; i < 100 && STATES.some(async ([id, health]) => (await h.devices.get(id))?.state !== health); i++) await sleep(50);
+  const settled = async () => {
+    for (const [id, health] of STATES) if ((await h.devices.get(id))?.state !== health) return false;
+    return true;
+  };
+  for (let i = 0; i < 100 && !(await settled()); i++) await sleep(50);
 
   await page.goto(`${url}/console`);
   const count = async (s: string) => (await page.getByTestId(`count-${s}`).textContent())!.replace(/\D/g, '');
@@ -278,11 +282,11 @@ test('revoking a credential or a token asks for a reason too, and says what happ
     const bare = await c.post(confirmPath, { reason: 'x' });
     assert.is(bare.status, 400);
     assert.match(bare.text, '>x</textarea>'); // what was typed comes back
-    assert.is(check(), false);
+    assert.is(await check(), false);
     const done = await c.post(confirmPath, { reason: 'no longer used' });
     assert.is(done.status, 303);
     assert.is(done.location, back);
-    assert.is(check(), true);
+    assert.is(await check(), true);
     assert.match((await c.get(back)).text, 'data-testid="done"');
   }
 });
