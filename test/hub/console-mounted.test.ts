@@ -32,7 +32,7 @@ test('the started hub shows its device CA fingerprint and device API URL in the 
   try {
     const { url } = await h.hub.start();
     await h.hub.links.createService({ id: 'library', name: 'Library' });
-    const code = await runConsoleCli(['add-operator', 'ops', '--role', 'operator'], h.hub.db, { out: () => {}, readPassword: async () => PASSWORD });
+    const code = await runConsoleCli(['add-operator', 'ops', '--role', 'operator'], h.hub.store, { out: () => {}, readPassword: async () => PASSWORD });
     assert.is(code, 0);
     const c = client(h.hub, undefined, url);
     assert.is((await c.signIn('ops')).status, 303);
@@ -55,7 +55,7 @@ test("in the started hub a service admin cannot issue a token for another servic
     await h.hub.links.createService({ id: 'library', name: 'Library' });
     await h.hub.links.createService({ id: 'museum', name: 'Museum' });
     for (const [name, service] of [['lib-admin', 'library'], ['mus-admin', 'museum']]) {
-      assert.is(await runConsoleCli(['add-operator', name, '--role', 'service-admin', '--service', service], h.hub.db, { out: () => {}, readPassword: async () => PASSWORD }), 0);
+      assert.is(await runConsoleCli(['add-operator', name, '--role', 'service-admin', '--service', service], h.hub.store, { out: () => {}, readPassword: async () => PASSWORD }), 0);
     }
     const csr = await createDeviceCsr('museum-gate-1');
     const enrolled = await h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'museum-gate-1', serviceId: 'museum', validityDays: 30 });

@@ -42,7 +42,7 @@ test('a token is redeemed once for a device certificate of its service and edge 
   assert.match(t.token, /^mket_[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$/);
   assert.is(t.expiresAt - clock.t, 24 * 3600_000);
   // Only a hash is stored.
-  assert.not.ok(JSON.stringify(h.th.hub.db.prepare('SELECT * FROM enrollment_tokens').all()).includes(t.token.split('.')[1]));
+  assert.not.ok(JSON.stringify(await h.th.hub.store.sql.all('SELECT * FROM enrollment_tokens')).includes(t.token.split('.')[1]));
   const r = await redeem({ token: t.token, edgeId: 'library-01', csrPem });
   assert.is(r.status, 201, JSON.stringify(r.body));
   assert.is(r.body.serviceId, 'library');

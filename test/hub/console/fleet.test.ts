@@ -193,7 +193,6 @@ test('revoking an edge asks for a reason on a confirmation page, says what happe
 });
 
 test('10,000 edges are filtered, searched, sorted, paged and exported on the server', async () => {
-  const db = h.th.hub.db;
   const t0 = Date.now();
   await h.th.hub.store.sql.tx(async () => {
     for (let i = 0; i < 10_000; i++) {

@@ -7,7 +7,6 @@ import * as assert from 'uvu/assert';
 import { request as httpsRequest } from 'node:https';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
-import { createConsoleRepo, migrateConsole } from '../../../hub/store/console-repo.ts';
 import type { ChangeEntry } from '../../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 
@@ -150,8 +149,7 @@ test("the service's own explicit move works, is audited, and tells the edges", a
   assert.is(moved.body.moved, true);
   assert.is(await holderOf(ctx, 'points', 'P-300'), b.mykeyId);
   // Audited: who (the credential), what, for which service; no MyKey ID or service ID in the audit row.
-  migrateConsole(ctx.h.hub.db);
-  const rows = (await createConsoleRepo(ctx.h.hub.db).auditLog({ serviceId: 'points' })).filter((r) => r.action === 'link.move');
+  const rows = (await ctx.h.hub.consoleRepo.auditLog({ serviceId: 'points' })).filter((r) => r.action === 'link.move');
   assert.is(rows.length, 1);
   assert.is(rows[0].actor, `api:${cred.body.id}`);
   assert.not.match(JSON.stringify(rows[0]), a.mykeyId);

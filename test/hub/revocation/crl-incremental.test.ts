@@ -69,13 +69,13 @@ test('the synchronous apply and the chunked one agree, and a restart keeps match
   const r = await h.hub.crlManager.apply(await crl(ctx, listed), 'sync');
   assert.is(r.matched, 2100);
   assert.is(r.newlySuspended, 2100);
-  assert.is(h.hub.db.prepare("SELECT COUNT(*) FROM cert_bindings WHERE serial_hex LIKE '5%' AND revoked_at IS NOT NULL").pluck().get(), 2100);
+  assert.is((await h.hub.store.sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM cert_bindings WHERE serial_hex LIKE '5%' AND revoked_at IS NOT NULL"))!.n, 2100);
   // The mark covers every binding so far.
   const mark = await h.hub.revocations.mark(h.hub.anchors[0].keyId);
   assert.is(mark?.binding_mark, await h.hub.mykeys.maxBindingId());
   // The counts kept by triggers agree with the tables.
   const counted = Object.fromEntries(
-    (h.hub.db.prepare('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status').all() as { status: string; n: number }[]).map((x) => [x.status, x.n]),
+    (await h.hub.store.sql.all<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status')).map((x) => [x.status, x.n]),
   );
   const kept = await h.hub.mykeys.counts();
   assert.is(kept.active, counted.active ?? 0);
