@@ -137,7 +137,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     links,
     linkRepo,
     linksOf: links.linksOf,
-    audit: (e) => void consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err })),
+    audit: async (e) => void (await consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err }))),
     adminToken: () => config.admin.token,
     webhookUrlPolicy: config.webhooks,
     rateLimits: config.rateLimits,

@@ -140,7 +140,7 @@ async function main() {
 function onPostgres(file: string): boolean {
   if (!relative(testDir, file).startsWith('hub/') || file.includes('.serial.')) return false;
   const text = readFileSync(file, 'utf8');
-  return /startTestHub|startConsoleHub/.test(text) && !/\.db\b|openDatabase|better-sqlite3|sqliteStore/.test(text);
+  return /startTestHub|startConsoleHub/.test(text) && !/\.db\b|\bdb\s*[},]|openDatabase|better-sqlite3|sqliteStore/.test(text);
 }
 
 async function runAll(files: string[], env: Record<string, string>, label: string, results: Result[]) {

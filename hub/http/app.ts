@@ -91,7 +91,7 @@ export function createDeviceApp(deps: DeviceAppDeps): Hono {
     ...deps,
     lifecycle: e && {
       enrollment: () => (typeof e.enrollment === 'function' ? e.enrollment() : e.enrollment),
-      audit: (entry) => void e.consoleRepo.audit(entry).catch((err) => deps.log('an audit entry could not be written', err)),
+      audit: async (entry) => void (await e.consoleRepo.audit(entry).catch((err) => deps.log('an audit entry could not be written', err))),
       certValidityDays: e.deviceCertValidityDays,
       now: e.now,
     },

@@ -16,7 +16,7 @@ export interface DeviceLifecycleDeps {
   /** The device enrollment (device CA and repo); a getter, the hub opens its CA in `start()`. */
   enrollment: () => DeviceEnrollment | undefined;
   /** Records self-revocations and rotations in the audit log. */
-  audit?: (e: AuditInput) => void;
+  audit?: (e: AuditInput) => void | Promise<void>;
   /** Validity of a rotated certificate. Default 365 days. */
   certValidityDays?: number;
   now?: () => number;
@@ -49,7 +49,7 @@ export function mountDeviceLifecycleRoutes(r: Router, deps: DeviceLifecycleDeps 
       const reason = c.get('body').reason ?? 'decommissioned';
       const res = await enrollment.revoke(d.edgeId, `self: ${reason}`);
       const at = now();
-      deps?.audit?.({ at, actor: `edge:${d.edgeId}`, action: 'device.revoke', target: d.edgeId, service_id: d.serviceId, outcome: res.ok ? 'ok' : res.code, detail: { by: 'self', reason } });
+      await deps?.audit?.({ at, actor: `edge:${d.edgeId}`, action: 'device.revoke', target: d.edgeId, service_id: d.serviceId, outcome: res.ok ? 'ok' : res.code, detail: { by: 'self', reason } });
       if (!res.ok) return problem(c, res.code, res.message);
       return c.json({ edgeId: d.edgeId, revokedAt: new Date(at).toISOString() } satisfies DeviceRevokeResponse);
     },
@@ -80,7 +80,7 @@ export function mountDeviceLifecycleRoutes(r: Router, deps: DeviceLifecycleDeps 
         return problem(c, 'csr_invalid', 'csrPem holds no "CERTIFICATE REQUEST" PEM block');
       }
       const res = await enrollment.rotate(d.edgeId, csrDer, deps?.certValidityDays ?? 365);
-      deps?.audit?.({
+      await deps?.audit?.({
         at: now(),
         actor: `edge:${d.edgeId}`,
         action: 'device.rotate',

@@ -30,7 +30,7 @@ export interface LinksRoutesDeps extends BodyLimit {
   adminToken: () => string;
   rateLimits: { register: RateLimitOptions };
   /** Records a service's explicit decisions (a moved service ID) in the audit log. */
-  audit?: (e: AuditInput) => void;
+  audit?: (e: AuditInput) => void | Promise<void>;
   /** Which webhook targets the operator allows (hub config `webhooks`); strict when absent. */
   webhookUrlPolicy?: WebhookUrlPolicy;
 }
@@ -82,7 +82,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       const b = c.get('body');
       if (b.webhookUrl) checkWebhookUrl(b.webhookUrl, deps.webhookUrlPolicy);
       const r = await links.createService(b);
-      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.create', target: r.service.id, service_id: r.service.id, detail: { name: r.service.name, webhook: !!b.webhookUrl, via: 'api' } });
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.create', target: r.service.id, service_id: r.service.id, detail: { name: r.service.name, webhook: !!b.webhookUrl, via: 'api' } });
       return c.json(await serviceView(linkRepo, r.service, { webhookSecret: r.webhookSecret }), 201);
     },
   );
@@ -101,7 +101,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
     async (c) => {
       if (c.get('body').url) checkWebhookUrl(c.get('body').url!, deps.webhookUrlPolicy);
       const r = await links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
-      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'webhook.set', target: c.req.param('serviceId')!, service_id: c.req.param('serviceId')!, detail: { cleared: !c.get('body').url, via: 'api' } });
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'webhook.set', target: c.req.param('serviceId')!, service_id: c.req.param('serviceId')!, detail: { cleared: !c.get('body').url, via: 'api' } });
       return c.json(await serviceView(linkRepo, (await links.service(c.req.param('serviceId')!))!, r));
     },
   );
@@ -119,7 +119,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
     },
     async (c) => {
       const cred = await links.issueCredential(c.req.param('serviceId')!, c.get('body').label);
-      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.issue', target: cred.id, service_id: c.req.param('serviceId')!, detail: { label: c.get('body').label, via: 'api' } });
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.issue', target: cred.id, service_id: c.req.param('serviceId')!, detail: { label: c.get('body').label, via: 'api' } });
       return c.json(cred, 201);
     },
   );
@@ -136,7 +136,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
     },
     async (c) => {
       const done = await links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!);
-      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.revoke', target: c.req.param('credentialId')!.slice(0, 32), service_id: c.req.param('serviceId')!.slice(0, 32), outcome: done ? 'ok' : 'not_found', detail: { via: 'api' } });
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.revoke', target: c.req.param('credentialId')!.slice(0, 32), service_id: c.req.param('serviceId')!.slice(0, 32), outcome: done ? 'ok' : 'not_found', detail: { via: 'api' } });
       return done ? c.body(null, 204) : problem(c, 'not_found', 'no such active credential');
     },
   );
@@ -162,7 +162,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       const r = await links.link({ serviceId, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${credentialId}`, move: b.move === true });
       // The service's own decision to move a service ID is audited (who: its credential). The IDs
       // themselves stay in the change log only.
-      if (r.moved) deps.audit?.({ at: Date.now(), actor: `api:${credentialId}`, role: 'service', action: 'link.move', target: credentialId, service_id: serviceId, detail: { seq: r.entry?.seq ?? null } });
+      if (r.moved) await deps.audit?.({ at: Date.now(), actor: `api:${credentialId}`, role: 'service', action: 'link.move', target: credentialId, service_id: serviceId, detail: { seq: r.entry?.seq ?? null } });
       const body: LinkResponse = {
         serviceId,
         serviceUserId: b.serviceUserId,

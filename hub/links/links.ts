@@ -48,7 +48,8 @@ export function createLinks(deps: LinksDeps) {
   const { repo, mykeys } = deps;
   const sql = sqlOf(deps.sql);
   const now = deps.now ?? Date.now;
-  let wroteOutbox = false;
+  /** Outbox rows appended so far: a transaction that moved it tells the publishers after its commit. */
+  let appended = 0;
 
   async function requireService(serviceId: string): Promise<ServiceRow> {
     const s = await repo.service(serviceId);
@@ -145,19 +146,20 @@ export function createLinks(deps: LinksDeps) {
       };
       await repo.insertWebhook(s.id, JSON.stringify(notice), at);
     }
-    wroteOutbox = true;
+    appended++;
     return entry;
   }
 
   /** Runs a write transaction and tells the outbox publishers afterwards. */
   async function tx<T>(fn: () => Promise<T>): Promise<T> {
+    // Transactions may run side by side (PostgreSQL): another one's appends may move the count too,
+    // which only costs a spare kick; this one's are never missed.
+    const before = appended;
     const r = await sql.tx(fn, { immediate: true });
-    if (wroteOutbox) {
-      wroteOutbox = false;
-      deps.onOutbox?.();
-    }
+    if (appended !== before) deps.onOutbox?.();
     return r;
   }
+
 
   // A MyKey ID's own changes fan out to every service it is linked with.
   mykeys.onLifecycle(async (e: MyKeyLifecycleEvent) => {

@@ -97,7 +97,9 @@ export function postgresSql(pool: pg.Pool): Sql & { pool: pg.Pool } {
         client.release(broken);
       }
     },
-    close: () => pool.end(),
+    close: async () => {
+      if (!pool.ended) await pool.end();
+    },
   };
 }
 

@@ -200,7 +200,7 @@ test('a CRL already past nextUpdate plus grace is applied with a warning in the 
     // The operator command reads the same database.
     await h.hub.stop();
     const config = join(h.dir, 'hub.json');
-    writeFileSync(config, JSON.stringify({ dataDir: h.dir, jpki: { trustAnchors: h.hub.config.jpki.trustAnchors } }));
+    writeFileSync(config, JSON.stringify({ dataDir: h.dir, store: h.hub.config.store, jpki: { trustAnchors: h.hub.config.jpki.trustAnchors } }));
     const out = spawnSync(process.execPath, ['--import', 'tsx', 'hub/cli.ts', 'revocation-runs', '--config', config], { encoding: 'utf8', timeout: 60_000 });
     assert.is(out.status, 0, out.stderr);
     assert.match(out.stdout, /FAIL .*refused: crl_delta_unsupported: a delta CRL/);
