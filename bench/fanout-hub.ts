@@ -18,6 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createBroker, type Broker } from '../hub/broker/broker.ts';
+import { createFanoutBus } from '../hub/fanout.ts';
 import { createLinks } from '../hub/links/links.ts';
 import { createOutboxPublisher, type Publish } from '../hub/links/outbox-publisher.ts';
 import { openDeviceCa } from '../hub/pki/device-ca.ts';
@@ -75,7 +76,9 @@ process.on('message', async (m: Msg) => {
       const linkRepo = createLinkRepo(db);
       const mykeys = createMyKeyRepo(db);
       outbox = createOutboxPublisher({ repo: linkRepo, log: createLogger('bench-outbox', { level: 'error' }) });
-      const links = createLinks({ sql: db, repo: linkRepo, mykeys, onOutbox: () => hold || outbox!.kick() });
+      const events = createFanoutBus(createLogger('bench-fanout', { level: 'error' }));
+      events.on('outboxWritten', () => hold || outbox!.kick());
+      const links = createLinks({ sql: db, repo: linkRepo, mykeys, events });
       await links.createService({ id: m.service, name: 'Town library' });
       const serviceUserIds: string[] = [];
       const linkOne = async (i: number) => {

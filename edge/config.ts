@@ -77,9 +77,6 @@ const KeyboardTarget = Type.Object(
 export const HandoffTargetConfig = Type.Union([WebhookTarget, StdoutTarget, SocketTarget, KeyboardTarget]);
 export type KeyboardTargetConfig = Static<typeof KeyboardTarget>;
 export type HandoffTargetConfig = Static<typeof HandoffTargetConfig>;
-export type WebhookTargetConfig = Static<typeof WebhookTarget>;
-export type SocketTargetConfig = Static<typeof SocketTarget>;
-export type StdoutTargetConfig = Static<typeof StdoutTarget>;
 
 export const EdgeConfigSchema = Type.Object(
   {
@@ -164,6 +161,7 @@ export const EdgeConfigSchema = Type.Object(
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8088, description: '0 picks a free port' }),
         language: Type.Union([Type.Literal('ja'), Type.Literal('en')], { default: 'ja', description: 'the page language until someone switches it' }),
         resultSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 8, description: 'how long a result stays on the page before "touch your card" returns' }),
+        pinSeconds: Type.Integer({ minimum: 5, maximum: 300, default: 30, description: 'PIN-checked touch (#14): how long the PIN pad waits for the holder before the touch is refused (pin_touch_timeout)' }),
       },
       { default: {}, additionalProperties: false },
     ),

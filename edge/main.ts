@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { touchAssuranceOf } from '../shared/device-api.ts';
 import { MyKeyError } from '../shared/errors.ts';
 import { createLogger, type Logger, type LogLevel } from '../shared/log.ts';
 import { EdgeCache } from './cache/index.ts';
@@ -14,7 +15,8 @@ import { brokerUrls, loadEdgeConfig, readerFilter, type EdgeConfig } from './con
 import { Handoff, targetsFromConfig } from './handoff/index.ts';
 import { KioskServer, type KioskHealth } from './kiosk/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from './lookup/index.ts';
-import { ReaderHealer, ReaderManager, TouchPipeline, type PcscFactory, type UsbResetter } from './reader/index.ts';
+import { parseAnchors, PinTouchFlow, readPinTouchIdentity } from './pintouch/index.ts';
+import { readIdentity, ReaderHealer, ReaderManager, TouchPipeline, type PcscFactory, type UsbResetter } from './reader/index.ts';
 import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
@@ -78,7 +80,21 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
   });
 
   const manager = new ReaderManager({ log: log.child('reader'), readerFilter: readerFilter(config.readers.include), pcsc: opts.pcsc });
-  const pipeline = new TouchPipeline(manager, { log: log.child('touch') });
+  // PIN-checked touch (#14): what the hub said about the service (kept in the state directory, so a
+  // reboot offline keeps it). A touch then also reads the certificate and the PIN's tries left.
+  const pinRequired = () => touchAssuranceOf(state.identity()?.touchAssurance) === 'pin';
+  let anchorsText: string | undefined;
+  let anchors: ReturnType<typeof parseAnchors> = [];
+  const jpkiAnchors = () => {
+    const list = state.identity()?.jpkiAnchors;
+    const text = JSON.stringify(list ?? []);
+    if (text !== anchorsText) {
+      anchorsText = text;
+      anchors = parseAnchors(list);
+    }
+    return anchors;
+  };
+  const pipeline = new TouchPipeline(manager, { log: log.child('touch'), readIdentity: (s) => (pinRequired() ? readPinTouchIdentity(s) : readIdentity(s)) });
   const heal = config.readers.heal;
   const healer = heal.enabled
     ? new ReaderHealer(
@@ -143,6 +159,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
         resultMs: config.kiosk.resultSeconds * 1000,
         health: kioskHealth,
         registration,
+        pinTouch: { pin: (p) => pinTouch.pin(p), cancel: () => pinTouch.cancel() },
         log: log.child('kiosk'),
       })
     : undefined;
@@ -164,8 +181,10 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     context: { serviceId: config.serviceId, edgeId: config.edgeId, storeId: config.storeId || undefined },
     onCount: (name) => state.count(name),
   });
-  const metrics = createEdgeMetrics({ touches: () => lookup.counters(), sync, cache, processMetrics: opts.processMetrics });
-  const desk = new TouchDesk({ source: pipeline, lookup, registration, log: log.child('touch') });
+  const pinTouch = new PinTouchFlow({ lookup, cards: manager, pause: pipeline, anchors: jpkiAnchors, timeoutMs: config.kiosk.pinSeconds * 1000, log: log.child('pin-touch') });
+  if (kiosk) pinTouch.on((v) => kiosk.showPinTouch(v));
+  const metrics = createEdgeMetrics({ touches: () => lookup.counters(), pinTouches: () => pinTouch.stats(), sync, cache, processMetrics: opts.processMetrics });
+  const desk = new TouchDesk({ source: pipeline, lookup, registration, pinTouch: { required: pinRequired, begin: (r, i) => pinTouch.begin(r, i) }, log: log.child('touch') });
   const updater = createAgentUpdater(config, {
     tls,
     version: EDGE_VERSION,
@@ -209,6 +228,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     kiosk,
     registration,
     lookup,
+    pinTouch,
     metrics,
     renewer,
     async start(): Promise<void> {
@@ -246,6 +266,7 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
       updater?.stop();
       desk.stop();
       await metrics.close();
+      await pinTouch.stop();
       await pipeline.stop();
       await healer?.stop();
       await manager.stop();

@@ -16,6 +16,8 @@ export interface EdgeMetricsDeps {
   touches: () => TouchCounters;
   sync: { contact(): ContactAssessment; readonly connected: boolean; stats(): SyncStats; health(): Health };
   cache: { readonly size: number; readonly appliedSeq: number; readonly synced: boolean };
+  /** PIN-checked touches (#14), aggregate: asked for the PIN, handed over after a verified signature, failures. */
+  pinTouches?: () => { pinTouches: number; pinVerified: number; pinFailures: number };
   /** Also collect the process metrics (memory, CPU, event loop lag); for the agent process, not tests. */
   processMetrics?: boolean;
 }
@@ -55,6 +57,20 @@ export function createEdgeMetrics(deps: EdgeMetricsDeps) {
       this.reset();
       const c = deps.touches();
       for (const [k, outcome] of OUTCOMES) this.inc({ outcome }, c[k]);
+    },
+  });
+  new Counter({
+    name: 'mykey_edge_pin_touches_total',
+    help: 'PIN-checked touches since start, in aggregate: asked (the PIN pad opened), verified (handed over after the card signature verified), failed (wrong PINs, blocked PINs, refused certificates or signatures)',
+    labelNames: ['event'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const c = deps.pinTouches?.();
+      if (!c) return;
+      this.inc({ event: 'asked' }, c.pinTouches);
+      this.inc({ event: 'verified' }, c.pinVerified);
+      this.inc({ event: 'failed' }, c.pinFailures);
     },
   });
   new Counter({

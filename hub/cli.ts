@@ -4,6 +4,8 @@
 //   tsx hub/cli.ts crl-import <file.crl> [--config hub.json]
 //   tsx hub/cli.ts crl-fetch  <url>      [--config hub.json]
 //   tsx hub/cli.ts revocation-runs       [--config hub.json]
+//   tsx hub/cli.ts linkage-import <file> <file.sig> [--dry-run] [--config hub.json]
+//   tsx hub/cli.ts linkage-imports       [--config hub.json]
 //   tsx hub/cli.ts backup  <dir>         [--config hub.json]
 //   tsx hub/cli.ts restore <dir> [--force] [--config hub.json]
 //   tsx hub/cli.ts device-ca rotate [--leaked] [--config hub.json]
@@ -12,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { MyKeyError } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
 import { loadHubConfig } from './config.ts';
-import { createHub, HUB_VERSION } from './main.ts';
+import { createHub, HUB_VERSION, type Hub } from './main.ts';
 import type { RevocationRunSummary } from './revocation/crl-manager.ts';
 import { backupHub, restoreHub, type BackupProgress } from './store/backup.ts';
 import { rotateDeviceCa } from './pki/device-ca.ts';
@@ -21,6 +23,11 @@ const USAGE = `usage:
   tsx hub/cli.ts crl-import <file.crl> [--config hub.json]   verify, index and match a CRL file (DER or PEM)
   tsx hub/cli.ts crl-fetch <url> [--config hub.json]         fetch a CRL now and apply it
   tsx hub/cli.ts revocation-runs [--config hub.json]         the last revocation runs
+  tsx hub/cli.ts linkage-import <file> <file.sig> [--dry-run] [--config hub.json]
+                                                            import a signed certificate linkage file (新旧シリアル番号紐付け):
+                                                            re-binds MyKey IDs to renewed certificates; exit 2 if a line was refused;
+                                                            --dry-run: report what it would do, write nothing
+  tsx hub/cli.ts linkage-imports [--config hub.json]         the last linkage imports
   tsx hub/cli.ts backup <dir> [--config hub.json]            online backup (database, device CA, CRLs) into a new directory
   tsx hub/cli.ts restore <dir> [--force] [--config hub.json] restore a backup into the configured data directory (hub stopped)
   tsx hub/cli.ts device-ca rotate [--leaked] [--config hub.json]
@@ -61,11 +68,13 @@ async function main(argv: string[]) {
   let config: string | undefined;
   let force = false;
   let leaked = false;
+  let dryRun = false;
   const args: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--config') config = rest[++i];
     else if (rest[i] === '--force') force = true;
     else if (rest[i] === '--leaked') leaked = true;
+    else if (rest[i] === '--dry-run') dryRun = true;
     else args.push(rest[i]);
   }
   if (!cmd || cmd === '--help' || cmd === '-h') {
@@ -117,12 +126,41 @@ async function main(argv: string[]) {
         }
         return 0;
       }
+      case 'linkage-import':
+        return await linkageImport(hub, args, dryRun);
+      case 'linkage-imports': {
+        for (const r of await hub.linkage.recentImports(20)) {
+          console.log(
+            `${new Date(r.started_at).toISOString()}  ${r.code ? 'FAIL' : 'ok  '}  ${r.source}  records=${r.records ?? '-'} carried=${r.carried ?? '-'} already=${r.already ?? '-'} refused=${r.refused ?? '-'}${r.code ? `  refused: ${r.code}` : ''}`,
+          );
+        }
+        return 0;
+      }
       default:
         throw new MyKeyError('bad_request', `unknown command ${cmd}\n${USAGE}`);
     }
   } finally {
     await hub.stop();
   }
+}
+
+/** `linkage-import`: the file and its detached signature; the report on stdout, line by line. */
+async function linkageImport(hub: Hub, args: string[], dryRun: boolean): Promise<number> {
+  if (args.length !== 2) throw new MyKeyError('bad_request', `linkage-import takes the file and its signature file\n${USAGE}`);
+  const read = (path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new MyKeyError('not_found', `cannot read ${path}: ${(e as Error).message}`);
+    }
+  };
+  const bytes = new Uint8Array(read(args[0]));
+  const r = await hub.linkage.importFile(bytes, read(args[1]).toString('latin1'), `file:${args[0]}`, { dryRun });
+  if (dryRun) console.log('DRY RUN: nothing was written; the counts say what an import would do');
+  console.log(`linkage file ${args[0]} (sha256 ${r.file.sha256.slice(0, 16)}, issuer ${r.file.issuer}, created ${r.file.created}, signed by ${r.file.signer}):`);
+  console.log(`  records ${r.file.records}, carried ${r.carried.length} (of which resumed ${r.resumed}), already carried ${r.alreadyCarried.length}, refused ${r.refused.length}`);
+  for (const x of r.refused) console.log(`  line ${x.line}: ${x.code}: ${x.message}`);
+  return r.refused.length > 0 ? 2 : 0;
 }
 
 /** Progress on standard error, one line per phase and tenth. */

@@ -52,6 +52,11 @@ export const HubConfigSchema = Type.Object(
         crlIntervalSeconds: Type.Integer({ minimum: 10, default: 3600, description: 'how often each CRL source is fetched (定期的な失効確認)' }),
         crlGraceHours: Type.Number({ minimum: 0, default: 24, description: 'how long a CRL is trusted after its nextUpdate' }),
         crlMaxBytes: Type.Integer({ minimum: 1024, default: 512 * 1024 * 1024, description: 'a larger CRL download is refused' }),
+        linkageSigners: Type.Array(Type.String(), {
+          default: [],
+          description: 'public keys (PEM SubjectPublicKeyInfo) or certificates (PEM or DER) whose Ed25519 or ECDSA P-256 key signs certificate linkage files (hub/pki/README.md); empty: no linkage file is imported',
+        }),
+        linkageMaxBytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 256 * 1024 * 1024, description: 'a larger certificate linkage file is refused whole (linkage_file_too_large)' }),
       },
       { default: {} },
     ),
@@ -92,6 +97,7 @@ export const HubConfigSchema = Type.Object(
         httpsHost: Type.String({ default: '127.0.0.1', description: 'address of the device API (HTTPS, device certificates)' }),
         httpsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'device API port; 0 picks a free port' }),
         certValidityDays: Type.Integer({ minimum: 1, maximum: 3650, default: 365, description: 'validity of device certificates issued at enrollment' }),
+        snapshotCacheMb: Type.Integer({ minimum: 0, maximum: 65536, default: 128, description: 'memory kept for built snapshots (JSON and gzip), so edges asking at the same head seq share one build; 0 keeps none' }),
       },
       { default: {} },
     ),
@@ -109,6 +115,7 @@ export const HubConfigSchema = Type.Object(
       {
         tokenTtlHours: Type.Integer({ minimum: 1, maximum: 168, default: 24, description: 'default lifetime of a one-time enrollment token' }),
         brokerUrl: Type.String({ default: '', description: 'broker URL told to enrolled edges; empty: the bound mqtts address' }),
+        brokerUrls: Type.Array(Type.String({ pattern: '^mqtts?://' }), { default: [], description: 'further broker URLs told to enrolled edges (the other nodes of a broker cluster), which they fail over to' }),
         hubUrl: Type.String({ default: '', description: 'device API URL told to enrolled edges; empty: the bound device API address' }),
         rateLimit: Type.Object(
           {

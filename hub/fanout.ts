@@ -5,6 +5,14 @@
 // acknowledge their notices (`notified`). A revoked device certificate drops its edge's session
 // (`deviceRevoked`). Emitters only say what happened; the reactions are the listeners below. A
 // listener that throws is logged, never fatal, and the events carry counts, never an ID of a person.
+//
+// Who emits (each is given the bus as an Emitter, never a callback):
+//   suspended       hub/revocation/crl-manager.ts, after each committed chunk of suspensions
+//   outboxWritten   hub/links/links.ts after its transactions; hub/linkage after each carry-over; hub/main.ts after each group commit
+//                   of the write batcher (MyKey lifecycle changes append change-log entries)
+//   published       hub/links/outbox-publisher.ts, after each round that published something
+//   notified        hub/notify/webhooks.ts, for each acknowledged request
+//   deviceRevoked   hub/enrollment/device-enrollment.ts, after a revocation or a superseded certificate
 import type { Logger } from '../shared/log.ts';
 import { TypedEvents, type ListenerFailureLog } from '../shared/typed-events.ts';
 
@@ -12,7 +20,7 @@ export interface FanoutEvents {
   /** A CRL run suspended MyKey IDs; their entries are in the outbox, committed. */
   suspended: { source: 'crl' };
   /** A transaction committed change-log entries and their outbox rows. */
-  outboxWritten: { source: 'links' | 'lifecycle' | 'crl' };
+  outboxWritten: { source: 'links' | 'lifecycle' | 'crl' | 'linkage' };
   /** The broker took change-log messages (a batch counts once, with its entries). */
   published: { messages: number; entries: number };
   /** A service's business system acknowledged notices. */
@@ -32,11 +40,13 @@ export interface FanoutParts {
   log: Logger;
   outbox: { kick(): void };
   webhooks: { kick(): void };
-  /** Drops an edge's session (the broker, once started). */
+  /** Drops an edge's session on the embedded broker (once started). */
   disconnectEdge: (edgeId: string) => void;
+  /** Cuts an edge off the clustered broker (broker.external), when there is one. */
+  cutOffEdge?: (edgeId: string) => void;
 }
 
-/** Subscribes the outbox, the webhooks and the broker to the chain; returns the function that unsubscribes them. */
+/** Subscribes the outbox, the webhooks and the brokers to the chain; returns the function that unsubscribes them. */
 export function wireFanout(bus: FanoutBus, p: FanoutParts): () => void {
   const offs = [
     bus.on('suspended', () => bus.emit('outboxWritten', { source: 'crl' })),
@@ -47,6 +57,7 @@ export function wireFanout(bus: FanoutBus, p: FanoutParts): () => void {
     bus.on('published', (e) => p.log.debug('change-log messages published', e)),
     bus.on('notified', (e) => p.log.debug('notices acknowledged', e)),
     bus.on('deviceRevoked', ({ edgeId }) => p.disconnectEdge(edgeId)),
+    bus.on('deviceRevoked', ({ edgeId }) => p.cutOffEdge?.(edgeId)),
   ];
   return () => offs.forEach((off) => off());
 }

@@ -1,15 +1,16 @@
 // The hub: wires config, store, PKI, features, HTTP and schedulers. Nothing else lives here.
 //
 //   tsx hub/main.ts [--config hub.json]
-import { serve, type ServerType } from '@hono/node-server';
 import { createServer as createHttpsServer } from 'node:https';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../shared/errors.ts';
+import { component, createLifecycle } from '../shared/lifecycle.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { loadHubConfig, type HubConfig } from './config.ts';
 import { createDeviceApp, createPublicApp } from './http/app.ts';
+import { httpListener, urlHost } from './http/listener.ts';
 import { createChallengeStore } from './mykey/challenges.ts';
 import { createMyKeyService } from './mykey/service.ts';
 import { createOcspQuery } from './pki/ocsp-client.ts';
@@ -24,14 +25,15 @@ import { createWebhookSender } from './notify/webhooks.ts';
 import { createBroker, type Broker } from './broker/broker.ts';
 import { createFanoutBus, wireFanout } from './fanout.ts';
 import { openDeviceCa, type DeviceCa } from './pki/device-ca.ts';
-import { createDeviceEnrollment, type DeviceEnrollment } from './pki/device-enrollment.ts';
-import { createEnrollmentTokens } from './console/enrollment-tokens.ts';
+import { createDeviceEnrollment, type DeviceEnrollment } from './enrollment/device-enrollment.ts';
+import { createEnrollmentTokens } from './enrollment/tokens.ts';
 import { mountConsole } from './console/mount.tsx';
 import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
 import { createHubMetrics } from './metrics/hub-metrics.ts';
 import { createReleases } from './releases/releases.ts';
 import { parseReleasePublicKey } from '../shared/release.ts';
 import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
+import { createLinkage } from './linkage/index.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -76,7 +78,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     now,
     maxBytes: config.jpki.crlMaxBytes,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
-    afterSuspend: () => fanout.emit('suspended', { source: 'crl' }),
+    events: fanout,
   });
   await crlManager.loadSaved();
   const revocation = createRevocationChecker({
@@ -87,19 +89,15 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() });
   const linkRepo = store.links;
   const devices = store.devices;
-  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), onPublished: (e) => fanout.emit('published', e) });
-  const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, onNotified: (e) => fanout.emit('notified', e) });
-  const links = createLinks({
-    sql: store.sql,
-    repo: linkRepo,
-    mykeys,
-    now: () => now().getTime(),
-    onOutbox: () => fanout.emit('outboxWritten', { source: 'links' }),
-  });
-  // Lifecycle changes in a batch may have appended change-log entries.
+  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout });
+  const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, events: fanout });
+  const links = createLinks({ sql: store.sql, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout, snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024 });
+  // Lifecycle changes in a batch may have appended change-log entries (the batcher is the store's, so
+  // it keeps a plain hook; the event is the chain's).
   const batcher = createWriteBatcher(store.sql, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
   let broker: Broker | undefined;
-  const unwireFanout = wireFanout(fanout, { log: log.child('fanout'), outbox, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId) });
+  let cluster: BrokerCluster | undefined;
+  const unwireFanout = wireFanout(fanout, { log: log.child('fanout'), outbox, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId), cutOffEdge: (edgeId) => cluster?.cutOff(edgeId) });
   const service = metrics.instrumentService(createMyKeyService({
     repo: mykeys,
     write: batcher.write,
@@ -111,6 +109,8 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     requireRevocationStatus: config.jpki.requireRevocationStatus,
     prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
   }));
+  // Certificate linkage files from the JPKI side (#14): carry-over of renewed certificates without a visit.
+  const linkage = createLinkage({ config, sql: store.sql, mykeys, anchors: () => anchors, crls: crlManager.crls, prepareKeys: (id, next) => links.prepareLifecycleKeys(id, next), events: fanout, now, log: log.child('linkage') });
   const consoleRepo = store.console;
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
@@ -144,6 +144,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     health: async () => ({ mykeyIds: await mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
     metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
     releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
+    linkage: { importer: linkage, adminToken: () => config.admin.token, maxBytes: config.jpki.linkageMaxBytes, audit: async (e) => void (await consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err }))) },
   });
   const deviceApp = createDeviceApp({
     ...common,
@@ -154,6 +155,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     challenges,
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices, () => enrollment),
     needsRenewal: (der) => !!deviceCa && !deviceCa.issuedByCurrent(der),
+    jpkiAnchors: () => anchors.map((a) => a.cert.der),
     rateLimits: config.rateLimits,
     releases: { releases },
     enrollments: {
@@ -163,6 +165,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       enrollment: () => enrollment,
       deviceCertValidityDays: config.devices.certValidityDays,
       brokerUrl: () => config.enrollment.brokerUrl || addresses.mqtts,
+      brokerUrls: config.enrollment.brokerUrls,
       hubUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
       releaseKey: config.releases.publicKeys[0],
       rateLimit: config.enrollment.rateLimit,
@@ -177,6 +180,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     linkRepo,
     mykeys,
     revocations,
+    linkageImports: () => linkage.recentImports(50),
     devices,
     releases: { releases, repo: releaseRepo },
     enrollment: () => enrollment,
@@ -190,10 +194,101 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     session: { idleMs: config.console.sessionIdleMinutes * 60_000, maxMs: config.console.sessionMaxHours * 3600_000 },
   });
 
-  let server: ServerType | undefined;
-  let deviceServer: ServerType | undefined;
+  // What start() brings up, in this order; stop() takes it down in reverse (shared/lifecycle.ts). The
+  // store and the fan-out chain above live from construction to stop(): tests and hub/cli.ts use the
+  // repositories of a hub they never start.
   let deviceCa: DeviceCa | undefined;
-  let cluster: BrokerCluster | undefined;
+  let serverTls: { key: string; cert: string } | undefined;
+  const openCa = () => {
+    if (!deviceCa || !serverTls) throw new Error('the device CA is not open');
+    return { ca: deviceCa, tls: serverTls };
+  };
+  const publicListener = httpListener('http-public', () => ({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }), (port) => (addresses.http = `http://${urlHost(config.http.host)}:${port}`));
+  const lifecycle = createLifecycle(
+    [
+      component('device-ca', async () => {
+        deviceCa = await openDeviceCa(join(config.dataDir, 'device-ca'), { now });
+        const creds = await deviceCa.serverCredentials(config.broker.serverNames);
+        // After a CA rotation the chain carries the cross certificates: an edge that still trusts only
+        // the retired CA verifies the broker and the device API through them (hub/pki/device-ca.ts).
+        serverTls = { key: creds.keyPem, cert: `${creds.certPem.trim()}\n${deviceCa.chainPem()}` };
+      }),
+      component(
+        'broker',
+        async () => {
+          const { ca, tls } = openCa();
+          const plain = config.broker.plainPort ? { host: '127.0.0.1', port: config.broker.plainPort } : undefined;
+          const b = createBroker({ deviceCa: ca, devices, log: log.child('broker'), tls: { host: config.broker.host, port: config.broker.port, serverCert: tls.cert, serverKey: tls.key }, plain, headSeq: (serviceId) => links.headSeq(serviceId) });
+          const ports = await b.start();
+          broker = b;
+          addresses.mqtts = `mqtts://${urlHost(config.broker.host)}:${ports.tlsPort}`;
+          if (ports.plainPort) addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
+        },
+        async () => {
+          await broker?.stop();
+          broker = undefined;
+        },
+      ),
+      // With a clustered broker (broker.external), the hub is its auth backend and publishes there;
+      // the embedded broker keeps serving edges that still point at it.
+      ...(config.broker.external.urls.length === 0
+        ? []
+        : [
+            component(
+              'broker-cluster',
+              async () => {
+                cluster = await startBrokerCluster({ config, devices, deviceCaPem: openCa().ca.certPem, log: log.child('broker-cluster'), headSeq: (serviceId) => links.headSeq(serviceId), now: () => now().getTime() });
+                addresses.brokerAuth = cluster.authUrl;
+              },
+              async () => {
+                await cluster?.stop();
+                cluster = undefined;
+              },
+            ),
+          ]),
+      component(
+        'device-enrollment',
+        async () => {
+          enrollment = createDeviceEnrollment({ deviceCa: openCa().ca, devices, now, events: fanout });
+        },
+        async () => enrollment?.stop(),
+      ),
+      component(
+        'outbox',
+        async () => {
+          const [c, b] = [cluster, broker!];
+          outbox.attach(c ? (topic, payload) => c.publish(topic, payload) : (topic, payload) => b.publish(topic, payload, { qos: 1 }));
+        },
+        async () => outbox.stop(),
+      ),
+      component('crl-schedule', async () => crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000), async () => crlManager.stop()),
+      component('webhooks', async () => webhooks.start(), () => webhooks.stop()),
+      // Services still on the legacy keyed identities move to the memory-hard one (shared/sync.ts), in
+      // the background.
+      component('rekey', async () => {
+        void links.rekeyAll().then(
+          (moved) => moved.length > 0 && log.info('services moved to the memory-hard key derivation', { services: moved.length }),
+          (e) => log.warn('re-keying stopped; it resumes at the next start', { error: e }),
+        );
+      }),
+      // The client certificate is requested but not required at the handshake: enrollment redemption
+      // comes from a tool that has no certificate yet. Every device route checks the verified
+      // certificate itself (device-routes.ts, device_cert_required). The chain sent includes the
+      // device CA so the enrollment tool can pin it by fingerprint before it sends the token.
+      httpListener(
+        'http-device',
+        () => {
+          const { ca, tls } = openCa();
+          const serverOptions = { ...tls, ca: ca.trustedPems(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' as const };
+          return { fetch: deviceApp.fetch, hostname: config.devices.httpsHost, port: config.devices.httpsPort, createServer: createHttpsServer, serverOptions };
+        },
+        (port) => (addresses.deviceApi = `https://${urlHost(config.devices.httpsHost)}:${port}`),
+      ),
+      publicListener,
+    ],
+    { log: log.child('lifecycle') },
+  );
+
   return {
     config,
     /** The public app (plain HTTP listener): holders, services, operator API, console. */
@@ -222,6 +317,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     metrics,
     releases,
     releaseRepo,
+    linkage,
     get broker() {
       return broker;
     },
@@ -244,97 +340,26 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     consoleRepo,
     enrollmentTokens,
     /**
-     * Opens the device CA, starts the broker (MQTT over TLS) and the device API (HTTPS), then the
-     * HTTP API; resolves with the HTTP address once everything listens.
+     * Starts the components in order: the device CA, the broker (MQTT over TLS) and the cluster link,
+     * device enrollment, the outbox, the CRL schedule, the webhooks, the device API (HTTPS) and the
+     * HTTP API; resolves with the HTTP address once everything listens. A start that fails stops what
+     * had started and rejects.
      */
     async start(): Promise<{ port: number; url: string }> {
-      const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
-      deviceCa = await openDeviceCa(join(config.dataDir, 'device-ca'), { now });
-      const creds = await deviceCa.serverCredentials(config.broker.serverNames);
-      const b = createBroker({
-        deviceCa,
-        devices,
-        log: log.child('broker'),
-        // After a CA rotation the chain carries the cross certificates: an edge that still trusts only
-        // the retired CA verifies the broker through them (hub/pki/device-ca.ts).
-        tls: { host: config.broker.host, port: config.broker.port, serverCert: `${creds.certPem.trim()}\n${deviceCa.chainPem()}`, serverKey: creds.keyPem },
-        plain: config.broker.plainPort ? { host: '127.0.0.1', port: config.broker.plainPort } : undefined,
-        headSeq: (serviceId) => links.headSeq(serviceId),
-      });
-      const ports = await b.start();
-      broker = b;
-      // With a clustered broker (broker.external), the hub is its auth backend and publishes there;
-      // the embedded broker keeps serving edges that still point at it.
-      if (config.broker.external.urls.length > 0) {
-        cluster = await startBrokerCluster({ config, devices, deviceCaPem: deviceCa.certPem, log: log.child('broker-cluster'), headSeq: (serviceId) => links.headSeq(serviceId), now: () => now().getTime() });
-        this.addresses.brokerAuth = cluster.authUrl;
-      }
-      const c = cluster;
-      enrollment = createDeviceEnrollment({
-        deviceCa,
-        devices,
-        now,
-        onRevoked: (edgeId) => {
-          fanout.emit('deviceRevoked', { edgeId });
-          c?.cutOff(edgeId);
-        },
-      });
-      this.addresses.mqtts = `mqtts://${hostOf(config.broker.host)}:${ports.tlsPort}`;
-      if (ports.plainPort) this.addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
-      outbox.attach(c ? (topic, payload) => c.publish(topic, payload) : (topic, payload) => b.publish(topic, payload, { qos: 1 }));
-      crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
-      webhooks.start();
-      // Services still on the legacy keyed identities move to the memory-hard one (shared/sync.ts).
-      void links.rekeyAll().then(
-        (moved) => moved.length > 0 && log.info('services moved to the memory-hard key derivation', { services: moved.length }),
-        (e) => log.warn('re-keying stopped; it resumes at the next start', { error: e }),
-      );
-      const listen = (opts: Parameters<typeof serve>[0]) =>
-        new Promise<{ s: ServerType; port: number }>((res, rej) => {
-          const s = serve(opts, (info) => res({ s, port: info.port }));
-          s.once('error', rej);
-        });
-      // The client certificate is requested but not required at the handshake: enrollment redemption
-      // comes from a tool that has no certificate yet. Every device route checks the verified
-      // certificate itself (device-routes.ts, device_cert_required). The chain sent includes the
-      // device CA so the enrollment tool can pin it by fingerprint before it sends the token.
-      const dev = await listen({
-        fetch: deviceApp.fetch,
-        hostname: config.devices.httpsHost,
-        port: config.devices.httpsPort,
-        createServer: createHttpsServer,
-        serverOptions: {
-          key: creds.keyPem,
-          cert: `${creds.certPem.trim()}\n${deviceCa.chainPem()}`,
-          ca: deviceCa.trustedPems(),
-          requestCert: true,
-          rejectUnauthorized: false,
-          minVersion: 'TLSv1.2',
-        },
-      });
-      deviceServer = dev.s;
-      this.addresses.deviceApi = `https://${hostOf(config.devices.httpsHost)}:${dev.port}`;
-      const main = await listen({ fetch: app.fetch, hostname: config.http.host, port: config.http.port });
-      server = main.s;
-      const url = `http://${hostOf(config.http.host)}:${main.port}`;
-      this.addresses.http = url;
-      log.info('hub listening', { url, deviceApi: this.addresses.deviceApi, mqtts: this.addresses.mqtts, anchors: anchors.length, db: store.location, deviceCaFingerprint: this.deviceCaFingerprint });
-      return { port: main.port, url };
+      await lifecycle.start();
+      const url = addresses.http!;
+      log.info('hub listening', { url, deviceApi: addresses.deviceApi, mqtts: addresses.mqtts, anchors: anchors.length, db: store.location, deviceCaFingerprint: this.deviceCaFingerprint });
+      return { port: publicListener.port!, url };
     },
+    /** Stops the components in reverse, then unwires the fan-out chain and closes the store. */
     async stop(): Promise<void> {
-      crlManager.stop();
-      unwireFanout();
-      await webhooks.stop();
-      outbox.stop();
-      const close = (s: ServerType | undefined) =>
-        new Promise<void>((r) => {
-          if (!s) return r();
-          (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-          s.close(() => r());
-        });
-      await Promise.all([close(server), close(deviceServer), broker?.stop(), cluster?.stop()]);
-      server = deviceServer = broker = cluster = undefined;
-      await store.close();
+      try {
+        await lifecycle.stop();
+      } finally {
+        unwireFanout();
+        links.close();
+        await store.close();
+      }
     },
   };
 }

@@ -15,6 +15,25 @@ export const ENROLLMENT_TOKEN_PATTERN = '^mket_[0-9a-f]{12}\\.[A-Za-z0-9_-]{43}$
 const Pem = (label: string, description: string) =>
   Type.String({ pattern: `-----BEGIN ${label}-----`, maxLength: 16384, description });
 
+/**
+ * What a touch proves for a service (the seed's two levels): `possession`, the MyKey ID or certificate
+ * read off the card without a PIN (anyone holding the card, or a copy of what it shows, passes);
+ * `pin`, the holder's 4-digit PIN and the card's JPKI signature over a fresh challenge made by the
+ * edge, verified at the edge with no network.
+ */
+export const TOUCH_ASSURANCES = ['possession', 'pin'] as const;
+export type TouchAssurance = (typeof TOUCH_ASSURANCES)[number];
+
+/**
+ * The assurance an edge applies for what the hub said: absent (a hub older than the field) is
+ * `possession`; a value this edge does not know (a newer hub's stronger level) is treated as `pin`,
+ * the strongest it knows, never as less.
+ */
+export function touchAssuranceOf(value: string | undefined): TouchAssurance {
+  if (value === undefined || value === 'possession') return 'possession';
+  return 'pin';
+}
+
 /** GET /v1/device/config: who the hub knows this device as, and its service's sync secret. */
 export const DeviceConfig = Type.Object({
   edgeId: Type.String({ pattern: EDGE_ID_PATTERN }),
@@ -24,6 +43,18 @@ export const DeviceConfig = Type.Object({
     Type.Boolean({
       description:
         'true when the certificate this request came with was issued by a retired device CA (a CA key rotation): it stays valid until it expires, but the edge should get a new one now through POST /v1/device/rotate and trust the caPem of that answer',
+    }),
+  ),
+  // PIN-checked touch (#14). Both optional: an edge older than them ignores them (and answers on
+  // possession alone); a hub older than them sends neither (possession). A plain string, not an enum,
+  // so that a later level does not make this edge refuse the whole config (touchAssuranceOf).
+  touchAssurance: Type.Optional(
+    Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: "what a touch must prove for the device's service: `possession` (no PIN; the default when absent) or `pin` (the holder's PIN and the card's JPKI signature, checked at the edge)" }),
+  ),
+  jpkiAnchors: Type.Optional(
+    Type.Array(Type.String({ pattern: '^[A-Za-z0-9+/]+={0,2}$', maxLength: 16384 }), {
+      maxItems: 16,
+      description: "the hub's JPKI user-authentication CA certificates (base64 DER): the edge checks a PIN-checked touch's certificate against them, offline",
     }),
   ),
 });
@@ -86,6 +117,9 @@ const issuedFields = {
 export const EnrollmentResponse = Type.Object({
   ...issuedFields,
   brokerUrl: Type.Optional(Type.String({ pattern: '^mqtts?://', description: 'where the edge connects with its certificate (mqtts://)' })),
+  brokerUrls: Type.Optional(
+    Type.Array(Type.String({ pattern: '^mqtts?://', maxLength: 512 }), { maxItems: 16, description: 'the other nodes of a broker cluster, which the edge fails over to (edge config broker.urls)' }),
+  ),
   hubUrl: Type.Optional(Type.String({ pattern: '^https?://', description: "the hub's device API" })),
   releaseKey: Type.Optional(Type.String({ maxLength: 4096, description: 'the Ed25519 release public key edge updates are signed with (hub releases.publicKeys, the first)' })),
 });

@@ -164,6 +164,32 @@ export const ERROR_CODES = {
   // Device CA rotation (hub/pki/device-ca.ts)
   device_ca_retired: { status: 503, title: 'This device CA key has been retired by a rotation; the hub must be restarted to issue with the new one' },
   device_ca_rotation_invalid: { status: 500, title: 'The device CA rotation could not be completed' },
+  // linkage records (#14): old/new certificate linkage files from the JPKI side (hub/linkage)
+  linkage_signers_unconfigured: { status: 503, title: 'No linkage signer is configured (jpki.linkageSigners): linkage files cannot be imported' },
+  linkage_signature_missing: { status: 400, title: 'The linkage file comes without its detached signature' },
+  linkage_signature_invalid: { status: 422, title: 'The linkage file signature does not verify against any configured linkage signer' },
+  linkage_file_too_large: { status: 413, title: 'The linkage file is larger than jpki.linkageMaxBytes' },
+  linkage_file_malformed: { status: 422, title: 'The linkage file is not a valid mykey-linkage file (encoding, header or record count)' },
+  linkage_issuer_unknown: { status: 422, title: 'The linkage file names an issuer key that is not a configured JPKI trust anchor' },
+  linkage_line_malformed: { status: 422, title: 'The linkage record is not valid (JSON, fields or serial form)' },
+  linkage_line_duplicate: { status: 422, title: 'The linkage file links this old certificate more than once' },
+  linkage_old_unknown: { status: 422, title: 'No live MyKey ID is bound to the old certificate of the linkage record' },
+  linkage_old_superseded: { status: 409, title: 'The old certificate was already carried over to another certificate' },
+  linkage_old_lost: { status: 409, title: 'The old certificate was revoked for a loss (or its MyKey ID suspended for one): a linkage record does not carry it' },
+  linkage_mykey_invalidated: { status: 409, title: 'The MyKey ID of the old certificate was invalidated by its holder' },
+  linkage_new_cert_untrusted: { status: 422, title: 'The new certificate of the linkage record does not chain to a configured JPKI trust anchor' },
+  linkage_new_cert_invalid: { status: 422, title: 'The new certificate of the linkage record is not a valid user-authentication certificate (DER, validity, profile)' },
+  linkage_new_cert_revoked: { status: 422, title: 'The new certificate of the linkage record is itself revoked' },
+  linkage_serial_mismatch: { status: 422, title: 'The new serial of the linkage record is not the serial of its certificate' },
+  linkage_new_cert_bound: { status: 409, title: 'The new certificate of the linkage record is already bound to another MyKey ID' },
+  // PIN-checked touch (#14)
+  pin_touch_cert_unbound: { status: 403, title: "The card's user-authentication certificate is not the one bound to the MyKey ID it carries" },
+  pin_touch_cert_untrusted: { status: 403, title: "The card's certificate was not issued by a JPKI trust anchor the edge holds, or is outside its validity" },
+  pin_touch_signature_invalid: { status: 403, title: "The card's signature does not verify against its certificate's key" },
+  pin_touch_replayed: { status: 403, title: "The signature is by the card's key but over another challenge (an old one replayed)" },
+  pin_touch_timeout: { status: 408, title: 'The PIN was not entered in time' },
+  pin_touch_cancelled: { status: 409, title: 'The PIN-checked touch was cancelled' },
+  pin_touch_unavailable: { status: 503, title: 'The edge holds no JPKI trust anchor to check a PIN-checked touch against' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

@@ -5,12 +5,14 @@
 // every failure is a MyKeyError with one stable code, decided here only:
 //   - no connection: `unavailable`; no answer in time: `timeout`; a server certificate that does not
 //     chain to the trusted CA (or names another host): `hub_ca_mismatch`;
-//   - an answer above the cap: `payload_too_large`;
+//   - an answer above the cap: `payload_too_large` (a gzip answer, which a call may accept, is capped
+//     on its decoded bytes, so a small compressed body cannot unpack into an unbounded one);
 //   - a status other than the expected ones: the `code` of its problem JSON (RFC 9457), or else one
 //     derived from the status (`codeForStatus`); `details.status` carries the status;
 //   - an expected status whose body is not JSON or not the schema: `validation_failed`.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { createGunzip } from 'node:zlib';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { isErrorCode, MyKeyError, type ErrorCode } from './errors.ts';
@@ -45,6 +47,8 @@ export interface HubCall<S extends TSchema | undefined> {
   /** Schema of a successful body; without it the body is not read as JSON. */
   schema?: S;
   maxBytes?: number;
+  /** Ask for a gzip-encoded answer (RFC 9110 12.5.3 Accept-Encoding) and decode it; maxBytes caps the decoded body. */
+  gzip?: boolean;
   /** What is being done, for messages ("the enrollment", "snapshot"). */
   what: string;
 }
@@ -186,7 +190,11 @@ export class HubHttpClient {
     const payload = call.body === undefined ? undefined : Buffer.from(JSON.stringify(call.body));
     const req = (https ? httpsRequest : httpRequest)(url, {
       method: call.method,
-      headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
+      headers: {
+        accept: 'application/json',
+        ...(call.gzip ? { 'accept-encoding': 'gzip' } : {}),
+        ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+      },
       timeout: this.#o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       // The given CA alone is trusted (no system roots), and the host name is checked against it.
       ...(https ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true, minVersion: 'TLSv1.2' as const } : {}),
@@ -204,14 +212,23 @@ export class HubHttpClient {
       req.on('response', (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         let n = 0;
-        res.on('data', (c: Buffer) => {
+        const encoding = String(res.headers['content-encoding'] ?? '').trim().toLowerCase();
+        // Decoded on the libuv pool as it arrives; the cap counts decoded bytes.
+        const gunzip = call.gzip && (encoding === 'gzip' || encoding === 'x-gzip') ? createGunzip() : undefined;
+        const body = gunzip ? res.pipe(gunzip) : res;
+        const stop = (e: unknown) => {
+          gunzip?.destroy();
+          failed(e);
+        };
+        body.on('data', (c: Buffer) => {
           n += c.length;
-          if (n > maxBytes) failed(new MyKeyError('payload_too_large', `${call.what}: the hub's answer is above ${maxBytes} bytes`));
+          if (n > maxBytes) stop(new MyKeyError('payload_too_large', `${call.what}: the hub's answer is above ${maxBytes} bytes`));
           else chunks.push(c);
         });
-        res.on('error', failed);
-        res.on('aborted', () => failed(new Error('the answer was cut off')));
-        res.on('end', () => {
+        gunzip?.on('error', (e) => stop(new MyKeyError('validation_failed', `${call.what}: the hub's gzip answer does not decode`, { cause: e })));
+        res.on('error', stop);
+        res.on('aborted', () => stop(new Error('the answer was cut off')));
+        body.on('end', () => {
           if (settled) return;
           settled = true;
           resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks, n), date: res.headers.date });

@@ -112,6 +112,15 @@ export const CarryOverRequest = Type.Object(
 );
 export type CarryOverRequest = Static<typeof CarryOverRequest>;
 
+/** What a touch must prove for a service (shared/device-api.ts TOUCH_ASSURANCES). */
+const TouchAssuranceField = Type.Union([Type.Literal('possession'), Type.Literal('pin')], {
+  description: "what a touch at the service's readers proves: `possession` (no PIN, the default) or `pin` (the holder's 4-digit PIN and the card's JPKI signature, checked at the reader)",
+});
+
+/** PUT /v1/admin/services/{serviceId}/touch-assurance */
+export const TouchAssuranceRequest = Type.Object({ touchAssurance: TouchAssuranceField }, { additionalProperties: false });
+export type TouchAssuranceRequest = Static<typeof TouchAssuranceRequest>;
+
 /** POST /v1/admin/services */
 export const CreateServiceRequest = Type.Object(
   {
@@ -119,6 +128,7 @@ export const CreateServiceRequest = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 100 }),
     webhookUrl: Type.Optional(Type.String({ format: 'uri', pattern: '^https?://', maxLength: 500 })),
     requireHolderProof: Type.Optional(Type.Boolean({ description: 'counter links need the holder to sign with the PIN (default true)' })),
+    touchAssurance: Type.Optional(TouchAssuranceField),
   },
   { additionalProperties: false },
 );
@@ -131,6 +141,7 @@ export const ServiceView = Type.Object({
   headSeq: Type.Integer(),
   webhookUrl: Type.Union([Type.String(), Type.Null()]),
   requireHolderProof: Type.Optional(Type.Boolean({ description: "counter links need the holder's card signature after the PIN" })),
+  touchAssurance: Type.Optional(TouchAssuranceField),
   webhookSecret: Type.Optional(Type.String({ description: 'shown once, when set' })),
   links: Type.Optional(Type.Object({ active: Type.Integer(), suspended: Type.Integer() })),
   webhook: Type.Optional(Type.Object({ pending: Type.Integer(), delivered: Type.Integer(), oldestPendingAt: Type.Union([Type.String(), Type.Null()]), lastError: Type.Union([Type.String(), Type.Null()]) })),
@@ -204,6 +215,7 @@ export const SCHEMAS: Record<string, TSchema> = {
   CredentialRequest,
   CredentialCreated,
   WebhookRequest,
+  TouchAssuranceRequest,
   LinkRequest,
   LinkResponse,
   HolderUnlinkRequest,

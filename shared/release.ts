@@ -109,7 +109,6 @@ export function releaseIsForService(m: ReleaseManifest, serviceId: string): bool
 
 /** Update states an edge reports to the hub. */
 export const UPDATE_STATES = ['idle', 'downloading', 'installing', 'restarting', 'self_test', 'installed', 'refused', 'failed', 'rolled_back'] as const;
-export type UpdateState = (typeof UPDATE_STATES)[number];
 
 /** POST /v1/device/update: what an edge says about its update. */
 export const UpdateReport = Type.Object(

@@ -9,8 +9,16 @@ export interface ListenerFailureLog {
 
 type Listener<T> = (payload: T) => unknown;
 
+/**
+ * The telling side of a TypedEvents: what a part that only says what happened is given (it cannot
+ * listen, nor remove another's listener).
+ */
+export interface Emitter<M extends { [K in keyof M]: unknown }> {
+  emit<K extends keyof M>(event: K, payload: M[K]): void;
+}
+
 /** A small typed event emitter: event name -> payload type. */
-export class TypedEvents<M extends { [K in keyof M]: unknown }> {
+export class TypedEvents<M extends { [K in keyof M]: unknown }> implements Emitter<M> {
   readonly #listeners = new Map<keyof M, Set<Listener<never>>>();
   readonly #log: ListenerFailureLog;
   readonly #name: string;

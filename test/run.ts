@@ -10,7 +10,7 @@
 // The last line is the plain summary `N passed, N failed, N skipped` (a test whose tool is missing is
 // skipped, never passed: test/helpers/requires.ts).
 //
-// PostgreSQL pass: the hub test files that go through a test hub (startTestHub) and never open its
+// PostgreSQL pass: the hub test files that go through a test hub (startTestHub, startHubWithEdge) and never open its
 // SQLite file themselves run a second time with the hub on PostgreSQL (MYKEY_TEST_STORE=pg), on one
 // throwaway cluster started here (test/helpers/pg.ts) whose URL they get in MYKEY_TEST_PG_URL; each
 // file makes its own databases on it. MYKEY_TEST_PG=0 skips the pass, MYKEY_TEST_PG=only runs only it.
@@ -140,7 +140,7 @@ async function main() {
 function onPostgres(file: string): boolean {
   if (!relative(testDir, file).startsWith('hub/') || file.includes('.serial.')) return false;
   const text = readFileSync(file, 'utf8');
-  return /startTestHub|startConsoleHub/.test(text) && !/\.db\b|\bdb\s*[},]|openDatabase|better-sqlite3|sqliteStore/.test(text);
+  return /startTestHub|startHubWithEdge|startConsoleHub/.test(text) && !/\.db\b|\bdb\s*[},]|openDatabase|better-sqlite3|sqliteStore/.test(text);
 }
 
 async function runAll(files: string[], env: Record<string, string>, label: string, results: Result[]) {

@@ -73,13 +73,7 @@ export class SocketTarget implements HandoffTarget {
       });
       sock.on('data', () => {}); // input is ignored; reading keeps the socket flowing
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOnSocket(server, this.path);
     server.on('error', (err) => this.#log.error('hand-off socket failed', { target: this.name, error: err }));
     this.#server = server;
     await chmod(this.path, this.#mode);
@@ -106,11 +100,27 @@ export class SocketTarget implements HandoffTarget {
   async stop(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
-    for (const c of this.#clients) c.destroy();
-    this.#clients.clear();
-    if (server) await new Promise<void>((r) => server.close(() => r()));
-    await unlink(this.path).catch(() => undefined);
+    await closeSocketServer(server, this.#clients, this.path);
   }
+}
+
+/** Listens on the Unix socket `path`; rejects when it cannot (a stale file is removeStaleSocket's). */
+export function listenOnSocket(server: Server, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Stops a Unix socket server: drops its clients, closes it and removes its socket file. */
+export async function closeSocketServer(server: Server | undefined, clients: Set<Socket>, path: string): Promise<void> {
+  for (const c of clients) c.destroy();
+  clients.clear();
+  if (server) await new Promise<void>((r) => server.close(() => r()));
+  await unlink(path).catch(() => undefined);
 }
 
 /**

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { ERROR_CODES, MyKeyError, isErrorCode, type ErrorCode } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
-import { KIOSK_TOKEN_PARAM } from '../kiosk/request-guard.ts';
+import { KIOSK_TOKEN_PARAM, MAX_BODY_BYTES, SECURITY_HEADERS } from '../kiosk/request-guard.ts';
 import type { FlowRequest, HolderFlows } from './flows.ts';
 import { guardHolderRequest, HOLDER_TOKEN_HEADER, type HolderPolicy } from './guard.ts';
 import type { Language } from './messages.ts';
@@ -24,14 +24,6 @@ export interface HolderServerOptions {
   token?: string;
   log?: Logger;
 }
-
-const MAX_BODY_BYTES = 1024;
-const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-};
 
 export class HolderServer {
   readonly #o: HolderServerOptions;

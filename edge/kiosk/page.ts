@@ -32,6 +32,15 @@ export function kioskHtml(lang: Language): string {
     <input id="field" name="field" autocomplete="off" spellcheck="false">
     <button type="submit" id="submit"></button>
   </form>
+  <div id="pinpad" hidden>
+    <div id="pin-dots" aria-live="polite"><span></span><span></span><span></span><span></span></div>
+    <div class="keys">
+      <button type="button" data-digit="1">1</button><button type="button" data-digit="2">2</button><button type="button" data-digit="3">3</button>
+      <button type="button" data-digit="4">4</button><button type="button" data-digit="5">5</button><button type="button" data-digit="6">6</button>
+      <button type="button" data-digit="7">7</button><button type="button" data-digit="8">8</button><button type="button" data-digit="9">9</button>
+      <button type="button" id="pin-back" aria-label="back">⌫</button><button type="button" data-digit="0">0</button><button type="button" id="pin-clear" aria-label="clear">C</button>
+    </div>
+  </div>
   <div class="actions">
     <button type="button" id="register" hidden></button>
     <button type="button" id="cancel" hidden></button>
@@ -66,6 +75,13 @@ form { display: flex; flex-direction: column; gap: .8rem; align-items: center; }
 label { font-size: 2rem; }
 input { font-size: 3rem; padding: .5rem 1rem; width: 14em; max-width: 90vw; text-align: center; border: 3px solid #333; border-radius: .6rem; }
 .actions { display: flex; gap: 1rem; }
+main[data-outcome="pin"] { background: #e8eefc; }
+#pinpad { display: flex; flex-direction: column; align-items: center; gap: 1rem; }
+#pin-dots { display: flex; gap: 1rem; }
+#pin-dots span { width: 2.2rem; height: 2.2rem; border-radius: 50%; border: 3px solid #333; background: #fff; }
+#pin-dots span.on { background: #111; }
+.keys { display: grid; grid-template-columns: repeat(3, 6rem); gap: .6rem; }
+.keys button { font-size: 2.4rem; padding: .8rem 0; }
 [hidden] { display: none !important; }
 `;
 
@@ -93,7 +109,7 @@ function render() {
   h.dataset.health = view.health;
   set('health', view.health === 'ok' ? '' : t('health_' + view.health));
   const main = document.querySelector('main');
-  let title = '', label = '', value = '', sub = '', form = '', register = false, cancel = false;
+  let title = '', label = '', value = '', sub = '', form = '', register = false, cancel = false, pinpad = false;
   if (view.screen === 'result' && view.result) {
     const r = view.result;
     main.dataset.outcome = r.outcome;
@@ -118,6 +134,18 @@ function render() {
     else if (g.step === 'sending') sub = t('reg_sending');
     else if (g.step === 'done') { title = t('reg_done'); label = t('linked_label'); value = g.serviceUserId; sub = g.replaced ? t('reg_replaced') : ''; }
     else if (g.step === 'failed') { title = t('reg_failed'); sub = t('reg_failed_' + g.code) || ''; }
+  } else if (view.screen === 'pin' && view.pin) {
+    // PIN-checked touch (#14): the PIN pad. The digits live only in this page until they are posted.
+    const g = view.pin;
+    main.dataset.outcome = 'pin';
+    title = t('pin_title');
+    if (g.step === 'checking') sub = t('pin_checking');
+    else {
+      sub = g.retry === 'pin_wrong' ? t('pin_wrong', { n: g.triesLeft }) : t('pin_sub');
+      if (g.triesLeft === 1) sub += ' ' + t('pin_last_try');
+      pinpad = true;
+    }
+    cancel = g.step === 'pin';
   } else if (view.reader) {
     // The reader does not work: say so, and what the shop can do, instead of "touch your card".
     main.dataset.outcome = 'reader';
@@ -140,8 +168,25 @@ function render() {
   if (form === 'pin' && view.register && view.register.retry) field.value = '';
   $('field-label').textContent = form === 'pin' ? t('reg_pin_label') : t('reg_service_user_id_label');
   $('submit').textContent = t('submit_button');
+  const pad = $('pinpad');
+  if (!pinpad) pinDigits = '';
+  pad.hidden = !pinpad;
+  for (const [i, d] of [...document.querySelectorAll('#pin-dots span')].entries()) d.classList.toggle('on', i < pinDigits.length);
   $('register').textContent = t('register_button'); $('register').hidden = !register;
   $('cancel').textContent = t('cancel_button'); $('cancel').hidden = !cancel;
+}
+
+// The PIN typed so far: only in this page, cleared when the PIN pad's state changes, posted at 4 digits.
+let pinDigits = '';
+function pinDigit(d) {
+  if (view.screen !== 'pin' || !view.pin || view.pin.step !== 'pin' || pinDigits.length >= 4) return;
+  pinDigits += d;
+  if (pinDigits.length === 4) {
+    const pin = pinDigits;
+    pinDigits = '';
+    post('/api/pin', { pin });
+  }
+  render();
 }
 
 function post(path, body) {
@@ -152,8 +197,11 @@ document.addEventListener('click', (e) => {
   const b = e.target.closest('button');
   if (!b) return;
   if (b.dataset.setLang) { lang = b.dataset.setLang; render(); }
+  else if (b.dataset.digit) pinDigit(b.dataset.digit);
+  else if (b.id === 'pin-back') { pinDigits = pinDigits.slice(0, -1); render(); }
+  else if (b.id === 'pin-clear') { pinDigits = ''; render(); }
   else if (b.id === 'register') post('/api/register/start');
-  else if (b.id === 'cancel') post('/api/register/cancel');
+  else if (b.id === 'cancel') post(view.screen === 'pin' ? '/api/pin/cancel' : '/api/register/cancel');
 });
 $('form').addEventListener('submit', (e) => {
   e.preventDefault();
@@ -163,8 +211,19 @@ $('form').addEventListener('submit', (e) => {
   else if (formKind === 'service_user_id') post('/api/register/service-user-id', { serviceUserId: v.trim() });
 });
 
+document.addEventListener('keydown', (e) => {
+  if (view.screen !== 'pin') return;
+  if (/^[0-9]$/.test(e.key)) pinDigit(e.key);
+  else if (e.key === 'Backspace') { pinDigits = pinDigits.slice(0, -1); render(); }
+});
+
 const es = new EventSource('/events');
-es.addEventListener('view', (e) => { view = JSON.parse(e.data); render(); });
+es.addEventListener('view', (e) => {
+  const next = JSON.parse(e.data);
+  if (JSON.stringify(next.pin) !== JSON.stringify(view.pin)) pinDigits = '';
+  view = next;
+  render();
+});
 render();
 `;
 }

@@ -11,6 +11,20 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ErrorCode } from '../../shared/errors.ts';
 
+/** Largest form or JSON body the edge's local pages (kiosk, holder) accept. */
+export const MAX_BODY_BYTES = 1024;
+
+/**
+ * Headers on every answer of the edge's local pages: only their own script, style and connections
+ * (CSP), never framed, no MIME sniffing, no referrer, nothing cached.
+ */
+export const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
 /** The cookie that carries the kiosk token after the first visit. */
 export const KIOSK_TOKEN_COOKIE = 'mykey_kiosk';
 /** The query parameter that carries the kiosk token once. */

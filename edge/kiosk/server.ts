@@ -10,11 +10,12 @@ import type { ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type { HandoffTarget, TouchResult } from '../handoff/types.ts';
+import type { PinTouchView } from '../pintouch/view.ts';
 import type { RegistrationView } from '../register/view.ts';
 import { KIOSK_CSS, kioskHtml, kioskJs } from './page.ts';
 import type { Language } from './messages.ts';
 import { resultView, type KioskHealth, type KioskReaderView, type KioskView } from './view.ts';
-import { guardRequest, isLoopbackHost, KIOSK_TOKEN_PARAM, type GuardPolicy, type GuardVerdict } from './request-guard.ts';
+import { guardRequest, isLoopbackHost, KIOSK_TOKEN_PARAM, MAX_BODY_BYTES, SECURITY_HEADERS, type GuardPolicy, type GuardVerdict } from './request-guard.ts';
 
 /** What an action of the page answers. */
 export type ActionReply = { ok: true } | { ok: false; code: ErrorCode; message: string };
@@ -23,6 +24,12 @@ export type ActionReply = { ok: true } | { ok: false; code: ErrorCode; message: 
 export interface KioskActions {
   start(): ActionReply;
   serviceUserId(value: string): ActionReply;
+  pin(pin: string): ActionReply;
+  cancel(): ActionReply;
+}
+
+/** The PIN-checked touch (#14) as the page drives it. */
+export interface KioskPinActions {
   pin(pin: string): ActionReply;
   cancel(): ActionReply;
 }
@@ -44,20 +51,14 @@ export interface KioskServerOptions {
   health?: () => KioskHealth;
   healthPollMs?: number;
   registration?: KioskActions;
+  /** The PIN-checked touch's PIN pad (#14). */
+  pinTouch?: KioskPinActions;
   log?: Logger;
 }
 
-const MAX_BODY_BYTES = 1024;
-const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-};
-
 export class KioskServer implements HandoffTarget {
   readonly name = 'kiosk';
-  readonly #o: Required<Omit<KioskServerOptions, 'registration' | 'log' | 'token' | 'allowedHosts' | 'print'>>;
+  readonly #o: Required<Omit<KioskServerOptions, 'registration' | 'pinTouch' | 'log' | 'token' | 'allowedHosts' | 'print'>>;
   readonly #configuredToken: string | undefined;
   readonly #allowedHosts: readonly string[];
   readonly #print: (line: string) => void;
@@ -65,6 +66,8 @@ export class KioskServer implements HandoffTarget {
   #generatedToken: string | undefined;
   #printed = false;
   readonly #actions: KioskActions | undefined;
+  readonly #pinActions: KioskPinActions | undefined;
+  #pin: PinTouchView = { step: 'off' };
   readonly #log: Logger;
   readonly #clients = new Set<ServerResponse>();
   readonly #js: string;
@@ -91,6 +94,7 @@ export class KioskServer implements HandoffTarget {
     this.#allowedHosts = (opts.allowedHosts ?? []).map((h) => h.toLowerCase().replace(/^\[|\]$/g, ''));
     this.#print = opts.print ?? ((line) => process.stderr.write(`${line}\n`));
     this.#actions = opts.registration;
+    this.#pinActions = opts.pinTouch;
     this.#log = opts.log ?? silentLogger;
     this.#js = kioskJs();
   }
@@ -161,6 +165,7 @@ export class KioskServer implements HandoffTarget {
   view(): KioskView {
     const base = { health: this.#health, registrationEnabled: this.#actions !== undefined, ...(this.#reader ? { reader: this.#reader } : {}) };
     if (this.#register.step !== 'off') return { screen: 'register', ...base, register: this.#register };
+    if (this.#pin.step !== 'off') return { screen: 'pin', ...base, pin: this.#pin };
     if (this.#result) return { screen: 'result', ...base, result: this.#result };
     return { screen: 'idle', ...base };
   }
@@ -181,6 +186,16 @@ export class KioskServer implements HandoffTarget {
   /** Shows the registration flow's state (step `off` returns to the touch screen). */
   showRegistration(view: RegistrationView): void {
     this.#register = view;
+    if (view.step !== 'off') {
+      this.#result = undefined;
+      clearTimeout(this.#resultTimer);
+    }
+    this.#push();
+  }
+
+  /** Shows the PIN-checked touch's PIN pad (step `off` returns to the touch screen or the result). */
+  showPinTouch(view: PinTouchView): void {
+    this.#pin = view;
     if (view.step !== 'off') {
       this.#result = undefined;
       clearTimeout(this.#resultTimer);
@@ -273,6 +288,9 @@ export class KioskServer implements HandoffTarget {
         this.#clients.add(res);
         req.on('close', () => this.#clients.delete(res));
         return;
+      case 'POST /api/pin':
+      case 'POST /api/pin/cancel':
+        return this.#pinAction(req, res, url.pathname === '/api/pin' ? 'pin' : 'cancel');
       case 'POST /api/register/start':
       case 'POST /api/register/service-user-id':
       case 'POST /api/register/pin':
@@ -282,6 +300,19 @@ export class KioskServer implements HandoffTarget {
         if (['GET', 'POST', 'HEAD'].includes(req.method ?? '')) return send(res, 404, 'text/plain', 'not found');
         return send(res, 405, 'text/plain', 'method not allowed');
     }
+  }
+
+  /** The PIN pad's posts (#14): the PIN goes straight to the flow, which hands it to the card only. */
+  async #pinAction(req: IncomingMessage, res: ServerResponse, name: 'pin' | 'cancel'): Promise<void> {
+    const reply = (status: number, r: ActionReply) => send(res, status, 'application/json', JSON.stringify(r));
+    // JSON only, as the registration actions: a cross-site form cannot send it without a preflight.
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return reply(415, { ok: false, code: 'unsupported_media_type', message: 'send application/json' });
+    const actions = this.#pinActions;
+    if (!actions) return reply(404, { ok: false, code: 'not_found', message: 'PIN-checked touches are not enabled here' });
+    const body = await readBody(req);
+    if (body === undefined) return reply(400, { ok: false, code: 'bad_request', message: `a JSON object of at most ${MAX_BODY_BYTES} bytes` });
+    const r = name === 'cancel' ? actions.cancel() : typeof body.pin === 'string' ? actions.pin(body.pin) : ({ ok: false, code: 'validation_failed', message: 'pin is a string' } as const);
+    return reply(r.ok ? 200 : r.code === 'validation_failed' ? 400 : 409, r);
   }
 
   async #action(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {

@@ -1,6 +1,7 @@
 // The one thing the kiosk page shows: the current screen, built from the current touch or the
 // registration flow. No earlier touch survives here (no usage history on the page either).
 import type { TouchResult } from '../handoff/types.ts';
+import type { PinTouchView } from '../pintouch/view.ts';
 import type { RegistrationView } from '../register/view.ts';
 
 /** Health shown as a banner. */
@@ -15,7 +16,7 @@ export interface KioskReaderView {
 
 /** What the page renders. */
 export interface KioskView {
-  screen: 'idle' | 'result' | 'register';
+  screen: 'idle' | 'result' | 'register' | 'pin';
   health: KioskHealth;
   registrationEnabled: boolean;
   result?: {
@@ -27,6 +28,8 @@ export interface KioskView {
     canRegister: boolean;
   };
   register?: RegistrationView;
+  /** The PIN-checked touch's PIN pad (#14). */
+  pin?: Exclude<PinTouchView, { step: 'off' }>;
   reader?: KioskReaderView;
 }
 

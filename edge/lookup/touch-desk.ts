@@ -22,18 +22,29 @@ export interface RegistrationSink {
   forgetOffer(): void;
 }
 
+/**
+ * The PIN-checked touch (edge/pintouch, #14) as the desk needs it: whether the service wants the PIN
+ * now, and the flow that takes such a touch instead of the plain lookup.
+ */
+export interface PinTouchSink {
+  required(): boolean;
+  begin(reader: string, identity: TouchIdentity): Promise<{ outcome: string } | undefined>;
+}
+
 export class TouchDesk {
   readonly #source: TouchSource;
   readonly #lookup: TouchLookup;
   readonly #registration: RegistrationSink | undefined;
+  readonly #pin: PinTouchSink | undefined;
   readonly #log: Logger;
   readonly #offs: (() => void)[] = [];
   #ignored = 0;
 
-  constructor(opts: { source: TouchSource; lookup: TouchLookup; registration?: RegistrationSink; log?: Logger }) {
+  constructor(opts: { source: TouchSource; lookup: TouchLookup; registration?: RegistrationSink; pinTouch?: PinTouchSink; log?: Logger }) {
     this.#source = opts.source;
     this.#lookup = opts.lookup;
     this.#registration = opts.registration;
+    this.#pin = opts.pinTouch;
     this.#log = opts.log ?? silentLogger;
   }
 
@@ -62,6 +73,16 @@ export class TouchDesk {
       return;
     }
     reg?.forgetOffer();
+    if (this.#pin?.required()) {
+      this.#pin.begin(reader, identity).then(
+        (decision) => {
+          if (decision?.outcome === 'not_linked' && !reg?.active) reg?.offer(reader, identity);
+          this.#log.debug('PIN-checked touch', { outcome: decision?.outcome ?? 'pin' });
+        },
+        (err) => this.#log.error('PIN-checked touch failed', { error: err }),
+      );
+      return;
+    }
     this.#lookup.touch(reader, identity).then(
       ({ decision }) => {
         if (decision.outcome === 'not_linked' && !reg?.active) reg?.offer(reader, identity);

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { EdgeCounters } from '../../shared/sync.ts';
 import type { TouchResult } from '../handoff/types.ts';
 import { touchKeys } from './touch-keys.ts';
-import { decide, type HealthView, type LookupDecision, type MappingCache, type StalenessPolicy, type TouchIdentity } from './decide.ts';
+import { decide, type HealthView, type LookupDecision, type LookupInput, type MappingCache, type StalenessPolicy, type TouchIdentity } from './decide.ts';
 
 export interface TouchLookupDeps {
   cache: MappingCache;
@@ -61,6 +61,33 @@ export class TouchLookup {
     return { decision, result };
   }
 
+  /**
+   * The memory-hard keys of an identity under the cache's derivation (touchKeys), or undefined while
+   * the edge has no secret or no synced cache: for a decision made outside touch() (edge/pintouch).
+   */
+  async keysFor(identity: TouchIdentity): Promise<string[] | undefined> {
+    const secret = this.#d.secret();
+    return secret && this.#d.cache.synced ? touchKeys(secret, identity, this.#d.cache.scheme) : undefined;
+  }
+
+  /** What decide() needs besides the identity and its keys, as it stands now. */
+  lookupInput(): Omit<LookupInput, 'identity' | 'keys'> {
+    return { cache: this.#d.cache, secret: this.#d.secret(), health: this.#d.health(), now: this.#now(), policy: this.#d.policy };
+  }
+
+  /**
+   * Hands over a decision made outside touch() (the PIN-checked touch, edge/pintouch): the same
+   * result, counters and targets as a touch. `reason` of a refusal may then be any error code.
+   */
+  settle(reader: string, decision: LookupDecision | { outcome: 'refused'; reason: string }, identity?: TouchIdentity): TouchResult {
+    const now = this.#now();
+    const result = this.#result(reader, now, decision);
+    if (identity?.kind === 'mykey') result.mykeyId = identity.mykeyId;
+    this.#count(decision);
+    this.#d.handoff.dispatch(result);
+    return result;
+  }
+
   /** Resolves once every touch given so far is decided and handed over. */
   idle(): Promise<void> {
     return this.#queue.then(() => undefined);
@@ -85,7 +112,7 @@ export class TouchLookup {
     return { transaction: this.#randomId(), serviceId, edgeId, ...(storeId ? { storeId } : {}), reader, at: new Date(now).toISOString() };
   }
 
-  #result(reader: string, now: number, d: LookupDecision): TouchResult {
+  #result(reader: string, now: number, d: LookupDecision | { outcome: 'refused'; reason: string }): TouchResult {
     const base = this.#base(reader, now);
     switch (d.outcome) {
       case 'linked':
@@ -105,7 +132,7 @@ export class TouchLookup {
     }
   }
 
-  #count(d: LookupDecision): void {
+  #count(d: LookupDecision | { outcome: 'refused'; reason: string }): void {
     this.#step('touches');
     if (d.outcome === 'linked') this.#step('handoffs');
     else if (d.outcome === 'not_linked') this.#step('notLinked');

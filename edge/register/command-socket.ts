@@ -8,12 +8,12 @@
 //   {"command":"cancel"}  {"command":"status"}
 //
 // The socket is created 0600 (the PIN may pass through it); a line longer than 4 KiB closes the connection.
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { errorReply, MyKeyError, okReply, type Reply } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
-import { removeStaleSocket } from '../handoff/json-lines.ts';
+import { closeSocketServer, listenOnSocket, removeStaleSocket } from '../handoff/json-lines.ts';
 import type { ActionReply } from '../kiosk/server.ts';
 import type { RegistrationFlow } from './registration.ts';
 import type { RegistrationView } from './view.ts';
@@ -38,13 +38,7 @@ export class CommandSocket {
     if (this.#server) return;
     await removeStaleSocket(this.path);
     const server = createServer((sock) => this.#accept(sock));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOnSocket(server, this.path);
     server.on('error', (err) => this.#log.error('command socket failed', { error: err }));
     this.#server = server;
     await chmod(this.path, 0o600);
@@ -55,10 +49,7 @@ export class CommandSocket {
     this.#off?.();
     const server = this.#server;
     this.#server = undefined;
-    for (const c of this.#clients) c.destroy();
-    this.#clients.clear();
-    if (server) await new Promise<void>((r) => server.close(() => r()));
-    await unlink(this.path).catch(() => undefined);
+    await closeSocketServer(server, this.#clients, this.path);
   }
 
   #accept(sock: Socket): void {

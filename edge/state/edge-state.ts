@@ -24,6 +24,15 @@ export interface DeviceIdentity {
   serviceId: string;
   /** base64url of 32 bytes. */
   syncSecret: string;
+  /** PIN-checked touch (#14): the service's touch assurance as the hub said it (absent: possession). */
+  touchAssurance?: string;
+  /** PIN-checked touch (#14): the hub's JPKI user-authentication CA certificates, base64 DER. */
+  jpkiAnchors?: string[];
+}
+
+/** Whether two identities say the same about PIN-checked touches (kept so a reboot offline keeps them). */
+function sameTouchPolicy(a: DeviceIdentity, b: DeviceIdentity): boolean {
+  return a.touchAssurance === b.touchAssurance && JSON.stringify(a.jpkiAnchors ?? []) === JSON.stringify(b.jpkiAnchors ?? []);
 }
 
 /** The checkpoint document. Keys and refs are base64 of packed arrays (see KeyIndex.pack). */
@@ -93,6 +102,8 @@ function isMeta(v: unknown): v is MetaData {
   if (m.identity !== undefined) {
     const i = m.identity;
     if (typeof i.edgeId !== 'string' || typeof i.serviceId !== 'string' || typeof i.syncSecret !== 'string') return false;
+    if (i.touchAssurance !== undefined && typeof i.touchAssurance !== 'string') return false;
+    if (i.jpkiAnchors !== undefined && (!Array.isArray(i.jpkiAnchors) || i.jpkiAnchors.some((a) => typeof a !== 'string'))) return false;
   }
   return m.lastContactWall === undefined || Number.isFinite(m.lastContactWall);
 }
@@ -235,7 +246,7 @@ export class EdgeState {
    */
   async setIdentity(id: DeviceIdentity): Promise<{ changed: boolean; resync: boolean }> {
     const old = this.#meta.data.identity;
-    if (old && old.edgeId === id.edgeId && old.serviceId === id.serviceId && old.syncSecret === id.syncSecret) return { changed: false, resync: false };
+    if (old && old.edgeId === id.edgeId && old.serviceId === id.serviceId && old.syncSecret === id.syncSecret && sameTouchPolicy(old, id)) return { changed: false, resync: false };
     const ckptService = this.#ckpt.data?.serviceId;
     const resync =
       (old !== undefined && (old.serviceId !== id.serviceId || old.syncSecret !== id.syncSecret)) ||

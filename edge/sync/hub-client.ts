@@ -52,7 +52,8 @@ export class HubClient {
 
   /** The service's mappings at the hub's head seq. */
   async snapshot(): Promise<HubAnswer<Snapshot>> {
-    return strip(await this.#http.call({ method: 'GET', path: 'v1/device/snapshot', schema: Snapshot, maxBytes: this.#maxSnapshotBytes, what: 'snapshot' }));
+    // gzip: a snapshot of a large service is tens of megabytes over shop Wi-Fi; the cap counts decoded bytes.
+    return strip(await this.#http.call({ method: 'GET', path: 'v1/device/snapshot', schema: Snapshot, maxBytes: this.#maxSnapshotBytes, gzip: true, what: 'snapshot' }));
   }
 
   /** Entries after `after` (ordered), at most `limit`, and the hub's head seq. */

@@ -1,18 +1,15 @@
 // Validation of everything the edge receives from the hub, compiled once: MQTT payloads (size,
-// JSON, schema) and the device HTTP API's bodies. Bad input is a Result with a stable code, never
+// JSON, schema) and the snapshot body of the device HTTP API (the other bodies are checked by the
+// shared hub client against shared/device-api.ts). Bad input is a Result with a stable code, never
 // an exception, so one bad message cannot stop the session.
 import { FormatRegistry, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { fail, ok, type Result } from '../../shared/errors.ts';
-import { ChangesPage, DeviceConfig } from '../../shared/device-api.ts';
 import { ChangeEntry, EdgeCommand, MAX_SYNC_PAYLOAD_BYTES, Snapshot } from '../../shared/sync.ts';
 
 // RFC 3339 5.6 date-time, as the sync schemas declare it (TypeBox checks formats only once registered).
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
 if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => DATE_TIME.test(v) && Number.isFinite(Date.parse(v)));
-
-// The device API bodies live in the shared contract; re-exported for the edge's older imports.
-export { ChangesPage, DeviceConfig } from '../../shared/device-api.ts';
 
 type Code = 'payload_too_large' | 'validation_failed';
 
@@ -24,8 +21,6 @@ const checks = {
   entry: compiled(ChangeEntry),
   command: compiled(EdgeCommand),
   snapshot: compiled(Snapshot),
-  config: compiled(DeviceConfig),
-  changes: compiled(ChangesPage),
 };
 
 function checked<T extends TSchema>(c: TypeCheck<T>, v: unknown, what: string): Result<Static<T>, Code> {
@@ -59,5 +54,3 @@ export function checkCommandPayload(payload: Uint8Array): Result<EdgeCommand, Co
 /** Already-parsed bodies of the device HTTP API. */
 export const checkEntry = (v: unknown) => checked(checks.entry, v, 'entry');
 export const checkSnapshot = (v: unknown) => checked(checks.snapshot, v, 'snapshot');
-export const checkConfig = (v: unknown) => checked(checks.config, v, 'config');
-export const checkChanges = (v: unknown) => checked(checks.changes, v, 'changes');

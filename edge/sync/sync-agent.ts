@@ -154,6 +154,8 @@ export class SyncAgent {
         this.#session.publishStatus();
         this.events.emit('connected', { sessionPresent });
         this.#queue.requestCatchUp('connect');
+        // Back in touch: the service's settings (touch assurance, #14) may have changed meanwhile.
+        if (this.#identity) void this.#refreshConfig().catch(() => undefined);
       },
       onClose: (wasUp) => {
         if (wasUp) {
@@ -176,7 +178,11 @@ export class SyncAgent {
       this.#health.judge();
     });
     this.#every(this.#o.statusIntervalMs ?? 60_000, () => this.#session.publishStatus());
-    this.#every(this.#o.pollMs ?? 5 * 60_000, () => this.#queue.requestCatchUp('poll'));
+    this.#every(this.#o.pollMs ?? 5 * 60_000, () => {
+      this.#queue.requestCatchUp('poll');
+      // The service's settings (touch assurance, #14) change at the hub without a change-log entry.
+      if (this.#identity) void this.#refreshConfig().catch(() => undefined);
+    });
     this.#health.judge();
     if (this.#identity) {
       this.#session.open(this.#identity);

@@ -2,10 +2,10 @@
 // broker's HTTP auth backend on its own listener (config brokerAuth), publishes the change log to the
 // cluster as an MQTT client, records the edges' statuses from it, and cuts a revoked device off
 // through the management API.
-import { serve, type ServerType } from '@hono/node-server';
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../../shared/log.ts';
 import type { HubConfig } from '../config.ts';
+import { closeServer, listen, urlHost } from '../http/listener.ts';
 import type { DeviceRepo } from '../store/device-repo.ts';
 import { createBrokerAuthApp } from './auth-backend.ts';
 import { createExternalPublisher } from './external-publisher.ts';
@@ -26,11 +26,7 @@ export async function startBrokerCluster(o: { config: HubConfig; devices: Device
   const ext = o.config.broker.external;
   const app = createBrokerAuthApp({ devices: o.devices, log: o.log.child('auth'), hubUser: { username: ext.username, password: ext.password } });
   if (!ext.password) o.log.warn('broker.external.password is empty: the hub user is refused by its own auth backend and cannot publish');
-  const { server, port } = await new Promise<{ server: ServerType; port: number }>((res, rej) => {
-    const s = serve({ fetch: app.fetch, hostname: o.config.brokerAuth.host, port: o.config.brokerAuth.port }, (info) => res({ server: s, port: info.port }));
-    s.once('error', rej);
-  });
-  const host = o.config.brokerAuth.host.includes(':') ? `[${o.config.brokerAuth.host}]` : o.config.brokerAuth.host;
+  const { server, port } = await listen({ fetch: app.fetch, hostname: o.config.brokerAuth.host, port: o.config.brokerAuth.port });
   const publisher = createExternalPublisher({
     urls: ext.urls,
     username: ext.username,
@@ -42,7 +38,7 @@ export async function startBrokerCluster(o: { config: HubConfig; devices: Device
   const management = ext.managementUrls.length > 0 ? createRabbitManagement({ urls: ext.managementUrls, username: ext.managementUser, password: ext.managementPassword, log: o.log }) : undefined;
   if (!management) o.log.warn('broker.external.managementUrls is empty: a revoked device keeps its open cluster connection until it reconnects');
   return {
-    authUrl: `http://${host}:${port}`,
+    authUrl: `http://${urlHost(o.config.brokerAuth.host)}:${port}`,
     publish: (topic, payload) => publisher.publish(topic, payload),
     cutOff(edgeId) {
       management?.closeUserConnections(edgeId).catch(() => {
@@ -51,10 +47,7 @@ export async function startBrokerCluster(o: { config: HubConfig; devices: Device
     },
     async stop() {
       await publisher.stop();
-      await new Promise<void>((r) => {
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        server.close(() => r());
-      });
+      await closeServer(server);
     },
   };
 }

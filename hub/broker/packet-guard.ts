@@ -14,9 +14,6 @@ export type HeaderVerdict =
   | { ok: false; code: 'mqtt_packet_too_large'; packetType: number; atLeast: number }
   | { ok: false; code: 'mqtt_packet_malformed'; packetType: number };
 
-/** MQTT 3.1.1 2.2.3: four bytes of remaining length encode at most 268,435,455. */
-export const MQTT_MAX_REMAINING_LENGTH = 268_435_455;
-
 /**
  * Follows the packet boundaries of an MQTT 3.1.1 byte stream, chunk by chunk, and judges every fixed
  * header: a remaining length over `maxRemainingLength` is refused as soon as the bytes read so far

@@ -12,6 +12,8 @@ export const ServiceForm = Type.Object({ id: Type.String({ pattern: SERVICE_ID_P
 export const CredentialForm = Type.Object({ label: Text(64, 1) });
 export const WebhookForm = Type.Object({ url: HttpUrl });
 export const HolderProofForm = Type.Object({ required: Type.Union([Type.Literal('0'), Type.Literal('1')]) });
+/** PIN-checked touch (#14): what a touch at the service's readers proves. */
+export const TouchAssuranceForm = Type.Object({ level: Type.Union([Type.Literal('possession'), Type.Literal('pin')]) });
 export const EnrollmentForm = Type.Object({
   serviceId: Type.String({ pattern: SERVICE_ID_PATTERN }),
   edgeId: Type.String({ pattern: EDGE_ID_PATTERN }),

@@ -4,7 +4,6 @@ import { en } from './i18n/en.ts';
 import { ja } from './i18n/ja.ts';
 
 export type Lang = 'ja' | 'en';
-export const LANGS: Lang[] = ['ja', 'en'];
 
 export type Messages = typeof ja;
 const TABLE: Record<Lang, Messages> = { ja, en };

@@ -2,12 +2,12 @@
 // per page under pages/). Every page needs a live session; every form post needs the session's CSRF
 // token and a same-origin Origin (or Referer) header. Service administrators see and manage only
 // their service.
-import type { Hono } from 'hono';
+import type { Env as HonoEnv, Hono } from 'hono';
 import { Hono as HonoApp } from 'hono';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { Links } from '../links/links.ts';
 import type { WebhookUrlPolicy } from '../notify/url-policy.ts';
-import type { DeviceEnrollment } from '../pki/device-enrollment.ts';
+import type { DeviceEnrollment } from '../enrollment/device-enrollment.ts';
 import type { ConsoleRepo } from '../store/console-repo.ts';
 import type { DeviceRepo } from '../store/device-repo.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
@@ -15,13 +15,14 @@ import type { MyKeyRepo } from '../store/mykey-repo.ts';
 import type { RevocationRepo } from '../store/revocation-repo.ts';
 import { createConsoleAuth, type ConsoleAuth, type LockoutPolicy, type SessionPolicy } from './auth.ts';
 import { createConsoleContext, type Env } from './context.tsx';
-import { createEnrollmentTokens, type EnrollmentTokens } from './enrollment-tokens.ts';
+import { createEnrollmentTokens, type EnrollmentTokens } from '../enrollment/tokens.ts';
 import { CONSOLE_BASE } from './layout.tsx';
 import { mountAuditRoutes } from './pages/audit/routes.tsx';
 import { mountEdgeRoutes } from './pages/edges/routes.tsx';
 import { mountEnrollmentRoutes } from './pages/enrollments/routes.tsx';
 import { mountOverviewRoutes } from './pages/overview/routes.tsx';
 import { mountRevocationRoutes } from './pages/revocations/routes.tsx';
+import type { LinkageImportRow } from '../store/linkage-repo.ts';
 import { mountServiceRoutes } from './pages/services/routes.tsx';
 import { mountSessionRoutes } from './session-routes.tsx';
 import { mountReleasesPage, type ReleasesPageDeps } from './pages/releases.tsx';
@@ -36,6 +37,8 @@ export interface ConsoleDeps {
   linkRepo: LinkRepo;
   mykeys: MyKeyRepo;
   revocations: RevocationRepo;
+  /** The last certificate linkage imports (hub/linkage), shown with the revocation runs. */
+  linkageImports?: () => Promise<LinkageImportRow[]>;
   /** Edge devices; without them the edge pages are empty. */
   devices?: DeviceRepo;
   /** Device enrollment, for revoking a device's certificate from its page (or a getter: the hub makes it in start()). */
@@ -66,7 +69,7 @@ export interface ConsoleDeps {
 }
 
 /** Mounts the console on the hub's app; returns its sign-in and token services (for tests and the CLI). */
-export function mountConsole(app: Hono<any>, deps: ConsoleDeps): { auth: ConsoleAuth; tokens: EnrollmentTokens } {
+export function mountConsole<E extends HonoEnv>(app: Hono<E>, deps: ConsoleDeps): { auth: ConsoleAuth; tokens: EnrollmentTokens } {
   const now = deps.now ?? Date.now;
   const log = deps.log ?? silentLogger;
   const auth = createConsoleAuth({ repo: deps.repo, now, lockout: deps.lockout, session: deps.session });

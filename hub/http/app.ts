@@ -10,10 +10,11 @@ import { errorHandler, problem } from './problem.ts';
 import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
 import { mountLinksRoutes, type LinksRoutesDeps } from './links-routes.ts';
 import { mountDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
-import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from './enrollment-routes.ts';
+import { mountEnrollmentRoutes, type EnrollmentRoutesDeps } from '../enrollment/redeem-routes.ts';
 import { accessLog, type AccessLogOptions } from '../metrics/access-log.ts';
 import { mountScrapeRoute, type ScrapeRouteDeps } from '../metrics/scrape-route.ts';
 import { mountReleaseDeviceRoutes, mountReleaseRoutes, type ReleaseDeviceRoutesDeps, type ReleaseRoutesDeps } from '../releases/routes.ts';
+import { mountLinkageRoutes, type LinkageRoutesDeps } from '../linkage/routes.ts';
 
 interface CommonDeps {
   version: string;
@@ -30,6 +31,8 @@ export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRo
   metrics?: ScrapeRouteDeps;
   /** Signed edge releases and rollouts (operator API). */
   releases?: ReleaseRoutesDeps;
+  /** Certificate linkage file imports (operator API, hub/linkage). */
+  linkage?: LinkageRoutesDeps;
 }
 
 export interface DeviceAppDeps extends CommonDeps, Omit<DeviceRoutesDeps, 'lifecycle'> {
@@ -67,6 +70,7 @@ export function createPublicApp(deps: PublicAppDeps): Hono {
   mountLinksRoutes(app, api, deps);
   if (deps.metrics) mountScrapeRoute(app, deps.metrics);
   if (deps.releases) mountReleaseRoutes(app, api, { maxBodyBytes: deps.maxBodyBytes, ...deps.releases });
+  if (deps.linkage) mountLinkageRoutes(app, api, deps.linkage);
   app.get('/openapi.json', (c) => c.json(api.document()));
   return app;
 }

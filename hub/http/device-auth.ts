@@ -1,6 +1,6 @@
 // Authentication of device routes: the verified TLS client certificate of an enrolled, active device
 // (mutual TLS against the hub's device CA). A certificate of a pending rotation counts too, and its
-// first use completes the rotation (hub/pki/device-enrollment.ts).
+// first use completes the rotation (hub/enrollment/device-enrollment.ts).
 import type { Context, MiddlewareHandler } from 'hono';
 import type { TLSSocket } from 'node:tls';
 import { identityFromPeerCertificate } from '../broker/identity.ts';

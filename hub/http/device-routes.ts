@@ -1,7 +1,7 @@
 // The device API: what an enrolled edge asks the hub over HTTPS with its device certificate (mutual
 // TLS against the hub's device CA). Its sync secret, snapshots and missed change-log entries of its
 // own service, the counter registration of a link (サービスID登録), and its own lifecycle: rotating
-// its certificate and revoking itself (device-lifecycle-routes.ts). Bodies: shared/device-api.ts.
+// its certificate and revoking itself (hub/enrollment/device-lifecycle-routes.ts). Bodies: shared/device-api.ts.
 import type { Env, Hono } from 'hono';
 import type { TLSSocket } from 'node:tls';
 import {
@@ -16,12 +16,13 @@ import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
 import { ChallengeResponse, LinkResponse } from '../../shared/messages.ts';
 import { Snapshot } from '../../shared/sync.ts';
 import type { Links } from '../links/links.ts';
+import type { Pieces } from '../links/snapshot.ts';
 import type { ChallengeBinding, ChallengeStore } from '../mykey/challenges.ts';
 import type { MyKeyService } from '../mykey/service.ts';
 import { parseCertificate } from '../pki/certificate.ts';
 import type { CertIdentity, MyKeyRepo } from '../store/mykey-repo.ts';
 import { deviceAuth, type DeviceResolver } from './device-auth.ts';
-import { mountDeviceLifecycleRoutes, type DeviceLifecycleDeps } from './device-lifecycle-routes.ts';
+import { mountDeviceLifecycleRoutes, type DeviceLifecycleDeps } from '../enrollment/device-lifecycle-routes.ts';
 import type { OpenApi } from './openapi.ts';
 import { problem } from './problem.ts';
 import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
@@ -46,6 +47,36 @@ export interface DeviceRoutesDeps extends BodyLimit {
   lifecycle?: DeviceLifecycleDeps;
   /** True when a device certificate (DER) was issued by a retired device CA: the config answer asks for renewal. */
   needsRenewal?: (certDer: Uint8Array) => boolean;
+  /**
+   * The JPKI user-authentication CA certificates (DER) the hub trusts: sent in the device config so an
+   * edge checks a PIN-checked touch's certificate offline (#14).
+   */
+  jpkiAnchors?: () => readonly Uint8Array[];
+}
+
+/** Whether an Accept-Encoding header accepts gzip (RFC 9110 12.5.3: `gzip`, `x-gzip` or `*`, with a q-value above 0). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  let star = false;
+  for (const part of header.split(',')) {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const accepted = q === undefined || Number(q.slice(2)) > 0;
+    if (coding === 'gzip' || coding === 'x-gzip') return accepted;
+    if (coding === '*') star = accepted;
+  }
+  return star;
+}
+
+/** Pieces of a body as a stream, pulled as the socket drains: a large body is never one write. */
+function streamOf(pieces: Pieces): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (i >= pieces.parts.length) return controller.close();
+      controller.enqueue(pieces.parts[i++]);
+    },
+  });
 }
 
 export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps: DeviceRoutesDeps): void {
@@ -63,13 +94,40 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
       // After a device CA rotation the edge learns here, at its next contact, to renew its certificate.
       const peer = (c.env?.incoming?.socket as TLSSocket | undefined)?.getPeerCertificate?.();
       const renew = !!peer?.raw && deps.needsRenewal?.(new Uint8Array(peer.raw)) === true;
-      return c.json({ edgeId: d.edgeId, serviceId: d.serviceId, syncSecret: s.sync_secret.toString('base64url'), ...(renew ? { renewCertificate: true } : {}) } satisfies DeviceConfig);
+      // PIN-checked touch (#14): the service's level, and the anchors the edge checks certificates against.
+      const anchors = (deps.jpkiAnchors?.() ?? []).slice(0, 16).map((der) => Buffer.from(der).toString('base64'));
+      return c.json({
+        edgeId: d.edgeId,
+        serviceId: d.serviceId,
+        syncSecret: s.sync_secret.toString('base64url'),
+        ...(renew ? { renewCertificate: true } : {}),
+        touchAssurance: s.touch_assurance ?? 'possession',
+        ...(anchors.length ? { jpkiAnchors: anchors } : {}),
+      } satisfies DeviceConfig);
     },
   );
 
   r.route(
-    { method: 'get', path: '/v1/device/snapshot', tag, auth: 'device', summary: "A snapshot of the device's service at its head sequence", responses: { 200: { description: 'snapshot', schema: Snapshot } } },
-    async (c) => c.json((await links.snapshot(c.get('device').serviceId)) satisfies Snapshot),
+    {
+      method: 'get',
+      path: '/v1/device/snapshot',
+      tag,
+      auth: 'device',
+      summary: "A snapshot of the device's service at its head sequence",
+      description: 'gzip-encoded when the request accepts it (Accept-Encoding: gzip); built once per head sequence and shared by the edges that ask at it.',
+      responses: { 200: { description: 'snapshot', schema: Snapshot } },
+    },
+    async (c) => {
+      const snap = await links.snapshotBody(c.get('device').serviceId);
+      const zipped = acceptsGzip(c.req.header('accept-encoding'));
+      const pieces = zipped ? await snap.gzip() : snap.pieces;
+      return c.body(streamOf(pieces), 200, {
+        'content-type': 'application/json',
+        'content-length': String(pieces.bytes),
+        vary: 'Accept-Encoding',
+        ...(zipped ? { 'content-encoding': 'gzip' } : {}),
+      });
+    },
   );
 
   r.route(

@@ -10,6 +10,7 @@ import {
   LinkRequest,
   LinkResponse,
   ServiceView,
+  TouchAssuranceRequest,
   WebhookRequest,
 } from '../../shared/messages.ts';
 import type { Links } from '../links/links.ts';
@@ -45,6 +46,7 @@ export async function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhoo
     headSeq: s.head_seq,
     webhookUrl: s.webhook_url,
     requireHolderProof: s.require_holder_proof === 1,
+    touchAssurance: s.touch_assurance ?? 'possession',
     ...extra,
     links: { active: counts.find((c) => c.state === 'active')?.n ?? 0, suspended: counts.find((c) => c.state === 'suspended')?.n ?? 0 },
     webhook: { pending: h.pending ?? 0, delivered: h.delivered ?? 0, oldestPendingAt: h.oldest ? new Date(h.oldest).toISOString() : null, lastError: h.last_error },
@@ -103,6 +105,28 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       const r = await links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
       await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'webhook.set', target: c.req.param('serviceId')!, service_id: c.req.param('serviceId')!, detail: { cleared: !c.get('body').url, via: 'api' } });
       return c.json(await serviceView(linkRepo, (await links.service(c.req.param('serviceId')!))!, r));
+    },
+  );
+
+  r.route(
+    {
+      method: 'put',
+      path: '/v1/admin/services/{serviceId}/touch-assurance',
+      tag: 'Operator',
+      auth: 'operator',
+      summary: "Set what a touch at the service's readers proves: possession (no PIN) or pin (PIN and JPKI signature checked at the reader)",
+      description:
+        "Edges of the service learn it with their device config (at start, on reconnect, at every catch-up poll). An edge too old to know the field keeps answering on possession alone: upgrade the service's edges first.",
+      body: TouchAssuranceRequest,
+      responses: { 200: { description: 'the service', schema: ServiceView } },
+      errors: ['not_found', 'forbidden'],
+    },
+    async (c) => {
+      const id = c.req.param('serviceId')!;
+      const level = c.get('body').touchAssurance;
+      await links.setTouchAssurance(id, level);
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.touch_assurance', target: id, service_id: id, detail: { touchAssurance: level, via: 'api' } });
+      return c.json(await serviceView(linkRepo, (await links.service(id))!));
     },
   );
 

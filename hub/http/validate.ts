@@ -3,7 +3,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { MyKeyError } from '../../shared/errors.ts';
 import { problem } from './problem.ts';
 import type { HubEnv } from './router.ts';
 
@@ -88,13 +87,6 @@ export function jsonBody<S extends TSchema>(
     c.set('body', value as Static<S>);
     await next();
   };
-}
-
-/** Throws a MyKeyError('validation_failed') when `value` does not match (for non-HTTP boundaries). */
-export function assertSchema<S extends TSchema>(schema: S, value: unknown, what: string): Static<S> {
-  const errors = schemaErrors(schema, value);
-  if (errors.length) throw new MyKeyError('validation_failed', `${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
-  return value as Static<S>;
 }
 
 export type { Context };

@@ -1,31 +1,28 @@
-// Services and links: the meeting place of MyKey IDs and service IDs.
-//
-// Every change of a link is, in one transaction: the link row, the service's change-log entry (next
-// seq), the MQTT outbox row that carries it to the service's edges, and, where the service has a
-// webhook, the signed notice (失効連絡) in the webhook outbox. Changes of a MyKey ID itself (suspension
-// by a CRL, resumption, invalidation, carry-over, change of id) reach here through the MyKey
-// repository's lifecycle listener, inside the transaction that makes them.
+// Services and links: the meeting place of MyKey IDs and service IDs. This file wires the parts and
+// holds the service and link operations; the parts are:
+//   keyed-identities.ts  the keys edges look a touch up by, derived ahead on the libuv pool and stored
+//   change-log.ts        each change as one transaction: the link row, the change-log entry, the MQTT
+//                        and webhook outbox rows; a MyKey ID's own lifecycle changes fanned out likewise
+//   snapshot.ts          a service's mappings at its head seq, built in slices and kept per head seq
+//   snapshot-delta.ts    a later head's snapshot from the kept one and the change log between them
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { MyKeyError } from '../../shared/errors.ts';
-import { certIdentity, certIdentityWithKey, type CertRef } from '../../shared/cert-identity.ts';
+import type { CertRef } from '../../shared/cert-identity.ts';
 import { isMyKeyId, isServiceId } from '../../shared/ids.ts';
-import { CURRENT_KEY_SCHEME, keyedIdentity, keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type ChangeKind, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
-import { serviceLogTopic } from '../../shared/topics.ts';
+import { CURRENT_KEY_SCHEME, type ChangeEntry, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
+import type { Emitter } from '../../shared/typed-events.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import type { Db } from '../store/db.ts';
 import { sqlOf, type Sql } from '../store/sql.ts';
 import type { LinkRepo, LinkRow, ServiceRow } from '../store/link-repo.ts';
-import type { MyKeyLifecycleEvent, MyKeyRepo } from '../store/mykey-repo.ts';
+import type { MyKeyRepo } from '../store/mykey-repo.ts';
+import { createSnapshotRepo } from '../store/snapshot-repo.ts';
+import { createChangeLog } from './change-log.ts';
+import { createKeyedIdentities, nextTurn, type Ident } from './keyed-identities.ts';
+import { createSnapshots, type SnapshotBody } from './snapshot.ts';
 
-/** What a service's business system is told (webhook body). Never the MyKey ID: the service ID is its key. */
-export interface ServiceNotice {
-  id: string;
-  type: 'link.created' | 'link.replaced' | 'link.unlinked' | 'link.suspended' | 'link.resumed';
-  serviceId: string;
-  serviceUserId: string;
-  reason?: string;
-  seq: number;
-  at: string;
-}
+export type { ServiceNotice } from './change-log.ts';
+export type { SnapshotBody } from './snapshot.ts';
 
 export interface LinksDeps {
   /** The store's executor (or a SQLite connection). */
@@ -33,8 +30,10 @@ export interface LinksDeps {
   repo: LinkRepo;
   mykeys: MyKeyRepo;
   now?: () => number;
-  /** Called after a transaction that wrote outbox rows has committed. */
-  onOutbox?: () => void;
+  /** Told `outboxWritten` after a transaction that wrote outbox rows has committed (hub/fanout.ts). */
+  events?: Emitter<FanoutEvents>;
+  /** Bytes of built snapshots kept for edges asking at the same head seq (devices.snapshotCacheMb). */
+  snapshotCacheBytes?: number;
 }
 
 const SERVICE_USER_ID = /^[\x21-\x7e]{1,64}$/;
@@ -48,8 +47,12 @@ export function createLinks(deps: LinksDeps) {
   const { repo, mykeys } = deps;
   const sql = sqlOf(deps.sql);
   const now = deps.now ?? Date.now;
-  /** Outbox rows appended so far: a transaction that moved it tells the publishers after its commit. */
-  let appended = 0;
+  const keys = createKeyedIdentities({ repo, mykeys });
+  const { schemeOf, identsOf, certValue, deriveAhead, keysOf } = keys;
+  const log = createChangeLog({ sql, repo, mykeys, keys, now, events: deps.events });
+  const { append, tx } = log;
+  const snapshotRepo = createSnapshotRepo(deps.sql);
+  const snapshots = createSnapshots({ repo, store: snapshotRepo, keys, now, cacheBytes: deps.snapshotCacheBytes });
 
   async function requireService(serviceId: string): Promise<ServiceRow> {
     const s = await repo.service(serviceId);
@@ -58,178 +61,15 @@ export function createLinks(deps: LinksDeps) {
     return s;
   }
 
-  // ---- keyed identities (shared/sync.ts) ----------------------------------------------------------
-  // A memory-hard key is derived once per (service, identity), on the libuv pool (prepareKeys before a
-  // link, rekeyService for a whole service), and stored; keysOf only reads it. A key not derived ahead
-  // (a carry-over or a change of MyKey ID, inside the MyKey repository's transaction) is derived there,
-  // blocking, once, and stored too.
-  const keyStats = { derived: 0, derivedBlocking: 0 };
-  const schemeOf = (s: ServiceRow): KeyScheme => s.key_scheme ?? LEGACY_KEY_SCHEME;
-  type Ident = { kind: 'mykey' | 'cert'; value: string };
-  // From scrypt-v3 on, a certificate is identified with its issuing key (its AKI), so a serial reused
-  // under a CA key rolled over under the same name is another identity (shared/cert-identity.ts). A
-  // service still on an older scheme keeps the old form its edges compute, until it is re-keyed.
-  const certValue = (c: CertRef, scheme: KeyScheme): string => (schemeKeysCertIssuer(scheme) ? certIdentityWithKey(c) : certIdentity(c.issuerKey, c.serialHex));
-  // Without a certificate given, the MyKey ID's current one.
-  const identsOf = async (mykeyId: string, scheme: KeyScheme, certGiven?: CertRef): Promise<Ident[]> => {
-    const cert = certGiven === undefined ? await mykeys.currentCert(mykeyId) : certGiven;
-    return [{ kind: 'mykey', value: mykeyId }, ...(cert ? [{ kind: 'cert' as const, value: certValue(cert, scheme) }] : [])];
-  };
-
-  async function derived(s: ServiceRow, kind: 'mykey' | 'cert', value: string): Promise<string> {
-    const scheme = schemeOf(s);
-    if (scheme === 'hmac-sha256') return keyedIdentitySync(s.sync_secret, kind, value, scheme);
-    const identity = `${kind}:${value}`;
-    const stored = await repo.storedKey(s.id, scheme, identity);
-    if (stored !== undefined) return stored;
-    keyStats.derivedBlocking++;
-    const key = keyedIdentitySync(s.sync_secret, kind, value, scheme);
-    await repo.insertKey(s.id, scheme, identity, key);
-    return key;
-  }
-
-  /** Derives on the libuv pool and stores every key of `idents` not stored yet, `parallel` at a time. */
-  async function deriveAhead(s: ServiceRow, scheme: KeyScheme, idents: Ident[], parallel = 2): Promise<void> {
-    if (scheme === 'hmac-sha256') return;
-    const todo: Ident[] = [];
-    for (const i of idents) if ((await repo.storedKey(s.id, scheme, `${i.kind}:${i.value}`)) === undefined) todo.push(i);
-    let next = 0;
-    const worker = async () => {
-      while (next < todo.length) {
-        const i = todo[next++];
-        const key = await keyedIdentity(s.sync_secret, i.kind, i.value, scheme);
-        await repo.insertKey(s.id, scheme, `${i.kind}:${i.value}`, key);
-        keyStats.derived++;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(parallel, todo.length) }, worker));
-  }
-
-  /** The keyed identities of a MyKey ID for one service: by MyKey ID and by its current certificate. */
-  async function keysOf(s: ServiceRow, mykeyId: string, cert?: CertRef): Promise<string[]> {
-    const out: string[] = [];
-    for (const i of await identsOf(mykeyId, schemeOf(s), cert)) out.push(await derived(s, i.kind, i.value));
-    return out;
-  }
-
-  /** What entries and snapshots of a service say about their keys (nothing: the legacy derivation). */
-  const schemeField = (s: ServiceRow): { keyScheme?: KeyScheme } => (schemeOf(s) === LEGACY_KEY_SCHEME ? {} : { keyScheme: schemeOf(s) });
-
-  /** Appends one change-log entry with its outbox rows. Must run inside a transaction. */
-  async function append(
-    s: ServiceRow,
-    c: { kind: ChangeKind; mykeyId: string; serviceUserId: string | null; by: string; remove: string[]; set?: ChangeEntry['set']; reason?: string; notice?: ServiceNotice['type'] },
-  ): Promise<ChangeEntry> {
-    const at = now();
-    const seq = await repo.nextSeq(s.id);
-    const entry: ChangeEntry = {
-      seq,
-      kind: c.kind,
-      at: new Date(at).toISOString(),
-      remove: [...new Set(c.remove)],
-      ...(c.set ? { set: c.set } : {}),
-      ...(c.reason ? { reason: c.reason } : {}),
-      ...schemeField(s),
-    };
-    const json = JSON.stringify(entry);
-    await repo.insertChange({ service_id: s.id, seq, kind: c.kind, mykey_id: c.mykeyId, service_user_id: c.serviceUserId, by: c.by, entry: json, at });
-    await repo.insertMqtt(serviceLogTopic(s.id), json, at);
-    if (c.notice && c.serviceUserId && s.webhook_url) {
-      const notice: ServiceNotice = {
-        id: `${s.id}-${seq}`,
-        type: c.notice,
-        serviceId: s.id,
-        serviceUserId: c.serviceUserId,
-        ...(c.reason ? { reason: c.reason } : {}),
-        seq,
-        at: entry.at,
-      };
-      await repo.insertWebhook(s.id, JSON.stringify(notice), at);
-    }
-    appended++;
-    return entry;
-  }
-
-  /** Runs a write transaction and tells the outbox publishers afterwards. */
-  async function tx<T>(fn: () => Promise<T>): Promise<T> {
-    // Transactions may run side by side (PostgreSQL): another one's appends may move the count too,
-    // which only costs a spare kick; this one's are never missed.
-    const before = appended;
-    const r = await sql.tx(fn, { immediate: true });
-    if (appended !== before) deps.onOutbox?.();
-    return r;
-  }
-
-
   // A MyKey ID's own changes fan out to every service it is linked with.
-  mykeys.onLifecycle(async (e: MyKeyLifecycleEvent) => {
-    if (e.kind === 'id_changed' && e.from) {
-      const links = await repo.linksOfMyKey(e.from);
-      await repo.renameMyKey(e.from, e.mykeyId);
-      for (const l of links) {
-        const s = (await repo.service(l.service_id))!;
-        const oldKey = await derived(s, 'mykey', e.from);
-        await append(s, {
-          kind: 'id_changed',
-          mykeyId: e.mykeyId,
-          serviceUserId: l.service_user_id,
-          by: 'holder',
-          remove: l.state === 'active' ? [oldKey, ...(await keysOf(s, e.mykeyId))] : [oldKey],
-          set: l.state === 'active' ? { keys: await keysOf(s, e.mykeyId), serviceUserId: l.service_user_id } : undefined,
-        });
-      }
-      return;
-    }
-    for (const l of await repo.linksOfMyKey(e.mykeyId)) {
-      const s = (await repo.service(l.service_id))!;
-      switch (e.kind) {
-        case 'suspended':
-          if (l.state !== 'active') break;
-          await repo.setLinkState(s.id, e.mykeyId, 'suspended');
-          await append(s, { kind: 'suspend', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'hub:revocation', remove: await keysOf(s, e.mykeyId), reason: e.reason ?? undefined, notice: 'link.suspended' });
-          break;
-        case 'resumed':
-          if (l.state !== 'suspended') break;
-          await repo.setLinkState(s.id, e.mykeyId, 'active');
-          await append(s, {
-            kind: 'resume',
-            mykeyId: e.mykeyId,
-            serviceUserId: l.service_user_id,
-            by: 'hub',
-            remove: [],
-            set: { keys: await keysOf(s, e.mykeyId), serviceUserId: l.service_user_id },
-            reason: e.reason ?? undefined,
-            notice: 'link.resumed',
-          });
-          break;
-        case 'invalidated':
-          await repo.deleteLink(s.id, e.mykeyId);
-          await append(s, { kind: 'unlink', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'holder', remove: await keysOf(s, e.mykeyId, e.previousCert), reason: 'invalidated', notice: 'link.unlinked' });
-          break;
-        case 'carried_over': {
-          const oldKeys = e.previousCert ? await keysOf(s, e.mykeyId, e.previousCert) : [];
-          await append(s, {
-            kind: 'carry_over',
-            mykeyId: e.mykeyId,
-            serviceUserId: l.service_user_id,
-            by: 'holder',
-            remove: oldKeys,
-            set: l.state === 'active' ? { keys: await keysOf(s, e.mykeyId, e.newCert), serviceUserId: l.service_user_id } : undefined,
-          });
-          break;
-        }
-        default:
-          break;
-      }
-    }
-  });
+  mykeys.onLifecycle(log.onLifecycle);
 
   return {
     /**
      * Creates a service with its sync secret (and webhook secret when a webhook is given). Counter
      * links need the holder's proof unless the service is created (or later set) without it.
      */
-    async createService(input: { id: string; name: string; webhookUrl?: string; requireHolderProof?: boolean }): Promise<{ service: ServiceRow; webhookSecret?: string }> {
+    async createService(input: { id: string; name: string; webhookUrl?: string; requireHolderProof?: boolean; touchAssurance?: 'possession' | 'pin' }): Promise<{ service: ServiceRow; webhookSecret?: string }> {
       if (!isServiceId(input.id)) throw new MyKeyError('validation_failed', 'a service id is 2-32 lower-case letters, digits and hyphens, starting with a letter');
       if (await repo.service(input.id)) throw new MyKeyError('conflict', `service ${input.id} exists`);
       const webhookSecret = input.webhookUrl ? randomBytes(32) : null;
@@ -243,6 +83,7 @@ export function createLinks(deps: LinksDeps) {
         created_at: now(),
       });
       await repo.setKeyScheme(input.id, CURRENT_KEY_SCHEME); // a new service has no edges on the legacy keys
+      if (input.touchAssurance === 'pin') await repo.setTouchAssurance(input.id, 'pin');
       return { service: (await repo.service(input.id))!, webhookSecret: webhookSecret?.toString('base64url') };
     },
 
@@ -258,6 +99,16 @@ export function createLinks(deps: LinksDeps) {
     async setRequireHolderProof(serviceId: string, on: boolean): Promise<void> {
       await requireService(serviceId);
       await repo.setRequireHolderProof(serviceId, on);
+    },
+
+    /**
+     * Sets what a touch at the service's readers proves (PIN-checked touch, #14); the caller audits it.
+     * Edges learn it with their device config (at start, on reconnect and at every catch-up poll).
+     */
+    async setTouchAssurance(serviceId: string, level: 'possession' | 'pin'): Promise<void> {
+      await requireService(serviceId);
+      if (level !== 'possession' && level !== 'pin') throw new MyKeyError('validation_failed', "touch assurance is 'possession' or 'pin'");
+      await repo.setTouchAssurance(serviceId, level);
     },
 
     /** Issues an API credential for a service's business system; the token is shown only now. */
@@ -343,15 +194,17 @@ export function createLinks(deps: LinksDeps) {
       return out;
     },
 
-    /** The service's current mappings at its head seq, for an edge that is new or saw a gap. */
-    snapshot(serviceId: string): Promise<Snapshot> {
-      return sql.tx(async () => {
-        const s = await requireService(serviceId);
-        const entries: [string, string][] = [];
-        for (const l of await repo.activeLinksOfService(s.id)) for (const k of await keysOf(s, l.mykey_id)) entries.push([k, l.service_user_id]);
-        return { serviceId: s.id, seq: s.head_seq, generatedAt: new Date(now()).toISOString(), entries, ...schemeField(s) };
-      }, { snapshot: true });
-    },
+    /** The service's current mappings at its head seq, read at once in one transaction (tests, tools; the device route uses snapshotBody). */
+    snapshot: (serviceId: string): Promise<Snapshot> => snapshots.snapshot(serviceId),
+
+    /**
+     * The service's snapshot at its head seq as JSON bytes (and gzip on demand), for an edge that is
+     * new or saw a gap: built in slices off the event loop's critical path, kept per head seq.
+     */
+    snapshotBody: (serviceId: string): Promise<SnapshotBody> => snapshots.body(serviceId),
+
+    /** Counts of snapshot builds, cache hits and shared builds since start. */
+    snapshotStats: () => snapshots.stats(),
 
     /** Change-log entries after `seq` (at most `limit`). */
     async changesAfter(serviceId: string, seq: number, limit = 1000): Promise<ChangeEntry[]> {
@@ -395,12 +248,19 @@ export function createLinks(deps: LinksDeps) {
       // Links made meanwhile are derived in the next round; the few left are derived in the switch.
       for (let round = 0; round < 3; round++) {
         const s = (await repo.service(serviceId))!;
+        // Read a page at a time: at start-up over a large service, requests are answered meanwhile.
         const idents: Ident[] = [];
-        for (const m of await repo.linkedMyKeys(s.id)) idents.push(...(await identsOf(m, CURRENT_KEY_SCHEME)));
-        const before = keyStats.derived;
+        for (let after = ''; ; ) {
+          const ids = await snapshotRepo.linkedMyKeysAfter(s.id, after, 1024);
+          if (ids.length === 0) break;
+          for (const i of await keys.identsOfMany(ids, CURRENT_KEY_SCHEME)) idents.push(i);
+          after = ids[ids.length - 1];
+          await nextTurn();
+        }
+        const before = keys.stats.derived;
         // One derivation at a time: a large service takes long to move, but the hub keeps a core for requests.
         await deriveAhead(s, CURRENT_KEY_SCHEME, idents, 1);
-        if (keyStats.derived === before) break;
+        if (keys.stats.derived === before) break;
       }
       return tx(async () => {
         const s = (await repo.service(serviceId))!;
@@ -420,7 +280,10 @@ export function createLinks(deps: LinksDeps) {
     },
 
     /** Aggregate counts of key derivations since start. */
-    keyStats: () => ({ ...keyStats }),
+    keyStats: () => ({ ...keys.stats }),
+
+    /** Closes what the links hold open (the snapshot reader connection). */
+    close: (): void => snapshots.close(),
 
     headSeq: async (serviceId: string): Promise<number> => (await repo.service(serviceId))?.head_seq ?? 0,
     service: (id: string) => repo.service(id),

@@ -7,7 +7,9 @@
 // thousands of MyKey IDs thus costs the broker one write per edge per ~64 KiB, not one per entry.
 // Order within a topic is kept: messages of one topic are published one after the other.
 import type { Logger } from '../../shared/log.ts';
+import type { Emitter } from '../../shared/typed-events.ts';
 import { MAX_SYNC_PAYLOAD_BYTES, packLogMessages, type ChangeEntry } from '../../shared/sync.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
 
 export type Publish = (topic: string, payload: string) => Promise<void>;
@@ -24,8 +26,8 @@ export interface OutboxPublisherOptions {
   maxBatchBytes?: number;
   /** Batch consecutive entries (v2); false: one v1 message per entry, as before batching. */
   batch?: boolean;
-  /** Told after each round that published something (hub/fanout.ts `published`). */
-  onPublished?: (e: { messages: number; entries: number }) => void;
+  /** Told `published` after each round that published something (hub/fanout.ts). */
+  events?: Emitter<FanoutEvents>;
 }
 
 type Row = { id: number; topic: string; payload: string };
@@ -131,7 +133,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
       retry.unref();
     } finally {
       running = false;
-      if (stats.messages > before.messages) deps.onPublished?.({ messages: stats.messages - before.messages, entries: stats.entries - before.entries });
+      if (stats.messages > before.messages) deps.events?.emit('published', { messages: stats.messages - before.messages, entries: stats.entries - before.entries });
     }
   }
 

@@ -3,7 +3,7 @@
 // machine, and that file should let its reader see aggregate numbers, not revoke edges or change
 // services. Not a separate listener either: the public app already sits behind the operator's TLS
 // proxy. An empty metrics.token turns the route off (404, as for any route that is not there).
-import type { Hono } from 'hono';
+import type { Env, Hono } from 'hono';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { problem } from '../http/problem.ts';
 
@@ -14,7 +14,7 @@ export interface ScrapeRouteDeps {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-export function mountScrapeRoute(app: Hono<any>, deps: ScrapeRouteDeps): void {
+export function mountScrapeRoute<E extends Env>(app: Hono<E>, deps: ScrapeRouteDeps): void {
   app.get('/metrics', async (c) => {
     const expected = deps.token();
     if (!expected) return problem(c, 'not_found', 'no route GET /metrics (set metrics.token to serve it)');

@@ -59,6 +59,21 @@ function decodeB64(s: string, code: 'cert_malformed' | 'signature_malformed', wh
 
 const err = (r: { code: ErrorCode; message: string }) => new MyKeyError(r.code, r.message);
 
+/** What a binding records of a checked certificate (also hub/linkage, which binds without a proof). */
+export function certIdentityOf(checked: CheckedCertificate): CertIdentity {
+  const c = checked.cert;
+  return {
+    fingerprint: checked.fingerprint,
+    issuerKey: checked.anchor.issuerKey,
+    issuerKeyId: checked.anchor.keyId,
+    serialHex: c.serialHex,
+    // The issuing key in the identity edges key certificate-mode touches with (shared/cert-identity.ts).
+    aki: c.authorityKeyId ? Buffer.from(c.authorityKeyId).toString('hex') : '',
+    subjectCn: c.subjectCn,
+    notAfter: c.notAfter.getTime(),
+  };
+}
+
 export function createMyKeyService(deps: MyKeyServiceDeps) {
   const { repo, challenges } = deps;
   const requireRevocation = deps.requireRevocationStatus ?? true;
@@ -105,21 +120,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
     if (revocation.status === 'unknown' && requireRevocation) {
       throw new MyKeyError('cert_revocation_unknown', `revocation status unknown: ${revocation.detail ?? 'no source'}`, { details: { ocsp: revocation.ocspCode } });
     }
-    const c = checked.value.cert;
-    return {
-      checked: checked.value,
-      revocation,
-      identity: {
-        fingerprint: checked.value.fingerprint,
-        issuerKey: checked.value.anchor.issuerKey,
-        issuerKeyId: checked.value.anchor.keyId,
-        serialHex: c.serialHex,
-        // The issuing key in the identity edges key certificate-mode touches with (shared/cert-identity.ts).
-        aki: c.authorityKeyId ? Buffer.from(c.authorityKeyId).toString('hex') : '',
-        subjectCn: c.subjectCn,
-        notAfter: c.notAfter.getTime(),
-      },
-    };
+    return { checked: checked.value, revocation, identity: certIdentityOf(checked.value) };
   }
 
   async function currentOf(p: Proven): Promise<{ row: MyKeyRow; binding: BindingRow }> {

@@ -12,8 +12,10 @@
 // policy at every delivery, on the address the name resolves to (url-policy.ts).
 import { MyKeyError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import type { Emitter } from '../../shared/typed-events.ts';
 import { signWebhook } from '../../shared/webhook-signature.ts';
 import type { LinkRepo, WebhookRow } from '../store/link-repo.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import { postTo } from './post.ts';
 import { checkWebhookUrl, resolveWebhookTarget, STRICT_WEBHOOK_POLICY, type ResolvedAddress, type WebhookLookup, type WebhookUrlPolicy } from './url-policy.ts';
 
@@ -35,8 +37,8 @@ export interface WebhookSenderOptions {
   batchSize?: number;
   /** Batches of one service in flight at once. Default 4. */
   inFlight?: number;
-  /** Told of every acknowledged request (hub/fanout.ts `notified`). */
-  onNotified?: (e: { notices: number }) => void;
+  /** Told `notified` of every acknowledged request (hub/fanout.ts). */
+  events?: Emitter<FanoutEvents>;
   /** Delivered notices are deleted this many days after delivery (webhooks.retentionDays); default 7. */
   retentionDays?: number;
   /** How often delivered notices are pruned; default hourly. */
@@ -114,7 +116,7 @@ export function createWebhookSender(o: WebhookSenderOptions) {
           const status = await postTo(target.url, target.to, headers, body, o.timeoutMs ?? 5000);
           if (status < 200 || status >= 300) throw new Error(`HTTP ${status}`);
           await o.repo.webhooksDelivered(batch.map((r) => r.id), now());
-          o.onNotified?.({ notices: batch.length });
+          o.events?.emit('notified', { notices: batch.length });
           return batch.length;
         } catch (e) {
           await failed(serviceId, batch, e);

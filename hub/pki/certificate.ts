@@ -18,7 +18,7 @@
 import { DerError, TAG, bytesEqual, bytesOf, children, expectTlv, readTlv, valueOf, type Tlv } from '../../shared/asn1/der.ts';
 import { serialHexOf } from '../../shared/asn1/integer.ts';
 import { oidToString } from '../../shared/asn1/oid.ts';
-import { fromPem, looksLikePem, pemBlocks } from '../../shared/asn1/pem.ts';
+import { pemBlocks } from '../../shared/asn1/pem.ts';
 import { decodeTime } from '../../shared/asn1/time.ts';
 import { fail, ok, type Result } from '../../shared/errors.ts';
 
@@ -308,15 +308,6 @@ export function digestForSignatureOid(oid: string): 'sha256' | 'sha384' | 'sha51
     default:
       return undefined;
   }
-}
-
-/**
- * Reads a certificate from DER or PEM bytes (the first CERTIFICATE block, RFC 7468 5.1). Throws
- * DerError when PEM text holds no block or a malformed one.
- */
-export function certificateBytes(input: Uint8Array | string): Uint8Array {
-  if (typeof input === 'string' || looksLikePem(input)) return fromPem(input, 'CERTIFICATE');
-  return input;
 }
 
 /** Splits a PEM bundle into DER certificates; throws DerError on a malformed block. */

@@ -36,42 +36,22 @@
 // The subject and extensions of the CSR are ignored: the hub decides what a device is.
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { createHash, randomBytes, X509Certificate, type webcrypto } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { fromPem, toPem } from '../../shared/asn1/pem.ts';
 import { fail, MyKeyError, ok, type Result } from '../../shared/errors.ts';
 import { isEdgeId, isServiceId } from '../../shared/ids.ts';
+import { createCaFiles, finishRotation, issuedUntil, loadCa, readRetiredCas, writeAtomic } from './device-ca-rotation.ts';
+import { DAY_MS, KU_DIGITAL_SIGNATURE, certFingerprint, OID, SKEW_MS, ab, buildName, certTime, ext, generateKeyPair, ipv6Bytes, keyAcceptable, keyIdOf, keyUsage, pkcs8Pem, randomSerialBytes, serialHexOf } from './device-ca-x509.ts';
 
-type CryptoKey = webcrypto.CryptoKey;
-const subtle: webcrypto.SubtleCrypto = globalThis.crypto.subtle;
-
-/** ECDSA P-256 (FIPS 186-4, RFC 5480). */
-export const EC_P256: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
-
-const OID = {
-  organizationName: '2.5.4.10',
-  organizationalUnitName: '2.5.4.11',
-  commonName: '2.5.4.3',
-  subjectKeyIdentifier: '2.5.29.14',
-  keyUsage: '2.5.29.15',
-  subjectAltName: '2.5.29.17',
-  basicConstraints: '2.5.29.19',
-  authorityKeyIdentifier: '2.5.29.35',
-  extKeyUsage: '2.5.29.37',
-  serverAuth: '1.3.6.1.5.5.7.3.1',
-  clientAuth: '1.3.6.1.5.5.7.3.2',
-  ecPublicKey: '1.2.840.10045.2.1',
-  prime256v1: '1.2.840.10045.3.1.7',
-  rsaEncryption: '1.2.840.113549.1.1.1',
-} as const;
+// The device CA's parts (certificate building, files and rotation), importable from here.
+export { EC_P256, certFingerprint, createDeviceCsr } from './device-ca-x509.ts';
+export { readRetiredCas, rotateDeviceCa, type DeviceCaRotation, type RetiredCa } from './device-ca-rotation.ts';
 
 /** The organization every device certificate names. */
 export const DEVICE_ORGANIZATION = 'MyKey Platform devices';
-
-const DAY_MS = 24 * 3600_000;
-const SKEW_MS = 5 * 60_000;
 
 /** A device certificate issued by the hub. */
 export interface IssuedDeviceCertificate {
@@ -118,273 +98,8 @@ export interface DeviceCa {
   issuedByCurrent(certDer: Uint8Array): boolean;
 }
 
-/** A CA retired by a rotation (retired.json). */
-export interface RetiredCa {
-  /** SHA-256 of the retired CA certificate, lowercase hex. */
-  fingerprint: string;
-  certPem: string;
-  /** The successor's key certified by this CA (self-issued: same name); RFC 4210 5.3.13 "newWithOld". */
-  crossPem: string;
-  /** This CA's key certified by the successor ("oldWithNew"): lets a chain walk from the cross certificate reach the new CA. */
-  reversePem: string;
-  retiredAt: number;
-  /** ms since the epoch: the last notAfter this CA signed; trusted for verification until then. */
-  trustUntil: number;
-}
-
 /** PEM text of DER bytes, and the DER of the first block with a label (RFC 7468): the shared toolkit's. */
 export { toPem as derToPem, fromPem as pemToDer };
-
-/** SHA-256 of DER bytes, lowercase hex: the fingerprint the device repo files certificates under. */
-export function certFingerprint(der: Uint8Array): string {
-  return createHash('sha256').update(der).digest('hex');
-}
-
-function ab(u: Uint8Array): ArrayBuffer {
-  return u.buffer.slice(u.byteOffset, u.byteOffset + u.byteLength) as ArrayBuffer;
-}
-
-/** A positive 128-bit serial (RFC 5280 4.1.2.2: unique, at most 20 octets); first byte below 0x80. */
-function randomSerialBytes(): Uint8Array {
-  const b = randomBytes(16);
-  b[0] = 0x01 + (b[0] % 0x7f);
-  return new Uint8Array(b);
-}
-
-/** Certificate times have whole seconds; RFC 5280 4.1.2.5: UTCTime through 2049, then GeneralizedTime. */
-function certTime(d: Date): pkijs.Time {
-  const value = new Date(Math.floor(d.getTime() / 1000) * 1000);
-  return new pkijs.Time({ type: value.getUTCFullYear() < 2050 ? 0 : 1, value });
-}
-
-/** A Name with one attribute per RDN, in order; UTF8String values (RFC 5280 4.1.2.4). */
-function buildName(rdns: ReadonlyArray<readonly [string, string]>): pkijs.RelativeDistinguishedNames {
-  const seq = new asn1js.Sequence({
-    value: rdns.map(
-      ([type, v]) =>
-        new asn1js.Set({ value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: type }), new asn1js.Utf8String({ value: v })] })] }),
-    ),
-  });
-  return pkijs.RelativeDistinguishedNames.fromBER(seq.toBER(false));
-}
-
-function ext(extnID: string, critical: boolean, value: asn1js.AsnType): pkijs.Extension {
-  return new pkijs.Extension({ extnID, critical, extnValue: value.toBER(false) });
-}
-
-/** RFC 5280 4.2.1.3 KeyUsage as a DER named bit list (trailing zero bits dropped, X.690 11.2.2). */
-function keyUsage(bits: number[]): asn1js.BitString {
-  let byte = 0;
-  for (const b of bits) byte |= 0x80 >> b;
-  const highest = Math.max(...bits);
-  return new asn1js.BitString({ valueHex: Uint8Array.from([byte]).buffer, unusedBits: 7 - highest });
-}
-const KU_DIGITAL_SIGNATURE = 0;
-const KU_KEY_CERT_SIGN = 5;
-const KU_CRL_SIGN = 6;
-
-/** RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING value. */
-function keyIdOf(spki: pkijs.PublicKeyInfo): Uint8Array {
-  return new Uint8Array(createHash('sha1').update(spki.subjectPublicKey.valueBlock.valueHexView).digest());
-}
-
-function serialHexOf(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex').replace(/^(00)+(?=.)/, '');
-}
-
-function writeAtomic(path: string, data: string, mode: number): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
-}
-
-async function generateKeyPair(): Promise<webcrypto.CryptoKeyPair> {
-  return subtle.generateKey(EC_P256, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>;
-}
-
-async function pkcs8Pem(key: CryptoKey): Promise<string> {
-  return toPem(new Uint8Array(await subtle.exportKey('pkcs8', key)), 'PRIVATE KEY');
-}
-
-/** Checks that a CSR's key is ECDSA P-256 or RSA of at least 2048 bits. */
-function keyAcceptable(spki: pkijs.PublicKeyInfo): boolean {
-  const alg = spki.algorithm.algorithmId;
-  const parsed = spki.parsedKey;
-  if (alg === OID.ecPublicKey) return parsed instanceof pkijs.ECPublicKey && (parsed.namedCurve === 'P-256' || parsed.namedCurve === OID.prime256v1);
-  if (alg === OID.rsaEncryption && parsed instanceof pkijs.RSAPublicKey) {
-    const n = parsed.modulus.valueBlock.valueHexView;
-    const bytes = n[0] === 0 ? n.length - 1 : n.length;
-    return bytes * 8 >= 2048;
-  }
-  return false;
-}
-
-interface CaState {
-  cert: pkijs.Certificate;
-  certDer: Uint8Array;
-  privateKey: CryptoKey;
-  keyId: Uint8Array;
-}
-
-/**
- * A CA certificate for `publicKey` under `name`, signed by `signer` (its own key: self-signed; the
- * retiring CA's key: the cross certificate of a rotation).
- */
-async function caCertificate(
-  name: pkijs.RelativeDistinguishedNames,
-  publicKey: CryptoKey,
-  signer: { privateKey: CryptoKey; keyId?: Uint8Array },
-  notBefore: Date,
-  notAfter: Date,
-): Promise<Uint8Array> {
-  const cert = new pkijs.Certificate();
-  cert.version = 2;
-  cert.serialNumber = new asn1js.Integer({ valueHex: ab(randomSerialBytes()) });
-  cert.issuer = name;
-  cert.subject = name;
-  cert.notBefore = certTime(notBefore);
-  cert.notAfter = certTime(notAfter);
-  await cert.subjectPublicKeyInfo.importKey(publicKey);
-  cert.extensions = [
-    // RFC 5280 4.2.1.9: CA:TRUE, pathLen 0 (it issues end entities only); 4.2.1.3 keyCertSign, cRLSign.
-    ext(OID.basicConstraints, true, new pkijs.BasicConstraints({ cA: true, pathLenConstraint: 0 }).toSchema()),
-    ext(OID.keyUsage, true, keyUsage([KU_KEY_CERT_SIGN, KU_CRL_SIGN])),
-    ext(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: ab(keyIdOf(cert.subjectPublicKeyInfo)) })),
-    // RFC 5280 4.2.1.1: the cross certificate names its signer's key; chain building needs it, as
-    // the old and the new CA carry the same name.
-    ...(signer.keyId
-      ? [ext(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: ab(signer.keyId) }) }).toSchema())]
-      : []),
-  ];
-  await cert.sign(signer.privateKey, 'SHA-256');
-  return new Uint8Array(cert.toSchema(true).toBER(false));
-}
-
-async function createCaFiles(dir: string, now: Date): Promise<void> {
-  const keys = await generateKeyPair();
-  const name = buildName([
-    [OID.organizationName, 'MyKey Platform'],
-    [OID.commonName, `MyKey Device CA ${randomBytes(4).toString('hex')}`],
-  ]);
-  const certDer = await caCertificate(name, keys.publicKey, keys, new Date(now.getTime() - SKEW_MS), new Date(now.getTime() + CA_VALIDITY_MS));
-  // The key goes first: a certificate without its key would be useless, a key without a
-  // certificate is simply replaced on the next start.
-  writeAtomic(join(dir, 'ca-key.pem'), await pkcs8Pem(keys.privateKey), 0o600);
-  writeAtomic(join(dir, 'ca-cert.pem'), toPem(certDer, 'CERTIFICATE'), 0o644);
-}
-
-const CA_VALIDITY_MS = 20 * 365 * DAY_MS;
-
-/** retired.json, newest first; unreadable or absent: none. */
-export function readRetiredCas(dir: string): RetiredCa[] {
-  try {
-    const v = JSON.parse(readFileSync(join(dir, 'retired.json'), 'utf8')) as { cas?: unknown };
-    if (!Array.isArray(v.cas)) return [];
-    return v.cas.filter(
-      (c): c is RetiredCa =>
-        !!c && typeof c === 'object' && typeof c.fingerprint === 'string' && typeof c.certPem === 'string' && typeof c.crossPem === 'string' && typeof c.reversePem === 'string' && Number.isFinite(c.trustUntil) && Number.isFinite(c.retiredAt),
-    );
-  } catch {
-    return [];
-  }
-}
-
-/** The latest notAfter the CA with this fingerprint signed (ca-issued.json), or 0. */
-function issuedUntil(dir: string, fingerprint: string): number {
-  try {
-    const v = JSON.parse(readFileSync(join(dir, 'ca-issued.json'), 'utf8')) as { fingerprint?: unknown; notAfter?: unknown };
-    return v.fingerprint === fingerprint && typeof v.notAfter === 'number' ? v.notAfter : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * Completes a rotation cut short (a power cut): `ca-cert.pem.next` is written last, after the
- * successor's key and retired.json, so its presence means the rotation was decided.
- */
-function finishRotation(dir: string): void {
-  const certNext = join(dir, 'ca-cert.pem.next');
-  const keyNext = join(dir, 'ca-key.pem.next');
-  if (existsSync(certNext)) {
-    if (existsSync(keyNext)) renameSync(keyNext, join(dir, 'ca-key.pem'));
-    renameSync(certNext, join(dir, 'ca-cert.pem'));
-  } else if (existsSync(keyNext)) {
-    rmSync(keyNext, { force: true });
-  }
-}
-
-export interface DeviceCaRotation {
-  /** SHA-256 (lowercase hex) of the retired and of the new CA certificate. */
-  retiredFingerprint: string;
-  fingerprint: string;
-  /** The retired CA stays trusted for verification until then (the last notAfter it signed). */
-  trustUntil: Date;
-  /** Where the retired key was moved: archive it offline, then delete it. */
-  retiredKeyPath: string;
-  certPem: string;
-}
-
-/**
- * Rotates the device CA in `dir`: a new key and self-signed certificate under the same name become
- * the issuer of every new certificate; the old certificate is kept as trusted (retired.json) until
- * the last certificate it signed expires, with a cross certificate of the new key signed by the old
- * one; the old key leaves ca-key.pem for retired/ (0600). The server certificate is reissued by the
- * new CA at the next start. A hub running meanwhile refuses to issue with the retired key
- * (device_ca_retired) until it is restarted.
- */
-export async function rotateDeviceCa(dir: string, opts: { now?: () => Date; leaked?: boolean } = {}): Promise<DeviceCaRotation> {
-  const now = (opts.now ?? (() => new Date()))();
-  if (!existsSync(join(dir, 'ca-cert.pem')) || !existsSync(join(dir, 'ca-key.pem'))) {
-    throw new MyKeyError('device_ca_rotation_invalid', `no device CA in ${dir}: start the hub once to create it`);
-  }
-  finishRotation(dir);
-  const old = await loadCa(dir, true);
-  const oldFp = certFingerprint(old.certDer);
-  const keys = await generateKeyPair();
-  const name = old.cert.subject;
-  const notBefore = new Date(now.getTime() - SKEW_MS);
-  const certDer = await caCertificate(name, keys.publicKey, keys, notBefore, new Date(now.getTime() + CA_VALIDITY_MS));
-  // The old CA stays trusted as long as something it signed may still be presented.
-  const trustUntil = Math.min(Math.max(issuedUntil(dir, oldFp), now.getTime()), old.cert.notAfter.value.getTime());
-  const crossUntil = new Date(Math.max(trustUntil, now.getTime() + DAY_MS));
-  const crossDer = await caCertificate(name, keys.publicKey, old, notBefore, crossUntil);
-  const newKeyId = keyIdOf(pkijs.Certificate.fromBER(ab(certDer)).subjectPublicKeyInfo);
-  const oldPublic = await old.cert.getPublicKey();
-  const reverseDer = await caCertificate(name, oldPublic, { privateKey: keys.privateKey, keyId: newKeyId }, notBefore, crossUntil);
-  const retired: RetiredCa = {
-    fingerprint: oldFp,
-    certPem: toPem(old.certDer, 'CERTIFICATE'),
-    crossPem: toPem(crossDer, 'CERTIFICATE'),
-    reversePem: toPem(reverseDer, 'CERTIFICATE'),
-    retiredAt: now.getTime(),
-    trustUntil,
-  };
-  // A leaked key is not trusted a moment longer: no entry, no cross certificates (every device must enroll again).
-  const others = opts.leaked ? [] : readRetiredCas(dir).filter((c) => c.fingerprint !== oldFp && c.trustUntil > now.getTime());
-  const entries = opts.leaked ? [] : [retired, ...others];
-  const retiredDir = join(dir, 'retired');
-  mkdirSync(retiredDir, { recursive: true, mode: 0o700 });
-  const retiredKeyPath = join(retiredDir, `ca-key-${oldFp.slice(0, 16)}.pem`);
-  writeAtomic(retiredKeyPath, readFileSync(join(dir, 'ca-key.pem'), 'utf8'), 0o600);
-  // Order for a power cut: the new key, the trust list, then the certificate as the commit mark
-  // (finishRotation); an entry in retired.json for the still-current CA is ignored until then.
-  writeAtomic(join(dir, 'ca-key.pem.next'), await pkcs8Pem(keys.privateKey), 0o600);
-  writeAtomic(join(dir, 'retired.json'), JSON.stringify({ version: 1, cas: entries }, null, 2) + '\n', 0o644);
-  writeAtomic(join(dir, 'ca-cert.pem.next'), toPem(certDer, 'CERTIFICATE'), 0o644);
-  finishRotation(dir);
-  for (const f of ['server-names.json', 'server-cert.pem', 'server-key.pem', 'ca-issued.json']) rmSync(join(dir, f), { force: true });
-  return { retiredFingerprint: oldFp, fingerprint: certFingerprint(certDer), trustUntil: new Date(opts.leaked ? now.getTime() : trustUntil), retiredKeyPath, certPem: toPem(certDer, 'CERTIFICATE') };
-}
-
-async function loadCa(dir: string, extractable = false): Promise<CaState> {
-  const certDer = fromPem(readFileSync(join(dir, 'ca-cert.pem'), 'utf8'), 'CERTIFICATE');
-  const keyDer = fromPem(readFileSync(join(dir, 'ca-key.pem'), 'utf8'), 'PRIVATE KEY');
-  const privateKey = await subtle.importKey('pkcs8', keyDer, EC_P256, extractable, ['sign']);
-  const cert = pkijs.Certificate.fromBER(ab(certDer));
-  return { cert, certDer, privateKey, keyId: keyIdOf(cert.subjectPublicKeyInfo) };
-}
 
 /**
  * Opens the device CA in `dir` (normally `<dataDir>/device-ca`), creating it on first use.
@@ -566,35 +281,4 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
       }
     },
   };
-}
-
-/** The 16 bytes of an IPv6 address in text form (RFC 4291 2.2, with `::`). */
-function ipv6Bytes(text: string): Uint8Array {
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    const v = parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  return out;
-}
-
-/**
- * Makes a key pair and a PKCS#10 CSR the way an edge's enrollment does (ECDSA P-256 by default).
- * For provisioning scripts and tests; the hub itself never needs an edge's private key.
- */
-export async function createDeviceCsr(
-  edgeId: string,
-  opts: { keyPair?: webcrypto.CryptoKeyPair } = {},
-): Promise<{ csrDer: Uint8Array; keyPair: webcrypto.CryptoKeyPair; keyPem: string }> {
-  const keyPair = opts.keyPair ?? (await generateKeyPair());
-  const csr = new pkijs.CertificationRequest();
-  csr.subject = buildName([[OID.commonName, edgeId]]);
-  await csr.subjectPublicKeyInfo.importKey(keyPair.publicKey);
-  await csr.sign(keyPair.privateKey, 'SHA-256');
-  return { csrDer: new Uint8Array(csr.toSchema(true).toBER(false)), keyPair, keyPem: await pkcs8Pem(keyPair.privateKey) };
 }

@@ -1,11 +1,10 @@
 // JPKI trust anchors: the self-signed CA certificates the hub accepts user-authentication
 // certificates from. Several may be live at once (CA key rollover), possibly with the same DN.
-import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { MyKeyError } from '../../shared/errors.ts';
 import { issuerKeyOf } from '../../shared/cert-identity.ts';
 import { certificatesFromPem, digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
-import { toHex } from '../../shared/asn1/der.ts';
 import { issuerKeyIdOf } from './crl/issuer.ts';
 
 /** A configured trust anchor. */
@@ -67,9 +66,4 @@ export function loadTrustAnchors(paths: string[]): TrustAnchor[] {
     ders.forEach((der, i) => out.push(trustAnchorFromDer(der, ders.length > 1 ? `${path}#${i + 1}` : path)));
   }
   return out;
-}
-
-/** A short, stable fingerprint of an anchor for logs: sha256 of its certificate, first 16 hex digits. */
-export function anchorFingerprint(a: TrustAnchor): string {
-  return toHex(createHash('sha256').update(a.cert.der).digest()).slice(0, 16);
 }

@@ -4,15 +4,21 @@
 // certificate suspends its MyKey ID with its RFC 5280 reason. Everything is keyed by the issuer's KEY
 // (TrustAnchor.keyId), not its name: during a CA key rollover two anchors share a name, and each
 // CRL applies only to the certificates its own key signed. Only a full CRL is applied (load.ts).
-import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, existsSync } from 'node:fs';
+// This file holds the state and the runs' order; its parts are crl-match.ts (matching a CRL against
+// the bindings and writing the revocations, in slices) and crl-fetch.ts (download, atomic save).
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MyKeyError, isErrorCode } from '../../shared/errors.ts';
+import type { Emitter } from '../../shared/typed-events.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import type { Logger } from '../../shared/log.ts';
-import { loadCrl, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
+import { loadCrl, loadCrlSteps, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
 import { issuerKeyOf, type TrustAnchor } from '../pki/trust-anchors.ts';
-import type { BindingState, MyKeyRepo } from '../store/mykey-repo.ts';
+import type { MyKeyRepo } from '../store/mykey-repo.ts';
 import type { RevocationRepo } from '../store/revocation-repo.ts';
 import type { LoadedCrl } from './checker.ts';
+import { atomicWrite, atomicWriteAsync, downloadCrl } from './crl-fetch.ts';
+import { createSlicer, matchCrl, writeRevocations } from './crl-match.ts';
 
 /** What one revocation run found. */
 export interface RevocationRunSummary {
@@ -46,29 +52,17 @@ export interface CrlManagerDeps {
   crlGraceMs?: number;
   /** How far a CRL's thisUpdate may lie in the future before it is refused (crl_not_yet_valid); default 5 min. */
   clockSkewMs?: number;
-  /** Called after suspensions were committed (their change-log entries wait in the outboxes). */
-  afterSuspend?: () => void;
+  /** Told `suspended` after suspensions were committed (their change-log entries wait in the outboxes). */
+  events?: Emitter<FanoutEvents>;
 }
 
-type Hit = Parameters<MyKeyRepo['applyRevocations']>[0][number];
-
-/** Most revocations written per transaction (chunks are sized to take about SLICE_MS). */
-const APPLY_CHUNK = 2000;
-/** Synchronous work between two turns of the event loop, in milliseconds. */
-const SLICE_MS = 8;
+/**
+ * Synchronous work between two turns of the event loop, in milliseconds: a request needs several
+ * turns (body, proof, store, answer), each of which may wait for one slice.
+ */
+const SLICE_MS = 5;
 /** Rows between two progress reports of the match and apply phases. */
 const PROGRESS_EVERY = 100_000;
-/** Bindings read per page when every binding is matched. */
-const SCAN_PAGE = 2000;
-
-function atomicWrite(path: string, data: Uint8Array) {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, data);
-  const fd = openSync(tmp, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
-}
 
 export function createCrlManager(deps: CrlManagerDeps) {
   const now = deps.now ?? (() => new Date());
@@ -146,17 +140,13 @@ export function createCrlManager(deps: CrlManagerDeps) {
   }
 
   /**
-   * Verifies, indexes, matches and persists a CRL, as steps: the generator yields between chunks of
-   * work (a few milliseconds each, every write its own short BEGIN IMMEDIATE transaction), so a
-   * caller can let the event loop run between them (applyAsync) or run it through (apply).
-   *
-   * Matching does not read every binding. The bindings up to the previous run's mark were matched
-   * against the previous CRL of this key, so for them only the entries new since that CRL are
-   * looked up, through the index (issuer, key, serial); bindings made since the mark (registrations
-   * that raced the previous run included) are matched against the whole CRL. Without a usable
-   * previous CRL (the first run, a restart that could not reload it) every binding is matched, in pages.
+   * Verifies, indexes, matches (crl-match.ts) and persists a CRL, as steps: the async generator
+   * yields between slices of work (a few milliseconds each, every write its own short BEGIN IMMEDIATE
+   * transaction) and awaits I/O (`io` 'async': the CRL file is written and fsynced on the libuv pool),
+   * so a caller can let the event loop run between them (applyAsync) or run it through (apply, `io`
+   * 'sync').
    */
-  async function* steps(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): AsyncGenerator<void, RevocationRunSummary> {
+  async function* steps(der: Uint8Array, source: string, io: 'sync' | 'async', onProgress?: (phase: string, done: number, total: number) => void): AsyncGenerator<void, RevocationRunSummary> {
     const started = now();
     const t0 = performance.now();
     try {
@@ -164,7 +154,10 @@ export function createCrlManager(deps: CrlManagerDeps) {
         await fillKeyIds();
         filled = true;
       }
-      const { crl, index, issuer } = parse(der, (d, t) => onProgress?.('parse', d, t));
+      // Parsed, verified and indexed in three steps, with a turn of the event loop between them.
+      const loading = yield* loadCrlSteps(der, issuers(), { onProgress: (d, t) => onProgress?.('parse', d, t), now: now(), clockSkewMs: deps.clockSkewMs });
+      if (!loading.ok) throw new MyKeyError(loading.code, loading.message);
+      const { crl, index, issuer } = loading.value;
       const keyId = issuer.keyId;
       const nameKey = issuerKeyOf(issuer.nameDer);
       const soleKeyOfName = (anchorsPerName().get(nameKey) ?? 0) <= 1;
@@ -191,11 +184,6 @@ export function createCrlManager(deps: CrlManagerDeps) {
       // What this run will have matched: every binding up to here. Read before matching, so a
       // binding committed while the run goes on is after the mark and matched by the next run.
       const mark = await deps.mykeys.maxBindingId();
-      const prevMark = await deps.revocations.mark(keyId);
-      const held = indexes.get(keyId);
-      const incremental =
-        prevMark !== undefined && held !== undefined && held.thisUpdate === prevMark.this_update && (held.crlNumber ?? null) === prevMark.crl_number;
-
       // Progress of the unbounded phases, about every PROGRESS_EVERY rows (an import prints each).
       const reported = new Map<string, number>();
       const report = (phase: string, done: number) => {
@@ -204,112 +192,30 @@ export function createCrlManager(deps: CrlManagerDeps) {
         reported.set(phase, step);
         onProgress?.(phase, done, 0);
       };
-      const hits: Hit[] = [];
-      let newlySuspended = 0;
-      /**
-       * Writes the hits in chunks, each its own short write transaction, sized to take about
-       * SLICE_MS: the event loop (and another process waiting for the write lock) gets a turn between.
-       */
-      async function* flush(): AsyncGenerator<void> {
-        let size = 100;
-        for (let i = 0; i < hits.length; ) {
-          const chunk = hits.slice(i, i + size);
-          const t = performance.now();
-          const n = await deps.mykeys.applyRevocations(chunk, now().getTime());
-          const took = performance.now() - t;
-          size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (SLICE_MS / Math.max(took, 0.5)))));
-          i += chunk.length;
-          newlySuspended += n;
-          if (n > 0) deps.afterSuspend?.();
-          report('apply', i);
-          yield;
-        }
-      }
-      /** True once the current slice of synchronous work has run SLICE_MS; the caller yields. */
-      let sliceStart = performance.now();
-      const sliceUsed = (): boolean => {
-        if (performance.now() - sliceStart < SLICE_MS) return false;
-        sliceStart = performance.now();
-        return true;
-      };
-      let matched = 0;
-      const hit = (b: { id: number; mykey_id: string; state: BindingState }, rev: { revokedAt: Date; reason: string }) => {
-        hits.push({ bindingId: b.id, mykeyId: b.mykey_id, state: b.state, revokedAt: rev.revokedAt.getTime(), reason: rev.reason });
-        matched++;
-      };
-      /** Matches bindings with an id above `from` against the whole CRL, a page at a time (through the key index). */
-      async function* matchAfter(from: number): AsyncGenerator<void> {
-        let scanned = 0;
-        // The issuing key's rows, then rows of this issuer name whose key is not yet known.
-        for (const [rowsKey, nameOnly] of legacyRows ? ([[keyId, false], ['', true]] as const) : ([[keyId, false]] as const)) {
-          let after = from;
-          for (;;) {
-            const page = await deps.mykeys.unrevokedOfKeyAfter(rowsKey, after, SCAN_PAGE);
-            if (page.length === 0) break;
-            for (const b of page) {
-              if (nameOnly && b.issuer_key !== nameKey) continue;
-              const rev = index.lookup(b.serial_hex);
-              if (rev) hit(b, rev);
-            }
-            after = page[page.length - 1].id;
-            scanned += page.length;
-            report('match', scanned);
-            sliceStart = performance.now();
-            yield;
-          }
-        }
-      }
-
+      const slicer = createSlicer(SLICE_MS);
       const tMatch = performance.now();
-      if (incremental) {
-        // Entries new since the CRL every binding up to the previous mark was matched against,
-        // looked up in serial order (neighbouring pages of the index, not a random walk over it).
-        // Bindings keep serials as lower-case hex without leading zero bytes (hub/pki/der.ts).
-        const fresh: { serial: string; revokedAt: Date; reason: string }[] = [];
-        for (const e of index.entriesNotIn(held.index)) {
-          fresh.push({ serial: e.serialHex.toLowerCase(), revokedAt: e.revokedAt, reason: e.reason });
-          if ((fresh.length & 255) === 0 && sliceUsed()) yield;
-        }
-        // Ordered by the serial's first 32 bits (what the index orders by first), as numbers in one
-        // typed-array sort: key * 2^20 + position stays exact in a double for up to 2^20 new entries a slice.
-        const order: number[] = [];
-        for (let from = 0; from < fresh.length; from += 1 << 20) {
-          const part = fresh.slice(from, from + (1 << 20));
-          const keys = new Float64Array(part.length);
-          for (let i = 0; i < part.length; i++) {
-            const top = parseInt(part[i].serial.slice(0, 8).padEnd(8, '0'), 16);
-            keys[i] = (top >= 0 ? top : 0) * 1048576 + i; // a negative serial (not RFC 5280) sorts first
-          }
-          keys.sort();
-          for (const k of keys) order.push(from + (k % 1048576));
-        }
-        yield;
-        for (let i = 0; i < order.length; i++) {
-          const e = fresh[order[i]];
-          for (const b of await deps.mykeys.unrevokedBySerial(nameKey, keyId, e.serial, legacyRows)) {
-            // Bindings after the previous mark are matched against the whole CRL below.
-            if (b.id <= prevMark.binding_mark) hit(b, e);
-          }
-          if ((i & 63) === 63 && sliceUsed()) {
-            report('match', i + 1);
-            yield;
-          }
-        }
-        yield* matchAfter(prevMark.binding_mark);
-      } else {
-        yield* matchAfter(0);
-      }
-      // Written in binding order: each chunk's rows sit on neighbouring pages.
-      hits.sort((x, y) => x.bindingId - y.bindingId);
+      const { hits, incremental } = yield* matchCrl({
+        mykeys: deps.mykeys,
+        keyId,
+        nameKey,
+        index,
+        held: indexes.get(keyId),
+        prevMark: await deps.revocations.mark(keyId),
+        legacyRows,
+        slicer,
+        report,
+      });
+      const matched = hits.length;
       const tApply = performance.now();
-      yield* flush();
+      const newlySuspended = yield* writeRevocations(deps.mykeys, hits, { now: () => now().getTime(), slicer, report, events: deps.events });
       const tWrite = performance.now();
 
       // Persisted last: until the state and mark commit, the previous CRL stays the one on record
       // (a run cut short is redone from it; marking a binding revoked twice changes nothing).
       mkdirSync(crlDir, { recursive: true });
       const file = join(crlDir, `${keyId}.crl`);
-      atomicWrite(file, der);
+      if (io === 'async') await atomicWriteAsync(file, der);
+      else atomicWrite(file, der);
       await deps.revocations.saveApplied(
         {
           issuer_key: keyId,
@@ -374,7 +280,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
 
   /** Verifies, indexes, matches and persists a CRL in one go (the event loop waits: tests, tools). */
   async function apply(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Promise<RevocationRunSummary> {
-    const it = steps(der, source, onProgress);
+    const it = steps(der, source, 'sync', onProgress);
     for (;;) {
       const r = await it.next();
       if (r.done) return r.value;
@@ -390,7 +296,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
    */
   function applyAsync(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Promise<RevocationRunSummary> {
     const run = queue.then(async () => {
-      const it = steps(der, source, onProgress);
+      const it = steps(der, source, 'async', onProgress);
       for (;;) {
         const r = await it.next();
         if (r.done) return r.value;
@@ -407,19 +313,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
     const t0 = performance.now();
     let der: Uint8Array;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(deps.fetchTimeoutMs ?? 60_000) });
-      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-      const max = deps.maxBytes ?? 512 * 1024 * 1024;
-      const declared = Number(res.headers.get('content-length') ?? 0);
-      if (declared > max) throw new Error(`CRL of ${declared} bytes is larger than the limit ${max}`);
-      const chunks: Uint8Array[] = [];
-      let total = 0;
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        total += chunk.length;
-        if (total > max) throw new Error(`CRL is larger than the limit ${max}`);
-        chunks.push(chunk);
-      }
-      der = new Uint8Array(Buffer.concat(chunks, total));
+      der = await downloadCrl(url, { timeoutMs: deps.fetchTimeoutMs ?? 60_000, maxBytes: deps.maxBytes ?? 512 * 1024 * 1024 });
     } catch (e) {
       const err = new MyKeyError('crl_fetch_failed', `fetching ${url} failed: ${(e as Error).message}`, { cause: e });
       await recordFailure(url, startedAt, performance.now() - t0, err.code, err.message);

@@ -16,6 +16,8 @@ export interface ServiceRow {
   created_at: number;
   /** Derivation of the keyed identities its edges get (shared/sync.ts). */
   key_scheme: KeyScheme;
+  /** What a touch at its readers proves (migration 175; PIN-checked touch, #14). */
+  touch_assurance: 'possession' | 'pin';
 }
 
 export interface LinkRow {
@@ -56,6 +58,7 @@ const Q = {
      VALUES (?, ?, 'active', ?, ?, ?, ?, 0, ?)`,
   updateWebhook: 'UPDATE services SET webhook_url = ?, webhook_secret = ? WHERE id = ?',
   setRequireHolderProof: 'UPDATE services SET require_holder_proof = ? WHERE id = ?',
+  setTouchAssurance: 'UPDATE services SET touch_assurance = ? WHERE id = ?',
   // One statement: the row lock (PostgreSQL) or the write lock (SQLite) orders concurrent appends.
   bumpSeq: 'UPDATE services SET head_seq = head_seq + 1 WHERE id = ? RETURNING head_seq',
   insertCredential: 'INSERT INTO service_credentials (id, service_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)',
@@ -109,10 +112,11 @@ export function createLinkRepo(target: Sql | Db) {
   return {
     service: (id: string): Promise<ServiceRow | undefined> => sql.get<ServiceRow>(Q.service, [id]),
     services: (): Promise<ServiceRow[]> => sql.all<ServiceRow>(Q.services),
-    insertService: (row: Omit<ServiceRow, 'status' | 'head_seq' | 'key_scheme'>) =>
+    insertService: (row: Omit<ServiceRow, 'status' | 'head_seq' | 'key_scheme' | 'touch_assurance'>) =>
       run(Q.insertService, [row.id, row.name, row.sync_secret, row.webhook_url, row.webhook_secret, row.require_holder_proof, row.created_at]),
     updateWebhook: (id: string, url: string | null, secret: Buffer | null) => run(Q.updateWebhook, [url, secret, id]),
     setRequireHolderProof: (id: string, on: boolean) => run(Q.setRequireHolderProof, [on ? 1 : 0, id]),
+    setTouchAssurance: (id: string, level: 'possession' | 'pin') => run(Q.setTouchAssurance, [level, id]),
     nextSeq: async (serviceId: string): Promise<number> => (await sql.get<{ head_seq: number }>(Q.bumpSeq, [serviceId]))!.head_seq,
     insertCredential: (id: string, serviceId: string, label: string, hash: string, at: number) => run(Q.insertCredential, [id, serviceId, label, hash, at]),
     credential: (id: string) => sql.get<{ id: string; service_id: string; secret_hash: string; revoked_at: number | null }>(Q.credential, [id]),

@@ -69,6 +69,9 @@ export interface MyKeyLifecycleEvent {
   from?: string;
   previousCert?: CertRef;
   newCert?: CertRef;
+  /** carried_over: made by a linkage record (hub/linkage), not the holder; `resumes`: a suspended MyKey ID resumes with it. */
+  via?: 'linkage';
+  resumes?: boolean;
 }
 
 /**
@@ -99,18 +102,26 @@ const Q = {
   idUsed: 'SELECT 1 AS used FROM mykey_ids WHERE id = ? UNION ALL SELECT 1 AS used FROM retired_mykey_ids WHERE id = ?',
   insertId: 'INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, NULL, ?, ?)',
   setStatus: 'UPDATE mykey_ids SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ?',
-  suspendIfActive: "UPDATE mykey_ids SET status = 'suspended', status_reason = ?, status_changed_at = ? WHERE id = ? AND status = 'active'",
+  // Only while the revoked binding is still the current one: a carry-over (the holder's, or a linkage
+  // record's) committed between a CRL run's match and its write keeps the MyKey ID active.
+  suspendIfActive:
+    "UPDATE mykey_ids SET status = 'suspended', status_reason = ?, status_changed_at = ? WHERE id = ? AND status = 'active' AND EXISTS (SELECT 1 FROM cert_bindings WHERE id = ? AND state = 'current')",
   bindingByFingerprint: "SELECT * FROM cert_bindings WHERE fingerprint = ? ORDER BY (state = 'current') DESC, id DESC LIMIT 1",
   liveBindingsBySerial: "SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended' LIMIT 2",
   // The binding of this very certificate: same issuer name, same issuing key, same serial. A row
   // whose key id is not yet known ('') matches only the same certificate (fingerprint), so a serial
-  // reused under another key never finds it.
-  liveBindingOfCert: `SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended'
-       AND (issuer_key_id = ? OR (issuer_key_id = '' AND fingerprint = ?)) ORDER BY issuer_key_id DESC LIMIT 1`,
+  // reused under another key never finds it. Two seeks of cert_bindings_live_serial (issuer name,
+  // key id, serial): written with an OR, SQLite used the index for the issuer name alone and read
+  // every binding of the issuer (a quarter of a second per registration at a million bindings).
+  liveBindingOfCert: `SELECT * FROM (
+       SELECT * FROM cert_bindings WHERE issuer_key = ? AND issuer_key_id = ? AND serial_hex = ? AND state <> 'ended'
+       UNION ALL
+       SELECT * FROM cert_bindings WHERE issuer_key = ? AND issuer_key_id = '' AND serial_hex = ? AND state <> 'ended' AND fingerprint = ?
+     ) AS b ORDER BY issuer_key_id DESC LIMIT 1`,
   currentBinding: "SELECT * FROM cert_bindings WHERE mykey_id = ? AND state = 'current'",
   bindingsOf: 'SELECT * FROM cert_bindings WHERE mykey_id = ? ORDER BY id',
   insertBinding: `INSERT INTO cert_bindings (mykey_id, state, fingerprint, issuer_key, issuer_key_id, serial_hex, cert_aki, subject_cn, not_after, bound_at)
-     VALUES (?, 'current', ?, ?, ?, ?, ?, ?, ?, ?)`,
+     VALUES (?, 'current', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
   endBinding: 'UPDATE cert_bindings SET state = ?, unbound_at = ? WHERE id = ?',
   moveBindings: 'UPDATE cert_bindings SET mykey_id = ? WHERE mykey_id = ?',
   copyId: 'INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, ?, ?, ?)',
@@ -145,9 +156,10 @@ export function createMyKeyRepo(target: Sql | Db) {
   const getId = (id: string) => sql.get<MyKeyRow>(Q.getId, [id]);
   const idUsed = async (id: string) => (await sql.get(Q.idUsed, [id, id])) !== undefined;
   const currentBinding = (id: string) => sql.get<BindingRow>(Q.currentBinding, [id]);
-  const liveBindingOfCert = (cert: CertIdentity) => sql.get<BindingRow>(Q.liveBindingOfCert, [cert.issuerKey, cert.serialHex, cert.issuerKeyId, cert.fingerprint]);
-  const insertBinding = (id: string, cert: CertIdentity, now: number) =>
-    sql.run(Q.insertBinding, [id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now]);
+  const liveBindingOfCert = (cert: CertIdentity) => sql.get<BindingRow>(Q.liveBindingOfCert, [cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.issuerKey, cert.serialHex, cert.fingerprint]);
+  /** Inserts the current binding of a MyKey ID; returns its id. */
+  const insertBinding = async (id: string, cert: CertIdentity, now: number): Promise<number> =>
+    Number((await sql.get<{ id: number }>(Q.insertBinding, [id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now]))!.id);
   const addEvent = async (id: string, kind: MyKeyEventKind, at: number, reason?: string | null, extra: Partial<MyKeyLifecycleEvent> = {}) => {
     const detail = extra.from ? { from: extra.from } : extra.newCert ? { serial: extra.newCert.serialHex } : undefined;
     await sql.run(Q.event, [id, kind, reason ?? null, detail === undefined ? null : JSON.stringify(detail), at]);
@@ -279,23 +291,27 @@ export function createMyKeyRepo(target: Sql | Db) {
         await addEvent(id, 'invalidated', now, 'holder');
       }),
 
-    /** Binds a new certificate in place of the current one; a MyKey ID suspended as `superseded` resumes. */
-    carryOver: (id: string, cert: CertIdentity, now: number): Promise<{ resumed: boolean }> =>
+    /**
+     * Binds a new certificate in place of the current one; a MyKey ID suspended as `superseded` resumes.
+     * `via: 'linkage'` when a linkage record (hub/linkage), not the holder, carries it.
+     */
+    carryOver: (id: string, cert: CertIdentity, now: number, via?: 'linkage'): Promise<{ resumed: boolean; bindingId: number }> =>
       sql.tx(async () => {
         const cur = await currentBinding(id);
         if (cur) await sql.run(Q.endBinding, ['carried_over', now, cur.id]);
-        await insertBinding(id, cert, now);
-        await addEvent(id, 'carried_over', now, null, {
+        const bindingId = await insertBinding(id, cert, now);
+        const resumes = (await getId(id))!.status === 'suspended';
+        await addEvent(id, 'carried_over', now, via ?? null, {
           previousCert: cur ? refOf(cur) : undefined,
           newCert: { issuerKey: cert.issuerKey, serialHex: cert.serialHex, aki: cert.aki ?? '' },
+          ...(via ? { via, resumes } : {}),
         });
-        const row = (await getId(id))!;
-        if (row.status === 'suspended') {
+        if (resumes) {
           await sql.run(Q.setStatus, ['active', null, now, id]);
-          await addEvent(id, 'resumed', now, 'carried_over');
-          return { resumed: true };
+          await addEvent(id, 'resumed', now, via ?? 'carried_over');
+          return { resumed: true, bindingId };
         }
-        return { resumed: false };
+        return { resumed: false, bindingId };
       }),
 
     /**
@@ -329,7 +345,7 @@ export function createMyKeyRepo(target: Sql | Db) {
             if ((await sql.run(Q.markRevoked, [h.revokedAt, h.reason, h.bindingId])).changes === 0) continue;
             if (h.state !== 'current') continue;
             // One statement: only an active MyKey ID is suspended (never an invalidated one).
-            if ((await sql.run(Q.suspendIfActive, [h.reason, now, h.mykeyId])).changes === 1) {
+            if ((await sql.run(Q.suspendIfActive, [h.reason, now, h.mykeyId, h.bindingId])).changes === 1) {
               await addEvent(h.mykeyId, 'suspended', now, h.reason);
               suspended++;
             }

@@ -11,7 +11,7 @@ import type { EnrollmentResponse } from '../../shared/device-api.ts';
 import { checkNfcModules, checkNode, checkPcscd, checkReaders, listReaders, type NfcModuleEnv } from './prerequisites.ts';
 import { createSteps, needsFix, type StepContext } from './progress.ts';
 import { isReleasePublicKey } from '../../shared/release.ts';
-import { checkBroker, checkDeviceApi, checkHub, checkSnapshot, connectDevice } from './self-test.ts';
+import { checkBroker, checkDeviceApi, checkHub, checkSnapshot } from './self-test.ts';
 import {
   ensureDir,
   FILE_MODE,
@@ -143,12 +143,14 @@ const DEFAULT_BROKER_PORT = 8883;
  * Where the edge talks to: flag > hub's answer > the defaults (--hub itself when it is the https://
  * device API, else the hub's default ports on the hub's host name).
  */
-export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?: string }, answer?: Pick<EnrollmentResponse, 'hubUrl' | 'brokerUrl'>) {
+export function endpoints(o: { hubUrl: string; deviceApiUrl?: string; brokerUrl?: string }, answer?: Pick<EnrollmentResponse, 'hubUrl' | 'brokerUrl' | 'brokerUrls'>) {
   const hub = new URL(o.hubUrl);
   const host = hub.hostname;
   return {
     deviceApiUrl: o.deviceApiUrl ?? answer?.hubUrl ?? (hub.protocol === 'https:' ? hub.origin : `https://${host}:${DEFAULT_DEVICE_API_PORT}`),
     brokerUrl: o.brokerUrl ?? answer?.brokerUrl ?? `mqtts://${host}:${DEFAULT_BROKER_PORT}`,
+    // A --broker given by the technician names the one broker to use; otherwise the cluster's other nodes as the hub told them.
+    ...(o.brokerUrl === undefined && answer?.brokerUrls?.length ? { brokerUrls: answer.brokerUrls } : {}),
   };
 }
 
@@ -169,7 +171,7 @@ export function buildEdgeConfig(layout: StateLayout, record: EnrollmentRecord, r
     edgeId: record.edgeId,
     serviceId: record.serviceId,
     hub: { url: record.deviceApiUrl },
-    broker: { url: record.brokerUrl },
+    broker: { url: record.brokerUrl, ...(record.brokerUrls?.length ? { urls: record.brokerUrls } : {}) },
     tls: { cert: layout.cert, key: layout.key, ca: layout.ca },
     stateDir: layout.data,
   };
@@ -212,7 +214,7 @@ export async function selfTest(c: StepContext, record: EnrollmentRecord, tls: De
 }
 
 /** Writes the certificate, key, CA, config and (last) the enrollment record. */
-export function commitEnrollment(layout: StateLayout, keyPem: string, answer: EnrollmentResponse, o: { hubUrl: string; deviceApiUrl: string; brokerUrl: string }, now: Date): EnrollmentRecord {
+export function commitEnrollment(layout: StateLayout, keyPem: string, answer: EnrollmentResponse, o: { hubUrl: string; deviceApiUrl: string; brokerUrl: string; brokerUrls?: string[] }, now: Date): EnrollmentRecord {
   ensureDir(layout.dir);
   ensureDir(layout.tls);
   ensureDir(layout.data);
@@ -228,6 +230,7 @@ export function commitEnrollment(layout: StateLayout, keyPem: string, answer: En
     hubUrl: o.hubUrl,
     deviceApiUrl: o.deviceApiUrl,
     brokerUrl: o.brokerUrl,
+    ...(o.brokerUrls?.length ? { brokerUrls: o.brokerUrls } : {}),
     enrolledAt: now.toISOString(),
     notAfter: facts.notAfter.toISOString(),
     certFingerprint: facts.fingerprint256,
@@ -316,7 +319,10 @@ export async function enroll(o: EnrollOptions, deps: EnrollDeps): Promise<Enroll
   if (found) {
     await steps.step('Device key and certificate request', (c) => c.ok('skipped: the existing device key is kept'));
     await steps.step('Redeeming the enrollment token', (c) => c.ok('skipped: already enrolled (the token, if given, stays unused)'));
-    record = { ...found.record, hubUrl: o.hubUrl, ...endpoints({ hubUrl: o.hubUrl, deviceApiUrl: o.deviceApiUrl ?? found.record.deviceApiUrl, brokerUrl: o.brokerUrl ?? found.record.brokerUrl }) };
+    // A --broker given now names the one broker to use: the cluster nodes told at enrollment are dropped.
+    const { brokerUrls, ...rest } = found.record;
+    const kept = o.brokerUrl === undefined && brokerUrls ? { ...rest, brokerUrls } : rest;
+    record = { ...kept, hubUrl: o.hubUrl, ...endpoints({ hubUrl: o.hubUrl, deviceApiUrl: o.deviceApiUrl ?? found.record.deviceApiUrl, brokerUrl: o.brokerUrl ?? found.record.brokerUrl }) };
     tls = found.tls;
   } else {
     const key = await steps.step('Device key and certificate request', async (c) => {

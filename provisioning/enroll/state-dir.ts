@@ -47,6 +47,8 @@ export const EnrollmentRecord = Type.Object(
     hubUrl: Type.String(),
     deviceApiUrl: Type.String(),
     brokerUrl: Type.String(),
+    /** The other nodes of a broker cluster, as the hub told them (edge config broker.urls). */
+    brokerUrls: Type.Optional(Type.Array(Type.String())),
     enrolledAt: Type.String(),
     notAfter: Type.String(),
     certFingerprint: Type.String(),

@@ -3,19 +3,17 @@
 // the dev hub only; nothing here is a production CA (keys are extractable on purpose).
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { createHash, createPrivateKey, privateEncrypt, constants as cryptoConstants, randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { webcrypto } from 'node:crypto';
 import { JPKI_AUTH_CA_DN, JPKI_AUTH_POLICY_OID, JPKI_SIGN_POLICY_OID } from '../../shared/card.ts';
-import { toPem as sharedToPem } from '../../shared/asn1/pem.ts';
+import { generateRsaKeyPair, type CryptoKeyPair } from './keys.ts';
+import { integerBytes, randomSerial, serialToHex } from './encoding.ts';
 
-// The project compiles without the DOM lib, so WebCrypto's types come from node:crypto.
-export type CryptoKey = webcrypto.CryptoKey;
-export type CryptoKeyPair = webcrypto.CryptoKeyPair;
+// Keys and encodings live beside this file; importers of the CA find them here too.
+export * from './keys.ts';
+export * from './encoding.ts';
 
 const subtle: webcrypto.SubtleCrypto = globalThis.crypto.subtle;
-
-/** RSASSA-PKCS1-v1_5 with SHA-256: the only algorithm the JPKI card and this CA use. */
-export const RSA_SHA256: webcrypto.RsaHashedImportParams = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
 
 /** OIDs this CA writes (RFC 5280 4.2.1, X.520). */
 export const OID = {
@@ -97,85 +95,6 @@ const KEY_USAGE_BIT = {
 } as const;
 
 const ATTR_OID: Record<string, string> = { C: OID.countryName, O: OID.organizationName, OU: OID.organizationalUnitName, CN: OID.commonName };
-
-/** A fresh extractable RSA key pair for RSASSA-PKCS1-v1_5 with SHA-256 (e = 65537). */
-export async function generateRsaKeyPair(bits: 2048 | 1024 = 2048): Promise<CryptoKeyPair> {
-  return subtle.generateKey(
-    { ...RSA_SHA256, modulusLength: bits, publicExponent: Uint8Array.from([1, 0, 1]) } as webcrypto.RsaHashedKeyGenParams,
-    true,
-    ['sign', 'verify'],
-  );
-}
-
-/**
- * Exactly what the card's SIGN returns for DigestInfo(SHA-256(message)): RSASSA-PKCS1-v1_5 with
- * SHA-256 (RFC 8017 8.2.1), the 256-byte signature for a 2048-bit key.
- */
-export async function signLikeCard(privateKey: CryptoKey, message: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await subtle.sign(RSA_SHA256, privateKey, message));
-}
-
-/**
- * What the card does with the DigestInfo it is given (CARD.md SIGN): PKCS#1 v1.5 type-1 padding
- * over the bytes as they are, then the RSA private operation. For the virtual card.
- */
-export async function signDigestInfo(privateKey: CryptoKey, digestInfo: Uint8Array): Promise<Uint8Array> {
-  const pkcs8 = new Uint8Array(await subtle.exportKey('pkcs8', privateKey));
-  const key = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
-  // RFC 8017 9.2 step 5: EM = 0x00 || 0x01 || PS || 0x00 || T; privateEncrypt with PKCS1 padding is that.
-  return new Uint8Array(privateEncrypt({ key, padding: cryptoConstants.RSA_PKCS1_PADDING }, digestInfo));
-}
-
-/** PEM text for DER bytes (RFC 7468): the platform's one encoder (shared/asn1/pem.ts). */
-export function toPem(der: Uint8Array, label: 'CERTIFICATE' | 'X509 CRL' | 'PRIVATE KEY'): string {
-  return sharedToPem(der, label);
-}
-
-/** DER bytes of the first PEM block in the text; throws on text without one. */
-export function fromPem(pem: string): Uint8Array {
-  const m = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/.exec(pem);
-  if (!m) throw new TypeError('no PEM block found');
-  const body = m[2].replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) throw new TypeError('PEM body is not base64');
-  return new Uint8Array(Buffer.from(body, 'base64'));
-}
-
-/** The serial as lowercase hex, even length, without a sign byte (e.g. 0x0a1b -> '0a1b'). */
-export function serialToHex(serial: bigint): string {
-  const h = serial.toString(16);
-  return h.length % 2 ? `0${h}` : h;
-}
-
-/** Parses a serial written as hex (any case, optional `0x`, colons or spaces); undefined if malformed. */
-export function parseSerialHex(text: string): bigint | undefined {
-  const h = text.trim().replace(/^0x/i, '').replace(/[:\s]/g, '');
-  if (!/^[0-9a-fA-F]{1,64}$/.test(h)) return undefined;
-  const v = BigInt(`0x${h}`);
-  return v > 0n ? v : undefined;
-}
-
-/** A positive random serial of 8 to 16 bytes (RFC 5280 4.1.2.2: at most 20 octets). */
-export function randomSerial(): bigint {
-  const len = randomInt(8, 17);
-  const b = randomBytes(len);
-  b[0] = 0x01 + (b[0] % 0x7f); // non-zero and below 0x80: positive, minimal DER, exactly `len` bytes
-  return BigInt(`0x${b.toString('hex')}`);
-}
-
-/** DER INTEGER content bytes of a positive bigint (two's complement, minimal). */
-export function integerBytes(v: bigint): Uint8Array {
-  if (v < 0n) throw new RangeError('negative integer');
-  let h = v.toString(16);
-  if (h.length % 2) h = `0${h}`;
-  if (parseInt(h.slice(0, 2), 16) >= 0x80) h = `00${h}`;
-  return new Uint8Array(Buffer.from(h, 'hex'));
-}
-
-/** The bigint value of a PKI.js / asn1js INTEGER (unsigned reading of its content bytes). */
-export function integerValue(i: asn1js.Integer): bigint {
-  const hex = Buffer.from(i.valueBlock.valueHexView).toString('hex');
-  return hex === '' ? 0n : BigInt(`0x${hex}`);
-}
 
 /**
  * A Name from (type, value) pairs, one attribute per RDN in order. C is PrintableString (RFC 5280
@@ -405,19 +324,6 @@ export async function issueOcspResponderCert(ca: TestCa, opts: IssueOptions = {}
     },
     { notAfter: new Date(Date.now() + 365 * 24 * 3600_000), ...opts },
   );
-}
-
-/** PKCS#8 DER of a private key. */
-export async function exportPkcs8(privateKey: CryptoKey): Promise<Uint8Array> {
-  return new Uint8Array(await subtle.exportKey('pkcs8', privateKey));
-}
-
-/** Imports a PKCS#8 RSA private key and derives its public key, as an extractable RSASSA/SHA-256 pair. */
-export async function importKeyPairPkcs8(pkcs8: Uint8Array): Promise<CryptoKeyPair> {
-  const privateKey = await subtle.importKey('pkcs8', pkcs8, RSA_SHA256, true, ['sign']);
-  const jwk = await subtle.exportKey('jwk', privateKey);
-  const publicKey = await subtle.importKey('jwk', { kty: 'RSA', n: jwk.n, e: jwk.e, alg: 'RS256', ext: true }, RSA_SHA256, true, ['verify']);
-  return { privateKey, publicKey };
 }
 
 /**

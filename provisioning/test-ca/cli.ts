@@ -5,13 +5,17 @@
 //   tsx provisioning/test-ca/cli.ts revoke <dir> <serialHex> [--reason keyCompromise]
 //   tsx provisioning/test-ca/cli.ts crl <dir> [--random N] --out file.crl
 //   tsx provisioning/test-ca/cli.ts ocsp <dir> [--port 8889]
+//   tsx provisioning/test-ca/cli.ts linkage-signer <key.pem> [--p256]
+//   tsx provisioning/test-ca/cli.ts renew <dir> <old.pem> (--old-key f | --new-key) [--linkage f --signer-key f]
 import { parseArgs } from 'node:util';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../../shared/errors.ts';
 import { CRL_REASONS, type CrlReason } from '../../shared/revocation.ts';
-import { exportPkcs8, toPem } from './ca.ts';
+import { exportPkcs8, fromPem, importKeyPairPkcs8, toPem } from './ca.ts';
+import { generateLinkageSigner, renewCertificate, writeLinkageFile } from './linkage-writer.ts';
 import { initCaDir, openCaDir } from './store.ts';
 import { startOcspResponder } from './ocsp-responder.ts';
 
@@ -39,6 +43,16 @@ Commands:
       --port <n>                port (default 8889; 0 picks a free one)
       --host <addr>             address (default 127.0.0.1)
       --delegated               sign with a delegated responder certificate
+  linkage-signer <key.pem>      a key that signs linkage files: the private key (PKCS#8 PEM) in <key.pem>,
+                                the public key in <key.pem>.pub (for the hub's jpki.linkageSigners)
+      --p256                    ECDSA P-256 instead of Ed25519
+  renew <dir> <old.pem>         renew a certificate (old one revoked as superseded)
+      --old-key <file>          the holder's key (PKCS#8 PEM), kept for the new certificate
+      --new-key                 a new key instead (a replaced card)
+      --out-cert <file>         new certificate PEM (default <dir>/issued/<serial>.pem)
+      --out-key <file>          its private key (default <dir>/issued/<serial>.key)
+      --linkage <file>          also write the signed linkage file (JSON Lines) and <file>.sig
+      --signer-key <file>       the linkage signer's private key (from linkage-signer)
 `;
 
 class UsageError extends Error {}
@@ -164,6 +178,44 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
           process.on('SIGTERM', stop);
         });
         await responder.close();
+        return 0;
+      }
+      case 'linkage-signer': {
+        const { positionals, values } = parseArgs({ args: rest, allowPositionals: true, options: { p256: { type: 'boolean' } } });
+        if (positionals.length !== 1) throw new UsageError('linkage-signer takes one key file');
+        const k = generateLinkageSigner(values.p256 ? 'p256' : 'ed25519');
+        writeFileMkdir(positionals[0], k.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+        writeFileMkdir(`${positionals[0]}.pub`, k.publicKeyPem);
+        io.out(`linkage signer ${values.p256 ? 'ECDSA P-256' : 'Ed25519'}: private key ${positionals[0]}, public key ${positionals[0]}.pub\n`);
+        return 0;
+      }
+      case 'renew': {
+        const { positionals, values } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { 'old-key': { type: 'string' }, 'new-key': { type: 'boolean' }, 'out-cert': { type: 'string' }, 'out-key': { type: 'string' }, linkage: { type: 'string' }, 'signer-key': { type: 'string' } },
+        });
+        if (positionals.length !== 2) throw new UsageError('renew takes a directory and the old certificate (PEM)');
+        if (!values['new-key'] === !values['old-key']) throw new UsageError('renew needs --old-key <file> or --new-key');
+        if (values.linkage && !values['signer-key']) throw new UsageError('--linkage needs --signer-key <file>');
+        const d = await openCaDir(positionals[0]);
+        const oldDer = fromPem(readFileSync(positionals[1], 'utf8'));
+        const serialHex = new X509Certificate(oldDer).serialNumber.toLowerCase();
+        const keyPair = values['old-key'] ? await importKeyPairPkcs8(fromPem(readFileSync(values['old-key'], 'utf8'))) : undefined;
+        const old = { serialHex, keyPair };
+        const next = await renewCertificate(d, old, { newKey: !!values['new-key'], notBefore: new Date(Date.now() - 3600_000) });
+        const certPath = values['out-cert'] ?? join(d.dir, 'issued', `${next.serialHex}.pem`);
+        const keyPath = values['out-key'] ?? join(d.dir, 'issued', `${next.serialHex}.key`);
+        writeFileMkdir(certPath, toPem(next.certDer, 'CERTIFICATE'));
+        writeFileMkdir(keyPath, toPem(await exportPkcs8(next.keyPair.privateKey), 'PRIVATE KEY'), 0o600);
+        io.out(`renewed ${serialHex} as ${next.serialHex} (old revoked as superseded)\n  certificate ${certPath}\n  key         ${keyPath}\n`);
+        if (values.linkage) {
+          const signer = createPrivateKey(readFileSync(values['signer-key']!, 'utf8'));
+          const file = writeLinkageFile({ issuer: d.ca, records: [{ old, next }], signer });
+          writeFileMkdir(values.linkage, file.bytes);
+          writeFileMkdir(`${values.linkage}.sig`, `${file.signature}\n`);
+          io.out(`  linkage     ${values.linkage} (signature ${values.linkage}.sig)\n`);
+        }
         return 0;
       }
       default:

@@ -7,7 +7,7 @@
 // point are written as DER because `openssl`'s config cannot put UTF-8 into a directoryName.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MyKeyError } from '../../shared/errors.ts';
 import type { CrlReason } from '../../shared/revocation.ts';
@@ -35,16 +35,6 @@ export interface OpensslCert {
   serial: bigint;
   serialHex: string;
   cn: string;
-}
-
-/** True when the `openssl` CLI can be run. */
-export async function opensslAvailable(): Promise<boolean> {
-  try {
-    await run('openssl', ['version']);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function openssl(args: string[], cwd?: string): Promise<string> {
@@ -248,9 +238,4 @@ export async function opensslGenCrl(ca: OpensslCa, opts: { crlHours?: number } =
   const der = fromPem(readFileSync(pemPath, 'utf8'));
   writeFileSync(join(ca.dir, 'crl.der'), der);
   return der;
-}
-
-/** Whether a directory holds an OpenSSL CA made by opensslCreateCa. */
-export function isOpensslCaDir(dir: string): boolean {
-  return existsSync(join(dir, 'openssl.cnf')) && existsSync(join(dir, 'index.txt')) && existsSync(join(dir, 'ca.pem'));
 }

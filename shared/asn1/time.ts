@@ -66,7 +66,11 @@ export function timeToMs(b: Uint8Array, tag: number, body: number, len: number, 
   return Date.UTC(year, mo - 1, d, h, mi, s, ms);
 }
 
-/** True when the value is a well-formed time (no fraction); the same checks as timeToMs. */
+/**
+ * True when the value is a well-formed time (no fraction); the same checks as timeToMs, written out
+ * again on purpose: the CRL entry walk calls it once per entry, and sharing timeToMs's reader (through
+ * a scratch array, or by calling timeToMs) measured about half again as slow.
+ */
 export function isValidTime(b: Uint8Array, tag: number, body: number, len: number): boolean {
   let p: number;
   let year: number;

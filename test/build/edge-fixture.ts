@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildAll } from '../../scripts/build.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 /** A folder other users may enter (mkdtemp makes 0700 folders). */
 export function openTempDir(prefix: string): string {
@@ -74,13 +74,11 @@ export async function startEdgeSite(opts: { owner?: { uid: number; gid: number }
   const hub = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await hub.hub.start();
   await hub.hub.links.createService({ id: 'library', name: 'Town library' });
-  const csr = await createDeviceCsr('lib-counter-1');
-  const enrolled = await hub.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
+  const enrolled = await enrollEdge(hub.hub, 'lib-counter-1');
   const dir = openTempDir('mykey-edge-site-');
-  writeFileSync(join(dir, 'device.pem'), enrolled.value.certPem);
-  writeFileSync(join(dir, 'device.key'), csr.keyPem, { mode: 0o600 });
-  writeFileSync(join(dir, 'hub-ca.pem'), enrolled.value.caPem);
+  writeFileSync(join(dir, 'device.pem'), enrolled.certPem);
+  writeFileSync(join(dir, 'device.key'), enrolled.keyPem, { mode: 0o600 });
+  writeFileSync(join(dir, 'hub-ca.pem'), enrolled.caPem);
   const config = {
     edgeId: 'lib-counter-1',
     serviceId: 'library',

@@ -5,13 +5,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PACKAGES, ROOT } from '../../scripts/build.ts';
 import { testIf } from '../helpers/requires.ts';
 import { KNOWN_READERS } from '../../edge/reader/usb-readers.ts';
 import { renderReaderUdevRules, UDEV_RULES_NAME } from '../../provisioning/enroll/udev-rules.ts';
+import { unitForVerify } from '../helpers/systemd.ts';
 
 const HERE = join(ROOT, 'provisioning', 'edge-service');
 const YES = { yes: true };
@@ -23,18 +23,6 @@ function loadRule(): (actionId: string, user: string) => unknown {
   new Function('polkit', readFileSync(join(HERE, '50-mykey-edge-pcscd.rules'), 'utf8'))(polkit);
   assert.is(rules.length, 1);
   return (id, user) => rules[0]({ id, lookup: () => 'Virtual PCD 00 00' }, { user });
-}
-
-/**
- * The unit as shipped, or, where node is not /usr/bin/node (a CI image with another Node.js), a copy
- * naming this node: verify checks that ExecStart's program exists.
- */
-function unitForVerify(path: string): string {
-  if (existsSync('/usr/bin/node')) return path;
-  const dir = mkdtempSync(join(tmpdir(), 'mykey-unit-'));
-  const copy = join(dir, basename(path));
-  writeFileSync(copy, readFileSync(path, 'utf8').replaceAll('/usr/bin/node', process.execPath));
-  return copy;
 }
 
 test('the polkit rule allows mykey-edge to reach pcscd and its cards', () => {

@@ -5,55 +5,37 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { makeCardFile, type CardFile } from '../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../../provisioning/virtual-card/card.ts';
-import { VpcdSlot } from '../../provisioning/virtual-card/vpcd-slot.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { certIdentity, issuerKeyOf, certIdentityWithKey } from '../../shared/cert-identity.ts';
 import { keyedId, keyedIdentitySync } from '../../shared/sync.ts';
 import { EdgeCache, KeyIndex } from '../../edge/cache/index.ts';
 import { Handoff, WebhookTarget, type TouchResult } from '../../edge/handoff/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from '../../edge/lookup/index.ts';
-import { ReaderManager, TouchPipeline, silentReaderLog } from '../../edge/reader/index.ts';
 import { HttpDeviceApi, readerSigner, RegistrationFlow, type RegistrationView } from '../../edge/register/index.ts';
-import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
+import { requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/polling.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const READER = vpcdReaderName(0);
 const SECRET = new Uint8Array(32).fill(3);
 
-interface Ctx {
+interface Ctx extends TouchDeskParts {
   ca: TestCa;
   cards: { mykey: CardFile; cert: CardFile; stranger: CardFile };
   received: TouchResult[];
-  server: Server;
+  hook: WebhookReceiver;
   cache: EdgeCache;
   health: HealthView;
-  manager: ReaderManager;
-  pipeline: TouchPipeline;
-  slot: VpcdSlot;
   lookup: TouchLookup;
   handoff: Handoff;
-  desk: TouchDesk;
   hub: TestHub;
   flow: RegistrationFlow;
 }
 const test = suite<Ctx>('touch to hand-off', {} as Ctx);
-
-function waitUntil(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const end = Date.now() + ms;
-    const tick = () => {
-      if (cond()) return resolve();
-      if (Date.now() > end) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
 
 test.before(async (ctx) => {
   await requirePcscd();
@@ -73,16 +55,11 @@ test.before(async (ctx) => {
   ctx.health = { state: 'ok', lastContactMs: Date.now() };
 
   ctx.received = [];
-  ctx.server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      ctx.received.push(JSON.parse(body));
-      res.writeHead(204).end();
-    });
+  ctx.hook = await startWebhookReceiver((r) => {
+    ctx.received.push(JSON.parse(r.body));
+    return 204;
   });
-  await new Promise<void>((r) => ctx.server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(ctx.server.address() as AddressInfo).port}/touch`;
+  const url = ctx.hook.url('/touch');
 
   ctx.handoff = new Handoff([{ target: new WebhookTarget({ url, retries: 0 }), outcomes: ['linked', 'not_linked', 'refused', 'degraded'] }]);
   ctx.lookup = new TouchLookup({
@@ -93,25 +70,16 @@ test.before(async (ctx) => {
     handoff: ctx.handoff,
     context: { serviceId: 'library', edgeId: 'lib-counter-1' },
   });
-  ctx.manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
-  ctx.pipeline = new TouchPipeline(ctx.manager, { log: silentReaderLog });
-  ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });
+  Object.assign(ctx, touchReaderParts());
   // A hub whose `points` service wants the holder's PIN for counter links, and this edge enrolled there.
   ctx.hub = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.hub.hub.start();
   await ctx.hub.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
-  const csr = await createDeviceCsr('pts-counter-1');
-  const enrolled = await ctx.hub.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'pts-counter-1', serviceId: 'points', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  const api = new HttpDeviceApi({ hubUrl: ctx.hub.hub.addresses.deviceApi!, tls: { ca: enrolled.value.caPem, cert: enrolled.value.certPem, key: csr.keyPem } });
+  const { tls } = await enrollEdge(ctx.hub.hub, 'pts-counter-1', 'points');
+  const api = new HttpDeviceApi({ hubUrl: ctx.hub.hub.addresses.deviceApi!, tls });
   ctx.flow = new RegistrationFlow({ api, signer: readerSigner(ctx.manager, { pause: ctx.pipeline }), resultMs: 60_000 });
   ctx.desk = new TouchDesk({ source: ctx.pipeline, lookup: ctx.lookup, registration: ctx.flow });
-  const added = new Promise<void>((r) => ctx.manager.on('reader-added', (e) => e.reader === READER && r()));
-  ctx.desk.start();
-  ctx.pipeline.start();
-  ctx.manager.start();
-  await added;
-  if (ctx.manager.isCardPresent(READER)) throw new Error(`${READER} already holds a card`);
+  await startTouchDesk(ctx, READER);
 });
 
 test.after(async (ctx) => {
@@ -122,8 +90,7 @@ test.after(async (ctx) => {
   await ctx.pipeline?.stop();
   await ctx.manager?.stop();
   await ctx.handoff?.stop();
-  ctx.server?.closeAllConnections();
-  await new Promise((r) => ctx.server?.close(r));
+  await ctx.hook?.close();
 });
 
 /** The certificate identity of a DER certificate, as the hub files it (issuer Name of the test CA, serial). */
@@ -158,7 +125,7 @@ async function touch(ctx: Ctx, file: CardFile): Promise<TouchResult> {
     });
   });
   await ctx.slot.insert(new VirtualCard(file));
-  await waitUntil(() => ctx.received.length > before, 'the hand-off');
+  await until(() => ctx.received.length > before, { what: 'the hand-off' });
   const gone = removed();
   await ctx.slot.remove();
   await gone;
@@ -199,7 +166,7 @@ test('a purge applied to the cache stops the hand-off at the next touch', async 
 });
 
 async function step(flow: RegistrationFlow, pred: (v: RegistrationView) => boolean, what: string): Promise<RegistrationView> {
-  await waitUntil(() => pred(flow.view()), `${what} (at ${JSON.stringify(flow.view())})`, 8000);
+  await until(() => pred(flow.view()), { what, intervalMs: 5, detail: () => `at ${JSON.stringify(flow.view())}` });
   return flow.view();
 }
 
@@ -207,7 +174,7 @@ test("registers at the counter with the card's own PIN and signature, then the c
   // The holder made a MyKey ID before (home PC): the card signs a `register` challenge.
   const before = ctx.received.length;
   await ctx.slot.insert(new VirtualCard(ctx.cards.stranger));
-  await waitUntil(() => ctx.received.length > before, 'the touch of the unregistered card');
+  await until(() => ctx.received.length > before, { what: 'the touch of the unregistered card' });
   const ch = (await (await ctx.hub.request('/v1/challenges', { purpose: 'register' })).json()) as { challenge: string };
   const signed = await readerSigner(ctx.manager).sign(READER, '1234', new Uint8Array(Buffer.from(ch.challenge, 'base64url')));
   const proof = { challenge: ch.challenge, certificate: Buffer.from(signed.certDer).toString('base64'), signature: Buffer.from(signed.signature).toString('base64') };

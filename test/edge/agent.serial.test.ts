@@ -8,22 +8,21 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, generateRsaKeyPair, type CryptoKeyPair, type IssuedCert, type TestCa } from '../../provisioning/test-ca/ca.ts';
-import { writeCrl } from '../../provisioning/test-ca/crl-writer.ts';
 import { makeCardFile, type CardFile } from '../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../provisioning/virtual-card/vpcd-slot.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { loadEdgeConfig } from '../../edge/config.ts';
 import { createEdgeAgent, type EdgeAgent } from '../../edge/main.ts';
 import type { TouchResult } from '../../edge/handoff/index.ts';
 import { requirePcscd, vpcdReaderName } from '../helpers/pcsc.ts';
-import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { crlRevoking, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/polling.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const READER = vpcdReaderName(0);
 
@@ -33,19 +32,11 @@ interface Ctx {
   dir: string;
   configFile: string;
   received: TouchResult[];
-  server: Server;
+  hook: WebhookReceiver;
   slot: VpcdSlot;
   agent: EdgeAgent;
 }
 const test = suite<Ctx>('edge agent end to end', {} as Ctx);
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A card whose key we hold (so the hub registration can be signed like the card signs). */
 async function card(ctx: Ctx, keyPair: CryptoKeyPair, mykeyId?: string): Promise<{ file: CardFile; cert: IssuedCert }> {
@@ -65,7 +56,7 @@ async function touch(ctx: Ctx, file: CardFile, ms = 5000): Promise<TouchResult |
   const before = ctx.received.length;
   const touchesBefore = ctx.agent.lookup.counters().touches;
   await ctx.slot.insert(new VirtualCard(file));
-  await waitFor('the touch', () => ctx.agent.lookup.counters().touches > touchesBefore, ms);
+  await until(() => ctx.agent.lookup.counters().touches > touchesBefore, { what: 'the touch', timeoutMs: ms });
   await new Promise((r) => setTimeout(r, 100)); // a hand-off, if any, is on its way over loopback
   const gone = new Promise<void>((r) => {
     const off = ctx.agent.manager.on('card-removed', (e) => {
@@ -90,25 +81,18 @@ test.before(async (ctx) => {
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
-  const csr = await createDeviceCsr('lib-counter-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
+  const enrolled = await enrollEdge(ctx.h.hub, 'lib-counter-1');
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-edge-agent-'));
-  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.value.certPem);
-  writeFileSync(join(ctx.dir, 'device.key'), csr.keyPem, { mode: 0o600 });
-  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.value.caPem);
+  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.certPem);
+  writeFileSync(join(ctx.dir, 'device.key'), enrolled.keyPem, { mode: 0o600 });
+  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.caPem);
 
   ctx.received = [];
-  ctx.server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      ctx.received.push(JSON.parse(body));
-      res.writeHead(204).end();
-    });
+  ctx.hook = await startWebhookReceiver((r) => {
+    ctx.received.push(JSON.parse(r.body));
+    return 204;
   });
-  await new Promise<void>((r) => ctx.server.listen(0, '127.0.0.1', r));
-  const webhook = `http://127.0.0.1:${(ctx.server.address() as AddressInfo).port}/touch`;
+  const webhook = ctx.hook.url('/touch');
 
   const config = {
     edgeId: 'lib-counter-1',
@@ -131,8 +115,7 @@ test.after(async (ctx) => {
   await ctx.slot?.remove().catch(() => {});
   await ctx.agent?.stop();
   await ctx.h?.close();
-  ctx.server?.closeAllConnections();
-  await new Promise((r) => ctx.server?.close(r));
+  await ctx.hook?.close();
   rmSync(ctx.dir, { recursive: true, force: true });
   // Twice, on a busy machine, this file's process outlived its last test with no JS handle left (a
   // native one, not reproduced since). Say what is still referenced and end rather than hang the run.
@@ -162,8 +145,8 @@ test('a linked card touched on the reader is handed over, revoked at the hub it 
 
   ctx.agent = createEdgeAgent(loadEdgeConfig({ file: ctx.configFile, env: {} }), { log: silentLogger });
   await ctx.agent.start();
-  await waitFor('synced and connected', () => ctx.agent.cache.synced && ctx.agent.sync.connected && ctx.agent.cache.size === 2, 15_000);
-  await waitFor('the reader', () => ctx.agent.manager.readers().includes(READER));
+  await until(() => ctx.agent.cache.synced && ctx.agent.sync.connected && ctx.agent.cache.size === 2, { what: 'synced and connected' });
+  await until(() => ctx.agent.manager.readers().includes(READER), { what: 'the reader' });
 
   const a = await touch(ctx, byMyKey.file);
   assert.equal([a?.outcome, a?.serviceUserId, a?.serviceId, a?.edgeId], ['linked', 'LIB-424242', 'library', 'lib-counter-1']);
@@ -186,16 +169,9 @@ test('a linked card touched on the reader is handed over, revoked at the hub it 
   assert.is(ctx.agent.state.counters().touches, 7, 'only the aggregate counters moved');
 
   // The card is revoked: the hub's CRL check suspends the MyKey ID, the edge purges at once.
-  const crl = await writeCrl({
-    issuerNameDer: ctx.ca.nameDer,
-    signingKey: ctx.ca.keyPair.privateKey,
-    thisUpdate: new Date(),
-    nextUpdate: new Date(Date.now() + 86_400_000),
-    crlNumber: 1n,
-    entries: [{ serial: BigInt('0x' + new (await import('node:crypto')).X509Certificate(byCert.cert.certDer).serialNumber), revokedAt: new Date(), reason: 'keyCompromise' }],
-  });
+  const crl = await crlRevoking(ctx.ca, [BigInt('0x' + new (await import('node:crypto')).X509Certificate(byCert.cert.certDer).serialNumber)]);
   assert.is((await ctx.h.hub.crlManager.apply(crl, 'test')).newlySuspended, 1);
-  await waitFor('the purge', () => ctx.agent.cache.size === 0, 10_000);
+  await until(() => ctx.agent.cache.size === 0, { what: 'the purge' });
   for (const f of [byMyKey.file, byCert.file]) {
     const r = await touch(ctx, f);
     assert.is(r?.outcome, 'not_linked', 'a suspended MyKey ID is never handed over');
@@ -215,7 +191,7 @@ test('tsx edge/main.ts runs from its config file and stops cleanly on SIGTERM', 
   child.stdout.resume();
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   try {
-    await waitFor('the agent to start', () => err.includes('edge agent started'), 20_000);
+    await until(() => err.includes('edge agent started'), { what: 'the agent to start' });
     child.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
     assert.is(code, 0, err);

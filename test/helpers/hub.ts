@@ -98,3 +98,33 @@ export async function sharedKeyPair(): Promise<CryptoKeyPair> {
 export async function issue(ca: TestCa, opts: Parameters<typeof issueUserAuthCert>[1] = {}): Promise<IssuedCert> {
   return issueUserAuthCert(ca, { keyPair: await sharedKeyPair(), ...opts });
 }
+
+/** Registers the holder of `cert` (a fresh certificate of the hub's CA when absent); throws unless the hub answers 201. */
+export async function registerHolder(h: TestHub, cert?: IssuedCert): Promise<{ cert: IssuedCert; mykeyId: string }> {
+  const c = cert ?? (await issue(h.ca));
+  const reg = await h.request('/v1/mykey-ids', { proof: await h.proof(c) });
+  if (reg.status !== 201) throw new Error(`register: ${reg.status} ${await reg.text()}`);
+  return { cert: c, mykeyId: ((await reg.json()) as { mykeyId: string }).mykeyId };
+}
+
+/** A CRL of `ca` (number 1, valid for a day from now) revoking `serials` for keyCompromise. */
+export async function crlRevoking(ca: TestCa, serials: bigint[]): Promise<Uint8Array> {
+  const { writeCrl } = await import('../../provisioning/test-ca/crl-writer.ts');
+  return writeCrl({
+    issuerNameDer: ca.nameDer,
+    signingKey: ca.keyPair.privateKey,
+    thisUpdate: new Date(),
+    nextUpdate: new Date(Date.now() + 86_400_000),
+    crlNumber: 1n,
+    entries: serials.map((serial) => ({ serial, revokedAt: new Date(), reason: 'keyCompromise' as const })),
+  });
+}
+
+/** The members of hub replies that tests read (problem JSON or a challenge). */
+export interface HubReply {
+  code?: string;
+  detail?: string;
+  reason?: string;
+  ocsp?: string;
+  challenge?: string;
+}

@@ -12,6 +12,8 @@ import pcsclite from 'pcsclite';
 import type { CardFile } from '../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard, type VirtualCardOptions } from '../../provisioning/virtual-card/card.ts';
 import { VPCD_BASE_PORT, VpcdSlot, type VpcdSlotOptions } from '../../provisioning/virtual-card/vpcd-slot.ts';
+import type { TouchDesk } from '../../edge/lookup/index.ts';
+import { ReaderManager, TouchPipeline, silentReaderLog } from '../../edge/reader/index.ts';
 
 /** The PC/SC reader name pcscd gives a vpcd slot (FRIENDLYNAME "Virtual PCD" in /etc/reader.conf.d/vpcd). */
 export function vpcdReaderName(slot: 0 | 1): string {
@@ -279,4 +281,32 @@ export async function withCard<T>(
   } finally {
     if (!opts.pcsc) pcsc.close();
   }
+}
+
+/** A touch desk over the real reader stack: PC/SC readers, the touch pipeline, the desk, and vpcd slot 0 for the card. */
+export interface TouchDeskParts {
+  manager: ReaderManager;
+  pipeline: TouchPipeline;
+  slot: VpcdSlot;
+  desk: TouchDesk;
+}
+
+/** The reader side of TouchDeskParts, watching vpcd slot 0 alone (not started; the desk is the test's). */
+export function touchReaderParts(): Omit<TouchDeskParts, 'desk'> {
+  const reader = vpcdReaderName(0);
+  const manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === reader });
+  return { manager, pipeline: new TouchPipeline(manager, { log: silentReaderLog }), slot: new VpcdSlot({ slot: 0, log: () => {} }) };
+}
+
+/**
+ * Starts a touch desk over the real reader stack (desk, then pipeline, then reader manager) and waits
+ * until `reader` is seen, refusing to go on when it already holds a card (another test's).
+ */
+export async function startTouchDesk(parts: Omit<TouchDeskParts, 'slot'>, reader: string): Promise<void> {
+  const added = new Promise<void>((r) => parts.manager.on('reader-added', (e) => e.reader === reader && r()));
+  parts.desk.start();
+  parts.pipeline.start();
+  parts.manager.start();
+  await added;
+  if (parts.manager.isCardPresent(reader)) throw new Error(`${reader} already holds a card`);
 }

@@ -3,9 +3,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
 import { runConsoleCli } from '../../hub/console/cli.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { startTestHub } from '../helpers/hub.ts';
 import { client, PASSWORD } from './console/helpers/console-hub.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 test('the started hub serves the console sign-in page and documents enrollment', async () => {
   const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
@@ -57,9 +57,7 @@ test("in the started hub a service admin cannot issue a token for another servic
     for (const [name, service] of [['lib-admin', 'library'], ['mus-admin', 'museum']]) {
       assert.is(await runConsoleCli(['add-operator', name, '--role', 'service-admin', '--service', service], h.hub.store, { out: () => {}, readPassword: async () => PASSWORD }), 0);
     }
-    const csr = await createDeviceCsr('museum-gate-1');
-    const enrolled = await h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'museum-gate-1', serviceId: 'museum', validityDays: 30 });
-    assert.ok(enrolled.ok);
+    await enrollEdge(h.hub, 'museum-gate-1', 'museum');
     const lib = client(h.hub, undefined, url);
     assert.is((await lib.signIn('lib-admin')).status, 303);
     await lib.get('/console/enrollments');

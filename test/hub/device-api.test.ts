@@ -6,10 +6,10 @@ import * as assert from 'uvu/assert';
 import { request as httpsRequest } from 'node:https';
 import mqtt from 'mqtt';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { keyedIdentitySync, type ChangeEntry } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
-import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { crlRevoking, issue, type TestHub } from '../helpers/hub.ts';
+import { deviceRequest, enrollEdge, startHubWithEdge } from '../helpers/enrolled-edge.ts';
 
 interface Ctx {
   h: TestHub;
@@ -20,42 +20,18 @@ const test = suite<Ctx>('device API', {} as Ctx);
 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa();
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
-  await ctx.h.hub.start();
   // Possession only: links by the card's certificate without the PIN (the service's choice).
-  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  const csr = await createDeviceCsr('lib-counter-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
-  assert.ok(enrolled.ok);
-  if (!enrolled.ok) return;
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
+  ({ h: ctx.h, edge: ctx.edge } = await startHubWithEdge({ ca: ctx.ca, edgeId: 'lib-counter-1', service: { requireHolderProof: false } }));
 });
 test.after(async (ctx) => ctx.h.close());
 
-function deviceCall(ctx: Ctx, method: string, path: string, body?: unknown, creds = ctx.edge): Promise<{ status: number; body: any }> {
-  const url = new URL(path, ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      url,
-      { method, ca: creds.caPem, cert: creds.certPem, key: creds.keyPem, headers: body ? { 'content-type': 'application/json' } : {} },
-      (res) => {
-        let text = '';
-        res.on('data', (d) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body ? JSON.stringify(body) : undefined);
-  });
-}
-
 test('an enrolled edge reads its config and snapshot over mutual TLS', async (ctx) => {
-  const cfg = await deviceCall(ctx, 'GET', '/v1/device/config');
+  const cfg = await deviceRequest(ctx.h.hub, ctx.edge, 'GET', '/v1/device/config');
   assert.is(cfg.status, 200, JSON.stringify(cfg.body));
   assert.is(cfg.body.edgeId, 'lib-counter-1');
   assert.is(cfg.body.serviceId, 'library');
   assert.is(Buffer.from(cfg.body.syncSecret, 'base64url').length, 32);
-  const snap = await deviceCall(ctx, 'GET', '/v1/device/snapshot');
+  const snap = await deviceRequest(ctx.h.hub, ctx.edge, 'GET', '/v1/device/snapshot');
   assert.is(snap.status, 200);
   assert.equal(snap.body.entries, []);
 });
@@ -98,7 +74,7 @@ test('a counter registration links the card and reaches the edge over MQTT', asy
     const got = new Promise<ChangeEntry>((resolve) => client.on('message', (_t, p) => resolve(JSON.parse(p.toString()))));
     await client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
     // The holder touched the card (certificate mode) and presented library card L-77.
-    const r = await deviceCall(ctx, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId: 'L-77' });
+    const r = await deviceRequest(ctx.h.hub, ctx.edge, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId: 'L-77' });
     assert.is(r.status, 201, JSON.stringify(r.body));
     const entry = await got;
     assert.is(entry.kind, 'link');
@@ -106,14 +82,14 @@ test('a counter registration links the card and reaches the edge over MQTT', asy
     const secret = (await ctx.h.hub.links.service('library'))!.sync_secret;
     assert.ok(entry.set?.keys.includes(keyedIdentitySync(secret, 'mykey', mykeyId)));
     // The edge can also catch up over HTTP.
-    const changes = await deviceCall(ctx, 'GET', `/v1/device/changes?after=0`);
+    const changes = await deviceRequest(ctx.h.hub, ctx.edge, 'GET', `/v1/device/changes?after=0`);
     assert.is(changes.body.headSeq, entry.seq);
     assert.equal(changes.body.entries.at(-1), entry);
-    const bad = await deviceCall(ctx, 'GET', `/v1/device/changes?after=-1`);
+    const bad = await deviceRequest(ctx.h.hub, ctx.edge, 'GET', `/v1/device/changes?after=-1`);
     assert.is(bad.status, 400);
     // An unregistered card cannot be linked.
     const stranger = await issue(ctx.ca);
-    const nf = await deviceCall(ctx, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(stranger.certDer).toString('base64') }, serviceUserId: 'L-78' });
+    const nf = await deviceRequest(ctx.h.hub, ctx.edge, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(stranger.certDer).toString('base64') }, serviceUserId: 'L-78' });
     assert.is(nf.status, 404);
     assert.is(nf.body.code, 'mykey_id_not_found');
   } finally {
@@ -125,7 +101,7 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
   const cert = await issue(ctx.ca);
   const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
   assert.is(reg.status, 201);
-  const linked = await deviceCall(ctx, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId: 'L-99' });
+  const linked = await deviceRequest(ctx.h.hub, ctx.edge, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId: 'L-99' });
   assert.is(linked.status, 201);
   const client = await mqtt.connectAsync(ctx.h.hub.addresses.mqtts!, { clientId: 'lib-counter-1', ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, protocolVersion: 4, clean: true, reconnectPeriod: 0 });
   try {
@@ -134,15 +110,7 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
       if (e.kind === 'suspend') resolve(e);
     }));
     await client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
-    const { writeCrl } = await import('../../provisioning/test-ca/crl-writer.ts');
-    const der = await writeCrl({
-      issuerNameDer: ctx.ca.nameDer,
-      signingKey: ctx.ca.keyPair.privateKey,
-      thisUpdate: new Date(),
-      nextUpdate: new Date(Date.now() + 86400_000),
-      crlNumber: 1n,
-      entries: [{ serial: cert.serial, revokedAt: new Date(), reason: 'keyCompromise' }],
-    });
+    const der = await crlRevoking(ctx.ca, [cert.serial]);
     const run = await ctx.h.hub.crlManager.apply(der, 'test');
     assert.is(run.newlySuspended, 1);
     const e = await got;
@@ -154,13 +122,10 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
 });
 
 test('a revoked device is refused by the device API', async (ctx) => {
-  const csr = await createDeviceCsr('lib-counter-2');
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-2', serviceId: 'library', validityDays: 30 });
-  if (!e.ok) throw new Error(e.message);
-  const creds = { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
-  assert.is((await deviceCall(ctx, 'GET', '/v1/device/config', undefined, creds)).status, 200);
+  const creds = await enrollEdge(ctx.h.hub, 'lib-counter-2');
+  assert.is((await deviceRequest(ctx.h.hub, creds, 'GET', '/v1/device/config')).status, 200);
   assert.ok((await ctx.h.hub.enrollment!.revoke('lib-counter-2', 'decommissioned')).ok);
-  assert.is((await deviceCall(ctx, 'GET', '/v1/device/config', undefined, creds)).status, 401);
+  assert.is((await deviceRequest(ctx.h.hub, creds, 'GET', '/v1/device/config')).status, 401);
 });
 
 test.run();

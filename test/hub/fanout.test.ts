@@ -22,6 +22,24 @@ test('a suspension and a link change each kick the outbox and the webhooks once'
   assert.equal(kicks, { outbox: 2, webhooks: 2 }, 'nothing listens once unwired');
 });
 
+test('a revoked device is dropped by the embedded broker and cut off the cluster, even when one of them throws', () => {
+  const errors: string[] = [];
+  const bus = createFanoutBus({ error: (msg: string) => void errors.push(msg) });
+  const cut: string[] = [];
+  wireFanout(bus, {
+    log: silentLogger,
+    outbox: { kick: () => undefined },
+    webhooks: { kick: () => undefined },
+    disconnectEdge: () => {
+      throw new Error('the broker is stopping');
+    },
+    cutOffEdge: (e) => void cut.push(e),
+  });
+  bus.emit('deviceRevoked', { edgeId: 'lib-counter-1' });
+  assert.equal(cut, ['lib-counter-1']);
+  assert.is(errors.length, 1);
+});
+
 test('a listener that throws is logged and the others still run', () => {
   const errors: string[] = [];
   const bus = createFanoutBus({ error: (msg: string) => void errors.push(msg) });

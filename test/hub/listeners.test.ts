@@ -9,8 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDeviceCsr, openDeviceCa } from '../../hub/pki/device-ca.ts';
-import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { openDeviceCa } from '../../hub/pki/device-ca.ts';
+import { type TestHub } from '../helpers/hub.ts';
+import { startHubWithEdge } from '../helpers/enrolled-edge.ts';
 
 const ADMIN = 'admin-token-for-the-listener-test-0123456789';
 
@@ -28,18 +29,12 @@ interface Ctx {
 const test = suite<Ctx>('listeners', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: ADMIN } } });
-  await ctx.h.hub.start();
-  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
-  const csr = await createDeviceCsr('lib-reader-1');
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-reader-1', serviceId: 'library', validityDays: 30 });
-  if (!e.ok) throw new Error(e.message);
-  ctx.edge = { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
+  ({ h: ctx.h, edge: ctx.edge } = await startHubWithEdge({ edgeId: 'lib-reader-1', overrides: { admin: { token: ADMIN } } }));
   // A certificate from another CA: the handshake completes, the TLS layer does not verify it.
   ctx.strangerDir = mkdtempSync(join(tmpdir(), 'mykey-stranger-'));
   const other = await openDeviceCa(ctx.strangerDir);
   const sc = await other.serverCredentials();
-  ctx.stranger = { certPem: sc.certPem, keyPem: sc.keyPem, caPem: e.value.caPem };
+  ctx.stranger = { certPem: sc.certPem, keyPem: sc.keyPem, caPem: ctx.edge.caPem };
 });
 test.after(async (ctx) => {
   await ctx.h.close();

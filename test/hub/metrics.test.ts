@@ -9,11 +9,9 @@ import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { createTestCa, type IssuedCert, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { writeCrl } from '../../provisioning/test-ca/crl-writer.ts';
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
@@ -23,7 +21,8 @@ import { formatMyKeyId } from '../../shared/ids.ts';
 import { quantile } from '../../hub/metrics/hub-metrics.ts';
 import { silentLogger, tapLogs, type LogRecord } from '../../shared/log.ts';
 import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
-import { waitFor } from '../edge/sync/helpers/sync-suite.ts';
+import { until } from '../helpers/polling.ts';
+import { counterLink, enrollEdge } from '../helpers/enrolled-edge.ts';
 
 const ADMIN = 'admin-token-for-metrics-test';
 const SCRAPE = 'scrape-token-for-metrics-test';
@@ -93,7 +92,7 @@ test.before(async (ctx) => {
     },
   });
   await ctx.h.hub.start();
-  await waitFor('the CRL source applied', () => ctx.h.hub.crlManager.crls.size === 1, 10_000);
+  await until(() => ctx.h.hub.crlManager.crls.size === 1, { what: 'the CRL source applied' });
   // The library's business system is down: its notices wait in the webhook outbox.
   const closed = createServer();
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
@@ -101,11 +100,9 @@ test.before(async (ctx) => {
   await new Promise((r) => closed.close(r));
   ctx.needles.add(hookUrl);
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false, webhookUrl: hookUrl });
-  const csr = await createDeviceCsr(EDGE_ID);
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: EDGE_ID, serviceId: 'library', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
-  for (const s of serialForms(new X509Certificate(enrolled.value.certPem).serialNumber)) ctx.needles.add(s);
+  const enrolled = await enrollEdge(ctx.h.hub, EDGE_ID);
+  ctx.edge = enrolled;
+  for (const s of serialForms(new X509Certificate(enrolled.certPem).serialNumber)) ctx.needles.add(s);
   ctx.dir = mkdtempSync(join(tmpdir(), 'hub-metrics-'));
 });
 
@@ -120,18 +117,6 @@ test.after(async (ctx) => {
 
 async function register(ctx: Ctx, cert: IssuedCert): Promise<Response> {
   return ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
-}
-
-function counterLink(ctx: Ctx, certDer: Uint8Array, serviceUserId: string): Promise<number> {
-  const url = new URL('/v1/device/links', ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: 'POST', ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId }));
-  });
 }
 
 /** The value of one sample line `name{labels} value`, or undefined. */
@@ -164,7 +149,7 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
   assert.is(((await replay.json()) as { code: string }).code, 'challenge_replayed');
 
   // A counter link, then the edge syncs and reports itself online.
-  assert.is(await counterLink(ctx, a.certDer, SERVICE_USER_ID), 201);
+  assert.is(await counterLink(ctx.h.hub, ctx.edge, a.certDer, SERVICE_USER_ID), 201);
   const cache = new EdgeCache();
   ctx.state = new EdgeState({ dir: ctx.dir, log: silentLogger });
   await ctx.state.open(cache);
@@ -180,7 +165,7 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
   });
   await ctx.agent.start();
   const head = await ctx.h.hub.links.headSeq('library');
-  await waitFor('the hub has the edge online at the head', async () => (await ctx.h.hub.devices.get(EDGE_ID))?.online === 1 && (await ctx.h.hub.devices.get(EDGE_ID))?.applied_seq === head, 15_000);
+  await until(async () => (await ctx.h.hub.devices.get(EDGE_ID))?.online === 1 && (await ctx.h.hub.devices.get(EDGE_ID))?.applied_seq === head, { what: 'the hub has the edge online at the head' });
 
   // A path that no route has, holding an identifier: counted as unmatched, the path nowhere.
   const someId = [...ctx.needles].find((n) => /^[0-9A-Z]{8}$/.test(n))!;

@@ -6,22 +6,21 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { createTestCa, rollOverTestCa, type IssuedCert, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
 import { EdgeState } from '../../edge/state/edge-state.ts';
 import { SyncAgent } from '../../edge/sync/sync-agent.ts';
 import { certIdentityOf } from '../../edge/lookup/cert-key.ts';
-import { TouchLookup, type LookupDecision } from '../../edge/lookup/index.ts';
-import { silentLogger } from '../../shared/log.ts';
-import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
-import { waitFor } from '../edge/sync/helpers/sync-suite.ts';
+import { type LookupDecision } from '../../edge/lookup/index.ts';
+import { issue, registerHolder, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/polling.ts';
+import { counterLink, enrollEdge, type EdgeTls } from '../helpers/enrolled-edge.ts';
+import { edgeStack } from '../helpers/edge-stack.ts';
 
 interface Edge {
-  tls: { ca: string; cert: string; key: string };
+  creds: EdgeTls;
   cache: EdgeCache;
   state: EdgeState;
   agent: SyncAgent;
@@ -58,50 +57,17 @@ t.after(async (ctx) => {
 
 /** An edge of `serviceId`, enrolled, synced and connected. */
 async function edgeOf(ctx: Ctx, serviceId: string, edgeId: string): Promise<Edge> {
-  const csr = await createDeviceCsr(edgeId);
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  const tls = { ca: enrolled.value.caPem, cert: enrolled.value.certPem, key: csr.keyPem };
+  const creds = await enrollEdge(ctx.h.hub, edgeId, serviceId);
   const dir = mkdtempSync(join(tmpdir(), 'cert-key-rollover-'));
   ctx.dirs.push(dir);
-  const cache = new EdgeCache();
-  const state = new EdgeState({ dir, log: silentLogger });
-  await state.open(cache);
-  const agent = new SyncAgent({ hubUrl: ctx.h.hub.addresses.deviceApi!, brokerUrl: ctx.h.hub.addresses.mqtts!, tls, state, cache, version: '0.1.0-certkey', backoff: { minMs: 100, maxMs: 500 } });
-  const lookup = new TouchLookup({
-    cache,
-    secret: () => (state.identity() ? new Uint8Array(Buffer.from(state.identity()!.syncSecret, 'base64url')) : undefined),
-    health: () => ({ state: 'ok', lastContactMs: Date.now() }),
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff: { dispatch: () => undefined },
-    context: { serviceId, edgeId },
-  });
+  const { cache, state, agent, lookup } = await edgeStack(ctx.h.hub, creds, { dir, version: '0.1.0-certkey' });
   const snapshots: number[] = [];
   agent.events.on('snapshot', (s) => void snapshots.push(s.seq));
-  const edge: Edge = { tls, cache, state, agent, snapshots, touch: async (cert) => (await lookup.touch('desk', { kind: 'cert', certDer: cert.certDer })).decision };
+  const edge: Edge = { creds, cache, state, agent, snapshots, touch: async (cert) => (await lookup.touch('desk', { kind: 'cert', certDer: cert.certDer })).decision };
   ctx.edges.push(edge);
   await agent.start();
-  await waitFor('synced and connected', () => cache.synced && agent.connected, 15_000);
+  await until(() => cache.synced && agent.connected, { what: 'synced and connected' });
   return edge;
-}
-
-/** A counter link by possession (the certificate read off the card), over the device API. */
-function counterLink(ctx: Ctx, edge: Edge, cert: IssuedCert, serviceUserId: string): Promise<number> {
-  const url = new URL('/v1/device/links', ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: 'POST', ca: edge.tls.ca, cert: edge.tls.cert, key: edge.tls.key, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId }));
-  });
-}
-
-async function register(ctx: Ctx, cert: IssuedCert): Promise<string> {
-  const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
-  if (reg.status !== 201) throw new Error(`register: ${reg.status} ${await reg.text()}`);
-  return ((await reg.json()) as { mykeyId: string }).mykeyId;
 }
 
 t('holder B\'s card under the new CA key, with holder A\'s serial, is not linked; A\'s card still is', async (ctx) => {
@@ -110,14 +76,14 @@ t('holder B\'s card under the new CA key, with holder A\'s serial, is not linked
   assert.is(edge.cache.scheme, 'scrypt-v3', 'a new service starts on the keys that name the issuing key');
   const serial = 0x4d794b6579n;
   const a = await issue(ctx.old, { serial });
-  const aId = await register(ctx, a);
-  assert.is(await counterLink(ctx, edge, a, 'LIB-A'), 201);
+  const aId = (await registerHolder(ctx.h, a)).mykeyId;
+  assert.is(await counterLink(ctx.h.hub, edge.creds, a.certDer, 'LIB-A'), 201);
   await edge.agent.catchUp();
-  await waitFor('A linked at the edge', async () => (await edge.touch(a)).outcome === 'linked', 10_000);
+  await until(async () => (await edge.touch(a)).outcome === 'linked', { what: 'A linked at the edge' });
 
   // The CA key rolls over under the same name; the new key reuses A's serial for holder B.
   const b = await issue(ctx.next, { serial });
-  const bId = await register(ctx, b);
+  const bId = (await registerHolder(ctx.h, b)).mykeyId;
   assert.is.not(bId, aId);
   // The hole: without the issuing key, both cards are one identity.
   const oldForm = [a, b].map((c) => certIdentityOf(c.certDer, 'scrypt-v2'));
@@ -138,12 +104,12 @@ t('a service on scrypt-v2 is re-keyed at start (rekeyAll) and its edge follows: 
   assert.is(edge.cache.scheme, 'scrypt-v2');
   const serial = 0x6d757365756dn;
   const a = await issue(ctx.old, { serial });
-  await register(ctx, a);
-  assert.is(await counterLink(ctx, edge, a, 'MUS-A'), 201);
+  await registerHolder(ctx.h, a);
+  assert.is(await counterLink(ctx.h.hub, edge.creds, a.certDer, 'MUS-A'), 201);
   assert.is((await links.changesAfter('museum', 0))[0].keyScheme, 'scrypt-v2');
-  await waitFor('A linked at the edge', async () => (await edge.touch(a)).outcome === 'linked', 10_000);
+  await until(async () => (await edge.touch(a)).outcome === 'linked', { what: 'A linked at the edge' });
   const b = await issue(ctx.next, { serial });
-  await register(ctx, b);
+  await registerHolder(ctx.h, b);
   // Under scrypt-v2 the hole is open: exactly what the re-key closes.
   assert.equal(await edge.touch(b), { outcome: 'linked', serviceUserId: 'MUS-A' }, 'the v2 collision this fix removes');
 
@@ -154,7 +120,7 @@ t('a service on scrypt-v2 is re-keyed at start (rekeyAll) and its edge follows: 
   const head = await links.headSeq('museum');
   const rekey = (await links.changesAfter('museum', head - 1))[0];
   assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v3']);
-  await waitFor('the edge fetched the new snapshot', () => edge.snapshots.includes(head) && edge.cache.scheme === 'scrypt-v3', 10_000);
+  await until(() => edge.snapshots.includes(head) && edge.cache.scheme === 'scrypt-v3', { what: 'the edge fetched the new snapshot' });
   assert.equal(await edge.touch(b), { outcome: 'not_linked' }, 'B no longer gets A\'s service ID');
   assert.equal(await edge.touch(a), { outcome: 'linked', serviceUserId: 'MUS-A' });
   assert.is((await links.snapshot('museum')).keyScheme, 'scrypt-v3');

@@ -5,20 +5,17 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHmac, scryptSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
-import { EdgeState } from '../../edge/state/edge-state.ts';
-import { SyncAgent } from '../../edge/sync/sync-agent.ts';
 import { checkEntryPayload, checkSnapshot } from '../../edge/sync/payloads.ts';
-import { TouchLookup, type LookupDecision } from '../../edge/lookup/index.ts';
-import { silentLogger } from '../../shared/log.ts';
+import { type LookupDecision } from '../../edge/lookup/index.ts';
 import { keyedId, keyedIdentity, keyedIdentitySync, SCRYPT_V2, type ChangeEntry } from '../../shared/sync.ts';
-import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
-import { waitFor } from '../edge/sync/helpers/sync-suite.ts';
+import { registerHolder, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/polling.ts';
+import { counterLink, enrollEdge, type EdgeTls } from '../helpers/enrolled-edge.ts';
+import { edgeStack } from '../helpers/edge-stack.ts';
 
 const secret = new Uint8Array(32).fill(9);
 
@@ -62,7 +59,7 @@ unit.run();
 interface Ctx {
   h: TestHub;
   ca: TestCa;
-  edge: { certPem: string; keyPem: string; caPem: string };
+  edge: EdgeTls;
   dir: string;
 }
 const hub = suite<Ctx>('a service moves to the memory-hard keys', {} as Ctx);
@@ -75,10 +72,7 @@ hub.before(async (ctx) => {
   await ctx.h.hub.links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });
   // A service from before the change: its edges hold HMAC keys.
   await ctx.h.hub.linkRepo.setKeyScheme('museum', 'hmac-sha256');
-  const csr = await createDeviceCsr('museum-gate-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'museum-gate-1', serviceId: 'museum', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
+  ctx.edge = await enrollEdge(ctx.h.hub, 'museum-gate-1', 'museum');
   ctx.dir = mkdtempSync(join(tmpdir(), 'keyed-identity-'));
 });
 hub.after(async (ctx) => {
@@ -86,61 +80,22 @@ hub.after(async (ctx) => {
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-function counterLink(ctx: Ctx, certDer: Uint8Array, serviceUserId: string): Promise<number> {
-  const url = new URL('/v1/device/links', ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: 'POST', ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId }));
-  });
-}
-
-async function registered(ctx: Ctx) {
-  const cert = await issue(ctx.ca);
-  const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
-  if (reg.status !== 201) throw new Error(`register: ${reg.status}`);
-  const { mykeyId } = (await reg.json()) as { mykeyId: string };
-  return { cert, mykeyId };
-}
-
 hub('an edge on the legacy keys follows the re-key, and still links, touches and purges', async (ctx) => {
   const links = ctx.h.hub.links;
-  const a = await registered(ctx);
-  assert.is(await counterLink(ctx, a.cert.certDer, 'M-1'), 201);
+  const a = await registerHolder(ctx.h);
+  assert.is(await counterLink(ctx.h.hub, ctx.edge, a.cert.certDer, 'M-1'), 201);
   const [legacyEntry] = await links.changesAfter('museum', 0);
   assert.is(legacyEntry.keyScheme, undefined, 'the legacy service still writes old-format entries');
   const secretOf = async () => (await links.service('museum'))!.sync_secret;
   assert.ok(legacyEntry.set!.keys.includes(keyedId(await secretOf(), 'mykey', a.mykeyId)));
 
-  const cache = new EdgeCache();
-  const state = new EdgeState({ dir: ctx.dir, log: silentLogger });
-  await state.open(cache);
-  const agent = new SyncAgent({
-    hubUrl: ctx.h.hub.addresses.deviceApi!,
-    brokerUrl: ctx.h.hub.addresses.mqtts!,
-    tls: { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem },
-    state,
-    cache,
-    version: '0.1.0-rekey',
-    backoff: { minMs: 100, maxMs: 500 },
-  });
-  const lookup = new TouchLookup({
-    cache,
-    secret: () => (state.identity() ? new Uint8Array(Buffer.from(state.identity()!.syncSecret, 'base64url')) : undefined),
-    health: () => ({ state: 'ok', lastContactMs: Date.now() }),
-    policy: { maxStalenessMs: 3_600_000, whenStale: 'refuse' },
-    handoff: { dispatch: () => undefined },
-    context: { serviceId: 'museum', edgeId: 'museum-gate-1' },
-  });
+  const { cache, state, agent, lookup } = await edgeStack(ctx.h.hub, ctx.edge, { dir: ctx.dir, version: '0.1.0-rekey' });
   const touch = async (mykeyId: string): Promise<LookupDecision> => (await lookup.touch('gate', { kind: 'mykey', mykeyId })).decision;
   const snapshots: number[] = [];
   agent.events.on('snapshot', (s) => void snapshots.push(s.seq));
   try {
     await agent.start();
-    await waitFor('synced and connected', () => cache.synced && agent.connected, 15_000);
+    await until(() => cache.synced && agent.connected, { what: 'synced and connected' });
     await agent.catchUp();
     assert.equal(await touch(a.mykeyId), { outcome: 'linked', serviceUserId: 'M-1' }, 'a touch on the legacy keys');
 
@@ -150,7 +105,7 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
     const head = await links.headSeq('museum');
     const rekey = (await links.changesAfter('museum', head - 1))[0];
     assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v3']);
-    await waitFor('the edge fetched the new snapshot', () => snapshots.includes(head), 10_000);
+    await until(() => snapshots.includes(head), { what: 'the edge fetched the new snapshot' });
     const scryptKey = await keyedIdentity(await secretOf(), 'mykey', a.mykeyId);
     assert.is(cache.get(scryptKey), 'M-1');
     assert.is(cache.get(keyedId(await secretOf(), 'mykey', a.mykeyId)), undefined, 'no HMAC key left on the edge');
@@ -158,18 +113,18 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
 
     // New links come with new keys; an unlink purges them; the hub never derived in a transaction
     // or for a snapshot: every key was derived once, ahead, and stored.
-    const b = await registered(ctx);
-    assert.is(await counterLink(ctx, b.cert.certDer, 'M-2'), 201);
+    const b = await registerHolder(ctx.h);
+    assert.is(await counterLink(ctx.h.hub, ctx.edge, b.cert.certDer, 'M-2'), 201);
     assert.is((await links.changesAfter('museum', head))[0].keyScheme, 'scrypt-v3');
-    await waitFor('live link', async () => cache.get(keyedIdentitySync(await secretOf(), 'mykey', b.mykeyId)) === 'M-2', 10_000);
+    await until(async () => cache.get(keyedIdentitySync(await secretOf(), 'mykey', b.mykeyId)) === 'M-2', { what: 'live link' });
     assert.equal(await touch(b.mykeyId), { outcome: 'linked', serviceUserId: 'M-2' });
     await links.unlink({ serviceId: 'museum', mykeyId: a.mykeyId, by: 'test', reason: 'cancelled' });
-    await waitFor('purged', () => cache.get(scryptKey) === undefined, 10_000);
+    await until(() => cache.get(scryptKey) === undefined, { what: 'purged' });
     assert.equal(await touch(a.mykeyId), { outcome: 'not_linked' });
     // The holder chooses another MyKey ID: its key is derived ahead too, and the edge follows.
     const changed = await ctx.h.request('/v1/holder/mykey-id', { proof: await ctx.h.proof(b.cert, { purpose: 'change_id', mykeyId: 'W7WQ4KXM' }), mykeyId: 'W7WQ4KXM' });
     assert.is(changed.status, 200, await changed.clone().text());
-    await waitFor('the new MyKey ID at the edge', async () => cache.get(keyedIdentitySync(await secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', 10_000);
+    await until(async () => cache.get(keyedIdentitySync(await secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', { what: 'the new MyKey ID at the edge' });
     assert.equal(await touch('W7WQ4KXM'), { outcome: 'linked', serviceUserId: 'M-2' });
     assert.equal(await touch(b.mykeyId), { outcome: 'not_linked' });
     const derived = links.keyStats().derived;

@@ -4,20 +4,20 @@
 // timestamp and a replayed delivery, each with its own code.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { silentLogger } from '../../shared/log.ts';
 import { createReplayMemory, signWebhook, verifyWebhook, WEBHOOK_HEADERS } from '../../shared/webhook-signature.ts';
 import { WebhookTarget } from '../../edge/handoff/webhook.ts';
 import type { TouchResult } from '../../edge/handoff/types.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 
 const ADMIN = 'admin-token-for-tests';
 const EDGE_SECRET = 'edge-hand-off-secret-1';
 
 /** The business system: verifies every POST with the helper, under the secret its path names. */
 interface Receiver {
-  server: Server;
+  server: WebhookReceiver;
   url: string;
   secrets: Map<string, string>;
   log: { path: string; status: number; code?: string; body: string; headers: IncomingHttpHeaders }[];
@@ -27,20 +27,13 @@ async function startReceiver(): Promise<Receiver> {
   const secrets = new Map<string, string>();
   const replay = createReplayMemory();
   const log: Receiver['log'] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (d: Buffer) => chunks.push(d));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const secret = secrets.get(req.url ?? '') ?? '';
-      const r = verifyWebhook(secret, body, req.headers, { replay });
-      const status = r.ok ? 204 : r.code === 'webhook_replayed' ? 409 : 401;
-      log.push({ path: req.url ?? '', status, ...(r.ok ? {} : { code: r.code }), body, headers: req.headers });
-      res.writeHead(status).end();
-    });
+  const server = await startWebhookReceiver(({ path, body, headers }) => {
+    const r = verifyWebhook(secrets.get(path) ?? '', body, headers, { replay });
+    const status = r.ok ? 204 : r.code === 'webhook_replayed' ? 409 : 401;
+    log.push({ path, status, ...(r.ok ? {} : { code: r.code }), body, headers });
+    return status;
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, secrets, log };
+  return { server, url: server.origin, secrets, log };
 }
 
 /** Sends a raw POST, as an attacker replaying or forging a delivery would. */
@@ -70,7 +63,7 @@ test.before(async () => {
 
 test.after(async () => {
   await hub.close();
-  rx.server.close();
+  await rx.server.close();
 });
 
 test('a real hub notice verifies with the helper', async () => {

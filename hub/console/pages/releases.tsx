@@ -1,9 +1,9 @@
 // Console page: signed edge releases and their rollouts (operators only). An operator starts a
 // rollout of a stored release to a service, a share of its edges or named edges, halts one, and
 // watches each edge's running version and update state (the page refreshes itself every 5 s).
-import type { Context, Hono } from 'hono';
 import type { Releases } from '../../releases/releases.ts';
 import type { ReleaseRepo } from '../../store/release-repo.ts';
+import type { C, ConsoleApp } from '../context.tsx';
 import { Badge, CONSOLE_BASE, Csrf, Flash, Layout, type View } from '../layout.tsx';
 
 export const RELEASES_PATH = `${CONSOLE_BASE}/releases`;
@@ -15,11 +15,11 @@ export interface ReleasesPageDeps {
 
 /** What the console gives a page: its view, rendering, role check, audit and refusal. */
 export interface PageKit {
-  view: (c: Context<any>) => View;
-  html: (c: Context<any>, node: unknown, status?: number) => Promise<Response>;
-  isOperator: (c: Context<any>) => boolean;
-  audit: (c: Context<any>, action: string, e?: { target?: string; outcome?: string; detail?: Record<string, unknown> }) => Promise<void>;
-  forbidden: (c: Context<any>, action: string, target?: string) => Promise<Response>;
+  view: (c: C) => View;
+  html: (c: C, node: unknown, status?: number) => Promise<Response>;
+  isOperator: (c: C) => boolean;
+  audit: (c: C, action: string, e?: { target?: string; outcome?: string; detail?: Record<string, unknown> }) => Promise<void>;
+  forbidden: (c: C, action: string, target?: string) => Promise<Response>;
 }
 
 const T = {
@@ -108,8 +108,8 @@ function ReleasesView({ v, data, flash }: { v: View; data: Awaited<ReturnType<ty
 }
 
 /** Mounts GET /releases and its two form posts on the console's (session-guarded) app. */
-export function mountReleasesPage(r: Hono<any>, deps: ReleasesPageDeps, kit: PageKit): void {
-  const page = async (c: Context<any>, flash?: { ok: boolean; text: string }, status = 200) => kit.html(c, <ReleasesView v={kit.view(c)} data={await releasesData(deps.repo)} flash={flash} />, status);
+export function mountReleasesPage(r: ConsoleApp, deps: ReleasesPageDeps, kit: PageKit): void {
+  const page = async (c: C, flash?: { ok: boolean; text: string }, status = 200) => kit.html(c, <ReleasesView v={kit.view(c)} data={await releasesData(deps.repo)} flash={flash} />, status);
   r.get('/releases', (c) => (kit.isOperator(c) ? page(c) : kit.forbidden(c, 'releases.view')));
   r.post('/releases/rollouts', async (c) => {
     if (!kit.isOperator(c)) return kit.forbidden(c, 'rollout.start');

@@ -6,7 +6,8 @@
 import { type Result, ok } from '../../../shared/errors.ts';
 import { crlReasonFromCode, type CrlReason } from '../../../shared/revocation.ts';
 import { CrlDerError, T } from './der-cursor.ts';
-import { MIN_ENTRY_BYTES, crlMalformed, layoutOf, prepared, walkEntries, type PreparedEntries, type ParsedCrl, type WalkStats } from './parse.ts';
+import { walkEntries, type WalkStats } from './entries.ts';
+import { MIN_ENTRY_BYTES, crlMalformed, layoutOf, prepared, type PreparedEntries, type ParsedCrl } from './parse.ts';
 import { hashSerial, minimalStart, serialHex, serialKey } from './serial.ts';
 import { timeToMs } from './time.ts';
 

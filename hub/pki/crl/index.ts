@@ -3,7 +3,7 @@
 export { parseCrl, type CrlScope, type ParsedCrl } from './parse.ts';
 export { verifyCrlSignature, CRL_SIGNATURE_ALGORITHMS } from './verify.ts';
 export { indexCrl, type CrlEntry, type CrlIndex, type CrlRevocation, type IndexOptions } from './crl-index.ts';
-export { loadCrl, issuersNamed, scopeProblem, type LoadCrlCode, type LoadCrlOptions, type LoadedCrl } from './load.ts';
+export { loadCrl, loadCrlSteps, issuersNamed, scopeProblem, type LoadCrlCode, type LoadCrlOptions, type LoadedCrl } from './load.ts';
 export { crlIssuerFromCertificate, issuerKeyIdOf, keyIdOf, type CrlIssuer } from './issuer.ts';
 export { namesMatch } from './name.ts';
 export { serialKey, serialHex } from './serial.ts';

@@ -77,6 +77,19 @@ export function scopeProblem(crl: ParsedCrl): { code: 'crl_delta_unsupported' | 
  * Whether it is newer than the one applied, and nextUpdate, are the caller's policy.
  */
 export function loadCrl(derOrPem: Uint8Array, issuers: CrlIssuer[], opts: LoadCrlOptions = {}): Result<LoadedCrl, LoadCrlCode> {
+  const it = loadCrlSteps(derOrPem, issuers, opts);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * loadCrl as steps: the generator yields between parsing, verifying and indexing (each tens of
+ * milliseconds for a national CRL), so a caller on the hub's event loop can let requests run
+ * between them (hub/revocation crl-manager applyAsync).
+ */
+export function* loadCrlSteps(derOrPem: Uint8Array, issuers: CrlIssuer[], opts: LoadCrlOptions = {}): Generator<void, Result<LoadedCrl, LoadCrlCode>> {
   const parsed = parseCrl(derOrPem);
   if (!parsed.ok) return parsed;
   const crl = parsed.value;
@@ -89,6 +102,7 @@ export function loadCrl(derOrPem: Uint8Array, issuers: CrlIssuer[], opts: LoadCr
     const aki = Buffer.from(crl.authorityKeyId).toString('hex');
     ordered = [...named.filter((i) => i.keyId === aki), ...named.filter((i) => i.keyId !== aki)];
   }
+  yield;
   const issuer = ordered.find((i) => verifyCrlSignature(crl, i.publicKey));
   if (issuer === undefined) {
     return fail('crl_signature_invalid', `the CRL signature (${crl.signatureAlgorithmOid}) does not verify with any of the ${named.length} issuer key(s) of that name`);
@@ -107,6 +121,7 @@ export function loadCrl(derOrPem: Uint8Array, issuers: CrlIssuer[], opts: LoadCr
       return fail('crl_not_yet_valid', `the CRL's thisUpdate ${crl.thisUpdate.toISOString()} is in the future (now ${opts.now.toISOString()})`);
     }
   }
+  yield;
   const index = indexCrl(crl, { onProgress: opts.onProgress });
   if (!index.ok) return index;
   return ok({ crl, index: index.value, issuer });

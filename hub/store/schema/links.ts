@@ -142,4 +142,11 @@ export const LINK_MIGRATIONS: Migration[] = [
       CREATE INDEX webhook_outbox_delivered ON webhook_outbox (delivered_at) WHERE delivered_at IS NOT NULL;
     `,
   },
+  {
+    // PIN-checked touch (#14): what a touch at the service's readers proves, sent to its edges in the
+    // device config. 'possession' (no PIN) is what every service had before.
+    version: 175,
+    name: 'touch assurance per service',
+    sql: `ALTER TABLE services ADD COLUMN touch_assurance TEXT NOT NULL DEFAULT 'possession' CHECK (touch_assurance IN ('possession', 'pin'));`,
+  },
 ];

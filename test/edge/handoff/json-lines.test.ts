@@ -9,6 +9,7 @@ import { PassThrough } from 'node:stream';
 import { Handoff } from '../../../edge/handoff/handoff.ts';
 import { SocketTarget, StreamTarget, removeStaleSocket } from '../../../edge/handoff/json-lines.ts';
 import type { HandoffTarget, TouchResult } from '../../../edge/handoff/types.ts';
+import { until } from '../../helpers/polling.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mykey-handoff-'));
 const result = (i: number, extra: Partial<TouchResult> = {}): TouchResult => ({
@@ -41,11 +42,7 @@ async function listener(path: string): Promise<{ lines: unknown[]; sock: Socket;
     lines,
     sock,
     async next(n) {
-      const end = Date.now() + 2000;
-      while (lines.length < n) {
-        if (Date.now() > end) throw new Error(`only ${lines.length} lines`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await until(() => lines.length >= n, { what: `${n} lines`, detail: () => `only ${lines.length} lines` });
     },
   };
 }
@@ -101,11 +98,7 @@ async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
 test('takes over a socket file left by a killed process, but never a live socket or another file', async () => {
   const stale = join(dir, 'stale.sock');
   const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)})`], { stdio: 'ignore' });
-  const end = Date.now() + 5000;
-  while (!existsSync(stale)) {
-    if (Date.now() > end) throw new Error('child never listened');
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await until(() => existsSync(stale), { what: 'the child to listen' });
   await rejects(removeStaleSocket(stale), /served by another process/);
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));

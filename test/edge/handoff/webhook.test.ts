@@ -1,38 +1,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { verifyWebhook } from '../../../shared/webhook-signature.ts';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { WebhookTarget } from '../../../edge/handoff/webhook.ts';
 import type { TouchResult } from '../../../edge/handoff/types.ts';
+import { until } from '../../helpers/polling.ts';
+import { startWebhookReceiver } from '../../helpers/webhook-receiver.ts';
 
-interface Received { headers: IncomingMessage['headers']; body: string }
-
-/** A business system on loopback; `respond` decides each answer (status, or 'hang'). */
-async function businessSystem(respond: (n: number) => number | 'hang'): Promise<{ url: string; got: Received[]; close(): Promise<void> }> {
-  const got: Received[] = [];
-  const hanging: ServerResponse[] = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      got.push({ headers: req.headers, body });
-      const r = respond(got.length);
-      if (r === 'hang') return void hanging.push(res);
-      res.writeHead(r, { 'content-type': 'application/json' }).end('{}');
-    });
+/** A business system on loopback; `respond` decides each answer (a status with a JSON body, or 'hang'). */
+async function businessSystem(respond: (n: number) => number | 'hang') {
+  const r = await startWebhookReceiver((_req, n) => {
+    const a = respond(n);
+    return a === 'hang' ? a : { status: a, json: {} };
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/touch`,
-    got,
-    async close() {
-      for (const h of hanging) h.destroy();
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    },
-  };
+  return { url: r.url('/touch'), got: r.got, close: r.close };
 }
 
 const result = (i: number, extra: Partial<TouchResult> = {}): TouchResult => ({
@@ -46,14 +26,6 @@ const result = (i: number, extra: Partial<TouchResult> = {}): TouchResult => ({
   mykeyId: 'B7NQ4KXW',
   ...extra,
 });
-
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 test('posts the touch as JSON with the service ID and without the MyKey ID', async () => {
   const bs = await businessSystem(() => 200);

@@ -19,6 +19,7 @@ import { VirtualCard, type VirtualCardOptions } from '../../../provisioning/virt
 import { VpcdSlot } from '../../../provisioning/virtual-card/vpcd-slot.ts';
 import { requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { until } from '../../helpers/polling.ts';
 
 await requirePcscd();
 
@@ -58,25 +59,17 @@ function startCompanion(hub: string, readerFilter: (n: string) => boolean = (n) 
   });
 }
 
-async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 async function insert(file: CardFile | VirtualCard, opts?: VirtualCardOptions): Promise<VirtualCard> {
   const card = file instanceof VirtualCard ? file : new VirtualCard(file, opts);
   if (slot.inserted) await remove(); // left by a failed test
   await slot.insert(card);
-  await until('the card on the reader', () => companion.manager.isCardPresent(READER));
+  await until(() => companion.manager.isCardPresent(READER), { what: 'the card on the reader' });
   return card;
 }
 
 async function remove(): Promise<void> {
   await slot.remove().catch(() => {});
-  await until('the reader empty', () => !companion.manager.isCardPresent(READER));
+  await until(() => !companion.manager.isCardPresent(READER), { what: 'the reader empty' });
 }
 
 async function openPage(c: HolderCompanion): Promise<Page> {
@@ -125,7 +118,7 @@ test.before(async () => {
   });
   companion = startCompanion(hubUrl);
   await companion.start();
-  await until('the reader', () => companion.manager.readers().includes(READER));
+  await until(() => companion.manager.readers().includes(READER), { what: 'the reader' });
   page = await openPage(companion);
 });
 
@@ -289,7 +282,7 @@ test('an unreachable hub is said plainly, before any PIN try is used', async () 
   const other = startCompanion(`http://127.0.0.1:${port}`);
   await other.start();
   try {
-    await until('the reader', () => other.manager.readers().includes(READER));
+    await until(() => other.manager.readers().includes(READER), { what: 'the reader' });
     const p = await openPage(other);
     const card = await insert(cardA);
     const start = trace.length;
@@ -309,7 +302,7 @@ test('a second reader is refused with its own message', async () => {
   const other = startCompanion(hubUrl, (n) => n.startsWith('Virtual PCD'));
   await other.start();
   try {
-    await until('both readers', () => other.manager.readers().length === 2);
+    await until(() => other.manager.readers().length === 2, { what: 'both readers' });
     const p = await openPage(other);
     await p.waitForSelector('#reader[data-key="holder_two_readers"]');
     assert.is(await p.textContent('#reader'), HOLDER_MESSAGES.ja.holder_two_readers);

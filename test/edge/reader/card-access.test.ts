@@ -3,7 +3,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate, verify as rsaVerify } from 'node:crypto';
-import { MyKeyError } from '../../../shared/errors.ts';
 import { createTestCa } from '../../../provisioning/test-ca/ca.ts';
 import { makeCardFile } from '../../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard, type CardFaults } from '../../../provisioning/virtual-card/card.ts';
@@ -11,6 +10,7 @@ import { CardSession } from '../../../edge/reader/transport.ts';
 import { readIdentity } from '../../../edge/reader/identity.ts';
 import { pinTriesLeft, readAuthCaCert, signChallenge, verifyPin } from '../../../edge/reader/jpki.ts';
 import { inProcessCard } from './helpers/fake-card.ts';
+import { rejectsWith } from '../../helpers/assertions.ts';
 
 const ca = await createTestCa({ label: 'reader-card-access' });
 const withId = await makeCardFile({ ca, mykeyId: 'ABCDEFGH' });
@@ -25,17 +25,6 @@ badId.mykey.idArea = { reserved: true, content: Buffer.from('abcdefgh').toString
 function session(file = withId, faults?: CardFaults) {
   const card = new VirtualCard(file, { faults });
   return { card, s: new CardSession(inProcessCard(card)) };
-}
-
-async function rejects(p: Promise<unknown>, code: string): Promise<MyKeyError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, MyKeyError);
-    assert.is((e as MyKeyError).code, code, (e as Error).message);
-    return e as MyKeyError;
-  }
-  throw new Error(`expected a rejection with ${code}`);
 }
 
 test('a card with a written MyKey ID yields it, without reading the certificate', async () => {
@@ -86,7 +75,7 @@ test('a wrong PIN counts down, the right one resets, three wrong ones block', as
 
 test('a PIN that is not 4 digits never reaches the card', async () => {
   const { card, s } = session();
-  for (const pin of ['123', '12345', 'abcd', '12 4', '']) await rejects(verifyPin(s, pin), 'bad_request');
+  for (const pin of ['123', '12345', 'abcd', '12 4', '']) await rejectsWith(verifyPin(s, pin), 'bad_request');
   assert.is(card.trace.length, 0);
 });
 
@@ -102,7 +91,7 @@ test('the challenge signature verifies with the certificate public key', async (
 
 test('signing with a wrong PIN throws pin_wrong with the tries left', async () => {
   const { s } = session();
-  const e = await rejects(signChallenge(s, '9999', new Uint8Array(8)), 'pin_wrong');
+  const e = await rejectsWith(signChallenge(s, '9999', new Uint8Array(8)), 'pin_wrong');
   assert.is(e.details?.triesLeft, 2);
 });
 
@@ -114,13 +103,13 @@ test('garbage and short responses are card_response_malformed, and no identity c
     ['a byte short mid-certificate', { wrongLengthAfterApdus: 6 }],
   ] as [string, CardFaults][]) {
     const { s } = session(noApp, faults);
-    await rejects(readIdentity(s), 'card_response_malformed').catch((e) => assert.unreachable(`${name}: ${e}`));
+    await rejectsWith(readIdentity(s), 'card_response_malformed').catch((e) => assert.unreachable(`${name}: ${e}`));
   }
 });
 
 test('a card taken away mid-read is card_removed', async () => {
   const { s } = session(noApp, { removeAfterApdus: 5 });
-  await rejects(readIdentity(s), 'card_removed');
+  await rejectsWith(readIdentity(s), 'card_removed');
 });
 
 test.run();

@@ -13,7 +13,6 @@ import { createTestCa, generateRsaKeyPair, type TestCa } from '../../../provisio
 import { makeCardFile, type CardFile } from '../../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard, type CardFaults } from '../../../provisioning/virtual-card/card.ts';
 import { VpcdSlot } from '../../../provisioning/virtual-card/vpcd-slot.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import type { EdgeStatus } from '../../../shared/sync.ts';
 import { loadEdgeConfig } from '../../../edge/config.ts';
@@ -23,6 +22,8 @@ import { sysfsResetter, USBDEVFS_RESET, type ResetMethod } from '../../../edge/r
 import { requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { FakeUsb } from './helpers/fake-usb.ts';
+import { until } from '../../helpers/polling.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 const READER = vpcdReaderName(0);
 const EDGE = 'lib-counter-9';
@@ -40,14 +41,6 @@ interface Ctx {
   recorded: number[];
 }
 const test = suite<Ctx>('reader self-healing end to end', {} as Ctx);
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function view(ctx: Ctx): Promise<KioskView> {
   return (await (await fetch(`${ctx.agent.kiosk!.url}/api/view`)).json()) as KioskView;
@@ -92,13 +85,11 @@ test.before(async (ctx) => {
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
-  const csr = await createDeviceCsr(EDGE);
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: EDGE, serviceId: 'library', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
+  const enrolled = await enrollEdge(ctx.h.hub, EDGE);
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-reader-heal-'));
-  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.value.certPem);
-  writeFileSync(join(ctx.dir, 'device.key'), csr.keyPem, { mode: 0o600 });
-  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.value.caPem);
+  writeFileSync(join(ctx.dir, 'device.pem'), enrolled.certPem);
+  writeFileSync(join(ctx.dir, 'device.key'), enrolled.keyPem, { mode: 0o600 });
+  writeFileSync(join(ctx.dir, 'hub-ca.pem'), enrolled.caPem);
   ctx.file = await makeCardFile({ ca: ctx.ca, keyPair: await generateRsaKeyPair(), withMyKeyApp: false });
 
   // The hub's record of each accepted status (the broker validated it against EdgeStatus first).
@@ -151,9 +142,9 @@ test.after(async (ctx) => {
 
 test('a reader that stops answering is reset on the USB bus, reported to the hub, shown on the kiosk page, and is ok once the card answers', async (ctx) => {
   await ctx.agent.start();
-  await waitFor('connected to the hub', () => ctx.agent.sync.connected && ctx.agent.cache.synced);
-  await waitFor('the reader', () => ctx.agent.manager.readers().includes(READER));
-  await waitFor('the reader is ok', () => ctx.agent.healer!.report().state === 'ok');
+  await until(() => ctx.agent.sync.connected && ctx.agent.cache.synced, { what: 'connected to the hub' });
+  await until(() => ctx.agent.manager.readers().includes(READER), { what: 'the reader' });
+  await until(() => ctx.agent.healer!.report().state === 'ok', { what: 'the reader is ok' });
   assert.is(await touch(ctx, {}), 'identity', 'a working card reads');
 
   // The card stops answering mid-session: every response is held back beyond the 5 s APDU time limit.
@@ -162,7 +153,7 @@ test('a reader that stops answering is reset on the USB bus, reported to the hub
   assert.is(ctx.agent.healer!.report().state, 'ok', 'one failure is not yet the reader');
   assert.equal(ctx.resets, []);
   assert.is(await touch(ctx, stalled), 'failed');
-  await waitFor('the reset', () => ctx.resets.length === 1);
+  await until(() => ctx.resets.length === 1, { what: 'the reset' });
   assert.equal(ctx.resets, ['usb-reset']);
   assert.equal(ctx.usb.ioctls, [{ path: ctx.usb.path('dev/bus/usb/001/007'), request: USBDEVFS_RESET }]);
 
@@ -170,7 +161,7 @@ test('a reader that stops answering is reset on the USB bus, reported to the hub
   const st = ctx.agent.sync.status() as EdgeStatus;
   assert.equal([st.reader?.state, st.reader?.resets, st.reader?.model, st.reader?.usbId], ['resetting', 1, 'ACS ACR1252U', '072f:223b']);
   const seen = ctx.recorded.length;
-  await waitFor('the hub records a status after the reset', () => ctx.recorded.length > seen, 10_000);
+  await until(() => ctx.recorded.length > seen, { what: 'the hub records a status after the reset' });
   assert.equal(ctx.h.hub.broker!.refusals(), {}, 'the broker refused nothing');
   assert.ok(ctx.h.hub.broker!.connectedEdges().includes(EDGE), 'and kept the edge connected');
 
@@ -191,13 +182,13 @@ test('a reader that stops answering is reset on the USB bus, reported to the hub
     back = await touch(ctx, {});
   }
   assert.is(back, 'identity');
-  await waitFor('ok again', () => okAt > 0);
+  await until(() => okAt > 0, { what: 'ok again' });
   assert.is(ctx.agent.sync.status().reader?.state, 'ok');
   assert.is(ctx.agent.sync.status().reader?.resets, 1);
-  await waitFor('the page drops the reader message', async () => (await view(ctx)).reader === undefined);
+  await until(async () => (await view(ctx)).reader === undefined, { what: 'the page drops the reader message' });
   // The state change is published at once (not at the next periodic status): the hub records a status
   // sent after the edge turned ok.
-  await waitFor('the hub records the recovery', () => ctx.recorded.some((t) => t >= okAt), 10_000);
+  await until(() => ctx.recorded.some((t) => t >= okAt), { what: 'the hub records the recovery' });
   assert.equal(ctx.h.hub.broker!.refusals(), {});
 });
 

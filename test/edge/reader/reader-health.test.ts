@@ -18,19 +18,12 @@ import { sysfsResetter, USBDEVFS_RESET, type UsbResetter } from '../../../edge/r
 import type { CardIdentity } from '../../../edge/reader/identity.ts';
 import { fakePcsc, type FakeContext, type FakeReader } from './helpers/fake-pcsc.ts';
 import { FakeUsb } from './helpers/fake-usb.ts';
+import { until } from '../../helpers/polling.ts';
 
 const ACR1252 = { sysName: '1-1.3', vendorId: '072f', productId: '223b', product: 'ACR1252 Dual Reader', devnum: 7 };
 const ACR122 = { sysName: '1-1.2', vendorId: '072f', productId: '2200', product: 'ACR122U PICC Interface', devnum: 4 };
 const NAME = 'ACS ACR1252 Dual Reader [ACR1252 Dual Reader PICC] 00 00';
 const ATR = Buffer.from('3b888001000005e0b381a1007f', 'hex');
-
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 interface Rig {
   usb: FakeUsb;
@@ -130,7 +123,7 @@ test('a reader on the USB bus but missing from PC/SC is reset through USBDEVFS_R
   realReset = sysfsResetter({ roots: rg.usb.roots, ioctl: rg.usb.ioctl, offMs: 1 });
   try {
     rg.healer.start();
-    await waitFor('ok again', () => rg.states.some((s) => s.state === 'ok' && s.resets === 1));
+    await until(() => rg.states.some((s) => s.state === 'ok' && s.resets === 1), { what: 'ok again', intervalMs: 5 });
     assert.equal(rg.usb.ioctls, [{ path: rg.usb.path('dev/bus/usb/001/007'), request: USBDEVFS_RESET }]);
     assert.equal(
       rg.states.map((s) => `${s.state}/${s.advice ?? '-'}/${s.resets}`),
@@ -150,17 +143,17 @@ test('a reader that keeps failing is reset after failuresBeforeReset failures an
     const r = rg.ctx.addReader(NAME);
     r.status({ state: S.CHANGED | S.EMPTY });
     rg.healer.start();
-    await waitFor('ok', () => rg.healer.report().state === 'ok');
+    await until(() => rg.healer.report().state === 'ok', { what: 'ok', intervalMs: 5 });
     rg.read.fail = new MyKeyError('timeout', 'no answer from the card within 5000 ms');
     await touch(r, rg);
     assert.is(rg.healer.report().state, 'ok', 'one failure is the card\'s business');
     await touch(r, rg);
-    await waitFor('a reset', () => resets.length === 1);
+    await until(() => resets.length === 1, { what: 'a reset', intervalMs: 5 });
     assert.equal(resets, ['1-1.3 usb-reset']);
     assert.ok(rg.states.some((s) => s.state === 'resetting'));
     rg.read.fail = undefined;
     await touch(r, rg);
-    await waitFor('ok', () => rg.healer.report().state === 'ok');
+    await until(() => rg.healer.report().state === 'ok', { what: 'ok', intervalMs: 5 });
     assert.is(rg.healer.report().failedResets, undefined, 'a card read: the reset worked');
     assert.is(rg.healer.report().resets, 1);
   } finally {
@@ -175,7 +168,7 @@ test('foreign cards that answer with a status word (a transit card, say) never g
     const r = rg.ctx.addReader(NAME);
     r.status({ state: S.CHANGED | S.EMPTY });
     rg.healer.start();
-    await waitFor('ok', () => rg.healer.report().state === 'ok');
+    await until(() => rg.healer.report().state === 'ok', { what: 'ok', intervalMs: 5 });
     rg.read.fail = new MyKeyError('card_response_malformed', 'not a My Number Card', { cause: swError(0x6a82, 'SELECT JPKI') });
     for (let i = 0; i < 4; i++) await touch(r, rg);
     rg.read.fail = swError(0x6a82, 'SELECT JPKI'); // card_error, but the card answered
@@ -193,7 +186,7 @@ test('resets that do not help back off, stop at maxResets (replug), then after t
   const rg = await rig({ maxResets: 2, technicianAfter: 3, reset: async () => void at.push(Date.now()) }, (usb) => usb.plug(ACR1252));
   try {
     rg.healer.start();
-    await waitFor('needs_replug', () => rg.healer.report().state === 'needs_replug', 5000);
+    await until(() => rg.healer.report().state === 'needs_replug', { what: 'needs_replug', intervalMs: 5 });
     assert.is(at.length, 2);
     assert.ok(at[1] - at[0] >= 40, `back-off between resets (${at[1] - at[0]} ms)`);
     assert.is(rg.healer.advice(), 'replug');
@@ -201,9 +194,9 @@ test('resets that do not help back off, stop at maxResets (replug), then after t
     assert.is(at.length, 2, 'no more resets at the limit');
 
     rg.usb.unplug(ACR1252.sysName); // the shop unplugs it...
-    await waitFor('missing, not on the bus', () => rg.healer.advice() === 'connect');
+    await until(() => rg.healer.advice() === 'connect', { what: 'missing, not on the bus', intervalMs: 5 });
     rg.usb.plug(ACR1252); // ...and plugs it back in; it still does not come up in PC/SC
-    await waitFor('the technician', () => rg.healer.advice() === 'technician', 5000);
+    await until(() => rg.healer.advice() === 'technician', { what: 'the technician', intervalMs: 5 });
     assert.is(at.length, 3);
     assert.is(rg.healer.report().failedResets, 3);
     assert.is(rg.healer.report().state, 'needs_replug');
@@ -217,7 +210,7 @@ test('an ACR122U held by the kernel pn533_usb driver is not reset: the report na
   const rg = await rig({ reset: async (r) => void resets.push(r.sysName) }, (usb) => usb.plug({ ...ACR122, driver: 'pn533_usb' }));
   try {
     rg.healer.start();
-    await waitFor('needs_replug', () => rg.healer.report().state === 'needs_replug');
+    await until(() => rg.healer.report().state === 'needs_replug', { what: 'needs_replug', intervalMs: 5 });
     assert.is(rg.healer.report().kernelDriver, 'pn533_usb');
     assert.is(rg.healer.advice(), 'technician');
     assert.equal(resets, []);
@@ -231,7 +224,7 @@ test('an ACR122U (a USB reset does not revive it) gets a port power cycle where 
   const rg = await rig({ reset: async (_r, m) => void methods.push(m) }, (usb) => usb.plug({ ...ACR122, portSwitch: true }));
   try {
     rg.healer.start();
-    await waitFor('a reset', () => methods.length > 0);
+    await until(() => methods.length > 0, { what: 'a reset', intervalMs: 5 });
     assert.is(methods[0], 'port-power');
   } finally {
     await rg.stop();
@@ -240,7 +233,7 @@ test('an ACR122U (a USB reset does not revive it) gets a port power cycle where 
   try {
     methods.length = 0;
     rg2.healer.start();
-    await waitFor('needs_replug', () => rg2.healer.report().state === 'needs_replug');
+    await until(() => rg2.healer.report().state === 'needs_replug', { what: 'needs_replug', intervalMs: 5 });
     assert.equal(methods, []);
     assert.is(rg2.healer.advice(), 'replug');
   } finally {
@@ -252,10 +245,10 @@ test('no known reader on the bus and none in PC/SC: missing, and the page asks t
   const rg = await rig();
   try {
     rg.healer.start();
-    await waitFor('missing', () => rg.healer.report().state === 'missing');
+    await until(() => rg.healer.report().state === 'missing', { what: 'missing', intervalMs: 5 });
     assert.is(rg.healer.advice(), 'connect');
     rg.ctx.addReader('Some Other Reader 00 00');
-    await waitFor('ok', () => rg.healer.report().state === 'ok');
+    await until(() => rg.healer.report().state === 'ok', { what: 'ok', intervalMs: 5 });
   } finally {
     await rg.stop();
   }

@@ -2,12 +2,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate, verify as rsaVerify } from 'node:crypto';
-import { MyKeyError } from '../../../shared/errors.ts';
 import { createTestCa } from '../../../provisioning/test-ca/ca.ts';
 import { makeCardFile } from '../../../provisioning/virtual-card/card-file.ts';
 import { pinTriesLeft, readAuthCaCert, signChallenge, verifyPin } from '../../../edge/reader/jpki.ts';
 import { requirePcscd } from '../../helpers/pcsc.ts';
 import { READER, Stack } from './helpers/stack.ts';
+import { codeOf } from '../../helpers/assertions.ts';
 
 await requirePcscd(); // fails the file at once, saying what to install or start
 
@@ -18,15 +18,6 @@ const stack = new Stack();
 
 test.before(() => stack.start());
 test.after(() => stack.stop());
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (e) {
-    return e instanceof MyKeyError ? e.code : `not a MyKeyError: ${String(e)}`;
-  }
-}
 
 test('a touch of a card with the MyKey application yields its MyKey ID', async () => {
   const r = await stack.touch(stack.card(withId));

@@ -4,20 +4,10 @@ import { MyKeyError } from '../../../shared/errors.ts';
 import { fromHex, toHex } from '../../../edge/reader/apdu.ts';
 import { CardSession, mapPcscError, pcscCode } from '../../../edge/reader/transport.ts';
 import { scriptedCard } from './helpers/fake-card.ts';
+import { rejectsWith } from '../../helpers/assertions.ts';
 
 const SELECT_JPKI = '00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01';
 const SELECT_000A = '00 A4 02 0C 02 00 0A';
-
-async function rejects(p: Promise<unknown>, code: string): Promise<MyKeyError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, MyKeyError);
-    assert.is((e as MyKeyError).code, code, (e as Error).message);
-    return e as MyKeyError;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 /** A card where JPKI and EF 000A select fine; `read` answers READ BINARY. */
 function jpkiCard(read: (h: string) => string | Error | Promise<string>) {
@@ -50,15 +40,15 @@ test('a card that keeps answering 61xx is malformed, not an endless loop', async
   const raw = jpkiCard(() => '00 61 01');
   const s = new CardSession(raw);
   await onCert(s);
-  await rejects(s.transmit(fromHex('00 B0 00 00 01')), 'card_response_malformed');
+  await rejectsWith(s.transmit(fromHex('00 B0 00 00 01')), 'card_response_malformed');
   assert.ok(raw.sent.length < 40);
 });
 
 test('a refused APDU never reaches the card', async () => {
   const raw = scriptedCard(() => '90 00');
   const s = new CardSession(raw);
-  await rejects(s.transmit(fromHex('00 A4 04 0C 03 D3 92 10')), 'apdu_refused');
-  await rejects(s.transmit(fromHex('00 B0 81 00 00')), 'apdu_refused');
+  await rejectsWith(s.transmit(fromHex('00 A4 04 0C 03 D3 92 10')), 'apdu_refused');
+  await rejectsWith(s.transmit(fromHex('00 B0 81 00 00')), 'apdu_refused');
   assert.equal(raw.sent, []);
 });
 
@@ -67,16 +57,16 @@ test('a PC/SC "card removed" error becomes card_removed, and later commands fail
   const raw = scriptedCard(() => (n++ === 0 ? '90 00' : new Error('SCardTransmit error: Card was removed.(0x80100069)')));
   const s = new CardSession(raw);
   await s.transmit(fromHex(SELECT_JPKI));
-  await rejects(s.transmit(fromHex(SELECT_000A)), 'card_removed');
+  await rejectsWith(s.transmit(fromHex(SELECT_000A)), 'card_removed');
   const before = raw.sent.length;
-  await rejects(s.transmit(fromHex(SELECT_JPKI)), 'card_removed');
+  await rejectsWith(s.transmit(fromHex(SELECT_JPKI)), 'card_removed');
   assert.is(raw.sent.length, before);
 });
 
 test('an exchange without an answer times out', async () => {
   const raw = scriptedCard(() => new Promise<string>(() => {}));
   const s = new CardSession(raw, { timeoutMs: 30 });
-  await rejects(s.transmit(fromHex(SELECT_JPKI)), 'timeout');
+  await rejectsWith(s.transmit(fromHex(SELECT_JPKI)), 'timeout');
 });
 
 test('the trace hook sees every exchange, GET RESPONSE included, and cannot break it', async () => {
@@ -97,11 +87,11 @@ test('run() turns a failure into card_removed when the reader then reports the c
   const raw = jpkiCard(() => '');
   const gone = new CardSession(raw, { probeRemoval: async () => true });
   await onCert(gone);
-  const e = await rejects(gone.run(() => gone.transmit(fromHex('00 B0 00 00 04'))), 'card_removed');
+  const e = await rejectsWith(gone.run(() => gone.transmit(fromHex('00 B0 00 00 04'))), 'card_removed');
   assert.is((e.cause as MyKeyError).code, 'card_response_malformed');
   const stays = new CardSession(raw, { probeRemoval: async () => false });
   await onCert(stays);
-  await rejects(stays.run(() => stays.transmit(fromHex('00 B0 00 00 04'))), 'card_response_malformed');
+  await rejectsWith(stays.run(() => stays.transmit(fromHex('00 B0 00 00 04'))), 'card_response_malformed');
 });
 
 test('closing resets the card only when a PIN was presented', async () => {
@@ -115,7 +105,7 @@ test('closing resets the card only when a PIN was presented', async () => {
   await b.transmit(fromHex('00 20 00 80 04 31 32 33 34'));
   await b.close();
   assert.equal(raw.closes, [{ reset: false }, { reset: true }]);
-  await rejects(b.transmit(fromHex(SELECT_JPKI)), 'card_error');
+  await rejectsWith(b.transmit(fromHex(SELECT_JPKI)), 'card_error');
 });
 
 test('PC/SC return codes map to stable error codes', () => {

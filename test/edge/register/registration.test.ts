@@ -8,13 +8,14 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { MyKeyError } from '../../../shared/errors.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { certIdentityWithKey, issuerKeyOf } from '../../../shared/cert-identity.ts';
 import { keyedIdentitySync } from '../../../shared/sync.ts';
 import { CommandSocket, HttpDeviceApi, RegistrationFlow, type HolderSigner, type RegistrationView } from '../../../edge/register/index.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { until } from '../../helpers/polling.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Ctx {
   h: TestHub;
@@ -27,10 +28,8 @@ interface Ctx {
 const test = suite<Ctx>('counter registration', {} as Ctx);
 
 async function enrolledApi(ctx: Ctx, edgeId: string, serviceId: string): Promise<HttpDeviceApi> {
-  const csr = await createDeviceCsr(edgeId);
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  return new HttpDeviceApi({ hubUrl: ctx.h.hub.addresses.deviceApi!, tls: { ca: enrolled.value.caPem, cert: enrolled.value.certPem, key: csr.keyPem } });
+  const { tls } = await enrollEdge(ctx.h.hub, edgeId, serviceId);
+  return new HttpDeviceApi({ hubUrl: ctx.h.hub.addresses.deviceApi!, tls });
 }
 
 test.before(async (ctx) => {
@@ -80,14 +79,9 @@ function flowOf(ctx: Ctx, opts: Partial<ConstructorParameters<typeof Registratio
   return { flow, steps };
 }
 
-async function until(flow: RegistrationFlow, step: RegistrationView['step'], ms = 5000): Promise<RegistrationView> {
-  const end = Date.now() + ms;
-  while (flow.view().step !== step) {
-    if (Date.now() > end) throw new Error(`flow is at ${JSON.stringify(flow.view())}, expected ${step}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return flow.view();
-}
+/** The flow's view once it reaches `step` (polled often: a test may wait for a step it soon leaves). */
+const atStep = (flow: RegistrationFlow, step: RegistrationView['step']) =>
+  viewWhen(flow, (v) => v.step === step, `step ${step}`);
 
 async function mapped(ctx: Ctx, serviceId: string): Promise<Map<string, string>> {
   return new Map((await ctx.h.hub.links.snapshot(serviceId)).entries);
@@ -101,14 +95,14 @@ test('links the MyKey ID read off the card to the service card number once the h
   flow.cardTouched('Virtual PCD 00 00', { kind: 'mykey', mykeyId });
   assert.is(flow.view().step, 'service_user_id');
   assert.ok(flow.serviceUserId(' LIB-000123 ').ok);
-  await until(flow, 'pin'); // a bare MyKey ID is never linked: the hub answered holder_proof_required
+  await atStep(flow, 'pin'); // a bare MyKey ID is never linked: the hub answered holder_proof_required
   flow.pin('1234');
-  const done = await until(flow, 'done');
+  const done = await atStep(flow, 'done');
   assert.equal(done, { step: 'done', serviceUserId: 'LIB-000123', replaced: false });
   assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'sending', 'pin', 'sending', 'done']);
   const secret = (await ctx.h.hub.links.service('library'))!.sync_secret;
   assert.is((await mapped(ctx, 'library')).get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'LIB-000123');
-  await until(flow, 'off');
+  await atStep(flow, 'off');
   await flow.stop();
 });
 
@@ -118,7 +112,7 @@ test('links by certificate, and the hub files the certificate key too', async (c
   flow.start();
   flow.cardTouched('r', { kind: 'cert', certDer: cert.certDer });
   flow.serviceUserId('LIB-000124');
-  await until(flow, 'done');
+  await atStep(flow, 'done');
   const secret = (await ctx.h.hub.links.service('library'))!.sync_secret;
   // scrypt-v3: the certificate identity names the issuing key (its AKI, the CA's SKI).
   const withKey = certIdentityWithKey({ issuerKey: issuerKeyOf(ctx.ca.nameDer), serialHex: cert.serialHex, aki: Buffer.from(ctx.ca.subjectKeyId).toString('hex') });
@@ -147,15 +141,14 @@ test('asks for the PIN when the service requires the holder, and retries a wrong
   flow.start();
   flow.cardTouched('r', { kind: 'mykey', mykeyId });
   flow.serviceUserId('PT-5');
-  await until(flow, 'pin'); // the hub said forbidden without a proof
+  await atStep(flow, 'pin'); // the hub said forbidden without a proof
   assert.is(flow.pin('12').ok, false, 'a PIN that is not 4 digits never reaches the card');
   assert.is(signer.tries, 3);
   flow.pin('9999');
-  await until(flow, 'sending').catch(() => undefined);
-  const wrong = await waitFor(flow, (v) => v.step === 'pin' && v.retry === 'pin_wrong');
+  const wrong = await viewWhen(flow, (v) => v.step === 'pin' && v.retry === 'pin_wrong');
   assert.equal(wrong, { step: 'pin', retry: 'pin_wrong', triesLeft: 2 });
   flow.pin('1234');
-  await until(flow, 'done');
+  await atStep(flow, 'done');
   const secret = (await ctx.h.hub.links.service('points'))!.sync_secret;
   assert.is((await mapped(ctx, 'points')).get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'PT-5');
   assert.not.ok(ctx.logs.join('\n').includes('1234'), 'the PIN is never logged');
@@ -173,9 +166,9 @@ test('with requireHolderProof asks for the PIN before the first call, and a bloc
   flow.serviceUserId('LIB-1');
   assert.is(flow.view().step, 'pin');
   flow.pin('0000');
-  const failed = await until(flow, 'failed');
+  const failed = await atStep(flow, 'failed');
   assert.equal(failed, { step: 'failed', code: 'pin_blocked' });
-  await until(flow, 'off');
+  await atStep(flow, 'off');
   await flow.stop();
 });
 
@@ -189,7 +182,7 @@ test('a card without a MyKey ID fails with the hub code, and a bad number is ref
   if (!bad.ok) assert.is(bad.code, 'validation_failed');
   assert.is(flow.view().step, 'service_user_id');
   flow.serviceUserId('LIB-2');
-  assert.equal(await until(flow, 'failed'), { step: 'failed', code: 'mykey_id_not_found' });
+  assert.equal(await atStep(flow, 'failed'), { step: 'failed', code: 'mykey_id_not_found' });
   await flow.stop();
 });
 
@@ -197,8 +190,8 @@ test('an unfinished step times out and forgets the card', async (ctx) => {
   const { flow, steps } = flowOf(ctx, { stepMs: 100, resultMs: 50 });
   flow.start();
   flow.cardTouched('r', { kind: 'mykey', mykeyId: 'B7NQ4KXW' });
-  assert.equal(await until(flow, 'failed'), { step: 'failed', code: 'timeout' });
-  await until(flow, 'off');
+  assert.equal(await atStep(flow, 'failed'), { step: 'failed', code: 'timeout' });
+  await atStep(flow, 'off');
   assert.is(flow.serviceUserId('LIB-3').ok, false, 'nothing is held any more');
   assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'failed', 'off']);
   await flow.stop();
@@ -221,15 +214,7 @@ test('a local program drives registration over the command socket', async (ctx) 
       buf = buf.slice(i + 1);
     }
   });
-  const reply = async (tx: string) => {
-    const end = Date.now() + 3000;
-    for (;;) {
-      const r = lines.find((l) => l.transaction === tx);
-      if (r) return r;
-      if (Date.now() > end) throw new Error(`no reply ${tx}`);
-      await new Promise((res) => setTimeout(res, 5));
-    }
-  };
+  const reply = (tx: string) => until(() => lines.find((l) => l.transaction === tx), { what: `reply ${tx}` });
   try {
     await new Promise((r) => conn.once('connect', r));
     conn.write(JSON.stringify({ transaction: 'a', command: 'start' }) + '\n');
@@ -237,7 +222,7 @@ test('a local program drives registration over the command socket', async (ctx) 
     flow.cardTouched('r', { kind: 'cert', certDer: cert.certDer });
     conn.write(JSON.stringify({ transaction: 'b', command: 'service-user-id', value: 'LIB-SOCK-1' }) + '\n');
     assert.is((await reply('b')).ok, true);
-    await until(flow, 'done');
+    await atStep(flow, 'done');
     conn.write(JSON.stringify({ transaction: 'c', command: 'pin', value: '1234' }) + '\n');
     assert.is((await reply('c')).error.code, 'conflict');
     conn.write('not json\n');
@@ -251,13 +236,8 @@ test('a local program drives registration over the command socket', async (ctx) 
   }
 });
 
-async function waitFor(flow: RegistrationFlow, pred: (v: RegistrationView) => boolean, ms = 5000): Promise<RegistrationView> {
-  const end = Date.now() + ms;
-  while (!pred(flow.view())) {
-    if (Date.now() > end) throw new Error(`flow is at ${JSON.stringify(flow.view())}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return flow.view();
+function viewWhen(flow: RegistrationFlow, pred: (v: RegistrationView) => boolean, what = pred.toString()): Promise<RegistrationView> {
+  return until(() => pred(flow.view()) && flow.view(), { what: `the flow at ${what}`, intervalMs: 5, detail: () => `flow is at ${JSON.stringify(flow.view())}` });
 }
 
 test.run();

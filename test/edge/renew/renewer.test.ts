@@ -19,6 +19,7 @@ import { certMatchesKey, createCsr, generateDeviceKey, issuedBy } from '../../..
 import { pemToDer } from '../../../hub/pki/device-ca.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { until } from '../../helpers/polling.ts';
 
 /** No readers at all: the renewal needs none. */
 const noPcsc = (): PcscContext => {
@@ -46,14 +47,6 @@ async function enrollFiles(hub: Hub, edgeId: string, dir: string) {
   writeFileSync(paths.cert, r.value.certPem);
   writeFileSync(paths.ca, r.value.caPem);
   return paths;
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 test.before(async (ctx) => {
@@ -101,8 +94,8 @@ test("at its next contact the agent renews its certificate from the new CA, stor
   ctx.agent = createEdgeAgent(config, { log: silentLogger, pcsc: noPcsc, renewIntervalMs: 3600_000 });
   await ctx.agent.start();
   const fileFp = () => new X509Certificate(readFileSync(ctx.paths.cert)).fingerprint256.replace(/:/g, '').toLowerCase();
-  await waitFor('the renewed certificate on file and on record', async () => issuedBy(readFileSync(ctx.paths.cert, 'utf8'), hub.deviceCa!.certPem) && (await hub.devices.get('lib-renew-1'))?.cert_fingerprint === fileFp());
-  await waitFor('the broker session with the renewed certificate', () => ctx.agent!.sync.connected && hub.broker!.connectedEdges().includes('lib-renew-1'));
+  await until(async () => issuedBy(readFileSync(ctx.paths.cert, 'utf8'), hub.deviceCa!.certPem) && (await hub.devices.get('lib-renew-1'))?.cert_fingerprint === fileFp(), { what: 'the renewed certificate on file and on record' });
+  await until(() => ctx.agent!.sync.connected && hub.broker!.connectedEdges().includes('lib-renew-1'), { what: 'the broker session with the renewed certificate' });
   // The files: key and certificate belong together, the CA file is the new CA, the key is 0600, no pending key left.
   assert.ok(certMatchesKey(readFileSync(ctx.paths.cert, 'utf8'), readFileSync(ctx.paths.key, 'utf8')));
   assert.is(readFileSync(ctx.paths.ca, 'utf8'), hub.deviceCa!.certPem);

@@ -10,6 +10,7 @@ import { KeyIndex } from '../../../edge/cache/key-index.ts';
 import { EdgeState } from '../../../edge/state/edge-state.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { entryFor, modelAt } from './helpers/workload.ts';
+import { until } from '../../helpers/polling.ts';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -152,9 +153,7 @@ test('folds the journal into a checkpoint after a while even below the entry cou
     await state.recordApplied([entryFor(s)]);
   }
   assert.is(state.journalCount, 5);
-  const until = Date.now() + 3000;
-  while (state.journalCount > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  assert.is(state.journalCount, 0);
+  await until(() => state.journalCount === 0, { what: 'the journal to be checkpointed away' });
   await state.close();
   const b = await reopen(dir);
   assert.is(b.report.replayed, 0);

@@ -15,7 +15,7 @@ import { createLogger } from '../../../shared/log.ts';
 import type { ChangeEntry } from '../../../shared/sync.ts';
 import { startBroker, type BrokerKind, type TestBroker } from './helpers/brokers.ts';
 import { FakeHub } from './helpers/fake-hub.ts';
-import { waitFor } from './helpers/sync-suite.ts';
+import { until } from '../../helpers/polling.ts';
 
 const log = createLogger('batch-test', { level: (process.env.TEST_LOG as 'debug' | undefined) ?? 'silent' });
 let n = 0;
@@ -46,7 +46,7 @@ function define(kind: BrokerKind): void {
     ctx.agent.events.on('applied', (a) => void ctx.seen.applied.push(a));
     ctx.agent.events.on('dropped', (d) => void ctx.seen.dropped.push(d));
     await ctx.agent.start();
-    await waitFor('connected and synced', () => ctx.agent.connected && ctx.cache.synced);
+    await until(() => ctx.agent.connected && ctx.cache.synced, { what: 'connected and synced' });
     await ctx.agent.catchUp(); // let the catch-ups of start and connect finish first
     ctx.hub.publish = false; // each test publishes the log itself, as batches or entries
   });
@@ -76,7 +76,7 @@ function define(kind: BrokerKind): void {
     const entries = links(hub, 40, 'AAAA');
     entries.push(hub.unlink(id('AAAA', 1), 'suspend'));
     await hub.batch(entries);
-    await waitFor('applied', () => ctx.seen.applied.at(-1)?.seq === 41);
+    await until(() => ctx.seen.applied.at(-1)?.seq === 41, { what: 'applied' });
     assert.equal(appliedSeqs(ctx), upTo(41));
     assert.is(cache.lookupMyKey(id('AAAA', 1)), undefined, 'the suspension in the batch purged it');
     assert.is(cache.lookupMyKey(id('AAAA', 2)), 'AAAA-2');
@@ -91,7 +91,7 @@ function define(kind: BrokerKind): void {
     const all = links(hub, 8, 'BBBB');
     await hub.batch(all.slice(0, 2));
     await hub.batch(all.slice(4, 8)); // 3 and 4 never published: the edge's position is behind this batch
-    await waitFor('caught up', () => cache.appliedSeq === 8 && ctx.seen.applied.length === 8);
+    await until(() => cache.appliedSeq === 8 && ctx.seen.applied.length === 8, { what: 'caught up' });
     assert.equal(appliedSeqs(ctx), upTo(8));
     assert.ok(agent.stats().gaps >= 1);
     assert.ok(same(cache, hub));
@@ -102,8 +102,8 @@ function define(kind: BrokerKind): void {
     const all = links(hub, 9, 'CCCC');
     await hub.batch(all.slice(0, 3));
     await hub.batch(all.slice(6, 9)); // 4..6 never published
-    await waitFor('caught up', () => cache.appliedSeq === 9);
-    await waitFor('announced', () => ctx.seen.applied.length === 9);
+    await until(() => cache.appliedSeq === 9, { what: 'caught up' });
+    await until(() => ctx.seen.applied.length === 9, { what: 'announced' });
     assert.equal(appliedSeqs(ctx), upTo(9), 'each once, in order');
     assert.ok(agent.stats().gaps >= 1);
     assert.ok(same(cache, hub));
@@ -116,8 +116,8 @@ function define(kind: BrokerKind): void {
     await hub.batch(all.slice(0, 5));
     await hub.batch(all.slice(3, 8));
     await hub.flush();
-    await waitFor('applied', () => ctx.seen.applied.length === 8);
-    await waitFor('duplicates counted', () => agent.stats().duplicates === 7);
+    await until(() => ctx.seen.applied.length === 8, { what: 'applied' });
+    await until(() => agent.stats().duplicates === 7, { what: 'duplicates counted' });
     assert.equal(appliedSeqs(ctx), upTo(8));
     assert.is(agent.stats().gaps, 0);
     assert.ok(same(cache, hub));
@@ -133,12 +133,12 @@ function define(kind: BrokerKind): void {
     await hub.batch(all.slice(5, 10));
     await hub.republish(all[2]); // a replay of an entry that came in a batch
     await hub.republish(all[10]);
-    await waitFor('applied', () => ctx.seen.applied.length === 11);
+    await until(() => ctx.seen.applied.length === 11, { what: 'applied' });
     assert.equal(appliedSeqs(ctx), upTo(11));
     assert.is(cache.lookupMyKey(id('EEEE', 0)), undefined);
     assert.is(agent.stats().batches, 2);
     assert.is(agent.stats().gaps, 0);
-    await waitFor('replay counted', () => agent.stats().duplicates === 1);
+    await until(() => agent.stats().duplicates === 1, { what: 'replay counted' });
     assert.ok(same(cache, hub));
   });
 
@@ -158,11 +158,11 @@ function define(kind: BrokerKind): void {
       JSON.stringify({ ...head, entries: Array.from({ length: 1200 }, () => one) }), // > 64 KiB
     ];
     for (const p of bad) await hub.raw(p);
-    await waitFor('all dropped', () => ctx.seen.dropped.length === bad.length);
+    await until(() => ctx.seen.dropped.length === bad.length, { what: 'all dropped' });
     assert.equal(ctx.seen.dropped.map((d) => d.code), [...Array(bad.length - 1).fill('validation_failed'), 'payload_too_large']);
     assert.is(cache.appliedSeq, 0);
     await hub.batch([e1, e2]);
-    await waitFor('a good one still applies', () => cache.appliedSeq === 2);
+    await until(() => cache.appliedSeq === 2, { what: 'a good one still applies' });
   });
 
   test.run();

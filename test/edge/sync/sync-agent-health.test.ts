@@ -12,7 +12,7 @@ import { createLogger } from '../../../shared/log.ts';
 import { edgeCommandTopic, edgeStatusTopic } from '../../../shared/topics.ts';
 import { startBroker, type TestBroker } from './helpers/brokers.ts';
 import { FakeHub } from './helpers/fake-hub.ts';
-import { waitFor } from './helpers/sync-suite.ts';
+import { until } from '../../helpers/polling.ts';
 
 interface Ctx {
   broker: TestBroker;
@@ -59,15 +59,15 @@ test('goes stale when out of touch longer than allowed, and back to ok on contac
   agent.events.on('health', (h) => void healths.push(h.health));
   agent.events.on('stale', () => void stale++);
   await agent.start();
-  await waitFor('ok', () => agent.health() === 'ok' && cache.synced);
+  await until(() => agent.health() === 'ok' && cache.synced, { what: 'ok' });
   ctx.hub.down = true;
   await ctx.broker.stop();
-  await waitFor('stale', () => agent.health() === 'stale', 5000);
+  await until(() => agent.health() === 'stale', { what: 'stale' });
   assert.is(stale, 1);
   assert.ok(agent.contact().ageMs! > 300);
   ctx.hub.down = false;
   await ctx.broker.restart(0);
-  await waitFor('ok again', () => agent.health() === 'ok', 5000);
+  await until(() => agent.health() === 'ok', { what: 'ok again' });
   // (possibly through `degraded` while the failed catch-up is retried)
   assert.is(healths.at(-1), 'ok');
   assert.ok(healths.lastIndexOf('stale') >= 0 && healths.lastIndexOf('stale') < healths.length - 1);
@@ -76,7 +76,7 @@ test('goes stale when out of touch longer than allowed, and back to ok on contac
 test('says clock_unsure when the clock reads before the build date, or far from the hub Date', async (ctx) => {
   const a = await agentOn(ctx, { notBeforeMs: Date.now() + 365 * 86_400_000 });
   await a.agent.start();
-  await waitFor('clock_unsure', () => a.agent.health() === 'clock_unsure' && a.cache.synced);
+  await until(() => a.agent.health() === 'clock_unsure' && a.cache.synced, { what: 'clock_unsure' });
   assert.is(a.agent.status().health, 'clock_unsure');
   await ctx.stops.pop()!();
 
@@ -84,7 +84,7 @@ test('says clock_unsure when the clock reads before the build date, or far from 
   const b = await agentOn(ctx);
   await b.agent.start();
   await b.agent.catchUp();
-  await waitFor('clock_unsure (skew)', () => b.agent.health() === 'clock_unsure');
+  await until(() => b.agent.health() === 'clock_unsure', { what: 'clock_unsure (skew)' });
   assert.is(b.agent.contact().clockReason, 'hub_skew');
 });
 
@@ -98,7 +98,7 @@ test('is degraded until it has a snapshot, and waits for the hub on a first star
   assert.ok(ctx.lines.some((l) => l.includes('device config not available yet')));
   ctx.hub.link('PPPP2222', 'F-1');
   ctx.hub.down = false;
-  await waitFor('synced', () => cache.synced && agent.health() === 'ok', 5000);
+  await until(() => cache.synced && agent.health() === 'ok', { what: 'synced' });
   assert.is(cache.lookupMyKey('PPPP2222'), 'F-1');
 });
 
@@ -110,11 +110,11 @@ test('logs a throwing listener and carries on', async (ctx) => {
   });
   agent.events.on('applied', () => void later++);
   await agent.start();
-  await waitFor('connected', () => agent.connected && cache.synced);
+  await until(() => agent.connected && cache.synced, { what: 'connected' });
   await agent.catchUp();
   ctx.hub.link('QQQQ2222', 'T-1');
   ctx.hub.link('QQQQ2223', 'T-2');
-  await waitFor('applied twice', () => later === 2);
+  await until(() => later === 2, { what: 'applied twice' });
   assert.is(cache.lookupMyKey('QQQQ2223'), 'T-2');
   assert.ok(ctx.lines.some((l) => l.includes("a 'applied' listener failed")));
 });
@@ -125,9 +125,9 @@ test('wipes its state and stops when decommissioned', async (ctx) => {
   let decommissioned = false;
   agent.events.on('decommissioned', () => void (decommissioned = true));
   await agent.start();
-  await waitFor('connected', () => agent.connected && cache.synced && cache.size === 1);
+  await until(() => agent.connected && cache.synced && cache.size === 1, { what: 'connected' });
   await ctx.hub.raw(JSON.stringify({ transaction: 'tx-d', command: 'decommission' }), edgeCommandTopic(ctx.hub.edgeId));
-  await waitFor('decommissioned', () => decommissioned);
+  await until(() => decommissioned, { what: 'decommissioned' });
   assert.is(cache.size, 0);
   assert.is(state.identity(), undefined);
   assert.is(agent.connected, false);
@@ -137,13 +137,13 @@ test('wipes its state and stops when decommissioned', async (ctx) => {
 test('republishes its retained status periodically', async (ctx) => {
   const { agent, cache } = await agentOn(ctx, { statusIntervalMs: 100 });
   await agent.start();
-  await waitFor('connected', () => agent.connected && cache.synced);
+  await until(() => agent.connected && cache.synced, { what: 'connected' });
   await agent.catchUp();
   const c = await mqtt.connectAsync(ctx.broker.url, { clientId: 'watcher', protocolVersion: 4 });
   const got: number[] = [];
   c.on('message', () => void got.push(Date.now()));
   await c.subscribeAsync(edgeStatusTopic(ctx.hub.edgeId), { qos: 1 });
-  await waitFor('several statuses', () => got.length >= 4, 3000);
+  await until(() => got.length >= 4, { what: 'several statuses' });
   await c.endAsync(true);
 });
 
@@ -151,7 +151,7 @@ test('rebuilds from a fresh snapshot when its checkpoint is corrupt', async (ctx
   for (let i = 0; i < 5; i++) ctx.hub.link(`SSSS${i + 2}222`, `C-${i}`);
   const a = await agentOn(ctx);
   await a.agent.start();
-  await waitFor('synced', () => a.cache.appliedSeq === 5);
+  await until(() => a.cache.appliedSeq === 5, { what: 'synced' });
   await a.agent.catchUp();
   await ctx.stops.pop()!();
   const cp = join(ctx.dir, 'checkpoint.json');
@@ -163,7 +163,7 @@ test('rebuilds from a fresh snapshot when its checkpoint is corrupt', async (ctx
   assert.is(b.cache.synced, false);
   assert.ok(ctx.lines.some((l) => l.includes('checkpoint is corrupt') && l.includes('rebuilt from a fresh snapshot')));
   await b.agent.start();
-  await waitFor('rebuilt', () => b.cache.synced && b.cache.appliedSeq === 6);
+  await until(() => b.cache.synced && b.cache.appliedSeq === 6, { what: 'rebuilt' });
   assert.is(ctx.hub.requests.snapshot, 2);
   assert.is(b.cache.lookupMyKey('SSSS2222'), undefined);
   assert.is(b.cache.lookupMyKey('SSSS3222'), 'C-1');

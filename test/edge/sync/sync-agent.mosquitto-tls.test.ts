@@ -12,7 +12,7 @@ import { EdgeState } from '../../../edge/state/edge-state.ts';
 import { SyncAgent } from '../../../edge/sync/sync-agent.ts';
 import { startMosquitto } from './helpers/brokers.ts';
 import { FakeHub } from './helpers/fake-hub.ts';
-import { waitFor } from './helpers/sync-suite.ts';
+import { until } from '../../helpers/polling.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mosq-tls-'));
 const f = (n: string) => join(dir, n);
@@ -50,11 +50,11 @@ test('syncs with Mosquitto and the device API over TLS with its client certifica
     const agent = new SyncAgent({ hubUrl: hub.url, brokerUrl: broker.url, state, cache, version: 'tls', backoff: { minMs: 100, maxMs: 300 }, tls: { ca: read('ca.pem'), cert: read('edge.pem'), key: read('edge.key') } });
     await agent.start();
     try {
-      await waitFor('synced over https', () => cache.synced && cache.lookupMyKey('TTTT2222') === 'TLS-1', 10_000);
-      await waitFor('connected over mqtts', () => agent.connected, 10_000);
+      await until(() => cache.synced && cache.lookupMyKey('TTTT2222') === 'TLS-1', { what: 'synced over https' });
+      await until(() => agent.connected, { what: 'connected over mqtts' });
       await agent.catchUp();
       hub.link('TTTT2223', 'TLS-2');
-      await waitFor('live over mqtts', () => cache.lookupMyKey('TTTT2223') === 'TLS-2', 10_000);
+      await until(() => cache.lookupMyKey('TTTT2223') === 'TLS-2', { what: 'live over mqtts' });
       assert.ok(hub.url.startsWith('https://'));
       assert.ok(broker.url.startsWith('mqtts://'));
     } finally {

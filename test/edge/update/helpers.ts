@@ -2,17 +2,19 @@
 // supervisor that restarts them like systemd's Restart=always, against a real hub over mutual TLS;
 // releases are real signed bundles; a TCP relay can throttle or cut the device API connection.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import type { Hub } from '../../../hub/main.ts';
-import { manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
+import { generateReleaseKeys, manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import { packFolder } from '../../../provisioning/release/tar.ts';
 import { createPrivateKey } from 'node:crypto';
 import type { SignedRelease } from '../../../shared/release.ts';
 import type { UpdateStep } from '../../../edge/update/updater.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 
@@ -71,14 +73,12 @@ export class StandInEdge {
     cpSync(o.built.boot, join(root, 'boot.js'));
     cpSync(o.built.main, join(root, 'main.js'));
     writeFileSync(join(root, 'selftest.json'), JSON.stringify({ pass: true }));
-    const csr = await createDeviceCsr(o.edgeId);
-    const e = await o.hub.enrollment!.enroll(csr.csrDer, { edgeId: o.edgeId, serviceId: o.serviceId, validityDays: 30 });
-    if (!e.ok) throw new Error(e.message);
+    const e = await enrollEdge(o.hub, o.edgeId, o.serviceId);
     const tlsDir = join(o.work, `${o.edgeId}-tls`);
     mkdirSync(tlsDir, { recursive: true });
-    writeFileSync(join(tlsDir, 'ca.pem'), e.value.caPem);
-    writeFileSync(join(tlsDir, 'cert.pem'), e.value.certPem);
-    writeFileSync(join(tlsDir, 'key.pem'), csr.keyPem);
+    writeFileSync(join(tlsDir, 'ca.pem'), e.caPem);
+    writeFileSync(join(tlsDir, 'cert.pem'), e.certPem);
+    writeFileSync(join(tlsDir, 'key.pem'), e.keyPem);
     const configPath = join(tlsDir, 'stand-in.json');
     const edge = new StandInEdge(root, o.edgeId, configPath);
     edge.configure({
@@ -226,4 +226,31 @@ export function startRelay(target: string, o: { bytesPerTick?: number; cutAfter?
       });
     }),
   );
+}
+
+/**
+ * A started hub that trusts `keys` for releases and takes the admin `token`, with the service
+ * `library` (possession at the counter), as every update test starts from.
+ */
+export async function startReleaseHub(keys: ReleaseKeyPair, token: string): Promise<TestHub> {
+  const h = await startTestHub({ overrides: { admin: { token }, releases: { publicKeys: [keys.publicKeyLine] } } });
+  await h.hub.start();
+  await h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  return h;
+}
+
+/** What every stand-in update test starts from: a work folder, release keys, a release hub, the built stand-in edge. */
+export interface UpdateBench {
+  h: TestHub;
+  work: string;
+  keys: ReleaseKeyPair;
+  built: { boot: string; main: string };
+}
+
+/** Makes an UpdateBench; the files go in a temp folder named with `prefix`. */
+export async function startUpdateBench(prefix: string, token: string): Promise<UpdateBench> {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  const keys = generateReleaseKeys();
+  const h = await startReleaseHub(keys, token);
+  return { work, keys, h, built: await buildStandIn(join(work, 'built')) };
 }

@@ -4,21 +4,15 @@
 // Range, never restarted from zero and never unpacked half.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import type { UpdateStep } from '../../../edge/update/updater.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { buildStandIn, makeRelease, StandInEdge, startRelay, upload } from './helpers.ts';
+import { makeRelease, StandInEdge, startRelay, upload, startUpdateBench, type UpdateBench } from './helpers.ts';
+import { until } from '../../helpers/polling.ts';
 
 const TOKEN = 'operator-token-for-power-cuts';
 const PAD = 1_500_000;
-interface Ctx {
-  h: TestHub;
-  work: string;
-  keys: ReleaseKeyPair;
-  built: { boot: string; main: string };
+interface Ctx extends UpdateBench {
   edges: StandInEdge[];
   relays: { close: () => Promise<void> }[];
   size: number;
@@ -26,12 +20,7 @@ interface Ctx {
 const test = suite<Ctx>('edge update power cuts', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.work = mkdtempSync(join(tmpdir(), 'mykey-powercut-'));
-  ctx.keys = generateReleaseKeys();
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  await ctx.h.hub.start();
-  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  ctx.built = await buildStandIn(join(ctx.work, 'built'));
+  Object.assign(ctx, await startUpdateBench('mykey-powercut-', TOKEN));
   const rel = makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.1.0', keys: ctx.keys, padBytes: PAD });
   ctx.size = rel.bundle.length;
   await upload(ctx.h.hub, TOKEN, rel);
@@ -52,13 +41,18 @@ async function edgeState(ctx: Ctx, edgeId: string) {
 }
 
 async function settled(ctx: Ctx, e: StandInEdge): Promise<void> {
-  const deadline = Date.now() + 40_000;
-  while (Date.now() < deadline) {
-    const s = await edgeState(ctx, e.edgeId);
-    if (s && s.state === 'installed' && s.running === '1.1.0' && e.current() === '1.1.0') return;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  throw new Error(`${e.edgeId} did not settle: ${JSON.stringify(await edgeState(ctx, e.edgeId))}, current ${e.current()}, exits ${JSON.stringify(e.exits)}, lines ${JSON.stringify(e.lines.slice(-6))}`);
+  await until(
+    async () => {
+      const s = await edgeState(ctx, e.edgeId);
+      return s && s.state === 'installed' && s.running === '1.1.0' && e.current() === '1.1.0';
+    },
+    {
+      what: `${e.edgeId} to settle on 1.1.0`,
+      timeoutMs: 40_000,
+      intervalMs: 150,
+      detail: async () => `${JSON.stringify(await edgeState(ctx, e.edgeId))}, current ${e.current()}, exits ${JSON.stringify(e.exits)}, lines ${JSON.stringify(e.lines.slice(-6))}`,
+    },
+  );
 }
 
 /** What a working install looks like after a cut: `current` names a complete release, no scratch left behind once settled. */
@@ -96,11 +90,8 @@ test('a power cut mid-download resumes from the bytes on disk (Range) and instal
   ctx.edges.push(e);
   e.start();
   const part = join(e.root, 'updates', 'downloads', '1.1.0.part');
-  const deadline = Date.now() + 30_000;
-  while (!(existsSync(part) && statSync(part).size > 300_000)) {
-    if (Date.now() > deadline) throw new Error('the download never started');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  // Polled often: the edge is cut while the download is under way.
+  await until(() => existsSync(part) && statSync(part).size > 300_000, { what: 'the download to start' });
   e.kill();
   const kept = statSync(part).size;
   assert.ok(kept > 0 && kept < ctx.size, 'cut midway');
@@ -126,17 +117,15 @@ test('a download cut off midway is retried with Range and completes; one that ne
   const f = await StandInEdge.create({ hub: ctx.h.hub, work: ctx.work, edgeId: 'cut-always', serviceId: 'library', built: ctx.built, releaseKey: ctx.keys.publicKeyLine, hubUrl: dead.url });
   ctx.edges.push(f);
   f.start();
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const s = await edgeState(ctx, f.edgeId);
-    if (s?.code === 'release_download_incomplete') {
-      assert.is(s.state, 'downloading');
-      assert.is(s.running, '1.0.0');
-      break;
-    }
-    if (Date.now() > deadline) throw new Error(`no report: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const s = await until(
+    async () => {
+      const st = await edgeState(ctx, f.edgeId);
+      return st?.code === 'release_download_incomplete' && st;
+    },
+    { what: 'the report of the incomplete download', intervalMs: 100, detail: async () => JSON.stringify(await edgeState(ctx, f.edgeId)) },
+  );
+  assert.is(s.state, 'downloading');
+  assert.is(s.running, '1.0.0');
   assert.is(f.current(), null, 'still the factory install');
   assert.not.ok(existsSync(join(f.root, 'updates', 'releases', '1.1.0')), 'nothing installed from a partial bundle');
 });

@@ -11,11 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPrivateKey } from 'node:crypto';
 import { buildAll } from '../../../scripts/build.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { generateReleaseKeys, manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
 import { packFolder } from '../../../provisioning/release/tar.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { upload } from './helpers.ts';
+import { type TestHub } from '../../helpers/hub.ts';
+import { upload, startReleaseHub } from './helpers.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { until } from '../../helpers/polling.ts';
 
 const TOKEN = 'operator-token-for-real-agent';
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -53,18 +54,13 @@ test.before(async (ctx) => {
   // The checkout's node_modules stands in for `npm ci --omit=dev` (test/build covers that install).
   symlinkSync(join(ROOT, 'node_modules'), join(ctx.install, 'node_modules'));
   ctx.updates = join(ctx.work, 'var', 'updates');
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  await ctx.h.hub.start();
-  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  const csr = await createDeviceCsr('lib-real');
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-real', serviceId: 'library', validityDays: 30 });
-  assert.ok(e.ok);
-  if (!e.ok) return;
+  ctx.h = await startReleaseHub(ctx.keys, TOKEN);
+  const e = await enrollEdge(ctx.h.hub, 'lib-real');
   const tls = join(ctx.work, 'tls');
   mkdirSync(tls);
-  writeFileSync(join(tls, 'ca.pem'), e.value.caPem);
-  writeFileSync(join(tls, 'cert.pem'), e.value.certPem);
-  writeFileSync(join(tls, 'key.pem'), csr.keyPem);
+  writeFileSync(join(tls, 'ca.pem'), e.caPem);
+  writeFileSync(join(tls, 'cert.pem'), e.certPem);
+  writeFileSync(join(tls, 'key.pem'), e.keyPem);
   const config = join(ctx.work, 'edge.json');
   writeFileSync(
     config,
@@ -92,13 +88,13 @@ test.after(async (ctx) => {
 });
 
 async function edgeReaches(ctx: Ctx, pred: (s: { running: string; state: string; code: string | null }) => boolean, what: string) {
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const s = await ctx.h.hub.releaseRepo.edge('lib-real');
-    if (s && pred(s)) return s;
-    if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(s)}\n${ctx.output.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  return until(
+    async () => {
+      const s = await ctx.h.hub.releaseRepo.edge('lib-real');
+      return s && pred(s) && s;
+    },
+    { what, timeoutMs: 90_000, intervalMs: 250, detail: async () => `${JSON.stringify(await ctx.h.hub.releaseRepo.edge('lib-real'))}\n${ctx.output.slice(-3000)}` },
+  );
 }
 
 const current = (ctx: Ctx) => {
@@ -118,8 +114,7 @@ test('the built agent installs a signed release of itself, restarts into it and 
   assert.is(s.code, null);
   assert.is(current(ctx), '0.2.0');
   // Its status (the console's edge list) names the release it runs.
-  const deadline = Date.now() + 20_000;
-  while ((await ctx.h.hub.devices.get('lib-real'))?.version !== '0.2.0' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  await until(async () => (await ctx.h.hub.devices.get('lib-real'))?.version === '0.2.0', { what: 'the status naming 0.2.0', intervalMs: 200 });
   assert.is((await ctx.h.hub.devices.get('lib-real'))?.version, '0.2.0');
 });
 

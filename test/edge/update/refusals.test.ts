@@ -5,30 +5,19 @@
 // they would stop the attack first: the edge trusts the release key, not the hub.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { buildStandIn, makeRelease, StandInEdge, upload } from './helpers.ts';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { generateReleaseKeys } from '../../../provisioning/release/sign.ts';
+import { makeRelease, StandInEdge, upload, startUpdateBench, type UpdateBench } from './helpers.ts';
+import { until } from '../../helpers/polling.ts';
 
 const TOKEN = 'operator-token-for-refusals';
-interface Ctx {
-  h: TestHub;
-  work: string;
-  keys: ReleaseKeyPair;
-  built: { boot: string; main: string };
+interface Ctx extends UpdateBench {
   edge: StandInEdge;
 }
 const test = suite<Ctx>('edge update refusals', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.work = mkdtempSync(join(tmpdir(), 'mykey-refusals-'));
-  ctx.keys = generateReleaseKeys();
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  await ctx.h.hub.start();
-  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  ctx.built = await buildStandIn(join(ctx.work, 'built'));
+  Object.assign(ctx, await startUpdateBench('mykey-refusals-', TOKEN));
   ctx.edge = await StandInEdge.create({ hub: ctx.h.hub, work: ctx.work, edgeId: 'lib-guard', serviceId: 'library', built: ctx.built, releaseKey: ctx.keys.publicKeyLine });
   ctx.edge.start();
   await ctx.edge.waitFor((l) => l.event === 'running');
@@ -46,18 +35,16 @@ async function rollOut(ctx: Ctx, version: string) {
 }
 
 async function refusedWith(ctx: Ctx, version: string, rolloutId: number, code: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const s = await ctx.h.hub.releaseRepo.edge('lib-guard');
-    if (s?.version === version && s.state === 'refused') {
-      assert.is(s.code, code, JSON.stringify(s));
-      assert.is(s.running, '1.0.0', 'the running version is kept');
-      assert.ok(s.reason && s.reason.length > 0, 'with a reason');
-      break;
-    }
-    if (Date.now() > deadline) throw new Error(`no refusal of ${version}: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const s = await until(
+    async () => {
+      const st = await ctx.h.hub.releaseRepo.edge('lib-guard');
+      return st?.version === version && st.state === 'refused' && st;
+    },
+    { what: `the refusal of ${version}`, intervalMs: 100, detail: async () => JSON.stringify(await ctx.h.hub.releaseRepo.edge('lib-guard')) },
+  );
+  assert.is(s.code, code, JSON.stringify(s));
+  assert.is(s.running, '1.0.0', 'the running version is kept');
+  assert.ok(s.reason && s.reason.length > 0, 'with a reason');
   assert.is(ctx.edge.current(), null, 'nothing was switched to');
   // One refusal meets this rollout's threshold (maxFailures 1): it halts.
   assert.is((await ctx.h.hub.releaseRepo.rollout(rolloutId))?.state, 'halted');

@@ -4,30 +4,18 @@
 // every edge that tried it and the rollout halts.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { generateReleaseKeys, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { buildStandIn, makeRelease, StandInEdge, upload } from './helpers.ts';
+import { rmSync } from 'node:fs';
+import { makeRelease, StandInEdge, upload, startUpdateBench, type UpdateBench } from './helpers.ts';
+import { until } from '../../helpers/polling.ts';
 
 const TOKEN = 'operator-token-for-updates';
-interface Ctx {
-  h: TestHub;
-  work: string;
-  keys: ReleaseKeyPair;
-  built: { boot: string; main: string };
+interface Ctx extends UpdateBench {
   edges: StandInEdge[];
 }
 const test = suite<Ctx>('edge update rollout', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.work = mkdtempSync(join(tmpdir(), 'mykey-update-'));
-  ctx.keys = generateReleaseKeys();
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  await ctx.h.hub.start();
-  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  ctx.built = await buildStandIn(join(ctx.work, 'built'));
+  Object.assign(ctx, await startUpdateBench('mykey-update-', TOKEN));
   ctx.edges = [];
   for (const id of ['lib-a', 'lib-b', 'lib-c']) {
     ctx.edges.push(await StandInEdge.create({ hub: ctx.h.hub, work: ctx.work, edgeId: id, serviceId: 'library', built: ctx.built, releaseKey: ctx.keys.publicKeyLine }));
@@ -47,25 +35,16 @@ async function admin(ctx: Ctx, method: string, path: string, body?: unknown): Pr
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 test('a release rolled out to a service reaches every edge, each restarts into it and reports it installed', async (ctx) => {
   await upload(ctx.h.hub, TOKEN, makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.1.0', keys: ctx.keys }));
   const r = await admin(ctx, 'POST', '/v1/admin/rollouts', { version: '1.1.0', serviceId: 'library', maxFailures: 2 });
   assert.is(r.status, 201, JSON.stringify(r.body));
-  const done = await until('every edge installed 1.1.0', async () => {
+  const done = await until(async () => {
     const v = await admin(ctx, 'GET', `/v1/admin/rollouts/${r.body.id}`);
     const states = v.body.edgeStates as { edgeId: string; running: string; state: string }[];
     return states.length === 3 && states.every((s) => s.state === 'installed' && s.running === '1.1.0') ? v.body : undefined;
-  });
+  }, { what: 'every edge installed 1.1.0', intervalMs: 150 });
   assert.is(done.state, 'active');
   for (const e of ctx.edges) {
     assert.is(e.current(), '1.1.0');
@@ -80,19 +59,19 @@ test('a broken release (its self-test fails) is rolled back by every edge that t
   await upload(ctx.h.hub, TOKEN, makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.2.0', keys: ctx.keys, pass: false }));
   const r = await admin(ctx, 'POST', '/v1/admin/rollouts', { version: '1.2.0', serviceId: 'library', maxFailures: 2 });
   assert.is(r.status, 201);
-  const halted = await until('the rollout halted', async () => {
+  const halted = await until(async () => {
     const v = await admin(ctx, 'GET', `/v1/admin/rollouts/${r.body.id}`);
     return v.body.state === 'halted' ? v.body : undefined;
-  });
+  }, { what: 'the rollout halted', intervalMs: 150 });
   assert.ok(halted.failures >= 2);
   assert.match(halted.haltedReason, /update_self_test_failed/, JSON.stringify(halted));
   // Every edge that took the release went back by itself; none runs it, and none is offered it again.
-  await until('every edge runs 1.1.0 again', async () => (ctx.edges.every((e) => e.current() === '1.1.0') ? true : undefined));
+  await until(async () => (ctx.edges.every((e) => e.current() === '1.1.0') ? true : undefined), { what: 'every edge runs 1.1.0 again', intervalMs: 150 });
   // An edge that had already taken the release when the rollout halted finishes its rollback too.
-  const v = await until('every edge that took 1.2.0 rolled back', async () => {
+  const v = await until(async () => {
     const r2 = await admin(ctx, 'GET', `/v1/admin/rollouts/${r.body.id}`);
     return (r2.body.edgeStates as { state: string }[]).every((s) => s.state === 'rolled_back') ? r2 : undefined;
-  });
+  }, { what: 'every edge that took 1.2.0 rolled back', intervalMs: 150 });
   assert.ok(v.body.edgeStates.length >= 2);
   for (const s of v.body.edgeStates as { state: string; running: string; code: string; reason: string }[]) {
     assert.is(s.running, '1.1.0');

@@ -9,7 +9,6 @@ import * as assert from 'uvu/assert';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EdgeCache } from '../../../edge/cache/edge-cache.ts';
@@ -20,8 +19,10 @@ import { createTestCa, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { createLogger, tapLogs } from '../../../shared/log.ts';
 import { edgeStatusTopic, serviceLogTopic } from '../../../shared/topics.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
-import { waitFor } from '../../edge/sync/helpers/sync-suite.ts';
+import { until } from '../../helpers/polling.ts';
 import { freePort, planRabbitCluster, rabbitAvailable, startRabbitCluster, type RabbitCluster } from './helpers/rabbit-cluster.ts';
+import { counterLink, enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { refusalOf } from '../broker/helpers/refusal.ts';
 
 interface Creds {
   edgeId: string;
@@ -92,10 +93,8 @@ test.before(async (ctx) => {
   await ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: false });
   ctx.edges = {};
   for (const [edgeId, serviceId] of [['lib-1', 'library'], ['lib-2', 'library'], ['lib-3', 'library'], ['pts-1', 'points']] as const) {
-    const csr = await createDeviceCsr(edgeId);
-    const r = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-    if (!r.ok) throw new Error(r.message);
-    ctx.edges[edgeId] = { edgeId, serviceId, certPem: r.value.certPem, keyPem: csr.keyPem };
+    const r = await enrollEdge(ctx.h.hub, edgeId, serviceId);
+    ctx.edges[edgeId] = { edgeId, serviceId, certPem: r.certPem, keyPem: r.keyPem };
   }
   ctx.dir = mkdtempSync(join(tmpdir(), 'cluster-sync-'));
 });
@@ -134,39 +133,9 @@ async function connect(ctx: Ctx, creds: Creds, node: number, over: Partial<IClie
 
 /** Connects and expects a refusal: the CONNACK return code, or that the connection closed first. */
 function refusedConnect(ctx: Ctx, creds: Creds, node: number, over: Partial<IClientOptions> = {}): Promise<{ returnCode?: number; error: string }> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(options(ctx, creds, node, over));
-    ctx.clients.add(c);
-    const timer = setTimeout(() => reject(new Error('neither refused nor connected in 10 s')), 10_000);
-    c.once('connect', () => {
-      clearTimeout(timer);
-      reject(new Error('connected, but a refusal was expected'));
-    });
-    c.once('error', (err: Error & { code?: number | string }) => {
-      clearTimeout(timer);
-      c.end(true);
-      resolve({ returnCode: typeof err.code === 'number' ? err.code : undefined, error: err.message });
-    });
-    c.once('close', () => {
-      clearTimeout(timer);
-      c.end(true);
-      resolve({ error: 'closed before CONNACK' });
-    });
-  });
-}
-
-// A counter registration through the device API (the change log grows by one entry).
-function counterLink(ctx: Ctx, certDer: Uint8Array, serviceUserId: string): Promise<number> {
-  const e = ctx.edges['lib-1']!;
-  const url = new URL('/v1/device/links', ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: 'POST', ca: ctx.deviceCa.certPem, cert: e.certPem, key: e.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId }));
-  });
+  const c = mqtt.connect(options(ctx, creds, node, over));
+  ctx.clients.add(c);
+  return refusalOf(c);
 }
 
 async function linked(ctx: Ctx, serviceUserId: string): Promise<string> {
@@ -174,7 +143,7 @@ async function linked(ctx: Ctx, serviceUserId: string): Promise<string> {
   const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
   if (reg.status !== 201) throw new Error(`register: ${reg.status}`);
   const { mykeyId } = (await reg.json()) as { mykeyId: string };
-  const s = await counterLink(ctx, cert.certDer, serviceUserId);
+  const s = await counterLink(ctx.h.hub, { ...ctx.edges['lib-1']!, caPem: ctx.deviceCa.certPem }, cert.certDer, serviceUserId);
   if (s !== 201) throw new Error(`link: ${s}`);
   return mykeyId;
 }
@@ -188,9 +157,9 @@ it('an enrolled edge connects to any node with its device certificate and gets i
   assert.is(granted[0]?.qos, 1);
   const got: string[] = [];
   c.on('message', (topic) => void got.push(topic));
-  await waitFor('the hub publisher is up', () => ctx.h.hub.outbox !== undefined, 1000);
+  await until(() => ctx.h.hub.outbox !== undefined, { what: 'the hub publisher is up' });
   await linked(ctx, 'L-100');
-  await waitFor('a change-log entry through the cluster', () => got.length > 0, 15_000);
+  await until(() => got.length > 0, { what: 'a change-log entry through the cluster' });
   assert.is(got[0], serviceLogTopic('library'));
   // Its own status, as the edge publishes it, passes the hub's rules (the connection stays up).
   await c.publishAsync(edgeStatusTopic('lib-1'), JSON.stringify({ edgeId: 'lib-1', serviceId: 'library', online: true, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() }), { qos: 1, retain: true });
@@ -308,21 +277,21 @@ it('an edge and the hub with two broker URLs fail over when their node is killed
   const ids: Array<[string, string]> = [];
   try {
     await agent.start();
-    await waitFor('synced and connected', () => cache.synced && agent.connected, 20_000);
+    await until(() => cache.synced && agent.connected, { what: 'synced and connected' });
     ids.push([await linked(ctx, 'F-1'), 'F-1']);
-    await waitFor('live entry before the kill', () => cache.lookupMyKey(ids[0]![0]) === 'F-1', 15_000);
+    await until(() => cache.lookupMyKey(ids[0]![0]) === 'F-1', { what: 'live entry before the kill' });
     const connects = agent.stats().connects;
     ctx.cluster.kill(0);
     // Entries appended while the edge's node is dead and the edge is moving to the other one.
     for (const n of [2, 3, 4]) ids.push([await linked(ctx, `F-${n}`), `F-${n}`]);
-    await waitFor('reconnected to the other node', () => agent.connected && agent.stats().connects > connects, 30_000);
+    await until(() => agent.connected && agent.stats().connects > connects, { what: 'reconnected to the other node' });
     ids.push([await linked(ctx, 'F-5'), 'F-5']);
-    await waitFor('every entry applied', () => ids.every(([m, s]) => cache.lookupMyKey(m) === s), 30_000);
+    await until(() => ids.every(([m, s]) => cache.lookupMyKey(m) === s), { what: 'every entry applied' });
     // The hub's publisher moved too: its outbox is empty, every entry was taken by a node.
-    await waitFor('the hub outbox drained', () => (ctx.h.hub.db.prepare('SELECT COUNT(*) AS n FROM mqtt_outbox').get() as { n: number }).n === 0, 15_000);
+    await until(() => (ctx.h.hub.db.prepare('SELECT COUNT(*) AS n FROM mqtt_outbox').get() as { n: number }).n === 0, { what: 'the hub outbox drained' });
     // The hub reads the edge's status from the cluster: online, with every entry applied.
     const head = await ctx.h.hub.links.headSeq('library');
-    await waitFor('the hub has the status', async () => (await ctx.h.hub.devices.get('lib-1'))?.applied_seq === head && (await ctx.h.hub.devices.get('lib-1'))?.online === 1, 15_000);
+    await until(async () => (await ctx.h.hub.devices.get('lib-1'))?.applied_seq === head && (await ctx.h.hub.devices.get('lib-1'))?.online === 1, { what: 'the hub has the status' });
   } finally {
     await agent.stop();
     await state.close();

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { stream, varint } from './helpers/mqtt-wire.ts';
 
 const MB = 1024 * 1024;
 
@@ -50,17 +51,6 @@ test.after(async () => {
   await new Promise((r) => child.once('exit', r));
   rl.close();
 });
-
-const varint = (n: number) => {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-};
 const str = (s: string) => [0, Buffer.byteLength(s), ...Buffer.from(s)];
 
 async function session(e: Ready['edges'][number]): Promise<TLSSocket> {
@@ -73,31 +63,6 @@ async function session(e: Ready['edges'][number]): Promise<TLSSocket> {
   s.write(Buffer.from([0x10, ...varint(body.length), ...body]));
   assert.equal([...(await connack).subarray(0, 4)], [0x20, 2, 0, 0]);
   return s;
-}
-
-function stream(s: TLSSocket, header: Buffer, cap: number): Promise<{ sent: number; closed: boolean }> {
-  const chunk = Buffer.alloc(64 * 1024, 0x41);
-  let sent = 0;
-  let closed = false;
-  return new Promise((resolve) => {
-    s.on('error', () => undefined);
-    s.once('close', () => {
-      closed = true;
-      resolve({ sent, closed });
-    });
-    s.write(header);
-    const pump = () => {
-      while (!closed && sent < cap) {
-        sent += chunk.length;
-        if (!s.write(chunk)) return void s.once('drain', pump);
-      }
-      if (!closed) {
-        s.destroy();
-        resolve({ sent, closed: false });
-      }
-    };
-    pump();
-  });
 }
 
 test("three edges announcing 200 MB PUBLISHes at once: closed at the header, the hub process's memory does not move", async () => {

@@ -10,7 +10,9 @@ import { aedesTuning, MAX_MQTT_PACKET_BYTES } from '../../../hub/broker/broker.t
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { edgeStatusTopic } from '../../../shared/topics.ts';
-import { startFixture, until, type EdgeCreds, type Fixture } from './helpers/fixture.ts';
+import { startFixture, type EdgeCreds, type Fixture } from './helpers/fixture.ts';
+import { until } from '../../helpers/polling.ts';
+import { stream, varint } from './helpers/mqtt-wire.ts';
 
 let f: Fixture;
 test.before(async () => {
@@ -23,17 +25,6 @@ test.after(async () => {
 const MB = 1024 * 1024;
 
 /** MQTT 3.1.1 2.2.3 remaining length encoding. */
-function varint(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
-
 /** MQTT 3.1.1 1.5.3: a UTF-8 string with its two-byte length. */
 const utf8 = (s: string) => [(Buffer.byteLength(s) >> 8) & 0xff, Buffer.byteLength(s) & 0xff, ...Buffer.from(s)];
 
@@ -64,37 +55,6 @@ async function session(creds: EdgeCreds): Promise<TLSSocket> {
   const a = await connack;
   assert.equal([...a.subarray(0, 4)], [0x20, 0x02, 0x00, 0x00], 'CONNACK accepted');
   return s;
-}
-
-/**
- * Writes `header`, then streams filler as fast as the socket takes it until the peer closes or
- * `cap` bytes went out. Resolves with what was sent after the header and how long it took.
- */
-function stream(s: TLSSocket, header: Buffer, cap: number): Promise<{ sent: number; ms: number; closed: boolean }> {
-  const t0 = Date.now();
-  const chunk = Buffer.alloc(64 * 1024, 0x41);
-  let sent = 0;
-  let closed = false;
-  return new Promise((resolve) => {
-    const finish = () => resolve({ sent, ms: Date.now() - t0, closed });
-    s.on('error', () => undefined);
-    s.once('close', () => {
-      closed = true;
-      finish();
-    });
-    s.write(header);
-    const pump = () => {
-      while (!closed && sent < cap) {
-        sent += chunk.length;
-        if (!s.write(chunk)) return void s.once('drain', pump);
-      }
-      if (!closed) {
-        s.destroy();
-        finish();
-      }
-    };
-    pump();
-  });
 }
 
 /** Samples the process's buffer memory while `work` runs; resolves with the peak growth in bytes. */
@@ -154,7 +114,7 @@ test('an enrolled edge announcing a 200 MB PUBLISH is cut off at the fixed heade
   }
   assert.ok(grew < 8 * MB, `memory grew by ${(grew / MB).toFixed(1)} MB`);
   assert.is(refusals('mqtt_packet_too_large') - before, 3);
-  await until(() => edges.every((e) => !f.broker.connectedEdges().includes(e.edgeId)), 3000, 'edges offline');
+  await until(() => edges.every((e) => !f.broker.connectedEdges().includes(e.edgeId)), { what: 'edges offline' });
   const line = f.logs.find((l) => l.code === 'mqtt_packet_too_large');
   assert.match(String(line?.edgeId), /^edge-big-[123]$/, 'logged with the edge id');
   assert.is(line?.packetType, 3);

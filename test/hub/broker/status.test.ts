@@ -3,7 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { edgeStatusTopic, serviceLogTopic } from '../../../shared/topics.ts';
-import { closed, nextMessage, startFixture, status, until, type Fixture } from './helpers/fixture.ts';
+import { closed, nextMessage, startFixture, status, type Fixture } from './helpers/fixture.ts';
+import { until } from '../../helpers/polling.ts';
 
 let f: Fixture;
 test.before(async () => {
@@ -18,7 +19,7 @@ test('a status message records online, applied seq, version, health and lag = he
   f.heads.set('library', 12);
   const c = await f.connect(edge);
   await c.publishAsync(edgeStatusTopic('edge-a'), JSON.stringify(status(edge, { appliedSeq: 9, version: '1.2.3', health: 'degraded' })), { qos: 1, retain: true });
-  await until(async () => (await f.devices.get('edge-a'))?.applied_seq === 9, 3000, 'status recorded');
+  await until(async () => (await f.devices.get('edge-a'))?.applied_seq === 9, { what: 'status recorded' });
   const row = (await f.devices.get('edge-a'))!;
   assert.is(row.online, 1);
   assert.is(row.version, '1.2.3');
@@ -32,19 +33,19 @@ test('a status message records online, applied seq, version, health and lag = he
 test('the will marks the edge offline when its connection drops', async () => {
   const edge = await f.enroll('edge-b', 'library');
   const c = await f.connect(edge, { will: { topic: edgeStatusTopic('edge-b'), payload: Buffer.from(JSON.stringify(status(edge, { online: false, appliedSeq: 4 }))), qos: 1, retain: true } });
-  await until(async () => (await f.devices.get('edge-b'))?.online === 1, 3000, 'online');
+  await until(async () => (await f.devices.get('edge-b'))?.online === 1, { what: 'online' });
   // An unclean end (no DISCONNECT) publishes the will (MQTT 3.1.1 3.1.2.5).
   c.stream.destroy();
-  await until(async () => (await f.devices.get('edge-b'))?.online === 0, 3000, 'offline');
+  await until(async () => (await f.devices.get('edge-b'))?.online === 0, { what: 'offline' });
   assert.is((await f.devices.get('edge-b'))?.applied_seq, 4);
 });
 
 test('an edge without a will is marked offline when it disconnects', async () => {
   const edge = await f.enroll('edge-c', 'library');
   const c = await f.connect(edge);
-  await until(async () => (await f.devices.get('edge-c'))?.online === 1, 3000, 'online');
+  await until(async () => (await f.devices.get('edge-c'))?.online === 1, { what: 'online' });
   await c.endAsync();
-  await until(async () => (await f.devices.get('edge-c'))?.online === 0, 3000, 'offline');
+  await until(async () => (await f.devices.get('edge-c'))?.online === 0, { what: 'offline' });
 });
 
 test('a second connection of the same edge takes over without marking it offline', async () => {

@@ -4,7 +4,6 @@
 // out. Screenshots of the overview in both languages land in CONSOLE_SCREENSHOTS (or a temp dir).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { serve, type ServerType } from '@hono/node-server';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,13 +13,13 @@ import { edgeStatusTopic } from '../../../shared/topics.ts';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { initCaDir, type CaDir } from '../../../provisioning/test-ca/store.ts';
 import { sharedKeyPair } from '../../helpers/hub.ts';
-import { PASSWORD, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
+import { PASSWORD, serveConsoleHub, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
 
 const test = suite('console in Chromium');
 let h: ConsoleHub;
 let caDir: CaDir;
 let caTmp: string;
-let server: ServerType;
+let served: Awaited<ReturnType<typeof serveConsoleHub>> | undefined;
 let url: string;
 let browser: Browser;
 let page: Page;
@@ -32,12 +31,8 @@ test.before(async () => {
   // Ports chosen by the system: other hubs on this machine may hold the default broker port.
   h = await startConsoleHub({ ca: caDir.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await h.addOperator('ops', 'operator');
-  await new Promise<void>((res) => {
-    server = serve({ fetch: h.app.fetch, hostname: '127.0.0.1', port: 0 }, (info) => {
-      url = `http://127.0.0.1:${info.port}`;
-      res();
-    });
-  });
+  served = await serveConsoleHub(h);
+  url = served.url;
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -48,11 +43,7 @@ test.before(async () => {
 
 test.after(async () => {
   await browser?.close();
-  await new Promise<void>((r) => {
-    if (!server) return r();
-    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-    server.close(() => r());
-  });
+  await served?.close();
   await h?.close();
   rmSync(caTmp, { recursive: true, force: true });
 });

@@ -6,7 +6,6 @@
 // of every page in both languages (and on a phone) land in CONSOLE_SCREENSHOTS or a temp dir.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { serve, type ServerType } from '@hono/node-server';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,13 +14,13 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { edgeStatusTopic } from '../../../shared/topics.ts';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { initCaDir } from '../../../provisioning/test-ca/store.ts';
-import { client, PASSWORD, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
+import { client, PASSWORD, serveConsoleHub, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
 
 const test = suite('console at fleet scale');
 const ADMIN = 'admin-token-for-fleet-tests';
 let h: ConsoleHub;
 let caTmp: string;
-let server: ServerType;
+let served: Awaited<ReturnType<typeof serveConsoleHub>> | undefined;
 let url: string;
 let browser: Browser;
 let page: Page;
@@ -74,12 +73,8 @@ test.before(async () => {
   await h.th.hub.links.createService({ id: 'library', name: 'City Library' });
   await h.th.hub.links.createService({ id: 'bulk', name: 'Bulk' });
   await h.th.hub.start();
-  await new Promise<void>((res) => {
-    server = serve({ fetch: h.app.fetch, hostname: '127.0.0.1', port: 0 }, (info) => {
-      url = `http://127.0.0.1:${info.port}`;
-      res();
-    });
-  });
+  served = await serveConsoleHub(h);
+  url = served.url;
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(10_000);
@@ -92,11 +87,7 @@ test.before(async () => {
 test.after(async () => {
   for (const e of edges) e.end(true);
   await browser?.close();
-  await new Promise<void>((r) => {
-    if (!server) return r();
-    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-    server.close(() => r());
-  });
+  await served?.close();
   await h?.close();
   rmSync(caTmp, { recursive: true, force: true });
 });

@@ -1,18 +1,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer, type Server } from 'node:http';
 import { createTestCa, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { applyEntry, entriesOf, keyedIdentitySync, type ChangeEntry, type LogMessage } from '../../../shared/sync.ts';
 import { certIdentityWithKey } from '../../../shared/cert-identity.ts';
 import { serviceLogTopic } from '../../../shared/topics.ts';
 import { verifyWebhook } from '../../../shared/webhook-signature.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../../helpers/webhook-receiver.ts';
 
 const ADMIN = 'admin-token-for-tests';
 interface Ctx {
   h: TestHub;
   ca: TestCa;
-  hook: Server;
+  hook: WebhookReceiver;
   hookUrl: string;
   received: { body: string; headers: Record<string, string | string[] | undefined> }[];
   hookStatus: number;
@@ -23,21 +23,17 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa();
   ctx.received = [];
   ctx.hookStatus = 200;
-  ctx.hook = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      if (ctx.hookStatus === 200) ctx.received.push({ body, headers: req.headers });
-      res.writeHead(ctx.hookStatus).end();
-    });
+  // Notices the business system accepted (it answers ctx.hookStatus).
+  ctx.hook = await startWebhookReceiver(({ body, headers }) => {
+    if (ctx.hookStatus === 200) ctx.received.push({ body, headers });
+    return ctx.hookStatus;
   });
-  await new Promise<void>((r) => ctx.hook.listen(0, '127.0.0.1', r));
-  ctx.hookUrl = `http://127.0.0.1:${(ctx.hook.address() as { port: number }).port}/notices`;
+  ctx.hookUrl = ctx.hook.url('/notices');
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { admin: { token: ADMIN }, webhooks: { baseDelayMs: 20, maxDelayMs: 100, allowPrivateTargets: true } } });
 });
 test.after(async (ctx) => {
   await ctx.h.close();
-  ctx.hook.close();
+  await ctx.hook.close();
 });
 
 async function api(h: TestHub, method: string, path: string, token: string, body?: unknown) {

@@ -4,17 +4,14 @@
 // service itself, with its API credential, moves a service ID, and the move is audited.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { request as httpsRequest } from 'node:https';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
+import { createConsoleRepo, migrateConsole } from '../../../hub/store/console-repo.ts';
 import type { ChangeEntry } from '../../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { deviceRequest, enrollEdge, type EdgeTls } from '../../helpers/enrolled-edge.ts';
 
-interface Device {
-  certPem: string;
-  keyPem: string;
-  caPem: string;
-}
+type Device = EdgeTls;
 interface Ctx {
   h: TestHub;
   ca: TestCa;
@@ -34,25 +31,6 @@ async function http(ctx: Ctx, method: string, path: string, body?: unknown, toke
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-function device(ctx: Ctx, edge: Device, path: string, body: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(new URL(path, ctx.h.hub.addresses.deviceApi), { method: 'POST', ca: edge.caPem, cert: edge.certPem, key: edge.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-async function enroll(ctx: Ctx, edgeId: string, serviceId: string): Promise<Device> {
-  const csr = await createDeviceCsr(edgeId);
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-  if (!e.ok) throw new Error(e.message);
-  return { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
-}
-
 async function person(ctx: Ctx): Promise<{ cert: IssuedCert; mykeyId: string }> {
   const cert = await issue(ctx.ca);
   const r = await http(ctx, 'POST', '/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
@@ -64,7 +42,7 @@ const certOf = (c: IssuedCert) => Buffer.from(c.certDer).toString('base64');
 
 /** The holder at the counter: the edge asks for a challenge for this service ID, the card signs it after the PIN. */
 async function counterProof(ctx: Ctx, edge: Device, cert: IssuedCert, serviceUserId: string) {
-  const ch = await device(ctx, edge, '/v1/device/challenges', { serviceUserId });
+  const ch = await deviceRequest(ctx.h.hub, edge, 'POST', '/v1/device/challenges', { serviceUserId });
   assert.is(ch.status, 201, JSON.stringify(ch.body));
   const sig = await signLikeCard(cert.keyPair.privateKey, new Uint8Array(Buffer.from(ch.body.challenge, 'base64url')));
   return { challenge: ch.body.challenge, certificate: certOf(cert), signature: Buffer.from(sig).toString('base64') };
@@ -83,23 +61,23 @@ test.before(async (ctx) => {
   // A service that chose possession only (a touch of the card, no PIN).
   const open = await http(ctx, 'POST', '/v1/admin/services', { id: 'points', name: 'Points', requireHolderProof: false }, ADMIN);
   assert.is(open.body.requireHolderProof, false);
-  ctx.lib = await enroll(ctx, 'lib-counter-1', 'library');
-  ctx.open = await enroll(ctx, 'pts-counter-1', 'points');
+  ctx.lib = await enrollEdge(ctx.h.hub, 'lib-counter-1', 'library');
+  ctx.open = await enrollEdge(ctx.h.hub, 'pts-counter-1', 'points');
 });
 test.after(async (ctx) => ctx.h.close());
 
 test("touching one's own card and typing the victim's library number is refused, even with one's own PIN", async (ctx) => {
   const victim = await person(ctx);
   const thief = await person(ctx);
-  const own = await device(ctx, ctx.lib, '/v1/device/links', { identity: { certificate: certOf(victim.cert) }, serviceUserId: 'L-100', proof: await counterProof(ctx, ctx.lib, victim.cert, 'L-100') });
+  const own = await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', { identity: { certificate: certOf(victim.cert) }, serviceUserId: 'L-100', proof: await counterProof(ctx, ctx.lib, victim.cert, 'L-100') });
   assert.is(own.status, 201, JSON.stringify(own.body));
-  const steal = await device(ctx, ctx.lib, '/v1/device/links', { identity: { certificate: certOf(thief.cert) }, serviceUserId: 'L-100', proof: await counterProof(ctx, ctx.lib, thief.cert, 'L-100') });
+  const steal = await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', { identity: { certificate: certOf(thief.cert) }, serviceUserId: 'L-100', proof: await counterProof(ctx, ctx.lib, thief.cert, 'L-100') });
   assert.is(steal.status, 409, JSON.stringify(steal.body));
   assert.is(steal.body.code, 'service_user_id_taken');
   assert.is(await holderOf(ctx, 'library', 'L-100'), victim.mykeyId);
   // Without a PIN at a possession-only service, the same.
-  assert.is((await device(ctx, ctx.open, '/v1/device/links', { identity: { certificate: certOf(victim.cert) }, serviceUserId: 'P-100' })).status, 201);
-  const steal2 = await device(ctx, ctx.open, '/v1/device/links', { identity: { certificate: certOf(thief.cert) }, serviceUserId: 'P-100' });
+  assert.is((await deviceRequest(ctx.h.hub, ctx.open, 'POST', '/v1/device/links', { identity: { certificate: certOf(victim.cert) }, serviceUserId: 'P-100' })).status, 201);
+  const steal2 = await deviceRequest(ctx.h.hub, ctx.open, 'POST', '/v1/device/links', { identity: { certificate: certOf(thief.cert) }, serviceUserId: 'P-100' });
   assert.is(steal2.body.code, 'service_user_id_taken');
   assert.is(await holderOf(ctx, 'points', 'P-100'), victim.mykeyId);
 });
@@ -110,23 +88,23 @@ test('a bare MyKey ID is never linked through the device API without the holder 
     [ctx.open, 'points'],
     [ctx.lib, 'library'],
   ] as const) {
-    const r = await device(ctx, edge, '/v1/device/links', { identity: { mykeyId: victim.mykeyId }, serviceUserId: 'X-1' });
+    const r = await deviceRequest(ctx.h.hub, edge, 'POST', '/v1/device/links', { identity: { mykeyId: victim.mykeyId }, serviceUserId: 'X-1' });
     assert.is(r.status, 403, JSON.stringify(r.body));
     assert.is(r.body.code, 'holder_proof_required');
     assert.is(await holderOf(ctx, svc, 'X-1'), undefined);
   }
   // With the holder's proof it links.
-  const ok = await device(ctx, ctx.open, '/v1/device/links', { identity: { mykeyId: victim.mykeyId }, serviceUserId: 'X-1', proof: await counterProof(ctx, ctx.open, victim.cert, 'X-1') });
+  const ok = await deviceRequest(ctx.h.hub, ctx.open, 'POST', '/v1/device/links', { identity: { mykeyId: victim.mykeyId }, serviceUserId: 'X-1', proof: await counterProof(ctx, ctx.open, victim.cert, 'X-1') });
   assert.is(ok.status, 201, JSON.stringify(ok.body));
 });
 
 test('the holder proof at the counter is a per-service setting: off, a certificate touch links without PIN', async (ctx) => {
   const p = await person(ctx);
   const noPin = { identity: { certificate: certOf(p.cert) }, serviceUserId: 'L-200' };
-  assert.is((await device(ctx, ctx.lib, '/v1/device/links', noPin)).body.code, 'holder_proof_required');
+  assert.is((await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', noPin)).body.code, 'holder_proof_required');
   await ctx.h.hub.links.setRequireHolderProof('library', false);
   try {
-    assert.is((await device(ctx, ctx.lib, '/v1/device/links', noPin)).status, 201);
+    assert.is((await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', noPin)).status, 201);
   } finally {
     await ctx.h.hub.links.setRequireHolderProof('library', true);
   }
@@ -159,7 +137,7 @@ test("the service's own explicit move works, is audited, and tells the edges", a
   const unlink = entries.filter((e) => e.kind === 'unlink').at(-1)!;
   assert.is(unlink.reason, 'moved_by_service');
   // The move is for the service's API only: a counter cannot say move.
-  const counter = await device(ctx, ctx.open, '/v1/device/links', { identity: { certificate: certOf(a.cert) }, serviceUserId: 'P-300', move: true });
+  const counter = await deviceRequest(ctx.h.hub, ctx.open, 'POST', '/v1/device/links', { identity: { certificate: certOf(a.cert) }, serviceUserId: 'P-300', move: true });
   assert.is(counter.body.code, 'validation_failed');
 });
 

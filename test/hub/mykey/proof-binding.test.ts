@@ -5,17 +5,12 @@
 // with the test CA's keys, and is refused with the mismatch's own code, changing nothing.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { request as httpsRequest } from 'node:https';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import type { ChallengeRequest, Proof } from '../../../shared/messages.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { deviceRequest, enrollEdge, type EdgeTls } from '../../helpers/enrolled-edge.ts';
 
-interface Device {
-  certPem: string;
-  keyPem: string;
-  caPem: string;
-}
+type Device = EdgeTls;
 interface Ctx {
   h: TestHub;
   ca: TestCa;
@@ -32,26 +27,6 @@ async function post(ctx: Ctx, path: string, body: unknown): Promise<{ status: nu
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-function devicePost(ctx: Ctx, edge: Device, path: string, body: unknown): Promise<{ status: number; body: any }> {
-  const url = new URL(path, ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: 'POST', ca: edge.caPem, cert: edge.certPem, key: edge.keyPem, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-async function enroll(ctx: Ctx, edgeId: string, serviceId: string): Promise<Device> {
-  const csr = await createDeviceCsr(edgeId);
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId, validityDays: 30 });
-  if (!e.ok) throw new Error(e.message);
-  return { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
-}
-
 async function signed(cert: IssuedCert, challenge: string): Promise<Proof> {
   const sig = await signLikeCard(cert.keyPair.privateKey, new Uint8Array(Buffer.from(challenge, 'base64url')));
   return { challenge, certificate: Buffer.from(cert.certDer).toString('base64'), signature: Buffer.from(sig).toString('base64') };
@@ -61,7 +36,7 @@ async function signed(cert: IssuedCert, challenge: string): Promise<Proof> {
 type Issue = { kind: 'public'; req: ChallengeRequest } | { kind: 'device'; edge: keyof Ctx['edges']; serviceUserId: string };
 
 async function proofFor(ctx: Ctx, how: Issue, cert = ctx.holder): Promise<Proof> {
-  const r = how.kind === 'public' ? await post(ctx, '/v1/challenges', how.req) : await devicePost(ctx, ctx.edges[how.edge], '/v1/device/challenges', { serviceUserId: how.serviceUserId });
+  const r = how.kind === 'public' ? await post(ctx, '/v1/challenges', how.req) : await deviceRequest(ctx.h.hub, ctx.edges[how.edge], 'POST', '/v1/device/challenges', { serviceUserId: how.serviceUserId });
   assert.is(r.status, 201, JSON.stringify(r.body));
   return signed(cert, r.body.challenge);
 }
@@ -86,7 +61,7 @@ const uses: Record<string, Use> = {
   unlink: { name: 'unlink of library', present: (ctx, p) => post(ctx, '/v1/holder/unlink', { proof: p, serviceId: 'library' }) },
   counter_link: {
     name: 'counter link L-1 at lib-counter-1',
-    present: (ctx, p) => devicePost(ctx, ctx.edges.lib1, '/v1/device/links', { identity: { certificate: Buffer.from(ctx.holder.certDer).toString('base64') }, serviceUserId: 'L-1', proof: p }),
+    present: (ctx, p) => deviceRequest(ctx.h.hub, ctx.edges.lib1, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(ctx.holder.certDer).toString('base64') }, serviceUserId: 'L-1', proof: p }),
   },
 };
 
@@ -110,7 +85,7 @@ test.before(async (ctx) => {
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   await ctx.h.hub.links.createService({ id: 'points', name: 'Points' });
-  ctx.edges = { lib1: await enroll(ctx, 'lib-counter-1', 'library'), lib2: await enroll(ctx, 'lib-counter-2', 'library'), pts1: await enroll(ctx, 'pts-counter-1', 'points') };
+  ctx.edges = { lib1: await enrollEdge(ctx.h.hub, 'lib-counter-1', 'library'), lib2: await enrollEdge(ctx.h.hub, 'lib-counter-2', 'library'), pts1: await enrollEdge(ctx.h.hub, 'pts-counter-1', 'points') };
   ctx.holder = await issue(ctx.ca);
   ctx.renewed = await issue(ctx.ca);
   const r = await post(ctx, '/v1/mykey-ids', { proof: await proofFor(ctx, issues.register) });

@@ -4,8 +4,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLinks } from '../../../hub/links/links.ts';
@@ -16,6 +14,8 @@ import { createLinkRepo, type LinkRepo } from '../../../hub/store/link-repo.ts';
 import { createMyKeyRepo } from '../../../hub/store/mykey-repo.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import { verifyWebhook } from '../../../shared/webhook-signature.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../../helpers/webhook-receiver.ts';
+import { sleep } from '../../helpers/polling.ts';
 
 type Notice = { id: string; type: string; seq: number };
 interface Ctx {
@@ -23,7 +23,7 @@ interface Ctx {
   db: Db;
   repo: LinkRepo;
   secret: string;
-  server: Server;
+  server: WebhookReceiver;
   /** Status answered per request, in order; 204 once used up. */
   answers: number[];
   got: { body: string; id: string; verified: boolean; status: number }[];
@@ -39,27 +39,22 @@ test.before.each(async (ctx) => {
   ctx.answers = [];
   ctx.got = [];
   ctx.inFlight = ctx.maxInFlight = 0;
-  ctx.server = createServer((req, res) => {
-    let body = '';
+  // A business system that takes 20 ms per notice, counting how many the hub has in flight at once.
+  ctx.server = await startWebhookReceiver(async ({ body, headers }) => {
     ctx.inFlight++;
     ctx.maxInFlight = Math.max(ctx.maxInFlight, ctx.inFlight);
-    req.on('data', (d) => (body += d));
-    req.on('end', () =>
-      setTimeout(() => {
-        ctx.inFlight--;
-        const status = ctx.answers.shift() ?? 204;
-        ctx.got.push({ body, id: String(req.headers['webhook-id']), verified: verifyWebhook(ctx.secret, body, req.headers).ok, status });
-        res.writeHead(status).end();
-      }, 20),
-    );
+    await sleep(20);
+    ctx.inFlight--;
+    const status = ctx.answers.shift() ?? 204;
+    ctx.got.push({ body, id: String(headers['webhook-id']), verified: verifyWebhook(ctx.secret, body, headers).ok, status });
+    return status;
   });
-  await new Promise<void>((r) => ctx.server.listen(0, '127.0.0.1', r));
   const links = createLinks({ sql: ctx.db, repo: ctx.repo, mykeys: createMyKeyRepo(ctx.db) });
-  ctx.secret = (await links.createService({ id: 'library', name: 'Library', webhookUrl: `http://127.0.0.1:${(ctx.server.address() as AddressInfo).port}/n` })).webhookSecret!;
+  ctx.secret = (await links.createService({ id: 'library', name: 'Library', webhookUrl: ctx.server.url('/n') })).webhookSecret!;
 });
-test.after.each((ctx) => {
+test.after.each(async (ctx) => {
   ctx.db.close();
-  ctx.server.close();
+  await ctx.server.close();
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 

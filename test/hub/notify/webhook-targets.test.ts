@@ -4,38 +4,32 @@
 // rebinding, through the lookup seam) is not delivered to and the failure is recorded.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { silentLogger } from '../../../shared/log.ts';
 import { verifyWebhook } from '../../../shared/webhook-signature.ts';
 import { createWebhookSender } from '../../../hub/notify/webhooks.ts';
 import { checkWebhookUrl, isNonPublicAddress, type WebhookLookup } from '../../../hub/notify/url-policy.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { client, startConsoleHub, type ConsoleHub } from '../console/helpers/console-hub.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../../helpers/webhook-receiver.ts';
 
 const ADMIN = 'admin-token-for-tests';
 let strict: TestHub;
-let receiver: Server;
+let receiver: WebhookReceiver;
 let port = 0;
 const received: { body: string; headers: Record<string, string | string[] | undefined> }[] = [];
 
 test.before(async () => {
   strict = await startTestHub({ overrides: { admin: { token: ADMIN } } }); // the production defaults
-  receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      received.push({ body, headers: req.headers });
-      res.writeHead(204).end();
-    });
+  receiver = await startWebhookReceiver(({ body, headers }) => {
+    received.push({ body, headers });
+    return 204;
   });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  port = (receiver.address() as AddressInfo).port;
+  port = Number(new URL(receiver.origin).port);
 });
 
 test.after(async () => {
   await strict.close();
-  receiver.close();
+  await receiver.close();
 });
 
 async function api(h: TestHub, method: string, path: string, body?: unknown) {

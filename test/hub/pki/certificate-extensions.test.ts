@@ -9,7 +9,7 @@ import { TAG, children, readTlv } from '../../../shared/asn1/der.ts';
 import { encodeOid } from '../../../shared/asn1/oid.ts';
 import { JPKI_AUTH_POLICY_OID } from '../../../shared/card.ts';
 import { editExtensions, resign, tlv } from '../../helpers/der-edit.ts';
-import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { issue, startTestHub, type HubReply, type TestHub } from '../../helpers/hub.ts';
 
 interface Ctx {
   ca: TestCa;
@@ -17,14 +17,7 @@ interface Ctx {
   h: TestHub;
   url: string;
 }
-/** The members of hub replies these tests read (problem JSON or a challenge). */
-interface Reply {
-  code?: string;
-  detail?: string;
-  reason?: string;
-  ocsp?: string;
-  challenge?: string;
-}
+type Reply = HubReply;
 
 const test = suite<Ctx>('certificate extensions', {} as Ctx);
 

@@ -21,6 +21,7 @@ import { silentLogger } from '../../../shared/log.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { runConsoleCli } from '../../../hub/console/cli.ts';
 import { client as consoleClient, PASSWORD } from '../console/helpers/console-hub.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Edge {
   edgeId: string;
@@ -37,10 +38,7 @@ interface Ctx {
 const test = suite<Ctx>('device CA rotation', {} as Ctx);
 
 async function enroll(hub: Hub, edgeId: string): Promise<Edge> {
-  const csr = await createDeviceCsr(edgeId);
-  const r = await hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId: 'library', validityDays: 30 });
-  if (!r.ok) throw new Error(`enrollment refused: ${r.code}`);
-  return { edgeId, tls: { cert: r.value.certPem, key: csr.keyPem, ca: r.value.caPem } };
+  return { edgeId, tls: (await enrollEdge(hub, edgeId)).tls };
 }
 
 const client = (hub: Hub, tls: HubTls) => new HubHttpClient({ baseUrl: hub.addresses.deviceApi!, tls, timeoutMs: 5000 });

@@ -1,6 +1,6 @@
 // Fuzzing the parsers that read DER from outside: the certificate parser (certificate.ts, der.ts,
 // user-cert.ts), the device CSR parser (device-ca.ts, as enrollment uses it) and the OCSP response
-// parser (ocsp-client.ts), each with thousands of mutations of real DER from the test CA. A parser
+// parser (ocsp-message.ts), each with thousands of mutations of real DER from the test CA. A parser
 // may refuse (DerError, a Result, an OcspRejected) but never throw anything else; and a sample of
 // mutated certificates goes through the HTTP registration route, which always answers a 4xx with a
 // stable code, and a sample of mutated OCSP answers reaches a real registration as an ocsp_* code.
@@ -15,7 +15,8 @@ import { answerOcspRequest, ocspSigner, startOcspResponder } from '../../../prov
 import { parseCertificate, parseCertificateOrThrow } from '../../../hub/pki/certificate.ts';
 import { DerError } from '../../../shared/asn1/der.ts';
 import { createDeviceCsr, openDeviceCa, type DeviceCa } from '../../../hub/pki/device-ca.ts';
-import { OcspRejected, certIdFor, encodeOcspRequest, evaluateOcspResponse, parseOcspResponseOrThrow } from '../../../hub/pki/ocsp-client.ts';
+import { certIdFor, encodeOcspRequest, parseOcspResponseOrThrow } from '../../../hub/pki/ocsp-message.ts';
+import { OcspRejected, evaluateOcspResponse } from '../../../hub/pki/ocsp-verify.ts';
 import { checkUserCertificate } from '../../../hub/pki/user-cert.ts';
 import { trustAnchorFromDer, type TrustAnchor } from '../../../hub/pki/trust-anchors.ts';
 import { isErrorCode } from '../../../shared/errors.ts';

@@ -23,7 +23,7 @@ import { issuerHashesOf, startOcspResponder, type OcspForgery, type OcspResponde
 import type { CrlReason } from '../../../shared/revocation.ts';
 import { children, readTlv, type Tlv } from '../../../shared/asn1/der.ts';
 import { tlv } from '../../helpers/der-edit.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { startTestHub, type HubReply, type TestHub } from '../../helpers/hub.ts';
 
 /**
  * An honest answer with its responseType OID (id-pkix-ocsp-basic, outside the signed bytes) spelt
@@ -63,14 +63,7 @@ interface Ctx {
   stale: Hub;
 }
 
-/** The members of hub replies these tests read (problem JSON or a challenge). */
-interface Reply {
-  code?: string;
-  detail?: string;
-  reason?: string;
-  ocsp?: string;
-  challenge?: string;
-}
+type Reply = HubReply;
 
 const test = suite<Ctx>('OCSP forgeries through a real registration', {} as Ctx);
 const HOUR = 3600_000;

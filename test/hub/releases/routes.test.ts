@@ -5,10 +5,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { request as httpsRequest } from 'node:https';
 import { createPrivateKey } from 'node:crypto';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { rolloutBucket } from '../../../hub/releases/releases.ts';
 import { generateReleaseKeys, manifestFor, signManifest, type ReleaseKeyPair } from '../../../provisioning/release/sign.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { type TestHub } from '../../helpers/hub.ts';
+import { startHubWithEdge } from '../../helpers/enrolled-edge.ts';
 
 const TOKEN = 'operator-token-for-release-routes';
 interface Ctx {
@@ -21,13 +21,11 @@ const test = suite<Ctx>('hub release routes', {} as Ctx);
 
 test.before(async (ctx) => {
   ctx.keys = generateReleaseKeys();
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  await ctx.h.hub.start();
-  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  const csr = await createDeviceCsr('lib-1');
-  const e = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-1', serviceId: 'library', validityDays: 30 });
-  assert.ok(e.ok);
-  if (e.ok) ctx.edge = { certPem: e.value.certPem, keyPem: csr.keyPem, caPem: e.value.caPem };
+  ({ h: ctx.h, edge: ctx.edge } = await startHubWithEdge({
+    edgeId: 'lib-1',
+    service: { requireHolderProof: false },
+    overrides: { admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } },
+  }));
   ctx.bundle = Buffer.alloc(100_000, 3);
 });
 test.after(async (ctx) => ctx.h.close());

@@ -3,7 +3,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { MyKeyError } from '../../../shared/errors.ts';
 import { ReaderManager, readIdentity, silentReaderLog, type ReaderEvents } from '../../../edge/reader/index.ts';
 import { createTestCa } from '../../../provisioning/test-ca/ca.ts';
 import { makeCardFile, mykeyIdOf, type CardFile } from '../../../provisioning/virtual-card/card-file.ts';
@@ -12,6 +11,7 @@ import { VpcdSlot } from '../../../provisioning/virtual-card/vpcd-slot.ts';
 import { main } from '../../../provisioning/card-writer/cli.ts';
 import { writeMyKey } from '../../../provisioning/card-writer/write-mykey.ts';
 import { requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
+import { codeOf } from '../../helpers/assertions.ts';
 
 await requirePcscd();
 
@@ -69,15 +69,6 @@ async function withCard<T>(ctx: Ctx, file: CardFile, fn: (card: VirtualCard) => 
       await ctx.slot.remove();
       await gone;
     } else await ctx.slot.remove();
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (e) {
-    return e instanceof MyKeyError ? e.code : `not a MyKeyError: ${String(e)}`;
   }
 }
 

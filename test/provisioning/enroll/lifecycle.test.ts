@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
-import { createDeviceEnrollment } from '../../../hub/pki/device-enrollment.ts';
+import { createDeviceEnrollment } from '../../../hub/enrollment/device-enrollment.ts';
 import { certFacts } from '../../../provisioning/enroll/device-key.ts';
 import { fetchDeviceConfig, rotateOverDeviceApi, selfRevoke, type DeviceTls } from '../../../provisioning/enroll/hub-client.ts';
 import { connectDevice } from '../../../provisioning/enroll/self-test.ts';

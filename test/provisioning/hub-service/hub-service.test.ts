@@ -8,17 +8,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { buildAll, ROOT } from '../../../scripts/build.ts';
 import { createTestCa, toPem } from '../../../provisioning/test-ca/ca.ts';
 import { testIf } from '../../helpers/requires.ts';
 import { openTempDir } from '../../build/edge-fixture.ts';
 import { listeningUrl } from '../../helpers/hub-log.ts';
+import { until } from '../../helpers/polling.ts';
+import { unitForVerify } from '../../helpers/systemd.ts';
 
 const HERE = join(ROOT, 'provisioning', 'hub-service');
 const USER = 'mykey-hub';
@@ -55,32 +56,12 @@ function ensureUser(name: string): { uid: number; gid: number } {
   return { uid: Number(sh('id', ['-u', name])), gid: Number(sh('id', ['-g', name])) };
 }
 
-/**
- * The unit as shipped, or, where node is not /usr/bin/node (a CI image with another Node.js), a copy
- * naming this node: verify checks that ExecStart's program exists.
- */
-function unitForVerify(path: string): string {
-  if (existsSync('/usr/bin/node')) return path;
-  const dir = mkdtempSync(join(tmpdir(), 'mykey-unit-'));
-  const copy = join(dir, basename(path));
-  writeFileSync(copy, readFileSync(path, 'utf8').replaceAll('/usr/bin/node', process.execPath));
-  return copy;
-}
-
 async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const port = (s.address() as AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 30_000, log = () => ''): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}\n${log()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 interface Reply {
@@ -149,7 +130,7 @@ test.before(async () => {
   ctx.hub = spawn('setpriv', asHub([join(ctx.work, 'dist', 'hub', 'main.js'), '--config', configFile]), { cwd: ctx.dataDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
   ctx.hub.stderr!.on('data', (d) => (ctx.hubLog += d));
   // The production hub logs JSON lines (stderr is not a terminal): the address is in its `hub listening` line.
-  await waitFor('the hub', () => listeningUrl(ctx.hubLog) !== undefined || ctx.hub!.exitCode !== null, 30_000, () => ctx.hubLog);
+  await until(() => listeningUrl(ctx.hubLog) !== undefined || ctx.hub!.exitCode !== null, { what: 'the hub', detail: () => ctx.hubLog });
   ctx.hubUrl = listeningUrl(ctx.hubLog) ?? '';
   assert.ok(ctx.hubUrl, ctx.hubLog);
 
@@ -189,17 +170,12 @@ test.before(async () => {
   sh(NGINX!, ['-t', '-q', '-p', prefix, '-c', join(prefix, 'nginx.conf')]);
   ctx.nginx = spawn(NGINX!, ['-p', prefix, '-c', join(prefix, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   ctx.nginx.stderr!.on('data', (d) => (ctx.nginxLog += d));
-  await waitFor('nginx', () => existsSync(join(prefix, 'nginx.pid')) || ctx.nginx!.exitCode !== null, 15_000, () => ctx.nginxLog);
-  const until = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await https('/healthz');
-      break;
-    } catch (e) {
-      if (Date.now() > until) throw new Error(`nginx does not answer: ${(e as Error).message}\n${ctx.nginxLog}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await until(() => existsSync(join(prefix, 'nginx.pid')) || ctx.nginx!.exitCode !== null, { what: 'nginx', detail: () => ctx.nginxLog });
+  let refused = '';
+  await until(
+    () => https('/healthz').then(() => true, (e: Error) => ((refused = e.message), false)),
+    { what: 'nginx to answer', intervalMs: 100, detail: () => `${refused}\n${ctx.nginxLog}` },
+  );
 });
 
 test.after(async () => {

@@ -8,12 +8,12 @@ import { ConfirmPage } from '../../components/revoke.tsx';
 import type { C, ConsoleApp, ConsoleContext } from '../../context.tsx';
 import { EnrollmentForm, parseFields, ReasonForm } from '../../forms.ts';
 import { CONSOLE_BASE, Flash } from '../../layout.tsx';
-import { EnrollmentsPage, issuedTokenFlash, type EnrollTarget, type IssueWarning } from './view.tsx';
+import { EnrollmentsPage, issuedTokenFlash, type EnrollTarget } from './view.tsx';
 
 type Refusal = 'edge_enrolled_elsewhere' | 'edge_service_move' | 'device_reenroll_revoked' | 'reenroll_needs_operator';
 
 export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
-  const { deps, tokens, now } = x;
+  const { deps, tokens } = x;
   let fingerprintOf: { pem: string; fingerprint: string } | undefined;
   /** The device API URL and the device CA fingerprint (node's fingerprint256 form), once the hub has them. */
   function enrollTarget(): EnrollTarget {
@@ -45,16 +45,6 @@ export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
     );
   }
 
-  /** What the operator should know before handing the token out (the token is issued all the same). */
-  async function warnings(edgeId: string): Promise<IssueWarning[]> {
-    const out: IssueWarning[] = [];
-    const d = await deps.devices?.get(edgeId);
-    if (d) out.push({ kind: 'enrolled', serviceId: d.service_id, revoked: d.status === 'revoked' });
-    const unused = await deps.repo.unusedTokensFor(edgeId, now());
-    if (unused.length) out.push({ kind: 'unused', ids: unused.map((t) => `mket_${t.id}`) });
-    return out;
-  }
-
   r.get('/enrollments', async (c) => page(c));
 
   r.post('/enrollments', async (c) => {
@@ -73,7 +63,7 @@ export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
       await x.audit(c, 'enrollment.issue', { serviceId, outcome: 'reenroll_needs_operator', detail: { edgeId, allowRevoked } });
       return refused(c, 'reenroll_needs_operator', p);
     }
-    const warn = await warnings(edgeId);
+    const warn = await tokens.warnings(edgeId);
     try {
       const hours = Number(p.value.hours);
       const t = await tokens.issue({ serviceId, edgeId, by: c.get('session').operator.name, ttlMs: hours * 3600_000, allowRevoked });

@@ -2,14 +2,13 @@
 // state, revoke an unused one.
 import type { Child } from 'hono/jsx';
 import type { EnrollmentTokenRow } from '../../../store/console-repo.ts';
-import type { TokenState } from '../../enrollment-tokens.ts';
+import type { IssueWarning, TokenState } from '../../../enrollment/tokens.ts';
 import { DataTable } from '../../components/data-table.tsx';
 import { Field, type FormState } from '../../components/field.tsx';
 import { RevokeButton } from '../../components/revoke.tsx';
 import { Ago, Badge, Csrf, Flash, Layout, ShownOnce, type View } from '../../layout.tsx';
 
 /** Said beside a newly issued token: the edge id is enrolled already, or has unused tokens. */
-export type IssueWarning = { kind: 'enrolled'; serviceId: string; revoked: boolean } | { kind: 'unused'; ids: string[] };
 import { when } from '../../i18n.ts';
 
 const STATE_KIND: Record<TokenState, 'ok' | 'off' | 'warn' | 'bad'> = { active: 'ok', used: 'off', expired: 'warn', revoked: 'bad' };

@@ -1,10 +1,11 @@
 // Revocation runs (定期的な失効確認): source, time, entries, matches, newly suspended, duration, error;
 // and the CRLs currently applied.
 import type { CrlStateRow, RevocationRunRow } from '../../../store/revocation-repo.ts';
+import type { LinkageImportRow } from '../../../store/linkage-repo.ts';
 import { Badge, Layout, type View } from '../../layout.tsx';
 import { duration, when } from '../../i18n.ts';
 
-export function RevocationsPage({ v, runs, crls }: { v: View; runs: RevocationRunRow[]; crls: CrlStateRow[] }) {
+export function RevocationsPage({ v, runs, crls, imports = [] }: { v: View; runs: RevocationRunRow[]; crls: CrlStateRow[]; imports?: LinkageImportRow[] }) {
   const { m } = v;
   const r = m.revocations;
   return (
@@ -75,6 +76,44 @@ export function RevocationsPage({ v, runs, crls }: { v: View; runs: RevocationRu
                       {c.next_update !== null && c.next_update < v.now && <Badge kind="bad">{m.overview.overdue}</Badge>}
                     </td>
                     <td class="num">{String(c.entries)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+      {/* Certificate linkage files (hub/linkage): counts per import, a refused file with its code. */}
+      <section class="card">
+        <h2>{r.linkage}</h2>
+        {imports.length === 0 ? (
+          <p class="empty">{r.noLinkage}</p>
+        ) : (
+          <div class="table-wrap">
+            <table data-testid="linkage-imports">
+              <thead>
+                <tr>
+                  <th>{r.time}</th>
+                  <th>{r.source}</th>
+                  <th>{m.common.status}</th>
+                  <th class="num">{r.records}</th>
+                  <th class="num">{r.carried}</th>
+                  <th class="num">{r.alreadyCarried}</th>
+                  <th class="num">{r.refused}</th>
+                  <th>{r.error}</th>
+                </tr>
+              </thead>
+              <tbody>
+                {imports.map((x) => (
+                  <tr>
+                    <td>{when(x.started_at)}</td>
+                    <td class="mono">{x.source}</td>
+                    <td>{x.code ? <Badge kind="bad">{r.failed}</Badge> : <Badge kind="ok">{r.ok}</Badge>}</td>
+                    <td class="num">{x.records === null ? '—' : String(x.records)}</td>
+                    <td class="num">{x.carried === null ? '—' : String(x.carried)}</td>
+                    <td class="num">{x.already === null ? '—' : String(x.already)}</td>
+                    <td class="num">{x.refused === null ? '—' : String(x.refused)}</td>
+                    <td class="note">{x.code ?? ''}</td>
                   </tr>
                 ))}
               </tbody>

@@ -6,7 +6,7 @@ import { checkWebhookUrl } from '../../../notify/url-policy.ts';
 import { ConfirmPage } from '../../components/revoke.tsx';
 import type { FormState } from '../../components/field.tsx';
 import type { C, ConsoleApp, ConsoleContext } from '../../context.tsx';
-import { CredentialForm, HolderProofForm, parseFields, ReasonForm, ServiceForm, WebhookForm } from '../../forms.ts';
+import { CredentialForm, HolderProofForm, parseFields, TouchAssuranceForm, ReasonForm, ServiceForm, WebhookForm } from '../../forms.ts';
 import { CONSOLE_BASE, Flash, ShownOnce } from '../../layout.tsx';
 import { issuedCredentialFlash, ServicePage, ServicesPage, type ServiceItem } from './view.tsx';
 
@@ -134,6 +134,18 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
       if (!p.ok) return servicePage(c, id, <Flash kind="bad">{x.view(c).m.errors.fix}</Flash>, 400);
       await links.setRequireHolderProof(id, p.value.required === '1');
       await x.audit(c, 'service.holder_proof', { target: id, serviceId: id, detail: { required: p.value.required === '1' } });
+      return c.redirect(`${CONSOLE_BASE}/services/${id}`, 303);
+    }),
+  );
+
+  // PIN-checked touch (#14): possession or PIN at the service's readers, audited.
+  r.post(
+    '/services/:id/touch-assurance',
+    serviceAction('service.touch_assurance', async (c, id) => {
+      const p = parseFields(TouchAssuranceForm, (k) => c.get('form').get(k));
+      if (!p.ok) return servicePage(c, id, <Flash kind="bad">{x.view(c).m.errors.fix}</Flash>, 400);
+      await links.setTouchAssurance(id, p.value.level);
+      await x.audit(c, 'service.touch_assurance', { target: id, serviceId: id, detail: { touchAssurance: p.value.level } });
       return c.redirect(`${CONSOLE_BASE}/services/${id}`, 303);
     }),
   );

@@ -165,6 +165,7 @@ export function ServicePage({ v, s, credentials, readers, latest, flash, form }:
       </section>
 
       <HolderProofSetting v={v} s={s} base={base} />
+      <TouchAssuranceSetting v={v} s={s} base={base} />
 
       <section class="card">
         <h2>{t.webhookUrl}</h2>
@@ -212,6 +213,26 @@ function HolderProofSetting({ v, s, base }: { v: View; s: ServiceItem; base: str
         </button>
       </form>
       <p class="note">{t.holderNote}</p>
+    </section>
+  );
+}
+
+/** PIN-checked touch (#14): what a touch at the service's readers proves (possession by default; audited). */
+function TouchAssuranceSetting({ v, s, base }: { v: View; s: ServiceItem; base: string }) {
+  const t = v.m.misc;
+  const pin = s.touchAssurance === 'pin';
+  return (
+    <section class="card" data-testid="touch-assurance">
+      <h2>{t.touchAssurance}</h2>
+      <p>{pin ? <Badge kind="ok">{t.touchPin}</Badge> : <Badge kind="warn">{t.touchPossession}</Badge>}</p>
+      <form method="post" action={`${base}/touch-assurance`} class="form-row">
+        <Csrf v={v} />
+        <input type="hidden" name="level" value={pin ? 'possession' : 'pin'} />
+        <button type="submit" class={pin ? 'danger' : ''} data-testid="toggle-touch-assurance">
+          {pin ? t.touchStopPin : t.touchRequirePin}
+        </button>
+      </form>
+      <p class="note">{t.touchNote}</p>
     </section>
   );
 }

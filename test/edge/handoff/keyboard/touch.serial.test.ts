@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCardFile, type CardFile } from '../../../../provisioning/virtual-card/card-file.ts';
 import { VirtualCard } from '../../../../provisioning/virtual-card/card.ts';
-import { VpcdSlot } from '../../../../provisioning/virtual-card/vpcd-slot.ts';
 import { createTestCa } from '../../../../provisioning/test-ca/ca.ts';
 import { keyedId } from '../../../../shared/sync.ts';
 import { loadEdgeConfig } from '../../../../edge/config.ts';
@@ -18,8 +17,7 @@ import { Handoff, targetsFromConfig } from '../../../../edge/handoff/handoff.ts'
 import type { KeyboardTarget } from '../../../../edge/handoff/keyboard/keyboard-target.ts';
 import { inputEventSize } from '../../../../edge/handoff/keyboard/input-event.ts';
 import { TouchDesk, TouchLookup } from '../../../../edge/lookup/index.ts';
-import { ReaderManager, TouchPipeline, silentReaderLog } from '../../../../edge/reader/index.ts';
-import { requirePcscd, vpcdReaderName } from '../../../helpers/pcsc.ts';
+import { requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../../../helpers/pcsc.ts';
 import { decodeHidReports, decodeInputEvents, ENTER, MINIMAL_CONFIG, TAB } from './decoders.ts';
 
 const READER = vpcdReaderName(0);
@@ -27,17 +25,13 @@ const SECRET = new Uint8Array(32).fill(5);
 /** A library card number with the characters that sit on different keys on JIS and US keyboards. */
 const CARD_NUMBER = `L@"_:(*)~^'=+\\|{}[]\`&-9z`;
 
-interface Ctx {
+interface Ctx extends TouchDeskParts {
   dir: string;
   card: CardFile;
   hidg: string;
   uinput: string;
   ioctls: number[];
   handoff: Handoff;
-  manager: ReaderManager;
-  pipeline: TouchPipeline;
-  desk: TouchDesk;
-  slot: VpcdSlot;
 }
 const test = suite<Ctx>('a touch typed as a keyboard', {} as Ctx);
 
@@ -78,16 +72,9 @@ test.before(async (ctx) => {
     handoff: ctx.handoff,
     context: { serviceId: 'library', edgeId: 'lib-counter-1' },
   });
-  ctx.manager = new ReaderManager({ log: silentReaderLog, readerFilter: (n) => n === READER });
-  ctx.pipeline = new TouchPipeline(ctx.manager, { log: silentReaderLog });
-  ctx.slot = new VpcdSlot({ slot: 0, log: () => {} });
+  Object.assign(ctx, touchReaderParts());
   ctx.desk = new TouchDesk({ source: ctx.pipeline, lookup });
-  const added = new Promise<void>((r) => ctx.manager.on('reader-added', (e) => e.reader === READER && r()));
-  ctx.desk.start();
-  ctx.pipeline.start();
-  ctx.manager.start();
-  await added;
-  if (ctx.manager.isCardPresent(READER)) throw new Error(`${READER} already holds a card`);
+  await startTouchDesk(ctx, READER);
 });
 
 test.after(async (ctx) => {

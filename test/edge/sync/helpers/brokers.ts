@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from '../../../helpers/polling.ts';
 
 export type BrokerKind = 'aedes' | 'mosquitto';
 
@@ -27,20 +28,16 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitForPort(port: number, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((res) => {
+async function waitForPort(port: number): Promise<void> {
+  const listening = () =>
+    new Promise<boolean>((res) => {
       const c = createConnection({ host: '127.0.0.1', port }, () => {
         c.destroy();
         res(true);
       });
       c.on('error', () => res(false));
     });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listens on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await until(listening, { what: `a listener on port ${port}`, intervalMs: 50 });
 }
 
 export async function startBroker(kind: BrokerKind): Promise<TestBroker> {

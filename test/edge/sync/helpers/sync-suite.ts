@@ -12,17 +12,10 @@ import { EdgeState } from '../../../../edge/state/edge-state.ts';
 import { SyncAgent, type SyncEvents } from '../../../../edge/sync/sync-agent.ts';
 import { createLogger } from '../../../../shared/log.ts';
 import type { EdgeStatus } from '../../../../shared/sync.ts';
-import { edgeCommandTopic, edgeReplyTopic, edgeStatusTopic, serviceLogTopic } from '../../../../shared/topics.ts';
+import { edgeCommandTopic, edgeReplyTopic, edgeStatusTopic } from '../../../../shared/topics.ts';
 import { startBroker, type BrokerKind, type TestBroker } from './brokers.ts';
 import { FakeHub } from './fake-hub.ts';
-
-export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../../../helpers/polling.ts';
 
 const log = createLogger('sync-test', { level: (process.env.TEST_LOG as 'debug' | undefined) ?? 'silent' });
 
@@ -103,14 +96,14 @@ export function defineSyncTests(kind: BrokerKind): void {
     const { hub } = ctx;
     for (let i = 0; i < 50; i++) hub.link(`AAAA${String(i).padStart(4, '2')}`, `LIB-${i}`);
     const { agent, cache, seen } = await agentOn(ctx);
-    await waitFor('snapshot', () => cache.synced && cache.appliedSeq === 50);
+    await until(() => cache.synced && cache.appliedSeq === 50, { what: 'snapshot' });
     assert.is(hub.requests.snapshot, 1);
     assert.ok(same(cache, hub));
-    await waitFor('connected', () => agent.connected);
+    await until(() => agent.connected, { what: 'connected' });
     hub.link('BBBB2222', 'LIB-900');
     hub.unlink('AAAA2223', 'suspend');
     hub.link('AAAA2224', 'LIB-924'); // relink: replaced
-    await waitFor('live deltas', () => seen.applied?.at(-1)?.seq === 53);
+    await until(() => seen.applied?.at(-1)?.seq === 53, { what: 'live deltas' });
     assert.is(cache.lookupMyKey('BBBB2222'), 'LIB-900');
     assert.is(cache.lookupMyKey('AAAA2223'), undefined, 'suspended: purged');
     assert.is(cache.lookupMyKey('AAAA2224'), 'LIB-924');
@@ -123,16 +116,16 @@ export function defineSyncTests(kind: BrokerKind): void {
   test('ignores duplicates and replays', async (ctx) => {
     const { hub } = ctx;
     const { agent, cache } = await agentOn(ctx);
-    await waitFor('connected', () => agent.connected && cache.synced);
+    await until(() => agent.connected && cache.synced, { what: 'connected' });
     await agent.catchUp(); // let the catch-ups of start and connect finish first
     const e1 = hub.link('CCCC2222', 'P-1');
     const e2 = hub.unlink('CCCC2222');
-    await waitFor('applied', () => cache.appliedSeq === 2);
+    await until(() => cache.appliedSeq === 2, { what: 'applied' });
     await hub.republish(e1); // would re-link a purged id if replays counted
     await hub.republish(e2);
     await hub.republish(e1);
     await hub.flush();
-    await waitFor('duplicates seen', () => agent.stats().duplicates >= 3);
+    await until(() => agent.stats().duplicates >= 3, { what: 'duplicates seen' });
     assert.is(cache.lookupMyKey('CCCC2222'), undefined);
     assert.is(cache.appliedSeq, 2);
   });
@@ -140,7 +133,7 @@ export function defineSyncTests(kind: BrokerKind): void {
   test('catches up through /changes when it sees a gap', async (ctx) => {
     const { hub } = ctx;
     const { agent, cache, seen } = await agentOn(ctx);
-    await waitFor('connected', () => agent.connected && cache.synced);
+    await until(() => agent.connected && cache.synced, { what: 'connected' });
     await agent.catchUp(); // let the catch-ups of start and connect finish first
     const changesBefore = hub.requests.changes;
     hub.publish = false;
@@ -148,7 +141,7 @@ export function defineSyncTests(kind: BrokerKind): void {
     hub.link('DDDD2223', 'G-2');
     hub.publish = true;
     hub.link('DDDD2224', 'G-3');
-    await waitFor('caught up', () => seen.applied?.at(-1)?.seq === 3);
+    await until(() => seen.applied?.at(-1)?.seq === 3, { what: 'caught up' });
     assert.ok(agent.stats().gaps >= 1);
     assert.ok(hub.requests.changes > changesBefore);
     assert.is(hub.requests.snapshot, 1, 'no snapshot needed');
@@ -158,7 +151,7 @@ export function defineSyncTests(kind: BrokerKind): void {
   test('falls back to a snapshot when the hub no longer has the missing entries', async (ctx) => {
     const { hub } = ctx;
     const { agent, cache } = await agentOn(ctx);
-    await waitFor('connected', () => agent.connected && cache.synced);
+    await until(() => agent.connected && cache.synced, { what: 'connected' });
     await agent.catchUp(); // let the catch-ups of start and connect finish first
     hub.publish = false;
     for (let i = 0; i < 10; i++) hub.link(`EEEE${String(i).padStart(4, '2')}`, `S-${i}`);
@@ -166,7 +159,7 @@ export function defineSyncTests(kind: BrokerKind): void {
     hub.prunedThrough = 8;
     hub.publish = true;
     hub.link('EEEE9999', 'S-last');
-    await waitFor('caught up', () => cache.appliedSeq === 12);
+    await until(() => cache.appliedSeq === 12, { what: 'caught up' });
     assert.is(hub.requests.snapshot, 2);
     assert.ok(same(cache, hub));
   });
@@ -175,7 +168,7 @@ export function defineSyncTests(kind: BrokerKind): void {
     const { hub } = ctx;
     for (let i = 0; i < 30; i++) hub.link(`FFFF${String(i).padStart(4, '2')}`, `O-${i}`);
     const first = await agentOn(ctx);
-    await waitFor('synced', () => first.agent.connected && first.cache.appliedSeq === 30);
+    await until(() => first.agent.connected && first.cache.appliedSeq === 30, { what: 'synced' });
     await first.agent.stop();
     await first.state.close();
     ctx.agents = [];
@@ -185,11 +178,11 @@ export function defineSyncTests(kind: BrokerKind): void {
     hub.link('FFFF2224', 'O-new');
     hub.link('GGGG2222', 'O-extra');
     const second = await agentOn(ctx, first.dir);
-    await waitFor('caught up', () => second.cache.appliedSeq === 34);
+    await until(() => second.cache.appliedSeq === 34, { what: 'caught up' });
     assert.is(hub.requests.snapshot, 1, 'restarted from its checkpoint and journal, no second snapshot');
     assert.ok(same(second.cache, hub));
     assert.is(second.cache.lookupMyKey('FFFF2223'), undefined);
-    await waitFor('stays consistent', () => second.agent.connected);
+    await until(() => second.agent.connected, { what: 'stays consistent' });
     await new Promise((r) => setTimeout(r, 300)); // queued session messages, if any, are duplicates
     assert.is(second.cache.appliedSeq, 34);
     assert.ok(same(second.cache, hub));
@@ -198,7 +191,7 @@ export function defineSyncTests(kind: BrokerKind): void {
   test('loses no change and applies none twice when the broker restarts mid-stream', async (ctx) => {
     const { hub, broker } = ctx;
     const { agent, cache, seen } = await agentOn(ctx);
-    await waitFor('connected', () => agent.connected && cache.synced);
+    await until(() => agent.connected && cache.synced, { what: 'connected' });
     await agent.catchUp(); // let the catch-ups of start and connect finish first
     const total = 120;
     for (let i = 0; i < total; i++) {
@@ -208,18 +201,18 @@ export function defineSyncTests(kind: BrokerKind): void {
       await new Promise((r) => setTimeout(r, 5));
     }
     // Entries are announced once durable, just after the cache has them.
-    await waitFor('all applied', () => seen.applied?.at(-1)?.seq === total, 20_000);
+    await until(() => seen.applied?.at(-1)?.seq === total, { what: 'all applied' });
     const seqs = seen.applied!.map((a) => a.seq);
     assert.equal(seqs, Array.from({ length: total }, (_, i) => i + 1), 'each seq applied exactly once, in order');
     assert.ok(same(cache, hub));
-    await waitFor('reconnected', () => agent.connected);
+    await until(() => agent.connected, { what: 'reconnected' });
     assert.ok(agent.stats().connects >= 2);
   });
 
   test('drops malformed and oversized payloads and bad commands without stopping', async (ctx) => {
     const { hub } = ctx;
     const { agent, cache, seen } = await agentOn(ctx);
-    await waitFor('connected', () => agent.connected && cache.synced);
+    await until(() => agent.connected && cache.synced, { what: 'connected' });
     await agent.catchUp(); // let the catch-ups of start and connect finish first
     const bad: (string | Buffer)[] = [
       'not json',
@@ -237,10 +230,10 @@ export function defineSyncTests(kind: BrokerKind): void {
     for (const p of bad) await hub.raw(p);
     await hub.raw('{"command":"explode","transaction":"t1"}', edgeCommandTopic(hub.edgeId));
     await hub.raw('{"command":"ping"}', edgeCommandTopic(hub.edgeId)); // no transaction: not the schema
-    await waitFor('all dropped', () => (seen.dropped?.length ?? 0) === bad.length + 2);
+    await until(() => (seen.dropped?.length ?? 0) === bad.length + 2, { what: 'all dropped' });
     assert.equal([...new Set(seen.dropped!.map((d) => d.code))].sort(), ['payload_too_large', 'validation_failed']);
     hub.link('JJJJ2222', 'OK-1');
-    await waitFor('still applies good ones', () => cache.lookupMyKey('JJJJ2222') === 'OK-1');
+    await until(() => cache.lookupMyKey('JJJJ2222') === 'OK-1', { what: 'still applies good ones' });
     assert.is(cache.appliedSeq, 1);
   });
 
@@ -248,12 +241,12 @@ export function defineSyncTests(kind: BrokerKind): void {
     const { hub } = ctx;
     hub.link('KKKK2222', 'C-1');
     const { agent, cache } = await agentOn(ctx);
-    await waitFor('connected', () => agent.connected && cache.synced);
+    await until(() => agent.connected && cache.synced, { what: 'connected' });
     await agent.catchUp(); // let the catch-ups of start and connect finish first
     const replies = await subscriber(ctx, edgeReplyTopic(hub.edgeId));
     await hub.raw(JSON.stringify({ transaction: 'tx-ping', command: 'ping' }), edgeCommandTopic(hub.edgeId));
     await hub.raw(JSON.stringify({ transaction: 'tx-resync', command: 'resync' }), edgeCommandTopic(hub.edgeId));
-    await waitFor('two replies', () => replies.got.length === 2);
+    await until(() => replies.got.length === 2, { what: 'two replies' });
     const ping = replies.got.find((r) => r.body.transaction === 'tx-ping')!.body;
     assert.equal(ping, { transaction: 'tx-ping', ok: true, data: { appliedSeq: 1, health: 'ok', version: '0.1.0-test' } });
     const resync = replies.got.find((r) => r.body.transaction === 'tx-resync')!.body;
@@ -265,16 +258,16 @@ export function defineSyncTests(kind: BrokerKind): void {
     const { hub } = ctx;
     hub.link('LLLL2222', 'R-1');
     const { agent, cache, state } = await agentOn(ctx);
-    await waitFor('connected', () => agent.connected && cache.synced);
+    await until(() => agent.connected && cache.synced, { what: 'connected' });
     await agent.catchUp(); // let the catch-ups of start and connect finish first
-    await waitFor('status with seq', async () => {
+    await until(async () => {
       const w = await subscriber(ctx, edgeStatusTopic(hub.edgeId));
       await new Promise((r) => setTimeout(r, 100));
       const s = w.got.at(-1);
       return !!s && s.retain && s.body.appliedSeq === 1 && s.body.online === true;
-    });
+    }, { what: 'status with seq' });
     const w = await subscriber(ctx, edgeStatusTopic(hub.edgeId));
-    await waitFor('retained', () => w.got.length >= 1);
+    await until(() => w.got.length >= 1, { what: 'retained' });
     const st = w.got[0].body as EdgeStatus;
     assert.is(st.edgeId, hub.edgeId);
     assert.is(st.serviceId, 'library');
@@ -284,7 +277,7 @@ export function defineSyncTests(kind: BrokerKind): void {
     await agent.stop();
     await state.close();
     ctx.agents = [];
-    await waitFor('offline status', () => w.got.some((g) => g.body.online === false));
+    await until(() => w.got.some((g) => g.body.online === false), { what: 'offline status' });
   });
 
   test('its will says offline when the agent is killed, and a restarted agent resumes consistent', async (ctx) => {
@@ -311,7 +304,7 @@ export function defineSyncTests(kind: BrokerKind): void {
     };
     const status = await subscriber(ctx, edgeStatusTopic(hub.edgeId));
     const a = run();
-    await waitFor('first agent synced and online', () => status.got.some((g) => g.body.online && g.body.appliedSeq === 20), 20_000);
+    await until(() => status.got.some((g) => g.body.online && g.body.appliedSeq === 20), { what: 'first agent synced and online' });
     // Stream changes and kill the agent in the middle of them.
     for (let i = 0; i < 40; i++) {
       if (i % 3 === 2) hub.unlink(`MMMM${String(i).padStart(4, '2')}`);
@@ -319,15 +312,15 @@ export function defineSyncTests(kind: BrokerKind): void {
       if (i === 15) a.p.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 10));
     }
-    await waitFor('will published', () => status.got.some((g) => g.body.online === false), 10_000);
+    await until(() => status.got.some((g) => g.body.online === false), { what: 'will published' });
     const will = status.got.find((g) => g.body.online === false)!.body as EdgeStatus;
     assert.is(will.edgeId, hub.edgeId);
     const b = run();
-    await waitFor('second agent caught up', () => status.got.some((g) => g.body.online && g.body.appliedSeq === hub.headSeq), 20_000);
+    await until(() => status.got.some((g) => g.body.online && g.body.appliedSeq === hub.headSeq), { what: 'second agent caught up' });
     const opened = b.lines.find((l) => l.event === 'opened');
     assert.is(opened.checkpoint, 'ok', `restarted from its own state: ${b.err()}`);
     b.p.kill('SIGTERM');
-    await waitFor('stopped', () => b.lines.some((l) => l.event === 'stopped'));
+    await until(() => b.lines.some((l) => l.event === 'stopped'), { what: 'stopped' });
     const applied = b.lines.filter((l) => l.event === 'applied').map((l) => l.seq);
     assert.equal(applied, [...applied].sort((x, y) => x - y), 'in order');
     assert.is(new Set(applied).size, applied.length, 'none twice');

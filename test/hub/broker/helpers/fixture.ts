@@ -6,12 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBroker, type Broker, type BrokerOptions } from '../../../../hub/broker/broker.ts';
 import { createDeviceCsr, openDeviceCa, type DeviceCa } from '../../../../hub/pki/device-ca.ts';
-import { createDeviceEnrollment, type DeviceEnrollment } from '../../../../hub/pki/device-enrollment.ts';
+import { createDeviceEnrollment, type DeviceEnrollment } from '../../../../hub/enrollment/device-enrollment.ts';
+import { createFanoutBus } from '../../../../hub/fanout.ts';
 import { openDatabase, type Db } from '../../../../hub/store/db.ts';
 import { createDeviceRepo, type DeviceRepo } from '../../../../hub/store/device-repo.ts';
 import { DEVICE_MIGRATIONS } from '../../../../hub/store/schema/devices.ts';
 import { createLogger, type Logger } from '../../../../shared/log.ts';
 import type { EdgeStatus } from '../../../../shared/sync.ts';
+import { refusalOf } from './refusal.ts';
 
 /** Opens an in-memory hub database with the device schema (whether or not the hub's list has it yet). */
 export function openDeviceDb(): Db {
@@ -69,7 +71,10 @@ export async function startFixture(o: { plain?: boolean; brokerOptions?: Partial
     headSeq: async (s) => heads.get(s) ?? 0,
     ...o.brokerOptions,
   });
-  const enrollment = createDeviceEnrollment({ deviceCa: ca, devices, onRevoked: (id) => broker.disconnectEdge(id) });
+  // The hub's chain for revoked devices (hub/fanout.ts): the broker drops the edge's session.
+  const events = createFanoutBus(log);
+  events.on('deviceRevoked', ({ edgeId }) => broker.disconnectEdge(edgeId));
+  const enrollment = createDeviceEnrollment({ deviceCa: ca, devices, events });
   const { tlsPort, plainPort } = await broker.start();
   const clients = new Set<MqttClient>();
 
@@ -117,27 +122,9 @@ export async function startFixture(o: { plain?: boolean; brokerOptions?: Partial
       return c;
     },
     refusedConnect(creds, over) {
-      return new Promise((resolve, reject) => {
-        const c = mqtt.connect(options(creds, over));
-        clients.add(c);
-        const timer = setTimeout(() => reject(new Error('neither refused nor connected in 5 s')), 5000);
-        c.once('connect', () => {
-          clearTimeout(timer);
-          reject(new Error('connected, but a refusal was expected'));
-        });
-        c.once('error', (err: Error & { code?: number | string }) => {
-          clearTimeout(timer);
-          c.end(true);
-          resolve({ returnCode: typeof err.code === 'number' ? err.code : undefined, error: err.message });
-        });
-        // A TLS 1.3 server judges the client certificate after the client has finished its side of
-        // the handshake, so a refused certificate shows as the connection closing before CONNACK.
-        c.once('close', () => {
-          clearTimeout(timer);
-          c.end(true);
-          resolve({ returnCode: undefined, error: 'closed before CONNACK' });
-        });
-      });
+      const c = mqtt.connect(options(creds, over));
+      clients.add(c);
+      return refusalOf(c);
     },
     async close() {
       for (const c of clients) c.end(true);
@@ -177,11 +164,3 @@ export function nextMessage(c: MqttClient, topic: string, ms = 3000): Promise<Bu
   });
 }
 
-/** Waits until `cond()` holds (polling); rejects after `ms`. */
-export async function until(cond: () => boolean | Promise<boolean>, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

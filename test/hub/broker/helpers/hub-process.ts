@@ -3,8 +3,8 @@
 // each stdin line: `mem` -> {rss, peakRss, arrayBuffers, peakArrayBuffers, refusals} (peaks since the
 // last `mem`, sampled every 5 ms), `stop` -> closes the hub and exits.
 import { createInterface } from 'node:readline';
-import { createDeviceCsr } from '../../../../hub/pki/device-ca.ts';
 import { startTestHub } from '../../../helpers/hub.ts';
+import { enrollEdge } from '../../../helpers/enrolled-edge.ts';
 
 const count = Number(process.argv[2] ?? '3');
 const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
@@ -13,10 +13,8 @@ await h.hub.links.createService({ id: 'library', name: 'Town library' });
 const edges = [];
 for (let i = 1; i <= count; i++) {
   const edgeId = `edge-proc-${i}`;
-  const csr = await createDeviceCsr(edgeId);
-  const e = await h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId: 'library', validityDays: 30 });
-  if (!e.ok) throw new Error(e.message);
-  edges.push({ edgeId, certPem: e.value.certPem, keyPem: csr.keyPem });
+  const e = await enrollEdge(h.hub, edgeId);
+  edges.push({ edgeId, certPem: e.certPem, keyPem: e.keyPem });
 }
 let peak = { rss: 0, arrayBuffers: 0 };
 const sample = () => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { mosquittoAcl } from '../../../../hub/broker/acl.ts';
 import type { EdgeIdentity } from '../../../../hub/broker/identity.ts';
 import { mosquittoConfig } from '../../../../hub/broker/mosquitto-config.ts';
+import { until } from '../../../helpers/polling.ts';
 
 export interface RunningMosquitto {
   port: number;
@@ -61,13 +62,13 @@ export async function startMosquitto(o: { dir: string; caPem: string; serverCert
   const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
-  const end = Date.now() + 5000;
-  while (!(await canConnect(port))) {
-    if (child.exitCode !== null || Date.now() > end) {
-      child.kill('SIGKILL');
-      throw new Error(`mosquitto did not start: ${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  const up = await until(async () => child.exitCode !== null || (await canConnect(port)), { what: 'mosquitto to listen', intervalMs: 50 }).then(
+    () => child.exitCode === null,
+    () => false,
+  );
+  if (!up) {
+    child.kill('SIGKILL');
+    throw new Error(`mosquitto did not start: ${err}`);
   }
   return {
     port,

@@ -5,13 +5,13 @@ import { Hono } from 'hono';
 import { join } from 'node:path';
 import { createConsoleAuth } from '../../../../hub/console/auth.ts';
 import { runConsoleCli } from '../../../../hub/console/cli.ts';
-import { createEnrollmentTokens } from '../../../../hub/console/enrollment-tokens.ts';
+import { createEnrollmentTokens } from '../../../../hub/enrollment/tokens.ts';
 import { mountConsole, type ConsoleDeps } from '../../../../hub/console/mount.tsx';
-import { mountEnrollmentRoutes } from '../../../../hub/http/enrollment-routes.ts';
+import { mountEnrollmentRoutes } from '../../../../hub/enrollment/redeem-routes.ts';
 import { createOpenApi } from '../../../../hub/http/openapi.ts';
 import { errorHandler } from '../../../../hub/http/problem.ts';
 import { openDeviceCa } from '../../../../hub/pki/device-ca.ts';
-import { createDeviceEnrollment } from '../../../../hub/pki/device-enrollment.ts';
+import { createDeviceEnrollment } from '../../../../hub/enrollment/device-enrollment.ts';
 import type { ConsoleRepo } from '../../../../hub/store/console-repo.ts';
 import type { DeviceRepo } from '../../../../hub/store/device-repo.ts';
 import type { TestCa } from '../../../../provisioning/test-ca/ca.ts';
@@ -65,6 +65,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
     enrollment,
     tokens,
     brokerUrl: 'mqtts://hub.example:8883',
+    brokerUrls: ['mqtts://broker-2.example:8883', 'mqtts://broker-3.example:8883'],
     hubUrl: 'https://hub.example',
     rateLimit: { perSecond: 1000, burst: 1000 },
     now,

@@ -4,11 +4,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Type } from '@sinclair/typebox';
-import { createDeviceCsr, derToPem } from '../../hub/pki/device-ca.ts';
-import { DeviceRevokeResponse, DeviceRotateResponse } from '../../shared/device-api.ts';
-import { MyKeyError } from '../../shared/errors.ts';
-import { HubHttpClient, type HubTls } from '../../shared/hub-client.ts';
-import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
+import { DeviceRevokeResponse, DeviceRotateResponse } from '../../../shared/device-api.ts';
+import { MyKeyError } from '../../../shared/errors.ts';
+import { HubHttpClient, type HubTls } from '../../../shared/hub-client.ts';
+import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { enrollEdge } from '../../helpers/enrolled-edge.ts';
 
 interface Ctx {
   h: TestHub;
@@ -23,10 +24,7 @@ test.before(async (ctx) => {
 test.after(async (ctx) => ctx.h.close());
 
 async function enroll(ctx: Ctx, edgeId: string): Promise<HubTls> {
-  const csr = await createDeviceCsr(edgeId);
-  const r = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId: 'library', validityDays: 30 });
-  if (!r.ok) throw new Error(`enrollment refused: ${r.code}`);
-  return { cert: r.value.certPem, key: csr.keyPem, ca: r.value.caPem };
+  return (await enrollEdge(ctx.h.hub, edgeId)).tls;
 }
 
 const client = (ctx: Ctx, tls: HubTls) => new HubHttpClient({ baseUrl: ctx.h.hub.addresses.deviceApi!, tls, timeoutMs: 5000 });

@@ -3,14 +3,13 @@
 //                           its session at once, as a revocation in the console does.
 //   POST /v1/device/rotate  a new certificate for a new key, without a token while the current
 //                           certificate is valid; the current one stays valid until the new one is
-//                           used or the overlap passes (hub/pki/device-enrollment.ts).
+//                           used or the overlap passes (device-enrollment.ts).
 import type { MiddlewareHandler } from 'hono';
 import { DeviceRevokeRequest, DeviceRevokeResponse, DeviceRotateRequest, DeviceRotateResponse } from '../../shared/device-api.ts';
-import { pemToDer } from '../pki/device-ca.ts';
-import type { DeviceEnrollment } from '../pki/device-enrollment.ts';
+import { csrDerOf, CSR_PEM_MISSING, type DeviceEnrollment } from './device-enrollment.ts';
 import type { AuditInput } from '../store/console-repo.ts';
-import { problem } from './problem.ts';
-import type { createRouter } from './router.ts';
+import { problem } from '../http/problem.ts';
+import type { createRouter } from '../http/router.ts';
 
 export interface DeviceLifecycleDeps {
   /** The device enrollment (device CA and repo); a getter, the hub opens its CA in `start()`. */
@@ -73,12 +72,8 @@ export function mountDeviceLifecycleRoutes(r: Router, deps: DeviceLifecycleDeps 
       const enrollment = deps?.enrollment();
       if (!enrollment) return problem(c, 'unavailable', 'device enrollment is not available on this hub yet');
       const d = c.get('device');
-      let csrDer: Uint8Array;
-      try {
-        csrDer = pemToDer(c.get('body').csrPem, 'CERTIFICATE REQUEST');
-      } catch {
-        return problem(c, 'csr_invalid', 'csrPem holds no "CERTIFICATE REQUEST" PEM block');
-      }
+      const csrDer = csrDerOf(c.get('body').csrPem);
+      if (!csrDer) return problem(c, 'csr_invalid', CSR_PEM_MISSING);
       const res = await enrollment.rotate(d.edgeId, csrDer, deps?.certValidityDays ?? 365);
       await deps?.audit?.({
         at: now(),

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
-import { client, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
+import { client, startConsoleHub, type ConsoleHub } from '../console/helpers/console-hub.ts';
 
 /** Asserts that the promise rejects with an error matching `m` (a pattern or a predicate). */
 async function rejects(p: Promise<unknown>, m: RegExp | ((e: { code?: string }) => boolean)): Promise<void> {
@@ -48,6 +48,8 @@ test('a token is redeemed once for a device certificate of its service and edge 
   assert.is(r.body.serviceId, 'library');
   assert.is(r.body.edgeId, 'library-01');
   assert.is(r.body.brokerUrl, 'mqtts://hub.example:8883');
+  // The other nodes of a broker cluster, which the edge fails over to.
+  assert.equal(r.body.brokerUrls, ['mqtts://broker-2.example:8883', 'mqtts://broker-3.example:8883']);
   assert.is(r.body.hubUrl, 'https://hub.example');
   const cert = new X509Certificate(r.body.certPem);
   assert.match(cert.subject, /CN=library-01/);
@@ -160,7 +162,7 @@ test('the route is documented in OpenAPI with its error codes', () => {
 
 test('without device enrollment configured the route says so', async () => {
   const { Hono } = await import('hono');
-  const { mountEnrollmentRoutes } = await import('../../../hub/http/enrollment-routes.ts');
+  const { mountEnrollmentRoutes } = await import('../../../hub/enrollment/redeem-routes.ts');
   const { createOpenApi } = await import('../../../hub/http/openapi.ts');
   const app = new Hono();
   mountEnrollmentRoutes(app, createOpenApi({ title: 't', version: '0' }), { consoleRepo: h.repo, linkRepo: h.th.hub.linkRepo });

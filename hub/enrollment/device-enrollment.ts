@@ -1,5 +1,6 @@
 // Enrollment, rotation and revocation of edge devices: the device CA issues, the device repo records,
-// and the broker is told at once when a device is revoked so its connection ends immediately.
+// and `deviceRevoked` goes out on the fan-out bus (hub/fanout.ts) at once when a certificate is
+// revoked or superseded, so the brokers end its connection immediately.
 //
 // Rotation (POST /v1/device/rotate) needs no token: the device asks with its current certificate over
 // mutual TLS and gets a new one for a new key. The new certificate is held as pending, and the
@@ -9,18 +10,38 @@
 // on the old one. A pending rotation lives in memory: a hub restart forgets it and the current
 // certificate simply stays valid (the device rotates again).
 import { ERROR_CODES, fail, ok, type Result } from '../../shared/errors.ts';
+import type { Emitter } from '../../shared/typed-events.ts';
+import type { FanoutEvents } from '../fanout.ts';
 import { enrollConflict, type DeviceCertRecord, type DeviceRepo, type EnrollConflict } from '../store/device-repo.ts';
-import type { DeviceCa, IssuedDeviceCertificate } from './device-ca.ts';
+import { pemToDer, type DeviceCa, type IssuedDeviceCertificate } from '../pki/device-ca.ts';
 
 export interface DeviceEnrollmentDeps {
   deviceCa: DeviceCa;
   devices: DeviceRepo;
   now?: () => Date;
-  /** Called after a revocation is committed (the broker's disconnectEdge). A throw is not fatal. */
-  onRevoked?: (edgeId: string) => void;
+  /**
+   * Told `deviceRevoked` after a revocation or a superseded certificate is committed (hub/fanout.ts:
+   * the broker drops the edge's session).
+   */
+  events?: Emitter<FanoutEvents>;
   /** How long the current certificate stays valid after a rotation was issued. Default 10 minutes. */
   rotationOverlapMs?: number;
 }
+
+/** The refusal of a request body whose `csrPem` holds no certificate request. */
+export const CSR_PEM_MISSING = 'csrPem holds no "CERTIFICATE REQUEST" PEM block';
+
+/** The DER of the PKCS#10 request (RFC 2986) in `pem`, or undefined when it holds none (CSR_PEM_MISSING). */
+export function csrDerOf(pem: string): Uint8Array | undefined {
+  try {
+    return pemToDer(pem, 'CERTIFICATE REQUEST');
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the device repo records of an issued certificate. */
+const recordOf = (c: IssuedDeviceCertificate, edgeId: string, serviceId: string): DeviceCertRecord => ({ edgeId, serviceId, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() });
 
 /** The default overlap of a rotation (see the header comment). */
 export const ROTATION_OVERLAP_MS = 10 * 60_000;
@@ -38,20 +59,16 @@ export interface EnrolledDevice extends IssuedDeviceCertificate {
   caPem: string;
 }
 
-export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date(), onRevoked, rotationOverlapMs = ROTATION_OVERLAP_MS }: DeviceEnrollmentDeps) {
+export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date(), events, rotationOverlapMs = ROTATION_OVERLAP_MS }: DeviceEnrollmentDeps) {
   const pending = new Map<string, PendingRotation>();
   const drop = (edgeId: string) => {
     const p = pending.get(edgeId);
     if (p) clearTimeout(p.timer);
     pending.delete(edgeId);
   };
-  const disconnect = (edgeId: string) => {
-    try {
-      onRevoked?.(edgeId);
-    } catch {
-      // The repo already refuses the old certificate at its next CONNECT; the disconnect is best effort.
-    }
-  };
+  // The repo already refuses the old certificate at its next CONNECT; dropping the session at once is
+  // the listeners' job, and one that fails is logged by the bus, never thrown here.
+  const disconnect = (edgeId: string) => events?.emit('deviceRevoked', { edgeId });
   /** Records the pending certificate as the device's (superseding the old one). */
   const commit = async (edgeId: string): Promise<boolean> => {
     const p = pending.get(edgeId);
@@ -87,7 +104,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       if (!issued.ok) return issued;
       const c = issued.value;
       const conflict = await devices.enroll(
-        { edgeId: req.edgeId, serviceId: req.serviceId, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() },
+        recordOf(c, req.edgeId, req.serviceId),
         now().getTime(),
         { allowRevoked: req.allowRevoked },
       );
@@ -96,7 +113,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       if (conflict) return fail(conflict, ERROR_CODES[conflict].title);
       drop(req.edgeId); // a token enrollment overrides a rotation in flight
       // A re-enrolled edge still connected with its old certificate must come back with the new one.
-      onRevoked?.(req.edgeId);
+      disconnect(req.edgeId);
       return ok({ ...c, edgeId: req.edgeId, serviceId: req.serviceId, caPem: deviceCa.certPem });
     },
 
@@ -134,7 +151,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
         });
       }, rotationOverlapMs);
       timer.unref?.();
-      pending.set(edgeId, { rec: { edgeId, serviceId: row.service_id, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() }, until, timer });
+      pending.set(edgeId, { rec: recordOf(c, edgeId, row.service_id), until, timer });
       return ok({ ...c, edgeId, serviceId: row.service_id, caPem: deviceCa.certPem, overlapUntil: new Date(until) });
     },
 

@@ -25,6 +25,9 @@ export function tokenState(row: EnrollmentTokenRow, now: number): TokenState {
   return row.expires_at <= now ? 'expired' : 'active';
 }
 
+/** What an operator should know before handing a token out (the token is issued all the same). */
+export type IssueWarning = { kind: 'enrolled'; serviceId: string; revoked: boolean } | { kind: 'unused'; ids: string[] };
+
 export type TokenError = 'enrollment_token_invalid' | 'enrollment_token_expired' | 'enrollment_token_used' | EnrollConflict;
 
 export function createEnrollmentTokens(deps: {
@@ -109,6 +112,16 @@ export function createEnrollmentTokens(deps: {
       }
       if (!(await repo.claimToken(row.id, t))) return fail('enrollment_token_used');
       return ok({ row, claimedAt: t });
+    },
+
+    /** The edge id is enrolled already (maybe elsewhere, maybe revoked), or has unused tokens. */
+    async warnings(edgeId: string): Promise<IssueWarning[]> {
+      const out: IssueWarning[] = [];
+      const d = await deps.devices?.get(edgeId);
+      if (d) out.push({ kind: 'enrolled', serviceId: d.service_id, revoked: d.status === 'revoked' });
+      const unused = await repo.unusedTokensFor(edgeId, now());
+      if (unused.length) out.push({ kind: 'unused', ids: unused.map((t) => `mket_${t.id}`) });
+      return out;
     },
 
     async release(id: string, claimedAt: number): Promise<void> {

@@ -6,15 +6,14 @@
 import type { Env, Hono } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { EnrollmentRequest, EnrollmentResponse } from '../../shared/device-api.ts';
-import { createEnrollmentTokens, type EnrollmentTokens } from '../console/enrollment-tokens.ts';
-import { pemToDer } from '../pki/device-ca.ts';
-import type { DeviceEnrollment } from '../pki/device-enrollment.ts';
+import { createEnrollmentTokens, type EnrollmentTokens } from './tokens.ts';
+import { csrDerOf, CSR_PEM_MISSING, type DeviceEnrollment } from './device-enrollment.ts';
 import type { ConsoleRepo } from '../store/console-repo.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
-import type { OpenApi } from './openapi.ts';
-import { problem } from './problem.ts';
-import { rateLimit, type RateLimitOptions } from './rate-limit.ts';
-import { createRouter, type BodyLimit } from './router.ts';
+import type { OpenApi } from '../http/openapi.ts';
+import { problem } from '../http/problem.ts';
+import { rateLimit, type RateLimitOptions } from '../http/rate-limit.ts';
+import { createRouter, type BodyLimit } from '../http/router.ts';
 
 export interface EnrollmentRoutesDeps extends BodyLimit {
   consoleRepo: ConsoleRepo;
@@ -29,6 +28,8 @@ export interface EnrollmentRoutesDeps extends BodyLimit {
   deviceCertValidityDays?: number;
   /** Where an enrolled edge connects (mqtts://...); a getter when known only after start. */
   brokerUrl?: string | (() => string | undefined);
+  /** Further broker URLs (the other nodes of a broker cluster) the edge fails over to. */
+  brokerUrls?: readonly string[];
   /** The hub's device API base URL; a getter when known only after start. */
   hubUrl?: string | (() => string | undefined);
   /** The release public key told to enrolled edges (signed updates), if any. */
@@ -69,12 +70,8 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
       const b = c.get('body');
       const enrollment = typeof deps.enrollment === 'function' ? deps.enrollment() : deps.enrollment;
       if (!enrollment) return problem(c, 'unavailable', 'device enrollment is not available on this hub yet');
-      let csrDer: Uint8Array;
-      try {
-        csrDer = pemToDer(b.csrPem, 'CERTIFICATE REQUEST');
-      } catch {
-        return problem(c, 'csr_invalid', 'csrPem holds no "CERTIFICATE REQUEST" PEM block');
-      }
+      const csrDer = csrDerOf(b.csrPem);
+      if (!csrDer) return problem(c, 'csr_invalid', CSR_PEM_MISSING);
       const claimed = await tokens.claim(b.token, b.edgeId);
       const address = clientAddress(c);
       if (!claimed.ok) {
@@ -116,6 +113,7 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
         edgeId: row.edge_id,
         notAfter: r.value.notAfter.toISOString(),
         ...(brokerUrl ? { brokerUrl } : {}),
+        ...(deps.brokerUrls?.length ? { brokerUrls: [...deps.brokerUrls] } : {}),
         ...(hubUrl ? { hubUrl } : {}),
         ...(deps.releaseKey ? { releaseKey: deps.releaseKey } : {}),
       };

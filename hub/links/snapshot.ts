@@ -1,0 +1,351 @@
+// Snapshots of a service: its current mappings at its head seq, for an edge that is new or saw a gap.
+//
+// A national service has hundreds of thousands of links (two keyed identities each): built in one go
+// its snapshot held the event loop for seconds and every other request waited. So the JSON is built
+// a page of links at a time inside one read of the store (hub/store/snapshot-repo.ts: one consistent
+// state across turns of the event loop), each slice bounded in time, and the serialized bytes are
+// kept per (service, head seq, key scheme) within a memory budget: edges that ask at the same head
+// (a fleet re-syncing after a rekey) share one build, concurrent ones share the build in progress.
+// The gzip form (for an edge that accepts it) is made on the libuv pool, once per cached snapshot.
+// The body is the JSON of `Snapshot` (shared/sync.ts), the same fields in the same order as before.
+import { createGzip } from 'node:zlib';
+import { MyKeyError } from '../../shared/errors.ts';
+import { keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
+import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
+import type { SnapshotPages, SnapshotRepo, SnapshotRow } from '../store/snapshot-repo.ts';
+import { nextTurn, type Ident, type KeyedIdentities } from './keyed-identities.ts';
+import { addedPiece, filterPiece, firstWithoutComma, foldChanges } from './snapshot-delta.ts';
+
+/** Bytes kept as the pieces they were made in (a page of links each): never copied into one buffer on the event loop. */
+export interface Pieces {
+  parts: Buffer[];
+  bytes: number;
+}
+
+/** Compresses pieces through zlib on the libuv pool, a piece at a time. */
+function gzipPieces(src: Pieces): Promise<Pieces> {
+  return new Promise((resolve, reject) => {
+    // Keys are random: a fast level compresses them nearly as well as the default.
+    const z = createGzip({ level: 4 });
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    z.on('data', (d: Buffer) => {
+      parts.push(d);
+      bytes += d.length;
+    });
+    z.on('end', () => resolve({ parts, bytes }));
+    z.on('error', reject);
+    let i = 0;
+    const feed = () => {
+      while (i < src.parts.length) if (!z.write(src.parts[i++])) return void z.once('drain', feed);
+      z.end();
+    };
+    feed();
+  });
+}
+
+/** A built snapshot: its head seq and its JSON bytes; the gzip form on demand (shared, made once). */
+export interface SnapshotBody {
+  serviceId: string;
+  seq: number;
+  keyScheme: KeyScheme;
+  /** Mappings in it (two per link with a certificate). */
+  mappings: number;
+  /** The JSON, in pieces (what the route streams): the head, `entryParts`, the tail. */
+  pieces: Pieces;
+  /** The entries' JSON in pieces: what a later head's snapshot is made from (snapshot-delta.ts). */
+  entryParts: Buffer[];
+  /** The JSON in one buffer (tests, tools: a copy). */
+  json(): Buffer;
+  gzip(): Promise<Pieces>;
+}
+
+export interface SnapshotsDeps {
+  repo: LinkRepo;
+  store: SnapshotRepo;
+  keys: KeyedIdentities;
+  now: () => number;
+  /** Bytes of snapshots kept (JSON and gzip forms together); a larger one is served but not kept. Default 128 MiB. */
+  cacheBytes?: number;
+  /** Synchronous work between two turns of the event loop while a snapshot is built. Default 8 ms. */
+  sliceMs?: number;
+}
+
+/** Whether a serial (hex) is as shared/cert-identity.ts writes it: lower case, no leading zero bytes. */
+const isNormalSerial = (serial: string): boolean => /^[0-9a-f]+$/.test(serial) && !(serial.length > 2 && serial.startsWith('00'));
+
+/** Links read per page at first; the page then grows or shrinks to take about sliceMs. */
+const FIRST_PAGE = 500;
+const MAX_PAGE = 20_000;
+/** Change-log entries a later snapshot is made from at most; further behind, it is read in full. */
+const MAX_DELTA_ENTRIES = 20_000;
+
+/** The JSON of a snapshot, written a page at a time: `{"serviceId":..,"seq":..,"generatedAt":..,"entries":[..]` + keyScheme. */
+function head(s: Pick<ServiceRow, 'id' | 'head_seq'>, generatedAt: string): string {
+  return `${JSON.stringify({ serviceId: s.id, seq: s.head_seq, generatedAt }).slice(0, -1)},"entries":[`;
+}
+
+export function createSnapshots(deps: SnapshotsDeps) {
+  const { repo, store, keys } = deps;
+  const budget = deps.cacheBytes ?? 128 * 1024 * 1024;
+  const sliceMs = deps.sliceMs ?? 8;
+
+  interface Cached {
+    body: SnapshotBody;
+    bytes: number;
+  }
+  /** The newest snapshot of each service, least recently used first (Map order). */
+  const cache = new Map<string, Cached>();
+  let cachedBytes = 0;
+  /** Builds under way, by service@seq@scheme: a request for the same head waits for the same build. */
+  const building = new Map<string, Promise<SnapshotBody>>();
+  /** Snapshot reads run one at a time (one reader connection or transaction). */
+  let queue: Promise<unknown> = Promise.resolve();
+  const stats = { builds: 0, hits: 0, shared: 0, deltas: 0 };
+
+  async function requireService(serviceId: string): Promise<ServiceRow> {
+    const s = await repo.service(serviceId);
+    if (!s) throw new MyKeyError('not_found', `no service ${serviceId}`);
+    if (s.status !== 'active') throw new MyKeyError('forbidden', `service ${serviceId} is disabled`);
+    return s;
+  }
+
+  /** One mapping to write: its identity, the key found stored (null: derive it), the service ID. */
+  type Want = { ident: Ident; key: string | null; uid: string };
+
+  /** The mappings of one page's links, in entry order (by MyKey ID, then by certificate). */
+  async function wantedOf(pages: SnapshotPages, scheme: KeyScheme, rows: SnapshotRow[]): Promise<Want[]> {
+    const out: Want[] = [];
+    for (const [mykeyId, uid, mkey, cident, ckey] of rows) {
+      out.push({ ident: { kind: 'mykey', value: mykeyId }, key: mkey, uid });
+      if (cident === null) continue;
+      // The SQL identity is this one when the stored serial is in normal form (it always is: bindings
+      // keep serials so); otherwise the identity is made here, by the one rule, and its key looked up.
+      const serial = cident.slice(cident.lastIndexOf(':') + 1);
+      if (isNormalSerial(serial)) {
+        out.push({ ident: { kind: 'cert', value: cident }, key: ckey, uid });
+        continue;
+      }
+      const c = await pages.cert(mykeyId);
+      if (c) out.push({ ident: { kind: 'cert', value: keys.certValue({ issuerKey: c.issuer_key, serialHex: c.serial_hex, aki: c.cert_aki ?? c.issuer_key_id }, scheme) }, key: null, uid });
+    }
+    return out;
+  }
+
+  /** The JSON of the mappings: legacy keys computed, others as stored or else derived (keys.derived: blocking, stored). */
+  async function entriesJson(s: ServiceRow, scheme: KeyScheme, wanted: Want[], first: boolean): Promise<string> {
+    let json = '';
+    for (const w of wanted) {
+      let k = scheme === LEGACY_KEY_SCHEME ? keyedIdentitySync(s.sync_secret, w.ident.kind, w.ident.value, scheme) : w.key;
+      if (k === null) k = await keys.derived(s, w.ident.kind, w.ident.value);
+      // Service IDs are printable ASCII: only a quote or a backslash needs JSON's escaping.
+      const uid = w.uid.includes('"') || w.uid.includes('\\') ? JSON.stringify(w.uid) : `"${w.uid}"`;
+      json += `${first ? '' : ','}["${k}",${uid}]`;
+      first = false;
+    }
+    return json;
+  }
+
+  /**
+   * Reads and serializes a whole snapshot from `pages`. Across turns (`acrossTurns`): the keys of a
+   * page that are not stored are derived on the libuv pool first, and the event loop turns after each
+   * slice of about sliceMs; at once: keys not stored are derived blocking.
+   */
+  async function read(pages: SnapshotPages, serviceId: string, acrossTurns: boolean): Promise<SnapshotBody> {
+    const s = await pages.service(serviceId);
+    if (!s || s.status !== 'active') throw new MyKeyError('not_found', `no service ${serviceId}`);
+    const scheme = keys.schemeOf(s);
+    const parts: Buffer[] = [];
+    let after = '';
+    let size = FIRST_PAGE;
+    let mappings = 0;
+    for (;;) {
+      const t = performance.now();
+      const rows = await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), after, size);
+      if (rows.length === 0) break;
+      const wanted = await wantedOf(pages, scheme, rows);
+      if (acrossTurns && scheme !== LEGACY_KEY_SCHEME) {
+        const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
+        if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
+      }
+      parts.push(Buffer.from(await entriesJson(s, scheme, wanted, mappings === 0)));
+      mappings += wanted.length;
+      after = rows[rows.length - 1][0];
+      if (rows.length < size) break;
+      const took = performance.now() - t;
+      size = Math.max(100, Math.min(MAX_PAGE, Math.round(size * (sliceMs / Math.max(took, 0.5)))));
+      if (acrossTurns) await nextTurn();
+    }
+    return makeBody(s, scheme, parts, mappings);
+  }
+
+  /** A snapshot of a service at its head seq from its entries' JSON pieces: head and tail around them, gzip on demand. */
+  function makeBody(s: Pick<ServiceRow, 'id' | 'head_seq'>, scheme: KeyScheme, entryParts: Buffer[], mappings: number): SnapshotBody {
+    const parts = [
+      Buffer.from(head(s, new Date(deps.now()).toISOString())),
+      ...entryParts,
+      Buffer.from(`]${scheme === LEGACY_KEY_SCHEME ? '' : `,"keyScheme":${JSON.stringify(scheme)}`}}`),
+    ];
+    const pieces: Pieces = { parts, bytes: parts.reduce((n, p) => n + p.length, 0) };
+    let zipped: Promise<Pieces> | undefined;
+    const body: SnapshotBody = {
+      serviceId: s.id,
+      seq: s.head_seq,
+      keyScheme: scheme,
+      mappings,
+      pieces,
+      entryParts,
+      json: () => Buffer.concat(parts, pieces.bytes),
+      gzip: () => {
+        if (!zipped) {
+          zipped = gzipPieces(pieces);
+          void zipped.then((z) => account(body, z.bytes), () => undefined);
+        }
+        return zipped;
+      },
+    };
+    return body;
+  }
+
+  /**
+   * The snapshot at `headSeq` made from a kept one and the change-log entries after it, a piece at a
+   * time between turns of the event loop; undefined when the log cannot say it (an entry missing,
+   * another key scheme, a re-key): the caller builds in full.
+   */
+  async function later(kept: SnapshotBody, headSeq: number): Promise<SnapshotBody | undefined> {
+    const entries: ChangeEntry[] = [];
+    for (let after = kept.seq; after < headSeq; ) {
+      const page = await repo.changesAfter(kept.serviceId, after, Math.min(1000, headSeq - after));
+      if (page.length === 0) return undefined;
+      for (const json of page) {
+        const e = JSON.parse(json) as ChangeEntry;
+        if (e.seq !== after + 1 || e.kind === 'rekey' || (e.keyScheme ?? LEGACY_KEY_SCHEME) !== kept.keyScheme) return undefined;
+        entries.push(e);
+        after = e.seq;
+      }
+      await nextTurn();
+    }
+    const { touched, added } = foldChanges(entries);
+    const out: Buffer[] = [];
+    let mappings = 0;
+    let t = performance.now();
+    for (const p of kept.entryParts) {
+      const f = filterPiece(p, touched);
+      out.push(f.piece);
+      mappings += f.kept;
+      if (performance.now() - t >= sliceMs) {
+        await nextTurn();
+        t = performance.now();
+      }
+    }
+    out.push(addedPiece(added));
+    mappings += added.size;
+    stats.deltas++;
+    return makeBody({ id: kept.serviceId, head_seq: headSeq }, kept.keyScheme, firstWithoutComma(out), mappings);
+  }
+
+  /** Adds bytes of a kept snapshot (its gzip form, made later) to the budget, evicting the least recently used. */
+  function account(body: SnapshotBody, bytes: number): void {
+    const c = cache.get(body.serviceId);
+    if (!c || c.body !== body) return;
+    c.bytes += bytes;
+    cachedBytes += bytes;
+    evict(body.serviceId);
+  }
+
+  function evict(keep?: string): void {
+    for (const [id, c] of cache) {
+      if (cachedBytes <= budget) return;
+      if (id === keep) continue;
+      cache.delete(id);
+      cachedBytes -= c.bytes;
+    }
+    // Only the one kept is left and it alone is over the budget: it goes too.
+    if (cachedBytes > budget && keep !== undefined) drop(keep);
+  }
+
+  function drop(serviceId: string): void {
+    const c = cache.get(serviceId);
+    if (!c) return;
+    cache.delete(serviceId);
+    cachedBytes -= c.bytes;
+  }
+
+  function keep(body: SnapshotBody): void {
+    const old = cache.get(body.serviceId);
+    if (old && old.body.seq > body.seq) return; // a newer one was kept meanwhile
+    drop(body.serviceId);
+    if (body.pieces.bytes > budget) return;
+    cache.set(body.serviceId, { body, bytes: body.pieces.bytes });
+    cachedBytes += body.pieces.bytes;
+    evict(body.serviceId);
+  }
+
+  /** Builds a snapshot in one read of the store, over turns of the event loop, after any build under way. */
+  function build(serviceId: string): Promise<SnapshotBody> {
+    const run = queue.then(async () => {
+      stats.builds++;
+      return store.read((pages) => read(pages, serviceId, true));
+    });
+    queue = run.catch(() => undefined);
+    return run;
+  }
+
+  return {
+    /**
+     * The service's snapshot at its head seq, as JSON bytes: kept from an earlier request at the same
+     * head, shared with a build under way, or built now without holding the event loop.
+     */
+    async body(serviceId: string): Promise<SnapshotBody> {
+      const s = await requireService(serviceId);
+      const scheme = keys.schemeOf(s);
+      const c = cache.get(serviceId);
+      if (c && c.body.seq === s.head_seq && c.body.keyScheme === scheme) {
+        // Most recently used last.
+        cache.delete(serviceId);
+        cache.set(serviceId, c);
+        stats.hits++;
+        return c.body;
+      }
+      if (!store.readsAcrossTurns) {
+        // A database in memory (tests, tools): one read at once inside the hub connection's transaction.
+        const body = await store.read((pages) => read(pages, serviceId, false));
+        keep(body);
+        return body;
+      }
+      const key = `${serviceId}@${s.head_seq}@${scheme}`;
+      const under = building.get(key);
+      if (under) {
+        stats.shared++;
+        return under;
+      }
+      // From the kept snapshot and the log when it is not too far behind, else read in full.
+      const from = c && c.body.keyScheme === scheme && c.body.seq < s.head_seq && s.head_seq - c.body.seq <= MAX_DELTA_ENTRIES ? c.body : undefined;
+      const p = (async () => (from ? await later(from, s.head_seq).catch(() => undefined) : undefined) ?? (await build(serviceId)))().then((body) => {
+        keep(body);
+        return body;
+      });
+      building.set(key, p);
+      const forget = () => void building.delete(key);
+      p.then(forget, forget);
+      return p;
+    },
+
+    /**
+     * The snapshot as an object, read at once inside one transaction of the hub's connection (tests
+     * and tools; the device route uses body()).
+     */
+    async snapshot(serviceId: string): Promise<Snapshot> {
+      await requireService(serviceId);
+      return JSON.parse((await store.direct((pages) => read(pages, serviceId, false))).json().toString('utf8')) as Snapshot;
+    },
+
+    /** Counts since start: snapshots built (in full, from a kept one and the log), answered from the cache, requests that shared a build. */
+    stats: () => ({ ...stats, cachedBytes, cached: cache.size }),
+
+    /** Closes the reader connection (SQLite). */
+    close: () => store.close(),
+  };
+}
+
+export type Snapshots = ReturnType<typeof createSnapshots>;
