@@ -18,6 +18,14 @@ test('every SQLite migration has its PostgreSQL counterpart, with the same versi
   );
 });
 
+test('no version is used twice on either store (a PostgreSQL-only table takes 900-999, never a feature range)', () => {
+  for (const list of [MIGRATIONS, POSTGRES_MIGRATIONS]) {
+    const versions = list.map((m) => m.version);
+    assert.equal([...new Set(versions)], versions);
+  }
+  for (const m of POSTGRES_MIGRATIONS) if (!MIGRATIONS.some((x) => x.version === m.version)) assert.ok(m.version >= 900 && m.version <= 999, `PostgreSQL-only migration ${m.version} outside 900-999`);
+});
+
 testIf(havePostgres, 'PostgreSQL 15')('both stores end with the same tables, columns and indexes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-schema-'));
   const lite = await openStore({ path: join(dir, 'hub.sqlite'), synchronous: 'NORMAL' }, dir);
