@@ -80,7 +80,7 @@ async function burstThroughCluster(queueType: 'quorum' | 'classic' = 'quorum'): 
     progress(`cluster up in ${c.startMs} ms`);
     h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
     let t = performance.now();
-    const ids = linkMany(h, SERVICE, BIG_BURST);
+    const ids = await linkMany(h, SERVICE, BIG_BURST);
     progress(`${BIG_BURST} links in ${Math.round(performance.now() - t)} ms`);
     t = performance.now();
     const creds: Array<{ edgeId: string; serviceId: string; certPem: string; keyPem: string }> = [];
@@ -108,7 +108,7 @@ async function burstThroughCluster(queueType: 'quorum' | 'classic' = 'quorum'): 
     progress(`${connected} edges connected through the cluster in ${Math.round(performance.now() - t)} ms; node memory (MiB) ${c.memoryMiB().join(', ')}`);
     if (connected !== EDGES) throw new Error(`only ${connected} of ${EDGES} edges connected`);
     await sleep(1000);
-    const before = h.hub.links.headSeq(SERVICE);
+    const before = await h.hub.links.headSeq(SERVICE);
     const head = before + BIG_BURST;
     const gots = children.map((ch) => new Promise<Extract<ChildMsg, { type: 'got' }>>((resolve) => {
       const on = (m: ChildMsg) => {
@@ -154,7 +154,7 @@ async function failover(): Promise<Metrics> {
     const c = setup.cluster;
     progress(`cluster up in ${c.startMs} ms`);
     h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
-    const ids = linkMany(h, SERVICE, BURST);
+    const ids = await linkMany(h, SERVICE, BURST);
     const t = performance.now();
     fleet = await startFleet(h, setup.deviceCa, { count: FLEET, serviceId: SERVICE, urlsFor: (i) => [0, 1, 2].map((k) => c.mqttsUrl((i + k) % 3)), timeoutMs: 600_000 });
     progress(`${FLEET} edges (edge/sync) synced and connected in ${Math.round(performance.now() - t)} ms`);

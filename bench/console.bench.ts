@@ -25,19 +25,19 @@ benchMain(async () => {
   const h = await startConsoleHub();
   try {
     await h.addOperator('ops', 'operator');
-    for (const id of ['library', 'museum', 'points']) h.th.hub.links.createService({ id, name: id });
+    for (const id of ['library', 'museum', 'points']) await h.th.hub.links.createService({ id, name: id });
     const t0 = Date.now();
     progress(`seeding ${EDGES} edges with lag samples`);
-    h.th.hub.db.transaction(() => {
+    await h.th.hub.store.sql.tx(async () => {
       for (let i = 0; i < EDGES; i++) {
         const id = `edge-${String(i).padStart(5, '0')}`;
-        h.devices.enroll({ edgeId: id, serviceId: ['library', 'museum', 'points'][i % 3], certSerial: i.toString(16), certFingerprint: `fp${i}`, notAfter: t0 + 86400_000 }, t0);
+        await h.devices.enroll({ edgeId: id, serviceId: ['library', 'museum', 'points'][i % 3], certSerial: i.toString(16), certFingerprint: `fp${i}`, notAfter: t0 + 86400_000 }, t0);
         if (i % 5 === 0) continue; // offline, never reported
         for (let k = 0; k < 12; k++) {
-          h.devices.recordStatus(id, { online: true, appliedSeq: i + k, version: i % 9 === 0 ? '1.1.0' : '1.2.0', health: ['ok', 'ok', 'ok', 'degraded', 'stale', 'clock_unsure'][i % 6], lag: (i + k) % 11, at: t0 - (12 - k) * 300_000 }, true);
+          await h.devices.recordStatus(id, { online: true, appliedSeq: i + k, version: i % 9 === 0 ? '1.1.0' : '1.2.0', health: ['ok', 'ok', 'ok', 'degraded', 'stale', 'clock_unsure'][i % 6], lag: (i + k) % 11, at: t0 - (12 - k) * 300_000 }, true);
         }
       }
-    })();
+    });
     const c = client(h);
     await c.signIn('ops');
     const get = (path: string) => async () => {

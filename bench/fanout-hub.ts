@@ -26,6 +26,7 @@ import { openDatabase } from '../hub/store/db.ts';
 import { createDeviceRepo } from '../hub/store/device-repo.ts';
 import { createLinkRepo } from '../hub/store/link-repo.ts';
 import { createMyKeyRepo } from '../hub/store/mykey-repo.ts';
+import { sqlOf } from '../hub/store/sql.ts';
 import { certIdentity } from '../shared/cert-identity.ts';
 import { randomMyKeyId } from '../shared/ids.ts';
 import { CURRENT_KEY_SCHEME } from '../shared/sync.ts';
@@ -46,8 +47,8 @@ const wall = () => performance.timeOrigin + performance.now();
 let broker: Broker | undefined;
 let db: ReturnType<typeof openDatabase> | undefined;
 let outbox: ReturnType<typeof createOutboxPublisher> | undefined;
-let revoke: (() => number) | undefined;
-let burst: ((count: number) => number) | undefined;
+let revoke: (() => Promise<number>) | undefined;
+let burst: ((count: number) => Promise<number>) | undefined;
 let hold = false;
 let mq: MqttClient | undefined;
 let caPem = '';
@@ -77,36 +78,38 @@ process.on('message', async (m: Msg) => {
       outbox = createOutboxPublisher({ repo: linkRepo, log: createLogger('bench-outbox', { level: 'error' }) });
       const events = createFanoutBus(createLogger('bench-fanout', { level: 'error' }));
       events.on('outboxWritten', () => hold || outbox!.kick());
-      const links = createLinks({ db, repo: linkRepo, mykeys, events });
-      links.createService({ id: m.service, name: 'Town library' });
+      const links = createLinks({ sql: db, repo: linkRepo, mykeys, events });
+      await links.createService({ id: m.service, name: 'Town library' });
       const serviceUserIds: string[] = [];
-      const linkOne = (i: number) => {
+      const linkOne = async (i: number) => {
         const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
-        const r = mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
+        const r = await mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
         if (!('row' in r)) throw new Error('could not create a MyKey ID');
         const serviceUserId = `LIB-${String(i).padStart(6, '0')}`;
         // The keyed identities are stored ahead, as prepareKeys stores them after its scrypt runs on
         // the libuv pool (random here: the bench measures the fan-out, not the derivation).
-        for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) linkRepo.insertKey(m.service, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
-        links.link({ serviceId: m.service, mykeyId: r.row.id, serviceUserId, by: 'bench' });
+        for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await linkRepo.insertKey(m.service, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+        await links.link({ serviceId: m.service, mykeyId: r.row.id, serviceUserId, by: 'bench' });
         serviceUserIds.push(serviceUserId);
       };
       // Set up in transactions of 1,000 links (tens of thousands of single commits take minutes here).
-      const setup = db.transaction((from: number, to: number) => {
-        for (let i = from; i < to; i++) linkOne(i);
-      });
-      for (let i = 0; i < m.revocations; i += 1000) setup(i, Math.min(m.revocations, i + 1000));
+      const sql = sqlOf(db);
+      const setup = (from: number, to: number) =>
+        sql.tx(async () => {
+          for (let i = from; i < to; i++) await linkOne(i);
+        });
+      for (let i = 0; i < m.revocations; i += 1000) await setup(i, Math.min(m.revocations, i + 1000));
       let next = 0;
-      revoke = () => links.unlink({ serviceId: m.service, serviceUserId: serviceUserIds[next++], by: 'service', reason: 'cancelled' }).entry.seq;
+      revoke = async () => (await links.unlink({ serviceId: m.service, serviceUserId: serviceUserIds[next++], by: 'service', reason: 'cancelled' })).entry.seq;
       // One transaction, as a CRL run commits its suspensions; the outbox is told once, after it.
-      burst = (count) => {
+      burst = async (count) => {
         hold = true;
         try {
-          return db!.transaction(() => {
+          return await sql.tx(async () => {
             let seq = 0;
-            for (let i = 0; i < count; i++) seq = revoke!();
+            for (let i = 0; i < count; i++) seq = await revoke!();
             return seq;
-          })();
+          });
         } finally {
           hold = false;
           outbox!.kick();
@@ -118,7 +121,7 @@ process.on('message', async (m: Msg) => {
         devices,
         log: createLogger('bench-broker', { level: 'error' }),
         tls: { host: '127.0.0.1', port: 0, serverCert: server.certPem, serverKey: server.keyPem },
-        headSeq: (s) => links.headSeq(s),
+        headSeq: async (s) => await links.headSeq(s),
       });
       const { tlsPort } = await broker.start();
       send({ type: 'started', tlsPort });
@@ -148,12 +151,12 @@ process.on('message', async (m: Msg) => {
       // `count` > 1: a burst, as a CRL run suspending many MyKey IDs makes; each is its own commit.
       const t0 = wall();
       let seq = 0;
-      for (let i = 0; i < (m.count ?? 1); i++) seq = revoke!();
+      for (let i = 0; i < (m.count ?? 1); i++) seq = await revoke!();
       send({ type: 'revoked', seq, t0, target, commitMs: wall() - t0 });
     } else if (m.type === 'burst') {
       if (process.env.FANOUT_PROFILE && process.env.FANOUT_PROFILE_AT === 'burst') await startProfile();
       const t0 = wall();
-      const seq = burst!(m.count);
+      const seq = await burst!(m.count);
       const commitMs = wall() - t0;
       await outbox!.drain(); // the broker has taken every message (aedes: written to every edge)
       send({ type: 'revoked', seq, t0, target, commitMs, publishedMs: wall() - t0 });

@@ -249,7 +249,7 @@ benchMain(async () => {
       const { csrDer, keyPem } = await createDeviceCsr(edgeId);
       const r = await ca.issueDeviceCertificate(csrDer, { edgeId, serviceId, validityDays: 2 });
       if (!r.ok) throw new Error(r.message);
-      devices.enroll({ edgeId, serviceId, certSerial: r.value.serialHex, certFingerprint: r.value.fingerprint, notAfter: r.value.notAfter.getTime() }, Date.now());
+      await devices.enroll({ edgeId, serviceId, certSerial: r.value.serialHex, certFingerprint: r.value.fingerprint, notAfter: r.value.notAfter.getTime() }, Date.now());
       creds.push({ edgeId, serviceId, certPem: r.value.certPem, keyPem });
     }
     db.close();

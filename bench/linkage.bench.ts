@@ -24,7 +24,7 @@ benchMain(async () => {
     const signer = generateLinkageSigner();
     writeFileSync(join(dir, 'anchor.pem'), toPem(ca.certDer, 'CERTIFICATE'));
     writeFileSync(join(dir, 'signer.pem'), signer.publicKeyPem);
-    const hub = createHub(
+    const hub = await createHub(
       loadHubConfig({ env: {}, overrides: { dataDir: dir, jpki: { trustAnchors: [join(dir, 'anchor.pem')], linkageSigners: [join(dir, 'signer.pem')], requireRevocationStatus: false } } }),
       { log: silentLogger },
     );
@@ -39,7 +39,7 @@ benchMain(async () => {
         olds.push({ id: `B${String(i).padStart(7, '0')}`, cert: { fingerprint: randomBytes(32).toString('hex'), issuerKey: anchor.issuerKey, issuerKeyId: anchor.keyId, serialHex, aki: anchor.keyId, notAfter: Date.now() + 86400_000 } });
         records.push({ old: { serialHex }, next: await issueUserAuthCert(ca, { keyPair }) });
       }
-      hub.mykeys.bulkCreate(olds, Date.now());
+      await hub.mykeys.bulkCreate(olds, Date.now());
       const file = writeLinkageFile({ issuer: ca, records, signer: signer.privateKey });
       progress(`importing ${(file.bytes.length / 1e6).toFixed(1)} MB`);
       const t0 = performance.now();

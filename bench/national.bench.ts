@@ -121,7 +121,7 @@ function startHub(configPath: string, onLine: (line: string) => void): Promise<{
  * challenges over HTTP; then again (kept), gzip-encoded, and once through the edge's own client, which
  * checks the body against the shared schema.
  */
-async function measureSnapshot(hub: ReturnType<typeof createHub>, links: number) {
+async function measureSnapshot(hub: Awaited<ReturnType<typeof createHub>>, links: number) {
   const { url } = await hub.start();
   const device = new URL(hub.addresses.deviceApi!);
   const ca = hub.deviceCa!.certPem;
@@ -165,7 +165,7 @@ async function measureSnapshot(hub: ReturnType<typeof createHub>, links: number)
   const gzipFirst = await get(true);
   const gzipCached = await get(true);
   // One change later (a new head): made from the kept snapshot and the change log.
-  hub.links.unlink({ serviceId: 'national-library', serviceUserId: 'L7', by: 'bench', reason: 'bench' });
+  await hub.links.unlink({ serviceId: 'national-library', serviceUserId: 'L7', by: 'bench', reason: 'bench' });
   const nextHead = await get(false);
   // The edge's own client: size cap, gzip, schema.
   const edge = new HubClient({ hubUrl: hub.addresses.deviceApi!, tls: { ca } });
@@ -210,7 +210,7 @@ benchMain(async () => {
     // Warnings, and the revocation runs' own log lines (their phase timings).
     // The device API's caller is this bench's edge of the library service (no enrollment: the
     // snapshot route and its body are what is measured, not mutual TLS).
-    const hub = createHub(configFor(), { log: createLogger('bench-hub', { level: 'info' }), resolveDevice: () => ({ edgeId: 'bench-edge', serviceId: 'national-library' }) });
+    const hub = await createHub(configFor(), { log: createLogger('bench-hub', { level: 'info' }), resolveDevice: () => ({ edgeId: 'bench-edge', serviceId: 'national-library' }) });
     const anchor = hub.anchors[0];
     const salt = randomBytes(12);
     const t0 = performance.now();
@@ -220,44 +220,44 @@ benchMain(async () => {
         const serialHex = serialOf(i, salt);
         items.push({ id: `N${i.toString(36).toUpperCase().padStart(7, '0')}`, cert: { fingerprint: `fp${serialHex}`, issuerKey: anchor.issuerKey, issuerKeyId: anchor.keyId, serialHex, notAfter: Date.UTC(2030, 0, 1) } });
       }
-      hub.mykeys.bulkCreate(items, Date.now());
+      await hub.mykeys.bulkCreate(items, Date.now());
       if ((from + BATCH) % 200_000 === 0) progress(`${(from + BATCH).toLocaleString("en")} MyKey IDs bound (${Math.round(performance.now() - t0)} ms)`);
     }
     const now = Date.now();
-    hub.linkRepo.insertService({ id: 'national-library', name: 'National library', sync_secret: randomBytes(32), webhook_url: null, webhook_secret: null, require_holder_proof: 1, created_at: now });
+    await hub.linkRepo.insertService({ id: 'national-library', name: 'National library', sync_secret: randomBytes(32), webhook_url: null, webhook_secret: null, require_holder_proof: 1, created_at: now });
     // Already on the current keyed-identity derivation: a hub starting over a service on the legacy
     // one re-derives every linked identity (memory-hard), which is not what this measures.
-    hub.linkRepo.setKeyScheme('national-library', CURRENT_KEY_SCHEME);
+    await hub.linkRepo.setKeyScheme('national-library', CURRENT_KEY_SCHEME);
     // Each link's two keyed identities stored, as the hub stores them when it links (an HMAC stands
     // in for the memory-hard derivation, which would take hours here; the snapshot only reads them).
-    const librarySecret = hub.linkRepo.service('national-library')!.sync_secret;
-    hub.db.transaction(() => {
+    const librarySecret = (await hub.linkRepo.service('national-library'))!.sync_secret;
+    await hub.store.sql.tx(async () => {
       for (let i = 0; i < LINKS; i++) {
         const id = `N${i.toString(36).toUpperCase().padStart(7, '0')}`;
-        hub.linkRepo.upsertLink('national-library', id, `L${i}`, now, 'bench');
+        await hub.linkRepo.upsertLink('national-library', id, `L${i}`, now, 'bench');
         const cert = `cert:${certIdentityWithKey({ issuerKey: anchor.issuerKey, serialHex: serialOf(i, salt), aki: '' })}`;
-        hub.linkRepo.insertKey('national-library', CURRENT_KEY_SCHEME, `mykey:${id}`, keyedId(librarySecret, 'mykey', id));
-        hub.linkRepo.insertKey('national-library', CURRENT_KEY_SCHEME, cert, keyedId(librarySecret, 'cert', cert));
+        await hub.linkRepo.insertKey('national-library', CURRENT_KEY_SCHEME, `mykey:${id}`, keyedId(librarySecret, 'mykey', id));
+        await hub.linkRepo.insertKey('national-library', CURRENT_KEY_SCHEME, cert, keyedId(librarySecret, 'cert', cert));
       }
-    })();
+    });
     const buildMs = performance.now() - t0;
     progress(`built ${IDS.toLocaleString('en')} MyKey IDs and ${LINKS.toLocaleString('en')} links in ${Math.round(buildMs)} ms`);
 
     // --- counts (console overview, /healthz) ------------------------------------------------------
-    const overview = () => ({
-      mykeys: hub.mykeys.counts(),
-      links: hub.linkRepo.linkCounts(),
-      library: hub.linkRepo.linkCountsOf('national-library'),
-      webhook: hub.linkRepo.webhookHealth('national-library'),
-      devices: hub.devices.counts(),
-      runs: hub.revocations.recentRuns(10),
+    const overview = async () => ({
+      mykeys: await hub.mykeys.counts(),
+      links: await hub.linkRepo.linkCounts(),
+      library: await hub.linkRepo.linkCountsOf('national-library'),
+      webhook: await hub.linkRepo.webhookHealth('national-library'),
+      devices: await hub.devices.counts(),
+      runs: await hub.revocations.recentRuns(10),
     });
-    const ov = overview();
+    const ov = await overview();
     if (ov.mykeys.active !== IDS || ov.library.active !== LINKS) throw new Error(`counts are wrong: ${JSON.stringify(ov.mykeys)} ${JSON.stringify(ov.library)}`);
     const overviewMs: number[] = [];
     for (let i = 0; i < 50; i++) {
       const a = performance.now();
-      overview();
+      await overview();
       overviewMs.push(performance.now() - a);
     }
 
@@ -305,18 +305,18 @@ benchMain(async () => {
     const checkCpuMs = cpuMs(process.cpuUsage(cpu));
     if (r3.matched !== 0) throw new Error(`CRL 3 matched ${r3.matched}`);
     progress(`CRL 3 (nothing new, ${r3.entries.toLocaleString('en')} entries): ${Math.round(checkMs)} ms (CPU ${Math.round(checkCpuMs)} ms)`);
-    if (hub.mykeys.counts().suspended !== REVOKE) throw new Error(`suspended count ${JSON.stringify(hub.mykeys.counts())}`);
+    if ((await hub.mykeys.counts()).suspended !== REVOKE) throw new Error(`suspended count ${JSON.stringify(await hub.mykeys.counts())}`);
     // --- a device snapshot of 450,000 links, and requests meanwhile ---------------------------------
-    hub.db.transaction(() => {
-      for (let i = SNAPSHOT_LINKS; i < LINKS; i++) hub.linkRepo.deleteLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`);
-    })();
+    await hub.store.sql.tx(async () => {
+      for (let i = SNAPSHOT_LINKS; i < LINKS; i++) await hub.linkRepo.deleteLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`);
+    });
     const snap = await measureSnapshot(hub, SNAPSHOT_LINKS);
 
     // The hub process below measures requests during a CRL run; a service with 500,000 links makes
     // its start-up busy with per-service keyed-identity work that is not what this measures.
-    hub.db.transaction(() => {
-      for (let i = 0; i < LINKS; i++) hub.linkRepo.deleteLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`);
-    })();
+    await hub.store.sql.tx(async () => {
+      for (let i = 0; i < LINKS; i++) await hub.linkRepo.deleteLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`);
+    });
     await hub.stop();
 
     // --- requests while the hub's own scheduled run applies a CRL -----------------------------------

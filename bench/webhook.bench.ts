@@ -19,6 +19,7 @@ import { createWebhookSender } from '../hub/notify/webhooks.ts';
 import { openDatabase } from '../hub/store/db.ts';
 import { createLinkRepo } from '../hub/store/link-repo.ts';
 import { createMyKeyRepo } from '../hub/store/mykey-repo.ts';
+import { sqlOf } from '../hub/store/sql.ts';
 import { createLogger } from '../shared/log.ts';
 import { verifyWebhook } from '../shared/webhook-signature.ts';
 import { benchMain, progress, round } from './lib.ts';
@@ -65,17 +66,17 @@ benchMain(async () => {
   const db = openDatabase(join(dir, 'hub.sqlite'));
   try {
     const repo = createLinkRepo(db);
-    const links = createLinks({ db, repo, mykeys: createMyKeyRepo(db) });
-    const created = links.createService({ id: 'library', name: 'Town library', webhookUrl: `http://127.0.0.1:${port}/notices` });
+    const links = createLinks({ sql: db, repo, mykeys: createMyKeyRepo(db) });
+    const created = await links.createService({ id: 'library', name: 'Town library', webhookUrl: `http://127.0.0.1:${port}/notices` });
     secret = created.webhookSecret!;
     // The notices a CRL run leaves (the shape links.ts writes), committed together.
     const at = Date.now();
-    db.transaction(() => {
+    await sqlOf(db).tx(async () => {
       for (let seq = 1; seq <= NOTICES; seq++) {
         const notice = { id: `library-${seq}`, type: 'link.suspended', serviceId: 'library', serviceUserId: `LIB-${String(seq).padStart(6, '0')}`, reason: 'keyCompromise', seq, at: new Date(at).toISOString() };
-        repo.insertWebhook('library', JSON.stringify(notice), at);
+        await repo.insertWebhook('library', JSON.stringify(notice), at);
       }
-    })();
+    });
     progress(`${NOTICES} notices pending; the receiver answers after ${LATENCY_MS} ms`);
     const sender = createWebhookSender({ repo, log: createLogger('bench-webhooks', { level: 'error' }), allowPrivateTargets: true, allowHttp: true, timeoutMs: 30_000 });
     const t0 = performance.now();

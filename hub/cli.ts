@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { MyKeyError } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
 import { loadHubConfig } from './config.ts';
-import { createHub, HUB_VERSION } from './main.ts';
+import { createHub, HUB_VERSION, type Hub } from './main.ts';
 import type { RevocationRunSummary } from './revocation/crl-manager.ts';
 import { backupHub, restoreHub, type BackupProgress } from './store/backup.ts';
 import { rotateDeviceCa } from './pki/device-ca.ts';
@@ -81,9 +81,12 @@ async function main(argv: string[]) {
     console.log(USAGE);
     return 0;
   }
+  if ((cmd === 'backup' || cmd === 'restore') && loadHubConfig({ file: config }).store.url) {
+    throw new MyKeyError('bad_request', `${cmd} copies the SQLite file; a hub on PostgreSQL is backed up with PostgreSQL's own tools (pg_dump, base backups)`);
+  }
   if (cmd === 'backup' || cmd === 'restore') return backupOrRestore(cmd, args, loadHubConfig({ file: config }), force);
   if (cmd === 'device-ca') return deviceCaCommand(args, loadHubConfig({ file: config }), leaked);
-  const hub = createHub(loadCliConfig(config), { log: createLogger('hub', { level: 'warn' }) });
+  const hub = await createHub(loadCliConfig(config), { log: createLogger('hub', { level: 'warn' }) });
   try {
     switch (cmd) {
       case 'crl-import': {
@@ -114,7 +117,7 @@ async function main(argv: string[]) {
         return 0;
       }
       case 'revocation-runs': {
-        for (const r of hub.revocations.recentRuns(20)) {
+        for (const r of await hub.revocations.recentRuns(20)) {
           console.log(
             `${new Date(r.started_at).toISOString()}  ${r.ok ? 'ok  ' : 'FAIL'}  ${r.source}  entries=${r.entries ?? '-'} matched=${r.matched ?? '-'} suspended=${r.newly_suspended ?? '-'} ${r.duration_ms}ms` +
               // A refusal says why (its code leads the error); an applied run may carry a warning.
@@ -126,7 +129,7 @@ async function main(argv: string[]) {
       case 'linkage-import':
         return await linkageImport(hub, args, dryRun);
       case 'linkage-imports': {
-        for (const r of hub.linkage.recentImports(20)) {
+        for (const r of await hub.linkage.recentImports(20)) {
           console.log(
             `${new Date(r.started_at).toISOString()}  ${r.code ? 'FAIL' : 'ok  '}  ${r.source}  records=${r.records ?? '-'} carried=${r.carried ?? '-'} already=${r.already ?? '-'} refused=${r.refused ?? '-'}${r.code ? `  refused: ${r.code}` : ''}`,
           );
@@ -142,7 +145,7 @@ async function main(argv: string[]) {
 }
 
 /** `linkage-import`: the file and its detached signature; the report on stdout, line by line. */
-async function linkageImport(hub: ReturnType<typeof createHub>, args: string[], dryRun: boolean): Promise<number> {
+async function linkageImport(hub: Hub, args: string[], dryRun: boolean): Promise<number> {
   if (args.length !== 2) throw new MyKeyError('bad_request', `linkage-import takes the file and its signature file\n${USAGE}`);
   const read = (path: string) => {
     try {

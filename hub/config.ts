@@ -29,6 +29,12 @@ export const HubConfigSchema = Type.Object(
           default: 'NORMAL',
           description: 'NORMAL survives a crash or kill -9 of the hub; FULL also survives power loss',
         }),
+        url: Type.String({
+          default: '',
+          pattern: '^$|^postgres(ql)?://',
+          description: 'PostgreSQL instead of SQLite (postgres://user[:password]@host:port/database); empty keeps the SQLite file',
+        }),
+        poolSize: Type.Integer({ minimum: 1, maximum: 200, default: 10, description: 'PostgreSQL connections this hub keeps open (store.url only)' }),
       },
       { default: {} },
     ),

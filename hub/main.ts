@@ -17,11 +17,8 @@ import { createOcspQuery } from './pki/ocsp-client.ts';
 import { loadTrustAnchors, type TrustAnchor } from './pki/trust-anchors.ts';
 import { createRevocationChecker } from './revocation/checker.ts';
 import { createCrlManager } from './revocation/crl-manager.ts';
-import { openDatabase } from './store/db.ts';
-import { createMyKeyRepo } from './store/mykey-repo.ts';
-import { createRevocationRepo } from './store/revocation-repo.ts';
+import { openStore } from './store/store.ts';
 import { createWriteBatcher } from './store/write-batcher.ts';
-import { createLinkRepo } from './store/link-repo.ts';
 import { createLinks } from './links/links.ts';
 import { createOutboxPublisher } from './links/outbox-publisher.ts';
 import { createWebhookSender } from './notify/webhooks.ts';
@@ -29,13 +26,10 @@ import { createBroker, type Broker } from './broker/broker.ts';
 import { createFanoutBus, wireFanout } from './fanout.ts';
 import { openDeviceCa, type DeviceCa } from './pki/device-ca.ts';
 import { createDeviceEnrollment, type DeviceEnrollment } from './enrollment/device-enrollment.ts';
-import { createDeviceRepo } from './store/device-repo.ts';
-import { createConsoleRepo } from './store/console-repo.ts';
 import { createEnrollmentTokens } from './enrollment/tokens.ts';
 import { mountConsole } from './console/mount.tsx';
 import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
 import { createHubMetrics } from './metrics/hub-metrics.ts';
-import { createReleaseRepo } from './store/release-repo.ts';
 import { createReleases } from './releases/releases.ts';
 import { parseReleasePublicKey } from '../shared/release.ts';
 import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
@@ -54,18 +48,17 @@ export interface HubOptions {
   processMetrics?: boolean;
 }
 
-/** Assembles a hub from a config. `start()` listens and starts schedulers; `stop()` undoes both. */
-export function createHub(config: HubConfig, opts: HubOptions = {}) {
+/** Assembles a hub from a config (opening and migrating its store). `start()` listens and starts schedulers; `stop()` undoes both. */
+export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   const log = opts.log ?? createLogger('hub');
   const now = opts.now ?? (() => new Date());
   const anchors = [...(opts.anchors ?? []), ...loadTrustAnchors(config.jpki.trustAnchors)];
   if (anchors.length === 0) log.warn('no JPKI trust anchors configured: every registration will be refused (cert_unknown_issuer)');
 
-  const dbPath = config.store.path || join(config.dataDir, 'hub.sqlite');
-  const db = openDatabase(dbPath, { synchronous: config.store.synchronous });
-  const mykeys = createMyKeyRepo(db);
+  const store = await openStore(config.store, config.dataDir);
+  const mykeys = store.mykeys;
   const metrics = createHubMetrics({
-    db,
+    sql: store.sql,
     devices: () => devices.list(),
     headSeq: (serviceId) => links.headSeq(serviceId),
     crls: () => crlManager.crls,
@@ -75,7 +68,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
   // Revocation fan-out is one chain of events (hub/fanout.ts): parts emit, the chain is wired below.
   const fanout = createFanoutBus(log.child('fanout'));
-  const revocations = metrics.instrumentRevocations(createRevocationRepo(db));
+  const revocations = metrics.instrumentRevocations(store.revocations);
   const crlManager = createCrlManager({
     dataDir: config.dataDir,
     anchors: () => anchors,
@@ -87,21 +80,21 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
     events: fanout,
   });
-  crlManager.loadSaved();
+  await crlManager.loadSaved();
   const revocation = createRevocationChecker({
     crls: crlManager.crls,
     ocsp: config.jpki.ocspUrl ? createOcspQuery({ url: config.jpki.ocspUrl, timeoutMs: config.jpki.ocspTimeoutMs, maxAgeMs: config.jpki.ocspMaxAgeSeconds * 1000, cacheMs: config.jpki.ocspCacheSeconds * 1000, log: log.child('ocsp') }) : undefined,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
   const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() });
-  const linkRepo = createLinkRepo(db);
-  const devices = createDeviceRepo(db);
+  const linkRepo = store.links;
+  const devices = store.devices;
   const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout });
   const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, events: fanout });
-  const links = createLinks({ db, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout, snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024 });
+  const links = createLinks({ sql: store.sql, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout, snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024 });
   // Lifecycle changes in a batch may have appended change-log entries (the batcher is the store's, so
   // it keeps a plain hook; the event is the chain's).
-  const batcher = createWriteBatcher(db, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
+  const batcher = createWriteBatcher(store.sql, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
   let broker: Broker | undefined;
   let cluster: BrokerCluster | undefined;
   const unwireFanout = wireFanout(fanout, { log: log.child('fanout'), outbox, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId), cutOffEdge: (edgeId) => cluster?.cutOff(edgeId) });
@@ -117,11 +110,11 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
   }));
   // Certificate linkage files from the JPKI side (#14): carry-over of renewed certificates without a visit.
-  const linkage = createLinkage({ config, db, mykeys, anchors: () => anchors, crls: crlManager.crls, prepareKeys: (id, next) => links.prepareLifecycleKeys(id, next), events: fanout, now, log: log.child('linkage') });
-  const consoleRepo = createConsoleRepo(db);
+  const linkage = createLinkage({ config, sql: store.sql, mykeys, anchors: () => anchors, crls: crlManager.crls, prepareKeys: (id, next) => links.prepareLifecycleKeys(id, next), events: fanout, now, log: log.child('linkage') });
+  const consoleRepo = store.console;
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
-  const releaseRepo = createReleaseRepo(db);
+  const releaseRepo = store.releases;
   const releaseKeys = config.releases.publicKeys.map((k, i) => {
     try {
       return parseReleasePublicKey(k);
@@ -144,14 +137,14 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     links,
     linkRepo,
     linksOf: links.linksOf,
-    audit: (e) => void consoleRepo.audit(e),
+    audit: async (e) => void (await consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err }))),
     adminToken: () => config.admin.token,
     webhookUrlPolicy: config.webhooks,
     rateLimits: config.rateLimits,
-    health: () => ({ mykeyIds: mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
+    health: async () => ({ mykeyIds: await mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
     metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
     releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
-    linkage: { importer: linkage, adminToken: () => config.admin.token, maxBytes: config.jpki.linkageMaxBytes, audit: (e) => void consoleRepo.audit(e) },
+    linkage: { importer: linkage, adminToken: () => config.admin.token, maxBytes: config.jpki.linkageMaxBytes, audit: async (e) => void (await consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err }))) },
   });
   const deviceApp = createDeviceApp({
     ...common,
@@ -302,7 +295,12 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     app,
     /** The device app (device mutual-TLS listener): device API and enrollment redemption. */
     deviceApp,
-    db,
+    /** The repositories (SQLite or PostgreSQL). */
+    store,
+    /** The SQLite connection (SQLite stores only; tests and tools). */
+    get db() {
+      return store.db;
+    },
     mykeys,
     revocations,
     crlManager,
@@ -350,7 +348,7 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
     async start(): Promise<{ port: number; url: string }> {
       await lifecycle.start();
       const url = addresses.http!;
-      log.info('hub listening', { url, deviceApi: addresses.deviceApi, mqtts: addresses.mqtts, anchors: anchors.length, db: dbPath, deviceCaFingerprint: this.deviceCaFingerprint });
+      log.info('hub listening', { url, deviceApi: addresses.deviceApi, mqtts: addresses.mqtts, anchors: anchors.length, db: store.location, deviceCaFingerprint: this.deviceCaFingerprint });
       return { port: publicListener.port!, url };
     },
     /** Stops the components in reverse, then unwires the fan-out chain and closes the store. */
@@ -360,13 +358,13 @@ export function createHub(config: HubConfig, opts: HubOptions = {}) {
       } finally {
         unwireFanout();
         links.close();
-        db.close();
+        await store.close();
       }
     },
   };
 }
 
-export type Hub = ReturnType<typeof createHub>;
+export type Hub = Awaited<ReturnType<typeof createHub>>;
 
 function parseArgs(argv: string[]): { config?: string } {
   const out: { config?: string } = {};
@@ -383,7 +381,7 @@ function parseArgs(argv: string[]): { config?: string } {
 /** Runs a hub until SIGINT/SIGTERM. */
 export async function runHub(config: HubConfig, opts: HubOptions = {}) {
   const log = opts.log ?? createLogger('hub');
-  const hub = createHub(config, { processMetrics: true, ...opts, log });
+  const hub = await createHub(config, { processMetrics: true, ...opts, log });
   await hub.start();
   const shutdown = async (sig: string) => {
     log.info('stopping', { signal: sig });

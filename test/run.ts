@@ -9,11 +9,17 @@
 // default); a file that overruns is killed and counted as failed, with its output shown.
 // The last line is the plain summary `N passed, N failed, N skipped` (a test whose tool is missing is
 // skipped, never passed: test/helpers/requires.ts).
+//
+// PostgreSQL pass: the hub test files that go through a test hub (startTestHub, startHubWithEdge) and never open its
+// SQLite file themselves run a second time with the hub on PostgreSQL (MYKEY_TEST_STORE=pg), on one
+// throwaway cluster started here (test/helpers/pg.ts) whose URL they get in MYKEY_TEST_PG_URL; each
+// file makes its own databases on it. MYKEY_TEST_PG=0 skips the pass, MYKEY_TEST_PG=only runs only it.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { havePostgres, startPgCluster } from './helpers/pg.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const testDir = join(root, 'test');
@@ -39,7 +45,7 @@ interface Result { file: string; passed: number; failed: number; skipped: number
 // developer's run beside CI's) never share the vpcd reader slots or fixed ports at once.
 const SERIAL_LOCK = process.env.MYKEY_SERIAL_LOCK ?? '/tmp/mykey-serial-tests.lock';
 
-function runFile(file: string): Promise<Result> {
+function runFile(file: string, extraEnv: Record<string, string> = {}): Promise<Result> {
   const started = Date.now();
   const serial = file.includes('.serial.');
   const [cmd, args] = serial
@@ -48,7 +54,7 @@ function runFile(file: string): Promise<Result> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, {
       cwd: root,
-      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -102,8 +108,43 @@ async function main() {
     console.error('no test files matched');
     process.exit(1);
   }
-  const queue = [...files];
   const results: Result[] = [];
+  const pgMode = process.env.MYKEY_TEST_PG ?? '1';
+  if (pgMode !== 'only') await runAll(files, {}, '', results);
+  const pgFiles = files.filter(onPostgres);
+  if (pgMode !== '0' && pgFiles.length > 0) {
+    if (!havePostgres) console.log(`skipped the PostgreSQL pass (${pgFiles.length} files): PostgreSQL 15 is not installed`);
+    else {
+      const cluster = await startPgCluster();
+      console.log(`[run] PostgreSQL pass: ${pgFiles.length} hub test files on a throwaway cluster (port ${cluster.port})`);
+      try {
+        await runAll(pgFiles, { MYKEY_TEST_STORE: 'pg', MYKEY_TEST_PG_URL: cluster.url }, '[pg] ', results);
+      } finally {
+        await cluster.stop();
+      }
+    }
+  }
+  const passed = results.reduce((a, r) => a + r.passed, 0);
+  const failed = results.reduce((a, r) => a + r.failed, 0);
+  const skipped = results.reduce((a, r) => a + r.skipped, 0);
+  console.log('');
+  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+/**
+ * A hub test file that runs on PostgreSQL too: it starts a test hub and never reaches past the
+ * repositories into the SQLite file (hub.db, openDatabase, better-sqlite3), so the store behind it
+ * is all it changes.
+ */
+function onPostgres(file: string): boolean {
+  if (!relative(testDir, file).startsWith('hub/') || file.includes('.serial.')) return false;
+  const text = readFileSync(file, 'utf8');
+  return /startTestHub|startHubWithEdge|startConsoleHub/.test(text) && !/\.db\b|\bdb\s*[},]|openDatabase|better-sqlite3|sqliteStore/.test(text);
+}
+
+async function runAll(files: string[], env: Record<string, string>, label: string, results: Result[]) {
+  const queue = [...files];
   let serialBusy = false;
   const isSerial = (f: string) => f.includes('.serial.');
 
@@ -118,22 +159,16 @@ async function main() {
       const [file] = queue.splice(i, 1);
       const serial = isSerial(file);
       if (serial) serialBusy = true;
-      const r = await runFile(file);
+      const r = await runFile(file, env);
       if (serial) serialBusy = false;
       results.push(r);
       const name = relative(root, file);
       const mark = r.ok ? 'ok  ' : 'FAIL';
-      console.log(`${mark} ${name}  (${r.passed} passed${r.failed ? `, ${r.failed} failed` : ''}${r.skipped ? `, ${r.skipped} skipped` : ''}, ${(r.ms / 1000).toFixed(1)}s)`);
+      console.log(`${mark} ${label}${name}  (${r.passed} passed${r.failed ? `, ${r.failed} failed` : ''}${r.skipped ? `, ${r.skipped} skipped` : ''}, ${(r.ms / 1000).toFixed(1)}s)`);
       if (!r.ok || process.env.TEST_VERBOSE) console.log(r.output.replace(/^/gm, '     | '));
     }
   }
   await Promise.all(Array.from({ length: workers }, lane));
-  const passed = results.reduce((a, r) => a + r.passed, 0);
-  const failed = results.reduce((a, r) => a + r.failed, 0);
-  const skipped = results.reduce((a, r) => a + r.skipped, 0);
-  console.log('');
-  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-  process.exit(failed > 0 ? 1 : 0);
 }
 
 main().catch((err) => {

@@ -63,9 +63,9 @@ export function createBrokerAuthApp(deps: BrokerAuthDeps): Hono {
   };
 
   /** The identity of an active device, or undefined (unknown, revoked: deny). */
-  const activeEdge = (username: string): EdgeIdentity | undefined => {
+  const activeEdge = async (username: string): Promise<EdgeIdentity | undefined> => {
     if (!isEdgeId(username)) return undefined;
-    const row = deps.devices.get(username);
+    const row = await deps.devices.get(username);
     if (!row || row.status !== 'active') return undefined;
     return edgeIdentity(row.edge_id, row.service_id, row.cert_fingerprint, row.not_after);
   };
@@ -82,14 +82,14 @@ export function createBrokerAuthApp(deps: BrokerAuthDeps): Hono {
     return out;
   }
 
-  const decide = (fn: (p: Record<string, string>) => 'allow' | 'deny') => async (c: { req: { raw: Request }; text: (t: string) => Response }) => {
+  const decide = (fn: (p: Record<string, string>) => Promise<'allow' | 'deny'>) => async (c: { req: { raw: Request }; text: (t: string) => Response }) => {
     const p = await form(c.req.raw);
     if (!p || typeof p.username !== 'string') return c.text('deny');
-    return c.text(fn(p));
+    return c.text(await fn(p));
   };
 
   for (const method of ['post', 'get'] as const) {
-    app[method]('/user', decide((p) => {
+    app[method]('/user', decide(async (p) => {
       const u = p.username!;
       if (isHub(u)) {
         // The hub signs in with its password; a certificate login carries none.
@@ -100,17 +100,17 @@ export function createBrokerAuthApp(deps: BrokerAuthDeps): Hono {
       // around the certificate, so it is refused.
       if ('password' in p) return refuse('unauthorized', 'password login under an edge name', u);
       if (!isEdgeId(u)) return refuse('device_unknown', 'not an edge id', u);
-      const row = deps.devices.get(u);
+      const row = await deps.devices.get(u);
       if (!row) return refuse('device_unknown', 'unknown device', u);
       if (row.status !== 'active') return refuse('device_revoked', 'device revoked', u);
       return 'allow';
     }));
 
-    app[method]('/vhost', decide((p) => {
+    app[method]('/vhost', decide(async (p) => {
       const u = p.username!;
       if (p.vhost !== '/') return refuse('unauthorized', 'other vhost', u);
       if (isHub(u)) return 'allow';
-      if (!activeEdge(u)) return refuse('device_revoked', 'vhost for an inactive device', u);
+      if (!(await activeEdge(u))) return refuse('device_revoked', 'vhost for an inactive device', u);
       // MQTT 3.1.1 3.1.3.1: the Server may restrict client ids; ours is the certificate's edge id, as on
       // the embedded broker. Without this, an edge could take over another's session [MQTT-3.1.4-2]
       // and cut it off. RabbitMQ's MQTT plugin sends the client id with the vhost check (3.8+).
@@ -118,9 +118,9 @@ export function createBrokerAuthApp(deps: BrokerAuthDeps): Hono {
       return 'allow';
     }));
 
-    app[method]('/resource', decide((p) => {
+    app[method]('/resource', decide(async (p) => {
       const u = p.username!;
-      const id = activeEdge(u);
+      const id = await activeEdge(u);
       if (!id && !isHub(u)) return refuse('device_revoked', 'resource for an inactive device', u);
       if (p.vhost !== '/') return refuse('unauthorized', 'other vhost', u);
       if (p.resource === 'exchange' && p.name === exchange && (p.permission === 'read' || p.permission === 'write')) return 'allow';
@@ -131,7 +131,7 @@ export function createBrokerAuthApp(deps: BrokerAuthDeps): Hono {
       return refuse('topic_forbidden', `${p.resource} ${p.permission}`, u);
     }));
 
-    app[method]('/topic', decide((p) => {
+    app[method]('/topic', decide(async (p) => {
       const u = p.username!;
       if (p.vhost !== '/' || p.name !== exchange || typeof p.routing_key !== 'string') return refuse('topic_forbidden', 'other exchange', u);
       const topic = mqttTopicOf(p.routing_key);
@@ -143,7 +143,7 @@ export function createBrokerAuthApp(deps: BrokerAuthDeps): Hono {
         if (p.permission === 'read' && kind === 'edge' && (leaf === 'status' || leaf === 'reply')) return 'allow';
         return refuse('topic_forbidden', 'hub topic', u);
       }
-      const id = activeEdge(u);
+      const id = await activeEdge(u);
       if (!id) return refuse('device_revoked', 'topic for an inactive device', u);
       if (p.permission === 'read') {
         const r = canSubscribe(id, topic);

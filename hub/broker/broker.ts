@@ -37,7 +37,7 @@ export interface BrokerOptions {
   /** Development only: a listener without TLS; refused unless `host` is a loopback address. */
   plain?: { host: string; port: number };
   /** The head sequence of a service's change log (lag = head - applied). */
-  headSeq: (serviceId: string) => number;
+  headSeq: (serviceId: string) => Promise<number>;
   now?: () => number;
   /** Minimum interval between lag samples of one edge while its lag is unchanged. Default 60 s. */
   lagSampleIntervalMs?: number;
@@ -162,40 +162,36 @@ export function createBroker(opts: BrokerOptions) {
         published: publishedHook(ctx, opts.headSeq, opts.lagSampleIntervalMs ?? 60_000),
       });
       aedes = a;
-      opts.devices.markAllOffline();
+      await opts.devices.markAllOffline();
 
       // Listeners never throw into aedes: a failing store is logged and the broker carries on.
-      const guarded = <A extends unknown[]>(what: string, fn: (...args: A) => void) => (...args: A) => {
-        try {
-          fn(...args);
-        } catch (err) {
-          log.error(`${what} failed`, { error: err });
-        }
+      const guarded = <A extends unknown[]>(what: string, fn: (...args: A) => Promise<void>) => (...args: A) => {
+        fn(...args).catch((err) => log.error(`${what} failed`, { error: err }));
       };
       a.on(
         'client',
-        guarded('registering an edge connection', (client: Client) => {
+        guarded('registering an edge connection', async (client: Client) => {
           const id = ctx.identities.get(client);
           if (!id) return;
           // A revocation committed between authenticate and registration must still win.
-          const row = opts.devices.get(id.edgeId);
+          const row = await opts.devices.get(id.edgeId);
           if (!row || row.status !== 'active') {
             ctx.refuse('device_revoked', 'revoked while connecting', { edgeId: id.edgeId });
             client.close();
             return;
           }
           connected.set(id.edgeId, client);
-          opts.devices.markSeen(id.edgeId, now());
+          await opts.devices.markSeen(id.edgeId, now());
         }),
       );
       a.on(
         'clientDisconnect',
-        guarded('marking an edge offline', (client: Client) => {
+        guarded('marking an edge offline', async (client: Client) => {
           const id = ctx.identities.get(client);
           // A takeover by a new connection of the same edge [MQTT-3.1.4-2] must not mark it offline.
           if (!id || connected.get(id.edgeId) !== client) return;
           connected.delete(id.edgeId);
-          opts.devices.markOffline(id.edgeId, now());
+          await opts.devices.markOffline(id.edgeId, now());
         }),
       );
       // aedes emits 'error' for persistence failures; unhandled, that would end the process.
@@ -313,11 +309,7 @@ export function createBroker(opts: BrokerOptions) {
       connected.delete(edgeId);
       // MQTT 3.1.1 has no server DISCONNECT: closing the network connection is the way [MQTT-3.14].
       client.close();
-      try {
-        opts.devices.markOffline(edgeId, now());
-      } catch (err) {
-        log.error('marking an edge offline failed', { edgeId, error: err });
-      }
+      opts.devices.markOffline(edgeId, now()).catch((err) => log.error('marking an edge offline failed', { edgeId, error: err }));
       log.info('edge disconnected by the hub', { edgeId });
       return true;
     },

@@ -92,14 +92,14 @@ export function createConsoleAuth(deps: { repo: ConsoleRepo; now?: () => number;
   /** What a reservation changed, to undo on success. */
   type Reserved = { c: Counter; prev: FailureRow | undefined; lockedNow: boolean };
 
-  function lockedUntil(c: Counter, t: number): number | undefined {
-    const f = repo.failure(c.kind, c.key);
+  async function lockedUntil(c: Counter, t: number): Promise<number | undefined> {
+    const f = await repo.failure(c.kind, c.key);
     return f?.locked_until && f.locked_until > t ? f.locked_until : undefined;
   }
 
   /** Counts one attempt; the attempt that reaches the limit locks the counter (and is still checked). */
-  function reserve(c: Counter, t: number): Reserved {
-    const f = repo.failure(c.kind, c.key);
+  async function reserve(c: Counter, t: number): Promise<Reserved> {
+    const f = await repo.failure(c.kind, c.key);
     // A quiet day after the last lock ended forgets the strikes.
     const strikes = f && !(f.locked_until !== null && t - f.locked_until > lockout.maxLockMs) ? f.strikes : 0;
     // A new window after the old one ran out, or once a lock has ended.
@@ -107,19 +107,19 @@ export function createConsoleAuth(deps: { repo: ConsoleRepo; now?: () => number;
     const failures = (fresh ? 0 : f.failures) + 1;
     if (failures >= c.limit) {
       const lockFor = c.escalate ? Math.min(lockout.maxLockMs, lockout.lockMs * 2 ** Math.min(strikes, 30)) : lockout.lockMs;
-      repo.saveFailure({ kind: c.kind, key: c.key, failures: 0, window_start: t, locked_until: t + lockFor, strikes: strikes + 1 });
+      await repo.saveFailure({ kind: c.kind, key: c.key, failures: 0, window_start: t, locked_until: t + lockFor, strikes: strikes + 1 });
       return { c, prev: f, lockedNow: true };
     }
-    repo.saveFailure({ kind: c.kind, key: c.key, failures, window_start: fresh ? t : f.window_start, locked_until: f?.locked_until ?? null, strikes });
+    await repo.saveFailure({ kind: c.kind, key: c.key, failures, window_start: fresh ? t : f.window_start, locked_until: f?.locked_until ?? null, strikes });
     return { c, prev: f, lockedNow: false };
   }
 
   /** A successful attempt gives its count back; a lock its own count set is undone (the right password was given). */
-  function refund(r: Reserved) {
+  async function refund(r: Reserved): Promise<void> {
     if (r.c.kind === 'account_address' || (r.lockedNow && !r.prev)) return repo.clearFailure(r.c.kind, r.c.key);
     if (r.lockedNow) return repo.saveFailure(r.prev!);
-    const f = repo.failure(r.c.kind, r.c.key);
-    if (f) repo.saveFailure({ ...f, failures: Math.max(0, f.failures - 1) });
+    const f = await repo.failure(r.c.kind, r.c.key);
+    if (f) await repo.saveFailure({ ...f, failures: Math.max(0, f.failures - 1) });
   }
 
   let attempts = 0;
@@ -130,7 +130,7 @@ export function createConsoleAuth(deps: { repo: ConsoleRepo; now?: () => number;
 
     /**
      * Checks a name and password from a client address. The attempt is counted (and locks refused)
-     * synchronously, before the password hash is awaited, so no number of parallel guesses gets more
+     * in one transaction that serializes with every other attempt's, before the password hash is awaited, so no number of parallel guesses gets more
      * hash checks than the limits allow. An unknown or disabled name costs the same scrypt as a
      * wrong password.
      */
@@ -143,24 +143,30 @@ export function createConsoleAuth(deps: { repo: ConsoleRepo; now?: () => number;
         { kind: 'account', key: account, limit: lockout.accountTotalFailures, escalate: false },
       ];
       const t0 = now();
-      const admitted = repo.atomically(() => {
-        const until = Math.max(...counters.map((c) => lockedUntil(c, t0) ?? 0));
+      const admitted = await repo.atomically(async (): Promise<{ until: number; reserved?: undefined } | { until?: undefined; reserved: Reserved[] }> => {
+        let until = 0;
+        for (const c of counters) until = Math.max(until, (await lockedUntil(c, t0)) ?? 0);
         if (until) return { until };
-        if (++attempts % 100 === 0) repo.purgeFailures(t0 - lockout.windowMs, t0 - lockout.maxLockMs);
-        return { reserved: counters.map((c) => reserve(c, t0)) };
+        if (++attempts % 100 === 0) await repo.purgeFailures(t0 - lockout.windowMs, t0 - lockout.maxLockMs);
+        const reserved: Reserved[] = [];
+        for (const c of counters) reserved.push(await reserve(c, t0));
+        return { reserved };
       });
       if (admitted.until !== undefined) return { ok: false, reason: 'locked', until: admitted.until };
-      const row = repo.operator(account);
+      const row = await repo.operator(account);
       const usable = row && !row.disabled;
       const good = await verifyPassword(password, usable ? row.password_hash : await dummyHash());
       const t = now();
       if (!good || !usable) {
-        const lockedTill = Math.max(...counters.map((c) => lockedUntil(c, t) ?? 0));
+        let lockedTill = 0;
+        for (const c of counters) lockedTill = Math.max(lockedTill, (await lockedUntil(c, t)) ?? 0);
         return lockedTill ? { ok: false, reason: 'locked', until: lockedTill } : { ok: false, reason: 'invalid' };
       }
-      repo.atomically(() => admitted.reserved.forEach(refund));
-      repo.markSignedIn(row.name, t);
-      repo.purgeSessions(t);
+      await repo.atomically(async () => {
+        for (const r of admitted.reserved) await refund(r);
+      });
+      await repo.markSignedIn(row.name, t);
+      await repo.purgeSessions(t);
       const token = randomBytes(32).toString('base64url');
       const s: SessionRow = {
         id_hash: hashToken(token),
@@ -170,29 +176,29 @@ export function createConsoleAuth(deps: { repo: ConsoleRepo; now?: () => number;
         last_seen_at: t,
         expires_at: t + policy.maxMs,
       };
-      repo.insertSession(s);
+      await repo.insertSession(s);
       return { ok: true, token, session: { operator: operatorOf(row), csrfToken: s.csrf_token, idHash: s.id_hash, expiresAt: s.expires_at } };
     },
 
     /** The live session of a cookie value, or undefined (unknown, expired, idle too long, operator disabled). */
-    resolve(token: string | undefined): ActiveSession | undefined {
+    async resolve(token: string | undefined): Promise<ActiveSession | undefined> {
       if (!token || !TOKEN_RE.test(token)) return undefined;
       const idHash = hashToken(token);
-      const s = repo.session(idHash);
+      const s = await repo.session(idHash);
       if (!s) return undefined;
       const t = now();
-      const row = repo.operator(s.operator);
+      const row = await repo.operator(s.operator);
       if (t >= s.expires_at || t - s.last_seen_at >= policy.idleMs || !row || row.disabled) {
-        repo.deleteSession(idHash);
+        await repo.deleteSession(idHash);
         return undefined;
       }
       // Sliding idle expiry; written at most every few seconds to spare the disk.
-      if (t - s.last_seen_at > 5_000) repo.touchSession(idHash, t);
+      if (t - s.last_seen_at > 5_000) await repo.touchSession(idHash, t);
       return { operator: operatorOf(row), csrfToken: s.csrf_token, idHash, expiresAt: Math.min(s.expires_at, t + policy.idleMs) };
     },
 
-    signOut(session: ActiveSession): void {
-      repo.deleteSession(session.idHash);
+    async signOut(session: ActiveSession): Promise<void> {
+      await repo.deleteSession(session.idHash);
     },
   };
 }

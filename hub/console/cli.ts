@@ -13,8 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../../shared/errors.ts';
 import { isServiceId } from '../../shared/ids.ts';
 import { loadHubConfig } from '../config.ts';
-import { createConsoleRepo, migrateConsole, type OperatorRole } from '../store/console-repo.ts';
-import { openDatabase, type Db } from '../store/db.ts';
+import { migrateConsole, type OperatorRole } from '../store/console-repo.ts';
+import type { Db } from '../store/db.ts';
+import { openStore, sqliteStore, type Store } from '../store/store.ts';
 import { hashPassword, passwordProblem } from './password.ts';
 
 export const OPERATOR_NAME = /^[a-z][a-z0-9._-]{1,63}$/;
@@ -34,10 +35,12 @@ export interface CliIo {
   now?: () => number;
 }
 
-/** Runs one command against an open database; returns the process exit code. */
-export async function runConsoleCli(argv: string[], db: Db, io: CliIo): Promise<number> {
-  migrateConsole(db);
-  const repo = createConsoleRepo(db);
+/** Runs one command against an open store (or a SQLite database); returns the process exit code. */
+export async function runConsoleCli(argv: string[], target: Store | Db, io: CliIo): Promise<number> {
+  // A bare SQLite database (tests) may predate the console's tables.
+  if (!('sql' in target)) migrateConsole(target);
+  const store = 'sql' in target ? target : sqliteStore(target);
+  const repo = store.console;
   const now = io.now ?? Date.now;
   const [cmd, name, ...rest] = argv;
   const opt = (k: string) => {
@@ -54,7 +57,7 @@ export async function runConsoleCli(argv: string[], db: Db, io: CliIo): Promise<
     return cmd === '--help' || cmd === '-h' ? 0 : 2;
   }
   if (cmd === 'list-operators') {
-    for (const o of repo.operators()) io.out(`${o.name}\t${o.role}${o.service_id ? `\t${o.service_id}` : ''}${o.disabled ? '\tdisabled' : ''}`);
+    for (const o of await repo.operators()) io.out(`${o.name}\t${o.role}${o.service_id ? `\t${o.service_id}` : ''}${o.disabled ? '\tdisabled' : ''}`);
     return 0;
   }
   if (!name || !OPERATOR_NAME.test(name)) return fail('an operator name is 2-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter');
@@ -67,36 +70,36 @@ export async function runConsoleCli(argv: string[], db: Db, io: CliIo): Promise<
       const serviceId = opt('--service');
       if (role === 'service_admin') {
         if (!serviceId || !isServiceId(serviceId)) return fail('a service administrator needs --service <service id>');
-        const exists = db.prepare('SELECT 1 FROM services WHERE id = ?').get(serviceId);
+        const exists = await store.links.service(serviceId);
         if (!exists) return fail(`no service ${serviceId}; create it in the console first`);
       } else if (serviceId) return fail('--service is only for --role service-admin');
-      if (repo.operator(name)) return fail(`operator ${name} exists (use set-password)`);
+      if (await repo.operator(name)) return fail(`operator ${name} exists (use set-password)`);
       const password = await io.readPassword();
       const problem = passwordProblem(password);
       if (problem) return fail(problem);
-      repo.insertOperator({ name, role, serviceId: role === 'service_admin' ? serviceId! : null, passwordHash: await hashPassword(password), at: now() });
-      repo.audit({ at: now(), actor: 'cli', action: 'operator.add', target: name, service_id: serviceId ?? null, detail: { role } });
+      await repo.insertOperator({ name, role, serviceId: role === 'service_admin' ? serviceId! : null, passwordHash: await hashPassword(password), at: now() });
+      await repo.audit({ at: now(), actor: 'cli', action: 'operator.add', target: name, service_id: serviceId ?? null, detail: { role } });
       io.out(`operator ${name} added (${role === 'operator' ? 'platform operator' : `service administrator of ${serviceId}`})`);
       return 0;
     }
     case 'set-password': {
-      if (!repo.operator(name)) return fail(`no operator ${name}`);
+      if (!(await repo.operator(name))) return fail(`no operator ${name}`);
       const password = await io.readPassword();
       const problem = passwordProblem(password);
       if (problem) return fail(problem);
-      repo.setPassword(name, await hashPassword(password));
+      await repo.setPassword(name, await hashPassword(password));
       // A changed password ends every session of the account.
-      repo.deleteSessionsOf(name);
-      repo.audit({ at: now(), actor: 'cli', action: 'operator.set_password', target: name });
+      await repo.deleteSessionsOf(name);
+      await repo.audit({ at: now(), actor: 'cli', action: 'operator.set_password', target: name });
       io.out(`password of ${name} changed; its sessions ended`);
       return 0;
     }
     case 'disable-operator':
     case 'enable-operator': {
       const disable = cmd === 'disable-operator';
-      if (!repo.setDisabled(name, disable)) return fail(`no operator ${name}`);
-      if (disable) repo.deleteSessionsOf(name);
-      repo.audit({ at: now(), actor: 'cli', action: disable ? 'operator.disable' : 'operator.enable', target: name });
+      if (!(await repo.setDisabled(name, disable))) return fail(`no operator ${name}`);
+      if (disable) await repo.deleteSessionsOf(name);
+      await repo.audit({ at: now(), actor: 'cli', action: disable ? 'operator.disable' : 'operator.enable', target: name });
       io.out(`operator ${name} ${disable ? 'disabled' : 'enabled'}`);
       return 0;
     }
@@ -158,11 +161,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     const i = argv.indexOf('--config');
     const config = loadHubConfig({ file: i >= 0 ? argv[i + 1] : undefined });
     if (i >= 0) argv.splice(i, 2);
-    const db = openDatabase(config.store.path || join(config.dataDir, 'hub.sqlite'), { synchronous: config.store.synchronous });
+    const store = await openStore(config.store, config.dataDir);
     try {
-      code = await runConsoleCli(argv, db, { out: (l) => console.log(l), readPassword: readPasswordFromProcess });
+      code = await runConsoleCli(argv, store, { out: (l) => console.log(l), readPassword: readPasswordFromProcess });
     } finally {
-      db.close();
+      await store.close();
     }
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : String(e)}`);

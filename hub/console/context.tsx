@@ -58,9 +58,9 @@ export function createConsoleContext(deps: ConsoleDeps, parts: { auth: ConsoleAu
     return { m: messages(lang), lang, op: s.operator, csrf: s.csrfToken, path: c.req.path, back: c.req.method === 'GET' ? c.req.path + search : c.req.path, now: now() };
   }
 
-  function audit(c: C, action: string, e: AuditEntry = {}) {
+  async function audit(c: C, action: string, e: AuditEntry = {}): Promise<void> {
     const op = c.get('session')?.operator;
-    deps.repo.audit({
+    await deps.repo.audit({
       at: now(),
       actor: op?.name ?? 'anonymous',
       role: op?.role ?? null,
@@ -104,8 +104,8 @@ export function createConsoleContext(deps: ConsoleDeps, parts: { auth: ConsoleAu
     html,
     failure: (c: C, e: unknown) => failure(view(c).m, e),
     errorPage,
-    forbidden(c: C, action: string, target?: string) {
-      audit(c, action, { target, outcome: 'forbidden' });
+    async forbidden(c: C, action: string, target?: string) {
+      await audit(c, action, { target, outcome: 'forbidden' });
       return errorPage(c, 403, view(c).m.common.forbidden, 'forbidden');
     },
     notFound: (c: C) => errorPage(c, 404, view(c).m.common.notFound),

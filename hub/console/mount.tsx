@@ -38,7 +38,7 @@ export interface ConsoleDeps {
   mykeys: MyKeyRepo;
   revocations: RevocationRepo;
   /** The last certificate linkage imports (hub/linkage), shown with the revocation runs. */
-  linkageImports?: () => LinkageImportRow[];
+  linkageImports?: () => Promise<LinkageImportRow[]>;
   /** Edge devices; without them the edge pages are empty. */
   devices?: DeviceRepo;
   /** Device enrollment, for revoking a device's certificate from its page (or a getter: the hub makes it in start()). */

@@ -93,7 +93,7 @@ export function mountSessionRoutes(r: ConsoleApp, x: ConsoleContext): void {
   }
 
   r.get('/login', async (c) => {
-    if (auth.resolve(getCookie(c, SESSION_COOKIE))) return c.redirect(CONSOLE_BASE, 303);
+    if (await auth.resolve(getCookie(c, SESSION_COOKIE))) return c.redirect(CONSOLE_BASE, 303);
     const m = messages(c.get('lang'));
     return signInForm(c, 200, { info: c.req.query('expired') ? m.signIn.expired : c.req.query('bye') ? m.signIn.signedOut : undefined });
   });
@@ -107,11 +107,11 @@ export function mountSessionRoutes(r: ConsoleApp, x: ConsoleContext): void {
     }
     const name = (form.get('name') ?? '').slice(0, 64);
     const address = clientAddress(c, deps.trustForwardedFor);
-    const previous = auth.resolve(getCookie(c, SESSION_COOKIE));
+    const previous = await auth.resolve(getCookie(c, SESSION_COOKIE));
     const res = await auth.signIn(name, (form.get('password') ?? '').slice(0, 1024), address);
     const actor = name.trim().toLowerCase() || '(empty)';
     if (!res.ok) {
-      repo.audit({ at: now(), actor, action: 'sign_in', outcome: res.reason === 'locked' ? 'locked' : 'failed', detail: { address } });
+      await repo.audit({ at: now(), actor, action: 'sign_in', outcome: res.reason === 'locked' ? 'locked' : 'failed', detail: { address } });
       if (res.reason === 'locked') {
         log.warn('console sign-in locked', { address });
         return signInForm(c, 429, { name, error: m.signIn.locked(when(res.until), Math.max(1, Math.ceil((res.until - now()) / 60_000))) });
@@ -119,8 +119,8 @@ export function mountSessionRoutes(r: ConsoleApp, x: ConsoleContext): void {
       return signInForm(c, 401, { name, error: m.signIn.invalid });
     }
     // A sign-in replaces any session this browser had (no session fixation, no orphans).
-    if (previous) auth.signOut(previous);
-    repo.audit({ at: now(), actor: res.session.operator.name, role: res.session.operator.role, action: 'sign_in', service_id: res.session.operator.serviceId ?? null, detail: { address } });
+    if (previous) await auth.signOut(previous);
+    await repo.audit({ at: now(), actor: res.session.operator.name, role: res.session.operator.role, action: 'sign_in', service_id: res.session.operator.serviceId ?? null, detail: { address } });
     deleteCookie(c, LOGIN_COOKIE, { path: CONSOLE_BASE });
     setCookie(c, SESSION_COOKIE, res.token, cookieOpts(c));
     return c.redirect(CONSOLE_BASE, 303);
@@ -129,7 +129,7 @@ export function mountSessionRoutes(r: ConsoleApp, x: ConsoleContext): void {
   // Everything else needs a live session; posts need the CSRF token and a same-origin request.
   r.use('*', async (c, next) => {
     const cookie = getCookie(c, SESSION_COOKIE);
-    const session = auth.resolve(cookie);
+    const session = await auth.resolve(cookie);
     if (!session) {
       if (cookie) deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_BASE });
       if (c.req.method !== 'GET') return c.text('sign in first', 401);
@@ -139,7 +139,7 @@ export function mountSessionRoutes(r: ConsoleApp, x: ConsoleContext): void {
     if (c.req.method === 'POST') {
       const form = await readForm(c);
       if (!form || !originOk(c) || !sameSecret(session.csrfToken, form.get('_csrf') ?? '')) {
-        x.audit(c, 'csrf.refused', { target: c.req.path, outcome: 'forbidden', detail: { origin: c.req.header('origin') ?? null } });
+        await x.audit(c, 'csrf.refused', { target: c.req.path, outcome: 'forbidden', detail: { origin: c.req.header('origin') ?? null } });
         return x.errorPage(c, 403, x.view(c).m.common.csrf, 'csrf-refused');
       }
       c.set('form', form);
@@ -147,10 +147,10 @@ export function mountSessionRoutes(r: ConsoleApp, x: ConsoleContext): void {
     await next();
   });
 
-  r.post('/logout', (c) => {
-    x.audit(c, 'sign_out', { serviceId: c.get('session').operator.serviceId });
+  r.post('/logout', async (c) => {
+    await x.audit(c, 'sign_out', { serviceId: c.get('session').operator.serviceId });
     x.dropFlash(c);
-    auth.signOut(c.get('session'));
+    await auth.signOut(c.get('session'));
     deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_BASE });
     return c.redirect(`${CONSOLE_BASE}/login?bye=1`, 303);
   });

@@ -70,14 +70,14 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
   // the listeners' job, and one that fails is logged by the bus, never thrown here.
   const disconnect = (edgeId: string) => events?.emit('deviceRevoked', { edgeId });
   /** Records the pending certificate as the device's (superseding the old one). */
-  const commit = (edgeId: string): boolean => {
+  const commit = async (edgeId: string): Promise<boolean> => {
     const p = pending.get(edgeId);
     if (!p) return false;
     drop(edgeId);
-    const row = devices.get(edgeId);
+    const row = await devices.get(edgeId);
     // Revoked (or moved) meanwhile: the rotation is void.
     if (!row || row.status !== 'active' || row.service_id !== p.rec.serviceId) return false;
-    if (devices.enroll(p.rec, now().getTime())) return false;
+    if (await devices.enroll(p.rec, now().getTime())) return false;
     disconnect(edgeId);
     return true;
   };
@@ -98,12 +98,12 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       csrDer: Uint8Array,
       req: { edgeId: string; serviceId: string; validityDays: number; allowRevoked?: boolean },
     ): Promise<Result<EnrolledDevice, 'csr_invalid' | 'validation_failed' | 'device_ca_retired' | EnrollConflict>> {
-      const before = enrollConflict(devices.get(req.edgeId), req.serviceId, req.allowRevoked);
+      const before = enrollConflict(await devices.get(req.edgeId), req.serviceId, req.allowRevoked);
       if (before) return fail(before, ERROR_CODES[before].title);
       const issued = await deviceCa.issueDeviceCertificate(csrDer, req);
       if (!issued.ok) return issued;
       const c = issued.value;
-      const conflict = devices.enroll(
+      const conflict = await devices.enroll(
         recordOf(c, req.edgeId, req.serviceId),
         now().getTime(),
         { allowRevoked: req.allowRevoked },
@@ -118,11 +118,11 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
     },
 
     /** Revokes the edge's device certificate; the broker refuses it from now on and drops its connection. */
-    revoke(edgeId: string, reason: string): Result<true, 'device_unknown' | 'device_revoked'> {
+    async revoke(edgeId: string, reason: string): Promise<Result<true, 'device_unknown' | 'device_revoked'>> {
       drop(edgeId); // a rotation in flight dies with the device
-      const row = devices.get(edgeId);
+      const row = await devices.get(edgeId);
       if (!row) return fail('device_unknown');
-      if (!devices.revoke(edgeId, reason.slice(0, 64), now().getTime())) return fail('device_revoked', 'the device is already revoked');
+      if (!(await devices.revoke(edgeId, reason.slice(0, 64), now().getTime()))) return fail('device_revoked', 'the device is already revoked');
       disconnect(edgeId);
       return ok(true);
     },
@@ -137,7 +137,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       csrDer: Uint8Array,
       validityDays: number,
     ): Promise<Result<EnrolledDevice & { overlapUntil: Date }, 'csr_invalid' | 'validation_failed' | 'device_ca_retired' | 'device_unknown' | 'device_revoked'>> {
-      const row = devices.get(edgeId);
+      const row = await devices.get(edgeId);
       if (!row) return fail('device_unknown');
       if (row.status !== 'active') return fail('device_revoked', 'the device is revoked');
       const issued = await deviceCa.issueDeviceCertificate(csrDer, { edgeId, serviceId: row.service_id, validityDays });
@@ -146,11 +146,9 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       drop(edgeId);
       const until = now().getTime() + rotationOverlapMs;
       const timer = setTimeout(() => {
-        try {
-          commit(edgeId);
-        } catch {
+        commit(edgeId).catch(() => {
           // The store is gone (the hub stopped): the rotation is forgotten, as on a restart.
-        }
+        });
       }, rotationOverlapMs);
       timer.unref?.();
       pending.set(edgeId, { rec: recordOf(c, edgeId, row.service_id), until, timer });
@@ -161,9 +159,9 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
      * A device presented `fingerprint` (SHA-256 of the DER, lower-case hex): when it is the edge's
      * pending rotation, the rotation is completed now and true is returned.
      */
-    usePending(edgeId: string, fingerprint: string): boolean {
+    async usePending(edgeId: string, fingerprint: string): Promise<boolean> {
       const p = pending.get(edgeId);
-      return !!p && p.rec.certFingerprint === fingerprint && commit(edgeId);
+      return !!p && p.rec.certFingerprint === fingerprint && (await commit(edgeId));
     },
 
     /** Forgets pending rotations and their timers (hub stop). */

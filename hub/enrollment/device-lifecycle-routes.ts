@@ -15,7 +15,7 @@ export interface DeviceLifecycleDeps {
   /** The device enrollment (device CA and repo); a getter, the hub opens its CA in `start()`. */
   enrollment: () => DeviceEnrollment | undefined;
   /** Records self-revocations and rotations in the audit log. */
-  audit?: (e: AuditInput) => void;
+  audit?: (e: AuditInput) => void | Promise<void>;
   /** Validity of a rotated certificate. Default 365 days. */
   certValidityDays?: number;
   now?: () => number;
@@ -41,14 +41,14 @@ export function mountDeviceLifecycleRoutes(r: Router, deps: DeviceLifecycleDeps 
       responses: { 200: { description: 'revoked', schema: DeviceRevokeResponse } },
       errors: ['unavailable', 'device_revoked'],
     },
-    (c) => {
+    async (c) => {
       const enrollment = deps?.enrollment();
       if (!enrollment) return problem(c, 'unavailable', 'device enrollment is not available on this hub yet');
       const d = c.get('device');
       const reason = c.get('body').reason ?? 'decommissioned';
-      const res = enrollment.revoke(d.edgeId, `self: ${reason}`);
+      const res = await enrollment.revoke(d.edgeId, `self: ${reason}`);
       const at = now();
-      deps?.audit?.({ at, actor: `edge:${d.edgeId}`, action: 'device.revoke', target: d.edgeId, service_id: d.serviceId, outcome: res.ok ? 'ok' : res.code, detail: { by: 'self', reason } });
+      await deps?.audit?.({ at, actor: `edge:${d.edgeId}`, action: 'device.revoke', target: d.edgeId, service_id: d.serviceId, outcome: res.ok ? 'ok' : res.code, detail: { by: 'self', reason } });
       if (!res.ok) return problem(c, res.code, res.message);
       return c.json({ edgeId: d.edgeId, revokedAt: new Date(at).toISOString() } satisfies DeviceRevokeResponse);
     },
@@ -75,7 +75,7 @@ export function mountDeviceLifecycleRoutes(r: Router, deps: DeviceLifecycleDeps 
       const csrDer = csrDerOf(c.get('body').csrPem);
       if (!csrDer) return problem(c, 'csr_invalid', CSR_PEM_MISSING);
       const res = await enrollment.rotate(d.edgeId, csrDer, deps?.certValidityDays ?? 365);
-      deps?.audit?.({
+      await deps?.audit?.({
         at: now(),
         actor: `edge:${d.edgeId}`,
         action: 'device.rotate',

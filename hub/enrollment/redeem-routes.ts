@@ -72,31 +72,31 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
       if (!enrollment) return problem(c, 'unavailable', 'device enrollment is not available on this hub yet');
       const csrDer = csrDerOf(b.csrPem);
       if (!csrDer) return problem(c, 'csr_invalid', CSR_PEM_MISSING);
-      const claimed = tokens.claim(b.token, b.edgeId);
+      const claimed = await tokens.claim(b.token, b.edgeId);
       const address = clientAddress(c);
       if (!claimed.ok) {
-        deps.consoleRepo.audit({ at: now(), actor: `edge:${b.edgeId}`, action: 'enrollment.redeem', target: b.token.slice(0, 17), outcome: claimed.code, detail: { address } });
+        await deps.consoleRepo.audit({ at: now(), actor: `edge:${b.edgeId}`, action: 'enrollment.redeem', target: b.token.slice(0, 17), outcome: claimed.code, detail: { address } });
         return problem(c, claimed.code, claimed.message);
       }
       const { row, claimedAt } = claimed.value;
-      const service = deps.linkRepo.service(row.service_id);
+      const service = await deps.linkRepo.service(row.service_id);
       if (!service || service.status !== 'active') {
-        tokens.release(row.id, claimedAt);
+        await tokens.release(row.id, claimedAt);
         return problem(c, 'forbidden', `service ${row.service_id} is not active`);
       }
       let r: Awaited<ReturnType<DeviceEnrollment['enroll']>>;
       try {
         r = await enrollment.enroll(csrDer, { edgeId: row.edge_id, serviceId: row.service_id, validityDays: deps.deviceCertValidityDays ?? 365, allowRevoked: row.allow_revoked === 1 });
       } catch (e) {
-        tokens.release(row.id, claimedAt);
+        await tokens.release(row.id, claimedAt);
         throw e;
       }
       if (!r.ok) {
-        tokens.release(row.id, claimedAt);
-        deps.consoleRepo.audit({ at: now(), actor: `edge:${row.edge_id}`, action: 'enrollment.redeem', target: `mket_${row.id}`, service_id: row.service_id, outcome: r.code, detail: { address } });
+        await tokens.release(row.id, claimedAt);
+        await deps.consoleRepo.audit({ at: now(), actor: `edge:${row.edge_id}`, action: 'enrollment.redeem', target: `mket_${row.id}`, service_id: row.service_id, outcome: r.code, detail: { address } });
         return problem(c, r.code, r.message);
       }
-      deps.consoleRepo.audit({
+      await deps.consoleRepo.audit({
         at: now(),
         actor: `edge:${row.edge_id}`,
         action: 'enrollment.redeem',

@@ -52,18 +52,18 @@ export function createEnrollmentTokens(deps: {
      * revoked device and `allowRevoked` (a platform operator's decision: the caller checks the role)
      * is not set.
      */
-    issue(input: { serviceId: string; edgeId: string; by: string; ttlMs?: number; allowRevoked?: boolean }): { id: string; token: string; expiresAt: number } {
+    async issue(input: { serviceId: string; edgeId: string; by: string; ttlMs?: number; allowRevoked?: boolean }): Promise<{ id: string; token: string; expiresAt: number }> {
       if (!isServiceId(input.serviceId)) throw new MyKeyError('validation_failed', 'not a service id');
       if (!isEdgeId(input.edgeId)) throw new MyKeyError('validation_failed', 'an edge id is 2-64 lower-case letters, digits and hyphens');
       const ttl = input.ttlMs ?? defaultTtl;
       if (!(ttl >= 60_000 && ttl <= MAX_TOKEN_TTL_MS)) throw new MyKeyError('validation_failed', 'a token lives between 1 minute and 7 days');
-      const device = deps.devices?.get(input.edgeId);
+      const device = await deps.devices?.get(input.edgeId);
       const conflict = enrollConflict(device, input.serviceId, input.allowRevoked);
       if (conflict) throw new MyKeyError(conflict, undefined, { details: { ownerServiceId: device!.service_id } });
       const id = randomBytes(6).toString('hex');
       const secret = randomBytes(32).toString('base64url');
       const t = now();
-      repo.insertToken({
+      await repo.insertToken({
         id,
         secret_hash: hashSecret(secret),
         service_id: input.serviceId,
@@ -80,10 +80,10 @@ export function createEnrollmentTokens(deps: {
      * Claims a token for `edgeId`: afterwards it is used, and a second claim fails. The claim is
      * undone with `release` when issuing the certificate fails, so the technician can try again.
      */
-    claim(token: string, edgeId: string): Result<{ row: EnrollmentTokenRow; claimedAt: number }, TokenError> {
+    async claim(token: string, edgeId: string): Promise<Result<{ row: EnrollmentTokenRow; claimedAt: number }, TokenError>> {
       if (!TOKEN_RE.test(token)) return fail('enrollment_token_invalid', 'not an enrollment token');
       const [head, secret] = token.split('.');
-      const row = repo.token(head.slice('mket_'.length));
+      const row = await repo.token(head.slice('mket_'.length));
       const a = Buffer.from(row?.secret_hash ?? '0'.repeat(64), 'hex');
       const b = Buffer.from(hashSecret(secret), 'hex');
       if (!row || !timingSafeEqual(a, b)) return fail('enrollment_token_invalid', 'unknown enrollment token');
@@ -95,10 +95,10 @@ export function createEnrollmentTokens(deps: {
       if (row.edge_id !== edgeId) return fail('enrollment_token_invalid', 'the enrollment token is for another edge id');
       // The edge may have been enrolled elsewhere (or revoked) since the token was issued: checked
       // again now, and the refusal is filed where the owning service sees it, naming who issued the token.
-      const device = deps.devices?.get(edgeId);
+      const device = await deps.devices?.get(edgeId);
       const conflict = enrollConflict(device, row.service_id, row.allow_revoked === 1);
       if (conflict) {
-        repo.audit({
+        await repo.audit({
           at: t,
           actor: row.created_by,
           action: 'enrollment.redeem',
@@ -110,32 +110,32 @@ export function createEnrollmentTokens(deps: {
         });
         return fail(conflict, ERROR_CODES[conflict].title);
       }
-      if (!repo.claimToken(row.id, t)) return fail('enrollment_token_used');
+      if (!(await repo.claimToken(row.id, t))) return fail('enrollment_token_used');
       return ok({ row, claimedAt: t });
     },
 
     /** The edge id is enrolled already (maybe elsewhere, maybe revoked), or has unused tokens. */
-    warnings(edgeId: string): IssueWarning[] {
+    async warnings(edgeId: string): Promise<IssueWarning[]> {
       const out: IssueWarning[] = [];
-      const d = deps.devices?.get(edgeId);
+      const d = await deps.devices?.get(edgeId);
       if (d) out.push({ kind: 'enrolled', serviceId: d.service_id, revoked: d.status === 'revoked' });
-      const unused = repo.unusedTokensFor(edgeId, now());
+      const unused = await repo.unusedTokensFor(edgeId, now());
       if (unused.length) out.push({ kind: 'unused', ids: unused.map((t) => `mket_${t.id}`) });
       return out;
     },
 
-    release(id: string, claimedAt: number): void {
-      repo.releaseToken(id, claimedAt);
+    async release(id: string, claimedAt: number): Promise<void> {
+      await repo.releaseToken(id, claimedAt);
     },
 
     /** Revokes an unused token. False when unknown, used or already revoked. */
-    revoke(id: string, by: string): boolean {
+    revoke(id: string, by: string): Promise<boolean> {
       return repo.revokeToken(id, by, now());
     },
 
-    list(serviceId?: string): (EnrollmentTokenRow & { state: TokenState })[] {
+    async list(serviceId?: string): Promise<(EnrollmentTokenRow & { state: TokenState })[]> {
       const t = now();
-      return repo.tokens(serviceId).map((r) => ({ ...r, state: tokenState(r, t) }));
+      return (await repo.tokens(serviceId)).map((r) => ({ ...r, state: tokenState(r, t) }));
     },
   };
 }

@@ -26,7 +26,7 @@ interface CommonDeps {
 
 export interface PublicAppDeps extends CommonDeps, MyKeyRoutesDeps, Omit<LinksRoutesDeps, 'rateLimits'> {
   rateLimits: MyKeyRoutesDeps['rateLimits'] & LinksRoutesDeps['rateLimits'];
-  health: () => Record<string, unknown>;
+  health: () => Promise<Record<string, unknown>>;
   /** GET /metrics for a Prometheus scraper (hub/metrics/scrape-route.ts). */
   metrics?: ScrapeRouteDeps;
   /** Signed edge releases and rollouts (operator API). */
@@ -65,7 +65,7 @@ export function createPublicApp(deps: PublicAppDeps): Hono {
     'JPKI-backed MyKey IDs, service links and revocation. Errors are problem JSON (RFC 9457) with a stable `code`. The device API and enrollment redemption are served on the device listener only (mutual TLS), with their own document.',
     PUBLIC_SCHEMAS,
   );
-  app.get('/healthz', (c) => c.json({ ok: true, version: deps.version, ...deps.health() }));
+  app.get('/healthz', async (c) => c.json({ ok: true, version: deps.version, ...(await deps.health()) }));
   mountMyKeyRoutes(app, api, deps);
   mountLinksRoutes(app, api, deps);
   if (deps.metrics) mountScrapeRoute(app, deps.metrics);
@@ -95,7 +95,7 @@ export function createDeviceApp(deps: DeviceAppDeps): Hono {
     ...deps,
     lifecycle: e && {
       enrollment: () => (typeof e.enrollment === 'function' ? e.enrollment() : e.enrollment),
-      audit: (entry) => void e.consoleRepo.audit(entry),
+      audit: async (entry) => void (await e.consoleRepo.audit(entry).catch((err) => deps.log('an audit entry could not be written', err))),
       certValidityDays: e.deviceCertValidityDays,
       now: e.now,
     },

@@ -25,11 +25,11 @@ export function adminAuth(token: () => string): MiddlewareHandler {
 
 /** Service API: the token must belong to the service named in the path. */
 export function serviceAuth(
-  authenticate: (token: string) => { serviceId: string; credentialId: string } | undefined,
+  authenticate: (token: string) => Promise<{ serviceId: string; credentialId: string } | undefined>,
 ): MiddlewareHandler<{ Bindings: HubEnv['Bindings']; Variables: AuthVariables['service'] }> {
   return async (c, next) => {
     const token = bearer(c.req.header('authorization'));
-    const who = token ? authenticate(token) : undefined;
+    const who = token ? await authenticate(token) : undefined;
     if (!who) return problem(c, 'unauthorized', 'a valid service API token is required', undefined, { 'www-authenticate': 'Bearer' });
     if (who.serviceId !== c.req.param('serviceId')) return problem(c, 'forbidden', 'this token belongs to another service');
     c.set('credentialId', who.credentialId);

@@ -14,10 +14,11 @@ export type { DeviceCaller };
  * Finds the caller of a request; the default reads the verified TLS client certificate. A refusal
  * carries its code: no verified device certificate at all, or one the hub no longer accepts.
  */
-export type DeviceResolver = (c: Pick<Context<{ Bindings: HubEnv['Bindings'] }>, 'env' | 'req'>) => DeviceCaller | { refused: 'device_cert_required' | 'unauthorized'; message: string } | undefined;
+export type DeviceResolution = DeviceCaller | { refused: 'device_cert_required' | 'unauthorized'; message: string } | undefined;
+export type DeviceResolver = (c: Pick<Context<{ Bindings: HubEnv['Bindings'] }>, 'env' | 'req'>) => DeviceResolution | Promise<DeviceResolution>;
 
 /** Completes a pending rotation when its new certificate is presented (DeviceEnrollment.usePending). */
-export type PendingRotations = { usePending(edgeId: string, fingerprint: string): boolean };
+export type PendingRotations = { usePending(edgeId: string, fingerprint: string): Promise<boolean> };
 
 /**
  * Reads the device from the TLS peer certificate. The device listener requests a client certificate
@@ -25,16 +26,16 @@ export type PendingRotations = { usePending(edgeId: string, fingerprint: string)
  * route checks here that the TLS layer verified a certificate against the device CA.
  */
 export function tlsDeviceResolver(devices: DeviceRepo, rotations?: () => PendingRotations | undefined): DeviceResolver {
-  return (c) => {
+  return async (c): Promise<DeviceResolution> => {
     const socket = c.env?.incoming?.socket as TLSSocket | undefined;
     if (!socket || typeof socket.getPeerCertificate !== 'function' || !socket.authorized) {
       return { refused: 'device_cert_required', message: 'a device certificate verified against the hub device CA is required (mutual TLS)' };
     }
     const id = identityFromPeerCertificate(socket.getPeerCertificate());
     if (!id.ok) return { refused: 'device_cert_required', message: `the client certificate is not a device certificate (${id.code})` };
-    let row = devices.get(id.value.edgeId);
-    if (row && row.status === 'active' && row.cert_fingerprint !== id.value.fingerprint && rotations?.()?.usePending(id.value.edgeId, id.value.fingerprint)) {
-      row = devices.get(id.value.edgeId);
+    let row = await devices.get(id.value.edgeId);
+    if (row && row.status === 'active' && row.cert_fingerprint !== id.value.fingerprint && (await rotations?.()?.usePending(id.value.edgeId, id.value.fingerprint))) {
+      row = await devices.get(id.value.edgeId);
     }
     // The certificate must be the one on record for an active device (a revoked or replaced one is refused).
     if (!row || row.status !== 'active' || row.cert_fingerprint !== id.value.fingerprint || row.service_id !== id.value.serviceId) return undefined;
@@ -45,7 +46,7 @@ export function tlsDeviceResolver(devices: DeviceRepo, rotations?: () => Pending
 /** Middleware of `device` routes: sets `device`, or answers device_cert_required / unauthorized. */
 export function deviceAuth(resolve: DeviceResolver): MiddlewareHandler<{ Bindings: HubEnv['Bindings']; Variables: AuthVariables['device'] }> {
   return async (c, next) => {
-    const d = resolve(c);
+    const d = await resolve(c);
     if (!d) return problem(c, 'unauthorized', 'a valid, enrolled device certificate is required');
     if ('refused' in d) return problem(c, d.refused, d.message);
     c.set('device', d);

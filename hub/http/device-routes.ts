@@ -87,9 +87,9 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
 
   r.route(
     { method: 'get', path: '/v1/device/config', tag, auth: 'device', summary: "The device's service and its sync secret", responses: { 200: { description: 'config', schema: DeviceConfig } }, errors: ['not_found'] },
-    (c) => {
+    async (c) => {
       const d = c.get('device');
-      const s = links.service(d.serviceId);
+      const s = await links.service(d.serviceId);
       if (!s) return problem(c, 'not_found', 'the device service no longer exists');
       // After a device CA rotation the edge learns here, at its next contact, to renew its certificate.
       const peer = (c.env?.incoming?.socket as TLSSocket | undefined)?.getPeerCertificate?.();
@@ -140,14 +140,14 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
       responses: { 200: { description: 'entries', schema: ChangesPage } },
       errors: ['validation_failed'],
     },
-    (c) => {
+    async (c) => {
       const after = Number(c.req.query('after') ?? '0');
       const limit = Math.min(MAX_CHANGES_PAGE, Number(c.req.query('limit') ?? String(MAX_CHANGES_PAGE)));
       if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1) {
         return problem(c, 'validation_failed', `after must be an integer >= 0 and limit 1..${MAX_CHANGES_PAGE}`);
       }
       const serviceId = c.get('device').serviceId;
-      return c.json({ headSeq: links.headSeq(serviceId), entries: links.changesAfter(serviceId, after, limit) } satisfies ChangesPage);
+      return c.json({ headSeq: await links.headSeq(serviceId), entries: await links.changesAfter(serviceId, after, limit) } satisfies ChangesPage);
     },
   );
 
@@ -207,7 +207,7 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
     async (c) => {
       const d = c.get('device');
       const b = c.get('body');
-      const s = links.service(d.serviceId);
+      const s = await links.service(d.serviceId);
       if (!s) return problem(c, 'not_found', 'the device service no longer exists');
       let mykeyId: string;
       let proofCert: CertIdentity | undefined;
@@ -225,7 +225,7 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
         // With a proof, it must be the proof card's MyKey ID.
         if (proofCert) {
           // By issuing key too: under a CA key rollover a serial may be bound twice under one name.
-          const bound = mykeys.liveBindingOfCert(proofCert);
+          const bound = await mykeys.liveBindingOfCert(proofCert);
           if (bound?.mykey_id !== mykeyId) throw new MyKeyError('forbidden', 'the proof was made with another card');
         }
       } else {
@@ -235,12 +235,12 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
         if (proofCert && certIdentity(proofCert.issuerKey, proofCert.serialHex) !== certIdentity(issuerKey, parsed.value.serialHex)) {
           throw new MyKeyError('forbidden', 'the proof was made with another card');
         }
-        const bound = mykeys.liveBindingBySerial(issuerKey, parsed.value.serialHex);
+        const bound = await mykeys.liveBindingBySerial(issuerKey, parsed.value.serialHex);
         if (!bound || bound.state !== 'current') throw new MyKeyError('mykey_id_not_found', 'this card has no MyKey ID yet; register one first');
         mykeyId = bound.mykey_id;
       }
       await links.prepareKeys(d.serviceId, mykeyId); // keyed identities derived off the event loop
-      const res = links.link({ serviceId: d.serviceId, mykeyId, serviceUserId: b.serviceUserId, by: `edge:${d.edgeId}` });
+      const res = await links.link({ serviceId: d.serviceId, mykeyId, serviceUserId: b.serviceUserId, by: `edge:${d.edgeId}` });
       const body: LinkResponse = { serviceId: d.serviceId, serviceUserId: b.serviceUserId, seq: res.entry?.seq ?? null, ...(res.replaced ? { replaced: res.replaced } : {}) };
       return c.json(body, res.unchanged ? 200 : 201);
     },

@@ -31,14 +31,14 @@ export interface LinksRoutesDeps extends BodyLimit {
   adminToken: () => string;
   rateLimits: { register: RateLimitOptions };
   /** Records a service's explicit decisions (a moved service ID) in the audit log. */
-  audit?: (e: AuditInput) => void;
+  audit?: (e: AuditInput) => void | Promise<void>;
   /** Which webhook targets the operator allows (hub config `webhooks`); strict when absent. */
   webhookUrlPolicy?: WebhookUrlPolicy;
 }
 
-export function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhookSecret?: string } = {}): ServiceView {
-  const counts = repo.linkCounts().filter((r) => r.service_id === s.id);
-  const h = repo.webhookHealth(s.id);
+export async function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhookSecret?: string } = {}): Promise<ServiceView> {
+  const counts = (await repo.linkCounts()).filter((r) => r.service_id === s.id);
+  const h = await repo.webhookHealth(s.id);
   return {
     id: s.id,
     name: s.name,
@@ -66,7 +66,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       summary: 'List services with link counts and webhook health',
       responses: { 200: { description: 'services', schema: ServiceView } },
           },
-    (c) => c.json(links.services().map((s) => serviceView(linkRepo, s))),
+    async (c) => c.json(await Promise.all((await links.services()).map((s) => serviceView(linkRepo, s)))),
   );
 
   r.route(
@@ -80,12 +80,12 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 201: { description: 'created; webhookSecret is shown once', schema: ServiceView } },
       errors: ['conflict', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
     },
-    (c) => {
+    async (c) => {
       const b = c.get('body');
       if (b.webhookUrl) checkWebhookUrl(b.webhookUrl, deps.webhookUrlPolicy);
-      const r = links.createService(b);
-      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.create', target: r.service.id, service_id: r.service.id, detail: { name: r.service.name, webhook: !!b.webhookUrl, via: 'api' } });
-      return c.json(serviceView(linkRepo, r.service, { webhookSecret: r.webhookSecret }), 201);
+      const r = await links.createService(b);
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.create', target: r.service.id, service_id: r.service.id, detail: { name: r.service.name, webhook: !!b.webhookUrl, via: 'api' } });
+      return c.json(await serviceView(linkRepo, r.service, { webhookSecret: r.webhookSecret }), 201);
     },
   );
 
@@ -100,11 +100,11 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 200: { description: 'the service', schema: ServiceView } },
       errors: ['not_found', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
     },
-    (c) => {
+    async (c) => {
       if (c.get('body').url) checkWebhookUrl(c.get('body').url!, deps.webhookUrlPolicy);
-      const r = links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
-      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'webhook.set', target: c.req.param('serviceId')!, service_id: c.req.param('serviceId')!, detail: { cleared: !c.get('body').url, via: 'api' } });
-      return c.json(serviceView(linkRepo, links.service(c.req.param('serviceId')!)!, r));
+      const r = await links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'webhook.set', target: c.req.param('serviceId')!, service_id: c.req.param('serviceId')!, detail: { cleared: !c.get('body').url, via: 'api' } });
+      return c.json(await serviceView(linkRepo, (await links.service(c.req.param('serviceId')!))!, r));
     },
   );
 
@@ -121,12 +121,12 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 200: { description: 'the service', schema: ServiceView } },
       errors: ['not_found', 'forbidden'],
     },
-    (c) => {
+    async (c) => {
       const id = c.req.param('serviceId')!;
       const level = c.get('body').touchAssurance;
-      links.setTouchAssurance(id, level);
-      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.touch_assurance', target: id, service_id: id, detail: { touchAssurance: level, via: 'api' } });
-      return c.json(serviceView(linkRepo, links.service(id)!));
+      await links.setTouchAssurance(id, level);
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.touch_assurance', target: id, service_id: id, detail: { touchAssurance: level, via: 'api' } });
+      return c.json(await serviceView(linkRepo, (await links.service(id))!));
     },
   );
 
@@ -141,9 +141,9 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 201: { description: 'the credential', schema: CredentialCreated } },
       errors: ['not_found'],
     },
-    (c) => {
-      const cred = links.issueCredential(c.req.param('serviceId')!, c.get('body').label);
-      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.issue', target: cred.id, service_id: c.req.param('serviceId')!, detail: { label: c.get('body').label, via: 'api' } });
+    async (c) => {
+      const cred = await links.issueCredential(c.req.param('serviceId')!, c.get('body').label);
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.issue', target: cred.id, service_id: c.req.param('serviceId')!, detail: { label: c.get('body').label, via: 'api' } });
       return c.json(cred, 201);
     },
   );
@@ -158,9 +158,9 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 204: { description: 'revoked' } },
       errors: ['not_found'],
     },
-    (c) => {
-      const done = links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!);
-      deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.revoke', target: c.req.param('credentialId')!.slice(0, 32), service_id: c.req.param('serviceId')!.slice(0, 32), outcome: done ? 'ok' : 'not_found', detail: { via: 'api' } });
+    async (c) => {
+      const done = await links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!);
+      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.revoke', target: c.req.param('credentialId')!.slice(0, 32), service_id: c.req.param('serviceId')!.slice(0, 32), outcome: done ? 'ok' : 'not_found', detail: { via: 'api' } });
       return done ? c.body(null, 204) : problem(c, 'not_found', 'no such active credential');
     },
   );
@@ -183,10 +183,10 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       const serviceId = c.req.param('serviceId')!;
       const credentialId = c.get('credentialId');
       await links.prepareKeys(serviceId, b.mykeyId); // keyed identities derived off the event loop
-      const r = links.link({ serviceId, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${credentialId}`, move: b.move === true });
+      const r = await links.link({ serviceId, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${credentialId}`, move: b.move === true });
       // The service's own decision to move a service ID is audited (who: its credential). The IDs
       // themselves stay in the change log only.
-      if (r.moved) deps.audit?.({ at: Date.now(), actor: `api:${credentialId}`, role: 'service', action: 'link.move', target: credentialId, service_id: serviceId, detail: { seq: r.entry?.seq ?? null } });
+      if (r.moved) await deps.audit?.({ at: Date.now(), actor: `api:${credentialId}`, role: 'service', action: 'link.move', target: credentialId, service_id: serviceId, detail: { seq: r.entry?.seq ?? null } });
       const body: LinkResponse = {
         serviceId,
         serviceUserId: b.serviceUserId,
@@ -208,8 +208,8 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       responses: { 200: { description: 'unlinked', schema: LinkResponse } },
       errors: ['not_found'],
     },
-    (c) => {
-      const r = links.unlink({ serviceId: c.req.param('serviceId')!, serviceUserId: c.req.param('serviceUserId')!, by: `api:${c.get('credentialId')}`, reason: 'cancelled_by_service' });
+    async (c) => {
+      const r = await links.unlink({ serviceId: c.req.param('serviceId')!, serviceUserId: c.req.param('serviceUserId')!, by: `api:${c.get('credentialId')}`, reason: 'cancelled_by_service' });
       return c.json({ serviceId: r.link.service_id, serviceUserId: r.link.service_user_id, seq: r.entry.seq } satisfies LinkResponse);
     },
   );
@@ -241,8 +241,8 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
     async (c) => {
       const b = c.get('body');
       const before = await deps.service.forUnlink(b.proof, b.serviceId);
-      links.unlink({ serviceId: b.serviceId, mykeyId: before.mykeyId, by: 'holder', reason: 'unlinked_by_holder' });
-      return c.json({ ...before, links: links.linksOf(before.mykeyId) });
+      await links.unlink({ serviceId: b.serviceId, mykeyId: before.mykeyId, by: 'holder', reason: 'unlinked_by_holder' });
+      return c.json({ ...before, links: await links.linksOf(before.mykeyId) });
     },
   );
   r.mount(app);

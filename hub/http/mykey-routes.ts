@@ -44,7 +44,7 @@ const PROOF_ERRORS: ErrorCode[] = [
 export interface MyKeyRoutesDeps extends BodyLimit {
   service: MyKeyService;
   /** The services a MyKey ID is linked with, added to the holder's view. */
-  linksOf?: (mykeyId: string) => NonNullable<import('../../shared/messages.ts').HolderView['links']>;
+  linksOf?: (mykeyId: string) => Promise<NonNullable<import('../../shared/messages.ts').HolderView['links']>>;
   challenges: ChallengeStore;
   rateLimits: { challenge: RateLimitOptions; register: RateLimitOptions };
 }
@@ -80,7 +80,7 @@ export function bindingOf(b: ChallengeRequest): ChallengeBinding {
 }
 
 export function mountMyKeyRoutes<E extends Env>(app: Hono<E>, api: OpenApi, { service, challenges, rateLimits, linksOf, maxBodyBytes }: MyKeyRoutesDeps): void {
-  const withLinks = <V extends { mykeyId: string }>(v: V) => (linksOf ? { ...v, links: linksOf(v.mykeyId) } : v);
+  const withLinks = async <V extends { mykeyId: string }>(v: V) => (linksOf ? { ...v, links: await linksOf(v.mykeyId) } : v);
   const tag = 'MyKey ID';
   const challengeLimit = rateLimit(rateLimits.challenge);
   const registerLimit = rateLimit(rateLimits.register);
@@ -139,7 +139,7 @@ export function mountMyKeyRoutes<E extends Env>(app: Hono<E>, api: OpenApi, { se
       responses: { 200: { description: 'the MyKey ID', schema: HolderView } },
       errors: [...PROOF_ERRORS, 'mykey_id_not_found', 'cert_superseded'],
     },
-    async (c) => c.json(withLinks(await service.status(c.get('body').proof))),
+    async (c) => c.json(await withLinks(await service.status(c.get('body').proof))),
   );
 
   r.route(
@@ -157,7 +157,7 @@ export function mountMyKeyRoutes<E extends Env>(app: Hono<E>, api: OpenApi, { se
     },
     async (c) => {
       const b = c.get('body');
-      return c.json(withLinks(await service.changeId(b.proof, b.mykeyId)));
+      return c.json(await withLinks(await service.changeId(b.proof, b.mykeyId)));
     },
   );
 
@@ -173,7 +173,7 @@ export function mountMyKeyRoutes<E extends Env>(app: Hono<E>, api: OpenApi, { se
       responses: { 200: { description: 'the invalidated MyKey ID', schema: HolderView } },
       errors: [...PROOF_ERRORS, 'mykey_id_not_found', 'mykey_id_invalidated'],
     },
-    async (c) => c.json(withLinks(await service.invalidate(c.get('body').proof))),
+    async (c) => c.json(await withLinks(await service.invalidate(c.get('body').proof))),
   );
 
   r.route(
@@ -192,7 +192,7 @@ export function mountMyKeyRoutes<E extends Env>(app: Hono<E>, api: OpenApi, { se
     },
     async (c) => {
       const b = c.get('body');
-      return c.json(withLinks(await service.carryOver(b.proof, b.previous.proof)));
+      return c.json(await withLinks(await service.carryOver(b.proof, b.previous.proof)));
     },
   );
   r.mount(app);

@@ -1,4 +1,5 @@
 // The one place where error codes become HTTP: problem JSON (RFC 9457) with the stable code.
+import { isBusyError } from '../store/write-batcher.ts';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { MyKeyError, isErrorCode, toProblem, type ErrorCode, type Problem } from '../../shared/errors.ts';
@@ -31,11 +32,8 @@ function crlReasonFromName(name: string): boolean {
 /** Seconds a client is told to wait (RFC 9110 10.2.3 Retry-After) when the store is busy. */
 const BUSY_RETRY_AFTER_S = '1';
 
-/** SQLite's "another connection holds the lock" (SQLITE_BUSY*, SQLITE_LOCKED*), wherever it came from. */
-function isStoreBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
-}
+/** The store said "busy, try again" (SQLite's lock errors, PostgreSQL's serialization failures; write-batcher.ts), wherever it came from. */
+const isStoreBusy = isBusyError;
 
 /**
  * Hono onError: MyKeyErrors keep their code; a busy store (another process writing, say a CRL

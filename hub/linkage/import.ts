@@ -14,14 +14,15 @@ import type { CertRef } from '../../shared/cert-identity.ts';
 import { certIdentityOf } from '../mykey/service.ts';
 import type { TrustAnchor } from '../pki/trust-anchors.ts';
 import { checkUserCertificate, type CheckedCertificate } from '../pki/user-cert.ts';
-import type { Db } from '../store/db.ts';
 import type { LinkageRepo } from '../store/linkage-repo.ts';
 import type { MyKeyRepo } from '../store/mykey-repo.ts';
+import { isUniqueViolation, type Sql } from '../store/sql.ts';
 import { busyUnavailable, isBusyError } from '../store/write-batcher.ts';
 import { parseLinkageFile, type LinkageLine, type LinkageSigner } from './parse.ts';
 
 export interface LinkageImporterDeps {
-  db: Db;
+  /** The store's executor: one record's carry-over and linkage row in one transaction. */
+  sql: Sql;
   mykeys: MyKeyRepo;
   repo: LinkageRepo;
   anchors: () => readonly TrustAnchor[];
@@ -68,10 +69,10 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
   const { mykeys, repo } = deps;
 
   /** Everything about a record that can be decided before its write: its final outcome, or what to carry. */
-  function check(anchor: TrustAnchor, l: Extract<LinkageLine, { ok: true }>, at: Date, known?: CheckedCertificate):
-    | { done: Outcome }
-    | { carry: { mykeyId: string; oldBindingId: number; identity: ReturnType<typeof certIdentityOf>; checked: CheckedCertificate } } {
-    const old = repo.liveBindingOfSerial(anchor.issuerKey, anchor.keyId, l.oldSerial);
+  async function check(anchor: TrustAnchor, l: Extract<LinkageLine, { ok: true }>, at: Date, known?: CheckedCertificate): Promise<
+    { done: Outcome } | { carry: { mykeyId: string; oldBindingId: number; identity: ReturnType<typeof certIdentityOf>; checked: CheckedCertificate } }
+  > {
+    const old = await repo.liveBindingOfSerial(anchor.issuerKey, anchor.keyId, l.oldSerial);
     if (!old) return { done: refused('linkage_old_unknown', 'no live MyKey ID is bound to this old serial under the file issuer') };
     // The certificate is checked once per record; the re-check inside the write (`known`) reads the store only.
     let checkedCert = known;
@@ -84,11 +85,11 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
     }
     const identity = certIdentityOf(checkedCert);
     if (identity.serialHex !== l.newSerial) return { done: refused('linkage_serial_mismatch', 'the new serial is not the serial of the certificate on the line') };
-    const row = mykeys.get(old.mykey_id);
+    const row = await mykeys.get(old.mykey_id);
     if (!row || row.status === 'invalidated') return { done: refused('linkage_mykey_invalidated', 'the MyKey ID was invalidated by its holder') };
     if (old.state === 'carried_over') {
-      const mine = repo.linkageOf(old.id);
-      if (mine ? mine.new_fingerprint === identity.fingerprint : mykeys.currentBinding(old.mykey_id)?.fingerprint === identity.fingerprint) return { done: { kind: 'already' } };
+      const mine = await repo.linkageOf(old.id);
+      if (mine ? mine.new_fingerprint === identity.fingerprint : (await mykeys.currentBinding(old.mykey_id))?.fingerprint === identity.fingerprint) return { done: { kind: 'already' } };
       return { done: refused('linkage_old_superseded', 'the old certificate was already carried over to another certificate') };
     }
     if (old.revocation_reason && isLossReason(old.revocation_reason as CrlReason)) {
@@ -100,37 +101,37 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
     const revoked = deps.revokedNow?.(checkedCert);
     if (revoked) return { done: refused('linkage_new_cert_revoked', `the new certificate is revoked (${revoked.reason})`) };
     // The exact (issuer name, issuing key, serial) of cert_bindings_live_serial: one index seek.
-    if (repo.liveBindingOfSerial(identity.issuerKey, identity.issuerKeyId, identity.serialHex)) return { done: refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID') };
+    if (await repo.liveBindingOfSerial(identity.issuerKey, identity.issuerKeyId, identity.serialHex)) return { done: refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID') };
     return { carry: { mykeyId: old.mykey_id, oldBindingId: old.id, identity, checked: checkedCert } };
   }
 
   /** One record: checks, keys derived ahead, then the carry-over and its linkage row in one transaction. */
   async function applyLine(anchor: TrustAnchor, l: Extract<LinkageLine, { ok: true }>, fileSha: string, dryRun: boolean): Promise<Outcome> {
-    const c = check(anchor, l, now());
+    const c = await check(anchor, l, now());
     if ('done' in c) return c.done;
     const { mykeyId, oldBindingId, identity } = c.carry;
-    if (dryRun) return { kind: 'carried', resumed: mykeys.get(mykeyId)?.status === 'suspended' };
+    if (dryRun) return { kind: 'carried', resumed: (await mykeys.get(mykeyId))?.status === 'suspended' };
     await deps.prepareKeys?.(mykeyId, { cert: identity });
-    const write = deps.db.transaction((): Outcome => {
+    const write = async (): Promise<Outcome> => {
       // Checked again inside the write: the holder (or another import) may have moved the MyKey ID
       // while the keys were derived.
-      const again = check(anchor, l, now(), c.carry.checked);
+      const again = await check(anchor, l, now(), c.carry.checked);
       if ('done' in again) return again.done;
       if (again.carry.oldBindingId !== oldBindingId) return refused('linkage_old_superseded', 'the old binding changed during the import');
       const at = now().getTime();
-      const r = mykeys.carryOver(mykeyId, identity, at, 'linkage');
-      repo.insert({ old_binding_id: oldBindingId, new_binding_id: r.bindingId, new_fingerprint: identity.fingerprint, file_sha256: fileSha, line: l.line, imported_at: at });
+      const r = await mykeys.carryOver(mykeyId, identity, at, 'linkage');
+      await repo.insert({ old_binding_id: oldBindingId, new_binding_id: r.bindingId, new_fingerprint: identity.fingerprint, file_sha256: fileSha, line: l.line, imported_at: at });
       return { kind: 'carried', resumed: r.resumed };
-    });
+    };
     let out: Outcome;
     for (let attempt = 0; ; attempt++) {
       try {
-        // BEGIN IMMEDIATE: another process (a CRL import, the hub beside this CLI) may be writing.
-        out = write.immediate();
+        // BEGIN IMMEDIATE (SQLite): another process (a CRL import, the hub beside this CLI) may be writing.
+        out = await deps.sql.tx(write, { immediate: true });
         break;
       } catch (e) {
         // cert_bindings_live_serial: the new certificate was bound by a registration meanwhile.
-        if (e instanceof Error && /UNIQUE constraint failed/.test(e.message)) return refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID');
+        if (isUniqueViolation(e)) return refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID');
         if (!isBusyError(e)) throw e;
         if (attempt >= BUSY_RETRIES) throw busyUnavailable(e);
         await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
@@ -148,18 +149,18 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
     async importFile(bytes: Uint8Array, signatureText: string | undefined, source: string, opts: { dryRun?: boolean } = {}): Promise<LinkageReport> {
       const dryRun = opts.dryRun === true;
       const startedAt = now().getTime();
-      const record = (r: Partial<Parameters<LinkageRepo['recordImport']>[0]>) =>
+      const record = (r: Partial<Parameters<LinkageRepo['recordImport']>[0]>): Promise<void> =>
         repo.recordImport({ source: source.slice(0, 200), file_sha256: null, issuer: null, created: null, records: null, carried: null, already: null, refused: null, code: null, started_at: startedAt, finished_at: now().getTime(), ...r });
       const parsed = parseLinkageFile(bytes, signatureText, { signers: deps.signers(), maxBytes: deps.maxBytes });
       if (!parsed.ok) {
-        record({ code: parsed.code });
+        await record({ code: parsed.code });
         deps.log.warn('linkage file refused', { source, code: parsed.code, error: parsed.message });
         throw new MyKeyError(parsed.code, parsed.message);
       }
       const { header, sha256, lines, signer } = parsed.value;
       const anchor = deps.anchors().find((a) => a.keyId === header.issuer);
       if (!anchor) {
-        record({ code: 'linkage_issuer_unknown', file_sha256: sha256, issuer: header.issuer, created: header.created, records: header.records });
+        await record({ code: 'linkage_issuer_unknown', file_sha256: sha256, issuer: header.issuer, created: header.created, records: header.records });
         deps.log.warn('linkage file refused', { source, code: 'linkage_issuer_unknown' });
         throw new MyKeyError('linkage_issuer_unknown', `no configured JPKI trust anchor has the key id ${header.issuer}`);
       }
@@ -179,16 +180,16 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
         else report.refused.push({ line: l.line, code: out.code, message: out.message });
       }
       if (dryRun) return { ...report, dryRun: true };
-      record({ file_sha256: sha256, issuer: header.issuer, created: header.created, records: header.records, carried: report.carried.length, already: report.alreadyCarried.length, refused: report.refused.length });
+      await record({ file_sha256: sha256, issuer: header.issuer, created: header.created, records: header.records, carried: report.carried.length, already: report.alreadyCarried.length, refused: report.refused.length });
       // Counts only: no serial, no MyKey ID (README: no usage history, nothing personal in logs).
       deps.log.info('linkage file imported', { source, records: header.records, carried: report.carried.length, alreadyCarried: report.alreadyCarried.length, refused: report.refused.length, resumed: report.resumed });
       return report;
     },
     recentImports: (limit?: number) => repo.recentImports(limit),
     /** Records a file refused before it reached importFile (the API's body limit). */
-    recordRefused(source: string, code: ErrorCode): void {
+    async recordRefused(source: string, code: ErrorCode): Promise<void> {
       const at = now().getTime();
-      repo.recordImport({ source, file_sha256: null, issuer: null, created: null, records: null, carried: null, already: null, refused: null, code, started_at: at, finished_at: at });
+      await repo.recordImport({ source, file_sha256: null, issuer: null, created: null, records: null, carried: null, already: null, refused: null, code, started_at: at, finished_at: at });
       deps.log.warn('linkage file refused', { source, code });
     },
   };

@@ -6,16 +6,17 @@ import type { Logger } from '../../shared/log.ts';
 import type { HubConfig } from '../config.ts';
 import type { LoadedCrl } from '../revocation/checker.ts';
 import type { TrustAnchor } from '../pki/trust-anchors.ts';
-import type { Db } from '../store/db.ts';
 import { createLinkageRepo } from '../store/linkage-repo.ts';
 import type { MyKeyRepo } from '../store/mykey-repo.ts';
+import type { Sql } from '../store/sql.ts';
 import type { CertRef } from '../../shared/cert-identity.ts';
 import { createLinkageImporter } from './import.ts';
 import { loadLinkageSigners } from './parse.ts';
 
 export interface LinkageParts {
   config: HubConfig;
-  db: Db;
+  /** The store's executor. */
+  sql: Sql;
   mykeys: MyKeyRepo;
   anchors: () => readonly TrustAnchor[];
   /** The CRLs the hub holds, per issuer key id (the CRL manager's). */
@@ -29,9 +30,9 @@ export interface LinkageParts {
 export function createLinkage(p: LinkageParts) {
   const signers = loadLinkageSigners(p.config.jpki.linkageSigners);
   return createLinkageImporter({
-    db: p.db,
+    sql: p.sql,
     mykeys: p.mykeys,
-    repo: createLinkageRepo(p.db),
+    repo: createLinkageRepo(p.sql),
     anchors: p.anchors,
     signers: () => signers,
     maxBytes: p.config.jpki.linkageMaxBytes,

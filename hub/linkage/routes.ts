@@ -19,7 +19,7 @@ export interface LinkageRoutesDeps {
   adminToken: () => string;
   /** jpki.linkageMaxBytes: the body limit of the import route (not http.maxBodyBytes). */
   maxBytes: number;
-  audit?: (e: AuditInput) => void;
+  audit?: (e: AuditInput) => void | Promise<void>;
 }
 
 class TooLarge extends Error {}
@@ -61,7 +61,7 @@ export function mountLinkageRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
         bytes = await bodyBytes(c, deps.maxBytes);
       } catch (e) {
         if (e instanceof TooLarge) {
-          deps.importer.recordRefused('api', 'linkage_file_too_large');
+          await deps.importer.recordRefused('api', 'linkage_file_too_large');
           return problem(c, 'linkage_file_too_large', `the file is larger than ${deps.maxBytes} bytes`);
         }
         return problem(c, 'bad_request', 'the body could not be read');
@@ -70,7 +70,7 @@ export function mountLinkageRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
         const dryRun = c.req.query('dryRun') === 'true';
         const report = await deps.importer.importFile(bytes, c.req.header(LINKAGE_SIGNATURE_HEADER), 'api', { dryRun });
         if (dryRun) return c.json(report);
-        deps.audit?.({
+        await deps.audit?.({
           at: Date.now(),
           actor: 'api:admin',
           role: 'operator',
@@ -86,9 +86,9 @@ export function mountLinkageRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
     },
   );
 
-  r.route({ method: 'get', path: '/v1/admin/linkage-imports', tag, auth: 'operator', summary: 'The last linkage imports, newest first (refused ones with their code)', responses: { 200: { description: 'imports' } } }, (c) =>
+  r.route({ method: 'get', path: '/v1/admin/linkage-imports', tag, auth: 'operator', summary: 'The last linkage imports, newest first (refused ones with their code)', responses: { 200: { description: 'imports' } } }, async (c) =>
     c.json(
-      deps.importer.recentImports(50).map((x) => ({
+      (await deps.importer.recentImports(50)).map((x) => ({
         id: x.id,
         source: x.source,
         sha256: x.file_sha256,

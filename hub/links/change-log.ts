@@ -8,9 +8,9 @@ import type { ChangeEntry, ChangeKind } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
-import type { Db } from '../store/db.ts';
 import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
 import type { MyKeyLifecycleEvent, MyKeyRepo } from '../store/mykey-repo.ts';
+import type { Sql } from '../store/sql.ts';
 import type { KeyedIdentities } from './keyed-identities.ts';
 
 /** What a service's business system is told (webhook body). Never the MyKey ID: the service ID is its key. */
@@ -37,7 +37,8 @@ export interface ChangeInput {
 }
 
 export interface ChangeLogDeps {
-  db: Db;
+  /** The store's executor. */
+  sql: Sql;
   repo: LinkRepo;
   mykeys: MyKeyRepo;
   keys: KeyedIdentities;
@@ -47,14 +48,15 @@ export interface ChangeLogDeps {
 }
 
 export function createChangeLog(deps: ChangeLogDeps) {
-  const { db, repo, mykeys, keys, now } = deps;
+  const { sql, repo, mykeys, keys, now } = deps;
   const { derived, keysOf } = keys;
-  let wroteOutbox = false;
+  /** Outbox rows appended so far: a transaction that moved it tells the publishers after its commit. */
+  let appended = 0;
 
   /** Appends one change-log entry with its outbox rows. Must run inside a transaction. */
-  function append(s: ServiceRow, c: ChangeInput): ChangeEntry {
+  async function append(s: ServiceRow, c: ChangeInput): Promise<ChangeEntry> {
     const at = now();
-    const seq = repo.nextSeq(s.id);
+    const seq = await repo.nextSeq(s.id);
     const entry: ChangeEntry = {
       seq,
       kind: c.kind,
@@ -65,8 +67,8 @@ export function createChangeLog(deps: ChangeLogDeps) {
       ...keys.schemeField(s),
     };
     const json = JSON.stringify(entry);
-    repo.insertChange({ service_id: s.id, seq, kind: c.kind, mykey_id: c.mykeyId, service_user_id: c.serviceUserId, by: c.by, entry: json, at });
-    repo.insertMqtt(serviceLogTopic(s.id), json, at);
+    await repo.insertChange({ service_id: s.id, seq, kind: c.kind, mykey_id: c.mykeyId, service_user_id: c.serviceUserId, by: c.by, entry: json, at });
+    await repo.insertMqtt(serviceLogTopic(s.id), json, at);
     if (c.notice && c.serviceUserId && s.webhook_url) {
       const notice: ServiceNotice = {
         id: `${s.id}-${seq}`,
@@ -77,82 +79,82 @@ export function createChangeLog(deps: ChangeLogDeps) {
         seq,
         at: entry.at,
       };
-      repo.insertWebhook(s.id, JSON.stringify(notice), at);
+      await repo.insertWebhook(s.id, JSON.stringify(notice), at);
     }
-    wroteOutbox = true;
+    appended++;
     return entry;
   }
 
   /** Runs a write transaction and tells the outbox publishers afterwards. */
-  function tx<T>(fn: () => T): T {
-    const r = db.transaction(fn)();
-    if (wroteOutbox) {
-      wroteOutbox = false;
-      deps.events?.emit('outboxWritten', { source: 'links' });
-    }
+  async function tx<T>(fn: () => Promise<T>): Promise<T> {
+    // Transactions may run side by side (PostgreSQL): another one's appends may move the count too,
+    // which only costs a spare kick; this one's are never missed.
+    const before = appended;
+    const r = await sql.tx(fn, { immediate: true });
+    if (appended !== before) deps.events?.emit('outboxWritten', { source: 'links' });
     return r;
   }
 
   /** A MyKey ID's own changes, appended for every service it is linked with (inside their transaction). */
-  function onLifecycle(e: MyKeyLifecycleEvent): void {
+  async function onLifecycle(e: MyKeyLifecycleEvent): Promise<void> {
     if (e.kind === 'id_changed' && e.from) {
-      const links = repo.linksOfMyKey(e.from);
-      repo.renameMyKey(e.from, e.mykeyId);
+      const links = await repo.linksOfMyKey(e.from);
+      await repo.renameMyKey(e.from, e.mykeyId);
       for (const l of links) {
-        const s = repo.service(l.service_id)!;
-        const oldKey = derived(s, 'mykey', e.from);
-        append(s, {
+        const s = (await repo.service(l.service_id))!;
+        const oldKey = await derived(s, 'mykey', e.from);
+        await append(s, {
           kind: 'id_changed',
           mykeyId: e.mykeyId,
           serviceUserId: l.service_user_id,
           by: 'holder',
-          remove: l.state === 'active' ? [oldKey, ...keysOf(s, e.mykeyId)] : [oldKey],
-          set: l.state === 'active' ? { keys: keysOf(s, e.mykeyId), serviceUserId: l.service_user_id } : undefined,
+          remove: l.state === 'active' ? [oldKey, ...(await keysOf(s, e.mykeyId))] : [oldKey],
+          set: l.state === 'active' ? { keys: await keysOf(s, e.mykeyId), serviceUserId: l.service_user_id } : undefined,
         });
       }
       return;
     }
-    for (const l of repo.linksOfMyKey(e.mykeyId)) {
-      const s = repo.service(l.service_id)!;
+    for (const l of await repo.linksOfMyKey(e.mykeyId)) {
+      const s = (await repo.service(l.service_id))!;
       switch (e.kind) {
         case 'suspended':
           if (l.state !== 'active') break;
-          repo.setLinkState(s.id, e.mykeyId, 'suspended');
-          append(s, { kind: 'suspend', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'hub:revocation', remove: keysOf(s, e.mykeyId), reason: e.reason ?? undefined, notice: 'link.suspended' });
+          await repo.setLinkState(s.id, e.mykeyId, 'suspended');
+          await append(s, { kind: 'suspend', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'hub:revocation', remove: await keysOf(s, e.mykeyId), reason: e.reason ?? undefined, notice: 'link.suspended' });
           break;
         case 'resumed':
           if (l.state !== 'suspended') break;
-          repo.setLinkState(s.id, e.mykeyId, 'active');
-          append(s, {
+          await repo.setLinkState(s.id, e.mykeyId, 'active');
+          await append(s, {
             kind: 'resume',
             mykeyId: e.mykeyId,
             serviceUserId: l.service_user_id,
             by: 'hub',
             remove: [],
-            set: { keys: keysOf(s, e.mykeyId), serviceUserId: l.service_user_id },
+            set: { keys: await keysOf(s, e.mykeyId), serviceUserId: l.service_user_id },
             reason: e.reason ?? undefined,
             notice: 'link.resumed',
           });
           break;
         case 'invalidated':
-          repo.deleteLink(s.id, e.mykeyId);
-          append(s, { kind: 'unlink', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'holder', remove: keysOf(s, e.mykeyId, e.previousCert ?? mykeys.currentCert(e.mykeyId)), reason: 'invalidated', notice: 'link.unlinked' });
+          await repo.deleteLink(s.id, e.mykeyId);
+          await append(s, { kind: 'unlink', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'holder', remove: await keysOf(s, e.mykeyId, e.previousCert ?? (await mykeys.currentCert(e.mykeyId))), reason: 'invalidated', notice: 'link.unlinked' });
           break;
         case 'carried_over': {
-          const oldKeys = e.previousCert ? keysOf(s, e.mykeyId, e.previousCert) : [];
+          const oldKeys = e.previousCert ? await keysOf(s, e.mykeyId, e.previousCert) : [];
           // A linkage record (hub/linkage) carries without the holder: the service is told, and a link
           // suspended with its MyKey ID (superseded) resumes in this same entry; the `resumed` event
           // that follows then finds the link active and adds nothing.
           const linkage = e.via === 'linkage';
           const resumes = linkage && e.resumes === true && l.state === 'suspended';
-          if (resumes) repo.setLinkState(s.id, e.mykeyId, 'active');
-          append(s, {
+          if (resumes) await repo.setLinkState(s.id, e.mykeyId, 'active');
+          await append(s, {
             kind: 'carry_over',
             mykeyId: e.mykeyId,
             serviceUserId: l.service_user_id,
             by: linkage ? 'hub:linkage' : 'holder',
             remove: oldKeys,
-            set: l.state === 'active' || resumes ? { keys: keysOf(s, e.mykeyId, e.newCert), serviceUserId: l.service_user_id } : undefined,
+            set: l.state === 'active' || resumes ? { keys: await keysOf(s, e.mykeyId, e.newCert), serviceUserId: l.service_user_id } : undefined,
             ...(linkage ? { reason: 'linkage', notice: resumes ? ('link.resumed' as const) : ('link.carried_over' as const) } : {}),
           });
           break;

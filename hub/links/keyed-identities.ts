@@ -25,21 +25,22 @@ export function createKeyedIdentities(deps: { repo: LinkRepo; mykeys: MyKeyRepo 
   // under a CA key rolled over under the same name is another identity (shared/cert-identity.ts). A
   // service still on an older scheme keeps the old form its edges compute, until it is re-keyed.
   const certValue = (c: CertRef, scheme: KeyScheme): string => (schemeKeysCertIssuer(scheme) ? certIdentityWithKey(c) : certIdentity(c.issuerKey, c.serialHex));
-  const identsOf = (mykeyId: string, scheme: KeyScheme, cert: CertRef | undefined = mykeys.currentCert(mykeyId)): Ident[] => [
-    { kind: 'mykey', value: mykeyId },
-    ...(cert ? [{ kind: 'cert' as const, value: certValue(cert, scheme) }] : []),
-  ];
+  // Without a certificate given, the MyKey ID's current one.
+  const identsOf = async (mykeyId: string, scheme: KeyScheme, certGiven?: CertRef): Promise<Ident[]> => {
+    const cert = certGiven === undefined ? await mykeys.currentCert(mykeyId) : certGiven;
+    return [{ kind: 'mykey', value: mykeyId }, ...(cert ? [{ kind: 'cert' as const, value: certValue(cert, scheme) }] : [])];
+  };
 
   /** The key of one identity for a service: computed (legacy HMAC), stored, or derived here and stored. */
-  function derived(s: ServiceRow, kind: 'mykey' | 'cert', value: string): string {
+  async function derived(s: ServiceRow, kind: 'mykey' | 'cert', value: string): Promise<string> {
     const scheme = schemeOf(s);
     if (scheme === 'hmac-sha256') return keyedIdentitySync(s.sync_secret, kind, value, scheme);
     const identity = `${kind}:${value}`;
-    const stored = repo.storedKey(s.id, scheme, identity);
+    const stored = await repo.storedKey(s.id, scheme, identity);
     if (stored !== undefined) return stored;
     stats.derivedBlocking++;
     const key = keyedIdentitySync(s.sync_secret, kind, value, scheme);
-    repo.insertKey(s.id, scheme, identity, key);
+    await repo.insertKey(s.id, scheme, identity, key);
     return key;
   }
 
@@ -52,7 +53,7 @@ export function createKeyedIdentities(deps: { repo: LinkRepo; mykeys: MyKeyRepo 
     if (scheme === 'hmac-sha256') return;
     const todo: Ident[] = [];
     for (let i = 0; i < idents.length; i++) {
-      if (repo.storedKey(s.id, scheme, `${idents[i].kind}:${idents[i].value}`) === undefined) todo.push(idents[i]);
+      if ((await repo.storedKey(s.id, scheme, `${idents[i].kind}:${idents[i].value}`)) === undefined) todo.push(idents[i]);
       if (i % ROWS_PER_TURN === ROWS_PER_TURN - 1) await nextTurn();
     }
     let next = 0;
@@ -60,7 +61,7 @@ export function createKeyedIdentities(deps: { repo: LinkRepo; mykeys: MyKeyRepo 
       while (next < todo.length) {
         const i = todo[next++];
         const key = await keyedIdentity(s.sync_secret, i.kind, i.value, scheme);
-        repo.insertKey(s.id, scheme, `${i.kind}:${i.value}`, key);
+        await repo.insertKey(s.id, scheme, `${i.kind}:${i.value}`, key);
         stats.derived++;
       }
     };
@@ -71,7 +72,7 @@ export function createKeyedIdentities(deps: { repo: LinkRepo; mykeys: MyKeyRepo 
   async function identsOfMany(mykeyIds: readonly string[], scheme: KeyScheme): Promise<Ident[]> {
     const out: Ident[] = [];
     for (let i = 0; i < mykeyIds.length; i++) {
-      out.push(...identsOf(mykeyIds[i], scheme));
+      out.push(...(await identsOf(mykeyIds[i], scheme)));
       if (i % ROWS_PER_TURN === ROWS_PER_TURN - 1) await nextTurn();
     }
     return out;
@@ -87,8 +88,10 @@ export function createKeyedIdentities(deps: { repo: LinkRepo; mykeys: MyKeyRepo 
     derived,
     deriveAhead,
     /** The keyed identities of a MyKey ID for one service: by MyKey ID and by its current certificate. */
-    keysOf(s: ServiceRow, mykeyId: string, cert: CertRef | undefined = mykeys.currentCert(mykeyId)): string[] {
-      return identsOf(mykeyId, schemeOf(s), cert).map((i) => derived(s, i.kind, i.value));
+    async keysOf(s: ServiceRow, mykeyId: string, cert?: CertRef): Promise<string[]> {
+      const out: string[] = [];
+      for (const i of await identsOf(mykeyId, schemeOf(s), cert)) out.push(await derived(s, i.kind, i.value));
+      return out;
     },
     /** What entries and snapshots of a service say about their keys (nothing: the legacy derivation). */
     schemeField: (s: ServiceRow): { keyScheme?: KeyScheme } => (schemeOf(s) === LEGACY_KEY_SCHEME ? {} : { keyScheme: schemeOf(s) }),

@@ -13,6 +13,7 @@ import { CURRENT_KEY_SCHEME, type ChangeEntry, type KeyScheme, type Snapshot } f
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
 import type { Db } from '../store/db.ts';
+import { sqlOf, type Sql } from '../store/sql.ts';
 import type { LinkRepo, LinkRow, ServiceRow } from '../store/link-repo.ts';
 import type { MyKeyRepo } from '../store/mykey-repo.ts';
 import { createSnapshotRepo } from '../store/snapshot-repo.ts';
@@ -24,7 +25,8 @@ export type { ServiceNotice } from './change-log.ts';
 export type { SnapshotBody } from './snapshot.ts';
 
 export interface LinksDeps {
-  db: Db;
+  /** The store's executor (or a SQLite connection). */
+  sql: Sql | Db;
   repo: LinkRepo;
   mykeys: MyKeyRepo;
   now?: () => number;
@@ -42,17 +44,18 @@ function hashSecret(secret: string): string {
 }
 
 export function createLinks(deps: LinksDeps) {
-  const { db, repo, mykeys } = deps;
+  const { repo, mykeys } = deps;
+  const sql = sqlOf(deps.sql);
   const now = deps.now ?? Date.now;
   const keys = createKeyedIdentities({ repo, mykeys });
   const { schemeOf, identsOf, certValue, deriveAhead, keysOf } = keys;
-  const log = createChangeLog({ db, repo, mykeys, keys, now, events: deps.events });
+  const log = createChangeLog({ sql, repo, mykeys, keys, now, events: deps.events });
   const { append, tx } = log;
-  const snapshotRepo = createSnapshotRepo(db);
-  const snapshots = createSnapshots({ db, repo, store: snapshotRepo, keys, now, cacheBytes: deps.snapshotCacheBytes });
+  const snapshotRepo = createSnapshotRepo(deps.sql);
+  const snapshots = createSnapshots({ repo, store: snapshotRepo, keys, now, cacheBytes: deps.snapshotCacheBytes });
 
-  function requireService(serviceId: string): ServiceRow {
-    const s = repo.service(serviceId);
+  async function requireService(serviceId: string): Promise<ServiceRow> {
+    const s = await repo.service(serviceId);
     if (!s) throw new MyKeyError('not_found', `no service ${serviceId}`);
     if (s.status !== 'active') throw new MyKeyError('forbidden', `service ${serviceId} is disabled`);
     return s;
@@ -66,11 +69,11 @@ export function createLinks(deps: LinksDeps) {
      * Creates a service with its sync secret (and webhook secret when a webhook is given). Counter
      * links need the holder's proof unless the service is created (or later set) without it.
      */
-    createService(input: { id: string; name: string; webhookUrl?: string; requireHolderProof?: boolean; touchAssurance?: 'possession' | 'pin' }): { service: ServiceRow; webhookSecret?: string } {
+    async createService(input: { id: string; name: string; webhookUrl?: string; requireHolderProof?: boolean; touchAssurance?: 'possession' | 'pin' }): Promise<{ service: ServiceRow; webhookSecret?: string }> {
       if (!isServiceId(input.id)) throw new MyKeyError('validation_failed', 'a service id is 2-32 lower-case letters, digits and hyphens, starting with a letter');
-      if (repo.service(input.id)) throw new MyKeyError('conflict', `service ${input.id} exists`);
+      if (await repo.service(input.id)) throw new MyKeyError('conflict', `service ${input.id} exists`);
       const webhookSecret = input.webhookUrl ? randomBytes(32) : null;
-      repo.insertService({
+      await repo.insertService({
         id: input.id,
         name: input.name,
         sync_secret: randomBytes(32),
@@ -79,53 +82,53 @@ export function createLinks(deps: LinksDeps) {
         require_holder_proof: input.requireHolderProof === false ? 0 : 1,
         created_at: now(),
       });
-      repo.setKeyScheme(input.id, CURRENT_KEY_SCHEME); // a new service has no edges on the legacy keys
-      if (input.touchAssurance === 'pin') repo.setTouchAssurance(input.id, 'pin');
-      return { service: repo.service(input.id)!, webhookSecret: webhookSecret?.toString('base64url') };
+      await repo.setKeyScheme(input.id, CURRENT_KEY_SCHEME); // a new service has no edges on the legacy keys
+      if (input.touchAssurance === 'pin') await repo.setTouchAssurance(input.id, 'pin');
+      return { service: (await repo.service(input.id))!, webhookSecret: webhookSecret?.toString('base64url') };
     },
 
     /** Sets or clears a service's webhook; returns the new signing secret. */
-    setWebhook(serviceId: string, url: string | null): { webhookSecret?: string } {
-      requireService(serviceId);
+    async setWebhook(serviceId: string, url: string | null): Promise<{ webhookSecret?: string }> {
+      await requireService(serviceId);
       const secret = url ? randomBytes(32) : null;
-      repo.updateWebhook(serviceId, url, secret);
+      await repo.updateWebhook(serviceId, url, secret);
       return { webhookSecret: secret?.toString('base64url') };
     },
 
     /** Sets whether counter links of the service need the holder's proof (the caller audits it). */
-    setRequireHolderProof(serviceId: string, on: boolean): void {
-      requireService(serviceId);
-      repo.setRequireHolderProof(serviceId, on);
+    async setRequireHolderProof(serviceId: string, on: boolean): Promise<void> {
+      await requireService(serviceId);
+      await repo.setRequireHolderProof(serviceId, on);
     },
 
     /**
      * Sets what a touch at the service's readers proves (PIN-checked touch, #14); the caller audits it.
      * Edges learn it with their device config (at start, on reconnect and at every catch-up poll).
      */
-    setTouchAssurance(serviceId: string, level: 'possession' | 'pin'): void {
-      requireService(serviceId);
+    async setTouchAssurance(serviceId: string, level: 'possession' | 'pin'): Promise<void> {
+      await requireService(serviceId);
       if (level !== 'possession' && level !== 'pin') throw new MyKeyError('validation_failed', "touch assurance is 'possession' or 'pin'");
-      repo.setTouchAssurance(serviceId, level);
+      await repo.setTouchAssurance(serviceId, level);
     },
 
     /** Issues an API credential for a service's business system; the token is shown only now. */
-    issueCredential(serviceId: string, label: string): { id: string; token: string } {
-      requireService(serviceId);
+    async issueCredential(serviceId: string, label: string): Promise<{ id: string; token: string }> {
+      await requireService(serviceId);
       const id = `cred_${randomBytes(6).toString('hex')}`;
       const secret = randomBytes(32).toString('base64url');
-      repo.insertCredential(id, serviceId, label, hashSecret(secret), now());
+      await repo.insertCredential(id, serviceId, label, hashSecret(secret), now());
       return { id, token: `mk_${id}.${secret}` };
     },
 
-    revokeCredential(serviceId: string, credentialId: string): boolean {
+    revokeCredential(serviceId: string, credentialId: string): Promise<boolean> {
       return repo.revokeCredential(serviceId, credentialId, now());
     },
 
     /** The service a bearer token belongs to, or undefined. Constant-time on the secret. */
-    authenticate(token: string): { serviceId: string; credentialId: string } | undefined {
+    async authenticate(token: string): Promise<{ serviceId: string; credentialId: string } | undefined> {
       const m = /^mk_(cred_[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/.exec(token);
       if (!m) return undefined;
-      const cred = repo.credential(m[1]);
+      const cred = await repo.credential(m[1]);
       if (!cred || cred.revoked_at !== null) return undefined;
       const a = Buffer.from(cred.secret_hash, 'hex');
       const b = Buffer.from(hashSecret(m[2]), 'hex');
@@ -139,56 +142,60 @@ export function createLinks(deps: LinksDeps) {
      * it is refused with service_user_id_taken, unless the service itself moves it (`move`, only from
      * the authenticated service API, which audits it).
      */
-    link(input: { serviceId: string; mykeyId: string; serviceUserId: string; by: string; move?: boolean }): {
+    async link(input: { serviceId: string; mykeyId: string; serviceUserId: string; by: string; move?: boolean }): Promise<{
       entry?: ChangeEntry;
       replaced?: string;
       moved?: true;
       unchanged?: true;
-    } {
+    }> {
       if (!isMyKeyId(input.mykeyId)) throw new MyKeyError('mykey_id_malformed');
       if (!SERVICE_USER_ID.test(input.serviceUserId)) throw new MyKeyError('validation_failed', 'a service ID is 1-64 printable ASCII characters');
-      return tx(() => {
-        const s = requireService(input.serviceId);
-        const m = mykeys.get(input.mykeyId);
+      return tx(async () => {
+        const s = await requireService(input.serviceId);
+        const m = await mykeys.get(input.mykeyId);
         if (!m) throw new MyKeyError('mykey_id_not_found', 'no such MyKey ID');
         if (m.status !== 'active') throw new MyKeyError(m.status === 'invalidated' ? 'mykey_id_invalidated' : 'mykey_id_suspended');
-        const current = repo.link(s.id, input.mykeyId);
+        const current = await repo.link(s.id, input.mykeyId);
         if (current?.service_user_id === input.serviceUserId && current.state === 'active') return { unchanged: true };
         // The service ID is someone else's: only the service's explicit move ends that link.
-        const other = repo.linkByUser(s.id, input.serviceUserId);
+        const other = await repo.linkByUser(s.id, input.serviceUserId);
         const moved = !!other && other.mykey_id !== input.mykeyId;
         if (other && moved) {
           if (!input.move) throw new MyKeyError('service_user_id_taken', 'this service ID is linked to another MyKey ID; the service can move it through its API (move: true)');
-          repo.deleteLink(s.id, other.mykey_id);
-          append(s, { kind: 'unlink', mykeyId: other.mykey_id, serviceUserId: other.service_user_id, by: input.by, remove: keysOf(s, other.mykey_id), reason: 'moved_by_service', notice: 'link.unlinked' });
+          await repo.deleteLink(s.id, other.mykey_id);
+          await append(s, { kind: 'unlink', mykeyId: other.mykey_id, serviceUserId: other.service_user_id, by: input.by, remove: await keysOf(s, other.mykey_id), reason: 'moved_by_service', notice: 'link.unlinked' });
         }
         if (current) {
-          append(s, { kind: 'unlink', mykeyId: input.mykeyId, serviceUserId: current.service_user_id, by: input.by, remove: keysOf(s, input.mykeyId), reason: 'replaced', notice: 'link.replaced' });
+          await append(s, { kind: 'unlink', mykeyId: input.mykeyId, serviceUserId: current.service_user_id, by: input.by, remove: await keysOf(s, input.mykeyId), reason: 'replaced', notice: 'link.replaced' });
         }
-        repo.upsertLink(s.id, input.mykeyId, input.serviceUserId, now(), input.by);
-        const keys = keysOf(s, input.mykeyId);
-        const entry = append(s, { kind: 'link', mykeyId: input.mykeyId, serviceUserId: input.serviceUserId, by: input.by, remove: keys, set: { keys, serviceUserId: input.serviceUserId }, notice: 'link.created' });
+        await repo.upsertLink(s.id, input.mykeyId, input.serviceUserId, now(), input.by);
+        const keys = await keysOf(s, input.mykeyId);
+        const entry = await append(s, { kind: 'link', mykeyId: input.mykeyId, serviceUserId: input.serviceUserId, by: input.by, remove: keys, set: { keys, serviceUserId: input.serviceUserId }, notice: 'link.created' });
         return { entry, replaced: current?.service_user_id, ...(moved ? { moved: true as const } : {}) };
       });
     },
 
     /** Ends a link, found by MyKey ID or by service ID. */
-    unlink(input: { serviceId: string; mykeyId?: string; serviceUserId?: string; by: string; reason: string }): { entry: ChangeEntry; link: LinkRow } {
-      return tx(() => {
-        const s = requireService(input.serviceId);
-        const l = input.mykeyId ? repo.link(s.id, input.mykeyId) : input.serviceUserId ? repo.linkByUser(s.id, input.serviceUserId) : undefined;
+    unlink(input: { serviceId: string; mykeyId?: string; serviceUserId?: string; by: string; reason: string }): Promise<{ entry: ChangeEntry; link: LinkRow }> {
+      return tx(async () => {
+        const s = await requireService(input.serviceId);
+        const l = input.mykeyId ? await repo.link(s.id, input.mykeyId) : input.serviceUserId ? await repo.linkByUser(s.id, input.serviceUserId) : undefined;
         if (!l) throw new MyKeyError('not_found', 'no such link');
-        repo.deleteLink(s.id, l.mykey_id);
-        const entry = append(s, { kind: 'unlink', mykeyId: l.mykey_id, serviceUserId: l.service_user_id, by: input.by, remove: keysOf(s, l.mykey_id), reason: input.reason, notice: 'link.unlinked' });
+        await repo.deleteLink(s.id, l.mykey_id);
+        const entry = await append(s, { kind: 'unlink', mykeyId: l.mykey_id, serviceUserId: l.service_user_id, by: input.by, remove: await keysOf(s, l.mykey_id), reason: input.reason, notice: 'link.unlinked' });
         return { entry, link: l };
       });
     },
 
     /** The links of a MyKey ID (for its holder). */
-    linksOf: (mykeyId: string) => repo.linksOfMyKey(mykeyId).map((l) => ({ serviceId: l.service_id, serviceName: repo.service(l.service_id)?.name ?? l.service_id, serviceUserId: l.service_user_id, state: l.state, linkedAt: new Date(l.linked_at).toISOString() })),
+    linksOf: async (mykeyId: string) => {
+      const out = [];
+      for (const l of await repo.linksOfMyKey(mykeyId)) out.push({ serviceId: l.service_id, serviceName: (await repo.service(l.service_id))?.name ?? l.service_id, serviceUserId: l.service_user_id, state: l.state, linkedAt: new Date(l.linked_at).toISOString() });
+      return out;
+    },
 
-    /** The service's current mappings at its head seq, read at once (tests, tools; the device route uses snapshotBody). */
-    snapshot: (serviceId: string): Snapshot => snapshots.snapshot(serviceId),
+    /** The service's current mappings at its head seq, read at once in one transaction (tests, tools; the device route uses snapshotBody). */
+    snapshot: (serviceId: string): Promise<Snapshot> => snapshots.snapshot(serviceId),
 
     /**
      * The service's snapshot at its head seq as JSON bytes (and gzip on demand), for an edge that is
@@ -200,9 +207,9 @@ export function createLinks(deps: LinksDeps) {
     snapshotStats: () => snapshots.stats(),
 
     /** Change-log entries after `seq` (at most `limit`). */
-    changesAfter(serviceId: string, seq: number, limit = 1000): ChangeEntry[] {
-      requireService(serviceId);
-      return repo.changesAfter(serviceId, seq, limit).map((e) => JSON.parse(e) as ChangeEntry);
+    async changesAfter(serviceId: string, seq: number, limit = 1000): Promise<ChangeEntry[]> {
+      await requireService(serviceId);
+      return (await repo.changesAfter(serviceId, seq, limit)).map((e) => JSON.parse(e) as ChangeEntry);
     },
 
     /**
@@ -210,9 +217,9 @@ export function createLinks(deps: LinksDeps) {
      * will need; call before link(). Never fails: link() validates and reports.
      */
     async prepareKeys(serviceId: string, mykeyId: string): Promise<void> {
-      const s = repo.service(serviceId);
+      const s = await repo.service(serviceId);
       if (!s || !isMyKeyId(mykeyId)) return;
-      await deriveAhead(s, schemeOf(s), identsOf(mykeyId, schemeOf(s))).catch(() => undefined);
+      await deriveAhead(s, schemeOf(s), await identsOf(mykeyId, schemeOf(s))).catch(() => undefined);
     },
 
     /**
@@ -224,8 +231,8 @@ export function createLinks(deps: LinksDeps) {
         ...(next.mykeyId ? [{ kind: 'mykey' as const, value: next.mykeyId }] : []),
         ...(next.cert ? [{ kind: 'cert' as const, value: certValue(next.cert, scheme) }] : []),
       ];
-      for (const l of repo.linksOfMyKey(mykeyId)) {
-        const s = repo.service(l.service_id);
+      for (const l of await repo.linksOfMyKey(mykeyId)) {
+        const s = await repo.service(l.service_id);
         if (s) await deriveAhead(s, schemeOf(s), idents(schemeOf(s))).catch(() => undefined);
       }
     },
@@ -236,15 +243,15 @@ export function createLinks(deps: LinksDeps) {
      * edges to fetch a snapshot under the new keys. Returns false when it was already there.
      */
     async rekeyService(serviceId: string): Promise<boolean> {
-      const first = repo.service(serviceId);
+      const first = await repo.service(serviceId);
       if (!first || schemeOf(first) === CURRENT_KEY_SCHEME) return false;
       // Links made meanwhile are derived in the next round; the few left are derived in the switch.
       for (let round = 0; round < 3; round++) {
-        const s = repo.service(serviceId)!;
+        const s = (await repo.service(serviceId))!;
         // Read a page at a time: at start-up over a large service, requests are answered meanwhile.
         const idents: Ident[] = [];
         for (let after = ''; ; ) {
-          const ids = snapshotRepo.linkedMyKeysAfter(s.id, after, 1024);
+          const ids = await snapshotRepo.linkedMyKeysAfter(s.id, after, 1024);
           if (ids.length === 0) break;
           for (const i of await keys.identsOfMany(ids, CURRENT_KEY_SCHEME)) idents.push(i);
           after = ids[ids.length - 1];
@@ -255,12 +262,12 @@ export function createLinks(deps: LinksDeps) {
         await deriveAhead(s, CURRENT_KEY_SCHEME, idents, 1);
         if (keys.stats.derived === before) break;
       }
-      return tx(() => {
-        const s = repo.service(serviceId)!;
+      return tx(async () => {
+        const s = (await repo.service(serviceId))!;
         if (schemeOf(s) === CURRENT_KEY_SCHEME) return false;
-        repo.setKeyScheme(s.id, CURRENT_KEY_SCHEME);
+        await repo.setKeyScheme(s.id, CURRENT_KEY_SCHEME);
         const moved: ServiceRow = { ...s, key_scheme: CURRENT_KEY_SCHEME };
-        if (s.head_seq > 0) append(moved, { kind: 'rekey', mykeyId: '', serviceUserId: null, by: 'hub', remove: [], reason: CURRENT_KEY_SCHEME });
+        if (s.head_seq > 0) await append(moved, { kind: 'rekey', mykeyId: '', serviceUserId: null, by: 'hub', remove: [], reason: CURRENT_KEY_SCHEME });
         return true;
       });
     },
@@ -268,7 +275,7 @@ export function createLinks(deps: LinksDeps) {
     /** Moves every service still on an older derivation (at start-up); returns the ids moved. */
     async rekeyAll(): Promise<string[]> {
       const moved: string[] = [];
-      for (const s of repo.services()) if (s.status === 'active' && schemeOf(s) !== CURRENT_KEY_SCHEME && (await this.rekeyService(s.id))) moved.push(s.id);
+      for (const s of await repo.services()) if (s.status === 'active' && schemeOf(s) !== CURRENT_KEY_SCHEME && (await this.rekeyService(s.id))) moved.push(s.id);
       return moved;
     },
 
@@ -278,7 +285,7 @@ export function createLinks(deps: LinksDeps) {
     /** Closes what the links hold open (the snapshot reader connection). */
     close: (): void => snapshots.close(),
 
-    headSeq: (serviceId: string): number => repo.service(serviceId)?.head_seq ?? 0,
+    headSeq: async (serviceId: string): Promise<number> => (await repo.service(serviceId))?.head_seq ?? 0,
     service: (id: string) => repo.service(id),
     services: () => repo.services(),
   };

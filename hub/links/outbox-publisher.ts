@@ -106,7 +106,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
       do {
         again = false;
         for (;;) {
-          const rows = deps.repo.pendingMqtt(deps.pageRows ?? 5000);
+          const rows = await deps.repo.pendingMqtt(deps.pageRows ?? 5000);
           if (rows.length === 0) break;
           const messages = deps.batch === false ? rows.map((r) => ({ topic: r.topic, payload: r.payload, ids: [r.id] })) : coalesce(rows, deps.maxBatchBytes);
           // Topics are independent: each goes in its own chain, in order within it.
@@ -123,7 +123,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
             [...chains.values()].map(async (chain) => {
               for (const m of chain) {
                 await publish!(m.topic, m.payload);
-                deps.repo.deleteMqttMany(m.ids);
+                await deps.repo.deleteMqttMany(m.ids);
                 stats.messages++;
                 stats.entries += m.ids.length;
               }

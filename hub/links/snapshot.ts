@@ -11,7 +11,6 @@
 import { createGzip } from 'node:zlib';
 import { MyKeyError } from '../../shared/errors.ts';
 import { keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
-import type { Db } from '../store/db.ts';
 import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
 import type { SnapshotPages, SnapshotRepo, SnapshotRow } from '../store/snapshot-repo.ts';
 import { nextTurn, type Ident, type KeyedIdentities } from './keyed-identities.ts';
@@ -62,7 +61,6 @@ export interface SnapshotBody {
 }
 
 export interface SnapshotsDeps {
-  db: Db;
   repo: LinkRepo;
   store: SnapshotRepo;
   keys: KeyedIdentities;
@@ -101,12 +99,12 @@ export function createSnapshots(deps: SnapshotsDeps) {
   let cachedBytes = 0;
   /** Builds under way, by service@seq@scheme: a request for the same head waits for the same build. */
   const building = new Map<string, Promise<SnapshotBody>>();
-  /** Snapshot reads run one at a time (one reader connection, one read transaction). */
+  /** Snapshot reads run one at a time (one reader connection or transaction). */
   let queue: Promise<unknown> = Promise.resolve();
   const stats = { builds: 0, hits: 0, shared: 0, deltas: 0 };
 
-  function requireService(serviceId: string): ServiceRow {
-    const s = repo.service(serviceId);
+  async function requireService(serviceId: string): Promise<ServiceRow> {
+    const s = await repo.service(serviceId);
     if (!s) throw new MyKeyError('not_found', `no service ${serviceId}`);
     if (s.status !== 'active') throw new MyKeyError('forbidden', `service ${serviceId} is disabled`);
     return s;
@@ -116,7 +114,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
   type Want = { ident: Ident; key: string | null; uid: string };
 
   /** The mappings of one page's links, in entry order (by MyKey ID, then by certificate). */
-  function wantedOf(pages: SnapshotPages, scheme: KeyScheme, rows: SnapshotRow[]): Want[] {
+  async function wantedOf(pages: SnapshotPages, scheme: KeyScheme, rows: SnapshotRow[]): Promise<Want[]> {
     const out: Want[] = [];
     for (const [mykeyId, uid, mkey, cident, ckey] of rows) {
       out.push({ ident: { kind: 'mykey', value: mykeyId }, key: mkey, uid });
@@ -128,17 +126,18 @@ export function createSnapshots(deps: SnapshotsDeps) {
         out.push({ ident: { kind: 'cert', value: cident }, key: ckey, uid });
         continue;
       }
-      const c = pages.cert(mykeyId);
+      const c = await pages.cert(mykeyId);
       if (c) out.push({ ident: { kind: 'cert', value: keys.certValue({ issuerKey: c.issuer_key, serialHex: c.serial_hex, aki: c.cert_aki ?? c.issuer_key_id }, scheme) }, key: null, uid });
     }
     return out;
   }
 
   /** The JSON of the mappings: legacy keys computed, others as stored or else derived (keys.derived: blocking, stored). */
-  function entriesJson(s: ServiceRow, scheme: KeyScheme, wanted: Want[], first: boolean): string {
+  async function entriesJson(s: ServiceRow, scheme: KeyScheme, wanted: Want[], first: boolean): Promise<string> {
     let json = '';
     for (const w of wanted) {
-      const k = scheme === LEGACY_KEY_SCHEME ? keyedIdentitySync(s.sync_secret, w.ident.kind, w.ident.value, scheme) : (w.key ?? keys.derived(s, w.ident.kind, w.ident.value));
+      let k = scheme === LEGACY_KEY_SCHEME ? keyedIdentitySync(s.sync_secret, w.ident.kind, w.ident.value, scheme) : w.key;
+      if (k === null) k = await keys.derived(s, w.ident.kind, w.ident.value);
       // Service IDs are printable ASCII: only a quote or a backslash needs JSON's escaping.
       const uid = w.uid.includes('"') || w.uid.includes('\\') ? JSON.stringify(w.uid) : `"${w.uid}"`;
       json += `${first ? '' : ','}["${k}",${uid}]`;
@@ -148,12 +147,12 @@ export function createSnapshots(deps: SnapshotsDeps) {
   }
 
   /**
-   * Reads and serializes a whole snapshot from `pages`, as steps: it yields the identities of a page
-   * whose keys are not stored (the async driver derives them on the libuv pool first; otherwise they
-   * are derived blocking) and 'turn' after each slice of about sliceMs.
+   * Reads and serializes a whole snapshot from `pages`. Across turns (`acrossTurns`): the keys of a
+   * page that are not stored are derived on the libuv pool first, and the event loop turns after each
+   * slice of about sliceMs; at once: keys not stored are derived blocking.
    */
-  function* readSteps(pages: SnapshotPages, serviceId: string): Generator<{ s: ServiceRow; scheme: KeyScheme; idents: Ident[] } | 'turn', SnapshotBody> {
-    const s = pages.service(serviceId);
+  async function read(pages: SnapshotPages, serviceId: string, acrossTurns: boolean): Promise<SnapshotBody> {
+    const s = await pages.service(serviceId);
     if (!s || s.status !== 'active') throw new MyKeyError('not_found', `no service ${serviceId}`);
     const scheme = keys.schemeOf(s);
     const parts: Buffer[] = [];
@@ -162,20 +161,20 @@ export function createSnapshots(deps: SnapshotsDeps) {
     let mappings = 0;
     for (;;) {
       const t = performance.now();
-      const rows = pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), after, size);
+      const rows = await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), after, size);
       if (rows.length === 0) break;
-      const wanted = wantedOf(pages, scheme, rows);
-      if (scheme !== LEGACY_KEY_SCHEME) {
+      const wanted = await wantedOf(pages, scheme, rows);
+      if (acrossTurns && scheme !== LEGACY_KEY_SCHEME) {
         const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
-        if (missing.length > 0) yield { s, scheme, idents: missing };
+        if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
       }
-      parts.push(Buffer.from(entriesJson(s, scheme, wanted, mappings === 0)));
+      parts.push(Buffer.from(await entriesJson(s, scheme, wanted, mappings === 0)));
       mappings += wanted.length;
       after = rows[rows.length - 1][0];
       if (rows.length < size) break;
       const took = performance.now() - t;
       size = Math.max(100, Math.min(MAX_PAGE, Math.round(size * (sliceMs / Math.max(took, 0.5)))));
-      yield 'turn';
+      if (acrossTurns) await nextTurn();
     }
     return makeBody(s, scheme, parts, mappings);
   }
@@ -216,7 +215,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
   async function later(kept: SnapshotBody, headSeq: number): Promise<SnapshotBody | undefined> {
     const entries: ChangeEntry[] = [];
     for (let after = kept.seq; after < headSeq; ) {
-      const page = repo.changesAfter(kept.serviceId, after, Math.min(1000, headSeq - after));
+      const page = await repo.changesAfter(kept.serviceId, after, Math.min(1000, headSeq - after));
       if (page.length === 0) return undefined;
       for (const json of page) {
         const e = JSON.parse(json) as ChangeEntry;
@@ -243,15 +242,6 @@ export function createSnapshots(deps: SnapshotsDeps) {
     mappings += added.size;
     stats.deltas++;
     return makeBody({ id: kept.serviceId, head_seq: headSeq }, kept.keyScheme, firstWithoutComma(out), mappings);
-  }
-
-  /** Runs the steps at once (keys not stored are derived blocking): inside a transaction of the hub's connection. */
-  function readAtOnce(pages: SnapshotPages, serviceId: string): SnapshotBody {
-    const it = readSteps(pages, serviceId);
-    for (;;) {
-      const r = it.next();
-      if (r.done) return r.value;
-    }
   }
 
   /** Adds bytes of a kept snapshot (its gzip form, made later) to the budget, evicting the least recently used. */
@@ -291,22 +281,11 @@ export function createSnapshots(deps: SnapshotsDeps) {
     evict(body.serviceId);
   }
 
-  /** Builds a snapshot through the reader connection, over turns of the event loop, after any build under way. */
+  /** Builds a snapshot in one read of the store, over turns of the event loop, after any build under way. */
   function build(serviceId: string): Promise<SnapshotBody> {
     const run = queue.then(async () => {
       stats.builds++;
-      const pages = store.begin();
-      try {
-        const it = readSteps(pages, serviceId);
-        for (;;) {
-          const r = it.next();
-          if (r.done) return r.value;
-          if (r.value === 'turn') await nextTurn();
-          else await keys.deriveAhead(r.value.s, r.value.scheme, r.value.idents);
-        }
-      } finally {
-        pages.end();
-      }
+      return store.read((pages) => read(pages, serviceId, true));
     });
     queue = run.catch(() => undefined);
     return run;
@@ -318,7 +297,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
      * head, shared with a build under way, or built now without holding the event loop.
      */
     async body(serviceId: string): Promise<SnapshotBody> {
-      const s = requireService(serviceId);
+      const s = await requireService(serviceId);
       const scheme = keys.schemeOf(s);
       const c = cache.get(serviceId);
       if (c && c.body.seq === s.head_seq && c.body.keyScheme === scheme) {
@@ -330,7 +309,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
       }
       if (!store.readsAcrossTurns) {
         // A database in memory (tests, tools): one read at once inside the hub connection's transaction.
-        const body = deps.db.transaction(() => readAtOnce(store.direct, serviceId))();
+        const body = await store.read((pages) => read(pages, serviceId, false));
         keep(body);
         return body;
       }
@@ -356,15 +335,15 @@ export function createSnapshots(deps: SnapshotsDeps) {
      * The snapshot as an object, read at once inside one transaction of the hub's connection (tests
      * and tools; the device route uses body()).
      */
-    snapshot(serviceId: string): Snapshot {
-      requireService(serviceId);
-      return JSON.parse(deps.db.transaction(() => readAtOnce(store.direct, serviceId))().json().toString('utf8')) as Snapshot;
+    async snapshot(serviceId: string): Promise<Snapshot> {
+      await requireService(serviceId);
+      return JSON.parse((await store.direct((pages) => read(pages, serviceId, false))).json().toString('utf8')) as Snapshot;
     },
 
     /** Counts since start: snapshots built (in full, from a kept one and the log), answered from the cache, requests that shared a build. */
     stats: () => ({ ...stats, cachedBytes, cached: cache.size }),
 
-    /** Closes the reader connection. */
+    /** Closes the reader connection (SQLite). */
     close: () => store.close(),
   };
 }

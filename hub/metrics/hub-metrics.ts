@@ -9,16 +9,16 @@
 // key's hash) are; a CRL source is named by its index in jpki.crlSources.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MyKeyError } from '../../shared/errors.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/sql.ts';
 import type { DeviceRow } from '../store/device-repo.ts';
 import type { NewRevocationRun } from '../store/revocation-repo.ts';
 
 export interface HubMetricsDeps {
-  db: Db;
+  sql: Sql;
   /** The device table (hub/store/device-repo.ts list). */
-  devices: () => Pick<DeviceRow, 'service_id' | 'status' | 'online' | 'applied_seq'>[];
+  devices: () => Promise<Pick<DeviceRow, 'service_id' | 'status' | 'online' | 'applied_seq'>[]>;
   /** The head sequence of a service's change log. */
-  headSeq: (serviceId: string) => number;
+  headSeq: (serviceId: string) => Promise<number>;
   /** The CRL applied per issuer key id, with its thisUpdate (crlManager.crls). */
   crls: () => Iterable<[string, { thisUpdate: Date }]>;
   /** The configured CRL source URLs, to name a run's source by its index. */
@@ -83,16 +83,18 @@ export function createHubMetrics(deps: HubMetricsDeps) {
     },
   });
 
-  // The device table is read once per scrape for the edge gauges below (scrape() clears it).
-  let edgeSnapshot: { online: Map<string, number>; enrolled: Map<string, number>; lags: number[]; maxLag: Map<string, number> } | undefined;
-  function edges() {
-    if (edgeSnapshot) return edgeSnapshot;
+  // The device table is read once per scrape for the edge gauges below (scrape() reads it first).
+  type EdgeSnapshot = { online: Map<string, number>; enrolled: Map<string, number>; lags: number[]; maxLag: Map<string, number> };
+  let edgeSnapshot: EdgeSnapshot | undefined;
+  const noEdges = (): EdgeSnapshot => ({ online: new Map(), enrolled: new Map(), lags: [], maxLag: new Map() });
+  const edges = (): EdgeSnapshot => edgeSnapshot ?? noEdges();
+  async function readEdges(): Promise<EdgeSnapshot> {
     const online = new Map<string, number>();
     const enrolled = new Map<string, number>();
     const maxLag = new Map<string, number>();
     const heads = new Map<string, number>();
     const lags: number[] = [];
-    for (const d of deps.devices()) {
+    for (const d of await deps.devices()) {
       if (d.status !== 'active') continue;
       enrolled.set(d.service_id, (enrolled.get(d.service_id) ?? 0) + 1);
       if (!online.has(d.service_id)) online.set(d.service_id, 0);
@@ -100,7 +102,7 @@ export function createHubMetrics(deps: HubMetricsDeps) {
       online.set(d.service_id, online.get(d.service_id)! + 1);
       let head = heads.get(d.service_id);
       if (head === undefined) {
-        head = deps.headSeq(d.service_id);
+        head = await deps.headSeq(d.service_id);
         heads.set(d.service_id, head);
       }
       const lag = Math.max(0, head - d.applied_seq);
@@ -108,8 +110,7 @@ export function createHubMetrics(deps: HubMetricsDeps) {
       maxLag.set(d.service_id, Math.max(maxLag.get(d.service_id) ?? 0, lag));
     }
     lags.sort((a, b) => a - b);
-    edgeSnapshot = { online, enrolled, lags, maxLag };
-    return edgeSnapshot;
+    return { online, enrolled, lags, maxLag };
   }
   new Gauge({
     name: 'mykey_hub_edges_online',
@@ -155,21 +156,20 @@ export function createHubMetrics(deps: HubMetricsDeps) {
 
   // The outboxes are read straight from their tables: a count, no rows.
   const q = {
-    outbox: deps.db.prepare<[], number>('SELECT COUNT(*) FROM mqtt_outbox').pluck(),
-    webhooks: deps.db.prepare<[], { service_id: string; n: number; oldest: number }>(
-      'SELECT service_id, COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_outbox WHERE delivered_at IS NULL GROUP BY service_id',
-    ),
+    outbox: 'SELECT COUNT(*) AS n FROM mqtt_outbox',
+    webhooks: 'SELECT service_id, COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_outbox WHERE delivered_at IS NULL GROUP BY service_id',
   };
+  let outboxDepth = 0;
   new Gauge({
     name: 'mykey_hub_outbox_depth',
     help: 'change-log entries stored but not yet taken by the MQTT broker',
     registers,
     collect() {
-      this.set(q.outbox.get() ?? 0);
+      this.set(outboxDepth);
     },
   });
   let webhookRows: { service_id: string; n: number; oldest: number }[] | undefined;
-  const webhookBacklog = () => (webhookRows ??= q.webhooks.all());
+  const webhookBacklog = () => webhookRows ?? [];
   new Gauge({
     name: 'mykey_hub_webhook_backlog',
     help: 'revocation notices (失効連絡) waiting for delivery, per service',
@@ -226,12 +226,12 @@ export function createHubMetrics(deps: HubMetricsDeps) {
     },
 
     /** Counts the revocation runs a revocation repo records (wrap its recordRun). */
-    instrumentRevocations<R extends { recordRun: (row: NewRevocationRun) => number }>(repo: R): R {
+    instrumentRevocations<R extends { recordRun: (row: NewRevocationRun) => Promise<number> }>(repo: R): R {
       const record = repo.recordRun.bind(repo);
       return {
         ...repo,
-        recordRun(row: NewRevocationRun): number {
-          const id = record(row);
+        async recordRun(row: NewRevocationRun): Promise<number> {
+          const id = await record(row);
           crlRuns.inc({ result: row.ok ? 'applied' : 'failed', code: row.ok ? '' : (row.code ?? 'internal') });
           if (row.ok) {
             if (row.newly_suspended) suspended.inc(row.newly_suspended);
@@ -254,6 +254,10 @@ export function createHubMetrics(deps: HubMetricsDeps) {
     async scrape(): Promise<{ contentType: string; body: string }> {
       edgeSnapshot = webhookRows = undefined;
       try {
+        // The gauges are read from the store before the registry collects (collect() is synchronous).
+        edgeSnapshot = await readEdges();
+        webhookRows = await deps.sql.all<{ service_id: string; n: number; oldest: number }>(q.webhooks);
+        outboxDepth = (await deps.sql.get<{ n: number }>(q.outbox))?.n ?? 0;
         return { contentType: registry.contentType, body: await registry.metrics() };
       } finally {
         edgeSnapshot = webhookRows = undefined;

@@ -29,7 +29,7 @@ export interface MyKeyServiceDeps {
   now: () => Date;
   random: (n: number) => Uint8Array;
   /** Runs a store write in the next group commit (hub/store/write-batcher.ts); resolves once durable. */
-  write: <T>(fn: () => T) => Promise<T>;
+  write: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Refuse when revocation status cannot be determined (no fresh CRL, no OCSP answer). Default true. */
   requireRevocationStatus?: boolean;
   /** Derives the keyed identities a change will need, off the event loop, before its write (hub/links). */
@@ -108,7 +108,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
     // A CRL applied by another process (hub/cli.ts crl-import or crl-fetch, another replica) has marked
     // the binding in the store before this process loads that CRL itself: the stored verdict stands,
     // and an OCSP "good" (perhaps cached) never overrides it.
-    const stored = repo.bindingByFingerprint(checked.value.fingerprint);
+    const stored = await repo.bindingByFingerprint(checked.value.fingerprint);
     if (revocation.status !== 'revoked' && stored?.revoked_at != null) {
       const reason = (stored.revocation_reason ?? 'unspecified') as CrlReason;
       if (!opts.allowRevokedReasons?.(reason)) {
@@ -123,23 +123,23 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
     return { checked: checked.value, revocation, identity: certIdentityOf(checked.value) };
   }
 
-  function currentOf(p: Proven): { row: MyKeyRow; binding: BindingRow } {
-    const binding = repo.liveBindingOfCert(p.identity);
+  async function currentOf(p: Proven): Promise<{ row: MyKeyRow; binding: BindingRow }> {
+    const binding = await repo.liveBindingOfCert(p.identity);
     if (!binding) throw new MyKeyError('mykey_id_not_found');
     if (binding.state === 'carried_over') throw new MyKeyError('cert_superseded');
-    const row = repo.get(binding.mykey_id);
+    const row = await repo.get(binding.mykey_id);
     if (!row) throw new MyKeyError('mykey_id_not_found');
     return { row, binding };
   }
 
-  function view(row: MyKeyRow): HolderView {
+  async function view(row: MyKeyRow): Promise<HolderView> {
     const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
     return {
       mykeyId: row.id,
       status: row.status,
       statusReason: row.status_reason,
       createdAt: new Date(row.created_at).toISOString(),
-      certificates: repo.bindingsOf(row.id).map((b) => ({
+      certificates: (await repo.bindingsOf(row.id)).map((b) => ({
         serial: b.serial_hex,
         state: b.state,
         boundAt: new Date(b.bound_at).toISOString(),
@@ -164,13 +164,13 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
     /** The holder reads their MyKey ID's status and certificate history. */
     async status(proof: Proof): Promise<HolderView> {
       const p = await prove(proof, { operation: 'status' });
-      return view(currentOf(p).row);
+      return view((await currentOf(p)).row);
     },
 
     /** The holder's MyKey ID, proven for the holder's unlinking of one service. */
     async forUnlink(proof: Proof, serviceId: string): Promise<HolderView> {
       const p = await prove(proof, { operation: 'unlink', params: { serviceId } });
-      return view(currentOf(p).row);
+      return view((await currentOf(p)).row);
     },
 
     /** The holder chooses another free MyKey ID. */
@@ -178,7 +178,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
       const newId = normalizeMyKeyId(wanted);
       if (!newId) throw new MyKeyError('mykey_id_malformed');
       const p = await prove(proof, { operation: 'change_id', params: { mykeyId: newId } });
-      const { row } = currentOf(p);
+      const { row } = await currentOf(p);
       if (row.status !== 'active') throw new MyKeyError(row.status === 'invalidated' ? 'mykey_id_invalidated' : 'mykey_id_suspended');
       if (newId === row.id) return view(row);
       await deps.prepareKeys?.(row.id, { mykeyId: newId });
@@ -188,16 +188,16 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
         if (e instanceof IdTakenError) throw new MyKeyError('mykey_id_taken');
         throw e;
       }
-      return view(repo.get(newId)!);
+      return view((await repo.get(newId))!);
     },
 
     /** The holder invalidates their MyKey ID. */
     async invalidate(proof: Proof): Promise<HolderView> {
       const p = await prove(proof, { operation: 'invalidate' });
-      const { row } = currentOf(p);
+      const { row } = await currentOf(p);
       if (row.status === 'invalidated') throw new MyKeyError('mykey_id_invalidated');
       await deps.write(() => repo.invalidate(row.id, deps.now().getTime()));
-      return view(repo.get(row.id)!);
+      return view((await repo.get(row.id))!);
     },
 
     /**
@@ -209,15 +209,15 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
       const prev = await prove(previousProof, { operation: 'carry_over', params: { role: 'previous' } }, { allowExpired: true, allowRevokedReasons: (r) => !isLossReason(r) });
       const next = await prove(newProof, { operation: 'carry_over', params: { role: 'new' } });
       if (prev.identity.fingerprint === next.identity.fingerprint) throw new MyKeyError('carry_over_same_certificate');
-      const { row } = currentOf(prev);
+      const { row } = await currentOf(prev);
       if (row.status === 'invalidated') throw new MyKeyError('mykey_id_invalidated');
       if (row.status === 'suspended' && row.status_reason && isLossReason(row.status_reason as CrlReason)) {
         throw new MyKeyError('mykey_id_suspended', `the MyKey ID is suspended (${row.status_reason}); it cannot be carried over`);
       }
-      if (repo.liveBindingOfCert(next.identity)) throw new MyKeyError('carry_over_new_cert_bound');
+      if (await repo.liveBindingOfCert(next.identity)) throw new MyKeyError('carry_over_new_cert_bound');
       await deps.prepareKeys?.(row.id, { cert: next.identity });
       await deps.write(() => repo.carryOver(row.id, next.identity, deps.now().getTime()));
-      return view(repo.get(row.id)!);
+      return view((await repo.get(row.id))!);
     },
   };
 }

@@ -75,7 +75,7 @@ export function createWebhookSender(o: WebhookSenderOptions) {
   async function round(): Promise<number> {
     let delivered = 0;
     // The oldest undelivered notice of each service, when it is due: that service's turn.
-    const due = o.repo.dueWebhooks(now());
+    const due = await o.repo.dueWebhooks(now());
     const counts = await Promise.all(due.map((first) => deliverService(first.service_id)));
     for (const c of counts) delivered += c;
     // A delivered batch may have left more of its service due.
@@ -86,11 +86,11 @@ export function createWebhookSender(o: WebhookSenderOptions) {
   /** Sends up to `inFlight` batches of one service's oldest notices at once; returns notices delivered. */
   async function deliverService(serviceId: string): Promise<number> {
     const size = Math.max(1, o.batchSize ?? 500);
-    const rows = o.repo.pendingWebhooks(serviceId, size * Math.max(1, o.inFlight ?? 4));
+    const rows = await o.repo.pendingWebhooks(serviceId, size * Math.max(1, o.inFlight ?? 4));
     if (rows.length === 0) return 0;
-    const s = o.repo.service(serviceId);
+    const s = await o.repo.service(serviceId);
     if (!s?.webhook_url || !s.webhook_secret) {
-      o.repo.webhooksFailed(rows.map((r) => r.id), now() + (o.maxDelayMs ?? 3600_000), 'the service has no webhook configured');
+      await o.repo.webhooksFailed(rows.map((r) => r.id), now() + (o.maxDelayMs ?? 3600_000), 'the service has no webhook configured');
       return 0;
     }
     const batches: WebhookRow[][] = [];
@@ -102,7 +102,7 @@ export function createWebhookSender(o: WebhookSenderOptions) {
       const url = checkWebhookUrl(s.webhook_url, policy);
       target = { url, to: await resolveWebhookTarget(url, policy, o.lookup) };
     } catch (e) {
-      failed(serviceId, rows, e);
+      await failed(serviceId, rows, e);
       return 0;
     }
     const secret = s.webhook_secret.toString('base64url');
@@ -115,11 +115,11 @@ export function createWebhookSender(o: WebhookSenderOptions) {
           const headers = { 'content-type': 'application/json', ...signWebhook(secret, body, { id, nowMs: now() }) };
           const status = await postTo(target.url, target.to, headers, body, o.timeoutMs ?? 5000);
           if (status < 200 || status >= 300) throw new Error(`HTTP ${status}`);
-          o.repo.webhooksDelivered(batch.map((r) => r.id), now());
+          await o.repo.webhooksDelivered(batch.map((r) => r.id), now());
           o.events?.emit('notified', { notices: batch.length });
           return batch.length;
         } catch (e) {
-          failed(serviceId, batch, e);
+          await failed(serviceId, batch, e);
           return 0;
         }
       }),
@@ -127,14 +127,14 @@ export function createWebhookSender(o: WebhookSenderOptions) {
     return sent.reduce((a, b) => a + b, 0);
   }
 
-  function failed(serviceId: string, rows: WebhookRow[], e: unknown): void {
+  async function failed(serviceId: string, rows: WebhookRow[], e: unknown): Promise<void> {
     if (stopped) return;
     const attempts = rows[0].attempts;
     const delay = Math.min(o.maxDelayMs ?? 3600_000, (o.baseDelayMs ?? 1000) * 2 ** Math.min(attempts, 20));
     const jitter = Math.floor(Math.random() * delay * 0.2);
     // The code leads the recorded error, so the console and the operator API show why (webhook_url_private...).
     const why = e instanceof MyKeyError ? `${e.code}: ${e.message}` : (e as Error).message;
-    o.repo.webhooksFailed(rows.map((r) => r.id), now() + delay + jitter, why);
+    await o.repo.webhooksFailed(rows.map((r) => r.id), now() + delay + jitter, why);
     o.log.warn('webhook delivery failed', { service: serviceId, notices: rows.length, attempt: attempts + 1, error: why });
   }
 
@@ -147,7 +147,7 @@ export function createWebhookSender(o: WebhookSenderOptions) {
     const before = now() - (o.retentionDays ?? 7) * 86_400_000;
     let pruned = 0;
     while (!stopped) {
-      const n = o.repo.pruneDelivered(before, PRUNE_BATCH);
+      const n = await o.repo.pruneDelivered(before, PRUNE_BATCH);
       pruned += n;
       if (n < PRUNE_BATCH) break;
       await new Promise<void>((r) => setImmediate(r));

@@ -45,9 +45,9 @@ export function createReleases(deps: ReleasesDeps) {
   const bundlePath = (version: string) => join(deps.dir, `${version}.tar`);
   // The services a stored release is for, as its manifest said when its signature was checked at
   // upload. The edge checks the signed manifest again itself: it trusts the release key, not the hub.
-  const servicesOf = (version: string): string[] => JSON.parse(repo.release(version)?.services ?? '[]') as string[];
-  const forService = (version: string, serviceId: string) => {
-    const s = servicesOf(version);
+  const servicesOf = async (version: string): Promise<string[]> => JSON.parse((await repo.release(version))?.services ?? '[]') as string[];
+  const forService = async (version: string, serviceId: string) => {
+    const s = await servicesOf(version);
     return s.includes('*') || s.includes(serviceId);
   };
 
@@ -55,11 +55,11 @@ export function createReleases(deps: ReleasesDeps) {
   return {
     bundlePath,
     /** Stores a signed release after checking its signature; the bundle follows with putBundle. */
-    add(signed: SignedRelease): Result<ReleaseManifest, 'release_manifest_invalid' | 'release_signature_invalid' | 'release_exists'> {
+    async add(signed: SignedRelease): Promise<Result<ReleaseManifest, 'release_manifest_invalid' | 'release_signature_invalid' | 'release_exists'>> {
       const v = verifySignedRelease(signed, deps.keys());
       if (!v.ok) return v;
       const m = v.value;
-      const stored = repo.insertRelease({
+      const stored = await repo.insertRelease({
         version: m.version,
         signed: JSON.stringify(signed),
         key_id: signed.keyId,
@@ -78,7 +78,7 @@ export function createReleases(deps: ReleasesDeps) {
      * are the signed ones (a bundle never replaces a ready one).
      */
     async putBundle(version: string, body: ReadableStream<Uint8Array> | null): Promise<Result<true, 'release_not_found' | 'release_exists' | 'release_size_mismatch' | 'release_digest_mismatch'>> {
-      const row = repo.release(version);
+      const row = await repo.release(version);
       if (!row) return fail('release_not_found', `no release ${version}; upload its signed manifest first`);
       if (row.bundle_ready) return fail('release_exists', `the bundle of ${version} is already stored`);
       const part = `${bundlePath(version)}.part`;
@@ -117,17 +117,17 @@ export function createReleases(deps: ReleasesDeps) {
         return fail('release_digest_mismatch', 'the bundle does not match the SHA-256 digest its manifest signs');
       }
       renameSync(part, bundlePath(version));
-      repo.markBundleReady(version);
+      await repo.markBundleReady(version);
       return ok(true);
     },
 
     /** Starts a rollout of a stored release with its bundle. */
-    startRollout(req: RolloutRequest): Result<RolloutRow, 'release_not_found' | 'release_wrong_service' | 'validation_failed'> {
-      const row = repo.release(req.version);
+    async startRollout(req: RolloutRequest): Promise<Result<RolloutRow, 'release_not_found' | 'release_wrong_service' | 'validation_failed'>> {
+      const row = await repo.release(req.version);
       if (!row || !row.bundle_ready) return fail('release_not_found', `release ${req.version} is not stored with its bundle`);
-      if (req.serviceId && !forService(req.version, req.serviceId)) return fail('release_wrong_service', `release ${req.version} is for ${servicesOf(req.version).join(', ')}, not ${req.serviceId}`);
+      if (req.serviceId && !(await forService(req.version, req.serviceId))) return fail('release_wrong_service', `release ${req.version} is for ${(await servicesOf(req.version)).join(', ')}, not ${req.serviceId}`);
       if (req.edges && req.edges.length === 0) return fail('validation_failed', 'name at least one edge, or none for the whole service');
-      const id = repo.insertRollout({
+      const id = await repo.insertRollout({
         version: req.version,
         service_id: req.serviceId ?? null,
         percent: req.percent ?? 100,
@@ -136,36 +136,36 @@ export function createReleases(deps: ReleasesDeps) {
         now: deps.now(),
       });
       deps.log.info('rollout started', { rollout: id, version: req.version, percent: req.percent ?? 100 });
-      return ok(repo.rollout(id)!);
+      return ok((await repo.rollout(id))!);
     },
 
-    halt(id: number, reason: string): Result<RolloutRow, 'rollout_not_found' | 'conflict'> {
-      const r = repo.rollout(id);
+    async halt(id: number, reason: string): Promise<Result<RolloutRow, 'rollout_not_found' | 'conflict'>> {
+      const r = await repo.rollout(id);
       if (!r) return fail('rollout_not_found');
-      if (!repo.setRolloutState(id, 'active', 'halted', reason, deps.now())) return fail('conflict', `the rollout is ${r.state}`);
-      return ok(repo.rollout(id)!);
+      if (!(await repo.setRolloutState(id, 'active', 'halted', reason, deps.now()))) return fail('conflict', `the rollout is ${r.state}`);
+      return ok((await repo.rollout(id))!);
     },
 
     /** What an edge is offered: the newest active rollout that targets it, unless it already failed there. */
-    offer(edgeId: string, serviceId: string): UpdateOffer {
-      const mine = repo.edge(edgeId);
-      for (const r of repo.activeRollouts()) {
+    async offer(edgeId: string, serviceId: string): Promise<UpdateOffer> {
+      const mine = await repo.edge(edgeId);
+      for (const r of await repo.activeRollouts()) {
         if (!rolloutTargets(r, edgeId, serviceId)) continue;
-        const row = repo.release(r.version);
+        const row = await repo.release(r.version);
         if (!row?.bundle_ready) continue;
         // An edge that refused or rolled back this rollout's release is not asked again (no boot loop).
         if (mine && mine.rollout_id === r.id && (FAILURE_STATES as readonly string[]).includes(mine.state)) return { release: null };
         if (mine?.running === r.version) return { release: null };
-        if (!forService(r.version, serviceId)) continue;
+        if (!(await forService(r.version, serviceId))) continue;
         return { release: { version: r.version, signed: JSON.parse(row.signed) as SignedRelease, bundle: `/v1/device/releases/${r.version}/bundle`, rolloutId: r.id } };
       }
       return { release: null };
     },
 
     /** Records an edge's report and halts the rollout when its failures reach the threshold. */
-    report(edgeId: string, serviceId: string, rep: UpdateReport): EdgeUpdateRow {
+    async report(edgeId: string, serviceId: string, rep: UpdateReport): Promise<EdgeUpdateRow> {
       const about = rep.version ?? rep.running;
-      const rollout = repo.rollouts(1000).find((r) => r.version === about && rolloutTargets(r, edgeId, serviceId));
+      const rollout = (await repo.rollouts(1000)).find((r) => r.version === about && rolloutTargets(r, edgeId, serviceId));
       const row: EdgeUpdateRow = {
         edge_id: edgeId,
         running: rep.running,
@@ -176,10 +176,10 @@ export function createReleases(deps: ReleasesDeps) {
         reason: rep.reason ?? null,
         updated_at: deps.now(),
       };
-      repo.upsertEdge(row);
+      await repo.upsertEdge(row);
       if (rollout && rollout.state === 'active' && (FAILURE_STATES as readonly string[]).includes(rep.state)) {
-        const n = repo.failures(rollout.id);
-        if (n >= rollout.max_failures && repo.setRolloutState(rollout.id, 'active', 'halted', `${n} edge(s) failed (last: ${rep.code ?? rep.state})`, deps.now())) {
+        const n = await repo.failures(rollout.id);
+        if (n >= rollout.max_failures && (await repo.setRolloutState(rollout.id, 'active', 'halted', `${n} edge(s) failed (last: ${rep.code ?? rep.state})`, deps.now()))) {
           deps.log.warn('rollout halted: failures reached its threshold', { rollout: rollout.id, failures: n });
         }
       }

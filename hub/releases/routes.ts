@@ -38,8 +38,8 @@ export interface ReleaseDeviceRoutesDeps extends BodyLimit {
   resolveDevice: DeviceResolver;
 }
 
-function rolloutView(repo: ReleaseRepo, id: number) {
-  const r = repo.rollout(id);
+async function rolloutView(repo: ReleaseRepo, id: number) {
+  const r = await repo.rollout(id);
   if (!r) return undefined;
   return {
     id: r.id,
@@ -50,8 +50,8 @@ function rolloutView(repo: ReleaseRepo, id: number) {
     maxFailures: r.max_failures,
     state: r.state,
     haltedReason: r.halted_reason,
-    failures: repo.failures(r.id),
-    edgeStates: repo.edgesOfRollout(r.id).map((e) => ({ edgeId: e.edge_id, running: e.running, state: e.state, code: e.code, reason: e.reason, at: new Date(e.updated_at).toISOString() })),
+    failures: await repo.failures(r.id),
+    edgeStates: (await repo.edgesOfRollout(r.id)).map((e) => ({ edgeId: e.edge_id, running: e.running, state: e.state, code: e.code, reason: e.reason, at: new Date(e.updated_at).toISOString() })),
   };
 }
 
@@ -75,8 +75,8 @@ export function mountReleaseRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
       responses: { 201: { description: 'stored' } },
       errors: ['release_manifest_invalid', 'release_signature_invalid', 'release_exists'],
     },
-    (c) => {
-      const res = deps.releases.add(c.get('body'));
+    async (c) => {
+      const res = await deps.releases.add(c.get('body'));
       if (!res.ok) return problem(c, res.code, res.message);
       return c.json({ version: res.value.version, digest: res.value.digest, size: res.value.size, services: res.value.services }, 201);
     },
@@ -101,8 +101,8 @@ export function mountReleaseRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
     },
   );
 
-  r.route({ method: 'get', path: '/v1/admin/releases', tag, auth: 'operator', summary: 'Stored releases', responses: { 200: { description: 'releases' } } }, (c) =>
-    c.json(deps.repo.releases().map((x) => ({ version: x.version, keyId: x.key_id, digest: x.digest, size: x.size, services: JSON.parse(x.services) as string[], bundleReady: x.bundle_ready === 1, uploadedAt: new Date(x.uploaded_at).toISOString() }))),
+  r.route({ method: 'get', path: '/v1/admin/releases', tag, auth: 'operator', summary: 'Stored releases', responses: { 200: { description: 'releases' } } }, async (c) =>
+    c.json((await deps.repo.releases()).map((x) => ({ version: x.version, keyId: x.key_id, digest: x.digest, size: x.size, services: JSON.parse(x.services) as string[], bundleReady: x.bundle_ready === 1, uploadedAt: new Date(x.uploaded_at).toISOString() }))),
   );
 
   r.route(
@@ -116,36 +116,36 @@ export function mountReleaseRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
       responses: { 201: { description: 'the rollout' } },
       errors: ['release_not_found', 'release_wrong_service'],
     },
-    (c) => {
-      const res = deps.releases.startRollout(c.get('body'));
+    async (c) => {
+      const res = await deps.releases.startRollout(c.get('body'));
       if (!res.ok) return problem(c, res.code, res.message);
-      return c.json(rolloutView(deps.repo, res.value.id), 201);
+      return c.json(await rolloutView(deps.repo, res.value.id), 201);
     },
   );
 
-  r.route({ method: 'get', path: '/v1/admin/rollouts', tag, auth: 'operator', summary: "Rollouts, newest first, with each edge's state", responses: { 200: { description: 'rollouts' } } }, (c) =>
-    c.json(deps.repo.rollouts().map((x) => rolloutView(deps.repo, x.id))),
+  r.route({ method: 'get', path: '/v1/admin/rollouts', tag, auth: 'operator', summary: "Rollouts, newest first, with each edge's state", responses: { 200: { description: 'rollouts' } } }, async (c) =>
+    c.json(await Promise.all((await deps.repo.rollouts()).map((x) => rolloutView(deps.repo, x.id)))),
   );
 
   r.route(
     { method: 'get', path: '/v1/admin/rollouts/{id}', tag, auth: 'operator', summary: "One rollout with each edge's version and update state", responses: { 200: { description: 'the rollout' } }, errors: ['rollout_not_found'] },
-    (c) => {
-      const v = rolloutView(deps.repo, Number(c.req.param('id')));
+    async (c) => {
+      const v = await rolloutView(deps.repo, Number(c.req.param('id')));
       return v ? c.json(v) : problem(c, 'rollout_not_found');
     },
   );
 
   r.route(
     { method: 'post', path: '/v1/admin/rollouts/{id}/halt', tag, auth: 'operator', summary: 'Halt a rollout: no edge is offered its release any more', responses: { 200: { description: 'halted' } }, errors: ['rollout_not_found', 'conflict'] },
-    (c) => {
-      const res = deps.releases.halt(Number(c.req.param('id')), 'halted by an operator');
+    async (c) => {
+      const res = await deps.releases.halt(Number(c.req.param('id')), 'halted by an operator');
       if (!res.ok) return problem(c, res.code, res.message);
-      return c.json(rolloutView(deps.repo, res.value.id));
+      return c.json(await rolloutView(deps.repo, res.value.id));
     },
   );
 
-  r.route({ method: 'get', path: '/v1/admin/edge-updates', tag, auth: 'operator', summary: "Every edge's running version and last update state", responses: { 200: { description: 'edges' } } }, (c) =>
-    c.json(deps.repo.edges().map((e) => ({ edgeId: e.edge_id, running: e.running, version: e.version, rolloutId: e.rollout_id, state: e.state, code: e.code, reason: e.reason, at: new Date(e.updated_at).toISOString() }))),
+  r.route({ method: 'get', path: '/v1/admin/edge-updates', tag, auth: 'operator', summary: "Every edge's running version and last update state", responses: { 200: { description: 'edges' } } }, async (c) =>
+    c.json((await deps.repo.edges()).map((e) => ({ edgeId: e.edge_id, running: e.running, version: e.version, rolloutId: e.rollout_id, state: e.state, code: e.code, reason: e.reason, at: new Date(e.updated_at).toISOString() }))),
   );
   r.mount(app);
 }
@@ -168,17 +168,17 @@ export function mountReleaseDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenA
 
   r.route(
     { method: 'get', path: '/v1/device/update', tag, auth: 'device', summary: 'The signed release offered to this edge, if any', responses: { 200: { description: 'offer', schema: UpdateOffer } } },
-    (c) => {
+    async (c) => {
       const d = c.get('device');
-      return c.json(deps.releases.offer(d.edgeId, d.serviceId));
+      return c.json(await deps.releases.offer(d.edgeId, d.serviceId));
     },
   );
 
   r.route(
     { method: 'post', path: '/v1/device/update', tag, auth: 'device', summary: "The edge's update state (what it runs, what it did with the release and why)", body: UpdateReport, responses: { 204: { description: 'recorded' } } },
-    (c) => {
+    async (c) => {
       const d = c.get('device');
-      deps.releases.report(d.edgeId, d.serviceId, c.get('body'));
+      await deps.releases.report(d.edgeId, d.serviceId, c.get('body'));
       return c.body(null, 204);
     },
   );

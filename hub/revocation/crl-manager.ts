@@ -77,8 +77,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
   /** The stable code of a failure: the MyKeyError's, else internal. */
   const codeOf = (e: unknown): string => (e instanceof MyKeyError && isErrorCode(e.code) ? e.code : 'internal');
 
-  function recordFailure(source: string, startedAt: number, durationMs: number, code: string, message: string) {
-    deps.revocations.recordRun({
+  async function recordFailure(source: string, startedAt: number, durationMs: number, code: string, message: string): Promise<void> {
+    await deps.revocations.recordRun({
       source,
       started_at: startedAt,
       finished_at: now().getTime(),
@@ -104,8 +104,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
   }
 
   /** Records the issuer key id of bindings made before it was recorded (see fillIssuerKeyIds). */
-  function fillKeyIds(): void {
-    const r = deps.mykeys.fillIssuerKeyIds(deps.anchors());
+  async function fillKeyIds(): Promise<void> {
+    const r = await deps.mykeys.fillIssuerKeyIds(deps.anchors());
     legacyRows = r.unknown > 0;
     if (r.filled > 0) deps.log.info('issuer key ids recorded for earlier bindings', { filled: r.filled });
     if (r.unknown > 0) {
@@ -140,18 +140,18 @@ export function createCrlManager(deps: CrlManagerDeps) {
   }
 
   /**
-   * Verifies, indexes, matches (crl-match.ts) and persists a CRL, as steps: the generator yields
-   * between slices of work (a few milliseconds each, every write its own short BEGIN IMMEDIATE
-   * transaction), or yields a promise of I/O to wait for (`io` 'async': the CRL file is written and
-   * fsynced on the libuv pool), so a caller can let the event loop run between them (applyAsync) or
-   * run it through (apply, `io` 'sync').
+   * Verifies, indexes, matches (crl-match.ts) and persists a CRL, as steps: the async generator
+   * yields between slices of work (a few milliseconds each, every write its own short BEGIN IMMEDIATE
+   * transaction) and awaits I/O (`io` 'async': the CRL file is written and fsynced on the libuv pool),
+   * so a caller can let the event loop run between them (applyAsync) or run it through (apply, `io`
+   * 'sync').
    */
-  function* steps(der: Uint8Array, source: string, io: 'sync' | 'async', onProgress?: (phase: string, done: number, total: number) => void): Generator<Promise<void> | void, RevocationRunSummary> {
+  async function* steps(der: Uint8Array, source: string, io: 'sync' | 'async', onProgress?: (phase: string, done: number, total: number) => void): AsyncGenerator<void, RevocationRunSummary> {
     const started = now();
     const t0 = performance.now();
     try {
       if (!filled) {
-        fillKeyIds();
+        await fillKeyIds();
         filled = true;
       }
       // Parsed, verified and indexed in three steps, with a turn of the event loop between them.
@@ -163,8 +163,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
       const soleKeyOfName = (anchorsPerName().get(nameKey) ?? 0) <= 1;
       // crl_state rows written before key ids were recorded are filed under the name hash; such a row
       // stands for this key only when no other anchor has the name.
-      const legacy = soleKeyOfName ? deps.revocations.state(nameKey) : undefined;
-      const prev = deps.revocations.state(keyId) ?? legacy;
+      const legacy = soleKeyOfName ? await deps.revocations.state(nameKey) : undefined;
+      const prev = (await deps.revocations.state(keyId)) ?? legacy;
       // RFC 5280 5.2.3: CRL numbers increase; an older CRL must not undo a newer one.
       if (prev?.crl_number && crl.crlNumber !== undefined && crl.crlNumber < BigInt(prev.crl_number)) {
         throw new MyKeyError('crl_stale', `CRL number ${crl.crlNumber} is older than the applied ${prev.crl_number}`);
@@ -183,7 +183,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
 
       // What this run will have matched: every binding up to here. Read before matching, so a
       // binding committed while the run goes on is after the mark and matched by the next run.
-      const mark = deps.mykeys.maxBindingId();
+      const mark = await deps.mykeys.maxBindingId();
       // Progress of the unbounded phases, about every PROGRESS_EVERY rows (an import prints each).
       const reported = new Map<string, number>();
       const report = (phase: string, done: number) => {
@@ -200,7 +200,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         nameKey,
         index,
         held: indexes.get(keyId),
-        prevMark: deps.revocations.mark(keyId),
+        prevMark: await deps.revocations.mark(keyId),
         legacyRows,
         slicer,
         report,
@@ -214,9 +214,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
       // (a run cut short is redone from it; marking a binding revoked twice changes nothing).
       mkdirSync(crlDir, { recursive: true });
       const file = join(crlDir, `${keyId}.crl`);
-      if (io === 'async') yield atomicWriteAsync(file, der);
+      if (io === 'async') await atomicWriteAsync(file, der);
       else atomicWrite(file, der);
-      deps.revocations.saveApplied(
+      await deps.revocations.saveApplied(
         {
           issuer_key: keyId,
           crl_number: crl.crlNumber?.toString() ?? null,
@@ -245,7 +245,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         durationMs: Math.round(performance.now() - t0),
       };
       if (warning !== undefined) summary.warning = warning;
-      deps.revocations.recordRun({
+      await deps.revocations.recordRun({
         source,
         started_at: started.getTime(),
         finished_at: now().getTime(),
@@ -269,7 +269,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       const message = e instanceof Error ? e.message : String(e);
       const code = codeOf(e);
       try {
-        recordFailure(source, started.getTime(), performance.now() - t0, code, message);
+        await recordFailure(source, started.getTime(), performance.now() - t0, code, message);
       } catch (re) {
         deps.log.warn('revocation run could not be recorded', { error: (re as Error).message });
       }
@@ -279,10 +279,10 @@ export function createCrlManager(deps: CrlManagerDeps) {
   }
 
   /** Verifies, indexes, matches and persists a CRL in one go (the event loop waits: tests, tools). */
-  function apply(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): RevocationRunSummary {
+  async function apply(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Promise<RevocationRunSummary> {
     const it = steps(der, source, 'sync', onProgress);
     for (;;) {
-      const r = it.next();
+      const r = await it.next();
       if (r.done) return r.value;
     }
   }
@@ -298,10 +298,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
     const run = queue.then(async () => {
       const it = steps(der, source, 'async', onProgress);
       for (;;) {
-        const r = it.next();
+        const r = await it.next();
         if (r.done) return r.value;
-        if (r.value) await r.value;
-        else await new Promise<void>((res) => setImmediate(res));
+        await new Promise<void>((res) => setImmediate(res));
       }
     });
     queue = run.catch(() => undefined);
@@ -317,7 +316,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       der = await downloadCrl(url, { timeoutMs: deps.fetchTimeoutMs ?? 60_000, maxBytes: deps.maxBytes ?? 512 * 1024 * 1024 });
     } catch (e) {
       const err = new MyKeyError('crl_fetch_failed', `fetching ${url} failed: ${(e as Error).message}`, { cause: e });
-      recordFailure(url, startedAt, performance.now() - t0, err.code, err.message);
+      await recordFailure(url, startedAt, performance.now() - t0, err.code, err.message);
       deps.log.warn('CRL fetch failed', { url, code: err.code, error: err.message });
       throw err;
     }
@@ -331,12 +330,12 @@ export function createCrlManager(deps: CrlManagerDeps) {
     fetchAndApply,
 
     /** Loads the CRLs saved by earlier runs, so registration checks work right after a restart. */
-    loadSaved(): void {
+    async loadSaved(): Promise<void> {
       if (!filled) {
-        fillKeyIds();
+        await fillKeyIds();
         filled = true;
       }
-      for (const s of deps.revocations.states()) {
+      for (const s of await deps.revocations.states()) {
         // Rows are keyed by issuer key id (older rows by name hash; the re-parse below finds the key).
         if (crls.has(s.issuer_key) && crls.get(s.issuer_key)!.thisUpdate.getTime() >= s.this_update) continue;
         // A saved CRL refused once (say a partial CRL applied by an earlier version) is not re-read
@@ -352,9 +351,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
           const { crl, index, issuer } = parse(new Uint8Array(readFileSync(s.file)));
           if (s.issuer_key !== issuer.keyId) {
             // Filed under the issuer name hash by an earlier version: file it under the key it verified with.
-            const cur = deps.revocations.state(issuer.keyId);
-            if (!cur || cur.this_update < s.this_update) deps.revocations.saveState({ ...s, issuer_key: issuer.keyId });
-            deps.revocations.dropState(s.issuer_key);
+            const cur = await deps.revocations.state(issuer.keyId);
+            if (!cur || cur.this_update < s.this_update) await deps.revocations.saveState({ ...s, issuer_key: issuer.keyId });
+            await deps.revocations.dropState(s.issuer_key);
           }
           const have = crls.get(issuer.keyId);
           if (have && have.thisUpdate.getTime() >= crl.thisUpdate.getTime()) continue;
@@ -386,7 +385,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         timers.push(t);
       }
       // A CRL imported by the operator command lands in the database; pick it up here.
-      const poll = setInterval(() => this.loadSaved(), 10_000);
+      const poll = setInterval(() => void this.loadSaved().catch((e) => deps.log.warn('saved CRLs could not be read', { error: (e as Error).message })), 10_000);
       poll.unref();
       timers.push(poll);
     },

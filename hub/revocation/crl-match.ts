@@ -1,5 +1,5 @@
 // Matching a verified CRL against the bound certificates, and writing what it revokes, as steps: each
-// generator yields after a slice of synchronous work (its caller decides whether the event loop gets
+// (async) generator yields after a slice of work (its caller decides whether the event loop gets
 // a turn there: crl-manager.ts applyAsync), so a national CRL never holds the hub's requests.
 //
 // Matching does not read every binding. The bindings up to the previous run's mark were matched
@@ -63,7 +63,7 @@ export interface MatchInput {
 }
 
 /** Finds the bound certificates the CRL revokes (not yet marked revoked), in binding order. */
-export function* matchCrl(m: MatchInput): Generator<void, { hits: Hit[]; incremental: boolean }> {
+export async function* matchCrl(m: MatchInput): AsyncGenerator<void, { hits: Hit[]; incremental: boolean }> {
   const { mykeys, keyId, nameKey, index, held, prevMark, legacyRows, slicer, report } = m;
   const incremental = prevMark !== undefined && held !== undefined && held.thisUpdate === prevMark.this_update && (held.crlNumber ?? null) === prevMark.crl_number;
   const hits: Hit[] = [];
@@ -72,13 +72,13 @@ export function* matchCrl(m: MatchInput): Generator<void, { hits: Hit[]; increme
   };
 
   /** Matches bindings with an id above `from` against the whole CRL, a page at a time (through the key index). */
-  function* matchAfter(from: number): Generator<void> {
+  async function* matchAfter(from: number): AsyncGenerator<void> {
     let scanned = 0;
     // The issuing key's rows, then rows of this issuer name whose key is not yet known.
     for (const [rowsKey, nameOnly] of legacyRows ? ([[keyId, false], ['', true]] as const) : ([[keyId, false]] as const)) {
       let after = from;
       for (;;) {
-        const page = mykeys.unrevokedOfKeyAfter(rowsKey, after, SCAN_PAGE);
+        const page = await mykeys.unrevokedOfKeyAfter(rowsKey, after, SCAN_PAGE);
         if (page.length === 0) break;
         for (const b of page) {
           if (nameOnly && b.issuer_key !== nameKey) continue;
@@ -119,7 +119,7 @@ export function* matchCrl(m: MatchInput): Generator<void, { hits: Hit[]; increme
     yield;
     for (let i = 0; i < order.length; i++) {
       const e = fresh[order[i]];
-      for (const b of mykeys.unrevokedBySerial(nameKey, keyId, e.serial, legacyRows)) {
+      for (const b of await mykeys.unrevokedBySerial(nameKey, keyId, e.serial, legacyRows)) {
         // Bindings after the previous mark are matched against the whole CRL below.
         if (b.id <= prevMark.binding_mark) hit(b, e);
       }
@@ -158,17 +158,17 @@ function byBinding(hits: Hit[]): Hit[] {
  * between. Returns how many MyKey IDs were suspended; `suspended` is emitted after each chunk that
  * suspended some (their change-log entries wait in the outboxes).
  */
-export function* writeRevocations(
+export async function* writeRevocations(
   mykeys: MyKeyRepo,
   hits: Hit[],
   o: { now: () => number; slicer: Slicer; report: (phase: string, done: number) => void; events?: Emitter<FanoutEvents> },
-): Generator<void, number> {
+): AsyncGenerator<void, number> {
   let newlySuspended = 0;
   let size = 100;
   for (let i = 0; i < hits.length; ) {
     const chunk = hits.slice(i, i + size);
     const t = performance.now();
-    const n = mykeys.applyRevocations.immediate(chunk, o.now());
+    const n = await mykeys.applyRevocations(chunk, o.now());
     const took = performance.now() - t;
     size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (o.slicer.ms / Math.max(took, 0.5)))));
     i += chunk.length;

@@ -2,6 +2,7 @@
 // tokens and the audit log. Plain statements; policy (lockout thresholds, expiry, roles) lives in
 // hub/console.
 import type { Db } from './db.ts';
+import { sqlOf, type Sql } from './sql.ts';
 import { CONSOLE_MIGRATIONS } from './schema/console.ts';
 
 export type OperatorRole = 'operator' | 'service_admin';
@@ -100,141 +101,156 @@ export function migrateConsole(db: Db): void {
   }
 }
 
-export function createConsoleRepo(db: Db) {
-  const q = {
-    operator: db.prepare<[string], OperatorRow>('SELECT * FROM console_operators WHERE name = ?'),
-    operators: db.prepare<[], OperatorRow>('SELECT * FROM console_operators ORDER BY name'),
-    insertOperator: db.prepare('INSERT INTO console_operators (name, role, service_id, password_hash, created_at) VALUES (?, ?, ?, ?, ?)'),
-    setPassword: db.prepare('UPDATE console_operators SET password_hash = ? WHERE name = ?'),
-    setDisabled: db.prepare('UPDATE console_operators SET disabled = ? WHERE name = ?'),
-    signedIn: db.prepare('UPDATE console_operators SET last_sign_in_at = ? WHERE name = ?'),
+const Q = {
+  operator: 'SELECT * FROM console_operators WHERE name = ?',
+  operators: 'SELECT * FROM console_operators ORDER BY name',
+  insertOperator: 'INSERT INTO console_operators (name, role, service_id, password_hash, created_at) VALUES (?, ?, ?, ?, ?)',
+  setPassword: 'UPDATE console_operators SET password_hash = ? WHERE name = ?',
+  setDisabled: 'UPDATE console_operators SET disabled = ? WHERE name = ?',
+  signedIn: 'UPDATE console_operators SET last_sign_in_at = ? WHERE name = ?',
 
-    insertSession: db.prepare('INSERT INTO console_sessions (id_hash, operator, csrf_token, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)'),
-    session: db.prepare<[string], SessionRow>('SELECT * FROM console_sessions WHERE id_hash = ?'),
-    touchSession: db.prepare('UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ?'),
-    deleteSession: db.prepare('DELETE FROM console_sessions WHERE id_hash = ?'),
-    deleteSessionsOf: db.prepare('DELETE FROM console_sessions WHERE operator = ?'),
-    purgeSessions: db.prepare('DELETE FROM console_sessions WHERE expires_at <= ?'),
+  insertSession: 'INSERT INTO console_sessions (id_hash, operator, csrf_token, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+  session: 'SELECT * FROM console_sessions WHERE id_hash = ?',
+  touchSession: 'UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ?',
+  deleteSession: 'DELETE FROM console_sessions WHERE id_hash = ?',
+  deleteSessionsOf: 'DELETE FROM console_sessions WHERE operator = ?',
+  purgeSessions: 'DELETE FROM console_sessions WHERE expires_at <= ?',
 
-    failure: db.prepare<[string, string], FailureRow>('SELECT * FROM console_sign_in_failures WHERE kind = ? AND key = ?'),
-    upsertFailure: db.prepare(
-      `INSERT INTO console_sign_in_failures (kind, key, failures, window_start, locked_until, strikes) VALUES (@kind, @key, @failures, @window_start, @locked_until, @strikes)
-       ON CONFLICT (kind, key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start, locked_until = excluded.locked_until, strikes = excluded.strikes`,
-    ),
-    clearFailure: db.prepare('DELETE FROM console_sign_in_failures WHERE kind = ? AND key = ?'),
-    purgeFailures: db.prepare('DELETE FROM console_sign_in_failures WHERE window_start < ? AND (locked_until IS NULL OR locked_until < ?)'),
+  failure: 'SELECT * FROM console_sign_in_failures WHERE kind = ? AND key = ?',
+  upsertFailure: `INSERT INTO console_sign_in_failures (kind, key, failures, window_start, locked_until, strikes) VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (kind, key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start, locked_until = excluded.locked_until, strikes = excluded.strikes`,
+  clearFailure: 'DELETE FROM console_sign_in_failures WHERE kind = ? AND key = ?',
+  purgeFailures: 'DELETE FROM console_sign_in_failures WHERE window_start < ? AND (locked_until IS NULL OR locked_until < ?)',
 
-    insertToken: db.prepare(
-      'INSERT INTO enrollment_tokens (id, secret_hash, service_id, edge_id, created_by, created_at, expires_at, allow_revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
-    token: db.prepare<[string], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE id = ?'),
-    tokens: db.prepare<[number], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens ORDER BY created_at DESC, id LIMIT ?'),
-    tokensOf: db.prepare<[string, number], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE service_id = ? ORDER BY created_at DESC, id LIMIT ?'),
-    // The claim is one statement, so two redemptions of one token cannot both succeed.
-    claimToken: db.prepare('UPDATE enrollment_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?'),
-    releaseToken: db.prepare('UPDATE enrollment_tokens SET used_at = NULL WHERE id = ? AND used_at = ?'),
-    unusedTokensFor: db.prepare<[string, number], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE edge_id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at'),
-    revokeToken: db.prepare('UPDATE enrollment_tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL'),
+  insertToken: 'INSERT INTO enrollment_tokens (id, secret_hash, service_id, edge_id, created_by, created_at, expires_at, allow_revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  token: 'SELECT * FROM enrollment_tokens WHERE id = ?',
+  tokens: 'SELECT * FROM enrollment_tokens ORDER BY created_at DESC, id LIMIT ?',
+  tokensOf: 'SELECT * FROM enrollment_tokens WHERE service_id = ? ORDER BY created_at DESC, id LIMIT ?',
+  // The claim is one statement, so two redemptions of one token cannot both succeed.
+  claimToken: 'UPDATE enrollment_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?',
+  releaseToken: 'UPDATE enrollment_tokens SET used_at = NULL WHERE id = ? AND used_at = ?',
+  unusedTokensFor: 'SELECT * FROM enrollment_tokens WHERE edge_id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at',
+  revokeToken: 'UPDATE enrollment_tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL',
 
-    audit: db.prepare(
-      'INSERT INTO audit_log (at, actor, role, action, target, service_id, outcome, detail, owner_service_id) VALUES (@at, @actor, @role, @action, @target, @service_id, @outcome, @detail, @owner_service_id)',
-    ),
-    auditPage: db.prepare<[number, number], AuditRow>('SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?'),
-    // A service sees its own entries and the refused attempts of others on what it owns.
-    auditPageOf: db.prepare<{ s: string; before: number; limit: number }, AuditRow>(
-      `SELECT * FROM (
-         SELECT * FROM audit_log WHERE service_id = @s AND id < @before
-         UNION SELECT * FROM audit_log WHERE owner_service_id = @s AND id < @before
-       ) ORDER BY id DESC LIMIT @limit`,
-    ),
-  };
+  audit: `INSERT INTO audit_log (at, actor, role, action, target, service_id, outcome, detail, owner_service_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+     RETURNING id`,
+  auditPage: 'SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?',
+  // A service sees its own entries and the refused attempts of others on what it owns.
+  auditPageOf: `SELECT * FROM (
+       SELECT * FROM audit_log WHERE service_id = ? AND id < ?
+       UNION SELECT * FROM audit_log WHERE owner_service_id = ? AND id < ?
+     ) AS own ORDER BY id DESC LIMIT ?`,
+};
 
-  const auditStatements = new Map<string, ReturnType<typeof db.prepare<Record<string, unknown>, AuditRow>>>();
+/** The advisory lock key of `atomically` on PostgreSQL (any constant; 'mykeyco1' as a 64-bit number). */
+const ATOMIC_LOCK = '7885681097389061937';
+
+/** The repository over an executor (or a SQLite connection, through its executor). */
+export function createConsoleRepo(target: Sql | Db) {
+  const sql = sqlOf(target);
+  const run = async (text: string, params: readonly unknown[]): Promise<void> => void (await sql.run(text, params));
+  const changes = async (text: string, params: readonly unknown[]): Promise<number> => (await sql.run(text, params)).changes;
   return {
-    operator: (name: string): OperatorRow | undefined => q.operator.get(name),
-    operators: (): OperatorRow[] => q.operators.all(),
+    operator: (name: string): Promise<OperatorRow | undefined> => sql.get<OperatorRow>(Q.operator, [name]),
+    operators: (): Promise<OperatorRow[]> => sql.all<OperatorRow>(Q.operators),
     insertOperator: (o: { name: string; role: OperatorRole; serviceId: string | null; passwordHash: string; at: number }) =>
-      void q.insertOperator.run(o.name, o.role, o.serviceId, o.passwordHash, o.at),
-    setPassword: (name: string, hash: string): boolean => q.setPassword.run(hash, name).changes > 0,
-    setDisabled: (name: string, disabled: boolean): boolean => q.setDisabled.run(disabled ? 1 : 0, name).changes > 0,
-    markSignedIn: (name: string, at: number) => void q.signedIn.run(at, name),
+      run(Q.insertOperator, [o.name, o.role, o.serviceId, o.passwordHash, o.at]),
+    setPassword: async (name: string, hash: string): Promise<boolean> => (await changes(Q.setPassword, [hash, name])) > 0,
+    setDisabled: async (name: string, disabled: boolean): Promise<boolean> => (await changes(Q.setDisabled, [disabled ? 1 : 0, name])) > 0,
+    markSignedIn: (name: string, at: number) => run(Q.signedIn, [at, name]),
 
-    insertSession: (s: SessionRow) => void q.insertSession.run(s.id_hash, s.operator, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at),
-    session: (idHash: string): SessionRow | undefined => q.session.get(idHash),
-    touchSession: (idHash: string, at: number) => void q.touchSession.run(at, idHash),
-    deleteSession: (idHash: string) => void q.deleteSession.run(idHash),
-    deleteSessionsOf: (operator: string): number => q.deleteSessionsOf.run(operator).changes,
-    purgeSessions: (now: number): number => q.purgeSessions.run(now).changes,
+    insertSession: (s: SessionRow) => run(Q.insertSession, [s.id_hash, s.operator, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at]),
+    session: (idHash: string): Promise<SessionRow | undefined> => sql.get<SessionRow>(Q.session, [idHash]),
+    touchSession: (idHash: string, at: number) => run(Q.touchSession, [at, idHash]),
+    deleteSession: (idHash: string) => run(Q.deleteSession, [idHash]),
+    deleteSessionsOf: (operator: string): Promise<number> => changes(Q.deleteSessionsOf, [operator]),
+    purgeSessions: (now: number): Promise<number> => changes(Q.purgeSessions, [now]),
 
-    failure: (kind: FailureRow['kind'], key: string): FailureRow | undefined => q.failure.get(kind, key),
-    saveFailure: (row: FailureRow) => void q.upsertFailure.run(row),
-    clearFailure: (kind: FailureRow['kind'], key: string) => void q.clearFailure.run(kind, key),
+    failure: (kind: FailureRow['kind'], key: string): Promise<FailureRow | undefined> => sql.get<FailureRow>(Q.failure, [kind, key]),
+    saveFailure: (row: FailureRow) => run(Q.upsertFailure, [row.kind, row.key, row.failures, row.window_start, row.locked_until, row.strikes]),
+    clearFailure: (kind: FailureRow['kind'], key: string) => run(Q.clearFailure, [kind, key]),
     /** Forgets counters whose window ended before `windowStartBefore` and that hold no lock at `now`. */
-    purgeFailures: (windowStartBefore: number, now: number): number => q.purgeFailures.run(windowStartBefore, now).changes,
+    purgeFailures: (windowStartBefore: number, now: number): Promise<number> => changes(Q.purgeFailures, [windowStartBefore, now]),
     /** Runs `fn` in one transaction (several counters updated as one write). */
-    atomically: <T>(fn: () => T): T => db.transaction(fn)(),
+    atomically: <T>(fn: () => Promise<T>): Promise<T> =>
+      sql.tx(
+        async () => {
+          // PostgreSQL: one such transaction at a time across every hub on the database (a
+          // transaction-level advisory lock), as SQLite's single writer gives on one machine, so two
+          // attempts never both read a counter before either writes it.
+          if (sql.dialect === 'postgres') await sql.get('SELECT pg_advisory_xact_lock(?) AS locked', [ATOMIC_LOCK]);
+          return fn();
+        },
+        { immediate: true },
+      ),
 
     insertToken: (t: Pick<EnrollmentTokenRow, 'id' | 'secret_hash' | 'service_id' | 'edge_id' | 'created_by' | 'created_at' | 'expires_at'> & { allow_revoked?: boolean }) =>
-      void q.insertToken.run(t.id, t.secret_hash, t.service_id, t.edge_id, t.created_by, t.created_at, t.expires_at, t.allow_revoked ? 1 : 0),
-    token: (id: string): EnrollmentTokenRow | undefined => q.token.get(id),
-    tokens: (serviceId?: string, limit = 200): EnrollmentTokenRow[] => (serviceId === undefined ? q.tokens.all(limit) : q.tokensOf.all(serviceId, limit)),
-    claimToken: (id: string, now: number): boolean => q.claimToken.run(now, id, now).changes === 1,
-    releaseToken: (id: string, claimedAt: number) => void q.releaseToken.run(id, claimedAt),
+      run(Q.insertToken, [t.id, t.secret_hash, t.service_id, t.edge_id, t.created_by, t.created_at, t.expires_at, t.allow_revoked ? 1 : 0]),
+    token: (id: string): Promise<EnrollmentTokenRow | undefined> => sql.get<EnrollmentTokenRow>(Q.token, [id]),
+    tokens: (serviceId?: string, limit = 200): Promise<EnrollmentTokenRow[]> =>
+      serviceId === undefined ? sql.all<EnrollmentTokenRow>(Q.tokens, [limit]) : sql.all<EnrollmentTokenRow>(Q.tokensOf, [serviceId, limit]),
+    claimToken: async (id: string, now: number): Promise<boolean> => (await changes(Q.claimToken, [now, id, now])) === 1,
+    releaseToken: (id: string, claimedAt: number) => run(Q.releaseToken, [id, claimedAt]),
     /** Tokens for this edge id (in any service) that could still be redeemed at `now`. */
-    unusedTokensFor: (edgeId: string, now: number): EnrollmentTokenRow[] => q.unusedTokensFor.all(edgeId, now),
-    revokeToken: (id: string, by: string, at: number): boolean => q.revokeToken.run(at, by, id).changes === 1,
+    unusedTokensFor: (edgeId: string, now: number): Promise<EnrollmentTokenRow[]> => sql.all<EnrollmentTokenRow>(Q.unusedTokensFor, [edgeId, now]),
+    revokeToken: async (id: string, by: string, at: number): Promise<boolean> => (await changes(Q.revokeToken, [at, by, id])) === 1,
 
-    audit: (e: AuditInput): number =>
-      Number(
-        q.audit.run({
-          at: e.at,
-          actor: e.actor,
-          role: e.role ?? null,
-          action: e.action,
-          target: e.target ?? null,
-          service_id: e.service_id ?? null,
-          outcome: e.outcome ?? 'ok',
-          detail: e.detail ? JSON.stringify(e.detail) : null,
-          owner_service_id: e.owner_service_id ?? null,
-        }).lastInsertRowid,
-      ),
+    audit: async (e: AuditInput): Promise<number> =>
+      (await sql.get<{ id: number }>(Q.audit, [
+        e.at,
+        e.actor,
+        e.role ?? null,
+        e.action,
+        e.target ?? null,
+        e.service_id ?? null,
+        e.outcome ?? 'ok',
+        e.detail ? JSON.stringify(e.detail) : null,
+        e.owner_service_id ?? null,
+      ]))!.id,
     /**
      * Newest first, before the id `before` (keyset paging); only one service's entries when given
      * (with the refused attempts of others on what it owns); filtered by actor, action, the service
      * acted on, and time [from, to).
      */
-    auditLog: (opts: AuditFilter = {}): AuditRow[] => {
+    auditLog: (opts: AuditFilter = {}): Promise<AuditRow[]> => {
       const before = opts.before ?? Number.MAX_SAFE_INTEGER;
       const limit = opts.limit ?? 100;
       const filtered = opts.actor || opts.action || opts.service || opts.from !== undefined || opts.to !== undefined;
-      if (!filtered) return opts.serviceId === undefined ? q.auditPage.all(before, limit) : q.auditPageOf.all({ s: opts.serviceId, before, limit });
-      const parts = ['id < @before'];
-      if (opts.serviceId !== undefined) parts.push('(service_id = @own OR owner_service_id = @own)');
-      if (opts.actor) parts.push('actor = @actor');
-      if (opts.action) parts.push("(action = @action OR action LIKE @actionPrefix ESCAPE '\\')");
-      if (opts.service) parts.push('(service_id = @service OR owner_service_id = @service)');
-      if (opts.from !== undefined) parts.push('at >= @from');
-      if (opts.to !== undefined) parts.push('at < @to');
-      const sql = `SELECT * FROM audit_log WHERE ${parts.join(' AND ')} ORDER BY id DESC LIMIT @limit`;
-      let st = auditStatements.get(sql);
-      if (!st) {
-        st = db.prepare<Record<string, unknown>, AuditRow>(sql);
-        auditStatements.set(sql, st);
+      if (!filtered) {
+        return opts.serviceId === undefined
+          ? sql.all<AuditRow>(Q.auditPage, [before, limit])
+          : sql.all<AuditRow>(Q.auditPageOf, [opts.serviceId, before, opts.serviceId, before, limit]);
       }
-      return st.all({
-        before,
-        limit,
-        own: opts.serviceId ?? null,
-        actor: opts.actor ?? null,
-        action: opts.action ?? null,
+      const parts = ['id < ?'];
+      const params: unknown[] = [before];
+      if (opts.serviceId !== undefined) {
+        parts.push('(service_id = ? OR owner_service_id = ?)');
+        params.push(opts.serviceId, opts.serviceId);
+      }
+      if (opts.actor) {
+        parts.push('actor = ?');
+        params.push(opts.actor);
+      }
+      if (opts.action) {
         // "device" finds device.revoke and device.*: a prefix up to a dot.
-        actionPrefix: opts.action ? `${opts.action.replace(/[\\%_]/g, (c) => `\\${c}`)}.%` : null,
-        service: opts.service ?? null,
-        from: opts.from ?? null,
-        to: opts.to ?? null,
-      });
+        parts.push("(action = ? OR action LIKE ? ESCAPE '\\')");
+        params.push(opts.action, `${opts.action.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`);
+      }
+      if (opts.service) {
+        parts.push('(service_id = ? OR owner_service_id = ?)');
+        params.push(opts.service, opts.service);
+      }
+      if (opts.from !== undefined) {
+        parts.push('at >= ?');
+        params.push(opts.from);
+      }
+      if (opts.to !== undefined) {
+        parts.push('at < ?');
+        params.push(opts.to);
+      }
+      params.push(limit);
+      return sql.all<AuditRow>(`SELECT * FROM audit_log WHERE ${parts.join(' AND ')} ORDER BY id DESC LIMIT ?`, params);
     },
-
   };
 }
 

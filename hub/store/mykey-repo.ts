@@ -2,6 +2,7 @@
 // in one transaction and appends its lifecycle event in the same transaction.
 import type { CertRef } from '../../shared/cert-identity.ts';
 import type { Db } from './db.ts';
+import { isUniqueViolation, sqlOf, type Sql } from './sql.ts';
 
 export type MyKeyStatus = 'active' | 'suspended' | 'invalidated';
 export type BindingState = 'current' | 'carried_over' | 'ended';
@@ -77,7 +78,7 @@ export interface MyKeyLifecycleEvent {
  * Runs inside the transaction of the change: what it writes commits or rolls back with it. The
  * links feature uses this to append its change-log entries atomically with the lifecycle change.
  */
-export type MyKeyLifecycleListener = (e: MyKeyLifecycleEvent) => void;
+export type MyKeyLifecycleListener = (e: MyKeyLifecycleEvent) => Promise<void>;
 
 /** A binding as a CRL is matched against it. */
 export interface UnrevokedBinding {
@@ -95,89 +96,94 @@ function refOf(b: BindingRow): CertRef {
   return { issuerKey: b.issuer_key, serialHex: b.serial_hex, aki: b.cert_aki ?? b.issuer_key_id };
 }
 
-export function createMyKeyRepo(db: Db) {
-  const q = {
-    getId: db.prepare<[string], MyKeyRow>('SELECT * FROM mykey_ids WHERE id = ?'),
-    idUsed: db
-      .prepare<[string, string], number>('SELECT 1 FROM mykey_ids WHERE id = ? UNION ALL SELECT 1 FROM retired_mykey_ids WHERE id = ?')
-      .pluck(),
-    insertId: db.prepare('INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, NULL, ?, ?)'),
-    setStatus: db.prepare('UPDATE mykey_ids SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ?'),
-    // Only while the revoked binding is still the current one: a carry-over (the holder's, or a linkage
-    // record's) committed between a CRL run's match and its write keeps the MyKey ID active.
-    suspendIfActive: db.prepare(
-      "UPDATE mykey_ids SET status = 'suspended', status_reason = ?, status_changed_at = ? WHERE id = ? AND status = 'active' AND EXISTS (SELECT 1 FROM cert_bindings WHERE id = ? AND state = 'current')",
-    ),
-    bindingByFingerprint: db.prepare<[string], BindingRow>(
-      "SELECT * FROM cert_bindings WHERE fingerprint = ? ORDER BY (state = 'current') DESC, id DESC LIMIT 1",
-    ),
-    liveBindingsBySerial: db.prepare<[string, string], BindingRow>(
-      "SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended' LIMIT 2",
-    ),
-    // The binding of this very certificate: same issuer name, same issuing key, same serial. A row
-    // whose key id is not yet known ('') matches only the same certificate (fingerprint), so a serial
-    // reused under another key never finds it. Two seeks of cert_bindings_live_serial (issuer name,
-    // key id, serial): written with an OR, SQLite used the index for the issuer name alone and read
-    // every binding of the issuer (a quarter of a second per registration at a million bindings).
-    liveBindingOfCert: db.prepare<{ issuerKey: string; serialHex: string; issuerKeyId: string; fingerprint: string }, BindingRow>(
-      `SELECT * FROM (
-         SELECT * FROM cert_bindings WHERE issuer_key = @issuerKey AND issuer_key_id = @issuerKeyId AND serial_hex = @serialHex AND state <> 'ended'
-         UNION ALL
-         SELECT * FROM cert_bindings WHERE issuer_key = @issuerKey AND issuer_key_id = '' AND serial_hex = @serialHex AND state <> 'ended' AND fingerprint = @fingerprint
-       ) ORDER BY issuer_key_id DESC LIMIT 1`,
-    ),
-    currentBinding: db.prepare<[string], BindingRow>("SELECT * FROM cert_bindings WHERE mykey_id = ? AND state = 'current'"),
-    bindingsOf: db.prepare<[string], BindingRow>('SELECT * FROM cert_bindings WHERE mykey_id = ? ORDER BY id'),
-    insertBinding: db.prepare(
-      `INSERT INTO cert_bindings (mykey_id, state, fingerprint, issuer_key, issuer_key_id, serial_hex, cert_aki, subject_cn, not_after, bound_at)
-       VALUES (?, 'current', ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    endBinding: db.prepare('UPDATE cert_bindings SET state = ?, unbound_at = ? WHERE id = ?'),
-    moveBindings: db.prepare('UPDATE cert_bindings SET mykey_id = ? WHERE mykey_id = ?'),
-    copyId: db.prepare('INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, ?, ?, ?)'),
-    deleteId: db.prepare('DELETE FROM mykey_ids WHERE id = ?'),
-    retire: db.prepare('INSERT INTO retired_mykey_ids (id, retired_at) VALUES (?, ?)'),
-    event: db.prepare('INSERT INTO mykey_events (mykey_id, kind, reason, detail, at) VALUES (?, ?, ?, ?, ?)'),
-    markRevoked: db.prepare('UPDATE cert_bindings SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL'),
-    unrevokedByKey: db.prepare<[string], UnrevokedBinding>(
-      "SELECT id, mykey_id, state, serial_hex FROM cert_bindings WHERE issuer_key_id = ? AND revoked_at IS NULL AND state <> 'ended'",
-    ),
-    unrevokedUnknownKey: db.prepare<[string], UnrevokedBinding>(
-      "SELECT id, mykey_id, state, serial_hex FROM cert_bindings WHERE issuer_key = ? AND issuer_key_id = '' AND revoked_at IS NULL AND state <> 'ended'",
-    ),
-    // The AKI of such a row is not stored either: the anchor's key id is what it names (schema v3).
-    fillKeyId: db.prepare("UPDATE cert_bindings SET issuer_key_id = ?, cert_aki = COALESCE(cert_aki, ?) WHERE issuer_key = ? AND issuer_key_id = ''"),
-    unknownKeyCount: db.prepare<[], number>("SELECT COUNT(*) FROM cert_bindings WHERE issuer_key_id = '' AND state <> 'ended'").pluck(),
-    eventsAfter: db.prepare<[number, number], MyKeyEvent>('SELECT * FROM mykey_events WHERE seq > ? ORDER BY seq LIMIT ?'),
-    // Kept by triggers (migration 20): three rows, whatever the number of MyKey IDs.
-    counts: db.prepare<[], { status: MyKeyStatus; n: number }>('SELECT status, n FROM mykey_counts'),
-    // A CRL entry's bound certificates, through cert_bindings_live_serial (issuer name, key id, serial):
-    // the issuing key's rows, and rows of that name whose key is not yet known.
-    unrevokedBySerial: db.prepare<[string, string, string], UnrevokedBinding & { issuer_key_id: string }>(
-      `SELECT id, mykey_id, state, serial_hex, issuer_key_id FROM cert_bindings
-        WHERE issuer_key = ? AND issuer_key_id IN (?, '') AND serial_hex = ? AND state <> 'ended' AND revoked_at IS NULL`,
-    ),
-    // The same when no binding without a key id is left: one seek instead of two.
-    unrevokedBySerialOfKey: db.prepare<[string, string, string], UnrevokedBinding>(
-      `SELECT id, mykey_id, state, serial_hex FROM cert_bindings
-        WHERE issuer_key = ? AND issuer_key_id = ? AND serial_hex = ? AND state <> 'ended' AND revoked_at IS NULL`,
-    ),
-    // Live unrevoked bindings of one issuer key by id, a page at a time: a range of the key index
-    // (issuer_key_id, then rowid), so a page is one seek.
-    unrevokedOfKeyAfter: db.prepare<[string, number, number], UnrevokedBinding & { issuer_key: string }>(
-      `SELECT id, mykey_id, state, serial_hex, issuer_key FROM cert_bindings
-        WHERE issuer_key_id = ? AND id > ? AND revoked_at IS NULL AND state <> 'ended' ORDER BY id LIMIT ?`,
-    ),
-    maxBindingId: db.prepare<[], number>('SELECT COALESCE(MAX(id), 0) FROM cert_bindings').pluck(),
+// Plain SQL for both engines (hub/store/sql.ts).
+const Q = {
+  getId: 'SELECT * FROM mykey_ids WHERE id = ?',
+  idUsed: 'SELECT 1 AS used FROM mykey_ids WHERE id = ? UNION ALL SELECT 1 AS used FROM retired_mykey_ids WHERE id = ?',
+  insertId: 'INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, NULL, ?, ?)',
+  setStatus: 'UPDATE mykey_ids SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ?',
+  // Only while the revoked binding is still the current one: a carry-over (the holder's, or a linkage
+  // record's) committed between a CRL run's match and its write keeps the MyKey ID active.
+  suspendIfActive:
+    "UPDATE mykey_ids SET status = 'suspended', status_reason = ?, status_changed_at = ? WHERE id = ? AND status = 'active' AND EXISTS (SELECT 1 FROM cert_bindings WHERE id = ? AND state = 'current')",
+  bindingByFingerprint: "SELECT * FROM cert_bindings WHERE fingerprint = ? ORDER BY (state = 'current') DESC, id DESC LIMIT 1",
+  liveBindingsBySerial: "SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended' LIMIT 2",
+  // The binding of this very certificate: same issuer name, same issuing key, same serial. A row
+  // whose key id is not yet known ('') matches only the same certificate (fingerprint), so a serial
+  // reused under another key never finds it. Two seeks of cert_bindings_live_serial (issuer name,
+  // key id, serial): written with an OR, SQLite used the index for the issuer name alone and read
+  // every binding of the issuer (a quarter of a second per registration at a million bindings).
+  liveBindingOfCert: `SELECT * FROM (
+       SELECT * FROM cert_bindings WHERE issuer_key = ? AND issuer_key_id = ? AND serial_hex = ? AND state <> 'ended'
+       UNION ALL
+       SELECT * FROM cert_bindings WHERE issuer_key = ? AND issuer_key_id = '' AND serial_hex = ? AND state <> 'ended' AND fingerprint = ?
+     ) AS b ORDER BY issuer_key_id DESC LIMIT 1`,
+  currentBinding: "SELECT * FROM cert_bindings WHERE mykey_id = ? AND state = 'current'",
+  bindingsOf: 'SELECT * FROM cert_bindings WHERE mykey_id = ? ORDER BY id',
+  insertBinding: `INSERT INTO cert_bindings (mykey_id, state, fingerprint, issuer_key, issuer_key_id, serial_hex, cert_aki, subject_cn, not_after, bound_at)
+     VALUES (?, 'current', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+  endBinding: 'UPDATE cert_bindings SET state = ?, unbound_at = ? WHERE id = ?',
+  moveBindings: 'UPDATE cert_bindings SET mykey_id = ? WHERE mykey_id = ?',
+  copyId: 'INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, ?, ?, ?)',
+  deleteId: 'DELETE FROM mykey_ids WHERE id = ?',
+  retire: 'INSERT INTO retired_mykey_ids (id, retired_at) VALUES (?, ?)',
+  event: 'INSERT INTO mykey_events (mykey_id, kind, reason, detail, at) VALUES (?, ?, ?, ?, ?)',
+  markRevoked: 'UPDATE cert_bindings SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL',
+  // The AKI of such a row is not stored either: the anchor's key id is what it names (schema v3).
+  fillKeyId: "UPDATE cert_bindings SET issuer_key_id = ?, cert_aki = COALESCE(cert_aki, ?) WHERE issuer_key = ? AND issuer_key_id = ''",
+  unknownKeyCount: "SELECT COUNT(*) AS n FROM cert_bindings WHERE issuer_key_id = '' AND state <> 'ended'",
+  eventsAfter: 'SELECT * FROM mykey_events WHERE seq > ? ORDER BY seq LIMIT ?',
+  // Kept by triggers (migration 20): three rows, whatever the number of MyKey IDs.
+  counts: 'SELECT status, n FROM mykey_counts',
+  // A CRL entry's bound certificates, through cert_bindings_live_serial (issuer name, key id, serial):
+  // the issuing key's rows, and rows of that name whose key is not yet known.
+  unrevokedBySerial: `SELECT id, mykey_id, state, serial_hex FROM cert_bindings
+      WHERE issuer_key = ? AND issuer_key_id IN (?, '') AND serial_hex = ? AND state <> 'ended' AND revoked_at IS NULL`,
+  // The same when no binding without a key id is left: one seek instead of two.
+  unrevokedBySerialOfKey: `SELECT id, mykey_id, state, serial_hex FROM cert_bindings
+      WHERE issuer_key = ? AND issuer_key_id = ? AND serial_hex = ? AND state <> 'ended' AND revoked_at IS NULL`,
+  // Live unrevoked bindings of one issuer key by id, a page at a time: a range of the key index
+  // (issuer_key_id, then id), so a page is one seek.
+  unrevokedOfKeyAfter: `SELECT id, mykey_id, state, serial_hex, issuer_key FROM cert_bindings
+      WHERE issuer_key_id = ? AND id > ? AND revoked_at IS NULL AND state <> 'ended' ORDER BY id LIMIT ?`,
+  maxBindingId: 'SELECT COALESCE(MAX(id), 0) AS n FROM cert_bindings',
+};
+
+/** The repository over an executor (or a SQLite connection, through its executor). */
+export function createMyKeyRepo(target: Sql | Db) {
+  const sql = sqlOf(target);
+  const listeners: MyKeyLifecycleListener[] = [];
+  const getId = (id: string) => sql.get<MyKeyRow>(Q.getId, [id]);
+  const idUsed = async (id: string) => (await sql.get(Q.idUsed, [id, id])) !== undefined;
+  const currentBinding = (id: string) => sql.get<BindingRow>(Q.currentBinding, [id]);
+  const liveBindingOfCert = (cert: CertIdentity) => sql.get<BindingRow>(Q.liveBindingOfCert, [cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.issuerKey, cert.serialHex, cert.fingerprint]);
+  /** Inserts the current binding of a MyKey ID; returns its id. */
+  const insertBinding = async (id: string, cert: CertIdentity, now: number): Promise<number> =>
+    Number((await sql.get<{ id: number }>(Q.insertBinding, [id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now]))!.id);
+  const addEvent = async (id: string, kind: MyKeyEventKind, at: number, reason?: string | null, extra: Partial<MyKeyLifecycleEvent> = {}) => {
+    const detail = extra.from ? { from: extra.from } : extra.newCert ? { serial: extra.newCert.serialHex } : undefined;
+    await sql.run(Q.event, [id, kind, reason ?? null, detail === undefined ? null : JSON.stringify(detail), at]);
+    const e: MyKeyLifecycleEvent = { mykeyId: id, kind, reason: reason ?? null, at, ...extra };
+    for (const l of listeners) await l(e);
   };
 
-  const listeners: MyKeyLifecycleListener[] = [];
-  const addEvent = (id: string, kind: MyKeyEventKind, at: number, reason?: string | null, extra: Partial<MyKeyLifecycleEvent> = {}) => {
-    const detail = extra.from ? { from: extra.from } : extra.newCert ? { serial: extra.newCert.serialHex } : undefined;
-    q.event.run(id, kind, reason ?? null, detail === undefined ? null : JSON.stringify(detail), at);
-    const e: MyKeyLifecycleEvent = { mykeyId: id, kind, reason: reason ?? null, at, ...extra };
-    for (const l of listeners) l(e);
-  };
+  /** The check-then-insert of createOrGet; runs inside a transaction. */
+  async function createOrGetIn(cert: CertIdentity, candidate: () => string, now: number): Promise<{ row: MyKeyRow; created: boolean } | { superseded: true }> {
+    const existing = await liveBindingOfCert(cert);
+    if (existing) {
+      if (existing.state === 'carried_over') return { superseded: true };
+      return { row: (await getId(existing.mykey_id))!, created: false };
+    }
+    let id = candidate();
+    for (let tries = 0; await idUsed(id); tries++) {
+      if (tries > 50) throw new Error('could not find a free MyKey ID');
+      id = candidate();
+    }
+    await sql.run(Q.insertId, [id, 'active', now, now]);
+    await insertBinding(id, cert, now);
+    await addEvent(id, 'created', now);
+    return { row: (await getId(id))!, created: true };
+  }
 
   return {
     /** Adds a listener called inside every lifecycle transaction (see MyKeyLifecycleListener). */
@@ -185,33 +191,32 @@ export function createMyKeyRepo(db: Db) {
       listeners.push(l);
     },
     /** The current certificate of a MyKey ID (issuer key, serial, AKI), if any. */
-    currentCert(id: string): CertRef | undefined {
-      const b = q.currentBinding.get(id);
+    async currentCert(id: string): Promise<CertRef | undefined> {
+      const b = await currentBinding(id);
       return b ? refOf(b) : undefined;
     },
-    get: (id: string): MyKeyRow | undefined => q.getId.get(id),
-    isIdUsed: (id: string): boolean => q.idUsed.get(id, id) !== undefined,
-    bindingByFingerprint: (fp: string): BindingRow | undefined => q.bindingByFingerprint.get(fp),
+    get: (id: string): Promise<MyKeyRow | undefined> => getId(id),
+    isIdUsed: (id: string): Promise<boolean> => idUsed(id),
+    bindingByFingerprint: (fp: string): Promise<BindingRow | undefined> => sql.get<BindingRow>(Q.bindingByFingerprint, [fp]),
     /**
      * The live binding of an issuer name and serial, when there is exactly one. Two CA keys under one
      * name may each have issued the serial: then this is ambiguous and gives undefined; callers that
      * know the issuing key use liveBindingOfCert.
      */
-    liveBindingBySerial(issuerKey: string, serialHex: string): BindingRow | undefined {
-      const rows = q.liveBindingsBySerial.all(issuerKey, serialHex);
+    async liveBindingBySerial(issuerKey: string, serialHex: string): Promise<BindingRow | undefined> {
+      const rows = await sql.all<BindingRow>(Q.liveBindingsBySerial, [issuerKey, serialHex]);
       return rows.length === 1 ? rows[0] : undefined;
     },
     /** The live binding of this certificate, matched by issuer name, issuing key and serial. */
-    liveBindingOfCert: (cert: CertIdentity): BindingRow | undefined =>
-      q.liveBindingOfCert.get({ issuerKey: cert.issuerKey, serialHex: cert.serialHex, issuerKeyId: cert.issuerKeyId, fingerprint: cert.fingerprint }),
-    currentBinding: (id: string): BindingRow | undefined => q.currentBinding.get(id),
-    bindingsOf: (id: string): BindingRow[] => q.bindingsOf.all(id),
-    counts(): Record<MyKeyStatus, number> {
+    liveBindingOfCert: (cert: CertIdentity): Promise<BindingRow | undefined> => liveBindingOfCert(cert),
+    currentBinding: (id: string): Promise<BindingRow | undefined> => currentBinding(id),
+    bindingsOf: (id: string): Promise<BindingRow[]> => sql.all<BindingRow>(Q.bindingsOf, [id]),
+    async counts(): Promise<Record<MyKeyStatus, number>> {
       const out: Record<MyKeyStatus, number> = { active: 0, suspended: 0, invalidated: 0 };
-      for (const r of q.counts.all()) out[r.status] = r.n;
+      for (const r of await sql.all<{ status: MyKeyStatus; n: number }>(Q.counts)) out[r.status] = r.n;
       return out;
     },
-    eventsAfter: (seq: number, limit = 1000): MyKeyEvent[] => q.eventsAfter.all(seq, limit),
+    eventsAfter: (seq: number, limit = 1000): Promise<MyKeyEvent[]> => sql.all<MyKeyEvent>(Q.eventsAfter, [seq, limit]),
 
     /**
      * Unrevoked live bindings of the certificate with this serial under an issuer key (and rows of
@@ -219,146 +224,136 @@ export function createMyKeyRepo(db: Db) {
      * with. `serialHex` in the bindings' form (lower-case hex, no leading zero bytes). Rows without a
      * key id are left out when `withUnknownKey` is false (the caller knows there are none).
      */
-    unrevokedBySerial: (issuerKey: string, issuerKeyId: string, serialHex: string, withUnknownKey = true): UnrevokedBinding[] =>
-      withUnknownKey
-        ? q.unrevokedBySerial.all(issuerKey, issuerKeyId, serialHex).map(({ issuer_key_id: _k, ...b }) => b)
-        : q.unrevokedBySerialOfKey.all(issuerKey, issuerKeyId, serialHex),
+    unrevokedBySerial: (issuerKey: string, issuerKeyId: string, serialHex: string, withUnknownKey = true): Promise<UnrevokedBinding[]> =>
+      sql.all<UnrevokedBinding>(withUnknownKey ? Q.unrevokedBySerial : Q.unrevokedBySerialOfKey, [issuerKey, issuerKeyId, serialHex]),
     /**
      * One page of live unrevoked bindings of an issuer key ('' for rows whose key is not yet known)
      * with an id above `afterId`, in id order: bindings made since a CRL was last matched, or a whole
      * scan in pages that leave the event loop free between them.
      */
-    unrevokedOfKeyAfter: (issuerKeyId: string, afterId: number, limit: number) => q.unrevokedOfKeyAfter.all(issuerKeyId, afterId, limit),
+    unrevokedOfKeyAfter: (issuerKeyId: string, afterId: number, limit: number) =>
+      sql.all<UnrevokedBinding & { issuer_key: string }>(Q.unrevokedOfKeyAfter, [issuerKeyId, afterId, limit]),
     /** The highest binding id so far (0 when none): a CRL run's mark of what it has matched. */
-    maxBindingId: (): number => q.maxBindingId.get() ?? 0,
+    maxBindingId: async (): Promise<number> => (await sql.get<{ n: number }>(Q.maxBindingId))?.n ?? 0,
 
     /**
      * Registers many MyKey IDs at once, each bound to its certificate, in one transaction (imports,
      * benchmarks): the same rows and events as createOrGet, without its per-call checks; an id or a
      * certificate already present fails the whole batch.
      */
-    bulkCreate: db.transaction((items: readonly { id: string; cert: CertIdentity }[], now: number): number => {
-      for (const { id, cert } of items) {
-        q.insertId.run(id, 'active', now, now);
-        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now);
-        addEvent(id, 'created', now);
-      }
-      return items.length;
-    }),
+    bulkCreate: (items: readonly { id: string; cert: CertIdentity }[], now: number): Promise<number> =>
+      sql.tx(async () => {
+        for (const { id, cert } of items) {
+          await sql.run(Q.insertId, [id, 'active', now, now]);
+          await insertBinding(id, cert, now);
+          await addEvent(id, 'created', now);
+        }
+        return items.length;
+      }),
 
     /**
      * Creates a MyKey ID bound to a certificate, or returns the one already bound to it. The check
      * and the insert run in one transaction, so two concurrent registrations of one certificate
-     * cannot make two MyKey IDs. `candidate` is called until it yields a free id.
+     * cannot make two MyKey IDs (on PostgreSQL the second one's insert meets the unique index of live
+     * serials; it then finds the first one's binding). `candidate` is called until it yields a free id.
      */
-    createOrGet: db.transaction(
-      (cert: CertIdentity, candidate: () => string, now: number): { row: MyKeyRow; created: boolean } | { superseded: true } => {
-        const existing = q.liveBindingOfCert.get({ issuerKey: cert.issuerKey, serialHex: cert.serialHex, issuerKeyId: cert.issuerKeyId, fingerprint: cert.fingerprint });
-        if (existing) {
-          if (existing.state === 'carried_over') return { superseded: true };
-          return { row: q.getId.get(existing.mykey_id)!, created: false };
+    createOrGet: (cert: CertIdentity, candidate: () => string, now: number): Promise<{ row: MyKeyRow; created: boolean } | { superseded: true }> =>
+      sql.tx(async () => {
+        // SQLite runs one writer at a time: the check cannot race.
+        if (sql.dialect === 'sqlite') return createOrGetIn(cert, candidate, now);
+        try {
+          return await sql.tx(() => createOrGetIn(cert, candidate, now));
+        } catch (e) {
+          if (!isUniqueViolation(e)) throw e;
+          return await createOrGetIn(cert, candidate, now);
         }
-        let id = candidate();
-        for (let tries = 0; q.idUsed.get(id, id) !== undefined; tries++) {
-          if (tries > 50) throw new Error('could not find a free MyKey ID');
-          id = candidate();
-        }
-        q.insertId.run(id, 'active', now, now);
-        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now);
-        addEvent(id, 'created', now);
-        return { row: q.getId.get(id)!, created: true };
-      },
-    ),
+      }),
 
     /** Moves a MyKey ID to a new free id; the old id is retired forever. */
-    changeId: db.transaction((oldId: string, newId: string, now: number): void => {
-      if (q.idUsed.get(newId, newId) !== undefined) throw new IdTakenError(newId);
-      // SQLite cannot defer the foreign key here, so: new row, move bindings, drop old row.
-      const row = q.getId.get(oldId)!;
-      q.copyId.run(newId, row.status, row.status_reason, row.created_at, row.status_changed_at);
-      q.moveBindings.run(newId, oldId);
-      q.deleteId.run(oldId);
-      q.retire.run(oldId, now);
-      addEvent(newId, 'id_changed', now, null, { from: oldId });
-    }),
+    changeId: (oldId: string, newId: string, now: number): Promise<void> =>
+      sql.tx(async () => {
+        if (await idUsed(newId)) throw new IdTakenError(newId);
+        // The foreign key cannot be deferred on SQLite, so: new row, move bindings, drop old row.
+        const row = (await getId(oldId))!;
+        await sql.run(Q.copyId, [newId, row.status, row.status_reason, row.created_at, row.status_changed_at]);
+        await sql.run(Q.moveBindings, [newId, oldId]);
+        await sql.run(Q.deleteId, [oldId]);
+        await sql.run(Q.retire, [oldId, now]);
+        await addEvent(newId, 'id_changed', now, null, { from: oldId });
+      }),
 
     /** The holder invalidates their MyKey ID: it ends, its bindings end, the id is never reused. */
-    invalidate: db.transaction((id: string, now: number): void => {
-      q.setStatus.run('invalidated', 'holder', now, id);
-      const cur = q.currentBinding.get(id);
-      if (cur) q.endBinding.run('ended', now, cur.id);
-      addEvent(id, 'invalidated', now, 'holder');
-    }),
+    invalidate: (id: string, now: number): Promise<void> =>
+      sql.tx(async () => {
+        await sql.run(Q.setStatus, ['invalidated', 'holder', now, id]);
+        const cur = await currentBinding(id);
+        if (cur) await sql.run(Q.endBinding, ['ended', now, cur.id]);
+        await addEvent(id, 'invalidated', now, 'holder');
+      }),
 
     /**
      * Binds a new certificate in place of the current one; a MyKey ID suspended as `superseded` resumes.
      * `via: 'linkage'` when a linkage record (hub/linkage), not the holder, carries it.
      */
-    carryOver: db.transaction((id: string, cert: CertIdentity, now: number, via?: 'linkage'): { resumed: boolean; bindingId: number } => {
-      const cur = q.currentBinding.get(id);
-      if (cur) q.endBinding.run('carried_over', now, cur.id);
-      const bindingId = Number(
-        q.insertBinding.run(id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now).lastInsertRowid,
-      );
-      const resumes = q.getId.get(id)!.status === 'suspended';
-      addEvent(id, 'carried_over', now, via ?? null, {
-        previousCert: cur ? refOf(cur) : undefined,
-        newCert: { issuerKey: cert.issuerKey, serialHex: cert.serialHex, aki: cert.aki ?? '' },
-        ...(via ? { via, resumes } : {}),
-      });
-      if (resumes) {
-        q.setStatus.run('active', null, now, id);
-        addEvent(id, 'resumed', now, via ?? 'carried_over');
-        return { resumed: true, bindingId };
-      }
-      return { resumed: false, bindingId };
-    }),
-
-    /**
-     * Bindings of an issuer key not yet known to be revoked: what a new CRL of that key is matched
-     * against. With `legacyIssuerKey`, also the rows of that issuer name whose key id is still
-     * unknown (bound before key ids were recorded, under a name several anchors share).
-     */
-    *unrevokedBindings(issuerKeyId: string, legacyIssuerKey?: string): Generator<UnrevokedBinding> {
-      yield* q.unrevokedByKey.iterate(issuerKeyId);
-      if (legacyIssuerKey !== undefined) yield* q.unrevokedUnknownKey.iterate(legacyIssuerKey);
-    },
+    carryOver: (id: string, cert: CertIdentity, now: number, via?: 'linkage'): Promise<{ resumed: boolean; bindingId: number }> =>
+      sql.tx(async () => {
+        const cur = await currentBinding(id);
+        if (cur) await sql.run(Q.endBinding, ['carried_over', now, cur.id]);
+        const bindingId = await insertBinding(id, cert, now);
+        const resumes = (await getId(id))!.status === 'suspended';
+        await addEvent(id, 'carried_over', now, via ?? null, {
+          previousCert: cur ? refOf(cur) : undefined,
+          newCert: { issuerKey: cert.issuerKey, serialHex: cert.serialHex, aki: cert.aki ?? '' },
+          ...(via ? { via, resumes } : {}),
+        });
+        if (resumes) {
+          await sql.run(Q.setStatus, ['active', null, now, id]);
+          await addEvent(id, 'resumed', now, via ?? 'carried_over');
+          return { resumed: true, bindingId };
+        }
+        return { resumed: false, bindingId };
+      }),
 
     /**
      * Fills in the issuer key id of rows bound before it was recorded, for every issuer name that
      * exactly one anchor has (with several, which key signed a row cannot be told from the row).
      * Returns how many rows were filled and how many stay unknown.
      */
-    fillIssuerKeyIds: db.transaction((anchors: readonly { issuerKey: string; keyId: string }[]): { filled: number; unknown: number } => {
-      const byName = new Map<string, Set<string>>();
-      for (const a of anchors) byName.set(a.issuerKey, (byName.get(a.issuerKey) ?? new Set()).add(a.keyId));
-      let filled = 0;
-      for (const [issuerKey, ids] of byName) if (ids.size === 1) {
-        const keyId = [...ids][0];
-        filled += q.fillKeyId.run(keyId, keyId, issuerKey).changes;
-      }
-      return { filled, unknown: q.unknownKeyCount.get() ?? 0 };
-    }),
+    fillIssuerKeyIds: (anchors: readonly { issuerKey: string; keyId: string }[]): Promise<{ filled: number; unknown: number }> =>
+      sql.tx(async () => {
+        const byName = new Map<string, Set<string>>();
+        for (const a of anchors) byName.set(a.issuerKey, (byName.get(a.issuerKey) ?? new Set()).add(a.keyId));
+        let filled = 0;
+        for (const [issuerKey, ids] of byName)
+          if (ids.size === 1) {
+            const keyId = [...ids][0];
+            filled += (await sql.run(Q.fillKeyId, [keyId, keyId, issuerKey])).changes;
+          }
+        return { filled, unknown: (await sql.get<{ n: number }>(Q.unknownKeyCount))?.n ?? 0 };
+      }),
 
     /**
-     * Records revocations found in a CRL, in one transaction: each binding is marked revoked, and a
-     * MyKey ID whose current certificate was revoked is suspended with the RFC 5280 reason.
+     * Records revocations found in a CRL, in one write transaction (taken at once on SQLite: BEGIN
+     * IMMEDIATE): each binding is marked revoked, and a MyKey ID whose current certificate was
+     * revoked is suspended with the RFC 5280 reason. Returns how many MyKey IDs were suspended.
      */
-    applyRevocations: db.transaction(
-      (hits: { bindingId: number; mykeyId: string; state: BindingState; revokedAt: number; reason: string }[], now: number) => {
-        let suspended = 0;
-        for (const h of hits) {
-          if (q.markRevoked.run(h.revokedAt, h.reason, h.bindingId).changes === 0) continue;
-          if (h.state !== 'current') continue;
-          // One statement: only an active MyKey ID is suspended (never an invalidated one).
-          if (q.suspendIfActive.run(h.reason, now, h.mykeyId, h.bindingId).changes === 1) {
-            addEvent(h.mykeyId, 'suspended', now, h.reason);
-            suspended++;
+    applyRevocations: (hits: readonly { bindingId: number; mykeyId: string; state: BindingState; revokedAt: number; reason: string }[], now: number): Promise<number> =>
+      sql.tx(
+        async () => {
+          let suspended = 0;
+          for (const h of hits) {
+            if ((await sql.run(Q.markRevoked, [h.revokedAt, h.reason, h.bindingId])).changes === 0) continue;
+            if (h.state !== 'current') continue;
+            // One statement: only an active MyKey ID is suspended (never an invalidated one).
+            if ((await sql.run(Q.suspendIfActive, [h.reason, now, h.mykeyId, h.bindingId])).changes === 1) {
+              await addEvent(h.mykeyId, 'suspended', now, h.reason);
+              suspended++;
+            }
           }
-        }
-        return suspended;
-      },
-    ),
+          return suspended;
+        },
+        { immediate: true },
+      ),
   };
 }
 

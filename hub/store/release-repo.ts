@@ -1,5 +1,6 @@
 // Repository of signed releases, rollouts and each edge's update state (schema/releases.ts).
 import type { Db } from './db.ts';
+import { sqlOf, type Sql } from './sql.ts';
 
 export interface ReleaseRow {
   version: string;
@@ -41,53 +42,52 @@ export interface EdgeUpdateRow {
 /** The states that count against a rollout's abort criteria. */
 export const FAILURE_STATES = ['refused', 'failed', 'rolled_back'] as const;
 
-export function createReleaseRepo(db: Db) {
-  const q = {
-    insertRelease: db.prepare(
-      'INSERT INTO releases (version, signed, key_id, digest, size, services, bundle_ready, uploaded_at) VALUES (@version, @signed, @key_id, @digest, @size, @services, 0, @uploaded_at) ON CONFLICT (version) DO NOTHING',
-    ),
-    release: db.prepare('SELECT * FROM releases WHERE version = ?'),
-    releases: db.prepare('SELECT * FROM releases ORDER BY uploaded_at DESC LIMIT ?'),
-    bundleReady: db.prepare('UPDATE releases SET bundle_ready = 1 WHERE version = ?'),
-    insertRollout: db.prepare(
-      "INSERT INTO rollouts (version, service_id, percent, edges, max_failures, state, created_at, updated_at) VALUES (@version, @service_id, @percent, @edges, @max_failures, 'active', @now, @now)",
-    ),
-    rollout: db.prepare('SELECT * FROM rollouts WHERE id = ?'),
-    rollouts: db.prepare('SELECT * FROM rollouts ORDER BY id DESC LIMIT ?'),
-    activeRollouts: db.prepare("SELECT * FROM rollouts WHERE state = 'active' ORDER BY id DESC"),
-    setRolloutState: db.prepare('UPDATE rollouts SET state = ?, halted_reason = ?, updated_at = ? WHERE id = ? AND state = ?'),
-    upsertEdge: db.prepare(
-      `INSERT INTO edge_updates (edge_id, running, version, rollout_id, state, code, reason, updated_at) VALUES (@edge_id, @running, @version, @rollout_id, @state, @code, @reason, @updated_at)
-       ON CONFLICT (edge_id) DO UPDATE SET running = excluded.running, version = excluded.version, rollout_id = excluded.rollout_id, state = excluded.state, code = excluded.code, reason = excluded.reason, updated_at = excluded.updated_at`,
-    ),
-    edge: db.prepare('SELECT * FROM edge_updates WHERE edge_id = ?'),
-    edgesOfRollout: db.prepare('SELECT * FROM edge_updates WHERE rollout_id = ? ORDER BY edge_id'),
-    allEdges: db.prepare('SELECT * FROM edge_updates ORDER BY edge_id LIMIT ?'),
-    failures: db.prepare(`SELECT COUNT(*) AS n FROM edge_updates WHERE rollout_id = ? AND state IN (${FAILURE_STATES.map(() => '?').join(', ')})`),
-  };
+const Q = {
+  insertRelease: `INSERT INTO releases (version, signed, key_id, digest, size, services, bundle_ready, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+    ON CONFLICT (version) DO NOTHING`,
+  release: 'SELECT * FROM releases WHERE version = ?',
+  releases: 'SELECT * FROM releases ORDER BY uploaded_at DESC LIMIT ?',
+  bundleReady: 'UPDATE releases SET bundle_ready = 1 WHERE version = ?',
+  insertRollout: `INSERT INTO rollouts (version, service_id, percent, edges, max_failures, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)
+    RETURNING id`,
+  rollout: 'SELECT * FROM rollouts WHERE id = ?',
+  rollouts: 'SELECT * FROM rollouts ORDER BY id DESC LIMIT ?',
+  activeRollouts: "SELECT * FROM rollouts WHERE state = 'active' ORDER BY id DESC",
+  setRolloutState: 'UPDATE rollouts SET state = ?, halted_reason = ?, updated_at = ? WHERE id = ? AND state = ?',
+  upsertEdge: `INSERT INTO edge_updates (edge_id, running, version, rollout_id, state, code, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (edge_id) DO UPDATE SET running = excluded.running, version = excluded.version, rollout_id = excluded.rollout_id, state = excluded.state, code = excluded.code, reason = excluded.reason, updated_at = excluded.updated_at`,
+  edge: 'SELECT * FROM edge_updates WHERE edge_id = ?',
+  edgesOfRollout: 'SELECT * FROM edge_updates WHERE rollout_id = ? ORDER BY edge_id',
+  allEdges: 'SELECT * FROM edge_updates ORDER BY edge_id LIMIT ?',
+  failures: `SELECT COUNT(*) AS n FROM edge_updates WHERE rollout_id = ? AND state IN (${FAILURE_STATES.map(() => '?').join(', ')})`,
+};
+
+/** The repository over an executor (or a SQLite connection, through its executor). */
+export function createReleaseRepo(target: Sql | Db) {
+  const sql = sqlOf(target);
   return {
     /** Stores a release; false when the version exists. */
-    insertRelease(r: Omit<ReleaseRow, 'bundle_ready'>): boolean {
-      return q.insertRelease.run(r).changes === 1;
+    async insertRelease(r: Omit<ReleaseRow, 'bundle_ready'>): Promise<boolean> {
+      return (await sql.run(Q.insertRelease, [r.version, r.signed, r.key_id, r.digest, r.size, r.services, r.uploaded_at])).changes === 1;
     },
-    release: (version: string) => q.release.get(version) as ReleaseRow | undefined,
-    releases: (limit = 100) => q.releases.all(limit) as ReleaseRow[],
-    markBundleReady: (version: string) => void q.bundleReady.run(version),
-    insertRollout(r: { version: string; service_id: string | null; percent: number; edges: string | null; max_failures: number; now: number }): number {
-      return Number(q.insertRollout.run(r).lastInsertRowid);
+    release: (version: string) => sql.get<ReleaseRow>(Q.release, [version]),
+    releases: (limit = 100) => sql.all<ReleaseRow>(Q.releases, [limit]),
+    markBundleReady: async (version: string): Promise<void> => void (await sql.run(Q.bundleReady, [version])),
+    async insertRollout(r: { version: string; service_id: string | null; percent: number; edges: string | null; max_failures: number; now: number }): Promise<number> {
+      return (await sql.get<{ id: number }>(Q.insertRollout, [r.version, r.service_id, r.percent, r.edges, r.max_failures, r.now, r.now]))!.id;
     },
-    rollout: (id: number) => q.rollout.get(id) as RolloutRow | undefined,
-    rollouts: (limit = 50) => q.rollouts.all(limit) as RolloutRow[],
-    activeRollouts: () => q.activeRollouts.all() as RolloutRow[],
+    rollout: (id: number) => sql.get<RolloutRow>(Q.rollout, [id]),
+    rollouts: (limit = 50) => sql.all<RolloutRow>(Q.rollouts, [limit]),
+    activeRollouts: () => sql.all<RolloutRow>(Q.activeRollouts),
     /** Moves a rollout from one state to another; false when it was not in `from`. */
-    setRolloutState(id: number, from: RolloutState, to: RolloutState, reason: string | null, now: number): boolean {
-      return q.setRolloutState.run(to, reason, now, id, from).changes === 1;
+    async setRolloutState(id: number, from: RolloutState, to: RolloutState, reason: string | null, now: number): Promise<boolean> {
+      return (await sql.run(Q.setRolloutState, [to, reason, now, id, from])).changes === 1;
     },
-    upsertEdge: (r: EdgeUpdateRow) => void q.upsertEdge.run(r),
-    edge: (edgeId: string) => q.edge.get(edgeId) as EdgeUpdateRow | undefined,
-    edgesOfRollout: (id: number) => q.edgesOfRollout.all(id) as EdgeUpdateRow[],
-    edges: (limit = 1000) => q.allEdges.all(limit) as EdgeUpdateRow[],
-    failures: (rolloutId: number) => (q.failures.get(rolloutId, ...FAILURE_STATES) as { n: number }).n,
+    upsertEdge: async (r: EdgeUpdateRow): Promise<void> => void (await sql.run(Q.upsertEdge, [r.edge_id, r.running, r.version, r.rollout_id, r.state, r.code, r.reason, r.updated_at])),
+    edge: (edgeId: string) => sql.get<EdgeUpdateRow>(Q.edge, [edgeId]),
+    edgesOfRollout: (id: number) => sql.all<EdgeUpdateRow>(Q.edgesOfRollout, [id]),
+    edges: (limit = 1000) => sql.all<EdgeUpdateRow>(Q.allEdges, [limit]),
+    failures: async (rolloutId: number): Promise<number> => (await sql.get<{ n: number }>(Q.failures, [rolloutId, ...FAILURE_STATES]))!.n,
   };
 }
 

@@ -160,9 +160,9 @@ async function main(): Promise<number> {
           webhooks: { baseDelayMs: 100, allowPrivateTargets: true }, // the demo's business systems listen on loopback
         },
       });
-      hub = createHub(config, { log: quiet ? silentLogger : createLogger('hub', { level: 'warn' }) });
+      hub = await createHub(config, { log: quiet ? silentLogger : createLogger('hub', { level: 'warn' }) });
       await hub.start();
-      hub.crlManager.apply(await jpki.publishCrl(), 'J-LIS (test)');
+      await hub.crlManager.apply(await jpki.publishCrl(), 'J-LIS (test)');
       detail(`hub ${hub.addresses.http}, broker ${hub.addresses.mqtts}, device API ${hub.addresses.deviceApi}`);
       return 'hub up, with a test JPKI trust anchor and its first CRL';
     });
@@ -233,7 +233,7 @@ async function main(): Promise<number> {
       for (const p of plan) {
         const key = await generateDeviceKey();
         const csrPem = await createCsr(p.edgeId, key.keyPair);
-        const token = hub!.enrollmentTokens.issue({ serviceId: p.serviceId, edgeId: p.edgeId, by: 'demo' });
+        const token = await hub!.enrollmentTokens.issue({ serviceId: p.serviceId, edgeId: p.edgeId, by: 'demo' });
         // As the enrollment tool does it: over TLS to the device API, pinned to the device CA
         // fingerprint the console shows beside the token (a refusal throws with its code).
         const r = { body: await redeemToken(hub!.addresses.deviceApi!, { token: token.token, edgeId: p.edgeId, csrPem }, { caFingerprint: hub!.deviceCaFingerprint! }) };
@@ -264,7 +264,7 @@ async function main(): Promise<number> {
         edgeOf[p.serviceId] = agent;
         detail(`${p.edgeId} (${p.serviceId}) on reader "${READERS[p.slot]}", kiosk page ${agent.kiosk?.url ?? '-'}`);
       }
-      await waitFor('both edges online at the hub', () => agents.every((a) => a.cache.synced) && hub!.devices.list().filter((d) => d.online).length === 2, 20_000);
+      await waitFor('both edges online at the hub', async () => agents.every((a) => a.cache.synced) && (await hub!.devices.list()).filter((d) => d.online).length === 2, 20_000);
       return 'library-counter-1 and shotengai-shop-7 online, snapshots applied';
     });
 
@@ -311,7 +311,7 @@ async function main(): Promise<number> {
       await jpki.revoke(serialHex, 'keyCompromise');
       const seqBefore = { lib: edgeOf.library.cache.appliedSeq, shop: edgeOf.shotengai.cache.appliedSeq };
       const t0 = performance.now();
-      const run = hub!.crlManager.apply(await jpki.publishCrl(), 'J-LIS (test)');
+      const run = await hub!.crlManager.apply(await jpki.publishCrl(), 'J-LIS (test)');
       if (run.newlySuspended !== 1) throw new Error(`the CRL run suspended ${run.newlySuspended}`);
       await waitFor('both edges to purge', () => edgeOf.library.cache.appliedSeq > seqBefore.lib && edgeOf.shotengai.cache.appliedSeq > seqBefore.shop, 10_000);
       const fanoutMs = Math.round(performance.now() - t0);
@@ -343,7 +343,7 @@ async function main(): Promise<number> {
       await again.start();
       agents[agents.indexOf(shop)] = again;
       edgeOf.shotengai = again;
-      const head = hub!.links.headSeq('shotengai');
+      const head = await hub!.links.headSeq('shotengai');
       await waitFor('the shop edge to catch up', () => again.cache.appliedSeq >= head, 20_000);
       const got = await touch(again, 1, residents.taro, systems[1]);
       if (got?.serviceUserId !== 'P-124') throw new Error(`the shop got ${JSON.stringify(got)}`);

@@ -73,7 +73,7 @@ export interface EdgeSite {
 export async function startEdgeSite(opts: { owner?: { uid: number; gid: number }; config?: Record<string, unknown> } = {}): Promise<EdgeSite> {
   const hub = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await hub.hub.start();
-  hub.hub.links.createService({ id: 'library', name: 'Town library' });
+  await hub.hub.links.createService({ id: 'library', name: 'Town library' });
   const enrolled = await enrollEdge(hub.hub, 'lib-counter-1');
   const dir = openTempDir('mykey-edge-site-');
   writeFileSync(join(dir, 'device.pem'), enrolled.certPem);

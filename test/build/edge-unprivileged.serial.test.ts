@@ -74,7 +74,7 @@ t('hands over a linked card touched on the reader (pcscd lets mykey-edge use the
   const res = await site.hub.request('/v1/mykey-ids', { proof: await site.hub.proof(cert) });
   assert.is(res.status, 201, await res.clone().text());
   const { mykeyId } = (await res.json()) as { mykeyId: string };
-  site.hub.hub.links.link({ serviceId: 'library', mykeyId, serviceUserId: 'LIB-777001', by: 'test' });
+  await site.hub.hub.links.link({ serviceId: 'library', mykeyId, serviceUserId: 'LIB-777001', by: 'test' });
 
   const edge = ctx.edge!;
   // The link reaches the edge over MQTT; a touch before it would be not_linked, so touch until linked.

@@ -12,7 +12,7 @@ import { certIdentity, issuerKeyOf, certIdentityWithKey } from '../../shared/cer
 import { keyedId, keyedIdentitySync } from '../../shared/sync.ts';
 import { EdgeCache, KeyIndex } from '../../edge/cache/index.ts';
 import { Handoff, WebhookTarget, type TouchResult } from '../../edge/handoff/index.ts';
-import { TouchDesk, TouchLookup, type HealthView } from '../../edge/lookup/index.ts';
+import { TouchDesk, type TouchLookup, type HealthView } from '../../edge/lookup/index.ts';
 import { HttpDeviceApi, readerSigner, RegistrationFlow, type RegistrationView } from '../../edge/register/index.ts';
 import { removeCard, requirePcscd, vpcdReaderName, startTouchDesk, touchReaderParts, type TouchDeskParts } from '../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
@@ -68,7 +68,7 @@ test.before(async (ctx) => {
   // A hub whose `points` service wants the holder's PIN for counter links, and this edge enrolled there.
   ctx.hub = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.hub.hub.start();
-  ctx.hub.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
+  await ctx.hub.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
   const { tls } = await enrollEdge(ctx.hub.hub, 'pts-counter-1', 'points');
   const api = new HttpDeviceApi({ hubUrl: ctx.hub.hub.addresses.deviceApi!, tls });
   ctx.flow = new RegistrationFlow({ api, signer: readerSigner(ctx.manager, { pause: ctx.pipeline }), resultMs: 60_000 });
@@ -179,8 +179,8 @@ test("registers at the counter with the card's own PIN and signature, then the c
   assert.equal(await step(ctx.flow, (v) => v.step === 'done' || v.step === 'failed', 'the link'), { step: 'done', serviceUserId: 'PT-000777', replaced: false });
   await takeAway(ctx);
 
-  const secret = ctx.hub.hub.links.service('points')!.sync_secret;
-  const entries = new Map(ctx.hub.hub.links.snapshot('points').entries);
+  const secret = (await ctx.hub.hub.links.service('points'))!.sync_secret;
+  const entries = new Map((await ctx.hub.hub.links.snapshot('points')).entries);
   assert.is(entries.get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'PT-000777');
   const certDer = new Uint8Array(Buffer.from(ctx.cards.stranger.jpki.authCert, 'base64'));
   // scrypt-v3: the certificate identity names the issuing key (the card certificate's AKI, the CA's SKI).

@@ -71,7 +71,7 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa({ label: 'agent-e2e' });
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   const enrolled = await enrollEdge(ctx.h.hub, 'lib-counter-1');
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-edge-agent-'));
 
@@ -118,7 +118,7 @@ test('a linked card touched on the reader is handed over, revoked at the hub it 
   const byCert = await card(ctx, keys);
   const mykeyId = await register(ctx, byCert.cert);
   const byMyKey = await card(ctx, keys, mykeyId); // the same person's card with the MyKey ID written
-  ctx.h.hub.links.link({ serviceId: 'library', mykeyId, serviceUserId: 'LIB-424242', by: 'test' });
+  await ctx.h.hub.links.link({ serviceId: 'library', mykeyId, serviceUserId: 'LIB-424242', by: 'test' });
 
   ctx.agent = createEdgeAgent(loadEdgeConfig({ file: ctx.configFile, env: {} }), { log: silentLogger });
   await ctx.agent.start();
@@ -147,7 +147,7 @@ test('a linked card touched on the reader is handed over, revoked at the hub it 
 
   // The card is revoked: the hub's CRL check suspends the MyKey ID, the edge purges at once.
   const crl = await crlRevoking(ctx.ca, [BigInt('0x' + new (await import('node:crypto')).X509Certificate(byCert.cert.certDer).serialNumber)]);
-  assert.is(ctx.h.hub.crlManager.apply(crl, 'test').newlySuspended, 1);
+  assert.is((await ctx.h.hub.crlManager.apply(crl, 'test')).newlySuspended, 1);
   await until(() => ctx.agent.cache.size === 0, { what: 'the purge' });
   for (const f of [byMyKey.file, byCert.file]) {
     const r = await touch(ctx, f);

@@ -63,7 +63,7 @@ export async function startHubWithEdge(opts: { edgeId: string; service?: Partial
   const h = await startTestHub(hubOpts);
   await h.hub.start();
   const spec: ServiceSpec = { id: 'library', name: 'Town library', ...service };
-  h.hub.links.createService(spec);
+  await h.hub.links.createService(spec);
   return { h, edge: await enrollEdge(h.hub, edgeId, spec.id) };
 }
 

@@ -8,6 +8,7 @@ import { loadHubConfig } from '../../hub/config.ts';
 import { createHub, type Hub } from '../../hub/main.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type { ChallengeRequest, Proof } from '../../shared/messages.ts';
+import { freshPgDatabase, testStore } from './pg.ts';
 
 export interface TestHub {
   hub: Hub;
@@ -19,7 +20,11 @@ export interface TestHub {
   close(): Promise<void>;
 }
 
-/** Makes a hub over a temp directory that trusts a fresh test CA (or the ones given). */
+/**
+ * Makes a hub over a temp directory that trusts a fresh test CA (or the ones given). Its store is a
+ * SQLite file there, or, with MYKEY_TEST_STORE=pg (test/run.ts's PostgreSQL pass), a fresh database
+ * on the run's PostgreSQL cluster (test/helpers/pg.ts).
+ */
 export async function startTestHub(opts: { ca?: TestCa; extraCas?: TestCa[]; overrides?: Record<string, unknown>; now?: () => Date } = {}): Promise<TestHub> {
   const ca = opts.ca ?? (await createTestCa());
   const dir = mkdtempSync(join(tmpdir(), 'mykey-hub-'));
@@ -39,11 +44,12 @@ export async function startTestHub(opts: { ca?: TestCa; extraCas?: TestCa[]; ove
         devices: { httpsPort: 0 },
         jpki: { trustAnchors: anchorFiles, requireRevocationStatus: false },
         rateLimits: { challenge: { perSecond: 10_000, burst: 10_000 }, register: { perSecond: 10_000, burst: 10_000 } },
+        ...(testStore === 'pg' ? { store: { url: await freshPgDatabase(), poolSize: 4 } } : {}),
       },
       opts.overrides ?? {},
     ),
   });
-  const hub = createHub(config, { log: silentLogger, now: opts.now });
+  const hub = await createHub(config, { log: silentLogger, now: opts.now });
   const request = (path: string, body?: unknown, init: RequestInit = {}) =>
     Promise.resolve(
       hub.app.request(path, {

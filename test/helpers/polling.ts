@@ -11,7 +11,7 @@ export interface UntilOptions {
   /** Pause between checks (default 20 ms); shorter where a test must see a passing state. */
   intervalMs?: number;
   /** More context for the failure message: the last state seen, a log tail. */
-  detail?: () => string;
+  detail?: () => string | Promise<string>;
 }
 
 /** Not yet: what a check returns while the awaited thing has not happened. */
@@ -31,7 +31,7 @@ export async function until<T>(check: () => T | Promise<T>, opts: UntilOptions =
     if (v !== undefined && v !== null && v !== false) return v as Exclude<T, NotYet>;
     if (Date.now() > deadline) {
       const what = opts.what ?? check.toString();
-      const detail = opts.detail?.();
+      const detail = await opts.detail?.();
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `\n${detail}` : ''}`);
     }
     await sleep(opts.intervalMs ?? 20);

@@ -31,8 +31,8 @@ test('the started hub shows its device CA fingerprint and device API URL in the 
   const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   try {
     const { url } = await h.hub.start();
-    h.hub.links.createService({ id: 'library', name: 'Library' });
-    const code = await runConsoleCli(['add-operator', 'ops', '--role', 'operator'], h.hub.db, { out: () => {}, readPassword: async () => PASSWORD });
+    await h.hub.links.createService({ id: 'library', name: 'Library' });
+    const code = await runConsoleCli(['add-operator', 'ops', '--role', 'operator'], h.hub.store, { out: () => {}, readPassword: async () => PASSWORD });
     assert.is(code, 0);
     const c = client(h.hub, undefined, url);
     assert.is((await c.signIn('ops')).status, 303);
@@ -52,10 +52,10 @@ test("in the started hub a service admin cannot issue a token for another servic
   const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   try {
     const { url } = await h.hub.start();
-    h.hub.links.createService({ id: 'library', name: 'Library' });
-    h.hub.links.createService({ id: 'museum', name: 'Museum' });
+    await h.hub.links.createService({ id: 'library', name: 'Library' });
+    await h.hub.links.createService({ id: 'museum', name: 'Museum' });
     for (const [name, service] of [['lib-admin', 'library'], ['mus-admin', 'museum']]) {
-      assert.is(await runConsoleCli(['add-operator', name, '--role', 'service-admin', '--service', service], h.hub.db, { out: () => {}, readPassword: async () => PASSWORD }), 0);
+      assert.is(await runConsoleCli(['add-operator', name, '--role', 'service-admin', '--service', service], h.hub.store, { out: () => {}, readPassword: async () => PASSWORD }), 0);
     }
     await enrollEdge(h.hub, 'museum-gate-1', 'museum');
     const lib = client(h.hub, undefined, url);
@@ -64,7 +64,7 @@ test("in the started hub a service admin cannot issue a token for another servic
     const r = await lib.post('/console/enrollments', { serviceId: 'library', edgeId: 'museum-gate-1', hours: '1' });
     assert.is(r.status, 403);
     assert.match(r.text, 'data-code="edge_enrolled_elsewhere"');
-    assert.is(h.hub.devices.get('museum-gate-1')!.service_id, 'museum');
+    assert.is((await h.hub.devices.get('museum-gate-1'))!.service_id, 'museum');
     const mus = client(h.hub, undefined, url);
     assert.is((await mus.signIn('mus-admin')).status, 303);
     const audit = await mus.get('/console/audit');

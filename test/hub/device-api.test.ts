@@ -79,7 +79,7 @@ test('a counter registration links the card and reaches the edge over MQTT', asy
     const entry = await got;
     assert.is(entry.kind, 'link');
     assert.is(entry.set?.serviceUserId, 'L-77');
-    const secret = ctx.h.hub.links.service('library')!.sync_secret;
+    const secret = (await ctx.h.hub.links.service('library'))!.sync_secret;
     assert.ok(entry.set?.keys.includes(keyedIdentitySync(secret, 'mykey', mykeyId)));
     // The edge can also catch up over HTTP.
     const changes = await deviceRequest(ctx.h.hub, ctx.edge, 'GET', `/v1/device/changes?after=0`);
@@ -111,7 +111,7 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
     }));
     await client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
     const der = await crlRevoking(ctx.ca, [cert.serial]);
-    const run = ctx.h.hub.crlManager.apply(der, 'test');
+    const run = await ctx.h.hub.crlManager.apply(der, 'test');
     assert.is(run.newlySuspended, 1);
     const e = await got;
     assert.is(e.reason, 'keyCompromise');
@@ -124,7 +124,7 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
 test('a revoked device is refused by the device API', async (ctx) => {
   const creds = await enrollEdge(ctx.h.hub, 'lib-counter-2');
   assert.is((await deviceRequest(ctx.h.hub, creds, 'GET', '/v1/device/config')).status, 200);
-  assert.ok(ctx.h.hub.enrollment!.revoke('lib-counter-2', 'decommissioned').ok);
+  assert.ok((await ctx.h.hub.enrollment!.revoke('lib-counter-2', 'decommissioned')).ok);
   assert.is((await deviceRequest(ctx.h.hub, creds, 'GET', '/v1/device/config')).status, 401);
 });
 

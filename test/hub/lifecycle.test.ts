@@ -11,11 +11,11 @@ import { loadHubConfig } from '../../hub/config.ts';
 import { createHub } from '../../hub/main.ts';
 import { createLogger } from '../../shared/log.ts';
 
-function hubAt(dir: string, httpPort = 0) {
+async function hubAt(dir: string, httpPort = 0) {
   const lines: { name?: string; msg?: string; component?: string }[] = [];
   const log = createLogger('hub', { level: 'info', json: true, write: (l) => lines.push(JSON.parse(l)) });
   const config = loadHubConfig({ env: {}, overrides: { dataDir: dir, http: { host: '127.0.0.1', port: httpPort }, broker: { host: '127.0.0.1', port: 0 }, devices: { httpsHost: '127.0.0.1', httpsPort: 0 } } });
-  return { hub: createHub(config, { log }), lines };
+  return { hub: await createHub(config, { log }), lines };
 }
 
 /** The components named in the lifecycle log lines ending in `what`, in log order. */
@@ -34,7 +34,7 @@ const accepts = (url: string) =>
 test('a hub starts its components in order and stops them in reverse', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-lifecycle-'));
   try {
-    const { hub, lines } = hubAt(dir);
+    const { hub, lines } = await hubAt(dir);
     await hub.start();
     const order = ['device-ca', 'broker', 'device-enrollment', 'outbox', 'crl-schedule', 'webhooks', 'rekey', 'http-device', 'http-public'];
     assert.equal(logged(lines, 'started'), order);
@@ -55,7 +55,7 @@ test('a hub whose HTTP port is taken fails to start and leaves neither the broke
   const taken: Server = createServer();
   await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
   try {
-    const { hub, lines } = hubAt(dir, (taken.address() as AddressInfo).port);
+    const { hub, lines } = await hubAt(dir, (taken.address() as AddressInfo).port);
     await hub.start().then(
       () => assert.unreachable('the start should fail'),
       (e: NodeJS.ErrnoException) => assert.is(e.code, 'EADDRINUSE'),
@@ -77,7 +77,7 @@ test('a hub whose HTTP port is taken fails to start and leaves neither the broke
 test('a hub that never started stops cleanly and closes its store', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-lifecycle-'));
   try {
-    const { hub, lines } = hubAt(dir);
+    const { hub, lines } = await hubAt(dir);
     await hub.stop();
     assert.not.ok(hub.db.open);
     assert.equal(logged(lines, 'stopped'), []);

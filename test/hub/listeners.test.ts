@@ -85,7 +85,7 @@ test('the device listener refuses the console sign-in, the operator API and hold
     assert.is(r.status, 404, `${method} ${path}: ${JSON.stringify(r.body)}`);
     assert.is(r.body.code, 'not_found', `${method} ${path}`);
   }
-  assert.is(ctx.h.hub.linkRepo.service('evil'), undefined);
+  assert.is(await ctx.h.hub.linkRepo.service('evil'), undefined);
   // Challenges on the device listener are bound to the asking device (/v1/device/challenges); the public
   // challenge route is not there at all, and the device route wants a device certificate.
   const reg = await deviceCall(ctx, 'POST', '/v1/challenges', ctx.edge, { body: JSON.stringify({ purpose: 'register' }), headers: json });

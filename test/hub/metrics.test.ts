@@ -99,7 +99,7 @@ test.before(async (ctx) => {
   const hookUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/hook?key=${CRL_KEY}`;
   await new Promise((r) => closed.close(r));
   ctx.needles.add(hookUrl);
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false, webhookUrl: hookUrl });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false, webhookUrl: hookUrl });
   const enrolled = await enrollEdge(ctx.h.hub, EDGE_ID);
   ctx.edge = enrolled;
   for (const s of serialForms(new X509Certificate(enrolled.certPem).serialNumber)) ctx.needles.add(s);
@@ -164,8 +164,8 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
     backoff: { minMs: 100, maxMs: 500 },
   });
   await ctx.agent.start();
-  const head = ctx.h.hub.links.headSeq('library');
-  await until(() => ctx.h.hub.devices.get(EDGE_ID)?.online === 1 && ctx.h.hub.devices.get(EDGE_ID)?.applied_seq === head, { what: 'the hub has the edge online at the head' });
+  const head = await ctx.h.hub.links.headSeq('library');
+  await until(async () => (await ctx.h.hub.devices.get(EDGE_ID))?.online === 1 && (await ctx.h.hub.devices.get(EDGE_ID))?.applied_seq === head, { what: 'the hub has the edge online at the head' });
 
   // A path that no route has, holding an identifier: counted as unmatched, the path nowhere.
   const someId = [...ctx.needles].find((n) => /^[0-9A-Z]{8}$/.test(n))!;

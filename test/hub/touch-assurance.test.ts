@@ -27,7 +27,7 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa({ label: 'touch-assurance' });
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { admin: { token: ADMIN }, broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points' });
+  await ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points' });
   const csr = await createDeviceCsr('pts-counter-1');
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'pts-counter-1', serviceId: 'points', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);
@@ -50,7 +50,7 @@ test('the operator requires the PIN (audited), and the edge learns it at its nex
   const res = await admin(ctx, 'PUT', '/v1/admin/services/points/touch-assurance', { touchAssurance: 'pin' });
   assert.is(res.status, 200, await res.clone().text());
   assert.is(((await res.json()) as { touchAssurance: string }).touchAssurance, 'pin');
-  assert.is(ctx.h.hub.linkRepo.service('points')!.touch_assurance, 'pin');
+  assert.is((await ctx.h.hub.linkRepo.service('points'))!.touch_assurance, 'pin');
   const { value } = await ctx.client.config();
   assert.is(value.touchAssurance, 'pin');
   assert.is(touchAssuranceOf(value.touchAssurance), 'pin');
@@ -64,7 +64,7 @@ test('bad values, unknown services and a missing operator token are refused', as
   assert.is(missing.status, 404);
   const anon = await ctx.h.hub.app.request('/v1/admin/services/points/touch-assurance', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ touchAssurance: 'possession' }) });
   assert.is(anon.status, 401);
-  assert.is(ctx.h.hub.linkRepo.service('points')!.touch_assurance, 'pin');
+  assert.is((await ctx.h.hub.linkRepo.service('points'))!.touch_assurance, 'pin');
 });
 
 test('a service can be created requiring the PIN', async (ctx) => {

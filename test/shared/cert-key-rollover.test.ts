@@ -71,7 +71,7 @@ async function edgeOf(ctx: Ctx, serviceId: string, edgeId: string): Promise<Edge
 }
 
 t('holder B\'s card under the new CA key, with holder A\'s serial, is not linked; A\'s card still is', async (ctx) => {
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   const edge = await edgeOf(ctx, 'library', 'library-desk-1');
   assert.is(edge.cache.scheme, 'scrypt-v3', 'a new service starts on the keys that name the issuing key');
   const serial = 0x4d794b6579n;
@@ -97,16 +97,16 @@ t('holder B\'s card under the new CA key, with holder A\'s serial, is not linked
 
 t('a service on scrypt-v2 is re-keyed at start (rekeyAll) and its edge follows: the reused serial stops matching', async (ctx) => {
   const links = ctx.h.hub.links;
-  links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });
+  await links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });
   // A service from before the change: its edges hold scrypt-v2 keys (certificate without its key).
-  ctx.h.hub.linkRepo.setKeyScheme('museum', 'scrypt-v2');
+  await ctx.h.hub.linkRepo.setKeyScheme('museum', 'scrypt-v2');
   const edge = await edgeOf(ctx, 'museum', 'museum-gate-1');
   assert.is(edge.cache.scheme, 'scrypt-v2');
   const serial = 0x6d757365756dn;
   const a = await issue(ctx.old, { serial });
   await registerHolder(ctx.h, a);
   assert.is(await counterLink(ctx.h.hub, edge.creds, a.certDer, 'MUS-A'), 201);
-  assert.is(links.changesAfter('museum', 0)[0].keyScheme, 'scrypt-v2');
+  assert.is((await links.changesAfter('museum', 0))[0].keyScheme, 'scrypt-v2');
   await until(async () => (await edge.touch(a)).outcome === 'linked', { what: 'A linked at the edge' });
   const b = await issue(ctx.next, { serial });
   await registerHolder(ctx.h, b);
@@ -117,13 +117,13 @@ t('a service on scrypt-v2 is re-keyed at start (rekeyAll) and its edge follows: 
   const moved = await links.rekeyAll();
   assert.ok(moved.includes('museum'));
   assert.not.ok(moved.includes('library'), 'a service already on the current scheme stays');
-  const head = links.headSeq('museum');
-  const rekey = links.changesAfter('museum', head - 1)[0];
+  const head = await links.headSeq('museum');
+  const rekey = (await links.changesAfter('museum', head - 1))[0];
   assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v3']);
   await until(() => edge.snapshots.includes(head) && edge.cache.scheme === 'scrypt-v3', { what: 'the edge fetched the new snapshot' });
   assert.equal(await edge.touch(b), { outcome: 'not_linked' }, 'B no longer gets A\'s service ID');
   assert.equal(await edge.touch(a), { outcome: 'linked', serviceUserId: 'MUS-A' });
-  assert.is(links.snapshot('museum').keyScheme, 'scrypt-v3');
+  assert.is((await links.snapshot('museum')).keyScheme, 'scrypt-v3');
   assert.equal(await links.rekeyAll(), [], 'only once');
 });
 

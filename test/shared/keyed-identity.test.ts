@@ -69,9 +69,9 @@ hub.before(async (ctx) => {
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
   // Possession at the counter (no PIN): the certificate read off the card links.
-  ctx.h.hub.links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });
   // A service from before the change: its edges hold HMAC keys.
-  ctx.h.hub.linkRepo.setKeyScheme('museum', 'hmac-sha256');
+  await ctx.h.hub.linkRepo.setKeyScheme('museum', 'hmac-sha256');
   ctx.edge = await enrollEdge(ctx.h.hub, 'museum-gate-1', 'museum');
   ctx.dir = mkdtempSync(join(tmpdir(), 'keyed-identity-'));
 });
@@ -84,10 +84,10 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
   const links = ctx.h.hub.links;
   const a = await registerHolder(ctx.h);
   assert.is(await counterLink(ctx.h.hub, ctx.edge, a.cert.certDer, 'M-1'), 201);
-  const [legacyEntry] = links.changesAfter('museum', 0);
+  const [legacyEntry] = await links.changesAfter('museum', 0);
   assert.is(legacyEntry.keyScheme, undefined, 'the legacy service still writes old-format entries');
-  const secretOf = () => links.service('museum')!.sync_secret;
-  assert.ok(legacyEntry.set!.keys.includes(keyedId(secretOf(), 'mykey', a.mykeyId)));
+  const secretOf = async () => (await links.service('museum'))!.sync_secret;
+  assert.ok(legacyEntry.set!.keys.includes(keyedId(await secretOf(), 'mykey', a.mykeyId)));
 
   const { cache, state, agent, lookup } = await edgeStack(ctx.h.hub, ctx.edge, { dir: ctx.dir, version: '0.1.0-rekey' });
   const touch = async (mykeyId: string): Promise<LookupDecision> => (await lookup.touch('gate', { kind: 'mykey', mykeyId })).decision;
@@ -102,33 +102,33 @@ hub('an edge on the legacy keys follows the re-key, and still links, touches and
     // The hub moves the service: keys derived on the libuv pool, then one `rekey` entry.
     assert.is(await links.rekeyService('museum'), true);
     assert.is(await links.rekeyService('museum'), false, 'only once');
-    const head = links.headSeq('museum');
-    const rekey = links.changesAfter('museum', head - 1)[0];
+    const head = await links.headSeq('museum');
+    const rekey = (await links.changesAfter('museum', head - 1))[0];
     assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v3']);
     await until(() => snapshots.includes(head), { what: 'the edge fetched the new snapshot' });
-    const scryptKey = await keyedIdentity(secretOf(), 'mykey', a.mykeyId);
+    const scryptKey = await keyedIdentity(await secretOf(), 'mykey', a.mykeyId);
     assert.is(cache.get(scryptKey), 'M-1');
-    assert.is(cache.get(keyedId(secretOf(), 'mykey', a.mykeyId)), undefined, 'no HMAC key left on the edge');
+    assert.is(cache.get(keyedId(await secretOf(), 'mykey', a.mykeyId)), undefined, 'no HMAC key left on the edge');
     assert.equal(await touch(a.mykeyId), { outcome: 'linked', serviceUserId: 'M-1' }, 'a touch on the new keys');
 
     // New links come with new keys; an unlink purges them; the hub never derived in a transaction
     // or for a snapshot: every key was derived once, ahead, and stored.
     const b = await registerHolder(ctx.h);
     assert.is(await counterLink(ctx.h.hub, ctx.edge, b.cert.certDer, 'M-2'), 201);
-    assert.is(links.changesAfter('museum', head)[0].keyScheme, 'scrypt-v3');
-    await until(() => cache.get(keyedIdentitySync(secretOf(), 'mykey', b.mykeyId)) === 'M-2', { what: 'live link' });
+    assert.is((await links.changesAfter('museum', head))[0].keyScheme, 'scrypt-v3');
+    await until(async () => cache.get(keyedIdentitySync(await secretOf(), 'mykey', b.mykeyId)) === 'M-2', { what: 'live link' });
     assert.equal(await touch(b.mykeyId), { outcome: 'linked', serviceUserId: 'M-2' });
-    links.unlink({ serviceId: 'museum', mykeyId: a.mykeyId, by: 'test', reason: 'cancelled' });
+    await links.unlink({ serviceId: 'museum', mykeyId: a.mykeyId, by: 'test', reason: 'cancelled' });
     await until(() => cache.get(scryptKey) === undefined, { what: 'purged' });
     assert.equal(await touch(a.mykeyId), { outcome: 'not_linked' });
     // The holder chooses another MyKey ID: its key is derived ahead too, and the edge follows.
     const changed = await ctx.h.request('/v1/holder/mykey-id', { proof: await ctx.h.proof(b.cert, { purpose: 'change_id', mykeyId: 'W7WQ4KXM' }), mykeyId: 'W7WQ4KXM' });
     assert.is(changed.status, 200, await changed.clone().text());
-    await until(() => cache.get(keyedIdentitySync(secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', { what: 'the new MyKey ID at the edge' });
+    await until(async () => cache.get(keyedIdentitySync(await secretOf(), 'mykey', 'W7WQ4KXM')) === 'M-2', { what: 'the new MyKey ID at the edge' });
     assert.equal(await touch('W7WQ4KXM'), { outcome: 'linked', serviceUserId: 'M-2' });
     assert.equal(await touch(b.mykeyId), { outcome: 'not_linked' });
     const derived = links.keyStats().derived;
-    const snap = links.snapshot('museum');
+    const snap = await links.snapshot('museum');
     assert.is(snap.keyScheme, 'scrypt-v3');
     assert.is(snap.entries.length, 2, 'M-2 by MyKey ID and by certificate');
     assert.equal(links.keyStats(), { derived, derivedBlocking: 0 }, 'a snapshot derives nothing');

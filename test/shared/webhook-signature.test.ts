@@ -75,7 +75,7 @@ test('a real hub notice verifies with the helper', async () => {
   assert.is(res.status, 201);
   const { webhookSecret } = (await res.json()) as { webhookSecret: string };
   rx.secrets.set('/hub', webhookSecret);
-  hub.hub.linkRepo.insertWebhook('library', JSON.stringify({ type: 'link.unlinked', serviceId: 'library' }), Date.now());
+  await hub.hub.linkRepo.insertWebhook('library', JSON.stringify({ type: 'link.unlinked', serviceId: 'library' }), Date.now());
   assert.is(await hub.hub.webhooks.deliverDue(), 1);
   const got = rx.log.filter((e) => e.path === '/hub');
   assert.is(got.length, 1);

@@ -7,9 +7,12 @@ import type { AedesPublishPacket, Client } from 'aedes';
 import type { BrokerContext } from '../context.ts';
 import { checkStatusPayload } from '../payloads.ts';
 
-export function publishedHook(ctx: BrokerContext, headSeq: (serviceId: string) => number, sampleIntervalMs: number) {
+export function publishedHook(ctx: BrokerContext, headSeq: (serviceId: string) => Promise<number>, sampleIntervalMs: number) {
   const lastSample = new Map<string, { at: number; lag: number }>();
   return (packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void => {
+    void record(packet, client).finally(() => done(null));
+  };
+  async function record(packet: AedesPublishPacket, client: Client | null): Promise<void> {
     const id = client ? ctx.identities.get(client) : undefined;
     if (id && packet.topic === id.topics.status) {
       // authorizePublish has validated it; parsing again keeps the hooks independent.
@@ -21,17 +24,16 @@ export function publishedHook(ctx: BrokerContext, headSeq: (serviceId: string) =
       if (s.ok && !superseded) {
         try {
           const at = ctx.now();
-          const lag = Math.max(0, headSeq(id.serviceId) - s.value.appliedSeq);
+          const lag = Math.max(0, (await headSeq(id.serviceId)) - s.value.appliedSeq);
           const prev = lastSample.get(id.edgeId);
           const sample = !prev || prev.lag !== lag || at - prev.at >= sampleIntervalMs;
           if (sample) lastSample.set(id.edgeId, { at, lag });
-          ctx.devices.recordStatus(id.edgeId, { online: s.value.online, appliedSeq: s.value.appliedSeq, version: s.value.version, health: s.value.health, lag, at }, sample);
+          await ctx.devices.recordStatus(id.edgeId, { online: s.value.online, appliedSeq: s.value.appliedSeq, version: s.value.version, health: s.value.health, lag, at }, sample);
         } catch (err) {
           // The message is delivered either way; a failing store must not stall the broker.
           ctx.log.error('recording an edge status failed', { edgeId: id.edgeId, error: err });
         }
       }
     }
-    done(null);
-  };
+  }
 }

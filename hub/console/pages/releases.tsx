@@ -18,7 +18,7 @@ export interface PageKit {
   view: (c: C) => View;
   html: (c: C, node: unknown, status?: number) => Promise<Response>;
   isOperator: (c: C) => boolean;
-  audit: (c: C, action: string, e?: { target?: string; outcome?: string; detail?: Record<string, unknown> }) => void;
+  audit: (c: C, action: string, e?: { target?: string; outcome?: string; detail?: Record<string, unknown> }) => Promise<void>;
   forbidden: (c: C, action: string, target?: string) => Promise<Response>;
 }
 
@@ -29,11 +29,17 @@ const T = {
 
 const stateKind = (s: string) => (s === 'installed' || s === 'active' ? 'ok' : s === 'rolled_back' || s === 'refused' || s === 'failed' || s === 'halted' ? 'bad' : s === 'idle' ? 'off' : 'warn');
 
-function ReleasesView({ v, deps, flash }: { v: View; deps: ReleasesPageDeps; flash?: { ok: boolean; text: string } }) {
+/** What the page shows, read from the store before it renders. */
+async function releasesData(repo: ReleaseRepo) {
+  const rollouts = await repo.rollouts(20);
+  const failures = new Map<number, number>();
+  for (const r of rollouts) failures.set(r.id, await repo.failures(r.id));
+  return { releases: await repo.releases(), rollouts, failures, edges: await repo.edges(500) };
+}
+
+function ReleasesView({ v, data, flash }: { v: View; data: Awaited<ReturnType<typeof releasesData>>; flash?: { ok: boolean; text: string } }) {
   const t = T[v.lang];
-  const releases = deps.repo.releases();
-  const rollouts = deps.repo.rollouts(20);
-  const edges = deps.repo.edges(500);
+  const { releases, rollouts, edges } = data;
   return (
     <Layout v={v} title={t.title}>
       <meta http-equiv="refresh" content="5" />
@@ -71,7 +77,7 @@ function ReleasesView({ v, deps, flash }: { v: View; deps: ReleasesPageDeps; fla
               <td>{r.version}</td>
               <td>{r.service_id ?? '*'} {r.edges ? `(${(JSON.parse(r.edges) as string[]).join(', ')})` : `${r.percent}%`}</td>
               <td><Badge kind={stateKind(r.state)}>{r.state}</Badge> {r.halted_reason ?? ''}</td>
-              <td>{t.failures}: {deps.repo.failures(r.id)} / {r.max_failures}</td>
+              <td>{t.failures}: {data.failures.get(r.id) ?? 0} / {r.max_failures}</td>
               <td>
                 {r.state === 'active' ? (
                   <form method="post" action={`${RELEASES_PATH}/rollouts/${r.id}/halt`}>
@@ -103,9 +109,9 @@ function ReleasesView({ v, deps, flash }: { v: View; deps: ReleasesPageDeps; fla
 
 /** Mounts GET /releases and its two form posts on the console's (session-guarded) app. */
 export function mountReleasesPage(r: ConsoleApp, deps: ReleasesPageDeps, kit: PageKit): void {
-  const page = (c: C, flash?: { ok: boolean; text: string }, status = 200) => kit.html(c, <ReleasesView v={kit.view(c)} deps={deps} flash={flash} />, status);
+  const page = async (c: C, flash?: { ok: boolean; text: string }, status = 200) => kit.html(c, <ReleasesView v={kit.view(c)} data={await releasesData(deps.repo)} flash={flash} />, status);
   r.get('/releases', (c) => (kit.isOperator(c) ? page(c) : kit.forbidden(c, 'releases.view')));
-  r.post('/releases/rollouts', (c) => {
+  r.post('/releases/rollouts', async (c) => {
     if (!kit.isOperator(c)) return kit.forbidden(c, 'rollout.start');
     const f = c.get('form') as URLSearchParams;
     const num = (k: string) => (f.get(k) ? Number(f.get(k)) : undefined);
@@ -116,14 +122,14 @@ export function mountReleasesPage(r: ConsoleApp, deps: ReleasesPageDeps, kit: Pa
     if ((percent !== undefined && !(Number.isInteger(percent) && percent >= 1 && percent <= 100)) || (maxFailures !== undefined && !(Number.isInteger(maxFailures) && maxFailures >= 1))) {
       return page(c, { ok: false, text: 'share 1..100 and failures >= 1' }, 400);
     }
-    const res = deps.releases.startRollout({ version: f.get('version') ?? '', serviceId, percent, maxFailures, edges: edges.length ? edges : undefined });
-    kit.audit(c, 'rollout.start', { target: f.get('version') ?? '', outcome: res.ok ? 'ok' : res.code });
+    const res = await deps.releases.startRollout({ version: f.get('version') ?? '', serviceId, percent, maxFailures, edges: edges.length ? edges : undefined });
+    await kit.audit(c, 'rollout.start', { target: f.get('version') ?? '', outcome: res.ok ? 'ok' : res.code });
     return page(c, res.ok ? { ok: true, text: `rollout #${res.value.id} of ${res.value.version} started` } : { ok: false, text: `${res.code}: ${res.message}` }, res.ok ? 200 : 400);
   });
-  r.post('/releases/rollouts/:id/halt', (c) => {
+  r.post('/releases/rollouts/:id/halt', async (c) => {
     if (!kit.isOperator(c)) return kit.forbidden(c, 'rollout.halt');
-    const res = deps.releases.halt(Number(c.req.param('id')), 'halted by an operator in the console');
-    kit.audit(c, 'rollout.halt', { target: c.req.param('id'), outcome: res.ok ? 'ok' : res.code });
+    const res = await deps.releases.halt(Number(c.req.param('id')), 'halted by an operator in the console');
+    await kit.audit(c, 'rollout.halt', { target: c.req.param('id'), outcome: res.ok ? 'ok' : res.code });
     return page(c, res.ok ? { ok: true, text: `rollout #${res.value.id} halted` } : { ok: false, text: res.message }, res.ok ? 200 : 409);
   });
 }

@@ -175,7 +175,7 @@ test('status shows the MyKey ID, its linked services and the certificate history
   const r = await run(page, 'unlink', PIN);
   assert.is(r.code, 'done_unlink', r.text);
   assert.match((await page.textContent('#links')) ?? '', HOLDER_MESSAGES.en.no_links);
-  assert.is(h.hub.links.linksOf(mykeyId).length, 0);
+  assert.is((await h.hub.links.linksOf(mykeyId)).length, 0);
 });
 
 test('another MyKey ID can be chosen; a malformed one costs no PIN try', async () => {

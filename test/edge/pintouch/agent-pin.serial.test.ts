@@ -53,8 +53,8 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa({ label: 'agent-pin' });
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points' });
-  ctx.h.hub.links.setTouchAssurance('points', 'pin');
+  await ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points' });
+  await ctx.h.hub.links.setTouchAssurance('points', 'pin');
   const enrolled = await enrollEdge(ctx.h.hub, 'pts-counter-1', 'points');
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-edge-pin-'));
   ctx.received = [];
@@ -90,7 +90,7 @@ test('a service set to PIN at the hub: the agent asks for the PIN on its kiosk p
   const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof({ certDer, keyPair: keys } as IssuedCert) });
   assert.is(reg.status, 201, await reg.clone().text());
   const { mykeyId } = (await reg.json()) as { mykeyId: string };
-  ctx.h.hub.links.link({ serviceId: 'points', mykeyId, serviceUserId: 'PT-424242', by: 'test' });
+  await ctx.h.hub.links.link({ serviceId: 'points', mykeyId, serviceUserId: 'PT-424242', by: 'test' });
   // The card of the same person with the MyKey ID written into its MyKey area.
   const withId = structuredClone(file);
   withId.mykey = { present: true, idArea: { reserved: true, content: Buffer.from(mykeyId, 'latin1').toString('hex') }, writeKey: file.mykey.writeKey };

@@ -15,7 +15,7 @@ import { EdgeCache, KeyIndex } from '../../../edge/cache/index.ts';
 import { Handoff, type HandoffTarget, type TouchResult } from '../../../edge/handoff/index.ts';
 import { KioskServer } from '../../../edge/kiosk/index.ts';
 import { MESSAGES } from '../../../edge/kiosk/messages.ts';
-import { certIdentityOf, TouchDesk, TouchLookup, type HealthView } from '../../../edge/lookup/index.ts';
+import { certIdentityOf, TouchDesk, type TouchLookup, type HealthView } from '../../../edge/lookup/index.ts';
 import { PinTouchFlow, readPinTouchIdentity, type PinTouchView, type PinVerdict } from '../../../edge/pintouch/index.ts';
 import { ReaderManager, TouchPipeline, silentReaderLog } from '../../../edge/reader/index.ts';
 import { removeCard, requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';

@@ -84,7 +84,7 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa({ label: 'reader-heal' });
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   const enrolled = await enrollEdge(ctx.h.hub, EDGE);
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-reader-heal-'));
   writeFileSync(join(ctx.dir, 'device.pem'), enrolled.certPem);

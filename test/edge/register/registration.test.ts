@@ -37,8 +37,8 @@ test.before(async (ctx) => {
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
   // The library chose possession only (no PIN) for links by certificate; a bare MyKey ID still needs the PIN.
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
   ctx.api = await enrolledApi(ctx, 'lib-counter-1', 'library');
   ctx.proofApi = await enrolledApi(ctx, 'pts-counter-1', 'points');
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-register-'));
@@ -83,8 +83,8 @@ function flowOf(ctx: Ctx, opts: Partial<ConstructorParameters<typeof Registratio
 const atStep = (flow: RegistrationFlow, step: RegistrationView['step']) =>
   viewWhen(flow, (v) => v.step === step, `step ${step}`);
 
-function mapped(ctx: Ctx, serviceId: string): Map<string, string> {
-  return new Map(ctx.h.hub.links.snapshot(serviceId).entries);
+async function mapped(ctx: Ctx, serviceId: string): Promise<Map<string, string>> {
+  return new Map((await ctx.h.hub.links.snapshot(serviceId)).entries);
 }
 
 test('links the MyKey ID read off the card to the service card number once the holder enters the PIN', async (ctx) => {
@@ -100,8 +100,8 @@ test('links the MyKey ID read off the card to the service card number once the h
   const done = await atStep(flow, 'done');
   assert.equal(done, { step: 'done', serviceUserId: 'LIB-000123', replaced: false });
   assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'sending', 'pin', 'sending', 'done']);
-  const secret = ctx.h.hub.links.service('library')!.sync_secret;
-  assert.is(mapped(ctx, 'library').get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'LIB-000123');
+  const secret = (await ctx.h.hub.links.service('library'))!.sync_secret;
+  assert.is((await mapped(ctx, 'library')).get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'LIB-000123');
   await atStep(flow, 'off');
   await flow.stop();
 });
@@ -113,10 +113,10 @@ test('links by certificate, and the hub files the certificate key too', async (c
   flow.cardTouched('r', { kind: 'cert', certDer: cert.certDer });
   flow.serviceUserId('LIB-000124');
   await atStep(flow, 'done');
-  const secret = ctx.h.hub.links.service('library')!.sync_secret;
+  const secret = (await ctx.h.hub.links.service('library'))!.sync_secret;
   // scrypt-v3: the certificate identity names the issuing key (its AKI, the CA's SKI).
   const withKey = certIdentityWithKey({ issuerKey: issuerKeyOf(ctx.ca.nameDer), serialHex: cert.serialHex, aki: Buffer.from(ctx.ca.subjectKeyId).toString('hex') });
-  assert.is(mapped(ctx, 'library').get(keyedIdentitySync(secret, 'cert', withKey)), 'LIB-000124');
+  assert.is((await mapped(ctx, 'library')).get(keyedIdentitySync(secret, 'cert', withKey)), 'LIB-000124');
   await flow.stop();
 });
 
@@ -149,8 +149,8 @@ test('asks for the PIN when the service requires the holder, and retries a wrong
   assert.equal(wrong, { step: 'pin', retry: 'pin_wrong', triesLeft: 2 });
   flow.pin('1234');
   await atStep(flow, 'done');
-  const secret = ctx.h.hub.links.service('points')!.sync_secret;
-  assert.is(mapped(ctx, 'points').get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'PT-5');
+  const secret = (await ctx.h.hub.links.service('points'))!.sync_secret;
+  assert.is((await mapped(ctx, 'points')).get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'PT-5');
   assert.not.ok(ctx.logs.join('\n').includes('1234'), 'the PIN is never logged');
   assert.not.ok(ctx.logs.join('\n').includes('9999'), 'the PIN is never logged');
   await flow.stop();

@@ -52,7 +52,7 @@ async function enrollFiles(hub: Hub, edgeId: string, dir: string) {
 test.before(async (ctx) => {
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   ctx.oldCaPem = ctx.h.hub.deviceCa!.certPem;
   ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-renew-'));
   ctx.paths = await enrollFiles(ctx.h.hub, 'lib-renew-1', ctx.dir);
@@ -62,7 +62,7 @@ test.before(async (ctx) => {
   await ctx.h.hub.stop();
   await rotateDeviceCa(join(ctx.h.dir, 'device-ca'));
   const c = ctx.h.hub.config;
-  ctx.hub2 = createHub(
+  ctx.hub2 = await createHub(
     loadHubConfig({ env: {}, overrides: { ...c, broker: { ...c.broker, port: Number(mqtts.port) }, devices: { ...c.devices, httpsPort: Number(api.port) } } }),
     { log: silentLogger },
   );
@@ -94,7 +94,7 @@ test("at its next contact the agent renews its certificate from the new CA, stor
   ctx.agent = createEdgeAgent(config, { log: silentLogger, pcsc: noPcsc, renewIntervalMs: 3600_000 });
   await ctx.agent.start();
   const fileFp = () => new X509Certificate(readFileSync(ctx.paths.cert)).fingerprint256.replace(/:/g, '').toLowerCase();
-  await until(() => issuedBy(readFileSync(ctx.paths.cert, 'utf8'), hub.deviceCa!.certPem) && hub.devices.get('lib-renew-1')?.cert_fingerprint === fileFp(), { what: 'the renewed certificate on file and on record' });
+  await until(async () => issuedBy(readFileSync(ctx.paths.cert, 'utf8'), hub.deviceCa!.certPem) && (await hub.devices.get('lib-renew-1'))?.cert_fingerprint === fileFp(), { what: 'the renewed certificate on file and on record' });
   await until(() => ctx.agent!.sync.connected && hub.broker!.connectedEdges().includes('lib-renew-1'), { what: 'the broker session with the renewed certificate' });
   // The files: key and certificate belong together, the CA file is the new CA, the key is 0600, no pending key left.
   assert.ok(certMatchesKey(readFileSync(ctx.paths.cert, 'utf8'), readFileSync(ctx.paths.key, 'utf8')));
@@ -112,7 +112,7 @@ test('a renewal the hub refuses leaves the files as they were', async (ctx) => {
   const before = [readFileSync(paths.key, 'utf8'), readFileSync(paths.cert, 'utf8'), readFileSync(paths.ca, 'utf8')];
   const tls = { key: before[0], cert: before[1], ca: before[2] };
   const r = new CertRenewer({ hubUrl: hub.addresses.deviceApi!, edgeId: 'lib-renew-2', paths, tls, log: silentLogger });
-  hub.enrollment!.revoke('lib-renew-2', 'test');
+  await hub.enrollment!.revoke('lib-renew-2', 'test');
   const code = await r.renew().then(() => 'renewed', (e: { code?: string }) => e.code);
   assert.is(code, 'unauthorized');
   assert.equal([readFileSync(paths.key, 'utf8'), readFileSync(paths.cert, 'utf8'), readFileSync(paths.ca, 'utf8')], before);

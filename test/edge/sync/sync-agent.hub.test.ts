@@ -59,13 +59,13 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     await until(() => cache.lookupMyKey(second.mykeyId) === 'L-2', { what: 'live link' });
 
     // The hub sees the edge's retained status with its applied sequence.
-    const head = ctx.h.hub.links.headSeq('library');
-    await until(() => ctx.h.hub.devices.get('lib-counter-1')?.applied_seq === head && ctx.h.hub.devices.get('lib-counter-1')?.online === 1, { what: 'hub has the status' });
-    assert.is(ctx.h.hub.devices.get('lib-counter-1')?.health, 'ok');
+    const head = await ctx.h.hub.links.headSeq('library');
+    await until(async () => (await ctx.h.hub.devices.get('lib-counter-1'))?.applied_seq === head && (await ctx.h.hub.devices.get('lib-counter-1'))?.online === 1, { what: 'hub has the status' });
+    assert.is((await ctx.h.hub.devices.get('lib-counter-1'))?.health, 'ok');
 
     // The first card is revoked: the CRL check suspends the MyKey ID and the edge purges it at once.
     const der = await crlRevoking(ctx.ca, [first.cert.serial]);
-    assert.is(ctx.h.hub.crlManager.apply(der, 'test').newlySuspended, 1);
+    assert.is((await ctx.h.hub.crlManager.apply(der, 'test')).newlySuspended, 1);
     await until(() => cache.lookupMyKey(first.mykeyId) === undefined, { what: 'purged' });
     assert.is(cache.lookupCert(issuerKey, first.cert.serial.toString(16), aki), undefined);
     assert.is(cache.lookupMyKey(second.mykeyId), 'L-2');
@@ -84,7 +84,7 @@ test('syncs over mutual TLS, applies a counter link live and purges a CRL suspen
     await agent.stop();
     await state.close();
   }
-  await until(() => ctx.h.hub.devices.get('lib-counter-1')?.online === 0, { what: 'hub sees it offline' });
+  await until(async () => (await ctx.h.hub.devices.get('lib-counter-1'))?.online === 0, { what: 'hub sees it offline' });
 });
 
 test.run();

@@ -236,7 +236,7 @@ export function startRelay(target: string, o: { bytesPerTick?: number; cutAfter?
 export async function startReleaseHub(keys: ReleaseKeyPair, token: string): Promise<TestHub> {
   const h = await startTestHub({ overrides: { admin: { token }, releases: { publicKeys: [keys.publicKeyLine] } } });
   await h.hub.start();
-  h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   return h;
 }
 

@@ -36,21 +36,21 @@ test.after(async (ctx) => {
   rmSync(ctx.work, { recursive: true, force: true });
 });
 
-function edgeState(ctx: Ctx, edgeId: string) {
-  return ctx.h.hub.releaseRepo.edge(edgeId);
+async function edgeState(ctx: Ctx, edgeId: string) {
+  return await ctx.h.hub.releaseRepo.edge(edgeId);
 }
 
 async function settled(ctx: Ctx, e: StandInEdge): Promise<void> {
   await until(
-    () => {
-      const s = edgeState(ctx, e.edgeId);
+    async () => {
+      const s = await edgeState(ctx, e.edgeId);
       return s && s.state === 'installed' && s.running === '1.1.0' && e.current() === '1.1.0';
     },
     {
       what: `${e.edgeId} to settle on 1.1.0`,
       timeoutMs: 40_000,
       intervalMs: 150,
-      detail: () => `${JSON.stringify(edgeState(ctx, e.edgeId))}, current ${e.current()}, exits ${JSON.stringify(e.exits)}, lines ${JSON.stringify(e.lines.slice(-6))}`,
+      detail: async () => `${JSON.stringify(await edgeState(ctx, e.edgeId))}, current ${e.current()}, exits ${JSON.stringify(e.exits)}, lines ${JSON.stringify(e.lines.slice(-6))}`,
     },
   );
 }
@@ -118,11 +118,11 @@ test('a download cut off midway is retried with Range and completes; one that ne
   ctx.edges.push(f);
   f.start();
   const s = await until(
-    () => {
-      const st = edgeState(ctx, f.edgeId);
+    async () => {
+      const st = await edgeState(ctx, f.edgeId);
       return st?.code === 'release_download_incomplete' && st;
     },
-    { what: 'the report of the incomplete download', intervalMs: 100, detail: () => JSON.stringify(edgeState(ctx, f.edgeId)) },
+    { what: 'the report of the incomplete download', intervalMs: 100, detail: async () => JSON.stringify(await edgeState(ctx, f.edgeId)) },
   );
   assert.is(s.state, 'downloading');
   assert.is(s.running, '1.0.0');

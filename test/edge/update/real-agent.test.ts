@@ -89,11 +89,11 @@ test.after(async (ctx) => {
 
 async function edgeReaches(ctx: Ctx, pred: (s: { running: string; state: string; code: string | null }) => boolean, what: string) {
   return until(
-    () => {
-      const s = ctx.h.hub.releaseRepo.edge('lib-real');
+    async () => {
+      const s = await ctx.h.hub.releaseRepo.edge('lib-real');
       return s && pred(s) && s;
     },
-    { what, timeoutMs: 90_000, intervalMs: 250, detail: () => `${JSON.stringify(ctx.h.hub.releaseRepo.edge('lib-real'))}\n${ctx.output.slice(-3000)}` },
+    { what, timeoutMs: 90_000, intervalMs: 250, detail: async () => `${JSON.stringify(await ctx.h.hub.releaseRepo.edge('lib-real'))}\n${ctx.output.slice(-3000)}` },
   );
 }
 
@@ -108,14 +108,14 @@ const current = (ctx: Ctx) => {
 test('the built agent installs a signed release of itself, restarts into it and passes its own self-test', async (ctx) => {
   const bundle = packFolder(ctx.pkg);
   await upload(ctx.h.hub, TOKEN, { bundle, signed: signManifest(manifestFor(bundle, { version: '0.2.0', services: ['library'] }), createPrivateKey(ctx.keys.privateKeyPem)) });
-  const r = ctx.h.hub.releases.startRollout({ version: '0.2.0', serviceId: 'library' });
+  const r = await ctx.h.hub.releases.startRollout({ version: '0.2.0', serviceId: 'library' });
   assert.ok(r.ok);
   const s = await edgeReaches(ctx, (x) => x.running === '0.2.0' && x.state === 'installed', 'installed');
   assert.is(s.code, null);
   assert.is(current(ctx), '0.2.0');
   // Its status (the console's edge list) names the release it runs.
-  await until(() => ctx.h.hub.devices.get('lib-real')?.version === '0.2.0', { what: 'the status naming 0.2.0', intervalMs: 200 });
-  assert.is(ctx.h.hub.devices.get('lib-real')?.version, '0.2.0');
+  await until(async () => (await ctx.h.hub.devices.get('lib-real'))?.version === '0.2.0', { what: 'the status naming 0.2.0', intervalMs: 200 });
+  assert.is((await ctx.h.hub.devices.get('lib-real'))?.version, '0.2.0');
 });
 
 test('a release that crashes at load is rolled back by the launcher and reported as update_crashed', async (ctx) => {
@@ -124,13 +124,13 @@ test('a release that crashes at load is rolled back by the launcher and reported
   writeFileSync(join(src, 'main.js'), "throw new Error('broken at load');\n");
   const bundle = packFolder(src);
   await upload(ctx.h.hub, TOKEN, { bundle, signed: signManifest(manifestFor(bundle, { version: '0.3.0' }), createPrivateKey(ctx.keys.privateKeyPem)) });
-  const r = ctx.h.hub.releases.startRollout({ version: '0.3.0', maxFailures: 1 });
+  const r = await ctx.h.hub.releases.startRollout({ version: '0.3.0', maxFailures: 1 });
   assert.ok(r.ok);
   const s = await edgeReaches(ctx, (x) => x.state === 'rolled_back', 'rolled back');
   assert.is(s.code, 'update_crashed');
   assert.is(s.running, '0.2.0');
   assert.is(current(ctx), '0.2.0');
-  assert.is(ctx.h.hub.releaseRepo.rollout(r.ok ? r.value.id : 0)?.state, 'halted');
+  assert.is((await ctx.h.hub.releaseRepo.rollout(r.ok ? r.value.id : 0))?.state, 'halted');
 });
 
 test.run();

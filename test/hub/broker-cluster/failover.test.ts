@@ -43,7 +43,7 @@ test.before(async (ctx) => {
     ctx.setup = await startHubs({ count: 1 });
     const h = ctx.setup.hubs[0]!;
     h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
-    ctx.ids = linkMany(h, SERVICE, BURST);
+    ctx.ids = await linkMany(h, SERVICE, BURST);
     const c = ctx.setup.cluster;
     // Every edge has all three nodes, starting from a different one (0, 1, 2, 0, ...): node 0 has the most.
     ctx.fleet = await startFleet(h, ctx.setup.deviceCa, { count: EDGES, serviceId: SERVICE, urlsFor: (i) => [0, 1, 2].map((k) => c.mqttsUrl((i + k) % 3)) });
@@ -64,7 +64,7 @@ it('every edge converges to the head with each entry applied once and in order w
   const h = ctx.setup.hubs[0]!;
   const { edges } = ctx.fleet;
   const marks = new Map(edges.map((e) => [e, markOf(e)]));
-  const before = h.hub.links.headSeq(SERVICE);
+  const before = await h.hub.links.headSeq(SERVICE);
   assert.ok(edges.every((e) => e.cache.appliedSeq === before), 'every edge at the head before the burst');
   const victim = 0; // the first URL of a third of the edges, plus one, and the hub's first node
   const onVictim = edges.filter((e) => e.urls[0] === ctx.setup.cluster.mqttsUrl(victim)).length;

@@ -89,8 +89,8 @@ test.before(async (ctx) => {
   });
   console.log(`three-node RabbitMQ cluster up in ${ctx.cluster.startMs} ms; resident memory per node (MiB): ${ctx.cluster.memoryMiB().join(', ')}`);
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: false });
   ctx.edges = {};
   for (const [edgeId, serviceId] of [['lib-1', 'library'], ['lib-2', 'library'], ['lib-3', 'library'], ['pts-1', 'points']] as const) {
     const r = await enrollEdge(ctx.h.hub, edgeId, serviceId);
@@ -246,7 +246,7 @@ it('a revoked device is cut off at once and refused afterwards (device_revoked)'
   assert.is((await c.subscribeAsync(serviceLogTopic('library'), { qos: 1 }))[0]?.qos, 1);
   const gone = closed(c);
   const t0 = Date.now();
-  const r = ctx.h.hub.enrollment!.revoke('lib-2', 'stolen');
+  const r = await ctx.h.hub.enrollment!.revoke('lib-2', 'stolen');
   assert.ok(r.ok);
   await Promise.race([gone, new Promise((_, rej) => setTimeout(() => rej(new Error('still connected 5 s after revocation')), 5000))]);
   console.log(`revoked device cut off in ${Date.now() - t0} ms`);
@@ -290,8 +290,8 @@ it('an edge and the hub with two broker URLs fail over when their node is killed
     // The hub's publisher moved too: its outbox is empty, every entry was taken by a node.
     await until(() => (ctx.h.hub.db.prepare('SELECT COUNT(*) AS n FROM mqtt_outbox').get() as { n: number }).n === 0, { what: 'the hub outbox drained' });
     // The hub reads the edge's status from the cluster: online, with every entry applied.
-    const head = ctx.h.hub.links.headSeq('library');
-    await until(() => ctx.h.hub.devices.get('lib-1')?.applied_seq === head && ctx.h.hub.devices.get('lib-1')?.online === 1, { what: 'the hub has the status' });
+    const head = await ctx.h.hub.links.headSeq('library');
+    await until(async () => (await ctx.h.hub.devices.get('lib-1'))?.applied_seq === head && (await ctx.h.hub.devices.get('lib-1'))?.online === 1, { what: 'the hub has the status' });
   } finally {
     await agent.stop();
     await state.close();

@@ -24,7 +24,7 @@ test('an enrolled edge connects and subscribes to its service log and its comman
   const granted = await c.subscribeAsync([serviceLogTopic('library'), edgeCommandTopic('edge-good')], { qos: 1 });
   assert.equal(granted.map((g) => g.qos), [1, 1]);
   assert.equal(f.broker.connectedEdges(), ['edge-good']);
-  assert.is(f.devices.get('edge-good')?.online, 1);
+  assert.is((await f.devices.get('edge-good'))?.online, 1);
   const got = nextMessage(c, serviceLogTopic('library'));
   await f.broker.publish(serviceLogTopic('library'), '{"seq":1}');
   assert.is((await got).toString(), '{"seq":1}');
@@ -68,7 +68,7 @@ test('an expired certificate from an unknown CA is still closed at the TLS hands
 
 test('a revoked device is refused with CONNACK 5 (not authorized)', async () => {
   const edge = await f.enroll('edge-revoked', 'library');
-  assert.ok(f.enrollment.revoke('edge-revoked', 'stolen').ok);
+  assert.ok((await f.enrollment.revoke('edge-revoked', 'stolen')).ok);
   const r = await f.refusedConnect(edge);
   assert.is(r.returnCode, 5);
   assert.ok(codes().includes('device_revoked'));
@@ -127,7 +127,7 @@ test('the plain development listener trusts only enrolled client ids that match 
 test('a plain listener on a non-loopback address is refused at construction', async () => {
   const { createBroker } = await import('../../../hub/broker/broker.ts');
   assert.throws(
-    () => createBroker({ deviceCa: f.ca, devices: f.devices, log: { child: () => null } as never, tls: { host: '127.0.0.1', port: 0, serverCert: '', serverKey: '' }, plain: { host: '0.0.0.0', port: 0 }, headSeq: () => 0 }),
+    () => createBroker({ deviceCa: f.ca, devices: f.devices, log: { child: () => null } as never, tls: { host: '127.0.0.1', port: 0, serverCert: '', serverKey: '' }, plain: { host: '0.0.0.0', port: 0 }, headSeq: async () => 0 }),
     /loopback/,
   );
 });

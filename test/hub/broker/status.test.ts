@@ -19,33 +19,33 @@ test('a status message records online, applied seq, version, health and lag = he
   f.heads.set('library', 12);
   const c = await f.connect(edge);
   await c.publishAsync(edgeStatusTopic('edge-a'), JSON.stringify(status(edge, { appliedSeq: 9, version: '1.2.3', health: 'degraded' })), { qos: 1, retain: true });
-  await until(() => f.devices.get('edge-a')?.applied_seq === 9, { what: 'status recorded' });
-  const row = f.devices.get('edge-a')!;
+  await until(async () => (await f.devices.get('edge-a'))?.applied_seq === 9, { what: 'status recorded' });
+  const row = (await f.devices.get('edge-a'))!;
   assert.is(row.online, 1);
   assert.is(row.version, '1.2.3');
   assert.is(row.health, 'degraded');
   assert.is(row.lag, 3);
   assert.ok(row.last_seen_at! > Date.now() - 10_000);
-  assert.equal(f.devices.lagHistory('edge-a').map((s) => s.lag), [3]);
+  assert.equal((await f.devices.lagHistory('edge-a')).map((s) => s.lag), [3]);
   c.end(true);
 });
 
 test('the will marks the edge offline when its connection drops', async () => {
   const edge = await f.enroll('edge-b', 'library');
   const c = await f.connect(edge, { will: { topic: edgeStatusTopic('edge-b'), payload: Buffer.from(JSON.stringify(status(edge, { online: false, appliedSeq: 4 }))), qos: 1, retain: true } });
-  await until(() => f.devices.get('edge-b')?.online === 1, { what: 'online' });
+  await until(async () => (await f.devices.get('edge-b'))?.online === 1, { what: 'online' });
   // An unclean end (no DISCONNECT) publishes the will (MQTT 3.1.1 3.1.2.5).
   c.stream.destroy();
-  await until(() => f.devices.get('edge-b')?.online === 0, { what: 'offline' });
-  assert.is(f.devices.get('edge-b')?.applied_seq, 4);
+  await until(async () => (await f.devices.get('edge-b'))?.online === 0, { what: 'offline' });
+  assert.is((await f.devices.get('edge-b'))?.applied_seq, 4);
 });
 
 test('an edge without a will is marked offline when it disconnects', async () => {
   const edge = await f.enroll('edge-c', 'library');
   const c = await f.connect(edge);
-  await until(() => f.devices.get('edge-c')?.online === 1, { what: 'online' });
+  await until(async () => (await f.devices.get('edge-c'))?.online === 1, { what: 'online' });
   await c.endAsync();
-  await until(() => f.devices.get('edge-c')?.online === 0, { what: 'offline' });
+  await until(async () => (await f.devices.get('edge-c'))?.online === 0, { what: 'offline' });
 });
 
 test('a second connection of the same edge takes over without marking it offline', async () => {
@@ -55,7 +55,7 @@ test('a second connection of the same edge takes over without marking it offline
   const second = await f.connect(edge);
   await gone;
   await new Promise((r) => setTimeout(r, 100));
-  assert.is(f.devices.get('edge-d')?.online, 1);
+  assert.is((await f.devices.get('edge-d'))?.online, 1);
   assert.equal(f.broker.connectedEdges().filter((e) => e === 'edge-d'), ['edge-d']);
   second.end(true);
 });
@@ -68,7 +68,7 @@ test('the will of a replaced connection does not mark the edge offline', async (
   const second = await f.connect(edge, { will });
   await gone;
   await new Promise((r) => setTimeout(r, 150));
-  assert.is(f.devices.get('edge-h')?.online, 1);
+  assert.is((await f.devices.get('edge-h'))?.online, 1);
   second.end(true);
 });
 
@@ -79,18 +79,18 @@ test('revoking a connected device disconnects it at once and it cannot come back
   const o = await f.connect(other);
   await o.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
   const gone = closed(c, 1000);
-  const r = f.enrollment.revoke('edge-e', 'stolen');
+  const r = await f.enrollment.revoke('edge-e', 'stolen');
   assert.ok(r.ok);
   await gone;
   assert.not.ok(f.broker.connectedEdges().includes('edge-e'));
-  assert.is(f.devices.get('edge-e')?.status, 'revoked');
+  assert.is((await f.devices.get('edge-e'))?.status, 'revoked');
   assert.is((await f.refusedConnect(edge)).returnCode, 5);
   // Everyone else is untouched.
   const got = nextMessage(o, serviceLogTopic('library'));
   await f.broker.publish(serviceLogTopic('library'), '{"seq":13}');
   assert.is((await got).toString(), '{"seq":13}');
-  assert.equal(f.enrollment.revoke('edge-e', 'again').ok, false);
-  assert.equal(f.enrollment.revoke('edge-nobody', 'x').ok, false);
+  assert.equal((await f.enrollment.revoke('edge-e', 'again')).ok, false);
+  assert.equal((await f.enrollment.revoke('edge-nobody', 'x')).ok, false);
   o.end(true);
 });
 
@@ -103,7 +103,7 @@ test('a connection whose certificate expires while connected is closed by the sw
     devices: f.devices,
     log: (await import('../../../shared/log.ts')).silentLogger,
     tls: { host: '127.0.0.1', port: 0, serverCert: server.certPem, serverKey: server.keyPem },
-    headSeq: () => 0,
+    headSeq: async () => 0,
     now: () => clock,
     expirySweepMs: 50,
   });
@@ -124,10 +124,10 @@ test('a connection whose certificate expires while connected is closed by the sw
 test('lag samples are kept per edge up to the cap', async () => {
   const { createDeviceRepo } = await import('../../../hub/store/device-repo.ts');
   const repo = createDeviceRepo(f.db, { lagSamplesPerEdge: 5 });
-  repo.enroll({ edgeId: 'edge-g', serviceId: 'library', certSerial: '01', certFingerprint: 'ff'.repeat(32), notAfter: Date.now() + 1e9 }, Date.now());
-  for (let i = 0; i < 12; i++) repo.recordStatus('edge-g', { online: true, appliedSeq: i, version: 'v', health: 'ok', lag: 12 - i, at: 1000 + i }, true);
-  assert.equal(repo.lagHistory('edge-g').map((s) => s.applied_seq), [7, 8, 9, 10, 11]);
-  assert.equal(repo.lagHistory('edge-a').length, 1);
+  await repo.enroll({ edgeId: 'edge-g', serviceId: 'library', certSerial: '01', certFingerprint: 'ff'.repeat(32), notAfter: Date.now() + 1e9 }, Date.now());
+  for (let i = 0; i < 12; i++) await repo.recordStatus('edge-g', { online: true, appliedSeq: i, version: 'v', health: 'ok', lag: 12 - i, at: 1000 + i }, true);
+  assert.equal((await repo.lagHistory('edge-g')).map((s) => s.applied_seq), [7, 8, 9, 10, 11]);
+  assert.equal((await repo.lagHistory('edge-a')).length, 1);
 });
 
 test.run();

@@ -78,7 +78,7 @@ test('creates a service and issues an API credential that the service API accept
   await page.getByTestId('issue-credential').click();
   const token = (await page.getByTestId('issued-token').textContent())!.trim();
   assert.match(token, /^mk_cred_[0-9a-f]{12}\./);
-  assert.is(h.th.hub.links.authenticate(token)?.serviceId, 'library');
+  assert.is((await h.th.hub.links.authenticate(token))?.serviceId, 'library');
   assert.match((await page.getByTestId('credentials').textContent())!, 'pos-1');
   mkdirSync(shots, { recursive: true });
   await page.screenshot({ path: join(shots, 'service-ja.png'), fullPage: true });
@@ -131,15 +131,15 @@ test('issues an enrollment token; redeeming it enrolls the edge, which then show
     JSON.stringify({ edgeId: 'library-main-01', serviceId: 'library', online: true, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() }),
     { qos: 1, retain: true },
   );
-  for (let i = 0; i < 100 && !h.devices.get('library-main-01')?.online; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && !(await h.devices.get('library-main-01'))?.online; i++) await new Promise((r) => setTimeout(r, 50));
   await page.reload();
   assert.match((await page.locator('tr[data-edge="library-main-01"]').textContent())!, '正常');
 
   // Its lag history, as the broker samples it over the last 40 minutes.
   const t0 = Date.now() - 40 * 60_000;
   const lags = [0, 0, 3, 12, 7, 2, 0, 0, 5, 1, 0];
-  lags.forEach((lag, i) => void h.devices.recordStatus('library-main-01', { online: true, appliedSeq: 10 + i, version: '0.1.0', health: 'ok', lag, at: t0 + i * 4 * 60_000 }, true));
-  h.devices.enroll({ edgeId: 'library-branch-02', serviceId: 'library', certSerial: '02', certFingerprint: 'e'.repeat(64), notAfter: Date.now() + 365 * 86400_000 }, Date.now());
+  for (const [i, lag] of lags.entries()) await h.devices.recordStatus('library-main-01', { online: true, appliedSeq: 10 + i, version: '0.1.0', health: 'ok', lag, at: t0 + i * 4 * 60_000 }, true);
+  await h.devices.enroll({ edgeId: 'library-branch-02', serviceId: 'library', certSerial: '02', certFingerprint: 'e'.repeat(64), notAfter: Date.now() + 365 * 86400_000 }, Date.now());
   await page.reload();
   const row = (await page.locator('tr[data-edge="library-main-01"]').textContent())!;
   assert.match(row, '正常');
@@ -149,7 +149,7 @@ test('issues an enrollment token; redeeming it enrolls the edge, which then show
   assert.is(await page.locator('main svg.chart:not(.spark) path.line').count(), 1);
   // Its connection drops: the will takes it offline.
   await edge.endAsync(true);
-  for (let i = 0; i < 100 && h.devices.get('library-main-01')?.online; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && (await h.devices.get('library-main-01'))?.online; i++) await new Promise((r) => setTimeout(r, 50));
   await page.click('nav >> text=エッジ端末');
   assert.match((await page.locator('tr[data-edge="library-main-01"]').textContent())!, 'オフライン');
 });
@@ -163,11 +163,11 @@ test('a CRL applied through the CRL manager shows as a revocation run with what 
     assert.is(r.status, 201);
     ids.push(((await r.json()) as { mykeyId: string }).mykeyId);
   }
-  h.th.hub.links.link({ serviceId: 'library', mykeyId: ids[0], serviceUserId: 'L-0001', by: 'test' });
-  h.th.hub.links.link({ serviceId: 'library', mykeyId: ids[1], serviceUserId: 'L-0002', by: 'test' });
-  h.th.hub.links.link({ serviceId: 'museum', mykeyId: ids[2], serviceUserId: 'M-0001', by: 'test' });
+  await h.th.hub.links.link({ serviceId: 'library', mykeyId: ids[0], serviceUserId: 'L-0001', by: 'test' });
+  await h.th.hub.links.link({ serviceId: 'library', mykeyId: ids[1], serviceUserId: 'L-0002', by: 'test' });
+  await h.th.hub.links.link({ serviceId: 'museum', mykeyId: ids[2], serviceUserId: 'M-0001', by: 'test' });
   await caDir.revoke(certs[1].serialHex, 'keyCompromise');
-  const run = h.th.hub.crlManager.apply(await caDir.publishCrl(), 'http://crl.jpki.example/user-auth.crl');
+  const run = await h.th.hub.crlManager.apply(await caDir.publishCrl(), 'http://crl.jpki.example/user-auth.crl');
   assert.is(run.newlySuspended, 1);
 
   await page.click('nav >> text=失効確認');
@@ -197,7 +197,7 @@ test('the overview reads well in both languages (screenshots), and the switch ke
   const audit = (await page.getByTestId('audit').textContent())!;
   for (const a of ['sign_in', 'service.create', 'credential.issue', 'enrollment.issue', 'enrollment.redeem']) assert.match(audit, a);
   // Reloading the page a form led to repeats nothing (Post/Redirect/Get).
-  assert.is(h.repo.auditLog().filter((a) => a.action === 'enrollment.issue').length, 1);
+  assert.is((await h.repo.auditLog()).filter((a) => a.action === 'enrollment.issue').length, 1);
   await page.screenshot({ path: join(shots, 'audit-en.png'), fullPage: true });
   await page.getByTestId('lang-switch').click();
   assert.is(await page.getAttribute('html', 'lang'), 'ja');
@@ -209,7 +209,7 @@ test('signs out: the session is gone and pages lead back to sign-in', async () =
   assert.match((await page.locator('.flash.info').textContent())!, 'サインアウトしました');
   await page.goto(`${url}/console/services`);
   assert.match(page.url(), /\/console\/login/);
-  assert.ok(h.repo.auditLog().some((a) => a.actor === 'ops' && a.action === 'sign_out'));
+  assert.ok((await h.repo.auditLog()).some((a) => a.actor === 'ops' && a.action === 'sign_out'));
 });
 
 test.run();

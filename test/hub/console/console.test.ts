@@ -10,14 +10,14 @@ let h: ConsoleHub;
 
 test.before(async () => {
   h = await startConsoleHub({ clock, console: { lockout: { accountFailures: 5, addressFailures: 12 } } });
-  h.th.hub.links.createService({ id: 'library', name: '中央図書館' });
-  h.th.hub.links.createService({ id: 'museum', name: 'Museum' });
+  await h.th.hub.links.createService({ id: 'library', name: '中央図書館' });
+  await h.th.hub.links.createService({ id: 'museum', name: 'Museum' });
   await h.addOperator('ops', 'operator');
   await h.addOperator('lib-admin', 'service-admin', 'library');
 });
 test.after(() => h.close());
 
-const actions = () => h.repo.auditLog({ limit: 1000 }).map((r) => `${r.actor} ${r.action} ${r.outcome}`);
+const actions = async () => (await h.repo.auditLog({ limit: 1000 })).map((r) => `${r.actor} ${r.action} ${r.outcome}`);
 
 test('pages need a session: unsigned requests go to the sign-in page', async () => {
   const c = client(h);
@@ -48,8 +48,8 @@ test('a wrong password is refused, the right one signs in with an HttpOnly SameS
   const page = await c.get('/console');
   assert.is(page.status, 200);
   assert.match(page.text, '中央図書館');
-  assert.ok(actions().includes('ops sign_in failed'));
-  assert.ok(actions().includes('ops sign_in ok'));
+  assert.ok((await actions()).includes('ops sign_in failed'));
+  assert.ok((await actions()).includes('ops sign_in ok'));
 });
 
 test('the session cookie is Secure when the console is served over https', async () => {
@@ -81,18 +81,18 @@ test('state-changing forms are refused without the session CSRF token or from an
   assert.is(wrongOrigin.status, 403);
   const noOrigin = await c.post('/console/services', { id: 'csrf-a', name: 'A' }, { origin: null });
   assert.is(noOrigin.status, 403);
-  assert.is(h.th.hub.linkRepo.service('csrf-a'), undefined);
+  assert.is(await h.th.hub.linkRepo.service('csrf-a'), undefined);
   const ok = await c.post('/console/services', { id: 'csrf-a', name: 'A' });
   assert.is(ok.status, 303);
   assert.is(ok.location, '/console/services/csrf-a');
-  assert.ok(h.th.hub.linkRepo.service('csrf-a'));
+  assert.ok(await h.th.hub.linkRepo.service('csrf-a'));
   // Another session's token does not work either: tokens are bound to their session.
   const other = client(h);
   await other.signIn('ops');
   await other.get('/console/services');
   const cross = await c.post('/console/services', { id: 'csrf-b', name: 'B' }, { csrf: other.csrf });
   assert.is(cross.status, 403);
-  assert.ok(actions().some((a) => a.startsWith('ops csrf.refused forbidden')));
+  assert.ok((await actions()).some((a) => a.startsWith('ops csrf.refused forbidden')));
 });
 
 test('an account locks after 5 failures: even the right password is refused until the lock ends', async () => {
@@ -106,7 +106,7 @@ test('an account locks after 5 failures: even the right password is refused unti
   assert.match(fifth.text, /約 15 分後/);
   const right = await c.post('/console/login', { name: 'locky', password: PASSWORD });
   assert.is(right.status, 429);
-  assert.ok(actions().includes('locky sign_in locked'));
+  assert.ok((await actions()).includes('locky sign_in locked'));
   // Other accounts are not affected by this account's lock.
   assert.is((await client(h).signIn('ops')).status, 303);
   clock.t += 16 * 60_000;
@@ -181,7 +181,7 @@ test('a session ends after 30 idle minutes and after 12 hours in any case; sign-
   assert.is(out.status, 303);
   assert.is(out.location, '/console/login?bye=1');
   assert.is((await e.get('/console')).status, 303);
-  assert.is(h.repo.session('x'), undefined);
+  assert.is(await h.repo.session('x'), undefined);
 });
 
 test('a service administrator sees and manages only their own service', async () => {
@@ -205,19 +205,19 @@ test('a service administrator sees and manages only their own service', async ()
   const own = await c.post('/console/services/library/credentials', { label: 'pos' });
   assert.is(own.status, 303);
   // An edge of another service is not theirs either.
-  h.devices.enroll({ edgeId: 'museum-edge', serviceId: 'museum', certSerial: '01', certFingerprint: 'f'.repeat(64), notAfter: clock.t + 86400_000 }, clock.t);
+  await h.devices.enroll({ edgeId: 'museum-edge', serviceId: 'museum', certSerial: '01', certFingerprint: 'f'.repeat(64), notAfter: clock.t + 86400_000 }, clock.t);
   assert.is((await c.get('/console/edges/museum-edge')).status, 403);
   assert.not.match((await c.get('/console/edges')).text, 'museum-edge');
   // Their audit page shows their service's entries only.
   const audit = await c.get('/console/audit');
   assert.match(audit.text, 'credential.issue');
   assert.not.match(audit.text, 'csrf-a');
-  assert.ok(actions().includes('lib-admin service.view forbidden'));
-  assert.ok(actions().includes('lib-admin enrollment.issue forbidden'));
+  assert.ok((await actions()).includes('lib-admin service.view forbidden'));
+  assert.ok((await actions()).includes('lib-admin enrollment.issue forbidden'));
 });
 
 test('an operator revokes an edge device certificate from its page', async () => {
-  h.devices.enroll({ edgeId: 'worn-out-01', serviceId: 'library', certSerial: '0a', certFingerprint: 'a'.repeat(64), notAfter: clock.t + 86400_000 }, clock.t);
+  await h.devices.enroll({ edgeId: 'worn-out-01', serviceId: 'library', certSerial: '0a', certFingerprint: 'a'.repeat(64), notAfter: clock.t + 86400_000 }, clock.t);
   const admin = client(h);
   await admin.signIn('lib-admin');
   assert.is((await admin.get('/console/edges/worn-out-01')).status, 200); // their service's edge
@@ -227,13 +227,13 @@ test('an operator revokes an edge device certificate from its page', async () =>
   assert.match(page.text, '/console/edges/worn-out-01/revoke');
   const r = await c.post('/console/edges/worn-out-01/revoke', { reason: 'worn out in a test' });
   assert.is(r.status, 303);
-  assert.is(h.devices.get('worn-out-01')!.status, 'revoked');
-  assert.ok(h.devices.isCertRevoked('a'.repeat(64)));
+  assert.is((await h.devices.get('worn-out-01'))!.status, 'revoked');
+  assert.ok(await h.devices.isCertRevoked('a'.repeat(64)));
   assert.match((await c.get('/console/edges/worn-out-01')).text, '失効済み');
-  assert.ok(actions().includes('ops device.revoke ok'));
+  assert.ok((await actions()).includes('ops device.revoke ok'));
   // Revoking again changes nothing and says so in the audit.
   await c.post('/console/edges/worn-out-01/revoke', { reason: 'worn out in a test' });
-  assert.ok(actions().includes('ops device.revoke device_revoked'));
+  assert.ok((await actions()).includes('ops device.revoke device_revoked'));
 });
 
 test('every operator action is audited, and the audit log cannot be changed', async () => {
@@ -259,8 +259,7 @@ test('every operator action is audited, and the audit log cannot be changed', as
   const tokenId = /data-token="([0-9a-f]{12})"/.exec(tok.text)![1];
   assert.is((await c.post(`/console/enrollments/${tokenId}/revoke`, { reason: 'retired in a test' })).status, 303);
   await c.post('/console/logout', {});
-  const mine = h.repo
-    .auditLog({ limit: 1000 })
+  const mine = (await h.repo.auditLog({ limit: 1000 }))
     .filter((r) => r.actor === 'ops')
     .map((r) => `${r.action} ${r.target ?? ''} ${r.outcome}`);
   for (const want of [
@@ -274,12 +273,12 @@ test('every operator action is audited, and the audit log cannot be changed', as
     'sign_in  ok',
   ])
     assert.ok(mine.includes(want), `audit has "${want}"`);
-  assert.ok(h.repo.auditLog({ limit: 1000 }).some((r) => r.actor === 'cli' && r.action === 'operator.add' && r.target === 'lib-admin'));
-  assert.throws(() => h.th.hub.db.prepare("UPDATE audit_log SET actor = 'someone'").run(), /append-only/);
-  assert.throws(() => h.th.hub.db.prepare('DELETE FROM audit_log').run(), /append-only/);
+  assert.ok((await h.repo.auditLog({ limit: 1000 })).some((r) => r.actor === 'cli' && r.action === 'operator.add' && r.target === 'lib-admin'));
+  await h.th.hub.store.sql.run("UPDATE audit_log SET actor = 'someone'").then(() => assert.unreachable('an update'), (e) => assert.match(String(e), /append-only/));
+  await h.th.hub.store.sql.run('DELETE FROM audit_log').then(() => assert.unreachable('a delete'), (e) => assert.match(String(e), /append-only/));
   // No page shows the token secret again, and the audit never holds it.
   const token = /mket_[0-9a-f]{12}\.[A-Za-z0-9_-]{43}/.exec(tok.text)![0];
-  assert.not.ok(JSON.stringify(h.repo.auditLog({ limit: 1000 })).includes(token.split('.')[1]));
+  assert.not.ok(JSON.stringify(await h.repo.auditLog({ limit: 1000 })).includes(token.split('.')[1]));
 });
 
 test('what operators type is escaped in pages, and unknown console paths answer 404', async () => {

@@ -19,8 +19,8 @@ let mus: ReturnType<typeof client>;
 
 test.before(async () => {
   h = await startConsoleHub();
-  h.th.hub.links.createService({ id: 'library', name: 'Library' });
-  h.th.hub.links.createService({ id: 'museum', name: 'Museum' });
+  await h.th.hub.links.createService({ id: 'library', name: 'Library' });
+  await h.th.hub.links.createService({ id: 'museum', name: 'Museum' });
   await h.addOperator('ops', 'operator');
   await h.addOperator('lib-admin', 'service-admin', 'library');
   await h.addOperator('mus-admin', 'service-admin', 'museum');
@@ -58,7 +58,7 @@ async function enrollForMuseum(edgeId: string) {
   assert.is(t.status, 303);
   const r = await redeem(t.token!, edgeId);
   assert.is(r.status, 201, JSON.stringify(r.body));
-  return h.devices.get(edgeId)!;
+  return (await h.devices.get(edgeId))!;
 }
 
 /** The audit rows of a signed-in person's audit page, as text. */
@@ -69,13 +69,13 @@ async function auditRows(c: ReturnType<typeof client>): Promise<string[]> {
 }
 
 /** museum's device is untouched: enrolled in museum, the same certificate, not revoked or superseded. */
-function assertUntouched(edgeId: string, before: { cert_fingerprint: string; cert_serial: string }) {
-  const d = h.devices.get(edgeId)!;
+async function assertUntouched(edgeId: string, before: { cert_fingerprint: string; cert_serial: string }): Promise<void> {
+  const d = (await h.devices.get(edgeId))!;
   assert.is(d.service_id, 'museum');
   assert.is(d.status, 'active');
   assert.is(d.cert_fingerprint, before.cert_fingerprint);
   assert.is(d.cert_serial, before.cert_serial);
-  assert.not.ok(h.devices.isCertRevoked(before.cert_fingerprint), 'the broker would still accept its certificate');
+  assert.not.ok(await h.devices.isCertRevoked(before.cert_fingerprint), 'the broker would still accept its certificate');
 }
 
 test('a token for an edge id enrolled in another service is refused at issue with edge_enrolled_elsewhere, and the owner sees the attempt', async () => {
@@ -85,8 +85,8 @@ test('a token for an edge id enrolled in another service is refused at issue wit
   assert.is(attack.code, 'edge_enrolled_elsewhere');
   // Not even a platform operator takes a live edge over: it is revoked in its service first.
   assert.equal(await issue(ops, 'library', 'museum-gate-1'), { status: 403, code: 'edge_enrolled_elsewhere' });
-  assertUntouched('museum-gate-1', museumGate);
-  assert.not.ok(h.tokens.list('library').some((t) => t.edge_id === 'museum-gate-1'), 'no token was issued');
+  await assertUntouched('museum-gate-1', museumGate);
+  assert.not.ok((await h.tokens.list('library')).some((t) => t.edge_id === 'museum-gate-1'), 'no token was issued');
 
   const museumSees = await auditRows(mus);
   assert.ok(museumSees.some((r) => r.includes('lib-admin') && r.includes('enrollment.issue') && r.includes('edge_enrolled_elsewhere') && r.includes('museum-gate-1')), museumSees.join('\n'));
@@ -104,20 +104,20 @@ test('a token issued before the other service enrolled the edge is refused at re
   assert.is(attack.status, 403);
   assert.is(attack.body.code, 'edge_enrolled_elsewhere');
   assert.is(attack.body.certPem, undefined);
-  assertUntouched('museum-gate-2', museumGate);
+  await assertUntouched('museum-gate-2', museumGate);
   const museumSees = await auditRows(mus);
   assert.ok(museumSees.some((r) => r.includes('lib-admin') && r.includes('enrollment.redeem') && r.includes('edge_enrolled_elsewhere')), museumSees.join('\n'));
 });
 
 test('device enrollment itself refuses to move a live edge, whoever calls it', async () => {
-  const before = h.devices.get('museum-gate-2')!;
+  const before = (await h.devices.get('museum-gate-2'))!;
   const csr = await createDeviceCsr('museum-gate-2');
   const r = await h.enrollment.enroll(csr.csrDer, { edgeId: 'museum-gate-2', serviceId: 'library', validityDays: 30 });
   assert.is(r.ok, false);
   assert.is(!r.ok && r.code, 'edge_enrolled_elsewhere');
   // And the recording transaction refuses on its own (a redemption racing another).
-  assert.is(h.devices.enroll({ edgeId: 'museum-gate-2', serviceId: 'library', certSerial: '01', certFingerprint: 'e'.repeat(64), notAfter: Date.now() + 86400_000 }, Date.now()), 'edge_enrolled_elsewhere');
-  assertUntouched('museum-gate-2', before);
+  assert.is(await h.devices.enroll({ edgeId: 'museum-gate-2', serviceId: 'library', certSerial: '01', certFingerprint: 'e'.repeat(64), notAfter: Date.now() + 86400_000 }, Date.now()), 'edge_enrolled_elsewhere');
+  await assertUntouched('museum-gate-2', before);
 });
 
 test('moving a revoked edge of another service is refused with edge_service_move at issue and at redemption', async () => {
@@ -127,7 +127,7 @@ test('moving a revoked edge of another service is refused with edge_service_move
   // museum retires the device; the library admin tries to pick the edge id up.
   await mus.get('/console/edges/museum-gate-3');
   assert.is((await mus.post('/console/edges/museum-gate-3/revoke', { reason: 'worn out in a test' })).status, 303);
-  assert.is(h.devices.get('museum-gate-3')!.status, 'revoked');
+  assert.is((await h.devices.get('museum-gate-3'))!.status, 'revoked');
   assert.equal(await issue(lib, 'library', 'museum-gate-3'), { status: 403, code: 'edge_service_move' });
   // A token of library's issued while the edge was free, redeemed after museum's device was revoked.
   const t = await issue(lib, 'library', 'museum-gate-9');
@@ -137,8 +137,8 @@ test('moving a revoked edge of another service is refused with edge_service_move
   const r = await redeem(t.token!, 'museum-gate-9');
   assert.is(r.status, 403);
   assert.is(r.body.code, 'edge_service_move');
-  assert.is(h.devices.get('museum-gate-9')!.service_id, 'museum');
-  assert.is(h.devices.get('museum-gate-9')!.status, 'revoked');
+  assert.is((await h.devices.get('museum-gate-9'))!.service_id, 'museum');
+  assert.is((await h.devices.get('museum-gate-9'))!.status, 'revoked');
   const museumSees = await auditRows(mus);
   assert.ok(museumSees.some((r) => r.includes('lib-admin') && r.includes('enrollment.issue') && r.includes('edge_service_move')));
   assert.ok(museumSees.some((r) => r.includes('lib-admin') && r.includes('enrollment.redeem') && r.includes('edge_service_move')));
@@ -149,25 +149,25 @@ test('re-activating a revoked device is refused with device_reenroll_revoked; on
   const pending = await issue(mus, 'museum', 'museum-gate-4');
   await mus.get('/console/edges/museum-gate-4');
   await mus.post('/console/edges/museum-gate-4/revoke', { reason: 'worn out in a test' });
-  const revoked = h.devices.get('museum-gate-4')!;
+  const revoked = (await h.devices.get('museum-gate-4'))!;
   // At issue, at redemption of a token issued before the revocation, and with a forged permission.
   assert.equal(await issue(mus, 'museum', 'museum-gate-4'), { status: 403, code: 'device_reenroll_revoked' });
   const r = await redeem(pending.token!, 'museum-gate-4');
   assert.is(r.status, 403);
   assert.is(r.body.code, 'device_reenroll_revoked');
   assert.equal(await issue(mus, 'museum', 'museum-gate-4', { allowRevoked: '1' }), { status: 403, code: 'reenroll_needs_operator' });
-  assert.is(h.devices.get('museum-gate-4')!.status, 'revoked');
-  assert.is(h.devices.get('museum-gate-4')!.cert_fingerprint, revoked.cert_fingerprint);
+  assert.is((await h.devices.get('museum-gate-4'))!.status, 'revoked');
+  assert.is((await h.devices.get('museum-gate-4'))!.cert_fingerprint, revoked.cert_fingerprint);
   // The platform operator allows it explicitly: the device comes back with a new certificate.
   const allowed = await issue(ops, 'museum', 'museum-gate-4', { allowRevoked: '1' });
   assert.is(allowed.status, 303);
   const back = await redeem(allowed.token!, 'museum-gate-4');
   assert.is(back.status, 201, JSON.stringify(back.body));
-  const d = h.devices.get('museum-gate-4')!;
+  const d = (await h.devices.get('museum-gate-4'))!;
   assert.is(d.status, 'active');
   assert.is(d.service_id, 'museum');
   assert.is.not(d.cert_fingerprint, revoked.cert_fingerprint);
-  assert.ok(h.devices.isCertRevoked(revoked.cert_fingerprint), 'the old certificate stays revoked');
+  assert.ok(await h.devices.isCertRevoked(revoked.cert_fingerprint), 'the old certificate stays revoked');
   const museumSees = await auditRows(mus);
   assert.ok(museumSees.some((r) => r.includes('mus-admin') && r.includes('reenroll_needs_operator')));
   assert.ok(museumSees.some((r) => r.includes('ops') && r.includes('enrollment.issue')));
@@ -179,8 +179,8 @@ test('an operator-allowed token moves a revoked edge to another service, and bot
   assert.is(moved.status, 303);
   const r = await redeem(moved.token!, 'museum-gate-3');
   assert.is(r.status, 201);
-  assert.is(h.devices.get('museum-gate-3')!.service_id, 'library');
-  assert.is(h.devices.get('museum-gate-3')!.status, 'active');
+  assert.is((await h.devices.get('museum-gate-3'))!.service_id, 'library');
+  assert.is((await h.devices.get('museum-gate-3'))!.status, 'active');
   const museumSees = await auditRows(mus);
   assert.ok(museumSees.some((r) => r.includes('ops') && r.includes('enrollment.issue') && r.includes('library') && r.includes('museum')), museumSees.join('\n'));
 });

@@ -29,7 +29,7 @@ const shots = process.env.CONSOLE_SCREENSHOTS ?? join(tmpdir(), 'mykey-console-s
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function enrollAndConnect(edgeId: string, status?: { health: string; version: string }): Promise<MqttClient | undefined> {
-  const t = h.tokens.issue({ serviceId: 'library', edgeId, by: 'ops' });
+  const t = await h.tokens.issue({ serviceId: 'library', edgeId, by: 'ops' });
   const csr = await createDeviceCsr(edgeId);
   const res = await h.app.request('/v1/enrollments', {
     method: 'POST',
@@ -70,8 +70,8 @@ test.before(async () => {
     console: { enrollment: () => h?.th.hub.enrollment },
   });
   await h.addOperator('ops', 'operator');
-  h.th.hub.links.createService({ id: 'library', name: 'City Library' });
-  h.th.hub.links.createService({ id: 'bulk', name: 'Bulk' });
+  await h.th.hub.links.createService({ id: 'library', name: 'City Library' });
+  await h.th.hub.links.createService({ id: 'bulk', name: 'Bulk' });
   await h.th.hub.start();
   served = await serveConsoleHub(h);
   url = served.url;
@@ -105,7 +105,11 @@ const STATES = [
 test('each state an edge reports over MQTT shows on the overview and in the list, and each count opens the filtered list', async () => {
   for (const [id, health, version] of STATES) await enrollAndConnect(id, { health, version });
   await enrollAndConnect('lib-never'); // enrolled, never connected: offline
-  for (let i = 0; i < 100 && STATES.some(([id, health]) => h.devices.get(id)?.state !== health); i++) await sleep(50);
+  const settled = async () => {
+    for (const [id, health] of STATES) if ((await h.devices.get(id))?.state !== health) return false;
+    return true;
+  };
+  for (let i = 0; i < 100 && !(await settled()); i++) await sleep(50);
 
   await page.goto(`${url}/console`);
   const count = async (s: string) => (await page.getByTestId(`count-${s}`).textContent())!.replace(/\D/g, '');
@@ -138,7 +142,7 @@ test('each state an edge reports over MQTT shows on the overview and in the list
 });
 
 test('revoking an edge asks for a reason on a confirmation page, says what happened, and its will is not recorded', async () => {
-  const before = h.devices.get('lib-gone')!;
+  const before = (await h.devices.get('lib-gone'))!;
   await page.goto(`${url}/console/edges/lib-gone`);
   await page.getByTestId('revoke-link').click();
   assert.match(page.url(), /\/edges\/lib-gone\/revoke$/);
@@ -151,7 +155,7 @@ test('revoking an edge asks for a reason on a confirmation page, says what happe
   const bare = await c.post('/console/edges/lib-gone/revoke', { reason: '' });
   assert.is(bare.status, 400);
   assert.match(bare.text, 'data-testid="form-error"');
-  assert.is(h.devices.get('lib-gone')!.status, 'active');
+  assert.is((await h.devices.get('lib-gone'))!.status, 'active');
 
   await page.fill('textarea[name=reason]', 'stolen from the branch');
   await page.getByTestId('confirm-submit').click();
@@ -165,7 +169,7 @@ test('revoking an edge asks for a reason on a confirmation page, says what happe
   assert.is(gone.connected, false);
   assert.not.ok(h.th.hub.broker!.connectedEdges().includes('lib-gone'));
   await sleep(300); // the will reaches the published hook
-  const after = h.devices.get('lib-gone')!;
+  const after = (await h.devices.get('lib-gone'))!;
   assert.is(after.state, 'revoked');
   assert.is(after.online, 0);
   assert.is(after.lag, null);
@@ -180,15 +184,14 @@ test('revoking an edge asks for a reason on a confirmation page, says what happe
 });
 
 test('10,000 edges are filtered, searched, sorted, paged and exported on the server', async () => {
-  const db = h.th.hub.db;
   const t0 = Date.now();
-  db.transaction(() => {
+  await h.th.hub.store.sql.tx(async () => {
     for (let i = 0; i < 10_000; i++) {
       const id = `bulk-${String(i).padStart(5, '0')}`;
-      h.devices.enroll({ edgeId: id, serviceId: 'bulk', certSerial: i.toString(16), certFingerprint: `fp${i}`, notAfter: t0 + 86400_000 }, t0);
-      if (i % 4 !== 0) h.devices.recordStatus(id, { online: true, appliedSeq: i, version: i % 10 === 1 ? '1.1.0' : '1.2.0', health: i % 3 === 0 ? 'degraded' : 'ok', lag: i % 7, at: t0 }, false);
+      await h.devices.enroll({ edgeId: id, serviceId: 'bulk', certSerial: i.toString(16), certFingerprint: `fp${i}`, notAfter: t0 + 86400_000 }, t0);
+      if (i % 4 !== 0) await h.devices.recordStatus(id, { online: true, appliedSeq: i, version: i % 10 === 1 ? '1.1.0' : '1.2.0', health: i % 3 === 0 ? 'degraded' : 'ok', lag: i % 7, at: t0 }, false);
     }
-  })();
+  });
   const c = client(h);
   await c.signIn('ops');
   const first = await c.get('/console/edges?service=bulk');
@@ -208,7 +211,7 @@ test('10,000 edges are filtered, searched, sorted, paged and exported on the ser
   assert.is(bad.status, 400);
   const csv = await c.get('/console/edges.csv?service=bulk&state=degraded');
   assert.is(csv.headers.get('content-type'), 'text/csv; charset=utf-8');
-  assert.is(csv.text.trim().split('\r\n').length, 1 + h.devices.page({ serviceId: 'bulk', state: 'degraded' }).total);
+  assert.is(csv.text.trim().split('\r\n').length, 1 + (await h.devices.page({ serviceId: 'bulk', state: 'degraded' })).total);
   // The overview counts the connected edges behind their change log, and the largest lag.
   let behind = 0;
   for (let i = 0; i < 10_000; i++) if (i % 4 !== 0 && i % 7 !== 0) behind++;
@@ -257,11 +260,11 @@ test("the operator API's actions are in the audit log, filtered by actor, action
 test('revoking a credential or a token asks for a reason too, and says what happened', async () => {
   const c = client(h);
   await c.signIn('ops');
-  const cred = h.th.hub.links.issueCredential('library', 'till');
-  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'lib-spare', by: 'ops' });
+  const cred = await h.th.hub.links.issueCredential('library', 'till');
+  const t = await h.tokens.issue({ serviceId: 'library', edgeId: 'lib-spare', by: 'ops' });
   for (const [confirmPath, back, check] of [
-    [`/console/services/library/credentials/${cred.id}/revoke`, '/console/services/library', () => h.th.hub.linkRepo.credentials('library').find((k) => k.id === cred.id)!.revoked_at !== null],
-    [`/console/enrollments/${t.id}/revoke`, '/console/enrollments', () => h.repo.token(t.id)!.revoked_at !== null],
+    [`/console/services/library/credentials/${cred.id}/revoke`, '/console/services/library', async () => (await h.th.hub.linkRepo.credentials('library')).find((k) => k.id === cred.id)!.revoked_at !== null],
+    [`/console/enrollments/${t.id}/revoke`, '/console/enrollments', async () => (await h.repo.token(t.id))!.revoked_at !== null],
   ] as const) {
     const confirm = await c.get(confirmPath);
     assert.is(confirm.status, 200);
@@ -269,11 +272,11 @@ test('revoking a credential or a token asks for a reason too, and says what happ
     const bare = await c.post(confirmPath, { reason: 'x' });
     assert.is(bare.status, 400);
     assert.match(bare.text, '>x</textarea>'); // what was typed comes back
-    assert.is(check(), false);
+    assert.is(await check(), false);
     const done = await c.post(confirmPath, { reason: 'no longer used' });
     assert.is(done.status, 303);
     assert.is(done.location, back);
-    assert.is(check(), true);
+    assert.is(await check(), true);
     assert.match((await c.get(back)).text, 'data-testid="done"');
   }
 });

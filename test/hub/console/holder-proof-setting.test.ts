@@ -10,15 +10,15 @@ let h: ConsoleHub;
 
 test.before(async () => {
   h = await startConsoleHub();
-  h.th.hub.links.createService({ id: 'library', name: 'Library' });
-  h.th.hub.links.createService({ id: 'museum', name: 'Museum' });
+  await h.th.hub.links.createService({ id: 'library', name: 'Library' });
+  await h.th.hub.links.createService({ id: 'museum', name: 'Museum' });
   await h.addOperator('ops', 'operator');
   await h.addOperator('museum-admin', 'service-admin', 'museum');
 });
 test.after(() => h.close());
 
-const required = (id: string) => h.th.hub.linkRepo.service(id)!.require_holder_proof === 1;
-const audits = () => h.repo.auditLog({ limit: 1000 }).filter((r) => r.action === 'service.holder_proof');
+const required = async (id: string) => (await h.th.hub.linkRepo.service(id))!.require_holder_proof === 1;
+const audits = async () => (await h.repo.auditLog({ limit: 1000 })).filter((r) => r.action === 'service.holder_proof');
 
 test('the service page shows the setting, on by default, and the operator turns it off and on again, audited', async () => {
   const c = client(h);
@@ -27,14 +27,14 @@ test('the service page shows the setting, on by default, and the operator turns 
   assert.is(page.status, 200);
   assert.match(page.text, 'data-testid="holder-proof"');
   assert.match(page.text, 'name="required" value="0"');
-  assert.ok(required('library'));
+  assert.ok(await required('library'));
   const off = await c.post('/console/services/library/holder-proof', { required: '0' });
   assert.is(off.status, 303);
-  assert.not.ok(required('library'));
+  assert.not.ok(await required('library'));
   assert.match((await c.get('/console/services/library')).text, 'name="required" value="1"');
   assert.is((await c.post('/console/services/library/holder-proof', { required: '1' })).status, 303);
-  assert.ok(required('library'));
-  const rows = audits();
+  assert.ok(await required('library'));
+  const rows = await audits();
   assert.equal(
     rows.map((r) => `${r.actor} ${r.target} ${r.outcome} ${r.detail}`),
     ['ops library ok {"required":true}', 'ops library ok {"required":false}'],
@@ -46,15 +46,15 @@ test('a bad value is refused, and another service admin cannot change it', async
   await c.signIn('ops');
   await c.get('/console/services/library');
   assert.is((await c.post('/console/services/library/holder-proof', { required: 'maybe' })).status, 400);
-  assert.ok(required('library'));
+  assert.ok(await required('library'));
   const m = client(h);
   await m.signIn('museum-admin');
   await m.get('/console/services/museum');
   assert.is((await m.post('/console/services/library/holder-proof', { required: '0' })).status, 403);
-  assert.ok(required('library'));
+  assert.ok(await required('library'));
   assert.is((await m.post('/console/services/museum/holder-proof', { required: '0' })).status, 303);
-  assert.not.ok(required('museum'));
-  assert.ok(audits().some((r) => r.actor === 'museum-admin' && r.outcome === 'forbidden'));
+  assert.not.ok(await required('museum'));
+  assert.ok((await audits()).some((r) => r.actor === 'museum-admin' && r.outcome === 'forbidden'));
 });
 
 test.run();

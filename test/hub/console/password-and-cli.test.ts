@@ -52,13 +52,13 @@ test('the CLI adds operators with a role, and refuses what is incomplete', async
   assert.match((await cli(d, ['add-operator', 'ops', '--role', 'operator'])).out, 'exists');
   assert.is((await cli(d, ['list-operators'])).out, 'lib\tservice_admin\tlibrary\nops\toperator');
   const repo = createConsoleRepo(d);
-  assert.ok(await verifyPassword('correct horse battery staple', repo.operator('ops')!.password_hash));
+  assert.ok(await verifyPassword('correct horse battery staple', (await repo.operator('ops'))!.password_hash));
   assert.is((await cli(d, ['set-password', 'ops'], 'another fine passphrase')).code, 0);
-  assert.ok(await verifyPassword('another fine passphrase', repo.operator('ops')!.password_hash));
+  assert.ok(await verifyPassword('another fine passphrase', (await repo.operator('ops'))!.password_hash));
   assert.is((await cli(d, ['disable-operator', 'lib'])).code, 0);
-  assert.is(repo.operator('lib')!.disabled, 1);
+  assert.is((await repo.operator('lib'))!.disabled, 1);
   assert.equal(
-    repo.auditLog().map((a) => `${a.actor} ${a.action} ${a.target}`),
+    (await repo.auditLog()).map((a) => `${a.actor} ${a.action} ${a.target}`),
     ['cli operator.disable lib', 'cli operator.set_password ops', 'cli operator.add lib', 'cli operator.add ops'],
   );
   d.close();

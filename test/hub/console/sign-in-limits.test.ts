@@ -44,7 +44,7 @@ test('50 parallel guesses over HTTP get no more password checks than the limit, 
     assert.is(statuses.filter((s) => s === 429).length, 50 - checked);
     assert.is(statuses[49], 429, 'the right password came after the limit');
     // The audit trail agrees: at most 5 attempts reached the password check.
-    const log = h.repo.auditLog({ limit: 1000 }).filter((a) => a.action === 'sign_in');
+    const log = (await h.repo.auditLog({ limit: 1000 })).filter((a) => a.action === 'sign_in');
     assert.ok(log.filter((a) => a.outcome === 'failed' || a.outcome === 'ok').length <= 5);
   } finally {
     await srv.close();
@@ -68,8 +68,7 @@ test('while a stranger hammers an account from one address, its operator signs i
     const res = await operator.signIn('ops');
     assert.is(res.status, 303, 'the operator from another address signs in');
     assert.is((await operator.get('/console')).status, 200);
-    const addresses = h.repo
-      .auditLog({ limit: 1000 })
+    const addresses = (await h.repo.auditLog({ limit: 1000 }))
       .filter((a) => a.action === 'sign_in')
       .map((a) => `${a.outcome} ${JSON.parse(a.detail ?? '{}').address}`);
     assert.ok(addresses.includes('ok ::1'), addresses.join(','));

@@ -9,15 +9,15 @@ let h: ConsoleHub;
 
 test.before(async () => {
   h = await startConsoleHub();
-  h.th.hub.links.createService({ id: 'points', name: 'Points' });
-  h.th.hub.links.createService({ id: 'museum', name: 'Museum' });
+  await h.th.hub.links.createService({ id: 'points', name: 'Points' });
+  await h.th.hub.links.createService({ id: 'museum', name: 'Museum' });
   await h.addOperator('ops', 'operator');
   await h.addOperator('museum-admin', 'service-admin', 'museum');
 });
 test.after(() => h.close());
 
-const level = (id: string) => h.th.hub.linkRepo.service(id)!.touch_assurance;
-const audits = () => h.repo.auditLog({ limit: 1000 }).filter((r) => r.action === 'service.touch_assurance');
+const level = async (id: string) => (await h.th.hub.linkRepo.service(id))!.touch_assurance;
+const audits = async () => (await h.repo.auditLog({ limit: 1000 })).filter((r) => r.action === 'service.touch_assurance');
 
 test('the service page shows possession by default; the operator requires the PIN and goes back, audited', async () => {
   const c = client(h);
@@ -26,14 +26,14 @@ test('the service page shows possession by default; the operator requires the PI
   assert.is(page.status, 200);
   assert.match(page.text, 'data-testid="touch-assurance"');
   assert.match(page.text, 'name="level" value="pin"');
-  assert.is(level('points'), 'possession');
+  assert.is(await level('points'), 'possession');
   assert.is((await c.post('/console/services/points/touch-assurance', { level: 'pin' })).status, 303);
-  assert.is(level('points'), 'pin');
+  assert.is(await level('points'), 'pin');
   assert.match((await c.get('/console/services/points')).text, 'name="level" value="possession"');
   assert.is((await c.post('/console/services/points/touch-assurance', { level: 'possession' })).status, 303);
-  assert.is(level('points'), 'possession');
+  assert.is(await level('points'), 'possession');
   assert.equal(
-    audits().map((r) => `${r.actor} ${r.target} ${r.outcome} ${r.detail}`),
+    (await audits()).map((r) => `${r.actor} ${r.target} ${r.outcome} ${r.detail}`),
     ['ops points ok {"touchAssurance":"possession"}', 'ops points ok {"touchAssurance":"pin"}'],
   );
 });
@@ -43,14 +43,14 @@ test('a bad value is refused, and another service admin cannot change it', async
   await c.signIn('ops');
   await c.get('/console/services/points');
   assert.is((await c.post('/console/services/points/touch-assurance', { level: 'maybe' })).status, 400);
-  assert.is(level('points'), 'possession');
+  assert.is(await level('points'), 'possession');
   const m = client(h);
   await m.signIn('museum-admin');
   await m.get('/console/services/museum');
   assert.is((await m.post('/console/services/points/touch-assurance', { level: 'pin' })).status, 403);
-  assert.is(level('points'), 'possession');
+  assert.is(await level('points'), 'possession');
   assert.is((await m.post('/console/services/museum/touch-assurance', { level: 'pin' })).status, 303);
-  assert.is(level('museum'), 'pin');
+  assert.is(await level('museum'), 'pin');
 });
 
 test.run();

@@ -19,7 +19,7 @@ const test = suite<Ctx>('device lifecycle routes', {} as Ctx);
 test.before(async (ctx) => {
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
 });
 test.after(async (ctx) => ctx.h.close());
 
@@ -35,12 +35,12 @@ test('a device revokes only itself: a body naming another edge is refused, and t
   await enroll(ctx, 'lib-self-2');
   const c = client(ctx, mine);
   assert.is(await codeOf(c.call({ method: 'POST', path: '/v1/device/revoke', body: { edgeId: 'lib-self-2' }, schema: DeviceRevokeResponse, what: 'revoke' })), 'validation_failed');
-  assert.is(ctx.h.hub.devices.get('lib-self-2')?.status, 'active');
-  assert.is(ctx.h.hub.devices.get('lib-self-1')?.status, 'active');
+  assert.is((await ctx.h.hub.devices.get('lib-self-2'))?.status, 'active');
+  assert.is((await ctx.h.hub.devices.get('lib-self-1'))?.status, 'active');
   const r = await c.call({ method: 'POST', path: '/v1/device/revoke', body: { reason: 'stolen' }, schema: DeviceRevokeResponse, what: 'revoke' });
   assert.is(r.value.edgeId, 'lib-self-1');
-  assert.is(ctx.h.hub.devices.get('lib-self-1')?.status, 'revoked');
-  assert.is(ctx.h.hub.devices.get('lib-self-2')?.status, 'active');
+  assert.is((await ctx.h.hub.devices.get('lib-self-1'))?.status, 'revoked');
+  assert.is((await ctx.h.hub.devices.get('lib-self-2'))?.status, 'active');
   // Its certificate is done: the device API refuses it from now on.
   assert.is(await codeOf(c.call({ method: 'GET', path: '/v1/device/config', what: 'config' })), 'unauthorized');
 });

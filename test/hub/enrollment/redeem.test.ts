@@ -7,6 +7,19 @@ import { X509Certificate } from 'node:crypto';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { client, startConsoleHub, type ConsoleHub } from '../console/helpers/console-hub.ts';
 
+/** Asserts that the promise rejects with an error matching `m` (a pattern or a predicate). */
+async function rejects(p: Promise<unknown>, m: RegExp | ((e: { code?: string }) => boolean)): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    if (m instanceof RegExp) assert.match(String((e as Error).message), m);
+    else assert.ok(m(e as { code?: string }), String(e));
+    return;
+  }
+  assert.unreachable('expected a rejection');
+}
+
+
 const test = suite('enrollment tokens');
 const clock = { t: Date.parse('2026-11-25T09:00:00Z') };
 let h: ConsoleHub;
@@ -14,7 +27,7 @@ let csrPem: string;
 
 test.before(async () => {
   h = await startConsoleHub({ clock });
-  h.th.hub.links.createService({ id: 'library', name: 'Library' });
+  await h.th.hub.links.createService({ id: 'library', name: 'Library' });
   csrPem = derToPem((await createDeviceCsr('library-01')).csrDer, 'CERTIFICATE REQUEST');
 });
 test.after(() => h.close());
@@ -25,11 +38,11 @@ const redeem = async (body: unknown) => {
 };
 
 test('a token is redeemed once for a device certificate of its service and edge id; a second use fails', async () => {
-  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-01', by: 'ops' });
+  const t = await h.tokens.issue({ serviceId: 'library', edgeId: 'library-01', by: 'ops' });
   assert.match(t.token, /^mket_[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$/);
   assert.is(t.expiresAt - clock.t, 24 * 3600_000);
   // Only a hash is stored.
-  assert.not.ok(JSON.stringify(h.th.hub.db.prepare('SELECT * FROM enrollment_tokens').all()).includes(t.token.split('.')[1]));
+  assert.not.ok(JSON.stringify(await h.th.hub.store.sql.all('SELECT * FROM enrollment_tokens')).includes(t.token.split('.')[1]));
   const r = await redeem({ token: t.token, edgeId: 'library-01', csrPem });
   assert.is(r.status, 201, JSON.stringify(r.body));
   assert.is(r.body.serviceId, 'library');
@@ -42,13 +55,13 @@ test('a token is redeemed once for a device certificate of its service and edge 
   assert.match(cert.subject, /CN=library-01/);
   assert.match(cert.subject, /OU=library/);
   assert.ok(cert.verify(new X509Certificate(r.body.caPem).publicKey));
-  const dev = h.devices.get('library-01')!;
+  const dev = (await h.devices.get('library-01'))!;
   assert.is(dev.service_id, 'library');
   assert.is(dev.status, 'active');
   const again = await redeem({ token: t.token, edgeId: 'library-01', csrPem });
   assert.is(again.status, 409);
   assert.is(again.body.code, 'enrollment_token_used');
-  const audit = h.repo.auditLog().filter((a) => a.action === 'enrollment.redeem');
+  const audit = (await h.repo.auditLog()).filter((a) => a.action === 'enrollment.redeem');
   assert.equal(
     audit.map((a) => [a.actor, a.outcome]),
     [
@@ -56,20 +69,20 @@ test('a token is redeemed once for a device certificate of its service and edge 
       ['edge:library-01', 'ok'],
     ],
   );
-  assert.is(h.tokens.list('library').find((x) => x.id === t.id)!.state, 'used');
+  assert.is((await h.tokens.list('library')).find((x) => x.id === t.id)!.state, 'used');
 });
 
 test('an expired token is refused with its own code', async () => {
-  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-02', by: 'ops', ttlMs: 3600_000 });
+  const t = await h.tokens.issue({ serviceId: 'library', edgeId: 'library-02', by: 'ops', ttlMs: 3600_000 });
   clock.t += 3600_000;
   const r = await redeem({ token: t.token, edgeId: 'library-02', csrPem });
   assert.is(r.status, 401);
   assert.is(r.body.code, 'enrollment_token_expired');
-  assert.is(h.tokens.list().find((x) => x.id === t.id)!.state, 'expired');
+  assert.is((await h.tokens.list()).find((x) => x.id === t.id)!.state, 'expired');
 });
 
 test('a token is refused for another edge id, when revoked, when unknown or forged', async () => {
-  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-03', by: 'ops' });
+  const t = await h.tokens.issue({ serviceId: 'library', edgeId: 'library-03', by: 'ops' });
   const other = await redeem({ token: t.token, edgeId: 'library-04', csrPem });
   assert.is(other.status, 401);
   assert.is(other.body.code, 'enrollment_token_invalid');
@@ -78,16 +91,16 @@ test('a token is refused for another edge id, when revoked, when unknown or forg
   assert.is(forged.body.code, 'enrollment_token_invalid');
   const unknown = await redeem({ token: `mket_000000000000.${'A'.repeat(43)}`, edgeId: 'library-03', csrPem });
   assert.is(unknown.body.code, 'enrollment_token_invalid');
-  assert.ok(h.tokens.revoke(t.id, 'ops'));
-  assert.not.ok(h.tokens.revoke(t.id, 'ops'));
+  assert.ok(await h.tokens.revoke(t.id, 'ops'));
+  assert.not.ok(await h.tokens.revoke(t.id, 'ops'));
   const revoked = await redeem({ token: t.token, edgeId: 'library-03', csrPem });
   assert.is(revoked.body.code, 'enrollment_token_invalid');
   assert.match(revoked.body.detail, 'revoked');
-  assert.is(h.devices.get('library-03'), undefined);
+  assert.is(await h.devices.get('library-03'), undefined);
 });
 
 test('a bad CSR is refused and leaves the token usable for a good one', async () => {
-  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-05', by: 'ops' });
+  const t = await h.tokens.issue({ serviceId: 'library', edgeId: 'library-05', by: 'ops' });
   const noPem = await redeem({ token: t.token, edgeId: 'library-05', csrPem: 'hello' });
   assert.is(noPem.status, 400);
   assert.is(noPem.body.code, 'csr_invalid');
@@ -104,7 +117,7 @@ test('malformed requests are refused by the schema', async () => {
 });
 
 test('two redemptions of one token at once: exactly one gets a certificate', async () => {
-  const t = h.tokens.issue({ serviceId: 'library', edgeId: 'library-06', by: 'ops' });
+  const t = await h.tokens.issue({ serviceId: 'library', edgeId: 'library-06', by: 'ops' });
   const rs = await Promise.all([1, 2, 3].map(() => redeem({ token: t.token, edgeId: 'library-06', csrPem })));
   assert.equal(rs.map((r) => r.status).sort(), [201, 409, 409]);
 });
@@ -132,9 +145,9 @@ test('the token page shows the device CA fingerprint and the enroll command besi
   assert.match((await c.get('/console/enrollments')).text, "SHA-256 fingerprint of the hub's device CA certificate".replace("'", '&#39;'));
 });
 
-test('issuing checks the service id, edge id and lifetime', () => {
-  assert.throws(() => h.tokens.issue({ serviceId: 'library', edgeId: 'Bad Edge', by: 'ops' }), /edge id/);
-  assert.throws(() => h.tokens.issue({ serviceId: 'library', edgeId: 'ok-edge', by: 'ops', ttlMs: 8 * 86400_000 }), /7 days/);
+test('issuing checks the service id, edge id and lifetime', async () => {
+  await rejects(h.tokens.issue({ serviceId: 'library', edgeId: 'Bad Edge', by: 'ops' }), /edge id/);
+  await rejects(h.tokens.issue({ serviceId: 'library', edgeId: 'ok-edge', by: 'ops', ttlMs: 8 * 86400_000 }), /7 days/);
 });
 
 test('the route is documented in OpenAPI with its error codes', () => {

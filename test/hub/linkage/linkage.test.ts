@@ -74,7 +74,7 @@ test.before(async (ctx) => {
   await ctx.h.hub.start();
   await ctx.h.hub.crlManager.fetchAndApply(ctx.crlUrl); // a first, empty CRL: revocation status known
   // Possession only at the counter (the service's choice): links by the card's certificate.
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false, webhookUrl: `http://127.0.0.1:${(ctx.hookServer.address() as { port: number }).port}/n` });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false, webhookUrl: `http://127.0.0.1:${(ctx.hookServer.address() as { port: number }).port}/n` });
   const csr = await createDeviceCsr('lib-counter-1');
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
   if (!enrolled.ok) throw new Error(enrolled.message);
@@ -178,7 +178,7 @@ test('a renewal with a linkage file: the new card touches to the same service ID
   });
   assert.is(dry.status, 200, JSON.stringify(dry.body));
   assert.equal([dry.body.dryRun, dry.body.carried], [true, [2]]);
-  assert.is(ctx.h.hub.mykeys.currentBinding(a.mykeyId)!.serial_hex, a.cert.serialHex);
+  assert.is((await ctx.h.hub.mykeys.currentBinding(a.mykeyId))!.serial_hex, a.cert.serialHex);
   const r = await importFile(ctx, file.bytes, file.signature);
   assert.is(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.carried, [2]);
@@ -247,15 +247,15 @@ test('a MyKey ID suspended by a superseded CRL entry before the import resumes w
 
 test('a CRL run that matched the old certificate before the import cannot suspend after it', async (ctx) => {
   const e = await holder(ctx, 'LIB-0045');
-  const before = ctx.h.hub.mykeys.currentBinding(e.mykeyId)!;
+  const before = (await ctx.h.hub.mykeys.currentBinding(e.mykeyId))!;
   const next = await renewCertificate(ctx.caDir, e.cert);
   const file = signed(ctx, [{ old: e.cert, next }]);
   assert.equal((await importFile(ctx, file.bytes, file.signature)).body.carried, [2]);
   // The run's write, with what it matched while the old binding was still current.
-  const n = ctx.h.hub.mykeys.applyRevocations([{ bindingId: before.id, mykeyId: e.mykeyId, state: 'current', revokedAt: Date.now(), reason: 'superseded' }], Date.now());
+  const n = await ctx.h.hub.mykeys.applyRevocations([{ bindingId: before.id, mykeyId: e.mykeyId, state: 'current', revokedAt: Date.now(), reason: 'superseded' }], Date.now());
   assert.is(n, 0);
   assert.equal(statusOf(ctx, e.mykeyId), { status: 'active', status_reason: null });
-  assert.is(ctx.h.hub.mykeys.bindingByFingerprint(before.fingerprint)!.revocation_reason, 'superseded');
+  assert.is((await ctx.h.hub.mykeys.bindingByFingerprint(before.fingerprint))!.revocation_reason, 'superseded');
 });
 
 test('refused whole: no signature, a forged signer, a line tampered after signing, too large, a bad header, an unknown issuer', async (ctx) => {
@@ -288,7 +288,7 @@ test('refused whole: no signature, a forged signer, a line tampered after signin
     assert.is(r.body.code, code, name);
   }
   // Nothing was carried; without a token the route is closed.
-  assert.is(ctx.h.hub.mykeys.currentBinding(d.mykeyId)!.serial_hex, d.cert.serialHex);
+  assert.is((await ctx.h.hub.mykeys.currentBinding(d.mykeyId))!.serial_hex, d.cert.serialHex);
   const anon = await http(ctx, '/v1/admin/linkage-imports', { method: 'POST', body: Buffer.from(good.bytes), headers: { 'mykey-linkage-signature': good.signature } });
   assert.is(anon.status, 401);
   // Every refusal is on record with its code.
@@ -368,7 +368,7 @@ test('refused line by line, each with its code, while the good lines are carried
     10: 'linkage_line_malformed',
   });
   assert.equal(statusOf(ctx, lost.mykeyId), { status: 'suspended', status_reason: 'keyCompromise' });
-  for (const x of [mismatch, taken, untrusted, tamperedCert]) assert.is(ctx.h.hub.mykeys.currentBinding(x.mykeyId)!.serial_hex, x.cert.serialHex);
+  for (const x of [mismatch, taken, untrusted, tamperedCert]) assert.is((await ctx.h.hub.mykeys.currentBinding(x.mykeyId))!.serial_hex, x.cert.serialHex);
   await sync(ctx);
   assert.is(touch(ctx, ok1Next), 'LIB-0060');
 });
@@ -391,7 +391,7 @@ test('refused line by line: an expired or revoked new certificate, an old one ca
   const goneNext = await renewCertificate(ctx.caDir, gone.cert);
   const second = signed(ctx, [{ old: gone.cert, next: goneNext }]);
   assert.equal((await importFile(ctx, second.bytes, second.signature)).body.carried, [2]);
-  ctx.h.hub.mykeys.invalidate(gone.mykeyId, Date.now());
+  await ctx.h.hub.mykeys.invalidate(gone.mykeyId, Date.now());
   const goneOther = await ctx.caDir.issue();
 
   const file = signed(ctx, [
@@ -408,7 +408,7 @@ test('refused line by line: an expired or revoked new certificate, an old one ca
   const codes = Object.fromEntries(r.body.refused.map((x: { line: number; code: string }) => [x.line, x.code]));
   assert.equal(codes, { 2: 'linkage_new_cert_invalid', 3: 'linkage_new_cert_revoked', 4: 'linkage_old_superseded', 5: 'linkage_mykey_invalidated', 6: 'linkage_line_duplicate' });
   assert.match(r.body.refused[0].message, 'cert_expired');
-  assert.is(ctx.h.hub.mykeys.currentBinding(moved.mykeyId)!.serial_hex, movedNext.serialHex);
+  assert.is((await ctx.h.hub.mykeys.currentBinding(moved.mykeyId))!.serial_hex, movedNext.serialHex);
 });
 
 test.run();

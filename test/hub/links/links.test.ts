@@ -62,8 +62,8 @@ async function newMyKey(ctx: Ctx) {
   return { cert, mykeyId: ((await r.json()) as { mykeyId: string }).mykeyId };
 }
 
-function log(h: TestHub, serviceId: string): ChangeEntry[] {
-  return h.hub.links.changesAfter(serviceId, 0);
+async function log(h: TestHub, serviceId: string): Promise<ChangeEntry[]> {
+  return await h.hub.links.changesAfter(serviceId, 0);
 }
 
 test('the admin API needs the admin token', async ({ h }) => {
@@ -86,7 +86,7 @@ test('a service links, relinks (replacing) and cancels service IDs; every change
   assert.is(r2.body.replaced, 'L-0001');
   const del = await api(h, 'DELETE', `/v1/services/${s.id}/links/L-0002`, s.token);
   assert.is(del.status, 200, JSON.stringify(del.body));
-  const entries = log(h, s.id);
+  const entries = await log(h, s.id);
   assert.equal(entries.map((e) => e.seq), [1, 2, 3, 4]);
   assert.equal(entries.map((e) => e.kind), ['link', 'unlink', 'link', 'unlink']);
   // Applying the log in order leaves nothing; the keyed identities never show the MyKey ID.
@@ -107,8 +107,8 @@ test('a service ID the service moves to another MyKey ID (move: true) is unlinke
   const b = await newMyKey(ctx);
   await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: a.mykeyId, serviceUserId: 'P-9' });
   await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: b.mykeyId, serviceUserId: 'P-9', move: true });
-  const snap = h.hub.links.snapshot(s.id);
-  const svc = h.hub.links.service(s.id)!;
+  const snap = await h.hub.links.snapshot(s.id);
+  const svc = (await h.hub.links.service(s.id))!;
   const keyA = keyedIdentitySync(svc.sync_secret, 'mykey', a.mykeyId);
   const keyB = keyedIdentitySync(svc.sync_secret, 'mykey', b.mykeyId);
   const map = new Map(snap.entries);
@@ -122,12 +122,12 @@ test('snapshots carry both keyed identities: by MyKey ID and by the current cert
   const s = await newService(ctx, false);
   const a = await newMyKey(ctx);
   await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: a.mykeyId, serviceUserId: 'C-1' });
-  const svc = h.hub.links.service(s.id)!;
-  const cert = h.hub.mykeys.currentCert(a.mykeyId)!;
+  const svc = (await h.hub.links.service(s.id))!;
+  const cert = (await h.hub.mykeys.currentCert(a.mykeyId))!;
   // scrypt-v3: the certificate identity names the issuing key (its AKI), which the hub stored at registration.
   assert.ok(cert.aki && /^[0-9a-f]+$/.test(cert.aki), 'the AKI of the registered certificate is stored');
   const certKey = keyedIdentitySync(svc.sync_secret, 'cert', certIdentityWithKey(cert));
-  const map = new Map(h.hub.links.snapshot(s.id).entries);
+  const map = new Map((await h.hub.links.snapshot(s.id)).entries);
   assert.is(map.get(certKey), 'C-1');
   assert.is(map.size, 2);
 });
@@ -146,7 +146,7 @@ test('a token of one service cannot touch another, and bad input is refused', as
   assert.is(unknown.body.code, 'mykey_id_not_found');
   const bad = await api(h, 'POST', `/v1/services/${s1.id}/links`, s1.token, { mykeyId: a.mykeyId, serviceUserId: 'has space' });
   assert.is(bad.status, 400);
-  assert.is(log(h, s1.id).length, 0);
+  assert.is((await log(h, s1.id)).length, 0);
 });
 
 test('suspension by a CRL, carry-over and invalidation fan out to every linked service', async (ctx) => {
@@ -157,15 +157,15 @@ test('suspension by a CRL, carry-over and invalidation fan out to every linked s
   await api(h, 'POST', `/v1/services/${s1.id}/links`, s1.token, { mykeyId: a.mykeyId, serviceUserId: 'A1' });
   await api(h, 'POST', `/v1/services/${s2.id}/links`, s2.token, { mykeyId: a.mykeyId, serviceUserId: 'A2' });
   // Suspend through the repository, as a CRL run does.
-  const b = h.hub.mykeys.liveBindingBySerial(h.hub.mykeys.currentCert(a.mykeyId)!.issuerKey, h.hub.mykeys.currentCert(a.mykeyId)!.serialHex)!;
-  h.hub.mykeys.applyRevocations([{ bindingId: b.id, mykeyId: a.mykeyId, state: 'current', revokedAt: Date.now(), reason: 'keyCompromise' }], Date.now());
+  const b = (await h.hub.mykeys.liveBindingBySerial((await h.hub.mykeys.currentCert(a.mykeyId))!.issuerKey, (await h.hub.mykeys.currentCert(a.mykeyId))!.serialHex))!;
+  await h.hub.mykeys.applyRevocations([{ bindingId: b.id, mykeyId: a.mykeyId, state: 'current', revokedAt: Date.now(), reason: 'keyCompromise' }], Date.now());
   for (const s of [s1, s2]) {
-    const last = log(h, s.id).at(-1)!;
+    const last = (await log(h, s.id)).at(-1)!;
     assert.is(last.kind, 'suspend');
     assert.is(last.reason, 'keyCompromise');
-    assert.is(new Map(h.hub.links.snapshot(s.id).entries).size, 0);
+    assert.is(new Map((await h.hub.links.snapshot(s.id)).entries).size, 0);
   }
-  const linksNow = h.hub.links.linksOf(a.mykeyId);
+  const linksNow = await h.hub.links.linksOf(a.mykeyId);
   assert.equal(linksNow.map((l) => l.state), ['suspended', 'suspended']);
   // A suspended MyKey ID cannot be linked.
   const r = await api(h, 'POST', `/v1/services/${s1.id}/links`, s1.token, { mykeyId: a.mykeyId, serviceUserId: 'A3' });
@@ -187,8 +187,8 @@ test('the holder sees and removes links with a JPKI proof; invalidation unlinks 
   assert.is(un.status, 200);
   assert.equal(((await un.json()) as typeof view).links.map((l) => l.serviceId), [s2.id]);
   await h.request('/v1/holder/invalidate', { proof: await h.proof(a.cert, 'invalidate') });
-  assert.is(log(h, s2.id).at(-1)!.kind, 'unlink');
-  assert.is(h.hub.links.linksOf(a.mykeyId).length, 0);
+  assert.is((await log(h, s2.id)).at(-1)!.kind, 'unlink');
+  assert.is((await h.hub.links.linksOf(a.mykeyId)).length, 0);
 });
 
 test('a change of MyKey ID rekeys every linked service', async (ctx) => {
@@ -199,11 +199,11 @@ test('a change of MyKey ID rekeys every linked service', async (ctx) => {
   const wanted = a.mykeyId === 'ZZZZZZZZ' ? 'YYYYYYYY' : 'ZZZZZZZZ';
   const r = await h.request('/v1/holder/mykey-id', { proof: await h.proof(a.cert, { purpose: 'change_id', mykeyId: wanted }), mykeyId: wanted });
   assert.is(r.status, 200, await r.clone().text());
-  const svc = h.hub.links.service(s.id)!;
-  const map = new Map(h.hub.links.snapshot(s.id).entries);
+  const svc = (await h.hub.links.service(s.id))!;
+  const map = new Map((await h.hub.links.snapshot(s.id)).entries);
   assert.is(map.get(keyedIdentitySync(svc.sync_secret, 'mykey', wanted)), 'R1');
   assert.is(map.get(keyedIdentitySync(svc.sync_secret, 'mykey', a.mykeyId)), undefined);
-  assert.is(log(h, s.id).at(-1)!.kind, 'id_changed');
+  assert.is((await log(h, s.id)).at(-1)!.kind, 'id_changed');
 });
 
 test('change-log entries go to the MQTT outbox and leave it once published, in order', async (ctx) => {
@@ -221,12 +221,12 @@ test('change-log entries go to the MQTT outbox and leave it once published, in o
   await api(h, 'POST', `/v1/services/${s.id}/links`, s.token, { mykeyId: a.mykeyId, serviceUserId: 'O1' });
   await api(h, 'DELETE', `/v1/services/${s.id}/links/O1`, s.token);
   await h.hub.outbox.drain();
-  assert.ok(h.hub.linkRepo.pendingMqtt().length >= 2, 'nothing is lost while the broker is down');
+  assert.ok((await h.hub.linkRepo.pendingMqtt()).length >= 2, 'nothing is lost while the broker is down');
   fail = false;
   await h.hub.outbox.drain();
   const mine = published.filter((p) => p.topic === serviceLogTopic(s.id)).map((p) => p.seq);
   assert.equal(mine, [1, 2]);
-  assert.is(h.hub.linkRepo.pendingMqtt().length, 0);
+  assert.is((await h.hub.linkRepo.pendingMqtt()).length, 0);
 });
 
 test('services get signed notices (失効連絡), retried until delivered', async (ctx) => {

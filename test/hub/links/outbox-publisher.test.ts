@@ -33,7 +33,7 @@ test.before.each((ctx) => {
   ctx.db = openDatabase(join(ctx.dir, 'hub.sqlite'));
   ctx.repo = createLinkRepo(ctx.db);
   ctx.mykeys = createMyKeyRepo(ctx.db);
-  ctx.links = createLinks({ db: ctx.db, repo: ctx.repo, mykeys: ctx.mykeys });
+  ctx.links = createLinks({ sql: ctx.db, repo: ctx.repo, mykeys: ctx.mykeys });
 });
 test.after.each((ctx) => {
   ctx.db.close();
@@ -41,30 +41,30 @@ test.after.each((ctx) => {
 });
 
 /** Links `count` new MyKey IDs; their keyed identities are stored ahead (random), as prepareKeys would. */
-function linked(ctx: Ctx, serviceId: string, count: number): string[] {
+async function linked(ctx: Ctx, serviceId: string, count: number): Promise<string[]> {
   const users: string[] = [];
   for (let i = 0; i < count; i++) {
     const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
-    const r = ctx.mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
+    const r = await ctx.mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
     if (!('row' in r)) throw new Error('no MyKey ID');
-    for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) ctx.repo.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+    for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await ctx.repo.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
     const serviceUserId = `U-${String(i).padStart(6, '0')}`;
-    ctx.links.link({ serviceId, mykeyId: r.row.id, serviceUserId, by: 'test' });
+    await ctx.links.link({ serviceId, mykeyId: r.row.id, serviceUserId, by: 'test' });
     users.push(serviceUserId);
   }
   return users;
 }
 
 test('a burst goes out as batches under the packet limit, every entry once and in order', async (ctx) => {
-  ctx.links.createService({ id: 'library', name: 'Library' });
-  const users = linked(ctx, 'library', 1500);
-  for (const u of users) ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  await ctx.links.createService({ id: 'library', name: 'Library' });
+  const users = await linked(ctx, 'library', 1500);
+  for (const u of users) await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
   const published: { topic: string; payload: string }[] = [];
   const outbox = createOutboxPublisher({ repo: ctx.repo, log });
   outbox.attach(async (topic, payload) => void published.push({ topic, payload }));
   await outbox.drain();
   outbox.stop();
-  assert.is(ctx.repo.pendingMqtt().length, 0);
+  assert.is((await ctx.repo.pendingMqtt()).length, 0);
   const seqs: number[] = [];
   for (const p of published) {
     assert.ok(Buffer.byteLength(p.payload) <= MAX_SYNC_PAYLOAD_BYTES, 'under the packet limit');
@@ -79,22 +79,22 @@ test('a burst goes out as batches under the packet limit, every entry once and i
 });
 
 test('a lone entry goes out as a v1 entry, which edges not yet upgraded understand', async (ctx) => {
-  ctx.links.createService({ id: 'library', name: 'Library' });
+  await ctx.links.createService({ id: 'library', name: 'Library' });
   const published: string[] = [];
   const outbox = createOutboxPublisher({ repo: ctx.repo, log });
   outbox.attach(async (_topic, payload) => void published.push(payload));
   await outbox.drain();
-  const [u] = linked(ctx, 'library', 1);
+  const [u] = await linked(ctx, 'library', 1);
   await outbox.drain();
-  ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
   await outbox.drain();
   outbox.stop();
   assert.equal(published.map((p) => (JSON.parse(p) as ChangeEntry).seq), [1, 2]);
 });
 
 test('a failed publication keeps its rows; the retry sends them again, nothing lost', async (ctx) => {
-  ctx.links.createService({ id: 'library', name: 'Library' });
-  linked(ctx, 'library', 50);
+  await ctx.links.createService({ id: 'library', name: 'Library' });
+  await linked(ctx, 'library', 50);
   let fail = true;
   const seqs: number[] = [];
   const outbox = createOutboxPublisher({ repo: ctx.repo, log, retryMs: 10_000 });
@@ -103,12 +103,12 @@ test('a failed publication keeps its rows; the retry sends them again, nothing l
     seqs.push(...entriesOf(JSON.parse(payload) as LogMessage).map((e) => e.seq));
   });
   await outbox.drain();
-  assert.is(ctx.repo.pendingMqtt().length, 50);
+  assert.is((await ctx.repo.pendingMqtt()).length, 50);
   fail = false;
   await outbox.drain();
   outbox.stop();
   assert.equal(seqs, Array.from({ length: 50 }, (_, i) => i + 1));
-  assert.is(ctx.repo.pendingMqtt().length, 0);
+  assert.is((await ctx.repo.pendingMqtt()).length, 0);
 });
 
 test('coalescing keeps topics apart, splits at a hole in the seqs and at the size bound', () => {

@@ -21,15 +21,15 @@ const LINKS = 5000;
 const idOf = (i: number) => `N${String(i).padStart(7, '0')}`;
 
 /** Links (and their stored keys, as the hub stores them when it links) written straight to the store. */
-function addLinks(h: TestHub, from: number, n: number): void {
-  const secret = h.hub.linkRepo.service(SERVICE)!.sync_secret;
-  h.hub.db.transaction(() => {
+async function addLinks(h: TestHub, from: number, n: number): Promise<void> {
+  const secret = (await h.hub.linkRepo.service(SERVICE))!.sync_secret;
+  await h.hub.store.sql.tx(async () => {
     for (let i = from; i < from + n; i++) {
-      h.hub.linkRepo.upsertLink(SERVICE, idOf(i), `LIB-${i}`, Date.now(), 'test');
-      h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, `mykey:${idOf(i)}`, keyedId(secret, 'mykey', idOf(i)));
+      await h.hub.linkRepo.upsertLink(SERVICE, idOf(i), `LIB-${i}`, Date.now(), 'test');
+      await h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, `mykey:${idOf(i)}`, keyedId(secret, 'mykey', idOf(i)));
     }
-    h.hub.linkRepo.nextSeq(SERVICE);
-  })();
+    await h.hub.linkRepo.nextSeq(SERVICE);
+  });
 }
 
 /** A MyKey ID registered with the card's proof through the public API. */
@@ -55,12 +55,12 @@ function rawSnapshot(ctx: Ctx, gzip: boolean): Promise<{ status: number; encodin
 test.before(async (ctx) => {
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
   const csr = await createDeviceCsr('lib-counter-1');
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: SERVICE, validityDays: 30 });
   if (!enrolled.ok) throw new Error('enrollment failed');
   ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
-  addLinks(ctx.h, 0, LINKS);
+  await addLinks(ctx.h, 0, LINKS);
 });
 test.after(async (ctx) => ctx.h.close());
 
@@ -68,10 +68,10 @@ test('an edge reads a snapshot of 5,000 links over mutual TLS, gzip-encoded, che
   const client = new HubClient({ hubUrl: ctx.h.hub.addresses.deviceApi!, tls: { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem } });
   const { value } = await client.snapshot();
   assert.is(value.entries.length, LINKS);
-  assert.is(value.seq, ctx.h.hub.links.headSeq(SERVICE));
+  assert.is(value.seq, await ctx.h.hub.links.headSeq(SERVICE));
   assert.is(value.keyScheme, CURRENT_KEY_SCHEME);
-  assert.equal(new Map(value.entries), new Map(ctx.h.hub.links.snapshot(SERVICE).entries));
-  const secret = ctx.h.hub.linkRepo.service(SERVICE)!.sync_secret;
+  assert.equal(new Map(value.entries), new Map((await ctx.h.hub.links.snapshot(SERVICE)).entries));
+  const secret = (await ctx.h.hub.linkRepo.service(SERVICE))!.sync_secret;
   assert.is(new Map(value.entries).get(keyedId(secret, 'mykey', idOf(42))), 'LIB-42');
 
   const plain = await rawSnapshot(ctx, false);
@@ -87,7 +87,7 @@ test('an edge reads a snapshot of 5,000 links over mutual TLS, gzip-encoded, che
 
 test('edges asking at one head share one build; a change makes the next request build anew', async (ctx) => {
   const links = ctx.h.hub.links;
-  addLinks(ctx.h, LINKS, 10); // a new head
+  await addLinks(ctx.h, LINKS, 10); // a new head
   const before = links.snapshotStats();
   const bodies = await Promise.all([links.snapshotBody(SERVICE), links.snapshotBody(SERVICE), links.snapshotBody(SERVICE)]);
   assert.is(links.snapshotStats().builds, before.builds + 1);
@@ -95,7 +95,7 @@ test('edges asking at one head share one build; a change makes the next request 
   assert.is(await links.snapshotBody(SERVICE), bodies[0], 'kept for the next edge at the same head');
   assert.is(links.snapshotStats().hits, before.hits + 1);
 
-  links.unlink({ serviceId: SERVICE, serviceUserId: 'LIB-1', by: 'test', reason: 'test' });
+  await links.unlink({ serviceId: SERVICE, serviceUserId: 'LIB-1', by: 'test', reason: 'test' });
   const next = await links.snapshotBody(SERVICE);
   assert.is.not(next, bodies[0]);
   assert.is(next.seq, bodies[0].seq + 1);
@@ -112,45 +112,49 @@ test('a later head is made from the kept snapshot and the change log, the same a
   const b = await register(h);
   for (const [m, uid] of [[a, 'LIB-A'], [b, 'LIB-B']] as const) {
     await links.prepareKeys(SERVICE, m);
-    links.link({ serviceId: SERVICE, mykeyId: m, serviceUserId: uid, by: 'test' });
+    await links.link({ serviceId: SERVICE, mykeyId: m, serviceUserId: uid, by: 'test' });
   }
-  links.unlink({ serviceId: SERVICE, serviceUserId: 'LIB-2', by: 'test', reason: 'test' });
-  links.link({ serviceId: SERVICE, mykeyId: a, serviceUserId: 'LIB-A2', by: 'test' });
-  h.hub.mykeys.applyRevocations([{ bindingId: h.hub.mykeys.currentBinding(b)!.id, mykeyId: b, state: 'current', revokedAt: Date.now(), reason: 'keyCompromise' }], Date.now());
+  await links.unlink({ serviceId: SERVICE, serviceUserId: 'LIB-2', by: 'test', reason: 'test' });
+  await links.link({ serviceId: SERVICE, mykeyId: a, serviceUserId: 'LIB-A2', by: 'test' });
+  await h.hub.mykeys.applyRevocations([{ bindingId: (await h.hub.mykeys.currentBinding(b))!.id, mykeyId: b, state: 'current', revokedAt: Date.now(), reason: 'keyCompromise' }], Date.now());
   const before = links.snapshotStats();
   const later = await links.snapshotBody(SERVICE);
   assert.is(links.snapshotStats().deltas, before.deltas + 1, 'made from the kept one');
   assert.is(links.snapshotStats().builds, before.builds, 'no full read');
-  assert.is(later.seq, links.headSeq(SERVICE));
+  assert.is(later.seq, await links.headSeq(SERVICE));
   assert.ok(later.seq > kept.seq);
   const parsed = JSON.parse(later.json().toString('utf8')) as Snapshot;
-  const full = links.snapshot(SERVICE);
+  const full = await links.snapshot(SERVICE);
   assert.is(parsed.entries.length, full.entries.length);
   assert.is(later.mappings, full.entries.length);
   assert.equal(new Map(parsed.entries), new Map(full.entries));
-  assert.is(new Map(parsed.entries).get(keyedId(h.hub.linkRepo.service(SERVICE)!.sync_secret, 'mykey', idOf(2))), undefined);
+  assert.is(new Map(parsed.entries).get(keyedId((await h.hub.linkRepo.service(SERVICE))!.sync_secret, 'mykey', idOf(2))), undefined);
   assert.equal(Object.keys(parsed), ['serviceId', 'seq', 'generatedAt', 'entries', 'keyScheme']);
   // A gap in the log (a change written without its entry) is read in full.
-  addLinks(h, 3 * LINKS, 5);
+  await addLinks(h, 3 * LINKS, 5);
   const after = links.snapshotStats();
   const read = await links.snapshotBody(SERVICE);
   assert.is(links.snapshotStats().builds, after.builds + 1);
-  assert.equal(new Map((JSON.parse(read.json().toString('utf8')) as Snapshot).entries), new Map(links.snapshot(SERVICE).entries));
+  assert.equal(new Map((JSON.parse(read.json().toString('utf8')) as Snapshot).entries), new Map((await links.snapshot(SERVICE)).entries));
 });
 
 test('a snapshot read over many turns of the event loop is one state at one head seq', async (ctx) => {
   const links = ctx.h.hub.links;
-  const seq = links.headSeq(SERVICE);
-  const count = links.snapshot(SERVICE).entries.length;
+  const seq = await links.headSeq(SERVICE);
+  const count = (await links.snapshot(SERVICE)).entries.length;
   const building = links.snapshotBody(SERVICE);
-  // The build has read its first page and yielded: links committed now are after its state.
+  // SQLite: the build has read its first page and yielded: links committed now are after its state.
+  // PostgreSQL: its REPEATABLE READ transaction may take its snapshot before or after them (the
+  // connection's round trips): either way the body is one state, its seq and its links together.
   await new Promise((r) => setImmediate(r));
-  addLinks(ctx.h, 2 * LINKS, 1000);
+  await addLinks(ctx.h, 2 * LINKS, 1000);
   const body = await building;
-  assert.is(body.seq, seq);
-  assert.is(body.mappings, count);
+  const onPg = process.env.MYKEY_TEST_STORE === 'pg';
+  if (!onPg) assert.is(body.seq, seq);
+  const before = body.seq === seq;
+  assert.is(body.mappings, before ? count : count + 1000);
   const parsed = JSON.parse(body.json().toString('utf8')) as Snapshot;
-  assert.is(parsed.entries.length, count);
+  assert.is(parsed.entries.length, body.mappings);
   const next = await links.snapshotBody(SERVICE);
   assert.is(next.seq, seq + 1);
   assert.is(next.mappings, count + 1000);
@@ -162,16 +166,16 @@ test('a certificate whose serial is not stored in normal form is keyed by the on
   // Bindings keep serials in normal form; a row that does not (upper case, a leading zero byte)
   // must not get a key under another identity than the edge computes from the card.
   const cert = { fingerprint: 'fp-odd-serial', issuerKey: anchor.issuerKey, issuerKeyId: anchor.keyId, serialHex: '00AB12CD', aki: 'AA11', notAfter: Date.UTC(2030, 0, 1) };
-  h.hub.mykeys.bulkCreate([{ id: 'ODDSERIAL', cert }], Date.now());
-  const secret = h.hub.linkRepo.service(SERVICE)!.sync_secret;
+  await h.hub.mykeys.bulkCreate([{ id: 'ODDSERIAL', cert }], Date.now());
+  const secret = (await h.hub.linkRepo.service(SERVICE))!.sync_secret;
   const identity = certIdentityWithKey({ issuerKey: cert.issuerKey, serialHex: cert.serialHex, aki: cert.aki });
   assert.is(identity, `${cert.issuerKey}:aa11:ab12cd`);
-  h.hub.db.transaction(() => {
-    h.hub.linkRepo.upsertLink(SERVICE, 'ODDSERIAL', 'LIB-ODD', Date.now(), 'test');
-    h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, 'mykey:ODDSERIAL', keyedId(secret, 'mykey', 'ODDSERIAL'));
-    h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, `cert:${identity}`, keyedId(secret, 'cert', identity));
-    h.hub.linkRepo.nextSeq(SERVICE);
-  })();
+  await h.hub.store.sql.tx(async () => {
+    await h.hub.linkRepo.upsertLink(SERVICE, 'ODDSERIAL', 'LIB-ODD', Date.now(), 'test');
+    await h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, 'mykey:ODDSERIAL', keyedId(secret, 'mykey', 'ODDSERIAL'));
+    await h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, `cert:${identity}`, keyedId(secret, 'cert', identity));
+    await h.hub.linkRepo.nextSeq(SERVICE);
+  });
   const map = new Map(JSON.parse((await h.hub.links.snapshotBody(SERVICE)).json().toString('utf8')).entries as [string, string][]);
   assert.is(map.get(keyedId(secret, 'cert', identity)), 'LIB-ODD');
   assert.is(map.get(keyedId(secret, 'mykey', 'ODDSERIAL')), 'LIB-ODD');

@@ -5,6 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
+import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { createConsoleRepo, migrateConsole } from '../../../hub/store/console-repo.ts';
 import type { ChangeEntry } from '../../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
@@ -47,7 +48,7 @@ async function counterProof(ctx: Ctx, edge: Device, cert: IssuedCert, serviceUse
   return { challenge: ch.body.challenge, certificate: certOf(cert), signature: Buffer.from(sig).toString('base64') };
 }
 
-const holderOf = (ctx: Ctx, serviceId: string, serviceUserId: string) => ctx.h.hub.linkRepo.linkByUser(serviceId, serviceUserId)?.mykey_id;
+const holderOf = async (ctx: Ctx, serviceId: string, serviceUserId: string) => (await ctx.h.hub.linkRepo.linkByUser(serviceId, serviceUserId))?.mykey_id;
 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa();
@@ -73,12 +74,12 @@ test("touching one's own card and typing the victim's library number is refused,
   const steal = await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', { identity: { certificate: certOf(thief.cert) }, serviceUserId: 'L-100', proof: await counterProof(ctx, ctx.lib, thief.cert, 'L-100') });
   assert.is(steal.status, 409, JSON.stringify(steal.body));
   assert.is(steal.body.code, 'service_user_id_taken');
-  assert.is(holderOf(ctx, 'library', 'L-100'), victim.mykeyId);
+  assert.is(await holderOf(ctx, 'library', 'L-100'), victim.mykeyId);
   // Without a PIN at a possession-only service, the same.
   assert.is((await deviceRequest(ctx.h.hub, ctx.open, 'POST', '/v1/device/links', { identity: { certificate: certOf(victim.cert) }, serviceUserId: 'P-100' })).status, 201);
   const steal2 = await deviceRequest(ctx.h.hub, ctx.open, 'POST', '/v1/device/links', { identity: { certificate: certOf(thief.cert) }, serviceUserId: 'P-100' });
   assert.is(steal2.body.code, 'service_user_id_taken');
-  assert.is(holderOf(ctx, 'points', 'P-100'), victim.mykeyId);
+  assert.is(await holderOf(ctx, 'points', 'P-100'), victim.mykeyId);
 });
 
 test('a bare MyKey ID is never linked through the device API without the holder proof', async (ctx) => {
@@ -90,7 +91,7 @@ test('a bare MyKey ID is never linked through the device API without the holder 
     const r = await deviceRequest(ctx.h.hub, edge, 'POST', '/v1/device/links', { identity: { mykeyId: victim.mykeyId }, serviceUserId: 'X-1' });
     assert.is(r.status, 403, JSON.stringify(r.body));
     assert.is(r.body.code, 'holder_proof_required');
-    assert.is(holderOf(ctx, svc, 'X-1'), undefined);
+    assert.is(await holderOf(ctx, svc, 'X-1'), undefined);
   }
   // With the holder's proof it links.
   const ok = await deviceRequest(ctx.h.hub, ctx.open, 'POST', '/v1/device/links', { identity: { mykeyId: victim.mykeyId }, serviceUserId: 'X-1', proof: await counterProof(ctx, ctx.open, victim.cert, 'X-1') });
@@ -101,11 +102,11 @@ test('the holder proof at the counter is a per-service setting: off, a certifica
   const p = await person(ctx);
   const noPin = { identity: { certificate: certOf(p.cert) }, serviceUserId: 'L-200' };
   assert.is((await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', noPin)).body.code, 'holder_proof_required');
-  ctx.h.hub.links.setRequireHolderProof('library', false);
+  await ctx.h.hub.links.setRequireHolderProof('library', false);
   try {
     assert.is((await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', noPin)).status, 201);
   } finally {
-    ctx.h.hub.links.setRequireHolderProof('library', true);
+    await ctx.h.hub.links.setRequireHolderProof('library', true);
   }
   const view = await http(ctx, 'GET', '/v1/admin/services', undefined, ADMIN);
   assert.is(view.body.find((s: { id: string }) => s.id === 'library').requireHolderProof, true);
@@ -120,20 +121,19 @@ test("the service's own explicit move works, is audited, and tells the edges", a
   const refused = await http(ctx, 'POST', '/v1/services/points/links', { mykeyId: b.mykeyId, serviceUserId: 'P-300' }, token);
   assert.is(refused.status, 409);
   assert.is(refused.body.code, 'service_user_id_taken');
-  assert.is(holderOf(ctx, 'points', 'P-300'), a.mykeyId);
+  assert.is(await holderOf(ctx, 'points', 'P-300'), a.mykeyId);
   const moved = await http(ctx, 'POST', '/v1/services/points/links', { mykeyId: b.mykeyId, serviceUserId: 'P-300', move: true }, token);
   assert.is(moved.status, 201, JSON.stringify(moved.body));
   assert.is(moved.body.moved, true);
-  assert.is(holderOf(ctx, 'points', 'P-300'), b.mykeyId);
+  assert.is(await holderOf(ctx, 'points', 'P-300'), b.mykeyId);
   // Audited: who (the credential), what, for which service; no MyKey ID or service ID in the audit row.
-  migrateConsole(ctx.h.hub.db);
-  const rows = createConsoleRepo(ctx.h.hub.db).auditLog({ serviceId: 'points' }).filter((r) => r.action === 'link.move');
+  const rows = (await ctx.h.hub.consoleRepo.auditLog({ serviceId: 'points' })).filter((r) => r.action === 'link.move');
   assert.is(rows.length, 1);
   assert.is(rows[0].actor, `api:${cred.body.id}`);
   assert.not.match(JSON.stringify(rows[0]), a.mykeyId);
   assert.not.match(JSON.stringify(rows[0]), 'P-300');
   // The edges are told: the first holder's entry is unlinked with the reason.
-  const entries = ctx.h.hub.links.changesAfter('points', 0) as ChangeEntry[];
+  const entries = await ctx.h.hub.links.changesAfter('points', 0) as ChangeEntry[];
   const unlink = entries.filter((e) => e.kind === 'unlink').at(-1)!;
   assert.is(unlink.reason, 'moved_by_service');
   // The move is for the service's API only: a counter cannot say move.

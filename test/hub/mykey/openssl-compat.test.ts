@@ -16,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'mykey-ossl-'));
 test('an OpenSSL-made JPKI CA, certificate and CRL work end to end at the hub', async () => {
   const ca = await opensslCreateCa(join(dir, 'ca'));
   writeFileSync(join(dir, 'anchor.pem'), ca.certPem);
-  const hub = createHub(
+  const hub = await createHub(
     loadHubConfig({ env: {}, overrides: { dataDir: join(dir, 'data'), jpki: { trustAnchors: [join(dir, 'anchor.pem')] } } }),
     { log: silentLogger },
   );
@@ -31,7 +31,7 @@ test('an OpenSSL-made JPKI CA, certificate and CRL work end to end at the hub', 
   };
   try {
     // A first CRL from `openssl ca -gencrl` gives revocation status.
-    hub.crlManager.apply(await opensslGenCrl(ca), 'openssl');
+    await hub.crlManager.apply(await opensslGenCrl(ca), 'openssl');
     const good = await opensslIssueUserAuthCert(ca);
     const bad = await opensslIssueUserAuthCert(ca);
     const signing = await opensslIssueCert(ca, { profile: 'sign' });
@@ -45,7 +45,7 @@ test('an OpenSSL-made JPKI CA, certificate and CRL work end to end at the hub', 
     assert.ok(['cert_key_usage', 'cert_policy'].includes(r3.body.code), r3.body.code);
     // OpenSSL revokes one; its CRL suspends that MyKey ID with the reason.
     opensslRevoke(ca, bad.serialHex, 'keyCompromise');
-    const run = hub.crlManager.apply(await opensslGenCrl(ca), 'openssl');
+    const run = await hub.crlManager.apply(await opensslGenCrl(ca), 'openssl');
     assert.is(run.newlySuspended, 1);
     const row = hub.db.prepare('SELECT status, status_reason FROM mykey_ids WHERE id = ?').get(r2.body.mykeyId);
     assert.equal(row, { status: 'suspended', status_reason: 'keyCompromise' });

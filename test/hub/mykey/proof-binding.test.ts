@@ -83,8 +83,8 @@ test.before(async (ctx) => {
   ctx.ca = await createTestCa();
   ctx.h = await startTestHub({ ca: ctx.ca, overrides: { http: { port: 0 }, broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
-  ctx.h.hub.links.createService({ id: 'points', name: 'Points' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'points', name: 'Points' });
   ctx.edges = { lib1: await enrollEdge(ctx.h.hub, 'lib-counter-1', 'library'), lib2: await enrollEdge(ctx.h.hub, 'lib-counter-2', 'library'), pts1: await enrollEdge(ctx.h.hub, 'pts-counter-1', 'points') };
   ctx.holder = await issue(ctx.ca);
   ctx.renewed = await issue(ctx.ca);

@@ -20,7 +20,7 @@ async function register(h: TestHub, body: unknown, init?: RequestInit) {
 }
 
 async function mykeyCount(h: TestHub) {
-  return h.hub.db.prepare('SELECT COUNT(*) FROM mykey_ids').pluck().get() as number;
+  return (await h.hub.store.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM mykey_ids'))!.n;
 }
 
 test('registers a MyKey ID for a valid certificate and signature', async ({ h, ca }) => {

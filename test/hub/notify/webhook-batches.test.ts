@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createLinks } from '../../../hub/links/links.ts';
 import { createWebhookSender, type NoticeBatch } from '../../../hub/notify/webhooks.ts';
 import { openDatabase, type Db } from '../../../hub/store/db.ts';
+import { sqlOf } from '../../../hub/store/sql.ts';
 import { createLinkRepo, type LinkRepo } from '../../../hub/store/link-repo.ts';
 import { createMyKeyRepo } from '../../../hub/store/mykey-repo.ts';
 import { silentLogger } from '../../../shared/log.ts';
@@ -48,8 +49,8 @@ test.before.each(async (ctx) => {
     ctx.got.push({ body, id: String(headers['webhook-id']), verified: verifyWebhook(ctx.secret, body, headers).ok, status });
     return status;
   });
-  const links = createLinks({ db: ctx.db, repo: ctx.repo, mykeys: createMyKeyRepo(ctx.db) });
-  ctx.secret = links.createService({ id: 'library', name: 'Library', webhookUrl: ctx.server.url('/n') }).webhookSecret!;
+  const links = createLinks({ sql: ctx.db, repo: ctx.repo, mykeys: createMyKeyRepo(ctx.db) });
+  ctx.secret = (await links.createService({ id: 'library', name: 'Library', webhookUrl: ctx.server.url('/n') })).webhookSecret!;
 });
 test.after.each(async (ctx) => {
   ctx.db.close();
@@ -57,10 +58,10 @@ test.after.each(async (ctx) => {
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-function pending(ctx: Ctx, count: number, from = 1): void {
-  ctx.db.transaction(() => {
-    for (let seq = from; seq < from + count; seq++) ctx.repo.insertWebhook('library', JSON.stringify({ id: `library-${seq}`, type: 'link.suspended', serviceId: 'library', serviceUserId: `U-${seq}`, seq, at: new Date().toISOString() }), Date.now());
-  })();
+async function pending(ctx: Ctx, count: number, from = 1): Promise<void> {
+  await sqlOf(ctx.db).tx(async () => {
+    for (let seq = from; seq < from + count; seq++) await ctx.repo.insertWebhook('library', JSON.stringify({ id: `library-${seq}`, type: 'link.suspended', serviceId: 'library', serviceUserId: `U-${seq}`, seq, at: new Date().toISOString() }), Date.now());
+  });
 }
 const noticesOf = (body: string): Notice[] => {
   const b = JSON.parse(body) as NoticeBatch | Notice;
@@ -68,7 +69,7 @@ const noticesOf = (body: string): Notice[] => {
 };
 
 test('many pending notices go as signed batches, several in flight, each notice once', async (ctx) => {
-  pending(ctx, 1000);
+  await pending(ctx, 1000);
   const s = createWebhookSender({ repo: ctx.repo, log: silentLogger, allowPrivateTargets: true, allowHttp: true, batchSize: 100, inFlight: 3 });
   assert.is(await s.deliverDue(), 1000);
   await s.stop();
@@ -78,16 +79,16 @@ test('many pending notices go as signed batches, several in flight, each notice 
   assert.is(ctx.maxInFlight, 3);
   const seqs = ctx.got.flatMap((g) => noticesOf(g.body).map((n) => n.seq)).sort((a, b) => a - b);
   assert.equal(seqs, Array.from({ length: 1000 }, (_, i) => i + 1));
-  assert.is(ctx.repo.webhookHealth('library').pending, 0);
+  assert.is((await ctx.repo.webhookHealth('library')).pending, 0);
 });
 
 test('a refused batch keeps its notices, which go again on the retry', async (ctx) => {
-  pending(ctx, 250);
+  await pending(ctx, 250);
   ctx.answers = [503];
   const s = createWebhookSender({ repo: ctx.repo, log: silentLogger, allowPrivateTargets: true, allowHttp: true, batchSize: 100, inFlight: 3, baseDelayMs: 200 });
   const first = await s.deliverDue();
   assert.is(first, 150, 'two of the three batches were taken');
-  const health = ctx.repo.webhookHealth('library');
+  const health = await ctx.repo.webhookHealth('library');
   assert.is(health.pending, 100);
   assert.match(health.last_error ?? '', 'HTTP 503');
   assert.is(await s.deliverDue(), 0, 'not due before its retry time');
@@ -100,7 +101,7 @@ test('a refused batch keeps its notices, which go again on the retry', async (ct
 });
 
 test('a lone pending notice goes as the notice itself, with its own webhook id', async (ctx) => {
-  pending(ctx, 1);
+  await pending(ctx, 1);
   const s = createWebhookSender({ repo: ctx.repo, log: silentLogger, allowPrivateTargets: true, allowHttp: true });
   assert.is(await s.deliverDue(), 1);
   await s.stop();

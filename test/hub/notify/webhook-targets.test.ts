@@ -70,7 +70,7 @@ test('the operator API refuses a service created with a non-public webhook URL: 
     const r = await api(strict, 'POST', '/v1/admin/services', { id: `svc-p${++n}`, name: 'x', webhookUrl: url });
     assert.is(r.status, 422, url);
     assert.is(r.body?.code, 'webhook_url_private', url);
-    assert.is(strict.hub.links.service(`svc-p${n}`), undefined, `${url}: no service was made`);
+    assert.is(await strict.hub.links.service(`svc-p${n}`), undefined, `${url}: no service was made`);
   }
 });
 
@@ -85,7 +85,7 @@ test('the operator API refuses a webhook updated to a non-public URL, and plain 
   assert.is(http.body?.code, 'webhook_url_insecure');
   const creds = await api(strict, 'PUT', '/v1/admin/services/svc-upd/webhook', { url: 'https://user:pw@hooks.example.com/in' });
   assert.is(creds.body?.code, 'webhook_url_invalid');
-  assert.is(strict.hub.links.service('svc-upd')!.webhook_url, 'https://hooks.example.com/in', 'the webhook is unchanged');
+  assert.is((await strict.hub.links.service('svc-upd'))!.webhook_url, 'https://hooks.example.com/in', 'the webhook is unchanged');
   assert.is((await api(strict, 'PUT', '/v1/admin/services/svc-upd/webhook', { url: 'https://hooks2.example.com/in' })).status, 200, 'a public https URL is fine');
 });
 
@@ -100,11 +100,11 @@ test('the console refuses a service created or updated with a link-local URL', a
     const created = await c.post('/console/services', { id: 'svc-con', name: 'Console', webhookUrl: 'https://169.254.169.254/latest' });
     assert.is(created.status, 422);
     assert.match(created.text, 'link-local');
-    assert.is(h.th.hub.links.service('svc-con'), undefined);
+    assert.is(await h.th.hub.links.service('svc-con'), undefined);
     assert.is((await c.post('/console/services', { id: 'svc-con', name: 'Console', webhookUrl: 'https://hooks.example.com/in' })).status, 303);
     const updated = await c.post('/console/services/svc-con/webhook', { url: 'https://[fe80::1]/hook' });
     assert.is(updated.status, 400);
-    assert.is(h.th.hub.links.service('svc-con')!.webhook_url, 'https://hooks.example.com/in');
+    assert.is((await h.th.hub.links.service('svc-con'))!.webhook_url, 'https://hooks.example.com/in');
   } finally {
     await h?.close();
   }
@@ -125,12 +125,12 @@ test('a name that resolves to a private address at delivery is not delivered to,
   // The attacker's DNS answered a public address when the URL was set; now it answers loopback.
   const rebinding: WebhookLookup = async (host) => (host === 'rebind.example' ? [{ address: '127.0.0.1', family: 4 }] : []);
   const sender = createWebhookSender({ repo: strict.hub.linkRepo, log: silentLogger, lookup: rebinding, baseDelayMs: 10, maxDelayMs: 50 });
-  strict.hub.linkRepo.insertWebhook('svc-rebind', JSON.stringify({ type: 'link.unlinked', serviceId: 'svc-rebind' }), Date.now());
+  await strict.hub.linkRepo.insertWebhook('svc-rebind', JSON.stringify({ type: 'link.unlinked', serviceId: 'svc-rebind' }), Date.now());
   const before = received.length;
   assert.is(await sender.deliverDue(), 0);
   await sender.stop();
   assert.is(received.length, before, 'nothing reached the loopback receiver');
-  const health = strict.hub.linkRepo.webhookHealth('svc-rebind');
+  const health = await strict.hub.linkRepo.webhookHealth('svc-rebind');
   assert.is(health.pending, 1);
   assert.match(health.last_error ?? '', /^webhook_url_private/);
   const view = (await api(strict, 'GET', '/v1/admin/services')).body as unknown as { id: string; webhook: { lastError: string } }[];
@@ -144,10 +144,10 @@ test('a mixed answer (one public, one private address) is refused too', async ()
   ];
   const sender = createWebhookSender({ repo: strict.hub.linkRepo, log: silentLogger, lookup: mixed });
   assert.is((await api(strict, 'POST', '/v1/admin/services', { id: 'svc-mixed', name: 'x', webhookUrl: 'https://mixed.example/hook' })).status, 201);
-  strict.hub.linkRepo.insertWebhook('svc-mixed', '{}', Date.now());
+  await strict.hub.linkRepo.insertWebhook('svc-mixed', '{}', Date.now());
   await sender.deliverDue();
   await sender.stop();
-  assert.match(strict.hub.linkRepo.webhookHealth('svc-mixed').last_error ?? '', /^webhook_url_private/);
+  assert.match((await strict.hub.linkRepo.webhookHealth('svc-mixed')).last_error ?? '', /^webhook_url_private/);
 });
 
 test('where allowed, delivery connects to the address the lookup checked, and the notice verifies', async () => {
@@ -159,7 +159,7 @@ test('where allowed, delivery connects to the address the lookup checked, and th
     const lookup: WebhookLookup = async (host) => (host === 'counter.internal' ? [{ address: '127.0.0.1', family: 4 }] : []);
     const sender = createWebhookSender({ repo: h.hub.linkRepo, log: silentLogger, lookup, allowPrivateTargets: true });
     const event = JSON.stringify({ type: 'link.suspended', serviceId: 'svc-int' });
-    h.hub.linkRepo.insertWebhook('svc-int', event, Date.now());
+    await h.hub.linkRepo.insertWebhook('svc-int', event, Date.now());
     const before = received.length;
     assert.is(await sender.deliverDue(), 1);
     await sender.stop();

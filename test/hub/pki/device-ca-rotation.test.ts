@@ -76,7 +76,7 @@ async function brokerConnect(hub: Hub, e: Edge, tls: HubTls = e.tls): Promise<st
 test.before(async (ctx) => {
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   await ctx.h.hub.start();
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   ctx.oldCaPem = ctx.h.hub.deviceCa!.certPem;
   ctx.edge = await enroll(ctx.h.hub, 'lib-rot-1');
   ctx.spare = await enroll(ctx.h.hub, 'lib-rot-2');
@@ -102,7 +102,7 @@ test('a hub still running when its CA is rotated signs nothing more with the ret
   // Restart on the same data directory: the new CA is the issuer from now on.
   await ctx.h.hub.stop();
   const config = loadHubConfig({ env: {}, overrides: { ...ctx.h.hub.config, http: { ...ctx.h.hub.config.http, port: 0 } } });
-  ctx.hub2 = createHub(config, { log: silentLogger });
+  ctx.hub2 = await createHub(config, { log: silentLogger });
   await ctx.hub2.start();
   assert.is(ctx.hub2.deviceCa!.certPem, r.certPem);
   assert.not.equal(ctx.hub2.deviceCa!.certPem, ctx.oldCaPem);

@@ -132,7 +132,7 @@ test.before(async (ctx) => {
   ctx.ocsp = await startOcspResponder({ ca: ctx.ca, status: (s) => ctx.truth.get(s), forge: () => ctx.forge });
   ctx.missing = await hubFor(ctx);
   ctx.stale = await hubFor(ctx);
-  ctx.stale.th.hub.crlManager.apply(await staleCrl(ctx, []), 'stale');
+  await ctx.stale.th.hub.crlManager.apply(await staleCrl(ctx, []), 'stale');
 });
 
 test.after(async (ctx) => {
@@ -264,7 +264,7 @@ test('an OCSP "good" signed by the CA never overrides a CRL "revoked", with the 
   const h = await hubFor(ctx);
   try {
     const superseded = await issueUserAuthCert(ctx.ca);
-    h.th.hub.crlManager.apply(
+    await h.th.hub.crlManager.apply(
       await staleCrl(ctx, [
         { serial: ctx.revoked.serial, reason: 'keyCompromise' },
         { serial: superseded.serial, reason: 'superseded' },

@@ -19,9 +19,9 @@ const test = suite<Ctx>('console releases page', {} as Ctx);
 test.before(async (ctx) => {
   ctx.keys = generateReleaseKeys();
   ctx.h = await startTestHub({ overrides: { admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   for (const [name, role, service] of [['ops', 'operator'], ['libadmin', 'service-admin', 'library']] as const) {
-    const code = await runConsoleCli(['add-operator', name, '--role', role, ...(service ? ['--service', service] : [])], ctx.h.hub.db, { out: () => undefined, readPassword: async () => PASSWORD });
+    const code = await runConsoleCli(['add-operator', name, '--role', role, ...(service ? ['--service', service] : [])], ctx.h.hub.store, { out: () => undefined, readPassword: async () => PASSWORD });
     assert.is(code, 0);
   }
   const bundle = Buffer.alloc(1000, 1);
@@ -44,14 +44,14 @@ test('an operator starts a rollout from the console, sees edge states live, and 
   assert.match(bad.text, /release_wrong_service/);
   const ok = await b.post('/console/releases/rollouts', { version: '1.5.0', serviceId: 'library', percent: '50', maxFailures: '2', edges: '' });
   assert.is(ok.status, 200, ok.text.slice(0, 300));
-  const id = ctx.h.hub.releaseRepo.rollouts()[0].id;
-  ctx.h.hub.releases.report('lib-9', 'library', { running: '1.4.0', state: 'downloading', version: '1.5.0' });
+  const id = (await ctx.h.hub.releaseRepo.rollouts())[0].id;
+  await ctx.h.hub.releases.report('lib-9', 'library', { running: '1.4.0', state: 'downloading', version: '1.5.0' });
   const live = await b.get('/console/releases');
   assert.match(live.text, /data-edge="lib-9"/);
   assert.match(live.text, /downloading/);
   const halted = await b.post(`/console/releases/rollouts/${id}/halt`, {});
   assert.is(halted.status, 200);
-  assert.is(ctx.h.hub.releaseRepo.rollout(id)?.state, 'halted');
+  assert.is((await ctx.h.hub.releaseRepo.rollout(id))?.state, 'halted');
   // Without the CSRF token the form is refused.
   const forged = await b.post('/console/releases/rollouts', { version: '1.5.0' }, { csrf: null });
   assert.is(forged.status, 403);

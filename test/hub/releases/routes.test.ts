@@ -108,7 +108,7 @@ test('a halted rollout offers nothing; a rollout halts itself at its failure thr
   assert.is((await op(ctx, 'POST', `/v1/admin/rollouts/${id}/halt`)).body.code, 'conflict');
   assert.equal(JSON.parse((await device(ctx, '/v1/device/update')).body.toString()), { release: null });
   const again = await op(ctx, 'POST', '/v1/admin/rollouts', { version: '1.0.1', edges: ['lib-1'], maxFailures: 1 });
-  ctx.h.hub.releases.report('lib-1', 'library', { running: '1.0.0', state: 'refused', version: '1.0.1', code: 'release_digest_mismatch', reason: 'test' });
+  await ctx.h.hub.releases.report('lib-1', 'library', { running: '1.0.0', state: 'refused', version: '1.0.1', code: 'release_digest_mismatch', reason: 'test' });
   const v = (await op(ctx, 'GET', `/v1/admin/rollouts/${again.body.id}`)).body;
   assert.is(v.state, 'halted');
   assert.match(v.haltedReason, /release_digest_mismatch/);
@@ -118,7 +118,7 @@ test('a halted rollout offers nothing; a rollout halts itself at its failure thr
 test('an edge reports its update state over mutual TLS; a malformed report is refused', async (ctx) => {
   const good = await device(ctx, '/v1/device/update', {}, ctx.edge, JSON.stringify({ running: '1.0.1', state: 'installed', version: '1.0.1' }));
   assert.is(good.status, 204);
-  assert.is(ctx.h.hub.releaseRepo.edge('lib-1')?.state, 'installed');
+  assert.is((await ctx.h.hub.releaseRepo.edge('lib-1'))?.state, 'installed');
   for (const bad of [{ running: 'latest', state: 'installed' }, { running: '1.0.1', state: 'pwned' }, { running: '1.0.1', state: 'refused', code: 'Not A Code' }, { running: '1.0.1', state: 'idle', extra: 1 }]) {
     const r = await device(ctx, '/v1/device/update', {}, ctx.edge, JSON.stringify(bad));
     assert.is(r.status, 400, JSON.stringify(bad));
@@ -126,7 +126,7 @@ test('an edge reports its update state over mutual TLS; a malformed report is re
   }
   const anon = await device(ctx, '/v1/device/update', {}, {}, JSON.stringify({ running: '1.0.1', state: 'failed' }));
   assert.is(JSON.parse(anon.body.toString()).code, 'device_cert_required');
-  assert.is(ctx.h.hub.releaseRepo.edge('lib-1')?.state, 'installed');
+  assert.is((await ctx.h.hub.releaseRepo.edge('lib-1'))?.state, 'installed');
 });
 
 test('a percentage rollout picks a stable share of the edges', () => {

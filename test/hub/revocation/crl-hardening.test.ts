@@ -82,8 +82,8 @@ async function hubOf(ctx: Ctx, overrides: Record<string, unknown> = {}): Promise
   return h;
 }
 
-function statusOf(h: TestHub, mykeyId: string): string {
-  const r = h.hub.db.prepare('SELECT status, status_reason FROM mykey_ids WHERE id = ?').get(mykeyId) as { status: string; status_reason: string | null };
+async function statusOf(h: TestHub, mykeyId: string): Promise<string> {
+  const r = (await h.hub.store.sql.get<{ status: string; status_reason: string | null }>('SELECT status, status_reason FROM mykey_ids WHERE id = ?', [mykeyId]))!;
   return r.status_reason ? `${r.status}:${r.status_reason}` : r.status;
 }
 
@@ -106,12 +106,12 @@ test('a CA key rollover under one name: the same serial under the new key is ano
     // Both keys publish a full CRL; the new key revokes the serial.
     assert.is(await fetchCrl(ctx, h, await crlOf(ctx.old, [])), 'applied');
     assert.is(await fetchCrl(ctx, h, await crlOf(ctx.next, [revoked(underNew)])), 'applied');
-    assert.is(statusOf(h, b.mykeyId!), 'suspended:keyCompromise');
-    assert.is(statusOf(h, a.mykeyId!), 'active');
+    assert.is(await statusOf(h, b.mykeyId!), 'suspended:keyCompromise');
+    assert.is(await statusOf(h, a.mykeyId!), 'active');
     // Two CRLs, one per key, side by side; the old key's still says the old certificate is good.
     assert.is(h.hub.crlManager.crls.size, 2);
     assert.is(h.hub.crlManager.crls.get(h.hub.anchors[0].keyId)?.lookup(underOld.serialHex), undefined);
-    const rowsByKey = h.hub.db.prepare('SELECT issuer_key_id, revoked_at IS NOT NULL AS revoked FROM cert_bindings ORDER BY id').all() as { issuer_key_id: string; revoked: number }[];
+    const rowsByKey = await h.hub.store.sql.all<{ issuer_key_id: string; revoked: number }>('SELECT issuer_key_id, CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END AS revoked FROM cert_bindings ORDER BY id');
     assert.equal(rowsByKey, [
       { issuer_key_id: Buffer.from(ctx.old.subjectKeyId).toString('hex'), revoked: 0 },
       { issuer_key_id: Buffer.from(ctx.next.subjectKeyId).toString('hex'), revoked: 1 },
@@ -122,7 +122,7 @@ test('a CA key rollover under one name: the same serial under the new key is ano
 
     // Now the old key revokes the serial too: only then is the first holder suspended.
     assert.is(await fetchCrl(ctx, h, await crlOf(ctx.old, [revoked(underOld, 'superseded')])), 'applied');
-    assert.is(statusOf(h, a.mykeyId!), 'suspended:superseded');
+    assert.is(await statusOf(h, a.mykeyId!), 'suspended:superseded');
   } finally {
     await h.close();
   }
@@ -155,21 +155,21 @@ test('CRLs that are not the full CRL, carry critical extensions they cannot be r
     const cleared = await issue(ctx.old);
     const clearedId = (await register(h, cleared)).mykeyId!;
     assert.is(await fetchCrl(ctx, h, await crlOf(ctx.old, [revoked(cleared)])), 'applied');
-    assert.is(statusOf(h, clearedId), 'suspended:keyCompromise');
+    assert.is(await statusOf(h, clearedId), 'suspended:keyCompromise');
     const full = h.hub.crlManager.crls.get(h.hub.anchors[0].keyId)!;
     for (const [name, code, make] of attacks) {
       const listed = await issue(ctx.old);
       const listedId = (await register(h, listed)).mykeyId!;
       const got = await fetchCrl(ctx, h, await make(ctx, listed));
       assert.is(got, code, name);
-      assert.is(statusOf(h, listedId), 'active', name);
+      assert.is(await statusOf(h, listedId), 'active', name);
       // The full CRL stays the one in use: it still says `cleared` is revoked.
       const now = h.hub.crlManager.crls.get(h.hub.anchors[0].keyId)!;
       assert.is(now, full, name);
       assert.ok(now.lookup(cleared.serialHex), name);
       assert.is((await register(h, cleared)).code, 'cert_revoked', name);
       // The run record says why.
-      const run = h.hub.revocations.recentRuns(1)[0];
+      const run = (await h.hub.revocations.recentRuns(1))[0];
       assert.is(run.ok, 0, name);
       assert.is(run.code, code, name);
       assert.ok(run.error?.startsWith(`${code}: `), `${name}: ${run.error}`);
@@ -178,7 +178,7 @@ test('CRLs that are not the full CRL, carry critical extensions they cannot be r
     const userOnly = await issue(ctx.old);
     const userOnlyId = (await register(h, userOnly)).mykeyId!;
     assert.is(await fetchCrl(ctx, h, await crlOf(ctx.old, [revoked(cleared), revoked(userOnly)], { issuingDistributionPoint: { onlyContainsUserCerts: true } })), 'applied');
-    assert.is(statusOf(h, userOnlyId), 'suspended:keyCompromise');
+    assert.is(await statusOf(h, userOnlyId), 'suspended:keyCompromise');
   } finally {
     await h.close();
   }
@@ -193,14 +193,14 @@ test('a CRL already past nextUpdate plus grace is applied with a warning in the 
     ctx.serve = late;
     const run = await h.hub.crlManager.fetchAndApply(ctx.url);
     assert.match(run.warning ?? '', /past its nextUpdate/);
-    assert.is(statusOf(h, id), 'suspended:keyCompromise');
-    assert.match(h.hub.revocations.recentRuns(1)[0].warning ?? '', /past its nextUpdate/);
+    assert.is(await statusOf(h, id), 'suspended:keyCompromise');
+    assert.match((await h.hub.revocations.recentRuns(1))[0].warning ?? '', /past its nextUpdate/);
     assert.is(await fetchCrl(ctx, h, await crlOf(ctx.old, [], { baseCrlNumber: 1n })), 'crl_delta_unsupported');
 
     // The operator command reads the same database.
     await h.hub.stop();
     const config = join(h.dir, 'hub.json');
-    writeFileSync(config, JSON.stringify({ dataDir: h.dir, jpki: { trustAnchors: h.hub.config.jpki.trustAnchors } }));
+    writeFileSync(config, JSON.stringify({ dataDir: h.dir, store: h.hub.config.store, jpki: { trustAnchors: h.hub.config.jpki.trustAnchors } }));
     const out = spawnSync(process.execPath, ['--import', 'tsx', 'hub/cli.ts', 'revocation-runs', '--config', config], { encoding: 'utf8', timeout: 60_000 });
     assert.is(out.status, 0, out.stderr);
     assert.match(out.stdout, /FAIL .*refused: crl_delta_unsupported: a delta CRL/);

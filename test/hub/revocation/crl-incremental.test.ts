@@ -28,56 +28,56 @@ async function crl(ctx: { h: TestHub; number: bigint }, serials: string[]): Prom
   });
 }
 
-const status = (h: TestHub, id: string) => h.hub.mykeys.get(id)?.status;
+const status = async (h: TestHub, id: string) => (await h.hub.mykeys.get(id))?.status;
 
 test('a first CRL is matched against every binding, the next ones only on what is new', async (ctx) => {
   const { h } = ctx;
   const serials = Array.from({ length: 3000 }, (_, i) => (0x4000_0000 + i).toString(16));
-  h.hub.mykeys.bulkCreate(serials.map((s, i) => ({ id: `INC${i}`, cert: certOf(h, s) })), Date.now());
+  await h.hub.mykeys.bulkCreate(serials.map((s, i) => ({ id: `INC${i}`, cert: certOf(h, s) })), Date.now());
   const first = await h.hub.crlManager.applyAsync(await crl(ctx, ['7fff0001', serials[10], serials[2500]]), 'first');
   assert.is(first.matched, 2);
   assert.is(first.newlySuspended, 2);
-  assert.is(status(h, 'INC10'), 'suspended');
+  assert.is(await status(h, 'INC10'), 'suspended');
   // The same entries and two new ones: only the new ones are matched.
   const second = await h.hub.crlManager.applyAsync(await crl(ctx, ['7fff0001', serials[10], serials[2500], serials[7], serials[2999]]), 'second');
   assert.is(second.matched, 2);
-  assert.is(status(h, 'INC7'), 'suspended');
-  assert.is(status(h, 'INC2999'), 'suspended');
-  assert.is(status(h, 'INC8'), 'active');
+  assert.is(await status(h, 'INC7'), 'suspended');
+  assert.is(await status(h, 'INC2999'), 'suspended');
+  assert.is(await status(h, 'INC8'), 'active');
   // Nothing new: nothing matched.
   const third = await h.hub.crlManager.applyAsync(await crl(ctx, ['7fff0001', serials[10], serials[2500], serials[7], serials[2999]]), 'third');
   assert.is(third.matched, 0);
-  assert.is(h.hub.mykeys.counts().suspended, 4);
+  assert.is((await h.hub.mykeys.counts()).suspended, 4);
 });
 
 test('a certificate bound after a run, whose serial that CRL already listed, is caught by the next run', async (ctx) => {
   const { h } = ctx;
   // The race: the CRL listing it is applied while the registration (checked against the CRL before) commits.
   const late = '7fff0001';
-  h.hub.mykeys.bulkCreate([{ id: 'LATE1', cert: certOf(h, late) }], Date.now());
+  await h.hub.mykeys.bulkCreate([{ id: 'LATE1', cert: certOf(h, late) }], Date.now());
   const run = await h.hub.crlManager.applyAsync(await crl(ctx, ['7fff0001']), 'after the race');
   assert.is(run.matched, 1);
-  assert.is(status(h, 'LATE1'), 'suspended');
+  assert.is(await status(h, 'LATE1'), 'suspended');
 });
 
 test('the synchronous apply and the chunked one agree, and a restart keeps matching incrementally', async (ctx) => {
   const { h } = ctx;
   const serials = Array.from({ length: 2500 }, (_, i) => (0x5000_0000 + i).toString(16));
-  h.hub.mykeys.bulkCreate(serials.map((s, i) => ({ id: `SYN${i}`, cert: certOf(h, s) })), Date.now());
+  await h.hub.mykeys.bulkCreate(serials.map((s, i) => ({ id: `SYN${i}`, cert: certOf(h, s) })), Date.now());
   // More revocations than one write chunk holds (chunks are sized to a few milliseconds): several short transactions.
   const listed = ['7fff0001', ...serials.slice(0, 2100)];
-  const r = h.hub.crlManager.apply(await crl(ctx, listed), 'sync');
+  const r = await h.hub.crlManager.apply(await crl(ctx, listed), 'sync');
   assert.is(r.matched, 2100);
   assert.is(r.newlySuspended, 2100);
-  assert.is(h.hub.db.prepare("SELECT COUNT(*) FROM cert_bindings WHERE serial_hex LIKE '5%' AND revoked_at IS NOT NULL").pluck().get(), 2100);
+  assert.is((await h.hub.store.sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM cert_bindings WHERE serial_hex LIKE '5%' AND revoked_at IS NOT NULL"))!.n, 2100);
   // The mark covers every binding so far.
-  const mark = h.hub.revocations.mark(h.hub.anchors[0].keyId);
-  assert.is(mark?.binding_mark, h.hub.mykeys.maxBindingId());
+  const mark = await h.hub.revocations.mark(h.hub.anchors[0].keyId);
+  assert.is(mark?.binding_mark, await h.hub.mykeys.maxBindingId());
   // The counts kept by triggers agree with the tables.
   const counted = Object.fromEntries(
-    (h.hub.db.prepare('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status').all() as { status: string; n: number }[]).map((x) => [x.status, x.n]),
+    (await h.hub.store.sql.all<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status')).map((x) => [x.status, x.n]),
   );
-  const kept = h.hub.mykeys.counts();
+  const kept = await h.hub.mykeys.counts();
   assert.is(kept.active, counted.active ?? 0);
   assert.is(kept.suspended, counted.suspended ?? 0);
 });

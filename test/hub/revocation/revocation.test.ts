@@ -10,6 +10,19 @@ import { startOcspResponder } from '../../../provisioning/test-ca/ocsp-responder
 import { initCaDir, type CaDir } from '../../../provisioning/test-ca/store.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 
+/** Asserts that the promise rejects with an error matching `m` (a pattern or a predicate). */
+async function rejects(p: Promise<unknown>, m: RegExp | ((e: { code?: string }) => boolean)): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    if (m instanceof RegExp) assert.match(String((e as Error).message), m);
+    else assert.ok(m(e as { code?: string }), String(e));
+    return;
+  }
+  assert.unreachable('expected a rejection');
+}
+
+
 interface Ctx {
   caDir: CaDir;
   dir: string;
@@ -76,7 +89,7 @@ test('a fetched CRL suspends the MyKey ID of a newly revoked certificate, with i
     assert.is(r.body.code, 'cert_revoked');
     assert.match(r.body.detail, 'keyCompromise');
     // Runs are recorded.
-    const runs = h.hub.revocations.recentRuns(10);
+    const runs = await h.hub.revocations.recentRuns(10);
     assert.ok(runs.length >= 3);
     assert.is(runs[0].ok, 1);
   } finally {
@@ -150,7 +163,7 @@ test('an older CRL never undoes a newer one, and a failed fetch is recorded', as
     } catch (e) {
       assert.is((e as { code?: string }).code, 'crl_fetch_failed');
     }
-    const runs = h.hub.revocations.recentRuns(2);
+    const runs = await h.hub.revocations.recentRuns(2);
     assert.is(runs[0].ok, 0);
     assert.match(runs[0].error ?? '', 'HTTP 500');
   } finally {
@@ -163,9 +176,9 @@ test('a CRL of another issuer is refused and changes nothing', async (ctx) => {
   const other = await initCaDir(join(ctx.dir, 'other'), { ouSuffix: ' other' });
   const h = await startTestHub({ ca: ctx.caDir.ca });
   try {
-    assert.throws(() => h.hub.crlManager.apply(new Uint8Array(0), 'empty'), (e: { code?: string }) => e.code === 'crl_malformed');
+    await rejects(h.hub.crlManager.apply(new Uint8Array(0), 'empty'), (e: { code?: string }) => e.code === 'crl_malformed');
     const der = await other.publishCrl();
-    assert.throws(() => h.hub.crlManager.apply(der, 'other'), (e: { code?: string }) => e.code === 'crl_unknown_issuer');
+    await rejects(h.hub.crlManager.apply(der, 'other'), (e: { code?: string }) => e.code === 'crl_unknown_issuer');
     assert.is(h.hub.crlManager.crls.size, 0);
   } finally {
     await h.close();
@@ -186,7 +199,7 @@ test('the scheduled check fetches the configured source, and a restarted hub rel
   // A new hub over the same data directory knows revocation status before any fetch.
   const { createHub } = await import('../../../hub/main.ts');
   const { silentLogger } = await import('../../../shared/log.ts');
-  const again = createHub(h.hub.config, { log: silentLogger });
+  const again = await createHub(h.hub.config, { log: silentLogger });
   try {
     assert.is(again.crlManager.crls.size, 1);
   } finally {

@@ -95,15 +95,15 @@ test('a backup taken while the hub runs restores into a new data directory with 
   // A hub started on the restored directory knows the same holders.
   const anchor = join(work, 'anchor.pem');
   writeFileSync(anchor, toPem(t.ca.certDer, 'CERTIFICATE'));
-  const restored = createHub(
+  const restored = await createHub(
     loadHubConfig({ env: {}, overrides: { dataDir: restoredDir, http: { port: 0 }, broker: { port: 0 }, devices: { httpsPort: 0 }, jpki: { trustAnchors: [anchor], requireRevocationStatus: false } } }),
     { log: silentLogger },
   );
   await restored.start();
   try {
     assert.is(restored.deviceCa!.certPem, t.hub.deviceCa!.certPem, 'the restored hub signs with the same device CA');
-    for (const id of ids) assert.is(restored.mykeys.get(id)?.status, 'active', id);
-    assert.equal(restored.mykeys.counts(), t.hub.mykeys.counts());
+    for (const id of ids) assert.is((await restored.mykeys.get(id))?.status, 'active', id);
+    assert.equal(await restored.mykeys.counts(), await t.hub.mykeys.counts());
   } finally {
     await restored.stop();
   }

@@ -1,5 +1,6 @@
 // A write acknowledged over HTTP survives kill -9 of the hub: a burst of registrations, the hub
-// killed in the middle, restarted, and every acknowledged registration still there.
+// killed in the middle, restarted, and every acknowledged registration still there. On both stores:
+// the SQLite file (WAL, synchronous NORMAL) and PostgreSQL (a fresh database on a throwaway cluster).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, signLikeCard, toPem, type IssuedCert } from '../../../provisioning/test-ca/ca.ts';
 import { issue } from '../../helpers/hub.ts';
+import { freshPgDatabase, havePostgres } from '../../helpers/pg.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mykey-kill-'));
 let child: ChildProcess | undefined;
@@ -40,20 +42,21 @@ async function proofFor(url: string, cert: IssuedCert) {
   return { challenge: body.challenge, certificate: Buffer.from(cert.certDer).toString('base64'), signature: Buffer.from(sig).toString('base64') };
 }
 
-test('every registration acknowledged before kill -9 is there after a restart', async () => {
+async function killMidBurst(store: 'sqlite' | 'postgres') {
   const ca = await createTestCa();
-  writeFileSync(join(dir, 'anchor.pem'), toPem(ca.certDer, 'CERTIFICATE'));
-  const configPath = join(dir, 'hub.json');
+  writeFileSync(join(dir, `anchor-${store}.pem`), toPem(ca.certDer, 'CERTIFICATE'));
+  const configPath = join(dir, `hub-${store}.json`);
   writeFileSync(
     configPath,
     JSON.stringify({
-      dataDir: join(dir, 'data'),
+      dataDir: join(dir, `data-${store}`),
+      ...(store === 'postgres' ? { store: { url: await freshPgDatabase() } } : {}),
       // Every listener on a free port: another hub on this machine may hold the defaults.
       http: { port: 0 },
       broker: { port: 0 },
       devices: { httpsPort: 0 },
       // One client stands for 400 holders here: lift the per-client quota of outstanding challenges.
-      jpki: { trustAnchors: [join(dir, 'anchor.pem')], requireRevocationStatus: false, challengeTtlSeconds: 600, challengesPerClient: 1000 },
+      jpki: { trustAnchors: [join(dir, `anchor-${store}.pem`)], requireRevocationStatus: false, challengeTtlSeconds: 600, challengesPerClient: 1000 },
       rateLimits: { challenge: { perSecond: 100000, burst: 100000 }, register: { perSecond: 100000, burst: 100000 } },
     }),
   );
@@ -99,7 +102,12 @@ test('every registration acknowledged before kill -9 is there after a restart', 
     found++;
   }
   assert.is(found, acknowledged.size);
-});
+  hub.proc.kill('SIGKILL');
+}
+
+test('every registration acknowledged before kill -9 is there after a restart (SQLite)', () => killMidBurst('sqlite'));
+if (havePostgres) test('every registration acknowledged before kill -9 is there after a restart (PostgreSQL)', () => killMidBurst('postgres'));
+else console.log('skipped (PostgreSQL 15 not installed): the kill -9 test on PostgreSQL');
 
 test.after(() => {
   child?.kill('SIGKILL');

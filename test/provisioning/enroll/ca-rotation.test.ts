@@ -31,7 +31,7 @@ test.before(async (ctx) => {
   ctx.root = mkdtempSync(join(tmpdir(), 'mykey-ca-rotation-'));
   ctx.oldCaPem = ctx.h.th.hub.deviceCa!.certPem;
   ctx.oldFingerprint = ctx.h.fingerprint;
-  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-car-1'), '--edge-id', 'lib-car-1', '--state-dir', join(ctx.root, 'lib-car-1'), '--dry-run']);
+  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', await ctx.h.issueToken('lib-car-1'), '--edge-id', 'lib-car-1', '--state-dir', join(ctx.root, 'lib-car-1'), '--dry-run']);
   assert.is(r.code, 0, r.out);
   const hub = ctx.h.th.hub;
   const mqtts = new URL(hub.addresses.mqtts!);
@@ -39,7 +39,7 @@ test.before(async (ctx) => {
   await hub.stop();
   await rotateDeviceCa(join(ctx.h.th.dir, 'device-ca'));
   const c = hub.config;
-  ctx.hub2 = createHub(
+  ctx.hub2 = await createHub(
     loadHubConfig({ env: {}, overrides: { ...c, http: { ...c.http, port: 0 }, broker: { ...c.broker, port: Number(mqtts.port) }, devices: { ...c.devices, httpsPort: Number(api.port) } } }),
     { log: silentLogger },
   );
@@ -66,11 +66,11 @@ test('a new token pins the new fingerprint; the old fingerprint is refused befor
   const hub = ctx.hub2;
   const fp = hub.deviceCaFingerprint!;
   assert.is.not(fp, ctx.oldFingerprint);
-  const token = () => hub.enrollmentTokens.issue({ serviceId: 'library', edgeId: 'lib-car-2', by: 'test' }).token;
-  const refused = await run(['enroll', '--hub', hub.addresses.deviceApi!, '--ca-fingerprint', ctx.oldFingerprint, '--token', token(), '--edge-id', 'lib-car-2', '--state-dir', join(ctx.root, 'lib-car-2-old'), '--dry-run']);
+  const token = async () => (await hub.enrollmentTokens.issue({ serviceId: 'library', edgeId: 'lib-car-2', by: 'test' })).token;
+  const refused = await run(['enroll', '--hub', hub.addresses.deviceApi!, '--ca-fingerprint', ctx.oldFingerprint, '--token', await token(), '--edge-id', 'lib-car-2', '--state-dir', join(ctx.root, 'lib-car-2-old'), '--dry-run']);
   assert.is.not(refused.code, 0);
   assert.match(refused.out, /hub_ca_mismatch|pinned fingerprint/);
-  const ok = await run(['enroll', '--hub', hub.addresses.deviceApi!, '--ca-fingerprint', fp, '--token', token(), '--edge-id', 'lib-car-2', '--state-dir', join(ctx.root, 'lib-car-2'), '--dry-run']);
+  const ok = await run(['enroll', '--hub', hub.addresses.deviceApi!, '--ca-fingerprint', fp, '--token', await token(), '--edge-id', 'lib-car-2', '--state-dir', join(ctx.root, 'lib-car-2'), '--dry-run']);
   assert.is(ok.code, 0, ok.out);
   const L = stateLayout(join(ctx.root, 'lib-car-2'));
   assert.ok(issuedBy(readFileSync(L.cert, 'utf8'), hub.deviceCa!.certPem));

@@ -32,7 +32,7 @@ test('enroll --dry-run in its own process finds the vpcd readers, passes the sel
   const dir = mkdtempSync(join(tmpdir(), 'mykey-enroll-cli-'));
   try {
     const r = await runCli(['enroll', ...h.hubArgs, '--edge-id', 'kiosk-7', '--state-dir', join(dir, 'state'), '--readers', 'Virtual PCD*', '--dry-run'], {
-      MYKEY_ENROLL_TOKEN: h.issueToken('kiosk-7'),
+      MYKEY_ENROLL_TOKEN: await h.issueToken('kiosk-7'),
     });
     assert.is(r.code, 0, r.stderr);
     assert.match(r.stderr, /ok {4}readers?: Virtual PCD 00 0[01]/);
@@ -56,7 +56,7 @@ test('enroll --dry-run in its own process finds the vpcd readers, passes the sel
     try {
       const until = Date.now() + 30_000;
       for (;;) {
-        const row = h.th.hub.devices.get('kiosk-7');
+        const row = await h.th.hub.devices.get('kiosk-7');
         if (row?.online === 1 && row.version) break;
         if (Date.now() > until || agent.exitCode !== null) throw new Error(`the agent did not come online: ${agentErr.slice(-2000)}`);
         await new Promise((res) => setTimeout(res, 100));

@@ -33,7 +33,7 @@ const run = runEnrollCli;
 
 test('enrolls in one command: key 0600, certificate, CA, a valid edge config, self-test passed, unit printed', async (ctx) => {
   const dir = join(ctx.root, 'counter-1');
-  const token = ctx.h.issueToken('lib-counter-1');
+  const token = await ctx.h.issueToken('lib-counter-1');
   const r = await run(['enroll', ...ctx.h.hubArgs, '--token', token, '--edge-id', 'lib-counter-1', '--state-dir', dir, '--dry-run', '--readers', 'Test Reader*']);
   assert.is(r.code, 0, r.out);
   const L = stateLayout(dir);
@@ -94,16 +94,16 @@ test('a bad token stops at the redemption with its code and what to do, and a re
   assert.not.ok(existsSync(L.enrollment));
   assert.is(modeOf(L.pendingKey), 0o600);
   // A token issued for another edge id is refused the same way.
-  const other = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-9'), '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
+  const other = await run(['enroll', ...ctx.h.hubArgs, '--token', await ctx.h.issueToken('lib-counter-9'), '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
   assert.is(other.code, 1);
   assert.match(other.out, /enrollment_token_invalid/);
   const pending = readFileSync(L.pendingKey, 'utf8');
-  const good = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-2'), '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
+  const good = await run(['enroll', ...ctx.h.hubArgs, '--token', await ctx.h.issueToken('lib-counter-2'), '--edge-id', 'lib-counter-2', '--state-dir', dir, '--dry-run']);
   assert.is(good.code, 0, good.out);
   assert.match(good.out, /reusing the key of an unfinished attempt/);
   assert.is(readFileSync(L.key, 'utf8'), pending);
   // A used token says so.
-  const used = ctx.h.issueToken('lib-counter-3');
+  const used = await ctx.h.issueToken('lib-counter-3');
   assert.is((await run(['enroll', ...ctx.h.hubArgs, '--token', used, '--edge-id', 'lib-counter-3', '--state-dir', join(ctx.root, 'c3'), '--dry-run'])).code, 0);
   const again = await run(['enroll', ...ctx.h.hubArgs, '--token', used, '--edge-id', 'lib-counter-3', '--state-dir', join(ctx.root, 'c3b'), '--dry-run']);
   assert.is(again.code, 1);
@@ -112,7 +112,7 @@ test('a bad token stops at the redemption with its code and what to do, and a re
 });
 
 test('an unreachable hub and a missing token are told apart, each with its fix', async (ctx) => {
-  const noHub = await run(['enroll', '--hub', 'http://127.0.0.1:9', '--token', ctx.h.issueToken('lib-counter-4'), '--edge-id', 'lib-counter-4', '--state-dir', join(ctx.root, 'c4'), '--dry-run']);
+  const noHub = await run(['enroll', '--hub', 'http://127.0.0.1:9', '--token', await ctx.h.issueToken('lib-counter-4'), '--edge-id', 'lib-counter-4', '--state-dir', join(ctx.root, 'c4'), '--dry-run']);
   assert.is(noHub.code, 1);
   assert.match(noHub.out, /cannot reach http:\/\/127\.0\.0\.1:9.*\(unavailable\)/);
   assert.match(noHub.out, /fix:\s+check --hub/);
@@ -131,7 +131,7 @@ test('rotation gets a new key and certificate with a fresh token; the old certif
   const dir = join(ctx.root, 'counter-1');
   const L = stateLayout(dir);
   const old = { cert: readFileSync(L.cert, 'utf8'), key: readFileSync(L.key, 'utf8'), ca: readFileSync(L.ca, 'utf8') };
-  const r = await run(['rotate', '--state-dir', dir, '--token', ctx.h.issueToken('lib-counter-1'), '--dry-run']);
+  const r = await run(['rotate', '--state-dir', dir, '--token', await ctx.h.issueToken('lib-counter-1'), '--dry-run']);
   assert.is(r.code, 0, r.out);
   assert.match(r.out, /would run: systemctl restart mykey-edge\.service/);
   assert.is.not(readFileSync(L.key, 'utf8'), old.key);
@@ -153,7 +153,7 @@ test('decommission revokes the device at the hub over mutual TLS, sees the broke
     const r = await run(['decommission', '--state-dir', dir, '--dry-run', '--reason', 'moved to the new branch']);
     assert.is(r.code, 0, r.out);
     assert.match(r.out, /the hub revoked lib-counter-2/);
-    const row = ctx.h.th.hub.devices.get('lib-counter-2');
+    const row = await ctx.h.th.hub.devices.get('lib-counter-2');
     assert.is(row?.status, 'revoked');
     assert.is(row?.revoked_reason, 'self: moved to the new branch');
     assert.match(r.out, /the broker refuses the certificate \(CONNACK 5/);
@@ -186,7 +186,7 @@ test('decommission against a hub without the self-revocation route says to revok
     assert.match(r.out, /no device self-revocation route/);
     assert.match(r.out, /fix:\s+revoke edge lib-counter-3 in the console.*--already-revoked/);
     assert.ok(existsSync(L.key), 'nothing is wiped before the hub refuses the device');
-    hub.enrollment!.revoke('lib-counter-3', 'console');
+    await hub.enrollment!.revoke('lib-counter-3', 'console');
     const r2 = await run(['decommission', '--state-dir', dir, '--dry-run', '--already-revoked']);
     assert.is(r2.code, 0, r2.out);
     assert.not.ok(existsSync(L.dir));
@@ -205,7 +205,7 @@ test('without --dry-run the unit and the reader udev rule are written and system
     ran.push([cmd, ...args].join(' '));
     return { code: 0, stdout: args[0] === 'is-active' ? 'active\n' : '', stderr: '' };
   };
-  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken('lib-counter-6'), '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec, unitDir, udevRulesDir });
+  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', await ctx.h.issueToken('lib-counter-6'), '--edge-id', 'lib-counter-6', '--state-dir', dir], { exec, unitDir, udevRulesDir });
   assert.is(r.code, 0, r.out);
   // The stand-in `id` knows the user (exit 0), so no useradd; the state directory goes to the agent's
   // user; udev reloads the reader rule and applies it to the readers already plugged in, before the
@@ -238,7 +238,7 @@ test('without --dry-run the unit and the reader udev rule are written and system
   assert.match(again.out, /fix:\s+see: journalctl -u mykey-edge\.service/);
 
   ran.length = 0;
-  const revoke: EnrollDeps['revoke'] = async ({ record }) => (ctx.h.th.hub.enrollment!.revoke(record.edgeId, 'test').ok ? 'revoked' : 'already-refused');
+  const revoke: EnrollDeps['revoke'] = async ({ record }) => ((await ctx.h.th.hub.enrollment!.revoke(record.edgeId, 'test')).ok ? 'revoked' : 'already-refused');
   const d = await run(['decommission', '--state-dir', dir], { exec, unitDir, udevRulesDir, revoke });
   assert.is(d.code, 0, d.out);
   assert.equal(ran, ['systemctl disable --now mykey-edge.service', 'systemctl daemon-reload']);
@@ -246,7 +246,7 @@ test('without --dry-run the unit and the reader udev rule are written and system
 });
 
 test('a state directory path with spaces is refused before the token is spent', async (ctx) => {
-  const token = ctx.h.issueToken('lib-counter-7');
+  const token = await ctx.h.issueToken('lib-counter-7');
   const r = await run(['enroll', ...ctx.h.hubArgs, '--token', token, '--edge-id', 'lib-counter-7', '--state-dir', join(ctx.root, 'has space'), '--dry-run']);
   assert.is(r.code, 1);
   assert.match(r.out, /\[1\/7\][\s\S]*has spaces or quotes/);

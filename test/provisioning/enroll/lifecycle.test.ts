@@ -35,7 +35,7 @@ const run = runEnrollCli;
 
 async function enrolled(ctx: Ctx, edgeId: string): Promise<{ dir: string; tls: DeviceTls }> {
   const dir = join(ctx.root, edgeId);
-  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', ctx.h.issueToken(edgeId), '--edge-id', edgeId, '--state-dir', dir, '--dry-run']);
+  const r = await run(['enroll', ...ctx.h.hubArgs, '--token', await ctx.h.issueToken(edgeId), '--edge-id', edgeId, '--state-dir', dir, '--dry-run']);
   assert.is(r.code, 0, r.out);
   const L = stateLayout(dir);
   return { dir, tls: { cert: readFileSync(L.cert, 'utf8'), key: readFileSync(L.key, 'utf8'), ca: readFileSync(L.ca, 'utf8') } };
@@ -55,13 +55,13 @@ test('rotate without a token: a new key and certificate over mutual TLS, the sel
   assert.is.not(readFileSync(L.key, 'utf8'), old.key);
   assert.is(modeOf(L.key), 0o600);
   assert.not.ok(existsSync(L.previous));
-  const row = ctx.h.th.hub.devices.get('lib-rot-1')!;
+  const row = (await ctx.h.th.hub.devices.get('lib-rot-1'))!;
   assert.is(row.cert_fingerprint, certFacts(readFileSync(L.cert, 'utf8')).fingerprint256.replace(/:/g, '').toLowerCase());
   // The self-test used the new certificate: the old one is superseded everywhere.
   assert.is(await errorCode(fetchDeviceConfig(ctx.h.deviceApi, old, 5000)), 'unauthorized');
   const v = await connectDevice(ctx.h.th.hub.addresses.mqtts!, 'lib-rot-1', old, 5000);
   assert.not.ok(v.accepted, 'the superseded certificate is refused by the broker');
-  const audit = ctx.h.th.hub.consoleRepo.auditLog({ serviceId: 'library' }).find((a) => a.action === 'device.rotate' && a.target === 'lib-rot-1');
+  const audit = (await ctx.h.th.hub.consoleRepo.auditLog({ serviceId: 'library' })).find((a) => a.action === 'device.rotate' && a.target === 'lib-rot-1');
   assert.ok(audit, 'the rotation is in the audit log');
 });
 
@@ -99,7 +99,7 @@ test('a rotation never used takes over when the overlap passes, and the old cert
   assert.ok(r.ok);
   assert.is((await fetchDeviceConfig(ctx.h.deviceApi, old, 5000)).edgeId, 'lib-rot-3');
   await new Promise((res) => setTimeout(res, 150));
-  if (r.ok) assert.is(hub.devices.get('lib-rot-3')!.cert_fingerprint, r.value.fingerprint);
+  if (r.ok) assert.is((await hub.devices.get('lib-rot-3'))!.cert_fingerprint, r.value.fingerprint);
   assert.is(await errorCode(fetchDeviceConfig(ctx.h.deviceApi, old, 5000)), 'unauthorized');
 });
 
@@ -117,7 +117,7 @@ test('the new certificate names the calling edge, whatever edge the CSR names', 
 test('a revoked certificate can neither rotate nor revoke again (unauthorized); rotate says to use a token', async (ctx) => {
   const { dir, tls } = await enrolled(ctx, 'lib-rot-6');
   assert.ok(await selfRevoke(ctx.h.deviceApi, tls, 'lost', 5000));
-  const audit = ctx.h.th.hub.consoleRepo.auditLog({ serviceId: 'library' }).find((a) => a.action === 'device.revoke' && a.target === 'lib-rot-6');
+  const audit = (await ctx.h.th.hub.consoleRepo.auditLog({ serviceId: 'library' })).find((a) => a.action === 'device.revoke' && a.target === 'lib-rot-6');
   assert.ok(audit, 'the self-revocation is in the audit log');
   assert.is(audit?.outcome, 'ok');
   const csr = await createDeviceCsr('lib-rot-6');

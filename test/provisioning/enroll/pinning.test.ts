@@ -55,7 +55,7 @@ test('a man in the middle with its own CA never receives the token (hub_ca_misma
   const creds = await evil.serverCredentials();
   const m = await mitm(creds.keyPem, `${creds.certPem.trim()}\n${evil.certPem.trim()}\n`);
   try {
-    const token = ctx.h.issueToken('lib-pin-1');
+    const token = await ctx.h.issueToken('lib-pin-1');
     const r = await run(['enroll', '--hub', m.url, '--ca-fingerprint', ctx.h.fingerprint, '--token', token, '--edge-id', 'lib-pin-1', '--state-dir', join(ctx.root, 'p1'), '--dry-run']);
     assert.is(r.code, 1, r.out);
     assert.match(r.out, /FAIL .*hub_ca_mismatch/);
@@ -78,7 +78,7 @@ test('a man in the middle that shows the real CA certificate in its chain is ref
   const m = await mitm(creds.keyPem, `${creds.certPem.trim()}\n${ctx.h.th.hub.deviceCa!.certPem.trim()}\n`);
   try {
     const csr = await createDeviceCsr('lib-pin-2');
-    const token = ctx.h.issueToken('lib-pin-2');
+    const token = await ctx.h.issueToken('lib-pin-2');
     const err = await redeemToken(m.url, { token, edgeId: 'lib-pin-2', csrPem: derToPem(csr.csrDer, 'CERTIFICATE REQUEST') }, { caFingerprint: ctx.h.fingerprint, timeoutMs: 5000 }).catch((e: unknown) => e);
     assert.instance(err, MyKeyError);
     assert.is((err as MyKeyError).code, 'hub_ca_mismatch', String(err));
@@ -96,7 +96,7 @@ test('plain http:// to a host on the network is refused before any connection (i
     return realFetch(...a);
   }) as typeof fetch;
   try {
-    const token = ctx.h.issueToken('lib-pin-3');
+    const token = await ctx.h.issueToken('lib-pin-3');
     for (const hub of ['http://hub.example:8080', 'http://10.0.0.5:8443', 'http://[2001:db8::1]:8080']) {
       const r = await run(['enroll', '--hub', hub, '--token', token, '--edge-id', 'lib-pin-3', '--state-dir', join(ctx.root, 'p3'), '--dry-run']);
       assert.is(r.code, 1, r.out);
@@ -115,7 +115,7 @@ test('plain http:// to a host on the network is refused before any connection (i
 });
 
 test('an https:// hub without --ca-fingerprint, or with a malformed one, is refused before the token is spent', async (ctx) => {
-  const token = ctx.h.issueToken('lib-pin-4');
+  const token = await ctx.h.issueToken('lib-pin-4');
   const none = await run(['enroll', '--hub', ctx.h.deviceApi, '--token', token, '--edge-id', 'lib-pin-4', '--state-dir', join(ctx.root, 'p4'), '--dry-run']);
   assert.is(none.code, 1);
   assert.match(none.out, /\[1\/7\][\s\S]*no --ca-fingerprint given/);

@@ -22,9 +22,9 @@ const test = suite<Ctx>('import links', {} as Ctx);
 test.before(async (ctx) => {
   ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
   ctx.url = (await ctx.h.hub.start()).url;
-  ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
-  ctx.h.hub.links.createService({ id: 'museum', name: 'Museum' });
-  ctx.token = ctx.h.hub.links.issueCredential('library', 'import').token;
+  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
+  await ctx.h.hub.links.createService({ id: 'museum', name: 'Museum' });
+  ctx.token = (await ctx.h.hub.links.issueCredential('library', 'import')).token;
   ctx.ids = [];
   for (let i = 0; i < 4; i++) {
     const res = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(await issue(ctx.h.ca)) });
@@ -71,7 +71,7 @@ test('links the good rows and reports the bad ones by line, value and code; exit
     `7,NOT-AN-ID,L-0005,mykey_id_malformed,"not a MyKey ID (8 characters of 2-9 and A-Z without I, L, O)"`,
     `8,${a},L-0006,conflict,the MyKey ID appears again (first on line 2)`,
   ]);
-  assert.is(ctx.h.hub.links.linksOf(b).find((l) => l.serviceId === 'library')?.serviceUserId, 'L,0002');
+  assert.is((await ctx.h.hub.links.linksOf(b)).find((l) => l.serviceId === 'library')?.serviceUserId, 'L,0002');
 });
 
 test('a second import of the same good rows finds them unchanged and exits 0', async (ctx) => {
@@ -116,7 +116,7 @@ test('a wrong token or another service stops the import: nothing rejected row by
   assert.is(bad.code, 1);
   assert.match(bad.out, /stopped: unauthorized/);
   assert.match(bad.out, /4 row\(s\) not linked/);
-  const museum = ctx.h.hub.links.issueCredential('museum', 'x').token;
+  const museum = (await ctx.h.hub.links.issueCredential('museum', 'x')).token;
   const other = await run(ctx, ['--token', museum, '--csv', csv, '--concurrency', '1']);
   assert.match(other.out, /stopped: forbidden/);
   assert.is((await run(ctx, ['--csv', join(ctx.dir, 'missing.csv'), '--token', 'x'])).code, 2);

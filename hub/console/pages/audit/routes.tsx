@@ -13,7 +13,7 @@ export function mountAuditRoutes(r: ConsoleApp, x: ConsoleContext): void {
     const v = x.view(c);
     const p = parseFields(AuditQuery, (k) => c.req.query(k));
     const f = p.ok ? p.value : { actor: '', action: '', service: '', from: '', to: '', before: '' };
-    const rows = x.deps.repo.auditLog({
+    const rows = await x.deps.repo.auditLog({
       serviceId: c.get('session').operator.serviceId,
       before: Number(f.before) || undefined,
       limit: PAGE,

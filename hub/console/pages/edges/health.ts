@@ -25,11 +25,11 @@ export const STATE_KIND: Record<EdgeState | 'outdated', 'ok' | 'warn' | 'bad' | 
   outdated: 'warn',
 };
 
-export function fleetHealth(devices: DeviceRepo, serviceId?: string): FleetHealth {
-  const states = devices.stateCounts(serviceId);
-  const versions = devices.versions(serviceId);
+export async function fleetHealth(devices: DeviceRepo, serviceId?: string): Promise<FleetHealth> {
+  const states = await devices.stateCounts(serviceId);
+  const versions = await devices.versions(serviceId);
   const latest = versions[0]?.version;
   const outdated = versions.slice(1).reduce((a, row) => a + row.n, 0);
   const inService = EDGE_STATES.filter((s) => s !== 'revoked').reduce((a, s) => a + states[s], 0);
-  return { states, outdated, latest, inService, lag: devices.lagSummary(serviceId) };
+  return { states, outdated, latest, inService, lag: await devices.lagSummary(serviceId) };
 }

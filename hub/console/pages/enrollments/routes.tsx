@@ -23,13 +23,12 @@ export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
     return { ...(hubUrl ? { hubUrl } : {}), ...(pem ? { caFingerprint: fingerprintOf!.fingerprint } : {}) };
   }
 
-  function page(c: C, flash: unknown = x.takeFlash(c), status = 200, form?: FormState) {
+  async function page(c: C, flash: unknown = x.takeFlash(c), status = 200, form?: FormState) {
     const own = c.get('session').operator.serviceId;
-    const services = deps.links
-      .services()
+    const services = (await deps.links.services())
       .filter((s) => s.status === 'active' && x.mayManage(c, s.id))
       .map((s) => ({ id: s.id, name: s.name }));
-    return x.html(c, <EnrollmentsPage v={x.view(c)} tokens={tokens.list(own)} services={services} target={enrollTarget()} flash={flash as never} form={form} />, status);
+    return x.html(c, <EnrollmentsPage v={x.view(c)} tokens={await tokens.list(own)} services={services} target={enrollTarget()} flash={flash as never} form={form} />, status);
   }
 
   /** A refused enrollment action: 403 with its code on the page. */
@@ -52,24 +51,25 @@ export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
     const p = parseFields(EnrollmentForm, (k) => c.get('form').get(k));
     const { serviceId, edgeId } = p.raw;
     const allowRevoked = p.raw.allowRevoked === '1';
-    if (isServiceId(serviceId) && deps.linkRepo.service(serviceId) && !x.mayManage(c, serviceId)) return x.forbidden(c, 'enrollment.issue', serviceId);
-    if (!x.isOperator(c) && !(isServiceId(serviceId) && deps.linkRepo.service(serviceId))) return x.forbidden(c, 'enrollment.issue', serviceId.slice(0, 32));
-    if (!p.ok || !deps.linkRepo.service(serviceId)) {
+    const known = isServiceId(serviceId) && (await deps.linkRepo.service(serviceId)) !== undefined;
+    if (known && !x.mayManage(c, serviceId)) return x.forbidden(c, 'enrollment.issue', serviceId);
+    if (!x.isOperator(c) && !known) return x.forbidden(c, 'enrollment.issue', serviceId.slice(0, 32));
+    if (!p.ok || !known) {
       const errors = p.ok ? { serviceId: true as const } : p.errors;
       return page(c, <Flash kind="bad">{x.view(c).m.errors.fix}</Flash>, 400, { raw: p.raw, errors });
     }
     // Bringing a revoked device back (or moving one between services) is a platform operator's call.
     if (allowRevoked && !x.isOperator(c)) {
-      x.audit(c, 'enrollment.issue', { serviceId, outcome: 'reenroll_needs_operator', detail: { edgeId, allowRevoked } });
+      await x.audit(c, 'enrollment.issue', { serviceId, outcome: 'reenroll_needs_operator', detail: { edgeId, allowRevoked } });
       return refused(c, 'reenroll_needs_operator', p);
     }
-    const warn = tokens.warnings(edgeId);
+    const warn = await tokens.warnings(edgeId);
     try {
       const hours = Number(p.value.hours);
-      const t = tokens.issue({ serviceId, edgeId, by: c.get('session').operator.name, ttlMs: hours * 3600_000, allowRevoked });
+      const t = await tokens.issue({ serviceId, edgeId, by: c.get('session').operator.name, ttlMs: hours * 3600_000, allowRevoked });
       // An operator's permission to take over a revoked edge id of another service is shown to that service too.
-      const from = allowRevoked ? deps.devices?.get(edgeId)?.service_id : undefined;
-      x.audit(c, 'enrollment.issue', {
+      const from = allowRevoked ? (await deps.devices?.get(edgeId))?.service_id : undefined;
+      await x.audit(c, 'enrollment.issue', {
         target: `mket_${t.id}`,
         serviceId,
         ownerServiceId: from !== serviceId ? from : null,
@@ -80,18 +80,18 @@ export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
       if (e instanceof MyKeyError && (e.code === 'edge_enrolled_elsewhere' || e.code === 'edge_service_move' || e.code === 'device_reenroll_revoked')) {
         // Filed under the actor's service and shown to the service that owns the edge as well.
         const owner = typeof e.details?.ownerServiceId === 'string' ? e.details.ownerServiceId : null;
-        x.audit(c, 'enrollment.issue', { target: edgeId, serviceId, ownerServiceId: owner !== serviceId ? owner : null, outcome: e.code, detail: { edgeId } });
+        await x.audit(c, 'enrollment.issue', { target: edgeId, serviceId, ownerServiceId: owner !== serviceId ? owner : null, outcome: e.code, detail: { edgeId } });
         return refused(c, e.code, p);
       }
-      x.audit(c, 'enrollment.issue', { serviceId, outcome: e instanceof MyKeyError ? e.code : 'error', detail: { edgeId } });
+      await x.audit(c, 'enrollment.issue', { serviceId, outcome: e instanceof MyKeyError ? e.code : 'error', detail: { edgeId } });
       return page(c, <Flash kind="bad">{x.failure(c, e)}</Flash>, 400, p);
     }
   });
 
   /** The token of the URL, when this person may manage it; otherwise the response to send. */
-  function tokenOf(c: C) {
+  async function tokenOf(c: C) {
     const id = c.req.param('id') ?? '';
-    const row = /^[0-9a-f]{12}$/.test(id) ? deps.repo.token(id) : undefined;
+    const row = /^[0-9a-f]{12}$/.test(id) ? await deps.repo.token(id) : undefined;
     if (!row) return { res: x.isOperator(c) ? x.notFound(c) : x.forbidden(c, 'enrollment.revoke', id.slice(0, 32)) };
     if (!x.mayManage(c, row.service_id)) return { res: x.forbidden(c, 'enrollment.revoke', `mket_${id}`) };
     return { row };
@@ -102,19 +102,19 @@ export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
   }
 
   r.get('/enrollments/:id/revoke', async (c) => {
-    const t = tokenOf(c);
+    const t = await tokenOf(c);
     if (!t.row) return t.res;
     if (t.row.used_at !== null || t.row.revoked_at !== null) return c.redirect(`${CONSOLE_BASE}/enrollments`, 303);
     return confirm(c, t.row.id);
   });
 
   r.post('/enrollments/:id/revoke', async (c) => {
-    const t = tokenOf(c);
+    const t = await tokenOf(c);
     if (!t.row) return t.res;
     const p = parseFields(ReasonForm, (k) => c.get('form').get(k));
     if (!p.ok) return confirm(c, t.row.id, 400, p.raw.reason, true);
-    const done = tokens.revoke(t.row.id, c.get('session').operator.name);
-    x.audit(c, 'enrollment.revoke', { target: `mket_${t.row.id}`, serviceId: t.row.service_id, outcome: done ? 'ok' : 'conflict', detail: { edgeId: t.row.edge_id, reason: p.value.reason } });
+    const done = await tokens.revoke(t.row.id, c.get('session').operator.name);
+    await x.audit(c, 'enrollment.revoke', { target: `mket_${t.row.id}`, serviceId: t.row.service_id, outcome: done ? 'ok' : 'conflict', detail: { edgeId: t.row.edge_id, reason: p.value.reason } });
     const m = x.view(c).m;
     return x.redirectWith(
       c,

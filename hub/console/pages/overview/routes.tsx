@@ -9,9 +9,8 @@ export function mountOverviewRoutes(r: ConsoleApp, x: ConsoleContext): void {
   const { deps } = x;
   r.get('/', async (c) => {
     const own = c.get('session').operator.serviceId;
-    const counts = deps.linkRepo.linkCounts();
-    const services = deps.linkRepo
-      .services()
+    const counts = await deps.linkRepo.linkCounts();
+    const services = (await deps.linkRepo.services())
       .filter((s) => own === undefined || s.id === own)
       .map((s) => ({
         id: s.id,
@@ -19,12 +18,12 @@ export function mountOverviewRoutes(r: ConsoleApp, x: ConsoleContext): void {
         active: counts.find((n) => n.service_id === s.id && n.state === 'active')?.n ?? 0,
         suspended: counts.find((n) => n.service_id === s.id && n.state === 'suspended')?.n ?? 0,
       }));
-    const d: OverviewData = { services, edges: deps.devices ? fleetHealth(deps.devices, own) : undefined };
+    const d: OverviewData = { services, edges: deps.devices ? await fleetHealth(deps.devices, own) : undefined };
     if (own === undefined) {
-      d.mykeyIds = deps.mykeys.counts();
+      d.mykeyIds = await deps.mykeys.counts();
       const seen = new Set<string>();
-      d.lastRuns = deps.revocations.recentRuns(500).filter((run: RevocationRunRow) => !seen.has(run.source) && seen.add(run.source));
-      d.crls = deps.revocations.states();
+      d.lastRuns = (await deps.revocations.recentRuns(500)).filter((run: RevocationRunRow) => !seen.has(run.source) && seen.add(run.source));
+      d.crls = await deps.revocations.states();
     }
     return x.html(c, <OverviewPage v={x.view(c)} d={d} />);
   });

@@ -14,14 +14,15 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
   const { deps } = x;
   const { links, linkRepo } = deps;
 
-  const serviceList = (c: C) =>
-    links
-      .services()
-      .filter((s) => x.mayManage(c, s.id))
-      .map((s) => serviceView(linkRepo, s) as ServiceItem);
+  const serviceList = async (c: C) =>
+    Promise.all(
+      (await links.services())
+        .filter((s) => x.mayManage(c, s.id))
+        .map(async (s) => (await serviceView(linkRepo, s)) as ServiceItem),
+    );
 
-  const listPage = (c: C, status = 200, flash?: unknown, form?: FormState) =>
-    x.html(c, <ServicesPage v={x.view(c)} services={serviceList(c)} canCreate={x.isOperator(c)} flash={flash as never} form={form} />, status);
+  const listPage = async (c: C, status = 200, flash?: unknown, form?: FormState) =>
+    x.html(c, <ServicesPage v={x.view(c)} services={await serviceList(c)} canCreate={x.isOperator(c)} flash={flash as never} form={form} />, status);
 
   r.get('/services', async (c) => listPage(c));
 
@@ -33,8 +34,8 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
     const input = { id: p.value.id, name: p.value.name, webhookUrl: p.value.webhookUrl || undefined };
     try {
       if (input.webhookUrl) checkWebhookUrl(input.webhookUrl, deps.webhookUrlPolicy);
-      const res = links.createService(input);
-      x.audit(c, 'service.create', { target: input.id, serviceId: input.id, detail: { name: input.name, webhook: !!input.webhookUrl } });
+      const res = await links.createService(input);
+      await x.audit(c, 'service.create', { target: input.id, serviceId: input.id, detail: { name: input.name, webhook: !!input.webhookUrl } });
       const flash = (
         <Flash kind="ok">
           <b>{v.m.services.created}</b>
@@ -43,23 +44,23 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
       );
       return x.redirectWith(c, `${CONSOLE_BASE}/services/${input.id}`, flash);
     } catch (e) {
-      x.audit(c, 'service.create', { target: input.id, outcome: (e as { code?: string }).code ?? 'error' });
+      await x.audit(c, 'service.create', { target: input.id, outcome: (e as { code?: string }).code ?? 'error' });
       return listPage(c, (e as { status?: number }).status ?? 500, <Flash kind="bad">{x.failure(c, e)}</Flash>, { raw: p.raw });
     }
   });
 
-  function servicePage(c: C, id: string, flash: unknown = x.takeFlash(c), status = 200, form?: FormState) {
-    const s = linkRepo.service(id)!;
-    const readers = deps.devices?.page({ serviceId: id, state: 'all', limit: 200 }).rows ?? [];
-    const latest = deps.devices?.versions()[0]?.version;
-    return x.html(c, <ServicePage v={x.view(c)} s={serviceView(linkRepo, s) as ServiceItem} credentials={linkRepo.credentials(id)} readers={readers} latest={latest} flash={flash as never} form={form} />, status);
+  async function servicePage(c: C, id: string, flash: unknown = x.takeFlash(c), status = 200, form?: FormState) {
+    const s = (await linkRepo.service(id))!;
+    const readers = (await deps.devices?.page({ serviceId: id, state: 'all', limit: 200 }))?.rows ?? [];
+    const latest = (await deps.devices?.versions())?.[0]?.version;
+    return x.html(c, <ServicePage v={x.view(c)} s={(await serviceView(linkRepo, s)) as ServiceItem} credentials={await linkRepo.credentials(id)} readers={readers} latest={latest} flash={flash as never} form={form} />, status);
   }
 
   /** Runs a service action after the role and existence checks. */
   function serviceAction(action: string, fn: (c: C, id: string) => Promise<Response> | Response) {
     return async (c: C) => {
       const id = c.req.param('id')!;
-      if (!isServiceId(id) || !linkRepo.service(id)) return x.isOperator(c) ? x.notFound(c) : x.forbidden(c, action, id.slice(0, 32));
+      if (!isServiceId(id) || !(await linkRepo.service(id))) return x.isOperator(c) ? x.notFound(c) : x.forbidden(c, action, id.slice(0, 32));
       if (!x.mayManage(c, id)) return x.forbidden(c, action, id);
       return fn(c, id);
     };
@@ -72,21 +73,21 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
 
   r.post(
     '/services/:id/credentials',
-    serviceAction('credential.issue', (c, id) => {
+    serviceAction('credential.issue', async (c, id) => {
       const p = parseFields(CredentialForm, (k) => c.get('form').get(k));
       if (!p.ok) return servicePage(c, id, <Flash kind="bad">{x.view(c).m.errors.fix}</Flash>, 400, p);
       try {
-        const cred = links.issueCredential(id, p.value.label);
-        x.audit(c, 'credential.issue', { target: cred.id, serviceId: id, detail: { label: p.value.label } });
+        const cred = await links.issueCredential(id, p.value.label);
+        await x.audit(c, 'credential.issue', { target: cred.id, serviceId: id, detail: { label: p.value.label } });
         return x.redirectWith(c, `${CONSOLE_BASE}/services/${id}`, issuedCredentialFlash(x.view(c), cred.token));
       } catch (e) {
-        x.audit(c, 'credential.issue', { serviceId: id, outcome: (e as { code?: string }).code ?? 'error' });
+        await x.audit(c, 'credential.issue', { serviceId: id, outcome: (e as { code?: string }).code ?? 'error' });
         return servicePage(c, id, <Flash kind="bad">{x.failure(c, e)}</Flash>, 400, { raw: p.raw });
       }
     }),
   );
 
-  const credentialOf = (id: string, cred: string) => linkRepo.credentials(id).find((k) => k.id === cred);
+  const credentialOf = async (id: string, cred: string) => (await linkRepo.credentials(id)).find((k) => k.id === cred);
   function confirmCredential(c: C, id: string, cred: string, status = 200, reason = '', error = false) {
     const v = x.view(c);
     const base = `${CONSOLE_BASE}/services/${id}`;
@@ -95,8 +96,8 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
 
   r.get(
     '/services/:id/credentials/:cred/revoke',
-    serviceAction('credential.revoke', (c, id) => {
-      const cred = credentialOf(id, c.req.param('cred') ?? '');
+    serviceAction('credential.revoke', async (c, id) => {
+      const cred = await credentialOf(id, c.req.param('cred') ?? '');
       if (!cred || cred.revoked_at) return c.redirect(`${CONSOLE_BASE}/services/${id}`, 303);
       return confirmCredential(c, id, cred.id);
     }),
@@ -104,12 +105,12 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
 
   r.post(
     '/services/:id/credentials/:cred/revoke',
-    serviceAction('credential.revoke', (c, id) => {
+    serviceAction('credential.revoke', async (c, id) => {
       const cred = (c.req.param('cred') ?? '').slice(0, 32);
       const p = parseFields(ReasonForm, (k) => c.get('form').get(k));
       if (!p.ok) return confirmCredential(c, id, cred.replace(/[^A-Za-z0-9_-]/g, ''), 400, p.raw.reason, true);
-      const done = links.revokeCredential(id, cred);
-      x.audit(c, 'credential.revoke', { target: cred, serviceId: id, outcome: done ? 'ok' : 'not_found', detail: { reason: p.value.reason } });
+      const done = await links.revokeCredential(id, cred);
+      await x.audit(c, 'credential.revoke', { target: cred, serviceId: id, outcome: done ? 'ok' : 'not_found', detail: { reason: p.value.reason } });
       const m = x.view(c).m;
       return x.redirectWith(
         c,
@@ -128,11 +129,11 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
   // Trust hardening (proofs): the per-service "holder proof at the counter" setting, audited.
   r.post(
     '/services/:id/holder-proof',
-    serviceAction('service.holder_proof', (c, id) => {
+    serviceAction('service.holder_proof', async (c, id) => {
       const p = parseFields(HolderProofForm, (k) => c.get('form').get(k));
       if (!p.ok) return servicePage(c, id, <Flash kind="bad">{x.view(c).m.errors.fix}</Flash>, 400);
-      links.setRequireHolderProof(id, p.value.required === '1');
-      x.audit(c, 'service.holder_proof', { target: id, serviceId: id, detail: { required: p.value.required === '1' } });
+      await links.setRequireHolderProof(id, p.value.required === '1');
+      await x.audit(c, 'service.holder_proof', { target: id, serviceId: id, detail: { required: p.value.required === '1' } });
       return c.redirect(`${CONSOLE_BASE}/services/${id}`, 303);
     }),
   );
@@ -140,26 +141,26 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
   // PIN-checked touch (#14): possession or PIN at the service's readers, audited.
   r.post(
     '/services/:id/touch-assurance',
-    serviceAction('service.touch_assurance', (c, id) => {
+    serviceAction('service.touch_assurance', async (c, id) => {
       const p = parseFields(TouchAssuranceForm, (k) => c.get('form').get(k));
       if (!p.ok) return servicePage(c, id, <Flash kind="bad">{x.view(c).m.errors.fix}</Flash>, 400);
-      links.setTouchAssurance(id, p.value.level);
-      x.audit(c, 'service.touch_assurance', { target: id, serviceId: id, detail: { touchAssurance: p.value.level } });
+      await links.setTouchAssurance(id, p.value.level);
+      await x.audit(c, 'service.touch_assurance', { target: id, serviceId: id, detail: { touchAssurance: p.value.level } });
       return c.redirect(`${CONSOLE_BASE}/services/${id}`, 303);
     }),
   );
 
   r.post(
     '/services/:id/webhook',
-    serviceAction('webhook.set', (c, id) => {
+    serviceAction('webhook.set', async (c, id) => {
       const v = x.view(c);
       const p = parseFields(WebhookForm, (k) => c.get('form').get(k));
       if (!p.ok) return servicePage(c, id, <Flash kind="bad">{v.m.errors.fix}</Flash>, 400, p);
       const url = p.value.url;
       try {
         if (url) checkWebhookUrl(url, deps.webhookUrlPolicy);
-        const res = links.setWebhook(id, url || null);
-        x.audit(c, 'webhook.set', { target: id, serviceId: id, detail: { cleared: !url } });
+        const res = await links.setWebhook(id, url || null);
+        await x.audit(c, 'webhook.set', { target: id, serviceId: id, detail: { cleared: !url } });
         return x.redirectWith(
           c,
           `${CONSOLE_BASE}/services/${id}`,
@@ -169,7 +170,7 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
           </Flash>,
         );
       } catch (e) {
-        x.audit(c, 'webhook.set', { target: id, serviceId: id, outcome: (e as { code?: string }).code ?? 'error' });
+        await x.audit(c, 'webhook.set', { target: id, serviceId: id, outcome: (e as { code?: string }).code ?? 'error' });
         return servicePage(c, id, <Flash kind="bad">{x.failure(c, e)}</Flash>, 400, { raw: p.raw });
       }
     }),

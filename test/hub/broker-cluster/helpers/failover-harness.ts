@@ -105,21 +105,21 @@ export async function startHubs(o: { count?: number; store?: HubStore; nodes?: n
 }
 
 /** `count` MyKey IDs linked to `serviceId`, made through the store's code in one transaction (keys stored ahead). */
-export function linkMany(h: TestHub, serviceId: string, count: number): string[] {
-  const { db, mykeys, linkRepo, links } = h.hub;
+export async function linkMany(h: TestHub, serviceId: string, count: number): Promise<string[]> {
+  const { store, mykeys, linkRepo, links } = h.hub;
   const ids: string[] = [];
-  db.transaction(() => {
+  await store.sql.tx(async () => {
     for (let i = 0; i < count; i++) {
       const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
-      const r = mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
+      const r = await mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
       if (!('row' in r)) throw new Error('could not create a MyKey ID');
       // The keyed identities stored ahead, as prepareKeys stores them after its scrypt (random here:
       // what is tested is the fan-out, not the derivation).
-      for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) linkRepo.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
-      links.link({ serviceId, mykeyId: r.row.id, serviceUserId: `U-${ids.length}-${randomBytes(3).toString('hex')}`, by: 'test' });
+      for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await linkRepo.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+      await links.link({ serviceId, mykeyId: r.row.id, serviceUserId: `U-${ids.length}-${randomBytes(3).toString('hex')}`, by: 'test' });
       ids.push(r.row.id);
     }
-  })();
+  });
   return ids;
 }
 
@@ -132,12 +132,13 @@ export async function suspendInChunks(h: TestHub, serviceId: string, ids: readon
   const { mykeys, fanout, links } = h.hub;
   for (let k = 0, from = 0; from < ids.length; k++, from += chunk) {
     const now = Date.now();
-    const hits = ids.slice(from, from + chunk).map((mykeyId) => {
-      const b = mykeys.bindingsOf(mykeyId).find((x) => x.state === 'current');
+    const hits = [];
+    for (const mykeyId of ids.slice(from, from + chunk)) {
+      const b = (await mykeys.bindingsOf(mykeyId)).find((x) => x.state === 'current');
       if (!b) throw new Error('no current binding');
-      return { bindingId: b.id, mykeyId, state: b.state, revokedAt: now, reason: 'keyCompromise' };
-    });
-    const n = mykeys.applyRevocations(hits, now);
+      hits.push({ bindingId: b.id, mykeyId, state: b.state, revokedAt: now, reason: 'keyCompromise' });
+    }
+    const n = await mykeys.applyRevocations(hits, now);
     if (n !== hits.length) throw new Error(`suspended ${n} of ${hits.length}`);
     fanout.emit('suspended', { source: 'crl' });
     await between(k);

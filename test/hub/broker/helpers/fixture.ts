@@ -68,7 +68,7 @@ export async function startFixture(o: { plain?: boolean; brokerOptions?: Partial
     log,
     tls: { host: '127.0.0.1', port: 0, serverCert: server.certPem, serverKey: server.keyPem },
     plain: o.plain ? { host: '127.0.0.1', port: 0 } : undefined,
-    headSeq: (s) => heads.get(s) ?? 0,
+    headSeq: async (s) => heads.get(s) ?? 0,
     ...o.brokerOptions,
   });
   // The hub's chain for revoked devices (hub/fanout.ts): the broker drops the edge's session.
@@ -112,7 +112,7 @@ export async function startFixture(o: { plain?: boolean; brokerOptions?: Partial
       const r = await issuer.issueDeviceCertificate(csrDer, { edgeId, serviceId, validityDays: e.validityDays ?? 30 });
       if (!r.ok) throw new Error(r.message);
       if (e.record !== false) {
-        devices.enroll({ edgeId, serviceId, certSerial: r.value.serialHex, certFingerprint: r.value.fingerprint, notAfter: r.value.notAfter.getTime() }, Date.now());
+        await devices.enroll({ edgeId, serviceId, certSerial: r.value.serialHex, certFingerprint: r.value.fingerprint, notAfter: r.value.notAfter.getTime() }, Date.now());
       }
       return { edgeId, serviceId, certPem: r.value.certPem, keyPem };
     },

@@ -9,7 +9,7 @@ import { enrollEdge } from '../../../helpers/enrolled-edge.ts';
 const count = Number(process.argv[2] ?? '3');
 const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
 await h.hub.start();
-h.hub.links.createService({ id: 'library', name: 'Town library' });
+await h.hub.links.createService({ id: 'library', name: 'Town library' });
 const edges = [];
 for (let i = 1; i <= count; i++) {
   const edgeId = `edge-proc-${i}`;

@@ -12,7 +12,7 @@ import { createOpenApi } from '../../../../hub/http/openapi.ts';
 import { errorHandler } from '../../../../hub/http/problem.ts';
 import { openDeviceCa } from '../../../../hub/pki/device-ca.ts';
 import { createDeviceEnrollment } from '../../../../hub/enrollment/device-enrollment.ts';
-import { createConsoleRepo, migrateConsole } from '../../../../hub/store/console-repo.ts';
+import type { ConsoleRepo } from '../../../../hub/store/console-repo.ts';
 import type { DeviceRepo } from '../../../../hub/store/device-repo.ts';
 import type { TestCa } from '../../../../provisioning/test-ca/ca.ts';
 import { startTestHub, type TestHub } from '../../../helpers/hub.ts';
@@ -23,7 +23,7 @@ export interface ConsoleHub {
   th: TestHub;
   /** The app with the console and POST /v1/enrollments (the hub's own API stays on th.hub.app). */
   app: Hono;
-  repo: ReturnType<typeof createConsoleRepo>;
+  repo: ConsoleRepo;
   devices: DeviceRepo;
   enrollment: ReturnType<typeof createDeviceEnrollment>;
   tokens: ReturnType<typeof createEnrollmentTokens>;
@@ -38,9 +38,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
   const clock = opts.clock;
   const th = await startTestHub({ ca: opts.ca, overrides: opts.overrides, ...(clock ? { now: () => new Date(clock.t) } : {}) });
   const now = () => (clock ? clock.t : Date.now());
-  const db = th.hub.db;
-  migrateConsole(db);
-  const repo = createConsoleRepo(db);
+  const repo = th.hub.consoleRepo;
   const devices = th.hub.devices;
   const deviceCa = await openDeviceCa(join(th.dir, 'device-ca'));
   const enrollment = createDeviceEnrollment({ deviceCa, devices, now: () => new Date(now()) });
@@ -83,7 +81,7 @@ export async function startConsoleHub(opts: { clock?: { t: number }; console?: P
     api,
     async addOperator(name, role, service, password = PASSWORD) {
       const out: string[] = [];
-      const code = await runConsoleCli(['add-operator', name, '--role', role, ...(service ? ['--service', service] : [])], db, {
+      const code = await runConsoleCli(['add-operator', name, '--role', role, ...(service ? ['--service', service] : [])], th.hub.store, {
         out: (l) => out.push(l),
         readPassword: async () => password,
       });

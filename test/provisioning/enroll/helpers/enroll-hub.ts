@@ -15,7 +15,7 @@ export interface EnrollHub {
   /** `--hub <device API> --ca-fingerprint <fingerprint>` for the enroll command line. */
   hubArgs: string[];
   /** Issues a one-time enrollment token for `edgeId` of `serviceId`. */
-  issueToken(edgeId: string, serviceId?: string): string;
+  issueToken(edgeId: string, serviceId?: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -31,14 +31,14 @@ export async function startEnrollHub(opts: { serviceId?: string; overrides?: Rec
   });
   const { url } = await th.hub.start();
   const serviceId = opts.serviceId ?? 'library';
-  th.hub.links.createService({ id: serviceId, name: 'Town library' });
+  await th.hub.links.createService({ id: serviceId, name: 'Town library' });
   return {
     th,
     http: url,
     deviceApi: th.hub.addresses.deviceApi!,
     fingerprint: th.hub.deviceCaFingerprint!,
     hubArgs: ['--hub', th.hub.addresses.deviceApi!, '--ca-fingerprint', th.hub.deviceCaFingerprint!],
-    issueToken: (edgeId, sid = serviceId) => th.hub.enrollmentTokens.issue({ serviceId: sid, edgeId, by: 'test' }).token,
+    issueToken: async (edgeId, sid = serviceId) => (await th.hub.enrollmentTokens.issue({ serviceId: sid, edgeId, by: 'test' })).token,
     close: () => th.close(),
   };
 }
