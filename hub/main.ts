@@ -32,6 +32,9 @@ import { createHubMetrics } from './metrics/hub-metrics.ts';
 import { createReleases } from './releases/releases.ts';
 import { parseReleasePublicKey } from '../shared/release.ts';
 import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
+import { createReplicaCoordinator } from './replicas/coordinator.ts';
+import { createSharedChallengeStore } from './replicas/shared-challenges.ts';
+import { createSharedRateBuckets } from './replicas/shared-rate-limit.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -54,6 +57,36 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   if (anchors.length === 0) log.warn('no JPKI trust anchors configured: every registration will be refused (cert_unknown_issuer)');
 
   const store = await openStore(config.store, config.dataDir);
+  // On PostgreSQL the hub may run as one of several replicas (hub/replicas): challenges and rate
+  // limits live in the shared database, the outbox and the CRL schedule run once across replicas,
+  // and a device revocation is told to the others. On SQLite (one process) all of it stays in memory.
+  let broker: Broker | undefined;
+  let cluster: BrokerCluster | undefined;
+  const replicas = config.store.url
+    ? createReplicaCoordinator({
+        url: config.store.url,
+        sql: store.sql,
+        log: log.child('replicas'),
+        retryMs: config.replicas.lockRetryMs,
+        onOutboxLock: () => outbox.kick(),
+        onEvent: (e) => {
+          if (e.type === 'deviceRevoked') broker?.disconnectEdge(e.edgeId);
+          else if (replicas?.holdsOutbox) outbox.kick();
+        },
+        // Notifications sent while this replica was not listening are lost: its connected edges are
+        // checked against the shared device table instead.
+        onResync: () => void dropRevokedSessions().catch((err) => log.warn('connected edges could not be checked', { error: err })),
+      })
+    : undefined;
+  async function dropRevokedSessions(): Promise<void> {
+    const b = broker;
+    if (!b) return;
+    for (const edgeId of b.connectedEdges()) {
+      const d = await devices.get(edgeId);
+      if (!d || d.revoked_at !== null) b.disconnectEdge(edgeId);
+    }
+  }
+  const sharedRates = replicas ? { shared: createSharedRateBuckets(store.sql) } : {};
   const mykeys = store.mykeys;
   const metrics = createHubMetrics({
     sql: store.sql,
@@ -77,6 +110,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     maxBytes: config.jpki.crlMaxBytes,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
     afterSuspend: () => fanout.emit('suspended', { source: 'crl' }),
+    claimPeriod: replicas && ((name, periodMs) => replicas.claimPeriod(name, periodMs)),
   });
   await crlManager.loadSaved();
   const revocation = createRevocationChecker({
@@ -84,10 +118,12 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     ocsp: config.jpki.ocspUrl ? createOcspQuery({ url: config.jpki.ocspUrl, timeoutMs: config.jpki.ocspTimeoutMs, maxAgeMs: config.jpki.ocspMaxAgeSeconds * 1000, cacheMs: config.jpki.ocspCacheSeconds * 1000, log: log.child('ocsp') }) : undefined,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
-  const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() });
+  const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() };
+  const challenges = replicas ? createSharedChallengeStore(store.sql, challengeOpts) : createChallengeStore(challengeOpts);
+  const rateLimits = { challenge: { ...config.rateLimits.challenge, ...sharedRates }, register: { ...config.rateLimits.register, ...sharedRates } };
   const linkRepo = store.links;
   const devices = store.devices;
-  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), onPublished: (e) => fanout.emit('published', e) });
+  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), onPublished: (e) => fanout.emit('published', e), mayPublish: replicas && (() => replicas.mayPublishOutbox()) });
   const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, onNotified: (e) => fanout.emit('notified', e) });
   const links = createLinks({
     sql: store.sql,
@@ -98,8 +134,31 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
   // Lifecycle changes in a batch may have appended change-log entries.
   const batcher = createWriteBatcher(store.sql, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
-  let broker: Broker | undefined;
-  const unwireFanout = wireFanout(fanout, { log: log.child('fanout'), outbox, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId) });
+  // Entries written here while another replica publishes: that replica is told, so it publishes now
+  // (one notification in flight at a time; the ones asked for meanwhile are one more after it).
+  let telling: Promise<void> | undefined;
+  let tellAgain = false;
+  const tellPublisher = () => {
+    if (!replicas || replicas.holdsOutbox) return;
+    if (telling) {
+      tellAgain = true;
+      return;
+    }
+    telling = replicas.announce({ type: 'outboxWritten' }).finally(() => {
+      telling = undefined;
+      if (tellAgain) {
+        tellAgain = false;
+        tellPublisher();
+      }
+    });
+  };
+  const outboxKick = {
+    kick: () => {
+      outbox.kick();
+      tellPublisher();
+    },
+  };
+  const unwireFanout = wireFanout(fanout, { log: log.child('fanout'), outbox: outboxKick, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId) });
   const service = metrics.instrumentService(createMyKeyService({
     repo: mykeys,
     write: batcher.write,
@@ -140,7 +199,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     audit: (e) => void consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err })),
     adminToken: () => config.admin.token,
     webhookUrlPolicy: config.webhooks,
-    rateLimits: config.rateLimits,
+    rateLimits,
     health: async () => ({ mykeyIds: await mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
     metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
     releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
@@ -154,7 +213,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     challenges,
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices, () => enrollment),
     needsRenewal: (der) => !!deviceCa && !deviceCa.issuedByCurrent(der),
-    rateLimits: config.rateLimits,
+    rateLimits,
     releases: { releases },
     enrollments: {
       consoleRepo,
@@ -165,7 +224,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       brokerUrl: () => config.enrollment.brokerUrl || addresses.mqtts,
       hubUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
       releaseKey: config.releases.publicKeys[0],
-      rateLimit: config.enrollment.rateLimit,
+      rateLimit: { ...config.enrollment.rateLimit, ...sharedRates },
       now: () => now().getTime(),
     },
   });
@@ -193,7 +252,6 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   let server: ServerType | undefined;
   let deviceServer: ServerType | undefined;
   let deviceCa: DeviceCa | undefined;
-  let cluster: BrokerCluster | undefined;
   return {
     config,
     /** The public app (plain HTTP listener): holders, services, operator API, console. */
@@ -243,6 +301,8 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     addresses,
     consoleRepo,
     enrollmentTokens,
+    /** The replica coordinator (PostgreSQL store only). */
+    replicas,
     /**
      * Opens the device CA, starts the broker (MQTT over TLS) and the device API (HTTPS), then the
      * HTTP API; resolves with the HTTP address once everything listens.
@@ -277,10 +337,13 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         onRevoked: (edgeId) => {
           fanout.emit('deviceRevoked', { edgeId });
           c?.cutOff(edgeId);
+          // The edge's session may be on another replica's embedded broker.
+          void replicas?.announce({ type: 'deviceRevoked', edgeId });
         },
       });
       this.addresses.mqtts = `mqtts://${hostOf(config.broker.host)}:${ports.tlsPort}`;
       if (ports.plainPort) this.addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
+      await replicas?.start();
       outbox.attach(c ? (topic, payload) => c.publish(topic, payload) : (topic, payload) => b.publish(topic, payload, { qos: 1 }));
       crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
       webhooks.start();
@@ -326,6 +389,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       unwireFanout();
       await webhooks.stop();
       outbox.stop();
+      await replicas?.stop();
       const close = (s: ServerType | undefined) =>
         new Promise<void>((r) => {
           if (!s) return r();

@@ -48,6 +48,11 @@ export interface CrlManagerDeps {
   clockSkewMs?: number;
   /** Called after suspensions were committed (their change-log entries wait in the outboxes). */
   afterSuspend?: () => void;
+  /**
+   * Hub replicas (hub/replicas/coordinator.ts claimPeriod): true for the one replica that fetches in
+   * this period. Without it every scheduled tick fetches (one hub).
+   */
+  claimPeriod?: (name: string, periodMs: number) => Promise<boolean>;
 }
 
 type Hit = Parameters<MyKeyRepo['applyRevocations']>[0][number];
@@ -481,7 +486,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
         const run = () => {
           if (running) return;
           running = true;
-          void fetchAndApply(url)
+          // Hub replicas: the replica that claims the period fetches; the others skip this tick.
+          void (deps.claimPeriod ? deps.claimPeriod(`crl:${url}`, intervalMs) : Promise.resolve(true))
+            .then((mine) => (mine ? fetchAndApply(url) : undefined))
             .catch(() => undefined)
             .finally(() => (running = false));
         };

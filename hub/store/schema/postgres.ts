@@ -440,4 +440,36 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       CREATE INDEX edge_updates_rollout ON edge_updates (rollout_id, state);
     `,
   },
+  {
+    // Hub replicas (hub/replicas): what one process kept in memory, shared by every hub on the database.
+    version: 600,
+    name: 'hub replicas: challenges, rate-limit buckets, once-per-period schedules',
+    sql: `
+      CREATE TABLE replica_challenges (
+        challenge  TEXT PRIMARY KEY,
+        operation  TEXT NOT NULL,
+        params     TEXT NOT NULL,
+        device     TEXT,
+        client     TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at    BIGINT
+      );
+      CREATE INDEX replica_challenges_outstanding ON replica_challenges (client, expires_at) WHERE used_at IS NULL;
+      CREATE INDEX replica_challenges_expiry ON replica_challenges (expires_at);
+      CREATE TABLE replica_rate_buckets (
+        scope  TEXT NOT NULL,
+        client TEXT NOT NULL,
+        tokens DOUBLE PRECISION NOT NULL,
+        at     BIGINT NOT NULL,
+        ok     BOOLEAN NOT NULL,
+        PRIMARY KEY (scope, client)
+      );
+      CREATE INDEX replica_rate_buckets_at ON replica_rate_buckets (at);
+      CREATE TABLE replica_schedules (
+        name    TEXT PRIMARY KEY,
+        next_at BIGINT NOT NULL,
+        ran_at  BIGINT NOT NULL
+      );
+    `,
+  },
 ].sort((a, b) => a.version - b.version);
