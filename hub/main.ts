@@ -83,7 +83,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     if (!b) return;
     for (const edgeId of b.connectedEdges()) {
       const d = await devices.get(edgeId);
-      if (!d || d.revoked_at !== null) b.disconnectEdge(edgeId);
+      if (!d || d.status !== 'active') b.disconnectEdge(edgeId);
     }
   }
   const sharedRates = replicas ? { shared: createSharedRateBuckets(store.sql) } : {};
