@@ -35,6 +35,7 @@ import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.t
 import { createReplicaCoordinator } from './replicas/coordinator.ts';
 import { createSharedChallengeStore } from './replicas/shared-challenges.ts';
 import { createSharedRateBuckets } from './replicas/shared-rate-limit.ts';
+import { createLogRelay, rangeOf } from './replicas/log-relay.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -71,7 +72,9 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         onOutboxLock: () => outbox.kick(),
         onEvent: (e) => {
           if (e.type === 'deviceRevoked') broker?.disconnectEdge(e.edgeId);
-          else if (replicas?.holdsOutbox) outbox.kick();
+          else if (e.type === 'published') {
+            if (!cluster) void relay?.relay(e);
+          } else if (replicas?.holdsOutbox) outbox.kick();
         },
         // Notifications sent while this replica was not listening are lost: its connected edges are
         // checked against the shared device table instead.
@@ -86,6 +89,14 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       if (!d || d.status !== 'active') b.disconnectEdge(edgeId);
     }
   }
+  // Log messages the publishing replica put on its embedded broker, put on this replica's too.
+  const relay = replicas
+    ? createLogRelay({
+        changesAfter: (serviceId, seq, limit) => links.changesAfter(serviceId, seq, limit),
+        publish: (topic, payload) => broker?.publish(topic, payload, { qos: 1 }) ?? Promise.resolve(),
+        log: log.child('relay'),
+      })
+    : undefined;
   const sharedRates = replicas ? { shared: createSharedRateBuckets(store.sql) } : {};
   const mykeys = store.mykeys;
   const metrics = createHubMetrics({
@@ -344,7 +355,16 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       this.addresses.mqtts = `mqtts://${hostOf(config.broker.host)}:${ports.tlsPort}`;
       if (ports.plainPort) this.addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
       await replicas?.start();
-      outbox.attach(c ? (topic, payload) => c.publish(topic, payload) : (topic, payload) => b.publish(topic, payload, { qos: 1 }));
+      outbox.attach(
+        c
+          ? (topic, payload) => c.publish(topic, payload)
+          : async (topic, payload) => {
+              await b.publish(topic, payload, { qos: 1 });
+              // Replicas: the others put the same entries on their embedded brokers (log-relay.ts).
+              const range = replicas && rangeOf(topic, payload);
+              if (range) await replicas.announce({ type: 'published', ...range });
+            },
+      );
       crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
       webhooks.start();
       // Services still on the legacy keyed identities move to the memory-hard one (shared/sync.ts).

@@ -27,13 +27,17 @@ export const OUTBOX_LOCK = '7885681097389061939';
 /**
  * What one replica tells the others: a device was revoked (the replica holding its MQTT session drops
  * it); change-log entries were written (the outbox publisher, on whichever replica, publishes now
- * rather than at its next sweep).
+ * rather than at its next sweep); the publisher published a service's entries `from`..`to` (the
+ * others relay them to their own embedded brokers, log-relay.ts).
  */
-export type ReplicaEvent = { type: 'deviceRevoked'; edgeId: string } | { type: 'outboxWritten' };
+export type ReplicaEvent = { type: 'deviceRevoked'; edgeId: string } | { type: 'outboxWritten' } | { type: 'published'; serviceId: string; from: number; to: number };
 
 function isEvent(v: unknown): v is ReplicaEvent {
-  const e = v as Partial<{ type: unknown; edgeId: unknown }> | null;
-  return !!e && ((e.type === 'deviceRevoked' && typeof e.edgeId === 'string') || e.type === 'outboxWritten');
+  const e = v as Partial<{ type: unknown; edgeId: unknown; serviceId: unknown; from: unknown; to: unknown }> | null;
+  if (!e) return false;
+  if (e.type === 'deviceRevoked') return typeof e.edgeId === 'string';
+  if (e.type === 'published') return typeof e.serviceId === 'string' && Number.isSafeInteger(e.from) && Number.isSafeInteger(e.to) && (e.from as number) >= 1 && (e.to as number) >= (e.from as number);
+  return e.type === 'outboxWritten';
 }
 
 export interface ReplicaCoordinatorOptions {

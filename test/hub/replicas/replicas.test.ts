@@ -10,7 +10,13 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { createServer, type Server } from 'node:http';
 import { runConsoleCli } from '../../../hub/console/cli.ts';
 import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
+import { randomBytes } from 'node:crypto';
+import { checkLogPayload } from '../../../edge/sync/log-message.ts';
 import { signLikeCard } from '../../../provisioning/test-ca/ca.ts';
+import { certIdentity } from '../../../shared/cert-identity.ts';
+import { randomMyKeyId } from '../../../shared/ids.ts';
+import { CURRENT_KEY_SCHEME } from '../../../shared/sync.ts';
+import { serviceLogTopic } from '../../../shared/topics.ts';
 import { issue } from '../../helpers/hub.ts';
 import { havePostgres } from '../../helpers/pg.ts';
 import { testIf } from '../../helpers/requires.ts';
@@ -104,6 +110,43 @@ pgTest('an enrollment token claimed at replica A cannot be claimed at replica B 
   assert.is((x.status === 409 ? x : y).body.code, 'enrollment_token_used');
   const later = await deviceCall(hubB, 'POST', '/v1/enrollments', { caPem }, { token, edgeId: 'library-02', csrPem });
   assert.is(later.body.code, 'enrollment_token_used');
+});
+
+/** Connects an enrolled edge to a replica's embedded broker. */
+async function edgeAt(hub: Replicas['hubs'][number], edgeId: string): Promise<{ client: MqttClient; options: mqtt.IClientOptions; creds: { caPem: string; certPem: string; keyPem: string } }> {
+  const csr = await createDeviceCsr(edgeId);
+  const enrolled = await r.hubs[0]!.enrollment!.enroll(csr.csrDer, { edgeId, serviceId: 'library', validityDays: 30 });
+  if (!enrolled.ok) throw new Error(enrolled.message);
+  const creds = { caPem: enrolled.value.caPem, certPem: enrolled.value.certPem, keyPem: csr.keyPem };
+  const at = new URL(hub.addresses.mqtts!);
+  const options: mqtt.IClientOptions = { protocol: 'mqtts', host: at.hostname, port: Number(at.port), protocolVersion: 4, clientId: edgeId, clean: false, reconnectPeriod: 0, connectTimeout: 10_000, ca: creds.caPem, cert: creds.certPem, key: creds.keyPem, rejectUnauthorized: true };
+  return { client: await mqtt.connectAsync(options), options, creds };
+}
+
+pgTest("change-log entries written at either replica reach edges on both replicas' embedded brokers, once and in order", async () => {
+  const [hubA, hubB] = r.hubs as [Replicas['hubs'][number], Replicas['hubs'][number]];
+  const edges = [await edgeAt(hubA, 'library-11'), await edgeAt(hubB, 'library-12')];
+  const seen: number[][] = [[], []];
+  edges.forEach((e, i) =>
+    e.client.on('message', (_t, payload) => {
+      const v = checkLogPayload(payload);
+      if (v.ok) seen[i]!.push(...v.value.map((x) => x.seq));
+    }),
+  );
+  for (const e of edges) await e.client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
+  const before = await hubA.links.headSeq('library');
+  for (const [i, hub] of [hubB, hubA, hubB].entries()) {
+    const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
+    const m = await hub.store.mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
+    if (!('row' in m)) throw new Error('no MyKey ID');
+    for (const identity of [`mykey:${m.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await hub.store.links.insertKey('library', CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+    await hub.links.link({ serviceId: 'library', mykeyId: m.row.id, serviceUserId: `R-${i}`, by: 'test' });
+  }
+  const want = [before + 1, before + 2, before + 3];
+  await until(() => seen.every((s) => s.length >= 3), 20_000, 'the entries on both brokers');
+  assert.equal(seen[0], want, 'the edge on A');
+  assert.equal(seen[1], want, 'the edge on B');
+  for (const e of edges) await e.client.endAsync(true);
 });
 
 pgTest("a device revoked at replica A is refused at replica B, and its MQTT session on B's broker is dropped", async () => {
