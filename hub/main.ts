@@ -359,10 +359,16 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         c
           ? (topic, payload) => c.publish(topic, payload)
           : async (topic, payload) => {
+              // A replica that just took over first finishes relaying what its predecessor told it,
+              // so its own broker gets the log in order.
+              await relay?.settled();
               await b.publish(topic, payload, { qos: 1 });
               // Replicas: the others put the same entries on their embedded brokers (log-relay.ts).
-              const range = replicas && rangeOf(topic, payload);
-              if (range) await replicas.announce({ type: 'published', ...range });
+              const range = replicas ? rangeOf(topic, payload) : undefined;
+              if (replicas && range) {
+                relay?.mark(range);
+                await replicas.announce({ type: 'published', ...range });
+              }
             },
       );
       crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);

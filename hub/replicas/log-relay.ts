@@ -51,6 +51,14 @@ export function createLogRelay(deps: {
     if (entries.length > 0) relayed.set(r.serviceId, entries[entries.length - 1]!.seq);
   }
   return {
+    /** Resolves when the ranges told so far are relayed (the new publisher waits for it before its first message). */
+    settled(): Promise<void> {
+      return chain;
+    },
+    /** This replica published a range itself (it publishes the outbox now): not to be relayed again. */
+    mark(r: PublishedRange): void {
+      if (r.to > (relayed.get(r.serviceId) ?? 0)) relayed.set(r.serviceId, r.to);
+    },
     /** Publishes a range another replica published, after the ranges told before it. */
     relay(r: PublishedRange): Promise<void> {
       chain = chain.then(() => relay(r)).catch((e) => deps.log.warn('change-log entries could not be relayed to this broker; edges catch up through /changes', { error: e }));
