@@ -94,10 +94,11 @@ export function createReplicaCoordinator(o: ReplicaCoordinatorOptions): ReplicaC
   let timer: NodeJS.Timeout | undefined;
   let listenRetry: NodeJS.Timeout | undefined;
 
-  const connect = async (): Promise<pg.Client> => {
+  /** `role`: in the connection's application_name (pg_stat_activity shows which replica holds what). */
+  const connect = async (role: 'lock' | 'listen'): Promise<pg.Client> => {
     // keepAlive: a holder cut off by the network (not killed) is noticed by the server, which then
     // frees its lock, instead of holding it until the socket times out on its own.
-    const c = new pg.Client({ connectionString: o.url, keepAlive: true, application_name: 'mykey-hub-replica' });
+    const c = new pg.Client({ connectionString: o.url, keepAlive: true, application_name: `mykey-hub-${role}-${id}` });
     await c.connect();
     return c;
   };
@@ -115,7 +116,7 @@ export function createReplicaCoordinator(o: ReplicaCoordinatorOptions): ReplicaC
     lastTry = now();
     try {
       if (!lockClient) {
-        const c = await connect();
+        const c = await connect('lock');
         c.on('error', (e) => dropLock(e.message));
         c.on('end', () => dropLock('connection ended'));
         if (stopped) {
@@ -140,7 +141,7 @@ export function createReplicaCoordinator(o: ReplicaCoordinatorOptions): ReplicaC
   async function listen(): Promise<void> {
     if (stopped) return;
     try {
-      const c = await connect();
+      const c = await connect('listen');
       const lost = (why: string) => {
         if (listenClient !== c) return;
         listenClient = undefined;

@@ -186,6 +186,27 @@ pgTest("a device revoked at replica A is refused at replica B, and its MQTT sess
   assert.is(api.body.code, 'unauthorized');
 });
 
+pgTest("a revocation whose notification a replica missed (its listening connection was cut) still drops the edge's session there when it reconnects", async () => {
+  const [hubA, hubB] = r.hubs as [Replicas['hubs'][number], Replicas['hubs'][number]];
+  const edge = await edgeAt(hubB, 'library-21');
+  let closed = false;
+  edge.client.on('close', () => (closed = true));
+  // Revoked in the shared table without a word to the others (as if the NOTIFY were lost)...
+  assert.ok(await hubA.devices.revoke('library-21', 'stolen', Date.now()));
+  // ...and B's listening connection cut: B reconnects, sees it may have missed something, and checks.
+  const pg = (await import('pg')).default;
+  const admin = new pg.Client({ connectionString: r.dbUrl });
+  await admin.connect();
+  try {
+    const cut = await admin.query('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [`mykey-hub-listen-${hubB.replicas!.id}`]);
+    assert.is(cut.rowCount, 1, "B's listening connection");
+  } finally {
+    await admin.end();
+  }
+  await until(() => closed, 20_000, "the edge's session on B to be dropped after B reconnects");
+  edge.client.end(true);
+});
+
 pgTest('the scheduled CRL fetch runs once per period across two replicas', async () => {
   const fetches: number[] = [];
   const server: Server = createServer((req, res) => {
