@@ -442,10 +442,14 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
   },
   {
     // Hub replicas (hub/replicas): what one process kept in memory, shared by every hub on the database.
+    // Challenges and rate-limit buckets are UNLOGGED: written on every request, they need no WAL
+    // flush per commit (a row lock held through an fsync would queue every request of a client
+    // behind it), and losing them in a database crash costs what a hub restart costs today: clients
+    // ask for a new challenge, buckets start full. (Unlogged tables are not copied to a standby.)
     version: 600,
     name: 'hub replicas: challenges, rate-limit buckets, once-per-period schedules',
     sql: `
-      CREATE TABLE replica_challenges (
+      CREATE UNLOGGED TABLE replica_challenges (
         challenge  TEXT PRIMARY KEY,
         operation  TEXT NOT NULL,
         params     TEXT NOT NULL,
@@ -456,7 +460,7 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       );
       CREATE INDEX replica_challenges_outstanding ON replica_challenges (client, expires_at) WHERE used_at IS NULL;
       CREATE INDEX replica_challenges_expiry ON replica_challenges (expires_at);
-      CREATE TABLE replica_rate_buckets (
+      CREATE UNLOGGED TABLE replica_rate_buckets (
         scope  TEXT NOT NULL,
         client TEXT NOT NULL,
         tokens DOUBLE PRECISION NOT NULL,
