@@ -69,12 +69,18 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         sql: store.sql,
         log: log.child('replicas'),
         retryMs: config.replicas.lockRetryMs,
-        onOutboxLock: () => outbox.kick(),
+        onOutboxLock: () => {
+          outbox.kick();
+          webhooks.kick();
+        },
         onEvent: (e) => {
           if (e.type === 'deviceRevoked') broker?.disconnectEdge(e.edgeId);
           else if (e.type === 'published') {
             if (!cluster) void relay?.relay(e);
-          } else if (replicas?.holdsOutbox) outbox.kick();
+          } else if (replicas?.holdsOutbox) {
+            outbox.kick();
+            webhooks.kick();
+          }
         },
         // Notifications sent while this replica was not listening are lost: its connected edges are
         // checked against the shared device table instead.
@@ -135,7 +141,14 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   const linkRepo = store.links;
   const devices = store.devices;
   const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), onPublished: (e) => fanout.emit('published', e), mayPublish: replicas && (() => replicas.mayPublishOutbox()) });
-  const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, onNotified: (e) => fanout.emit('notified', e) });
+  const webhooks = createWebhookSender({
+    repo: linkRepo,
+    log: log.child('webhooks'),
+    now: () => now().getTime(),
+    ...config.webhooks,
+    onNotified: (e) => fanout.emit('notified', e),
+    mayDeliver: replicas && (() => replicas.mayPublishOutbox()),
+  });
   const links = createLinks({
     sql: store.sql,
     repo: linkRepo,
