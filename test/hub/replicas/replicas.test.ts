@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt, { type MqttClient } from 'mqtt';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { runConsoleCli } from '../../../hub/console/cli.ts';
 import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { randomBytes } from 'node:crypto';
@@ -30,7 +30,7 @@ test.before(async () => {
   if (!havePostgres) return;
   // The register limit is strict here (burst 6, next token in 100 s) for the rate-limit test; the
   // other tests use it at most twice, on another route's bucket.
-  r = await startReplicas(2, { rateLimits: { challenge: { perSecond: 10_000, burst: 10_000 }, register: { perSecond: 0.01, burst: 6 } } });
+  r = await startReplicas(2, { rateLimits: { challenge: { perSecond: 10_000, burst: 10_000 }, register: { perSecond: 0.01, burst: 6 } }, webhooks: { allowHttp: true, allowPrivateTargets: true } });
   await r.hubs[0]!.links.createService({ id: 'library', name: 'Library' });
 });
 test.after(async () => {
@@ -112,6 +112,15 @@ pgTest('an enrollment token claimed at replica A cannot be claimed at replica B 
   assert.is(later.body.code, 'enrollment_token_used');
 });
 
+/** Links a new MyKey ID to `serviceId` at `hub` (its keyed identities stored ahead, as prepareKeys would). */
+async function linkOne(hub: Replicas['hubs'][number], serviceId: string, serviceUserId: string): Promise<void> {
+  const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
+  const m = await hub.store.mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
+  if (!('row' in m)) throw new Error('no MyKey ID');
+  for (const identity of [`mykey:${m.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await hub.store.links.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+  await hub.links.link({ serviceId, mykeyId: m.row.id, serviceUserId, by: 'test' });
+}
+
 /** Connects an enrolled edge to a replica's embedded broker. */
 async function edgeAt(hub: Replicas['hubs'][number], edgeId: string): Promise<{ client: MqttClient; options: mqtt.IClientOptions; creds: { caPem: string; certPem: string; keyPem: string } }> {
   const csr = await createDeviceCsr(edgeId);
@@ -135,13 +144,7 @@ pgTest("change-log entries written at either replica reach edges on both replica
   );
   for (const e of edges) await e.client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
   const before = await hubA.links.headSeq('library');
-  for (const [i, hub] of [hubB, hubA, hubB].entries()) {
-    const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
-    const m = await hub.store.mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
-    if (!('row' in m)) throw new Error('no MyKey ID');
-    for (const identity of [`mykey:${m.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await hub.store.links.insertKey('library', CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
-    await hub.links.link({ serviceId: 'library', mykeyId: m.row.id, serviceUserId: `R-${i}`, by: 'test' });
-  }
+  for (const [i, hub] of [hubB, hubA, hubB].entries()) await linkOne(hub, 'library', `R-${i}`);
   const want = [before + 1, before + 2, before + 3];
   await until(() => seen.every((s) => s.length >= 3), 20_000, 'the entries on both brokers');
   assert.equal(seen[0], want, 'the edge on A');
@@ -205,6 +208,36 @@ pgTest("a revocation whose notification a replica missed (its listening connecti
   }
   await until(() => closed, 20_000, "the edge's session on B to be dropped after B reconnects");
   edge.client.end(true);
+});
+
+pgTest("a service's webhook notices are sent by one replica, the one that publishes the outbox", async () => {
+  let posts = 0;
+  // The first request is held unanswered: while it is in flight the notice is still due, so any
+  // other sender asked now would send it a second time.
+  let held: ServerResponse | undefined;
+  const server: Server = createServer((req, res) => {
+    posts++;
+    req.resume();
+    req.on('end', () => (posts === 1 ? (held = res) : res.writeHead(200).end()));
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  try {
+    const holders = r.hubs.filter((h) => h.replicas!.holdsOutbox);
+    assert.is(holders.length, 1, 'one publisher');
+    const [holder] = holders as [Replicas['hubs'][number]];
+    const other = r.hubs.find((h) => h !== holder)!;
+    await holder.links.createService({ id: 'museum', name: 'Museum', webhookUrl: `http://127.0.0.1:${(server.address() as { port: number }).port}/notices` });
+    // Written at the replica that does not publish: the publisher is told and sends it.
+    await linkOne(other, 'museum', 'M-1');
+    await until(() => held !== undefined, 20_000, 'the notice');
+    assert.is(await other.webhooks.deliverDue(), 0, 'the other replica sends nothing');
+    assert.is(posts, 1);
+    held!.writeHead(200).end();
+    await holder.webhooks.deliverDue();
+    assert.is(posts, 1);
+  } finally {
+    await new Promise<void>((ok) => server.close(() => ok()));
+  }
 });
 
 pgTest('the scheduled CRL fetch runs once per period across two replicas', async () => {
