@@ -32,10 +32,7 @@ import { createHubMetrics } from './metrics/hub-metrics.ts';
 import { createReleases } from './releases/releases.ts';
 import { parseReleasePublicKey } from '../shared/release.ts';
 import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
-import { createReplicaCoordinator } from './replicas/coordinator.ts';
-import { createSharedChallengeStore } from './replicas/shared-challenges.ts';
-import { createSharedRateBuckets } from './replicas/shared-rate-limit.ts';
-import { createLogRelay, rangeOf } from './replicas/log-relay.ts';
+import { createReplicas } from './replicas/index.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -58,52 +55,20 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   if (anchors.length === 0) log.warn('no JPKI trust anchors configured: every registration will be refused (cert_unknown_issuer)');
 
   const store = await openStore(config.store, config.dataDir);
-  // On PostgreSQL the hub may run as one of several replicas (hub/replicas): challenges and rate
-  // limits live in the shared database, the outbox and the CRL schedule run once across replicas,
-  // and a device revocation is told to the others. On SQLite (one process) all of it stays in memory.
   let broker: Broker | undefined;
   let cluster: BrokerCluster | undefined;
+  // On PostgreSQL the hub may be one of several replicas (hub/replicas): shared challenges and rate
+  // limits, one outbox publisher, one CRL fetch per period. On SQLite all of it stays in this process.
   const replicas = config.store.url
-    ? createReplicaCoordinator({
+    ? createReplicas({
         url: config.store.url,
         sql: store.sql,
         log: log.child('replicas'),
         retryMs: config.replicas.lockRetryMs,
-        onOutboxLock: () => {
-          outbox.kick();
-          webhooks.kick();
-        },
-        onEvent: (e) => {
-          if (e.type === 'deviceRevoked') broker?.disconnectEdge(e.edgeId);
-          else if (e.type === 'published') {
-            if (!cluster) void relay?.relay(e);
-          } else if (replicas?.holdsOutbox) {
-            outbox.kick();
-            webhooks.kick();
-          }
-        },
-        // Notifications sent while this replica was not listening are lost: its connected edges are
-        // checked against the shared device table instead.
-        onResync: () => void dropRevokedSessions().catch((err) => log.warn('connected edges could not be checked', { error: err })),
+        parts: () => ({ outbox, webhooks, broker: () => broker, clustered: () => cluster !== undefined, devices, changesAfter: links.changesAfter }),
       })
     : undefined;
-  async function dropRevokedSessions(): Promise<void> {
-    const b = broker;
-    if (!b) return;
-    for (const edgeId of b.connectedEdges()) {
-      const d = await devices.get(edgeId);
-      if (!d || d.status !== 'active') b.disconnectEdge(edgeId);
-    }
-  }
-  // Log messages the publishing replica put on its embedded broker, put on this replica's too.
-  const relay = replicas
-    ? createLogRelay({
-        changesAfter: (serviceId, seq, limit) => links.changesAfter(serviceId, seq, limit),
-        publish: (topic, payload) => broker?.publish(topic, payload, { qos: 1 }) ?? Promise.resolve(),
-        log: log.child('relay'),
-      })
-    : undefined;
-  const sharedRates = replicas ? { shared: createSharedRateBuckets(store.sql) } : {};
+  const sharedRates = replicas ? { shared: replicas.rateBuckets } : {};
   const mykeys = store.mykeys;
   const metrics = createHubMetrics({
     sql: store.sql,
@@ -127,7 +92,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     maxBytes: config.jpki.crlMaxBytes,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
     afterSuspend: () => fanout.emit('suspended', { source: 'crl' }),
-    claimPeriod: replicas && ((name, periodMs) => replicas.claimPeriod(name, periodMs)),
+    claimPeriod: replicas?.claimPeriod,
   });
   await crlManager.loadSaved();
   const revocation = createRevocationChecker({
@@ -136,19 +101,12 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
   const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() };
-  const challenges = replicas ? createSharedChallengeStore(store.sql, challengeOpts) : createChallengeStore(challengeOpts);
+  const challenges = replicas ? replicas.challenges(challengeOpts) : createChallengeStore(challengeOpts);
   const rateLimits = { challenge: { ...config.rateLimits.challenge, ...sharedRates }, register: { ...config.rateLimits.register, ...sharedRates } };
   const linkRepo = store.links;
   const devices = store.devices;
-  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), onPublished: (e) => fanout.emit('published', e), mayPublish: replicas && (() => replicas.mayPublishOutbox()) });
-  const webhooks = createWebhookSender({
-    repo: linkRepo,
-    log: log.child('webhooks'),
-    now: () => now().getTime(),
-    ...config.webhooks,
-    onNotified: (e) => fanout.emit('notified', e),
-    mayDeliver: replicas && (() => replicas.mayPublishOutbox()),
-  });
+  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), onPublished: (e) => fanout.emit('published', e), mayPublish: replicas?.mayPublish });
+  const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, onNotified: (e) => fanout.emit('notified', e), mayDeliver: replicas?.mayPublish });
   const links = createLinks({
     sql: store.sql,
     repo: linkRepo,
@@ -158,28 +116,11 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
   // Lifecycle changes in a batch may have appended change-log entries.
   const batcher = createWriteBatcher(store.sql, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
-  // Entries written here while another replica publishes: that replica is told, so it publishes now
-  // (one notification in flight at a time; the ones asked for meanwhile are one more after it).
-  let telling: Promise<void> | undefined;
-  let tellAgain = false;
-  const tellPublisher = () => {
-    if (!replicas || replicas.holdsOutbox) return;
-    if (telling) {
-      tellAgain = true;
-      return;
-    }
-    telling = replicas.announce({ type: 'outboxWritten' }).finally(() => {
-      telling = undefined;
-      if (tellAgain) {
-        tellAgain = false;
-        tellPublisher();
-      }
-    });
-  };
+  // Entries written here wake the outbox publisher, on this replica or another.
   const outboxKick = {
     kick: () => {
       outbox.kick();
-      tellPublisher();
+      replicas?.outboxWritten();
     },
   };
   const unwireFanout = wireFanout(fanout, { log: log.child('fanout'), outbox: outboxKick, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId) });
@@ -325,7 +266,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     addresses,
     consoleRepo,
     enrollmentTokens,
-    /** The replica coordinator (PostgreSQL store only). */
+    /** Hub replicas (PostgreSQL store only). */
     replicas,
     /**
      * Opens the device CA, starts the broker (MQTT over TLS) and the device API (HTTPS), then the
@@ -361,29 +302,15 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         onRevoked: (edgeId) => {
           fanout.emit('deviceRevoked', { edgeId });
           c?.cutOff(edgeId);
-          // The edge's session may be on another replica's embedded broker.
-          void replicas?.announce({ type: 'deviceRevoked', edgeId });
+          // Its session may be on another replica's embedded broker.
+          replicas?.deviceRevoked(edgeId);
         },
       });
       this.addresses.mqtts = `mqtts://${hostOf(config.broker.host)}:${ports.tlsPort}`;
       if (ports.plainPort) this.addresses.mqtt = `mqtt://127.0.0.1:${ports.plainPort}`;
       await replicas?.start();
-      outbox.attach(
-        c
-          ? (topic, payload) => c.publish(topic, payload)
-          : async (topic, payload) => {
-              // A replica that just took over first finishes relaying what its predecessor told it,
-              // so its own broker gets the log in order.
-              await relay?.settled();
-              await b.publish(topic, payload, { qos: 1 });
-              // Replicas: the others put the same entries on their embedded brokers (log-relay.ts).
-              const range = replicas ? rangeOf(topic, payload) : undefined;
-              if (replicas && range) {
-                relay?.mark(range);
-                await replicas.announce({ type: 'published', ...range });
-              }
-            },
-      );
+      const embedded = (topic: string, payload: string) => b.publish(topic, payload, { qos: 1 });
+      outbox.attach(c ? (topic, payload) => c.publish(topic, payload) : (replicas?.embeddedPublish(embedded) ?? embedded));
       crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000);
       webhooks.start();
       // Services still on the legacy keyed identities move to the memory-hard one (shared/sync.ts).

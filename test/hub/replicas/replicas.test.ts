@@ -201,7 +201,7 @@ pgTest("a revocation whose notification a replica missed (its listening connecti
   const admin = new pg.Client({ connectionString: r.dbUrl });
   await admin.connect();
   try {
-    const cut = await admin.query('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [`mykey-hub-listen-${hubB.replicas!.id}`]);
+    const cut = await admin.query('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [`mykey-hub-listen-${hubB.replicas!.coordinator.id}`]);
     assert.is(cut.rowCount, 1, "B's listening connection");
   } finally {
     await admin.end();
@@ -222,7 +222,7 @@ pgTest("a service's webhook notices are sent by one replica, the one that publis
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   try {
-    const holders = r.hubs.filter((h) => h.replicas!.holdsOutbox);
+    const holders = r.hubs.filter((h) => h.replicas!.coordinator.holdsOutbox);
     assert.is(holders.length, 1, 'one publisher');
     const [holder] = holders as [Replicas['hubs'][number]];
     const other = r.hubs.find((h) => h !== holder)!;
