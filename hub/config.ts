@@ -38,6 +38,17 @@ export const HubConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    replicas: Type.Object(
+      {
+        lockRetryMs: Type.Integer({
+          minimum: 100,
+          maximum: 60_000,
+          default: 1000,
+          description: 'hub replicas on PostgreSQL (store.url): how often a replica that does not publish the outbox tries to take over; a killed publisher is replaced within about this long',
+        }),
+      },
+      { default: {} },
+    ),
     jpki: Type.Object(
       {
         trustAnchors: Type.Array(Type.String(), { default: [], description: 'JPKI user-authentication CA certificates (PEM or DER files)' }),

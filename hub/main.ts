@@ -34,6 +34,7 @@ import { createReleases } from './releases/releases.ts';
 import { parseReleasePublicKey } from '../shared/release.ts';
 import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
 import { createLinkage } from './linkage/index.ts';
+import { createReplicas } from './replicas/index.ts';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -56,6 +57,20 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   if (anchors.length === 0) log.warn('no JPKI trust anchors configured: every registration will be refused (cert_unknown_issuer)');
 
   const store = await openStore(config.store, config.dataDir);
+  let broker: Broker | undefined;
+  let cluster: BrokerCluster | undefined;
+  // On PostgreSQL the hub may be one of several replicas (hub/replicas): shared challenges and rate
+  // limits, one outbox publisher, one CRL fetch per period. On SQLite all of it stays in this process.
+  const replicas = config.store.url
+    ? createReplicas({
+        url: config.store.url,
+        sql: store.sql,
+        log: log.child('replicas'),
+        retryMs: config.replicas.lockRetryMs,
+        parts: () => ({ outbox, webhooks, broker: () => broker, clustered: () => cluster !== undefined, devices, changesAfter: links.changesAfter }),
+      })
+    : undefined;
+  const sharedRates = replicas ? { shared: replicas.rateBuckets } : {};
   const mykeys = store.mykeys;
   const metrics = createHubMetrics({
     sql: store.sql,
@@ -79,6 +94,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     maxBytes: config.jpki.crlMaxBytes,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
     events: fanout,
+    claimPeriod: replicas?.claimPeriod,
   });
   await crlManager.loadSaved();
   const revocation = createRevocationChecker({
@@ -86,18 +102,31 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     ocsp: config.jpki.ocspUrl ? createOcspQuery({ url: config.jpki.ocspUrl, timeoutMs: config.jpki.ocspTimeoutMs, maxAgeMs: config.jpki.ocspMaxAgeSeconds * 1000, cacheMs: config.jpki.ocspCacheSeconds * 1000, log: log.child('ocsp') }) : undefined,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
-  const challenges = createChallengeStore({ ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() });
+  const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() };
+  const challenges = replicas ? replicas.challenges(challengeOpts) : createChallengeStore(challengeOpts);
+  const rateLimits = { challenge: { ...config.rateLimits.challenge, ...sharedRates }, register: { ...config.rateLimits.register, ...sharedRates } };
   const linkRepo = store.links;
   const devices = store.devices;
-  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout });
-  const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, events: fanout });
+  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout, mayPublish: replicas?.mayPublish });
+  const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, events: fanout, mayDeliver: replicas?.mayPublish });
   const links = createLinks({ sql: store.sql, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout, snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024 });
   // Lifecycle changes in a batch may have appended change-log entries (the batcher is the store's, so
   // it keeps a plain hook; the event is the chain's).
   const batcher = createWriteBatcher(store.sql, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
-  let broker: Broker | undefined;
-  let cluster: BrokerCluster | undefined;
-  const unwireFanout = wireFanout(fanout, { log: log.child('fanout'), outbox, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId), cutOffEdge: (edgeId) => cluster?.cutOff(edgeId) });
+  // Entries written here wake the outbox publisher, on this replica or another.
+  const outboxKick = {
+    kick: () => {
+      outbox.kick();
+      replicas?.outboxWritten();
+    },
+  };
+  const unwireChain = wireFanout(fanout, { log: log.child('fanout'), outbox: outboxKick, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId), cutOffEdge: (edgeId) => cluster?.cutOff(edgeId) });
+  // A device revoked here may hold its session on another replica's embedded broker: tell them.
+  const offReplicaRevoked = fanout.on('deviceRevoked', ({ edgeId }) => replicas?.deviceRevoked(edgeId));
+  const unwireFanout = () => {
+    unwireChain();
+    offReplicaRevoked();
+  };
   const service = metrics.instrumentService(createMyKeyService({
     repo: mykeys,
     write: batcher.write,
@@ -140,7 +169,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     audit: async (e) => void (await consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err }))),
     adminToken: () => config.admin.token,
     webhookUrlPolicy: config.webhooks,
-    rateLimits: config.rateLimits,
+    rateLimits,
     health: async () => ({ mykeyIds: await mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
     metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
     releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
@@ -156,7 +185,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices, () => enrollment),
     needsRenewal: (der) => !!deviceCa && !deviceCa.issuedByCurrent(der),
     jpkiAnchors: () => anchors.map((a) => a.cert.der),
-    rateLimits: config.rateLimits,
+    rateLimits,
     releases: { releases },
     enrollments: {
       consoleRepo,
@@ -168,7 +197,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       brokerUrls: config.enrollment.brokerUrls,
       hubUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
       releaseKey: config.releases.publicKeys[0],
-      rateLimit: config.enrollment.rateLimit,
+      rateLimit: { ...config.enrollment.rateLimit, ...sharedRates },
       now: () => now().getTime(),
     },
   });
@@ -253,11 +282,14 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         },
         async () => enrollment?.stop(),
       ),
+      // Several hubs on one PostgreSQL (hub/replicas): one outbox publisher, relays, notifications.
+      ...(replicas ? [component('replicas', () => replicas.start(), () => replicas.stop())] : []),
       component(
         'outbox',
         async () => {
           const [c, b] = [cluster, broker!];
-          outbox.attach(c ? (topic, payload) => c.publish(topic, payload) : (topic, payload) => b.publish(topic, payload, { qos: 1 }));
+          const embedded = (topic: string, payload: string) => b.publish(topic, payload, { qos: 1 });
+          outbox.attach(c ? (topic, payload) => c.publish(topic, payload) : (replicas?.embeddedPublish(embedded) ?? embedded));
         },
         async () => outbox.stop(),
       ),
@@ -339,6 +371,8 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     addresses,
     consoleRepo,
     enrollmentTokens,
+    /** Hub replicas (PostgreSQL store only). */
+    replicas,
     /**
      * Starts the components in order: the device CA, the broker (MQTT over TLS) and the cluster link,
      * device enrollment, the outbox, the CRL schedule, the webhooks, the device API (HTTPS) and the

@@ -59,7 +59,7 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
       tag: 'Provisioning',
       auth: 'public',
       body: EnrollmentRequest,
-      rateLimit: rateLimit({ perSecond: 1, burst: 10, ...deps.rateLimit }),
+      rateLimit: rateLimit({ perSecond: 1, burst: 10, ...deps.rateLimit, scope: 'enrollment' }),
       summary: 'Redeem a one-time enrollment token for a device certificate',
       description:
         'The token was issued in the operator console for one service and one edge id. It works once, until it expires; a failed certificate issue (bad CSR) leaves it unused.',

@@ -83,7 +83,7 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
   const { links, mykeys } = deps;
   const tag = 'Device';
   const r = createRouter(api, { device: deviceAuth(deps.resolveDevice) }, { maxBodyBytes: deps.maxBodyBytes });
-  const registerLimit = rateLimit(deps.rateLimits.register);
+  const registerLimit = rateLimit({ ...deps.rateLimits.register, scope: 'device-register' });
 
   r.route(
     { method: 'get', path: '/v1/device/config', tag, auth: 'device', summary: "The device's service and its sync secret", responses: { 200: { description: 'config', schema: DeviceConfig } }, errors: ['not_found'] },
@@ -165,10 +165,10 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
       responses: { 201: { description: 'the challenge', schema: ChallengeResponse } },
       errors: ['challenge_quota_exceeded', 'unavailable'],
     },
-    (c) => {
+    async (c) => {
       const d = c.get('device');
       // The quota is the device's own: edges behind one address never share it.
-      const issued = deps.challenges.issue(counterLinkBinding(d, c.get('body').serviceUserId), `edge:${d.edgeId}`);
+      const issued = await deps.challenges.issue(counterLinkBinding(d, c.get('body').serviceUserId), `edge:${d.edgeId}`);
       if (!issued.ok) return problem(c, issued.code, issued.message);
       return c.json({ challenge: issued.value.challenge, expiresAt: new Date(issued.value.expiresAt).toISOString() } satisfies ChallengeResponse, 201);
     },

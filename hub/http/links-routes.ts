@@ -222,7 +222,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       auth: 'public',
       summary: 'The holder unlinks a service',
       body: HolderUnlinkRequest,
-      rateLimit: rateLimit(deps.rateLimits.register),
+      rateLimit: rateLimit({ ...deps.rateLimits.register, scope: 'links-register' }),
       responses: { 200: { description: 'the MyKey ID after the change', schema: HolderView } },
       description: 'The proof is made over an `unlink` challenge for this service (POST /v1/challenges with purpose `unlink` and `serviceId`).',
       errors: [

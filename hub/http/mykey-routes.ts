@@ -82,8 +82,8 @@ export function bindingOf(b: ChallengeRequest): ChallengeBinding {
 export function mountMyKeyRoutes<E extends Env>(app: Hono<E>, api: OpenApi, { service, challenges, rateLimits, linksOf, maxBodyBytes }: MyKeyRoutesDeps): void {
   const withLinks = async <V extends { mykeyId: string }>(v: V) => (linksOf ? { ...v, links: await linksOf(v.mykeyId) } : v);
   const tag = 'MyKey ID';
-  const challengeLimit = rateLimit(rateLimits.challenge);
-  const registerLimit = rateLimit(rateLimits.register);
+  const challengeLimit = rateLimit({ ...rateLimits.challenge, scope: 'challenge' });
+  const registerLimit = rateLimit({ ...rateLimits.register, scope: 'register' });
   const r = createRouter(api, {}, { maxBodyBytes });
 
   r.route(
@@ -100,8 +100,8 @@ export function mountMyKeyRoutes<E extends Env>(app: Hono<E>, api: OpenApi, { se
       responses: { 201: { description: 'the challenge', schema: ChallengeResponse } },
       errors: ['mykey_id_malformed', 'challenge_quota_exceeded', 'unavailable'],
     },
-    (c) => {
-      const issued = challenges.issue(bindingOf(c.get('body')), clientKey(c));
+    async (c) => {
+      const issued = await challenges.issue(bindingOf(c.get('body')), clientKey(c));
       if (!issued.ok) return problem(c, issued.code, issued.message);
       return c.json({ challenge: issued.value.challenge, expiresAt: new Date(issued.value.expiresAt).toISOString() }, 201);
     },

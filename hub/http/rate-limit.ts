@@ -6,6 +6,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { isIPv4, isIPv6 } from 'node:net';
+import type { RateBuckets } from '../replicas/shared-rate-limit.ts';
 import { problem } from './problem.ts';
 
 export interface RateLimitOptions {
@@ -16,6 +17,13 @@ export interface RateLimitOptions {
   /** Upper bound of tracked clients; the oldest are forgotten first. */
   maxClients?: number;
   now?: () => number;
+  /**
+   * Buckets shared by hub replicas (hub/replicas/shared-rate-limit.ts, PostgreSQL): a client is
+   * counted across every replica. Without it, the buckets are this process's (one hub, SQLite).
+   */
+  shared?: RateBuckets;
+  /** Which limit this is, naming its buckets in `shared` (each middleware made here counts apart). */
+  scope?: string;
 }
 
 /** The eight 16-bit groups of an IPv6 address (RFC 4291 2.2 text forms), or undefined. */
@@ -62,8 +70,19 @@ export function clientKey(c: Context): string {
 }
 
 /** Token bucket rate limiter keyed by client (IPv4 address or IPv6 /64); answers 429 rate_limited with Retry-After. */
-export function rateLimit({ perSecond = 20, burst = 100, maxClients = 100_000, now = Date.now }: RateLimitOptions = {}): MiddlewareHandler {
+export function rateLimit({ perSecond = 20, burst = 100, maxClients = 100_000, now = Date.now, shared, scope = 'default' }: RateLimitOptions = {}): MiddlewareHandler {
   const buckets = new Map<string, { tokens: number; at: number }>();
+  const refuse = (c: Context, tokens: number) => {
+    const retry = Math.max(1, Math.ceil((1 - tokens) / perSecond));
+    return problem(c, 'rate_limited', `slow down: at most ${perSecond} requests per second`, undefined, { 'retry-after': String(retry) });
+  };
+  if (shared) {
+    return async (c, next) => {
+      const r = await shared.take(scope, clientKey(c), perSecond, burst, now());
+      if (!r.ok) return refuse(c, r.tokens);
+      await next();
+    };
+  }
   return async (c, next) => {
     const key = clientKey(c);
     const t = now();
@@ -75,10 +94,7 @@ export function rateLimit({ perSecond = 20, burst = 100, maxClients = 100_000, n
     }
     b.tokens = Math.min(burst, b.tokens + ((t - b.at) / 1000) * perSecond);
     b.at = t;
-    if (b.tokens < 1) {
-      const retry = Math.max(1, Math.ceil((1 - b.tokens) / perSecond));
-      return problem(c, 'rate_limited', `slow down: at most ${perSecond} requests per second`, undefined, { 'retry-after': String(retry) });
-    }
+    if (b.tokens < 1) return refuse(c, b.tokens);
     b.tokens -= 1;
     await next();
   };

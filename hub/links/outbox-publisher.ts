@@ -28,6 +28,11 @@ export interface OutboxPublisherOptions {
   batch?: boolean;
   /** Told `published` after each round that published something (hub/fanout.ts). */
   events?: Emitter<FanoutEvents>;
+  /**
+   * Hub replicas (hub/replicas/coordinator.ts): true while this replica is the one publisher. Asked
+   * before each page and each message; without it this process is the only publisher.
+   */
+  mayPublish?: () => Promise<boolean>;
 }
 
 type Row = { id: number; topic: string; payload: string };
@@ -106,6 +111,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
       do {
         again = false;
         for (;;) {
+          if (deps.mayPublish && !(await deps.mayPublish())) break;
           const rows = await deps.repo.pendingMqtt(deps.pageRows ?? 5000);
           if (rows.length === 0) break;
           const messages = deps.batch === false ? rows.map((r) => ({ topic: r.topic, payload: r.payload, ids: [r.id] })) : coalesce(rows, deps.maxBatchBytes);
@@ -122,6 +128,8 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
           await Promise.all(
             [...chains.values()].map(async (chain) => {
               for (const m of chain) {
+                // A replica that lost the lock stops here: the new holder publishes from the oldest row left.
+                if (deps.mayPublish && !(await deps.mayPublish())) return;
                 await publish!(m.topic, m.payload);
                 await deps.repo.deleteMqttMany(m.ids);
                 stats.messages++;

@@ -55,7 +55,7 @@ export type ChallengeCode =
 export type IssueCode = 'challenge_quota_exceeded' | 'unavailable';
 
 /** Parameters in one canonical string (sorted keys), so that comparison is exact and order-free. */
-function canonical(params: Readonly<Record<string, string>> | undefined): string {
+export function canonical(params: Readonly<Record<string, string>> | undefined): string {
   if (!params) return '{}';
   return JSON.stringify(Object.fromEntries(Object.keys(params).sort().map((k) => [k, params[k]])));
 }
@@ -147,4 +147,13 @@ export function createChallengeStore({ ttlMs = 120_000, maxOutstanding = 200_000
   };
 }
 
-export type ChallengeStore = ReturnType<typeof createChallengeStore>;
+/**
+ * What the routes and the service use: this in-memory store (one hub), or the shared one of hub
+ * replicas on PostgreSQL (hub/replicas/shared-challenges.ts), whose answers are promises.
+ */
+export interface ChallengeStore {
+  readonly ttlMs: number;
+  readonly maxPerClient: number;
+  issue(binding: ChallengeBinding, client: string): Result<{ challenge: string; expiresAt: number }, IssueCode> | Promise<Result<{ challenge: string; expiresAt: number }, IssueCode>>;
+  consume(challenge: string, expected: ChallengeBinding): Result<Uint8Array, ChallengeCode> | Promise<Result<Uint8Array, ChallengeCode>>;
+}

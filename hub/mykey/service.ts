@@ -92,7 +92,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
     if (!certDer.ok) throw err(certDer);
     const sig = decodeB64(proof.signature, 'signature_malformed', 'signature');
     if (!sig.ok) throw err(sig);
-    const challenge = challenges.consume(proof.challenge, binding);
+    const challenge = await challenges.consume(proof.challenge, binding);
     if (!challenge.ok) throw err(challenge);
     const now = deps.now();
     const checked = checkUserCertificate(certDer.value, deps.anchors(), { now, allowExpired: opts.allowExpired });

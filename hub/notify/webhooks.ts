@@ -43,6 +43,11 @@ export interface WebhookSenderOptions {
   retentionDays?: number;
   /** How often delivered notices are pruned; default hourly. */
   pruneEveryMs?: number;
+  /**
+   * Hub replicas (hub/replicas/coordinator.ts): true while this replica is the one sender (the outbox
+   * publisher's lock), so a service gets each notice from one replica. Without it this process sends.
+   */
+  mayDeliver?: () => Promise<boolean>;
 }
 
 /** The body of a batch: `type` tells it from a lone notice (whose types are `link.*`). */
@@ -73,6 +78,7 @@ export function createWebhookSender(o: WebhookSenderOptions) {
   }
 
   async function round(): Promise<number> {
+    if (o.mayDeliver && !(await o.mayDeliver())) return 0;
     let delivered = 0;
     // The oldest undelivered notice of each service, when it is due: that service's turn.
     const due = await o.repo.dueWebhooks(now());

@@ -54,6 +54,8 @@ export interface CrlManagerDeps {
   clockSkewMs?: number;
   /** Told `suspended` after suspensions were committed (their change-log entries wait in the outboxes). */
   events?: Emitter<FanoutEvents>;
+  /** Hub replicas (hub/replicas): true for the one replica that fetches in this period; absent: every tick fetches. */
+  claimPeriod?: (name: string, periodMs: number) => Promise<boolean>;
 }
 
 /**
@@ -113,10 +115,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
     }
   }
   let filled = false;
-  /**
-   * Whether bindings without a key id remain after filling (only rows bound before key ids were
-   * recorded; every new binding has one): when none do, matching skips looking for them.
-   */
+  /** Whether bindings without a key id (bound before key ids were recorded) remain: if none, matching skips them. */
   let legacyRows = true;
   /** Saved CRL files (path@thisUpdate) that could not be loaded: warned about once. */
   const unusableSaved = new Set<string>();
@@ -290,10 +289,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
   /** Runs one at a time: two runs of one issuer must not interleave their marks. */
   let queue: Promise<unknown> = Promise.resolve();
 
-  /**
-   * As apply, but gives the event loop a turn between chunks, so requests keep being answered while
-   * a large CRL is matched (scheduled runs, fetches and the import command use this).
-   */
+  /** As apply, but the event loop gets a turn between chunks (scheduled runs, fetches, the import command). */
   function applyAsync(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Promise<RevocationRunSummary> {
     const run = queue.then(async () => {
       const it = steps(der, source, 'async', onProgress);
@@ -375,7 +371,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
         const run = () => {
           if (running) return;
           running = true;
-          void fetchAndApply(url)
+          // Hub replicas: the replica that claims the period fetches; the others skip this tick.
+          void (deps.claimPeriod ? deps.claimPeriod(`crl:${url}`, intervalMs) : Promise.resolve(true))
+            .then((mine) => (mine ? fetchAndApply(url) : undefined))
             .catch(() => undefined)
             .finally(() => (running = false));
         };

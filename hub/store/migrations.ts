@@ -1,8 +1,9 @@
 // Schema migrations, applied in version order inside one transaction each. Each feature owns its
 // migrations in hub/store/schema/ and a range of versions: mykey 1-99, links 100-199, devices 200-299,
-// console 300-399, releases 500-599, linkage 600-699; tables only PostgreSQL has (none yet) take
-// 900-999, so no version is ever used twice. The PostgreSQL store has the same versions in its own DDL
-// (schema/postgres.ts; a test checks the two lists match): a new migration is written for both.
+// console 300-399, releases 500-599, linkage 600-699; tables only PostgreSQL has (the hub replicas'
+// shared challenges, rate buckets and schedules) take 900-999, so no version is ever used twice. The
+// PostgreSQL store has the same versions in its own DDL (schema/postgres.ts; a test checks the two
+// lists match): a new migration is written for both.
 // Times are integer milliseconds since the epoch (UTC).
 import { CONSOLE_MIGRATIONS } from './schema/console.ts';
 import { DEVICE_MIGRATIONS } from './schema/devices.ts';

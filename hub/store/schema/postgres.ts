@@ -475,4 +475,40 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    // Hub replicas (hub/replicas): what one process kept in memory, shared by every hub on the database.
+    // Challenges and rate-limit buckets are UNLOGGED: written on every request, they need no WAL
+    // flush per commit (a row lock held through an fsync would queue every request of a client
+    // behind it), and losing them in a database crash costs what a hub restart costs today: clients
+    // ask for a new challenge, buckets start full. (Unlogged tables are not copied to a standby.)
+    version: 900,
+    name: 'hub replicas: challenges, rate-limit buckets, once-per-period schedules',
+    sql: `
+      CREATE UNLOGGED TABLE replica_challenges (
+        challenge  TEXT PRIMARY KEY,
+        operation  TEXT NOT NULL,
+        params     TEXT NOT NULL,
+        device     TEXT,
+        client     TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at    BIGINT
+      );
+      CREATE INDEX replica_challenges_outstanding ON replica_challenges (client, expires_at) WHERE used_at IS NULL;
+      CREATE INDEX replica_challenges_expiry ON replica_challenges (expires_at);
+      CREATE UNLOGGED TABLE replica_rate_buckets (
+        scope  TEXT NOT NULL,
+        client TEXT NOT NULL,
+        tokens DOUBLE PRECISION NOT NULL,
+        at     BIGINT NOT NULL,
+        ok     BOOLEAN NOT NULL,
+        PRIMARY KEY (scope, client)
+      );
+      CREATE INDEX replica_rate_buckets_at ON replica_rate_buckets (at);
+      CREATE TABLE replica_schedules (
+        name    TEXT PRIMARY KEY,
+        next_at BIGINT NOT NULL,
+        ran_at  BIGINT NOT NULL
+      );
+    `,
+  },
 ].sort((a, b) => a.version - b.version);

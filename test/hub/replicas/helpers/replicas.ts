@@ -1,0 +1,94 @@
+// Hub replicas for tests: two (or more) hubs in this process on one fresh PostgreSQL database (a
+// throwaway cluster, test/helpers/pg.ts), each with its own listeners on free ports, sharing one data
+// folder (the device CA, as replicas behind one load balancer share it). They are started one after
+// the other, so the first creates the device CA and the others load it.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadHubConfig } from '../../../../hub/config.ts';
+import { createHub, type Hub } from '../../../../hub/main.ts';
+import { createTestCa, toPem, type TestCa } from '../../../../provisioning/test-ca/ca.ts';
+import { silentLogger } from '../../../../shared/log.ts';
+import { freshPgDatabase } from '../../../helpers/pg.ts';
+
+export interface Replicas {
+  hubs: Hub[];
+  urls: string[];
+  ca: TestCa;
+  dir: string;
+  dbUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startReplicas(n = 2, overrides: Record<string, unknown> = {}): Promise<Replicas> {
+  const ca = await createTestCa();
+  const dir = mkdtempSync(join(tmpdir(), 'mykey-replicas-'));
+  const anchor = join(dir, 'anchor.pem');
+  writeFileSync(anchor, toPem(ca.certDer, 'CERTIFICATE'));
+  const dbUrl = await freshPgDatabase('mykey_replicas');
+  const hubs: Hub[] = [];
+  const urls: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const config = loadHubConfig({
+      env: {},
+      overrides: {
+        dataDir: dir,
+        store: { url: dbUrl, poolSize: 4 },
+        http: { port: 0 },
+        broker: { port: 0 },
+        devices: { httpsPort: 0 },
+        jpki: { trustAnchors: [anchor], requireRevocationStatus: false },
+        rateLimits: { challenge: { perSecond: 10_000, burst: 10_000 }, register: { perSecond: 10_000, burst: 10_000 } },
+        replicas: { lockRetryMs: 200 },
+        ...overrides,
+      },
+    });
+    const hub = await createHub(config, { log: silentLogger });
+    hubs.push(hub);
+    urls.push((await hub.start()).url);
+  }
+  return {
+    hubs,
+    urls,
+    ca,
+    dir,
+    dbUrl,
+    async close() {
+      for (const h of hubs) await h.stop().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A request to a hub's device listener (mutual TLS; no client certificate for enrollment redemption). */
+export function deviceCall(hub: Hub, method: string, path: string, creds: { caPem: string; certPem?: string; keyPem?: string }, body?: unknown): Promise<{ status: number; body: any }> {
+  const url = new URL(path, hub.addresses.deviceApi);
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+    const req = httpsRequest(url, { method, ca: creds.caPem, cert: creds.certPem, key: creds.keyPem, headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => {
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // not JSON: the assertion shows it
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** Polls `check` until it returns true or `ms` pass (a generous deadline, never a fixed sleep). */
+export async function until(check: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
