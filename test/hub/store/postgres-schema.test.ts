@@ -13,7 +13,7 @@ import { testIf } from '../../helpers/requires.ts';
 
 test('every SQLite migration has its PostgreSQL counterpart, with the same version and name', () => {
   assert.equal(
-    POSTGRES_MIGRATIONS.map((m) => [m.version, m.name]),
+    POSTGRES_MIGRATIONS.filter((m) => m.version < 900).map((m) => [m.version, m.name]),
     MIGRATIONS.map((m) => [m.version, m.name]),
   );
 });
@@ -40,15 +40,21 @@ testIf(havePostgres, 'PostgreSQL 15')('both stores end with the same tables, col
     const pgRows = await pg.sql.all<{ table_name: string; column_name: string }>(
       "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, column_name",
     );
+    // Tables only PostgreSQL has (its 900-999 migrations: replica state, count shards) are left out.
+    const pgOnly = new Set(POSTGRES_MIGRATIONS.filter((m) => m.version >= 900).flatMap((m) => [...m.sql.matchAll(/CREATE (?:UNLOGGED )?TABLE (\w+)/g)].map((x) => x[1]!)));
     const pgColumns: Record<string, string[]> = {};
-    for (const r of pgRows) {
+    for (const r of pgRows.filter((x) => !pgOnly.has(x.table_name))) {
       pgColumns[r.table_name] ??= [];
       pgColumns[r.table_name]!.push(r.column_name);
     }
     assert.equal(pgColumns, liteColumns);
 
     const liteIndexes = (await lite.sql.all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")).map((r) => r.name);
-    const pgIndexes = (await pg.sql.all<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey' ORDER BY indexname")).map((r) => r.indexname);
+    const pgIndexes = (
+      await pg.sql.all<{ indexname: string; tablename: string }>("SELECT indexname, tablename FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey' ORDER BY indexname")
+    )
+      .filter((r) => !pgOnly.has(r.tablename))
+      .map((r) => r.indexname);
     assert.equal(pgIndexes, liteIndexes);
   } finally {
     await lite.close();
