@@ -8,7 +8,7 @@
 //
 // The password is asked for twice on a terminal (not echoed), or read as the first line of standard
 // input when that is not a terminal (`printf '%s\n' "$PW" | tsx hub/console/cli.ts add-operator ...`).
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../../shared/errors.ts';
 import { isServiceId } from '../../shared/ids.ts';

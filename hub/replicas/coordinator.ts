@@ -211,9 +211,15 @@ export function createReplicaCoordinator(o: ReplicaCoordinatorOptions): ReplicaC
     },
     async start() {
       await listen();
-      void (trying ??= tryLock().finally(() => (trying = undefined)));
+      // One attempt at a time: a retry tick while one is in flight waits for the next tick.
+      const attempt = () => {
+        trying = tryLock().finally(() => {
+          trying = undefined;
+        });
+      };
+      if (!trying) attempt();
       timer = setInterval(() => {
-        if (!held && !trying && !stopped) void (trying = tryLock().finally(() => (trying = undefined)));
+        if (!held && !trying && !stopped) attempt();
       }, retryMs);
       timer.unref();
     },

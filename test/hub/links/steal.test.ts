@@ -5,8 +5,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestCa, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
-import { createConsoleRepo, migrateConsole } from '../../../hub/store/console-repo.ts';
 import type { ChangeEntry } from '../../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { deviceRequest, enrollEdge, type EdgeTls } from '../../helpers/enrolled-edge.ts';

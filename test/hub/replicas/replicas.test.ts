@@ -136,12 +136,12 @@ pgTest("change-log entries written at either replica reach edges on both replica
   const [hubA, hubB] = r.hubs as [Replicas['hubs'][number], Replicas['hubs'][number]];
   const edges = [await edgeAt(hubA, 'library-11'), await edgeAt(hubB, 'library-12')];
   const seen: number[][] = [[], []];
-  edges.forEach((e, i) =>
+  edges.forEach((e, i) => {
     e.client.on('message', (_t, payload) => {
       const v = checkLogPayload(payload);
       if (v.ok) seen[i]!.push(...v.value.map((x) => x.seq));
-    }),
-  );
+    });
+  });
   for (const e of edges) await e.client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
   const before = await hubA.links.headSeq('library');
   for (const [i, hub] of [hubB, hubA, hubB].entries()) await linkOne(hub, 'library', `R-${i}`);
@@ -218,7 +218,10 @@ pgTest("a service's webhook notices are sent by one replica, the one that publis
   const server: Server = createServer((req, res) => {
     posts++;
     req.resume();
-    req.on('end', () => (posts === 1 ? (held = res) : res.writeHead(200).end()));
+    req.on('end', () => {
+      if (posts === 1) held = res;
+      else res.writeHead(200).end();
+    });
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   try {
@@ -242,7 +245,7 @@ pgTest("a service's webhook notices are sent by one replica, the one that publis
 
 pgTest('the scheduled CRL fetch runs once per period across two replicas', async () => {
   const fetches: number[] = [];
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer((_req, res) => {
     fetches.push(Date.now());
     res.statusCode = 503;
     res.end();
