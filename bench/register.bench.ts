@@ -19,7 +19,7 @@
 // registration of the hub and of the responder is reported beside them: on this shared 2-core
 // machine they say more than the rates, which move with everyone else's load.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { listeningUrl } from '../test/helpers/hub-log.ts';
+import { startHubProcess } from './hub-process.ts';
 import { KeyObject, sign as cryptoSign } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,27 +75,7 @@ async function stopHub(hub: { proc: ChildProcess }): Promise<void> {
 }
 
 function startHub(configPath: string): Promise<{ proc: ChildProcess; port: number }> {
-  return new Promise((resolve, reject) => {
-    const extra = (process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    // The production log form (JSON lines, access log at info), as a deployed hub writes it.
-    const proc = spawn(process.execPath, [...extra, '--import', 'tsx', 'hub/main.ts', '--config', configPath], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, MYKEY_LOG_LEVEL: 'info', MYKEY_LOG_FORMAT: 'json' },
-    });
-    let err = '';
-    let up = false;
-    proc.stderr!.on('data', (d) => {
-      // Only the start-up lines are kept: the access log that follows is drained, not accumulated.
-      if (up) return;
-      err += d;
-      const url = listeningUrl(err);
-      if (url) {
-        up = true;
-        resolve({ proc, port: Number(new URL(url).port) });
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`hub exited ${code}: ${err}`)));
-  });
+  return startHubProcess(configPath, (process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean));
 }
 
 benchMain(async () => {

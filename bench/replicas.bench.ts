@@ -8,13 +8,13 @@
 // store is the shared one. Challenges are fetched and signed before the clock starts (the card signs,
 // not the hub). The PostgreSQL server is a throwaway cluster on this machine (test/helpers/pg.ts), so
 // on the shared 2-core machine it competes with the hubs for the same cores.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { KeyObject, sign as cryptoSign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, generateRsaKeyPair, issueUserAuthCert, toPem, type IssuedCert } from '../provisioning/test-ca/ca.ts';
-import { listeningUrl } from '../test/helpers/hub-log.ts';
+import { startHubProcess as startHub } from './hub-process.ts';
 import { startPgCluster, type PgCluster } from '../test/helpers/pg.ts';
 import { jsonPost, runLoad } from './http-load.ts';
 import { benchMain, progress, round } from './lib.ts';
@@ -22,27 +22,6 @@ import pg from 'pg';
 
 const N = Number(process.env.BENCH_REPLICAS_N ?? 3000);
 const CONCURRENCY = Number(process.env.BENCH_REPLICAS_CONCURRENCY ?? 32);
-
-function startHub(configPath: string): Promise<{ proc: ChildProcess; port: number }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'hub/main.ts', '--config', configPath], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, MYKEY_LOG_LEVEL: 'info', MYKEY_LOG_FORMAT: 'json' },
-    });
-    let err = '';
-    let up = false;
-    proc.stderr!.on('data', (d) => {
-      if (up) return;
-      err += d;
-      const url = listeningUrl(err);
-      if (url) {
-        up = true;
-        resolve({ proc, port: Number(new URL(url).port) });
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`hub exited ${code}: ${err}`)));
-  });
-}
 
 benchMain(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-bench-replicas-'));
