@@ -78,7 +78,7 @@ async function burstThroughCluster(queueType: 'quorum' | 'classic' = 'quorum'): 
     const h = setup.hubs[0]!;
     const c = setup.cluster;
     progress(`cluster up in ${c.startMs} ms`);
-    h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
+    await h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
     let t = performance.now();
     const ids = await linkMany(h, SERVICE, BIG_BURST);
     progress(`${BIG_BURST} links in ${Math.round(performance.now() - t)} ms`);
@@ -153,7 +153,7 @@ async function failover(): Promise<Metrics> {
     const h = setup.hubs[0]!;
     const c = setup.cluster;
     progress(`cluster up in ${c.startMs} ms`);
-    h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
+    await h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
     const ids = await linkMany(h, SERVICE, BURST);
     const t = performance.now();
     fleet = await startFleet(h, setup.deviceCa, { count: FLEET, serviceId: SERVICE, urlsFor: (i) => [0, 1, 2].map((k) => c.mqttsUrl((i + k) % 3)), timeoutMs: 600_000 });

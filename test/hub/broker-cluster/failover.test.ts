@@ -42,7 +42,7 @@ test.before(async (ctx) => {
     const t0 = Date.now();
     ctx.setup = await startHubs({ count: 1 });
     const h = ctx.setup.hubs[0]!;
-    h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
+    await h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
     ctx.ids = await linkMany(h, SERVICE, BURST);
     const c = ctx.setup.cluster;
     // Every edge has all three nodes, starting from a different one (0, 1, 2, 0, ...): node 0 has the most.
