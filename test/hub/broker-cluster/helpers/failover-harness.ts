@@ -268,7 +268,10 @@ export const markOf = (e: FleetEdge): Mark => ({ seq: e.cache.appliedSeq, announ
  */
 export function appliedProblem(e: FleetEdge, m: Mark, head: number): string | undefined {
   const since = e.applied.slice(m.announced);
-  if (e.snapshots.length > m.snapshots) return `a snapshot since the mark (seq ${e.snapshots.slice(m.snapshots).join(',')})`;
+  // A snapshot at or before the mark's seq is the state the burst starts from (an edge finishing its
+  // first sync as the mark is taken); one past it would have skipped entries instead of applying them.
+  const late = e.snapshots.slice(m.snapshots).filter((seq) => seq > m.seq);
+  if (late.length > 0) return `a snapshot since the mark (seq ${late.join(',')})`;
   for (let i = 0; i < since.length; i++) if (since[i] !== m.seq + 1 + i) return `applied #${i} since the mark is seq ${since[i]}, expected ${m.seq + 1 + i} (a gap, a duplicate or out of order)`;
   if (since.length !== head - m.seq) return `${since.length} entries applied, ${head - m.seq} expected`;
   if (e.cache.appliedSeq !== head) return `appliedSeq ${e.cache.appliedSeq}, head ${head}`;
