@@ -46,6 +46,9 @@ async function view(ctx: Ctx): Promise<KioskView> {
   return (await (await fetch(`${ctx.agent.kiosk!.url}/api/view`)).json()) as KioskView;
 }
 
+/** The failure codes of the touches so far, for the assertion messages. */
+const failures: string[] = [];
+
 /** Puts a card on the reader until the agent's touch pipeline is done with it, then takes it away. */
 async function touch(ctx: Ctx, faults: CardFaults): Promise<'identity' | 'failed'> {
   const done = new Promise<'identity' | 'failed'>((resolve) => {
@@ -57,7 +60,9 @@ async function touch(ctx: Ctx, faults: CardFaults): Promise<'identity' | 'failed
     offs.push(
       ctx.agent.pipeline.on('identity', (e) => e.reader === READER && end('identity')),
       ctx.agent.pipeline.on('touch-failed', (e) => {
-        if (e.reader === READER) end('failed');
+        if (e.reader !== READER) return;
+        failures.push(`${e.code}: ${e.message}`);
+        end('failed');
       }),
     );
   });
@@ -145,7 +150,15 @@ test('a reader that stops answering is reset on the USB bus, reported to the hub
   await until(() => ctx.agent.sync.connected && ctx.agent.cache.synced, { what: 'connected to the hub' });
   await until(() => ctx.agent.manager.readers().includes(READER), { what: 'the reader' });
   await until(() => ctx.agent.healer!.report().state === 'ok', { what: 'the reader is ok' });
-  assert.is(await touch(ctx, {}), 'identity', 'a working card reads');
+  // A working card reads. (The vpcd slot a previous test used may still be released by pcscd a moment
+  // after the agent starts: a first connection refused as busy is retried, as a holder would touch again;
+  // a read that works clears any count towards a reset.)
+  let first: 'identity' | 'failed' = 'failed';
+  for (let i = 0; i < 3 && first !== 'identity'; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 1000));
+    first = await touch(ctx, {});
+  }
+  assert.is(first, 'identity', `a working card reads (failures: ${failures.join('; ')})`);
 
   // The card stops answering mid-session: every response is held back beyond the 5 s APDU time limit.
   const stalled: CardFaults = { delayMs: 8000 };
@@ -181,7 +194,7 @@ test('a reader that stops answering is reset on the USB bus, reported to the hub
     if (i) await new Promise((r) => setTimeout(r, 1000));
     back = await touch(ctx, {});
   }
-  assert.is(back, 'identity');
+  assert.is(back, 'identity', `the card reads again (failures: ${failures.join('; ')})`);
   await until(() => okAt > 0, { what: 'ok again' });
   assert.is(ctx.agent.sync.status().reader?.state, 'ok');
   assert.is(ctx.agent.sync.status().reader?.resets, 1);
