@@ -40,3 +40,20 @@ export async function until<T>(check: () => T | Promise<T>, opts: UntilOptions =
 
 /** A pause, for the poll loops that act between checks (most tests want `until`). */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * `promise`, or a failure naming `what` once `timeoutMs` pass first: the guard for a single await on
+ * a socket, a broker or a child process that could otherwise wait forever (an MQTT connect that is
+ * closed before its CONNACK, say), so a hang fails with the step that never finished.
+ */
+export async function within<T>(promise: Promise<T>, what: string, timeoutMs = DEFAULT_UNTIL_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

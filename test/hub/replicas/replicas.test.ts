@@ -20,6 +20,7 @@ import { serviceLogTopic } from '../../../shared/topics.ts';
 import { issue } from '../../helpers/hub.ts';
 import { havePostgres } from '../../helpers/pg.ts';
 import { testIf } from '../../helpers/requires.ts';
+import { within } from '../../helpers/polling.ts';
 import { client, PASSWORD } from '../console/helpers/console-hub.ts';
 import { deviceCall, startReplicas, until, type Replicas } from './helpers/replicas.ts';
 
@@ -129,12 +130,14 @@ async function edgeAt(hub: Replicas['hubs'][number], edgeId: string): Promise<{ 
   const creds = { caPem: enrolled.value.caPem, certPem: enrolled.value.certPem, keyPem: csr.keyPem };
   const at = new URL(hub.addresses.mqtts!);
   const options: mqtt.IClientOptions = { protocol: 'mqtts', host: at.hostname, port: Number(at.port), protocolVersion: 4, clientId: edgeId, clean: false, reconnectPeriod: 0, connectTimeout: 10_000, ca: creds.caPem, cert: creds.certPem, key: creds.keyPem, rejectUnauthorized: true };
-  return { client: await mqtt.connectAsync(options), options, creds };
+  // allowRetries false: a connection closed before its CONNACK rejects (by default connectAsync would
+  // wait forever for a reconnect that reconnectPeriod 0 never makes).
+  return { client: await within(mqtt.connectAsync(hub.addresses.mqtts!, options, false), `${edgeId} to connect to a replica's broker`), options, creds };
 }
 
 pgTest("change-log entries written at either replica reach edges on both replicas' embedded brokers, once and in order", async () => {
   const [hubA, hubB] = r.hubs as [Replicas['hubs'][number], Replicas['hubs'][number]];
-  const edges = [await edgeAt(hubA, 'library-11'), await edgeAt(hubB, 'library-12')];
+  const edges = [await within(edgeAt(hubA, 'library-11'), 'the edge at A'), await within(edgeAt(hubB, 'library-12'), 'the edge at B')];
   const seen: number[][] = [[], []];
   edges.forEach((e, i) => {
     e.client.on('message', (_t, payload) => {
@@ -142,14 +145,14 @@ pgTest("change-log entries written at either replica reach edges on both replica
       if (v.ok) seen[i]!.push(...v.value.map((x) => x.seq));
     });
   });
-  for (const e of edges) await e.client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
-  const before = await hubA.links.headSeq('library');
-  for (const [i, hub] of [hubB, hubA, hubB].entries()) await linkOne(hub, 'library', `R-${i}`);
+  for (const e of edges) await within(e.client.subscribeAsync(serviceLogTopic('library'), { qos: 1 }), 'the SUBACK');
+  const before = await within(hubA.links.headSeq('library'), 'the head seq');
+  for (const [i, hub] of [hubB, hubA, hubB].entries()) await within(linkOne(hub, 'library', `R-${i}`), `link ${i}`);
   const want = [before + 1, before + 2, before + 3];
   await until(() => seen.every((s) => s.length >= 3), 20_000, 'the entries on both brokers');
   assert.equal(seen[0], want, 'the edge on A');
   assert.equal(seen[1], want, 'the edge on B');
-  for (const e of edges) await e.client.endAsync(true);
+  for (const e of edges) await within(e.client.endAsync(true), 'the edge to disconnect');
 });
 
 pgTest("a device revoked at replica A is refused at replica B, and its MQTT session on B's broker is dropped", async () => {
@@ -160,7 +163,7 @@ pgTest("a device revoked at replica A is refused at replica B, and its MQTT sess
   const creds = { caPem: enrolled.value.caPem, certPem: enrolled.value.certPem, keyPem: csr.keyPem };
   const at = new URL(hubB.addresses.mqtts!);
   const options = { protocol: 'mqtts' as const, host: at.hostname, port: Number(at.port), protocolVersion: 4 as const, clientId: 'library-01', clean: false, reconnectPeriod: 0, connectTimeout: 10_000, ca: creds.caPem, cert: creds.certPem, key: creds.keyPem, rejectUnauthorized: true };
-  const edge: MqttClient = await mqtt.connectAsync(options);
+  const edge: MqttClient = await within(mqtt.connectAsync(hubB.addresses.mqtts!, options, false), 'the edge to connect to B');
   let closed = false;
   edge.on('close', () => (closed = true));
   assert.is((await deviceCall(hubB, 'GET', '/v1/device/config', creds)).status, 200);
@@ -191,7 +194,7 @@ pgTest("a device revoked at replica A is refused at replica B, and its MQTT sess
 
 pgTest("a revocation whose notification a replica missed (its listening connection was cut) still drops the edge's session there when it reconnects", async () => {
   const [hubA, hubB] = r.hubs as [Replicas['hubs'][number], Replicas['hubs'][number]];
-  const edge = await edgeAt(hubB, 'library-21');
+  const edge = await within(edgeAt(hubB, 'library-21'), 'the edge at B');
   let closed = false;
   edge.client.on('close', () => (closed = true));
   // Revoked in the shared table without a word to the others (as if the NOTIFY were lost)...
@@ -231,7 +234,7 @@ pgTest("a service's webhook notices are sent by one replica, the one that publis
     const other = r.hubs.find((h) => h !== holder)!;
     await holder.links.createService({ id: 'museum', name: 'Museum', webhookUrl: `http://127.0.0.1:${(server.address() as { port: number }).port}/notices` });
     // Written at the replica that does not publish: the publisher is told and sends it.
-    await linkOne(other, 'museum', 'M-1');
+    await within(linkOne(other, 'museum', 'M-1'), 'the link at the other replica');
     await until(() => held !== undefined, 20_000, 'the notice');
     assert.is(await other.webhooks.deliverDue(), 0, 'the other replica sends nothing');
     assert.is(posts, 1);

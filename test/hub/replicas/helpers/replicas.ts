@@ -79,6 +79,8 @@ export function deviceCall(hub: Hub, method: string, path: string, creds: { caPe
         resolve({ status: res.statusCode ?? 0, body: parsed });
       });
     });
+    // A bound on the whole exchange: a replica that never answers fails the test, it does not hang it.
+    req.setTimeout(30_000, () => req.destroy(new Error(`no answer from ${method} ${url.pathname} within 30 s`)));
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
