@@ -20,7 +20,7 @@ import { serviceLogTopic } from '../../../shared/topics.ts';
 import { issue } from '../../helpers/hub.ts';
 import { havePostgres } from '../../helpers/pg.ts';
 import { testIf } from '../../helpers/requires.ts';
-import { within } from '../../helpers/polling.ts';
+import { until as untilSeen, within } from '../../helpers/polling.ts';
 import { client, PASSWORD } from '../console/helpers/console-hub.ts';
 import { deviceCall, startReplicas, until, type Replicas } from './helpers/replicas.ts';
 
@@ -149,7 +149,11 @@ pgTest("change-log entries written at either replica reach edges on both replica
   const before = await within(hubA.links.headSeq('library'), 'the head seq');
   for (const [i, hub] of [hubB, hubA, hubB].entries()) await within(linkOne(hub, 'library', `R-${i}`), `link ${i}`);
   const want = [before + 1, before + 2, before + 3];
-  await until(() => seen.every((s) => s.length >= 3), 20_000, 'the entries on both brokers');
+  await untilSeen(() => seen.every((s) => s.length >= 3), {
+    timeoutMs: 20_000,
+    what: 'the entries on both brokers',
+    detail: () => `want ${JSON.stringify(want)}; edge on A saw ${JSON.stringify(seen[0])}, edge on B saw ${JSON.stringify(seen[1])}; outbox held by ${r.hubs.map((h) => h.replicas!.coordinator.holdsOutbox).join('/')}\n${r.logs.slice(-20).join('\n')}`,
+  });
   assert.equal(seen[0], want, 'the edge on A');
   assert.equal(seen[1], want, 'the edge on B');
   for (const e of edges) await within(e.client.endAsync(true), 'the edge to disconnect');

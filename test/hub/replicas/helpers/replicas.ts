@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { loadHubConfig } from '../../../../hub/config.ts';
 import { createHub, type Hub } from '../../../../hub/main.ts';
 import { createTestCa, toPem, type TestCa } from '../../../../provisioning/test-ca/ca.ts';
-import { silentLogger } from '../../../../shared/log.ts';
+import { createLogger } from '../../../../shared/log.ts';
 import { freshPgDatabase } from '../../../helpers/pg.ts';
 
 export interface Replicas {
@@ -18,6 +18,8 @@ export interface Replicas {
   ca: TestCa;
   dir: string;
   dbUrl: string;
+  /** The replicas' warnings and errors (replica i's lines start with `[i]`), for failure messages. */
+  logs: string[];
   close(): Promise<void>;
 }
 
@@ -29,6 +31,7 @@ export async function startReplicas(n = 2, overrides: Record<string, unknown> = 
   const dbUrl = await freshPgDatabase('mykey_replicas');
   const hubs: Hub[] = [];
   const urls: string[] = [];
+  const logs: string[] = [];
   for (let i = 0; i < n; i++) {
     const config = loadHubConfig({
       env: {},
@@ -44,7 +47,8 @@ export async function startReplicas(n = 2, overrides: Record<string, unknown> = 
         ...overrides,
       },
     });
-    const hub = await createHub(config, { log: silentLogger });
+    const log = createLogger(`replica-${i}`, { level: 'warn', json: false, write: (line) => void logs.push(`[${i}] ${line}`) });
+    const hub = await createHub(config, { log });
     hubs.push(hub);
     urls.push((await hub.start()).url);
   }
@@ -54,6 +58,7 @@ export async function startReplicas(n = 2, overrides: Record<string, unknown> = 
     ca,
     dir,
     dbUrl,
+    logs,
     async close() {
       for (const h of hubs) await h.stop().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
