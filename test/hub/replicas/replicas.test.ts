@@ -150,7 +150,7 @@ pgTest("change-log entries written at either replica reach edges on both replica
   for (const [i, hub] of [hubB, hubA, hubB].entries()) await within(linkOne(hub, 'library', `R-${i}`), `link ${i}`);
   const want = [before + 1, before + 2, before + 3];
   await untilSeen(() => seen.every((s) => s.length >= 3), {
-    timeoutMs: 20_000,
+    timeoutMs: 60_000,
     what: 'the entries on both brokers',
     detail: () => `want ${JSON.stringify(want)}; edge on A saw ${JSON.stringify(seen[0])}, edge on B saw ${JSON.stringify(seen[1])}; outbox held by ${r.hubs.map((h) => h.replicas!.coordinator.holdsOutbox).join('/')}\n${r.logs.slice(-20).join('\n')}`,
   });
