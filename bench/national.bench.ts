@@ -21,7 +21,8 @@
 //   (beside them: the CPU time of the two CRL runs, the event-loop delay during the 100k apply, and
 //   the request p99 before the hub's run began: on a shared machine wall time counts others' load too)
 //
-// The database lives in a temporary directory and is removed at the end.
+// The database lives in a temporary directory and is removed at the end. The snapshot part is in
+// bench/national-snapshot.ts; the hub process is started by bench/hub-process.ts.
 import { KeyObject, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
