@@ -68,7 +68,6 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         parts: () => ({ outbox, webhooks, broker: () => broker, clustered: () => cluster !== undefined, devices, changesAfter: links.changesAfter }),
       })
     : undefined;
-  const sharedRates = replicas ? { shared: replicas.rateBuckets } : {};
   const mykeys = store.mykeys;
   const metrics = createHubMetrics({
     sql: store.sql,
@@ -102,7 +101,6 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
   const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() };
   const challenges = replicas ? replicas.challenges(challengeOpts) : createChallengeStore(challengeOpts);
-  const rateLimits = { challenge: { ...config.rateLimits.challenge, ...sharedRates }, register: { ...config.rateLimits.register, ...sharedRates } };
   const linkRepo = store.links;
   const devices = store.devices;
   const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout, mayPublish: replicas?.mayPublish });
@@ -138,6 +136,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   const releaseRepo = store.releases;
   const releaseKeys = parseReleaseKeys(config.releases.publicKeys);
   const releases = createReleases({ repo: releaseRepo, dir: join(config.dataDir, 'releases'), keys: () => releaseKeys, now: () => now().getTime(), log: log.child('releases') });
+  // The HTTP surface: one app per listener, the console on the public one (hub/http/hub-apps.ts).
   const addresses: HubAddresses = {};
   const { app, deviceApp } = createHubApps({
     config,
@@ -151,7 +150,6 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     links,
     anchors: () => anchors,
     crlCount: () => crlManager.crls.size,
-    rateLimits,
     sharedRates: replicas?.rateBuckets,
     releases,
     linkage,

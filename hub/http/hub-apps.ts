@@ -18,7 +18,7 @@ import type { TrustAnchor } from '../pki/trust-anchors.ts';
 import type { Releases } from '../releases/releases.ts';
 import type { RateBuckets } from '../replicas/shared-rate-limit.ts';
 import type { Store } from '../store/store.ts';
-import { createDeviceApp, createPublicApp, type PublicAppDeps } from './app.ts';
+import { createDeviceApp, createPublicApp } from './app.ts';
 import { tlsDeviceResolver, type DeviceResolver } from './device-routes.ts';
 
 /** The addresses the hub's listeners are bound to, filled in as each starts. */
@@ -44,8 +44,7 @@ export interface HubAppsParts {
   anchors: () => readonly TrustAnchor[];
   /** How many CRLs the hub holds (/healthz). */
   crlCount: () => number;
-  rateLimits: PublicAppDeps['rateLimits'];
-  /** Rate-limit buckets shared by hub replicas (PostgreSQL store), for enrollment redemption too. */
+  /** Rate-limit buckets shared by hub replicas (PostgreSQL store); without them each hub counts alone. */
   sharedRates?: RateBuckets;
   releases: Releases;
   linkage: LinkageImporter;
@@ -69,6 +68,8 @@ export function createHubApps(p: HubAppsParts): { app: Hono; deviceApp: Hono } {
   const accessLog = { log: httpLog.child('access'), observe: p.metrics.observeHttp };
   const audit = async (e: Parameters<typeof consoleRepo.audit>[0]) => void (await consoleRepo.audit(e).catch((err) => p.log.error('an audit entry could not be written', { error: err })));
   const adminToken = () => config.admin.token;
+  const shared = p.sharedRates ? { shared: p.sharedRates } : {};
+  const rateLimits = { challenge: { ...config.rateLimits.challenge, ...shared }, register: { ...config.rateLimits.register, ...shared } };
   const app = createPublicApp({
     ...common,
     accessLog: { app: 'public', ...accessLog },
@@ -80,7 +81,7 @@ export function createHubApps(p: HubAppsParts): { app: Hono; deviceApp: Hono } {
     audit,
     adminToken,
     webhookUrlPolicy: config.webhooks,
-    rateLimits: p.rateLimits,
+    rateLimits,
     health: async () => ({ mykeyIds: await mykeys.counts(), crls: p.crlCount(), anchors: p.anchors().length }),
     metrics: { token: () => config.metrics.token, scrape: p.metrics.scrape },
     releases: { releases: p.releases, repo: releaseRepo, adminToken },
@@ -99,7 +100,7 @@ export function createHubApps(p: HubAppsParts): { app: Hono; deviceApp: Hono } {
       return !!ca && !ca.issuedByCurrent(der);
     },
     jpkiAnchors: () => p.anchors().map((a) => a.cert.der),
-    rateLimits: p.rateLimits,
+    rateLimits,
     releases: { releases: p.releases },
     enrollments: {
       consoleRepo,
@@ -111,7 +112,7 @@ export function createHubApps(p: HubAppsParts): { app: Hono; deviceApp: Hono } {
       brokerUrls: config.enrollment.brokerUrls,
       hubUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
       releaseKey: config.releases.publicKeys[0],
-      rateLimit: { ...config.enrollment.rateLimit, ...(p.sharedRates ? { shared: p.sharedRates } : {}) },
+      rateLimit: { ...config.enrollment.rateLimit, ...shared },
       now: p.now,
     },
   });
