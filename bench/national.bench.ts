@@ -21,8 +21,8 @@
 //   (beside them: the CPU time of the two CRL runs, the event-loop delay during the 100k apply, and
 //   the request p99 before the hub's run began: on a shared machine wall time counts others' load too)
 //
-// The database lives in a temporary directory and is removed at the end.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The database lives in a temporary directory and is removed at the end. The snapshot part is in
+// bench/national-snapshot.ts; the hub process is started by bench/hub-process.ts.
 import { KeyObject, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,12 +38,11 @@ import { CURRENT_KEY_SCHEME } from '../shared/sync.ts';
 import { loadHubConfig } from '../hub/config.ts';
 import { createHub } from '../hub/main.ts';
 import type { CertIdentity } from '../hub/store/mykey-repo.ts';
-import { listeningUrl } from '../test/helpers/hub-log.ts';
 import { certIdentityWithKey } from '../shared/cert-identity.ts';
 import { keyedId } from '../shared/sync.ts';
-import { HubClient } from '../edge/sync/hub-client.ts';
-import { request as httpsRequest } from 'node:https';
+import { startHubProcess, stopHubProcess, logFields, nodeArgsFrom, type HubProcess } from './hub-process.ts';
 import { benchMain, percentile, progress, round } from './lib.ts';
+import { measureSnapshot } from './national-snapshot.ts';
 
 const IDS = Number(process.env.BENCH_NATIONAL_IDS ?? 1_000_000);
 const LINKS = Number(process.env.BENCH_NATIONAL_LINKS ?? 500_000);
@@ -53,6 +52,8 @@ const UNBOUND = Number(process.env.BENCH_NATIONAL_UNBOUND ?? 100_000);
 /** Links of the service when its device snapshot is measured (issue 11: 450,000). */
 const SNAPSHOT_LINKS = Math.min(LINKS, Number(process.env.BENCH_NATIONAL_SNAPSHOT_LINKS ?? 450_000));
 const BATCH = 50_000;
+/** Extra node flags for the hub process, e.g. BENCH_NATIONAL_HUB_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const HUB_FLAGS = nodeArgsFrom(process.env.BENCH_NATIONAL_HUB_FLAGS);
 
 /** Serial i as a positive 16-byte INTEGER (top bit clear, first byte non-zero): hex as bindings keep it. */
 function serialOf(i: number, salt: Buffer): string {
@@ -63,140 +64,10 @@ function serialOf(i: number, salt: Buffer): string {
   return b.toString('hex');
 }
 
-/** Extra node flags for the hub process, e.g. BENCH_NATIONAL_HUB_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
-const HUB_FLAGS = (process.env.BENCH_NATIONAL_HUB_FLAGS ?? '').split(' ').filter(Boolean);
-
-/** The fields of a log line, in either form the hub writes (JSON lines, or `... msg {fields}`). */
-function logFields(line: string, msg: string): Record<string, unknown> | undefined {
-  if (!line.includes(msg)) return undefined;
-  try {
-    const o = JSON.parse(line) as Record<string, unknown>;
-    return o.msg === msg ? o : undefined;
-  } catch {
-    const m = line.match(new RegExp(`${msg} (\\{.*\\})$`));
-    return m ? (JSON.parse(m[1]) as Record<string, unknown>) : undefined;
-  }
-}
-
-function startHub(configPath: string, onLine: (line: string) => void): Promise<{ proc: ChildProcess; port: number }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...HUB_FLAGS, '--import', 'tsx', 'hub/main.ts', '--config', configPath], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, MYKEY_LOG_LEVEL: 'info' },
-    });
-    let err = '';
-    let all = '';
-    let resolved = false;
-    // The hub logs JSON lines when stderr is not a terminal (shared/log.ts): a bench that waited for
-    // the human form waited forever. A hub that does not listen in time fails the bench instead.
-    const timer = setTimeout(() => {
-      if (!resolved) reject(new Error(`the hub did not listen within 120 s: ${all}`));
-    }, 120_000);
-    proc.stderr!.on('data', (d) => {
-      err += d;
-      all = (all + d).slice(-4000);
-      let nl: number;
-      // biome-ignore lint/suspicious/noAssignInExpressions: the usual split-into-lines loop; the assignment is its condition
-      while ((nl = err.indexOf('\n')) >= 0) {
-        const line = err.slice(0, nl);
-        err = err.slice(nl + 1);
-        onLine(line);
-        const url = resolved ? undefined : listeningUrl(line);
-        if (url) {
-          resolved = true;
-          clearTimeout(timer);
-          resolve({ proc, port: Number(new URL(url).port) });
-        }
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`hub exited ${code}: ${all}`));
-    });
-  });
-}
-
-/**
- * Fetches the library's device snapshot over the hub's device API (HTTPS) while four clients ask for
- * challenges over HTTP; then again (kept), gzip-encoded, and once through the edge's own client, which
- * checks the body against the shared schema.
- */
-async function measureSnapshot(hub: Awaited<ReturnType<typeof createHub>>, links: number) {
-  const { url } = await hub.start();
-  const device = new URL(hub.addresses.deviceApi!);
-  const ca = hub.deviceCa!.certPem;
-  const get = (gzip: boolean) =>
-    new Promise<{ ms: number; bytes: number }>((resolve, reject) => {
-      const t = performance.now();
-      const req = httpsRequest(
-        { host: device.hostname, port: device.port, path: '/v1/device/snapshot', ca, headers: gzip ? { 'accept-encoding': 'gzip' } : {} },
-        (res) => {
-          let bytes = 0;
-          res.on('data', (d: Buffer) => (bytes += d.length));
-          res.on('end', () => (res.statusCode === 200 ? resolve({ ms: performance.now() - t, bytes }) : reject(new Error(`snapshot: HTTP ${res.statusCode}`))));
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
-  const lat: number[] = [];
-  let stop = false;
-  const client = async () => {
-    while (!stop) {
-      const t = performance.now();
-      const r = await fetch(`${url}/v1/challenges`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"purpose":"register"}' });
-      await r.arrayBuffer();
-      lat.push(performance.now() - t);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  const clients = Array.from({ length: 4 }, client);
-  // A second of the same requests first: on a shared machine, what the hub answers at anyway.
-  await new Promise((r) => setTimeout(r, 1000));
-  const quiet = lat.slice(5);
-  const before = lat.length;
-  const cpu = process.cpuUsage();
-  const first = await get(false);
-  const firstCpu = process.cpuUsage(cpu);
-  const during = lat.slice(before);
-  stop = true;
-  await Promise.all(clients);
-  const cached = await get(false);
-  const gzipFirst = await get(true);
-  const gzipCached = await get(true);
-  // One change later (a new head): made from the kept snapshot and the change log.
-  await hub.links.unlink({ serviceId: 'national-library', serviceUserId: 'L7', by: 'bench', reason: 'bench' });
-  const nextHead = await get(false);
-  // The edge's own client: size cap, gzip, schema.
-  const edge = new HubClient({ hubUrl: hub.addresses.deviceApi!, tls: { ca } });
-  const t = performance.now();
-  const { value } = await edge.snapshot();
-  const edgeMs = performance.now() - t;
-  if (value.entries.length !== 2 * (links - 1)) throw new Error(`the snapshot has ${value.entries.length} mappings, not ${2 * (links - 1)}`);
-  const p99 = percentile(during, 99);
-  progress(
-    `snapshot of ${links.toLocaleString('en')} links (${(first.bytes / 1e6).toFixed(1)} MB, gzip ${(gzipFirst.bytes / 1e6).toFixed(1)} MB): first ${Math.round(first.ms)} ms ` +
-      `(CPU ${Math.round((firstCpu.user + firstCpu.system) / 1000)} ms, server and client), kept ${Math.round(cached.ms)} ms, gzip first ${Math.round(gzipFirst.ms)} ms, kept ${Math.round(gzipCached.ms)} ms; next head ${Math.round(nextHead.ms)} ms; ` +
-      `edge client with its checks ${Math.round(edgeMs)} ms; ${during.length} challenge requests meanwhile, p99 ${round(p99, 1)} ms, max ${round(Math.max(...during), 1)} ms; before it p99 ${round(percentile(quiet, 99), 1)} ms`,
-  );
-  return {
-    snapshot_450k_ms: { value: round(first.ms, 0), unit: 'ms' },
-    snapshot_450k_cached_ms: { value: round(cached.ms, 0), unit: 'ms' },
-    snapshot_450k_gzip_ms: { value: round(gzipFirst.ms, 0), unit: 'ms' },
-    snapshot_450k_next_head_ms: { value: round(nextHead.ms, 0), unit: 'ms' },
-    snapshot_450k_mb: { value: round(first.bytes / 1e6, 1), unit: 'MB' },
-    snapshot_450k_gzip_mb: { value: round(gzipFirst.bytes / 1e6, 1), unit: 'MB' },
-    snapshot_450k_edge_ms: { value: round(edgeMs, 0), unit: 'ms' },
-    request_p99_during_snapshot_ms: { value: round(p99, 1), unit: 'ms' },
-    request_p99_before_snapshot_ms: { value: round(percentile(quiet, 99), 1), unit: 'ms' },
-    requests_during_snapshot: { value: during.length, unit: 'requests' },
-  };
-}
-
 benchMain(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-bench-national-'));
   const crlServer = createServer();
-  let child: { proc: ChildProcess; port: number } | undefined;
+  let child: HubProcess | undefined;
   try {
     const caDir = await initCaDir(join(dir, 'ca'));
     const ca = caDir.ca;
@@ -310,7 +181,7 @@ benchMain(async () => {
     await hub.store.sql.tx(async () => {
       for (let i = SNAPSHOT_LINKS; i < LINKS; i++) await hub.linkRepo.deleteLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`);
     });
-    const snap = await measureSnapshot(hub, SNAPSHOT_LINKS);
+    const snap = await measureSnapshot(hub, 'national-library', SNAPSHOT_LINKS);
 
     // The hub process below measures requests during a CRL run; a service with 500,000 links makes
     // its start-up busy with per-service keyed-identity work that is not what this measures.
@@ -351,14 +222,15 @@ benchMain(async () => {
     for (let i = 0; i < 1200; i++) certs.push(await issueUserAuthCert(ca, { keyPair: keys[i % keys.length] }));
 
     const applied: { at: number; matched: number; durationMs: number }[] = [];
-    child = await startHub(configPath, (line) => {
+    const onLine = (line: string) => {
       const f = logFields(line, 'CRL applied');
       if (f) {
         const s = f as { matched: number; durationMs: number; phasesMs?: unknown };
         applied.push({ at: performance.timeOrigin + performance.now(), matched: s.matched, durationMs: s.durationMs });
         progress(`hub process: CRL applied, matched ${s.matched} in ${s.durationMs} ms, phases ${JSON.stringify(s.phasesMs)}`);
       }
-    });
+    };
+    child = await startHubProcess(configPath, { nodeArgs: HUB_FLAGS, onLine });
     const port = child.port;
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
     const post = (path: string, body: string) =>
@@ -448,11 +320,7 @@ benchMain(async () => {
       ...snap,
     };
   } finally {
-    if (child) {
-      child.proc.kill('SIGINT');
-      await new Promise((r) => setTimeout(r, 1500));
-      child.proc.kill('SIGKILL');
-    }
+    if (child) await stopHubProcess(child);
     crlServer.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -19,7 +19,7 @@
 // registration of the hub and of the responder is reported beside them: on this shared 2-core
 // machine they say more than the rates, which move with everyone else's load.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { startHubProcess } from './hub-process.ts';
+import { nodeArgsFrom, startHubProcess, stopHubProcess as stopHub, type HubProcess } from './hub-process.ts';
 import { KeyObject, sign as cryptoSign } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -67,20 +67,13 @@ function cpuUsOf(pid: number): number {
   }
 }
 
-async function stopHub(hub: { proc: ChildProcess }): Promise<void> {
-  // SIGINT lets a profiled hub write its profile; SIGKILL if it does not go.
-  hub.proc.kill('SIGINT');
-  await new Promise((r) => setTimeout(r, 1500));
-  hub.proc.kill('SIGKILL');
-}
-
-function startHub(configPath: string): Promise<{ proc: ChildProcess; port: number }> {
-  return startHubProcess(configPath, (process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean));
+function startHub(configPath: string): Promise<HubProcess> {
+  return startHubProcess(configPath, { nodeArgs: nodeArgsFrom(process.env.BENCH_HUB_NODE_ARGS) });
 }
 
 benchMain(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-bench-reg-'));
-  let hub: { proc: ChildProcess; port: number } | undefined;
+  let hub: HubProcess | undefined;
   let responder: { proc: ChildProcess; url: string } | undefined;
   const crlServer = createServer();
   try {

@@ -44,20 +44,28 @@ export interface FanoutParts {
   disconnectEdge: (edgeId: string) => void;
   /** Cuts an edge off the clustered broker (broker.external), when there is one. */
   cutOffEdge?: (edgeId: string) => void;
+  /**
+   * The other hubs on the same PostgreSQL (hub/replicas), when there are any: entries written here
+   * wake the outbox publisher on whichever replica publishes, and a device revoked here may hold its
+   * session on another replica's embedded broker.
+   */
+  replicas?: { outboxWritten(): void; deviceRevoked(edgeId: string): void };
 }
 
-/** Subscribes the outbox, the webhooks and the brokers to the chain; returns the function that unsubscribes them. */
+/** Subscribes the outbox, the webhooks, the brokers and the other replicas to the chain; returns the function that unsubscribes them. */
 export function wireFanout(bus: FanoutBus, p: FanoutParts): () => void {
   const offs = [
     bus.on('suspended', () => bus.emit('outboxWritten', { source: 'crl' })),
     bus.on('outboxWritten', () => {
       p.outbox.kick();
+      p.replicas?.outboxWritten();
       p.webhooks.kick();
     }),
     bus.on('published', (e) => p.log.debug('change-log messages published', e)),
     bus.on('notified', (e) => p.log.debug('notices acknowledged', e)),
     bus.on('deviceRevoked', ({ edgeId }) => p.disconnectEdge(edgeId)),
     bus.on('deviceRevoked', ({ edgeId }) => p.cutOffEdge?.(edgeId)),
+    bus.on('deviceRevoked', ({ edgeId }) => p.replicas?.deviceRevoked(edgeId)),
   ];
   return () => {
     for (const off of offs) off();

@@ -9,7 +9,7 @@ import { MyKeyError } from '../shared/errors.ts';
 import { component, createLifecycle } from '../shared/lifecycle.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { loadHubConfig, type HubConfig } from './config.ts';
-import { createDeviceApp, createPublicApp } from './http/app.ts';
+import { createHubApps, type HubAddresses } from './http/hub-apps.ts';
 import { httpListener, urlHost } from './http/listener.ts';
 import { createChallengeStore } from './mykey/challenges.ts';
 import { createMyKeyService } from './mykey/service.ts';
@@ -27,11 +27,9 @@ import { createFanoutBus, wireFanout } from './fanout.ts';
 import { openDeviceCa, type DeviceCa } from './pki/device-ca.ts';
 import { createDeviceEnrollment, type DeviceEnrollment } from './enrollment/device-enrollment.ts';
 import { createEnrollmentTokens } from './enrollment/tokens.ts';
-import { mountConsole } from './console/mount.tsx';
-import { tlsDeviceResolver, type DeviceResolver } from './http/device-routes.ts';
+import type { DeviceResolver } from './http/device-routes.ts';
 import { createHubMetrics } from './metrics/hub-metrics.ts';
-import { createReleases } from './releases/releases.ts';
-import { parseReleasePublicKey } from '../shared/release.ts';
+import { createReleases, parseReleaseKeys } from './releases/releases.ts';
 import { startBrokerCluster, type BrokerCluster } from './broker-cluster/index.ts';
 import { createLinkage } from './linkage/index.ts';
 import { createReplicas } from './replicas/index.ts';
@@ -70,7 +68,6 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         parts: () => ({ outbox, webhooks, broker: () => broker, clustered: () => cluster !== undefined, devices, changesAfter: links.changesAfter }),
       })
     : undefined;
-  const sharedRates = replicas ? { shared: replicas.rateBuckets } : {};
   const mykeys = store.mykeys;
   const metrics = createHubMetrics({
     sql: store.sql,
@@ -104,7 +101,6 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   });
   const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() };
   const challenges = replicas ? replicas.challenges(challengeOpts) : createChallengeStore(challengeOpts);
-  const rateLimits = { challenge: { ...config.rateLimits.challenge, ...sharedRates }, register: { ...config.rateLimits.register, ...sharedRates } };
   const linkRepo = store.links;
   const devices = store.devices;
   const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout, mayPublish: replicas?.mayPublish });
@@ -113,20 +109,14 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   // Lifecycle changes in a batch may have appended change-log entries (the batcher is the store's, so
   // it keeps a plain hook; the event is the chain's).
   const batcher = createWriteBatcher(store.sql, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
-  // Entries written here wake the outbox publisher, on this replica or another.
-  const outboxKick = {
-    kick: () => {
-      outbox.kick();
-      replicas?.outboxWritten();
-    },
-  };
-  const unwireChain = wireFanout(fanout, { log: log.child('fanout'), outbox: outboxKick, webhooks, disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId), cutOffEdge: (edgeId) => cluster?.cutOff(edgeId) });
-  // A device revoked here may hold its session on another replica's embedded broker: tell them.
-  const offReplicaRevoked = fanout.on('deviceRevoked', ({ edgeId }) => replicas?.deviceRevoked(edgeId));
-  const unwireFanout = () => {
-    unwireChain();
-    offReplicaRevoked();
-  };
+  const unwireFanout = wireFanout(fanout, {
+    log: log.child('fanout'),
+    outbox,
+    webhooks,
+    replicas,
+    disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId),
+    cutOffEdge: (edgeId) => cluster?.cutOff(edgeId),
+  });
   const service = metrics.instrumentService(createMyKeyService({
     repo: mykeys,
     write: batcher.write,
@@ -144,83 +134,31 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
   const releaseRepo = store.releases;
-  const releaseKeys = config.releases.publicKeys.map((k, i) => {
-    try {
-      return parseReleasePublicKey(k);
-    } catch (e) {
-      throw new MyKeyError('config_invalid', `invalid configuration:\n  - /releases/publicKeys/${i}: not an Ed25519 public key`, { cause: e });
-    }
-  });
+  const releaseKeys = parseReleaseKeys(config.releases.publicKeys);
   const releases = createReleases({ repo: releaseRepo, dir: join(config.dataDir, 'releases'), keys: () => releaseKeys, now: () => now().getTime(), log: log.child('releases') });
-  const addresses: { http?: string; deviceApi?: string; mqtts?: string; mqtt?: string; brokerAuth?: string } = {};
-  const httpLog = log.child('http');
-  const common = { version: HUB_VERSION, maxBodyBytes: config.http.maxBodyBytes, log: (msg: string, err?: unknown) => httpLog.error(msg, { error: err }) };
-  const accessLog = { log: httpLog.child('access'), observe: metrics.observeHttp };
-  // One app per listener: the public listener never answers device routes or enrollment, and the
-  // device listener never answers the holders' routes, the services' or operator API, or the console.
-  const app = createPublicApp({
-    ...common,
-    accessLog: { app: 'public', ...accessLog },
-    service,
-    challenges,
-    links,
-    linkRepo,
-    linksOf: links.linksOf,
-    audit: async (e) => void (await consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err }))),
-    adminToken: () => config.admin.token,
-    webhookUrlPolicy: config.webhooks,
-    rateLimits,
-    health: async () => ({ mykeyIds: await mykeys.counts(), crls: crlManager.crls.size, anchors: anchors.length }),
-    metrics: { token: () => config.metrics.token, scrape: metrics.scrape },
-    releases: { releases, repo: releaseRepo, adminToken: () => config.admin.token },
-    linkage: { importer: linkage, adminToken: () => config.admin.token, maxBytes: config.jpki.linkageMaxBytes, audit: async (e) => void (await consoleRepo.audit(e).catch((err) => log.error('an audit entry could not be written', { error: err }))) },
-  });
-  const deviceApp = createDeviceApp({
-    ...common,
-    accessLog: { app: 'device', ...accessLog },
-    links,
-    mykeys,
-    service,
-    challenges,
-    resolveDevice: opts.resolveDevice ?? tlsDeviceResolver(devices, () => enrollment),
-    needsRenewal: (der) => !!deviceCa && !deviceCa.issuedByCurrent(der),
-    jpkiAnchors: () => anchors.map((a) => a.cert.der),
-    rateLimits,
-    releases: { releases },
-    enrollments: {
-      consoleRepo,
-      linkRepo,
-      tokens: enrollmentTokens,
-      enrollment: () => enrollment,
-      deviceCertValidityDays: config.devices.certValidityDays,
-      brokerUrl: () => config.enrollment.brokerUrl || addresses.mqtts,
-      brokerUrls: config.enrollment.brokerUrls,
-      hubUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
-      releaseKey: config.releases.publicKeys[0],
-      rateLimit: { ...config.enrollment.rateLimit, ...sharedRates },
-      now: () => now().getTime(),
-    },
-  });
-
-  mountConsole(app, {
-    webhookUrlPolicy: config.webhooks,
-    repo: consoleRepo,
-    links,
-    linkRepo,
-    mykeys,
+  // The HTTP surface: one app per listener, the console on the public one (hub/http/hub-apps.ts).
+  const addresses: HubAddresses = {};
+  const { app, deviceApp } = createHubApps({
+    config,
+    version: HUB_VERSION,
+    log,
+    store,
+    metrics,
     revocations,
-    linkageImports: () => linkage.recentImports(50),
-    devices,
-    releases: { releases, repo: releaseRepo },
+    service,
+    challenges,
+    links,
+    anchors: () => anchors,
+    crlCount: () => crlManager.crls.size,
+    sharedRates: replicas?.rateBuckets,
+    releases,
+    linkage,
+    enrollmentTokens,
     enrollment: () => enrollment,
-    tokens: enrollmentTokens,
-    deviceApiUrl: () => config.enrollment.hubUrl || addresses.deviceApi,
-    log: log.child('console'),
+    deviceCa: () => deviceCa,
+    addresses,
     now: () => now().getTime(),
-    secureCookies: config.console.secureCookies,
-    origins: config.console.origins,
-    trustForwardedFor: config.console.trustForwardedFor,
-    session: { idleMs: config.console.sessionIdleMinutes * 60_000, maxMs: config.console.sessionMaxHours * 3600_000 },
+    resolveDevice: opts.resolveDevice,
   });
 
   // What start() brings up, in this order; stop() takes it down in reverse (shared/lifecycle.ts). The

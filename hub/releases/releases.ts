@@ -5,9 +5,20 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { createWriteStream, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fail, ok, type Result } from '../../shared/errors.ts';
-import { verifySignedRelease, type ReleaseManifest, type SignedRelease, type UpdateOffer, type UpdateReport } from '../../shared/release.ts';
+import { fail, MyKeyError, ok, type Result } from '../../shared/errors.ts';
+import { parseReleasePublicKey, verifySignedRelease, type ReleaseManifest, type SignedRelease, type UpdateOffer, type UpdateReport } from '../../shared/release.ts';
 import { FAILURE_STATES, type EdgeUpdateRow, type ReleaseRepo, type RolloutRow } from '../store/release-repo.ts';
+
+/** The configured release public keys (`releases.publicKeys`), or a config_invalid error naming the one that is not Ed25519. */
+export function parseReleaseKeys(texts: readonly string[]): KeyObject[] {
+  return texts.map((k, i) => {
+    try {
+      return parseReleasePublicKey(k);
+    } catch (e) {
+      throw new MyKeyError('config_invalid', `invalid configuration:\n  - /releases/publicKeys/${i}: not an Ed25519 public key`, { cause: e });
+    }
+  });
+}
 
 export interface ReleasesDeps {
   repo: ReleaseRepo;

@@ -1,5 +1,5 @@
 // The PostgreSQL store (store.url): the repositories' SQL on pg's connection pool, the schema of
-// schema/postgres.ts, and transactions on one pooled connection each.
+// schema/*.postgres.ts (hub/store/migrations.ts), and transactions on one pooled connection each.
 //
 // Durability: a write is acknowledged after its COMMIT returns, and PostgreSQL (synchronous_commit on,
 // its default) has flushed the commit to its WAL by then, so an acknowledged write survives a kill -9
@@ -8,7 +8,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { MyKeyError } from '../../shared/errors.ts';
-import { POSTGRES_MIGRATIONS } from './schema/postgres.ts';
+import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import type { Sql, TxOptions } from './sql.ts';
 import { storeOver, type Store } from './store.ts';
 

@@ -1,6 +1,7 @@
 // The test OCSP responder's own DER (ocsp-responder.ts): writing its answers and reading the hub's
-// requests, by hand, for speed and so that a test double shares no code with the client it tests.
+// requests, so that a test double shares no code with the client it tests (hub/pki/ocsp-*.ts).
 import * as asn1js from 'asn1js';
+import { tlv } from '../../shared/asn1/write.ts';
 import { OID } from './ca.ts';
 
 /** id-pkix-ocsp-basic (RFC 6960 4.2.1). */
@@ -14,21 +15,10 @@ export const HASHES: Record<string, string> = {
   '2.16.840.1.101.3.4.2.3': 'sha512',
 };
 
-// --- DER writing (X.690 definite lengths, fewest length octets) ---
+// --- DER writing: the platform's writer (shared/asn1/write.ts, X.690 definite lengths in the fewest
+// octets), which only the edge's CSR uses besides this; the hub's OCSP client does not. ---
 
-export function der(tag: number, ...content: Uint8Array[]): Uint8Array {
-  let len = 0;
-  for (const c of content) len += c.length;
-  const head = len < 0x80 ? [tag, len] : len < 0x100 ? [tag, 0x81, len] : len < 0x10000 ? [tag, 0x82, len >> 8, len & 0xff] : [tag, 0x83, len >> 16, (len >> 8) & 0xff, len & 0xff];
-  const out = new Uint8Array(head.length + len);
-  out.set(head, 0);
-  let at = head.length;
-  for (const c of content) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
+export const der = tlv;
 
 /** GeneralizedTime `YYYYMMDDHHMMSSZ` of a whole-second Date (RFC 6960 4.2.2.1 times, X.690 11.7). */
 export function generalizedTime(d: Date): Uint8Array {

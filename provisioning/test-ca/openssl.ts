@@ -77,6 +77,15 @@ function configText(dir: string, caNameDer: Uint8Array): string {
   const ianDer = hexColons(new Uint8Array(ian.toSchema().toBER(false)));
   const crldpDer = hexColons(new Uint8Array(crldp.toSchema().toBER(false)));
   const p = (f: string) => join(dir, f);
+  // The two user certificate profiles (authentication, signature) differ only in key usage and policy.
+  const userSection = (name: string, keyUsage: string, policy: string) => `[${name}]
+keyUsage = critical, ${keyUsage}
+certificatePolicies = ${policy}
+issuerAltName = DER:${ianDer}
+crlDistributionPoints = DER:${crldpDer}
+authorityKeyIdentifier = keyid:always
+subjectKeyIdentifier = none
+`;
   return `# Made by provisioning/test-ca/openssl.ts: a JPKI-shaped CA for compatibility tests.
 [req]
 distinguished_name = req_dn
@@ -115,22 +124,8 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = none
 crlDistributionPoints = DER:${crldpDer}
 
-[usr_auth]
-keyUsage = critical, digitalSignature
-certificatePolicies = ${JPKI_AUTH_POLICY_OID}
-issuerAltName = DER:${ianDer}
-crlDistributionPoints = DER:${crldpDer}
-authorityKeyIdentifier = keyid:always
-subjectKeyIdentifier = none
-
-[usr_sign]
-keyUsage = critical, nonRepudiation
-certificatePolicies = ${JPKI_SIGN_POLICY_OID}
-issuerAltName = DER:${ianDer}
-crlDistributionPoints = DER:${crldpDer}
-authorityKeyIdentifier = keyid:always
-subjectKeyIdentifier = none
-
+${userSection('usr_auth', 'digitalSignature', JPKI_AUTH_POLICY_OID)}
+${userSection('usr_sign', 'nonRepudiation', JPKI_SIGN_POLICY_OID)}
 [crl_ext]
 authorityKeyIdentifier = keyid:always
 `;

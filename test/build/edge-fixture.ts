@@ -71,7 +71,7 @@ export interface EdgeSite {
  * owner of that folder, so an unprivileged agent can read its key and write its state.
  */
 export async function startEdgeSite(opts: { owner?: { uid: number; gid: number }; config?: Record<string, unknown> } = {}): Promise<EdgeSite> {
-  const hub = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  const hub = await startTestHub();
   await hub.hub.start();
   await hub.hub.links.createService({ id: 'library', name: 'Town library' });
   const enrolled = await enrollEdge(hub.hub, 'lib-counter-1');

@@ -66,7 +66,7 @@ test.before(async (ctx) => {
   ctx.lookup = touchLookup({ cache: ctx.cache, secret: () => SECRET, health: () => ctx.health, handoff: ctx.handoff, context: { serviceId: 'library', edgeId: 'lib-counter-1' } });
   Object.assign(ctx, touchReaderParts());
   // A hub whose `points` service wants the holder's PIN for counter links, and this edge enrolled there.
-  ctx.hub = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.hub = await startTestHub({ ca: ctx.ca });
   await ctx.hub.hub.start();
   await ctx.hub.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: true });
   const { tls } = await enrollEdge(ctx.hub.hub, 'pts-counter-1', 'points');

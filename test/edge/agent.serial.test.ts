@@ -69,7 +69,7 @@ function stateDigest(dir: string): Record<string, string> {
 test.before(async (ctx) => {
   await requirePcscd();
   ctx.ca = await createTestCa({ label: 'agent-e2e' });
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub({ ca: ctx.ca });
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   const enrolled = await enrollEdge(ctx.h.hub, 'lib-counter-1');

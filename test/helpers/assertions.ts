@@ -23,3 +23,15 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     return e instanceof MyKeyError ? e.code : `not a MyKeyError: ${String(e)}`;
   }
 }
+
+/** Asserts that the promise rejects with an error matching `m` (a pattern on its message, or a predicate). */
+export async function rejects(p: Promise<unknown>, m: RegExp | ((e: { code?: string }) => boolean)): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    if (m instanceof RegExp) assert.match(String((e as Error).message), m);
+    else assert.ok(m(e as { code?: string }), String(e));
+    return;
+  }
+  assert.unreachable('expected a rejection');
+}

@@ -8,7 +8,7 @@ import { client, PASSWORD } from './console/helpers/console-hub.ts';
 import { enrollEdge } from '../helpers/enrolled-edge.ts';
 
 test('the started hub serves the console sign-in page and documents enrollment', async () => {
-  const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  const h = await startTestHub();
   try {
     const { url } = await h.hub.start();
     const res = await fetch(`${url}/console`, { redirect: 'manual' });
@@ -28,7 +28,7 @@ test('the started hub serves the console sign-in page and documents enrollment',
 });
 
 test('the started hub shows its device CA fingerprint and device API URL in the enroll command', async () => {
-  const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  const h = await startTestHub();
   try {
     const { url } = await h.hub.start();
     await h.hub.links.createService({ id: 'library', name: 'Library' });
@@ -49,7 +49,7 @@ test('the started hub shows its device CA fingerprint and device API URL in the 
 });
 
 test("in the started hub a service admin cannot issue a token for another service's edge, and that service sees the attempt", async () => {
-  const h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  const h = await startTestHub();
   try {
     const { url } = await h.hub.start();
     await h.hub.links.createService({ id: 'library', name: 'Library' });

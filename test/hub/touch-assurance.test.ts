@@ -25,7 +25,7 @@ const test = suite<Ctx>('touch assurance', {} as Ctx);
 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa({ label: 'touch-assurance' });
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { admin: { token: ADMIN }, broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { admin: { token: ADMIN } } });
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points' });
   const csr = await createDeviceCsr('pts-counter-1');

@@ -14,7 +14,7 @@ const card = await makeCardFile({ ca, withMyKeyApp: false });
 let h: TestHub;
 
 test.before(async () => {
-  h = await startTestHub({ ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  h = await startTestHub({ ca });
   await h.hub.start();
 });
 test.after(() => h.close());

@@ -12,7 +12,7 @@ import { issue, startTestHub, type TestHub } from '../helpers/hub.ts';
 const test = suite<{ h: TestHub }>('register CLI', {} as never);
 
 test.before(async (ctx) => {
-  ctx.h = await startTestHub({ overrides: { http: { port: 0 }, broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub();
   await ctx.h.hub.start();
 });
 test.after(async (ctx) => ctx.h.close());

@@ -41,7 +41,7 @@ t.before(async (ctx) => {
   ctx.old = await createTestCa({ label: 'jpki-old' });
   // The same subject Name bytes, a new key: both anchors live at once.
   ctx.next = await rollOverTestCa(ctx.old, { label: 'jpki-new' });
-  ctx.h = await startTestHub({ ca: ctx.old, extraCas: [ctx.next], overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub({ ca: ctx.old, extraCas: [ctx.next] });
   await ctx.h.hub.start();
   ctx.dirs = [];
   ctx.edges = [];

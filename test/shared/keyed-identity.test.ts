@@ -66,7 +66,7 @@ const hub = suite<Ctx>('a service moves to the memory-hard keys', {} as Ctx);
 
 hub.before(async (ctx) => {
   ctx.ca = await createTestCa();
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub({ ca: ctx.ca });
   await ctx.h.hub.start();
   // Possession at the counter (no PIN): the certificate read off the card links.
   await ctx.h.hub.links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });

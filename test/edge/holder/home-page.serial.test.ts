@@ -106,7 +106,7 @@ async function hubStatusOf(card: CardFile): Promise<string> {
 }
 
 test.before(async () => {
-  h = await startTestHub({ ca, overrides: { admin: { token: ADMIN }, broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  h = await startTestHub({ ca, overrides: { admin: { token: ADMIN } } });
   hubUrl = (await h.hub.start()).url;
   const svc = await h.request('/v1/admin/services', { id: 'library', name: 'City Library' }, { headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' } });
   assert.is(svc.status, 201, await svc.clone().text());

@@ -51,7 +51,7 @@ test.before(async (ctx) => {
   ctx.logs = [];
   ctx.untap = tapLogs((r) => ctx.logs.push(JSON.stringify(r)));
   ctx.ca = await createTestCa({ label: 'agent-pin' });
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub({ ca: ctx.ca });
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points' });
   await ctx.h.hub.links.setTouchAssurance('points', 'pin');

@@ -87,7 +87,7 @@ async function touch(ctx: Ctx, faults: CardFaults): Promise<'identity' | 'failed
 test.before(async (ctx) => {
   await requirePcscd();
   ctx.ca = await createTestCa({ label: 'reader-heal' });
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub({ ca: ctx.ca });
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   const enrolled = await enrollEdge(ctx.h.hub, EDGE);

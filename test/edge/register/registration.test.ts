@@ -34,7 +34,7 @@ async function enrolledApi(ctx: Ctx, edgeId: string, serviceId: string): Promise
 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa();
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub({ ca: ctx.ca });
   await ctx.h.hub.start();
   // The library chose possession only (no PIN) for links by certificate; a bare MyKey ID still needs the PIN.
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });

@@ -66,7 +66,7 @@ test.before(async () => {
   // at once (so aedes publishes the edge's will, the message this test wants ignored).
   h = await startConsoleHub({
     ca: caDir.ca,
-    overrides: { broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: ADMIN } },
+    overrides: { admin: { token: ADMIN } },
     console: { enrollment: () => h?.th.hub.enrollment },
   });
   await h.addOperator('ops', 'operator');

@@ -17,7 +17,7 @@ interface Ctx {
 const test = suite<Ctx>('device lifecycle routes', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub();
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
 });

@@ -6,18 +6,7 @@ import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { client, startConsoleHub, type ConsoleHub } from '../console/helpers/console-hub.ts';
-
-/** Asserts that the promise rejects with an error matching `m` (a pattern or a predicate). */
-async function rejects(p: Promise<unknown>, m: RegExp | ((e: { code?: string }) => boolean)): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    if (m instanceof RegExp) assert.match(String((e as Error).message), m);
-    else assert.ok(m(e as { code?: string }), String(e));
-    return;
-  }
-  assert.unreachable('expected a rejection');
-}
+import { rejects } from '../../helpers/assertions.ts';
 
 
 const test = suite('enrollment tokens');

@@ -66,7 +66,7 @@ function realPost(url: string, localAddress: string, body: unknown): Promise<num
 }
 
 test('over real sockets, each IPv4 address is its own client', async () => {
-  const h = await startTestHub({ overrides: { http: { port: 0 }, broker: { port: 0 }, devices: { httpsPort: 0 }, rateLimits: { challenge: { perSecond: 0.01, burst: 2 } } } });
+  const h = await startTestHub({ overrides: { rateLimits: { challenge: { perSecond: 0.01, burst: 2 } } } });
   try {
     await h.hub.start();
     const url = new URL('/v1/challenges', h.hub.addresses.http).toString();

@@ -4,163 +4,17 @@
 // then touches looked up in it as the reader does), and the service's webhook receiver.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createTestCa, type IssuedCert } from '../../../provisioning/test-ca/ca.ts';
-import { initCaDir, type CaDir } from '../../../provisioning/test-ca/store.ts';
-import { generateLinkageSigner, renewCertificate, writeLinkageFile, type Linkage } from '../../../provisioning/test-ca/linkage-writer.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
-import { EdgeCache } from '../../../edge/cache/edge-cache.ts';
-import { certFields } from '../../../edge/lookup/cert-key.ts';
-import type { ChangeEntry } from '../../../shared/sync.ts';
+import { createTestCa } from '../../../provisioning/test-ca/ca.ts';
+import { generateLinkageSigner, renewCertificate, type Linkage } from '../../../provisioning/test-ca/linkage-writer.ts';
 import { serializeLinkageFile } from '../../../shared/linkage.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { client, PASSWORD } from '../console/helpers/console-hub.ts';
 import { runConsoleCli } from '../../../hub/console/cli.ts';
+import { until } from '../../helpers/polling.ts';
+import { ADMIN, eventsOf, holder, http, importFile, register, setUp, signed, statusOf, sync, tearDown, touch, type Ctx } from './helpers/linkage-hub.ts';
 
-const ADMIN = 'linkage-operator-token';
-
-interface Ctx {
-  dir: string;
-  caDir: CaDir;
-  h: TestHub;
-  signer: ReturnType<typeof generateLinkageSigner>;
-  ecSigner: ReturnType<typeof generateLinkageSigner>;
-  crlServer: Server;
-  crlUrl: string;
-  hookServer: Server;
-  notices: Array<{ type: string; serviceUserId: string; reason?: string }>;
-  edge: { certPem: string; keyPem: string; caPem: string };
-  cache: EdgeCache;
-}
 const test = suite<Ctx>('certificate linkage', {} as Ctx);
-
-test.before(async (ctx) => {
-  ctx.dir = mkdtempSync(join(tmpdir(), 'mykey-linkage-'));
-  ctx.caDir = await initCaDir(join(ctx.dir, 'ca'));
-  ctx.signer = generateLinkageSigner('ed25519');
-  ctx.ecSigner = generateLinkageSigner('p256');
-  const signerFiles = [ctx.signer, ctx.ecSigner].map((s, i) => {
-    const p = join(ctx.dir, `linkage-signer-${i}.pem`);
-    writeFileSync(p, s.publicKeyPem);
-    return p;
-  });
-  ctx.crlServer = createServer((_req, res) => void ctx.caDir.publishCrl().then((der) => res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(Buffer.from(der))));
-  await new Promise<void>((r) => ctx.crlServer.listen(0, '127.0.0.1', r));
-  ctx.crlUrl = `http://127.0.0.1:${(ctx.crlServer.address() as { port: number }).port}/crl`;
-  ctx.notices = [];
-  ctx.hookServer = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      const b = JSON.parse(body);
-      ctx.notices.push(...(b.type === 'notices' ? b.notices : [b]));
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => ctx.hookServer.listen(0, '127.0.0.1', r));
-
-  ctx.h = await startTestHub({
-    ca: ctx.caDir.ca,
-    overrides: {
-      admin: { token: ADMIN },
-      jpki: { requireRevocationStatus: true, linkageSigners: signerFiles, linkageMaxBytes: 65536 },
-      webhooks: { allowPrivateTargets: true, allowHttp: true, baseDelayMs: 100 },
-    },
-  });
-  await ctx.h.hub.start();
-  await ctx.h.hub.crlManager.fetchAndApply(ctx.crlUrl); // a first, empty CRL: revocation status known
-  // Possession only at the counter (the service's choice): links by the card's certificate.
-  await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false, webhookUrl: `http://127.0.0.1:${(ctx.hookServer.address() as { port: number }).port}/n` });
-  const csr = await createDeviceCsr('lib-counter-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: 'library', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
-  const cfg = await deviceCall(ctx, 'GET', '/v1/device/config');
-  ctx.cache = new EdgeCache({ secret: new Uint8Array(Buffer.from(cfg.body.syncSecret, 'base64url')) });
-});
-
-test.after(async (ctx) => {
-  await ctx.h.close();
-  ctx.crlServer.close();
-  ctx.hookServer.close();
-  rmSync(ctx.dir, { recursive: true, force: true });
-});
-
-function deviceCall(ctx: Ctx, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const url = new URL(path, ctx.h.hub.addresses.deviceApi);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method, ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
-    });
-    req.on('error', reject);
-    req.end(body ? JSON.stringify(body) : undefined);
-  });
-}
-
-/** A call to the hub's public listener over a real socket. */
-async function http(ctx: Ctx, path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
-  const res = await fetch(new URL(path, ctx.h.hub.addresses.http), init);
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-async function register(ctx: Ctx, cert: IssuedCert): Promise<{ status: number; body: any }> {
-  return http(ctx, '/v1/mykey-ids', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ proof: await ctx.h.proof(cert) }) });
-}
-
-/** The operator imports a linkage file over HTTP: the body as signed, the signature in its header. */
-function importFile(ctx: Ctx, bytes: Uint8Array, signature?: string) {
-  return http(ctx, '/v1/admin/linkage-imports', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/x-ndjson', ...(signature === undefined ? {} : { 'mykey-linkage-signature': signature }) },
-    body: Buffer.from(bytes),
-  });
-}
-
-/** The edge catches up over the device API and applies the change log to its cache, as its sync does. */
-async function sync(ctx: Ctx): Promise<ChangeEntry[]> {
-  const r = await deviceCall(ctx, 'GET', `/v1/device/changes?after=${ctx.cache.appliedSeq}`);
-  assert.is(r.status, 200, JSON.stringify(r.body));
-  for (const e of r.body.entries as ChangeEntry[]) assert.is(ctx.cache.apply(e).result, 'applied');
-  return r.body.entries;
-}
-
-/** A touch of a card in certificate mode: the edge reads the certificate and looks it up locally. */
-function touch(ctx: Ctx, cert: IssuedCert): string | undefined {
-  const f = certFields(cert.certDer);
-  if (!f.ok) throw new Error(f.message);
-  return ctx.cache.lookupCert(f.value.issuerKey, f.value.serialHex, f.value.aki);
-}
-
-/** A registered card linked at the counter to a library card number. */
-async function holder(ctx: Ctx, serviceUserId: string): Promise<{ cert: IssuedCert; mykeyId: string }> {
-  const cert = await ctx.caDir.issue();
-  const reg = await register(ctx, cert);
-  assert.is(reg.status, 201, JSON.stringify(reg.body));
-  const linked = await deviceCall(ctx, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId });
-  assert.is(linked.status, 201, JSON.stringify(linked.body));
-  return { cert, mykeyId: reg.body.mykeyId };
-}
-
-const statusOf = (ctx: Ctx, id: string) => ctx.h.hub.db.prepare('SELECT status, status_reason FROM mykey_ids WHERE id = ?').get(id) as { status: string; status_reason: string | null };
-const eventsOf = (ctx: Ctx, id: string) => ctx.h.hub.db.prepare('SELECT kind FROM mykey_events WHERE mykey_id = ? ORDER BY seq').pluck().all(id) as string[];
-const signed = (ctx: Ctx, records: Linkage[], signer = ctx.signer) => writeLinkageFile({ issuer: ctx.caDir.ca, records, signer: signer.privateKey });
-
-async function until<T>(what: string, f: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+test.before(setUp);
+test.after(tearDown);
 
 test('a renewal with a linkage file: the new card touches to the same service ID and the MyKey ID is never suspended', async (ctx) => {
   const a = await holder(ctx, 'LIB-0042');
@@ -206,7 +60,7 @@ test('a renewal with a linkage file: the new card touches to the same service ID
   const old = await register(ctx, a.cert);
   assert.is(old.body.code, 'cert_revoked_superseded');
   // The library is told once, by a signed notice.
-  const n = await until('the notice', () => ctx.notices.find((x) => x.serviceUserId === 'LIB-0042' && x.type === 'link.carried_over'));
+  const n = await until(() => ctx.notices.find((x) => x.serviceUserId === 'LIB-0042' && x.type === 'link.carried_over'), { what: 'the notice' });
   assert.is(n.reason, 'linkage');
 
   // The same file again: already carried, nothing new for the edge.
@@ -239,7 +93,7 @@ test('a MyKey ID suspended by a superseded CRL entry before the import resumes w
   assert.equal(entries.map((e) => e.kind), ['carry_over']); // one entry: carried and resumed together
   assert.is(touch(ctx, bNext), 'LIB-0043');
   assert.equal(statusOf(ctx, b.mykeyId), { status: 'active', status_reason: null });
-  await until('the resumed notice', () => ctx.notices.find((x) => x.serviceUserId === 'LIB-0043' && x.type === 'link.resumed'));
+  await until(() => ctx.notices.find((x) => x.serviceUserId === 'LIB-0043' && x.type === 'link.resumed'), { what: 'the resumed notice' });
   // Superseded without a linkage record: suspended as before, until the holder carries it over.
   assert.equal(statusOf(ctx, c.mykeyId), { status: 'suspended', status_reason: 'superseded' });
   assert.is(touch(ctx, c.cert), undefined);

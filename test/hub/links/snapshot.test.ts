@@ -53,7 +53,7 @@ function rawSnapshot(ctx: Ctx, gzip: boolean): Promise<{ status: number; encodin
 }
 
 test.before(async (ctx) => {
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub();
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
   const csr = await createDeviceCsr('lib-counter-1');

@@ -50,7 +50,7 @@ const holderOf = async (ctx: Ctx, serviceId: string, serviceUserId: string) => (
 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa();
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { http: { port: 0 }, broker: { port: 0 }, devices: { httpsPort: 0 }, admin: { token: ADMIN } } });
+  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { admin: { token: ADMIN } } });
   await ctx.h.hub.start();
   // Created through the operator API without saying anything: the holder proof is on by default.
   const lib = await http(ctx, 'POST', '/v1/admin/services', { id: 'library', name: 'Town library' }, ADMIN);

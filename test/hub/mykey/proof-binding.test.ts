@@ -81,7 +81,7 @@ const sameOperation = (x: string, y: string) => x.startsWith('carry_') && y.star
 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa();
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { http: { port: 0 }, broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub({ ca: ctx.ca });
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   await ctx.h.hub.links.createService({ id: 'points', name: 'Points' });

@@ -53,7 +53,7 @@ const CASES: { name: string; edit: (exts: Uint8Array[]) => Uint8Array[]; wrap?: 
 test.before(async (ctx) => {
   ctx.ca = await createTestCa();
   ctx.cert = await issue(ctx.ca);
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub({ ca: ctx.ca });
   ctx.url = (await ctx.h.hub.start()).url;
 });
 test.after(async (ctx) => {

@@ -74,7 +74,7 @@ async function brokerConnect(hub: Hub, e: Edge, tls: HubTls = e.tls): Promise<st
 }
 
 test.before(async (ctx) => {
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub();
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   ctx.oldCaPem = ctx.h.hub.deviceCa!.certPem;

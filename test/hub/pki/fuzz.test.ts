@@ -132,7 +132,7 @@ test('the OCSP response parser and evaluation refuse mutated answers with an ocs
 });
 
 test('mutated certificates sent to the HTTP registration route always get a 4xx with a stable code', async (ctx) => {
-  const h = await startTestHub({ ca: ctx.ca, overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  const h = await startTestHub({ ca: ctx.ca });
   try {
     const { url } = await h.hub.start();
     const post = async (path: string, body: unknown) => {

@@ -9,18 +9,7 @@ import { generateRsaKeyPair, type IssuedCert } from '../../../provisioning/test-
 import { startOcspResponder } from '../../../provisioning/test-ca/ocsp-responder.ts';
 import { initCaDir, type CaDir } from '../../../provisioning/test-ca/store.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
-
-/** Asserts that the promise rejects with an error matching `m` (a pattern or a predicate). */
-async function rejects(p: Promise<unknown>, m: RegExp | ((e: { code?: string }) => boolean)): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    if (m instanceof RegExp) assert.match(String((e as Error).message), m);
-    else assert.ok(m(e as { code?: string }), String(e));
-    return;
-  }
-  assert.unreachable('expected a rejection');
-}
+import { rejects } from '../../helpers/assertions.ts';
 
 
 interface Ctx {

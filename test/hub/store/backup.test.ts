@@ -57,7 +57,7 @@ async function register(th: TestHub, n: number): Promise<string[]> {
 }
 
 test('a backup taken while the hub runs restores into a new data directory with every table equal', async () => {
-  t = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  t = await startTestHub();
   await t.hub.start();
   const ids = await register(t, 30);
   // Writes keep coming while the backup runs: the copy must still be consistent.

@@ -20,7 +20,7 @@ interface Ctx {
 const test = suite<Ctx>('import links', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.h = await startTestHub({ overrides: { broker: { port: 0 }, devices: { httpsPort: 0 } } });
+  ctx.h = await startTestHub();
   ctx.url = (await ctx.h.hub.start()).url;
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   await ctx.h.hub.links.createService({ id: 'museum', name: 'Museum' });
