@@ -45,7 +45,11 @@ export interface ReplicaHubs {
   stop(): Promise<void>;
 }
 
-export async function startReplicaHubs(o: { count?: number; nodes?: number; lockRetryMs?: number; clusterTimeoutMs?: number; startTimeoutMs?: number } = {}): Promise<ReplicaHubs> {
+/**
+ * Starts it all; `whileStarting(side)` runs meanwhile (writing to the database needs neither the nodes
+ * nor the replicas: links made then go out once a replica publishes), and is awaited too.
+ */
+export async function startReplicaHubs(o: { count?: number; nodes?: number; lockRetryMs?: number; clusterTimeoutMs?: number; startTimeoutMs?: number; whileStarting?: (side: HubSide) => Promise<void> } = {}): Promise<ReplicaHubs> {
   const count = o.count ?? 2;
   const dir = mkdtempSync(join(tmpdir(), 'mykey-replica-hubs-'));
   const dataDir = join(dir, 'data');
@@ -105,13 +109,6 @@ export async function startReplicaHubs(o: { count?: number; nodes?: number; lock
         }),
       );
     }
-    // The nodes start (tens of seconds) while the replicas do; the replicas' publishers connect to
-    // them once they are up (they retry every second).
-    const startMs = o.startTimeoutMs ?? 240_000;
-    const [c] = await Promise.all([
-      startRabbitCluster({ plan, caPem: deviceCa.certPem, certPem: server.certPem, keyPem: server.keyPem, authBaseUrl: `http://127.0.0.1:${authLb.port}`, timeoutMs: o.clusterTimeoutMs ?? startMs }).then((x) => (cluster = x)),
-      ...replicas.map((r) => r.listening(startMs)),
-    ]);
     const own = store;
     const links = createLinks({ sql: own.sql, repo: own.links, mykeys: own.mykeys });
     const enrollment = createDeviceEnrollment({ deviceCa, devices: own.devices });
@@ -127,6 +124,14 @@ export async function startReplicaHubs(o: { count?: number; nodes?: number; lock
       enroll: (csrDer, req) => enrollment.enroll(csrDer, req),
       deviceApiUrl: `https://127.0.0.1:${deviceLb.port}`,
     };
+    // The nodes start (tens of seconds) while the replicas do; the replicas' publishers connect to
+    // them once they are up (they retry every second).
+    const startMs = o.startTimeoutMs ?? 240_000;
+    const [c] = await Promise.all([
+      startRabbitCluster({ plan, caPem: deviceCa.certPem, certPem: server.certPem, keyPem: server.keyPem, authBaseUrl: `http://127.0.0.1:${authLb.port}`, timeoutMs: o.clusterTimeoutMs ?? startMs }).then((x) => (cluster = x)),
+      ...replicas.map((r) => r.listening(startMs)),
+      o.whileStarting?.(side),
+    ]);
     return {
       dir,
       dbUrl,
