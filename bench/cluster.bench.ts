@@ -217,14 +217,16 @@ async function failover(): Promise<Metrics> {
       }
       await sleep(20);
     });
+    const committedAt = wall();
     await untilAtHead(edges, head);
     const ms = wall() - killedAt;
+    const afterCommit = wall() - committedAt;
     await sleep(500);
     checkApplied(edges, marks, head);
     const takeover = survivor.publishingAt !== undefined ? `${Math.round(survivor.publishingAt - killedAt)} ms` : 'not yet';
     const stats = edges.map((e) => e.agent.stats());
     progress(
-      `node 1 and ${holder.name} (the outbox publisher) killed during ${BURST} suspensions: ${survivor.name} took the outbox over after ${takeover}; all ${FLEET} edges at the head ${Math.round(ms)} ms after the kills; ` +
+      `node 1 and ${holder.name} (the outbox publisher) killed during ${BURST} suspensions: ${survivor.name} took the outbox over after ${takeover}; all ${FLEET} edges at the head ${Math.round(ms)} ms after the kills (${Math.round(afterCommit)} ms after the burst's last commit); ` +
         `duplicates ignored ${stats.reduce((s, x) => s + x.duplicates, 0)}, gaps caught up ${stats.reduce((s, x) => s + x.gaps, 0)}`,
     );
     const name = FLEET === 100 && BURST === 2000 ? 'failover_converge_ms' : `failover_${FLEET}_edges_${BURST}_converge_ms`;

@@ -111,6 +111,7 @@ it('every edge converges to the final seq with each entry applied once and in or
     }
     await sleep(20);
   });
+  const committedAt = Date.now();
   assert.is(head, before + BURST);
   await until(() => edges.every((e) => e.cache.appliedSeq === head && e.agent.connected), {
     what: `every edge at seq ${head} and connected`,
@@ -134,7 +135,7 @@ it('every edge converges to the final seq with each entry applied once and in or
   const sum = (k: keyof (typeof stats)[number]) => stats.reduce((s, x) => s + x[k], 0);
   console.log(
     `failover (sessions settled in ${settleMs} ms): ${BURST} suspensions to ${EDGES} edges; node ${victim + 1} (first node of ${onVictim} edges and of both replicas) and ${holder.name} (the outbox publisher) killed after ${killedAt - t0} ms; ` +
-      `${survivor.name} took the outbox over ${survivor.publishingAt! - killedAt} ms after the kill; every edge at seq ${head} ${convergedAt - killedAt} ms after the kill (${convergedAt - t0} ms after the burst began); ` +
+      `${survivor.name} took the outbox over ${survivor.publishingAt! - killedAt} ms after the kill; every edge at seq ${head} ${convergedAt - killedAt} ms after the kill (${convergedAt - t0} ms after the burst began, ${convergedAt - committedAt} ms after its last commit); ` +
       `${moved} edges reconnected; duplicates ignored ${sum('duplicates')}, gaps caught up ${sum('gaps')}, catch-ups ${sum('catchUps')}`,
   );
   // Those that had the killed node first moved (unless a first connection under load went elsewhere).
