@@ -1,5 +1,4 @@
-// The fail-over harness (issue #12): a three-node RabbitMQ cluster, N hubs publishing to it (each
-// given its store by a factory), and a fleet of edges running the real edge sync code (SyncAgent with
+// The fail-over harness (issue #12): a three-node RabbitMQ cluster, hubs publishing to it, and a fleet of edges running the real edge sync code (SyncAgent with
 // its EdgeState and EdgeCache, edge/sync) with their own device certificates and every broker URL.
 // Each edge records the seq of every entry it applied, in the order it applied them, and every
 // snapshot, so a test can check that each entry was applied exactly once and in order.
@@ -57,10 +56,9 @@ export interface ClusterHubs {
 export async function startHubs(o: { count?: number; store?: HubStore; nodes?: number; clusterTimeoutMs?: number; sessionQueueType?: 'quorum' | 'classic' } = {}): Promise<ClusterHubs> {
   const count = o.count ?? 1;
   const store = o.store ?? sqliteStore;
-  // REPLICAS: with a shared store (PostgreSQL), hubs 1.. start here with the same device CA (a copy
-  // of hub 0's device-ca directory in their data directory) and their own auth listener; the nodes'
-  // auth backend stays on hub 0 (RabbitMQ takes one URL per path: a load balancer in front of the
-  // replicas in production). Until then, more than one hub would be several unrelated change logs.
+  // In-process hubs cannot be killed apart from the test: replicas that a test kills are child
+  // processes behind a load balancer (replica-hubs.ts). More than one hub here needs a shared store,
+  // or they would be several unrelated change logs.
   if (count > 1 && !store.shared) throw new Error(`hub replicas need a shared store; ${store.name} is one hub's own`);
   const plan = await planRabbitCluster(o.nodes ?? 3);
   const ca = await createTestCa();
