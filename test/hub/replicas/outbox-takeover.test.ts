@@ -23,6 +23,7 @@ import { serviceLogTopic } from '../../../shared/topics.ts';
 import { freePort } from '../broker/helpers/mosquitto.ts';
 import { freshPgDatabase, havePostgres } from '../../helpers/pg.ts';
 import { testIf } from '../../helpers/requires.ts';
+import { startReplicaProcess, type ReplicaProcess } from './helpers/replica-process.ts';
 import { until } from './helpers/replicas.ts';
 
 const haveMosquitto = spawnSync('mosquitto', ['-h']).error === undefined;
@@ -30,35 +31,12 @@ const pgTest = testIf(havePostgres && haveMosquitto, 'PostgreSQL 15 or Mosquitto
 
 const ENTRIES = 600;
 const children: ChildProcess[] = [];
+const replicas: ReplicaProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'mykey-takeover-'));
-
-interface HubProc {
-  proc: ChildProcess;
-  /** Set when the replica logs that it publishes the outbox. */
-  publishingAt?: number;
-  listening: Promise<void>;
-  log: () => string;
-}
-
-function startHub(configPath: string): HubProc {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'hub/main.ts', '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MYKEY_LOG_FORMAT: 'pretty' } });
-  children.push(proc);
-  let err = '';
-  const h: HubProc = { proc, log: () => err, listening: Promise.resolve() };
-  h.listening = new Promise((resolve, reject) => {
-    proc.stderr!.on('data', (d) => {
-      err += d;
-      if (h.publishingAt === undefined && err.includes('this replica publishes the outbox')) h.publishingAt = Date.now();
-      if (/hub listening/.test(err)) resolve();
-    });
-    proc.once('exit', (code, signal) => reject(new Error(`hub exited (${code ?? signal}): ${err.slice(-3000)}`)));
-  });
-  h.listening.catch(() => undefined);
-  return h;
-}
 
 test.after(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const r of replicas) r.kill();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -83,26 +61,27 @@ pgTest('kill -9 of the replica publishing the outbox mid-burst: the other takes 
     mykeyIds.push(r.row.id);
   }
 
-  const configFor = (name: string) => {
-    const p = join(dir, `${name}.json`);
-    writeFileSync(
-      p,
-      JSON.stringify({
+  const startHub = (name: string) => {
+    const r = startReplicaProcess({
+      name,
+      dir,
+      config: {
         dataDir: join(dir, 'data'),
         store: { url: dbUrl, poolSize: 4 },
         http: { port: 0 },
         broker: { port: 0, external: { urls: [`mqtt://127.0.0.1:${port}`], username: 'mykey_hub', password: 'test-only' } },
         brokerAuth: { port: 0 },
         devices: { httpsPort: 0 },
-      }),
-    );
-    return p;
+      },
+    });
+    replicas.push(r);
+    return r;
   };
-  const a = startHub(configFor('a'));
-  await a.listening;
+  const a = startHub('a');
+  await a.listening();
   await until(() => a.publishingAt !== undefined, 30_000, 'replica A to take the outbox lock');
-  const b = startHub(configFor('b'));
-  await b.listening;
+  const b = startHub('b');
+  await b.listening();
   assert.is(b.publishingAt, undefined, 'one publisher at a time');
 
   // The subscriber applies entries as an edge does.
@@ -136,8 +115,8 @@ pgTest('kill -9 of the replica publishing the outbox mid-burst: the other takes 
     // Halfway through the burst, once A has published some of it, A is killed; the rest is written after.
     if (i === ENTRIES / 2) {
       await until(() => applied >= 50, 30_000, 'the first entries through replica A');
-      a.proc.kill('SIGKILL');
-      killedAt = Date.now();
+      a.kill();
+      killedAt = a.killedAt!;
     }
   }
   await tell();
@@ -155,8 +134,7 @@ pgTest('kill -9 of the replica publishing the outbox mid-burst: the other takes 
   // Nothing left behind in the outbox.
   await until(async () => (await store.links.pendingMqtt(10)).length === 0, 20_000, 'an empty outbox');
   await sub.endAsync(true);
-  b.proc.kill('SIGTERM');
-  await new Promise((r) => b.proc.once('exit', r));
+  await b.stop();
   mosquitto.kill('SIGTERM');
   await store.close();
 });

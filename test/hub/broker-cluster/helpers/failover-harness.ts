@@ -1,12 +1,12 @@
-// The fail-over harness (issue #12): a three-node RabbitMQ cluster, N hubs publishing to it (each
-// given its store by a factory), and a fleet of edges running the real edge sync code (SyncAgent with
+// The fail-over harness (issue #12): a three-node RabbitMQ cluster, hubs publishing to it, and a fleet of edges running the real edge sync code (SyncAgent with
 // its EdgeState and EdgeCache, edge/sync) with their own device certificates and every broker URL.
 // Each edge records the seq of every entry it applied, in the order it applied them, and every
 // snapshot, so a test can check that each entry was applied exactly once and in order.
 //
-// Hubs: today one hub on SQLite (`sqliteStore`). Hub replicas need a store they share (PostgreSQL,
-// hub/store, in progress): a factory that returns the same database for every replica is all that
-// `startHubs` needs then (see REPLICAS below).
+// Hubs: `startHubs` runs one hub in this process (SQLite). Hub replicas that a test kills run as
+// child processes on one PostgreSQL database (replica-hubs.ts); the change log is then written, and
+// the edges enrolled, by this process on that database as a third party (`HubSide`), as another
+// replica or the CLI would.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,10 @@ import { certIdentity } from '../../../../shared/cert-identity.ts';
 import { randomMyKeyId } from '../../../../shared/ids.ts';
 import { createLogger } from '../../../../shared/log.ts';
 import { CURRENT_KEY_SCHEME } from '../../../../shared/sync.ts';
+import type { DeviceEnrollment } from '../../../../hub/enrollment/device-enrollment.ts';
+import type { Links } from '../../../../hub/links/links.ts';
+import type { Sql } from '../../../../hub/store/sql.ts';
+import type { Store } from '../../../../hub/store/store.ts';
 import { merge, startTestHub, type TestHub } from '../../../helpers/hub.ts';
 import { freePort, planRabbitCluster, startRabbitCluster, type RabbitCluster, type RabbitPlan } from './rabbit-cluster.ts';
 
@@ -52,10 +56,9 @@ export interface ClusterHubs {
 export async function startHubs(o: { count?: number; store?: HubStore; nodes?: number; clusterTimeoutMs?: number; sessionQueueType?: 'quorum' | 'classic' } = {}): Promise<ClusterHubs> {
   const count = o.count ?? 1;
   const store = o.store ?? sqliteStore;
-  // REPLICAS: with a shared store (PostgreSQL), hubs 1.. start here with the same device CA (a copy
-  // of hub 0's device-ca directory in their data directory) and their own auth listener; the nodes'
-  // auth backend stays on hub 0 (RabbitMQ takes one URL per path: a load balancer in front of the
-  // replicas in production). Until then, more than one hub would be several unrelated change logs.
+  // In-process hubs cannot be killed apart from the test: replicas that a test kills are child
+  // processes behind a load balancer (replica-hubs.ts). More than one hub here needs a shared store,
+  // or they would be several unrelated change logs.
   if (count > 1 && !store.shared) throw new Error(`hub replicas need a shared store; ${store.name} is one hub's own`);
   const plan = await planRabbitCluster(o.nodes ?? 3);
   const ca = await createTestCa();
@@ -104,11 +107,47 @@ export async function startHubs(o: { count?: number; store?: HubStore; nodes?: n
   }
 }
 
+/**
+ * What writes the change log and enrolls the edges, through the store's own code: a hub in this
+ * process (`sideOf`), or this process on the database hub replicas share (replica-hubs.ts).
+ */
+export interface HubSide {
+  sql: Sql;
+  mykeys: Store['mykeys'];
+  linkRepo: Store['links'];
+  links: Links;
+  /** Entries were committed (by links, or by a CRL run): wake the outbox publisher (this hub's, or whichever replica holds it). */
+  written(by: 'links' | 'crl'): Promise<void> | void;
+  enroll: DeviceEnrollment['enroll'];
+  /** The device API the edges sync from (https://...). */
+  deviceApiUrl: string;
+}
+
+/** The side of a hub in this process. */
+export function sideOf(h: TestHub): HubSide {
+  const { store, mykeys, linkRepo, links, fanout } = h.hub;
+  return {
+    sql: store.sql,
+    mykeys,
+    linkRepo,
+    links,
+    // What the hub's own code emits after such a commit (a CRL run: `suspended`, hub/fanout.ts).
+    written: (by) => void (by === 'crl' ? fanout.emit('suspended', { source: 'crl' }) : fanout.emit('outboxWritten', { source: 'links' })),
+    enroll: (...args) => {
+      if (!h.hub.enrollment) throw new Error('device enrollment is not running');
+      return h.hub.enrollment.enroll(...args);
+    },
+    deviceApiUrl: h.hub.addresses.deviceApi!,
+  };
+}
+
+const asSide = (h: TestHub | HubSide): HubSide => ('hub' in h ? sideOf(h) : h);
+
 /** `count` MyKey IDs linked to `serviceId`, made through the store's code in one transaction (keys stored ahead). */
-export async function linkMany(h: TestHub, serviceId: string, count: number): Promise<string[]> {
-  const { store, mykeys, linkRepo, links } = h.hub;
+export async function linkMany(hub: TestHub | HubSide, serviceId: string, count: number): Promise<string[]> {
+  const { sql, mykeys, linkRepo, links, written } = asSide(hub);
   const ids: string[] = [];
-  await store.sql.tx(async () => {
+  await sql.tx(async () => {
     for (let i = 0; i < count; i++) {
       const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
       const r = await mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
@@ -120,6 +159,7 @@ export async function linkMany(h: TestHub, serviceId: string, count: number): Pr
       ids.push(r.row.id);
     }
   });
+  await written('links');
   return ids;
 }
 
@@ -128,8 +168,8 @@ export async function linkMany(h: TestHub, serviceId: string, count: number): Pr
  * suspended, a `suspend` entry per link, all in one transaction per chunk, then `suspended` on the
  * fan-out bus), `chunk` at a time; `between(k)` runs after chunk k is committed. Returns the head seq.
  */
-export async function suspendInChunks(h: TestHub, serviceId: string, ids: readonly string[], chunk: number, between: (k: number) => Promise<void> | void = () => undefined): Promise<number> {
-  const { mykeys, fanout, links } = h.hub;
+export async function suspendInChunks(hub: TestHub | HubSide, serviceId: string, ids: readonly string[], chunk: number, between: (k: number) => Promise<void> | void = () => undefined): Promise<number> {
+  const { mykeys, written, links } = asSide(hub);
   for (let k = 0, from = 0; from < ids.length; k++, from += chunk) {
     const now = Date.now();
     const hits = [];
@@ -140,7 +180,7 @@ export async function suspendInChunks(h: TestHub, serviceId: string, ids: readon
     }
     const n = await mykeys.applyRevocations(hits, now);
     if (n !== hits.length) throw new Error(`suspended ${n} of ${hits.length}`);
-    fanout.emit('suspended', { source: 'crl' });
+    await written('crl');
     await between(k);
   }
   return links.headSeq(serviceId);
@@ -170,7 +210,8 @@ export interface Fleet {
  * Enrolls and starts `count` edges of `serviceId` through hub `h`, `parallel` at a time, each waiting
  * until it is synced and connected. `urlsFor(i)` gives edge i its broker URLs (all of the cluster's).
  */
-export async function startFleet(h: TestHub, deviceCa: DeviceCa, o: { count: number; serviceId: string; urlsFor: (i: number) => string[]; parallel?: number; timeoutMs?: number }): Promise<Fleet> {
+export async function startFleet(hub: TestHub | HubSide, deviceCa: DeviceCa, o: { count: number; serviceId: string; urlsFor: (i: number) => string[]; parallel?: number; timeoutMs?: number }): Promise<Fleet> {
+  const side = asSide(hub);
   const dir = mkdtempSync(join(tmpdir(), 'mykey-fleet-'));
   const edges: FleetEdge[] = [];
   const stop = async () => {
@@ -185,7 +226,7 @@ export async function startFleet(h: TestHub, deviceCa: DeviceCa, o: { count: num
     for (let i = 0; i < o.count; i++) {
       const edgeId = `fo-${o.serviceId}-${String(i).padStart(4, '0')}`;
       const csr = await createDeviceCsr(edgeId);
-      const r = await h.hub.enrollment!.enroll(csr.csrDer, { edgeId, serviceId: o.serviceId, validityDays: 2 });
+      const r = await side.enroll(csr.csrDer, { edgeId, serviceId: o.serviceId, validityDays: 2 });
       if (!r.ok) throw new Error(r.message);
       creds.push({ edgeId, certPem: r.value.certPem, keyPem: csr.keyPem });
     }
@@ -204,7 +245,7 @@ export async function startFleet(h: TestHub, deviceCa: DeviceCa, o: { count: num
         await state.open(cache);
         const urls = o.urlsFor(i);
         const agent = new SyncAgent({
-          hubUrl: h.hub.addresses.deviceApi!,
+          hubUrl: side.deviceApiUrl,
           brokerUrl: urls,
           tls: { ca: deviceCa.certPem, cert: c.certPem, key: c.keyPem },
           state,
