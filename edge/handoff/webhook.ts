@@ -6,6 +6,7 @@
 import type { Logger } from '../../shared/log.ts';
 import { newWebhookId, signWebhook } from '../../shared/webhook-signature.ts';
 import { silentLogger } from '../../shared/log.ts';
+import { withDefaults } from '../../shared/options.ts';
 import { payloadOf, type HandoffTarget, type TouchResult } from './types.ts';
 
 export interface WebhookTargetOptions {
@@ -34,6 +35,18 @@ export interface WebhookTargetOptions {
   random?: () => number;
 }
 
+/** What each option is when not given. */
+const WEBHOOK_DEFAULTS: Required<Omit<WebhookTargetOptions, 'url' | 'name' | 'log' | 'fetch' | 'random'>> = {
+  timeoutMs: 3000,
+  retries: 3,
+  backoffMs: 200,
+  maxBackoffMs: 30_000,
+  maxQueue: 100,
+  concurrency: 4,
+  includeMyKeyId: false,
+  secret: '',
+};
+
 interface Job {
   body: string;
   delivery: string;
@@ -49,7 +62,7 @@ function retryable(status: number): boolean {
 
 export class WebhookTarget implements HandoffTarget {
   readonly name: string;
-  readonly #o: Required<Omit<WebhookTargetOptions, 'name' | 'log' | 'fetch' | 'random' | 'secret'>> & { secret: string };
+  readonly #o: typeof WEBHOOK_DEFAULTS & { url: string };
   readonly #log: Logger;
   readonly #fetch: typeof fetch;
   readonly #random: () => number;
@@ -61,17 +74,7 @@ export class WebhookTarget implements HandoffTarget {
 
   constructor(opts: WebhookTargetOptions) {
     this.name = opts.name ?? 'webhook';
-    this.#o = {
-      url: opts.url,
-      timeoutMs: opts.timeoutMs ?? 3000,
-      retries: opts.retries ?? 3,
-      backoffMs: opts.backoffMs ?? 200,
-      maxBackoffMs: opts.maxBackoffMs ?? 30_000,
-      maxQueue: opts.maxQueue ?? 100,
-      concurrency: opts.concurrency ?? 4,
-      includeMyKeyId: opts.includeMyKeyId ?? false,
-      secret: opts.secret ?? '',
-    };
+    this.#o = { url: opts.url, ...withDefaults(opts, WEBHOOK_DEFAULTS) };
     this.#log = opts.log ?? silentLogger;
     this.#fetch = opts.fetch ?? fetch;
     this.#random = opts.random ?? Math.random;

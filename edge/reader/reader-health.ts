@@ -8,6 +8,7 @@
 // The constructor only assigns; start() and stop() act.
 import type { ReaderHealth } from '../../shared/sync.ts';
 import { TypedEvents } from '../../shared/typed-events.ts';
+import { withDefaults } from '../../shared/options.ts';
 import { consoleReaderLog, type ReaderLog } from './log.ts';
 import type { ReaderEvents } from './reader-manager.ts';
 import type { TouchEvents } from './touch.ts';
@@ -61,6 +62,19 @@ export interface ReaderHealerOptions {
   now?: () => number;
 }
 
+/** The timing options when not given (described on ReaderHealerOptions). */
+const HEALER_DEFAULTS = {
+  pollMs: 5000,
+  missingMs: 10_000,
+  failuresBeforeReset: 3,
+  failureWindowMs: 120_000,
+  maxResets: 3,
+  backoffMs: 5000,
+  maxBackoffMs: 300_000,
+  technicianAfter: 6,
+  stableMs: 120_000,
+} satisfies ReaderHealerOptions;
+
 // PC/SC codes (pcsclite.h) that mean the reader, not the card, is in trouble when they repeat.
 const READER_TROUBLE_PCSC = new Set([
   0x80100066, // SCARD_W_UNRESPONSIVE_CARD (a hung ACR122U reports every card so)
@@ -101,7 +115,7 @@ export class ReaderHealer {
   readonly #scan: () => UsbReader[];
   readonly #reset: UsbResetter;
   readonly #portSwitch: (r: UsbReader) => boolean;
-  readonly #o: Required<Pick<ReaderHealerOptions, 'pollMs' | 'missingMs' | 'failuresBeforeReset' | 'failureWindowMs' | 'maxResets' | 'backoffMs' | 'maxBackoffMs' | 'technicianAfter' | 'stableMs'>>;
+  readonly #o: typeof HEALER_DEFAULTS;
   readonly #log: ReaderLog;
   readonly #now: () => number;
   #offs: Array<() => void> = [];
@@ -134,17 +148,7 @@ export class ReaderHealer {
     this.#scan = options.scan ?? (() => scanUsbReaders(roots, table));
     this.#reset = options.reset ?? sysfsResetter({ roots });
     this.#portSwitch = options.portSwitch ?? ((r) => hasPortSwitch(r, roots));
-    this.#o = {
-      pollMs: options.pollMs ?? 5000,
-      missingMs: options.missingMs ?? 10_000,
-      failuresBeforeReset: options.failuresBeforeReset ?? 3,
-      failureWindowMs: options.failureWindowMs ?? 120_000,
-      maxResets: options.maxResets ?? 3,
-      backoffMs: options.backoffMs ?? 5000,
-      maxBackoffMs: options.maxBackoffMs ?? 300_000,
-      technicianAfter: options.technicianAfter ?? 6,
-      stableMs: options.stableMs ?? 120_000,
-    };
+    this.#o = withDefaults(options, HEALER_DEFAULTS);
     this.#delay = this.#o.backoffMs;
     this.#log = options.log ?? consoleReaderLog;
     this.#now = options.now ?? Date.now;

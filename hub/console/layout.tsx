@@ -184,6 +184,17 @@ export function Badge({ kind, children }: { kind: 'ok' | 'warn' | 'bad' | 'off';
   return <span class={`badge ${kind}`}>{children}</span>;
 }
 
+/** A warning badge after a value, a space before it; nothing when `show` does not hold. */
+export function WarnAfter({ show, children }: { show: boolean; children?: Child }) {
+  if (!show) return null;
+  return (
+    <>
+      {' '}
+      <Badge kind="warn">{children}</Badge>
+    </>
+  );
+}
+
 export function Ago({ v, at }: { v: View; at: number | null | undefined }) {
   if (at === null || at === undefined) return <span class="note">{v.m.common.never}</span>;
   return <time datetime={new Date(at).toISOString()}>{v.m.common.ago(duration(v.now - at, v.m))}</time>;

@@ -36,6 +36,9 @@ export interface LinksRoutesDeps extends BodyLimit {
   webhookUrlPolicy?: WebhookUrlPolicy;
 }
 
+/** What a webhook URL may be refused with (hub/notify/url-policy.ts). */
+const WEBHOOK_URL_ERRORS = ['webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'] as const;
+
 export async function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhookSecret?: string } = {}): Promise<ServiceView> {
   const counts = (await repo.linkCounts()).filter((r) => r.service_id === s.id);
   const h = await repo.webhookHealth(s.id);
@@ -56,6 +59,8 @@ export async function serviceView(repo: LinkRepo, s: ServiceRow, extra: { webhoo
 export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps: LinksRoutesDeps): void {
   const { links, linkRepo } = deps;
   const r = createRouter(api, { operator: adminAuth(deps.adminToken), service: serviceAuth((t) => links.authenticate(t)) }, { maxBodyBytes: deps.maxBodyBytes });
+  /** An operator's action through the admin API, in the audit log (`via: 'api'` beside the console's). */
+  const auditAdmin = (e: Omit<AuditInput, 'at' | 'actor' | 'role'>) => deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', ...e, detail: { ...e.detail, via: 'api' } });
 
   r.route(
     {
@@ -78,13 +83,13 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       summary: 'Create a service (a library, a museum, a shopping street)',
       body: CreateServiceRequest,
       responses: { 201: { description: 'created; webhookSecret is shown once', schema: ServiceView } },
-      errors: ['conflict', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
+      errors: ['conflict', ...WEBHOOK_URL_ERRORS],
     },
     async (c) => {
       const b = c.get('body');
       if (b.webhookUrl) checkWebhookUrl(b.webhookUrl, deps.webhookUrlPolicy);
       const r = await links.createService(b);
-      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.create', target: r.service.id, service_id: r.service.id, detail: { name: r.service.name, webhook: !!b.webhookUrl, via: 'api' } });
+      await auditAdmin({ action: 'service.create', target: r.service.id, service_id: r.service.id, detail: { name: r.service.name, webhook: !!b.webhookUrl } });
       return c.json(await serviceView(linkRepo, r.service, { webhookSecret: r.webhookSecret }), 201);
     },
   );
@@ -98,13 +103,15 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       summary: "Set or clear a service's webhook; a new signing secret is returned once",
       body: WebhookRequest,
       responses: { 200: { description: 'the service', schema: ServiceView } },
-      errors: ['not_found', 'webhook_url_invalid', 'webhook_url_insecure', 'webhook_url_private'],
+      errors: ['not_found', ...WEBHOOK_URL_ERRORS],
     },
     async (c) => {
-      if (c.get('body').url) checkWebhookUrl(c.get('body').url!, deps.webhookUrlPolicy);
-      const r = await links.setWebhook(c.req.param('serviceId')!, c.get('body').url);
-      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'webhook.set', target: c.req.param('serviceId')!, service_id: c.req.param('serviceId')!, detail: { cleared: !c.get('body').url, via: 'api' } });
-      return c.json(await serviceView(linkRepo, (await links.service(c.req.param('serviceId')!))!, r));
+      const id = c.req.param('serviceId')!;
+      const { url } = c.get('body');
+      if (url) checkWebhookUrl(url, deps.webhookUrlPolicy);
+      const r = await links.setWebhook(id, url);
+      await auditAdmin({ action: 'webhook.set', target: id, service_id: id, detail: { cleared: !url } });
+      return c.json(await serviceView(linkRepo, (await links.service(id))!, r));
     },
   );
 
@@ -125,7 +132,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       const id = c.req.param('serviceId')!;
       const level = c.get('body').touchAssurance;
       await links.setTouchAssurance(id, level);
-      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'service.touch_assurance', target: id, service_id: id, detail: { touchAssurance: level, via: 'api' } });
+      await auditAdmin({ action: 'service.touch_assurance', target: id, service_id: id, detail: { touchAssurance: level } });
       return c.json(await serviceView(linkRepo, (await links.service(id))!));
     },
   );
@@ -143,7 +150,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
     },
     async (c) => {
       const cred = await links.issueCredential(c.req.param('serviceId')!, c.get('body').label);
-      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.issue', target: cred.id, service_id: c.req.param('serviceId')!, detail: { label: c.get('body').label, via: 'api' } });
+      await auditAdmin({ action: 'credential.issue', target: cred.id, service_id: c.req.param('serviceId')!, detail: { label: c.get('body').label } });
       return c.json(cred, 201);
     },
   );
@@ -160,7 +167,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
     },
     async (c) => {
       const done = await links.revokeCredential(c.req.param('serviceId')!, c.req.param('credentialId')!);
-      await deps.audit?.({ at: Date.now(), actor: 'api:admin', role: 'operator', action: 'credential.revoke', target: c.req.param('credentialId')!.slice(0, 32), service_id: c.req.param('serviceId')!.slice(0, 32), outcome: done ? 'ok' : 'not_found', detail: { via: 'api' } });
+      await auditAdmin({ action: 'credential.revoke', target: c.req.param('credentialId')!.slice(0, 32), service_id: c.req.param('serviceId')!.slice(0, 32), outcome: done ? 'ok' : 'not_found' });
       return done ? c.body(null, 204) : problem(c, 'not_found', 'no such active credential');
     },
   );

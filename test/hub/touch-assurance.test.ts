@@ -7,31 +7,27 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
+import { createTestCa } from '../../provisioning/test-ca/ca.ts';
 import { touchAssuranceOf } from '../../shared/device-api.ts';
 import { EdgeCache } from '../../edge/cache/index.ts';
 import { EdgeState } from '../../edge/state/index.ts';
 import { HubClient } from '../../edge/sync/hub-client.ts';
+import { enrollEdge } from '../helpers/enrolled-edge.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 
 const ADMIN = 'touch-assurance-admin-token-0123456789';
 interface Ctx {
   h: TestHub;
-  ca: TestCa;
   client: HubClient;
 }
 const test = suite<Ctx>('touch assurance', {} as Ctx);
 
 test.before(async (ctx) => {
-  ctx.ca = await createTestCa({ label: 'touch-assurance' });
-  ctx.h = await startTestHub({ ca: ctx.ca, overrides: { admin: { token: ADMIN } } });
+  ctx.h = await startTestHub({ ca: await createTestCa({ label: 'touch-assurance' }), overrides: { admin: { token: ADMIN } } });
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points' });
-  const csr = await createDeviceCsr('pts-counter-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'pts-counter-1', serviceId: 'points', validityDays: 30 });
-  if (!enrolled.ok) throw new Error(enrolled.message);
-  ctx.client = new HubClient({ hubUrl: ctx.h.hub.addresses.deviceApi!, tls: { ca: enrolled.value.caPem, cert: enrolled.value.certPem, key: csr.keyPem } });
+  const { tls } = await enrollEdge(ctx.h.hub, 'pts-counter-1', 'points');
+  ctx.client = new HubClient({ hubUrl: ctx.h.hub.addresses.deviceApi!, tls });
 });
 test.after(async (ctx) => ctx.h?.close());
 
@@ -41,7 +37,7 @@ const admin = (ctx: Ctx, method: string, path: string, body?: unknown) =>
 test('a service is possession by default, and its edge is told so with the JPKI anchors', async (ctx) => {
   const { value } = await ctx.client.config();
   assert.is(value.touchAssurance, 'possession');
-  assert.equal(value.jpkiAnchors, [Buffer.from(ctx.ca.certDer).toString('base64')]);
+  assert.equal(value.jpkiAnchors, [Buffer.from(ctx.h.ca.certDer).toString('base64')]);
   const list = (await (await admin(ctx, 'GET', '/v1/admin/services')).json()) as { id: string; touchAssurance?: string }[];
   assert.is(list.find((s) => s.id === 'points')?.touchAssurance, 'possession');
 });

@@ -7,7 +7,6 @@ import { createHmac, scryptSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { EdgeCache } from '../../edge/cache/edge-cache.ts';
 import { checkEntryPayload, checkSnapshot } from '../../edge/sync/payloads.ts';
 import type { LookupDecision } from '../../edge/lookup/index.ts';
@@ -58,15 +57,13 @@ unit.run();
 
 interface Ctx {
   h: TestHub;
-  ca: TestCa;
   edge: EdgeTls;
   dir: string;
 }
 const hub = suite<Ctx>('a service moves to the memory-hard keys', {} as Ctx);
 
 hub.before(async (ctx) => {
-  ctx.ca = await createTestCa();
-  ctx.h = await startTestHub({ ca: ctx.ca });
+  ctx.h = await startTestHub();
   await ctx.h.hub.start();
   // Possession at the counter (no PIN): the certificate read off the card links.
   await ctx.h.hub.links.createService({ id: 'museum', name: 'Town museum', requireHolderProof: false });

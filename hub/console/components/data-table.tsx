@@ -8,6 +8,8 @@ export interface Column<T> {
   /** Right-aligned numbers. */
   num?: boolean;
   mono?: boolean;
+  /** Muted small text (an error code, a warning). */
+  note?: boolean;
 }
 
 export function DataTable<T>({ rows, columns, empty, testid, rowAttrs }: { rows: T[]; columns: Column<T>[]; empty: Child; testid?: string; rowAttrs?: (row: T) => Record<string, string> }) {
@@ -26,7 +28,7 @@ export function DataTable<T>({ rows, columns, empty, testid, rowAttrs }: { rows:
           {rows.map((r) => (
             <tr {...(rowAttrs?.(r) ?? {})}>
               {columns.map((col) => (
-                <td data-label={col.label} class={[col.num ? 'num' : '', col.mono ? 'mono' : ''].join(' ').trim() || undefined}>
+                <td data-label={col.label} class={[col.num ? 'num' : '', col.mono ? 'mono' : '', col.note ? 'note' : ''].join(' ').trim() || undefined}>
                   {col.cell(r)}
                 </td>
               ))}
@@ -37,3 +39,4 @@ export function DataTable<T>({ rows, columns, empty, testid, rowAttrs }: { rows:
     </div>
   );
 }
+

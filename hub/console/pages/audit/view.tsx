@@ -5,7 +5,7 @@ import type { AuditRow } from '../../../store/console-repo.ts';
 import { DataTable } from '../../components/data-table.tsx';
 import { Field } from '../../components/field.tsx';
 import type { FieldErrors } from '../../forms.ts';
-import { Badge, Flash, Layout, type View } from '../../layout.tsx';
+import { Badge, Flash, Layout, WarnAfter, type View } from '../../layout.tsx';
 import { when } from '../../i18n.ts';
 
 /** The detail of an entry (which edge a token was for, the reason given), as short key=value pairs. */
@@ -63,12 +63,7 @@ export function AuditPage({ v, rows, older, filter, errors }: { v: View; rows: A
               cell: (r) => (
                 <>
                   {r.owner_service_id ?? ''}
-                  {r.owner_service_id !== null && r.owner_service_id === v.op.serviceId && (
-                    <>
-                      {' '}
-                      <Badge kind="warn">{a.concernsYou}</Badge>
-                    </>
-                  )}
+                  <WarnAfter show={r.owner_service_id !== null && r.owner_service_id === v.op.serviceId}>{a.concernsYou}</WarnAfter>
                 </>
               ),
             },

@@ -10,7 +10,7 @@ import { RevokeButton } from '../../components/revoke.tsx';
 import type { FieldErrors } from '../../forms.ts';
 import { when } from '../../i18n.ts';
 import { LagChart } from '../../lag-chart.tsx';
-import { Ago, Badge, Flash, Layout, type View } from '../../layout.tsx';
+import { Ago, Badge, Flash, Layout, WarnAfter, type View } from '../../layout.tsx';
 import { STATE_KIND } from './health.ts';
 
 const isOutdated = (d: DeviceRow, latest?: string) => d.status === 'active' && !!latest && d.version !== null && compareVersions(d.version, latest) < 0;
@@ -19,12 +19,7 @@ export function StateBadge({ v, d, latest }: { v: View; d: DeviceRow; latest?: s
   return (
     <span class="states" data-state={d.state} title={v.m.stateHelp[d.state]}>
       <Badge kind={STATE_KIND[d.state]}>{v.m.states[d.state]}</Badge>
-      {isOutdated(d, latest) && (
-        <>
-          {' '}
-          <Badge kind="warn">{v.m.states.outdated}</Badge>
-        </>
-      )}
+      <WarnAfter show={isOutdated(d, latest)}>{v.m.states.outdated}</WarnAfter>
     </span>
   );
 }

@@ -6,7 +6,7 @@ import type { IssueWarning, TokenState } from '../../../enrollment/tokens.ts';
 import { DataTable } from '../../components/data-table.tsx';
 import { Field, type FormState } from '../../components/field.tsx';
 import { RevokeButton } from '../../components/revoke.tsx';
-import { Ago, Badge, Csrf, Flash, Layout, ShownOnce, type View } from '../../layout.tsx';
+import { Ago, Badge, Csrf, Flash, Layout, ShownOnce, WarnAfter, type View } from '../../layout.tsx';
 
 /** Said beside a newly issued token: the edge id is enrolled already, or has unused tokens. */
 import { when } from '../../i18n.ts';
@@ -108,12 +108,7 @@ export function EnrollmentsPage({
               cell: (t) => (
                 <>
                   {t.edge_id}
-                  {t.allow_revoked === 1 && (
-                    <>
-                      {' '}
-                      <Badge kind="warn">{e.allowRevokedShort}</Badge>
-                    </>
-                  )}
+                  <WarnAfter show={t.allow_revoked === 1}>{e.allowRevokedShort}</WarnAfter>
                 </>
               ),
             },

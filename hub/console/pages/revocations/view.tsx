@@ -6,49 +6,32 @@ import { DataTable } from '../../components/data-table.tsx';
 import { Badge, Layout, type View } from '../../layout.tsx';
 import { duration, when } from '../../i18n.ts';
 
+/** A count that may not be known (a run refused before counting): a dash then. */
+const count = (n: number | null) => (n === null ? '—' : String(n));
+
 export function RevocationsPage({ v, runs, crls, imports = [] }: { v: View; runs: RevocationRunRow[]; crls: CrlStateRow[]; imports?: LinkageImportRow[] }) {
   const { m } = v;
   const r = m.revocations;
   return (
     <Layout v={v} title={r.title}>
       <section class="card">
-        {runs.length === 0 ? (
-          <p class="empty">{m.hints.noRuns}</p>
-        ) : (
-          <div class="table-wrap">
-            <table data-testid="revocation-runs">
-              <thead>
-                <tr>
-                  <th>{r.time}</th>
-                  <th>{r.source}</th>
-                  <th>{m.common.status}</th>
-                  <th>{r.crlNumber}</th>
-                  <th class="num">{r.entries}</th>
-                  <th class="num">{r.matched}</th>
-                  <th class="num">{r.newlySuspended}</th>
-                  <th class="num">{r.duration}</th>
-                  <th>{r.error}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {runs.map((x) => (
-                  <tr>
-                    <td>{when(x.started_at)}</td>
-                    <td class="mono">{x.source}</td>
-                    <td>{x.ok ? <Badge kind="ok">{r.ok}</Badge> : <Badge kind="bad">{r.failed}</Badge>}</td>
-                    <td class="mono">{x.crl_number ?? '—'}</td>
-                    <td class="num">{x.entries === null ? '—' : String(x.entries)}</td>
-                    <td class="num">{x.matched === null ? '—' : String(x.matched)}</td>
-                    <td class="num">{x.newly_suspended === null ? '—' : String(x.newly_suspended)}</td>
-                    <td class="num">{x.duration_ms < 1000 ? `${x.duration_ms} ms` : duration(x.duration_ms, m)}</td>
-                    {/* A refusal's error leads with its code; an applied run may carry a warning (a late CRL). */}
-                    <td class="note">{x.error ?? (x.warning ? `⚠ ${x.warning}` : '')}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          testid="revocation-runs"
+          rows={runs}
+          empty={m.hints.noRuns}
+          columns={[
+            { label: r.time, cell: (x) => when(x.started_at) },
+            { label: r.source, mono: true, cell: (x) => x.source },
+            { label: m.common.status, cell: (x) => (x.ok ? <Badge kind="ok">{r.ok}</Badge> : <Badge kind="bad">{r.failed}</Badge>) },
+            { label: r.crlNumber, mono: true, cell: (x) => x.crl_number ?? '—' },
+            { label: r.entries, num: true, cell: (x) => count(x.entries) },
+            { label: r.matched, num: true, cell: (x) => count(x.matched) },
+            { label: r.newlySuspended, num: true, cell: (x) => count(x.newly_suspended) },
+            { label: r.duration, num: true, cell: (x) => (x.duration_ms < 1000 ? `${x.duration_ms} ms` : duration(x.duration_ms, m)) },
+            // A refusal's error leads with its code; an applied run may carry a warning (a late CRL).
+            { label: r.error, note: true, cell: (x) => x.error ?? (x.warning ? `⚠ ${x.warning}` : '') },
+          ]}
+        />
       </section>
       <section class="card">
         <h2>{r.crls}</h2>
@@ -76,40 +59,21 @@ export function RevocationsPage({ v, runs, crls, imports = [] }: { v: View; runs
       {/* Certificate linkage files (hub/linkage): counts per import, a refused file with its code. */}
       <section class="card">
         <h2>{r.linkage}</h2>
-        {imports.length === 0 ? (
-          <p class="empty">{r.noLinkage}</p>
-        ) : (
-          <div class="table-wrap">
-            <table data-testid="linkage-imports">
-              <thead>
-                <tr>
-                  <th>{r.time}</th>
-                  <th>{r.source}</th>
-                  <th>{m.common.status}</th>
-                  <th class="num">{r.records}</th>
-                  <th class="num">{r.carried}</th>
-                  <th class="num">{r.alreadyCarried}</th>
-                  <th class="num">{r.refused}</th>
-                  <th>{r.error}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {imports.map((x) => (
-                  <tr>
-                    <td>{when(x.started_at)}</td>
-                    <td class="mono">{x.source}</td>
-                    <td>{x.code ? <Badge kind="bad">{r.failed}</Badge> : <Badge kind="ok">{r.ok}</Badge>}</td>
-                    <td class="num">{x.records === null ? '—' : String(x.records)}</td>
-                    <td class="num">{x.carried === null ? '—' : String(x.carried)}</td>
-                    <td class="num">{x.already === null ? '—' : String(x.already)}</td>
-                    <td class="num">{x.refused === null ? '—' : String(x.refused)}</td>
-                    <td class="note">{x.code ?? ''}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          testid="linkage-imports"
+          rows={imports}
+          empty={r.noLinkage}
+          columns={[
+            { label: r.time, cell: (x) => when(x.started_at) },
+            { label: r.source, mono: true, cell: (x) => x.source },
+            { label: m.common.status, cell: (x) => (x.code ? <Badge kind="bad">{r.failed}</Badge> : <Badge kind="ok">{r.ok}</Badge>) },
+            { label: r.records, num: true, cell: (x) => count(x.records) },
+            { label: r.carried, num: true, cell: (x) => count(x.carried) },
+            { label: r.alreadyCarried, num: true, cell: (x) => count(x.already) },
+            { label: r.refused, num: true, cell: (x) => count(x.refused) },
+            { label: r.error, note: true, cell: (x) => x.code ?? '' },
+          ]}
+        />
       </section>
     </Layout>
   );
