@@ -12,7 +12,7 @@ import { MyKeyError, isErrorCode } from '../../shared/errors.ts';
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
 import type { Logger } from '../../shared/log.ts';
-import { loadCrl, loadCrlSteps, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
+import { loadCrl, loadCrlPaced, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
 import { issuerKeyOf, type TrustAnchor } from '../pki/trust-anchors.ts';
 import type { MyKeyRepo } from '../store/mykey-repo.ts';
 import type { RevocationRepo } from '../store/revocation-repo.ts';
@@ -153,8 +153,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
         await fillKeyIds();
         filled = true;
       }
-      // Parsed, verified and indexed in three steps, with a turn of the event loop between them.
-      const loading = yield* loadCrlSteps(der, issuers(), { onProgress: (d, t) => onProgress?.('parse', d, t), now: now(), clockSkewMs: deps.clockSkewMs });
+      const slicer = createSlicer(SLICE_MS);
+      // Parsed and indexed in slices, the signature checked on the libuv pool (load.ts loadCrlPaced).
+      const loading = yield* loadCrlPaced(der, issuers(), slicer, { onProgress: (d, t) => onProgress?.('parse', d, t), now: now(), clockSkewMs: deps.clockSkewMs });
       if (!loading.ok) throw new MyKeyError(loading.code, loading.message);
       const { crl, index, issuer } = loading.value;
       const keyId = issuer.keyId;
@@ -191,7 +192,6 @@ export function createCrlManager(deps: CrlManagerDeps) {
         reported.set(phase, step);
         onProgress?.(phase, done, 0);
       };
-      const slicer = createSlicer(SLICE_MS);
       const tMatch = performance.now();
       const { hits, incremental } = yield* matchCrl({
         mykeys: deps.mykeys,
