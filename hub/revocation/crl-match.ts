@@ -10,7 +10,7 @@
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
 import type { CrlIndex } from '../pki/crl/index.ts';
-import type { BindingState, MyKeyRepo } from '../store/mykey-repo.ts';
+import { SERIAL_BATCH, type BindingState, type MyKeyRepo } from '../store/mykey-repo.ts';
 import type { CrlMatchMark } from '../store/revocation-repo.ts';
 
 /** A bound certificate found revoked: what applyRevocations writes. */
@@ -117,14 +117,24 @@ export async function* matchCrl(m: MatchInput): AsyncGenerator<void, { hits: Hit
       for (const k of keys) order.push(from + (k % 1048576));
     }
     yield;
-    for (let i = 0; i < order.length; i++) {
-      const e = fresh[order[i]];
-      for (const b of await mykeys.unrevokedBySerial(nameKey, keyId, e.serial, legacyRows)) {
-        // Bindings after the previous mark are matched against the whole CRL below.
-        if (b.id <= prevMark.binding_mark) hit(b, e);
+    // Looked up SERIAL_BATCH entries a statement (one trip through the driver per batch, not per entry).
+    const batch: string[] = [];
+    const bySerial = new Map<string, (typeof fresh)[number]>();
+    for (let i = 0; i < order.length; ) {
+      batch.length = 0;
+      bySerial.clear();
+      for (; i < order.length && batch.length < SERIAL_BATCH; i++) {
+        const e = fresh[order[i]];
+        batch.push(e.serial);
+        bySerial.set(e.serial, e);
       }
-      if ((i & 63) === 63 && slicer.used()) {
-        report('match', i + 1);
+      for (const b of await mykeys.unrevokedBySerials(nameKey, keyId, batch, legacyRows)) {
+        const e = bySerial.get(b.serial_hex);
+        // Bindings after the previous mark are matched against the whole CRL below.
+        if (e !== undefined && b.id <= prevMark.binding_mark) hit(b, e);
+      }
+      if (slicer.used()) {
+        report('match', i);
         yield;
       }
     }
