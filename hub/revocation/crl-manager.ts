@@ -68,6 +68,23 @@ const SLICE_MS = 5;
 /** Milliseconds of CPU time between two process.cpuUsage() readings. */
 const cpuMs = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => Math.round((b.user - a.user + b.system - a.system) / 1000);
 
+/**
+ * The most CPU time the process spent between two turns of the event loop (a 5 ms timer's ticks), in
+ * milliseconds: the longest block in CPU terms, which a loaded machine does not inflate as it does
+ * wall-clock delay (other threads' CPU, the libuv pool's included, counts too: an upper bound).
+ */
+function watchBlocks(): { max(): number; stop(): void } {
+  let last = process.cpuUsage();
+  let max = 0;
+  const t = setInterval(() => {
+    const c = process.cpuUsage();
+    max = Math.max(max, cpuMs(last, c));
+    last = c;
+  }, 5);
+  t.unref();
+  return { max: () => max, stop: () => clearInterval(t) };
+}
+
 /** Rows between two progress reports of the match and apply phases. */
 const PROGRESS_EVERY = 100_000;
 
@@ -168,6 +185,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
     // reported with the run: a run's pieces are meant to stay within a few slices.
     const loop = monitorEventLoopDelay({ resolution: 5 });
     loop.enable();
+    const block = watchBlocks();
     try {
       if (!filled) {
         await fillKeyIds();
@@ -287,7 +305,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         phasesMs: { load: Math.round(tMatch - t0), match: Math.round(tApply - tMatch), apply: Math.round(tWrite - tApply), save: Math.round(performance.now() - tWrite) },
         // The same in CPU time of the process (on a shared machine wall time counts others' load too).
         phasesCpuMs: { load: cpuMs(c0, cMatch), match: cpuMs(cMatch, cApply), apply: cpuMs(cApply, cWrite), save: cpuMs(cWrite, process.cpuUsage()) },
-        eventLoopDelayMs: { p99: Math.round(loop.percentile(99) / 1e5) / 10, max: Math.round(loop.max / 1e5) / 10 },
+        eventLoopDelayMs: { p99: Math.round(loop.percentile(99) / 1e5) / 10, max: Math.round(loop.max / 1e5) / 10, maxCpu: block.max() },
       });
       return summary;
     } catch (e) {
@@ -302,6 +320,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       throw e;
     } finally {
       loop.disable();
+      block.stop();
     }
   }
 
