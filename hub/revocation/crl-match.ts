@@ -162,11 +162,16 @@ function byBinding(hits: Hit[]): Hit[] {
   return out;
 }
 
+/** Least time between two `suspended` events of one run: the outboxes are told in rounds, not per chunk. */
+const NOTIFY_EVERY_MS = 250;
+
 /**
  * Writes the hits in chunks, each its own short write transaction (BEGIN IMMEDIATE), sized to take
  * about a slice: the event loop (and another process waiting for the write lock) gets a turn
- * between. Returns how many MyKey IDs were suspended; `suspended` is emitted after each chunk that
- * suspended some (their change-log entries wait in the outboxes).
+ * between. Returns how many MyKey IDs were suspended. `suspended` is emitted after a committed chunk
+ * that suspended some, at most every NOTIFY_EVERY_MS and once more at the end (their change-log
+ * entries wait in the outboxes): a publishing round per chunk would compete with requests for the
+ * turns the run leaves free, and each round takes what has committed so far anyway.
  */
 export async function* writeRevocations(
   mykeys: MyKeyRepo,
@@ -175,6 +180,8 @@ export async function* writeRevocations(
 ): AsyncGenerator<void, number> {
   let newlySuspended = 0;
   let size = 100;
+  let pending = false;
+  let told = performance.now();
   for (let i = 0; i < hits.length; ) {
     const chunk = hits.slice(i, i + size);
     const t = performance.now();
@@ -183,7 +190,12 @@ export async function* writeRevocations(
     size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (o.slicer.ms / Math.max(took, 0.5)))));
     i += chunk.length;
     newlySuspended += n;
-    if (n > 0) o.events?.emit('suspended', { source: 'crl' });
+    if (n > 0) pending = true;
+    if (pending && (i >= hits.length || performance.now() - told >= NOTIFY_EVERY_MS)) {
+      o.events?.emit('suspended', { source: 'crl' });
+      pending = false;
+      told = performance.now();
+    }
     o.report('apply', i);
     yield;
   }
