@@ -39,8 +39,10 @@ export interface CrlIndex {
   /**
    * The entries whose serial `other` does not list (what a CRL adds to the one before it), in no
    * particular order. Serials compare by value, without decoding the entries both lists hold.
+   * `from` and `to` limit it to a range of the index's rows (0 to size, in no particular order of
+   * serials): a caller compares a national CRL a block at a time, yielding between blocks.
    */
-  entriesNotIn(other: CrlIndex): IterableIterator<CrlEntry>;
+  entriesNotIn(other: CrlIndex, from?: number, to?: number): IterableIterator<CrlEntry>;
 }
 
 /** Options of indexCrl. */
@@ -125,9 +127,9 @@ class BucketIndex implements CrlIndex {
     }
   }
 
-  *entriesNotIn(other: CrlIndex): IterableIterator<CrlEntry> {
+  *entriesNotIn(other: CrlIndex, from = 0, to = this.offs.length): IterableIterator<CrlEntry> {
     const b = this.der;
-    for (let r = 0; r < this.offs.length; r++) {
+    for (let r = Math.max(0, from), end = Math.min(to, this.offs.length); r < end; r++) {
       const off = this.offs[r];
       if (other instanceof BucketIndex) {
         // Compared on the DER bytes of both CRLs: nothing is decoded for an entry both hold.

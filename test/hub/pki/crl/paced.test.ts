@@ -79,6 +79,26 @@ test('a paced parse refuses a malformed entry deep in the list as parseCrl does,
   assert.ok(stepped.turns > 0);
 });
 
+test('entriesNotIn over blocks of rows finds what it finds in one go: exactly the entries the later CRL adds', () => {
+  const added = Array.from({ length: 500 }, (_, i) => entry(intBytes(0x02, (i >> 8) & 0xff, i & 0xff), T1, [reasonExt(1)]));
+  const b = parseCrl(big);
+  const p = parseCrl(crl({ entries: [...entries.slice(0, 30_000), ...added, ...entries.slice(30_000)] }));
+  assert.ok(b.ok && p.ok);
+  if (!b.ok || !p.ok) return;
+  const before = indexCrl(b.value);
+  assert.ok(before.ok);
+  if (!before.ok) return;
+  const after = indexCrl(p.value);
+  assert.ok(after.ok);
+  if (!after.ok) return;
+  const whole = [...after.value.entriesNotIn(before.value)].map((e) => e.serialHex).sort();
+  const blocks: string[] = [];
+  for (let from = 0; from < after.value.size; from += 4096) for (const e of after.value.entriesNotIn(before.value, from, from + 4096)) blocks.push(e.serialHex);
+  assert.is(whole.length, 500);
+  assert.equal(blocks.sort(), whole);
+  assert.equal(whole, added.map((_, i) => `02${((i >> 8) & 0xff).toString(16).padStart(2, '0')}${(i & 0xff).toString(16).padStart(2, '0')}`.toUpperCase()).sort());
+});
+
 const ca = makeOpensslCa({ subject: '/C=JP/O=JPKI/OU=JPKI for user authentication' });
 const other = makeOpensslCa({ subject: '/C=JP/O=Another CA' });
 const twin = makeOpensslCa({ subject: '/C=JP/O=JPKI/OU=JPKI for user authentication' });
