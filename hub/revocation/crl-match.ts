@@ -188,22 +188,27 @@ export async function* writeRevocations(
   let size = 100;
   let pending = false;
   let told = performance.now();
-  for (let i = 0; i < hits.length; ) {
-    const chunk = hits.slice(i, i + size);
-    const t = performance.now();
-    const n = await mykeys.applyRevocations(chunk, o.now());
-    const took = performance.now() - t;
-    size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (o.slicer.ms / Math.max(took, 0.5)))));
-    i += chunk.length;
-    newlySuspended += n;
-    if (n > 0) pending = true;
-    if (pending && (i >= hits.length || performance.now() - told >= NOTIFY_EVERY_MS)) {
-      o.events?.emit('suspended', { source: 'crl' });
-      pending = false;
-      told = performance.now();
+  try {
+    for (let i = 0; i < hits.length; ) {
+      const chunk = hits.slice(i, i + size);
+      const t = performance.now();
+      const n = await mykeys.applyRevocations(chunk, o.now());
+      const took = performance.now() - t;
+      size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (o.slicer.ms / Math.max(took, 0.5)))));
+      i += chunk.length;
+      newlySuspended += n;
+      if (n > 0) pending = true;
+      if (pending && performance.now() - told >= NOTIFY_EVERY_MS) {
+        o.events?.emit('suspended', { source: 'crl' });
+        pending = false;
+        told = performance.now();
+      }
+      o.report('apply', i);
+      yield;
     }
-    o.report('apply', i);
-    yield;
+  } finally {
+    // At the end, and when a later chunk failed: what committed is told of all the same.
+    if (pending) o.events?.emit('suspended', { source: 'crl' });
   }
   return newlySuspended;
 }
