@@ -6,13 +6,15 @@
 // CRL applies only to the certificates its own key signed. Only a full CRL is applied (load.ts).
 // This file holds the state and the runs' order; its parts are crl-match.ts (matching a CRL against
 // the bindings and writing the revocations, in slices) and crl-fetch.ts (download, atomic save).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MyKeyError, isErrorCode } from '../../shared/errors.ts';
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
 import type { Logger } from '../../shared/log.ts';
-import { loadCrl, loadCrlSteps, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
+import { loadCrlPaced, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../pki/crl/index.ts';
 import { issuerKeyOf, type TrustAnchor } from '../pki/trust-anchors.ts';
 import type { MyKeyRepo } from '../store/mykey-repo.ts';
 import type { RevocationRepo } from '../store/revocation-repo.ts';
@@ -63,6 +65,26 @@ export interface CrlManagerDeps {
  * turns (body, proof, store, answer), each of which may wait for one slice.
  */
 const SLICE_MS = 5;
+/** Milliseconds of CPU time between two process.cpuUsage() readings. */
+const cpuMs = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => Math.round((b.user - a.user + b.system - a.system) / 1000);
+
+/**
+ * The most CPU time the process spent between two turns of the event loop (a 5 ms timer's ticks), in
+ * milliseconds: the longest block in CPU terms, which a loaded machine does not inflate as it does
+ * wall-clock delay (other threads' CPU, the libuv pool's included, counts too: an upper bound).
+ */
+function watchBlocks(): { max(): number; stop(): void } {
+  let last = process.cpuUsage();
+  let max = 0;
+  const t = setInterval(() => {
+    const c = process.cpuUsage();
+    max = Math.max(max, cpuMs(last, c));
+    last = c;
+  }, 5);
+  t.unref();
+  return { max: () => max, stop: () => clearInterval(t) };
+}
+
 /** Rows between two progress reports of the match and apply phases. */
 const PROGRESS_EVERY = 100_000;
 
@@ -120,11 +142,21 @@ export function createCrlManager(deps: CrlManagerDeps) {
   /** Saved CRL files (path@thisUpdate) that could not be loaded: warned about once. */
   const unusableSaved = new Set<string>();
 
-  /** Parses, verifies and checks a CRL (load.ts); a refusal is a MyKeyError with its own code. */
-  function parse(der: Uint8Array, onProgress?: (done: number, total: number) => void) {
-    const r = loadCrl(der, issuers(), { onProgress, now: now(), clockSkewMs: deps.clockSkewMs });
-    if (!r.ok) throw new MyKeyError(r.code, r.message);
-    return r.value;
+  /**
+   * Parses, verifies and checks a saved CRL (load.ts) in slices, the event loop turning between them:
+   * the poll below reloads a national CRL an import command saved while the hub serves requests. A
+   * refusal is a MyKeyError with its own code.
+   */
+  async function parse(der: Uint8Array) {
+    const it = loadCrlPaced(der, issuers(), createSlicer(SLICE_MS), { now: now(), clockSkewMs: deps.clockSkewMs });
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        if (!r.value.ok) throw new MyKeyError(r.value.code, r.value.message);
+        return r.value.value;
+      }
+      await new Promise<void>((res) => setImmediate(res));
+    }
   }
 
   function loaded(keyId: string, crl: VerifiedCrl['crl'], index: VerifiedCrl['index']): LoadedCrl {
@@ -148,13 +180,20 @@ export function createCrlManager(deps: CrlManagerDeps) {
   async function* steps(der: Uint8Array, source: string, io: 'sync' | 'async', onProgress?: (phase: string, done: number, total: number) => void): AsyncGenerator<void, RevocationRunSummary> {
     const started = now();
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    // How long the event loop waited at most while this run went on (what a request may have waited),
+    // reported with the run: a run's pieces are meant to stay within a few slices.
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
+    const block = watchBlocks();
     try {
       if (!filled) {
         await fillKeyIds();
         filled = true;
       }
-      // Parsed, verified and indexed in three steps, with a turn of the event loop between them.
-      const loading = yield* loadCrlSteps(der, issuers(), { onProgress: (d, t) => onProgress?.('parse', d, t), now: now(), clockSkewMs: deps.clockSkewMs });
+      const slicer = createSlicer(SLICE_MS);
+      // Parsed and indexed in slices, the signature checked on the libuv pool (load.ts loadCrlPaced).
+      const loading = yield* loadCrlPaced(der, issuers(), slicer, { onProgress: (d, t) => onProgress?.('parse', d, t), now: now(), clockSkewMs: deps.clockSkewMs });
       if (!loading.ok) throw new MyKeyError(loading.code, loading.message);
       const { crl, index, issuer } = loading.value;
       const keyId = issuer.keyId;
@@ -191,8 +230,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
         reported.set(phase, step);
         onProgress?.(phase, done, 0);
       };
-      const slicer = createSlicer(SLICE_MS);
       const tMatch = performance.now();
+      const cMatch = process.cpuUsage();
       const { hits, incremental } = yield* matchCrl({
         mykeys: deps.mykeys,
         keyId,
@@ -206,8 +245,10 @@ export function createCrlManager(deps: CrlManagerDeps) {
       });
       const matched = hits.length;
       const tApply = performance.now();
+      const cApply = process.cpuUsage();
       const newlySuspended = yield* writeRevocations(deps.mykeys, hits, { now: () => now().getTime(), slicer, report, events: deps.events });
       const tWrite = performance.now();
+      const cWrite = process.cpuUsage();
 
       // Persisted last: until the state and mark commit, the previous CRL stays the one on record
       // (a run cut short is redone from it; marking a binding revoked twice changes nothing).
@@ -262,6 +303,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
         incremental,
         // Where the time went: parse, verify and index; matching; revocation writes; saving the CRL and its state.
         phasesMs: { load: Math.round(tMatch - t0), match: Math.round(tApply - tMatch), apply: Math.round(tWrite - tApply), save: Math.round(performance.now() - tWrite) },
+        // The same in CPU time of the process (on a shared machine wall time counts others' load too).
+        phasesCpuMs: { load: cpuMs(c0, cMatch), match: cpuMs(cMatch, cApply), apply: cpuMs(cApply, cWrite), save: cpuMs(cWrite, process.cpuUsage()) },
+        eventLoopDelayMs: { p99: Math.round(loop.percentile(99) / 1e5) / 10, max: Math.round(loop.max / 1e5) / 10, maxCpu: block.max() },
       });
       return summary;
     } catch (e) {
@@ -274,6 +318,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
       }
       deps.log.warn('CRL not applied', { source, code, error: message });
       throw e;
+    } finally {
+      loop.disable();
+      block.stop();
     }
   }
 
@@ -288,9 +335,12 @@ export function createCrlManager(deps: CrlManagerDeps) {
 
   /** Runs one at a time: two runs of one issuer must not interleave their marks. */
   let queue: Promise<unknown> = Promise.resolve();
+  /** Runs queued or going on: the poll for saved CRLs waits for them (a run sets what it applies itself). */
+  let runs = 0;
 
   /** As apply, but the event loop gets a turn between chunks (scheduled runs, fetches, the import command). */
   function applyAsync(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Promise<RevocationRunSummary> {
+    runs++;
     const run = queue.then(async () => {
       const it = steps(der, source, 'async', onProgress);
       for (;;) {
@@ -299,7 +349,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         await new Promise<void>((res) => setImmediate(res));
       }
     });
-    queue = run.catch(() => undefined);
+    queue = run.catch(() => undefined).finally(() => runs--);
     return run;
   }
 
@@ -344,7 +394,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
           continue;
         }
         try {
-          const { crl, index, issuer } = parse(new Uint8Array(readFileSync(s.file)));
+          const { crl, index, issuer } = await parse(new Uint8Array(await readFile(s.file)));
           if (s.issuer_key !== issuer.keyId) {
             // Filed under the issuer name hash by an earlier version: file it under the key it verified with.
             const cur = await deps.revocations.state(issuer.keyId);
@@ -383,7 +433,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
         timers.push(t);
       }
       // A CRL imported by the operator command lands in the database; pick it up here.
-      const poll = setInterval(() => void this.loadSaved().catch((e) => deps.log.warn('saved CRLs could not be read', { error: (e as Error).message })), 10_000);
+      // Not while a run goes on: between its saved state and its in-memory CRL, the poll would read
+      // the state as newer than what is held and load the same national CRL a second time.
+      const poll = setInterval(() => void (runs > 0 ? Promise.resolve() : this.loadSaved()).catch((e) => deps.log.warn('saved CRLs could not be read', { error: (e as Error).message })), 10_000);
       poll.unref();
       timers.push(poll);
     },

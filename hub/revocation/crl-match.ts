@@ -10,7 +10,7 @@
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
 import type { CrlIndex } from '../pki/crl/index.ts';
-import type { BindingState, MyKeyRepo } from '../store/mykey-repo.ts';
+import { SERIAL_BATCH, type BindingState, type MyKeyRepo } from '../store/mykey-repo.ts';
 import type { CrlMatchMark } from '../store/revocation-repo.ts';
 
 /** A bound certificate found revoked: what applyRevocations writes. */
@@ -18,6 +18,8 @@ export type Hit = Parameters<MyKeyRepo['applyRevocations']>[0][number];
 
 /** Most revocations written per transaction (chunks are sized to take about a slice). */
 const APPLY_CHUNK = 2000;
+/** Rows of a CRL's index compared with the previous CRL between two looks at the pace. */
+const COMPARE_BLOCK = 4096;
 /** Bindings read per page when every binding is matched. */
 const SCAN_PAGE = 2000;
 
@@ -99,9 +101,13 @@ export async function* matchCrl(m: MatchInput): AsyncGenerator<void, { hits: Hit
     // looked up in serial order (neighbouring pages of the index, not a random walk over it).
     // Bindings keep serials as lower-case hex without leading zero bytes (hub/pki/der.ts).
     const fresh: { serial: string; revokedAt: Date; reason: string }[] = [];
-    for (const e of index.entriesNotIn(held.index)) {
-      fresh.push({ serial: e.serialHex.toLowerCase(), revokedAt: e.revokedAt, reason: e.reason });
-      if ((fresh.length & 255) === 0 && slicer.used()) yield;
+    // A block of the index's rows at a time: a CRL with nothing new decodes nothing, so the pace is
+    // looked at between blocks, not only as new entries come.
+    for (let from = 0; from < index.size; from += COMPARE_BLOCK) {
+      for (const e of index.entriesNotIn(held.index, from, from + COMPARE_BLOCK)) {
+        fresh.push({ serial: e.serialHex.toLowerCase(), revokedAt: e.revokedAt, reason: e.reason });
+      }
+      if (slicer.used()) yield;
     }
     // Ordered by the serial's first 32 bits (what the index orders by first), as numbers in one
     // typed-array sort: key * 2^20 + position stays exact in a double for up to 2^20 new entries a slice.
@@ -117,14 +123,24 @@ export async function* matchCrl(m: MatchInput): AsyncGenerator<void, { hits: Hit
       for (const k of keys) order.push(from + (k % 1048576));
     }
     yield;
-    for (let i = 0; i < order.length; i++) {
-      const e = fresh[order[i]];
-      for (const b of await mykeys.unrevokedBySerial(nameKey, keyId, e.serial, legacyRows)) {
-        // Bindings after the previous mark are matched against the whole CRL below.
-        if (b.id <= prevMark.binding_mark) hit(b, e);
+    // Looked up SERIAL_BATCH entries a statement (one trip through the driver per batch, not per entry).
+    const batch: string[] = [];
+    const bySerial = new Map<string, (typeof fresh)[number]>();
+    for (let i = 0; i < order.length; ) {
+      batch.length = 0;
+      bySerial.clear();
+      for (; i < order.length && batch.length < SERIAL_BATCH; i++) {
+        const e = fresh[order[i]];
+        batch.push(e.serial);
+        bySerial.set(e.serial, e);
       }
-      if ((i & 63) === 63 && slicer.used()) {
-        report('match', i + 1);
+      for (const b of await mykeys.unrevokedBySerials(nameKey, keyId, batch, legacyRows)) {
+        const e = bySerial.get(b.serial_hex);
+        // Bindings after the previous mark are matched against the whole CRL below.
+        if (e !== undefined && b.id <= prevMark.binding_mark) hit(b, e);
+      }
+      if (slicer.used()) {
+        report('match', i);
         yield;
       }
     }
@@ -152,11 +168,16 @@ function byBinding(hits: Hit[]): Hit[] {
   return out;
 }
 
+/** Least time between two `suspended` events of one run: the outboxes are told in rounds, not per chunk. */
+const NOTIFY_EVERY_MS = 250;
+
 /**
  * Writes the hits in chunks, each its own short write transaction (BEGIN IMMEDIATE), sized to take
  * about a slice: the event loop (and another process waiting for the write lock) gets a turn
- * between. Returns how many MyKey IDs were suspended; `suspended` is emitted after each chunk that
- * suspended some (their change-log entries wait in the outboxes).
+ * between. Returns how many MyKey IDs were suspended. `suspended` is emitted after a committed chunk
+ * that suspended some, at most every NOTIFY_EVERY_MS and once more at the end (their change-log
+ * entries wait in the outboxes): a publishing round per chunk would compete with requests for the
+ * turns the run leaves free, and each round takes what has committed so far anyway.
  */
 export async function* writeRevocations(
   mykeys: MyKeyRepo,
@@ -165,17 +186,29 @@ export async function* writeRevocations(
 ): AsyncGenerator<void, number> {
   let newlySuspended = 0;
   let size = 100;
-  for (let i = 0; i < hits.length; ) {
-    const chunk = hits.slice(i, i + size);
-    const t = performance.now();
-    const n = await mykeys.applyRevocations(chunk, o.now());
-    const took = performance.now() - t;
-    size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (o.slicer.ms / Math.max(took, 0.5)))));
-    i += chunk.length;
-    newlySuspended += n;
-    if (n > 0) o.events?.emit('suspended', { source: 'crl' });
-    o.report('apply', i);
-    yield;
+  let pending = false;
+  let told = performance.now();
+  try {
+    for (let i = 0; i < hits.length; ) {
+      const chunk = hits.slice(i, i + size);
+      const t = performance.now();
+      const n = await mykeys.applyRevocations(chunk, o.now());
+      const took = performance.now() - t;
+      size = Math.max(10, Math.min(APPLY_CHUNK, Math.round(size * (o.slicer.ms / Math.max(took, 0.5)))));
+      i += chunk.length;
+      newlySuspended += n;
+      if (n > 0) pending = true;
+      if (pending && performance.now() - told >= NOTIFY_EVERY_MS) {
+        o.events?.emit('suspended', { source: 'crl' });
+        pending = false;
+        told = performance.now();
+      }
+      o.report('apply', i);
+      yield;
+    }
+  } finally {
+    // At the end, and when a later chunk failed: what committed is told of all the same.
+    if (pending) o.events?.emit('suspended', { source: 'crl' });
   }
   return newlySuspended;
 }

@@ -7,7 +7,7 @@ import { type Result, ok } from '../../../shared/errors.ts';
 import { crlReasonFromCode, type CrlReason } from '../../../shared/revocation.ts';
 import { CrlDerError, T } from './der-cursor.ts';
 import { walkEntries, type WalkStats } from './entries.ts';
-import { MIN_ENTRY_BYTES, crlMalformed, layoutOf, prepared, type PreparedEntries, type ParsedCrl } from './parse.ts';
+import { MIN_ENTRY_BYTES, crlMalformed, layoutOf, prepared, type Pace, type PreparedEntries, type ParsedCrl } from './parse.ts';
 import { hashSerial, minimalStart, serialHex, serialKey } from './serial.ts';
 import { timeToMs } from './time.ts';
 
@@ -39,8 +39,10 @@ export interface CrlIndex {
   /**
    * The entries whose serial `other` does not list (what a CRL adds to the one before it), in no
    * particular order. Serials compare by value, without decoding the entries both lists hold.
+   * `from` and `to` limit it to a range of the index's rows (0 to size, in no particular order of
+   * serials): a caller compares a national CRL a block at a time, yielding between blocks.
    */
-  entriesNotIn(other: CrlIndex): IterableIterator<CrlEntry>;
+  entriesNotIn(other: CrlIndex, from?: number, to?: number): IterableIterator<CrlEntry>;
 }
 
 /** Options of indexCrl. */
@@ -125,9 +127,9 @@ class BucketIndex implements CrlIndex {
     }
   }
 
-  *entriesNotIn(other: CrlIndex): IterableIterator<CrlEntry> {
+  *entriesNotIn(other: CrlIndex, from = 0, to = this.offs.length): IterableIterator<CrlEntry> {
     const b = this.der;
-    for (let r = 0; r < this.offs.length; r++) {
+    for (let r = Math.max(0, from), end = Math.min(to, this.offs.length); r < end; r++) {
       const off = this.offs[r];
       if (other instanceof BucketIndex) {
         // Compared on the DER bytes of both CRLs: nothing is decoded for an entry both hold.
@@ -190,6 +192,24 @@ function prepare(crl: ParsedCrl): PreparedEntries {
  * over bytes that were not checked. Malformed input gives crl_malformed.
  */
 export function indexCrl(crl: ParsedCrl, opts: IndexOptions = {}): Result<CrlIndex, 'crl_malformed'> {
+  const it = indexCrlSteps(crl, opts);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Rows (or buckets) handled between two looks at the pace. */
+const BLOCK = 1 << 14;
+
+/**
+ * indexCrl as steps: with a `pace`, each pass over the rows and buckets yields whenever the pace's
+ * slice is used up, so a national CRL is indexed in pieces of a few milliseconds between requests.
+ * Without one it never yields.
+ */
+export function* indexCrlSteps(crl: ParsedCrl, opts: IndexOptions = {}, pace?: Pace): Generator<void, Result<CrlIndex, 'crl_malformed'>> {
+  /** True (after a yield) when the pace says so at the end of a block of `i` rows. */
+  const due = (i: number) => pace !== undefined && (i & (BLOCK - 1)) === 0 && pace.used();
   try {
     const p = prepare(crl);
     prepared.delete(crl);
@@ -203,7 +223,13 @@ export function indexCrl(crl: ParsedCrl, opts: IndexOptions = {}): Result<CrlInd
     const buckets = 2 ** bits;
     const dir = new Uint32Array(buckets + 1);
     const src = p.hashes;
-    for (let i = 0; i < n; i++) dir[(src[i] >>> shift) + 1]++;
+    for (let i = 0; i < n; i++) {
+      dir[(src[i] >>> shift) + 1]++;
+      if (due(i + 1)) {
+        yield;
+        pace!.restart();
+      }
+    }
     for (let b = 0; b < buckets; b++) dir[b + 1] += dir[b];
     // Counting sort into buckets; stable, so a repeated serial's first listing comes first.
     const fill = dir.slice(0, buckets);
@@ -215,6 +241,10 @@ export function indexCrl(crl: ParsedCrl, opts: IndexOptions = {}): Result<CrlInd
       offs[r] = p.offs[i];
       hashes[r] = h;
       if (onProgress !== undefined && (i + 1) % PROGRESS_EVERY === 0) onProgress(i + 1, n);
+      if (due(i + 1)) {
+        yield;
+        pace!.restart();
+      }
     }
     // Repeated serials (RFC 5280 does not allow them, CAs have written them): keep the first.
     const der = p.der;
@@ -233,6 +263,10 @@ export function indexCrl(crl: ParsedCrl, opts: IndexOptions = {}): Result<CrlInd
             dropped++;
           }
         }
+      }
+      if (due(b + 1)) {
+        yield;
+        pace!.restart();
       }
     }
     if (dropped > 0) {

@@ -43,17 +43,22 @@ export interface EntrySink {
  * CrlDerError on the first malformed entry. Checks: the SEQUENCE nesting and lengths, a non-empty
  * serial INTEGER, a valid Time, and well-formed extensions (reasonCode an ENUMERATED, invalidityDate
  * a GeneralizedTime, no duplicate reasonCode).
+ *
+ * Walks at most `limit` entries and returns where it stopped (`end` when done): a caller walks a
+ * national CRL in parts, calling again from there. `stats` accumulates over the calls (entries are
+ * recorded in `sink` from `stats.count` on), so it starts at zero for a fresh walk.
  */
-export function walkEntries(b: Uint8Array, start: number, end: number, sink: EntrySink | null, stats: WalkStats): void {
+export function walkEntries(b: Uint8Array, start: number, end: number, sink: EntrySink | null, stats: WalkStats, limit = Number.POSITIVE_INFINITY): number {
   let tg = 0;
   const c = new DerCursor(b);
-  let n = 0;
-  let unknownCritical = 0;
+  let n = stats.count;
+  const stopAt = n + limit;
+  let unknownCritical = stats.unknownCritical;
   let p = start;
   const offs = sink === null ? null : sink.offs;
   const hashes = sink === null ? null : sink.hashes;
   const cap = offs === null ? 0 : offs.length;
-  while (p < end) {
+  while (p < end && n < stopAt) {
     const entryStart = p;
     tg = c.read(p, end);
     if (tg !== T.SEQUENCE) throw new CrlDerError('revoked entry: expected SEQUENCE', p);
@@ -120,4 +125,5 @@ export function walkEntries(b: Uint8Array, start: number, end: number, sink: Ent
   }
   stats.count = n;
   stats.unknownCritical = unknownCritical;
+  return p;
 }

@@ -3,11 +3,11 @@
 // one name during a CA key rollover: the CRL belongs to the key that verifies it (tried in the order
 // of its authorityKeyIdentifier), and is filed under that key's id, never under the name alone.
 import { fail, ok, type Result } from '../../../shared/errors.ts';
-import { indexCrl, type CrlIndex } from './crl-index.ts';
+import { indexCrl, indexCrlSteps, type CrlIndex } from './crl-index.ts';
 import type { CrlIssuer } from './issuer.ts';
 import { namesMatch, sameDer } from './name.ts';
-import { parseCrl, type ParsedCrl } from './parse.ts';
-import { verifyCrlSignature } from './verify.ts';
+import { parseCrl, parseCrlSteps, type Pace, type ParsedCrl } from './parse.ts';
+import { verifyCrlSignature, verifyCrlSignatureAsync } from './verify.ts';
 
 /** Options of loadCrl. */
 export interface LoadCrlOptions {
@@ -84,28 +84,23 @@ export function loadCrl(derOrPem: Uint8Array, issuers: CrlIssuer[], opts: LoadCr
   }
 }
 
-/**
- * loadCrl as steps: the generator yields between parsing, verifying and indexing (each tens of
- * milliseconds for a national CRL), so a caller on the hub's event loop can let requests run
- * between them (hub/revocation crl-manager applyAsync).
- */
-export function* loadCrlSteps(derOrPem: Uint8Array, issuers: CrlIssuer[], opts: LoadCrlOptions = {}): Generator<void, Result<LoadedCrl, LoadCrlCode>> {
-  const parsed = parseCrl(derOrPem);
-  if (!parsed.ok) return parsed;
-  const crl = parsed.value;
+/** The issuers that may have signed a CRL, likeliest first; a refusal when none has its name. */
+function candidates(crl: ParsedCrl, issuers: CrlIssuer[]): Result<CrlIssuer[], 'crl_unknown_issuer'> {
   const named = issuersNamed(crl.issuerNameDer, issuers);
   if (named.length === 0) return fail('crl_unknown_issuer', `no configured CRL issuer has the CRL's issuer name (${issuers.length} configured)`);
   // The issuer whose key identifier is the CRL's authorityKeyIdentifier first (RFC 5280 5.2.1): each
   // attempt hashes the whole tbsCertList, which is tens of megabytes for a national CRL.
-  let ordered = named;
   if (named.length > 1 && crl.authorityKeyId) {
     const aki = Buffer.from(crl.authorityKeyId).toString('hex');
-    ordered = [...named.filter((i) => i.keyId === aki), ...named.filter((i) => i.keyId !== aki)];
+    return ok([...named.filter((i) => i.keyId === aki), ...named.filter((i) => i.keyId !== aki)]);
   }
-  yield;
-  const issuer = ordered.find((i) => verifyCrlSignature(crl, i.publicKey));
+  return ok(named);
+}
+
+/** The checks after the signature: a verified CRL the hub may still not use (undefined when it may). */
+function refusal(crl: ParsedCrl, issuer: CrlIssuer | undefined, named: number, opts: LoadCrlOptions): { ok: false; code: LoadCrlCode; message: string } | undefined {
   if (issuer === undefined) {
-    return fail('crl_signature_invalid', `the CRL signature (${crl.signatureAlgorithmOid}) does not verify with any of the ${named.length} issuer key(s) of that name`);
+    return fail('crl_signature_invalid', `the CRL signature (${crl.signatureAlgorithmOid}) does not verify with any of the ${named} issuer key(s) of that name`);
   }
   if (crl.unknownCriticalExtensions.length > 0) {
     return fail('crl_critical_extension', `the CRL carries critical extension(s) the hub cannot process: ${crl.unknownCriticalExtensions.join(', ')} (RFC 5280 5.2)`);
@@ -121,8 +116,53 @@ export function* loadCrlSteps(derOrPem: Uint8Array, issuers: CrlIssuer[], opts: 
       return fail('crl_not_yet_valid', `the CRL's thisUpdate ${crl.thisUpdate.toISOString()} is in the future (now ${opts.now.toISOString()})`);
     }
   }
+  return undefined;
+}
+
+/**
+ * loadCrl as steps: the generator yields between parsing, verifying and indexing (each tens of
+ * milliseconds for a national CRL), so a caller on the hub's event loop can let requests run
+ * between them (hub/revocation crl-manager applyAsync).
+ */
+export function* loadCrlSteps(derOrPem: Uint8Array, issuers: CrlIssuer[], opts: LoadCrlOptions = {}): Generator<void, Result<LoadedCrl, LoadCrlCode>> {
+  const parsed = parseCrl(derOrPem);
+  if (!parsed.ok) return parsed;
+  const crl = parsed.value;
+  const named = candidates(crl, issuers);
+  if (!named.ok) return named;
+  yield;
+  const issuer = named.value.find((i) => verifyCrlSignature(crl, i.publicKey));
+  const refused = refusal(crl, issuer, named.value.length, opts);
+  if (refused !== undefined) return refused;
   yield;
   const index = indexCrl(crl, { onProgress: opts.onProgress });
   if (!index.ok) return index;
-  return ok({ crl, index: index.value, issuer });
+  return ok({ crl, index: index.value, issuer: issuer! });
+}
+
+/**
+ * loadCrl for the hub's event loop (hub/revocation crl-manager): parsing and indexing yield whenever
+ * the pace's slice is used up, and the signature is checked on the libuv thread pool, so no piece
+ * of a national CRL's load holds requests longer than a slice (plus one block of entries). Ends with
+ * exactly what loadCrl gives, refusals included.
+ */
+export async function* loadCrlPaced(derOrPem: Uint8Array, issuers: CrlIssuer[], pace: Pace, opts: LoadCrlOptions = {}): AsyncGenerator<void, Result<LoadedCrl, LoadCrlCode>> {
+  const parsed = yield* parseCrlSteps(derOrPem, pace);
+  if (!parsed.ok) return parsed;
+  const crl = parsed.value;
+  const named = candidates(crl, issuers);
+  if (!named.ok) return named;
+  let issuer: CrlIssuer | undefined;
+  for (const i of named.value) {
+    if (await verifyCrlSignatureAsync(crl, i.publicKey)) {
+      issuer = i;
+      break;
+    }
+  }
+  pace.restart();
+  const refused = refusal(crl, issuer, named.value.length, opts);
+  if (refused !== undefined) return refused;
+  const index = yield* indexCrlSteps(crl, { onProgress: opts.onProgress }, pace);
+  if (!index.ok) return index;
+  return ok({ crl, index: index.value, issuer: issuer! });
 }

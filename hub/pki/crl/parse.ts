@@ -114,10 +114,36 @@ export function layoutOf(der: Uint8Array): CrlLayout {
 }
 
 /**
+ * The pace of a stepped walk: `used()` is true once the current slice of synchronous work has run
+ * its time (the walk then yields, and its caller lets the event loop turn), `restart()` starts a new
+ * slice after such a yield. hub/revocation's Slicer is one.
+ */
+export interface Pace {
+  used(): boolean;
+  restart(): void;
+}
+
+/** Entries walked between two looks at the pace (about a millisecond on a Raspberry Pi 4). */
+export const WALK_BLOCK = 4096;
+
+/**
  * Parses a CRL given as DER or PEM. Every entry is validated, so a later indexCrl cannot meet a
  * malformed one. Never throws: any malformation is crl_malformed with the byte offset.
  */
 export function parseCrl(derOrPem: Uint8Array): Result<ParsedCrl, 'crl_malformed'> {
+  const it = parseCrlSteps(derOrPem);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * parseCrl as steps: with a `pace`, the walk over the entries yields whenever the pace's slice is
+ * used up (a national CRL's walk is a hundred milliseconds and more on a busy hub: in one piece it
+ * holds every request waiting). Without one it never yields.
+ */
+export function* parseCrlSteps(derOrPem: Uint8Array, pace?: Pace): Generator<void, Result<ParsedCrl, 'crl_malformed'>> {
   try {
     const der = toDer(derOrPem);
     const h = readHeader(der);
@@ -127,7 +153,16 @@ export function parseCrl(derOrPem: Uint8Array): Result<ParsedCrl, 'crl_malformed
     // touched, so they cost address space, not memory.
     const bound = Math.ceil((h.listEnd - h.listStart) / MIN_ENTRY_BYTES);
     const sink: EntrySink = { offs: new Uint32Array(bound), hashes: new Int32Array(bound) };
-    walkEntries(der, h.listStart, h.listEnd, sink, stats);
+    if (pace === undefined) walkEntries(der, h.listStart, h.listEnd, sink, stats);
+    else {
+      for (let p = h.listStart; p < h.listEnd; ) {
+        p = walkEntries(der, p, h.listEnd, sink, stats, WALK_BLOCK);
+        if (p < h.listEnd && pace.used()) {
+          yield;
+          pace.restart();
+        }
+      }
+    }
     const crl: ParsedCrl = {
       der,
       tbs: der.subarray(h.tbsStart, h.tbsEnd),

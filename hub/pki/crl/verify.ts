@@ -30,3 +30,21 @@ export function verifyCrlSignature(crl: ParsedCrl, issuerPublicKey: KeyObject): 
     return false;
   }
 }
+
+/**
+ * verifyCrlSignature on the libuv thread pool (node:crypto's verify with a callback): hashing a
+ * national CRL's tbsCertList is tens of milliseconds, which the event loop does not wait out. Same
+ * answers; never rejects.
+ */
+export function verifyCrlSignatureAsync(crl: ParsedCrl, issuerPublicKey: KeyObject): Promise<boolean> {
+  const alg = CRL_SIGNATURE_ALGORITHMS[crl.signatureAlgorithmOid];
+  if (alg === undefined) return Promise.resolve(false);
+  if (issuerPublicKey.type !== 'public' || issuerPublicKey.asymmetricKeyType !== alg.keyType) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    try {
+      verify(alg.hash, crl.tbs, issuerPublicKey, crl.signature, (err, ok) => resolve(err === null && ok === true));
+    } catch {
+      resolve(false);
+    }
+  });
+}

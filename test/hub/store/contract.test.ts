@@ -85,6 +85,14 @@ function contract(name: string, open: (dir: string) => Promise<Store>) {
     const page = await mykeys.unrevokedOfKeyAfter('b'.repeat(40), 0, 2);
     assert.equal(page.map((b) => b.mykey_id), ['R1', 'R2']);
     assert.equal((await mykeys.unrevokedBySerial('a'.repeat(32), 'b'.repeat(40), '1002')).map((b) => b.mykey_id), ['R2']);
+    // A batch of a CRL's serials in one statement: those bound, each with its serial; a short batch, an empty one.
+    const some = ['1003', 'ffff', '1001', ...Array.from({ length: 61 }, (_, i) => `9${i}`)];
+    for (const withUnknownKey of [true, false]) {
+      const rows = await mykeys.unrevokedBySerials('a'.repeat(32), 'b'.repeat(40), some, withUnknownKey);
+      assert.equal(rows.map((b) => [b.mykey_id, b.serial_hex]).sort(), [['R1', '1001'], ['R3', '1003']]);
+      assert.equal((await mykeys.unrevokedBySerials('a'.repeat(32), 'b'.repeat(40), ['1002'], withUnknownKey)).map((b) => b.mykey_id), ['R2']);
+    }
+    assert.equal(await mykeys.unrevokedBySerials('a'.repeat(32), 'b'.repeat(40), []), []);
     const b2 = (await mykeys.currentBinding('R2'))!;
     const hits = [{ bindingId: b2.id, mykeyId: 'R2', state: 'current' as const, revokedAt: 900, reason: 'keyCompromise' }];
     assert.is(await mykeys.applyRevocations(hits, 2000), 1);

@@ -1,0 +1,72 @@
+// Writing a CRL run's revocations (crl-match.ts writeRevocations): chunks of short transactions, and
+// the outboxes told of the suspensions in rounds (at most every 250 ms, and at the end), not after
+// every chunk, where a publishing round per chunk competed with requests for the run's free turns.
+// What committed before a failing chunk is still told.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Emitter } from '../../../shared/typed-events.ts';
+import type { FanoutEvents } from '../../../hub/fanout.ts';
+import { createSlicer, writeRevocations, type Hit } from '../../../hub/revocation/crl-match.ts';
+import type { MyKeyRepo } from '../../../hub/store/mykey-repo.ts';
+
+const hits: Hit[] = Array.from({ length: 20_000 }, (_, i) => ({ bindingId: i + 1, mykeyId: `M${i}`, state: 'current', revokedAt: 1000, reason: 'keyCompromise' }));
+
+/** A store whose applyRevocations suspends every hit of a chunk, and fails at chunk `failAt` (if given). */
+function store(failAt?: number) {
+  const chunks: number[] = [];
+  const repo = {
+    async applyRevocations(chunk: readonly Hit[]): Promise<number> {
+      if (chunks.length === failAt) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+      chunks.push(chunk.length);
+      return chunk.length;
+    },
+  };
+  return { chunks, mykeys: repo as unknown as MyKeyRepo };
+}
+
+function events() {
+  const told: number[] = [];
+  const bus: Emitter<FanoutEvents> = { emit: (e) => void (e === 'suspended' && told.push(performance.now())) };
+  return { told, bus };
+}
+
+async function drive(it: AsyncGenerator<void, number>): Promise<number> {
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}
+
+test('every hit is written, in several chunks, and the outboxes are told in rounds and once at the end', async () => {
+  const { chunks, mykeys } = store();
+  const { told, bus } = events();
+  const n = await drive(writeRevocations(mykeys, hits, { now: () => 2000, slicer: createSlicer(5), report: () => {}, events: bus }));
+  assert.is(n, hits.length);
+  assert.is(chunks.reduce((a, b) => a + b, 0), hits.length);
+  assert.ok(chunks.length > 1, `${chunks.length} chunks`);
+  assert.ok(told.length >= 1 && told.length < chunks.length, `told ${told.length} times for ${chunks.length} chunks`);
+  for (let i = 1; i < told.length; i++) assert.ok(told[i] - told[i - 1] >= 240, 'rounds at least 250 ms apart');
+});
+
+test('a failing chunk fails the run, and what committed before it is still told', async () => {
+  const { chunks, mykeys } = store(3);
+  const { told, bus } = events();
+  let code: unknown;
+  try {
+    await drive(writeRevocations(mykeys, hits, { now: () => 2000, slicer: createSlicer(5), report: () => {}, events: bus }));
+  } catch (e) {
+    code = (e as { code?: unknown }).code;
+  }
+  assert.is(code, 'SQLITE_IOERR');
+  assert.is(chunks.length, 3);
+  assert.is(told.length, 1);
+});
+
+test('a run that suspends nothing tells nobody', async () => {
+  const { told, bus } = events();
+  const none = { applyRevocations: async () => 0 } as unknown as MyKeyRepo;
+  assert.is(await drive(writeRevocations(none, hits.slice(0, 50), { now: () => 2000, slicer: createSlicer(5), report: () => {}, events: bus })), 0);
+  assert.is(told.length, 0);
+});
+
+test.run();
