@@ -9,7 +9,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MyKeyError, isErrorCode } from '../../shared/errors.ts';
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
@@ -21,70 +20,16 @@ import type { RevocationRepo } from '../store/revocation-repo.ts';
 import type { LoadedCrl } from './checker.ts';
 import { atomicWrite, atomicWriteAsync, downloadCrl } from './crl-fetch.ts';
 import { createSlicer, matchCrl, writeRevocations } from './crl-match.ts';
+import { startRunMeter } from './run-meter.ts';
+import type { CrlManagerDeps, RevocationRunSummary } from './types.ts';
 
-/** What one revocation run found. */
-export interface RevocationRunSummary {
-  source: string;
-  issuer: string;
-  /** The key id of the issuer whose key verified the CRL (TrustAnchor.keyId). */
-  issuerKeyId: string;
-  crlNumber?: string;
-  thisUpdate: string;
-  nextUpdate?: string;
-  entries: number;
-  /** Bound certificates found revoked for the first time. */
-  matched: number;
-  /** MyKey IDs suspended by this run. */
-  newlySuspended: number;
-  durationMs: number;
-  /** Set when the CRL was applied but an operator should look (it was already past nextUpdate plus grace). */
-  warning?: string;
-}
-
-export interface CrlManagerDeps {
-  dataDir: string;
-  anchors: () => readonly TrustAnchor[];
-  mykeys: MyKeyRepo;
-  revocations: RevocationRepo;
-  log: Logger;
-  now?: () => Date;
-  fetchTimeoutMs?: number;
-  maxBytes?: number;
-  /** A CRL fetched after its nextUpdate plus this is applied with a warning (jpki.crlGraceHours); default 24 h. */
-  crlGraceMs?: number;
-  /** How far a CRL's thisUpdate may lie in the future before it is refused (crl_not_yet_valid); default 5 min. */
-  clockSkewMs?: number;
-  /** Told `suspended` after suspensions were committed (their change-log entries wait in the outboxes). */
-  events?: Emitter<FanoutEvents>;
-  /** Hub replicas (hub/replicas): true for the one replica that fetches in this period; absent: every tick fetches. */
-  claimPeriod?: (name: string, periodMs: number) => Promise<boolean>;
-}
+export type { CrlManagerDeps, RevocationRunSummary } from './types.ts';
 
 /**
  * Synchronous work between two turns of the event loop, in milliseconds: a request needs several
  * turns (body, proof, store, answer), each of which may wait for one slice.
  */
 const SLICE_MS = 5;
-/** Milliseconds of CPU time between two process.cpuUsage() readings. */
-const cpuMs = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => Math.round((b.user - a.user + b.system - a.system) / 1000);
-
-/**
- * The most CPU time the process spent between two turns of the event loop (a 5 ms timer's ticks), in
- * milliseconds: the longest block in CPU terms, which a loaded machine does not inflate as it does
- * wall-clock delay (other threads' CPU, the libuv pool's included, counts too: an upper bound).
- */
-function watchBlocks(): { max(): number; stop(): void } {
-  let last = process.cpuUsage();
-  let max = 0;
-  const t = setInterval(() => {
-    const c = process.cpuUsage();
-    max = Math.max(max, cpuMs(last, c));
-    last = c;
-  }, 5);
-  t.unref();
-  return { max: () => max, stop: () => clearInterval(t) };
-}
-
 /** Rows between two progress reports of the match and apply phases. */
 const PROGRESS_EVERY = 100_000;
 
@@ -180,12 +125,8 @@ export function createCrlManager(deps: CrlManagerDeps) {
   async function* steps(der: Uint8Array, source: string, io: 'sync' | 'async', onProgress?: (phase: string, done: number, total: number) => void): AsyncGenerator<void, RevocationRunSummary> {
     const started = now();
     const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    // How long the event loop waited at most while this run went on (what a request may have waited),
-    // reported with the run: a run's pieces are meant to stay within a few slices.
-    const loop = monitorEventLoopDelay({ resolution: 5 });
-    loop.enable();
-    const block = watchBlocks();
+    // Where the run's time and CPU went, phase by phase, and how long the event loop waited meanwhile.
+    const meter = startRunMeter();
     try {
       if (!filled) {
         await fillKeyIds();
@@ -230,8 +171,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
         reported.set(phase, step);
         onProgress?.(phase, done, 0);
       };
-      const tMatch = performance.now();
-      const cMatch = process.cpuUsage();
+      meter.end('load'); // parse, verify and index
       const { hits, incremental } = yield* matchCrl({
         mykeys: deps.mykeys,
         keyId,
@@ -244,11 +184,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
         report,
       });
       const matched = hits.length;
-      const tApply = performance.now();
-      const cApply = process.cpuUsage();
+      meter.end('match');
       const newlySuspended = yield* writeRevocations(deps.mykeys, hits, { now: () => now().getTime(), slicer, report, events: deps.events });
-      const tWrite = performance.now();
-      const cWrite = process.cpuUsage();
+      meter.end('apply'); // the revocation writes
 
       // Persisted last: until the state and mark commit, the previous CRL stays the one on record
       // (a run cut short is redone from it; marking a binding revoked twice changes nothing).
@@ -301,11 +239,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       deps.log.info('CRL applied', {
         ...summary,
         incremental,
-        // Where the time went: parse, verify and index; matching; revocation writes; saving the CRL and its state.
-        phasesMs: { load: Math.round(tMatch - t0), match: Math.round(tApply - tMatch), apply: Math.round(tWrite - tApply), save: Math.round(performance.now() - tWrite) },
-        // The same in CPU time of the process (on a shared machine wall time counts others' load too).
-        phasesCpuMs: { load: cpuMs(c0, cMatch), match: cpuMs(cMatch, cApply), apply: cpuMs(cApply, cWrite), save: cpuMs(cWrite, process.cpuUsage()) },
-        eventLoopDelayMs: { p99: Math.round(loop.percentile(99) / 1e5) / 10, max: Math.round(loop.max / 1e5) / 10, maxCpu: block.max() },
+        ...meter.report('save'), // saving the CRL and its state
       });
       return summary;
     } catch (e) {
@@ -319,8 +253,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
       deps.log.warn('CRL not applied', { source, code, error: message });
       throw e;
     } finally {
-      loop.disable();
-      block.stop();
+      meter.stop();
     }
   }
 
