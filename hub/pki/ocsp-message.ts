@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { crlReasonFromCode, type CrlReason } from '../../shared/revocation.ts';
 import type { ParsedCertificate } from './certificate.ts';
-import { DerError, TAG, bytesOf, children, expectTlv, rangeEquals, readTlv, valueBytes, type Tlv } from '../../shared/asn1/der.ts';
+import { DerError, TAG, bytesEqual, bytesOf, children, expectTlv, rangeEquals, readTlv, valueBytes, type Tlv } from '../../shared/asn1/der.ts';
 import { tlv } from '../../shared/asn1/write.ts';
 import { oidToString } from '../../shared/asn1/oid.ts';
 import { decodeTime } from '../../shared/asn1/time.ts';
@@ -114,27 +114,36 @@ export function keyHashOf(c: ParsedCertificate): Uint8Array {
  * Keyed by the exact bytes hashed, so a lookup gives the hash of exactly those bytes. Bounded: the
  * certificates of one CA carry its one Name.
  */
-const certIdPrefixes = new WeakMap<ParsedCertificate, Map<string, { nameHash: Uint8Array; prefix: Uint8Array }>>();
+interface CertIdPrefix {
+  /** The issuer Name bytes hashed (a copy). */
+  name: Uint8Array;
+  nameHash: Uint8Array;
+  prefix: Uint8Array;
+}
+const certIdPrefixes = new WeakMap<ParsedCertificate, { last?: CertIdPrefix; byName: Map<string, CertIdPrefix> }>();
 const NAMES_KEPT_PER_ISSUER = 16;
 
-function certIdPrefix(issuerDer: Uint8Array, issuer: ParsedCertificate): { nameHash: Uint8Array; prefix: Uint8Array } {
+function certIdPrefix(issuerDer: Uint8Array, issuer: ParsedCertificate): CertIdPrefix {
   let m = certIdPrefixes.get(issuer);
   if (!m) {
-    m = new Map();
+    m = { byName: new Map() };
     certIdPrefixes.set(issuer, m);
   }
+  // Nearly always the Name the previous certificate carried: a byte comparison, no string made.
+  if (m.last && bytesEqual(m.last.name, issuerDer)) return m.last;
   const id = Buffer.from(issuerDer.buffer, issuerDer.byteOffset, issuerDer.byteLength).toString('latin1');
-  let p = m.get(id);
+  let p = m.byName.get(id);
   if (!p) {
     // The hash of the issuer's distinguished name, DER-encoded: the issuer field of the certificate.
     const nameHash = new Uint8Array(createHash('sha1').update(issuerDer).digest());
     // The hash of the issuer's public key: the subjectPublicKey BIT STRING value without tag, length
     // and unused-bits octet.
     const prefix = concat(SHA1_ALGORITHM, tlv(TAG.OCTET_STRING, nameHash), tlv(TAG.OCTET_STRING, keyHashOf(issuer)));
-    p = { nameHash, prefix };
-    if (m.size >= NAMES_KEPT_PER_ISSUER) m.delete(m.keys().next().value as string);
-    m.set(id, p);
+    p = { name: Uint8Array.from(issuerDer), nameHash, prefix };
+    if (m.byName.size >= NAMES_KEPT_PER_ISSUER) m.byName.delete(m.byName.keys().next().value as string);
+    m.byName.set(id, p);
   }
+  m.last = p;
   return p;
 }
 
