@@ -18,6 +18,12 @@
 // delegated ECDSA P-256 responder certificate (register_ocsp_ec_responder_per_s). CPU time per
 // registration of the hub and of the responder is reported beside them: on this shared 2-core
 // machine they say more than the rates, which move with everyone else's load.
+//
+//   npm run bench -- register                                     all three phases, N = 8000
+//   BENCH_REGISTER_PHASES=ocsp-ca BENCH_REGISTER_N=3000 npx tsx bench/register.bench.ts
+//                                                                  only the phases named (crl, ocsp-ca,
+//                                                                  ocsp-delegated-ec); metrics of the others are left out
+//   BENCH_HUB_NODE_ARGS=--cpu-prof                                 profiles each hub (written in its cwd on SIGINT)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { nodeArgsFrom, startHubProcess, stopHubProcess as stopHub, type HubProcess } from './hub-process.ts';
 import { KeyObject, sign as cryptoSign } from 'node:crypto';
@@ -32,6 +38,7 @@ import { jsonPost, runLoad } from './http-load.ts';
 
 const N = Number(process.env.BENCH_REGISTER_N ?? 8000);
 const CONCURRENCY = Number(process.env.BENCH_REGISTER_CONCURRENCY ?? 48);
+const PHASES = (process.env.BENCH_REGISTER_PHASES ?? 'crl,ocsp-ca,ocsp-delegated-ec').split(',').map((p) => p.trim());
 
 function startResponder(caDir: string, mode: 'ca' | 'delegated-ec'): Promise<{ proc: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
@@ -159,7 +166,6 @@ benchMain(async () => {
       return { perS, challengePerS: N / (ch.ms / 1000), hubCpuUs, responderCpuUs };
     };
 
-    const plain = await phase('crl', {});
     const ocspPhase = async (mode: 'ca' | 'delegated-ec') => {
       responder = await startResponder(join(dir, 'ca'), mode);
       const r = await phase(`ocsp-${mode}`, { ocspUrl: responder.url });
@@ -170,22 +176,29 @@ benchMain(async () => {
       responder = undefined;
       return r;
     };
-    const withOcsp = await ocspPhase('ca');
-    const withEcResponder = await ocspPhase('delegated-ec');
-    return {
-      register_per_s: { value: round(plain.perS, 0), unit: 'registrations/s' },
-      register_ocsp_per_s: { value: round(withOcsp.perS, 0), unit: 'registrations/s' },
+    const metrics: Record<string, { value: number; unit: string }> = {};
+    if (PHASES.includes('crl')) {
+      const plain = await phase('crl', {});
+      metrics.register_per_s = { value: round(plain.perS, 0), unit: 'registrations/s' };
       // CPU per registration: what the figures above would be per core on an idle machine.
-      register_hub_cpu_us: { value: round(plain.hubCpuUs, 0), unit: 'us' },
-      register_ocsp_hub_cpu_us: { value: round(withOcsp.hubCpuUs, 0), unit: 'us' },
-      register_ocsp_responder_cpu_us: { value: round(withOcsp.responderCpuUs, 0), unit: 'us' },
+      metrics.register_hub_cpu_us = { value: round(plain.hubCpuUs, 0), unit: 'us' };
+      metrics.challenge_per_s = { value: round(plain.challengePerS, 0), unit: 'challenges/s' };
+    }
+    if (PHASES.includes('ocsp-ca')) {
+      const withOcsp = await ocspPhase('ca');
+      metrics.register_ocsp_per_s = { value: round(withOcsp.perS, 0), unit: 'registrations/s' };
+      metrics.register_ocsp_hub_cpu_us = { value: round(withOcsp.hubCpuUs, 0), unit: 'us' };
+      metrics.register_ocsp_responder_cpu_us = { value: round(withOcsp.responderCpuUs, 0), unit: 'us' };
+    }
+    if (PHASES.includes('ocsp-delegated-ec')) {
       // The same with a delegated responder signing with ECDSA P-256: the hub's cost when RSA signing
       // at the responder is not what limits.
-      register_ocsp_ec_responder_per_s: { value: round(withEcResponder.perS, 0), unit: 'registrations/s' },
-      register_ocsp_ec_responder_hub_cpu_us: { value: round(withEcResponder.hubCpuUs, 0), unit: 'us' },
-      register_ocsp_ec_responder_cpu_us: { value: round(withEcResponder.responderCpuUs, 0), unit: 'us' },
-      challenge_per_s: { value: round(plain.challengePerS, 0), unit: 'challenges/s' },
-    };
+      const withEcResponder = await ocspPhase('delegated-ec');
+      metrics.register_ocsp_ec_responder_per_s = { value: round(withEcResponder.perS, 0), unit: 'registrations/s' };
+      metrics.register_ocsp_ec_responder_hub_cpu_us = { value: round(withEcResponder.hubCpuUs, 0), unit: 'us' };
+      metrics.register_ocsp_ec_responder_cpu_us = { value: round(withEcResponder.responderCpuUs, 0), unit: 'us' };
+    }
+    return metrics;
   } finally {
     if (hub) await stopHub(hub);
     responder?.proc.kill('SIGTERM');

@@ -24,9 +24,9 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { CrlReason } from '../../shared/revocation.ts';
 import type { RevocationVerdict } from '../revocation/checker.ts';
-import { certIdFor, encodeOcspRequest, type CertId } from './ocsp-message.ts';
+import { certIdFor, certIdKey, encodeOcspRequest, type CertId } from './ocsp-message.ts';
 import { postWithFetch, postWithNodeHttp } from './ocsp-transport.ts';
-import { OcspRejected, answerFor, sameCertId, verifyOcspResponse, type OcspRejectCode, type VerifiedOcspResponse } from './ocsp-verify.ts';
+import { OcspRejected, answerFor, answersOf, verifyOcspResponse, type OcspRejectCode, type VerifiedOcspResponse } from './ocsp-verify.ts';
 import type { CheckedCertificate } from './user-cert.ts';
 
 export interface OcspClientOptions {
@@ -70,14 +70,14 @@ interface CachedAnswer {
 }
 
 /**
- * Verified answers by (issuer key hash, serial). Entries leave when they expire (at lookup) or,
+ * Verified answers by CertID (certIdKey: hash algorithm, issuer name and key hashes, serial). Entries leave when they expire (at lookup) or,
  * when full, oldest first; a Map keeps insertion order, so that costs nothing extra.
  */
 export class OcspAnswerCache {
   private readonly m = new Map<string, CachedAnswer>();
   constructor(private readonly maxEntries: number) {}
   static key(id: CertId): string {
-    return `${Buffer.from(id.issuerKeyHash).toString('hex')}:${Buffer.from(id.serial).toString('hex')}`;
+    return certIdKey(id);
   }
   get(key: string, now: number): CachedAnswer['status'] | undefined {
     const e = this.m.get(key);
@@ -202,7 +202,8 @@ export function createOcspQuery(opts: OcspClientOptions) {
     }
     // A signed answer naming fewer certificates than asked: the ones it leaves out are asked alone.
     if (several && basic.responses.length < batch.length) {
-      const missing = batch.filter((w) => !basic.responses.some((r) => sameCertId(r.certId, w.asked) === undefined));
+      const answered = answersOf(basic);
+      const missing = batch.filter((w) => !answered.has(w.key));
       if (missing.length) {
         askSingly(issuer, missing);
         batch = batch.filter((w) => !missing.includes(w));
@@ -210,7 +211,7 @@ export function createOcspQuery(opts: OcspClientOptions) {
     }
     for (const w of batch) {
       try {
-        const single = answerFor(basic, { asked: w.asked, now: w.now, skewMs, maxAgeMs });
+        const single = answerFor(basic, { asked: w.asked, now: w.now, skewMs, maxAgeMs }, w.key);
         const st = single.status;
         if (st.kind === 'unknown') {
           w.resolve(refused('ocsp_cert_unknown', 'the responder does not know the certificate'));

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { crlReasonFromCode, type CrlReason } from '../../shared/revocation.ts';
 import type { ParsedCertificate } from './certificate.ts';
-import { DerError, TAG, bytesOf, children, expectTlv, readTlv, valueBytes, type Tlv } from '../../shared/asn1/der.ts';
+import { DerError, TAG, bytesEqual, bytesOf, children, expectTlv, rangeEquals, readTlv, valueBytes, type Tlv } from '../../shared/asn1/der.ts';
+import { tlv } from '../../shared/asn1/write.ts';
 import { oidToString } from '../../shared/asn1/oid.ts';
 import { decodeTime } from '../../shared/asn1/time.ts';
 
@@ -23,6 +24,18 @@ export interface CertId {
   issuerKeyHash: Uint8Array;
   /** Content bytes of the serialNumber INTEGER. */
   serial: Uint8Array;
+  /** The CertID's own DER, exactly as written (certIdFor) or as read from a response. */
+  der?: Uint8Array;
+}
+
+/**
+ * A string naming a CertID by its four fields (RFC 6960 4.1.1): equal strings exactly when
+ * hashAlgorithm, issuerNameHash, issuerKeyHash and serialNumber are all equal, byte for byte.
+ * Hex cannot contain ':', so no two different CertIDs share a key whatever their lengths.
+ */
+export function certIdKey(id: CertId): string {
+  const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+  return `${id.hashAlgorithmOid}:${hex(id.issuerNameHash)}:${hex(id.issuerKeyHash)}:${hex(id.serial)}`;
 }
 
 /** One SingleResponse, decoded. */
@@ -49,16 +62,39 @@ export interface ParsedOcspResponse {
   };
 }
 
-// --- DER writing for the request (X.690 definite lengths) ---
+// --- DER writing for the request (X.690 10.1: definite lengths, fewest octets) ---
 
-function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
-  const len = content.reduce((n, c) => n + c.length, 0);
-  if (len > 0xffff) throw new RangeError('an OCSP request over 64 KiB is not written');
-  const head = len < 0x80 ? [tag, len] : len < 0x100 ? [tag, 0x81, len] : [tag, 0x82, len >> 8, len & 0xff];
-  return new Uint8Array(Buffer.concat([Uint8Array.from(head), ...content]));
+/** Octets of a definite length's encoding (X.690 8.1.3); requests stay far below 16 MiB. */
+function lengthOctets(len: number): number {
+  return len < 0x80 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : 4;
 }
 
+/** Writes tag and length at `at`; returns where the value starts. */
+function putHeader(out: Uint8Array, at: number, tag: number, len: number): number {
+  out[at++] = tag;
+  if (len < 0x80) out[at++] = len;
+  else if (len < 0x100) {
+    out[at++] = 0x81;
+    out[at++] = len;
+  } else if (len < 0x10000) {
+    out[at++] = 0x82;
+    out[at++] = len >> 8;
+    out[at++] = len & 0xff;
+  } else {
+    out[at++] = 0x83;
+    out[at++] = len >> 16;
+    out[at++] = (len >> 8) & 0xff;
+    out[at++] = len & 0xff;
+  }
+  return at;
+}
+
+const tlvSize = (len: number) => 1 + lengthOctets(len) + len;
+
+/** AlgorithmIdentifier { id-sha1, NULL } (RFC 6960 4.1.1 CertID.hashAlgorithm, as RFC 5019 profiles it). */
 const SHA1_ALGORITHM = tlv(TAG.SEQUENCE, tlv(TAG.OID, Uint8Array.from([0x2b, 0x0e, 0x03, 0x02, 0x1a])), tlv(TAG.NULL));
+/** The extnID of id-pkix-ocsp-nonce (RFC 6960 4.4.1), as DER. */
+const NONCE_OID_DER = tlv(TAG.OID, Uint8Array.from([0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02]));
 
 /** SHA-1 of a certificate's subjectPublicKey bits, made once per parsed certificate (anchors live long). */
 const keyHashes = new WeakMap<ParsedCertificate, Uint8Array>();
@@ -71,17 +107,69 @@ export function keyHashOf(c: ParsedCertificate): Uint8Array {
   return h;
 }
 
-/** The CertID for a certificate under its CA (SHA-1, as RFC 6960 4.1.1 and RFC 5019 profile it). */
-export function certIdFor(cert: ParsedCertificate, issuer: ParsedCertificate): CertId {
-  return {
-    hashAlgorithmOid: OCSP_OID.sha1,
+/**
+ * Per issuer certificate, and per issuer Name as the certificates asked about encode it (exact DER,
+ * as latin1): the SHA-1 of that Name and the CertID's first three fields written once
+ * (hashAlgorithm, issuerNameHash, issuerKeyHash), so a CertID costs one INTEGER and one copy.
+ * Keyed by the exact bytes hashed, so a lookup gives the hash of exactly those bytes. Bounded: the
+ * certificates of one CA carry its one Name.
+ */
+interface CertIdPrefix {
+  /** The issuer Name bytes hashed (a copy). */
+  name: Uint8Array;
+  nameHash: Uint8Array;
+  prefix: Uint8Array;
+}
+const certIdPrefixes = new WeakMap<ParsedCertificate, { last?: CertIdPrefix; byName: Map<string, CertIdPrefix> }>();
+const NAMES_KEPT_PER_ISSUER = 16;
+
+function certIdPrefix(issuerDer: Uint8Array, issuer: ParsedCertificate): CertIdPrefix {
+  let m = certIdPrefixes.get(issuer);
+  if (!m) {
+    m = { byName: new Map() };
+    certIdPrefixes.set(issuer, m);
+  }
+  // Nearly always the Name the previous certificate carried: a byte comparison, no string made.
+  if (m.last && bytesEqual(m.last.name, issuerDer)) return m.last;
+  const id = Buffer.from(issuerDer.buffer, issuerDer.byteOffset, issuerDer.byteLength).toString('latin1');
+  let p = m.byName.get(id);
+  if (!p) {
     // The hash of the issuer's distinguished name, DER-encoded: the issuer field of the certificate.
-    issuerNameHash: new Uint8Array(createHash('sha1').update(cert.issuerDer).digest()),
+    const nameHash = new Uint8Array(createHash('sha1').update(issuerDer).digest());
     // The hash of the issuer's public key: the subjectPublicKey BIT STRING value without tag, length
     // and unused-bits octet.
-    issuerKeyHash: keyHashOf(issuer),
-    serial: cert.serial,
-  };
+    const prefix = concat(SHA1_ALGORITHM, tlv(TAG.OCTET_STRING, nameHash), tlv(TAG.OCTET_STRING, keyHashOf(issuer)));
+    p = { name: Uint8Array.from(issuerDer), nameHash, prefix };
+    if (m.byName.size >= NAMES_KEPT_PER_ISSUER) m.byName.delete(m.byName.keys().next().value as string);
+    m.byName.set(id, p);
+  }
+  m.last = p;
+  return p;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
+  let at = 0;
+  for (const x of parts) {
+    out.set(x, at);
+    at += x.length;
+  }
+  return out;
+}
+
+/** The CertID for a certificate under its CA (SHA-1, as RFC 6960 4.1.1 and RFC 5019 profile it), with its DER. */
+export function certIdFor(cert: ParsedCertificate, issuer: ParsedCertificate): CertId {
+  const { nameHash, prefix } = certIdPrefix(cert.issuerDer, issuer);
+  // CertID ::= SEQUENCE { hashAlgorithm, issuerNameHash, issuerKeyHash, serialNumber INTEGER }; the
+  // serial goes as the certificate encodes it (DER INTEGER content, X.690 8.3.2).
+  const serial = cert.serial;
+  const bodyLen = prefix.length + tlvSize(serial.length);
+  const der = new Uint8Array(tlvSize(bodyLen));
+  let at = putHeader(der, 0, TAG.SEQUENCE, bodyLen);
+  der.set(prefix, at);
+  at = putHeader(der, at + prefix.length, TAG.INTEGER, serial.length);
+  der.set(serial, at);
+  return { hashAlgorithmOid: OCSP_OID.sha1, issuerNameHash: nameHash, issuerKeyHash: keyHashOf(issuer), serial, der };
 }
 
 function subjectPublicKeyBits(c: ParsedCertificate): Uint8Array {
@@ -91,26 +179,58 @@ function subjectPublicKeyBits(c: ParsedCertificate): Uint8Array {
   return c.spkiDer.subarray(bits.valueStart + 1, bits.end);
 }
 
+/** The DER of a SHA-1 CertID, from its fields when it was not made by certIdFor. */
+function certIdDer(id: CertId): Uint8Array {
+  if (id.hashAlgorithmOid !== OCSP_OID.sha1) throw new RangeError('only SHA-1 CertIDs are written');
+  return id.der ?? tlv(TAG.SEQUENCE, SHA1_ALGORITHM, tlv(TAG.OCTET_STRING, id.issuerNameHash), tlv(TAG.OCTET_STRING, id.issuerKeyHash), tlv(TAG.INTEGER, id.serial));
+}
+
 /**
  * OCSPRequest ::= SEQUENCE { tbsRequest TBSRequest, optionalSignature [0] EXPLICIT Signature OPTIONAL }
  * TBSRequest ::= SEQUENCE { version [0] EXPLICIT Version DEFAULT v1, requestorName [1] ... OPTIONAL,
  *                           requestList SEQUENCE OF Request, requestExtensions [2] EXPLICIT Extensions OPTIONAL }
  * Request ::= SEQUENCE { reqCert CertID, singleRequestExtensions [0] EXPLICIT Extensions OPTIONAL }
  * One CertID, or several under one nonce (RFC 6960 4.1.1: requestList is a SEQUENCE OF Request).
+ * Written in one pass into one buffer: lengths first, then the bytes.
  */
 export function encodeOcspRequest(ids: CertId | readonly CertId[], nonce: Uint8Array): Uint8Array {
   const list = Array.isArray(ids) ? (ids as readonly CertId[]) : [ids as CertId];
-  const requests = list.map((id) => {
-    if (id.hashAlgorithmOid !== OCSP_OID.sha1) throw new RangeError('only SHA-1 CertIDs are written');
-    return tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, SHA1_ALGORITHM, tlv(TAG.OCTET_STRING, id.issuerNameHash), tlv(TAG.OCTET_STRING, id.issuerKeyHash), tlv(TAG.INTEGER, id.serial)));
-  });
-  // RFC 8954 2.1: the nonce extension's value is an OCTET STRING of 1 to 32 octets.
-  const nonceExt = tlv(TAG.SEQUENCE, tlv(TAG.OID, Uint8Array.from([0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02])), tlv(TAG.OCTET_STRING, tlv(TAG.OCTET_STRING, nonce)));
-  const tbs = tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, ...requests), tlv(TAG.ctx(2), tlv(TAG.SEQUENCE, nonceExt)));
-  return tlv(TAG.SEQUENCE, tbs);
+  const certIds = list.map(certIdDer);
+  // Sizes from the inside out. RFC 8954 2.1: the nonce extension's extnValue is an OCTET STRING
+  // holding an OCTET STRING of 1 to 32 octets; Extension ::= SEQUENCE { extnID, extnValue }.
+  const extnValueSize = tlvSize(tlvSize(nonce.length));
+  const extContent = NONCE_OID_DER.length + extnValueSize;
+  const extsContent = tlvSize(extContent); // Extensions ::= SEQUENCE OF Extension
+  const ctx2Content = tlvSize(extsContent); // requestExtensions [2] EXPLICIT Extensions
+  let listContent = 0;
+  for (const c of certIds) listContent += tlvSize(c.length); // Request ::= SEQUENCE { reqCert }
+  const tbsContent = tlvSize(listContent) + tlvSize(ctx2Content);
+  const reqContent = tlvSize(tbsContent);
+  const total = tlvSize(reqContent);
+  if (total > 0xffff) throw new RangeError('an OCSP request over 64 KiB is not written');
+  const out = new Uint8Array(total);
+  let at = putHeader(out, 0, TAG.SEQUENCE, reqContent);
+  at = putHeader(out, at, TAG.SEQUENCE, tbsContent);
+  at = putHeader(out, at, TAG.SEQUENCE, listContent);
+  for (const c of certIds) {
+    at = putHeader(out, at, TAG.SEQUENCE, c.length);
+    out.set(c, at);
+    at += c.length;
+  }
+  at = putHeader(out, at, TAG.ctx(2), ctx2Content);
+  at = putHeader(out, at, TAG.SEQUENCE, extsContent);
+  at = putHeader(out, at, TAG.SEQUENCE, extContent);
+  out.set(NONCE_OID_DER, at);
+  at = putHeader(out, at + NONCE_OID_DER.length, TAG.OCTET_STRING, tlvSize(nonce.length));
+  at = putHeader(out, at, TAG.OCTET_STRING, nonce.length);
+  out.set(nonce, at);
+  return out;
 }
 
 // --- DER reading of the response ---
+
+/** The value bytes of id-sha1 (1.3.14.3.2.26), its one DER encoding (X.690 8.19). */
+const SHA1_OID_VALUE = Uint8Array.from([0x2b, 0x0e, 0x03, 0x02, 0x1a]);
 
 function parseCertId(buf: Uint8Array, t: Tlv): CertId {
   // CertID ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier, issuerNameHash OCTET STRING,
@@ -123,7 +243,9 @@ function parseCertId(buf: Uint8Array, t: Tlv): CertId {
   const [oid] = children(buf, alg);
   if (!oid || oid.tag !== TAG.OID) throw new DerError('bad hashAlgorithm', alg.start);
   if (serial.end === serial.valueStart) throw new DerError('empty serialNumber', serial.start);
-  return { hashAlgorithmOid: oidToString(buf, oid.valueStart, oid.end), issuerNameHash: valueBytes(buf, nameHash), issuerKeyHash: valueBytes(buf, keyHash), serial: valueBytes(buf, serial) };
+  // The hub asks SHA-1 CertIDs: their OID bytes are compared as they are, any other OID is decoded.
+  const hashAlgorithmOid = rangeEquals(buf, oid.valueStart, oid.end, SHA1_OID_VALUE) ? OCSP_OID.sha1 : oidToString(buf, oid.valueStart, oid.end);
+  return { hashAlgorithmOid, issuerNameHash: valueBytes(buf, nameHash), issuerKeyHash: valueBytes(buf, keyHash), serial: valueBytes(buf, serial), der: bytesOf(buf, t) };
 }
 
 function generalizedTime(buf: Uint8Array, t: Tlv | undefined, what: string): Date {

@@ -5,7 +5,7 @@ import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:cr
 import type { ErrorCode } from '../../shared/errors.ts';
 import { DerError, bytesEqual } from '../../shared/asn1/der.ts';
 import { digestForSignatureOid, parseCertificate, type ParsedCertificate } from './certificate.ts';
-import { OCSP_OID, keyHashOf, parseOcspResponseOrThrow, type CertId, type ParsedOcspResponse, type SingleResponse } from './ocsp-message.ts';
+import { OCSP_OID, certIdKey, keyHashOf, parseOcspResponseOrThrow, type CertId, type ParsedOcspResponse, type SingleResponse } from './ocsp-message.ts';
 import type { CheckedCertificate } from './user-cert.ts';
 
 /** Why an OCSP answer was not used: one stable code each (shared/errors.ts). */
@@ -183,17 +183,39 @@ export function verifyOcspResponse(der: Uint8Array, input: Pick<OcspCheckInput, 
 export type VerifiedOcspResponse = NonNullable<ParsedOcspResponse['basic']>;
 
 /**
+ * The SingleResponses of a response by CertID (certIdKey), made once per response: a batched
+ * answer names up to batchMax certificates, and each check finds its own without a scan. A CertID
+ * answered twice keeps its first answer, as a scan in order would.
+ */
+const answerIndexes = new WeakMap<VerifiedOcspResponse, Map<string, SingleResponse>>();
+export function answersOf(basic: VerifiedOcspResponse): Map<string, SingleResponse> {
+  let m = answerIndexes.get(basic);
+  if (!m) {
+    m = new Map();
+    for (const r of basic.responses) {
+      const k = certIdKey(r.certId);
+      if (!m.has(k)) m.set(k, r);
+    }
+    answerIndexes.set(basic, m);
+  }
+  return m;
+}
+
+/**
  * The answer a verified response gives for one CertID, if it names exactly that CertID (RFC 6960
  * 4.1.1, 4.2.2.3) and is fresh at `now` (4.2.2.1). Throws OcspRejected.
  */
-export function answerFor(basic: VerifiedOcspResponse, input: Pick<OcspCheckInput, 'asked' | 'now' | 'skewMs' | 'maxAgeMs'>): SingleResponse {
-  let nearest: string | undefined;
-  const single = basic.responses.find((r) => {
-    const diff = sameCertId(r.certId, input.asked);
-    if (diff && (!nearest || diff !== 'serialNumber')) nearest = diff;
-    return diff === undefined;
-  });
-  if (!single) throw new OcspRejected('ocsp_certid_mismatch', `no answer for the CertID asked about (${nearest ? `${nearest} differs` : 'no responses'})`);
+export function answerFor(basic: VerifiedOcspResponse, input: Pick<OcspCheckInput, 'asked' | 'now' | 'skewMs' | 'maxAgeMs'>, askedKey?: string): SingleResponse {
+  const single = answersOf(basic).get(askedKey ?? certIdKey(input.asked));
+  if (!single) {
+    // Only to say which field differs (the refusal is the same whichever it is).
+    let nearest: string | undefined;
+    for (const r of basic.responses) {
+      const diff = sameCertId(r.certId, input.asked);
+      if (diff && (!nearest || diff !== 'serialNumber')) nearest = diff;
+    }
+    throw new OcspRejected('ocsp_certid_mismatch', `no answer for the CertID asked about (${nearest ? `${nearest} differs` : 'no responses'})`);
+  }
   const now = input.now.getTime();
   // RFC 6960 4.2.2.1: thisUpdate after the local time is not valid; nextUpdate before it is stale.
   if (single.thisUpdate.getTime() > now + input.skewMs) throw new OcspRejected('ocsp_not_yet_valid', `thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
