@@ -4,27 +4,27 @@
 // shared challenges, rate buckets and schedules, the count shards) take 900-999, so no version is
 // ever used twice. Times are integer milliseconds since the epoch (UTC).
 //
-// Each feature's PostgreSQL DDL stands beside its SQLite DDL (schema/<feature>.postgres.ts next to
-// schema/<feature>.ts), with the same versions and names (test/hub/store/postgres-schema.test.ts
-// checks the two lists match and that both stores end with the same tables): a new migration is
-// written for both. What differs on PostgreSQL: every integer column is BIGINT (millisecond times,
-// ids; pg hands them back as numbers: hub/store/postgres.ts), BLOB is BYTEA, AUTOINCREMENT is an
-// identity column, the derived devices.state is a STORED generated column (PostgreSQL has no VIRTUAL
-// ones), and the counts kept by triggers (migrations 20, 160) and the append-only audit log (300)
-// are PL/pgSQL trigger functions. WITHOUT ROWID has no equivalent (every table is a heap with its
-// indexes).
+// The PostgreSQL migrations have the same versions and names as the SQLite ones
+// (test/hub/store/postgres-schema.test.ts checks the two lists match and that both stores end with
+// the same tables, columns and indexes). Most are derived from the SQLite text by toPostgres
+// (schema/dialect.ts), which rewrites what differs mechanically: every integer column is BIGINT
+// (millisecond times, ids; pg hands them back as numbers: hub/store/postgres.ts), BLOB is BYTEA, the
+// rowid key (INTEGER PRIMARY KEY, AUTOINCREMENT or not) is an identity column, the derived
+// devices.state is a STORED generated column (PostgreSQL has no VIRTUAL ones), and WITHOUT ROWID has
+// no equivalent (every table is a heap with its indexes). Written by hand beside the SQLite text
+// (schema/<feature>.postgres.ts): the counts kept by triggers (migrations 20, 160) and the
+// append-only audit log (300), whose triggers are PL/pgSQL functions, and the 900-999 tables only
+// PostgreSQL has. A new migration is written once, in SQLite's dialect, unless it has a trigger.
 import { CONSOLE_MIGRATIONS } from './schema/console.ts';
-import { CONSOLE_POSTGRES_MIGRATIONS } from './schema/console.postgres.ts';
+import { CONSOLE_POSTGRES_BY_HAND } from './schema/console.postgres.ts';
 import { DEVICE_MIGRATIONS } from './schema/devices.ts';
-import { DEVICE_POSTGRES_MIGRATIONS } from './schema/devices.postgres.ts';
+import { postgresMigrations } from './schema/dialect.ts';
 import { LINK_MIGRATIONS } from './schema/links.ts';
-import { LINK_POSTGRES_MIGRATIONS } from './schema/links.postgres.ts';
+import { LINK_POSTGRES_BY_HAND } from './schema/links.postgres.ts';
 import { LINKAGE_MIGRATIONS } from './schema/linkage.ts';
-import { LINKAGE_POSTGRES_MIGRATIONS } from './schema/linkage.postgres.ts';
 import { MYKEY_MIGRATIONS } from './schema/mykey.ts';
-import { MYKEY_POSTGRES_MIGRATIONS } from './schema/mykey.postgres.ts';
+import { MYKEY_POSTGRES_BY_HAND } from './schema/mykey.postgres.ts';
 import { RELEASE_MIGRATIONS } from './schema/releases.ts';
-import { RELEASE_POSTGRES_MIGRATIONS } from './schema/releases.postgres.ts';
 import { REPLICA_POSTGRES_MIGRATIONS } from './schema/replicas.postgres.ts';
 
 export interface Migration {
@@ -40,11 +40,11 @@ export const MIGRATIONS: Migration[] = [...MYKEY_MIGRATIONS, ...LINK_MIGRATIONS,
 
 /** The PostgreSQL store's migrations (hub/store/postgres.ts): the same versions, plus 900-999. */
 export const POSTGRES_MIGRATIONS: Migration[] = [
-  ...MYKEY_POSTGRES_MIGRATIONS,
-  ...LINK_POSTGRES_MIGRATIONS,
-  ...DEVICE_POSTGRES_MIGRATIONS,
-  ...CONSOLE_POSTGRES_MIGRATIONS,
-  ...RELEASE_POSTGRES_MIGRATIONS,
-  ...LINKAGE_POSTGRES_MIGRATIONS,
+  ...postgresMigrations(MYKEY_MIGRATIONS, MYKEY_POSTGRES_BY_HAND),
+  ...postgresMigrations(LINK_MIGRATIONS, LINK_POSTGRES_BY_HAND),
+  ...postgresMigrations(DEVICE_MIGRATIONS),
+  ...postgresMigrations(CONSOLE_MIGRATIONS, CONSOLE_POSTGRES_BY_HAND),
+  ...postgresMigrations(RELEASE_MIGRATIONS),
+  ...postgresMigrations(LINKAGE_MIGRATIONS),
   ...REPLICA_POSTGRES_MIGRATIONS,
 ].sort(byVersion);

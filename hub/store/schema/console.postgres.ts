@@ -1,9 +1,8 @@
-// Schema of the operator console on PostgreSQL (versions 300-399): the migrations of console.ts,
-// version for version, in PostgreSQL's dialect (what differs: hub/store/migrations.ts). A new
-// migration is written in both files.
+// The console migrations (console.ts) that PostgreSQL needs written by hand: the append-only audit
+// log's PL/pgSQL triggers. Every other one is console.ts's, through toPostgres (schema/dialect.ts).
 import type { Migration } from '../migrations.ts';
 
-export const CONSOLE_POSTGRES_MIGRATIONS: Migration[] = [
+export const CONSOLE_POSTGRES_BY_HAND: Migration[] = [
   {
     version: 300,
     name: 'console operators, sessions, sign-in failures, enrollment tokens, audit log',
@@ -68,33 +67,6 @@ export const CONSOLE_POSTGRES_MIGRATIONS: Migration[] = [
       CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
       CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
       CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
-    `,
-  },
-  {
-    version: 301,
-    name: 'console trust hardening: operator-allowed re-enrollment, audit entries for the owning service, sign-in limits before the hash',
-    sql: `
-      ALTER TABLE enrollment_tokens ADD COLUMN allow_revoked BIGINT NOT NULL DEFAULT 0;
-      ALTER TABLE audit_log ADD COLUMN owner_service_id TEXT;
-      CREATE INDEX audit_log_owner ON audit_log (owner_service_id, id);
-      DROP TABLE console_sign_in_failures;
-      CREATE TABLE console_sign_in_failures (
-        kind          TEXT NOT NULL CHECK (kind IN ('account', 'address', 'account_address')),
-        key           TEXT NOT NULL,
-        failures      BIGINT NOT NULL,
-        window_start  BIGINT NOT NULL,
-        locked_until  BIGINT,
-        strikes       BIGINT NOT NULL DEFAULT 0,
-        PRIMARY KEY (kind, key)
-      );
-    `,
-  },
-  {
-    version: 302,
-    name: 'console at fleet scale: enrollment tokens by edge id',
-    sql: `
-      CREATE INDEX enrollment_tokens_edge ON enrollment_tokens (edge_id, used_at, revoked_at);
-      CREATE INDEX audit_log_actor ON audit_log (actor, id);
     `,
   },
 ];
