@@ -11,10 +11,11 @@
 // (millisecond times, ids; pg hands them back as numbers: hub/store/postgres.ts), BLOB is BYTEA, the
 // rowid key (INTEGER PRIMARY KEY, AUTOINCREMENT or not) is an identity column, the derived
 // devices.state is a STORED generated column (PostgreSQL has no VIRTUAL ones), and WITHOUT ROWID has
-// no equivalent (every table is a heap with its indexes). Written by hand beside the SQLite text
-// (schema/<feature>.postgres.ts): the counts kept by triggers (migrations 20, 160) and the
-// append-only audit log (300), whose triggers are PL/pgSQL functions, and the 900-999 tables only
-// PostgreSQL has. A new migration is written once, in SQLite's dialect, unless it has a trigger.
+// no equivalent (every table is a heap with its indexes). Written by hand (schema/<feature>.postgres.ts):
+// the triggers of migrations 20 and 160 (counts) and 300 (the append-only audit log), which are
+// PL/pgSQL functions there (those migrations' tables still come from the SQLite text, through
+// toPostgres), and the 900-999 tables only PostgreSQL has. A new migration is written once, in
+// SQLite's dialect; one with a trigger needs its PostgreSQL trigger by hand (toPostgres refuses it).
 import { CONSOLE_MIGRATIONS } from './schema/console.ts';
 import { CONSOLE_POSTGRES_BY_HAND } from './schema/console.postgres.ts';
 import { DEVICE_MIGRATIONS } from './schema/devices.ts';

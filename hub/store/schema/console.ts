@@ -2,11 +2,9 @@
 // tokens for new edges, and the append-only audit log (migration versions 300-399).
 import type { Migration } from '../migrations.ts';
 
-export const CONSOLE_MIGRATIONS: Migration[] = [
-  {
-    version: 300,
-    name: 'console operators, sessions, sign-in failures, enrollment tokens, audit log',
-    sql: `
+// Migration 300 but its triggers: its PostgreSQL text (console.postgres.ts) is this through toPostgres,
+// and the append-only triggers in PL/pgSQL.
+export const CONSOLE_TABLES_300 = `
       -- role 'operator' sees and manages everything; 'service_admin' only the service in service_id.
       CREATE TABLE console_operators (
         name          TEXT PRIMARY KEY,
@@ -66,7 +64,13 @@ export const CONSOLE_MIGRATIONS: Migration[] = [
         detail        TEXT
       );
       CREATE INDEX audit_log_service ON audit_log (service_id, id);
-      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+`;
+
+export const CONSOLE_MIGRATIONS: Migration[] = [
+  {
+    version: 300,
+    name: 'console operators, sessions, sign-in failures, enrollment tokens, audit log',
+    sql: `${CONSOLE_TABLES_300}      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
       CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
     `,
   },

@@ -2,6 +2,26 @@
 // (migration versions 100-199).
 import type { Migration } from '../migrations.ts';
 
+// Migration 160 but its triggers, in two parts: its PostgreSQL text (links.postgres.ts) is these
+// through toPostgres, and the triggers in PL/pgSQL.
+export const LINK_COUNTS_160 = `
+      CREATE TABLE link_counts (
+        service_id TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        n          INTEGER NOT NULL,
+        PRIMARY KEY (service_id, state)
+      ) WITHOUT ROWID;
+      INSERT INTO link_counts (service_id, state, n) SELECT service_id, state, COUNT(*) FROM links GROUP BY service_id, state;
+`;
+export const WEBHOOK_COUNTS_160 = `      -- Notices delivered so far per service (the pruned ones included).
+      CREATE TABLE webhook_counts (
+        service_id TEXT PRIMARY KEY,
+        delivered  INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      INSERT INTO webhook_counts (service_id, delivered)
+        SELECT service_id, COUNT(*) FROM webhook_outbox WHERE delivered_at IS NOT NULL GROUP BY service_id;
+`;
+
 export const LINK_MIGRATIONS: Migration[] = [
   {
     version: 100,
@@ -106,15 +126,7 @@ export const LINK_MIGRATIONS: Migration[] = [
     // notices are pruned after a retention (webhooks.retentionDays), through their own index.
     version: 160,
     name: 'link and webhook counts kept by triggers; delivered notices indexed for pruning',
-    sql: `
-      CREATE TABLE link_counts (
-        service_id TEXT NOT NULL,
-        state      TEXT NOT NULL,
-        n          INTEGER NOT NULL,
-        PRIMARY KEY (service_id, state)
-      ) WITHOUT ROWID;
-      INSERT INTO link_counts (service_id, state, n) SELECT service_id, state, COUNT(*) FROM links GROUP BY service_id, state;
-      CREATE TRIGGER link_counts_insert AFTER INSERT ON links BEGIN
+    sql: `${LINK_COUNTS_160}      CREATE TRIGGER link_counts_insert AFTER INSERT ON links BEGIN
         INSERT INTO link_counts (service_id, state, n) VALUES (NEW.service_id, NEW.state, 1)
           ON CONFLICT (service_id, state) DO UPDATE SET n = n + 1;
       END;
@@ -127,14 +139,7 @@ export const LINK_MIGRATIONS: Migration[] = [
         INSERT INTO link_counts (service_id, state, n) VALUES (NEW.service_id, NEW.state, 1)
           ON CONFLICT (service_id, state) DO UPDATE SET n = n + 1;
       END;
-      -- Notices delivered so far per service (the pruned ones included).
-      CREATE TABLE webhook_counts (
-        service_id TEXT PRIMARY KEY,
-        delivered  INTEGER NOT NULL
-      ) WITHOUT ROWID;
-      INSERT INTO webhook_counts (service_id, delivered)
-        SELECT service_id, COUNT(*) FROM webhook_outbox WHERE delivered_at IS NOT NULL GROUP BY service_id;
-      CREATE TRIGGER webhook_counts_delivered AFTER UPDATE OF delivered_at ON webhook_outbox
+${WEBHOOK_COUNTS_160}      CREATE TRIGGER webhook_counts_delivered AFTER UPDATE OF delivered_at ON webhook_outbox
         WHEN OLD.delivered_at IS NULL AND NEW.delivered_at IS NOT NULL BEGIN
         INSERT INTO webhook_counts (service_id, delivered) VALUES (NEW.service_id, 1)
           ON CONFLICT (service_id) DO UPDATE SET delivered = delivered + 1;

@@ -1,6 +1,26 @@
 // Schema of MyKey IDs, certificate bindings and revocation (migration versions 1-99).
 import type { Migration } from '../migrations.ts';
 
+// Migration 20 but its triggers, in two parts: its PostgreSQL text (mykey.postgres.ts) is these
+// through toPostgres, and the triggers in PL/pgSQL.
+export const MYKEY_COUNTS_20 = `
+      CREATE TABLE mykey_counts (
+        status TEXT PRIMARY KEY,
+        n      INTEGER NOT NULL
+      );
+      INSERT INTO mykey_counts (status, n) SELECT status, COUNT(*) FROM mykey_ids GROUP BY status;
+`;
+export const CRL_MATCH_MARKS_20 = `      -- Per issuer key, the CRL every binding up to binding_mark (a cert_bindings.id) has been matched
+      -- against: the next CRL of that key is matched, for those bindings, only on its entries that
+      -- were not on this one; bindings after the mark are matched against the whole CRL.
+      CREATE TABLE crl_match_marks (
+        issuer_key   TEXT PRIMARY KEY,
+        this_update  INTEGER NOT NULL,
+        crl_number   TEXT,
+        binding_mark INTEGER NOT NULL
+      );
+`;
+
 export const MYKEY_MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -101,13 +121,7 @@ export const MYKEY_MIGRATIONS: Migration[] = [
     // console never count whole tables; and what a CRL run needs to match only what is new.
     version: 20,
     name: 'MyKey ID counts kept by triggers; CRL match marks',
-    sql: `
-      CREATE TABLE mykey_counts (
-        status TEXT PRIMARY KEY,
-        n      INTEGER NOT NULL
-      );
-      INSERT INTO mykey_counts (status, n) SELECT status, COUNT(*) FROM mykey_ids GROUP BY status;
-      CREATE TRIGGER mykey_counts_insert AFTER INSERT ON mykey_ids BEGIN
+    sql: `${MYKEY_COUNTS_20}      CREATE TRIGGER mykey_counts_insert AFTER INSERT ON mykey_ids BEGIN
         INSERT INTO mykey_counts (status, n) VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
       END;
       CREATE TRIGGER mykey_counts_delete AFTER DELETE ON mykey_ids BEGIN
@@ -117,16 +131,7 @@ export const MYKEY_MIGRATIONS: Migration[] = [
         UPDATE mykey_counts SET n = n - 1 WHERE status = OLD.status;
         INSERT INTO mykey_counts (status, n) VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
       END;
-      -- Per issuer key, the CRL every binding up to binding_mark (a cert_bindings.id) has been matched
-      -- against: the next CRL of that key is matched, for those bindings, only on its entries that
-      -- were not on this one; bindings after the mark are matched against the whole CRL.
-      CREATE TABLE crl_match_marks (
-        issuer_key   TEXT PRIMARY KEY,
-        this_update  INTEGER NOT NULL,
-        crl_number   TEXT,
-        binding_mark INTEGER NOT NULL
-      );
-    `,
+${CRL_MATCH_MARKS_20}    `,
   },
   {
     version: 3,
