@@ -90,6 +90,12 @@ export const HubConfigSchema = Type.Object(
             managementUrls: Type.Array(Type.String(), { default: [], description: 'management HTTP API of the nodes, used to cut off a revoked device at once' }),
             managementUser: Type.String({ default: '', description: 'management API user (a broker-internal administrator)' }),
             managementPassword: Type.String({ default: '', description: 'management API password (set MYKEY_HUB_BROKER_EXTERNAL_MANAGEMENT_PASSWORD)' }),
+            outboxWindow: Type.Integer({
+              minimum: 1,
+              maximum: 256,
+              default: 32,
+              description: 'change-log messages per service topic the hub keeps in flight to the cluster (published, PUBACK not yet in); rows leave the outbox in order as they are confirmed',
+            }),
           },
           { default: {} },
         ),

@@ -105,6 +105,18 @@ const Q = {
   linkedMyKeys: 'SELECT mykey_id FROM links WHERE service_id = ?',
 };
 
+/** Sizes of the `id IN (...)` lists of deleteMqttMany. */
+const IN_SIZES = [1, 16, 128, 512] as const;
+const inLists = new Map<number, string>();
+function deleteMqttIn(size: number): string {
+  let q = inLists.get(size);
+  if (!q) {
+    q = `DELETE FROM mqtt_outbox WHERE id IN (${Array.from({ length: size }, () => '?').join(', ')})`;
+    inLists.set(size, q);
+  }
+  return q;
+}
+
 /** The repository over an executor (or a SQLite connection, through its executor). */
 export function createLinkRepo(target: Sql | Db) {
   const sql = sqlOf(target);
@@ -137,10 +149,16 @@ export function createLinkRepo(target: Sql | Db) {
     insertMqtt: (topic: string, payload: string, at: number) => run(Q.insertMqtt, [topic, payload, at]),
     pendingMqtt: (limit = 500) => sql.all<{ id: number; topic: string; payload: string }>(Q.pendingMqtt, [limit]),
     deleteMqtt: (id: number) => run(Q.deleteMqtt, [id]),
-    /** Deletes the rows one published (batched) message carried, in one transaction. */
+    /** Deletes the rows published (batched) messages carried: a few statements of up to 512 ids, in one transaction. */
     deleteMqttMany: (ids: readonly number[]): Promise<void> =>
       sql.tx(async () => {
-        for (const id of ids) await sql.run(Q.deleteMqtt, [id]);
+        for (let at = 0; at < ids.length; at += IN_SIZES[IN_SIZES.length - 1]) {
+          const chunk = ids.slice(at, at + IN_SIZES[IN_SIZES.length - 1]);
+          // A few fixed sizes (the last id repeated to fill), so a few statements are prepared, not one per count.
+          const size = IN_SIZES.find((n) => n >= chunk.length)!;
+          while (chunk.length < size) chunk.push(chunk[chunk.length - 1]);
+          await sql.run(size === 1 ? Q.deleteMqtt : deleteMqttIn(size), chunk);
+        }
       }),
     /** Queues a notice; returns its id. */
     insertWebhook: async (serviceId: string, event: string, at: number): Promise<number> => (await sql.get<{ id: number }>(Q.insertWebhook, [serviceId, event, at, at]))!.id,
