@@ -75,9 +75,7 @@ const Q = {
   setLinkState: 'UPDATE links SET state = ? WHERE service_id = ? AND mykey_id = ?',
   renameMyKey: 'UPDATE links SET mykey_id = ? WHERE mykey_id = ?',
   activeLinksOfService: "SELECT mykey_id, service_user_id FROM links WHERE service_id = ? AND state = 'active'",
-  insertChange: 'INSERT INTO link_changes (service_id, seq, kind, mykey_id, service_user_id, by, entry, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   changesAfter: 'SELECT entry FROM link_changes WHERE service_id = ? AND seq > ? ORDER BY seq LIMIT ?',
-  insertMqtt: 'INSERT INTO mqtt_outbox (topic, payload, created_at) VALUES (?, ?, ?)',
   pendingMqtt: 'SELECT id, topic, payload FROM mqtt_outbox ORDER BY id LIMIT ?',
   deleteMqtt: 'DELETE FROM mqtt_outbox WHERE id = ?',
   insertWebhook: 'INSERT INTO webhook_outbox (service_id, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?) RETURNING id',
@@ -104,6 +102,9 @@ const Q = {
   insertKey: 'INSERT INTO service_keys (service_id, scheme, identity, key) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
   linkedMyKeys: 'SELECT mykey_id FROM links WHERE service_id = ?',
 };
+
+const CHANGE_COLUMNS = ['service_id', 'seq', 'kind', 'mykey_id', 'service_user_id', 'by', 'entry', 'at'] as const;
+const MQTT_COLUMNS = ['topic', 'payload', 'created_at'] as const;
 
 /** Sizes of the `id IN (...)` lists of deleteMqttMany. */
 const IN_SIZES = [1, 16, 128, 512] as const;
@@ -143,10 +144,12 @@ export function createLinkRepo(target: Sql | Db) {
     renameMyKey: (from: string, to: string) => run(Q.renameMyKey, [to, from]),
     /** The active links of a service (what a snapshot holds). */
     activeLinksOfService: (serviceId: string) => sql.all<{ mykey_id: string; service_user_id: string }>(Q.activeLinksOfService, [serviceId]),
-    insertChange: (r: ChangeRow) => run(Q.insertChange, [r.service_id, r.seq, r.kind, r.mykey_id, r.service_user_id, r.by, r.entry, r.at]),
+    /** Queued with the transaction's other entries, written as multi-row INSERTs before it commits (sql.insertLater). */
+    insertChange: (r: ChangeRow) => sql.insertLater('link_changes', CHANGE_COLUMNS, [r.service_id, r.seq, r.kind, r.mykey_id, r.service_user_id, r.by, r.entry, r.at]),
     changesAfter: async (serviceId: string, seq: number, limit: number): Promise<string[]> =>
       (await sql.all<{ entry: string }>(Q.changesAfter, [serviceId, seq, limit])).map((r) => r.entry),
-    insertMqtt: (topic: string, payload: string, at: number) => run(Q.insertMqtt, [topic, payload, at]),
+    /** Queued like insertChange; the rows get their ids (the publishing order) in the order they were queued. */
+    insertMqtt: (topic: string, payload: string, at: number) => sql.insertLater('mqtt_outbox', MQTT_COLUMNS, [topic, payload, at]),
     pendingMqtt: (limit = 500) => sql.all<{ id: number; topic: string; payload: string }>(Q.pendingMqtt, [limit]),
     deleteMqtt: (id: number) => run(Q.deleteMqtt, [id]),
     /** Deletes the rows published (batched) messages carried: a few statements of up to 512 ids, in one transaction. */
