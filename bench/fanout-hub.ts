@@ -18,6 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createBroker, type Broker } from '../hub/broker/broker.ts';
+import { loadHubConfig } from '../hub/config.ts';
 import { createFanoutBus } from '../hub/fanout.ts';
 import { createLinks } from '../hub/links/links.ts';
 import { createOutboxPublisher, type Publish } from '../hub/links/outbox-publisher.ts';
@@ -42,6 +43,7 @@ type Msg =
   | { type: 'stop' };
 
 const send = (m: unknown) => process.send!(m);
+const OUTBOX_WINDOW = Number(process.env.FANOUT_OUTBOX_WINDOW ?? loadHubConfig({ env: {} }).broker.external.outboxWindow);
 const wall = () => performance.timeOrigin + performance.now();
 
 let broker: Broker | undefined;
@@ -142,7 +144,9 @@ process.on('message', async (m: Msg) => {
         };
       }
       target = m.target;
-      outbox!.attach(publish);
+      // As the hub publishes: one message at a time into aedes; to a broker it reaches as an MQTT
+      // client, with the window of broker.external.outboxWindow (FANOUT_OUTBOX_WINDOW, default the config's).
+      outbox!.attach(publish, { window: m.target === 'mosquitto' ? OUTBOX_WINDOW : 1 });
       // Entries written before (the links made at start) go out first.
       await outbox!.drain();
       send({ type: 'attached' });

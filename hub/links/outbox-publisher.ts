@@ -106,7 +106,8 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   const stats = { messages: 0, entries: 0 };
 
   let current: Promise<void> = Promise.resolve();
-  const window = Math.max(1, Math.floor(deps.window ?? 1));
+  const windowOf = (n: number | undefined) => Math.max(1, Math.floor(n ?? 1));
+  let window = windowOf(deps.window);
   /** Set when a chain found this replica no longer holds the publisher lock. */
   let lost = false;
 
@@ -230,9 +231,10 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   }
 
   return {
-    /** Sets the broker publish function (the broker starts after the store). */
-    attach(p: Publish): void {
+    /** Sets the broker publish function (the broker starts after the store), and its window when given. */
+    attach(p: Publish, o: { window?: number } = {}): void {
       publish = p;
+      if (o.window !== undefined) window = windowOf(o.window);
       void drain();
       // A safety net: rows written by a path that did not kick are published within a few seconds.
       clearInterval(sweep);
