@@ -124,7 +124,13 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
     let deleting: Promise<void> = Promise.resolve();
     const start = (m: OutboxMessage): Flight => {
       const f: Flight = { m, settled: false, done: Promise.resolve() };
-      f.done = publish!(m.topic, m.payload).then(
+      let sent: Promise<void>;
+      try {
+        sent = publish!(m.topic, m.payload);
+      } catch (error) {
+        sent = Promise.reject(error);
+      }
+      f.done = sent.then(
         () => {
           f.settled = true;
         },
