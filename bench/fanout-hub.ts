@@ -43,7 +43,9 @@ type Msg =
   | { type: 'stop' };
 
 const send = (m: unknown) => process.send!(m);
-const OUTBOX_WINDOW = Number(process.env.FANOUT_OUTBOX_WINDOW ?? loadHubConfig({ env: {} }).broker.external.outboxWindow);
+const external = loadHubConfig({ env: {} }).broker.external;
+const OUTBOX_WINDOW = Number(process.env.FANOUT_OUTBOX_WINDOW ?? external.outboxWindow);
+const OUTBOX_WINDOW_BYTES = 1024 * Number(process.env.FANOUT_OUTBOX_WINDOW_KB ?? external.outboxWindowKb);
 const wall = () => performance.timeOrigin + performance.now();
 
 let broker: Broker | undefined;
@@ -146,7 +148,7 @@ process.on('message', async (m: Msg) => {
       target = m.target;
       // As the hub publishes: one message at a time into aedes; to a broker it reaches as an MQTT
       // client, with the window of broker.external.outboxWindow (FANOUT_OUTBOX_WINDOW, default the config's).
-      outbox!.attach(publish, { window: m.target === 'mosquitto' ? OUTBOX_WINDOW : 1 });
+      outbox!.attach(publish, m.target === 'mosquitto' ? { window: OUTBOX_WINDOW, windowBytes: OUTBOX_WINDOW_BYTES } : { window: 1, windowBytes: Number.POSITIVE_INFINITY });
       // Entries written before (the links made at start) go out first.
       await outbox!.drain();
       send({ type: 'attached' });

@@ -47,6 +47,13 @@ export interface OutboxPublisherOptions {
    * publisher, an MQTT client); the embedded broker takes one at a time.
    */
   window?: number;
+  /**
+   * Bytes of payload in flight at once per topic (at least one message always goes); default no
+   * bound. A clustered broker writes each message into every edge's quorum queue: a burst's 64 KiB
+   * batches pipelined without a bound overran the nodes' write-ahead logs, while small single
+   * entries gain the most from the window.
+   */
+  windowBytes?: number;
 }
 
 type Row = { id: number; topic: string; payload: string };
@@ -108,6 +115,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   let current: Promise<void> = Promise.resolve();
   const windowOf = (n: number | undefined) => Math.max(1, Math.floor(n ?? 1));
   let window = windowOf(deps.window);
+  let windowBytes = deps.windowBytes ?? Number.POSITIVE_INFINITY;
   /** Set when a chain found this replica no longer holds the publisher lock. */
   let lost = false;
 
@@ -119,6 +127,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   async function sendChain(chain: readonly OutboxMessage[]): Promise<{ error: unknown } | undefined> {
     type Flight = { m: OutboxMessage; settled: boolean; error?: { error: unknown }; done: Promise<void> };
     const flights: Flight[] = [];
+    let bytes = 0;
     let next = 0;
     let failure: { error: unknown } | undefined;
     let deleting: Promise<void> = Promise.resolve();
@@ -143,12 +152,13 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
     };
     for (;;) {
       // Fill the window while nothing failed.
-      while (failure === undefined && !lost && next < chain.length && flights.length < window) {
+      while (failure === undefined && !lost && next < chain.length && flights.length < window && (flights.length === 0 || bytes + chain[next].payload.length <= windowBytes)) {
         // A replica that lost the lock stops here: the new holder publishes from the oldest row left.
         if (deps.mayPublish && !(await deps.mayPublish())) {
           lost = true;
           break;
         }
+        bytes += chain[next].payload.length;
         flights.push(start(chain[next++]));
       }
       if (flights.length === 0) break;
@@ -159,6 +169,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
       let messages = 0;
       while (flights.length > 0 && flights[0].settled) {
         const f = flights.shift()!;
+        bytes -= f.m.payload.length;
         if (f.error) failure ??= f.error;
         // Confirmed after an earlier one failed: its rows stay, so the rows left are the topic's oldest.
         if (failure !== undefined) continue;
@@ -238,9 +249,10 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
 
   return {
     /** Sets the broker publish function (the broker starts after the store), and its window when given. */
-    attach(p: Publish, o: { window?: number } = {}): void {
+    attach(p: Publish, o: { window?: number; windowBytes?: number } = {}): void {
       publish = p;
       if (o.window !== undefined) window = windowOf(o.window);
+      if (o.windowBytes !== undefined) windowBytes = o.windowBytes;
       void drain();
       // A safety net: rows written by a path that did not kick are published within a few seconds.
       clearInterval(sweep);

@@ -174,6 +174,33 @@ test('with a window, confirmations out of order delete only the confirmed prefix
   assert.equal(outbox.stats(), { messages: 40, entries: 40 });
 });
 
+test('the byte bound of the window keeps large messages to a few in flight; one always goes', async (ctx) => {
+  await ctx.links.createService({ id: 'library', name: 'Library' });
+  const users = await linked(ctx, 'library', 30);
+  const size = (await ctx.repo.pendingMqtt(1))[0].payload.length;
+  for (const [windowBytes, most] of [
+    [Math.floor(size * 2.5), 2],
+    [1, 1],
+  ] as const) {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const outbox = createOutboxPublisher({ repo: ctx.repo, log, batch: false, window: 16, windowBytes });
+    outbox.attach(async () => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setImmediate(r));
+      inFlight--;
+    });
+    await outbox.drain();
+    outbox.stop();
+    assert.is(maxInFlight, most, `at most ${most} in flight under ${windowBytes} bytes`);
+    assert.is((await ctx.repo.pendingMqtt()).length, 0);
+    // New rows for the next case.
+    for (const u of users) await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+    users.length = 0;
+  }
+});
+
 test('coalescing keeps topics apart, splits at a hole in the seqs and at the size bound', () => {
   const a = serviceLogTopic('library');
   const b = serviceLogTopic('museum');
