@@ -43,8 +43,10 @@ type Msg =
   | { type: 'stop' };
 
 const send = (m: unknown) => process.send!(m);
+// To Mosquitto one message at a time, as the reference was measured; FANOUT_OUTBOX_WINDOW=config
+// (or a number) publishes with the window the hub uses towards an external broker.
 const external = loadHubConfig({ env: {} }).broker.external;
-const OUTBOX_WINDOW = Number(process.env.FANOUT_OUTBOX_WINDOW ?? external.outboxWindow);
+const OUTBOX_WINDOW = process.env.FANOUT_OUTBOX_WINDOW === 'config' ? external.outboxWindow : Number(process.env.FANOUT_OUTBOX_WINDOW ?? 1);
 const OUTBOX_WINDOW_BYTES = 1024 * Number(process.env.FANOUT_OUTBOX_WINDOW_KB ?? external.outboxWindowKb);
 const wall = () => performance.timeOrigin + performance.now();
 
@@ -146,8 +148,7 @@ process.on('message', async (m: Msg) => {
         };
       }
       target = m.target;
-      // As the hub publishes: one message at a time into aedes; to a broker it reaches as an MQTT
-      // client, with the window of broker.external.outboxWindow (FANOUT_OUTBOX_WINDOW, default the config's).
+      // One message at a time into aedes, as the hub publishes; to Mosquitto see OUTBOX_WINDOW.
       outbox!.attach(publish, m.target === 'mosquitto' ? { window: OUTBOX_WINDOW, windowBytes: OUTBOX_WINDOW_BYTES } : { window: 1, windowBytes: Number.POSITIVE_INFINITY });
       // Entries written before (the links made at start) go out first.
       await outbox!.drain();
