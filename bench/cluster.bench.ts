@@ -145,7 +145,7 @@ async function burstThroughCluster(queueType: 'quorum' | 'classic' = 'quorum'): 
     const out = h.hub.outbox.stats();
     progress(
       `a CRL run of ${BIG_BURST} suspensions reached all ${EDGES} edges through the cluster in ${Math.round(ms)} ms (commit ${Math.round(commitMs)} ms, the first edge had the last entry at ${Math.round(first)} ms, ` +
-        `all confirmed to the hub at ${Math.round(takenMs)} ms; ${out.messages - out0.messages} messages for ${out.entries - out0.entries} entries, published one at a time as the outbox does); node memory (MiB) ${c.memoryMiB().join(', ')}`,
+        `all confirmed to the hub at ${Math.round(takenMs)} ms; ${out.messages - out0.messages} messages for ${out.entries - out0.entries} entries, published with up to broker.external.outboxWindow (32) messages and outboxWindowKb (128 KiB) in flight per topic); node memory (MiB) ${c.memoryMiB().join(', ')}`,
     );
     if (queueType === 'classic') progress('(sessions on classic queues: one copy per node, but a session does not outlive its node)');
     const name = (queueType === 'classic' ? 'classic_' : '') + (EDGES === 1000 && BIG_BURST === 10_000 ? 'cluster_fanout_burst_10k_ms' : `cluster_fanout_${EDGES}_burst_${BIG_BURST}_ms`);

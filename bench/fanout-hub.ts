@@ -18,6 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createBroker, type Broker } from '../hub/broker/broker.ts';
+import { loadHubConfig } from '../hub/config.ts';
 import { createFanoutBus } from '../hub/fanout.ts';
 import { createLinks } from '../hub/links/links.ts';
 import { createOutboxPublisher, type Publish } from '../hub/links/outbox-publisher.ts';
@@ -42,6 +43,11 @@ type Msg =
   | { type: 'stop' };
 
 const send = (m: unknown) => process.send!(m);
+// To Mosquitto one message at a time, as the reference was measured; FANOUT_OUTBOX_WINDOW=config
+// (or a number) publishes with the window the hub uses towards an external broker.
+const external = loadHubConfig({ env: {} }).broker.external;
+const OUTBOX_WINDOW = process.env.FANOUT_OUTBOX_WINDOW === 'config' ? external.outboxWindow : Number(process.env.FANOUT_OUTBOX_WINDOW ?? 1);
+const OUTBOX_WINDOW_BYTES = 1024 * Number(process.env.FANOUT_OUTBOX_WINDOW_KB ?? external.outboxWindowKb);
 const wall = () => performance.timeOrigin + performance.now();
 
 let broker: Broker | undefined;
@@ -142,7 +148,8 @@ process.on('message', async (m: Msg) => {
         };
       }
       target = m.target;
-      outbox!.attach(publish);
+      // One message at a time into aedes, as the hub publishes; to Mosquitto see OUTBOX_WINDOW.
+      outbox!.attach(publish, m.target === 'mosquitto' ? { window: OUTBOX_WINDOW, windowBytes: OUTBOX_WINDOW_BYTES } : { window: 1, windowBytes: Number.POSITIVE_INFINITY });
       // Entries written before (the links made at start) go out first.
       await outbox!.drain();
       send({ type: 'attached' });

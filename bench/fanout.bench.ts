@@ -6,7 +6,10 @@
 // and the outbox hands it to the broker. The time runs from just before that transaction to the
 // moment the last edge has the entry (wall clock shared by the processes on this machine).
 // The same fan-out runs through Mosquitto (Debian package) with the same certificates, the same TLS,
-// the same client processes, the same commit and outbox, the hub publishing as an MQTT client. Every
+// the same client processes, the same commit and outbox, the hub publishing as an MQTT client (one
+// message at a time, as into aedes; FANOUT_OUTBOX_WINDOW=config publishes with the window the hub
+// keeps towards an external broker, broker.external.outboxWindow and outboxWindowKb, or a number of
+// messages, with FANOUT_OUTBOX_WINDOW_KB). Every
 // edge is connected to both brokers at once and revocations alternate between them, so both see the
 // same load from whatever else runs on the machine. Then a burst of 20 revocations committed back to
 // back (a CRL run) goes to every edge through each broker. Then a CRL run of 10,000 suspensions,

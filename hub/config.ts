@@ -90,6 +90,18 @@ export const HubConfigSchema = Type.Object(
             managementUrls: Type.Array(Type.String(), { default: [], description: 'management HTTP API of the nodes, used to cut off a revoked device at once' }),
             managementUser: Type.String({ default: '', description: 'management API user (a broker-internal administrator)' }),
             managementPassword: Type.String({ default: '', description: 'management API password (set MYKEY_HUB_BROKER_EXTERNAL_MANAGEMENT_PASSWORD)' }),
+            outboxWindow: Type.Integer({
+              minimum: 1,
+              maximum: 256,
+              default: 32,
+              description: 'change-log messages per service topic the hub keeps in flight to the cluster (published, PUBACK not yet in); rows leave the outbox in order as they are confirmed',
+            }),
+            outboxWindowKb: Type.Integer({
+              minimum: 1,
+              maximum: 64 * 1024,
+              default: 128,
+              description: 'KiB of change-log payload per service topic in flight to the cluster at once (one message always goes); every edge’s quorum queue writes each message, so a burst’s 64 KiB batches are kept to a few at a time',
+            }),
           },
           { default: {} },
         ),

@@ -103,7 +103,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   const challenges = replicas ? replicas.challenges(challengeOpts) : createChallengeStore(challengeOpts);
   const linkRepo = store.links;
   const devices = store.devices;
-  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout, mayPublish: replicas?.mayPublish });
+  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout, mayPublish: replicas?.mayPublish, ...(config.broker.external.urls.length > 0 ? { window: config.broker.external.outboxWindow, windowBytes: config.broker.external.outboxWindowKb * 1024 } : {}) });
   const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, events: fanout, mayDeliver: replicas?.mayPublish });
   const links = createLinks({ sql: store.sql, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout, snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024 });
   // Lifecycle changes in a batch may have appended change-log entries (the batcher is the store's, so

@@ -1,7 +1,9 @@
 // The hub's change-log publisher on a clustered broker: an MQTT 3.1.1 client (user name and
 // password of the hub user, which the hub's own auth backend checks) that fails over between the
 // cluster's nodes. `publish` resolves on PUBACK (QoS 1), so the outbox keeps a row until a node has
-// taken it; a node that dies mid-flight makes the publish fail, and the outbox retries.
+// taken it; a node that dies mid-flight makes the publish fail, and the outbox retries. The outbox
+// keeps several publishes in flight (broker.external.outboxWindow): mqtt.js sends them in order on the
+// one connection and, after a reconnect, sends what was unacknowledged again in the same order first.
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../shared/log.ts';

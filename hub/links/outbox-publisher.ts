@@ -5,7 +5,15 @@
 // What is pending is coalesced per topic: runs of consecutive seqs go out as v2 batches under the
 // broker's packet limit (shared/sync.ts packLogMessages), a lone entry as v1. A CRL run that suspends
 // thousands of MyKey IDs thus costs the broker one write per edge per ~64 KiB, not one per entry.
-// Order within a topic is kept: messages of one topic are published one after the other.
+// Order within a topic is kept: messages of one topic are published in order, on one connection.
+//
+// A window (`window`, config broker.external.outboxWindow) lets several messages of a topic be in
+// flight at once: a clustered broker confirms a QoS 1 PUBLISH only once every quorum queue holds it,
+// and one at a time that round trip, not the broker's throughput, set the pace. Rows leave the outbox
+// only as the confirmed PREFIX of a topic's messages grows, so what is left is always a topic's oldest
+// rows: a message confirmed after an earlier one failed keeps its rows and is published again (edges
+// ignore a seq they already applied, edge/sync/apply-queue.ts), and a replica that takes over
+// (hub/replicas) publishes from the oldest row left, as with one message in flight.
 import type { Logger } from '../../shared/log.ts';
 import type { Emitter } from '../../shared/typed-events.ts';
 import { MAX_SYNC_PAYLOAD_BYTES, packLogMessages, type ChangeEntry } from '../../shared/sync.ts';
@@ -33,6 +41,19 @@ export interface OutboxPublisherOptions {
    * before each page and each message; without it this process is the only publisher.
    */
   mayPublish?: () => Promise<boolean>;
+  /**
+   * Messages of one topic in flight at once (published, not yet confirmed); default 1. Only for a
+   * publish function whose transport keeps order (one MQTT connection: the broker's clustered
+   * publisher, an MQTT client); the embedded broker takes one at a time.
+   */
+  window?: number;
+  /**
+   * Bytes of payload in flight at once per topic (at least one message always goes); default no
+   * bound. A clustered broker writes each message into every edge's quorum queue: a burst's 64 KiB
+   * batches pipelined without a bound overran the nodes' write-ahead logs, while small single
+   * entries gain the most from the window.
+   */
+  windowBytes?: number;
 }
 
 type Row = { id: number; topic: string; payload: string };
@@ -92,6 +113,88 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   const stats = { messages: 0, entries: 0 };
 
   let current: Promise<void> = Promise.resolve();
+  const windowOf = (n: number | undefined) => Math.max(1, Math.floor(n ?? 1));
+  let window = windowOf(deps.window);
+  let windowBytes = deps.windowBytes ?? Number.POSITIVE_INFINITY;
+  /** Set when a chain found this replica no longer holds the publisher lock. */
+  let lost = false;
+
+  /**
+   * Publishes one topic's messages in order with up to `window` in flight, deleting the rows of the
+   * confirmed prefix as it grows (one statement for whatever was confirmed meanwhile). Returns the
+   * first failure; the messages from the first unconfirmed one on keep their rows.
+   */
+  async function sendChain(chain: readonly OutboxMessage[]): Promise<{ error: unknown } | undefined> {
+    type Flight = { m: OutboxMessage; settled: boolean; error?: { error: unknown }; done: Promise<void> };
+    const flights: Flight[] = [];
+    let bytes = 0;
+    let next = 0;
+    let failure: { error: unknown } | undefined;
+    let deleting: Promise<void> = Promise.resolve();
+    const start = (m: OutboxMessage): Flight => {
+      const f: Flight = { m, settled: false, done: Promise.resolve() };
+      let sent: Promise<void>;
+      try {
+        sent = publish!(m.topic, m.payload);
+      } catch (error) {
+        sent = Promise.reject(error);
+      }
+      f.done = sent.then(
+        () => {
+          f.settled = true;
+        },
+        (error: unknown) => {
+          f.settled = true;
+          f.error = { error };
+        },
+      );
+      return f;
+    };
+    for (;;) {
+      // Fill the window while nothing failed.
+      while (failure === undefined && !lost && next < chain.length && flights.length < window && (flights.length === 0 || bytes + chain[next].payload.length <= windowBytes)) {
+        // A replica that lost the lock stops here: the new holder publishes from the oldest row left.
+        if (deps.mayPublish && !(await deps.mayPublish())) {
+          lost = true;
+          break;
+        }
+        bytes += chain[next].payload.length;
+        flights.push(start(chain[next++]));
+      }
+      if (flights.length === 0) break;
+      // Wait for the oldest; then take every confirmation already in, in order.
+      await flights[0].done;
+      const ids: number[] = [];
+      let entries = 0;
+      let messages = 0;
+      while (flights.length > 0 && flights[0].settled) {
+        const f = flights.shift()!;
+        bytes -= f.m.payload.length;
+        if (f.error) failure ??= f.error;
+        // Confirmed after an earlier one failed: its rows stay, so the rows left are the topic's oldest.
+        if (failure !== undefined) continue;
+        for (const id of f.m.ids) ids.push(id);
+        entries += f.m.ids.length;
+        messages++;
+      }
+      if (ids.length > 0) {
+        // One delete at a time, in order, while later messages are in flight.
+        deleting = deleting.then(async () => {
+          await deps.repo.deleteMqttMany(ids);
+          stats.messages += messages;
+          stats.entries += entries;
+        });
+        deleting.catch(() => undefined);
+      }
+    }
+    try {
+      await deleting;
+    } catch (error) {
+      // The rows stay and are published again: a duplicate at the edges, never a loss.
+      failure ??= { error };
+    }
+    return failure;
+  }
 
   /** Publishes what is pending; a call while a round runs makes it go round again, and waits for it. */
   function drain(): Promise<void> {
@@ -107,6 +210,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
 
   async function round(): Promise<void> {
     const before = { ...stats };
+    lost = false;
     try {
       do {
         again = false;
@@ -125,18 +229,10 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
             }
             c.push(m);
           }
-          await Promise.all(
-            [...chains.values()].map(async (chain) => {
-              for (const m of chain) {
-                // A replica that lost the lock stops here: the new holder publishes from the oldest row left.
-                if (deps.mayPublish && !(await deps.mayPublish())) return;
-                await publish!(m.topic, m.payload);
-                await deps.repo.deleteMqttMany(m.ids);
-                stats.messages++;
-                stats.entries += m.ids.length;
-              }
-            }),
-          );
+          const failures = await Promise.all([...chains.values()].map((chain) => sendChain(chain)));
+          const failed = failures.find((f) => f !== undefined);
+          if (failed) throw failed.error;
+          if (lost) break;
         }
       } while (again);
     } catch (e) {
@@ -152,9 +248,11 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   }
 
   return {
-    /** Sets the broker publish function (the broker starts after the store). */
-    attach(p: Publish): void {
+    /** Sets the broker publish function (the broker starts after the store), and its window when given. */
+    attach(p: Publish, o: { window?: number; windowBytes?: number } = {}): void {
       publish = p;
+      if (o.window !== undefined) window = windowOf(o.window);
+      if (o.windowBytes !== undefined) windowBytes = o.windowBytes;
       void drain();
       // A safety net: rows written by a path that did not kick are published within a few seconds.
       clearInterval(sweep);

@@ -75,9 +75,7 @@ const Q = {
   setLinkState: 'UPDATE links SET state = ? WHERE service_id = ? AND mykey_id = ?',
   renameMyKey: 'UPDATE links SET mykey_id = ? WHERE mykey_id = ?',
   activeLinksOfService: "SELECT mykey_id, service_user_id FROM links WHERE service_id = ? AND state = 'active'",
-  insertChange: 'INSERT INTO link_changes (service_id, seq, kind, mykey_id, service_user_id, by, entry, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   changesAfter: 'SELECT entry FROM link_changes WHERE service_id = ? AND seq > ? ORDER BY seq LIMIT ?',
-  insertMqtt: 'INSERT INTO mqtt_outbox (topic, payload, created_at) VALUES (?, ?, ?)',
   pendingMqtt: 'SELECT id, topic, payload FROM mqtt_outbox ORDER BY id LIMIT ?',
   deleteMqtt: 'DELETE FROM mqtt_outbox WHERE id = ?',
   insertWebhook: 'INSERT INTO webhook_outbox (service_id, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?) RETURNING id',
@@ -105,6 +103,21 @@ const Q = {
   linkedMyKeys: 'SELECT mykey_id FROM links WHERE service_id = ?',
 };
 
+const CHANGE_COLUMNS = ['service_id', 'seq', 'kind', 'mykey_id', 'service_user_id', 'by', 'entry', 'at'] as const;
+const MQTT_COLUMNS = ['topic', 'payload', 'created_at'] as const;
+
+/** Sizes of the `id IN (...)` lists of deleteMqttMany. */
+const IN_SIZES = [1, 16, 128, 512] as const;
+const inLists = new Map<number, string>();
+function deleteMqttIn(size: number): string {
+  let q = inLists.get(size);
+  if (!q) {
+    q = `DELETE FROM mqtt_outbox WHERE id IN (${Array.from({ length: size }, () => '?').join(', ')})`;
+    inLists.set(size, q);
+  }
+  return q;
+}
+
 /** The repository over an executor (or a SQLite connection, through its executor). */
 export function createLinkRepo(target: Sql | Db) {
   const sql = sqlOf(target);
@@ -131,16 +144,24 @@ export function createLinkRepo(target: Sql | Db) {
     renameMyKey: (from: string, to: string) => run(Q.renameMyKey, [to, from]),
     /** The active links of a service (what a snapshot holds). */
     activeLinksOfService: (serviceId: string) => sql.all<{ mykey_id: string; service_user_id: string }>(Q.activeLinksOfService, [serviceId]),
-    insertChange: (r: ChangeRow) => run(Q.insertChange, [r.service_id, r.seq, r.kind, r.mykey_id, r.service_user_id, r.by, r.entry, r.at]),
+    /** Queued with the transaction's other entries, written as multi-row INSERTs before it commits (sql.insertLater). */
+    insertChange: (r: ChangeRow) => sql.insertLater('link_changes', CHANGE_COLUMNS, [r.service_id, r.seq, r.kind, r.mykey_id, r.service_user_id, r.by, r.entry, r.at]),
     changesAfter: async (serviceId: string, seq: number, limit: number): Promise<string[]> =>
       (await sql.all<{ entry: string }>(Q.changesAfter, [serviceId, seq, limit])).map((r) => r.entry),
-    insertMqtt: (topic: string, payload: string, at: number) => run(Q.insertMqtt, [topic, payload, at]),
+    /** Queued like insertChange; the rows get their ids (the publishing order) in the order they were queued. */
+    insertMqtt: (topic: string, payload: string, at: number) => sql.insertLater('mqtt_outbox', MQTT_COLUMNS, [topic, payload, at]),
     pendingMqtt: (limit = 500) => sql.all<{ id: number; topic: string; payload: string }>(Q.pendingMqtt, [limit]),
     deleteMqtt: (id: number) => run(Q.deleteMqtt, [id]),
-    /** Deletes the rows one published (batched) message carried, in one transaction. */
+    /** Deletes the rows published (batched) messages carried: a few statements of up to 512 ids, in one transaction. */
     deleteMqttMany: (ids: readonly number[]): Promise<void> =>
       sql.tx(async () => {
-        for (const id of ids) await sql.run(Q.deleteMqtt, [id]);
+        for (let at = 0; at < ids.length; at += IN_SIZES[IN_SIZES.length - 1]) {
+          const chunk = ids.slice(at, at + IN_SIZES[IN_SIZES.length - 1]);
+          // A few fixed sizes (the last id repeated to fill), so a few statements are prepared, not one per count.
+          const size = IN_SIZES.find((n) => n >= chunk.length)!;
+          while (chunk.length < size) chunk.push(chunk[chunk.length - 1]);
+          await sql.run(size === 1 ? Q.deleteMqtt : deleteMqttIn(size), chunk);
+        }
       }),
     /** Queues a notice; returns its id. */
     insertWebhook: async (serviceId: string, event: string, at: number): Promise<number> => (await sql.get<{ id: number }>(Q.insertWebhook, [serviceId, event, at, at]))!.id,

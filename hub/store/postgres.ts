@@ -1,5 +1,5 @@
 // The PostgreSQL store (store.url): the repositories' SQL on pg's connection pool, the schema of
-// schema/*.postgres.ts (hub/store/migrations.ts), and transactions on one pooled connection each.
+// hub/store/migrations.ts (POSTGRES_MIGRATIONS), and transactions on one pooled connection each.
 //
 // Durability: a write is acknowledged after its COMMIT returns, and PostgreSQL (synchronous_commit on,
 // its default) has flushed the commit to its WAL by then, so an acknowledged write survives a kill -9
@@ -9,7 +9,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { MyKeyError } from '../../shared/errors.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
-import type { Sql, TxOptions } from './sql.ts';
+import { DeferredInserts, type Sql, type TxOptions } from './sql.ts';
 import { storeOver, type Store } from './store.ts';
 
 /** Advisory lock key of the migrations (any constant shared by every hub on the database). */
@@ -30,6 +30,7 @@ interface Frame {
   client: pg.PoolClient;
   open: boolean;
   savepoints: number;
+  deferred: DeferredInserts;
 }
 
 /** The executor over a pool: `?` placeholders become $1, $2...; statements are prepared by name per connection. */
@@ -63,10 +64,18 @@ export function postgresSql(pool: pg.Pool): Sql & { pool: pg.Pool } {
     run: async (text: string, params: readonly unknown[] = []) => ({ changes: (await query(text, params)).rowCount ?? 0 }),
     exec: async (text: string) => void (await (frame()?.client ?? pool).query(text)),
     inTx: () => frame() !== undefined,
+    async insertLater(table, columns, row) {
+      const f = frame();
+      if (f) return f.deferred.push(table, columns, row);
+      const d = new DeferredInserts();
+      d.push(table, columns, row);
+      await d.flush((text, params) => query(text, params));
+    },
     async tx<T>(fn: () => Promise<T>, opts: TxOptions = {}): Promise<T> {
       const cur = frame();
       if (cur) {
         const sp = `sp${++cur.savepoints}`;
+        const queued = cur.deferred.mark();
         await cur.client.query(`SAVEPOINT ${sp}`);
         try {
           const r = await fn();
@@ -75,17 +84,22 @@ export function postgresSql(pool: pg.Pool): Sql & { pool: pg.Pool } {
         } catch (e) {
           await cur.client.query(`ROLLBACK TO SAVEPOINT ${sp}`);
           await cur.client.query(`RELEASE SAVEPOINT ${sp}`);
+          cur.deferred.rollbackTo(queued);
           throw e;
         }
       }
       const client = await pool.connect();
-      const f: Frame = { client, open: true, savepoints: 0 };
+      const f: Frame = { client, open: true, savepoints: 0, deferred: new DeferredInserts() };
       // A connection whose ROLLBACK failed is in an unknown state: it is closed, not reused.
       let broken: Error | undefined;
       try {
         await client.query(opts.snapshot ? 'BEGIN ISOLATION LEVEL REPEATABLE READ' : 'BEGIN');
         try {
-          const r = await als.run(f, fn);
+          const r = await als.run(f, async () => {
+            const v = await fn();
+            await f.deferred.flush((text, params) => query(text, params));
+            return v;
+          });
           await client.query('COMMIT');
           return r;
         } catch (e) {

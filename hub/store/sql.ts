@@ -38,6 +38,15 @@ export interface Sql {
   tx<T>(fn: () => Promise<T>, opts?: TxOptions): Promise<T>;
   /** True inside a transaction of this executor. */
   inTx(): boolean;
+  /**
+   * Queues one row of `INSERT INTO table (columns)`: inside a transaction, the rows queued for a
+   * table are written together as multi-row INSERTs just before it commits (a row queued in a
+   * savepoint that rolls back goes with it); outside one, at once. A burst of change-log entries then
+   * costs a few statements (PostgreSQL: a few round trips) instead of one per row. Only for rows
+   * nothing reads back in the same transaction and that cannot violate a constraint: an error would
+   * come at the commit, for the whole transaction.
+   */
+  insertLater(table: string, columns: readonly string[], row: readonly unknown[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,6 +58,72 @@ export function isUniqueViolation(e: unknown): boolean {
 
 interface SqliteFrame {
   open: boolean;
+  deferred: DeferredInserts;
+}
+
+/** Rows per multi-row INSERT, largest first: a few statement texts per table, each prepared once. */
+const INSERT_SIZES = [256, 64, 16, 4, 1] as const;
+/** Bound parameters per statement, under SQLite's (32,766) and PostgreSQL's (65,535) limits. */
+const MAX_PARAMS = 30_000;
+
+/** The rows queued by insertLater in one transaction, in order. */
+export class DeferredInserts {
+  private rows: { table: string; columns: readonly string[]; row: readonly unknown[] }[] = [];
+  private texts = new Map<string, string>();
+
+  push(table: string, columns: readonly string[], row: readonly unknown[]): void {
+    if (row.length !== columns.length) throw new Error(`insertLater into ${table}: ${row.length} values for ${columns.length} columns`);
+    this.rows.push({ table, columns, row });
+  }
+
+  /** Where a savepoint starts; rollbackTo drops what was queued after it. */
+  mark(): number {
+    return this.rows.length;
+  }
+
+  rollbackTo(mark: number): void {
+    this.rows.length = mark;
+  }
+
+  /** Writes what is queued, each table's rows in the order they were queued, and empties the queue. */
+  async flush(run: (text: string, params: unknown[]) => Promise<unknown>): Promise<void> {
+    while (this.rows.length > 0) {
+      const rows = this.rows;
+      this.rows = [];
+      const byTable = new Map<string, typeof rows>();
+      for (const r of rows) {
+        const key = `${r.table}(${r.columns.join(',')})`;
+        let list = byTable.get(key);
+        if (!list) {
+          list = [];
+          byTable.set(key, list);
+        }
+        list.push(r);
+      }
+      for (const list of byTable.values()) {
+        const { table, columns } = list[0];
+        for (let at = 0; at < list.length; ) {
+          const left = list.length - at;
+          const size = INSERT_SIZES.find((n) => n <= left && n * columns.length <= MAX_PARAMS) ?? 1;
+          const params: unknown[] = [];
+          for (let i = at; i < at + size; i++) for (const v of list[i].row) params.push(v);
+          await run(this.text(table, columns, size), params);
+          at += size;
+        }
+      }
+    }
+  }
+
+  private text(table: string, columns: readonly string[], size: number): string {
+    const key = `${table}(${columns.join(',')})${size}`;
+    let t = this.texts.get(key);
+    if (!t) {
+      const one = `(${columns.map(() => '?').join(', ')})`;
+      t = `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${Array.from({ length: size }, () => one).join(', ')}`;
+      this.texts.set(key, t);
+    }
+    return t;
+  }
 }
 
 const executors = new WeakMap<Db, Sql & { db: Db }>();
@@ -99,9 +174,20 @@ export function sqliteSql(db: Db): Sql & { db: Db } {
     run: (text: string, params: readonly unknown[] = []) => call(() => ({ changes: stmt(text).run(...(params as unknown[])).changes })),
     exec: (text: string) => call(() => void db.exec(text)),
     inTx: mine,
+    insertLater(table, columns, row) {
+      const f = als.getStore();
+      if (f?.open) {
+        f.deferred.push(table, columns, row);
+        return Promise.resolve();
+      }
+      const d = new DeferredInserts();
+      d.push(table, columns, row);
+      return d.flush((text, params) => call(() => stmt(text).run(...params)));
+    },
     async tx<T>(fn: () => Promise<T>, opts: TxOptions = {}): Promise<T> {
       if (mine()) {
         const sp = `sp${++savepoints}`;
+        const queued = als.getStore()!.deferred.mark();
         db.exec(`SAVEPOINT ${sp}`);
         try {
           const r = await fn();
@@ -110,17 +196,22 @@ export function sqliteSql(db: Db): Sql & { db: Db } {
         } catch (e) {
           db.exec(`ROLLBACK TO ${sp}`);
           db.exec(`RELEASE ${sp}`);
+          als.getStore()!.deferred.rollbackTo(queued);
           throw e;
         }
       }
       while (held) await held;
       let release!: () => void;
       held = new Promise<void>((r) => (release = r));
-      const frame: SqliteFrame = { open: true };
+      const frame: SqliteFrame = { open: true, deferred: new DeferredInserts() };
       try {
         db.exec(opts.immediate ? 'BEGIN IMMEDIATE' : 'BEGIN');
         try {
-          const r = await als.run(frame, fn);
+          const r = await als.run(frame, async () => {
+            const v = await fn();
+            await frame.deferred.flush(async (text, params) => stmt(text).run(...params));
+            return v;
+          });
           db.exec('COMMIT');
           return r;
         } catch (e) {

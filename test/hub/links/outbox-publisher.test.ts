@@ -17,6 +17,7 @@ import { randomMyKeyId } from '../../../shared/ids.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { CURRENT_KEY_SCHEME, entriesOf, type LogMessage, MAX_SYNC_PAYLOAD_BYTES, type ChangeEntry } from '../../../shared/sync.ts';
 import { serviceLogTopic } from '../../../shared/topics.ts';
+import { until } from '../../helpers/polling.ts';
 
 interface Ctx {
   dir: string;
@@ -109,6 +110,95 @@ test('a failed publication keeps its rows; the retry sends them again, nothing l
   outbox.stop();
   assert.equal(seqs, Array.from({ length: 50 }, (_, i) => i + 1));
   assert.is((await ctx.repo.pendingMqtt()).length, 0);
+});
+
+test('with a window, confirmations out of order delete only the confirmed prefix; a failure mid-window keeps its rows and every later one', async (ctx) => {
+  await ctx.links.createService({ id: 'library', name: 'Library' });
+  await linked(ctx, 'library', 40);
+  // Every entry its own message (v1), four in flight at once.
+  const calls: { seq: number; settle: (error?: Error) => void }[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const outbox = createOutboxPublisher({ repo: ctx.repo, log, batch: false, window: 4, retryMs: 10_000 });
+  outbox.attach(
+    (_t, payload) =>
+      new Promise<void>((resolve, reject) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        calls.push({
+          seq: (JSON.parse(payload) as ChangeEntry).seq,
+          settle: (error) => {
+            inFlight--;
+            if (error) reject(error);
+            else resolve();
+          },
+        });
+      }),
+  );
+  const pendingSeqs = async () => (await ctx.repo.pendingMqtt()).map((r) => (JSON.parse(r.payload) as ChangeEntry).seq);
+  const round = outbox.drain();
+  await until(() => calls.length === 4, { what: 'a full window' });
+  // The newest confirmed first: nothing leaves the outbox until the oldest is confirmed.
+  for (const i of [3, 2, 1]) calls[i].settle();
+  await new Promise((r) => setImmediate(r));
+  assert.is((await pendingSeqs()).length, 40, 'no row deleted before the oldest message is confirmed');
+  calls[0].settle();
+  await until(() => calls.length === 8, { what: 'the next window' });
+  await until(async () => (await pendingSeqs())[0] === 5, { what: 'the rows of the confirmed prefix deleted' });
+  // Message 6 fails; 5, 7 and 8 are confirmed: only 5 leaves, 6 and everything after stay.
+  calls[4].settle();
+  calls[5].settle(new Error('connection lost'));
+  calls[6].settle();
+  calls[7].settle();
+  await round;
+  assert.is(calls.length, 8, 'nothing more published after the failure');
+  assert.equal(await pendingSeqs(), Array.from({ length: 35 }, (_, i) => i + 6));
+  assert.equal(outbox.stats(), { messages: 5, entries: 5 });
+  // The retry sends from the failed message on, in order, never more than the window at once.
+  const retry = outbox.drain();
+  let settled = 8;
+  await until(
+    async () => {
+      for (; settled < calls.length; settled++) calls[settled].settle();
+      return calls.length === 8 + 35 && (await pendingSeqs()).length === 0;
+    },
+    { what: 'the retry to publish the rest' },
+  );
+  await retry;
+  assert.equal(
+    calls.slice(8).map((c) => c.seq),
+    Array.from({ length: 35 }, (_, i) => i + 6),
+  );
+  outbox.stop();
+  assert.ok(maxInFlight === 4, `at most the window in flight (${maxInFlight})`);
+  assert.equal(outbox.stats(), { messages: 40, entries: 40 });
+});
+
+test('the byte bound of the window keeps large messages to a few in flight; one always goes', async (ctx) => {
+  await ctx.links.createService({ id: 'library', name: 'Library' });
+  const users = await linked(ctx, 'library', 30);
+  const size = (await ctx.repo.pendingMqtt(1))[0].payload.length;
+  for (const [windowBytes, most] of [
+    [Math.floor(size * 2.5), 2],
+    [1, 1],
+  ] as const) {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const outbox = createOutboxPublisher({ repo: ctx.repo, log, batch: false, window: 16, windowBytes });
+    outbox.attach(async () => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setImmediate(r));
+      inFlight--;
+    });
+    await outbox.drain();
+    outbox.stop();
+    assert.is(maxInFlight, most, `at most ${most} in flight under ${windowBytes} bytes`);
+    assert.is((await ctx.repo.pendingMqtt()).length, 0);
+    // New rows for the next case.
+    for (const u of users) await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+    users.length = 0;
+  }
 });
 
 test('coalescing keeps topics apart, splits at a hole in the seqs and at the size bound', () => {
