@@ -128,7 +128,13 @@ async function deltaRates(base: number, count: number): Promise<{ cacheOnly: num
         ? { seq: s, kind: 'link', at: '2026-01-01T00:00:00Z', remove: [keyAt(k), keyAt(k + 1)], set: { keys: [keyAt(k), keyAt(k + 1)], serviceUserId: userAt(base + s) } }
         : kind === 1
           ? { seq: s, kind: 'unlink', at: '2026-01-01T00:00:00Z', remove: [keyAt(k), keyAt(k + 1)], reason: 'holder' }
-          : { seq: s, kind: 'carry_over', at: '2026-01-01T00:00:00Z', remove: [keyAt(k)], set: { keys: [keyAt(k), createHash('sha256').update(String(s)).digest().subarray(0, 16).toString('base64url')], serviceUserId: userAt(k) } },
+          : {
+              seq: s,
+              kind: 'carry_over',
+              at: '2026-01-01T00:00:00Z',
+              remove: [keyAt(k)],
+              set: { keys: [keyAt(k), createHash('sha256').update(String(s)).digest().subarray(0, 16).toString('base64url')], serviceUserId: userAt(k) },
+            },
     );
   }
   const json = raw.map((r) => JSON.stringify(r));

@@ -113,7 +113,10 @@ async function burstThroughCluster(queueType: 'quorum' | 'classic' = 'quorum'): 
     t = performance.now();
     const readies = children.map((ch) => next(ch, 'ready', 600_000));
     // Child i's edges on node i: the cluster holds a third of the sessions on each node.
-    children.forEach((ch, i) => void ch.send({ type: 'connect', target: 'rabbit', port: c.nodes[i]!.mqtts, caPem: setup.deviceCa.certPem, credsFile, from: i * per, to: Math.min(EDGES, (i + 1) * per), service: SERVICE }));
+    children.forEach(
+      (ch, i) =>
+        void ch.send({ type: 'connect', target: 'rabbit', port: c.nodes[i]!.mqtts, caPem: setup.deviceCa.certPem, credsFile, from: i * per, to: Math.min(EDGES, (i + 1) * per), service: SERVICE }),
+    );
     const rs = (await Promise.all(readies)) as Array<Extract<ChildMsg, { type: 'ready' }>>;
     const connected = rs.reduce((s, r) => s + r.connected, 0);
     progress(`${connected} edges connected through the cluster in ${Math.round(performance.now() - t)} ms; node memory (MiB) ${c.memoryMiB().join(', ')}`);
@@ -121,12 +124,15 @@ async function burstThroughCluster(queueType: 'quorum' | 'classic' = 'quorum'): 
     await sleep(1000);
     const before = await h.hub.links.headSeq(SERVICE);
     const head = before + BIG_BURST;
-    const gots = children.map((ch) => new Promise<Extract<ChildMsg, { type: 'got' }>>((resolve) => {
-      const on = (m: ChildMsg) => {
-        if (m.type === 'got' && m.seq === head) (ch.off('message', on), resolve(m));
-      };
-      ch.on('message', on);
-    }));
+    const gots = children.map(
+      (ch) =>
+        new Promise<Extract<ChildMsg, { type: 'got' }>>((resolve) => {
+          const on = (m: ChildMsg) => {
+            if (m.type === 'got' && m.seq === head) ch.off('message', on), resolve(m);
+          };
+          ch.on('message', on);
+        }),
+    );
     const out0 = h.hub.outbox.stats();
     const t0 = wall();
     const seq = await suspendInChunks(h, SERVICE, ids, BIG_BURST);
@@ -172,7 +178,7 @@ async function untilAtHead(edges: FleetEdge[], head: number): Promise<void> {
 
 /** Issue #12: a broker node and the hub replica publishing the outbox killed during the burst. */
 async function failover(): Promise<Metrics> {
-  if (!havePostgres) throw new Error('PostgreSQL 15 is not installed (the hub replicas\' store)');
+  if (!havePostgres) throw new Error("PostgreSQL 15 is not installed (the hub replicas' store)");
   let ids: string[] = [];
   const setup = await startReplicaHubs({
     count: 2,
@@ -266,7 +272,9 @@ async function failoverBrokerOnly(): Promise<Metrics> {
     await sleep(500);
     checkApplied(edges, marks, head);
     const stats = edges.map((e) => e.agent.stats());
-    progress(`node 1 killed during ${BURST} suspensions: all ${FLEET} edges at the head ${Math.round(ms)} ms after the kill; duplicates ignored ${stats.reduce((s, x) => s + x.duplicates, 0)}, gaps caught up ${stats.reduce((s, x) => s + x.gaps, 0)}`);
+    progress(
+      `node 1 killed during ${BURST} suspensions: all ${FLEET} edges at the head ${Math.round(ms)} ms after the kill; duplicates ignored ${stats.reduce((s, x) => s + x.duplicates, 0)}, gaps caught up ${stats.reduce((s, x) => s + x.gaps, 0)}`,
+    );
     const name = FLEET === 100 && BURST === 2000 ? 'failover_broker_converge_ms' : `failover_broker_${FLEET}_edges_${BURST}_converge_ms`;
     return { [name]: { value: round(ms, 1), unit: 'ms' } };
   } finally {

@@ -42,7 +42,18 @@ benchMain(async () => {
         await h.devices.enroll({ edgeId: id, serviceId: ['library', 'museum', 'points'][i % 3], certSerial: i.toString(16), certFingerprint: `fp${i}`, notAfter: t0 + 86400_000 }, t0);
         if (i % 5 === 0) continue; // offline, never reported
         for (let k = 0; k < 12; k++) {
-          await h.devices.recordStatus(id, { online: true, appliedSeq: i + k, version: i % 9 === 0 ? '1.1.0' : '1.2.0', health: ['ok', 'ok', 'ok', 'degraded', 'stale', 'clock_unsure'][i % 6], lag: (i + k) % 11, at: t0 - (12 - k) * 300_000 }, true);
+          await h.devices.recordStatus(
+            id,
+            {
+              online: true,
+              appliedSeq: i + k,
+              version: i % 9 === 0 ? '1.1.0' : '1.2.0',
+              health: ['ok', 'ok', 'ok', 'degraded', 'stale', 'clock_unsure'][i % 6],
+              lag: (i + k) % 11,
+              at: t0 - (12 - k) * 300_000,
+            },
+            true,
+          );
         }
       }
     });

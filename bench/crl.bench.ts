@@ -48,14 +48,16 @@ async function child(args: string[]): Promise<void> {
   if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
   const found = serials.map((s) => r.value.index.lookup(s) !== undefined);
   const t1 = performance.now();
-  process.stdout.write(JSON.stringify({
-    ms: t1 - tImport,
-    importMs: tImport - t0,
-    rssMb: process.resourceUsage().maxRSS / 1024,
-    vmHwmMb: vmHwmMb(),
-    size: r.value.index.size,
-    found,
-  }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      ms: t1 - tImport,
+      importMs: tImport - t0,
+      rssMb: process.resourceUsage().maxRSS / 1024,
+      vmHwmMb: vmHwmMb(),
+      size: r.value.index.size,
+      found,
+    }) + '\n',
+  );
 }
 
 async function parent() {
@@ -66,9 +68,27 @@ async function parent() {
     const dir = mkdtempSync(join(tmpdir(), 'crl-bench-'));
     try {
       progress(`CA key and certificate (openssl) in ${dir}`);
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3650',
-        '-subj', '/C=JP/O=JPKI/OU=JPKI for user authentication/OU=Japan Agency for Local Authority Information Systems',
-        '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { cwd: dir, stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          'ca.key',
+          '-out',
+          'ca.pem',
+          '-days',
+          '3650',
+          '-subj',
+          '/C=JP/O=JPKI/OU=JPKI for user authentication/OU=Japan Agency for Local Authority Information Systems',
+          '-addext',
+          'keyUsage=critical,keyCertSign,cRLSign',
+        ],
+        { cwd: dir, stdio: 'ignore' },
+      );
       const caPath = join(dir, 'ca.pem');
       const issuer = crlIssuerFromCertificate(readFileSync(caPath, 'utf8'));
       if (!issuer.ok) throw new Error(issuer.message);
@@ -88,8 +108,13 @@ async function parent() {
       }
       const tw = performance.now();
       const der = await writeCrl({
-        issuerNameDer: issuer.value.nameDer, signingKey: key, thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000),
-        crlNumber: 1234n, authorityKeyId: new Uint8Array(20).fill(0x5a), entries: entries(),
+        issuerNameDer: issuer.value.nameDer,
+        signingKey: key,
+        thisUpdate: new Date(),
+        nextUpdate: new Date(Date.now() + 86_400_000),
+        crlNumber: 1234n,
+        authorityKeyId: new Uint8Array(20).fill(0x5a),
+        entries: entries(),
       });
       const writeMs = performance.now() - tw;
       const crlPath = join(dir, 'crl.der');
@@ -118,14 +143,18 @@ async function parent() {
         if (res.size !== ENTRIES || res.found.join() !== 'true,true,true,true,false') throw new Error(`engine answered wrongly: ${c.stdout}`);
         engineMs.push(res.ms);
         engineRss.push(res.rssMb);
-        progress(`run ${run + 1}/${RUNS}: openssl ${Math.round(oMs)} ms (verify OK); engine ${Math.round(res.ms)} ms, peak RSS ${Math.round(res.rssMb)} MB (VmHWM ${Math.round(res.vmHwmMb)} MB; module import ${Math.round(res.importMs)} ms, not counted)`);
+        progress(
+          `run ${run + 1}/${RUNS}: openssl ${Math.round(oMs)} ms (verify OK); engine ${Math.round(res.ms)} ms, peak RSS ${Math.round(res.rssMb)} MB (VmHWM ${Math.round(res.vmHwmMb)} MB; module import ${Math.round(res.importMs)} ms, not counted)`,
+        );
       }
       const ms = median(engineMs);
       const rss = median(engineRss);
       const oms = median(opensslMs);
       const verdict = (okay: boolean) => (okay ? 'met' : 'MISSED');
-      progress(`engine ${Math.round(ms)} ms (target <= 1000: ${verdict(ms <= 1000)}; <= openssl/3 = ${Math.round(oms / 3)}: ${verdict(ms <= oms / 3)}), ` +
-        `peak RSS ${Math.round(rss)} MB (target <= 160: ${verdict(rss <= 160)}); openssl ${Math.round(oms)} ms`);
+      progress(
+        `engine ${Math.round(ms)} ms (target <= 1000: ${verdict(ms <= 1000)}; <= openssl/3 = ${Math.round(oms / 3)}: ${verdict(ms <= oms / 3)}), ` +
+          `peak RSS ${Math.round(rss)} MB (target <= 160: ${verdict(rss <= 160)}); openssl ${Math.round(oms)} ms`,
+      );
       return {
         crl_1m_ms: { value: round(ms, 1), unit: 'ms' },
         crl_1m_rss_mb: { value: round(rss, 1), unit: 'MB' },

@@ -19,11 +19,13 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { edgeCommandTopic, edgeStatusTopic, serviceLogTopic } from '../shared/topics.ts';
 
-interface Creds { edgeId: string; serviceId: string; certPem: string; keyPem: string }
-type Msg =
-  | { type: 'connect'; target: string; port: number; caPem: string; credsFile: string; from: number; to: number; service: string }
-  | { type: 'disconnect'; target: string }
-  | { type: 'exit' };
+interface Creds {
+  edgeId: string;
+  serviceId: string;
+  certPem: string;
+  keyPem: string;
+}
+type Msg = { type: 'connect'; target: string; port: number; caPem: string; credsFile: string; from: number; to: number; service: string } | { type: 'disconnect'; target: string } | { type: 'exit' };
 
 const send = (m: unknown) => process.send!(m);
 const wall = () => performance.timeOrigin + performance.now();

@@ -94,7 +94,8 @@ process.on('message', async (m: Msg) => {
         const serviceUserId = `LIB-${String(i).padStart(6, '0')}`;
         // The keyed identities are stored ahead, as prepareKeys stores them after its scrypt runs on
         // the libuv pool (random here: the bench measures the fan-out, not the derivation).
-        for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await linkRepo.insertKey(m.service, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+        for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`])
+          await linkRepo.insertKey(m.service, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
         await links.link({ serviceId: m.service, mykeyId: r.row.id, serviceUserId, by: 'bench' });
         serviceUserIds.push(serviceUserId);
       };
@@ -141,7 +142,17 @@ process.on('message', async (m: Msg) => {
           handOff.push(performance.now() - t);
         };
       } else {
-        mq ??= await mqtt.connectAsync({ protocol: 'mqtts', host: '127.0.0.1', port: m.port, protocolVersion: 4, clientId: 'mykey-hub', ca: caPem, cert: m.certPem, key: m.keyPem, reconnectPeriod: 0 });
+        mq ??= await mqtt.connectAsync({
+          protocol: 'mqtts',
+          host: '127.0.0.1',
+          port: m.port,
+          protocolVersion: 4,
+          clientId: 'mykey-hub',
+          ca: caPem,
+          cert: m.certPem,
+          key: m.keyPem,
+          reconnectPeriod: 0,
+        });
         const client = mq;
         publish = async (topic, payload) => {
           await client.publishAsync(topic, payload, { qos: 1 });
@@ -178,7 +189,16 @@ process.on('message', async (m: Msg) => {
       }
       (globalThis as { gc?: () => void }).gc?.();
       const mem = process.memoryUsage();
-      send({ type: 'stats', rssMb: mem.rss / 2 ** 20, heapMb: mem.heapUsed / 2 ** 20, externalMb: mem.external / 2 ** 20, arrayBuffersMb: mem.arrayBuffers / 2 ** 20, connected: broker?.connectedEdges().length ?? 0, handOffP50: percentile(handOff, 50), ...outbox!.stats() });
+      send({
+        type: 'stats',
+        rssMb: mem.rss / 2 ** 20,
+        heapMb: mem.heapUsed / 2 ** 20,
+        externalMb: mem.external / 2 ** 20,
+        arrayBuffersMb: mem.arrayBuffers / 2 ** 20,
+        connected: broker?.connectedEdges().length ?? 0,
+        handOffP50: percentile(handOff, 50),
+        ...outbox!.stats(),
+      });
       // The next figure covers what happens from now on.
       handOff.length = 0;
     } else if (m.type === 'stop') {

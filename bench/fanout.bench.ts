@@ -57,7 +57,12 @@ const GAP_MS = 100;
 const SERVICE = 'library';
 const here = fileURLToPath(new URL('.', import.meta.url));
 
-interface Creds { edgeId: string; serviceId: string; certPem: string; keyPem: string }
+interface Creds {
+  edgeId: string;
+  serviceId: string;
+  certPem: string;
+  keyPem: string;
+}
 type ChildMsg =
   | { type: 'ready'; connected: number; expected: number; ms: number }
   | { type: 'got'; seq: number; max: number; min: number; count: number }
@@ -207,8 +212,13 @@ async function measure(edges: Edges, hub: Hub, targets: Target[]): Promise<void>
     }
   }
   for (const t of targets) {
-    const slowest = [...t.sample].sort((a, b) => b - a).slice(0, 5).map((x) => Math.round(x));
-    progress(`${t.label}: p50 ${round(percentile(t.sample, 50), 2)} ms, p99 ${round(percentile(t.sample, 99), 2)} ms over ${t.sample.length} revocations; slowest ${slowest.join(', ')} ms; broker-side CPU ${round(t.cpuMs / t.sample.length, 1)} ms per revocation; commit p50 ${round(percentile(t.commitMs, 50), 2)} ms, max ${round(Math.max(...t.commitMs), 1)} ms`);
+    const slowest = [...t.sample]
+      .sort((a, b) => b - a)
+      .slice(0, 5)
+      .map((x) => Math.round(x));
+    progress(
+      `${t.label}: p50 ${round(percentile(t.sample, 50), 2)} ms, p99 ${round(percentile(t.sample, 99), 2)} ms over ${t.sample.length} revocations; slowest ${slowest.join(', ')} ms; broker-side CPU ${round(t.cpuMs / t.sample.length, 1)} ms per revocation; commit p50 ${round(percentile(t.commitMs, 50), 2)} ms, max ${round(Math.max(...t.commitMs), 1)} ms`,
+    );
     if (process.env.FANOUT_TRACE) {
       progress(`${t.label} in order: ${t.sample.map((x) => Math.round(x)).join(' ')}`);
       progress(`${t.label} commits: ${t.commitMs.map((x) => Math.round(x)).join(' ')}`);
@@ -278,7 +288,8 @@ benchMain(async () => {
     progress(`aedes: ${c.connected} edges connected in ${Math.round(c.ms)} ms (${c.expected} of ${SERVICE}); hub CPU ${Math.round(cpuMsOf(hubChild.pid!) - cpu0)} ms`);
     const connected = await hub.ask<'stats'>({ type: 'stats' });
     if (c.connected !== creds.length || connected.connected !== creds.length) throw new Error(`only ${connected.connected} edges connected`);
-    const mem = (m: Extract<HubMsg, { type: 'stats' }>) => `RSS ${round(m.rssMb, 1)} MB (JS heap ${round(m.heapMb, 1)}, external ${round(m.externalMb, 1)} of which ArrayBuffers ${round(m.arrayBuffersMb, 1)})`;
+    const mem = (m: Extract<HubMsg, { type: 'stats' }>) =>
+      `RSS ${round(m.rssMb, 1)} MB (JS heap ${round(m.heapMb, 1)}, external ${round(m.externalMb, 1)} of which ArrayBuffers ${round(m.arrayBuffersMb, 1)})`;
     progress(`hub with ${connected.connected} edges connected, before any fan-out: ${mem(connected)}; before they connected: ${mem(base)}`);
 
     // --- Mosquitto beside it ---------------------------------------------------------------------
@@ -306,7 +317,14 @@ benchMain(async () => {
     progress(`mosquitto: ${c.connected} edges connected in ${Math.round(c.ms)} ms; mosquitto CPU ${Math.round(cpuMsOf(mosquitto.pid!) - cpu0)} ms`);
 
     const aedes: Target = { label: 'aedes', attach: { target: 'aedes' }, sample: [], pids: [hubChild.pid!], cpuMs: 0, commitMs: [] };
-    const mq: Target = { label: 'mosquitto', attach: { target: 'mosquitto', port, certPem: hubCert.value.certPem, keyPem: hubCsr.keyPem }, sample: [], pids: [hubChild.pid!, mosquitto.pid!], cpuMs: 0, commitMs: [] };
+    const mq: Target = {
+      label: 'mosquitto',
+      attach: { target: 'mosquitto', port, certPem: hubCert.value.certPem, keyPem: hubCsr.keyPem },
+      sample: [],
+      pids: [hubChild.pid!, mosquitto.pid!],
+      cpuMs: 0,
+      commitMs: [],
+    };
     await measure(edges, hub, [aedes, mq]);
     const bursts: Record<string, number> = {};
     for (const t of [aedes, mq]) {
@@ -362,7 +380,10 @@ benchMain(async () => {
       [EDGES === 1000 && BIG_BURST === 10_000 ? 'mosquitto_fanout_burst_10k_ms' : `mosquitto_fanout_${n}_burst_${BIG_BURST}_ms`]: { value: round(big.mosquitto, 1), unit: 'ms' },
       // The same without the CRL run's own commit: from the committed entries to the last edge.
       [EDGES === 1000 && BIG_BURST === 10_000 ? 'fanout_burst_10k_after_commit_ms' : `fanout_${n}_burst_${BIG_BURST}_after_commit_ms`]: { value: round(bigAfterCommit.aedes, 1), unit: 'ms' },
-      [EDGES === 1000 && BIG_BURST === 10_000 ? 'mosquitto_fanout_burst_10k_after_commit_ms' : `mosquitto_fanout_${n}_burst_${BIG_BURST}_after_commit_ms`]: { value: round(bigAfterCommit.mosquitto, 1), unit: 'ms' },
+      [EDGES === 1000 && BIG_BURST === 10_000 ? 'mosquitto_fanout_burst_10k_after_commit_ms' : `mosquitto_fanout_${n}_burst_${BIG_BURST}_after_commit_ms`]: {
+        value: round(bigAfterCommit.mosquitto, 1),
+        unit: 'ms',
+      },
     };
   } finally {
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');

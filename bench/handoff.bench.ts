@@ -121,17 +121,65 @@ benchMain(async () => {
       if ((i + 1) % 50 === 0) progress(`${i + 1}/${TOUCHES} touches`);
     }
     const p = (xs: number[], q: number) => round(percentile(xs, q), 2);
-    metrics.touch_handoff_p50_ms = { value: p(all.map((x) => x.total), 50), unit: 'ms' };
-    metrics.touch_handoff_p99_ms = { value: p(all.map((x) => x.total), 99), unit: 'ms' };
+    metrics.touch_handoff_p50_ms = {
+      value: p(
+        all.map((x) => x.total),
+        50,
+      ),
+      unit: 'ms',
+    };
+    metrics.touch_handoff_p99_ms = {
+      value: p(
+        all.map((x) => x.total),
+        99,
+      ),
+      unit: 'ms',
+    };
     for (const kind of ['mykey', 'cert'] as const) {
       const xs = all.filter((x) => x.kind === kind);
-      metrics[`touch_handoff_${kind}_p50_ms`] = { value: p(xs.map((x) => x.total), 50), unit: 'ms' };
-      metrics[`touch_handoff_${kind}_p99_ms`] = { value: p(xs.map((x) => x.total), 99), unit: 'ms' };
+      metrics[`touch_handoff_${kind}_p50_ms`] = {
+        value: p(
+          xs.map((x) => x.total),
+          50,
+        ),
+        unit: 'ms',
+      };
+      metrics[`touch_handoff_${kind}_p99_ms`] = {
+        value: p(
+          xs.map((x) => x.total),
+          99,
+        ),
+        unit: 'ms',
+      };
     }
-    metrics.touch_present_handoff_p50_ms = { value: p(all.map((x) => x.read), 50), unit: 'ms' };
-    metrics.touch_present_handoff_p99_ms = { value: p(all.map((x) => x.read), 99), unit: 'ms' };
-    metrics.handoff_after_identity_p50_ms = { value: p(all.map((x) => x.edge), 50), unit: 'ms' };
-    metrics.handoff_after_identity_p99_ms = { value: p(all.map((x) => x.edge), 99), unit: 'ms' };
+    metrics.touch_present_handoff_p50_ms = {
+      value: p(
+        all.map((x) => x.read),
+        50,
+      ),
+      unit: 'ms',
+    };
+    metrics.touch_present_handoff_p99_ms = {
+      value: p(
+        all.map((x) => x.read),
+        99,
+      ),
+      unit: 'ms',
+    };
+    metrics.handoff_after_identity_p50_ms = {
+      value: p(
+        all.map((x) => x.edge),
+        50,
+      ),
+      unit: 'ms',
+    };
+    metrics.handoff_after_identity_p99_ms = {
+      value: p(
+        all.map((x) => x.edge),
+        99,
+      ),
+      unit: 'ms',
+    };
     progress(`touch to hand-off p50 ${metrics.touch_handoff_p50_ms.value} ms, p99 ${metrics.touch_handoff_p99_ms.value} ms (${CACHE_SIZE} mappings)`);
   } finally {
     await slot.remove().catch(() => {});

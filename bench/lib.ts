@@ -4,7 +4,10 @@
 import { performance } from 'node:perf_hooks';
 
 /** One measured figure. */
-export interface Metric { value: number; unit: string }
+export interface Metric {
+  value: number;
+  unit: string;
+}
 /** A benchmark's figures by metric name. */
 export type Metrics = Record<string, Metric>;
 

@@ -36,7 +36,10 @@ benchMain(async () => {
       const olds = [];
       for (let i = 0; i < RECORDS; i++) {
         const serialHex = `7e${randomBytes(15).toString('hex')}`;
-        olds.push({ id: `B${String(i).padStart(7, '0')}`, cert: { fingerprint: randomBytes(32).toString('hex'), issuerKey: anchor.issuerKey, issuerKeyId: anchor.keyId, serialHex, aki: anchor.keyId, notAfter: Date.now() + 86400_000 } });
+        olds.push({
+          id: `B${String(i).padStart(7, '0')}`,
+          cert: { fingerprint: randomBytes(32).toString('hex'), issuerKey: anchor.issuerKey, issuerKeyId: anchor.keyId, serialHex, aki: anchor.keyId, notAfter: Date.now() + 86400_000 },
+        });
         records.push({ old: { serialHex }, next: await issueUserAuthCert(ca, { keyPair }) });
       }
       await hub.mykeys.bulkCreate(olds, Date.now());

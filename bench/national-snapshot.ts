@@ -20,14 +20,11 @@ export async function measureSnapshot(hub: Hub, serviceId: string, links: number
   const get = (gzip: boolean) =>
     new Promise<{ ms: number; bytes: number }>((resolve, reject) => {
       const t = performance.now();
-      const req = httpsRequest(
-        { host: device.hostname, port: device.port, path: '/v1/device/snapshot', ca, headers: gzip ? { 'accept-encoding': 'gzip' } : {} },
-        (res) => {
-          let bytes = 0;
-          res.on('data', (d: Buffer) => (bytes += d.length));
-          res.on('end', () => (res.statusCode === 200 ? resolve({ ms: performance.now() - t, bytes }) : reject(new Error(`snapshot: HTTP ${res.statusCode}`))));
-        },
-      );
+      const req = httpsRequest({ host: device.hostname, port: device.port, path: '/v1/device/snapshot', ca, headers: gzip ? { 'accept-encoding': 'gzip' } : {} }, (res) => {
+        let bytes = 0;
+        res.on('data', (d: Buffer) => (bytes += d.length));
+        res.on('end', () => (res.statusCode === 200 ? resolve({ ms: performance.now() - t, bytes }) : reject(new Error(`snapshot: HTTP ${res.statusCode}`))));
+      });
       req.on('error', reject);
       req.end();
     });

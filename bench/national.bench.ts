@@ -89,13 +89,24 @@ benchMain(async () => {
       const items: { id: string; cert: CertIdentity }[] = [];
       for (let i = from; i < Math.min(IDS, from + BATCH); i++) {
         const serialHex = serialOf(i, salt);
-        items.push({ id: `N${i.toString(36).toUpperCase().padStart(7, '0')}`, cert: { fingerprint: `fp${serialHex}`, issuerKey: anchor.issuerKey, issuerKeyId: anchor.keyId, serialHex, notAfter: Date.UTC(2030, 0, 1) } });
+        items.push({
+          id: `N${i.toString(36).toUpperCase().padStart(7, '0')}`,
+          cert: { fingerprint: `fp${serialHex}`, issuerKey: anchor.issuerKey, issuerKeyId: anchor.keyId, serialHex, notAfter: Date.UTC(2030, 0, 1) },
+        });
       }
       await hub.mykeys.bulkCreate(items, Date.now());
-      if ((from + BATCH) % 200_000 === 0) progress(`${(from + BATCH).toLocaleString("en")} MyKey IDs bound (${Math.round(performance.now() - t0)} ms)`);
+      if ((from + BATCH) % 200_000 === 0) progress(`${(from + BATCH).toLocaleString('en')} MyKey IDs bound (${Math.round(performance.now() - t0)} ms)`);
     }
     const now = Date.now();
-    await hub.linkRepo.insertService({ id: 'national-library', name: 'National library', sync_secret: randomBytes(32), webhook_url: null, webhook_secret: null, require_holder_proof: 1, created_at: now });
+    await hub.linkRepo.insertService({
+      id: 'national-library',
+      name: 'National library',
+      sync_secret: randomBytes(32),
+      webhook_url: null,
+      webhook_secret: null,
+      require_holder_proof: 1,
+      created_at: now,
+    });
     // Already on the current keyed-identity derivation: a hub starting over a service on the legacy
     // one re-derives every linked identity (memory-hard), which is not what this measures.
     await hub.linkRepo.setKeyScheme('national-library', CURRENT_KEY_SCHEME);
@@ -143,8 +154,13 @@ benchMain(async () => {
     let number = 1n;
     const crlOf = (entries: CrlWriterEntry[]) =>
       writeCrl({
-        issuerNameDer: ca.nameDer, signingKey: ca.keyPair.privateKey, thisUpdate: new Date(Date.now() - 60_000 + Number(number) * 1000),
-        nextUpdate: new Date(Date.now() + 86_400_000), crlNumber: number++, authorityKeyId: ca.subjectKeyId, entries,
+        issuerNameDer: ca.nameDer,
+        signingKey: ca.keyPair.privateKey,
+        thisUpdate: new Date(Date.now() - 60_000 + Number(number) * 1000),
+        nextUpdate: new Date(Date.now() + 86_400_000),
+        crlNumber: number++,
+        authorityKeyId: ca.subjectKeyId,
+        entries,
       });
     const crl1 = await crlOf(unbound);
     const entries2 = [...unbound, ...bound(firstRevoked, REVOKE)];
@@ -168,7 +184,9 @@ benchMain(async () => {
     const loopP99 = loopDelay.percentile(99) / 1e6;
     const loopMax = loopDelay.max / 1e6;
     if (r2.matched !== REVOKE || r2.newlySuspended !== REVOKE) throw new Error(`CRL 2 matched ${r2.matched}, suspended ${r2.newlySuspended}`);
-    progress(`CRL 2 (${REVOKE.toLocaleString('en')} bound certificates revoked): ${Math.round(applyMs)} ms (CPU ${Math.round(applyCpuMs)} ms); event loop delay meanwhile p99 ${round(loopP99, 1)} ms, max ${round(loopMax, 1)} ms`);
+    progress(
+      `CRL 2 (${REVOKE.toLocaleString('en')} bound certificates revoked): ${Math.round(applyMs)} ms (CPU ${Math.round(applyCpuMs)} ms); event loop delay meanwhile p99 ${round(loopP99, 1)} ms, max ${round(loopMax, 1)} ms`,
+    );
     a = performance.now();
     cpu = process.cpuUsage();
     const r3 = await hub.crlManager.applyAsync(crl3, 'bench:3');
@@ -227,7 +245,9 @@ benchMain(async () => {
       if (f) {
         const s = f as { matched: number; durationMs: number; phasesMs?: unknown; eventLoopDelayMs?: { p99: number; max: number; maxCpu?: number } };
         applied.push({ at: performance.timeOrigin + performance.now(), matched: s.matched, durationMs: s.durationMs, loopMaxMs: s.eventLoopDelayMs?.max, loopMaxCpuMs: s.eventLoopDelayMs?.maxCpu });
-        progress(`hub process: CRL applied, matched ${s.matched} in ${s.durationMs} ms, phases ${JSON.stringify(s.phasesMs)}, CPU ${JSON.stringify((s as { phasesCpuMs?: unknown }).phasesCpuMs)}, event loop delay ${JSON.stringify(s.eventLoopDelayMs)}`);
+        progress(
+          `hub process: CRL applied, matched ${s.matched} in ${s.durationMs} ms, phases ${JSON.stringify(s.phasesMs)}, CPU ${JSON.stringify((s as { phasesCpuMs?: unknown }).phasesCpuMs)}, event loop delay ${JSON.stringify(s.eventLoopDelayMs)}`,
+        );
       }
     };
     child = await startHubProcess(configPath, { nodeArgs: HUB_FLAGS, onLine });
@@ -269,7 +289,11 @@ benchMain(async () => {
         const i = next++;
         if (ch.status === 201 && i < certs.length) {
           const c = (JSON.parse(ch.text) as { challenge: string }).challenge;
-          const proof = { challenge: c, certificate: Buffer.from(certs[i].certDer).toString('base64'), signature: cryptoSign('sha256', Buffer.from(c, 'base64url'), privateKeys[i % privateKeys.length]).toString('base64') };
+          const proof = {
+            challenge: c,
+            certificate: Buffer.from(certs[i].certDer).toString('base64'),
+            signature: cryptoSign('sha256', Buffer.from(c, 'base64url'), privateKeys[i % privateKeys.length]).toString('base64'),
+          };
           await timed('register', '/v1/mykey-ids', JSON.stringify({ proof }));
         }
         await new Promise((r) => setTimeout(r, 40));

@@ -12,8 +12,7 @@ const dir = process.argv[2];
 const mode = process.argv[3] ?? 'ca';
 let answered = 0;
 const d = await openCaDir(dir);
-const ecKeys =
-  mode === 'delegated-ec' ? ((await globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair) : undefined;
+const ecKeys = mode === 'delegated-ec' ? ((await globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair) : undefined;
 const responder = await startOcspResponder({
   ca: d.ca,
   responder: mode === 'ca' ? 'ca' : 'delegated',

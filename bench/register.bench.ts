@@ -129,7 +129,12 @@ benchMain(async () => {
       }
 
       progress(`${name}: fetching ${N} challenges`);
-      const ch = await runLoad(port, Array.from({ length: N }, () => jsonPost('/v1/challenges', '{"purpose":"register"}')), CONCURRENCY, { keepBodies: true });
+      const ch = await runLoad(
+        port,
+        Array.from({ length: N }, () => jsonPost('/v1/challenges', '{"purpose":"register"}')),
+        CONCURRENCY,
+        { keepBodies: true },
+      );
       if (ch.statuses.some((s) => s !== 201)) throw new Error(`challenges failed: ${[...new Set(ch.statuses)].join(',')}`);
       const challenges = ch.bodies.map((b) => JSON.parse(b).challenge as string);
 

@@ -66,7 +66,14 @@ benchMain(async () => {
       const per = Math.ceil(N / ports.length);
       progress(`${name}: fetching ${N} challenges`);
       const fetched = await Promise.all(
-        ports.map((port) => runLoad(port, Array.from({ length: per }, () => jsonPost('/v1/challenges', '{"purpose":"register"}')), CONCURRENCY, { keepBodies: true })),
+        ports.map((port) =>
+          runLoad(
+            port,
+            Array.from({ length: per }, () => jsonPost('/v1/challenges', '{"purpose":"register"}')),
+            CONCURRENCY,
+            { keepBodies: true },
+          ),
+        ),
       );
       const requests: Buffer[][] = ports.map(() => []);
       fetched.forEach((f, p) => {
@@ -74,7 +81,11 @@ benchMain(async () => {
         f.bodies.forEach((b, j) => {
           const i = offset + p * per + j;
           const c = JSON.parse(b).challenge as string;
-          const proof = { challenge: c, certificate: Buffer.from(certs[i]!.certDer).toString('base64'), signature: cryptoSign('sha256', Buffer.from(c, 'base64url'), privateKeys[i % privateKeys.length]!).toString('base64') };
+          const proof = {
+            challenge: c,
+            certificate: Buffer.from(certs[i]!.certDer).toString('base64'),
+            signature: cryptoSign('sha256', Buffer.from(c, 'base64url'), privateKeys[i % privateKeys.length]!).toString('base64'),
+          };
           // Registered at the next replica along (the same hub when there is one).
           requests[(p + 1) % ports.length]!.push(jsonPost('/v1/mykey-ids', JSON.stringify({ proof })));
         });
@@ -85,7 +96,8 @@ benchMain(async () => {
       const ms = performance.now() - t0;
       const statuses = done.flatMap((d) => d.statuses);
       const created = statuses.filter((s) => s === 201).length;
-      if (created !== statuses.length) throw new Error(`${name}: only ${created} of ${statuses.length} created: ${[...new Set(statuses)].join(',')}; ${done.flatMap((d) => d.bodies).find((b) => !b.includes('mykeyId'))}`);
+      if (created !== statuses.length)
+        throw new Error(`${name}: only ${created} of ${statuses.length} created: ${[...new Set(statuses)].join(',')}; ${done.flatMap((d) => d.bodies).find((b) => !b.includes('mykeyId'))}`);
       const perS = created / (ms / 1000);
       progress(`${name}: ${round(perS, 0)} registrations/s (${created} in ${round(ms, 0)} ms)`);
       return perS;

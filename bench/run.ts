@@ -31,7 +31,11 @@ function runOne(file: string): Promise<{ metrics: Metrics; ok: boolean }> {
     child.on('close', (code) => {
       const line = out.split('\n').find((l) => l.startsWith(RESULT_MARKER));
       const metrics = line ? (JSON.parse(line.slice(RESULT_MARKER.length)) as Metrics) : {};
-      const other = out.split('\n').filter((l) => !l.startsWith(RESULT_MARKER)).join('\n').trim();
+      const other = out
+        .split('\n')
+        .filter((l) => !l.startsWith(RESULT_MARKER))
+        .join('\n')
+        .trim();
       if (other) process.stderr.write(other + '\n');
       resolve({ metrics, ok: code === 0 && line !== undefined });
     });
@@ -39,11 +43,13 @@ function runOne(file: string): Promise<{ metrics: Metrics; ok: boolean }> {
 }
 
 async function main() {
-  let files = readdirSync(here).filter((f) => f.endsWith('.bench.ts')).sort();
+  let files = readdirSync(here)
+    .filter((f) => f.endsWith('.bench.ts'))
+    .sort();
   if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
   const resultsPath = join(here, 'results.json');
   // A filtered run keeps the other benchmarks' last figures.
-  const previous = filters.length && existsSync(resultsPath) ? JSON.parse(readFileSync(resultsPath, 'utf8')).metrics ?? {} : {};
+  const previous = filters.length && existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')).metrics ?? {}) : {};
   const metrics: Metrics = { ...previous };
   let failed = 0;
   for (const f of files) {

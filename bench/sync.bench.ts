@@ -106,7 +106,9 @@ benchMain(async () => {
   for (let i = 1; i <= DELTAS; i++) {
     const k = entries[(i * 7919) % MAPPINGS][0];
     const e: ChangeEntry =
-      i % 2 ? { seq: 1000 + i, kind: 'unlink', at: new Date().toISOString(), remove: [k] } : { seq: 1000 + i, kind: 'link', at: new Date().toISOString(), remove: [k], set: { keys: [k], serviceUserId: `NEW-${i}` } };
+      i % 2
+        ? { seq: 1000 + i, kind: 'unlink', at: new Date().toISOString(), remove: [k] }
+        : { seq: 1000 + i, kind: 'link', at: new Date().toISOString(), remove: [k], set: { keys: [k], serviceUserId: `NEW-${i}` } };
     log.push(e);
     pub.publish(serviceLogTopic('library'), JSON.stringify(e), { qos: 1 });
   }

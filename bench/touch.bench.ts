@@ -26,7 +26,10 @@ const PRESENT = 0x20;
 const EMPTY = 0x10;
 
 type PcscReader = Parameters<Parameters<ReturnType<typeof pcsclite>['on']>[1]>[0];
-interface Sample { total: number; read: number }
+interface Sample {
+  total: number;
+  read: number;
+}
 
 function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
@@ -133,7 +136,16 @@ benchMain(async () => {
   if (manager.isCardPresent(READER)) throw new Error(`${READER} already holds a card`);
 
   const managerRemoved = () =>
-    manager.isCardPresent(READER) ? new Promise<void>((r) => { const off = manager.on('card-removed', (e) => { if (e.reader === READER) { off(); r(); } }); }) : Promise.resolve();
+    manager.isCardPresent(READER)
+      ? new Promise<void>((r) => {
+          const off = manager.on('card-removed', (e) => {
+            if (e.reader === READER) {
+              off();
+              r();
+            }
+          });
+        })
+      : Promise.resolve();
 
   /** Takes the card away and waits until both PC/SC contexts have seen it go. */
   async function takeAway(): Promise<void> {
@@ -149,8 +161,14 @@ benchMain(async () => {
     const offPresent = manager.on('card-present', () => (tPresent = performance.now()));
     const got = new Promise<{ identity: CardIdentity; at: number }>((resolve, reject) => {
       const offs = [
-        pipeline.on('identity', (e) => { for (const o of offs) o(); resolve({ identity: e.identity, at: performance.now() }); }),
-        pipeline.on('touch-failed', (e) => { for (const o of offs) o(); reject(new Error(`touch failed: ${e.code} ${e.message}`)); }),
+        pipeline.on('identity', (e) => {
+          for (const o of offs) o();
+          resolve({ identity: e.identity, at: performance.now() });
+        }),
+        pipeline.on('touch-failed', (e) => {
+          for (const o of offs) o();
+          reject(new Error(`touch failed: ${e.code} ${e.message}`));
+        }),
       ];
     });
     const t0 = performance.now();
@@ -200,7 +218,14 @@ benchMain(async () => {
         }
         if ((i + 1) % 50 === 0) progress(`${kind}: ${i + 1}/${TOUCHES} touches`);
       }
-      const p = (xs: Sample[], f: 'total' | 'read', q: number) => round(percentile(xs.map((x) => x[f]), q), 2);
+      const p = (xs: Sample[], f: 'total' | 'read', q: number) =>
+        round(
+          percentile(
+            xs.map((x) => x[f]),
+            q,
+          ),
+          2,
+        );
       metrics[`touch_identity_${kind}_p50_ms`] = { value: p(layer, 'total', 50), unit: 'ms' };
       metrics[`touch_identity_${kind}_p99_ms`] = { value: p(layer, 'total', 99), unit: 'ms' };
       metrics[`touch_floor_${kind}_p50_ms`] = { value: p(bare, 'total', 50), unit: 'ms' };
@@ -209,7 +234,22 @@ benchMain(async () => {
       metrics[`touch_read_${kind}_p99_ms`] = { value: p(layer, 'read', 99), unit: 'ms' };
       metrics[`touch_read_floor_${kind}_p50_ms`] = { value: p(bare, 'read', 50), unit: 'ms' };
       metrics[`touch_read_floor_${kind}_p99_ms`] = { value: p(bare, 'read', 99), unit: 'ms' };
-      const over = round((100 * (percentile(layer.map((x) => x.total), 50) - percentile(bare.map((x) => x.total), 50))) / percentile(bare.map((x) => x.total), 50), 1);
+      const over = round(
+        (100 *
+          (percentile(
+            layer.map((x) => x.total),
+            50,
+          ) -
+            percentile(
+              bare.map((x) => x.total),
+              50,
+            ))) /
+          percentile(
+            bare.map((x) => x.total),
+            50,
+          ),
+        1,
+      );
       metrics[`touch_overhead_${kind}_p50_pct`] = { value: over, unit: '%' };
       progress(`${kind}: layer p50 ${metrics[`touch_identity_${kind}_p50_ms`].value} ms, floor p50 ${metrics[`touch_floor_${kind}_p50_ms`].value} ms (${over}%)`);
     }

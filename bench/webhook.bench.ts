@@ -73,7 +73,15 @@ benchMain(async () => {
     const at = Date.now();
     await sqlOf(db).tx(async () => {
       for (let seq = 1; seq <= NOTICES; seq++) {
-        const notice = { id: `library-${seq}`, type: 'link.suspended', serviceId: 'library', serviceUserId: `LIB-${String(seq).padStart(6, '0')}`, reason: 'keyCompromise', seq, at: new Date(at).toISOString() };
+        const notice = {
+          id: `library-${seq}`,
+          type: 'link.suspended',
+          serviceId: 'library',
+          serviceUserId: `LIB-${String(seq).padStart(6, '0')}`,
+          reason: 'keyCompromise',
+          seq,
+          at: new Date(at).toISOString(),
+        };
         await repo.insertWebhook('library', JSON.stringify(notice), at);
       }
     });

@@ -61,7 +61,10 @@ const KeyboardTarget = Type.Object(
       description: 'hid: a USB HID gadget plugged into the counter PC (provisioning/hid-gadget); uinput: a virtual keyboard on this machine',
     }),
     device: Type.String({ default: '', maxLength: 200, pattern: '^(/.*)?$', description: 'an absolute path to a character device; empty: /dev/hidg0 (hid) or /dev/uinput (uinput)' }),
-    layout: Type.Union(LAYOUTS.map((l) => Type.Literal(l)), { default: 'jis', description: "the counter PC's keyboard layout setting: jis (106/109-key) or us" }),
+    layout: Type.Union(
+      LAYOUTS.map((l) => Type.Literal(l)),
+      { default: 'jis', description: "the counter PC's keyboard layout setting: jis (106/109-key) or us" },
+    ),
     prefix: Type.Array(KeyboardKey, { default: [], maxItems: 8, description: 'keys typed before the ID: enter, tab, escape or { "text": "..." }' }),
     suffix: Type.Array(KeyboardKey, { default: ['enter'], maxItems: 8, description: 'keys typed after the ID; [] for none' }),
     keyDelayMs: Type.Integer({ minimum: 0, maximum: 1000, default: 10, description: 'pause after each key-down and key-up' }),
@@ -83,10 +86,7 @@ export const EdgeConfigSchema = Type.Object(
     edgeId: Type.String({ pattern: EDGE_ID_PATTERN, description: "this reader's id, as in its device certificate" }),
     serviceId: Type.String({ pattern: SERVICE_ID_PATTERN, description: 'the service this edge serves, as in its device certificate' }),
     storeId: Type.String({ default: '', maxLength: 64, description: 'the store or counter, sent to hand-off targets that want it' }),
-    hub: Type.Object(
-      { url: Type.String({ format: 'uri', pattern: '^https?://', description: 'the hub device API (https with the device certificate)' }) },
-      { additionalProperties: false },
-    ),
+    hub: Type.Object({ url: Type.String({ format: 'uri', pattern: '^https?://', description: 'the hub device API (https with the device certificate)' }) }, { additionalProperties: false }),
     broker: Type.Object(
       {
         url: Type.String({ format: 'uri', pattern: '^mqtts?://', description: "the hub's MQTT broker" }),
@@ -137,7 +137,8 @@ export const EdgeConfigSchema = Type.Object(
         targets: Type.Array(HandoffTargetConfig, {
           default: [],
           maxItems: 16,
-          description: 'where touch results go, besides the kiosk page; several at once. Default none. A stdout target writes one JSON line per touch, which under systemd lands in the journal: opt-in only',
+          description:
+            'where touch results go, besides the kiosk page; several at once. Default none. A stdout target writes one JSON line per touch, which under systemd lands in the journal: opt-in only',
         }),
       },
       { default: {}, additionalProperties: false },
@@ -156,12 +157,25 @@ export const EdgeConfigSchema = Type.Object(
       {
         enabled: Type.Boolean({ default: true }),
         host: Type.String({ default: '127.0.0.1', description: 'the counter tablet page; loopback by default. Any other address requires the token' }),
-        token: Type.String({ default: '', maxLength: 200, description: 'token every browser must present (once in the URL, then a cookie); empty and host not loopback: one is generated and printed once at start' }),
-        allowedHosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { default: [], maxItems: 16, description: 'more host names the tablet uses to reach the page (the Host header is checked: DNS rebinding guard)' }),
+        token: Type.String({
+          default: '',
+          maxLength: 200,
+          description: 'token every browser must present (once in the URL, then a cookie); empty and host not loopback: one is generated and printed once at start',
+        }),
+        allowedHosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), {
+          default: [],
+          maxItems: 16,
+          description: 'more host names the tablet uses to reach the page (the Host header is checked: DNS rebinding guard)',
+        }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8088, description: '0 picks a free port' }),
         language: Type.Union([Type.Literal('ja'), Type.Literal('en')], { default: 'ja', description: 'the page language until someone switches it' }),
         resultSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 8, description: 'how long a result stays on the page before "touch your card" returns' }),
-        pinSeconds: Type.Integer({ minimum: 5, maximum: 300, default: 30, description: 'PIN-checked touch (#14): how long the PIN pad waits for the holder before the touch is refused (pin_touch_timeout)' }),
+        pinSeconds: Type.Integer({
+          minimum: 5,
+          maximum: 300,
+          default: 30,
+          description: 'PIN-checked touch (#14): how long the PIN pad waits for the holder before the touch is refused (pin_touch_timeout)',
+        }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -176,13 +190,22 @@ export const EdgeConfigSchema = Type.Object(
     ),
     metrics: Type.Object(
       {
-        port: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'Prometheus text at http://127.0.0.1:<port>/metrics (loopback only: touches by outcome in aggregate, contact age, cache size); 0: off' }),
+        port: Type.Integer({
+          minimum: 0,
+          maximum: 65535,
+          default: 0,
+          description: 'Prometheus text at http://127.0.0.1:<port>/metrics (loopback only: touches by outcome in aggregate, contact age, cache size); 0: off',
+        }),
       },
       { default: {}, additionalProperties: false },
     ),
     updates: Type.Object(
       {
-        releaseKey: Type.String({ default: '', maxLength: 4096, description: 'the Ed25519 release public key (base64 SubjectPublicKeyInfo) releases must be signed with; empty: updates off. Written by enroll' }),
+        releaseKey: Type.String({
+          default: '',
+          maxLength: 4096,
+          description: 'the Ed25519 release public key (base64 SubjectPublicKeyInfo) releases must be signed with; empty: updates off. Written by enroll',
+        }),
         dir: Type.String({ default: '', maxLength: 200, description: 'the install folder holding releases/ and current (edge/update/layout.ts); the launcher boot.js sets it; empty: updates off' }),
         checkSeconds: Type.Integer({ minimum: 5, maximum: 86_400, default: 900, description: 'how often the hub is asked for a release' }),
         selfTestSeconds: Type.Integer({ minimum: 5, maximum: 3600, default: 120, description: 'a new version not through its self-test (online, reader up, a lookup) in this time is rolled back' }),
@@ -270,6 +293,15 @@ function explainTargets(e: unknown, opts: { file?: string; overrides?: Record<st
 /** A reader filter from name patterns (`*` matches anything; case-insensitive); no patterns: all. */
 export function readerFilter(patterns: readonly string[]): (name: string) => boolean {
   if (patterns.length === 0) return () => true;
-  const res = patterns.map((p) => new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i'));
+  const res = patterns.map(
+    (p) =>
+      new RegExp(
+        `^${p
+          .split('*')
+          .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*')}$`,
+        'i',
+      ),
+  );
   return (name) => res.some((re) => re.test(name));
 }

@@ -58,16 +58,27 @@ export const HubConfigSchema = Type.Object(
         ocspUrl: Type.String({ default: '', description: 'OCSP responder; empty for none' }),
         ocspTimeoutMs: Type.Integer({ minimum: 100, default: 3000, description: 'after this the CRL answers alone' }),
         ocspMaxAgeSeconds: Type.Integer({ minimum: 60, default: 3600, description: 'an OCSP answer without nextUpdate is stale this long after its thisUpdate (no replay of old answers)' }),
-        ocspCacheSeconds: Type.Integer({ minimum: 0, maximum: 86400, default: 300, description: 'a verified OCSP answer is reused this long for the same certificate, never past its nextUpdate or the max age; 0 asks every time' }),
+        ocspCacheSeconds: Type.Integer({
+          minimum: 0,
+          maximum: 86400,
+          default: 300,
+          description: 'a verified OCSP answer is reused this long for the same certificate, never past its nextUpdate or the max age; 0 asks every time',
+        }),
         crlSources: Type.Array(Type.String(), { default: [], description: 'CRL URLs fetched on a schedule' }),
         crlIntervalSeconds: Type.Integer({ minimum: 10, default: 3600, description: 'how often each CRL source is fetched (定期的な失効確認)' }),
         crlGraceHours: Type.Number({ minimum: 0, default: 24, description: 'how long a CRL is trusted after its nextUpdate' }),
         crlMaxBytes: Type.Integer({ minimum: 1024, default: 512 * 1024 * 1024, description: 'a larger CRL download is refused' }),
         linkageSigners: Type.Array(Type.String(), {
           default: [],
-          description: 'public keys (PEM SubjectPublicKeyInfo) or certificates (PEM or DER) whose Ed25519 or ECDSA P-256 key signs certificate linkage files (hub/pki/README.md); empty: no linkage file is imported',
+          description:
+            'public keys (PEM SubjectPublicKeyInfo) or certificates (PEM or DER) whose Ed25519 or ECDSA P-256 key signs certificate linkage files (hub/pki/README.md); empty: no linkage file is imported',
         }),
-        linkageMaxBytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 256 * 1024 * 1024, description: 'a larger certificate linkage file is refused whole (linkage_file_too_large)' }),
+        linkageMaxBytes: Type.Integer({
+          minimum: 1024,
+          maximum: 1024 * 1024 * 1024,
+          default: 256 * 1024 * 1024,
+          description: 'a larger certificate linkage file is refused whole (linkage_file_too_large)',
+        }),
       },
       { default: {} },
     ),
@@ -100,7 +111,8 @@ export const HubConfigSchema = Type.Object(
               minimum: 1,
               maximum: 64 * 1024,
               default: 128,
-              description: 'KiB of change-log payload per service topic in flight to the cluster at once (one message always goes); every edge’s quorum queue writes each message, so a burst’s 64 KiB batches are kept to a few at a time',
+              description:
+                'KiB of change-log payload per service topic in flight to the cluster at once (one message always goes); every edge’s quorum queue writes each message, so a burst’s 64 KiB batches are kept to a few at a time',
             }),
           },
           { default: {} },
@@ -120,7 +132,12 @@ export const HubConfigSchema = Type.Object(
         httpsHost: Type.String({ default: '127.0.0.1', description: 'address of the device API (HTTPS, device certificates)' }),
         httpsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8443, description: 'device API port; 0 picks a free port' }),
         certValidityDays: Type.Integer({ minimum: 1, maximum: 3650, default: 365, description: 'validity of device certificates issued at enrollment' }),
-        snapshotCacheMb: Type.Integer({ minimum: 0, maximum: 65536, default: 128, description: 'memory kept for built snapshots (JSON and gzip), so edges asking at the same head seq share one build; 0 keeps none' }),
+        snapshotCacheMb: Type.Integer({
+          minimum: 0,
+          maximum: 65536,
+          default: 128,
+          description: 'memory kept for built snapshots (JSON and gzip), so edges asking at the same head seq share one build; 0 keeps none',
+        }),
       },
       { default: {} },
     ),
@@ -138,7 +155,10 @@ export const HubConfigSchema = Type.Object(
       {
         tokenTtlHours: Type.Integer({ minimum: 1, maximum: 168, default: 24, description: 'default lifetime of a one-time enrollment token' }),
         brokerUrl: Type.String({ default: '', description: 'broker URL told to enrolled edges; empty: the bound mqtts address' }),
-        brokerUrls: Type.Array(Type.String({ pattern: '^mqtts?://' }), { default: [], description: 'further broker URLs told to enrolled edges (the other nodes of a broker cluster), which they fail over to' }),
+        brokerUrls: Type.Array(Type.String({ pattern: '^mqtts?://' }), {
+          default: [],
+          description: 'further broker URLs told to enrolled edges (the other nodes of a broker cluster), which they fail over to',
+        }),
         hubUrl: Type.String({ default: '', description: 'device API URL told to enrolled edges; empty: the bound device API address' }),
         rateLimit: Type.Object(
           {
@@ -154,15 +174,13 @@ export const HubConfigSchema = Type.Object(
       {
         publicKeys: Type.Array(Type.String({ minLength: 40, maxLength: 4096 }), {
           default: [],
-          description: 'Ed25519 release public keys (base64 SubjectPublicKeyInfo, as `provisioning/release/cli.ts keygen` prints); an uploaded release must be signed by one. The private key is never on the hub',
+          description:
+            'Ed25519 release public keys (base64 SubjectPublicKeyInfo, as `provisioning/release/cli.ts keygen` prints); an uploaded release must be signed by one. The private key is never on the hub',
         }),
       },
       { default: {} },
     ),
-    admin: Type.Object(
-      { token: Type.String({ default: '', description: 'bearer token of the operator API; empty disables it (set MYKEY_HUB_ADMIN_TOKEN)' }) },
-      { default: {} },
-    ),
+    admin: Type.Object({ token: Type.String({ default: '', description: 'bearer token of the operator API; empty disables it (set MYKEY_HUB_ADMIN_TOKEN)' }) }, { default: {} }),
     metrics: Type.Object(
       {
         token: Type.String({

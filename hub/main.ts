@@ -96,14 +96,28 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   await crlManager.loadSaved();
   const revocation = createRevocationChecker({
     crls: crlManager.crls,
-    ocsp: config.jpki.ocspUrl ? createOcspQuery({ url: config.jpki.ocspUrl, timeoutMs: config.jpki.ocspTimeoutMs, maxAgeMs: config.jpki.ocspMaxAgeSeconds * 1000, cacheMs: config.jpki.ocspCacheSeconds * 1000, log: log.child('ocsp') }) : undefined,
+    ocsp: config.jpki.ocspUrl
+      ? createOcspQuery({
+          url: config.jpki.ocspUrl,
+          timeoutMs: config.jpki.ocspTimeoutMs,
+          maxAgeMs: config.jpki.ocspMaxAgeSeconds * 1000,
+          cacheMs: config.jpki.ocspCacheSeconds * 1000,
+          log: log.child('ocsp'),
+        })
+      : undefined,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
   const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() };
   const challenges = replicas ? replicas.challenges(challengeOpts) : createChallengeStore(challengeOpts);
   const linkRepo = store.links;
   const devices = store.devices;
-  const outbox = createOutboxPublisher({ repo: linkRepo, log: log.child('outbox'), events: fanout, mayPublish: replicas?.mayPublish, ...(config.broker.external.urls.length > 0 ? { window: config.broker.external.outboxWindow, windowBytes: config.broker.external.outboxWindowKb * 1024 } : {}) });
+  const outbox = createOutboxPublisher({
+    repo: linkRepo,
+    log: log.child('outbox'),
+    events: fanout,
+    mayPublish: replicas?.mayPublish,
+    ...(config.broker.external.urls.length > 0 ? { window: config.broker.external.outboxWindow, windowBytes: config.broker.external.outboxWindowKb * 1024 } : {}),
+  });
   const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, events: fanout, mayDeliver: replicas?.mayPublish });
   const links = createLinks({ sql: store.sql, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout, snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024 });
   // Lifecycle changes in a batch may have appended change-log entries (the batcher is the store's, so
@@ -117,19 +131,31 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     disconnectEdge: (edgeId) => broker?.disconnectEdge(edgeId),
     cutOffEdge: (edgeId) => cluster?.cutOff(edgeId),
   });
-  const service = metrics.instrumentService(createMyKeyService({
-    repo: mykeys,
-    write: batcher.write,
-    challenges,
-    anchors: () => anchors,
-    revocation,
-    now,
-    random: randomBytes,
-    requireRevocationStatus: config.jpki.requireRevocationStatus,
-    prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
-  }));
+  const service = metrics.instrumentService(
+    createMyKeyService({
+      repo: mykeys,
+      write: batcher.write,
+      challenges,
+      anchors: () => anchors,
+      revocation,
+      now,
+      random: randomBytes,
+      requireRevocationStatus: config.jpki.requireRevocationStatus,
+      prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
+    }),
+  );
   // Certificate linkage files from the JPKI side (#14): carry-over of renewed certificates without a visit.
-  const linkage = createLinkage({ config, sql: store.sql, mykeys, anchors: () => anchors, crls: crlManager.crls, prepareKeys: (id, next) => links.prepareLifecycleKeys(id, next), events: fanout, now, log: log.child('linkage') });
+  const linkage = createLinkage({
+    config,
+    sql: store.sql,
+    mykeys,
+    anchors: () => anchors,
+    crls: crlManager.crls,
+    prepareKeys: (id, next) => links.prepareLifecycleKeys(id, next),
+    events: fanout,
+    now,
+    log: log.child('linkage'),
+  });
   const consoleRepo = store.console;
   const enrollmentTokens = createEnrollmentTokens({ repo: consoleRepo, devices, now: () => now().getTime(), ttlMs: config.enrollment.tokenTtlHours * 3600_000 });
   let enrollment: DeviceEnrollment | undefined;
@@ -170,7 +196,11 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     if (!deviceCa || !serverTls) throw new Error('the device CA is not open');
     return { ca: deviceCa, tls: serverTls };
   };
-  const publicListener = httpListener('http-public', () => ({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }), (port) => (addresses.http = `http://${urlHost(config.http.host)}:${port}`));
+  const publicListener = httpListener(
+    'http-public',
+    () => ({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }),
+    (port) => (addresses.http = `http://${urlHost(config.http.host)}:${port}`),
+  );
   const lifecycle = createLifecycle(
     [
       component('device-ca', async () => {
@@ -185,7 +215,14 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         async () => {
           const { ca, tls } = openCa();
           const plain = config.broker.plainPort ? { host: '127.0.0.1', port: config.broker.plainPort } : undefined;
-          const b = createBroker({ deviceCa: ca, devices, log: log.child('broker'), tls: { host: config.broker.host, port: config.broker.port, serverCert: tls.cert, serverKey: tls.key }, plain, headSeq: (serviceId) => links.headSeq(serviceId) });
+          const b = createBroker({
+            deviceCa: ca,
+            devices,
+            log: log.child('broker'),
+            tls: { host: config.broker.host, port: config.broker.port, serverCert: tls.cert, serverKey: tls.key },
+            plain,
+            headSeq: (serviceId) => links.headSeq(serviceId),
+          });
           const ports = await b.start();
           broker = b;
           addresses.mqtts = `mqtts://${urlHost(config.broker.host)}:${ports.tlsPort}`;
@@ -204,7 +241,14 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
             component(
               'broker-cluster',
               async () => {
-                cluster = await startBrokerCluster({ config, devices, deviceCaPem: openCa().ca.certPem, log: log.child('broker-cluster'), headSeq: (serviceId) => links.headSeq(serviceId), now: () => now().getTime() });
+                cluster = await startBrokerCluster({
+                  config,
+                  devices,
+                  deviceCaPem: openCa().ca.certPem,
+                  log: log.child('broker-cluster'),
+                  headSeq: (serviceId) => links.headSeq(serviceId),
+                  now: () => now().getTime(),
+                });
                 addresses.brokerAuth = cluster.authUrl;
               },
               async () => {
@@ -221,7 +265,15 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         async () => enrollment?.stop(),
       ),
       // Several hubs on one PostgreSQL (hub/replicas): one outbox publisher, relays, notifications.
-      ...(replicas ? [component('replicas', () => replicas.start(), () => replicas.stop())] : []),
+      ...(replicas
+        ? [
+            component(
+              'replicas',
+              () => replicas.start(),
+              () => replicas.stop(),
+            ),
+          ]
+        : []),
       component(
         'outbox',
         async () => {
@@ -231,8 +283,16 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         },
         async () => outbox.stop(),
       ),
-      component('crl-schedule', async () => crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000), async () => crlManager.stop()),
-      component('webhooks', async () => webhooks.start(), () => webhooks.stop()),
+      component(
+        'crl-schedule',
+        async () => crlManager.start(config.jpki.crlSources, config.jpki.crlIntervalSeconds * 1000),
+        async () => crlManager.stop(),
+      ),
+      component(
+        'webhooks',
+        async () => webhooks.start(),
+        () => webhooks.stop(),
+      ),
       // Services still on the legacy keyed identities move to the memory-hard one (shared/sync.ts), in
       // the background.
       component('rekey', async () => {

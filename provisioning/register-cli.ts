@@ -117,7 +117,9 @@ async function proof(hub: string, card: Card, binding: ChallengeRequest) {
 function show(r: { status: number; body: HubBody }) {
   if (r.status >= 400) fail(`refused: ${r.body.code} (${r.status}) ${r.body.detail ?? r.body.title ?? ''}`);
   const b = r.body;
-  console.log(`MyKey ID: ${b.mykeyId.slice(0, 4)}-${b.mykeyId.slice(4)}  status: ${b.status}${b.statusReason ? ` (${b.statusReason})` : ''}${b.created !== undefined ? (b.created ? '  (created)' : '  (already registered)') : ''}`);
+  console.log(
+    `MyKey ID: ${b.mykeyId.slice(0, 4)}-${b.mykeyId.slice(4)}  status: ${b.status}${b.statusReason ? ` (${b.statusReason})` : ''}${b.created !== undefined ? (b.created ? '  (created)' : '  (already registered)') : ''}`,
+  );
   for (const c of b.certificates ?? []) console.log(`  certificate ${c.serial}  ${c.state}  bound ${c.boundAt}${c.revoked ? `  revoked: ${c.revoked.reason}` : ''}`);
 }
 

@@ -82,8 +82,7 @@ export const PACKAGES: PackageSpec[] = [
 // import.meta.url, so the test would hold for every entry file bundled in (the hub CLI bundles
 // hub/main.ts and would start a hub). The plugin makes it `true` in the bundle's own entry and `false`
 // in every other module, which is what it meant in the source tree.
-const MAIN_GUARD =
-  /process\.argv\[1\]\s*&&\s*(?:resolve\(process\.argv\[1\]\)\s*===\s*fileURLToPath\(import\.meta\.url\)|fileURLToPath\(import\.meta\.url\)\s*===\s*process\.argv\[1\])/g;
+const MAIN_GUARD = /process\.argv\[1\]\s*&&\s*(?:resolve\(process\.argv\[1\]\)\s*===\s*fileURLToPath\(import\.meta\.url\)|fileURLToPath\(import\.meta\.url\)\s*===\s*process\.argv\[1\])/g;
 const LEFTOVER_GUARD = /process\.argv\[1\][^\n]*import\.meta\.url|import\.meta\.url[^\n]*process\.argv\[1\]/;
 
 // A text file read beside its module (`readFileSync(new URL('./console.css', import.meta.url), 'utf8')`)
@@ -100,9 +99,7 @@ function sourcePlugin(entry: string): Plugin {
         if (args.path.includes(`${'/'}node_modules${'/'}`)) return undefined;
         const source = readFileSync(args.path, 'utf8');
         const here = dirname(args.path);
-        const contents = source
-          .replace(MAIN_GUARD, args.path === entry ? 'true' : 'false')
-          .replace(TEXT_ASSET, (_m, _q, rel: string) => JSON.stringify(readFileSync(resolve(here, rel), 'utf8')));
+        const contents = source.replace(MAIN_GUARD, args.path === entry ? 'true' : 'false').replace(TEXT_ASSET, (_m, _q, rel: string) => JSON.stringify(readFileSync(resolve(here, rel), 'utf8')));
         const where = relative(ROOT, args.path);
         if (LEFTOVER_GUARD.test(contents)) return { errors: [{ text: `${where}: a main-module test the build does not recognise (use the form in hub/main.ts)` }] };
         if (LEFTOVER_URL.test(contents)) return { errors: [{ text: `${where}: a file found through import.meta.url the build does not carry (read text assets as in hub/console/mount.tsx)` }] };
@@ -180,7 +177,11 @@ export function cutLockfile(root: Lockfile, name: string, version: string, deps:
   const depVersions = (list: string[]) => Object.fromEntries(list.map((d) => [d, versions[d]]));
   if (deps.length) rootEntry.dependencies = depVersions(deps);
   if (optional.length) rootEntry.optionalDependencies = depVersions(optional);
-  const sorted = Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]]));
+  const sorted = Object.fromEntries(
+    Object.keys(out)
+      .sort()
+      .map((k) => [k, out[k]]),
+  );
   return { lock: { name, version, lockfileVersion: 3, requires: true, packages: { '': rootEntry, ...sorted } } as Lockfile, versions };
 }
 

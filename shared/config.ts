@@ -48,7 +48,10 @@ function envOverrides(schema: TSchema, prefix: string, env: NodeJS.ProcessEnv, p
       if (!/^(true|false|1|0)$/i.test(raw)) errors.push(`${name}: expected true or false, got "${raw}"`);
       else value[key] = /^(true|1)$/i.test(raw);
     } else if (type === 'array') {
-      value[key] = raw.split(',').map((s) => s.trim()).filter(Boolean);
+      value[key] = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     } else value[key] = raw;
   }
   return { value, errors };

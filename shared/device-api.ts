@@ -12,8 +12,7 @@ import { ChangeEntry, Snapshot } from './sync.ts';
 /** A one-time enrollment token as the console issues it: `mket_<12 hex id>.<43 base64url secret>`. */
 export const ENROLLMENT_TOKEN_PATTERN = '^mket_[0-9a-f]{12}\\.[A-Za-z0-9_-]{43}$';
 
-const Pem = (label: string, description: string) =>
-  Type.String({ pattern: `-----BEGIN ${label}-----`, maxLength: 16384, description });
+const Pem = (label: string, description: string) => Type.String({ pattern: `-----BEGIN ${label}-----`, maxLength: 16384, description });
 
 /**
  * What a touch proves for a service (the seed's two levels): `possession`, the MyKey ID or certificate
@@ -49,7 +48,10 @@ export const DeviceConfig = Type.Object({
   // possession alone); a hub older than them sends neither (possession). A plain string, not an enum,
   // so that a later level does not make this edge refuse the whole config (touchAssuranceOf).
   touchAssurance: Type.Optional(
-    Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: "what a touch must prove for the device's service: `possession` (no PIN; the default when absent) or `pin` (the holder's PIN and the card's JPKI signature, checked at the edge)" }),
+    Type.String({
+      pattern: '^[a-z][a-z0-9-]{0,31}$',
+      description: "what a touch must prove for the device's service: `possession` (no PIN; the default when absent) or `pin` (the holder's PIN and the card's JPKI signature, checked at the edge)",
+    }),
   ),
   jpkiAnchors: Type.Optional(
     Type.Array(Type.String({ pattern: '^[A-Za-z0-9+/]+={0,2}$', maxLength: 16384 }), {

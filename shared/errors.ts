@@ -109,10 +109,10 @@ export const ERROR_CODES = {
   ocsp_stale: { status: 502, title: 'The OCSP response is too old' },
   ocsp_cert_unknown: { status: 502, title: 'The OCSP responder does not know the certificate' },
   // Trust hardening: revocation through CRLs (RFC 5280 5.2, 5.3)
-  crl_scope_unsupported: { status: 422, title: 'The CRL covers only part of its issuer\'s certificates (issuingDistributionPoint) and cannot stand for the full CRL' },
+  crl_scope_unsupported: { status: 422, title: "The CRL covers only part of its issuer's certificates (issuingDistributionPoint) and cannot stand for the full CRL" },
   crl_delta_unsupported: { status: 422, title: 'A delta CRL cannot stand for the full CRL' },
   crl_critical_extension: { status: 422, title: 'The CRL or one of its entries carries a critical extension the hub cannot process' },
-  crl_not_yet_valid: { status: 422, title: 'The CRL\'s thisUpdate is in the future' },
+  crl_not_yet_valid: { status: 422, title: "The CRL's thisUpdate is in the future" },
   // Trust hardening: transport and listeners (device listener, enrollment over pinned TLS, broker packet limit)
   device_cert_required: { status: 401, title: 'A device certificate verified against the hub device CA is required (mutual TLS)' },
   insecure_transport: { status: 400, title: 'The enrollment token is only sent over TLS (plain http:// only to a loopback address)' },
@@ -251,9 +251,7 @@ export function toProblem(code: ErrorCode, detail?: string, extra?: Partial<Prob
  * The reply envelope used on request/response channels (MQTT commands, edge-local sockets): every
  * reply echoes the request's transaction id and is either ok with data or not ok with an error.
  */
-export type Reply<T> =
-  | { transaction?: string; ok: true; data: T }
-  | { transaction?: string; ok: false; error: { code: ErrorCode; message: string } };
+export type Reply<T> = { transaction?: string; ok: true; data: T } | { transaction?: string; ok: false; error: { code: ErrorCode; message: string } };
 
 /** Builds a successful reply. */
 export function okReply<T>(data: T, transaction?: string): Reply<T> {

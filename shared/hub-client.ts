@@ -66,7 +66,16 @@ const DEFAULT_MAX_BYTES = 1024 * 1024;
 
 /** The code of a refusal that carried no problem JSON, from its HTTP status. */
 export function codeForStatus(status: number): ErrorCode {
-  const byStatus: Record<number, ErrorCode> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'rate_limited' };
+  const byStatus: Record<number, ErrorCode> = {
+    401: 'unauthorized',
+    403: 'forbidden',
+    404: 'not_found',
+    405: 'method_not_allowed',
+    409: 'conflict',
+    413: 'payload_too_large',
+    415: 'unsupported_media_type',
+    429: 'rate_limited',
+  };
   return byStatus[status] ?? (status >= 500 ? 'unavailable' : 'bad_request');
 }
 
@@ -215,7 +224,9 @@ export class HubHttpClient {
       req.on('response', (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         let n = 0;
-        const encoding = String(res.headers['content-encoding'] ?? '').trim().toLowerCase();
+        const encoding = String(res.headers['content-encoding'] ?? '')
+          .trim()
+          .toLowerCase();
         // Decoded on the libuv pool as it arrives; the cap counts decoded bytes.
         const gunzip = call.gzip && (encoding === 'gzip' || encoding === 'x-gzip') ? createGunzip() : undefined;
         const body = gunzip ? res.pipe(gunzip) : res;

@@ -40,7 +40,22 @@ const REDACTED = '[redacted]';
  * object passed as a field, renderField redacts them: pino's wildcard paths (`*.mykeyId`) cost
  * seven times a plain line.
  */
-export const REDACT_PATHS: readonly string[] = ['mykeyId', 'mykey_id', 'mykeyIds', 'serviceUserId', 'service_user_id', 'serviceUserIds', 'serial', 'serialHex', 'serial_hex', 'certSerial', 'cert_serial', 'pin', 'token', 'password'];
+export const REDACT_PATHS: readonly string[] = [
+  'mykeyId',
+  'mykey_id',
+  'mykeyIds',
+  'serviceUserId',
+  'service_user_id',
+  'serviceUserIds',
+  'serial',
+  'serialHex',
+  'serial_hex',
+  'certSerial',
+  'cert_serial',
+  'pin',
+  'token',
+  'password',
+];
 
 /**
  * The line format when none is given: MYKEY_LOG_FORMAT=json|pretty wins; otherwise the human form
@@ -58,7 +73,8 @@ function render(v: unknown, depth = 0): unknown {
   if (v instanceof Error) return { error: v.message, code: (v as { code?: unknown }).code };
   if (depth === 0 && v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
     const o = v as Record<string, unknown>;
-    if (Object.keys(o).some((k) => REDACTED_FIELDS.test(k))) return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, REDACTED_FIELDS.test(k) && x !== undefined && x !== null ? REDACTED : render(x, 1)]));
+    if (Object.keys(o).some((k) => REDACTED_FIELDS.test(k)))
+      return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, REDACTED_FIELDS.test(k) && x !== undefined && x !== null ? REDACTED : render(x, 1)]));
   }
   return v;
 }
@@ -121,7 +137,7 @@ function writeStderr(line: string): void {
 
 /** Creates a logger; the level comes from MYKEY_LOG_LEVEL when not given. */
 export function createLogger(name: string, opts: LoggerOptions = {}): Logger {
-  const level = opts.level ?? ((process.env.MYKEY_LOG_LEVEL as LogLevel | undefined) ?? 'info');
+  const level = opts.level ?? (process.env.MYKEY_LOG_LEVEL as LogLevel | undefined) ?? 'info';
   const json = opts.json ?? logFormatIsJson();
   const write = opts.write ?? writeStderr;
   // pino itself lets every level through: the level is applied below, so that a tap still sees the

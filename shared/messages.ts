@@ -11,8 +11,7 @@ if (!FormatRegistry.Has('date-time')) {
   FormatRegistry.Set('date-time', (v) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(v) && !Number.isNaN(Date.parse(v)));
 }
 
-const base64 = (description: string, maxLength: number) =>
-  Type.String({ description, pattern: '^[A-Za-z0-9+/_-]+={0,2}$', minLength: 4, maxLength });
+const base64 = (description: string, maxLength: number) => Type.String({ description, pattern: '^[A-Za-z0-9+/_-]+={0,2}$', minLength: 4, maxLength });
 
 /**
  * POST /v1/challenges: a challenge for one operation and its parameters; a proof made over it is
@@ -21,13 +20,9 @@ const base64 = (description: string, maxLength: number) =>
  */
 export const ChallengeRequest = Type.Object(
   {
-    purpose: Type.Union(
-      [Type.Literal('register'), Type.Literal('status'), Type.Literal('change_id'), Type.Literal('invalidate'), Type.Literal('carry_over'), Type.Literal('unlink')],
-      {
-        description:
-          'the one operation the proof is for: `register` (POST /v1/mykey-ids), `status`, `change_id` (with `mykeyId`), `invalidate`, `carry_over` (with `role`), `unlink` (with `serviceId`)',
-      },
-    ),
+    purpose: Type.Union([Type.Literal('register'), Type.Literal('status'), Type.Literal('change_id'), Type.Literal('invalidate'), Type.Literal('carry_over'), Type.Literal('unlink')], {
+      description: 'the one operation the proof is for: `register` (POST /v1/mykey-ids), `status`, `change_id` (with `mykeyId`), `invalidate`, `carry_over` (with `role`), `unlink` (with `serviceId`)',
+    }),
     mykeyId: Type.Optional(Type.String({ description: '`change_id` only: the MyKey ID that will be asked for', minLength: 8, maxLength: 16 })),
     role: Type.Optional(Type.Union([Type.Literal('previous'), Type.Literal('new')], { description: '`carry_over` only: which card signs (the one bound now, or the new one)' })),
     serviceId: Type.Optional(Type.String({ pattern: SERVICE_ID_PATTERN, description: '`unlink` only: the service to unlink' })),
@@ -103,10 +98,7 @@ export type ChangeIdRequest = Static<typeof ChangeIdRequest>;
 export const CarryOverRequest = Type.Object(
   {
     proof: Proof,
-    previous: Type.Object(
-      { proof: Proof },
-      { additionalProperties: false, description: 'proof made with the previous card (its certificate may have expired or been superseded)' },
-    ),
+    previous: Type.Object({ proof: Proof }, { additionalProperties: false, description: 'proof made with the previous card (its certificate may have expired or been superseded)' }),
   },
   { additionalProperties: false },
 );
@@ -144,17 +136,16 @@ export const ServiceView = Type.Object({
   touchAssurance: Type.Optional(TouchAssuranceField),
   webhookSecret: Type.Optional(Type.String({ description: 'shown once, when set' })),
   links: Type.Optional(Type.Object({ active: Type.Integer(), suspended: Type.Integer() })),
-  webhook: Type.Optional(Type.Object({ pending: Type.Integer(), delivered: Type.Integer(), oldestPendingAt: Type.Union([Type.String(), Type.Null()]), lastError: Type.Union([Type.String(), Type.Null()]) })),
+  webhook: Type.Optional(
+    Type.Object({ pending: Type.Integer(), delivered: Type.Integer(), oldestPendingAt: Type.Union([Type.String(), Type.Null()]), lastError: Type.Union([Type.String(), Type.Null()]) }),
+  ),
 });
 export type ServiceView = Static<typeof ServiceView>;
 
 export const CredentialRequest = Type.Object({ label: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false });
 export const CredentialCreated = Type.Object({ id: Type.String(), token: Type.String({ description: 'Bearer token for the service API; shown only once' }) });
 
-export const WebhookRequest = Type.Object(
-  { url: Type.Union([Type.String({ format: 'uri', pattern: '^https?://', maxLength: 500 }), Type.Null()]) },
-  { additionalProperties: false },
-);
+export const WebhookRequest = Type.Object({ url: Type.Union([Type.String({ format: 'uri', pattern: '^https?://', maxLength: 500 }), Type.Null()]) }, { additionalProperties: false });
 
 /** POST /v1/services/{serviceId}/links (the service's business system, server to server) */
 export const LinkRequest = Type.Object(
@@ -163,8 +154,7 @@ export const LinkRequest = Type.Object(
     serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN, description: "the service's own ID for the person (library card number)" }),
     move: Type.Optional(
       Type.Boolean({
-        description:
-          'the service moves a service ID that is linked to another MyKey ID (its own decision, recorded in the audit log); without it such a link is refused with service_user_id_taken',
+        description: 'the service moves a service ID that is linked to another MyKey ID (its own decision, recorded in the audit log); without it such a link is refused with service_user_id_taken',
       }),
     ),
   },
@@ -181,10 +171,7 @@ export const LinkResponse = Type.Object({
 });
 export type LinkResponse = Static<typeof LinkResponse>;
 
-export const HolderUnlinkRequest = Type.Object(
-  { proof: Proof, serviceId: Type.String({ pattern: SERVICE_ID_PATTERN }) },
-  { additionalProperties: false },
-);
+export const HolderUnlinkRequest = Type.Object({ proof: Proof, serviceId: Type.String({ pattern: SERVICE_ID_PATTERN }) }, { additionalProperties: false });
 export type HolderUnlinkRequest = Static<typeof HolderUnlinkRequest>;
 
 /** Problem details (RFC 9457) with the stable code. */

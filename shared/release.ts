@@ -78,7 +78,10 @@ export function isReleasePublicKey(text: string): boolean {
 
 /** The key id: the first 8 bytes of SHA-256 over the SubjectPublicKeyInfo DER, hex. */
 export function releaseKeyId(key: KeyObject): string {
-  return createHash('sha256').update(key.export({ format: 'der', type: 'spki' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(key.export({ format: 'der', type: 'spki' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /**

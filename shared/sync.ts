@@ -60,7 +60,10 @@ export const LEGACY_KEY_SCHEME: KeyScheme = 'hmac-sha256';
 export const CURRENT_KEY_SCHEME: KeyScheme = 'scrypt-v3';
 /** Whether a scheme's certificate identity includes the issuing key (shared/cert-identity.ts certIdentityWithKey). */
 export const schemeKeysCertIssuer = (scheme: KeyScheme): boolean => scheme === 'scrypt-v3';
-const KeySchemeField = Type.Union(KEY_SCHEMES.map((k) => Type.Literal(k)), { description: 'derivation of the keys; absent: hmac-sha256' });
+const KeySchemeField = Type.Union(
+  KEY_SCHEMES.map((k) => Type.Literal(k)),
+  { description: 'derivation of the keys; absent: hmac-sha256' },
+);
 
 /** One change-log entry of a service. */
 export const ChangeEntry = Type.Object(
@@ -69,9 +72,7 @@ export const ChangeEntry = Type.Object(
     kind: Type.Union(CHANGE_KINDS.map((k) => Type.Literal(k))),
     at: Type.String({ format: 'date-time' }),
     remove: Type.Array(Key, { maxItems: 64 }),
-    set: Type.Optional(
-      Type.Object({ keys: Type.Array(Key, { minItems: 1, maxItems: 64 }), serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN }) }, { additionalProperties: false }),
-    ),
+    set: Type.Optional(Type.Object({ keys: Type.Array(Key, { minItems: 1, maxItems: 64 }), serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN }) }, { additionalProperties: false })),
     reason: Type.Optional(Type.String({ maxLength: 64 })),
     keyScheme: Type.Optional(KeySchemeField),
   },
@@ -87,10 +88,7 @@ export const MAX_BATCH_ENTRIES = 2000;
 
 const KindField = Type.Union(CHANGE_KINDS.map((k) => Type.Literal(k)));
 const DateTime = Type.String({ format: 'date-time' });
-const SetField = Type.Object(
-  { keys: Type.Array(Key, { minItems: 1, maxItems: 64 }), serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN }) },
-  { additionalProperties: false },
-);
+const SetField = Type.Object({ keys: Type.Array(Key, { minItems: 1, maxItems: 64 }), serviceUserId: Type.String({ pattern: SERVICE_USER_ID_PATTERN }) }, { additionalProperties: false });
 
 /** An entry inside a batch: no seq (implied by its place), `kind` and `at` only where they change. */
 export const BatchEntry = Type.Object(
@@ -298,9 +296,7 @@ export const SCRYPT_V2 = { N: 2 ** 14, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as
  */
 export function keyedIdentity(secret: Uint8Array, kind: 'mykey' | 'cert', value: string, scheme: KeyScheme = CURRENT_KEY_SCHEME): Promise<string> {
   if (scheme === 'hmac-sha256') return Promise.resolve(keyedId(secret, kind, value));
-  return new Promise((resolve, reject) =>
-    scrypt(`${kind}:${value}`, secret, 16, SCRYPT_V2, (err, key) => (err ? reject(err) : resolve(key.toString('base64url')))),
-  );
+  return new Promise((resolve, reject) => scrypt(`${kind}:${value}`, secret, 16, SCRYPT_V2, (err, key) => (err ? reject(err) : resolve(key.toString('base64url')))));
 }
 
 /** The same, blocking: only where a caller cannot wait (the hub's rare fallback inside a transaction). */

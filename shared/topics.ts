@@ -35,11 +35,7 @@ export function edgeReplyTopic(edgeId: string): string {
 }
 
 /** What a topic is, parsed; `undefined` for anything outside the protocol (including wildcards). */
-export type ParsedTopic =
-  | { kind: 'service-log'; serviceId: string }
-  | { kind: 'edge-status'; edgeId: string }
-  | { kind: 'edge-command'; edgeId: string }
-  | { kind: 'edge-reply'; edgeId: string };
+export type ParsedTopic = { kind: 'service-log'; serviceId: string } | { kind: 'edge-status'; edgeId: string } | { kind: 'edge-command'; edgeId: string } | { kind: 'edge-reply'; edgeId: string };
 
 /** Parses a concrete topic name. Wildcards and unknown shapes give undefined. */
 export function parseTopic(topic: string): ParsedTopic | undefined {

@@ -48,7 +48,10 @@ test('no log line at info or above, nor stderr, carries a MyKey ID, a service ID
     assert.is(used.filter((u) => u.mykeyId).length, 2, 'two MyKey IDs were created');
     const needles = forms(used);
     assert.ok(existsSync(tap), 'records were tapped');
-    const records = readFileSync(tap, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LogRecord);
+    const records = readFileSync(tap, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as LogRecord);
     const loud = records.filter((x) => x.level !== 'debug');
     // The demo gives its edges the silent logger: their records are tapped all the same (silent.*).
     const names = [...new Set(records.map((x) => x.name))];

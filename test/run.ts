@@ -40,7 +40,15 @@ function walk(dir: string): string[] {
   return out;
 }
 
-interface Result { file: string; passed: number; failed: number; skipped: number; ms: number; output: string; ok: boolean }
+interface Result {
+  file: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  ms: number;
+  output: string;
+  ok: boolean;
+}
 
 // Serial files also take a machine-wide lock (flock), so two runs on one machine (two checkouts, a
 // developer's run beside CI's) never share the vpcd reader slots or fixed ports at once.
@@ -49,9 +57,7 @@ const SERIAL_LOCK = process.env.MYKEY_SERIAL_LOCK ?? '/tmp/mykey-serial-tests.lo
 function runFile(file: string, extraEnv: Record<string, string> = {}): Promise<Result> {
   const started = Date.now();
   const serial = file.includes('.serial.');
-  const [cmd, args] = serial
-    ? ['flock', [SERIAL_LOCK, process.execPath, '--import', 'tsx', file]]
-    : [process.execPath, ['--import', 'tsx', file]];
+  const [cmd, args] = serial ? ['flock', [SERIAL_LOCK, process.execPath, '--import', 'tsx', file]] : [process.execPath, ['--import', 'tsx', file]];
   return new Promise((resolve) => {
     const child = spawn(cmd, args, {
       cwd: root,
@@ -69,7 +75,11 @@ function runFile(file: string, extraEnv: Record<string, string> = {}): Promise<R
       if (!lingerTimer && /Duration:/.test(output)) {
         lingerTimer = setTimeout(() => {
           lingered = true;
-          try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
         }, 15_000);
       }
     });
@@ -79,13 +89,21 @@ function runFile(file: string, extraEnv: Record<string, string> = {}): Promise<R
     const fileTimeoutMs = Math.max(timeoutMs, own ? Number(own[1]) * 1000 : 0);
     const timer = setTimeout(() => {
       timedOut = true;
-      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }, fileTimeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
       clearTimeout(lingerTimer);
       // Anything the file started in its own process group goes with it.
-      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
       const num = (label: string) => {
         const m = output.match(new RegExp(`${label}:\\s+(\\d+)`));
         return m ? Number(m[1]) : 0;

@@ -30,7 +30,10 @@ export function decodeKey(s: string, out: Int32Array, o = 0): boolean {
   let wordBits = 0;
   let word = o;
   for (let g = 0; g < 5; g++) {
-    const a = sextet(s, g * 4), b = sextet(s, g * 4 + 1), c = sextet(s, g * 4 + 2), d = sextet(s, g * 4 + 3);
+    const a = sextet(s, g * 4),
+      b = sextet(s, g * 4 + 1),
+      c = sextet(s, g * 4 + 2),
+      d = sextet(s, g * 4 + 3);
     if ((a | b | c | d) < 0) return false;
     const v = (a << 18) | (b << 12) | (c << 6) | d; // 3 bytes
     for (let k = 2; k >= 0; k--) {
@@ -42,7 +45,8 @@ export function decodeKey(s: string, out: Int32Array, o = 0): boolean {
       }
     }
   }
-  const a = sextet(s, 20), b = sextet(s, 21);
+  const a = sextet(s, 20),
+    b = sextet(s, 21);
   if ((a | b) < 0 || (b & 0x0f) !== 0) return false;
   out[word] = (w << 8) | ((a << 2) | (b >>> 4));
   return true;

@@ -155,7 +155,9 @@ export class KeyIndex {
   }
 
   #find(a: number, b: number, c: number, d: number): number {
-    const keys = this.#keys, vals = this.#vals, mask = this.#mask;
+    const keys = this.#keys,
+      vals = this.#vals,
+      mask = this.#mask;
     let i = mix(a, b, c, d) & mask;
     for (;;) {
       if (vals[i] === EMPTY) return -1;
@@ -167,7 +169,9 @@ export class KeyIndex {
 
   // Takes ownership of one reference to `slot`.
   #set(a: number, b: number, c: number, d: number, slot: number): void {
-    const keys = this.#keys, vals = this.#vals, mask = this.#mask;
+    const keys = this.#keys,
+      vals = this.#vals,
+      mask = this.#mask;
     let i = mix(a, b, c, d) & mask;
     for (;;) {
       if (vals[i] === EMPTY) break;
@@ -194,7 +198,9 @@ export class KeyIndex {
   }
 
   #removeAt(i: number): void {
-    const keys = this.#keys, vals = this.#vals, mask = this.#mask;
+    const keys = this.#keys,
+      vals = this.#vals,
+      mask = this.#mask;
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
@@ -213,12 +219,15 @@ export class KeyIndex {
   }
 
   #grow(): void {
-    const oldKeys = this.#keys, oldVals = this.#vals;
+    const oldKeys = this.#keys,
+      oldVals = this.#vals;
     const cap = oldVals.length * 2;
     this.#keys = new Int32Array(cap * 4);
     this.#vals = new Uint32Array(cap);
     this.#mask = cap - 1;
-    const keys = this.#keys, vals = this.#vals, mask = this.#mask;
+    const keys = this.#keys,
+      vals = this.#vals,
+      mask = this.#mask;
     for (let s = 0; s < oldVals.length; s++) {
       if (oldVals[s] === EMPTY) continue;
       const o = s * 4;

@@ -187,7 +187,8 @@ export class UserIdArena {
     let used = 0;
     for (let slot = 0; slot < this.#slots; slot++) {
       if (this.#refs[slot] === 0) continue;
-      const off = this.#off[slot], len = this.#len[slot];
+      const off = this.#off[slot],
+        len = this.#len[slot];
       this.#bytes.copy(b, used, off, off + len);
       this.#off[slot] = used;
       used += len;

@@ -67,7 +67,11 @@ export class Handoff {
 /** Builds the configured targets (the kiosk page target is added by the agent when it runs one). */
 export function targetsFromConfig(
   configs: readonly HandoffTargetConfig[],
-  opts: { log?: Logger; stdout?: NodeJS.WritableStream; /** keyboard targets: what a config cannot set (tests: a recording ioctl, files for devices) */ keyboard?: Pick<KeyboardTargetOptions, 'ioctl' | 'settleMs' | 'anyFile'> } = {},
+  opts: {
+    log?: Logger;
+    stdout?: NodeJS.WritableStream /** keyboard targets: what a config cannot set (tests: a recording ioctl, files for devices) */;
+    keyboard?: Pick<KeyboardTargetOptions, 'ioctl' | 'settleMs' | 'anyFile'>;
+  } = {},
 ): RoutedTarget[] {
   // biome-ignore lint/suspicious/useIterableCallbackReturn: the switch covers every target type of the validated config, and tsc checks it does (a missing case would make the callback return undefined)
   return configs.map((c, i) => {

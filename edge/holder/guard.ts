@@ -18,9 +18,7 @@ export const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['127.0.0.1', 'localh
 
 export type HolderGuardCode = Extract<ErrorCode, 'holder_host_refused' | 'holder_origin_refused' | 'holder_token_required' | 'holder_token_invalid'>;
 
-export type HolderVerdict =
-  | { ok: true; setCookie?: string; redirectTo?: string; corsOrigin?: string; preflight?: boolean }
-  | { ok: false; status: number; code: HolderGuardCode; message: string };
+export type HolderVerdict = { ok: true; setCookie?: string; redirectTo?: string; corsOrigin?: string; preflight?: boolean } | { ok: false; status: number; code: HolderGuardCode; message: string };
 
 export interface HolderPolicy {
   port: number;

@@ -42,15 +42,13 @@ const ja = {
   cert_ended: '終了',
   // errors, by code
   pin_wrong: '暗証番号が違います。あと{n}回間違えるとロックされます。',
-  pin_blocked:
-    '暗証番号がロックされています。住民票のある市区町村の窓口で、マイナンバーカードと本人確認書類を持って暗証番号の再設定(ロック解除)を申請してください。',
+  pin_blocked: '暗証番号がロックされています。住民票のある市区町村の窓口で、マイナンバーカードと本人確認書類を持って暗証番号の再設定(ロック解除)を申請してください。',
   bad_request: '暗証番号は数字4桁です。',
   card_removed: 'カードが途中で外されました。何も変更していません。カードを置いてもう一度実行してください。',
   holder_no_reader: 'カードリーダーが見つかりません。接続を確かめてください。',
   holder_two_readers: 'カードリーダーが複数つながっています。使うもの1台だけにしてください(または --reader でリーダーを指定して起動し直してください)。',
   holder_no_card: 'カードリーダーにカードを置いてください。',
-  holder_no_jpki:
-    'このカードには利用者証明用電子証明書がありません。マイナンバーカードか、電子証明書が発行・更新されているかを確かめてください(市区町村の窓口)。',
+  holder_no_jpki: 'このカードには利用者証明用電子証明書がありません。マイナンバーカードか、電子証明書が発行・更新されているかを確かめてください(市区町村の窓口)。',
   holder_busy: '別の処理の途中です。終わるまでお待ちください。',
   holder_same_card: 'これは1枚目と同じカードです。新しいカードを置いてください。',
   holder_step_missing: '引き継ぎの1枚目の確認が済んでいないか、時間切れです。最初からやり直してください。',
@@ -117,15 +115,13 @@ const en: Record<MessageKey, string> = {
   cert_carried_over: 'carried over',
   cert_ended: 'ended',
   pin_wrong: 'Wrong PIN. {n} more wrong tries will block it.',
-  pin_blocked:
-    'The PIN is blocked. Ask the municipal counter (市区町村の窓口) where you live to reset it; bring the card and proof of identity.',
+  pin_blocked: 'The PIN is blocked. Ask the municipal counter (市区町村の窓口) where you live to reset it; bring the card and proof of identity.',
   bad_request: 'The PIN is 4 digits.',
   card_removed: 'The card was taken away. Nothing was changed. Put it back and try again.',
   holder_no_reader: 'No card reader was found. Check its cable.',
   holder_two_readers: 'More than one card reader is connected. Keep only the one you use (or start the companion with --reader NAME).',
   holder_no_card: 'Put your card on the card reader.',
-  holder_no_jpki:
-    'This card has no user-authentication certificate. Is it a My Number Card, and was its certificate issued or renewed (municipal counter)?',
+  holder_no_jpki: 'This card has no user-authentication certificate. Is it a My Number Card, and was its certificate issued or renewed (municipal counter)?',
   holder_busy: 'Another operation is still running. Please wait.',
   holder_same_card: 'This is the same card as the first one. Put the new card on the reader.',
   holder_step_missing: 'The first card has not been checked yet, or it took too long. Start again.',

@@ -59,12 +59,13 @@ export class HolderServer {
 
   async start(): Promise<void> {
     if (this.#server) return;
-    const server = createServer((req, res) =>
-      void this.#handle(req, res).catch((err) => {
-        this.#log.error('companion request failed', { code: err instanceof MyKeyError ? err.code : 'internal' });
-        if (!res.headersSent) res.writeHead(500).end();
-        else res.destroy();
-      }),
+    const server = createServer(
+      (req, res) =>
+        void this.#handle(req, res).catch((err) => {
+          this.#log.error('companion request failed', { code: err instanceof MyKeyError ? err.code : 'internal' });
+          if (!res.headersSent) res.writeHead(500).end();
+          else res.destroy();
+        }),
     );
     server.on('upgrade', (_req, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {

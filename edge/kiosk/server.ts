@@ -115,11 +115,14 @@ export class KioskServer implements HandoffTarget {
 
   async start(): Promise<void> {
     if (this.#server) return;
-    const server = createServer((req, res) => void this.#handle(req, res).catch((err) => {
-      this.#log.error('kiosk request failed', { error: err });
-      if (!res.headersSent) res.writeHead(500).end();
-      else res.destroy();
-    }));
+    const server = createServer(
+      (req, res) =>
+        void this.#handle(req, res).catch((err) => {
+          this.#log.error('kiosk request failed', { error: err });
+          if (!res.headersSent) res.writeHead(500).end();
+          else res.destroy();
+        }),
+    );
     // The page has no WebSocket; an upgrade is answered (guard first, so a foreign one gets its own code) and closed.
     server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.#refuseUpgrade(req, socket));
     await new Promise<void>((resolve, reject) => {
@@ -245,7 +248,9 @@ export class KioskServer implements HandoffTarget {
   #printableUrl(): string {
     const a = this.#server?.address() as AddressInfo;
     if (a.address !== '0.0.0.0' && a.address !== '::') return this.pageUrl;
-    const lan = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === 'IPv4');
+    const lan = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && !i.internal && i.family === 'IPv4');
     return this.pageUrl.replace(/^http:\/\/[^/]+/, `http://${lan?.address ?? '<this-host>'}:${a.port}`);
   }
 
@@ -260,7 +265,9 @@ export class KioskServer implements HandoffTarget {
     const [status, body] = v.ok ? [404, { ok: false, code: 'not_found', message: 'no WebSocket here' }] : [v.status, { ok: false, code: v.code, message: v.message }];
     const text = JSON.stringify(body);
     socket.on('error', () => undefined);
-    socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Forbidden'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Forbidden'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    );
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -326,7 +333,8 @@ export class KioskServer implements HandoffTarget {
     let r: ActionReply;
     if (name === 'start') r = actions.start();
     else if (name === 'cancel') r = actions.cancel();
-    else if (name === 'service-user-id') r = typeof body.serviceUserId === 'string' ? actions.serviceUserId(body.serviceUserId) : { ok: false, code: 'validation_failed', message: 'serviceUserId is a string' };
+    else if (name === 'service-user-id')
+      r = typeof body.serviceUserId === 'string' ? actions.serviceUserId(body.serviceUserId) : { ok: false, code: 'validation_failed', message: 'serviceUserId is a string' };
     else r = typeof body.pin === 'string' ? actions.pin(body.pin) : { ok: false, code: 'validation_failed', message: 'pin is a string' };
     return reply(r.ok ? 200 : 409, r);
   }

@@ -35,9 +35,7 @@ export function readPinTouchIdentity(session: CardSession): Promise<CardIdentity
     const certDer = await readAuthCert(session);
     const pin = await pinTriesLeft(session);
     const identity: CardIdentity =
-      area.state === 'written'
-        ? { kind: 'mykey', mykeyId: area.mykeyId }
-        : { kind: 'cert', certDer, certSha256: createHash('sha256').update(certDer).digest('hex'), mykeyArea: area.state };
+      area.state === 'written' ? { kind: 'mykey', mykeyId: area.mykeyId } : { kind: 'cert', certDer, certSha256: createHash('sha256').update(certDer).digest('hex'), mykeyArea: area.state };
     attachPinTouchRead(identity, { certDer, pin });
     return identity;
   });

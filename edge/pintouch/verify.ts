@@ -79,11 +79,7 @@ const SHA256_DIGEST_INFO_PREFIX = Uint8Array.from([0x30, 0x31, 0x30, 0x0d, 0x06,
  * message (an old challenge replayed): `pin_touch_replayed`; anything else was not signed by this
  * certificate's key: `pin_touch_signature_invalid`.
  */
-export function verifyTouchSignature(
-  cert: X509Certificate,
-  challenge: Uint8Array,
-  signature: Uint8Array,
-): Result<void, 'pin_touch_signature_invalid' | 'pin_touch_replayed'> {
+export function verifyTouchSignature(cert: X509Certificate, challenge: Uint8Array, signature: Uint8Array): Result<void, 'pin_touch_signature_invalid' | 'pin_touch_replayed'> {
   const message = touchMessage(challenge);
   let good = false;
   try {

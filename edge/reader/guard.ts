@@ -31,37 +31,13 @@ export interface GuardOptions {
 }
 
 /** The name of the rule that refused an APDU (stable, for tests and logs). */
-export type GuardRule =
-  | 'malformed'
-  | 'class'
-  | 'select-by-name'
-  | 'select-mode'
-  | 'select-ef'
-  | 'read-binary'
-  | 'verify'
-  | 'sign'
-  | 'get-response'
-  | 'writer-only'
-  | 'writer-command'
-  | 'instruction';
+export type GuardRule = 'malformed' | 'class' | 'select-by-name' | 'select-mode' | 'select-ef' | 'read-binary' | 'verify' | 'sign' | 'get-response' | 'writer-only' | 'writer-command' | 'instruction';
 
 /** What a command does, once allowed. */
-export type ApduKind =
-  | 'select-app'
-  | 'select-ef'
-  | 'read-binary'
-  | 'verify'
-  | 'sign'
-  | 'get-response'
-  | 'get-challenge'
-  | 'external-authenticate'
-  | 'create-file'
-  | 'update-binary';
+export type ApduKind = 'select-app' | 'select-ef' | 'read-binary' | 'verify' | 'sign' | 'get-response' | 'get-challenge' | 'external-authenticate' | 'create-file' | 'update-binary';
 
 /** The guard's verdict on one APDU. */
-export type GuardVerdict =
-  | { ok: true; kind: ApduKind; apdu: CommandApdu }
-  | { ok: false; rule: GuardRule; message: string };
+export type GuardVerdict = { ok: true; kind: ApduKind; apdu: CommandApdu } | { ok: false; rule: GuardRule; message: string };
 
 /** EFs that may be selected, per application. JPKI signing cert/key/PIN (0001, 001A, 001B) are left out: never needed. */
 export const SELECTABLE_EFS: Readonly<Record<Exclude<GuardApp, 'none'>, readonly number[]>> = {

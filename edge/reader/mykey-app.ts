@@ -9,9 +9,7 @@ import { SW, swError } from './status-words.ts';
 import type { CardSession } from './transport.ts';
 
 /** What the card's MyKey area holds. `malformed`: written, but not a well-formed MyKey ID. */
-export type MyKeyArea =
-  | { state: 'written'; mykeyId: MyKeyId }
-  | { state: 'absent' | 'unreserved' | 'unwritten' | 'malformed' };
+export type MyKeyArea = { state: 'written'; mykeyId: MyKeyId } | { state: 'absent' | 'unreserved' | 'unwritten' | 'malformed' };
 
 /** Reads the MyKey area without a PIN. Outcomes other than a transport or card failure are results. */
 export function readMyKeyArea(session: CardSession): Promise<MyKeyArea> {

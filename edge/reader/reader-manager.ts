@@ -214,9 +214,7 @@ export class ReaderManager {
     // read): another PC/SC client that could send APDUs between ours could SELECT another application
     // behind the guard's back, or use the PIN we verified. pcscd refuses it a connection meanwhile.
     const protocol = await withTimeout(
-      new Promise<number>((resolve, reject) =>
-        handle.connect({ share_mode: SCARD_SHARE.EXCLUSIVE, protocol: SCARD_PROTOCOL.T0 | SCARD_PROTOCOL.T1 }, (err, p) => (err ? reject(err) : resolve(p))),
-      ),
+      new Promise<number>((resolve, reject) => handle.connect({ share_mode: SCARD_SHARE.EXCLUSIVE, protocol: SCARD_PROTOCOL.T0 | SCARD_PROTOCOL.T1 }, (err, p) => (err ? reject(err) : resolve(p)))),
       timeoutMs,
       `${reader}: connect`,
     ).catch((err) => {
@@ -231,8 +229,7 @@ export class ReaderManager {
             else resolve(new Uint8Array(resp.buffer, resp.byteOffset, resp.byteLength));
           });
         }),
-      close: ({ reset }) =>
-        new Promise((resolve) => handle.disconnect(reset ? SCARD_DISPOSITION.RESET : SCARD_DISPOSITION.LEAVE, () => resolve())),
+      close: ({ reset }) => new Promise((resolve) => handle.disconnect(reset ? SCARD_DISPOSITION.RESET : SCARD_DISPOSITION.LEAVE, () => resolve())),
     };
     const session = new CardSession(raw, {
       guard: { writer: options.writer },

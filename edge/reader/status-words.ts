@@ -121,20 +121,34 @@ export function swMeaning(status: number): string {
   const le = correctLe(status);
   if (le !== undefined) return `error: wrong Le, exact length is ${le}`;
   switch (status >> 8) {
-    case 0x62: return 'warning: state of non-volatile memory unchanged';
-    case 0x63: return 'warning: state of non-volatile memory changed';
-    case 0x64: return 'error: execution error, memory unchanged';
-    case 0x65: return 'error: execution error, memory changed';
-    case 0x66: return 'error: security-related issue';
-    case 0x67: return 'error: wrong length';
-    case 0x68: return 'error: functions in CLA not supported';
-    case 0x69: return 'error: command not allowed';
-    case 0x6a: return 'error: wrong parameters P1-P2';
-    case 0x6b: return 'error: wrong parameters P1-P2';
-    case 0x6d: return 'error: instruction not supported';
-    case 0x6e: return 'error: class not supported';
-    case 0x6f: return 'error: no precise diagnosis';
-    default: return 'not an ISO 7816-4 status word';
+    case 0x62:
+      return 'warning: state of non-volatile memory unchanged';
+    case 0x63:
+      return 'warning: state of non-volatile memory changed';
+    case 0x64:
+      return 'error: execution error, memory unchanged';
+    case 0x65:
+      return 'error: execution error, memory changed';
+    case 0x66:
+      return 'error: security-related issue';
+    case 0x67:
+      return 'error: wrong length';
+    case 0x68:
+      return 'error: functions in CLA not supported';
+    case 0x69:
+      return 'error: command not allowed';
+    case 0x6a:
+      return 'error: wrong parameters P1-P2';
+    case 0x6b:
+      return 'error: wrong parameters P1-P2';
+    case 0x6d:
+      return 'error: instruction not supported';
+    case 0x6e:
+      return 'error: class not supported';
+    case 0x6f:
+      return 'error: no precise diagnosis';
+    default:
+      return 'not an ISO 7816-4 status word';
   }
 }
 

@@ -177,8 +177,7 @@ export class RegistrationFlow {
   }
 
   async #link(card: HeldCard, serviceUserId: string, pin: string | undefined, epoch: number): Promise<void> {
-    const identity: LinkIdentity =
-      card.identity.kind === 'mykey' ? { mykeyId: card.identity.mykeyId } : { certificate: Buffer.from(card.identity.certDer).toString('base64') };
+    const identity: LinkIdentity = card.identity.kind === 'mykey' ? { mykeyId: card.identity.mykeyId } : { certificate: Buffer.from(card.identity.certDer).toString('base64') };
     const body: CounterLink = { identity, serviceUserId };
     try {
       if (pin !== undefined) body.proof = await this.#proof(card.reader, pin, serviceUserId);

@@ -89,8 +89,16 @@ const ZERO_COUNTERS: EdgeCounters = { touches: 0, handoffs: 0, notLinked: 0, ref
 function isCheckpoint(v: unknown): v is CheckpointData {
   const c = v as CheckpointData;
   return (
-    typeof c === 'object' && c !== null && c.v === 1 && typeof c.serviceId === 'string' && Number.isSafeInteger(c.seq) && c.seq >= 0 &&
-    Number.isSafeInteger(c.gen) && Number.isSafeInteger(c.count) && typeof c.keys === 'string' && typeof c.refs === 'string' &&
+    typeof c === 'object' &&
+    c !== null &&
+    c.v === 1 &&
+    typeof c.serviceId === 'string' &&
+    Number.isSafeInteger(c.seq) &&
+    c.seq >= 0 &&
+    Number.isSafeInteger(c.gen) &&
+    Number.isSafeInteger(c.count) &&
+    typeof c.keys === 'string' &&
+    typeof c.refs === 'string' &&
     Array.isArray(c.userIds)
   );
 }
@@ -139,10 +147,7 @@ export class EdgeState {
     this.#compactMs = opts.compactEveryMs ?? 10 * 60_000;
     this.#metaFlushMs = opts.metaFlushMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
-    this.#ckpt = new Low<CheckpointData | null>(
-      new DurableJsonFile<CheckpointData | null>(join(opts.dir, 'checkpoint.json'), (v): v is CheckpointData | null => isCheckpoint(v)),
-      null,
-    );
+    this.#ckpt = new Low<CheckpointData | null>(new DurableJsonFile<CheckpointData | null>(join(opts.dir, 'checkpoint.json'), (v): v is CheckpointData | null => isCheckpoint(v)), null);
     this.#meta = new Low<MetaData>(new DurableJsonFile(join(opts.dir, 'meta.json'), isMeta), { v: 1, counters: { ...ZERO_COUNTERS } });
     this.#journal = new Journal(join(opts.dir, 'journal.log'));
   }
@@ -223,9 +228,12 @@ export class EdgeState {
       }
     }
     this.#lastCheckpointAt = this.#now();
-    this.#compactTimer = setInterval(() => {
-      if (this.#journal.count > 0 && this.#now() - this.#lastCheckpointAt >= this.#compactMs) void this.checkpoint().catch(() => undefined);
-    }, Math.min(this.#compactMs, 60_000));
+    this.#compactTimer = setInterval(
+      () => {
+        if (this.#journal.count > 0 && this.#now() - this.#lastCheckpointAt >= this.#compactMs) void this.checkpoint().catch(() => undefined);
+      },
+      Math.min(this.#compactMs, 60_000),
+    );
     this.#compactTimer.unref();
     this.#metaTimer = setInterval(() => void this.flush().catch(() => undefined), this.#metaFlushMs);
     this.#metaTimer.unref();
@@ -248,9 +256,7 @@ export class EdgeState {
     const old = this.#meta.data.identity;
     if (old && old.edgeId === id.edgeId && old.serviceId === id.serviceId && old.syncSecret === id.syncSecret && sameTouchPolicy(old, id)) return { changed: false, resync: false };
     const ckptService = this.#ckpt.data?.serviceId;
-    const resync =
-      (old !== undefined && (old.serviceId !== id.serviceId || old.syncSecret !== id.syncSecret)) ||
-      (old === undefined && ckptService !== undefined && ckptService !== id.serviceId);
+    const resync = (old !== undefined && (old.serviceId !== id.serviceId || old.syncSecret !== id.syncSecret)) || (old === undefined && ckptService !== undefined && ckptService !== id.serviceId);
     this.#meta.data.identity = { ...id };
     this.#cache?.setSecret(Buffer.from(id.syncSecret, 'base64url'));
     if (resync) {

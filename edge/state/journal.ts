@@ -33,7 +33,12 @@ export interface JournalScan {
 function isRecord(v: unknown): v is JournalRecord {
   const r = v as JournalRecord;
   return (
-    typeof r === 'object' && r !== null && Number.isSafeInteger(r.g) && Number.isSafeInteger(r.s) && r.s >= 1 && Array.isArray(r.r) &&
+    typeof r === 'object' &&
+    r !== null &&
+    Number.isSafeInteger(r.g) &&
+    Number.isSafeInteger(r.s) &&
+    r.s >= 1 &&
+    Array.isArray(r.r) &&
     r.r.every((x) => typeof x === 'string') &&
     (r.k === undefined || (Array.isArray(r.k) && r.k.every((x) => typeof x === 'string') && typeof r.u === 'string'))
   );

@@ -20,7 +20,14 @@ export interface DeviceClientOptions {
 
 function call(o: DeviceClientOptions, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const url = new URL(path, o.hubUrl);
-  const opts: RequestOptions = { method, ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, timeout: o.timeoutMs ?? 15_000 };
+  const opts: RequestOptions = {
+    method,
+    ca: o.tls.ca,
+    cert: o.tls.cert,
+    key: o.tls.key,
+    headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    timeout: o.timeoutMs ?? 15_000,
+  };
   return { req: (url.protocol === 'https:' ? request : httpRequest)(url, opts), payload: body === undefined ? undefined : JSON.stringify(body) };
 }
 
@@ -114,5 +121,7 @@ export async function downloadBundle(o: DeviceClientOptions, path: string, file:
     }
     await new Promise((r) => setTimeout(r, (opts.delayMs ?? 500) * 2 ** i));
   }
-  throw last instanceof MyKeyError ? new MyKeyError('release_download_incomplete', `the download did not complete after ${attempts} attempts (${last.message})`, { cause: last }) : new MyKeyError('release_download_incomplete', `the download did not complete after ${attempts} attempts`, { cause: last });
+  throw last instanceof MyKeyError
+    ? new MyKeyError('release_download_incomplete', `the download did not complete after ${attempts} attempts (${last.message})`, { cause: last })
+    : new MyKeyError('release_download_incomplete', `the download did not complete after ${attempts} attempts`, { cause: last });
 }

@@ -27,7 +27,8 @@ export function checkRelease(signed: unknown, keys: readonly KeyObject[], edge: 
   if (!v.ok) return v;
   const m = v.value;
   if (!releaseIsForService(m, edge.serviceId)) return fail('release_wrong_service', `release ${m.version} is for ${m.services.join(', ')}, not ${edge.serviceId}`);
-  if (compareVersions(m.version, edge.running) < 0 && !m.allowDowngrade) return fail('release_downgrade_refused', `release ${m.version} is older than the running ${edge.running} and not marked as a downgrade`);
+  if (compareVersions(m.version, edge.running) < 0 && !m.allowDowngrade)
+    return fail('release_downgrade_refused', `release ${m.version} is older than the running ${edge.running} and not marked as a downgrade`);
   if (compareVersions(edge.running, m.minVersion) < 0) return fail('release_min_version', `release ${m.version} updates from ${m.minVersion} or later; this edge runs ${edge.running}`);
   return ok(m);
 }

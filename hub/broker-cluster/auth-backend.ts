@@ -89,72 +89,84 @@ export function createBrokerAuthApp(deps: BrokerAuthDeps): Hono {
   };
 
   for (const method of ['post', 'get'] as const) {
-    app[method]('/user', decide(async (p) => {
-      const u = p.username!;
-      if (isHub(u)) {
-        // The hub signs in with its password; a certificate login carries none.
-        return typeof p.password === 'string' && sameSecret(p.password, deps.hubUser.password) ? 'allow' : refuse('unauthorized', 'hub user with a wrong password', u);
-      }
-      // An edge logs in with its certificate only: the broker then sends no password field at all. A
-      // password login under an edge's name (even an empty one, on any listener) would be a way
-      // around the certificate, so it is refused.
-      if ('password' in p) return refuse('unauthorized', 'password login under an edge name', u);
-      if (!isEdgeId(u)) return refuse('device_unknown', 'not an edge id', u);
-      const row = await deps.devices.get(u);
-      if (!row) return refuse('device_unknown', 'unknown device', u);
-      if (row.status !== 'active') return refuse('device_revoked', 'device revoked', u);
-      return 'allow';
-    }));
+    app[method](
+      '/user',
+      decide(async (p) => {
+        const u = p.username!;
+        if (isHub(u)) {
+          // The hub signs in with its password; a certificate login carries none.
+          return typeof p.password === 'string' && sameSecret(p.password, deps.hubUser.password) ? 'allow' : refuse('unauthorized', 'hub user with a wrong password', u);
+        }
+        // An edge logs in with its certificate only: the broker then sends no password field at all. A
+        // password login under an edge's name (even an empty one, on any listener) would be a way
+        // around the certificate, so it is refused.
+        if ('password' in p) return refuse('unauthorized', 'password login under an edge name', u);
+        if (!isEdgeId(u)) return refuse('device_unknown', 'not an edge id', u);
+        const row = await deps.devices.get(u);
+        if (!row) return refuse('device_unknown', 'unknown device', u);
+        if (row.status !== 'active') return refuse('device_revoked', 'device revoked', u);
+        return 'allow';
+      }),
+    );
 
-    app[method]('/vhost', decide(async (p) => {
-      const u = p.username!;
-      if (p.vhost !== '/') return refuse('unauthorized', 'other vhost', u);
-      if (isHub(u)) return 'allow';
-      if (!(await activeEdge(u))) return refuse('device_revoked', 'vhost for an inactive device', u);
-      // MQTT 3.1.1 3.1.3.1: the Server may restrict client ids; ours is the certificate's edge id, as on
-      // the embedded broker. Without this, an edge could take over another's session [MQTT-3.1.4-2]
-      // and cut it off. RabbitMQ's MQTT plugin sends the client id with the vhost check (3.8+).
-      if (p.client_id !== u) return refuse('device_id_mismatch', 'client id is not the certificate edge id', u);
-      return 'allow';
-    }));
+    app[method](
+      '/vhost',
+      decide(async (p) => {
+        const u = p.username!;
+        if (p.vhost !== '/') return refuse('unauthorized', 'other vhost', u);
+        if (isHub(u)) return 'allow';
+        if (!(await activeEdge(u))) return refuse('device_revoked', 'vhost for an inactive device', u);
+        // MQTT 3.1.1 3.1.3.1: the Server may restrict client ids; ours is the certificate's edge id, as on
+        // the embedded broker. Without this, an edge could take over another's session [MQTT-3.1.4-2]
+        // and cut it off. RabbitMQ's MQTT plugin sends the client id with the vhost check (3.8+).
+        if (p.client_id !== u) return refuse('device_id_mismatch', 'client id is not the certificate edge id', u);
+        return 'allow';
+      }),
+    );
 
-    app[method]('/resource', decide(async (p) => {
-      const u = p.username!;
-      const id = await activeEdge(u);
-      if (!id && !isHub(u)) return refuse('device_revoked', 'resource for an inactive device', u);
-      if (p.vhost !== '/') return refuse('unauthorized', 'other vhost', u);
-      if (p.resource === 'exchange' && p.name === exchange && (p.permission === 'read' || p.permission === 'write')) return 'allow';
-      // The MQTT plugin keeps a session in the queue mqtt-subscription-<client id>qos0|qos1. An edge
-      // may only have its own (its client id is its edge id, as on the embedded broker).
-      if (p.resource === 'queue' && id && (p.name === `mqtt-subscription-${id.edgeId}qos0` || p.name === `mqtt-subscription-${id.edgeId}qos1`)) return 'allow';
-      if (p.resource === 'queue' && isHub(u) && p.name?.startsWith(`mqtt-subscription-${hubName}`)) return 'allow';
-      return refuse('topic_forbidden', `${p.resource} ${p.permission}`, u);
-    }));
+    app[method](
+      '/resource',
+      decide(async (p) => {
+        const u = p.username!;
+        const id = await activeEdge(u);
+        if (!id && !isHub(u)) return refuse('device_revoked', 'resource for an inactive device', u);
+        if (p.vhost !== '/') return refuse('unauthorized', 'other vhost', u);
+        if (p.resource === 'exchange' && p.name === exchange && (p.permission === 'read' || p.permission === 'write')) return 'allow';
+        // The MQTT plugin keeps a session in the queue mqtt-subscription-<client id>qos0|qos1. An edge
+        // may only have its own (its client id is its edge id, as on the embedded broker).
+        if (p.resource === 'queue' && id && (p.name === `mqtt-subscription-${id.edgeId}qos0` || p.name === `mqtt-subscription-${id.edgeId}qos1`)) return 'allow';
+        if (p.resource === 'queue' && isHub(u) && p.name?.startsWith(`mqtt-subscription-${hubName}`)) return 'allow';
+        return refuse('topic_forbidden', `${p.resource} ${p.permission}`, u);
+      }),
+    );
 
-    app[method]('/topic', decide(async (p) => {
-      const u = p.username!;
-      if (p.vhost !== '/' || p.name !== exchange || typeof p.routing_key !== 'string') return refuse('topic_forbidden', 'other exchange', u);
-      const topic = mqttTopicOf(p.routing_key);
-      if (isHub(u)) {
-        const parts = topic.split('/');
-        const [r1, r2, kind, idPart, leaf] = parts;
-        if (parts.length !== 5 || `${r1}/${r2}` !== TOPIC_ROOT) return refuse('topic_forbidden', 'hub topic outside the protocol', u);
-        if (p.permission === 'write' && ((kind === 'svc' && leaf === 'log') || (kind === 'edge' && leaf === 'cmd')) && !idPart!.includes('#')) return 'allow';
-        if (p.permission === 'read' && kind === 'edge' && (leaf === 'status' || leaf === 'reply')) return 'allow';
-        return refuse('topic_forbidden', 'hub topic', u);
-      }
-      const id = await activeEdge(u);
-      if (!id) return refuse('device_revoked', 'topic for an inactive device', u);
-      if (p.permission === 'read') {
-        const r = canSubscribe(id, topic);
-        return r.ok ? 'allow' : refuse(r.code, `subscribe: ${r.message}`, u);
-      }
-      if (p.permission === 'write') {
-        const r = canPublish(id, topic);
-        return r.ok ? 'allow' : refuse(r.code, `publish: ${r.message}`, u);
-      }
-      return refuse('topic_forbidden', 'unknown permission', u);
-    }));
+    app[method](
+      '/topic',
+      decide(async (p) => {
+        const u = p.username!;
+        if (p.vhost !== '/' || p.name !== exchange || typeof p.routing_key !== 'string') return refuse('topic_forbidden', 'other exchange', u);
+        const topic = mqttTopicOf(p.routing_key);
+        if (isHub(u)) {
+          const parts = topic.split('/');
+          const [r1, r2, kind, idPart, leaf] = parts;
+          if (parts.length !== 5 || `${r1}/${r2}` !== TOPIC_ROOT) return refuse('topic_forbidden', 'hub topic outside the protocol', u);
+          if (p.permission === 'write' && ((kind === 'svc' && leaf === 'log') || (kind === 'edge' && leaf === 'cmd')) && !idPart!.includes('#')) return 'allow';
+          if (p.permission === 'read' && kind === 'edge' && (leaf === 'status' || leaf === 'reply')) return 'allow';
+          return refuse('topic_forbidden', 'hub topic', u);
+        }
+        const id = await activeEdge(u);
+        if (!id) return refuse('device_revoked', 'topic for an inactive device', u);
+        if (p.permission === 'read') {
+          const r = canSubscribe(id, topic);
+          return r.ok ? 'allow' : refuse(r.code, `subscribe: ${r.message}`, u);
+        }
+        if (p.permission === 'write') {
+          const r = canPublish(id, topic);
+          return r.ok ? 'allow' : refuse(r.code, `publish: ${r.message}`, u);
+        }
+        return refuse('topic_forbidden', 'unknown permission', u);
+      }),
+    );
   }
   return app;
 }

@@ -22,7 +22,14 @@ export interface BrokerCluster {
   stop(): Promise<void>;
 }
 
-export async function startBrokerCluster(o: { config: HubConfig; devices: DeviceRepo; deviceCaPem: string; log: Logger; headSeq: (serviceId: string) => Promise<number>; now: () => number }): Promise<BrokerCluster> {
+export async function startBrokerCluster(o: {
+  config: HubConfig;
+  devices: DeviceRepo;
+  deviceCaPem: string;
+  log: Logger;
+  headSeq: (serviceId: string) => Promise<number>;
+  now: () => number;
+}): Promise<BrokerCluster> {
   const ext = o.config.broker.external;
   const app = createBrokerAuthApp({ devices: o.devices, log: o.log.child('auth'), hubUser: { username: ext.username, password: ext.password } });
   if (!ext.password) o.log.warn('broker.external.password is empty: the hub user is refused by its own auth backend and cannot publish');

@@ -9,7 +9,13 @@ import { edgeIdentity } from '../broker/identity.ts';
 import { checkStatusPayload } from '../broker/payloads.ts';
 import type { DeviceRepo } from '../store/device-repo.ts';
 
-export function createStatusRecorder(o: { devices: Pick<DeviceRepo, 'get' | 'recordStatus'>; headSeq: (serviceId: string) => Promise<number>; now: () => number; log: Logger; sampleIntervalMs?: number }) {
+export function createStatusRecorder(o: {
+  devices: Pick<DeviceRepo, 'get' | 'recordStatus'>;
+  headSeq: (serviceId: string) => Promise<number>;
+  now: () => number;
+  log: Logger;
+  sampleIntervalMs?: number;
+}) {
   const interval = o.sampleIntervalMs ?? 60_000;
   const last = new Map<string, { at: number; lag: number }>();
   return (topic: string, payload: Buffer): void => {

@@ -165,9 +165,11 @@ export function createBroker(opts: BrokerOptions) {
       await opts.devices.markAllOffline();
 
       // Listeners never throw into aedes: a failing store is logged and the broker carries on.
-      const guarded = <A extends unknown[]>(what: string, fn: (...args: A) => Promise<void>) => (...args: A) => {
-        fn(...args).catch((err) => log.error(`${what} failed`, { error: err }));
-      };
+      const guarded =
+        <A extends unknown[]>(what: string, fn: (...args: A) => Promise<void>) =>
+        (...args: A) => {
+          fn(...args).catch((err) => log.error(`${what} failed`, { error: err }));
+        };
       a.on(
         'client',
         guarded('registering an edge connection', async (client: Client) => {

@@ -9,10 +9,7 @@
 // 4 bytes, 7 bits each, least significant first, bit 8 set on every byte but the last.
 import type { Duplex } from 'node:stream';
 
-export type HeaderVerdict =
-  | { ok: true }
-  | { ok: false; code: 'mqtt_packet_too_large'; packetType: number; atLeast: number }
-  | { ok: false; code: 'mqtt_packet_malformed'; packetType: number };
+export type HeaderVerdict = { ok: true } | { ok: false; code: 'mqtt_packet_too_large'; packetType: number; atLeast: number } | { ok: false; code: 'mqtt_packet_malformed'; packetType: number };
 
 /**
  * Follows the packet boundaries of an MQTT 3.1.1 byte stream, chunk by chunk, and judges every fixed

@@ -61,10 +61,7 @@ export interface ActiveSession {
   expiresAt: number;
 }
 
-export type SignInResult =
-  | { ok: true; token: string; session: ActiveSession }
-  | { ok: false; reason: 'invalid' }
-  | { ok: false; reason: 'locked'; until: number };
+export type SignInResult = { ok: true; token: string; session: ActiveSession } | { ok: false; reason: 'invalid' } | { ok: false; reason: 'locked'; until: number };
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 

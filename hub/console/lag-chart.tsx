@@ -42,14 +42,7 @@ export function LagChart({ samples, width = 640, height = 200, compact = false, 
   const area = pts.length ? `${line} L${pts[pts.length - 1].x},${box.y + box.h} L${pts[0].x},${box.y + box.h} Z` : '';
   const last = samples[samples.length - 1];
   return (
-    <svg
-      class={compact ? 'chart spark' : 'chart'}
-      viewBox={`0 0 ${width} ${height}`}
-      width={width}
-      height={height}
-      role="img"
-      aria-label={`${label}${last ? `: ${last.lag}` : ''}`}
-    >
+    <svg class={compact ? 'chart spark' : 'chart'} viewBox={`0 0 ${width} ${height}`} width={width} height={height} role="img" aria-label={`${label}${last ? `: ${last.lag}` : ''}`}>
       {!compact &&
         [0, 0.5, 1].map((f) => {
           const y = box.y + box.h - f * box.h;

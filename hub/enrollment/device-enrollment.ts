@@ -41,7 +41,13 @@ export function csrDerOf(pem: string): Uint8Array | undefined {
 }
 
 /** What the device repo records of an issued certificate. */
-const recordOf = (c: IssuedDeviceCertificate, edgeId: string, serviceId: string): DeviceCertRecord => ({ edgeId, serviceId, certSerial: c.serialHex, certFingerprint: c.fingerprint, notAfter: c.notAfter.getTime() });
+const recordOf = (c: IssuedDeviceCertificate, edgeId: string, serviceId: string): DeviceCertRecord => ({
+  edgeId,
+  serviceId,
+  certSerial: c.serialHex,
+  certFingerprint: c.fingerprint,
+  notAfter: c.notAfter.getTime(),
+});
 
 /** The default overlap of a rotation (see the header comment). */
 export const ROTATION_OVERLAP_MS = 10 * 60_000;
@@ -103,11 +109,7 @@ export function createDeviceEnrollment({ deviceCa, devices, now = () => new Date
       const issued = await deviceCa.issueDeviceCertificate(csrDer, req);
       if (!issued.ok) return issued;
       const c = issued.value;
-      const conflict = await devices.enroll(
-        recordOf(c, req.edgeId, req.serviceId),
-        now().getTime(),
-        { allowRevoked: req.allowRevoked },
-      );
+      const conflict = await devices.enroll(recordOf(c, req.edgeId, req.serviceId), now().getTime(), { allowRevoked: req.allowRevoked });
       // Another enrollment of this edge id won the race while the certificate was being made; the
       // certificate just issued is recorded nowhere, so the broker never accepts it.
       if (conflict) return fail(conflict, ERROR_CODES[conflict].title);

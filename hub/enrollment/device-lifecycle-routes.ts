@@ -35,7 +35,7 @@ export function mountDeviceLifecycleRoutes(r: Router, deps: DeviceLifecycleDeps 
       auth: 'device',
       summary: 'The device revokes its own certificate (decommissioning)',
       description:
-        'Only the holder of the device key can ask. The certificate is refused by the device API and the broker from then on, and a connected MQTT session is closed at once. Recorded in the audit log. Enrolling the edge id again needs a token with the platform operator\'s permission.',
+        "Only the holder of the device key can ask. The certificate is refused by the device API and the broker from then on, and a connected MQTT session is closed at once. Recorded in the audit log. Enrolling the edge id again needs a token with the platform operator's permission.",
       body: DeviceRevokeRequest,
       ...(limit ? { rateLimit: limit } : {}),
       responses: { 200: { description: 'revoked', schema: DeviceRevokeResponse } },

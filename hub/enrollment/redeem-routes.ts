@@ -61,10 +61,20 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
       body: EnrollmentRequest,
       rateLimit: rateLimit({ perSecond: 1, burst: 10, ...deps.rateLimit, scope: 'enrollment' }),
       summary: 'Redeem a one-time enrollment token for a device certificate',
-      description:
-        'The token was issued in the operator console for one service and one edge id. It works once, until it expires; a failed certificate issue (bad CSR) leaves it unused.',
+      description: 'The token was issued in the operator console for one service and one edge id. It works once, until it expires; a failed certificate issue (bad CSR) leaves it unused.',
       responses: { 201: { description: 'the device certificate and where to connect', schema: EnrollmentResponse } },
-      errors: ['enrollment_token_invalid', 'enrollment_token_expired', 'enrollment_token_used', 'csr_invalid', 'forbidden', 'unavailable', 'edge_enrolled_elsewhere', 'edge_service_move', 'device_reenroll_revoked', 'device_ca_retired'],
+      errors: [
+        'enrollment_token_invalid',
+        'enrollment_token_expired',
+        'enrollment_token_used',
+        'csr_invalid',
+        'forbidden',
+        'unavailable',
+        'edge_enrolled_elsewhere',
+        'edge_service_move',
+        'device_reenroll_revoked',
+        'device_ca_retired',
+      ],
     },
     async (c) => {
       const b = c.get('body');
@@ -93,7 +103,15 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
       }
       if (!r.ok) {
         await tokens.release(row.id, claimedAt);
-        await deps.consoleRepo.audit({ at: now(), actor: `edge:${row.edge_id}`, action: 'enrollment.redeem', target: `mket_${row.id}`, service_id: row.service_id, outcome: r.code, detail: { address } });
+        await deps.consoleRepo.audit({
+          at: now(),
+          actor: `edge:${row.edge_id}`,
+          action: 'enrollment.redeem',
+          target: `mket_${row.id}`,
+          service_id: row.service_id,
+          outcome: r.code,
+          detail: { address },
+        });
         return problem(c, r.code, r.message);
       }
       await deps.consoleRepo.audit({

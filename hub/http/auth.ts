@@ -17,7 +17,9 @@ export function adminAuth(token: () => string): MiddlewareHandler {
     const got = bearer(c.req.header('authorization'));
     if (!expected) return problem(c, 'forbidden', 'the admin API is disabled (set admin.token)');
     const a = createHash('sha256').update(expected).digest();
-    const b = createHash('sha256').update(got ?? '').digest();
+    const b = createHash('sha256')
+      .update(got ?? '')
+      .digest();
     if (!got || !timingSafeEqual(a, b)) return problem(c, 'unauthorized', 'a valid admin bearer token is required', undefined, { 'www-authenticate': 'Bearer' });
     await next();
   };

@@ -4,13 +4,7 @@
 // its certificate and revoking itself (hub/enrollment/device-lifecycle-routes.ts). Bodies: shared/device-api.ts.
 import type { Env, Hono } from 'hono';
 import type { TLSSocket } from 'node:tls';
-import {
-  ChangesPage,
-  CounterChallengeRequest,
-  CounterLinkRequest,
-  DeviceConfig,
-  MAX_CHANGES_PAGE,
-} from '../../shared/device-api.ts';
+import { ChangesPage, CounterChallengeRequest, CounterLinkRequest, DeviceConfig, MAX_CHANGES_PAGE } from '../../shared/device-api.ts';
 import { MyKeyError } from '../../shared/errors.ts';
 import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
 import { ChallengeResponse, LinkResponse } from '../../shared/messages.ts';
@@ -86,7 +80,15 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
   const registerLimit = rateLimit({ ...deps.rateLimits.register, scope: 'device-register' });
 
   r.route(
-    { method: 'get', path: '/v1/device/config', tag, auth: 'device', summary: "The device's service and its sync secret", responses: { 200: { description: 'config', schema: DeviceConfig } }, errors: ['not_found'] },
+    {
+      method: 'get',
+      path: '/v1/device/config',
+      tag,
+      auth: 'device',
+      summary: "The device's service and its sync secret",
+      responses: { 200: { description: 'config', schema: DeviceConfig } },
+      errors: ['not_found'],
+    },
     async (c) => {
       const d = c.get('device');
       const s = await links.service(d.serviceId);
@@ -218,7 +220,7 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
         throw new MyKeyError('holder_proof_required', 'this service requires the holder to confirm with the PIN (proof)');
       } else if ('mykeyId' in b.identity) {
         // A MyKey ID is readable off any card and can be typed by anyone: on its own it proves nothing.
-        throw new MyKeyError('holder_proof_required', 'a MyKey ID alone is never linked; send the holder\'s proof or the card\'s certificate');
+        throw new MyKeyError('holder_proof_required', "a MyKey ID alone is never linked; send the holder's proof or the card's certificate");
       }
       if ('mykeyId' in b.identity) {
         mykeyId = b.identity.mykeyId;

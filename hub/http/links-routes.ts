@@ -70,7 +70,7 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       auth: 'operator',
       summary: 'List services with link counts and webhook health',
       responses: { 200: { description: 'services', schema: ServiceView } },
-          },
+    },
     async (c) => c.json(await Promise.all((await links.services()).map((s) => serviceView(linkRepo, s)))),
   );
 
@@ -193,7 +193,8 @@ export function mountLinksRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps
       const r = await links.link({ serviceId, mykeyId: b.mykeyId, serviceUserId: b.serviceUserId, by: `api:${credentialId}`, move: b.move === true });
       // The service's own decision to move a service ID is audited (who: its credential). The IDs
       // themselves stay in the change log only.
-      if (r.moved) await deps.audit?.({ at: Date.now(), actor: `api:${credentialId}`, role: 'service', action: 'link.move', target: credentialId, service_id: serviceId, detail: { seq: r.entry?.seq ?? null } });
+      if (r.moved)
+        await deps.audit?.({ at: Date.now(), actor: `api:${credentialId}`, role: 'service', action: 'link.move', target: credentialId, service_id: serviceId, detail: { seq: r.entry?.seq ?? null } });
       const body: LinkResponse = {
         serviceId,
         serviceUserId: b.serviceUserId,

@@ -1,14 +1,6 @@
 // HTTP routes of the MyKey ID lifecycle.
 import type { Env, Hono } from 'hono';
-import {
-  CarryOverRequest,
-  ChallengeRequest,
-  ChallengeResponse,
-  ChangeIdRequest,
-  HolderRequest,
-  HolderView,
-  RegisterResponse,
-} from '../../shared/messages.ts';
+import { CarryOverRequest, ChallengeRequest, ChallengeResponse, ChangeIdRequest, HolderRequest, HolderView, RegisterResponse } from '../../shared/messages.ts';
 import { MyKeyError, type ErrorCode } from '../../shared/errors.ts';
 import { normalizeMyKeyId } from '../../shared/ids.ts';
 import type { ChallengeBinding, ChallengeStore } from '../mykey/challenges.ts';
@@ -183,8 +175,7 @@ export function mountMyKeyRoutes<E extends Env>(app: Hono<E>, api: OpenApi, { se
       tag,
       auth: 'public',
       summary: 'Carry the MyKey ID over to a renewed certificate or a new card',
-      description:
-        'Proofs from both cards: `proof` with the new certificate, `previous.proof` with the one currently bound (which may have expired or been revoked as superseded, not for a loss).',
+      description: 'Proofs from both cards: `proof` with the new certificate, `previous.proof` with the one currently bound (which may have expired or been revoked as superseded, not for a loss).',
       body: CarryOverRequest,
       rateLimit: registerLimit,
       responses: { 200: { description: 'the MyKey ID after the carry-over', schema: HolderView } },

@@ -69,9 +69,12 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
   const { mykeys, repo } = deps;
 
   /** Everything about a record that can be decided before its write: its final outcome, or what to carry. */
-  async function check(anchor: TrustAnchor, l: Extract<LinkageLine, { ok: true }>, at: Date, known?: CheckedCertificate): Promise<
-    { done: Outcome } | { carry: { mykeyId: string; oldBindingId: number; identity: ReturnType<typeof certIdentityOf>; checked: CheckedCertificate } }
-  > {
+  async function check(
+    anchor: TrustAnchor,
+    l: Extract<LinkageLine, { ok: true }>,
+    at: Date,
+    known?: CheckedCertificate,
+  ): Promise<{ done: Outcome } | { carry: { mykeyId: string; oldBindingId: number; identity: ReturnType<typeof certIdentityOf>; checked: CheckedCertificate } }> {
     const old = await repo.liveBindingOfSerial(anchor.issuerKey, anchor.keyId, l.oldSerial);
     if (!old) return { done: refused('linkage_old_unknown', 'no live MyKey ID is bound to this old serial under the file issuer') };
     // The certificate is checked once per record; the re-check inside the write (`known`) reads the store only.
@@ -101,7 +104,8 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
     const revoked = deps.revokedNow?.(checkedCert);
     if (revoked) return { done: refused('linkage_new_cert_revoked', `the new certificate is revoked (${revoked.reason})`) };
     // The exact (issuer name, issuing key, serial) of cert_bindings_live_serial: one index seek.
-    if (await repo.liveBindingOfSerial(identity.issuerKey, identity.issuerKeyId, identity.serialHex)) return { done: refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID') };
+    if (await repo.liveBindingOfSerial(identity.issuerKey, identity.issuerKeyId, identity.serialHex))
+      return { done: refused('linkage_new_cert_bound', 'the new certificate is already bound to another MyKey ID') };
     return { carry: { mykeyId: old.mykey_id, oldBindingId: old.id, identity, checked: checkedCert } };
   }
 
@@ -150,7 +154,20 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
       const dryRun = opts.dryRun === true;
       const startedAt = now().getTime();
       const record = (r: Partial<Parameters<LinkageRepo['recordImport']>[0]>): Promise<void> =>
-        repo.recordImport({ source: source.slice(0, 200), file_sha256: null, issuer: null, created: null, records: null, carried: null, already: null, refused: null, code: null, started_at: startedAt, finished_at: now().getTime(), ...r });
+        repo.recordImport({
+          source: source.slice(0, 200),
+          file_sha256: null,
+          issuer: null,
+          created: null,
+          records: null,
+          carried: null,
+          already: null,
+          refused: null,
+          code: null,
+          started_at: startedAt,
+          finished_at: now().getTime(),
+          ...r,
+        });
       const parsed = parseLinkageFile(bytes, signatureText, { signers: deps.signers(), maxBytes: deps.maxBytes });
       if (!parsed.ok) {
         await record({ code: parsed.code });
@@ -180,9 +197,24 @@ export function createLinkageImporter(deps: LinkageImporterDeps) {
         else report.refused.push({ line: l.line, code: out.code, message: out.message });
       }
       if (dryRun) return { ...report, dryRun: true };
-      await record({ file_sha256: sha256, issuer: header.issuer, created: header.created, records: header.records, carried: report.carried.length, already: report.alreadyCarried.length, refused: report.refused.length });
+      await record({
+        file_sha256: sha256,
+        issuer: header.issuer,
+        created: header.created,
+        records: header.records,
+        carried: report.carried.length,
+        already: report.alreadyCarried.length,
+        refused: report.refused.length,
+      });
       // Counts only: no serial, no MyKey ID (README: no usage history, nothing personal in logs).
-      deps.log.info('linkage file imported', { source, records: header.records, carried: report.carried.length, alreadyCarried: report.alreadyCarried.length, refused: report.refused.length, resumed: report.resumed });
+      deps.log.info('linkage file imported', {
+        source,
+        records: header.records,
+        carried: report.carried.length,
+        alreadyCarried: report.alreadyCarried.length,
+        refused: report.refused.length,
+        resumed: report.resumed,
+      });
       return report;
     },
     recentImports: (limit?: number) => repo.recentImports(limit),

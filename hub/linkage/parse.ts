@@ -16,9 +16,7 @@ export interface LinkageSigner {
 }
 
 /** One record line as read: accepted (serials in the hub's form, the certificate's DER) or refused. */
-export type LinkageLine =
-  | { line: number; ok: true; oldSerial: string; newSerial: string; certDer: Uint8Array }
-  | { line: number; ok: false; code: ErrorCode; message: string };
+export type LinkageLine = { line: number; ok: true; oldSerial: string; newSerial: string; certDer: Uint8Array } | { line: number; ok: false; code: ErrorCode; message: string };
 
 export interface ParsedLinkageFile {
   header: LinkageHeader;

@@ -86,22 +86,31 @@ export function mountLinkageRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
     },
   );
 
-  r.route({ method: 'get', path: '/v1/admin/linkage-imports', tag, auth: 'operator', summary: 'The last linkage imports, newest first (refused ones with their code)', responses: { 200: { description: 'imports' } } }, async (c) =>
-    c.json(
-      (await deps.importer.recentImports(50)).map((x) => ({
-        id: x.id,
-        source: x.source,
-        sha256: x.file_sha256,
-        issuer: x.issuer,
-        created: x.created,
-        records: x.records,
-        carried: x.carried,
-        alreadyCarried: x.already,
-        refused: x.refused,
-        code: x.code,
-        at: new Date(x.started_at).toISOString(),
-      })),
-    ),
+  r.route(
+    {
+      method: 'get',
+      path: '/v1/admin/linkage-imports',
+      tag,
+      auth: 'operator',
+      summary: 'The last linkage imports, newest first (refused ones with their code)',
+      responses: { 200: { description: 'imports' } },
+    },
+    async (c) =>
+      c.json(
+        (await deps.importer.recentImports(50)).map((x) => ({
+          id: x.id,
+          source: x.source,
+          sha256: x.file_sha256,
+          issuer: x.issuer,
+          created: x.created,
+          records: x.records,
+          carried: x.carried,
+          alreadyCarried: x.already,
+          refused: x.refused,
+          code: x.code,
+          at: new Date(x.started_at).toISOString(),
+        })),
+      ),
   );
 
   r.mount(app);

@@ -120,7 +120,15 @@ export function createChangeLog(deps: ChangeLogDeps) {
         case 'suspended':
           if (l.state !== 'active') break;
           await repo.setLinkState(s.id, e.mykeyId, 'suspended');
-          await append(s, { kind: 'suspend', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'hub:revocation', remove: await keysOf(s, e.mykeyId), reason: e.reason ?? undefined, notice: 'link.suspended' });
+          await append(s, {
+            kind: 'suspend',
+            mykeyId: e.mykeyId,
+            serviceUserId: l.service_user_id,
+            by: 'hub:revocation',
+            remove: await keysOf(s, e.mykeyId),
+            reason: e.reason ?? undefined,
+            notice: 'link.suspended',
+          });
           break;
         case 'resumed':
           if (l.state !== 'suspended') break;
@@ -138,7 +146,15 @@ export function createChangeLog(deps: ChangeLogDeps) {
           break;
         case 'invalidated':
           await repo.deleteLink(s.id, e.mykeyId);
-          await append(s, { kind: 'unlink', mykeyId: e.mykeyId, serviceUserId: l.service_user_id, by: 'holder', remove: await keysOf(s, e.mykeyId, e.previousCert ?? (await mykeys.currentCert(e.mykeyId))), reason: 'invalidated', notice: 'link.unlinked' });
+          await append(s, {
+            kind: 'unlink',
+            mykeyId: e.mykeyId,
+            serviceUserId: l.service_user_id,
+            by: 'holder',
+            remove: await keysOf(s, e.mykeyId, e.previousCert ?? (await mykeys.currentCert(e.mykeyId))),
+            reason: 'invalidated',
+            notice: 'link.unlinked',
+          });
           break;
         case 'carried_over': {
           const oldKeys = e.previousCert ? await keysOf(s, e.mykeyId, e.previousCert) : [];

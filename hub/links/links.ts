@@ -69,7 +69,13 @@ export function createLinks(deps: LinksDeps) {
      * Creates a service with its sync secret (and webhook secret when a webhook is given). Counter
      * links need the holder's proof unless the service is created (or later set) without it.
      */
-    async createService(input: { id: string; name: string; webhookUrl?: string; requireHolderProof?: boolean; touchAssurance?: 'possession' | 'pin' }): Promise<{ service: ServiceRow; webhookSecret?: string }> {
+    async createService(input: {
+      id: string;
+      name: string;
+      webhookUrl?: string;
+      requireHolderProof?: boolean;
+      touchAssurance?: 'possession' | 'pin';
+    }): Promise<{ service: ServiceRow; webhookSecret?: string }> {
       if (!isServiceId(input.id)) throw new MyKeyError('validation_failed', 'a service id is 2-32 lower-case letters, digits and hyphens, starting with a letter');
       if (await repo.service(input.id)) throw new MyKeyError('conflict', `service ${input.id} exists`);
       const webhookSecret = input.webhookUrl ? randomBytes(32) : null;
@@ -163,14 +169,38 @@ export function createLinks(deps: LinksDeps) {
         if (other && moved) {
           if (!input.move) throw new MyKeyError('service_user_id_taken', 'this service ID is linked to another MyKey ID; the service can move it through its API (move: true)');
           await repo.deleteLink(s.id, other.mykey_id);
-          await append(s, { kind: 'unlink', mykeyId: other.mykey_id, serviceUserId: other.service_user_id, by: input.by, remove: await keysOf(s, other.mykey_id), reason: 'moved_by_service', notice: 'link.unlinked' });
+          await append(s, {
+            kind: 'unlink',
+            mykeyId: other.mykey_id,
+            serviceUserId: other.service_user_id,
+            by: input.by,
+            remove: await keysOf(s, other.mykey_id),
+            reason: 'moved_by_service',
+            notice: 'link.unlinked',
+          });
         }
         if (current) {
-          await append(s, { kind: 'unlink', mykeyId: input.mykeyId, serviceUserId: current.service_user_id, by: input.by, remove: await keysOf(s, input.mykeyId), reason: 'replaced', notice: 'link.replaced' });
+          await append(s, {
+            kind: 'unlink',
+            mykeyId: input.mykeyId,
+            serviceUserId: current.service_user_id,
+            by: input.by,
+            remove: await keysOf(s, input.mykeyId),
+            reason: 'replaced',
+            notice: 'link.replaced',
+          });
         }
         await repo.upsertLink(s.id, input.mykeyId, input.serviceUserId, now(), input.by);
         const keys = await keysOf(s, input.mykeyId);
-        const entry = await append(s, { kind: 'link', mykeyId: input.mykeyId, serviceUserId: input.serviceUserId, by: input.by, remove: keys, set: { keys, serviceUserId: input.serviceUserId }, notice: 'link.created' });
+        const entry = await append(s, {
+          kind: 'link',
+          mykeyId: input.mykeyId,
+          serviceUserId: input.serviceUserId,
+          by: input.by,
+          remove: keys,
+          set: { keys, serviceUserId: input.serviceUserId },
+          notice: 'link.created',
+        });
         return { entry, replaced: current?.service_user_id, ...(moved ? { moved: true as const } : {}) };
       });
     },
@@ -182,7 +212,15 @@ export function createLinks(deps: LinksDeps) {
         const l = input.mykeyId ? await repo.link(s.id, input.mykeyId) : input.serviceUserId ? await repo.linkByUser(s.id, input.serviceUserId) : undefined;
         if (!l) throw new MyKeyError('not_found', 'no such link');
         await repo.deleteLink(s.id, l.mykey_id);
-        const entry = await append(s, { kind: 'unlink', mykeyId: l.mykey_id, serviceUserId: l.service_user_id, by: input.by, remove: await keysOf(s, l.mykey_id), reason: input.reason, notice: 'link.unlinked' });
+        const entry = await append(s, {
+          kind: 'unlink',
+          mykeyId: l.mykey_id,
+          serviceUserId: l.service_user_id,
+          by: input.by,
+          remove: await keysOf(s, l.mykey_id),
+          reason: input.reason,
+          notice: 'link.unlinked',
+        });
         return { entry, link: l };
       });
     },
@@ -190,7 +228,14 @@ export function createLinks(deps: LinksDeps) {
     /** The links of a MyKey ID (for its holder). */
     linksOf: async (mykeyId: string) => {
       const out = [];
-      for (const l of await repo.linksOfMyKey(mykeyId)) out.push({ serviceId: l.service_id, serviceName: (await repo.service(l.service_id))?.name ?? l.service_id, serviceUserId: l.service_user_id, state: l.state, linkedAt: new Date(l.linked_at).toISOString() });
+      for (const l of await repo.linksOfMyKey(mykeyId))
+        out.push({
+          serviceId: l.service_id,
+          serviceName: (await repo.service(l.service_id))?.name ?? l.service_id,
+          serviceUserId: l.service_user_id,
+          state: l.state,
+          linkedAt: new Date(l.linked_at).toISOString(),
+        });
       return out;
     },
 

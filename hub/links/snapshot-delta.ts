@@ -26,10 +26,11 @@ export function foldChanges(entries: readonly ChangeEntry[]): Folded {
       added.delete(k);
       touched.add(k);
     }
-    if (e.set) for (const k of e.set.keys) {
-      added.set(k, e.set.serviceUserId);
-      touched.add(k);
-    }
+    if (e.set)
+      for (const k of e.set.keys) {
+        added.set(k, e.set.serviceUserId);
+        touched.add(k);
+      }
   }
   return { touched, added };
 }

@@ -181,11 +181,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
 
   /** A snapshot of a service at its head seq from its entries' JSON pieces: head and tail around them, gzip on demand. */
   function makeBody(s: Pick<ServiceRow, 'id' | 'head_seq'>, scheme: KeyScheme, entryParts: Buffer[], mappings: number): SnapshotBody {
-    const parts = [
-      Buffer.from(head(s, new Date(deps.now()).toISOString())),
-      ...entryParts,
-      Buffer.from(`]${scheme === LEGACY_KEY_SCHEME ? '' : `,"keyScheme":${JSON.stringify(scheme)}`}}`),
-    ];
+    const parts = [Buffer.from(head(s, new Date(deps.now()).toISOString())), ...entryParts, Buffer.from(`]${scheme === LEGACY_KEY_SCHEME ? '' : `,"keyScheme":${JSON.stringify(scheme)}`}}`)];
     const pieces: Pieces = { parts, bytes: parts.reduce((n, p) => n + p.length, 0) };
     let zipped: Promise<Pieces> | undefined;
     const body: SnapshotBody = {
@@ -199,7 +195,10 @@ export function createSnapshots(deps: SnapshotsDeps) {
       gzip: () => {
         if (!zipped) {
           zipped = gzipPieces(pieces);
-          void zipped.then((z) => account(body, z.bytes), () => undefined);
+          void zipped.then(
+            (z) => account(body, z.bytes),
+            () => undefined,
+          );
         }
         return zipped;
       },

@@ -44,20 +44,20 @@ export interface ChallengeStoreOptions {
   now: () => number;
 }
 
-export type ChallengeCode =
-  | 'challenge_unknown'
-  | 'challenge_expired'
-  | 'challenge_replayed'
-  | 'challenge_operation_mismatch'
-  | 'challenge_parameters_mismatch'
-  | 'challenge_device_mismatch';
+export type ChallengeCode = 'challenge_unknown' | 'challenge_expired' | 'challenge_replayed' | 'challenge_operation_mismatch' | 'challenge_parameters_mismatch' | 'challenge_device_mismatch';
 
 export type IssueCode = 'challenge_quota_exceeded' | 'unavailable';
 
 /** Parameters in one canonical string (sorted keys), so that comparison is exact and order-free. */
 export function canonical(params: Readonly<Record<string, string>> | undefined): string {
   if (!params) return '{}';
-  return JSON.stringify(Object.fromEntries(Object.keys(params).sort().map((k) => [k, params[k]])));
+  return JSON.stringify(
+    Object.fromEntries(
+      Object.keys(params)
+        .sort()
+        .map((k) => [k, params[k]]),
+    ),
+  );
 }
 
 export function createChallengeStore({ ttlMs = 120_000, maxOutstanding = 200_000, maxPerClient = 256, random, now }: ChallengeStoreOptions) {

@@ -83,11 +83,7 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
    * checks first and the network (OCSP) last. The challenge is consumed before the certificate is
    * looked at, so a challenge is never good for a second try.
    */
-  async function prove(
-    proof: Proof,
-    binding: ChallengeBinding,
-    opts: { allowExpired?: boolean; allowRevokedReasons?: (r: CrlReason) => boolean } = {},
-  ): Promise<Proven> {
+  async function prove(proof: Proof, binding: ChallengeBinding, opts: { allowExpired?: boolean; allowRevokedReasons?: (r: CrlReason) => boolean } = {}): Promise<Proven> {
     const certDer = decodeB64(proof.certificate, 'cert_malformed', 'certificate');
     if (!certDer.ok) throw err(certDer);
     const sig = decodeB64(proof.signature, 'signature_malformed', 'signature');
@@ -101,9 +97,13 @@ export function createMyKeyService(deps: MyKeyServiceDeps) {
     if (!sigOk.ok) throw err(sigOk);
     const revocation = await deps.revocation.check(checked.value, now);
     if (revocation.status === 'revoked' && !(revocation.reason && opts.allowRevokedReasons?.(revocation.reason))) {
-      throw new MyKeyError(revocation.reason === 'superseded' ? 'cert_revoked_superseded' : 'cert_revoked', `the certificate was revoked (${revocation.reason ?? 'unspecified'}) at ${revocation.revokedAt?.toISOString() ?? 'an unknown time'}`, {
-        details: { reason: revocation.reason },
-      });
+      throw new MyKeyError(
+        revocation.reason === 'superseded' ? 'cert_revoked_superseded' : 'cert_revoked',
+        `the certificate was revoked (${revocation.reason ?? 'unspecified'}) at ${revocation.revokedAt?.toISOString() ?? 'an unknown time'}`,
+        {
+          details: { reason: revocation.reason },
+        },
+      );
     }
     // A CRL applied by another process (hub/cli.ts crl-import or crl-fetch, another replica) has marked
     // the binding in the store before this process loads that CRL itself: the stored verdict stands,

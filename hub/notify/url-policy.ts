@@ -31,8 +31,7 @@ export interface ResolvedAddress {
 export type WebhookLookup = (hostname: string) => Promise<ResolvedAddress[]>;
 
 /** The system resolver, every address. */
-export const systemLookup: WebhookLookup = async (hostname) =>
-  (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+export const systemLookup: WebhookLookup = async (hostname) => (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 
 // IANA special-purpose registries (RFC 6890): what no public service lives at.
 const NON_PUBLIC = new BlockList();
@@ -48,7 +47,8 @@ for (const [net, bits] of [
   ['198.18.0.0', 15], // benchmarking (RFC 2544)
   ['224.0.0.0', 4], // multicast (RFC 5771)
   ['240.0.0.0', 4], // reserved, and 255.255.255.255 broadcast (RFC 1112)
-] as const) NON_PUBLIC.addSubnet(net, bits, 'ipv4');
+] as const)
+  NON_PUBLIC.addSubnet(net, bits, 'ipv4');
 for (const [net, bits] of [
   ['::', 128], // unspecified (RFC 4291 2.5.2)
   ['::1', 128], // loopback (RFC 4291 2.5.3)
@@ -56,7 +56,8 @@ for (const [net, bits] of [
   ['fe80::', 10], // link-local (RFC 4291 2.5.6)
   ['ff00::', 8], // multicast (RFC 4291 2.7)
   ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215)
-] as const) NON_PUBLIC.addSubnet(net, bits, 'ipv6');
+] as const)
+  NON_PUBLIC.addSubnet(net, bits, 'ipv6');
 
 /** True for an address a webhook must not reach by default (IPv4-mapped IPv6 judged as its IPv4). */
 export function isNonPublicAddress(address: string): boolean {

@@ -96,7 +96,11 @@ export function createWebhookSender(o: WebhookSenderOptions) {
     if (rows.length === 0) return 0;
     const s = await o.repo.service(serviceId);
     if (!s?.webhook_url || !s.webhook_secret) {
-      await o.repo.webhooksFailed(rows.map((r) => r.id), now() + (o.maxDelayMs ?? 3600_000), 'the service has no webhook configured');
+      await o.repo.webhooksFailed(
+        rows.map((r) => r.id),
+        now() + (o.maxDelayMs ?? 3600_000),
+        'the service has no webhook configured',
+      );
       return 0;
     }
     const batches: WebhookRow[][] = [];
@@ -121,7 +125,10 @@ export function createWebhookSender(o: WebhookSenderOptions) {
           const headers = { 'content-type': 'application/json', ...signWebhook(secret, body, { id, nowMs: now() }) };
           const status = await postTo(target.url, target.to, headers, body, o.timeoutMs ?? 5000);
           if (status < 200 || status >= 300) throw new Error(`HTTP ${status}`);
-          await o.repo.webhooksDelivered(batch.map((r) => r.id), now());
+          await o.repo.webhooksDelivered(
+            batch.map((r) => r.id),
+            now(),
+          );
           o.events?.emit('notified', { notices: batch.length });
           return batch.length;
         } catch (e) {
@@ -140,7 +147,11 @@ export function createWebhookSender(o: WebhookSenderOptions) {
     const jitter = Math.floor(Math.random() * delay * 0.2);
     // The code leads the recorded error, so the console and the operator API show why (webhook_url_private...).
     const why = e instanceof MyKeyError ? `${e.code}: ${e.message}` : (e as Error).message;
-    await o.repo.webhooksFailed(rows.map((r) => r.id), now() + delay + jitter, why);
+    await o.repo.webhooksFailed(
+      rows.map((r) => r.id),
+      now() + delay + jitter,
+      why,
+    );
     o.log.warn('webhook delivery failed', { service: serviceId, notices: rows.length, attempt: attempts + 1, error: why });
   }
 

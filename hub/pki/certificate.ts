@@ -23,17 +23,7 @@ import { decodeTime } from '../../shared/asn1/time.ts';
 import { fail, ok, type Result } from '../../shared/errors.ts';
 
 /** RFC 5280 4.2.1.3 KeyUsage bit names, in bit order. */
-export const KEY_USAGE_BITS = [
-  'digitalSignature',
-  'nonRepudiation',
-  'keyEncipherment',
-  'dataEncipherment',
-  'keyAgreement',
-  'keyCertSign',
-  'cRLSign',
-  'encipherOnly',
-  'decipherOnly',
-] as const;
+export const KEY_USAGE_BITS = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly'] as const;
 export type KeyUsage = (typeof KEY_USAGE_BITS)[number];
 
 export const OID = {

@@ -59,7 +59,14 @@ export function readRetiredCas(dir: string): RetiredCa[] {
     if (!Array.isArray(v.cas)) return [];
     return v.cas.filter(
       (c): c is RetiredCa =>
-        !!c && typeof c === 'object' && typeof c.fingerprint === 'string' && typeof c.certPem === 'string' && typeof c.crossPem === 'string' && typeof c.reversePem === 'string' && Number.isFinite(c.trustUntil) && Number.isFinite(c.retiredAt),
+        !!c &&
+        typeof c === 'object' &&
+        typeof c.fingerprint === 'string' &&
+        typeof c.certPem === 'string' &&
+        typeof c.crossPem === 'string' &&
+        typeof c.reversePem === 'string' &&
+        Number.isFinite(c.trustUntil) &&
+        Number.isFinite(c.retiredAt),
     );
   } catch {
     return [];

@@ -58,10 +58,7 @@ export function certTime(d: Date): pkijs.Time {
 /** A Name with one attribute per RDN, in order; UTF8String values (RFC 5280 4.1.2.4). */
 export function buildName(rdns: ReadonlyArray<readonly [string, string]>): pkijs.RelativeDistinguishedNames {
   const seq = new asn1js.Sequence({
-    value: rdns.map(
-      ([type, v]) =>
-        new asn1js.Set({ value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: type }), new asn1js.Utf8String({ value: v })] })] }),
-    ),
+    value: rdns.map(([type, v]) => new asn1js.Set({ value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: type }), new asn1js.Utf8String({ value: v })] })] })),
   });
   return pkijs.RelativeDistinguishedNames.fromBER(seq.toBER(false));
 }
@@ -87,7 +84,9 @@ export function keyIdOf(spki: pkijs.PublicKeyInfo): Uint8Array {
 }
 
 export function serialHexOf(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex').replace(/^(00)+(?=.)/, '');
+  return Buffer.from(bytes)
+    .toString('hex')
+    .replace(/^(00)+(?=.)/, '');
 }
 
 export async function generateKeyPair(): Promise<webcrypto.CryptoKeyPair> {
@@ -137,9 +136,7 @@ export async function caCertificate(
     ext(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: ab(keyIdOf(cert.subjectPublicKeyInfo)) })),
     // RFC 5280 4.2.1.1: the cross certificate names its signer's key; chain building needs it, as
     // the old and the new CA carry the same name.
-    ...(signer.keyId
-      ? [ext(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: ab(signer.keyId) }) }).toSchema())]
-      : []),
+    ...(signer.keyId ? [ext(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: ab(signer.keyId) }) }).toSchema())] : []),
   ];
   await cert.sign(signer.privateKey, 'SHA-256');
   return new Uint8Array(cert.toSchema(true).toBER(false));
@@ -164,10 +161,7 @@ export function ipv6Bytes(text: string): Uint8Array {
  * Makes a key pair and a PKCS#10 CSR the way an edge's enrollment does (ECDSA P-256 by default).
  * For provisioning scripts and tests; the hub itself never needs an edge's private key.
  */
-export async function createDeviceCsr(
-  edgeId: string,
-  opts: { keyPair?: webcrypto.CryptoKeyPair } = {},
-): Promise<{ csrDer: Uint8Array; keyPair: webcrypto.CryptoKeyPair; keyPem: string }> {
+export async function createDeviceCsr(edgeId: string, opts: { keyPair?: webcrypto.CryptoKeyPair } = {}): Promise<{ csrDer: Uint8Array; keyPair: webcrypto.CryptoKeyPair; keyPem: string }> {
   const keyPair = opts.keyPair ?? (await generateKeyPair());
   const csr = new pkijs.CertificationRequest();
   csr.subject = buildName([[OID.commonName, edgeId]]);

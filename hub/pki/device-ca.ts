@@ -44,7 +44,25 @@ import { fromPem, toPem } from '../../shared/asn1/pem.ts';
 import { fail, MyKeyError, ok, type Result } from '../../shared/errors.ts';
 import { isEdgeId, isServiceId } from '../../shared/ids.ts';
 import { createCaFiles, finishRotation, issuedUntil, loadCa, readRetiredCas, writeAtomic } from './device-ca-rotation.ts';
-import { DAY_MS, KU_DIGITAL_SIGNATURE, certFingerprint, OID, SKEW_MS, ab, buildName, certTime, ext, generateKeyPair, ipv6Bytes, keyAcceptable, keyIdOf, keyUsage, pkcs8Pem, randomSerialBytes, serialHexOf } from './device-ca-x509.ts';
+import {
+  DAY_MS,
+  KU_DIGITAL_SIGNATURE,
+  certFingerprint,
+  OID,
+  SKEW_MS,
+  ab,
+  buildName,
+  certTime,
+  ext,
+  generateKeyPair,
+  ipv6Bytes,
+  keyAcceptable,
+  keyIdOf,
+  keyUsage,
+  pkcs8Pem,
+  randomSerialBytes,
+  serialHexOf,
+} from './device-ca-x509.ts';
 
 // The device CA's parts (certificate building, files and rotation), importable from here.
 export { EC_P256, certFingerprint, createDeviceCsr } from './device-ca-x509.ts';
@@ -126,14 +144,7 @@ export async function openDeviceCa(dir: string, opts: { now?: () => Date } = {})
     }
   };
 
-  async function issue(
-    subject: pkijs.RelativeDistinguishedNames,
-    spki: pkijs.PublicKeyInfo,
-    notBefore: Date,
-    notAfter: Date,
-    extra: pkijs.Extension[],
-    eku: string,
-  ): Promise<IssuedDeviceCertificate> {
+  async function issue(subject: pkijs.RelativeDistinguishedNames, spki: pkijs.PublicKeyInfo, notBefore: Date, notAfter: Date, extra: pkijs.Extension[], eku: string): Promise<IssuedDeviceCertificate> {
     if (!stillCurrent()) throw new MyKeyError('device_ca_retired', 'the device CA was rotated: restart the hub to issue with the new key');
     const serial = randomSerialBytes();
     const cert = new pkijs.Certificate();

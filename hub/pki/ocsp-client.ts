@@ -178,7 +178,10 @@ export function createOcspQuery(opts: OcspClientOptions) {
     const nonce = new Uint8Array(randomBytes(16));
     let request: Uint8Array;
     try {
-      request = encodeOcspRequest(batch.map((w) => w.asked), nonce);
+      request = encodeOcspRequest(
+        batch.map((w) => w.asked),
+        nonce,
+      );
     } catch {
       return all(refused('ocsp_malformed', 'the request cannot be written'));
     }

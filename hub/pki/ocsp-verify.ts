@@ -87,7 +87,7 @@ function responderCert(der: Uint8Array, issuer: CheckedCertificate['anchor']): R
     const issuedByCa =
       bytesEqual(c.issuerDer, issuer.cert.subjectDer) && digestForSignatureOid(c.signatureAlgorithmOid) !== undefined && verifySignature(c.signatureAlgorithmOid, c.tbs, issuer.publicKey, c.signature);
     let refusal: string | undefined;
-    if (!issuedByCa) refusal = 'the responder certificate was not issued by the certificate\'s CA';
+    if (!issuedByCa) refusal = "the responder certificate was not issued by the certificate's CA";
     else if (!c.extKeyUsage?.includes(OCSP_OID.ocspSigning)) refusal = 'the responder certificate lacks id-kp-OCSPSigning';
     else if (c.basicConstraintsCa) refusal = 'the responder certificate is a CA certificate';
     else if (c.keyUsage && !c.keyUsage.has('digitalSignature')) refusal = 'the responder certificate key usage lacks digitalSignature';

@@ -42,11 +42,7 @@ export interface CertCheckOptions {
  * Checks a user-authentication certificate against the trust anchors (RFC 5280 6.1, one level: JPKI
  * issues end-entity certificates directly from the self-signed CA) and the JPKI profile.
  */
-export function checkUserCertificate(
-  der: Uint8Array,
-  anchors: readonly TrustAnchor[],
-  opts: CertCheckOptions,
-): Result<CheckedCertificate, CertCheckCode> {
+export function checkUserCertificate(der: Uint8Array, anchors: readonly TrustAnchor[], opts: CertCheckOptions): Result<CheckedCertificate, CertCheckCode> {
   const parsed = parseCertificate(der);
   if (!parsed.ok) return parsed;
   const cert = parsed.value;
@@ -60,9 +56,7 @@ export function checkUserCertificate(
   if (!digest || cert.signatureAlgorithmOid === OID.ecdsaWithSHA256) {
     return fail('cert_chain_broken', `signature algorithm ${cert.signatureAlgorithmOid} is not accepted`);
   }
-  const ordered = cert.authorityKeyId
-    ? [...named].sort((a, b) => Number(!sameKeyId(b, cert)) - Number(!sameKeyId(a, cert)))
-    : named;
+  const ordered = cert.authorityKeyId ? [...named].sort((a, b) => Number(!sameKeyId(b, cert)) - Number(!sameKeyId(a, cert))) : named;
   const anchor = ordered.find((a) => verifyQuietly(() => cryptoVerify(digest, cert.tbs, a.publicKey, cert.signature)));
   if (!anchor) return fail('cert_chain_broken', 'the certificate signature does not verify against any configured anchor with its issuer name');
 
@@ -115,11 +109,7 @@ function sameKeyId(a: TrustAnchor, cert: ParsedCertificate): boolean {
  * Checks the card's signature over a challenge: RSASSA-PKCS1-v1_5 with SHA-256 over the challenge
  * bytes, which is what the card's SIGN produces when given DigestInfo(SHA-256(challenge)).
  */
-export function verifyChallengeSignature(
-  cert: ParsedCertificate,
-  challenge: Uint8Array,
-  signature: Uint8Array,
-): Result<void, 'signature_invalid' | 'signature_malformed'> {
+export function verifyChallengeSignature(cert: ParsedCertificate, challenge: Uint8Array, signature: Uint8Array): Result<void, 'signature_invalid' | 'signature_malformed'> {
   const modulusBytes = Math.ceil((cert.rsaModulusBits ?? 0) / 8);
   if (!cert.rsaPublicKeyDer || signature.length !== modulusBytes) {
     return fail('signature_malformed', `the signature must be ${modulusBytes} bytes, got ${signature.length}`);

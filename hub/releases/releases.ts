@@ -62,7 +62,6 @@ export function createReleases(deps: ReleasesDeps) {
     return s.includes('*') || s.includes(serviceId);
   };
 
-
   return {
     bundlePath,
     /** Stores a signed release after checking its signature; the bundle follows with putBundle. */
@@ -136,7 +135,8 @@ export function createReleases(deps: ReleasesDeps) {
     async startRollout(req: RolloutRequest): Promise<Result<RolloutRow, 'release_not_found' | 'release_wrong_service' | 'validation_failed'>> {
       const row = await repo.release(req.version);
       if (!row || !row.bundle_ready) return fail('release_not_found', `release ${req.version} is not stored with its bundle`);
-      if (req.serviceId && !(await forService(req.version, req.serviceId))) return fail('release_wrong_service', `release ${req.version} is for ${(await servicesOf(req.version)).join(', ')}, not ${req.serviceId}`);
+      if (req.serviceId && !(await forService(req.version, req.serviceId)))
+        return fail('release_wrong_service', `release ${req.version} is for ${(await servicesOf(req.version)).join(', ')}, not ${req.serviceId}`);
       if (req.edges && req.edges.length === 0) return fail('validation_failed', 'name at least one edge, or none for the whole service');
       const id = await repo.insertRollout({
         version: req.version,

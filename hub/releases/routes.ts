@@ -102,7 +102,17 @@ export function mountReleaseRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
   );
 
   r.route({ method: 'get', path: '/v1/admin/releases', tag, auth: 'operator', summary: 'Stored releases', responses: { 200: { description: 'releases' } } }, async (c) =>
-    c.json((await deps.repo.releases()).map((x) => ({ version: x.version, keyId: x.key_id, digest: x.digest, size: x.size, services: JSON.parse(x.services) as string[], bundleReady: x.bundle_ready === 1, uploadedAt: new Date(x.uploaded_at).toISOString() }))),
+    c.json(
+      (await deps.repo.releases()).map((x) => ({
+        version: x.version,
+        keyId: x.key_id,
+        digest: x.digest,
+        size: x.size,
+        services: JSON.parse(x.services) as string[],
+        bundleReady: x.bundle_ready === 1,
+        uploadedAt: new Date(x.uploaded_at).toISOString(),
+      })),
+    ),
   );
 
   r.route(
@@ -128,7 +138,15 @@ export function mountReleaseRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
   );
 
   r.route(
-    { method: 'get', path: '/v1/admin/rollouts/{id}', tag, auth: 'operator', summary: "One rollout with each edge's version and update state", responses: { 200: { description: 'the rollout' } }, errors: ['rollout_not_found'] },
+    {
+      method: 'get',
+      path: '/v1/admin/rollouts/{id}',
+      tag,
+      auth: 'operator',
+      summary: "One rollout with each edge's version and update state",
+      responses: { 200: { description: 'the rollout' } },
+      errors: ['rollout_not_found'],
+    },
     async (c) => {
       const v = await rolloutView(deps.repo, Number(c.req.param('id')));
       return v ? c.json(v) : problem(c, 'rollout_not_found');
@@ -136,7 +154,15 @@ export function mountReleaseRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
   );
 
   r.route(
-    { method: 'post', path: '/v1/admin/rollouts/{id}/halt', tag, auth: 'operator', summary: 'Halt a rollout: no edge is offered its release any more', responses: { 200: { description: 'halted' } }, errors: ['rollout_not_found', 'conflict'] },
+    {
+      method: 'post',
+      path: '/v1/admin/rollouts/{id}/halt',
+      tag,
+      auth: 'operator',
+      summary: 'Halt a rollout: no edge is offered its release any more',
+      responses: { 200: { description: 'halted' } },
+      errors: ['rollout_not_found', 'conflict'],
+    },
     async (c) => {
       const res = await deps.releases.halt(Number(c.req.param('id')), 'halted by an operator');
       if (!res.ok) return problem(c, res.code, res.message);
@@ -144,8 +170,21 @@ export function mountReleaseRoutes<E extends Env>(app: Hono<E>, api: OpenApi, de
     },
   );
 
-  r.route({ method: 'get', path: '/v1/admin/edge-updates', tag, auth: 'operator', summary: "Every edge's running version and last update state", responses: { 200: { description: 'edges' } } }, async (c) =>
-    c.json((await deps.repo.edges()).map((e) => ({ edgeId: e.edge_id, running: e.running, version: e.version, rolloutId: e.rollout_id, state: e.state, code: e.code, reason: e.reason, at: new Date(e.updated_at).toISOString() }))),
+  r.route(
+    { method: 'get', path: '/v1/admin/edge-updates', tag, auth: 'operator', summary: "Every edge's running version and last update state", responses: { 200: { description: 'edges' } } },
+    async (c) =>
+      c.json(
+        (await deps.repo.edges()).map((e) => ({
+          edgeId: e.edge_id,
+          running: e.running,
+          version: e.version,
+          rolloutId: e.rollout_id,
+          state: e.state,
+          code: e.code,
+          reason: e.reason,
+          at: new Date(e.updated_at).toISOString(),
+        })),
+      ),
   );
   r.mount(app);
 }
@@ -175,7 +214,15 @@ export function mountReleaseDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenA
   );
 
   r.route(
-    { method: 'post', path: '/v1/device/update', tag, auth: 'device', summary: "The edge's update state (what it runs, what it did with the release and why)", body: UpdateReport, responses: { 204: { description: 'recorded' } } },
+    {
+      method: 'post',
+      path: '/v1/device/update',
+      tag,
+      auth: 'device',
+      summary: "The edge's update state (what it runs, what it did with the release and why)",
+      body: UpdateReport,
+      responses: { 204: { description: 'recorded' } },
+    },
     async (c) => {
       const d = c.get('device');
       await deps.releases.report(d.edgeId, d.serviceId, c.get('body'));

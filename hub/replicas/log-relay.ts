@@ -47,7 +47,11 @@ export function createLogRelay(deps: {
     if (from > r.to) return;
     const entries = (await deps.changesAfter(r.serviceId, from - 1, r.to - from + 1)).filter((e) => e.seq <= r.to);
     const topic = serviceLogTopic(r.serviceId);
-    for (const m of packLogMessages(entries.map((entry) => ({ entry, json: JSON.stringify(entry) })), deps.maxBatchBytes ?? MAX_SYNC_PAYLOAD_BYTES)) await deps.publish(topic, m.payload);
+    for (const m of packLogMessages(
+      entries.map((entry) => ({ entry, json: JSON.stringify(entry) })),
+      deps.maxBatchBytes ?? MAX_SYNC_PAYLOAD_BYTES,
+    ))
+      await deps.publish(topic, m.payload);
     if (entries.length > 0) relayed.set(r.serviceId, entries[entries.length - 1]!.seq);
   }
   return {

@@ -77,7 +77,12 @@ export async function* matchCrl(m: MatchInput): AsyncGenerator<void, { hits: Hit
   async function* matchAfter(from: number): AsyncGenerator<void> {
     let scanned = 0;
     // The issuing key's rows, then rows of this issuer name whose key is not yet known.
-    for (const [rowsKey, nameOnly] of legacyRows ? ([[keyId, false], ['', true]] as const) : ([[keyId, false]] as const)) {
+    for (const [rowsKey, nameOnly] of legacyRows
+      ? ([
+          [keyId, false],
+          ['', true],
+        ] as const)
+      : ([[keyId, false]] as const)) {
       let after = from;
       for (;;) {
         const page = await mykeys.unrevokedOfKeyAfter(rowsKey, after, SCAN_PAGE);

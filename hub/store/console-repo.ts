@@ -153,8 +153,7 @@ export function createConsoleRepo(target: Sql | Db) {
   return {
     operator: (name: string): Promise<OperatorRow | undefined> => sql.get<OperatorRow>(Q.operator, [name]),
     operators: (): Promise<OperatorRow[]> => sql.all<OperatorRow>(Q.operators),
-    insertOperator: (o: { name: string; role: OperatorRole; serviceId: string | null; passwordHash: string; at: number }) =>
-      run(Q.insertOperator, [o.name, o.role, o.serviceId, o.passwordHash, o.at]),
+    insertOperator: (o: { name: string; role: OperatorRole; serviceId: string | null; passwordHash: string; at: number }) => run(Q.insertOperator, [o.name, o.role, o.serviceId, o.passwordHash, o.at]),
     setPassword: async (name: string, hash: string): Promise<boolean> => (await changes(Q.setPassword, [hash, name])) > 0,
     setDisabled: async (name: string, disabled: boolean): Promise<boolean> => (await changes(Q.setDisabled, [disabled ? 1 : 0, name])) > 0,
     markSignedIn: (name: string, at: number) => run(Q.signedIn, [at, name]),
@@ -217,9 +216,7 @@ export function createConsoleRepo(target: Sql | Db) {
       const limit = opts.limit ?? 100;
       const filtered = opts.actor || opts.action || opts.service || opts.from !== undefined || opts.to !== undefined;
       if (!filtered) {
-        return opts.serviceId === undefined
-          ? sql.all<AuditRow>(Q.auditPage, [before, limit])
-          : sql.all<AuditRow>(Q.auditPageOf, [opts.serviceId, before, opts.serviceId, before, limit]);
+        return opts.serviceId === undefined ? sql.all<AuditRow>(Q.auditPage, [before, limit]) : sql.all<AuditRow>(Q.auditPageOf, [opts.serviceId, before, opts.serviceId, before, limit]);
       }
       const parts = ['id < ?'];
       const params: unknown[] = [before];

@@ -146,8 +146,7 @@ export function createLinkRepo(target: Sql | Db) {
     activeLinksOfService: (serviceId: string) => sql.all<{ mykey_id: string; service_user_id: string }>(Q.activeLinksOfService, [serviceId]),
     /** Queued with the transaction's other entries, written as multi-row INSERTs before it commits (sql.insertLater). */
     insertChange: (r: ChangeRow) => sql.insertLater('link_changes', CHANGE_COLUMNS, [r.service_id, r.seq, r.kind, r.mykey_id, r.service_user_id, r.by, r.entry, r.at]),
-    changesAfter: async (serviceId: string, seq: number, limit: number): Promise<string[]> =>
-      (await sql.all<{ entry: string }>(Q.changesAfter, [serviceId, seq, limit])).map((r) => r.entry),
+    changesAfter: async (serviceId: string, seq: number, limit: number): Promise<string[]> => (await sql.all<{ entry: string }>(Q.changesAfter, [serviceId, seq, limit])).map((r) => r.entry),
     /** Queued like insertChange; the rows get their ids (the publishing order) in the order they were queued. */
     insertMqtt: (topic: string, payload: string, at: number) => sql.insertLater('mqtt_outbox', MQTT_COLUMNS, [topic, payload, at]),
     pendingMqtt: (limit = 500) => sql.all<{ id: number; topic: string; payload: string }>(Q.pendingMqtt, [limit]),
@@ -196,8 +195,7 @@ export function createLinkRepo(target: Sql | Db) {
      */
     pruneDelivered: async (before: number, limit = 5000): Promise<number> => (await sql.run(Q.pruneDelivered, [before, limit])).changes,
     setKeyScheme: (serviceId: string, scheme: KeyScheme) => run(Q.setKeyScheme, [scheme, serviceId]),
-    storedKey: async (serviceId: string, scheme: KeyScheme, identity: string): Promise<string | undefined> =>
-      (await sql.get<{ key: string }>(Q.storedKey, [serviceId, scheme, identity]))?.key,
+    storedKey: async (serviceId: string, scheme: KeyScheme, identity: string): Promise<string | undefined> => (await sql.get<{ key: string }>(Q.storedKey, [serviceId, scheme, identity]))?.key,
     insertKey: (serviceId: string, scheme: KeyScheme, identity: string, key: string) => run(Q.insertKey, [serviceId, scheme, identity, key]),
     /** MyKey IDs linked with a service, in any state. */
     linkedMyKeys: async (serviceId: string): Promise<string[]> => (await sql.all<{ mykey_id: string }>(Q.linkedMyKeys, [serviceId])).map((r) => r.mykey_id),

@@ -256,8 +256,7 @@ export function createMyKeyRepo(target: Sql | Db) {
      * with an id above `afterId`, in id order: bindings made since a CRL was last matched, or a whole
      * scan in pages that leave the event loop free between them.
      */
-    unrevokedOfKeyAfter: (issuerKeyId: string, afterId: number, limit: number) =>
-      sql.all<UnrevokedBinding & { issuer_key: string }>(Q.unrevokedOfKeyAfter, [issuerKeyId, afterId, limit]),
+    unrevokedOfKeyAfter: (issuerKeyId: string, afterId: number, limit: number) => sql.all<UnrevokedBinding & { issuer_key: string }>(Q.unrevokedOfKeyAfter, [issuerKeyId, afterId, limit]),
     /** The highest binding id so far (0 when none): a CRL run's mark of what it has matched. */
     maxBindingId: async (): Promise<number> => (await sql.get<{ n: number }>(Q.maxBindingId))?.n ?? 0,
 

@@ -126,8 +126,7 @@ export async function main(argv: string[], io: CardWriterIo = { out: (l) => proc
       if (keyArg !== undefined && keyArg !== '-') {
         throw new MyKeyError('bad_request', '--write-key takes no key on the command line (ps shows it to every user): use --write-key - (standard input), --write-key-file or MYKEY_WRITE_KEY');
       }
-      const keyText =
-        keyArg === '-' ? await readSecretLine('write key (64 hex digits): ', { input: io.stdin }) : keyFile ? readFileSync(keyFile, 'utf8') : env.MYKEY_WRITE_KEY;
+      const keyText = keyArg === '-' ? await readSecretLine('write key (64 hex digits): ', { input: io.stdin }) : keyFile ? readFileSync(keyFile, 'utf8') : env.MYKEY_WRITE_KEY;
       if (!keyText) throw new MyKeyError('bad_request', 'write-mykey needs MYKEY_WRITE_KEY, --write-key-file or --write-key - (standard input)');
       writeKey = parseWriteKey(keyText);
       const w = get('--wait');

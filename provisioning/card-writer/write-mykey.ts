@@ -57,9 +57,7 @@ export interface WriteMyKeyOptions {
   replace?: boolean;
 }
 
-export type WriteMyKeyResult =
-  | { outcome: 'written'; mykeyId: MyKeyId; reserved: boolean; previous?: string }
-  | { outcome: 'unchanged'; mykeyId: MyKeyId };
+export type WriteMyKeyResult = { outcome: 'written'; mykeyId: MyKeyId; reserved: boolean; previous?: string } | { outcome: 'unchanged'; mykeyId: MyKeyId };
 
 async function expectOk(session: CardSession, bytes: Uint8Array, what: string): Promise<Uint8Array> {
   const r = await session.transmit(bytes);
@@ -85,7 +83,10 @@ export function writeMyKey(session: CardSession, opts: WriteMyKeyOptions): Promi
     if (before.state === 'written' || before.state === 'malformed') {
       previous = before.state === 'written' ? before.mykeyId : '(malformed)';
       if (!opts.replace) {
-        throw new MyKeyError('conflict', `the card already holds ${before.state === 'written' ? `MyKey ID ${before.mykeyId.slice(0, 2)}******` : 'a malformed MyKey ID'}; pass --replace to overwrite it`);
+        throw new MyKeyError(
+          'conflict',
+          `the card already holds ${before.state === 'written' ? `MyKey ID ${before.mykeyId.slice(0, 2)}******` : 'a malformed MyKey ID'}; pass --replace to overwrite it`,
+        );
       }
     }
 
@@ -95,7 +96,7 @@ export function writeMyKey(session: CardSession, opts: WriteMyKeyOptions): Promi
     const mac = createHmac('sha256', opts.writeKey).update(challenge).digest();
     // P2 01: the counter's write key reference.
     const auth = await session.transmit(apdu(0x00, 0x82, 0x00, 0x01, mac));
-    if (auth.sw === SW_AUTH_FAILED) throw new MyKeyError('unauthorized', 'the card refused the write key (EXTERNAL AUTHENTICATE 63 00): check the counter\'s write key');
+    if (auth.sw === SW_AUTH_FAILED) throw new MyKeyError('unauthorized', "the card refused the write key (EXTERNAL AUTHENTICATE 63 00): check the counter's write key");
     if (auth.sw !== SW_OK) throw new MyKeyError('card_error', `EXTERNAL AUTHENTICATE: the card answered ${hex(auth.sw)} (${swMeaning(auth.sw)})`);
 
     let reserved = false;

@@ -168,7 +168,10 @@ async function main(): Promise<number> {
     });
 
     await step('The library and the shopping street join, with their business systems', async () => {
-      for (const [id, name] of [['library', 'Town library'], ['shotengai', 'Ekimae shopping street points']] as const) {
+      for (const [id, name] of [
+        ['library', 'Town library'],
+        ['shotengai', 'Ekimae shopping street points'],
+      ] as const) {
         const sys = await businessSystem(name);
         systems.push(sys);
         const r = await http('POST', '/v1/admin/services', { id, name, webhookUrl: `${sys.url}/notices` }, ADMIN);
@@ -178,7 +181,7 @@ async function main(): Promise<number> {
       return '2 services';
     });
 
-    await step('Hanako and Taro create MyKey IDs at home with their cards and PINs; the town hall writes Taro\'s onto his card', async () => {
+    await step("Hanako and Taro create MyKey IDs at home with their cards and PINs; the town hall writes Taro's onto his card", async () => {
       const file = await makeCardFile({ ca: jpki.ca, withMyKeyApp: false, pin: '1234' });
       residents.hanako = { name: 'Hanako', file, card: new VirtualCard(file), serial: '' };
       const taroFile = await makeCardFile({ ca: jpki.ca, withMyKeyApp: true, mykeyId: null, pin: '5678' });
@@ -186,7 +189,10 @@ async function main(): Promise<number> {
       const manager = new ReaderManager({ log: silentReaderLog });
       manager.start();
       try {
-        for (const [who, pin] of [['hanako', '1234'], ['taro', '5678']] as const) {
+        for (const [who, pin] of [
+          ['hanako', '1234'],
+          ['taro', '5678'],
+        ] as const) {
           const r = residents[who];
           await slots[0].insert(r.card);
           await waitFor('the card', () => manager.isCardPresent(READERS[0]));
@@ -286,7 +292,10 @@ async function main(): Promise<number> {
       flow.cancel();
       // The shopping street links Taro's and Hanako's point cards from its own system (server to server).
       const cred = await http('POST', '/v1/admin/services/shotengai/credentials', { label: 'points system' }, ADMIN);
-      for (const [who, card] of [['taro', 'P-123'], ['hanako', 'P-456']] as const) {
+      for (const [who, card] of [
+        ['taro', 'P-123'],
+        ['hanako', 'P-456'],
+      ] as const) {
         const l = await http('POST', '/v1/services/shotengai/links', { mykeyId: residents[who].mykeyId, serviceUserId: card }, cred.body.token);
         if (l.status !== 201) throw new Error(`link ${card}: ${JSON.stringify(l.body)}`);
       }
@@ -363,7 +372,8 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     // For test/privacy-logs.serial.test.ts: every identifier the story used, to search the logs for.
-    if (process.env.MYKEY_DEMO_IDENTIFIERS) writeFileSync(process.env.MYKEY_DEMO_IDENTIFIERS, JSON.stringify(Object.values(residents).map((r) => ({ mykeyId: r.mykeyId, cert: r.file.jpki.authCert }))));
+    if (process.env.MYKEY_DEMO_IDENTIFIERS)
+      writeFileSync(process.env.MYKEY_DEMO_IDENTIFIERS, JSON.stringify(Object.values(residents).map((r) => ({ mykeyId: r.mykeyId, cert: r.file.jpki.authCert }))));
     for (const s of slots) await s.remove().catch(() => {});
     for (const a of agents) await a.stop().catch(() => {});
     await hub?.stop().catch(() => {});

@@ -65,7 +65,11 @@ export async function main(argv: string[], deps: Partial<EnrollDeps> = {}, env: 
     if (!v) throw new UsageError(`${cmd} needs ${k}`);
     return v;
   };
-  const list = (k: string) => str(k)?.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (k: string) =>
+    str(k)
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   const d: EnrollDeps = { ...deps, write };
   try {
     switch (cmd) {

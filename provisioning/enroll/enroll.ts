@@ -12,18 +12,7 @@ import { checkNfcModules, checkNode, checkPcscd, checkReaders, listReaders, type
 import { createSteps, needsFix, type StepContext } from './progress.ts';
 import { isReleasePublicKey } from '../../shared/release.ts';
 import { checkBroker, checkDeviceApi, checkHub, checkSnapshot } from './self-test.ts';
-import {
-  ensureDir,
-  FILE_MODE,
-  KEY_MODE,
-  readEnrollmentRecord,
-  readIfExists,
-  removeIfExists,
-  stateLayout,
-  writeFileAtomic,
-  type EnrollmentRecord,
-  type StateLayout,
-} from './state-dir.ts';
+import { ensureDir, FILE_MODE, KEY_MODE, readEnrollmentRecord, readIfExists, removeIfExists, stateLayout, writeFileAtomic, type EnrollmentRecord, type StateLayout } from './state-dir.ts';
 import { EDGE_USER, installCommands, installUnit, renderUnit, UNIT_DIR, UNIT_NAME, type Exec } from './systemd.ts';
 import { UDEV_RULES_DIR, UDEV_RULES_NAME, udevReloadCommands } from './udev-rules.ts';
 
@@ -119,7 +108,11 @@ export function tlsOf(layout: StateLayout): DeviceTls | undefined {
 }
 
 /** Checks that the state directory holds a usable enrollment of `edgeId`; a reason when it does not. */
-export function existingEnrollment(layout: StateLayout, edgeId: string | undefined, now: Date): { ok: true; record: EnrollmentRecord; tls: DeviceTls } | { ok: false; reason: string; foreign?: string } {
+export function existingEnrollment(
+  layout: StateLayout,
+  edgeId: string | undefined,
+  now: Date,
+): { ok: true; record: EnrollmentRecord; tls: DeviceTls } | { ok: false; reason: string; foreign?: string } {
   const record = readEnrollmentRecord(layout);
   if (!record) return { ok: false, reason: 'no enrollment here yet' };
   if (edgeId && record.edgeId !== edgeId) return { ok: false, reason: `this state directory belongs to edge ${record.edgeId}`, foreign: record.edgeId };
@@ -214,7 +207,13 @@ export async function selfTest(c: StepContext, record: EnrollmentRecord, tls: De
 }
 
 /** Writes the certificate, key, CA, config and (last) the enrollment record. */
-export function commitEnrollment(layout: StateLayout, keyPem: string, answer: EnrollmentResponse, o: { hubUrl: string; deviceApiUrl: string; brokerUrl: string; brokerUrls?: string[] }, now: Date): EnrollmentRecord {
+export function commitEnrollment(
+  layout: StateLayout,
+  keyPem: string,
+  answer: EnrollmentResponse,
+  o: { hubUrl: string; deviceApiUrl: string; brokerUrl: string; brokerUrls?: string[] },
+  now: Date,
+): EnrollmentRecord {
   ensureDir(layout.dir);
   ensureDir(layout.tls);
   ensureDir(layout.data);

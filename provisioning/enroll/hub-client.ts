@@ -7,13 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { Type } from '@sinclair/typebox';
-import {
-  DeviceConfig,
-  DeviceRevokeResponse,
-  DeviceRotateResponse,
-  EnrollmentResponse,
-  type EnrollmentRequest,
-} from '../../shared/device-api.ts';
+import { DeviceConfig, DeviceRevokeResponse, DeviceRotateResponse, EnrollmentResponse, type EnrollmentRequest } from '../../shared/device-api.ts';
 import { MyKeyError } from '../../shared/errors.ts';
 import { HubHttpClient, problemError, transportError } from '../../shared/hub-client.ts';
 import { Snapshot } from '../../shared/sync.ts';
@@ -63,7 +57,10 @@ export function checkEnrollmentUrl(hubUrl: string): URL {
   if (url.protocol === 'https:') return url;
   if (url.protocol === 'http:') {
     if (isLoopbackHost(url.hostname)) return url;
-    throw new MyKeyError('insecure_transport', `refusing to send the enrollment token over plain http:// to ${url.host}: give the hub device API as https://${url.hostname}:8443 with --ca-fingerprint`);
+    throw new MyKeyError(
+      'insecure_transport',
+      `refusing to send the enrollment token over plain http:// to ${url.host}: give the hub device API as https://${url.hostname}:8443 with --ca-fingerprint`,
+    );
   }
   throw new MyKeyError('validation_failed', `--hub must be an https:// URL (got ${url.protocol})`);
 }
@@ -104,7 +101,12 @@ export function fetchPinnedCa(url: URL, fingerprint: string, timeoutMs = DEFAULT
         if (!next || next === c || next.raw?.equals(c.raw)) break;
         c = next;
       }
-      done(new MyKeyError('hub_ca_mismatch', `${url.origin} presented no certificate with the pinned fingerprint ${want} (its chain: ${seen.map((f) => f.slice(0, 11)).join(', ') || 'empty'}); the token was not sent`));
+      done(
+        new MyKeyError(
+          'hub_ca_mismatch',
+          `${url.origin} presented no certificate with the pinned fingerprint ${want} (its chain: ${seen.map((f) => f.slice(0, 11)).join(', ') || 'empty'}); the token was not sent`,
+        ),
+      );
     });
     socket.once('timeout', () => done(new MyKeyError('timeout', `no TLS handshake with ${url.origin} in time`)));
     socket.once('error', (e) => done(transportError(url.origin, e)));
@@ -197,7 +199,13 @@ export async function rotateOverDeviceApi(deviceApiUrl: string, tls: DeviceTls, 
  */
 export async function selfRevoke(deviceApiUrl: string, tls: DeviceTls, reason: string, timeoutMs?: number): Promise<boolean> {
   try {
-    await deviceClient(deviceApiUrl, tls, timeoutMs).call({ method: 'POST', path: '/v1/device/revoke', body: { reason: reason.slice(0, 64) }, schema: DeviceRevokeResponse, what: 'device revocation' });
+    await deviceClient(deviceApiUrl, tls, timeoutMs).call({
+      method: 'POST',
+      path: '/v1/device/revoke',
+      body: { reason: reason.slice(0, 64) },
+      schema: DeviceRevokeResponse,
+      what: 'device revocation',
+    });
     return true;
   } catch (e) {
     // A problem body with a code other than these means the route exists and refused.

@@ -141,7 +141,11 @@ export async function decommission(o: DecommissionOptions, deps: EnrollDeps): Pr
     else {
       const r = await (deps.revoke ?? ((x) => revokeOverDeviceApi(x, o.reason ?? 'decommissioned', deps.timeoutMs)))(current);
       if (r === 'no-route') {
-        throw needsFix('not_found', 'this hub has no device self-revocation route (POST /v1/device/revoke)', `revoke edge ${current.record.edgeId} in the console (Edges, Revoke), then run decommission again with --already-revoked`);
+        throw needsFix(
+          'not_found',
+          'this hub has no device self-revocation route (POST /v1/device/revoke)',
+          `revoke edge ${current.record.edgeId} in the console (Edges, Revoke), then run decommission again with --already-revoked`,
+        );
       }
       c.ok(r === 'revoked' ? `the hub revoked ${current.record.edgeId}` : 'the hub already refuses this certificate');
     }
@@ -186,4 +190,3 @@ export async function decommission(o: DecommissionOptions, deps: EnrollDeps): Pr
   });
   deps.write(current ? `decommissioned: edge ${current.record.edgeId}` : 'decommissioned: nothing was enrolled here');
 }
-

@@ -142,4 +142,3 @@ export async function checkNfcModules(opts: { fix?: boolean } & NfcModuleEnv = {
   const replug = held.length ? `; unplug the reader and plug it back in so pcscd takes it (${heldText})` : '';
   return { ok: true, detail: `kernel NFC modules blacklisted in ${path}${loaded.length ? ` and unloaded (${loaded.join(', ')})` : ''}`, ...(replug ? { warn: replug.slice(2) } : {}) };
 }
-

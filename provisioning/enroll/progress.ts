@@ -22,7 +22,10 @@ export interface StepContext {
 }
 
 export class StepFailed extends Error {
-  constructor(readonly step: string, readonly error: unknown) {
+  constructor(
+    readonly step: string,
+    readonly error: unknown,
+  ) {
     super(`${step}: ${error instanceof Error ? error.message : String(error)}`);
   }
 }

@@ -62,7 +62,9 @@ export async function checkBroker(brokerUrl: string, edgeId: string, tls: Device
     const granted = await v.client.subscribeAsync(topic, { qos: 1 });
     // MQTT 3.1.1 3.9.3: 0x80 in a SUBACK is a refusal.
     if (!granted.length || granted.some((g) => g.qos === 128)) {
-      throw new MyKeyError('topic_forbidden', `the broker refused the subscription to ${topic}`, { details: { fix: 'the hub broker ACL does not recognise this edge; check the edge id the token was issued for' } });
+      throw new MyKeyError('topic_forbidden', `the broker refused the subscription to ${topic}`, {
+        details: { fix: 'the hub broker ACL does not recognise this edge; check the edge id the token was issued for' },
+      });
     }
     return `broker ${brokerUrl} accepted the certificate; subscribed to ${topic}`;
   } finally {

@@ -50,7 +50,10 @@ export function renderUnit(o: UnitOptions): string {
   const exec = boot ? `${node} ${boot} --updates-dir ${join(o.stateDir, 'updates')}` : built ? `${node} ${built}` : `${node} --import tsx ${join(root, 'edge', 'main.ts')}`;
   for (const p of [node, root, o.configPath, o.stateDir]) {
     // WorkingDirectory= and ReadWritePaths= take paths unquoted (systemd.exec(5)): keep them plain.
-    if (/[\s"'\\]/.test(p)) throw new MyKeyError('validation_failed', `the path ${JSON.stringify(p)} has spaces or quotes, which a systemd unit cannot carry here`, { details: { fix: 'use a state directory (and checkout) path without spaces, e.g. /var/lib/mykey-edge' } });
+    if (/[\s"'\\]/.test(p))
+      throw new MyKeyError('validation_failed', `the path ${JSON.stringify(p)} has spaces or quotes, which a systemd unit cannot carry here`, {
+        details: { fix: 'use a state directory (and checkout) path without spaces, e.g. /var/lib/mykey-edge' },
+      });
   }
   // systemd.unit(5) "Specifiers": a literal % is written %%.
   const q = (s: string) => s.replace(/%/g, '%%');
@@ -119,7 +122,7 @@ export type Exec = (cmd: string, args: string[]) => Promise<{ code: number; stdo
 export const execCommand: Exec = (cmd, args) =>
   new Promise((resolve) => {
     execFile(cmd, args, { timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 127) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 127) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && !stdout ? err.message : '')) });
     });
   });
@@ -141,7 +144,10 @@ function writeSystemFile(path: string, text: string): void {
   try {
     writeFileAtomic(path, text, 0o644);
   } catch (e) {
-    throw new MyKeyError('forbidden', `cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e, details: { fix: 'run enroll as root (sudo), or use --dry-run and install the unit yourself' } });
+    throw new MyKeyError('forbidden', `cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
+      cause: e,
+      details: { fix: 'run enroll as root (sudo), or use --dry-run and install the unit yourself' },
+    });
   }
 }
 

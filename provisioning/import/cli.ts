@@ -42,8 +42,7 @@ function parse(argv: string[]): Map<string, string | true> {
   return m;
 }
 
-const progressLine = (p: ImportProgress) =>
-  `${p.done}/${p.total} rows: ${p.linked} linked, ${p.replaced} replaced, ${p.unchanged} unchanged, ${p.rejected} rejected`;
+const progressLine = (p: ImportProgress) => `${p.done}/${p.total} rows: ${p.linked} linked, ${p.replaced} replaced, ${p.unchanged} unchanged, ${p.rejected} rejected`;
 
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: string[], io: ImportIo = { err: (l) => process.stderr.write(l + '\n'), tty: process.stderr.isTTY }): Promise<number> {

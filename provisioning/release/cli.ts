@@ -52,8 +52,19 @@ export function runReleaseCli(argv: string[]): string {
   if (cmd === 'sign') {
     const bundlePath = need(a, 'bundle');
     const bundle = readFileSync(bundlePath);
-    const services = typeof a.services === 'string' ? a.services.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-    const m = manifestFor(bundle, { version: need(a, 'version'), minVersion: typeof a['min-version'] === 'string' ? a['min-version'] : undefined, allowDowngrade: a['allow-downgrade'] === true, services });
+    const services =
+      typeof a.services === 'string'
+        ? a.services
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : undefined;
+    const m = manifestFor(bundle, {
+      version: need(a, 'version'),
+      minVersion: typeof a['min-version'] === 'string' ? a['min-version'] : undefined,
+      allowDowngrade: a['allow-downgrade'] === true,
+      services,
+    });
     const signed = signManifest(m, loadReleasePrivateKey(readFileSync(need(a, 'key'), 'utf8')));
     const out = typeof a.out === 'string' ? a.out : `${bundlePath}.release.json`;
     writeFileSync(out, `${JSON.stringify(signed, null, 2)}\n`);

@@ -185,9 +185,7 @@ function parseName(der: Uint8Array): pkijs.RelativeDistinguishedNames {
 }
 
 /** Creates a self-signed JPKI-like CA (RFC 5280 profile of CARD.md). */
-export async function createTestCa(
-  opts: { label?: string; ouSuffix?: string; notBefore?: Date; notAfter?: Date; keyPair?: CryptoKeyPair; nameDer?: Uint8Array } = {},
-): Promise<TestCa> {
+export async function createTestCa(opts: { label?: string; ouSuffix?: string; notBefore?: Date; notAfter?: Date; keyPair?: CryptoKeyPair; nameDer?: Uint8Array } = {}): Promise<TestCa> {
   const label = opts.label ?? 'jpki-auth';
   const keyPair = opts.keyPair ?? (await generateRsaKeyPair(2048));
   const notBefore = opts.notBefore ?? new Date(Date.now() - 24 * 3600_000);
@@ -268,15 +266,10 @@ export async function issueWithProfile(ca: TestCa, profile: Profile, opts: Issue
   const policyOid = opts.policyOid === undefined ? profile.policyOid : opts.policyOid;
   const extensions = [ext(OID.keyUsage, true, keyUsageBitString(keyUsage))];
   if (policyOid !== null) {
-    extensions.push(
-      ext(OID.certificatePolicies, false, new pkijs.CertificatePolicies({ certificatePolicies: [new pkijs.PolicyInformation({ policyIdentifier: policyOid })] })),
-    );
+    extensions.push(ext(OID.certificatePolicies, false, new pkijs.CertificatePolicies({ certificatePolicies: [new pkijs.PolicyInformation({ policyIdentifier: policyOid })] })));
   }
   if (!profile.bare) {
-    extensions.push(
-      ext(OID.issuerAltName, false, new pkijs.AltName({ altNames: [directoryNameGeneralName(buildName(JPKI_ISSUER_ALT_NAME))] })),
-      crlDpExtension(caName),
-    );
+    extensions.push(ext(OID.issuerAltName, false, new pkijs.AltName({ altNames: [directoryNameGeneralName(buildName(JPKI_ISSUER_ALT_NAME))] })), crlDpExtension(caName));
   }
   extensions.push(
     ext(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: toArrayBuffer(ca.subjectKeyId) }) })),
@@ -317,10 +310,7 @@ export async function issueOcspResponderCert(ca: TestCa, opts: IssueOptions = {}
       keyUsage: ['digitalSignature'],
       policyOid: null,
       bare: true,
-      extra: [
-        ext(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: [OID.ocspSigning] })),
-        ext(OID.ocspNoCheck, false, new asn1js.Null()),
-      ],
+      extra: [ext(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: [OID.ocspSigning] })), ext(OID.ocspNoCheck, false, new asn1js.Null())],
     },
     { notAfter: new Date(Date.now() + 365 * 24 * 3600_000), ...opts },
   );

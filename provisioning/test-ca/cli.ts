@@ -193,7 +193,14 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
         const { positionals, values } = parseArgs({
           args: rest,
           allowPositionals: true,
-          options: { 'old-key': { type: 'string' }, 'new-key': { type: 'boolean' }, 'out-cert': { type: 'string' }, 'out-key': { type: 'string' }, linkage: { type: 'string' }, 'signer-key': { type: 'string' } },
+          options: {
+            'old-key': { type: 'string' },
+            'new-key': { type: 'boolean' },
+            'out-cert': { type: 'string' },
+            'out-key': { type: 'string' },
+            linkage: { type: 'string' },
+            'signer-key': { type: 'string' },
+          },
         });
         if (positionals.length !== 2) throw new UsageError('renew takes a directory and the old certificate (PEM)');
         if (!values['new-key'] === !values['old-key']) throw new UsageError('renew needs --old-key <file> or --new-key');

@@ -14,11 +14,7 @@ export const RSA_SHA256: webcrypto.RsaHashedImportParams = { name: 'RSASSA-PKCS1
 
 /** A fresh extractable RSA key pair for RSASSA-PKCS1-v1_5 with SHA-256 (e = 65537). */
 export async function generateRsaKeyPair(bits: 2048 | 1024 = 2048): Promise<CryptoKeyPair> {
-  return subtle.generateKey(
-    { ...RSA_SHA256, modulusLength: bits, publicExponent: Uint8Array.from([1, 0, 1]) } as webcrypto.RsaHashedKeyGenParams,
-    true,
-    ['sign', 'verify'],
-  );
+  return subtle.generateKey({ ...RSA_SHA256, modulusLength: bits, publicExponent: Uint8Array.from([1, 0, 1]) } as webcrypto.RsaHashedKeyGenParams, true, ['sign', 'verify']);
 }
 
 /**

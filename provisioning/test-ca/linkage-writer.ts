@@ -16,11 +16,7 @@ import type { CaDir } from './store.ts';
  * reason 4), as JPKI does at each five-yearly renewal. The CRL that lists it is the caller's next
  * `publishCrl`.
  */
-export async function renewCertificate(
-  caDir: CaDir,
-  old: { serialHex: string; keyPair?: CryptoKeyPair },
-  opts: { newKey?: boolean; revokedAt?: Date } & IssueOptions = {},
-): Promise<IssuedCert> {
+export async function renewCertificate(caDir: CaDir, old: { serialHex: string; keyPair?: CryptoKeyPair }, opts: { newKey?: boolean; revokedAt?: Date } & IssueOptions = {}): Promise<IssuedCert> {
   const { newKey, revokedAt, ...issue } = opts;
   if (!newKey && !old.keyPair) throw new TypeError('renewing for the same key needs the old key pair');
   const next = await caDir.issue(newKey ? issue : { keyPair: old.keyPair, ...issue });

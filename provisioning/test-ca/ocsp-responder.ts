@@ -172,8 +172,7 @@ export async function answerOcspRequest(
       }
       if (forge?.status !== undefined) st = forge.status === 'good' ? undefined : forge.status;
       const thisUpdate = forge?.thisUpdate ? wholeSeconds(forge.thisUpdate) : now;
-      const nextUpdate =
-        forge?.nextUpdate === null ? undefined : forge?.nextUpdate ? wholeSeconds(forge.nextUpdate) : validity > 0 ? new Date(thisUpdate.getTime() + validity * 1000) : undefined;
+      const nextUpdate = forge?.nextUpdate === null ? undefined : forge?.nextUpdate ? wholeSeconds(forge.nextUpdate) : validity > 0 ? new Date(thisUpdate.getTime() + validity * 1000) : undefined;
       // SingleResponse ::= SEQUENCE { certID CertID, certStatus CertStatus, thisUpdate GeneralizedTime,
       //                               nextUpdate [0] EXPLICIT GeneralizedTime OPTIONAL, ... }
       // The CertID goes back exactly as it was asked, unless a forger bends it.
@@ -197,13 +196,7 @@ export async function answerOcspRequest(
     const ec = key.asymmetricKeyType === 'ec';
     const signature = cryptoSign('sha256', tbs, ec ? { key, dsaEncoding: 'der' } : key);
     // BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
-    const basic = der(
-      0x30,
-      tbs,
-      ec ? SIG_ALG.ec : SIG_ALG.rsa,
-      der(0x03, Uint8Array.of(0), signature),
-      ...(signer.certs.length ? [der(0xa0, der(0x30, ...signer.certs))] : []),
-    );
+    const basic = der(0x30, tbs, ec ? SIG_ALG.ec : SIG_ALG.rsa, der(0x03, Uint8Array.of(0), signature), ...(signer.certs.length ? [der(0xa0, der(0x30, ...signer.certs))] : []));
     // OCSPResponse ::= SEQUENCE { responseStatus, responseBytes [0] EXPLICIT SEQUENCE { responseType OID, response OCTET STRING } }
     const res = der(0x30, der(0x0a, Uint8Array.of(OCSP_RESPONSE_STATUS.successful)), der(0xa0, der(0x30, BASIC_OID, der(0x04, basic))));
     return forge?.rewrite ? forge.rewrite(res) : res;
@@ -211,7 +204,6 @@ export async function answerOcspRequest(
     return ocspErrorResponse('internalError');
   }
 }
-
 
 /** TEST ONLY: a CertID with some fields replaced. */
 function forgedCertId(id: ReqCertId, f: NonNullable<OcspForgery['certId']>): Uint8Array {
@@ -239,7 +231,11 @@ function forgedSigner(f: NonNullable<OcspForgery['signer']>): Signer {
 export function issuerHashesOf(certDer: Uint8Array): { issuerNameHash: Uint8Array; issuerKeyHash: Uint8Array } {
   const cert = pkijs.Certificate.fromBER(buf(certDer));
   return {
-    issuerNameHash: new Uint8Array(createHash('sha1').update(new Uint8Array(cert.subject.toSchema().toBER(false))).digest()),
+    issuerNameHash: new Uint8Array(
+      createHash('sha1')
+        .update(new Uint8Array(cert.subject.toSchema().toBER(false)))
+        .digest(),
+    ),
     issuerKeyHash: keyHashOf(certDer),
   };
 }
@@ -283,8 +279,7 @@ function send(res: ServerResponse, status: number, body?: Uint8Array, headers: R
 export async function startOcspResponder(opts: OcspResponderOptions): Promise<OcspResponder> {
   const { ca, status, host = '127.0.0.1', port = 0, responder = 'ca', validitySeconds, maxRequestBytes = 16 * 1024 } = opts;
   const signer = await ocspSigner(ca, responder, opts.responderKeyPair);
-  const answer = (der: Uint8Array) =>
-    answerOcspRequest(der, { ca, status, signer, validitySeconds, forge: typeof opts.forge === 'function' ? opts.forge() : opts.forge });
+  const answer = (der: Uint8Array) => answerOcspRequest(der, { ca, status, signer, validitySeconds, forge: typeof opts.forge === 'function' ? opts.forge() : opts.forge });
 
   const server = createServer((req, res) => {
     void (async () => {

@@ -145,9 +145,24 @@ export async function opensslCreateCa(dir: string, opts: { ouSuffix?: string; da
   const keyPem = opts.keyPem ?? (await opensslGenRsaKey());
   writeFileSync(join(dir, 'ca.key'), keyPem, { mode: 0o600 });
   await openssl([
-    'req', '-x509', '-new', '-config', configPath, '-extensions', 'v3_ca', '-key', join(dir, 'ca.key'),
-    '-subj', subjArg(dn), '-sha256', '-days', String(opts.days ?? 7305), '-set_serial', `0x${serialToHex(randomSerial())}`,
-    '-out', join(dir, 'ca.pem'),
+    'req',
+    '-x509',
+    '-new',
+    '-config',
+    configPath,
+    '-extensions',
+    'v3_ca',
+    '-key',
+    join(dir, 'ca.key'),
+    '-subj',
+    subjArg(dn),
+    '-sha256',
+    '-days',
+    String(opts.days ?? 7305),
+    '-set_serial',
+    `0x${serialToHex(randomSerial())}`,
+    '-out',
+    join(dir, 'ca.pem'),
   ]);
   const certPem = readFileSync(join(dir, 'ca.pem'), 'utf8');
   const certDer = fromPem(certPem);
@@ -173,11 +188,38 @@ export async function opensslIssueCert(
   const keyPem = opts.keyPem ?? (await opensslGenRsaKey());
   const base = join(ca.dir, `u-${serialHex}`);
   writeFileSync(`${base}.key`, keyPem, { mode: 0o600 });
-  await openssl(['req', '-new', '-config', ca.configPath, '-key', `${base}.key`, '-subj', subjArg([['C', 'JP'], ['CN', cn]]), '-out', `${base}.csr`]);
+  await openssl([
+    'req',
+    '-new',
+    '-config',
+    ca.configPath,
+    '-key',
+    `${base}.key`,
+    '-subj',
+    subjArg([
+      ['C', 'JP'],
+      ['CN', cn],
+    ]),
+    '-out',
+    `${base}.csr`,
+  ]);
   writeFileSync(join(ca.dir, 'serial'), `${serialHex.toUpperCase()}\n`);
   await openssl([
-    'ca', '-batch', '-notext', '-config', ca.configPath, '-extensions', profile === 'sign' ? 'usr_sign' : 'usr_auth',
-    '-startdate', osslTime(notBefore), '-enddate', osslTime(notAfter), '-in', `${base}.csr`, '-out', `${base}.pem`,
+    'ca',
+    '-batch',
+    '-notext',
+    '-config',
+    ca.configPath,
+    '-extensions',
+    profile === 'sign' ? 'usr_sign' : 'usr_auth',
+    '-startdate',
+    osslTime(notBefore),
+    '-enddate',
+    osslTime(notAfter),
+    '-in',
+    `${base}.csr`,
+    '-out',
+    `${base}.pem`,
   ]);
   const certPem = readFileSync(`${base}.pem`, 'utf8');
   return { certDer: fromPem(certPem), certPem, keyPem, serial, serialHex, cn };
@@ -212,7 +254,9 @@ export function opensslRevoke(ca: OpensslCa, serialHex: string, reason: CrlReaso
   if (!ossl) throw new MyKeyError('bad_request', `openssl ca cannot write the reason ${reason}`);
   const want = serialToHex(serial).toUpperCase();
   const indexPath = join(ca.dir, 'index.txt');
-  const lines = readFileSync(indexPath, 'utf8').split('\n').filter((l) => l !== '');
+  const lines = readFileSync(indexPath, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
   // index.txt: status, expiry, revocation[,reason], serial, file name, subject (tab separated).
   const revField = `${osslTime(at)},${ossl}`;
   let found = false;

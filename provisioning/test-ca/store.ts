@@ -94,10 +94,7 @@ function writeAtomic(path: string, data: string | Uint8Array, mode = 0o644): voi
 }
 
 /** Creates a CA directory (the directory may exist but must not already hold a CA). */
-export async function initCaDir(
-  dir: string,
-  opts: { label?: string; ouSuffix?: string; notBefore?: Date; notAfter?: Date; keyPair?: CryptoKeyPair } = {},
-): Promise<CaDir> {
+export async function initCaDir(dir: string, opts: { label?: string; ouSuffix?: string; notBefore?: Date; notAfter?: Date; keyPair?: CryptoKeyPair } = {}): Promise<CaDir> {
   if (existsSync(join(dir, FILES.cert)) || existsSync(join(dir, FILES.key))) {
     throw new MyKeyError('conflict', `a CA already exists in ${dir}`);
   }
@@ -137,13 +134,7 @@ function readRevoked(dir: string): RevokedRecord[] {
   }
   if (!Array.isArray(raw)) throw new MyKeyError('config_invalid', `${FILES.revoked} in ${dir} is not a list`);
   for (const r of raw) {
-    if (
-      typeof r?.serial !== 'string' ||
-      parseSerialHex(r.serial) === undefined ||
-      typeof r.revokedAt !== 'string' ||
-      Number.isNaN(Date.parse(r.revokedAt)) ||
-      !Object.hasOwn(CRL_REASONS, r.reason)
-    ) {
+    if (typeof r?.serial !== 'string' || parseSerialHex(r.serial) === undefined || typeof r.revokedAt !== 'string' || Number.isNaN(Date.parse(r.revokedAt)) || !Object.hasOwn(CRL_REASONS, r.reason)) {
       throw new MyKeyError('config_invalid', `${FILES.revoked} in ${dir} has a malformed entry`);
     }
   }
@@ -226,8 +217,7 @@ export async function openCaDir(dir: string): Promise<CaDir> {
         if (list.length !== before.length) writeAtomic(join(dir, FILES.revoked), `${JSON.stringify(list, null, 1)}\n`);
         return list.length !== before.length;
       }),
-    revoked: () =>
-      readRevoked(dir).map((r) => ({ serial: parseSerialHex(r.serial)!, revokedAt: new Date(r.revokedAt), reason: r.reason })),
+    revoked: () => readRevoked(dir).map((r) => ({ serial: parseSerialHex(r.serial)!, revokedAt: new Date(r.revokedAt), reason: r.reason })),
     issued: () => {
       const path = join(dir, FILES.issued);
       if (!existsSync(path)) return [];

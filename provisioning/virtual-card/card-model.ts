@@ -3,7 +3,6 @@
 // byte helpers of its responses. card.ts is the state machine that uses them. A test double: it
 // keeps its own definitions and shares no code with the reader it is tested against.
 
-
 /** Faults a test can ask the card to show. Counts are of APDUs answered since the card was made. */
 export interface CardFaults {
   /**
@@ -74,8 +73,7 @@ export interface TraceEntry {
 }
 
 export const u8 = (hex: string) => Uint8Array.from(Buffer.from(hex, 'hex'));
-export const startsWith = (whole: Uint8Array, prefix: Uint8Array) =>
-  prefix.length <= whole.length && prefix.every((b, i) => whole[i] === b);
+export const startsWith = (whole: Uint8Array, prefix: Uint8Array) => prefix.length <= whole.length && prefix.every((b, i) => whole[i] === b);
 export const withSw = (data: Uint8Array | undefined, sw: number) => {
   const n = data?.length ?? 0;
   const out = new Uint8Array(n + 2);

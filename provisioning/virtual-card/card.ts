@@ -21,7 +21,6 @@ export interface VirtualCardOptions {
   random?: (n: number) => Uint8Array;
 }
 
-
 export class VirtualCard {
   readonly trace: TraceEntry[] = [];
   private file: CardFile;
@@ -47,11 +46,7 @@ export class VirtualCard {
     this.random = opts.random ?? ((n) => randomBytes(n));
     this.atrBytes = u8(file.atr);
     // ISO 7816-4 5.3.1.1: with a partial DF name the card selects the first match, in this order.
-    this.apps = [
-      { id: 'jpki', aid: JPKI_AID },
-      ...DECOY_APPS.map((a) => ({ id: a.id, aid: u8(a.aid) })),
-      ...(file.mykey.present ? [{ id: 'mykey' as const, aid: MYKEY_AID }] : []),
-    ];
+    this.apps = [{ id: 'jpki', aid: JPKI_AID }, ...DECOY_APPS.map((a) => ({ id: a.id, aid: u8(a.aid) })), ...(file.mykey.present ? [{ id: 'mykey' as const, aid: MYKEY_AID }] : [])];
     const key = (b64: string) => createPrivateKey({ key: Buffer.from(b64, 'base64'), format: 'der', type: 'pkcs8' });
     this.keys = { authKey: key(file.jpki.authKey), signKey: key(file.jpki.signKey) };
   }

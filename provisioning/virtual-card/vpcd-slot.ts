@@ -122,11 +122,7 @@ export class VpcdSlot {
   }
 
   private unavailable(cause: unknown): MyKeyError {
-    return new MyKeyError(
-      'reader_unavailable',
-      `pcscd with vsmartcard-vpcd is not listening on ${this.host}:${this.port} - install pcscd vsmartcard-vpcd and start pcscd`,
-      { cause },
-    );
+    return new MyKeyError('reader_unavailable', `pcscd with vsmartcard-vpcd is not listening on ${this.host}:${this.port} - install pcscd vsmartcard-vpcd and start pcscd`, { cause });
   }
 
   private attach(socket: Socket, card: VirtualCard): void {

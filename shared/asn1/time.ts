@@ -61,7 +61,7 @@ export function timeToMs(b: Uint8Array, tag: number, body: number, len: number, 
   const s = d2(b, p + 8);
   if (!tailChecked && b[p + 10] !== 0x5a /* Z */) return NaN;
   if (mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) return NaN;
-  const leap = mo === 2 && (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? 1 : 0;
+  const leap = mo === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 1 : 0;
   if (d > DAYS[mo - 1] + leap) return NaN;
   return Date.UTC(year, mo - 1, d, h, mi, s, ms);
 }
@@ -95,7 +95,7 @@ export function isValidTime(b: Uint8Array, tag: number, body: number, len: numbe
   const s = d2(b, p + 8);
   if (b[p + 10] !== 0x5a) return false;
   if (mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) return false;
-  const leap = mo === 2 && (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? 1 : 0;
+  const leap = mo === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 1 : 0;
   return d <= DAYS[mo - 1] + leap;
 }
 

@@ -112,9 +112,7 @@ export interface RunningEdge {
 export function spawnEdge(pkgDir: string, configFile: string, opts: { user?: string } = {}): RunningEdge {
   const node = process.execPath;
   const args = [join(pkgDir, 'main.js'), '--config', configFile];
-  const [cmd, argv] = opts.user
-    ? ['setpriv', ['--reuid', opts.user, '--regid', opts.user, '--init-groups', '--inh-caps=-all', '--no-new-privs', '--', node, ...args]]
-    : [node, args];
+  const [cmd, argv] = opts.user ? ['setpriv', ['--reuid', opts.user, '--regid', opts.user, '--init-groups', '--inh-caps=-all', '--no-new-privs', '--', node, ...args]] : [node, args];
   const started = performance.now();
   const child = spawn(cmd, argv as string[], { cwd: pkgDir, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' } });
   let err = '';

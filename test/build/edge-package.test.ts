@@ -43,7 +43,10 @@ test('the installed agent and enrollment CLI run with node and find pcsclite', (
     assert.is(r.status, 0, r.stderr);
     assert.match(r.stdout + r.stderr, usage);
   }
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', "import { createRequire } from 'node:module'; createRequire(import.meta.url)('pcsclite'); console.log('ok')"], { cwd: dir, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', "import { createRequire } from 'node:module'; createRequire(import.meta.url)('pcsclite'); console.log('ok')"], {
+    cwd: dir,
+    encoding: 'utf8',
+  });
   assert.is(r.stdout.trim(), 'ok', r.stderr);
 });
 

@@ -55,17 +55,27 @@ test('reports every problem at once', () => {
   const p = problems(() =>
     loadEdgeConfig({
       env: { MYKEY_EDGE_KIOSK_PORT: 'eighty' },
-      overrides: { ...minimal, edgeId: 'Not An Id', broker: { url: 'http://nope' }, staleness: { maxSeconds: 1, policy: 'guess' }, handoff: { targets: [{ type: 'webhook', url: 'https://b.example/x', timeoutMs: 1 }] } },
+      overrides: {
+        ...minimal,
+        edgeId: 'Not An Id',
+        broker: { url: 'http://nope' },
+        staleness: { maxSeconds: 1, policy: 'guess' },
+        handoff: { targets: [{ type: 'webhook', url: 'https://b.example/x', timeoutMs: 1 }] },
+      },
     }),
   );
   const text = p.join('\n');
-  for (const where of ['MYKEY_EDGE_KIOSK_PORT', '/edgeId', '/broker/url', '/staleness/maxSeconds', '/staleness/policy', '/handoff/targets/0/timeoutMs']) assert.ok(text.includes(where), `mentions ${where}`);
+  for (const where of ['MYKEY_EDGE_KIOSK_PORT', '/edgeId', '/broker/url', '/staleness/maxSeconds', '/staleness/policy', '/handoff/targets/0/timeoutMs'])
+    assert.ok(text.includes(where), `mentions ${where}`);
 });
 
 test('says what is wrong inside a hand-off target, by its type', () => {
   const p = problems(() => loadEdgeConfig({ env: {}, overrides: { ...minimal, handoff: { targets: [{ type: 'socket' }, { type: 'fax' }, { type: 'webhook', url: 'ftp://x' }] } } }));
   assert.ok(p.includes('/handoff/targets/0/path: Expected required property'), p.join('\n'));
-  assert.ok(p.some((x) => x.startsWith('/handoff/targets/1/type: one of webhook, stdout, socket')), p.join('\n')); // more target types may follow
+  assert.ok(
+    p.some((x) => x.startsWith('/handoff/targets/1/type: one of webhook, stdout, socket')),
+    p.join('\n'),
+  ); // more target types may follow
   assert.ok(p.some((x) => x.startsWith('/handoff/targets/2/url:')));
 });
 

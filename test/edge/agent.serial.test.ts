@@ -63,7 +63,16 @@ async function touch(ctx: Ctx, file: CardFile, ms = 5000): Promise<TouchResult |
 }
 
 function stateDigest(dir: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')]));
+  return Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((f) => [
+        f,
+        createHash('sha256')
+          .update(readFileSync(join(dir, f)))
+          .digest('hex'),
+      ]),
+  );
 }
 
 test.before(async (ctx) => {

@@ -41,7 +41,14 @@ test('serves touch outcomes, contact age, sync state and cache size on loopback,
   let health: Health = 'ok';
   const metrics = createEdgeMetrics({
     touches: () => lookup.counters(),
-    sync: { contact: () => contact, get connected() { return connected; }, stats: () => stats, health: () => health },
+    sync: {
+      contact: () => contact,
+      get connected() {
+        return connected;
+      },
+      stats: () => stats,
+      health: () => health,
+    },
     cache,
   });
   await lookup.touch('r1', { kind: 'mykey', mykeyId: LINKED });

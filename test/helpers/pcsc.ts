@@ -207,17 +207,13 @@ export class PcscClient {
   /** Connects (shared) to the card in the reader and returns the negotiated protocol. */
   async connect(name: string): Promise<number> {
     const r = await this.reader(name);
-    return new Promise((resolve, reject) =>
-      r.connect({ share_mode: r.SCARD_SHARE_SHARED }, (err, protocol) => (err ? reject(err) : resolve(protocol))),
-    );
+    return new Promise((resolve, reject) => r.connect({ share_mode: r.SCARD_SHARE_SHARED }, (err, protocol) => (err ? reject(err) : resolve(protocol))));
   }
 
   /** Sends one APDU; resolves with the response (data + SW). */
   async transmit(name: string, apdu: Uint8Array, protocol: number): Promise<Buffer> {
     const r = await this.reader(name);
-    return new Promise((resolve, reject) =>
-      r.transmit(Buffer.from(apdu), 258, protocol, (err, data) => (err ? reject(err) : resolve(data))),
-    );
+    return new Promise((resolve, reject) => r.transmit(Buffer.from(apdu), 258, protocol, (err, data) => (err ? reject(err) : resolve(data))));
   }
 
   /** Disconnects, leaving the card as it is. */

@@ -80,7 +80,11 @@ export async function startPgCluster(): Promise<PgCluster> {
     port = await freePort();
     try {
       // fsync stays on: the kill -9 test relies on what PostgreSQL itself promises.
-      await run(join(PG_BIN, 'pg_ctl'), ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c max_connections=200`, 'start'], opts);
+      await run(
+        join(PG_BIN, 'pg_ctl'),
+        ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c max_connections=200`, 'start'],
+        opts,
+      );
       break;
     } catch (e) {
       // Another process took the port between the probe and the start: try another.

@@ -19,7 +19,11 @@ test('the started hub serves the console sign-in page and documents enrollment',
     // Enrollment redemption lives on the device listener (TLS, CA pinned by the enrollment tool), not here.
     const doc = (await (await h.hub.deviceApp.request('/openapi.json')).json()) as { paths: Record<string, unknown> };
     assert.ok(doc.paths['/v1/enrollments']);
-    const bad = await h.hub.deviceApp.request('/v1/enrollments', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'nope', edgeId: 'e-1', csrPem: 'x' }) });
+    const bad = await h.hub.deviceApp.request('/v1/enrollments', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: 'nope', edgeId: 'e-1', csrPem: 'x' }),
+    });
     assert.ok(bad.status >= 400 && bad.status < 500);
     assert.is((await fetch(`${url}/v1/enrollments`, { method: 'POST' })).status, 404);
   } finally {
@@ -54,7 +58,10 @@ test("in the started hub a service admin cannot issue a token for another servic
     const { url } = await h.hub.start();
     await h.hub.links.createService({ id: 'library', name: 'Library' });
     await h.hub.links.createService({ id: 'museum', name: 'Museum' });
-    for (const [name, service] of [['lib-admin', 'library'], ['mus-admin', 'museum']]) {
+    for (const [name, service] of [
+      ['lib-admin', 'library'],
+      ['mus-admin', 'museum'],
+    ]) {
       assert.is(await runConsoleCli(['add-operator', name, '--role', 'service-admin', '--service', service], h.hub.store, { out: () => {}, readPassword: async () => PASSWORD }), 0);
     }
     await enrollEdge(h.hub, 'museum-gate-1', 'museum');

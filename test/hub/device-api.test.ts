@@ -103,12 +103,22 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
   assert.is(reg.status, 201);
   const linked = await deviceRequest(ctx.h.hub, ctx.edge, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId: 'L-99' });
   assert.is(linked.status, 201);
-  const client = await mqtt.connectAsync(ctx.h.hub.addresses.mqtts!, { clientId: 'lib-counter-1', ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, protocolVersion: 4, clean: true, reconnectPeriod: 0 });
+  const client = await mqtt.connectAsync(ctx.h.hub.addresses.mqtts!, {
+    clientId: 'lib-counter-1',
+    ca: ctx.edge.caPem,
+    cert: ctx.edge.certPem,
+    key: ctx.edge.keyPem,
+    protocolVersion: 4,
+    clean: true,
+    reconnectPeriod: 0,
+  });
   try {
-    const got = new Promise<ChangeEntry>((resolve) => client.on('message', (_t, p) => {
-      const e = JSON.parse(p.toString()) as ChangeEntry;
-      if (e.kind === 'suspend') resolve(e);
-    }));
+    const got = new Promise<ChangeEntry>((resolve) =>
+      client.on('message', (_t, p) => {
+        const e = JSON.parse(p.toString()) as ChangeEntry;
+        if (e.kind === 'suspend') resolve(e);
+      }),
+    );
     await client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
     const der = await crlRevoking(ctx.ca, [cert.serial]);
     const run = await ctx.h.hub.crlManager.apply(der, 'test');

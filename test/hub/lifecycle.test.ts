@@ -14,7 +14,10 @@ import { createLogger } from '../../shared/log.ts';
 async function hubAt(dir: string, httpPort = 0) {
   const lines: { name?: string; msg?: string; component?: string }[] = [];
   const log = createLogger('hub', { level: 'info', json: true, write: (l) => lines.push(JSON.parse(l)) });
-  const config = loadHubConfig({ env: {}, overrides: { dataDir: dir, http: { host: '127.0.0.1', port: httpPort }, broker: { host: '127.0.0.1', port: 0 }, devices: { httpsHost: '127.0.0.1', httpsPort: 0 } } });
+  const config = loadHubConfig({
+    env: {},
+    overrides: { dataDir: dir, http: { host: '127.0.0.1', port: httpPort }, broker: { host: '127.0.0.1', port: 0 }, devices: { httpsHost: '127.0.0.1', httpsPort: 0 } },
+  });
   return { hub: await createHub(config, { log }), lines };
 }
 

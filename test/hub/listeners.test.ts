@@ -102,7 +102,13 @@ test('the device listener refuses the console sign-in, the operator API and hold
 
 test('the public listener refuses the device API and enrollment redemption (404)', async (ctx) => {
   const base = ctx.h.hub.addresses.http!;
-  for (const [method, path] of [['GET', '/v1/device/config'], ['GET', '/v1/device/snapshot'], ['GET', '/v1/device/changes?after=0'], ['POST', '/v1/device/links'], ['POST', '/v1/enrollments']]) {
+  for (const [method, path] of [
+    ['GET', '/v1/device/config'],
+    ['GET', '/v1/device/snapshot'],
+    ['GET', '/v1/device/changes?after=0'],
+    ['POST', '/v1/device/links'],
+    ['POST', '/v1/enrollments'],
+  ]) {
     const res = await fetch(`${base}${path}`, { method, headers: json, body: method === 'POST' ? '{}' : undefined });
     assert.is(res.status, 404, `${method} ${path}`);
     assert.is(((await res.json()) as { code: string }).code, 'not_found');
@@ -119,8 +125,22 @@ test('each listener documents only its own routes', async (ctx) => {
   const dev = await deviceCall(ctx, 'GET', '/openapi.json', { caPem: ctx.edge.caPem });
   assert.is(dev.status, 200);
   const paths = Object.keys(dev.body.paths as Record<string, unknown>).sort();
-  assert.equal(paths, ['/v1/device/challenges', '/v1/device/changes', '/v1/device/config', '/v1/device/links', '/v1/device/releases/{version}/bundle', '/v1/device/revoke', '/v1/device/rotate', '/v1/device/snapshot', '/v1/device/update', '/v1/enrollments']);
-  assert.not.ok(Object.keys(dev.body.paths as Record<string, unknown>).some((p) => p.startsWith('/v1/admin')), 'release uploads and rollouts stay on the public listener');
+  assert.equal(paths, [
+    '/v1/device/challenges',
+    '/v1/device/changes',
+    '/v1/device/config',
+    '/v1/device/links',
+    '/v1/device/releases/{version}/bundle',
+    '/v1/device/revoke',
+    '/v1/device/rotate',
+    '/v1/device/snapshot',
+    '/v1/device/update',
+    '/v1/enrollments',
+  ]);
+  assert.not.ok(
+    Object.keys(dev.body.paths as Record<string, unknown>).some((p) => p.startsWith('/v1/admin')),
+    'release uploads and rollouts stay on the public listener',
+  );
   assert.match(dev.body.paths['/v1/device/config'].get.responses['401'].description, 'device_cert_required');
 });
 
@@ -138,10 +158,16 @@ test('device routes refuse a connection without a certificate, or with one the d
   // The enrolled reader's own certificate passes.
   assert.is((await deviceCall(ctx, 'GET', '/v1/device/config', ctx.edge)).status, 200);
   // Enrollment redemption needs no certificate: a bad token gets its own code, not device_cert_required.
-  const redeem = await deviceCall(ctx, 'POST', '/v1/enrollments', { caPem: ctx.edge.caPem }, {
-    body: JSON.stringify({ token: `mket_000000000000.${'A'.repeat(43)}`, edgeId: 'lib-reader-9', csrPem: '-----BEGIN CERTIFICATE REQUEST-----\nAA==\n-----END CERTIFICATE REQUEST-----' }),
-    headers: json,
-  });
+  const redeem = await deviceCall(
+    ctx,
+    'POST',
+    '/v1/enrollments',
+    { caPem: ctx.edge.caPem },
+    {
+      body: JSON.stringify({ token: `mket_000000000000.${'A'.repeat(43)}`, edgeId: 'lib-reader-9', csrPem: '-----BEGIN CERTIFICATE REQUEST-----\nAA==\n-----END CERTIFICATE REQUEST-----' }),
+      headers: json,
+    },
+  );
   assert.is(redeem.body.code, 'enrollment_token_invalid', JSON.stringify(redeem.body));
 });
 

@@ -131,7 +131,11 @@ test('a scrape after registrations, refusals, a fetched CRL and an edge online c
   const b = await issue(ctx.ca);
   addCert(ctx, a);
   addCert(ctx, b);
-  for (const [cert, status] of [[a, 201], [a, 200], [b, 201]] as const) {
+  for (const [cert, status] of [
+    [a, 201],
+    [a, 200],
+    [b, 201],
+  ] as const) {
     const r = await register(ctx, cert);
     assert.is(r.status, status, await r.clone().text());
     const { mykeyId } = (await r.json()) as { mykeyId: string };
@@ -232,7 +236,13 @@ test('the access log line of a route whose path holds identifiers carries its pa
 
 test('fan-out lag quantiles are nearest-rank over the online edges', () => {
   const lags = [0, 0, 0, 1, 1, 2, 3, 5, 8, 400];
-  const table: [number, number][] = [[0.5, 1], [0.9, 8], [0.99, 400], [1, 400], [0, 0]];
+  const table: [number, number][] = [
+    [0.5, 1],
+    [0.9, 8],
+    [0.99, 400],
+    [1, 400],
+    [0, 0],
+  ];
   for (const [q, want] of table) assert.is(quantile(lags, q), want, String(q));
   assert.is(quantile([], 0.5), 0, 'no online edge: no lag');
   assert.is(quantile([7], 0.5), 7);

@@ -58,7 +58,11 @@ test('bad values, unknown services and a missing operator token are refused', as
   assert.is(((await bad.json()) as { code: string }).code, 'validation_failed');
   const missing = await admin(ctx, 'PUT', '/v1/admin/services/nowhere/touch-assurance', { touchAssurance: 'pin' });
   assert.is(missing.status, 404);
-  const anon = await ctx.h.hub.app.request('/v1/admin/services/points/touch-assurance', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ touchAssurance: 'possession' }) });
+  const anon = await ctx.h.hub.app.request('/v1/admin/services/points/touch-assurance', {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ touchAssurance: 'possession' }),
+  });
   assert.is(anon.status, 401);
   assert.is((await ctx.h.hub.linkRepo.service('points'))!.touch_assurance, 'pin');
 });

@@ -70,7 +70,7 @@ async function edgeOf(ctx: Ctx, serviceId: string, edgeId: string): Promise<Edge
   return edge;
 }
 
-t('holder B\'s card under the new CA key, with holder A\'s serial, is not linked; A\'s card still is', async (ctx) => {
+t("holder B's card under the new CA key, with holder A's serial, is not linked; A's card still is", async (ctx) => {
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   const edge = await edgeOf(ctx, 'library', 'library-desk-1');
   assert.is(edge.cache.scheme, 'scrypt-v3', 'a new service starts on the keys that name the issuing key');
@@ -91,7 +91,7 @@ t('holder B\'s card under the new CA key, with holder A\'s serial, is not linked
   const newForm = [a, b].map((c) => certIdentityOf(c.certDer, 'scrypt-v3'));
   assert.ok(newForm[0].ok && newForm[1].ok && newForm[0].value !== newForm[1].value, 'the AKI tells them apart');
 
-  assert.equal(await edge.touch(b), { outcome: 'not_linked' }, 'B never gets A\'s service ID');
+  assert.equal(await edge.touch(b), { outcome: 'not_linked' }, "B never gets A's service ID");
   assert.equal(await edge.touch(a), { outcome: 'linked', serviceUserId: 'LIB-A' });
 });
 
@@ -121,7 +121,7 @@ t('a service on scrypt-v2 is re-keyed at start (rekeyAll) and its edge follows: 
   const rekey = (await links.changesAfter('museum', head - 1))[0];
   assert.equal([rekey.kind, rekey.keyScheme], ['rekey', 'scrypt-v3']);
   await until(() => edge.snapshots.includes(head) && edge.cache.scheme === 'scrypt-v3', { what: 'the edge fetched the new snapshot' });
-  assert.equal(await edge.touch(b), { outcome: 'not_linked' }, 'B no longer gets A\'s service ID');
+  assert.equal(await edge.touch(b), { outcome: 'not_linked' }, "B no longer gets A's service ID");
   assert.equal(await edge.touch(a), { outcome: 'linked', serviceUserId: 'MUS-A' });
   assert.is((await links.snapshot('museum')).keyScheme, 'scrypt-v3');
   assert.equal(await links.rekeyAll(), [], 'only once');

@@ -33,7 +33,11 @@ test.after(() => {
   return new Promise<void>((r) => server.close(() => r()));
 });
 
-const codeOf = (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (e instanceof MyKeyError ? e.code : `other: ${String(e)}`));
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'resolved',
+    (e: unknown) => (e instanceof MyKeyError ? e.code : `other: ${String(e)}`),
+  );
 
 test('each failure has its code: problem JSON, bare status, bad body, oversize, timeout, no hub', async () => {
   const client = new HubHttpClient({ baseUrl: url, timeoutMs: 300, maxBytes: 1024 });
@@ -58,7 +62,20 @@ test('each failure has its code: problem JSON, bare status, bad body, oversize, 
 });
 
 test('codes for bare statuses', () => {
-  const table: [number, string][] = [[400, 'bad_request'], [401, 'unauthorized'], [403, 'forbidden'], [404, 'not_found'], [405, 'method_not_allowed'], [409, 'conflict'], [413, 'payload_too_large'], [415, 'unsupported_media_type'], [429, 'rate_limited'], [500, 'unavailable'], [503, 'unavailable'], [418, 'bad_request']];
+  const table: [number, string][] = [
+    [400, 'bad_request'],
+    [401, 'unauthorized'],
+    [403, 'forbidden'],
+    [404, 'not_found'],
+    [405, 'method_not_allowed'],
+    [409, 'conflict'],
+    [413, 'payload_too_large'],
+    [415, 'unsupported_media_type'],
+    [429, 'rate_limited'],
+    [500, 'unavailable'],
+    [503, 'unavailable'],
+    [418, 'bad_request'],
+  ];
   for (const [status, code] of table) assert.is(codeForStatus(status), code, String(status));
 });
 

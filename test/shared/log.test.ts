@@ -24,14 +24,31 @@ test('a tap sees every record, whatever the logger level, until removed', () => 
   createLogger('hub', { level: 'error', write: () => {} }).debug('quiet');
   off();
   silentLogger.info('after');
-  assert.equal(seen.map((r) => [r.level, r.name]), [['info', 'silent.edge'], ['debug', 'hub']]);
+  assert.equal(
+    seen.map((r) => [r.level, r.name]),
+    [
+      ['info', 'silent.edge'],
+      ['debug', 'hub'],
+    ],
+  );
   assert.match(seen[0].line, /snapshot applied/);
 });
 
 test('a JSON line is one pino record: level label, time, name, message, fields, identifiers and secrets redacted even one level down', () => {
   const lines: string[] = [];
   const log = createLogger('hub', { level: 'info', json: true, write: (l) => void lines.push(l) }).child('http');
-  log.info('request', { mykeyId: 'B7NQ4KXW', serviceUserId: 'LIB-000123', serial: '0a1b2c3d', serialHex: '0a1b2c3d', pin: '1234', token: 'tok-SECRET', password: 'hunter22', nested: { mykeyId: 'Q9RT5HZC', serialHex: 'ffee01', kept: 1 }, status: 200, error: new Error('boom') });
+  log.info('request', {
+    mykeyId: 'B7NQ4KXW',
+    serviceUserId: 'LIB-000123',
+    serial: '0a1b2c3d',
+    serialHex: '0a1b2c3d',
+    pin: '1234',
+    token: 'tok-SECRET',
+    password: 'hunter22',
+    nested: { mykeyId: 'Q9RT5HZC', serialHex: 'ffee01', kept: 1 },
+    status: 200,
+    error: new Error('boom'),
+  });
   assert.is(lines.length, 1);
   const rec = JSON.parse(lines[0]) as Record<string, unknown>;
   assert.is(rec.level, 'info');
@@ -47,7 +64,9 @@ test('a JSON line is one pino record: level label, time, name, message, fields, 
 
 test('the human form keeps the old shape: time, level, name: message and the fields', () => {
   const lines: string[] = [];
-  createLogger('edge', { level: 'debug', json: false, write: (l) => void lines.push(l) }).child('sync').warn('out of touch', { ageMs: 5, token: 'x-SECRET' });
+  createLogger('edge', { level: 'debug', json: false, write: (l) => void lines.push(l) })
+    .child('sync')
+    .warn('out of touch', { ageMs: 5, token: 'x-SECRET' });
   assert.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z warn {2}edge\.sync: out of touch \{"ageMs":5,"token":"\[redacted\]"\}$/);
 });
 

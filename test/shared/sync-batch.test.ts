@@ -8,13 +8,19 @@ const K = (c: string) => c.repeat(22);
 const at = (ms: number) => new Date(Date.UTC(2026, 10, 30, 5, 0, 0, ms)).toISOString();
 const entry = (seq: number, over: Partial<ChangeEntry> = {}): ChangeEntry => ({ seq, kind: 'suspend', at: at(0), remove: [K('a'), K('b')], keyScheme: 'scrypt-v2', ...over });
 const roundTrip = (entries: ChangeEntry[], maxBytes?: number) => {
-  const msgs = packLogMessages(entries.map((e) => ({ entry: e, json: JSON.stringify(e) })), maxBytes);
+  const msgs = packLogMessages(
+    entries.map((e) => ({ entry: e, json: JSON.stringify(e) })),
+    maxBytes,
+  );
   return { msgs, back: msgs.flatMap((m) => entriesOf(JSON.parse(m.payload) as LogMessage)) };
 };
 
 const cases: [string, ChangeEntry[]][] = [
   ['a CRL run of suspensions', Array.from({ length: 50 }, (_, i) => entry(i + 1, { at: at(Math.floor(i / 7)), reason: 'keyCompromise' }))],
-  ['mixed kinds, sets and times', [entry(5, { kind: 'link', remove: [], set: { keys: [K('c')], serviceUserId: 'L-1' } }), entry(6), entry(7, { kind: 'resume', at: at(9), set: { keys: [K('d')], serviceUserId: 'L-2' } }), entry(8)]],
+  [
+    'mixed kinds, sets and times',
+    [entry(5, { kind: 'link', remove: [], set: { keys: [K('c')], serviceUserId: 'L-1' } }), entry(6), entry(7, { kind: 'resume', at: at(9), set: { keys: [K('d')], serviceUserId: 'L-2' } }), entry(8)],
+  ],
   ['reasons on some entries only', [entry(1), entry(2, { reason: 'cancelled' }), entry(3), entry(4, { reason: 'x' }), entry(5, { reason: 'x' })]],
   ['the legacy scheme (no keyScheme), then a rekey', [entry(1, { keyScheme: undefined }), entry(2, { keyScheme: undefined }), entry(3, { kind: 'rekey', remove: [] }), entry(4)]],
   ['a hole in the seqs', [entry(1), entry(2), entry(4), entry(5)]],

@@ -73,9 +73,7 @@ export function keyboardPlanProblems(c: KeyboardPlanConfig, path: string, idPatt
   const problems: string[] = [];
   const missing = untypable(c.layout, charactersAllowedBy(idPattern));
   if (missing.length) {
-    problems.push(
-      `${path}/layout: the ${c.layout} layout cannot type ${missing.map(describeCharacter).join(', ')}, which service user IDs may contain (${idPattern})`,
-    );
+    problems.push(`${path}/layout: the ${c.layout} layout cannot type ${missing.map(describeCharacter).join(', ')}, which service user IDs may contain (${idPattern})`);
   }
   for (const side of ['prefix', 'suffix'] as const) {
     c[side].forEach((k, i) => {

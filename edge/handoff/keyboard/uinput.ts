@@ -44,12 +44,7 @@ export type Ioctl = (fd: number, request: number, arg: number | Buffer) => void;
 
 /** The ioctl calls that declare a keyboard with `keys`, name it and create it, in order. */
 export function uinputCreateCalls(keys: readonly number[], name: string): Array<[request: number, arg: number | Buffer]> {
-  return [
-    [UI.SET_EVBIT, EV_KEY],
-    ...keys.map((k): [number, number] => [UI.SET_KEYBIT, k]),
-    [UI.DEV_SETUP, uinputSetup({ name })],
-    [UI.DEV_CREATE, 0],
-  ];
+  return [[UI.SET_EVBIT, EV_KEY], ...keys.map((k): [number, number] => [UI.SET_KEYBIT, k]), [UI.DEV_SETUP, uinputSetup({ name })], [UI.DEV_CREATE, 0]];
 }
 
 let libcIoctl: Ioctl | undefined;

@@ -39,4 +39,3 @@ export function DataTable<T>({ rows, columns, empty, testid, rowAttrs }: { rows:
     </div>
   );
 }
-

@@ -11,7 +11,25 @@ export function RevokeButton({ v, href, label }: { v: View; href: string; label?
   );
 }
 
-export function ConfirmPage({ v, what, action, submit, back, reason = '', error, status }: { v: View; what: string; action: string; submit: string; back: string; reason?: string; error?: boolean; status?: Child }) {
+export function ConfirmPage({
+  v,
+  what,
+  action,
+  submit,
+  back,
+  reason = '',
+  error,
+  status,
+}: {
+  v: View;
+  what: string;
+  action: string;
+  submit: string;
+  back: string;
+  reason?: string;
+  error?: boolean;
+  status?: Child;
+}) {
   const c = v.m.confirm;
   return (
     <Layout v={v} title={c.title}>

@@ -125,7 +125,9 @@ export const ja = {
     usedAt: '使用',
     usedBy: (at: string, edge: string) => `${at}（${edge}）`,
     warnEnrolled: (edge: string, service: string, revoked: boolean) =>
-      revoked ? `注意: 端末ID ${edge} はサービス ${service} で登録され、失効済みです。` : `注意: 端末ID ${edge} はサービス ${service} で登録済みです。このトークンで登録すると、今の端末証明書は無効になります。`,
+      revoked
+        ? `注意: 端末ID ${edge} はサービス ${service} で登録され、失効済みです。`
+        : `注意: 端末ID ${edge} はサービス ${service} で登録済みです。このトークンで登録すると、今の端末証明書は無効になります。`,
     warnUnused: (edge: string, ids: string) => `注意: 端末ID ${edge} には未使用のトークン（${ids}）があります。不要なら失効させてください。`,
     tokenId: 'トークンID',
     allowRevoked: '失効済み端末の再登録を許可（運用者のみ）',
@@ -179,7 +181,18 @@ export const ja = {
     ok: '成功',
   },
 
-  states: { ok: '正常', degraded: '機能低下', stale: '同期が古い', clock_unsure: '時刻不確か', reader_missing: 'リーダーなし', offline: 'オフライン', revoked: '失効済み', outdated: '旧バージョン', all: 'すべて（失効済みを含む）', current: '稼働中（失効済みを除く）' },
+  states: {
+    ok: '正常',
+    degraded: '機能低下',
+    stale: '同期が古い',
+    clock_unsure: '時刻不確か',
+    reader_missing: 'リーダーなし',
+    offline: 'オフライン',
+    revoked: '失効済み',
+    outdated: '旧バージョン',
+    all: 'すべて（失効済みを含む）',
+    current: '稼働中（失効済みを除く）',
+  },
   stateHelp: {
     ok: '接続中で、端末自身が正常と報告しています。',
     degraded: '接続中ですが、端末が機能低下を報告しています。',
@@ -191,9 +204,29 @@ export const ja = {
     outdated: '最新より古いバージョンで動いています。',
   },
   fields: {
-    id: 'サービスID', name: '名称', webhookUrl: 'Webhook URL', url: 'URL', label: 'ラベル', serviceId: 'サービス', edgeId: '端末ID', hours: '有効時間',
-    allowRevoked: '再登録許可', reason: '理由', required: '設定', service: 'サービス', state: '状態', version: 'バージョン', q: '端末ID', sort: '並べ替え', dir: '順序', page: 'ページ',
-    actor: '実行者', action: '操作', from: '開始日', to: '終了日', before: '位置',
+    id: 'サービスID',
+    name: '名称',
+    webhookUrl: 'Webhook URL',
+    url: 'URL',
+    label: 'ラベル',
+    serviceId: 'サービス',
+    edgeId: '端末ID',
+    hours: '有効時間',
+    allowRevoked: '再登録許可',
+    reason: '理由',
+    required: '設定',
+    service: 'サービス',
+    state: '状態',
+    version: 'バージョン',
+    q: '端末ID',
+    sort: '並べ替え',
+    dir: '順序',
+    page: 'ページ',
+    actor: '実行者',
+    action: '操作',
+    from: '開始日',
+    to: '終了日',
+    before: '位置',
   },
   invalid: {
     id: '英小文字で始まる英小文字・数字・ハイフン2〜32文字で入力してください。',
@@ -283,6 +316,7 @@ export const ja = {
     touchPin: '暗証番号あり（暗証番号とカードの署名）',
     touchStopPin: '暗証番号なしにする',
     touchRequirePin: 'タッチのたびに暗証番号を求める',
-    touchNote: '所持のみ：カードから誰でも読める情報で応答します。暗証番号あり：利用者がリーダーの画面で4桁の暗証番号を入力し、カードが新しいチャレンジに署名し、リーダーがネットワークなしで確認します（ポイントの利用など、より高い確認が必要なとき）。リーダーは次の同期確認で反映します。この設定を知らない古いリーダーは所持のみで応答し続けるため、先に更新してください。変更は監査ログに残ります。',
+    touchNote:
+      '所持のみ：カードから誰でも読める情報で応答します。暗証番号あり：利用者がリーダーの画面で4桁の暗証番号を入力し、カードが新しいチャレンジに署名し、リーダーがネットワークなしで確認します（ポイントの利用など、より高い確認が必要なとき）。リーダーは次の同期確認で反映します。この設定を知らない古いリーダーは所持のみで応答し続けるため、先に更新してください。変更は監査ログに残ります。',
   },
 };

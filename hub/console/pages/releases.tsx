@@ -23,8 +23,40 @@ export interface PageKit {
 }
 
 const T = {
-  ja: { title: 'リリース', releases: '保存済みリリース', rollouts: '配信', edges: 'エッジの版と更新状態', start: '配信を開始', halt: '停止', version: '版', service: 'サービス (空: リリースの対象すべて)', percent: '割合 %', named: 'エッジ ID (カンマ区切り、空: すべて)', maxFailures: '停止するまでの失敗数', none: 'まだありません', failures: '失敗', state: '状態', running: '実行中の版' },
-  en: { title: 'Releases', releases: 'Stored releases', rollouts: 'Rollouts', edges: "Edges' versions and update state", start: 'Start rollout', halt: 'Halt', version: 'Version', service: 'Service (empty: every service the release is for)', percent: 'Share %', named: 'Edge ids (comma-separated; empty: all)', maxFailures: 'Failures before it halts', none: 'None yet', failures: 'Failures', state: 'State', running: 'Running' },
+  ja: {
+    title: 'リリース',
+    releases: '保存済みリリース',
+    rollouts: '配信',
+    edges: 'エッジの版と更新状態',
+    start: '配信を開始',
+    halt: '停止',
+    version: '版',
+    service: 'サービス (空: リリースの対象すべて)',
+    percent: '割合 %',
+    named: 'エッジ ID (カンマ区切り、空: すべて)',
+    maxFailures: '停止するまでの失敗数',
+    none: 'まだありません',
+    failures: '失敗',
+    state: '状態',
+    running: '実行中の版',
+  },
+  en: {
+    title: 'Releases',
+    releases: 'Stored releases',
+    rollouts: 'Rollouts',
+    edges: "Edges' versions and update state",
+    start: 'Start rollout',
+    halt: 'Halt',
+    version: 'Version',
+    service: 'Service (empty: every service the release is for)',
+    percent: 'Share %',
+    named: 'Edge ids (comma-separated; empty: all)',
+    maxFailures: 'Failures before it halts',
+    none: 'None yet',
+    failures: 'Failures',
+    state: 'State',
+    running: 'Running',
+  },
 };
 
 const stateKind = (s: string) => (s === 'installed' || s === 'active' ? 'ok' : s === 'rolled_back' || s === 'refused' || s === 'failed' || s === 'halted' ? 'bad' : s === 'idle' ? 'off' : 'warn');
@@ -53,18 +85,30 @@ function ReleasesView({ v, data, flash }: { v: View; data: Awaited<ReturnType<ty
             <tr>
               <td>{r.version}</td>
               <td>{(JSON.parse(r.services) as string[]).join(', ')}</td>
-              <td><code>{r.digest.slice(0, 16)}</code></td>
+              <td>
+                <code>{r.digest.slice(0, 16)}</code>
+              </td>
               <td>{r.bundle_ready ? <Badge kind="ok">bundle</Badge> : <Badge kind="warn">no bundle</Badge>}</td>
             </tr>
           ))}
         </table>
         <form method="post" action={`${RELEASES_PATH}/rollouts`}>
           <Csrf v={v} />
-          <label>{t.version} <input name="version" required pattern="[0-9]+\.[0-9]+\.[0-9]+" /></label>
-          <label>{t.service} <input name="serviceId" /></label>
-          <label>{t.percent} <input name="percent" type="number" min="1" max="100" value="100" /></label>
-          <label>{t.named} <input name="edges" /></label>
-          <label>{t.maxFailures} <input name="maxFailures" type="number" min="1" value="1" /></label>
+          <label>
+            {t.version} <input name="version" required pattern="[0-9]+\.[0-9]+\.[0-9]+" />
+          </label>
+          <label>
+            {t.service} <input name="serviceId" />
+          </label>
+          <label>
+            {t.percent} <input name="percent" type="number" min="1" max="100" value="100" />
+          </label>
+          <label>
+            {t.named} <input name="edges" />
+          </label>
+          <label>
+            {t.maxFailures} <input name="maxFailures" type="number" min="1" value="1" />
+          </label>
           <button type="submit">{t.start}</button>
         </form>
       </section>
@@ -75,9 +119,15 @@ function ReleasesView({ v, data, flash }: { v: View; data: Awaited<ReturnType<ty
             <tr data-rollout={String(r.id)}>
               <td>#{r.id}</td>
               <td>{r.version}</td>
-              <td>{r.service_id ?? '*'} {r.edges ? `(${(JSON.parse(r.edges) as string[]).join(', ')})` : `${r.percent}%`}</td>
-              <td><Badge kind={stateKind(r.state)}>{r.state}</Badge> {r.halted_reason ?? ''}</td>
-              <td>{t.failures}: {data.failures.get(r.id) ?? 0} / {r.max_failures}</td>
+              <td>
+                {r.service_id ?? '*'} {r.edges ? `(${(JSON.parse(r.edges) as string[]).join(', ')})` : `${r.percent}%`}
+              </td>
+              <td>
+                <Badge kind={stateKind(r.state)}>{r.state}</Badge> {r.halted_reason ?? ''}
+              </td>
+              <td>
+                {t.failures}: {data.failures.get(r.id) ?? 0} / {r.max_failures}
+              </td>
               <td>
                 {r.state === 'active' ? (
                   <form method="post" action={`${RELEASES_PATH}/rollouts/${r.id}/halt`}>
@@ -97,8 +147,12 @@ function ReleasesView({ v, data, flash }: { v: View; data: Awaited<ReturnType<ty
             <tr data-edge={e.edge_id}>
               <td>{e.edge_id}</td>
               <td>{e.running}</td>
-              <td><Badge kind={stateKind(e.state)}>{e.state}</Badge> {e.version ?? ''}</td>
-              <td>{e.code ?? ''} {e.reason ?? ''}</td>
+              <td>
+                <Badge kind={stateKind(e.state)}>{e.state}</Badge> {e.version ?? ''}
+              </td>
+              <td>
+                {e.code ?? ''} {e.reason ?? ''}
+              </td>
             </tr>
           ))}
         </table>
@@ -115,7 +169,10 @@ export function mountReleasesPage(r: ConsoleApp, deps: ReleasesPageDeps, kit: Pa
     if (!kit.isOperator(c)) return kit.forbidden(c, 'rollout.start');
     const f = c.get('form') as URLSearchParams;
     const num = (k: string) => (f.get(k) ? Number(f.get(k)) : undefined);
-    const edges = (f.get('edges') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    const edges = (f.get('edges') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const percent = num('percent');
     const maxFailures = num('maxFailures');
     const serviceId = f.get('serviceId')?.trim() || undefined;

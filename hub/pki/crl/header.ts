@@ -8,7 +8,6 @@ import { oidToString } from '../../../shared/asn1/oid.ts';
 import { timeToMs } from '../../../shared/asn1/time.ts';
 import type { CrlScope } from './parse.ts';
 
-
 /** Where the parts of a CRL are, found from the headers alone (no entry is visited). */
 export interface CrlLayout {
   der: Uint8Array;
@@ -39,8 +38,12 @@ interface Header extends CrlLayout {
 function readScope(c: DerCursor, start: number, end: number): CrlScope {
   const b = c.buf;
   const scope: CrlScope = {
-    distributionPoint: false, onlyContainsUserCerts: false, onlyContainsCACerts: false,
-    onlySomeReasons: false, indirectCRL: false, onlyContainsAttributeCerts: false,
+    distributionPoint: false,
+    onlyContainsUserCerts: false,
+    onlyContainsCACerts: false,
+    onlySomeReasons: false,
+    indirectCRL: false,
+    onlyContainsAttributeCerts: false,
   };
   let last = -1;
   let p = start;
@@ -216,7 +219,18 @@ export function readHeader(der: Uint8Array): Header {
   const thisUpdate = readTimeAt(c, p, tbsEnd, 'thisUpdate');
   p = c.end;
   const h: Header = {
-    der, tbsStart, tbsEnd, listStart: 0, listEnd: 0, issuerStart, issuerEnd, thisUpdate, version, sigOid, sigStart, sigEnd,
+    der,
+    tbsStart,
+    tbsEnd,
+    listStart: 0,
+    listEnd: 0,
+    issuerStart,
+    issuerEnd,
+    thisUpdate,
+    version,
+    sigOid,
+    sigStart,
+    sigEnd,
     unknownCritical: [],
   };
   if (p < tbsEnd && (der[p] === T.UTCTime || der[p] === T.GeneralizedTime)) {

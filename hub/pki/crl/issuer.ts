@@ -29,7 +29,11 @@ export function keyIdOf(publicKey: KeyObject): Uint8Array | undefined {
     const end = c.end;
     c.expect(T.SEQUENCE, c.body, end, 'algorithm');
     c.expect(T.BIT_STRING, c.end, end, 'subjectPublicKey');
-    return new Uint8Array(createHash('sha1').update(spki.subarray(c.body + 1, c.end)).digest());
+    return new Uint8Array(
+      createHash('sha1')
+        .update(spki.subarray(c.body + 1, c.end))
+        .digest(),
+    );
   } catch {
     return undefined;
   }

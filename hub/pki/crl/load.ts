@@ -26,14 +26,7 @@ export interface LoadedCrl {
   issuer: CrlIssuer;
 }
 
-export type LoadCrlCode =
-  | 'crl_malformed'
-  | 'crl_unknown_issuer'
-  | 'crl_signature_invalid'
-  | 'crl_critical_extension'
-  | 'crl_delta_unsupported'
-  | 'crl_scope_unsupported'
-  | 'crl_not_yet_valid';
+export type LoadCrlCode = 'crl_malformed' | 'crl_unknown_issuer' | 'crl_signature_invalid' | 'crl_critical_extension' | 'crl_delta_unsupported' | 'crl_scope_unsupported' | 'crl_not_yet_valid';
 
 /**
  * Issuers whose name matches the CRL's issuer name under the RFC 5280 7.1 rule (name.ts), those with
@@ -106,7 +99,10 @@ function refusal(crl: ParsedCrl, issuer: CrlIssuer | undefined, named: number, o
     return fail('crl_critical_extension', `the CRL carries critical extension(s) the hub cannot process: ${crl.unknownCriticalExtensions.join(', ')} (RFC 5280 5.2)`);
   }
   if (crl.unknownCriticalEntryExtensions > 0) {
-    return fail('crl_critical_extension', `${crl.unknownCriticalEntryExtensions} entr${crl.unknownCriticalEntryExtensions === 1 ? 'y carries' : 'ies carry'} a critical extension the hub cannot process (RFC 5280 5.3)`);
+    return fail(
+      'crl_critical_extension',
+      `${crl.unknownCriticalEntryExtensions} entr${crl.unknownCriticalEntryExtensions === 1 ? 'y carries' : 'ies carry'} a critical extension the hub cannot process (RFC 5280 5.3)`,
+    );
   }
   const scope = scopeProblem(crl);
   if (scope !== undefined) return fail(scope.code, scope.message);

@@ -21,7 +21,6 @@ import { fromPem, looksLikePem } from '../../../shared/asn1/pem.ts';
 import { walkEntries, type EntrySink, type WalkStats } from './entries.ts';
 import { readHeader, type CrlLayout } from './header.ts';
 
-
 /** A parsed CRL. Byte fields are views into `der`, which is the input (or the DER decoded from PEM). */
 export interface ParsedCrl {
   der: Uint8Array;
@@ -183,8 +182,11 @@ export function* parseCrlSteps(derOrPem: Uint8Array, pace?: Pace): Generator<voi
     if (h.idp !== undefined) crl.issuingDistributionPoint = h.idp;
     if (h.scope !== undefined) crl.scope = h.scope;
     prepared.set(crl, {
-      der, listStart: h.listStart, listEnd: h.listEnd,
-      offs: sink.offs.subarray(0, stats.count), hashes: sink.hashes.subarray(0, stats.count),
+      der,
+      listStart: h.listStart,
+      listEnd: h.listEnd,
+      offs: sink.offs.subarray(0, stats.count),
+      hashes: sink.hashes.subarray(0, stats.count),
     });
     return ok(crl);
   } catch (err) {

@@ -33,20 +33,61 @@ test('decodes and encodes keys both ways, refusing non-canonical and malformed o
 });
 
 test('maps, replaces, removes and reinserts keys like a Map, table-driven', () => {
-  type Op = ['set', string, string] | ['del', string] ;
-  const a = key(1), b = key(2), c = key(3);
+  type Op = ['set', string, string] | ['del', string];
+  const a = key(1),
+    b = key(2),
+    c = key(3);
   const table: { name: string; ops: Op[]; expect: Record<string, string | undefined> }[] = [
     { name: 'set then get', ops: [['set', a, 'L-1']], expect: { [a]: 'L-1', [b]: undefined } },
-    { name: 'replace', ops: [['set', a, 'L-1'], ['set', a, 'L-2']], expect: { [a]: 'L-2' } },
-    { name: 'remove', ops: [['set', a, 'L-1'], ['del', a]], expect: { [a]: undefined } },
+    {
+      name: 'replace',
+      ops: [
+        ['set', a, 'L-1'],
+        ['set', a, 'L-2'],
+      ],
+      expect: { [a]: 'L-2' },
+    },
+    {
+      name: 'remove',
+      ops: [
+        ['set', a, 'L-1'],
+        ['del', a],
+      ],
+      expect: { [a]: undefined },
+    },
     { name: 'remove absent', ops: [['del', a]], expect: { [a]: undefined } },
-    { name: 'reinsert after remove', ops: [['set', a, 'L-1'], ['del', a], ['set', a, 'L-3']], expect: { [a]: 'L-3' } },
-    { name: 'two keys one id', ops: [['set', a, 'S'], ['set', b, 'S'], ['del', a]], expect: { [a]: undefined, [b]: 'S' } },
-    { name: 'three keys, middle removed', ops: [['set', a, 'x'], ['set', b, 'y'], ['set', c, 'z'], ['del', b]], expect: { [a]: 'x', [b]: undefined, [c]: 'z' } },
+    {
+      name: 'reinsert after remove',
+      ops: [
+        ['set', a, 'L-1'],
+        ['del', a],
+        ['set', a, 'L-3'],
+      ],
+      expect: { [a]: 'L-3' },
+    },
+    {
+      name: 'two keys one id',
+      ops: [
+        ['set', a, 'S'],
+        ['set', b, 'S'],
+        ['del', a],
+      ],
+      expect: { [a]: undefined, [b]: 'S' },
+    },
+    {
+      name: 'three keys, middle removed',
+      ops: [
+        ['set', a, 'x'],
+        ['set', b, 'y'],
+        ['set', c, 'z'],
+        ['del', b],
+      ],
+      expect: { [a]: 'x', [b]: undefined, [c]: 'z' },
+    },
   ];
   for (const row of table) {
     const idx = new KeyIndex();
-    for (const op of row.ops) (op[0] === 'set' ? idx.set(op[1], op[2]) : idx.delete(op[1]));
+    for (const op of row.ops) op[0] === 'set' ? idx.set(op[1], op[2]) : idx.delete(op[1]);
     for (const [k, v] of Object.entries(row.expect)) assert.is(idx.get(k), v, `${row.name}: ${k}`);
     assert.is(idx.size, Object.values(row.expect).filter((v) => v !== undefined).length + 0, row.name);
   }

@@ -55,7 +55,10 @@ test('writes one JSON line per touch to a stream, without the MyKey ID', () => {
   const t = new StreamTarget({ out });
   t.deliver(result(1));
   t.deliver(result(2, { outcome: 'not_linked', serviceUserId: undefined }));
-  const lines = text.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.is(lines.length, 2);
   assert.is(lines[0].serviceUserId, 'LIB-1');
   assert.is(lines[1].outcome, 'not_linked');
@@ -75,7 +78,10 @@ test('every program connected to the socket gets every line', async () => {
     t.deliver(result(2));
     await a.next(2);
     await b.next(2);
-    assert.equal((a.lines as TouchResult[]).map((l) => l.serviceUserId), ['LIB-1', 'LIB-2']);
+    assert.equal(
+      (a.lines as TouchResult[]).map((l) => l.serviceUserId),
+      ['LIB-1', 'LIB-2'],
+    );
     assert.equal(a.lines, b.lines);
     assert.is((a.lines[0] as TouchResult).mykeyId, undefined);
     a.sock.destroy();
@@ -116,7 +122,13 @@ test('takes over a socket file left by a killed process, but never a live socket
 test('the fan-out sends each outcome only where it is wanted and survives a throwing target', async () => {
   const seen: string[] = [];
   const rec = (name: string): HandoffTarget => ({ name, deliver: (r) => void seen.push(`${name}:${r.outcome}`), stats: () => ({}) });
-  const thrower: HandoffTarget = { name: 'bad', deliver: () => { throw new Error('boom'); }, stats: () => ({}) };
+  const thrower: HandoffTarget = {
+    name: 'bad',
+    deliver: () => {
+      throw new Error('boom');
+    },
+    stats: () => ({}),
+  };
   const h = new Handoff([
     { target: thrower, outcomes: ['linked'] },
     { target: rec('business'), outcomes: ['linked', 'degraded'] },

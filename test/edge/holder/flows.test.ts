@@ -94,7 +94,10 @@ test('one card operation at a time: a second one meanwhile gets holder_busy', as
 });
 
 test("the hub client keeps the hub's own code, and calls anything else unreachable", async () => {
-  const answer = (status: number, body: string, type = 'application/json') => async () => new Response(body, { status, headers: { 'content-type': type } });
+  const answer =
+    (status: number, body: string, type = 'application/json') =>
+    async () =>
+      new Response(body, { status, headers: { 'content-type': type } });
   const client = (f: () => Promise<Response>) => new HolderHubClient({ hub: 'https://hub.example.jp', fetch: f as typeof fetch });
   assert.is(await codeOf(client(answer(409, JSON.stringify({ code: 'mykey_id_taken', detail: 'taken' }))).challenge({ purpose: 'register' })), 'mykey_id_taken');
   assert.is(await codeOf(client(answer(502, '<html>bad gateway</html>', 'text/html')).challenge({ purpose: 'register' })), 'hub_unreachable');

@@ -51,7 +51,12 @@ const ATTACKS: [string, () => [string, string, Record<string, string>, string | 
   ['a foreign Origin with the token', () => ['POST', '/api/flow', { ...json, origin: 'https://evil.example', 'x-mykey-holder-token': TOKEN }, flowBody], 403, 'holder_origin_refused'],
   ['a cross-site fetch without Origin', () => ['POST', '/api/flow', { ...json, 'sec-fetch-site': 'cross-site', 'x-mykey-holder-token': TOKEN }, flowBody], 403, 'holder_origin_refused'],
   ['the own origin without the token', () => ['POST', '/api/flow', { ...json, origin: own() }, flowBody], 401, 'holder_token_required'],
-  ['the own origin with a wrong token', () => ['POST', '/api/flow', { ...json, origin: own(), cookie: `mykey_kiosk=${TOKEN}`, 'x-mykey-holder-token': 'guess' }, flowBody], 403, 'holder_token_invalid'],
+  [
+    'the own origin with a wrong token',
+    () => ['POST', '/api/flow', { ...json, origin: own(), cookie: `mykey_kiosk=${TOKEN}`, 'x-mykey-holder-token': 'guess' }, flowBody],
+    403,
+    'holder_token_invalid',
+  ],
   ['the hub origin without the token header', () => ['POST', '/api/flow', { ...json, origin: HUB }, flowBody], 401, 'holder_token_required'],
   ['the hub origin with a wrong token', () => ['POST', '/api/flow', { ...json, origin: HUB, 'x-mykey-holder-token': 'guess' }, flowBody], 403, 'holder_token_invalid'],
   ['the hub origin asking for the page', () => ['GET', '/', { origin: HUB }, undefined], 403, 'holder_origin_refused'],

@@ -270,7 +270,10 @@ test('a card without JPKI gets its own message and no PIN is sent', async () => 
   const r = await run(page, 'register', PIN);
   assert.is(r.code, 'holder_no_jpki', r.text);
   assert.is(r.text, HOLDER_MESSAGES.ja.holder_no_jpki);
-  assert.not.ok(trace.slice(start).some((t) => t.startsWith('00200080')), 'no VERIFY');
+  assert.not.ok(
+    trace.slice(start).some((t) => t.startsWith('00200080')),
+    'no VERIFY',
+  );
   await remove();
 });
 
@@ -358,7 +361,14 @@ test("a page of the hub's own origin may call the companion with the session tok
       ),
     [base, token] as const,
   );
-  const without = await p.evaluate((url) => fetch(`${url}/api/state`).then((r) => `status ${r.status}`, () => 'blocked'), base);
+  const without = await p.evaluate(
+    (url) =>
+      fetch(`${url}/api/state`).then(
+        (r) => `status ${r.status}`,
+        () => 'blocked',
+      ),
+    base,
+  );
   assert.is(withToken, '200 readers=1');
   assert.is(without, 'blocked', 'without the token the answer carries no CORS grant');
   await p.close();
@@ -369,8 +379,14 @@ test('the PIN is never logged, and the signing PIN (EF 001B) and its key (EF 001
   for (const l of logs) {
     assert.not.ok(l.includes(PIN) || l.includes(hexPin), `a log line carries the PIN: ${l}`);
   }
-  assert.not.ok(trace.some((t) => t.startsWith('00a4020c02001b') || t.startsWith('00a4020c02001a')), 'no signing PIN or key');
-  assert.ok(trace.some((t) => t.startsWith('00a4020c020018')), 'the user-authentication PIN EF 0018 was used');
+  assert.not.ok(
+    trace.some((t) => t.startsWith('00a4020c02001b') || t.startsWith('00a4020c02001a')),
+    'no signing PIN or key',
+  );
+  assert.ok(
+    trace.some((t) => t.startsWith('00a4020c020018')),
+    'the user-authentication PIN EF 0018 was used',
+  );
 });
 
 test('invalidate asks for confirmation and invalidates the MyKey ID', async () => {

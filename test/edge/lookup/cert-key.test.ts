@@ -42,12 +42,7 @@ test('refuses every truncation of a certificate without throwing', () => {
 
 test('refuses trailing bytes, wrong tags and indefinite lengths', () => {
   const der = certs[0].certDer;
-  const cases: Uint8Array[] = [
-    Uint8Array.from([...der, 0]),
-    Uint8Array.from([0x31, ...der.subarray(1)]),
-    Uint8Array.from([0x30, 0x80, 0x00, 0x00]),
-    new Uint8Array(0),
-  ];
+  const cases: Uint8Array[] = [Uint8Array.from([...der, 0]), Uint8Array.from([0x31, ...der.subarray(1)]), Uint8Array.from([0x30, 0x80, 0x00, 0x00]), new Uint8Array(0)];
   for (const c of cases) {
     const r = certFields(c);
     assert.is(r.ok, false);

@@ -200,10 +200,19 @@ test('a wrong PIN on the pad shows the tries left, and the right one then passes
   assert.is(await put(ctx, ctx.cards.alice), 'pin');
   await ctx.page.waitForSelector('#pinpad:not([hidden])');
   await typeOnPad(ctx, '9999');
-  await until(() => { const v = ctx.flow.view(); return v.step === 'pin' && v.retry === 'pin_wrong'; }, { what: 'the wrong PIN', intervalMs: 5 });
+  await until(
+    () => {
+      const v = ctx.flow.view();
+      return v.step === 'pin' && v.retry === 'pin_wrong';
+    },
+    { what: 'the wrong PIN', intervalMs: 5 },
+  );
   const wrong = ctx.flow.view();
   assert.equal(wrong, { step: 'pin', retry: 'pin_wrong', triesLeft: 2 });
-  await ctx.page.waitForFunction((s) => (globalThis as unknown as { document: { getElementById(i: string): { textContent: string | null } | null } }).document.getElementById('sub')?.textContent === s, MESSAGES.en.pin_wrong.replace('{n}', '2'));
+  await ctx.page.waitForFunction(
+    (s) => (globalThis as unknown as { document: { getElementById(i: string): { textContent: string | null } | null } }).document.getElementById('sub')?.textContent === s,
+    MESSAGES.en.pin_wrong.replace('{n}', '2'),
+  );
   assert.is(ctx.flow.stats().pinFailures, failures + 1);
   const before = ctx.received.length;
   await typeOnPad(ctx, '1234');
@@ -218,7 +227,10 @@ test('a card carrying a copied MyKey ID with its own certificate is refused befo
   const r = await put(ctx, ctx.cards.mallory);
   assert.ok(r !== 'pin');
   assert.equal([r.outcome, r.reason, r.serviceUserId], ['refused', 'pin_touch_cert_unbound', undefined]);
-  assert.not.ok(ctx.views.slice(views).some((v) => v.step === 'pin'), 'no PIN asked');
+  assert.not.ok(
+    ctx.views.slice(views).some((v) => v.step === 'pin'),
+    'no PIN asked',
+  );
   await takeAway(ctx);
 });
 

@@ -30,7 +30,10 @@ function session(file = withId, faults?: CardFaults) {
 test('a card with a written MyKey ID yields it, without reading the certificate', async () => {
   const { card, s } = session();
   assert.equal(await readIdentity(s), { kind: 'mykey', mykeyId: 'ABCDEFGH' });
-  assert.not.ok(card.trace.some((t) => t.apdu.includes('D3 92 F0')), 'JPKI was not needed');
+  assert.not.ok(
+    card.trace.some((t) => t.apdu.includes('D3 92 F0')),
+    'JPKI was not needed',
+  );
 });
 
 test('a card without a usable MyKey ID yields its certificate, saying why', async () => {

@@ -14,12 +14,7 @@ const lc = (data: string) => (data.trim() ? fromHex(data).length : 0).toString(1
 const select = (data: string, p1 = '04', p2 = '0C') => `00 A4 ${p1} ${p2} ${lc(data)} ${data}`;
 
 // The applications that hold the My Number (CARD.md) and prefixes that would reach them.
-const MY_NUMBER_AIDS = [
-  'D3 92 10 00 31 00 01 01 04 08',
-  'D3 92 10 00 31 00 01 01 04 02',
-  'D3 92 10 00 31 00 01 01 04 01',
-  'D3 92 10 00 31 00 01 01 01 00',
-];
+const MY_NUMBER_AIDS = ['D3 92 10 00 31 00 01 01 04 08', 'D3 92 10 00 31 00 01 01 04 02', 'D3 92 10 00 31 00 01 01 04 01', 'D3 92 10 00 31 00 01 01 01 00'];
 const PREFIXES = ['D3', 'D3 92', 'D3 92 10', 'D3 92 10 00 31', 'D3 92 10 00 31 00 01 01', 'D3 92 10 00 31 00 01 01 04', 'D3 92 F0', 'D3 92 F0 00 26 01 00 00 00', 'F0 4D 59', 'F0 4D 59 4B 45 59'];
 
 const none: GuardState = INITIAL_GUARD_STATE;
@@ -155,7 +150,10 @@ test('the guard follows the selection from the card answers', () => {
   assert.equal(g.state, { app: 'jpki', ef: undefined }, 'a failed SELECT EF forgets the EF');
   step(select(MYKEY), 0x6a82);
   assert.equal(g.state, INITIAL_GUARD_STATE, 'a failed SELECT by name forgets the application');
-  assert.throws(() => g.check(fromHex(select('00 0A', '02'))), (e: unknown) => e instanceof MyKeyError && e.code === 'apdu_refused');
+  assert.throws(
+    () => g.check(fromHex(select('00 0A', '02'))),
+    (e: unknown) => e instanceof MyKeyError && e.code === 'apdu_refused',
+  );
 });
 
 test('a refusal is MyKeyError apdu_refused with the rule in its message and details', () => {

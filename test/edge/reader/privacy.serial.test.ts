@@ -115,7 +115,10 @@ test('every flow of the reader layer stays out of the My Number applications', a
     stack.pipeline.start();
   }
   assert.ok(stack.trace.length > 40, `${stack.trace.length} APDUs traced`);
-  assert.ok(stack.cards.every((c) => c.trace.length > 0), 'every card was spoken to');
+  assert.ok(
+    stack.cards.every((c) => c.trace.length > 0),
+    'every card was spoken to',
+  );
   assertClean('flows');
 });
 
@@ -124,10 +127,14 @@ const sel = (p1: string, p2: string, data: string) => `00 A4 ${p1} ${p2} ${(data
 const FORBIDDEN: [string, string][] = [
   ...MY_NUMBER_AIDS.map((aid): [string, string] => [`exact AID ${aid}`, sel('04', '0C', aid)]),
   ...MY_NUMBER_AIDS.map((aid): [string, string] => [`exact AID ${aid} with FCI`, sel('04', '00', aid)]),
-  ...['D3', 'D3 92', 'D3 92 10', 'D3 92 10 00', 'D3 92 10 00 31 00 01 01', 'D3 92 10 00 31 00 01 01 04', 'D3 92 10 00 31 00 01 01 01'].map(
-    (p): [string, string] => [`DF-name prefix ${p}`, sel('04', '0C', p)],
-  ),
-  ...[1, 2, 3, 5, 8, 9, 11, 12, 16].map((n): [string, string] => [`P1=04 with a ${n}-byte name`, sel('04', '0C', toHex(Uint8Array.from({ length: n }, (_, i) => [0xd3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x08][i] ?? 0)))]),
+  ...['D3', 'D3 92', 'D3 92 10', 'D3 92 10 00', 'D3 92 10 00 31 00 01 01', 'D3 92 10 00 31 00 01 01 04', 'D3 92 10 00 31 00 01 01 01'].map((p): [string, string] => [
+    `DF-name prefix ${p}`,
+    sel('04', '0C', p),
+  ]),
+  ...[1, 2, 3, 5, 8, 9, 11, 12, 16].map((n): [string, string] => [
+    `P1=04 with a ${n}-byte name`,
+    sel('04', '0C', toHex(Uint8Array.from({ length: n }, (_, i) => [0xd3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x08][i] ?? 0))),
+  ]),
   ['P1=04 with no name', '00 A4 04 0C'],
   ['P1=04 next occurrence', sel('04', '02', 'D3 92')],
   ['JPKI AID plus a byte', sel('04', '0C', toHex(JPKI_AID) + ' 00')],
@@ -170,7 +177,10 @@ test('each forbidden SELECT is refused with apdu_refused and the card never sees
       // Only forbidden with nothing selected; inside JPKI with EF 000B current it is a legitimate read.
       if (name === 'READ BINARY with nothing selected') continue;
       const before = card.trace.length;
-      const code = await s.transmit(fromHex(apdu)).then(() => 'sent', (e: MyKeyError) => e.code);
+      const code = await s.transmit(fromHex(apdu)).then(
+        () => 'sent',
+        (e: MyKeyError) => e.code,
+      );
       assert.is(code, 'apdu_refused', `${name} inside JPKI`);
       assert.is(card.trace.length, before, `${name} inside JPKI reached the card`);
     }

@@ -92,7 +92,7 @@ async function touch(r: FakeReader, rg: Rig): Promise<void> {
   r.status({ state: S.CHANGED | S.EMPTY });
 }
 
-test('which failures are the reader\'s: timeouts, a card that stopped answering, SCARD_W_UNRESPONSIVE_CARD; not a card taken away', () => {
+test("which failures are the reader's: timeouts, a card that stopped answering, SCARD_W_UNRESPONSIVE_CARD; not a card taken away", () => {
   const table: Array<[{ code: string; pcsc?: number }, boolean]> = [
     [{ code: 'timeout' }, true],
     [{ code: 'card_error' }, true],
@@ -146,7 +146,7 @@ test('a reader that keeps failing is reset after failuresBeforeReset failures an
     await until(() => rg.healer.report().state === 'ok', { what: 'ok', intervalMs: 5 });
     rg.read.fail = new MyKeyError('timeout', 'no answer from the card within 5000 ms');
     await touch(r, rg);
-    assert.is(rg.healer.report().state, 'ok', 'one failure is the card\'s business');
+    assert.is(rg.healer.report().state, 'ok', "one failure is the card's business");
     await touch(r, rg);
     await until(() => resets.length === 1, { what: 'a reset', intervalMs: 5 });
     assert.equal(resets, ['1-1.3 usb-reset']);

@@ -38,14 +38,7 @@ test('reports readers and cards coming and going', async () => {
   r.status({ state: S.CHANGED | S.EMPTY });
   r.status({ state: S.CHANGED | S.PRESENT | S.MUTE });
   r.emit('end');
-  assert.equal(seen, [
-    'reader-added R1',
-    `card-present R1 ${ATR.toString('hex')}`,
-    'card-removed R1',
-    'error card_error',
-    'card-removed R1',
-    'reader-removed R1',
-  ]);
+  assert.equal(seen, ['reader-added R1', `card-present R1 ${ATR.toString('hex')}`, 'card-removed R1', 'error card_error', 'card-removed R1', 'reader-removed R1']);
   assert.equal(m.readers(), []);
   await m.stop();
 });
@@ -129,7 +122,10 @@ test('connect gives a guarded session; the card leaving fails it with card_remov
   const m = new ReaderManager({ pcsc, log: recordingLog().log });
   m.start();
   const r = pcsc.contexts[0].addReader('R1');
-  const early = await m.connect('R1').then(() => 'connected', (e: MyKeyError) => e.code);
+  const early = await m.connect('R1').then(
+    () => 'connected',
+    (e: MyKeyError) => e.code,
+  );
   assert.is(early, 'card_removed', 'no card yet');
   r.status({ state: S.PRESENT, atr: ATR });
   const s = await m.connect('R1');

@@ -26,21 +26,37 @@ test('a response without room for a status word is card_response_malformed', () 
 });
 
 test('isOk is true only for 90 00', () => {
-  const cases: [number, boolean][] = [[0x9000, true], [0x6100, false], [0x9001, false], [0x6a82, false]];
+  const cases: [number, boolean][] = [
+    [0x9000, true],
+    [0x6100, false],
+    [0x9001, false],
+    [0x6a82, false],
+  ];
   for (const [s, want] of cases) assert.is(isOk(s), want, swHex(s));
 });
 
 test('63Cx is parsed as x tries left, and nothing else is', () => {
   const cases: [number, number | undefined][] = [
-    [0x63c3, 3], [0x63c2, 2], [0x63c1, 1], [0x63c0, 0], [0x63cf, 15],
-    [0x6300, undefined], [0x6983, undefined], [0x9000, undefined], [0x64c2, undefined],
+    [0x63c3, 3],
+    [0x63c2, 2],
+    [0x63c1, 1],
+    [0x63c0, 0],
+    [0x63cf, 15],
+    [0x6300, undefined],
+    [0x6983, undefined],
+    [0x9000, undefined],
+    [0x64c2, undefined],
   ];
   for (const [s, want] of cases) assert.is(triesLeft(s), want, swHex(s));
 });
 
 test('61xx and 6Cxx give the byte counts, 00 meaning 256', () => {
   const cases: [number, number | undefined, number | undefined][] = [
-    [0x6110, 16, undefined], [0x6100, 256, undefined], [0x6c08, undefined, 8], [0x6c00, undefined, 256], [0x9000, undefined, undefined],
+    [0x6110, 16, undefined],
+    [0x6100, 256, undefined],
+    [0x6c08, undefined, 8],
+    [0x6c00, undefined, 256],
+    [0x9000, undefined, undefined],
   ];
   for (const [s, more, le] of cases) {
     assert.is(bytesAvailable(s), more, swHex(s));
@@ -50,9 +66,16 @@ test('61xx and 6Cxx give the byte counts, 00 meaning 256', () => {
 
 test('meanings name the ISO 7816-4 condition', () => {
   const cases: [number, RegExp][] = [
-    [0x9000, /success/], [0x6a82, /not found/], [0x6982, /security status/], [0x63c2, /2 tries left/],
-    [0x63c0, /no tries left/], [0x6984, /not usable/], [0x6c10, /exact length is 16/], [0x6115, /21 response bytes/],
-    [0x6d00, /instruction/], [0x36ed, /not an ISO/],
+    [0x9000, /success/],
+    [0x6a82, /not found/],
+    [0x6982, /security status/],
+    [0x63c2, /2 tries left/],
+    [0x63c0, /no tries left/],
+    [0x6984, /not usable/],
+    [0x6c10, /exact length is 16/],
+    [0x6115, /21 response bytes/],
+    [0x6d00, /instruction/],
+    [0x36ed, /not an ISO/],
   ];
   for (const [s, re] of cases) assert.match(swMeaning(s), re, swHex(s));
 });

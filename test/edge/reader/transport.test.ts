@@ -87,11 +87,17 @@ test('run() turns a failure into card_removed when the reader then reports the c
   const raw = jpkiCard(() => '');
   const gone = new CardSession(raw, { probeRemoval: async () => true });
   await onCert(gone);
-  const e = await rejectsWith(gone.run(() => gone.transmit(fromHex('00 B0 00 00 04'))), 'card_removed');
+  const e = await rejectsWith(
+    gone.run(() => gone.transmit(fromHex('00 B0 00 00 04'))),
+    'card_removed',
+  );
   assert.is((e.cause as MyKeyError).code, 'card_response_malformed');
   const stays = new CardSession(raw, { probeRemoval: async () => false });
   await onCert(stays);
-  await rejectsWith(stays.run(() => stays.transmit(fromHex('00 B0 00 00 04'))), 'card_response_malformed');
+  await rejectsWith(
+    stays.run(() => stays.transmit(fromHex('00 B0 00 00 04'))),
+    'card_response_malformed',
+  );
 });
 
 test('closing resets the card only when a PIN was presented', async () => {
@@ -122,7 +128,6 @@ test('PC/SC return codes map to stable error codes', () => {
   assert.is(pcscCode(new Error('x (0x80100069)')), 0x80100069);
   assert.is(pcscCode(new Error('no code')), undefined);
 });
-
 
 test('commands sent at once reach the card one at a time, in order, each through the guard', async () => {
   // The card answers only when the test releases it, so the second command is sent while the first

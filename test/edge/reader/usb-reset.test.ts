@@ -7,7 +7,7 @@ import { portDisablePath, scanUsbReaders, usbDevicePath } from '../../../edge/re
 import { resetMethod, sysfsResetter, USBDEVFS_RESET } from '../../../edge/reader/usb-reset.ts';
 import { FakeUsb } from './helpers/fake-usb.ts';
 
-test('USBDEVFS_RESET is _IO(\'U\', 20) as <linux/usbdevice_fs.h> defines it', () => {
+test("USBDEVFS_RESET is _IO('U', 20) as <linux/usbdevice_fs.h> defines it", () => {
   assert.is(USBDEVFS_RESET, 0x5514);
 });
 

@@ -80,8 +80,7 @@ function flowOf(ctx: Ctx, opts: Partial<ConstructorParameters<typeof Registratio
 }
 
 /** The flow's view once it reaches `step` (polled often: a test may wait for a step it soon leaves). */
-const atStep = (flow: RegistrationFlow, step: RegistrationView['step']) =>
-  viewWhen(flow, (v) => v.step === step, `step ${step}`);
+const atStep = (flow: RegistrationFlow, step: RegistrationView['step']) => viewWhen(flow, (v) => v.step === step, `step ${step}`);
 
 async function mapped(ctx: Ctx, serviceId: string): Promise<Map<string, string>> {
   return new Map((await ctx.h.hub.links.snapshot(serviceId)).entries);
@@ -99,7 +98,10 @@ test('links the MyKey ID read off the card to the service card number once the h
   flow.pin('1234');
   const done = await atStep(flow, 'done');
   assert.equal(done, { step: 'done', serviceUserId: 'LIB-000123', replaced: false });
-  assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'sending', 'pin', 'sending', 'done']);
+  assert.equal(
+    steps.map((s) => s.step),
+    ['touch', 'service_user_id', 'sending', 'pin', 'sending', 'done'],
+  );
   const secret = (await ctx.h.hub.links.service('library'))!.sync_secret;
   assert.is((await mapped(ctx, 'library')).get(keyedIdentitySync(secret, 'mykey', mykeyId)), 'LIB-000123');
   await atStep(flow, 'off');
@@ -193,7 +195,10 @@ test('an unfinished step times out and forgets the card', async (ctx) => {
   assert.equal(await atStep(flow, 'failed'), { step: 'failed', code: 'timeout' });
   await atStep(flow, 'off');
   assert.is(flow.serviceUserId('LIB-3').ok, false, 'nothing is held any more');
-  assert.equal(steps.map((s) => s.step), ['touch', 'service_user_id', 'failed', 'off']);
+  assert.equal(
+    steps.map((s) => s.step),
+    ['touch', 'service_user_id', 'failed', 'off'],
+  );
   await flow.stop();
 });
 
@@ -229,7 +234,10 @@ test('a local program drives registration over the command socket', async (ctx) 
     conn.write('not json\n');
     await new Promise((r) => setTimeout(r, 50));
     assert.ok(lines.some((l) => l.ok === false && l.error.code === 'bad_request'));
-    assert.ok(lines.some((l) => l.event === 'registration' && l.view.step === 'done'), 'changes are pushed');
+    assert.ok(
+      lines.some((l) => l.event === 'registration' && l.view.step === 'done'),
+      'changes are pushed',
+    );
   } finally {
     conn.destroy();
     await socket.stop();

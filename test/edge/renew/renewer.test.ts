@@ -62,10 +62,9 @@ test.before(async (ctx) => {
   await ctx.h.hub.stop();
   await rotateDeviceCa(join(ctx.h.dir, 'device-ca'));
   const c = ctx.h.hub.config;
-  ctx.hub2 = await createHub(
-    loadHubConfig({ env: {}, overrides: { ...c, broker: { ...c.broker, port: Number(mqtts.port) }, devices: { ...c.devices, httpsPort: Number(api.port) } } }),
-    { log: silentLogger },
-  );
+  ctx.hub2 = await createHub(loadHubConfig({ env: {}, overrides: { ...c, broker: { ...c.broker, port: Number(mqtts.port) }, devices: { ...c.devices, httpsPort: Number(api.port) } } }), {
+    log: silentLogger,
+  });
   await ctx.hub2.start();
 });
 test.after(async (ctx) => {
@@ -75,7 +74,7 @@ test.after(async (ctx) => {
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-test("at its next contact the agent renews its certificate from the new CA, stores it, and reconnects to the broker with it", async (ctx) => {
+test('at its next contact the agent renews its certificate from the new CA, stores it, and reconnects to the broker with it', async (ctx) => {
   const hub = ctx.hub2!;
   const config = loadEdgeConfig({
     env: {},
@@ -94,7 +93,9 @@ test("at its next contact the agent renews its certificate from the new CA, stor
   ctx.agent = createEdgeAgent(config, { log: silentLogger, pcsc: noPcsc, renewIntervalMs: 3600_000 });
   await ctx.agent.start();
   const fileFp = () => new X509Certificate(readFileSync(ctx.paths.cert)).fingerprint256.replace(/:/g, '').toLowerCase();
-  await until(async () => issuedBy(readFileSync(ctx.paths.cert, 'utf8'), hub.deviceCa!.certPem) && (await hub.devices.get('lib-renew-1'))?.cert_fingerprint === fileFp(), { what: 'the renewed certificate on file and on record' });
+  await until(async () => issuedBy(readFileSync(ctx.paths.cert, 'utf8'), hub.deviceCa!.certPem) && (await hub.devices.get('lib-renew-1'))?.cert_fingerprint === fileFp(), {
+    what: 'the renewed certificate on file and on record',
+  });
   await until(() => ctx.agent!.sync.connected && hub.broker!.connectedEdges().includes('lib-renew-1'), { what: 'the broker session with the renewed certificate' });
   // The files: key and certificate belong together, the CA file is the new CA, the key is 0600, no pending key left.
   assert.ok(certMatchesKey(readFileSync(ctx.paths.cert, 'utf8'), readFileSync(ctx.paths.key, 'utf8')));
@@ -113,7 +114,10 @@ test('a renewal the hub refuses leaves the files as they were', async (ctx) => {
   const tls = { key: before[0], cert: before[1], ca: before[2] };
   const r = new CertRenewer({ hubUrl: hub.addresses.deviceApi!, edgeId: 'lib-renew-2', paths, tls, log: silentLogger });
   await hub.enrollment!.revoke('lib-renew-2', 'test');
-  const code = await r.renew().then(() => 'renewed', (e: { code?: string }) => e.code);
+  const code = await r.renew().then(
+    () => 'renewed',
+    (e: { code?: string }) => e.code,
+  );
   assert.is(code, 'unauthorized');
   assert.equal([readFileSync(paths.key, 'utf8'), readFileSync(paths.cert, 'utf8'), readFileSync(paths.ca, 'utf8')], before);
   assert.is(tls.cert, before[1]);

@@ -87,7 +87,10 @@ test('drops a torn journal tail and keeps every intact record before it', async 
     const b = await reopen(dir, log);
     assert.is(b.cache.appliedSeq, 20, name);
     assert.ok(b.report.droppedBytes > 0, name);
-    assert.ok(lines.some((l) => l.includes('journal tail was torn')), name);
+    assert.ok(
+      lines.some((l) => l.includes('journal tail was torn')),
+      name,
+    );
     assert.equal(new Map(b.cache.index.entries()), modelAt(20), name);
     await b.state.close();
     assert.is(statSync(jp).size, intact.length, `${name}: truncated back`);

@@ -159,7 +159,10 @@ function define(kind: BrokerKind): void {
     ];
     for (const p of bad) await hub.raw(p);
     await until(() => ctx.seen.dropped.length === bad.length, { what: 'all dropped' });
-    assert.equal(ctx.seen.dropped.map((d) => d.code), [...Array(bad.length - 1).fill('validation_failed'), 'payload_too_large']);
+    assert.equal(
+      ctx.seen.dropped.map((d) => d.code),
+      [...Array(bad.length - 1).fill('validation_failed'), 'payload_too_large'],
+    );
     assert.is(cache.appliedSeq, 0);
     await hub.batch([e1, e2]);
     await until(() => cache.appliedSeq === 2, { what: 'a good one still applies' });

@@ -39,7 +39,11 @@ test('syncs with Mosquitto and the device API over TLS with its client certifica
   certificates();
   const read = (n: string) => readFileSync(f(n), 'utf8');
   const broker = await startMosquitto({ cafile: f('ca.pem'), certfile: f('server.pem'), keyfile: f('server.key') });
-  const hub = new FakeHub({ edgeId: 'edge-tls-1', brokerUrl: broker.url, tls: { key: read('server.key'), cert: read('server.pem'), ca: read('ca.pem'), client: { key: read('hub.key'), cert: read('hub.pem') } } });
+  const hub = new FakeHub({
+    edgeId: 'edge-tls-1',
+    brokerUrl: broker.url,
+    tls: { key: read('server.key'), cert: read('server.pem'), ca: read('ca.pem'), client: { key: read('hub.key'), cert: read('hub.pem') } },
+  });
   const stateDir = mkdtempSync(join(tmpdir(), 'sync-tls-'));
   const cache = new EdgeCache();
   const state = new EdgeState({ dir: stateDir });
@@ -47,7 +51,15 @@ test('syncs with Mosquitto and the device API over TLS with its client certifica
   try {
     await hub.start();
     hub.link('TTTT2222', 'TLS-1');
-    const agent = new SyncAgent({ hubUrl: hub.url, brokerUrl: broker.url, state, cache, version: 'tls', backoff: { minMs: 100, maxMs: 300 }, tls: { ca: read('ca.pem'), cert: read('edge.pem'), key: read('edge.key') } });
+    const agent = new SyncAgent({
+      hubUrl: hub.url,
+      brokerUrl: broker.url,
+      state,
+      cache,
+      version: 'tls',
+      backoff: { minMs: 100, maxMs: 300 },
+      tls: { ca: read('ca.pem'), cert: read('edge.pem'), key: read('edge.key') },
+    });
     await agent.start();
     try {
       await until(() => cache.synced && cache.lookupMyKey('TTTT2222') === 'TLS-1', { what: 'synced over https' });

@@ -21,14 +21,32 @@ const ROOT = join(import.meta.dirname, '..', '..', '..');
 /** Builds boot.js and the stand-in main.js into `dir` once. */
 export async function buildStandIn(dir: string): Promise<{ boot: string; main: string }> {
   mkdirSync(dir, { recursive: true });
-  const common = { bundle: true, platform: 'node' as const, format: 'esm' as const, target: 'node20', logLevel: 'error' as const, absWorkingDir: ROOT, banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" } };
+  const common = {
+    bundle: true,
+    platform: 'node' as const,
+    format: 'esm' as const,
+    target: 'node20',
+    logLevel: 'error' as const,
+    absWorkingDir: ROOT,
+    banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" },
+  };
   await build({ ...common, entryPoints: [join(ROOT, 'edge/update/boot.ts')], outfile: join(dir, 'boot.js') });
   await build({ ...common, entryPoints: [join(ROOT, 'test/edge/update/fixtures/stand-in-agent.ts')], outfile: join(dir, 'main.js') });
   return { boot: join(dir, 'boot.js'), main: join(dir, 'main.js') };
 }
 
 /** A release folder (main.js + selftest.json + padding) packed and signed. */
-export function makeRelease(o: { work: string; main: string; version: string; keys: ReleaseKeyPair; pass?: boolean; padBytes?: number; services?: string[]; allowDowngrade?: boolean; minVersion?: string }): { bundle: Buffer; signed: SignedRelease } {
+export function makeRelease(o: {
+  work: string;
+  main: string;
+  version: string;
+  keys: ReleaseKeyPair;
+  pass?: boolean;
+  padBytes?: number;
+  services?: string[];
+  allowDowngrade?: boolean;
+  minVersion?: string;
+}): { bundle: Buffer; signed: SignedRelease } {
   const dir = join(o.work, `src-${o.version}-${Math.random().toString(36).slice(2)}`);
   mkdirSync(dir, { recursive: true });
   cpSync(o.main, join(dir, 'main.js'));
@@ -44,7 +62,11 @@ export async function upload(hub: Hub, token: string, r: { bundle: Buffer; signe
   const auth = { authorization: `Bearer ${token}` };
   const a = await hub.app.request('/v1/admin/releases', { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(r.signed) });
   if (a.status !== 201) throw new Error(`upload manifest: ${a.status} ${await a.text()}`);
-  const b = await hub.app.request(`/v1/admin/releases/${JSON.parse(Buffer.from(r.signed.manifest, 'base64url').toString()).version}/bundle`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: r.bundle });
+  const b = await hub.app.request(`/v1/admin/releases/${JSON.parse(Buffer.from(r.signed.manifest, 'base64url').toString()).version}/bundle`, {
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'application/octet-stream' },
+    body: r.bundle,
+  });
   if (b.status !== 204) throw new Error(`upload bundle: ${b.status} ${await b.text()}`);
 }
 
@@ -67,7 +89,17 @@ export class StandInEdge {
     readonly configPath: string,
   ) {}
 
-  static async create(o: { hub: Hub; work: string; edgeId: string; serviceId: string; built: { boot: string; main: string }; releaseKey: string; hubUrl?: string; pauseAt?: UpdateStep; selfTestMs?: number }): Promise<StandInEdge> {
+  static async create(o: {
+    hub: Hub;
+    work: string;
+    edgeId: string;
+    serviceId: string;
+    built: { boot: string; main: string };
+    releaseKey: string;
+    hubUrl?: string;
+    pauseAt?: UpdateStep;
+    selfTestMs?: number;
+  }): Promise<StandInEdge> {
     const root = join(o.work, o.edgeId);
     mkdirSync(root, { recursive: true });
     cpSync(o.built.boot, join(root, 'boot.js'));
@@ -157,7 +189,9 @@ export class StandInEdge {
   /** The release `current` points at; null: the factory install. */
   current(): string | null {
     try {
-      return readlinkSync(join(this.root, 'updates', 'current')).split('/').pop()!;
+      return readlinkSync(join(this.root, 'updates', 'current'))
+        .split('/')
+        .pop()!;
     } catch {
       return null;
     }
@@ -165,7 +199,10 @@ export class StandInEdge {
 }
 
 /** A TCP relay in front of the device API: optionally throttled, optionally cutting the first N connections after some bytes. */
-export function startRelay(target: string, o: { bytesPerTick?: number; cutAfter?: number; cuts?: number } = {}): Promise<{ url: string; close: () => Promise<void>; set: (p: { bytesPerTick?: number; cuts?: number }) => void; relayed: () => number }> {
+export function startRelay(
+  target: string,
+  o: { bytesPerTick?: number; cutAfter?: number; cuts?: number } = {},
+): Promise<{ url: string; close: () => Promise<void>; set: (p: { bytesPerTick?: number; cuts?: number }) => void; relayed: () => number }> {
   const t = new URL(target);
   const opts = { ...o };
   const sockets = new Set<Socket>();

@@ -24,7 +24,11 @@ test.before(async (ctx) => {
   const rel = makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.1.0', keys: ctx.keys, padBytes: PAD });
   ctx.size = rel.bundle.length;
   await upload(ctx.h.hub, TOKEN, rel);
-  const r = await ctx.h.hub.app.request('/v1/admin/rollouts', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ version: '1.1.0', serviceId: 'library', maxFailures: 100 }) });
+  const r = await ctx.h.hub.app.request('/v1/admin/rollouts', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ version: '1.1.0', serviceId: 'library', maxFailures: 100 }),
+  });
   assert.is(r.status, 201);
   ctx.edges = [];
   ctx.relays = [];
@@ -59,14 +63,28 @@ async function settled(ctx: Ctx, e: StandInEdge): Promise<void> {
 function assertWhole(e: StandInEdge) {
   const cur = e.current();
   if (cur) assert.ok(existsSync(join(e.root, 'updates', 'releases', cur, 'main.js')), 'current points at a complete release');
-  assert.not.ok(readdirSync(join(e.root, 'updates', 'releases')).some((n) => n.endsWith('.partial')), 'no half-unpacked folder is kept');
+  assert.not.ok(
+    readdirSync(join(e.root, 'updates', 'releases')).some((n) => n.endsWith('.partial')),
+    'no half-unpacked folder is kept',
+  );
 }
 
 const STEPS: UpdateStep[] = ['verify', 'unpack', 'switch', 'restart', 'self_test'];
 
 test('a power cut at each step (verify, unpack, switch, restart, self-test) leaves an edge that ends on the new version, reported installed', async (ctx) => {
   const edges = await Promise.all(
-    STEPS.map((step) => StandInEdge.create({ hub: ctx.h.hub, work: ctx.work, edgeId: `cut-${step.replace('_', '-')}`, serviceId: 'library', built: ctx.built, releaseKey: ctx.keys.publicKeyLine, pauseAt: step, selfTestMs: 4000 })),
+    STEPS.map((step) =>
+      StandInEdge.create({
+        hub: ctx.h.hub,
+        work: ctx.work,
+        edgeId: `cut-${step.replace('_', '-')}`,
+        serviceId: 'library',
+        built: ctx.built,
+        releaseKey: ctx.keys.publicKeyLine,
+        pauseAt: step,
+        selfTestMs: 4000,
+      }),
+    ),
   );
   ctx.edges.push(...edges);
   for (const e of edges) e.start();

@@ -73,12 +73,24 @@ test('a manifest altered in the hub store (signature kept) is refused as release
 test('a release signed by another key is refused by the hub at upload, and by the edge when a store holds it anyway', async (ctx) => {
   const rogue = generateReleaseKeys();
   const rel = makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.3.3', keys: rogue });
-  const res = await ctx.h.hub.app.request('/v1/admin/releases', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(rel.signed) });
+  const res = await ctx.h.hub.app.request('/v1/admin/releases', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(rel.signed),
+  });
   assert.is(res.status, 422);
   assert.is(((await res.json()) as { code: string }).code, 'release_signature_invalid');
   // Written into the store behind the hub's back, with its bundle.
   const m = JSON.parse(Buffer.from(rel.signed.manifest, 'base64url').toString()) as { digest: string; size: number };
-  await ctx.h.hub.releaseRepo.insertRelease({ version: '1.3.3', signed: JSON.stringify(rel.signed), key_id: rel.signed.keyId, digest: m.digest, size: m.size, services: '["*"]', uploaded_at: Date.now() });
+  await ctx.h.hub.releaseRepo.insertRelease({
+    version: '1.3.3',
+    signed: JSON.stringify(rel.signed),
+    key_id: rel.signed.keyId,
+    digest: m.digest,
+    size: m.size,
+    services: '["*"]',
+    uploaded_at: Date.now(),
+  });
   writeFileSync(ctx.h.hub.releases.bundlePath('1.3.3'), rel.bundle);
   await ctx.h.hub.releaseRepo.markBundleReady('1.3.3');
   await refusedWith(ctx, '1.3.3', await rollOut(ctx, '1.3.3'), 'release_signature_invalid');
@@ -106,7 +118,7 @@ test('a release for another service is never offered, and cannot be rolled out t
 
 test("a release for another service offered anyway (the hub's store altered) is refused as release_wrong_service", async (ctx) => {
   await upload(ctx.h.hub, TOKEN, makeRelease({ work: ctx.work, main: ctx.built.main, version: '1.4.1', keys: ctx.keys, services: ['museum'] }));
-  ctx.h.hub.db.prepare("UPDATE releases SET services = '[\"*\"]' WHERE version = ?").run('1.4.1');
+  ctx.h.hub.db.prepare('UPDATE releases SET services = \'["*"]\' WHERE version = ?').run('1.4.1');
   await refusedWith(ctx, '1.4.1', await rollOut(ctx, '1.4.1'), 'release_wrong_service');
 });
 

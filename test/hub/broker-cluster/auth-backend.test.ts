@@ -11,7 +11,8 @@ const rows = new Map<string, Pick<DeviceRow, 'edge_id' | 'service_id' | 'cert_fi
   ['lib-9', { edge_id: 'lib-9', service_id: 'library', cert_fingerprint: 'cd', not_after: Date.now() + 86400_000, status: 'revoked' }],
 ]);
 const app = createBrokerAuthApp({ devices: { get: async (id: string) => rows.get(id) as DeviceRow | undefined }, log: silentLogger, hubUser: { username: 'mykey_hub', password: 's3cret' } });
-const ask = async (path: string, p: Record<string, string>) => (await app.request(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(p).toString() })).text();
+const ask = async (path: string, p: Record<string, string>) =>
+  (await app.request(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(p).toString() })).text();
 const topic = (username: string, permission: string, routing_key: string) => ask('/topic', { username, vhost: '/', resource: 'topic', name: 'amq.topic', permission, routing_key });
 
 test('routing keys map back to MQTT topics', () => {

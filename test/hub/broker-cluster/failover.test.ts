@@ -69,7 +69,13 @@ test.before(async (ctx) => {
     await until(() => ctx.setup.publisher(), { what: 'a replica to take the outbox lock', timeoutMs: 120_000, detail: () => report(ctx) });
     // Every edge has all three nodes, starting from a different one (0, 1, 2, 0, ...): node 0 has the most.
     ctx.fleet = await startFleet(side, ctx.setup.deviceCa, { count: EDGES, serviceId: SERVICE, urlsFor: (i) => [0, 1, 2].map((k) => c.mqttsUrl((i + k) % 3)), timeoutMs: 240_000 });
-    console.log(`load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; cluster up in ${c.startMs} ms, ${BURST} links made in ${linkedMs} ms, both replicas listening, all up ${upMs} ms after the start; ${EDGES} edges synced and connected ${Date.now() - t0} ms after the start`);
+    console.log(
+      `load ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(
+          ' ',
+        )}; cluster up in ${c.startMs} ms, ${BURST} links made in ${linkedMs} ms, both replicas listening, all up ${upMs} ms after the start; ${EDGES} edges synced and connected ${Date.now() - t0} ms after the start`,
+    );
   } catch (e) {
     // uvu reports a failing `before` as failed tests without the cause.
     console.error(e);
@@ -119,7 +125,10 @@ it('every edge converges to the final seq with each entry applied once and in or
     intervalMs: 100,
     detail: () => {
       const behind = edges.filter((e) => e.cache.appliedSeq !== head || !e.agent.connected);
-      return `${behind.length} edges behind: ${behind.slice(0, 5).map((e) => `${e.edgeId}@${e.cache.appliedSeq}${e.agent.connected ? '' : ' (down)'}`).join(', ')}\n${report(ctx, behind)}`;
+      return `${behind.length} edges behind: ${behind
+        .slice(0, 5)
+        .map((e) => `${e.edgeId}@${e.cache.appliedSeq}${e.agent.connected ? '' : ' (down)'}`)
+        .join(', ')}\n${report(ctx, behind)}`;
     },
   });
   const convergedAt = Date.now();

@@ -88,7 +88,10 @@ async function startProxy(target: number): Promise<{ port: number; cut: () => nu
 
 mosquittoTest('with several messages in flight, a connection cut mid-window twice loses no entry and reorders none', async () => {
   const brokerPort = await freePort();
-  writeFileSync(join(dir, 'mosquitto.conf'), [`listener ${brokerPort} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 100000', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'mosquitto.conf'),
+    [`listener ${brokerPort} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 100000', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n',
+  );
   mosquitto = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
   const { port: proxyPort, cut } = await startProxy(brokerPort);
 
@@ -104,7 +107,8 @@ mosquittoTest('with several messages in flight, a connection cut mid-window twic
       const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
       const r = await mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
       if (!('row' in r)) throw new Error('no MyKey ID');
-      for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await repo.insertKey('library', CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+      for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`])
+        await repo.insertKey('library', CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
       const u = `U-${String(i).padStart(6, '0')}`;
       await links.link({ serviceId: 'library', mykeyId: r.row.id, serviceUserId: u, by: 'test' });
       users.push(u);
@@ -114,7 +118,13 @@ mosquittoTest('with several messages in flight, a connection cut mid-window twic
   const total = 2 * LINKS;
 
   // The subscriber, on the broker directly, applies entries as an edge does.
-  sub = await until(() => mqtt.connectAsync({ host: '127.0.0.1', port: brokerPort, protocolVersion: 4, clientId: `sub-${randomBytes(4).toString('hex')}`, clean: true, reconnectPeriod: 0, connectTimeout: 5000 }).catch(() => undefined), { timeoutMs: 30_000, what: 'Mosquitto to accept the subscriber' });
+  sub = await until(
+    () =>
+      mqtt
+        .connectAsync({ host: '127.0.0.1', port: brokerPort, protocolVersion: 4, clientId: `sub-${randomBytes(4).toString('hex')}`, clean: true, reconnectPeriod: 0, connectTimeout: 5000 })
+        .catch(() => undefined),
+    { timeoutMs: 30_000, what: 'Mosquitto to accept the subscriber' },
+  );
   let applied = 0;
   let duplicates = 0;
   const problems: string[] = [];
@@ -157,7 +167,11 @@ mosquittoTest('with several messages in flight, a connection cut mid-window twic
     }
   });
 
-  await until(async () => applied === total && (await repo.pendingMqtt(1)).length === 0, { timeoutMs: 90_000, what: 'every entry applied and the outbox empty', detail: () => `applied ${applied} of ${total}; problems ${problems.slice(0, 5).join(', ')}` });
+  await until(async () => applied === total && (await repo.pendingMqtt(1)).length === 0, {
+    timeoutMs: 90_000,
+    what: 'every entry applied and the outbox empty',
+    detail: () => `applied ${applied} of ${total}; problems ${problems.slice(0, 5).join(', ')}`,
+  });
   assert.equal(problems, [], 'no gap, no entry out of order');
   assert.is(cuts, 2, 'the hub’s connection was cut twice mid-window');
   assert.ok(maxInFlight >= 2 && maxInFlight <= WINDOW, `several messages in flight, at most the window (${maxInFlight})`);

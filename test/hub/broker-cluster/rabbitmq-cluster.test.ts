@@ -92,7 +92,12 @@ test.before(async (ctx) => {
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
   await ctx.h.hub.links.createService({ id: 'points', name: 'Shopping street points', requireHolderProof: false });
   ctx.edges = {};
-  for (const [edgeId, serviceId] of [['lib-1', 'library'], ['lib-2', 'library'], ['lib-3', 'library'], ['pts-1', 'points']] as const) {
+  for (const [edgeId, serviceId] of [
+    ['lib-1', 'library'],
+    ['lib-2', 'library'],
+    ['lib-3', 'library'],
+    ['pts-1', 'points'],
+  ] as const) {
     const r = await enrollEdge(ctx.h.hub, edgeId, serviceId);
     ctx.edges[edgeId] = { edgeId, serviceId, certPem: r.certPem, keyPem: r.keyPem };
   }
@@ -162,7 +167,10 @@ it('an enrolled edge connects to any node with its device certificate and gets i
   await until(() => got.length > 0, { what: 'a change-log entry through the cluster' });
   assert.is(got[0], serviceLogTopic('library'));
   // Its own status, as the edge publishes it, passes the hub's rules (the connection stays up).
-  await c.publishAsync(edgeStatusTopic('lib-1'), JSON.stringify({ edgeId: 'lib-1', serviceId: 'library', online: true, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() }), { qos: 1, retain: true });
+  await c.publishAsync(edgeStatusTopic('lib-1'), JSON.stringify({ edgeId: 'lib-1', serviceId: 'library', online: true, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() }), {
+    qos: 1,
+    retain: true,
+  });
   assert.ok(c.connected);
   await c.endAsync();
 });
@@ -216,7 +224,10 @@ async function refusedSubscribe(ctx: Ctx, filter: string): Promise<void> {
   const got: string[] = [];
   c.on('message', (t) => void got.push(t));
   const gone = closed(c);
-  const granted = await c.subscribeAsync(filter, { qos: 1 }).then((g) => g[0]?.qos, () => 'closed' as const);
+  const granted = await c.subscribeAsync(filter, { qos: 1 }).then(
+    (g) => g[0]?.qos,
+    () => 'closed' as const,
+  );
   if (granted !== 'closed') {
     assert.is(granted, 128);
     await c.endAsync();
@@ -235,7 +246,9 @@ it('publishing on another edge’s status topic costs the connection (topic_forb
   const c = await connect(ctx, ctx.edges['lib-3']!, 2, { clean: true });
   const before = ctx.refusals.length;
   const gone = closed(c);
-  c.publish(edgeStatusTopic('lib-2'), JSON.stringify({ edgeId: 'lib-2', serviceId: 'library', online: false, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() }), { qos: 1 });
+  c.publish(edgeStatusTopic('lib-2'), JSON.stringify({ edgeId: 'lib-2', serviceId: 'library', online: false, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() }), {
+    qos: 1,
+  });
   await gone;
   assert.ok(ctx.refusals.slice(before).includes('topic_forbidden'), ctx.refusals.join());
 });

@@ -59,7 +59,10 @@ for (const [what, topic] of refusedSubscriptions) {
 test('grants its own service log and command topic', async () => {
   const c = await f.connect(bad);
   const granted = await c.subscribeAsync([serviceLogTopic('library'), edgeCommandTopic('edge-bad')], { qos: 1 });
-  assert.equal(granted.map((g) => g.qos), [1, 1]);
+  assert.equal(
+    granted.map((g) => g.qos),
+    [1, 1],
+  );
   c.end(true);
 });
 

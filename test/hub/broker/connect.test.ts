@@ -22,7 +22,10 @@ test('an enrolled edge connects and subscribes to its service log and its comman
   const edge = await f.enroll('edge-good', 'library');
   const c = await f.connect(edge);
   const granted = await c.subscribeAsync([serviceLogTopic('library'), edgeCommandTopic('edge-good')], { qos: 1 });
-  assert.equal(granted.map((g) => g.qos), [1, 1]);
+  assert.equal(
+    granted.map((g) => g.qos),
+    [1, 1],
+  );
   assert.equal(f.broker.connectedEdges(), ['edge-good']);
   assert.is((await f.devices.get('edge-good'))?.online, 1);
   const got = nextMessage(c, serviceLogTopic('library'));
@@ -127,7 +130,15 @@ test('the plain development listener trusts only enrolled client ids that match 
 test('a plain listener on a non-loopback address is refused at construction', async () => {
   const { createBroker } = await import('../../../hub/broker/broker.ts');
   assert.throws(
-    () => createBroker({ deviceCa: f.ca, devices: f.devices, log: { child: () => null } as never, tls: { host: '127.0.0.1', port: 0, serverCert: '', serverKey: '' }, plain: { host: '0.0.0.0', port: 0 }, headSeq: async () => 0 }),
+    () =>
+      createBroker({
+        deviceCa: f.ca,
+        devices: f.devices,
+        log: { child: () => null } as never,
+        tls: { host: '127.0.0.1', port: 0, serverCert: '', serverKey: '' },
+        plain: { host: '0.0.0.0', port: 0 },
+        headSeq: async () => 0,
+      }),
     /loopback/,
   );
 });

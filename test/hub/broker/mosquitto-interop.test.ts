@@ -37,7 +37,20 @@ async function issue(edgeId: string, serviceId: string, issuer: DeviceCa = ca): 
 }
 
 function options(c: EdgeCreds, over: Partial<IClientOptions> = {}): IClientOptions {
-  return { protocol: 'mqtts', host: '127.0.0.1', port: mq.port, protocolVersion: 4, clientId: c.edgeId, clean: false, reconnectPeriod: 0, connectTimeout: 5000, ca: ca.certPem, cert: c.certPem, key: c.keyPem, ...over };
+  return {
+    protocol: 'mqtts',
+    host: '127.0.0.1',
+    port: mq.port,
+    protocolVersion: 4,
+    clientId: c.edgeId,
+    clean: false,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    ca: ca.certPem,
+    cert: c.certPem,
+    key: c.keyPem,
+    ...over,
+  };
 }
 
 async function connect(c: EdgeCreds, over: Partial<IClientOptions> = {}): Promise<MqttClient> {
@@ -75,7 +88,10 @@ testIf(haveMosquitto, 'mosquitto is not installed')('an edge receives its servic
   await hub.subscribeAsync(edgeStatusTopic('edge-a'), { qos: 1 });
   const a = await connect(creds.a, { will: { topic: edgeStatusTopic('edge-a'), payload: Buffer.from(JSON.stringify(status(creds.a, { online: false }))), qos: 1, retain: true } });
   const granted = await a.subscribeAsync([serviceLogTopic('library'), edgeCommandTopic('edge-a')], { qos: 1 });
-  assert.equal(granted.map((g) => g.qos), [1, 1]);
+  assert.equal(
+    granted.map((g) => g.qos),
+    [1, 1],
+  );
   const entry = nextMessage(a, serviceLogTopic('library'));
   await hub.publishAsync(serviceLogTopic('library'), JSON.stringify({ seq: 1, kind: 'suspend', at: new Date().toISOString(), remove: ['AAAAAAAAAAAAAAAAAAAAAA'] }), { qos: 1 });
   assert.is(JSON.parse((await entry).toString()).seq, 1);

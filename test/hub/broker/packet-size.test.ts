@@ -159,7 +159,10 @@ test('every tuning option the hub gives aedes is one the installed aedes has (an
   const known = new Set([...block.matchAll(/^\s*(\w+):/gm)].map((m) => m[1]));
   assert.ok(known.has('concurrency') && known.has('authorizePublish'), 'read aedes defaultOptions');
   for (const key of Object.keys(aedesTuning({}))) assert.ok(known.has(key), `aedes has no option ${key}`);
-  assert.not.ok([...known].some((k) => /packet/i.test(k)), 'aedes grew a packet-size option: use it instead of packet-guard.ts');
+  assert.not.ok(
+    [...known].some((k) => /packet/i.test(k)),
+    'aedes grew a packet-size option: use it instead of packet-guard.ts',
+  );
 });
 
 test.run();

@@ -119,7 +119,10 @@ for (const [what, p] of badPeers) {
 
 test('the Mosquitto ACL gives each edge exactly its own topics', () => {
   const acl = mosquittoAcl([me], 'mykey-hub');
-  assert.match(acl, /user edge-01\ntopic read mykey\/v1\/svc\/library\/log\ntopic read mykey\/v1\/edge\/edge-01\/cmd\ntopic write mykey\/v1\/edge\/edge-01\/status\ntopic write mykey\/v1\/edge\/edge-01\/reply\n/);
+  assert.match(
+    acl,
+    /user edge-01\ntopic read mykey\/v1\/svc\/library\/log\ntopic read mykey\/v1\/edge\/edge-01\/cmd\ntopic write mykey\/v1\/edge\/edge-01\/status\ntopic write mykey\/v1\/edge\/edge-01\/reply\n/,
+  );
   assert.match(acl, /^user mykey-hub\n/);
 });
 

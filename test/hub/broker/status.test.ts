@@ -26,7 +26,10 @@ test('a status message records online, applied seq, version, health and lag = he
   assert.is(row.health, 'degraded');
   assert.is(row.lag, 3);
   assert.ok(row.last_seen_at! > Date.now() - 10_000);
-  assert.equal((await f.devices.lagHistory('edge-a')).map((s) => s.lag), [3]);
+  assert.equal(
+    (await f.devices.lagHistory('edge-a')).map((s) => s.lag),
+    [3],
+  );
   c.end(true);
 });
 
@@ -56,7 +59,10 @@ test('a second connection of the same edge takes over without marking it offline
   await gone;
   await new Promise((r) => setTimeout(r, 100));
   assert.is((await f.devices.get('edge-d'))?.online, 1);
-  assert.equal(f.broker.connectedEdges().filter((e) => e === 'edge-d'), ['edge-d']);
+  assert.equal(
+    f.broker.connectedEdges().filter((e) => e === 'edge-d'),
+    ['edge-d'],
+  );
   second.end(true);
 });
 
@@ -126,7 +132,10 @@ test('lag samples are kept per edge up to the cap', async () => {
   const repo = createDeviceRepo(f.db, { lagSamplesPerEdge: 5 });
   await repo.enroll({ edgeId: 'edge-g', serviceId: 'library', certSerial: '01', certFingerprint: 'ff'.repeat(32), notAfter: Date.now() + 1e9 }, Date.now());
   for (let i = 0; i < 12; i++) await repo.recordStatus('edge-g', { online: true, appliedSeq: i, version: 'v', health: 'ok', lag: 12 - i, at: 1000 + i }, true);
-  assert.equal((await repo.lagHistory('edge-g')).map((s) => s.applied_seq), [7, 8, 9, 10, 11]);
+  assert.equal(
+    (await repo.lagHistory('edge-g')).map((s) => s.applied_seq),
+    [7, 8, 9, 10, 11],
+  );
   assert.equal((await repo.lagHistory('edge-a')).length, 1);
 });
 

@@ -124,7 +124,12 @@ test('issues an enrollment token; redeeming it enrolls the edge, which then show
     key: csr.keyPem,
     protocolVersion: 4,
     reconnectPeriod: 0,
-    will: { topic: edgeStatusTopic('library-main-01'), payload: Buffer.from(JSON.stringify({ edgeId: 'library-main-01', serviceId: 'library', online: false, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() })), qos: 1, retain: true },
+    will: {
+      topic: edgeStatusTopic('library-main-01'),
+      payload: Buffer.from(JSON.stringify({ edgeId: 'library-main-01', serviceId: 'library', online: false, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() })),
+      qos: 1,
+      retain: true,
+    },
   });
   await edge.publishAsync(
     edgeStatusTopic('library-main-01'),

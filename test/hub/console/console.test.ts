@@ -259,9 +259,7 @@ test('every operator action is audited, and the audit log cannot be changed', as
   const tokenId = /data-token="([0-9a-f]{12})"/.exec(tok.text)![1];
   assert.is((await c.post(`/console/enrollments/${tokenId}/revoke`, { reason: 'retired in a test' })).status, 303);
   await c.post('/console/logout', {});
-  const mine = (await h.repo.auditLog({ limit: 1000 }))
-    .filter((r) => r.actor === 'ops')
-    .map((r) => `${r.action} ${r.target ?? ''} ${r.outcome}`);
+  const mine = (await h.repo.auditLog({ limit: 1000 })).filter((r) => r.actor === 'ops').map((r) => `${r.action} ${r.target ?? ''} ${r.outcome}`);
   for (const want of [
     'service.create audited ok',
     `credential.issue ${credId} ok`,
@@ -274,8 +272,14 @@ test('every operator action is audited, and the audit log cannot be changed', as
   ])
     assert.ok(mine.includes(want), `audit has "${want}"`);
   assert.ok((await h.repo.auditLog({ limit: 1000 })).some((r) => r.actor === 'cli' && r.action === 'operator.add' && r.target === 'lib-admin'));
-  await h.th.hub.store.sql.run("UPDATE audit_log SET actor = 'someone'").then(() => assert.unreachable('an update'), (e) => assert.match(String(e), /append-only/));
-  await h.th.hub.store.sql.run('DELETE FROM audit_log').then(() => assert.unreachable('a delete'), (e) => assert.match(String(e), /append-only/));
+  await h.th.hub.store.sql.run("UPDATE audit_log SET actor = 'someone'").then(
+    () => assert.unreachable('an update'),
+    (e) => assert.match(String(e), /append-only/),
+  );
+  await h.th.hub.store.sql.run('DELETE FROM audit_log').then(
+    () => assert.unreachable('a delete'),
+    (e) => assert.match(String(e), /append-only/),
+  );
   // No page shows the token secret again, and the audit never holds it.
   const token = /mket_[0-9a-f]{12}\.[A-Za-z0-9_-]{43}/.exec(tok.text)![0];
   assert.not.ok(JSON.stringify(await h.repo.auditLog({ limit: 1000 })).includes(token.split('.')[1]));

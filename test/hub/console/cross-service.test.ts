@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { client, serveConsoleHub, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
 
-const test = suite('one service cannot touch another service\'s edges');
+const test = suite("one service cannot touch another service's edges");
 let h: ConsoleHub;
 let srv: { url: string; close(): Promise<void> };
 let ops: ReturnType<typeof client>;
@@ -28,7 +28,12 @@ test.before(async () => {
   ops = client(h, undefined, srv.url);
   lib = client(h, undefined, srv.url);
   mus = client(h, undefined, srv.url);
-  for (const [c, name] of [[ops, 'ops'], [lib, 'lib-admin'], [mus, 'mus-admin']] as const) assert.is((await c.signIn(name)).status, 303, name);
+  for (const [c, name] of [
+    [ops, 'ops'],
+    [lib, 'lib-admin'],
+    [mus, 'mus-admin'],
+  ] as const)
+    assert.is((await c.signIn(name)).status, 303, name);
 });
 test.after(async () => {
   await srv?.close();
@@ -86,10 +91,16 @@ test('a token for an edge id enrolled in another service is refused at issue wit
   // Not even a platform operator takes a live edge over: it is revoked in its service first.
   assert.equal(await issue(ops, 'library', 'museum-gate-1'), { status: 403, code: 'edge_enrolled_elsewhere' });
   await assertUntouched('museum-gate-1', museumGate);
-  assert.not.ok((await h.tokens.list('library')).some((t) => t.edge_id === 'museum-gate-1'), 'no token was issued');
+  assert.not.ok(
+    (await h.tokens.list('library')).some((t) => t.edge_id === 'museum-gate-1'),
+    'no token was issued',
+  );
 
   const museumSees = await auditRows(mus);
-  assert.ok(museumSees.some((r) => r.includes('lib-admin') && r.includes('enrollment.issue') && r.includes('edge_enrolled_elsewhere') && r.includes('museum-gate-1')), museumSees.join('\n'));
+  assert.ok(
+    museumSees.some((r) => r.includes('lib-admin') && r.includes('enrollment.issue') && r.includes('edge_enrolled_elsewhere') && r.includes('museum-gate-1')),
+    museumSees.join('\n'),
+  );
   const librarySees = await auditRows(lib);
   assert.ok(librarySees.some((r) => r.includes('lib-admin') && r.includes('edge_enrolled_elsewhere')));
   // The library admin still sees nothing else of museum's.
@@ -106,7 +117,10 @@ test('a token issued before the other service enrolled the edge is refused at re
   assert.is(attack.body.certPem, undefined);
   await assertUntouched('museum-gate-2', museumGate);
   const museumSees = await auditRows(mus);
-  assert.ok(museumSees.some((r) => r.includes('lib-admin') && r.includes('enrollment.redeem') && r.includes('edge_enrolled_elsewhere')), museumSees.join('\n'));
+  assert.ok(
+    museumSees.some((r) => r.includes('lib-admin') && r.includes('enrollment.redeem') && r.includes('edge_enrolled_elsewhere')),
+    museumSees.join('\n'),
+  );
 });
 
 test('device enrollment itself refuses to move a live edge, whoever calls it', async () => {
@@ -116,7 +130,10 @@ test('device enrollment itself refuses to move a live edge, whoever calls it', a
   assert.is(r.ok, false);
   assert.is(!r.ok && r.code, 'edge_enrolled_elsewhere');
   // And the recording transaction refuses on its own (a redemption racing another).
-  assert.is(await h.devices.enroll({ edgeId: 'museum-gate-2', serviceId: 'library', certSerial: '01', certFingerprint: 'e'.repeat(64), notAfter: Date.now() + 86400_000 }, Date.now()), 'edge_enrolled_elsewhere');
+  assert.is(
+    await h.devices.enroll({ edgeId: 'museum-gate-2', serviceId: 'library', certSerial: '01', certFingerprint: 'e'.repeat(64), notAfter: Date.now() + 86400_000 }, Date.now()),
+    'edge_enrolled_elsewhere',
+  );
   await assertUntouched('museum-gate-2', before);
 });
 
@@ -182,7 +199,10 @@ test('an operator-allowed token moves a revoked edge to another service, and bot
   assert.is((await h.devices.get('museum-gate-3'))!.service_id, 'library');
   assert.is((await h.devices.get('museum-gate-3'))!.status, 'active');
   const museumSees = await auditRows(mus);
-  assert.ok(museumSees.some((r) => r.includes('ops') && r.includes('enrollment.issue') && r.includes('library') && r.includes('museum')), museumSees.join('\n'));
+  assert.ok(
+    museumSees.some((r) => r.includes('ops') && r.includes('enrollment.issue') && r.includes('library') && r.includes('museum')),
+    museumSees.join('\n'),
+  );
 });
 
 test.run();

@@ -135,7 +135,12 @@ test('each state an edge reports over MQTT shows on the overview and in the list
   await page.goto(`${url}/console/edges?state=outdated`);
   assert.equal(await page.locator('table[data-testid=edges] tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-edge'))), ['lib-old']);
   await page.goto(`${url}/console/edges`);
-  for (const [id, label] of [['lib-stale', '同期が古い'], ['lib-clock', '時刻不確か'], ['lib-never', 'オフライン'], ['lib-old', '旧バージョン']]) {
+  for (const [id, label] of [
+    ['lib-stale', '同期が古い'],
+    ['lib-clock', '時刻不確か'],
+    ['lib-never', 'オフライン'],
+    ['lib-old', '旧バージョン'],
+  ]) {
     assert.match((await page.locator(`tr[data-edge="${id}"]`).textContent())!, label);
   }
   await shoot('edges-ja');
@@ -263,7 +268,11 @@ test('revoking a credential or a token asks for a reason too, and says what happ
   const cred = await h.th.hub.links.issueCredential('library', 'till');
   const t = await h.tokens.issue({ serviceId: 'library', edgeId: 'lib-spare', by: 'ops' });
   for (const [confirmPath, back, check] of [
-    [`/console/services/library/credentials/${cred.id}/revoke`, '/console/services/library', async () => (await h.th.hub.linkRepo.credentials('library')).find((k) => k.id === cred.id)!.revoked_at !== null],
+    [
+      `/console/services/library/credentials/${cred.id}/revoke`,
+      '/console/services/library',
+      async () => (await h.th.hub.linkRepo.credentials('library')).find((k) => k.id === cred.id)!.revoked_at !== null,
+    ],
     [`/console/enrollments/${t.id}/revoke`, '/console/enrollments', async () => (await h.repo.token(t.id))!.revoked_at !== null],
   ] as const) {
     const confirm = await c.get(confirmPath);
@@ -320,7 +329,17 @@ test('an enrollment token warns when its edge id is enrolled or has an unused to
 test('every page in both languages, and the edge list on a phone (screenshots)', async () => {
   for (const lang of ['ja', 'en'] as const) {
     await page.goto(`${url}/console/lang/${lang}?next=/console`);
-    for (const [name, path] of [['overview', '/console'], ['services', '/console/services'], ['service', '/console/services/library'], ['edges', '/console/edges'], ['edge', '/console/edges/lib-degraded'], ['enrollments', '/console/enrollments'], ['audit', '/console/audit'], ['revocations', '/console/revocations'], ['confirm', '/console/edges/lib-ok/revoke']]) {
+    for (const [name, path] of [
+      ['overview', '/console'],
+      ['services', '/console/services'],
+      ['service', '/console/services/library'],
+      ['edges', '/console/edges'],
+      ['edge', '/console/edges/lib-degraded'],
+      ['enrollments', '/console/enrollments'],
+      ['audit', '/console/audit'],
+      ['revocations', '/console/revocations'],
+      ['confirm', '/console/edges/lib-ok/revoke'],
+    ]) {
       await page.goto(`${url}${path}`);
       assert.is(await page.getAttribute('html', 'lang'), lang);
       await shoot(`${name}-${lang}`);
@@ -328,7 +347,7 @@ test('every page in both languages, and the edge list on a phone (screenshots)',
   }
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${url}/console/edges`);
-  const overflow = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth') as number;
+  const overflow = (await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
   assert.ok(overflow <= 1, `the edge list fits a phone (overflow ${overflow}px)`);
   await shoot('edges-phone-en', false);
   await page.goto(`${url}/console/edges/lib-degraded`);

@@ -82,7 +82,14 @@ test('lag chart points scale time to x and lag to y, the newest at the right edg
 });
 
 test('the lag chart renders an SVG with a line and labelled gridlines', async () => {
-  const svg = String(await LagChart({ samples: [{ at: 0, applied_seq: 1, lag: 3 }, { at: 60_000, applied_seq: 4, lag: 0 }] }));
+  const svg = String(
+    await LagChart({
+      samples: [
+        { at: 0, applied_seq: 1, lag: 3 },
+        { at: 60_000, applied_seq: 4, lag: 0 },
+      ],
+    }),
+  );
   assert.match(svg, /^<svg class="chart"/);
   assert.match(svg, /<path class="line" d="M/);
   assert.match(svg, />5<\/text>/); // the nice axis bound above 3

@@ -68,9 +68,7 @@ test('while a stranger hammers an account from one address, its operator signs i
     const res = await operator.signIn('ops');
     assert.is(res.status, 303, 'the operator from another address signs in');
     assert.is((await operator.get('/console')).status, 200);
-    const addresses = (await h.repo.auditLog({ limit: 1000 }))
-      .filter((a) => a.action === 'sign_in')
-      .map((a) => `${a.outcome} ${JSON.parse(a.detail ?? '{}').address}`);
+    const addresses = (await h.repo.auditLog({ limit: 1000 })).filter((a) => a.action === 'sign_in').map((a) => `${a.outcome} ${JSON.parse(a.detail ?? '{}').address}`);
     assert.ok(addresses.includes('ok ::1'), addresses.join(','));
   } finally {
     await srv.close();
@@ -137,7 +135,11 @@ test('guesses from many addresses lock the account everywhere, for lockMs only, 
 test('IPv6 addresses of one /64 share a counter; another /64 does not', async () => {
   const h = await startConsoleHub({ console: { trustForwardedFor: true, lockout: { addressFailures: 3 } } });
   try {
-    const statuses = [await attempt(h, 'a1', 'nope nope nope', '2001:db8:1:2::1'), await attempt(h, 'a2', 'nope nope nope', '2001:db8:1:2::2'), await attempt(h, 'a3', 'nope nope nope', '2001:db8:1:2:ffff::3')];
+    const statuses = [
+      await attempt(h, 'a1', 'nope nope nope', '2001:db8:1:2::1'),
+      await attempt(h, 'a2', 'nope nope nope', '2001:db8:1:2::2'),
+      await attempt(h, 'a3', 'nope nope nope', '2001:db8:1:2:ffff::3'),
+    ];
     assert.equal(statuses, [401, 401, 429]);
     assert.is(await attempt(h, 'a4', 'nope nope nope', '2001:db8:1:2:abcd::9'), 429);
     assert.is(await attempt(h, 'a5', 'nope nope nope', '2001:db8:1:3::1'), 401);

@@ -28,7 +28,11 @@ async function enroll(ctx: Ctx, edgeId: string): Promise<HubTls> {
 }
 
 const client = (ctx: Ctx, tls: HubTls) => new HubHttpClient({ baseUrl: ctx.h.hub.addresses.deviceApi!, tls, timeoutMs: 5000 });
-const codeOf = (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (e instanceof MyKeyError ? e.code : `other: ${String(e)}`));
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'resolved',
+    (e: unknown) => (e instanceof MyKeyError ? e.code : `other: ${String(e)}`),
+  );
 
 test('a device revokes only itself: a body naming another edge is refused, and the other edge stays active', async (ctx) => {
   const mine = await enroll(ctx, 'lib-self-1');
@@ -55,16 +59,32 @@ test('without a device certificate, revoke and rotate are device_cert_required',
 test('a superseded certificate cannot rotate: after a rotation is used, the old one is unauthorized', async (ctx) => {
   const old = await enroll(ctx, 'lib-self-3');
   const csr = await createDeviceCsr('lib-self-3');
-  const r = await client(ctx, old).call({ method: 'POST', path: '/v1/device/rotate', body: { csrPem: derToPem(csr.csrDer, 'CERTIFICATE REQUEST') }, expect: [201], schema: DeviceRotateResponse, what: 'rotate' });
+  const r = await client(ctx, old).call({
+    method: 'POST',
+    path: '/v1/device/rotate',
+    body: { csrPem: derToPem(csr.csrDer, 'CERTIFICATE REQUEST') },
+    expect: [201],
+    schema: DeviceRotateResponse,
+    what: 'rotate',
+  });
   const fresh: HubTls = { cert: r.value.certPem, key: csr.keyPem, ca: r.value.caPem };
   await client(ctx, fresh).call({ method: 'GET', path: '/v1/device/config', what: 'config' });
   const again = await createDeviceCsr('lib-self-3');
-  assert.is(await codeOf(client(ctx, old).call({ method: 'POST', path: '/v1/device/rotate', body: { csrPem: derToPem(again.csrDer, 'CERTIFICATE REQUEST') }, expect: [201], what: 'rotate' })), 'unauthorized');
+  assert.is(
+    await codeOf(client(ctx, old).call({ method: 'POST', path: '/v1/device/rotate', body: { csrPem: derToPem(again.csrDer, 'CERTIFICATE REQUEST') }, expect: [201], what: 'rotate' })),
+    'unauthorized',
+  );
 });
 
 test('the device document lists both routes with the device auth errors', async (ctx) => {
   const Doc = Type.Object({ paths: Type.Record(Type.String(), Type.Record(Type.String(), Type.Object({ responses: Type.Record(Type.String(), Type.Object({ description: Type.String() })) }))) });
-  const doc = await new HubHttpClient({ baseUrl: ctx.h.hub.addresses.deviceApi!, tls: { ca: ctx.h.hub.deviceCa!.certPem } }).call({ method: 'GET', path: '/openapi.json', schema: Doc, what: 'doc', maxBytes: 4 * 1024 * 1024 });
+  const doc = await new HubHttpClient({ baseUrl: ctx.h.hub.addresses.deviceApi!, tls: { ca: ctx.h.hub.deviceCa!.certPem } }).call({
+    method: 'GET',
+    path: '/openapi.json',
+    schema: Doc,
+    what: 'doc',
+    maxBytes: 4 * 1024 * 1024,
+  });
   for (const path of ['/v1/device/revoke', '/v1/device/rotate']) {
     const op = doc.value.paths[path].post;
     assert.match(op.responses['401'].description, 'device_cert_required', path);

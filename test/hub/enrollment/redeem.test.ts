@@ -8,7 +8,6 @@ import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { client, startConsoleHub, type ConsoleHub } from '../console/helpers/console-hub.ts';
 import { rejects } from '../../helpers/assertions.ts';
 
-
 const test = suite('enrollment tokens');
 const clock = { t: Date.parse('2026-11-25T09:00:00Z') };
 let h: ConsoleHub;

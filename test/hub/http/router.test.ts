@@ -17,7 +17,17 @@ function app() {
   const api = createOpenApi({ title: 't', version: '0' });
   const r = createRouter(api, { operator: adminAuth(() => 'secret') }, { maxBodyBytes: 64 });
   r.route(
-    { method: 'post', path: '/things/{id}', tag: 'T', summary: 'make a thing', auth: 'operator', body: Body, rateLimit: rateLimit({ perSecond: 1, burst: 2 }), responses: { 201: { description: 'made' } }, errors: ['conflict'] },
+    {
+      method: 'post',
+      path: '/things/{id}',
+      tag: 'T',
+      summary: 'make a thing',
+      auth: 'operator',
+      body: Body,
+      rateLimit: rateLimit({ perSecond: 1, burst: 2 }),
+      responses: { 201: { description: 'made' } },
+      errors: ['conflict'],
+    },
     // The body is typed from the schema: `name` is a string here.
     (c) => c.json({ id: c.req.param('id'), name: c.get('body').name.toUpperCase() }, 201),
   );

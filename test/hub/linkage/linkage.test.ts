@@ -90,7 +90,10 @@ test('a MyKey ID suspended by a superseded CRL entry before the import resumes w
   assert.equal(r.body.carried, [2]);
   assert.is(r.body.resumed, 1);
   const entries = await sync(ctx);
-  assert.equal(entries.map((e) => e.kind), ['carry_over']); // one entry: carried and resumed together
+  assert.equal(
+    entries.map((e) => e.kind),
+    ['carry_over'],
+  ); // one entry: carried and resumed together
   assert.is(touch(ctx, bNext), 'LIB-0043');
   assert.equal(statusOf(ctx, b.mykeyId), { status: 'active', status_reason: null });
   await until(() => ctx.notices.find((x) => x.serviceUserId === 'LIB-0043' && x.type === 'link.resumed'), { what: 'the resumed notice' });

@@ -98,7 +98,10 @@ test('linkage signers are Ed25519 or ECDSA P-256 public keys or certificates; an
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const good = loadLinkageSigners([file('ed.pem', ed.publicKeyPem), file('ec.pem', ec.publicKeyPem)]);
-    assert.equal(good.map((g) => g.key.asymmetricKeyType), ['ed25519', 'ec']);
+    assert.equal(
+      good.map((g) => g.key.asymmetricKeyType),
+      ['ed25519', 'ec'],
+    );
     for (const [name, paths] of [
       ['an RSA key', [file('rsa.pem', rsa)]],
       ['ECDSA on another curve', [file('p384.pem', p384)]],

@@ -87,8 +87,14 @@ test('a service links, relinks (replacing) and cancels service IDs; every change
   const del = await api(h, 'DELETE', `/v1/services/${s.id}/links/L-0002`, s.token);
   assert.is(del.status, 200, JSON.stringify(del.body));
   const entries = await log(h, s.id);
-  assert.equal(entries.map((e) => e.seq), [1, 2, 3, 4]);
-  assert.equal(entries.map((e) => e.kind), ['link', 'unlink', 'link', 'unlink']);
+  assert.equal(
+    entries.map((e) => e.seq),
+    [1, 2, 3, 4],
+  );
+  assert.equal(
+    entries.map((e) => e.kind),
+    ['link', 'unlink', 'link', 'unlink'],
+  );
   // Applying the log in order leaves nothing; the keyed identities never show the MyKey ID.
   const map = new Map<string, string>();
   let applied = 0;
@@ -166,7 +172,10 @@ test('suspension by a CRL, carry-over and invalidation fan out to every linked s
     assert.is(new Map((await h.hub.links.snapshot(s.id)).entries).size, 0);
   }
   const linksNow = await h.hub.links.linksOf(a.mykeyId);
-  assert.equal(linksNow.map((l) => l.state), ['suspended', 'suspended']);
+  assert.equal(
+    linksNow.map((l) => l.state),
+    ['suspended', 'suspended'],
+  );
   // A suspended MyKey ID cannot be linked.
   const r = await api(h, 'POST', `/v1/services/${s1.id}/links`, s1.token, { mykeyId: a.mykeyId, serviceUserId: 'A3' });
   assert.is(r.status, 409);
@@ -182,10 +191,16 @@ test('the holder sees and removes links with a JPKI proof; invalidation unlinks 
   await api(h, 'POST', `/v1/services/${s2.id}/links`, s2.token, { mykeyId: a.mykeyId, serviceUserId: 'H2' });
   const st = await h.request('/v1/holder/status', { proof: await h.proof(a.cert, 'status') });
   const view = (await st.json()) as { links: { serviceId: string; serviceUserId: string }[] };
-  assert.equal(view.links.map((l) => l.serviceUserId), ['H1', 'H2']);
+  assert.equal(
+    view.links.map((l) => l.serviceUserId),
+    ['H1', 'H2'],
+  );
   const un = await h.request('/v1/holder/unlink', { proof: await h.proof(a.cert, { purpose: 'unlink', serviceId: s1.id }), serviceId: s1.id });
   assert.is(un.status, 200);
-  assert.equal(((await un.json()) as typeof view).links.map((l) => l.serviceId), [s2.id]);
+  assert.equal(
+    ((await un.json()) as typeof view).links.map((l) => l.serviceId),
+    [s2.id],
+  );
   await h.request('/v1/holder/invalidate', { proof: await h.proof(a.cert, 'invalidate') });
   assert.is((await log(h, s2.id)).at(-1)!.kind, 'unlink');
   assert.is((await h.hub.links.linksOf(a.mykeyId)).length, 0);
@@ -252,7 +267,10 @@ test('services get signed notices (失効連絡), retried until delivered', asyn
     await h.hub.webhooks.deliverDue();
   }
   const mine = ctx.received.filter((r) => notices(r.body).every((n) => n.serviceId === s.id));
-  assert.equal(mine.flatMap((r) => notices(r.body).map((n) => n.type)), ['link.created', 'link.unlinked']);
+  assert.equal(
+    mine.flatMap((r) => notices(r.body).map((n) => n.type)),
+    ['link.created', 'link.unlinked'],
+  );
   for (const r of mine) assert.ok(verifyWebhook(s.webhookSecret, r.body, r.headers).ok, 'signature verifies');
   assert.not.ok(verifyWebhook(s.webhookSecret, mine[0].body + ' ', mine[0].headers).ok);
   assert.not.match(mine.map((r) => r.body).join(''), a.mykeyId);

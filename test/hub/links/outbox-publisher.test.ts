@@ -48,7 +48,8 @@ async function linked(ctx: Ctx, serviceId: string, count: number): Promise<strin
     const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
     const r = await ctx.mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
     if (!('row' in r)) throw new Error('no MyKey ID');
-    for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await ctx.repo.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+    for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`])
+      await ctx.repo.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
     const serviceUserId = `U-${String(i).padStart(6, '0')}`;
     await ctx.links.link({ serviceId, mykeyId: r.row.id, serviceUserId, by: 'test' });
     users.push(serviceUserId);
@@ -74,7 +75,10 @@ test('a burst goes out as batches under the packet limit, every entry once and i
     assert.ok(v.ok, v.ok ? '' : v.message);
     if (v.ok) seqs.push(...v.value.map((e: ChangeEntry) => e.seq));
   }
-  assert.equal(seqs, Array.from({ length: 3000 }, (_, i) => i + 1));
+  assert.equal(
+    seqs,
+    Array.from({ length: 3000 }, (_, i) => i + 1),
+  );
   assert.ok(published.length <= 8, `${published.length} messages for 3,000 entries`);
   assert.equal(outbox.stats(), { messages: published.length, entries: 3000 });
 });
@@ -90,7 +94,10 @@ test('a lone entry goes out as a v1 entry, which edges not yet upgraded understa
   await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
   await outbox.drain();
   outbox.stop();
-  assert.equal(published.map((p) => (JSON.parse(p) as ChangeEntry).seq), [1, 2]);
+  assert.equal(
+    published.map((p) => (JSON.parse(p) as ChangeEntry).seq),
+    [1, 2],
+  );
 });
 
 test('a failed publication keeps its rows; the retry sends them again, nothing lost', async (ctx) => {
@@ -108,7 +115,10 @@ test('a failed publication keeps its rows; the retry sends them again, nothing l
   fail = false;
   await outbox.drain();
   outbox.stop();
-  assert.equal(seqs, Array.from({ length: 50 }, (_, i) => i + 1));
+  assert.equal(
+    seqs,
+    Array.from({ length: 50 }, (_, i) => i + 1),
+  );
   assert.is((await ctx.repo.pendingMqtt()).length, 0);
 });
 
@@ -152,7 +162,10 @@ test('with a window, confirmations out of order delete only the confirmed prefix
   calls[7].settle();
   await round;
   assert.is(calls.length, 8, 'nothing more published after the failure');
-  assert.equal(await pendingSeqs(), Array.from({ length: 35 }, (_, i) => i + 6));
+  assert.equal(
+    await pendingSeqs(),
+    Array.from({ length: 35 }, (_, i) => i + 6),
+  );
   assert.equal(outbox.stats(), { messages: 5, entries: 5 });
   // The retry sends from the failed message on, in order, never more than the window at once.
   const retry = outbox.drain();
@@ -223,7 +236,10 @@ test('coalescing keeps topics apart, splits at a hole in the seqs and at the siz
   // A bound that holds two entries: three messages of 2, 2 and 1 for five entries, each under it.
   const five = [1, 2, 3, 4, 5].map((seq) => ({ id: seq, topic: a, payload: e(seq) }));
   const two = coalesce(five.slice(0, 2))[0].payload.length;
-  assert.equal(coalesce(five, two).map((m) => m.ids.length), [2, 2, 1]);
+  assert.equal(
+    coalesce(five, two).map((m) => m.ids.length),
+    [2, 2, 1],
+  );
   assert.ok(coalesce(five, two).every((m) => m.payload.length <= two));
 });
 

@@ -17,7 +17,13 @@ test('folds entries in order: a key removed then set is set, set then removed is
   ];
   const f = foldChanges(entries);
   assert.equal([...f.touched].sort(), [K('a'), K('b'), K('c')]);
-  assert.equal([...f.added], [[K('a'), 'U1'], [K('c'), 'U2']]);
+  assert.equal(
+    [...f.added],
+    [
+      [K('a'), 'U1'],
+      [K('c'), 'U2'],
+    ],
+  );
 });
 
 test('drops touched entries from a piece, service IDs with quotes and backslashes included', () => {
@@ -33,12 +39,19 @@ test('drops touched entries from a piece, service IDs with quotes and backslashe
     assert.is(f.kept, kept, name);
   }
   const joined = firstWithoutComma([Buffer.from(''), Buffer.from(`,${entry(K('a'), 'U1')}`), addedPiece(new Map([[K('z'), 'Z"1']]))]);
-  assert.equal(JSON.parse(`[${Buffer.concat(joined).toString()}]`), [[K('a'), 'U1'], [K('z'), 'Z"1']]);
+  assert.equal(JSON.parse(`[${Buffer.concat(joined).toString()}]`), [
+    [K('a'), 'U1'],
+    [K('z'), 'Z"1'],
+  ]);
 });
 
 test('a piece that is not the builder JSON is refused, so the snapshot is read in full', () => {
   for (const bad of ['{"x":1}', `,${entry('short', 'U')}`, `,["${K('a')}","unterminated`, `${entry(K('a'), 'U')}x`]) {
-    assert.throws(() => filterPiece(Buffer.from(bad), new Set()), (e: unknown) => e instanceof NotSnapshotJson, bad);
+    assert.throws(
+      () => filterPiece(Buffer.from(bad), new Set()),
+      (e: unknown) => e instanceof NotSnapshotJson,
+      bad,
+    );
   }
 });
 

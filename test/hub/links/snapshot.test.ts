@@ -122,7 +122,10 @@ test('a later head is made from the kept snapshot and the change log, the same a
   // unlink, a service ID replaced, a suspension by the MyKey ID's lifecycle, a resumption.
   const a = await register(h);
   const b = await register(h);
-  for (const [m, uid] of [[a, 'LIB-A'], [b, 'LIB-B']] as const) {
+  for (const [m, uid] of [
+    [a, 'LIB-A'],
+    [b, 'LIB-B'],
+  ] as const) {
     await links.prepareKeys(SERVICE, m);
     await links.link({ serviceId: SERVICE, mykeyId: m, serviceUserId: uid, by: 'test' });
   }

@@ -67,9 +67,17 @@ test.after(async (ctx) => ctx.h.close());
 test("touching one's own card and typing the victim's library number is refused, even with one's own PIN", async (ctx) => {
   const victim = await person(ctx);
   const thief = await person(ctx);
-  const own = await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', { identity: { certificate: certOf(victim.cert) }, serviceUserId: 'L-100', proof: await counterProof(ctx, ctx.lib, victim.cert, 'L-100') });
+  const own = await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', {
+    identity: { certificate: certOf(victim.cert) },
+    serviceUserId: 'L-100',
+    proof: await counterProof(ctx, ctx.lib, victim.cert, 'L-100'),
+  });
   assert.is(own.status, 201, JSON.stringify(own.body));
-  const steal = await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', { identity: { certificate: certOf(thief.cert) }, serviceUserId: 'L-100', proof: await counterProof(ctx, ctx.lib, thief.cert, 'L-100') });
+  const steal = await deviceRequest(ctx.h.hub, ctx.lib, 'POST', '/v1/device/links', {
+    identity: { certificate: certOf(thief.cert) },
+    serviceUserId: 'L-100',
+    proof: await counterProof(ctx, ctx.lib, thief.cert, 'L-100'),
+  });
   assert.is(steal.status, 409, JSON.stringify(steal.body));
   assert.is(steal.body.code, 'service_user_id_taken');
   assert.is(await holderOf(ctx, 'library', 'L-100'), victim.mykeyId);
@@ -92,7 +100,11 @@ test('a bare MyKey ID is never linked through the device API without the holder 
     assert.is(await holderOf(ctx, svc, 'X-1'), undefined);
   }
   // With the holder's proof it links.
-  const ok = await deviceRequest(ctx.h.hub, ctx.open, 'POST', '/v1/device/links', { identity: { mykeyId: victim.mykeyId }, serviceUserId: 'X-1', proof: await counterProof(ctx, ctx.open, victim.cert, 'X-1') });
+  const ok = await deviceRequest(ctx.h.hub, ctx.open, 'POST', '/v1/device/links', {
+    identity: { mykeyId: victim.mykeyId },
+    serviceUserId: 'X-1',
+    proof: await counterProof(ctx, ctx.open, victim.cert, 'X-1'),
+  });
   assert.is(ok.status, 201, JSON.stringify(ok.body));
 });
 
@@ -131,7 +143,7 @@ test("the service's own explicit move works, is audited, and tells the edges", a
   assert.not.match(JSON.stringify(rows[0]), a.mykeyId);
   assert.not.match(JSON.stringify(rows[0]), 'P-300');
   // The edges are told: the first holder's entry is unlinked with the reason.
-  const entries = await ctx.h.hub.links.changesAfter('points', 0) as ChangeEntry[];
+  const entries = (await ctx.h.hub.links.changesAfter('points', 0)) as ChangeEntry[];
   const unlink = entries.filter((e) => e.kind === 'unlink').at(-1)!;
   assert.is(unlink.reason, 'moved_by_service');
   // The move is for the service's API only: a counter cannot say move.

@@ -55,7 +55,10 @@ test('the holder chooses another free MyKey ID; the old one is never given again
   let wanted = '';
   do wanted = Array.from({ length: 8 }, () => MYKEY_ALPHABET[Math.floor(Math.random() * MYKEY_ALPHABET.length)]).join('');
   while (wanted === a.mykeyId || wanted === b.mykeyId);
-  const r = await call(h, '/v1/holder/mykey-id', { proof: await h.proof(a.cert, { purpose: 'change_id', mykeyId: `${wanted.slice(0, 4).toLowerCase()}-${wanted.slice(4)}` }), mykeyId: `${wanted.slice(0, 4).toLowerCase()}-${wanted.slice(4)}` });
+  const r = await call(h, '/v1/holder/mykey-id', {
+    proof: await h.proof(a.cert, { purpose: 'change_id', mykeyId: `${wanted.slice(0, 4).toLowerCase()}-${wanted.slice(4)}` }),
+    mykeyId: `${wanted.slice(0, 4).toLowerCase()}-${wanted.slice(4)}`,
+  });
   assert.is(r.status, 200, JSON.stringify(r.body));
   assert.is(r.body.mykeyId, wanted);
   // Taken by someone else
@@ -118,10 +121,16 @@ test('carry-over accepts an expired previous certificate but refuses one without
     const { cert: oldCert, mykeyId } = await registered(h, ca, { notAfter: new Date(t + 3600_000) });
     t += 2 * 3600_000; // the old certificate has expired
     const newCert = await issue(ca, { keyPair: await generateRsaKeyPair() });
-    const same = await call(h, '/v1/holder/carry-over', { proof: await h.proof(newCert, { purpose: 'carry_over', role: 'new' }), previous: { proof: await h.proof(newCert, { purpose: 'carry_over', role: 'previous' }) } });
+    const same = await call(h, '/v1/holder/carry-over', {
+      proof: await h.proof(newCert, { purpose: 'carry_over', role: 'new' }),
+      previous: { proof: await h.proof(newCert, { purpose: 'carry_over', role: 'previous' }) },
+    });
     assert.is(same.status, 409);
     assert.is(same.body.code, 'carry_over_same_certificate');
-    const r = await call(h, '/v1/holder/carry-over', { proof: await h.proof(newCert, { purpose: 'carry_over', role: 'new' }), previous: { proof: await h.proof(oldCert, { purpose: 'carry_over', role: 'previous' }) } });
+    const r = await call(h, '/v1/holder/carry-over', {
+      proof: await h.proof(newCert, { purpose: 'carry_over', role: 'new' }),
+      previous: { proof: await h.proof(oldCert, { purpose: 'carry_over', role: 'previous' }) },
+    });
     assert.is(r.status, 200, JSON.stringify(r.body));
     assert.is(r.body.mykeyId, mykeyId);
     // An expired certificate is no proof for anything else.
@@ -136,7 +145,10 @@ test('carry-over accepts an expired previous certificate but refuses one without
 test('carry-over refuses a new certificate that already has its own MyKey ID', async ({ h, ca }) => {
   const a = await registered(h, ca);
   const b = await registered(h, ca);
-  const r = await call(h, '/v1/holder/carry-over', { proof: await h.proof(b.cert, { purpose: 'carry_over', role: 'new' }), previous: { proof: await h.proof(a.cert, { purpose: 'carry_over', role: 'previous' }) } });
+  const r = await call(h, '/v1/holder/carry-over', {
+    proof: await h.proof(b.cert, { purpose: 'carry_over', role: 'new' }),
+    previous: { proof: await h.proof(a.cert, { purpose: 'carry_over', role: 'previous' }) },
+  });
   assert.is(r.status, 409);
   assert.is(r.body.code, 'carry_over_new_cert_bound');
 });
@@ -147,7 +159,10 @@ test('a carry-over with another CA key (rollover) works', async ({ ca }) => {
   try {
     const { cert, mykeyId } = await registered(h, ca);
     const newCert = await issue(next, { keyPair: await generateRsaKeyPair() });
-    const r = await call(h, '/v1/holder/carry-over', { proof: await h.proof(newCert, { purpose: 'carry_over', role: 'new' }), previous: { proof: await h.proof(cert, { purpose: 'carry_over', role: 'previous' }) } });
+    const r = await call(h, '/v1/holder/carry-over', {
+      proof: await h.proof(newCert, { purpose: 'carry_over', role: 'new' }),
+      previous: { proof: await h.proof(cert, { purpose: 'carry_over', role: 'previous' }) },
+    });
     assert.is(r.status, 200, JSON.stringify(r.body));
     assert.is(r.body.mykeyId, mykeyId);
   } finally {

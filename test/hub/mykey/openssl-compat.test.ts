@@ -16,10 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'mykey-ossl-'));
 test('an OpenSSL-made JPKI CA, certificate and CRL work end to end at the hub', async () => {
   const ca = await opensslCreateCa(join(dir, 'ca'));
   writeFileSync(join(dir, 'anchor.pem'), ca.certPem);
-  const hub = await createHub(
-    loadHubConfig({ env: {}, overrides: { dataDir: join(dir, 'data'), jpki: { trustAnchors: [join(dir, 'anchor.pem')] } } }),
-    { log: silentLogger },
-  );
+  const hub = await createHub(loadHubConfig({ env: {}, overrides: { dataDir: join(dir, 'data'), jpki: { trustAnchors: [join(dir, 'anchor.pem')] } } }), { log: silentLogger });
   const call = async (path: string, body: unknown) => {
     const res = await hub.app.request(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as any };

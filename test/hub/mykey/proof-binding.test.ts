@@ -36,7 +36,8 @@ async function signed(cert: IssuedCert, challenge: string): Promise<Proof> {
 type Issue = { kind: 'public'; req: ChallengeRequest } | { kind: 'device'; edge: keyof Ctx['edges']; serviceUserId: string };
 
 async function proofFor(ctx: Ctx, how: Issue, cert = ctx.holder): Promise<Proof> {
-  const r = how.kind === 'public' ? await post(ctx, '/v1/challenges', how.req) : await deviceRequest(ctx.h.hub, ctx.edges[how.edge], 'POST', '/v1/device/challenges', { serviceUserId: how.serviceUserId });
+  const r =
+    how.kind === 'public' ? await post(ctx, '/v1/challenges', how.req) : await deviceRequest(ctx.h.hub, ctx.edges[how.edge], 'POST', '/v1/device/challenges', { serviceUserId: how.serviceUserId });
   assert.is(r.status, 201, JSON.stringify(r.body));
   return signed(cert, r.body.challenge);
 }
@@ -61,7 +62,8 @@ const uses: Record<string, Use> = {
   unlink: { name: 'unlink of library', present: (ctx, p) => post(ctx, '/v1/holder/unlink', { proof: p, serviceId: 'library' }) },
   counter_link: {
     name: 'counter link L-1 at lib-counter-1',
-    present: (ctx, p) => deviceRequest(ctx.h.hub, ctx.edges.lib1, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(ctx.holder.certDer).toString('base64') }, serviceUserId: 'L-1', proof: p }),
+    present: (ctx, p) =>
+      deviceRequest(ctx.h.hub, ctx.edges.lib1, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(ctx.holder.certDer).toString('base64') }, serviceUserId: 'L-1', proof: p }),
   },
 };
 
@@ -85,7 +87,11 @@ test.before(async (ctx) => {
   await ctx.h.hub.start();
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library' });
   await ctx.h.hub.links.createService({ id: 'points', name: 'Points' });
-  ctx.edges = { lib1: await enrollEdge(ctx.h.hub, 'lib-counter-1', 'library'), lib2: await enrollEdge(ctx.h.hub, 'lib-counter-2', 'library'), pts1: await enrollEdge(ctx.h.hub, 'pts-counter-1', 'points') };
+  ctx.edges = {
+    lib1: await enrollEdge(ctx.h.hub, 'lib-counter-1', 'library'),
+    lib2: await enrollEdge(ctx.h.hub, 'lib-counter-2', 'library'),
+    pts1: await enrollEdge(ctx.h.hub, 'pts-counter-1', 'points'),
+  };
   ctx.holder = await issue(ctx.ca);
   ctx.renewed = await issue(ctx.ca);
   const r = await post(ctx, '/v1/mykey-ids', { proof: await proofFor(ctx, issues.register) });

@@ -60,7 +60,12 @@ test.after.each(async (ctx) => {
 
 async function pending(ctx: Ctx, count: number, from = 1): Promise<void> {
   await sqlOf(ctx.db).tx(async () => {
-    for (let seq = from; seq < from + count; seq++) await ctx.repo.insertWebhook('library', JSON.stringify({ id: `library-${seq}`, type: 'link.suspended', serviceId: 'library', serviceUserId: `U-${seq}`, seq, at: new Date().toISOString() }), Date.now());
+    for (let seq = from; seq < from + count; seq++)
+      await ctx.repo.insertWebhook(
+        'library',
+        JSON.stringify({ id: `library-${seq}`, type: 'link.suspended', serviceId: 'library', serviceUserId: `U-${seq}`, seq, at: new Date().toISOString() }),
+        Date.now(),
+      );
   });
 }
 const noticesOf = (body: string): Notice[] => {
@@ -74,11 +79,17 @@ test('many pending notices go as signed batches, several in flight, each notice 
   assert.is(await s.deliverDue(), 1000);
   await s.stop();
   assert.is(ctx.got.length, 10);
-  assert.ok(ctx.got.every((g) => g.verified), 'every batch verifies with the shared helper');
+  assert.ok(
+    ctx.got.every((g) => g.verified),
+    'every batch verifies with the shared helper',
+  );
   assert.ok(ctx.got.every((g) => /^mykey-notices-\d+-\d+$/.test(g.id)));
   assert.is(ctx.maxInFlight, 3);
   const seqs = ctx.got.flatMap((g) => noticesOf(g.body).map((n) => n.seq)).sort((a, b) => a - b);
-  assert.equal(seqs, Array.from({ length: 1000 }, (_, i) => i + 1));
+  assert.equal(
+    seqs,
+    Array.from({ length: 1000 }, (_, i) => i + 1),
+  );
   assert.is((await ctx.repo.webhookHealth('library')).pending, 0);
 });
 
@@ -96,7 +107,11 @@ test('a refused batch keeps its notices, which go again on the retry', async (ct
   assert.is(await s.deliverDue(), 100);
   await s.stop();
   const ok = ctx.got.filter((g) => g.status === 204).flatMap((g) => noticesOf(g.body).map((n) => n.seq));
-  assert.equal([...ok].sort((a, b) => a - b), Array.from({ length: 250 }, (_, i) => i + 1), 'each delivered notice once');
+  assert.equal(
+    [...ok].sort((a, b) => a - b),
+    Array.from({ length: 250 }, (_, i) => i + 1),
+    'each delivered notice once',
+  );
   assert.ok(ctx.got.every((g) => g.verified));
 });
 

@@ -42,7 +42,11 @@ async function enroll(hub: Hub, edgeId: string): Promise<Edge> {
 }
 
 const client = (hub: Hub, tls: HubTls) => new HubHttpClient({ baseUrl: hub.addresses.deviceApi!, tls, timeoutMs: 5000 });
-const codeOf = (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (e instanceof MyKeyError ? e.code : `other: ${String(e)}`));
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'resolved',
+    (e: unknown) => (e instanceof MyKeyError ? e.code : `other: ${String(e)}`),
+  );
 
 /** MQTT over TLS with the edge's files; resolves with 'connected' or the failure. */
 async function brokerConnect(hub: Hub, e: Edge, tls: HubTls = e.tls): Promise<string> {
@@ -51,19 +55,22 @@ async function brokerConnect(hub: Hub, e: Edge, tls: HubTls = e.tls): Promise<st
   // A socket the broker destroys at the handshake may leave mqtt.js waiting: the timer answers then.
   const timeout = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('refused: no CONNACK in time')), 6000)));
   try {
-    const c = await Promise.race([timeout, mqtt.connectAsync({
-      host: url.hostname,
-      port: Number(url.port),
-      protocol: 'mqtts',
-      clientId: e.edgeId,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-      ca: tls.ca,
-      cert: tls.cert,
-      key: tls.key,
-      rejectUnauthorized: true,
-    })]);
+    const c = await Promise.race([
+      timeout,
+      mqtt.connectAsync({
+        host: url.hostname,
+        port: Number(url.port),
+        protocol: 'mqtts',
+        clientId: e.edgeId,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: true,
+      }),
+    ]);
     await c.endAsync(true);
     return 'connected';
   } catch (err) {
@@ -118,7 +125,14 @@ test('an edge that trusts only the old CA still verifies the device API and the 
 
 test("the edge's renewal is issued by the new CA; the new certificate works on the broker trusting the new CA alone, and is not told to renew", async (ctx) => {
   const csr = await createDeviceCsr(ctx.edge.edgeId);
-  const r = await client(ctx.hub2, ctx.edge.tls).call({ method: 'POST', path: '/v1/device/rotate', body: { csrPem: derToPem(csr.csrDer, 'CERTIFICATE REQUEST') }, expect: [201], schema: DeviceRotateResponse, what: 'rotate' });
+  const r = await client(ctx.hub2, ctx.edge.tls).call({
+    method: 'POST',
+    path: '/v1/device/rotate',
+    body: { csrPem: derToPem(csr.csrDer, 'CERTIFICATE REQUEST') },
+    expect: [201],
+    schema: DeviceRotateResponse,
+    what: 'rotate',
+  });
   assert.is(r.value.caPem, ctx.hub2.deviceCa!.certPem);
   assert.ok(issuedBy(r.value.certPem, r.value.caPem));
   assert.not.ok(issuedBy(r.value.certPem, ctx.oldCaPem));
@@ -175,7 +189,10 @@ test("a certificate naming the hub's CA as issuer but signed by another key is r
   const csr = await createDeviceCsr('lib-rot-1');
   const r = await impostor.issueDeviceCertificate(csr.csrDer, { edgeId: 'lib-rot-1', serviceId: 'library', validityDays: 1 });
   if (!r.ok) throw new Error(r.code);
-  assert.is(await codeOf(client(ctx.hub2, { cert: r.value.certPem, key: csr.keyPem, ca: ctx.hub2.deviceCa!.certPem }).call({ method: 'GET', path: '/v1/device/config', what: 'config' })), 'device_cert_required');
+  assert.is(
+    await codeOf(client(ctx.hub2, { cert: r.value.certPem, key: csr.keyPem, ca: ctx.hub2.deviceCa!.certPem }).call({ method: 'GET', path: '/v1/device/config', what: 'config' })),
+    'device_cert_required',
+  );
   assert.match(await brokerConnect(ctx.hub2, { edgeId: 'lib-rot-1', tls: { cert: r.value.certPem, key: csr.keyPem, ca: ctx.hub2.deviceCa!.certPem } }), /refused|closed|ECONNRESET|socket/i);
 });
 

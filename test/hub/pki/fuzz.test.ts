@@ -178,7 +178,9 @@ test('mutated OCSP answers during HTTP registrations never make a 500: the refus
     for (let i = 0; i < 100; i++) {
       const ch = await post('/v1/challenges', { purpose: 'register' });
       const sig = await signLikeCard(ctx.cert.keyPair.privateKey, new Uint8Array(Buffer.from(ch.body.challenge ?? '', 'base64url')));
-      const res = await post('/v1/mykey-ids', { proof: { challenge: ch.body.challenge, certificate: Buffer.from(ctx.cert.certDer).toString('base64'), signature: Buffer.from(sig).toString('base64') } });
+      const res = await post('/v1/mykey-ids', {
+        proof: { challenge: ch.body.challenge, certificate: Buffer.from(ctx.cert.certDer).toString('base64'), signature: Buffer.from(sig).toString('base64') },
+      });
       const where = `seed ${SEED + 8}, registration ${i}: ${res.status} ${JSON.stringify(res.body)}`;
       if (res.status === 200 || res.status === 201) {
         // Only a mutation outside the signed bytes (the certificates shipped along) leaves a valid answer.

@@ -180,12 +180,18 @@ test('a responder that takes one certificate per request (RFC 5019 2.1.1) is the
   const q = createOcspQuery({ url: ctx.hourly.url, cacheMs: 0, fetchImpl: lightweight });
   const now = new Date();
   const first = await Promise.all([q(ctx.checked[0], now), q(ctx.checked[1], now), q(ctx.checked[3], now)]);
-  assert.equal(first.map((v) => v.status), ['good', 'good', 'revoked']);
+  assert.equal(
+    first.map((v) => v.status),
+    ['good', 'good', 'revoked'],
+  );
   assert.is(refusedSeveral, 1);
   assert.is(requests, 4, 'one refused batch, then each alone');
   requests = 0;
   const again = await Promise.all([q(ctx.checked[0], now), q(ctx.checked[1], now)]);
-  assert.equal(again.map((v) => v.status), ['good', 'good']);
+  assert.equal(
+    again.map((v) => v.status),
+    ['good', 'good'],
+  );
   assert.is(requests, 2, 'no batch is tried again');
   assert.is(refusedSeveral, 1);
 });

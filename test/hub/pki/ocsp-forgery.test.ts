@@ -7,17 +7,7 @@ import * as assert from 'uvu/assert';
 import type * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { randomBytes } from 'node:crypto';
-import {
-  OID,
-  createTestCa,
-  generateRsaKeyPair,
-  issueOcspResponderCert,
-  issueUserAuthCert,
-  issueWithProfile,
-  signLikeCard,
-  type IssuedCert,
-  type TestCa,
-} from '../../../provisioning/test-ca/ca.ts';
+import { OID, createTestCa, generateRsaKeyPair, issueOcspResponderCert, issueUserAuthCert, issueWithProfile, signLikeCard, type IssuedCert, type TestCa } from '../../../provisioning/test-ca/ca.ts';
 import { writeCrl } from '../../../provisioning/test-ca/crl-writer.ts';
 import { issuerHashesOf, startOcspResponder, type OcspForgery, type OcspResponder } from '../../../provisioning/test-ca/ocsp-responder.ts';
 import type { CrlReason } from '../../../shared/revocation.ts';
@@ -163,24 +153,24 @@ const FORGERIES: { name: string; forge: (ctx: Ctx) => OcspForgery; code: string 
   { name: 'a CertID with another hash algorithm (SHA-256)', forge: () => ({ status: 'good', certId: { hashAlgorithmOid: '2.16.840.1.101.3.4.2.1' } }), code: 'ocsp_certid_mismatch' },
   { name: 'a CertID with another issuerNameHash', forge: () => ({ status: 'good', certId: { issuerNameHash: sha1Random() } }), code: 'ocsp_certid_mismatch' },
   { name: 'a CertID with another issuerKeyHash', forge: () => ({ status: 'good', certId: { issuerKeyHash: sha1Random() } }), code: 'ocsp_certid_mismatch' },
-  { name: 'a CertID with another serial (a good certificate\'s)', forge: (ctx) => ({ status: 'good', certId: { serial: ctx.good.serial } }), code: 'ocsp_certid_mismatch' },
+  { name: "a CertID with another serial (a good certificate's)", forge: (ctx) => ({ status: 'good', certId: { serial: ctx.good.serial } }), code: 'ocsp_certid_mismatch' },
   {
-    name: 'a holder\'s certificate posing as the issuer, signed with its key',
+    name: "a holder's certificate posing as the issuer, signed with its key",
     forge: (ctx) => ({ status: 'good', certId: issuerHashesOf(ctx.holder.certDer), signer: { key: ctx.holder.keyPair.privateKey, certDers: [ctx.holder.certDer] } }),
     code: 'ocsp_responder_unauthorized',
   },
   {
-    name: 'a holder\'s certificate shipped as responder for the real CertID',
+    name: "a holder's certificate shipped as responder for the real CertID",
     forge: (ctx) => ({ status: 'good', signer: { key: ctx.holder.keyPair.privateKey, certDers: [ctx.holder.certDer] } }),
     code: 'ocsp_responder_unauthorized',
   },
   {
-    name: 'signed by the revoked certificate\'s own key, its certificate shipped',
+    name: "signed by the revoked certificate's own key, its certificate shipped",
     forge: (ctx) => ({ status: 'good', signer: { key: ctx.revoked.keyPair.privateKey, certDers: [ctx.revoked.certDer] } }),
     code: 'ocsp_responder_unauthorized',
   },
   {
-    name: 'signed by the revoked certificate\'s own key, no certificate shipped',
+    name: "signed by the revoked certificate's own key, no certificate shipped",
     forge: (ctx) => ({ status: 'good', signer: { key: ctx.revoked.keyPair.privateKey, certDers: [] } }),
     code: 'ocsp_signature_invalid',
   },
@@ -233,7 +223,10 @@ const FORGERIES: { name: string; forge: (ctx: Ctx) => OcspForgery; code: string 
 for (const f of FORGERIES) {
   test(`refuses ${f.name} (${f.code}), with the CRL missing and with it stale`, async (ctx) => {
     ctx.forge = f.forge(ctx);
-    for (const [label, h] of [['missing', ctx.missing], ['stale', ctx.stale]] as const) {
+    for (const [label, h] of [
+      ['missing', ctx.missing],
+      ['stale', ctx.stale],
+    ] as const) {
       const r = await register(h, ctx.revoked);
       assert.is(r.status, 503, `${label}: ${JSON.stringify(r.body)}`);
       assert.is(r.body.code, 'cert_revocation_unknown', label);

@@ -20,7 +20,10 @@ test.before(async (ctx) => {
   ctx.keys = generateReleaseKeys();
   ctx.h = await startTestHub({ overrides: { admin: { token: TOKEN }, releases: { publicKeys: [ctx.keys.publicKeyLine] } } });
   await ctx.h.hub.links.createService({ id: 'library', name: 'Town library', requireHolderProof: false });
-  for (const [name, role, service] of [['ops', 'operator'], ['libadmin', 'service-admin', 'library']] as const) {
+  for (const [name, role, service] of [
+    ['ops', 'operator'],
+    ['libadmin', 'service-admin', 'library'],
+  ] as const) {
     const code = await runConsoleCli(['add-operator', name, '--role', role, ...(service ? ['--service', service] : [])], ctx.h.hub.store, { out: () => undefined, readPassword: async () => PASSWORD });
     assert.is(code, 0);
   }

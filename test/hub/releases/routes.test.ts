@@ -32,18 +32,38 @@ test.after(async (ctx) => ctx.h.close());
 
 async function op(ctx: Ctx, method: string, path: string, body?: unknown, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }) {
   const raw = Buffer.isBuffer(body);
-  const res = await ctx.h.hub.app.request(path, { method, headers: { ...headers, ...(body !== undefined ? { 'content-type': raw ? 'application/octet-stream' : 'application/json' } : {}) }, body: body === undefined ? undefined : raw ? (body as Buffer) : JSON.stringify(body) });
+  const res = await ctx.h.hub.app.request(path, {
+    method,
+    headers: { ...headers, ...(body !== undefined ? { 'content-type': raw ? 'application/octet-stream' : 'application/json' } : {}) },
+    body: body === undefined ? undefined : raw ? (body as Buffer) : JSON.stringify(body),
+  });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-function device(ctx: Ctx, path: string, headers: Record<string, string> = {}, creds: Partial<Ctx['edge']> = ctx.edge, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+function device(
+  ctx: Ctx,
+  path: string,
+  headers: Record<string, string> = {},
+  creds: Partial<Ctx['edge']> = ctx.edge,
+  body?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(new URL(path, ctx.h.hub.addresses.deviceApi), { method: body === undefined ? 'GET' : 'POST', ca: ctx.edge.caPem, cert: creds.certPem, key: creds.keyPem, headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
+    const req = httpsRequest(
+      new URL(path, ctx.h.hub.addresses.deviceApi),
+      {
+        method: body === undefined ? 'GET' : 'POST',
+        ca: ctx.edge.caPem,
+        cert: creds.certPem,
+        key: creds.keyPem,
+        headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -119,7 +139,12 @@ test('an edge reports its update state over mutual TLS; a malformed report is re
   const good = await device(ctx, '/v1/device/update', {}, ctx.edge, JSON.stringify({ running: '1.0.1', state: 'installed', version: '1.0.1' }));
   assert.is(good.status, 204);
   assert.is((await ctx.h.hub.releaseRepo.edge('lib-1'))?.state, 'installed');
-  for (const bad of [{ running: 'latest', state: 'installed' }, { running: '1.0.1', state: 'pwned' }, { running: '1.0.1', state: 'refused', code: 'Not A Code' }, { running: '1.0.1', state: 'idle', extra: 1 }]) {
+  for (const bad of [
+    { running: 'latest', state: 'installed' },
+    { running: '1.0.1', state: 'pwned' },
+    { running: '1.0.1', state: 'refused', code: 'Not A Code' },
+    { running: '1.0.1', state: 'idle', extra: 1 },
+  ]) {
     const r = await device(ctx, '/v1/device/update', {}, ctx.edge, JSON.stringify(bad));
     assert.is(r.status, 400, JSON.stringify(bad));
     assert.is(JSON.parse(r.body.toString()).code, 'validation_failed');

@@ -43,7 +43,10 @@ test.after(() => {
 pgTest('kill -9 of the replica publishing the outbox mid-burst: the other takes over within 5 s, and a subscriber applies every entry once, in order', async () => {
   // The shared broker: a plain, anonymous Mosquitto on loopback.
   const port = await freePort();
-  writeFileSync(join(dir, 'mosquitto.conf'), [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 100000', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'mosquitto.conf'),
+    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 100000', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n',
+  );
   const mosquitto = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
   children.push(mosquitto);
 
@@ -57,7 +60,8 @@ pgTest('kill -9 of the replica publishing the outbox mid-burst: the other takes 
     const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
     const r = await store.mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
     if (!('row' in r)) throw new Error('no MyKey ID');
-    for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await store.links.insertKey('library', CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+    for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`])
+      await store.links.insertKey('library', CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
     mykeyIds.push(r.row.id);
   }
 

@@ -96,7 +96,7 @@ pgTest('a console session signed in at replica A works at replica B, and signing
 });
 
 pgTest('an enrollment token claimed at replica A cannot be claimed at replica B (enrollment_token_used)', async () => {
-  const [hubA, hubB] = r.hubs as [typeof r.hubs[0], typeof r.hubs[0]];
+  const [hubA, hubB] = r.hubs as [(typeof r.hubs)[0], (typeof r.hubs)[0]];
   const { token } = await hubA.enrollmentTokens.issue({ serviceId: 'library', edgeId: 'library-02', by: 'ops' });
   const caPem = hubA.deviceCa!.certPem;
   const csr = await createDeviceCsr('library-02');
@@ -118,7 +118,8 @@ async function linkOne(hub: Replicas['hubs'][number], serviceId: string, service
   const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
   const m = await hub.store.mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
   if (!('row' in m)) throw new Error('no MyKey ID');
-  for (const identity of [`mykey:${m.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await hub.store.links.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+  for (const identity of [`mykey:${m.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`])
+    await hub.store.links.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
   await hub.links.link({ serviceId, mykeyId: m.row.id, serviceUserId, by: 'test' });
 }
 
@@ -129,7 +130,20 @@ async function edgeAt(hub: Replicas['hubs'][number], edgeId: string): Promise<{ 
   if (!enrolled.ok) throw new Error(enrolled.message);
   const creds = { caPem: enrolled.value.caPem, certPem: enrolled.value.certPem, keyPem: csr.keyPem };
   const at = new URL(hub.addresses.mqtts!);
-  const options: mqtt.IClientOptions = { protocol: 'mqtts', host: at.hostname, port: Number(at.port), protocolVersion: 4, clientId: edgeId, clean: false, reconnectPeriod: 0, connectTimeout: 10_000, ca: creds.caPem, cert: creds.certPem, key: creds.keyPem, rejectUnauthorized: true };
+  const options: mqtt.IClientOptions = {
+    protocol: 'mqtts',
+    host: at.hostname,
+    port: Number(at.port),
+    protocolVersion: 4,
+    clientId: edgeId,
+    clean: false,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    ca: creds.caPem,
+    cert: creds.certPem,
+    key: creds.keyPem,
+    rejectUnauthorized: true,
+  };
   // allowRetries false: a connection closed before its CONNACK rejects (by default connectAsync would
   // wait forever for a reconnect that reconnectPeriod 0 never makes).
   return { client: await within(mqtt.connectAsync(hub.addresses.mqtts!, options, false), `${edgeId} to connect to a replica's broker`), options, creds };
@@ -152,7 +166,8 @@ pgTest("change-log entries written at either replica reach edges on both replica
   await untilSeen(() => seen.every((s) => s.length >= 3), {
     timeoutMs: 60_000,
     what: 'the entries on both brokers',
-    detail: () => `want ${JSON.stringify(want)}; edge on A saw ${JSON.stringify(seen[0])}, edge on B saw ${JSON.stringify(seen[1])}; outbox held by ${r.hubs.map((h) => h.replicas!.coordinator.holdsOutbox).join('/')}\n${r.logs.slice(-20).join('\n')}`,
+    detail: () =>
+      `want ${JSON.stringify(want)}; edge on A saw ${JSON.stringify(seen[0])}, edge on B saw ${JSON.stringify(seen[1])}; outbox held by ${r.hubs.map((h) => h.replicas!.coordinator.holdsOutbox).join('/')}\n${r.logs.slice(-20).join('\n')}`,
   });
   assert.equal(seen[0], want, 'the edge on A');
   assert.equal(seen[1], want, 'the edge on B');
@@ -160,13 +175,26 @@ pgTest("change-log entries written at either replica reach edges on both replica
 });
 
 pgTest("a device revoked at replica A is refused at replica B, and its MQTT session on B's broker is dropped", async () => {
-  const [hubA, hubB] = r.hubs as [typeof r.hubs[0], typeof r.hubs[0]];
+  const [hubA, hubB] = r.hubs as [(typeof r.hubs)[0], (typeof r.hubs)[0]];
   const csr = await createDeviceCsr('library-01');
   const enrolled = await hubA.enrollment!.enroll(csr.csrDer, { edgeId: 'library-01', serviceId: 'library', validityDays: 30 });
   assert.ok(enrolled.ok);
   const creds = { caPem: enrolled.value.caPem, certPem: enrolled.value.certPem, keyPem: csr.keyPem };
   const at = new URL(hubB.addresses.mqtts!);
-  const options = { protocol: 'mqtts' as const, host: at.hostname, port: Number(at.port), protocolVersion: 4 as const, clientId: 'library-01', clean: false, reconnectPeriod: 0, connectTimeout: 10_000, ca: creds.caPem, cert: creds.certPem, key: creds.keyPem, rejectUnauthorized: true };
+  const options = {
+    protocol: 'mqtts' as const,
+    host: at.hostname,
+    port: Number(at.port),
+    protocolVersion: 4 as const,
+    clientId: 'library-01',
+    clean: false,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    ca: creds.caPem,
+    cert: creds.certPem,
+    key: creds.keyPem,
+    rejectUnauthorized: true,
+  };
   const edge: MqttClient = await within(mqtt.connectAsync(hubB.addresses.mqtts!, options, false), 'the edge to connect to B');
   let closed = false;
   edge.on('close', () => (closed = true));

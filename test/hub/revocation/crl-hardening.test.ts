@@ -87,7 +87,7 @@ async function statusOf(h: TestHub, mykeyId: string): Promise<string> {
   return r.status_reason ? `${r.status}:${r.status_reason}` : r.status;
 }
 
-test('a CA key rollover under one name: the same serial under the new key is another holder, and each key\'s CRL suspends only its own', async (ctx) => {
+test("a CA key rollover under one name: the same serial under the new key is another holder, and each key's CRL suspends only its own", async (ctx) => {
   const h = await hubOf(ctx);
   try {
     const serial = 0x4d794b6579n;
@@ -111,7 +111,9 @@ test('a CA key rollover under one name: the same serial under the new key is ano
     // Two CRLs, one per key, side by side; the old key's still says the old certificate is good.
     assert.is(h.hub.crlManager.crls.size, 2);
     assert.is(h.hub.crlManager.crls.get(h.hub.anchors[0].keyId)?.lookup(underOld.serialHex), undefined);
-    const rowsByKey = await h.hub.store.sql.all<{ issuer_key_id: string; revoked: number }>('SELECT issuer_key_id, CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END AS revoked FROM cert_bindings ORDER BY id');
+    const rowsByKey = await h.hub.store.sql.all<{ issuer_key_id: string; revoked: number }>(
+      'SELECT issuer_key_id, CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END AS revoked FROM cert_bindings ORDER BY id',
+    );
     assert.equal(rowsByKey, [
       { issuer_key_id: Buffer.from(ctx.old.subjectKeyId).toString('hex'), revoked: 0 },
       { issuer_key_id: Buffer.from(ctx.next.subjectKeyId).toString('hex'), revoked: 1 },
@@ -131,22 +133,36 @@ test('a CA key rollover under one name: the same serial under the new key is ano
 // Each attack CRL lists a registered certificate as revoked and leaves out one the full CRL revoked:
 // taken as the full CRL, it would suspend the first and clear the second.
 const attacks: [string, string, (ctx: Ctx, listed: IssuedCert) => Promise<Uint8Array>][] = [
-  ['a partitioned CRL (issuingDistributionPoint with a distribution point)', 'crl_scope_unsupported',
-    (ctx, c) => crlOf(ctx.old, [revoked(c)], { issuingDistributionPoint: { distributionPointUri: 'http://127.0.0.1/part-7.crl' } })],
+  [
+    'a partitioned CRL (issuingDistributionPoint with a distribution point)',
+    'crl_scope_unsupported',
+    (ctx, c) => crlOf(ctx.old, [revoked(c)], { issuingDistributionPoint: { distributionPointUri: 'http://127.0.0.1/part-7.crl' } }),
+  ],
   ['a CA-only CRL (onlyContainsCACerts)', 'crl_scope_unsupported', (ctx, c) => crlOf(ctx.old, [revoked(c)], { issuingDistributionPoint: { onlyContainsCACerts: true } })],
-  ['an attribute-certificate CRL (onlyContainsAttributeCerts)', 'crl_scope_unsupported',
-    (ctx, c) => crlOf(ctx.old, [revoked(c)], { issuingDistributionPoint: { onlyContainsAttributeCerts: true } })],
+  ['an attribute-certificate CRL (onlyContainsAttributeCerts)', 'crl_scope_unsupported', (ctx, c) => crlOf(ctx.old, [revoked(c)], { issuingDistributionPoint: { onlyContainsAttributeCerts: true } })],
   ['a CRL of some reasons only (onlySomeReasons)', 'crl_scope_unsupported', (ctx, c) => crlOf(ctx.old, [revoked(c)], { issuingDistributionPoint: { onlySomeReasons: [1] } })],
   ['an indirect CRL (indirectCRL)', 'crl_scope_unsupported', (ctx, c) => crlOf(ctx.old, [revoked(c)], { issuingDistributionPoint: { indirectCRL: true } })],
   ['a delta CRL (deltaCRLIndicator)', 'crl_delta_unsupported', (ctx, c) => crlOf(ctx.old, [revoked(c)], { baseCrlNumber: 1n })],
-  ['a CRL with an unknown critical extension', 'crl_critical_extension',
-    (ctx, c) => crlOf(ctx.old, [revoked(c)], { extensions: [{ oid: '1.3.6.1.4.1.99999.1', critical: true, value: Uint8Array.of(0x05, 0x00) }] })],
-  ['a CRL whose entry has an unknown critical extension', 'crl_critical_extension',
-    (ctx, c) => crlOf(ctx.old, [{ ...revoked(c), extensions: [{ oid: '1.3.6.1.4.1.99999.2', critical: true, value: Uint8Array.of(0x05, 0x00) }] }])],
-  ['a CRL whose entry names another issuer (certificateIssuer, critical: an indirect CRL)', 'crl_critical_extension',
-    (ctx, c) => crlOf(ctx.old, [{ ...revoked(c), extensions: [{ oid: '2.5.29.29', critical: true, value: Uint8Array.of(0x30, 0x00) }] }])],
-  ['a CRL whose thisUpdate is an hour in the future', 'crl_not_yet_valid',
-    (ctx, c) => crlOf(ctx.old, [revoked(c)], { thisUpdate: new Date(Date.now() + HOUR), nextUpdate: new Date(Date.now() + 25 * HOUR) })],
+  [
+    'a CRL with an unknown critical extension',
+    'crl_critical_extension',
+    (ctx, c) => crlOf(ctx.old, [revoked(c)], { extensions: [{ oid: '1.3.6.1.4.1.99999.1', critical: true, value: Uint8Array.of(0x05, 0x00) }] }),
+  ],
+  [
+    'a CRL whose entry has an unknown critical extension',
+    'crl_critical_extension',
+    (ctx, c) => crlOf(ctx.old, [{ ...revoked(c), extensions: [{ oid: '1.3.6.1.4.1.99999.2', critical: true, value: Uint8Array.of(0x05, 0x00) }] }]),
+  ],
+  [
+    'a CRL whose entry names another issuer (certificateIssuer, critical: an indirect CRL)',
+    'crl_critical_extension',
+    (ctx, c) => crlOf(ctx.old, [{ ...revoked(c), extensions: [{ oid: '2.5.29.29', critical: true, value: Uint8Array.of(0x30, 0x00) }] }]),
+  ],
+  [
+    'a CRL whose thisUpdate is an hour in the future',
+    'crl_not_yet_valid',
+    (ctx, c) => crlOf(ctx.old, [revoked(c)], { thisUpdate: new Date(Date.now() + HOUR), nextUpdate: new Date(Date.now() + 25 * HOUR) }),
+  ],
 ];
 
 test('CRLs that are not the full CRL, carry critical extensions they cannot be read without, or are dated ahead are refused with their own codes', async (ctx) => {
@@ -216,7 +232,10 @@ test('the log warns of a late CRL and says why a CRL was refused, with no serial
     const lines: string[] = [];
     // The hub's own CRL manager code over the same stores, with a logger the test can read.
     const manager = createCrlManager({
-      dataDir: h.dir, anchors: () => h.hub.anchors, mykeys: h.hub.mykeys, revocations: h.hub.revocations,
+      dataDir: h.dir,
+      anchors: () => h.hub.anchors,
+      mykeys: h.hub.mykeys,
+      revocations: h.hub.revocations,
       log: createLogger('revocation', { level: 'info', json: true, write: (l) => lines.push(l) }),
     });
     const cert = await issue(ctx.old);
@@ -226,8 +245,14 @@ test('the log warns of a late CRL and says why a CRL was refused, with no serial
     ctx.serve = await crlOf(ctx.old, [revoked(cert)], { issuingDistributionPoint: { indirectCRL: true } });
     await manager.fetchAndApply(ctx.url).catch(() => undefined);
     const logged = lines.map((l) => JSON.parse(l) as { level: string; msg: string; code?: string });
-    assert.ok(logged.some((l) => l.level === 'warn' && l.msg === 'CRL already past its nextUpdate'), lines.join('\n'));
-    assert.ok(logged.some((l) => l.level === 'warn' && l.msg === 'CRL not applied' && l.code === 'crl_scope_unsupported'), lines.join('\n'));
+    assert.ok(
+      logged.some((l) => l.level === 'warn' && l.msg === 'CRL already past its nextUpdate'),
+      lines.join('\n'),
+    );
+    assert.ok(
+      logged.some((l) => l.level === 'warn' && l.msg === 'CRL not applied' && l.code === 'crl_scope_unsupported'),
+      lines.join('\n'),
+    );
     for (const l of lines) assert.not.match(l, new RegExp(cert.serialHex, 'i'));
   } finally {
     await h.close();

@@ -23,8 +23,12 @@ async function crl(ctx: { h: TestHub; number: bigint }, serials: string[]): Prom
   const n = ctx.number++;
   const entries: CrlWriterEntry[] = serials.map((s) => ({ serial: BigInt(`0x${s}`), revokedAt: new Date(Date.now() - 60_000), reason: 'keyCompromise' }));
   return writeCrl({
-    issuerNameDer: ctx.h.ca.nameDer, signingKey: ctx.h.ca.keyPair.privateKey, thisUpdate: new Date(Date.now() - 30_000 + Number(n) * 10),
-    crlNumber: n, authorityKeyId: ctx.h.ca.subjectKeyId, entries,
+    issuerNameDer: ctx.h.ca.nameDer,
+    signingKey: ctx.h.ca.keyPair.privateKey,
+    thisUpdate: new Date(Date.now() - 30_000 + Number(n) * 10),
+    crlNumber: n,
+    authorityKeyId: ctx.h.ca.subjectKeyId,
+    entries,
   });
 }
 
@@ -33,7 +37,10 @@ const status = async (h: TestHub, id: string) => (await h.hub.mykeys.get(id))?.s
 test('a first CRL is matched against every binding, the next ones only on what is new', async (ctx) => {
   const { h } = ctx;
   const serials = Array.from({ length: 3000 }, (_, i) => (0x4000_0000 + i).toString(16));
-  await h.hub.mykeys.bulkCreate(serials.map((s, i) => ({ id: `INC${i}`, cert: certOf(h, s) })), Date.now());
+  await h.hub.mykeys.bulkCreate(
+    serials.map((s, i) => ({ id: `INC${i}`, cert: certOf(h, s) })),
+    Date.now(),
+  );
   const first = await h.hub.crlManager.applyAsync(await crl(ctx, ['7fff0001', serials[10], serials[2500]]), 'first');
   assert.is(first.matched, 2);
   assert.is(first.newlySuspended, 2);
@@ -63,7 +70,10 @@ test('a certificate bound after a run, whose serial that CRL already listed, is 
 test('the synchronous apply and the chunked one agree, and a restart keeps matching incrementally', async (ctx) => {
   const { h } = ctx;
   const serials = Array.from({ length: 2500 }, (_, i) => (0x5000_0000 + i).toString(16));
-  await h.hub.mykeys.bulkCreate(serials.map((s, i) => ({ id: `SYN${i}`, cert: certOf(h, s) })), Date.now());
+  await h.hub.mykeys.bulkCreate(
+    serials.map((s, i) => ({ id: `SYN${i}`, cert: certOf(h, s) })),
+    Date.now(),
+  );
   // More revocations than one write chunk holds (chunks are sized to a few milliseconds): several short transactions.
   const listed = ['7fff0001', ...serials.slice(0, 2100)];
   const r = await h.hub.crlManager.apply(await crl(ctx, listed), 'sync');
@@ -74,9 +84,7 @@ test('the synchronous apply and the chunked one agree, and a restart keeps match
   const mark = await h.hub.revocations.mark(h.hub.anchors[0].keyId);
   assert.is(mark?.binding_mark, await h.hub.mykeys.maxBindingId());
   // The counts kept by triggers agree with the tables.
-  const counted = Object.fromEntries(
-    (await h.hub.store.sql.all<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status')).map((x) => [x.status, x.n]),
-  );
+  const counted = Object.fromEntries((await h.hub.store.sql.all<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM mykey_ids GROUP BY status')).map((x) => [x.status, x.n]));
   const kept = await h.hub.mykeys.counts();
   assert.is(kept.active, counted.active ?? 0);
   assert.is(kept.suspended, counted.suspended ?? 0);

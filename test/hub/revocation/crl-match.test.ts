@@ -42,7 +42,10 @@ test('every hit is written, in several chunks, and the outboxes are told in roun
   const { told, bus } = events();
   const n = await drive(writeRevocations(mykeys, hits, { now: () => 2000, slicer: createSlicer(5), report: () => {}, events: bus }));
   assert.is(n, hits.length);
-  assert.is(chunks.reduce((a, b) => a + b, 0), hits.length);
+  assert.is(
+    chunks.reduce((a, b) => a + b, 0),
+    hits.length,
+  );
   assert.ok(chunks.length > 1, `${chunks.length} chunks`);
   assert.ok(told.length >= 1 && told.length < chunks.length, `told ${told.length} times for ${chunks.length} chunks`);
   for (let i = 1; i < told.length; i++) assert.ok(told[i] - told[i - 1] >= 240, 'rounds at least 250 ms apart');

@@ -11,7 +11,6 @@ import { initCaDir, type CaDir } from '../../../provisioning/test-ca/store.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { rejects } from '../../helpers/assertions.ts';
 
-
 interface Ctx {
   caDir: CaDir;
   dir: string;
@@ -96,7 +95,10 @@ test('superseded is not a loss: the holder carries the MyKey ID over and it resu
     await ctx.caDir.revoke(old.serialHex, 'superseded');
     await h.hub.crlManager.fetchAndApply(ctx.crlUrl);
     assert.is(statusOf(h, mykeyId).status, 'suspended');
-    const r = await call(h, '/v1/holder/carry-over', { proof: await h.proof(renewed, { purpose: 'carry_over', role: 'new' }), previous: { proof: await h.proof(old, { purpose: 'carry_over', role: 'previous' }) } });
+    const r = await call(h, '/v1/holder/carry-over', {
+      proof: await h.proof(renewed, { purpose: 'carry_over', role: 'new' }),
+      previous: { proof: await h.proof(old, { purpose: 'carry_over', role: 'previous' }) },
+    });
     assert.is(r.status, 200, JSON.stringify(r.body));
     assert.is(r.body.status, 'active');
     assert.is(r.body.certificates[0].revoked.reason, 'superseded');
@@ -114,7 +116,10 @@ test('a MyKey ID suspended for a loss cannot be carried over', async (ctx) => {
     const renewed = await ctx.caDir.issue({ keyPair: await generateRsaKeyPair() });
     await ctx.caDir.revoke(old.serialHex, 'keyCompromise');
     await h.hub.crlManager.fetchAndApply(ctx.crlUrl);
-    const r = await call(h, '/v1/holder/carry-over', { proof: await h.proof(renewed, { purpose: 'carry_over', role: 'new' }), previous: { proof: await h.proof(old, { purpose: 'carry_over', role: 'previous' }) } });
+    const r = await call(h, '/v1/holder/carry-over', {
+      proof: await h.proof(renewed, { purpose: 'carry_over', role: 'new' }),
+      previous: { proof: await h.proof(old, { purpose: 'carry_over', role: 'previous' }) },
+    });
     assert.is(r.status, 422);
     assert.is(r.body.code, 'cert_revoked');
   } finally {

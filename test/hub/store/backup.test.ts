@@ -96,7 +96,10 @@ test('a backup taken while the hub runs restores into a new data directory with 
   const anchor = join(work, 'anchor.pem');
   writeFileSync(anchor, toPem(t.ca.certDer, 'CERTIFICATE'));
   const restored = await createHub(
-    loadHubConfig({ env: {}, overrides: { dataDir: restoredDir, http: { port: 0 }, broker: { port: 0 }, devices: { httpsPort: 0 }, jpki: { trustAnchors: [anchor], requireRevocationStatus: false } } }),
+    loadHubConfig({
+      env: {},
+      overrides: { dataDir: restoredDir, http: { port: 0 }, broker: { port: 0 }, devices: { httpsPort: 0 }, jpki: { trustAnchors: [anchor], requireRevocationStatus: false } },
+    }),
     { log: silentLogger },
   );
   await restored.start();

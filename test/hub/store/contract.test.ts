@@ -51,16 +51,25 @@ function contract(name: string, open: (dir: string) => Promise<Store>) {
     assert.equal(row, { id, status: 'active', status_reason: null, created_at: 1000, status_changed_at: 1000 });
     const b = (await mykeys.currentBinding(id))!;
     assert.is(typeof b.id, 'number');
-    assert.equal([b.state, b.serial_hex, b.issuer_key_id, b.cert_aki, b.subject_cn, b.not_after, b.revoked_at], ['current', '1001', 'b'.repeat(40), 'b'.repeat(40), 'holder 1', Date.UTC(2031, 0, 1), null]);
+    assert.equal(
+      [b.state, b.serial_hex, b.issuer_key_id, b.cert_aki, b.subject_cn, b.not_after, b.revoked_at],
+      ['current', '1001', 'b'.repeat(40), 'b'.repeat(40), 'holder 1', Date.UTC(2031, 0, 1), null],
+    );
     assert.equal(await mykeys.currentCert(id), { issuerKey: 'a'.repeat(32), serialHex: '1001', aki: 'b'.repeat(40) });
     assert.is((await mykeys.liveBindingOfCert(cert(1)))?.mykey_id, id);
     assert.is((await mykeys.liveBindingBySerial('a'.repeat(32), '1001'))?.mykey_id, id);
     assert.is((await mykeys.bindingByFingerprint('fp-1'))?.mykey_id, id);
     assert.ok(await mykeys.isIdUsed(id));
 
-    await mykeys.bulkCreate([2, 3, 4].map((i) => ({ id: `B${i}`, cert: cert(i) })), 3000);
+    await mykeys.bulkCreate(
+      [2, 3, 4].map((i) => ({ id: `B${i}`, cert: cert(i) })),
+      3000,
+    );
     await mykeys.carryOver('B2', cert(12), 4000);
-    assert.equal((await mykeys.bindingsOf('B2')).map((x) => x.state), ['carried_over', 'current']);
+    assert.equal(
+      (await mykeys.bindingsOf('B2')).map((x) => x.state),
+      ['carried_over', 'current'],
+    );
     assert.ok('superseded' in (await mykeys.createOrGet(cert(2), candidate, 5000)), 'a carried-over certificate registers nothing');
     await mykeys.invalidate('B3', 5000);
     await mykeys.changeId('B4', 'B4NEW', 6000);
@@ -74,23 +83,41 @@ function contract(name: string, open: (dir: string) => Promise<Store>) {
     }
     assert.equal(await mykeys.counts(), { active: 3, suspended: 0, invalidated: 1 });
     const events = await mykeys.eventsAfter(0);
-    assert.equal(events.map((e) => e.kind), ['created', 'created', 'created', 'created', 'carried_over', 'invalidated', 'id_changed']);
+    assert.equal(
+      events.map((e) => e.kind),
+      ['created', 'created', 'created', 'created', 'carried_over', 'invalidated', 'id_changed'],
+    );
     assert.is(JSON.parse(events.at(-1)!.detail!).from, 'B4');
     assert.ok(events.every((e, i) => i === 0 || e.seq > events[i - 1].seq));
   });
 
   test('revocations mark bindings, suspend current ones once, and a CRL run finds them by serial and by page', async ({ store }) => {
     const { mykeys, revocations } = store;
-    await mykeys.bulkCreate([1, 2, 3].map((i) => ({ id: `R${i}`, cert: cert(i) })), 1000);
+    await mykeys.bulkCreate(
+      [1, 2, 3].map((i) => ({ id: `R${i}`, cert: cert(i) })),
+      1000,
+    );
     const page = await mykeys.unrevokedOfKeyAfter('b'.repeat(40), 0, 2);
-    assert.equal(page.map((b) => b.mykey_id), ['R1', 'R2']);
-    assert.equal((await mykeys.unrevokedBySerial('a'.repeat(32), 'b'.repeat(40), '1002')).map((b) => b.mykey_id), ['R2']);
+    assert.equal(
+      page.map((b) => b.mykey_id),
+      ['R1', 'R2'],
+    );
+    assert.equal(
+      (await mykeys.unrevokedBySerial('a'.repeat(32), 'b'.repeat(40), '1002')).map((b) => b.mykey_id),
+      ['R2'],
+    );
     // A batch of a CRL's serials in one statement: those bound, each with its serial; a short batch, an empty one.
     const some = ['1003', 'ffff', '1001', ...Array.from({ length: 61 }, (_, i) => `9${i}`)];
     for (const withUnknownKey of [true, false]) {
       const rows = await mykeys.unrevokedBySerials('a'.repeat(32), 'b'.repeat(40), some, withUnknownKey);
-      assert.equal(rows.map((b) => [b.mykey_id, b.serial_hex]).sort(), [['R1', '1001'], ['R3', '1003']]);
-      assert.equal((await mykeys.unrevokedBySerials('a'.repeat(32), 'b'.repeat(40), ['1002'], withUnknownKey)).map((b) => b.mykey_id), ['R2']);
+      assert.equal(rows.map((b) => [b.mykey_id, b.serial_hex]).sort(), [
+        ['R1', '1001'],
+        ['R3', '1003'],
+      ]);
+      assert.equal(
+        (await mykeys.unrevokedBySerials('a'.repeat(32), 'b'.repeat(40), ['1002'], withUnknownKey)).map((b) => b.mykey_id),
+        ['R2'],
+      );
     }
     assert.equal(await mykeys.unrevokedBySerials('a'.repeat(32), 'b'.repeat(40), []), []);
     const b2 = (await mykeys.currentBinding('R2'))!;
@@ -109,7 +136,10 @@ function contract(name: string, open: (dir: string) => Promise<Store>) {
     assert.equal(await revocations.mark('k1'), { issuer_key: 'k1', this_update: 150, crl_number: '8', binding_mark: 4 });
     const runId = await revocations.recordRun({ source: 's', started_at: 1, finished_at: 2, ok: 1, crl_number: '8', entries: 3, matched: 1, newly_suspended: 1, duration_ms: 5, error: null });
     assert.is(typeof runId, 'number');
-    assert.equal((await revocations.recentRuns()).map((r) => [r.id, r.ok, r.code, r.warning]), [[runId, 1, null, null]]);
+    assert.equal(
+      (await revocations.recentRuns()).map((r) => [r.id, r.ok, r.code, r.warning]),
+      [[runId, 1, null, null]],
+    );
     await revocations.dropState('k1');
     assert.equal(await revocations.states(), []);
   });
@@ -139,12 +169,19 @@ function contract(name: string, open: (dir: string) => Promise<Store>) {
     await links.insertMqtt('t/1', 'a', 1);
     await links.insertMqtt('t/1', 'b', 2);
     const pending = await links.pendingMqtt();
-    assert.equal(pending.map((p) => p.payload), ['a', 'b']);
+    assert.equal(
+      pending.map((p) => p.payload),
+      ['a', 'b'],
+    );
     await links.deleteMqttMany(pending.map((p) => p.id));
     assert.equal(await links.pendingMqtt(), []);
 
     const ids = [await links.insertWebhook('lib', 'n1', 100), await links.insertWebhook('lib', 'n2', 100)];
-    assert.equal((await links.dueWebhooks(100)).map((w) => w.id), [ids[0]], 'only the oldest notice of a service is due');
+    assert.equal(
+      (await links.dueWebhooks(100)).map((w) => w.id),
+      [ids[0]],
+      'only the oldest notice of a service is due',
+    );
     await links.webhooksFailed([ids[0]], 500, 'down');
     assert.equal(await links.dueWebhooks(100), []);
     await links.webhooksDelivered(ids, 200);
@@ -172,7 +209,10 @@ function contract(name: string, open: (dir: string) => Promise<Store>) {
     await devices.recordStatus('edge-2', { online: true, appliedSeq: 7, version: '1.10.0', health: 'ok', lag: 0, at: 11 }, true);
     assert.is((await devices.get('edge-1'))!.state, 'degraded');
     assert.equal(await devices.lagHistory('edge-1'), [{ at: 10, applied_seq: 5, lag: 2 }]);
-    assert.equal(await devices.versions(), [{ version: '1.10.0', n: 1 }, { version: '1.2.0', n: 1 }]);
+    assert.equal(await devices.versions(), [
+      { version: '1.10.0', n: 1 },
+      { version: '1.2.0', n: 1 },
+    ]);
     assert.equal(await devices.lagSummary(), { behind: 1, max: 2 });
     assert.ok(await devices.revoke('edge-2', 'stolen', 20));
     assert.not.ok(await devices.revoke('edge-2', 'again', 21));
@@ -206,7 +246,11 @@ function contract(name: string, open: (dir: string) => Promise<Store>) {
     assert.equal(claims.filter(Boolean).length, 1, 'a token is claimed once');
     const auditId = await c.audit({ at: 1, actor: 'ops', action: 'device.revoke', service_id: 'lib', detail: { why: 'x' } });
     await c.audit({ at: 2, actor: 'ops', action: 'devicex', owner_service_id: 'lib' });
-    assert.equal((await c.auditLog({ action: 'device' })).map((r) => r.id), [auditId], 'a family is a prefix up to a dot');
+    assert.equal(
+      (await c.auditLog({ action: 'device' })).map((r) => r.id),
+      [auditId],
+      'a family is a prefix up to a dot',
+    );
     assert.equal((await c.auditLog({ serviceId: 'lib' })).length, 2, 'a service sees what concerns it');
     await assertRefused(() => store.sql.run('UPDATE audit_log SET actor = ?', ['someone']), 'audit entries are never changed', /append-only/);
     await assertRefused(() => store.sql.run('DELETE FROM audit_log'), 'audit entries are never removed', /append-only/);

@@ -13,7 +13,10 @@ test('MyKey ID and link counts kept by triggers agree with the tables through ev
     const { mykeys, linkRepo, store } = h.hub;
     const a = h.hub.anchors[0];
     const cert = (i: number): CertIdentity => ({ fingerprint: `fp${i}`, issuerKey: a.issuerKey, issuerKeyId: a.keyId, serialHex: (0x1000 + i).toString(16), notAfter: Date.UTC(2030, 0, 1) });
-    await mykeys.bulkCreate(Array.from({ length: 50 }, (_, i) => ({ id: `CNT${i}`, cert: cert(i) })), Date.now());
+    await mykeys.bulkCreate(
+      Array.from({ length: 50 }, (_, i) => ({ id: `CNT${i}`, cert: cert(i) })),
+      Date.now(),
+    );
     await mykeys.invalidate('CNT1', Date.now());
     await mykeys.changeId('CNT2', 'CNT2B', Date.now());
     await mykeys.applyRevocations([{ bindingId: (await mykeys.currentBinding('CNT3'))!.id, mykeyId: 'CNT3', state: 'current', revokedAt: Date.now(), reason: 'keyCompromise' }], Date.now());

@@ -25,10 +25,17 @@ test('a CRL import in another process while 100 registrations run: none gets 500
     const serial = (i: number) => (0x6000_0000 + i).toString(16);
     const cert = (s: string): CertIdentity => ({ fingerprint: `fp-${s}`, issuerKey: a.issuerKey, issuerKeyId: a.keyId, serialHex: s, notAfter: Date.UTC(2030, 0, 1) });
     for (let from = 0; from < N; from += 10_000) {
-      await h.hub.mykeys.bulkCreate(Array.from({ length: 10_000 }, (_, k) => ({ id: `BUSY${from + k}`, cert: cert(serial(from + k)) })), Date.now());
+      await h.hub.mykeys.bulkCreate(
+        Array.from({ length: 10_000 }, (_, k) => ({ id: `BUSY${from + k}`, cert: cert(serial(from + k)) })),
+        Date.now(),
+      );
     }
     const crl = await writeCrl({
-      issuerNameDer: h.ca.nameDer, signingKey: h.ca.keyPair.privateKey, thisUpdate: new Date(Date.now() - 60_000), crlNumber: 1n, authorityKeyId: h.ca.subjectKeyId,
+      issuerNameDer: h.ca.nameDer,
+      signingKey: h.ca.keyPair.privateKey,
+      thisUpdate: new Date(Date.now() - 60_000),
+      crlNumber: 1n,
+      authorityKeyId: h.ca.subjectKeyId,
       entries: Array.from({ length: REVOKED }, (_, i) => ({ serial: BigInt(`0x${serial(i * 3)}`), revokedAt: new Date(Date.now() - 120_000), reason: 'superseded' as const })),
     });
     const crlPath = join(h.dir, 'import.crl');

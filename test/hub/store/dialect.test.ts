@@ -27,7 +27,10 @@ test('every other INTEGER is BIGINT and BLOB is BYTEA, whole words only', () => 
 });
 
 test('a VIRTUAL generated column is STORED; WITHOUT ROWID is dropped', () => {
-  assert.is(toPostgres("ALTER TABLE t ADD COLUMN s TEXT GENERATED ALWAYS AS (\n  CASE WHEN a = 0 THEN 'x' ELSE b END) VIRTUAL;"), "ALTER TABLE t ADD COLUMN s TEXT GENERATED ALWAYS AS (\n  CASE WHEN a = 0 THEN 'x' ELSE b END) STORED;");
+  assert.is(
+    toPostgres("ALTER TABLE t ADD COLUMN s TEXT GENERATED ALWAYS AS (\n  CASE WHEN a = 0 THEN 'x' ELSE b END) VIRTUAL;"),
+    "ALTER TABLE t ADD COLUMN s TEXT GENERATED ALWAYS AS (\n  CASE WHEN a = 0 THEN 'x' ELSE b END) STORED;",
+  );
   assert.is(toPostgres('CREATE TABLE k (\n  a TEXT PRIMARY KEY,\n  n INTEGER NOT NULL\n) WITHOUT ROWID;'), 'CREATE TABLE k (\n  a TEXT PRIMARY KEY,\n  n BIGINT NOT NULL\n);');
 });
 

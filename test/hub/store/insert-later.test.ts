@@ -36,8 +36,14 @@ function insertLater(name: string, open: (dir: string) => Promise<Store>) {
       // Not yet written: nothing reads them back inside the transaction.
       assert.is((await store.links.pendingMqtt(10)).length, 0);
     });
-    assert.equal(await rows(store), Array.from({ length: n }, (_, i) => `p${i}`));
-    assert.equal(await store.links.changesAfter('svc', 0, 100), Array.from({ length: 14 }, (_, k) => `{"seq":${k * 100 + 1}}`));
+    assert.equal(
+      await rows(store),
+      Array.from({ length: n }, (_, i) => `p${i}`),
+    );
+    assert.equal(
+      await store.links.changesAfter('svc', 0, 100),
+      Array.from({ length: 14 }, (_, k) => `{"seq":${k * 100 + 1}}`),
+    );
   });
 
   test('a transaction that rolls back writes none of its queued rows', async ({ store }) => {

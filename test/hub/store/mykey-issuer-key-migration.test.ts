@@ -38,7 +38,12 @@ test('bindings from before migration 2 get their issuer key id where the name ha
     bind('ROLL0001', issuerKeyOf(old.nameDer), '0b02', 'f2');
     // The CRL state as the previous version filed it: under the issuer name hash.
     const soloCrl = await writeCrl({
-      issuerNameDer: solo.nameDer, signingKey: solo.keyPair.privateKey, thisUpdate: new Date(Date.now() - 60_000), crlNumber: 7n, authorityKeyId: solo.subjectKeyId, entries: [],
+      issuerNameDer: solo.nameDer,
+      signingKey: solo.keyPair.privateKey,
+      thisUpdate: new Date(Date.now() - 60_000),
+      crlNumber: 7n,
+      authorityKeyId: solo.subjectKeyId,
+      entries: [],
     });
     mkdirSync(join(dir, 'crl'));
     const soloFile = join(dir, 'crl', `${issuerKeyOf(solo.nameDer)}.crl`);
@@ -53,7 +58,7 @@ test('bindings from before migration 2 get their issuer key id where the name ha
     });
     const hub = await createHub(loadHubConfig({ env: {}, overrides: { dataDir: dir, http: { port: 0 }, jpki: { trustAnchors: anchors } } }), { log: silentLogger });
     try {
-      const keyIdOf = (id: string) => (hub.db.prepare('SELECT issuer_key_id FROM cert_bindings WHERE mykey_id = ?').pluck().get(id) as string);
+      const keyIdOf = (id: string) => hub.db.prepare('SELECT issuer_key_id FROM cert_bindings WHERE mykey_id = ?').pluck().get(id) as string;
       assert.is(keyIdOf('SOLO0001'), Buffer.from(solo.subjectKeyId).toString('hex'));
       assert.is(keyIdOf('ROLL0001'), '');
       // Migration 3: the certificate's AKI is not stored for such rows; the anchor key id they are
@@ -64,7 +69,10 @@ test('bindings from before migration 2 get their issuer key id where the name ha
       // The saved CRL is loaded and re-filed under its issuer's key.
       const soloKey = Buffer.from(solo.subjectKeyId).toString('hex');
       assert.ok(hub.crlManager.crls.has(soloKey));
-      assert.equal((await hub.revocations.states()).map((r) => [r.issuer_key, r.crl_number]), [[soloKey, '7']]);
+      assert.equal(
+        (await hub.revocations.states()).map((r) => [r.issuer_key, r.crl_number]),
+        [[soloKey, '7']],
+      );
       // An unknown-key row is found by its own certificate only, never by the serial under another key.
       const name = issuerKeyOf(old.nameDer);
       const nextKey = Buffer.from(next.subjectKeyId).toString('hex');
@@ -72,8 +80,12 @@ test('bindings from before migration 2 get their issuer key id where the name ha
       assert.is(await hub.mykeys.liveBindingOfCert({ fingerprint: 'other', issuerKey: name, issuerKeyId: nextKey, serialHex: '0b02', notAfter: 0 }), undefined);
       // A CRL of either key of the name is matched against it (which key signed it is unknown).
       const der = await writeCrl({
-        issuerNameDer: next.nameDer, signingKey: next.keyPair.privateKey, thisUpdate: new Date(Date.now() - 60_000), crlNumber: 1n,
-        authorityKeyId: next.subjectKeyId, entries: [{ serial: 0x0b02n, revokedAt: new Date(Date.now() - 120_000), reason: 'keyCompromise' }],
+        issuerNameDer: next.nameDer,
+        signingKey: next.keyPair.privateKey,
+        thisUpdate: new Date(Date.now() - 60_000),
+        crlNumber: 1n,
+        authorityKeyId: next.subjectKeyId,
+        entries: [{ serial: 0x0b02n, revokedAt: new Date(Date.now() - 120_000), reason: 'keyCompromise' }],
       });
       assert.is((await hub.crlManager.apply(der, 'test')).newlySuspended, 1);
     } finally {

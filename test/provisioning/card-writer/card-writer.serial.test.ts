@@ -95,7 +95,10 @@ test('reserves the area, writes the MyKey ID, reads it back; a touch then yields
       await touch.close();
     }
     assert.equal(selectedOtherApps(card), [], 'only the MyKey application was selected');
-    assert.ok(card.trace.some((t) => t.apdu.startsWith('00e00000020001')), 'CREATE FILE reserved EF 0001');
+    assert.ok(
+      card.trace.some((t) => t.apdu.startsWith('00e00000020001')),
+      'CREATE FILE reserved EF 0001',
+    );
   });
   assert.is(mykeyIdOf(file), 'K7M3QX9B');
 });
@@ -194,7 +197,10 @@ test('a card taken away mid-write gives card_removed; the next try on the same c
 /** Runs the card writer as a clerk does: its own process, its own reader manager. */
 function cli(args: string[], env: Record<string, string> = {}, stdin?: string): Promise<{ code: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'provisioning/card-writer/cli.ts', ...args], { env: { ...process.env, MYKEY_WRITE_KEY: '', ...env }, stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'provisioning/card-writer/cli.ts', ...args], {
+      env: { ...process.env, MYKEY_WRITE_KEY: '', ...env },
+      stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     if (stdin !== undefined) child.stdin!.end(stdin);
     let text = '';
     child.stdout!.on('data', (d) => (text += d));

@@ -14,7 +14,16 @@ import { brokerUrls } from '../../../edge/config.ts';
 const answer = { hubUrl: 'https://hub.example:8443', brokerUrl: 'mqtts://broker-1.example:8883', brokerUrls: ['mqtts://broker-2.example:8883', 'mqtts://broker-3.example:8883'] };
 
 function record(where: ReturnType<typeof endpoints>): EnrollmentRecord {
-  return { version: 1, edgeId: 'lib-1', serviceId: 'library', hubUrl: 'https://hub.example:8443', ...where, enrolledAt: '2026-11-30T00:00:00Z', notAfter: '2027-11-30T00:00:00Z', certFingerprint: 'AA' };
+  return {
+    version: 1,
+    edgeId: 'lib-1',
+    serviceId: 'library',
+    hubUrl: 'https://hub.example:8443',
+    ...where,
+    enrolledAt: '2026-11-30T00:00:00Z',
+    notAfter: '2027-11-30T00:00:00Z',
+    certFingerprint: 'AA',
+  };
 }
 
 test('the cluster nodes the hub names reach the edge config as broker.urls, the first as broker.url', () => {

@@ -67,10 +67,36 @@ test('a new token pins the new fingerprint; the old fingerprint is refused befor
   const fp = hub.deviceCaFingerprint!;
   assert.is.not(fp, ctx.oldFingerprint);
   const token = async () => (await hub.enrollmentTokens.issue({ serviceId: 'library', edgeId: 'lib-car-2', by: 'test' })).token;
-  const refused = await run(['enroll', '--hub', hub.addresses.deviceApi!, '--ca-fingerprint', ctx.oldFingerprint, '--token', await token(), '--edge-id', 'lib-car-2', '--state-dir', join(ctx.root, 'lib-car-2-old'), '--dry-run']);
+  const refused = await run([
+    'enroll',
+    '--hub',
+    hub.addresses.deviceApi!,
+    '--ca-fingerprint',
+    ctx.oldFingerprint,
+    '--token',
+    await token(),
+    '--edge-id',
+    'lib-car-2',
+    '--state-dir',
+    join(ctx.root, 'lib-car-2-old'),
+    '--dry-run',
+  ]);
   assert.is.not(refused.code, 0);
   assert.match(refused.out, /hub_ca_mismatch|pinned fingerprint/);
-  const ok = await run(['enroll', '--hub', hub.addresses.deviceApi!, '--ca-fingerprint', fp, '--token', await token(), '--edge-id', 'lib-car-2', '--state-dir', join(ctx.root, 'lib-car-2'), '--dry-run']);
+  const ok = await run([
+    'enroll',
+    '--hub',
+    hub.addresses.deviceApi!,
+    '--ca-fingerprint',
+    fp,
+    '--token',
+    await token(),
+    '--edge-id',
+    'lib-car-2',
+    '--state-dir',
+    join(ctx.root, 'lib-car-2'),
+    '--dry-run',
+  ]);
   assert.is(ok.code, 0, ok.out);
   const L = stateLayout(join(ctx.root, 'lib-car-2'));
   assert.ok(issuedBy(readFileSync(L.cert, 'utf8'), hub.deviceCa!.certPem));

@@ -112,7 +112,18 @@ test('a bad token stops at the redemption with its code and what to do, and a re
 });
 
 test('an unreachable hub and a missing token are told apart, each with its fix', async (ctx) => {
-  const noHub = await run(['enroll', '--hub', 'http://127.0.0.1:9', '--token', await ctx.h.issueToken('lib-counter-4'), '--edge-id', 'lib-counter-4', '--state-dir', join(ctx.root, 'c4'), '--dry-run']);
+  const noHub = await run([
+    'enroll',
+    '--hub',
+    'http://127.0.0.1:9',
+    '--token',
+    await ctx.h.issueToken('lib-counter-4'),
+    '--edge-id',
+    'lib-counter-4',
+    '--state-dir',
+    join(ctx.root, 'c4'),
+    '--dry-run',
+  ]);
   assert.is(noHub.code, 1);
   assert.match(noHub.out, /cannot reach http:\/\/127\.0\.0\.1:9.*\(unavailable\)/);
   assert.match(noHub.out, /fix:\s+check --hub/);

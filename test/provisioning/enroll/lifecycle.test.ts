@@ -41,7 +41,11 @@ async function enrolled(ctx: Ctx, edgeId: string): Promise<{ dir: string; tls: D
   return { dir, tls: { cert: readFileSync(L.cert, 'utf8'), key: readFileSync(L.key, 'utf8'), ca: readFileSync(L.ca, 'utf8') } };
 }
 
-const errorCode = (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (e instanceof MyKeyError ? e.code : `other: ${String(e)}`));
+const errorCode = (p: Promise<unknown>) =>
+  p.then(
+    () => 'resolved',
+    (e: unknown) => (e instanceof MyKeyError ? e.code : `other: ${String(e)}`),
+  );
 
 test('rotate without a token: a new key and certificate over mutual TLS, the self-test passes, the old certificate is refused', async (ctx) => {
   const { dir, tls: old } = await enrolled(ctx, 'lib-rot-1');

@@ -10,7 +10,9 @@ import { main } from '../../../provisioning/enroll/cli.ts';
 import { checkNfcModules, NFC_BLACKLIST_PATH, type NfcModuleEnv } from '../../../provisioning/enroll/prerequisites.ts';
 import type { Exec } from '../../../provisioning/enroll/systemd.ts';
 
-const PROC_PN533 = ['pn533_usb 20480 0 - Live 0x0000000000000000', 'pn533 45056 1 pn533_usb, Live 0x0000000000000000', 'nfc 118784 1 pn533, Live 0x0000000000000000', 'snd 90112 0 - Live 0x0'].join('\n');
+const PROC_PN533 = ['pn533_usb 20480 0 - Live 0x0000000000000000', 'pn533 45056 1 pn533_usb, Live 0x0000000000000000', 'nfc 118784 1 pn533, Live 0x0000000000000000', 'snd 90112 0 - Live 0x0'].join(
+  '\n',
+);
 
 function root(opts: { modules?: string; heldBy?: string } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'mykey-nfc-root-'));
@@ -113,12 +115,16 @@ async function enrollWith(flags: string[], nfc: NfcModuleEnv): Promise<{ code: n
   const lines: string[] = [];
   try {
     // Port 9 on loopback: nothing answers, so enrollment stops after the prerequisites step.
-    const code = await main(['enroll', '--hub', 'http://127.0.0.1:9', '--edge-id', 'kiosk-7', '--state-dir', state, '--token', 'x'.repeat(32), ...flags], {
-      write: (l) => lines.push(l),
-      listReaders: async () => ['ACS ACR122U PICC Interface 00 00'],
-      nfc,
-      timeoutMs: 2000,
-    }, {});
+    const code = await main(
+      ['enroll', '--hub', 'http://127.0.0.1:9', '--edge-id', 'kiosk-7', '--state-dir', state, '--token', 'x'.repeat(32), ...flags],
+      {
+        write: (l) => lines.push(l),
+        listReaders: async () => ['ACS ACR122U PICC Interface 00 00'],
+        nfc,
+        timeoutMs: 2000,
+      },
+      {},
+    );
     return { code, out: lines.join('\n') };
   } finally {
     rmSync(state, { recursive: true, force: true });

@@ -79,7 +79,9 @@ test('a man in the middle that shows the real CA certificate in its chain is ref
   try {
     const csr = await createDeviceCsr('lib-pin-2');
     const token = await ctx.h.issueToken('lib-pin-2');
-    const err = await redeemToken(m.url, { token, edgeId: 'lib-pin-2', csrPem: derToPem(csr.csrDer, 'CERTIFICATE REQUEST') }, { caFingerprint: ctx.h.fingerprint, timeoutMs: 5000 }).catch((e: unknown) => e);
+    const err = await redeemToken(m.url, { token, edgeId: 'lib-pin-2', csrPem: derToPem(csr.csrDer, 'CERTIFICATE REQUEST') }, { caFingerprint: ctx.h.fingerprint, timeoutMs: 5000 }).catch(
+      (e: unknown) => e,
+    );
     assert.instance(err, MyKeyError);
     assert.is((err as MyKeyError).code, 'hub_ca_mismatch', String(err));
     assert.is(Buffer.concat(m.received).length, 0, 'not one byte of the request reached it');

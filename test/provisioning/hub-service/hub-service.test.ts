@@ -73,15 +73,12 @@ interface Reply {
 /** One request to the proxy, trusting only the test certificate, by the public name. */
 function https(path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port: ctx.port, servername: NAME, ca: ctx.ca, path, method: init.method ?? 'GET', headers: { host: `${NAME}:${ctx.port}`, ...init.headers } },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
+    const req = request({ host: '127.0.0.1', port: ctx.port, servername: NAME, ca: ctx.ca, path, method: init.method ?? 'GET', headers: { host: `${NAME}:${ctx.port}`, ...init.headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
     req.on('error', reject);
     req.end(init.body);
   });
@@ -146,7 +143,25 @@ test.before(async () => {
   // A certificate for the public name, as certbot would leave it.
   const tls = join(ctx.work, 'tls');
   mkdirSync(tls);
-  sh(OPENSSL!, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', `/CN=${NAME}`, '-addext', `subjectAltName=DNS:${NAME}`, '-keyout', join(tls, 'privkey.pem'), '-out', join(tls, 'fullchain.pem')]);
+  sh(OPENSSL!, [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${NAME}`,
+    '-addext',
+    `subjectAltName=DNS:${NAME}`,
+    '-keyout',
+    join(tls, 'privkey.pem'),
+    '-out',
+    join(tls, 'fullchain.pem'),
+  ]);
   ctx.ca = readFileSync(join(tls, 'fullchain.pem'));
 
   // The shipped site file, with only the name, the listen address, the certificate paths and the
@@ -173,10 +188,14 @@ test.before(async () => {
   await until(() => existsSync(join(prefix, 'nginx.pid')) || ctx.nginx!.exitCode !== null, { what: 'nginx', detail: () => ctx.nginxLog });
   let refused = '';
   await until(
-    () => https('/healthz').then(() => true, (e: Error) => {
-      refused = e.message;
-      return false;
-    }),
+    () =>
+      https('/healthz').then(
+        () => true,
+        (e: Error) => {
+          refused = e.message;
+          return false;
+        },
+      ),
     { what: 'nginx to answer', intervalMs: 100, detail: () => `${refused}\n${ctx.nginxLog}` },
   );
 });

@@ -31,7 +31,11 @@ test.after(async (ctx) => {
 async function enroll(ctx: Ctx, edgeId: string, extra: string[] = []) {
   const lines: string[] = [];
   const dir = join(ctx.root, edgeId);
-  const code = await main(['enroll', ...ctx.h.hubArgs, '--token', await ctx.h.issueToken(edgeId), '--edge-id', edgeId, '--state-dir', dir, '--dry-run', ...extra], { write: (l) => lines.push(l), listReaders: async () => ['Test Reader 00'], timeoutMs: 5000 }, {});
+  const code = await main(
+    ['enroll', ...ctx.h.hubArgs, '--token', await ctx.h.issueToken(edgeId), '--edge-id', edgeId, '--state-dir', dir, '--dry-run', ...extra],
+    { write: (l) => lines.push(l), listReaders: async () => ['Test Reader 00'], timeoutMs: 5000 },
+    {},
+  );
   return { code, out: lines.join('\n'), dir };
 }
 

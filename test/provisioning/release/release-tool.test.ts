@@ -33,7 +33,10 @@ test('a folder packs into the same ustar bytes every time, and unpacks to its fi
   const r = readTar(a);
   assert.ok(r.ok);
   if (!r.ok) return;
-  assert.equal(r.value.map((e) => `${e.type}:${e.path}`), ['file:main.js', 'dir:service', 'file:service/unit.txt']);
+  assert.equal(
+    r.value.map((e) => `${e.type}:${e.path}`),
+    ['file:main.js', 'dir:service', 'file:service/unit.txt'],
+  );
   assert.is(r.value[2].data.toString(), 'x'.repeat(1000));
   // tar(1) reads it too (the oracle).
   const listed = execFileSync('tar', ['-tf', '-'], { input: a }).toString().trim().split('\n');
@@ -98,7 +101,10 @@ test('the CLI makes a key pair, signs a bundle and verifies it; a changed bundle
   const b = readFileSync(bundle);
   b[10] ^= 1;
   writeFileSync(bundle, b);
-  assert.throws(() => runReleaseCli(['verify', '--public-key', join(dir, 'release.pub'), '--bundle', bundle, '--signed', `${bundle}.release.json`]), (e: { code?: string }) => e.code === 'release_digest_mismatch');
+  assert.throws(
+    () => runReleaseCli(['verify', '--public-key', join(dir, 'release.pub'), '--bundle', bundle, '--signed', `${bundle}.release.json`]),
+    (e: { code?: string }) => e.code === 'release_digest_mismatch',
+  );
   // A release key is never overwritten.
   assert.throws(() => runReleaseCli(['keygen', '--out', dir]), /never overwritten/);
   rmSync(dir, { recursive: true });

@@ -42,8 +42,7 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 const buf = (u: Uint8Array) => u.slice().buffer;
 const parse = (der: Uint8Array) => pkijs.Certificate.fromBER(buf(der));
 const extOf = (c: pkijs.Certificate, oid: string) => c.extensions?.find((e) => e.extnID === oid);
-const dnOf = (n: pkijs.RelativeDistinguishedNames) =>
-  n.typesAndValues.map((tv) => `${tv.type}=${tv.value.valueBlock.value}`);
+const dnOf = (n: pkijs.RelativeDistinguishedNames) => n.typesAndValues.map((tv) => `${tv.type}=${tv.value.valueBlock.value}`);
 const keyUsageBits = (c: pkijs.Certificate): string => {
   const bs = extOf(c, OID.keyUsage)!.parsedValue as asn1js.BitString;
   const bytes = bs.valueBlock.valueHexView;
@@ -100,7 +99,10 @@ test('a user-authentication certificate has the JPKI profile', async () => {
   assert.is(keyUsageBits(c), '1'); // digitalSignature only
 
   const pol = extOf(c, OID.certificatePolicies)!.parsedValue as pkijs.CertificatePolicies;
-  assert.equal(pol.certificatePolicies.map((p) => p.policyIdentifier), [JPKI_AUTH_POLICY_OID]);
+  assert.equal(
+    pol.certificatePolicies.map((p) => p.policyIdentifier),
+    [JPKI_AUTH_POLICY_OID],
+  );
 
   const ian = extOf(c, OID.issuerAltName)!.parsedValue as pkijs.AltName;
   assert.is(ian.altNames[0].type, 4);
@@ -188,7 +190,14 @@ test('openssl verify accepts the chain for every profile', async () => {
     files.push(f);
   }
   const { stdout } = await run('openssl', ['verify', '-x509_strict', '-CAfile', caPem, ...files]);
-  assert.is(stdout.trim().split('\n').filter((l) => l.endsWith(': OK')).length, 3, stdout);
+  assert.is(
+    stdout
+      .trim()
+      .split('\n')
+      .filter((l) => l.endsWith(': OK')).length,
+    3,
+    stdout,
+  );
 });
 
 test('signLikeCard output verifies with node crypto.verify and equals the raw DigestInfo signature', async () => {

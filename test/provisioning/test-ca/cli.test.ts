@@ -90,11 +90,9 @@ test('ocsp serves the directory until it is stopped', async () => {
       child.on('exit', (code) => reject(new Error(`exited ${code}`)));
     });
     const cert = readdirSync(join(dir, 'issued')).find((f) => f.endsWith('.pem'))!;
-    const { stdout } = await run(
-      'openssl',
-      ['ocsp', '-issuer', join(dir, 'ca.pem'), '-cert', join(dir, 'issued', cert), '-url', url, '-CAfile', join(dir, 'ca.pem'), '-timeout', '10'],
-      { timeout: 20_000 },
-    );
+    const { stdout } = await run('openssl', ['ocsp', '-issuer', join(dir, 'ca.pem'), '-cert', join(dir, 'issued', cert), '-url', url, '-CAfile', join(dir, 'ca.pem'), '-timeout', '10'], {
+      timeout: 20_000,
+    });
     assert.match(stdout, /: (good|revoked)/);
   } finally {
     const exited = new Promise((resolve) => child.once('exit', resolve));

@@ -47,14 +47,24 @@ test('writes a CRL that openssl verifies and that parses back to the same entrie
   assert.equal(r.value.crl.thisUpdate, thisUpdate);
   assert.is(r.value.crl.isDelta, false);
   const got = [...r.value.index.entries()];
-  assert.equal(got, text.entries.map(({ serialHex, revokedAt, reason }) => ({ serialHex, revokedAt, reason })));
+  assert.equal(
+    got,
+    text.entries.map(({ serialHex, revokedAt, reason }) => ({ serialHex, revokedAt, reason })),
+  );
   for (const e of entries) {
     assert.equal(r.value.index.lookup(e.serial), { revokedAt: e.revokedAt, reason: e.reason ?? 'unspecified' });
   }
 });
 
 test('writes no reasonCode for unspecified (RFC 5280 5.3.1)', async () => {
-  const der = await writeCrl({ ...base, thisUpdate: new Date(), entries: [{ serial: 5n, revokedAt: new Date(), reason: 'unspecified' }, { serial: 6n, revokedAt: new Date() }] });
+  const der = await writeCrl({
+    ...base,
+    thisUpdate: new Date(),
+    entries: [
+      { serial: 5n, revokedAt: new Date(), reason: 'unspecified' },
+      { serial: 6n, revokedAt: new Date() },
+    ],
+  });
   assert.ok(ca.opensslVerifies(der));
   assert.not.match(ca.crlText(der), /Reason Code/);
 });
@@ -115,7 +125,10 @@ test('writes serials of any length, from 0 to 120 bytes (long-form entry lengths
   assert.ok(r.ok);
   if (!r.ok) return;
   for (const s of serials) assert.is(r.value.index.lookup(s)?.reason, 'keyCompromise', s.toString(16));
-  assert.equal([...r.value.index.entries()].map((e) => BigInt('0x' + e.serialHex)), serials);
+  assert.equal(
+    [...r.value.index.entries()].map((e) => BigInt('0x' + e.serialHex)),
+    serials,
+  );
 });
 
 test('refuses negative serials, invalid dates and keys that are not RSA PKCS#1 v1.5', async () => {
@@ -140,21 +153,44 @@ test('refuses negative serials, invalid dates and keys that are not RSA PKCS#1 v
 
 test.after(() => ca.cleanup());
 
-
 test('writes scoped, critical-extension and entry-extension CRLs that openssl reads as such, and the hub refuses each with its code', async () => {
   const thisUpdate = new Date(Date.now() - 60_000);
   const cases: [string, Parameters<typeof writeCrl>[0], RegExp[], string][] = [
-    ['IDP with a distribution point, user certificates, some reasons', {
-      ...base, thisUpdate, crlNumber: 90n, entries: [],
-      issuingDistributionPoint: { distributionPointUri: 'http://crl.example/part1.crl', onlyContainsUserCerts: true, onlySomeReasons: [1, 3] },
-    }, [/Issuing Distribution Point: critical/, /URI:http:\/\/crl\.example\/part1\.crl/, /Only User Certificates/, /Only Some Reasons:\s*\n?\s*Key Compromise, Affiliation Changed/], 'crl_scope_unsupported'],
-    ['IDP indirect and CA-only', { ...base, thisUpdate, crlNumber: 91n, entries: [], issuingDistributionPoint: { onlyContainsCACerts: true, indirectCRL: true } },
-      [/Only CA Certificates/, /Indirect CRL/], 'crl_scope_unsupported'],
-    ['an unknown critical CRL extension', { ...base, thisUpdate, crlNumber: 92n, entries: [], extensions: [{ oid: '1.3.6.1.4.1.99999.1', critical: true, value: Uint8Array.of(5, 0) }] },
-      [/1\.3\.6\.1\.4\.1\.99999\.1: critical/], 'crl_critical_extension'],
-    ['an entry with an unknown critical extension', {
-      ...base, thisUpdate, crlNumber: 93n, entries: [{ serial: 5n, revokedAt: thisUpdate, reason: 'keyCompromise', extensions: [{ oid: '1.3.6.1.4.1.99999.2', critical: true, value: Uint8Array.of(5, 0) }] }],
-    }, [/Key Compromise/, /1\.3\.6\.1\.4\.1\.99999\.2: critical/], 'crl_critical_extension'],
+    [
+      'IDP with a distribution point, user certificates, some reasons',
+      {
+        ...base,
+        thisUpdate,
+        crlNumber: 90n,
+        entries: [],
+        issuingDistributionPoint: { distributionPointUri: 'http://crl.example/part1.crl', onlyContainsUserCerts: true, onlySomeReasons: [1, 3] },
+      },
+      [/Issuing Distribution Point: critical/, /URI:http:\/\/crl\.example\/part1\.crl/, /Only User Certificates/, /Only Some Reasons:\s*\n?\s*Key Compromise, Affiliation Changed/],
+      'crl_scope_unsupported',
+    ],
+    [
+      'IDP indirect and CA-only',
+      { ...base, thisUpdate, crlNumber: 91n, entries: [], issuingDistributionPoint: { onlyContainsCACerts: true, indirectCRL: true } },
+      [/Only CA Certificates/, /Indirect CRL/],
+      'crl_scope_unsupported',
+    ],
+    [
+      'an unknown critical CRL extension',
+      { ...base, thisUpdate, crlNumber: 92n, entries: [], extensions: [{ oid: '1.3.6.1.4.1.99999.1', critical: true, value: Uint8Array.of(5, 0) }] },
+      [/1\.3\.6\.1\.4\.1\.99999\.1: critical/],
+      'crl_critical_extension',
+    ],
+    [
+      'an entry with an unknown critical extension',
+      {
+        ...base,
+        thisUpdate,
+        crlNumber: 93n,
+        entries: [{ serial: 5n, revokedAt: thisUpdate, reason: 'keyCompromise', extensions: [{ oid: '1.3.6.1.4.1.99999.2', critical: true, value: Uint8Array.of(5, 0) }] }],
+      },
+      [/Key Compromise/, /1\.3\.6\.1\.4\.1\.99999\.2: critical/],
+      'crl_critical_extension',
+    ],
   ];
   for (const [what, opts, patterns, code] of cases) {
     const der = await writeCrl(opts);

@@ -39,7 +39,12 @@ test.before(async () => {
   otherCa = await createTestCa({ ouSuffix: ' other' });
   foreign = await issueUserAuthCert(otherCa, { keyPair: kp, serial: good.serial });
   writeFileSync(join(tmp, 'ca.pem'), toPem(ca.certDer, 'CERTIFICATE'));
-  for (const [n, c] of [['good', good], ['revoked', revoked], ['unknown', unknown]] as const) writeFileSync(join(tmp, `${n}.pem`), toPem(c.certDer, 'CERTIFICATE'));
+  for (const [n, c] of [
+    ['good', good],
+    ['revoked', revoked],
+    ['unknown', unknown],
+  ] as const)
+    writeFileSync(join(tmp, `${n}.pem`), toPem(c.certDer, 'CERTIFICATE'));
 });
 test.after(async () => {
   await Promise.all(responders.map((r) => r.close()));
@@ -58,9 +63,7 @@ async function ocspRequest(c: IssuedCert, opts: { issuer?: TestCa; nonce?: Uint8
   const req = new pkijs.OCSPRequest();
   await req.createForCertificate(cert(c.certDer), { hashAlgorithm: opts.hash ?? 'SHA-256', issuerCertificate: cert((opts.issuer ?? ca).certDer) });
   if (opts.nonce) {
-    req.tbsRequest.requestExtensions = [
-      new pkijs.Extension({ extnID: OID.ocspNonce, critical: false, extnValue: new asn1js.OctetString({ valueHex: opts.nonce.slice().buffer }).toBER(false) }),
-    ];
+    req.tbsRequest.requestExtensions = [new pkijs.Extension({ extnID: OID.ocspNonce, critical: false, extnValue: new asn1js.OctetString({ valueHex: opts.nonce.slice().buffer }).toBER(false) })];
   }
   return new Uint8Array(req.toSchema(true).toBER(false));
 }

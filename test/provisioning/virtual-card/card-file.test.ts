@@ -74,7 +74,10 @@ test('saves atomically and loads back the same card', async () => {
   const path = join(dir, 'card.json');
   await saveCardFile(path, card);
   assert.equal(await loadCardFile(path), card);
-  assert.equal(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  assert.equal(
+    readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
 });
 
 test('a PIN blocked on the card stays blocked after a save and a load', async () => {
@@ -102,7 +105,10 @@ test('a broken card file is refused with every problem listed', async () => {
   bad.decoy.myNumber = '123456789017';
   bad.extra = true;
   const problems = cardFileProblems(bad);
-  assert.ok(problems.some((p) => p.startsWith('/version')), problems.join('\n'));
+  assert.ok(
+    problems.some((p) => p.startsWith('/version')),
+    problems.join('\n'),
+  );
   assert.ok(problems.some((p) => p.startsWith('/jpki/authPin/value')));
   assert.ok(problems.some((p) => p.startsWith('/jpki/authPin/triesLeft')));
   const path = join(dir, 'bad.json');

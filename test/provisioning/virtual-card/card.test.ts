@@ -27,7 +27,7 @@ function fresh(file: CardFile = base, opts: ConstructorParameters<typeof Virtual
 const SELECT_JPKI = `00a4040c0a${hex(JPKI_AID)}`;
 const SELECT_MYKEY = `00a4040c07${hex(MYKEY_AID)}`;
 const selectEf = (fid: string) => `00a4020c02${fid}`;
-const verifyPin = (pin: string) => `00200080${(pin.length).toString(16).padStart(2, '0')}${Buffer.from(pin).toString('hex')}`;
+const verifyPin = (pin: string) => `00200080${pin.length.toString(16).padStart(2, '0')}${Buffer.from(pin).toString('hex')}`;
 function readAll(card: VirtualCard): Uint8Array {
   const [head, s] = send(card, '00b0000004');
   assert.is(s, '9000');
@@ -254,7 +254,10 @@ test('a verified PIN is forgotten on reset, power off and selecting another appl
 
 test('an unpowered card does not answer', () => {
   const card = new VirtualCard(base);
-  assert.throws(() => card.transmit(fromHex(SELECT_JPKI)), (e: unknown) => e instanceof MyKeyError && e.code === 'card_error');
+  assert.throws(
+    () => card.transmit(fromHex(SELECT_JPKI)),
+    (e: unknown) => e instanceof MyKeyError && e.code === 'card_error',
+  );
 });
 
 test('unknown instructions, classes and malformed APDUs get 6D00, 6E00 and 6700', () => {
@@ -370,7 +373,10 @@ test('every exchange goes to the trace as hex', () => {
 test('faults: removal after N APDUs, garbage, and short responses', () => {
   const gone = fresh(base, { faults: { removeAfterApdus: 1 } });
   assert.is(sw(gone, SELECT_JPKI), '9000');
-  assert.throws(() => gone.transmit(fromHex(selectEf('000a'))), (e: unknown) => e instanceof MyKeyError && e.code === 'card_removed');
+  assert.throws(
+    () => gone.transmit(fromHex(selectEf('000a'))),
+    (e: unknown) => e instanceof MyKeyError && e.code === 'card_removed',
+  );
   const drop = fresh(base, { faults: { dropConnectionMidResponse: true } });
   assert.is(drop.exchange(fromHex(SELECT_JPKI)).fault, 'drop-mid-response');
 

@@ -122,7 +122,13 @@ test('reassembles messages split byte by byte and splits several messages in one
       await new Promise((r) => setTimeout(r, 2));
     }
     assert.is(toHex((await vpcd.nextFrame())!), '9000');
-    s.write(Buffer.concat([FakeVpcd.frame(Uint8Array.of(0x04)), FakeVpcd.frame(Uint8Array.from([0x00, 0xa4, 0x02, 0x0c, 0x02, 0x00, 0x0a])), FakeVpcd.frame(Uint8Array.from([0x00, 0xb0, 0x00, 0x00, 0x04]))]));
+    s.write(
+      Buffer.concat([
+        FakeVpcd.frame(Uint8Array.of(0x04)),
+        FakeVpcd.frame(Uint8Array.from([0x00, 0xa4, 0x02, 0x0c, 0x02, 0x00, 0x0a])),
+        FakeVpcd.frame(Uint8Array.from([0x00, 0xb0, 0x00, 0x00, 0x04])),
+      ]),
+    );
     assert.is(toHex((await vpcd.nextFrame())!), file.atr);
     assert.is(toHex((await vpcd.nextFrame())!), '9000');
     assert.match(toHex((await vpcd.nextFrame())!), /^3082....9000$/);

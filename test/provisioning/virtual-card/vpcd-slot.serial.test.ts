@@ -145,8 +145,9 @@ testIf(existsSync(PKCS11), `no ${PKCS11}`)("OpenSC's PKCS#11 module signs with t
     writeFileSync(join(dir, 'msg'), 'challenge from the hub');
     writeFileSync(join(dir, 'cert.der'), authCert);
     await withCard(file, { slot: 0 }, async () => {
-      await run('pkcs11-tool', ['--module', PKCS11, '--slot-index', '0', '--login', '--pin', '1234', '--sign', '-m', 'SHA256-RSA-PKCS',
-        '--id', '01', '-i', join(dir, 'msg'), '-o', join(dir, 'sig')], { timeout: 30000 });
+      await run('pkcs11-tool', ['--module', PKCS11, '--slot-index', '0', '--login', '--pin', '1234', '--sign', '-m', 'SHA256-RSA-PKCS', '--id', '01', '-i', join(dir, 'msg'), '-o', join(dir, 'sig')], {
+        timeout: 30000,
+      });
     });
     assert.is(readFileSync(join(dir, 'sig')).length, 256);
     await run('openssl', ['x509', '-inform', 'der', '-in', join(dir, 'cert.der'), '-pubkey', '-noout', '-out', join(dir, 'pub.pem')]);

@@ -40,14 +40,22 @@ test('refuses everything that is not DER, each with its own reason and offset', 
     ['04 82 00 80' + ' 00'.repeat(128), /non-minimal length/], // leading zero length octet
     ['04 05 00', /length beyond enclosing element/],
   ];
-  for (const [h, why] of cases) assert.match(refusal(() => readTlv(hex(h), 0)), why, h);
+  for (const [h, why] of cases)
+    assert.match(
+      refusal(() => readTlv(hex(h), 0)),
+      why,
+      h,
+    );
 });
 
 test('a child may not run past its parent, even when the buffer goes on', () => {
   // SEQUENCE (2 bytes) { OCTET STRING of 3 bytes }: the child ends past the parent.
   const b = hex('30 02 04 03 01 02 03');
   const parent = { tag: 0x30, start: 0, valueStart: 2, end: 4 };
-  assert.match(refusal(() => children(b, parent)), /beyond enclosing element/);
+  assert.match(
+    refusal(() => children(b, parent)),
+    /beyond enclosing element/,
+  );
 });
 
 test('the cursor and the Tlv reader agree, and header() reads a header without its value', () => {
@@ -56,8 +64,14 @@ test('the cursor and the Tlv reader agree, and header() reads a header without i
   assert.is(c.header(0, b.length), TAG.SEQUENCE);
   assert.is(c.body, 4);
   assert.is(c.end, 260);
-  assert.match(refusal(() => c.read(0, b.length)), /beyond enclosing/);
-  assert.match(refusal(() => expectTlv(hex('04 00'), 0, TAG.SEQUENCE, 2, 'thing')), /thing: expected tag 0x30, found 0x04/);
+  assert.match(
+    refusal(() => c.read(0, b.length)),
+    /beyond enclosing/,
+  );
+  assert.match(
+    refusal(() => expectTlv(hex('04 00'), 0, TAG.SEQUENCE, 2, 'thing')),
+    /thing: expected tag 0x30, found 0x04/,
+  );
 });
 
 test.run();

@@ -8,7 +8,10 @@ test('round-trips DER through PEM in 64-character lines', () => {
   for (const n of [1, 47, 48, 49, 1000]) {
     const der = new Uint8Array(randomBytes(n));
     const pem = toPem(der, 'CERTIFICATE');
-    assert.ok(pem.split('\n').every((l) => l.length <= 64), `${n}`);
+    assert.ok(
+      pem.split('\n').every((l) => l.length <= 64),
+      `${n}`,
+    );
     assert.ok(pem.endsWith('-----END CERTIFICATE-----\n'));
     assert.equal(fromPem(pem, 'CERTIFICATE'), der);
     assert.ok(looksLikePem(new TextEncoder().encode('\ufeff \n' + pem)));

@@ -17,7 +17,13 @@ function Detail({ json }: { json: string | null }) {
   } catch {
     return <span />;
   }
-  return <span class="note mono">{Object.entries(o).map(([k, val]) => `${k}=${typeof val === 'string' ? val : JSON.stringify(val)}`).join(' ')}</span>;
+  return (
+    <span class="note mono">
+      {Object.entries(o)
+        .map(([k, val]) => `${k}=${typeof val === 'string' ? val : JSON.stringify(val)}`)
+        .join(' ')}
+    </span>
+  );
 }
 
 export function AuditPage({ v, rows, older, filter, errors }: { v: View; rows: AuditRow[]; older?: number; filter: Record<string, string>; errors?: FieldErrors }) {

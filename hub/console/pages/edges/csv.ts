@@ -18,7 +18,21 @@ export function edgesCsv(rows: DeviceRow[], latest?: string): string {
   for (const d of rows) {
     const outdated = d.status === 'active' && latest !== undefined && d.version !== null && compareVersions(d.version, latest) < 0;
     lines.push(
-      [d.edge_id, d.service_id, d.state, outdated ? 'yes' : 'no', d.version, d.applied_seq, d.lag, iso(d.last_seen_at), iso(d.enrolled_at), iso(d.not_after), iso(d.revoked_at), d.revoked_by, d.revoked_reason]
+      [
+        d.edge_id,
+        d.service_id,
+        d.state,
+        outdated ? 'yes' : 'no',
+        d.version,
+        d.applied_seq,
+        d.lag,
+        iso(d.last_seen_at),
+        iso(d.enrolled_at),
+        iso(d.not_after),
+        iso(d.revoked_at),
+        d.revoked_by,
+        d.revoked_reason,
+      ]
         .map(cell)
         .join(','),
     );

@@ -42,14 +42,25 @@ export function mountEdgeRoutes(r: ConsoleApp, x: ConsoleContext): void {
     // Sparklines show the newest samples of the page's edges only; the edge's own page has the whole history.
     const samples = new Map<string, Awaited<ReturnType<NonNullable<typeof deps.devices>['lagHistory']>>>();
     for (const d of res.rows) if (d.status === 'active') samples.set(d.edge_id, (await deps.devices!.lagHistory(d.edge_id)).slice(-40));
-    const services = (await deps.linkRepo.services())
-      .filter((s) => x.mayManage(c, s.id))
-      .map((s) => s.id);
+    const services = (await deps.linkRepo.services()).filter((s) => x.mayManage(c, s.id)).map((s) => s.id);
     // An empty page of an empty fleet says how to enroll the first edge; otherwise, to reset the filter.
     const fleetEmpty = res.total === 0 && ((await deps.devices?.page({ serviceId: l.q.serviceId, state: 'all', limit: 0 }))?.total ?? 0) === 0;
     return x.html(
       c,
-      <EdgesPage v={v} rows={res.rows} total={res.total} page={l.page} perPage={EDGES_PER_PAGE} samples={samples} filter={l.raw} errors={l.errors} services={services} versions={l.versions} latest={l.latest} fleetEmpty={fleetEmpty} />,
+      <EdgesPage
+        v={v}
+        rows={res.rows}
+        total={res.total}
+        page={l.page}
+        perPage={EDGES_PER_PAGE}
+        samples={samples}
+        filter={l.raw}
+        errors={l.errors}
+        services={services}
+        versions={l.versions}
+        latest={l.latest}
+        fleetEmpty={fleetEmpty}
+      />,
       l.errors ? 400 : 200,
     );
   });

@@ -151,14 +151,19 @@ export function EdgesPage(p: EdgesPageProps) {
             { label: e.lag, num: true, cell: (d) => <Lag d={d} /> },
             {
               label: e.lagChart,
-              cell: (d) =>
-                (p.samples.get(d.edge_id)?.length ?? 0) > 1 ? <LagChart samples={p.samples.get(d.edge_id)!} width={120} height={28} compact label={e.lag} /> : <span class="note">—</span>,
+              cell: (d) => ((p.samples.get(d.edge_id)?.length ?? 0) > 1 ? <LagChart samples={p.samples.get(d.edge_id)!} width={120} height={28} compact label={e.lag} /> : <span class="note">—</span>),
             },
           ]}
         />
         {pages > 1 && (
           <nav class="pager" aria-label={m.fields.page} data-testid="pager">
-            {p.page > 1 ? <a href={`/console/edges${params({ page: String(p.page - 1) })}`} rel="prev">← {m.list.prev}</a> : <span />}
+            {p.page > 1 ? (
+              <a href={`/console/edges${params({ page: String(p.page - 1) })}`} rel="prev">
+                ← {m.list.prev}
+              </a>
+            ) : (
+              <span />
+            )}
             <span>
               {String(p.page)} / {String(pages)}
             </span>

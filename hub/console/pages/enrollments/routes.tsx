@@ -25,9 +25,7 @@ export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
 
   async function page(c: C, flash: unknown = x.takeFlash(c), status = 200, form?: FormState) {
     const own = c.get('session').operator.serviceId;
-    const services = (await deps.links.services())
-      .filter((s) => s.status === 'active' && x.mayManage(c, s.id))
-      .map((s) => ({ id: s.id, name: s.name }));
+    const services = (await deps.links.services()).filter((s) => s.status === 'active' && x.mayManage(c, s.id)).map((s) => ({ id: s.id, name: s.name }));
     return x.html(c, <EnrollmentsPage v={x.view(c)} tokens={await tokens.list(own)} services={services} target={enrollTarget()} flash={flash as never} form={form} />, status);
   }
 
@@ -98,7 +96,19 @@ export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
   }
   function confirm(c: C, id: string, status = 200, reason = '', error = false) {
     const v = x.view(c);
-    return x.html(c, <ConfirmPage v={v} what={v.m.confirm.token(`mket_${id}`)} action={`${CONSOLE_BASE}/enrollments/${id}/revoke`} submit={v.m.confirm.doToken} back={`${CONSOLE_BASE}/enrollments`} reason={reason} error={error} />, status);
+    return x.html(
+      c,
+      <ConfirmPage
+        v={v}
+        what={v.m.confirm.token(`mket_${id}`)}
+        action={`${CONSOLE_BASE}/enrollments/${id}/revoke`}
+        submit={v.m.confirm.doToken}
+        back={`${CONSOLE_BASE}/enrollments`}
+        reason={reason}
+        error={error}
+      />,
+      status,
+    );
   }
 
   r.get('/enrollments/:id/revoke', async (c) => {

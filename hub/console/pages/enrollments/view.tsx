@@ -136,21 +136,21 @@ export function issuedTokenFlash(v: View, t: { token: string; edgeId: string; se
           ))}
         </div>
       )}
-    <Flash kind="ok">
-      <b>{e.issued}</b>{' '}
-      <span class="note">
-        {t.serviceId} / {t.edgeId} · {v.m.common.expires} {when(t.expiresAt)}
-      </span>
-      <ShownOnce v={v} label={v.m.misc.handToTechnician} value={t.token} testid="issued-enrollment-token" />
-      <CaFingerprint v={v} target={target} />
-      <div>
-        <b>{e.command}</b>
-        <code class="secret" data-testid="enroll-command">
-          {enrollCommand(target, t.edgeId)}
-        </code>
-        <small class="hint">{e.commandHint}</small>
-      </div>
-    </Flash>
+      <Flash kind="ok">
+        <b>{e.issued}</b>{' '}
+        <span class="note">
+          {t.serviceId} / {t.edgeId} · {v.m.common.expires} {when(t.expiresAt)}
+        </span>
+        <ShownOnce v={v} label={v.m.misc.handToTechnician} value={t.token} testid="issued-enrollment-token" />
+        <CaFingerprint v={v} target={target} />
+        <div>
+          <b>{e.command}</b>
+          <code class="secret" data-testid="enroll-command">
+            {enrollCommand(target, t.edgeId)}
+          </code>
+          <small class="hint">{e.commandHint}</small>
+        </div>
+      </Flash>
     </>
   );
 }

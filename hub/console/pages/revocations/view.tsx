@@ -47,8 +47,7 @@ export function RevocationsPage({ v, runs, crls, imports = [] }: { v: View; runs
               label: m.overview.nextUpdate,
               cell: (c) => (
                 <>
-                  {c.next_update === null ? '—' : when(c.next_update)}{' '}
-                  {c.next_update !== null && c.next_update < v.now && <Badge kind="bad">{m.overview.overdue}</Badge>}
+                  {c.next_update === null ? '—' : when(c.next_update)} {c.next_update !== null && c.next_update < v.now && <Badge kind="bad">{m.overview.overdue}</Badge>}
                 </>
               ),
             },

@@ -14,12 +14,7 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
   const { deps } = x;
   const { links, linkRepo } = deps;
 
-  const serviceList = async (c: C) =>
-    Promise.all(
-      (await links.services())
-        .filter((s) => x.mayManage(c, s.id))
-        .map(async (s) => (await serviceView(linkRepo, s)) as ServiceItem),
-    );
+  const serviceList = async (c: C) => Promise.all((await links.services()).filter((s) => x.mayManage(c, s.id)).map(async (s) => (await serviceView(linkRepo, s)) as ServiceItem));
 
   const listPage = async (c: C, status = 200, flash?: unknown, form?: FormState) =>
     x.html(c, <ServicesPage v={x.view(c)} services={await serviceList(c)} canCreate={x.isOperator(c)} flash={flash as never} form={form} />, status);
@@ -53,7 +48,19 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
     const s = (await linkRepo.service(id))!;
     const readers = (await deps.devices?.page({ serviceId: id, state: 'all', limit: 200 }))?.rows ?? [];
     const latest = (await deps.devices?.versions())?.[0]?.version;
-    return x.html(c, <ServicePage v={x.view(c)} s={(await serviceView(linkRepo, s)) as ServiceItem} credentials={await linkRepo.credentials(id)} readers={readers} latest={latest} flash={flash as never} form={form} />, status);
+    return x.html(
+      c,
+      <ServicePage
+        v={x.view(c)}
+        s={(await serviceView(linkRepo, s)) as ServiceItem}
+        credentials={await linkRepo.credentials(id)}
+        readers={readers}
+        latest={latest}
+        flash={flash as never}
+        form={form}
+      />,
+      status,
+    );
   }
 
   /** Runs a service action after the role and existence checks. */
@@ -91,7 +98,11 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
   function confirmCredential(c: C, id: string, cred: string, status = 200, reason = '', error = false) {
     const v = x.view(c);
     const base = `${CONSOLE_BASE}/services/${id}`;
-    return x.html(c, <ConfirmPage v={v} what={v.m.confirm.credential(cred)} action={`${base}/credentials/${cred}/revoke`} submit={v.m.confirm.doCredential} back={base} reason={reason} error={error} />, status);
+    return x.html(
+      c,
+      <ConfirmPage v={v} what={v.m.confirm.credential(cred)} action={`${base}/credentials/${cred}/revoke`} submit={v.m.confirm.doCredential} back={base} reason={reason} error={error} />,
+      status,
+    );
   }
 
   r.get(

@@ -88,7 +88,23 @@ export function ServicesPage({ v, services, flash, canCreate, form }: { v: View;
   );
 }
 
-export function ServicePage({ v, s, credentials, readers, latest, flash, form }: { v: View; s: ServiceItem; credentials: CredentialItem[]; readers: DeviceRow[]; latest?: string; flash?: Child; form?: FormState }) {
+export function ServicePage({
+  v,
+  s,
+  credentials,
+  readers,
+  latest,
+  flash,
+  form,
+}: {
+  v: View;
+  s: ServiceItem;
+  credentials: CredentialItem[];
+  readers: DeviceRow[];
+  latest?: string;
+  flash?: Child;
+  form?: FormState;
+}) {
   const { m } = v;
   const t = m.services;
   const base = `/console/services/${s.id}`;

@@ -47,7 +47,10 @@ test('the service user ID pattern allows the 94 printable ASCII characters', () 
 for (const layout of ['jis', 'us'] as const) {
   test(`types every character a service user ID may hold on a ${layout} host, through the hand-off, with an Enter after each`, async () => {
     const device = fakeHidg();
-    const kb = await throughHandoff({ type: 'keyboard', device, layout, keyDelayMs: 0 }, IDS.map((id) => touch(id)));
+    const kb = await throughHandoff(
+      { type: 'keyboard', device, layout, keyDelayMs: 0 },
+      IDS.map((id) => touch(id)),
+    );
     assert.equal(kb.stats().typed, 2);
     const text = decodeHidReports(readFileSync(device), layout);
     assert.is(text, IDS.map((id) => id + ENTER).join(''));
@@ -169,8 +172,14 @@ test('reports a layout problem together with the other configuration problems', 
     }
     return [];
   })();
-  assert.ok(all.some((x) => x.startsWith('/edgeId')), all.join('\n'));
-  assert.ok(all.some((x) => x.includes("the us layout cannot type '€' (U+20AC)")), all.join('\n'));
+  assert.ok(
+    all.some((x) => x.startsWith('/edgeId')),
+    all.join('\n'),
+  );
+  assert.ok(
+    all.some((x) => x.includes("the us layout cannot type '€' (U+20AC)")),
+    all.join('\n'),
+  );
 });
 
 test('refuses a keyboard target with an unknown key, layout or backend, with the reason', () => {

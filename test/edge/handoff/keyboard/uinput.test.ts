@@ -58,7 +58,11 @@ test('a 64-bit process writes 24-byte input_event structs, a 32-bit one 16-byte 
 for (const layout of ['jis', 'us'] as const) {
   test(`types every character a service user ID may hold on a ${layout} desktop through uinput, via the hand-off`, async () => {
     const u = fakeUinput();
-    const kb = await throughHandoff({ type: 'keyboard', backend: 'uinput', device: u.device, layout, keyDelayMs: 0 }, IDS.map((id) => touch(id)), { ioctl: u.ioctl, settleMs: 0 });
+    const kb = await throughHandoff(
+      { type: 'keyboard', backend: 'uinput', device: u.device, layout, keyDelayMs: 0 },
+      IDS.map((id) => touch(id)),
+      { ioctl: u.ioctl, settleMs: 0 },
+    );
     assert.is(kb.stats().typed, 2);
     assert.is(decodeInputEvents(readFileSync(u.device), layout, inputEventSize()), IDS.map((id) => id + ENTER).join(''));
   });
@@ -127,8 +131,14 @@ test("libc's ioctl is reached through koffi (here on a file that is not uinput: 
   writeFileSync(path, '');
   const fd = openSync(path, 'r');
   try {
-    assert.throws(() => systemIoctl()(fd, UI.SET_EVBIT, 1), (e: Error & { code?: string }) => e.code === 'ENOTTY' && /0x40045564/.test(e.message));
-    assert.throws(() => systemIoctl()(fd, UI.DEV_SETUP, uinputSetup({ name: 't' })), (e: Error & { code?: string }) => e.code === 'ENOTTY');
+    assert.throws(
+      () => systemIoctl()(fd, UI.SET_EVBIT, 1),
+      (e: Error & { code?: string }) => e.code === 'ENOTTY' && /0x40045564/.test(e.message),
+    );
+    assert.throws(
+      () => systemIoctl()(fd, UI.DEV_SETUP, uinputSetup({ name: 't' })),
+      (e: Error & { code?: string }) => e.code === 'ENOTTY',
+    );
   } finally {
     closeSync(fd);
   }

@@ -12,12 +12,7 @@ export const SLOT = 0 as const;
 export const READER = vpcdReaderName(SLOT);
 
 /** Resolves with the first event of `name` passing `pred`, or rejects after `ms`. Subscribe before acting. */
-export function nextEvent<M, K extends keyof M>(
-  on: (k: K, l: (p: M[K]) => unknown) => () => void,
-  name: K,
-  pred: (p: M[K]) => boolean = () => true,
-  ms = 5000,
-): Promise<M[K]> {
+export function nextEvent<M, K extends keyof M>(on: (k: K, l: (p: M[K]) => unknown) => () => void, name: K, pred: (p: M[K]) => boolean = () => true, ms = 5000): Promise<M[K]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       off();
@@ -48,7 +43,11 @@ export class Stack {
   readonly slot = new VpcdSlot({ slot: SLOT, log: () => {} });
 
   async start(): Promise<void> {
-    const added = nextEvent<ReaderEvents, 'reader-added'>((k, l) => this.manager.on(k, l), 'reader-added', (e) => e.reader === READER);
+    const added = nextEvent<ReaderEvents, 'reader-added'>(
+      (k, l) => this.manager.on(k, l),
+      'reader-added',
+      (e) => e.reader === READER,
+    );
     this.manager.start();
     this.pipeline.start();
     await added;
@@ -102,6 +101,11 @@ export class Stack {
   }
 
   #next(name: 'card-present' | 'card-removed') {
-    return nextEvent<ReaderEvents, typeof name>((k, l) => this.manager.on(k, l), name, (e) => e.reader === READER, 5000);
+    return nextEvent<ReaderEvents, typeof name>(
+      (k, l) => this.manager.on(k, l),
+      name,
+      (e) => e.reader === READER,
+      5000,
+    );
   }
 }

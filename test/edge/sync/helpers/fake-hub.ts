@@ -121,7 +121,11 @@ export class FakeHub {
 
   /** Publishes consecutive entries as batched messages (v2), as the hub's outbox coalesces a burst. */
   async batch(entries: ChangeEntry[]): Promise<void> {
-    for (const m of packLogMessages(entries.map((entry) => ({ entry, json: JSON.stringify(entry) })), Infinity)) await this.raw(m.payload);
+    for (const m of packLogMessages(
+      entries.map((entry) => ({ entry, json: JSON.stringify(entry) })),
+      Infinity,
+    ))
+      await this.raw(m.payload);
   }
 
   async republish(e: ChangeEntry): Promise<void> {

@@ -110,8 +110,14 @@ export function defineSyncTests(kind: BrokerKind): void {
     assert.is(cache.lookupMyKey('BBBB2222'), 'LIB-900');
     assert.is(cache.lookupMyKey('AAAA2223'), undefined, 'suspended: purged');
     assert.is(cache.lookupMyKey('AAAA2224'), 'LIB-924');
-    assert.equal(seen.applied!.map((a) => a.seq), [51, 52, 53]);
-    assert.equal(seen.purged!.map((p) => [p.seq, p.kind, p.keys]), [[52, 'suspend', 1]]);
+    assert.equal(
+      seen.applied!.map((a) => a.seq),
+      [51, 52, 53],
+    );
+    assert.equal(
+      seen.purged!.map((p) => [p.seq, p.kind, p.keys]),
+      [[52, 'suspend', 1]],
+    );
     assert.ok(same(cache, hub));
     assert.is(agent.health(), 'ok');
   });
@@ -206,7 +212,11 @@ export function defineSyncTests(kind: BrokerKind): void {
     // Entries are announced once durable, just after the cache has them.
     await until(() => seen.applied?.at(-1)?.seq === total, { what: 'all applied' });
     const seqs = seen.applied!.map((a) => a.seq);
-    assert.equal(seqs, Array.from({ length: total }, (_, i) => i + 1), 'each seq applied exactly once, in order');
+    assert.equal(
+      seqs,
+      Array.from({ length: total }, (_, i) => i + 1),
+      'each seq applied exactly once, in order',
+    );
     assert.ok(same(cache, hub));
     await until(() => agent.connected, { what: 'reconnected' });
     assert.ok(agent.stats().connects >= 2);
@@ -263,12 +273,15 @@ export function defineSyncTests(kind: BrokerKind): void {
     const { agent, cache, state } = await agentOn(ctx);
     await until(() => agent.connected && cache.synced, { what: 'connected' });
     await agent.catchUp(); // let the catch-ups of start and connect finish first
-    await until(async () => {
-      const w = await subscriber(ctx, edgeStatusTopic(hub.edgeId));
-      await new Promise((r) => setTimeout(r, 100));
-      const s = w.got.at(-1);
-      return !!s && s.retain && s.body.appliedSeq === 1 && s.body.online === true;
-    }, { what: 'status with seq' });
+    await until(
+      async () => {
+        const w = await subscriber(ctx, edgeStatusTopic(hub.edgeId));
+        await new Promise((r) => setTimeout(r, 100));
+        const s = w.got.at(-1);
+        return !!s && s.retain && s.body.appliedSeq === 1 && s.body.online === true;
+      },
+      { what: 'status with seq' },
+    );
     const w = await subscriber(ctx, edgeStatusTopic(hub.edgeId));
     await until(() => w.got.length >= 1, { what: 'retained' });
     const st = w.got[0].body as EdgeStatus;
@@ -326,7 +339,11 @@ export function defineSyncTests(kind: BrokerKind): void {
     b.p.kill('SIGTERM');
     await until(() => b.lines.some((l) => l.event === 'stopped'), { what: 'stopped' });
     const applied = b.lines.filter((l) => l.event === 'applied').map((l) => l.seq);
-    assert.equal(applied, [...applied].sort((x, y) => x - y), 'in order');
+    assert.equal(
+      applied,
+      [...applied].sort((x, y) => x - y),
+      'in order',
+    );
     assert.is(new Set(applied).size, applied.length, 'none twice');
     // What it left on disk is exactly the hub's state.
     const cache = new EdgeCache();

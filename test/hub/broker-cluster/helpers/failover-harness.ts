@@ -84,7 +84,15 @@ export async function startHubs(o: { count?: number; store?: HubStore; nodes?: n
     // The hub opens this same device CA at start; the nodes need its certificates first.
     const deviceCa = await openDeviceCa(join(hubs[0]!.dir, 'device-ca'));
     const server = await deviceCa.serverCredentials();
-    cluster = await startRabbitCluster({ plan, caPem: deviceCa.certPem, certPem: server.certPem, keyPem: server.keyPem, authBaseUrl: `http://127.0.0.1:${authPort}`, timeoutMs: o.clusterTimeoutMs, sessionQueueType: o.sessionQueueType });
+    cluster = await startRabbitCluster({
+      plan,
+      caPem: deviceCa.certPem,
+      certPem: server.certPem,
+      keyPem: server.keyPem,
+      authBaseUrl: `http://127.0.0.1:${authPort}`,
+      timeoutMs: o.clusterTimeoutMs,
+      sessionQueueType: o.sessionQueueType,
+    });
     for (const h of hubs) await h.hub.start();
     const c = cluster;
     return {
@@ -154,7 +162,8 @@ export async function linkMany(hub: TestHub | HubSide, serviceId: string, count:
       if (!('row' in r)) throw new Error('could not create a MyKey ID');
       // The keyed identities stored ahead, as prepareKeys stores them after its scrypt (random here:
       // what is tested is the fan-out, not the derivation).
-      for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`]) await linkRepo.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
+      for (const identity of [`mykey:${r.row.id}`, `cert:${certIdentity(cert.issuerKey, cert.serialHex)}`])
+        await linkRepo.insertKey(serviceId, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
       await links.link({ serviceId, mykeyId: r.row.id, serviceUserId: `U-${ids.length}-${randomBytes(3).toString('hex')}`, by: 'test' });
       ids.push(r.row.id);
     }
@@ -168,7 +177,13 @@ export async function linkMany(hub: TestHub | HubSide, serviceId: string, count:
  * suspended, a `suspend` entry per link, all in one transaction per chunk, then `suspended` on the
  * fan-out bus), `chunk` at a time; `between(k)` runs after chunk k is committed. Returns the head seq.
  */
-export async function suspendInChunks(hub: TestHub | HubSide, serviceId: string, ids: readonly string[], chunk: number, between: (k: number) => Promise<void> | void = () => undefined): Promise<number> {
+export async function suspendInChunks(
+  hub: TestHub | HubSide,
+  serviceId: string,
+  ids: readonly string[],
+  chunk: number,
+  between: (k: number) => Promise<void> | void = () => undefined,
+): Promise<number> {
   const { mykeys, written, links } = asSide(hub);
   for (let k = 0, from = 0; from < ids.length; k++, from += chunk) {
     const now = Date.now();
@@ -210,15 +225,21 @@ export interface Fleet {
  * Enrolls and starts `count` edges of `serviceId` through hub `h`, `parallel` at a time, each waiting
  * until it is synced and connected. `urlsFor(i)` gives edge i its broker URLs (all of the cluster's).
  */
-export async function startFleet(hub: TestHub | HubSide, deviceCa: DeviceCa, o: { count: number; serviceId: string; urlsFor: (i: number) => string[]; parallel?: number; timeoutMs?: number }): Promise<Fleet> {
+export async function startFleet(
+  hub: TestHub | HubSide,
+  deviceCa: DeviceCa,
+  o: { count: number; serviceId: string; urlsFor: (i: number) => string[]; parallel?: number; timeoutMs?: number },
+): Promise<Fleet> {
   const side = asSide(hub);
   const dir = mkdtempSync(join(tmpdir(), 'mykey-fleet-'));
   const edges: FleetEdge[] = [];
   const stop = async () => {
-    await Promise.all(edges.map(async (e) => {
-      await e.agent.stop().catch(() => undefined);
-      await e.state.close().catch(() => undefined);
-    }));
+    await Promise.all(
+      edges.map(async (e) => {
+        await e.agent.stop().catch(() => undefined);
+        await e.state.close().catch(() => undefined);
+      }),
+    );
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -301,7 +322,11 @@ export async function quorumSettled(cluster: RabbitCluster, admin: { user: strin
 }
 
 /** Where an edge stands before a burst: its seq and how many entries it had announced. */
-export interface Mark { seq: number; announced: number; snapshots: number }
+export interface Mark {
+  seq: number;
+  announced: number;
+  snapshots: number;
+}
 export const markOf = (e: FleetEdge): Mark => ({ seq: e.cache.appliedSeq, announced: e.applied.length, snapshots: e.snapshots.length });
 
 /**

@@ -98,7 +98,15 @@ export async function planRabbitCluster(size = 3): Promise<RabbitPlan> {
   return { dir, tag, epmdPort, nodes, admin };
 }
 
-export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; certPem: string; keyPem: string; authBaseUrl: string; timeoutMs?: number; /** Queue type of persistent MQTT sessions (default quorum: they outlive a node). */ sessionQueueType?: 'quorum' | 'classic' }): Promise<RabbitCluster> {
+export async function startRabbitCluster(o: {
+  plan?: RabbitPlan;
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  authBaseUrl: string;
+  timeoutMs?: number /** Queue type of persistent MQTT sessions (default quorum: they outlive a node). */;
+  sessionQueueType?: 'quorum' | 'classic';
+}): Promise<RabbitCluster> {
   const { dir, epmdPort, nodes, admin } = o.plan ?? (await planRabbitCluster());
   const size = nodes.length;
   const home = join(dir, 'home');
@@ -199,7 +207,12 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
       nodes[i]!.proc?.kill('SIGKILL');
       // rabbitmq-server execs erl, so its pid is the VM; if a shell stayed in between, kill the VM too.
       const pid = readPid(join(dir, `n${i + 1}`, 'pid'));
-      if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      if (pid)
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
     },
     memoryMiB() {
       return nodes.map((_, i) => {
@@ -267,7 +280,16 @@ export async function startRabbitCluster(o: { plan?: RabbitPlan; caPem: string; 
 
 async function mqttReady(port: number, admin: { user: string; pass: string }): Promise<boolean> {
   try {
-    const c = await mqtt.connectAsync({ host: '127.0.0.1', port, protocolVersion: 4, clientId: `probe-${randomBytes(4).toString('hex')}`, username: admin.user, password: admin.pass, reconnectPeriod: 0, connectTimeout: 3000 });
+    const c = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port,
+      protocolVersion: 4,
+      clientId: `probe-${randomBytes(4).toString('hex')}`,
+      username: admin.user,
+      password: admin.pass,
+      reconnectPeriod: 0,
+      connectTimeout: 3000,
+    });
     await c.endAsync();
     return true;
   } catch {

@@ -49,7 +49,9 @@ export interface ReplicaHubs {
  * Starts it all; `whileStarting(side)` runs meanwhile (writing to the database needs neither the nodes
  * nor the replicas: links made then go out once a replica publishes), and is awaited too.
  */
-export async function startReplicaHubs(o: { count?: number; nodes?: number; lockRetryMs?: number; clusterTimeoutMs?: number; startTimeoutMs?: number; whileStarting?: (side: HubSide) => Promise<void> } = {}): Promise<ReplicaHubs> {
+export async function startReplicaHubs(
+  o: { count?: number; nodes?: number; lockRetryMs?: number; clusterTimeoutMs?: number; startTimeoutMs?: number; whileStarting?: (side: HubSide) => Promise<void> } = {},
+): Promise<ReplicaHubs> {
   const count = o.count ?? 2;
   const dir = mkdtempSync(join(tmpdir(), 'mykey-replica-hubs-'));
   const dataDir = join(dir, 'data');
@@ -77,9 +79,15 @@ export async function startReplicaHubs(o: { count?: number; nodes?: number; lock
     // Ports below the ephemeral range, chosen now, listened on by the replicas seconds later.
     const ports = [];
     for (let i = 0; i < count; i++) ports.push({ http: await freePort(), devices: await freePort(), auth: await freePort() });
-    const authLb = await startTcpBalancer(ports.map((p) => p.auth), { port: await freePort() });
+    const authLb = await startTcpBalancer(
+      ports.map((p) => p.auth),
+      { port: await freePort() },
+    );
     lbs.push(authLb);
-    const deviceLb = await startTcpBalancer(ports.map((p) => p.devices), { port: await freePort() });
+    const deviceLb = await startTcpBalancer(
+      ports.map((p) => p.devices),
+      { port: await freePort() },
+    );
     lbs.push(deviceLb);
     const password = randomBytes(16).toString('hex');
     for (let i = 0; i < count; i++) {
@@ -128,7 +136,14 @@ export async function startReplicaHubs(o: { count?: number; nodes?: number; lock
     // them once they are up (they retry every second).
     const startMs = o.startTimeoutMs ?? 240_000;
     const [c] = await Promise.all([
-      startRabbitCluster({ plan, caPem: deviceCa.certPem, certPem: server.certPem, keyPem: server.keyPem, authBaseUrl: `http://127.0.0.1:${authLb.port}`, timeoutMs: o.clusterTimeoutMs ?? startMs }).then((x) => (cluster = x)),
+      startRabbitCluster({
+        plan,
+        caPem: deviceCa.certPem,
+        certPem: server.certPem,
+        keyPem: server.keyPem,
+        authBaseUrl: `http://127.0.0.1:${authLb.port}`,
+        timeoutMs: o.clusterTimeoutMs ?? startMs,
+      }).then((x) => (cluster = x)),
       ...replicas.map((r) => r.listening(startMs)),
       o.whileStarting?.(side),
     ]);
@@ -143,10 +158,7 @@ export async function startReplicaHubs(o: { count?: number; nodes?: number; lock
       side,
       authLb,
       deviceLb,
-      publisher: () =>
-        replicas
-          .filter((r) => r.running && r.publishingAt !== undefined)
-          .sort((a, b) => b.publishingAt! - a.publishingAt!)[0],
+      publisher: () => replicas.filter((r) => r.running && r.publishingAt !== undefined).sort((a, b) => b.publishingAt! - a.publishingAt!)[0],
       // COUNT(*) is a bigint, which pg hands over as a string.
       outboxRows: async () => Number((await own.sql.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM mqtt_outbox'))?.n ?? 0),
       stop: stopAll,

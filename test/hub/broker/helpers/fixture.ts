@@ -163,4 +163,3 @@ export function nextMessage(c: MqttClient, topic: string, ms = 3000): Promise<Bu
     c.on('message', on);
   });
 }
-

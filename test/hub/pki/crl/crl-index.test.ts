@@ -79,7 +79,10 @@ test('a repeated serial counts once, with its first listing', () => {
   assert.is(parsed.entryCount, 8);
   assert.is(index.size, 7);
   const all = [...index.entries()];
-  assert.equal(all.map((e) => e.serialHex), ['01', '80', '05', '-01', bigHex.toUpperCase(), '07', '09']);
+  assert.equal(
+    all.map((e) => e.serialHex),
+    ['01', '80', '05', '-01', bigHex.toUpperCase(), '07', '09'],
+  );
   assert.equal(all[5], { serialHex: '07', revokedAt: at1, reason: 'keyCompromise' });
 });
 
@@ -114,7 +117,10 @@ test('reports progress and ends with (total, total)', () => {
   const calls: [number, number][] = [];
   const ix = indexCrl(p.value, { onProgress: (d, t) => calls.push([d, t]) });
   assert.ok(ix.ok);
-  assert.equal(calls, [[65536, 70000], [70000, 70000]]);
+  assert.equal(calls, [
+    [65536, 70000],
+    [70000, 70000],
+  ]);
 });
 
 test('indexes a ParsedCrl that did not come from parseCrl, and refuses one whose count is wrong', () => {

@@ -40,11 +40,22 @@ const entries = (n: number): CrlWriterEntry[] =>
     reason: reasons[i % reasons.length],
     ...(i % 5 === 0 ? { extensions: [{ oid: '2.5.29.24', critical: false, value: Uint8Array.of(0x18, 0x0f, ...Buffer.from('20260101000000Z')) }] } : {}),
   }));
-const base = { issuerNameDer: ca.nameDer, signingKey: ca.keyPair.privateKey, thisUpdate: new Date(now.getTime() - 3600_000), nextUpdate: new Date(now.getTime() + 86400_000), authorityKeyId: ca.subjectKeyId };
+const base = {
+  issuerNameDer: ca.nameDer,
+  signingKey: ca.keyPair.privateKey,
+  thisUpdate: new Date(now.getTime() - 3600_000),
+  nextUpdate: new Date(now.getTime() + 86400_000),
+  authorityKeyId: ca.subjectKeyId,
+};
 const seeds: Uint8Array[] = [
   await writeCrl({ ...base, crlNumber: 1n, entries: [] }),
   await writeCrl({ ...base, crlNumber: 2n, entries: entries(12) }),
-  await writeCrl({ ...base, crlNumber: 3n, entries: entries(40), issuingDistributionPoint: { distributionPointUri: 'http://127.0.0.1/a.crl', onlyContainsUserCerts: true, onlySomeReasons: [1, 3, 8] } }),
+  await writeCrl({
+    ...base,
+    crlNumber: 3n,
+    entries: entries(40),
+    issuingDistributionPoint: { distributionPointUri: 'http://127.0.0.1/a.crl', onlyContainsUserCerts: true, onlySomeReasons: [1, 3, 8] },
+  }),
   await writeCrl({ ...base, crlNumber: 4n, baseCrlNumber: 3n, entries: entries(5), extensions: [{ oid: '1.2.3.4', critical: true, value: Uint8Array.of(5, 0) }] }),
   await writeCrl({ ...base, crlNumber: 5n, entries: entries(300) }),
 ];
@@ -56,12 +67,14 @@ function mutate(d: Uint8Array): Uint8Array {
   const n = d.length;
   const at = int(n);
   switch (int(8)) {
-    case 0: { // flip one bit
+    case 0: {
+      // flip one bit
       const o = d.slice();
       o[at] ^= 1 << int(8);
       return o;
     }
-    case 1: { // set a byte to a random or an edge value
+    case 1: {
+      // set a byte to a random or an edge value
       const o = d.slice();
       o[at] = [0x00, 0x7f, 0x80, 0x81, 0x82, 0x84, 0xff][int(7)] ?? int(256);
       if (rnd() < 0.5) o[at] = int(256);
@@ -69,7 +82,8 @@ function mutate(d: Uint8Array): Uint8Array {
     }
     case 2: // truncate
       return d.slice(0, at);
-    case 3: { // a length edit: the byte after a plausible tag, off by a little or rewritten as long form
+    case 3: {
+      // a length edit: the byte after a plausible tag, off by a little or rewritten as long form
       const o = d.slice();
       const i = Math.min(n - 1, at + 1);
       const r = int(3);
@@ -78,20 +92,24 @@ function mutate(d: Uint8Array): Uint8Array {
       else return new Uint8Array([...d.subarray(0, i), 0x84, 0xff, 0xff, 0xff, 0xf0, ...d.subarray(i + 1)]);
       return o;
     }
-    case 4: { // insert random bytes
+    case 4: {
+      // insert random bytes
       const k = 1 + int(8);
       const ins = Array.from({ length: k }, () => int(256));
       return new Uint8Array([...d.subarray(0, at), ...ins, ...d.subarray(at)]);
     }
-    case 5: { // remove bytes
+    case 5: {
+      // remove bytes
       const k = 1 + int(8);
       return new Uint8Array([...d.subarray(0, at), ...d.subarray(Math.min(n, at + k))]);
     }
-    case 6: { // repeat a slice (a duplicated entry or extension)
+    case 6: {
+      // repeat a slice (a duplicated entry or extension)
       const k = 1 + int(64);
       return new Uint8Array([...d.subarray(0, at + k), ...d.subarray(at, Math.min(n, at + k)), ...d.subarray(Math.min(n, at + k))]);
     }
-    default: { // several flips
+    default: {
+      // several flips
       const o = d.slice();
       for (let j = 0; j < 1 + int(6); j++) o[int(n)] ^= 1 << int(8);
       return o;
@@ -100,7 +118,13 @@ function mutate(d: Uint8Array): Uint8Array {
 }
 
 const LOAD_CODES = new Set<LoadCrlCode>([
-  'crl_malformed', 'crl_unknown_issuer', 'crl_signature_invalid', 'crl_critical_extension', 'crl_delta_unsupported', 'crl_scope_unsupported', 'crl_not_yet_valid',
+  'crl_malformed',
+  'crl_unknown_issuer',
+  'crl_signature_invalid',
+  'crl_critical_extension',
+  'crl_delta_unsupported',
+  'crl_scope_unsupported',
+  'crl_not_yet_valid',
 ]);
 const ROUNDS = Number(process.env.CRL_FUZZ_ROUNDS ?? 20_000);
 

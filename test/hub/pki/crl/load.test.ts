@@ -34,7 +34,10 @@ test('loads a CRL signed by a configured issuer', () => {
 });
 
 test('picks the issuer whose key verifies when two share the name (rollover)', () => {
-  for (const issuers of [[oldIssuer, newIssuer], [newIssuer, oldIssuer]]) {
+  for (const issuers of [
+    [oldIssuer, newIssuer],
+    [newIssuer, oldIssuer],
+  ]) {
     const a = loadCrl(newCrl, issuers);
     const b = loadCrl(oldCrl, issuers);
     assert.ok(a.ok && b.ok);

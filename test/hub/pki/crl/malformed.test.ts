@@ -23,7 +23,10 @@ const handMade = crl({
   extensions: [ext(oid(0x55, 0x1d, 0x14), false, intBytes(9)), ext(oid(0x55, 0x1d, 0x23), false, seq(new Uint8Array([0x80, 0x02, 0xaa, 0xbb])))],
 });
 
-const samples: [string, Uint8Array][] = [['an openssl CRL', fromOpenssl], ['a hand-made CRL', handMade]];
+const samples: [string, Uint8Array][] = [
+  ['an openssl CRL', fromOpenssl],
+  ['a hand-made CRL', handMade],
+];
 
 /** Parses, and indexes and reads every entry when that worked; returns whether it parsed. */
 function exercise(der: Uint8Array): boolean {

@@ -4,17 +4,7 @@
 // one-piece forms give, refusals included.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  crlIssuerFromCertificate,
-  indexCrl,
-  indexCrlSteps,
-  loadCrl,
-  loadCrlPaced,
-  parseCrl,
-  parseCrlSteps,
-  type CrlIssuer,
-  type Pace,
-} from '../../../../hub/pki/crl/index.ts';
+import { crlIssuerFromCertificate, indexCrl, indexCrlSteps, loadCrl, loadCrlPaced, parseCrl, parseCrlSteps, type CrlIssuer, type Pace } from '../../../../hub/pki/crl/index.ts';
 import { concat, crl, entry, intBytes, reasonExt, utc } from './helpers/der-build.ts';
 import { makeOpensslCa } from './helpers/openssl-ca.ts';
 

@@ -58,7 +58,10 @@ fromOpenssl('parses to exactly what openssl crl -text shows', ({ ca, der }) => {
   assert.ok(index.ok);
   if (!index.ok) return;
   const got = [...index.value.entries()];
-  assert.equal(got, want.entries.map(({ serialHex, revokedAt, reason }) => ({ serialHex, revokedAt, reason })));
+  assert.equal(
+    got,
+    want.entries.map(({ serialHex, revokedAt, reason }) => ({ serialHex, revokedAt, reason })),
+  );
   for (const e of want.entries) assert.equal(index.value.lookup(e.serialHex), { revokedAt: e.revokedAt, reason: e.reason }, e.serialHex);
 });
 
@@ -120,46 +123,80 @@ const when = utc('260301120000Z');
 
 // [description, DER, check of the parsed CRL]
 const accepted: [string, Uint8Array, (c: ParsedCrl) => void][] = [
-  ['a v1 CRL (no version, no extensions)', crl({ version: false, entries: [entry(serial(5), when)] }), (c) => {
-    assert.is(c.version, 1);
-    assert.is(c.entryCount, 1);
-    assert.is(c.crlNumber, undefined);
-  }],
-  ['long-form lengths everywhere (200 entries, a 130-byte serial)', crl({
-    entries: [...Array.from({ length: 200 }, (_, i) => entry(intBytes(1, i), when)), entry(tlv(0x02, [0x01, ...new Array(129).fill(7)]), when)],
-  }), (c) => assert.is(c.entryCount, 201)],
-  ['GeneralizedTime for thisUpdate, nextUpdate and an entry', crl({
-    thisUpdate: gen('20500101000000Z'), nextUpdate: gen('20991231235959Z'), entries: [entry(serial(1), gen('20510615083000Z'))],
-  }), (c) => {
-    assert.equal(c.thisUpdate, new Date(Date.UTC(2050, 0, 1)));
-    assert.equal(c.nextUpdate, new Date(Date.UTC(2099, 11, 31, 23, 59, 59)));
-  }],
-  ['UTCTime years 50-99 are 19xx (RFC 5280 5.1.2.4)', crl({ thisUpdate: utc('500101000000Z') }), (c) => {
-    assert.equal(c.thisUpdate, new Date(Date.UTC(1950, 0, 1)));
-  }],
-  ['a delta CRL (deltaCRLIndicator)', crl({ extensions: [ext(oid(0x55, 0x1d, 0x14), false, intBytes(8)), ext(oid(0x55, 0x1d, 0x1b), true, intBytes(7))] }), (c) => {
-    assert.is(c.isDelta, true);
-    assert.is(c.baseCrlNumber, 7n);
-    assert.is(c.crlNumber, 8n);
-  }],
+  [
+    'a v1 CRL (no version, no extensions)',
+    crl({ version: false, entries: [entry(serial(5), when)] }),
+    (c) => {
+      assert.is(c.version, 1);
+      assert.is(c.entryCount, 1);
+      assert.is(c.crlNumber, undefined);
+    },
+  ],
+  [
+    'long-form lengths everywhere (200 entries, a 130-byte serial)',
+    crl({
+      entries: [...Array.from({ length: 200 }, (_, i) => entry(intBytes(1, i), when)), entry(tlv(0x02, [0x01, ...new Array(129).fill(7)]), when)],
+    }),
+    (c) => assert.is(c.entryCount, 201),
+  ],
+  [
+    'GeneralizedTime for thisUpdate, nextUpdate and an entry',
+    crl({
+      thisUpdate: gen('20500101000000Z'),
+      nextUpdate: gen('20991231235959Z'),
+      entries: [entry(serial(1), gen('20510615083000Z'))],
+    }),
+    (c) => {
+      assert.equal(c.thisUpdate, new Date(Date.UTC(2050, 0, 1)));
+      assert.equal(c.nextUpdate, new Date(Date.UTC(2099, 11, 31, 23, 59, 59)));
+    },
+  ],
+  [
+    'UTCTime years 50-99 are 19xx (RFC 5280 5.1.2.4)',
+    crl({ thisUpdate: utc('500101000000Z') }),
+    (c) => {
+      assert.equal(c.thisUpdate, new Date(Date.UTC(1950, 0, 1)));
+    },
+  ],
+  [
+    'a delta CRL (deltaCRLIndicator)',
+    crl({ extensions: [ext(oid(0x55, 0x1d, 0x14), false, intBytes(8)), ext(oid(0x55, 0x1d, 0x1b), true, intBytes(7))] }),
+    (c) => {
+      assert.is(c.isDelta, true);
+      assert.is(c.baseCrlNumber, 7n);
+      assert.is(c.crlNumber, 8n);
+    },
+  ],
   ['an unknown non-critical CRL extension is ignored', crl({ extensions: [ext(oid(0x2a, 0x03, 0x04), false, tlv(0x05, []))] }), (c) => assert.is(c.entryCount, 0)],
   // Refused by loadCrl with its own code (crl_critical_extension), not here as crl_malformed.
-  ['an unknown critical CRL extension is recorded (RFC 5280 5.2)', crl({ extensions: [ext(oid(0x2a, 0x03, 0x04), true, tlv(0x05, []))] }), (c) => {
-    assert.equal(c.unknownCriticalExtensions, ['1.2.3.4']);
-  }],
-  ['an issuingDistributionPoint is kept', crl({ extensions: [ext(oid(0x55, 0x1d, 0x1c), true, seq(tlv(0x81, [0xff])))] }), (c) => {
-    assert.equal([...c.issuingDistributionPoint!], [0x30, 0x03, 0x81, 0x01, 0xff]);
-  }],
-  ['entry extensions: invalidityDate, an unknown one, an unknown critical one (counted)', crl({
-    entries: [
-      entry(serial(1), when, [reasonExt(1), ext(oid(0x55, 0x1d, 0x18), false, gen('20260101000000Z'))]),
-      entry(serial(2), when, [ext(oid(0x2a, 0x03, 0x04), false, tlv(0x05, []))]),
-      entry(serial(3), when, [ext(oid(0x55, 0x1d, 0x1d), true, seq())]),
-    ],
-  }), (c) => {
-    assert.is(c.entryCount, 3);
-    assert.is(c.unknownCriticalEntryExtensions, 1);
-  }],
+  [
+    'an unknown critical CRL extension is recorded (RFC 5280 5.2)',
+    crl({ extensions: [ext(oid(0x2a, 0x03, 0x04), true, tlv(0x05, []))] }),
+    (c) => {
+      assert.equal(c.unknownCriticalExtensions, ['1.2.3.4']);
+    },
+  ],
+  [
+    'an issuingDistributionPoint is kept',
+    crl({ extensions: [ext(oid(0x55, 0x1d, 0x1c), true, seq(tlv(0x81, [0xff])))] }),
+    (c) => {
+      assert.equal([...c.issuingDistributionPoint!], [0x30, 0x03, 0x81, 0x01, 0xff]);
+    },
+  ],
+  [
+    'entry extensions: invalidityDate, an unknown one, an unknown critical one (counted)',
+    crl({
+      entries: [
+        entry(serial(1), when, [reasonExt(1), ext(oid(0x55, 0x1d, 0x18), false, gen('20260101000000Z'))]),
+        entry(serial(2), when, [ext(oid(0x2a, 0x03, 0x04), false, tlv(0x05, []))]),
+        entry(serial(3), when, [ext(oid(0x55, 0x1d, 0x1d), true, seq())]),
+      ],
+    }),
+    (c) => {
+      assert.is(c.entryCount, 3);
+      assert.is(c.unknownCriticalEntryExtensions, 1);
+    },
+  ],
   ['an empty revokedCertificates SEQUENCE', crl({ entries: [] }), (c) => assert.is(c.entryCount, 0)],
 ];
 
@@ -191,19 +228,43 @@ const rejected: [string, Uint8Array, RegExp?][] = [
   ['two reasonCodes on one entry', crl({ entries: [entry(serial(1), when, [reasonExt(1), reasonExt(4)])] }), /duplicate reasonCode/],
   ['an invalidityDate that is a UTCTime', crl({ entries: [entry(serial(1), when, [ext(oid(0x55, 0x1d, 0x18), false, utc('260101000000Z'))])] }), /invalidityDate/],
   ['an empty entry extensions SEQUENCE', crl({ entries: [seq(serial(1), when, seq())] }), /empty crlEntryExtensions/],
-  ['an indefinite length', (() => { const d = new Uint8Array(base); d[1] = 0x80; return d; })(), /indefinite length/],
-  ['a non-minimal long-form length', (() => {
-    const d = crl({ entries: [entry(serial(1), when)] });
-    // Re-encode the outer length (short form) as 81 xx.
-    return new Uint8Array([0x30, 0x81, d[1], ...d.subarray(2)]);
-  })(), /non-minimal length/],
-  ['signature differing from signatureAlgorithm (RFC 5280 5.1.1.2)', (() => {
-    const d = new Uint8Array(base);
-    const i = d.indexOf(0x0b); // last byte of the inner sha256WithRSAEncryption OID
-    d[i] = 0x0c;
-    return d;
-  })(), /5\.1\.1\.2/],
-  ['a signature BIT STRING with unused bits', (() => { const d = new Uint8Array(base); d[d.length - 5] = 3; return d; })(), /signatureValue/],
+  [
+    'an indefinite length',
+    (() => {
+      const d = new Uint8Array(base);
+      d[1] = 0x80;
+      return d;
+    })(),
+    /indefinite length/,
+  ],
+  [
+    'a non-minimal long-form length',
+    (() => {
+      const d = crl({ entries: [entry(serial(1), when)] });
+      // Re-encode the outer length (short form) as 81 xx.
+      return new Uint8Array([0x30, 0x81, d[1], ...d.subarray(2)]);
+    })(),
+    /non-minimal length/,
+  ],
+  [
+    'signature differing from signatureAlgorithm (RFC 5280 5.1.1.2)',
+    (() => {
+      const d = new Uint8Array(base);
+      const i = d.indexOf(0x0b); // last byte of the inner sha256WithRSAEncryption OID
+      d[i] = 0x0c;
+      return d;
+    })(),
+    /5\.1\.1\.2/,
+  ],
+  [
+    'a signature BIT STRING with unused bits',
+    (() => {
+      const d = new Uint8Array(base);
+      d[d.length - 5] = 3;
+      return d;
+    })(),
+    /signatureValue/,
+  ],
   ['bytes that are not a CRL at all', new Uint8Array([1, 2, 3, 4]), /CertificateList/],
   ['nothing', new Uint8Array(0), /missing element/],
   ['PEM with characters outside base64', new Uint8Array(Buffer.from('-----BEGIN X509 CRL-----\nMII*\n-----END X509 CRL-----\n')), /alphabet/],

@@ -32,18 +32,56 @@ function run(args: string[], cwd: string): string {
 export function makeOpensslCa(opts: { subject: string; keyType?: 'rsa' | 'ec'; dir?: string }): OpensslCa {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'crl-ca-'));
   const keyArgs = opts.keyType === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
-  run(['req', '-x509', ...keyArgs, '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', opts.subject, '-days', '3650', '-sha256',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', 'subjectKeyIdentifier=hash'], dir);
+  run(
+    [
+      'req',
+      '-x509',
+      ...keyArgs,
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-subj',
+      opts.subject,
+      '-days',
+      '3650',
+      '-sha256',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-addext',
+      'subjectKeyIdentifier=hash',
+    ],
+    dir,
+  );
   writeFileSync(join(dir, 'index.txt'), '');
   writeFileSync(join(dir, 'crlnumber'), '1000\n');
-  writeFileSync(join(dir, 'openssl.cnf'), [
-    '[ ca ]', 'default_ca = CA_default',
-    '[ CA_default ]', `dir = ${dir}`, 'database = $dir/index.txt', 'crlnumber = $dir/crlnumber',
-    'certificate = $dir/ca.pem', 'private_key = $dir/ca.key', 'default_md = sha256', 'default_crl_days = 30',
-    'crl_extensions = crl_ext', 'new_certs_dir = $dir', 'serial = $dir/serial', 'policy = policy_any',
-    '[ crl_ext ]', 'authorityKeyIdentifier = keyid:always',
-    '[ policy_any ]', 'commonName = optional', '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'openssl.cnf'),
+    [
+      '[ ca ]',
+      'default_ca = CA_default',
+      '[ CA_default ]',
+      `dir = ${dir}`,
+      'database = $dir/index.txt',
+      'crlnumber = $dir/crlnumber',
+      'certificate = $dir/ca.pem',
+      'private_key = $dir/ca.key',
+      'default_md = sha256',
+      'default_crl_days = 30',
+      'crl_extensions = crl_ext',
+      'new_certs_dir = $dir',
+      'serial = $dir/serial',
+      'policy = policy_any',
+      '[ crl_ext ]',
+      'authorityKeyIdentifier = keyid:always',
+      '[ policy_any ]',
+      'commonName = optional',
+      '',
+    ].join('\n'),
+  );
   // One leaf key and request; each revoked certificate is this request signed with another serial.
   run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/C=JP/CN=leaf'], dir);
   const cnf = join(dir, 'openssl.cnf');
@@ -93,11 +131,11 @@ export interface OpensslCrlText {
 }
 
 const REASON_TEXT: Record<string, CrlReason> = {
-  'Unspecified': 'unspecified',
+  Unspecified: 'unspecified',
   'Key Compromise': 'keyCompromise',
   'CA Compromise': 'cACompromise',
   'Affiliation Changed': 'affiliationChanged',
-  'Superseded': 'superseded',
+  Superseded: 'superseded',
   'Cessation Of Operation': 'cessationOfOperation',
   'Certificate Hold': 'certificateHold',
   'Remove From CRL': 'removeFromCRL',
@@ -117,7 +155,11 @@ export function readOpensslCrlText(text: string): OpensslCrlText {
     else if (l.startsWith('Next Update:') && !l.includes('NONE')) out.nextUpdate = new Date(l.slice('Next Update:'.length).trim());
     else if (l.startsWith('X509v3 CRL Number:')) out.crlNumber = BigInt(next.startsWith('0x') ? next : next.replace(/\s.*$/, ''));
     else if (l.startsWith('X509v3 Delta CRL Indicator:')) out.deltaCrlIndicator = BigInt(next.replace(/\s.*$/, ''));
-    else if (l.startsWith('X509v3 Authority Key Identifier:')) out.authorityKeyId = next.replace(/^keyid:/, '').replace(/:/g, '').toUpperCase();
+    else if (l.startsWith('X509v3 Authority Key Identifier:'))
+      out.authorityKeyId = next
+        .replace(/^keyid:/, '')
+        .replace(/:/g, '')
+        .toUpperCase();
     else if (l.startsWith('Revoked Certificates:')) inRevoked = true;
     else if (inRevoked && l.startsWith('Serial Number:')) {
       out.entries.push({ serialHex: l.slice('Serial Number:'.length).trim(), revokedAt: new Date(NaN), reason: 'unspecified' });
