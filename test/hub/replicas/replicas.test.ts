@@ -176,26 +176,8 @@ pgTest("change-log entries written at either replica reach edges on both replica
 
 pgTest("a device revoked at replica A is refused at replica B, and its MQTT session on B's broker is dropped", async () => {
   const [hubA, hubB] = r.hubs as [(typeof r.hubs)[0], (typeof r.hubs)[0]];
-  const csr = await createDeviceCsr('library-01');
-  const enrolled = await hubA.enrollment!.enroll(csr.csrDer, { edgeId: 'library-01', serviceId: 'library', validityDays: 30 });
-  assert.ok(enrolled.ok);
-  const creds = { caPem: enrolled.value.caPem, certPem: enrolled.value.certPem, keyPem: csr.keyPem };
-  const at = new URL(hubB.addresses.mqtts!);
-  const options = {
-    protocol: 'mqtts' as const,
-    host: at.hostname,
-    port: Number(at.port),
-    protocolVersion: 4 as const,
-    clientId: 'library-01',
-    clean: false,
-    reconnectPeriod: 0,
-    connectTimeout: 10_000,
-    ca: creds.caPem,
-    cert: creds.certPem,
-    key: creds.keyPem,
-    rejectUnauthorized: true,
-  };
-  const edge: MqttClient = await within(mqtt.connectAsync(hubB.addresses.mqtts!, options, false), 'the edge to connect to B');
+  // Enrolled at A (edgeAt enrolls at the first replica), connected to B's broker.
+  const { client: edge, options, creds } = await within(edgeAt(hubB, 'library-01'), 'the edge at B');
   let closed = false;
   edge.on('close', () => (closed = true));
   assert.is((await deviceCall(hubB, 'GET', '/v1/device/config', creds)).status, 200);
