@@ -1,6 +1,7 @@
 // The hand-off fan-out: every touch result goes to each target that wants its outcome. A target that
 // throws is logged and counted, never fatal, and never keeps the other targets or the next touch
 // waiting (every target's deliver() only queues or writes).
+import type { Writable } from 'node:stream';
 import type { HandoffTargetConfig } from '../config.ts';
 import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
@@ -69,7 +70,7 @@ export function targetsFromConfig(
   configs: readonly HandoffTargetConfig[],
   opts: {
     log?: Logger;
-    stdout?: NodeJS.WritableStream /** keyboard targets: what a config cannot set (tests: a recording ioctl, files for devices) */;
+    stdout?: Writable /** keyboard targets: what a config cannot set (tests: a recording ioctl, files for devices) */;
     keyboard?: Pick<KeyboardTargetOptions, 'ioctl' | 'settleMs' | 'anyFile'>;
   } = {},
 ): RoutedTarget[] {
@@ -82,7 +83,7 @@ export function targetsFromConfig(
           outcomes: c.outcomes,
         };
       case 'stdout':
-        return { target: new StreamTarget({ includeMyKeyId: c.includeMyKeyId, out: opts.stdout as never, name: `stdout#${i}` }), outcomes: c.outcomes };
+        return { target: new StreamTarget({ includeMyKeyId: c.includeMyKeyId, out: opts.stdout, name: `stdout#${i}` }), outcomes: c.outcomes };
       case 'socket':
         return { target: new SocketTarget({ path: c.path, includeMyKeyId: c.includeMyKeyId, name: `socket#${i}`, log: opts.log }), outcomes: c.outcomes };
       case 'keyboard':

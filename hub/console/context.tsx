@@ -3,6 +3,7 @@
 // passed to each page's routes.
 import type { Context } from 'hono';
 import type { Hono } from 'hono';
+import type { Child } from 'hono/jsx';
 import { MyKeyError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { DeviceEnrollment } from '../enrollment/device-enrollment.ts';
@@ -49,7 +50,7 @@ export function failure(m: Messages, e: unknown) {
 
 export function createConsoleContext(deps: ConsoleDeps, parts: { auth: ConsoleAuth; tokens: EnrollmentTokens; now: () => number; log: Logger }) {
   const { now } = parts;
-  const flashes = new Map<string, unknown>();
+  const flashes = new Map<string, Child>();
 
   function view(c: C): View {
     const s = c.get('session');
@@ -112,14 +113,14 @@ export function createConsoleContext(deps: ConsoleDeps, parts: { auth: ConsoleAu
     // Results of a form post (a secret shown once among them) wait here for the page the post
     // redirects to (Post/Redirect/Get), so a reload never repeats the action. Memory only: a secret
     // not yet seen when the hub restarts is gone, and the operator issues another.
-    redirectWith(c: C, path: string, flash: unknown): Response {
+    redirectWith(c: C, path: string, flash: Child): Response {
       const key = c.get('session').idHash;
       flashes.delete(key);
       if (flashes.size >= 1000) flashes.delete(flashes.keys().next().value!);
       flashes.set(key, flash);
       return c.redirect(path, 303);
     },
-    takeFlash(c: C): unknown {
+    takeFlash(c: C): Child | undefined {
       const key = c.get('session').idHash;
       const f = flashes.get(key);
       flashes.delete(key);

@@ -86,7 +86,7 @@ export function mountEdgeRoutes(r: ConsoleApp, x: ConsoleContext): void {
     const e = await edgeOf(c, 'edge.view');
     if (!e.d) return e.res;
     const latest = (await deps.devices!.versions(e.d.service_id))[0]?.version;
-    return x.html(c, <EdgePage v={x.view(c)} d={e.d} samples={await deps.devices!.lagHistory(e.d.edge_id)} latest={latest} flash={x.takeFlash(c) as never} />);
+    return x.html(c, <EdgePage v={x.view(c)} d={e.d} samples={await deps.devices!.lagHistory(e.d.edge_id)} latest={latest} flash={x.takeFlash(c)} />);
   });
 
   function confirmPage(c: C, id: string, status = 200, reason = '', error = false) {

@@ -1,5 +1,6 @@
 // Enrollment tokens: issue one (with warnings when the edge id is enrolled already or has an unused
 // token), list them with when each was used, revoke an unused one after a confirmation.
+import type { Child } from 'hono/jsx';
 import { X509Certificate } from 'node:crypto';
 import { MyKeyError } from '../../../../shared/errors.ts';
 import { isServiceId } from '../../../../shared/ids.ts';
@@ -23,10 +24,10 @@ export function mountEnrollmentRoutes(r: ConsoleApp, x: ConsoleContext): void {
     return { ...(hubUrl ? { hubUrl } : {}), ...(pem ? { caFingerprint: fingerprintOf!.fingerprint } : {}) };
   }
 
-  async function page(c: C, flash: unknown = x.takeFlash(c), status = 200, form?: FormState) {
+  async function page(c: C, flash: Child = x.takeFlash(c), status = 200, form?: FormState) {
     const own = c.get('session').operator.serviceId;
     const services = (await deps.links.services()).filter((s) => s.status === 'active' && x.mayManage(c, s.id)).map((s) => ({ id: s.id, name: s.name }));
-    return x.html(c, <EnrollmentsPage v={x.view(c)} tokens={await tokens.list(own)} services={services} target={enrollTarget()} flash={flash as never} form={form} />, status);
+    return x.html(c, <EnrollmentsPage v={x.view(c)} tokens={await tokens.list(own)} services={services} target={enrollTarget()} flash={flash} form={form} />, status);
   }
 
   /** A refused enrollment action: 403 with its code on the page. */

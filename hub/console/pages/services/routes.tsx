@@ -1,5 +1,6 @@
 // Services: the list, creating one, and one service's page: its API credentials (issue; revoke after
 // a confirmation with a reason), its readers, its webhook and the holder-proof setting.
+import type { Child } from 'hono/jsx';
 import { isServiceId } from '../../../../shared/ids.ts';
 import { serviceView } from '../../../http/links-routes.ts';
 import { checkWebhookUrl } from '../../../notify/url-policy.ts';
@@ -16,8 +17,8 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
 
   const serviceList = async (c: C) => Promise.all((await links.services()).filter((s) => x.mayManage(c, s.id)).map(async (s) => (await serviceView(linkRepo, s)) as ServiceItem));
 
-  const listPage = async (c: C, status = 200, flash?: unknown, form?: FormState) =>
-    x.html(c, <ServicesPage v={x.view(c)} services={await serviceList(c)} canCreate={x.isOperator(c)} flash={flash as never} form={form} />, status);
+  const listPage = async (c: C, status = 200, flash?: Child, form?: FormState) =>
+    x.html(c, <ServicesPage v={x.view(c)} services={await serviceList(c)} canCreate={x.isOperator(c)} flash={flash} form={form} />, status);
 
   r.get('/services', async (c) => listPage(c));
 
@@ -44,21 +45,13 @@ export function mountServiceRoutes(r: ConsoleApp, x: ConsoleContext): void {
     }
   });
 
-  async function servicePage(c: C, id: string, flash: unknown = x.takeFlash(c), status = 200, form?: FormState) {
+  async function servicePage(c: C, id: string, flash: Child = x.takeFlash(c), status = 200, form?: FormState) {
     const s = (await linkRepo.service(id))!;
     const readers = (await deps.devices?.page({ serviceId: id, state: 'all', limit: 200 }))?.rows ?? [];
     const latest = (await deps.devices?.versions())?.[0]?.version;
     return x.html(
       c,
-      <ServicePage
-        v={x.view(c)}
-        s={(await serviceView(linkRepo, s)) as ServiceItem}
-        credentials={await linkRepo.credentials(id)}
-        readers={readers}
-        latest={latest}
-        flash={flash as never}
-        form={form}
-      />,
+      <ServicePage v={x.view(c)} s={(await serviceView(linkRepo, s)) as ServiceItem} credentials={await linkRepo.credentials(id)} readers={readers} latest={latest} flash={flash} form={form} />,
       status,
     );
   }
