@@ -19,6 +19,7 @@ import { loadEdgeConfig } from '../../../edge/config.ts';
 import { createEdgeAgent, type EdgeAgent } from '../../../edge/main.ts';
 import type { KioskView } from '../../../edge/kiosk/index.ts';
 import { sysfsResetter, USBDEVFS_RESET, type ResetMethod } from '../../../edge/reader/usb-reset.ts';
+import { isReaderTrouble } from '../../../edge/reader/reader-health.ts';
 import { requirePcscd, vpcdReaderName } from '../../helpers/pcsc.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { FakeUsb } from './helpers/fake-usb.ts';
@@ -46,8 +47,11 @@ async function view(ctx: Ctx): Promise<KioskView> {
   return (await (await fetch(`${ctx.agent.kiosk!.url}/api/view`)).json()) as KioskView;
 }
 
-/** The failure codes of the touches so far, for the assertion messages. */
+/** The failures of the touches so far: codes for the assertion messages, and whether each was the reader's trouble. */
 const failures: string[] = [];
+const failureEvents: Array<{ code: string; pcsc?: number }> = [];
+/** Touch failures the healer counts against the reader (isReaderTrouble), so far. */
+const counted = () => failureEvents.filter((e) => isReaderTrouble(e)).length;
 
 /** Puts a card on the reader until the agent's touch pipeline is done with it, then takes it away. */
 async function touch(ctx: Ctx, faults: CardFaults): Promise<'identity' | 'failed'> {
@@ -62,6 +66,7 @@ async function touch(ctx: Ctx, faults: CardFaults): Promise<'identity' | 'failed
       ctx.agent.pipeline.on('touch-failed', (e) => {
         if (e.reader !== READER) return;
         failures.push(`${e.code}: ${e.message}`);
+        failureEvents.push({ code: e.code, ...(e.pcsc !== undefined ? { pcsc: e.pcsc } : {}) });
         end('failed');
       }),
     );
@@ -161,12 +166,17 @@ test('a reader that stops answering is reset on the USB bus, reported to the hub
   assert.is(first, 'identity', `a working card reads (failures: ${failures.join('; ')})`);
 
   // The card stops answering mid-session: every response is held back beyond the 5 s APDU time limit.
+  // A stalled touch fails on the APDU time limit, the reader's trouble. vpcd may instead report the card
+  // gone (pcscd's presence poll waits behind the held-back answer on the slot's one socket), which is not
+  // the reader's trouble and not counted: such a touch is made again, as the shop would.
   const stalled: CardFaults = { delayMs: 8000 };
-  assert.is(await touch(ctx, stalled), 'failed');
+  const base = counted();
+  for (let i = 0; i < 6 && counted() - base < 1; i++) assert.is(await touch(ctx, stalled), 'failed');
+  assert.is(counted() - base, 1, `a failure counted against the reader (failures: ${failures.join('; ')})`);
   assert.is(ctx.agent.healer!.report().state, 'ok', 'one failure is not yet the reader');
   assert.equal(ctx.resets, []);
-  assert.is(await touch(ctx, stalled), 'failed');
-  await until(() => ctx.resets.length === 1, { what: 'the reset' });
+  for (let i = 0; i < 6 && counted() - base < 2; i++) assert.is(await touch(ctx, stalled), 'failed');
+  await until(() => ctx.resets.length === 1, { what: 'the reset', detail: () => `failures: ${failures.join('; ')}; healer: ${JSON.stringify(ctx.agent.healer!.report())}` });
   assert.equal(ctx.resets, ['usb-reset']);
   assert.equal(ctx.usb.ioctls, [{ path: ctx.usb.path('dev/bus/usb/001/007'), request: USBDEVFS_RESET }]);
 
