@@ -101,27 +101,15 @@ export function mountEnrollmentRoutes<E extends Env>(app: Hono<E>, api: OpenApi,
         await tokens.release(row.id, claimedAt);
         throw e;
       }
+      // The redemption of a claimed token: refused with its code, or done (with the certificate's serial prefix).
+      const redeemed = (outcome: string | undefined, detail: Record<string, string> = {}) =>
+        deps.consoleRepo.audit({ at: now(), actor: `edge:${row.edge_id}`, action: 'enrollment.redeem', target: `mket_${row.id}`, service_id: row.service_id, outcome, detail: { address, ...detail } });
       if (!r.ok) {
         await tokens.release(row.id, claimedAt);
-        await deps.consoleRepo.audit({
-          at: now(),
-          actor: `edge:${row.edge_id}`,
-          action: 'enrollment.redeem',
-          target: `mket_${row.id}`,
-          service_id: row.service_id,
-          outcome: r.code,
-          detail: { address },
-        });
+        await redeemed(r.code);
         return problem(c, r.code, r.message);
       }
-      await deps.consoleRepo.audit({
-        at: now(),
-        actor: `edge:${row.edge_id}`,
-        action: 'enrollment.redeem',
-        target: `mket_${row.id}`,
-        service_id: row.service_id,
-        detail: { address, certSerial: r.value.serialHex.slice(0, 8), issuedBy: row.created_by },
-      });
+      await redeemed(undefined, { certSerial: r.value.serialHex.slice(0, 8), issuedBy: row.created_by });
       const brokerUrl = typeof deps.brokerUrl === 'function' ? deps.brokerUrl() : deps.brokerUrl;
       const hubUrl = typeof deps.hubUrl === 'function' ? deps.hubUrl() : deps.hubUrl;
       const body: EnrollmentResponse = {

@@ -118,32 +118,25 @@ export function createChangeLog(deps: ChangeLogDeps) {
       const s = (await repo.service(l.service_id))!;
       switch (e.kind) {
         case 'suspended':
-          if (l.state !== 'active') break;
-          await repo.setLinkState(s.id, e.mykeyId, 'suspended');
+        case 'resumed': {
+          // A revoked certificate suspends an active link (its keys removed at the edges); a resumed one
+          // (the revocation lifted) gives a suspended link its keys back.
+          const suspend = e.kind === 'suspended';
+          if (l.state !== (suspend ? 'active' : 'suspended')) break;
+          await repo.setLinkState(s.id, e.mykeyId, suspend ? 'suspended' : 'active');
+          const keys = await keysOf(s, e.mykeyId);
           await append(s, {
-            kind: 'suspend',
+            kind: suspend ? 'suspend' : 'resume',
             mykeyId: e.mykeyId,
             serviceUserId: l.service_user_id,
-            by: 'hub:revocation',
-            remove: await keysOf(s, e.mykeyId),
+            by: suspend ? 'hub:revocation' : 'hub',
+            remove: suspend ? keys : [],
+            set: suspend ? undefined : { keys, serviceUserId: l.service_user_id },
             reason: e.reason ?? undefined,
-            notice: 'link.suspended',
+            notice: suspend ? 'link.suspended' : 'link.resumed',
           });
           break;
-        case 'resumed':
-          if (l.state !== 'suspended') break;
-          await repo.setLinkState(s.id, e.mykeyId, 'active');
-          await append(s, {
-            kind: 'resume',
-            mykeyId: e.mykeyId,
-            serviceUserId: l.service_user_id,
-            by: 'hub',
-            remove: [],
-            set: { keys: await keysOf(s, e.mykeyId), serviceUserId: l.service_user_id },
-            reason: e.reason ?? undefined,
-            notice: 'link.resumed',
-          });
-          break;
+        }
         case 'invalidated':
           await repo.deleteLink(s.id, e.mykeyId);
           await append(s, {

@@ -24,7 +24,7 @@ import { freePort } from '../broker/helpers/mosquitto.ts';
 import { freshPgDatabase, havePostgres } from '../../helpers/pg.ts';
 import { testIf } from '../../helpers/requires.ts';
 import { startReplicaProcess, type ReplicaProcess } from './helpers/replica-process.ts';
-import { until } from './helpers/replicas.ts';
+import { until } from '../../helpers/polling.ts';
 
 const haveMosquitto = spawnSync('mosquitto', ['-h']).error === undefined;
 const pgTest = testIf(havePostgres && haveMosquitto, 'PostgreSQL 15 or Mosquitto is not installed');
@@ -83,7 +83,7 @@ pgTest('kill -9 of the replica publishing the outbox mid-burst: the other takes 
   };
   const a = startHub('a');
   await a.listening();
-  await until(() => a.publishingAt !== undefined, 30_000, 'replica A to take the outbox lock');
+  await until(() => a.publishingAt !== undefined, { timeoutMs: 30_000, what: 'replica A to take the outbox lock' });
   const b = startHub('b');
   await b.listening();
   assert.is(b.publishingAt, undefined, 'one publisher at a time');
@@ -118,15 +118,15 @@ pgTest('kill -9 of the replica publishing the outbox mid-burst: the other takes 
     if (i % 10 === 9) await tell();
     // Halfway through the burst, once A has published some of it, A is killed; the rest is written after.
     if (i === ENTRIES / 2) {
-      await until(() => applied >= 50, 30_000, 'the first entries through replica A');
+      await until(() => applied >= 50, { timeoutMs: 30_000, what: 'the first entries through replica A' });
       a.kill();
       killedAt = a.killedAt!;
     }
   }
   await tell();
-  await until(() => b.publishingAt !== undefined, 30_000, 'replica B to take over the outbox');
+  await until(() => b.publishingAt !== undefined, { timeoutMs: 30_000, what: 'replica B to take over the outbox' });
   const takeoverMs = b.publishingAt! - killedAt;
-  await until(() => applied >= ENTRIES || gaps.length > 0, 60_000, `all ${ENTRIES} entries (applied ${applied})`);
+  await until(() => applied >= ENTRIES || gaps.length > 0, { timeoutMs: 60_000, what: `all ${ENTRIES} entries (applied ${applied})` });
   const firstAfter = appliedAt.find((t) => t > b.publishingAt!);
   console.log(
     `outbox takeover: replica B took the publisher lock ${takeoverMs} ms after kill -9 of A (the subscriber's next entry ${firstAfter ? firstAfter - killedAt : '?'} ms after); ${applied} entries applied once and in order, ${duplicates} re-deliveries ignored by seq`,
@@ -136,7 +136,7 @@ pgTest('kill -9 of the replica publishing the outbox mid-burst: the other takes 
   assert.is(await links.headSeq('library'), ENTRIES);
   assert.ok(takeoverMs < 5000, `took over after ${takeoverMs} ms`);
   // Nothing left behind in the outbox.
-  await until(async () => (await store.links.pendingMqtt(10)).length === 0, 20_000, 'an empty outbox');
+  await until(async () => (await store.links.pendingMqtt(10)).length === 0, { timeoutMs: 20_000, what: 'an empty outbox' });
   await sub.endAsync(true);
   await b.stop();
   mosquitto.kill('SIGTERM');

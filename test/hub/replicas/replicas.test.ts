@@ -20,9 +20,9 @@ import { serviceLogTopic } from '../../../shared/topics.ts';
 import { issue } from '../../helpers/hub.ts';
 import { havePostgres } from '../../helpers/pg.ts';
 import { testIf } from '../../helpers/requires.ts';
-import { until as untilSeen, within } from '../../helpers/polling.ts';
+import { until, within } from '../../helpers/polling.ts';
 import { client, PASSWORD } from '../console/helpers/console-hub.ts';
-import { deviceCall, startReplicas, until, type Replicas } from './helpers/replicas.ts';
+import { deviceCall, startReplicas, type Replicas } from './helpers/replicas.ts';
 
 const pgTest = testIf(havePostgres, 'PostgreSQL 15 is not installed');
 let r: Replicas;
@@ -163,7 +163,7 @@ pgTest("change-log entries written at either replica reach edges on both replica
   const before = await within(hubA.links.headSeq('library'), 'the head seq');
   for (const [i, hub] of [hubB, hubA, hubB].entries()) await within(linkOne(hub, 'library', `R-${i}`), `link ${i}`);
   const want = [before + 1, before + 2, before + 3];
-  await untilSeen(() => seen.every((s) => s.length >= 3), {
+  await until(() => seen.every((s) => s.length >= 3), {
     timeoutMs: 60_000,
     what: 'the entries on both brokers',
     detail: () =>
@@ -184,7 +184,7 @@ pgTest("a device revoked at replica A is refused at replica B, and its MQTT sess
   const revoked = await hubA.enrollment!.revoke('library-01', 'stolen');
   assert.ok(revoked.ok);
   // B's broker drops the session though B did not revoke it (the notification from A).
-  await until(() => closed, 20_000, "the edge's session on B to be dropped");
+  await until(() => closed, { timeoutMs: 20_000, what: "the edge's session on B to be dropped" });
   edge.end(true);
   // And B refuses the device from now on: MQTT and the device API.
   const refused = await new Promise<{ code?: number; error: string }>((resolve) => {
@@ -223,7 +223,7 @@ pgTest("a revocation whose notification a replica missed (its listening connecti
   } finally {
     await admin.end();
   }
-  await until(() => closed, 20_000, "the edge's session on B to be dropped after B reconnects");
+  await until(() => closed, { timeoutMs: 20_000, what: "the edge's session on B to be dropped after B reconnects" });
   edge.client.end(true);
 });
 
@@ -249,7 +249,7 @@ pgTest("a service's webhook notices are sent by one replica, the one that publis
     await holder.links.createService({ id: 'museum', name: 'Museum', webhookUrl: `http://127.0.0.1:${(server.address() as { port: number }).port}/notices` });
     // Written at the replica that does not publish: the publisher is told and sends it.
     await within(linkOne(other, 'museum', 'M-1'), 'the link at the other replica');
-    await until(() => held !== undefined, 20_000, 'the notice');
+    await until(() => held !== undefined, { timeoutMs: 20_000, what: 'the notice' });
     assert.is(await other.webhooks.deliverDue(), 0, 'the other replica sends nothing');
     assert.is(posts, 1);
     held!.writeHead(200).end();
@@ -276,7 +276,7 @@ pgTest('the scheduled CRL fetch runs once per period across two replicas', async
       h.crlManager.stop();
       h.crlManager.start([url], periodMs);
     }
-    await until(() => fetches.length >= 8, 60_000, 'eight CRL fetches');
+    await until(() => fetches.length >= 8, { timeoutMs: 60_000, what: 'eight CRL fetches' });
   } finally {
     for (const h of r.hubs) h.crlManager.stop();
     await new Promise<void>((ok) => server.close(() => ok()));

@@ -90,12 +90,3 @@ export function deviceCall(hub: Hub, method: string, path: string, creds: { caPe
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
-
-/** Polls `check` until it returns true or `ms` pass (a generous deadline, never a fixed sleep). */
-export async function until(check: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
