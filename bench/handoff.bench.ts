@@ -120,66 +120,17 @@ benchMain(async () => {
       all.push({ kind, ...(await touchOnce(kind)) });
       if ((i + 1) % 50 === 0) progress(`${i + 1}/${TOUCHES} touches`);
     }
-    const p = (xs: number[], q: number) => round(percentile(xs, q), 2);
-    metrics.touch_handoff_p50_ms = {
-      value: p(
-        all.map((x) => x.total),
-        50,
-      ),
-      unit: 'ms',
+    // A metric's p50 and p99 from a sample (`<name>_p50_ms`, `<name>_p99_ms`).
+    const percentiles = (name: string, xs: number[]) => {
+      for (const q of [50, 99]) metrics[`${name}_p${q}_ms`] = { value: round(percentile(xs, q), 2), unit: 'ms' };
     };
-    metrics.touch_handoff_p99_ms = {
-      value: p(
-        all.map((x) => x.total),
-        99,
-      ),
-      unit: 'ms',
-    };
-    for (const kind of ['mykey', 'cert'] as const) {
-      const xs = all.filter((x) => x.kind === kind);
-      metrics[`touch_handoff_${kind}_p50_ms`] = {
-        value: p(
-          xs.map((x) => x.total),
-          50,
-        ),
-        unit: 'ms',
-      };
-      metrics[`touch_handoff_${kind}_p99_ms`] = {
-        value: p(
-          xs.map((x) => x.total),
-          99,
-        ),
-        unit: 'ms',
-      };
-    }
-    metrics.touch_present_handoff_p50_ms = {
-      value: p(
-        all.map((x) => x.read),
-        50,
-      ),
-      unit: 'ms',
-    };
-    metrics.touch_present_handoff_p99_ms = {
-      value: p(
-        all.map((x) => x.read),
-        99,
-      ),
-      unit: 'ms',
-    };
-    metrics.handoff_after_identity_p50_ms = {
-      value: p(
-        all.map((x) => x.edge),
-        50,
-      ),
-      unit: 'ms',
-    };
-    metrics.handoff_after_identity_p99_ms = {
-      value: p(
-        all.map((x) => x.edge),
-        99,
-      ),
-      unit: 'ms',
-    };
+    const total = (t: (typeof all)[number]) => t.total;
+    percentiles('touch_handoff', all.map(total));
+    for (const kind of ['mykey', 'cert'] as const) percentiles(`touch_handoff_${kind}`, all.filter((x) => x.kind === kind).map(total));
+    const reads = all.map((t) => t.read);
+    const afterIdentity = all.map((t) => t.edge);
+    percentiles('touch_present_handoff', reads);
+    percentiles('handoff_after_identity', afterIdentity);
     progress(`touch to hand-off p50 ${metrics.touch_handoff_p50_ms.value} ms, p99 ${metrics.touch_handoff_p99_ms.value} ms (${CACHE_SIZE} mappings)`);
   } finally {
     await slot.remove().catch(() => {});

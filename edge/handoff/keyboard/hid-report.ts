@@ -13,71 +13,39 @@ import type { Stroke } from './layouts.ts';
  * array's logical and usage maximum are 255 instead of 101: the JIS keys ろ (0x87) and ¥ (0x89)
  * lie above 101.
  */
-// prettier-ignore
+// biome-ignore format: one HID item (its prefix byte and data) per line, as the specification lists them
 export const BOOT_KEYBOARD_REPORT_DESCRIPTOR: Uint8Array = Uint8Array.of(
-  0x05,
-  0x01, // Usage Page (Generic Desktop)
-  0x09,
-  0x06, // Usage (Keyboard)
-  0xa1,
-  0x01, // Collection (Application)
-  0x05,
-  0x07, //   Usage Page (Keyboard/Keypad)
-  0x19,
-  0xe0, //   Usage Minimum (Left Control)
-  0x29,
-  0xe7, //   Usage Maximum (Right GUI)
-  0x15,
-  0x00, //   Logical Minimum (0)
-  0x25,
-  0x01, //   Logical Maximum (1)
-  0x75,
-  0x01, //   Report Size (1)
-  0x95,
-  0x08, //   Report Count (8)
-  0x81,
-  0x02, //   Input (Data, Variable, Absolute): the modifier byte
-  0x95,
-  0x01, //   Report Count (1)
-  0x75,
-  0x08, //   Report Size (8)
-  0x81,
-  0x03, //   Input (Constant): the reserved byte
-  0x95,
-  0x05, //   Report Count (5)
-  0x75,
-  0x01, //   Report Size (1)
-  0x05,
-  0x08, //   Usage Page (LEDs)
-  0x19,
-  0x01, //   Usage Minimum (Num Lock)
-  0x29,
-  0x05, //   Usage Maximum (Kana)
-  0x91,
-  0x02, //   Output (Data, Variable, Absolute): the LED byte from the host
-  0x95,
-  0x01, //   Report Count (1)
-  0x75,
-  0x03, //   Report Size (3)
-  0x91,
-  0x03, //   Output (Constant): LED padding
-  0x95,
-  0x06, //   Report Count (6)
-  0x75,
-  0x08, //   Report Size (8)
-  0x15,
-  0x00, //   Logical Minimum (0)
-  0x26,
-  0xff,
-  0x00, //   Logical Maximum (255): two bytes, as one byte would be signed (-1)
-  0x05,
-  0x07, //   Usage Page (Keyboard/Keypad)
-  0x19,
-  0x00, //   Usage Minimum (0)
-  0x29,
-  0xff, //   Usage Maximum (255)
-  0x81,
-  0x00, //   Input (Data, Array): the six key slots
+  0x05, 0x01, // Usage Page (Generic Desktop)
+  0x09, 0x06, // Usage (Keyboard)
+  0xa1, 0x01, // Collection (Application)
+  0x05, 0x07, //   Usage Page (Keyboard/Keypad)
+  0x19, 0xe0, //   Usage Minimum (Left Control)
+  0x29, 0xe7, //   Usage Maximum (Right GUI)
+  0x15, 0x00, //   Logical Minimum (0)
+  0x25, 0x01, //   Logical Maximum (1)
+  0x75, 0x01, //   Report Size (1)
+  0x95, 0x08, //   Report Count (8)
+  0x81, 0x02, //   Input (Data, Variable, Absolute): the modifier byte
+  0x95, 0x01, //   Report Count (1)
+  0x75, 0x08, //   Report Size (8)
+  0x81, 0x03, //   Input (Constant): the reserved byte
+  0x95, 0x05, //   Report Count (5)
+  0x75, 0x01, //   Report Size (1)
+  0x05, 0x08, //   Usage Page (LEDs)
+  0x19, 0x01, //   Usage Minimum (Num Lock)
+  0x29, 0x05, //   Usage Maximum (Kana)
+  0x91, 0x02, //   Output (Data, Variable, Absolute): the LED byte from the host
+  0x95, 0x01, //   Report Count (1)
+  0x75, 0x03, //   Report Size (3)
+  0x91, 0x03, //   Output (Constant): LED padding
+  0x95, 0x06, //   Report Count (6)
+  0x75, 0x08, //   Report Size (8)
+  0x15, 0x00, //   Logical Minimum (0)
+  0x26, 0xff, 0x00, //   Logical Maximum (255): two bytes, as one byte would be signed (-1)
+  0x05, 0x07, //   Usage Page (Keyboard/Keypad)
+  0x19, 0x00, //   Usage Minimum (0)
+  0x29, 0xff, //   Usage Maximum (255)
+  0x81, 0x00, //   Input (Data, Array): the six key slots
   0xc0, // End Collection
 );
 
