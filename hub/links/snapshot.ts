@@ -12,7 +12,7 @@ import { createGzip } from 'node:zlib';
 import { MyKeyError } from '../../shared/errors.ts';
 import { keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
 import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
-import type { SnapshotPages, SnapshotRepo, SnapshotRow } from '../store/snapshot-repo.ts';
+import { AFTER_ALL, type SnapshotPages, type SnapshotRepo, type SnapshotRow } from '../store/snapshot-repo.ts';
 import { nextTurn, type Ident, type KeyedIdentities } from './keyed-identities.ts';
 import { addedPiece, filterPiece, firstWithoutComma, foldChanges } from './snapshot-delta.ts';
 
@@ -77,6 +77,10 @@ const isNormalSerial = (serial: string): boolean => /^[0-9a-f]+$/.test(serial) &
 /** Links read per page at first; the page then grows or shrinks to take about sliceMs. */
 const FIRST_PAGE = 500;
 const MAX_PAGE = 20_000;
+/** Links per page read on a reader thread (its time holds nothing here: a page is one message each way). */
+const THREAD_PAGE = 16_384;
+/** The byte SQLite writes for a link it leaves to TypeScript (snapshot-repo.ts JSON_PAGE). */
+const LEFT_TO_US = 0x01;
 /** Change-log entries a later snapshot is made from at most; further behind, it is read in full. */
 const MAX_DELTA_ENTRIES = 20_000;
 
@@ -147,14 +151,66 @@ export function createSnapshots(deps: SnapshotsDeps) {
   }
 
   /**
-   * Reads and serializes a whole snapshot from `pages`. Across turns (`acrossTurns`): the keys of a
-   * page that are not stored are derived on the libuv pool first, and the event loop turns after each
-   * slice of about sliceMs; at once: keys not stored are derived blocking.
+   * The entries' JSON of the active links after `from` up to `until` from pages that SQLite writes
+   * (jsonPage), each mapping with its leading comma. A page with a link SQLite left (byte 0x01) is read
+   * again as rows and written here, keys not stored derived as `read` does.
    */
-  async function read(pages: SnapshotPages, serviceId: string, acrossTurns: boolean): Promise<SnapshotBody> {
+  async function jsonRange(pages: SnapshotPages, s: ServiceRow, scheme: KeyScheme, from: string, until: string, acrossTurns: boolean): Promise<{ parts: Buffer[]; mappings: number }> {
+    const parts: Buffer[] = [];
+    let mappings = 0;
+    let after = from;
+    let size = pages.offThread ? THREAD_PAGE : FIRST_PAGE;
+    for (;;) {
+      const t = performance.now();
+      const p = await pages.jsonPage!(s.id, scheme, schemeKeysCertIssuer(scheme), after, until, size);
+      if (!p) break;
+      if (p.json.indexOf(LEFT_TO_US) === -1) {
+        parts.push(p.json);
+        mappings += p.mappings;
+      } else {
+        // The same links (the same state), as rows: exactly p.links of them after `after`.
+        const wanted = await wantedOf(pages, scheme, await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), after, p.links));
+        if (acrossTurns) {
+          const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
+          if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
+        }
+        parts.push(Buffer.from(await entriesJson(s, scheme, wanted, false)));
+        mappings += wanted.length;
+      }
+      after = p.last;
+      if (p.links < size) break;
+      if (acrossTurns && !pages.offThread) {
+        const took = performance.now() - t;
+        size = Math.max(100, Math.min(MAX_PAGE, Math.round(size * (sliceMs / Math.max(took, 0.5)))));
+        await nextTurn();
+      }
+    }
+    return { parts, mappings };
+  }
+
+  /**
+   * Reads and serializes a whole snapshot from `pages` (and `more`: readers of the same state, each
+   * given a part of the service's links). Across turns (`acrossTurns`): the keys of a page that are
+   * not stored are derived on the libuv pool first, and the event loop turns after each slice of
+   * about sliceMs read here; at once: keys not stored are derived blocking.
+   */
+  async function read(pages: SnapshotPages, serviceId: string, acrossTurns: boolean, more: SnapshotPages[] = []): Promise<SnapshotBody> {
     const s = await pages.service(serviceId);
     if (!s || s.status !== 'active') throw new MyKeyError('not_found', `no service ${serviceId}`);
     const scheme = keys.schemeOf(s);
+    // Written by SQLite (legacy keys are computed here, never stored).
+    if (scheme !== LEGACY_KEY_SCHEME && pages.jsonPage) {
+      const readers = [pages, ...more.filter((m) => m.jsonPage)];
+      const bounds = readers.length > 1 && pages.split ? await pages.split(s.id, readers.length) : [];
+      const ranges = [...bounds, AFTER_ALL].map((until, i) => ({ from: i === 0 ? '' : bounds[i - 1], until }));
+      const done = await Promise.all(ranges.map((r, i) => jsonRange(readers[i], s, scheme, r.from, r.until, acrossTurns)));
+      return makeBody(
+        s,
+        scheme,
+        firstWithoutComma(done.flatMap((d) => d.parts)),
+        done.reduce((n, d) => n + d.mappings, 0),
+      );
+    }
     const parts: Buffer[] = [];
     let after = '';
     let size = FIRST_PAGE;
@@ -284,7 +340,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
   function build(serviceId: string): Promise<SnapshotBody> {
     const run = queue.then(async () => {
       stats.builds++;
-      return store.read((pages) => read(pages, serviceId, true));
+      return store.read((pages, more) => read(pages, serviceId, true, more));
     });
     queue = run.catch(() => undefined);
     return run;
