@@ -215,7 +215,8 @@ export function createSnapshotRepo(target: Sql | Db, opts: { readers?: number } 
     if (open) throw new Error('a snapshot read is already open');
     open = true;
     // Read-only connections, each with its own page cache and memory map (the hub's keeps its own).
-    const rs = (readers ??= Array.from({ length: readerCount }, () => openSqliteReader(db!.name)));
+    readers ??= Array.from({ length: readerCount }, () => openSqliteReader(db!.name));
+    const rs = readers;
     try {
       // Threads started and connections open before the write lock is taken (a first read: seconds on a loaded machine).
       await Promise.all(rs.map((r) => r.get('SELECT 1 AS one', [])));
