@@ -79,6 +79,8 @@ const FIRST_PAGE = 500;
 const MAX_PAGE = 20_000;
 /** Links per page read on a reader thread (its time holds nothing here: a page is one message each way). */
 const THREAD_PAGE = 16_384;
+/** Ranges of a service read on reader threads, per reader. */
+const RANGES_PER_READER = 4;
 /** The byte SQLite writes for a link it leaves to TypeScript (snapshot-repo.ts JSON_PAGE). */
 const LEFT_TO_US = 0x01;
 /** Change-log entries a later snapshot is made from at most; further behind, it is read in full. */
@@ -201,9 +203,20 @@ export function createSnapshots(deps: SnapshotsDeps) {
     // Written by SQLite (legacy keys are computed here, never stored).
     if (scheme !== LEGACY_KEY_SCHEME && pages.jsonPage) {
       const readers = [pages, ...more.filter((m) => m.jsonPage)];
-      const bounds = readers.length > 1 && pages.split ? await pages.split(s.id, readers.length) : [];
+      // More ranges than readers, each reader taking the next range when it is done with one: a reader
+      // the system runs less (a busy machine) does less of the work instead of keeping the others waiting.
+      const bounds = readers.length > 1 && pages.split ? await pages.split(s.id, readers.length * RANGES_PER_READER) : [];
       const ranges = [...bounds, AFTER_ALL].map((until, i) => ({ from: i === 0 ? '' : bounds[i - 1], until }));
-      const done = await Promise.all(ranges.map((r, i) => jsonRange(readers[i], s, scheme, r.from, r.until, acrossTurns)));
+      const done: { parts: Buffer[]; mappings: number }[] = [];
+      let taken = 0;
+      await Promise.all(
+        readers.map(async (r) => {
+          while (taken < ranges.length) {
+            const i = taken++;
+            done[i] = await jsonRange(r, s, scheme, ranges[i].from, ranges[i].until, acrossTurns);
+          }
+        }),
+      );
       return makeBody(
         s,
         scheme,

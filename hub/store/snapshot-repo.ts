@@ -93,7 +93,7 @@ const PAGE_END = `SELECT COALESCE(
     (SELECT max(mykey_id) FROM links WHERE service_id = ? AND state = 'active' AND mykey_id > ? AND mykey_id <= ?)) AS last`;
 // A MyKey ID `offset` links into a service (any state: the primary key alone, no row read), to split
 // its read; and how many links it has.
-const LINK_AT = 'SELECT mykey_id FROM links WHERE service_id = ? ORDER BY mykey_id LIMIT 1 OFFSET ?';
+const LINK_AT = 'SELECT mykey_id FROM links WHERE service_id = ? AND mykey_id > ? ORDER BY mykey_id LIMIT 1 OFFSET ?';
 const LINK_COUNT = 'SELECT COALESCE(sum(n), 0) AS n FROM link_counts WHERE service_id = ?';
 /** Above every MyKey ID (they are ASCII; SQLite compares text as UTF-8 bytes). */
 export const AFTER_ALL = '\uffff';
@@ -129,7 +129,7 @@ export interface SnapshotPages {
    * (undefined when there are none). Absent on PostgreSQL: the caller reads `page`.
    */
   jsonPage?(serviceId: string, scheme: string, withKey: boolean, after: string, until: string, limit: number): Promise<JsonPage | undefined>;
-  /** MyKey IDs that split the service's links into `parts` ranges of about the same size (fewer when it has few links). */
+  /** MyKey IDs, ascending, that split the service's links into `parts` ranges of about the same size (none when it has few links). */
   split?(serviceId: string, parts: number): Promise<string[]>;
 }
 
@@ -156,9 +156,14 @@ function jsonPagesOver(q: Runs): Pick<SnapshotPages, 'jsonPage' | 'split'> {
       // Below some thousands of links a second reader is not worth its round trips.
       if (parts < 2 || n < 4000) return [];
       const out: string[] = [];
+      // Each walk starts where the last one ended: the primary key is walked once in all.
+      let at = 0;
       for (let k = 1; k < parts; k++) {
-        const at = await q.get<{ mykey_id: string }>(LINK_AT, [serviceId, Math.floor((n * k) / parts)]);
-        if (at && (out.length === 0 || at.mykey_id > out[out.length - 1])) out.push(at.mykey_id);
+        const to = Math.floor((n * k) / parts);
+        const row = await q.get<{ mykey_id: string }>(LINK_AT, [serviceId, out[out.length - 1] ?? '', to - at - (out.length === 0 ? 0 : 1)]);
+        if (!row) break;
+        out.push(row.mykey_id);
+        at = to;
       }
       return out;
     },
@@ -201,6 +206,22 @@ export function createSnapshotRepo(target: Sql | Db, opts: { readers?: number } 
   let readers: SqliteReader[] | undefined;
   let open = false;
 
+  /** The reader threads, started (their first read answered) if they were not. */
+  async function started(): Promise<SqliteReader[]> {
+    readers ??= Array.from({ length: readerCount }, () => openSqliteReader(db!.name));
+    const rs = readers;
+    try {
+      // Threads started and connections open (a first read: tens of milliseconds, seconds on a loaded machine).
+      await Promise.all(rs.map((r) => r.get('SELECT 1 AS one', [])));
+    } catch (e) {
+      // A thread that failed to start (or is gone) is replaced at the next read.
+      if (readers === rs) readers = undefined;
+      for (const r of rs) void r.close().catch(() => undefined);
+      throw e;
+    }
+    return rs;
+  }
+
   /** Begins a read transaction on a reader: BEGIN is deferred, the first read takes its state. */
   const begin = async (r: SqliteReader) => {
     await r.run('BEGIN');
@@ -215,11 +236,10 @@ export function createSnapshotRepo(target: Sql | Db, opts: { readers?: number } 
     if (open) throw new Error('a snapshot read is already open');
     open = true;
     // Read-only connections, each with its own page cache and memory map (the hub's keeps its own).
-    readers ??= Array.from({ length: readerCount }, () => openSqliteReader(db!.name));
-    const rs = readers;
+    let rs: SqliteReader[] = [];
     try {
-      // Threads started and connections open before the write lock is taken (a first read: seconds on a loaded machine).
-      await Promise.all(rs.map((r) => r.get('SELECT 1 AS one', [])));
+      // Before the write lock is taken.
+      rs = await started();
       // With more than one reader: under the write lock (BEGIN IMMEDIATE on the hub's connection: no
       // commit by any connection of any process until it ends), so every reader sees the same commits.
       if (rs.length === 1) await begin(rs[0]);
@@ -263,6 +283,18 @@ export function createSnapshotRepo(target: Sql | Db, opts: { readers?: number } 
     read<T>(fn: (pages: SnapshotPages, more: SnapshotPages[]) => Promise<T>): Promise<T> {
       if (memory || sql.dialect === 'postgres') return sql.tx(() => fn(pagesOver(sql), []), { snapshot: true });
       return onReaders(fn);
+    },
+    /**
+     * Starts the reader threads ahead of a first snapshot when a service has at least `minLinks` active
+     * links (a file database only): a hub serving a national service opens them at start, as a pool
+     * its connections; a small one when it first needs them. Returns whether they were started.
+     */
+    async warm(minLinks: number): Promise<boolean> {
+      if (memory || sql.dialect === 'postgres') return false;
+      const n = (await sql.get<{ n: number | null }>("SELECT max(n) AS n FROM link_counts WHERE state = 'active'"))?.n ?? 0;
+      if (n < minLinks) return false;
+      await started();
+      return true;
     },
     /** Ends the reader threads, if they were started. */
     close(): void {

@@ -101,4 +101,17 @@ test('a read that fails (a service gone) rolls back, and the next read begins af
   }
 });
 
+test('the reader threads are started ahead only for a service of the size given, and only on a SQLite file', async (ctx) => {
+  const repo = createSnapshotRepo(ctx.h.hub.store.sql);
+  try {
+    assert.is(await repo.warm(LINKS + 1), false);
+    assert.is(await repo.warm(LINKS), ctx.h.hub.store.sql.dialect === 'sqlite');
+    // Started: a read finds them up.
+    const seen = await repo.read(async (pages, more) => 1 + more.length);
+    assert.is(seen, ctx.h.hub.store.sql.dialect === 'sqlite' ? 2 : 1);
+  } finally {
+    repo.close();
+  }
+});
+
 test.run();
