@@ -3,9 +3,12 @@
 // A national service has hundreds of thousands of links (two keyed identities each): built in one go
 // its snapshot held the event loop for seconds and every other request waited. So the JSON is built
 // a page of links at a time inside one read of the store (hub/store/snapshot-repo.ts: one consistent
-// state across turns of the event loop), each slice bounded in time, and the serialized bytes are
-// kept per (service, head seq, key scheme) within a memory budget: edges that ask at the same head
-// (a fleet re-syncing after a rekey) share one build, concurrent ones share the build in progress.
+// state across turns of the event loop), and the serialized bytes are kept per (service, head seq,
+// key scheme) within a memory budget: edges that ask at the same head (a fleet re-syncing after a
+// rekey) share one build, concurrent ones share the build in progress. On a SQLite file the pages
+// are written as JSON by SQLite on two reader threads, each taking the next range of the service's
+// links (jsonRange): the event loop only collects the pieces. Elsewhere (PostgreSQL, the legacy
+// scheme, a page SQLite leaves to TypeScript) rows are written here, each slice bounded in time.
 // The gzip form (for an edge that accepts it) is made on the libuv pool, once per cached snapshot.
 // The body is the JSON of `Snapshot` (shared/sync.ts), the same fields in the same order as before.
 import { createGzip } from 'node:zlib';
@@ -161,7 +164,8 @@ export function createSnapshots(deps: SnapshotsDeps) {
     const parts: Buffer[] = [];
     let mappings = 0;
     let after = from;
-    let size = pages.offThread ? THREAD_PAGE : FIRST_PAGE;
+    // Large pages where a page holds nothing here (another thread, or a read at once).
+    let size = pages.offThread || !acrossTurns ? THREAD_PAGE : FIRST_PAGE;
     for (;;) {
       const t = performance.now();
       const p = await pages.jsonPage!(s.id, scheme, schemeKeysCertIssuer(scheme), after, until, size);
@@ -170,14 +174,22 @@ export function createSnapshots(deps: SnapshotsDeps) {
         parts.push(p.json);
         mappings += p.mappings;
       } else {
-        // The same links (the same state), as rows: exactly p.links of them after `after`.
-        const wanted = await wantedOf(pages, scheme, await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), after, p.links));
-        if (acrossTurns) {
-          const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
-          if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
+        // The same links (the same state), as rows: exactly p.links of them after `after`, a slice
+        // of rows at a time (written here, on the event loop).
+        for (let from = after, left = p.links; left > 0; ) {
+          const rows = await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), from, Math.min(left, FIRST_PAGE));
+          if (rows.length === 0) break;
+          const wanted = await wantedOf(pages, scheme, rows);
+          if (acrossTurns) {
+            const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
+            if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
+          }
+          parts.push(Buffer.from(await entriesJson(s, scheme, wanted, false)));
+          mappings += wanted.length;
+          left -= rows.length;
+          from = rows[rows.length - 1][0];
+          if (acrossTurns) await nextTurn();
         }
-        parts.push(Buffer.from(await entriesJson(s, scheme, wanted, false)));
-        mappings += wanted.length;
       }
       after = p.last;
       if (p.links < size) break;
