@@ -107,7 +107,7 @@ test('the reader threads are started ahead only for a service of the size given,
     assert.is(await repo.warm(LINKS + 1), false);
     assert.is(await repo.warm(LINKS), ctx.h.hub.store.sql.dialect === 'sqlite');
     // Started: a read finds them up.
-    const seen = await repo.read(async (pages, more) => 1 + more.length);
+    const seen = await repo.read(async (_pages, more) => 1 + more.length);
     assert.is(seen, ctx.h.hub.store.sql.dialect === 'sqlite' ? 2 : 1);
   } finally {
     repo.close();
