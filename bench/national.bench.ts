@@ -52,6 +52,11 @@ const UNBOUND = Number(process.env.BENCH_NATIONAL_UNBOUND ?? 100_000);
 /** Links of the service when its device snapshot is measured (issue 11: 450,000). */
 const SNAPSHOT_LINKS = Math.min(LINKS, Number(process.env.BENCH_NATIONAL_SNAPSHOT_LINKS ?? 450_000));
 const BATCH = 50_000;
+/**
+ * BENCH_NATIONAL_ONLY=snapshot: only the device snapshot part after the build (its metrics alone), e.g.
+ * with BENCH_NATIONAL_IDS=450000 BENCH_NATIONAL_LINKS=450000 while working on it.
+ */
+const ONLY = process.env.BENCH_NATIONAL_ONLY;
 /** Extra node flags for the hub process, e.g. BENCH_NATIONAL_HUB_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const HUB_FLAGS = nodeArgsFrom(process.env.BENCH_NATIONAL_HUB_FLAGS);
 
@@ -141,6 +146,15 @@ benchMain(async () => {
       const a = performance.now();
       await overview();
       overviewMs.push(performance.now() - a);
+    }
+
+    if (ONLY === 'snapshot') {
+      await hub.store.sql.tx(async () => {
+        for (let i = SNAPSHOT_LINKS; i < LINKS; i++) await hub.linkRepo.deleteLink('national-library', `N${i.toString(36).toUpperCase().padStart(7, '0')}`);
+      });
+      const snap = await measureSnapshot(hub, 'national-library', SNAPSHOT_LINKS);
+      await hub.stop();
+      return snap;
     }
 
     // --- CRL runs in process ----------------------------------------------------------------------

@@ -379,6 +379,8 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
      */
     async start(): Promise<{ port: number; url: string }> {
       await lifecycle.start();
+      // Not awaited: the hub answers meanwhile; a snapshot asked before they are up waits for them.
+      void links.warmSnapshots().catch((e: unknown) => log.warn('snapshot reader threads not started', { error: e }));
       const url = addresses.http!;
       log.info('hub listening', { url, deviceApi: addresses.deviceApi, mqtts: addresses.mqtts, anchors: anchors.length, db: store.location, deviceCaFingerprint: this.deviceCaFingerprint });
       return { port: publicListener.port!, url };

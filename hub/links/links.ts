@@ -43,6 +43,9 @@ function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
+/** Active links of a service from which the snapshot reader threads are started with the hub. */
+const WARM_SNAPSHOT_LINKS = 50_000;
+
 export function createLinks(deps: LinksDeps) {
   const { repo, mykeys } = deps;
   const sql = sqlOf(deps.sql);
@@ -327,7 +330,12 @@ export function createLinks(deps: LinksDeps) {
     /** Aggregate counts of key derivations since start. */
     keyStats: () => ({ ...keys.stats }),
 
-    /** Closes what the links hold open (the snapshot reader connection). */
+    /**
+     * Starts the snapshot reader threads (SQLite file) when a service has national size, so its first
+     * snapshot does not wait for them; a smaller hub starts them at its first snapshot.
+     */
+    warmSnapshots: (): Promise<boolean> => snapshotRepo.warm(WARM_SNAPSHOT_LINKS),
+    /** Closes what the links hold open (the snapshot reader threads). */
     close: (): void => snapshots.close(),
 
     headSeq: async (serviceId: string): Promise<number> => (await repo.service(serviceId))?.head_seq ?? 0,

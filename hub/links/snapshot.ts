@@ -3,16 +3,19 @@
 // A national service has hundreds of thousands of links (two keyed identities each): built in one go
 // its snapshot held the event loop for seconds and every other request waited. So the JSON is built
 // a page of links at a time inside one read of the store (hub/store/snapshot-repo.ts: one consistent
-// state across turns of the event loop), each slice bounded in time, and the serialized bytes are
-// kept per (service, head seq, key scheme) within a memory budget: edges that ask at the same head
-// (a fleet re-syncing after a rekey) share one build, concurrent ones share the build in progress.
+// state across turns of the event loop), and the serialized bytes are kept per (service, head seq,
+// key scheme) within a memory budget: edges that ask at the same head (a fleet re-syncing after a
+// rekey) share one build, concurrent ones share the build in progress. On a SQLite file the pages
+// are written as JSON by SQLite on two reader threads, each taking the next range of the service's
+// links (jsonRange): the event loop only collects the pieces. Elsewhere (PostgreSQL, the legacy
+// scheme, a page SQLite leaves to TypeScript) rows are written here, each slice bounded in time.
 // The gzip form (for an edge that accepts it) is made on the libuv pool, once per cached snapshot.
 // The body is the JSON of `Snapshot` (shared/sync.ts), the same fields in the same order as before.
 import { createGzip } from 'node:zlib';
 import { MyKeyError } from '../../shared/errors.ts';
 import { keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
 import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
-import type { SnapshotPages, SnapshotRepo, SnapshotRow } from '../store/snapshot-repo.ts';
+import { AFTER_ALL, type SnapshotPages, type SnapshotRepo, type SnapshotRow } from '../store/snapshot-repo.ts';
 import { nextTurn, type Ident, type KeyedIdentities } from './keyed-identities.ts';
 import { addedPiece, filterPiece, firstWithoutComma, foldChanges } from './snapshot-delta.ts';
 
@@ -77,6 +80,12 @@ const isNormalSerial = (serial: string): boolean => /^[0-9a-f]+$/.test(serial) &
 /** Links read per page at first; the page then grows or shrinks to take about sliceMs. */
 const FIRST_PAGE = 500;
 const MAX_PAGE = 20_000;
+/** Links per page read on a reader thread (its time holds nothing here: a page is one message each way). */
+const THREAD_PAGE = 16_384;
+/** Ranges of a service read on reader threads, per reader. */
+const RANGES_PER_READER = 4;
+/** The byte SQLite writes for a link it leaves to TypeScript (snapshot-repo.ts JSON_PAGE). */
+const LEFT_TO_US = 0x01;
 /** Change-log entries a later snapshot is made from at most; further behind, it is read in full. */
 const MAX_DELTA_ENTRIES = 20_000;
 
@@ -147,14 +156,86 @@ export function createSnapshots(deps: SnapshotsDeps) {
   }
 
   /**
-   * Reads and serializes a whole snapshot from `pages`. Across turns (`acrossTurns`): the keys of a
-   * page that are not stored are derived on the libuv pool first, and the event loop turns after each
-   * slice of about sliceMs; at once: keys not stored are derived blocking.
+   * The entries' JSON of the active links after `from` up to `until` from pages that SQLite writes
+   * (jsonPage), each mapping with its leading comma. A page with a link SQLite left (byte 0x01) is read
+   * again as rows and written here, keys not stored derived as `read` does.
    */
-  async function read(pages: SnapshotPages, serviceId: string, acrossTurns: boolean): Promise<SnapshotBody> {
+  async function jsonRange(pages: SnapshotPages, s: ServiceRow, scheme: KeyScheme, from: string, until: string, acrossTurns: boolean): Promise<{ parts: Buffer[]; mappings: number }> {
+    const parts: Buffer[] = [];
+    let mappings = 0;
+    let after = from;
+    // Large pages where a page holds nothing here (another thread, or a read at once).
+    let size = pages.offThread || !acrossTurns ? THREAD_PAGE : FIRST_PAGE;
+    for (;;) {
+      const t = performance.now();
+      const p = await pages.jsonPage!(s.id, scheme, schemeKeysCertIssuer(scheme), after, until, size);
+      if (!p) break;
+      if (p.json.indexOf(LEFT_TO_US) === -1) {
+        parts.push(p.json);
+        mappings += p.mappings;
+      } else {
+        // The same links (the same state), as rows: exactly p.links of them after `after`, a slice
+        // of rows at a time (written here, on the event loop).
+        for (let from = after, left = p.links; left > 0; ) {
+          const rows = await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), from, Math.min(left, FIRST_PAGE));
+          if (rows.length === 0) break;
+          const wanted = await wantedOf(pages, scheme, rows);
+          if (acrossTurns) {
+            const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
+            if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
+          }
+          parts.push(Buffer.from(await entriesJson(s, scheme, wanted, false)));
+          mappings += wanted.length;
+          left -= rows.length;
+          from = rows[rows.length - 1][0];
+          if (acrossTurns) await nextTurn();
+        }
+      }
+      after = p.last;
+      if (p.links < size) break;
+      if (acrossTurns && !pages.offThread) {
+        const took = performance.now() - t;
+        size = Math.max(100, Math.min(MAX_PAGE, Math.round(size * (sliceMs / Math.max(took, 0.5)))));
+        await nextTurn();
+      }
+    }
+    return { parts, mappings };
+  }
+
+  /**
+   * Reads and serializes a whole snapshot from `pages` (and `more`: readers of the same state, each
+   * given a part of the service's links). Across turns (`acrossTurns`): the keys of a page that are
+   * not stored are derived on the libuv pool first, and the event loop turns after each slice of
+   * about sliceMs read here; at once: keys not stored are derived blocking.
+   */
+  async function read(pages: SnapshotPages, serviceId: string, acrossTurns: boolean, more: SnapshotPages[] = []): Promise<SnapshotBody> {
     const s = await pages.service(serviceId);
     if (!s || s.status !== 'active') throw new MyKeyError('not_found', `no service ${serviceId}`);
     const scheme = keys.schemeOf(s);
+    // Written by SQLite (legacy keys are computed here, never stored).
+    if (scheme !== LEGACY_KEY_SCHEME && pages.jsonPage) {
+      const readers = [pages, ...more.filter((m) => m.jsonPage)];
+      // More ranges than readers, each reader taking the next range when it is done with one: a reader
+      // the system runs less (a busy machine) does less of the work instead of keeping the others waiting.
+      const bounds = readers.length > 1 && pages.split ? await pages.split(s.id, readers.length * RANGES_PER_READER) : [];
+      const ranges = [...bounds, AFTER_ALL].map((until, i) => ({ from: i === 0 ? '' : bounds[i - 1], until }));
+      const done: { parts: Buffer[]; mappings: number }[] = [];
+      let taken = 0;
+      await Promise.all(
+        readers.map(async (r) => {
+          while (taken < ranges.length) {
+            const i = taken++;
+            done[i] = await jsonRange(r, s, scheme, ranges[i].from, ranges[i].until, acrossTurns);
+          }
+        }),
+      );
+      return makeBody(
+        s,
+        scheme,
+        firstWithoutComma(done.flatMap((d) => d.parts)),
+        done.reduce((n, d) => n + d.mappings, 0),
+      );
+    }
     const parts: Buffer[] = [];
     let after = '';
     let size = FIRST_PAGE;
@@ -284,7 +365,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
   function build(serviceId: string): Promise<SnapshotBody> {
     const run = queue.then(async () => {
       stats.builds++;
-      return store.read((pages) => read(pages, serviceId, true));
+      return store.read((pages, more) => read(pages, serviceId, true, more));
     });
     queue = run.catch(() => undefined);
     return run;

@@ -8,10 +8,17 @@
 // every page at once inside one transaction of the hub's connection (`readsAcrossTurns` false). On
 // PostgreSQL the pages are read inside one REPEATABLE READ transaction (sql.ts `snapshot`) of a pooled
 // connection: one snapshot of the database, while other connections write.
-import Database from 'better-sqlite3';
+//
+// On SQLite a page is also read as its JSON (JSON_PAGE): the entries written by SQLite itself into
+// one blob per page, so half a million links are not half a million rows of five strings each in
+// JavaScript (most of a build's time). The file's reads run on worker threads (sqlite-reader.ts), two
+// of them reading the two halves of the service at once, both in one state of the database: their
+// read transactions begin while the hub's connection holds the write lock, so no commit of any
+// process falls between them.
 import type { Db } from './db.ts';
 import type { ServiceRow } from './link-repo.ts';
 import { sqlOf, type Sql } from './sql.ts';
+import { openSqliteReader, type SqliteReader } from './sqlite-reader.ts';
 
 /**
  * One active link, as an array (better-sqlite3 raw rows: no object per row at half a million rows):
@@ -56,6 +63,40 @@ const PAGE = `SELECT x.mykey_id AS mykey_id, x.service_user_id AS service_user_i
           WHERE l.service_id = ? AND l.state = 'active' AND l.mykey_id > ?
           ORDER BY l.mykey_id LIMIT ?) x
     ORDER BY x.mykey_id`;
+// The same links and keys as PAGE, as the entries' JSON: `,["<key>",<service ID>]` per mapping (each
+// with its leading comma; the builder drops the snapshot's first), in one blob, for the active links
+// after `after` up to and including `upto` (PAGE_END). A link whose JSON SQLite cannot write as the
+// builder would (a key not stored, a serial not in normal form: CERT_IDENTITY is then not the rule's
+// identity) is written as the byte 0x01, which JSON text never holds raw: the builder reads that page
+// again through PAGE and does it in TypeScript. Service IDs through json_quote (a quote or backslash
+// escaped as JSON.stringify does); keys are base64url as stored. The entries come in the order SQLite
+// walks the links (MyKey ID); a snapshot is a set of mappings, so nothing depends on it.
+// Parameters: scheme, scheme, withKey, service, after, upto (jsonParams).
+const NORMAL_SERIAL = "b.serial_hex <> '' AND b.serial_hex NOT GLOB '*[^0-9a-f]*' AND NOT (length(b.serial_hex) > 2 AND substr(b.serial_hex, 1, 2) = '00')";
+const JSON_PAGE = `SELECT CAST(group_concat(COALESCE(CASE
+         WHEN b.serial_hex IS NULL THEN ',["' || (SELECT km.key FROM service_keys km WHERE km.service_id = l.service_id AND km.scheme = ? AND km.identity = 'mykey:' || l.mykey_id) || '",' || json_quote(l.service_user_id) || ']'
+         WHEN ${NORMAL_SERIAL} THEN
+           ',["' || (SELECT km.key FROM service_keys km WHERE km.service_id = l.service_id AND km.scheme = ? AND km.identity = 'mykey:' || l.mykey_id) || '",' || json_quote(l.service_user_id) ||
+           '],["' || (SELECT kc.key FROM service_keys kc WHERE kc.service_id = l.service_id AND kc.scheme = ? AND kc.identity = 'cert:' || ${CERT_IDENTITY}) || '",' || json_quote(l.service_user_id) || ']'
+         END, char(1)), '') AS BLOB) AS json,
+       count(*) AS links, count(*) + count(b.serial_hex) AS mappings
+     FROM links l
+     LEFT JOIN cert_bindings b ON b.mykey_id = l.mykey_id AND b.state = 'current'
+    WHERE l.service_id = ? AND l.state = 'active' AND l.mykey_id > ? AND l.mykey_id <= ?`;
+const jsonParams = (serviceId: string, scheme: string, withKey: boolean, after: string, upto: string): unknown[] => {
+  return [scheme, scheme, scheme, withKey ? 1 : 0, serviceId, after, upto];
+};
+// Where a page of up to `limit` active links after `after` (and not after `until`) ends: its last
+// MyKey ID, or null when there is none. Parameters: service, after, until, limit - 1, service, after, until.
+const PAGE_END = `SELECT COALESCE(
+    (SELECT mykey_id FROM links WHERE service_id = ? AND state = 'active' AND mykey_id > ? AND mykey_id <= ? ORDER BY mykey_id LIMIT 1 OFFSET ?),
+    (SELECT max(mykey_id) FROM links WHERE service_id = ? AND state = 'active' AND mykey_id > ? AND mykey_id <= ?)) AS last`;
+// A MyKey ID `offset` links into a service (any state: the primary key alone, no row read), to split
+// its read; and how many links it has.
+const LINK_AT = 'SELECT mykey_id FROM links WHERE service_id = ? AND mykey_id > ? ORDER BY mykey_id LIMIT 1 OFFSET ?';
+const LINK_COUNT = 'SELECT COALESCE(sum(n), 0) AS n FROM link_counts WHERE service_id = ?';
+/** Above every MyKey ID (they are ASCII; SQLite compares text as UTF-8 bytes). */
+export const AFTER_ALL = '\uffff';
 const SERVICE = 'SELECT * FROM services WHERE id = ?';
 const CERT = "SELECT issuer_key, serial_hex, cert_aki, issuer_key_id FROM cert_bindings WHERE mykey_id = ? AND state = 'current'";
 const LINKED_AFTER = 'SELECT mykey_id FROM links WHERE service_id = ? AND mykey_id > ? ORDER BY mykey_id LIMIT ?';
@@ -64,74 +105,162 @@ const pageParams = (serviceId: string, scheme: string, withKey: boolean, after: 
   return [scheme, scheme, withKey ? 1 : 0, serviceId, after, limit];
 };
 
+/** The JSON of a page of links (JSON_PAGE). */
+export interface JsonPage {
+  /** The entries' JSON, each mapping with its leading comma; a byte 0x01 where a link is left to the caller. */
+  json: Buffer;
+  /** Links in the page, the last one's MyKey ID, and their mappings (two for a link with a current certificate). */
+  links: number;
+  last: string;
+  mappings: number;
+}
+
 /** Pages of one snapshot read: on the hub's executor (inside its transaction) or the SQLite reader connection. */
 export interface SnapshotPages {
+  /** True when the reads run on another thread (a page may take long without holding the event loop). */
+  readonly offThread: boolean;
   service(id: string): Promise<ServiceRow | undefined>;
   /** Up to `limit` active links of a service after `after` (MyKey ID order), with their stored keys under `scheme`. */
   page(serviceId: string, scheme: string, withKey: boolean, after: string, limit: number): Promise<SnapshotRow[]>;
   /** The current certificate of a MyKey ID, in the same read (for an identity CERT_IDENTITY did not make as TypeScript does). */
   cert(mykeyId: string): Promise<SnapshotCert | undefined>;
+  /**
+   * SQLite: up to `limit` active links after `after` and not after `until`, as their entries' JSON
+   * (undefined when there are none). Absent on PostgreSQL: the caller reads `page`.
+   */
+  jsonPage?(serviceId: string, scheme: string, withKey: boolean, after: string, until: string, limit: number): Promise<JsonPage | undefined>;
+  /** MyKey IDs, ascending, that split the service's links into `parts` ranges of about the same size (none when it has few links). */
+  split?(serviceId: string, parts: number): Promise<string[]>;
 }
 
 type PageObject = { mykey_id: string; service_user_id: string; mkey: string | null; cident: string | null; ckey: string | null };
 
 /** Pages through the executor (rows as objects, made arrays here). */
+/** What runs a statement for the JSON pages: the hub's executor, or a reader thread. */
+interface Runs {
+  get<T>(text: string, params: readonly unknown[]): Promise<T | undefined>;
+}
+
+/** JSON pages and split points (SQLite), over either. */
+function jsonPagesOver(q: Runs): Pick<SnapshotPages, 'jsonPage' | 'split'> {
+  return {
+    async jsonPage(serviceId, scheme, withKey, after, until, limit) {
+      const end = await q.get<{ last: string | null }>(PAGE_END, [serviceId, after, until, limit - 1, serviceId, after, until]);
+      const last = end?.last;
+      if (last === null || last === undefined) return undefined;
+      const r = await q.get<{ json: Buffer | null; links: number; mappings: number }>(JSON_PAGE, jsonParams(serviceId, scheme, withKey, after, last));
+      return { json: r?.json ?? Buffer.alloc(0), links: r?.links ?? 0, mappings: r?.mappings ?? 0, last };
+    },
+    async split(serviceId, parts) {
+      const n = (await q.get<{ n: number }>(LINK_COUNT, [serviceId]))?.n ?? 0;
+      // Below some thousands of links a second reader is not worth its round trips.
+      if (parts < 2 || n < 4000) return [];
+      const out: string[] = [];
+      // Each walk starts where the last one ended: the primary key is walked once in all.
+      let at = 0;
+      for (let k = 1; k < parts; k++) {
+        const to = Math.floor((n * k) / parts);
+        const row = await q.get<{ mykey_id: string }>(LINK_AT, [serviceId, out[out.length - 1] ?? '', to - at - (out.length === 0 ? 0 : 1)]);
+        if (!row) break;
+        out.push(row.mykey_id);
+        at = to;
+      }
+      return out;
+    },
+  };
+}
+
 function pagesOver(sql: Sql): SnapshotPages {
   return {
+    offThread: false,
     service: (id) => sql.get<ServiceRow>(SERVICE, [id]),
     page: async (serviceId, scheme, withKey, after, limit) =>
       (await sql.all<PageObject>(PAGE, pageParams(serviceId, scheme, withKey, after, limit))).map((r): SnapshotRow => [r.mykey_id, r.service_user_id, r.mkey, r.cident, r.ckey]),
     cert: (mykeyId) => sql.get<SnapshotCert>(CERT, [mykeyId]),
+    // PostgreSQL reads rows (its server does the work, not this process).
+    ...(sql.dialect === 'sqlite' ? jsonPagesOver(sql as Runs) : {}),
   };
 }
 
-/** The SQLite reader connection's statements (raw rows: no object per row at half a million rows). */
-function readerStatements(conn: Db) {
+/** Pages read on a reader thread (raw rows: no object per row). */
+function readerPages(r: SqliteReader): SnapshotPages {
   return {
-    begin: conn.prepare('BEGIN'),
-    rollback: conn.prepare('ROLLBACK'),
-    service: conn.prepare<[string], ServiceRow>(SERVICE),
-    page: conn.prepare<unknown[], SnapshotRow>(PAGE).raw(true),
-    cert: conn.prepare<[string], SnapshotCert>(CERT),
+    offThread: true,
+    service: (id) => r.get<ServiceRow>(SERVICE, [id]),
+    page: (serviceId, scheme, withKey, after, limit) => r.raw<SnapshotRow>(PAGE, pageParams(serviceId, scheme, withKey, after, limit)),
+    cert: (mykeyId) => r.get<SnapshotCert>(CERT, [mykeyId]),
+    ...jsonPagesOver({ get: (text, params) => r.get(text, params) }),
   };
 }
 
-function readerPages(q: ReturnType<typeof readerStatements>): SnapshotPages {
-  return {
-    service: async (id) => q.service.get(id),
-    page: async (serviceId, scheme, withKey, after, limit) => q.page.all(...pageParams(serviceId, scheme, withKey, after, limit)),
-    cert: async (mykeyId) => q.cert.get(mykeyId),
-  };
-}
+/** Reader threads a snapshot of a file database is read on, each a part of it. */
+const READERS = 2;
 
 /** The repository over an executor (or a SQLite connection, through its executor). */
-export function createSnapshotRepo(target: Sql | Db) {
+export function createSnapshotRepo(target: Sql | Db, opts: { readers?: number } = {}) {
   const sql = sqlOf(target);
   // The SQLite connection behind the executor (none on PostgreSQL).
   const db: Db | undefined = sql.dialect === 'sqlite' ? ('dialect' in target ? (target as Sql & { db?: Db }).db : target) : undefined;
   const memory = sql.dialect === 'sqlite' && (db === undefined || db.memory);
-  let reader: { conn: Db; q: ReturnType<typeof readerStatements> } | undefined;
+  const readerCount = Math.max(1, opts.readers ?? READERS);
+  let readers: SqliteReader[] | undefined;
   let open = false;
 
-  /** One read on the SQLite reader connection (opened on first use): what fn reads is one state of the database. */
-  async function onReader<T>(fn: (pages: SnapshotPages) => Promise<T>): Promise<T> {
-    if (open) throw new Error('a snapshot read is already open');
-    if (!reader) {
-      // Read-only, with its own page cache and memory map (the hub's connection keeps its own).
-      const conn: Db = new Database(db!.name, { readonly: true, fileMustExist: true });
-      conn.pragma('busy_timeout = 5000');
-      conn.pragma('cache_size = -32768');
-      conn.pragma('mmap_size = 1073741824');
-      reader = { conn, q: readerStatements(conn) };
-    }
-    const r = reader;
-    r.q.begin.run();
-    open = true;
+  /** The reader threads, started (their first read answered) if they were not. */
+  async function started(): Promise<SqliteReader[]> {
+    readers ??= Array.from({ length: readerCount }, () => openSqliteReader(db!.name));
+    const rs = readers;
     try {
-      return await fn(readerPages(r.q));
+      // Threads started and connections open (a first read: tens of milliseconds, seconds on a loaded machine).
+      await Promise.all(rs.map((r) => r.get('SELECT 1 AS one', [])));
+    } catch (e) {
+      // A thread that failed to start (or is gone) is replaced at the next read.
+      if (readers === rs) readers = undefined;
+      for (const r of rs) void r.close().catch(() => undefined);
+      throw e;
+    }
+    return rs;
+  }
+
+  /** Begins a read transaction on a reader: BEGIN is deferred, the first read takes its state. */
+  const begin = async (r: SqliteReader) => {
+    await r.run('BEGIN');
+    await r.get(SERVICE, ['']);
+  };
+
+  /**
+   * One read on the SQLite reader threads (started on first use): what fn reads, on any of them, is
+   * one state of the database.
+   */
+  async function onReaders<T>(fn: (pages: SnapshotPages, more: SnapshotPages[]) => Promise<T>): Promise<T> {
+    if (open) throw new Error('a snapshot read is already open');
+    open = true;
+    // Read-only connections, each with its own page cache and memory map (the hub's keeps its own).
+    let rs: SqliteReader[] = [];
+    try {
+      // Before the write lock is taken.
+      rs = await started();
+      // With more than one reader: under the write lock (BEGIN IMMEDIATE on the hub's connection: no
+      // commit by any connection of any process until it ends), so every reader sees the same commits.
+      if (rs.length === 1) await begin(rs[0]);
+      else await sql.tx(() => Promise.all(rs.map(begin)), { immediate: true });
+      const [first, ...more] = rs.map(readerPages);
+      return await fn(first, more);
     } finally {
       open = false;
-      r.q.rollback.run();
+      const ended = await Promise.all(
+        rs.map((r) =>
+          r.run('ROLLBACK').then(
+            () => true,
+            (e: { code?: string }) => e?.code !== undefined,
+          ),
+        ),
+      );
+      // A reader whose thread is gone (or did not answer ROLLBACK) is replaced at the next read.
+      if (ended.includes(false) && readers === rs) {
+        readers = undefined;
+        for (const r of rs) void r.close().catch(() => undefined);
+      }
     }
   }
 
@@ -148,18 +277,31 @@ export function createSnapshotRepo(target: Sql | Db) {
     direct: <T>(fn: (pages: SnapshotPages) => Promise<T>): Promise<T> => sql.tx(() => fn(pagesOver(sql)), { snapshot: true }),
     /**
      * The one read of a snapshot: what fn's pages read is one state of the database, across turns of
-     * the event loop (SQLite: the reader connection; PostgreSQL: one REPEATABLE READ transaction). One
-     * read at a time.
+     * the event loop (SQLite: the reader threads, `more` the second one's pages; PostgreSQL: one
+     * REPEATABLE READ transaction, `more` empty). One read at a time.
      */
-    read<T>(fn: (pages: SnapshotPages) => Promise<T>): Promise<T> {
-      if (memory || sql.dialect === 'postgres') return sql.tx(() => fn(pagesOver(sql)), { snapshot: true });
-      return onReader(fn);
+    read<T>(fn: (pages: SnapshotPages, more: SnapshotPages[]) => Promise<T>): Promise<T> {
+      if (memory || sql.dialect === 'postgres') return sql.tx(() => fn(pagesOver(sql), []), { snapshot: true });
+      return onReaders(fn);
     },
-    /** Closes the reader connection, if one was opened. */
+    /**
+     * Starts the reader threads ahead of a first snapshot when a service has at least `minLinks` active
+     * links (a file database only): a hub serving a national service opens them at start, as a pool
+     * its connections; a small one when it first needs them. Returns whether they were started.
+     */
+    async warm(minLinks: number): Promise<boolean> {
+      if (memory || sql.dialect === 'postgres') return false;
+      const n = (await sql.get<{ n: number | null }>("SELECT max(n) AS n FROM link_counts WHERE state = 'active'"))?.n ?? 0;
+      if (n < minLinks) return false;
+      await started();
+      return true;
+    },
+    /** Ends the reader threads, if they were started. */
     close(): void {
-      reader?.conn.close();
-      reader = undefined;
+      const rs = readers;
+      readers = undefined;
       open = false;
+      for (const r of rs ?? []) void r.close().catch(() => undefined);
     },
   };
 }

@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { HubClient } from '../../../edge/sync/hub-client.ts';
 import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { certIdentityWithKey } from '../../../shared/cert-identity.ts';
-import { CURRENT_KEY_SCHEME, keyedId, type Snapshot } from '../../../shared/sync.ts';
+import { CURRENT_KEY_SCHEME, keyedId, keyedIdentitySync, type Snapshot } from '../../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
 
 interface Ctx {
@@ -195,6 +195,68 @@ test('a certificate whose serial is not stored in normal form is keyed by the on
   assert.is(map.get(keyedId(secret, 'cert', identity)), 'LIB-ODD');
   assert.is(map.get(keyedId(secret, 'mykey', 'ODDSERIAL')), 'LIB-ODD');
   assert.is(h.hub.links.keyStats().derivedBlocking, 0, 'its stored key was found, none derived');
+});
+
+test('a service ID with a quote and a backslash, and a link whose key is not stored yet, are in the snapshot as the edge reads them', async (ctx) => {
+  const h = ctx.h;
+  const secret = (await h.hub.linkRepo.service(SERVICE))!.sync_secret;
+  // Printable ASCII allows both (shared/ids.ts): SQLite writes them escaped as JSON.stringify does.
+  const odd = 'LIB-"Q\\1';
+  await h.hub.store.sql.tx(async () => {
+    await h.hub.linkRepo.upsertLink(SERVICE, 'QUOTED0', odd, Date.now(), 'test');
+    await h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, 'mykey:QUOTED0', keyedId(secret, 'mykey', 'QUOTED0'));
+    // No key stored for this one: its page is written in TypeScript, the key derived and stored.
+    await h.hub.linkRepo.upsertLink(SERVICE, 'NOKEY00', 'LIB-NOKEY', Date.now(), 'test');
+    await h.hub.linkRepo.nextSeq(SERVICE);
+  });
+  const body = await h.hub.links.snapshotBody(SERVICE);
+  const text = body.json().toString('utf8');
+  assert.ok(text.includes(`,${JSON.stringify(odd)}]`), 'escaped as JSON.stringify escapes it');
+  const parsed = JSON.parse(text) as Snapshot;
+  assert.is(parsed.entries.length, body.mappings);
+  const map = new Map(parsed.entries);
+  assert.is(map.get(keyedId(secret, 'mykey', 'QUOTED0')), odd);
+  // Derived by the scheme's own (memory-hard) derivation, and stored.
+  const derived = keyedIdentitySync(secret, 'mykey', 'NOKEY00', CURRENT_KEY_SCHEME);
+  assert.is(map.get(derived), 'LIB-NOKEY');
+  assert.is(await h.hub.linkRepo.storedKey(SERVICE, CURRENT_KEY_SCHEME, 'mykey:NOKEY00'), derived);
+  assert.equal(map, new Map((await h.hub.links.snapshot(SERVICE)).entries));
+  // The edge's own client takes it (schema, sizes).
+  const client = new HubClient({ hubUrl: h.hub.addresses.deviceApi!, tls: { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem } });
+  assert.is(new Map((await client.snapshot()).value.entries).get(keyedId(secret, 'mykey', 'QUOTED0')), odd);
+});
+
+test('links committed while a snapshot begins are all in it or all out of it, across the parts read at once', async (ctx) => {
+  const h = ctx.h;
+  const links = h.hub.links;
+  const secret = (await h.hub.linkRepo.service(SERVICE))!.sync_secret;
+  for (let round = 0; round < 4; round++) {
+    const seq = await links.headSeq(SERVICE);
+    const count = (await links.snapshot(SERVICE)).entries.length;
+    // MyKey IDs spread over the whole range (between the existing ones), so both halves of a read in
+    // two parts hold some: a half that saw them beside one that did not would count about half.
+    const ids = Array.from({ length: 400 }, (_, k) => `${idOf(k * 12)}R${round}`);
+    const building = links.snapshotBody(SERVICE);
+    const writing = h.hub.store.sql.tx(async () => {
+      for (const id of ids) {
+        await h.hub.linkRepo.upsertLink(SERVICE, id, `LIB-${id}`, Date.now(), 'test');
+        await h.hub.linkRepo.insertKey(SERVICE, CURRENT_KEY_SCHEME, `mykey:${id}`, keyedId(secret, 'mykey', id));
+      }
+      await h.hub.linkRepo.nextSeq(SERVICE);
+    });
+    const [body] = await Promise.all([building, writing]);
+    const parsed = JSON.parse(body.json().toString('utf8')) as Snapshot;
+    assert.is(parsed.entries.length, body.mappings);
+    const seen = ids.filter((id) => new Map(parsed.entries).has(keyedId(secret, 'mykey', id))).length;
+    if (body.seq === seq) {
+      assert.is(seen, 0);
+      assert.is(body.mappings, count);
+    } else {
+      assert.is(body.seq, seq + 1);
+      assert.is(seen, ids.length);
+      assert.is(body.mappings, count + ids.length);
+    }
+  }
 });
 
 test.run();
