@@ -195,6 +195,15 @@ function cpuMsOf(pid: number): number {
   }
 }
 const CLOCK_TICKS = 100;
+/** System CPU time (stime) of a process so far, in ms; part of cpuMsOf. */
+function sysMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
 
 /** Alternates revocations between the brokers (order swapped every round); fills each one's sample. */
 async function measure(edges: Edges, hub: Hub, targets: Target[]): Promise<void> {
@@ -346,6 +355,7 @@ benchMain(async () => {
       const cpu0 = t.pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
       // Where the burst's CPU goes: the hub, Mosquitto (its own target only), the edges' processes.
       const split0 = [hubChild.pid!, mosquitto.pid!, ...edges.children.map((ch) => ch.pid!)].map(cpuMsOf);
+      const sys0 = [hubChild.pid!, mosquitto.pid!, ...edges.children.map((ch) => ch.pid!)].map(sysMsOf);
       const { seq, t0: b0, commitMs, publishedMs } = await hub.ask<'revoked'>({ type: 'burst', count: BIG_BURST });
       const { last } = await edges.waitFor(seq, 300_000);
       big[t.label] = last - b0;
@@ -353,8 +363,10 @@ benchMain(async () => {
       await new Promise((r) => setTimeout(r, 500));
       const cpu = t.pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0) - cpu0;
       const split = [hubChild.pid!, mosquitto.pid!, ...edges.children.map((ch) => ch.pid!)].map((pid, i) => cpuMsOf(pid) - split0[i]);
+      const sys = [hubChild.pid!, mosquitto.pid!, ...edges.children.map((ch) => ch.pid!)].map((pid, i) => sysMsOf(pid) - sys0[i]);
+      const sum = (xs: number[]) => Math.round(xs.reduce((a, b) => a + b, 0));
       progress(
-        `${t.label}: CPU during the run (incl. 500 ms after): hub ${Math.round(split[0])} ms, mosquitto ${Math.round(split[1])} ms, edge processes ${Math.round(split.slice(2).reduce((a, b) => a + b, 0))} ms`,
+        `${t.label}: CPU during the run (incl. 500 ms after; of which system): hub ${Math.round(split[0])} ms (${Math.round(sys[0])}), mosquitto ${Math.round(split[1])} ms (${Math.round(sys[1])}), edge processes ${sum(split.slice(2))} ms (${sum(sys.slice(2))})`,
       );
       const now = await hub.ask<'stats'>({ type: 'stats' });
       progress(
