@@ -29,6 +29,12 @@
 //   npx tsx bench/run.ts fanout
 //   FANOUT_EDGES=200 FANOUT_RUNS=20 npx tsx bench/fanout.bench.ts     (a quicker look)
 //   FANOUT_ONLY=burst npx tsx bench/fanout.bench.ts     (only the CRL run of 10,000: its metrics alone)
+// Looking into the CRL run: FANOUT_TRACE=1 (each message's hand-off, each child's arrivals),
+// FANOUT_PROFILE=<file> FANOUT_PROFILE_AT=burst (hub CPU profile), FANOUT_PROFILE_EDGES=<prefix> (edge
+// processes), FANOUT_EDGE_WORK=apply (every edge decodes, validates and applies each message with the
+// edge's own code before it counts as arrived), FANOUT_BATCH_VERSION=2 (the outbox writes v2 batches),
+// FANOUT_AEDES_WINDOW=<n> (messages in flight into aedes), FANOUT_BURST_ORDER=mosquitto (Mosquitto's
+// run first). The CPU of the hub, Mosquitto and the edge processes during the run is a progress line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -349,7 +355,9 @@ benchMain(async () => {
     }
     const big: Record<string, number> = {};
     const bigAfterCommit: Record<string, number> = {};
-    for (const t of [aedes, mq]) {
+    // FANOUT_BURST_ORDER=mosquitto: the CRL run goes through Mosquitto first (the first one meets
+    // edge processes that have not yet handled a large message).
+    for (const t of process.env.FANOUT_BURST_ORDER === 'mosquitto' ? [mq, aedes] : [aedes, mq]) {
       await hub.ask<'attached'>({ type: 'attach', ...t.attach });
       const before = await hub.ask<'stats'>({ type: 'stats' });
       const cpu0 = t.pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
