@@ -48,6 +48,9 @@ const send = (m: unknown) => process.send!(m);
 const external = loadHubConfig({ env: {} }).broker.external;
 const OUTBOX_WINDOW = process.env.FANOUT_OUTBOX_WINDOW === 'config' ? external.outboxWindow : Number(process.env.FANOUT_OUTBOX_WINDOW ?? 1);
 const OUTBOX_WINDOW_BYTES = 1024 * Number(process.env.FANOUT_OUTBOX_WINDOW_KB ?? external.outboxWindowKb);
+const AEDES_WINDOW = Number(process.env.FANOUT_AEDES_WINDOW ?? 1);
+// FANOUT_BATCH_VERSION=2: the outbox writes v2 batches (shared/sync.ts) instead of the compact v3.
+const BATCH_VERSION = process.env.FANOUT_BATCH_VERSION === '2' ? 2 : process.env.FANOUT_BATCH_VERSION === '3' ? 3 : undefined;
 const wall = () => performance.timeOrigin + performance.now();
 
 let broker: Broker | undefined;
@@ -60,6 +63,9 @@ let mq: MqttClient | undefined;
 let caPem = '';
 let target: 'aedes' | 'mosquitto' = 'aedes';
 const handOff: number[] = [];
+// FANOUT_TRACE: each message of a CRL-run burst, as `start ms after the commit began + hand-off ms (bytes)`.
+let trace: string[] | undefined;
+let trace0 = 0;
 // FANOUT_PROFILE=<file>: a CPU profile of the hub from the first revocation to the next stats.
 let profiler: Session | undefined;
 
@@ -81,7 +87,7 @@ process.on('message', async (m: Msg) => {
       const devices = createDeviceRepo(db);
       const linkRepo = createLinkRepo(db);
       const mykeys = createMyKeyRepo(db);
-      outbox = createOutboxPublisher({ repo: linkRepo, log: createLogger('bench-outbox', { level: 'error' }) });
+      outbox = createOutboxPublisher({ repo: linkRepo, log: createLogger('bench-outbox', { level: 'error' }), ...(BATCH_VERSION ? { batchVersion: BATCH_VERSION } : {}) });
       const events = createFanoutBus(createLogger('bench-fanout', { level: 'error' }));
       events.on('outboxWritten', () => hold || outbox!.kick());
       const links = createLinks({ sql: db, repo: linkRepo, mykeys, events });
@@ -140,6 +146,7 @@ process.on('message', async (m: Msg) => {
           const t = performance.now();
           await b.publish(topic, payload, { qos: 1 });
           handOff.push(performance.now() - t);
+          trace?.push(`${Math.round(wall() - trace0)}+${Math.round(performance.now() - t)}(${payload.length})`);
         };
       } else {
         mq ??= await mqtt.connectAsync({
@@ -155,12 +162,14 @@ process.on('message', async (m: Msg) => {
         });
         const client = mq;
         publish = async (topic, payload) => {
+          const t = performance.now();
           await client.publishAsync(topic, payload, { qos: 1 });
+          trace?.push(`${Math.round(wall() - trace0)}+${Math.round(performance.now() - t)}(${payload.length})`);
         };
       }
       target = m.target;
       // One message at a time into aedes, as the hub publishes; to Mosquitto see OUTBOX_WINDOW.
-      outbox!.attach(publish, m.target === 'mosquitto' ? { window: OUTBOX_WINDOW, windowBytes: OUTBOX_WINDOW_BYTES } : { window: 1, windowBytes: Number.POSITIVE_INFINITY });
+      outbox!.attach(publish, m.target === 'mosquitto' ? { window: OUTBOX_WINDOW, windowBytes: OUTBOX_WINDOW_BYTES } : { window: AEDES_WINDOW, windowBytes: Number.POSITIVE_INFINITY });
       // Entries written before (the links made at start) go out first.
       await outbox!.drain();
       send({ type: 'attached' });
@@ -174,9 +183,15 @@ process.on('message', async (m: Msg) => {
     } else if (m.type === 'burst') {
       if (process.env.FANOUT_PROFILE && process.env.FANOUT_PROFILE_AT === 'burst') await startProfile();
       const t0 = wall();
+      if (process.env.FANOUT_TRACE) {
+        trace = [];
+        trace0 = t0;
+      }
       const seq = await burst!(m.count);
       const commitMs = wall() - t0;
       await outbox!.drain(); // the broker has taken every message (aedes: written to every edge)
+      if (trace) process.stderr.write(`  hub ${target} (t0 ${Math.round(trace0) % 100_000}): messages ${trace.join(' ')}\n`);
+      trace = undefined;
       send({ type: 'revoked', seq, t0, target, commitMs, publishedMs: wall() - t0 });
     } else if (m.type === 'stats') {
       if (profiler) {

@@ -12,9 +12,10 @@
 // messages, with FANOUT_OUTBOX_WINDOW_KB). Every
 // edge is connected to both brokers at once and revocations alternate between them, so both see the
 // same load from whatever else runs on the machine. Then a burst of 20 revocations committed back to
-// back (a CRL run) goes to every edge through each broker. Then a CRL run of 10,000 suspensions,
-// committed in one transaction as the CRL manager commits them: the outbox coalesces the entries into
-// batched log messages (v2, shared/sync.ts, at most 64 KiB each) and the time runs from just before
+// back (a CRL run) goes to every edge through each broker. Then, after an unmeasured CRL run of 2,000
+// through each broker (FANOUT_BURST_WARMUP), a CRL run of 10,000 suspensions, committed in one
+// transaction as the CRL manager commits them: the outbox coalesces the entries into batched log
+// messages (v3 compact, shared/sync.ts, at most 64 KiB each) and the time runs from just before
 // that transaction until every edge has the last entry (the commit's own time is a progress line).
 // Also reported (progress lines): the CPU time of each broker side per revocation and per 1,000-edge
 // reconnect, read from /proc.
@@ -28,6 +29,13 @@
 //
 //   npx tsx bench/run.ts fanout
 //   FANOUT_EDGES=200 FANOUT_RUNS=20 npx tsx bench/fanout.bench.ts     (a quicker look)
+//   FANOUT_ONLY=burst npx tsx bench/fanout.bench.ts     (only the CRL run of 10,000: its metrics alone)
+// Looking into the CRL run: FANOUT_TRACE=1 (each message's hand-off, each child's arrivals),
+// FANOUT_PROFILE=<file> FANOUT_PROFILE_AT=burst (hub CPU profile), FANOUT_PROFILE_EDGES=<prefix> (edge
+// processes), FANOUT_EDGE_WORK=apply (every edge decodes, validates and applies each message with the
+// edge's own code before it counts as arrived), FANOUT_BATCH_VERSION=2 (the outbox writes v2 batches),
+// FANOUT_AEDES_WINDOW=<n> (messages in flight into aedes), FANOUT_BURST_ORDER=mosquitto (Mosquitto's
+// run first), FANOUT_BURST_WARMUP=<n> (suspensions of the unmeasured run before them; 0: none). The CPU of the hub, Mosquitto and the edge processes during the run is a progress line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -52,8 +60,17 @@ const WARMUP = 5;
 const BURST = Number(process.env.FANOUT_BURST ?? 20);
 /** Suspensions of one CRL run, committed in one transaction. */
 const BIG_BURST = Number(process.env.FANOUT_BIG_BURST ?? 10_000);
+/**
+ * Suspensions of an unmeasured CRL run through each broker before the measured ones: the first run of
+ * large messages costs the edge processes more (their code for large messages not yet optimised,
+ * their heaps not yet grown), and without it the broker measured first paid for that alone
+ * (FANOUT_BURST_ORDER showed it). 0: none.
+ */
+const BURST_WARMUP = Number(process.env.FANOUT_BURST_WARMUP ?? 2000);
 // Long enough for the PUBACKs of one fan-out to settle before the next starts.
 const GAP_MS = 100;
+/** `burst`: only the CRL run of BIG_BURST suspensions (no single revocations, no burst of 20). */
+const ONLY_BURST = process.env.FANOUT_ONLY === 'burst';
 const SERVICE = 'library';
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -192,6 +209,15 @@ function cpuMsOf(pid: number): number {
   }
 }
 const CLOCK_TICKS = 100;
+/** System CPU time (stime) of a process so far, in ms; part of cpuMsOf. */
+function sysMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
 
 /** Alternates revocations between the brokers (order swapped every round); fills each one's sample. */
 async function measure(edges: Edges, hub: Hub, targets: Target[]): Promise<void> {
@@ -278,7 +304,7 @@ benchMain(async () => {
     const hubChild = startChild('fanout-hub.ts');
     children.push(hubChild);
     const hub = new Hub(hubChild);
-    const { tlsPort } = await hub.ask<'started'>({ type: 'start', dir, service: SERVICE, revocations: 2 * (WARMUP + RUNS + BURST + BIG_BURST) });
+    const { tlsPort } = await hub.ask<'started'>({ type: 'start', dir, service: SERVICE, revocations: 2 * BURST_WARMUP + (ONLY_BURST ? 2 * BIG_BURST : 2 * (WARMUP + RUNS + BURST + BIG_BURST)) });
     await hub.ask<'attached'>({ type: 'attach', target: 'aedes' });
     const base = await hub.ask<'stats'>({ type: 'stats' });
     for (let i = 0; i < CHILDREN; i++) children.push(startChild('fanout-edges.ts'));
@@ -325,9 +351,9 @@ benchMain(async () => {
       cpuMs: 0,
       commitMs: [],
     };
-    await measure(edges, hub, [aedes, mq]);
+    if (!ONLY_BURST) await measure(edges, hub, [aedes, mq]);
     const bursts: Record<string, number> = {};
-    for (const t of [aedes, mq]) {
+    for (const t of ONLY_BURST ? [] : [aedes, mq]) {
       await hub.ask<'attached'>({ type: 'attach', ...t.attach });
       const { seq, t0: b0 } = await hub.ask<'revoked'>({ type: 'revoke', count: BURST });
       const { last } = await edges.waitFor(seq, 120_000);
@@ -337,16 +363,34 @@ benchMain(async () => {
     }
     const big: Record<string, number> = {};
     const bigAfterCommit: Record<string, number> = {};
-    for (const t of [aedes, mq]) {
+    for (const t of BURST_WARMUP > 0 ? [aedes, mq] : []) {
+      await hub.ask<'attached'>({ type: 'attach', ...t.attach });
+      const { seq } = await hub.ask<'revoked'>({ type: 'burst', count: BURST_WARMUP });
+      await edges.waitFor(seq, 300_000);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    if (BURST_WARMUP > 0) progress(`an unmeasured CRL run of ${BURST_WARMUP} suspensions went through each broker first`);
+    // FANOUT_BURST_ORDER=mosquitto: the CRL run goes through Mosquitto first (the first one meets
+    // edge processes that have not yet handled a large message).
+    for (const t of process.env.FANOUT_BURST_ORDER === 'mosquitto' ? [mq, aedes] : [aedes, mq]) {
       await hub.ask<'attached'>({ type: 'attach', ...t.attach });
       const before = await hub.ask<'stats'>({ type: 'stats' });
       const cpu0 = t.pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
+      // Where the burst's CPU goes: the hub, Mosquitto (its own target only), the edges' processes.
+      const split0 = [hubChild.pid!, mosquitto.pid!, ...edges.children.map((ch) => ch.pid!)].map(cpuMsOf);
+      const sys0 = [hubChild.pid!, mosquitto.pid!, ...edges.children.map((ch) => ch.pid!)].map(sysMsOf);
       const { seq, t0: b0, commitMs, publishedMs } = await hub.ask<'revoked'>({ type: 'burst', count: BIG_BURST });
       const { last } = await edges.waitFor(seq, 300_000);
       big[t.label] = last - b0;
       bigAfterCommit[t.label] = last - b0 - commitMs;
       await new Promise((r) => setTimeout(r, 500));
       const cpu = t.pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0) - cpu0;
+      const split = [hubChild.pid!, mosquitto.pid!, ...edges.children.map((ch) => ch.pid!)].map((pid, i) => cpuMsOf(pid) - split0[i]);
+      const sys = [hubChild.pid!, mosquitto.pid!, ...edges.children.map((ch) => ch.pid!)].map((pid, i) => sysMsOf(pid) - sys0[i]);
+      const sum = (xs: number[]) => Math.round(xs.reduce((a, b) => a + b, 0));
+      progress(
+        `${t.label}: CPU during the run (incl. 500 ms after; of which system): hub ${Math.round(split[0])} ms (${Math.round(sys[0])}), mosquitto ${Math.round(split[1])} ms (${Math.round(sys[1])}), edge processes ${sum(split.slice(2))} ms (${sum(sys.slice(2))})`,
+      );
       const now = await hub.ask<'stats'>({ type: 'stats' });
       progress(
         `${t.label}: a CRL run of ${BIG_BURST} suspensions reached every edge in ${Math.round(big[t.label])} ms (commit ${Math.round(commitMs)} ms, all taken by the broker at ${Math.round(publishedMs ?? NaN)} ms; ` +
@@ -368,7 +412,7 @@ benchMain(async () => {
     const mq99 = percentile(mqSample, 99);
     progress(`aedes p99 / mosquitto p99 = ${round(p99 / mq99, 2)} (target <= 1.5; target p99 <= 250 ms)`);
     const n = EDGES === 1000 ? '1000' : String(EDGES);
-    return {
+    const metrics: Record<string, { value: number; unit: string }> = {
       [`fanout_${n}_p50_ms`]: { value: round(percentile(hubSample, 50), 2), unit: 'ms' },
       [`fanout_${n}_p99_ms`]: { value: round(p99, 2), unit: 'ms' },
       [`mosquitto_fanout_${n}_p50_ms`]: { value: round(percentile(mqSample, 50), 2), unit: 'ms' },
@@ -385,6 +429,8 @@ benchMain(async () => {
         unit: 'ms',
       },
     };
+    // Burst only: the figures of the parts not run are left out, not reported as NaN.
+    return ONLY_BURST ? Object.fromEntries(Object.entries(metrics).filter(([name]) => name.includes(`burst_${BIG_BURST === 10_000 ? '10k' : BIG_BURST}`))) : metrics;
   } finally {
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');
     if (mosquitto && mosquitto.exitCode === null) mosquitto.kill('SIGTERM');

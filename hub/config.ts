@@ -89,6 +89,12 @@ export const HubConfigSchema = Type.Object(
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8883, description: 'MQTT over TLS (device certificates); 0 picks a free port' }),
         plainPort: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'development only: a plain MQTT listener on 127.0.0.1; 0 is off' }),
         serverNames: Type.Array(Type.String(), { default: [], description: 'extra DNS names or addresses in the broker and device API certificate' }),
+        logBatchVersion: Type.Integer({
+          minimum: 2,
+          maximum: 3,
+          default: 3,
+          description: 'form of the batched change-log messages of a burst: 3 compact (edges from v3 on), 2 while older edges remain (they drop a v3 batch and catch up over HTTP)',
+        }),
         external: Type.Object(
           {
             urls: Type.Array(Type.String(), {

@@ -65,6 +65,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         sql: store.sql,
         log: log.child('replicas'),
         retryMs: config.replicas.lockRetryMs,
+        batchVersion: config.broker.logBatchVersion === 2 ? 2 : 3,
         parts: () => ({ outbox, webhooks, broker: () => broker, clustered: () => cluster !== undefined, devices, changesAfter: links.changesAfter }),
       })
     : undefined;
@@ -116,6 +117,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     log: log.child('outbox'),
     events: fanout,
     mayPublish: replicas?.mayPublish,
+    batchVersion: config.broker.logBatchVersion === 2 ? 2 : 3,
     ...(config.broker.external.urls.length > 0 ? { window: config.broker.external.outboxWindow, windowBytes: config.broker.external.outboxWindowKb * 1024 } : {}),
   });
   const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, events: fanout, mayDeliver: replicas?.mayPublish });

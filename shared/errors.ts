@@ -190,6 +190,8 @@ export const ERROR_CODES = {
   pin_touch_timeout: { status: 408, title: 'The PIN was not entered in time' },
   pin_touch_cancelled: { status: 409, title: 'The PIN-checked touch was cancelled' },
   pin_touch_unavailable: { status: 503, title: 'The edge holds no JPKI trust anchor to check a PIN-checked touch against' },
+  // Compact change-log batches (v3, shared/sync.ts; #11 burst fan-out)
+  log_batch_miscounted: { status: 400, title: 'The compact change-log batch says another number of entries (n) than it holds' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable error code. */

@@ -37,8 +37,15 @@
 //   apply entry by entry, so a gap between batches and a batch seen twice are handled as for single
 //   entries. One batch costs the broker one write per edge instead of one per entry, and the bytes
 //   (TLS to every edge) are what a burst costs (bench/fanout.bench.ts, fanout_burst_10k_ms).
+// - v3: a CompactBatch `{ v: 3, seq, n, kind, at, entries: [...] }`: v2 where an entry that only
+//   removes keys (a suspension, an unlink: what a CRL run is made of) is the string of its keys back
+//   to back (22 characters each) instead of an object, and `n` says how many entries there are, so
+//   the range seq .. seq + n - 1 is known from the head. A suspension takes ~47 bytes instead of
+//   ~63: a burst of 10,000 is 8 messages to every edge instead of 10, and each decodes into a few
+//   strings instead of thousands of objects and arrays.
 //   The hub sends a lone entry as v1, so an edge not yet upgraded misses only bursts, and catches
-//   up on them through the change log.
+//   up on them through the change log. Edges accept all three; which batch form the hub writes is
+//   the outbox's choice (hub/links/outbox-publisher.ts), v3 unless told otherwise.
 // A service moves from one to the other with a `rekey` entry: the edge applies it, then fetches a
 // snapshot under the new derivation. Until then an edge looks a touch up under both.
 import { createHmac, scrypt, scryptSync } from 'node:crypto';
@@ -124,20 +131,62 @@ export const ChangeBatch = Type.Object(
 );
 export type ChangeBatch = Static<typeof ChangeBatch>;
 
-/** What a log-topic message may be: one entry (v1) or a batch (v2). */
-export const LogMessage = Type.Union([ChangeEntry, ChangeBatch]);
+/** Version tag of a compact batch (v3). */
+export const COMPACT_BATCH_VERSION = 3;
+/** Batch forms the hub can write. */
+export type BatchVersion = typeof CHANGE_BATCH_VERSION | typeof COMPACT_BATCH_VERSION;
+
+/** Characters of one keyed identity (128 bits, base64url without padding). */
+export const KEY_CHARS = 22;
+
+/** A remove-only entry of a compact batch: its keys (at most 64) back to back, nothing between them. */
+export const RemoveOnlyEntry = Type.String({ pattern: '^(?:[A-Za-z0-9_-]{22}){0,64}$', maxLength: 64 * KEY_CHARS, description: 'keys to remove, 22 characters each' });
+
+/**
+ * A compact batch (v3): a v2 batch whose remove-only entries are strings (RemoveOnlyEntry), with the
+ * entry count `n` in the head. An object entry means what it means in v2; a string entry is
+ * `{ remove: <its keys> }` with `kind`, `at`, `reason` and `keyScheme` carried over as in v2. A
+ * receiver refuses a batch whose `n` is not its number of entries (code log_batch_miscounted).
+ */
+export const CompactBatch = Type.Object(
+  {
+    v: Type.Literal(COMPACT_BATCH_VERSION),
+    seq: Type.Integer({ minimum: 1, description: 'seq of the first entry' }),
+    n: Type.Integer({ minimum: 1, maximum: MAX_BATCH_ENTRIES, description: 'number of entries: the batch holds seq .. seq + n - 1' }),
+    kind: KindField,
+    at: DateTime,
+    reason: Type.Optional(Type.String({ maxLength: 64 })),
+    keyScheme: Type.Optional(KeySchemeField),
+    entries: Type.Array(Type.Union([RemoveOnlyEntry, BatchEntry]), { minItems: 1, maxItems: MAX_BATCH_ENTRIES }),
+  },
+  { additionalProperties: false },
+);
+export type CompactBatch = Static<typeof CompactBatch>;
+
+/** What a log-topic message may be: one entry (v1) or a batch (v2, v3). */
+export const LogMessage = Type.Union([ChangeEntry, ChangeBatch, CompactBatch]);
 export type LogMessage = Static<typeof LogMessage>;
 
-/** The full entries of a batch, in order. */
-export function expandBatch(b: ChangeBatch): ChangeEntry[] {
+/** The keys of a remove-only entry (a string of 22-character keys). */
+export function splitKeys(s: string): string[] {
+  const keys = new Array<string>(s.length / KEY_CHARS);
+  for (let i = 0; i < keys.length; i++) keys[i] = s.slice(i * KEY_CHARS, (i + 1) * KEY_CHARS);
+  return keys;
+}
+
+/** The full entries of a batch (v2 or v3), in order. */
+export function expandBatch(b: ChangeBatch | CompactBatch): ChangeEntry[] {
   let kind = b.kind;
   let at = b.at;
-  return b.entries.map((e, i) => {
+  const out = new Array<ChangeEntry>(b.entries.length);
+  for (let i = 0; i < out.length; i++) {
+    const item = b.entries[i];
+    const e: BatchEntry = typeof item === 'string' ? { remove: splitKeys(item) } : item;
     kind = e.kind ?? kind;
     at = e.at ?? at;
     const reason = e.reason ?? b.reason;
     const keyScheme = e.keyScheme ?? b.keyScheme;
-    return {
+    out[i] = {
       seq: b.seq + i,
       kind,
       at,
@@ -146,7 +195,8 @@ export function expandBatch(b: ChangeBatch): ChangeEntry[] {
       ...(reason !== undefined ? { reason } : {}),
       ...(keyScheme !== undefined ? { keyScheme } : {}),
     };
-  });
+  }
+  return out;
 }
 
 /** The entries a log-topic message carries, in order. */
@@ -154,27 +204,37 @@ export function entriesOf(m: LogMessage): ChangeEntry[] {
   return 'v' in m ? expandBatch(m) : [m];
 }
 
+/** True for a key list a RemoveOnlyEntry can carry. */
+const stringable = (keys: readonly string[]): boolean => keys.length <= 64 && keys.every((k) => k.length === KEY_CHARS && /^[A-Za-z0-9_-]+$/.test(k));
+
 /**
- * Packs entries (in seq order) into log-topic payloads: runs of consecutive seqs become v2 batches
- * of at most `maxBytes` bytes and MAX_BATCH_ENTRIES entries; a run of one stays a v1 entry (what an
- * edge not yet upgraded understands). `json` is the entry as stored, reused for a lone entry. Pure.
+ * Packs entries (in seq order) into log-topic payloads: runs of consecutive seqs become batches
+ * (`version` 3: compact, the default; 2: what edges before v3 understand) of at most `maxBytes` bytes
+ * and MAX_BATCH_ENTRIES entries; a run of one stays a v1 entry (what an edge not yet upgraded
+ * understands). `json` is the entry as stored, reused for a lone entry. Pure.
  */
-export function packLogMessages(items: readonly { entry: ChangeEntry; json: string }[], maxBytes = MAX_SYNC_PAYLOAD_BYTES): { payload: string; count: number }[] {
+export function packLogMessages(
+  items: readonly { entry: ChangeEntry; json: string }[],
+  maxBytes = MAX_SYNC_PAYLOAD_BYTES,
+  version: BatchVersion = COMPACT_BATCH_VERSION,
+): { payload: string; count: number }[] {
+  const compact = version === COMPACT_BATCH_VERSION;
   const out: { payload: string; count: number }[] = [];
   let i = 0;
   while (i < items.length) {
     const first = items[i].entry;
-    const head = JSON.stringify({
-      v: CHANGE_BATCH_VERSION,
-      seq: first.seq,
+    const rest = JSON.stringify({
       kind: first.kind,
       at: first.at,
       ...(first.reason !== undefined ? { reason: first.reason } : {}),
       ...(first.keyScheme !== undefined ? { keyScheme: first.keyScheme } : {}),
-    });
-    const prefix = `${head.slice(0, -1)},"entries":[`;
+    }).slice(1, -1);
+    // v3 puts `n` right after `seq`: the range is known from the first bytes.
+    const open = (n: number | undefined) => `{"v":${version},"seq":${first.seq}${n === undefined ? '' : `,"n":${n}`},${rest},"entries":[`;
     const parts: string[] = [];
-    let bytes = Buffer.byteLength(prefix) + 2; // + "]}"
+    let bytes = Buffer.byteLength(open(undefined)) + 2; // + "]}"
+    // The bytes of `,"n":<count>` with one more entry.
+    const countBytes = (count: number) => (compact ? 5 + String(count).length : 0);
     let kind = first.kind;
     let at = first.at;
     let j = i;
@@ -191,16 +251,17 @@ export function packLogMessages(items: readonly { entry: ChangeEntry; json: stri
         ...(e.reason !== first.reason ? { reason: e.reason } : {}),
         ...(e.keyScheme !== first.keyScheme ? { keyScheme: e.keyScheme } : {}),
       };
-      const json = JSON.stringify(c);
+      // v3: an entry that only removes is the string of its keys.
+      const json = compact && Object.keys(c).length === 1 && stringable(e.remove) ? `"${e.remove.join('')}"` : JSON.stringify(c);
       const size = Buffer.byteLength(json) + (parts.length > 0 ? 1 : 0);
-      if (parts.length > 0 && bytes + size > maxBytes) break;
+      if (parts.length > 0 && bytes + size + countBytes(parts.length + 1) > maxBytes) break;
       parts.push(json);
       bytes += size;
       kind = e.kind;
       at = e.at;
     }
     if (parts.length === 1) out.push({ payload: items[i].json, count: 1 });
-    else out.push({ payload: `${prefix}${parts.join(',')}]}`, count: parts.length });
+    else out.push({ payload: `${open(compact ? parts.length : undefined)}${parts.join(',')}]}`, count: parts.length });
     i += parts.length;
   }
   return out;

@@ -2,8 +2,8 @@
 // leaves the outbox only once the broker has taken it. After a crash, whatever was left is published
 // on start; edges ignore what they already applied (seq), so a second publication is harmless.
 //
-// What is pending is coalesced per topic: runs of consecutive seqs go out as v2 batches under the
-// broker's packet limit (shared/sync.ts packLogMessages), a lone entry as v1. A CRL run that suspends
+// What is pending is coalesced per topic: runs of consecutive seqs go out as batches (v3, compact; v2
+// when configured) under the broker's packet limit (shared/sync.ts packLogMessages), a lone entry as v1. A CRL run that suspends
 // thousands of MyKey IDs thus costs the broker one write per edge per ~64 KiB, not one per entry.
 // Order within a topic is kept: messages of one topic are published in order, on one connection.
 //
@@ -16,7 +16,7 @@
 // (hub/replicas) publishes from the oldest row left, as with one message in flight.
 import type { Logger } from '../../shared/log.ts';
 import type { Emitter } from '../../shared/typed-events.ts';
-import { MAX_SYNC_PAYLOAD_BYTES, packLogMessages, type ChangeEntry } from '../../shared/sync.ts';
+import { COMPACT_BATCH_VERSION, MAX_SYNC_PAYLOAD_BYTES, packLogMessages, type BatchVersion, type ChangeEntry } from '../../shared/sync.ts';
 import type { FanoutEvents } from '../fanout.ts';
 import type { LinkRepo } from '../store/link-repo.ts';
 
@@ -32,8 +32,13 @@ export interface OutboxPublisherOptions {
   pageRows?: number;
   /** Largest batched payload; default the protocol's limit. */
   maxBatchBytes?: number;
-  /** Batch consecutive entries (v2); false: one v1 message per entry, as before batching. */
+  /** Batch consecutive entries; false: one v1 message per entry, as before batching. */
   batch?: boolean;
+  /**
+   * Batch form (shared/sync.ts): 3, compact (default), or 2 while edges older than v3 remain (they
+   * drop a v3 batch and catch up through /changes, as edges before v2 do with any batch).
+   */
+  batchVersion?: BatchVersion;
   /** Told `published` after each round that published something (hub/fanout.ts). */
   events?: Emitter<FanoutEvents>;
   /**
@@ -66,7 +71,7 @@ export interface OutboxMessage {
 }
 
 /** Groups rows (in id order) by topic and packs each topic's run into messages, order kept per topic. */
-export function coalesce(rows: readonly Row[], maxBytes = MAX_SYNC_PAYLOAD_BYTES): OutboxMessage[] {
+export function coalesce(rows: readonly Row[], maxBytes = MAX_SYNC_PAYLOAD_BYTES, version: BatchVersion = COMPACT_BATCH_VERSION): OutboxMessage[] {
   const byTopic = new Map<string, { entry: ChangeEntry; json: string; id: number }[]>();
   const out: OutboxMessage[] = [];
   for (const r of rows) {
@@ -85,7 +90,7 @@ export function coalesce(rows: readonly Row[], maxBytes = MAX_SYNC_PAYLOAD_BYTES
   }
   for (const [topic, list] of byTopic) {
     let at = 0;
-    for (const m of packLogMessages(list, maxBytes)) {
+    for (const m of packLogMessages(list, maxBytes, version)) {
       out.push({ topic, payload: m.payload, ids: list.slice(at, at + m.count).map((x) => x.id) });
       at += m.count;
     }
@@ -218,7 +223,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
           if (deps.mayPublish && !(await deps.mayPublish())) break;
           const rows = await deps.repo.pendingMqtt(deps.pageRows ?? 5000);
           if (rows.length === 0) break;
-          const messages = deps.batch === false ? rows.map((r) => ({ topic: r.topic, payload: r.payload, ids: [r.id] })) : coalesce(rows, deps.maxBatchBytes);
+          const messages = deps.batch === false ? rows.map((r) => ({ topic: r.topic, payload: r.payload, ids: [r.id] })) : coalesce(rows, deps.maxBatchBytes, deps.batchVersion);
           // Topics are independent: each goes in its own chain, in order within it.
           const chains = new Map<string, OutboxMessage[]>();
           for (const m of messages) {

@@ -5,7 +5,7 @@
 // (log-relay.ts); a device revoked here is dropped by whichever replica's broker holds its session;
 // challenges and rate limits are the shared ones.
 import type { Logger } from '../../shared/log.ts';
-import type { ChangeEntry } from '../../shared/sync.ts';
+import type { BatchVersion, ChangeEntry } from '../../shared/sync.ts';
 import type { ChallengeStore } from '../mykey/challenges.ts';
 import type { DeviceRepo } from '../store/device-repo.ts';
 import type { Sql } from '../store/sql.ts';
@@ -43,8 +43,9 @@ export interface Replicas {
   stop(): Promise<void>;
 }
 
-export function createReplicas(o: { url: string; sql: Sql; log: Logger; retryMs: number; parts: () => ReplicaParts }): Replicas {
+export function createReplicas(o: { url: string; sql: Sql; log: Logger; retryMs: number; batchVersion?: BatchVersion; parts: () => ReplicaParts }): Replicas {
   const relay = createLogRelay({
+    batchVersion: o.batchVersion,
     changesAfter: (serviceId, seq, limit) => o.parts().changesAfter(serviceId, seq, limit),
     publish: (topic, payload) => o.parts().broker()?.publish(topic, payload, { qos: 1 }) ?? Promise.resolve(),
     log: o.log.child('relay'),

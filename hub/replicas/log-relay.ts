@@ -8,7 +8,7 @@
 //
 // With a clustered broker (broker.external) there is nothing to relay: every edge is on the cluster.
 import type { Logger } from '../../shared/log.ts';
-import { MAX_SYNC_PAYLOAD_BYTES, packLogMessages, type ChangeEntry } from '../../shared/sync.ts';
+import { MAX_SYNC_PAYLOAD_BYTES, packLogMessages, type BatchVersion, type ChangeEntry } from '../../shared/sync.ts';
 import { parseTopic, serviceLogTopic } from '../../shared/topics.ts';
 
 /** Entries of a service's log published by the outbox publisher (`published` of ReplicaEvent). */
@@ -38,6 +38,8 @@ export function createLogRelay(deps: {
   publish: (topic: string, payload: string) => Promise<void>;
   log: Logger;
   maxBatchBytes?: number;
+  /** Batch form (shared/sync.ts), as the outbox writes it (broker.logBatchVersion). */
+  batchVersion?: BatchVersion;
 }) {
   let chain: Promise<void> = Promise.resolve();
   /** The last seq relayed per service: a range told twice (or overlapping) is published once. */
@@ -50,6 +52,7 @@ export function createLogRelay(deps: {
     for (const m of packLogMessages(
       entries.map((entry) => ({ entry, json: JSON.stringify(entry) })),
       deps.maxBatchBytes ?? MAX_SYNC_PAYLOAD_BYTES,
+      deps.batchVersion,
     ))
       await deps.publish(topic, m.payload);
     if (entries.length > 0) relayed.set(r.serviceId, entries[entries.length - 1]!.seq);

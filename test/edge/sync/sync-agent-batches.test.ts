@@ -1,7 +1,7 @@
-// Batched change-log messages (v2, shared/sync.ts) through real brokers, aedes and Mosquitto: a batch
-// is applied in order; a gap before or between batches, a batch seen twice and a batch that overlaps
-// what the edge has are handled as for single entries; v1 and v2 mix in one stream; a bad batch is
-// refused whole. (A hole inside one batch cannot be written: entry i has seq `seq + i`.)
+// Batched change-log messages (v2 and the compact v3, shared/sync.ts) through real brokers, aedes and
+// Mosquitto: a batch is applied in order; a gap before or between batches, a batch seen twice and a
+// batch that overlaps what the edge has are handled as for single entries; v1, v2 and v3 mix in one
+// stream; a bad batch is refused whole, a miscounted v3 batch with its own code. (A hole inside one batch cannot be written: entry i has seq `seq + i`.)
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -140,6 +140,51 @@ function define(kind: BrokerKind): void {
     assert.is(agent.stats().gaps, 0);
     await until(() => agent.stats().duplicates === 1, { what: 'replay counted' });
     assert.ok(same(cache, hub));
+  });
+
+  test('applies a stream that mixes single entries (v1), batches (v2) and compact batches (v3)', async (ctx) => {
+    const { hub, cache, agent } = ctx;
+    const all = links(hub, 9, 'GGGG');
+    all.push(hub.unlink(id('GGGG', 0), 'suspend'), hub.unlink(id('GGGG', 1), 'suspend'), hub.unlink(id('GGGG', 2), 'suspend'));
+    await hub.republish(all[0]);
+    await hub.batch(all.slice(1, 4), 2);
+    await hub.batch(all.slice(4, 7), 3);
+    await hub.republish(all[7]);
+    await hub.batch(all.slice(8, 12), 3); // a link, then three suspensions: strings of their keys
+    await until(() => ctx.seen.applied.length === 12, { what: 'applied' });
+    assert.equal(appliedSeqs(ctx), upTo(12));
+    for (const i of [0, 1, 2]) assert.is(cache.lookupMyKey(id('GGGG', i)), undefined, 'suspended in the compact batch');
+    assert.is(cache.lookupMyKey(id('GGGG', 3)), 'GGGG-3');
+    assert.is(agent.stats().batches, 3);
+    assert.is(agent.stats().gaps, 0);
+    assert.ok(same(cache, hub));
+  });
+
+  test('refuses a compact batch whose count is not its number of entries, or whose string entry is not whole keys', async (ctx) => {
+    const { hub, cache } = ctx;
+    const [e1, e2] = links(hub, 2, 'HHHH');
+    const k = e1.set!.keys[0];
+    const head = { v: 3, seq: 1, kind: 'link', at: e1.at };
+    const one = { remove: e1.remove, set: e1.set };
+    // n smaller than the entries: an edge trusting it would take seq 2 for the last one it holds.
+    const short = JSON.stringify({ ...head, n: 1, entries: [one, k] });
+    const long = JSON.stringify({ ...head, n: 3, entries: [one, k] });
+    const bad = [
+      JSON.stringify({ ...head, n: 2, entries: [one, k.slice(1)] }), // 21 characters
+      JSON.stringify({ ...head, n: 2, entries: [one, `${k}A`] }), // 23 characters
+      JSON.stringify({ ...head, n: 2, entries: [one, `+${k.slice(1)}`] }), // not base64url
+      JSON.stringify({ ...head, n: 2, entries: [one, k.repeat(65)] }), // more than 64 keys
+      JSON.stringify({ ...head, entries: [one, k] }), // no n
+    ];
+    for (const p of [short, long, ...bad]) await hub.raw(p);
+    await until(() => ctx.seen.dropped.length === 2 + bad.length, { what: 'all dropped' });
+    assert.equal(
+      ctx.seen.dropped.map((d) => d.code),
+      ['log_batch_miscounted', 'log_batch_miscounted', ...bad.map(() => 'validation_failed')],
+    );
+    assert.is(cache.appliedSeq, 0);
+    await hub.batch([e1, e2]);
+    await until(() => cache.appliedSeq === 2, { what: 'a good one still applies' });
   });
 
   test('refuses batches that are empty, oversized, of another version or off the schema', async (ctx) => {

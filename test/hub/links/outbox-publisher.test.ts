@@ -1,5 +1,6 @@
-// The MQTT outbox coalesces what is pending into batched log messages (v2, shared/sync.ts): runs of
-// consecutive seqs of one topic, under the broker's packet limit, in order; a lone entry stays v1.
+// The MQTT outbox coalesces what is pending into batched log messages (v3 compact, or v2 when
+// configured, shared/sync.ts): runs of consecutive seqs of one topic, under the broker's packet limit,
+// in order; a lone entry stays v1.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
@@ -81,6 +82,43 @@ test('a burst goes out as batches under the packet limit, every entry once and i
   );
   assert.ok(published.length <= 8, `${published.length} messages for 3,000 entries`);
   assert.equal(outbox.stats(), { messages: published.length, entries: 3000 });
+});
+
+test('a burst goes out as compact batches (v3) unless batchVersion says 2; an edge reads both, v3 in fewer bytes', async (ctx) => {
+  await ctx.links.createService({ id: 'library', name: 'Library' });
+  const users = await linked(ctx, 'library', 600);
+  for (const u of users) await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  // The unlinks only (the links before them are another kind): a run of remove-only entries.
+  const rows = (await ctx.repo.pendingMqtt(5000)).slice(600);
+  const sent: Record<string, { v: number; bytes: number; seqs: number[] }> = {};
+  for (const version of [undefined, 2, 3] as const) {
+    const published: string[] = [];
+    const outbox = createOutboxPublisher({
+      repo: { ...ctx.repo, pendingMqtt: async () => (published.length > 0 ? [] : rows), deleteMqttMany: async () => undefined },
+      log,
+      ...(version ? { batchVersion: version } : {}),
+    });
+    outbox.attach(async (_topic, payload) => void published.push(payload));
+    await outbox.drain();
+    outbox.stop();
+    const seqs: number[] = [];
+    for (const p of published) {
+      const v = checkLogPayload(Buffer.from(p));
+      assert.ok(v.ok, v.ok ? '' : v.message);
+      if (v.ok) seqs.push(...v.value.map((e) => e.seq));
+    }
+    const tags = new Set(published.map((p) => (JSON.parse(p) as { v?: number }).v));
+    assert.is(tags.size, 1);
+    sent[String(version)] = { v: [...tags][0] ?? 1, bytes: published.reduce((n, p) => n + Buffer.byteLength(p), 0), seqs };
+  }
+  assert.is(sent.undefined.v, 3, 'v3 by default');
+  assert.is(sent['2'].v, 2);
+  assert.equal(sent['2'].seqs, sent['3'].seqs);
+  assert.equal(
+    sent['3'].seqs,
+    Array.from({ length: 600 }, (_, i) => i + 601),
+  );
+  assert.ok(sent['3'].bytes < 0.85 * sent['2'].bytes, `v3 ${sent['3'].bytes} bytes, v2 ${sent['2'].bytes}`);
 });
 
 test('a lone entry goes out as a v1 entry, which edges not yet upgraded understand', async (ctx) => {

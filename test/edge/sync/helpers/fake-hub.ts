@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { keyedId, packLogMessages, type ChangeEntry, type Snapshot } from '../../../../shared/sync.ts';
+import { keyedId, packLogMessages, type BatchVersion, type ChangeEntry, type Snapshot } from '../../../../shared/sync.ts';
 import { serviceLogTopic } from '../../../../shared/topics.ts';
 
 export interface FakeHubOptions {
@@ -119,11 +119,12 @@ export class FakeHub {
     await this.#mqtt!.publishAsync(topic, payload, { qos: 1 });
   }
 
-  /** Publishes consecutive entries as batched messages (v2), as the hub's outbox coalesces a burst. */
-  async batch(entries: ChangeEntry[]): Promise<void> {
+  /** Publishes consecutive entries as batched messages (v3, or v2), as the hub's outbox coalesces a burst. */
+  async batch(entries: ChangeEntry[], version: BatchVersion = 3): Promise<void> {
     for (const m of packLogMessages(
       entries.map((entry) => ({ entry, json: JSON.stringify(entry) })),
       Infinity,
+      version,
     ))
       await this.raw(m.payload);
   }
