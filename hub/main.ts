@@ -2,7 +2,8 @@
 //
 //   tsx hub/main.ts [--config hub.json]
 import { createServer as createHttpsServer } from 'node:https';
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import { createRandomPool } from '../shared/random-pool.ts';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../shared/errors.ts';
@@ -107,7 +108,9 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       : undefined,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
-  const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() };
+  // Challenges and MyKey ID candidates draw from one pooled CSPRNG source (shared/random-pool.ts).
+  const random = createRandomPool();
+  const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random, now: () => now().getTime() };
   const challenges = replicas ? replicas.challenges(challengeOpts) : createChallengeStore(challengeOpts);
   const linkRepo = store.links;
   const devices = store.devices;
@@ -139,7 +142,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       anchors: () => anchors,
       revocation,
       now,
-      random: randomBytes,
+      random,
       requireRevocationStatus: config.jpki.requireRevocationStatus,
       prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
     }),
