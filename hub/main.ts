@@ -125,7 +125,14 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   const links = createLinks({ sql: store.sql, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout, snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024 });
   // Lifecycle changes in a batch may have appended change-log entries (the batcher is the store's, so
   // it keeps a plain hook; the event is the chain's).
-  const batcher = createWriteBatcher(store.sql, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
+  // Only a batch that appended some (a registration appends none) kicks the publishers: each kick
+  // is a round of outbox queries, and with replicas an announcement to the others.
+  const batcher = createWriteBatcher(store.sql, {
+    beforeBatch: () => links.appendedCount(),
+    afterCommit: (before) => {
+      if (links.appendedCount() !== before) fanout.emit('outboxWritten', { source: 'lifecycle' });
+    },
+  });
   const unwireFanout = wireFanout(fanout, {
     log: log.child('fanout'),
     outbox,

@@ -183,7 +183,13 @@ export function createChangeLog(deps: ChangeLogDeps) {
     }
   }
 
-  return { append, tx, onLifecycle };
+  return {
+    append,
+    tx,
+    onLifecycle,
+    /** Change-log entries (with their outbox rows) appended by this process so far: a counter to compare. */
+    appended: () => appended,
+  };
 }
 
 export type ChangeLog = ReturnType<typeof createChangeLog>;

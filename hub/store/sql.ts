@@ -239,6 +239,12 @@ export function sqliteSql(db: Db): Sql & { db: Db } {
         frame.open = false;
         held = undefined;
         release();
+        // No transaction is open, so no context needs a frame until the next als.run (which enables
+        // it again). On Node 20 an enabled AsyncLocalStorage runs async_hooks for every promise the
+        // process makes (HTTP, routing, crypto, all of it), a measurable share of a registration;
+        // disabled, it costs nothing between transactions. Contexts that kept a frame see it closed
+        // (open false), and getStore() answers undefined meanwhile: both mean "not in a transaction".
+        als.disable();
       }
     },
     async close() {
