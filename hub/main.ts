@@ -2,7 +2,8 @@
 //
 //   tsx hub/main.ts [--config hub.json]
 import { createServer as createHttpsServer } from 'node:https';
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import { createRandomPool } from '../shared/random-pool.ts';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MyKeyError } from '../shared/errors.ts';
@@ -108,7 +109,9 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       : undefined,
     crlGraceMs: config.jpki.crlGraceHours * 3600_000,
   });
-  const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random: randomBytes, now: () => now().getTime() };
+  // Challenges and MyKey ID candidates draw from one pooled CSPRNG source (shared/random-pool.ts).
+  const random = createRandomPool();
+  const challengeOpts = { ttlMs: config.jpki.challengeTtlSeconds * 1000, maxPerClient: config.jpki.challengesPerClient, random, now: () => now().getTime() };
   const challenges = replicas ? replicas.challenges(challengeOpts) : createChallengeStore(challengeOpts);
   const linkRepo = store.links;
   const devices = store.devices;
@@ -124,7 +127,14 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
   const links = createLinks({ sql: store.sql, repo: linkRepo, mykeys, now: () => now().getTime(), events: fanout, snapshotCacheBytes: config.devices.snapshotCacheMb * 1024 * 1024 });
   // Lifecycle changes in a batch may have appended change-log entries (the batcher is the store's, so
   // it keeps a plain hook; the event is the chain's).
-  const batcher = createWriteBatcher(store.sql, { afterCommit: () => fanout.emit('outboxWritten', { source: 'lifecycle' }) });
+  // Only a batch that appended some (a registration appends none) kicks the publishers: each kick
+  // is a round of outbox queries, and with replicas an announcement to the others.
+  const batcher = createWriteBatcher(store.sql, {
+    beforeBatch: () => links.appendedCount(),
+    afterCommit: (before) => {
+      if (links.appendedCount() !== before) fanout.emit('outboxWritten', { source: 'lifecycle' });
+    },
+  });
   const unwireFanout = wireFanout(fanout, {
     log: log.child('fanout'),
     outbox,
@@ -141,7 +151,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
       anchors: () => anchors,
       revocation,
       now,
-      random: randomBytes,
+      random,
       requireRevocationStatus: config.jpki.requireRevocationStatus,
       prepareKeys: (mykeyId, next) => links.prepareLifecycleKeys(mykeyId, next),
     }),

@@ -4,7 +4,7 @@
 // enrollment redemption, behind the device mutual-TLS listener). Each has its own OpenAPI document,
 // the common middleware and problem JSON for every error.
 import { Hono } from 'hono';
-import { secureHeaders } from 'hono/secure-headers';
+import { securityHeaders } from './security-headers.ts';
 import { createOpenApi, DEVICE_SCHEMAS, PUBLIC_SCHEMAS, type OpenApi } from './openapi.ts';
 import { errorHandler, problem } from './problem.ts';
 import { mountMyKeyRoutes, type MyKeyRoutesDeps } from './mykey-routes.ts';
@@ -51,7 +51,7 @@ function baseApp(deps: CommonDeps, title: string, description: string, schemas: 
   const app = new Hono();
   const api = createOpenApi({ title, version: deps.version, description }, schemas);
   if (deps.accessLog) app.use('*', accessLog(deps.accessLog));
-  app.use('*', secureHeaders());
+  app.use('*', securityHeaders());
   app.onError(errorHandler(deps.log));
   app.notFound((c) => problem(c, 'not_found', `no route ${c.req.method} ${c.req.path}`));
   return { app, api };

@@ -45,8 +45,8 @@ export async function readBodyText(c: Pick<Context, 'env' | 'req'>, maxBytes: nu
   const declared = c.req.header('content-length');
   if (declared !== undefined && Number(declared) > maxBytes) throw new BodyTooLarge();
   const incoming = incomingOf(c.env);
-  const source: AsyncIterable<Uint8Array> | null =
-    incoming && !incoming.readableEnded && incoming.readableFlowing === null ? incoming : ((c.req.raw.body as unknown as AsyncIterable<Uint8Array> | null) ?? null);
+  if (incoming && !incoming.readableEnded && incoming.readableFlowing === null) return readIncoming(incoming, maxBytes);
+  const source = (c.req.raw.body as unknown as AsyncIterable<Uint8Array> | null) ?? null;
   if (!source) return '';
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -56,6 +56,43 @@ export async function readBodyText(c: Pick<Context, 'env' | 'req'>, maxBytes: nu
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, size).toString('utf8');
+}
+
+/**
+ * The Node request's body, from its 'data' and 'end' events: one promise per body, where an async
+ * iterator over the stream makes one per chunk and more (a registration's body is one chunk). Too
+ * large, the request is destroyed, as leaving a for-await loop over it would.
+ */
+function readIncoming(incoming: NonNullable<HubEnv['Bindings']['incoming']>, maxBytes: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (e?: Error) => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+      incoming.off('close', onClose);
+      if (e) reject(e);
+      else resolve(Buffer.concat(chunks, size).toString('utf8'));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        settle(new BodyTooLarge());
+        incoming.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => settle();
+    const onError = (e: Error) => settle(e);
+    // 'close' before 'end': the client went away mid-body.
+    const onClose = () => settle(new Error('the request closed before its body ended'));
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+    incoming.on('close', onClose);
+  });
 }
 
 /** Middleware: parses and validates the JSON body; handlers read it with `c.get('body')`. */

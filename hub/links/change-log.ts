@@ -97,6 +97,8 @@ export function createChangeLog(deps: ChangeLogDeps) {
 
   /** A MyKey ID's own changes, appended for every service it is linked with (inside their transaction). */
   async function onLifecycle(e: MyKeyLifecycleEvent): Promise<void> {
+    // A MyKey ID just created has no links yet: nothing to append (and no query per registration).
+    if (e.kind === 'created') return;
     if (e.kind === 'id_changed' && e.from) {
       const links = await repo.linksOfMyKey(e.from);
       await repo.renameMyKey(e.from, e.mykeyId);
@@ -174,7 +176,13 @@ export function createChangeLog(deps: ChangeLogDeps) {
     }
   }
 
-  return { append, tx, onLifecycle };
+  return {
+    append,
+    tx,
+    onLifecycle,
+    /** Change-log entries (with their outbox rows) appended by this process so far: a counter to compare. */
+    appended: () => appended,
+  };
 }
 
 export type ChangeLog = ReturnType<typeof createChangeLog>;

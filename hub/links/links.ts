@@ -69,6 +69,13 @@ export function createLinks(deps: LinksDeps) {
 
   return {
     /**
+     * Change-log entries appended by this process so far (also those of lifecycle changes made in
+     * another module's transaction): compared before and after a commit, it says whether outbox rows
+     * were written and the publishers need a kick.
+     */
+    appendedCount: (): number => log.appended(),
+
+    /**
      * Creates a service with its sync secret (and webhook secret when a webhook is given). Counter
      * links need the holder's proof unless the service is created (or later set) without it.
      */

@@ -195,7 +195,9 @@ export function createMyKeyRepo(target: Sql | Db) {
     await sql.run(Q.insertId, [id, 'active', now, now]);
     await insertBinding(id, cert, now);
     await addEvent(id, 'created', now);
-    return { row: (await getId(id))!, created: true };
+    // The row just inserted, as Q.insertId wrote it (no default or trigger changes it): not read back.
+    const row: MyKeyRow = { id, status: 'active', status_reason: null, created_at: now, status_changed_at: now };
+    return { row, created: true };
   }
 
   return {

@@ -154,9 +154,24 @@ export function sqliteSql(db: Db): Sql & { db: Db } {
     }
     return s;
   };
+  // Transaction control as prepared statements: db.exec compiles its text on every call, which at a
+  // group commit per turn and a savepoint per write was a measurable part of a registration. One
+  // savepoint name serves every depth, as in better-sqlite3's own transaction(): RELEASE and ROLLBACK
+  // TO name the innermost savepoint of that name (https://sqlite.org/lang_savepoint.html).
+  // Prepared at the first transaction, not here: an executor may be made for a connection that is
+  // never used for one.
+  let prepared: ReturnType<typeof prepareControl> | undefined;
+  const prepareControl = () => ({
+    begin: db.prepare('BEGIN'),
+    beginImmediate: db.prepare('BEGIN IMMEDIATE'),
+    commit: db.prepare('COMMIT'),
+    rollback: db.prepare('ROLLBACK'),
+    savepoint: db.prepare('SAVEPOINT mykey_sp'),
+    release: db.prepare('RELEASE mykey_sp'),
+    rollbackTo: db.prepare('ROLLBACK TO mykey_sp'),
+  });
   /** Set while an async transaction holds the connection; resolves when it ends. */
   let held: Promise<void> | undefined;
-  let savepoints = 0;
   const mine = () => als.getStore()?.open === true;
   function call<T>(f: () => T): Promise<T> {
     if (held && !mine()) return held.then(() => call(f));
@@ -185,18 +200,20 @@ export function sqliteSql(db: Db): Sql & { db: Db } {
       return d.flush((text, params) => call(() => stmt(text).run(...params)));
     },
     async tx<T>(fn: () => Promise<T>, opts: TxOptions = {}): Promise<T> {
-      if (mine()) {
-        const sp = `sp${++savepoints}`;
-        const queued = als.getStore()!.deferred.mark();
-        db.exec(`SAVEPOINT ${sp}`);
+      // biome-ignore lint/suspicious/noAssignInExpressions: prepared once, on first use
+      const control = (prepared ??= prepareControl());
+      const outer = als.getStore();
+      if (outer?.open) {
+        const queued = outer.deferred.mark();
+        control.savepoint.run();
         try {
           const r = await fn();
-          db.exec(`RELEASE ${sp}`);
+          control.release.run();
           return r;
         } catch (e) {
-          db.exec(`ROLLBACK TO ${sp}`);
-          db.exec(`RELEASE ${sp}`);
-          als.getStore()!.deferred.rollbackTo(queued);
+          control.rollbackTo.run();
+          control.release.run();
+          outer.deferred.rollbackTo(queued);
           throw e;
         }
       }
@@ -205,23 +222,29 @@ export function sqliteSql(db: Db): Sql & { db: Db } {
       held = new Promise<void>((r) => (release = r));
       const frame: SqliteFrame = { open: true, deferred: new DeferredInserts() };
       try {
-        db.exec(opts.immediate ? 'BEGIN IMMEDIATE' : 'BEGIN');
+        (opts.immediate ? control.beginImmediate : control.begin).run();
         try {
           const r = await als.run(frame, async () => {
             const v = await fn();
-            await frame.deferred.flush(async (text, params) => stmt(text).run(...params));
+            if (frame.deferred.mark() > 0) await frame.deferred.flush(async (text, params) => stmt(text).run(...params));
             return v;
           });
-          db.exec('COMMIT');
+          control.commit.run();
           return r;
         } catch (e) {
-          if (db.inTransaction) db.exec('ROLLBACK');
+          if (db.inTransaction) control.rollback.run();
           throw e;
         }
       } finally {
         frame.open = false;
         held = undefined;
         release();
+        // No transaction is open, so no context needs a frame until the next als.run (which enables
+        // it again). On Node 20 an enabled AsyncLocalStorage runs async_hooks for every promise the
+        // process makes (HTTP, routing, crypto, all of it), a measurable share of a registration;
+        // disabled, it costs nothing between transactions. Contexts that kept a frame see it closed
+        // (open false), and getStore() answers undefined meanwhile: both mean "not in a transaction".
+        als.disable();
       }
     },
     async close() {

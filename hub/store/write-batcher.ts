@@ -35,16 +35,26 @@ export function busyUnavailable(e: unknown): MyKeyError {
   return new MyKeyError('unavailable', 'the store is busy; retry shortly', { cause: e });
 }
 
-export function createWriteBatcher(
-  target: Sql | Db,
-  { maxBatch = 256, afterCommit, busyRetries = 3, busyRetryMs = 50 }: { maxBatch?: number; afterCommit?: () => void; busyRetries?: number; busyRetryMs?: number } = {},
-) {
+export interface WriteBatcherOptions {
+  maxBatch?: number;
+  /**
+   * Called after each batch committed, with what `beforeBatch` returned when that batch began (a
+   * counter, say, so that the hook can tell whether this batch moved it).
+   */
+  afterCommit?: (before: number) => void;
+  beforeBatch?: () => number;
+  busyRetries?: number;
+  busyRetryMs?: number;
+}
+
+export function createWriteBatcher(target: Sql | Db, { maxBatch = 256, afterCommit, beforeBatch, busyRetries = 3, busyRetryMs = 50 }: WriteBatcherOptions = {}) {
   const sql = sqlOf(target);
   let queue: Pending[] = [];
   let scheduled = false;
 
   const flush = async (batch: Pending[], attempt: number): Promise<void> => {
     const results: { ok: boolean; value: unknown }[] = [];
+    const before = beforeBatch?.() ?? 0;
     try {
       await sql.tx(
         async () => {
@@ -69,7 +79,7 @@ export function createWriteBatcher(
       return;
     }
     batch.forEach((p, i) => void (results[i].ok ? p.resolve(results[i].value) : p.reject(isBusyError(results[i].value) ? busyUnavailable(results[i].value) : results[i].value)));
-    afterCommit?.();
+    afterCommit?.(before);
   };
 
   const flushQueue = () => {
