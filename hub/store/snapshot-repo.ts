@@ -12,9 +12,9 @@
 // On SQLite a page is also read as its JSON (JSON_PAGE): the entries written by SQLite itself into
 // one blob per page, so half a million links are not half a million rows of five strings each in
 // JavaScript (most of a build's time). The file's reads run on worker threads (sqlite-reader.ts), two
-// of them reading the two halves of the service at once, both in one state of the database: their
-// read transactions begin while the hub's connection holds the write lock, so no commit of any
-// process falls between them.
+// of them reading ranges of the service at once (split points of its primary key), both in one state
+// of the database: their read transactions begin while the hub's connection holds the write lock, so
+// no commit of any process falls between them.
 import type { Db } from './db.ts';
 import type { ServiceRow } from './link-repo.ts';
 import { sqlOf, type Sql } from './sql.ts';
@@ -65,9 +65,9 @@ const PAGE = `SELECT x.mykey_id AS mykey_id, x.service_user_id AS service_user_i
     ORDER BY x.mykey_id`;
 // The same links and keys as PAGE, as the entries' JSON: `,["<key>",<service ID>]` per mapping (each
 // with its leading comma; the builder drops the snapshot's first), in one blob, for the active links
-// after `after` up to and including `upto` (a range between two split points). A link whose JSON SQLite cannot write as the
-// builder would (a key not stored, a serial not in normal form: CERT_IDENTITY is then not the rule's
-// identity) is written as the byte 0x01, which JSON text never holds raw: the builder reads that page
+// after `after` up to and including `upto` (a range between two split points). A link whose JSON
+// SQLite cannot write as the builder would (a key not stored, a serial not in normal form:
+// CERT_IDENTITY is then not the rule's identity) is written as the byte 0x01, which JSON text never holds raw: the builder reads that page
 // again through PAGE and does it in TypeScript. Service IDs through json_quote (a quote or backslash
 // escaped as JSON.stringify does); keys are base64url as stored. The entries come in the order SQLite
 // walks the links (MyKey ID); a snapshot is a set of mappings, so nothing depends on it.
@@ -119,8 +119,8 @@ export interface SnapshotPages {
   /** The current certificate of a MyKey ID, in the same read (for an identity CERT_IDENTITY did not make as TypeScript does). */
   cert(mykeyId: string): Promise<SnapshotCert | undefined>;
   /**
-   * SQLite: up to `limit` active links after `after` and not after `until`, as their entries' JSON
-   * (undefined when there are none). Absent on PostgreSQL: the caller reads `page`.
+   * SQLite: the active links after `after` up to and including `upto`, as their entries' JSON. Absent
+   * on PostgreSQL: the caller reads `page`.
    */
   jsonPage?(serviceId: string, scheme: string, withKey: boolean, after: string, upto: string): Promise<JsonPage>;
   /**
@@ -134,7 +134,6 @@ export interface SnapshotPages {
 
 type PageObject = { mykey_id: string; service_user_id: string; mkey: string | null; cident: string | null; ckey: string | null };
 
-/** Pages through the executor (rows as objects, made arrays here). */
 /** What runs a statement for the JSON pages: the hub's executor, or a reader thread. */
 interface Runs {
   get<T>(text: string, params: readonly unknown[]): Promise<T | undefined>;
@@ -163,6 +162,7 @@ function jsonPagesOver(q: Runs): Pick<SnapshotPages, 'jsonPage' | 'split'> {
   };
 }
 
+/** Pages through the executor (rows as objects, made arrays here). */
 function pagesOver(sql: Sql): SnapshotPages {
   return {
     offThread: false,
