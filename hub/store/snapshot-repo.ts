@@ -66,16 +66,19 @@ const PAGE = `SELECT x.mykey_id AS mykey_id, x.service_user_id AS service_user_i
 // The same links and keys as PAGE, as the entries' JSON: `,["<key>",<service ID>]` per mapping (each
 // with its leading comma; the builder drops the snapshot's first), in one blob, for the active links
 // after `after` up to and including `upto` (a range between two split points). A link whose JSON
-// SQLite cannot write as the builder would (a key not stored, a serial not in normal form:
-// CERT_IDENTITY is then not the rule's identity) is written as the byte 0x01, which JSON text never holds raw: the builder reads that page
-// again through PAGE and does it in TypeScript. Service IDs through json_quote (a quote or backslash
-// escaped as JSON.stringify does); keys are base64url as stored. The entries come in the order SQLite
-// walks the links (MyKey ID); a snapshot is a set of mappings, so nothing depends on it.
+// SQLite cannot write as the builder would is written as the byte 0x01, which JSON text never holds
+// raw, and the builder reads that page again through PAGE and does it in TypeScript: a key not stored
+// (the concatenation is null), and a certificate whose serial is not in normal form. That one needs no
+// check here (a GLOB per link was a sixth of the read): CERT_IDENTITY then makes an identity that no
+// key is stored under, since every stored identity is made by shared/cert-identity.ts, which writes
+// serials in normal form, so its key is null too and the rule decides in TypeScript. Service IDs go
+// through json_quote (a quote or backslash escaped as JSON.stringify does); keys are base64url as
+// stored. The entries come in the order SQLite walks the links (MyKey ID); a snapshot is a set of
+// mappings, so nothing depends on it.
 // Parameters: scheme, scheme, withKey, service, after, upto (jsonParams).
-const NORMAL_SERIAL = "b.serial_hex <> '' AND b.serial_hex NOT GLOB '*[^0-9a-f]*' AND NOT (length(b.serial_hex) > 2 AND substr(b.serial_hex, 1, 2) = '00')";
 const JSON_PAGE = `SELECT CAST(group_concat(COALESCE(CASE
          WHEN b.serial_hex IS NULL THEN ',["' || (SELECT km.key FROM service_keys km WHERE km.service_id = l.service_id AND km.scheme = ? AND km.identity = 'mykey:' || l.mykey_id) || '",' || json_quote(l.service_user_id) || ']'
-         WHEN ${NORMAL_SERIAL} THEN
+         ELSE
            ',["' || (SELECT km.key FROM service_keys km WHERE km.service_id = l.service_id AND km.scheme = ? AND km.identity = 'mykey:' || l.mykey_id) || '",' || json_quote(l.service_user_id) ||
            '],["' || (SELECT kc.key FROM service_keys kc WHERE kc.service_id = l.service_id AND kc.scheme = ? AND kc.identity = 'cert:' || ${CERT_IDENTITY}) || '",' || json_quote(l.service_user_id) || ']'
          END, char(1)), '') AS BLOB) AS json,
