@@ -81,7 +81,7 @@ const isNormalSerial = (serial: string): boolean => /^[0-9a-f]+$/.test(serial) &
 const FIRST_PAGE = 500;
 const MAX_PAGE = 20_000;
 /** Links per page SQLite writes (on a reader thread its time holds nothing here: a page is one message each way). */
-const THREAD_PAGE = 16_384;
+const THREAD_PAGE = 8192;
 /** The byte SQLite writes for a link it leaves to TypeScript (snapshot-repo.ts JSON_PAGE). */
 const LEFT_TO_US = 0x01;
 /** Change-log entries a later snapshot is made from at most; further behind, it is read in full. */
