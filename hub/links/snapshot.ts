@@ -80,10 +80,8 @@ const isNormalSerial = (serial: string): boolean => /^[0-9a-f]+$/.test(serial) &
 /** Links read per page at first; the page then grows or shrinks to take about sliceMs. */
 const FIRST_PAGE = 500;
 const MAX_PAGE = 20_000;
-/** Links per page read on a reader thread (its time holds nothing here: a page is one message each way). */
-const THREAD_PAGE = 16_384;
-/** Ranges of a service read on reader threads, per reader. */
-const RANGES_PER_READER = 4;
+/** Links per page SQLite writes (on a reader thread its time holds nothing here: a page is one message each way). */
+const THREAD_PAGE = 8192;
 /** The byte SQLite writes for a link it leaves to TypeScript (snapshot-repo.ts JSON_PAGE). */
 const LEFT_TO_US = 0x01;
 /** Change-log entries a later snapshot is made from at most; further behind, it is read in full. */
@@ -156,48 +154,29 @@ export function createSnapshots(deps: SnapshotsDeps) {
   }
 
   /**
-   * The entries' JSON of the active links after `from` up to `until` from pages that SQLite writes
+   * The entries' JSON of the active links after `after` up to `upto` from what SQLite writes
    * (jsonPage), each mapping with its leading comma. A page with a link SQLite left (byte 0x01) is read
-   * again as rows and written here, keys not stored derived as `read` does.
+   * again as rows and written here a slice at a time, keys not stored derived as `read` does.
    */
-  async function jsonRange(pages: SnapshotPages, s: ServiceRow, scheme: KeyScheme, from: string, until: string, acrossTurns: boolean): Promise<{ parts: Buffer[]; mappings: number }> {
+  async function jsonRange(pages: SnapshotPages, s: ServiceRow, scheme: KeyScheme, after: string, upto: string, acrossTurns: boolean): Promise<{ parts: Buffer[]; mappings: number }> {
+    const p = await pages.jsonPage!(s.id, scheme, schemeKeysCertIssuer(scheme), after, upto);
+    if (p.json.indexOf(LEFT_TO_US) === -1) return { parts: [p.json], mappings: p.mappings };
+    // The same links (the same state), as rows: exactly p.links of them after `after`.
     const parts: Buffer[] = [];
     let mappings = 0;
-    let after = from;
-    // Large pages where a page holds nothing here (another thread, or a read at once).
-    let size = pages.offThread || !acrossTurns ? THREAD_PAGE : FIRST_PAGE;
-    for (;;) {
-      const t = performance.now();
-      const p = await pages.jsonPage!(s.id, scheme, schemeKeysCertIssuer(scheme), after, until, size);
-      if (!p) break;
-      if (p.json.indexOf(LEFT_TO_US) === -1) {
-        parts.push(p.json);
-        mappings += p.mappings;
-      } else {
-        // The same links (the same state), as rows: exactly p.links of them after `after`, a slice
-        // of rows at a time (written here, on the event loop).
-        for (let from = after, left = p.links; left > 0; ) {
-          const rows = await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), from, Math.min(left, FIRST_PAGE));
-          if (rows.length === 0) break;
-          const wanted = await wantedOf(pages, scheme, rows);
-          if (acrossTurns) {
-            const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
-            if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
-          }
-          parts.push(Buffer.from(await entriesJson(s, scheme, wanted, false)));
-          mappings += wanted.length;
-          left -= rows.length;
-          from = rows[rows.length - 1][0];
-          if (acrossTurns) await nextTurn();
-        }
+    for (let from = after, left = p.links; left > 0; ) {
+      const rows = await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), from, Math.min(left, FIRST_PAGE));
+      if (rows.length === 0) break;
+      const wanted = await wantedOf(pages, scheme, rows);
+      if (acrossTurns) {
+        const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
+        if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
       }
-      after = p.last;
-      if (p.links < size) break;
-      if (acrossTurns && !pages.offThread) {
-        const took = performance.now() - t;
-        size = Math.max(100, Math.min(MAX_PAGE, Math.round(size * (sliceMs / Math.max(took, 0.5)))));
-        await nextTurn();
-      }
+      parts.push(Buffer.from(await entriesJson(s, scheme, wanted, false)));
+      mappings += wanted.length;
+      left -= rows.length;
+      from = rows[rows.length - 1][0];
+      if (acrossTurns) await nextTurn();
     }
     return { parts, mappings };
   }
@@ -215,17 +194,17 @@ export function createSnapshots(deps: SnapshotsDeps) {
     // Written by SQLite (legacy keys are computed here, never stored).
     if (scheme !== LEGACY_KEY_SCHEME && pages.jsonPage) {
       const readers = [pages, ...more.filter((m) => m.jsonPage)];
-      // More ranges than readers, each reader taking the next range when it is done with one: a reader
-      // the system runs less (a busy machine) does less of the work instead of keeping the others waiting.
-      const bounds = readers.length > 1 && pages.split ? await pages.split(s.id, readers.length * RANGES_PER_READER) : [];
-      const ranges = [...bounds, AFTER_ALL].map((until, i) => ({ from: i === 0 ? '' : bounds[i - 1], until }));
+      // Ranges of THREAD_PAGE links (four per reader at least), each reader taking the next one when
+      // it is done with one: a reader the system runs less (a busy machine) does less of the work.
+      const bounds = await pages.split!(s.id, THREAD_PAGE, 4 * readers.length);
+      const ranges = [...bounds, AFTER_ALL].map((upto, i) => ({ after: i === 0 ? '' : bounds[i - 1], upto }));
       const done: { parts: Buffer[]; mappings: number }[] = [];
       let taken = 0;
       await Promise.all(
         readers.map(async (r) => {
           while (taken < ranges.length) {
             const i = taken++;
-            done[i] = await jsonRange(r, s, scheme, ranges[i].from, ranges[i].until, acrossTurns);
+            done[i] = await jsonRange(r, s, scheme, ranges[i].after, ranges[i].upto, acrossTurns);
           }
         }),
       );

@@ -12,9 +12,9 @@
 // On SQLite a page is also read as its JSON (JSON_PAGE): the entries written by SQLite itself into
 // one blob per page, so half a million links are not half a million rows of five strings each in
 // JavaScript (most of a build's time). The file's reads run on worker threads (sqlite-reader.ts), two
-// of them reading the two halves of the service at once, both in one state of the database: their
-// read transactions begin while the hub's connection holds the write lock, so no commit of any
-// process falls between them.
+// of them reading ranges of the service at once (split points of its primary key), both in one state
+// of the database: their read transactions begin while the hub's connection holds the write lock, so
+// no commit of any process falls between them.
 import type { Db } from './db.ts';
 import type { ServiceRow } from './link-repo.ts';
 import { sqlOf, type Sql } from './sql.ts';
@@ -65,17 +65,20 @@ const PAGE = `SELECT x.mykey_id AS mykey_id, x.service_user_id AS service_user_i
     ORDER BY x.mykey_id`;
 // The same links and keys as PAGE, as the entries' JSON: `,["<key>",<service ID>]` per mapping (each
 // with its leading comma; the builder drops the snapshot's first), in one blob, for the active links
-// after `after` up to and including `upto` (PAGE_END). A link whose JSON SQLite cannot write as the
-// builder would (a key not stored, a serial not in normal form: CERT_IDENTITY is then not the rule's
-// identity) is written as the byte 0x01, which JSON text never holds raw: the builder reads that page
-// again through PAGE and does it in TypeScript. Service IDs through json_quote (a quote or backslash
-// escaped as JSON.stringify does); keys are base64url as stored. The entries come in the order SQLite
-// walks the links (MyKey ID); a snapshot is a set of mappings, so nothing depends on it.
+// after `after` up to and including `upto` (a range between two split points). A link whose JSON
+// SQLite cannot write as the builder would is written as the byte 0x01, which JSON text never holds
+// raw, and the builder reads that page again through PAGE and does it in TypeScript: a key not stored
+// (the concatenation is null), and a certificate whose serial is not in normal form. That one needs no
+// check here (a GLOB per link was a sixth of the read): CERT_IDENTITY then makes an identity that no
+// key is stored under, since every stored identity is made by shared/cert-identity.ts, which writes
+// serials in normal form, so its key is null too and the rule decides in TypeScript. Service IDs go
+// through json_quote (a quote or backslash escaped as JSON.stringify does); keys are base64url as
+// stored. The entries come in the order SQLite walks the links (MyKey ID); a snapshot is a set of
+// mappings, so nothing depends on it.
 // Parameters: scheme, scheme, withKey, service, after, upto (jsonParams).
-const NORMAL_SERIAL = "b.serial_hex <> '' AND b.serial_hex NOT GLOB '*[^0-9a-f]*' AND NOT (length(b.serial_hex) > 2 AND substr(b.serial_hex, 1, 2) = '00')";
 const JSON_PAGE = `SELECT CAST(group_concat(COALESCE(CASE
          WHEN b.serial_hex IS NULL THEN ',["' || (SELECT km.key FROM service_keys km WHERE km.service_id = l.service_id AND km.scheme = ? AND km.identity = 'mykey:' || l.mykey_id) || '",' || json_quote(l.service_user_id) || ']'
-         WHEN ${NORMAL_SERIAL} THEN
+         ELSE
            ',["' || (SELECT km.key FROM service_keys km WHERE km.service_id = l.service_id AND km.scheme = ? AND km.identity = 'mykey:' || l.mykey_id) || '",' || json_quote(l.service_user_id) ||
            '],["' || (SELECT kc.key FROM service_keys kc WHERE kc.service_id = l.service_id AND kc.scheme = ? AND kc.identity = 'cert:' || ${CERT_IDENTITY}) || '",' || json_quote(l.service_user_id) || ']'
          END, char(1)), '') AS BLOB) AS json,
@@ -86,11 +89,6 @@ const JSON_PAGE = `SELECT CAST(group_concat(COALESCE(CASE
 const jsonParams = (serviceId: string, scheme: string, withKey: boolean, after: string, upto: string): unknown[] => {
   return [scheme, scheme, scheme, withKey ? 1 : 0, serviceId, after, upto];
 };
-// Where a page of up to `limit` active links after `after` (and not after `until`) ends: its last
-// MyKey ID, or null when there is none. Parameters: service, after, until, limit - 1, service, after, until.
-const PAGE_END = `SELECT COALESCE(
-    (SELECT mykey_id FROM links WHERE service_id = ? AND state = 'active' AND mykey_id > ? AND mykey_id <= ? ORDER BY mykey_id LIMIT 1 OFFSET ?),
-    (SELECT max(mykey_id) FROM links WHERE service_id = ? AND state = 'active' AND mykey_id > ? AND mykey_id <= ?)) AS last`;
 // A MyKey ID `offset` links into a service (any state: the primary key alone, no row read), to split
 // its read; and how many links it has.
 const LINK_AT = 'SELECT mykey_id FROM links WHERE service_id = ? AND mykey_id > ? ORDER BY mykey_id LIMIT 1 OFFSET ?';
@@ -109,9 +107,8 @@ const pageParams = (serviceId: string, scheme: string, withKey: boolean, after: 
 export interface JsonPage {
   /** The entries' JSON, each mapping with its leading comma; a byte 0x01 where a link is left to the caller. */
   json: Buffer;
-  /** Links in the page, the last one's MyKey ID, and their mappings (two for a link with a current certificate). */
+  /** Active links in the page, and their mappings (two for a link with a current certificate). */
   links: number;
-  last: string;
   mappings: number;
 }
 
@@ -125,17 +122,21 @@ export interface SnapshotPages {
   /** The current certificate of a MyKey ID, in the same read (for an identity CERT_IDENTITY did not make as TypeScript does). */
   cert(mykeyId: string): Promise<SnapshotCert | undefined>;
   /**
-   * SQLite: up to `limit` active links after `after` and not after `until`, as their entries' JSON
-   * (undefined when there are none). Absent on PostgreSQL: the caller reads `page`.
+   * SQLite: the active links after `after` up to and including `upto`, as their entries' JSON. Absent
+   * on PostgreSQL: the caller reads `page`.
    */
-  jsonPage?(serviceId: string, scheme: string, withKey: boolean, after: string, until: string, limit: number): Promise<JsonPage | undefined>;
-  /** MyKey IDs, ascending, that split the service's links into `parts` ranges of about the same size (none when it has few links). */
-  split?(serviceId: string, parts: number): Promise<string[]>;
+  jsonPage?(serviceId: string, scheme: string, withKey: boolean, after: string, upto: string): Promise<JsonPage>;
+  /**
+   * MyKey IDs, ascending, that split the service's links (in any state) into ranges of at most about
+   * `size` links, at least `parts` of them when it has a few thousand links: any split covers the
+   * service (ranges after '' up to the first, ..., after the last up to AFTER_ALL), whatever state it
+   * was read in.
+   */
+  split?(serviceId: string, size: number, parts: number): Promise<string[]>;
 }
 
 type PageObject = { mykey_id: string; service_user_id: string; mkey: string | null; cident: string | null; ckey: string | null };
 
-/** Pages through the executor (rows as objects, made arrays here). */
 /** What runs a statement for the JSON pages: the hub's executor, or a reader thread. */
 interface Runs {
   get<T>(text: string, params: readonly unknown[]): Promise<T | undefined>;
@@ -144,32 +145,27 @@ interface Runs {
 /** JSON pages and split points (SQLite), over either. */
 function jsonPagesOver(q: Runs): Pick<SnapshotPages, 'jsonPage' | 'split'> {
   return {
-    async jsonPage(serviceId, scheme, withKey, after, until, limit) {
-      const end = await q.get<{ last: string | null }>(PAGE_END, [serviceId, after, until, limit - 1, serviceId, after, until]);
-      const last = end?.last;
-      if (last === null || last === undefined) return undefined;
-      const r = await q.get<{ json: Buffer | null; links: number; mappings: number }>(JSON_PAGE, jsonParams(serviceId, scheme, withKey, after, last));
-      return { json: r?.json ?? Buffer.alloc(0), links: r?.links ?? 0, mappings: r?.mappings ?? 0, last };
+    async jsonPage(serviceId, scheme, withKey, after, upto) {
+      const r = await q.get<{ json: Buffer | null; links: number; mappings: number }>(JSON_PAGE, jsonParams(serviceId, scheme, withKey, after, upto));
+      return { json: r?.json ?? Buffer.alloc(0), links: r?.links ?? 0, mappings: r?.mappings ?? 0 };
     },
-    async split(serviceId, parts) {
+    async split(serviceId, most, parts) {
       const n = (await q.get<{ n: number }>(LINK_COUNT, [serviceId]))?.n ?? 0;
-      // Below some thousands of links a second reader is not worth its round trips.
-      if (parts < 2 || n < 4000) return [];
+      // Not below a thousand links a range: a page is a message each way.
+      const size = Math.max(1000, Math.min(most, Math.ceil(n / parts)));
       const out: string[] = [];
       // Each walk starts where the last one ended: the primary key is walked once in all.
-      let at = 0;
-      for (let k = 1; k < parts; k++) {
-        const to = Math.floor((n * k) / parts);
-        const row = await q.get<{ mykey_id: string }>(LINK_AT, [serviceId, out[out.length - 1] ?? '', to - at - (out.length === 0 ? 0 : 1)]);
+      for (let k = 1; k * size < n; k++) {
+        const row = await q.get<{ mykey_id: string }>(LINK_AT, [serviceId, out[out.length - 1] ?? '', out.length === 0 ? size : size - 1]);
         if (!row) break;
         out.push(row.mykey_id);
-        at = to;
       }
       return out;
     },
   };
 }
 
+/** Pages through the executor (rows as objects, made arrays here). */
 function pagesOver(sql: Sql): SnapshotPages {
   return {
     offThread: false,

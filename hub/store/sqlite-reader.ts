@@ -9,21 +9,12 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
-/** The reader thread's niceness (Linux, 0 to 19: higher yields more). */
-const READER_NICE = 10;
-
 /** How the worker answers a statement: rows as objects, rows as arrays, one row, or no rows. */
 type Mode = 'all' | 'raw' | 'get' | 'run';
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
-// A lower priority for this thread than the event loop's (Linux: a thread id is a pid to setpriority),
-// so that where the cores are busy the hub's requests come first and the long read after them.
-try {
-  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
-  if (tid > 0 && tid !== process.pid) require('node:os').setPriority(tid, workerData.nice);
-} catch {}
 const db = new Database(workerData.file, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 db.pragma('cache_size = -32768');
@@ -88,9 +79,9 @@ export interface SqliteReader {
 }
 
 /** Opens `file` read-only on a new worker thread (which does not keep the process alive). */
-export function openSqliteReader(file: string, opts: { nice?: number } = {}): SqliteReader {
+export function openSqliteReader(file: string): SqliteReader {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, file, nice: opts.nice ?? READER_NICE } });
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, file } });
   worker.unref();
   let next = 0;
   let dead: Error | undefined;

@@ -3,7 +3,7 @@
 // connection commits as fast as it can; a read that fails leaves them ready for the next one.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createSnapshotRepo } from '../../../hub/store/snapshot-repo.ts';
+import { AFTER_ALL, createSnapshotRepo } from '../../../hub/store/snapshot-repo.ts';
 import { CURRENT_KEY_SCHEME, keyedId } from '../../../shared/sync.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 
@@ -63,15 +63,15 @@ test('two reader threads begin in one state while the hub commits without pause'
         if (h.hub.store.sql.dialect === 'sqlite') {
           assert.is(more.length, 1, 'a file database is read on two threads');
           // Both halves, read at once, are the whole service.
-          const bounds = await pages.split!(SERVICE, 2);
+          const bounds = await pages.split!(SERVICE, LINKS / 2, 2);
           assert.is(bounds.length, 1);
-          const [a, b] = await Promise.all([
-            pages.jsonPage!(SERVICE, CURRENT_KEY_SCHEME, true, '', bounds[0], LINKS),
-            more[0].jsonPage!(SERVICE, CURRENT_KEY_SCHEME, true, bounds[0], '\uffff', LINKS),
-          ]);
-          assert.is(a!.links + b!.links, LINKS);
-          assert.is(a!.json.indexOf(1), -1);
-          assert.is((JSON.parse(`[${a!.json.subarray(1).toString()}${b!.json.toString()}]`) as unknown[]).length, LINKS);
+          const [a, b] = await Promise.all([pages.jsonPage!(SERVICE, CURRENT_KEY_SCHEME, true, '', bounds[0]), more[0].jsonPage!(SERVICE, CURRENT_KEY_SCHEME, true, bounds[0], AFTER_ALL)]);
+          assert.is(a.links + b.links, LINKS);
+          assert.is(a.json.indexOf(1), -1);
+          assert.is((JSON.parse(`[${a.json.subarray(1).toString()}${b.json.toString()}]`) as unknown[]).length, LINKS);
+          // Ranges of 1,000 links: six, whatever the state they were split in; never smaller.
+          assert.is((await pages.split!(SERVICE, 1000, 2)).length, 5);
+          assert.is((await pages.split!(SERVICE, 16_384, 100)).length, 5);
         }
       });
     }
