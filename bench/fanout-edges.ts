@@ -41,6 +41,7 @@ let expected = 0;
 // FANOUT_TRACE: first and last arrival of each message at this child's edges, written at disconnect.
 const tracing = process.env.FANOUT_TRACE !== undefined;
 const traced = new Map<number, { count: number; min: number; max: number }>();
+let outOfOrder = 0;
 
 function statusOf(c: Creds, online: boolean): string {
   return JSON.stringify({ edgeId: c.edgeId, serviceId: c.serviceId, online, appliedSeq: 0, version: 'bench', health: 'ok', at: new Date().toISOString() });
@@ -107,12 +108,15 @@ async function connectOne(c: Creds, port: number, caPem: string, service: string
   });
   const log = serviceLogTopic(c.serviceId);
   const track = c.serviceId === service;
-  const edge = { map: new Map<string, string>(), seq: 0 };
+  const edge = { map: new Map<string, string>(), seq: 0, last: 0 };
   client.on('message', (topic, payload) => {
     if (topic !== log || !track) return;
     const got = wall();
     const seq = APPLY ? applied(payload, edge) : lastSeq(payload);
     const t = APPLY ? wall() : got;
+    // A message older than one this client already had: the broker changed the order of a topic.
+    if (seq < edge.last) outOfOrder++;
+    edge.last = Math.max(edge.last, seq);
     let a = arrivals.get(seq);
     if (!a) {
       a = { count: 0, max: 0, min: Infinity };
@@ -175,7 +179,9 @@ process.on('message', async (m: Msg) => {
       profiler = undefined;
     }
     if (tracing && traced.size > 0) {
-      process.stderr.write(`  edges ${process.pid}: ${[...traced].map(([seq, tr]) => `${seq}:${tr.count}@${Math.round(tr.min) % 100_000}..${Math.round(tr.max) % 100_000}`).join(' ')}\n`);
+      process.stderr.write(
+        `  edges ${process.pid} (${outOfOrder} out of order): ${[...traced].map(([seq, tr]) => `${seq}:${tr.count}@${Math.round(tr.min) % 100_000}..${Math.round(tr.max) % 100_000}`).join(' ')}\n`,
+      );
       traced.clear();
     }
     await Promise.all((clients.get(m.target) ?? []).map((c) => c.endAsync().catch(() => undefined)));
