@@ -21,7 +21,9 @@
 // reconnect, read from /proc.
 //
 // Metrics: fanout_1000_p50_ms, fanout_1000_p99_ms (aedes in the hub), mosquitto_fanout_1000_p50_ms,
-// mosquitto_fanout_1000_p99_ms, hub_rss_1000_edges_mb (the hub process with every edge connected),
+// mosquitto_fanout_1000_p99_ms, hub_rss_1000_edges_mb (the hub process with every edge connected, before
+// any fan-out), hub_rss_1000_edges_after_bursts_mb (the same after every burst), mosquitto_rss_1000_edges_mb
+// (Mosquitto with every edge connected, before any fan-out),
 // fanout_1000_burst_20_ms, mosquitto_fanout_1000_burst_20_ms, fanout_burst_10k_ms,
 // mosquitto_fanout_burst_10k_ms (at 1,000 edges; *_after_commit_ms: the same less the commit). p99 of 100 revocations is the second
 // slowest. Descriptors: the hub and Mosquitto each hold a socket per edge, so every process of the
@@ -209,6 +211,12 @@ function cpuMsOf(pid: number): number {
   }
 }
 const CLOCK_TICKS = 100;
+/** Resident memory of a process (VmRSS), in MB. */
+function rssMbOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
 /** System CPU time (stime) of a process so far, in ms; part of cpuMsOf. */
 function sysMsOf(pid: number): number {
   try {
@@ -340,7 +348,8 @@ benchMain(async () => {
     await waitListening(port, 5000);
     cpu0 = cpuMsOf(mosquitto.pid!);
     c = await edges.connect('mosquitto', port, ca.certPem, credsFile, creds.length);
-    progress(`mosquitto: ${c.connected} edges connected in ${Math.round(c.ms)} ms; mosquitto CPU ${Math.round(cpuMsOf(mosquitto.pid!) - cpu0)} ms`);
+    const mosquittoRssMb = rssMbOf(mosquitto.pid!);
+    progress(`mosquitto: ${c.connected} edges connected in ${Math.round(c.ms)} ms; mosquitto CPU ${Math.round(cpuMsOf(mosquitto.pid!) - cpu0)} ms, RSS ${round(mosquittoRssMb, 1)} MB`);
 
     const aedes: Target = { label: 'aedes', attach: { target: 'aedes' }, sample: [], pids: [hubChild.pid!], cpuMs: 0, commitMs: [] };
     const mq: Target = {
@@ -398,9 +407,10 @@ benchMain(async () => {
       );
     }
     const after = await hub.ask<'stats'>({ type: 'stats' });
-    const rssMb = after.rssMb;
     progress(`aedes publish() until written to every subscriber: p50 ${round(after.handOffP50, 2)} ms`);
-    progress(`hub RSS with ${after.connected} edges connected: ${round(rssMb, 1)} MB (${round(base.rssMb, 1)} MB before they connected); after the bursts: ${mem(after)}`);
+    progress(
+      `hub RSS with ${connected.connected} edges connected: ${round(connected.rssMb, 1)} MB (${round(base.rssMb, 1)} MB before they connected; Mosquitto ${round(mosquittoRssMb, 1)} MB); after the bursts: ${mem(after)}`,
+    );
     await edges.disconnect('aedes');
     await edges.disconnect('mosquitto');
     await hub.ask<'stopped'>({ type: 'stop' });
@@ -417,7 +427,9 @@ benchMain(async () => {
       [`fanout_${n}_p99_ms`]: { value: round(p99, 2), unit: 'ms' },
       [`mosquitto_fanout_${n}_p50_ms`]: { value: round(percentile(mqSample, 50), 2), unit: 'ms' },
       [`mosquitto_fanout_${n}_p99_ms`]: { value: round(mq99, 2), unit: 'ms' },
-      [`hub_rss_${n}_edges_mb`]: { value: round(rssMb, 1), unit: 'MB' },
+      [`hub_rss_${n}_edges_mb`]: { value: round(connected.rssMb, 1), unit: 'MB' },
+      [`hub_rss_${n}_edges_after_bursts_mb`]: { value: round(after.rssMb, 1), unit: 'MB' },
+      [`mosquitto_rss_${n}_edges_mb`]: { value: round(mosquittoRssMb, 1), unit: 'MB' },
       [`fanout_${n}_burst_${BURST}_ms`]: { value: round(bursts.aedes, 1), unit: 'ms' },
       [`mosquitto_fanout_${n}_burst_${BURST}_ms`]: { value: round(bursts.mosquitto, 1), unit: 'ms' },
       [EDGES === 1000 && BIG_BURST === 10_000 ? 'fanout_burst_10k_ms' : `fanout_${n}_burst_${BIG_BURST}_ms`]: { value: round(big.aedes, 1), unit: 'ms' },
