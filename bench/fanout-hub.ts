@@ -14,7 +14,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createBroker, type Broker } from '../hub/broker/broker.ts';
@@ -204,9 +204,17 @@ process.on('message', async (m: Msg) => {
       }
       (globalThis as { gc?: () => void }).gc?.();
       const mem = process.memoryUsage();
+      // Resident memory of its own (heap, malloc, TLS buffers) apart from mapped files (the SQLite file's
+      // memory map, code): the kernel may drop the latter under pressure and share it.
+      const rssParts = () => {
+        const status = readFileSync('/proc/self/status', 'utf8');
+        const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN) / 1024;
+        return { rssAnonMb: kb('RssAnon'), rssFileMb: kb('RssFile') };
+      };
       send({
         type: 'stats',
         rssMb: mem.rss / 2 ** 20,
+        ...rssParts(),
         heapMb: mem.heapUsed / 2 ** 20,
         externalMb: mem.external / 2 ** 20,
         arrayBuffersMb: mem.arrayBuffers / 2 ** 20,

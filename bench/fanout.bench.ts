@@ -103,7 +103,19 @@ type HubMsg =
   | { type: 'started'; tlsPort: number }
   | { type: 'attached' }
   | { type: 'revoked'; seq: number; t0: number; target: string; commitMs: number; publishedMs?: number }
-  | { type: 'stats'; rssMb: number; heapMb: number; externalMb: number; arrayBuffersMb: number; connected: number; handOffP50: number; messages: number; entries: number }
+  | {
+      type: 'stats';
+      rssMb: number;
+      rssAnonMb: number;
+      rssFileMb: number;
+      heapMb: number;
+      externalMb: number;
+      arrayBuffersMb: number;
+      connected: number;
+      handOffP50: number;
+      messages: number;
+      entries: number;
+    }
   | { type: 'stopped' }
   | { type: 'error'; error: string };
 
@@ -323,7 +335,7 @@ benchMain(async () => {
     const connected = await hub.ask<'stats'>({ type: 'stats' });
     if (c.connected !== creds.length || connected.connected !== creds.length) throw new Error(`only ${connected.connected} edges connected`);
     const mem = (m: Extract<HubMsg, { type: 'stats' }>) =>
-      `RSS ${round(m.rssMb, 1)} MB (JS heap ${round(m.heapMb, 1)}, external ${round(m.externalMb, 1)} of which ArrayBuffers ${round(m.arrayBuffersMb, 1)})`;
+      `RSS ${round(m.rssMb, 1)} MB (anonymous ${round(m.rssAnonMb, 1)}, mapped files ${round(m.rssFileMb, 1)}; JS heap ${round(m.heapMb, 1)}, external ${round(m.externalMb, 1)} of which ArrayBuffers ${round(m.arrayBuffersMb, 1)})`;
     progress(`hub with ${connected.connected} edges connected, before any fan-out: ${mem(connected)}; before they connected: ${mem(base)}`);
 
     // --- Mosquitto beside it ---------------------------------------------------------------------
