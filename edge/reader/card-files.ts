@@ -43,20 +43,30 @@ export async function selectFile(session: CardSession, fid: number, what: string
  * outer shape of a Certificate; otherwise card_response_malformed.
  */
 export async function readCertificateFile(session: CardSession, what: string): Promise<Uint8Array> {
-  const head = readData(await session.transmit(readBinary(0, 4)), 0, 4, what);
+  return readCertificateRest(session, readData(await session.transmit(readBinary(0, 4)), 0, 4, what), what);
+}
+
+/** readCertificateFile once its first 4 bytes (`head`, READ BINARY at offset 0) are read. */
+export async function readCertificateRest(session: CardSession, head: Uint8Array, what: string): Promise<Uint8Array> {
   const parsed = parseSequenceHeader(head);
   if (!parsed.ok) throw new MyKeyError('card_response_malformed', `${what}: not a DER certificate (${parsed.reason})`);
   const total = parsed.header.totalLength;
   if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) {
     throw new MyKeyError('card_response_malformed', `${what}: certificate size ${total} is outside ${CERT_MIN_BYTES}..${CERT_MAX_BYTES} bytes`);
   }
+  // The chunks are known now: they go to the card as one series, which stops at the first answer that
+  // is not exactly the chunk asked for (that one is then reported below, as a single read's would be).
+  const offsets: number[] = [];
+  const reads: Uint8Array[] = [];
+  for (let offset = head.length; offset < total; offset += READ_CHUNK) {
+    offsets.push(offset);
+    reads.push(readBinary(offset, Math.min(READ_CHUNK, total - offset)));
+  }
+  const chunkLength = (i: number) => Math.min(READ_CHUNK, total - offsets[i]);
+  const answers = await session.transmitSeries(reads, (r, i) => r.sw === SW.ok && r.data.length === chunkLength(i));
   const out = new Uint8Array(total);
   out.set(head);
-  for (let offset = head.length; offset < total; ) {
-    const n = Math.min(READ_CHUNK, total - offset);
-    out.set(readData(await session.transmit(readBinary(offset, n)), offset, n, what), offset);
-    offset += n;
-  }
+  for (let i = 0; i < answers.length; i++) out.set(readData(answers[i], offsets[i], chunkLength(i), what), offsets[i]);
   if (!hasCertificateShape(out)) throw new MyKeyError('card_response_malformed', `${what}: the bytes read are not shaped like an X.509 certificate`);
   return out;
 }

@@ -4,8 +4,8 @@
 import { createHash } from 'node:crypto';
 import { JPKI_AID, JPKI_EF } from '../../shared/card.ts';
 import { MyKeyError } from '../../shared/errors.ts';
-import { jpkiSign, selectByName, selectEf, sha256DigestInfo, verify } from './apdu.ts';
-import { expectOk, readCertificateFile, selectApplication, selectFile } from './card-files.ts';
+import { jpkiSign, readBinary, selectByName, selectEf, sha256DigestInfo, verify } from './apdu.ts';
+import { expectOk, readCertificateRest, readData, selectApplication, selectFile } from './card-files.ts';
 import { SW, swError, triesLeft } from './status-words.ts';
 import type { CardSession } from './transport.ts';
 
@@ -27,10 +27,12 @@ export function selectJpki(session: CardSession): Promise<void> {
 
 /** Selects the JPKI application and one of its certificate EFs, and reads the certificate there. */
 async function readJpkiCertificate(session: CardSession, fid: number, name: string, what: string): Promise<Uint8Array> {
-  // The card's answers are awaited here straight (no helper frame per APDU): this is a touch's read.
-  expectOk(await session.transmit(selectByName(JPKI_AID)), 'SELECT JPKI application');
-  expectOk(await session.transmit(selectEf(fid)), `SELECT EF ${name}`);
-  return await readCertificateFile(session, what);
+  // One turn at the card for SELECT, SELECT EF and the certificate's first 4 bytes, each sent only
+  // when the one before answered 90 00; the answers are then checked in order, as single commands were.
+  const [app, ef, head] = await session.transmitSeries([selectByName(JPKI_AID), selectEf(fid), readBinary(0, 4)], (r) => r.sw === SW.ok);
+  expectOk(app, 'SELECT JPKI application');
+  expectOk(ef, `SELECT EF ${name}`);
+  return await readCertificateRest(session, readData(head, 0, 4, what), what);
 }
 
 /** Reads the user-authentication certificate (EF 000A) as DER. */

@@ -120,8 +120,12 @@ const NO_DATA = new Uint8Array(0);
 
 /** A command waiting for, or in, its exchange with the card. */
 interface Command {
-  readonly bytes: Uint8Array;
-  readonly resolve: (r: ResponseApdu) => void;
+  /** The APDUs of the command, sent in turn (one, or a series). */
+  readonly apdus: readonly Uint8Array[];
+  /** For a series: whether the next APDU follows this answer. */
+  readonly accept: ((r: ResponseApdu, index: number) => boolean) | undefined;
+  readonly answers: ResponseApdu[];
+  readonly resolve: (r: ResponseApdu[]) => void;
   readonly reject: (e: unknown) => void;
 }
 
@@ -233,10 +237,24 @@ export class CardSession {
    * serialized: concurrent callers wait their turn.
    */
   transmit(apdu: Uint8Array): Promise<ResponseApdu> {
-    return new Promise<ResponseApdu>((resolve, reject) => {
-      this.#waiting.push({ bytes: apdu, resolve, reject });
-      this.#pump();
-    });
+    return new Promise<ResponseApdu>((resolve, reject) => this.#enqueue({ apdus: [apdu], accept: undefined, answers: [], resolve: (a) => resolve(a[0]), reject }));
+  }
+
+  /**
+   * Sends `apdus` one after the other as one turn at the card (no other command in between), each
+   * through the guard at its turn, and resolves with the answers: all of them, or those up to and
+   * including the first that `accept` refuses (the rest are never sent, as when a caller stops at a
+   * failed answer). A read whose steps are known beforehand (SELECT, SELECT EF, READ BINARY, the
+   * chunks of a file) goes to the card without the caller's code between the APDUs.
+   */
+  transmitSeries(apdus: readonly Uint8Array[], accept: (r: ResponseApdu, index: number) => boolean): Promise<ResponseApdu[]> {
+    if (apdus.length === 0) return Promise.resolve([]);
+    return new Promise<ResponseApdu[]>((resolve, reject) => this.#enqueue({ apdus, accept, answers: [], resolve, reject }));
+  }
+
+  #enqueue(cmd: Command): void {
+    this.#waiting.push(cmd);
+    this.#pump();
   }
 
   /** Marks the card as gone (the reader saw it leave): pending and later commands fail with card_removed. */
@@ -273,6 +291,11 @@ export class CardSession {
 
   #begin(cmd: Command): void {
     this.#current = cmd;
+    this.#start(cmd.apdus[0]);
+  }
+
+  /** The next APDU of the command at the card: through the guard, then to the card. */
+  #start(bytes: Uint8Array): void {
     if (this.#closed) {
       this.#finish(new MyKeyError('card_error', `${this.reader}: the card session is closed`));
       return;
@@ -283,7 +306,7 @@ export class CardSession {
     }
     let checked: { kind: ApduKind; apdu: CommandApdu };
     try {
-      checked = this.#guard.check(cmd.bytes);
+      checked = this.#guard.check(bytes);
     } catch (e) {
       this.#finish(e);
       return;
@@ -293,17 +316,32 @@ export class CardSession {
     this.#apdu = checked.apdu;
     this.#phase = 'first';
     this.#rounds = 0;
-    this.#send(cmd.bytes);
+    this.#send(bytes);
   }
 
-  /** Settles the command at the card and lets the next one go. */
+  /** Ends one APDU's exchange: the next APDU of a series, or the command settles and the next one goes. */
   #finish(err: unknown, result?: ResponseApdu): void {
     const cmd = this.#current;
-    this.#current = undefined;
     this.#apdu = undefined;
     this.#data = NO_DATA;
+    if (cmd && result) {
+      cmd.answers.push(result);
+      const i = cmd.answers.length;
+      let more = false;
+      try {
+        more = i < cmd.apdus.length && (cmd.accept as NonNullable<Command['accept']>)(result, i - 1);
+      } catch (e) {
+        err = e;
+        result = undefined;
+      }
+      if (more) {
+        this.#start(cmd.apdus[i]);
+        return;
+      }
+    }
+    this.#current = undefined;
     if (cmd) {
-      if (result) cmd.resolve(result);
+      if (result) cmd.resolve(cmd.answers);
       else cmd.reject(err);
     }
     // Idle: the watchdog stops holding the process open (a session nobody closes must not keep it alive).
