@@ -5,31 +5,36 @@ import { MyKeyError } from '../../shared/errors.ts';
 import { readBinary, selectByName, selectEf } from './apdu.ts';
 import { CERT_MAX_BYTES, CERT_MIN_BYTES, hasCertificateShape, parseSequenceHeader } from './der.ts';
 import { SW, swError } from './status-words.ts';
-import type { CardSession } from './transport.ts';
+import type { CardSession, ResponseApdu } from './transport.ts';
 
 /** Largest READ BINARY chunk of a short APDU (Le 00). */
 export const READ_CHUNK = 256;
 
-/** Selects an application by its exact AID; throws card_error (6A82 included) when it is not there. */
-export async function selectApplication(session: CardSession, aid: Uint8Array, what: string): Promise<void> {
-  const r = await session.transmit(selectByName(aid));
-  if (r.sw !== SW.ok) throw swError(r.sw, `SELECT ${what}`);
+/** Throws card_error (6A82 included) unless the card answered 90 00. */
+export function expectOk(r: ResponseApdu, what: string): void {
+  if (r.sw !== SW.ok) throw swError(r.sw, what);
 }
 
-/** Selects an EF of the current application; throws card_error when it is not there. */
-export async function selectFile(session: CardSession, fid: number, what: string): Promise<void> {
-  const r = await session.transmit(selectEf(fid));
-  if (r.sw !== SW.ok) throw swError(r.sw, `SELECT EF ${what}`);
-}
-
-/** READ BINARY of exactly `length` bytes at `offset`; anything shorter or longer is malformed. */
-export async function readExactly(session: CardSession, offset: number, length: number, what: string): Promise<Uint8Array> {
-  const r = await session.transmit(readBinary(offset, length));
+/** The data of a READ BINARY answer, which must be exactly `length` bytes at `offset`; anything else is malformed. */
+export function readData(r: ResponseApdu, offset: number, length: number, what: string): Uint8Array {
   if (r.sw !== SW.ok) throw swError(r.sw, `READ BINARY ${what}`);
   if (r.data.length !== length) {
     throw new MyKeyError('card_response_malformed', `READ BINARY ${what}: asked ${length} bytes at ${offset}, card sent ${r.data.length}`);
   }
   return r.data;
+}
+
+// The helpers below await the card straight and check its answer synchronously: one promise per APDU,
+// none per helper (each costs on a touch, where this code runs cold).
+
+/** Selects an application by its exact AID; throws card_error (6A82 included) when it is not there. */
+export async function selectApplication(session: CardSession, aid: Uint8Array, what: string): Promise<void> {
+  expectOk(await session.transmit(selectByName(aid)), `SELECT ${what}`);
+}
+
+/** Selects an EF of the current application; throws card_error when it is not there. */
+export async function selectFile(session: CardSession, fid: number, what: string): Promise<void> {
+  expectOk(await session.transmit(selectEf(fid)), `SELECT EF ${what}`);
 }
 
 /**
@@ -38,20 +43,30 @@ export async function readExactly(session: CardSession, offset: number, length: 
  * outer shape of a Certificate; otherwise card_response_malformed.
  */
 export async function readCertificateFile(session: CardSession, what: string): Promise<Uint8Array> {
-  const head = await readExactly(session, 0, 4, what);
+  return readCertificateRest(session, readData(await session.transmit(readBinary(0, 4)), 0, 4, what), what);
+}
+
+/** readCertificateFile once its first 4 bytes (`head`, READ BINARY at offset 0) are read. */
+export async function readCertificateRest(session: CardSession, head: Uint8Array, what: string): Promise<Uint8Array> {
   const parsed = parseSequenceHeader(head);
   if (!parsed.ok) throw new MyKeyError('card_response_malformed', `${what}: not a DER certificate (${parsed.reason})`);
   const total = parsed.header.totalLength;
   if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) {
     throw new MyKeyError('card_response_malformed', `${what}: certificate size ${total} is outside ${CERT_MIN_BYTES}..${CERT_MAX_BYTES} bytes`);
   }
+  // The chunks are known now: they go to the card as one series, which stops at the first answer that
+  // is not exactly the chunk asked for (that one is then reported below, as a single read's would be).
+  const offsets: number[] = [];
+  const reads: Uint8Array[] = [];
+  for (let offset = head.length; offset < total; offset += READ_CHUNK) {
+    offsets.push(offset);
+    reads.push(readBinary(offset, Math.min(READ_CHUNK, total - offset)));
+  }
+  const chunkLength = (i: number) => Math.min(READ_CHUNK, total - offsets[i]);
+  const answers = await session.transmitSeries(reads, (r, i) => r.sw === SW.ok && r.data.length === chunkLength(i));
   const out = new Uint8Array(total);
   out.set(head);
-  for (let offset = head.length; offset < total; ) {
-    const n = Math.min(READ_CHUNK, total - offset);
-    out.set(await readExactly(session, offset, n, what), offset);
-    offset += n;
-  }
+  for (let i = 0; i < answers.length; i++) out.set(readData(answers[i], offsets[i], chunkLength(i), what), offsets[i]);
   if (!hasCertificateShape(out)) throw new MyKeyError('card_response_malformed', `${what}: the bytes read are not shaped like an X.509 certificate`);
   return out;
 }

@@ -4,8 +4,8 @@
 import { createHash } from 'node:crypto';
 import { JPKI_AID, JPKI_EF } from '../../shared/card.ts';
 import { MyKeyError } from '../../shared/errors.ts';
-import { jpkiSign, sha256DigestInfo, verify } from './apdu.ts';
-import { readCertificateFile, selectApplication, selectFile } from './card-files.ts';
+import { jpkiSign, readBinary, selectByName, selectEf, sha256DigestInfo, verify } from './apdu.ts';
+import { expectOk, readCertificateRest, readData, selectApplication, selectFile } from './card-files.ts';
 import { SW, swError, triesLeft } from './status-words.ts';
 import type { CardSession } from './transport.ts';
 
@@ -25,22 +25,24 @@ export function selectJpki(session: CardSession): Promise<void> {
   return selectApplication(session, JPKI_AID, 'JPKI application');
 }
 
+/** Selects the JPKI application and one of its certificate EFs, and reads the certificate there. */
+async function readJpkiCertificate(session: CardSession, fid: number, name: string, what: string): Promise<Uint8Array> {
+  // One turn at the card for SELECT, SELECT EF and the certificate's first 4 bytes, each sent only
+  // when the one before answered 90 00; the answers are then checked in order, as single commands were.
+  const [app, ef, head] = await session.transmitSeries([selectByName(JPKI_AID), selectEf(fid), readBinary(0, 4)], (r) => r.sw === SW.ok);
+  expectOk(app, 'SELECT JPKI application');
+  expectOk(ef, `SELECT EF ${name}`);
+  return await readCertificateRest(session, readData(head, 0, 4, what), what);
+}
+
 /** Reads the user-authentication certificate (EF 000A) as DER. */
 export function readAuthCert(session: CardSession): Promise<Uint8Array> {
-  return session.run(async () => {
-    await selectJpki(session);
-    await selectFile(session, JPKI_EF.authCert, '000A');
-    return readCertificateFile(session, 'auth certificate (EF 000A)');
-  });
+  return session.run(() => readJpkiCertificate(session, JPKI_EF.authCert, '000A', 'auth certificate (EF 000A)'));
 }
 
 /** Reads the user-authentication CA certificate (EF 000B) as DER. */
 export function readAuthCaCert(session: CardSession): Promise<Uint8Array> {
-  return session.run(async () => {
-    await selectJpki(session);
-    await selectFile(session, JPKI_EF.authCaCert, '000B');
-    return readCertificateFile(session, 'auth CA certificate (EF 000B)');
-  });
+  return session.run(() => readJpkiCertificate(session, JPKI_EF.authCaCert, '000B', 'auth CA certificate (EF 000B)'));
 }
 
 async function selectPin(session: CardSession): Promise<void> {

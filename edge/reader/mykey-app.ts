@@ -6,7 +6,9 @@ import { isMyKeyId, MYKEY_ID_LENGTH, type MyKeyId } from '../../shared/ids.ts';
 import { readBinary, selectByName, selectEf } from './apdu.ts';
 import { MyKeyError } from '../../shared/errors.ts';
 import { SW, swError } from './status-words.ts';
-import type { CardSession } from './transport.ts';
+import type { CardSession, ResponseApdu } from './transport.ts';
+
+const isOkAnswer = (r: ResponseApdu): boolean => r.sw === SW.ok;
 
 /** What the card's MyKey area holds. `malformed`: written, but not a well-formed MyKey ID. */
 export type MyKeyArea = { state: 'written'; mykeyId: MyKeyId } | { state: 'absent' | 'unreserved' | 'unwritten' | 'malformed' };
@@ -17,13 +19,13 @@ export function readMyKeyArea(session: CardSession): Promise<MyKeyArea> {
 }
 
 async function readArea(session: CardSession): Promise<MyKeyArea> {
-  const app = await session.transmit(selectByName(MYKEY_AID));
+  // One turn at the card: SELECT, SELECT EF, READ BINARY, each sent only when the one before answered
+  // 90 00 (the series stops at the first other answer, which is then read as before).
+  const [app, ef, r] = await session.transmitSeries([selectByName(MYKEY_AID), selectEf(MYKEY_EF.mykeyId), readBinary(0, MYKEY_ID_LENGTH)], isOkAnswer);
   if (app.sw === SW.fileNotFound) return { state: 'absent' };
   if (app.sw !== SW.ok) throw swError(app.sw, 'SELECT MyKey application');
-  const ef = await session.transmit(selectEf(MYKEY_EF.mykeyId));
   if (ef.sw === SW.fileNotFound) return { state: 'unreserved' };
   if (ef.sw !== SW.ok) throw swError(ef.sw, 'SELECT EF 0001 (MyKey ID)');
-  const r = await session.transmit(readBinary(0, MYKEY_ID_LENGTH));
   if (r.sw !== SW.ok) throw swError(r.sw, 'READ BINARY MyKey ID');
   if (r.data.length !== MYKEY_ID_LENGTH) {
     throw new MyKeyError('card_response_malformed', `READ BINARY MyKey ID: expected ${MYKEY_ID_LENGTH} bytes, card sent ${r.data.length}`);

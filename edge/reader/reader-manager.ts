@@ -4,10 +4,11 @@
 // stop() act; stop() releases every native handle so a process can exit.
 import { MyKeyError } from '../../shared/errors.ts';
 import { consoleReaderLog, type ReaderLog } from './log.ts';
-import { cardTransitions, SCARD_DISPOSITION, SCARD_PROTOCOL, SCARD_SHARE, SCARD_STATE } from './pcsc-state.ts';
+import { cardTransitions, SCARD_STATE } from './pcsc-state.ts';
 import { nativePcsc, type PcscContext, type PcscFactory, type PcscReader } from './pcsc-port.ts';
 import { TypedEvents } from '../../shared/typed-events.ts';
-import { CardSession, DEFAULT_APDU_TIMEOUT_MS, DEFAULT_REMOVAL_GRACE_MS, mapPcscError, pcscCode, type ApduTraceHook, type RawCard } from './transport.ts';
+import { PcscConnection } from './pcsc-connection.ts';
+import { CardSession, DEFAULT_APDU_TIMEOUT_MS, DEFAULT_REMOVAL_GRACE_MS, mapPcscError, type ApduTraceHook } from './transport.ts';
 
 /** Events of the ReaderManager. */
 export interface ReaderEvents {
@@ -59,8 +60,6 @@ interface ReaderEntry {
 }
 
 const noop = () => {};
-/** pcsclite.h: another context holds the card in a mode that excludes ours. */
-const SCARD_E_SHARING_VIOLATION = 0x8010000b;
 
 function deferClose(close: () => void): void {
   setImmediate(() => {
@@ -111,14 +110,6 @@ function closeReaderHandle(handle: PcscReader, watching: boolean): Promise<void>
     handle.on('end', later);
     handle.on('error', later);
   });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new MyKeyError('timeout', `${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
 }
 
 /** Watches PC/SC readers and cards; the edge's one door to pcsclite. */
@@ -199,39 +190,34 @@ export class ReaderManager {
    * still open there is closed first. Close the session when done.
    */
   async connect(reader: string, options: ConnectOptions = {}): Promise<CardSession> {
+    const { session, connection } = this.#openSession(reader, options);
+    try {
+      await connection.opened();
+    } catch (err) {
+      await session.close();
+      throw err;
+    }
+    return session;
+  }
+
+  /**
+   * The session of connect() at once, while the connection is made behind it: commands sent meanwhile
+   * pass the guard now and reach the card as soon as it is connected, or fail with the reason it could
+   * not be (reader_busy, card_removed, timeout). A touch's own work then overlaps pcscd's connect.
+   */
+  open(reader: string, options: ConnectOptions = {}): CardSession {
+    return this.#openSession(reader, options).session;
+  }
+
+  #openSession(reader: string, options: ConnectOptions): { session: CardSession; connection: PcscConnection } {
     const entry = this.#readers.get(reader);
     if (!entry) throw new MyKeyError('reader_unavailable', `no reader named ${JSON.stringify(reader)}`);
     if (!(entry.state & SCARD_STATE.PRESENT)) throw new MyKeyError('card_removed', `${reader}: no card on the reader`);
     const touch = entry.touch;
-    if (entry.session && !entry.session.closed) await entry.session.close();
-    const handle = entry.handle;
+    const previous = entry.session && !entry.session.closed ? entry.session : undefined;
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    if (handle.connected) {
-      // A connection left from a card that was taken away; pcsclite would otherwise reuse it silently.
-      await withTimeout(new Promise<void>((res) => handle.disconnect(SCARD_DISPOSITION.LEAVE, () => res())), timeoutMs, `${reader}: disconnect`).catch(noop);
-    }
-    // Always SCARD_SHARE_EXCLUSIVE, for the whole session (a touch read, PIN + signature, a certificate
-    // read): another PC/SC client that could send APDUs between ours could SELECT another application
-    // behind the guard's back, or use the PIN we verified. pcscd refuses it a connection meanwhile.
-    const protocol = await withTimeout(
-      new Promise<number>((resolve, reject) => handle.connect({ share_mode: SCARD_SHARE.EXCLUSIVE, protocol: SCARD_PROTOCOL.T0 | SCARD_PROTOCOL.T1 }, (err, p) => (err ? reject(err) : resolve(p)))),
-      timeoutMs,
-      `${reader}: connect`,
-    ).catch((err) => {
-      if (pcscCode(err) === SCARD_E_SHARING_VIOLATION) throw new MyKeyError('reader_busy', `${reader}: another program holds the card`, { cause: err });
-      throw mapPcscError(err, `${reader}: connect`);
-    });
-    const raw: RawCard = {
-      transmit: (apdu, maxLen) =>
-        new Promise((resolve, reject) => {
-          handle.transmit(Buffer.from(apdu.buffer, apdu.byteOffset, apdu.byteLength), maxLen, protocol, (err, resp) => {
-            if (err) reject(err);
-            else resolve(new Uint8Array(resp.buffer, resp.byteOffset, resp.byteLength));
-          });
-        }),
-      close: ({ reset }) => new Promise((resolve) => handle.disconnect(reset ? SCARD_DISPOSITION.RESET : SCARD_DISPOSITION.LEAVE, () => resolve())),
-    };
-    const session = new CardSession(raw, {
+    const connection = new PcscConnection(entry.handle, reader, timeoutMs);
+    const session = new CardSession(connection, {
       guard: { writer: options.writer },
       timeoutMs,
       onApdu: options.onApdu ?? this.#onApdu,
@@ -239,14 +225,10 @@ export class ReaderManager {
       probeRemoval: (withinMs) => this.#cardLeft(entry, touch, withinMs),
       removalGraceMs: options.removalGraceMs ?? this.#graceMs,
     });
+    // The session is the reader's from now: a removal report while connecting fails it with card_removed.
     entry.session = session;
-    if (entry.touch !== touch || !(entry.state & SCARD_STATE.PRESENT) || this.#readers.get(reader) !== entry) {
-      // The card left (or was replaced) while we connected.
-      session.markRemoved();
-      await session.close();
-      throw new MyKeyError('card_removed', `${reader}: the card was taken away`);
-    }
-    return session;
+    connection.start(previous?.close(), () => entry.touch === touch && (entry.state & SCARD_STATE.PRESENT) !== 0 && this.#readers.get(reader) === entry);
+    return { session, connection };
   }
 
   /** Resolves true once the card of touch `touch` has left `entry` (now, or within `withinMs`). */

@@ -71,7 +71,9 @@ export class TouchPipeline {
     const t0 = this.#now();
     let session: CardSession | undefined;
     try {
-      session = await this.#manager.connect(reader);
+      // open, not connect: the read's first command passes the guard while pcscd connects, and goes to
+      // the card the moment the connection stands (a failed connect fails the read with its reason).
+      session = this.#manager.open(reader);
       const identity = await this.#read(session);
       this.events.emit('identity', { reader, identity, ms: this.#now() - t0 });
     } catch (err) {

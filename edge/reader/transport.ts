@@ -4,13 +4,21 @@
 // (pcsclite, or a test double) comes in as a `RawCard`.
 import { MyKeyError } from '../../shared/errors.ts';
 import { buildApdu, getResponse, toHex, type CommandApdu } from './apdu.ts';
-import { ApduGuard, type GuardOptions } from './guard.ts';
+import { ApduGuard, type ApduKind, type GuardOptions } from './guard.ts';
 import { bytesAvailable, correctLe, responseData, sw } from './status-words.ts';
+
+/** How a raw card hands back one answer: an error, or the full response (data + SW1 SW2). */
+export type RawAnswer = (err: unknown, response?: Uint8Array) => void;
 
 /** The raw card connection the transport drives. */
 export interface RawCard {
   /** Sends one APDU and resolves with the full response (data + SW1 SW2). */
   transmit(apdu: Uint8Array, maxResponseLength: number): Promise<Uint8Array>;
+  /**
+   * The same exchange in callback form. When present the session uses it: pcsclite answers with a
+   * callback, and a promise per APDU around it is turns of the event loop on every exchange for nothing.
+   */
+  send?(apdu: Uint8Array, maxResponseLength: number, answer: RawAnswer): void;
   /** Ends the connection; `reset` asks the reader to reset the card (drops a verified PIN). */
   close(options: { reset: boolean }): Promise<void>;
 }
@@ -74,6 +82,12 @@ const SERVICE_GONE_CODES = new Set([
 ]);
 const TIMEOUT_CODES = new Set([0x8010000a /* SCARD_E_TIMEOUT */]);
 
+/** Marks a failure as needing no removal probe in CardSession.run (a connect failure is what it says). */
+export function conclusive(err: MyKeyError): MyKeyError {
+  explained.add(err);
+  return err;
+}
+
 /** The PC/SC return code in a pcsclite error message (`SCardTransmit error: Card was removed.(0x80100069)`). */
 export function pcscCode(err: unknown): number | undefined {
   const msg = err instanceof Error ? err.message : String(err);
@@ -102,9 +116,27 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, limit]).finally(() => clearTimeout(timer));
 }
 
+const NO_DATA = new Uint8Array(0);
+
+/** A command waiting for, or in, its exchange with the card. */
+interface Command {
+  /** The APDUs of the command, sent in turn (one, or a series). */
+  readonly apdus: readonly Uint8Array[];
+  /** For a series: whether the next APDU follows this answer. */
+  readonly accept: ((r: ResponseApdu, index: number) => boolean) | undefined;
+  readonly answers: ResponseApdu[];
+  readonly resolve: (r: ResponseApdu[]) => void;
+  readonly reject: (e: unknown) => void;
+}
+
 /**
  * One conversation with one card. Create it with a fresh guard per connection: the guard's idea of the
  * current selection is only valid for the connection it watched.
+ *
+ * The exchange runs on callbacks, one promise per command for its caller: a touch is a handful of
+ * APDUs in about a millisecond, and every promise, async frame or timer per APDU runs cold on the
+ * edge (a touch comes after seconds of idle), which made the reader layer cost a fifth on top of the
+ * bare PC/SC round trips (issue #11). One watchdog timer per session keeps each exchange's time limit.
  */
 export class CardSession {
   readonly reader: string;
@@ -117,7 +149,24 @@ export class CardSession {
   #gone: MyKeyError | undefined;
   #closed = false;
   #pinPresented = false;
-  #queue: Promise<unknown> = Promise.resolve();
+  /** The command at the card, and those waiting their turn (commands reach the card one at a time). */
+  #current: Command | undefined;
+  readonly #waiting: Command[] = [];
+  #pumping = false;
+  /** Resolvers of close() waiting for the commands in progress. */
+  #drained: (() => void)[] = [];
+  // The exchange of #current: what was allowed, the phase of ISO 7816-4 5.3.4 handling it is in.
+  #kind: ApduKind = 'select-app';
+  #apdu: CommandApdu | undefined;
+  #phase: 'first' | 'resent' | 'chained' = 'first';
+  #rounds = 0;
+  #data: Uint8Array = NO_DATA;
+  /** The APDU at the card now (for messages), and whether its answer is still awaited. */
+  #sent: Uint8Array = NO_DATA;
+  #awaiting = false;
+  /** performance.now() by which the card must have answered the APDU at the card. */
+  #deadline = 0;
+  #watchdog: NodeJS.Timeout | undefined;
 
   constructor(raw: RawCard, options: CardSessionOptions = {}) {
     this.#raw = raw;
@@ -135,12 +184,19 @@ export class CardSession {
    * becomes MyKeyError('card_removed') with the original as cause. Every public card-access function
    * runs through here, so callers see one clear code for "the card was taken away".
    */
-  async run<T>(op: () => Promise<T>): Promise<T> {
+  run<T>(op: () => Promise<T>): Promise<T> {
+    // A plain rejection handler rather than an async frame: nothing extra on the way of a success.
+    let p: Promise<T>;
     try {
-      return await op();
+      p = op();
     } catch (err) {
-      throw await this.#explain(err);
+      p = Promise.reject(err);
     }
+    return p.then(undefined, (err: unknown) =>
+      this.#explain(err).then((e) => {
+        throw e;
+      }),
+    );
   }
 
   async #explain(err: unknown): Promise<unknown> {
@@ -181,19 +237,25 @@ export class CardSession {
    * serialized: concurrent callers wait their turn.
    */
   transmit(apdu: Uint8Array): Promise<ResponseApdu> {
-    // The common case, one command at a time, starts at once: no turn of the queue before the guard
-    // and the card see it. A command that arrives while another runs waits for the queue as before.
-    const run = this.#pending === 0 ? this.#exchange(apdu) : this.#queue.then(() => this.#exchange(apdu));
-    this.#pending++;
-    this.#queue = run.then(this.#settled, this.#settled);
-    return run;
+    return new Promise<ResponseApdu>((resolve, reject) => this.#enqueue({ apdus: [apdu], accept: undefined, answers: [], resolve: (a) => resolve(a[0]), reject }));
   }
 
-  /** Commands sent and not yet answered (or failed). */
-  #pending = 0;
-  readonly #settled = (): void => {
-    this.#pending--;
-  };
+  /**
+   * Sends `apdus` one after the other as one turn at the card (no other command in between), each
+   * through the guard at its turn, and resolves with the answers: all of them, or those up to and
+   * including the first that `accept` refuses (the rest are never sent, as when a caller stops at a
+   * failed answer). A read whose steps are known beforehand (SELECT, SELECT EF, READ BINARY, the
+   * chunks of a file) goes to the card without the caller's code between the APDUs.
+   */
+  transmitSeries(apdus: readonly Uint8Array[], accept: (r: ResponseApdu, index: number) => boolean): Promise<ResponseApdu[]> {
+    if (apdus.length === 0) return Promise.resolve([]);
+    return new Promise<ResponseApdu[]>((resolve, reject) => this.#enqueue({ apdus, accept, answers: [], resolve, reject }));
+  }
+
+  #enqueue(cmd: Command): void {
+    this.#waiting.push(cmd);
+    this.#pump();
+  }
 
   /** Marks the card as gone (the reader saw it leave): pending and later commands fail with card_removed. */
   markRemoved(): void {
@@ -204,7 +266,10 @@ export class CardSession {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#queue;
+    // Commands still waiting fail with "closed" when their turn comes; the one at the card finishes.
+    if (this.#current || this.#waiting.length) await new Promise<void>((r) => this.#drained.push(r));
+    clearTimeout(this.#watchdog);
+    this.#watchdog = undefined;
     try {
       await withTimeout(this.#raw.close({ reset: this.#pinPresented }), this.#timeoutMs, `${this.reader}: disconnect`);
     } catch {
@@ -212,83 +277,133 @@ export class CardSession {
     }
   }
 
-  async #exchange(bytes: Uint8Array): Promise<ResponseApdu> {
-    if (this.#closed) throw new MyKeyError('card_error', `${this.reader}: the card session is closed`);
-    if (this.#gone) throw this.#gone;
-    const { kind, apdu } = this.#guard.check(bytes);
-    if (kind === 'verify' && apdu.data.length > 0) this.#pinPresented = true;
-    let resp = await this.#send(bytes);
-    let status = sw(resp);
-
-    // ISO 7816-4 5.3.4 (T=0 case 2/4): 6C xx = wrong Le, resend once with Le = xx.
-    const le = correctLe(status);
-    if (le !== undefined && apdu.le !== undefined) {
-      const again = buildApdu(apdu.cla, apdu.ins, apdu.p1, apdu.p2, apdu.data.length ? apdu.data : undefined, le);
-      this.#guard.check(again);
-      resp = await this.#send(again);
-      status = sw(resp);
+  /** Starts waiting commands one after another while none is at the card. */
+  #pump(): void {
+    if (this.#pumping) return; // a command finishing inside #begin: the loop below goes on
+    this.#pumping = true;
+    try {
+      for (let next = this.#current ? undefined : this.#waiting.shift(); next; next = this.#current ? undefined : this.#waiting.shift()) this.#begin(next);
+    } finally {
+      this.#pumping = false;
     }
-
-    // 61 xx = xx more bytes available: collect them with GET RESPONSE.
-    let data = responseData(resp);
-    for (let round = 0; bytesAvailable(status) !== undefined; round++) {
-      if (round >= MAX_GET_RESPONSE_ROUNDS) {
-        throw new MyKeyError('card_response_malformed', `${this.reader}: the card kept answering 61xx after ${round} GET RESPONSE rounds`);
-      }
-      const gr = getResponse(bytesAvailable(status)!);
-      this.#guard.check(gr);
-      const more = await this.#send(gr);
-      status = sw(more);
-      const chunk = responseData(more);
-      const joined = new Uint8Array(data.length + chunk.length);
-      joined.set(data);
-      joined.set(chunk, data.length);
-      data = joined;
-    }
-    this.#guard.observe(kind, apdu as CommandApdu, status);
-    return { data, sw: status };
+    if (!this.#current && this.#waiting.length === 0 && this.#drained.length) for (const r of this.#drained.splice(0)) r();
   }
 
-  /**
-   * One exchange with the time limit: a plain timer cleared by the answer, without Promise.race and
-   * its extra promises and turns per APDU (the reader layer's cost on top of PC/SC is mostly these).
-   */
-  #transmitWithin(apdu: Uint8Array): Promise<Uint8Array> {
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new MyKeyError('timeout', `${this.reader}: transmit: no answer from the card within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-      let answer: Promise<Uint8Array>;
+  #begin(cmd: Command): void {
+    this.#current = cmd;
+    this.#start(cmd.apdus[0]);
+  }
+
+  /** The next APDU of the command at the card: through the guard, then to the card. */
+  #start(bytes: Uint8Array): void {
+    if (this.#closed) {
+      this.#finish(new MyKeyError('card_error', `${this.reader}: the card session is closed`));
+      return;
+    }
+    if (this.#gone) {
+      this.#finish(this.#gone);
+      return;
+    }
+    let checked: { kind: ApduKind; apdu: CommandApdu };
+    try {
+      checked = this.#guard.check(bytes);
+    } catch (e) {
+      this.#finish(e);
+      return;
+    }
+    if (checked.kind === 'verify' && checked.apdu.data.length > 0) this.#pinPresented = true;
+    this.#kind = checked.kind;
+    this.#apdu = checked.apdu;
+    this.#phase = 'first';
+    this.#rounds = 0;
+    this.#send(bytes);
+  }
+
+  /** Ends one APDU's exchange: the next APDU of a series, or the command settles and the next one goes. */
+  #finish(err: unknown, result?: ResponseApdu): void {
+    const cmd = this.#current;
+    this.#apdu = undefined;
+    this.#data = NO_DATA;
+    if (cmd && result) {
+      cmd.answers.push(result);
+      const i = cmd.answers.length;
+      let more = false;
       try {
-        answer = this.#raw.transmit(apdu, MAX_RESPONSE_LENGTH);
+        more = i < cmd.apdus.length && (cmd.accept as NonNullable<Command['accept']>)(result, i - 1);
       } catch (e) {
-        clearTimeout(timer);
-        reject(e);
+        err = e;
+        result = undefined;
+      }
+      if (more) {
+        this.#start(cmd.apdus[i]);
         return;
       }
-      answer.then(
-        (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      );
-    });
+    }
+    this.#current = undefined;
+    if (cmd) {
+      if (result) cmd.resolve(cmd.answers);
+      else cmd.reject(err);
+    }
+    // Idle: the watchdog stops holding the process open (a session nobody closes must not keep it alive).
+    if (this.#waiting.length === 0) this.#watchdog?.unref();
+    this.#pump();
   }
 
-  async #send(apdu: Uint8Array): Promise<Uint8Array> {
-    if (this.#gone) throw this.#gone;
-    let resp: Uint8Array;
+  /** One APDU to the card; its answer comes to #answer. */
+  #send(apdu: Uint8Array): void {
+    if (this.#gone) {
+      this.#finish(this.#gone);
+      return;
+    }
+    this.#sent = apdu;
+    this.#awaiting = true;
+    this.#deadline = performance.now() + this.#timeoutMs;
+    if (this.#watchdog) this.#watchdog.ref();
+    else this.#watchdog = setTimeout(this.#tick, this.#timeoutMs);
+    const raw = this.#raw;
     try {
-      resp = await this.#transmitWithin(apdu);
-    } catch (err) {
+      if (raw.send) raw.send(apdu, MAX_RESPONSE_LENGTH, this.#answer);
+      else raw.transmit(apdu, MAX_RESPONSE_LENGTH).then(this.#answered, this.#failed);
+    } catch (e) {
+      this.#answer(e ?? new Error('transmit failed'));
+    }
+  }
+
+  readonly #answered = (resp: Uint8Array): void => this.#answer(null, resp);
+  readonly #failed = (err: unknown): void => this.#answer(err ?? new Error('transmit failed'));
+
+  /** The watchdog: fails the exchange at the card once its time limit has passed, else waits on. */
+  readonly #tick = (): void => {
+    this.#watchdog = undefined;
+    if (!this.#awaiting) return;
+    const left = this.#deadline - performance.now();
+    if (left > 0) {
+      this.#watchdog = setTimeout(this.#tick, left);
+      return;
+    }
+    this.#awaiting = false;
+    const e = new MyKeyError('timeout', `${this.reader}: transmit: no answer from the card within ${this.#timeoutMs} ms`);
+    // A card that stopped answering is not talked to again: its late answer would be out of step.
+    this.#gone ??= new MyKeyError('card_error', `${this.reader}: the card stopped answering`, { cause: e });
+    this.#finish(e);
+  };
+
+  readonly #answer = (err: unknown, resp?: Uint8Array): void => {
+    if (!this.#awaiting) return; // timed out already (or a raw card answering twice)
+    this.#awaiting = false;
+    if (err) {
       const e = mapPcscError(err, `${this.reader}: transmit`);
       if (e.code === 'card_removed' || e.code === 'timeout') this.#gone ??= e.code === 'card_removed' ? e : new MyKeyError('card_error', `${this.reader}: the card stopped answering`, { cause: e });
-      throw e;
+      this.#finish(e);
+      return;
     }
-    if (this.#gone) throw this.#gone; // the reader reported the card gone while this exchange ran
-    if (this.#onApdu) {
+    if (this.#gone) {
+      // The reader reported the card gone while this exchange ran.
+      this.#finish(this.#gone);
+      return;
+    }
+    const apdu = this.#sent;
+    if (this.#onApdu && resp instanceof Uint8Array) {
       try {
         this.#onApdu(apdu, resp);
       } catch {
@@ -296,8 +411,54 @@ export class CardSession {
       }
     }
     if (!(resp instanceof Uint8Array) || resp.length < 2 || resp.length > MAX_RESPONSE_LENGTH) {
-      throw new MyKeyError('card_response_malformed', `${this.reader}: card response of ${resp?.length ?? 0} byte(s) to ${toHex(apdu.subarray(0, 4))}`);
+      this.#finish(new MyKeyError('card_response_malformed', `${this.reader}: card response of ${resp?.length ?? 0} byte(s) to ${toHex(apdu.subarray(0, 4))}`));
+      return;
     }
-    return resp;
+    try {
+      this.#step(resp);
+    } catch (e) {
+      this.#finish(e);
+    }
+  };
+
+  /** What the answer means for the command at the card: done, resend with the right Le, or collect more. */
+  #step(resp: Uint8Array): void {
+    const status = sw(resp);
+    const apdu = this.#apdu as CommandApdu;
+    // ISO 7816-4 5.3.4 (T=0 case 2/4): 6C xx = wrong Le, resend once with Le = xx.
+    if (this.#phase === 'first') {
+      const le = correctLe(status);
+      if (le !== undefined && apdu.le !== undefined) {
+        const again = buildApdu(apdu.cla, apdu.ins, apdu.p1, apdu.p2, apdu.data.length ? apdu.data : undefined, le);
+        this.#guard.check(again);
+        this.#phase = 'resent';
+        this.#send(again);
+        return;
+      }
+    }
+    // 61 xx = xx more bytes available: collect them with GET RESPONSE.
+    const chunk = responseData(resp);
+    if (this.#phase === 'chained') {
+      const joined = new Uint8Array(this.#data.length + chunk.length);
+      joined.set(this.#data);
+      joined.set(chunk, this.#data.length);
+      this.#data = joined;
+    } else {
+      this.#data = chunk;
+    }
+    const more = bytesAvailable(status);
+    if (more !== undefined) {
+      if (this.#rounds >= MAX_GET_RESPONSE_ROUNDS) {
+        throw new MyKeyError('card_response_malformed', `${this.reader}: the card kept answering 61xx after ${this.#rounds} GET RESPONSE rounds`);
+      }
+      this.#rounds++;
+      const gr = getResponse(more);
+      this.#guard.check(gr);
+      this.#phase = 'chained';
+      this.#send(gr);
+      return;
+    }
+    this.#guard.observe(this.#kind, apdu, status);
+    this.#finish(undefined, { data: this.#data, sw: status });
   }
 }
