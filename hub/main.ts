@@ -50,6 +50,8 @@ export interface HubOptions {
 
 /** Assembles a hub from a config (opening and migrating its store). `start()` listens and starts schedulers; `stop()` undoes both. */
 export async function createHub(config: HubConfig, opts: HubOptions = {}) {
+  // The change-log batch form the outbox and the replicas' relay write (shared/sync.ts: v3 unless edges older than it remain).
+  const logBatchVersion = config.broker.logBatchVersion === 2 ? 2 : 3;
   const log = opts.log ?? createLogger('hub');
   const now = opts.now ?? (() => new Date());
   const anchors = [...(opts.anchors ?? []), ...loadTrustAnchors(config.jpki.trustAnchors)];
@@ -66,7 +68,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
         sql: store.sql,
         log: log.child('replicas'),
         retryMs: config.replicas.lockRetryMs,
-        batchVersion: config.broker.logBatchVersion === 2 ? 2 : 3,
+        batchVersion: logBatchVersion,
         parts: () => ({ outbox, webhooks, broker: () => broker, clustered: () => cluster !== undefined, devices, changesAfter: links.changesAfter }),
       })
     : undefined;
@@ -120,7 +122,7 @@ export async function createHub(config: HubConfig, opts: HubOptions = {}) {
     log: log.child('outbox'),
     events: fanout,
     mayPublish: replicas?.mayPublish,
-    batchVersion: config.broker.logBatchVersion === 2 ? 2 : 3,
+    batchVersion: logBatchVersion,
     ...(config.broker.external.urls.length > 0 ? { window: config.broker.external.outboxWindow, windowBytes: config.broker.external.outboxWindowKb * 1024 } : {}),
   });
   const webhooks = createWebhookSender({ repo: linkRepo, log: log.child('webhooks'), now: () => now().getTime(), ...config.webhooks, events: fanout, mayDeliver: replicas?.mayPublish });

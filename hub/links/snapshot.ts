@@ -154,6 +154,19 @@ export function createSnapshots(deps: SnapshotsDeps) {
   }
 
   /**
+   * The JSON of a page of rows (its mappings, `first`: without a leading comma). Across turns, the
+   * keys not stored are derived on the libuv pool first; at once, entriesJson derives them blocking.
+   */
+  async function rowsJson(pages: SnapshotPages, s: ServiceRow, scheme: KeyScheme, rows: SnapshotRow[], acrossTurns: boolean, first: boolean): Promise<{ json: Buffer; mappings: number }> {
+    const wanted = await wantedOf(pages, scheme, rows);
+    if (acrossTurns && scheme !== LEGACY_KEY_SCHEME) {
+      const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
+      if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
+    }
+    return { json: Buffer.from(await entriesJson(s, scheme, wanted, first)), mappings: wanted.length };
+  }
+
+  /**
    * The entries' JSON of the active links after `after` up to `upto` from what SQLite writes
    * (jsonPage), each mapping with its leading comma. A page with a link SQLite left (byte 0x01) is read
    * again as rows and written here a slice at a time, keys not stored derived as `read` does.
@@ -167,13 +180,9 @@ export function createSnapshots(deps: SnapshotsDeps) {
     for (let from = after, left = p.links; left > 0; ) {
       const rows = await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), from, Math.min(left, FIRST_PAGE));
       if (rows.length === 0) break;
-      const wanted = await wantedOf(pages, scheme, rows);
-      if (acrossTurns) {
-        const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
-        if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
-      }
-      parts.push(Buffer.from(await entriesJson(s, scheme, wanted, false)));
-      mappings += wanted.length;
+      const page = await rowsJson(pages, s, scheme, rows, acrossTurns, false);
+      parts.push(page.json);
+      mappings += page.mappings;
       left -= rows.length;
       from = rows[rows.length - 1][0];
       if (acrossTurns) await nextTurn();
@@ -223,13 +232,9 @@ export function createSnapshots(deps: SnapshotsDeps) {
       const t = performance.now();
       const rows = await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), after, size);
       if (rows.length === 0) break;
-      const wanted = await wantedOf(pages, scheme, rows);
-      if (acrossTurns && scheme !== LEGACY_KEY_SCHEME) {
-        const missing = wanted.filter((w) => w.key === null).map((w) => w.ident);
-        if (missing.length > 0) await keys.deriveAhead(s, scheme, missing);
-      }
-      parts.push(Buffer.from(await entriesJson(s, scheme, wanted, mappings === 0)));
-      mappings += wanted.length;
+      const page = await rowsJson(pages, s, scheme, rows, acrossTurns, mappings === 0);
+      parts.push(page.json);
+      mappings += page.mappings;
       after = rows[rows.length - 1][0];
       if (rows.length < size) break;
       const took = performance.now() - t;
