@@ -38,15 +38,11 @@ export async function selectFile(session: CardSession, fid: number, what: string
 }
 
 /**
- * Reads the X.509 certificate in the currently selected EF. The size comes from the card, so it is
- * bounded (CERT_MIN_BYTES..CERT_MAX_BYTES) before any further read, and the result must have the
- * outer shape of a Certificate; otherwise card_response_malformed.
+ * Reads the rest of the X.509 certificate in the currently selected EF once its first 4 bytes
+ * (`head`, READ BINARY at offset 0) are read. The size comes from the card, so it is bounded
+ * (CERT_MIN_BYTES..CERT_MAX_BYTES) before any further read, and the result must have the outer shape
+ * of a Certificate; otherwise card_response_malformed.
  */
-export async function readCertificateFile(session: CardSession, what: string): Promise<Uint8Array> {
-  return readCertificateRest(session, readData(await session.transmit(readBinary(0, 4)), 0, 4, what), what);
-}
-
-/** readCertificateFile once its first 4 bytes (`head`, READ BINARY at offset 0) are read. */
 export async function readCertificateRest(session: CardSession, head: Uint8Array, what: string): Promise<Uint8Array> {
   const parsed = parseSequenceHeader(head);
   if (!parsed.ok) throw new MyKeyError('card_response_malformed', `${what}: not a DER certificate (${parsed.reason})`);
