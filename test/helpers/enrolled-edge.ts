@@ -4,8 +4,11 @@
 import { writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Hub } from '../../hub/main.ts';
-import { createDeviceCsr } from '../../hub/pki/device-ca.ts';
+import { createDeviceCsr, derToPem } from '../../hub/pki/device-ca.ts';
+import { DeviceRotateResponse } from '../../shared/device-api.ts';
+import type { HubHttpClient } from '../../shared/hub-client.ts';
 import { startTestHub, type TestHub } from './hub.ts';
 
 /** An edge's TLS identity on the device API and the broker (PEM). */
@@ -100,4 +103,26 @@ export function deviceRequest(hub: Hub, edge: Pick<EdgeTls, 'certPem' | 'keyPem'
 export async function counterLink(hub: Hub, edge: Pick<EdgeTls, 'certPem' | 'keyPem' | 'caPem'>, certDer: Uint8Array, serviceUserId: string): Promise<number> {
   const r = await deviceRequest(hub, edge, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(certDer).toString('base64') }, serviceUserId });
   return r.status;
+}
+
+/**
+ * Connects to `hub`'s broker over TLS as an edge with `tls` (its certificate, key and pinned CA), MQTT
+ * 3.1.1, no reconnects; `over` adds or replaces options (clean session, a will).
+ */
+export function connectEdgeMqtt(hub: Hub, edgeId: string, tls: Pick<EdgeTls, 'certPem' | 'keyPem' | 'caPem'>, over: IClientOptions = {}): Promise<MqttClient> {
+  return mqtt.connectAsync(hub.addresses.mqtts!, { clientId: edgeId, ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, protocolVersion: 4, reconnectPeriod: 0, ...over });
+}
+
+/** `POST /v1/device/rotate` through `client` with a new key made for `edgeId`: the answer and that key. */
+export async function rotateDevice(client: HubHttpClient, edgeId: string) {
+  const csr = await createDeviceCsr(edgeId);
+  const r = await client.call({
+    method: 'POST',
+    path: '/v1/device/rotate',
+    body: { csrPem: derToPem(csr.csrDer, 'CERTIFICATE REQUEST') },
+    expect: [201],
+    schema: DeviceRotateResponse,
+    what: 'rotate',
+  });
+  return { ...r.value, keyPem: csr.keyPem };
 }

@@ -4,12 +4,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { request as httpsRequest } from 'node:https';
-import mqtt from 'mqtt';
 import { createTestCa, type TestCa } from '../../provisioning/test-ca/ca.ts';
 import { keyedIdentitySync, type ChangeEntry } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
 import { crlRevoking, issue, type TestHub } from '../helpers/hub.ts';
-import { deviceRequest, enrollEdge, startHubWithEdge } from '../helpers/enrolled-edge.ts';
+import { connectEdgeMqtt, deviceRequest, enrollEdge, startHubWithEdge } from '../helpers/enrolled-edge.ts';
 
 interface Ctx {
   h: TestHub;
@@ -61,15 +60,7 @@ test('a counter registration links the card and reaches the edge over MQTT', asy
   const reg = await ctx.h.request('/v1/mykey-ids', { proof: await ctx.h.proof(cert) });
   const mykeyId = ((await reg.json()) as { mykeyId: string }).mykeyId;
 
-  const client = await mqtt.connectAsync(ctx.h.hub.addresses.mqtts!, {
-    clientId: 'lib-counter-1',
-    ca: ctx.edge.caPem,
-    cert: ctx.edge.certPem,
-    key: ctx.edge.keyPem,
-    protocolVersion: 4,
-    clean: false,
-    reconnectPeriod: 0,
-  });
+  const client = await connectEdgeMqtt(ctx.h.hub, 'lib-counter-1', ctx.edge, { clean: false });
   try {
     const got = new Promise<ChangeEntry>((resolve) => client.on('message', (_t, p) => resolve(JSON.parse(p.toString()))));
     await client.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
@@ -103,15 +94,7 @@ test('a CRL revocation of a linked card reaches the edge as a suspension', async
   assert.is(reg.status, 201);
   const linked = await deviceRequest(ctx.h.hub, ctx.edge, 'POST', '/v1/device/links', { identity: { certificate: Buffer.from(cert.certDer).toString('base64') }, serviceUserId: 'L-99' });
   assert.is(linked.status, 201);
-  const client = await mqtt.connectAsync(ctx.h.hub.addresses.mqtts!, {
-    clientId: 'lib-counter-1',
-    ca: ctx.edge.caPem,
-    cert: ctx.edge.certPem,
-    key: ctx.edge.keyPem,
-    protocolVersion: 4,
-    clean: true,
-    reconnectPeriod: 0,
-  });
+  const client = await connectEdgeMqtt(ctx.h.hub, 'lib-counter-1', ctx.edge, { clean: true });
   try {
     const got = new Promise<ChangeEntry>((resolve) =>
       client.on('message', (_t, p) => {

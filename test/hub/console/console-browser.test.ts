@@ -8,11 +8,11 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import mqtt from 'mqtt';
 import { edgeStatusTopic } from '../../../shared/topics.ts';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { initCaDir, type CaDir } from '../../../provisioning/test-ca/store.ts';
 import { sharedKeyPair } from '../../helpers/hub.ts';
+import { connectEdgeMqtt } from '../../helpers/enrolled-edge.ts';
 import { PASSWORD, serveConsoleHub, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
 
 const test = suite('console in Chromium');
@@ -117,20 +117,19 @@ test('issues an enrollment token; redeeming it enrolls the edge, which then show
 
   // The edge connects to the hub's broker over TLS with its new certificate and reports its status.
   await h.th.hub.start();
-  const edge = await mqtt.connectAsync(h.th.hub.addresses.mqtts!, {
-    clientId: 'library-main-01',
-    ca: enrolled.caPem,
-    cert: enrolled.certPem,
-    key: csr.keyPem,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    will: {
-      topic: edgeStatusTopic('library-main-01'),
-      payload: Buffer.from(JSON.stringify({ edgeId: 'library-main-01', serviceId: 'library', online: false, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() })),
-      qos: 1,
-      retain: true,
+  const edge = await connectEdgeMqtt(
+    h.th.hub,
+    'library-main-01',
+    { ...enrolled, keyPem: csr.keyPem },
+    {
+      will: {
+        topic: edgeStatusTopic('library-main-01'),
+        payload: Buffer.from(JSON.stringify({ edgeId: 'library-main-01', serviceId: 'library', online: false, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() })),
+        qos: 1,
+        retain: true,
+      },
     },
-  });
+  );
   await edge.publishAsync(
     edgeStatusTopic('library-main-01'),
     JSON.stringify({ edgeId: 'library-main-01', serviceId: 'library', online: true, appliedSeq: 0, version: '0.1.0', health: 'ok', at: new Date().toISOString() }),

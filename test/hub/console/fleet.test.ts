@@ -10,11 +10,12 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { edgeStatusTopic } from '../../../shared/topics.ts';
 import { createDeviceCsr, derToPem } from '../../../hub/pki/device-ca.ts';
 import { initCaDir } from '../../../provisioning/test-ca/store.ts';
 import { client, PASSWORD, serveConsoleHub, startConsoleHub, type ConsoleHub } from './helpers/console-hub.ts';
+import { connectEdgeMqtt } from '../../helpers/enrolled-edge.ts';
 
 const test = suite('console at fleet scale');
 const ADMIN = 'admin-token-for-fleet-tests';
@@ -40,15 +41,7 @@ async function enrollAndConnect(edgeId: string, status?: { health: string; versi
   if (!status) return undefined;
   const enrolled = (await res.json()) as { certPem: string; caPem: string };
   const msg = (online: boolean) => Buffer.from(JSON.stringify({ edgeId, serviceId: 'library', online, appliedSeq: 0, version: status.version, health: status.health, at: new Date().toISOString() }));
-  const edge = await mqtt.connectAsync(h.th.hub.addresses.mqtts!, {
-    clientId: edgeId,
-    ca: enrolled.caPem,
-    cert: enrolled.certPem,
-    key: csr.keyPem,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    will: { topic: edgeStatusTopic(edgeId), payload: msg(false), qos: 1, retain: true },
-  });
+  const edge = await connectEdgeMqtt(h.th.hub, edgeId, { ...enrolled, keyPem: csr.keyPem }, { will: { topic: edgeStatusTopic(edgeId), payload: msg(false), qos: 1, retain: true } });
   await edge.publishAsync(edgeStatusTopic(edgeId), msg(true), { qos: 1, retain: true });
   edges.push(edge);
   return edge;

@@ -13,7 +13,7 @@ import { loadHubConfig } from '../../../hub/config.ts';
 import { createHub, type Hub } from '../../../hub/main.ts';
 import { createDeviceCsr, derToPem, openDeviceCa, readRetiredCas, rotateDeviceCa } from '../../../hub/pki/device-ca.ts';
 import { fetchPinnedCa } from '../../../provisioning/enroll/hub-client.ts';
-import { DeviceConfig, DeviceRotateResponse } from '../../../shared/device-api.ts';
+import { DeviceConfig } from '../../../shared/device-api.ts';
 import { generateDeviceKey, issuedBy } from '../../../shared/device-csr.ts';
 import { MyKeyError } from '../../../shared/errors.ts';
 import { HubHttpClient, type HubTls } from '../../../shared/hub-client.ts';
@@ -21,7 +21,7 @@ import { silentLogger } from '../../../shared/log.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
 import { runConsoleCli } from '../../../hub/console/cli.ts';
 import { client as consoleClient, PASSWORD } from '../console/helpers/console-hub.ts';
-import { enrollEdge } from '../../helpers/enrolled-edge.ts';
+import { enrollEdge, rotateDevice } from '../../helpers/enrolled-edge.ts';
 
 interface Edge {
   edgeId: string;
@@ -124,19 +124,11 @@ test('an edge that trusts only the old CA still verifies the device API and the 
 });
 
 test("the edge's renewal is issued by the new CA; the new certificate works on the broker trusting the new CA alone, and is not told to renew", async (ctx) => {
-  const csr = await createDeviceCsr(ctx.edge.edgeId);
-  const r = await client(ctx.hub2, ctx.edge.tls).call({
-    method: 'POST',
-    path: '/v1/device/rotate',
-    body: { csrPem: derToPem(csr.csrDer, 'CERTIFICATE REQUEST') },
-    expect: [201],
-    schema: DeviceRotateResponse,
-    what: 'rotate',
-  });
-  assert.is(r.value.caPem, ctx.hub2.deviceCa!.certPem);
-  assert.ok(issuedBy(r.value.certPem, r.value.caPem));
-  assert.not.ok(issuedBy(r.value.certPem, ctx.oldCaPem));
-  const renewed: Edge = { edgeId: ctx.edge.edgeId, tls: { cert: r.value.certPem, key: csr.keyPem, ca: r.value.caPem } };
+  const r = await rotateDevice(client(ctx.hub2, ctx.edge.tls), ctx.edge.edgeId);
+  assert.is(r.caPem, ctx.hub2.deviceCa!.certPem);
+  assert.ok(issuedBy(r.certPem, r.caPem));
+  assert.not.ok(issuedBy(r.certPem, ctx.oldCaPem));
+  const renewed: Edge = { edgeId: ctx.edge.edgeId, tls: { cert: r.certPem, key: r.keyPem, ca: r.caPem } };
   const cfg = await client(ctx.hub2, renewed.tls).call({ method: 'GET', path: '/v1/device/config', schema: DeviceConfig, what: 'config' });
   assert.is(cfg.value.renewCertificate, undefined);
   assert.is(await brokerConnect(ctx.hub2, renewed), 'connected');
