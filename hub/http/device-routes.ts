@@ -120,8 +120,17 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
       responses: { 200: { description: 'snapshot', schema: Snapshot } },
     },
     async (c) => {
-      const snap = await links.snapshotBody(c.get('device').serviceId);
+      const open = await links.snapshotOpen(c.get('device').serviceId);
       const zipped = acceptsGzip(c.req.header('accept-encoding'));
+      if (open.live && !zipped) {
+        // Being built: sent as it is read (chunked), each page once every page before it is. A build
+        // that fails before its head answers an error here; after it, the stream errors and the
+        // connection is cut (no last chunk), so the edge never takes a part for the whole.
+        await open.live.started;
+        return c.body(open.live.stream(), 200, { 'content-type': 'application/json', vary: 'Accept-Encoding' });
+      }
+      // Whole (kept, or its gzip form once built: made from the whole body, then kept with it).
+      const snap = await open.body;
       const pieces = zipped ? await snap.gzip() : snap.pieces;
       return c.body(streamOf(pieces), 200, {
         'content-type': 'application/json',
