@@ -68,26 +68,31 @@ const PAGE = `SELECT x.mykey_id AS mykey_id, x.service_user_id AS service_user_i
 // after `after` up to and including `upto` (a range between two split points). A link whose JSON
 // SQLite cannot write as the builder would is written as the byte 0x01, which JSON text never holds
 // raw, and the builder reads that page again through PAGE and does it in TypeScript: a key not stored
-// (the concatenation is null), and a certificate whose serial is not in normal form. That one needs no
+// (its join found none), and a certificate whose serial is not in normal form. That one needs no
 // check here (a GLOB per link was a sixth of the read): CERT_IDENTITY then makes an identity that no
 // key is stored under, since every stored identity is made by shared/cert-identity.ts, which writes
 // serials in normal form, so its key is null too and the rule decides in TypeScript. Service IDs go
 // through json_quote (a quote or backslash escaped as JSON.stringify does); keys are base64url as
 // stored. The entries come in the order SQLite walks the links (MyKey ID); a snapshot is a set of
-// mappings, so nothing depends on it.
+// mappings, so nothing depends on it. Unlike PAGE the keys are LEFT JOINs on the whole primary key of
+// service_keys (SQLite only: it looks each one up by that key; a join keeps its cursor open where a
+// correlated subquery opens one per link) and each mapping is one concat() (one string made, not one
+// per `||`): a sixteenth less of the read's time than subqueries and `||` (3.44+: better-sqlite3
+// bundles a later SQLite).
 // Parameters: scheme, scheme, withKey, service, after, upto (jsonParams).
-const JSON_PAGE = `SELECT CAST(group_concat(COALESCE(CASE
-         WHEN b.serial_hex IS NULL THEN ',["' || (SELECT km.key FROM service_keys km WHERE km.service_id = l.service_id AND km.scheme = ? AND km.identity = 'mykey:' || l.mykey_id) || '",' || json_quote(l.service_user_id) || ']'
-         ELSE
-           ',["' || (SELECT km.key FROM service_keys km WHERE km.service_id = l.service_id AND km.scheme = ? AND km.identity = 'mykey:' || l.mykey_id) || '",' || json_quote(l.service_user_id) ||
-           '],["' || (SELECT kc.key FROM service_keys kc WHERE kc.service_id = l.service_id AND kc.scheme = ? AND kc.identity = 'cert:' || ${CERT_IDENTITY}) || '",' || json_quote(l.service_user_id) || ']'
-         END, char(1)), '') AS BLOB) AS json,
+const JSON_PAGE = `SELECT CAST(group_concat(CASE
+         WHEN km.key IS NULL OR (b.serial_hex IS NOT NULL AND kc.key IS NULL) THEN char(1)
+         WHEN b.serial_hex IS NULL THEN concat(',["', km.key, '",', json_quote(l.service_user_id), ']')
+         ELSE concat(',["', km.key, '",', json_quote(l.service_user_id), '],["', kc.key, '",', json_quote(l.service_user_id), ']')
+         END, '') AS BLOB) AS json,
        count(*) AS links, count(*) + count(b.serial_hex) AS mappings
      FROM links l
      LEFT JOIN cert_bindings b ON b.mykey_id = l.mykey_id AND b.state = 'current'
+     LEFT JOIN service_keys km ON km.service_id = l.service_id AND km.scheme = ? AND km.identity = 'mykey:' || l.mykey_id
+     LEFT JOIN service_keys kc ON kc.service_id = l.service_id AND kc.scheme = ? AND kc.identity = 'cert:' || ${CERT_IDENTITY}
     WHERE l.service_id = ? AND l.state = 'active' AND l.mykey_id > ? AND l.mykey_id <= ?`;
 const jsonParams = (serviceId: string, scheme: string, withKey: boolean, after: string, upto: string): unknown[] => {
-  return [scheme, scheme, scheme, withKey ? 1 : 0, serviceId, after, upto];
+  return [scheme, scheme, withKey ? 1 : 0, serviceId, after, upto];
 };
 // A MyKey ID `offset` links into a service (any state: the primary key alone, no row read), to split
 // its read; and how many links it has.
