@@ -96,14 +96,21 @@ export class Unfolding {
     for (const f of w) f();
   }
 
-  /** The bytes from the first, as they come; errors (after what was written) if the build fails. */
-  stream(): ReadableStream<Uint8Array> {
+  /**
+   * The bytes from the first, as they come; errors (after what was written) if the build fails,
+   * `cut` called first: a server may still end a response whose stream errors (its last chunk
+   * written), so the caller cuts the connection itself.
+   */
+  stream(cut: (error: unknown) => void): ReadableStream<Uint8Array> {
     let i = 0;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         for (;;) {
           if (i < this.parts.length) return controller.enqueue(this.parts[i++]);
-          if (this.#failure) return controller.error(this.#failure.error);
+          if (this.#failure) {
+            cut(this.#failure.error);
+            return controller.error(this.#failure.error);
+          }
           if (this.#ended) return controller.close();
           await new Promise<void>((r) => this.#waiting.push(r));
         }
@@ -297,11 +304,17 @@ export function createSnapshots(deps: SnapshotsDeps) {
       const done: ({ parts: Buffer[]; mappings: number } | undefined)[] = [];
       let taken = 0;
       let placed = 0;
+      // A range that fails ends the read: the other readers take no further range (their
+      // transactions end with it).
+      let failed = false;
       await Promise.all(
         readers.map(async (r) => {
-          while (taken < ranges.length) {
+          while (!failed && taken < ranges.length) {
             const i = taken++;
-            done[i] = await jsonRange(r, s, scheme, ranges[i].after, ranges[i].upto, acrossTurns);
+            done[i] = await jsonRange(r, s, scheme, ranges[i].after, ranges[i].upto, acrossTurns).catch((e: unknown) => {
+              failed = true;
+              throw e;
+            });
             // Placed (and sent) in order, as soon as every range before it is read.
             for (let d = done[placed]; d !== undefined; d = done[placed]) {
               place(d.parts, d.mappings);
