@@ -9,7 +9,11 @@
 // are written as JSON by SQLite on two reader threads, each taking the next range of the service's
 // links (jsonRange): the event loop only collects the pieces. Elsewhere (PostgreSQL, the legacy
 // scheme, a page SQLite leaves to TypeScript) rows are written here, each slice bounded in time.
-// The gzip form (for an edge that accepts it) is made on the libuv pool, once per cached snapshot.
+// A first build is sent while it is read (Unfolding: the head, then each range once every range
+// before it is read, in order), to every request that asks meanwhile; a build that fails after its
+// head cuts those responses (the route ends the connection: no last chunk), so a part is never taken
+// for the whole. The gzip form (for an edge that accepts it) is made from the whole body on the libuv
+// pool, once per cached snapshot (a gzip request during a first build waits for it).
 // The body is the JSON of `Snapshot` (shared/sync.ts), the same fields in the same order as before.
 import { createGzip } from 'node:zlib';
 import { MyKeyError } from '../../shared/errors.ts';
@@ -103,9 +107,12 @@ export class Unfolding {
    */
   stream(cut: (error: unknown) => void): ReadableStream<Uint8Array> {
     let i = 0;
+    // The response is gone (the edge hung up): nothing more is given to it; the build goes on (kept).
+    let gone = false;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         for (;;) {
+          if (gone) return;
           if (i < this.parts.length) return controller.enqueue(this.parts[i++]);
           if (this.#failure) {
             cut(this.#failure.error);
@@ -114,6 +121,9 @@ export class Unfolding {
           if (this.#ended) return controller.close();
           await new Promise<void>((r) => this.#waiting.push(r));
         }
+      },
+      cancel: () => {
+        gone = true;
       },
     });
   }
