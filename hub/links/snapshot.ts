@@ -309,17 +309,39 @@ export function createSnapshots(deps: SnapshotsDeps) {
       const readers = [pages, ...more.filter((m) => m.jsonPage)];
       // Ranges of THREAD_PAGE links (four per reader at least), each reader taking the next one when
       // it is done with one: a reader the system runs less (a busy machine) does less of the work.
-      const bounds = await pages.split!(s.id, THREAD_PAGE, 4 * readers.length);
-      const ranges = [...bounds, AFTER_ALL].map((upto, i) => ({ after: i === 0 ? '' : bounds[i - 1], upto }));
+      const { size, points } = await pages.splitSize!(s.id, THREAD_PAGE, 4 * readers.length);
+      // The first range at once; the other split points read meanwhile by the last reader (one
+      // statement), so the first range is being read while the service is split.
+      const [first] = await pages.splitAfter!(s.id, size, '', Math.min(1, points));
+      const ranges: { after: string; upto: string }[] = [{ after: '', upto: first ?? AFTER_ALL }];
+      let listed = first === undefined;
+      let failed = false;
+      const listing = listed
+        ? Promise.resolve()
+        : readers[readers.length - 1].splitAfter!(s.id, size, first, points - 1).then(
+            (rest) => {
+              for (const upto of [...rest, AFTER_ALL]) ranges.push({ after: ranges[ranges.length - 1].upto, upto });
+              listed = true;
+            },
+            (e: unknown) => {
+              failed = true;
+              throw e;
+            },
+          );
       const done: ({ parts: Buffer[]; mappings: number } | undefined)[] = [];
       let taken = 0;
       let placed = 0;
       // A range that fails ends the read: the other readers take no further range (their
       // transactions end with it).
-      let failed = false;
-      await Promise.all(
-        readers.map(async (r) => {
-          while (!failed && taken < ranges.length) {
+      await Promise.all([
+        listing,
+        ...readers.map(async (r) => {
+          while (!failed) {
+            if (taken >= ranges.length) {
+              if (listed) return;
+              await listing;
+              continue;
+            }
             const i = taken++;
             done[i] = await jsonRange(r, s, scheme, ranges[i].after, ranges[i].upto, acrossTurns).catch((e: unknown) => {
               failed = true;
@@ -332,7 +354,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
             }
           }
         }),
-      );
+      ]);
       return finish();
     }
     let after = '';

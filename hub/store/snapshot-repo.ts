@@ -94,9 +94,15 @@ const JSON_PAGE = `SELECT CAST(group_concat(CASE
 const jsonParams = (serviceId: string, scheme: string, withKey: boolean, after: string, upto: string): unknown[] => {
   return [scheme, scheme, withKey ? 1 : 0, serviceId, after, upto];
 };
-// A MyKey ID `offset` links into a service (any state: the primary key alone, no row read), to split
-// its read; and how many links it has.
-const LINK_AT = 'SELECT mykey_id FROM links WHERE service_id = ? AND mykey_id > ? ORDER BY mykey_id LIMIT 1 OFFSET ?';
+// MyKey IDs every `size` links of a service after `after` (any state: the primary key alone, no row
+// read), at most `limit` of them, to split its read: one statement (the key walked once, one message
+// to a reader thread, not one per split point).
+// Parameters: service, after, size, service, size, limit.
+const LINKS_EVERY = `WITH RECURSIVE at(id) AS (
+      SELECT (SELECT mykey_id FROM links WHERE service_id = ? AND mykey_id > ? ORDER BY mykey_id LIMIT 1 OFFSET ? - 1)
+      UNION ALL
+      SELECT (SELECT mykey_id FROM links WHERE service_id = ? AND mykey_id > at.id ORDER BY mykey_id LIMIT 1 OFFSET ? - 1) FROM at WHERE at.id IS NOT NULL)
+    SELECT id FROM at WHERE id IS NOT NULL LIMIT ?`;
 const LINK_COUNT = 'SELECT COALESCE(sum(n), 0) AS n FROM link_counts WHERE service_id = ?';
 /** Above every MyKey ID (they are ASCII; SQLite compares text as UTF-8 bytes). */
 export const AFTER_ALL = '\uffff';
@@ -135,9 +141,13 @@ export interface SnapshotPages {
    * MyKey IDs, ascending, that split the service's links (in any state) into ranges of at most about
    * `size` links, at least `parts` of them when it has a few thousand links: any split covers the
    * service (ranges after '' up to the first, ..., after the last up to AFTER_ALL), whatever state it
-   * was read in.
+   * was read in. It is splitSize, then splitAfter from ''.
    */
   split?(serviceId: string, size: number, parts: number): Promise<string[]>;
+  /** The range size of split, and how many split points it makes. */
+  splitSize?(serviceId: string, size: number, parts: number): Promise<{ size: number; points: number }>;
+  /** Up to `points` split points every `size` links after `after` (a later part of split, read by another reader meanwhile). */
+  splitAfter?(serviceId: string, size: number, after: string, points: number): Promise<string[]>;
 }
 
 type PageObject = { mykey_id: string; service_user_id: string; mkey: string | null; cident: string | null; ckey: string | null };
@@ -145,28 +155,30 @@ type PageObject = { mykey_id: string; service_user_id: string; mkey: string | nu
 /** What runs a statement for the JSON pages: the hub's executor, or a reader thread. */
 interface Runs {
   get<T>(text: string, params: readonly unknown[]): Promise<T | undefined>;
+  all<T>(text: string, params: readonly unknown[]): Promise<T[]>;
 }
 
 /** JSON pages and split points (SQLite), over either. */
-function jsonPagesOver(q: Runs): Pick<SnapshotPages, 'jsonPage' | 'split'> {
+function jsonPagesOver(q: Runs): Pick<SnapshotPages, 'jsonPage' | 'split' | 'splitSize' | 'splitAfter'> {
+  const splitSize = async (serviceId: string, most: number, parts: number) => {
+    const n = (await q.get<{ n: number }>(LINK_COUNT, [serviceId]))?.n ?? 0;
+    // Not below a thousand links a range: a page is a message each way.
+    const size = Math.max(1000, Math.min(most, Math.ceil(n / parts)));
+    return { size, points: Math.max(0, Math.ceil(n / size) - 1) };
+  };
+  const splitAfter = async (serviceId: string, size: number, after: string, points: number): Promise<string[]> =>
+    points <= 0 ? [] : (await q.all<{ id: string }>(LINKS_EVERY, [serviceId, after, size, serviceId, size, points])).map((r) => r.id);
   return {
     async jsonPage(serviceId, scheme, withKey, after, upto) {
       const r = await q.get<{ json: Buffer | null; links: number; mappings: number }>(JSON_PAGE, jsonParams(serviceId, scheme, withKey, after, upto));
       return { json: r?.json ?? Buffer.alloc(0), links: r?.links ?? 0, mappings: r?.mappings ?? 0 };
     },
     async split(serviceId, most, parts) {
-      const n = (await q.get<{ n: number }>(LINK_COUNT, [serviceId]))?.n ?? 0;
-      // Not below a thousand links a range: a page is a message each way.
-      const size = Math.max(1000, Math.min(most, Math.ceil(n / parts)));
-      const out: string[] = [];
-      // Each walk starts where the last one ended: the primary key is walked once in all.
-      for (let k = 1; k * size < n; k++) {
-        const row = await q.get<{ mykey_id: string }>(LINK_AT, [serviceId, out[out.length - 1] ?? '', out.length === 0 ? size : size - 1]);
-        if (!row) break;
-        out.push(row.mykey_id);
-      }
-      return out;
+      const { size, points } = await splitSize(serviceId, most, parts);
+      return splitAfter(serviceId, size, '', points);
     },
+    splitSize,
+    splitAfter,
   };
 }
 
@@ -190,7 +202,7 @@ function readerPages(r: SqliteReader): SnapshotPages {
     service: (id) => r.get<ServiceRow>(SERVICE, [id]),
     page: (serviceId, scheme, withKey, after, limit) => r.raw<SnapshotRow>(PAGE, pageParams(serviceId, scheme, withKey, after, limit)),
     cert: (mykeyId) => r.get<SnapshotCert>(CERT, [mykeyId]),
-    ...jsonPagesOver({ get: (text, params) => r.get(text, params) }),
+    ...jsonPagesOver({ get: (text, params) => r.get(text, params), all: (text, params) => r.all(text, params) }),
   };
 }
 
