@@ -57,6 +57,9 @@ function gzipPieces(src: Pieces): Promise<Pieces> {
  * that fails ends it as failed: a reader gets an error after the bytes it had, never an end, so a
  * response cut short cannot pass for a whole body.
  */
+/** Bytes given to a streamed response at a time. */
+const SEND_SLICE = 64 * 1024;
+
 export class Unfolding {
   /** The pieces so far (kept: they are the built snapshot's pieces too). */
   readonly parts: Buffer[] = [];
@@ -107,13 +110,25 @@ export class Unfolding {
    */
   stream(cut: (error: unknown) => void): ReadableStream<Uint8Array> {
     let i = 0;
+    let at = 0;
     // The response is gone (the edge hung up): nothing more is given to it; the build goes on (kept).
     let gone = false;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         for (;;) {
           if (gone) return;
-          if (i < this.parts.length) return controller.enqueue(this.parts[i++]);
+          if (i < this.parts.length) {
+            // A page is hundreds of kilobytes: given in slices, so that writing (and encrypting) one
+            // holds the event loop briefly and other requests are answered between them.
+            const p = this.parts[i];
+            const slice = p.subarray(at, at + SEND_SLICE);
+            at += slice.length;
+            if (at >= p.length) {
+              i++;
+              at = 0;
+            }
+            return controller.enqueue(slice);
+          }
           if (this.#failure) {
             cut(this.#failure.error);
             return controller.error(this.#failure.error);
