@@ -3,6 +3,7 @@
 // own service, the counter registration of a link (サービスID登録), and its own lifecycle: rotating
 // its certificate and revoking itself (hub/enrollment/device-lifecycle-routes.ts). Bodies: shared/device-api.ts.
 import type { Env, Hono } from 'hono';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ChangesPage, CounterChallengeRequest, CounterLinkRequest, DeviceConfig, MAX_CHANGES_PAGE } from '../../shared/device-api.ts';
 import { MyKeyError } from '../../shared/errors.ts';
@@ -120,8 +121,23 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
       responses: { 200: { description: 'snapshot', schema: Snapshot } },
     },
     async (c) => {
-      const snap = await links.snapshotBody(c.get('device').serviceId);
+      const open = await links.snapshotOpen(c.get('device').serviceId);
       const zipped = acceptsGzip(c.req.header('accept-encoding'));
+      if (open.live && !zipped) {
+        // Being built: sent as it is read (chunked), each page once every page before it is. A build
+        // that fails before its head answers an error here; after it, the connection is cut (no last
+        // chunk: @hono/node-server would end the response after a stream error with a last chunk), so
+        // the edge never takes a part for the whole.
+        await open.live.started;
+        const socket = c.env?.incoming?.socket as Socket | undefined;
+        return c.body(
+          open.live.stream(() => socket?.destroy()),
+          200,
+          { 'content-type': 'application/json', vary: 'Accept-Encoding' },
+        );
+      }
+      // Whole (kept, or its gzip form once built: made from the whole body, then kept with it).
+      const snap = await open.body;
       const pieces = zipped ? await snap.gzip() : snap.pieces;
       return c.body(streamOf(pieces), 200, {
         'content-type': 'application/json',

@@ -19,7 +19,7 @@ import type { MyKeyRepo } from '../store/mykey-repo.ts';
 import { createSnapshotRepo } from '../store/snapshot-repo.ts';
 import { createChangeLog } from './change-log.ts';
 import { createKeyedIdentities, nextTurn, type Ident } from './keyed-identities.ts';
-import { createSnapshots, type SnapshotBody } from './snapshot.ts';
+import { createSnapshots, type SnapshotBody, type SnapshotOpen } from './snapshot.ts';
 
 export type { ServiceNotice } from './change-log.ts';
 export type { SnapshotBody } from './snapshot.ts';
@@ -257,6 +257,9 @@ export function createLinks(deps: LinksDeps) {
      * new or saw a gap: built in slices off the event loop's critical path, kept per head seq.
      */
     snapshotBody: (serviceId: string): Promise<SnapshotBody> => snapshots.body(serviceId),
+
+    /** The same, for the device route: kept (whole) or being built (its bytes as they are read). */
+    snapshotOpen: (serviceId: string): Promise<SnapshotOpen> => snapshots.open(serviceId),
 
     /** Counts of snapshot builds, cache hits and shared builds since start. */
     snapshotStats: () => snapshots.stats(),

@@ -9,7 +9,11 @@
 // are written as JSON by SQLite on two reader threads, each taking the next range of the service's
 // links (jsonRange): the event loop only collects the pieces. Elsewhere (PostgreSQL, the legacy
 // scheme, a page SQLite leaves to TypeScript) rows are written here, each slice bounded in time.
-// The gzip form (for an edge that accepts it) is made on the libuv pool, once per cached snapshot.
+// A first build is sent while it is read (Unfolding: the head, then each range once every range
+// before it is read, in order), to every request that asks meanwhile; a build that fails after its
+// head cuts those responses (the route ends the connection: no last chunk), so a part is never taken
+// for the whole. The gzip form (for an edge that accepts it) is made from the whole body on the libuv
+// pool, once per cached snapshot (a gzip request during a first build waits for it).
 // The body is the JSON of `Snapshot` (shared/sync.ts), the same fields in the same order as before.
 import { createGzip } from 'node:zlib';
 import { MyKeyError } from '../../shared/errors.ts';
@@ -46,6 +50,102 @@ function gzipPieces(src: Pieces): Promise<Pieces> {
     feed();
   });
 }
+
+/**
+ * A snapshot being written: its bytes so far, in order (the head, then each page of entries once it and
+ * every page before it are read), read by each request that asks meanwhile from its first byte. A build
+ * that fails ends it as failed: a reader gets an error after the bytes it had, never an end, so a
+ * response cut short cannot pass for a whole body.
+ */
+/** Bytes given to a streamed response at a time. */
+const SEND_SLICE = 64 * 1024;
+
+export class Unfolding {
+  /** The pieces so far (kept: they are the built snapshot's pieces too). */
+  readonly parts: Buffer[] = [];
+  #ended = false;
+  #failure: { error: unknown } | undefined;
+  #waiting: (() => void)[] = [];
+  /** Settles once the head is written (or the build failed before it): a route answers an error instead while none is sent. */
+  readonly started: Promise<void>;
+  #start!: { resolve: () => void; reject: (e: unknown) => void };
+
+  constructor() {
+    this.started = new Promise<void>((resolve, reject) => (this.#start = { resolve, reject }));
+    // Nobody may be waiting for it (a build shared without a route).
+    this.started.catch(() => undefined);
+  }
+
+  push(parts: readonly Buffer[]): void {
+    if (this.#ended || this.#failure) return;
+    for (const p of parts) if (p.length > 0) this.parts.push(p);
+    if (this.parts.length > 0) this.#start.resolve();
+    this.#wake();
+  }
+
+  end(): void {
+    if (this.#failure) return;
+    this.#ended = true;
+    this.#start.resolve();
+    this.#wake();
+  }
+
+  fail(error: unknown): void {
+    if (this.#ended || this.#failure) return;
+    this.#failure = { error };
+    this.#start.reject(error);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiting;
+    this.#waiting = [];
+    for (const f of w) f();
+  }
+
+  /**
+   * The bytes from the first, as they come; errors (after what was written) if the build fails,
+   * `cut` called first: a server may still end a response whose stream errors (its last chunk
+   * written), so the caller cuts the connection itself.
+   */
+  stream(cut: (error: unknown) => void): ReadableStream<Uint8Array> {
+    let i = 0;
+    let at = 0;
+    // The response is gone (the edge hung up): nothing more is given to it; the build goes on (kept).
+    let gone = false;
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        for (;;) {
+          if (gone) return;
+          if (i < this.parts.length) {
+            // A page is hundreds of kilobytes: given in slices, so that writing (and encrypting) one
+            // holds the event loop briefly and other requests are answered between them.
+            const p = this.parts[i];
+            const slice = p.subarray(at, at + SEND_SLICE);
+            at += slice.length;
+            if (at >= p.length) {
+              i++;
+              at = 0;
+            }
+            return controller.enqueue(slice);
+          }
+          if (this.#failure) {
+            cut(this.#failure.error);
+            return controller.error(this.#failure.error);
+          }
+          if (this.#ended) return controller.close();
+          await new Promise<void>((r) => this.#waiting.push(r));
+        }
+      },
+      cancel: () => {
+        gone = true;
+      },
+    });
+  }
+}
+
+/** What a request is answered from: a kept snapshot (whole), or one being built (its bytes as they come, and the whole when done). */
+export type SnapshotOpen = { body: SnapshotBody; live?: undefined } | { live: Unfolding; body: Promise<SnapshotBody> };
 
 /** A built snapshot: its head seq and its JSON bytes; the gzip form on demand (shared, made once). */
 export interface SnapshotBody {
@@ -105,7 +205,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
   const cache = new Map<string, Cached>();
   let cachedBytes = 0;
   /** Builds under way, by service@seq@scheme: a request for the same head waits for the same build. */
-  const building = new Map<string, Promise<SnapshotBody>>();
+  const building = new Map<string, { live: Unfolding; body: Promise<SnapshotBody> }>();
   /** Snapshot reads run one at a time (one reader connection or transaction). */
   let queue: Promise<unknown> = Promise.resolve();
   const stats = { builds: 0, hits: 0, shared: 0, deltas: 0 };
@@ -194,59 +294,108 @@ export function createSnapshots(deps: SnapshotsDeps) {
    * Reads and serializes a whole snapshot from `pages` (and `more`: readers of the same state, each
    * given a part of the service's links). Across turns (`acrossTurns`): the keys of a page that are
    * not stored are derived on the libuv pool first, and the event loop turns after each slice of
-   * about sliceMs read here; at once: keys not stored are derived blocking.
+   * about sliceMs read here; at once: keys not stored are derived blocking. `out` is given the bytes
+   * as they are placed: the head, each page once every page before it is placed, the tail.
    */
-  async function read(pages: SnapshotPages, serviceId: string, acrossTurns: boolean, more: SnapshotPages[] = []): Promise<SnapshotBody> {
+  async function read(pages: SnapshotPages, serviceId: string, acrossTurns: boolean, more: SnapshotPages[] = [], out?: Unfolding): Promise<SnapshotBody> {
     const s = await pages.service(serviceId);
     if (!s || s.status !== 'active') throw new MyKeyError('not_found', `no service ${serviceId}`);
     const scheme = keys.schemeOf(s);
+    const headPart = Buffer.from(head(s, new Date(deps.now()).toISOString()));
+    out?.push([headPart]);
+    // The entries in order, the first mapping without its leading comma (pages are written with one).
+    const entryParts: Buffer[] = [];
+    let mappings = 0;
+    const place = (parts: readonly Buffer[], n: number) => {
+      const placed: Buffer[] = [];
+      for (const p of parts) if (p.length > 0) placed.push(entryParts.length + placed.length === 0 ? p.subarray(1) : p);
+      for (const p of placed) entryParts.push(p);
+      mappings += n;
+      out?.push(placed);
+    };
+    const finish = () => {
+      const body = makeBody(s, scheme, entryParts, mappings, headPart);
+      out?.push(body.pieces.parts.slice(-1));
+      out?.end();
+      return body;
+    };
     // Written by SQLite (legacy keys are computed here, never stored).
     if (scheme !== LEGACY_KEY_SCHEME && pages.jsonPage) {
       const readers = [pages, ...more.filter((m) => m.jsonPage)];
       // Ranges of THREAD_PAGE links (four per reader at least), each reader taking the next one when
       // it is done with one: a reader the system runs less (a busy machine) does less of the work.
-      const bounds = await pages.split!(s.id, THREAD_PAGE, 4 * readers.length);
-      const ranges = [...bounds, AFTER_ALL].map((upto, i) => ({ after: i === 0 ? '' : bounds[i - 1], upto }));
-      const done: { parts: Buffer[]; mappings: number }[] = [];
+      const { size, points } = await pages.splitSize!(s.id, THREAD_PAGE, 4 * readers.length);
+      // The first range at once; the other split points read meanwhile by the last reader (one
+      // statement), so the first range is being read while the service is split.
+      const [first] = await pages.splitAfter!(s.id, size, '', Math.min(1, points));
+      const ranges: { after: string; upto: string }[] = [{ after: '', upto: first ?? AFTER_ALL }];
+      let listed = first === undefined;
+      let failed = false;
+      const listing = listed
+        ? Promise.resolve()
+        : readers[readers.length - 1].splitAfter!(s.id, size, first, points - 1).then(
+            (rest) => {
+              for (const upto of [...rest, AFTER_ALL]) ranges.push({ after: ranges[ranges.length - 1].upto, upto });
+              listed = true;
+            },
+            (e: unknown) => {
+              failed = true;
+              throw e;
+            },
+          );
+      const done: ({ parts: Buffer[]; mappings: number } | undefined)[] = [];
       let taken = 0;
-      await Promise.all(
-        readers.map(async (r) => {
-          while (taken < ranges.length) {
+      let placed = 0;
+      // A range that fails ends the read: the other readers take no further range (their
+      // transactions end with it).
+      await Promise.all([
+        listing,
+        ...readers.map(async (r) => {
+          while (!failed) {
+            if (taken >= ranges.length) {
+              if (listed) return;
+              await listing;
+              continue;
+            }
             const i = taken++;
-            done[i] = await jsonRange(r, s, scheme, ranges[i].after, ranges[i].upto, acrossTurns);
+            done[i] = await jsonRange(r, s, scheme, ranges[i].after, ranges[i].upto, acrossTurns).catch((e: unknown) => {
+              failed = true;
+              throw e;
+            });
+            // Placed (and sent) in order, as soon as every range before it is read.
+            for (let d = done[placed]; d !== undefined; d = done[placed]) {
+              place(d.parts, d.mappings);
+              done[placed++] = undefined;
+            }
           }
         }),
-      );
-      return makeBody(
-        s,
-        scheme,
-        firstWithoutComma(done.flatMap((d) => d.parts)),
-        done.reduce((n, d) => n + d.mappings, 0),
-      );
+      ]);
+      return finish();
     }
-    const parts: Buffer[] = [];
     let after = '';
     let size = FIRST_PAGE;
-    let mappings = 0;
     for (;;) {
       const t = performance.now();
       const rows = await pages.page(s.id, scheme, schemeKeysCertIssuer(scheme), after, size);
       if (rows.length === 0) break;
-      const page = await rowsJson(pages, s, scheme, rows, acrossTurns, mappings === 0);
-      parts.push(page.json);
-      mappings += page.mappings;
+      const page = await rowsJson(pages, s, scheme, rows, acrossTurns, false);
+      place([page.json], page.mappings);
       after = rows[rows.length - 1][0];
       if (rows.length < size) break;
       const took = performance.now() - t;
       size = Math.max(100, Math.min(MAX_PAGE, Math.round(size * (sliceMs / Math.max(took, 0.5)))));
       if (acrossTurns) await nextTurn();
     }
-    return makeBody(s, scheme, parts, mappings);
+    return finish();
   }
 
   /** A snapshot of a service at its head seq from its entries' JSON pieces: head and tail around them, gzip on demand. */
-  function makeBody(s: Pick<ServiceRow, 'id' | 'head_seq'>, scheme: KeyScheme, entryParts: Buffer[], mappings: number): SnapshotBody {
-    const parts = [Buffer.from(head(s, new Date(deps.now()).toISOString())), ...entryParts, Buffer.from(`]${scheme === LEGACY_KEY_SCHEME ? '' : `,"keyScheme":${JSON.stringify(scheme)}`}}`)];
+  function makeBody(s: Pick<ServiceRow, 'id' | 'head_seq'>, scheme: KeyScheme, entryParts: Buffer[], mappings: number, headPart?: Buffer): SnapshotBody {
+    const parts = [
+      headPart ?? Buffer.from(head(s, new Date(deps.now()).toISOString())),
+      ...entryParts,
+      Buffer.from(`]${scheme === LEGACY_KEY_SCHEME ? '' : `,"keyScheme":${JSON.stringify(scheme)}`}}`),
+    ];
     const pieces: Pieces = { parts, bytes: parts.reduce((n, p) => n + p.length, 0) };
     let zipped: Promise<Pieces> | undefined;
     const body: SnapshotBody = {
@@ -345,55 +494,75 @@ export function createSnapshots(deps: SnapshotsDeps) {
     evict(body.serviceId);
   }
 
-  /** Builds a snapshot in one read of the store, over turns of the event loop, after any build under way. */
-  function build(serviceId: string): Promise<SnapshotBody> {
+  /** Builds a snapshot in one read of the store, over turns of the event loop, after any build under way; its bytes go to `out` as they are placed. */
+  function build(serviceId: string, out: Unfolding): Promise<SnapshotBody> {
     const run = queue.then(async () => {
       stats.builds++;
-      return store.read((pages, more) => read(pages, serviceId, true, more));
+      return store.read((pages, more) => read(pages, serviceId, true, more, out));
     });
     queue = run.catch(() => undefined);
     return run;
   }
 
+  /**
+   * The service's snapshot at its head seq: kept from an earlier request at the same head (whole), or
+   * being built (shared with a build under way, else built now without holding the event loop), its
+   * bytes given as they are placed and the whole body when it is done (then kept).
+   */
+  async function open(serviceId: string): Promise<SnapshotOpen> {
+    const s = await requireService(serviceId);
+    const scheme = keys.schemeOf(s);
+    const c = cache.get(serviceId);
+    if (c && c.body.seq === s.head_seq && c.body.keyScheme === scheme) {
+      // Most recently used last.
+      cache.delete(serviceId);
+      cache.set(serviceId, c);
+      stats.hits++;
+      return { body: c.body };
+    }
+    if (!store.readsAcrossTurns) {
+      // A database in memory (tests, tools): one read at once inside the hub connection's transaction.
+      const body = await store.read((pages) => read(pages, serviceId, false));
+      keep(body);
+      return { body };
+    }
+    const key = `${serviceId}@${s.head_seq}@${scheme}`;
+    const under = building.get(key);
+    if (under) {
+      stats.shared++;
+      return under;
+    }
+    const live = new Unfolding();
+    // From the kept snapshot and the log when it is not too far behind (given whole when made), else read in full.
+    const from = c && c.body.keyScheme === scheme && c.body.seq < s.head_seq && s.head_seq - c.body.seq <= MAX_DELTA_ENTRIES ? c.body : undefined;
+    const p = (async () => {
+      const delta = from ? await later(from, s.head_seq).catch(() => undefined) : undefined;
+      if (!delta) return build(serviceId, live);
+      live.push(delta.pieces.parts);
+      live.end();
+      return delta;
+    })().then(
+      (body) => {
+        keep(body);
+        return body;
+      },
+      (e: unknown) => {
+        live.fail(e);
+        throw e;
+      },
+    );
+    const entry = { live, body: p };
+    building.set(key, entry);
+    const forget = () => void building.delete(key);
+    p.then(forget, forget);
+    return entry;
+  }
+
   return {
-    /**
-     * The service's snapshot at its head seq, as JSON bytes: kept from an earlier request at the same
-     * head, shared with a build under way, or built now without holding the event loop.
-     */
-    async body(serviceId: string): Promise<SnapshotBody> {
-      const s = await requireService(serviceId);
-      const scheme = keys.schemeOf(s);
-      const c = cache.get(serviceId);
-      if (c && c.body.seq === s.head_seq && c.body.keyScheme === scheme) {
-        // Most recently used last.
-        cache.delete(serviceId);
-        cache.set(serviceId, c);
-        stats.hits++;
-        return c.body;
-      }
-      if (!store.readsAcrossTurns) {
-        // A database in memory (tests, tools): one read at once inside the hub connection's transaction.
-        const body = await store.read((pages) => read(pages, serviceId, false));
-        keep(body);
-        return body;
-      }
-      const key = `${serviceId}@${s.head_seq}@${scheme}`;
-      const under = building.get(key);
-      if (under) {
-        stats.shared++;
-        return under;
-      }
-      // From the kept snapshot and the log when it is not too far behind, else read in full.
-      const from = c && c.body.keyScheme === scheme && c.body.seq < s.head_seq && s.head_seq - c.body.seq <= MAX_DELTA_ENTRIES ? c.body : undefined;
-      const p = (async () => (from ? await later(from, s.head_seq).catch(() => undefined) : undefined) ?? (await build(serviceId)))().then((body) => {
-        keep(body);
-        return body;
-      });
-      building.set(key, p);
-      const forget = () => void building.delete(key);
-      p.then(forget, forget);
-      return p;
-    },
+    open,
+
+    /** The service's snapshot at its head seq, whole (kept, shared with a build under way, or built now). */
+    body: async (serviceId: string): Promise<SnapshotBody> => (await open(serviceId)).body,
 
     /**
      * The snapshot as an object, read at once inside one transaction of the hub's connection (tests
