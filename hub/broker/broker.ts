@@ -220,8 +220,9 @@ export function createBroker(opts: BrokerOptions) {
           // No session tickets (RFC 8446 4.6.1, RFC 5077): an edge connects with a full handshake
           // every time (mqtt.js keeps no session), and issuing two tickets per connection cost 6 to
           // 10 KB of resident memory per edge (fan-out bench; a bare TLS server: 53 KB per connection
-          // against 44). A resumed session (now from the server's cache) skips the certificate check:
-          // authenticate checks the certificate's dates and status again (hooks/authenticate.ts).
+          // against 44). Node keeps no server-side session cache unless asked ('newSession'), so no
+          // session is resumed: every connection verifies its certificate (test/hub/broker/tls-session.test.ts);
+          // authenticate checks the dates and the device's status anyway (hooks/authenticate.ts).
           secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
         },
         (socket: TLSSocket) => {
