@@ -1,7 +1,9 @@
 // Revocation fan-out: 1,000 edges of one service (plus a few of another), mqtt.js clients over TLS
 // with their own device certificates in child processes (bench/fanout-edges.ts), subscribed as real
 // edges are. The hub runs in its own process (bench/fanout-hub.ts: device repo, links with their
-// change log and outbox, the embedded broker), so its RSS is its own. Each revocation is a service
+// change log and outbox, the embedded broker), so its RSS is its own; it runs with the node options of
+// the hub's systemd unit (provisioning/hub-service, e.g. the V8 heap's), from source under tsx or, with
+// FANOUT_HUB=bundle, bundled as `npm run build` ships the hub (no TypeScript loader). Each revocation is a service
 // cancelling one of its service IDs: one transaction writes the change-log entry and its outbox row,
 // and the outbox hands it to the broker. The time runs from just before that transaction to the
 // moment the last edge has the entry (wall clock shared by the processes on this machine).
@@ -32,6 +34,7 @@
 //   npx tsx bench/run.ts fanout
 //   FANOUT_EDGES=200 FANOUT_RUNS=20 npx tsx bench/fanout.bench.ts     (a quicker look)
 //   FANOUT_ONLY=burst npx tsx bench/fanout.bench.ts     (only the CRL run of 10,000: its metrics alone)
+//   FANOUT_HUB=bundle ...     (the hub child bundled as `npm run build` bundles the hub, run by node with the unit's options)
 // Looking into the CRL run: FANOUT_TRACE=1 (each message's hand-off, each child's arrivals),
 // FANOUT_PROFILE=<file> FANOUT_PROFILE_AT=burst (hub CPU profile), FANOUT_PROFILE_EDGES=<prefix> (edge
 // processes), FANOUT_EDGE_WORK=apply (every edge decodes, validates and applies each message with the
@@ -50,6 +53,7 @@ import { createDeviceCsr, openDeviceCa } from '../hub/pki/device-ca.ts';
 import { openDatabase } from '../hub/store/db.ts';
 import { createDeviceRepo } from '../hub/store/device-repo.ts';
 import { DEVICE_MIGRATIONS } from '../hub/store/schema/devices.ts';
+import { bundleEntry } from '../scripts/build.ts';
 import { freePort, writeMosquittoConfig } from '../test/hub/broker/helpers/mosquitto.ts';
 import { benchMain, percentile, progress, round } from './lib.ts';
 
@@ -92,9 +96,12 @@ type ChildMsg =
  * A child process of the benchmark (`--expose-gc` so RSS is read after a collection), started through
  * a shell that raises its descriptor limit: the hub holds a socket per edge, more than a default 1,024.
  */
-function startChild(file: string): ChildProcess {
+function startChild(file: string, bundle?: string): ChildProcess {
   const raise = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"';
-  return spawn('sh', ['-c', raise, process.execPath, '--expose-gc', '--import', 'tsx', join(here, file)], {
+  // The hub child runs with the node options of the hub's systemd unit (ExecStart=/usr/bin/node <options> main.js).
+  const unit = file === 'fanout-hub.ts' ? readFileSync(join(here, '../provisioning/hub-service/mykey-hub.service'), 'utf8') : '';
+  const unitOptions = /^ExecStart=\S+ (.*?)\S*main\.js/m.exec(unit)?.[1].split(' ').filter(Boolean) ?? [];
+  return spawn('sh', ['-c', raise, process.execPath, '--expose-gc', ...unitOptions, ...(bundle ? [bundle] : ['--import', 'tsx', join(here, file)])], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
 }
@@ -321,7 +328,10 @@ benchMain(async () => {
     const server = await ca.serverCredentials();
 
     // --- the hub, with its embedded aedes broker, in its own process -------------------------------
-    const hubChild = startChild('fanout-hub.ts');
+    // FANOUT_HUB=bundle: the hub child bundled as `npm run build` bundles the hub (plain node, no tsx).
+    const hubBundle = process.env.FANOUT_HUB === 'bundle' ? join(here, 'out', 'fanout-hub.mjs') : undefined;
+    if (hubBundle) await bundleEntry(join(here, 'fanout-hub.ts'), hubBundle);
+    const hubChild = startChild('fanout-hub.ts', hubBundle);
     children.push(hubChild);
     const hub = new Hub(hubChild);
     const { tlsPort } = await hub.ask<'started'>({ type: 'start', dir, service: SERVICE, revocations: 2 * BURST_WARMUP + (ONLY_BURST ? 2 * BIG_BURST : 2 * (WARMUP + RUNS + BURST + BIG_BURST)) });

@@ -185,6 +185,31 @@ export function cutLockfile(root: Lockfile, name: string, version: string, deps:
   return { lock: { name, version, lockfileVersion: 3, requires: true, packages: { '': rootEntry, ...sorted } } as Lockfile, versions };
 }
 
+/**
+ * Bundles one entry file into one ESM file as every shipped program is bundled (the benchmarks use it
+ * to measure the form an operator runs). The native modules stay external: `outfile` must lie where
+ * Node finds them (under the repository, or beside an installed node_modules).
+ */
+export async function bundleEntry(entry: string, outfile: string): Promise<void> {
+  await build({
+    absWorkingDir: ROOT,
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    tsconfig: join(ROOT, 'tsconfig.json'),
+    external: [...NATIVE_MODULES],
+    banner: { js: BANNER },
+    plugins: [sourcePlugin(entry)],
+    legalComments: 'none',
+    logLevel: 'error',
+    // ws probes for optional native speed-ups in a try/catch; without them it uses plain JS.
+    logOverride: { 'require-resolve-not-external': 'silent' },
+  });
+}
+
 export interface BuildResult {
   outDir: string;
   files: string[];
@@ -200,25 +225,8 @@ export async function buildAll(outDir = join(ROOT, 'dist'), only?: string[]): Pr
     const dir = join(outDir, pkg.dir);
     mkdirSync(dir, { recursive: true });
     for (const [out, src] of Object.entries(pkg.entries)) {
-      const entry = join(ROOT, src);
       const outfile = join(dir, `${out}.js`);
-      await build({
-        absWorkingDir: ROOT,
-        entryPoints: [entry],
-        outfile,
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        target: 'node20',
-        tsconfig: join(ROOT, 'tsconfig.json'),
-        external: [...NATIVE_MODULES],
-        banner: { js: BANNER },
-        plugins: [sourcePlugin(entry)],
-        legalComments: 'none',
-        logLevel: 'error',
-        // ws probes for optional native speed-ups in a try/catch; without them it uses plain JS.
-        logOverride: { 'require-resolve-not-external': 'silent' },
-      });
+      await bundleEntry(join(ROOT, src), outfile);
       files.push(relative(outDir, outfile));
     }
     const { lock, versions } = cutLockfile(rootLock, pkg.name, rootPkg.version, pkg.dependencies, pkg.optionalDependencies);
