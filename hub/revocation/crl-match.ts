@@ -182,7 +182,8 @@ const NOTIFY_EVERY_MS = 250;
  * between. Returns how many MyKey IDs were suspended. `suspended` is emitted after a committed chunk
  * that suspended some, at most every NOTIFY_EVERY_MS and once more at the end (their change-log
  * entries wait in the outboxes): a publishing round per chunk would compete with requests for the
- * turns the run leaves free, and each round takes what has committed so far anyway.
+ * turns the run leaves free, and each round takes what has committed so far anyway. Events before
+ * the last say `more`: the outboxes publish only whole batches then, and the rest with the last.
  */
 export async function* writeRevocations(
   mykeys: MyKeyRepo,
@@ -192,6 +193,8 @@ export async function* writeRevocations(
   let newlySuspended = 0;
   let size = 100;
   let pending = false;
+  /** Told with `more` since the last plain event: the outboxes hold a partly filled batch until told without. */
+  let holding = false;
   let told = performance.now();
   try {
     for (let i = 0; i < hits.length; ) {
@@ -204,7 +207,9 @@ export async function* writeRevocations(
       newlySuspended += n;
       if (n > 0) pending = true;
       if (pending && performance.now() - told >= NOTIFY_EVERY_MS) {
-        o.events?.emit('suspended', { source: 'crl' });
+        const more = i < hits.length;
+        o.events?.emit('suspended', more ? { source: 'crl', more } : { source: 'crl' });
+        holding = more;
         pending = false;
         told = performance.now();
       }
@@ -212,8 +217,9 @@ export async function* writeRevocations(
       yield;
     }
   } finally {
-    // At the end, and when a later chunk failed: what committed is told of all the same.
-    if (pending) o.events?.emit('suspended', { source: 'crl' });
+    // At the end, and when a later chunk failed: what committed is told of all the same, without
+    // `more`, so what the outboxes held back goes too.
+    if (pending || holding) o.events?.emit('suspended', { source: 'crl' });
   }
   return newlySuspended;
 }
