@@ -6,9 +6,10 @@
 //
 // A burst (`burst`) is a CRL run's worth of suspensions of linked MyKey IDs written as the CRL manager
 // writes them (hub/revocation/crl-match.ts writeRevocations: chunks of applyRevocations, each its own
-// short transaction sized to a slice, the event loop free between them, the outboxes told at most
-// every 250 ms through the `suspended` event); the outbox coalesces what has committed into batched
-// log messages (shared/sync.ts) while later chunks are still written.
+// short transaction sized to a slice, the event loop free between them, the outboxes told through
+// the `suspended` event every 250 ms or 1,300 suspensions, with `more` until the last); the outbox
+// publishes what has committed as whole batched log messages (shared/sync.ts) while later chunks
+// are still written, and the rest after the last.
 //
 // Parent -> hub: { type: 'start', dir, services }, { type: 'attach', target, port?, certPem?, keyPem? },
 //                { type: 'revoke', count? }, { type: 'burst', count }, { type: 'stats' }, { type: 'stop' }
