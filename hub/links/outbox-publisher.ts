@@ -63,6 +63,9 @@ export interface OutboxPublisherOptions {
 
 type Row = { id: number; topic: string; payload: string };
 
+/** How long after a run's last `more` the sweep still holds a partly filled batch back (a run tells every 250 ms while it suspends). */
+const HOLD_MAX_MS = 10_000;
+
 /** One message to publish and the outbox rows it carries. */
 export interface OutboxMessage {
   topic: string;
@@ -120,6 +123,12 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
    * one small batch per notification.
    */
   let all = false;
+  /**
+   * When a run last said `more` (undefined once a kick or drain without it came): the sweep then
+   * publishes only whole messages too (a sweep mid-run sent a small batch to every edge), unless the
+   * run has gone quiet for HOLD_MAX_MS (its last event lost), when the sweep sends everything.
+   */
+  let heldSince: number | undefined;
   let retry: NodeJS.Timeout | undefined;
   let stopped = false;
   let sweep: NodeJS.Timeout | undefined;
@@ -214,7 +223,11 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
    * `more`: a CRL run is still writing; only whole messages need go (see `all`).
    */
   function drain(o: { more?: boolean } = {}): Promise<void> {
-    if (!o.more) all = true;
+    if (o.more) heldSince = Date.now();
+    else {
+      all = true;
+      heldSince = undefined;
+    }
     if (running) {
       again = true;
       return current;
@@ -285,7 +298,7 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
       void drain();
       // A safety net: rows written by a path that did not kick are published within a few seconds.
       clearInterval(sweep);
-      sweep = setInterval(() => void drain(), deps.sweepMs ?? 2000);
+      sweep = setInterval(() => void drain(heldSince !== undefined && Date.now() - heldSince < HOLD_MAX_MS ? { more: true } : {}), deps.sweepMs ?? 2000);
       sweep.unref();
     },
     /**

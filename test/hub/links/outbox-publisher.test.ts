@@ -285,6 +285,26 @@ test('while a CRL run goes on writing only whole batches go out; the last kick s
   );
 });
 
+test('the sweep does not send a held batch while a run goes on saying more', async (ctx) => {
+  await ctx.links.createService({ id: 'library', name: 'Library' });
+  const users = await linked(ctx, 'library', 1500);
+  const published: string[] = [];
+  const outbox = createOutboxPublisher({ repo: ctx.repo, log, sweepMs: 20 });
+  outbox.attach(async (_topic, payload) => void published.push(payload));
+  await outbox.drain();
+  published.length = 0;
+  for (const u of users) await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  outbox.kick({ more: true });
+  await until(() => published.length === 1, { timeoutMs: 10_000 });
+  // Several sweeps pass (every 20 ms); the tail stays until the run's last event.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(published.length, 1);
+  outbox.kick();
+  await until(async () => (await ctx.repo.pendingMqtt()).length === 0, { timeoutMs: 10_000 });
+  outbox.stop();
+  assert.is(published.length, 2);
+});
+
 test('coalescing keeps topics apart, splits at a hole in the seqs and at the size bound', () => {
   const a = serviceLogTopic('library');
   const b = serviceLogTopic('museum');
