@@ -4,8 +4,12 @@
 // MQTT client to Mosquitto. Each revocation is a service cancelling one service ID: the clock starts
 // just before that transaction (wall clock, shared by the processes on this machine).
 //
-// A burst (`burst`) is a CRL run's worth of suspensions committed in one transaction, as the CRL
-// manager commits them; the outbox then coalesces them into batched log messages (shared/sync.ts).
+// A burst (`burst`) is a CRL run's worth of suspensions of linked MyKey IDs written as the CRL manager
+// writes them (hub/revocation/crl-match.ts writeRevocations: chunks of applyRevocations, each its own
+// short transaction sized to a slice, the event loop free between them, the outboxes told through
+// the `suspended` event every 250 ms or 1,300 suspensions, with `more` until the last); the outbox
+// publishes what has committed as whole batched log messages (shared/sync.ts) while later chunks
+// are still written, and the rest after the last.
 //
 // Parent -> hub: { type: 'start', dir, services }, { type: 'attach', target, port?, certPem?, keyPem? },
 //                { type: 'revoke', count? }, { type: 'burst', count }, { type: 'stats' }, { type: 'stop' }
@@ -19,10 +23,12 @@ import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createBroker, type Broker } from '../hub/broker/broker.ts';
 import { loadHubConfig } from '../hub/config.ts';
-import { createFanoutBus } from '../hub/fanout.ts';
+import { createFanoutBus, wireFanout } from '../hub/fanout.ts';
 import { createLinks } from '../hub/links/links.ts';
 import { createOutboxPublisher, type Publish } from '../hub/links/outbox-publisher.ts';
 import { openDeviceCa } from '../hub/pki/device-ca.ts';
+import { SLICE_MS } from '../hub/revocation/crl-manager.ts';
+import { createSlicer, writeRevocations, type Hit } from '../hub/revocation/crl-match.ts';
 import { openDatabase } from '../hub/store/db.ts';
 import { createDeviceRepo } from '../hub/store/device-repo.ts';
 import { createLinkRepo } from '../hub/store/link-repo.ts';
@@ -58,7 +64,6 @@ let db: ReturnType<typeof openDatabase> | undefined;
 let outbox: ReturnType<typeof createOutboxPublisher> | undefined;
 let revoke: (() => Promise<number>) | undefined;
 let burst: ((count: number) => Promise<number>) | undefined;
-let hold = false;
 let mq: MqttClient | undefined;
 let caPem = '';
 let target: 'aedes' | 'mosquitto' = 'aedes';
@@ -89,10 +94,13 @@ process.on('message', async (m: Msg) => {
       const mykeys = createMyKeyRepo(db);
       outbox = createOutboxPublisher({ repo: linkRepo, log: createLogger('bench-outbox', { level: 'error' }), ...(BATCH_VERSION ? { batchVersion: BATCH_VERSION } : {}) });
       const events = createFanoutBus(createLogger('bench-fanout', { level: 'error' }));
-      events.on('outboxWritten', () => hold || outbox!.kick());
+      // Wired as the hub wires it (hub/main.ts): `suspended` (a CRL run's chunks) and `outboxWritten` kick the outbox.
+      wireFanout(events, { log: createLogger('bench-fanout', { level: 'error' }), outbox: outbox!, webhooks: { kick() {} }, disconnectEdge() {} });
       const links = createLinks({ sql: db, repo: linkRepo, mykeys, events });
       await links.createService({ id: m.service, name: 'Town library' });
       const serviceUserIds: string[] = [];
+      /** Each link's MyKey ID and the id of its current binding (what a CRL run matches). */
+      const linked: { mykeyId: string; bindingId: number }[] = [];
       const linkOne = async (i: number) => {
         const cert = { fingerprint: randomBytes(32).toString('hex'), issuerKey: 'b'.repeat(32), issuerKeyId: 'c'.repeat(40), serialHex: randomBytes(8).toString('hex'), notAfter: Date.now() + 1e10 };
         const r = await mykeys.createOrGet(cert, () => randomMyKeyId(randomBytes), Date.now());
@@ -104,6 +112,7 @@ process.on('message', async (m: Msg) => {
           await linkRepo.insertKey(m.service, CURRENT_KEY_SCHEME, identity, randomBytes(16).toString('base64url'));
         await links.link({ serviceId: m.service, mykeyId: r.row.id, serviceUserId, by: 'bench' });
         serviceUserIds.push(serviceUserId);
+        linked.push({ mykeyId: r.row.id, bindingId: (await mykeys.currentBinding(r.row.id))!.id });
       };
       // Set up in transactions of 1,000 links (tens of thousands of single commits take minutes here).
       const sql = sqlOf(db);
@@ -114,19 +123,36 @@ process.on('message', async (m: Msg) => {
       for (let i = 0; i < m.revocations; i += 1000) await setup(i, Math.min(m.revocations, i + 1000));
       let next = 0;
       revoke = async () => (await links.unlink({ serviceId: m.service, serviceUserId: serviceUserIds[next++], by: 'service', reason: 'cancelled' })).entry.seq;
-      // One transaction, as a CRL run commits its suspensions; the outbox is told once, after it.
+      // A CRL run's writing phase over the next `count` links (each a revoked current certificate,
+      // as matchCrl finds them): writeRevocations driven as crl-manager.ts applyAsync drives it.
       burst = async (count) => {
-        hold = true;
-        try {
-          return await sql.tx(async () => {
-            let seq = 0;
-            for (let i = 0; i < count; i++) seq = await revoke!();
-            return seq;
-          });
-        } finally {
-          hold = false;
-          outbox!.kick();
+        const hits: Hit[] = [];
+        const at = Date.now();
+        for (let i = 0; i < count; i++) {
+          const l = linked[next++];
+          hits.push({ bindingId: l.bindingId, mykeyId: l.mykeyId, state: 'current', revokedAt: at, reason: 'keyCompromise' });
         }
+        // FANOUT_TRACE: each chunk as `start ms after t0:rows/ms`.
+        const chunks: string[] = [];
+        const repo = trace
+          ? {
+              ...mykeys,
+              applyRevocations: async (...a: Parameters<typeof mykeys.applyRevocations>) => {
+                const t = wall();
+                const n = await mykeys.applyRevocations(...a);
+                chunks.push(`${Math.round(t - trace0)}:${a[0].length}/${Math.round(wall() - t)}`);
+                return n;
+              },
+            }
+          : mykeys;
+        const it = writeRevocations(repo, hits, { now: () => Date.now(), slicer: createSlicer(SLICE_MS), report: () => undefined, events });
+        for (;;) {
+          const r = await it.next();
+          if (r.done) break;
+          await new Promise<void>((res) => setImmediate(res));
+        }
+        if (chunks.length > 0) process.stderr.write(`  hub chunks: ${chunks.join(' ')}\n`);
+        return await links.headSeq(m.service);
       };
       const server = await ca.serverCredentials();
       broker = createBroker({

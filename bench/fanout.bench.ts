@@ -15,10 +15,12 @@
 // edge is connected to both brokers at once and revocations alternate between them, so both see the
 // same load from whatever else runs on the machine. Then a burst of 20 revocations committed back to
 // back (a CRL run) goes to every edge through each broker. Then, after an unmeasured CRL run of 2,000
-// through each broker (FANOUT_BURST_WARMUP), a CRL run of 10,000 suspensions, committed in one
-// transaction as the CRL manager commits them: the outbox coalesces the entries into batched log
-// messages (v3 compact, shared/sync.ts, at most 64 KiB each) and the time runs from just before
-// that transaction until every edge has the last entry (the commit's own time is a progress line).
+// through each broker (FANOUT_BURST_WARMUP), a CRL run of 10,000 suspensions of linked MyKey IDs,
+// written as the CRL manager writes them (hub/revocation/crl-match.ts writeRevocations: chunks of
+// short transactions, the outboxes told at most every 250 ms, so publishing starts while later
+// chunks are written): the outbox coalesces the entries into batched log messages (v3 compact,
+// shared/sync.ts, at most 64 KiB each) and the time runs from just before the first chunk until every
+// edge has the last entry (the writing's own time, to the last chunk's commit, is a progress line).
 // Also reported (progress lines): the CPU time of each broker side per revocation and per 1,000-edge
 // reconnect, read from /proc.
 //
@@ -64,7 +66,7 @@ const RUNS = Number(process.env.FANOUT_RUNS ?? 100);
 const WARMUP = 5;
 /** Revocations committed back to back, as a CRL run that suspends many MyKey IDs makes them. */
 const BURST = Number(process.env.FANOUT_BURST ?? 20);
-/** Suspensions of one CRL run, committed in one transaction. */
+/** Suspensions of one CRL run, written in chunks as the CRL manager writes them. */
 const BIG_BURST = Number(process.env.FANOUT_BIG_BURST ?? 10_000);
 /**
  * Suspensions of an unmeasured CRL run through each broker before the measured ones: the first run of

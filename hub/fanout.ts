@@ -17,10 +17,13 @@ import type { Logger } from '../shared/log.ts';
 import { TypedEvents, type ListenerFailureLog } from '../shared/typed-events.ts';
 
 export interface FanoutEvents {
-  /** A CRL run suspended MyKey IDs; their entries are in the outbox, committed. */
-  suspended: { source: 'crl' };
-  /** A transaction committed change-log entries and their outbox rows. */
-  outboxWritten: { source: 'links' | 'lifecycle' | 'crl' | 'linkage' };
+  /**
+   * A CRL run suspended MyKey IDs; their entries are in the outbox, committed. `more`: the run goes on
+   * writing (its last event comes without it), so a partly filled batch may wait for the rest.
+   */
+  suspended: { source: 'crl'; more?: boolean };
+  /** A transaction committed change-log entries and their outbox rows (`more`: as for `suspended`). */
+  outboxWritten: { source: 'links' | 'lifecycle' | 'crl' | 'linkage'; more?: boolean };
   /** The broker took change-log messages (a batch counts once, with its entries). */
   published: { messages: number; entries: number };
   /** A service's business system acknowledged notices. */
@@ -38,7 +41,7 @@ export function createFanoutBus(log: ListenerFailureLog): FanoutBus {
 
 export interface FanoutParts {
   log: Logger;
-  outbox: { kick(): void };
+  outbox: { kick(o?: { more?: boolean }): void };
   webhooks: { kick(): void };
   /** Drops an edge's session on the embedded broker (once started). */
   disconnectEdge: (edgeId: string) => void;
@@ -55,9 +58,9 @@ export interface FanoutParts {
 /** Subscribes the outbox, the webhooks, the brokers and the other replicas to the chain; returns the function that unsubscribes them. */
 export function wireFanout(bus: FanoutBus, p: FanoutParts): () => void {
   const offs = [
-    bus.on('suspended', () => bus.emit('outboxWritten', { source: 'crl' })),
-    bus.on('outboxWritten', () => {
-      p.outbox.kick();
+    bus.on('suspended', (e) => bus.emit('outboxWritten', { source: 'crl', ...(e.more ? { more: true } : {}) })),
+    bus.on('outboxWritten', (e) => {
+      p.outbox.kick(e.more ? { more: true } : {});
       p.replicas?.outboxWritten();
       p.webhooks.kick();
     }),

@@ -63,6 +63,9 @@ export interface OutboxPublisherOptions {
 
 type Row = { id: number; topic: string; payload: string };
 
+/** How long after a run's last `more` the sweep still holds a partly filled batch back (a run tells every 250 ms while it suspends). */
+const HOLD_MAX_MS = 10_000;
+
 /** One message to publish and the outbox rows it carries. */
 export interface OutboxMessage {
   topic: string;
@@ -112,6 +115,20 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
   let publish = deps.publish;
   let running = false;
   let again = false;
+  /**
+   * Whether the next pass publishes everything pending (true after any kick or drain that did not say
+   * more is coming), or only whole messages: a CRL run still writing (kick({ more: true })) leaves
+   * each topic's last, partly filled batch pending, to be filled by its next chunks, so a burst goes
+   * out as full ~64 KiB messages (each costs the broker a write and a PUBACK per edge) rather than
+   * one small batch per notification.
+   */
+  let all = false;
+  /**
+   * When a run last said `more` (undefined once a kick or drain without it came): the sweep then
+   * publishes only whole messages too (a sweep mid-run sent a small batch to every edge), unless the
+   * run has gone quiet for HOLD_MAX_MS (its last event lost), when the sweep sends everything.
+   */
+  let heldSince: number | undefined;
   let retry: NodeJS.Timeout | undefined;
   let stopped = false;
   let sweep: NodeJS.Timeout | undefined;
@@ -201,8 +218,16 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
     return failure;
   }
 
-  /** Publishes what is pending; a call while a round runs makes it go round again, and waits for it. */
-  function drain(): Promise<void> {
+  /**
+   * Publishes what is pending; a call while a round runs makes it go round again, and waits for it.
+   * `more`: a CRL run is still writing; only whole messages need go (see `all`).
+   */
+  function drain(o: { more?: boolean } = {}): Promise<void> {
+    if (o.more) heldSince = Date.now();
+    else {
+      all = true;
+      heldSince = undefined;
+    }
     if (running) {
       again = true;
       return current;
@@ -219,9 +244,12 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
     try {
       do {
         again = false;
+        const whole = all;
+        all = false;
+        const pageRows = deps.pageRows ?? 5000;
         for (;;) {
           if (deps.mayPublish && !(await deps.mayPublish())) break;
-          const rows = await deps.repo.pendingMqtt(deps.pageRows ?? 5000);
+          const rows = await deps.repo.pendingMqtt(pageRows);
           if (rows.length === 0) break;
           const messages = deps.batch === false ? rows.map((r) => ({ topic: r.topic, payload: r.payload, ids: [r.id] })) : coalesce(rows, deps.maxBatchBytes, deps.batchVersion);
           // Topics are independent: each goes in its own chain, in order within it.
@@ -234,10 +262,19 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
             }
             c.push(m);
           }
-          const failures = await Promise.all([...chains.values()].map((chain) => sendChain(chain)));
+          // More is coming: each topic's last message (cut where the rows ran out, not where it was
+          // full) stays pending, its rows the oldest left, and goes with what follows it.
+          if (!whole) for (const c of chains.values()) c.pop();
+          const sending = [...chains.values()].filter((c) => c.length > 0);
+          if (sending.length === 0) break;
+          const failures = await Promise.all(sending.map((chain) => sendChain(chain)));
           const failed = failures.find((f) => f !== undefined);
           if (failed) throw failed.error;
           if (lost) break;
+          // A page that was not full showed everything pending when it was read (the tails wait when
+          // held). Rows committed since come with their own kick (`again`): reading on after them
+          // would chase a CRL run that is still writing with one small message per chunk.
+          if (rows.length < pageRows) break;
         }
       } while (again);
     } catch (e) {
@@ -261,12 +298,15 @@ export function createOutboxPublisher(deps: OutboxPublisherOptions) {
       void drain();
       // A safety net: rows written by a path that did not kick are published within a few seconds.
       clearInterval(sweep);
-      sweep = setInterval(() => void drain(), deps.sweepMs ?? 2000);
+      sweep = setInterval(() => void drain(heldSince !== undefined && Date.now() - heldSince < HOLD_MAX_MS ? { more: true } : {}), deps.sweepMs ?? 2000);
       sweep.unref();
     },
-    /** Called after a transaction wrote outbox rows. */
-    kick(): void {
-      void drain();
+    /**
+     * Called after a transaction wrote outbox rows. `more`: a CRL run that goes on writing made them
+     * (hub/fanout.ts `suspended`); the last call of the run comes without it.
+     */
+    kick(o: { more?: boolean } = {}): void {
+      void drain(o);
     },
     drain,
     /** Messages and entries published since start. */

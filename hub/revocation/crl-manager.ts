@@ -24,7 +24,7 @@ export type { CrlManagerDeps, RevocationRunSummary } from './types.ts';
  * Synchronous work between two turns of the event loop, in milliseconds: a request needs several
  * turns (body, proof, store, answer), each of which may wait for one slice.
  */
-const SLICE_MS = 5;
+export const SLICE_MS = 5;
 /** Rows between two progress reports of the match and apply phases. */
 const PROGRESS_EVERY = 100_000;
 

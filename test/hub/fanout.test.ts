@@ -22,6 +22,16 @@ test('a suspension and a link change each kick the outbox and the webhooks once'
   assert.equal(kicks, { outbox: 2, webhooks: 2 }, 'nothing listens once unwired');
 });
 
+test('a suspension said to be followed by more reaches the outbox as such; a link change never is', () => {
+  const bus = createFanoutBus(silentLogger);
+  const kicks: boolean[] = [];
+  wireFanout(bus, { log: silentLogger, outbox: { kick: (o) => void kicks.push(o?.more === true) }, webhooks: { kick: () => undefined }, disconnectEdge: () => undefined });
+  bus.emit('suspended', { source: 'crl', more: true });
+  bus.emit('outboxWritten', { source: 'links' });
+  bus.emit('suspended', { source: 'crl' });
+  assert.equal(kicks, [true, false, false]);
+});
+
 test('a revoked device is dropped by the embedded broker and cut off the cluster, even when one of them throws', () => {
   const errors: string[] = [];
   const bus = createFanoutBus({ error: (msg: string) => void errors.push(msg) });

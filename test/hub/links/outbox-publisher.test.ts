@@ -252,6 +252,59 @@ test('the byte bound of the window keeps large messages to a few in flight; one 
   }
 });
 
+test('while a CRL run goes on writing only whole batches go out; the last kick sends the rest, every entry once and in order', async (ctx) => {
+  await ctx.links.createService({ id: 'library', name: 'Library' });
+  const users = await linked(ctx, 'library', 1500);
+  const published: string[] = [];
+  const outbox = createOutboxPublisher({ repo: ctx.repo, log, sweepMs: 3_600_000 });
+  outbox.attach(async (_topic, payload) => void published.push(payload));
+  await outbox.drain();
+  published.length = 0;
+  for (const u of users) await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  // What a chunk's `suspended` event with `more` does (hub/fanout.ts): the partly filled tail waits.
+  await outbox.drain({ more: true });
+  assert.is(published.length, 1, 'one whole batch');
+  assert.ok(Buffer.byteLength(published[0]) > MAX_SYNC_PAYLOAD_BYTES - 200, `${Buffer.byteLength(published[0])} bytes: filled`);
+  const left = (await ctx.repo.pendingMqtt()).length;
+  assert.ok(left > 0 && left < 1500, `${left} rows held back`);
+  // Held back, not lost: a kick with more and nothing new sends nothing; the run's last event sends them.
+  await outbox.drain({ more: true });
+  assert.is(published.length, 1);
+  await outbox.drain();
+  outbox.stop();
+  assert.is((await ctx.repo.pendingMqtt()).length, 0);
+  const seqs: number[] = [];
+  for (const p of published) {
+    const v = checkLogPayload(Buffer.from(p));
+    assert.ok(v.ok, v.ok ? '' : v.message);
+    if (v.ok) seqs.push(...v.value.map((e: ChangeEntry) => e.seq));
+  }
+  assert.equal(
+    seqs,
+    Array.from({ length: 1500 }, (_, i) => 1501 + i),
+  );
+});
+
+test('the sweep does not send a held batch while a run goes on saying more', async (ctx) => {
+  await ctx.links.createService({ id: 'library', name: 'Library' });
+  const users = await linked(ctx, 'library', 1500);
+  const published: string[] = [];
+  const outbox = createOutboxPublisher({ repo: ctx.repo, log, sweepMs: 20 });
+  outbox.attach(async (_topic, payload) => void published.push(payload));
+  await outbox.drain();
+  published.length = 0;
+  for (const u of users) await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  outbox.kick({ more: true });
+  await until(() => published.length === 1, { timeoutMs: 10_000 });
+  // Several sweeps pass (every 20 ms); the tail stays until the run's last event.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(published.length, 1);
+  outbox.kick();
+  await until(async () => (await ctx.repo.pendingMqtt()).length === 0, { timeoutMs: 10_000 });
+  outbox.stop();
+  assert.is(published.length, 2);
+});
+
 test('coalescing keeps topics apart, splits at a hole in the seqs and at the size bound', () => {
   const a = serviceLogTopic('library');
   const b = serviceLogTopic('museum');
