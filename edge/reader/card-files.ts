@@ -45,7 +45,8 @@ const fullChunkReads: Uint8Array[] = [];
 function fullChunkRead(offset: number): Uint8Array {
   const i = (offset - 4) / READ_CHUNK;
   if (!Number.isInteger(i) || i < 0) return readBinary(offset, READ_CHUNK);
-  return (fullChunkReads[i] ??= readBinary(offset, READ_CHUNK));
+  fullChunkReads[i] ??= readBinary(offset, READ_CHUNK);
+  return fullChunkReads[i];
 }
 
 /** Size bounds and outer shape of a certificate file; card_response_malformed otherwise. */
