@@ -78,6 +78,18 @@ export class CertificateSteps {
   readonly #what: string;
   #head: Uint8Array = NO_BYTES;
   #total = 0;
+  /** The file as assembled so far, and the chunks checked but not yet copied into it. */
+  #out: Uint8Array = NO_BYTES;
+  readonly #pending: { data: Uint8Array; offset: number }[] = [];
+  #flushQueued = false;
+  readonly #flush = (): void => {
+    this.#flushQueued = false;
+    if (this.#out.length !== this.#total) {
+      this.#out = new Uint8Array(this.#total);
+      this.#out.set(this.#head);
+    }
+    for (const c of this.#pending.splice(0)) this.#out.set(c.data, c.offset);
+  };
 
   constructor(selectApp: Uint8Array, appName: string, fid: number, efName: string, what: string) {
     this.first = selectApp;
@@ -104,18 +116,24 @@ export class CertificateSteps {
       offset = 4;
     } else {
       const at = 4 + (index - 3) * READ_CHUNK;
-      readData(r, at, Math.min(READ_CHUNK, this.#total - at), this.#what);
+      this.#pending.push({ data: readData(r, at, Math.min(READ_CHUNK, this.#total - at), this.#what), offset: at });
       offset = at + READ_CHUNK;
+    }
+    // The copying waits for a microtask: it then runs once the next READ BINARY is on its way to the
+    // card, in the time of its round trip rather than before it (result() finishes whatever is left).
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flush);
     }
     if (offset >= this.#total) return undefined;
     return this.#total - offset >= READ_CHUNK ? fullChunkRead(offset) : readBinary(offset, this.#total - offset);
   }
 
-  /** The file, from the answers of a finished read starting at `from` in `answers`. */
-  result(answers: readonly ResponseApdu[], from: number): Uint8Array {
-    const out = new Uint8Array(this.#total);
-    out.set(this.#head);
-    for (let i = from + 3, offset = 4; i < answers.length; i++, offset += READ_CHUNK) out.set(answers[i].data, offset);
+  /** The file, once its read has finished (every answer passed through next()). */
+  result(): Uint8Array {
+    this.#flush();
+    const out = this.#out;
+    if (out.length !== this.#total || out.length === 0) throw new MyKeyError('internal', `${this.#what}: the read did not finish`);
     if (!hasCertificateShape(out)) throw new MyKeyError('card_response_malformed', `${this.#what}: the bytes read are not shaped like an X.509 certificate`);
     return out;
   }
@@ -123,5 +141,5 @@ export class CertificateSteps {
 
 /** Reads a whole certificate file (CertificateSteps) as one series at the card. */
 export function readCertificateFile(session: CardSession, steps: CertificateSteps): Promise<Uint8Array> {
-  return session.transmitSteps(steps.first, (r, i) => steps.next(r, i)).then((answers) => steps.result(answers, 0));
+  return session.transmitSteps(steps.first, (r, i) => steps.next(r, i)).then(() => steps.result());
 }

@@ -46,11 +46,22 @@ export function readIdentity(session: CardSession): Promise<CardIdentity> {
       certFrom = i + 1;
       return cert.first;
     };
-    return session.transmitSteps(MYKEY_AREA_FIRST, next).then((answers): CardIdentity => {
+    return session.transmitSteps(MYKEY_AREA_FIRST, next).then((): CardIdentity => {
       const a = area as MyKeyArea;
       if (a.state === 'written') return { kind: 'mykey', mykeyId: a.mykeyId };
-      const certDer = cert.result(answers, certFrom);
-      return { kind: 'cert', certDer, certSha256: sha256Hex(certDer), mykeyArea: a.state };
+      const certDer = cert.result();
+      // The digest is taken when first asked for, not on the touch's way to its identity (the lookup
+      // goes by the certificate itself); then it is kept.
+      let digest: string | undefined;
+      return {
+        kind: 'cert',
+        certDer,
+        get certSha256(): string {
+          digest ??= sha256Hex(certDer);
+          return digest;
+        },
+        mykeyArea: a.state,
+      };
     });
   });
 }

@@ -5,7 +5,7 @@
 import { MyKeyError } from '../../shared/errors.ts';
 import { buildApdu, getResponse, toHex, type CommandApdu } from './apdu.ts';
 import { ApduGuard, type ApduKind, type GuardOptions } from './guard.ts';
-import { bytesAvailable, correctLe, responseData, sw } from './status-words.ts';
+import { bytesAvailable, correctLe, responseData, SW_OK, sw } from './status-words.ts';
 
 /** How a raw card hands back one answer: an error, or the full response (data + SW1 SW2). */
 export type RawAnswer = (err: unknown, response?: Uint8Array) => void;
@@ -441,6 +441,12 @@ export class CardSession {
   #step(resp: Uint8Array): void {
     const status = sw(resp);
     const apdu = this.#apdu as CommandApdu;
+    // The usual answer, 90 00 to the APDU as sent: its data as a view, nothing to resend or collect.
+    if (status === SW_OK && this.#phase === 'first') {
+      this.#guard.observe(this.#kind, apdu, status);
+      this.#finish(undefined, { data: resp.subarray(0, resp.length - 2), sw: status });
+      return;
+    }
     // ISO 7816-4 5.3.4 (T=0 case 2/4): 6C xx = wrong Le, resend once with Le = xx.
     if (this.#phase === 'first') {
       const le = correctLe(status);
