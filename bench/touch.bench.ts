@@ -254,6 +254,12 @@ benchMain(async () => {
       );
       metrics[`touch_overhead_${kind}_p50_pct`] = { value: over, unit: '%' };
       progress(`${kind}: layer p50 ${metrics[`touch_identity_${kind}_p50_ms`].value} ms, floor p50 ${metrics[`touch_floor_${kind}_p50_ms`].value} ms (${over}%)`);
+      // Printed only: the read's extra time touch by touch (each layer touch against the floor touch
+      // next to it), steadier than the difference of two p50s on a loaded machine.
+      const paired = layer.map((x, j) => x.read - bare[j].read);
+      progress(
+        `${kind}: read p50 ${metrics[`touch_read_${kind}_p50_ms`].value} ms, floor ${metrics[`touch_read_floor_${kind}_p50_ms`].value} ms; paired extra p50 ${round(percentile(paired, 50), 3)} ms`,
+      );
     }
   } finally {
     await slot.remove().catch(() => {});
