@@ -20,6 +20,8 @@ import { ReaderManager, TouchPipeline, silentReaderLog, type CardIdentity } from
 import { requirePcscd, vpcdReaderName } from '../test/helpers/pcsc.ts';
 
 const TOUCHES = Math.max(1, Number(process.env.TOUCH_BENCH_TOUCHES ?? 200));
+// TOUCH_BENCH_KINDS=cert (or mykey) measures one card kind only, e.g. to compare two builds quickly.
+const KINDS = (['mykey', 'cert'] as const).filter((k) => (process.env.TOUCH_BENCH_KINDS ?? 'mykey,cert').split(',').includes(k));
 const SLOT = 1 as const;
 const READER = vpcdReaderName(SLOT);
 const PRESENT = 0x20;
@@ -194,7 +196,7 @@ benchMain(async () => {
   try {
     // Record the reader layer's APDU sequence for each card: the floor replays exactly these.
     const sequences = {} as Record<'mykey' | 'cert', Buffer[]>;
-    for (const kind of ['mykey', 'cert'] as const) {
+    for (const kind of KINDS) {
       recording = [];
       const first = await layerTouch(kind);
       sequences[kind] = recording;
@@ -204,7 +206,7 @@ benchMain(async () => {
       await floorTouch(kind, sequences[kind]); // warm the floor path too
     }
 
-    for (const kind of ['mykey', 'cert'] as const) {
+    for (const kind of KINDS) {
       const layer: Sample[] = [];
       const bare: Sample[] = [];
       for (let i = 0; i < TOUCHES; i++) {
@@ -252,6 +254,12 @@ benchMain(async () => {
       );
       metrics[`touch_overhead_${kind}_p50_pct`] = { value: over, unit: '%' };
       progress(`${kind}: layer p50 ${metrics[`touch_identity_${kind}_p50_ms`].value} ms, floor p50 ${metrics[`touch_floor_${kind}_p50_ms`].value} ms (${over}%)`);
+      // Printed only: the read's extra time touch by touch (each layer touch against the floor touch
+      // next to it), steadier than the difference of two p50s on a loaded machine.
+      const paired = layer.map((x, j) => x.read - bare[j].read);
+      progress(
+        `${kind}: read p50 ${metrics[`touch_read_${kind}_p50_ms`].value} ms, floor ${metrics[`touch_read_floor_${kind}_p50_ms`].value} ms; paired extra p50 ${round(percentile(paired, 50), 3)} ms`,
+      );
     }
   } finally {
     await slot.remove().catch(() => {});

@@ -16,6 +16,9 @@ export interface CommandApdu {
 /** Why a byte string is not a short command APDU. */
 export type ApduParseResult = { ok: true; apdu: CommandApdu } | { ok: false; reason: string };
 
+/** The data of an APDU without data: one shared empty array (nothing can be written into 0 bytes). */
+export const NO_APDU_DATA = new Uint8Array(0);
+
 /**
  * Parses a short command APDU, ISO 7816-4 5.1 cases 1 to 4:
  *   case 1: CLA INS P1 P2                 case 2: ... Le
@@ -30,8 +33,8 @@ export function parseApdu(bytes: Uint8Array): ApduParseResult {
   const ins = bytes[1];
   const p1 = bytes[2];
   const p2 = bytes[3];
-  if (bytes.length === 4) return { ok: true, apdu: { cla, ins, p1, p2, data: new Uint8Array(0), le: undefined } };
-  if (bytes.length === 5) return { ok: true, apdu: { cla, ins, p1, p2, data: new Uint8Array(0), le: bytes[4] || 256 } };
+  if (bytes.length === 4) return { ok: true, apdu: { cla, ins, p1, p2, data: NO_APDU_DATA, le: undefined } };
+  if (bytes.length === 5) return { ok: true, apdu: { cla, ins, p1, p2, data: NO_APDU_DATA, le: bytes[4] || 256 } };
   const lc = bytes[4];
   // Lc = 00 followed by more bytes is the extended-length form (ISO 7816-4 5.1), refused here.
   if (lc === 0) return { ok: false, reason: 'extended-length APDUs are not used with this card' };

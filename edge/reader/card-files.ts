@@ -7,6 +7,8 @@ import { CERT_MAX_BYTES, CERT_MIN_BYTES, hasCertificateShape, parseSequenceHeade
 import { SW, swError } from './status-words.ts';
 import type { CardSession, ResponseApdu } from './transport.ts';
 
+const NO_BYTES = new Uint8Array(0);
+
 /** Largest READ BINARY chunk of a short APDU (Le 00). */
 export const READ_CHUNK = 256;
 
@@ -37,32 +39,107 @@ export async function selectFile(session: CardSession, fid: number, what: string
   expectOk(await session.transmit(selectEf(fid)), `SELECT EF ${what}`);
 }
 
-/**
- * Reads the rest of the X.509 certificate in the currently selected EF once its first 4 bytes
- * (`head`, READ BINARY at offset 0) are read. The size comes from the card, so it is bounded
- * (CERT_MIN_BYTES..CERT_MAX_BYTES) before any further read, and the result must have the outer shape
- * of a Certificate; otherwise card_response_malformed.
- */
-export async function readCertificateRest(session: CardSession, head: Uint8Array, what: string): Promise<Uint8Array> {
+// The READ BINARY of a full chunk at each offset a certificate read uses (4, 260, 516, ...): the
+// same bytes on every touch, built once. Internal: nothing hands them out to be written into.
+const fullChunkReads: Uint8Array[] = [];
+function fullChunkRead(offset: number): Uint8Array {
+  const i = (offset - 4) / READ_CHUNK;
+  if (!Number.isInteger(i) || i < 0) return readBinary(offset, READ_CHUNK);
+  fullChunkReads[i] ??= readBinary(offset, READ_CHUNK);
+  return fullChunkReads[i];
+}
+
+/** Size bounds and outer shape of a certificate file; card_response_malformed otherwise. */
+function certificateTotal(head: Uint8Array, what: string): number {
   const parsed = parseSequenceHeader(head);
   if (!parsed.ok) throw new MyKeyError('card_response_malformed', `${what}: not a DER certificate (${parsed.reason})`);
   const total = parsed.header.totalLength;
   if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) {
     throw new MyKeyError('card_response_malformed', `${what}: certificate size ${total} is outside ${CERT_MIN_BYTES}..${CERT_MAX_BYTES} bytes`);
   }
-  // The chunks are known now: they go to the card as one series, which stops at the first answer that
-  // is not exactly the chunk asked for (that one is then reported below, as a single read's would be).
-  const offsets: number[] = [];
-  const reads: Uint8Array[] = [];
-  for (let offset = head.length; offset < total; offset += READ_CHUNK) {
-    offsets.push(offset);
-    reads.push(readBinary(offset, Math.min(READ_CHUNK, total - offset)));
+  return total;
+}
+
+const READ_CERT_HEAD = readBinary(0, 4);
+
+/**
+ * The steps of reading one certificate file, for CardSession.transmitSteps: SELECT the application,
+ * SELECT the EF, READ BINARY its first 4 bytes; the size comes from the card, so it is bounded
+ * (CERT_MIN_BYTES..CERT_MAX_BYTES) before any further read; then the chunks. Each answer is checked
+ * as it comes (a SELECT not answered 90 00 throws card_error, a chunk that is not exactly the bytes
+ * asked for throws card_response_malformed), and the file read must have the outer shape of a
+ * Certificate. `index` counts this read's own answers from 0.
+ */
+export class CertificateSteps {
+  readonly first: Uint8Array;
+  readonly #selectEf: Uint8Array;
+  readonly #appName: string;
+  readonly #efName: string;
+  readonly #what: string;
+  #head: Uint8Array = NO_BYTES;
+  #total = 0;
+  /** The file as assembled so far, and the chunks checked but not yet copied into it. */
+  #out: Uint8Array = NO_BYTES;
+  readonly #pending: { data: Uint8Array; offset: number }[] = [];
+  #flushQueued = false;
+  readonly #flush = (): void => {
+    this.#flushQueued = false;
+    if (this.#out.length !== this.#total) {
+      this.#out = new Uint8Array(this.#total);
+      this.#out.set(this.#head);
+    }
+    for (const c of this.#pending.splice(0)) this.#out.set(c.data, c.offset);
+  };
+
+  constructor(selectApp: Uint8Array, appName: string, fid: number, efName: string, what: string) {
+    this.first = selectApp;
+    this.#selectEf = selectEf(fid);
+    this.#appName = appName;
+    this.#efName = efName;
+    this.#what = what;
   }
-  const chunkLength = (i: number) => Math.min(READ_CHUNK, total - offsets[i]);
-  const answers = await session.transmitSeries(reads, (r, i) => r.sw === SW.ok && r.data.length === chunkLength(i));
-  const out = new Uint8Array(total);
-  out.set(head);
-  for (let i = 0; i < answers.length; i++) out.set(readData(answers[i], offsets[i], chunkLength(i), what), offsets[i]);
-  if (!hasCertificateShape(out)) throw new MyKeyError('card_response_malformed', `${what}: the bytes read are not shaped like an X.509 certificate`);
-  return out;
+
+  /** The APDU after this read's answer number `index`, or undefined when the file is read. */
+  next(r: ResponseApdu, index: number): Uint8Array | undefined {
+    if (index === 0) {
+      expectOk(r, `SELECT ${this.#appName}`);
+      return this.#selectEf;
+    }
+    if (index === 1) {
+      expectOk(r, `SELECT EF ${this.#efName}`);
+      return READ_CERT_HEAD;
+    }
+    let offset: number;
+    if (index === 2) {
+      this.#head = readData(r, 0, 4, this.#what);
+      this.#total = certificateTotal(this.#head, this.#what);
+      offset = 4;
+    } else {
+      const at = 4 + (index - 3) * READ_CHUNK;
+      this.#pending.push({ data: readData(r, at, Math.min(READ_CHUNK, this.#total - at), this.#what), offset: at });
+      offset = at + READ_CHUNK;
+    }
+    // The copying waits for a microtask: it then runs once the next READ BINARY is on its way to the
+    // card, in the time of its round trip rather than before it (result() finishes whatever is left).
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flush);
+    }
+    if (offset >= this.#total) return undefined;
+    return this.#total - offset >= READ_CHUNK ? fullChunkRead(offset) : readBinary(offset, this.#total - offset);
+  }
+
+  /** The file, once its read has finished (every answer passed through next()). */
+  result(): Uint8Array {
+    this.#flush();
+    const out = this.#out;
+    if (out.length !== this.#total || out.length === 0) throw new MyKeyError('internal', `${this.#what}: the read did not finish`);
+    if (!hasCertificateShape(out)) throw new MyKeyError('card_response_malformed', `${this.#what}: the bytes read are not shaped like an X.509 certificate`);
+    return out;
+  }
+}
+
+/** Reads a whole certificate file (CertificateSteps) as one series at the card. */
+export function readCertificateFile(session: CardSession, steps: CertificateSteps): Promise<Uint8Array> {
+  return session.transmitSteps(steps.first, (r, i) => steps.next(r, i)).then(() => steps.result());
 }

@@ -25,6 +25,11 @@ export function parseSequenceHeader(first: Uint8Array): { ok: true; header: DerH
   if (first.length < 2) return { ok: false, reason: 'fewer than 2 header bytes' };
   if (first[0] !== TAG.SEQUENCE) return { ok: false, reason: `tag ${first[0].toString(16)} is not SEQUENCE (30)` };
   if (first[1] > 0x82) return { ok: false, reason: 'length of more than 2 octets' };
+  // The usual certificate head `30 82 LL LL` with LL LL >= 256 (minimal, X.690 10.1) needs no cursor.
+  if (first[1] === 0x82 && first.length >= 4 && first[2] !== 0) {
+    const headerLength = 4;
+    return { ok: true, header: { headerLength, totalLength: headerLength + ((first[2] << 8) | first[3]) } };
+  }
   const c = new DerCursor(first);
   try {
     c.header(0, first.length);

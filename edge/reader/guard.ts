@@ -9,7 +9,7 @@
 // functions over data; `ApduGuard` only holds the state between them.
 import { JPKI_AID, JPKI_EF, MYKEY_AID, MYKEY_EF, SHA256_DIGEST_INFO_PREFIX } from '../../shared/card.ts';
 import { MyKeyError } from '../../shared/errors.ts';
-import { bytesEqual, INS, parseApdu, type CommandApdu } from './apdu.ts';
+import { bytesEqual, INS, NO_APDU_DATA, parseApdu, type CommandApdu } from './apdu.ts';
 import { SW_OK } from './status-words.ts';
 
 /** The application the guard believes is selected. `none` until a SELECT by name succeeds. */
@@ -221,6 +221,15 @@ export class ApduGuard {
 
   /** Returns the allowed command, or throws MyKeyError('apdu_refused') naming the rule. */
   check(bytes: Uint8Array): { kind: ApduKind; apdu: CommandApdu } {
+    // The chunks of a certificate are READ BINARY `00 B0 P1 P2 Le` of the EF just selected: decided
+    // here with a few byte compares, the very outcome checkApdu gives those bytes (case 2, CLA 00,
+    // P1 bit 8 clear, a readable EF selected). Anything else, every SELECT included, takes the full rules.
+    if (bytes instanceof Uint8Array && bytes.length === 5 && bytes[0] === 0x00 && bytes[1] === INS.readBinary && (bytes[2] & 0x80) === 0) {
+      const { app, ef } = this.#state;
+      if (app !== 'none' && ef !== undefined && READABLE_EFS[app].includes(ef)) {
+        return { kind: 'read-binary', apdu: { cla: 0x00, ins: INS.readBinary, p1: bytes[2], p2: bytes[3], data: NO_APDU_DATA, le: bytes[4] || 256 } };
+      }
+    }
     const v = checkApdu(bytes, this.#state, this.options);
     if (!v.ok) throw new MyKeyError('apdu_refused', `APDU refused by the reader guard (rule ${v.rule}): ${v.message}`, { details: { rule: v.rule } });
     return { kind: v.kind, apdu: v.apdu };

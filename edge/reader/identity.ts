@@ -3,9 +3,9 @@
 // else is read; nothing partial is returned: a failure anywhere throws and no identity comes out.
 import * as crypto from 'node:crypto';
 import type { MyKeyId } from '../../shared/ids.ts';
-import { readAuthCert } from './jpki.ts';
-import { readMyKeyArea, type MyKeyArea } from './mykey-app.ts';
-import type { CardSession } from './transport.ts';
+import { authCertSteps } from './jpki.ts';
+import { areaOf, MYKEY_AREA_FIRST, nextAreaApdu, type MyKeyArea } from './mykey-app.ts';
+import type { CardSession, ResponseApdu } from './transport.ts';
 
 /** The identity a card yields on a touch. */
 export type CardIdentity =
@@ -24,13 +24,44 @@ export type CardIdentity =
 // on a touch. Older Node 20 lines keep createHash.
 const sha256Hex: (data: Uint8Array) => string = typeof crypto.hash === 'function' ? (data) => crypto.hash('sha256', data, 'hex') : (data) => crypto.createHash('sha256').update(data).digest('hex');
 
-/** Reads the card's identity (no PIN). */
+/**
+ * Reads the card's identity (no PIN): the MyKey area, then, unless it holds a MyKey ID, the
+ * user-authentication certificate. One series at the card: each next APDU is chosen from the answer
+ * before it inside PC/SC's callback (every one still through the guard at its turn), so a touch has
+ * no promise, and none of this code, between its APDUs (issue #11).
+ */
 export function readIdentity(session: CardSession): Promise<CardIdentity> {
-  return session.run(async () => {
-    const area = await readMyKeyArea(session);
-    if (area.state === 'written') return { kind: 'mykey', mykeyId: area.mykeyId };
-    const certDer = await readAuthCert(session);
-    const certSha256 = sha256Hex(certDer);
-    return { kind: 'cert', certDer, certSha256, mykeyArea: area.state };
+  return session.run(() => {
+    const areaAnswers: ResponseApdu[] = [];
+    let area: MyKeyArea | undefined;
+    const cert = authCertSteps();
+    let certFrom = 0;
+    const next = (r: ResponseApdu, i: number): Uint8Array | undefined => {
+      if (area) return cert.next(r, i - certFrom);
+      areaAnswers.push(r);
+      const more = nextAreaApdu(r, i);
+      if (more) return more;
+      area = areaOf(areaAnswers);
+      if (area.state === 'written') return undefined;
+      certFrom = i + 1;
+      return cert.first;
+    };
+    return session.transmitSteps(MYKEY_AREA_FIRST, next).then((): CardIdentity => {
+      const a = area as MyKeyArea;
+      if (a.state === 'written') return { kind: 'mykey', mykeyId: a.mykeyId };
+      const certDer = cert.result();
+      // The digest is taken when first asked for, not on the touch's way to its identity (the lookup
+      // goes by the certificate itself); then it is kept.
+      let digest: string | undefined;
+      return {
+        kind: 'cert',
+        certDer,
+        get certSha256(): string {
+          digest ??= sha256Hex(certDer);
+          return digest;
+        },
+        mykeyArea: a.state,
+      };
+    });
   });
 }

@@ -4,8 +4,8 @@
 import { createHash } from 'node:crypto';
 import { JPKI_AID, JPKI_EF } from '../../shared/card.ts';
 import { MyKeyError } from '../../shared/errors.ts';
-import { jpkiSign, readBinary, selectByName, selectEf, sha256DigestInfo, verify } from './apdu.ts';
-import { expectOk, readCertificateRest, readData, selectApplication, selectFile } from './card-files.ts';
+import { jpkiSign, SELECT_JPKI, sha256DigestInfo, verify } from './apdu.ts';
+import { CertificateSteps, readCertificateFile, selectApplication, selectFile } from './card-files.ts';
 import { SW, swError, triesLeft } from './status-words.ts';
 import type { CardSession } from './transport.ts';
 
@@ -26,18 +26,18 @@ export function selectJpki(session: CardSession): Promise<void> {
 }
 
 /** Selects the JPKI application and one of its certificate EFs, and reads the certificate there. */
-async function readJpkiCertificate(session: CardSession, fid: number, name: string, what: string): Promise<Uint8Array> {
-  // One turn at the card for SELECT, SELECT EF and the certificate's first 4 bytes, each sent only
-  // when the one before answered 90 00; the answers are then checked in order, as single commands were.
-  const [app, ef, head] = await session.transmitSeries([selectByName(JPKI_AID), selectEf(fid), readBinary(0, 4)], (r) => r.sw === SW.ok);
-  expectOk(app, 'SELECT JPKI application');
-  expectOk(ef, `SELECT EF ${name}`);
-  return await readCertificateRest(session, readData(head, 0, 4, what), what);
+function readJpkiCertificate(session: CardSession, fid: number, name: string, what: string): Promise<Uint8Array> {
+  return readCertificateFile(session, new CertificateSteps(SELECT_JPKI, 'JPKI application', fid, name, what));
+}
+
+/** The steps of reading the user-authentication certificate (EF 000A), for a caller's own series. */
+export function authCertSteps(): CertificateSteps {
+  return new CertificateSteps(SELECT_JPKI, 'JPKI application', JPKI_EF.authCert, '000A', 'auth certificate (EF 000A)');
 }
 
 /** Reads the user-authentication certificate (EF 000A) as DER. */
 export function readAuthCert(session: CardSession): Promise<Uint8Array> {
-  return session.run(() => readJpkiCertificate(session, JPKI_EF.authCert, '000A', 'auth certificate (EF 000A)'));
+  return session.run(() => readCertificateFile(session, authCertSteps()));
 }
 
 /** Reads the user-authentication CA certificate (EF 000B) as DER. */

@@ -5,7 +5,7 @@
 import { MyKeyError } from '../../shared/errors.ts';
 import { buildApdu, getResponse, toHex, type CommandApdu } from './apdu.ts';
 import { ApduGuard, type ApduKind, type GuardOptions } from './guard.ts';
-import { bytesAvailable, correctLe, responseData, sw } from './status-words.ts';
+import { bytesAvailable, correctLe, responseData, SW_OK, sw } from './status-words.ts';
 
 /** How a raw card hands back one answer: an error, or the full response (data + SW1 SW2). */
 export type RawAnswer = (err: unknown, response?: Uint8Array) => void;
@@ -118,12 +118,18 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 const NO_DATA = new Uint8Array(0);
 
+/**
+ * What follows an answer in a series of steps: the next APDU, or undefined to end the series. `index`
+ * counts the answers from 0; a throw ends the series with that error.
+ */
+export type NextApdu = (r: ResponseApdu, index: number) => Uint8Array | undefined;
+
 /** A command waiting for, or in, its exchange with the card. */
 interface Command {
-  /** The APDUs of the command, sent in turn (one, or a series). */
-  readonly apdus: readonly Uint8Array[];
-  /** For a series: whether the next APDU follows this answer. */
-  readonly accept: ((r: ResponseApdu, index: number) => boolean) | undefined;
+  /** The command's first APDU. */
+  readonly first: Uint8Array;
+  /** For a series: the APDU that follows an answer, if any. */
+  readonly next: NextApdu | undefined;
   readonly answers: ResponseApdu[];
   readonly resolve: (r: ResponseApdu[]) => void;
   readonly reject: (e: unknown) => void;
@@ -237,7 +243,7 @@ export class CardSession {
    * serialized: concurrent callers wait their turn.
    */
   transmit(apdu: Uint8Array): Promise<ResponseApdu> {
-    return new Promise<ResponseApdu>((resolve, reject) => this.#enqueue({ apdus: [apdu], accept: undefined, answers: [], resolve: (a) => resolve(a[0]), reject }));
+    return new Promise<ResponseApdu>((resolve, reject) => this.#enqueue({ first: apdu, next: undefined, answers: [], resolve: (a) => resolve(a[0]), reject }));
   }
 
   /**
@@ -249,7 +255,18 @@ export class CardSession {
    */
   transmitSeries(apdus: readonly Uint8Array[], accept: (r: ResponseApdu, index: number) => boolean): Promise<ResponseApdu[]> {
     if (apdus.length === 0) return Promise.resolve([]);
-    return new Promise<ResponseApdu[]>((resolve, reject) => this.#enqueue({ apdus, accept, answers: [], resolve, reject }));
+    return this.transmitSteps(apdus[0], (r, i) => (i + 1 < apdus.length && accept(r, i) ? apdus[i + 1] : undefined));
+  }
+
+  /**
+   * Sends `first`, then for each answer the APDU `next` gives, until it gives undefined: one turn at
+   * the card, each APDU through the guard at its turn (a refused one fails the whole series before it
+   * is sent), and resolves with all the answers. A read whose next step follows from the answers
+   * (which application is there, how long the file is) runs inside PC/SC's callbacks without a
+   * promise between the APDUs; the caller reads the answers once at the end.
+   */
+  transmitSteps(first: Uint8Array, next: NextApdu): Promise<ResponseApdu[]> {
+    return new Promise<ResponseApdu[]>((resolve, reject) => this.#enqueue({ first, next, answers: [], resolve, reject }));
   }
 
   #enqueue(cmd: Command): void {
@@ -291,7 +308,7 @@ export class CardSession {
 
   #begin(cmd: Command): void {
     this.#current = cmd;
-    this.#start(cmd.apdus[0]);
+    this.#start(cmd.first);
   }
 
   /** The next APDU of the command at the card: through the guard, then to the card. */
@@ -326,16 +343,15 @@ export class CardSession {
     this.#data = NO_DATA;
     if (cmd && result) {
       cmd.answers.push(result);
-      const i = cmd.answers.length;
-      let more = false;
+      let more: Uint8Array | undefined;
       try {
-        more = i < cmd.apdus.length && (cmd.accept as NonNullable<Command['accept']>)(result, i - 1);
+        more = cmd.next?.(result, cmd.answers.length - 1);
       } catch (e) {
         err = e;
         result = undefined;
       }
       if (more) {
-        this.#start(cmd.apdus[i]);
+        this.#start(more);
         return;
       }
     }
@@ -425,6 +441,12 @@ export class CardSession {
   #step(resp: Uint8Array): void {
     const status = sw(resp);
     const apdu = this.#apdu as CommandApdu;
+    // The usual answer, 90 00 to the APDU as sent: its data as a view, nothing to resend or collect.
+    if (status === SW_OK && this.#phase === 'first') {
+      this.#guard.observe(this.#kind, apdu, status);
+      this.#finish(undefined, { data: resp.subarray(0, resp.length - 2), sw: status });
+      return;
+    }
     // ISO 7816-4 5.3.4 (T=0 case 2/4): 6C xx = wrong Le, resend once with Le = xx.
     if (this.#phase === 'first') {
       const le = correctLe(status);
