@@ -51,15 +51,15 @@ function gzipPieces(src: Pieces): Promise<Pieces> {
   });
 }
 
+/** Bytes given to a streamed response at a time. */
+const SEND_SLICE = 64 * 1024;
+
 /**
  * A snapshot being written: its bytes so far, in order (the head, then each page of entries once it and
  * every page before it are read), read by each request that asks meanwhile from its first byte. A build
  * that fails ends it as failed: a reader gets an error after the bytes it had, never an end, so a
  * response cut short cannot pass for a whole body.
  */
-/** Bytes given to a streamed response at a time. */
-const SEND_SLICE = 64 * 1024;
-
 export class Unfolding {
   /** The pieces so far (kept: they are the built snapshot's pieces too). */
   readonly parts: Buffer[] = [];

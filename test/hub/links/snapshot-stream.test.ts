@@ -9,8 +9,9 @@ import { createKeyedIdentities } from '../../../hub/links/keyed-identities.ts';
 import { createSnapshots } from '../../../hub/links/snapshot.ts';
 import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { createSnapshotRepo, type SnapshotPages, type SnapshotRepo } from '../../../hub/store/snapshot-repo.ts';
-import { CURRENT_KEY_SCHEME, keyedId, type Snapshot } from '../../../shared/sync.ts';
+import type { Snapshot } from '../../../shared/sync.ts';
 import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { addLinks } from './helpers/bulk-links.ts';
 
 interface Ctx {
   h: TestHub;
@@ -20,27 +21,6 @@ const test = suite<Ctx>('device snapshots streamed', {} as Ctx);
 const SERVICE = 'library';
 /** Enough links for several ranges (SQLite: split into eight at least) and pages (PostgreSQL). */
 const LINKS = 12_000;
-const idOf = (i: number) => `N${String(i).padStart(7, '0')}`;
-
-/** Links and their stored keys written straight to the store, 500 rows a statement, then a new head. */
-async function addLinks(h: TestHub, from: number, n: number): Promise<void> {
-  const secret = (await h.hub.linkRepo.service(SERVICE))!.sync_secret;
-  const sql = h.hub.store.sql;
-  await sql.tx(async () => {
-    for (let start = from; start < from + n; start += 500) {
-      const ids = Array.from({ length: Math.min(500, from + n - start) }, (_, k) => start + k);
-      await sql.run(
-        `INSERT INTO links (service_id, mykey_id, service_user_id, state, linked_at, linked_by) VALUES ${ids.map(() => "(?, ?, ?, 'active', ?, 'test')").join(', ')}`,
-        ids.flatMap((i) => [SERVICE, idOf(i), `LIB-${i}`, Date.now()]),
-      );
-      await sql.run(
-        `INSERT INTO service_keys (service_id, scheme, identity, key) VALUES ${ids.map(() => '(?, ?, ?, ?)').join(', ')}`,
-        ids.flatMap((i) => [SERVICE, CURRENT_KEY_SCHEME, `mykey:${idOf(i)}`, keyedId(secret, 'mykey', idOf(i))]),
-      );
-    }
-    await h.hub.linkRepo.nextSeq(SERVICE);
-  });
-}
 
 interface Raw {
   status: number;
@@ -76,7 +56,7 @@ test.before(async (ctx) => {
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-2', serviceId: SERVICE, validityDays: 30 });
   if (!enrolled.ok) throw new Error('enrollment failed');
   ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
-  await addLinks(ctx.h, 0, LINKS);
+  await addLinks(ctx.h, SERVICE, 0, LINKS);
 });
 test.after(async (ctx) => ctx.h.close());
 
@@ -103,7 +83,7 @@ test('a first build is sent as it is read (chunked, no length), the same bytes a
 
 test('edges asking at one head while it is built share the build, each sent the whole of it', async (ctx) => {
   const links = ctx.h.hub.links;
-  await addLinks(ctx.h, LINKS, 10); // a new head
+  await addLinks(ctx.h, SERVICE, LINKS, 10); // a new head
   const before = links.snapshotStats();
   const answers = await Promise.all([rawSnapshot(ctx), rawSnapshot(ctx), rawSnapshot(ctx)]);
   const s = links.snapshotStats();
@@ -138,7 +118,7 @@ function failingThird(real: SnapshotRepo): SnapshotRepo {
 test('a build that fails after its head was sent cuts the response: no edge takes it for a whole snapshot', async (ctx) => {
   const h = ctx.h;
   const links = h.hub.links;
-  await addLinks(h, 2 * LINKS, 10); // a new head, read in full by the builds below (none kept for it)
+  await addLinks(h, SERVICE, 2 * LINKS, 10); // a new head, read in full by the builds below (none kept for it)
   // The hub's own builder and readers over the same store, the third read of its next build failing;
   // the device route asks it.
   const store = createSnapshotRepo(h.hub.store.sql);
@@ -170,7 +150,7 @@ test('a build that fails after its head was sent cuts the response: no edge take
 test('an edge whose snapshot build fails gets an error from its own client (gzip: answered whole), not a snapshot', async (ctx) => {
   const h = ctx.h;
   const links = h.hub.links;
-  await addLinks(h, 3 * LINKS, 10);
+  await addLinks(h, SERVICE, 3 * LINKS, 10);
   const store = createSnapshotRepo(h.hub.store.sql);
   const snapshots = createSnapshots({ repo: h.hub.linkRepo, store: failingThird(store), keys: createKeyedIdentities({ repo: h.hub.linkRepo, mykeys: h.hub.mykeys }), now: Date.now });
   const own = links.snapshotOpen;

@@ -10,6 +10,7 @@ import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { certIdentityWithKey } from '../../../shared/cert-identity.ts';
 import { CURRENT_KEY_SCHEME, keyedId, keyedIdentitySync, type Snapshot } from '../../../shared/sync.ts';
 import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { addLinks, idOf } from './helpers/bulk-links.ts';
 
 interface Ctx {
   h: TestHub;
@@ -18,31 +19,6 @@ interface Ctx {
 const test = suite<Ctx>('device snapshots', {} as Ctx);
 const SERVICE = 'library';
 const LINKS = 5000;
-const idOf = (i: number) => `N${String(i).padStart(7, '0')}`;
-
-/**
- * Links (and their stored keys, as the hub stores them when it links) written straight to the store,
- * 500 rows a statement: one statement per row is 10,000 round trips on PostgreSQL, minutes on a loaded
- * machine.
- */
-async function addLinks(h: TestHub, from: number, n: number): Promise<void> {
-  const secret = (await h.hub.linkRepo.service(SERVICE))!.sync_secret;
-  const sql = h.hub.store.sql;
-  await sql.tx(async () => {
-    for (let start = from; start < from + n; start += 500) {
-      const ids = Array.from({ length: Math.min(500, from + n - start) }, (_, k) => start + k);
-      await sql.run(
-        `INSERT INTO links (service_id, mykey_id, service_user_id, state, linked_at, linked_by) VALUES ${ids.map(() => "(?, ?, ?, 'active', ?, 'test')").join(', ')}`,
-        ids.flatMap((i) => [SERVICE, idOf(i), `LIB-${i}`, Date.now()]),
-      );
-      await sql.run(
-        `INSERT INTO service_keys (service_id, scheme, identity, key) VALUES ${ids.map(() => '(?, ?, ?, ?)').join(', ')}`,
-        ids.flatMap((i) => [SERVICE, CURRENT_KEY_SCHEME, `mykey:${idOf(i)}`, keyedId(secret, 'mykey', idOf(i))]),
-      );
-    }
-    await h.hub.linkRepo.nextSeq(SERVICE);
-  });
-}
 
 /** A MyKey ID registered with the card's proof through the public API. */
 async function register(h: TestHub): Promise<string> {
@@ -72,7 +48,7 @@ test.before(async (ctx) => {
   const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: SERVICE, validityDays: 30 });
   if (!enrolled.ok) throw new Error('enrollment failed');
   ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
-  await addLinks(ctx.h, 0, LINKS);
+  await addLinks(ctx.h, SERVICE, 0, LINKS);
 });
 test.after(async (ctx) => ctx.h.close());
 
@@ -99,7 +75,7 @@ test('an edge reads a snapshot of 5,000 links over mutual TLS, gzip-encoded, che
 
 test('edges asking at one head share one build; a change makes the next request build anew', async (ctx) => {
   const links = ctx.h.hub.links;
-  await addLinks(ctx.h, LINKS, 10); // a new head
+  await addLinks(ctx.h, SERVICE, LINKS, 10); // a new head
   const before = links.snapshotStats();
   const bodies = await Promise.all([links.snapshotBody(SERVICE), links.snapshotBody(SERVICE), links.snapshotBody(SERVICE)]);
   assert.is(links.snapshotStats().builds, before.builds + 1);
@@ -146,7 +122,7 @@ test('a later head is made from the kept snapshot and the change log, the same a
   assert.is(new Map(parsed.entries).get(keyedId((await h.hub.linkRepo.service(SERVICE))!.sync_secret, 'mykey', idOf(2))), undefined);
   assert.equal(Object.keys(parsed), ['serviceId', 'seq', 'generatedAt', 'entries', 'keyScheme']);
   // A gap in the log (a change written without its entry) is read in full.
-  await addLinks(h, 3 * LINKS, 5);
+  await addLinks(h, SERVICE, 3 * LINKS, 5);
   const after = links.snapshotStats();
   const read = await links.snapshotBody(SERVICE);
   assert.is(links.snapshotStats().builds, after.builds + 1);
@@ -162,7 +138,7 @@ test('a snapshot read over many turns of the event loop is one state at one head
   // PostgreSQL: its REPEATABLE READ transaction may take its snapshot before or after them (the
   // connection's round trips): either way the body is one state, its seq and its links together.
   await new Promise((r) => setImmediate(r));
-  await addLinks(ctx.h, 2 * LINKS, 1000);
+  await addLinks(ctx.h, SERVICE, 2 * LINKS, 1000);
   const body = await building;
   const onPg = process.env.MYKEY_TEST_STORE === 'pg';
   if (!onPg) assert.is(body.seq, seq);
