@@ -252,15 +252,24 @@ test('the byte bound of the window keeps large messages to a few in flight; one 
   }
 });
 
-test('while a CRL run goes on writing only whole batches go out; the last kick sends the rest, every entry once and in order', async (ctx) => {
+/**
+ * 1,500 links of `library` made and published, then all unlinked: 1,500 entries pending behind an
+ * outbox that records what it publishes (its sweep every `sweepMs`), as a CRL run leaves them.
+ */
+async function unlinkedBehindOutbox(ctx: Ctx, sweepMs: number) {
   await ctx.links.createService({ id: 'library', name: 'Library' });
   const users = await linked(ctx, 'library', 1500);
   const published: string[] = [];
-  const outbox = createOutboxPublisher({ repo: ctx.repo, log, sweepMs: 3_600_000 });
+  const outbox = createOutboxPublisher({ repo: ctx.repo, log, sweepMs });
   outbox.attach(async (_topic, payload) => void published.push(payload));
   await outbox.drain();
   published.length = 0;
   for (const u of users) await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  return { outbox, published };
+}
+
+test('while a CRL run goes on writing only whole batches go out; the last kick sends the rest, every entry once and in order', async (ctx) => {
+  const { outbox, published } = await unlinkedBehindOutbox(ctx, 3_600_000);
   // What a chunk's `suspended` event with `more` does (hub/fanout.ts): the partly filled tail waits.
   await outbox.drain({ more: true });
   assert.is(published.length, 1, 'one whole batch');
@@ -286,14 +295,7 @@ test('while a CRL run goes on writing only whole batches go out; the last kick s
 });
 
 test('the sweep does not send a held batch while a run goes on saying more', async (ctx) => {
-  await ctx.links.createService({ id: 'library', name: 'Library' });
-  const users = await linked(ctx, 'library', 1500);
-  const published: string[] = [];
-  const outbox = createOutboxPublisher({ repo: ctx.repo, log, sweepMs: 20 });
-  outbox.attach(async (_topic, payload) => void published.push(payload));
-  await outbox.drain();
-  published.length = 0;
-  for (const u of users) await ctx.links.unlink({ serviceId: 'library', serviceUserId: u, by: 'service', reason: 'cancelled' });
+  const { outbox, published } = await unlinkedBehindOutbox(ctx, 20);
   outbox.kick({ more: true });
   await until(() => published.length === 1, { timeoutMs: 10_000 });
   // Several sweeps pass (every 20 ms); the tail stays until the run's last event.

@@ -7,10 +7,10 @@ import { request as httpsRequest } from 'node:https';
 import { HubClient } from '../../../edge/sync/hub-client.ts';
 import { createKeyedIdentities } from '../../../hub/links/keyed-identities.ts';
 import { createSnapshots } from '../../../hub/links/snapshot.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { createSnapshotRepo, type SnapshotPages, type SnapshotRepo } from '../../../hub/store/snapshot-repo.ts';
 import type { Snapshot } from '../../../shared/sync.ts';
-import { startTestHub, type TestHub } from '../../helpers/hub.ts';
+import type { TestHub } from '../../helpers/hub.ts';
+import { startHubWithEdge } from '../../helpers/enrolled-edge.ts';
 import { addLinks } from './helpers/bulk-links.ts';
 
 interface Ctx {
@@ -49,13 +49,7 @@ function rawSnapshot(ctx: Ctx): Promise<Raw> {
 }
 
 test.before(async (ctx) => {
-  ctx.h = await startTestHub();
-  await ctx.h.hub.start();
-  await ctx.h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
-  const csr = await createDeviceCsr('lib-counter-2');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-2', serviceId: SERVICE, validityDays: 30 });
-  if (!enrolled.ok) throw new Error('enrollment failed');
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
+  ({ h: ctx.h, edge: ctx.edge } = await startHubWithEdge({ edgeId: 'lib-counter-2', service: { id: SERVICE, requireHolderProof: false } }));
   await addLinks(ctx.h, SERVICE, 0, LINKS);
 });
 test.after(async (ctx) => ctx.h.close());

@@ -6,10 +6,10 @@ import * as assert from 'uvu/assert';
 import { request as httpsRequest } from 'node:https';
 import { gunzipSync } from 'node:zlib';
 import { HubClient } from '../../../edge/sync/hub-client.ts';
-import { createDeviceCsr } from '../../../hub/pki/device-ca.ts';
 import { certIdentityWithKey } from '../../../shared/cert-identity.ts';
 import { CURRENT_KEY_SCHEME, keyedId, keyedIdentitySync, type Snapshot } from '../../../shared/sync.ts';
-import { issue, startTestHub, type TestHub } from '../../helpers/hub.ts';
+import { issue, type TestHub } from '../../helpers/hub.ts';
+import { startHubWithEdge } from '../../helpers/enrolled-edge.ts';
 import { addLinks, idOf } from './helpers/bulk-links.ts';
 
 interface Ctx {
@@ -41,13 +41,7 @@ function rawSnapshot(ctx: Ctx, gzip: boolean): Promise<{ status: number; encodin
 }
 
 test.before(async (ctx) => {
-  ctx.h = await startTestHub();
-  await ctx.h.hub.start();
-  await ctx.h.hub.links.createService({ id: SERVICE, name: 'Town library', requireHolderProof: false });
-  const csr = await createDeviceCsr('lib-counter-1');
-  const enrolled = await ctx.h.hub.enrollment!.enroll(csr.csrDer, { edgeId: 'lib-counter-1', serviceId: SERVICE, validityDays: 30 });
-  if (!enrolled.ok) throw new Error('enrollment failed');
-  ctx.edge = { certPem: enrolled.value.certPem, keyPem: csr.keyPem, caPem: enrolled.value.caPem };
+  ({ h: ctx.h, edge: ctx.edge } = await startHubWithEdge({ edgeId: 'lib-counter-1', service: { id: SERVICE, requireHolderProof: false } }));
   await addLinks(ctx.h, SERVICE, 0, LINKS);
 });
 test.after(async (ctx) => ctx.h.close());
