@@ -18,7 +18,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createBroker, type Broker } from '../hub/broker/broker.ts';
@@ -28,7 +28,7 @@ import { createLinks } from '../hub/links/links.ts';
 import { createOutboxPublisher, type Publish } from '../hub/links/outbox-publisher.ts';
 import { openDeviceCa } from '../hub/pki/device-ca.ts';
 import { SLICE_MS } from '../hub/revocation/crl-manager.ts';
-import { createSlicer, writeRevocations, type Hit } from '../hub/revocation/crl-match.ts';
+import { acrossTurns, createSlicer, writeRevocations, type Hit } from '../hub/revocation/crl-match.ts';
 import { openDatabase } from '../hub/store/db.ts';
 import { createDeviceRepo } from '../hub/store/device-repo.ts';
 import { createLinkRepo } from '../hub/store/link-repo.ts';
@@ -38,7 +38,7 @@ import { certIdentity } from '../shared/cert-identity.ts';
 import { randomMyKeyId } from '../shared/ids.ts';
 import { CURRENT_KEY_SCHEME } from '../shared/sync.ts';
 import { createLogger } from '../shared/log.ts';
-import { percentile } from './lib.ts';
+import { percentile, procMemoryMb } from './lib.ts';
 
 type Msg =
   | { type: 'start'; dir: string; service: string; revocations: number }
@@ -145,12 +145,7 @@ process.on('message', async (m: Msg) => {
               },
             }
           : mykeys;
-        const it = writeRevocations(repo, hits, { now: () => Date.now(), slicer: createSlicer(SLICE_MS), report: () => undefined, events });
-        for (;;) {
-          const r = await it.next();
-          if (r.done) break;
-          await new Promise<void>((res) => setImmediate(res));
-        }
+        await acrossTurns(writeRevocations(repo, hits, { now: () => Date.now(), slicer: createSlicer(SLICE_MS), report: () => undefined, events }));
         if (chunks.length > 0) process.stderr.write(`  hub chunks: ${chunks.join(' ')}\n`);
         return await links.headSeq(m.service);
       };
@@ -232,15 +227,11 @@ process.on('message', async (m: Msg) => {
       const mem = process.memoryUsage();
       // Resident memory of its own (heap, malloc, TLS buffers) apart from mapped files (the SQLite file's
       // memory map, code): the kernel may drop the latter under pressure and share it.
-      const rssParts = () => {
-        const status = readFileSync('/proc/self/status', 'utf8');
-        const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN) / 1024;
-        return { rssAnonMb: kb('RssAnon'), rssFileMb: kb('RssFile') };
-      };
       send({
         type: 'stats',
         rssMb: mem.rss / 2 ** 20,
-        ...rssParts(),
+        rssAnonMb: procMemoryMb('self', 'RssAnon'),
+        rssFileMb: procMemoryMb('self', 'RssFile'),
         heapMb: mem.heapUsed / 2 ** 20,
         externalMb: mem.external / 2 ** 20,
         arrayBuffersMb: mem.arrayBuffers / 2 ** 20,

@@ -57,7 +57,7 @@ import { createDeviceRepo } from '../hub/store/device-repo.ts';
 import { DEVICE_MIGRATIONS } from '../hub/store/schema/devices.ts';
 import { bundleEntry } from '../scripts/build.ts';
 import { freePort, writeMosquittoConfig } from '../test/hub/broker/helpers/mosquitto.ts';
-import { benchMain, percentile, progress, round } from './lib.ts';
+import { benchMain, percentile, procMemoryMb, progress, round } from './lib.ts';
 
 const EDGES = Number(process.env.FANOUT_EDGES ?? 1000);
 const OTHER_EDGES = Number(process.env.FANOUT_OTHER_EDGES ?? 24);
@@ -232,12 +232,6 @@ function cpuMsOf(pid: number): number {
   }
 }
 const CLOCK_TICKS = 100;
-/** Resident memory of a process (VmRSS), in MB. */
-function rssMbOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
-
 /** System CPU time (stime) of a process so far, in ms; part of cpuMsOf. */
 function sysMsOf(pid: number): number {
   try {
@@ -372,7 +366,7 @@ benchMain(async () => {
     await waitListening(port, 5000);
     cpu0 = cpuMsOf(mosquitto.pid!);
     c = await edges.connect('mosquitto', port, ca.certPem, credsFile, creds.length);
-    const mosquittoRssMb = rssMbOf(mosquitto.pid!);
+    const mosquittoRssMb = procMemoryMb(mosquitto.pid!, 'VmRSS');
     progress(`mosquitto: ${c.connected} edges connected in ${Math.round(c.ms)} ms; mosquitto CPU ${Math.round(cpuMsOf(mosquitto.pid!) - cpu0)} ms, RSS ${round(mosquittoRssMb, 1)} MB`);
 
     const aedes: Target = { label: 'aedes', attach: { target: 'aedes' }, sample: [], pids: [hubChild.pid!], cpuMs: 0, commitMs: [] };

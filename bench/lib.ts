@@ -1,6 +1,7 @@
 // Shared helpers for benchmarks. Each benchmark is a file `bench/<name>.bench.ts` that calls
 // `benchMain(async () => metrics)`; bench/run.ts runs each in its own process (so RSS figures are the
 // benchmark's own) and merges the metrics into bench/results.json.
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 /** One measured figure. */
@@ -53,4 +54,10 @@ export function round(x: number, digits = 3): number {
 /** Logs progress to stderr (stdout carries the result line). */
 export function progress(msg: string): void {
   process.stderr.write(`  ${msg}\n`);
+}
+
+/** A memory figure of a process from /proc/<pid>/status (VmRSS, RssAnon, RssFile, ...), in MB; NaN when absent. */
+export function procMemoryMb(pid: number | 'self', field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
 }

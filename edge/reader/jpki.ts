@@ -25,14 +25,14 @@ export function selectJpki(session: CardSession): Promise<void> {
   return selectApplication(session, JPKI_AID, 'JPKI application');
 }
 
-/** Selects the JPKI application and one of its certificate EFs, and reads the certificate there. */
-function readJpkiCertificate(session: CardSession, fid: number, name: string, what: string): Promise<Uint8Array> {
-  return readCertificateFile(session, new CertificateSteps(SELECT_JPKI, 'JPKI application', fid, name, what));
+/** The steps of selecting the JPKI application and one of its certificate EFs, and reading the certificate there. */
+function jpkiCertSteps(fid: number, name: string, what: string): CertificateSteps {
+  return new CertificateSteps(SELECT_JPKI, 'JPKI application', fid, name, what);
 }
 
 /** The steps of reading the user-authentication certificate (EF 000A), for a caller's own series. */
 export function authCertSteps(): CertificateSteps {
-  return new CertificateSteps(SELECT_JPKI, 'JPKI application', JPKI_EF.authCert, '000A', 'auth certificate (EF 000A)');
+  return jpkiCertSteps(JPKI_EF.authCert, '000A', 'auth certificate (EF 000A)');
 }
 
 /** Reads the user-authentication certificate (EF 000A) as DER. */
@@ -42,7 +42,7 @@ export function readAuthCert(session: CardSession): Promise<Uint8Array> {
 
 /** Reads the user-authentication CA certificate (EF 000B) as DER. */
 export function readAuthCaCert(session: CardSession): Promise<Uint8Array> {
-  return session.run(() => readJpkiCertificate(session, JPKI_EF.authCaCert, '000B', 'auth CA certificate (EF 000B)'));
+  return session.run(() => readCertificateFile(session, jpkiCertSteps(JPKI_EF.authCaCert, '000B', 'auth CA certificate (EF 000B)')));
 }
 
 async function selectPin(session: CardSession): Promise<void> {

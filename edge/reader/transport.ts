@@ -247,18 +247,6 @@ export class CardSession {
   }
 
   /**
-   * Sends `apdus` one after the other as one turn at the card (no other command in between), each
-   * through the guard at its turn, and resolves with the answers: all of them, or those up to and
-   * including the first that `accept` refuses (the rest are never sent, as when a caller stops at a
-   * failed answer). A read whose steps are known beforehand (SELECT, SELECT EF, READ BINARY, the
-   * chunks of a file) goes to the card without the caller's code between the APDUs.
-   */
-  transmitSeries(apdus: readonly Uint8Array[], accept: (r: ResponseApdu, index: number) => boolean): Promise<ResponseApdu[]> {
-    if (apdus.length === 0) return Promise.resolve([]);
-    return this.transmitSteps(apdus[0], (r, i) => (i + 1 < apdus.length && accept(r, i) ? apdus[i + 1] : undefined));
-  }
-
-  /**
    * Sends `first`, then for each answer the APDU `next` gives, until it gives undefined: one turn at
    * the card, each APDU through the guard at its turn (a refused one fails the whole series before it
    * is sent), and resolves with all the answers. A read whose next step follows from the answers

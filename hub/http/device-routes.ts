@@ -11,7 +11,7 @@ import { certIdentity, issuerKeyOf } from '../../shared/cert-identity.ts';
 import { ChallengeResponse, LinkResponse } from '../../shared/messages.ts';
 import { Snapshot } from '../../shared/sync.ts';
 import type { Links } from '../links/links.ts';
-import type { Pieces } from '../links/snapshot.ts';
+import { Unfolding } from '../links/snapshot.ts';
 import type { ChallengeBinding, ChallengeStore } from '../mykey/challenges.ts';
 import type { MyKeyService } from '../mykey/service.ts';
 import { parseCertificate } from '../pki/certificate.ts';
@@ -61,17 +61,6 @@ export function acceptsGzip(header: string | undefined): boolean {
     if (coding === '*') star = accepted;
   }
   return star;
-}
-
-/** Pieces of a body as a stream, pulled as the socket drains: a large body is never one write. */
-function streamOf(pieces: Pieces): ReadableStream<Uint8Array> {
-  let i = 0;
-  return new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (i >= pieces.parts.length) return controller.close();
-      controller.enqueue(pieces.parts[i++]);
-    },
-  });
 }
 
 export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, deps: DeviceRoutesDeps): void {
@@ -139,12 +128,16 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
       // Whole (kept, or its gzip form once built: made from the whole body, then kept with it).
       const snap = await open.body;
       const pieces = zipped ? await snap.gzip() : snap.pieces;
-      return c.body(streamOf(pieces), 200, {
-        'content-type': 'application/json',
-        'content-length': String(pieces.bytes),
-        vary: 'Accept-Encoding',
-        ...(zipped ? { 'content-encoding': 'gzip' } : {}),
-      });
+      return c.body(
+        Unfolding.whole(pieces.parts).stream(() => undefined),
+        200,
+        {
+          'content-type': 'application/json',
+          'content-length': String(pieces.bytes),
+          vary: 'Accept-Encoding',
+          ...(zipped ? { 'content-encoding': 'gzip' } : {}),
+        },
+      );
     },
   );
 

@@ -76,6 +76,14 @@ export class Unfolding {
     this.started.catch(() => undefined);
   }
 
+  /** A body already whole (kept, or its gzip form), given the same way: in slices, from its first byte. */
+  static whole(parts: readonly Buffer[]): Unfolding {
+    const u = new Unfolding();
+    u.push(parts);
+    u.end();
+    return u;
+  }
+
   push(parts: readonly Buffer[]): void {
     if (this.#ended || this.#failure) return;
     for (const p of parts) if (p.length > 0) this.parts.push(p);

@@ -14,7 +14,7 @@ import { loadCrlPaced, type CrlIssuer, type LoadedCrl as VerifiedCrl } from '../
 import { issuerKeyOf } from '../pki/trust-anchors.ts';
 import type { LoadedCrl } from './checker.ts';
 import { atomicWrite, atomicWriteAsync, downloadCrl } from './crl-fetch.ts';
-import { createSlicer, matchCrl, writeRevocations } from './crl-match.ts';
+import { acrossTurns, createSlicer, matchCrl, writeRevocations } from './crl-match.ts';
 import { startRunMeter } from './run-meter.ts';
 import type { CrlManagerDeps, RevocationRunSummary } from './types.ts';
 
@@ -88,15 +88,9 @@ export function createCrlManager(deps: CrlManagerDeps) {
    * refusal is a MyKeyError with its own code.
    */
   async function parse(der: Uint8Array) {
-    const it = loadCrlPaced(der, issuers(), createSlicer(SLICE_MS), { now: now(), clockSkewMs: deps.clockSkewMs });
-    for (;;) {
-      const r = await it.next();
-      if (r.done) {
-        if (!r.value.ok) throw new MyKeyError(r.value.code, r.value.message);
-        return r.value.value;
-      }
-      await new Promise<void>((res) => setImmediate(res));
-    }
+    const r = await acrossTurns(loadCrlPaced(der, issuers(), createSlicer(SLICE_MS), { now: now(), clockSkewMs: deps.clockSkewMs }));
+    if (!r.ok) throw new MyKeyError(r.code, r.message);
+    return r.value;
   }
 
   function loaded(keyId: string, crl: VerifiedCrl['crl'], index: VerifiedCrl['index']): LoadedCrl {
@@ -269,14 +263,7 @@ export function createCrlManager(deps: CrlManagerDeps) {
   /** As apply, but the event loop gets a turn between chunks (scheduled runs, fetches, the import command). */
   function applyAsync(der: Uint8Array, source: string, onProgress?: (phase: string, done: number, total: number) => void): Promise<RevocationRunSummary> {
     runs++;
-    const run = queue.then(async () => {
-      const it = steps(der, source, 'async', onProgress);
-      for (;;) {
-        const r = await it.next();
-        if (r.done) return r.value;
-        await new Promise<void>((res) => setImmediate(res));
-      }
-    });
+    const run = queue.then(() => acrossTurns(steps(der, source, 'async', onProgress)));
     queue = run.catch(() => undefined).finally(() => runs--);
     return run;
   }

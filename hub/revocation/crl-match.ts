@@ -48,6 +48,18 @@ export function createSlicer(ms: number): Slicer {
   };
 }
 
+/**
+ * Runs a paced run (a generator that yields after each slice of work) to its end, the event loop
+ * getting a turn (setImmediate: timers and I/O first) at each yield; returns what it returns.
+ */
+export async function acrossTurns<T>(it: AsyncGenerator<void, T>): Promise<T> {
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+    await new Promise<void>((res) => setImmediate(res));
+  }
+}
+
 export interface MatchInput {
   mykeys: MyKeyRepo;
   /** The issuing key (TrustAnchor.keyId) and the issuer name hash of the CRL. */

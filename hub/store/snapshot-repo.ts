@@ -138,15 +138,14 @@ export interface SnapshotPages {
    */
   jsonPage?(serviceId: string, scheme: string, withKey: boolean, after: string, upto: string): Promise<JsonPage>;
   /**
-   * MyKey IDs, ascending, that split the service's links (in any state) into ranges of at most about
-   * `size` links, at least `parts` of them when it has a few thousand links: any split covers the
-   * service (ranges after '' up to the first, ..., after the last up to AFTER_ALL), whatever state it
-   * was read in. It is splitSize, then splitAfter from ''.
+   * How to split the service's links (in any state) into ranges of at most about `size` links, at
+   * least `parts` of them when it has a few thousand links: the range size, and how many split points
+   * that makes. The points are splitAfter from '' (in parts, by several readers, if need be): MyKey
+   * IDs, ascending; any split covers the service (ranges after '' up to the first, ..., after the last
+   * up to AFTER_ALL), whatever state it was read in.
    */
-  split?(serviceId: string, size: number, parts: number): Promise<string[]>;
-  /** The range size of split, and how many split points it makes. */
   splitSize?(serviceId: string, size: number, parts: number): Promise<{ size: number; points: number }>;
-  /** Up to `points` split points every `size` links after `after` (a later part of split, read by another reader meanwhile). */
+  /** Up to `points` split points every `size` links after `after`. */
   splitAfter?(serviceId: string, size: number, after: string, points: number): Promise<string[]>;
 }
 
@@ -159,7 +158,7 @@ interface Runs {
 }
 
 /** JSON pages and split points (SQLite), over either. */
-function jsonPagesOver(q: Runs): Pick<SnapshotPages, 'jsonPage' | 'split' | 'splitSize' | 'splitAfter'> {
+function jsonPagesOver(q: Runs): Pick<SnapshotPages, 'jsonPage' | 'splitSize' | 'splitAfter'> {
   const splitSize = async (serviceId: string, most: number, parts: number) => {
     const n = (await q.get<{ n: number }>(LINK_COUNT, [serviceId]))?.n ?? 0;
     // Not below a thousand links a range: a page is a message each way.
@@ -172,10 +171,6 @@ function jsonPagesOver(q: Runs): Pick<SnapshotPages, 'jsonPage' | 'split' | 'spl
     async jsonPage(serviceId, scheme, withKey, after, upto) {
       const r = await q.get<{ json: Buffer | null; links: number; mappings: number }>(JSON_PAGE, jsonParams(serviceId, scheme, withKey, after, upto));
       return { json: r?.json ?? Buffer.alloc(0), links: r?.links ?? 0, mappings: r?.mappings ?? 0 };
-    },
-    async split(serviceId, most, parts) {
-      const { size, points } = await splitSize(serviceId, most, parts);
-      return splitAfter(serviceId, size, '', points);
     },
     splitSize,
     splitAfter,

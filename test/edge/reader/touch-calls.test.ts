@@ -161,7 +161,7 @@ test('a series sends each APDU through the guard at its turn: a forbidden SELECT
   const mynumberAp = '00 A4 04 0C 0A D3 92 10 00 31 00 01 01 04 08';
   const series = [SELECT_JPKI, '00 A4 02 0C 02 00 0A', mynumberAp].map((h) => Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex')));
   await rejectsWith(
-    s.transmitSeries(series, () => true),
+    s.transmitSteps(series[0], (_r, i) => series[i + 1]),
     'apdu_refused',
   );
   assert.equal(raw.sent, [SELECT_JPKI, '00 A4 02 0C 02 00 0A']);
@@ -171,7 +171,7 @@ test('a series stops at the first answer it does not accept, and the next comman
   const raw = scriptedCard((h) => (h === '00 A4 02 0C 02 00 0A' ? '6A 82' : '90 00'));
   const s = new CardSession(raw);
   const series = [SELECT_JPKI, '00 A4 02 0C 02 00 0A', '00 B0 00 00 04'].map((h) => Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex')));
-  const answers = await s.transmitSeries(series, (a) => a.sw === 0x9000);
+  const answers = await s.transmitSteps(series[0], (a, i) => (a.sw === 0x9000 ? series[i + 1] : undefined));
   assert.equal(
     answers.map((a) => a.sw),
     [0x9000, 0x6a82],
