@@ -159,7 +159,13 @@ pgTest("change-log entries written at either replica reach edges on both replica
       if (v.ok) seen[i]!.push(...v.value.map((x) => x.seq));
     });
   });
-  for (const e of edges) await within(e.client.subscribeAsync(serviceLogTopic('library'), { qos: 1 }), 'the SUBACK');
+  // What each edge was granted (0x80 is a refusal [MQTT-3.9.3]), and whether its connection closed:
+  // told when the entries do not arrive.
+  const granted: number[] = [];
+  const closed = [false, false];
+  edges.forEach((e, i) => e.client.on('close', () => (closed[i] = true)));
+  for (const e of edges) granted.push(...(await within(e.client.subscribeAsync(serviceLogTopic('library'), { qos: 1 }), 'the SUBACK')).map((g) => g.qos));
+  assert.equal(granted, [1, 1], 'both subscriptions granted at QoS 1');
   const before = await within(hubA.links.headSeq('library'), 'the head seq');
   for (const [i, hub] of [hubB, hubA, hubB].entries()) await within(linkOne(hub, 'library', `R-${i}`), `link ${i}`);
   const want = [before + 1, before + 2, before + 3];
@@ -167,7 +173,7 @@ pgTest("change-log entries written at either replica reach edges on both replica
     timeoutMs: 60_000,
     what: 'the entries on both brokers',
     detail: () =>
-      `want ${JSON.stringify(want)}; edge on A saw ${JSON.stringify(seen[0])}, edge on B saw ${JSON.stringify(seen[1])}; outbox held by ${r.hubs.map((h) => h.replicas!.coordinator.holdsOutbox).join('/')}\n${r.logs.slice(-20).join('\n')}`,
+      `want ${JSON.stringify(want)}; edge on A saw ${JSON.stringify(seen[0])}, edge on B saw ${JSON.stringify(seen[1])}; outbox held by ${r.hubs.map((h) => h.replicas!.coordinator.holdsOutbox).join('/')}; edge connections closed ${closed.join('/')}\n${r.logs.slice(-20).join('\n')}`,
   });
   assert.equal(seen[0], want, 'the edge on A');
   assert.equal(seen[1], want, 'the edge on B');
