@@ -2,8 +2,9 @@
 // with their own device certificates in child processes (bench/fanout-edges.ts), subscribed as real
 // edges are. The hub runs in its own process (bench/fanout-hub.ts: device repo, links with their
 // change log and outbox, the embedded broker), so its RSS is its own; it runs with the node options of
-// the hub's systemd unit (provisioning/hub-service, e.g. the V8 heap's), from source under tsx or, with
-// FANOUT_HUB=bundle, bundled as `npm run build` ships the hub (no TypeScript loader). Each revocation is a service
+// the hub's systemd unit (provisioning/hub-service, e.g. the V8 heap's), bundled as `npm run build` ships
+// the hub (no TypeScript loader: the form operators run), or from source under tsx with FANOUT_HUB=tsx
+// (the loader costs the hub ~35-60 MB of RSS and some CPU). Each revocation is a service
 // cancelling one of its service IDs: one transaction writes the change-log entry and its outbox row,
 // and the outbox hands it to the broker. The time runs from just before that transaction to the
 // moment the last edge has the entry (wall clock shared by the processes on this machine).
@@ -36,7 +37,7 @@
 //   npx tsx bench/run.ts fanout
 //   FANOUT_EDGES=200 FANOUT_RUNS=20 npx tsx bench/fanout.bench.ts     (a quicker look)
 //   FANOUT_ONLY=burst npx tsx bench/fanout.bench.ts     (only the CRL run of 10,000: its metrics alone)
-//   FANOUT_HUB=bundle ...     (the hub child bundled as `npm run build` bundles the hub, run by node with the unit's options)
+//   FANOUT_HUB=tsx ...     (the hub child from source under tsx; by default it is bundled as `npm run build` bundles the hub)
 // Looking into the CRL run: FANOUT_TRACE=1 (each message's hand-off, each child's arrivals),
 // FANOUT_PROFILE=<file> FANOUT_PROFILE_AT=burst (hub CPU profile), FANOUT_PROFILE_EDGES=<prefix> (edge
 // processes), FANOUT_EDGE_WORK=apply (every edge decodes, validates and applies each message with the
@@ -324,8 +325,8 @@ benchMain(async () => {
     const server = await ca.serverCredentials();
 
     // --- the hub, with its embedded aedes broker, in its own process -------------------------------
-    // FANOUT_HUB=bundle: the hub child bundled as `npm run build` bundles the hub (plain node, no tsx).
-    const hubBundle = process.env.FANOUT_HUB === 'bundle' ? join(here, 'out', 'fanout-hub.mjs') : undefined;
+    // The hub child bundled as `npm run build` bundles the hub (plain node, no tsx); FANOUT_HUB=tsx: from source.
+    const hubBundle = process.env.FANOUT_HUB === 'tsx' ? undefined : join(here, 'out', 'fanout-hub.mjs');
     if (hubBundle) await bundleEntry(join(here, 'fanout-hub.ts'), hubBundle);
     const hubChild = startChild('fanout-hub.ts', hubBundle);
     children.push(hubChild);
