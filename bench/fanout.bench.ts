@@ -426,7 +426,8 @@ benchMain(async () => {
       );
     }
     const after = await hub.ask<'stats'>({ type: 'stats' });
-    progress(`aedes publish() until written to every subscriber: p50 ${round(after.handOffP50, 2)} ms`);
+    // Hand-offs since the last stats call (the bursts' own): none in a run whose bursts asked for stats last.
+    if (Number.isFinite(after.handOffP50)) progress(`aedes publish() until written to every subscriber: p50 ${round(after.handOffP50, 2)} ms`);
     progress(
       `hub RSS with ${connected.connected} edges connected: ${round(connected.rssMb, 1)} MB (${round(base.rssMb, 1)} MB before they connected; Mosquitto ${round(mosquittoRssMb, 1)} MB); after the bursts: ${mem(after)}`,
     );
