@@ -112,20 +112,21 @@ export function mountDeviceRoutes<E extends Env>(app: Hono<E>, api: OpenApi, dep
     async (c) => {
       const open = await links.snapshotOpen(c.get('device').serviceId);
       const zipped = acceptsGzip(c.req.header('accept-encoding'));
-      if (open.live && !zipped) {
-        // Being built: sent as it is read (chunked), each page once every page before it is. A build
-        // that fails before its head answers an error here; after it, the connection is cut (no last
-        // chunk: @hono/node-server would end the response after a stream error with a last chunk), so
-        // the edge never takes a part for the whole.
+      if (open.live) {
+        // Being built: sent as it is read (chunked), each page once every page before it is, or its
+        // gzip form as it is made. A build that fails before its head answers an error here; after it,
+        // the connection is cut (no last chunk: @hono/node-server would end the response after a
+        // stream error with a last chunk), so the edge never takes a part for the whole.
+        const live = zipped ? open.gzipLive() : open.live;
         await open.live.started;
         const socket = c.env?.incoming?.socket as Socket | undefined;
         return c.body(
-          open.live.stream(() => socket?.destroy()),
+          live.stream(() => socket?.destroy()),
           200,
-          { 'content-type': 'application/json', vary: 'Accept-Encoding' },
+          { 'content-type': 'application/json', vary: 'Accept-Encoding', ...(zipped ? { 'content-encoding': 'gzip' } : {}) },
         );
       }
-      // Whole (kept, or its gzip form once built: made from the whole body, then kept with it).
+      // Whole (kept, or its gzip form: made once, while it was built or when first asked for, and kept with it).
       const snap = await open.body;
       const pieces = zipped ? await snap.gzip() : snap.pieces;
       return c.body(

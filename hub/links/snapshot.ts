@@ -12,9 +12,12 @@
 // A first build is sent while it is read (Unfolding: the head, then each range once every range
 // before it is read, in order), to every request that asks meanwhile; a build that fails after its
 // head cuts those responses (the route ends the connection: no last chunk), so a part is never taken
-// for the whole. The gzip form (for an edge that accepts it) is made from the whole body on the libuv
-// pool, once per cached snapshot (a gzip request during a first build waits for it).
+// for the whole. The gzip form (for an edge that accepts it) is made on the libuv pool once per
+// snapshot: during a first build, from its bytes as they come, and sent as it is made to every gzip
+// request meanwhile (the edge's own client asks for gzip); the result is kept with the body.
 // The body is the JSON of `Snapshot` (shared/sync.ts), the same fields in the same order as before.
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { MyKeyError } from '../../shared/errors.ts';
 import { keyedIdentitySync, LEGACY_KEY_SCHEME, schemeKeysCertIssuer, type ChangeEntry, type KeyScheme, type Snapshot } from '../../shared/sync.ts';
@@ -29,26 +32,33 @@ export interface Pieces {
   bytes: number;
 }
 
-/** Compresses pieces through zlib on the libuv pool, a piece at a time. */
-function gzipPieces(src: Pieces): Promise<Pieces> {
-  return new Promise((resolve, reject) => {
-    // Keys are random: a fast level compresses them nearly as well as the default.
-    const z = createGzip({ level: 4 });
-    const parts: Buffer[] = [];
-    let bytes = 0;
-    z.on('data', (d: Buffer) => {
-      parts.push(d);
-      bytes += d.length;
-    });
-    z.on('end', () => resolve({ parts, bytes }));
-    z.on('error', reject);
-    let i = 0;
-    const feed = () => {
-      while (i < src.parts.length) if (!z.write(src.parts[i++])) return void z.once('drain', feed);
-      z.end();
-    };
-    feed();
+/**
+ * Compresses bytes through zlib on the libuv pool, a piece at a time as they come; each compressed
+ * piece also goes to `out` (ended with them, failed with the source or zlib).
+ */
+async function gzipPieces(src: Iterable<Buffer> | AsyncIterable<Buffer>, out?: Unfolding): Promise<Pieces> {
+  // Keys are random: a fast level compresses them nearly as well as the default.
+  const z = createGzip({ level: 4 });
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  z.on('data', (d: Buffer) => {
+    parts.push(d);
+    bytes += d.length;
+    out?.push([d]);
   });
+  const done = finished(z);
+  done.catch(() => undefined);
+  try {
+    for await (const p of src) if (!z.write(p)) await once(z, 'drain');
+    z.end();
+    await done;
+  } catch (e) {
+    z.destroy();
+    out?.fail(e);
+    throw e;
+  }
+  out?.end();
+  return { parts, bytes };
 }
 
 /** Bytes given to a streamed response at a time. */
@@ -96,6 +106,19 @@ export class Unfolding {
     this.#ended = true;
     this.#start.resolve();
     this.#wake();
+  }
+
+  /** Its pieces as they come; throws the build's error after the pieces written before it. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    for (let i = 0; ; ) {
+      if (i < this.parts.length) {
+        yield this.parts[i++];
+        continue;
+      }
+      if (this.#failure) throw this.#failure.error;
+      if (this.#ended) return;
+      await new Promise<void>((r) => this.#waiting.push(r));
+    }
   }
 
   fail(error: unknown): void {
@@ -152,8 +175,11 @@ export class Unfolding {
   }
 }
 
-/** What a request is answered from: a kept snapshot (whole), or one being built (its bytes as they come, and the whole when done). */
-export type SnapshotOpen = { body: SnapshotBody; live?: undefined } | { live: Unfolding; body: Promise<SnapshotBody> };
+/**
+ * What a request is answered from: a kept snapshot (whole), or one being built (its bytes as they come,
+ * its gzip form as it is made, and the whole when done).
+ */
+export type SnapshotOpen = { body: SnapshotBody; live?: undefined } | { live: Unfolding; gzipLive(): Unfolding; body: Promise<SnapshotBody> };
 
 /** A built snapshot: its head seq and its JSON bytes; the gzip form on demand (shared, made once). */
 export interface SnapshotBody {
@@ -169,6 +195,8 @@ export interface SnapshotBody {
   /** The JSON in one buffer (tests, tools: a copy). */
   json(): Buffer;
   gzip(): Promise<Pieces>;
+  /** Its gzip form made while it was being sent (SnapshotOpen.gzipLive): gzip() gives that one, unless it made its own already. */
+  adoptGzip(zipped: Promise<Pieces>): void;
 }
 
 export interface SnapshotsDeps {
@@ -213,7 +241,7 @@ export function createSnapshots(deps: SnapshotsDeps) {
   const cache = new Map<string, Cached>();
   let cachedBytes = 0;
   /** Builds under way, by service@seq@scheme: a request for the same head waits for the same build. */
-  const building = new Map<string, { live: Unfolding; body: Promise<SnapshotBody> }>();
+  const building = new Map<string, Extract<SnapshotOpen, { live: Unfolding }>>();
   /** Snapshot reads run one at a time (one reader connection or transaction). */
   let queue: Promise<unknown> = Promise.resolve();
   const stats = { builds: 0, hits: 0, shared: 0, deltas: 0 };
@@ -406,6 +434,13 @@ export function createSnapshots(deps: SnapshotsDeps) {
     ];
     const pieces: Pieces = { parts, bytes: parts.reduce((n, p) => n + p.length, 0) };
     let zipped: Promise<Pieces> | undefined;
+    const keepZipped = (z: Promise<Pieces>) => {
+      zipped = z;
+      void z.then(
+        (done) => account(body, done.bytes),
+        () => undefined,
+      );
+    };
     const body: SnapshotBody = {
       serviceId: s.id,
       seq: s.head_seq,
@@ -415,14 +450,11 @@ export function createSnapshots(deps: SnapshotsDeps) {
       entryParts,
       json: () => Buffer.concat(parts, pieces.bytes),
       gzip: () => {
-        if (!zipped) {
-          zipped = gzipPieces(pieces);
-          void zipped.then(
-            (z) => account(body, z.bytes),
-            () => undefined,
-          );
-        }
-        return zipped;
+        if (!zipped) keepZipped(gzipPieces(pieces.parts));
+        return zipped!;
+      },
+      adoptGzip: (z) => {
+        if (!zipped) keepZipped(z);
       },
     };
     return body;
@@ -559,7 +591,25 @@ export function createSnapshots(deps: SnapshotsDeps) {
         throw e;
       },
     );
-    const entry = { live, body: p };
+    let zipping: Unfolding | undefined;
+    const entry = {
+      live,
+      body: p,
+      // Made once, from the bytes as they come, for every gzip request during the build; kept with the body.
+      gzipLive: (): Unfolding => {
+        if (!zipping) {
+          const z = new Unfolding();
+          const done = gzipPieces(live, z);
+          done.catch(() => undefined);
+          void p.then(
+            (body) => body.adoptGzip(done),
+            () => undefined,
+          );
+          zipping = z;
+        }
+        return zipping;
+      },
+    };
     building.set(key, entry);
     const forget = () => void building.delete(key);
     p.then(forget, forget);

@@ -4,6 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { request as httpsRequest } from 'node:https';
+import { gunzipSync } from 'node:zlib';
 import { HubClient } from '../../../edge/sync/hub-client.ts';
 import { createKeyedIdentities } from '../../../hub/links/keyed-identities.ts';
 import { createSnapshots } from '../../../hub/links/snapshot.ts';
@@ -31,11 +32,12 @@ interface Raw {
   error?: string;
 }
 
-/** GET /v1/device/snapshot without gzip over mutual TLS; resolves however the response ends (bounded). */
-function rawSnapshot(ctx: Ctx): Promise<Raw> {
+/** GET /v1/device/snapshot over mutual TLS (gzip: asking for it); resolves however the response ends (bounded). */
+function rawSnapshot(ctx: Ctx, gzip = false): Promise<Raw> {
   const url = new URL('/v1/device/snapshot', ctx.h.hub.addresses.deviceApi);
+  const headers = gzip ? { 'accept-encoding': 'gzip' } : {};
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, agent: false, timeout: 60_000 }, (res) => {
+    const req = httpsRequest(url, { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem, agent: false, timeout: 60_000, headers }, (res) => {
       const chunks: Buffer[] = [];
       let error: string | undefined;
       res.on('data', (d: Buffer) => chunks.push(d));
@@ -92,6 +94,31 @@ test('edges asking at one head while it is built share the build, each sent the 
   assert.is((JSON.parse(answers[0].body.toString('utf8')) as Snapshot).entries.length, LINKS + 10);
 });
 
+test('edges asking for gzip while it is built are sent its gzip form as it is made, kept with the body for the next', async (ctx) => {
+  const links = ctx.h.hub.links;
+  await addLinks(ctx.h, SERVICE, 3 * LINKS, 10); // a new head
+  const before = links.snapshotStats();
+  const answers = await Promise.all([rawSnapshot(ctx, true), rawSnapshot(ctx, true), rawSnapshot(ctx, false)]);
+  const s = links.snapshotStats();
+  assert.is(s.builds + s.deltas, before.builds + before.deltas + 1, 'one build');
+  // The first request started the build: its gzip form went out as it was made.
+  assert.is(answers[0].headers['transfer-encoding'], 'chunked');
+  assert.is(answers[0].headers['content-length'], undefined);
+  const json = answers[2].body;
+  assert.is((JSON.parse(json.toString('utf8')) as Snapshot).entries.length, LINKS + 20);
+  for (const a of answers.slice(0, 2)) {
+    assert.is(a.status, 200);
+    assert.ok(a.complete);
+    assert.is(a.headers['content-encoding'], 'gzip');
+    assert.equal(gunzipSync(a.body), json, 'the gzip form of the same bytes');
+  }
+  // The next gzip request is answered from the kept gzip form, whole, with its length.
+  const kept = await rawSnapshot(ctx, true);
+  assert.is(links.snapshotStats().hits, s.hits + 1, 'kept');
+  assert.is(kept.headers['content-length'], String(kept.body.length));
+  assert.equal(gunzipSync(kept.body), json);
+});
+
 /** The hub's snapshot store, failing the third page or range read from now on (once). */
 function failingThird(real: SnapshotRepo): SnapshotRepo {
   let reads = 0;
@@ -112,7 +139,7 @@ function failingThird(real: SnapshotRepo): SnapshotRepo {
 test('a build that fails after its head was sent cuts the response: no edge takes it for a whole snapshot', async (ctx) => {
   const h = ctx.h;
   const links = h.hub.links;
-  await addLinks(h, SERVICE, 2 * LINKS, 10); // a new head, read in full by the builds below (none kept for it)
+  await addLinks(h, SERVICE, 4 * LINKS, 10); // a new head, read in full by the builds below (none kept for it)
   // The hub's own builder and readers over the same store, the third read of its next build failing;
   // the device route asks it.
   const store = createSnapshotRepo(h.hub.store.sql);
@@ -131,26 +158,26 @@ test('a build that fails after its head was sent cuts the response: no edge take
     const next = await rawSnapshot(ctx);
     assert.is(next.status, 200);
     assert.ok(next.complete);
-    assert.is((JSON.parse(next.body.toString('utf8')) as Snapshot).entries.length, LINKS + 20);
+    assert.is((JSON.parse(next.body.toString('utf8')) as Snapshot).entries.length, LINKS + 30);
     assert.is(snapshots.stats().builds, 2);
     const client = new HubClient({ hubUrl: h.hub.addresses.deviceApi!, tls: { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem } });
-    assert.is((await client.snapshot()).value.entries.length, LINKS + 20);
+    assert.is((await client.snapshot()).value.entries.length, LINKS + 30);
   } finally {
     links.snapshotOpen = own;
     snapshots.close();
   }
 });
 
-test('an edge whose snapshot build fails gets an error from its own client (gzip: answered whole), not a snapshot', async (ctx) => {
+test('an edge whose snapshot build fails gets an error from its own client (gzip, cut as it is made), not a snapshot', async (ctx) => {
   const h = ctx.h;
   const links = h.hub.links;
-  await addLinks(h, SERVICE, 3 * LINKS, 10);
+  await addLinks(h, SERVICE, 5 * LINKS, 10);
   const store = createSnapshotRepo(h.hub.store.sql);
   const snapshots = createSnapshots({ repo: h.hub.linkRepo, store: failingThird(store), keys: createKeyedIdentities({ repo: h.hub.linkRepo, mykeys: h.hub.mykeys }), now: Date.now });
   const own = links.snapshotOpen;
   links.snapshotOpen = (serviceId) => snapshots.open(serviceId);
   try {
-    // The edge's client asks gzip: the failed build is answered as an error status (nothing was sent).
+    // The edge's client asks gzip: its response is cut where the build failed.
     const client = new HubClient({ hubUrl: h.hub.addresses.deviceApi!, tls: { ca: ctx.edge.caPem, cert: ctx.edge.certPem, key: ctx.edge.keyPem } });
     let refused: unknown;
     await client.snapshot().then(
