@@ -163,7 +163,11 @@ pgTest("change-log entries written at either replica reach edges on both replica
   // told when the entries do not arrive.
   const granted: number[] = [];
   const closed = [false, false];
-  edges.forEach((e, i) => e.client.on('close', () => (closed[i] = true)));
+  edges.forEach((e, i) => {
+    e.client.on('close', () => {
+      closed[i] = true;
+    });
+  });
   for (const e of edges) granted.push(...(await within(e.client.subscribeAsync(serviceLogTopic('library'), { qos: 1 }), 'the SUBACK')).map((g) => g.qos));
   assert.equal(granted, [1, 1], 'both subscriptions granted at QoS 1');
   const before = await within(hubA.links.headSeq('library'), 'the head seq');
