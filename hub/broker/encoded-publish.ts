@@ -97,20 +97,22 @@ export function encodedPublishCounts(): { encoded: number; reused: number } {
 /**
  * One packet identifier per message for QoS > 0 forwards (see the top of this file): the first edge a
  * message goes to draws the next identifier (1 to 65,535, never 0: aedes would draw its own), every
- * other edge gets the same forward. A packet that already has an identifier (a redelivery from an
- * edge's session) keeps it, as [MQTT-4.4.0-1] requires.
+ * other edge gets the same. aedes hands each subscription its own copy of the packet
+ * (lib/handlers/subscribe.js), so a message is known by its payload Buffer, which the copies share,
+ * and its broker counter. A packet that already has an identifier (a redelivery from an edge's
+ * session) keeps it, as [MQTT-4.4.0-1] requires.
  */
 export function createMessageIds() {
   let next = 1;
-  const forwards = new WeakMap<AedesPublishPacket, AedesPublishPacket>();
+  const byPayload = new WeakMap<Buffer, { brokerId: string; brokerCounter: number; messageId: number }>();
   return (packet: AedesPublishPacket): AedesPublishPacket => {
-    if (!packet.qos || packet.messageId) return packet;
-    let f = forwards.get(packet);
-    if (!f) {
-      f = { ...packet, messageId: next };
+    if (!packet.qos || packet.messageId || !Buffer.isBuffer(packet.payload)) return packet;
+    let m = byPayload.get(packet.payload);
+    if (!m || m.brokerCounter !== packet.brokerCounter || m.brokerId !== packet.brokerId) {
+      m = { brokerId: packet.brokerId, brokerCounter: packet.brokerCounter, messageId: next };
       next = next === 65535 ? 1 : next + 1;
-      forwards.set(packet, f);
+      byPayload.set(packet.payload, m);
     }
-    return f;
+    return { ...packet, messageId: m.messageId };
   };
 }
