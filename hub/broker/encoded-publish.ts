@@ -63,13 +63,21 @@ export function installEncodedPublishWrites(): void {
     if (e && sameHeader(e, packet)) counts.reused++;
     else {
       const qos = packet.qos ?? 0;
+      let bytes: Buffer;
+      try {
+        bytes = mqttPacket.generate(packet);
+      } catch {
+        // An invalid packet (no packet id at QoS 1...): mqtt-packet's own writeToStream ends the
+        // stream with its error, as before.
+        return original(packet, stream, opts);
+      }
       e = {
         topic: packet.topic,
         qos,
         dup: Boolean(packet.dup),
         retain: Boolean(packet.retain),
         messageId: qos ? packet.messageId : undefined,
-        bytes: mqttPacket.generate(packet),
+        bytes,
       };
       byPayload.set(packet.payload, e);
       counts.encoded++;

@@ -6,7 +6,9 @@ import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodedPublishCounts } from '../../../hub/broker/encoded-publish.ts';
+import mqttPacket, { type IPublishPacket as WirePublish } from 'mqtt-packet';
+import { Writable } from 'node:stream';
+import { encodedPublishCounts, installEncodedPublishWrites } from '../../../hub/broker/encoded-publish.ts';
 import { serviceLogTopic } from '../../../shared/topics.ts';
 import { until } from '../../helpers/polling.ts';
 import { type EdgeCreds, type Fixture, startFixture } from './helpers/fixture.ts';
@@ -25,6 +27,48 @@ async function edge(f: Fixture, creds: EdgeCreds, o: Partial<IClientOptions> = {
   await client.subscribeAsync(serviceLogTopic(creds.serviceId), { qos: 1 });
   return { client, got };
 }
+
+/** What mqtt-packet's writeToStream (as aedes calls it) puts on a stream, concatenated. */
+function written(packet: WirePublish): { bytes: Buffer; error: () => Error | undefined } {
+  const chunks: Buffer[] = [];
+  let error: Error | undefined;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  sink.on('error', (e) => {
+    error = e;
+  });
+  mqttPacket.writeToStream(packet, sink);
+  return { bytes: Buffer.concat(chunks), error: () => error };
+}
+
+test('a PUBLISH written again from its encoding is the bytes mqtt-packet encodes for it, header by header', () => {
+  installEncodedPublishWrites();
+  const payload = randomBytes(1000);
+  const base: WirePublish = { cmd: 'publish', topic: 'svc/library/log', payload, qos: 1, messageId: 7, dup: false, retain: false };
+  const table: WirePublish[] = [
+    base,
+    base, // the same header again: written from the first encoding
+    { ...base, messageId: 8 },
+    { ...base, dup: true },
+    { ...base, retain: true },
+    { ...base, qos: 0, messageId: undefined },
+    { ...base, topic: 'svc/points/log' },
+    base,
+  ];
+  for (const p of table) assert.ok(written(p).bytes.equals(mqttPacket.generate(p)), JSON.stringify({ ...p, payload: p.payload.length }));
+});
+
+test('a PUBLISH mqtt-packet refuses still ends the stream with its error', async () => {
+  installEncodedPublishWrites();
+  const r = written({ cmd: 'publish', topic: 'svc/library/log', payload: Buffer.from('x'), qos: 1, dup: false, retain: false });
+  const error = await until(r.error, { what: "the stream's error" });
+  assert.match(error.message, /messageId/);
+  assert.is(r.bytes.length, 0);
+});
 
 test('every edge of a service gets a message under one packet id, each message under its own, payloads intact', async () => {
   const f = await startFixture();
