@@ -36,7 +36,7 @@ export interface BrokerContext {
   /** Refusals so far, by code. */
   refusals: Map<string, number>;
   /** The forward of a QoS > 0 message with its one packet identifier for every edge (encoded-publish.ts). */
-  withMessageId: (packet: AedesPublishPacket) => AedesPublishPacket;
+  withMessageId: (packet: AedesPublishPacket, serviceId: string) => AedesPublishPacket;
 }
 
 /** Makes the context; `refuse` logs one line per refusal. */

@@ -11,9 +11,9 @@
 //    MQTT 3.1.1 2.3.1: an identifier is scoped to one session, and a sender must not reuse one that is
 //    still unacknowledged in that session [MQTT-2.3.1-2]; nothing asks for different numbers in
 //    different sessions. So every edge gets a message's PUBLISH under the same identifier, taken from
-//    one counter that advances once per message: in each session identifiers still come in order and
-//    return only after 65,535 later messages (aedes' own counter returns after 65,535 messages to that
-//    one edge). aedes takes the identifier of the packet authorizeForward returns (lib/qos-packet.js).
+//    its service's counter, which advances once per message of that service: in each session
+//    identifiers still come in order and return only after 65,535 later messages of the service
+//    (aedes' own counter returns after 65,535 messages to that one edge). aedes takes the identifier of the packet authorizeForward returns (lib/qos-packet.js).
 //    Should an edge ever sit on an unacknowledged identifier that long, the worst case is one extra
 //    redelivery of a change-log entry (QoS 1 is at least once; edges apply by seq, idempotently).
 // 2. The bytes of such a PUBLISH are then the same for every edge: `installEncodedPublishWrites`
@@ -104,21 +104,24 @@ export function encodedPublishCounts(): { encoded: number; reused: number } {
 
 /**
  * One packet identifier per message for QoS > 0 forwards (see the top of this file): the first edge a
- * message goes to draws the next identifier (1 to 65,535, never 0: aedes would draw its own), every
- * other edge gets the same. aedes hands each subscription its own copy of the packet
- * (lib/handlers/subscribe.js), so a message is known by its payload Buffer, which the copies share,
- * and its broker counter. A packet that already has an identifier (a redelivery from an edge's
- * session) keeps it, as [MQTT-4.4.0-1] requires.
+ * message goes to draws the next identifier of its service's counter (1 to 65,535, never 0: aedes
+ * would draw its own), every other edge gets the same. A counter per service, not one for the hub:
+ * an edge receives only its service's log and its own commands, so one counter still covers every
+ * identifier of its session, and the identifiers it sees tell nothing of other services' traffic.
+ * aedes hands each subscription its own copy of the packet (lib/handlers/subscribe.js), so a message
+ * is known by its payload Buffer, which the copies share, and its broker counter. A packet that
+ * already has an identifier (a redelivery from an edge's session) keeps it, as [MQTT-4.4.0-1] requires.
  */
 export function createMessageIds() {
-  let next = 1;
-  const byPayload = new WeakMap<Buffer, { brokerId: string; brokerCounter: number; messageId: number }>();
-  return (packet: AedesPublishPacket): AedesPublishPacket => {
+  const next = new Map<string, number>();
+  const byPayload = new WeakMap<Buffer, { brokerId: string; brokerCounter: number; serviceId: string; messageId: number }>();
+  return (packet: AedesPublishPacket, serviceId: string): AedesPublishPacket => {
     if (!packet.qos || packet.messageId || !Buffer.isBuffer(packet.payload)) return packet;
     let m = byPayload.get(packet.payload);
-    if (!m || m.brokerCounter !== packet.brokerCounter || m.brokerId !== packet.brokerId) {
-      m = { brokerId: packet.brokerId, brokerCounter: packet.brokerCounter, messageId: next };
-      next = next === 65535 ? 1 : next + 1;
+    if (!m || m.brokerCounter !== packet.brokerCounter || m.brokerId !== packet.brokerId || m.serviceId !== serviceId) {
+      const id = next.get(serviceId) ?? 1;
+      next.set(serviceId, id === 65535 ? 1 : id + 1);
+      m = { brokerId: packet.brokerId, brokerCounter: packet.brokerCounter, serviceId, messageId: id };
       byPayload.set(packet.payload, m);
     }
     return { ...packet, messageId: m.messageId };

@@ -10,6 +10,6 @@ import type { BrokerContext } from '../context.ts';
 export function authorizeForwardHook(ctx: BrokerContext) {
   return (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null => {
     const id = ctx.identities.get(client);
-    return id && canReceive(id, packet.topic) ? ctx.withMessageId(packet) : null;
+    return id && canReceive(id, packet.topic) ? ctx.withMessageId(packet, id.serviceId) : null;
   };
 }
