@@ -24,6 +24,7 @@ import { authorizeForwardHook } from './hooks/authorize-forward.ts';
 import { authorizePublishHook } from './hooks/authorize-publish.ts';
 import { authorizeSubscribeHook } from './hooks/authorize-subscribe.ts';
 import { preConnectHook } from './hooks/pre-connect.ts';
+import { installEncodedPublishWrites } from './encoded-publish.ts';
 import { guardPacketSize } from './packet-guard.ts';
 import { publishedHook } from './hooks/published.ts';
 
@@ -100,6 +101,8 @@ function tlsRefusalCode(reason: string): ErrorCode {
 }
 
 export function createBroker(opts: BrokerOptions) {
+  // A message to many edges is encoded once and written to each as one buffer (encoded-publish.ts).
+  installEncodedPublishWrites();
   const trustedPems = opts.deviceCa.trustedPems?.() ?? [opts.deviceCa.certPem];
   const caCerts = trustedPems.map((p) => new X509Certificate(p));
   const signedByDeviceCa = (socket: TLSSocket): boolean => {

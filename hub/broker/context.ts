@@ -1,9 +1,10 @@
 // What the broker's hooks share: the device repo, the identities of authenticated connections, and
 // one place where every refusal is logged with its stable code and counted.
-import type { Client } from 'aedes';
+import type { AedesPublishPacket, Client } from 'aedes';
 import type { ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { DeviceRepo } from '../store/device-repo.ts';
+import { createMessageIds } from './encoded-publish.ts';
 import type { EdgeIdentity } from './identity.ts';
 
 export interface WillPacket {
@@ -34,6 +35,8 @@ export interface BrokerContext {
   refuse(code: ErrorCode, what: string, fields?: Record<string, unknown>): void;
   /** Refusals so far, by code. */
   refusals: Map<string, number>;
+  /** The forward of a QoS > 0 message with its one packet identifier for every edge (encoded-publish.ts). */
+  withMessageId: (packet: AedesPublishPacket, serviceId: string) => AedesPublishPacket;
 }
 
 /** Makes the context; `refuse` logs one line per refusal. */
@@ -49,6 +52,7 @@ export function createBrokerContext(devices: DeviceRepo, log: Logger, now: () =>
     plainConnections: new WeakSet(),
     outOfValidity: new WeakMap(),
     refusals,
+    withMessageId: createMessageIds(),
     refuse(code, what, fields) {
       refusals.set(code, (refusals.get(code) ?? 0) + 1);
       log.warn(`refused: ${what}`, { code, ...fields });

@@ -1,0 +1,171 @@
+// A change-log message goes to every edge under one packet identifier and is written to all of them
+// from one encoding (hub/broker/encoded-publish.ts): what each edge gets over real TLS is still a
+// correct MQTT 3.1.1 PUBLISH, QoS 1, with the payload intact; acknowledged messages are not sent again
+// and an unacknowledged one comes back with its identifier when the session resumes.
+import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import { randomBytes } from 'node:crypto';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import mqttPacket, { type IPublishPacket as WirePublish } from 'mqtt-packet';
+import { Writable } from 'node:stream';
+import { encodedPublishCounts, installEncodedPublishWrites } from '../../../hub/broker/encoded-publish.ts';
+import { serviceLogTopic } from '../../../shared/topics.ts';
+import { until } from '../../helpers/polling.ts';
+import { type EdgeCreds, type Fixture, startFixture } from './helpers/fixture.ts';
+
+interface Got {
+  topic: string;
+  payload: Buffer;
+  packet: IPublishPacket;
+}
+
+/** Connects an edge subscribed to its service log at QoS 1 and records every PUBLISH it gets. */
+async function edge(f: Fixture, creds: EdgeCreds, o: Partial<IClientOptions> = {}): Promise<{ client: MqttClient; got: Got[] }> {
+  const got: Got[] = [];
+  const client = await f.connect(creds, o);
+  client.on('message', (topic, payload, packet) => got.push({ topic, payload, packet }));
+  await client.subscribeAsync(serviceLogTopic(creds.serviceId), { qos: 1 });
+  return { client, got };
+}
+
+/** What mqtt-packet's writeToStream (as aedes calls it) puts on a stream, concatenated. */
+function written(packet: WirePublish): { bytes: Buffer; error: () => Error | undefined } {
+  const chunks: Buffer[] = [];
+  let error: Error | undefined;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  sink.on('error', (e) => {
+    error = e;
+  });
+  mqttPacket.writeToStream(packet, sink);
+  return { bytes: Buffer.concat(chunks), error: () => error };
+}
+
+test('a PUBLISH written again from its encoding is the bytes mqtt-packet encodes for it, header by header', () => {
+  installEncodedPublishWrites();
+  const payload = randomBytes(1000);
+  const base: WirePublish = { cmd: 'publish', topic: 'svc/library/log', payload, qos: 1, messageId: 7, dup: false, retain: false };
+  const table: WirePublish[] = [
+    base,
+    base, // the same header again: written from the first encoding
+    { ...base, messageId: 8 },
+    { ...base, dup: true },
+    { ...base, retain: true },
+    { ...base, qos: 0, messageId: undefined },
+    { ...base, topic: 'svc/points/log' },
+    base,
+  ];
+  for (const p of table) assert.ok(written(p).bytes.equals(mqttPacket.generate(p)), JSON.stringify({ ...p, payload: p.payload.length }));
+});
+
+test('a PUBLISH mqtt-packet refuses still ends the stream with its error', async () => {
+  installEncodedPublishWrites();
+  const r = written({ cmd: 'publish', topic: 'svc/library/log', payload: Buffer.from('x'), qos: 1, dup: false, retain: false });
+  const error = await until(r.error, { what: "the stream's error" });
+  assert.match(error.message, /messageId/);
+  assert.is(r.bytes.length, 0);
+});
+
+test("every edge of a service gets a message under one packet id, each message under its own from the service's counter, payloads intact", async () => {
+  const f = await startFixture();
+  try {
+    const [a1, a2, b1] = await Promise.all([f.enroll('edge-a1', 'library'), f.enroll('edge-a2', 'library'), f.enroll('edge-b1', 'points')]);
+    const [e1, e2, e3] = [await edge(f, a1), await edge(f, a2), await edge(f, b1)];
+    const before = encodedPublishCounts();
+    // A large batch (the burst's 64 KiB kind), another service's message in between, a small one.
+    const library = [randomBytes(60_000), Buffer.from('{"seq":2}'), randomBytes(3000)];
+    const points = Buffer.from('{"seq":7}');
+    await f.broker.publish(serviceLogTopic('library'), library[0]);
+    await f.broker.publish(serviceLogTopic('points'), points);
+    await f.broker.publish(serviceLogTopic('library'), library[1]);
+    await f.broker.publish(serviceLogTopic('library'), library[2]);
+    await until(() => e1.got.length === 3 && e2.got.length === 3 && e3.got.length === 1, { what: 'every message at every edge' });
+
+    for (const e of [e1, e2]) {
+      assert.equal(
+        e.got.map((g) => g.topic),
+        Array(3).fill(serviceLogTopic('library')),
+      );
+      e.got.forEach((g, i) => {
+        assert.ok(g.payload.equals(library[i]), `payload ${i} intact`);
+        assert.is(g.packet.qos, 1);
+        assert.is(g.packet.retain, false);
+        assert.is(g.packet.dup, false);
+      });
+    }
+    assert.ok(e3.got[0].payload.equals(points));
+    const ids = e1.got.map((g) => g.packet.messageId);
+    assert.equal(
+      e2.got.map((g) => g.packet.messageId),
+      ids,
+      'the same packet ids at both edges',
+    );
+    assert.is(new Set(ids).size, 3, 'one packet id per message');
+    // Each service draws its own: the other service's message took no number from the library's.
+    const first = ids[0] ?? 0;
+    assert.equal(ids, [first, first + 1, first + 2]);
+    for (const id of ids) assert.ok(typeof id === 'number' && id >= 1 && id <= 65535, 'MQTT 3.1.1 2.3.1: a non-zero 16-bit identifier');
+    const after = encodedPublishCounts();
+    assert.ok(after.reused - before.reused >= 3, 'the second edge got the bytes encoded for the first');
+  } finally {
+    await f.close();
+  }
+});
+
+test('an acknowledged message is not sent again when the edge resumes its session', async () => {
+  const f = await startFixture();
+  try {
+    const a1 = await f.enroll('edge-a1', 'library');
+    const first = await edge(f, a1);
+    await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":1}'));
+    await until(() => first.got.length === 1, { what: 'the first message' });
+    // A graceful end: the PUBACK is on the wire before the DISCONNECT.
+    await first.client.endAsync();
+    await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":2}'));
+    const again = await edge(f, a1);
+    await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":3}'));
+    await until(() => again.got.length >= 2, { what: 'the queued and the new message' });
+    assert.equal(
+      again.got.map((g) => g.payload.toString()),
+      ['{"seq":2}', '{"seq":3}'],
+    );
+    assert.is.not(again.got[0].packet.messageId, again.got[1].packet.messageId);
+  } finally {
+    await f.close();
+  }
+});
+
+test('an unacknowledged message comes back under its packet id when the edge resumes its session', async () => {
+  const f = await startFixture();
+  try {
+    const [a1, a2] = await Promise.all([f.enroll('edge-a1', 'library'), f.enroll('edge-a2', 'library')]);
+    const other = await edge(f, a2);
+    // This edge takes the PUBLISH and never acknowledges it: mqtt.js sends the PUBACK once
+    // handleMessage calls back, and here it never does.
+    const held: IPublishPacket[] = [];
+    const silent = await f.connect(a1);
+    silent.handleMessage = (packet) => void held.push(packet as IPublishPacket);
+    await silent.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
+    const payload = randomBytes(20_000);
+    await f.broker.publish(serviceLogTopic('library'), payload);
+    await until(() => held.length === 1 && other.got.length === 1, { what: 'the message at both edges', detail: () => `held ${held.length}, other ${other.got.length}` });
+    silent.end(true);
+    await until(() => !f.broker.connectedEdges().includes('edge-a1'), { what: 'the silent edge to be gone' });
+
+    const resumed = await f.connect(a1);
+    const got: Got[] = [];
+    resumed.on('message', (topic, p, packet) => got.push({ topic, payload: p, packet }));
+    await until(() => got.length === 1, { what: 'the redelivery' });
+    assert.ok(got[0].payload.equals(payload));
+    assert.is(got[0].packet.messageId, held[0].messageId, '[MQTT-4.4.0-1] the same packet id');
+    assert.is(held[0].messageId, other.got[0].packet.messageId);
+  } finally {
+    await f.close();
+  }
+});
+
+test.run();
