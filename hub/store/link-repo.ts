@@ -2,7 +2,7 @@
 // Plain statements; the transactions that combine them live in hub/links.
 import type { KeyScheme } from '../../shared/sync.ts';
 import type { Db } from './db.ts';
-import { listStatement, repeated } from './list-statements.ts';
+import { listStatement, repeated, single } from './list-statements.ts';
 import { sqlOf, type Sql } from './sql.ts';
 
 export interface ServiceRow {
@@ -124,10 +124,10 @@ export function createLinkRepo(target: Sql | Db) {
   const takeSeqs = async (serviceId: string, n: number): Promise<number> => (await sql.get<{ head_seq: number }>(Q.takeSeqs, [n, serviceId]))!.head_seq - n + 1;
   /** Sets the state of a service's links with many MyKey IDs: a statement per slice of ids. */
   const setLinkStates = async (serviceId: string, mykeyIds: readonly string[], state: LinkRow['state']): Promise<void> => {
-    for (const { text, items } of QL.setLinkStates.slices(mykeyIds)) await sql.run(text, [state, serviceId, ...items]);
+    for (const { text, params } of QL.setLinkStates.slices(mykeyIds, single)) await sql.run(text, [state, serviceId, ...params]);
   };
   const deleteMqttIn = async (ids: readonly number[]): Promise<void> => {
-    for (const { text, items } of QL.deleteMqtt.slices(ids)) await sql.run(text, items);
+    for (const { text, params } of QL.deleteMqtt.slices(ids, single)) await sql.run(text, params);
   };
   return {
     service: (id: string): Promise<ServiceRow | undefined> => sql.get<ServiceRow>(Q.service, [id]),
@@ -150,8 +150,8 @@ export function createLinkRepo(target: Sql | Db) {
     async linksOfMyKeys(mykeyIds: readonly string[]): Promise<Map<string, LinkRow[]>> {
       const out = new Map<string, LinkRow[]>();
       // Each id in one slice only, so a MyKey ID's links come from one ordered statement.
-      for (const { text, items } of QL.linksOfMyKeys.slices([...new Set(mykeyIds)]))
-        for (const l of await sql.all<LinkRow>(text, items)) {
+      for (const { text, params } of QL.linksOfMyKeys.slices([...new Set(mykeyIds)], single))
+        for (const l of await sql.all<LinkRow>(text, params)) {
           const list = out.get(l.mykey_id);
           if (list) list.push(l);
           else out.set(l.mykey_id, [l]);
@@ -213,7 +213,9 @@ export function createLinkRepo(target: Sql | Db) {
     /** The stored keys of many identities of a service under a scheme, by identity (those not stored are absent). */
     async storedKeys(serviceId: string, scheme: KeyScheme, identities: readonly string[]): Promise<Map<string, string>> {
       const out = new Map<string, string>();
-      for (const { text, items } of QL.storedKeys.slices(identities)) for (const r of await sql.all<{ identity: string; key: string }>(text, [serviceId, scheme, ...items])) out.set(r.identity, r.key);
+      for (const { text, params } of QL.storedKeys.slices(identities, single)) {
+        for (const r of await sql.all<{ identity: string; key: string }>(text, [serviceId, scheme, ...params])) out.set(r.identity, r.key);
+      }
       return out;
     },
     insertKey: (serviceId: string, scheme: KeyScheme, identity: string, key: string) => run(Q.insertKey, [serviceId, scheme, identity, key]),

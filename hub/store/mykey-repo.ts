@@ -2,8 +2,8 @@
 // in one transaction and appends its lifecycle event in the same transaction.
 import type { CertRef } from '../../shared/cert-identity.ts';
 import type { Db } from './db.ts';
-import { listStatement, repeated } from './list-statements.ts';
-import { isUniqueViolation, sqlOf, type Sql } from './sql.ts';
+import { listStatement, repeated, single } from './list-statements.ts';
+import { isUniqueViolation, sqlOf, type Dialect, type Sql } from './sql.ts';
 
 export type MyKeyStatus = 'active' | 'suspended' | 'invalidated';
 export type BindingState = 'current' | 'carried_over' | 'ended';
@@ -168,28 +168,36 @@ export const SERIAL_BATCH = 64;
 const serialList = Array.from({ length: SERIAL_BATCH }, () => '?').join(', ');
 const EVENT_COLUMNS = ['mykey_id', 'kind', 'reason', 'detail', 'at'] as const;
 
-// Statements over lists (hub/store/list-statements.ts). CAST: PostgreSQL types a bare parameter of
-// VALUES as text, which an integer column is not compared with.
-const QL = {
-  currentBindings: listStatement((n) => `SELECT * FROM cert_bindings WHERE mykey_id IN (${repeated(n)}) AND state = 'current'`),
-  // Each binding's first revocation only (revoked_at IS NULL); returns the bindings it marked.
-  markRevoked: listStatement(
-    (n) => `WITH v (binding_id, revoked_at, reason) AS (VALUES ${repeated(n, '(CAST(? AS BIGINT), CAST(? AS BIGINT), ?)')})
-      UPDATE cert_bindings SET revoked_at = v.revoked_at, revocation_reason = v.reason FROM v
-      WHERE cert_bindings.id = v.binding_id AND cert_bindings.revoked_at IS NULL RETURNING cert_bindings.id`,
-  ),
-  // Only an active MyKey ID (never an invalidated one), and only while the revoked binding is still its
-  // current one: a carry-over (the holder's, or a linkage record's) committed between a CRL run's match
-  // and its write keeps the MyKey ID active. A MyKey ID has one current binding at most
-  // (cert_bindings_one_current), so at most one of its rows of v can suspend it.
-  suspendIfActive: listStatement(
-    (n) => `WITH v (mykey_id, binding_id, reason) AS (VALUES ${repeated(n, '(?, CAST(? AS BIGINT), ?)')})
-      UPDATE mykey_ids SET status = 'suspended', status_reason = v.reason, status_changed_at = ? FROM v
-      WHERE mykey_ids.id = v.mykey_id AND mykey_ids.status = 'active'
-        AND EXISTS (SELECT 1 FROM cert_bindings b WHERE b.id = v.binding_id AND b.mykey_id = v.mykey_id AND b.state = 'current')
-      RETURNING mykey_ids.id`,
-  ),
-};
+/**
+ * Statements over lists (hub/store/list-statements.ts) in a dialect's form. PostgreSQL types a bare
+ * parameter of VALUES as text, which an integer column is not compared with: there an integer is
+ * CAST. SQLite takes it bare: CAST, its planner no longer joined v through the rowid but read
+ * cert_bindings whole for each statement (milliseconds a row at a million bindings).
+ */
+function listQueries(dialect: Dialect) {
+  const int = dialect === 'postgres' ? 'CAST(? AS BIGINT)' : '?';
+  return {
+    currentBindings: listStatement((n) => `SELECT * FROM cert_bindings WHERE mykey_id IN (${repeated(n)}) AND state = 'current'`),
+    // Each binding's first revocation only (revoked_at IS NULL); returns the bindings it marked.
+    markRevoked: listStatement(
+      (n) => `WITH v (binding_id, revoked_at, reason) AS (VALUES ${repeated(n, `(${int}, ${int}, ?)`)})
+        UPDATE cert_bindings SET revoked_at = v.revoked_at, revocation_reason = v.reason FROM v
+        WHERE cert_bindings.id = v.binding_id AND cert_bindings.revoked_at IS NULL RETURNING cert_bindings.id`,
+    ),
+    // Only an active MyKey ID (never an invalidated one), and only while the revoked binding is still
+    // its current one: a carry-over (the holder's, or a linkage record's) committed between a CRL
+    // run's match and its write keeps the MyKey ID active. A MyKey ID has one current binding at most
+    // (cert_bindings_one_current), so at most one of its rows of v can suspend it.
+    suspendIfActive: listStatement(
+      (n) => `WITH v (mykey_id, binding_id, reason) AS (VALUES ${repeated(n, `(?, ${int}, ?)`)})
+        UPDATE mykey_ids SET status = 'suspended', status_reason = v.reason, status_changed_at = ? FROM v
+        WHERE mykey_ids.id = v.mykey_id AND mykey_ids.status = 'active'
+          AND EXISTS (SELECT 1 FROM cert_bindings b WHERE b.id = v.binding_id AND b.mykey_id = v.mykey_id AND b.state = 'current')
+        RETURNING mykey_ids.id`,
+    ),
+  };
+}
+const QL = { sqlite: listQueries('sqlite'), postgres: listQueries('postgres') };
 
 const QB = {
   unrevokedBySerials: `SELECT id, mykey_id, state, serial_hex FROM cert_bindings
@@ -201,6 +209,7 @@ const QB = {
 /** The repository over an executor (or a SQLite connection, through its executor). */
 export function createMyKeyRepo(target: Sql | Db) {
   const sql = sqlOf(target);
+  const ql = QL[sql.dialect];
   const listeners: MyKeyLifecycleBatchListener[] = [];
   const getId = (id: string) => sql.get<MyKeyRow>(Q.getId, [id]);
   const idUsed = async (id: string) => (await sql.get(Q.idUsed, [id, id])) !== undefined;
@@ -232,16 +241,14 @@ export function createMyKeyRepo(target: Sql | Db) {
     const firsts = new Map<number, RevocationHit>();
     for (const h of hits) if (!firsts.has(h.bindingId)) firsts.set(h.bindingId, h);
     const marked = new Set<number>();
-    for (const { text, items } of QL.markRevoked.slices([...firsts.values()]))
-      for (const r of await sql.all<{ id: number }>(
-        text,
-        items.flatMap((h) => [h.bindingId, h.revokedAt, h.reason]),
-      ))
-        marked.add(Number(r.id));
+    for (const { text, params } of ql.markRevoked.slices([...firsts.values()], (h) => [h.bindingId, h.revokedAt, h.reason])) {
+      for (const r of await sql.all<{ id: number }>(text, params)) marked.add(Number(r.id));
+    }
     const candidates = [...firsts.values()].filter((h) => h.state === 'current' && marked.has(h.bindingId));
     const suspended = new Set<string>();
-    for (const { text, items } of QL.suspendIfActive.slices(candidates))
-      for (const r of await sql.all<{ id: string }>(text, [...items.flatMap((h) => [h.mykeyId, h.bindingId, h.reason]), now])) suspended.add(r.id);
+    for (const { text, params } of ql.suspendIfActive.slices(candidates, (h) => [h.mykeyId, h.bindingId, h.reason])) {
+      for (const r of await sql.all<{ id: string }>(text, [...params, now])) suspended.add(r.id);
+    }
     // A MyKey ID named by two hits (a carry-over between the match and the write) is suspended once.
     return candidates.filter((h) => suspended.delete(h.mykeyId));
   }
@@ -285,7 +292,7 @@ export function createMyKeyRepo(target: Sql | Db) {
     /** The current certificates of many MyKey IDs, by MyKey ID (those without one are absent): a statement per slice of ids. */
     async currentCerts(ids: readonly string[]): Promise<Map<string, CertRef>> {
       const out = new Map<string, CertRef>();
-      for (const { text, items } of QL.currentBindings.slices(ids)) for (const b of await sql.all<BindingRow>(text, items)) out.set(b.mykey_id, refOf(b));
+      for (const { text, params } of ql.currentBindings.slices(ids, single)) for (const b of await sql.all<BindingRow>(text, params)) out.set(b.mykey_id, refOf(b));
       return out;
     },
     get: (id: string): Promise<MyKeyRow | undefined> => getId(id),
