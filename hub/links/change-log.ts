@@ -129,7 +129,8 @@ export function createChangeLog(deps: ChangeLogDeps) {
           changed.push({ e, l, keys: [] });
         }
     if (changed.length === 0) return;
-    const certs = await mykeys.currentCerts([...new Set(changed.map(({ e }) => e.mykeyId))]);
+    // A suspension names the revoked certificate, still the current one; a resumption does not.
+    const certs = await mykeys.currentCerts([...new Set(changed.filter(({ e }) => !e.cert).map(({ e }) => e.mykeyId))]);
     const byService = new Map<string, typeof changed>();
     for (const x of changed) {
       const list = byService.get(x.l.service_id);
@@ -140,11 +141,14 @@ export function createChangeLog(deps: ChangeLogDeps) {
     for (const [id, list] of byService) {
       const s = (await repo.service(id))!;
       services.set(id, s);
-      const mykeyIds = list.map(({ e }) => e.mykeyId);
-      await repo.setLinkStates(id, mykeyIds, to);
+      await repo.setLinkStates(
+        id,
+        list.map(({ e }) => e.mykeyId),
+        to,
+      );
       const keysOfList = await keys.keysOfMany(
         s,
-        mykeyIds.map((mykeyId) => ({ mykeyId, cert: certs.get(mykeyId) })),
+        list.map(({ e }) => ({ mykeyId: e.mykeyId, cert: e.cert ?? certs.get(e.mykeyId) })),
       );
       for (let i = 0; i < list.length; i++) list[i].keys = keysOfList[i];
     }

@@ -73,6 +73,8 @@ export interface MyKeyLifecycleEvent {
   /** carried_over: made by a linkage record (hub/linkage), not the holder; `resumes`: a suspended MyKey ID resumes with it. */
   via?: 'linkage';
   resumes?: boolean;
+  /** suspended: the MyKey ID's current certificate, the one revoked. */
+  cert?: CertRef;
 }
 
 /**
@@ -108,8 +110,12 @@ export interface UnrevokedBinding {
 /** Thrown inside a transaction when a candidate id collides; the caller retries with another. */
 export class IdTakenError extends Error {}
 
+/** The columns of a binding that name its certificate. */
+type CertColumns = Pick<BindingRow, 'issuer_key' | 'serial_hex' | 'cert_aki' | 'issuer_key_id'>;
+const CERT_COLUMNS = 'issuer_key, serial_hex, cert_aki, issuer_key_id';
+
 /** A binding as its certificate identity needs it; an AKI not yet known falls back to the anchor key id it was filed under. */
-function refOf(b: BindingRow): CertRef {
+function refOf(b: CertColumns): CertRef {
   return { issuerKey: b.issuer_key, serialHex: b.serial_hex, aki: b.cert_aki ?? b.issuer_key_id };
 }
 
@@ -177,12 +183,12 @@ const EVENT_COLUMNS = ['mykey_id', 'kind', 'reason', 'detail', 'at'] as const;
 function listQueries(dialect: Dialect) {
   const int = dialect === 'postgres' ? 'CAST(? AS BIGINT)' : '?';
   return {
-    currentBindings: listStatement((n) => `SELECT * FROM cert_bindings WHERE mykey_id IN (${repeated(n)}) AND state = 'current'`),
-    // Each binding's first revocation only (revoked_at IS NULL); returns the bindings it marked.
+    currentCerts: listStatement((n) => `SELECT mykey_id, ${CERT_COLUMNS} FROM cert_bindings WHERE mykey_id IN (${repeated(n)}) AND state = 'current'`),
+    // Each binding's first revocation only (revoked_at IS NULL); returns the bindings it marked, with their certificates.
     markRevoked: listStatement(
       (n) => `WITH v (binding_id, revoked_at, reason) AS (VALUES ${repeated(n, `(${int}, ${int}, ?)`)})
         UPDATE cert_bindings SET revoked_at = v.revoked_at, revocation_reason = v.reason FROM v
-        WHERE cert_bindings.id = v.binding_id AND cert_bindings.revoked_at IS NULL RETURNING cert_bindings.id`,
+        WHERE cert_bindings.id = v.binding_id AND cert_bindings.revoked_at IS NULL RETURNING cert_bindings.id, ${CERT_COLUMNS}`,
     ),
     // Only an active MyKey ID (never an invalidated one), and only while the revoked binding is still
     // its current one: a carry-over (the holder's, or a linkage record's) committed between a CRL
@@ -235,14 +241,15 @@ export function createMyKeyRepo(target: Sql | Db) {
 
   /**
    * Marks each binding revoked (its first hit only, as one after another would) and suspends the
-   * MyKey IDs whose current binding was revoked; returns the hits that suspended one, in order.
+   * MyKey IDs whose current binding was revoked; returns the hits that suspended one, in order, with
+   * the revoked (still current) certificate.
    */
-  async function revokeAll(hits: readonly RevocationHit[], now: number): Promise<RevocationHit[]> {
+  async function revokeAll(hits: readonly RevocationHit[], now: number): Promise<{ hit: RevocationHit; cert: CertRef }[]> {
     const firsts = new Map<number, RevocationHit>();
     for (const h of hits) if (!firsts.has(h.bindingId)) firsts.set(h.bindingId, h);
-    const marked = new Set<number>();
+    const marked = new Map<number, CertRef>();
     for (const { text, params } of ql.markRevoked.slices([...firsts.values()], (h) => [h.bindingId, h.revokedAt, h.reason])) {
-      for (const r of await sql.all<{ id: number }>(text, params)) marked.add(Number(r.id));
+      for (const r of await sql.all<CertColumns & { id: number }>(text, params)) marked.set(Number(r.id), refOf(r));
     }
     const candidates = [...firsts.values()].filter((h) => h.state === 'current' && marked.has(h.bindingId));
     const suspended = new Set<string>();
@@ -250,7 +257,7 @@ export function createMyKeyRepo(target: Sql | Db) {
       for (const r of await sql.all<{ id: string }>(text, [...params, now])) suspended.add(r.id);
     }
     // A MyKey ID named by two hits (a carry-over between the match and the write) is suspended once.
-    return candidates.filter((h) => suspended.delete(h.mykeyId));
+    return candidates.filter((h) => suspended.delete(h.mykeyId)).map((hit) => ({ hit, cert: marked.get(hit.bindingId)! }));
   }
 
   /** The check-then-insert of createOrGet; runs inside a transaction. */
@@ -292,7 +299,9 @@ export function createMyKeyRepo(target: Sql | Db) {
     /** The current certificates of many MyKey IDs, by MyKey ID (those without one are absent): a statement per slice of ids. */
     async currentCerts(ids: readonly string[]): Promise<Map<string, CertRef>> {
       const out = new Map<string, CertRef>();
-      for (const { text, params } of ql.currentBindings.slices(ids, single)) for (const b of await sql.all<BindingRow>(text, params)) out.set(b.mykey_id, refOf(b));
+      for (const { text, params } of ql.currentCerts.slices(ids, single)) {
+        for (const b of await sql.all<CertColumns & { mykey_id: string }>(text, params)) out.set(b.mykey_id, refOf(b));
+      }
       return out;
     },
     get: (id: string): Promise<MyKeyRow | undefined> => getId(id),
@@ -453,7 +462,7 @@ export function createMyKeyRepo(target: Sql | Db) {
         async () => {
           // A few statements a chunk, whatever its size; the listeners get its suspensions at once.
           const suspended = await revokeAll(hits, now);
-          if (suspended.length > 0) await addEvents(suspended.map((h) => ({ mykeyId: h.mykeyId, kind: 'suspended', reason: h.reason, at: now })));
+          if (suspended.length > 0) await addEvents(suspended.map(({ hit, cert }) => ({ mykeyId: hit.mykeyId, kind: 'suspended', reason: hit.reason, at: now, cert })));
           return suspended.length;
         },
         { immediate: true },
