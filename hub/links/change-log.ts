@@ -179,6 +179,7 @@ export function createChangeLog(deps: ChangeLogDeps) {
     for (const e of events) await onChange(e);
   }
 
+  /** Any other change of a MyKey ID, appended for each of its links. */
   async function onChange(e: MyKeyLifecycleEvent): Promise<void> {
     // A MyKey ID just created has no links yet: nothing to append (and no query per registration).
     if (e.kind === 'created') return;
