@@ -8,7 +8,7 @@ import type { ChangeEntry, ChangeKind } from '../../shared/sync.ts';
 import { serviceLogTopic } from '../../shared/topics.ts';
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
-import type { LinkRepo, ServiceRow } from '../store/link-repo.ts';
+import type { LinkRepo, LinkRow, ServiceRow } from '../store/link-repo.ts';
 import type { MyKeyLifecycleEvent, MyKeyRepo } from '../store/mykey-repo.ts';
 import type { Sql } from '../store/sql.ts';
 import type { KeyedIdentities } from './keyed-identities.ts';
@@ -53,37 +53,52 @@ export function createChangeLog(deps: ChangeLogDeps) {
   /** Outbox rows appended so far: a transaction that moved it tells the publishers after its commit. */
   let appended = 0;
 
-  /** Appends one change-log entry with its outbox rows. Must run inside a transaction. */
-  async function append(s: ServiceRow, c: ChangeInput): Promise<ChangeEntry> {
-    const at = now();
-    const seq = await repo.nextSeq(s.id);
-    const entry: ChangeEntry = {
-      seq,
-      kind: c.kind,
-      at: new Date(at).toISOString(),
-      remove: [...new Set(c.remove)],
-      ...(c.set ? { set: c.set } : {}),
-      ...(c.reason ? { reason: c.reason } : {}),
-      ...keys.schemeField(s),
-    };
-    const json = JSON.stringify(entry);
-    await repo.insertChange({ service_id: s.id, seq, kind: c.kind, mykey_id: c.mykeyId, service_user_id: c.serviceUserId, by: c.by, entry: json, at });
-    await repo.insertMqtt(serviceLogTopic(s.id), json, at);
-    if (c.notice && c.serviceUserId && s.webhook_url) {
-      const notice: ServiceNotice = {
-        id: `${s.id}-${seq}`,
-        type: c.notice,
-        serviceId: s.id,
-        serviceUserId: c.serviceUserId,
-        ...(c.reason ? { reason: c.reason } : {}),
+  /**
+   * Appends change-log entries with their outbox rows, in order: each service's seqs taken at once
+   * (services in the order they first come), the rows queued. Must run inside a transaction.
+   */
+  async function appendAll(changes: readonly { s: ServiceRow; c: ChangeInput }[]): Promise<ChangeEntry[]> {
+    const counts = new Map<string, number>();
+    for (const { s } of changes) counts.set(s.id, (counts.get(s.id) ?? 0) + 1);
+    const nextSeq = new Map<string, number>();
+    for (const [id, n] of counts) nextSeq.set(id, await repo.takeSeqs(id, n));
+    const out: ChangeEntry[] = [];
+    for (const { s, c } of changes) {
+      const at = now();
+      const seq = nextSeq.get(s.id)!;
+      nextSeq.set(s.id, seq + 1);
+      const entry: ChangeEntry = {
         seq,
-        at: entry.at,
+        kind: c.kind,
+        at: new Date(at).toISOString(),
+        remove: [...new Set(c.remove)],
+        ...(c.set ? { set: c.set } : {}),
+        ...(c.reason ? { reason: c.reason } : {}),
+        ...keys.schemeField(s),
       };
-      await repo.insertWebhook(s.id, JSON.stringify(notice), at);
+      const json = JSON.stringify(entry);
+      await repo.insertChange({ service_id: s.id, seq, kind: c.kind, mykey_id: c.mykeyId, service_user_id: c.serviceUserId, by: c.by, entry: json, at });
+      await repo.insertMqtt(serviceLogTopic(s.id), json, at);
+      if (c.notice && c.serviceUserId && s.webhook_url) {
+        const notice: ServiceNotice = {
+          id: `${s.id}-${seq}`,
+          type: c.notice,
+          serviceId: s.id,
+          serviceUserId: c.serviceUserId,
+          ...(c.reason ? { reason: c.reason } : {}),
+          seq,
+          at: entry.at,
+        };
+        await repo.queueWebhook(s.id, JSON.stringify(notice), at);
+      }
+      appended++;
+      out.push(entry);
     }
-    appended++;
-    return entry;
+    return out;
   }
+
+  /** Appends one change-log entry with its outbox rows. Must run inside a transaction. */
+  const append = async (s: ServiceRow, c: ChangeInput): Promise<ChangeEntry> => (await appendAll([{ s, c }]))[0];
 
   /** Runs a write transaction and tells the outbox publishers afterwards. */
   async function tx<T>(fn: () => Promise<T>): Promise<T> {
@@ -95,8 +110,77 @@ export function createChangeLog(deps: ChangeLogDeps) {
     return r;
   }
 
-  /** A MyKey ID's own changes, appended for every service it is linked with (inside their transaction). */
-  async function onLifecycle(e: MyKeyLifecycleEvent): Promise<void> {
+  /**
+   * Suspensions (a CRL run's chunk at once) or resumptions of MyKey IDs, in order: each active link
+   * (suspended link, for a resumption) changes state and gets its entry, the keys removed at the
+   * edges (given back). Statements per service, not per MyKey ID: the links of all of them, their
+   * certificates, each service's link states, stored keys and seqs.
+   */
+  async function suspendOrResume(events: readonly MyKeyLifecycleEvent[]): Promise<void> {
+    const suspend = events[0].kind === 'suspended';
+    const [from, to] = suspend ? (['active', 'suspended'] as const) : (['suspended', 'active'] as const);
+    const linksOf = await repo.linksOfMyKeys(events.map((e) => e.mykeyId));
+    /** Each link that changes, with its keys (read below, per service). */
+    const changed: { e: MyKeyLifecycleEvent; l: LinkRow; keys: string[] }[] = [];
+    for (const e of events)
+      for (const l of linksOf.get(e.mykeyId) ?? [])
+        if (l.state === from) {
+          l.state = to; // as a second event of the MyKey ID, one after the other, would find it
+          changed.push({ e, l, keys: [] });
+        }
+    if (changed.length === 0) return;
+    // A suspension names the revoked certificate, still the current one; a resumption does not.
+    const certs = await mykeys.currentCerts([...new Set(changed.filter(({ e }) => !e.cert).map(({ e }) => e.mykeyId))]);
+    const byService = new Map<string, typeof changed>();
+    for (const x of changed) {
+      const list = byService.get(x.l.service_id);
+      if (list) list.push(x);
+      else byService.set(x.l.service_id, [x]);
+    }
+    const services = new Map<string, ServiceRow>();
+    for (const [id, list] of byService) {
+      const s = (await repo.service(id))!;
+      services.set(id, s);
+      await repo.setLinkStates(
+        id,
+        list.map(({ e }) => e.mykeyId),
+        to,
+      );
+      const keysOfList = await keys.keysOfMany(
+        s,
+        list.map(({ e }) => ({ mykeyId: e.mykeyId, cert: e.cert ?? certs.get(e.mykeyId) })),
+      );
+      for (let i = 0; i < list.length; i++) list[i].keys = keysOfList[i];
+    }
+    await appendAll(
+      changed.map((x) => ({
+        s: services.get(x.l.service_id)!,
+        c: {
+          kind: suspend ? 'suspend' : 'resume',
+          mykeyId: x.e.mykeyId,
+          serviceUserId: x.l.service_user_id,
+          by: suspend ? 'hub:revocation' : 'hub',
+          remove: suspend ? x.keys : [],
+          set: suspend ? undefined : { keys: x.keys, serviceUserId: x.l.service_user_id },
+          reason: x.e.reason ?? undefined,
+          notice: suspend ? 'link.suspended' : 'link.resumed',
+        },
+      })),
+    );
+  }
+
+  /**
+   * A MyKey ID's own changes, appended for every service it is linked with (inside their
+   * transaction): suspensions and resumptions together, any other change one at a time.
+   */
+  async function onLifecycle(events: readonly MyKeyLifecycleEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    if (events[0].kind === 'suspended' || events[0].kind === 'resumed') return suspendOrResume(events);
+    for (const e of events) await onChange(e);
+  }
+
+  /** Any other change of a MyKey ID, appended for each of its links. */
+  async function onChange(e: MyKeyLifecycleEvent): Promise<void> {
     // A MyKey ID just created has no links yet: nothing to append (and no query per registration).
     if (e.kind === 'created') return;
     if (e.kind === 'id_changed' && e.from) {
@@ -119,26 +203,6 @@ export function createChangeLog(deps: ChangeLogDeps) {
     for (const l of await repo.linksOfMyKey(e.mykeyId)) {
       const s = (await repo.service(l.service_id))!;
       switch (e.kind) {
-        case 'suspended':
-        case 'resumed': {
-          // A revoked certificate suspends an active link (its keys removed at the edges); a resumed one
-          // (the revocation lifted) gives a suspended link its keys back.
-          const suspend = e.kind === 'suspended';
-          if (l.state !== (suspend ? 'active' : 'suspended')) break;
-          await repo.setLinkState(s.id, e.mykeyId, suspend ? 'suspended' : 'active');
-          const keys = await keysOf(s, e.mykeyId);
-          await append(s, {
-            kind: suspend ? 'suspend' : 'resume',
-            mykeyId: e.mykeyId,
-            serviceUserId: l.service_user_id,
-            by: suspend ? 'hub:revocation' : 'hub',
-            remove: suspend ? keys : [],
-            set: suspend ? undefined : { keys, serviceUserId: l.service_user_id },
-            reason: e.reason ?? undefined,
-            notice: suspend ? 'link.suspended' : 'link.resumed',
-          });
-          break;
-        }
         case 'invalidated':
           await repo.deleteLink(s.id, e.mykeyId);
           await append(s, {

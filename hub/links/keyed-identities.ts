@@ -25,24 +25,40 @@ export function createKeyedIdentities(deps: { repo: LinkRepo; mykeys: MyKeyRepo 
   // under a CA key rolled over under the same name is another identity (shared/cert-identity.ts). A
   // service still on an older scheme keeps the old form its edges compute, until it is re-keyed.
   const certValue = (c: CertRef, scheme: KeyScheme): string => (schemeKeysCertIssuer(scheme) ? certIdentityWithKey(c) : certIdentity(c.issuerKey, c.serialHex));
+  /** The identities of a MyKey ID with this certificate (none: by MyKey ID alone). */
+  const identsWith = (mykeyId: string, scheme: KeyScheme, cert: CertRef | undefined): Ident[] => [
+    { kind: 'mykey', value: mykeyId },
+    ...(cert ? [{ kind: 'cert' as const, value: certValue(cert, scheme) }] : []),
+  ];
   // Without a certificate given, the MyKey ID's current one.
-  const identsOf = async (mykeyId: string, scheme: KeyScheme, certGiven?: CertRef): Promise<Ident[]> => {
-    const cert = certGiven === undefined ? await mykeys.currentCert(mykeyId) : certGiven;
-    return [{ kind: 'mykey', value: mykeyId }, ...(cert ? [{ kind: 'cert' as const, value: certValue(cert, scheme) }] : [])];
-  };
+  const identsOf = async (mykeyId: string, scheme: KeyScheme, certGiven?: CertRef): Promise<Ident[]> =>
+    identsWith(mykeyId, scheme, certGiven === undefined ? await mykeys.currentCert(mykeyId) : certGiven);
 
-  /** The key of one identity for a service: computed (legacy HMAC), stored, or derived here and stored. */
-  async function derived(s: ServiceRow, kind: 'mykey' | 'cert', value: string): Promise<string> {
+  /**
+   * The keys of identities for a service, in order: computed (legacy HMAC), stored (read at once), or
+   * derived here and stored.
+   */
+  async function derivedAll(s: ServiceRow, idents: readonly Ident[]): Promise<string[]> {
     const scheme = schemeOf(s);
-    if (scheme === 'hmac-sha256') return keyedIdentitySync(s.sync_secret, kind, value, scheme);
-    const identity = `${kind}:${value}`;
-    const stored = await repo.storedKey(s.id, scheme, identity);
-    if (stored !== undefined) return stored;
-    stats.derivedBlocking++;
-    const key = keyedIdentitySync(s.sync_secret, kind, value, scheme);
-    await repo.insertKey(s.id, scheme, identity, key);
-    return key;
+    if (scheme === 'hmac-sha256') return idents.map((i) => keyedIdentitySync(s.sync_secret, i.kind, i.value, scheme));
+    const names = idents.map((i) => `${i.kind}:${i.value}`);
+    const stored = await repo.storedKeys(s.id, scheme, names);
+    const out: string[] = [];
+    for (let j = 0; j < idents.length; j++) {
+      let key = stored.get(names[j]);
+      if (key === undefined) {
+        stats.derivedBlocking++;
+        key = keyedIdentitySync(s.sync_secret, idents[j].kind, idents[j].value, scheme);
+        await repo.insertKey(s.id, scheme, names[j], key);
+        stored.set(names[j], key);
+      }
+      out.push(key);
+    }
+    return out;
   }
+
+  /** The key of one identity for a service (derivedAll of one). */
+  const derived = async (s: ServiceRow, kind: 'mykey' | 'cert', value: string): Promise<string> => (await derivedAll(s, [{ kind, value }]))[0];
 
   /**
    * Derives on the libuv pool and stores every key of `idents` not stored yet, `parallel` at a time.
@@ -88,9 +104,17 @@ export function createKeyedIdentities(deps: { repo: LinkRepo; mykeys: MyKeyRepo 
     derived,
     deriveAhead,
     /** The keyed identities of a MyKey ID for one service: by MyKey ID and by its current certificate. */
-    async keysOf(s: ServiceRow, mykeyId: string, cert?: CertRef): Promise<string[]> {
-      const out: string[] = [];
-      for (const i of await identsOf(mykeyId, schemeOf(s), cert)) out.push(await derived(s, i.kind, i.value));
+    keysOf: async (s: ServiceRow, mykeyId: string, cert?: CertRef): Promise<string[]> => derivedAll(s, await identsOf(mykeyId, schemeOf(s), cert)),
+    /**
+     * keysOf for many MyKey IDs of one service, each with its certificate given (undefined: none, the
+     * MyKey ID alone), in order: the stored keys read at once.
+     */
+    async keysOfMany(s: ServiceRow, items: readonly { mykeyId: string; cert: CertRef | undefined }[]): Promise<string[][]> {
+      const scheme = schemeOf(s);
+      const idents = items.map((i) => identsWith(i.mykeyId, scheme, i.cert));
+      const keys = await derivedAll(s, idents.flat());
+      const out: string[][] = [];
+      for (let i = 0, at = 0; i < idents.length; at += idents[i++].length) out.push(keys.slice(at, at + idents[i].length));
       return out;
     },
     /** What entries and snapshots of a service say about their keys (nothing: the legacy derivation). */

@@ -65,7 +65,7 @@ export function createLinks(deps: LinksDeps) {
   }
 
   // A MyKey ID's own changes fan out to every service it is linked with.
-  mykeys.onLifecycle(log.onLifecycle);
+  mykeys.onLifecycleBatch(log.onLifecycle);
 
   return {
     /**

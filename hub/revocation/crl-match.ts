@@ -10,11 +10,11 @@
 import type { Emitter } from '../../shared/typed-events.ts';
 import type { FanoutEvents } from '../fanout.ts';
 import type { CrlIndex } from '../pki/crl/index.ts';
-import { SERIAL_BATCH, type BindingState, type MyKeyRepo } from '../store/mykey-repo.ts';
+import { SERIAL_BATCH, type BindingState, type MyKeyRepo, type RevocationHit } from '../store/mykey-repo.ts';
 import type { CrlMatchMark } from '../store/revocation-repo.ts';
 
 /** A bound certificate found revoked: what applyRevocations writes. */
-export type Hit = Parameters<MyKeyRepo['applyRevocations']>[0][number];
+export type Hit = RevocationHit;
 
 /** Most revocations written per transaction (chunks are sized to take about a slice). */
 const APPLY_CHUNK = 2000;

@@ -2,6 +2,7 @@
 // Plain statements; the transactions that combine them live in hub/links.
 import type { KeyScheme } from '../../shared/sync.ts';
 import type { Db } from './db.ts';
+import { listStatement, repeated, single } from './list-statements.ts';
 import { sqlOf, type Sql } from './sql.ts';
 
 export interface ServiceRow {
@@ -60,7 +61,7 @@ const Q = {
   setRequireHolderProof: 'UPDATE services SET require_holder_proof = ? WHERE id = ?',
   setTouchAssurance: 'UPDATE services SET touch_assurance = ? WHERE id = ?',
   // One statement: the row lock (PostgreSQL) or the write lock (SQLite) orders concurrent appends.
-  bumpSeq: 'UPDATE services SET head_seq = head_seq + 1 WHERE id = ? RETURNING head_seq',
+  takeSeqs: 'UPDATE services SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq',
   insertCredential: 'INSERT INTO service_credentials (id, service_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)',
   credential: 'SELECT id, service_id, secret_hash, revoked_at FROM service_credentials WHERE id = ?',
   credentials: 'SELECT id, label, created_at, revoked_at FROM service_credentials WHERE service_id = ? ORDER BY created_at',
@@ -72,12 +73,10 @@ const Q = {
      ON CONFLICT (service_id, mykey_id) DO UPDATE SET service_user_id = excluded.service_user_id, state = 'active',
        linked_at = excluded.linked_at, linked_by = excluded.linked_by`,
   deleteLink: 'DELETE FROM links WHERE service_id = ? AND mykey_id = ?',
-  setLinkState: 'UPDATE links SET state = ? WHERE service_id = ? AND mykey_id = ?',
   renameMyKey: 'UPDATE links SET mykey_id = ? WHERE mykey_id = ?',
   activeLinksOfService: "SELECT mykey_id, service_user_id FROM links WHERE service_id = ? AND state = 'active'",
   changesAfter: 'SELECT entry FROM link_changes WHERE service_id = ? AND seq > ? ORDER BY seq LIMIT ?',
   pendingMqtt: 'SELECT id, topic, payload FROM mqtt_outbox ORDER BY id LIMIT ?',
-  deleteMqtt: 'DELETE FROM mqtt_outbox WHERE id = ?',
   insertWebhook: 'INSERT INTO webhook_outbox (service_id, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?) RETURNING id',
   // Per service, only the oldest undelivered notice is due: notices arrive in order.
   dueWebhooks: `SELECT w.* FROM webhook_outbox w
@@ -106,22 +105,30 @@ const Q = {
 const CHANGE_COLUMNS = ['service_id', 'seq', 'kind', 'mykey_id', 'service_user_id', 'by', 'entry', 'at'] as const;
 const MQTT_COLUMNS = ['topic', 'payload', 'created_at'] as const;
 
-/** Sizes of the `id IN (...)` lists of deleteMqttMany. */
-const IN_SIZES = [1, 16, 128, 512] as const;
-const inLists = new Map<number, string>();
-function deleteMqttIn(size: number): string {
-  let q = inLists.get(size);
-  if (!q) {
-    q = `DELETE FROM mqtt_outbox WHERE id IN (${Array.from({ length: size }, () => '?').join(', ')})`;
-    inLists.set(size, q);
-  }
-  return q;
-}
+const WEBHOOK_COLUMNS = ['service_id', 'event', 'created_at', 'next_attempt_at'] as const;
+
+// Statements over lists of ids (hub/store/list-statements.ts).
+const QL = {
+  linksOfMyKeys: listStatement((n) => `SELECT * FROM links WHERE mykey_id IN (${repeated(n)}) ORDER BY service_id`),
+  setLinkStates: listStatement((n) => `UPDATE links SET state = ? WHERE service_id = ? AND mykey_id IN (${repeated(n)})`),
+  storedKeys: listStatement((n) => `SELECT identity, key FROM service_keys WHERE service_id = ? AND scheme = ? AND identity IN (${repeated(n)})`),
+  // Up to 512 ids, as the outbox publisher deletes what one round published.
+  deleteMqtt: listStatement((n) => `DELETE FROM mqtt_outbox WHERE id IN (${repeated(n)})`, [1, 16, 128, 512]),
+};
 
 /** The repository over an executor (or a SQLite connection, through its executor). */
 export function createLinkRepo(target: Sql | Db) {
   const sql = sqlOf(target);
   const run = async (text: string, params: readonly unknown[]): Promise<void> => void (await sql.run(text, params));
+  /** Takes `n` seqs of a service's change log at once; returns the first (they follow it without a gap). */
+  const takeSeqs = async (serviceId: string, n: number): Promise<number> => (await sql.get<{ head_seq: number }>(Q.takeSeqs, [n, serviceId]))!.head_seq - n + 1;
+  /** Sets the state of a service's links with many MyKey IDs: a statement per slice of ids. */
+  const setLinkStates = async (serviceId: string, mykeyIds: readonly string[], state: LinkRow['state']): Promise<void> => {
+    for (const { text, params } of QL.setLinkStates.slices(mykeyIds, single)) await sql.run(text, [state, serviceId, ...params]);
+  };
+  const deleteMqttIn = async (ids: readonly number[]): Promise<void> => {
+    for (const { text, params } of QL.deleteMqtt.slices(ids, single)) await sql.run(text, params);
+  };
   return {
     service: (id: string): Promise<ServiceRow | undefined> => sql.get<ServiceRow>(Q.service, [id]),
     services: (): Promise<ServiceRow[]> => sql.all<ServiceRow>(Q.services),
@@ -130,7 +137,8 @@ export function createLinkRepo(target: Sql | Db) {
     updateWebhook: (id: string, url: string | null, secret: Buffer | null) => run(Q.updateWebhook, [url, secret, id]),
     setRequireHolderProof: (id: string, on: boolean) => run(Q.setRequireHolderProof, [on ? 1 : 0, id]),
     setTouchAssurance: (id: string, level: 'possession' | 'pin') => run(Q.setTouchAssurance, [level, id]),
-    nextSeq: async (serviceId: string): Promise<number> => (await sql.get<{ head_seq: number }>(Q.bumpSeq, [serviceId]))!.head_seq,
+    nextSeq: (serviceId: string): Promise<number> => takeSeqs(serviceId, 1),
+    takeSeqs,
     insertCredential: (id: string, serviceId: string, label: string, hash: string, at: number) => run(Q.insertCredential, [id, serviceId, label, hash, at]),
     credential: (id: string) => sql.get<{ id: string; service_id: string; secret_hash: string; revoked_at: number | null }>(Q.credential, [id]),
     credentials: (serviceId: string) => sql.all<{ id: string; label: string; created_at: number; revoked_at: number | null }>(Q.credentials, [serviceId]),
@@ -138,9 +146,22 @@ export function createLinkRepo(target: Sql | Db) {
     link: (serviceId: string, mykeyId: string): Promise<LinkRow | undefined> => sql.get<LinkRow>(Q.link, [serviceId, mykeyId]),
     linkByUser: (serviceId: string, serviceUserId: string): Promise<LinkRow | undefined> => sql.get<LinkRow>(Q.linkByUser, [serviceId, serviceUserId]),
     linksOfMyKey: (mykeyId: string): Promise<LinkRow[]> => sql.all<LinkRow>(Q.linksOfMyKey, [mykeyId]),
+    /** The links of many MyKey IDs, by MyKey ID, each one's in service order (as linksOfMyKey): a statement per slice of ids. */
+    async linksOfMyKeys(mykeyIds: readonly string[]): Promise<Map<string, LinkRow[]>> {
+      const out = new Map<string, LinkRow[]>();
+      // Each id in one slice only, so a MyKey ID's links come from one ordered statement.
+      for (const { text, params } of QL.linksOfMyKeys.slices([...new Set(mykeyIds)], single))
+        for (const l of await sql.all<LinkRow>(text, params)) {
+          const list = out.get(l.mykey_id);
+          if (list) list.push(l);
+          else out.set(l.mykey_id, [l]);
+        }
+      return out;
+    },
     upsertLink: (serviceId: string, mykeyId: string, serviceUserId: string, at: number, by: string) => run(Q.upsertLink, [serviceId, mykeyId, serviceUserId, at, by]),
     deleteLink: (serviceId: string, mykeyId: string) => run(Q.deleteLink, [serviceId, mykeyId]),
-    setLinkState: (serviceId: string, mykeyId: string, state: LinkRow['state']) => run(Q.setLinkState, [state, serviceId, mykeyId]),
+    setLinkState: (serviceId: string, mykeyId: string, state: LinkRow['state']) => setLinkStates(serviceId, [mykeyId], state),
+    setLinkStates,
     renameMyKey: (from: string, to: string) => run(Q.renameMyKey, [to, from]),
     /** The active links of a service (what a snapshot holds). */
     activeLinksOfService: (serviceId: string) => sql.all<{ mykey_id: string; service_user_id: string }>(Q.activeLinksOfService, [serviceId]),
@@ -150,18 +171,11 @@ export function createLinkRepo(target: Sql | Db) {
     /** Queued like insertChange; the rows get their ids (the publishing order) in the order they were queued. */
     insertMqtt: (topic: string, payload: string, at: number) => sql.insertLater('mqtt_outbox', MQTT_COLUMNS, [topic, payload, at]),
     pendingMqtt: (limit = 500) => sql.all<{ id: number; topic: string; payload: string }>(Q.pendingMqtt, [limit]),
-    deleteMqtt: (id: number) => run(Q.deleteMqtt, [id]),
+    deleteMqtt: (id: number) => deleteMqttIn([id]),
     /** Deletes the rows published (batched) messages carried: a few statements of up to 512 ids, in one transaction. */
-    deleteMqttMany: (ids: readonly number[]): Promise<void> =>
-      sql.tx(async () => {
-        for (let at = 0; at < ids.length; at += IN_SIZES[IN_SIZES.length - 1]) {
-          const chunk = ids.slice(at, at + IN_SIZES[IN_SIZES.length - 1]);
-          // A few fixed sizes (the last id repeated to fill), so a few statements are prepared, not one per count.
-          const size = IN_SIZES.find((n) => n >= chunk.length)!;
-          while (chunk.length < size) chunk.push(chunk[chunk.length - 1]);
-          await sql.run(size === 1 ? Q.deleteMqtt : deleteMqttIn(size), chunk);
-        }
-      }),
+    deleteMqttMany: (ids: readonly number[]): Promise<void> => sql.tx(() => deleteMqttIn(ids)),
+    /** Queued like insertChange, in the order queued (what a change appends: its id is not needed). */
+    queueWebhook: (serviceId: string, event: string, at: number) => sql.insertLater('webhook_outbox', WEBHOOK_COLUMNS, [serviceId, event, at, at]),
     /** Queues a notice; returns its id. */
     insertWebhook: async (serviceId: string, event: string, at: number): Promise<number> => (await sql.get<{ id: number }>(Q.insertWebhook, [serviceId, event, at, at]))!.id,
     dueWebhooks: (now: number, limit = 50): Promise<WebhookRow[]> => sql.all<WebhookRow>(Q.dueWebhooks, [now, limit]),
@@ -196,6 +210,14 @@ export function createLinkRepo(target: Sql | Db) {
     pruneDelivered: async (before: number, limit = 5000): Promise<number> => (await sql.run(Q.pruneDelivered, [before, limit])).changes,
     setKeyScheme: (serviceId: string, scheme: KeyScheme) => run(Q.setKeyScheme, [scheme, serviceId]),
     storedKey: async (serviceId: string, scheme: KeyScheme, identity: string): Promise<string | undefined> => (await sql.get<{ key: string }>(Q.storedKey, [serviceId, scheme, identity]))?.key,
+    /** The stored keys of many identities of a service under a scheme, by identity (those not stored are absent). */
+    async storedKeys(serviceId: string, scheme: KeyScheme, identities: readonly string[]): Promise<Map<string, string>> {
+      const out = new Map<string, string>();
+      for (const { text, params } of QL.storedKeys.slices(identities, single)) {
+        for (const r of await sql.all<{ identity: string; key: string }>(text, [serviceId, scheme, ...params])) out.set(r.identity, r.key);
+      }
+      return out;
+    },
     insertKey: (serviceId: string, scheme: KeyScheme, identity: string, key: string) => run(Q.insertKey, [serviceId, scheme, identity, key]),
     /** MyKey IDs linked with a service, in any state. */
     linkedMyKeys: async (serviceId: string): Promise<string[]> => (await sql.all<{ mykey_id: string }>(Q.linkedMyKeys, [serviceId])).map((r) => r.mykey_id),

@@ -2,7 +2,8 @@
 // in one transaction and appends its lifecycle event in the same transaction.
 import type { CertRef } from '../../shared/cert-identity.ts';
 import type { Db } from './db.ts';
-import { isUniqueViolation, sqlOf, type Sql } from './sql.ts';
+import { listStatement, repeated, single } from './list-statements.ts';
+import { isUniqueViolation, sqlOf, type Dialect, type Sql } from './sql.ts';
 
 export type MyKeyStatus = 'active' | 'suspended' | 'invalidated';
 export type BindingState = 'current' | 'carried_over' | 'ended';
@@ -72,6 +73,8 @@ export interface MyKeyLifecycleEvent {
   /** carried_over: made by a linkage record (hub/linkage), not the holder; `resumes`: a suspended MyKey ID resumes with it. */
   via?: 'linkage';
   resumes?: boolean;
+  /** suspended: the MyKey ID's current certificate, the one revoked. */
+  cert?: CertRef;
 }
 
 /**
@@ -79,6 +82,22 @@ export interface MyKeyLifecycleEvent {
  * links feature uses this to append its change-log entries atomically with the lifecycle change.
  */
 export type MyKeyLifecycleListener = (e: MyKeyLifecycleEvent) => Promise<void>;
+
+/**
+ * The same for the changes of one step of a transaction at once: all of one kind, in the order they
+ * were made (a chunk of a CRL run's suspensions together; any other change alone).
+ */
+export type MyKeyLifecycleBatchListener = (events: readonly MyKeyLifecycleEvent[]) => Promise<void>;
+
+/** A bound certificate found revoked by a CRL (hub/revocation/crl-match.ts): what applyRevocations writes. */
+export interface RevocationHit {
+  bindingId: number;
+  mykeyId: string;
+  /** The binding's state when it was matched. */
+  state: BindingState;
+  revokedAt: number;
+  reason: string;
+}
 
 /** A binding as a CRL is matched against it. */
 export interface UnrevokedBinding {
@@ -91,8 +110,12 @@ export interface UnrevokedBinding {
 /** Thrown inside a transaction when a candidate id collides; the caller retries with another. */
 export class IdTakenError extends Error {}
 
+/** The columns of a binding that name its certificate. */
+type CertColumns = Pick<BindingRow, 'issuer_key' | 'serial_hex' | 'cert_aki' | 'issuer_key_id'>;
+const CERT_COLUMNS = 'issuer_key, serial_hex, cert_aki, issuer_key_id';
+
 /** A binding as its certificate identity needs it; an AKI not yet known falls back to the anchor key id it was filed under. */
-function refOf(b: BindingRow): CertRef {
+function refOf(b: CertColumns): CertRef {
   return { issuerKey: b.issuer_key, serialHex: b.serial_hex, aki: b.cert_aki ?? b.issuer_key_id };
 }
 
@@ -102,10 +125,6 @@ const Q = {
   idUsed: 'SELECT 1 AS used FROM mykey_ids WHERE id = ? UNION ALL SELECT 1 AS used FROM retired_mykey_ids WHERE id = ?',
   insertId: 'INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, NULL, ?, ?)',
   setStatus: 'UPDATE mykey_ids SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ?',
-  // Only while the revoked binding is still the current one: a carry-over (the holder's, or a linkage
-  // record's) committed between a CRL run's match and its write keeps the MyKey ID active.
-  suspendIfActive:
-    "UPDATE mykey_ids SET status = 'suspended', status_reason = ?, status_changed_at = ? WHERE id = ? AND status = 'active' AND EXISTS (SELECT 1 FROM cert_bindings WHERE id = ? AND state = 'current')",
   bindingByFingerprint: "SELECT * FROM cert_bindings WHERE fingerprint = ? ORDER BY (state = 'current') DESC, id DESC LIMIT 1",
   liveBindingsBySerial: "SELECT * FROM cert_bindings WHERE issuer_key = ? AND serial_hex = ? AND state <> 'ended' LIMIT 2",
   // The binding of this very certificate: same issuer name, same issuing key, same serial. A row
@@ -127,8 +146,6 @@ const Q = {
   copyId: 'INSERT INTO mykey_ids (id, status, status_reason, created_at, status_changed_at) VALUES (?, ?, ?, ?, ?)',
   deleteId: 'DELETE FROM mykey_ids WHERE id = ?',
   retire: 'INSERT INTO retired_mykey_ids (id, retired_at) VALUES (?, ?)',
-  event: 'INSERT INTO mykey_events (mykey_id, kind, reason, detail, at) VALUES (?, ?, ?, ?, ?)',
-  markRevoked: 'UPDATE cert_bindings SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL',
   // The AKI of such a row is not stored either: the anchor's key id is what it names (schema v3).
   fillKeyId: "UPDATE cert_bindings SET issuer_key_id = ?, cert_aki = COALESCE(cert_aki, ?) WHERE issuer_key = ? AND issuer_key_id = ''",
   unknownKeyCount: "SELECT COUNT(*) AS n FROM cert_bindings WHERE issuer_key_id = '' AND state <> 'ended'",
@@ -155,6 +172,40 @@ const Q = {
  */
 export const SERIAL_BATCH = 64;
 const serialList = Array.from({ length: SERIAL_BATCH }, () => '?').join(', ');
+const EVENT_COLUMNS = ['mykey_id', 'kind', 'reason', 'detail', 'at'] as const;
+
+/**
+ * Statements over lists (hub/store/list-statements.ts) in a dialect's form. PostgreSQL types a bare
+ * parameter of VALUES as text, which an integer column is not compared with: there an integer is
+ * CAST. SQLite takes it bare: with the CAST its planner stopped joining v through the rowid once v
+ * had a few hundred rows, and read cert_bindings whole instead (a quarter of a millisecond a row at
+ * 400,000 bindings, against about one microsecond).
+ */
+function listQueries(dialect: Dialect) {
+  const int = dialect === 'postgres' ? 'CAST(? AS BIGINT)' : '?';
+  return {
+    currentCerts: listStatement((n) => `SELECT mykey_id, ${CERT_COLUMNS} FROM cert_bindings WHERE mykey_id IN (${repeated(n)}) AND state = 'current'`),
+    // Each binding's first revocation only (revoked_at IS NULL); returns the bindings it marked, with their certificates.
+    markRevoked: listStatement(
+      (n) => `WITH v (binding_id, revoked_at, reason) AS (VALUES ${repeated(n, `(${int}, ${int}, ?)`)})
+        UPDATE cert_bindings SET revoked_at = v.revoked_at, revocation_reason = v.reason FROM v
+        WHERE cert_bindings.id = v.binding_id AND cert_bindings.revoked_at IS NULL RETURNING cert_bindings.id, ${CERT_COLUMNS}`,
+    ),
+    // Only an active MyKey ID (never an invalidated one), and only while the revoked binding is still
+    // its current one: a carry-over (the holder's, or a linkage record's) committed between a CRL
+    // run's match and its write keeps the MyKey ID active. A MyKey ID has one current binding at most
+    // (cert_bindings_one_current), so at most one of its rows of v can suspend it.
+    suspendIfActive: listStatement(
+      (n) => `WITH v (mykey_id, binding_id, reason) AS (VALUES ${repeated(n, `(?, ${int}, ?)`)})
+        UPDATE mykey_ids SET status = 'suspended', status_reason = v.reason, status_changed_at = ? FROM v
+        WHERE mykey_ids.id = v.mykey_id AND mykey_ids.status = 'active'
+          AND EXISTS (SELECT 1 FROM cert_bindings b WHERE b.id = v.binding_id AND b.mykey_id = v.mykey_id AND b.state = 'current')
+        RETURNING mykey_ids.id`,
+    ),
+  };
+}
+const QL = { sqlite: listQueries('sqlite'), postgres: listQueries('postgres') };
+
 const QB = {
   unrevokedBySerials: `SELECT id, mykey_id, state, serial_hex FROM cert_bindings
       WHERE issuer_key = ? AND issuer_key_id IN (?, '') AND serial_hex IN (${serialList}) AND state <> 'ended' AND revoked_at IS NULL`,
@@ -165,7 +216,8 @@ const QB = {
 /** The repository over an executor (or a SQLite connection, through its executor). */
 export function createMyKeyRepo(target: Sql | Db) {
   const sql = sqlOf(target);
-  const listeners: MyKeyLifecycleListener[] = [];
+  const ql = QL[sql.dialect];
+  const listeners: MyKeyLifecycleBatchListener[] = [];
   const getId = (id: string) => sql.get<MyKeyRow>(Q.getId, [id]);
   const idUsed = async (id: string) => (await sql.get(Q.idUsed, [id, id])) !== undefined;
   const currentBinding = (id: string) => sql.get<BindingRow>(Q.currentBinding, [id]);
@@ -173,12 +225,41 @@ export function createMyKeyRepo(target: Sql | Db) {
   /** Inserts the current binding of a MyKey ID; returns its id. */
   const insertBinding = async (id: string, cert: CertIdentity, now: number): Promise<number> =>
     Number((await sql.get<{ id: number }>(Q.insertBinding, [id, cert.fingerprint, cert.issuerKey, cert.issuerKeyId, cert.serialHex, cert.aki ?? '', cert.subjectCn ?? null, cert.notAfter, now]))!.id);
-  const addEvent = async (id: string, kind: MyKeyEventKind, at: number, reason?: string | null, extra: Partial<MyKeyLifecycleEvent> = {}) => {
-    const detail = extra.from ? { from: extra.from } : extra.newCert ? { serial: extra.newCert.serialHex } : undefined;
-    await sql.run(Q.event, [id, kind, reason ?? null, detail === undefined ? null : JSON.stringify(detail), at]);
-    const e: MyKeyLifecycleEvent = { mykeyId: id, kind, reason: reason ?? null, at, ...extra };
-    for (const l of listeners) await l(e);
+  /**
+   * Records lifecycle events of one kind and tells the listeners, inside the caller's transaction.
+   * The event rows are queued (sql.insertLater): nothing reads them back before the commit, and a
+   * chunk's are written as multi-row INSERTs.
+   */
+  const addEvents = async (events: readonly MyKeyLifecycleEvent[]) => {
+    for (const e of events) {
+      const detail = e.from ? { from: e.from } : e.newCert ? { serial: e.newCert.serialHex } : undefined;
+      await sql.insertLater('mykey_events', EVENT_COLUMNS, [e.mykeyId, e.kind, e.reason, detail === undefined ? null : JSON.stringify(detail), e.at]);
+    }
+    for (const l of listeners) await l(events);
   };
+  const addEvent = (id: string, kind: MyKeyEventKind, at: number, reason?: string | null, extra: Partial<MyKeyLifecycleEvent> = {}) =>
+    addEvents([{ mykeyId: id, kind, reason: reason ?? null, at, ...extra }]);
+
+  /**
+   * Marks each binding revoked (its first hit only, as one after another would) and suspends the
+   * MyKey IDs whose current binding was revoked; returns the hits that suspended one, in order, with
+   * the revoked (still current) certificate.
+   */
+  async function revokeAll(hits: readonly RevocationHit[], now: number): Promise<{ hit: RevocationHit; cert: CertRef }[]> {
+    const firsts = new Map<number, RevocationHit>();
+    for (const h of hits) if (!firsts.has(h.bindingId)) firsts.set(h.bindingId, h);
+    const marked = new Map<number, CertRef>();
+    for (const { text, params } of ql.markRevoked.slices([...firsts.values()], (h) => [h.bindingId, h.revokedAt, h.reason])) {
+      for (const r of await sql.all<CertColumns & { id: number }>(text, params)) marked.set(Number(r.id), refOf(r));
+    }
+    const candidates = [...firsts.values()].filter((h) => h.state === 'current' && marked.has(h.bindingId));
+    const suspended = new Set<string>();
+    for (const { text, params } of ql.suspendIfActive.slices(candidates, (h) => [h.mykeyId, h.bindingId, h.reason])) {
+      for (const r of await sql.all<{ id: string }>(text, [...params, now])) suspended.add(r.id);
+    }
+    // A MyKey ID named by two hits (a carry-over between the match and the write) is suspended once.
+    return candidates.filter((h) => suspended.delete(h.mykeyId)).map((hit) => ({ hit, cert: marked.get(hit.bindingId)! }));
+  }
 
   /** The check-then-insert of createOrGet; runs inside a transaction. */
   async function createOrGetIn(cert: CertIdentity, candidate: () => string, now: number): Promise<{ row: MyKeyRow; created: boolean } | { superseded: true }> {
@@ -201,14 +282,28 @@ export function createMyKeyRepo(target: Sql | Db) {
   }
 
   return {
-    /** Adds a listener called inside every lifecycle transaction (see MyKeyLifecycleListener). */
+    /** Adds a listener called inside every lifecycle transaction, once per event (see MyKeyLifecycleListener). */
     onLifecycle(l: MyKeyLifecycleListener): void {
+      listeners.push(async (events) => {
+        for (const e of events) await l(e);
+      });
+    },
+    /** Adds a listener called inside every lifecycle transaction with a step's events at once (see MyKeyLifecycleBatchListener). */
+    onLifecycleBatch(l: MyKeyLifecycleBatchListener): void {
       listeners.push(l);
     },
     /** The current certificate of a MyKey ID (issuer key, serial, AKI), if any. */
     async currentCert(id: string): Promise<CertRef | undefined> {
       const b = await currentBinding(id);
       return b ? refOf(b) : undefined;
+    },
+    /** The current certificates of many MyKey IDs, by MyKey ID (those without one are absent): a statement per slice of ids. */
+    async currentCerts(ids: readonly string[]): Promise<Map<string, CertRef>> {
+      const out = new Map<string, CertRef>();
+      for (const { text, params } of ql.currentCerts.slices(ids, single)) {
+        for (const b of await sql.all<CertColumns & { mykey_id: string }>(text, params)) out.set(b.mykey_id, refOf(b));
+      }
+      return out;
     },
     get: (id: string): Promise<MyKeyRow | undefined> => getId(id),
     isIdUsed: (id: string): Promise<boolean> => idUsed(id),
@@ -363,20 +458,13 @@ export function createMyKeyRepo(target: Sql | Db) {
      * IMMEDIATE): each binding is marked revoked, and a MyKey ID whose current certificate was
      * revoked is suspended with the RFC 5280 reason. Returns how many MyKey IDs were suspended.
      */
-    applyRevocations: (hits: readonly { bindingId: number; mykeyId: string; state: BindingState; revokedAt: number; reason: string }[], now: number): Promise<number> =>
+    applyRevocations: (hits: readonly RevocationHit[], now: number): Promise<number> =>
       sql.tx(
         async () => {
-          let suspended = 0;
-          for (const h of hits) {
-            if ((await sql.run(Q.markRevoked, [h.revokedAt, h.reason, h.bindingId])).changes === 0) continue;
-            if (h.state !== 'current') continue;
-            // One statement: only an active MyKey ID is suspended (never an invalidated one).
-            if ((await sql.run(Q.suspendIfActive, [h.reason, now, h.mykeyId, h.bindingId])).changes === 1) {
-              await addEvent(h.mykeyId, 'suspended', now, h.reason);
-              suspended++;
-            }
-          }
-          return suspended;
+          // A few statements a chunk, whatever its size; the listeners get its suspensions at once.
+          const suspended = await revokeAll(hits, now);
+          if (suspended.length > 0) await addEvents(suspended.map(({ hit, cert }) => ({ mykeyId: hit.mykeyId, kind: 'suspended', reason: hit.reason, at: now, cert })));
+          return suspended.length;
         },
         { immediate: true },
       ),
