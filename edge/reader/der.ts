@@ -41,21 +41,39 @@ export function parseSequenceHeader(first: Uint8Array): { ok: true; header: DerH
 }
 
 /**
+ * The end of the element at `pos` when it has tag `tag` and its header and value lie within `limit`;
+ * -1 otherwise. The shared DER reader's rules (X.690 10.1: definite form, the fewest length octets,
+ * at most 4 of them) in one function without a cursor or exceptions: this runs once on every touch in
+ * certificate mode, between the card's last answer and the identity (issue #11).
+ */
+function elementEnd(der: Uint8Array, pos: number, tag: number, limit: number): number {
+  if (pos + 2 > limit || der[pos] !== tag) return -1;
+  let len = der[pos + 1];
+  let p = pos + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || p + n > limit || der[p] === 0) return -1;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[p + i];
+    if (len < 0x80) return -1;
+    p += n;
+  }
+  const end = p + len;
+  return end > limit ? -1 : end;
+}
+
+/**
  * True when `der` is one SEQUENCE exactly filling the bytes, holding exactly SEQUENCE (tbsCertificate),
  * SEQUENCE (signatureAlgorithm), BIT STRING (signatureValue): RFC 5280 4.1 Certificate.
  */
 export function hasCertificateShape(der: Uint8Array): boolean {
-  const c = new DerCursor(der);
-  try {
-    if (c.read(0, der.length) !== TAG.SEQUENCE || c.end !== der.length) return false;
-    let at = c.body;
-    for (const tag of [TAG.SEQUENCE, TAG.SEQUENCE, TAG.BIT_STRING]) {
-      if (c.read(at, der.length) !== tag) return false;
-      at = c.end;
-    }
-    return at === der.length;
-  } catch (e) {
-    if (e instanceof DerError) return false;
-    throw e;
-  }
+  const n = der.length;
+  if (elementEnd(der, 0, TAG.SEQUENCE, n) !== n) return false;
+  // The outer header is 2 to 6 bytes; its value starts right after it.
+  const body = der[1] & 0x80 ? 2 + (der[1] & 0x7f) : 2;
+  const tbsEnd = elementEnd(der, body, TAG.SEQUENCE, n);
+  if (tbsEnd < 0) return false;
+  const algEnd = elementEnd(der, tbsEnd, TAG.SEQUENCE, n);
+  if (algEnd < 0) return false;
+  return elementEnd(der, algEnd, TAG.BIT_STRING, n) === n;
 }

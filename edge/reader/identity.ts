@@ -5,6 +5,7 @@ import * as crypto from 'node:crypto';
 import type { MyKeyId } from '../../shared/ids.ts';
 import { authCertSteps } from './jpki.ts';
 import { areaOf, MYKEY_AREA_FIRST, nextAreaApdu, type MyKeyArea } from './mykey-app.ts';
+import type { CertificateSteps } from './card-files.ts';
 import type { CardSession, ResponseApdu } from './transport.ts';
 
 /** The identity a card yields on a touch. */
@@ -31,37 +32,62 @@ const sha256Hex: (data: Uint8Array) => string = typeof crypto.hash === 'function
  * no promise, and none of this code, between its APDUs (issue #11).
  */
 export function readIdentity(session: CardSession): Promise<CardIdentity> {
-  return session.run(() => {
-    const areaAnswers: ResponseApdu[] = [];
-    let area: MyKeyArea | undefined;
-    const cert = authCertSteps();
-    let certFrom = 0;
-    const next = (r: ResponseApdu, i: number): Uint8Array | undefined => {
-      if (area) return cert.next(r, i - certFrom);
-      areaAnswers.push(r);
-      const more = nextAreaApdu(r, i);
-      if (more) return more;
-      area = areaOf(areaAnswers);
-      if (area.state === 'written') return undefined;
-      certFrom = i + 1;
-      return cert.first;
-    };
-    return session.transmitSteps(MYKEY_AREA_FIRST, next).then((): CardIdentity => {
-      const a = area as MyKeyArea;
-      if (a.state === 'written') return { kind: 'mykey', mykeyId: a.mykeyId };
-      const certDer = cert.result();
-      // The digest is taken when first asked for, not on the touch's way to its identity (the lookup
-      // goes by the certificate itself); then it is kept.
-      let digest: string | undefined;
-      return {
-        kind: 'cert',
-        certDer,
-        get certSha256(): string {
-          digest ??= sha256Hex(certDer);
-          return digest;
-        },
-        mykeyArea: a.state,
-      };
-    });
+  return new Promise<CardIdentity>((resolve, reject) => readIdentityNow(session, (err, identity) => (identity ? resolve(identity) : reject(err))));
+}
+
+/**
+ * readIdentity with a callback: `done` gets the identity inside PC/SC's callback of the card's last
+ * answer (no promise turn between that answer and the identity), or the failure as session.run would
+ * give it (card_removed when the reader reports the card gone). `done` is called exactly once, maybe
+ * before this returns.
+ */
+export function readIdentityNow(session: CardSession, done: (err: unknown, identity?: CardIdentity) => void): void {
+  const areaAnswers: ResponseApdu[] = [];
+  let area: MyKeyArea | undefined;
+  const cert = authCertSteps();
+  let certFrom = 0;
+  const next = (r: ResponseApdu, i: number): Uint8Array | undefined => {
+    if (area) return cert.next(r, i - certFrom);
+    areaAnswers.push(r);
+    const more = nextAreaApdu(r, i);
+    if (more) return more;
+    area = areaOf(areaAnswers);
+    if (area.state === 'written') return undefined;
+    certFrom = i + 1;
+    return cert.first;
+  };
+  session.transmitStepsNow(MYKEY_AREA_FIRST, next, (failure) => {
+    let err = failure;
+    let identity: CardIdentity | undefined;
+    if (err === undefined) {
+      try {
+        identity = identityOf(area as MyKeyArea, cert);
+      } catch (e) {
+        err = e;
+      }
+    }
+    if (identity) done(undefined, identity);
+    else
+      session.explain(err).then(
+        (e) => done(e),
+        (e: unknown) => done(e),
+      );
   });
+}
+
+function identityOf(area: MyKeyArea, cert: CertificateSteps): CardIdentity {
+  if (area.state === 'written') return { kind: 'mykey', mykeyId: area.mykeyId };
+  const certDer = cert.result();
+  // The digest is taken when first asked for, not on the touch's way to its identity (the lookup
+  // goes by the certificate itself); then it is kept.
+  let digest: string | undefined;
+  return {
+    kind: 'cert',
+    certDer,
+    get certSha256(): string {
+      digest ??= sha256Hex(certDer);
+      return digest;
+    },
+    mykeyArea: area.state,
+  };
 }

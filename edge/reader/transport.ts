@@ -205,6 +205,15 @@ export class CardSession {
     );
   }
 
+  /**
+   * What run() makes of a failure: card_removed (with the failure as cause) when the reader then
+   * reports the card gone, else the failure itself. Never rejects. For reads that take their outcome
+   * in a callback (transmitStepsNow) rather than through run().
+   */
+  explain(err: unknown): Promise<unknown> {
+    return this.#explain(err);
+  }
+
   async #explain(err: unknown): Promise<unknown> {
     if (!(err instanceof MyKeyError) || explained.has(err)) return err;
     explained.add(err);
@@ -255,6 +264,17 @@ export class CardSession {
    */
   transmitSteps(first: Uint8Array, next: NextApdu): Promise<ResponseApdu[]> {
     return new Promise<ResponseApdu[]>((resolve, reject) => this.#enqueue({ first, next, answers: [], resolve, reject }));
+  }
+
+  /**
+   * transmitSteps with a callback instead of a promise: `done` gets the answers inside PC/SC's callback
+   * of the last answer, or the failure (not yet explained: see explain()). A touch's identity is then
+   * ready in that callback instead of some promise turns later: pcsclite calls back outside Node's
+   * callback scope (Nan::Call), so the microtasks a promise queues there wait for whatever event comes
+   * next (issue #11). `done` may be called before this returns (a refused first APDU, a closed session).
+   */
+  transmitStepsNow(first: Uint8Array, next: NextApdu, done: (err: unknown, answers?: ResponseApdu[]) => void): void {
+    this.#enqueue({ first, next, answers: [], resolve: (a) => done(undefined, a), reject: (e) => done(e) });
   }
 
   #enqueue(cmd: Command): void {
@@ -344,13 +364,16 @@ export class CardSession {
       }
     }
     this.#current = undefined;
-    if (cmd) {
-      if (result) cmd.resolve(cmd.answers);
-      else cmd.reject(err);
+    try {
+      if (cmd) {
+        if (result) cmd.resolve(cmd.answers);
+        else cmd.reject(err);
+      }
+    } finally {
+      // Idle: the watchdog stops holding the process open (a session nobody closes must not keep it alive).
+      if (this.#waiting.length === 0) this.#watchdog?.unref();
+      this.#pump();
     }
-    // Idle: the watchdog stops holding the process open (a session nobody closes must not keep it alive).
-    if (this.#waiting.length === 0) this.#watchdog?.unref();
-    this.#pump();
   }
 
   /** One APDU to the card; its answer comes to #answer. */
