@@ -54,10 +54,12 @@ function certificateTotal(head: Uint8Array, what: string): number {
   const parsed = parseSequenceHeader(head);
   if (!parsed.ok) throw new MyKeyError('card_response_malformed', `${what}: not a DER certificate (${parsed.reason})`);
   const total = parsed.header.totalLength;
-  if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) {
-    throw new MyKeyError('card_response_malformed', `${what}: certificate size ${total} is outside ${CERT_MIN_BYTES}..${CERT_MAX_BYTES} bytes`);
-  }
+  if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) throw sizeError(total, what);
   return total;
+}
+
+function sizeError(total: number, what: string): MyKeyError {
+  return new MyKeyError('card_response_malformed', `${what}: certificate size ${total} is outside ${CERT_MIN_BYTES}..${CERT_MAX_BYTES} bytes`);
 }
 
 const READ_CERT_HEAD = readBinary(0, 4);
@@ -102,8 +104,12 @@ export class CertificateSteps {
     let offset: number;
     if (index === 2) {
       const head = readData(r, 0, 4, this.#what);
-      this.#total = certificateTotal(head, this.#what);
-      this.#out = new Uint8Array(this.#total);
+      // The usual head `30 82 LL LL` (LL LL >= 256, minimal: X.690 10.1) read in place; any other
+      // goes through the DER header rules. The bounds hold either way before any further read.
+      const total = head[0] === 0x30 && head[1] === 0x82 && head[2] !== 0 ? 4 + ((head[2] << 8) | head[3]) : certificateTotal(head, this.#what);
+      if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) throw sizeError(total, this.#what);
+      this.#total = total;
+      this.#out = new Uint8Array(total);
       this.#out.set(head);
       offset = 4;
     } else {
@@ -111,7 +117,8 @@ export class CertificateSteps {
       const length = Math.min(READ_CHUNK, this.#total - at);
       // Copied straight in: 256 bytes cost less than any deferral (queueMicrotask makes an async
       // resource per call, which measured several times the copy on every chunk of a touch).
-      this.#out.set(readData(r, at, length, this.#what), at);
+      if (r.sw === SW.ok && r.data.length === length) this.#out.set(r.data, at);
+      else readData(r, at, length, this.#what); // throws the exact failure
       offset = at + length;
     }
     this.#filled = offset;

@@ -209,6 +209,8 @@ export function nextGuardState(state: GuardState, kind: ApduKind, apdu: CommandA
 /** The guard of one card session: the pure rules plus the selection state between commands. */
 export class ApduGuard {
   #state: GuardState = INITIAL_GUARD_STATE;
+  /** Whether the state has a readable EF selected (READ BINARY allowed), kept with the state. */
+  #readable = false;
   readonly options: Readonly<GuardOptions>;
 
   constructor(options: GuardOptions = {}) {
@@ -219,16 +221,21 @@ export class ApduGuard {
     return this.#state;
   }
 
+  /**
+   * True when `bytes` is a plain READ BINARY `00 B0 P1 P2 Le` (P1 bit 8 clear) and a readable EF is
+   * selected: exactly the bytes checkApdu allows as 'read-binary' in this state. The chunks of a
+   * certificate take this; a caller that gets false asks check(), which refuses or parses as always.
+   */
+  allowsPlainRead(bytes: Uint8Array): boolean {
+    return this.#readable && bytes instanceof Uint8Array && bytes.length === 5 && bytes[0] === 0x00 && bytes[1] === INS.readBinary && (bytes[2] & 0x80) === 0;
+  }
+
   /** Returns the allowed command, or throws MyKeyError('apdu_refused') naming the rule. */
   check(bytes: Uint8Array): { kind: ApduKind; apdu: CommandApdu } {
-    // The chunks of a certificate are READ BINARY `00 B0 P1 P2 Le` of the EF just selected: decided
-    // here with a few byte compares, the very outcome checkApdu gives those bytes (case 2, CLA 00,
-    // P1 bit 8 clear, a readable EF selected). Anything else, every SELECT included, takes the full rules.
-    if (bytes instanceof Uint8Array && bytes.length === 5 && bytes[0] === 0x00 && bytes[1] === INS.readBinary && (bytes[2] & 0x80) === 0) {
-      const { app, ef } = this.#state;
-      if (app !== 'none' && ef !== undefined && READABLE_EFS[app].includes(ef)) {
-        return { kind: 'read-binary', apdu: { cla: 0x00, ins: INS.readBinary, p1: bytes[2], p2: bytes[3], data: NO_APDU_DATA, le: bytes[4] || 256 } };
-      }
+    // A plain READ BINARY of the EF just selected: decided with a few byte compares, the very outcome
+    // checkApdu gives those bytes (case 2, CLA 00, P1 bit 8 clear, a readable EF selected).
+    if (this.allowsPlainRead(bytes)) {
+      return { kind: 'read-binary', apdu: { cla: 0x00, ins: INS.readBinary, p1: bytes[2], p2: bytes[3], data: NO_APDU_DATA, le: bytes[4] || 256 } };
     }
     const v = checkApdu(bytes, this.#state, this.options);
     if (!v.ok) throw new MyKeyError('apdu_refused', `APDU refused by the reader guard (rule ${v.rule}): ${v.message}`, { details: { rule: v.rule } });
@@ -237,11 +244,15 @@ export class ApduGuard {
 
   /** Records the card's answer to an allowed command. */
   observe(kind: ApduKind, apdu: CommandApdu, status: number): void {
-    this.#state = nextGuardState(this.#state, kind, apdu, status);
+    const state = nextGuardState(this.#state, kind, apdu, status);
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#readable = state.app !== 'none' && state.ef !== undefined && READABLE_EFS[state.app].includes(state.ef);
   }
 
   /** Forgets the selection (a new connection, a reset card). */
   reset(): void {
     this.#state = INITIAL_GUARD_STATE;
+    this.#readable = false;
   }
 }
