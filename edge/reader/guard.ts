@@ -237,6 +237,22 @@ export class ApduGuard {
     if (this.allowsPlainRead(bytes)) {
       return { kind: 'read-binary', apdu: { cla: 0x00, ins: INS.readBinary, p1: bytes[2], p2: bytes[3], data: NO_APDU_DATA, le: bytes[4] || 256 } };
     }
+    // SELECT `00 A4 04 0C Lc name` of exactly the JPKI or MyKey AID, or `00 A4 02 0C 02 fid` of an EF
+    // on the selected application's list: checkApdu's verdict on these very forms (case 3, no Le),
+    // reached without its general parse. Every other name or EF, and every other form, takes the full
+    // rules below, which refuse it.
+    if (bytes instanceof Uint8Array && bytes.length > 5 && bytes[0] === 0x00 && bytes[1] === INS.select && bytes[3] === 0x0c && bytes.length === 5 + bytes[4]) {
+      const p1 = bytes[2];
+      if (p1 === 0x04) {
+        const data = bytes.slice(5);
+        if (appOfName(data)) return { kind: 'select-app', apdu: { cla: 0x00, ins: INS.select, p1, p2: 0x0c, data, le: undefined } };
+      } else if (p1 === 0x02 && bytes.length === 7) {
+        const app = this.#state.app;
+        if (app !== 'none' && SELECTABLE_EFS[app].includes((bytes[5] << 8) | bytes[6])) {
+          return { kind: 'select-ef', apdu: { cla: 0x00, ins: INS.select, p1, p2: 0x0c, data: bytes.slice(5), le: undefined } };
+        }
+      }
+    }
     const v = checkApdu(bytes, this.#state, this.options);
     if (!v.ok) throw new MyKeyError('apdu_refused', `APDU refused by the reader guard (rule ${v.rule}): ${v.message}`, { details: { rule: v.rule } });
     return { kind: v.kind, apdu: v.apdu };
