@@ -41,39 +41,35 @@ export function parseSequenceHeader(first: Uint8Array): { ok: true; header: DerH
 }
 
 /**
- * The end of the element at `pos` when it has tag `tag` and its header and value lie within `limit`;
- * -1 otherwise. The shared DER reader's rules (X.690 10.1: definite form, the fewest length octets,
- * at most 4 of them) in one function without a cursor or exceptions: this runs once on every touch in
- * certificate mode, between the card's last answer and the identity (issue #11).
- */
-function elementEnd(der: Uint8Array, pos: number, tag: number, limit: number): number {
-  if (pos + 2 > limit || der[pos] !== tag) return -1;
-  let len = der[pos + 1];
-  let p = pos + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4 || p + n > limit || der[p] === 0) return -1;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[p + i];
-    if (len < 0x80) return -1;
-    p += n;
-  }
-  const end = p + len;
-  return end > limit ? -1 : end;
-}
-
-/**
  * True when `der` is one SEQUENCE exactly filling the bytes, holding exactly SEQUENCE (tbsCertificate),
- * SEQUENCE (signatureAlgorithm), BIT STRING (signatureValue): RFC 5280 4.1 Certificate.
+ * SEQUENCE (signatureAlgorithm), BIT STRING (signatureValue): RFC 5280 4.1 Certificate. The shared DER
+ * reader's header rules (X.690 10.1: definite form, the fewest length octets, at most 4 of them), in
+ * one loop without a cursor, calls or exceptions: this runs on every touch in certificate mode,
+ * between the card's last answer and the identity (issue #11).
  */
 export function hasCertificateShape(der: Uint8Array): boolean {
   const n = der.length;
-  if (elementEnd(der, 0, TAG.SEQUENCE, n) !== n) return false;
-  // The outer header is 2 to 6 bytes; its value starts right after it.
-  const body = der[1] & 0x80 ? 2 + (der[1] & 0x7f) : 2;
-  const tbsEnd = elementEnd(der, body, TAG.SEQUENCE, n);
-  if (tbsEnd < 0) return false;
-  const algEnd = elementEnd(der, tbsEnd, TAG.SEQUENCE, n);
-  if (algEnd < 0) return false;
-  return elementEnd(der, algEnd, TAG.BIT_STRING, n) === n;
+  // Element 0 is the outer SEQUENCE, which must end exactly at n; 1 to 3 are its children in turn,
+  // the last of which must end there too.
+  let pos = 0;
+  for (let k = 0; k < 4; k++) {
+    if (pos + 2 > n || der[pos] !== (k === 3 ? TAG.BIT_STRING : TAG.SEQUENCE)) return false;
+    let len = der[pos + 1];
+    let body = pos + 2;
+    if (len & 0x80) {
+      const octets = len & 0x7f;
+      if (octets === 0 || octets > 4 || body + octets > n || der[body] === 0) return false;
+      len = 0;
+      for (let i = 0; i < octets; i++) len = len * 256 + der[body + i];
+      if (len < 0x80) return false;
+      body += octets;
+    }
+    const end = body + len;
+    if (end > n) return false;
+    if (k === 0) {
+      if (end !== n) return false;
+      pos = body;
+    } else pos = end;
+  }
+  return pos === n;
 }

@@ -77,17 +77,35 @@ export function readIdentityNow(session: CardSession, done: (err: unknown, ident
 
 function identityOf(area: MyKeyArea, cert: CertificateSteps): CardIdentity {
   if (area.state === 'written') return { kind: 'mykey', mykeyId: area.mykeyId };
-  const certDer = cert.result();
-  // The digest is taken when first asked for, not on the touch's way to its identity (the lookup
-  // goes by the certificate itself); then it is kept.
-  let digest: string | undefined;
-  return {
-    kind: 'cert',
-    certDer,
-    get certSha256(): string {
-      digest ??= sha256Hex(certDer);
-      return digest;
-    },
-    mykeyArea: area.state,
-  };
+  return new CertIdentity(cert.result(), area.state);
+}
+
+// The digest of each certificate identity, taken when first asked for.
+const digests = new WeakMap<CertIdentity, string>();
+
+/**
+ * A certificate-mode identity. The digest is taken when first asked for, not on the touch's way to
+ * its identity (the lookup goes by the certificate itself); then it is kept. A class rather than a
+ * literal with a getter: the getter lives on the prototype instead of being made on every touch.
+ */
+class CertIdentity {
+  declare readonly kind: 'cert';
+  declare readonly certDer: Uint8Array;
+  declare readonly mykeyArea: Exclude<MyKeyArea['state'], 'written'>;
+
+  constructor(certDer: Uint8Array, mykeyArea: Exclude<MyKeyArea['state'], 'written'>) {
+    this.kind = 'cert';
+    this.certDer = certDer;
+    this.mykeyArea = mykeyArea;
+  }
+
+  /** SHA-256 of certDer, lower-case hex. */
+  get certSha256(): string {
+    let digest = digests.get(this);
+    if (digest === undefined) {
+      digest = sha256Hex(this.certDer);
+      digests.set(this, digest);
+    }
+    return digest;
+  }
 }
