@@ -54,10 +54,12 @@ function certificateTotal(head: Uint8Array, what: string): number {
   const parsed = parseSequenceHeader(head);
   if (!parsed.ok) throw new MyKeyError('card_response_malformed', `${what}: not a DER certificate (${parsed.reason})`);
   const total = parsed.header.totalLength;
-  if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) {
-    throw new MyKeyError('card_response_malformed', `${what}: certificate size ${total} is outside ${CERT_MIN_BYTES}..${CERT_MAX_BYTES} bytes`);
-  }
+  if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) throw sizeError(total, what);
   return total;
+}
+
+function sizeError(total: number, what: string): MyKeyError {
+  return new MyKeyError('card_response_malformed', `${what}: certificate size ${total} is outside ${CERT_MIN_BYTES}..${CERT_MAX_BYTES} bytes`);
 }
 
 const READ_CERT_HEAD = readBinary(0, 4);
@@ -76,20 +78,10 @@ export class CertificateSteps {
   readonly #appName: string;
   readonly #efName: string;
   readonly #what: string;
-  #head: Uint8Array = NO_BYTES;
   #total = 0;
-  /** The file as assembled so far, and the chunks checked but not yet copied into it. */
+  /** The file, allocated once its size is known; `#filled` bytes of it are read so far. */
   #out: Uint8Array = NO_BYTES;
-  readonly #pending: { data: Uint8Array; offset: number }[] = [];
-  #flushQueued = false;
-  readonly #flush = (): void => {
-    this.#flushQueued = false;
-    if (this.#out.length !== this.#total) {
-      this.#out = new Uint8Array(this.#total);
-      this.#out.set(this.#head);
-    }
-    for (const c of this.#pending.splice(0)) this.#out.set(c.data, c.offset);
-  };
+  #filled = 0;
 
   constructor(selectApp: Uint8Array, appName: string, fid: number, efName: string, what: string) {
     this.first = selectApp;
@@ -111,29 +103,33 @@ export class CertificateSteps {
     }
     let offset: number;
     if (index === 2) {
-      this.#head = readData(r, 0, 4, this.#what);
-      this.#total = certificateTotal(this.#head, this.#what);
+      const head = readData(r, 0, 4, this.#what);
+      // The usual head `30 82 LL LL` (LL LL >= 256, minimal: X.690 10.1) read in place; any other
+      // goes through the DER header rules. The bounds hold either way before any further read.
+      const total = head[0] === 0x30 && head[1] === 0x82 && head[2] !== 0 ? 4 + ((head[2] << 8) | head[3]) : certificateTotal(head, this.#what);
+      if (total < CERT_MIN_BYTES || total > CERT_MAX_BYTES) throw sizeError(total, this.#what);
+      this.#total = total;
+      this.#out = new Uint8Array(total);
+      this.#out.set(head);
       offset = 4;
     } else {
       const at = 4 + (index - 3) * READ_CHUNK;
-      this.#pending.push({ data: readData(r, at, Math.min(READ_CHUNK, this.#total - at), this.#what), offset: at });
-      offset = at + READ_CHUNK;
+      const length = Math.min(READ_CHUNK, this.#total - at);
+      // Copied straight in: 256 bytes cost less than any deferral (queueMicrotask makes an async
+      // resource per call, which measured several times the copy on every chunk of a touch).
+      if (r.sw === SW.ok && r.data.length === length) this.#out.set(r.data, at);
+      else readData(r, at, length, this.#what); // throws the exact failure
+      offset = at + length;
     }
-    // The copying waits for a microtask: it then runs once the next READ BINARY is on its way to the
-    // card, in the time of its round trip rather than before it (result() finishes whatever is left).
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(this.#flush);
-    }
+    this.#filled = offset;
     if (offset >= this.#total) return undefined;
     return this.#total - offset >= READ_CHUNK ? fullChunkRead(offset) : readBinary(offset, this.#total - offset);
   }
 
   /** The file, once its read has finished (every answer passed through next()). */
   result(): Uint8Array {
-    this.#flush();
     const out = this.#out;
-    if (out.length !== this.#total || out.length === 0) throw new MyKeyError('internal', `${this.#what}: the read did not finish`);
+    if (out.length === 0 || this.#filled !== out.length) throw new MyKeyError('internal', `${this.#what}: the read did not finish`);
     if (!hasCertificateShape(out)) throw new MyKeyError('card_response_malformed', `${this.#what}: the bytes read are not shaped like an X.509 certificate`);
     return out;
   }

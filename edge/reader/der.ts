@@ -42,20 +42,34 @@ export function parseSequenceHeader(first: Uint8Array): { ok: true; header: DerH
 
 /**
  * True when `der` is one SEQUENCE exactly filling the bytes, holding exactly SEQUENCE (tbsCertificate),
- * SEQUENCE (signatureAlgorithm), BIT STRING (signatureValue): RFC 5280 4.1 Certificate.
+ * SEQUENCE (signatureAlgorithm), BIT STRING (signatureValue): RFC 5280 4.1 Certificate. The shared DER
+ * reader's header rules (X.690 10.1: definite form, the fewest length octets, at most 4 of them), in
+ * one loop without a cursor, calls or exceptions: this runs on every touch in certificate mode,
+ * between the card's last answer and the identity (issue #11).
  */
 export function hasCertificateShape(der: Uint8Array): boolean {
-  const c = new DerCursor(der);
-  try {
-    if (c.read(0, der.length) !== TAG.SEQUENCE || c.end !== der.length) return false;
-    let at = c.body;
-    for (const tag of [TAG.SEQUENCE, TAG.SEQUENCE, TAG.BIT_STRING]) {
-      if (c.read(at, der.length) !== tag) return false;
-      at = c.end;
+  const n = der.length;
+  // Element 0 is the outer SEQUENCE, which must end exactly at n; 1 to 3 are its children in turn,
+  // the last of which must end there too.
+  let pos = 0;
+  for (let k = 0; k < 4; k++) {
+    if (pos + 2 > n || der[pos] !== (k === 3 ? TAG.BIT_STRING : TAG.SEQUENCE)) return false;
+    let len = der[pos + 1];
+    let body = pos + 2;
+    if (len & 0x80) {
+      const octets = len & 0x7f;
+      if (octets === 0 || octets > 4 || body + octets > n || der[body] === 0) return false;
+      len = 0;
+      for (let i = 0; i < octets; i++) len = len * 256 + der[body + i];
+      if (len < 0x80) return false;
+      body += octets;
     }
-    return at === der.length;
-  } catch (e) {
-    if (e instanceof DerError) return false;
-    throw e;
+    const end = body + len;
+    if (end > n) return false;
+    if (k === 0) {
+      if (end !== n) return false;
+      pos = body;
+    } else pos = end;
   }
+  return pos === n;
 }

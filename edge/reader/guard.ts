@@ -209,6 +209,8 @@ export function nextGuardState(state: GuardState, kind: ApduKind, apdu: CommandA
 /** The guard of one card session: the pure rules plus the selection state between commands. */
 export class ApduGuard {
   #state: GuardState = INITIAL_GUARD_STATE;
+  /** Whether the state has a readable EF selected (READ BINARY allowed), kept with the state. */
+  #readable = false;
   readonly options: Readonly<GuardOptions>;
 
   constructor(options: GuardOptions = {}) {
@@ -219,15 +221,36 @@ export class ApduGuard {
     return this.#state;
   }
 
+  /**
+   * True when `bytes` is a plain READ BINARY `00 B0 P1 P2 Le` (P1 bit 8 clear) and a readable EF is
+   * selected: exactly the bytes checkApdu allows as 'read-binary' in this state. The chunks of a
+   * certificate take this; a caller that gets false asks check(), which refuses or parses as always.
+   */
+  allowsPlainRead(bytes: Uint8Array): boolean {
+    return this.#readable && bytes instanceof Uint8Array && bytes.length === 5 && bytes[0] === 0x00 && bytes[1] === INS.readBinary && (bytes[2] & 0x80) === 0;
+  }
+
   /** Returns the allowed command, or throws MyKeyError('apdu_refused') naming the rule. */
   check(bytes: Uint8Array): { kind: ApduKind; apdu: CommandApdu } {
-    // The chunks of a certificate are READ BINARY `00 B0 P1 P2 Le` of the EF just selected: decided
-    // here with a few byte compares, the very outcome checkApdu gives those bytes (case 2, CLA 00,
-    // P1 bit 8 clear, a readable EF selected). Anything else, every SELECT included, takes the full rules.
-    if (bytes instanceof Uint8Array && bytes.length === 5 && bytes[0] === 0x00 && bytes[1] === INS.readBinary && (bytes[2] & 0x80) === 0) {
-      const { app, ef } = this.#state;
-      if (app !== 'none' && ef !== undefined && READABLE_EFS[app].includes(ef)) {
-        return { kind: 'read-binary', apdu: { cla: 0x00, ins: INS.readBinary, p1: bytes[2], p2: bytes[3], data: NO_APDU_DATA, le: bytes[4] || 256 } };
+    // A plain READ BINARY of the EF just selected: decided with a few byte compares, the very outcome
+    // checkApdu gives those bytes (case 2, CLA 00, P1 bit 8 clear, a readable EF selected).
+    if (this.allowsPlainRead(bytes)) {
+      return { kind: 'read-binary', apdu: { cla: 0x00, ins: INS.readBinary, p1: bytes[2], p2: bytes[3], data: NO_APDU_DATA, le: bytes[4] || 256 } };
+    }
+    // SELECT `00 A4 04 0C Lc name` of exactly the JPKI or MyKey AID, or `00 A4 02 0C 02 fid` of an EF
+    // on the selected application's list: checkApdu's verdict on these very forms (case 3, no Le),
+    // reached without its general parse. Every other name or EF, and every other form, takes the full
+    // rules below, which refuse it.
+    if (bytes instanceof Uint8Array && bytes.length > 5 && bytes[0] === 0x00 && bytes[1] === INS.select && bytes[3] === 0x0c && bytes.length === 5 + bytes[4]) {
+      const p1 = bytes[2];
+      if (p1 === 0x04) {
+        const data = bytes.slice(5);
+        if (appOfName(data)) return { kind: 'select-app', apdu: { cla: 0x00, ins: INS.select, p1, p2: 0x0c, data, le: undefined } };
+      } else if (p1 === 0x02 && bytes.length === 7) {
+        const app = this.#state.app;
+        if (app !== 'none' && SELECTABLE_EFS[app].includes((bytes[5] << 8) | bytes[6])) {
+          return { kind: 'select-ef', apdu: { cla: 0x00, ins: INS.select, p1, p2: 0x0c, data: bytes.slice(5), le: undefined } };
+        }
       }
     }
     const v = checkApdu(bytes, this.#state, this.options);
@@ -237,11 +260,15 @@ export class ApduGuard {
 
   /** Records the card's answer to an allowed command. */
   observe(kind: ApduKind, apdu: CommandApdu, status: number): void {
-    this.#state = nextGuardState(this.#state, kind, apdu, status);
+    const state = nextGuardState(this.#state, kind, apdu, status);
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#readable = state.app !== 'none' && state.ef !== undefined && READABLE_EFS[state.app].includes(state.ef);
   }
 
   /** Forgets the selection (a new connection, a reset card). */
   reset(): void {
     this.#state = INITIAL_GUARD_STATE;
+    this.#readable = false;
   }
 }

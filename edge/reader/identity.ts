@@ -5,6 +5,8 @@ import * as crypto from 'node:crypto';
 import type { MyKeyId } from '../../shared/ids.ts';
 import { authCertSteps } from './jpki.ts';
 import { areaOf, MYKEY_AREA_FIRST, nextAreaApdu, type MyKeyArea } from './mykey-app.ts';
+import type { CertificateSteps } from './card-files.ts';
+import { SW } from './status-words.ts';
 import type { CardSession, ResponseApdu } from './transport.ts';
 
 /** The identity a card yields on a touch. */
@@ -31,37 +33,90 @@ const sha256Hex: (data: Uint8Array) => string = typeof crypto.hash === 'function
  * no promise, and none of this code, between its APDUs (issue #11).
  */
 export function readIdentity(session: CardSession): Promise<CardIdentity> {
-  return session.run(() => {
-    const areaAnswers: ResponseApdu[] = [];
-    let area: MyKeyArea | undefined;
-    const cert = authCertSteps();
-    let certFrom = 0;
-    const next = (r: ResponseApdu, i: number): Uint8Array | undefined => {
-      if (area) return cert.next(r, i - certFrom);
-      areaAnswers.push(r);
-      const more = nextAreaApdu(r, i);
-      if (more) return more;
-      area = areaOf(areaAnswers);
-      if (area.state === 'written') return undefined;
-      certFrom = i + 1;
+  return new Promise<CardIdentity>((resolve, reject) => readIdentityNow(session, (err, identity) => (identity ? resolve(identity) : reject(err))));
+}
+
+/** What areaOf gives for a card without the MyKey application (SELECT answered 6A 82). */
+const NO_MYKEY_APP: MyKeyArea = Object.freeze({ state: 'absent' });
+
+/**
+ * readIdentity with a callback: `done` gets the identity inside PC/SC's callback of the card's last
+ * answer (no promise turn between that answer and the identity), or the failure as session.run would
+ * give it (card_removed when the reader reports the card gone). `done` is called exactly once, maybe
+ * before this returns.
+ */
+export function readIdentityNow(session: CardSession, done: (err: unknown, identity?: CardIdentity) => void): void {
+  const areaAnswers: ResponseApdu[] = [];
+  let area: MyKeyArea | undefined;
+  const cert = authCertSteps();
+  let certFrom = 0;
+  const next = (r: ResponseApdu, i: number): Uint8Array | undefined => {
+    if (area) return cert.next(r, i - certFrom);
+    // The common card: no MyKey application (SELECT answered 6A 82). What areaOf says of that answer,
+    // without the answers list; on to the certificate.
+    if (i === 0 && r.sw === SW.fileNotFound) {
+      area = NO_MYKEY_APP;
+      certFrom = 1;
       return cert.first;
-    };
-    return session.transmitSteps(MYKEY_AREA_FIRST, next).then((): CardIdentity => {
-      const a = area as MyKeyArea;
-      if (a.state === 'written') return { kind: 'mykey', mykeyId: a.mykeyId };
-      const certDer = cert.result();
-      // The digest is taken when first asked for, not on the touch's way to its identity (the lookup
-      // goes by the certificate itself); then it is kept.
-      let digest: string | undefined;
-      return {
-        kind: 'cert',
-        certDer,
-        get certSha256(): string {
-          digest ??= sha256Hex(certDer);
-          return digest;
-        },
-        mykeyArea: a.state,
-      };
-    });
+    }
+    areaAnswers.push(r);
+    const more = nextAreaApdu(r, i);
+    if (more) return more;
+    area = areaOf(areaAnswers);
+    if (area.state === 'written') return undefined;
+    certFrom = i + 1;
+    return cert.first;
+  };
+  session.transmitStepsNow(MYKEY_AREA_FIRST, next, (failure) => {
+    let err = failure;
+    let identity: CardIdentity | undefined;
+    if (err === undefined) {
+      try {
+        identity = identityOf(area as MyKeyArea, cert);
+      } catch (e) {
+        err = e;
+      }
+    }
+    if (identity) done(undefined, identity);
+    else
+      session.explain(err).then(
+        (e) => done(e),
+        (e: unknown) => done(e),
+      );
   });
+}
+
+function identityOf(area: MyKeyArea, cert: CertificateSteps): CardIdentity {
+  if (area.state === 'written') return { kind: 'mykey', mykeyId: area.mykeyId };
+  return new CertIdentity(cert.result(), area.state);
+}
+
+// The digest of each certificate identity, taken when first asked for.
+const digests = new WeakMap<CertIdentity, string>();
+
+/**
+ * A certificate-mode identity. The digest is taken when first asked for, not on the touch's way to
+ * its identity (the lookup goes by the certificate itself); then it is kept. A class rather than a
+ * literal with a getter: the getter lives on the prototype instead of being made on every touch.
+ */
+class CertIdentity {
+  declare readonly kind: 'cert';
+  declare readonly certDer: Uint8Array;
+  declare readonly mykeyArea: Exclude<MyKeyArea['state'], 'written'>;
+
+  constructor(certDer: Uint8Array, mykeyArea: Exclude<MyKeyArea['state'], 'written'>) {
+    this.kind = 'cert';
+    this.certDer = certDer;
+    this.mykeyArea = mykeyArea;
+  }
+
+  /** SHA-256 of certDer, lower-case hex. */
+  get certSha256(): string {
+    let digest = digests.get(this);
+    if (digest === undefined) {
+      digest = sha256Hex(this.certDer);
+      digests.set(this, digest);
+    }
+    return digest;
+  }
 }

@@ -31,7 +31,10 @@ export function nextAreaApdu(r: ResponseApdu, index: number): Uint8Array | undef
 
 /** What the answers of the area's read say (SELECT, SELECT EF, READ BINARY, as far as they went). */
 export function areaOf(answers: readonly ResponseApdu[]): MyKeyArea {
-  const [app, ef, r] = answers;
+  // Indexed reads: this runs on every touch, and destructuring goes through the array's iterator.
+  const app = answers[0];
+  const ef = answers[1];
+  const r = answers[2];
   if (app.sw === SW.fileNotFound) return { state: 'absent' };
   if (app.sw !== SW.ok) throw swError(app.sw, 'SELECT MyKey application');
   if (ef.sw === SW.fileNotFound) return { state: 'unreserved' };

@@ -153,11 +153,10 @@ export class PcscConnection implements RawCard {
   }
 
   #transmit(apdu: Uint8Array, maxLen: number, answer: RawAnswer): void {
-    // pcsclite's callback passed on as it is: no promise per APDU.
+    // pcsclite's callback passed on as it is: no promise per APDU. The APDU goes as it is too: the addon
+    // takes any ArrayBufferView (node::Buffer::HasInstance) and copies the bytes before it returns.
     try {
-      this.#handle.transmit(Buffer.from(apdu.buffer, apdu.byteOffset, apdu.byteLength), maxLen, this.#protocol, (err, resp) =>
-        err ? answer(err) : answer(null, new Uint8Array(resp.buffer, resp.byteOffset, resp.byteLength)),
-      );
+      this.#handle.transmit(apdu, maxLen, this.#protocol, (err, resp) => (err ? answer(err) : answer(null, new Uint8Array(resp.buffer, resp.byteOffset, resp.byteLength))));
     } catch (err) {
       answer(err ?? new Error('transmit failed'));
     }

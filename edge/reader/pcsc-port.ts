@@ -18,7 +18,7 @@ export interface PcscReader {
   removeAllListeners(event?: string): unknown;
   connect(options: { share_mode: number; protocol: number }, cb: (err: Error | null | undefined, protocol: number) => void): void;
   disconnect(disposition: number, cb: (err: Error | null | undefined) => void): void;
-  transmit(data: Buffer, resLen: number, protocol: number, cb: (err: Error | null | undefined, response: Buffer) => void): void;
+  transmit(data: Uint8Array, resLen: number, protocol: number, cb: (err: Error | null | undefined, response: Buffer) => void): void;
   close(): void;
 }
 

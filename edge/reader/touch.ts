@@ -2,7 +2,7 @@
 // It emits `identity` {reader, identity, ms} or `touch-failed` {reader, code, message, ms}; ms runs
 // from the card-present event to the identity being ready. Nothing here records who touched when.
 import { MyKeyError, type ErrorCode } from '../../shared/errors.ts';
-import { readIdentity as defaultReadIdentity, type CardIdentity } from './identity.ts';
+import { readIdentity as defaultReadIdentity, readIdentityNow, type CardIdentity } from './identity.ts';
 import { consoleReaderLog, type ReaderLog } from './log.ts';
 import type { ReaderManager } from './reader-manager.ts';
 import { pcscCode, type CardSession } from './transport.ts';
@@ -32,6 +32,8 @@ export class TouchPipeline {
   readonly events: TypedEvents<TouchEvents>;
   readonly #manager: ReaderManager;
   readonly #read: (session: CardSession) => Promise<CardIdentity>;
+  /** The default read in its callback form (the identity comes out in PC/SC's callback of the last answer). */
+  readonly #readNow: ((session: CardSession, done: (err: unknown, identity?: CardIdentity) => void) => void) | undefined;
   readonly #log: ReaderLog;
   readonly #now: () => number;
   #off: (() => void) | undefined;
@@ -40,6 +42,7 @@ export class TouchPipeline {
   constructor(manager: ReaderManager, options: TouchPipelineOptions = {}) {
     this.#manager = manager;
     this.#read = options.readIdentity ?? defaultReadIdentity;
+    this.#readNow = this.#read === defaultReadIdentity ? readIdentityNow : undefined;
     this.#log = options.log ?? consoleReaderLog;
     this.#now = options.now ?? (() => performance.now());
     this.events = new TypedEvents<TouchEvents>(this.#log, 'touch pipeline');
@@ -67,25 +70,48 @@ export class TouchPipeline {
     await Promise.allSettled([...this.#inFlight]);
   }
 
-  async #touch(reader: string): Promise<void> {
+  /** One touch; settles once its session is closed. */
+  #touch(reader: string): Promise<void> {
     const t0 = this.#now();
-    let session: CardSession | undefined;
-    try {
-      // open, not connect: the read's first command passes the guard while pcscd connects, and goes to
-      // the card the moment the connection stands (a failed connect fails the read with its reason).
-      session = this.#manager.open(reader);
-      const identity = await this.#read(session);
-      this.events.emit('identity', { reader, identity, ms: this.#now() - t0 });
-    } catch (err) {
-      const e = err instanceof MyKeyError ? err : new MyKeyError('internal', 'the touch failed unexpectedly', { cause: err });
-      if (!(err instanceof MyKeyError)) this.#log.error('touch failed unexpectedly', { reader, error: String(err) });
-      else this.#log.debug('touch failed', { reader, code: e.code });
-      const pcsc = pcscCodeIn(e);
-      const answered = inChain(e, (x) => ((x as MyKeyError).details?.sw !== undefined ? true : undefined)) ?? false;
-      this.events.emit('touch-failed', { reader, code: e.code, message: e.message, ms: this.#now() - t0, ...(pcsc !== undefined ? { pcsc } : {}), ...(answered ? { answered: true as const } : {}) });
-    } finally {
-      await session?.close();
-    }
+    return new Promise<void>((settled) => {
+      let session: CardSession | undefined;
+      let finished = false;
+      // Runs once, maybe inside PC/SC's callback of the card's last answer: the identity goes out
+      // there, without a promise turn between the card and the listeners (issue #11).
+      const done = (err: unknown, identity?: CardIdentity): void => {
+        if (finished) return;
+        finished = true;
+        try {
+          if (identity) this.events.emit('identity', { reader, identity, ms: this.#now() - t0 });
+          else this.#failed(reader, err, t0);
+        } finally {
+          if (session) session.close().then(settled, settled);
+          else settled();
+        }
+      };
+      try {
+        // open, not connect: the read's first command passes the guard while pcscd connects, and goes
+        // to the card the moment the connection stands (a failed connect fails the read with its reason).
+        session = this.#manager.open(reader);
+        if (this.#readNow) this.#readNow(session, done);
+        else
+          this.#read(session).then(
+            (identity) => done(undefined, identity),
+            (err: unknown) => done(err),
+          );
+      } catch (err) {
+        done(err);
+      }
+    });
+  }
+
+  #failed(reader: string, err: unknown, t0: number): void {
+    const e = err instanceof MyKeyError ? err : new MyKeyError('internal', 'the touch failed unexpectedly', { cause: err });
+    if (!(err instanceof MyKeyError)) this.#log.error('touch failed unexpectedly', { reader, error: String(err) });
+    else this.#log.debug('touch failed', { reader, code: e.code });
+    const pcsc = pcscCodeIn(e);
+    const answered = inChain(e, (x) => ((x as MyKeyError).details?.sw !== undefined ? true : undefined)) ?? false;
+    this.events.emit('touch-failed', { reader, code: e.code, message: e.message, ms: this.#now() - t0, ...(pcsc !== undefined ? { pcsc } : {}), ...(answered ? { answered: true as const } : {}) });
   }
 }
 

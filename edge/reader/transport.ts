@@ -5,7 +5,7 @@
 import { MyKeyError } from '../../shared/errors.ts';
 import { buildApdu, getResponse, toHex, type CommandApdu } from './apdu.ts';
 import { ApduGuard, type ApduKind, type GuardOptions } from './guard.ts';
-import { bytesAvailable, correctLe, responseData, SW_OK, sw } from './status-words.ts';
+import { bytesAvailable, correctLe, responseData } from './status-words.ts';
 
 /** How a raw card hands back one answer: an error, or the full response (data + SW1 SW2). */
 export type RawAnswer = (err: unknown, response?: Uint8Array) => void;
@@ -173,6 +173,8 @@ export class CardSession {
   /** performance.now() by which the card must have answered the APDU at the card. */
   #deadline = 0;
   #watchdog: NodeJS.Timeout | undefined;
+  /** Whether the watchdog holds the process open (it does while an exchange runs). */
+  #watchdogRefed = false;
 
   constructor(raw: RawCard, options: CardSessionOptions = {}) {
     this.#raw = raw;
@@ -203,6 +205,15 @@ export class CardSession {
         throw e;
       }),
     );
+  }
+
+  /**
+   * What run() makes of a failure: card_removed (with the failure as cause) when the reader then
+   * reports the card gone, else the failure itself. Never rejects. For reads that take their outcome
+   * in a callback (transmitStepsNow) rather than through run().
+   */
+  explain(err: unknown): Promise<unknown> {
+    return this.#explain(err);
   }
 
   async #explain(err: unknown): Promise<unknown> {
@@ -257,6 +268,17 @@ export class CardSession {
     return new Promise<ResponseApdu[]>((resolve, reject) => this.#enqueue({ first, next, answers: [], resolve, reject }));
   }
 
+  /**
+   * transmitSteps with a callback instead of a promise: `done` gets the answers inside PC/SC's callback
+   * of the last answer, or the failure (not yet explained: see explain()). A touch's identity is then
+   * ready in that callback rather than after the promise turns of a resolve, the read's then, run()'s
+   * then and the caller's await, which measured some 20-40 us on a touch (issue #11). `done` may be
+   * called before this returns (a refused first APDU, a closed session).
+   */
+  transmitStepsNow(first: Uint8Array, next: NextApdu, done: (err: unknown, answers?: ResponseApdu[]) => void): void {
+    this.#enqueue({ first, next, answers: [], resolve: (a) => done(undefined, a), reject: (e) => done(e) });
+  }
+
   #enqueue(cmd: Command): void {
     this.#waiting.push(cmd);
     this.#pump();
@@ -309,6 +331,16 @@ export class CardSession {
       this.#finish(this.#gone);
       return;
     }
+    this.#phase = 'first';
+    this.#rounds = 0;
+    // A certificate chunk: allowed by the guard's byte compares, sent without a parsed command (one is
+    // parsed only if the card asks for a resend with another Le). Everything else: the full rules.
+    if (this.#guard.allowsPlainRead(bytes)) {
+      this.#kind = 'read-binary';
+      this.#apdu = undefined;
+      this.#send(bytes);
+      return;
+    }
     let checked: { kind: ApduKind; apdu: CommandApdu };
     try {
       checked = this.#guard.check(bytes);
@@ -319,8 +351,6 @@ export class CardSession {
     if (checked.kind === 'verify' && checked.apdu.data.length > 0) this.#pinPresented = true;
     this.#kind = checked.kind;
     this.#apdu = checked.apdu;
-    this.#phase = 'first';
-    this.#rounds = 0;
     this.#send(bytes);
   }
 
@@ -344,13 +374,19 @@ export class CardSession {
       }
     }
     this.#current = undefined;
-    if (cmd) {
-      if (result) cmd.resolve(cmd.answers);
-      else cmd.reject(err);
+    try {
+      if (cmd) {
+        if (result) cmd.resolve(cmd.answers);
+        else cmd.reject(err);
+      }
+    } finally {
+      // Idle: the watchdog stops holding the process open (a session nobody closes must not keep it alive).
+      if (this.#waiting.length === 0 && this.#watchdog && this.#watchdogRefed) {
+        this.#watchdog.unref();
+        this.#watchdogRefed = false;
+      }
+      this.#pump();
     }
-    // Idle: the watchdog stops holding the process open (a session nobody closes must not keep it alive).
-    if (this.#waiting.length === 0) this.#watchdog?.unref();
-    this.#pump();
   }
 
   /** One APDU to the card; its answer comes to #answer. */
@@ -362,8 +398,9 @@ export class CardSession {
     this.#sent = apdu;
     this.#awaiting = true;
     this.#deadline = performance.now() + this.#timeoutMs;
-    if (this.#watchdog) this.#watchdog.ref();
-    else this.#watchdog = setTimeout(this.#tick, this.#timeoutMs);
+    if (!this.#watchdog) this.#watchdog = setTimeout(this.#tick, this.#timeoutMs);
+    else if (!this.#watchdogRefed) this.#watchdog.ref();
+    this.#watchdogRefed = true;
     const raw = this.#raw;
     try {
       if (raw.send) raw.send(apdu, MAX_RESPONSE_LENGTH, this.#answer);
@@ -427,17 +464,22 @@ export class CardSession {
 
   /** What the answer means for the command at the card: done, resend with the right Le, or collect more. */
   #step(resp: Uint8Array): void {
-    const status = sw(resp);
-    const apdu = this.#apdu as CommandApdu;
-    // The usual answer, 90 00 to the APDU as sent: its data as a view, nothing to resend or collect.
-    if (status === SW_OK && this.#phase === 'first') {
-      this.#guard.observe(this.#kind, apdu, status);
-      this.#finish(undefined, { data: resp.subarray(0, resp.length - 2), sw: status });
+    // #answer checked the length: 2 to 258 bytes.
+    const n = resp.length;
+    const sw1 = resp[n - 2];
+    const status = (sw1 << 8) | resp[n - 1];
+    // The usual answer to the APDU as sent (90 00, or a final status such as 6A 82): its data as a
+    // view, nothing to resend or collect. A plain READ BINARY (no parsed command) changes no selection
+    // (nextGuardState), so the guard is told only of the others.
+    if (this.#phase === 'first' && sw1 !== 0x61 && sw1 !== 0x6c) {
+      if (this.#apdu) this.#guard.observe(this.#kind, this.#apdu, status);
+      this.#finish(undefined, { data: resp.subarray(0, n - 2), sw: status });
       return;
     }
     // ISO 7816-4 5.3.4 (T=0 case 2/4): 6C xx = wrong Le, resend once with Le = xx.
     if (this.#phase === 'first') {
       const le = correctLe(status);
+      const apdu = this.#apdu ?? this.#guard.check(this.#sent).apdu;
       if (le !== undefined && apdu.le !== undefined) {
         const again = buildApdu(apdu.cla, apdu.ins, apdu.p1, apdu.p2, apdu.data.length ? apdu.data : undefined, le);
         this.#guard.check(again);
@@ -468,7 +510,7 @@ export class CardSession {
       this.#send(gr);
       return;
     }
-    this.#guard.observe(this.#kind, apdu, status);
+    if (this.#apdu) this.#guard.observe(this.#kind, this.#apdu, status);
     this.#finish(undefined, { data: this.#data, sw: status });
   }
 }

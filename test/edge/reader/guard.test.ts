@@ -136,6 +136,51 @@ test('every SELECT by name of anything but the two exact AIDs is refused, whatev
   for (let n = 0; n < MYKEY_AID.length; n++) assert.not.ok(checkApdu(fromHex(select(toHex(MYKEY_AID.subarray(0, n)))), none).ok, `MyKey prefix ${n}`);
 });
 
+/** A guard brought to `state` the way a session brings it there: through allowed SELECTs the card answered 90 00. */
+function guardIn(state: GuardState, writer = false): ApduGuard {
+  const g = new ApduGuard({ writer });
+  const ok = (apdu: string) => {
+    const { kind, apdu: a } = g.check(fromHex(apdu));
+    g.observe(kind, a, 0x9000);
+  };
+  if (state.app !== 'none') ok(select(state.app === 'jpki' ? JPKI : MYKEY));
+  if (state.ef !== undefined) ok(select(toHex(Uint8Array.of(state.ef >> 8, state.ef & 0xff)), '02'));
+  assert.equal(g.state, state);
+  return g;
+}
+
+test("ApduGuard.check, its quick paths included, gives checkApdu's verdict on every command listed here", () => {
+  const states: GuardState[] = [none, jpki(), jpki(0x0a), jpki(0x0b), jpki(0x06), jpki(0x17), jpki(0x18), mykey(), mykey(1)];
+  const commands = [
+    ...allowed.map(([, apdu]) => apdu),
+    ...refused.map(([, apdu]) => apdu),
+    '00 B0 00 04 00',
+    '00 B0 01 04 00',
+    '00 B0 00 00 00 00',
+    '00 B0 00 00 01 00',
+    '00 A4 02 0C 03 00 0A 00',
+    '00 A4 02 0C 02 00 0A 00',
+  ];
+  for (const state of states) {
+    for (const writer of [false, true]) {
+      for (const apdu of commands) {
+        const bytes = fromHex(apdu);
+        const want = checkApdu(bytes, state, { writer });
+        const g = guardIn(state, writer);
+        const label = `${apdu} in ${state.app}/${state.ef}${writer ? ' (writer)' : ''}`;
+        assert.is(g.allowsPlainRead(bytes), want.ok && want.kind === 'read-binary' && bytes.length === 5, `${label}: allowsPlainRead`);
+        if (want.ok) assert.equal(g.check(bytes), { kind: want.kind, apdu: want.apdu }, label);
+        else
+          assert.throws(
+            () => g.check(bytes),
+            (e: unknown) => e instanceof MyKeyError && e.code === 'apdu_refused' && (e.details as { rule?: string } | undefined)?.rule === want.rule,
+            label,
+          );
+      }
+    }
+  }
+});
+
 test('the guard follows the selection from the card answers', () => {
   const g = new ApduGuard();
   const step = (apdu: string, status: number) => {

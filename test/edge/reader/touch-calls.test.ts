@@ -28,6 +28,8 @@ const SELECT_JPKI = '00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01';
 /** A pcsclite reader that counts every call and can hold a connect until the test lets it answer. */
 class CountingReader extends FakeReader {
   readonly calls: string[] = [];
+  /** True while this reader calls back with an answer to a transmit. */
+  inAnswer = false;
   hold: Promise<void> | undefined;
   connectError: Error | undefined;
   constructor(name: string, card: () => VirtualCard) {
@@ -45,7 +47,14 @@ class CountingReader extends FakeReader {
   }
   override transmit(data: Buffer, len: number, p: number, cb: (err: Error | null | undefined, response: Buffer) => void): void {
     this.calls.push(`transmit ${toHex(data)}`);
-    super.transmit(data, len, p, cb);
+    super.transmit(data, len, p, (err, response) => {
+      this.inAnswer = true;
+      try {
+        cb(err, response);
+      } finally {
+        this.inAnswer = false;
+      }
+    });
   }
   override disconnect(disposition: number, cb: (err: Error | null | undefined) => void): void {
     this.calls.push('disconnect');
@@ -112,6 +121,22 @@ test('a touch of a card without the MyKey application is one connect, nine trans
     ['connect', 'disconnect'],
   );
   await r.stop();
+});
+
+test("the identity goes out inside PC/SC's callback of the card's last answer, for both kinds of card", async () => {
+  for (const [file, kind] of [
+    [withId, 'mykey'],
+    [noApp, 'cert'],
+  ] as const) {
+    const r = await rig();
+    const seen: boolean[] = [];
+    r.pipeline.on('identity', () => seen.push(r.reader.inAnswer));
+    const outcome = await r.touch(file);
+    assert.ok('identity' in outcome && outcome.identity.kind === kind, kind);
+    assert.equal(seen, [true], `${kind}: no promise turn between the last answer and the identity`);
+    if ('identity' in outcome && outcome.identity.kind === 'cert') assert.match(outcome.identity.certSha256, /^[0-9a-f]{64}$/);
+    await r.stop();
+  }
 });
 
 test('the first command passes the guard while PC/SC connects, and reaches the card only once connected', async () => {

@@ -52,6 +52,30 @@ test('a refused APDU never reaches the card', async () => {
   assert.equal(raw.sent, []);
 });
 
+test('transmitStepsNow: a forbidden SELECT chosen from an answer is refused with apdu_refused before the card, and ends the series', async () => {
+  const raw = jpkiCard(() => '6D 00');
+  const s = new CardSession(raw);
+  const outcome = await new Promise<{ err: unknown; answers?: unknown[] }>((resolve) =>
+    s.transmitStepsNow(
+      fromHex(SELECT_JPKI),
+      (r, i) => (i === 0 && r.sw === 0x9000 ? fromHex('00 A4 04 0C 0A D3 92 10 00 31 00 01 01 04 08') : undefined),
+      (err, answers) => resolve({ err, answers }),
+    ),
+  );
+  assert.is((outcome.err as MyKeyError).code, 'apdu_refused');
+  assert.is(outcome.answers, undefined);
+  assert.equal(raw.sent, [SELECT_JPKI], 'the My Number application was never asked for');
+  // A refused first APDU: done is called at once, and nothing reaches the card.
+  let sync: unknown;
+  s.transmitStepsNow(
+    fromHex('00 A4 04 0C 02 D3 92'),
+    () => undefined,
+    (err) => (sync = err),
+  );
+  assert.is((sync as MyKeyError).code, 'apdu_refused');
+  assert.equal(raw.sent, [SELECT_JPKI]);
+});
+
 test('a PC/SC "card removed" error becomes card_removed, and later commands fail the same way without the card', async () => {
   let n = 0;
   const raw = scriptedCard(() => (n++ === 0 ? '90 00' : new Error('SCardTransmit error: Card was removed.(0x80100069)')));

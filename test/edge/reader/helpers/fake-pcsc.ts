@@ -27,10 +27,11 @@ export class FakeReader extends EventEmitter implements PcscReader {
       cb(null);
     });
   }
-  transmit(data: Buffer, _len: number, _p: number, cb: (err: Error | null | undefined, response: Buffer) => void): void {
-    this.transmitted.push(Buffer.from(data));
+  transmit(data: Uint8Array, _len: number, _p: number, cb: (err: Error | null | undefined, response: Buffer) => void): void {
+    const sent = Buffer.from(data);
+    this.transmitted.push(sent);
     setImmediate(() => {
-      const r = this.answer(data);
+      const r = this.answer(Buffer.from(sent));
       if (r instanceof Error) cb(r, Buffer.alloc(0));
       else cb(null, r);
     });
