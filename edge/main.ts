@@ -16,7 +16,7 @@ import { Handoff, targetsFromConfig } from './handoff/index.ts';
 import { KioskServer, type KioskHealth } from './kiosk/index.ts';
 import { TouchDesk, TouchLookup, type HealthView } from './lookup/index.ts';
 import { parseAnchors, PinTouchFlow, readPinTouchIdentity } from './pintouch/index.ts';
-import { readIdentity, ReaderHealer, ReaderManager, TouchPipeline, type PcscFactory, type UsbResetter } from './reader/index.ts';
+import { readIdentityNow, ReaderHealer, ReaderManager, TouchPipeline, type PcscFactory, type UsbResetter } from './reader/index.ts';
 import { CommandSocket, HttpDeviceApi, readerSigner, RegistrationFlow } from './register/index.ts';
 import { EdgeState } from './state/index.ts';
 import { SyncAgent } from './sync/index.ts';
@@ -94,7 +94,17 @@ export function createEdgeAgent(config: EdgeConfig, opts: EdgeAgentOptions = {})
     }
     return anchors;
   };
-  const pipeline = new TouchPipeline(manager, { log: log.child('touch'), readIdentity: (s) => (pinRequired() ? readPinTouchIdentity(s) : readIdentity(s)) });
+  const pipeline = new TouchPipeline(manager, {
+    log: log.child('touch'),
+    // The plain read hands its identity on inside PC/SC's callback of the card's last answer.
+    readIdentityNow: (s, done) => {
+      if (!pinRequired()) return readIdentityNow(s, done);
+      readPinTouchIdentity(s).then(
+        (identity) => done(undefined, identity),
+        (err: unknown) => done(err),
+      );
+    },
+  });
   const heal = config.readers.heal;
   const healer = heal.enabled
     ? new ReaderHealer(

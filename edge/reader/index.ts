@@ -3,7 +3,7 @@
 export { ReaderManager, type ReaderEvents, type ReaderManagerOptions, type ConnectOptions } from './reader-manager.ts';
 export { TouchPipeline, type TouchEvents, type TouchPipelineOptions } from './touch.ts';
 export { CardSession, type CardSessionOptions, type RawCard, type ResponseApdu, type ApduTraceHook } from './transport.ts';
-export { readIdentity, type CardIdentity } from './identity.ts';
+export { readIdentity, readIdentityNow, type CardIdentity } from './identity.ts';
 export { readMyKeyArea, type MyKeyArea } from './mykey-app.ts';
 export { readAuthCert, readAuthCaCert, verifyPin, pinTriesLeft, signChallenge, type PinResult, type PinStatus } from './jpki.ts';
 export { ApduGuard, checkApdu, nextGuardState, INITIAL_GUARD_STATE, type GuardOptions, type GuardState, type GuardRule, type GuardVerdict } from './guard.ts';

@@ -22,18 +22,26 @@ export interface TouchEvents {
 export interface TouchPipelineOptions {
   /** What a touch reads (readIdentity by default). */
   readIdentity?: (session: CardSession) => Promise<CardIdentity>;
+  /**
+   * The same in callback form (readIdentityNow by default, when readIdentity is not given): `done` may
+   * be called inside PC/SC's callback of the card's last answer, so the identity goes out without a
+   * promise turn. Taken before readIdentity when both are given.
+   */
+  readIdentityNow?: ReadNow;
   log?: ReaderLog;
   /** Clock in ms (performance.now by default). */
   now?: () => number;
 }
+
+type ReadNow = (session: CardSession, done: (err: unknown, identity?: CardIdentity) => void) => void;
 
 /** Turns card-present events of a ReaderManager into identity events. */
 export class TouchPipeline {
   readonly events: TypedEvents<TouchEvents>;
   readonly #manager: ReaderManager;
   readonly #read: (session: CardSession) => Promise<CardIdentity>;
-  /** The default read in its callback form (the identity comes out in PC/SC's callback of the last answer). */
-  readonly #readNow: ((session: CardSession, done: (err: unknown, identity?: CardIdentity) => void) => void) | undefined;
+  /** The read in its callback form (the identity may come out in PC/SC's callback of the last answer). */
+  readonly #readNow: ReadNow | undefined;
   readonly #log: ReaderLog;
   readonly #now: () => number;
   #off: (() => void) | undefined;
@@ -42,7 +50,7 @@ export class TouchPipeline {
   constructor(manager: ReaderManager, options: TouchPipelineOptions = {}) {
     this.#manager = manager;
     this.#read = options.readIdentity ?? defaultReadIdentity;
-    this.#readNow = this.#read === defaultReadIdentity ? readIdentityNow : undefined;
+    this.#readNow = options.readIdentityNow ?? (options.readIdentity ? undefined : readIdentityNow);
     this.#log = options.log ?? consoleReaderLog;
     this.#now = options.now ?? (() => performance.now());
     this.events = new TypedEvents<TouchEvents>(this.#log, 'touch pipeline');
