@@ -5,7 +5,8 @@
 // Sessions and in-flight QoS 1 messages live in aedes' in-memory persistence: a hub restart loses
 // them. That is by design: every change-log entry is stored before it is published, and an edge
 // that reconnects compares its applied sequence with the log and catches up (missing entries, or a
-// snapshot), so nothing depends on the broker remembering a session across restarts.
+// snapshot), so nothing depends on the broker remembering a session across restarts. For the same
+// reason no change-log message is kept for a session at all (session-store.ts): only commands are.
 //
 // An optional plain listener exists for development; it binds only a loopback address and trusts
 // the client id of an enrolled device (no certificate). It is off unless configured.
@@ -27,6 +28,7 @@ import { preConnectHook } from './hooks/pre-connect.ts';
 import { installEncodedPublishWrites } from './encoded-publish.ts';
 import { guardPacketSize } from './packet-guard.ts';
 import { publishedHook } from './hooks/published.ts';
+import { createSessionStore } from './session-store.ts';
 
 export interface BrokerOptions {
   /** The device CA certificate (PEM): the only issuer whose client certificates are accepted. */
@@ -157,6 +159,7 @@ export function createBroker(opts: BrokerOptions) {
     async start(): Promise<{ tlsPort: number; plainPort?: number }> {
       const a = await Aedes.createBroker({
         ...aedesTuning(opts),
+        persistence: createSessionStore(),
         preConnect: preConnectHook(ctx),
         authenticate: authenticateHook(ctx),
         authorizeSubscribe: authorizeSubscribeHook(ctx),

@@ -1,7 +1,8 @@
 // A change-log message goes to every edge under one packet identifier and is written to all of them
 // from one encoding (hub/broker/encoded-publish.ts): what each edge gets over real TLS is still a
-// correct MQTT 3.1.1 PUBLISH, QoS 1, with the payload intact; acknowledged messages are not sent again
-// and an unacknowledged one comes back with its identifier when the session resumes.
+// correct MQTT 3.1.1 PUBLISH, QoS 1, with the payload intact. A session keeps the edge's commands
+// (acknowledged ones are not sent again, an unacknowledged one comes back with its identifier) and no
+// change-log message (hub/broker/session-store.ts).
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
@@ -9,7 +10,7 @@ import * as assert from 'uvu/assert';
 import mqttPacket, { type IPublishPacket as WirePublish } from 'mqtt-packet';
 import { Writable } from 'node:stream';
 import { encodedPublishCounts, installEncodedPublishWrites } from '../../../hub/broker/encoded-publish.ts';
-import { serviceLogTopic } from '../../../shared/topics.ts';
+import { edgeCommandTopic, serviceLogTopic } from '../../../shared/topics.ts';
 import { until } from '../../helpers/polling.ts';
 import { type EdgeCreds, type Fixture, startFixture } from './helpers/fixture.ts';
 
@@ -19,12 +20,12 @@ interface Got {
   packet: IPublishPacket;
 }
 
-/** Connects an edge subscribed to its service log at QoS 1 and records every PUBLISH it gets. */
-async function edge(f: Fixture, creds: EdgeCreds, o: Partial<IClientOptions> = {}): Promise<{ client: MqttClient; got: Got[] }> {
+/** Connects an edge subscribed at QoS 1 to its service log (or `topic`) and records every PUBLISH it gets. */
+async function edge(f: Fixture, creds: EdgeCreds, o: Partial<IClientOptions> = {}, topic = serviceLogTopic(creds.serviceId)): Promise<{ client: MqttClient; got: Got[] }> {
   const got: Got[] = [];
   const client = await f.connect(creds, o);
   client.on('message', (topic, payload, packet) => got.push({ topic, payload, packet }));
-  await client.subscribeAsync(serviceLogTopic(creds.serviceId), { qos: 1 });
+  await client.subscribeAsync(topic, { qos: 1 });
   return { client, got };
 }
 
@@ -116,22 +117,23 @@ test("every edge of a service gets a message under one packet id, each message u
   }
 });
 
-test('an acknowledged message is not sent again when the edge resumes its session', async () => {
+test('an acknowledged command is not sent again when the edge resumes its session; one sent while it was away is', async () => {
   const f = await startFixture();
   try {
     const a1 = await f.enroll('edge-a1', 'library');
-    const first = await edge(f, a1);
-    await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":1}'));
-    await until(() => first.got.length === 1, { what: 'the first message' });
+    const cmd = edgeCommandTopic('edge-a1');
+    const first = await edge(f, a1, {}, cmd);
+    await f.broker.publish(cmd, Buffer.from('{"c":1}'));
+    await until(() => first.got.length === 1, { what: 'the first command' });
     // A graceful end: the PUBACK is on the wire before the DISCONNECT.
     await first.client.endAsync();
-    await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":2}'));
-    const again = await edge(f, a1);
-    await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":3}'));
-    await until(() => again.got.length >= 2, { what: 'the queued and the new message' });
+    await f.broker.publish(cmd, Buffer.from('{"c":2}'));
+    const again = await edge(f, a1, {}, cmd);
+    await f.broker.publish(cmd, Buffer.from('{"c":3}'));
+    await until(() => again.got.length >= 2, { what: 'the queued and the new command' });
     assert.equal(
       again.got.map((g) => g.payload.toString()),
-      ['{"seq":2}', '{"seq":3}'],
+      ['{"c":2}', '{"c":3}'],
     );
     assert.is.not(again.got[0].packet.messageId, again.got[1].packet.messageId);
   } finally {
@@ -139,20 +141,20 @@ test('an acknowledged message is not sent again when the edge resumes its sessio
   }
 });
 
-test('an unacknowledged message comes back under its packet id when the edge resumes its session', async () => {
+test('an unacknowledged command comes back under its packet id when the edge resumes its session', async () => {
   const f = await startFixture();
   try {
-    const [a1, a2] = await Promise.all([f.enroll('edge-a1', 'library'), f.enroll('edge-a2', 'library')]);
-    const other = await edge(f, a2);
+    const a1 = await f.enroll('edge-a1', 'library');
+    const cmd = edgeCommandTopic('edge-a1');
     // This edge takes the PUBLISH and never acknowledges it: mqtt.js sends the PUBACK once
     // handleMessage calls back, and here it never does.
     const held: IPublishPacket[] = [];
     const silent = await f.connect(a1);
     silent.handleMessage = (packet) => void held.push(packet as IPublishPacket);
-    await silent.subscribeAsync(serviceLogTopic('library'), { qos: 1 });
+    await silent.subscribeAsync(cmd, { qos: 1 });
     const payload = randomBytes(20_000);
-    await f.broker.publish(serviceLogTopic('library'), payload);
-    await until(() => held.length === 1 && other.got.length === 1, { what: 'the message at both edges', detail: () => `held ${held.length}, other ${other.got.length}` });
+    await f.broker.publish(cmd, payload);
+    await until(() => held.length === 1, { what: 'the command at the edge' });
     silent.end(true);
     await until(() => !f.broker.connectedEdges().includes('edge-a1'), { what: 'the silent edge to be gone' });
 
@@ -162,7 +164,42 @@ test('an unacknowledged message comes back under its packet id when the edge res
     await until(() => got.length === 1, { what: 'the redelivery' });
     assert.ok(got[0].payload.equals(payload));
     assert.is(got[0].packet.messageId, held[0].messageId, '[MQTT-4.4.0-1] the same packet id');
-    assert.is(held[0].messageId, other.got[0].packet.messageId);
+  } finally {
+    await f.close();
+  }
+});
+
+test('no change-log message is kept for a session: neither one sent while the edge was away nor one it left unacknowledged comes back (it catches up through /changes)', async () => {
+  const f = await startFixture();
+  try {
+    const [a1, a2] = await Promise.all([f.enroll('edge-a1', 'library'), f.enroll('edge-a2', 'library')]);
+    const cmd = edgeCommandTopic('edge-a1');
+    const other = await edge(f, a2);
+    // The edge takes a log message and never acknowledges it.
+    const held: IPublishPacket[] = [];
+    const silent = await f.connect(a1);
+    silent.handleMessage = (packet) => void held.push(packet as IPublishPacket);
+    await silent.subscribeAsync([serviceLogTopic('library'), cmd], { qos: 1 });
+    await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":1}'));
+    await until(() => held.length === 1 && other.got.length === 1, { what: 'the message at both edges' });
+    silent.end(true);
+    await until(() => !f.broker.connectedEdges().includes('edge-a1'), { what: 'the silent edge to be gone' });
+    // While it is away: a log message (kept for no session) and a command (kept for its session).
+    await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":2}'));
+    await f.broker.publish(cmd, Buffer.from('{"c":1}'));
+    await until(() => other.got.length === 2, { what: 'the connected edge to get the second' });
+
+    const resumed = await f.connect(a1);
+    const got: Got[] = [];
+    resumed.on('message', (topic, p, packet) => got.push({ topic, payload: p, packet }));
+    // A queued message goes out before anything new: had a log message been kept, it would come first.
+    await until(() => got.length >= 1, { what: 'the queued command' });
+    await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":3}'));
+    await until(() => got.length >= 2, { what: 'the next log message' });
+    assert.equal(
+      got.map((g) => `${g.topic} ${g.payload.toString()}`),
+      [`${cmd} {"c":1}`, `${serviceLogTopic('library')} {"seq":3}`],
+    );
   } finally {
     await f.close();
   }
