@@ -73,6 +73,9 @@ test.before(async (ctx) => {
       stateDir: join(ctx.work, 'var', 'state'),
       kiosk: { enabled: false },
       registration: { enabled: false },
+      // No reader of this machine: the vpcd slots belong to the serial tests running meanwhile, whose
+      // cards this agent would otherwise touch (its reader layer is up all the same, as the self-test asks).
+      readers: { include: ['no reader of this test'] },
       updates: { releaseKey: ctx.keys.publicKeyLine, checkSeconds: 5, selfTestSeconds: 30 },
       logLevel: 'warn',
     }),
