@@ -20,13 +20,38 @@ interface Got {
   packet: IPublishPacket;
 }
 
-/** Connects an edge subscribed at QoS 1 to its service log (or `topic`) and records every PUBLISH it gets. */
-async function edge(f: Fixture, creds: EdgeCreds, o: Partial<IClientOptions> = {}, topic = serviceLogTopic(creds.serviceId)): Promise<{ client: MqttClient; got: Got[] }> {
+/** Connects an edge (a resumed session: no SUBSCRIBE) and records every PUBLISH it gets. */
+async function recording(f: Fixture, creds: EdgeCreds, o: Partial<IClientOptions> = {}): Promise<{ client: MqttClient; got: Got[] }> {
   const got: Got[] = [];
   const client = await f.connect(creds, o);
   client.on('message', (topic, payload, packet) => got.push({ topic, payload, packet }));
-  await client.subscribeAsync(topic, { qos: 1 });
   return { client, got };
+}
+
+/** Connects an edge subscribed at QoS 1 to its service log (or `topic`) and records every PUBLISH it gets. */
+async function edge(f: Fixture, creds: EdgeCreds, o: Partial<IClientOptions> = {}, topic = serviceLogTopic(creds.serviceId)): Promise<{ client: MqttClient; got: Got[] }> {
+  const e = await recording(f, creds, o);
+  await e.client.subscribeAsync(topic, { qos: 1 });
+  return e;
+}
+
+/**
+ * Connects an edge subscribed at QoS 1 to `topics` that takes every PUBLISH and never acknowledges
+ * one: mqtt.js sends the PUBACK once handleMessage calls back, and here it never does. `leave()` cuts
+ * its connection and waits until the broker has let it go.
+ */
+async function silentEdge(f: Fixture, creds: EdgeCreds, topics: string[]): Promise<{ held: IPublishPacket[]; leave: () => Promise<void> }> {
+  const held: IPublishPacket[] = [];
+  const client = await f.connect(creds);
+  client.handleMessage = (packet) => void held.push(packet as IPublishPacket);
+  await client.subscribeAsync(topics, { qos: 1 });
+  return {
+    held,
+    async leave() {
+      client.end(true);
+      await until(() => !f.broker.connectedEdges().includes(creds.edgeId), { what: 'the silent edge to be gone' });
+    },
+  };
 }
 
 /** What mqtt-packet's writeToStream (as aedes calls it) puts on a stream, concatenated. */
@@ -146,21 +171,13 @@ test('an unacknowledged command comes back under its packet id when the edge res
   try {
     const a1 = await f.enroll('edge-a1', 'library');
     const cmd = edgeCommandTopic('edge-a1');
-    // This edge takes the PUBLISH and never acknowledges it: mqtt.js sends the PUBACK once
-    // handleMessage calls back, and here it never does.
-    const held: IPublishPacket[] = [];
-    const silent = await f.connect(a1);
-    silent.handleMessage = (packet) => void held.push(packet as IPublishPacket);
-    await silent.subscribeAsync(cmd, { qos: 1 });
+    const { held, leave } = await silentEdge(f, a1, [cmd]);
     const payload = randomBytes(20_000);
     await f.broker.publish(cmd, payload);
     await until(() => held.length === 1, { what: 'the command at the edge' });
-    silent.end(true);
-    await until(() => !f.broker.connectedEdges().includes('edge-a1'), { what: 'the silent edge to be gone' });
+    await leave();
 
-    const resumed = await f.connect(a1);
-    const got: Got[] = [];
-    resumed.on('message', (topic, p, packet) => got.push({ topic, payload: p, packet }));
+    const { got } = await recording(f, a1);
     await until(() => got.length === 1, { what: 'the redelivery' });
     assert.ok(got[0].payload.equals(payload));
     assert.is(got[0].packet.messageId, held[0].messageId, '[MQTT-4.4.0-1] the same packet id');
@@ -176,22 +193,16 @@ test('no change-log message is kept for a session: neither one sent while the ed
     const cmd = edgeCommandTopic('edge-a1');
     const other = await edge(f, a2);
     // The edge takes a log message and never acknowledges it.
-    const held: IPublishPacket[] = [];
-    const silent = await f.connect(a1);
-    silent.handleMessage = (packet) => void held.push(packet as IPublishPacket);
-    await silent.subscribeAsync([serviceLogTopic('library'), cmd], { qos: 1 });
+    const { held, leave } = await silentEdge(f, a1, [serviceLogTopic('library'), cmd]);
     await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":1}'));
     await until(() => held.length === 1 && other.got.length === 1, { what: 'the message at both edges' });
-    silent.end(true);
-    await until(() => !f.broker.connectedEdges().includes('edge-a1'), { what: 'the silent edge to be gone' });
+    await leave();
     // While it is away: a log message (kept for no session) and a command (kept for its session).
     await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":2}'));
     await f.broker.publish(cmd, Buffer.from('{"c":1}'));
     await until(() => other.got.length === 2, { what: 'the connected edge to get the second' });
 
-    const resumed = await f.connect(a1);
-    const got: Got[] = [];
-    resumed.on('message', (topic, p, packet) => got.push({ topic, payload: p, packet }));
+    const { got } = await recording(f, a1);
     // A queued message goes out before anything new: had a log message been kept, it would come first.
     await until(() => got.length >= 1, { what: 'the queued command' });
     await f.broker.publish(serviceLogTopic('library'), Buffer.from('{"seq":3}'));
