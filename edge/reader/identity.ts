@@ -6,7 +6,6 @@ import type { MyKeyId } from '../../shared/ids.ts';
 import { authCertSteps } from './jpki.ts';
 import { areaOf, MYKEY_AREA_FIRST, nextAreaApdu, type MyKeyArea } from './mykey-app.ts';
 import type { CertificateSteps } from './card-files.ts';
-import { SW } from './status-words.ts';
 import type { CardSession, ResponseApdu } from './transport.ts';
 
 /** The identity a card yields on a touch. */
@@ -36,9 +35,6 @@ export function readIdentity(session: CardSession): Promise<CardIdentity> {
   return new Promise<CardIdentity>((resolve, reject) => readIdentityNow(session, (err, identity) => (identity ? resolve(identity) : reject(err))));
 }
 
-/** What areaOf gives for a card without the MyKey application (SELECT answered 6A 82). */
-const NO_MYKEY_APP: MyKeyArea = Object.freeze({ state: 'absent' });
-
 /**
  * readIdentity with a callback: `done` gets the identity inside PC/SC's callback of the card's last
  * answer (no promise turn between that answer and the identity), or the failure as session.run would
@@ -52,13 +48,6 @@ export function readIdentityNow(session: CardSession, done: (err: unknown, ident
   let certFrom = 0;
   const next = (r: ResponseApdu, i: number): Uint8Array | undefined => {
     if (area) return cert.next(r, i - certFrom);
-    // The common card: no MyKey application (SELECT answered 6A 82). What areaOf says of that answer,
-    // without the answers list; on to the certificate.
-    if (i === 0 && r.sw === SW.fileNotFound) {
-      area = NO_MYKEY_APP;
-      certFrom = 1;
-      return cert.first;
-    }
     areaAnswers.push(r);
     const more = nextAreaApdu(r, i);
     if (more) return more;
