@@ -108,16 +108,22 @@ export class Unfolding {
     this.#wake();
   }
 
+  /** Piece `i` once it is written; undefined when the body ended before it; throws the build's error once the pieces before it are read. */
+  async #piece(i: number): Promise<Buffer | undefined> {
+    for (;;) {
+      if (i < this.parts.length) return this.parts[i];
+      if (this.#failure) throw this.#failure.error;
+      if (this.#ended) return undefined;
+      await new Promise<void>((r) => this.#waiting.push(r));
+    }
+  }
+
   /** Its pieces as they come; throws the build's error after the pieces written before it. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
-    for (let i = 0; ; ) {
-      if (i < this.parts.length) {
-        yield this.parts[i++];
-        continue;
-      }
-      if (this.#failure) throw this.#failure.error;
-      if (this.#ended) return;
-      await new Promise<void>((r) => this.#waiting.push(r));
+    for (let i = 0; ; i++) {
+      const p = await this.#piece(i);
+      if (!p) return;
+      yield p;
     }
   }
 
@@ -146,27 +152,25 @@ export class Unfolding {
     let gone = false;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
-        for (;;) {
-          if (gone) return;
-          if (i < this.parts.length) {
-            // A page is hundreds of kilobytes: given in slices, so that writing (and encrypting) one
-            // holds the event loop briefly and other requests are answered between them.
-            const p = this.parts[i];
-            const slice = p.subarray(at, at + SEND_SLICE);
-            at += slice.length;
-            if (at >= p.length) {
-              i++;
-              at = 0;
-            }
-            return controller.enqueue(slice);
-          }
-          if (this.#failure) {
-            cut(this.#failure.error);
-            return controller.error(this.#failure.error);
-          }
-          if (this.#ended) return controller.close();
-          await new Promise<void>((r) => this.#waiting.push(r));
+        if (gone) return;
+        let p: Buffer | undefined;
+        try {
+          p = await this.#piece(i);
+        } catch (error) {
+          cut(error);
+          return controller.error(error);
         }
+        if (gone) return;
+        if (!p) return controller.close();
+        // A page is hundreds of kilobytes: given in slices, so that writing (and encrypting) one
+        // holds the event loop briefly and other requests are answered between them.
+        const slice = p.subarray(at, at + SEND_SLICE);
+        at += slice.length;
+        if (at >= p.length) {
+          i++;
+          at = 0;
+        }
+        controller.enqueue(slice);
       },
       cancel: () => {
         gone = true;
